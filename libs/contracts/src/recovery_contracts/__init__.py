@@ -1,0 +1,1 @@
+"""The wire contract of the revenue-recovery engine: what other teams import."""

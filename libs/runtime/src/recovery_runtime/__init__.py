@@ -1,0 +1,1 @@
+"""Service plumbing shared by the four services: settings, broker, MongoDB, unit of work, logging, metrics."""

@@ -1,0 +1,77 @@
+"""`/v2/api-keys`: merchant API keys (create shows the key once; retrieve and list show only its prefix)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, PlainSerializer
+
+from recovery_contracts.api.fields import Description, Identifier, Name, RequestBody, ResponseBody
+from recovery_contracts.timestamps import UtcMillis, format_ms
+
+MAX_PAGE_SIZE = 100
+
+
+def _expiry_ms(value: datetime | str) -> str:
+    return value if isinstance(value, str) else format_ms(value)
+
+
+def _aware(value: datetime | str) -> datetime | str:
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+# `"never"` or an ISO 8601 date-time (naive values are taken as UTC). That the time is in the future is
+# checked by intake, which owns the clock.
+ApiKeyExpiration = Annotated[
+    Literal["never"] | datetime,
+    AfterValidator(_aware),
+    PlainSerializer(_expiry_ms, return_type=str),
+]
+
+
+class ApiKeyCreate(RequestBody):
+    name: Name
+    description: Description | None = None
+    expiration: ApiKeyExpiration
+
+
+class ApiKeyUpdate(RequestBody):
+    name: Name | None = None
+    description: Description | None = None
+    expiration: ApiKeyExpiration | None = None
+
+
+class ListApiKeyConstraints(RequestBody):
+    """Query of `GET /v2/api-keys/list`."""
+
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] | None = None
+    skip: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+
+
+class ApiKeyCreateResponse(ResponseBody):
+    key_id: Identifier
+    merchant_id: Identifier
+    name: Name
+    description: Description | None = None
+    api_key: str = Field(description="the plaintext key: shown here once, stored only as a keyed hash")
+    created: UtcMillis
+    expiration: ApiKeyExpiration
+
+
+class RetrieveApiKeyResponse(ResponseBody):
+    key_id: Identifier
+    merchant_id: Identifier
+    name: Name
+    description: Description | None = None
+    prefix: str = Field(max_length=64, description="the first characters of the key, to recognise it")
+    created: UtcMillis
+    expiration: ApiKeyExpiration
+
+
+class RevokeApiKeyResponse(ResponseBody):
+    merchant_id: Identifier
+    key_id: Identifier
+    revoked: bool

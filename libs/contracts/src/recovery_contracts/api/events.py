@@ -1,0 +1,115 @@
+"""The events API (`/events/{merchant_id}/…`): outgoing webhook events and their delivery attempts."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field
+
+from recovery_contracts.api.fields import Flag, Identifier, RequestBody, ResponseBody
+from recovery_contracts.timestamps import UtcMillis
+
+MAX_EVENTS_PAGE = 100
+
+
+class EventClass(StrEnum):
+    PAYMENTS = "payments"
+    REFUNDS = "refunds"
+    DISPUTES = "disputes"
+    MANDATES = "mandates"
+    PAYOUTS = "payouts"
+
+
+class EventType(StrEnum):
+    """Hyperswitch's `EventType`. This system emits `payment_succeeded` and `payment_failed`."""
+
+    PAYMENT_SUCCEEDED = "payment_succeeded"
+    PAYMENT_FAILED = "payment_failed"
+    PAYMENT_PROCESSING = "payment_processing"
+    PAYMENT_CANCELLED = "payment_cancelled"
+    PAYMENT_AUTHORIZED = "payment_authorized"
+    PAYMENT_CAPTURED = "payment_captured"
+    ACTION_REQUIRED = "action_required"
+    REFUND_SUCCEEDED = "refund_succeeded"
+    REFUND_FAILED = "refund_failed"
+    DISPUTE_OPENED = "dispute_opened"
+    DISPUTE_EXPIRED = "dispute_expired"
+    DISPUTE_ACCEPTED = "dispute_accepted"
+    DISPUTE_CANCELLED = "dispute_cancelled"
+    DISPUTE_CHALLENGED = "dispute_challenged"
+    DISPUTE_WON = "dispute_won"
+    DISPUTE_LOST = "dispute_lost"
+    MANDATE_ACTIVE = "mandate_active"
+    MANDATE_REVOKED = "mandate_revoked"
+    PAYOUT_SUCCESS = "payout_success"
+    PAYOUT_FAILED = "payout_failed"
+    PAYOUT_INITIATED = "payout_initiated"
+    PAYOUT_PROCESSING = "payout_processing"
+    PAYOUT_CANCELLED = "payout_cancelled"
+    PAYOUT_EXPIRED = "payout_expired"
+    PAYOUT_REVERSED = "payout_reversed"
+
+
+class WebhookDeliveryAttempt(StrEnum):
+    INITIAL_ATTEMPT = "initial_attempt"
+    AUTOMATIC_RETRY = "automatic_retry"
+    MANUAL_RETRY = "manual_retry"
+
+
+class EventListConstraints(RequestBody):
+    """Body of `POST /events/{merchant_id}` (filters; only initial attempts are listed)."""
+
+    created_after: UtcMillis | None = None
+    created_before: UtcMillis | None = None
+    limit: Annotated[int, Field(strict=True, ge=1, le=MAX_EVENTS_PAGE)] | None = None
+    offset: Annotated[int, Field(strict=True, ge=0, le=1_000_000)] | None = None
+    object_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    event_id: Identifier | None = None
+    profile_id: Identifier | None = None
+    event_classes: Annotated[list[EventClass], Field(max_length=len(EventClass))] | None = None
+    event_types: Annotated[list[EventType], Field(max_length=len(EventType))] | None = None
+    is_delivered: Flag | None = None
+
+
+class EventListItemResponse(ResponseBody):
+    event_id: str
+    merchant_id: str
+    profile_id: str
+    object_id: str
+    event_type: EventType
+    event_class: EventClass
+    is_delivery_successful: bool | None
+    initial_attempt_id: str
+    created: UtcMillis
+
+
+class TotalEventsResponse(ResponseBody):
+    events: list[EventListItemResponse]
+    total_count: int = Field(ge=0)
+
+
+# Headers travel as [name, value] pairs, in the order sent (Hyperswitch's `Vec<(String, Secret<String>)>`).
+HeaderPairs = list[tuple[str, str]]
+
+
+class OutgoingWebhookRequestContent(ResponseBody):
+    body: str = Field(description="the exact body bytes sent, as text")
+    headers: HeaderPairs
+
+
+class OutgoingWebhookResponseContent(ResponseBody):
+    body: str | None = None
+    headers: HeaderPairs | None = None
+    status_code: int | None = None
+    error_message: str | None = None
+
+
+class EventRetrieveResponse(EventListItemResponse):
+    """One delivery attempt (`GET …/attempts`, `POST …/retry`): the list item plus what went over the wire.
+
+    The merchant's signing key is never in `request.headers` (only the signature it produced)."""
+
+    request: OutgoingWebhookRequestContent
+    response: OutgoingWebhookResponseContent
+    delivery_attempt: WebhookDeliveryAttempt | None

@@ -1,0 +1,97 @@
+"""Operator API `/v2/process-trackers/revenue-recovery-workflow/{payment_id}` and the timeline extension."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field
+
+from recovery_contracts.api.fields import RequestBody, ResponseBody
+from recovery_contracts.timestamps import UtcMillis
+
+
+class ProcessTrackerStatus(StrEnum):
+    NEW = "new"
+    PENDING = "pending"
+    PROCESS_STARTED = "process_started"
+    PROCESSING = "processing"
+    FINISH = "finish"
+    REVIEW = "review"
+
+
+class RevenueRecoveryTask(StrEnum):
+    CALCULATE_WORKFLOW = "CALCULATE_WORKFLOW"
+    EXECUTE_WORKFLOW = "EXECUTE_WORKFLOW"
+    PSYNC_WORKFLOW = "PSYNC_WORKFLOW"
+
+
+class BusinessStatus(StrEnum):
+    """Hyperswitch's business statuses of the recovery tasks, then this project's extensions."""
+
+    PENDING = "Pending"
+    COMPLETED_EXECUTE_TASK = "COMPLETED_EXECUTE_TASK"
+    FAILED_EXECUTE_TASK = "FAILED_EXECUTE_TASK"
+    COMPLETED_EXECUTE_TASK_TO_TRIGGER_PSYNC = "COMPLETED_EXECUTE_TASK_TO_TRIGGER_PSYNC"
+    COMPLETED_EXECUTE_TASK_TO_TRIGGER_REVIEW = "COMPLETED_EXECUTE_TASK_TO_TRIGGER_REVIEW"
+    TRIGGER_REQUEUE_FOR_EXECUTE_WORKFLOW = "TRIGGER_REQUEUE_FOR_EXECUTE_WORKFLOW"
+    COMPLETED_PSYNC_TASK = "COMPLETED_PSYNC_TASK"
+    CALCULATE_WORKFLOW_SCHEDULED = "CALCULATE_WORKFLOW_SCHEDULED"
+    FAILED_DUE_TO_HARD_DECLINE_ERROR = "FAILED_DUE_TO_HARD_DECLINE_ERROR"
+    # Extensions: Hyperswitch re-runs hourly forever when the ladder or max_retry_count runs out, and has no
+    # cancel_invoice; this system ends the recovery instead.
+    FAILED_DUE_TO_RETRIES_EXHAUSTED = "FAILED_DUE_TO_RETRIES_EXHAUSTED"
+    CANCELLED_BY_BILLING_CONNECTOR = "CANCELLED_BY_BILLING_CONNECTOR"
+    COMPLETED_BY_EXTERNAL_PAYMENT = "COMPLETED_BY_EXTERNAL_PAYMENT"
+
+
+class RevenueRecoveryResponse(ResponseBody):
+    id: str
+    name: str | None = None
+    schedule_time_for_payment: UtcMillis | None = None
+    schedule_time_for_psync: UtcMillis | None = None
+    status: ProcessTrackerStatus
+    business_status: BusinessStatus
+
+
+class RevenueRecoveryResumeRequest(RequestBody):
+    """`POST /v2/process-trackers/revenue-recovery-workflow/{payment_id}/resume`."""
+
+    revenue_recovery_task: RevenueRecoveryTask
+    schedule_time: UtcMillis
+    status: ProcessTrackerStatus
+    business_status: BusinessStatus
+
+
+# --- extension: `GET /v2/process-trackers/revenue-recovery-workflow/{payment_id}/timeline` ----------------
+
+
+class TimelineEntryKind(StrEnum):
+    RECOVERY_ACCEPTED = "recovery_accepted"
+    RETRY_SCHEDULED = "retry_scheduled"
+    ATTEMPT_STARTED = "attempt_started"
+    ATTEMPT_SUCCEEDED = "attempt_succeeded"
+    ATTEMPT_FAILED = "attempt_failed"
+    PSYNC_SCHEDULED = "psync_scheduled"
+    WEBHOOK_DELIVERED = "webhook_delivered"
+    WEBHOOK_FAILED = "webhook_failed"
+    RECORD_BACK = "record_back"
+    RECOVERY_FINISHED = "recovery_finished"
+
+
+class RecoveryTimelineEntry(ResponseBody):
+    at: UtcMillis
+    kind: TimelineEntryKind
+    attempt_number: int | None = None
+    token: Annotated[str, Field(max_length=255)] | None = None
+    event_id: str | None = None
+    detail: Annotated[str, Field(max_length=1024)] | None = None
+
+
+class RecoveryTimelineResponse(ResponseBody):
+    """What happened to one payment, oldest first: accepted, planned and made attempts, webhooks, the end."""
+
+    payment_id: str
+    status: ProcessTrackerStatus
+    business_status: BusinessStatus
+    entries: list[RecoveryTimelineEntry]

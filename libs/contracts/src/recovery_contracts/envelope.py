@@ -1,0 +1,72 @@
+"""The one envelope every message travels in, and the registry of message types."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from recovery_contracts.ids import new_message_id
+
+
+class MessageKind(StrEnum):
+    EVENT = "event"
+    COMMAND = "command"
+
+
+class MessageType(StrEnum):
+    """Every message on the broker; the value is also its routing key."""
+
+    RECOVERY_REQUESTED = "recovery.requested"
+    RECOVERY_SCHEDULED = "recovery.scheduled"
+    EXECUTE_RETRY = "payment.execute-retry"
+    PAYMENT_ATTEMPT_FAILED = "payment.attempt-failed"
+    PAYMENT_SUCCEEDED = "payment.succeeded"
+    PAYMENT_FAILED = "payment.failed"
+    PROFILE_UPDATED = "profile.updated"
+    CONNECTOR_ACCOUNT_UPDATED = "connector-account.updated"
+    DELIVER_WEBHOOK = "webhook.deliver"
+    SCHEDULE_TIMER = "timer.schedule"
+
+
+COMMANDS = frozenset(
+    {
+        MessageType.RECOVERY_REQUESTED,
+        MessageType.EXECUTE_RETRY,
+        MessageType.DELIVER_WEBHOOK,
+        MessageType.SCHEDULE_TIMER,
+    }
+)
+
+
+def kind_of(message_type: MessageType) -> MessageKind:
+    return MessageKind.COMMAND if message_type in COMMANDS else MessageKind.EVENT
+
+
+PayloadT = TypeVar("PayloadT", bound=BaseModel)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Envelope(BaseModel, Generic[PayloadT]):
+    """Metadata first, then the typed payload. `correlation_id` is the payment id where there is one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    message_id: str = Field(default_factory=new_message_id, min_length=1, max_length=64)
+    type: MessageType
+    version: int = Field(default=1, ge=1)
+    occurred_at: datetime = Field(default_factory=utcnow)
+    correlation_id: str | None = Field(default=None, max_length=128)
+    causation_id: str | None = Field(default=None, max_length=64)
+    merchant_id: str | None = Field(default=None, max_length=64)
+    profile_id: str | None = Field(default=None, max_length=64)
+    payload: PayloadT
+
+
+def envelope_json_schema(payload_model: type[BaseModel]) -> dict[str, Any]:
+    return Envelope[payload_model].model_json_schema()  # type: ignore[valid-type]

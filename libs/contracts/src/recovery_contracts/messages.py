@@ -1,0 +1,145 @@
+"""Payloads of every message on the broker; `PAYLOADS` maps each message type to its model."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from recovery_contracts.api.recovery import RecoveryPaymentsCreate
+from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.payments import PaymentObject
+from recovery_contracts.recovery import PaymentToken, RecoveryPayment, RetryAlgorithm
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RecoveryRequested(_Payload):
+    """A failed invoice payment from another service: the same body as `POST /v2/payments/recovery`.
+
+    The envelope's `merchant_id` and `profile_id` say whose it is (the role of the HTTP headers).
+    """
+
+    request: RecoveryPaymentsCreate
+
+
+class RecoveryScheduled(_Payload):
+    payment: RecoveryPayment
+    # Set when an existing recovery was updated by a new request (e.g. a later failure for the same invoice).
+    action: str = "schedule_failed_payment"
+
+
+class ExecuteRetry(_Payload):
+    payment: RecoveryPayment
+    attempt_id: str
+    attempt_number: int = Field(ge=1)
+    token: PaymentToken
+    planned_at: datetime
+    total_retry_count: int = Field(ge=1, description="billing system's attempts plus ours, this one included")
+
+
+class AttemptOutcome(StrEnum):
+    DECLINED = "declined"
+    ERROR = "error"
+
+
+class PaymentAttemptFailed(_Payload):
+    payment_id: str
+    attempt_id: str
+    attempt_number: int
+    token: str
+    outcome: AttemptOutcome
+    error_code: str | None = None
+    decline_code: str | None = None
+    message: str | None = None
+    advice_code: str | None = None
+    network_advice_code: str | None = None
+    network_decline_code: str | None = None
+    connector_transaction_id: str | None = None
+    attempted_at: datetime
+
+
+class PaymentSucceeded(_Payload):
+    payment_id: str
+    attempt_id: str
+    attempt_number: int
+    token: str
+    connector_transaction_id: str
+    succeeded_at: datetime
+    payment: PaymentObject
+
+
+class PaymentFailed(_Payload):
+    payment_id: str
+    reason: str
+    business_status: str
+    # The attempt that makes this a failure "from our side" (Hyperswitch sends payment_failed only then).
+    attempt_id: str
+    payment: PaymentObject
+
+
+class ProfileUpdated(_Payload):
+    """State transfer of a profile's webhook settings; consumers apply only newer versions."""
+
+    profile_id: str
+    merchant_id: str
+    version: int = Field(ge=1)
+    webhook_url: str | None = None
+    webhooks_enabled: bool = True
+    payment_response_hash_key: str | None = None
+    standard_webhooks_secrets: tuple[str, ...] = ()
+    custom_headers: dict[str, str] = Field(default_factory=dict)
+    retry_algorithm: RetryAlgorithm = RetryAlgorithm.MONITORING
+
+
+class ConnectorAccountUpdated(_Payload):
+    """State transfer of a connector account (credentials for the executor, retry settings for the scheduler)."""
+
+    connector_account_id: str
+    merchant_id: str
+    profile_id: str
+    version: int = Field(ge=1)
+    connector_type: str
+    connector_name: str
+    api_key: str | None = None
+    disabled: bool = False
+    revenue_recovery: dict[str, Any] | None = None
+
+
+class DeliverWebhook(_Payload):
+    """A timer fired: deliver (again) the event whose initial attempt is `initial_attempt_id`."""
+
+    initial_attempt_id: str
+    retry_index: int = Field(ge=0)
+
+
+class ScheduleTimer(_Payload):
+    """Ask the scheduler to publish `message` at `due_at`. `timer_id` makes the request idempotent."""
+
+    timer_id: str = Field(min_length=1, max_length=200)
+    due_at: datetime
+    kind: str
+    payment_id: str | None = None
+    message: dict[str, Any]
+
+
+PAYLOADS: dict[MessageType, type[BaseModel]] = {
+    MessageType.RECOVERY_REQUESTED: RecoveryRequested,
+    MessageType.RECOVERY_SCHEDULED: RecoveryScheduled,
+    MessageType.EXECUTE_RETRY: ExecuteRetry,
+    MessageType.PAYMENT_ATTEMPT_FAILED: PaymentAttemptFailed,
+    MessageType.PAYMENT_SUCCEEDED: PaymentSucceeded,
+    MessageType.PAYMENT_FAILED: PaymentFailed,
+    MessageType.PROFILE_UPDATED: ProfileUpdated,
+    MessageType.CONNECTOR_ACCOUNT_UPDATED: ConnectorAccountUpdated,
+    MessageType.DELIVER_WEBHOOK: DeliverWebhook,
+    MessageType.SCHEDULE_TIMER: ScheduleTimer,
+}
+
+
+def envelope_model(message_type: MessageType) -> type[Envelope[Any]]:
+    return Envelope[PAYLOADS[message_type]]  # type: ignore[valid-type,index]

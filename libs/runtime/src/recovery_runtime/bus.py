@@ -1,0 +1,185 @@
+"""Publishing envelopes with confirms, and consuming them with validation, dead-lettering and backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from faststream import AckPolicy
+from faststream.rabbit import RabbitBroker
+from faststream.rabbit.annotations import RabbitMessage
+from pydantic import ValidationError
+
+from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.messages import envelope_model
+from recovery_runtime import metrics
+from recovery_runtime.topology import DEAD_LETTER, QUEUES, ConsumerQueue, exchange_for
+
+log = structlog.get_logger(__name__)
+
+REJECTION_HEADER = "x-rejection-reason"
+
+
+class MessageRejected(Exception):
+    """The message can never be applied (invalid, refers to nothing): dead-letter it with this reason."""
+
+
+class AlreadyApplied(Exception):
+    """The message's effect is already in the store (a redelivery or duplicate): acknowledge it."""
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    message_id: str
+    message_type: MessageType
+    body: bytes
+    correlation_id: str | None = None
+
+    @classmethod
+    def of(cls, envelope: Envelope[Any]) -> OutgoingMessage:
+        return cls(
+            message_id=envelope.message_id,
+            message_type=envelope.type,
+            body=envelope.model_dump_json().encode(),
+            correlation_id=envelope.correlation_id,
+        )
+
+    def to_document(self, created_at: Any) -> dict[str, Any]:
+        return {
+            "_id": self.message_id,
+            "message_type": self.message_type.value,
+            "body": self.body,
+            "correlation_id": self.correlation_id,
+            "created_at": created_at,
+        }
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> OutgoingMessage:
+        return cls(
+            message_id=doc["_id"],
+            message_type=MessageType(doc["message_type"]),
+            body=bytes(doc["body"]),
+            correlation_id=doc.get("correlation_id"),
+        )
+
+
+class Publisher:
+    """Persistent publishes, each awaited until the broker confirms it."""
+
+    def __init__(self, broker: RabbitBroker) -> None:
+        self._broker = broker
+
+    async def publish(self, message: OutgoingMessage) -> None:
+        await self._broker.publish(
+            message.body,
+            exchange=exchange_for(message.message_type),
+            routing_key=message.message_type.value,
+            persist=True,
+            mandatory=True,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            message_type=message.message_type.value,
+            content_type="application/json",
+        )
+        metrics.MESSAGES_PUBLISHED.labels(message.message_type.value).inc()
+
+    async def publish_many(self, messages: Iterable[OutgoingMessage]) -> None:
+        # Confirms are awaited concurrently: one round trip's latency for the batch, not one per message.
+        await asyncio.gather(*(self.publish(m) for m in messages))
+
+    async def dead_letter(self, queue: ConsumerQueue, body: bytes, reason: str, headers: dict[str, Any]) -> None:
+        await self._broker.publish(
+            body,
+            exchange=DEAD_LETTER,
+            routing_key=queue.name,
+            persist=True,
+            mandatory=True,
+            headers={**headers, REJECTION_HEADER: reason[:2000], "x-original-queue": queue.name},
+            content_type="application/json",
+        )
+        metrics.MESSAGES_DEAD_LETTERED.labels(queue.name).inc()
+
+
+Handler = Callable[[Envelope[Any], ConsumerQueue], Awaitable[None]]
+
+
+def _summarise(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors()[:10]:
+        where = ".".join(str(p) for p in item["loc"]) or "(root)"
+        parts.append(f"{where}: {item['msg']}")
+    return "invalid message: " + "; ".join(parts)
+
+
+def retry_pause(delivery_count: int) -> float:
+    """Pause before requeueing a message whose handler failed for a reason that may pass (database down)."""
+    return min(0.25 * (2 ** max(delivery_count, 0)), 10.0)
+
+
+def subscribe(broker: RabbitBroker, queue_name: str, handler: Handler, publisher: Publisher) -> Any:
+    queue = QUEUES[queue_name]
+    model = envelope_model(queue.message_type)
+
+    async def on_message(message: RabbitMessage) -> None:
+        raw = message.raw_message
+        # The raw bytes, not FastStream's decoded body: validation (and its failure) is ours to handle.
+        body = raw.body
+        started = time.perf_counter()
+        structlog.contextvars.bind_contextvars(queue=queue.name, message_id=raw.message_id)
+        try:
+            try:
+                envelope = model.model_validate_json(body)
+            except ValidationError as error:
+                raise MessageRejected(_summarise(error)) from error
+            if envelope.type is not queue.message_type:
+                raise MessageRejected(f"message type {envelope.type} does not belong on {queue.name}")
+            structlog.contextvars.bind_contextvars(
+                message_id=envelope.message_id, payment_id=envelope.correlation_id
+            )
+            await handler(envelope, queue)
+        except AlreadyApplied:
+            log.info("message.duplicate")
+            await message.ack()
+            metrics.MESSAGES_CONSUMED.labels(queue.name, "duplicate").inc()
+        except MessageRejected as rejection:
+            log.warning("message.rejected", reason=str(rejection))
+            try:
+                await publisher.dead_letter(queue, body, str(rejection), dict(raw.headers or {}))
+            except Exception:
+                # Could not publish with the reason: let RabbitMQ dead-letter it without one.
+                log.exception("message.dead_letter_publish_failed")
+                await message.reject(requeue=False)
+            else:
+                await message.ack()
+            metrics.MESSAGES_CONSUMED.labels(queue.name, "rejected").inc()
+        except asyncio.CancelledError:
+            await message.reject(requeue=True)
+            raise
+        except Exception:
+            deliveries = int((raw.headers or {}).get("x-delivery-count", 0) or 0)
+            log.exception("message.failed", delivery_count=deliveries)
+            metrics.MESSAGES_CONSUMED.labels(queue.name, "failed").inc()
+            await asyncio.sleep(retry_pause(deliveries))
+            # reject (not nack) so the quorum queue counts it towards x-delivery-limit on 3.x and 4.x alike.
+            await message.reject(requeue=True)
+        else:
+            await message.ack()
+            metrics.MESSAGES_CONSUMED.labels(queue.name, "applied").inc()
+            metrics.HANDLER_SECONDS.labels(queue.name).observe(time.perf_counter() - started)
+        finally:
+            structlog.contextvars.unbind_contextvars("queue", "message_id", "payment_id")
+
+    on_message.__name__ = f"on_{queue.name.replace('.', '_').replace('-', '_')}"
+    subscriber = broker.subscriber(
+        queue.rabbit_queue(),
+        queue.exchange,
+        ack_policy=AckPolicy.MANUAL,
+        title=queue.name,
+        description=f"{queue.message_type.value} messages (envelope JSON) consumed from {queue.name}",
+    )
+    subscriber(on_message)
+    return subscriber

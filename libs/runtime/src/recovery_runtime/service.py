@@ -1,0 +1,197 @@
+"""The shape every service shares: broker, database, consumers, background loops, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import structlog
+import uvicorn
+from fastapi import FastAPI, Response
+from faststream.rabbit import Channel, RabbitBroker
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from recovery_runtime.bus import Handler, Publisher, subscribe
+from recovery_runtime.clock import Clock, SystemClock, TimeScale
+from recovery_runtime.logging import configure_logging
+from recovery_runtime.mongo import IndexSpec, connect, ensure_indexes
+from recovery_runtime.settings import ServiceSettings
+from recovery_runtime.topology import declare_topology
+from recovery_runtime.unit_of_work import MessageStore, OutboxRelay
+
+log = structlog.get_logger(__name__)
+
+BackgroundLoop = Callable[[], Awaitable[None]]
+
+
+async def wait_for(what: str, probe: Callable[[], Awaitable[Any]], *, timeout: float = 120.0) -> None:
+    """Retry `probe` with backoff until it succeeds, saying what the service waits for."""
+    delay, waited = 0.2, 0.0
+    while True:
+        try:
+            await probe()
+            return
+        except Exception as error:
+            if waited >= timeout:
+                raise RuntimeError(f"gave up waiting for {what} after {waited:.0f}s: {error}") from error
+            log.warning("startup.waiting", dependency=what, error=str(error), retry_in=round(delay, 2))
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 5.0)
+
+
+class Service:
+    """A service process: build it in the service's `app.py`, add consumers and loops, then `run()`."""
+
+    def __init__(self, name: str, settings: ServiceSettings, *, clock: Clock | None = None) -> None:
+        self.name = name
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.time_scale = TimeScale(settings.time_scale)
+        self.broker = RabbitBroker(
+            settings.rabbitmq_url,
+            graceful_timeout=settings.shutdown_grace_seconds,
+            default_channel=Channel(prefetch_count=settings.prefetch_count, publisher_confirms=True),
+            app_id=f"recovery-{name}",
+            fail_fast=False,
+            log_level=20,
+        )
+        self.mongo = connect(settings.mongodb_url, app_name=f"recovery-{name}")
+        self.db = self.mongo[settings.mongodb_database]
+        self.publisher = Publisher(self.broker)
+        self.store = MessageStore(
+            self.mongo,
+            self.db,
+            name,
+            self.publisher,
+            self.clock,
+            inbox_retention=timedelta(days=settings.inbox_retention_days),
+        )
+        self._indexes: list[IndexSpec] = list(self.store.indexes())
+        self._loops: list[BackgroundLoop] = [
+            OutboxRelay(self.store, self.clock, timedelta(seconds=settings.outbox_relay_after_seconds)).run
+        ]
+        self._subscribers: list[Any] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._on_start: list[Callable[[], Awaitable[None]]] = []
+        self._on_stop: list[Callable[[], Awaitable[None]]] = []
+        self.started = False
+        self.app = FastAPI(title=f"recovery {name}", lifespan=self._lifespan)
+        self._add_operational_routes()
+
+    # -- composition ---------------------------------------------------------------------------------
+
+    def consume(self, queue_name: str, handler: Handler) -> None:
+        self._subscribers.append(subscribe(self.broker, queue_name, handler, self.publisher))
+
+    def add_indexes(self, specs: list[IndexSpec]) -> None:
+        self._indexes.extend(specs)
+
+    def add_loop(self, loop: BackgroundLoop) -> None:
+        self._loops.append(loop)
+
+    def on_start(self, hook: Callable[[], Awaitable[None]]) -> None:
+        self._on_start.append(hook)
+
+    def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
+        self._on_stop.append(hook)
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await wait_for("MongoDB", lambda: self.mongo.admin.command("ping"))
+        await ensure_indexes(self.db, self._indexes)
+        await wait_for("RabbitMQ", self.broker.connect)
+        await declare_topology(self.broker)
+        for hook in self._on_start:
+            await hook()
+        await self.broker.start()
+        self._tasks = [asyncio.create_task(self._guard(loop)) for loop in self._loops]
+        self.started = True
+        log.info("service.started", instance=self.settings.service_instance_id)
+
+    async def stop(self) -> None:
+        self.started = False
+        log.info("service.stopping")
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        # Stops consuming, waits up to the grace period for in-flight handlers; unacked messages are requeued.
+        await self.broker.stop()
+        for hook in self._on_stop:
+            with contextlib.suppress(Exception):
+                await hook()
+        await self.mongo.close()
+        log.info("service.stopped")
+
+    async def _guard(self, loop: BackgroundLoop) -> None:
+        while True:
+            try:
+                await loop()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("loop.crashed", loop=getattr(loop, "__qualname__", repr(loop)))
+                await asyncio.sleep(1.0)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _: FastAPI) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    # -- operations ----------------------------------------------------------------------------------
+
+    def consumers_present(self) -> bool:
+        for subscriber in self._subscribers:
+            queue = getattr(subscriber, "_queue_obj", None)
+            if getattr(subscriber, "_consumer_tag", None) is None or queue is None or queue.channel.is_closed:
+                return False
+        return True
+
+    async def readiness(self) -> dict[str, bool]:
+        checks = {"started": self.started}
+        try:
+            await asyncio.wait_for(self.mongo.admin.command("ping"), 2.0)
+            checks["database"] = True
+        except Exception:
+            checks["database"] = False
+        checks["broker"] = await self.broker.ping(timeout=2.0)
+        checks["consumers"] = self.consumers_present()
+        return checks
+
+    def _add_operational_routes(self) -> None:
+        @self.app.get("/healthz", include_in_schema=False)
+        async def healthz() -> dict[str, str]:
+            return {"status": "ok", "service": self.name}
+
+        @self.app.get("/readyz", include_in_schema=False)
+        async def readyz(response: Response) -> dict[str, Any]:
+            checks = await self.readiness()
+            ready = all(checks.values())
+            response.status_code = 200 if ready else 503
+            return {"ready": ready, "checks": checks, "service": self.name}
+
+        @self.app.get("/metrics", include_in_schema=False)
+        async def prometheus_metrics() -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    def run(self) -> None:
+        configure_logging(self.name, self.settings.log_level)
+        uvicorn.run(
+            self.app,
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=int(self.settings.shutdown_grace_seconds),
+            lifespan="on",
+        )

@@ -1,0 +1,109 @@
+"""The broker topology: exchanges, every consumer queue, its binding and its dead-letter queue.
+
+Every service declares the whole topology at start-up, so an event published before its consumer first ran
+is queued rather than dropped as unroutable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
+
+from recovery_contracts.envelope import MessageKind, MessageType, kind_of
+
+EVENTS = RabbitExchange("recovery.events", type=ExchangeType.TOPIC, durable=True)
+COMMANDS = RabbitExchange("recovery.commands", type=ExchangeType.DIRECT, durable=True)
+DEAD_LETTER = RabbitExchange("recovery.dead-letter", type=ExchangeType.DIRECT, durable=True)
+
+# RabbitMQ 4.x defaults to 20; set it so 3.10 (no default) behaves the same and a poison message cannot loop.
+DELIVERY_LIMIT = 20
+
+
+def exchange_for(message_type: MessageType) -> RabbitExchange:
+    return COMMANDS if kind_of(message_type) is MessageKind.COMMAND else EVENTS
+
+
+@dataclass(frozen=True)
+class ConsumerQueue:
+    name: str
+    message_type: MessageType
+
+    @property
+    def exchange(self) -> RabbitExchange:
+        return exchange_for(self.message_type)
+
+    @property
+    def routing_key(self) -> str:
+        return self.message_type.value
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.name}.dlq"
+
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": DEAD_LETTER.name,
+            "x-dead-letter-routing-key": self.name,
+            # Lossless dead-lettering (quorum queues, 3.10+): needs reject-publish overflow.
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+
+    def rabbit_queue(self) -> RabbitQueue:
+        return RabbitQueue(
+            self.name,
+            queue_type=QueueType.QUORUM,
+            durable=True,
+            arguments=self.arguments(),
+            routing_key=self.routing_key,
+        )
+
+    def rabbit_dead_letter_queue(self) -> RabbitQueue:
+        return RabbitQueue(
+            self.dead_letter_queue, queue_type=QueueType.QUORUM, durable=True, routing_key=self.name
+        )
+
+
+def _q(name: str, message_type: MessageType) -> ConsumerQueue:
+    return ConsumerQueue(name, message_type)
+
+
+T = MessageType
+QUEUES: dict[str, ConsumerQueue] = {
+    q.name: q
+    for q in (
+        _q("intake.recovery-requested", T.RECOVERY_REQUESTED),
+        _q("intake.payment-succeeded", T.PAYMENT_SUCCEEDED),
+        _q("intake.payment-failed", T.PAYMENT_FAILED),
+        _q("scheduler.recovery-scheduled", T.RECOVERY_SCHEDULED),
+        _q("scheduler.attempt-failed", T.PAYMENT_ATTEMPT_FAILED),
+        _q("scheduler.payment-succeeded", T.PAYMENT_SUCCEEDED),
+        _q("scheduler.timer-schedule", T.SCHEDULE_TIMER),
+        _q("executor.execute-retry", T.EXECUTE_RETRY),
+        _q("executor.connector-account-updated", T.CONNECTOR_ACCOUNT_UPDATED),
+        _q("dispatcher.payment-succeeded", T.PAYMENT_SUCCEEDED),
+        _q("dispatcher.payment-failed", T.PAYMENT_FAILED),
+        _q("dispatcher.deliver-webhook", T.DELIVER_WEBHOOK),
+        _q("dispatcher.profile-updated", T.PROFILE_UPDATED),
+    )
+}
+
+
+def queues_of(service: str) -> list[ConsumerQueue]:
+    return [q for name, q in QUEUES.items() if name.split(".", 1)[0] == service]
+
+
+async def declare_topology(broker: RabbitBroker) -> None:
+    for exchange in (EVENTS, COMMANDS, DEAD_LETTER):
+        await broker.declare_exchange(exchange)
+    events = await broker.declare_exchange(EVENTS)
+    commands = await broker.declare_exchange(COMMANDS)
+    dead_letter = await broker.declare_exchange(DEAD_LETTER)
+    for queue in QUEUES.values():
+        declared = await broker.declare_queue(queue.rabbit_queue())
+        await declared.bind(commands if queue.exchange is COMMANDS else events, routing_key=queue.routing_key)
+        dlq = await broker.declare_queue(queue.rabbit_dead_letter_queue())
+        await dlq.bind(dead_letter, routing_key=queue.name)

@@ -1,0 +1,1 @@
+"""The executor's I/O: MongoDB repositories and payment connectors."""

@@ -1,0 +1,16 @@
+"""Executor settings: the connector endpoints and timeouts."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from recovery_runtime.settings import ServiceSettings
+
+
+class ExecutorSettings(ServiceSettings):
+    http_port: int = 8082
+    stripe_api_base: str = "https://api.stripe.com"
+    # A charge that has not answered by then is an unknown outcome: synced later, never charged anew.
+    connector_timeout_seconds: float = Field(default=30.0, gt=0)
+    # An attempt still "charging" after this long was abandoned by a crashed executor and may be resumed.
+    abandoned_attempt_seconds: float = Field(default=60.0, gt=0)

@@ -1,0 +1,92 @@
+"""Intake's collections: merchants, profiles, API keys, connector accounts and payment intents.
+
+Every read is scoped by merchant (and profile where it applies): another merchant's id reads as absent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from recovery_runtime.mongo import IndexSpec
+
+INDEXES = [
+    IndexSpec("api_keys", [("digest", ASCENDING)], "api_key_digest", unique=True),
+    IndexSpec("api_keys", [("merchant_id", ASCENDING), ("created", DESCENDING)], "api_key_merchant"),
+    IndexSpec("profiles", [("merchant_id", ASCENDING)], "profile_merchant"),
+    IndexSpec("connector_accounts", [("merchant_id", ASCENDING), ("profile_id", ASCENDING)], "mca_profile"),
+    IndexSpec(
+        "payment_intents",
+        [("merchant_id", ASCENDING), ("merchant_reference_id", ASCENDING)],
+        "intent_reference",
+        unique=True,
+    ),
+]
+
+Session = AsyncClientSession | None
+
+
+class IntakeRepository:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self.merchants = db["merchants"]
+        self.profiles = db["profiles"]
+        self.api_keys = db["api_keys"]
+        self.connector_accounts = db["connector_accounts"]
+        self.intents = db["payment_intents"]
+
+    # merchants
+    async def merchant(self, merchant_id: str) -> dict[str, Any] | None:
+        return await self.merchants.find_one({"_id": merchant_id})
+
+    # profiles
+    async def profile(self, merchant_id: str, profile_id: str, session: Session = None) -> dict[str, Any] | None:
+        return await self.profiles.find_one({"_id": profile_id, "merchant_id": merchant_id}, session=session)
+
+    async def save_profile(self, doc: dict[str, Any], expected_version: int, session: AsyncClientSession) -> bool:
+        result = await self.profiles.replace_one(
+            {"_id": doc["_id"], "merchant_id": doc["merchant_id"], "version": expected_version}, doc, session=session
+        )
+        return result.matched_count == 1
+
+    # API keys
+    async def api_key_by_digest(self, digest: str) -> dict[str, Any] | None:
+        return await self.api_keys.find_one({"digest": digest})
+
+    async def api_key(self, merchant_id: str, key_id: str) -> dict[str, Any] | None:
+        return await self.api_keys.find_one({"_id": key_id, "merchant_id": merchant_id})
+
+    async def list_api_keys(self, merchant_id: str, limit: int, skip: int) -> list[dict[str, Any]]:
+        return await self.api_keys.find({"merchant_id": merchant_id, "revoked": False}).sort(
+            "created", DESCENDING
+        ).skip(skip).limit(limit).to_list(limit)
+
+    async def revoke_api_key(self, merchant_id: str, key_id: str, now: datetime) -> bool:
+        result = await self.api_keys.update_one(
+            {"_id": key_id, "merchant_id": merchant_id, "revoked": False},
+            {"$set": {"revoked": True, "revoked_at": now}},
+        )
+        return result.modified_count == 1
+
+    # connector accounts
+    async def connector_account(
+        self, merchant_id: str, account_id: str, session: Session = None
+    ) -> dict[str, Any] | None:
+        return await self.connector_accounts.find_one({"_id": account_id, "merchant_id": merchant_id}, session=session)
+
+    async def connector_accounts_of(self, merchant_id: str, profile_id: str) -> list[dict[str, Any]]:
+        return await self.connector_accounts.find({"merchant_id": merchant_id, "profile_id": profile_id}).to_list(200)
+
+    # payment intents
+    async def intent(self, merchant_id: str, payment_id: str) -> dict[str, Any] | None:
+        return await self.intents.find_one({"_id": payment_id, "merchant_id": merchant_id})
+
+    async def intent_by_reference(
+        self, merchant_id: str, reference: str, session: Session = None
+    ) -> dict[str, Any] | None:
+        return await self.intents.find_one(
+            {"merchant_id": merchant_id, "merchant_reference_id": reference}, session=session
+        )

@@ -1,0 +1,46 @@
+"""Composition root of intake: the HTTP API and the broker entry, built from settings."""
+
+from __future__ import annotations
+
+from recovery_intake.adapters.repository import INDEXES, IntakeRepository
+from recovery_intake.handlers import RecoveryIntake
+from recovery_intake.http import api_keys, connector_accounts, merchants, payments, profiles
+from recovery_intake.http.auth import Authenticator
+from recovery_intake.http.context import ApiContext
+from recovery_intake.http.errors import install_error_handlers
+from recovery_intake.settings import IntakeSettings
+from recovery_runtime.service import Service
+
+NAME = "intake"
+
+
+def build_service(settings: IntakeSettings | None = None) -> Service:
+    settings = settings or IntakeSettings()
+    service = Service(NAME, settings)
+    service.add_indexes(INDEXES)
+    repository = IntakeRepository(service.db)
+    recovery = RecoveryIntake(
+        repository,
+        service.store,
+        service.clock,
+        cell_id=settings.cell_id,
+        monitoring_threshold_seconds=settings.monitoring_threshold_seconds,
+    )
+    ctx = ApiContext(
+        settings=settings,
+        repository=repository,
+        auth=Authenticator(repository, settings.admin_api_key, settings.api_key_hash_secret),
+        store=service.store,
+        clock=service.clock,
+        recovery=recovery,
+    )
+    app = service.app
+    app.title = "Revenue recovery API"
+    app.version = "0.1.0"
+    install_error_handlers(app)
+    for module in (merchants, profiles, api_keys, connector_accounts, payments):
+        app.include_router(module.router(ctx))
+    service.consume("intake.recovery-requested", recovery.recovery_requested)
+    service.consume("intake.payment-succeeded", recovery.payment_succeeded)
+    service.consume("intake.payment-failed", recovery.payment_failed)
+    return service

@@ -1,0 +1,44 @@
+"""Merchant API keys: random, prefixed, shown once, stored as a keyed hash."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from recovery_contracts.ids import random_alnum
+
+# 32 bytes of entropy, URL-safe base64 (43 characters).
+_KEY_BYTES = 32
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key_id: str
+    plaintext: str
+    prefix: str
+    digest: str
+
+
+def hash_api_key(plaintext: str, secret: str) -> str:
+    return hmac.new(secret.encode(), plaintext.encode(), hashlib.sha256).hexdigest()
+
+
+def issue_api_key(environment: str, secret: str) -> IssuedKey:
+    plaintext = f"{environment}_{secrets.token_urlsafe(_KEY_BYTES)}"
+    return IssuedKey(
+        key_id=f"key_{random_alnum()}",
+        plaintext=plaintext,
+        prefix=plaintext[:12],
+        digest=hash_api_key(plaintext, secret),
+    )
+
+
+def same_secret(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def generate_hash_key() -> str:
+    """A profile's `payment_response_hash_key` when none is given: 64 random alphanumerics, as Hyperswitch."""
+    return random_alnum(64)

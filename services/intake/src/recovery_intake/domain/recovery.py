@@ -1,0 +1,92 @@
+"""From an accepted recovery request to the recovery snapshot every later service works from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from recovery_contracts.api.recovery import RecoveryAction, RecoveryAttemptStatus, RecoveryPaymentsCreate
+from recovery_contracts.recovery import PaymentToken, RecoveryPayment, RetryAlgorithm, RetrySettings
+
+
+class RecoveryRefused(ValueError):
+    """The request is well-formed but cannot start a recovery; the message says why."""
+
+
+def check_schedulable(request: RecoveryPaymentsCreate) -> None:
+    if request.action is not RecoveryAction.SCHEDULE_FAILED_PAYMENT:
+        return
+    if request.recovery_status is not RecoveryAttemptStatus.FAILED:
+        raise RecoveryRefused(
+            f"action schedule_failed_payment needs a failed attempt_status; got {request.attempt_status.value}"
+        )
+
+
+def retry_settings(
+    profile: dict[str, Any], billing_account: dict[str, Any], monitoring_threshold_seconds: int
+) -> RetrySettings:
+    recovery = ((billing_account.get("feature_metadata") or {}).get("revenue_recovery")) or {}
+    switch = recovery.get("switch_payment_method_config") or {}
+    return RetrySettings(
+        algorithm=RetryAlgorithm(profile.get("revenue_recovery_retry_algorithm_type", "monitoring")),
+        active_algorithm=RetryAlgorithm.CASCADING,
+        ladder_seconds=tuple(recovery["retry_ladder_seconds"]) if recovery.get("retry_ladder_seconds") else None,
+        max_retry_count=recovery.get("max_retry_count"),
+        billing_connector_retry_threshold=recovery.get("billing_connector_retry_threshold", 0),
+        switch_retry_threshold=switch.get("retry_threshold", 0),
+        switch_time_threshold_after_creation_seconds=switch.get("time_threshold_after_creation", 0),
+        monitoring_threshold_seconds=monitoring_threshold_seconds,
+        profile_created_at=profile.get("created_at"),
+    )
+
+
+def build_snapshot(
+    request: RecoveryPaymentsCreate,
+    *,
+    payment_id: str,
+    merchant_id: str,
+    profile: dict[str, Any],
+    billing_account: dict[str, Any],
+    payment_account: dict[str, Any],
+    now: datetime,
+    monitoring_threshold_seconds: int,
+) -> RecoveryPayment:
+    data = request.payment_method_data
+    info = data.additional_payment_method_info
+    token = PaymentToken(
+        token=data.primary_processor_payment_method_token,
+        connector_customer_id=request.connector_customer_id,
+        payment_method_type=request.payment_method_type.value,
+        payment_method_subtype=request.payment_method_sub_type.value,
+        card_network=info.card_network.value if info and info.card_network else None,
+        card_issuer=info.card_issuer if info else None,
+        card_type=info.card_type if info else None,
+        card_exp_month=info.card_exp_month if info else None,
+        card_exp_year=info.card_exp_year if info else None,
+        last_four_digits=info.last_four_digits if info else None,
+    )
+    return RecoveryPayment(
+        payment_id=payment_id,
+        merchant_id=merchant_id,
+        profile_id=profile["_id"],
+        merchant_reference_id=request.merchant_reference_id,
+        amount=request.amount_details.order_amount,
+        currency=request.amount_details.currency.value,
+        created_at=now,
+        billing_connector_id=billing_account["_id"],
+        payment_connector_id=payment_account["_id"],
+        connector=payment_account["connector_name"],
+        connector_customer_id=request.connector_customer_id,
+        payment_method_type=request.payment_method_type.value,
+        payment_method_subtype=request.payment_method_sub_type.value,
+        tokens=(token,),
+        billing=request.billing,
+        billing_started_at=request.billing_started_at,
+        transaction_created_at=request.transaction_created_at,
+        failed_connector_transaction_id=request.connector_transaction_id,
+        first_error=request.error,
+        billing_retry_count=1,
+        return_url=profile.get("return_url"),
+        retry=retry_settings(profile, billing_account, monitoring_threshold_seconds),
+        metadata=request.metadata,
+    )

@@ -1,0 +1,92 @@
+"""`/v2/api-keys`: merchant keys, shown once at creation and stored only as a keyed hash."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from recovery_contracts.api.api_keys import (
+    ApiKeyCreate,
+    ApiKeyCreateResponse,
+    RetrieveApiKeyResponse,
+    RevokeApiKeyResponse,
+)
+from recovery_contracts.api.errors import ApiError
+from recovery_intake.domain.api_keys import issue_api_key
+from recovery_intake.http.context import ApiContext
+from recovery_intake.http.errors import ApiProblem
+
+MAX_PAGE = 100
+
+
+def _retrieve(doc: dict[str, Any]) -> RetrieveApiKeyResponse:
+    return RetrieveApiKeyResponse(
+        key_id=doc["_id"],
+        merchant_id=doc["merchant_id"],
+        name=doc["name"],
+        description=doc.get("description"),
+        prefix=doc["prefix"],
+        created=doc["created"],
+        expiration=doc["expiration"],
+    )
+
+
+def router(ctx: ApiContext) -> APIRouter:
+    api = APIRouter(tags=["API keys"])
+
+    @api.post("/v2/api-keys", response_model=ApiKeyCreateResponse, response_model_exclude_none=True)
+    async def create_api_key(body: ApiKeyCreate, request: Request) -> ApiKeyCreateResponse:
+        caller = await ctx.auth.merchant(request, admin_allowed=True)
+        issued = issue_api_key(ctx.settings.api_key_environment, ctx.settings.api_key_hash_secret)
+        now = ctx.clock.now()
+        expiration = body.expiration
+        doc = {
+            "_id": issued.key_id,
+            "merchant_id": caller.merchant_id,
+            "name": body.name,
+            "description": body.description,
+            "prefix": issued.prefix,
+            "digest": issued.digest,
+            "created": now,
+            "expiration": expiration if isinstance(expiration, str) else expiration,
+            "expires_at": expiration if isinstance(expiration, datetime) else None,
+            "revoked": False,
+        }
+        await ctx.repository.api_keys.insert_one(doc)
+        return ApiKeyCreateResponse(
+            key_id=issued.key_id,
+            merchant_id=caller.merchant_id,
+            name=body.name,
+            description=body.description,
+            api_key=issued.plaintext,
+            created=now,
+            expiration=body.expiration,
+        )
+
+    @api.get("/v2/api-keys/list", response_model=list[RetrieveApiKeyResponse], response_model_exclude_none=True)
+    async def list_api_keys(
+        request: Request,
+        limit: int = Query(default=MAX_PAGE, ge=1, le=MAX_PAGE),
+        skip: int = Query(default=0, ge=0, le=1_000_000),
+    ) -> list[RetrieveApiKeyResponse]:
+        caller = await ctx.auth.merchant(request, admin_allowed=True)
+        return [_retrieve(d) for d in await ctx.repository.list_api_keys(caller.merchant_id, limit, skip)]
+
+    @api.get("/v2/api-keys/{key_id}", response_model=RetrieveApiKeyResponse, response_model_exclude_none=True)
+    async def retrieve_api_key(key_id: str, request: Request) -> RetrieveApiKeyResponse:
+        caller = await ctx.auth.merchant(request, admin_allowed=True)
+        doc = await ctx.repository.api_key(caller.merchant_id, key_id)
+        if doc is None or doc.get("revoked"):
+            raise ApiProblem(ApiError.API_KEY_NOT_FOUND)
+        return _retrieve(doc)
+
+    @api.delete("/v2/api-keys/{key_id}", response_model=RevokeApiKeyResponse)
+    async def revoke_api_key(key_id: str, request: Request) -> RevokeApiKeyResponse:
+        caller = await ctx.auth.merchant(request, admin_allowed=True)
+        if not await ctx.repository.revoke_api_key(caller.merchant_id, key_id, ctx.clock.now()):
+            raise ApiProblem(ApiError.API_KEY_NOT_FOUND)
+        return RevokeApiKeyResponse(merchant_id=caller.merchant_id, key_id=key_id, revoked=True)
+
+    return api

@@ -1,0 +1,83 @@
+"""API-key authentication: the admin key from configuration, merchant keys by keyed hash."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from fastapi import Request
+
+from recovery_contracts.api.errors import ApiError
+from recovery_intake.adapters.repository import IntakeRepository
+from recovery_intake.domain.api_keys import hash_api_key, same_secret
+from recovery_intake.http.errors import ApiProblem
+
+
+@dataclass(frozen=True)
+class Caller:
+    merchant_id: str
+    is_admin: bool
+    key_id: str | None = None
+
+
+def presented_key(request: Request) -> str | None:
+    key = request.headers.get("api-key")
+    if key:
+        return key.strip()
+    authorization = request.headers.get("authorization", "")
+    # Hyperswitch also accepts `Authorization: api-key=<key>`.
+    if authorization.lower().startswith("api-key="):
+        return authorization.split("=", 1)[1].strip()
+    return None
+
+
+class Authenticator:
+    def __init__(self, repository: IntakeRepository, admin_key: str, hash_secret: str) -> None:
+        self._repository = repository
+        self._admin_key = admin_key
+        self._hash_secret = hash_secret
+
+    def is_admin(self, request: Request) -> bool:
+        key = presented_key(request)
+        return key is not None and same_secret(key, self._admin_key)
+
+    def require_admin(self, request: Request) -> None:
+        if presented_key(request) is None:
+            raise ApiProblem(ApiError.UNAUTHORIZED, reason="no API key: send it in the `api-key` header")
+        if not self.is_admin(request):
+            raise ApiProblem(ApiError.UNAUTHORIZED, reason="this endpoint needs the admin API key")
+
+    async def merchant(self, request: Request, *, admin_allowed: bool) -> Caller:
+        """The merchant the caller acts for: a merchant key's own, or `x-merchant-id` with the admin key."""
+        key = presented_key(request)
+        header_merchant = request.headers.get("x-merchant-id")
+        if key is None:
+            raise ApiProblem(ApiError.UNAUTHORIZED, reason="no API key: send it in the `api-key` header")
+        if same_secret(key, self._admin_key):
+            if not admin_allowed:
+                raise ApiProblem(ApiError.UNAUTHORIZED, reason="this endpoint needs a merchant API key")
+            if not header_merchant:
+                raise ApiProblem(ApiError.MISSING_REQUIRED_FIELD, field_name="x-merchant-id (header)")
+            if await self._repository.merchant(header_merchant) is None:
+                raise ApiProblem(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
+            return Caller(merchant_id=header_merchant, is_admin=True)
+        record = await self._repository.api_key_by_digest(hash_api_key(key, self._hash_secret))
+        if record is None or record.get("revoked"):
+            raise ApiProblem(ApiError.UNAUTHORIZED)
+        expires = record.get("expires_at")
+        if expires is not None and expires <= datetime.now(UTC):
+            raise ApiProblem(ApiError.UNAUTHORIZED, reason="the API key has expired")
+        if header_merchant and header_merchant != record["merchant_id"]:
+            raise ApiProblem(ApiError.UNAUTHORIZED, reason="x-merchant-id does not match the API key's merchant")
+        return Caller(merchant_id=record["merchant_id"], is_admin=False, key_id=record["_id"])
+
+    async def profile(self, request: Request, caller: Caller, *, required: bool = True) -> dict | None:
+        profile_id = request.headers.get("x-profile-id")
+        if not profile_id:
+            if required:
+                raise ApiProblem(ApiError.MISSING_REQUIRED_FIELD, field_name="x-profile-id (header)")
+            return None
+        profile = await self._repository.profile(caller.merchant_id, profile_id)
+        if profile is None:
+            raise ApiProblem(ApiError.PROFILE_NOT_FOUND, id=profile_id)
+        return profile

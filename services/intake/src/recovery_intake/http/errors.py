@@ -1,0 +1,52 @@
+"""Hyperswitch's error body for every failure, including validation, unknown routes and crashes."""
+
+from __future__ import annotations
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from recovery_contracts.api.errors import ApiError, validation_error_response
+from recovery_intake.domain.rejection import Rejection
+
+log = structlog.get_logger(__name__)
+
+
+class ApiProblem(Rejection):
+    """Raised by a route: answered with `error`'s status and body, `reason` saying what exactly is wrong."""
+
+
+def _json(status: int, body: dict[str, object], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content=body, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Rejection)
+    async def problem(_: Request, exc: Rejection) -> JSONResponse:
+        body = exc.error.response(reason=exc.reason, **exc.params)
+        return _json(exc.error.status_code, body.model_dump(mode="json", exclude_none=True))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        body = validation_error_response(exc.errors())
+        return _json(ApiError.INVALID_REQUEST_BODY.status_code, body.model_dump(mode="json", exclude_none=True))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            error = ApiError.INVALID_REQUEST_URL
+        elif exc.status_code == 405:
+            error = ApiError.INVALID_HTTP_METHOD
+        else:
+            error = ApiError.INTERNAL_SERVER_ERROR if exc.status_code >= 500 else ApiError.INVALID_REQUEST_DATA
+            body = error.response(message=str(exc.detail))
+            return _json(exc.status_code, body.model_dump(mode="json", exclude_none=True))
+        return _json(error.status_code, error.response().model_dump(mode="json", exclude_none=True))
+
+    @app.exception_handler(Exception)
+    async def crash(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("http.unhandled_error")
+        error = ApiError.INTERNAL_SERVER_ERROR
+        return _json(error.status_code, error.response().model_dump(mode="json", exclude_none=True))

@@ -1,0 +1,48 @@
+"""`/v2/merchant-accounts`: created and read with the admin key."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from recovery_contracts.api.errors import ApiError
+from recovery_contracts.api.merchants import MerchantAccountCreate, MerchantAccountResponse
+from recovery_contracts.ids import new_merchant_id
+from recovery_intake.http.context import ApiContext
+from recovery_intake.http.errors import ApiProblem
+
+
+def _response(doc: dict) -> MerchantAccountResponse:
+    return MerchantAccountResponse(
+        id=doc["_id"],
+        merchant_name=doc["merchant_name"],
+        merchant_details=doc.get("merchant_details"),
+        metadata=doc.get("metadata"),
+        product_type=doc.get("product_type"),
+    )
+
+
+def router(ctx: ApiContext) -> APIRouter:
+    api = APIRouter(tags=["Merchant accounts"])
+
+    @api.post("/v2/merchant-accounts", response_model=MerchantAccountResponse, response_model_exclude_none=True)
+    async def create_merchant_account(body: MerchantAccountCreate, request: Request) -> MerchantAccountResponse:
+        ctx.auth.require_admin(request)
+        now = ctx.clock.now()
+        doc = {
+            "_id": new_merchant_id(body.merchant_name),
+            **body.model_dump(mode="json", exclude_none=True),
+            "created_at": now,
+        }
+        await ctx.repository.merchants.insert_one(doc)
+        return _response(doc)
+
+    @api.get("/v2/merchant-accounts/{merchant_id}", response_model=MerchantAccountResponse,
+             response_model_exclude_none=True)
+    async def retrieve_merchant_account(merchant_id: str, request: Request) -> MerchantAccountResponse:
+        caller = await ctx.auth.merchant(request, admin_allowed=True)
+        doc = await ctx.repository.merchant(merchant_id)
+        if doc is None or caller.merchant_id != merchant_id:
+            raise ApiProblem(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
+        return _response(doc)
+
+    return api

@@ -1,0 +1,40 @@
+"""`/v2/payments/recovery` and `/v2/payments/{id}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from recovery_contracts.api.errors import ApiError
+from recovery_contracts.api.recovery import RecoveryPaymentsCreate, RecoveryPaymentsResponse
+from recovery_contracts.payments import IntentStatus
+from recovery_intake.handlers import payment_object_of
+from recovery_intake.http.context import ApiContext
+from recovery_intake.http.errors import ApiProblem
+
+
+def router(ctx: ApiContext) -> APIRouter:
+    api = APIRouter(tags=["Payments"])
+
+    @api.post("/v2/payments/recovery", response_model=RecoveryPaymentsResponse)
+    async def recovery(body: RecoveryPaymentsCreate, request: Request) -> RecoveryPaymentsResponse:
+        caller = await ctx.auth.merchant(request, admin_allowed=False)
+        profile = await ctx.auth.profile(request, caller)
+        assert profile is not None
+        intent = await ctx.recovery.accept(caller.merchant_id, profile, body)
+        return RecoveryPaymentsResponse(
+            id=intent["_id"],
+            intent_status=IntentStatus(intent["status"]),
+            merchant_reference_id=intent["merchant_reference_id"],
+        )
+
+    @api.get("/v2/payments/{payment_id}")
+    async def retrieve_payment(payment_id: str, request: Request) -> dict[str, Any]:
+        caller = await ctx.auth.merchant(request, admin_allowed=False)
+        intent = await ctx.repository.intent(caller.merchant_id, payment_id)
+        if intent is None:
+            raise ApiProblem(ApiError.PAYMENT_NOT_FOUND)
+        return payment_object_of(intent)
+
+    return api

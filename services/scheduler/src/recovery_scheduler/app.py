@@ -1,0 +1,41 @@
+"""Composition root of the scheduler: builds the service from settings."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from recovery_runtime.service import Service
+from recovery_scheduler.adapters import recoveries as recoveries_adapter
+from recovery_scheduler.adapters import timers as timers_adapter
+from recovery_scheduler.handlers import SchedulerHandlers
+from recovery_scheduler.settings import SchedulerSettings
+from recovery_scheduler.timer_loop import TimerLoop
+from recovery_scheduler.workflow import Workflow
+
+NAME = "scheduler"
+
+
+def build_service(settings: SchedulerSettings | None = None) -> Service:
+    settings = settings or SchedulerSettings()
+    service = Service(NAME, settings)
+    service.add_indexes(recoveries_adapter.INDEXES + timers_adapter.INDEXES)
+    recoveries = recoveries_adapter.RecoveryRepository(service.db)
+    timers = timers_adapter.TimerRepository(service.db)
+    workflow = Workflow(recoveries, timers, service.clock, service.time_scale, settings.cell_id)
+    handlers = SchedulerHandlers(service.store, recoveries, timers, workflow, service.clock)
+    service.consume("scheduler.recovery-scheduled", handlers.recovery_scheduled)
+    service.consume("scheduler.attempt-failed", handlers.attempt_failed)
+    service.consume("scheduler.payment-succeeded", handlers.payment_succeeded)
+    service.consume("scheduler.timer-schedule", handlers.schedule_timer)
+    loop = TimerLoop(
+        timers,
+        service.publisher,
+        handlers.replan,
+        service.clock,
+        settings.service_instance_id,
+        poll_seconds=settings.timer_poll_seconds,
+        batch_size=settings.timer_batch_size,
+        lease=timedelta(seconds=settings.timer_lease_seconds),
+    )
+    service.add_loop(loop.run)
+    return service

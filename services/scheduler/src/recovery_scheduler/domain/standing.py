@@ -1,0 +1,157 @@
+"""Where each saved token stands in a recovery: declines seen, budget use, and whether it may be charged."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from .budgets import NetworkBudget, budget_for
+from .config import RetryConfig
+from .declines import TECHNICAL_ERROR_ASSESSMENT, DeclineAssessment, DeclineClass, assess_decline
+from .model import AttemptOutcome, RecoveryView, TokenState
+
+
+@dataclass(frozen=True)
+class DeclineSeen:
+    at: datetime
+    assessment: DeclineAssessment
+
+
+@dataclass(frozen=True)
+class TokenStanding:
+    token: TokenState
+    index: int
+    budget: NetworkBudget
+    # Every authorization that counts for the network budget on this card.
+    budget_attempts_at: tuple[datetime, ...]
+    # This system's attempts on the token (plus the billing system's on the primary).
+    retries: int
+    declines: tuple[DeclineSeen, ...]
+    hard_declined: bool
+    blocked_by: DeclineClass | None  # customer or fix: no off-session retry
+    capped: bool  # a "few retries" decline has used its retries
+
+    @property
+    def usable(self) -> bool:
+        return not self.hard_declined and self.blocked_by is None and not self.capped
+
+    @property
+    def last_decline(self) -> DeclineSeen | None:
+        return self.declines[-1] if self.declines else None
+
+    @property
+    def network_floor(self) -> datetime | None:
+        """The time network advice (MAC wait) on the last decline allows the next attempt."""
+        last = self.last_decline
+        if last is None or last.assessment.network_wait is None:
+            return None
+        return last.at + last.assessment.network_wait
+
+    def why_unusable(self) -> str:
+        if self.hard_declined:
+            source = self._never_source()
+            return f"token {self.token.token} hard-declined" + (f" ({source})" if source else "")
+        if self.blocked_by is not None:
+            return (
+                f"token {self.token.token} needs {self.blocked_by.value} action before an off-session retry"
+            )
+        return f"token {self.token.token} used its retries for this decline"
+
+    def _never_source(self) -> str | None:
+        return next(
+            (d.assessment.source for d in self.declines if d.assessment.decline_class is DeclineClass.NEVER),
+            None,
+        )
+
+
+def _billing_declines(view: RecoveryView, token: TokenState) -> list[DeclineSeen]:
+    codes = (
+        view.first_decline_code,
+        view.first_error_code,
+        view.first_advice_code,
+        view.first_network_advice_code,
+        view.first_network_decline_code,
+    )
+    if all(code is None for code in codes):
+        return []
+    assessment = assess_decline(
+        decline_code=view.first_decline_code,
+        error_code=view.first_error_code,
+        advice_code=view.first_advice_code,
+        network_advice_code=view.first_network_advice_code,
+        card_network=token.card_network,
+        network_decline_code=view.first_network_decline_code,
+    )
+    return [DeclineSeen(view.billing_failed_at, assessment)]
+
+
+def _is_capped(declines: Sequence[DeclineSeen]) -> bool:
+    for seen in declines:
+        rule, cap = seen.assessment.rule, seen.assessment.retry_cap
+        if rule is not None and cap is not None:
+            if sum(1 for d in declines if d.assessment.rule is rule) > cap:
+                return True
+    return False
+
+
+def _blocked_by(token: TokenState, declines: Sequence[DeclineSeen]) -> DeclineClass | None:
+    for seen in reversed(declines):
+        cls = seen.assessment.decline_class
+        if cls is DeclineClass.CUSTOMER:
+            return cls
+        if cls is DeclineClass.FIX and (token.card_updated_at is None or token.card_updated_at <= seen.at):
+            return cls
+    return None
+
+
+def token_standings(view: RecoveryView, config: RetryConfig) -> tuple[TokenStanding, ...]:
+    standings = []
+    for index, token in enumerate(view.tokens):
+        primary = index == 0
+        own = [a for a in view.attempts if a.token == token.token]
+        declines = _billing_declines(view, token) if primary else []
+        for attempt in own:
+            if attempt.outcome is AttemptOutcome.DECLINED:
+                assessment = assess_decline(
+                    decline_code=attempt.decline_code,
+                    error_code=attempt.error_code,
+                    advice_code=attempt.advice_code,
+                    network_advice_code=attempt.network_advice_code,
+                    card_network=token.card_network,
+                    network_decline_code=attempt.network_decline_code,
+                )
+                declines.append(DeclineSeen(attempt.at, assessment))
+            elif attempt.outcome is AttemptOutcome.ERROR:
+                declines.append(DeclineSeen(attempt.at, TECHNICAL_ERROR_ASSESSMENT))
+        # The billing system's attempts hit the primary card; placed at its last failure (conservative:
+        # they stay inside every window as long as any of them could).
+        billing_count = max(view.billing_retry_count, 1) if primary else 0
+        budget_attempts = (
+            tuple(a.at for a in own) + (view.billing_failed_at,) * billing_count + token.other_attempts_at
+        )
+        standings.append(
+            TokenStanding(
+                token=token,
+                index=index,
+                budget=budget_for(token.card_network, config.budgets, config.unknown_network_budget),
+                budget_attempts_at=budget_attempts,
+                retries=len(own) + (view.billing_retry_count if primary else 0),
+                declines=tuple(declines),
+                hard_declined=token.hard_declined
+                or any(d.assessment.decline_class is DeclineClass.NEVER for d in declines),
+                blocked_by=_blocked_by(token, declines),
+                capped=_is_capped(declines),
+            )
+        )
+    return tuple(standings)
+
+
+def current_token_index(view: RecoveryView) -> int:
+    """The token of the last attempt, or the primary."""
+    if view.attempts:
+        last = view.attempts[-1].token
+        for index, token in enumerate(view.tokens):
+            if token.token == last:
+                return index
+    return 0

@@ -1,0 +1,1 @@
+"""The dispatcher's I/O: the webhook HTTP client and its SSRF guard."""

@@ -1,0 +1,309 @@
+"""Sends one signed webhook over HTTP and reports what happened; short in-process retries with tenacity.
+
+Long retries are not made here: they are durable timers (the scheduler), on the domain's retry schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.cookiejar
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_result,
+    stop_after_attempt,
+    stop_before_delay,
+)
+
+from recovery_dispatcher.adapters.ssrf import DestinationBlocked, GuardedResolver, SsrfGuard, parse_ip
+from recovery_dispatcher.domain.policy import DeliveryVerdict, classify_response, parse_retry_after
+
+TRANSPORT_ERROR_PREFIX = "Unable to send request to merchant server"
+RESPONSE_BODY_LIMIT = 20 * 1024  # bytes kept of a receiver's answer, as Svix does
+
+HeaderList = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryTimeouts:
+    """Seconds. `connect` bounds the TCP/TLS connect, `total` the whole attempt (connect, send, answer)."""
+
+    connect: float = 5.0
+    total: float = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class InProcessRetry:
+    """Short retries inside one delivery, for blips (transport errors, 5xx, 429). Seconds.
+
+    `budget` bounds the whole `send_with_retries` call, attempts included: a retry whose wait would cross it
+    is not made, and the caller schedules a durable retry instead.
+    """
+
+    max_attempts: int = 3
+    initial_wait: float = 0.25
+    max_wait: float = 2.0
+    jitter: float = 0.25
+    budget: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SenderConfig:
+    timeouts: DeliveryTimeouts = field(default_factory=DeliveryTimeouts)
+    in_process_retry: InProcessRetry = field(default_factory=InProcessRetry)
+    max_connections: int = 512
+    max_connections_per_host: int = 64
+    dns_cache_seconds: int = 10
+    response_body_limit: int = RESPONSE_BODY_LIMIT
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """One delivery attempt as it should be recorded: what was sent, what came back, and the verdict."""
+
+    url: str
+    request_headers: HeaderList
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    response_headers: HeaderList
+    response_body: str | None
+    response_body_truncated: bool
+    error_message: str | None
+    verdict: DeliveryVerdict
+
+    @property
+    def is_success(self) -> bool:
+        return self.verdict.is_success
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _blocked_reason(error: BaseException) -> str | None:
+    """The SSRF guard's reason when it is somewhere in the exception chain (aiohttp and httpx wrap it)."""
+    for item in _chain(error):
+        if isinstance(item, DestinationBlocked):
+            return item.reason
+        os_error = getattr(item, "os_error", None)
+        if isinstance(os_error, DestinationBlocked):
+            return os_error.reason
+    return None
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _describe(error: BaseException) -> str:
+    """A short human reason for a transport failure.
+
+    Read from aiohttp's own error: httpx-aiohttp maps aiohttp errors onto httpx classes loosely (a refused
+    connection surfaces as httpx.ConnectTimeout), so the httpx class says little.
+    """
+    chain = _chain(error)
+    client_error = next((item for item in chain if isinstance(item, aiohttp.ClientError)), None)
+    if isinstance(client_error, aiohttp.ClientConnectorCertificateError):
+        return f"TLS certificate of {client_error.host} refused: {client_error.certificate_error}"
+    if isinstance(client_error, aiohttp.ClientConnectorDNSError):
+        return f"cannot resolve {client_error.host}: {_os_detail(client_error.os_error)}"
+    if isinstance(client_error, aiohttp.ClientConnectorError):
+        detail = _os_detail(client_error.os_error)
+        return f"cannot connect to {client_error.host}:{client_error.port}: {detail}"
+    if any(isinstance(item, TimeoutError) for item in chain):
+        return f"timed out ({client_error or error})"
+    root = client_error or chain[-1]
+    text = str(root)
+    return f"{type(root).__name__}: {text}" if text else type(root).__name__
+
+
+def _os_detail(error: OSError) -> str:
+    # aiohttp's happy-eyeballs errors carry the errno but a generic "Connect call failed" text.
+    if error.errno and error.errno > 0:
+        return os.strerror(error.errno)
+    return error.strerror or str(error) or type(error).__name__
+
+
+async def _read_limited(response: httpx.Response, limit: int) -> tuple[str, bool]:
+    """Up to `limit` bytes of the body, decoded leniently; the rest is never read."""
+    chunks: list[bytes] = []
+    size = 0
+    truncated = False
+    async for chunk in response.aiter_bytes():
+        if size + len(chunk) > limit:
+            chunks.append(chunk[: limit - size])
+            truncated = True
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks).decode("utf-8", errors="replace"), truncated
+
+
+class WebhookSender:
+    """Posts webhook bodies to merchant endpoints through one pooled client; never raises for the
+    merchant's failures (they are results).
+
+    The client is httpx over the httpx-aiohttp transport (the throughput path), redirects off, environment
+    proxies and cookies ignored, every connection resolved through the SSRF guard. Create it inside a
+    running event loop; close it with `aclose()` (or `async with`).
+    """
+
+    def __init__(
+        self,
+        guard: SsrfGuard,
+        config: SenderConfig | None = None,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._guard = guard
+        self._config = config or SenderConfig()
+        self._clock = clock
+        self._sleep = sleep
+        timeouts = self._config.timeouts
+        connector = aiohttp.TCPConnector(
+            resolver=GuardedResolver(guard),
+            limit=self._config.max_connections,
+            limit_per_host=self._config.max_connections_per_host,
+            ttl_dns_cache=self._config.dns_cache_seconds,
+            ssl=httpx.create_ssl_context(),
+        )
+        session = aiohttp.ClientSession(
+            connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+        )
+        self._client = httpx.AsyncClient(
+            transport=AiohttpTransport(client=session),
+            follow_redirects=False,
+            trust_env=False,
+            cookies=http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
+            # The transport maps connect -> socket connect, read -> each socket read, pool -> acquiring a
+            # connection (DNS included); `total` is enforced around the whole attempt in `send`.
+            timeout=httpx.Timeout(timeouts.total, connect=timeouts.connect),
+        )
+
+    async def __aenter__(self) -> WebhookSender:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _check_destination(self, url: httpx.URL) -> None:
+        if url.scheme not in ("http", "https"):
+            raise DestinationBlocked(f"blocked: scheme {url.scheme!r} is not http or https")
+        # aiohttp does not run its resolver for an IP literal, so the guard checks it here.
+        literal = parse_ip(url.host)
+        if literal is not None:
+            self._guard.check_ip(literal)
+
+    async def send(self, url: str, body: bytes, headers: Sequence[tuple[str, str]]) -> DeliveryResult:
+        """One POST of `body` with exactly `headers` (in order). Never raises for a merchant-side failure."""
+        started_at = self._clock()
+        started = time.perf_counter()
+        status: int | None = None
+        response_headers: HeaderList = ()
+        response_body: str | None = None
+        truncated = False
+        error: str | None = None
+        blocked = False
+        retry_after_header: str | None = None
+        total = self._config.timeouts.total
+        try:
+            request = httpx.Request("POST", url, headers=list(headers), content=body)
+            self._check_destination(request.url)
+            async with asyncio.timeout(total):
+                response = await self._client.send(request, stream=True)
+                try:
+                    status = response.status_code
+                    response_headers = tuple(response.headers.multi_items())
+                    retry_after_header = response.headers.get("retry-after")
+                    response_body, truncated = await _read_limited(response, self._config.response_body_limit)
+                finally:
+                    await response.aclose()
+        except DestinationBlocked as refused:
+            blocked, error = True, f"{TRANSPORT_ERROR_PREFIX}: {refused.reason}"
+        except TimeoutError:
+            error = f"{TRANSPORT_ERROR_PREFIX}: timed out after {total:g} s"
+        except Exception as failure:  # a merchant's server can fail in any way; it is a result, not a crash
+            reason = _blocked_reason(failure)
+            blocked = reason is not None
+            error = f"{TRANSPORT_ERROR_PREFIX}: {reason or _describe(failure)}"
+        duration_ms = round((time.perf_counter() - started) * 1000)
+
+        retry_after = parse_retry_after(retry_after_header, self._clock())
+        return DeliveryResult(
+            url=url,
+            request_headers=tuple(headers),
+            started_at=started_at,
+            duration_ms=duration_ms,
+            status_code=status,
+            response_headers=response_headers,
+            response_body=response_body,
+            response_body_truncated=truncated,
+            error_message=error,
+            verdict=classify_response(status, error, retry_after=retry_after, blocked=blocked),
+        )
+
+    async def send_with_retries(
+        self,
+        url: str,
+        body: bytes,
+        headers_for_attempt: Callable[[int], Sequence[tuple[str, str]]],
+        *,
+        on_attempt: Callable[[DeliveryResult], Awaitable[None]] | None = None,
+    ) -> list[DeliveryResult]:
+        """Send, retrying in process while the failure is transient and the budget allows.
+
+        `headers_for_attempt(n)` builds attempt n's headers (1-based): the `webhook-id` stays, the
+        `webhook-timestamp` and signature are this attempt's. `on_attempt` is awaited after every attempt
+        (record it as it happens); an exception from it stops the retries and propagates. Returns every
+        attempt in order; the last one's verdict tells the caller whether to schedule a durable retry.
+        """
+        policy = self._config.in_process_retry
+        results: list[DeliveryResult] = []
+
+        def wait(state: RetryCallState) -> float:
+            # Exponential backoff with full-range additive jitter, capped (tenacity's jitter strategy).
+            exponential = policy.initial_wait * 2.0 ** (state.attempt_number - 1)
+            delay = min(policy.max_wait, exponential) + random.uniform(0, policy.jitter)
+            retry_after = results[-1].verdict.retry_after if results else None
+            if retry_after is not None:
+                # A receiver that asked for a pause gets it; past the budget the retry is not made here.
+                delay = max(delay, retry_after.total_seconds())
+            return delay
+
+        async def attempt() -> DeliveryResult:
+            result = await self.send(url, body, headers_for_attempt(len(results) + 1))
+            results.append(result)
+            if on_attempt is not None:
+                await on_attempt(result)
+            return result
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.max_attempts) | stop_before_delay(policy.budget),
+            wait=wait,
+            retry=retry_if_result(lambda result: result.verdict.transient),
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        await retrying(attempt)
+        return results

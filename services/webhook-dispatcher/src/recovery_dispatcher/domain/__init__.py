@@ -1,0 +1,1 @@
+"""The dispatcher's pure part: webhook body, signatures, delivery verdicts, retry schedule (no I/O)."""

@@ -1,0 +1,112 @@
+"""Webhook signatures (Hyperswitch HMAC-SHA512 and Standard Webhooks v1) and the ordered request headers."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets as random_source
+from collections.abc import Iterable, Mapping, Sequence
+
+CONTENT_TYPE = "application/json"
+DEFAULT_USER_AGENT = "recovery-engine-webhooks/1"
+HYPERSWITCH_SIGNATURE_HEADER = "X-Webhook-Signature-512"
+WEBHOOK_ID_HEADER = "webhook-id"
+WEBHOOK_TIMESTAMP_HEADER = "webhook-timestamp"
+WEBHOOK_SIGNATURE_HEADER = "webhook-signature"
+WHSEC_PREFIX = "whsec_"
+
+# Headers a profile's custom headers can never set: the signatures and ids a receiver trusts, and the
+# framing headers the HTTP client owns. Compared case-insensitively.
+RESERVED_HEADERS = frozenset(
+    name.lower()
+    for name in (
+        "Content-Type",
+        "Content-Length",
+        "Transfer-Encoding",
+        "Host",
+        "Connection",
+        "User-Agent",
+        HYPERSWITCH_SIGNATURE_HEADER,
+        WEBHOOK_ID_HEADER,
+        WEBHOOK_TIMESTAMP_HEADER,
+        WEBHOOK_SIGNATURE_HEADER,
+    )
+)
+
+Headers = list[tuple[str, str]]
+
+
+def sign_hyperswitch(body: bytes, hash_key: str) -> str:
+    """Lowercase hex HMAC-SHA512 of the exact body bytes, keyed by the profile's
+    `payment_response_hash_key` (UTF-8 bytes)."""
+    return hmac.new(hash_key.encode("utf-8"), body, hashlib.sha512).hexdigest()
+
+
+def decode_whsec_secret(secret: str) -> bytes:
+    """The key bytes of a Standard Webhooks secret (`whsec_` + base64); the prefix is optional."""
+    encoded = secret.removeprefix(WHSEC_PREFIX)
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise ValueError("webhook secret is not valid base64 after the whsec_ prefix") from error
+    if not key:
+        raise ValueError("webhook secret is empty")
+    return key
+
+
+def sign_standard(webhook_id: str, timestamp: int, body: bytes, secrets: Sequence[str]) -> str:
+    """The `webhook-signature` value: one `v1,<base64 HMAC-SHA256>` entry per secret, space-separated.
+
+    Signs `{id}.{timestamp}.{body}`. Several secrets sign during a rotation overlap so receivers holding
+    either the old or the new secret verify.
+    """
+    if not secrets:
+        raise ValueError("at least one webhook secret is needed")
+    message = f"{webhook_id}.{timestamp}.".encode() + body
+    entries = []
+    for secret in secrets:
+        digest = hmac.new(decode_whsec_secret(secret), message, hashlib.sha256).digest()
+        entries.append("v1," + base64.b64encode(digest).decode("ascii"))
+    return " ".join(entries)
+
+
+def generate_whsec_secret() -> str:
+    """A new per-profile Standard Webhooks secret: `whsec_` + base64 of 32 random bytes."""
+    return WHSEC_PREFIX + base64.b64encode(random_source.token_bytes(32)).decode("ascii")
+
+
+def build_headers(
+    *,
+    body: bytes,
+    webhook_id: str,
+    timestamp: int,
+    hash_key: str | None,
+    whsec_secrets: Sequence[str] = (),
+    custom_headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+    user_agent: str = DEFAULT_USER_AGENT,
+) -> Headers:
+    """The request headers of one delivery attempt, in order.
+
+    Content-Type, User-Agent, the profile's custom headers (reserved names dropped), then
+    `X-Webhook-Signature-512` (only with a hash key) and the Standard Webhooks trio (`webhook-signature`
+    only with at least one secret). `webhook_id` is the same for every attempt of an event; `timestamp`
+    (unix seconds) is this attempt's.
+    """
+    headers: Headers = [("Content-Type", CONTENT_TYPE), ("User-Agent", user_agent)]
+    custom = custom_headers.items() if isinstance(custom_headers, Mapping) else (custom_headers or ())
+    headers.extend((name, value) for name, value in custom if name.lower() not in RESERVED_HEADERS)
+    if hash_key:
+        headers.append((HYPERSWITCH_SIGNATURE_HEADER, sign_hyperswitch(body, hash_key)))
+    headers.append((WEBHOOK_ID_HEADER, webhook_id))
+    headers.append((WEBHOOK_TIMESTAMP_HEADER, str(timestamp)))
+    if whsec_secrets:
+        headers.append((WEBHOOK_SIGNATURE_HEADER, sign_standard(webhook_id, timestamp, body, whsec_secrets)))
+    return headers
+
+
+def rejected_custom_headers(custom_headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> list[str]:
+    """Names among a profile's custom headers that `build_headers` would drop (for validating a profile)."""
+    custom = custom_headers.items() if isinstance(custom_headers, Mapping) else custom_headers
+    return [name for name, _ in custom if name.lower() in RESERVED_HEADERS]

@@ -1,0 +1,131 @@
+"""Session services (MongoDB, RabbitMQ), per-test isolation, the running stack, markers by folder.
+
+Fixtures:
+- `mongodb_url` (session): MONGODB_URL when set, else a SecantusDB process on a free port, in memory.
+- `rabbitmq_url` (session): RABBITMQ_URL or the local default; fails (never skips) when unreachable.
+- `mongodb_database`: a database name of the test's own (dropped afterwards).
+- `rabbitmq_vhost_url`: the broker URL of a virtual host of the test's own (deleted afterwards).
+- `isolation`: both of the above with the MongoDB URL, as `support.stack.Isolation`.
+- `start_stack`: a factory that starts the system (or some of it) in that isolation at TIME_SCALE 1000 on
+  free ports; everything it started stops after the test, and a failing test's report shows the logs.
+- `stack`: the whole system, started with `start_stack()`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from recovery_cli.stack import DEFAULT_RABBITMQ_URL, Stack
+from support.mongodb import SecantusServer, database_name_for, drop_database
+from support.rabbitmq import (
+    VhostUnavailable,
+    VirtualHosts,
+    rabbitmq_reachable,
+    unreachable_message,
+    vhost_name_for,
+)
+from support.stack import Isolation, StackFactory
+
+TESTS_DIR = Path(__file__).parent
+MARKERS_BY_FOLDER = {"unit": "unit", "integration": "integration", "e2e": "e2e", "faults": "faults"}
+STACKS = pytest.StashKey[StackFactory]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        try:
+            folder = item.path.relative_to(TESTS_DIR).parts[0]
+        except ValueError:
+            continue
+        marker = MARKERS_BY_FOLDER.get(folder)
+        if marker is not None:
+            item.add_marker(getattr(pytest.mark, marker))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    factory = item.stash.get(STACKS, None)
+    if factory is not None and report.failed and report.when in ("setup", "call"):
+        report.sections.append(("stack logs (last lines of each process)", factory.log_tails()))
+    return report
+
+
+# ---- session services ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("MONGODB_URL")
+    if configured:
+        yield configured
+        return
+    server = SecantusServer(tmp_path_factory.mktemp("secantusdb")).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    url = os.environ.get("RABBITMQ_URL") or DEFAULT_RABBITMQ_URL
+    if not rabbitmq_reachable(url):
+        pytest.fail(unreachable_message(url), pytrace=False)
+    return url
+
+
+@pytest.fixture(scope="session")
+def virtual_hosts(rabbitmq_url: str) -> Iterator[VirtualHosts]:
+    hosts = VirtualHosts(rabbitmq_url)
+    yield hosts
+    hosts.wait_for_deletes()
+
+
+# ---- per-test isolation ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mongodb_database(request: pytest.FixtureRequest, mongodb_url: str) -> Iterator[str]:
+    name = database_name_for(request.node.name)
+    yield name
+    drop_database(mongodb_url, name)
+
+
+@pytest.fixture
+def rabbitmq_vhost_url(request: pytest.FixtureRequest, virtual_hosts: VirtualHosts) -> Iterator[str]:
+    vhost = vhost_name_for(request.node.name)
+    try:
+        url = virtual_hosts.create(vhost)
+    except VhostUnavailable as error:
+        pytest.fail(f"cannot create a RabbitMQ virtual host for this test: {error}", pytrace=False)
+    yield url
+    virtual_hosts.delete(vhost)
+
+
+@pytest.fixture
+def isolation(rabbitmq_vhost_url: str, mongodb_url: str, mongodb_database: str) -> Isolation:
+    return Isolation(
+        rabbitmq_url=rabbitmq_vhost_url, mongodb_url=mongodb_url, mongodb_database=mongodb_database
+    )
+
+
+# ---- the running system ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def start_stack(
+    request: pytest.FixtureRequest, isolation: Isolation, tmp_path: Path
+) -> Iterator[StackFactory]:
+    factory = StackFactory(tmp_path / "run", isolation)
+    request.node.stash[STACKS] = factory
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture
+def stack(start_stack: StackFactory) -> Stack:
+    return start_stack()

@@ -1,0 +1,181 @@
+"""Every message type travels in the envelope and comes back identical from its JSON."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from contracts_seed import load_seed
+from pydantic import BaseModel, ValidationError
+from recovery_contracts.api.recovery import RecoveryPaymentsCreate
+from recovery_contracts.envelope import MessageType
+from recovery_contracts.messages import (
+    PAYLOADS,
+    AttemptOutcome,
+    ConnectorAccountUpdated,
+    DeliverWebhook,
+    ExecuteRetry,
+    PaymentAttemptFailed,
+    PaymentFailed,
+    PaymentSucceeded,
+    ProfileUpdated,
+    RecoveryRequested,
+    RecoveryScheduled,
+    ScheduleTimer,
+    envelope_model,
+)
+from recovery_contracts.payments import IntentStatus
+from recovery_contracts.recovery import (
+    AttemptSummary,
+    PaymentToken,
+    RecoveryPayment,
+    RetryAlgorithm,
+    RetrySettings,
+    build_payment_object,
+)
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2025, 9, 7, 20, 5, 2, 792000, tzinfo=UTC)
+PAYMENT_ID = "12345_pay_019925c5959a79418301a9460b92edb1"
+ATTEMPT_ID = "12345_att_019925c838c877c282d3eaf5b86e9036"
+TOKEN = PaymentToken(
+    token="pm_1S4olu2KXBHSNjodBbiedqY9",
+    connector_customer_id="cus_T0qSE723C5Xxic",
+    card_network="Visa",
+    last_four_digits="1997",
+)
+PAYMENT = RecoveryPayment(
+    payment_id=PAYMENT_ID,
+    merchant_id="cloth_seller_I7nS4iwZnxRDJtGfiNTy",
+    profile_id="pro_3mR8Jq2LxYp7TzWc0KdN",
+    merchant_reference_id="test_ffhgfewf3476f5",
+    amount=2250,
+    currency="USD",
+    created_at=NOW,
+    billing_connector_id="mca_ppEVMjRWgTiGyCiwFtg9",
+    payment_connector_id="mca_MbQwWzi4tFItmgYAmshC",
+    connector="stripe",
+    connector_customer_id="cus_T0qSE723C5Xxic",
+    payment_method_type="card",
+    payment_method_subtype="credit",
+    tokens=(TOKEN,),
+    retry=RetrySettings(algorithm=RetryAlgorithm.CASCADING),
+)
+PAYMENT_OBJECT = build_payment_object(
+    PAYMENT,
+    status=IntentStatus.SUCCEEDED,
+    modified_at=NOW,
+    attempt=AttemptSummary(total_retry_count=2, token=TOKEN.token, connector_transaction_id="pi_3S4opd"),
+)
+
+
+def _payloads() -> dict[MessageType, BaseModel]:
+    request = RecoveryPaymentsCreate.model_validate(load_seed("recovery-request.json"))
+    return {
+        MessageType.RECOVERY_REQUESTED: RecoveryRequested(request=request),
+        MessageType.RECOVERY_SCHEDULED: RecoveryScheduled(payment=PAYMENT),
+        MessageType.EXECUTE_RETRY: ExecuteRetry(
+            payment=PAYMENT,
+            attempt_id=ATTEMPT_ID,
+            attempt_number=1,
+            token=TOKEN,
+            planned_at=NOW,
+            total_retry_count=2,
+        ),
+        MessageType.PAYMENT_ATTEMPT_FAILED: PaymentAttemptFailed(
+            payment_id=PAYMENT_ID,
+            attempt_id=ATTEMPT_ID,
+            attempt_number=1,
+            token=TOKEN.token,
+            outcome=AttemptOutcome.DECLINED,
+            decline_code="insufficient_funds",
+            attempted_at=NOW,
+        ),
+        MessageType.PAYMENT_SUCCEEDED: PaymentSucceeded(
+            payment_id=PAYMENT_ID,
+            attempt_id=ATTEMPT_ID,
+            attempt_number=1,
+            token=TOKEN.token,
+            connector_transaction_id="pi_3S4opd",
+            succeeded_at=NOW,
+            payment=PAYMENT_OBJECT,
+        ),
+        MessageType.PAYMENT_FAILED: PaymentFailed(
+            payment_id=PAYMENT_ID,
+            reason="all tokens hard-declined",
+            business_status="FAILED_DUE_TO_HARD_DECLINE_ERROR",
+            attempt_id=ATTEMPT_ID,
+            payment=PAYMENT_OBJECT,
+        ),
+        MessageType.PROFILE_UPDATED: ProfileUpdated(
+            profile_id="pro_3mR8Jq2LxYp7TzWc0KdN",
+            merchant_id="cloth_seller_I7nS4iwZnxRDJtGfiNTy",
+            version=2,
+            webhook_url="https://merchant.example/webhooks",
+            custom_headers={"x-tenant": "a"},
+        ),
+        MessageType.CONNECTOR_ACCOUNT_UPDATED: ConnectorAccountUpdated(
+            connector_account_id="mca_MbQwWzi4tFItmgYAmshC",
+            merchant_id="cloth_seller_I7nS4iwZnxRDJtGfiNTy",
+            profile_id="pro_3mR8Jq2LxYp7TzWc0KdN",
+            version=1,
+            connector_type="payment_processor",
+            connector_name="stripe",
+            api_key="sk_test_x",
+        ),
+        MessageType.DELIVER_WEBHOOK: DeliverWebhook(
+            initial_attempt_id="evt_019925c838c877c282d3eaf5b86e9036", retry_index=0
+        ),
+        MessageType.SCHEDULE_TIMER: ScheduleTimer(
+            timer_id=f"execute:{PAYMENT_ID}:1",
+            due_at=NOW,
+            kind="execute_retry",
+            payment_id=PAYMENT_ID,
+            message={"type": "payment.execute-retry"},
+        ),
+    }
+
+
+def test_every_message_type_has_a_sample_here():
+    assert set(_payloads()) == set(MessageType) == set(PAYLOADS)
+
+
+@pytest.mark.parametrize("message_type", list(MessageType), ids=lambda t: t.value)
+def test_envelope_round_trips_through_json(message_type):
+    model = envelope_model(message_type)
+    envelope = model(
+        type=message_type,
+        correlation_id=PAYMENT_ID,
+        merchant_id="cloth_seller_I7nS4iwZnxRDJtGfiNTy",
+        profile_id="pro_3mR8Jq2LxYp7TzWc0KdN",
+        payload=_payloads()[message_type],
+    )
+
+    again = model.model_validate_json(envelope.model_dump_json())
+
+    assert again == envelope
+    assert again.model_dump_json() == envelope.model_dump_json()
+
+
+def test_envelope_rejects_a_payload_of_another_type():
+    model = envelope_model(MessageType.DELIVER_WEBHOOK)
+    body: dict[str, Any] = {"type": "webhook.deliver", "payload": {"payment_id": PAYMENT_ID}}
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(body)
+    assert {"payload", "initial_attempt_id"} <= {str(p) for e in caught.value.errors() for p in e["loc"]}
+
+
+def test_recovery_requested_applies_the_http_validation(recovery_request):
+    recovery_request["action"] = "retry_now"
+    with pytest.raises(ValidationError) as caught:
+        envelope_model(MessageType.RECOVERY_REQUESTED).model_validate(
+            {
+                "type": "recovery.requested",
+                "merchant_id": "m",
+                "profile_id": "p",
+                "payload": {"request": recovery_request},
+            }
+        )
+    assert ("payload", "request", "action") in [tuple(e["loc"]) for e in caught.value.errors()]

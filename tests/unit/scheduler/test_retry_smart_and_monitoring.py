@@ -1,0 +1,145 @@
+"""Smart (decline-aware, payday windows, token scoring, switch config) and monitoring (a shadow plan only)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from recovery_scheduler.domain import (
+    Algorithm,
+    AttemptOutcome,
+    AttemptRecord,
+    EndRecovery,
+    Observe,
+    RetryConfig,
+    ScheduleAttempt,
+    TokenState,
+    decide_next,
+    next_payday_slot,
+    paydays,
+)
+from retry_builders import T0, declined, view
+
+pytestmark = pytest.mark.unit
+
+H = timedelta(hours=1)
+JITTER = (timedelta(seconds=1), timedelta(seconds=300))
+PRIMARY = TokenState("pm_primary", "Visa")
+SECOND = TokenState("pm_second", "Mastercard")
+
+
+def _smart(config: RetryConfig | None = None, **fields: object) -> ScheduleAttempt:
+    decision = decide_next(
+        view(Algorithm.SMART, **fields), fields.get("now", T0), config or RetryConfig(), random.Random(3)
+    )  # type: ignore[arg-type]
+    assert isinstance(decision, ScheduleAttempt), decision
+    return decision
+
+
+def _within_jitter(at: datetime, slot: datetime) -> bool:
+    return slot + JITTER[0] <= at <= slot + JITTER[1]
+
+
+@pytest.mark.parametrize(
+    ("year", "month", "expected"),
+    [
+        (2026, 5, (date(2026, 5, 1), date(2026, 5, 15), date(2026, 5, 29))),  # 31 May is a Sunday
+        (2026, 8, (date(2026, 8, 3), date(2026, 8, 17), date(2026, 8, 31))),  # 1st and 15th on a Saturday
+    ],
+)
+def test_paydays_are_the_1st_the_15th_and_the_last_business_day(
+    year: int, month: int, expected: tuple[date, ...]
+) -> None:
+    assert paydays(year, month) == expected
+
+
+def test_next_payday_slot_is_at_the_good_hour() -> None:
+    assert next_payday_slot(datetime(2026, 5, 15, 15, tzinfo=UTC), 14) == datetime(
+        2026, 5, 29, 14, tzinfo=UTC
+    )
+    assert next_payday_slot(datetime(2026, 5, 30, tzinfo=UTC), 14) == datetime(2026, 6, 1, 14, tzinfo=UTC)
+
+
+def test_insufficient_funds_aims_at_the_next_payday_at_a_good_hour() -> None:
+    decision = _smart(tokens=(PRIMARY,), first_error_code="insufficient_funds", billing_retry_count=1)
+    assert _within_jitter(decision.at, datetime(2026, 5, 15, 14, tzinfo=UTC))
+    assert "payday" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("codes", "earliest"),
+    [
+        ({"decline_code": "processing_error"}, H),
+        ({"decline_code": "do_not_honor"}, timedelta(days=1)),
+        ({"decline_code": "restricted_card"}, timedelta(days=3)),
+        ({"decline_code": "do_not_honor", "network_advice_code": "29"}, timedelta(days=8)),
+    ],
+)
+def test_the_decline_class_decides_when(codes: dict[str, str], earliest: timedelta) -> None:
+    token = TokenState("pm_primary", "Mastercard")
+    decision = _smart(tokens=(token,), attempts=(declined(1, "pm_primary", T0, **codes),))
+    assert _within_jitter(decision.at, T0 + earliest)
+
+
+def test_a_connector_error_is_retried_soon() -> None:
+    attempts = (AttemptRecord(1, "pm_primary", T0, AttemptOutcome.ERROR, error_code="api_error"),)
+    assert _within_jitter(_smart(attempts=attempts).at, T0 + H)
+
+
+def test_without_switch_config_smart_stays_on_the_current_token() -> None:
+    decision = _smart(tokens=(PRIMARY, SECOND), first_error_code="insufficient_funds", billing_retry_count=1)
+    assert decision.token == "pm_primary"
+
+
+def test_switch_retry_threshold_opens_the_other_tokens_and_the_earliest_slot_wins() -> None:
+    config = RetryConfig(switch_retry_threshold=1)
+    decision = _smart(
+        config, tokens=(PRIMARY, SECOND), first_error_code="insufficient_funds", billing_retry_count=1
+    )
+    assert decision.token == "pm_second"
+    assert _within_jitter(decision.at, T0)
+    assert "switched" in decision.reason
+
+
+def test_switch_time_threshold_opens_the_other_tokens_after_creation() -> None:
+    config = RetryConfig(switch_time_threshold_after_creation=timedelta(days=2))
+    decision = _smart(
+        config, tokens=(PRIMARY, SECOND), first_error_code="insufficient_funds", billing_retry_count=1
+    )
+    assert decision.token == "pm_second"
+    assert _within_jitter(decision.at, T0 + timedelta(days=2))
+
+
+def test_a_hard_declined_current_token_switches_at_once() -> None:
+    decision = _smart(tokens=(PRIMARY, SECOND), first_error_code="stolen_card", billing_retry_count=1)
+    assert decision.token == "pm_second"
+
+
+def test_smart_stops_after_its_attempts() -> None:
+    config = RetryConfig(smart_max_attempts=2)
+    attempts = (declined(1, "pm_primary", T0), declined(2, "pm_primary", T0 + timedelta(days=1)))
+    decision = decide_next(
+        view(Algorithm.SMART, attempts=attempts), T0 + timedelta(days=1), config, random.Random(1)
+    )
+    assert isinstance(decision, EndRecovery)
+
+
+def test_monitoring_observes_the_active_algorithms_plan_and_when_to_switch() -> None:
+    config = RetryConfig(monitoring_threshold=timedelta(days=3))
+    decision = decide_next(view(Algorithm.MONITORING), T0, config, random.Random(1))
+    assert isinstance(decision, Observe)
+    assert isinstance(decision.shadow, ScheduleAttempt)
+    assert "cascading" in decision.shadow.reason
+    assert decision.switch_at == T0 + timedelta(days=3)
+
+
+def test_monitoring_can_shadow_smart() -> None:
+    config = RetryConfig(active_algorithm=Algorithm.SMART)
+    decision = decide_next(
+        view(Algorithm.MONITORING, first_error_code="insufficient_funds"), T0, config, random.Random(1)
+    )
+    assert isinstance(decision, Observe)
+    assert isinstance(decision.shadow, ScheduleAttempt)
+    assert decision.shadow.reason.startswith("smart")
+    assert decision.switch_at is None

@@ -1,0 +1,35 @@
+"""Options several subcommands share: the run directory, NAME=VALUE pairs, how to print a failure."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from recovery_cli.locations import RUN_DIR_VARIABLE, default_run_dir
+
+
+def add_run_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help=f"where logs and the state file go (default: ${RUN_DIR_VARIABLE} or .run/ at the repo root)",
+    )
+
+
+def run_dir(args: argparse.Namespace) -> Path:
+    return (args.run_dir or default_run_dir()).resolve()
+
+
+def name_value_pairs(text: str) -> tuple[str, int]:
+    """`executor=2` -> ("executor", 2), for --port and --instances."""
+    name, separator, value = text.partition("=")
+    if not separator or not name or not value.isdigit():
+        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER, got {text!r}")
+    return name, int(value)
+
+
+def fail(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 1
