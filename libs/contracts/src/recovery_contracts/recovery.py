@@ -163,12 +163,8 @@ def build_payment_object(
                 invoice_next_billing_time=None,
                 invoice_billing_started_at_time=payment.billing_started_at,
                 first_payment_attempt_pg_error_code=first_error.code if first_error else None,
-                first_payment_attempt_network_decline_code=(
-                    first_error.network_decline_code if first_error else None
-                ),
-                first_payment_attempt_network_advice_code=(
-                    first_error.network_advice_code if first_error else None
-                ),
+                first_payment_attempt_network_decline_code=(first_error.network_decline_code if first_error else None),
+                first_payment_attempt_network_advice_code=(first_error.network_advice_code if first_error else None),
             )
         ),
     )

@@ -13,9 +13,9 @@ from faststream import AckPolicy
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 from pydantic import ValidationError
-
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import envelope_model
+
 from recovery_runtime import metrics
 from recovery_runtime.topology import DEAD_LETTER, QUEUES, ConsumerQueue, exchange_for
 
@@ -137,9 +137,7 @@ def subscribe(broker: RabbitBroker, queue_name: str, handler: Handler, publisher
                 raise MessageRejected(_summarise(error)) from error
             if envelope.type is not queue.message_type:
                 raise MessageRejected(f"message type {envelope.type} does not belong on {queue.name}")
-            structlog.contextvars.bind_contextvars(
-                message_id=envelope.message_id, payment_id=envelope.correlation_id
-            )
+            structlog.contextvars.bind_contextvars(message_id=envelope.message_id, payment_id=envelope.correlation_id)
             await handler(envelope, queue)
         except AlreadyApplied:
             log.info("message.duplicate")

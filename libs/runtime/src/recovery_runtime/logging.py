@@ -9,8 +9,19 @@ import structlog
 
 # Keys whose values never reach a log line, whatever a caller binds.
 _SECRET_KEYS = frozenset(
-    {"api_key", "api-key", "authorization", "payment_response_hash_key", "hash_key", "secret", "password",
-     "webhook_password", "standard_webhooks_secret", "whsec_secret", "merchant_secret"}
+    {
+        "api_key",
+        "api-key",
+        "authorization",
+        "payment_response_hash_key",
+        "hash_key",
+        "secret",
+        "password",
+        "webhook_password",
+        "standard_webhooks_secret",
+        "whsec_secret",
+        "merchant_secret",
+    }
 )
 
 

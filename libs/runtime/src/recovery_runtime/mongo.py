@@ -32,6 +32,4 @@ def connect(url: str, *, app_name: str) -> AsyncMongoClient[dict[str, Any]]:
 
 async def ensure_indexes(db: AsyncDatabase[dict[str, Any]], specs: Iterable[IndexSpec]) -> None:
     for spec in specs:
-        await db[spec.collection].create_index(
-            list(spec.keys), name=spec.name, unique=spec.unique, **spec.options
-        )
+        await db[spec.collection].create_index(list(spec.keys), name=spec.name, unique=spec.unique, **spec.options)

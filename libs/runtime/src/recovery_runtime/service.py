@@ -27,7 +27,7 @@ log = structlog.get_logger(__name__)
 BackgroundLoop = Callable[[], Awaitable[None]]
 
 
-async def wait_for(what: str, probe: Callable[[], Awaitable[Any]], *, timeout: float = 120.0) -> None:
+async def wait_for(what: str, probe: Callable[[], Awaitable[Any]], *, give_up_after: float = 120.0) -> None:
     """Retry `probe` with backoff until it succeeds, saying what the service waits for."""
     delay, waited = 0.2, 0.0
     while True:
@@ -35,7 +35,7 @@ async def wait_for(what: str, probe: Callable[[], Awaitable[Any]], *, timeout: f
             await probe()
             return
         except Exception as error:
-            if waited >= timeout:
+            if waited >= give_up_after:
                 raise RuntimeError(f"gave up waiting for {what} after {waited:.0f}s: {error}") from error
             log.warning("startup.waiting", dependency=what, error=str(error), retry_in=round(delay, 2))
             await asyncio.sleep(delay)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
-
 from recovery_contracts.envelope import MessageKind, MessageType, kind_of
 
 EVENTS = RabbitExchange("recovery.events", type=ExchangeType.TOPIC, durable=True)
@@ -62,9 +61,7 @@ class ConsumerQueue:
         )
 
     def rabbit_dead_letter_queue(self) -> RabbitQueue:
-        return RabbitQueue(
-            self.dead_letter_queue, queue_type=QueueType.QUORUM, durable=True, routing_key=self.name
-        )
+        return RabbitQueue(self.dead_letter_queue, queue_type=QueueType.QUORUM, durable=True, routing_key=self.name)
 
 
 def _q(name: str, message_type: MessageType) -> ConsumerQueue:

@@ -16,8 +16,8 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
-
 from recovery_contracts.envelope import Envelope
+
 from recovery_runtime import metrics
 from recovery_runtime.bus import AlreadyApplied, OutgoingMessage, Publisher
 from recovery_runtime.clock import Clock
@@ -93,9 +93,7 @@ class MessageStore:
                         result = await work(tx)
                         if tx.outgoing:
                             now = self._clock.now()
-                            await self.outbox.insert_many(
-                                [m.to_document(now) for m in tx.outgoing], session=session
-                            )
+                            await self.outbox.insert_many([m.to_document(now) for m in tx.outgoing], session=session)
                 break
             except PyMongoError as error:
                 if attempt < _MAX_TRANSACTION_TRIES and any(error.has_error_label(x) for x in _TRANSIENT_LABELS):
@@ -105,9 +103,7 @@ class MessageStore:
         await self.flush(tx.outgoing)
         return result
 
-    async def _record_applied(
-        self, consumed: Envelope[Any], consumer: str | None, session: AsyncClientSession
-    ) -> None:
+    async def _record_applied(self, consumed: Envelope[Any], consumer: str | None, session: AsyncClientSession) -> None:
         try:
             await self.inbox.insert_one(
                 {"_id": f"{consumer}:{consumed.message_id}", "applied_at": self._clock.now()}, session=session

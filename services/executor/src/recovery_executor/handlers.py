@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import (
     AttemptOutcome,
@@ -18,13 +17,14 @@ from recovery_contracts.messages import (
 )
 from recovery_contracts.payments import ConnectorTransmission, IntentStatus
 from recovery_contracts.recovery import AttemptSummary, build_payment_object
-from recovery_executor.adapters.repository import AttemptRepository, CredentialRepository
-from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind, ChargeRequest
-from recovery_executor.domain.ports import PaymentConnector
 from recovery_runtime.bus import MessageRejected, OutgoingMessage, Publisher
 from recovery_runtime.clock import Clock
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import MessageStore, Transaction
+
+from recovery_executor.adapters.repository import AttemptRepository, CredentialRepository
+from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind, ChargeRequest
+from recovery_executor.domain.ports import PaymentConnector
 
 log = structlog.get_logger(__name__)
 
@@ -97,7 +97,10 @@ class ExecuteRetryHandler:
         await self._charge_and_settle(envelope, account, queue)
 
     async def _resume(
-        self, existing: dict[str, Any], envelope: Envelope[ExecuteRetry], account: dict[str, Any],
+        self,
+        existing: dict[str, Any],
+        envelope: Envelope[ExecuteRetry],
+        account: dict[str, Any],
         queue: ConsumerQueue,
     ) -> None:
         if existing["status"] != "charging":
@@ -131,8 +134,11 @@ class ExecuteRetryHandler:
             customer=command.token.connector_customer_id or payment.connector_customer_id,
             payment_method=command.token.token,
             idempotency_key=idempotency_key(payment.payment_id, command.attempt_number),
-            metadata={"payment_id": payment.payment_id, "attempt_id": command.attempt_id,
-                      "merchant_reference_id": payment.merchant_reference_id},
+            metadata={
+                "payment_id": payment.payment_id,
+                "attempt_id": command.attempt_id,
+                "merchant_reference_id": payment.merchant_reference_id,
+            },
         )
         outcome = await connector.charge(request)
         log.info("attempt.charged", outcome=outcome.kind.value, decline_code=outcome.decline_code)
@@ -203,9 +209,7 @@ class ExecuteRetryHandler:
                 attempt_id=command.attempt_id,
                 attempt_number=command.attempt_number,
                 token=command.token.token,
-                outcome=AttemptOutcome.DECLINED
-                if outcome.kind is ChargeOutcomeKind.DECLINED
-                else AttemptOutcome.ERROR,
+                outcome=AttemptOutcome.DECLINED if outcome.kind is ChargeOutcomeKind.DECLINED else AttemptOutcome.ERROR,
                 error_code=outcome.error_code,
                 decline_code=outcome.decline_code,
                 message=outcome.message,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from recovery_runtime.service import Service
+
 from recovery_intake.adapters.repository import INDEXES, IntakeRepository
 from recovery_intake.handlers import RecoveryIntake
 from recovery_intake.http import api_keys, connector_accounts, merchants, payments, profiles
@@ -9,7 +11,6 @@ from recovery_intake.http.auth import Authenticator
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import install_error_handlers
 from recovery_intake.settings import IntakeSettings
-from recovery_runtime.service import Service
 
 NAME = "intake"
 

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-
 from recovery_contracts.api.connector_accounts import ConnectorType
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.recovery import RecoveryAction, RecoveryPaymentsCreate
@@ -15,13 +14,14 @@ from recovery_contracts.ids import new_payment_id
 from recovery_contracts.messages import PaymentFailed, PaymentSucceeded, RecoveryRequested, RecoveryScheduled
 from recovery_contracts.payments import IntentStatus
 from recovery_contracts.recovery import RecoveryPayment, build_payment_object
-from recovery_intake.adapters.repository import IntakeRepository
-from recovery_intake.domain.recovery import RecoveryRefused, build_snapshot, check_schedulable
-from recovery_intake.domain.rejection import Rejection
 from recovery_runtime.bus import MessageRejected
 from recovery_runtime.clock import Clock
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import MessageStore, Transaction
+
+from recovery_intake.adapters.repository import IntakeRepository
+from recovery_intake.domain.recovery import RecoveryRefused, build_snapshot, check_schedulable
+from recovery_intake.domain.rejection import Rejection
 
 log = structlog.get_logger(__name__)
 
@@ -61,10 +61,20 @@ class RecoveryIntake:
                 ApiError.NOT_SUPPORTED,
                 message=f"action {request.action.value} is not supported yet (see docs/contracts.md)",
             )
-        billing = await self._account(merchant_id, profile, request.billing_merchant_connector_id,
-                                      ConnectorType.BILLING_PROCESSOR, "billing_merchant_connector_id")
-        payment_account = await self._account(merchant_id, profile, request.payment_merchant_connector_id,
-                                              ConnectorType.PAYMENT_PROCESSOR, "payment_merchant_connector_id")
+        billing = await self._account(
+            merchant_id,
+            profile,
+            request.billing_merchant_connector_id,
+            ConnectorType.BILLING_PROCESSOR,
+            "billing_merchant_connector_id",
+        )
+        payment_account = await self._account(
+            merchant_id,
+            profile,
+            request.payment_merchant_connector_id,
+            ConnectorType.PAYMENT_PROCESSOR,
+            "payment_merchant_connector_id",
+        )
         now = self._clock.now()
         payment_id = new_payment_id(self._cell)
         snapshot = build_snapshot(
@@ -131,7 +141,11 @@ class RecoveryIntake:
             raise MessageRejected(f"profile {envelope.profile_id} of merchant {envelope.merchant_id} not found")
         try:
             await self.accept(
-                envelope.merchant_id, profile, envelope.payload.request, consumed=envelope, consumer=queue.name
+                envelope.merchant_id,
+                profile,
+                envelope.payload.request,
+                consumed=envelope,
+                consumer=queue.name,
             )
         except Rejection as rejection:
             raise MessageRejected(rejection.describe()) from rejection
@@ -149,8 +163,13 @@ class RecoveryIntake:
             await self._repository.intents.update_one(
                 # A success is final: a late failure event never overwrites it.
                 {"_id": event.payment_id, "status": {"$ne": IntentStatus.SUCCEEDED.value}},
-                {"$set": {"status": status.value, "payment_object": event.payment.model_dump(mode="json"),
-                          "modified_at": self._clock.now()}},
+                {
+                    "$set": {
+                        "status": status.value,
+                        "payment_object": event.payment.model_dump(mode="json"),
+                        "modified_at": self._clock.now(),
+                    }
+                },
                 session=tx.session,
             )
 

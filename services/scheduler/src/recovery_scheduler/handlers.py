@@ -5,17 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-
 from recovery_contracts.envelope import Envelope
-from recovery_contracts.messages import PaymentAttemptFailed, PaymentSucceeded, RecoveryScheduled, ScheduleTimer
+from recovery_contracts.messages import (
+    PaymentAttemptFailed,
+    PaymentSucceeded,
+    RecoveryScheduled,
+    ScheduleTimer,
+)
 from recovery_runtime.bus import MessageRejected, OutgoingMessage
 from recovery_runtime.clock import Clock
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import MessageStore, Transaction
+
 from recovery_scheduler.adapters.recoveries import RecoveryRepository
 from recovery_scheduler.adapters.timers import TimerKind, TimerRepository, timer_document
 from recovery_scheduler.domain import AttemptOutcome, DeclineClass, classify_decline
-from recovery_scheduler.workflow import TERMINAL, RecoveryStatus, Workflow, new_recovery_document
+from recovery_scheduler.workflow import TERMINAL, RecoveryStatus, Workflow, new_recovery_document, note
 
 log = structlog.get_logger(__name__)
 
@@ -91,10 +96,14 @@ class SchedulerHandlers:
             )
             if decline_class is DeclineClass.NEVER and failure.token not in doc["hard_declined_tokens"]:
                 doc["hard_declined_tokens"].append(failure.token)
-            self._workflow._history(
-                doc, self._clock.now(), "attempt_failed",
-                f"attempt {failure.attempt_number} {failure.outcome.value}: {failure.decline_code or failure.error_code}",
-                decline_class=decline_class.value, attempt_number=failure.attempt_number,
+            note(
+                doc,
+                self._clock.now(),
+                "attempt_failed",
+                f"attempt {failure.attempt_number} {failure.outcome.value}: "
+                f"{failure.decline_code or failure.error_code}",
+                decline_class=decline_class.value,
+                attempt_number=failure.attempt_number,
             )
             if RecoveryStatus(doc["status"]) in TERMINAL:
                 await self._recoveries.save(doc, tx.session)
@@ -127,8 +136,7 @@ class SchedulerHandlers:
             doc["plan"] = None
             doc["ended_at"] = now
             doc["updated_at"] = now
-            self._workflow._history(doc, now, "ended", f"attempt {success.attempt_number} succeeded",
-                                    outcome="succeeded")
+            note(doc, now, "ended", f"attempt {success.attempt_number} succeeded", outcome="succeeded")
             await self._timers.cancel_pending(success.payment_id, tx.session)
             await self._recoveries.save(doc, tx.session)
 

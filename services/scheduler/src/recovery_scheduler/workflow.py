@@ -8,7 +8,6 @@ from enum import StrEnum
 from typing import Any
 
 import structlog
-
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.ids import new_attempt_id
 from recovery_contracts.messages import ExecuteRetry, PaymentFailed
@@ -17,6 +16,7 @@ from recovery_contracts.recovery import AttemptSummary, RecoveryPayment, build_p
 from recovery_runtime.bus import OutgoingMessage
 from recovery_runtime.clock import Clock, TimeScale
 from recovery_runtime.unit_of_work import Transaction
+
 from recovery_scheduler.adapters.recoveries import RecoveryRepository
 from recovery_scheduler.adapters.timers import TimerKind, TimerRepository, timer_document
 from recovery_scheduler.domain import (
@@ -64,9 +64,7 @@ def retry_config(payment: RecoveryPayment) -> RetryConfig:
             else None
         ),
         "monitoring_threshold": (
-            timedelta(seconds=settings.monitoring_threshold_seconds)
-            if settings.monitoring_threshold_seconds
-            else None
+            timedelta(seconds=settings.monitoring_threshold_seconds) if settings.monitoring_threshold_seconds else None
         ),
         "active_algorithm": Algorithm(settings.active_algorithm.value),
     }
@@ -81,8 +79,12 @@ def recovery_view(doc: dict[str, Any], payment: RecoveryPayment) -> RecoveryView
     return RecoveryView(
         algorithm=Algorithm(doc["algorithm"]),
         tokens=tuple(
-            TokenState(token=t.token, card_network=t.card_network, card_issuer=t.card_issuer,
-                       hard_declined=t.token in hard)
+            TokenState(
+                token=t.token,
+                card_network=t.card_network,
+                card_issuer=t.card_issuer,
+                hard_declined=t.token in hard,
+            )
             for t in payment.tokens
         ),
         created_at=payment.created_at,
@@ -107,6 +109,11 @@ def recovery_view(doc: dict[str, Any], payment: RecoveryPayment) -> RecoveryView
         first_network_advice_code=first.network_advice_code if first else None,
         first_network_decline_code=first.network_decline_code if first else None,
     )
+
+
+def note(doc: dict[str, Any], at: datetime, what: str, reason: str, **details: Any) -> None:
+    """Append to the recovery's timeline: what happened or was planned, and why."""
+    doc.setdefault("history", []).append({"at": at, "what": what, "reason": reason, **details})
 
 
 def new_recovery_document(payment: RecoveryPayment, now: datetime) -> dict[str, Any]:
@@ -157,9 +164,11 @@ class Workflow:
         payment = RecoveryPayment.model_validate(doc["snapshot"])
         now = self._clock.now()
         view = recovery_view(doc, payment)
-        if view.algorithm is Algorithm.MONITORING and doc.get("monitoring_switch_at") and now >= doc[
-            "monitoring_switch_at"
-        ]:
+        if (
+            view.algorithm is Algorithm.MONITORING
+            and doc.get("monitoring_switch_at")
+            and now >= doc["monitoring_switch_at"]
+        ):
             # The monitoring period is over: the profile's active algorithm takes over this recovery.
             doc["algorithm"] = payment.retry.active_algorithm.value
             view = recovery_view(doc, payment)
@@ -184,11 +193,15 @@ class Workflow:
         elif isinstance(decision, AwaitBillingSystem):
             doc["status"] = RecoveryStatus.AWAITING_BILLING.value
             doc["plan"] = {"kind": "await_billing_system", "reason": decision.reason}
-            self._history(doc, now, "await_billing_system", decision.reason)
+            note(doc, now, "await_billing_system", decision.reason)
         elif isinstance(decision, Observe):
             doc["status"] = RecoveryStatus.MONITORING.value
-            doc["plan"] = {"kind": "monitoring", "shadow": _describe(decision.shadow), "switch_at": decision.switch_at}
-            self._history(doc, now, "monitoring", f"shadow plan: {_describe(decision.shadow)['reason']}")
+            doc["plan"] = {
+                "kind": "monitoring",
+                "shadow": _describe(decision.shadow),
+                "switch_at": decision.switch_at,
+            }
+            note(doc, now, "monitoring", f"shadow plan: {_describe(decision.shadow)['reason']}")
             if decision.switch_at is not None:
                 doc["monitoring_switch_at"] = decision.switch_at
                 await self._schedule_replan(doc, decision.switch_at, "monitoring period ends", now, tx)
@@ -247,8 +260,15 @@ class Workflow:
             "timer_id": timer_id,
             "reason": decision.reason,
         }
-        self._history(doc, now, "attempt_planned", decision.reason, attempt_number=decision.attempt_number,
-                      planned_at=decision.at, due_at=due)
+        note(
+            doc,
+            now,
+            "attempt_planned",
+            decision.reason,
+            attempt_number=decision.attempt_number,
+            planned_at=decision.at,
+            due_at=due,
+        )
 
     async def _schedule_replan(
         self, doc: dict[str, Any], at: datetime, reason: str, now: datetime, tx: Transaction
@@ -257,14 +277,18 @@ class Workflow:
         timer_id = f"replan:{doc['_id']}:{doc['version'] + 1}"
         await self._timers.add(
             timer_document(
-                timer_id, kind=TimerKind.REPLAN, due_at=due, payment_id=doc["_id"], created_at=now,
+                timer_id,
+                kind=TimerKind.REPLAN,
+                due_at=due,
+                payment_id=doc["_id"],
+                created_at=now,
                 purpose="replan",
             ),
             tx.session,
         )
         doc["status"] = RecoveryStatus.SCHEDULED.value
         doc["plan"] = {"kind": "replan", "at": at, "due_at": due, "timer_id": timer_id, "reason": reason}
-        self._history(doc, now, "replan_planned", reason, planned_at=at, due_at=due)
+        note(doc, now, "replan_planned", reason, planned_at=at, due_at=due)
 
     async def _end(
         self,
@@ -280,7 +304,7 @@ class Workflow:
         doc["business_status"] = decision.business_status
         doc["plan"] = None
         doc["ended_at"] = now
-        self._history(doc, now, "ended", decision.reason, outcome=decision.outcome.value)
+        note(doc, now, "ended", decision.reason, outcome=decision.outcome.value)
         await self._timers.cancel_pending(payment.payment_id, tx.session)
         if decision.emits_payment_failed and doc.get("attempts"):
             last = doc["attempts"][-1]
@@ -317,15 +341,16 @@ class Workflow:
                 )
             )
 
-    @staticmethod
-    def _history(doc: dict[str, Any], at: datetime, what: str, reason: str, **details: Any) -> None:
-        doc.setdefault("history", []).append({"at": at, "what": what, "reason": reason, **details})
-
 
 def _describe(decision: Any) -> dict[str, Any]:
     if isinstance(decision, ScheduleAttempt):
-        return {"kind": "attempt", "at": decision.at, "token": decision.token,
-                "attempt_number": decision.attempt_number, "reason": decision.reason}
+        return {
+            "kind": "attempt",
+            "at": decision.at,
+            "token": decision.token,
+            "attempt_number": decision.attempt_number,
+            "reason": decision.reason,
+        }
     if isinstance(decision, Recheck):
         return {"kind": "replan", "at": decision.at, "reason": decision.reason}
     if isinstance(decision, EndRecovery):

@@ -203,9 +203,7 @@ class WebhookDispatcher:
             await self._finish(initial, EventStatus.FAILED, "no enabled webhook endpoint on the profile")
             return
         if endpoint.get("disabled_reason"):
-            await self._finish(
-                initial, EventStatus.FAILED, f"endpoint disabled: {endpoint['disabled_reason']}"
-            )
+            await self._finish(initial, EventStatus.FAILED, f"endpoint disabled: {endpoint['disabled_reason']}")
             return
         body: bytes = bytes(initial["body"])
 
@@ -290,9 +288,7 @@ class WebhookDispatcher:
             }
         )
 
-    async def _finish(
-        self, initial: dict[str, Any], status: str, reason: str, delivered: bool = False
-    ) -> None:
+    async def _finish(self, initial: dict[str, Any], status: str, reason: str, delivered: bool = False) -> None:
         fields: dict[str, Any] = {
             "status": status,
             "status_reason": reason,
@@ -304,9 +300,7 @@ class WebhookDispatcher:
             fields["is_webhook_notified"] = True
         await self._events.update(initial["_id"], fields)
 
-    async def _schedule_retry(
-        self, initial: dict[str, Any], retry_after: timedelta | None, reason: str
-    ) -> None:
+    async def _schedule_retry(self, initial: dict[str, Any], retry_after: timedelta | None, reason: str) -> None:
         retry_index = int(initial.get("retry_index", 0))
         delay = next_retry_delay(retry_index, self._schedule, retry_after)
         if delay is None:

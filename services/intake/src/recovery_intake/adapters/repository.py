@@ -11,7 +11,6 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-
 from recovery_runtime.mongo import IndexSpec
 
 INDEXES = [
@@ -48,7 +47,9 @@ class IntakeRepository:
 
     async def save_profile(self, doc: dict[str, Any], expected_version: int, session: AsyncClientSession) -> bool:
         result = await self.profiles.replace_one(
-            {"_id": doc["_id"], "merchant_id": doc["merchant_id"], "version": expected_version}, doc, session=session
+            {"_id": doc["_id"], "merchant_id": doc["merchant_id"], "version": expected_version},
+            doc,
+            session=session,
         )
         return result.matched_count == 1
 
@@ -60,9 +61,13 @@ class IntakeRepository:
         return await self.api_keys.find_one({"_id": key_id, "merchant_id": merchant_id})
 
     async def list_api_keys(self, merchant_id: str, limit: int, skip: int) -> list[dict[str, Any]]:
-        return await self.api_keys.find({"merchant_id": merchant_id, "revoked": False}).sort(
-            "created", DESCENDING
-        ).skip(skip).limit(limit).to_list(limit)
+        return (
+            await self.api_keys.find({"merchant_id": merchant_id, "revoked": False})
+            .sort("created", DESCENDING)
+            .skip(skip)
+            .limit(limit)
+            .to_list(limit)
+        )
 
     async def revoke_api_key(self, merchant_id: str, key_id: str, now: datetime) -> bool:
         result = await self.api_keys.update_one(

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-
 from recovery_contracts.api.api_keys import (
     ApiKeyCreate,
     ApiKeyCreateResponse,
@@ -14,6 +13,7 @@ from recovery_contracts.api.api_keys import (
     RevokeApiKeyResponse,
 )
 from recovery_contracts.api.errors import ApiError
+
 from recovery_intake.domain.api_keys import issue_api_key
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ApiProblem
@@ -50,7 +50,7 @@ def router(ctx: ApiContext) -> APIRouter:
             "prefix": issued.prefix,
             "digest": issued.digest,
             "created": now,
-            "expiration": expiration if isinstance(expiration, str) else expiration,
+            "expiration": expiration,
             "expires_at": expiration if isinstance(expiration, datetime) else None,
             "revoked": False,
         }

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-
 from recovery_contracts.api.connector_accounts import (
     ConnectorAccountCreate,
     ConnectorAccountResponse,
@@ -15,9 +14,10 @@ from recovery_contracts.api.errors import ApiError
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.ids import new_connector_account_id
 from recovery_contracts.messages import ConnectorAccountUpdated
+from recovery_runtime.unit_of_work import Transaction
+
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ApiProblem
-from recovery_runtime.unit_of_work import Transaction
 
 
 def account_updated(doc: dict[str, Any]) -> Envelope[ConnectorAccountUpdated]:
@@ -43,7 +43,9 @@ def account_updated(doc: dict[str, Any]) -> Envelope[ConnectorAccountUpdated]:
 
 def account_response(doc: dict[str, Any]) -> ConnectorAccountResponse:
     return ConnectorAccountResponse.from_create(
-        ConnectorAccountCreate.model_validate(doc["body"]), id=doc["_id"], connector_label=doc.get("connector_label")
+        ConnectorAccountCreate.model_validate(doc["body"]),
+        id=doc["_id"],
+        connector_label=doc.get("connector_label"),
     )
 
 
@@ -55,8 +57,10 @@ def router(ctx: ApiContext) -> APIRouter:
         caller = await ctx.auth.merchant(request, admin_allowed=True)
         header_profile = request.headers.get("x-profile-id")
         if header_profile and header_profile != body.profile_id:
-            raise ApiProblem(ApiError.INVALID_REQUEST_DATA,
-                             message=f"profile_id {body.profile_id!r} differs from the x-profile-id header")
+            raise ApiProblem(
+                ApiError.INVALID_REQUEST_DATA,
+                message=f"profile_id {body.profile_id!r} differs from the x-profile-id header",
+            )
         profile = await ctx.repository.profile(caller.merchant_id, body.profile_id)
         if profile is None:
             raise ApiProblem(ApiError.PROFILE_NOT_FOUND, id=body.profile_id)
@@ -64,8 +68,10 @@ def router(ctx: ApiContext) -> APIRouter:
         if body.connector_type is ConnectorType.BILLING_PROCESSOR and recovery is not None:
             for referenced in recovery.billing_account_reference:
                 account = await ctx.repository.connector_account(caller.merchant_id, referenced)
-                if account is None or account["profile_id"] != body.profile_id or (
-                    account["connector_type"] != ConnectorType.PAYMENT_PROCESSOR.value
+                if (
+                    account is None
+                    or account["profile_id"] != body.profile_id
+                    or (account["connector_type"] != ConnectorType.PAYMENT_PROCESSOR.value)
                 ):
                     raise ApiProblem(
                         ApiError.INVALID_REQUEST_DATA,
@@ -97,8 +103,11 @@ def router(ctx: ApiContext) -> APIRouter:
         await ctx.store.apply(create)
         return account_response(doc)
 
-    @api.get("/v2/connector-accounts/{account_id}", response_model=ConnectorAccountResponse,
-             response_model_exclude_none=True)
+    @api.get(
+        "/v2/connector-accounts/{account_id}",
+        response_model=ConnectorAccountResponse,
+        response_model_exclude_none=True,
+    )
     async def retrieve_connector_account(account_id: str, request: Request) -> ConnectorAccountResponse:
         caller = await ctx.auth.merchant(request, admin_allowed=True)
         doc = await ctx.repository.connector_account(caller.merchant_id, account_id)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.merchants import MerchantAccountCreate, MerchantAccountResponse
 from recovery_contracts.ids import new_merchant_id
+
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ApiProblem
 
@@ -36,8 +36,11 @@ def router(ctx: ApiContext) -> APIRouter:
         await ctx.repository.merchants.insert_one(doc)
         return _response(doc)
 
-    @api.get("/v2/merchant-accounts/{merchant_id}", response_model=MerchantAccountResponse,
-             response_model_exclude_none=True)
+    @api.get(
+        "/v2/merchant-accounts/{merchant_id}",
+        response_model=MerchantAccountResponse,
+        response_model_exclude_none=True,
+    )
     async def retrieve_merchant_account(merchant_id: str, request: Request) -> MerchantAccountResponse:
         caller = await ctx.auth.merchant(request, admin_allowed=True)
         doc = await ctx.repository.merchant(merchant_id)

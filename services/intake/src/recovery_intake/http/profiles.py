@@ -7,7 +7,6 @@ import secrets
 from typing import Any
 
 from fastapi import APIRouter, Request
-
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.masking import mask_headers
 from recovery_contracts.api.profiles import ProfileCreate, ProfileResponse, ProfileUpdate
@@ -15,15 +14,24 @@ from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.ids import new_profile_id
 from recovery_contracts.messages import ProfileUpdated
 from recovery_contracts.recovery import RetryAlgorithm
+from recovery_runtime.unit_of_work import Transaction
+
 from recovery_intake.domain.api_keys import generate_hash_key
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ApiProblem
-from recovery_runtime.unit_of_work import Transaction
 
 _PROFILE_FIELDS = (
-    "profile_name", "return_url", "enable_payment_response_hash", "payment_response_hash_key",
-    "redirect_to_merchant_with_http_post", "webhook_details", "metadata", "session_expiry",
-    "outgoing_webhook_custom_http_headers", "order_fulfillment_time", "revenue_recovery_retry_algorithm_type",
+    "profile_name",
+    "return_url",
+    "enable_payment_response_hash",
+    "payment_response_hash_key",
+    "redirect_to_merchant_with_http_post",
+    "webhook_details",
+    "metadata",
+    "session_expiry",
+    "outgoing_webhook_custom_http_headers",
+    "order_fulfillment_time",
+    "revenue_recovery_retry_algorithm_type",
 )
 
 
@@ -36,8 +44,11 @@ def profile_response(doc: dict[str, Any]) -> ProfileResponse:
     return ProfileResponse(
         merchant_id=doc["merchant_id"],
         id=doc["_id"],
-        **{k: doc.get(k) for k in _PROFILE_FIELDS if k != "outgoing_webhook_custom_http_headers" and
-           doc.get(k) is not None},
+        **{
+            k: doc.get(k)
+            for k in _PROFILE_FIELDS
+            if k != "outgoing_webhook_custom_http_headers" and doc.get(k) is not None
+        },
         outgoing_webhook_custom_http_headers=mask_headers(headers) if headers else None,
         standard_webhooks_secret=(doc.get("standard_webhooks_secrets") or [None])[0],
     )

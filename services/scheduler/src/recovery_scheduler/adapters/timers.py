@@ -10,7 +10,6 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
-
 from recovery_runtime.bus import OutgoingMessage
 from recovery_runtime.mongo import IndexSpec
 
@@ -88,9 +87,12 @@ class TimerRepository:
 
     async def claim_due(self, now: datetime, owner: str, lease: timedelta, limit: int) -> list[dict[str, Any]]:
         """Lease up to `limit` due timers for `owner`; returns those this owner won."""
-        candidates = await self._timers.find(
-            {"status": TimerStatus.PENDING.value, "due_at": {"$lte": now}}, {"_id": 1}
-        ).sort("due_at", ASCENDING).limit(limit).to_list(limit)
+        candidates = (
+            await self._timers.find({"status": TimerStatus.PENDING.value, "due_at": {"$lte": now}}, {"_id": 1})
+            .sort("due_at", ASCENDING)
+            .limit(limit)
+            .to_list(limit)
+        )
         if not candidates:
             return []
         ids = [c["_id"] for c in candidates]

@@ -13,9 +13,7 @@ from recovery_runtime.mongo import IndexSpec
 
 INDEXES = [
     IndexSpec("webhook_events", [("idempotent_event_id", ASCENDING)], "event_idempotent", unique=True),
-    IndexSpec(
-        "webhook_events", [("initial_attempt_id", ASCENDING), ("created_at", ASCENDING)], "event_attempts"
-    ),
+    IndexSpec("webhook_events", [("initial_attempt_id", ASCENDING), ("created_at", ASCENDING)], "event_attempts"),
     IndexSpec("webhook_events", [("merchant_id", ASCENDING), ("created_at", DESCENDING)], "event_merchant"),
     IndexSpec("webhook_events", [("payment_id", ASCENDING)], "event_payment"),
 ]
@@ -52,9 +50,7 @@ class EventStore:
         )
         return result.modified_count == 1
 
-    async def update(
-        self, event_id: str, fields: dict[str, Any], session: AsyncClientSession | None = None
-    ) -> None:
+    async def update(self, event_id: str, fields: dict[str, Any], session: AsyncClientSession | None = None) -> None:
         await self._events.update_one({"_id": event_id}, {"$set": fields}, session=session)
 
     async def attempts_of(self, initial_attempt_id: str) -> list[dict[str, Any]]:
