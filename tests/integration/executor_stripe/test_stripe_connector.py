@@ -20,9 +20,7 @@ def saved_card(server: BackgroundServer, api_key: str, alias: str) -> tuple[str,
     """A customer with a card attached at the sandbox, as the seed's step 5 makes at Stripe."""
     auth = {"Authorization": f"Bearer {api_key}"}
     customer = httpx.post(server.url + "/v1/customers", headers=auth).json()["id"]
-    pm = httpx.post(
-        server.url + f"/v1/payment_methods/{alias}/attach", data={"customer": customer}, headers=auth
-    )
+    pm = httpx.post(server.url + f"/v1/payment_methods/{alias}/attach", data={"customer": customer}, headers=auth)
     return customer, pm.json()["id"]
 
 

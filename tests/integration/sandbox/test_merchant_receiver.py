@@ -42,17 +42,11 @@ def configure(server: BackgroundServer, **config: object) -> None:
     httpx.post(server.url + "/_receiver/config", json=config).raise_for_status()
 
 
-def post(
-    server: BackgroundServer, body: bytes, headers: dict[str, str], path: str = "/webhooks"
-) -> httpx.Response:
-    return httpx.post(
-        server.url + path, content=body, headers={"Content-Type": "application/json", **headers}
-    )
+def post(server: BackgroundServer, body: bytes, headers: dict[str, str], path: str = "/webhooks") -> httpx.Response:
+    return httpx.post(server.url + path, content=body, headers={"Content-Type": "application/json", **headers})
 
 
-def standard_headers(
-    secret: str, body: bytes, msg_id: str = "msg_1", at: datetime | None = None
-) -> dict[str, str]:
+def standard_headers(secret: str, body: bytes, msg_id: str = "msg_1", at: datetime | None = None) -> dict[str, str]:
     at = at or datetime.now(UTC)
     signature = Webhook(secret).sign(msg_id, at, body.decode())
     return {

@@ -71,9 +71,7 @@ def test_requests_without_a_test_secret_key_get_stripes_401(stripe_server: Backg
     assert "sk_live_abcdefghijklmnop1234" not in live.text  # masked, as Stripe does
 
 
-def test_basic_auth_with_the_key_as_user_name_is_accepted(
-    stripe_server: BackgroundServer, api_key: str
-) -> None:
+def test_basic_auth_with_the_key_as_user_name_is_accepted(stripe_server: BackgroundServer, api_key: str) -> None:
     response = httpx.post(stripe_server.url + "/v1/customers", auth=(api_key, ""))
 
     assert response.status_code == 200
@@ -306,9 +304,7 @@ def test_a_payment_method_of_another_customer_is_refused(stripe_api: httpx.Clien
 
 def test_invalid_requests_get_400_with_the_parameter_named(stripe_api: httpx.Client) -> None:
     missing = stripe_api.post("/v1/payment_intents", data={"currency": "usd"})
-    unknown = stripe_api.post(
-        "/v1/payment_intents", data={"amount": "2250", "currency": "usd", "colour": "red"}
-    )
+    unknown = stripe_api.post("/v1/payment_intents", data={"amount": "2250", "currency": "usd", "colour": "red"})
     too_small = stripe_api.post("/v1/payment_intents", data={"amount": "10", "currency": "usd"})
     as_json = stripe_api.post("/v1/payment_intents", json={"amount": 2250, "currency": "usd"})
     no_pm = off_session_charge(stripe_api, None, "pm_doesNotExist")
@@ -346,9 +342,7 @@ def test_same_key_and_parameters_replay_the_first_answer_without_charging_again(
     assert len(ledger(stripe_server)) == 1
 
 
-def test_a_replayed_decline_is_the_same_402(
-    stripe_api: httpx.Client, stripe_server: BackgroundServer
-) -> None:
+def test_a_replayed_decline_is_the_same_402(stripe_api: httpx.Client, stripe_server: BackgroundServer) -> None:
     customer = make_customer(stripe_api)
     pm = attach(stripe_api, "pm_card_chargeDeclinedInsufficientFunds", customer["id"])
 
@@ -390,9 +384,7 @@ def test_idempotency_keys_are_scoped_per_api_key(stripe_server: BackgroundServer
 
 
 def test_a_request_that_failed_validation_does_not_use_up_its_key(stripe_api: httpx.Client) -> None:
-    bad = stripe_api.post(
-        "/v1/payment_intents", data={"currency": "usd"}, headers={"Idempotency-Key": "k-fixed-later"}
-    )
+    bad = stripe_api.post("/v1/payment_intents", data={"currency": "usd"}, headers={"Idempotency-Key": "k-fixed-later"})
     good = stripe_api.post(
         "/v1/payment_intents",
         data={"amount": "2250", "currency": "usd", "payment_method": "pm_card_visa", "confirm": "true"},
@@ -437,9 +429,7 @@ def test_payment_intents_are_found_by_id_search_and_customer_list(stripe_api: ht
 
 
 def test_a_search_query_it_cannot_parse_is_a_400(stripe_api: httpx.Client) -> None:
-    mixed = stripe_api.get(
-        "/v1/payment_intents/search", params={"query": "status:'a' AND status:'b' OR amount>1"}
-    )
+    mixed = stripe_api.get("/v1/payment_intents/search", params={"query": "status:'a' AND status:'b' OR amount>1"})
     garbage = stripe_api.get("/v1/payment_intents/search", params={"query": "metadata[payment_id]=x"})
 
     assert (mixed.status_code, garbage.status_code) == (400, 400)
@@ -456,9 +446,7 @@ def test_an_unknown_payment_intent_is_a_404(stripe_api: httpx.Client) -> None:
 # ----- ledger, reset, faults -------------------------------------------------------------------------------
 
 
-def test_reset_empties_the_ledger_and_the_objects(
-    stripe_api: httpx.Client, stripe_server: BackgroundServer
-) -> None:
+def test_reset_empties_the_ledger_and_the_objects(stripe_api: httpx.Client, stripe_server: BackgroundServer) -> None:
     intent = off_session_charge(stripe_api, None, "pm_card_visa").json()
 
     httpx.post(stripe_server.url + "/_sandbox/reset")
@@ -574,9 +562,7 @@ def test_an_unknown_fault_mode_is_refused(stripe_server: BackgroundServer) -> No
 # ----- persistence -----------------------------------------------------------------------------------------
 
 
-def test_state_dir_keeps_ledger_objects_and_idempotency_across_a_restart(
-    tmp_path: Path, api_key: str
-) -> None:
+def test_state_dir_keeps_ledger_objects_and_idempotency_across_a_restart(tmp_path: Path, api_key: str) -> None:
     headers = {"Authorization": f"Bearer {api_key}", "Idempotency-Key": "k-restart"}
     data = {"amount": "2250", "currency": "usd", "payment_method": "pm_card_visa", "confirm": "true"}
     with BackgroundServer(stripe.create_app(tmp_path)) as before:

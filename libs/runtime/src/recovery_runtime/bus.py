@@ -120,6 +120,12 @@ def retry_pause(delivery_count: int) -> float:
     return min(0.25 * (2 ** max(delivery_count, 0)), 10.0)
 
 
+async def _raw_body(message: Any) -> bytes:
+    # FastStream would JSON-decode the body before the handler runs and fail outside our error handling;
+    # the handler validates the raw bytes itself.
+    return bytes(message.body)
+
+
 def subscribe(broker: RabbitBroker, queue_name: str, handler: Handler, publisher: Publisher) -> Any:
     queue = QUEUES[queue_name]
     model = envelope_model(queue.message_type)
@@ -176,6 +182,7 @@ def subscribe(broker: RabbitBroker, queue_name: str, handler: Handler, publisher
         queue.rabbit_queue(),
         queue.exchange,
         ack_policy=AckPolicy.MANUAL,
+        decoder=_raw_body,
         title=queue.name,
         description=f"{queue.message_type.value} messages (envelope JSON) consumed from {queue.name}",
     )

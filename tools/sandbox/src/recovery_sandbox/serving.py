@@ -18,10 +18,10 @@ class BackgroundServer:
     between finding a free port and using it.
     """
 
-    def __init__(
-        self, app: Any, host: str = "127.0.0.1", port: int = 0, graceful_seconds: float = 1.0
-    ) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, graceful_seconds: float = 1.0) -> None:
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and without it
+        # every answer waits ~40 ms on Nagle and delayed ACKs.
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
@@ -33,9 +33,7 @@ class BackgroundServer:
             timeout_graceful_shutdown=graceful_seconds,
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
 
     @property
     def url(self) -> str:

@@ -64,9 +64,7 @@ def outcome_from_payment_intent(intent: Mapping[str, Any], http_status: int | No
         "http_status": http_status,
     }
     if status == "succeeded":
-        return ChargeOutcome(
-            ChargeOutcomeKind.SUCCEEDED, amount_received=intent.get("amount_received"), **common
-        )
+        return ChargeOutcome(ChargeOutcomeKind.SUCCEEDED, amount_received=intent.get("amount_received"), **common)
     if status in ("processing", "requires_capture"):
         # requires_capture would mean an authorisation waiting for capture; we only create automatic-capture
         # intents, so it is a transient state here, to sync again.
@@ -117,9 +115,7 @@ def outcome_from_error(http_status: int, body: Any) -> ChargeOutcome:
             if http_status >= 500 or http_status in (408, 409, 429)
             else (ChargeOutcomeKind.CONFIG_ERROR)
         )
-        return ChargeOutcome(
-            kind, http_status=http_status, message=f"HTTP {http_status} without a Stripe error body"
-        )
+        return ChargeOutcome(kind, http_status=http_status, message=f"HTTP {http_status} without a Stripe error body")
     fields = _error_fields(error)
     intent = error.get("payment_intent")
     intent_fields: dict[str, Any] = {}
@@ -212,9 +208,7 @@ class StripeConnector:
         self._log("charge", request, result)
         return result
 
-    async def sync(
-        self, request: ChargeRequest, connector_transaction_id: str | None = None
-    ) -> ChargeOutcome:
+    async def sync(self, request: ChargeRequest, connector_transaction_id: str | None = None) -> ChargeOutcome:
         """PSYNC: what became of this attempt at Stripe, without ever charging.
 
         By id when the PaymentIntent id is known; otherwise by the attempt's metadata, first with search and
@@ -292,9 +286,7 @@ class StripeConnector:
     async def _call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any] | ChargeOutcome:
         """The HTTP status and parsed body, or an UNKNOWN/CONFIG_ERROR outcome when no answer came back."""
         try:
-            response = await self._http.request(
-                method, self._base_url + path, timeout=self._timeout, **kwargs
-            )
+            response = await self._http.request(method, self._base_url + path, timeout=self._timeout, **kwargs)
         except httpx.TimeoutException as exc:
             return ChargeOutcome(
                 ChargeOutcomeKind.UNKNOWN,
@@ -305,9 +297,7 @@ class StripeConnector:
         except httpx.TransportError as exc:
             # Even a refused connection stays UNKNOWN: the caller's next step (sync, or the same idempotent
             # request) is safe either way, and a proxy may have forwarded the request before failing.
-            return ChargeOutcome(
-                ChargeOutcomeKind.UNKNOWN, message=f"transport error: {type(exc).__name__}: {exc}"
-            )
+            return ChargeOutcome(ChargeOutcomeKind.UNKNOWN, message=f"transport error: {type(exc).__name__}: {exc}")
         try:
             body = response.json()
         except ValueError:

@@ -127,7 +127,7 @@ class ManagedProcess:
         if code is not None:
             raise ProcessFailed(
                 self.name,
-                f"exited with code {code} before it was ready ({self.spec.probe.describe()})",
+                f"{describe_exit(code)} before it was ready ({self.spec.probe.describe()})",
                 self.log_path,
                 self.log_tail(),
             )
@@ -185,6 +185,15 @@ class ManagedProcess:
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
         with contextlib.suppress(OSError), self.log_path.open("a", encoding="utf-8") as log:
             log.write(f"=== {stamp} supervisor: {self.name} {text}\n")
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
 
 
 def signal_group(pid: int, signum: int) -> bool:

@@ -179,8 +179,6 @@ def create_app(
         if behaviour.retry_after is not None:
             response_headers["Retry-After"] = behaviour.retry_after
         content = behaviour.body if behaviour.body is not None else json.dumps({"received": True})
-        return Response(
-            content, status_code=behaviour.status, headers=response_headers, media_type="application/json"
-        )
+        return Response(content, status_code=behaviour.status, headers=response_headers, media_type="application/json")
 
     return app

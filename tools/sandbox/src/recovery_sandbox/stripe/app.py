@@ -90,9 +90,7 @@ def _list_body(url: str, items: list[dict[str, Any]], params: Mapping[str, Any])
     if after:
         ids = [item["id"] for item in items]
         if after not in ids:
-            raise invalid_request(
-                f"No such object: '{after}'", code="resource_missing", param="starting_after"
-            )
+            raise invalid_request(f"No such object: '{after}'", code="resource_missing", param="starting_after")
         items = items[ids.index(after) + 1 :]
     return {"object": "list", "data": items[:limit], "has_more": len(items) > limit, "url": url}
 

@@ -121,7 +121,5 @@ def _clause(query: str, match: re.Match[str]) -> Clause:
         if op == "~":
             raise _query_error(query, f"Field `{field}` cannot be compared with '~'.")
     else:
-        raise _query_error(
-            query, f"Field `{field}` is an unsupported search field for resource payment_intents."
-        )
+        raise _query_error(query, f"Field `{field}` is an unsupported search field for resource payment_intents.")
     return Clause(field, metadata_key, op, value, bool(match.group("neg")))

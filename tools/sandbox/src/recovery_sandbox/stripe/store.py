@@ -135,9 +135,7 @@ def parse_metadata(params: Mapping[str, Any], name: str = "metadata") -> dict[st
         raise invalid_request("Metadata can have a maximum of 50 keys.", param=name)
     for key, value in raw.items():
         if len(key) > 40:
-            raise invalid_request(
-                "Metadata keys can have a maximum length of 40 characters.", param=f"{name}[{key}]"
-            )
+            raise invalid_request("Metadata keys can have a maximum length of 40 characters.", param=f"{name}[{key}]")
         if len(value) > 500:
             raise invalid_request(
                 "Metadata values can have a maximum length of 500 characters.", param=f"{name}[{key}]"
@@ -294,9 +292,7 @@ class StripeState:
             # Attach before storing the customer, so a bad payment method leaves no half-made customer.
             pm_id = self._attach(self._attachable(attach, "payment_method"), customer_id) if attach else None
             self.customers[customer_id] = customer
-            default_pm = (
-                invoice_settings.get("default_payment_method") if isinstance(invoice_settings, dict) else None
-            )
+            default_pm = invoice_settings.get("default_payment_method") if isinstance(invoice_settings, dict) else None
             if default_pm:
                 if default_pm == attach:
                     default_pm = pm_id
@@ -305,9 +301,7 @@ class StripeState:
                     or self.payment_methods[default_pm]["customer"] != customer_id
                 ):
                     del self.customers[customer_id]
-                    raise no_such(
-                        "PaymentMethod", str(default_pm), param="invoice_settings[default_payment_method]"
-                    )
+                    raise no_such("PaymentMethod", str(default_pm), param="invoice_settings[default_payment_method]")
                 customer["invoice_settings"]["default_payment_method"] = default_pm
             return self._commit(200, customer, slot)
 
@@ -430,9 +424,7 @@ class StripeState:
         pm["customer"] = customer_id
         return pm_id
 
-    def attach_payment_method(
-        self, pm_ref: str, params: Mapping[str, Any], slot: IdempotencySlot | None
-    ) -> Response:
+    def attach_payment_method(self, pm_ref: str, params: Mapping[str, Any], slot: IdempotencySlot | None) -> Response:
         check_params(params, {"customer", "expand"})
         customer_id = params.get("customer")
         if not customer_id:
@@ -452,8 +444,7 @@ class StripeState:
             pm = self.payment_methods[pm_id]
             if pm["customer"] is None:
                 raise invalid_request(
-                    "The payment method you provided is not attached to a customer so detachment is "
-                    "impossible.",
+                    "The payment method you provided is not attached to a customer so detachment is impossible.",
                     code="payment_method_unexpected_state",
                 )
             pm["customer"] = None
@@ -492,9 +483,7 @@ class StripeState:
                 param="amount",
             )
         if amount > _MAXIMUM_AMOUNT:
-            raise invalid_request(
-                "Amount must be no more than 99999999.", code="amount_too_large", param="amount"
-            )
+            raise invalid_request("Amount must be no more than 99999999.", code="amount_too_large", param="amount")
         confirm = parse_bool(params, "confirm")
         off_session = parse_bool(params, "off_session")
         if off_session and not confirm:
@@ -593,9 +582,7 @@ class StripeState:
                     code="payment_intent_unexpected_state",
                 )
             if params.get("payment_method"):
-                intent["payment_method"] = self._usable_payment_method(
-                    params["payment_method"], intent["customer"]
-                )
+                intent["payment_method"] = self._usable_payment_method(params["payment_method"], intent["customer"])
             if intent["payment_method"] is None:
                 raise invalid_request(
                     "You cannot confirm this PaymentIntent because it's missing a payment method.",
@@ -712,9 +699,7 @@ class StripeState:
                 "network_status": "approved_by_network" if succeeded else "declined_by_network",
                 "reason": None if succeeded else decline.decline_code,
                 "risk_level": "normal",
-                "seller_message": "Payment complete."
-                if succeeded
-                else "The bank did not return any further details.",
+                "seller_message": "Payment complete." if succeeded else "The bank did not return any further details.",
                 "type": "authorized" if succeeded else "issuer_declined",
             },
             "paid": succeeded,

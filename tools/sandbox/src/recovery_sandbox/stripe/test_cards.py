@@ -44,17 +44,13 @@ class TestCard:
 
 
 # Messages are the ones Stripe's API returns for these decline codes (docs.stripe.com/declines/codes).
-GENERIC_DECLINE = Decline(
-    "card_declined", "generic_decline", "Your card was declined.", "05", "try_again_later"
-)
+GENERIC_DECLINE = Decline("card_declined", "generic_decline", "Your card was declined.", "05", "try_again_later")
 INSUFFICIENT_FUNDS = Decline(
     "card_declined", "insufficient_funds", "Your card has insufficient funds.", "51", "try_again_later"
 )
 LOST_CARD = Decline("card_declined", "lost_card", "Your card was declined.", "41", "do_not_try_again")
 STOLEN_CARD = Decline("card_declined", "stolen_card", "Your card was declined.", "43", "do_not_try_again")
-EXPIRED_CARD = Decline(
-    "expired_card", "expired_card", "Your card has expired.", "54", "confirm_card_data", "exp_month"
-)
+EXPIRED_CARD = Decline("expired_card", "expired_card", "Your card has expired.", "54", "confirm_card_data", "exp_month")
 INCORRECT_CVC = Decline(
     "incorrect_cvc",
     "incorrect_cvc",

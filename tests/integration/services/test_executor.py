@@ -1,0 +1,120 @@
+"""The executor against real RabbitMQ, the MongoDB-wire server and the Stripe sandbox over HTTP."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from recovery_sandbox.stripe import create_app as stripe_app
+from support.broker import broker_probe
+from support.payments import recovery_payment, stripe_account
+from support.services import settings_for
+from support.stack import Isolation
+
+from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.ids import new_attempt_id
+from recovery_contracts.messages import ExecuteRetry
+from recovery_executor.app import build_service
+from recovery_executor.settings import ExecutorSettings
+
+SECRET = "sk_test_integration"
+
+
+@pytest.fixture
+def stripe(serve: Any) -> Any:
+    return serve(stripe_app())
+
+
+def customer_with(stripe: Any, card: str) -> tuple[str, str]:
+    auth = {"Authorization": f"Bearer {SECRET}"}
+    customer = httpx.post(f"{stripe.url}/v1/customers", data={"description": "test"}, headers=auth).json()["id"]
+    pm = httpx.post(
+        f"{stripe.url}/v1/payment_methods/{card}/attach", data={"customer": customer}, headers=auth
+    ).json()["id"]
+    return customer, pm
+
+
+def execute(card_token: str, customer: str) -> Envelope[ExecuteRetry]:
+    payment = recovery_payment(tokens=(card_token,), customer=customer)
+    return Envelope[ExecuteRetry](
+        type=MessageType.EXECUTE_RETRY,
+        correlation_id=payment.payment_id,
+        merchant_id=payment.merchant_id,
+        profile_id=payment.profile_id,
+        payload=ExecuteRetry(
+            payment=payment,
+            attempt_id=new_attempt_id("12345"),
+            attempt_number=1,
+            token=payment.tokens[0],
+            planned_at=datetime.now(UTC),
+            total_retry_count=2,
+        ),
+    )
+
+
+def ledger(stripe: Any, customer: str) -> list[dict[str, Any]]:
+    charges = httpx.get(f"{stripe.url}/_sandbox/ledger").json()
+    charges = charges.get("data", charges) if isinstance(charges, dict) else charges
+    return [c for c in charges if c.get("customer") == customer]
+
+
+async def start_executors(serve: Any, isolation: Isolation, stripe: Any, count: int) -> None:
+    for n in range(count):
+        serve(build_service(settings_for(ExecutorSettings, isolation, stripe_api_base=stripe.url,
+                                         service_instance_id=f"executor-{n}")))
+
+
+async def test_a_planned_attempt_charges_once_and_reports_the_payment_object(
+    serve: Any, isolation: Isolation, stripe: Any, db: Any
+) -> None:
+    await start_executors(serve, isolation, stripe, 1)
+    customer, pm = customer_with(stripe, "pm_card_visa")
+    command = execute(pm, customer)
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(stripe_account(api_key=SECRET))
+        await broker.publish(command)
+        await broker.publish(command)  # redelivered
+        await broker.publish(command.model_copy(update={"message_id": "another-copy-of-the-command"}))
+        succeeded = await broker.take_json("dispatcher.payment-succeeded")
+        payment = succeeded["payload"]["payment"]
+        assert payment["status"] == "succeeded"
+        assert payment["connector_transaction_id"].startswith("pi_")
+        assert payment["connector_token_details"]["token"] == pm
+        assert payment["feature_metadata"]["revenue_recovery"]["total_retry_count"] == 2
+        assert payment["amount"]["amount_captured"] == 2250
+        await broker.take_json("scheduler.payment-succeeded")
+        # Every copy is handled; none charges again, and each republishes the one outcome (same message id).
+        extra = [await broker.take_json("dispatcher.payment-succeeded", timeout=3) for _ in range(2)]
+        assert {m["message_id"] for m in extra} == {succeeded["message_id"]}
+    charges = ledger(stripe, customer)
+    assert len(charges) == 1 and charges[0]["status"] == "succeeded"
+    assert db.attempts.count_documents({}) == 1
+
+
+async def test_a_decline_is_reported_with_its_codes(serve: Any, isolation: Isolation, stripe: Any) -> None:
+    await start_executors(serve, isolation, stripe, 1)
+    customer, pm = customer_with(stripe, "pm_card_chargeDeclinedInsufficientFunds")
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(stripe_account(api_key=SECRET))
+        await broker.publish(execute(pm, customer))
+        failed = await broker.take_json("scheduler.attempt-failed")
+    assert failed["payload"]["outcome"] == "declined"
+    assert failed["payload"]["decline_code"] == "insufficient_funds"
+    assert failed["payload"]["error_code"] == "card_declined"
+    assert len(ledger(stripe, customer)) == 1
+
+
+async def test_two_executors_racing_on_copies_of_one_command_charge_once(
+    serve: Any, isolation: Isolation, stripe: Any
+) -> None:
+    await start_executors(serve, isolation, stripe, 2)
+    customer, pm = customer_with(stripe, "pm_card_visa")
+    command = execute(pm, customer)
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(stripe_account(api_key=SECRET))
+        for n in range(6):
+            await broker.publish(command.model_copy(update={"message_id": f"copy-{n}"}))
+        await broker.take_json("dispatcher.payment-succeeded")
+    assert len(ledger(stripe, customer)) == 1

@@ -1,0 +1,160 @@
+"""Intake against real RabbitMQ and the MongoDB-wire server: the HTTP API, bad input, the broker entry."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from recovery_cli.demo import Endpoints, MerchantSetup, SeedScenario
+from recovery_cli.scenario import RECOVERY_REQUEST, seed_body
+from recovery_sandbox.receiver import create_app as receiver_app
+from recovery_sandbox.stripe import create_app as stripe_app
+from support.broker import broker_probe, eventually
+from support.services import settings_for
+from support.stack import Isolation
+
+from recovery_contracts.api.recovery import RecoveryPaymentsCreate
+from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.messages import RecoveryRequested
+from recovery_intake.app import build_service
+from recovery_intake.settings import IntakeSettings
+
+ADMIN = "test_admin_key"
+
+
+@pytest.fixture
+def intake(serve: Any, isolation: Isolation) -> Any:
+    return serve(build_service(settings_for(IntakeSettings, isolation, admin_api_key=ADMIN)))
+
+
+@pytest.fixture
+def tenant(serve: Any, intake: Any) -> tuple[SeedScenario, MerchantSetup]:
+    stripe = serve(stripe_app())
+    receiver = serve(receiver_app())
+    scenario = SeedScenario(Endpoints(intake.url, stripe.url, receiver.url, ADMIN), say=lambda _: None)
+    return scenario, scenario.bootstrap()
+
+
+def recovery_body(setup: MerchantSetup, **overrides: Any) -> dict[str, Any]:
+    body = seed_body(
+        RECOVERY_REQUEST,
+        customer_id_from_stripe="cus_test",
+        payment_method_id_from_stripe="pm_test",
+        billing_mca=setup.billing_mca,
+        payment_mca=setup.payment_mca,
+    )
+    body.update(overrides)
+    return body
+
+
+def assert_error(response: httpx.Response, status: int, code: str, *mentions: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    text = f"{error['message']} {error.get('reason') or ''}"
+    for mention in mentions:
+        assert mention in text, f"{mention!r} not in {text!r}"
+    return error
+
+
+async def test_seed_recovery_is_accepted_persisted_and_published(tenant: Any, intake: Any, isolation: Isolation,
+                                                                 db: Any) -> None:
+    _, setup = tenant
+    response = httpx.post(f"{intake.url}/v2/payments/recovery", json=recovery_body(setup), headers=setup.headers())
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert set(answer) == {"id", "intent_status", "merchant_reference_id"}
+    assert answer["merchant_reference_id"] == "test_ffhgfewf3476f5"
+    assert answer["id"].startswith("12345_pay_") and len(answer["id"].split("_pay_")[1]) == 32
+
+    intent = db.payment_intents.find_one({"_id": answer["id"]})
+    assert intent["snapshot"]["tokens"][0]["last_four_digits"] == "1997"
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        message = await broker.take_json("scheduler.recovery-scheduled")
+    assert message["type"] == "recovery.scheduled"
+    assert message["correlation_id"] == answer["id"]
+    assert message["payload"]["payment"]["retry"]["algorithm"] == "cascading"
+    assert message["payload"]["payment"]["retry"]["max_retry_count"] == 9
+
+    # The same invoice again is the same payment (get-or-create), not a second recovery.
+    again = httpx.post(f"{intake.url}/v2/payments/recovery", json=recovery_body(setup), headers=setup.headers())
+    assert again.json()["id"] == answer["id"]
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        assert await broker.depth("scheduler.recovery-scheduled") == 0
+
+
+async def test_bad_input_is_refused_with_a_clear_error_and_nothing_is_stored(
+    tenant: Any, intake: Any, isolation: Isolation, db: Any
+) -> None:
+    _, setup = tenant
+    url = f"{intake.url}/v2/payments/recovery"
+    headers = {**setup.headers(), "content-type": "application/json"}
+
+    malformed = httpx.post(url, content=b'{"amount_details": {"order_amount": 2250,', headers=headers)
+    assert_error(malformed, 400, "IR_06", "Json deserialize error")
+
+    wrong_type = recovery_body(setup, amount_details={"order_amount": "lots", "currency": "USD"})
+    assert_error(httpx.post(url, json=wrong_type, headers=headers), 400, "IR_06", "amount_details.order_amount")
+
+    unknown_field = recovery_body(setup, surprise=1)
+    assert_error(httpx.post(url, json=unknown_field, headers=headers), 400, "IR_06", "surprise")
+
+    bad_enum = recovery_body(setup, action="retry_now")
+    assert_error(httpx.post(url, json=bad_enum, headers=headers), 400, "IR_06", "action")
+
+    unknown_account = recovery_body(setup, billing_merchant_connector_id="mca_doesnotexist0000000")
+    assert_error(httpx.post(url, json=unknown_account, headers=headers), 404, "HE_02", "mca_doesnotexist0000000")
+
+    no_key = {k: v for k, v in headers.items() if k != "api-key"}
+    assert_error(httpx.post(url, json=recovery_body(setup), headers=no_key), 401, "IR_01", "api-key")
+    wrong_key = {**headers, "api-key": "snd_not-a-key"}
+    assert_error(httpx.post(url, json=recovery_body(setup), headers=wrong_key), 401, "IR_01")
+    other_merchant = {**headers, "x-merchant-id": "someone_else"}
+    assert_error(httpx.post(url, json=recovery_body(setup), headers=other_merchant), 401, "IR_01", "x-merchant-id")
+    no_profile = {k: v for k, v in headers.items() if k != "x-profile-id"}
+    assert_error(httpx.post(url, json=recovery_body(setup), headers=no_profile), 400, "IR_04", "x-profile-id")
+
+    assert db.payment_intents.count_documents({}) == 0
+    assert db.outbox_intake.count_documents({}) == 0
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        assert await broker.depth("scheduler.recovery-scheduled") == 0
+
+
+async def test_authorization_header_form_of_the_api_key_is_accepted(tenant: Any, intake: Any) -> None:
+    _, setup = tenant
+    headers = {**setup.headers(), "authorization": f"api-key={setup.api_key}"}
+    del headers["api-key"]
+    response = httpx.post(f"{intake.url}/v2/payments/recovery", json=recovery_body(setup), headers=headers)
+    assert response.status_code == 200, response.text
+
+
+async def test_broker_entry_dead_letters_bad_messages_with_the_reason_and_keeps_consuming(
+    tenant: Any, intake: Any, isolation: Isolation, db: Any
+) -> None:
+    _, setup = tenant
+    good = Envelope[RecoveryRequested](
+        type=MessageType.RECOVERY_REQUESTED,
+        merchant_id=setup.merchant_id,
+        profile_id=setup.profile_id,
+        correlation_id="test_ffhgfewf3476f5",
+        payload=RecoveryRequested(request=RecoveryPaymentsCreate.model_validate(recovery_body(setup))),
+    )
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish_raw(b"{not json", "recovery.commands", "recovery.requested")
+        wrong_shape = json.loads(good.model_dump_json())
+        wrong_shape["payload"]["request"]["amount_details"]["order_amount"] = -5
+        await broker.publish_raw(json.dumps(wrong_shape).encode(), "recovery.commands", "recovery.requested")
+        await broker.publish(good)
+
+        dead = [await broker.take("intake.recovery-requested.dlq") for _ in range(2)]
+        reasons = [m.headers["x-rejection-reason"] for m in dead]
+        assert "invalid message" in reasons[0]
+        assert "payload.request.amount_details.order_amount" in reasons[1]
+        assert dead[0].body == b"{not json"
+
+        scheduled = await broker.take_json("scheduler.recovery-scheduled")
+        assert scheduled["payload"]["payment"]["merchant_reference_id"] == "test_ffhgfewf3476f5"
+        assert await broker.depth("intake.recovery-requested.dlq") == 0
+    await eventually(lambda: db.payment_intents.count_documents({"merchant_id": setup.merchant_id}) == 1)

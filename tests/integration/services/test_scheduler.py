@@ -1,0 +1,104 @@
+"""The scheduler against real RabbitMQ and the MongoDB-wire server: plans, timers, terminal failures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from support.broker import broker_probe, eventually
+from support.payments import recovery_payment, scheduled
+from support.services import settings_for
+from support.stack import Isolation
+
+from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.messages import AttemptOutcome, PaymentAttemptFailed
+from recovery_scheduler.app import build_service
+from recovery_scheduler.settings import SchedulerSettings
+
+
+@pytest.fixture
+def scheduler(serve: Any, isolation: Isolation) -> Any:
+    return serve(build_service(settings_for(SchedulerSettings, isolation, timer_poll_seconds=0.05)))
+
+
+def failed(command: dict[str, Any], decline_code: str) -> Envelope[PaymentAttemptFailed]:
+    payload = command["payload"]
+    return Envelope[PaymentAttemptFailed](
+        type=MessageType.PAYMENT_ATTEMPT_FAILED,
+        correlation_id=payload["payment"]["payment_id"],
+        merchant_id=command["merchant_id"],
+        profile_id=command["profile_id"],
+        payload=PaymentAttemptFailed(
+            payment_id=payload["payment"]["payment_id"],
+            attempt_id=payload["attempt_id"],
+            attempt_number=payload["attempt_number"],
+            token=payload["token"]["token"],
+            outcome=AttemptOutcome.DECLINED,
+            decline_code=decline_code,
+            error_code="card_declined",
+            message="declined",
+            attempted_at=datetime.now(UTC),
+        ),
+    )
+
+
+async def test_recovery_is_planned_on_the_ladder_and_each_planned_attempt_is_commanded_once(
+    scheduler: Any, isolation: Isolation, db: Any
+) -> None:
+    payment = recovery_payment()
+    message = scheduled(payment)
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(message)
+        await broker.publish(message)  # a redelivery: same message id
+        await broker.publish(scheduled(payment))  # the same event published twice: another message id
+        first = await broker.take_json("executor.execute-retry")
+        assert first["payload"]["attempt_number"] == 1
+        assert first["payload"]["total_retry_count"] == 2
+        assert first["correlation_id"] == payment.payment_id
+
+        await broker.publish(failed(first, "insufficient_funds"))
+        second = await broker.take_json("executor.execute-retry")
+        assert second["payload"]["attempt_number"] == 2
+        assert second["payload"]["token"]["token"] == "pm_card_visa"
+        assert await broker.depth("executor.execute-retry") == 0
+
+    assert db.recoveries.count_documents({}) == 1
+    recovery = db.recoveries.find_one({"_id": payment.payment_id})
+    assert recovery["status"] == "scheduled"
+    assert [a["number"] for a in recovery["attempts"]] == [1]
+    assert recovery["plan"]["attempt_number"] == 2
+    timers = list(db.timers.find({"payment_id": payment.payment_id}))
+    assert sorted(t["_id"] for t in timers) == [f"execute:{payment.payment_id}:1", f"execute:{payment.payment_id}:2"]
+
+
+async def test_hard_decline_on_the_only_token_ends_the_recovery_with_payment_failed(
+    scheduler: Any, isolation: Isolation, db: Any
+) -> None:
+    payment = recovery_payment()
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(scheduled(payment))
+        first = await broker.take_json("executor.execute-retry")
+        await broker.publish(failed(first, "lost_card"))
+        ended = await broker.take_json("dispatcher.payment-failed")
+        assert ended["payload"]["business_status"] == "FAILED_DUE_TO_HARD_DECLINE_ERROR"
+        assert ended["payload"]["payment"]["status"] == "failed"
+        assert ended["payload"]["payment"]["error"]["code"] == "lost_card"
+        assert ended["payload"]["attempt_id"] == first["payload"]["attempt_id"]
+        # The intake's projection hears of it too; no further charge is commanded.
+        await broker.take_json("intake.payment-failed")
+        assert await broker.depth("executor.execute-retry") == 0
+
+    recovery = await eventually(lambda: db.recoveries.find_one({"_id": payment.payment_id, "status": "failed"}))
+    assert recovery["hard_declined_tokens"] == ["pm_card_visa"]
+    assert db.timers.count_documents({"payment_id": payment.payment_id, "status": "pending"}) == 0
+
+
+async def test_a_malformed_message_is_dead_lettered_with_its_reason(scheduler: Any, isolation: Isolation) -> None:
+    payment = recovery_payment()
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish_raw(b'{"type": "recovery.scheduled"}', "recovery.events", "recovery.scheduled")
+        dead = await broker.take("scheduler.recovery-scheduled.dlq")
+        assert "payload: Field required" in dead.headers["x-rejection-reason"]
+        await broker.publish(scheduled(payment))
+        assert (await broker.take_json("executor.execute-retry"))["correlation_id"] == payment.payment_id

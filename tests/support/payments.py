@@ -1,0 +1,93 @@
+"""Recovery snapshots and messages for tests that talk to one service directly over the broker."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.ids import new_payment_id
+from recovery_contracts.messages import ConnectorAccountUpdated, ProfileUpdated, RecoveryScheduled
+from recovery_contracts.payments import ErrorDetails
+from recovery_contracts.recovery import PaymentToken, RecoveryPayment, RetryAlgorithm, RetrySettings
+
+
+def recovery_payment(
+    *,
+    merchant_id: str = "merchant_test",
+    profile_id: str = "pro_test",
+    payment_connector_id: str = "mca_payment",
+    tokens: tuple[str, ...] = ("pm_card_visa",),
+    customer: str | None = None,
+    algorithm: RetryAlgorithm = RetryAlgorithm.CASCADING,
+    ladder_seconds: tuple[int, ...] | None = (60, 60, 60, 60),
+    **overrides: Any,
+) -> RecoveryPayment:
+    fields: dict[str, Any] = {
+        "payment_id": new_payment_id("12345"),
+        "merchant_id": merchant_id,
+        "profile_id": profile_id,
+        "merchant_reference_id": "invoice_1",
+        "amount": 2250,
+        "currency": "USD",
+        "created_at": datetime.now(UTC),
+        "billing_connector_id": "mca_billing",
+        "payment_connector_id": payment_connector_id,
+        "connector": "stripe",
+        "connector_customer_id": customer,
+        "payment_method_type": "card",
+        "payment_method_subtype": "credit",
+        "tokens": tuple(
+            PaymentToken(token=t, connector_customer_id=customer, card_network="Visa", card_issuer="Wells Fargo NA")
+            for t in tokens
+        ),
+        "first_error": ErrorDetails(code="110", message="Insufficient Funds"),
+        "billing_retry_count": 1,
+        "return_url": "https://example.com/return",
+        "retry": RetrySettings(algorithm=algorithm, ladder_seconds=ladder_seconds, max_retry_count=9),
+    }
+    fields.update(overrides)
+    return RecoveryPayment(**fields)
+
+
+def scheduled(payment: RecoveryPayment) -> Envelope[RecoveryScheduled]:
+    return Envelope[RecoveryScheduled](
+        type=MessageType.RECOVERY_SCHEDULED,
+        correlation_id=payment.payment_id,
+        merchant_id=payment.merchant_id,
+        profile_id=payment.profile_id,
+        payload=RecoveryScheduled(payment=payment),
+    )
+
+
+def stripe_account(account_id: str = "mca_payment", api_key: str = "sk_test_integration") -> Envelope[Any]:
+    return Envelope[ConnectorAccountUpdated](
+        type=MessageType.CONNECTOR_ACCOUNT_UPDATED,
+        merchant_id="merchant_test",
+        profile_id="pro_test",
+        payload=ConnectorAccountUpdated(
+            connector_account_id=account_id,
+            merchant_id="merchant_test",
+            profile_id="pro_test",
+            version=1,
+            connector_type="payment_processor",
+            connector_name="stripe",
+            api_key=api_key,
+        ),
+    )
+
+
+def profile(webhook_url: str, hash_key: str, whsec: str | None = None, version: int = 1) -> Envelope[Any]:
+    return Envelope[ProfileUpdated](
+        type=MessageType.PROFILE_UPDATED,
+        merchant_id="merchant_test",
+        profile_id="pro_test",
+        payload=ProfileUpdated(
+            profile_id="pro_test",
+            merchant_id="merchant_test",
+            version=version,
+            webhook_url=webhook_url,
+            payment_response_hash_key=hash_key,
+            standard_webhooks_secrets=(whsec,) if whsec else (),
+        ),
+    )
