@@ -103,23 +103,19 @@ def rabbitmq_vhost_url(request: pytest.FixtureRequest, virtual_hosts: VirtualHos
     except VhostUnavailable as error:
         pytest.fail(f"cannot create a RabbitMQ virtual host for this test: {error}", pytrace=False)
     yield url
-    virtual_hosts.delete(vhost)
+    virtual_hosts.delete(vhost, wait=False)
 
 
 @pytest.fixture
 def isolation(rabbitmq_vhost_url: str, mongodb_url: str, mongodb_database: str) -> Isolation:
-    return Isolation(
-        rabbitmq_url=rabbitmq_vhost_url, mongodb_url=mongodb_url, mongodb_database=mongodb_database
-    )
+    return Isolation(rabbitmq_url=rabbitmq_vhost_url, mongodb_url=mongodb_url, mongodb_database=mongodb_database)
 
 
 # ---- the running system ----------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def start_stack(
-    request: pytest.FixtureRequest, isolation: Isolation, tmp_path: Path
-) -> Iterator[StackFactory]:
+def start_stack(request: pytest.FixtureRequest, isolation: Isolation, tmp_path: Path) -> Iterator[StackFactory]:
     factory = StackFactory(tmp_path / "run", isolation)
     request.node.stash[STACKS] = factory
     yield factory

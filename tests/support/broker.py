@@ -10,7 +10,6 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
-
 from recovery_contracts.envelope import Envelope
 from recovery_runtime.topology import exchange_for
 
@@ -21,15 +20,21 @@ class BrokerProbe:
 
     async def publish(self, envelope: Envelope[Any]) -> None:
         await self.publish_raw(
-            envelope.model_dump_json().encode(), exchange_for(envelope.type).name, envelope.type.value,
+            envelope.model_dump_json().encode(),
+            exchange_for(envelope.type).name,
+            envelope.type.value,
             message_id=envelope.message_id,
         )
 
     async def publish_raw(self, body: bytes, exchange: str, routing_key: str, message_id: str | None = None) -> None:
         target = await self.channel.get_exchange(exchange, ensure=True)
         await target.publish(
-            aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=message_id,
-                             content_type="application/json"),
+            aio_pika.Message(
+                body,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=message_id,
+                content_type="application/json",
+            ),
             routing_key=routing_key,
         )
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from support.stack import Isolation
-
 from recovery_runtime.settings import ServiceSettings
+
+from support.stack import Isolation
 
 
 def settings_for(settings_type: type[ServiceSettings], isolation: Isolation, **overrides: Any) -> Any:

@@ -8,10 +8,9 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
+from recovery_runtime.service import Service
 from recovery_sandbox.serving import BackgroundServer
 from support.stack import Isolation
-
-from recovery_runtime.service import Service
 
 
 @pytest.fixture

@@ -10,12 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from recovery_sandbox.receiver import create_app as receiver_app
-from support.broker import broker_probe, eventually
-from support.payments import profile, recovery_payment
-from support.services import settings_for
-from support.stack import Isolation
-
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.ids import idempotent_event_id, new_attempt_id
 from recovery_contracts.messages import PaymentSucceeded
@@ -23,6 +17,11 @@ from recovery_contracts.payments import IntentStatus
 from recovery_contracts.recovery import AttemptSummary, build_payment_object
 from recovery_dispatcher.app import build_service
 from recovery_dispatcher.settings import DispatcherSettings
+from recovery_sandbox.receiver import create_app as receiver_app
+from support.broker import broker_probe, eventually
+from support.payments import profile, recovery_payment
+from support.services import settings_for
+from support.stack import Isolation
 
 HASH_KEY = "a-profile-hash-key-for-tests"
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -7,17 +7,16 @@ from typing import Any
 
 import httpx
 import pytest
-from recovery_sandbox.stripe import create_app as stripe_app
-from support.broker import broker_probe
-from support.payments import recovery_payment, stripe_account
-from support.services import settings_for
-from support.stack import Isolation
-
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.ids import new_attempt_id
 from recovery_contracts.messages import ExecuteRetry
 from recovery_executor.app import build_service
 from recovery_executor.settings import ExecutorSettings
+from recovery_sandbox.stripe import create_app as stripe_app
+from support.broker import broker_probe
+from support.payments import recovery_payment, stripe_account
+from support.services import settings_for
+from support.stack import Isolation
 
 SECRET = "sk_test_integration"
 
@@ -30,9 +29,9 @@ def stripe(serve: Any) -> Any:
 def customer_with(stripe: Any, card: str) -> tuple[str, str]:
     auth = {"Authorization": f"Bearer {SECRET}"}
     customer = httpx.post(f"{stripe.url}/v1/customers", data={"description": "test"}, headers=auth).json()["id"]
-    pm = httpx.post(
-        f"{stripe.url}/v1/payment_methods/{card}/attach", data={"customer": customer}, headers=auth
-    ).json()["id"]
+    pm = httpx.post(f"{stripe.url}/v1/payment_methods/{card}/attach", data={"customer": customer}, headers=auth).json()[
+        "id"
+    ]
     return customer, pm
 
 
@@ -62,8 +61,13 @@ def ledger(stripe: Any, customer: str) -> list[dict[str, Any]]:
 
 async def start_executors(serve: Any, isolation: Isolation, stripe: Any, count: int) -> None:
     for n in range(count):
-        serve(build_service(settings_for(ExecutorSettings, isolation, stripe_api_base=stripe.url,
-                                         service_instance_id=f"executor-{n}")))
+        serve(
+            build_service(
+                settings_for(
+                    ExecutorSettings, isolation, stripe_api_base=stripe.url, service_instance_id=f"executor-{n}"
+                )
+            )
+        )
 
 
 async def test_a_planned_attempt_charges_once_and_reports_the_payment_object(
@@ -118,3 +122,27 @@ async def test_two_executors_racing_on_copies_of_one_command_charge_once(
             await broker.publish(command.model_copy(update={"message_id": f"copy-{n}"}))
         await broker.take_json("dispatcher.payment-succeeded")
     assert len(ledger(stripe, customer)) == 1
+
+
+async def test_a_charge_that_times_out_is_synced_not_charged_again(
+    serve: Any, isolation: Isolation, stripe: Any, db: Any
+) -> None:
+    serve(
+        build_service(
+            settings_for(ExecutorSettings, isolation, stripe_api_base=stripe.url, connector_timeout_seconds=1.0)
+        )
+    )
+    customer, pm = customer_with(stripe, "pm_card_visa")
+    fault = {"payment_method": pm, "mode": "timeout_after_charge", "seconds": 3, "times": 1}
+    assert httpx.post(f"{stripe.url}/_sandbox/faults", json=fault).status_code < 300
+    command = execute(pm, customer)
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(stripe_account(api_key=SECRET))
+        await broker.publish(command)
+        succeeded = await broker.take_json("dispatcher.payment-succeeded", timeout=30)
+    assert succeeded["payload"]["payment"]["status"] == "succeeded"
+    charges = ledger(stripe, customer)
+    assert len(charges) == 1
+    attempt = db.attempts.find_one({})
+    assert attempt["status"] == "succeeded" and attempt["resumptions"] == 1
+    assert succeeded["payload"]["connector_transaction_id"] == charges[0]["payment_intent"]

@@ -9,17 +9,16 @@ import httpx
 import pytest
 from recovery_cli.demo import Endpoints, MerchantSetup, SeedScenario
 from recovery_cli.scenario import RECOVERY_REQUEST, seed_body
-from recovery_sandbox.receiver import create_app as receiver_app
-from recovery_sandbox.stripe import create_app as stripe_app
-from support.broker import broker_probe, eventually
-from support.services import settings_for
-from support.stack import Isolation
-
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import RecoveryRequested
 from recovery_intake.app import build_service
 from recovery_intake.settings import IntakeSettings
+from recovery_sandbox.receiver import create_app as receiver_app
+from recovery_sandbox.stripe import create_app as stripe_app
+from support.broker import broker_probe, eventually
+from support.services import settings_for
+from support.stack import Isolation
 
 ADMIN = "test_admin_key"
 
@@ -59,8 +58,9 @@ def assert_error(response: httpx.Response, status: int, code: str, *mentions: st
     return error
 
 
-async def test_seed_recovery_is_accepted_persisted_and_published(tenant: Any, intake: Any, isolation: Isolation,
-                                                                 db: Any) -> None:
+async def test_seed_recovery_is_accepted_persisted_and_published(
+    tenant: Any, intake: Any, isolation: Isolation, db: Any
+) -> None:
     _, setup = tenant
     response = httpx.post(f"{intake.url}/v2/payments/recovery", json=recovery_body(setup), headers=setup.headers())
     assert response.status_code == 200, response.text

@@ -6,15 +6,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from support.broker import broker_probe, eventually
-from support.payments import recovery_payment, scheduled
-from support.services import settings_for
-from support.stack import Isolation
-
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import AttemptOutcome, PaymentAttemptFailed
 from recovery_scheduler.app import build_service
 from recovery_scheduler.settings import SchedulerSettings
+from support.broker import broker_probe, eventually
+from support.payments import recovery_payment, scheduled
+from support.services import settings_for
+from support.stack import Isolation
 
 
 @pytest.fixture

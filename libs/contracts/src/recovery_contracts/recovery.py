@@ -138,7 +138,9 @@ def build_payment_object(
         connector_reference_id=attempt.connector_transaction_id if attempt else None,
         merchant_connector_id=payment.payment_connector_id if attempt else None,
         error=attempt.error if attempt else None,
-        billing=payment.billing,
+        # Hyperswitch's recovery payments answer `billing: null` (the seed's sample) although the request
+        # carried an address; kept so for compatibility. The address stays in the recovery snapshot.
+        billing=None,
         connector_token_details=ConnectorTokenDetails(token=token),
         return_url=payment.return_url,
         merchant_reference_id=payment.merchant_reference_id,

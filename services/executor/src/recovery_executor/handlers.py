@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 import structlog
@@ -27,6 +28,21 @@ from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind,
 from recovery_executor.domain.ports import PaymentConnector
 
 log = structlog.get_logger(__name__)
+
+
+# Stripe keeps an idempotency key for 24 hours; a replay later than this could charge a second time.
+IDEMPOTENCY_WINDOW = timedelta(hours=23)
+
+
+class AttemptStatus(StrEnum):
+    CHARGING = "charging"  # a connector call is in flight, by `owner`
+    UNKNOWN = "unknown"  # the call ended without a verdict: PSYNC before anything else
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    ERROR = "error"
+
+
+SETTLED = frozenset({AttemptStatus.SUCCEEDED, AttemptStatus.DECLINED, AttemptStatus.ERROR})
 
 
 class OutcomePending(Exception):
@@ -85,48 +101,58 @@ class ExecuteRetryHandler:
                 "attempt_id": command.attempt_id,
                 "token": command.token.token,
                 "idempotency_key": idempotency_key(payment.payment_id, command.attempt_number),
-                "status": "charging",
+                "status": AttemptStatus.CHARGING,
+                "first_started_at": now,
                 "started_at": now,
                 "owner": self._instance,
                 "command_message_id": envelope.message_id,
             }
         )
-        if existing is not None:
-            await self._resume(existing, envelope, account, queue)
+        connector = self._connector_for(account)
+        request = self._charge_request(command)
+        if existing is None:
+            await self._settle(envelope, queue, await connector.charge(request))
             return
-        await self._charge_and_settle(envelope, account, queue)
+        await self._resume(existing, envelope, queue, connector, request)
 
     async def _resume(
         self,
         existing: dict[str, Any],
         envelope: Envelope[ExecuteRetry],
-        account: dict[str, Any],
         queue: ConsumerQueue,
+        connector: PaymentConnector,
+        request: ChargeRequest,
     ) -> None:
-        if existing["status"] != "charging":
+        status = existing["status"]
+        if status in SETTLED:
             # Settled before: its outcome message was committed to the outbox with it. Republishing the same
             # message id is harmless (consumers de-duplicate) and covers a lost publish.
             if existing.get("emitted"):
                 await self._publisher.publish(OutgoingMessage.from_document(existing["emitted"]))
-            log.info("attempt.already_settled", status=existing["status"])
+            log.info("attempt.already_settled", status=status)
             return
-        started = existing["started_at"]
-        if self._clock.now() - started < self._abandoned_after:
+        now = self._clock.now()
+        if status == AttemptStatus.CHARGING and now - existing["started_at"] < self._abandoned_after:
             raise OutcomePending(f"attempt {existing['_id']} is being charged by {existing.get('owner')}")
-        if not await self._attempts.take_over(existing["_id"], started, self._clock.now(), self._instance):
+        if not await self._attempts.take_over(existing["_id"], existing["started_at"], now, self._instance):
             raise OutcomePending(f"attempt {existing['_id']} was taken over by another executor")
-        log.warning("attempt.resumed", previous_owner=existing.get("owner"))
-        # Same idempotency key as the abandoned call: the connector answers with that call's result if it
-        # reached it, so this never makes a second charge.
-        await self._charge_and_settle(envelope, account, queue)
+        # PSYNC: ask the connector what became of the attempt before anything else; never charge blind.
+        outcome = await connector.sync(request, existing.get("connector_transaction_id"))
+        log.warning("attempt.synced", previous_status=status, outcome=outcome.kind.value)
+        if outcome.kind is ChargeOutcomeKind.NOT_FOUND:
+            if now - existing["first_started_at"] >= IDEMPOTENCY_WINDOW:
+                raise MessageRejected(
+                    f"attempt {existing['_id']}: outcome unknown past the connector's idempotency window; "
+                    "needs an operator (see docs/operations.md)"
+                )
+            # The connector never saw the call. Sending it again with the same idempotency key cannot make a
+            # second charge: had the first call arrived meanwhile, the connector replays its result.
+            outcome = await connector.charge(request)
+        await self._settle(envelope, queue, outcome)
 
-    async def _charge_and_settle(
-        self, envelope: Envelope[ExecuteRetry], account: dict[str, Any], queue: ConsumerQueue
-    ) -> None:
-        command = envelope.payload
+    def _charge_request(self, command: ExecuteRetry) -> ChargeRequest:
         payment = command.payment
-        connector = self._connector_for(account)
-        request = ChargeRequest(
+        return ChargeRequest(
             payment_id=payment.payment_id,
             attempt_number=command.attempt_number,
             amount=payment.amount,
@@ -140,17 +166,22 @@ class ExecuteRetryHandler:
                 "merchant_reference_id": payment.merchant_reference_id,
             },
         )
-        outcome = await connector.charge(request)
-        log.info("attempt.charged", outcome=outcome.kind.value, decline_code=outcome.decline_code)
-        if outcome.kind in (ChargeOutcomeKind.UNKNOWN, ChargeOutcomeKind.PROCESSING):
-            # Leave the attempt "charging": the redelivered command replays the same idempotent request,
-            # which reports the first call's result once the connector has settled it.
-            raise OutcomePending(f"connector outcome unknown: {outcome.message}")
+
+    async def _settle(self, envelope: Envelope[ExecuteRetry], queue: ConsumerQueue, outcome: ChargeOutcome) -> None:
+        command = envelope.payload
+        key = attempt_key(command.payment.payment_id, command.attempt_number)
+        log.info("attempt.outcome", outcome=outcome.kind.value, decline_code=outcome.decline_code)
+        if not outcome.is_final:
+            # Timeout, 5xx, `processing`: the charge may have happened. Record it as unknown; the redelivered
+            # command syncs it (PSYNC) instead of charging.
+            await self._attempts.mark_unknown(key, self._instance, outcome.connector_transaction_id)
+            raise OutcomePending(f"connector outcome unknown ({outcome.kind.value}): {outcome.message}")
         message = self._outcome_message(envelope, outcome)
 
         async def settle(tx: Transaction) -> None:
             settled = await self._attempts.settle(
-                attempt_key(payment.payment_id, command.attempt_number),
+                key,
+                self._instance,
                 {
                     "status": _status_of(outcome),
                     "settled_at": self._clock.now(),
@@ -162,8 +193,9 @@ class ExecuteRetryHandler:
                 },
                 tx.session,
             )
-            if settled:
-                tx.emit(message)
+            if not settled:
+                raise OutcomePending(f"attempt {key} changed hands while it was being settled")
+            tx.emit(message)
 
         await self._store.apply(settle, consumed=envelope, consumer=queue.name)
 
@@ -223,11 +255,11 @@ class ExecuteRetryHandler:
         )
 
 
-def _status_of(outcome: ChargeOutcome) -> str:
+def _status_of(outcome: ChargeOutcome) -> AttemptStatus:
     return {
-        ChargeOutcomeKind.SUCCEEDED: "succeeded",
-        ChargeOutcomeKind.DECLINED: "declined",
-    }.get(outcome.kind, "error")
+        ChargeOutcomeKind.SUCCEEDED: AttemptStatus.SUCCEEDED,
+        ChargeOutcomeKind.DECLINED: AttemptStatus.DECLINED,
+    }.get(outcome.kind, AttemptStatus.ERROR)
 
 
 class ConnectorAccountUpdatedHandler:

@@ -12,12 +12,15 @@ from typing import Any
 import httpx
 
 from recovery_cli import scenario
-from recovery_cli.stack import ProcessFailed, Stack, StackConfig, StackError
+from recovery_cli.stack import ProcessFailed, Stack, StackConfig, StackError, ensure_rabbitmq
+from recovery_cli.stack.infrastructure import redact
+from recovery_cli.stack.vhosts import VhostUnavailable, VirtualHosts, vhost_name
 
 DEMO_TIME_SCALE = 1000.0
 # The sandbox keeps one account per secret key: the customer, the card and the charge must use the same one.
 SANDBOX_SECRET_KEY = "sk_test_recovery_demo"
 SUCCEEDING_CARD = "pm_card_visa"
+DEMO_VHOST_PREFIX = "recovery-demo-"
 
 
 class ScenarioFailed(RuntimeError):
@@ -138,9 +141,7 @@ class SeedScenario:
 
     def create_merchant(self, merchant_name: str | None = None) -> str:
         name = merchant_name or f"demo_merchant_{uuid.uuid4().hex[:8]}"
-        body = self._intake(
-            "POST", "/v2/merchant-accounts", {"merchant_name": name}, headers=self._admin(), show="id"
-        )
+        body = self._intake("POST", "/v2/merchant-accounts", {"merchant_name": name}, headers=self._admin(), show="id")
         return str(body["id"])
 
     def create_profile(self, merchant_id: str, webhook_url: str | None = None) -> dict[str, Any]:
@@ -168,15 +169,9 @@ class SeedScenario:
         payment = scenario.seed_body(
             scenario.PAYMENT_CONNECTOR_ACCOUNT, api_key=self.sandbox_secret_key, profile_id=profile_id
         )
-        payment_mca = str(
-            self._intake("POST", "/v2/connector-accounts", payment, headers=headers, show="id")["id"]
-        )
-        billing = scenario.seed_body(
-            scenario.BILLING_CONNECTOR_ACCOUNT, payment_mca=payment_mca, profile_id=profile_id
-        )
-        billing_mca = str(
-            self._intake("POST", "/v2/connector-accounts", billing, headers=headers, show="id")["id"]
-        )
+        payment_mca = str(self._intake("POST", "/v2/connector-accounts", payment, headers=headers, show="id")["id"])
+        billing = scenario.seed_body(scenario.BILLING_CONNECTOR_ACCOUNT, payment_mca=payment_mca, profile_id=profile_id)
+        billing_mca = str(self._intake("POST", "/v2/connector-accounts", billing, headers=headers, show="id")["id"])
         return payment_mca, billing_mca
 
     def switch_to_cascading(self, merchant_id: str, profile_id: str) -> None:
@@ -269,8 +264,7 @@ class SeedScenario:
             if time.monotonic() >= deadline:
                 other = ", ".join(f"{w.event_type} for {w.object_id}" for w in seen) or "nothing"
                 raise ScenarioFailed(
-                    f"no {event_type} webhook for {payment_id} within {timeout:.0f}s; "
-                    f"the receiver got: {other}"
+                    f"no {event_type} webhook for {payment_id} within {timeout:.0f}s; the receiver got: {other}"
                 )
             time.sleep(0.25)
 
@@ -383,17 +377,47 @@ def report_outcome(outcome: ScenarioOutcome, say: Callable[[str], None] = print)
         say(f"Standard Webhooks headers: valid={standard.get('valid')}")
     charges = outcome.charges
     succeeded = [charge for charge in charges if charge.get("status") == "succeeded"]
-    say(
-        f"Stripe sandbox ledger for {outcome.customer_id}: "
-        f"{len(charges)} charge(s), {len(succeeded)} succeeded"
-    )
+    say(f"Stripe sandbox ledger for {outcome.customer_id}: {len(charges)} charge(s), {len(succeeded)} succeeded")
     status = outcome.payment.get("status")
     say(f"payment {outcome.payment_id}: status {status}")
     return verified and status == "succeeded"
 
 
-def run_demo(config: StackConfig, say: Callable[[str], None] = print, timeout: float = 60.0) -> int:
-    """Start the stack, replay the scenario, stop the stack. 0 on success."""
+def run_demo(
+    config: StackConfig,
+    say: Callable[[str], None] = print,
+    timeout: float = 60.0,
+    *,
+    private_vhost: bool = True,
+) -> int:
+    """Start the stack, replay the scenario, stop the stack. 0 on success.
+
+    With `private_vhost` the stack gets a RabbitMQ virtual host of its own for the run: a stack already on the
+    broker (`recovery up`, a colleague's tests) consumes from the same fixed queue names and would otherwise
+    take the demo's messages.
+    """
+    try:
+        ensure_rabbitmq(config.rabbitmq_url, start=config.start_rabbitmq, say=say)
+    except StackError as error:
+        say(f"demo failed: {error}")
+        return 1
+    vhosts, vhost = None, None
+    if private_vhost:
+        vhosts, vhost = VirtualHosts(config.rabbitmq_url), vhost_name(DEMO_VHOST_PREFIX)
+        try:
+            config = config.with_changes(rabbitmq_url=vhosts.create(vhost))
+            say(f"==> RabbitMQ virtual host {vhost} for this run (deleted at the end)")
+        except VhostUnavailable as error:
+            say(f"note: no private virtual host ({error}); sharing {redact(config.rabbitmq_url)}")
+            vhosts = None
+    try:
+        return _run_stack_and_scenario(config, say, timeout)
+    finally:
+        if vhosts is not None and vhost is not None:
+            vhosts.delete(vhost)
+
+
+def _run_stack_and_scenario(config: StackConfig, say: Callable[[str], None], timeout: float) -> int:
     stack = Stack(config, say)
     try:
         say(f"==> starting the stack (time scale {config.time_scale:g}); logs in {config.log_dir}")

@@ -32,21 +32,29 @@ class AttemptRepository:
             return await self._attempts.find_one({"_id": record["_id"]})
 
     async def take_over(self, attempt_key: str, seen_started_at: Any, now: Any, owner: str) -> bool:
-        """Resume an abandoned attempt: compare-and-set on the start time we saw."""
+        """Take an abandoned or unknown attempt: compare-and-set on the start time we saw."""
         result = await self._attempts.update_one(
-            {"_id": attempt_key, "status": "charging", "started_at": seen_started_at},
-            {"$set": {"started_at": now, "owner": owner}, "$inc": {"resumptions": 1}},
+            {"_id": attempt_key, "status": {"$in": ["charging", "unknown"]}, "started_at": seen_started_at},
+            {"$set": {"status": "charging", "started_at": now, "owner": owner}, "$inc": {"resumptions": 1}},
         )
         return result.modified_count == 1
+
+    async def mark_unknown(self, attempt_key: str, owner: str, connector_transaction_id: str | None) -> None:
+        await self._attempts.update_one(
+            {"_id": attempt_key, "status": "charging", "owner": owner},
+            {"$set": {"status": "unknown", "connector_transaction_id": connector_transaction_id}},
+        )
 
     async def settle(
         self,
         attempt_key: str,
+        owner: str,
         fields: dict[str, Any],
         session: AsyncClientSession,
     ) -> bool:
+        """Record the final outcome, only while this executor still holds the attempt."""
         result = await self._attempts.update_one(
-            {"_id": attempt_key, "status": "charging"}, {"$set": fields}, session=session
+            {"_id": attempt_key, "status": "charging", "owner": owner}, {"$set": fields}, session=session
         )
         return result.modified_count == 1
 

@@ -12,6 +12,6 @@ class PaymentConnector(Protocol):
         """Create and confirm an off-session charge with the request's idempotency key."""
         ...
 
-    async def sync(self, request: ChargeRequest) -> ChargeOutcome:
+    async def sync(self, request: ChargeRequest, connector_transaction_id: str | None = None) -> ChargeOutcome:
         """Look up what became of that attempt at the connector, without charging (PSYNC)."""
         ...

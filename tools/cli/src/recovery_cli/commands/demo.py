@@ -29,6 +29,11 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the webhook")
     parser.add_argument("--readiness-timeout", type=float, default=90.0, help="seconds to wait for the stack")
     parser.add_argument(
+        "--shared-vhost",
+        action="store_true",
+        help="use RABBITMQ_URL's virtual host as it is instead of a private one for the run",
+    )
+    parser.add_argument(
         "--use-running",
         action="store_true",
         help="replay against the stack `recovery up` started instead of starting one",
@@ -50,7 +55,7 @@ def handle(args: argparse.Namespace) -> int:
         readiness_timeout=args.readiness_timeout,
         start_rabbitmq=True,
     )
-    return demo.run_demo(config, timeout=args.timeout)
+    return demo.run_demo(config, timeout=args.timeout, private_vhost=not args.shared_vhost)
 
 
 def _against_running(args: argparse.Namespace, directory: Path) -> int:

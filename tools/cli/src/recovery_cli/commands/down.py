@@ -12,9 +12,7 @@ from recovery_cli.stack.state import clear_state, state_path
 def register(subcommands: argparse._SubParsersAction) -> None:
     parser = subcommands.add_parser("down", help="stop the stack `recovery up` started")
     add_run_dir(parser)
-    parser.add_argument(
-        "--grace", type=float, default=30.0, help="seconds between SIGTERM and SIGKILL (default 30)"
-    )
+    parser.add_argument("--grace", type=float, default=30.0, help="seconds between SIGTERM and SIGKILL (default 30)")
     parser.set_defaults(handler=handle)
 
 

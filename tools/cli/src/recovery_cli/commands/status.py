@@ -13,9 +13,7 @@ NOT_RUNNING = 3
 
 
 def register(subcommands: argparse._SubParsersAction) -> None:
-    parser = subcommands.add_parser(
-        "status", help="show the processes of the running stack, their readiness and logs"
-    )
+    parser = subcommands.add_parser("status", help="show the processes of the running stack, their readiness and logs")
     add_run_dir(parser)
     parser.set_defaults(handler=handle)
 

@@ -41,9 +41,7 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def ensure_rabbitmq(
-    url: str, *, start: bool, timeout: float = 120.0, say: Callable[[str], None] = print
-) -> bool:
+def ensure_rabbitmq(url: str, *, start: bool, timeout: float = 120.0, say: Callable[[str], None] = print) -> bool:
     """Make sure RabbitMQ answers at `url`; returns True when this call had to start it.
 
     Starts a local `rabbitmq-server -detached` only when `start` is set and the URL points at this machine.

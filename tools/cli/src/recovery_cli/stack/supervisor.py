@@ -102,9 +102,7 @@ class Stack:
         try:
             return self._processes[name]
         except KeyError:
-            raise KeyError(
-                f"no process {name!r} in this stack; it has {', '.join(self._processes)}"
-            ) from None
+            raise KeyError(f"no process {name!r} in this stack; it has {', '.join(self._processes)}") from None
 
     def instances(self, component_name: str) -> list[str]:
         return [name for comp, name in self._instances() if comp.name == component_name]
@@ -135,9 +133,7 @@ class Stack:
         config.log_dir.mkdir(parents=True, exist_ok=True)
         self._refuse_if_already_running()
         self._refuse_busy_ports()
-        self.started_rabbitmq = ensure_rabbitmq(
-            config.rabbitmq_url, start=config.start_rabbitmq, say=self.say
-        )
+        self.started_rabbitmq = ensure_rabbitmq(config.rabbitmq_url, start=config.start_rabbitmq, say=self.say)
         try:
             if config.mongodb_url is None:
                 self._launch(self._secantus_spec())
@@ -339,9 +335,7 @@ class Stack:
                 raise failures[0].with_others(failures[1:])
             if pending and time.monotonic() - started >= timeout:
                 waited = time.monotonic() - started
-                late = [
-                    self._processes[name].not_ready_failure(waited, last) for name, last in pending.items()
-                ]
+                late = [self._processes[name].not_ready_failure(waited, last) for name, last in pending.items()]
                 raise late[0].with_others(late[1:])
             time.sleep(0.1)
 
@@ -362,15 +356,12 @@ class Stack:
         if alive:
             listed = ", ".join(f"{record.name} (pid {record.pid})" for record in alive)
             raise StackError(
-                f"a stack started from {self.run_dir} is still running: {listed}. "
-                "Stop it first (`recovery down`)."
+                f"a stack started from {self.run_dir} is still running: {listed}. Stop it first (`recovery down`)."
             )
         clear_state(self.run_dir)
 
     def _refuse_busy_ports(self) -> None:
-        busy = [
-            f"{name} port {port}" for name, port in self._ports.items() if port_open(self.config.host, port)
-        ]
+        busy = [f"{name} port {port}" for name, port in self._ports.items() if port_open(self.config.host, port)]
         if busy:
             raise StackError(
                 f"already in use on {self.config.host}: {', '.join(busy)}. Stop what listens there or choose "

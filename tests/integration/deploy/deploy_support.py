@@ -1,0 +1,316 @@
+"""Offline helpers for the deploy validation tests: a minimal kustomize renderer, a Dockerfile reader, a
+.dockerignore matcher, Compose variable interpolation. No Docker engine, kubectl or kustomize binary needed.
+
+The renderer implements exactly the kustomization features deploy/k8s uses (resources, components, namespace,
+images, patches with a single strategic-merge/merge patch per file) and fails on anything else, so that a
+manifest change it cannot render is noticed rather than silently mis-rendered.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+DEPLOY = REPO / "deploy"
+K8S = DEPLOY / "k8s"
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
+
+SERVICES = ("intake", "scheduler", "executor", "webhook-dispatcher")
+CONSUMERS_SCALED_ON_QUEUES = ("scheduler", "executor", "webhook-dispatcher")
+SERVICE_PORTS = {"intake": 8080, "scheduler": 8081, "executor": 8082, "webhook-dispatcher": 8083}
+# Queue-name prefix of each service in recovery_runtime.topology.
+QUEUE_PREFIX = {"intake": "intake", "scheduler": "scheduler", "executor": "executor",
+                "webhook-dispatcher": "dispatcher"}
+
+Doc = dict[str, Any]
+
+
+def load_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def load_yaml_docs(path: Path) -> list[Doc]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+# ---- kustomize ------------------------------------------------------------------------------------------------
+
+KUSTOMIZATION_FIELDS = {"apiVersion", "kind", "resources", "components", "namespace", "images", "patches"}
+CLUSTER_SCOPED_KINDS = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
+                        "PersistentVolume", "StorageClass", "PriorityClass", "ClusterTriggerAuthentication"}
+# Kinds whose patches kustomize applies as strategic merge (lists merged by key); others get a JSON merge patch.
+BUILT_IN_GROUPS = {"v1", "apps/v1", "policy/v1", "autoscaling/v2", "batch/v1", "networking.k8s.io/v1"}
+MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name", "volumes": "name",
+              "volumeMounts": "mountPath", "ports": "containerPort", "imagePullSecrets": "name"}
+POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"}
+
+
+class KustomizeError(Exception):
+    pass
+
+
+def _read_kustomization(directory: Path) -> Doc:
+    path = directory / "kustomization.yaml"
+    if not path.is_file():
+        raise KustomizeError(f"no kustomization.yaml in {directory}")
+    data = yaml.safe_load(path.read_text()) or {}
+    unknown = set(data) - KUSTOMIZATION_FIELDS
+    if unknown:
+        raise KustomizeError(f"{path}: fields this renderer does not implement: {sorted(unknown)}")
+    return data
+
+
+def _resource_id(doc: Doc) -> tuple[str, str, str]:
+    return (doc["apiVersion"], doc["kind"], doc["metadata"]["name"])
+
+
+def _merge(base: Any, patch: Any, strategic: bool, list_key: str | None = None) -> Any:
+    if isinstance(base, dict) and isinstance(patch, dict):
+        merged = dict(base)
+        for key, value in patch.items():
+            if value is None:
+                merged.pop(key, None)
+            elif key in merged:
+                merged[key] = _merge(merged[key], value, strategic, MERGE_KEYS.get(key) if strategic else None)
+            else:
+                merged[key] = copy.deepcopy(value)
+        return merged
+    if strategic and list_key and isinstance(base, list) and isinstance(patch, list):
+        merged_list = [copy.deepcopy(item) for item in base]
+        for item in patch:
+            index = next((i for i, old in enumerate(merged_list)
+                          if isinstance(old, dict) and old.get(list_key) == item.get(list_key)), None)
+            if index is None:
+                merged_list.append(copy.deepcopy(item))
+            else:
+                merged_list[index] = _merge(merged_list[index], item, strategic)
+        return merged_list
+    return copy.deepcopy(patch)
+
+
+def _apply_patches(resources: list[Doc], directory: Path, patches: list[Doc]) -> None:
+    for entry in patches:
+        if set(entry) != {"path"}:
+            raise KustomizeError(f"{directory}: only `patches: - path: FILE` is implemented, got {entry}")
+        patch_docs = load_yaml_docs(directory / entry["path"])
+        if len(patch_docs) != 1:
+            raise KustomizeError(f"{directory / entry['path']}: one patch per file")
+        patch = patch_docs[0]
+        matches = [i for i, doc in enumerate(resources) if _resource_id(doc) == _resource_id(patch)]
+        if len(matches) != 1:
+            raise KustomizeError(f"{entry['path']}: patch target {_resource_id(patch)} matched {len(matches)}")
+        index = matches[0]
+        resources[index] = _merge(resources[index], patch, strategic=patch["apiVersion"] in BUILT_IN_GROUPS)
+
+
+def _apply_images(resources: list[Doc], images: list[Doc]) -> None:
+    for doc in resources:
+        if doc["kind"] not in POD_TEMPLATE_KINDS:
+            continue
+        pod_spec = doc["spec"]["template"]["spec"]
+        for container in [*pod_spec.get("containers", []), *pod_spec.get("initContainers", [])]:
+            name = re.split(r"[:@]", container["image"], maxsplit=1)[0]
+            for image in images:
+                if image["name"] == name:
+                    new_name = image.get("newName", name)
+                    tag = image.get("newTag")
+                    container["image"] = f"{new_name}@{image['digest']}" if "digest" in image else (
+                        f"{new_name}:{tag}" if tag else new_name)
+
+
+def _apply_namespace(resources: list[Doc], namespace: str) -> None:
+    for doc in resources:
+        if doc["kind"] not in CLUSTER_SCOPED_KINDS:
+            doc["metadata"]["namespace"] = namespace
+
+
+def render(directory: Path, *, extra_components: tuple[Path, ...] = (), skip_patches: tuple[str, ...] = (),
+           is_component: bool = False, into: list[Doc] | None = None) -> list[Doc]:
+    """Render a kustomization (or apply a component onto `into`) the way `kustomize build` would."""
+    data = _read_kustomization(directory)
+    expected_kind = "Component" if is_component else "Kustomization"
+    if data.get("kind", "Kustomization") != expected_kind:
+        raise KustomizeError(f"{directory}: kind {data.get('kind')}, expected {expected_kind}")
+    resources: list[Doc] = into if into is not None else []
+    for entry in data.get("resources", []):
+        target = (directory / entry).resolve()
+        if target.is_dir():
+            resources.extend(render(target))
+        else:
+            resources.extend(load_yaml_docs(target))
+    for entry in [*data.get("components", []), *extra_components]:
+        render((directory / entry).resolve(), is_component=True, into=resources)
+    patches = [p for p in data.get("patches", []) if p.get("path") not in skip_patches]
+    _apply_patches(resources, directory, patches)
+    if "namespace" in data:
+        _apply_namespace(resources, data["namespace"])
+    _apply_images(resources, data.get("images", []))
+    ids = [(*_resource_id(doc), doc["metadata"].get("namespace", "")) for doc in resources]
+    duplicates = {i for i in ids if ids.count(i) > 1}
+    if duplicates:
+        raise KustomizeError(f"{directory}: duplicate resources {sorted(duplicates)}")
+    return resources
+
+
+def of_kind(docs: list[Doc], kind: str) -> dict[str, Doc]:
+    return {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == kind}
+
+
+# ---- Dockerfile -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Instruction:
+    keyword: str
+    arguments: str
+
+
+@dataclass
+class Stage:
+    name: str
+    base: str
+    instructions: list[Instruction] = field(default_factory=list)
+
+    def all(self, keyword: str) -> list[Instruction]:
+        return [i for i in self.instructions if i.keyword == keyword]
+
+    def text(self) -> str:
+        return "\n".join(f"{i.keyword} {i.arguments}" for i in self.instructions)
+
+
+@dataclass
+class Dockerfile:
+    global_args: dict[str, str]
+    stages: list[Stage]
+
+    def stage(self, name: str) -> Stage:
+        return next(s for s in self.stages if s.name == name)
+
+    def resolve(self, value: str) -> str:
+        return re.sub(r"\$\{(\w+)\}", lambda m: self.global_args.get(m.group(1), m.group(0)), value)
+
+
+def parse_dockerfile(path: Path) -> Dockerfile:
+    logical: list[str] = []
+    current = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not current and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):  # comment inside a continued instruction
+            continue
+        if line.endswith("\\"):
+            current += line[:-1].rstrip() + " "
+            continue
+        logical.append(current + line)
+        current = ""
+    if current:
+        logical.append(current)
+    global_args: dict[str, str] = {}
+    stages: list[Stage] = []
+    for line in logical:
+        keyword, _, arguments = line.partition(" ")
+        keyword = keyword.upper()
+        arguments = arguments.strip()
+        if keyword == "FROM":
+            parts = arguments.split()
+            name = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else str(len(stages))
+            stages.append(Stage(name=name, base=parts[0]))
+        elif not stages and keyword == "ARG":
+            key, _, value = arguments.partition("=")
+            global_args[key] = value
+        elif stages:
+            stages[-1].instructions.append(Instruction(keyword, arguments))
+    return Dockerfile(global_args, stages)
+
+
+def uv_export_commands(stage: Stage) -> list[list[str]]:
+    """The `uv export ...` command lines of a stage's RUN instructions, as argument lists."""
+    commands = []
+    for run in stage.all("RUN"):
+        text = re.sub(r"--mount=\S+", "", run.arguments)
+        for segment in re.split(r"&&|\|", text):
+            words = shlex.split(segment)
+            if words[:2] == ["uv", "export"]:
+                commands.append(words)
+    return commands
+
+
+# ---- .dockerignore --------------------------------------------------------------------------------------------
+
+
+def dockerignore_excludes(patterns_file: Path, relative_path: str) -> bool:
+    """Docker's rule: the last matching pattern wins; a pattern matches a path or any of its parents."""
+    patterns = [line.strip() for line in patterns_file.read_text().splitlines()
+                if line.strip() and not line.strip().startswith("#")]
+    parts = relative_path.split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    excluded = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        body = pattern[1:] if negate else pattern
+        body = body.rstrip("/")
+        if any(_match(body, candidate) for candidate in candidates):
+            excluded = not negate
+    return excluded
+
+
+def _match(pattern: str, path: str) -> bool:
+    if pattern.startswith("**/"):
+        rest = pattern[3:]
+        segments = path.split("/")
+        return any(fnmatch.fnmatchcase("/".join(segments[i:]), rest) for i in range(len(segments)))
+    return fnmatch.fnmatchcase(path, pattern) and pattern.count("/") == path.count("/")
+
+
+# ---- Compose --------------------------------------------------------------------------------------------------
+
+_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|\$(?P<bare>[A-Za-z_]\w*)")
+
+
+def interpolate(value: Any, environment: dict[str, str] | None = None) -> Any:
+    """Compose's variable interpolation with an (by default empty) environment: ${VAR:-default} and friends."""
+    env = environment or {}
+    if isinstance(value, dict):
+        return {key: interpolate(item, env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, env) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group("name") or match.group("bare")
+        op, arg = match.group("op"), match.group("arg")
+        current = env.get(name)
+        if op in (":-", "-"):
+            return current if current or (op == "-" and current is not None) else arg
+        if op in (":?", "?"):
+            if not current:
+                raise KeyError(f"required variable {name}: {arg}")
+            return current
+        if op in (":+", "+"):
+            return arg if current else ""
+        return current or ""
+
+    return _VARIABLE.sub(substitute, value.replace("$$", "\0")).replace("\0", "$")
+
+
+def duration_seconds(value: str) -> float:
+    """A Compose duration ("1m30s", "25s", "500ms") in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6}
+    total = 0.0
+    matches = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", value)
+    if not matches or "".join(n + u for n, u in matches) != value:
+        raise ValueError(f"not a duration: {value!r}")
+    for number, unit in matches:
+        total += float(number) * units[unit]
+    return total

@@ -1,0 +1,104 @@
+"""RabbitMQ virtual hosts of their own for a demo or a test, so fixed queue names never meet twice.
+
+Queue names are fixed by the architecture (`executor.execute-retry`, ...): two stacks on one vhost share
+queues, and each steals the other's messages. A vhost per stack isolates exchanges, queues and dead letters
+with no purging. Created with `rabbitmqctl` when the broker is on this machine, else through the management
+HTTP API ($RABBITMQ_MANAGEMENT_URL, default port 15672 of the broker's host) when it answers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from recovery_cli.stack.infrastructure import LOCAL_HOSTS, broker_address, with_vhost
+
+MANAGEMENT_URL_VARIABLE = "RABBITMQ_MANAGEMENT_URL"
+
+
+class VhostUnavailable(RuntimeError):
+    """Neither rabbitmqctl nor the management API can create a virtual host here."""
+
+
+def vhost_name(prefix: str, label: str = "") -> str:
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-")[:48]
+    return f"{prefix}{uuid.uuid4().hex[:8]}" + (f"-{readable}" if readable else "")
+
+
+class VirtualHosts:
+    """Creates and deletes virtual hosts on the broker of `broker_url`, granting its user full rights."""
+
+    def __init__(self, broker_url: str) -> None:
+        self.broker_url = broker_url
+        parts = urlsplit(broker_url)
+        self.user = parts.username or "guest"
+        self.password = parts.password or "guest"
+        host, _ = broker_address(broker_url)
+        ctl = shutil.which("rabbitmqctl")
+        self._ctl = ctl if ctl is not None and host in LOCAL_HOSTS else None
+        self._management = os.environ.get(MANAGEMENT_URL_VARIABLE) or f"http://{host}:15672"
+        self._pending_deletes: list[subprocess.Popen[bytes]] = []
+
+    def create(self, vhost: str) -> str:
+        """Create `vhost` and return the broker URL that points at it."""
+        if self._ctl is not None:
+            self._rabbitmqctl("add_vhost", vhost)
+            self._rabbitmqctl("set_permissions", "-p", vhost, self.user, ".*", ".*", ".*")
+        else:
+            self._management_call("PUT", f"/api/vhosts/{quote(vhost, safe='')}", None)
+            self._management_call(
+                "PUT",
+                f"/api/permissions/{quote(vhost, safe='')}/{quote(self.user, safe='')}",
+                {"configure": ".*", "write": ".*", "read": ".*"},
+            )
+        return with_vhost(self.broker_url, vhost)
+
+    def delete(self, vhost: str, *, wait: bool = True) -> None:
+        """Delete `vhost`; with `wait=False` in the background (`wait_for_deletes` collects those)."""
+        if self._ctl is None:
+            self._management_call("DELETE", f"/api/vhosts/{quote(vhost, safe='')}", None, missing_ok=True)
+            return
+        process = subprocess.Popen(
+            [self._ctl, "delete_vhost", vhost],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self._pending_deletes.append(process)
+        if wait:
+            self.wait_for_deletes()
+
+    def wait_for_deletes(self, timeout: float = 60.0) -> None:
+        for process in self._pending_deletes:
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self._pending_deletes.clear()
+
+    def _rabbitmqctl(self, *args: str) -> None:
+        assert self._ctl is not None
+        done = subprocess.run([self._ctl, *args], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise VhostUnavailable(
+                f"`rabbitmqctl {' '.join(args)}` failed ({done.returncode}): {done.stderr.strip() or done.stdout}"
+            )
+
+    def _management_call(self, method: str, path: str, body: object, missing_ok: bool = False) -> None:
+        try:
+            response = httpx.request(
+                method, f"{self._management}{path}", json=body, auth=(self.user, self.password), timeout=10
+            )
+        except httpx.HTTPError as error:
+            raise VhostUnavailable(
+                f"no rabbitmqctl for this broker and the management API at {self._management} does not "
+                f"answer ({error}); set {MANAGEMENT_URL_VARIABLE} or run where rabbitmqctl reaches the broker"
+            ) from error
+        if response.status_code >= 300 and not (missing_ok and response.status_code == 404):
+            raise VhostUnavailable(f"{method} {path}: {response.status_code} {response.text[:300]}")
