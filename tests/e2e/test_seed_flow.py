@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from recovery_cli.demo import Endpoints, SeedScenario
 from recovery_cli.scenario import WEBHOOK_SAMPLE, seed_body
 from recovery_cli.stack import Stack

@@ -10,6 +10,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
 from recovery_contracts.envelope import Envelope
 from recovery_runtime.topology import exchange_for
 

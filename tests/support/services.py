@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from recovery_runtime.settings import ServiceSettings
-
 from support.stack import Isolation
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
+
 from recovery_runtime.service import Service
 from recovery_sandbox.serving import BackgroundServer
 from support.stack import Isolation

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.ids import new_attempt_id
 from recovery_contracts.messages import ExecuteRetry

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from recovery_cli.demo import Endpoints, MerchantSetup, SeedScenario
 from recovery_cli.scenario import RECOVERY_REQUEST, seed_body
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import AttemptOutcome, PaymentAttemptFailed
 from recovery_scheduler.app import build_service

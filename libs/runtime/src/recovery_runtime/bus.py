@@ -13,9 +13,9 @@ from faststream import AckPolicy
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 from pydantic import ValidationError
+
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import envelope_model
-
 from recovery_runtime import metrics
 from recovery_runtime.topology import DEAD_LETTER, QUEUES, ConsumerQueue, exchange_for
 

@@ -27,3 +27,5 @@ class ServiceSettings(BaseSettings):
     outbox_relay_after_seconds: float = Field(default=5.0, gt=0)
     inbox_retention_days: int = Field(default=14, ge=1)
     cell_id: str = "12345"
+    # Shared by the services for their internal HTTP endpoints (intake forwards authenticated API calls).
+    internal_api_token: str = Field(default="development-only-internal-token", min_length=16)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
+
 from recovery_contracts.envelope import MessageKind, MessageType, kind_of
 
 EVENTS = RabbitExchange("recovery.events", type=ExchangeType.TOPIC, durable=True)

@@ -16,8 +16,8 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
-from recovery_contracts.envelope import Envelope
 
+from recovery_contracts.envelope import Envelope
 from recovery_runtime import metrics
 from recovery_runtime.bus import AlreadyApplied, OutgoingMessage, Publisher
 from recovery_runtime.clock import Clock

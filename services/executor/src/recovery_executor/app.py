@@ -6,14 +6,14 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from recovery_runtime.bus import MessageRejected
-from recovery_runtime.service import Service
 
 from recovery_executor.adapters.repository import INDEXES, AttemptRepository, CredentialRepository
 from recovery_executor.adapters.stripe import StripeConnector
 from recovery_executor.domain.ports import PaymentConnector
 from recovery_executor.handlers import ConnectorAccountUpdatedHandler, ExecuteRetryHandler
 from recovery_executor.settings import ExecutorSettings
+from recovery_runtime.bus import MessageRejected
+from recovery_runtime.service import Service
 
 NAME = "executor"
 

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 import structlog
+
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import (
     AttemptOutcome,
@@ -18,14 +19,13 @@ from recovery_contracts.messages import (
 )
 from recovery_contracts.payments import ConnectorTransmission, IntentStatus
 from recovery_contracts.recovery import AttemptSummary, build_payment_object
+from recovery_executor.adapters.repository import AttemptRepository, CredentialRepository
+from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind, ChargeRequest
+from recovery_executor.domain.ports import PaymentConnector
 from recovery_runtime.bus import MessageRejected, OutgoingMessage, Publisher
 from recovery_runtime.clock import Clock
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import MessageStore, Transaction
-
-from recovery_executor.adapters.repository import AttemptRepository, CredentialRepository
-from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind, ChargeRequest
-from recovery_executor.domain.ports import PaymentConnector
 
 log = structlog.get_logger(__name__)
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from recovery_runtime.service import Service
-
 from recovery_intake.adapters.repository import INDEXES, IntakeRepository
 from recovery_intake.handlers import RecoveryIntake
-from recovery_intake.http import api_keys, connector_accounts, merchants, payments, profiles
+from recovery_intake.http import api_keys, connector_accounts, gateway, merchants, payments, profiles
 from recovery_intake.http.auth import Authenticator
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import install_error_handlers
 from recovery_intake.settings import IntakeSettings
+from recovery_runtime.service import Service
 
 NAME = "intake"
 
@@ -41,6 +40,9 @@ def build_service(settings: IntakeSettings | None = None) -> Service:
     install_error_handlers(app)
     for module in (merchants, profiles, api_keys, connector_accounts, payments):
         app.include_router(module.router(ctx))
+    forwarder = gateway.Forwarder(settings.internal_api_token, settings.internal_timeout_seconds)
+    app.include_router(gateway.router(ctx, forwarder))
+    service.on_stop(forwarder.close)
     service.consume("intake.recovery-requested", recovery.recovery_requested)
     service.consume("intake.payment-succeeded", recovery.payment_succeeded)
     service.consume("intake.payment-failed", recovery.payment_failed)

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+
 from recovery_contracts.api.connector_accounts import ConnectorType
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.recovery import RecoveryAction, RecoveryPaymentsCreate
@@ -14,14 +15,13 @@ from recovery_contracts.ids import new_payment_id
 from recovery_contracts.messages import PaymentFailed, PaymentSucceeded, RecoveryRequested, RecoveryScheduled
 from recovery_contracts.payments import IntentStatus
 from recovery_contracts.recovery import RecoveryPayment, build_payment_object
+from recovery_intake.adapters.repository import IntakeRepository
+from recovery_intake.domain.recovery import RecoveryRefused, build_snapshot, check_schedulable
+from recovery_intake.domain.rejection import Rejection
 from recovery_runtime.bus import MessageRejected
 from recovery_runtime.clock import Clock
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import MessageStore, Transaction
-
-from recovery_intake.adapters.repository import IntakeRepository
-from recovery_intake.domain.recovery import RecoveryRefused, build_snapshot, check_schedulable
-from recovery_intake.domain.rejection import Rejection
 
 log = structlog.get_logger(__name__)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import Field
+
 from recovery_runtime.settings import ServiceSettings
 
 
@@ -15,5 +16,9 @@ class IntakeSettings(ServiceSettings):
     api_key_hash_secret: str = Field(default="development-only-api-key-hash-secret", min_length=16)
     # `snd` in sandbox/development, `prd` in production: the visible prefix of every merchant API key.
     api_key_environment: str = Field(default="snd", pattern=r"^(snd|prd)$")
+    # Where intake forwards the events API and the process-tracker API (the owners of that data).
+    dispatcher_internal_url: str = "http://127.0.0.1:8083"
+    scheduler_internal_url: str = "http://127.0.0.1:8081"
+    internal_timeout_seconds: float = Field(default=20.0, gt=0)
     # How long monitoring watches a profile's recoveries before the active algorithm takes over (0: forever).
     monitoring_threshold_seconds: int = Field(default=0, ge=0)

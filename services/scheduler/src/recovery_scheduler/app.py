@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from recovery_runtime.service import Service
-
 from recovery_scheduler.adapters import recoveries as recoveries_adapter
 from recovery_scheduler.adapters import timers as timers_adapter
 from recovery_scheduler.handlers import SchedulerHandlers

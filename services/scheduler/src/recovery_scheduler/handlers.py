@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import (
     PaymentAttemptFailed,
@@ -16,7 +17,6 @@ from recovery_runtime.bus import MessageRejected, OutgoingMessage
 from recovery_runtime.clock import Clock
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import MessageStore, Transaction
-
 from recovery_scheduler.adapters.recoveries import RecoveryRepository
 from recovery_scheduler.adapters.timers import TimerKind, TimerRepository, timer_document
 from recovery_scheduler.domain import AttemptOutcome, DeclineClass, classify_decline

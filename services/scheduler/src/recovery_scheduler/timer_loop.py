@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import structlog
 from prometheus_client import Counter, Histogram
+
 from recovery_runtime.bus import OutgoingMessage, Publisher
 from recovery_runtime.clock import Clock
-
 from recovery_scheduler.adapters.timers import TimerKind, TimerRepository
 
 log = structlog.get_logger(__name__)

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 import structlog
+
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.ids import new_attempt_id
 from recovery_contracts.messages import ExecuteRetry, PaymentFailed
@@ -16,7 +17,6 @@ from recovery_contracts.recovery import AttemptSummary, RecoveryPayment, build_p
 from recovery_runtime.bus import OutgoingMessage
 from recovery_runtime.clock import Clock, TimeScale
 from recovery_runtime.unit_of_work import Transaction
-
 from recovery_scheduler.adapters.recoveries import RecoveryRepository
 from recovery_scheduler.adapters.timers import TimerKind, TimerRepository, timer_document
 from recovery_scheduler.domain import (

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from recovery_runtime.service import Service
-
 from recovery_dispatcher.adapters.delivery import DeliveryTimeouts, SenderConfig, WebhookSender
 from recovery_dispatcher.adapters.ssrf import SsrfGuard, SsrfPolicy
 from recovery_dispatcher.adapters.store import INDEXES, EndpointStore, EventStore
 from recovery_dispatcher.domain.policy import HYPERSWITCH_RETRY_SCHEDULE
 from recovery_dispatcher.handlers import WebhookDispatcher, retry_schedule
 from recovery_dispatcher.settings import DispatcherSettings
+from recovery_runtime.service import Service
 
 NAME = "dispatcher"
 

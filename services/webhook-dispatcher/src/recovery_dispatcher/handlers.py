@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
+
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.ids import idempotent_event_id, new_event_id
 from recovery_contracts.messages import (
@@ -17,16 +18,15 @@ from recovery_contracts.messages import (
     ScheduleTimer,
 )
 from recovery_contracts.payments import PaymentObject
-from recovery_runtime.bus import MessageRejected
-from recovery_runtime.clock import Clock, TimeScale
-from recovery_runtime.topology import ConsumerQueue
-from recovery_runtime.unit_of_work import MessageStore, Transaction
-
 from recovery_dispatcher.adapters.delivery import DeliveryResult, WebhookSender
 from recovery_dispatcher.adapters.store import EndpointStore, EventStore
 from recovery_dispatcher.domain.body import build_body
 from recovery_dispatcher.domain.policy import RetrySchedule, next_retry_delay
 from recovery_dispatcher.domain.signing import build_headers
+from recovery_runtime.bus import MessageRejected
+from recovery_runtime.clock import Clock, TimeScale
+from recovery_runtime.topology import ConsumerQueue
+from recovery_runtime.unit_of_work import MessageStore, Transaction
 
 log = structlog.get_logger(__name__)
 

@@ -8,6 +8,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
+
 from recovery_contracts.messages import ConnectorAccountUpdated
 from recovery_runtime.mongo import IndexSpec
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
+
 from recovery_contracts.api.api_keys import (
     ApiKeyCreate,
     ApiKeyCreateResponse,
@@ -13,7 +14,6 @@ from recovery_contracts.api.api_keys import (
     RevokeApiKeyResponse,
 )
 from recovery_contracts.api.errors import ApiError
-
 from recovery_intake.domain.api_keys import issue_api_key
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ApiProblem

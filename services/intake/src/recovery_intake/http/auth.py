@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fastapi import Request
-from recovery_contracts.api.errors import ApiError
 
+from recovery_contracts.api.errors import ApiError
 from recovery_intake.adapters.repository import IntakeRepository
 from recovery_intake.domain.api_keys import hash_api_key, same_secret
 from recovery_intake.http.errors import ApiProblem

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+
 from recovery_contracts.api.connector_accounts import (
     ConnectorAccountCreate,
     ConnectorAccountResponse,
@@ -14,10 +15,9 @@ from recovery_contracts.api.errors import ApiError
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.ids import new_connector_account_id
 from recovery_contracts.messages import ConnectorAccountUpdated
-from recovery_runtime.unit_of_work import Transaction
-
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ApiProblem
+from recovery_runtime.unit_of_work import Transaction
 
 
 def account_updated(doc: dict[str, Any]) -> Envelope[ConnectorAccountUpdated]:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from recovery_runtime.clock import Clock
-from recovery_runtime.unit_of_work import MessageStore
-
 from recovery_intake.adapters.repository import IntakeRepository
 from recovery_intake.handlers import RecoveryIntake
 from recovery_intake.http.auth import Authenticator
 from recovery_intake.settings import IntakeSettings
+from recovery_runtime.clock import Clock
+from recovery_runtime.unit_of_work import MessageStore
 
 
 @dataclass(frozen=True)

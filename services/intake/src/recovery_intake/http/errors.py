@@ -6,9 +6,9 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from recovery_contracts.api.errors import ApiError, validation_error_response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from recovery_contracts.api.errors import ApiError, validation_error_response
 from recovery_intake.domain.rejection import Rejection
 
 log = structlog.get_logger(__name__)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.merchants import MerchantAccountCreate, MerchantAccountResponse
 from recovery_contracts.ids import new_merchant_id
-
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ApiProblem
 

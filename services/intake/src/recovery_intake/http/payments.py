@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate, RecoveryPaymentsResponse
 from recovery_contracts.payments import IntentStatus
-
 from recovery_intake.handlers import payment_object_of
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ApiProblem

@@ -7,6 +7,7 @@ import secrets
 from typing import Any
 
 from fastapi import APIRouter, Request
+
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.masking import mask_headers
 from recovery_contracts.api.profiles import ProfileCreate, ProfileResponse, ProfileUpdate
@@ -14,11 +15,10 @@ from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.ids import new_profile_id
 from recovery_contracts.messages import ProfileUpdated
 from recovery_contracts.recovery import RetryAlgorithm
-from recovery_runtime.unit_of_work import Transaction
-
 from recovery_intake.domain.api_keys import generate_hash_key
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ApiProblem
+from recovery_runtime.unit_of_work import Transaction
 
 _PROFILE_FIELDS = (
     "profile_name",

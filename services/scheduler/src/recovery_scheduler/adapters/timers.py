@@ -10,6 +10,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
+
 from recovery_runtime.bus import OutgoingMessage
 from recovery_runtime.mongo import IndexSpec
 

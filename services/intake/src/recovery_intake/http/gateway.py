@@ -1,0 +1,92 @@
+"""The events API and the process-tracker API: authenticated here, answered by the service owning the data.
+
+`/events/...` is the webhook dispatcher's (it owns the event records), `/v2/process-trackers/...` the
+scheduler's (it owns the recoveries). Intake checks the API key and the merchant, then forwards the call to
+the owner's internal endpoint with the internal token and the merchant id; the owner scopes every query to it.
+"""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import APIRouter, Request, Response
+
+from recovery_contracts.api.errors import ApiError
+from recovery_intake.http.context import ApiContext
+from recovery_intake.http.errors import ApiProblem
+from recovery_runtime.internal_api import MERCHANT_HEADER, PROFILE_HEADER, TOKEN_HEADER
+
+_PASSED_HEADERS = ("content-type", "retry-after")
+
+
+class Forwarder:
+    def __init__(self, token: str, timeout: float) -> None:
+        self._token = token
+        self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+
+    async def forward(
+        self, request: Request, base_url: str, path: str, merchant_id: str, profile_id: str | None
+    ) -> Response:
+        headers = {TOKEN_HEADER: self._token, MERCHANT_HEADER: merchant_id, "content-type": "application/json"}
+        if profile_id:
+            headers[PROFILE_HEADER] = profile_id
+        try:
+            answer = await self._client.request(
+                request.method,
+                f"{base_url}{path}",
+                params=request.query_params,
+                content=await request.body(),
+                headers=headers,
+            )
+        except httpx.HTTPError as error:
+            raise ApiProblem(ApiError.INTERNAL_SERVER_ERROR, reason=f"{base_url} did not answer: {error}") from error
+        return Response(
+            content=answer.content,
+            status_code=answer.status_code,
+            headers={k: v for k, v in answer.headers.items() if k.lower() in _PASSED_HEADERS},
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
+    api = APIRouter()
+    dispatcher = ctx.settings.dispatcher_internal_url.rstrip("/")
+    scheduler = ctx.settings.scheduler_internal_url.rstrip("/")
+
+    async def merchant_of_path(request: Request, merchant_id: str) -> str:
+        caller = await ctx.auth.merchant(request, admin_allowed=True)
+        if caller.merchant_id != merchant_id:
+            raise ApiProblem(ApiError.UNAUTHORIZED, reason="the API key does not belong to this merchant")
+        return caller.merchant_id
+
+    @api.post("/events/{merchant_id}", tags=["Events"])
+    async def list_events(merchant_id: str, request: Request) -> Response:
+        merchant = await merchant_of_path(request, merchant_id)
+        return await forwarder.forward(request, dispatcher, f"/internal/events/{merchant}/list", merchant, None)
+
+    @api.get("/events/{merchant_id}/{event_id}/attempts", tags=["Events"])
+    async def list_event_attempts(merchant_id: str, event_id: str, request: Request) -> Response:
+        merchant = await merchant_of_path(request, merchant_id)
+        path = f"/internal/events/{merchant}/{event_id}/attempts"
+        return await forwarder.forward(request, dispatcher, path, merchant, None)
+
+    @api.post("/events/{merchant_id}/{event_id}/retry", tags=["Events"])
+    async def retry_event(merchant_id: str, event_id: str, request: Request) -> Response:
+        merchant = await merchant_of_path(request, merchant_id)
+        path = f"/internal/events/{merchant}/{event_id}/retry"
+        return await forwarder.forward(request, dispatcher, path, merchant, None)
+
+    @api.get("/v2/process-trackers/revenue-recovery-workflow/{payment_id}", tags=["Process tracker"])
+    async def revenue_recovery_workflow(payment_id: str, request: Request) -> Response:
+        caller = await ctx.auth.merchant(request, admin_allowed=True)
+        path = f"/internal/recoveries/{caller.merchant_id}/{payment_id}"
+        return await forwarder.forward(request, scheduler, path, caller.merchant_id, None)
+
+    @api.post("/v2/process-trackers/revenue-recovery-workflow/{payment_id}/resume", tags=["Process tracker"])
+    async def resume_revenue_recovery_workflow(payment_id: str, request: Request) -> Response:
+        caller = await ctx.auth.merchant(request, admin_allowed=True)
+        path = f"/internal/recoveries/{caller.merchant_id}/{payment_id}/resume"
+        return await forwarder.forward(request, scheduler, path, caller.merchant_id, None)
+
+    return api
