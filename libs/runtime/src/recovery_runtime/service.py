@@ -12,7 +12,8 @@ import structlog
 import uvicorn
 from fastapi import FastAPI, Response
 from faststream.rabbit import Channel, RabbitBroker
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from recovery_runtime.bus import Handler, Publisher, subscribe
 from recovery_runtime.clock import Clock, SystemClock, TimeScale
@@ -58,6 +59,8 @@ class Service:
             app_id=f"recovery-{name}",
             fail_fast=False,
             log_level=20,
+            # faststream_received_messages_total, ..._processing_time_seconds, ..._published_messages_total, ...
+            middlewares=[RabbitPrometheusMiddleware(registry=REGISTRY, app_name=f"recovery-{name}")],
         )
         self.mongo = connect(settings.mongodb_url, app_name=f"recovery-{name}")
         self.db = self.mongo[settings.mongodb_database]
