@@ -14,10 +14,11 @@ Fixtures:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
+
 from recovery_cli.stack import DEFAULT_RABBITMQ_URL, Stack
 from support.mongodb import SecantusServer, database_name_for, drop_database
 from support.rabbitmq import (
@@ -46,7 +47,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     factory = item.stash.get(STACKS, None)
     if factory is not None and report.failed and report.when in ("setup", "call"):

@@ -48,5 +48,6 @@ def database_name_for(test_name: str) -> str:
 def drop_database(url: str, name: str) -> None:
     from pymongo import MongoClient
 
+    client: MongoClient[dict[str, object]]
     with MongoClient(url, serverSelectionTimeoutMS=5000) as client:
         client.drop_database(name)

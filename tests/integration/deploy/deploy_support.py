@@ -28,8 +28,12 @@ SERVICES = ("intake", "scheduler", "executor", "webhook-dispatcher")
 CONSUMERS_SCALED_ON_QUEUES = ("scheduler", "executor", "webhook-dispatcher")
 SERVICE_PORTS = {"intake": 8080, "scheduler": 8081, "executor": 8082, "webhook-dispatcher": 8083}
 # Queue-name prefix of each service in recovery_runtime.topology.
-QUEUE_PREFIX = {"intake": "intake", "scheduler": "scheduler", "executor": "executor",
-                "webhook-dispatcher": "dispatcher"}
+QUEUE_PREFIX = {
+    "intake": "intake",
+    "scheduler": "scheduler",
+    "executor": "executor",
+    "webhook-dispatcher": "dispatcher",
+}
 
 Doc = dict[str, Any]
 
@@ -45,12 +49,27 @@ def load_yaml_docs(path: Path) -> list[Doc]:
 # ---- kustomize ------------------------------------------------------------------------------------------------
 
 KUSTOMIZATION_FIELDS = {"apiVersion", "kind", "resources", "components", "namespace", "images", "patches"}
-CLUSTER_SCOPED_KINDS = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
-                        "PersistentVolume", "StorageClass", "PriorityClass", "ClusterTriggerAuthentication"}
+CLUSTER_SCOPED_KINDS = {
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "PersistentVolume",
+    "StorageClass",
+    "PriorityClass",
+    "ClusterTriggerAuthentication",
+}
 # Kinds whose patches kustomize applies as strategic merge (lists merged by key); others get a JSON merge patch.
 BUILT_IN_GROUPS = {"v1", "apps/v1", "policy/v1", "autoscaling/v2", "batch/v1", "networking.k8s.io/v1"}
-MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name", "volumes": "name",
-              "volumeMounts": "mountPath", "ports": "containerPort", "imagePullSecrets": "name"}
+MERGE_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "ports": "containerPort",
+    "imagePullSecrets": "name",
+}
 POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"}
 
 
@@ -87,8 +106,14 @@ def _merge(base: Any, patch: Any, strategic: bool, list_key: str | None = None) 
     if strategic and list_key and isinstance(base, list) and isinstance(patch, list):
         merged_list = [copy.deepcopy(item) for item in base]
         for item in patch:
-            index = next((i for i, old in enumerate(merged_list)
-                          if isinstance(old, dict) and old.get(list_key) == item.get(list_key)), None)
+            index = next(
+                (
+                    i
+                    for i, old in enumerate(merged_list)
+                    if isinstance(old, dict) and old.get(list_key) == item.get(list_key)
+                ),
+                None,
+            )
             if index is None:
                 merged_list.append(copy.deepcopy(item))
             else:
@@ -123,8 +148,11 @@ def _apply_images(resources: list[Doc], images: list[Doc]) -> None:
                 if image["name"] == name:
                     new_name = image.get("newName", name)
                     tag = image.get("newTag")
-                    container["image"] = f"{new_name}@{image['digest']}" if "digest" in image else (
-                        f"{new_name}:{tag}" if tag else new_name)
+                    container["image"] = (
+                        f"{new_name}@{image['digest']}"
+                        if "digest" in image
+                        else (f"{new_name}:{tag}" if tag else new_name)
+                    )
 
 
 def _apply_namespace(resources: list[Doc], namespace: str) -> None:
@@ -133,8 +161,14 @@ def _apply_namespace(resources: list[Doc], namespace: str) -> None:
             doc["metadata"]["namespace"] = namespace
 
 
-def render(directory: Path, *, extra_components: tuple[Path, ...] = (), skip_patches: tuple[str, ...] = (),
-           is_component: bool = False, into: list[Doc] | None = None) -> list[Doc]:
+def render(
+    directory: Path,
+    *,
+    extra_components: tuple[Path, ...] = (),
+    skip_patches: tuple[str, ...] = (),
+    is_component: bool = False,
+    into: list[Doc] | None = None,
+) -> list[Doc]:
     """Render a kustomization (or apply a component onto `into`) the way `kustomize build` would."""
     data = _read_kustomization(directory)
     expected_kind = "Component" if is_component else "Kustomization"
@@ -250,8 +284,11 @@ def uv_export_commands(stage: Stage) -> list[list[str]]:
 
 def dockerignore_excludes(patterns_file: Path, relative_path: str) -> bool:
     """Docker's rule: the last matching pattern wins; a pattern matches a path or any of its parents."""
-    patterns = [line.strip() for line in patterns_file.read_text().splitlines()
-                if line.strip() and not line.strip().startswith("#")]
+    patterns = [
+        line.strip()
+        for line in patterns_file.read_text().splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
     parts = relative_path.split("/")
     candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
     excluded = False
@@ -274,7 +311,9 @@ def _match(pattern: str, path: str) -> bool:
 
 # ---- Compose --------------------------------------------------------------------------------------------------
 
-_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|\$(?P<bare>[A-Za-z_]\w*)")
+_VARIABLE = re.compile(
+    r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|\$(?P<bare>[A-Za-z_]\w*)"
+)
 
 
 def interpolate(value: Any, environment: dict[str, str] | None = None) -> Any:

@@ -8,6 +8,7 @@ import jsonschema
 import pytest
 import yaml
 from deploy_support import REPO, SCHEMAS, SERVICE_PORTS, SERVICES, duration_seconds, interpolate, load_json
+
 from recovery_cli.stack import RUNNABLE
 
 pytestmark = pytest.mark.integration

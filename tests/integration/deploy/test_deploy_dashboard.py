@@ -11,15 +11,42 @@ from deploy_support import DEPLOY, REPO, load_json
 
 pytestmark = pytest.mark.integration
 
-RABBITMQ_SERIES = {"rabbitmq_queue_messages", "rabbitmq_queue_messages_ready", "rabbitmq_queue_messages_unacked",
-                   "rabbitmq_queue_consumers"}
-REQUIRED_SERIES = {"recovery_messages_consumed_total", "recovery_messages_published_total",
-                   "recovery_messages_dead_lettered_total", "recovery_handler_seconds_bucket",
-                   "recovery_timer_lateness_seconds_bucket", "recovery_timers_fired_total",
-                   "recovery_outbox_relayed_total", "rabbitmq_queue_messages_ready",
-                   "rabbitmq_queue_messages_unacked"}
-PROMQL_WORDS = {"sum", "by", "rate", "increase", "histogram_quantile", "clamp_min", "le", "queue", "result",
-                "message_type", "purpose", "without", "max", "avg", "count", "on", "ignoring"}
+RABBITMQ_SERIES = {
+    "rabbitmq_queue_messages",
+    "rabbitmq_queue_messages_ready",
+    "rabbitmq_queue_messages_unacked",
+    "rabbitmq_queue_consumers",
+}
+REQUIRED_SERIES = {
+    "recovery_messages_consumed_total",
+    "recovery_messages_published_total",
+    "recovery_messages_dead_lettered_total",
+    "recovery_handler_seconds_bucket",
+    "recovery_timer_lateness_seconds_bucket",
+    "recovery_timers_fired_total",
+    "recovery_outbox_relayed_total",
+    "rabbitmq_queue_messages_ready",
+    "rabbitmq_queue_messages_unacked",
+}
+PROMQL_WORDS = {
+    "sum",
+    "by",
+    "rate",
+    "increase",
+    "histogram_quantile",
+    "clamp_min",
+    "le",
+    "queue",
+    "result",
+    "message_type",
+    "purpose",
+    "without",
+    "max",
+    "avg",
+    "count",
+    "on",
+    "ignoring",
+}
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +104,12 @@ def test_queries_are_balanced(dashboard) -> None:
 def test_every_series_exists(dashboard) -> None:
     used = set().union(*(series_names(e) for e in expressions(dashboard)))
     assert REQUIRED_SERIES <= used, REQUIRED_SERIES - used
-    sources = "\n".join(path.read_text() for root in ("libs", "services") for path in (REPO / root).rglob("*.py")
-                        if ".venv" not in path.parts)
+    sources = "\n".join(
+        path.read_text()
+        for root in ("libs", "services")
+        for path in (REPO / root).rglob("*.py")
+        if ".venv" not in path.parts
+    )
     for name in used:
         if name.startswith("rabbitmq_"):
             assert name in RABBITMQ_SERIES, name

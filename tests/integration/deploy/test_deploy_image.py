@@ -17,8 +17,15 @@ from deploy_support import dockerignore_excludes as excluded
 
 pytestmark = pytest.mark.integration
 
-PRODUCTION_PACKAGES = {"recovery-contracts", "recovery-runtime", "recovery-intake", "recovery-scheduler",
-                       "recovery-executor", "recovery-webhook-dispatcher", "recovery-cli"}
+PRODUCTION_PACKAGES = {
+    "recovery-contracts",
+    "recovery-runtime",
+    "recovery-intake",
+    "recovery-scheduler",
+    "recovery-executor",
+    "recovery-webhook-dispatcher",
+    "recovery-cli",
+}
 FORBIDDEN_IN_RUNTIME = ("secantus", "recovery-sandbox", "recovery_sandbox", "pytest", "hypothesis")
 BUILD_TOOLS = ("gcc", "build-essential", "apt-get install", "COPY --from=uv", "/uv ", "git ")
 
@@ -53,8 +60,11 @@ def test_health_check_entrypoint_command_and_labels(dockerfile) -> None:
     assert json.loads(base.all("ENTRYPOINT")[-1].arguments) == ["recovery"]
     assert json.loads(base.all("CMD")[-1].arguments) == ["run", "intake"]
     labels = " ".join(label.arguments for label in base.all("LABEL"))
-    for key in ("org.opencontainers.image.title", "org.opencontainers.image.version",
-                "org.opencontainers.image.revision"):
+    for key in (
+        "org.opencontainers.image.title",
+        "org.opencontainers.image.version",
+        "org.opencontainers.image.revision",
+    ):
         assert key in labels
     assert any(i.arguments.startswith("deploy/healthcheck.py /app/healthcheck.py") for i in base.all("COPY"))
 
@@ -91,9 +101,22 @@ def exported_packages(command: list[str]) -> set[str]:
     if "--output-file" in args:
         index = args.index("--output-file")
         del args[index : index + 2]
-    result = subprocess.run([uv, "export", "--offline", "--no-hashes", "--no-header", "--no-annotate",
-                             *[a for a in args if a not in {"--no-hashes", "--no-header", "--no-annotate"}]],
-                            cwd=REPO, capture_output=True, text=True, check=True, timeout=120)
+    result = subprocess.run(
+        [
+            uv,
+            "export",
+            "--offline",
+            "--no-hashes",
+            "--no-header",
+            "--no-annotate",
+            *[a for a in args if a not in {"--no-hashes", "--no-header", "--no-annotate"}],
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     packages = set()
     for line in result.stdout.splitlines():
         line = line.strip()
@@ -119,13 +142,27 @@ def test_the_runtime_package_set_has_the_services_and_no_development_packages(do
 
 def test_dockerignore_sends_only_what_the_build_needs() -> None:
     ignore = REPO / ".dockerignore"
-    for kept in ("pyproject.toml", "uv.lock", "libs/runtime/src/recovery_runtime/service.py",
-                 "services/intake/pyproject.toml", "tools/cli/src/recovery_cli/main.py",
-                 "tools/sandbox/pyproject.toml", "deploy/healthcheck.py"):
+    for kept in (
+        "pyproject.toml",
+        "uv.lock",
+        "libs/runtime/src/recovery_runtime/service.py",
+        "services/intake/pyproject.toml",
+        "tools/cli/src/recovery_cli/main.py",
+        "tools/sandbox/pyproject.toml",
+        "deploy/healthcheck.py",
+    ):
         assert not excluded(ignore, kept), kept
-    for dropped in (".venv/bin/python", "tests/unit/test_x.py", "docs/architecture.md", ".git/HEAD",
-                    "libs/runtime/src/recovery_runtime/__pycache__/x.pyc", "deploy/k8s/base/intake.yaml",
-                    "bench/run.py", ".env", "services/intake/.venv/x"):
+    for dropped in (
+        ".venv/bin/python",
+        "tests/unit/test_x.py",
+        "docs/architecture.md",
+        ".git/HEAD",
+        "libs/runtime/src/recovery_runtime/__pycache__/x.pyc",
+        "deploy/k8s/base/intake.yaml",
+        "bench/run.py",
+        ".env",
+        "services/intake/.venv/x",
+    ):
         assert excluded(ignore, dropped), dropped
 
 
@@ -160,8 +197,9 @@ def probe_server() -> Iterator[int]:
 
 
 def run_probe(*args: str, env: dict[str, str] | None = None) -> int:
-    return subprocess.run([sys.executable, str(DEPLOY / "healthcheck.py"), *args], env=env,
-                          capture_output=True, timeout=30).returncode
+    return subprocess.run(
+        [sys.executable, str(DEPLOY / "healthcheck.py"), *args], env=env, capture_output=True, timeout=30
+    ).returncode
 
 
 def test_the_health_probe_script(probe_server) -> None:
@@ -173,3 +211,12 @@ def test_the_health_probe_script(probe_server) -> None:
     closed_port = str(server.server_address[1])
     server.server_close()
     assert run_probe("--port", closed_port, "--timeout", "1") == 1
+
+
+def test_the_dependency_layer_sees_every_workspace_member(dockerfile) -> None:
+    """uv resolves the workspace from the members' pyproject.toml files: a new member must be copied too."""
+    copied = {c.arguments.split()[0] for c in dockerfile.stage("build").all("COPY")}
+    members = {
+        str(p.relative_to(REPO)) for g in ("libs/*", "services/*", "tools/*") for p in REPO.glob(f"{g}/pyproject.toml")
+    }
+    assert members <= copied, members - copied

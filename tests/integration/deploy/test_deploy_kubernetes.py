@@ -22,6 +22,7 @@ from deploy_support import (
     of_kind,
     render,
 )
+
 from recovery_runtime.topology import QUEUES
 
 pytestmark = pytest.mark.integration
@@ -37,8 +38,11 @@ SECRET_KEYS = {  # secret name -> keys the manifests may reference (docs/deploym
     "recovery-keda-rabbitmq": {"host"},
 }
 SECRET_VARIABLES = {"RABBITMQ_URL", "MONGODB_URL", "ADMIN_API_KEY", "API_KEY_HASH_SECRET", "SECRETS_MASTER_KEY"}
-MAIN_QUEUE = {"scheduler": "scheduler.recovery-scheduled", "executor": "executor.execute-retry",
-              "webhook-dispatcher": "dispatcher.deliver-webhook"}
+MAIN_QUEUE = {
+    "scheduler": "scheduler.recovery-scheduled",
+    "executor": "executor.execute-retry",
+    "webhook-dispatcher": "dispatcher.deliver-webhook",
+}
 
 
 def rendered_dev() -> list[Doc]:
@@ -69,8 +73,11 @@ def rendered_dev_with_hpa_fallback(tmp_path: Path) -> list[Doc]:
     return render(copy_dir)
 
 
-RENDERINGS = {"overlays/dev": rendered_dev, "base+hpa-fallback": rendered_base_with_hpa_fallback,
-              "base": lambda: render(K8S / "base")}
+RENDERINGS = {
+    "overlays/dev": rendered_dev,
+    "base+hpa-fallback": rendered_base_with_hpa_fallback,
+    "base": lambda: render(K8S / "base"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -264,9 +271,9 @@ def assert_one_autoscaler_per_service(docs: list[Doc]) -> None:
 def test_keda_scales_each_consumer_on_its_own_queue_counting_unacked() -> None:
     docs = rendered_dev()
     assert_one_autoscaler_per_service(docs)
-    assert of_kind(docs, "HorizontalPodAutoscaler")["recovery-intake"]["spec"]["metrics"][0]["resource"][
-        "name"
-    ] == "cpu", "intake (HTTP-facing) scales on CPU"
+    assert (
+        of_kind(docs, "HorizontalPodAutoscaler")["recovery-intake"]["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    ), "intake (HTTP-facing) scales on CPU"
     scaled_objects = of_kind(docs, "ScaledObject")
     authentications = of_kind(docs, "TriggerAuthentication")
     deployments = of_kind(docs, "Deployment")
@@ -286,8 +293,22 @@ def test_keda_scales_each_consumer_on_its_own_queue_counting_unacked() -> None:
         assert metadata["queueName"] in QUEUES, "a queue of recovery_runtime.topology"
         assert metadata["queueName"].split(".")[0] == QUEUE_PREFIX[name], "its own queue"
         assert "host" not in metadata, "the management URL carries credentials: from a Secret only"
-        known = {"host", "protocol", "mode", "value", "activationValue", "queueName", "vhostName", "useRegex",
-                 "excludeUnacknowledged", "pageSize", "operation", "timeout", "unsafeSsl", "queueLength"}
+        known = {
+            "host",
+            "protocol",
+            "mode",
+            "value",
+            "activationValue",
+            "queueName",
+            "vhostName",
+            "useRegex",
+            "excludeUnacknowledged",
+            "pageSize",
+            "operation",
+            "timeout",
+            "unsafeSsl",
+            "queueLength",
+        }
         assert metadata.keys() <= known
         auth = authentications[trigger["authenticationRef"]["name"]]["spec"]
         assert {"parameter": "host", "name": "recovery-keda-rabbitmq", "key": "host"} in auth["secretTargetRef"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from recovery_cli.stack import (
     ProcessFailed,
     Stack,

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import socket
+from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_INTERNAL_TOKEN = "development-only-internal-token"
 
 
 class ServiceSettings(BaseSettings):
@@ -28,4 +32,35 @@ class ServiceSettings(BaseSettings):
     inbox_retention_days: int = Field(default=14, ge=1)
     cell_id: str = "12345"
     # Shared by the services for their internal HTTP endpoints (intake forwards authenticated API calls).
-    internal_api_token: str = Field(default="development-only-internal-token", min_length=16)
+    internal_api_token: str = Field(default=DEVELOPMENT_INTERNAL_TOKEN, min_length=16)
+    # `prd` marks a production deployment (and makes merchant API keys `prd_...`): every service then refuses
+    # to start with a development default (docs/security.md lists what must be configured).
+    api_key_environment: Literal["snd", "prd"] = "snd"
+    # Master keys sealing secrets at rest and on the broker (recovery_runtime.secrets): base64 of 32 bytes.
+    # One key: SECRETS_MASTER_KEY (id SECRETS_MASTER_KEY_ID). Rotation: SECRETS_MASTER_KEYS="id:key,id:key"
+    # with SECRETS_ACTIVE_KEY_ID naming the one that seals; values sealed under any listed key stay readable.
+    secrets_master_key: str | None = Field(default=None, repr=False)
+    secrets_master_key_id: str = Field(default="main", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    secrets_master_keys: str | None = Field(default=None, repr=False)
+    secrets_active_key_id: str | None = None
+
+    @property
+    def is_production(self) -> bool:
+        return self.api_key_environment == "prd"
+
+    def production_problems(self) -> list[str]:
+        """What a production deployment must not run with; empty when all is configured."""
+        problems = []
+        if not (self.secrets_master_key or self.secrets_master_keys):
+            problems.append("SECRETS_MASTER_KEY (or SECRETS_MASTER_KEYS) is not set")
+        if self.internal_api_token == DEVELOPMENT_INTERNAL_TOKEN:
+            problems.append("INTERNAL_API_TOKEN is the development default")
+        if urlsplit(self.rabbitmq_url).password in (None, "", "guest"):
+            problems.append("RABBITMQ_URL has no credentials of its own (guest or none)")
+        return problems
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> ServiceSettings:
+        if self.is_production and (problems := self.production_problems()):
+            raise ValueError("refusing to start in production (API_KEY_ENVIRONMENT=prd): " + "; ".join(problems))
+        return self

@@ -1,4 +1,4 @@
-"""Intake settings: the admin key, API-key hashing, retry defaults for new recoveries."""
+"""Intake settings: the admin key, API-key hashing, abuse limits, webhook URL rules, retry defaults."""
 
 from __future__ import annotations
 
@@ -6,19 +6,48 @@ from pydantic import Field
 
 from recovery_runtime.settings import ServiceSettings
 
+DEVELOPMENT_ADMIN_KEY = "test_admin"
+DEVELOPMENT_HASH_SECRET = "development-only-api-key-hash-secret"
+_LOOPBACK_HOSTS = "127.0.0.1,localhost,::1"
+
 
 class IntakeSettings(ServiceSettings):
     http_port: int = 8080
     http_host: str = "127.0.0.1"
     # Only from configuration: there is no API to create or read it.
-    admin_api_key: str = Field(default="test_admin", min_length=8)
+    admin_api_key: str = Field(default=DEVELOPMENT_ADMIN_KEY, min_length=8, repr=False)
     # Server-side secret of the keyed hash under which merchant API keys are stored.
-    api_key_hash_secret: str = Field(default="development-only-api-key-hash-secret", min_length=16)
-    # `snd` in sandbox/development, `prd` in production: the visible prefix of every merchant API key.
-    api_key_environment: str = Field(default="snd", pattern=r"^(snd|prd)$")
+    api_key_hash_secret: str = Field(default=DEVELOPMENT_HASH_SECRET, min_length=16, repr=False)
     # Where intake forwards the events API and the process-tracker API (the owners of that data).
     dispatcher_internal_url: str = "http://127.0.0.1:8083"
     scheduler_internal_url: str = "http://127.0.0.1:8081"
     internal_timeout_seconds: float = Field(default=20.0, gt=0)
     # How long monitoring watches a profile's recoveries before the active algorithm takes over (0: forever).
     monitoring_threshold_seconds: int = Field(default=0, ge=0)
+    # Abuse limits. A larger body answers 413; per API key (or per client address without one) a token bucket
+    # of `rate_limit_burst` refilled at `rate_limit_per_second` answers 429 with Retry-After (0 disables).
+    max_body_bytes: int = Field(default=262_144, ge=1024, le=16_777_216)
+    rate_limit_per_second: float = Field(default=50.0, ge=0)
+    rate_limit_burst: int = Field(default=100, ge=1)
+    # Hosts whose webhook (and record-back) URLs may be plain http; every other URL must be https. Unset: the
+    # loopback hosts in development, none in production.
+    webhook_url_allow_http_hosts: str | None = None
+    # How long a rotated-out Standard Webhooks secret keeps signing next to the new one.
+    webhook_secret_overlap_seconds: int = Field(default=86_400, ge=0, le=30 * 86_400)
+    # How often intake retires rotated-out secrets whose overlap has ended.
+    secret_retirement_interval_seconds: float = Field(default=30.0, gt=0)
+
+    @property
+    def http_allowed_hosts(self) -> frozenset[str]:
+        listing = self.webhook_url_allow_http_hosts
+        if listing is None:
+            listing = "" if self.is_production else _LOOPBACK_HOSTS
+        return frozenset(h.strip().lower().strip("[]") for h in listing.split(",") if h.strip())
+
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        if self.admin_api_key == DEVELOPMENT_ADMIN_KEY or len(self.admin_api_key) < 32:
+            problems.append("ADMIN_API_KEY is the development default or shorter than 32 characters")
+        if self.api_key_hash_secret == DEVELOPMENT_HASH_SECRET or len(self.api_key_hash_secret) < 32:
+            problems.append("API_KEY_HASH_SECRET is the development default or shorter than 32 characters")
+        return problems

@@ -83,3 +83,22 @@ class ProfileResponse(ResponseBody):
     revenue_recovery_retry_algorithm_type: RetryAlgorithm = RetryAlgorithm.MONITORING
     # Extension: the Standard Webhooks signing secret (`whsec_…`) for the `webhook-signature` header.
     standard_webhooks_secret: str | None = None
+
+
+class WebhookSecretRotate(RequestBody):
+    """`POST /v2/profiles/{id}/webhook-secret/rotate` (extension): a new Standard Webhooks secret.
+
+    The previous secrets keep signing next to the new one for `overlap_seconds` (default: intake's
+    WEBHOOK_SECRET_OVERLAP_SECONDS), so receivers can switch without missing a webhook."""
+
+    overlap_seconds: Annotated[int, Field(strict=True, ge=0, le=2_592_000)] | None = None
+
+
+class WebhookSecretRotation(ResponseBody):
+    profile_id: Identifier
+    # The new secret, shown in full as at profile creation (the merchant needs it to verify).
+    standard_webhooks_secret: str
+    # Secrets still signing until `previous_secrets_expire_at` (the new one first), as `webhook-signature`
+    # carries one `v1,` signature per secret.
+    active_secrets: int
+    previous_secrets_expire_at: str | None = None

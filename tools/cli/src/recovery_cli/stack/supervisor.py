@@ -229,7 +229,7 @@ class Stack:
     # ---- inside ----------------------------------------------------------------------------------------
 
     def _instances(self) -> list[tuple[Component, str]]:
-        planned = []
+        planned: list[tuple[Component, str]] = []
         for name in self.config.components:
             comp = component(name)
             count = self.config.instances.get(name, 1) if comp.role == Role.SERVICE else 1
