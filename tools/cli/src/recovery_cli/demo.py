@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from recovery_cli import scenario
-from recovery_cli.stack import ProcessFailed, Stack, StackConfig, StackError, ensure_rabbitmq
+from recovery_cli.stack import Stack, StackConfig, StackError, ensure_rabbitmq
 from recovery_cli.stack.infrastructure import redact
 from recovery_cli.stack.vhosts import VhostUnavailable, VirtualHosts, vhost_name
 
@@ -420,26 +420,36 @@ def run_demo(
 def _run_stack_and_scenario(config: StackConfig, say: Callable[[str], None], timeout: float) -> int:
     stack = Stack(config, say)
     try:
-        say(f"==> starting the stack (time scale {config.time_scale:g}); logs in {config.log_dir}")
-        stack.start()
-        scenario_run = SeedScenario(Endpoints.of(stack), say)
-        try:
-            outcome = scenario_run.run(timeout=timeout)
-        finally:
-            scenario_run.close()
-        ok = report_outcome(outcome, say)
-        if not ok:
-            say(stack.log_tails(20))
-        return 0 if ok else 1
-    except ProcessFailed as error:
-        say(f"the stack did not start: {error}")
-        return 1
-    except (ScenarioFailed, StackError) as error:
-        say(f"demo failed: {error}")
-        say(stack.log_tails(20))
-        return 1
+        failure = _start_and_replay(stack, say, timeout)
+        if failure is not None:
+            # The services' logs say why; the peers' access logs only repeat the polling.
+            say(stack.log_tails(25, roles=("service",)))
     finally:
         stack.stop()
+    if failure is None:
+        return 0
+    say(f"demo failed: {failure}")
+    say(f"every process's log: {config.log_dir}")
+    return 1
+
+
+def _start_and_replay(stack: Stack, say: Callable[[str], None], timeout: float) -> str | None:
+    """None on success, else why the demo failed."""
+    say(f"==> starting the stack (time scale {stack.config.time_scale:g}); logs in {stack.config.log_dir}")
+    try:
+        stack.start()
+    except StackError as error:
+        return f"the stack did not start: {error}"
+    scenario_run = SeedScenario(Endpoints.of(stack), say)
+    try:
+        outcome = scenario_run.run(timeout=timeout)
+    except ScenarioFailed as error:
+        return str(error)
+    finally:
+        scenario_run.close()
+    if report_outcome(outcome, say):
+        return None
+    return "the webhook arrived but the scenario did not end as the seed says (see above)"
 
 
 def run_against(endpoints: Endpoints, say: Callable[[str], None] = print, timeout: float = 60.0) -> int:

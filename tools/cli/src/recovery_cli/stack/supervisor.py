@@ -124,6 +124,13 @@ class Stack:
         stripe = self._stripe_api_base()
         if stripe is not None:
             env["STRIPE_API_BASE"] = stripe
+        # Intake forwards the events API and the process-tracker API to the services owning that data.
+        for owner, variable in (
+            ("webhook-dispatcher", "DISPATCHER_INTERNAL_URL"),
+            ("scheduler", "SCHEDULER_INTERNAL_URL"),
+        ):
+            if owner in self._ports:
+                env[variable] = f"http://127.0.0.1:{self._ports[owner]}"
         return env
 
     # ---- lifecycle -------------------------------------------------------------------------------------
@@ -205,10 +212,12 @@ class Stack:
         process = self.process(name)
         return process.is_running() and process.spec.probe.check().ready
 
-    def log_tails(self, lines: int = 40) -> str:
-        """The last lines of every process's log, for a failing test's report."""
+    def log_tails(self, lines: int = 40, roles: tuple[str, ...] | None = None) -> str:
+        """The last lines of every process's log (of these roles only, if given), for a failure report."""
         parts = []
         for process in self._processes.values():
+            if roles is not None and process.spec.role not in roles:
+                continue
             status = "running" if process.is_running() else f"exited {process.returncode}"
             parts.append(f"===== {process.name} ({status}) {process.log_path}\n{process.log_tail(lines)}")
         return "\n".join(parts)
