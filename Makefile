@@ -44,11 +44,19 @@ status:
 lint: install
 	$(UV) run ruff check
 	$(UV) run ruff format --check
+	$(UV) run recovery catalogues --check
+	$(UV) run python -m recovery_contracts.schemas --check
 
-# Filled in by the contracts engineer (JSON Schemas from libs/contracts, checked for drift in CI).
+# JSON Schemas of libs/contracts (libs/contracts/schemas/); tests/unit/contracts checks them for drift.
 schemas: install
-	@echo "schemas: nothing to generate yet"
+	$(UV) run python -m recovery_contracts.schemas --write
 
-# Filled in with the generated OpenAPI (intake) and AsyncAPI (message) catalogues.
+# docs/catalogue/openapi.json (intake), docs/catalogue/asyncapi.json (every service's messages) and
+# docs/configuration.md; tests/unit/ops checks them for drift (`recovery catalogues --check`).
 catalogues: install
-	@echo "catalogues: nothing to generate yet"
+	$(UV) run recovery catalogues --write
+
+# Benchmarks with their raw limits measured in the same run (docs/performance.md); BENCH_ARGS=--quick for a smoke run.
+.PHONY: bench
+bench: install
+	$(UV) run python bench/run_all.py $(BENCH_ARGS)

@@ -14,6 +14,8 @@ from recovery_contracts.messages import ExecuteRetry
 from recovery_executor.app import build_service
 from recovery_executor.settings import ExecutorSettings
 from recovery_sandbox.stripe import create_app as stripe_app
+from recovery_scheduler.app import build_service as build_scheduler
+from recovery_scheduler.settings import SchedulerSettings
 from support.broker import broker_probe
 from support.payments import recovery_payment, stripe_account
 from support.services import settings_for
@@ -133,6 +135,8 @@ async def test_a_charge_that_times_out_is_synced_not_charged_again(
             settings_for(ExecutorSettings, isolation, stripe_api_base=stripe.url, connector_timeout_seconds=1.0)
         )
     )
+    # The PSYNC that settles the unknown outcome comes back on a durable timer: the scheduler keeps timers.
+    serve(build_scheduler(settings_for(SchedulerSettings, isolation, timer_poll_seconds=0.05)))
     customer, pm = customer_with(stripe, "pm_card_visa")
     fault = {"payment_method": pm, "mode": "timeout_after_charge", "seconds": 3, "times": 1}
     assert httpx.post(f"{stripe.url}/_sandbox/faults", json=fault).status_code < 300

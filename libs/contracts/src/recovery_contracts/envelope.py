@@ -29,6 +29,11 @@ class MessageType(StrEnum):
     CONNECTOR_ACCOUNT_UPDATED = "connector-account.updated"
     DELIVER_WEBHOOK = "webhook.deliver"
     SCHEDULE_TIMER = "timer.schedule"
+    RECOVERY_UPDATED = "recovery.updated"
+    PAYMENT_SYNC = "payment.sync"
+    RECORD_BACK = "billing.record-back"
+    WEBHOOK_DELIVERY_FAILED = "webhook.delivery-failed"
+    WEBHOOK_ENDPOINT_DISABLED = "webhook.endpoint-disabled"
 
 
 COMMANDS = frozenset(
@@ -37,6 +42,8 @@ COMMANDS = frozenset(
         MessageType.EXECUTE_RETRY,
         MessageType.DELIVER_WEBHOOK,
         MessageType.SCHEDULE_TIMER,
+        MessageType.PAYMENT_SYNC,
+        MessageType.RECORD_BACK,
     }
 )
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate
 from recovery_contracts.envelope import Envelope, MessageType
-from recovery_contracts.payments import PaymentObject
+from recovery_contracts.payments import IntentStatus, PaymentObject
 from recovery_contracts.recovery import PaymentToken, RecoveryPayment, RetryAlgorithm
 
 
@@ -94,6 +94,11 @@ class ProfileUpdated(_Payload):
     standard_webhooks_secrets: tuple[str, ...] = ()
     custom_headers: dict[str, str] = Field(default_factory=dict)
     retry_algorithm: RetryAlgorithm = RetryAlgorithm.MONITORING
+    # Delays (seconds) of the automatic webhook retries after the initial attempt; None: the dispatcher's
+    # default (Hyperswitch's schedule); () delivers once.
+    webhook_retry_schedule_seconds: tuple[Annotated[float, Field(ge=0, le=7 * 86400)], ...] | None = Field(
+        default=None, max_length=50
+    )
 
 
 class ConnectorAccountUpdated(_Payload):
@@ -127,6 +132,71 @@ class ScheduleTimer(_Payload):
     message: dict[str, Any]
 
 
+class WebhookDeliveryFailed(_Payload):
+    """Operational event: a webhook event will not be delivered (RETRIES_EXCEEDED, blocked, endpoint gone)."""
+
+    event_id: str
+    idempotent_event_id: str
+    event_type: str
+    payment_id: str
+    profile_id: str
+    url: str | None = None
+    reason: str
+    attempts: int = Field(ge=0)
+    failed_at: datetime
+
+
+class WebhookEndpointDisabled(_Payload):
+    """Operational event: the dispatcher disabled a profile's webhook endpoint (410 Gone, long failure)."""
+
+    profile_id: str
+    merchant_id: str
+    url: str | None = None
+    reason: str
+    failing_since: datetime | None = None
+    disabled_at: datetime
+
+
+class RecoveryUpdated(_Payload):
+    """An existing recovery intent changed: a later request for the same invoice (another token, another
+    billing-system failure) or an action that stops or pauses it. State transfer: `payment` is the whole
+    current snapshot (tokens merged); consumers apply only newer `version`s."""
+
+    payment: RecoveryPayment
+    action: str
+    intent_status: IntentStatus
+    version: int = Field(ge=1)
+    tokens_added: tuple[str, ...] = ()
+
+
+class PaymentSync(_Payload):
+    """PSYNC: ask the connector what became of an attempt whose outcome is unknown. Never a new charge."""
+
+    execute: ExecuteRetry
+    execute_message_id: str
+    sync_number: int = Field(ge=1)
+
+
+class RecordBackBody(_Payload):
+    """What the billing connector is told after a successful retry (Hyperswitch's InvoiceRecordBack)."""
+
+    merchant_reference_id: str
+    amount: int
+    currency: str
+    payment_method_type: str
+    attempt_status: str
+    connector_transaction_id: str | None
+
+
+class RecordBack(_Payload):
+    """Record a successful retry back to the billing connector; repeated on timers until it answers 2xx."""
+
+    payment_id: str
+    url: str
+    body: RecordBackBody
+    attempt: int = Field(default=1, ge=1)
+
+
 PAYLOADS: dict[MessageType, type[BaseModel]] = {
     MessageType.RECOVERY_REQUESTED: RecoveryRequested,
     MessageType.RECOVERY_SCHEDULED: RecoveryScheduled,
@@ -138,6 +208,11 @@ PAYLOADS: dict[MessageType, type[BaseModel]] = {
     MessageType.CONNECTOR_ACCOUNT_UPDATED: ConnectorAccountUpdated,
     MessageType.DELIVER_WEBHOOK: DeliverWebhook,
     MessageType.SCHEDULE_TIMER: ScheduleTimer,
+    MessageType.RECOVERY_UPDATED: RecoveryUpdated,
+    MessageType.PAYMENT_SYNC: PaymentSync,
+    MessageType.RECORD_BACK: RecordBack,
+    MessageType.WEBHOOK_DELIVERY_FAILED: WebhookDeliveryFailed,
+    MessageType.WEBHOOK_ENDPOINT_DISABLED: WebhookEndpointDisabled,
 }
 
 

@@ -93,6 +93,9 @@ class RecoveryPayment(_Frozen):
     return_url: str | None = None
     retry: RetrySettings
     metadata: dict[str, Any] | None = None
+    # The billing connector (e.g. `custombilling`) and where a successful retry is recorded back to it.
+    billing_connector_name: str | None = None
+    record_back_url: str | None = None
 
 
 class AttemptSummary(_Frozen):

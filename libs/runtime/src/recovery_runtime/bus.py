@@ -22,6 +22,10 @@ from recovery_runtime.topology import DEAD_LETTER, QUEUES, ConsumerQueue, exchan
 log = structlog.get_logger(__name__)
 
 REJECTION_HEADER = "x-rejection-reason"
+# Where a message rejected by a consumer came from, so `recovery dead-letters replay` can send it back.
+ORIGINAL_QUEUE_HEADER = "x-original-queue"
+ORIGINAL_EXCHANGE_HEADER = "x-original-exchange"
+ORIGINAL_ROUTING_KEY_HEADER = "x-original-routing-key"
 
 
 class MessageRejected(Exception):
@@ -68,38 +72,62 @@ class OutgoingMessage:
 
 
 class Publisher:
-    """Persistent publishes, each awaited until the broker confirms it."""
+    """Persistent publishes, each awaited until the broker confirms it.
 
-    def __init__(self, broker: RabbitBroker) -> None:
+    `duplicate_for_tests` (setting DUPLICATE_DELIVERIES_FOR_TESTS, the fault suite only) publishes every
+    message twice with the same message id: the broker then delivers each one twice, as a redelivery would.
+    """
+
+    def __init__(self, broker: RabbitBroker, *, timeout: float = 10.0, duplicate_for_tests: bool = False) -> None:
         self._broker = broker
+        self._timeout = timeout
+        self._copies = 2 if duplicate_for_tests else 1
 
     async def publish(self, message: OutgoingMessage) -> None:
-        await self._broker.publish(
-            message.body,
-            exchange=exchange_for(message.message_type),
-            routing_key=message.message_type.value,
-            persist=True,
-            mandatory=True,
-            message_id=message.message_id,
-            correlation_id=message.correlation_id,
-            message_type=message.message_type.value,
-            content_type="application/json",
-        )
-        metrics.MESSAGES_PUBLISHED.labels(message.message_type.value).inc()
+        for _ in range(self._copies):
+            # Bounded: with the broker away a confirm never comes; the caller's outbox keeps the message.
+            await asyncio.wait_for(
+                self._broker.publish(
+                    message.body,
+                    exchange=exchange_for(message.message_type),
+                    routing_key=message.message_type.value,
+                    persist=True,
+                    mandatory=True,
+                    message_id=message.message_id,
+                    correlation_id=message.correlation_id,
+                    message_type=message.message_type.value,
+                    content_type="application/json",
+                ),
+                self._timeout,
+            )
+            metrics.MESSAGES_PUBLISHED.labels(message.message_type.value).inc()
 
     async def publish_many(self, messages: Iterable[OutgoingMessage]) -> None:
         # Confirms are awaited concurrently: one round trip's latency for the batch, not one per message.
         await asyncio.gather(*(self.publish(m) for m in messages))
 
-    async def dead_letter(self, queue: ConsumerQueue, body: bytes, reason: str, headers: dict[str, Any]) -> None:
-        await self._broker.publish(
-            body,
-            exchange=DEAD_LETTER,
-            routing_key=queue.name,
-            persist=True,
-            mandatory=True,
-            headers={**headers, REJECTION_HEADER: reason[:2000], "x-original-queue": queue.name},
-            content_type="application/json",
+    async def dead_letter(
+        self, queue: ConsumerQueue, body: bytes, reason: str, headers: dict[str, Any], message_id: str | None = None
+    ) -> None:
+        """Into `<queue>.dlq` with the reason; the original message id and routing stay for a replay."""
+        await asyncio.wait_for(
+            self._broker.publish(
+                body,
+                exchange=DEAD_LETTER,
+                routing_key=queue.name,
+                persist=True,
+                mandatory=True,
+                message_id=message_id,
+                headers={
+                    **headers,
+                    REJECTION_HEADER: reason[:2000],
+                    ORIGINAL_QUEUE_HEADER: queue.name,
+                    ORIGINAL_EXCHANGE_HEADER: queue.exchange.name,
+                    ORIGINAL_ROUTING_KEY_HEADER: queue.routing_key,
+                },
+                content_type="application/json",
+            ),
+            self._timeout,
         )
         metrics.MESSAGES_DEAD_LETTERED.labels(queue.name).inc()
 
@@ -152,7 +180,9 @@ def subscribe(broker: RabbitBroker, queue_name: str, handler: Handler, publisher
         except MessageRejected as rejection:
             log.warning("message.rejected", reason=str(rejection))
             try:
-                await publisher.dead_letter(queue, body, str(rejection), dict(raw.headers or {}))
+                await publisher.dead_letter(
+                    queue, body, str(rejection), dict(raw.headers or {}), message_id=raw.message_id
+                )
             except Exception:
                 # Could not publish with the reason: let RabbitMQ dead-letter it without one.
                 log.exception("message.dead_letter_publish_failed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
@@ -21,14 +22,68 @@ _SECRET_KEYS = frozenset(
         "standard_webhooks_secret",
         "whsec_secret",
         "merchant_secret",
+        "key1",
+        "key2",
+        "api_secret",
+        "private_key",
+        "whsec_secrets",
+        "standard_webhooks_secrets",
+        "internal_api_token",
+        "x-internal-token",
+        "admin_api_key",
+        "card_number",
     }
 )
+
+# Values that are secrets whatever key they are logged under (an exception text, a URL, a repr):
+# merchant API keys, Standard Webhooks secrets, connector keys, URL passwords, and card numbers (13-19 digits).
+_SECRET_VALUES = re.compile(
+    r"\b(?:snd|prd)_[A-Za-z0-9_-]{20,}"
+    r"|whsec_[A-Za-z0-9+/=]{16,}"
+    r"|\b(?:sk|rk|pk)_(?:test|live)_[A-Za-z0-9_]{4,}"
+    r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"
+    r"|(?P<digits>(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d.]))"
+)
+
+
+def _luhn_valid(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        digit = int(char)
+        if position % 2:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
+def _mask(match: re.Match[str]) -> str:
+    digits = match.group("digits")
+    # A digit run is a card number only if it passes the Luhn check: timestamps and amounts stay readable.
+    if digits is not None and not _luhn_valid(re.sub(r"\D", "", digits)):
+        return digits
+    return "***"
+
+
+def redact_text(text: str) -> str:
+    return _SECRET_VALUES.sub(_mask, text)
+
+
+def _scrub(value: object) -> object:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: "***" if str(k).lower() in _SECRET_KEYS else _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
 
 
 def _redact(_: object, __: str, event_dict: dict[str, object]) -> dict[str, object]:
     for key in list(event_dict):
         if key.lower() in _SECRET_KEYS:
             event_dict[key] = "***"
+        else:
+            event_dict[key] = _scrub(event_dict[key])
     return event_dict
 
 
@@ -41,8 +96,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _redact,
             structlog.processors.format_exc_info,
+            # After format_exc_info, so that exception texts are scrubbed too.
+            _redact,
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),

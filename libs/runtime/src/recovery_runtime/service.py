@@ -13,7 +13,7 @@ import uvicorn
 from fastapi import FastAPI, Response
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_latest
 
 from recovery_runtime.bus import Handler, Publisher, subscribe
 from recovery_runtime.clock import Clock, SystemClock, TimeScale
@@ -26,6 +26,12 @@ from recovery_runtime.unit_of_work import MessageStore, OutboxRelay
 log = structlog.get_logger(__name__)
 
 BackgroundLoop = Callable[[], Awaitable[None]]
+
+CONSUMERS_RESTARTED = Counter(
+    "recovery_consumers_restarted_total",
+    "Consumers the watchdog found gone and re-created (after a broker restart)",
+    ["queue"],
+)
 
 
 async def wait_for(what: str, probe: Callable[[], Awaitable[Any]], *, give_up_after: float = 120.0) -> None:
@@ -64,7 +70,11 @@ class Service:
         )
         self.mongo = connect(settings.mongodb_url, app_name=f"recovery-{name}")
         self.db = self.mongo[settings.mongodb_database]
-        self.publisher = Publisher(self.broker)
+        self.publisher = Publisher(
+            self.broker,
+            timeout=settings.publish_timeout_seconds,
+            duplicate_for_tests=settings.duplicate_deliveries_for_tests,
+        )
         self.store = MessageStore(
             self.mongo,
             self.db,
@@ -75,7 +85,8 @@ class Service:
         )
         self._indexes: list[IndexSpec] = list(self.store.indexes())
         self._loops: list[BackgroundLoop] = [
-            OutboxRelay(self.store, self.clock, timedelta(seconds=settings.outbox_relay_after_seconds)).run
+            OutboxRelay(self.store, self.clock, timedelta(seconds=settings.outbox_relay_after_seconds)).run,
+            self._watch_consumers,
         ]
         self._subscribers: list[Any] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -153,12 +164,47 @@ class Service:
 
     # -- operations ----------------------------------------------------------------------------------
 
-    def consumers_present(self) -> bool:
+    def missing_consumers(self) -> list[str]:
+        """Queues this instance should consume from but does not (each with why), as far as it can tell."""
+        missing = []
         for subscriber in self._subscribers:
-            queue = getattr(subscriber, "_queue_obj", None)
-            if getattr(subscriber, "_consumer_tag", None) is None or queue is None or queue.channel.is_closed:
-                return False
-        return True
+            problem = _consumer_problem(subscriber)
+            if problem is not None:
+                missing.append(f"{_queue_name(subscriber)}: {problem}")
+        return missing
+
+    def consumers_present(self) -> bool:
+        return not self.missing_consumers()
+
+    async def _watch_consumers(self) -> None:
+        """Re-create consumers that are gone: after a broker restart aio-pika's robust reconnect does not
+        always restore them (faststream#2758), and a service that holds no consumer would idle forever."""
+        interval = self.settings.consumer_watchdog_seconds
+        while True:
+            await asyncio.sleep(interval)
+            if not self.started:
+                continue
+            for subscriber in self._subscribers:
+                problem = _consumer_problem(subscriber)
+                if problem is None:
+                    continue
+                log.warning("consumer.missing", queue=_queue_name(subscriber), problem=problem)
+                try:
+                    await self._restart_subscriber(subscriber)
+                except Exception as error:
+                    # The broker may still be away: tried again on the next round.
+                    log.warning("consumer.restart_failed", queue=_queue_name(subscriber), error=str(error))
+                else:
+                    CONSUMERS_RESTARTED.labels(_queue_name(subscriber)).inc()
+                    log.warning("consumer.restarted", queue=_queue_name(subscriber))
+
+    async def _restart_subscriber(self, subscriber: Any) -> None:
+        queue = getattr(subscriber, "_queue_obj", None)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(subscriber.stop(), self.settings.shutdown_grace_seconds + 5.0)
+        if queue is None or queue.channel.is_closed:
+            _forget_dead_channels(self.broker)
+        await asyncio.wait_for(subscriber.start(), 15.0)
 
     async def readiness(self) -> dict[str, bool]:
         checks = {"started": self.started}
@@ -181,7 +227,10 @@ class Service:
             checks = await self.readiness()
             ready = all(checks.values())
             response.status_code = 200 if ready else 503
-            return {"ready": ready, "checks": checks, "service": self.name}
+            answer: dict[str, Any] = {"ready": ready, "checks": checks, "service": self.name}
+            if not checks["consumers"]:
+                answer["missing_consumers"] = self.missing_consumers()
+            return answer
 
         @self.app.get("/metrics", include_in_schema=False)
         async def prometheus_metrics() -> Response:
@@ -198,3 +247,42 @@ class Service:
             timeout_graceful_shutdown=int(self.settings.shutdown_grace_seconds),
             lifespan="on",
         )
+
+
+def _queue_name(subscriber: Any) -> str:
+    queue = getattr(subscriber, "queue", None)
+    return str(getattr(queue, "name", "?"))
+
+
+def _consumer_problem(subscriber: Any) -> str | None:
+    """Why this subscriber holds no live consumer, or None when it does (no I/O: cheap enough for /readyz)."""
+    queue = getattr(subscriber, "_queue_obj", None)
+    tag = getattr(subscriber, "_consumer_tag", None)
+    if queue is None or tag is None:
+        return "not consuming"
+    if queue.channel.is_closed:
+        return "its channel is closed"
+    # aio-pika's channel wraps aiormq's, which drops a consumer when the broker cancels it (basic.cancel).
+    underlay = getattr(getattr(queue.channel, "_channel", None), "channel", None)
+    if underlay is None or underlay.is_closed:
+        return "its channel is closed"
+    consumers = getattr(underlay, "consumers", None)
+    if isinstance(consumers, dict) and tag not in consumers:
+        return "the broker cancelled its consumer"
+    return None
+
+
+def _forget_dead_channels(broker: RabbitBroker) -> None:
+    """FastStream caches channels and the queues declared on them; drop those whose channel is closed so the
+    next start opens a fresh channel instead of consuming on a dead one. (Private attributes of FastStream
+    0.7: guarded, so a FastStream upgrade degrades to "restart fails and is retried", never to a crash.)"""
+    config = getattr(broker, "config", None)
+    manager = getattr(config, "channel_manager", None)
+    channels: dict[Any, Any] = getattr(manager, "_ChannelManagerImpl__channels", {})
+    for key, channel in list(channels.items()):
+        if channel.is_closed:
+            channels.pop(key, None)
+    declared: dict[Any, Any] = getattr(getattr(config, "declarer", None), "_queues", {})
+    for key, queue in list(declared.items()):
+        if queue.channel.is_closed:
+            declared.pop(key, None)

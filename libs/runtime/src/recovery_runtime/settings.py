@@ -30,6 +30,13 @@ class ServiceSettings(BaseSettings):
     # Outbox records older than this are republished by the relay (a crash between commit and publish).
     outbox_relay_after_seconds: float = Field(default=5.0, gt=0)
     inbox_retention_days: int = Field(default=14, ge=1)
+    # A publish not confirmed within this long fails (the outbox keeps the message; the relay retries it).
+    publish_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How often a service checks that its consumers still exist and re-creates lost ones (faststream#2758).
+    consumer_watchdog_seconds: float = Field(default=2.0, gt=0)
+    # TEST ONLY (the fault suite): publish every message twice, to prove consumers de-duplicate. Never in
+    # production: it doubles broker traffic and the services refuse it when API_KEY_ENVIRONMENT=prd.
+    duplicate_deliveries_for_tests: bool = False
     cell_id: str = "12345"
     # Shared by the services for their internal HTTP endpoints (intake forwards authenticated API calls).
     internal_api_token: str = Field(default=DEVELOPMENT_INTERNAL_TOKEN, min_length=16)
@@ -55,6 +62,8 @@ class ServiceSettings(BaseSettings):
             problems.append("SECRETS_MASTER_KEY (or SECRETS_MASTER_KEYS) is not set")
         if self.internal_api_token == DEVELOPMENT_INTERNAL_TOKEN:
             problems.append("INTERNAL_API_TOKEN is the development default")
+        if self.duplicate_deliveries_for_tests:
+            problems.append("DUPLICATE_DELIVERIES_FOR_TESTS is set (a fault-test switch)")
         if urlsplit(self.rabbitmq_url).password in (None, "", "guest"):
             problems.append("RABBITMQ_URL has no credentials of its own (guest or none)")
         return problems

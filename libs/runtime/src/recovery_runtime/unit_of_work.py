@@ -120,7 +120,12 @@ class MessageStore:
         except Exception:
             log.warning("outbox.publish_deferred", count=len(messages), exc_info=True)
             return
-        await self.outbox.delete_many({"_id": {"$in": [m.message_id for m in messages]}})
+        try:
+            await self.outbox.delete_many({"_id": {"$in": [m.message_id for m in messages]}})
+        except PyMongoError:
+            # Published but still recorded (the database went away): the relay publishes them once more, which
+            # consumers de-duplicate. Raising here would fail a handler whose effect is already committed.
+            log.warning("outbox.delete_deferred", count=len(messages), exc_info=True)
 
 
 class OutboxRelay:

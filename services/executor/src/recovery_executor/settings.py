@@ -14,3 +14,5 @@ class ExecutorSettings(ServiceSettings):
     connector_timeout_seconds: float = Field(default=30.0, gt=0)
     # An attempt still "charging" after this long was abandoned by a crashed executor and may be resumed.
     abandoned_attempt_seconds: float = Field(default=60.0, gt=0)
+    # How long the billing connector may take to accept a record back before the try counts as failed.
+    record_back_timeout_seconds: float = Field(default=10.0, gt=0)

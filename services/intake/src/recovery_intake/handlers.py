@@ -12,11 +12,17 @@ from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.recovery import RecoveryAction, RecoveryPaymentsCreate
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.ids import new_payment_id
-from recovery_contracts.messages import PaymentFailed, PaymentSucceeded, RecoveryRequested, RecoveryScheduled
+from recovery_contracts.messages import (
+    PaymentFailed,
+    PaymentSucceeded,
+    RecoveryRequested,
+    RecoveryScheduled,
+    RecoveryUpdated,
+)
 from recovery_contracts.payments import IntentStatus
 from recovery_contracts.recovery import RecoveryPayment, build_payment_object
 from recovery_intake.adapters.repository import IntakeRepository
-from recovery_intake.domain.recovery import RecoveryRefused, build_snapshot, check_schedulable
+from recovery_intake.domain.recovery import RecoveryRefused, build_snapshot, check_schedulable, merge_request
 from recovery_intake.domain.rejection import Rejection
 from recovery_runtime.bus import MessageRejected
 from recovery_runtime.clock import Clock
@@ -51,15 +57,15 @@ class RecoveryIntake:
         consumed: Envelope[Any] | None = None,
         consumer: str | None = None,
     ) -> dict[str, Any]:
-        """Get or create the payment intent for the invoice and, when new, schedule its recovery."""
+        """Get or create the payment intent for the invoice; schedule its recovery, or apply the action to it."""
         try:
             check_schedulable(request)
         except RecoveryRefused as refused:
             raise Rejection(ApiError.INVALID_REQUEST_DATA, message=str(refused)) from refused
-        if request.action not in (RecoveryAction.SCHEDULE_FAILED_PAYMENT, RecoveryAction.NO_ACTION):
+        if request.action is RecoveryAction.INVALID_ACTION:
             raise Rejection(
                 ApiError.NOT_SUPPORTED,
-                message=f"action {request.action.value} is not supported yet (see docs/contracts.md)",
+                message="action invalid_action cannot be applied to an invoice (see docs/retry-engine.md)",
             )
         billing = await self._account(
             merchant_id,
@@ -92,26 +98,88 @@ class RecoveryIntake:
             existing = await self._repository.intent_by_reference(
                 merchant_id, request.merchant_reference_id, tx.session
             )
+            cause = consumed.message_id if consumed else None
             if existing is not None:
-                return existing
+                return await self._update(existing, request, snapshot, now, tx, cause)
             intent = _intent_document(snapshot, now, request.action)
-            await self._repository.intents.insert_one(intent, session=tx.session)
             if request.action is RecoveryAction.SCHEDULE_FAILED_PAYMENT:
-                tx.emit(
-                    Envelope[RecoveryScheduled](
-                        type=MessageType.RECOVERY_SCHEDULED,
-                        correlation_id=payment_id,
-                        causation_id=consumed.message_id if consumed else None,
-                        merchant_id=merchant_id,
-                        profile_id=profile["_id"],
-                        payload=RecoveryScheduled(payment=snapshot),
-                    )
-                )
+                intent["scheduled"] = True
+                tx.emit(_scheduled(snapshot, cause))
+            await self._repository.intents.insert_one(intent, session=tx.session)
             return intent
 
         intent = await self._store.apply(get_or_create, consumed=consumed, consumer=consumer)
         log.info("recovery.accepted", payment_id=intent["_id"], new=intent["_id"] == payment_id)
         return intent
+
+    async def _update(
+        self,
+        intent: dict[str, Any],
+        request: RecoveryPaymentsCreate,
+        incoming: RecoveryPayment,
+        now: datetime,
+        tx: Transaction,
+        cause: str | None,
+    ) -> dict[str, Any]:
+        """A later request for an invoice that already has an intent: fold it in and tell the scheduler and the
+        executor (`recovery.updated`). A paid or cancelled invoice is never reopened: such requests are recorded."""
+        action = request.action
+        status = IntentStatus(intent["status"])
+        intent.setdefault("requests", []).append(
+            {"at": now, "action": action.value, "connector_transaction_id": request.connector_transaction_id}
+        )
+        intent["modified_at"] = now
+        current = RecoveryPayment.model_validate(intent["snapshot"])
+        added: tuple[str, ...] = ()
+        if status in FINAL or action is RecoveryAction.NO_ACTION:
+            pass
+        elif action is RecoveryAction.SCHEDULE_FAILED_PAYMENT:
+            seen = intent.setdefault("billing_transactions", _known_transactions(current))
+            merged, added = merge_request(current, incoming, seen)
+            if request.connector_transaction_id and request.connector_transaction_id not in seen:
+                seen.append(request.connector_transaction_id)
+            changed = merged != current or status is not IntentStatus.FAILED
+            intent["snapshot"] = merged.model_dump(mode="json")
+            intent["status"] = IntentStatus.FAILED.value
+            if not intent.get("scheduled"):
+                intent["scheduled"] = True
+                tx.emit(_scheduled(merged, cause))
+            elif changed:
+                self._emit_update(intent, merged, action, added, tx, cause)
+        else:
+            intent["status"] = ACTION_STATUS[action].value
+            if intent.get("scheduled") and status is not ACTION_STATUS[action]:
+                self._emit_update(intent, current, action, added, tx, cause)
+        await self._repository.intents.replace_one({"_id": intent["_id"]}, intent, session=tx.session)
+        log.info("recovery.updated", action=action.value, status=intent["status"], tokens_added=list(added))
+        return intent
+
+    @staticmethod
+    def _emit_update(
+        intent: dict[str, Any],
+        payment: RecoveryPayment,
+        action: RecoveryAction,
+        added: tuple[str, ...],
+        tx: Transaction,
+        cause: str | None,
+    ) -> None:
+        intent["version"] = intent.get("version", 0) + 1
+        tx.emit(
+            Envelope[RecoveryUpdated](
+                type=MessageType.RECOVERY_UPDATED,
+                correlation_id=payment.payment_id,
+                causation_id=cause,
+                merchant_id=payment.merchant_id,
+                profile_id=payment.profile_id,
+                payload=RecoveryUpdated(
+                    payment=payment,
+                    action=action.value,
+                    intent_status=IntentStatus(intent["status"]),
+                    version=intent["version"],
+                    tokens_added=added,
+                ),
+            )
+        )
 
     async def _account(
         self, merchant_id: str, profile: dict[str, Any], account_id: str, kind: ConnectorType, field: str
@@ -160,9 +228,12 @@ class RecoveryIntake:
         event = envelope.payload
 
         async def project(tx: Transaction) -> None:
+            final = [IntentStatus.SUCCEEDED.value]
+            if status is IntentStatus.FAILED:
+                final.append(IntentStatus.CANCELLED.value)
             await self._repository.intents.update_one(
-                # A success is final: a late failure event never overwrites it.
-                {"_id": event.payment_id, "status": {"$ne": IntentStatus.SUCCEEDED.value}},
+                # A success is final: a late failure event never overwrites it, nor a cancellation.
+                {"_id": event.payment_id, "status": {"$nin": final}},
                 {
                     "$set": {
                         "status": status.value,
@@ -176,6 +247,31 @@ class RecoveryIntake:
         await self._store.apply(project, consumed=envelope, consumer=queue.name)
 
 
+# What an action makes of the intent (Hyperswitch's recovery actions; cancel_invoice is this system's addition).
+ACTION_STATUS = {
+    RecoveryAction.CANCEL_INVOICE: IntentStatus.CANCELLED,
+    RecoveryAction.SUCCESS_PAYMENT_EXTERNAL: IntentStatus.SUCCEEDED,
+    RecoveryAction.PENDING_PAYMENT: IntentStatus.PROCESSING,
+}
+# An invoice paid or cancelled stays so: later requests for it are recorded, never acted on.
+FINAL = frozenset({IntentStatus.SUCCEEDED, IntentStatus.CANCELLED})
+
+
+def _known_transactions(snapshot: RecoveryPayment) -> list[str]:
+    return [snapshot.failed_connector_transaction_id] if snapshot.failed_connector_transaction_id else []
+
+
+def _scheduled(snapshot: RecoveryPayment, cause: str | None) -> Envelope[RecoveryScheduled]:
+    return Envelope[RecoveryScheduled](
+        type=MessageType.RECOVERY_SCHEDULED,
+        correlation_id=snapshot.payment_id,
+        causation_id=cause,
+        merchant_id=snapshot.merchant_id,
+        profile_id=snapshot.profile_id,
+        payload=RecoveryScheduled(payment=snapshot),
+    )
+
+
 def _intent_document(snapshot: RecoveryPayment, now: datetime, action: RecoveryAction) -> dict[str, Any]:
     return {
         "_id": snapshot.payment_id,
@@ -183,8 +279,11 @@ def _intent_document(snapshot: RecoveryPayment, now: datetime, action: RecoveryA
         "profile_id": snapshot.profile_id,
         "merchant_reference_id": snapshot.merchant_reference_id,
         # Hyperswitch answers a new recovery intent as `failed`: the invoice's charge failed; retries follow.
-        "status": IntentStatus.FAILED.value,
+        "status": ACTION_STATUS.get(action, IntentStatus.FAILED).value,
         "action": action.value,
+        "scheduled": False,
+        "version": 0,
+        "billing_transactions": _known_transactions(snapshot),
         "snapshot": snapshot.model_dump(mode="json"),
         "payment_object": None,
         "created_at": now,

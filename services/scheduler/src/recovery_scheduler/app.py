@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from recovery_runtime.internal_api import InternalCaller
 from recovery_runtime.service import Service
+from recovery_scheduler import operator_api
 from recovery_scheduler.adapters import recoveries as recoveries_adapter
 from recovery_scheduler.adapters import timers as timers_adapter
 from recovery_scheduler.handlers import SchedulerHandlers
@@ -27,6 +29,10 @@ def build_service(settings: SchedulerSettings | None = None) -> Service:
     service.consume("scheduler.attempt-failed", handlers.attempt_failed)
     service.consume("scheduler.payment-succeeded", handlers.payment_succeeded)
     service.consume("scheduler.timer-schedule", handlers.schedule_timer)
+    service.consume("scheduler.recovery-updated", handlers.recovery_updated)
+    service.app.include_router(
+        operator_api.router(recoveries, timers, InternalCaller(settings.internal_api_token), handlers.resume)
+    )
     loop = TimerLoop(
         timers,
         service.publisher,

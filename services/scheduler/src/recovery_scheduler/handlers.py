@@ -6,13 +6,17 @@ from typing import Any
 
 import structlog
 
+from recovery_contracts.api.process_tracker import RevenueRecoveryResumeRequest, RevenueRecoveryTask
+from recovery_contracts.api.recovery import RecoveryAction
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import (
     PaymentAttemptFailed,
     PaymentSucceeded,
     RecoveryScheduled,
+    RecoveryUpdated,
     ScheduleTimer,
 )
+from recovery_contracts.recovery import RecoveryPayment
 from recovery_runtime.bus import MessageRejected, OutgoingMessage
 from recovery_runtime.clock import Clock
 from recovery_runtime.topology import ConsumerQueue
@@ -131,8 +135,19 @@ class SchedulerHandlers:
                     }
                 )
             now = self._clock.now()
+            if doc["status"] in (RecoveryStatus.CANCELLED.value, RecoveryStatus.SUCCEEDED.value):
+                # An attempt in flight when the invoice was cancelled or paid elsewhere: money moved, so the
+                # recovery is recorded as ours, and the conflict is visible to operators (a refund decision).
+                note(
+                    doc,
+                    now,
+                    "conflict",
+                    f"attempt {success.attempt_number} succeeded after the recovery ended "
+                    f"({doc.get('business_status')}): the invoice may have been paid twice",
+                )
             doc["status"] = RecoveryStatus.SUCCEEDED.value
             doc["business_status"] = "COMPLETED_EXECUTE_TASK"
+            doc["paused"] = False
             doc["plan"] = None
             doc["ended_at"] = now
             doc["updated_at"] = now
@@ -141,6 +156,104 @@ class SchedulerHandlers:
             await self._recoveries.save(doc, tx.session)
 
         await self._store.apply(finish, consumed=envelope, consumer=queue.name)
+
+    async def recovery_updated(self, envelope: Envelope[RecoveryUpdated], queue: ConsumerQueue) -> None:
+        """The intent changed at intake: another token or failure for the invoice, or an action that stops it."""
+        update = envelope.payload
+
+        async def apply(tx: Transaction) -> None:
+            doc = await self._recoveries.get(update.payment.payment_id, tx.session)
+            if doc is None:
+                await self._first_seen(update, tx, envelope.message_id)
+                return
+            if update.version <= doc.get("intake_version", 0):
+                log.info("recovery.update_stale", version=update.version, seen=doc.get("intake_version"))
+                return
+            doc["intake_version"] = update.version
+            await self._apply_update(doc, update, tx, envelope.message_id)
+
+        await self._store.apply(apply, consumed=envelope, consumer=queue.name)
+
+    async def _first_seen(self, update: RecoveryUpdated, tx: Transaction, causation_id: str) -> None:
+        now = self._clock.now()
+        doc = new_recovery_document(update.payment, now)
+        doc["intake_version"] = update.version
+        action = update.action
+        if action == RecoveryAction.SCHEDULE_FAILED_PAYMENT:
+            await self._recoveries.insert(doc, tx.session)
+            await self._workflow.plan(doc, tx, causation_id)
+            return
+        # A stop or a pause seen before the recovery itself: a tombstone, so that a late recovery.scheduled
+        # finds the recovery and cannot start charging a cancelled or paid invoice.
+        if action == RecoveryAction.CANCEL_INVOICE:
+            doc.update(status=RecoveryStatus.CANCELLED.value, business_status="CANCELLED_BY_BILLING_CONNECTOR")
+        elif action == RecoveryAction.SUCCESS_PAYMENT_EXTERNAL:
+            doc.update(status=RecoveryStatus.SUCCEEDED.value, business_status="COMPLETED_BY_EXTERNAL_PAYMENT")
+        elif action == RecoveryAction.PENDING_PAYMENT:
+            doc.update(status=RecoveryStatus.AWAITING_BILLING.value, paused=True)
+        else:
+            return
+        note(doc, now, "billing_system_action", f"{action} before any retry was planned")
+        await self._recoveries.insert(doc, tx.session)
+
+    async def _apply_update(
+        self, doc: dict[str, Any], update: RecoveryUpdated, tx: Transaction, causation_id: str
+    ) -> None:
+        now = self._clock.now()
+        merge_snapshot(doc, update.payment, now)
+        if update.tokens_added:
+            note(doc, now, "tokens_added", f"the customer's saved tokens now include {', '.join(update.tokens_added)}")
+        status = RecoveryStatus(doc["status"])
+        action = update.action
+        if status in TERMINAL and not (
+            action == RecoveryAction.SCHEDULE_FAILED_PAYMENT and status is RecoveryStatus.FAILED and update.tokens_added
+        ):
+            note(doc, now, "billing_system_action", f"{action} after the recovery ended ({status.value}): recorded")
+            await self._recoveries.save(doc, tx.session)
+            return
+        if action == RecoveryAction.CANCEL_INVOICE:
+            await self._workflow.stop(
+                doc,
+                tx,
+                RecoveryStatus.CANCELLED,
+                "CANCELLED_BY_BILLING_CONNECTOR",
+                "the billing system cancelled the invoice: pending retries stopped",
+            )
+        elif action == RecoveryAction.SUCCESS_PAYMENT_EXTERNAL:
+            await self._workflow.stop(
+                doc,
+                tx,
+                RecoveryStatus.SUCCEEDED,
+                "COMPLETED_BY_EXTERNAL_PAYMENT",
+                "the invoice was paid outside this system: pending retries stopped",
+            )
+        elif action == RecoveryAction.PENDING_PAYMENT:
+            await self._workflow.pause(doc, tx, "the billing system reports a payment in progress: waiting")
+        elif action == RecoveryAction.SCHEDULE_FAILED_PAYMENT:
+            await self._replan_after_failure(doc, status, tx, causation_id)
+        else:
+            note(doc, now, "billing_system_action", f"{action}: recorded")
+            await self._recoveries.save(doc, tx.session)
+
+    async def _replan_after_failure(
+        self, doc: dict[str, Any], status: RecoveryStatus, tx: Transaction, causation_id: str
+    ) -> None:
+        """Another failure reported for the invoice: resume a paused recovery, reopen one that failed for want of
+        a usable token now that there is a new one, or let the running plan pick the news up at its next step."""
+        now = self._clock.now()
+        plan = doc.get("plan") or {}
+        if status is RecoveryStatus.FAILED:
+            doc.update(status=RecoveryStatus.SCHEDULED.value, business_status=None, ended_at=None)
+            note(doc, now, "reopened", "a new token arrived for a recovery that had failed")
+        elif status in (RecoveryStatus.SCHEDULED,) and plan.get("kind") == "attempt" and not doc.get("paused"):
+            note(doc, now, "billing_system_failure", "recorded; the planned attempt stands")
+            await self._recoveries.save(doc, tx.session)
+            return
+        else:
+            note(doc, now, "billing_system_failure", "the billing system reports another failure: planning again")
+        doc["paused"] = False
+        await self._timers.cancel_pending(doc["_id"], tx.session)
+        await self._workflow.plan(doc, tx, causation_id)
 
     async def schedule_timer(self, envelope: Envelope[ScheduleTimer], queue: ConsumerQueue) -> None:
         request = envelope.payload
@@ -165,6 +278,22 @@ class SchedulerHandlers:
 
         await self._store.apply(add, consumed=envelope, consumer=queue.name)
 
+    async def resume(self, merchant_id: str, payment_id: str, request: RevenueRecoveryResumeRequest) -> str | None:
+        """Operator: re-trigger EXECUTE for a failed recovery at `schedule_time`; returns why not, or None."""
+        if request.revenue_recovery_task is not RevenueRecoveryTask.EXECUTE_WORKFLOW:
+            return f"only {RevenueRecoveryTask.EXECUTE_WORKFLOW.value} can be resumed"
+
+        async def again(tx: Transaction) -> str | None:
+            doc = await self._recoveries.get(payment_id, tx.session)
+            if doc is None or doc["merchant_id"] != merchant_id:
+                return "no such recovery"
+            if doc["status"] != RecoveryStatus.FAILED.value:
+                return f"only a failed recovery can be resumed; this one is {doc['status']}"
+            note(doc, self._clock.now(), "resume_requested", "an operator re-triggered EXECUTE")
+            return await self._workflow.resume(doc, tx, request.schedule_time, None)
+
+        return await self._store.apply(again)
+
     async def replan(self, payment_id: str) -> None:
         """A re-plan timer fired: ask the planner again on the current state."""
 
@@ -175,6 +304,18 @@ class SchedulerHandlers:
             await self._workflow.plan(doc, tx, None)
 
         await self._store.apply(again)
+
+
+def merge_snapshot(doc: dict[str, Any], payment: RecoveryPayment, now: Any) -> None:
+    """Take intake's newer snapshot; a token whose card data changed (new expiry) lifts an earlier `fix` block."""
+    before = {t["token"]: t for t in doc["snapshot"].get("tokens", [])}
+    updated = doc.setdefault("card_updated_at", {})
+    for token in payment.tokens:
+        old = before.get(token.token)
+        card = ("card_exp_month", "card_exp_year", "last_four_digits")
+        if old is not None and any(old.get(field) != getattr(token, field) for field in card):
+            updated[token.token] = now
+    doc["snapshot"] = payment.model_dump(mode="json")
 
 
 def _envelope_from(raw: dict[str, Any]) -> Envelope[Any]:

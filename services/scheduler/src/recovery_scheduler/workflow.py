@@ -32,6 +32,7 @@ from recovery_scheduler.domain import (
     RetryConfig,
     ScheduleAttempt,
     TokenState,
+    budget_for,
     decide_next,
 )
 
@@ -48,6 +49,8 @@ class RecoveryStatus(StrEnum):
 
 
 TERMINAL = frozenset({RecoveryStatus.SUCCEEDED, RecoveryStatus.FAILED, RecoveryStatus.CANCELLED})
+# The longest network-budget window (rolling 30 days) and a day's margin.
+BUDGET_LOOKBACK = timedelta(days=31)
 
 
 def retry_config(payment: RecoveryPayment) -> RetryConfig:
@@ -73,8 +76,14 @@ def retry_config(payment: RecoveryPayment) -> RetryConfig:
     return RetryConfig(**kwargs)
 
 
-def recovery_view(doc: dict[str, Any], payment: RecoveryPayment) -> RecoveryView:
+def recovery_view(
+    doc: dict[str, Any],
+    payment: RecoveryPayment,
+    other_attempts_at: dict[str, list[datetime]] | None = None,
+) -> RecoveryView:
     hard = set(doc.get("hard_declined_tokens", []))
+    card_updated = doc.get("card_updated_at") or {}
+    others = other_attempts_at or {}
     first = payment.first_error
     return RecoveryView(
         algorithm=Algorithm(doc["algorithm"]),
@@ -84,6 +93,8 @@ def recovery_view(doc: dict[str, Any], payment: RecoveryPayment) -> RecoveryView
                 card_network=t.card_network,
                 card_issuer=t.card_issuer,
                 hard_declined=t.token in hard,
+                card_updated_at=card_updated.get(t.token),
+                other_attempts_at=tuple(sorted(others.get(t.token, ()))),
             )
             for t in payment.tokens
         ),
@@ -163,7 +174,18 @@ class Workflow:
     async def plan(self, doc: dict[str, Any], tx: Transaction, causation_id: str | None) -> None:
         payment = RecoveryPayment.model_validate(doc["snapshot"])
         now = self._clock.now()
-        view = recovery_view(doc, payment)
+        if doc.get("paused"):
+            # The billing system reported a payment in progress (pending_payment): nothing is planned until it
+            # reports again (a failure resumes, a success or a cancellation ends).
+            doc["status"] = RecoveryStatus.AWAITING_BILLING.value
+            doc["updated_at"] = now
+            await self._recoveries.save(doc, tx.session)
+            return
+        # Other recoveries' attempts on the same cards spend the same network budget (rolling 30 days at most).
+        others = await self._recoveries.other_attempts_at(
+            [t.token for t in payment.tokens], payment.payment_id, now - BUDGET_LOOKBACK, tx.session
+        )
+        view = recovery_view(doc, payment, others)
         if (
             view.algorithm is Algorithm.MONITORING
             and doc.get("monitoring_switch_at")
@@ -171,7 +193,8 @@ class Workflow:
         ):
             # The monitoring period is over: the profile's active algorithm takes over this recovery.
             doc["algorithm"] = payment.retry.active_algorithm.value
-            view = recovery_view(doc, payment)
+            note(doc, now, "algorithm_switched", f"monitoring period over: {doc['algorithm']} takes over")
+            view = recovery_view(doc, payment, others)
         decision = decide_next(view, now, retry_config(payment), self._rng)
         await self._apply(doc, payment, decision, now, tx, causation_id)
         doc["updated_at"] = now
@@ -237,18 +260,24 @@ class Workflow:
             ),
         )
         timer_id = f"execute:{payment.payment_id}:{decision.attempt_number}"
-        await self._timers.add(
-            timer_document(
-                timer_id,
-                kind=TimerKind.MESSAGE,
-                due_at=due,
-                payment_id=payment.payment_id,
-                created_at=now,
-                message=OutgoingMessage.of(command),
-                purpose="execute_retry",
-            ),
-            tx.session,
-        )
+        for candidate in (timer_id, f"{timer_id}:r{doc['version'] + 1}"):
+            # The second id: this attempt number was commanded before and refused by the executor (the recovery
+            # was paused meanwhile) and is planned again; the executor lets a new attempt id reuse that number.
+            timer_id = candidate
+            added = await self._timers.add(
+                timer_document(
+                    timer_id,
+                    kind=TimerKind.MESSAGE,
+                    due_at=due,
+                    payment_id=payment.payment_id,
+                    created_at=now,
+                    message=OutgoingMessage.of(command),
+                    purpose="execute_retry",
+                ),
+                tx.session,
+            )
+            if added:
+                break
         doc["status"] = RecoveryStatus.SCHEDULED.value
         doc["plan"] = {
             "kind": "attempt",
@@ -340,6 +369,68 @@ class Workflow:
                     ),
                 )
             )
+
+    async def stop(
+        self,
+        doc: dict[str, Any],
+        tx: Transaction,
+        status: RecoveryStatus,
+        business_status: str,
+        reason: str,
+    ) -> None:
+        """End the recovery for a reason outside the planner (the billing system cancelled or was paid)."""
+        now = self._clock.now()
+        doc["status"] = status.value
+        doc["business_status"] = business_status
+        doc["plan"] = None
+        doc["paused"] = False
+        doc["ended_at"] = now
+        doc["updated_at"] = now
+        note(doc, now, "ended", reason, outcome=status.value)
+        await self._timers.cancel_pending(doc["_id"], tx.session)
+        await self._recoveries.save(doc, tx.session)
+
+    async def pause(self, doc: dict[str, Any], tx: Transaction, reason: str) -> None:
+        now = self._clock.now()
+        doc["paused"] = True
+        doc["status"] = RecoveryStatus.AWAITING_BILLING.value
+        doc["plan"] = {"kind": "await_billing_system", "reason": reason}
+        doc["updated_at"] = now
+        note(doc, now, "paused", reason)
+        await self._timers.cancel_pending(doc["_id"], tx.session)
+        await self._recoveries.save(doc, tx.session)
+
+    async def resume(self, doc: dict[str, Any], tx: Transaction, at: datetime, causation_id: str | None) -> str | None:
+        """An operator re-triggers EXECUTE for a failed recovery; returns why it cannot, or None.
+
+        The operator may go past the ladder and `max_retry_count`, never past a hard decline or a network budget:
+        those are the card networks' rules, not this system's policy.
+        """
+        payment = RecoveryPayment.model_validate(doc["snapshot"])
+        now = self._clock.now()
+        hard = set(doc.get("hard_declined_tokens", []))
+        usable = [t for t in payment.tokens if t.token not in hard]
+        if not usable:
+            return "every token of this payment is hard-declined: no further charge is allowed"
+        last_token = doc["attempts"][-1]["token"] if doc.get("attempts") else None
+        token = next((t for t in usable if t.token == last_token), usable[0])
+        others = await self._recoveries.other_attempts_at([token.token], payment.payment_id, now - BUDGET_LOOKBACK)
+        spent = [a["at"] for a in doc.get("attempts", []) if a["token"] == token.token] + others[token.token]
+        earliest = budget_for(token.card_network).earliest_allowed(spent, max(at, now))
+        doc["status"] = RecoveryStatus.SCHEDULED.value
+        doc["business_status"] = None
+        doc["ended_at"] = None
+        doc["paused"] = False
+        reason = "resumed by an operator"
+        if earliest > max(at, now):
+            reason += f"; moved to {earliest.isoformat()} by the card network's budget"
+        decision = ScheduleAttempt(
+            at=earliest, token=token.token, attempt_number=len(doc.get("attempts", [])) + 1, reason=reason
+        )
+        await self._schedule_attempt(doc, payment, decision, now, tx, causation_id)
+        doc["updated_at"] = now
+        await self._recoveries.save(doc, tx.session)
+        return None
 
 
 def _describe(decision: Any) -> dict[str, Any]:

@@ -1,9 +1,10 @@
-"""Dispatcher handlers: one initial event per (payment attempt, event type), delivered and recorded."""
+"""Dispatcher handlers: one initial event per (payment attempt, event type), delivered, recorded, retried."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -16,11 +17,16 @@ from recovery_contracts.messages import (
     PaymentSucceeded,
     ProfileUpdated,
     ScheduleTimer,
+    WebhookDeliveryFailed,
+    WebhookEndpointDisabled,
 )
 from recovery_contracts.payments import PaymentObject
+from recovery_dispatcher import metrics
 from recovery_dispatcher.adapters.delivery import DeliveryResult, WebhookSender
+from recovery_dispatcher.adapters.record_writer import DuplicateEvent, RecordWriter
 from recovery_dispatcher.adapters.store import EndpointStore, EventStore
 from recovery_dispatcher.domain.body import build_body
+from recovery_dispatcher.domain.breaker import BreakerPolicy, CircuitBreaker, CircuitState
 from recovery_dispatcher.domain.policy import RetrySchedule, next_retry_delay
 from recovery_dispatcher.domain.signing import build_headers
 from recovery_runtime.bus import MessageRejected
@@ -32,6 +38,18 @@ log = structlog.get_logger(__name__)
 
 EVENT_CLASS = "payments"
 CONTENT_TYPE = "payment_details"
+# Copied from the initial record onto every retry record.
+_SHARED_FIELDS = (
+    "event_type",
+    "event_class",
+    "primary_object_id",
+    "primary_object_type",
+    "payment_id",
+    "merchant_id",
+    "business_profile_id",
+    "initial_attempt_id",
+    "sequence",
+)
 
 
 class DeliveryInProgress(Exception):
@@ -52,6 +70,7 @@ class WebhookDispatcher:
         store: MessageStore,
         events: EventStore,
         endpoints: EndpointStore,
+        writer: RecordWriter,
         sender_factory: Callable[[], WebhookSender],
         clock: Clock,
         time_scale: TimeScale,
@@ -59,10 +78,14 @@ class WebhookDispatcher:
         lease: timedelta,
         instance_id: str,
         user_agent: str,
+        breaker: BreakerPolicy | None = None,
+        endpoint_concurrency: int = 16,
+        disable_after: timedelta = timedelta(days=5),
     ) -> None:
         self._store = store
         self._events = events
         self._endpoints = endpoints
+        self._writer = writer
         self._sender_factory = sender_factory
         self._sender: WebhookSender | None = None
         self._clock = clock
@@ -71,12 +94,20 @@ class WebhookDispatcher:
         self._lease = lease
         self._instance = instance_id
         self._user_agent = user_agent
+        # Breaker durations are wall-clock (already scaled); `disable_after` is schedule time.
+        self._breaker_policy = breaker or BreakerPolicy()
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._endpoint_concurrency = endpoint_concurrency
+        self._endpoint_slots: dict[str, asyncio.Semaphore] = {}
+        self._disable_after = disable_after
 
     async def start(self) -> None:
         # The sender's aiohttp session must be created inside the running event loop.
         self._sender = self._sender_factory()
+        self._writer.start()
 
     async def close(self) -> None:
+        await self._writer.close()
         if self._sender is not None:
             await self._sender.aclose()
 
@@ -90,11 +121,11 @@ class WebhookDispatcher:
 
     async def payment_succeeded(self, envelope: Envelope[PaymentSucceeded], queue: ConsumerQueue) -> None:
         event = envelope.payload
-        await self._raise_event(envelope, queue, "payment_succeeded", event.attempt_id, event.payment)
+        await self._raise_event(envelope, "payment_succeeded", event.attempt_id, event.payment)
 
     async def payment_failed(self, envelope: Envelope[PaymentFailed], queue: ConsumerQueue) -> None:
         event = envelope.payload
-        await self._raise_event(envelope, queue, "payment_failed", event.attempt_id, event.payment)
+        await self._raise_event(envelope, "payment_failed", event.attempt_id, event.payment)
 
     async def deliver_webhook(self, envelope: Envelope[DeliverWebhook], queue: ConsumerQueue) -> None:
         command = envelope.payload
@@ -104,107 +135,129 @@ class WebhookDispatcher:
         if initial.get("retry_index") != command.retry_index:
             log.info("webhook.retry_stale", event_id=initial["_id"], retry_index=command.retry_index)
             return
-        await self._deliver(initial, (EventStatus.RETRY_SCHEDULED,), "automatic_retry")
+        await self._deliver(initial, (EventStatus.RETRY_SCHEDULED,))
 
     async def profile_updated(self, envelope: Envelope[ProfileUpdated], queue: ConsumerQueue) -> None:
         async def project(tx: Transaction) -> None:
             await self._endpoints.apply(envelope.payload, tx.session)
 
         await self._store.apply(project, consumed=envelope, consumer=queue.name)
+        self._endpoints.forget(envelope.payload.profile_id)
 
     # -- the event lifecycle -------------------------------------------------------------------------
 
     async def _raise_event(
-        self,
-        envelope: Envelope[Any],
-        queue: ConsumerQueue,
-        event_type: str,
-        primary_object_id: str,
-        payment: PaymentObject,
+        self, envelope: Envelope[Any], event_type: str, primary_object_id: str, payment: PaymentObject
     ) -> None:
         profile_id = envelope.profile_id
         merchant_id = envelope.merchant_id
         if not profile_id or not merchant_id:
             raise MessageRejected("payment event without merchant_id and profile_id in its envelope")
         idempotent_id = idempotent_event_id(primary_object_id, event_type)
-        existing = await self._events.find_initial(idempotent_id)
-        if existing is None:
-            endpoint = await self._endpoints.get(profile_id)
-            if endpoint is None:
-                # profile.updated travels on its own queue and may land a moment later.
-                raise RuntimeError(f"profile {profile_id} not known to the dispatcher yet")
-            now = self._clock.now()
-            event_id = new_event_id()
-            body = build_body(
+        if await self._endpoints.get(profile_id) is None:
+            # profile.updated travels on its own queue and may land a moment later.
+            raise RuntimeError(f"profile {profile_id} not known to the dispatcher yet")
+        now = self._clock.now()
+        event_id = new_event_id()
+        record: dict[str, Any] = {
+            "_id": event_id,
+            "event_id": event_id,
+            "initial_attempt_id": event_id,
+            "idempotent_event_id": idempotent_id,
+            "event_type": event_type,
+            "event_class": EVENT_CLASS,
+            "primary_object_id": primary_object_id,
+            "primary_object_type": CONTENT_TYPE,
+            "payment_id": payment.id,
+            "merchant_id": merchant_id,
+            "business_profile_id": profile_id,
+            "created_at": now,
+            # Built once; every attempt sends and signs exactly these bytes.
+            "body": build_body(
                 merchant_id=merchant_id,
                 event_id=event_id,
                 event_type=event_type,
                 content_type=CONTENT_TYPE,
                 content_object=payment.model_dump(mode="json"),
                 timestamp=now,
-            )
-            record = {
-                "_id": event_id,
-                "event_id": event_id,
-                "initial_attempt_id": event_id,
-                "idempotent_event_id": idempotent_id,
-                "event_type": event_type,
-                "event_class": EVENT_CLASS,
-                "primary_object_id": primary_object_id,
-                "primary_object_type": CONTENT_TYPE,
-                "payment_id": payment.id,
-                "merchant_id": merchant_id,
-                "business_profile_id": profile_id,
-                "created_at": now,
-                "body": body,
-                "delivery_attempt": "initial_attempt",
-                "is_webhook_notified": False,
-                "is_overall_delivery_successful": False,
-                "status": EventStatus.DELIVERING,
-                "lease_until": now + self._lease,
-                "lease_owner": self._instance,
-                "retry_index": 0,
-                "request": None,
-                "response": None,
-            }
+            ),
+            "delivery_attempt": "initial_attempt",
+            "is_webhook_notified": False,
+            "is_overall_delivery_successful": False,
+            "status": EventStatus.DELIVERING,
+            "lease_until": now + self._lease,
+            "lease_owner": self._instance,
+            "retry_index": 0,
+            "holds": 0,
+            "request": None,
+            "response": None,
+        }
+        try:
+            # The unique idempotent_event_id decides, also between dispatchers racing on the same event.
+            await self._writer.insert_initial(record)
+        except DuplicateEvent:
+            await self._duplicate(idempotent_id)
+            return
+        await self._send_and_settle(record)
 
-            async def create(tx: Transaction) -> bool:
-                if await self._events.find_initial(idempotent_id, tx.session) is not None:
-                    return False
-                await self._events.insert(record, tx.session)
-                return True
-
-            if await self._store.apply(create, consumed=envelope, consumer=queue.name):
-                await self._send_and_settle(record, "initial_attempt")
-                return
-            existing = await self._events.find_initial(idempotent_id)
-            assert existing is not None
-        # A duplicate of an event already raised: finish its delivery only if nobody is doing it.
+    async def _duplicate(self, idempotent_id: str) -> None:
+        existing = await self._events.find_initial(idempotent_id)
+        if existing is None:
+            raise RuntimeError(f"duplicate event {idempotent_id} not readable yet")
         if existing["status"] == EventStatus.DELIVERING:
+            # Finish its delivery only if nobody is doing it (the dispatcher that raised it died).
             if existing.get("lease_until") and existing["lease_until"] > self._clock.now():
                 raise DeliveryInProgress(existing["_id"])
-            await self._deliver(
-                existing, (), "initial_attempt" if existing.get("request") is None else "automatic_retry"
-            )
+            await self._deliver(existing, ())
         log.info("webhook.duplicate_event", event_id=existing["_id"], status=existing["status"])
 
-    async def _deliver(self, initial: dict[str, Any], from_statuses: tuple[str, ...], kind: str) -> None:
+    async def _deliver(self, initial: dict[str, Any], from_statuses: tuple[str, ...]) -> None:
         now = self._clock.now()
         if not await self._events.take(initial["_id"], from_statuses, now, now + self._lease, self._instance):
             log.info("webhook.not_taken", event_id=initial["_id"], status=initial.get("status"))
             return
-        await self._send_and_settle(initial, kind)
+        await self._send_and_settle(initial)
 
-    async def _send_and_settle(self, initial: dict[str, Any], kind: str) -> None:
-        endpoint = await self._endpoints.get(initial["business_profile_id"])
+    def _breaker(self, url: str) -> CircuitBreaker:
+        breaker = self._breakers.get(url)
+        if breaker is None:
+            breaker = self._breakers[url] = CircuitBreaker(self._breaker_policy)
+        return breaker
+
+    def _slots(self, url: str) -> asyncio.Semaphore:
+        slots = self._endpoint_slots.get(url)
+        if slots is None:
+            slots = self._endpoint_slots[url] = asyncio.Semaphore(self._endpoint_concurrency)
+        return slots
+
+    async def _send_and_settle(self, initial: dict[str, Any]) -> None:
         event_id = initial["_id"]
         structlog.contextvars.bind_contextvars(event_id=event_id)
+        endpoint = await self._endpoints.get(initial["business_profile_id"])
         if endpoint is None or not endpoint.get("url") or not endpoint.get("enabled", True):
-            await self._finish(initial, EventStatus.FAILED, "no enabled webhook endpoint on the profile")
+            await self._fail(initial, endpoint, "no enabled webhook endpoint on the profile", "no_endpoint", 0)
             return
         if endpoint.get("disabled_reason"):
-            await self._finish(initial, EventStatus.FAILED, f"endpoint disabled: {endpoint['disabled_reason']}")
+            reason = f"endpoint disabled: {endpoint['disabled_reason']}"
+            await self._fail(initial, endpoint, reason, "endpoint_disabled", 0)
             return
+        url: str = endpoint["url"]
+        now = self._clock.now()
+        sequence = initial.get("sequence")
+        if sequence and sequence > 1:
+            earlier = await self._events.earlier_unfinished(initial["payment_id"], sequence)
+            if earlier is not None:
+                # Never overtake an older event of the same payment: come back after its next try.
+                due = max(earlier.get("next_retry_at") or now, now) + self._scale.wall(timedelta(seconds=5))
+                await self._hold(initial, due, f"waiting for {earlier['_id']} (sequence {earlier.get('sequence')})")
+                return
+        breaker = self._breaker(url)
+        if not breaker.allow(now):
+            retry_at = breaker.retry_at() or now
+            due = max(retry_at, now + self._breaker_policy.cooldown / 4)
+            await self._hold(initial, due, f"circuit open for {url}")
+            return
+
         body: bytes = bytes(initial["body"])
 
         def headers_for(_: int) -> list[tuple[str, str]]:
@@ -216,106 +269,199 @@ class WebhookDispatcher:
                 whsec_secrets=endpoint.get("whsec_secrets") or (),
                 custom_headers=endpoint.get("custom_headers") or {},
                 user_agent=self._user_agent,
+                sequence=sequence,
             )
 
-        attempts = {"n": 0}
-
-        async def record(result: DeliveryResult) -> None:
-            attempts["n"] += 1
-            await self._record_attempt(initial, result, kind if attempts["n"] == 1 else "automatic_retry")
-
-        results = await self.sender.send_with_retries(endpoint["url"], body, headers_for, on_attempt=record)
+        async with self._slots(url):
+            results = await self.sender.send_with_retries(url, body, headers_for)
+        first_kind = "initial_attempt" if initial.get("request") is None else "automatic_retry"
+        await self._record_attempts(initial, results, first_kind)
         last = results[-1]
+        await self._endpoint_health(initial, endpoint, breaker, last)
         if last.is_success:
-            await self._finish(initial, EventStatus.DELIVERED, "delivered", delivered=True)
+            metrics.EVENTS_FINISHED.labels("delivered").inc()
             log.info("webhook.delivered", status_code=last.status_code, attempts=len(results))
             return
         verdict = last.verdict
+        attempts = int(initial.get("attempts", 0))
         if verdict.disables_endpoint:
-            await self._endpoints.disable(initial["business_profile_id"], f"410 Gone from {endpoint['url']}")
-            await self._finish(initial, EventStatus.FAILED, "endpoint answered 410 Gone: disabled")
+            await self._disable_endpoint(initial, endpoint, f"410 Gone from {url}")
+            await self._fail(initial, endpoint, "endpoint answered 410 Gone: disabled", "endpoint_gone", attempts)
             return
         if not verdict.should_retry:
-            await self._finish(initial, EventStatus.FAILED, verdict.reason)
+            await self._fail(initial, endpoint, verdict.reason, "blocked", attempts)
             return
-        await self._schedule_retry(initial, verdict.retry_after, verdict.reason)
+        await self._schedule_retry(initial, endpoint, verdict.retry_after, verdict.reason)
 
-    async def _record_attempt(self, initial: dict[str, Any], result: DeliveryResult, kind: str) -> None:
-        attempt = {
-            "request": {
-                "body": bytes(initial["body"]).decode(),
-                "headers": [list(h) for h in result.request_headers],
-            },
-            "response": {
-                "status_code": result.status_code,
-                "headers": [list(h) for h in result.response_headers],
-                "body": result.response_body,
-                "body_truncated": result.response_body_truncated,
-                "error_message": result.error_message,
-                "duration_ms": result.duration_ms,
-            },
-            "is_webhook_notified": result.is_success,
-            "url": result.url,
-            "attempted_at": result.started_at,
-        }
-        if initial.get("request") is None and kind == "initial_attempt":
-            initial["request"] = attempt["request"]
-            await self._events.update(initial["_id"], attempt)
+    async def _record_attempts(self, initial: dict[str, Any], results: list[DeliveryResult], first_kind: str) -> None:
+        """The first attempt of an initial delivery fills the initial record; any other is a record of its own.
+        The initial record's final status is written with it (one batched write on the fast path)."""
+        writes = []
+        initial_fields: dict[str, Any] = {}
+        for number, result in enumerate(results):
+            kind = first_kind if number == 0 else "automatic_retry"
+            metrics.DELIVERY_ATTEMPTS.labels(result.verdict.outcome.value, kind).inc()
+            metrics.DELIVERY_SECONDS.observe(result.duration_ms / 1000)
+            attempt = _attempt_fields(initial, result)
+            if kind == "initial_attempt":
+                initial_fields.update(attempt)
+                initial["request"] = attempt["request"]
+                continue
+            retry_id = new_event_id()
+            writes.append(
+                self._writer.insert(
+                    {
+                        **{k: initial.get(k) for k in _SHARED_FIELDS},
+                        "_id": retry_id,
+                        "event_id": retry_id,
+                        "idempotent_event_id": f"{initial['idempotent_event_id']}:{retry_id}",
+                        "sequence_key": retry_id,
+                        "created_at": result.started_at,
+                        "delivery_attempt": kind,
+                        "is_overall_delivery_successful": None,
+                        **attempt,
+                    }
+                )
+            )
+        initial["attempts"] = int(initial.get("attempts", 0)) + len(results)
+        initial_fields["attempts"] = initial["attempts"]
+        last = results[-1]
+        if last.is_success:
+            initial_fields.update(
+                status=EventStatus.DELIVERED,
+                status_reason="delivered",
+                is_overall_delivery_successful=True,
+                is_webhook_notified=True,
+                lease_until=None,
+                finished_at=self._clock.now(),
+            )
+        writes.append(self._writer.update(initial["_id"], initial_fields))
+        await asyncio.gather(*writes)
+
+    async def _endpoint_health(
+        self, initial: dict[str, Any], endpoint: dict[str, Any], breaker: CircuitBreaker, last: DeliveryResult
+    ) -> None:
+        profile_id = initial["business_profile_id"]
+        was_open = breaker.state is not CircuitState.CLOSED
+        if last.is_success:
+            breaker.record_success()
+            if was_open:
+                metrics.CIRCUITS_OPEN.dec()
+                log.info("webhook.circuit_closed", url=endpoint["url"])
+            if endpoint.get("failing_since"):
+                await self._endpoints.mark_healthy(profile_id)
             return
-        retry_id = new_event_id()
-        await self._events.insert(
-            {
-                **{
-                    k: initial[k]
-                    for k in (
-                        "event_type",
-                        "event_class",
-                        "primary_object_id",
-                        "primary_object_type",
-                        "payment_id",
-                        "merchant_id",
-                        "business_profile_id",
-                        "initial_attempt_id",
-                    )
-                },
-                "_id": retry_id,
-                "event_id": retry_id,
-                "idempotent_event_id": f"{initial['idempotent_event_id']}:{retry_id}",
-                "created_at": result.started_at,
-                "delivery_attempt": kind,
-                "is_overall_delivery_successful": None,
-                **attempt,
-            }
-        )
-
-    async def _finish(self, initial: dict[str, Any], status: str, reason: str, delivered: bool = False) -> None:
-        fields: dict[str, Any] = {
-            "status": status,
-            "status_reason": reason,
-            "lease_until": None,
-            "finished_at": self._clock.now(),
-        }
-        if delivered:
-            fields["is_overall_delivery_successful"] = True
-            fields["is_webhook_notified"] = True
-        await self._events.update(initial["_id"], fields)
-
-    async def _schedule_retry(self, initial: dict[str, Any], retry_after: timedelta | None, reason: str) -> None:
-        retry_index = int(initial.get("retry_index", 0))
-        delay = next_retry_delay(retry_index, self._schedule, retry_after)
-        if delay is None:
-            await self._finish(initial, EventStatus.FAILED, f"RETRIES_EXCEEDED: {reason}")
-            log.warning("webhook.retries_exceeded", event_id=initial["_id"])
+        if not last.verdict.should_retry:
             return
         now = self._clock.now()
-        due = now + self._scale.wall(delay)
-        next_index = retry_index + 1
+        if breaker.record_failure(now):
+            if not was_open:
+                metrics.CIRCUITS_OPEN.inc()
+            log.warning("webhook.circuit_opened", url=endpoint["url"], retry_at=str(breaker.retry_at()))
+        failing_since: datetime | None = endpoint.get("failing_since")
+        if failing_since is None:
+            await self._endpoints.mark_failing(profile_id, now)
+        elif now - failing_since >= self._scale.wall(self._disable_after):
+            await self._disable_endpoint(
+                initial, endpoint, f"failing since {failing_since.isoformat()} without a successful delivery"
+            )
+
+    async def _disable_endpoint(self, initial: dict[str, Any], endpoint: dict[str, Any], reason: str) -> None:
+        now = self._clock.now()
+        profile_id = initial["business_profile_id"]
+        notice = Envelope[WebhookEndpointDisabled](
+            type=MessageType.WEBHOOK_ENDPOINT_DISABLED,
+            merchant_id=initial["merchant_id"],
+            profile_id=profile_id,
+            payload=WebhookEndpointDisabled(
+                profile_id=profile_id,
+                merchant_id=initial["merchant_id"],
+                url=endpoint.get("url"),
+                reason=reason,
+                failing_since=endpoint.get("failing_since"),
+                disabled_at=now,
+            ),
+        )
+
+        async def disable(tx: Transaction) -> None:
+            if await self._endpoints.disable(profile_id, reason, tx.session):
+                tx.emit(notice)
+                metrics.ENDPOINTS_DISABLED.labels("gone" if reason.startswith("410") else "failing").inc()
+
+        await self._store.apply(disable)
+        self._endpoints.forget(profile_id)
+        log.warning("webhook.endpoint_disabled", profile_id=profile_id, reason=reason)
+
+    async def _fail(
+        self, initial: dict[str, Any], endpoint: dict[str, Any] | None, reason: str, result: str, attempts: int
+    ) -> None:
+        """A final failure: the record says why, and `webhook.delivery-failed` tells operations."""
+        now = self._clock.now()
+        notice = Envelope[WebhookDeliveryFailed](
+            type=MessageType.WEBHOOK_DELIVERY_FAILED,
+            correlation_id=initial["payment_id"],
+            merchant_id=initial["merchant_id"],
+            profile_id=initial["business_profile_id"],
+            payload=WebhookDeliveryFailed(
+                event_id=initial["_id"],
+                idempotent_event_id=initial["idempotent_event_id"],
+                event_type=initial["event_type"],
+                payment_id=initial["payment_id"],
+                profile_id=initial["business_profile_id"],
+                url=(endpoint or {}).get("url"),
+                reason=reason,
+                attempts=attempts,
+                failed_at=now,
+            ),
+        )
+
+        async def finish(tx: Transaction) -> None:
+            fields = {"status": EventStatus.FAILED, "status_reason": reason, "lease_until": None, "finished_at": now}
+            await self._events.update(initial["_id"], fields, tx.session)
+            tx.emit(notice)
+
+        await self._store.apply(finish)
+        metrics.EVENTS_FINISHED.labels(result).inc()
+        log.warning("webhook.failed", reason=reason)
+
+    async def _hold(self, initial: dict[str, Any], due: datetime, reason: str) -> None:
+        """Park the event (ordering, open circuit) until `due` without using up a retry of its schedule."""
+        holds = int(initial.get("holds", 0)) + 1
+        await self._timer(initial, int(initial.get("retry_index", 0)), due, reason, f"hold{holds}", {"holds": holds})
+        metrics.RETRIES_SCHEDULED.labels("hold").inc()
+        log.info("webhook.held", due_at=due.isoformat(), reason=reason)
+
+    async def _schedule_retry(
+        self, initial: dict[str, Any], endpoint: dict[str, Any], retry_after: timedelta | None, reason: str
+    ) -> None:
+        retry_index = int(initial.get("retry_index", 0))
+        delay = next_retry_delay(retry_index, self._schedule_of(endpoint), retry_after)
+        if delay is None:
+            attempts = int(initial.get("attempts", 0))
+            await self._fail(initial, endpoint, f"RETRIES_EXCEEDED: {reason}", "retries_exceeded", attempts)
+            return
+        due = self._clock.now() + self._scale.wall(delay)
+        await self._timer(initial, retry_index + 1, due, reason, str(retry_index + 1), {})
+        metrics.RETRIES_SCHEDULED.labels("schedule").inc()
+        log.info("webhook.retry_scheduled", retry_index=retry_index + 1, due_at=due.isoformat(), reason=reason)
+
+    def _schedule_of(self, endpoint: dict[str, Any]) -> RetrySchedule:
+        seconds = endpoint.get("retry_schedule_seconds")
+        if seconds is None:
+            return self._schedule
+        return RetrySchedule.from_seconds(
+            seconds, max_retry_after_seconds=self._schedule.max_retry_after.total_seconds()
+        )
+
+    async def _timer(
+        self, initial: dict[str, Any], retry_index: int, due: datetime, reason: str, suffix: str, extra: dict[str, Any]
+    ) -> None:
         command = Envelope[DeliverWebhook](
             type=MessageType.DELIVER_WEBHOOK,
             correlation_id=initial["payment_id"],
             merchant_id=initial["merchant_id"],
             profile_id=initial["business_profile_id"],
-            payload=DeliverWebhook(initial_attempt_id=initial["_id"], retry_index=next_index),
+            payload=DeliverWebhook(initial_attempt_id=initial["_id"], retry_index=retry_index),
         )
         request = Envelope[ScheduleTimer](
             type=MessageType.SCHEDULE_TIMER,
@@ -323,33 +469,101 @@ class WebhookDispatcher:
             merchant_id=initial["merchant_id"],
             profile_id=initial["business_profile_id"],
             payload=ScheduleTimer(
-                timer_id=f"webhook:{initial['_id']}:{next_index}",
+                timer_id=f"webhook:{initial['_id']}:{suffix}",
                 due_at=due,
                 kind="webhook_retry",
                 payment_id=initial["payment_id"],
                 message=command.model_dump(mode="json"),
             ),
         )
+        fields = {
+            "status": EventStatus.RETRY_SCHEDULED,
+            "retry_index": retry_index,
+            "next_retry_at": due,
+            "status_reason": reason,
+            "lease_until": None,
+            **extra,
+        }
 
         async def schedule(tx: Transaction) -> None:
-            await self._events.update(
-                initial["_id"],
-                {
-                    "status": EventStatus.RETRY_SCHEDULED,
-                    "retry_index": next_index,
-                    "next_retry_at": due,
-                    "status_reason": reason,
-                    "lease_until": None,
-                },
-                tx.session,
-            )
+            await self._events.update(initial["_id"], fields, tx.session)
             tx.emit(request)
 
         await self._store.apply(schedule)
-        log.info("webhook.retry_scheduled", retry_index=next_index, due_at=due.isoformat(), reason=reason)
+        initial.update(fields)
+
+    # -- manual retry (the events API) ----------------------------------------------------------------
+
+    async def manual_retry(self, initial: dict[str, Any]) -> dict[str, Any]:
+        """One attempt now, recorded as `manual_retry` and returned; the schedule and circuit are bypassed
+        (the merchant asked), a success marks the event delivered (pending automatic retries then stop)."""
+        endpoint = await self._endpoints.get(initial["business_profile_id"])
+        if endpoint is None or not endpoint.get("url"):
+            raise LookupError("the profile has no webhook endpoint")
+        body = bytes(initial["body"])
+        headers = build_headers(
+            body=body,
+            webhook_id=initial["_id"],
+            timestamp=int(self._clock.now().timestamp()),
+            hash_key=endpoint.get("hash_key"),
+            whsec_secrets=endpoint.get("whsec_secrets") or (),
+            custom_headers=endpoint.get("custom_headers") or {},
+            user_agent=self._user_agent,
+            sequence=initial.get("sequence"),
+        )
+        result = await self.sender.send(endpoint["url"], body, headers)
+        metrics.DELIVERY_ATTEMPTS.labels(result.verdict.outcome.value, "manual_retry").inc()
+        retry_id = new_event_id()
+        record = {
+            **{k: initial.get(k) for k in _SHARED_FIELDS},
+            "_id": retry_id,
+            "event_id": retry_id,
+            "idempotent_event_id": f"{initial['idempotent_event_id']}:{retry_id}",
+            "sequence_key": retry_id,
+            "created_at": result.started_at,
+            "delivery_attempt": "manual_retry",
+            "is_overall_delivery_successful": None,
+            **_attempt_fields(initial, result),
+        }
+        await self._writer.insert(record)
+        if result.is_success:
+            await self._writer.update(
+                initial["_id"],
+                {
+                    "status": EventStatus.DELIVERED,
+                    "status_reason": "delivered by a manual retry",
+                    "is_overall_delivery_successful": True,
+                    "is_webhook_notified": True,
+                    "lease_until": None,
+                },
+            )
+        return record
 
 
-def retry_schedule(setting: str) -> RetrySchedule | None:
+def _attempt_fields(initial: dict[str, Any], result: DeliveryResult) -> dict[str, Any]:
+    return {
+        "request": {
+            "body": bytes(initial["body"]).decode(),
+            "headers": [list(h) for h in result.request_headers],
+        },
+        "response": {
+            "status_code": result.status_code,
+            "headers": [list(h) for h in result.response_headers],
+            "body": result.response_body,
+            "body_truncated": result.response_body_truncated,
+            "error_message": result.error_message,
+            "duration_ms": result.duration_ms,
+        },
+        "is_webhook_notified": result.is_success,
+        "url": result.url,
+        "attempted_at": result.started_at,
+        "outcome": result.verdict.outcome.value,
+    }
+
+
+def retry_schedule(setting: str, max_retry_after_seconds: float = 6 * 3600) -> RetrySchedule | None:
     if not setting.strip():
         return None
-    return RetrySchedule.from_seconds(float(part) for part in setting.split(",") if part.strip())
+    return RetrySchedule.from_seconds(
+        (float(part) for part in setting.split(",") if part.strip()), max_retry_after_seconds=max_retry_after_seconds
+    )

@@ -1,4 +1,4 @@
-"""Webhook-dispatcher settings: delivery timeouts, SSRF allow-list, retry schedule."""
+"""Webhook-dispatcher settings: delivery timeouts, SSRF allow-list, retry schedule, endpoint health, batching."""
 
 from __future__ import annotations
 
@@ -14,7 +14,28 @@ class DispatcherSettings(ServiceSettings):
     webhook_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     webhook_total_timeout_seconds: float = Field(default=15.0, gt=0)
     # Comma-separated seconds; empty means Hyperswitch's schedule (+60 s, 5 min x2, 10 min x5, 1 h x5, 6 h x3).
+    # A profile's `webhook_retry_schedule_seconds` (profile.updated) overrides it for that profile.
     webhook_retry_schedule_seconds: str = ""
+    # The longest a receiver's Retry-After may push one durable retry out (seconds of schedule time).
+    webhook_max_retry_after_seconds: float = Field(default=6 * 3600, ge=0)
+    # In-process retries of one delivery: attempts and the time budget (wall-clock seconds).
+    webhook_in_process_attempts: int = Field(default=3, ge=1, le=10)
+    webhook_in_process_budget_seconds: float = Field(default=5.0, ge=0)
     # How long one dispatcher may hold an event it is delivering before another may take it over.
     webhook_delivery_lease_seconds: float = Field(default=60.0, gt=0)
     webhook_user_agent: str = "recovery-engine-webhooks/1"
+    # Deliveries in flight in this process (all endpoints), and to one endpoint URL at a time.
+    webhook_max_in_flight: int = Field(default=256, ge=1, le=10_000)
+    webhook_endpoint_concurrency: int = Field(default=16, ge=1, le=1000)
+    # Circuit breaker per endpoint URL: consecutive failed deliveries that open it, and its first pause
+    # (seconds of schedule time; doubled after each failed probe, up to the maximum).
+    webhook_breaker_failures: int = Field(default=5, ge=1)
+    webhook_breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
+    webhook_breaker_max_cooldown_seconds: float = Field(default=600.0, gt=0)
+    # An endpoint failing without a single success for this long is disabled (Svix: 5 days).
+    webhook_disable_after_seconds: float = Field(default=5 * 86400, gt=0)
+    # Endpoint settings are cached this long (wall-clock seconds) between profile.updated messages.
+    webhook_endpoint_cache_seconds: float = Field(default=2.0, ge=0)
+    # Write-behind batching of the event records.
+    webhook_record_flush_seconds: float = Field(default=0.005, gt=0)
+    webhook_record_batch: int = Field(default=500, ge=1)

@@ -9,12 +9,13 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from recovery_contracts.messages import ConnectorAccountUpdated
+from recovery_contracts.messages import ConnectorAccountUpdated, RecoveryUpdated
 from recovery_runtime.mongo import IndexSpec
 
 INDEXES = [
     IndexSpec("attempts", [("payment_id", ASCENDING), ("attempt_number", ASCENDING)], "attempt_unique", unique=True),
     IndexSpec("attempts", [("status", ASCENDING), ("started_at", ASCENDING)], "attempt_status"),
+    IndexSpec("record_backs", [("status", ASCENDING)], "record_back_status"),
 ]
 
 
@@ -40,11 +41,33 @@ class AttemptRepository:
         )
         return result.modified_count == 1
 
-    async def mark_unknown(self, attempt_key: str, owner: str, connector_transaction_id: str | None) -> None:
-        await self._attempts.update_one(
-            {"_id": attempt_key, "status": "charging", "owner": owner},
-            {"$set": {"status": "unknown", "connector_transaction_id": connector_transaction_id}},
+    async def mark_unknown(
+        self,
+        attempt_key: str,
+        owner: str,
+        connector_transaction_id: str | None,
+        next_sync_at: Any,
+        session: AsyncClientSession,
+    ) -> bool:
+        """The call ended without a verdict: PSYNC owns the attempt from now on (a timer brings it back)."""
+        fields: dict[str, Any] = {"status": "unknown", "next_sync_at": next_sync_at}
+        if connector_transaction_id:
+            fields["connector_transaction_id"] = connector_transaction_id
+        result = await self._attempts.update_one(
+            {"_id": attempt_key, "status": "charging", "owner": owner}, {"$set": fields}, session=session
         )
+        return result.modified_count == 1
+
+    async def reopen_skipped(self, attempt_key: str, attempt_id: str, now: Any, owner: str) -> bool:
+        """A refused attempt (nothing was sent to the connector) planned again under a new attempt id."""
+        result = await self._attempts.update_one(
+            {"_id": attempt_key, "status": "skipped", "attempt_id": {"$ne": attempt_id}},
+            {"$set": {"status": "charging", "attempt_id": attempt_id, "started_at": now, "owner": owner}},
+        )
+        return result.modified_count == 1
+
+    async def succeeded_for(self, payment_id: str) -> dict[str, Any] | None:
+        return await self._attempts.find_one({"payment_id": payment_id, "status": "succeeded"})
 
     async def settle(
         self,
@@ -91,3 +114,46 @@ class CredentialRepository:
 
     async def get(self, connector_account_id: str) -> dict[str, Any] | None:
         return await self._accounts.find_one({"_id": connector_account_id})
+
+
+class PaymentStateRepository:
+    """Projection of `recovery.updated`: whether the invoice may still be charged (cancelled, paid elsewhere or a
+    payment in progress at the billing system means no). Only newer versions apply."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self._states = db["payment_states"]
+
+    async def apply(self, update: RecoveryUpdated, now: Any, session: AsyncClientSession) -> bool:
+        payment_id = update.payment.payment_id
+        current = await self._states.find_one({"_id": payment_id}, {"version": 1}, session=session)
+        if current is not None and current.get("version", 0) >= update.version:
+            return False
+        doc = {
+            "merchant_id": update.payment.merchant_id,
+            "status": update.intent_status.value,
+            "action": update.action,
+            "version": update.version,
+            "updated_at": now,
+        }
+        await self._states.update_one({"_id": payment_id}, {"$set": doc}, upsert=True, session=session)
+        return True
+
+    async def get(self, payment_id: str) -> dict[str, Any] | None:
+        return await self._states.find_one({"_id": payment_id})
+
+
+class RecordBackRepository:
+    """One record per payment: whether the billing connector accepted the record back, and the tries so far."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self._records = db["record_backs"]
+
+    async def get(self, payment_id: str) -> dict[str, Any] | None:
+        return await self._records.find_one({"_id": payment_id})
+
+    async def record_try(
+        self, payment_id: str, fields: dict[str, Any], try_record: dict[str, Any], session: AsyncClientSession
+    ) -> None:
+        await self._records.update_one(
+            {"_id": payment_id}, {"$set": fields, "$push": {"tries": try_record}}, upsert=True, session=session
+        )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from recovery_executor.domain.connector import ChargeOutcome, ChargeRequest
 
@@ -14,4 +15,17 @@ class PaymentConnector(Protocol):
 
     async def sync(self, request: ChargeRequest, connector_transaction_id: str | None = None) -> ChargeOutcome:
         """Look up what became of that attempt at the connector, without charging (PSYNC)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RecordBackAnswer:
+    accepted: bool  # a 2xx answer
+    status_code: int | None = None
+    error: str | None = None
+
+
+class BillingRecorder(Protocol):
+    async def record_back(self, url: str, body: dict[str, Any], *, idempotency_key: str) -> RecordBackAnswer:
+        """Tell the billing connector about a successful retry (Hyperswitch's InvoiceRecordBack)."""
         ...

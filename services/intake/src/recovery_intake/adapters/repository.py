@@ -18,6 +18,7 @@ INDEXES = [
     IndexSpec("api_keys", [("digest", ASCENDING)], "api_key_digest", unique=True),
     IndexSpec("api_keys", [("merchant_id", ASCENDING), ("created", DESCENDING)], "api_key_merchant"),
     IndexSpec("profiles", [("merchant_id", ASCENDING)], "profile_merchant"),
+    IndexSpec("profiles", [("standard_webhooks_retire_at", ASCENDING)], "profile_secret_retirement"),
     IndexSpec("connector_accounts", [("merchant_id", ASCENDING), ("profile_id", ASCENDING)], "mca_profile"),
     IndexSpec(
         "payment_intents",
@@ -45,6 +46,12 @@ class IntakeRepository:
     # profiles
     async def profile(self, merchant_id: str, profile_id: str, session: Session = None) -> dict[str, Any] | None:
         return await self.profiles.find_one({"_id": profile_id, "merchant_id": merchant_id}, session=session)
+
+    async def profiles_with_secrets_to_retire(self, now: datetime, limit: int = 500) -> list[dict[str, Any]]:
+        """Profiles whose rotated-out Standard Webhooks secrets have reached the end of their overlap."""
+        return await self.profiles.find(
+            {"standard_webhooks_retire_at": {"$lte": now}}, {"_id": 1, "merchant_id": 1}
+        ).to_list(limit)
 
     async def save_profile(self, doc: dict[str, Any], expected_version: int, session: AsyncClientSession) -> bool:
         result = await self.profiles.replace_one(
@@ -79,16 +86,22 @@ class IntakeRepository:
 
     # connector accounts
     async def connector_account(
-        self, merchant_id: str, account_id: str, session: Session = None
+        self, merchant_id: str, account_id: str, session: Session = None, *, profile_id: str | None = None
     ) -> dict[str, Any] | None:
-        return await self.connector_accounts.find_one({"_id": account_id, "merchant_id": merchant_id}, session=session)
+        query = {"_id": account_id, "merchant_id": merchant_id}
+        if profile_id is not None:
+            query["profile_id"] = profile_id
+        return await self.connector_accounts.find_one(query, session=session)
 
     async def connector_accounts_of(self, merchant_id: str, profile_id: str) -> list[dict[str, Any]]:
         return await self.connector_accounts.find({"merchant_id": merchant_id, "profile_id": profile_id}).to_list(200)
 
     # payment intents
-    async def intent(self, merchant_id: str, payment_id: str) -> dict[str, Any] | None:
-        return await self.intents.find_one({"_id": payment_id, "merchant_id": merchant_id})
+    async def intent(self, merchant_id: str, payment_id: str, profile_id: str | None = None) -> dict[str, Any] | None:
+        query = {"_id": payment_id, "merchant_id": merchant_id}
+        if profile_id is not None:
+            query["profile_id"] = profile_id
+        return await self.intents.find_one(query)
 
     async def intent_by_reference(
         self, merchant_id: str, reference: str, session: Session = None

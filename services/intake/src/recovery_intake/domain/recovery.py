@@ -25,9 +25,11 @@ def check_schedulable(request: RecoveryPaymentsCreate) -> None:
 def retry_settings(
     profile: dict[str, Any], billing_account: dict[str, Any], monitoring_threshold_seconds: int
 ) -> RetrySettings:
-    recovery = ((billing_account.get("feature_metadata") or {}).get("revenue_recovery")) or {}
+    recovery = _revenue_recovery(billing_account)
     switch = recovery.get("switch_payment_method_config") or {}
+    jitter = {key: recovery[key] for key in ("min_jitter_seconds", "max_jitter_seconds") if key in recovery}
     return RetrySettings(
+        **jitter,
         algorithm=RetryAlgorithm(profile.get("revenue_recovery_retry_algorithm_type", "monitoring")),
         active_algorithm=RetryAlgorithm.CASCADING,
         ladder_seconds=tuple(recovery["retry_ladder_seconds"]) if recovery.get("retry_ladder_seconds") else None,
@@ -89,4 +91,38 @@ def build_snapshot(
         return_url=profile.get("return_url"),
         retry=retry_settings(profile, billing_account, monitoring_threshold_seconds),
         metadata=request.metadata,
+        billing_connector_name=billing_account.get("connector_name"),
+        record_back_url=_revenue_recovery(billing_account).get("record_back_url"),
     )
+
+
+def _revenue_recovery(billing_account: dict[str, Any]) -> dict[str, Any]:
+    return ((billing_account.get("feature_metadata") or {}).get("revenue_recovery")) or {}
+
+
+def merge_request(
+    current: RecoveryPayment, incoming: RecoveryPayment, seen_transactions: list[str]
+) -> tuple[RecoveryPayment, tuple[str, ...]]:
+    """A later `schedule_failed_payment` for the same invoice, folded into the recovery's snapshot.
+
+    Its token joins the customer's saved tokens (after the others: the first stays the one the billing system's
+    first failure belongs to); a known token with new card data (a new expiry) replaces the old entry. A failure
+    with a connector transaction id not seen before is one more billing-system retry (`total_retry_count`); the
+    same request sent again changes nothing. Returns the new snapshot and the tokens added.
+    """
+    tokens = list(current.tokens)
+    added: list[str] = []
+    for token in incoming.tokens:
+        index = next((i for i, known in enumerate(tokens) if known.token == token.token), None)
+        if index is None:
+            tokens.append(token)
+            added.append(token.token)
+        elif tokens[index] != token:
+            tokens[index] = token
+    transaction = incoming.failed_connector_transaction_id
+    new_failure = transaction is None or transaction not in seen_transactions
+    update: dict[str, Any] = {"tokens": tuple(tokens)}
+    if new_failure:
+        update["billing_retry_count"] = current.billing_retry_count + 1
+        update["transaction_created_at"] = incoming.transaction_created_at or current.transaction_created_at
+    return current.model_copy(update=update), tuple(added)

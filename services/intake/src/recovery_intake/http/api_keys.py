@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
+from recovery_contracts.api.api_keys import MAX_PAGE_SIZE as MAX_PAGE
 from recovery_contracts.api.api_keys import (
     ApiKeyCreate,
     ApiKeyCreateResponse,
@@ -16,9 +17,7 @@ from recovery_contracts.api.api_keys import (
 from recovery_contracts.api.errors import ApiError
 from recovery_intake.domain.api_keys import issue_api_key
 from recovery_intake.http.context import ApiContext
-from recovery_intake.http.errors import ApiProblem
-
-MAX_PAGE = 100
+from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
 
 
 def _retrieve(doc: dict[str, Any]) -> RetrieveApiKeyResponse:
@@ -34,14 +33,16 @@ def _retrieve(doc: dict[str, Any]) -> RetrieveApiKeyResponse:
 
 
 def router(ctx: ApiContext) -> APIRouter:
-    api = APIRouter(tags=["API keys"])
+    api = APIRouter(tags=["API keys"], responses=ERROR_RESPONSES)
 
     @api.post("/v2/api-keys", response_model=ApiKeyCreateResponse, response_model_exclude_none=True)
     async def create_api_key(body: ApiKeyCreate, request: Request) -> ApiKeyCreateResponse:
         caller = await ctx.auth.merchant(request, admin_allowed=True)
-        issued = issue_api_key(ctx.settings.api_key_environment, ctx.settings.api_key_hash_secret)
         now = ctx.clock.now()
         expiration = body.expiration
+        if isinstance(expiration, datetime) and expiration <= now:
+            raise ApiProblem(ApiError.INVALID_DATA_VALUE, field_name="expiration", reason="must be in the future")
+        issued = issue_api_key(ctx.settings.api_key_environment, ctx.settings.api_key_hash_secret)
         doc = {
             "_id": issued.key_id,
             "merchant_id": caller.merchant_id,

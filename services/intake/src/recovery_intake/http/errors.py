@@ -8,10 +8,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from recovery_contracts.api.errors import ApiError, validation_error_response
+from recovery_contracts.api.errors import ApiError, ErrorResponse, validation_error_response
 from recovery_intake.domain.rejection import Rejection
 
 log = structlog.get_logger(__name__)
+
+
+# Every route documents Hyperswitch's error body for its 4xx answers (401, 404, 400, 413, 422, 429, ...).
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    "4XX": {"model": ErrorResponse, "description": "Hyperswitch's error body"},
+}
 
 
 class ApiProblem(Rejection):

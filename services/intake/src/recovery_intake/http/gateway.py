@@ -7,15 +7,31 @@ the owner's internal endpoint with the internal token and the merchant id; the o
 
 from __future__ import annotations
 
+import re
+
 import httpx
+import structlog
 from fastapi import APIRouter, Request, Response
 
 from recovery_contracts.api.errors import ApiError
+from recovery_intake.http.auth import Caller
 from recovery_intake.http.context import ApiContext
-from recovery_intake.http.errors import ApiProblem
+from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
 from recovery_runtime.internal_api import MERCHANT_HEADER, PROFILE_HEADER, TOKEN_HEADER
 
+log = structlog.get_logger(__name__)
+
 _PASSED_HEADERS = ("content-type", "retry-after")
+
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _id(value: str, not_found: ApiError) -> str:
+    """An id safe to put in the owner's path (no `/`, `..` or escapes); anything else cannot exist."""
+    if not _ID.fullmatch(value):
+        raise ApiProblem(not_found)
+    return value
 
 
 class Forwarder:
@@ -38,7 +54,8 @@ class Forwarder:
                 headers=headers,
             )
         except httpx.HTTPError as error:
-            raise ApiProblem(ApiError.INTERNAL_SERVER_ERROR, reason=f"{base_url} did not answer: {error}") from error
+            log.warning("gateway.owner_unreachable", owner=base_url, error=type(error).__name__)
+            raise ApiProblem(ApiError.INTERNAL_SERVER_ERROR) from error
         return Response(
             content=answer.content,
             status_code=answer.status_code,
@@ -50,43 +67,45 @@ class Forwarder:
 
 
 def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
-    api = APIRouter()
+    api = APIRouter(responses=ERROR_RESPONSES)
     dispatcher = ctx.settings.dispatcher_internal_url.rstrip("/")
     scheduler = ctx.settings.scheduler_internal_url.rstrip("/")
 
-    async def merchant_of_path(request: Request, merchant_id: str) -> str:
+    async def merchant_of_path(request: Request, merchant_id: str) -> Caller:
         caller = await ctx.auth.merchant(request, admin_allowed=True)
+        # Another merchant's id reads as one that does not exist.
         if caller.merchant_id != merchant_id:
-            raise ApiProblem(ApiError.UNAUTHORIZED, reason="the API key does not belong to this merchant")
-        return caller.merchant_id
+            raise ApiProblem(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
+        return caller
 
     @api.post("/events/{merchant_id}", tags=["Events"])
     async def list_events(merchant_id: str, request: Request) -> Response:
-        merchant = await merchant_of_path(request, merchant_id)
-        return await forwarder.forward(request, dispatcher, f"/internal/events/{merchant}/list", merchant, None)
+        caller = await merchant_of_path(request, merchant_id)
+        path = f"/internal/events/{caller.merchant_id}/list"
+        return await forwarder.forward(request, dispatcher, path, caller.merchant_id, caller.profile_id)
 
     @api.get("/events/{merchant_id}/{event_id}/attempts", tags=["Events"])
     async def list_event_attempts(merchant_id: str, event_id: str, request: Request) -> Response:
-        merchant = await merchant_of_path(request, merchant_id)
-        path = f"/internal/events/{merchant}/{event_id}/attempts"
-        return await forwarder.forward(request, dispatcher, path, merchant, None)
+        caller = await merchant_of_path(request, merchant_id)
+        path = f"/internal/events/{caller.merchant_id}/{_id(event_id, ApiError.EVENT_NOT_FOUND)}/attempts"
+        return await forwarder.forward(request, dispatcher, path, caller.merchant_id, caller.profile_id)
 
     @api.post("/events/{merchant_id}/{event_id}/retry", tags=["Events"])
     async def retry_event(merchant_id: str, event_id: str, request: Request) -> Response:
-        merchant = await merchant_of_path(request, merchant_id)
-        path = f"/internal/events/{merchant}/{event_id}/retry"
-        return await forwarder.forward(request, dispatcher, path, merchant, None)
+        caller = await merchant_of_path(request, merchant_id)
+        path = f"/internal/events/{caller.merchant_id}/{_id(event_id, ApiError.EVENT_NOT_FOUND)}/retry"
+        return await forwarder.forward(request, dispatcher, path, caller.merchant_id, caller.profile_id)
 
     @api.get("/v2/process-trackers/revenue-recovery-workflow/{payment_id}", tags=["Process tracker"])
     async def revenue_recovery_workflow(payment_id: str, request: Request) -> Response:
         caller = await ctx.auth.merchant(request, admin_allowed=True)
-        path = f"/internal/recoveries/{caller.merchant_id}/{payment_id}"
-        return await forwarder.forward(request, scheduler, path, caller.merchant_id, None)
+        path = f"/internal/recoveries/{caller.merchant_id}/{_id(payment_id, ApiError.PAYMENT_NOT_FOUND)}"
+        return await forwarder.forward(request, scheduler, path, caller.merchant_id, caller.profile_id)
 
     @api.post("/v2/process-trackers/revenue-recovery-workflow/{payment_id}/resume", tags=["Process tracker"])
     async def resume_revenue_recovery_workflow(payment_id: str, request: Request) -> Response:
         caller = await ctx.auth.merchant(request, admin_allowed=True)
-        path = f"/internal/recoveries/{caller.merchant_id}/{payment_id}/resume"
-        return await forwarder.forward(request, scheduler, path, caller.merchant_id, None)
+        path = f"/internal/recoveries/{caller.merchant_id}/{_id(payment_id, ApiError.PAYMENT_NOT_FOUND)}/resume"
+        return await forwarder.forward(request, scheduler, path, caller.merchant_id, caller.profile_id)
 
     return api

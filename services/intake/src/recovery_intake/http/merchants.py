@@ -8,7 +8,7 @@ from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.merchants import MerchantAccountCreate, MerchantAccountResponse
 from recovery_contracts.ids import new_merchant_id
 from recovery_intake.http.context import ApiContext
-from recovery_intake.http.errors import ApiProblem
+from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
 
 
 def _response(doc: dict) -> MerchantAccountResponse:
@@ -22,7 +22,7 @@ def _response(doc: dict) -> MerchantAccountResponse:
 
 
 def router(ctx: ApiContext) -> APIRouter:
-    api = APIRouter(tags=["Merchant accounts"])
+    api = APIRouter(tags=["Merchant accounts"], responses=ERROR_RESPONSES)
 
     @api.post("/v2/merchant-accounts", response_model=MerchantAccountResponse, response_model_exclude_none=True)
     async def create_merchant_account(body: MerchantAccountCreate, request: Request) -> MerchantAccountResponse:

@@ -11,17 +11,16 @@ from recovery_contracts.api.recovery import RecoveryPaymentsCreate, RecoveryPaym
 from recovery_contracts.payments import IntentStatus
 from recovery_intake.handlers import payment_object_of
 from recovery_intake.http.context import ApiContext
-from recovery_intake.http.errors import ApiProblem
+from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
 
 
 def router(ctx: ApiContext) -> APIRouter:
-    api = APIRouter(tags=["Payments"])
+    api = APIRouter(tags=["Payments"], responses=ERROR_RESPONSES)
 
     @api.post("/v2/payments/recovery", response_model=RecoveryPaymentsResponse)
     async def recovery(body: RecoveryPaymentsCreate, request: Request) -> RecoveryPaymentsResponse:
         caller = await ctx.auth.merchant(request, admin_allowed=False)
-        profile = await ctx.auth.profile(request, caller)
-        assert profile is not None
+        profile = ctx.auth.profile(caller)
         intent = await ctx.recovery.accept(caller.merchant_id, profile, body)
         return RecoveryPaymentsResponse(
             id=intent["_id"],
@@ -32,7 +31,7 @@ def router(ctx: ApiContext) -> APIRouter:
     @api.get("/v2/payments/{payment_id}")
     async def retrieve_payment(payment_id: str, request: Request) -> dict[str, Any]:
         caller = await ctx.auth.merchant(request, admin_allowed=False)
-        intent = await ctx.repository.intent(caller.merchant_id, payment_id)
+        intent = await ctx.repository.intent(caller.merchant_id, payment_id, caller.profile_id)
         if intent is None:
             raise ApiProblem(ApiError.PAYMENT_NOT_FOUND)
         return payment_object_of(intent)

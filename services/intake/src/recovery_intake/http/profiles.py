@@ -1,23 +1,35 @@
-"""`/v2/profiles`: webhook settings, signing keys and the retry algorithm of a business profile."""
+"""`/v2/profiles`: webhook settings, signing keys and the retry algorithm of a business profile.
+
+Stored with the hash key, the Standard Webhooks secrets and the webhook password sealed; `profile.updated`
+carries them sealed. Responses show the hash key and the current Standard Webhooks secret in full (the merchant
+verifies with them, as in Hyperswitch) and mask custom header values and the webhook password.
+"""
 
 from __future__ import annotations
 
-import base64
-import secrets
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from recovery_contracts.api.errors import ApiError
-from recovery_contracts.api.masking import mask_headers
-from recovery_contracts.api.profiles import ProfileCreate, ProfileResponse, ProfileUpdate
-from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.api.masking import mask_headers, mask_secret
+from recovery_contracts.api.profiles import (
+    ProfileCreate,
+    ProfileResponse,
+    ProfileUpdate,
+    WebhookSecretRotate,
+    WebhookSecretRotation,
+)
 from recovery_contracts.ids import new_profile_id
-from recovery_contracts.messages import ProfileUpdated
-from recovery_contracts.recovery import RetryAlgorithm
+from recovery_contracts.timestamps import format_ms
 from recovery_intake.domain.api_keys import generate_hash_key
+from recovery_intake.domain.outbound_urls import outbound_url_problem
+from recovery_intake.domain.profile_events import profile_updated
+from recovery_intake.domain.sealed_fields import open_profile_secrets, seal_profile_secrets
+from recovery_intake.domain.webhook_secrets import new_whsec_secret
 from recovery_intake.http.context import ApiContext
-from recovery_intake.http.errors import ApiProblem
+from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
 from recovery_runtime.unit_of_work import Transaction
 
 _PROFILE_FIELDS = (
@@ -33,72 +45,59 @@ _PROFILE_FIELDS = (
     "order_fulfillment_time",
     "revenue_recovery_retry_algorithm_type",
 )
+_MASKED = ("outgoing_webhook_custom_http_headers", "webhook_details")
 
 
-def new_whsec_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-def profile_response(doc: dict[str, Any]) -> ProfileResponse:
+def profile_response(stored: dict[str, Any], open_: Any) -> ProfileResponse:
+    doc = open_profile_secrets(stored, open_)
     headers = doc.get("outgoing_webhook_custom_http_headers")
+    details = doc.get("webhook_details")
+    if details and details.get("webhook_password"):
+        details = {**details, "webhook_password": mask_secret(details["webhook_password"])}
     return ProfileResponse(
         merchant_id=doc["merchant_id"],
         id=doc["_id"],
-        **{
-            k: doc.get(k)
-            for k in _PROFILE_FIELDS
-            if k != "outgoing_webhook_custom_http_headers" and doc.get(k) is not None
-        },
+        **{k: doc.get(k) for k in _PROFILE_FIELDS if k not in _MASKED and doc.get(k) is not None},
+        webhook_details=details,
         outgoing_webhook_custom_http_headers=mask_headers(headers) if headers else None,
         standard_webhooks_secret=(doc.get("standard_webhooks_secrets") or [None])[0],
     )
 
 
-def profile_updated(doc: dict[str, Any]) -> Envelope[ProfileUpdated]:
-    webhook = doc.get("webhook_details") or {}
-    return Envelope[ProfileUpdated](
-        type=MessageType.PROFILE_UPDATED,
-        merchant_id=doc["merchant_id"],
-        profile_id=doc["_id"],
-        payload=ProfileUpdated(
-            profile_id=doc["_id"],
-            merchant_id=doc["merchant_id"],
-            version=doc["version"],
-            webhook_url=webhook.get("webhook_url"),
-            payment_response_hash_key=(
-                doc.get("payment_response_hash_key") if doc.get("enable_payment_response_hash", True) else None
-            ),
-            standard_webhooks_secrets=tuple(doc.get("standard_webhooks_secrets") or ()),
-            custom_headers=doc.get("outgoing_webhook_custom_http_headers") or {},
-            retry_algorithm=RetryAlgorithm(doc.get("revenue_recovery_retry_algorithm_type", "monitoring")),
-        ),
-    )
-
-
 def router(ctx: ApiContext) -> APIRouter:
-    api = APIRouter(tags=["Profiles"])
+    api = APIRouter(tags=["Profiles"], responses=ERROR_RESPONSES)
+    http_hosts = ctx.settings.http_allowed_hosts
+
+    def check_webhook_url(body: ProfileCreate | ProfileUpdate) -> None:
+        if body.webhook_details is not None:
+            problem = outbound_url_problem(body.webhook_details.webhook_url, http_hosts)
+            if problem:
+                raise ApiProblem(ApiError.INVALID_REQUEST_DATA, message=f"webhook_details.webhook_url {problem}")
 
     @api.post("/v2/profiles", response_model=ProfileResponse, response_model_exclude_none=True)
     async def create_profile(body: ProfileCreate, request: Request) -> ProfileResponse:
         caller = await ctx.auth.merchant(request, admin_allowed=True)
+        check_webhook_url(body)
         now = ctx.clock.now()
+        fields = body.model_dump(mode="json", exclude_none=True)
+        fields.setdefault("payment_response_hash_key", generate_hash_key())
         doc: dict[str, Any] = {
             "_id": new_profile_id(),
             "merchant_id": caller.merchant_id,
-            **body.model_dump(mode="json", exclude_none=True),
-            "standard_webhooks_secrets": [new_whsec_secret()],
+            **seal_profile_secrets(fields, ctx.box.seal),
+            "standard_webhooks_secrets": [ctx.box.seal(new_whsec_secret())],
+            "standard_webhooks_retire_at": None,
             "version": 1,
             "created_at": now,
             "modified_at": now,
         }
-        doc.setdefault("payment_response_hash_key", generate_hash_key())
 
         async def create(tx: Transaction) -> None:
             await ctx.repository.profiles.insert_one(doc, session=tx.session)
             tx.emit(profile_updated(doc))
 
         await ctx.store.apply(create)
-        return profile_response(doc)
+        return profile_response(doc, ctx.box.open)
 
     @api.get("/v2/profiles/{profile_id}", response_model=ProfileResponse, response_model_exclude_none=True)
     async def retrieve_profile(profile_id: str, request: Request) -> ProfileResponse:
@@ -106,12 +105,13 @@ def router(ctx: ApiContext) -> APIRouter:
         doc = await ctx.repository.profile(caller.merchant_id, profile_id)
         if doc is None:
             raise ApiProblem(ApiError.PROFILE_NOT_FOUND, id=profile_id)
-        return profile_response(doc)
+        return profile_response(doc, ctx.box.open)
 
     @api.put("/v2/profiles/{profile_id}", response_model=ProfileResponse, response_model_exclude_none=True)
     async def update_profile(profile_id: str, body: ProfileUpdate, request: Request) -> ProfileResponse:
         caller = await ctx.auth.merchant(request, admin_allowed=True)
-        changes = body.model_dump(mode="json", exclude_unset=True)
+        check_webhook_url(body)
+        changes = seal_profile_secrets(body.model_dump(mode="json", exclude_unset=True), ctx.box.seal)
 
         async def update(tx: Transaction) -> dict[str, Any]:
             doc = await ctx.repository.profile(caller.merchant_id, profile_id, tx.session)
@@ -124,7 +124,7 @@ def router(ctx: ApiContext) -> APIRouter:
                 else:
                     doc[key] = value
             if not doc.get("payment_response_hash_key"):
-                doc["payment_response_hash_key"] = generate_hash_key()
+                doc["payment_response_hash_key"] = ctx.box.seal(generate_hash_key())
             doc["version"] = expected + 1
             doc["modified_at"] = ctx.clock.now()
             if not await ctx.repository.save_profile(doc, expected, tx.session):
@@ -132,6 +132,25 @@ def router(ctx: ApiContext) -> APIRouter:
             tx.emit(profile_updated(doc))
             return doc
 
-        return profile_response(await ctx.store.apply(update))
+        return profile_response(await ctx.store.apply(update), ctx.box.open)
+
+    @api.post(
+        "/v2/profiles/{profile_id}/webhook-secret/rotate",
+        response_model=WebhookSecretRotation,
+        response_model_exclude_none=True,
+    )
+    async def rotate_webhook_secret(
+        profile_id: str, request: Request, body: WebhookSecretRotate | None = None
+    ) -> WebhookSecretRotation:
+        caller = await ctx.auth.merchant(request, admin_allowed=True)
+        overlap = None if body is None or body.overlap_seconds is None else timedelta(seconds=body.overlap_seconds)
+        doc, secret = await ctx.webhook_secrets.rotate(caller.merchant_id, profile_id, overlap)
+        retire_at = doc.get("standard_webhooks_retire_at")
+        return WebhookSecretRotation(
+            profile_id=doc["_id"],
+            standard_webhooks_secret=secret,
+            active_secrets=len(doc["standard_webhooks_secrets"]),
+            previous_secrets_expire_at=format_ms(retire_at) if retire_at else None,
+        )
 
     return api

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING
@@ -12,6 +13,7 @@ from recovery_runtime.mongo import IndexSpec
 
 INDEXES = [
     IndexSpec("recoveries", [("merchant_id", ASCENDING), ("status", ASCENDING)], "recovery_merchant_status"),
+    IndexSpec("recoveries", [("attempts.token", ASCENDING)], "recovery_attempt_token"),
 ]
 
 
@@ -39,3 +41,23 @@ class RecoveryRepository:
         if result.matched_count != 1:
             raise ConcurrentUpdate(doc["_id"])
         doc["version"] = expected + 1
+
+    async def of_merchant(self, merchant_id: str, payment_id: str) -> dict[str, Any] | None:
+        """Scoped by merchant: another merchant's payment id reads as absent."""
+        return await self._recoveries.find_one({"_id": payment_id, "merchant_id": merchant_id})
+
+    async def other_attempts_at(
+        self, tokens: list[str], exclude_payment_id: str, since: datetime, session: AsyncClientSession | None = None
+    ) -> dict[str, list[datetime]]:
+        """This system's attempts on the same cards by other recoveries: they spend the same network budget."""
+        found: dict[str, list[datetime]] = {token: [] for token in tokens}
+        cursor = self._recoveries.find(
+            {"attempts.token": {"$in": tokens}, "_id": {"$ne": exclude_payment_id}},
+            {"attempts.token": 1, "attempts.at": 1},
+            session=session,
+        )
+        async for doc in cursor:
+            for attempt in doc.get("attempts", []):
+                if attempt.get("token") in found and attempt.get("at") and attempt["at"] >= since:
+                    found[attempt["token"]].append(attempt["at"])
+        return found

@@ -27,6 +27,11 @@ class TimerStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+# Timer purposes that belong to the recovery's plan (cancelled when it ends or pauses).
+PLANNED_WORK = frozenset({"execute_retry", "replan"})
+# The purpose of the executor's PSYNC timers (`timer.schedule` with a `payment.sync` command inside).
+PSYNC_PURPOSE = "payment_sync"
+
 INDEXES = [
     IndexSpec("timers", [("status", ASCENDING), ("due_at", ASCENDING)], "timer_due"),
     IndexSpec("timers", [("status", ASCENDING), ("lease_expires_at", ASCENDING)], "timer_lease"),
@@ -68,10 +73,15 @@ class TimerRepository:
         """Insert a timer; False if one with that id exists (timer ids are deterministic: idempotent)."""
         if session is not None:
             # Inside a transaction a duplicate-key error would abort everything: look first.
-            if await self._timers.find_one({"_id": timer["_id"]}, {"_id": 1}, session=session):
-                return False
-            await self._timers.insert_one(timer, session=session)
-            return True
+            existing = await self._timers.find_one({"_id": timer["_id"]}, {"status": 1}, session=session)
+            if existing is None:
+                await self._timers.insert_one(timer, session=session)
+                return True
+            if existing.get("status") == TimerStatus.CANCELLED.value:
+                # A plan that was stopped (pending_payment) and is planned again reuses its deterministic id.
+                await self._timers.replace_one({"_id": timer["_id"]}, timer, session=session)
+                return True
+            return False
         try:
             await self._timers.insert_one(timer)
             return True
@@ -79,8 +89,10 @@ class TimerRepository:
             return False
 
     async def cancel_pending(self, payment_id: str, session: AsyncClientSession) -> int:
+        """Cancel the recovery's planned work (attempts, re-plans). PSYNC and record-back timers stay: an
+        attempt whose outcome is unknown must still be settled, and a success must still be recorded back."""
         result = await self._timers.update_many(
-            {"payment_id": payment_id, "status": TimerStatus.PENDING.value},
+            {"payment_id": payment_id, "status": TimerStatus.PENDING.value, "purpose": {"$in": list(PLANNED_WORK)}},
             {"$set": {"status": TimerStatus.CANCELLED.value}},
             session=session,
         )
@@ -129,3 +141,9 @@ class TimerRepository:
 
     async def for_payment(self, payment_id: str) -> list[dict[str, Any]]:
         return await self._timers.find({"payment_id": payment_id}).sort("due_at", ASCENDING).to_list(None)
+
+    async def pending_for(self, payment_id: str, purpose: str) -> dict[str, Any] | None:
+        return await self._timers.find_one(
+            {"payment_id": payment_id, "purpose": purpose, "status": {"$in": ["pending", "leased"]}},
+            sort=[("due_at", ASCENDING)],
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -14,23 +15,31 @@ from recovery_runtime.mongo import IndexSpec
 
 INDEXES = [
     IndexSpec("webhook_events", [("idempotent_event_id", ASCENDING)], "event_idempotent", unique=True),
+    # One number per payment for initial events; retry records carry their own id here.
+    IndexSpec("webhook_events", [("sequence_key", ASCENDING)], "event_payment_sequence", unique=True),
     IndexSpec("webhook_events", [("initial_attempt_id", ASCENDING), ("created_at", ASCENDING)], "event_attempts"),
     IndexSpec("webhook_events", [("merchant_id", ASCENDING), ("created_at", DESCENDING)], "event_merchant"),
     IndexSpec("webhook_events", [("payment_id", ASCENDING)], "event_payment"),
 ]
 
+FINAL_STATUSES = ("delivered", "failed")
+
 
 class EventStore:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
-        self._events = db["webhook_events"]
+        self.collection = db["webhook_events"]
+        self._events = self.collection
 
     async def find_initial(
         self, idempotent_event_id: str, session: AsyncClientSession | None = None
     ) -> dict[str, Any] | None:
         return await self._events.find_one({"idempotent_event_id": idempotent_event_id}, session=session)
 
-    async def get(self, event_id: str) -> dict[str, Any] | None:
-        return await self._events.find_one({"_id": event_id})
+    async def get(self, event_id: str, merchant_id: str | None = None) -> dict[str, Any] | None:
+        query: dict[str, Any] = {"_id": event_id}
+        if merchant_id is not None:
+            query["merchant_id"] = merchant_id
+        return await self._events.find_one(query)
 
     async def insert(self, record: dict[str, Any], session: AsyncClientSession | None = None) -> None:
         await self._events.insert_one(record, session=session)
@@ -54,24 +63,50 @@ class EventStore:
     async def update(self, event_id: str, fields: dict[str, Any], session: AsyncClientSession | None = None) -> None:
         await self._events.update_one({"_id": event_id}, {"$set": fields}, session=session)
 
-    async def attempts_of(self, initial_attempt_id: str) -> list[dict[str, Any]]:
-        return (
-            await self._events.find({"initial_attempt_id": initial_attempt_id})
-            .sort("created_at", ASCENDING)
+    async def earlier_unfinished(self, payment_id: str, sequence: int) -> dict[str, Any] | None:
+        """An earlier initial event of the same payment that is not delivered or failed yet (ordering)."""
+        return await self._events.find_one(
+            {
+                "payment_id": payment_id,
+                "delivery_attempt": "initial_attempt",
+                "sequence": {"$lt": sequence},
+                "status": {"$nin": list(FINAL_STATUSES)},
+            },
+            sort=[("sequence", ASCENDING)],
+        )
+
+    async def attempts_of(self, initial_attempt_id: str, merchant_id: str | None = None) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"initial_attempt_id": initial_attempt_id}
+        if merchant_id is not None:
+            query["merchant_id"] = merchant_id
+        return await self._events.find(query).sort("created_at", ASCENDING).to_list(None)
+
+    async def list_initial(self, query: dict[str, Any], offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        query = {**query, "delivery_attempt": "initial_attempt"}
+        total = await self._events.count_documents(query)
+        docs = (
+            await self._events.find(query, {"body": 0, "request": 0, "response": 0})
+            .sort("created_at", DESCENDING)
+            .skip(offset)
+            .limit(limit)
             .to_list(None)
         )
+        return docs, total
 
 
 class EndpointStore:
-    """Projection of `profile.updated`: where and how each profile's webhooks go."""
+    """Projection of `profile.updated`: where and how each profile's webhooks go; read through a short cache."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], cache_seconds: float = 2.0) -> None:
         self._endpoints = db["webhook_endpoints"]
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
     async def apply(self, update: ProfileUpdated, session: AsyncClientSession) -> bool:
         current = await self._endpoints.find_one({"_id": update.profile_id}, {"version": 1}, session=session)
         if current is not None and current.get("version", 0) >= update.version:
             return False
+        schedule = update.webhook_retry_schedule_seconds
         await self._endpoints.update_one(
             {"_id": update.profile_id},
             {
@@ -82,18 +117,49 @@ class EndpointStore:
                     "hash_key": update.payment_response_hash_key,
                     "whsec_secrets": list(update.standard_webhooks_secrets),
                     "custom_headers": update.custom_headers,
+                    "retry_schedule_seconds": list(schedule) if schedule is not None else None,
                     "version": update.version,
                 },
-                # A URL change re-enables an endpoint that 410 Gone had disabled.
-                "$unset": {"disabled_reason": ""},
+                # A profile update re-enables an endpoint the dispatcher had disabled (410 Gone, long failure).
+                "$unset": {"disabled_reason": "", "failing_since": ""},
             },
             upsert=True,
             session=session,
         )
+        self.forget(update.profile_id)
         return True
 
-    async def get(self, profile_id: str) -> dict[str, Any] | None:
-        return await self._endpoints.find_one({"_id": profile_id})
+    def forget(self, profile_id: str) -> None:
+        self._cache.pop(profile_id, None)
 
-    async def disable(self, profile_id: str, reason: str) -> None:
-        await self._endpoints.update_one({"_id": profile_id}, {"$set": {"disabled_reason": reason}})
+    async def get(self, profile_id: str) -> dict[str, Any] | None:
+        cached = self._cache.get(profile_id)
+        if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:
+            return cached[1]
+        endpoint = await self._endpoints.find_one({"_id": profile_id})
+        if endpoint is not None:
+            self._cache[profile_id] = (time.monotonic(), endpoint)
+        return endpoint
+
+    async def disable(self, profile_id: str, reason: str, session: AsyncClientSession | None = None) -> bool:
+        result = await self._endpoints.update_one(
+            {"_id": profile_id, "disabled_reason": {"$exists": False}},
+            {"$set": {"disabled_reason": reason}},
+            session=session,
+        )
+        self.forget(profile_id)
+        return result.modified_count == 1
+
+    async def mark_failing(self, profile_id: str, since: datetime) -> None:
+        await self._endpoints.update_one(
+            {"_id": profile_id, "failing_since": {"$exists": False}}, {"$set": {"failing_since": since}}
+        )
+        cached = self._cache.get(profile_id)
+        if cached is not None:
+            cached[1].setdefault("failing_since", since)
+
+    async def mark_healthy(self, profile_id: str) -> None:
+        await self._endpoints.update_one({"_id": profile_id}, {"$unset": {"failing_since": ""}})
+        cached = self._cache.get(profile_id)
+        if cached is not None:
+            cached[1].pop("failing_since", None)

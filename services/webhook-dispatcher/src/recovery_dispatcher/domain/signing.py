@@ -15,6 +15,8 @@ HYPERSWITCH_SIGNATURE_HEADER = "X-Webhook-Signature-512"
 WEBHOOK_ID_HEADER = "webhook-id"
 WEBHOOK_TIMESTAMP_HEADER = "webhook-timestamp"
 WEBHOOK_SIGNATURE_HEADER = "webhook-signature"
+# The event's number within its payment (1, 2, ...): receivers can spot an event that overtook another.
+WEBHOOK_SEQUENCE_HEADER = "webhook-sequence"
 WHSEC_PREFIX = "whsec_"
 
 # Headers a profile's custom headers can never set: the signatures and ids a receiver trusts, and the
@@ -32,6 +34,7 @@ RESERVED_HEADERS = frozenset(
         WEBHOOK_ID_HEADER,
         WEBHOOK_TIMESTAMP_HEADER,
         WEBHOOK_SIGNATURE_HEADER,
+        WEBHOOK_SEQUENCE_HEADER,
     )
 )
 
@@ -86,12 +89,14 @@ def build_headers(
     whsec_secrets: Sequence[str] = (),
     custom_headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
     user_agent: str = DEFAULT_USER_AGENT,
+    sequence: int | None = None,
 ) -> Headers:
     """The request headers of one delivery attempt, in order.
 
     Content-Type, User-Agent, the profile's custom headers (reserved names dropped), then
     `X-Webhook-Signature-512` (only with a hash key) and the Standard Webhooks trio (`webhook-signature`
-    only with at least one secret). `webhook_id` is the same for every attempt of an event; `timestamp`
+    only with at least one secret), then `webhook-sequence` when given. `webhook_id` is the same for
+    every attempt of an event; `timestamp`
     (unix seconds) is this attempt's.
     """
     headers: Headers = [("Content-Type", CONTENT_TYPE), ("User-Agent", user_agent)]
@@ -103,6 +108,8 @@ def build_headers(
     headers.append((WEBHOOK_TIMESTAMP_HEADER, str(timestamp)))
     if whsec_secrets:
         headers.append((WEBHOOK_SIGNATURE_HEADER, sign_standard(webhook_id, timestamp, body, whsec_secrets)))
+    if sequence is not None:
+        headers.append((WEBHOOK_SEQUENCE_HEADER, str(sequence)))
     return headers
 
 

@@ -4,6 +4,6 @@ code.
 A new subcommand (timeline, dead letters, verify, catalogues) is a new module here and one line below.
 """
 
-from recovery_cli.commands import demo, down, run, status, up
+from recovery_cli.commands import catalogues, dead_letters, demo, down, load, run, status, timeline, up, verify
 
-COMMANDS = (run, up, down, status, demo)
+COMMANDS = (run, up, down, status, demo, dead_letters, load, timeline, verify, catalogues)

@@ -1,0 +1,21 @@
+"""The executor's Prometheus series: connector charges and their latency.
+
+Increment once per connector call (not per message: a redelivered command that finds its attempt settled
+makes no call).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+CHARGES = Counter(
+    "recovery_connector_charges_total",
+    "Connector calls for a planned attempt, by connector and outcome (succeeded, declined, error, unknown, ...)",
+    ["connector", "outcome"],
+)
+CHARGE_SECONDS = Histogram(
+    "recovery_connector_charge_seconds",
+    "Duration of one connector charge or sync call",
+    ["connector"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)

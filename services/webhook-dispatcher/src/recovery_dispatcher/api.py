@@ -1,0 +1,142 @@
+"""The events API behind intake (`/events/{merchant_id}/…` forwarded to `/internal/events/…`).
+
+Hyperswitch's paths and fields; the merchant in `x-internal-merchant-id` scopes every query, so another
+merchant's event ids answer 404 as unknown ones do.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from recovery_contracts.api.errors import ApiError, validation_error_response
+from recovery_contracts.api.events import (
+    EventListConstraints,
+    EventListItemResponse,
+    EventRetrieveResponse,
+    TotalEventsResponse,
+)
+from recovery_dispatcher.adapters.store import EventStore
+from recovery_dispatcher.handlers import WebhookDispatcher
+from recovery_runtime.internal_api import InternalCaller
+
+DEFAULT_PAGE = 10
+
+
+def _problem(error: ApiError, **params: Any) -> JSONResponse:
+    return JSONResponse(error.response(**params).model_dump(exclude_none=True), status_code=error.status_code)
+
+
+def list_item(doc: dict[str, Any]) -> dict[str, Any]:
+    initial = doc.get("delivery_attempt") == "initial_attempt"
+    succeeded = doc.get("is_overall_delivery_successful") if initial else doc.get("is_webhook_notified")
+    return {
+        "event_id": doc["_id"],
+        "merchant_id": doc["merchant_id"],
+        "profile_id": doc["business_profile_id"],
+        "object_id": doc["primary_object_id"],
+        "event_type": doc["event_type"],
+        "event_class": doc["event_class"],
+        # The event's overall result on the initial record; this attempt's own result on a retry record.
+        "is_delivery_successful": succeeded,
+        "initial_attempt_id": doc["initial_attempt_id"],
+        "created": doc["created_at"],
+    }
+
+
+def attempt_item(doc: dict[str, Any]) -> EventRetrieveResponse:
+    request = doc.get("request") or {"body": bytes(doc.get("body") or b"").decode(), "headers": []}
+    response = doc.get("response") or {}
+    return EventRetrieveResponse.model_validate(
+        {
+            **list_item(doc),
+            "request": {"body": request["body"], "headers": [tuple(h) for h in request["headers"]]},
+            "response": {
+                "body": response.get("body"),
+                "headers": [tuple(h) for h in response["headers"]] if response.get("headers") is not None else None,
+                "status_code": response.get("status_code"),
+                "error_message": response.get("error_message"),
+            },
+            "delivery_attempt": doc.get("delivery_attempt"),
+        }
+    )
+
+
+def _filters(merchant_id: str, constraints: EventListConstraints) -> dict[str, Any]:
+    query: dict[str, Any] = {"merchant_id": merchant_id}
+    created: dict[str, Any] = {}
+    if constraints.created_after is not None:
+        created["$gte"] = constraints.created_after
+    if constraints.created_before is not None:
+        created["$lte"] = constraints.created_before
+    if created:
+        query["created_at"] = created
+    if constraints.object_id is not None:
+        # The primary object is the attempt (as Hyperswitch's); merchants also look events up by payment id.
+        query["$or"] = [{"primary_object_id": constraints.object_id}, {"payment_id": constraints.object_id}]
+    if constraints.event_id is not None:
+        query["initial_attempt_id"] = constraints.event_id
+    if constraints.profile_id is not None:
+        query["business_profile_id"] = constraints.profile_id
+    if constraints.event_classes:
+        query["event_class"] = {"$in": [c.value for c in constraints.event_classes]}
+    if constraints.event_types:
+        query["event_type"] = {"$in": [t.value for t in constraints.event_types]}
+    if constraints.is_delivered is not None:
+        query["is_overall_delivery_successful"] = bool(constraints.is_delivered)
+    return query
+
+
+def router(events: EventStore, dispatcher: WebhookDispatcher, caller: InternalCaller) -> APIRouter:
+    api = APIRouter(prefix="/internal/events", include_in_schema=False)
+
+    async def initial_of(merchant_id: str, event_id: str) -> dict[str, Any] | None:
+        doc = await events.get(event_id, merchant_id)
+        if doc is None:
+            return None
+        if doc["initial_attempt_id"] == doc["_id"]:
+            return doc
+        return await events.get(doc["initial_attempt_id"], merchant_id)
+
+    @api.post("/{merchant_id}/list")
+    async def list_events(merchant_id: str, request: Request, caller_id: str = Depends(caller)) -> JSONResponse:
+        if caller_id != merchant_id:
+            return _problem(ApiError.EVENT_NOT_FOUND)
+        raw = await request.body()
+        try:
+            constraints = EventListConstraints.model_validate_json(raw or b"{}")
+        except ValidationError as error:
+            response = validation_error_response(error.errors())
+            return JSONResponse(response.model_dump(exclude_none=True), status_code=400)
+        docs, total = await events.list_initial(
+            _filters(merchant_id, constraints), constraints.offset or 0, constraints.limit or DEFAULT_PAGE
+        )
+        body = TotalEventsResponse(
+            events=[EventListItemResponse.model_validate(list_item(d)) for d in docs], total_count=total
+        )
+        return JSONResponse(json.loads(body.model_dump_json()))
+
+    @api.get("/{merchant_id}/{event_id}/attempts")
+    async def attempts(merchant_id: str, event_id: str, caller_id: str = Depends(caller)) -> JSONResponse:
+        initial = await initial_of(caller_id, event_id) if caller_id == merchant_id else None
+        if initial is None:
+            return _problem(ApiError.EVENT_NOT_FOUND)
+        docs = await events.attempts_of(initial["_id"], caller_id)
+        return JSONResponse([json.loads(attempt_item(d).model_dump_json()) for d in docs])
+
+    @api.post("/{merchant_id}/{event_id}/retry")
+    async def retry(merchant_id: str, event_id: str, caller_id: str = Depends(caller)) -> JSONResponse:
+        initial = await initial_of(caller_id, event_id) if caller_id == merchant_id else None
+        if initial is None:
+            return _problem(ApiError.EVENT_NOT_FOUND)
+        try:
+            record = await dispatcher.manual_retry(initial)
+        except LookupError as missing:
+            return _problem(ApiError.PRECONDITION_FAILED, message=str(missing))
+        return JSONResponse(json.loads(attempt_item(record).model_dump_json()))
+
+    return api

@@ -1,0 +1,18 @@
+"""The dispatcher's Prometheus series."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+DELIVERY_ATTEMPTS = Counter(
+    "recovery_webhook_attempts_total", "Webhook delivery attempts by outcome", ["outcome", "delivery_attempt"]
+)
+DELIVERY_SECONDS = Histogram("recovery_webhook_attempt_seconds", "Duration of one webhook delivery attempt")
+EVENTS_FINISHED = Counter(
+    "recovery_webhook_events_finished_total",
+    "Webhook events that reached a final status (delivered, retries_exceeded, blocked, endpoint_disabled)",
+    ["result"],
+)
+RETRIES_SCHEDULED = Counter("recovery_webhook_retries_scheduled_total", "Durable webhook retries scheduled", ["why"])
+ENDPOINTS_DISABLED = Counter("recovery_webhook_endpoints_disabled_total", "Endpoints disabled", ["reason"])
+CIRCUITS_OPEN = Gauge("recovery_webhook_circuits_open", "Endpoint circuit breakers open in this process")

@@ -1,0 +1,208 @@
+"""The retry engine end to end: the whole system as processes, the Stripe sandbox, webhooks and record back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from recovery_cli.demo import MerchantSetup, SeedScenario
+from recovery_cli.scenario import BILLING_CONNECTOR_ACCOUNT, seed_body
+from recovery_cli.stack import Stack
+from recovery_sandbox.receiver import create_app as receiver_app
+from recovery_sandbox.serving import BackgroundServer
+from support.stack import seed_scenario
+
+TRACKER = "/v2/process-trackers/revenue-recovery-workflow"
+# Business seconds; at TIME_SCALE 1000 a 60 s step is 60 ms. A long first step leaves the test time to act
+# (another token, a cancellation) before the first retry.
+QUICK_LADDER = [60, 60, 60, 60]
+SLOW_START_LADDER = [4000, 60, 60, 60]
+
+
+@pytest.fixture
+def billing_receiver() -> Iterator[BackgroundServer]:
+    """The billing system's record-back endpoint: a real local HTTP server that answers as told."""
+    server = BackgroundServer(receiver_app(), graceful_seconds=2.0).start(timeout=30.0)
+    yield server
+    server.stop()
+
+
+def setup_merchant(
+    scenario: SeedScenario, ladder: list[int], record_back_url: str | None = None, max_retry_count: int = 9
+) -> MerchantSetup:
+    """The seed's merchant, with a billing connector account of its own: short ladder, record back."""
+    setup = scenario.bootstrap()
+    body = seed_body(BILLING_CONNECTOR_ACCOUNT, payment_mca=setup.payment_mca, profile_id=setup.profile_id)
+    recovery = body["feature_metadata"]["revenue_recovery"]
+    recovery["retry_ladder_seconds"] = ladder
+    recovery["max_retry_count"] = max_retry_count
+    if record_back_url:
+        recovery["record_back_url"] = record_back_url
+    body["connector_label"] = "billing_retry_engine"
+    created = scenario.http.post(
+        f"{scenario.endpoints.intake_url}/v2/connector-accounts", json=body, headers=setup.headers()
+    )
+    assert created.status_code == 200, created.text
+    return MerchantSetup(**{**setup.__dict__, "billing_mca": created.json()["id"]})
+
+
+def tracker(scenario: SeedScenario, setup: MerchantSetup, payment_id: str) -> httpx.Response:
+    return scenario.http.get(f"{scenario.endpoints.intake_url}{TRACKER}/{payment_id}", headers=setup.headers())
+
+
+def wait_for_tracker(
+    scenario: SeedScenario, setup: MerchantSetup, payment_id: str, recovery_status: str, timeout: float = 30.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = tracker(scenario, setup, payment_id)
+        if answer.status_code == 200 and answer.json()["recovery_status"] == recovery_status:
+            return answer.json()
+        assert time.monotonic() < deadline, f"recovery not {recovery_status}: {answer.status_code} {answer.text}"
+        time.sleep(0.25)
+
+
+def fault(stack: Stack, **fields: Any) -> None:
+    assert httpx.post(f"{stack.stripe_url}/_sandbox/faults", json=fields).status_code < 300
+
+
+def webhooks_for(scenario: SeedScenario, payment_id: str) -> list[str | None]:
+    return [w.event_type for w in scenario.received() if w.object_id == payment_id]
+
+
+def test_soft_decline_then_success_on_a_later_slot_is_recorded_back_until_accepted(
+    stack: Stack, billing_receiver: BackgroundServer
+) -> None:
+    scenario = seed_scenario(stack)
+    httpx.post(f"{billing_receiver.url}/_receiver/config", json={"behaviours": [{"status": 500, "times": 2}]})
+    setup = setup_merchant(scenario, QUICK_LADDER, record_back_url=f"{billing_receiver.url}/record-back")
+    customer, pm = scenario.customer_with_card("pm_card_visa")
+    fault(stack, payment_method=pm, mode="decline", decline_code="insufficient_funds", times=1)
+    payment_id = scenario.request_recovery(setup, customer, pm)["id"]
+
+    scenario.wait_for_webhook(payment_id, timeout=60)
+    charges = scenario.charges(customer)
+    assert [c["status"] for c in charges] == ["failed", "succeeded"]
+
+    view = wait_for_tracker(scenario, setup, payment_id, "succeeded")
+    assert view["status"] == "finish" and view["business_status"] == "COMPLETED_EXECUTE_TASK"
+    assert view["id"] == f"PASSIVE_RECOVERY_WORKFLOW_EXECUTE_WORKFLOW_{payment_id}"
+    first, second = view["attempts"]
+    assert (first["outcome"], first["decline_code"], first["decline_class"]) == (
+        "declined",
+        "insufficient_funds",
+        "later",
+    )
+    assert second["outcome"] == "succeeded"
+    assert [e["what"] for e in view["timeline"]].count("attempt_planned") == 2
+
+    # Record back: refused twice (500), accepted on the third try, each on a durable timer.
+    deadline = time.monotonic() + 30
+    while len(tries := httpx.get(f"{billing_receiver.url}/received").json()) < 3:
+        assert time.monotonic() < deadline, tries
+        time.sleep(0.25)
+    assert [t["response"]["status"] for t in tries] == [500, 500, 200]
+    body = tries[-1]["json"]
+    assert body == {
+        "merchant_reference_id": "test_ffhgfewf3476f5",
+        "amount": 2250,
+        "currency": "USD",
+        "payment_method_type": "card",
+        "attempt_status": "charged",
+        "connector_transaction_id": charges[1]["payment_intent"],
+    }
+    time.sleep(1.0)
+    assert len(httpx.get(f"{billing_receiver.url}/received").json()) == 3
+    assert webhooks_for(scenario, payment_id) == ["payment_succeeded"]
+
+
+def test_hard_decline_on_the_only_token_sends_payment_failed_and_charges_no_more(stack: Stack) -> None:
+    scenario = seed_scenario(stack)
+    setup = setup_merchant(scenario, QUICK_LADDER)
+    customer, pm = scenario.customer_with_card("pm_card_chargeDeclinedLostCard")
+    payment_id = scenario.request_recovery(setup, customer, pm)["id"]
+
+    failed = scenario.wait_for_webhook(payment_id, event_type="payment_failed", timeout=60)
+    assert failed.body["content"]["object"]["status"] == "failed"
+    view = wait_for_tracker(scenario, setup, payment_id, "failed")
+    assert view["business_status"] == "FAILED_DUE_TO_HARD_DECLINE_ERROR"
+    assert view["attempts"][0]["decline_class"] == "never"
+    time.sleep(1.5)  # many ladder steps at this time scale
+    assert len(scenario.charges(customer)) == 1
+    assert webhooks_for(scenario, payment_id) == ["payment_failed"]
+
+
+def test_a_second_saved_token_is_used_once_the_first_is_hard_declined(stack: Stack) -> None:
+    scenario = seed_scenario(stack)
+    setup = setup_merchant(scenario, SLOW_START_LADDER)
+    customer, lost = scenario.customer_with_card("pm_card_chargeDeclinedLostCard")
+    good = _attach(stack, scenario, customer, "pm_card_visa")
+    payment_id = scenario.request_recovery(setup, customer, lost)["id"]
+    # The same invoice again from the billing system, with the customer's other saved card.
+    again = scenario.request_recovery(
+        setup,
+        customer,
+        good,
+        connector_transaction_id="1831985",
+    )
+    assert again["id"] == payment_id
+
+    scenario.wait_for_webhook(payment_id, timeout=60)
+    charges = scenario.charges(customer)
+    assert [(c["status"], c["payment_method"]) for c in charges] == [("failed", lost), ("succeeded", good)]
+    view = wait_for_tracker(scenario, setup, payment_id, "succeeded")
+    assert [t["hard_declined"] for t in view["tokens"]] == [True, False]
+    assert view["billing_retry_count"] == 2
+    assert webhooks_for(scenario, payment_id) == ["payment_succeeded"]
+
+
+def _attach(stack: Stack, scenario: SeedScenario, customer: str, card: str) -> str:
+    auth = {"Authorization": f"Bearer {scenario.sandbox_secret_key}"}
+    answer = httpx.post(
+        f"{stack.stripe_url}/v1/payment_methods/{card}/attach", data={"customer": customer}, headers=auth
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["id"])
+
+
+def test_a_charge_timeout_is_settled_by_psync_with_one_charge_and_one_webhook(start_stack: Any) -> None:
+    stack = start_stack(component_env={"executor": {"CONNECTOR_TIMEOUT_SECONDS": "1"}})
+    scenario = seed_scenario(stack)
+    setup = setup_merchant(scenario, QUICK_LADDER)
+    customer, pm = scenario.customer_with_card("pm_card_visa")
+    # The executor gives up on an answer after CONNECTOR_TIMEOUT_SECONDS; the sandbox charges and stalls longer.
+    fault(stack, payment_method=pm, mode="timeout_after_charge", seconds=3, times=1)
+    payment_id = scenario.request_recovery(setup, customer, pm)["id"]
+
+    scenario.wait_for_webhook(payment_id, timeout=90)
+    time.sleep(1.0)
+    charges = scenario.charges(customer)
+    assert len(charges) == 1 and charges[0]["status"] == "succeeded"
+    assert webhooks_for(scenario, payment_id) == ["payment_succeeded"]
+    view = wait_for_tracker(scenario, setup, payment_id, "succeeded")
+    assert len(view["attempts"]) == 1
+
+
+def test_cancel_invoice_stops_pending_retries_and_the_tracker_is_per_merchant(stack: Stack) -> None:
+    scenario = seed_scenario(stack)
+    setup = setup_merchant(scenario, SLOW_START_LADDER)
+    customer, pm = scenario.customer_with_card("pm_card_visa")
+    payment_id = scenario.request_recovery(setup, customer, pm)["id"]
+    planned = wait_for_tracker(scenario, setup, payment_id, "scheduled")
+    assert planned["status"] == "pending" and planned["name"] == "EXECUTE_WORKFLOW"
+    assert planned["schedule_time_for_payment"] is not None
+
+    cancelled = scenario.request_recovery(setup, customer, pm, action="cancel_invoice")
+    assert cancelled["id"] == payment_id and cancelled["intent_status"] == "cancelled"
+    view = wait_for_tracker(scenario, setup, payment_id, "cancelled")
+    assert view["status"] == "finish" and view["business_status"] == "CANCELLED_BY_BILLING_CONNECTOR"
+    time.sleep(5.0)  # past the first planned retry (4000 business seconds = 4 s)
+    assert scenario.charges(customer) == []
+    assert webhooks_for(scenario, payment_id) == []
+
+    other = scenario.bootstrap()
+    assert tracker(scenario, other, payment_id).status_code == 404

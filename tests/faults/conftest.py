@@ -1,0 +1,114 @@
+"""The fault suite's stacks: every process real, SecantusDB on disk (it is stopped and started), and for the
+broker-restart scenario a RabbitMQ node of the suite's own. `FAULTS_ITERATIONS` (default 1) scales the kills
+and the batch sizes for the long run; the figures are printed at the end of the session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fault_harness import ITERATIONS, Figures
+from private_rabbitmq import PrivateRabbitMQ, available
+
+from recovery_cli.stack import Stack, StackConfig
+
+FIGURES = Figures()
+
+# Short waits so a crash is recovered from within the test's time; production keeps the defaults.
+COMMON_ENV = {
+    "OUTBOX_RELAY_AFTER_SECONDS": "2",
+    "CONSUMER_WATCHDOG_SECONDS": "1",
+    "PUBLISH_TIMEOUT_SECONDS": "5",
+    "SHUTDOWN_GRACE_SECONDS": "5",
+}
+COMPONENT_ENV = {
+    # The sandbox holds a timed-out charge's answer 2.5 s; the executor gives up after 1 s and PSYNCs.
+    "executor": {"CONNECTOR_TIMEOUT_SECONDS": "1", "ABANDONED_ATTEMPT_SECONDS": "3"},
+    "webhook-dispatcher": {
+        # Business seconds (TIME_SCALE 1000): 1 min, 5 min, 15 min, then every 30 min for a day.
+        "WEBHOOK_RETRY_SCHEDULE_SECONDS": ",".join(["60", "300", "900"] + ["1800"] * 48),
+        "WEBHOOK_IN_PROCESS_ATTEMPTS": "1",
+        "WEBHOOK_DELIVERY_LEASE_SECONDS": "5",
+        "WEBHOOK_CONNECT_TIMEOUT_SECONDS": "2",
+        "WEBHOOK_TOTAL_TIMEOUT_SECONDS": "3",
+    },
+}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not FIGURES.scenarios:
+        return
+    terminalreporter.section(f"fault suite figures (FAULTS_ITERATIONS={ITERATIONS})")
+    for line in FIGURES.lines():
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def figures(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Figures]:
+    yield FIGURES
+    out = Path(os.environ.get("FAULTS_FIGURES_FILE", tmp_path_factory.getbasetemp() / "fault-figures.json"))
+    out.write_text(json.dumps({**FIGURES.__dict__, "iterations": ITERATIONS}, indent=2))
+
+
+@pytest.fixture
+def fault_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """`fault_stack(rabbitmq_url, instances=..., env=...)` starts the whole system with its own on-disk SecantusDB."""
+    stacks: list[Stack] = []
+
+    def start(rabbitmq_url: str, instances: dict[str, int] | None = None, env: dict[str, str] | None = None) -> Stack:
+        config = StackConfig(
+            run_dir=tmp_path / f"run-{len(stacks) + 1}",
+            rabbitmq_url=rabbitmq_url,
+            mongodb_url=None,
+            mongodb_storage=str(tmp_path / "secantusdb"),
+            mongodb_database="faults",
+            time_scale=1000.0,
+            free_ports=True,
+            instances=instances or {},
+            extra_env={**COMMON_ENV, **(env or {})},
+            component_env=COMPONENT_ENV,
+            readiness_timeout=120.0,
+            stop_grace=10.0,
+            log_level="INFO",
+        )
+        stack = Stack(config)
+        stacks.append(stack)
+        stack.start()
+        return stack
+
+    yield start
+    failed = getattr(request.node, "rep_call", None)
+    for stack in stacks:
+        if failed is not None and failed.failed:
+            print(stack.log_tails(40, roles=("service",)))
+        stack.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@pytest.fixture(scope="session")
+def private_rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRabbitMQ]:
+    """The suite's own broker: stopping it harms nobody, and the scenarios do not load the shared one."""
+    why_not = available()
+    if why_not is not None:
+        pytest.fail(f"cannot start a private RabbitMQ node for the fault suite: {why_not}")
+    node = PrivateRabbitMQ(tmp_path_factory.mktemp("rabbitmq")).start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture
+def fault_broker_url(request: pytest.FixtureRequest, private_rabbitmq: PrivateRabbitMQ) -> str:
+    return private_rabbitmq.vhost_url(f"faults-{request.node.name[:40]}-{os.getpid()}")

@@ -1,0 +1,109 @@
+"""Consuming against the real broker: duplicates apply once, poison ends in its DLQ with a reason, never loops."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from recovery_contracts.envelope import Envelope
+from recovery_runtime import bus
+from recovery_runtime.bus import REJECTION_HEADER, MessageRejected, OutgoingMessage
+from recovery_runtime.topology import DELIVERY_LIMIT, QUEUES, ConsumerQueue
+from recovery_runtime.unit_of_work import Transaction
+from support.broker import broker_probe, eventually
+from support.payments import stripe_account
+from support.stack import Isolation
+
+QUEUE = "executor.connector-account-updated"
+
+
+def counted(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_every_message_published_twice_is_applied_once(runtime_service: Any, isolation: Isolation) -> None:
+    applied: list[str] = []
+
+    async def handler(envelope: Envelope[Any], queue: ConsumerQueue) -> None:
+        async def effect(tx: Transaction) -> None:
+            account = envelope.payload.connector_account_id
+            await service.db["effects"].update_one(
+                {"_id": account}, {"$inc": {"applied": 1}}, upsert=True, session=tx.session
+            )
+
+        await service.store.apply(effect, consumed=envelope, consumer=queue.name)
+        applied.append(envelope.message_id)
+
+    before = counted("recovery_messages_consumed_total", queue=QUEUE, result="duplicate")
+    async with runtime_service({QUEUE: handler}, duplicate_deliveries_for_tests=True) as service:
+        messages = [stripe_account(f"mca_{n}") for n in range(5)]
+        await service.publisher.publish_many([OutgoingMessage.of(m) for m in messages])
+        await eventually(
+            lambda: counted("recovery_messages_consumed_total", queue=QUEUE, result="duplicate") - before >= 5
+        )
+        effects = await service.db["effects"].find().to_list(None)
+    assert sorted(applied) == sorted(m.message_id for m in messages)
+    assert [e["applied"] for e in effects] == [1] * 5
+
+
+async def test_invalid_bytes_end_in_the_dead_letter_queue_with_the_reason_and_consuming_goes_on(
+    runtime_service: Any, isolation: Isolation
+) -> None:
+    handled: list[str] = []
+
+    async def handler(envelope: Envelope[Any], queue: ConsumerQueue) -> None:
+        handled.append(envelope.message_id)
+
+    async with runtime_service({QUEUE: handler}), broker_probe(isolation.rabbitmq_url) as probe:
+        await probe.publish_raw(b'{"not": "an envelope"', "", QUEUE, message_id="poison-1")
+        good = stripe_account()
+        await probe.publish(good)
+        await eventually(lambda: handled == [good.message_id])
+        dead = await probe.take(QUEUES[QUEUE].dead_letter_queue)
+    assert dead.message_id == "poison-1"
+    reason = dead.headers[REJECTION_HEADER]
+    assert isinstance(reason, str) and reason.startswith("invalid message")
+    assert dead.headers["x-original-queue"] == QUEUE
+
+
+async def test_a_message_that_always_fails_is_dead_lettered_at_the_delivery_limit_not_looped(
+    runtime_service: Any, isolation: Isolation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bus, "retry_pause", lambda deliveries: 0.0)
+    tries: list[int] = []
+
+    async def handler(envelope: Envelope[Any], queue: ConsumerQueue) -> None:
+        tries.append(1)
+        raise RuntimeError("the database is down, say")
+
+    async with runtime_service({QUEUE: handler}), broker_probe(isolation.rabbitmq_url) as probe:
+        message = stripe_account()
+        await probe.publish(message)
+        dead = await probe.take(QUEUES[QUEUE].dead_letter_queue, timeout=60)
+        await asyncio.sleep(0.5)
+        assert await probe.depth(QUEUE) == 0
+    assert dead.message_id == message.message_id
+    death = dead.headers["x-death"][0]
+    assert death["reason"] == "delivery_limit"
+    # The first delivery plus DELIVERY_LIMIT redeliveries, then never again.
+    assert len(tries) == DELIVERY_LIMIT + 1
+
+
+async def test_a_rejected_message_is_dead_lettered_once_with_its_message_id(
+    runtime_service: Any, isolation: Isolation
+) -> None:
+    async def handler(envelope: Envelope[Any], queue: ConsumerQueue) -> None:
+        raise MessageRejected("connector account refers to nothing")
+
+    async with runtime_service({QUEUE: handler}), broker_probe(isolation.rabbitmq_url) as probe:
+        message = stripe_account()
+        await probe.publish(message)
+        dead = await probe.take(QUEUES[QUEUE].dead_letter_queue)
+        await asyncio.sleep(0.3)
+        assert await probe.depth(QUEUES[QUEUE].dead_letter_queue) == 0
+    assert dead.message_id == message.message_id
+    assert dead.headers[REJECTION_HEADER] == "connector account refers to nothing"
+    assert dead.headers["x-original-routing-key"] == message.type.value

@@ -1,0 +1,97 @@
+"""Intake, scheduler and dispatcher in-process (real HTTP, the test's vhost and database), two merchants on them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+from pymongo.database import Database
+from security_system import System, make_tenant
+
+from recovery_cli.demo import Endpoints, SeedScenario
+from recovery_dispatcher.app import build_service as build_dispatcher
+from recovery_dispatcher.settings import DispatcherSettings
+from recovery_intake.app import build_service as build_intake
+from recovery_intake.settings import IntakeSettings
+from recovery_runtime.service import Service
+from recovery_sandbox.receiver import create_app as receiver_app
+from recovery_sandbox.serving import BackgroundServer
+from recovery_sandbox.stripe import create_app as stripe_app
+from recovery_scheduler.app import build_service as build_scheduler
+from recovery_scheduler.settings import SchedulerSettings
+from support.mongodb import database_name_for, drop_database
+from support.rabbitmq import VirtualHosts, vhost_name_for
+from support.services import settings_for
+from support.stack import Isolation
+
+ADMIN = "security_test_admin_key"
+
+
+@pytest.fixture(scope="module")
+def module_isolation(
+    request: pytest.FixtureRequest, virtual_hosts: VirtualHosts, mongodb_url: str
+) -> Iterator[Isolation]:
+    """One vhost and database for a whole module: its tests share one running system (set up once)."""
+    name = f"security-{request.module.__name__.rsplit('.', 1)[-1]}"
+    url = virtual_hosts.create(vhost_name_for(name))
+    database = database_name_for(name)
+    yield Isolation(rabbitmq_url=url, mongodb_url=mongodb_url, mongodb_database=database)
+    virtual_hosts.delete(vhost_name_for(name), wait=False)
+    drop_database(mongodb_url, database)
+
+
+@pytest.fixture(scope="module")
+def serve() -> Iterator[Callable[[Any], BackgroundServer]]:
+    servers: list[BackgroundServer] = []
+
+    def start(target: Any) -> BackgroundServer:
+        app = target.app if isinstance(target, Service) else target
+        server = BackgroundServer(app, graceful_seconds=5.0).start(timeout=60.0)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in reversed(servers):
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def db(module_isolation: Isolation) -> Iterator[Database[dict[str, Any]]]:
+    client: MongoClient[dict[str, Any]] = MongoClient(module_isolation.mongodb_url, tz_aware=True)
+    yield client[module_isolation.mongodb_database]
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def intake_settings() -> dict[str, Any]:
+    """Overrides of intake's settings for the test (a module may replace this fixture)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def system(serve: Any, module_isolation: Isolation, intake_settings: dict[str, Any]) -> System:
+    isolation = module_isolation
+    scheduler = serve(build_scheduler(settings_for(SchedulerSettings, isolation, timer_poll_seconds=0.05)))
+    dispatcher = serve(
+        build_dispatcher(settings_for(DispatcherSettings, isolation, webhook_allowed_cidrs="127.0.0.0/8"))
+    )
+    intake = serve(
+        build_intake(
+            settings_for(
+                IntakeSettings,
+                isolation,
+                admin_api_key=ADMIN,
+                scheduler_internal_url=scheduler.url,
+                dispatcher_internal_url=dispatcher.url,
+                **intake_settings,
+            )
+        )
+    )
+    stripe = serve(stripe_app())
+    receiver = serve(receiver_app())
+    scenario = SeedScenario(Endpoints(intake.url, stripe.url, receiver.url, ADMIN), say=lambda _: None)
+    a = make_tenant(scenario, intake.url, "invoice_a")
+    b = make_tenant(scenario, intake.url, "invoice_b")
+    return System(intake.url, scenario, a, b)

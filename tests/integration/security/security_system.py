@@ -1,0 +1,48 @@
+"""The two-merchant system the security tests drive: who they are and how to call intake."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from recovery_cli.demo import MerchantSetup, SeedScenario
+from recovery_cli.scenario import RECOVERY_REQUEST, seed_body
+
+
+@dataclass
+class Tenant:
+    setup: MerchantSetup
+    key_id: str
+    payment_id: str
+
+    def headers(self, **overrides: str) -> dict[str, str]:
+        return {**self.setup.headers(), **overrides}
+
+
+@dataclass
+class System:
+    intake_url: str
+    scenario: SeedScenario
+    a: Tenant
+    b: Tenant
+
+    def call(self, method: str, path: str, headers: dict[str, str], body: Any = None) -> httpx.Response:
+        return httpx.request(method, f"{self.intake_url}{path}", json=body, headers=headers, timeout=30)
+
+
+def make_tenant(scenario: SeedScenario, intake_url: str, reference: str) -> Tenant:
+    setup = scenario.bootstrap()
+    keys = httpx.get(f"{intake_url}/v2/api-keys/list", headers=setup.headers(), timeout=30).json()
+    body = seed_body(
+        RECOVERY_REQUEST,
+        customer_id_from_stripe="cus_test",
+        payment_method_id_from_stripe="pm_test",
+        billing_mca=setup.billing_mca,
+        payment_mca=setup.payment_mca,
+    )
+    body["merchant_reference_id"] = reference
+    answer = httpx.post(f"{intake_url}/v2/payments/recovery", json=body, headers=setup.headers(), timeout=30)
+    assert answer.status_code == 200, answer.text
+    return Tenant(setup, keys[0]["key_id"], answer.json()["id"])

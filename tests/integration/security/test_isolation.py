@@ -1,0 +1,213 @@
+"""Merchant isolation, endpoint by endpoint: no key, a wrong key, another merchant's key, another merchant's ids
+and another merchant's profile are each refused; another merchant's ids answer exactly as ids that do not exist."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from security_system import System, Tenant
+
+from recovery_cli.scenario import PAYMENT_CONNECTOR_ACCOUNT, RECOVERY_REQUEST, seed_body
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    # A path template over {merchant}, {profile}, {key}, {mca}, {payment}, {event} (the owner's ids).
+    path: str
+    body: Callable[[Tenant, Tenant], Any] = lambda own, owner: None
+    # Whether the path names a resource of its owner (then another merchant's id must read as nonexistent).
+    names_resource: bool = True
+    admin_only: bool = False
+
+    def url(self, owner: Tenant | None) -> str:
+        if owner is None:
+            ids = dict(
+                merchant="nobody_Xx",
+                profile="pro_00000000000000000000",
+                key="key_00000000000000000000",
+                mca="mca_00000000000000000000",
+                payment="12345_pay_" + "0" * 32,
+                event="evt_" + "0" * 32,
+            )
+        else:
+            ids = dict(
+                merchant=owner.setup.merchant_id,
+                profile=owner.setup.profile_id,
+                key=owner.key_id,
+                mca=owner.setup.payment_mca,
+                payment=owner.payment_id,
+                event="evt_" + "0" * 32,
+            )
+        return self.path.format(**ids)
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def recovery_body(own: Tenant, owner: Tenant) -> dict[str, Any]:
+    """A recovery on `own`'s profile naming `owner`'s connector accounts."""
+    body = seed_body(
+        RECOVERY_REQUEST,
+        customer_id_from_stripe="cus_x",
+        payment_method_id_from_stripe="pm_x",
+        billing_mca=owner.setup.billing_mca,
+        payment_mca=owner.setup.payment_mca,
+    )
+    body["merchant_reference_id"] = "invoice_probe"
+    return body
+
+
+def connector_body(own: Tenant, owner: Tenant) -> dict[str, Any]:
+    return seed_body(PAYMENT_CONNECTOR_ACCOUNT, api_key="sk_test_probe", profile_id=owner.setup.profile_id)
+
+
+RESUME = {
+    "revenue_recovery_task": "EXECUTE_WORKFLOW",
+    "schedule_time": "2030-01-01T00:00:00.000Z",
+    "status": "pending",
+    "business_status": "Pending",
+}
+ENDPOINTS = [
+    Endpoint("POST", "/v2/merchant-accounts", lambda o, w: {"merchant_name": "probe"}, False, admin_only=True),
+    Endpoint("GET", "/v2/merchant-accounts/{merchant}"),
+    Endpoint("POST", "/v2/profiles", lambda o, w: {"profile_name": "probe"}, names_resource=False),
+    Endpoint("GET", "/v2/profiles/{profile}"),
+    Endpoint("PUT", "/v2/profiles/{profile}", lambda o, w: {"profile_name": "taken over"}),
+    Endpoint("POST", "/v2/profiles/{profile}/webhook-secret/rotate", lambda o, w: {}),
+    Endpoint("POST", "/v2/api-keys", lambda o, w: {"name": "probe", "expiration": "never"}, names_resource=False),
+    Endpoint("GET", "/v2/api-keys/list", names_resource=False),
+    Endpoint("GET", "/v2/api-keys/{key}"),
+    Endpoint("DELETE", "/v2/api-keys/{key}"),
+    Endpoint("POST", "/v2/connector-accounts", connector_body),
+    Endpoint("GET", "/v2/connector-accounts/{mca}"),
+    Endpoint("POST", "/v2/payments/recovery", recovery_body),
+    Endpoint("GET", "/v2/payments/{payment}"),
+    Endpoint("POST", "/events/{merchant}", lambda o, w: {}),
+    Endpoint("GET", "/events/{merchant}/{event}/attempts"),
+    Endpoint("POST", "/events/{merchant}/{event}/retry"),
+    Endpoint("GET", "/v2/process-trackers/revenue-recovery-workflow/{payment}"),
+    Endpoint("POST", "/v2/process-trackers/revenue-recovery-workflow/{payment}/resume", lambda o, w: RESUME),
+]
+MERCHANT_ENDPOINTS = [e for e in ENDPOINTS if not e.admin_only]
+RESOURCE_ENDPOINTS = [e for e in MERCHANT_ENDPOINTS if e.names_resource]
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    assert response.headers.get("content-type", "").startswith("application/json"), response.text
+    return response.json()["error"]
+
+
+def normalised(response: httpx.Response, *ids: str) -> tuple[int, str]:
+    text = response.text
+    for value in ids:
+        text = text.replace(value, "<id>")
+    return response.status_code, text
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
+def test_without_a_valid_key_nothing_is_answered(system: System, endpoint: Endpoint) -> None:
+    a = system.a
+    body = endpoint.body(a, a)
+    no_key = {k: v for k, v in a.headers().items() if k != "api-key"}
+    for headers in (no_key, a.headers(**{"api-key": "snd_" + "x" * 43}), a.headers(**{"api-key": ""})):
+        response = system.call(endpoint.method, endpoint.url(a), headers, body)
+        assert response.status_code == 401, (endpoint, response.text)
+        assert error_of(response)["code"] == "IR_01"
+
+
+@pytest.mark.parametrize("endpoint", MERCHANT_ENDPOINTS, ids=str)
+def test_another_merchants_key_cannot_act_for_this_merchant(system: System, endpoint: Endpoint) -> None:
+    a, b = system.a, system.b
+    # B's key presented with A's merchant id (and A's profile): refused before anything is looked up.
+    response = system.call(
+        endpoint.method, endpoint.url(a), b.headers(**{"x-merchant-id": a.setup.merchant_id}), endpoint.body(a, a)
+    )
+    assert response.status_code == 401, (endpoint, response.text)
+    assert "x-merchant-id" in error_of(response).get("reason", "")
+
+
+@pytest.mark.parametrize("endpoint", MERCHANT_ENDPOINTS, ids=str)
+def test_a_profile_of_another_merchant_reads_as_a_profile_that_does_not_exist(
+    system: System, endpoint: Endpoint
+) -> None:
+    a, b = system.a, system.b
+    foreign = system.call(
+        endpoint.method, endpoint.url(a), a.headers(**{"x-profile-id": b.setup.profile_id}), endpoint.body(a, a)
+    )
+    unknown_id = "pro_" + "9" * 20
+    unknown = system.call(
+        endpoint.method, endpoint.url(a), a.headers(**{"x-profile-id": unknown_id}), endpoint.body(a, a)
+    )
+    assert foreign.status_code == 404, (endpoint, foreign.text)
+    assert normalised(foreign, b.setup.profile_id) == normalised(unknown, unknown_id)
+
+
+@pytest.mark.parametrize("endpoint", RESOURCE_ENDPOINTS, ids=str)
+def test_another_merchants_ids_read_as_ids_that_do_not_exist(system: System, endpoint: Endpoint) -> None:
+    a, b = system.a, system.b
+    if "process-trackers" in endpoint.path:
+        wait_for_recovery(system, b)
+    headers = a.headers()
+    if endpoint.path == "/v2/connector-accounts":
+        headers.pop("x-profile-id")  # the body names the profile
+    foreign = system.call(endpoint.method, endpoint.url(b), headers, endpoint.body(a, b))
+    absent = system.call(endpoint.method, endpoint.url(None), headers, endpoint.body(a, b))
+    assert foreign.status_code == 404, (endpoint, foreign.text)
+    ids = (
+        b.setup.merchant_id,
+        b.setup.profile_id,
+        b.key_id,
+        b.setup.payment_mca,
+        b.setup.billing_mca,
+        b.payment_id,
+        "nobody_Xx",
+        "pro_00000000000000000000",
+        "key_00000000000000000000",
+        "mca_00000000000000000000",
+        "12345_pay_" + "0" * 32,
+    )
+    if endpoint.method == "GET" and "{event}" not in endpoint.path:
+        own = system.call(endpoint.method, endpoint.url(b), b.headers())
+        assert own.status_code == 200, (endpoint, own.text)
+    if endpoint.path not in ("/v2/payments/recovery", "/v2/connector-accounts"):
+        assert normalised(foreign, *ids) == normalised(absent, *ids), endpoint
+    # Nothing of B's changed through A's calls.
+    assert system.call("GET", f"/v2/profiles/{b.setup.profile_id}", b.headers()).json()["profile_name"] == "default"
+    assert system.call("GET", "/v2/api-keys/list", b.headers()).status_code == 200
+
+
+def test_listing_api_keys_shows_only_the_callers(system: System) -> None:
+    listed = system.call("GET", "/v2/api-keys/list", system.a.headers()).json()
+    assert {k["merchant_id"] for k in listed} == {system.a.setup.merchant_id}
+    assert system.b.key_id not in {k["key_id"] for k in listed}
+
+
+def test_a_revoked_or_expired_key_stops_working(system: System) -> None:
+    a = system.a
+    admin = {"api-key": system.scenario.endpoints.admin_api_key, "x-merchant-id": a.setup.merchant_id}
+    created = system.call("POST", "/v2/api-keys", admin, {"name": "short", "expiration": "never"}).json()
+    key = created["api_key"]
+    assert key.startswith("snd_") and len(key) >= 4 + 43
+    assert "api_key" not in system.call("GET", f"/v2/api-keys/{created['key_id']}", admin).json()
+    headers = {"api-key": key, "x-merchant-id": a.setup.merchant_id}
+    assert system.call("GET", "/v2/api-keys/list", headers).status_code == 200
+    assert system.call("DELETE", f"/v2/api-keys/{created['key_id']}", admin).json()["revoked"] is True
+    assert system.call("GET", "/v2/api-keys/list", headers).status_code == 401
+    past = system.call("POST", "/v2/api-keys", admin, {"name": "old", "expiration": "2020-01-01T00:00:00Z"})
+    assert past.status_code == 400 and "expiration" in past.text
+
+
+def wait_for_recovery(system: System, tenant: Tenant, timeout: float = 20.0) -> None:
+    path = f"/v2/process-trackers/revenue-recovery-workflow/{tenant.payment_id}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if system.call("GET", path, tenant.headers()).status_code == 200:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the scheduler never learned of the recovery")

@@ -1,0 +1,64 @@
+"""Abuse limits and outbound URL rules, as pure behaviour."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from recovery_intake.domain.outbound_urls import outbound_url_problem
+from recovery_intake.domain.webhook_secrets import MAX_SECRETS, SecretSet
+from recovery_intake.http.limits import TokenBuckets, caller_of
+from recovery_runtime.logging import _redact, redact_text
+
+LOOPBACK = frozenset({"127.0.0.1", "localhost"})
+
+
+def test_a_key_gets_its_burst_then_waits_for_the_refill() -> None:
+    now = [0.0]
+    buckets = TokenBuckets(per_second=2.0, burst=3, now=lambda: now[0])
+    assert [buckets.take("k") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert buckets.take("k") == 0.5
+    assert buckets.take("other") == 0.0  # per key
+    now[0] = 0.5
+    assert buckets.take("k") == 0.0
+
+
+def test_callers_are_told_apart_by_a_hash_of_their_key_never_the_key() -> None:
+    scope = {"headers": [(b"api-key", b"snd_secretkey")], "client": ("10.0.0.1", 1)}
+    assert caller_of(scope).startswith("key:") and "snd_secretkey" not in caller_of(scope)
+    assert caller_of({"headers": [(b"authorization", b"api-key=snd_secretkey")]}) == caller_of(scope)
+    assert caller_of({"headers": [], "client": ("10.0.0.1", 1)}) == "addr:10.0.0.1"
+
+
+def test_webhook_urls_are_https_unless_the_host_is_allowed_plain_http() -> None:
+    assert outbound_url_problem("https://merchant.example/hooks", frozenset()) is None
+    assert outbound_url_problem("http://127.0.0.1:9000/hooks", LOOPBACK) is None
+    assert outbound_url_problem("http://merchant.example/hooks", LOOPBACK)
+    assert outbound_url_problem("http://127.0.0.1:9000/hooks", frozenset())
+    assert outbound_url_problem("ftp://merchant.example/", LOOPBACK)
+
+
+def test_rotation_keeps_previous_secrets_for_the_overlap_then_only_the_new_one() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    one = SecretSet(("s1",))
+    two = one.rotated("s2", now, timedelta(hours=1))
+    assert two.secrets == ("s2", "s1") and two.retire_at == now + timedelta(hours=1)
+    assert not two.due(now) and two.due(now + timedelta(hours=1))
+    assert two.retired() == SecretSet(("s2",))
+    many = two.rotated("s3", now, timedelta(hours=1)).rotated("s4", now, timedelta(hours=1))
+    assert len(many.secrets) == MAX_SECRETS and many.secrets[0] == "s4"
+    assert one.rotated("s2", now, timedelta(0)) == SecretSet(("s2",))
+
+
+def test_log_lines_lose_secrets_under_any_key() -> None:
+    event = {
+        "event": "called with snd_" + "x" * 43,
+        "api_key": "anything",
+        "headers": {"Authorization": "Bearer sk_live_abcdef", "x-ok": "fine"},
+        "exception": "Traceback ... whsec_" + "A" * 44 + " card 4111 1111 1111 1111 at 1735689600000",
+    }
+    out = _redact(None, "info", event)
+    text = repr(out)
+    for secret in ("snd_xxxx", "anything", "sk_live_abcdef", "whsec_AAAA", "4111 1111"):
+        assert secret not in text
+    assert "fine" in text and "1735689600000" in text
+    assert redact_text("amqp://user:pw@rabbitmq:5672/") == "amqp://***@rabbitmq:5672/"

@@ -1,0 +1,46 @@
+"""`recovery timeline PAYMENT_ID`: the payment's intent, recovery, timers, attempts and webhooks (read-only)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from pymongo import MongoClient, ReadPreference
+
+from recovery_cli.commands.options import fail
+from recovery_cli.timeline import load_timeline, render_json, render_text
+
+DEFAULT_MONGODB_URL = "mongodb://127.0.0.1:27017/?directConnection=true"
+NOT_FOUND = 3
+
+
+def register(subcommands: argparse._SubParsersAction) -> None:
+    parser = subcommands.add_parser(
+        "timeline",
+        help="show a payment's timeline: intent, recovery plan and history, attempts, webhook events (read-only)",
+    )
+    parser.add_argument("payment_id")
+    parser.add_argument(
+        "--mongodb-url",
+        default=os.environ.get("MONGODB_URL") or DEFAULT_MONGODB_URL,
+        help="default: $MONGODB_URL, else the local `recovery up` database",
+    )
+    parser.add_argument("--database", default=os.environ.get("MONGODB_DATABASE") or "recovery")
+    parser.add_argument("--json", action="store_true", help="print the records and the timeline as JSON")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    client: MongoClient = MongoClient(
+        args.mongodb_url, appname="recovery-timeline", serverSelectionTimeoutMS=5000, tz_aware=True
+    )
+    try:
+        db = client.get_database(args.database, read_preference=ReadPreference.PRIMARY_PREFERRED)
+        try:
+            timeline = load_timeline(db, args.payment_id)
+        except Exception as error:
+            return fail(f"cannot read MongoDB database {args.database!r}: {error}")
+    finally:
+        client.close()
+    print(render_json(timeline) if args.json else render_text(timeline))
+    return 0 if timeline.found else NOT_FOUND

@@ -1,0 +1,209 @@
+"""A payment's story across the four services' collections, read-only, for an operator.
+
+The services never read each other's collections; this operator tool does, read-only, because answering
+"what happened to this payment?" needs all four owners' records side by side.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+# Large or binary fields an operator does not read here (message bodies are in the outbox and the broker).
+_OMITTED = frozenset({"body", "message", "emitted", "request", "response_body"})
+
+
+@dataclass(frozen=True)
+class Entry:
+    at: datetime
+    source: str
+    what: str
+
+
+@dataclass
+class PaymentTimeline:
+    payment_id: str
+    intent: dict[str, Any] | None = None
+    recovery: dict[str, Any] | None = None
+    timers: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    webhook_events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def found(self) -> bool:
+        return any((self.intent, self.recovery, self.timers, self.attempts, self.webhook_events))
+
+    def entries(self) -> list[Entry]:
+        """Everything that happened, in time order."""
+        entries: list[Entry] = []
+        if self.intent and (created := _time((self.intent.get("snapshot") or {}).get("created_at"))):
+            entries.append(Entry(created, "intake", f"recovery requested, intent {self.intent.get('status')}"))
+        for note in (self.recovery or {}).get("history", []):
+            if at := _time(note.get("at")):
+                detail = ", ".join(f"{k}={_text(v)}" for k, v in note.items() if k not in ("at", "what"))
+                entries.append(
+                    Entry(at, "scheduler", f"{note.get('what')}: {detail}" if detail else str(note.get("what")))
+                )
+        for timer in self.timers:
+            if at := _time(timer.get("fired_at")):
+                entries.append(Entry(at, "scheduler", f"timer {timer.get('_id')} fired ({timer.get('purpose')})"))
+        for attempt in self.attempts:
+            number = attempt.get("attempt_number")
+            if at := _time(attempt.get("started_at")):
+                entries.append(Entry(at, "executor", f"attempt {number} started with {attempt.get('token')}"))
+            if at := _time(attempt.get("settled_at")):
+                entries.append(Entry(at, "executor", f"attempt {number} {attempt.get('status')}{_decline(attempt)}"))
+        for event in self.webhook_events:
+            if at := _time(event.get("created_at")):
+                entries.append(
+                    Entry(
+                        at,
+                        "webhook-dispatcher",
+                        f"{event.get('event_type')} {event.get('event_id')} ({event.get('delivery_attempt')}): "
+                        f"{event.get('status')}{_http_status(event)}",
+                    )
+                )
+        return sorted(entries, key=lambda entry: entry.at)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "payment_id": self.payment_id,
+            "intent": _plain(self.intent),
+            "recovery": _plain(self.recovery),
+            "timers": _plain(self.timers),
+            "attempts": _plain(self.attempts),
+            "webhook_events": _plain(self.webhook_events),
+            "timeline": [{"at": _iso(e.at), "source": e.source, "what": e.what} for e in self.entries()],
+        }
+
+
+def load_timeline(db: Any, payment_id: str) -> PaymentTimeline:
+    """Reads (never writes) the payment's records from `db`, a pymongo Database."""
+    by_payment = {"payment_id": payment_id}
+    return PaymentTimeline(
+        payment_id=payment_id,
+        intent=db["payment_intents"].find_one({"_id": payment_id}),
+        recovery=db["recoveries"].find_one({"_id": payment_id}),
+        timers=list(db["timers"].find(by_payment).sort("due_at", 1)),
+        attempts=list(db["attempts"].find(by_payment).sort("attempt_number", 1)),
+        webhook_events=list(db["webhook_events"].find(by_payment).sort([("created_at", 1), ("_id", 1)])),
+    )
+
+
+def render_text(timeline: PaymentTimeline) -> str:
+    if not timeline.found:
+        return f"no records of payment {timeline.payment_id}"
+    lines = [f"payment {timeline.payment_id}"]
+    intent = timeline.intent
+    if intent:
+        snapshot = intent.get("snapshot") or {}
+        lines += [
+            "",
+            "intent (intake)",
+            f"  status {intent.get('status')}   merchant {intent.get('merchant_id')}   "
+            f"profile {intent.get('profile_id')}",
+            f"  reference {intent.get('merchant_reference_id')}   amount {snapshot.get('amount')} "
+            f"{snapshot.get('currency')}   connector {snapshot.get('connector')}",
+        ]
+    recovery = timeline.recovery
+    if recovery:
+        lines += [
+            "",
+            "recovery (scheduler)",
+            f"  status {recovery.get('status')} ({recovery.get('business_status')})   algorithm "
+            f"{recovery.get('algorithm')}   paused {recovery.get('paused')}   version {recovery.get('version')}",
+        ]
+        plan = recovery.get("plan")
+        lines.append(f"  plan: {_describe_plan(plan)}")
+        for attempt in recovery.get("attempts", []):
+            lines.append(
+                f"  attempt {attempt.get('number')} at {_text(attempt.get('at'))}: {attempt.get('outcome')} "
+                f"token {attempt.get('token')}{_decline(attempt)}"
+            )
+    if timeline.timers:
+        lines += ["", "timers (scheduler)"]
+        for timer in timeline.timers:
+            lines.append(
+                f"  {timer.get('_id')}: {timer.get('purpose')} due {_text(timer.get('due_at'))} "
+                f"{timer.get('status')}{' at ' + _text(timer.get('fired_at')) if timer.get('fired_at') else ''}"
+            )
+    if timeline.attempts:
+        lines += ["", "attempts (executor)"]
+        for attempt in timeline.attempts:
+            lines.append(
+                f"  #{attempt.get('attempt_number')} {attempt.get('attempt_id')}: {attempt.get('status')} "
+                f"token {attempt.get('token')} started {_text(attempt.get('started_at'))} settled "
+                f"{_text(attempt.get('settled_at'))} txn {attempt.get('connector_transaction_id')}{_decline(attempt)}"
+            )
+    if timeline.webhook_events:
+        lines += ["", "webhook events (webhook-dispatcher), one record per delivery attempt"]
+        for event in timeline.webhook_events:
+            lines.append(
+                f"  {_text(event.get('created_at'))} {event.get('event_type')} {event.get('event_id')} "
+                f"({event.get('delivery_attempt')}, of {event.get('initial_attempt_id')}): {event.get('status')}"
+                f"{_http_status(event)} delivered {event.get('is_overall_delivery_successful')}"
+            )
+    lines += ["", "timeline"]
+    for entry in timeline.entries():
+        lines.append(f"  {_iso(entry.at)}  {entry.source:<18} {entry.what}")
+    return "\n".join(lines)
+
+
+def render_json(timeline: PaymentTimeline) -> str:
+    return json.dumps(timeline.to_dict(), indent=2, sort_keys=True)
+
+
+def _describe_plan(plan: Any) -> str:
+    if not plan:
+        return "none (nothing planned)"
+    if isinstance(plan, dict):
+        keys = ("kind", "attempt_number", "token", "planned_at", "due_at", "reason")
+        return ", ".join(f"{key} {_text(plan[key])}" for key in keys if plan.get(key) is not None)
+    return _text(plan)
+
+
+def _decline(record: dict[str, Any]) -> str:
+    parts = [f"{key} {record[key]}" for key in ("decline_code", "error_code", "decline_class") if record.get(key)]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _http_status(event: dict[str, Any]) -> str:
+    response = event.get("response")
+    code = response.get("status_code") if isinstance(response, dict) else None
+    return f" HTTP {code}" if code else ""
+
+
+def _time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _text(value: Any) -> str:
+    moment = _time(value) if isinstance(value, datetime) else None
+    return _iso(moment) if moment else str(value)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: datetimes as ISO strings, message bodies left out, other BSON types as text."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items() if key not in _OMITTED}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, datetime):
+        return _iso(_time(value) or value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
