@@ -19,10 +19,16 @@ from recovery_contracts.messages import (
     PaymentAttemptFailed,
     PaymentFailed,
     PaymentSucceeded,
+    PaymentSync,
     ProfileUpdated,
+    RecordBack,
+    RecordBackBody,
     RecoveryRequested,
     RecoveryScheduled,
+    RecoveryUpdated,
     ScheduleTimer,
+    WebhookDeliveryFailed,
+    WebhookEndpointDisabled,
     envelope_model,
 )
 from recovery_contracts.payments import IntentStatus
@@ -62,6 +68,9 @@ PAYMENT = RecoveryPayment(
     payment_method_subtype="credit",
     tokens=(TOKEN,),
     retry=RetrySettings(algorithm=RetryAlgorithm.CASCADING),
+)
+EXECUTE = ExecuteRetry(
+    payment=PAYMENT, attempt_id=ATTEMPT_ID, attempt_number=1, token=TOKEN, planned_at=NOW, total_retry_count=2
 )
 PAYMENT_OBJECT = build_payment_object(
     PAYMENT,
@@ -134,6 +143,38 @@ def _payloads() -> dict[MessageType, BaseModel]:
             kind="execute_retry",
             payment_id=PAYMENT_ID,
             message={"type": "payment.execute-retry"},
+        ),
+        MessageType.RECOVERY_UPDATED: RecoveryUpdated(
+            payment=PAYMENT, action="cancel_invoice", intent_status=IntentStatus.CANCELLED, version=2
+        ),
+        MessageType.PAYMENT_SYNC: PaymentSync(execute=EXECUTE, execute_message_id=ATTEMPT_ID, sync_number=1),
+        MessageType.RECORD_BACK: RecordBack(
+            payment_id=PAYMENT_ID,
+            url="https://billing.example/record-back",
+            body=RecordBackBody(
+                merchant_reference_id="test_ffhgfewf3476f5",
+                amount=2250,
+                currency="USD",
+                payment_method_type="card",
+                attempt_status="charged",
+                connector_transaction_id="pi_3S4opd",
+            ),
+        ),
+        MessageType.WEBHOOK_DELIVERY_FAILED: WebhookDeliveryFailed(
+            event_id="evt_019925c838c877c282d3eaf5b86e9036",
+            idempotent_event_id="abc",
+            event_type="payment_succeeded",
+            payment_id=PAYMENT_ID,
+            profile_id="pro_3mR8Jq2LxYp7TzWc0KdN",
+            reason="RETRIES_EXCEEDED",
+            attempts=17,
+            failed_at=NOW,
+        ),
+        MessageType.WEBHOOK_ENDPOINT_DISABLED: WebhookEndpointDisabled(
+            profile_id="pro_3mR8Jq2LxYp7TzWc0KdN",
+            merchant_id="cloth_seller_I7nS4iwZnxRDJtGfiNTy",
+            reason="410 Gone",
+            disabled_at=NOW,
         ),
     }
 

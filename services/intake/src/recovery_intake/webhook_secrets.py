@@ -56,9 +56,7 @@ class WebhookSecretRotation:
         self._default_overlap = default_overlap
         self._interval = retirement_interval
 
-    async def rotate(
-        self, merchant_id: str, profile_id: str, overlap: timedelta | None
-    ) -> tuple[dict[str, Any], str]:
+    async def rotate(self, merchant_id: str, profile_id: str, overlap: timedelta | None) -> tuple[dict[str, Any], str]:
         """The profile after rotation and the new secret (plaintext, for the response only)."""
         secret = new_whsec_secret()
 

@@ -16,6 +16,7 @@ from recovery_dispatcher.domain.policy import HYPERSWITCH_RETRY_SCHEDULE, RetryS
 from recovery_dispatcher.handlers import WebhookDispatcher, retry_schedule
 from recovery_dispatcher.settings import DispatcherSettings
 from recovery_runtime.internal_api import InternalCaller
+from recovery_runtime.secrets import SecretBox
 from recovery_runtime.service import Service
 
 NAME = "dispatcher"
@@ -56,7 +57,9 @@ def build_service(settings: DispatcherSettings | None = None) -> Service:
     dispatcher = WebhookDispatcher(
         store=service.store,
         events=events,
-        endpoints=EndpointStore(service.db, settings.webhook_endpoint_cache_seconds),
+        endpoints=EndpointStore(
+            service.db, settings.webhook_endpoint_cache_seconds, secrets=SecretBox.from_settings(settings)
+        ),
         writer=RecordWriter(events.collection, settings.webhook_record_flush_seconds, settings.webhook_record_batch),
         sender_factory=sender,
         clock=service.clock,

@@ -175,7 +175,7 @@ class DeadLetters:
 
     async def replay(self, selection: Selection, say: Callable[[str], None] = lambda _: None) -> ReplayReport:
         report = ReplayReport()
-        async with aio_pika.connect(self.url) as connection:
+        async with await aio_pika.connect(self.url) as connection:
             publisher = await connection.channel(publisher_confirms=True)
             async with self._reading(selection, connection) as letters:
                 for letter, message in letters:
@@ -217,7 +217,7 @@ class DeadLetters:
 
     @asynccontextmanager
     async def _channel(self) -> AsyncIterator[AbstractChannel]:
-        async with aio_pika.connect(self.url) as connection:
+        async with await aio_pika.connect(self.url) as connection:
             yield await connection.channel()
 
     @asynccontextmanager

@@ -12,6 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from recovery_contracts.messages import ProfileUpdated
 from recovery_runtime.mongo import IndexSpec
+from recovery_runtime.secrets import SecretBox, is_sealed
 
 INDEXES = [
     IndexSpec("webhook_events", [("idempotent_event_id", ASCENDING)], "event_idempotent", unique=True),
@@ -97,8 +98,11 @@ class EventStore:
 class EndpointStore:
     """Projection of `profile.updated`: where and how each profile's webhooks go; read through a short cache."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], cache_seconds: float = 2.0) -> None:
+    def __init__(
+        self, db: AsyncDatabase[dict[str, Any]], cache_seconds: float = 2.0, secrets: SecretBox | None = None
+    ) -> None:
         self._endpoints = db["webhook_endpoints"]
+        self._secrets = secrets
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
@@ -138,8 +142,24 @@ class EndpointStore:
             return cached[1]
         endpoint = await self._endpoints.find_one({"_id": profile_id})
         if endpoint is not None:
+            endpoint = self._unsealed(endpoint)
             self._cache[profile_id] = (time.monotonic(), endpoint)
         return endpoint
+
+    def _unsealed(self, endpoint: dict[str, Any]) -> dict[str, Any]:
+        """The signing keys in the clear, in memory only: the collection keeps what intake sealed."""
+        if self._secrets is None:
+            return endpoint
+        box = self._secrets
+
+        def opened(value: str | None) -> str | None:
+            return box.open(value) if value is not None and is_sealed(value) else value
+
+        return {
+            **endpoint,
+            "hash_key": opened(endpoint.get("hash_key")),
+            "whsec_secrets": [opened(s) for s in endpoint.get("whsec_secrets") or ()],
+        }
 
     async def disable(self, profile_id: str, reason: str, session: AsyncClientSession | None = None) -> bool:
         result = await self._endpoints.update_one(

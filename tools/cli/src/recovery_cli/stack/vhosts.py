@@ -2,8 +2,9 @@
 
 Queue names are fixed by the architecture (`executor.execute-retry`, ...): two stacks on one vhost share
 queues, and each steals the other's messages. A vhost per stack isolates exchanges, queues and dead letters
-with no purging. Created with `rabbitmqctl` when the broker is on this machine, else through the management
-HTTP API ($RABBITMQ_MANAGEMENT_URL, default port 15672 of the broker's host) when it answers.
+with no purging. Created through the management HTTP API ($RABBITMQ_MANAGEMENT_URL, default port 15672 of the
+broker's host) when it answers: one HTTP call, where each `rabbitmqctl` call boots an Erlang VM (seconds of
+CPU, and under load its distribution ports run out). `rabbitmqctl` is the fallback on the broker's machine.
 """
 
 from __future__ import annotations
@@ -40,10 +41,18 @@ class VirtualHosts:
         self.user = parts.username or "guest"
         self.password = parts.password or "guest"
         host, _ = broker_address(broker_url)
-        ctl = shutil.which("rabbitmqctl")
-        self._ctl = ctl if ctl is not None and host in LOCAL_HOSTS else None
         self._management = os.environ.get(MANAGEMENT_URL_VARIABLE) or f"http://{host}:15672"
+        ctl = shutil.which("rabbitmqctl")
+        use_ctl = ctl is not None and host in LOCAL_HOSTS and not self._management_answers()
+        self._ctl = ctl if use_ctl else None
         self._pending_deletes: list[subprocess.Popen[bytes]] = []
+
+    def _management_answers(self) -> bool:
+        try:
+            answer = httpx.get(f"{self._management}/api/overview", auth=(self.user, self.password), timeout=3)
+        except httpx.HTTPError:
+            return False
+        return answer.status_code == 200
 
     def create(self, vhost: str) -> str:
         """Create `vhost` and return the broker URL that points at it."""

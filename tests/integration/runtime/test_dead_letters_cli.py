@@ -1,0 +1,65 @@
+"""`recovery dead-letters`: list, show and replay against the real broker; a replay is safe to run twice."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from recovery_cli.main import main
+from recovery_contracts.envelope import Envelope
+from recovery_runtime.bus import MessageRejected
+from recovery_runtime.topology import QUEUES, ConsumerQueue
+from support.broker import broker_probe, eventually
+from support.payments import stripe_account
+from support.stack import Isolation
+
+QUEUE = "executor.connector-account-updated"
+
+
+async def cli(*argv: str) -> int:
+    # The CLI runs its own event loop: keep it off this test's loop.
+    return await asyncio.to_thread(main, ["dead-letters", *argv])
+
+
+async def test_a_rejected_message_is_listed_shown_and_replayed_once(
+    runtime_service: Any, isolation: Isolation, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RABBITMQ_URL", isolation.rabbitmq_url)
+    refuse = True
+    applied: list[str] = []
+
+    async def handler(envelope: Envelope[Any], queue: ConsumerQueue) -> None:
+        if refuse:
+            raise MessageRejected("connector account is disabled")
+        applied.append(envelope.message_id)
+
+    message = stripe_account()
+    async with runtime_service({QUEUE: handler}), broker_probe(isolation.rabbitmq_url) as probe:
+        await probe.publish(message)
+        dlq = QUEUES[QUEUE].dead_letter_queue
+        await eventually(lambda: probe.depth(dlq))
+
+        assert await cli("list", "--queue", QUEUE) == 0
+        listed = capsys.readouterr().out
+        assert message.message_id in listed and "connector account is disabled" in listed
+        assert await probe.depth(dlq) == 1  # listing removes nothing
+
+        assert await cli("show", "1", "--queue", QUEUE) == 0
+        assert '"connector_account_id": "mca_payment"' in capsys.readouterr().out
+
+        refuse = False  # the cause is fixed
+        assert await cli("replay", message.message_id) == 0
+        await eventually(lambda: applied == [message.message_id])
+        assert await probe.depth(dlq) == 0
+
+        assert await cli("replay", message.message_id) == 0  # twice: nothing left to replay
+        assert "nothing matched" in capsys.readouterr().out
+        await asyncio.sleep(0.5)
+        assert applied == [message.message_id]
+
+
+async def test_replay_needs_a_selection(capsys: pytest.CaptureFixture[str]) -> None:
+    assert await cli("replay") == 2
+    assert "say what to replay" in capsys.readouterr().out
