@@ -84,10 +84,6 @@ def test_webhook_deliveries_latency_and_circuit_breakers(metrics) -> None:
 NOT_WIRED = "series defined in {module}, increments not wired yet (see the ops report: {where})"
 
 
-@pytest.mark.xfail(
-    reason=NOT_WIRED.format(module="recovery_scheduler.metrics", where="SchedulerHandlers / Workflow._end"),
-    strict=False,
-)
 def test_recoveries_retries_and_decline_classes(metrics) -> None:
     scheduler = metrics["scheduler"]
     assert labelled(scheduler["recovery_recoveries_started"], algorithm="cascading")
@@ -96,18 +92,12 @@ def test_recoveries_retries_and_decline_classes(metrics) -> None:
     assert "recovery_declines" in scheduler
 
 
-@pytest.mark.xfail(
-    reason=NOT_WIRED.format(module="recovery_executor.metrics", where="AttemptRunner.settle_or_watch"), strict=False
-)
 def test_connector_charges(metrics) -> None:
     charges = labelled(metrics["executor"]["recovery_connector_charges"], connector="stripe", outcome="succeeded")
     assert charges and charges[0].value >= 1
     assert "recovery_connector_charge_seconds" in metrics["executor"]
 
 
-@pytest.mark.xfail(
-    reason=NOT_WIRED.format(module="recovery_intake.metrics", where="RecoveryIntake.accept"), strict=False
-)
 def test_recovery_requests(metrics) -> None:
     assert labelled(metrics["intake"]["recovery_recovery_requests"], entry="http", result="new")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aio_pika
 import pytest
 from prometheus_client import REGISTRY
 
@@ -58,7 +59,8 @@ async def test_invalid_bytes_end_in_the_dead_letter_queue_with_the_reason_and_co
         handled.append(envelope.message_id)
 
     async with runtime_service({QUEUE: handler}), broker_probe(isolation.rabbitmq_url) as probe:
-        await probe.publish_raw(b'{"not": "an envelope"', "", QUEUE, message_id="poison-1")
+        poison = aio_pika.Message(b'{"not": "an envelope"', message_id="poison-1", content_type="application/json")
+        await probe.channel.default_exchange.publish(poison, routing_key=QUEUE)
         good = stripe_account()
         await probe.publish(good)
         await eventually(lambda: handled == [good.message_id])

@@ -71,7 +71,8 @@ def intake_settings() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def system(serve: Any, module_isolation: Isolation, intake_settings: dict[str, Any]) -> System:
+def services(serve: Any, module_isolation: Isolation, intake_settings: dict[str, Any]) -> Endpoints:
+    """Intake, scheduler and dispatcher running (no merchant yet), with a Stripe sandbox and a receiver."""
     isolation = module_isolation
     scheduler = serve(build_scheduler(settings_for(SchedulerSettings, isolation, timer_poll_seconds=0.05)))
     dispatcher = serve(
@@ -91,7 +92,13 @@ def system(serve: Any, module_isolation: Isolation, intake_settings: dict[str, A
     )
     stripe = serve(stripe_app())
     receiver = serve(receiver_app())
-    scenario = SeedScenario(Endpoints(intake.url, stripe.url, receiver.url, ADMIN), say=lambda _: None)
-    a = make_tenant(scenario, intake.url, "invoice_a")
-    b = make_tenant(scenario, intake.url, "invoice_b")
-    return System(intake.url, scenario, a, b)
+    return Endpoints(intake.url, stripe.url, receiver.url, ADMIN)
+
+
+@pytest.fixture(scope="module")
+def system(services: Endpoints) -> System:
+    scenario = SeedScenario(services, say=lambda _: None)
+    intake = services
+    a = make_tenant(scenario, intake.intake_url, "invoice_a")
+    b = make_tenant(scenario, intake.intake_url, "invoice_b")
+    return System(intake.intake_url, scenario, a, b)

@@ -7,10 +7,10 @@ import json
 import uuid
 from typing import Any
 
+import aio_pika
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
-from security_system import System
 
 from recovery_contracts.envelope import MessageType
 from recovery_executor.app import build_service as build_executor
@@ -23,6 +23,7 @@ from support.services import settings_for
 from support.stack import Isolation
 
 PER_QUEUE = 12
+PERSISTENT = aio_pika.DeliveryMode.PERSISTENT
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -33,7 +34,7 @@ json_values = st.recursive(
 
 def envelope(message_type: MessageType, payload: Any) -> dict[str, Any]:
     return {
-        "message_id": str(uuid.uuid4()),
+        "message_id": "01992a6e-7c1a-7b3e-9f2d-3c4b5a697887",
         "type": message_type.value,
         "version": 1,
         "occurred_at": "2026-01-01T00:00:00.000Z",
@@ -88,7 +89,7 @@ def failures(queue: str) -> float:
 
 
 async def test_bad_messages_on_every_queue_are_dead_lettered_with_a_reason(
-    system: System, executor: Any, module_isolation: Isolation
+    services: Any, executor: Any, module_isolation: Isolation
 ) -> None:
     sent: dict[str, int] = {}
     failed_before = {name: failures(name) for name in QUEUES}
@@ -97,7 +98,8 @@ async def test_bad_messages_on_every_queue_are_dead_lettered_with_a_reason(
             bodies = draw(queue.message_type, PER_QUEUE)
             for body in bodies:
                 # Straight onto the consumer's queue (default exchange), as a broken publisher would.
-                await broker.publish_raw(body, "", name, message_id=str(uuid.uuid4()))
+                message = aio_pika.Message(body, message_id=str(uuid.uuid4()), delivery_mode=PERSISTENT)
+                await broker.channel.default_exchange.publish(message, routing_key=name)
             sent[name] = len(bodies)
         for name, count in sent.items():
             dlq = f"{name}.dlq"

@@ -57,7 +57,7 @@ def new_connector_account_id() -> str:
 
 def new_merchant_id(name: str) -> str:
     """Hyperswitch merchant ids read like `cloth_seller_I7nS4iwZnxRDJtGfiNTy`: a slug of the name and a suffix."""
-    slug = "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")[:32] or "merchant"
+    slug = "".join(c if c.isascii() and c.isalnum() else "_" for c in name.lower()).strip("_")[:32] or "merchant"
     return f"{slug}_{random_alnum()}"
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from recovery_executor.adapters.billing import HttpBillingRecorder
+from recovery_executor.adapters.metered import MeteredConnector
 from recovery_executor.adapters.repository import (
     INDEXES,
     AttemptRepository,
@@ -50,13 +51,14 @@ def build_service(settings: ExecutorSettings | None = None) -> Service:
         if account.get("connector_name") != "stripe":
             raise MessageRejected(f"connector {account.get('connector_name')!r} is not supported for charges")
         api_key = account.get("api_key") or ""
-        return StripeConnector(
+        stripe = StripeConnector(
             base_url=settings.stripe_api_base,
             # Intake publishes credentials sealed (recovery_runtime.secrets); opened only here, for the call.
             api_key=box.open(api_key) if is_sealed(api_key) else api_key,
             http_client=http,
             timeout=settings.connector_timeout_seconds,
         )
+        return MeteredConnector(stripe, "stripe")
 
     attempts = AttemptRepository(service.db)
     credentials = CredentialRepository(service.db)

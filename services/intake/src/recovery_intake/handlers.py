@@ -21,6 +21,7 @@ from recovery_contracts.messages import (
 )
 from recovery_contracts.payments import IntentStatus
 from recovery_contracts.recovery import RecoveryPayment, build_payment_object
+from recovery_intake import metrics
 from recovery_intake.adapters.repository import IntakeRepository
 from recovery_intake.domain.recovery import RecoveryRefused, build_snapshot, check_schedulable, merge_request
 from recovery_intake.domain.rejection import Rejection
@@ -110,6 +111,9 @@ class RecoveryIntake:
 
         intent = await self._store.apply(get_or_create, consumed=consumed, consumer=consumer)
         log.info("recovery.accepted", payment_id=intent["_id"], new=intent["_id"] == payment_id)
+        metrics.RECOVERY_REQUESTS.labels(
+            "broker" if consumed else "http", "new" if intent["_id"] == payment_id else "existing"
+        ).inc()
         return intent
 
     async def _update(

@@ -21,12 +21,21 @@ from recovery_runtime.bus import MessageRejected, OutgoingMessage
 from recovery_runtime.clock import Clock
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import MessageStore, Transaction
+from recovery_scheduler import metrics
 from recovery_scheduler.adapters.recoveries import RecoveryRepository
 from recovery_scheduler.adapters.timers import TimerKind, TimerRepository, timer_document
 from recovery_scheduler.domain import AttemptOutcome, DeclineClass, classify_decline
 from recovery_scheduler.workflow import TERMINAL, RecoveryStatus, Workflow, new_recovery_document, note
 
 log = structlog.get_logger(__name__)
+
+
+def count_end(algorithm: str, before: str, after: str) -> None:
+    """Count a recovery's end once: when a committed change moved it from open to succeeded or failed."""
+    if RecoveryStatus(before) in TERMINAL:
+        return
+    if after in (RecoveryStatus.SUCCEEDED.value, RecoveryStatus.FAILED.value):
+        metrics.RECOVERIES_FINISHED.labels(algorithm, after).inc()
 
 
 class SchedulerHandlers:
@@ -56,8 +65,13 @@ class SchedulerHandlers:
             await self._recoveries.insert(doc, tx.session)
             await self._workflow.plan(doc, tx, envelope.message_id)
             log.info("recovery.started", status=doc["status"], plan=str(doc.get("plan")))
+            seen.update(algorithm=doc["algorithm"], after=doc["status"])
 
+        seen: dict[str, Any] = {}
         await self._store.apply(start, consumed=envelope, consumer=queue.name)
+        if seen:
+            metrics.RECOVERIES_STARTED.labels(seen["algorithm"]).inc()
+            count_end(seen["algorithm"], RecoveryStatus.SCHEDULED.value, seen["after"])
 
     async def attempt_failed(self, envelope: Envelope[PaymentAttemptFailed], queue: ConsumerQueue) -> None:
         failure = envelope.payload
@@ -68,6 +82,7 @@ class SchedulerHandlers:
                 raise MessageRejected(f"no recovery {failure.payment_id} for attempt {failure.attempt_number}")
             if any(a["number"] == failure.attempt_number for a in doc["attempts"]):
                 return
+            before = doc["status"]
             doc["attempts"].append(
                 {
                     "number": failure.attempt_number,
@@ -109,12 +124,19 @@ class SchedulerHandlers:
                 decline_class=decline_class.value,
                 attempt_number=failure.attempt_number,
             )
-            if RecoveryStatus(doc["status"]) in TERMINAL:
+            seen.update(algorithm=doc["algorithm"], decline_class=decline_class.value, before=before)
+            if RecoveryStatus(doc["status"]) not in TERMINAL:
+                await self._workflow.plan(doc, tx, envelope.message_id)
+            else:
                 await self._recoveries.save(doc, tx.session)
-                return
-            await self._workflow.plan(doc, tx, envelope.message_id)
+            seen["after"] = doc["status"]
 
+        seen: dict[str, Any] = {}
         await self._store.apply(record, consumed=envelope, consumer=queue.name)
+        if seen:
+            metrics.RETRIES.labels(seen["algorithm"], failure.outcome.value).inc()
+            metrics.DECLINES.labels(seen["decline_class"]).inc()
+            count_end(seen["algorithm"], seen["before"], seen["after"])
 
     async def payment_succeeded(self, envelope: Envelope[PaymentSucceeded], queue: ConsumerQueue) -> None:
         success = envelope.payload
@@ -135,6 +157,7 @@ class SchedulerHandlers:
                     }
                 )
             now = self._clock.now()
+            seen.update(algorithm=doc["algorithm"], before=doc["status"])
             if doc["status"] in (RecoveryStatus.CANCELLED.value, RecoveryStatus.SUCCEEDED.value):
                 # An attempt in flight when the invoice was cancelled or paid elsewhere: money moved, so the
                 # recovery is recorded as ours, and the conflict is visible to operators (a refund decision).
@@ -155,7 +178,11 @@ class SchedulerHandlers:
             await self._timers.cancel_pending(success.payment_id, tx.session)
             await self._recoveries.save(doc, tx.session)
 
+        seen: dict[str, Any] = {}
         await self._store.apply(finish, consumed=envelope, consumer=queue.name)
+        if seen:
+            metrics.RETRIES.labels(seen["algorithm"], "succeeded").inc()
+            count_end(seen["algorithm"], seen["before"], RecoveryStatus.SUCCEEDED.value)
 
     async def recovery_updated(self, envelope: Envelope[RecoveryUpdated], queue: ConsumerQueue) -> None:
         """The intent changed at intake: another token or failure for the invoice, or an action that stops it."""

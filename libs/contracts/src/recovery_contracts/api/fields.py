@@ -29,7 +29,34 @@ MAX_URL_LENGTH = 2048
 MAX_CUSTOM_HEADERS = 20
 
 
+_INT64 = 2**63
+
+
+def _storable(value: Any, depth: int = 0) -> None:
+    """What MongoDB can store: 64-bit integers, UTF-8 strings (no lone surrogates), bounded nesting."""
+    if depth > 32:
+        raise ValueError("metadata is nested more than 32 levels deep")
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return
+    if isinstance(value, int):
+        if not -_INT64 <= value < _INT64:
+            raise ValueError("metadata integers must fit in 64 bits")
+    elif isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError("metadata strings must be valid Unicode (no lone surrogates)") from error
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key, depth + 1)
+            _storable(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _storable(item, depth + 1)
+
+
 def _bounded_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    _storable(value)
     size = len(json.dumps(value, separators=(",", ":"), default=str).encode())
     if size > MAX_METADATA_BYTES:
         raise ValueError(f"metadata is {size} bytes; at most {MAX_METADATA_BYTES} are allowed")

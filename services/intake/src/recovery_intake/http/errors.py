@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import structlog
+from bson.errors import InvalidStringData
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -50,6 +51,16 @@ def install_error_handlers(app: FastAPI) -> None:
             body = error.response(message=str(exc.detail))
             return _json(exc.status_code, body.model_dump(mode="json", exclude_none=True))
         return _json(error.status_code, error.response().model_dump(mode="json", exclude_none=True))
+
+    # JSON allows what BSON cannot store (lone UTF-16 surrogates in strings, integers beyond 64 bits); the models
+    # bound what they can, and whatever still reaches the database is refused there, before anything is written.
+    @app.exception_handler(UnicodeEncodeError)
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(InvalidStringData)
+    async def unstorable(_: Request, exc: Exception) -> JSONResponse:
+        detail = "strings must be valid Unicode and integers must fit in 64 bits"
+        body = ApiError.INVALID_REQUEST_BODY.response(detail=detail)
+        return _json(ApiError.INVALID_REQUEST_BODY.status_code, body.model_dump(mode="json", exclude_none=True))
 
     @app.exception_handler(Exception)
     async def crash(_: Request, exc: Exception) -> JSONResponse:
