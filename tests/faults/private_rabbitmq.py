@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -98,6 +100,14 @@ class PrivateRabbitMQ:
         deadline = time.monotonic() + 30
         while self._port_open() and time.monotonic() < deadline:
             time.sleep(0.2)
+        # rabbitmqctl can fail when the machine's CLI distribution ports are all taken: end our own node by pid.
+        pid_file = Path(self.env["RABBITMQ_PID_FILE"])
+        if self._port_open() and pid_file.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while self._port_open() and time.monotonic() < deadline:
+                time.sleep(0.2)
 
     def _port_open(self) -> bool:
         with socket.socket() as s:

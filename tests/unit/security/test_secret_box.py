@@ -84,14 +84,14 @@ PRODUCTION = {
 
 
 def test_production_refuses_to_start_without_a_master_key_or_with_development_defaults() -> None:
-    with pytest.raises(ValueError, match="SECRETS_MASTER_KEY"):
-        ServiceSettings(**PRODUCTION)
+    with pytest.raises(InsecureConfiguration, match="SECRETS_MASTER_KEY"):
+        SecretBox.from_settings(ServiceSettings(**PRODUCTION))
     with pytest.raises(ValueError, match="INTERNAL_API_TOKEN"):
         ServiceSettings(**{**PRODUCTION, "internal_api_token": "development-only-internal-token"})
     with pytest.raises(ValueError, match="RABBITMQ_URL"):
         ServiceSettings(**{**PRODUCTION, "rabbitmq_url": "amqp://guest:guest@127.0.0.1:5672/"})
     with pytest.raises(ValueError, match="ADMIN_API_KEY"):
-        IntakeSettings(**PRODUCTION, secrets_master_key=KEY_A)
+        IntakeSettings(**PRODUCTION)
     settings = IntakeSettings(
         **PRODUCTION,
         secrets_master_key=generate_master_key(),
