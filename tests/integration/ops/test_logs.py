@@ -56,12 +56,6 @@ def test_dispatcher_lines_about_a_webhook_carry_its_event_id(seed_flow) -> None:
     assert any(r.get("event_id", "").startswith("evt_") and r.get("payment_id") for r in found)
 
 
-@pytest.mark.xfail(
-    reason="FastStream's broker logger and stdlib loggers (httpcore at DEBUG, the executor's `stripe charge` "
-    "line) print plain text; configure_logging must route stdlib logging through structlog's "
-    "ProcessorFormatter and the broker needs a structlog-backed logger (see the ops report)",
-    strict=False,
-)
 @pytest.mark.parametrize("service", SERVICES)
 def test_every_line_is_json(seed_flow, service: str) -> None:
     seed_flow.require_completed()

@@ -102,10 +102,6 @@ def test_recovery_requests(metrics) -> None:
     assert labelled(metrics["intake"]["recovery_recovery_requests"], entry="http", result="new")
 
 
-@pytest.mark.xfail(
-    reason=NOT_WIRED.format(module="recovery_runtime.metrics.DeadLetterDepthProbe", where="Service.__init__ add_loop"),
-    strict=False,
-)
 @pytest.mark.parametrize("service", SERVICES)
 def test_dead_letter_depth_per_queue(metrics, service: str) -> None:
     depth = metrics[service]["recovery_dead_letter_depth"]

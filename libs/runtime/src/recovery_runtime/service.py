@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -18,9 +19,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_l
 from recovery_runtime.bus import Handler, Publisher, subscribe
 from recovery_runtime.clock import Clock, SystemClock, TimeScale
 from recovery_runtime.logging import configure_logging
+from recovery_runtime.metrics import DeadLetterDepthProbe
 from recovery_runtime.mongo import IndexSpec, connect, ensure_indexes
 from recovery_runtime.settings import ServiceSettings
-from recovery_runtime.topology import declare_topology
+from recovery_runtime.topology import declare_topology, queues_of
 from recovery_runtime.unit_of_work import MessageStore, OutboxRelay
 
 log = structlog.get_logger(__name__)
@@ -56,6 +58,8 @@ class Service:
     def __init__(self, name: str, settings: ServiceSettings, *, clock: Clock | None = None) -> None:
         self.name = name
         self.settings = settings
+        # Before anything else logs (composition roots log while they build), so every line is JSON.
+        configure_logging(name, settings.log_level)
         self.clock: Clock = clock or SystemClock()
         self.time_scale = TimeScale(settings.time_scale)
         self.broker = RabbitBroker(
@@ -64,7 +68,10 @@ class Service:
             default_channel=Channel(prefetch_count=settings.prefetch_count, publisher_confirms=True),
             app_id=f"recovery-{name}",
             fail_fast=False,
-            log_level=20,
+            # Through the standard library (rendered as JSON by configure_logging); FastStream's per-message
+            # "Received"/"Processed" lines at DEBUG: the service logs what it did with each message itself.
+            logger=logging.getLogger("recovery.broker"),
+            log_level=logging.DEBUG,
             # faststream_received_messages_total, ..._processing_time_seconds, ..._published_messages_total, ...
             middlewares=[RabbitPrometheusMiddleware(registry=REGISTRY, app_name=f"recovery-{name}")],
         )
@@ -87,6 +94,7 @@ class Service:
         self._loops: list[BackgroundLoop] = [
             OutboxRelay(self.store, self.clock, timedelta(seconds=settings.outbox_relay_after_seconds)).run,
             self._watch_consumers,
+            DeadLetterDepthProbe(self.broker, [q.dead_letter_queue for q in queues_of(name)]).run,
         ]
         self._subscribers: list[Any] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -237,7 +245,6 @@ class Service:
             return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     def run(self) -> None:
-        configure_logging(self.name, self.settings.log_level)
         uvicorn.run(
             self.app,
             host=self.settings.http_host,

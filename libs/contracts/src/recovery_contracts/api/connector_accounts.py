@@ -125,9 +125,7 @@ _SECRET_FIELDS = ("api_key", "key1", "api_secret", "key2", "certificate", "priva
 def mask_connector_auth(details: ConnectorAuth) -> ConnectorAuth:
     """The account details as a response shows them: every credential masked (`sk******tX`)."""
     masked = {
-        name: mask_secret(value)
-        for name in _SECRET_FIELDS
-        if isinstance(value := getattr(details, name, None), str)
+        name: mask_secret(value) for name in _SECRET_FIELDS if isinstance(value := getattr(details, name, None), str)
     }
     return details.model_copy(update=masked)
 
@@ -185,7 +183,8 @@ class SwitchPaymentMethodConfig(RequestBody):
 class RevenueRecoveryConfig(RequestBody):
     """`feature_metadata.revenue_recovery` of a billing connector account.
 
-    `record_back_url` and `retry_ladder_seconds` are this project's extensions (Hyperswitch has neither).
+    `record_back_url`, `retry_ladder_seconds` and the jitter bounds are this project's extensions (Hyperswitch
+    has none of them; its jitter is a fixed 1..300 s).
     """
 
     max_retry_count: Annotated[int, Field(strict=True, ge=0, le=1000)]
@@ -197,11 +196,19 @@ class RevenueRecoveryConfig(RequestBody):
     record_back_url: HttpUrl | None = None
     # Extension: a custom retry ladder replacing the cascading default (seconds after the previous attempt).
     retry_ladder_seconds: (
-        Annotated[
-            list[Annotated[int, Field(strict=True, ge=1, le=2_592_000)]], Field(min_length=1, max_length=50)
-        ]
+        Annotated[list[Annotated[int, Field(strict=True, ge=1, le=2_592_000)]], Field(min_length=1, max_length=50)]
         | None
     ) = None
+    # Extension: the random delay added to every planned retry (Hyperswitch: 1..300 s), in seconds.
+    min_jitter_seconds: Annotated[int, Field(strict=True, ge=0, le=86_400)] | None = None
+    max_jitter_seconds: Annotated[int, Field(strict=True, ge=0, le=86_400)] | None = None
+
+    @model_validator(mode="after")
+    def _jitter_bounds(self) -> RevenueRecoveryConfig:
+        low, high = self.min_jitter_seconds, self.max_jitter_seconds
+        if low is not None and high is not None and low > high:
+            raise ValueError("min_jitter_seconds must not exceed max_jitter_seconds")
+        return self
 
     @model_validator(mode="after")
     def _references_unique(self) -> RevenueRecoveryConfig:
@@ -286,16 +293,12 @@ class ConnectorAccountResponse(ResponseBody):
         connector_label: str | None = None,
     ) -> ConnectorAccountResponse:
         """The response for an account created from `body`, with every secret masked."""
-        details = (
-            mask_connector_auth(body.connector_account_details) if body.connector_account_details else None
-        )
+        details = mask_connector_auth(body.connector_account_details) if body.connector_account_details else None
         webhook = body.connector_webhook_details
         if webhook is not None:
             webhook = ConnectorWebhookDetails(
                 merchant_secret=mask_secret(webhook.merchant_secret),
-                additional_secret=mask_secret(webhook.additional_secret)
-                if webhook.additional_secret
-                else None,
+                additional_secret=mask_secret(webhook.additional_secret) if webhook.additional_secret else None,
             )
         return cls(
             connector_type=body.connector_type,

@@ -27,7 +27,12 @@ def retry_settings(
 ) -> RetrySettings:
     recovery = _revenue_recovery(billing_account)
     switch = recovery.get("switch_payment_method_config") or {}
-    jitter = {key: recovery[key] for key in ("min_jitter_seconds", "max_jitter_seconds") if key in recovery}
+    jitter = {
+        key: recovery[key] for key in ("min_jitter_seconds", "max_jitter_seconds") if recovery.get(key) is not None
+    }
+    if "max_jitter_seconds" in jitter and "min_jitter_seconds" not in jitter:
+        # Hyperswitch's lower bound is 1 s; a smaller upper bound (0: no jitter) lowers it too.
+        jitter["min_jitter_seconds"] = min(1, jitter["max_jitter_seconds"])
     return RetrySettings(
         **jitter,
         algorithm=RetryAlgorithm(profile.get("revenue_recovery_retry_algorithm_type", "monitoring")),

@@ -13,7 +13,7 @@ import httpx
 import structlog
 from fastapi import APIRouter, Request, Response
 
-from recovery_contracts.api.errors import ApiError
+from recovery_contracts.api.errors import ApiError, describe_validation_errors
 from recovery_intake.http.auth import Caller
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
@@ -56,6 +56,8 @@ class Forwarder:
         except httpx.HTTPError as error:
             log.warning("gateway.owner_unreachable", owner=base_url, error=type(error).__name__)
             raise ApiProblem(ApiError.INTERNAL_SERVER_ERROR) from error
+        if answer.status_code >= 400 and not _is_error_body(answer):
+            raise _problem_for(answer)
         return Response(
             content=answer.content,
             status_code=answer.status_code,
@@ -64,6 +66,32 @@ class Forwarder:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _is_error_body(answer: httpx.Response) -> bool:
+    try:
+        body = answer.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and isinstance(body.get("error"), dict)
+
+
+def _problem_for(answer: httpx.Response) -> ApiProblem:
+    """An owner's answer that is not Hyperswitch's error body (a framework's own validation or routing error),
+    turned into one, so every answer of the public API has the documented shape."""
+    try:
+        detail = answer.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    if answer.status_code in (400, 422):
+        described = describe_validation_errors(detail) if isinstance(detail, list) else str(detail or "")
+        return ApiProblem(ApiError.INVALID_REQUEST_BODY, detail=described or "invalid request")
+    if answer.status_code == 404:
+        return ApiProblem(ApiError.RESOURCE_ID_NOT_FOUND)
+    if answer.status_code == 405:
+        return ApiProblem(ApiError.INVALID_HTTP_METHOD)
+    log.warning("gateway.owner_error", status=answer.status_code)
+    return ApiProblem(ApiError.INTERNAL_SERVER_ERROR)
 
 
 def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
