@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from recovery_contracts.api.api_keys import MAX_PAGE_SIZE as MAX_PAGE
 from recovery_contracts.api.api_keys import (
@@ -18,6 +18,9 @@ from recovery_contracts.api.errors import ApiError
 from recovery_intake.domain.api_keys import issue_api_key
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
+
+# `key_…` as issued: `/v2/api-keys/list` is the list, never a key named "list".
+KeyId = Annotated[str, Path(pattern=r"^key_[A-Za-z0-9]{1,60}$")]
 
 
 def _retrieve(doc: dict[str, Any]) -> RetrieveApiKeyResponse:
@@ -76,7 +79,7 @@ def router(ctx: ApiContext) -> APIRouter:
         return [_retrieve(d) for d in await ctx.repository.list_api_keys(caller.merchant_id, limit, skip)]
 
     @api.get("/v2/api-keys/{key_id}", response_model=RetrieveApiKeyResponse, response_model_exclude_none=True)
-    async def retrieve_api_key(key_id: str, request: Request) -> RetrieveApiKeyResponse:
+    async def retrieve_api_key(key_id: KeyId, request: Request) -> RetrieveApiKeyResponse:
         caller = await ctx.auth.merchant(request, admin_allowed=True)
         doc = await ctx.repository.api_key(caller.merchant_id, key_id)
         if doc is None or doc.get("revoked"):
@@ -84,7 +87,7 @@ def router(ctx: ApiContext) -> APIRouter:
         return _retrieve(doc)
 
     @api.delete("/v2/api-keys/{key_id}", response_model=RevokeApiKeyResponse)
-    async def revoke_api_key(key_id: str, request: Request) -> RevokeApiKeyResponse:
+    async def revoke_api_key(key_id: KeyId, request: Request) -> RevokeApiKeyResponse:
         caller = await ctx.auth.merchant(request, admin_allowed=True)
         if not await ctx.repository.revoke_api_key(caller.merchant_id, key_id, ctx.clock.now()):
             raise ApiProblem(ApiError.API_KEY_NOT_FOUND)
