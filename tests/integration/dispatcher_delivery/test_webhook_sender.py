@@ -12,6 +12,8 @@ from datetime import timedelta
 
 import pytest
 from aiohttp import web
+from standardwebhooks import Webhook
+
 from recovery_contracts.verification import verify_hyperswitch_signature, verify_standard_webhook
 from recovery_dispatcher.adapters.delivery import (
     DeliveryResult,
@@ -23,7 +25,6 @@ from recovery_dispatcher.adapters.delivery import (
 from recovery_dispatcher.adapters.ssrf import SsrfGuard, SsrfPolicy
 from recovery_dispatcher.domain.policy import DeliveryOutcome
 from recovery_dispatcher.domain.signing import build_headers, generate_whsec_secret
-from standardwebhooks import Webhook
 
 pytestmark = pytest.mark.integration
 
@@ -130,9 +131,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def test_200_is_delivered_signed_with_exactly_our_headers(
-    receiver: Receiver, sender: WebhookSender
-) -> None:
+async def test_200_is_delivered_signed_with_exactly_our_headers(receiver: Receiver, sender: WebhookSender) -> None:
     sent = _headers()
     result = await sender.send(f"{receiver.base_url}/ok", BODY, sent)
 
@@ -241,9 +240,7 @@ async def test_429_with_retry_after_is_throttled_and_left_to_the_schedule(
     assert ("retry-after", "120") in results[0].response_headers
 
 
-async def test_429_with_a_short_retry_after_is_retried_in_process(
-    receiver: Receiver, sender: WebhookSender
-) -> None:
+async def test_429_with_a_short_retry_after_is_retried_in_process(receiver: Receiver, sender: WebhookSender) -> None:
     results = await sender.send_with_retries(f"{receiver.base_url}/throttle?after=0", BODY, _headers)
     assert [result.status_code for result in results] == [429, 429, 429]
 

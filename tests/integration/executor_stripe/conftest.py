@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+
 from recovery_executor.adapters.stripe import StripeConnector
 from recovery_sandbox import stripe
 from recovery_sandbox.serving import BackgroundServer

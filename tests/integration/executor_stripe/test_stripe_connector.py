@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from recovery_executor.adapters.stripe import StripeConnector
 from recovery_executor.domain.connector import ChargeOutcomeKind, ChargeRequest
 from recovery_sandbox.serving import BackgroundServer

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from recovery_sandbox import receiver, stripe
 from recovery_sandbox.serving import BackgroundServer
 

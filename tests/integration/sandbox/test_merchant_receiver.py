@@ -10,10 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from standardwebhooks import Webhook
+
 from recovery_sandbox import receiver
 from recovery_sandbox.receiver import expected_signature_512
 from recovery_sandbox.serving import BackgroundServer
-from standardwebhooks import Webhook
 
 pytestmark = pytest.mark.integration
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from recovery_sandbox import stripe
 from recovery_sandbox.serving import BackgroundServer
 

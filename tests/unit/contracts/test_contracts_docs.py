@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.messages import envelope_model
@@ -30,9 +31,7 @@ def test_example_recovery_requested_message_is_valid():
     envelope = envelope_model(MessageType.RECOVERY_REQUESTED).model_validate_json(example)
 
     assert envelope.merchant_id and envelope.profile_id
-    assert (
-        envelope.payload.request.payment_method_data.additional_payment_method_info.last_four_digits == "1997"
-    )
+    assert envelope.payload.request.payment_method_data.additional_payment_method_info.last_four_digits == "1997"
 
 
 def test_catalogue_table_names_every_message_type():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from recovery_contracts.api.errors import ApiError, ErrorResponse, ErrorType
 
 pytestmark = pytest.mark.unit

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from contracts_seed import load_seed
 from pydantic import BaseModel, ValidationError
+
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.messages import (

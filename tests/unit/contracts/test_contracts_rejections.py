@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from contracts_seed import load_seed
 from pydantic import ValidationError
+
 from recovery_contracts.api.api_keys import ApiKeyCreate
 from recovery_contracts.api.connector_accounts import ConnectorAccountCreate
 from recovery_contracts.api.errors import ApiError, describe_validation_errors, validation_error_response
@@ -175,9 +176,7 @@ def test_api_key_expiration_is_never_or_a_datetime():
     assert ApiKeyCreate.model_validate({"name": "k", "expiration": "never"}).expiration == "never"
     created = ApiKeyCreate.model_validate({"name": "k", "expiration": "2030-01-01T00:00:00"})
     assert created.model_dump(mode="json")["expiration"] == "2030-01-01T00:00:00.000Z"
-    assert "expiration" in {
-        e["loc"][0] for e in _reject(ApiKeyCreate, {"name": "k", "expiration": "soon"}).errors()
-    }
+    assert "expiration" in {e["loc"][0] for e in _reject(ApiKeyCreate, {"name": "k", "expiration": "soon"}).errors()}
 
 
 def test_validation_error_becomes_hyperswitch_error_body_without_echoing_input(recovery_request):

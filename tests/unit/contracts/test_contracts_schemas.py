@@ -8,6 +8,7 @@ import json
 import jsonschema
 import pytest
 from contracts_seed import load_seed
+
 from recovery_contracts import schemas
 
 pytestmark = pytest.mark.unit
@@ -18,8 +19,7 @@ def test_generated_schemas_equal_the_checked_in_files(tmp_path):
 
     generated = {p.relative_to(tmp_path).as_posix(): p.read_text() for p in tmp_path.rglob("*.json")}
     checked_in = {
-        p.relative_to(schemas.DEFAULT_DIR).as_posix(): p.read_text()
-        for p in schemas.DEFAULT_DIR.rglob("*.json")
+        p.relative_to(schemas.DEFAULT_DIR).as_posix(): p.read_text() for p in schemas.DEFAULT_DIR.rglob("*.json")
     }
     assert sorted(generated) == sorted(checked_in)
     drifted = [path for path in generated if generated[path] != checked_in[path]]

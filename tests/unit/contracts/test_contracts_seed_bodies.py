@@ -6,6 +6,7 @@ import json
 
 import pytest
 from contracts_seed import PLACEHOLDERS, load_seed
+
 from recovery_contracts.api.connector_accounts import (
     ConnectorAccountCreate,
     ConnectorAccountResponse,
@@ -44,9 +45,7 @@ def test_recovery_request_parses_and_keeps_last_four_digits_as_text(recovery_req
 def test_recovery_request_parses_from_raw_json_bytes(recovery_request):
     body = RecoveryPaymentsCreate.model_validate_json(json.dumps(recovery_request))
     assert (
-        body.model_dump(mode="json")["payment_method_data"]["additional_payment_method_info"][
-            "last_four_digits"
-        ]
+        body.model_dump(mode="json")["payment_method_data"]["additional_payment_method_info"]["last_four_digits"]
         == "1997"
     )
 
@@ -78,9 +77,7 @@ def test_billing_connector_account_parses(billing_connector_account):
     assert isinstance(account.connector_account_details, NoKey)
     recovery = account.feature_metadata.revenue_recovery
     assert recovery.max_retry_count == 9
-    assert recovery.billing_account_reference == {
-        PLACEHOLDERS["{{payment_mca}}"]: PLACEHOLDERS["{{payment_mca}}"]
-    }
+    assert recovery.billing_account_reference == {PLACEHOLDERS["{{payment_mca}}"]: PLACEHOLDERS["{{payment_mca}}"]}
     assert recovery.switch_payment_method_config.retry_threshold == 0
 
 
@@ -97,9 +94,7 @@ def test_connector_account_response_masks_the_api_key(payment_connector_account)
     shown = response.model_dump(mode="json")
     api_key = PLACEHOLDERS["{{api_key}}"]
     assert api_key not in json.dumps(shown)
-    assert (
-        shown["connector_account_details"]["api_key"] == api_key[:2] + "*" * (len(api_key) - 4) + api_key[-2:]
-    )
+    assert shown["connector_account_details"]["api_key"] == api_key[:2] + "*" * (len(api_key) - 4) + api_key[-2:]
     assert shown["id"] == "mca_MbQwWzi4tFItmgYAmshC"
     assert shown["payment_methods_enabled"] == payment_connector_account["payment_methods_enabled"]
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from contracts_seed import SEED_DIR
+
 from recovery_contracts.webhooks import OutgoingWebhook
 
 pytestmark = pytest.mark.unit

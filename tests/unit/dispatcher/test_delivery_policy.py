@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from recovery_dispatcher.domain.policy import (
     HYPERSWITCH_RETRY_SCHEDULE,
     DeliveryOutcome,
@@ -42,9 +43,7 @@ NOW = datetime(2025, 9, 7, 20, 5, 2, tzinfo=UTC)
         (None, "Unable to send request to merchant server: connection refused", DeliveryOutcome.FAILED, True),
     ],
 )
-def test_classification_table(
-    status: int | None, error: str | None, outcome: DeliveryOutcome, transient: bool
-) -> None:
+def test_classification_table(status: int | None, error: str | None, outcome: DeliveryOutcome, transient: bool) -> None:
     verdict = classify_response(status, error)
     assert verdict.outcome is outcome
     assert verdict.transient is transient
@@ -136,9 +135,7 @@ def test_schedule_is_configurable() -> None:
     index=st.integers(min_value=0, max_value=40),
     retry_after=st.none() | st.integers(min_value=0, max_value=10**7).map(lambda s: timedelta(seconds=s)),
 )
-def test_next_retry_delay_is_bounded_and_stops(
-    delays: list[int], index: int, retry_after: timedelta | None
-) -> None:
+def test_next_retry_delay_is_bounded_and_stops(delays: list[int], index: int, retry_after: timedelta | None) -> None:
     schedule = RetrySchedule.from_seconds(delays, max_retry_after_seconds=3600)
     delay = next_retry_delay(index, schedule, retry_after)
     if index >= len(delays):

@@ -4,6 +4,7 @@ import ipaddress
 import socket
 
 import pytest
+
 from recovery_dispatcher.adapters.ssrf import (
     DestinationBlocked,
     GuardedResolver,
@@ -134,9 +135,7 @@ async def test_resolver_returns_only_checked_addresses() -> None:
 
 async def test_resolver_refuses_a_name_with_only_internal_addresses() -> None:
     resolver = GuardedResolver(SsrfGuard(DEFAULT), StaticResolver("169.254.169.254"))
-    with pytest.raises(
-        DestinationBlocked, match=r"169\.254\.169\.254 is a cloud metadata address .*internal\.example"
-    ):
+    with pytest.raises(DestinationBlocked, match=r"169\.254\.169\.254 is a cloud metadata address .*internal\.example"):
         await resolver.resolve("internal.example", 80)
 
 

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+
 from recovery_dispatcher.domain.body import build_body, format_timestamp
 
 pytestmark = pytest.mark.unit

@@ -7,6 +7,8 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from standardwebhooks import Webhook
+
 from recovery_dispatcher.domain.signing import (
     RESERVED_HEADERS,
     build_headers,
@@ -16,7 +18,6 @@ from recovery_dispatcher.domain.signing import (
     sign_hyperswitch,
     sign_standard,
 )
-from standardwebhooks import Webhook
 
 pytestmark = pytest.mark.unit
 
@@ -57,9 +58,7 @@ def test_standard_signature_matches_the_specification_vector() -> None:
 def test_standard_headers_verify_with_the_standardwebhooks_library() -> None:
     secret = generate_whsec_secret()
     now = int(time.time())
-    headers = dict(
-        build_headers(body=BODY, webhook_id="evt_1", timestamp=now, hash_key=None, whsec_secrets=[secret])
-    )
+    headers = dict(build_headers(body=BODY, webhook_id="evt_1", timestamp=now, hash_key=None, whsec_secrets=[secret]))
 
     Webhook(secret).verify(BODY, headers)
     # The library signs the same message the same way.
@@ -71,9 +70,7 @@ def test_standard_headers_verify_with_the_standardwebhooks_library() -> None:
 def test_rotation_sends_both_signatures_and_each_secret_verifies() -> None:
     old, new = generate_whsec_secret(), generate_whsec_secret()
     now = int(time.time())
-    headers = dict(
-        build_headers(body=BODY, webhook_id="evt_1", timestamp=now, hash_key=None, whsec_secrets=[old, new])
-    )
+    headers = dict(build_headers(body=BODY, webhook_id="evt_1", timestamp=now, hash_key=None, whsec_secrets=[old, new]))
 
     entries = headers["webhook-signature"].split(" ")
     assert len(entries) == 2

@@ -3,13 +3,14 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from standardwebhooks import Webhook
+
 from recovery_contracts.verification import (
     WebhookVerificationError,
     verify_hyperswitch_signature,
     verify_standard_webhook,
 )
 from recovery_dispatcher.domain.signing import build_headers, generate_whsec_secret, sign_hyperswitch
-from standardwebhooks import Webhook
 
 pytestmark = pytest.mark.unit
 

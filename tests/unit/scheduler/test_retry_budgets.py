@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from recovery_scheduler.domain import (
     DEFAULT_NETWORK_BUDGETS,
     UNKNOWN_NETWORK_BUDGET,

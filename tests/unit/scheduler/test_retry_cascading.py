@@ -6,6 +6,8 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from retry_builders import T0, declined, view, with_attempt
+
 from recovery_scheduler.domain import (
     HYPERSWITCH_CASCADING_LADDER,
     Algorithm,
@@ -20,7 +22,6 @@ from recovery_scheduler.domain import (
     TokenState,
     decide_next,
 )
-from retry_builders import T0, declined, view, with_attempt
 
 pytestmark = pytest.mark.unit
 
@@ -49,9 +50,7 @@ def test_each_retry_is_the_last_attempt_plus_its_ladder_step_plus_seeded_jitter(
             decision.reason if isinstance(decision, ScheduleAttempt) else "",
         )
         assert isinstance(decision, ScheduleAttempt)
-        recovery = with_attempt(
-            recovery, declined(k + 1, "pm_visa", decision.at, decline_code="do_not_honor")
-        )
+        recovery = with_attempt(recovery, declined(k + 1, "pm_visa", decision.at, decline_code="do_not_honor"))
         now = decision.at
     end = decide_next(recovery, now, RetryConfig(), rng)
     assert isinstance(end, EndRecovery)
@@ -106,9 +105,7 @@ def test_a_token_flagged_hard_declined_is_never_charged() -> None:
 
 
 def test_customer_action_stops_off_session_retries() -> None:
-    recovery = view(
-        tokens=(VISA,), attempts=(declined(1, "pm_visa", T0, decline_code="authentication_required"),)
-    )
+    recovery = view(tokens=(VISA,), attempts=(declined(1, "pm_visa", T0, decline_code="authentication_required"),))
     decision = decide_next(recovery, T0, RetryConfig(), random.Random(1))
     assert isinstance(decision, EndRecovery)
     assert decision.outcome is EndOutcome.ACTION_REQUIRED
@@ -119,9 +116,7 @@ def test_an_updated_card_lifts_a_fix_block() -> None:
     blocked = decide_next(view(tokens=(VISA,), attempts=attempts), T0, RetryConfig(), random.Random(1))
     assert isinstance(blocked, EndRecovery)
     updated = TokenState("pm_visa", "Visa", card_updated_at=T0 + H)
-    decision = decide_next(
-        view(tokens=(updated,), attempts=attempts), T0 + H, RetryConfig(), random.Random(1)
-    )
+    decision = decide_next(view(tokens=(updated,), attempts=attempts), T0 + H, RetryConfig(), random.Random(1))
     assert isinstance(decision, ScheduleAttempt)
 
 

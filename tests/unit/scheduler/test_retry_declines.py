@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+
 from recovery_scheduler.domain import (
     DECLINE_RULES,
     MASTERCARD_ADVICE_RULES,
@@ -111,9 +112,7 @@ def test_mastercard_advice_code_maps_to_its_class_and_wait(
     mac: str, expected: DeclineClass, network_wait: timedelta | None
 ) -> None:
     # A generic decline code under the advice: the MAC decides.
-    assessment = assess_decline(
-        decline_code="do_not_honor", network_advice_code=mac, card_network="MasterCard"
-    )
+    assessment = assess_decline(decline_code="do_not_honor", network_advice_code=mac, card_network="MasterCard")
     assert assessment.decline_class is expected
     assert assessment.network_wait == network_wait
     if expected.retryable_off_session:
@@ -127,10 +126,7 @@ def test_every_mac_code_is_tested() -> None:
 
 
 def test_mac_is_ignored_for_other_networks() -> None:
-    assert (
-        classify_decline(decline_code="insufficient_funds", network_advice_code="03", card_network="Visa")
-        is LATER
-    )
+    assert classify_decline(decline_code="insufficient_funds", network_advice_code="03", card_network="Visa") is LATER
 
 
 def test_mac_is_read_when_the_network_is_unknown() -> None:
@@ -162,9 +158,7 @@ def test_a_never_verdict_stands_against_softer_advice() -> None:
 
 
 def test_same_class_advice_keeps_the_code_details() -> None:
-    assessment = assess_decline(
-        decline_code="insufficient_funds", network_advice_code="27", card_network="Mastercard"
-    )
+    assessment = assess_decline(decline_code="insufficient_funds", network_advice_code="27", card_network="Mastercard")
     assert assessment.payday
     assert assessment.earliest_wait == 4 * D
 

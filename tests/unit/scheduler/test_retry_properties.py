@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from retry_builders import T0
+
 from recovery_scheduler.domain import (
     DECLINE_RULES,
     MASTERCARD_ADVICE_RULES,
@@ -25,7 +27,6 @@ from recovery_scheduler.domain import (
     classify_decline,
     decide_next,
 )
-from retry_builders import T0
 
 pytestmark = pytest.mark.unit
 
@@ -52,9 +53,7 @@ def recoveries(draw: st.DrawFn) -> tuple[RecoveryView, datetime, RetryConfig]:
                 number,
                 draw(st.sampled_from(tokens)).token,
                 at,
-                draw(
-                    st.sampled_from([AttemptOutcome.DECLINED, AttemptOutcome.DECLINED, AttemptOutcome.ERROR])
-                ),
+                draw(st.sampled_from([AttemptOutcome.DECLINED, AttemptOutcome.DECLINED, AttemptOutcome.ERROR])),
                 decline_code=draw(optional_code),
                 advice_code=draw(optional_advice),
                 network_advice_code=draw(optional_mac),

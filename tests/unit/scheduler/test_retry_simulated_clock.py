@@ -7,6 +7,9 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from retry_builders import Answer, run_recovery, view
+from retry_builders import declined as declined_at
+
 from recovery_scheduler.domain import (
     Algorithm,
     AttemptOutcome,
@@ -20,8 +23,6 @@ from recovery_scheduler.domain import (
     ScheduleAttempt,
     TokenState,
 )
-from retry_builders import Answer, run_recovery, view
-from retry_builders import declined as declined_at
 
 pytestmark = pytest.mark.unit
 

@@ -6,6 +6,8 @@ import random
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from retry_builders import T0, declined, view
+
 from recovery_scheduler.domain import (
     Algorithm,
     AttemptOutcome,
@@ -19,7 +21,6 @@ from recovery_scheduler.domain import (
     next_payday_slot,
     paydays,
 )
-from retry_builders import T0, declined, view
 
 pytestmark = pytest.mark.unit
 
@@ -55,9 +56,7 @@ def test_paydays_are_the_1st_the_15th_and_the_last_business_day(
 
 
 def test_next_payday_slot_is_at_the_good_hour() -> None:
-    assert next_payday_slot(datetime(2026, 5, 15, 15, tzinfo=UTC), 14) == datetime(
-        2026, 5, 29, 14, tzinfo=UTC
-    )
+    assert next_payday_slot(datetime(2026, 5, 15, 15, tzinfo=UTC), 14) == datetime(2026, 5, 29, 14, tzinfo=UTC)
     assert next_payday_slot(datetime(2026, 5, 30, tzinfo=UTC), 14) == datetime(2026, 6, 1, 14, tzinfo=UTC)
 
 
@@ -94,9 +93,7 @@ def test_without_switch_config_smart_stays_on_the_current_token() -> None:
 
 def test_switch_retry_threshold_opens_the_other_tokens_and_the_earliest_slot_wins() -> None:
     config = RetryConfig(switch_retry_threshold=1)
-    decision = _smart(
-        config, tokens=(PRIMARY, SECOND), first_error_code="insufficient_funds", billing_retry_count=1
-    )
+    decision = _smart(config, tokens=(PRIMARY, SECOND), first_error_code="insufficient_funds", billing_retry_count=1)
     assert decision.token == "pm_second"
     assert _within_jitter(decision.at, T0)
     assert "switched" in decision.reason
@@ -104,9 +101,7 @@ def test_switch_retry_threshold_opens_the_other_tokens_and_the_earliest_slot_win
 
 def test_switch_time_threshold_opens_the_other_tokens_after_creation() -> None:
     config = RetryConfig(switch_time_threshold_after_creation=timedelta(days=2))
-    decision = _smart(
-        config, tokens=(PRIMARY, SECOND), first_error_code="insufficient_funds", billing_retry_count=1
-    )
+    decision = _smart(config, tokens=(PRIMARY, SECOND), first_error_code="insufficient_funds", billing_retry_count=1)
     assert decision.token == "pm_second"
     assert _within_jitter(decision.at, T0 + timedelta(days=2))
 
@@ -119,9 +114,7 @@ def test_a_hard_declined_current_token_switches_at_once() -> None:
 def test_smart_stops_after_its_attempts() -> None:
     config = RetryConfig(smart_max_attempts=2)
     attempts = (declined(1, "pm_primary", T0), declined(2, "pm_primary", T0 + timedelta(days=1)))
-    decision = decide_next(
-        view(Algorithm.SMART, attempts=attempts), T0 + timedelta(days=1), config, random.Random(1)
-    )
+    decision = decide_next(view(Algorithm.SMART, attempts=attempts), T0 + timedelta(days=1), config, random.Random(1))
     assert isinstance(decision, EndRecovery)
 
 

@@ -122,17 +122,11 @@ def _existing(out: Path) -> set[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m recovery_contracts.schemas", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m recovery_contracts.schemas", description=__doc__.splitlines()[0])
     action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument(
-        "--check", action="store_true", help="fail when checked-in schemas differ from the models"
-    )
+    action.add_argument("--check", action="store_true", help="fail when checked-in schemas differ from the models")
     action.add_argument("--write", action="store_true", help="regenerate the schema files")
-    parser.add_argument(
-        "--dir", type=Path, default=DEFAULT_DIR, help=f"schema directory (default {DEFAULT_DIR})"
-    )
+    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"schema directory (default {DEFAULT_DIR})")
     args = parser.parse_args(argv)
     if args.write:
         written = generate(args.dir)
@@ -140,9 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     stale = drifted(args.dir)
     if stale:
-        print(
-            "JSON Schemas out of date (run `python -m recovery_contracts.schemas --write`):", file=sys.stderr
-        )
+        print("JSON Schemas out of date (run `python -m recovery_contracts.schemas --write`):", file=sys.stderr)
         for rel in stale:
             print(f"  {rel}", file=sys.stderr)
         return 1

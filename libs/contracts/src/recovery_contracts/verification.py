@@ -87,9 +87,7 @@ def verify_standard_webhook(
 
     secrets = [secret] if isinstance(secret, str) else list(secret)
     message = f"{webhook_id}.{timestamp_text}.".encode() + body
-    expected = [
-        base64.b64encode(hmac.new(_secret_key(key), message, hashlib.sha256).digest()) for key in secrets
-    ]
+    expected = [base64.b64encode(hmac.new(_secret_key(key), message, hashlib.sha256).digest()) for key in secrets]
     for entry in signature_header.split():
         version, _, encoded = entry.partition(",")
         if version != "v1" or not encoded.isascii():

@@ -99,9 +99,7 @@ class ApiError(Enum):
     DUPLICATE_PAYMENT = ErrorSpec(
         "HE_01", 400, _IR, "The payment with the specified payment_id already exists in our records"
     )
-    MERCHANT_ACCOUNT_NOT_FOUND = ErrorSpec(
-        "HE_02", 404, _IR, "Merchant account does not exist in our records"
-    )
+    MERCHANT_ACCOUNT_NOT_FOUND = ErrorSpec("HE_02", 404, _IR, "Merchant account does not exist in our records")
     CONNECTOR_ACCOUNT_NOT_FOUND = ErrorSpec(
         "HE_02", 404, _IR, "Merchant connector account does not exist in our records"
     )
@@ -110,18 +108,14 @@ class ApiError(Enum):
     API_KEY_NOT_FOUND = ErrorSpec("HE_02", 404, _IR, "API Key does not exist in our records")
     EVENT_NOT_FOUND = ErrorSpec("HE_02", 404, _IR, "Event does not exist in our records")
     RESOURCE_ID_NOT_FOUND = ErrorSpec("HE_02", 404, _IR, "Resource ID does not exist in our records")
-    CONNECTOR_ACCOUNT_DISABLED = ErrorSpec(
-        "HE_03", 400, _IR, "The selected merchant connector account is disabled"
-    )
+    CONNECTOR_ACCOUNT_DISABLED = ErrorSpec("HE_03", 400, _IR, "The selected merchant connector account is disabled")
     INCORRECT_CONNECTOR_NAME = ErrorSpec(
         "HE_04", 404, _IR, "The connector provided in the request is incorrect or not available"
     )
     EXTERNAL_CONNECTOR_ERROR = ErrorSpec("CE_00", 502, ErrorType.CONNECTOR, "{code}: {message}")
 
     # Extensions (Hyperswitch has no code for these limits).
-    RATE_LIMITED = ErrorSpec(
-        "RR_01", 429, _IR, "Too many requests for this API key; retry after {retry_after} s"
-    )
+    RATE_LIMITED = ErrorSpec("RR_01", 429, _IR, "Too many requests for this API key; retry after {retry_after} s")
     PAYLOAD_TOO_LARGE = ErrorSpec("RR_02", 413, _IR, "Request body is larger than {limit} bytes")
 
     @property
@@ -135,9 +129,7 @@ class ApiError(Enum):
     def response(self, *, reason: str | None = None, **params: object) -> ErrorResponse:
         spec: ErrorSpec = self.value
         return ErrorResponse(
-            error=ErrorBody(
-                type=spec.type, message=spec.message.format(**params)[:2048], code=spec.code, reason=reason
-            )
+            error=ErrorBody(type=spec.type, message=spec.message.format(**params)[:2048], code=spec.code, reason=reason)
         )
 
 

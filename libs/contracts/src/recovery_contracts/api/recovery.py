@@ -183,9 +183,7 @@ class RecoveryPaymentsCreate(RequestBody):
     billing_started_at: UtcMillis | None = None
     transaction_created_at: UtcMillis | None = None
     # Later Hyperswitch versions call it `transaction_status`; both names are accepted.
-    attempt_status: AttemptStatus = Field(
-        validation_alias=AliasChoices("attempt_status", "transaction_status")
-    )
+    attempt_status: AttemptStatus = Field(validation_alias=AliasChoices("attempt_status", "transaction_status"))
     action: RecoveryAction
     billing_merchant_connector_id: Identifier
     payment_merchant_connector_id: Identifier

@@ -121,15 +121,9 @@ DISCOVER_BUDGET = _common_default(CardNetwork.DISCOVER)
 UNKNOWN_NETWORK_BUDGET = NetworkBudget(
     None,
     (
-        RetryLimit(
-            10, _DAY, True, "this project: strictest known daily limit (Mastercard)", "project policy 2026"
-        ),
-        RetryLimit(
-            10, _DAY, False, "this project: strictest known 24 h limit (Mastercard)", "project policy 2026"
-        ),
-        RetryLimit(
-            20, _30_DAYS, False, "this project: strictest known 30-day limit (Visa)", "project policy 2026"
-        ),
+        RetryLimit(10, _DAY, True, "this project: strictest known daily limit (Mastercard)", "project policy 2026"),
+        RetryLimit(10, _DAY, False, "this project: strictest known 24 h limit (Mastercard)", "project policy 2026"),
+        RetryLimit(20, _30_DAYS, False, "this project: strictest known 30-day limit (Visa)", "project policy 2026"),
     ),
 )
 

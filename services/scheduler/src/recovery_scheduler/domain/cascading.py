@@ -45,14 +45,8 @@ def plan_cascading(
                     made,
                 )
             step = f"ladder step {made + 1}/{len(config.ladder)} (+{config.ladder[made]})"
-            switched = (
-                "" if standing.index == current else f"; switched from token {standings[current].token.token}"
-            )
-            why = (
-                ""
-                if standing.network_floor is None or standing.network_floor <= nominal
-                else "; network advice wait"
-            )
+            switched = "" if standing.index == current else f"; switched from token {standings[current].token.token}"
+            why = "" if standing.network_floor is None or standing.network_floor <= nominal else "; network advice wait"
             return ScheduleAttempt(at, standing.token.token, made + 1, f"cascading {step}{why}{switched}")
     # Every usable token is out of budget at its ladder time: wait for the first budget to reset.
     release, standing = min(
@@ -60,7 +54,5 @@ def plan_cascading(
         key=lambda pair: (pair[0], pair[1].index),
     )
     if release > end:
-        return end_recovery(
-            EndOutcome.RETRIES_EXHAUSTED, "network budgets reset only after the retry window", made
-        )
+        return end_recovery(EndOutcome.RETRIES_EXHAUSTED, "network budgets reset only after the retry window", made)
     return Recheck(release, f"network budget used up; token {standing.token.token} has budget again then")

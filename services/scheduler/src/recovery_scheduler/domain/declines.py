@@ -119,9 +119,7 @@ DECLINE_RULES: tuple[DeclineRule, ...] = (
     DeclineRule(("13",), ("invalid_amount",), "invalid amount", 4, _LATER, DAY, retry_cap=2),
     DeclineRule((), ("highest_risk_level", "merchant_blacklist"), "processor risk block", None, _NEVER, None),
     # Stripe's error `code` for every decline (the detail is in decline_code) and its unknown-reason code.
-    DeclineRule(
-        (), ("card_declined", "try_again_later"), "declined, no reason given", None, _LATER, DAY, generic=True
-    ),
+    DeclineRule((), ("card_declined", "try_again_later"), "declined, no reason given", None, _LATER, DAY, generic=True),
 )
 
 
@@ -241,9 +239,7 @@ def _code_assessment(
 def _overlay(base: DeclineAssessment, advice: AdviceRule, source: str) -> DeclineAssessment:
     """Higher-precedence advice decides the class; a code of the same class keeps its details."""
     if advice.decline_class is base.decline_class:
-        network_wait = max(
-            (w for w in (base.network_wait, advice.network_wait) if w is not None), default=None
-        )
+        network_wait = max((w for w in (base.network_wait, advice.network_wait) if w is not None), default=None)
         return replace(base, network_wait=network_wait, source=f"{source}; {base.source}")
     return DeclineAssessment(
         advice.decline_class,
@@ -282,9 +278,7 @@ def assess_decline(
     if assessment.decline_class is not DeclineClass.NEVER:
         for verdict in (code, stripe_advice):
             if verdict is not None and verdict.decline_class is DeclineClass.NEVER:
-                source = (
-                    verdict.source if isinstance(verdict, DeclineAssessment) else f"advice_code={advice_code}"
-                )
+                source = verdict.source if isinstance(verdict, DeclineAssessment) else f"advice_code={advice_code}"
                 return DeclineAssessment(DeclineClass.NEVER, None, source=f"{source} (never stands)")
     return assessment
 

@@ -24,9 +24,7 @@ def decide_next(view: RecoveryView, now: datetime, config: RetryConfig, rng: ran
             active = Algorithm.CASCADING
         shadow = _decide_active(replace(view, algorithm=active), now, config, rng)
         assert not isinstance(shadow, Observe)
-        switch_at = (
-            None if config.monitoring_threshold is None else view.created_at + config.monitoring_threshold
-        )
+        switch_at = None if config.monitoring_threshold is None else view.created_at + config.monitoring_threshold
         return Observe(shadow, switch_at)
     return _decide_active(view, now, config, rng)
 
@@ -63,9 +61,7 @@ def _decide_active(view: RecoveryView, now: datetime, config: RetryConfig, rng: 
         if all(s.hard_declined for s in standings):
             return end_recovery(EndOutcome.FAILED_HARD_DECLINE, f"every token hard-declined: {reasons}", made)
         if any(s.blocked_by is not None for s in standings):
-            return end_recovery(
-                EndOutcome.ACTION_REQUIRED, f"no token may be charged off-session: {reasons}", made
-            )
+            return end_recovery(EndOutcome.ACTION_REQUIRED, f"no token may be charged off-session: {reasons}", made)
         return end_recovery(EndOutcome.RETRIES_EXHAUSTED, f"no token left to retry: {reasons}", made)
     now = max([now, *(a.at for a in view.attempts)])
     if view.algorithm is Algorithm.SMART:

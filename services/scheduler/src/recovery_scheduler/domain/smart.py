@@ -30,9 +30,7 @@ class _Slot:
         return (self.at, len(self.standing.declines), self.standing.index)
 
 
-def _switch_gate(
-    view: RecoveryView, current: TokenStanding, now: datetime, config: RetryConfig
-) -> datetime | None:
+def _switch_gate(view: RecoveryView, current: TokenStanding, now: datetime, config: RetryConfig) -> datetime | None:
     """When the customer's other tokens may be tried while the current one is still usable."""
     if not current.usable:
         return now
@@ -99,9 +97,7 @@ def plan_smart(
         if slot.at <= end:
             slots.append(slot)
     if not slots:
-        return end_recovery(
-            EndOutcome.RETRIES_EXHAUSTED, "no slot within the retry window on any token", made
-        )
+        return end_recovery(EndOutcome.RETRIES_EXHAUSTED, "no slot within the retry window on any token", made)
     best = min(slots, key=lambda s: s.rank)
     token = best.standing.token.token
     if best.budget_bound:

@@ -53,9 +53,7 @@ class TokenStanding:
             source = self._never_source()
             return f"token {self.token.token} hard-declined" + (f" ({source})" if source else "")
         if self.blocked_by is not None:
-            return (
-                f"token {self.token.token} needs {self.blocked_by.value} action before an off-session retry"
-            )
+            return f"token {self.token.token} needs {self.blocked_by.value} action before an off-session retry"
         return f"token {self.token.token} used its retries for this decline"
 
     def _never_source(self) -> str | None:
@@ -127,9 +125,7 @@ def token_standings(view: RecoveryView, config: RetryConfig) -> tuple[TokenStand
         # The billing system's attempts hit the primary card; placed at its last failure (conservative:
         # they stay inside every window as long as any of them could).
         billing_count = max(view.billing_retry_count, 1) if primary else 0
-        budget_attempts = (
-            tuple(a.at for a in own) + (view.billing_failed_at,) * billing_count + token.other_attempts_at
-        )
+        budget_attempts = tuple(a.at for a in own) + (view.billing_failed_at,) * billing_count + token.other_attempts_at
         standings.append(
             TokenStanding(
                 token=token,

@@ -184,9 +184,7 @@ class WebhookSender:
             ttl_dns_cache=self._config.dns_cache_seconds,
             ssl=httpx.create_ssl_context(),
         )
-        session = aiohttp.ClientSession(
-            connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
-        )
+        session = aiohttp.ClientSession(connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar())
         self._client = httpx.AsyncClient(
             transport=AiohttpTransport(client=session),
             follow_redirects=False,

@@ -111,9 +111,7 @@ class RetrySchedule:
             raise ValueError("max_retry_after must not be negative")
 
     @classmethod
-    def from_seconds(
-        cls, seconds: Iterable[float], *, max_retry_after_seconds: float = 6 * 3600
-    ) -> RetrySchedule:
+    def from_seconds(cls, seconds: Iterable[float], *, max_retry_after_seconds: float = 6 * 3600) -> RetrySchedule:
         return cls(
             delays=tuple(timedelta(seconds=value) for value in seconds),
             max_retry_after=timedelta(seconds=max_retry_after_seconds),
