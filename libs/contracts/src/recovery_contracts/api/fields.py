@@ -49,6 +49,9 @@ def _storable(value: Any, depth: int = 0) -> None:
     elif isinstance(value, dict):
         for key, item in value.items():
             _storable(key, depth + 1)
+            # MongoDB refuses NUL in key names, and `$` keys are operators to older servers and many tools.
+            if "\x00" in key or key.startswith("$"):
+                raise ValueError("metadata keys must not contain NUL or start with `$`")
             _storable(item, depth + 1)
     elif isinstance(value, list):
         for item in value:
