@@ -35,9 +35,17 @@ SECRET_KEYS = {  # secret name -> keys the manifests may reference (docs/deploym
     "recovery-executor": {"RABBITMQ_URL", "MONGODB_URL"},
     "recovery-webhook-dispatcher": {"RABBITMQ_URL", "MONGODB_URL"},
     "recovery-master-key": {"SECRETS_MASTER_KEY"},
+    "recovery-internal-token": {"INTERNAL_API_TOKEN"},
     "recovery-keda-rabbitmq": {"host"},
 }
-SECRET_VARIABLES = {"RABBITMQ_URL", "MONGODB_URL", "ADMIN_API_KEY", "API_KEY_HASH_SECRET", "SECRETS_MASTER_KEY"}
+SECRET_VARIABLES = {
+    "RABBITMQ_URL",
+    "MONGODB_URL",
+    "ADMIN_API_KEY",
+    "API_KEY_HASH_SECRET",
+    "SECRETS_MASTER_KEY",
+    "INTERNAL_API_TOKEN",
+}
 MAIN_QUEUE = {
     "scheduler": "scheduler.recovery-scheduled",
     "executor": "executor.execute-retry",
