@@ -107,7 +107,12 @@ class Service:
     # -- composition ---------------------------------------------------------------------------------
 
     def consume(self, queue_name: str, handler: Handler) -> None:
-        self._subscribers.append(subscribe(self.broker, queue_name, handler, self.publisher))
+        self.add_subscriber(subscribe(self.broker, queue_name, handler, self.publisher))
+
+    def add_subscriber(self, subscriber: Any) -> None:
+        """A subscriber registered on `self.broker` by other means (e.g. a concurrent consumer): readiness
+        and the consumer watchdog look after it like the ones `consume` makes."""
+        self._subscribers.append(subscriber)
 
     def add_indexes(self, specs: list[IndexSpec]) -> None:
         self._indexes.extend(specs)

@@ -86,9 +86,8 @@ def build_service(settings: DispatcherSettings | None = None) -> Service:
         ("dispatcher.payment-failed", dispatcher.payment_failed),
         ("dispatcher.deliver-webhook", dispatcher.deliver_webhook),
     ):
-        # Service.consume handles one message at a time; deliveries need many in flight. The subscriber is
-        # registered with the service so readiness checks it like the others.
-        service._subscribers.append(consumer.subscribe(queue_name, handler, _payment_lane))
+        # Service.consume handles one message at a time; deliveries need many in flight.
+        service.add_subscriber(consumer.subscribe(queue_name, handler, _payment_lane))
     service.consume("dispatcher.profile-updated", dispatcher.profile_updated)
     service.app.include_router(api.router(events, dispatcher, InternalCaller(settings.internal_api_token)))
     return service
