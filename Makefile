@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make install     uv and the workspace's locked dependencies (uv sync --frozen)"
 	@echo "make demo        start the stack, replay the seed's scenario, show the signed webhook, stop"
-	@echo "make test        every test but the fault suite (unit, integration, e2e); needs RabbitMQ (.ci/run starts it)"
+	@echo "make test        every test: unit, integration, e2e and the fault suite; needs RabbitMQ (.ci/run starts it)"
 	@echo "make faults      the fault suite: kills, restarts, duplicates, poison (docs/guarantees.md)"
 	@echo "make up / down   start / stop the stack in the background (intake on :8080; logs in .run/logs)"
 	@echo "make status      which processes of that stack run and are ready"
@@ -33,10 +33,10 @@ test: install
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure here" >&2; fi; \
 	exit $$status
 
-# The fault suite (kill -9, broker and database restarts, duplicates, poison, a long merchant outage) runs
-# private RabbitMQ and SecantusDB nodes; it is not part of `make test` until it passes (docs/guarantees.md).
+# The fault suite alone (kill -9, SIGTERM, broker and database restarts, duplicates, poison, a long merchant
+# outage) on private RabbitMQ and SecantusDB nodes; part of `make test`. FAULTS_ITERATIONS=3 for the long run.
 faults: install
-	$(UV) run pytest tests/faults -m faults $(PYTEST_ARGS)
+	$(UV) run pytest tests/faults $(PYTEST_ARGS)
 
 up: install
 	$(UV) run recovery up

@@ -1,14 +1,19 @@
 """Webhook delivery throughput: raw aiohttp POSTs vs the dispatcher's signed and recorded deliveries.
 
-    uv run python bench/webhook_dispatch.py [--events 3000] [--concurrency 256]
+    uv run python bench/webhook_dispatch.py [--events 3000] [--rounds 3] [--concurrency 256] [--broker]
 
 Starts a fast local receiver (aiohttp, its own process) and SecantusDB (its own process; or MONGODB_URL),
-then measures in the same run:
-- raw: aiohttp POSTs of the same body to the receiver, as fast as `--concurrency` allows;
-- dispatcher: `WebhookDispatcher.payment_succeeded` for distinct payments: build the body, claim the
-  idempotent event record, sign (HMAC-SHA512 + Standard Webhooks), send, record the attempt and the final
-  status (write-behind batches), exactly the handler the broker consumer runs (the broker itself excluded).
-Prints both rates and the ratio.
+then, in each round, measures in the same run:
+- raw: aiohttp POSTs of the same body to the receiver, as fast as `--concurrency` allows, before and after;
+- dispatcher: `--events` deliveries for distinct payments, each signed (HMAC-SHA512 + Standard Webhooks),
+  sent, and recorded (its claim, then its record with the attempt and final status; batched writes).
+  Default mode: `WebhookDispatcher.payment_succeeded` called directly, exactly the handler the broker
+  consumer runs, WITHOUT RabbitMQ (no consume, validation or acknowledgement). `--broker`: the messages are
+  queued on RabbitMQ first (RABBITMQ_URL, a virtual host of the run's own) and then consumed by the
+  dispatcher's `ConcurrentConsumer` as the service configures it, each acknowledged after its records are
+  written; the rate is from the consumer's start to the last acknowledgement.
+Prints every round (ratio = deliveries / mean of the raw rates around it) and the medians; fails when a
+delivery was not recorded delivered. The machine is shared and noisy: quote the ratios.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import argparse
 import asyncio
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -113,82 +119,182 @@ def envelopes(count: int) -> list[Any]:
     return out
 
 
-async def dispatcher_rate(mongodb_url: str, url: str, count: int, concurrency: int) -> tuple[float, int, bytes]:
-    from faststream.rabbit import RabbitBroker
+class Dispatcher:
+    """The dispatcher's handler path, set up once (database, endpoint, sender) and measured in rounds."""
 
-    from recovery_dispatcher.adapters.delivery import SenderConfig, WebhookSender
-    from recovery_dispatcher.adapters.record_writer import RecordWriter
-    from recovery_dispatcher.adapters.ssrf import SsrfGuard, SsrfPolicy
-    from recovery_dispatcher.adapters.store import INDEXES, EndpointStore, EventStore
-    from recovery_dispatcher.domain.policy import HYPERSWITCH_RETRY_SCHEDULE
-    from recovery_dispatcher.domain.signing import generate_whsec_secret
-    from recovery_dispatcher.handlers import WebhookDispatcher
-    from recovery_runtime.bus import Publisher
-    from recovery_runtime.clock import SystemClock, TimeScale
-    from recovery_runtime.mongo import ensure_indexes
-    from recovery_runtime.topology import QUEUES
-    from recovery_runtime.unit_of_work import MessageStore
+    def __init__(self, mongodb_url: str, url: str, concurrency: int) -> None:
+        self.mongodb_url, self.url, self.concurrency = mongodb_url, url, concurrency
 
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, tz_aware=True)
-    db = client[f"bench_{os.getpid()}_{int(time.time())}"]
-    await ensure_indexes(db, INDEXES)
-    await db.webhook_endpoints.insert_one(
-        {
-            "_id": "pro_bench",
-            "merchant_id": "bench_merchant",
-            "url": url,
-            "enabled": True,
-            "hash_key": "bench-hash-key",
-            "whsec_secrets": [generate_whsec_secret()],
-            "custom_headers": {},
-            "version": 1,
-        }
-    )
-    events = EventStore(db)
-    # The success path never publishes; the broker is not connected.
-    publisher = Publisher(RabbitBroker("amqp://127.0.0.1:1/"))
-    store = MessageStore(client, db, "dispatcher", publisher, SystemClock())
-    dispatcher = WebhookDispatcher(
-        store=store,
-        events=events,
-        endpoints=EndpointStore(db, cache_seconds=60),
-        writer=RecordWriter(events.collection),
-        sender_factory=lambda: WebhookSender(
-            SsrfGuard(SsrfPolicy.from_setting("127.0.0.0/8")), SenderConfig(max_connections_per_host=64)
-        ),
-        clock=SystemClock(),
-        time_scale=TimeScale(1.0),
-        schedule=HYPERSWITCH_RETRY_SCHEDULE,
-        lease=timedelta(seconds=60),
-        instance_id="bench",
-        user_agent="recovery-engine-webhooks/1",
-        endpoint_concurrency=concurrency,
-    )
-    await dispatcher.start()
-    queue = QUEUES["dispatcher.payment-succeeded"]
-    warm, measured = envelopes(min(200, count)), envelopes(count)
-    slots = asyncio.Semaphore(concurrency)
+    async def __aenter__(self) -> Dispatcher:
+        from faststream.rabbit import RabbitBroker
 
-    async def handle(envelope: Any) -> None:
-        async with slots:
-            await dispatcher.payment_succeeded(envelope, queue)
+        from recovery_dispatcher.adapters.delivery import SenderConfig, WebhookSender
+        from recovery_dispatcher.adapters.record_writer import RecordWriter
+        from recovery_dispatcher.adapters.ssrf import SsrfGuard, SsrfPolicy
+        from recovery_dispatcher.adapters.store import INDEXES, EndpointStore, EventStore
+        from recovery_dispatcher.domain.policy import HYPERSWITCH_RETRY_SCHEDULE
+        from recovery_dispatcher.domain.signing import generate_whsec_secret
+        from recovery_dispatcher.handlers import WebhookDispatcher
+        from recovery_runtime.bus import Publisher
+        from recovery_runtime.clock import SystemClock, TimeScale
+        from recovery_runtime.mongo import ensure_indexes
+        from recovery_runtime.topology import QUEUES
+        from recovery_runtime.unit_of_work import MessageStore
 
-    await asyncio.gather(*(handle(e) for e in warm))
-    started = time.perf_counter()
-    await asyncio.gather(*(handle(e) for e in measured))
-    rate = count / (time.perf_counter() - started)
-    delivered = await db.webhook_events.count_documents({"status": "delivered"})
-    sample = await db.webhook_events.find_one({"status": "delivered"})
-    await dispatcher.close()
-    await client.drop_database(db.name)
-    await client.close()
-    return rate, delivered - len(warm), bytes(sample["body"]) if sample else b""
+        self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.mongodb_url, tz_aware=True)
+        self.db = self.client[f"bench_{os.getpid()}_{int(time.time())}"]
+        await ensure_indexes(self.db, INDEXES)
+        await self.db.webhook_endpoints.insert_one(
+            {
+                "_id": "pro_bench",
+                "merchant_id": "bench_merchant",
+                "url": self.url,
+                "enabled": True,
+                "hash_key": "bench-hash-key",
+                "whsec_secrets": [generate_whsec_secret()],
+                "custom_headers": {},
+                "version": 1,
+            }
+        )
+        events = EventStore(self.db)
+        # The success path never publishes; the broker is not connected.
+        publisher = Publisher(RabbitBroker("amqp://127.0.0.1:1/"))
+        store = MessageStore(self.client, self.db, "dispatcher", publisher, SystemClock())
+        self.dispatcher = WebhookDispatcher(
+            store=store,
+            events=events,
+            endpoints=EndpointStore(self.db, cache_seconds=2.0),
+            writer=RecordWriter(events.collection, claims=events.claims),
+            sender_factory=lambda: WebhookSender(
+                SsrfGuard(SsrfPolicy.from_setting("127.0.0.0/8")), SenderConfig(max_connections_per_host=64)
+            ),
+            clock=SystemClock(),
+            time_scale=TimeScale(1.0),
+            schedule=HYPERSWITCH_RETRY_SCHEDULE,
+            lease=timedelta(seconds=60),
+            instance_id="bench",
+            user_agent="recovery-engine-webhooks/1",
+            endpoint_concurrency=self.concurrency,
+        )
+        await self.dispatcher.start()
+        self.queue = QUEUES["dispatcher.payment-succeeded"]
+        self.handled = 0
+        await self.rate(min(200, self.concurrency))  # warm: connections, caches, validators
+        return self
+
+    async def rate(self, count: int) -> float:
+        measured = envelopes(count)
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def handle(envelope: Any) -> None:
+            async with slots:
+                await self.dispatcher.payment_succeeded(envelope, self.queue)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(handle(e) for e in measured))
+        self.handled += count
+        return count / (time.perf_counter() - started)
+
+    async def connect_broker(self, rabbitmq_url: str) -> None:
+        """Broker mode: the dispatcher's real consumer (`ConcurrentConsumer`, prefetch = concurrency, manual
+        acknowledgements after the records are written) on a virtual host of the run's own."""
+        import logging
+
+        import aio_pika
+        from faststream.rabbit import Channel, RabbitBroker
+        from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
+        from prometheus_client import REGISTRY
+
+        from recovery_cli.stack.vhosts import VirtualHosts, vhost_name
+        from recovery_dispatcher.consumer import ConcurrentConsumer
+        from recovery_runtime.bus import Publisher
+
+        self.vhosts = VirtualHosts(rabbitmq_url)
+        self.vhost = vhost_name("recovery-bench-dispatch-")
+        broker_url = await asyncio.to_thread(self.vhosts.create, self.vhost)
+        # As the service configures it (recovery_runtime.service), prefetch = the dispatcher's in-flight limit.
+        logging.getLogger("recovery.broker").setLevel(logging.INFO)
+        self.broker = RabbitBroker(
+            broker_url,
+            default_channel=Channel(prefetch_count=self.concurrency, publisher_confirms=True),
+            app_id="recovery-dispatcher",
+            fail_fast=False,
+            logger=logging.getLogger("recovery.broker"),
+            log_level=logging.DEBUG,
+            middlewares=[RabbitPrometheusMiddleware(registry=REGISTRY, app_name="recovery-dispatcher")],
+        )
+        await self.broker.connect()
+        exchange = await self.broker.declare_exchange(self.queue.exchange)
+        declared = await self.broker.declare_queue(self.queue.rabbit_queue())
+        await declared.bind(exchange, routing_key=self.queue.routing_key)
+        consumer = ConcurrentConsumer(self.broker, Publisher(self.broker), max_in_flight=self.concurrency)
+        self.consumer = consumer
+        self.subscriber = consumer.subscribe(
+            self.queue.name, self.dispatcher.payment_succeeded, lambda envelope: envelope.correlation_id
+        )
+        self.publishing = await aio_pika.connect(broker_url)
+        self.channel = await self.publishing.channel(publisher_confirms=True)
+        self.exchange = await self.channel.get_exchange(self.queue.exchange.name)
+        await self.broker.start()
+        await self.broker_rate(min(200, self.concurrency))  # warm
+
+    async def broker_rate(self, count: int) -> float:
+        """Messages queued first (consumer stopped), then consumed, delivered, recorded and acknowledged."""
+        import aio_pika
+
+        from recovery_runtime import metrics
+
+        await self.subscriber.stop()
+        bodies = [e.model_dump_json().encode() for e in envelopes(count)]
+        for chunk in range(0, count, 500):
+            await asyncio.gather(
+                *(
+                    self.exchange.publish(
+                        aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                        routing_key=self.queue.routing_key,
+                    )
+                    for body in bodies[chunk : chunk + 500]
+                )
+            )
+        acknowledged = metrics.MESSAGES_CONSUMED.labels(self.queue.name, "applied")
+        before = acknowledged._value.get()
+        started = time.perf_counter()
+        await self.subscriber.start()
+        while acknowledged._value.get() - before < count:  # noqa: ASYNC110 (polling a counter)
+            await asyncio.sleep(0.01)
+        self.handled += count
+        return count / (time.perf_counter() - started)
+
+    async def close_broker(self) -> None:
+        await self.consumer.close()
+        await self.broker.stop()
+        await self.publishing.close()
+        await asyncio.to_thread(self.vhosts.delete, self.vhost)
+
+    async def sample_body(self) -> bytes:
+        sample = await self.db.webhook_events.find_one({"status": "delivered"})
+        return bytes(sample["body"]) if sample else b"{}"
+
+    async def delivered(self) -> int:
+        return await self.db.webhook_events.count_documents({"status": "delivered"})
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.dispatcher.close()
+        await self.client.drop_database(self.db.name)
+        await self.client.close()
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=3000)
+    parser.add_argument("--events", type=int, default=3000, help="deliveries per round (and raw POSTs per half)")
     parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--broker",
+        action="store_true",
+        help="through RabbitMQ (RABBITMQ_URL, default the local broker): messages queued, then consumed by the "
+        "dispatcher's ConcurrentConsumer and acknowledged after their records are written",
+    )
     args = parser.parse_args()
     import logging
 
@@ -216,12 +322,38 @@ async def main() -> None:
     try:
         await wait_port(port)
         url = f"http://127.0.0.1:{port}/webhooks"
-        rate, delivered, body = await dispatcher_rate(mongodb_url, url, args.events, args.concurrency)
-        raw = await raw_rate(url, body or b"{}", args.events, args.concurrency)
-        print(f"events: {args.events}, concurrency: {args.concurrency}, body: {len(body)} bytes, db: {mongodb_url}")
-        print(f"raw aiohttp POST rate:              {raw:8.0f} requests/s")
-        print(f"dispatcher signed+recorded rate:    {rate:8.0f} deliveries/s ({delivered} recorded delivered)")
-        print(f"ratio dispatcher / raw:             {rate / raw:8.1%}")
+        raws, rates, ratios = [], [], []
+        async with Dispatcher(mongodb_url, url, args.concurrency) as dispatcher:
+            if args.broker:
+                await dispatcher.connect_broker(os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+            mode = "broker (RabbitMQ -> consumer -> handler -> ack)" if args.broker else "handler (no broker)"
+            body = await dispatcher.sample_body()
+            print(f"mode: {mode}; events: {args.events} x {args.rounds} rounds, concurrency: {args.concurrency}, "
+                  f"body: {len(body)} bytes, db: {mongodb_url}", flush=True)  # fmt: skip
+            measure = dispatcher.broker_rate if args.broker else dispatcher.rate
+            for index in range(args.rounds):
+                # The raw limit on both sides of the measured run: the machine is shared and noisy.
+                before = await raw_rate(url, body, args.events, args.concurrency)
+                rate = await measure(args.events)
+                after = await raw_rate(url, body, args.events, args.concurrency)
+                raw = (before + after) / 2
+                raws.append(raw)
+                rates.append(rate)
+                ratios.append(rate / raw)
+                print(f"  round {index + 1}: raw {before:6.0f} / {after:6.0f} requests/s, dispatcher {rate:6.0f} "
+                      f"deliveries/s, ratio {rate / raw:6.1%}", flush=True)  # fmt: skip
+            delivered = await dispatcher.delivered()
+            handled = dispatcher.handled
+            if args.broker:
+                await dispatcher.close_broker()
+        print(f"raw aiohttp POST rate:              {statistics.median(raws):8.0f} requests/s (median)")
+        print(
+            f"dispatcher signed+recorded rate:    {statistics.median(rates):8.0f} deliveries/s (median; "
+            f"{delivered} of {handled} recorded delivered)"
+        )
+        print(f"ratio dispatcher / raw:             {statistics.median(ratios):8.1%} (median of the rounds)")
+        if delivered != handled:
+            raise SystemExit(f"only {delivered} of {handled} deliveries recorded delivered")
     finally:
         for process in processes:
             process.terminate()

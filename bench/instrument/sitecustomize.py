@@ -3,7 +3,7 @@
 Python imports `sitecustomize` at start-up from sys.path; the end-to-end benchmark puts this folder on the
 services' PYTHONPATH and sets:
 - BENCH_MONGO_MONITOR=1: a PyMongo command listener counts every command (one command = one round trip) in
-  `bench_mongo_commands_total{command}`, served on the service's own /metrics (the default registry);
+  `bench_mongo_commands_total{command,collection}`, served on the service's own /metrics (the default registry);
 - BENCH_PROFILE_DIR=DIR: SIGUSR1 starts a pyinstrument sampling profile of the event loop thread, SIGUSR2
   stops it and writes DIR/<service>-<pid>.txt (and .html).
 """
@@ -16,11 +16,14 @@ if os.environ.get("BENCH_MONGO_MONITOR") == "1":
     from prometheus_client import Counter
     from pymongo import monitoring
 
-    _COMMANDS = Counter("bench_mongo_commands", "MongoDB commands sent (round trips)", ["command"])
+    _COMMANDS = Counter("bench_mongo_commands", "MongoDB commands sent (round trips)", ["command", "collection"])
 
     class _CountCommands(monitoring.CommandListener):
         def started(self, event: monitoring.CommandStartedEvent) -> None:
-            _COMMANDS.labels(event.command_name).inc()
+            # The command's first field names its collection (find, insert, update, delete, aggregate, ...).
+            target = event.command.get(event.command_name)
+            collection = target if isinstance(target, str) else ""
+            _COMMANDS.labels(event.command_name, collection).inc()
 
         def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
             pass

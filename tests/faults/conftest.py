@@ -12,32 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_harness import ITERATIONS, Figures
+from fault_harness import COMMON_ENV, COMPONENT_ENV, ITERATIONS, Figures
 from private_rabbitmq import PrivateRabbitMQ, available
 
 from recovery_cli.stack import Stack, StackConfig
 
 FIGURES = Figures()
-
-# Short waits so a crash is recovered from within the test's time; production keeps the defaults.
-COMMON_ENV = {
-    "OUTBOX_RELAY_AFTER_SECONDS": "2",
-    "CONSUMER_WATCHDOG_SECONDS": "1",
-    "PUBLISH_TIMEOUT_SECONDS": "5",
-    "SHUTDOWN_GRACE_SECONDS": "5",
-}
-COMPONENT_ENV = {
-    # The sandbox holds a timed-out charge's answer 2.5 s; the executor gives up after 1 s and PSYNCs.
-    "executor": {"CONNECTOR_TIMEOUT_SECONDS": "1", "ABANDONED_ATTEMPT_SECONDS": "3"},
-    "webhook-dispatcher": {
-        # Business seconds (TIME_SCALE 1000): 1 min, 5 min, 15 min, then every 30 min for a day.
-        "WEBHOOK_RETRY_SCHEDULE_SECONDS": ",".join(["60", "300", "900"] + ["1800"] * 48),
-        "WEBHOOK_IN_PROCESS_ATTEMPTS": "1",
-        "WEBHOOK_DELIVERY_LEASE_SECONDS": "5",
-        "WEBHOOK_CONNECT_TIMEOUT_SECONDS": "2",
-        "WEBHOOK_TOTAL_TIMEOUT_SECONDS": "3",
-    },
-}
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

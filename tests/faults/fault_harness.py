@@ -61,6 +61,27 @@ EXPECTED = {
 }
 
 
+# Short waits so a crash is recovered from within the test's time; production keeps the defaults.
+COMMON_ENV = {
+    "OUTBOX_RELAY_AFTER_SECONDS": "2",
+    "CONSUMER_WATCHDOG_SECONDS": "1",
+    "PUBLISH_TIMEOUT_SECONDS": "5",
+    "SHUTDOWN_GRACE_SECONDS": "5",
+}
+COMPONENT_ENV = {
+    # The sandbox holds a timed-out charge's answer 2.5 s; the executor gives up after 1 s and PSYNCs.
+    "executor": {"CONNECTOR_TIMEOUT_SECONDS": "1", "ABANDONED_ATTEMPT_SECONDS": "3"},
+    "webhook-dispatcher": {
+        # Business seconds (TIME_SCALE 1000): 1 min, 5 min, 15 min, then every 30 min for a day.
+        "WEBHOOK_RETRY_SCHEDULE_SECONDS": ",".join(["60", "300", "900"] + ["1800"] * 48),
+        "WEBHOOK_IN_PROCESS_ATTEMPTS": "1",
+        "WEBHOOK_DELIVERY_LEASE_SECONDS": "5",
+        "WEBHOOK_CONNECT_TIMEOUT_SECONDS": "2",
+        "WEBHOOK_TOTAL_TIMEOUT_SECONDS": "3",
+    },
+}
+
+
 @dataclass
 class Recovery:
     kind: str
@@ -75,6 +96,7 @@ class Figures:
 
     scenarios: int = 0
     kills: int = 0
+    graceful_stops: int = 0
     restarts: int = 0
     broker_restarts: int = 0
     database_restarts: int = 0
@@ -88,6 +110,7 @@ class Figures:
         return [
             f"scenarios run            {self.scenarios}",
             f"kill -9 of a service     {self.kills}",
+            f"SIGTERM of a service     {self.graceful_stops}",
             f"restarts (any process)   {self.restarts}",
             f"  RabbitMQ stop/start    {self.broker_restarts}",
             f"  MongoDB stop/start     {self.database_restarts}",
@@ -250,11 +273,17 @@ class FaultRun:
         try:
             client, db = self.database()
             with client:
-                return {
-                    name: count
-                    for name in db.list_collection_names()
-                    if name.startswith("outbox_") and (count := db[name].count_documents({}))
-                }
+                # Outbox collections, and messages embedded in state documents (`MessageStore.write`): field
+                # `outbox` of any collection. Both must be empty once everything is published.
+                leftovers = {}
+                for name in db.list_collection_names():
+                    if name.startswith("outbox_"):
+                        count = db[name].count_documents({})
+                    else:
+                        count = db[name].count_documents({"outbox.0": {"$exists": True}})
+                    if count:
+                        leftovers[name if name.startswith("outbox_") else f"{name}.outbox"] = count
+                return leftovers
         except Exception as error:
             return {"(database unreachable)": 1, str(error)[:80]: 1}
 

@@ -6,10 +6,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from recovery_contracts.envelope import Envelope, MessageType
-from recovery_contracts.ids import new_payment_id
-from recovery_contracts.messages import ConnectorAccountUpdated, ProfileUpdated, RecoveryScheduled
-from recovery_contracts.payments import ErrorDetails
-from recovery_contracts.recovery import PaymentToken, RecoveryPayment, RetryAlgorithm, RetrySettings
+from recovery_contracts.ids import new_attempt_id, new_payment_id
+from recovery_contracts.messages import ConnectorAccountUpdated, PaymentSucceeded, ProfileUpdated, RecoveryScheduled
+from recovery_contracts.payments import ErrorDetails, IntentStatus
+from recovery_contracts.recovery import (
+    AttemptSummary,
+    PaymentToken,
+    RecoveryPayment,
+    RetryAlgorithm,
+    RetrySettings,
+    build_payment_object,
+)
 
 
 def recovery_payment(
@@ -89,5 +96,33 @@ def profile(webhook_url: str, hash_key: str, whsec: str | None = None, version: 
             webhook_url=webhook_url,
             payment_response_hash_key=hash_key,
             standard_webhooks_secrets=(whsec,) if whsec else (),
+        ),
+    )
+
+
+def payment_succeeded(payment: RecoveryPayment, connector_transaction_id: str = "pi_123") -> Envelope[PaymentSucceeded]:
+    """The executor's `payment.succeeded` for `payment`'s first attempt (a fresh attempt id each call)."""
+    now = datetime.now(UTC)
+    token = payment.tokens[0].token if payment.tokens else "pm_card_visa"
+    return Envelope[PaymentSucceeded](
+        type=MessageType.PAYMENT_SUCCEEDED,
+        correlation_id=payment.payment_id,
+        merchant_id=payment.merchant_id,
+        profile_id=payment.profile_id,
+        payload=PaymentSucceeded(
+            payment_id=payment.payment_id,
+            attempt_id=new_attempt_id("12345"),
+            attempt_number=1,
+            token=token,
+            connector_transaction_id=connector_transaction_id,
+            succeeded_at=now,
+            payment=build_payment_object(
+                payment,
+                status=IntentStatus.SUCCEEDED,
+                modified_at=now,
+                attempt=AttemptSummary(
+                    total_retry_count=1, token=token, connector_transaction_id=connector_transaction_id
+                ),
+            ),
         ),
     )

@@ -44,7 +44,13 @@ async def test_a_rejected_message_is_listed_shown_and_replayed_once(
         assert await cli("list", "--queue", QUEUE) == 0
         listed = capsys.readouterr().out
         assert message.message_id in listed and "connector account is disabled" in listed
-        assert await probe.depth(dlq) == 1  # listing removes nothing
+
+        # Listing removes nothing: the CLI reads without acknowledging and the broker requeues on close
+        # (asynchronously on a quorum queue, hence the wait; a removed message would never come back).
+        async def depth_is_one() -> bool:
+            return await probe.depth(dlq) == 1
+
+        await eventually(depth_is_one, timeout=10.0)
 
         assert await cli("show", "1", "--queue", QUEUE) == 0
         assert '"connector_account_id": "mca_payment"' in capsys.readouterr().out

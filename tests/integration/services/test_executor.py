@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,7 +16,7 @@ from recovery_executor.settings import ExecutorSettings
 from recovery_sandbox.stripe import create_app as stripe_app
 from recovery_scheduler.app import build_service as build_scheduler
 from recovery_scheduler.settings import SchedulerSettings
-from support.broker import broker_probe
+from support.broker import broker_probe, eventually
 from support.payments import recovery_payment, stripe_account
 from support.services import settings_for
 from support.stack import Isolation
@@ -151,3 +151,27 @@ async def test_a_charge_that_times_out_is_synced_not_charged_again(
     attempt = db.attempts.find_one({})
     assert attempt["status"] == "succeeded" and attempt["resumptions"] == 1
     assert succeeded["payload"]["connector_transaction_id"] == charges[0]["payment_intent"]
+
+
+async def test_an_outcome_left_in_its_attempt_record_is_relayed(
+    serve: Any, isolation: Isolation, stripe: Any, db: Any
+) -> None:
+    """A settled attempt carries its outcome message (embedded outbox: one write, no transaction); a crash before
+    the publish leaves it there, and the relay publishes it and removes it from the record."""
+    await start_executors(serve, isolation, stripe, 1)
+    customer, pm = customer_with(stripe, "pm_card_visa")
+    command = execute(pm, customer)
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(stripe_account(api_key=SECRET))
+        await broker.publish(command)
+        succeeded = await broker.take_json("dispatcher.payment-succeeded")
+        await broker.take_json("scheduler.payment-succeeded")
+        key = f"{command.payload.payment.payment_id}:1"
+        await eventually(lambda: db.attempts.find_one({"_id": key}).get("outbox") == [])
+        a_minute_ago = datetime.now(UTC) - timedelta(minutes=1)
+        stranded = {**db.attempts.find_one({"_id": key})["emitted"], "created_at": a_minute_ago}
+        db.attempts.update_one({"_id": key}, {"$push": {"outbox": stranded}})
+        relayed = await broker.take_json("dispatcher.payment-succeeded", timeout=15)
+        assert relayed["message_id"] == succeeded["message_id"]
+        await eventually(lambda: db.attempts.find_one({"_id": key}).get("outbox") == [])
+    assert len(ledger(stripe, customer)) == 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -12,7 +14,9 @@ from recovery_cli.demo import Endpoints, MerchantSetup, SeedScenario
 from recovery_cli.scenario import RECOVERY_REQUEST, seed_body
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate
 from recovery_contracts.envelope import Envelope, MessageType
-from recovery_contracts.messages import RecoveryRequested
+from recovery_contracts.messages import PaymentSucceeded, RecoveryRequested
+from recovery_contracts.payments import ConnectorTransmission, IntentStatus
+from recovery_contracts.recovery import AttemptSummary, RecoveryPayment, build_payment_object
 from recovery_intake.app import build_service
 from recovery_intake.settings import IntakeSettings
 from recovery_sandbox.receiver import create_app as receiver_app
@@ -75,6 +79,8 @@ async def test_seed_recovery_is_accepted_persisted_and_published(
     async with broker_probe(isolation.rabbitmq_url) as broker:
         message = await broker.take_json("scheduler.recovery-scheduled")
     assert message["type"] == "recovery.scheduled"
+    # Written with the intent in one insert (embedded outbox), removed from it once published.
+    await eventually(lambda: db.payment_intents.find_one({"_id": answer["id"]}).get("outbox") == [])
     assert message["correlation_id"] == answer["id"]
     assert message["payload"]["payment"]["retry"]["algorithm"] == "cascading"
     assert message["payload"]["payment"]["retry"]["max_retry_count"] == 9
@@ -118,7 +124,8 @@ async def test_bad_input_is_refused_with_a_clear_error_and_nothing_is_stored(
     assert_error(httpx.post(url, json=recovery_body(setup), headers=no_profile), 400, "IR_04", "x-profile-id")
 
     assert db.payment_intents.count_documents({}) == 0
-    assert db.outbox_intake.count_documents({}) == 0
+    # The set-up's own events (profile, connector accounts) leave the outbox once published (removal is batched).
+    await eventually(lambda: db.outbox_intake.count_documents({}) == 0, timeout=10)
     async with broker_probe(isolation.rabbitmq_url) as broker:
         assert await broker.depth("scheduler.recovery-scheduled") == 0
 
@@ -159,3 +166,72 @@ async def test_broker_entry_dead_letters_bad_messages_with_the_reason_and_keeps_
         assert scheduled["payload"]["payment"]["merchant_reference_id"] == "test_ffhgfewf3476f5"
         assert await broker.depth("intake.recovery-requested.dlq") == 0
     await eventually(lambda: db.payment_intents.count_documents({"merchant_id": setup.merchant_id}) == 1)
+
+
+async def test_a_message_left_in_an_intent_is_relayed_and_a_repeated_outcome_applies_once(
+    tenant: Any, intake: Any, isolation: Isolation, db: Any
+) -> None:
+    """A crash between the intent's insert and the publish leaves `recovery.scheduled` in the intent (embedded
+    outbox): the relay publishes it. An outcome event applies once: its id is recorded in the intent itself."""
+    _, setup = tenant
+    response = httpx.post(f"{intake.url}/v2/payments/recovery", json=recovery_body(setup), headers=setup.headers())
+    payment_id = response.json()["id"]
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        message = await broker.take_json("scheduler.recovery-scheduled")
+        await eventually(lambda: db.payment_intents.find_one({"_id": payment_id}).get("outbox") == [])
+        # As if the service had died before publishing: the message is back in the intent, a minute old.
+        stranded = {
+            "_id": message["message_id"],
+            "message_type": "recovery.scheduled",
+            "body": json.dumps(message).encode(),
+            "correlation_id": payment_id,
+            "created_at": datetime.now(UTC) - timedelta(minutes=1),
+        }
+        db.payment_intents.update_one({"_id": payment_id}, {"$push": {"outbox": stranded}})
+        relayed = await broker.take_json("scheduler.recovery-scheduled", timeout=15)
+        assert relayed["message_id"] == message["message_id"]
+        await eventually(lambda: db.payment_intents.find_one({"_id": payment_id}).get("outbox") == [])
+
+        succeeded = payment_succeeded(message)
+        for _ in range(3):
+            await broker.publish(succeeded)  # the same message id: a redelivery
+        await eventually(lambda: db.payment_intents.find_one({"_id": payment_id})["status"] == "succeeded")
+
+        async def drained() -> bool:
+            return await broker.depth("intake.payment-succeeded") == 0
+
+        await eventually(drained)
+        await asyncio.sleep(1.0)  # the last copies in flight are acknowledged
+    intent = db.payment_intents.find_one({"_id": payment_id})
+    assert intent["applied_messages"] == [f"intake.payment-succeeded:{succeeded.message_id}"]
+    assert intent["payment_object"]["status"] == "succeeded"
+
+
+def payment_succeeded(scheduled_message: dict[str, Any]) -> Envelope[PaymentSucceeded]:
+    payment = RecoveryPayment.model_validate(scheduled_message["payload"]["payment"])
+    now = datetime.now(UTC)
+    return Envelope[PaymentSucceeded](
+        type=MessageType.PAYMENT_SUCCEEDED,
+        correlation_id=payment.payment_id,
+        merchant_id=payment.merchant_id,
+        profile_id=payment.profile_id,
+        payload=PaymentSucceeded(
+            payment_id=payment.payment_id,
+            attempt_id="12345_att_test",
+            attempt_number=1,
+            token=payment.tokens[0].token,
+            connector_transaction_id="pi_test",
+            succeeded_at=now,
+            payment=build_payment_object(
+                payment,
+                status=IntentStatus.SUCCEEDED,
+                modified_at=now,
+                attempt=AttemptSummary(
+                    total_retry_count=1,
+                    token=payment.tokens[0].token,
+                    connector_transaction_id="pi_test",
+                    transmission=ConnectorTransmission.SUCCEEDED,
+                ),
+            ),
+        ),
+    )

@@ -9,6 +9,7 @@ import pytest
 
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import AttemptOutcome, PaymentAttemptFailed
+from recovery_contracts.recovery import RetryAlgorithm
 from recovery_scheduler.app import build_service
 from recovery_scheduler.settings import SchedulerSettings
 from support.broker import broker_probe, eventually
@@ -102,3 +103,33 @@ async def test_a_malformed_message_is_dead_lettered_with_its_reason(scheduler: A
         assert "payload: Field required" in dead.headers["x-rejection-reason"]
         await broker.publish(scheduled(payment))
         assert (await broker.take_json("executor.execute-retry"))["correlation_id"] == payment.payment_id
+
+
+async def test_a_new_recovery_is_written_once_and_its_later_plans_get_timers_of_their_own(
+    scheduler: Any, isolation: Isolation, db: Any
+) -> None:
+    """The first plan inserts the recovery with its plan (version 1, as insert-then-save gave) and its timer
+    without a look-up; the next plan's timer id must not collide with it (ids follow the version)."""
+    base = recovery_payment(algorithm=RetryAlgorithm.MONITORING)
+    # Monitoring for a business hour: the switch is a calendar rule (wall clock), so under the time scale each
+    # re-plan finds the period still running and plans the next re-plan, ~3.6 s later.
+    retry = base.retry.model_copy(update={"monitoring_threshold_seconds": 3600})
+    payment = base.model_copy(update={"retry": retry, "created_at": datetime.now(UTC)})
+    message = scheduled(payment)
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(message)
+        await broker.publish(message)  # a redelivery: the inserted recovery carries the message's id
+    recovery = await eventually(lambda: db.recoveries.find_one({"_id": payment.payment_id}))
+    assert recovery["version"] == 1 and recovery["status"] == "monitoring"
+    assert recovery["plan"]["timer_id"] == f"replan:{payment.payment_id}:1"
+    assert [h["what"] for h in recovery["history"]] == ["monitoring", "replan_planned"]
+    assert recovery["applied_messages"] == [f"scheduler.recovery-scheduled:{message.message_id}"]
+
+    def timers() -> dict[str, str]:
+        return {t["_id"]: t["status"] for t in db.timers.find({"payment_id": payment.payment_id})}
+
+    # The first re-plan fires and plans the next one on a timer of its own.
+    await eventually(lambda: timers().get(f"replan:{payment.payment_id}:2") == "pending", timeout=30)
+    assert timers()[f"replan:{payment.payment_id}:1"] == "fired"
+    recovery = db.recoveries.find_one({"_id": payment.payment_id})
+    assert recovery["version"] == 2 and recovery["plan"]["timer_id"] == f"replan:{payment.payment_id}:2"

@@ -13,6 +13,7 @@ from faststream import AckPolicy
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 from pydantic import ValidationError
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import envelope_model
@@ -26,6 +27,7 @@ REJECTION_HEADER = "x-rejection-reason"
 ORIGINAL_QUEUE_HEADER = "x-original-queue"
 ORIGINAL_EXCHANGE_HEADER = "x-original-exchange"
 ORIGINAL_ROUTING_KEY_HEADER = "x-original-routing-key"
+OUTAGE_PAUSE_CAP_SECONDS = 5.0
 
 
 class MessageRejected(Exception):
@@ -148,6 +150,39 @@ def retry_pause(delivery_count: int) -> float:
     return min(0.25 * (2 ** max(delivery_count, 0)), 10.0)
 
 
+def is_outage(error: BaseException) -> bool:
+    """The database cannot be reached (down, restarting, failing over), as opposed to a bug or bad data."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionFailure):
+            return True
+        if isinstance(current, PyMongoError) and current.has_error_label("TransientTransactionError"):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+async def through_outages(call: Callable[[], Awaitable[None]], queue_name: str) -> None:
+    """Run `call`, and while it fails because the database is unreachable, wait and run it again, holding the
+    message: a requeue would count towards the queue's delivery limit and a long outage would dead-letter
+    good messages. Handlers are idempotent (inbox + compare-and-set), so running one again is safe."""
+    waits = 0
+    while True:
+        try:
+            await call()
+            return
+        except Exception as error:
+            if not is_outage(error):
+                raise
+            waits += 1
+            pause = min(0.25 * (2 ** min(waits, 6)), OUTAGE_PAUSE_CAP_SECONDS)
+            log.warning("message.waiting_for_database", error=type(error).__name__, attempt=waits, pause=pause)
+            metrics.MESSAGES_HELD.labels(queue_name).inc()
+            await asyncio.sleep(pause)
+
+
 async def _raw_body(message: Any) -> bytes:
     # FastStream would JSON-decode the body before the handler runs and fail outside our error handling;
     # the handler validates the raw bytes itself.
@@ -172,7 +207,7 @@ def subscribe(broker: RabbitBroker, queue_name: str, handler: Handler, publisher
             if envelope.type is not queue.message_type:
                 raise MessageRejected(f"message type {envelope.type} does not belong on {queue.name}")
             structlog.contextvars.bind_contextvars(message_id=envelope.message_id, payment_id=envelope.correlation_id)
-            await handler(envelope, queue)
+            await through_outages(lambda: handler(envelope, queue), queue.name)
         except AlreadyApplied:
             log.info("message.duplicate")
             await message.ack()

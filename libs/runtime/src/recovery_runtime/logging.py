@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from typing import Any
 
 import structlog
 
@@ -44,6 +45,19 @@ _SECRET_VALUES = re.compile(
     r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"
     r"|(?P<digits>(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d.]))"
 )
+
+
+class _CurrentStdout:
+    """`sys.stdout` as it is at each write: a stream bound once would outlive a replaced (and closed) one."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+_STDOUT: Any = _CurrentStdout()
 
 
 def _luhn_valid(digits: str) -> bool:
@@ -90,7 +104,7 @@ def _redact(_: object, __: str, event_dict: dict[str, object]) -> dict[str, obje
 def configure_logging(service: str, level: str = "INFO") -> None:
     # Lines from the standard library's loggers (FastStream, uvicorn, PyMongo, ...) are rendered as the same
     # JSON as structlog's own, with the bound context (service, payment_id, message_id) and the redaction.
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(_STDOUT)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[
@@ -121,7 +135,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(_STDOUT),
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)

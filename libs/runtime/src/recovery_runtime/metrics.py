@@ -20,6 +20,11 @@ MESSAGES_CONSUMED = Counter(
     "Messages handled, by queue and result (applied, duplicate, rejected, failed)",
     ["queue", "result"],
 )
+MESSAGES_HELD = Counter(
+    "recovery_messages_held_total",
+    "Handler runs repeated in place (the message held, not requeued) because the database was unreachable",
+    ["queue"],
+)
 MESSAGES_DEAD_LETTERED = Counter(
     "recovery_messages_dead_lettered_total", "Messages sent to a dead-letter queue with a reason", ["queue"]
 )

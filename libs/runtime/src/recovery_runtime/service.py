@@ -100,6 +100,7 @@ class Service:
         self._tasks: list[asyncio.Task[None]] = []
         self._on_start: list[Callable[[], Awaitable[None]]] = []
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
+        self._on_drain: list[Callable[[], Awaitable[None]]] = []
         self.started = False
         self.app = FastAPI(title=f"recovery {name}", lifespan=self._lifespan)
         self._add_operational_routes()
@@ -126,6 +127,15 @@ class Service:
     def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
         self._on_stop.append(hook)
 
+    def on_drain(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run on shutdown after consuming stopped and before the broker connection closes (finish in-flight)."""
+        self._on_drain.append(hook)
+
+    @staticmethod
+    async def _stop_quietly(subscriber: Any) -> None:
+        with contextlib.suppress(Exception):
+            await subscriber.stop()
+
     # -- lifecycle -----------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -143,12 +153,23 @@ class Service:
     async def stop(self) -> None:
         self.started = False
         log.info("service.stopping")
+        # Stop consuming first and wait up to the grace period for in-flight handlers (FastStream's
+        # graceful_timeout), then let work handed off to tasks finish: acknowledgements still travel, and
+        # whatever is left unacknowledged is requeued by the broker when the connection closes.
+        await asyncio.gather(*(self._stop_quietly(sub) for sub in list(self.broker.subscribers)))
+        for hook in self._on_drain:
+            with contextlib.suppress(Exception):
+                await hook()
+        # Background loops only now: aiormq closes a channel whose RPC is cancelled, and a loop cancelled
+        # mid-publish would take the consumers' channel (and their acknowledgements) with it.
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        # Stops consuming, waits up to the grace period for in-flight handlers; unacked messages are requeued.
+        # Messages published but still recorded would only be published once more by the relay: tidy them now.
+        with contextlib.suppress(Exception):
+            await self.store.remove_published()
         await self.broker.stop()
         for hook in self._on_stop:
             with contextlib.suppress(Exception):

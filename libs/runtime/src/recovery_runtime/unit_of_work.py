@@ -1,7 +1,18 @@
-"""One MongoDB transaction per state change: the effect, the inbox record of the message, the outbox.
+"""One atomic write per state change: the effect, the record that its message was applied, the outgoing messages.
 
-After commit the outbox messages are published with confirms and deleted; `OutboxRelay` republishes what a
-crash left behind. Consumers therefore see at-least-once delivery, and effects apply exactly once.
+Two shapes, both "state + outgoing messages in one transaction or one document" (docs/guarantees.md):
+
+- `MessageStore.apply`: a MongoDB transaction holding the effect, the inbox record of the consumed message
+  (`inbox_<service>`) and the outgoing messages (`outbox_<service>`).
+- `MessageStore.write`: one document holds it all. The handler checks and records the consumed message's id in
+  the state document itself (`applied_key`, `was_applied`, `mark_applied`/`push_applied`: a compare-and-set in the
+  same write as the effect) and embeds its outgoing messages in that document (`Transaction.embed`, field
+  `outbox`). No transaction, one round trip. The collection must be registered with `embed_outbox_in` so that
+  the relay looks there too.
+
+After the write the messages are published with confirms; their removal (outbox delete, `$pull` of embedded
+ones) is batched in the background, one command per collection per `cleanup_delay`. `OutboxRelay` republishes
+what a crash left behind. Consumers therefore see at-least-once delivery, and effects apply exactly once.
 """
 
 from __future__ import annotations
@@ -14,6 +25,7 @@ from typing import Any, TypeVar
 import structlog
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
@@ -30,20 +42,77 @@ T = TypeVar("T")
 _TRANSIENT_LABELS = ("TransientTransactionError", "UnknownTransactionCommitResult")
 _MAX_TRANSACTION_TRIES = 5
 
+# Messages embedded in a state document until published (`MessageStore.write`).
+OUTBOX_FIELD = "outbox"
+# Ids of the messages applied to a state document (`<queue>:<message id>`), the most recent APPLIED_KEEP.
+APPLIED_FIELD = "applied_messages"
+APPLIED_KEEP = 100
+
+
+def applied_key(consumed: Envelope[Any], consumer: str) -> str:
+    """The id a consumed message is recorded under, in the inbox or in a state document."""
+    return f"{consumer}:{consumed.message_id}"
+
+
+def was_applied(doc: dict[str, Any] | None, key: str) -> bool:
+    return doc is not None and key in doc.get(APPLIED_FIELD, ())
+
+
+def mark_applied(doc: dict[str, Any], key: str) -> None:
+    """Record `key` in a state document about to be written whole (insert, or replace with compare-and-set)."""
+    applied = [k for k in doc.get(APPLIED_FIELD, []) if k != key]
+    applied.append(key)
+    doc[APPLIED_FIELD] = applied[-APPLIED_KEEP:]
+
+
+def push_applied(key: str) -> dict[str, Any]:
+    """The `$push` recording `key` in an update; pair it with the filter `not_applied(key)`."""
+    return {APPLIED_FIELD: {"$each": [key], "$slice": -APPLIED_KEEP}}
+
+
+def not_applied(key: str) -> dict[str, Any]:
+    return {APPLIED_FIELD: {"$ne": key}}
+
+
+def embedded_outbox_index(collection: str) -> IndexSpec:
+    """The index the relay's scan of a collection with embedded outgoing messages needs."""
+    return IndexSpec(collection, [(f"{OUTBOX_FIELD}.created_at", ASCENDING)], "embedded_outbox_created_at")
+
 
 class Transaction:
-    """What a handler gets inside the transaction: the session for its writes, and `emit` for messages."""
+    """What a handler gets inside the unit of work: the session for its writes, and `emit` for messages.
+
+    In `MessageStore.write` (`Transaction.one_document()`) there is no session (`session` is None: the
+    repositories' methods used there take `session=None`) and emitted messages must be embedded (`embed`) in
+    the one document the handler writes."""
+
+    session: AsyncClientSession
 
     def __init__(self, session: AsyncClientSession) -> None:
         self.session = session
         self.outgoing: list[OutgoingMessage] = []
+        self.embedded_in: tuple[str, Any] | None = None
+
+    @classmethod
+    def one_document(cls) -> Transaction:
+        tx = cls.__new__(cls)
+        tx.session = None  # type: ignore[assignment]  # no transaction: one write of one document
+        tx.outgoing = []
+        tx.embedded_in = None
+        return tx
 
     def emit(self, envelope: Envelope[Any]) -> None:
         self.outgoing.append(OutgoingMessage.of(envelope))
 
+    def embed(self, collection: AsyncCollection[dict[str, Any]], doc_id: Any, now: Any) -> list[dict[str, Any]]:
+        """The outgoing messages as documents to store in field `outbox` of document `doc_id` (same write as the
+        state change: `$push` them, or set them on insert)."""
+        self.embedded_in = (collection.name, doc_id)
+        return [m.to_document(now) for m in self.outgoing]
+
 
 class MessageStore:
-    """A service's inbox and outbox, and the transaction that ties them to its state changes."""
+    """A service's inbox and outbox, and the unit of work that ties them to its state changes."""
 
     def __init__(
         self,
@@ -53,13 +122,22 @@ class MessageStore:
         publisher: Publisher,
         clock: Clock,
         inbox_retention: timedelta = timedelta(days=14),
+        cleanup_delay: float = 1.0,
     ) -> None:
         self._client = client
+        self._db = db
         self._publisher = publisher
         self._clock = clock
         self._retention = inbox_retention
+        self.cleanup_delay = cleanup_delay
         self.inbox = db[f"inbox_{service}"]
         self.outbox = db[f"outbox_{service}"]
+        # Collections whose documents may embed outgoing messages (scanned by the relay).
+        self.embedding: list[AsyncCollection[dict[str, Any]]] = []
+        # Published, awaiting removal: outbox ids; per embedding collection, document id -> message ids.
+        self._published: list[str] = []
+        self._published_embedded: dict[str, dict[Any, list[str]]] = {}
+        self._cleanup: asyncio.Task[None] | None = None
 
     def indexes(self) -> list[IndexSpec]:
         return [
@@ -72,23 +150,32 @@ class MessageStore:
             IndexSpec(self.outbox.name, [("created_at", ASCENDING)], "outbox_created_at"),
         ]
 
+    def embed_outbox_in(self, collection: str) -> IndexSpec:
+        """Register a collection whose documents embed outgoing messages; returns the index to create."""
+        if all(c.name != collection for c in self.embedding):
+            self.embedding.append(self._db[collection])
+        return embedded_outbox_index(collection)
+
     async def apply(
         self,
         work: Callable[[Transaction], Awaitable[T]],
         *,
         consumed: Envelope[Any] | None = None,
         consumer: str | None = None,
+        inbox: bool = True,
     ) -> T:
         """Run `work` in a transaction that also records `consumed` as applied by `consumer`.
 
         Raises AlreadyApplied when that message was applied before. Retries transient transaction errors.
+        `inbox=False`: `work` records the message in its state document itself (compare-and-set, same
+        transaction), and raises AlreadyApplied.
         """
         for attempt in range(1, _MAX_TRANSACTION_TRIES + 1):
             try:
                 async with self._client.start_session() as session:
                     async with await session.start_transaction():
                         tx = Transaction(session)
-                        if consumed is not None:
+                        if consumed is not None and inbox:
                             await self._record_applied(consumed, consumer, session)
                         result = await work(tx)
                         if tx.outgoing:
@@ -103,16 +190,28 @@ class MessageStore:
         await self.flush(tx.outgoing)
         return result
 
+    async def write(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
+        """Run `work`, a change of one document that carries everything itself (no transaction): the applied
+        message id (compare-and-set in its filter) and the outgoing messages (`Transaction.embed`)."""
+        tx = Transaction.one_document()
+        result = await work(tx)
+        if tx.outgoing:
+            if tx.embedded_in is None:
+                raise RuntimeError("messages emitted by MessageStore.write must be embedded in the state document")
+            await self.flush(tx.outgoing, embedded_in=tx.embedded_in)
+        return result
+
     async def _record_applied(self, consumed: Envelope[Any], consumer: str | None, session: AsyncClientSession) -> None:
         try:
             await self.inbox.insert_one(
-                {"_id": f"{consumer}:{consumed.message_id}", "applied_at": self._clock.now()}, session=session
+                {"_id": applied_key(consumed, str(consumer)), "applied_at": self._clock.now()}, session=session
             )
         except DuplicateKeyError as duplicate:
             raise AlreadyApplied(consumed.message_id) from duplicate
 
-    async def flush(self, messages: list[OutgoingMessage]) -> None:
-        """Publish committed outbox messages and delete them; on failure the relay publishes them later."""
+    async def flush(self, messages: list[OutgoingMessage], embedded_in: tuple[str, Any] | None = None) -> None:
+        """Publish committed messages; their records are removed in the background (one command per collection
+        per `cleanup_delay`, at most a quarter of the relay's delay). On failure the relay publishes them later."""
         if not messages:
             return
         try:
@@ -120,18 +219,45 @@ class MessageStore:
         except Exception:
             log.warning("outbox.publish_deferred", count=len(messages), exc_info=True)
             return
+        ids = [m.message_id for m in messages]
+        if embedded_in is None:
+            self._published.extend(ids)
+        else:
+            collection, doc_id = embedded_in
+            self._published_embedded.setdefault(collection, {}).setdefault(doc_id, []).extend(ids)
+        if self._cleanup is None or self._cleanup.done():
+            self._cleanup = asyncio.get_running_loop().create_task(self._remove_published_later())
+
+    async def _remove_published_later(self) -> None:
+        while self._published or self._published_embedded:
+            await asyncio.sleep(self.cleanup_delay)
+            await self.remove_published()
+
+    async def remove_published(self) -> None:
+        """Remove what was published: one `delete_many` for the outbox, one `update_many` per embedding
+        collection. A failure only means the relay publishes those messages once more (consumers de-duplicate)."""
+        published, self._published = self._published, []
+        embedded, self._published_embedded = self._published_embedded, {}
         try:
-            await self.outbox.delete_many({"_id": {"$in": [m.message_id for m in messages]}})
+            if published:
+                await self.outbox.delete_many({"_id": {"$in": published}})
+            for collection, docs in embedded.items():
+                message_ids = [m for ids in docs.values() for m in ids]
+                await self._db[collection].update_many(
+                    {"_id": {"$in": list(docs)}}, {"$pull": {OUTBOX_FIELD: {"_id": {"$in": message_ids}}}}
+                )
         except PyMongoError:
             # Published but still recorded (the database went away): the relay publishes them once more, which
-            # consumers de-duplicate. Raising here would fail a handler whose effect is already committed.
-            log.warning("outbox.delete_deferred", count=len(messages), exc_info=True)
+            # consumers de-duplicate. Never raised into a handler whose effect is already committed.
+            log.warning("outbox.delete_deferred", count=len(published) + len(embedded), exc_info=True)
 
 
 class OutboxRelay:
     """Republishes outbox records that stayed unpublished (the service died between commit and publish)."""
 
     def __init__(self, store: MessageStore, clock: Clock, after: timedelta, interval: float = 1.0) -> None:
+        # Published records must be gone well before the relay would take them for unpublished ones.
+        store.cleanup_delay = min(store.cleanup_delay, after.total_seconds() / 4)
         self._store = store
         self._clock = clock
         self._after = after
@@ -140,12 +266,24 @@ class OutboxRelay:
     async def relay_once(self, limit: int = 500) -> int:
         cutoff = self._clock.now() - self._after
         docs = await self._store.outbox.find({"created_at": {"$lt": cutoff}}).sort("created_at", 1).to_list(limit)
+        relayed = 0
         if docs:
             messages = [OutgoingMessage.from_document(d) for d in docs]
             await self._store.flush(messages)
-            metrics.OUTBOX_RELAYED.inc(len(messages))
-            log.info("outbox.relayed", count=len(messages))
-        return len(docs)
+            relayed += len(messages)
+        for collection in self._store.embedding:
+            holders = await collection.find({f"{OUTBOX_FIELD}.created_at": {"$lt": cutoff}}, {OUTBOX_FIELD: 1}).to_list(
+                limit
+            )
+            for holder in holders:
+                messages = [OutgoingMessage.from_document(m) for m in holder.get(OUTBOX_FIELD) or []]
+                await self._store.flush(messages, embedded_in=(collection.name, holder["_id"]))
+                relayed += len(messages)
+        if relayed:
+            await self._store.remove_published()
+            metrics.OUTBOX_RELAYED.inc(relayed)
+            log.info("outbox.relayed", count=relayed)
+        return relayed
 
     async def run(self) -> None:
         while True:

@@ -39,6 +39,10 @@ def build_service(settings: ExecutorSettings | None = None) -> Service:
     settings = settings or ExecutorSettings()
     service = Service(NAME, settings)
     service.add_indexes(INDEXES)
+    # A settled attempt embeds its outcome messages (one write, no transaction): the relay scans attempts too.
+    service.add_indexes([service.store.embed_outbox_in("attempts")])
+    # Published records awaiting their batched removal are removed at shutdown (else the relay republishes them).
+    service.on_stop(service.store.remove_published)
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.connector_timeout_seconds, connect=5.0),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
@@ -61,7 +65,7 @@ def build_service(settings: ExecutorSettings | None = None) -> Service:
         return MeteredConnector(stripe, "stripe")
 
     attempts = AttemptRepository(service.db)
-    credentials = CredentialRepository(service.db)
+    credentials = CredentialRepository(service.db, cache_seconds=settings.credentials_cache_seconds)
     states = PaymentStateRepository(service.db)
     runner = AttemptRunner(
         store=service.store,

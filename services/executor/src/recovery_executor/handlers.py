@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -33,7 +34,7 @@ from recovery_executor.adapters.repository import (
 from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind, ChargeRequest
 from recovery_executor.domain.follow_up import NOT_FOUND_SYNCS_BEFORE_GIVING_UP, psync_delay, record_back_delay
 from recovery_executor.domain.ports import BillingRecorder, PaymentConnector
-from recovery_runtime.bus import MessageRejected, OutgoingMessage, Publisher
+from recovery_runtime.bus import AlreadyApplied, MessageRejected, OutgoingMessage, Publisher
 from recovery_runtime.clock import Clock, TimeScale
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import MessageStore, Transaction
@@ -85,10 +86,9 @@ class ChargeGuard:
         self._attempts = attempts
 
     async def refusal(self, payment_id: str) -> str | None:
-        state = await self._states.get(payment_id)
+        state, paid = await self._states.state_and_success(payment_id)
         if state is not None and state.get("status") in NOT_CHARGEABLE:
             return NOT_CHARGEABLE[state["status"]]
-        paid = await self._attempts.succeeded_for(payment_id)
         if paid is not None:
             return f"attempt {paid['attempt_number']} of this payment already succeeded"
         return None
@@ -110,6 +110,7 @@ class AttemptRunner:
         self._store = store
         self._attempts = attempts
         self._guard = guard
+        self.guard = guard
         self._clock = clock
         self._scale = time_scale
         self.instance = instance_id
@@ -121,8 +122,10 @@ class AttemptRunner:
         consumed: Envelope[Any],
         queue: ConsumerQueue,
         connector: PaymentConnector,
+        guard: Awaitable[str | None] | None = None,
     ) -> None:
-        refusal = await self._guard.refusal(command.payment.payment_id)
+        """`guard`: the charge guard's answer already asked for (concurrently with the claim), else asked now."""
+        refusal = await (guard if guard is not None else self._guard.refusal(command.payment.payment_id))
         if refusal is not None:
             await self._skip(command, refusal, consumed, queue)
             return
@@ -176,7 +179,13 @@ class AttemptRunner:
         message = outcome_message(command, cause, outcome, self._clock.now())
 
         async def settle(tx: Transaction) -> None:
+            # One write, no transaction: the attempt record is the consumed command's inbox (claimed before the
+            # call; a copy finds it settled) and, with the compare-and-set on its status and owner, the outcome
+            # and the messages it emits (embedded outbox) are one document.
             now = self._clock.now()
+            tx.emit(message)
+            if outcome.kind is ChargeOutcomeKind.SUCCEEDED and command.payment.record_back_url:
+                tx.emit(record_back_command(command, outcome, cause))
             settled = await self._attempts.settle(
                 key,
                 self.instance,
@@ -189,15 +198,13 @@ class AttemptRunner:
                     "error_message": outcome.message,
                     "emitted": OutgoingMessage.of(message).to_document(now),
                 },
-                tx.session,
+                None,
+                outbox=tx.embed(self._attempts.collection, key, now),
             )
             if not settled:
                 raise OutcomePending(f"attempt {key} changed hands while it was being settled")
-            tx.emit(message)
-            if outcome.kind is ChargeOutcomeKind.SUCCEEDED and command.payment.record_back_url:
-                tx.emit(record_back_command(command, outcome, cause))
 
-        await self._store.apply(settle, consumed=consumed, consumer=queue.name)
+        await self._store.write(settle)
 
     async def _watch(
         self,
@@ -274,7 +281,10 @@ class ExecuteRetryHandler:
         connector = await connector_of(self._credentials, self._connector_for, payment.payment_connector_id)
         key = attempt_key(payment.payment_id, command.attempt_number)
         now = self._clock.now()
-        existing = await self._attempts.claim(
+        # The guard's read runs alongside the claim (two round trips, one wait): its facts do not depend on it.
+        guard = asyncio.ensure_future(self._runner.guard.refusal(payment.payment_id))
+        guard.add_done_callback(lambda done: done.cancelled() or done.exception())  # never an unretrieved error
+        claim = self._attempts.claim(
             {
                 "_id": key,
                 "payment_id": payment.payment_id,
@@ -289,9 +299,15 @@ class ExecuteRetryHandler:
                 "command_message_id": envelope.message_id,
             }
         )
+        try:
+            existing = await claim
+        except BaseException:
+            guard.cancel()
+            raise
         if existing is None:
-            await self._runner.charge(command, envelope.message_id, envelope, queue, connector)
+            await self._runner.charge(command, envelope.message_id, envelope, queue, connector, guard)
             return
+        guard.cancel()
         await self._resume(existing, envelope, queue, connector)
 
     async def _resume(
@@ -309,6 +325,8 @@ class ExecuteRetryHandler:
             if existing.get("emitted"):
                 await self._publisher.publish(OutgoingMessage.from_document(existing["emitted"]))
             log.info("attempt.already_settled", status=status)
+            if existing.get("command_message_id") == envelope.message_id:
+                raise AlreadyApplied(envelope.message_id)
             return
         now = self._clock.now()
         if status == AttemptStatus.SKIPPED:

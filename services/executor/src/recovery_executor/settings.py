@@ -16,3 +16,7 @@ class ExecutorSettings(ServiceSettings):
     abandoned_attempt_seconds: float = Field(default=60.0, gt=0)
     # How long the billing connector may take to accept a record back before the try counts as failed.
     record_back_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How long a connector account's credentials are kept in process memory (0: read before every charge). A
+    # `connector-account.updated` this instance applies drops its entry at once; one another instance applies
+    # (a disabled account) reaches this one within this time.
+    credentials_cache_seconds: float = Field(default=2.0, ge=0, le=60)

@@ -23,8 +23,12 @@ def build_service(settings: IntakeSettings | None = None) -> Service:
     settings = settings or IntakeSettings()
     service = Service(NAME, settings)
     service.add_indexes(INDEXES)
+    # A new intent embeds its `recovery.scheduled` (one insert, no transaction): the relay scans the intents too.
+    service.add_indexes([service.store.embed_outbox_in("payment_intents")])
+    # Published records awaiting their batched removal are removed at shutdown (else the relay republishes them).
+    service.on_stop(service.store.remove_published)
     box = SecretBox.from_settings(settings)
-    repository = IntakeRepository(service.db)
+    repository = IntakeRepository(service.db, cache_seconds=settings.config_cache_seconds)
     recovery = RecoveryIntake(
         repository,
         service.store,

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from pymongo.errors import DuplicateKeyError
 
 from recovery_contracts.api.connector_accounts import ConnectorType
 from recovery_contracts.api.errors import ApiError
@@ -25,10 +26,19 @@ from recovery_intake import metrics
 from recovery_intake.adapters.repository import IntakeRepository
 from recovery_intake.domain.recovery import RecoveryRefused, build_snapshot, check_schedulable, merge_request
 from recovery_intake.domain.rejection import Rejection
-from recovery_runtime.bus import MessageRejected
+from recovery_runtime.bus import AlreadyApplied, MessageRejected
 from recovery_runtime.clock import Clock
 from recovery_runtime.topology import ConsumerQueue
-from recovery_runtime.unit_of_work import MessageStore, Transaction
+from recovery_runtime.unit_of_work import (
+    OUTBOX_FIELD,
+    MessageStore,
+    Transaction,
+    applied_key,
+    mark_applied,
+    not_applied,
+    push_applied,
+    was_applied,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -95,12 +105,30 @@ class RecoveryIntake:
             monitoring_threshold_seconds=self._monitoring_threshold,
         )
 
+        cause = consumed.message_id if consumed else None
+        applied = applied_key(consumed, str(consumer)) if consumed is not None else None
+
+        async def create(tx: Transaction) -> dict[str, Any]:
+            # The common case, a new invoice: one insert carrying the intent, its `recovery.scheduled` (embedded
+            # outbox) and the consumed message's id. The unique (merchant, reference) index refuses it when the
+            # invoice has an intent already.
+            intent = _intent_document(snapshot, now, request.action)
+            if request.action is RecoveryAction.SCHEDULE_FAILED_PAYMENT:
+                intent["scheduled"] = True
+                tx.emit(_scheduled(snapshot, cause))
+                intent[OUTBOX_FIELD] = tx.embed(self._repository.intents, intent["_id"], now)
+            if applied is not None:
+                mark_applied(intent, applied)
+            await self._repository.intents.insert_one(intent)
+            return intent
+
         async def get_or_create(tx: Transaction) -> dict[str, Any]:
             existing = await self._repository.intent_by_reference(
                 merchant_id, request.merchant_reference_id, tx.session
             )
-            cause = consumed.message_id if consumed else None
             if existing is not None:
+                if applied is not None and was_applied(existing, applied):
+                    raise AlreadyApplied(applied)
                 return await self._update(existing, request, snapshot, now, tx, cause)
             intent = _intent_document(snapshot, now, request.action)
             if request.action is RecoveryAction.SCHEDULE_FAILED_PAYMENT:
@@ -109,7 +137,10 @@ class RecoveryIntake:
             await self._repository.intents.insert_one(intent, session=tx.session)
             return intent
 
-        intent = await self._store.apply(get_or_create, consumed=consumed, consumer=consumer)
+        try:
+            intent = await self._store.write(create)
+        except DuplicateKeyError:
+            intent = await self._store.apply(get_or_create, consumed=consumed, consumer=consumer)
         log.info("recovery.accepted", payment_id=intent["_id"], new=intent["_id"] == payment_id)
         metrics.RECOVERY_REQUESTS.labels(
             "broker" if consumed else "http", "new" if intent["_id"] == payment_id else "existing"
@@ -231,24 +262,37 @@ class RecoveryIntake:
     async def _project_outcome(self, envelope: Envelope[Any], queue: ConsumerQueue, status: IntentStatus) -> None:
         event = envelope.payload
 
+        key = applied_key(envelope, queue.name)
+        intents = self._repository.intents
+
         async def project(tx: Transaction) -> None:
+            # One update: the applied-message check (compare-and-set on the intent's applied ids) and the change.
             final = [IntentStatus.SUCCEEDED.value]
             if status is IntentStatus.FAILED:
                 final.append(IntentStatus.CANCELLED.value)
-            await self._repository.intents.update_one(
+            changed = await intents.update_one(
                 # A success is final: a late failure event never overwrites it, nor a cancellation.
-                {"_id": event.payment_id, "status": {"$nin": final}},
+                {"_id": event.payment_id, "status": {"$nin": final}, **not_applied(key)},
                 {
                     "$set": {
                         "status": status.value,
                         "payment_object": event.payment.model_dump(mode="json"),
                         "modified_at": self._clock.now(),
-                    }
+                    },
+                    "$push": push_applied(key),
                 },
-                session=tx.session,
             )
+            if changed.matched_count:
+                return
+            # Applied before, or the intent is final already (or unknown): record the id without effect, so that
+            # a copy of this message counts as the duplicate it is.
+            recorded = await intents.update_one(
+                {"_id": event.payment_id, **not_applied(key)}, {"$push": push_applied(key)}
+            )
+            if recorded.matched_count == 0 and await intents.count_documents({"_id": event.payment_id}, limit=1):
+                raise AlreadyApplied(envelope.message_id)
 
-        await self._store.apply(project, consumed=envelope, consumer=queue.name)
+        await self._store.write(project)
 
 
 # What an action makes of the intent (Hyperswitch's recovery actions; cancel_invoice is this system's addition).

@@ -24,6 +24,9 @@ class IntakeSettings(ServiceSettings):
     internal_timeout_seconds: float = Field(default=20.0, gt=0)
     # How long monitoring watches a profile's recoveries before the active algorithm takes over (0: forever).
     monitoring_threshold_seconds: int = Field(default=0, ge=0)
+    # How long intake keeps API keys, profiles and connector accounts in process memory (0: always read). A
+    # change made through another intake instance (a revoked key) applies here within this time.
+    config_cache_seconds: float = Field(default=2.0, ge=0, le=60)
     # Abuse limits. A larger body answers 413; per API key (or per client address without one) a token bucket
     # of `rate_limit_burst` refilled at `rate_limit_per_second` answers 429 with Retry-After (0 disables).
     max_body_bytes: int = Field(default=262_144, ge=1024, le=16_777_216)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import structlog
+from pymongo.errors import DuplicateKeyError
 
 from recovery_contracts.api.process_tracker import RevenueRecoveryResumeRequest, RevenueRecoveryTask
 from recovery_contracts.api.recovery import RecoveryAction
@@ -17,10 +19,10 @@ from recovery_contracts.messages import (
     ScheduleTimer,
 )
 from recovery_contracts.recovery import RecoveryPayment
-from recovery_runtime.bus import MessageRejected, OutgoingMessage
+from recovery_runtime.bus import AlreadyApplied, MessageRejected, OutgoingMessage
 from recovery_runtime.clock import Clock
 from recovery_runtime.topology import ConsumerQueue
-from recovery_runtime.unit_of_work import MessageStore, Transaction
+from recovery_runtime.unit_of_work import MessageStore, Transaction, applied_key, mark_applied, was_applied
 from recovery_scheduler import metrics
 from recovery_scheduler.adapters.recoveries import RecoveryRepository
 from recovery_scheduler.adapters.timers import TimerKind, TimerRepository, timer_document
@@ -55,20 +57,28 @@ class SchedulerHandlers:
 
     async def recovery_scheduled(self, envelope: Envelope[RecoveryScheduled], queue: ConsumerQueue) -> None:
         payment = envelope.payload.payment
+        key = applied_key(envelope, queue.name)
 
         async def start(tx: Transaction) -> None:
-            existing = await self._recoveries.get(payment.payment_id, tx.session)
-            if existing is not None:
-                log.info("recovery.exists", status=existing["status"])
-                return
+            # The recovery document is inserted once, with its first plan and this message's id in it (the inbox
+            # record): a copy of the message, or a recovery that exists already, fails the insert (duplicate key).
             doc = new_recovery_document(payment, self._clock.now())
-            await self._recoveries.insert(doc, tx.session)
-            await self._workflow.plan(doc, tx, envelope.message_id)
+            mark_applied(doc, key)
+            await self._workflow.plan(doc, tx, envelope.message_id, new=True)
             log.info("recovery.started", status=doc["status"], plan=str(doc.get("plan")))
             seen.update(algorithm=doc["algorithm"], after=doc["status"])
 
         seen: dict[str, Any] = {}
-        await self._store.apply(start, consumed=envelope, consumer=queue.name)
+        try:
+            await self._store.apply(start, inbox=False)
+        except DuplicateKeyError:
+            seen.clear()
+            existing = await self._recoveries.get(payment.payment_id)
+            if existing is None:
+                raise  # a timer id in use without its recovery: not expected; retried, then dead-lettered
+            if was_applied(existing, key) or not await self._recoveries.record_applied(payment.payment_id, key):
+                raise AlreadyApplied(envelope.message_id) from None
+            log.info("recovery.exists", status=existing["status"])
         if seen:
             metrics.RECOVERIES_STARTED.labels(seen["algorithm"]).inc()
             count_end(seen["algorithm"], RecoveryStatus.SCHEDULED.value, seen["after"])
@@ -140,11 +150,19 @@ class SchedulerHandlers:
 
     async def payment_succeeded(self, envelope: Envelope[PaymentSucceeded], queue: ConsumerQueue) -> None:
         success = envelope.payload
+        key = applied_key(envelope, queue.name)
+        read = await self._recoveries.get(success.payment_id)
+        if read is None:
+            raise MessageRejected(f"no recovery {success.payment_id}")
+        if was_applied(read, key):
+            raise AlreadyApplied(envelope.message_id)
+        plan = read.get("plan") or {}
+        # The plan was this very attempt: its timer has fired, and a plan has one timer, so nothing is pending
+        # (a copy of a fired timer only replays the attempt, which the executor has settled). Otherwise cancel.
+        cancel = not (plan.get("kind") == "attempt" and plan.get("attempt_number") == success.attempt_number)
 
         async def finish(tx: Transaction) -> None:
-            doc = await self._recoveries.get(success.payment_id, tx.session)
-            if doc is None:
-                raise MessageRejected(f"no recovery {success.payment_id}")
+            doc = copy.deepcopy(read)  # a transaction retried after a transient error starts from the same read
             if not any(a["number"] == success.attempt_number for a in doc["attempts"]):
                 doc["attempts"].append(
                     {
@@ -175,11 +193,17 @@ class SchedulerHandlers:
             doc["ended_at"] = now
             doc["updated_at"] = now
             note(doc, now, "ended", f"attempt {success.attempt_number} succeeded", outcome="succeeded")
-            await self._timers.cancel_pending(success.payment_id, tx.session)
+            mark_applied(doc, key)
+            if cancel:
+                await self._timers.cancel_pending(success.payment_id, tx.session)
+            # Compare-and-set on the version read above: the applied-message check and the change, one write.
             await self._recoveries.save(doc, tx.session)
 
         seen: dict[str, Any] = {}
-        await self._store.apply(finish, consumed=envelope, consumer=queue.name)
+        if cancel:
+            await self._store.apply(finish, inbox=False)
+        else:
+            await self._store.write(finish)
         if seen:
             metrics.RETRIES.labels(seen["algorithm"], "succeeded").inc()
             count_end(seen["algorithm"], seen["before"], RecoveryStatus.SUCCEEDED.value)
@@ -207,8 +231,7 @@ class SchedulerHandlers:
         doc["intake_version"] = update.version
         action = update.action
         if action == RecoveryAction.SCHEDULE_FAILED_PAYMENT:
-            await self._recoveries.insert(doc, tx.session)
-            await self._workflow.plan(doc, tx, causation_id)
+            await self._workflow.plan(doc, tx, causation_id, new=True)
             return
         # A stop or a pause seen before the recovery itself: a tombstone, so that a late recovery.scheduled
         # finds the recovery and cannot start charging a cancelled or paid invoice.

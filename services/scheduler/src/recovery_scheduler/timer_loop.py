@@ -1,8 +1,15 @@
-"""The loop that fires due timers: claim a batch under a lease, publish or re-plan, mark fired."""
+"""The loop that fires due timers: claim a batch (adapters/timers.py `claim_due`), publish or re-plan, complete.
+
+Adaptive polling: each claim also returns the earliest pending timer falling due within the next poll interval,
+and the loop sleeps exactly until then (or the full interval when none is near, or not at all while a full batch
+came back). A timer already stored fires within a few milliseconds of its due time plus the claim's own round
+trips; one inserted due sooner than the next poll waits for it (at most `poll_seconds`) unless `wake()` is called.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
@@ -11,7 +18,7 @@ from prometheus_client import Counter, Histogram
 
 from recovery_runtime.bus import OutgoingMessage, Publisher
 from recovery_runtime.clock import Clock
-from recovery_scheduler.adapters.timers import TimerKind, TimerRepository
+from recovery_scheduler.adapters.timers import Claim, TimerKind, TimerRepository
 
 log = structlog.get_logger(__name__)
 
@@ -19,8 +26,18 @@ TIMERS_FIRED = Counter("recovery_timers_fired_total", "Timers fired", ["purpose"
 TIMER_LATENESS = Histogram(
     "recovery_timer_lateness_seconds",
     "Wall-clock delay between a timer's due time and its firing",
-    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
+TIMER_BATCH = Histogram(
+    "recovery_timer_batch_size", "Timers claimed per batch", buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+)
+
+# Never sleep less than this between polls that found work (a busy database gets a moment to breathe).
+MIN_SLEEP_SECONDS = 0.002
+# How long a stopping loop waits for the batch it is publishing.
+SHUTDOWN_GRACE_SECONDS = 5.0
+# The narrowest window of due times walked through a backlog.
+MIN_SPAN = timedelta(milliseconds=10)
 
 
 class TimerLoop:
@@ -35,6 +52,7 @@ class TimerLoop:
         poll_seconds: float,
         batch_size: int,
         lease: timedelta,
+        release_every: timedelta | None = None,
     ) -> None:
         self._timers = timers
         self._publisher = publisher
@@ -44,38 +62,139 @@ class TimerLoop:
         self._poll = poll_seconds
         self._batch = batch_size
         self._lease = lease
+        # Expired claims (an instance died holding timers) are looked for a few times per lease period, not on
+        # every poll: a dead instance's timers fire again within lease + release_every.
+        self._release_every = release_every if release_every is not None else lease / 4
         self._next_release: datetime | None = None
+        self._next_due: datetime | None = None
+        # Catching up through a backlog: the due time claimed up to, and the width of the next window.
+        self._cursor: datetime | None = None
+        self._span = MIN_SPAN
+        self._full = False
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Poll now: a timer was just stored that may fall due before the next poll (call from the loop's thread)."""
+        self._wake.set()
 
     async def fire_due(self) -> int:
+        """Claim and fire one batch of due timers (and any expired claim of a dead instance); the number fired."""
+        fired = 0
+        for claim in await self.claim():
+            fired += await self._fire(claim)
+        return fired
+
+    async def claim(self) -> list[Claim]:
+        """The next batch of due timers, claimed (and, a few times per lease, the expired claims taken over)."""
         now = self._clock.now()
-        # Expired leases (an instance died holding timers) are looked for a few times per lease period, not on
-        # every poll: one round trip saved per poll, and a dead instance's timers still fire within a lease.
+        claims: list[Claim] = []
         if self._next_release is None or now >= self._next_release:
-            await self._timers.release_expired(now)
-            self._next_release = now + self._lease / 4
-        claimed = await self._timers.claim_due(now, self._owner, self._lease, self._batch)
-        if not claimed:
-            return 0
-        messages = [OutgoingMessage.from_document(t["message"]) for t in claimed if t["kind"] == TimerKind.MESSAGE]
-        # Publish first, then mark fired: a crash in between republishes (consumers de-duplicate by id).
-        await self._publisher.publish_many(messages)
-        for timer in claimed:
+            self._next_release = now + self._release_every
+            released = await self._timers.release_expired(now)
+            if released:
+                log.info("timers.leases_expired", count=released)
+            for claim in await self._timers.take_over_expired(now, self._owner, self._lease):
+                log.warning("timers.claim_taken_over", claim_id=claim.claim_id, count=len(claim.timers))
+                claims.append(claim)
+        if self._cursor is None:
+            claim = await self._timers.claim_due(
+                now, self._owner, self._lease, self._batch, lookahead=timedelta(seconds=self._poll)
+            )
+            self._next_due, self._full = claim.next_due, claim.full
+            if claim.full and claim.high is not None and claim.low is not None:
+                # A backlog: walk through it by windows of due times from here on (see `claim_due`).
+                self._cursor, self._span = claim.high, max(claim.high - claim.low, MIN_SPAN) * 2
+        else:
+            until = min(now, self._cursor + self._span)
+            claim = await self._timers.claim_due(
+                now, self._owner, self._lease, self._batch, after=self._cursor, until=until
+            )
+            self._next_due, self._full = None, True
+            if claim.full and claim.high is not None and claim.low is not None:
+                self._cursor, self._span = claim.high, max(claim.high - claim.low, MIN_SPAN) * 2
+            elif until >= now:
+                # Caught up: back to whole-range claims, which also find any timer left behind the window.
+                self._cursor, self._full = None, False
+            else:
+                self._cursor, self._span = until, self._span * 2
+        if claim.timers:
+            TIMER_BATCH.observe(len(claim.timers))
+            claims.append(claim)
+        return claims
+
+    async def _fire_all(self, claims: list[Claim]) -> None:
+        for claim in claims:
+            try:
+                await self._fire(claim)
+            except Exception:
+                log.warning("timers.fire_failed", claim_id=claim.claim_id, exc_info=True)
+
+    async def _fire(self, claim: Claim) -> int:
+        messages = [OutgoingMessage.from_document(t["message"]) for t in claim.timers if t["kind"] == TimerKind.MESSAGE]
+        # Publish, then complete the claim: a crash in between republishes (consumers de-duplicate by message id).
+        try:
+            await self._publisher.publish_many(messages)
+        except Exception:
+            # The broker refused or did not confirm: give the batch back at once rather than after the lease.
+            await self._timers.release(claim)
+            raise
+        failed: list[str] = []
+        for timer in claim.timers:
             if timer["kind"] == TimerKind.REPLAN and timer.get("payment_id"):
-                await self._replan(timer["payment_id"])
-        fired_at = self._clock.now()
-        await self._timers.mark_fired([t["_id"] for t in claimed], self._owner, fired_at)
-        for timer in claimed:
+                try:
+                    await self._replan(timer["payment_id"])
+                except Exception:
+                    log.warning("timers.replan_failed", timer_id=timer["_id"], exc_info=True)
+                    failed.append(timer["_id"])
+        if failed:
+            await self._timers.retry_later(claim, failed, self._clock.now(), self._lease)
+        await self._timers.complete(claim)
+        done = self._clock.now()
+        fired = [t for t in claim.timers if t["_id"] not in failed]
+        for timer in fired:
             TIMERS_FIRED.labels(timer.get("purpose") or timer["kind"]).inc()
-            TIMER_LATENESS.observe(max((fired_at - timer["due_at"]).total_seconds(), 0.0))
-        log.info("timers.fired", count=len(claimed))
-        return len(claimed)
+            TIMER_LATENESS.observe(max((done - timer["due_at"]).total_seconds(), 0.0))
+        log.debug("timers.fired", count=len(fired))
+        return len(fired)
+
+    def _sleep_seconds(self) -> float:
+        if self._full:
+            return 0.0
+        if self._next_due is None:
+            return self._poll
+        until = (self._next_due - self._clock.now()).total_seconds()
+        return float(min(max(until, MIN_SLEEP_SECONDS), self._poll))
 
     async def run(self) -> None:
-        while True:
-            try:
-                fired = await self.fire_due()
-            except Exception:
-                log.warning("timers.fire_failed", exc_info=True)
-                fired = 0
-            if fired < self._batch:
-                await asyncio.sleep(self._poll)
+        """Claims and fires until cancelled, two batches in flight: while one batch is being published the next one
+        is claimed (the database and the broker work at the same time), and one batch is published at a time."""
+        try:
+            await self._timers.drop_obsolete_indexes()
+        except Exception:
+            log.warning("timers.drop_obsolete_indexes_failed", exc_info=True)
+        firing: asyncio.Task[None] | None = None
+        try:
+            while True:
+                try:
+                    claims = await self.claim()
+                    delay = self._sleep_seconds()
+                except Exception:
+                    log.warning("timers.claim_failed", exc_info=True)
+                    claims, delay = [], self._poll
+                    self._next_due, self._full, self._cursor = None, False, None
+                if claims:
+                    if firing is not None:
+                        await firing
+                    firing = asyncio.create_task(self._fire_all(claims))
+                if delay > 0:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), delay)
+                else:
+                    await asyncio.sleep(0)
+        finally:
+            # Stopping: the batch being published gets a few seconds to finish; if it does not, its claim is taken
+            # over and fired again once its lease expires.
+            if firing is not None and not firing.done():
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(firing, SHUTDOWN_GRACE_SECONDS)

@@ -160,6 +160,7 @@ class Workflow:
     ) -> None:
         self._recoveries = recoveries
         self._timers = timers
+        self._new_timers = recoveries.timers_collection()
         self._clock = clock
         self._scale = time_scale
         self._cell = cell_id
@@ -171,7 +172,9 @@ class Workflow:
             return now
         return now + self._scale.wall(business_at - now)
 
-    async def plan(self, doc: dict[str, Any], tx: Transaction, causation_id: str | None) -> None:
+    async def plan(self, doc: dict[str, Any], tx: Transaction, causation_id: str | None, *, new: bool = False) -> None:
+        """Plan the next step and write the recovery once: `new` inserts the document (built with its first plan in
+        it; no timer of it can exist yet, so its timer is inserted without looking first), else compare-and-set."""
         payment = RecoveryPayment.model_validate(doc["snapshot"])
         now = self._clock.now()
         if doc.get("paused"):
@@ -179,7 +182,7 @@ class Workflow:
             # reports again (a failure resumes, a success or a cancellation ends).
             doc["status"] = RecoveryStatus.AWAITING_BILLING.value
             doc["updated_at"] = now
-            await self._recoveries.save(doc, tx.session)
+            await self._write(doc, tx, new)
             return
         # Other recoveries' attempts on the same cards spend the same network budget (rolling 30 days at most).
         others = await self._recoveries.other_attempts_at(
@@ -196,9 +199,26 @@ class Workflow:
             note(doc, now, "algorithm_switched", f"monitoring period over: {doc['algorithm']} takes over")
             view = recovery_view(doc, payment, others)
         decision = decide_next(view, now, retry_config(payment), self._rng)
-        await self._apply(doc, payment, decision, now, tx, causation_id)
+        await self._apply(doc, payment, decision, now, tx, causation_id, new)
         doc["updated_at"] = now
-        await self._recoveries.save(doc, tx.session)
+        await self._write(doc, tx, new)
+
+    async def _write(self, doc: dict[str, Any], tx: Transaction, new: bool) -> None:
+        if new:
+            # Inserted at version 1, as insert-then-save gave: this plan's timer ids were derived from version 0
+            # (`version + 1`), the next plan's from version 1, so they never collide.
+            doc["version"] = 1
+            await self._recoveries.insert(doc, tx.session)
+        else:
+            await self._recoveries.save(doc, tx.session)
+
+    async def _add_timer(self, timer: dict[str, Any], tx: Transaction, new: bool) -> bool:
+        if new:
+            # The recovery's first plan: its deterministic timer ids are unused (a duplicate key aborts the
+            # transaction, and the caller falls back to the general path).
+            await self._new_timers.insert_one(timer, session=tx.session)
+            return True
+        return await self._timers.add(timer, tx.session)
 
     async def _apply(
         self,
@@ -208,11 +228,12 @@ class Workflow:
         now: datetime,
         tx: Transaction,
         causation_id: str | None,
+        new: bool = False,
     ) -> None:
         if isinstance(decision, ScheduleAttempt):
-            await self._schedule_attempt(doc, payment, decision, now, tx, causation_id)
+            await self._schedule_attempt(doc, payment, decision, now, tx, causation_id, new)
         elif isinstance(decision, Recheck):
-            await self._schedule_replan(doc, decision.at, decision.reason, now, tx)
+            await self._schedule_replan(doc, decision.at, decision.reason, now, tx, new)
         elif isinstance(decision, AwaitBillingSystem):
             doc["status"] = RecoveryStatus.AWAITING_BILLING.value
             doc["plan"] = {"kind": "await_billing_system", "reason": decision.reason}
@@ -227,10 +248,10 @@ class Workflow:
             note(doc, now, "monitoring", f"shadow plan: {_describe(decision.shadow)['reason']}")
             if decision.switch_at is not None:
                 doc["monitoring_switch_at"] = decision.switch_at
-                await self._schedule_replan(doc, decision.switch_at, "monitoring period ends", now, tx)
+                await self._schedule_replan(doc, decision.switch_at, "monitoring period ends", now, tx, new)
                 doc["status"] = RecoveryStatus.MONITORING.value
         elif isinstance(decision, EndRecovery):
-            await self._end(doc, payment, decision, now, tx, causation_id)
+            await self._end(doc, payment, decision, now, tx, causation_id, new)
 
     async def _schedule_attempt(
         self,
@@ -240,6 +261,7 @@ class Workflow:
         now: datetime,
         tx: Transaction,
         causation_id: str | None,
+        new: bool = False,
     ) -> None:
         token = next(t for t in payment.tokens if t.token == decision.token)
         due = self.wall_time(now, decision.at)
@@ -264,7 +286,7 @@ class Workflow:
             # The second id: this attempt number was commanded before and refused by the executor (the recovery
             # was paused meanwhile) and is planned again; the executor lets a new attempt id reuse that number.
             timer_id = candidate
-            added = await self._timers.add(
+            added = await self._add_timer(
                 timer_document(
                     timer_id,
                     kind=TimerKind.MESSAGE,
@@ -274,7 +296,8 @@ class Workflow:
                     message=OutgoingMessage.of(command),
                     purpose="execute_retry",
                 ),
-                tx.session,
+                tx,
+                new,
             )
             if added:
                 break
@@ -300,11 +323,11 @@ class Workflow:
         )
 
     async def _schedule_replan(
-        self, doc: dict[str, Any], at: datetime, reason: str, now: datetime, tx: Transaction
+        self, doc: dict[str, Any], at: datetime, reason: str, now: datetime, tx: Transaction, new: bool = False
     ) -> None:
         due = self.wall_time(now, at)
         timer_id = f"replan:{doc['_id']}:{doc['version'] + 1}"
-        await self._timers.add(
+        await self._add_timer(
             timer_document(
                 timer_id,
                 kind=TimerKind.REPLAN,
@@ -313,7 +336,8 @@ class Workflow:
                 created_at=now,
                 purpose="replan",
             ),
-            tx.session,
+            tx,
+            new,
         )
         doc["status"] = RecoveryStatus.SCHEDULED.value
         doc["plan"] = {"kind": "replan", "at": at, "due_at": due, "timer_id": timer_id, "reason": reason}
@@ -327,6 +351,7 @@ class Workflow:
         now: datetime,
         tx: Transaction,
         causation_id: str | None,
+        new: bool = False,
     ) -> None:
         succeeded = decision.outcome is EndOutcome.SUCCEEDED
         doc["status"] = (RecoveryStatus.SUCCEEDED if succeeded else RecoveryStatus.FAILED).value
@@ -334,7 +359,8 @@ class Workflow:
         doc["plan"] = None
         doc["ended_at"] = now
         note(doc, now, "ended", decision.reason, outcome=decision.outcome.value)
-        await self._timers.cancel_pending(payment.payment_id, tx.session)
+        if not new:
+            await self._timers.cancel_pending(payment.payment_id, tx.session)
         if decision.emits_payment_failed and doc.get("attempts"):
             last = doc["attempts"][-1]
             tx.emit(

@@ -60,7 +60,12 @@ def build_service(settings: DispatcherSettings | None = None) -> Service:
         endpoints=EndpointStore(
             service.db, settings.webhook_endpoint_cache_seconds, secrets=SecretBox.from_settings(settings)
         ),
-        writer=RecordWriter(events.collection, settings.webhook_record_flush_seconds, settings.webhook_record_batch),
+        writer=RecordWriter(
+            events.collection,
+            settings.webhook_record_flush_seconds,
+            settings.webhook_record_batch,
+            claims=events.claims,
+        ),
         sender_factory=sender,
         clock=service.clock,
         time_scale=scale,
@@ -79,7 +84,7 @@ def build_service(settings: DispatcherSettings | None = None) -> Service:
     )
     consumer = ConcurrentConsumer(service.broker, service.publisher, settings.webhook_max_in_flight)
     service.on_start(dispatcher.start)
-    service.on_stop(consumer.close)
+    service.on_drain(lambda: consumer.close(settings.shutdown_grace_seconds))
     service.on_stop(dispatcher.close)
     for queue_name, handler in (
         ("dispatcher.payment-succeeded", dispatcher.payment_succeeded),

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import envelope_model
 from recovery_runtime import metrics
-from recovery_runtime.bus import AlreadyApplied, Handler, MessageRejected, Publisher, retry_pause
+from recovery_runtime.bus import AlreadyApplied, Handler, MessageRejected, Publisher, retry_pause, through_outages
 from recovery_runtime.topology import QUEUES
 
 log = structlog.get_logger(__name__)
@@ -50,8 +50,11 @@ class ConcurrentConsumer:
         self._lanes: dict[str, asyncio.Future[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def close(self) -> None:
-        """Cancel what is still in flight: unacknowledged messages go back to their queue."""
+    async def close(self, grace_seconds: float = 0.0) -> None:
+        """Let in-flight deliveries finish within `grace_seconds`, then cancel the rest: unacknowledged
+        messages go back to their queue (the broker has stopped handing out new ones by now)."""
+        if self._tasks and grace_seconds > 0:
+            await asyncio.wait(list(self._tasks), timeout=grace_seconds)
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -115,7 +118,7 @@ class ConcurrentConsumer:
             if previous is not None:
                 # The same payment's earlier message first (its result does not matter, its turn does).
                 await asyncio.shield(previous)
-            await handler(envelope, queue)
+            await through_outages(lambda: handler(envelope, queue), queue.name)
         except AlreadyApplied:
             await message.ack()
             metrics.MESSAGES_CONSUMED.labels(queue.name, "duplicate").inc()
@@ -146,7 +149,7 @@ class ConcurrentConsumer:
         log.warning("message.rejected", reason=reason, queue=queue.name)
         raw = message.raw_message
         try:
-            await self._publisher.dead_letter(queue, body, reason, dict(raw.headers or {}))
+            await self._publisher.dead_letter(queue, body, reason, dict(raw.headers or {}), message_id=raw.message_id)
         except Exception:
             log.exception("message.dead_letter_publish_failed")
             await message.reject(requeue=False)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -92,7 +94,10 @@ class WebhookDispatcher:
         self._scale = time_scale
         self._schedule = schedule
         self._lease = lease
-        self._instance = instance_id
+        # The lease owner: this process (host names repeat across processes on one machine).
+        self._instance = f"{instance_id}/{os.getpid()}-{secrets.token_hex(4)}"
+        # Events this process claimed and is delivering now (idempotent ids).
+        self._claimed_here: set[str] = set()
         self._user_agent = user_agent
         # Breaker durations are wall-clock (already scaled); `disable_after` is schedule time.
         self._breaker_policy = breaker or BreakerPolicy()
@@ -159,18 +164,10 @@ class WebhookDispatcher:
             raise RuntimeError(f"profile {profile_id} not known to the dispatcher yet")
         now = self._clock.now()
         event_id = new_event_id()
-        record: dict[str, Any] = {
-            "_id": event_id,
+        claim: dict[str, Any] = {
+            "_id": idempotent_id,
             "event_id": event_id,
-            "initial_attempt_id": event_id,
-            "idempotent_event_id": idempotent_id,
-            "event_type": event_type,
-            "event_class": EVENT_CLASS,
-            "primary_object_id": primary_object_id,
-            "primary_object_type": CONTENT_TYPE,
             "payment_id": payment.id,
-            "merchant_id": merchant_id,
-            "business_profile_id": profile_id,
             "created_at": now,
             # Built once; every attempt sends and signs exactly these bytes.
             "body": build_body(
@@ -181,29 +178,82 @@ class WebhookDispatcher:
                 content_object=payment.model_dump(mode="json"),
                 timestamp=now,
             ),
+            "lease_until": now + self._lease,
+            "lease_owner": self._instance,
+        }
+        try:
+            # The unique claim decides, also between dispatchers racing on the same event; it numbers the
+            # event within its payment too (`sequence`).
+            await self._writer.claim(claim)
+        except DuplicateEvent:
+            await self._duplicate(envelope, event_type, primary_object_id, idempotent_id)
+            return
+        await self._deliver_claimed(envelope, event_type, primary_object_id, claim)
+
+    async def _deliver_claimed(
+        self, envelope: Envelope[Any], event_type: str, primary_object_id: str, claim: dict[str, Any]
+    ) -> None:
+        self._claimed_here.add(claim["_id"])
+        try:
+            record = self._initial_record(envelope, event_type, primary_object_id, claim)
+            await self._send_and_settle(record, False)
+        finally:
+            self._claimed_here.discard(claim["_id"])
+
+    def _initial_record(
+        self, envelope: Envelope[Any], event_type: str, primary_object_id: str, claim: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The initial event record (Hyperswitch's shape) of a claimed event, not stored yet."""
+        event_id = claim["event_id"]
+        return {
+            "_id": event_id,
+            "event_id": event_id,
+            "initial_attempt_id": event_id,
+            "idempotent_event_id": claim["_id"],
+            "event_type": event_type,
+            "event_class": EVENT_CLASS,
+            "primary_object_id": primary_object_id,
+            "primary_object_type": CONTENT_TYPE,
+            "payment_id": claim["payment_id"],
+            "merchant_id": envelope.merchant_id,
+            "business_profile_id": envelope.profile_id,
+            "created_at": claim["created_at"],
+            "body": bytes(claim["body"]),
+            "sequence": claim["sequence"],
+            "sequence_key": claim["sequence_key"],
             "delivery_attempt": "initial_attempt",
             "is_webhook_notified": False,
             "is_overall_delivery_successful": False,
             "status": EventStatus.DELIVERING,
-            "lease_until": now + self._lease,
-            "lease_owner": self._instance,
+            "lease_until": claim["lease_until"],
+            "lease_owner": claim["lease_owner"],
             "retry_index": 0,
             "holds": 0,
             "request": None,
             "response": None,
         }
-        try:
-            # The unique idempotent_event_id decides, also between dispatchers racing on the same event.
-            await self._writer.insert_initial(record)
-        except DuplicateEvent:
-            await self._duplicate(idempotent_id)
-            return
-        await self._send_and_settle(record)
 
-    async def _duplicate(self, idempotent_id: str) -> None:
-        existing = await self._events.find_initial(idempotent_id)
-        if existing is None:
+    async def _duplicate(
+        self, envelope: Envelope[Any], event_type: str, primary_object_id: str, idempotent_id: str
+    ) -> None:
+        claim = await self._events.claim_of(idempotent_id)
+        if claim is None:
             raise RuntimeError(f"duplicate event {idempotent_id} not readable yet")
+        existing = await self._events.get(claim["event_id"])
+        if existing is None:
+            # Claimed, not recorded: its first attempt is in flight, or the dispatcher that claimed it died (or
+            # this process, whose delivery of it failed before recording: a database outage).
+            now = self._clock.now()
+            lease = claim.get("lease_until")
+            orphaned_here = claim.get("lease_owner") == self._instance and idempotent_id not in self._claimed_here
+            if lease is not None and lease > now and not orphaned_here:
+                raise DeliveryInProgress(claim["event_id"])
+            if not await self._events.take_claim(idempotent_id, lease, now + self._lease, self._instance):
+                raise DeliveryInProgress(claim["event_id"])
+            claim["lease_until"], claim["lease_owner"] = now + self._lease, self._instance
+            log.info("webhook.claim_taken_over", event_id=claim["event_id"])
+            await self._deliver_claimed(envelope, event_type, primary_object_id, claim)
+            return
         if existing["status"] == EventStatus.DELIVERING:
             # Finish its delivery only if nobody is doing it (the dispatcher that raised it died).
             if existing.get("lease_until") and existing["lease_until"] > self._clock.now():
@@ -216,7 +266,7 @@ class WebhookDispatcher:
         if not await self._events.take(initial["_id"], from_statuses, now, now + self._lease, self._instance):
             log.info("webhook.not_taken", event_id=initial["_id"], status=initial.get("status"))
             return
-        await self._send_and_settle(initial)
+        await self._send_and_settle(initial, True)
 
     def _breaker(self, url: str) -> CircuitBreaker:
         breaker = self._breakers.get(url)
@@ -230,14 +280,28 @@ class WebhookDispatcher:
             slots = self._endpoint_slots[url] = asyncio.Semaphore(self._endpoint_concurrency)
         return slots
 
-    async def _send_and_settle(self, initial: dict[str, Any]) -> None:
+    async def _store_record(self, initial: dict[str, Any]) -> None:
+        """Write the initial record of a claimed event before a path that updates it (hold, failure)."""
+        try:
+            await self._writer.insert(initial)
+        except DuplicateEvent:
+            # A dispatcher whose claim lease had run out recorded it meanwhile: carry on with that record.
+            log.warning("webhook.record_exists", event_id=initial["_id"])
+
+    async def _send_and_settle(self, initial: dict[str, Any], recorded: bool) -> None:
+        """Deliver a claimed event. `recorded`: its initial record is stored (else it is written with the
+        first attempt's result: one insert on the fast path)."""
         event_id = initial["_id"]
         structlog.contextvars.bind_contextvars(event_id=event_id)
         endpoint = await self._endpoints.get(initial["business_profile_id"])
         if endpoint is None or not endpoint.get("url") or not endpoint.get("enabled", True):
+            if not recorded:
+                await self._store_record(initial)
             await self._fail(initial, endpoint, "no enabled webhook endpoint on the profile", "no_endpoint", 0)
             return
         if endpoint.get("disabled_reason"):
+            if not recorded:
+                await self._store_record(initial)
             reason = f"endpoint disabled: {endpoint['disabled_reason']}"
             await self._fail(initial, endpoint, reason, "endpoint_disabled", 0)
             return
@@ -247,12 +311,16 @@ class WebhookDispatcher:
         if sequence and sequence > 1:
             earlier = await self._events.earlier_unfinished(initial["payment_id"], sequence)
             if earlier is not None:
+                if not recorded:
+                    await self._store_record(initial)
                 # Never overtake an older event of the same payment: come back after its next try.
                 due = max(earlier.get("next_retry_at") or now, now) + self._scale.wall(timedelta(seconds=5))
                 await self._hold(initial, due, f"waiting for {earlier['_id']} (sequence {earlier.get('sequence')})")
                 return
         breaker = self._breaker(url)
         if not breaker.allow(now):
+            if not recorded:
+                await self._store_record(initial)
             retry_at = breaker.retry_at() or now
             due = max(retry_at, now + self._breaker_policy.cooldown / 4)
             await self._hold(initial, due, f"circuit open for {url}")
@@ -275,12 +343,14 @@ class WebhookDispatcher:
         async with self._slots(url):
             results = await self.sender.send_with_retries(url, body, headers_for)
         first_kind = "initial_attempt" if initial.get("request") is None else "automatic_retry"
-        await self._record_attempts(initial, results, first_kind)
+        await self._record_attempts(initial, results, first_kind, recorded)
         last = results[-1]
         await self._endpoint_health(initial, endpoint, breaker, last)
         if last.is_success:
             metrics.EVENTS_FINISHED.labels("delivered").inc()
-            log.info("webhook.delivered", status_code=last.status_code, attempts=len(results))
+            # DEBUG: one line per delivery would cost more than the delivery's own CPU; the record and the
+            # metrics keep every delivery.
+            log.debug("webhook.delivered", status_code=last.status_code, attempts=len(results))
             return
         verdict = last.verdict
         attempts = int(initial.get("attempts", 0))
@@ -293,9 +363,12 @@ class WebhookDispatcher:
             return
         await self._schedule_retry(initial, endpoint, verdict.retry_after, verdict.reason)
 
-    async def _record_attempts(self, initial: dict[str, Any], results: list[DeliveryResult], first_kind: str) -> None:
+    async def _record_attempts(
+        self, initial: dict[str, Any], results: list[DeliveryResult], first_kind: str, recorded: bool
+    ) -> None:
         """The first attempt of an initial delivery fills the initial record; any other is a record of its own.
-        The initial record's final status is written with it (one batched write on the fast path)."""
+        The initial record's final status is written with it: on the fast path the whole record is one insert
+        (batched with other deliveries'), else one batched update."""
         writes = []
         initial_fields: dict[str, Any] = {}
         for number, result in enumerate(results):
@@ -307,22 +380,7 @@ class WebhookDispatcher:
                 initial_fields.update(attempt)
                 initial["request"] = attempt["request"]
                 continue
-            retry_id = new_event_id()
-            writes.append(
-                self._writer.insert(
-                    {
-                        **{k: initial.get(k) for k in _SHARED_FIELDS},
-                        "_id": retry_id,
-                        "event_id": retry_id,
-                        "idempotent_event_id": f"{initial['idempotent_event_id']}:{retry_id}",
-                        "sequence_key": retry_id,
-                        "created_at": result.started_at,
-                        "delivery_attempt": kind,
-                        "is_overall_delivery_successful": None,
-                        **attempt,
-                    }
-                )
-            )
+            writes.append(self._writer.insert(self._retry_record(initial, result, kind, attempt)))
         initial["attempts"] = int(initial.get("attempts", 0)) + len(results)
         initial_fields["attempts"] = initial["attempts"]
         last = results[-1]
@@ -335,8 +393,40 @@ class WebhookDispatcher:
                 lease_until=None,
                 finished_at=self._clock.now(),
             )
-        writes.append(self._writer.update(initial["_id"], initial_fields))
-        await asyncio.gather(*writes)
+        if recorded:
+            writes.append(self._writer.update(initial["_id"], initial_fields))
+            await asyncio.gather(*writes)
+            return
+        initial.update(initial_fields)
+        outcomes = await asyncio.gather(self._writer.insert(initial), *writes, return_exceptions=True)
+        for outcome in outcomes[1:]:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        if isinstance(outcomes[0], DuplicateEvent):
+            # A dispatcher whose claim lease had run out recorded the event meanwhile: ours is a retry record.
+            log.warning("webhook.record_exists", event_id=initial["_id"])
+            await self._writer.insert(self._retry_record(initial, results[0], "automatic_retry"))
+        elif isinstance(outcomes[0], BaseException):
+            raise outcomes[0]
+
+    @staticmethod
+    def _retry_record(
+        initial: dict[str, Any], result: DeliveryResult, kind: str, attempt: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A record of its own for an attempt after the first (`automatic_retry`, `manual_retry`)."""
+        retry_id = new_event_id()
+        return {
+            **{k: initial.get(k) for k in _SHARED_FIELDS},
+            "_id": retry_id,
+            "event_id": retry_id,
+            "idempotent_event_id": f"{initial['idempotent_event_id']}:{retry_id}",
+            # Unique per record (initial records: "<payment>#<n>"; databases made before claims index it).
+            "sequence_key": retry_id,
+            "created_at": result.started_at,
+            "delivery_attempt": kind,
+            "is_overall_delivery_successful": None,
+            **(attempt if attempt is not None else _attempt_fields(initial, result)),
+        }
 
     async def _endpoint_health(
         self, initial: dict[str, Any], endpoint: dict[str, Any], breaker: CircuitBreaker, last: DeliveryResult
@@ -513,18 +603,7 @@ class WebhookDispatcher:
         )
         result = await self.sender.send(endpoint["url"], body, headers)
         metrics.DELIVERY_ATTEMPTS.labels(result.verdict.outcome.value, "manual_retry").inc()
-        retry_id = new_event_id()
-        record = {
-            **{k: initial.get(k) for k in _SHARED_FIELDS},
-            "_id": retry_id,
-            "event_id": retry_id,
-            "idempotent_event_id": f"{initial['idempotent_event_id']}:{retry_id}",
-            "sequence_key": retry_id,
-            "created_at": result.started_at,
-            "delivery_attempt": "manual_retry",
-            "is_overall_delivery_successful": None,
-            **_attempt_fields(initial, result),
-        }
+        record = self._retry_record(initial, result, "manual_retry")
         await self._writer.insert(record)
         if result.is_success:
             await self._writer.update(

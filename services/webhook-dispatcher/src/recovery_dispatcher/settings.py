@@ -26,6 +26,9 @@ class DispatcherSettings(ServiceSettings):
     webhook_user_agent: str = "recovery-engine-webhooks/1"
     # Deliveries in flight in this process (all endpoints), and to one endpoint URL at a time.
     webhook_max_in_flight: int = Field(default=256, ge=1, le=10_000)
+    # The broker hands this process as many unacknowledged messages as it may have deliveries in flight
+    # (the services' default of 100 would cap the dispatcher below `webhook_max_in_flight`).
+    prefetch_count: int = Field(default=256, ge=1, le=1000)
     webhook_endpoint_concurrency: int = Field(default=16, ge=1, le=1000)
     # Circuit breaker per endpoint URL: consecutive failed deliveries that open it, and its first pause
     # (seconds of schedule time; doubled after each failed probe, up to the maximum).

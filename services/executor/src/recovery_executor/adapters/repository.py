@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from pymongo import ASCENDING
@@ -11,6 +13,7 @@ from pymongo.errors import DuplicateKeyError
 
 from recovery_contracts.messages import ConnectorAccountUpdated, RecoveryUpdated
 from recovery_runtime.mongo import IndexSpec
+from recovery_runtime.unit_of_work import OUTBOX_FIELD
 
 INDEXES = [
     IndexSpec("attempts", [("payment_id", ASCENDING), ("attempt_number", ASCENDING)], "attempt_unique", unique=True),
@@ -24,6 +27,8 @@ class AttemptRepository:
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._attempts = db["attempts"]
+        # Settled attempts embed their outcome messages until published (MessageStore.write).
+        self.collection = self._attempts
 
     async def claim(self, record: dict[str, Any]) -> dict[str, Any] | None:
         """Insert the attempt; None when it is new, else the record that already exists."""
@@ -74,11 +79,16 @@ class AttemptRepository:
         attempt_key: str,
         owner: str,
         fields: dict[str, Any],
-        session: AsyncClientSession,
+        session: AsyncClientSession | None,
+        outbox: list[dict[str, Any]] | None = None,
     ) -> bool:
-        """Record the final outcome, only while this executor still holds the attempt."""
+        """Record the final outcome, only while this executor still holds the attempt (compare-and-set on status
+        and owner); `outbox`: the messages it emits, embedded in the same write."""
+        update: dict[str, Any] = {"$set": fields}
+        if outbox:
+            update["$push"] = {OUTBOX_FIELD: {"$each": outbox}}
         result = await self._attempts.update_one(
-            {"_id": attempt_key, "status": "charging", "owner": owner}, {"$set": fields}, session=session
+            {"_id": attempt_key, "status": "charging", "owner": owner}, update, session=session
         )
         return result.modified_count == 1
 
@@ -89,8 +99,11 @@ class AttemptRepository:
 class CredentialRepository:
     """Projection of `connector-account.updated`: only newer versions apply."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], cache_seconds: float = 0.0) -> None:
         self._accounts = db["connector_credentials"]
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._loading: dict[str, asyncio.Task[dict[str, Any] | None]] = {}
 
     async def apply(self, update: ConnectorAccountUpdated, session: AsyncClientSession) -> bool:
         doc = {
@@ -107,13 +120,32 @@ class CredentialRepository:
         current = await self._accounts.find_one({"_id": update.connector_account_id}, {"version": 1}, session=session)
         if current is not None and current.get("version", 0) >= update.version:
             return False
+        self._cache.pop(update.connector_account_id, None)
         await self._accounts.update_one(
             {"_id": update.connector_account_id}, {"$set": doc}, upsert=True, session=session
         )
         return True
 
     async def get(self, connector_account_id: str) -> dict[str, Any] | None:
-        return await self._accounts.find_one({"_id": connector_account_id})
+        """Kept per process for `cache_seconds` (read before every charge; concurrent misses share one read); an
+        absent account is not kept."""
+        cached = self._cache.get(connector_account_id)
+        if cached is not None and time.monotonic() < cached[0]:
+            return cached[1]
+        loading = self._loading.get(connector_account_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(connector_account_id))
+            self._loading[connector_account_id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(connector_account_id, None))
+        return await asyncio.shield(loading)
+
+    async def _load(self, connector_account_id: str) -> dict[str, Any] | None:
+        doc = await self._accounts.find_one({"_id": connector_account_id})
+        if doc is not None and self._cache_seconds > 0:
+            if len(self._cache) >= 10_000:
+                self._cache.clear()
+            self._cache[connector_account_id] = (time.monotonic() + self._cache_seconds, doc)
+        return doc
 
 
 class PaymentStateRepository:
@@ -140,6 +172,31 @@ class PaymentStateRepository:
 
     async def get(self, payment_id: str) -> dict[str, Any] | None:
         return await self._states.find_one({"_id": payment_id})
+
+    async def state_and_success(self, payment_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The two facts the charge guard needs, in one round trip: this payment's state projection and a
+        succeeded attempt of it, if any (`$unionWith` the attempts: MongoDB 4.4+)."""
+        docs = await (
+            await self._states.aggregate(
+                [
+                    {"$match": {"_id": payment_id}},
+                    {"$project": {"status": 1}},
+                    {
+                        "$unionWith": {
+                            "coll": "attempts",
+                            "pipeline": [
+                                {"$match": {"payment_id": payment_id, "status": "succeeded"}},
+                                {"$limit": 1},
+                                {"$project": {"attempt_number": 1, "status": 1}},
+                            ],
+                        }
+                    },
+                ]
+            )
+        ).to_list(None)
+        state = next((d for d in docs if d["_id"] == payment_id), None)
+        paid = next((d for d in docs if d["_id"] != payment_id and "attempt_number" in d), None)
+        return state, paid
 
 
 class RecordBackRepository:

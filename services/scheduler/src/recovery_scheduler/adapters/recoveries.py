@@ -7,9 +7,11 @@ from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from recovery_runtime.mongo import IndexSpec
+from recovery_runtime.unit_of_work import not_applied, push_applied
 
 INDEXES = [
     IndexSpec("recoveries", [("merchant_id", ASCENDING), ("status", ASCENDING)], "recovery_merchant_status"),
@@ -31,7 +33,7 @@ class RecoveryRepository:
     async def insert(self, doc: dict[str, Any], session: AsyncClientSession) -> None:
         await self._recoveries.insert_one(doc, session=session)
 
-    async def save(self, doc: dict[str, Any], session: AsyncClientSession) -> None:
+    async def save(self, doc: dict[str, Any], session: AsyncClientSession | None) -> None:
         """Compare-and-set on `version`: the write applies only to the state it was computed from."""
         expected = doc["version"]
         replacement = {**doc, "version": expected + 1}
@@ -41,6 +43,19 @@ class RecoveryRepository:
         if result.matched_count != 1:
             raise ConcurrentUpdate(doc["_id"])
         doc["version"] = expected + 1
+
+    def timers_collection(self) -> AsyncCollection[dict[str, Any]]:
+        """The `timers` collection (TimerRepository's), for one use: inserting the timer of a recovery's first plan
+        inside the transaction that inserts the recovery, without TimerRepository.add's look-up first (no timer of
+        a recovery that does not exist yet can exist). Everything else about timers goes through TimerRepository."""
+        return self._recoveries.database["timers"]
+
+    async def record_applied(self, payment_id: str, key: str) -> bool:
+        """Record a consumed message that changes nothing; False when it was recorded before (a duplicate)."""
+        result = await self._recoveries.update_one(
+            {"_id": payment_id, **not_applied(key)}, {"$push": push_applied(key)}
+        )
+        return result.matched_count == 1
 
     async def of_merchant(self, merchant_id: str, payment_id: str) -> dict[str, Any] | None:
         """Scoped by merchant: another merchant's payment id reads as absent."""

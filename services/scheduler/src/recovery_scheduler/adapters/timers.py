@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -32,12 +34,45 @@ PLANNED_WORK = frozenset({"execute_retry", "replan"})
 # The purpose of the executor's PSYNC timers (`timer.schedule` with a `payment.sync` command inside).
 PSYNC_PURPOSE = "payment_sync"
 
+# Two indexes only: every timer write (insert, claim, cancel) rewrites each of them (SecantusDB rewrites every
+# index entry of a document it updates). `timer_due` serves the claim (`status: pending`, a `due_at` range), the
+# read back of a claim (`status: fired`, the same range) and expired leases (the `status: leased` prefix: few);
+# `timer_payment` the per-recovery queries (cancel, operator views).
 INDEXES = [
     IndexSpec("timers", [("status", ASCENDING), ("due_at", ASCENDING)], "timer_due"),
-    IndexSpec("timers", [("status", ASCENDING), ("lease_expires_at", ASCENDING)], "timer_lease"),
     IndexSpec("timers", [("payment_id", ASCENDING), ("status", ASCENDING)], "timer_payment"),
-    IndexSpec("timers", [("lease_owner", ASCENDING), ("status", ASCENDING)], "timer_owner"),
 ]
+# One record per batch of timers being fired (see `TimerRepository.claim_due`): a few at any time.
+CLAIMS = "timer_claims"
+# Declared by earlier versions; dropped when the timer loop starts (TimerRepository.drop_obsolete_indexes).
+OBSOLETE_INDEXES = ("timer_lease", "timer_owner")
+
+_RELEASE = {
+    "$set": {"status": TimerStatus.PENDING.value, "lease_owner": None, "lease_expires_at": None},
+    "$unset": {"claim_id": "", "fired_at": ""},
+}
+
+
+def new_claim_id(owner: str) -> str:
+    return f"{owner}:{uuid.uuid4().hex}"
+
+
+@dataclass
+class Claim:
+    """One batch of timers claimed together. Its record in `timer_claims` (written before the timers are marked)
+    stands for the batch until its messages are confirmed; if the instance dies first, another one takes the
+    record over once its lease expires and fires the batch again."""
+
+    claim_id: str
+    timers: list[dict[str, Any]] = field(default_factory=list)
+    # The earliest pending timer seen falling due after the claim's `now` (within the lookahead asked for).
+    next_due: datetime | None = None
+    # The batch limit was reached: more timers may be due already.
+    full: bool = False
+    # What the claim covers: the due-time range [low, high], or exactly `ids` (many timers sharing one due time).
+    low: datetime | None = None
+    high: datetime | None = None
+    ids: list[str] | None = None
 
 
 def timer_document(
@@ -68,6 +103,7 @@ def timer_document(
 class TimerRepository:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._timers = db["timers"]
+        self._claims = db[CLAIMS]
 
     async def add(self, timer: dict[str, Any], session: AsyncClientSession | None = None) -> bool:
         """Insert a timer; False if one with that id exists (timer ids are deterministic: idempotent)."""
@@ -98,46 +134,159 @@ class TimerRepository:
         )
         return result.modified_count
 
-    async def claim_due(self, now: datetime, owner: str, lease: timedelta, limit: int) -> list[dict[str, Any]]:
-        """Lease up to `limit` due timers for `owner`; returns those this owner won."""
-        candidates = (
-            await self._timers.find({"status": TimerStatus.PENDING.value, "due_at": {"$lte": now}}, {"_id": 1})
+    async def claim_due(
+        self,
+        now: datetime,
+        owner: str,
+        lease: timedelta,
+        limit: int,
+        *,
+        lookahead: timedelta = timedelta(0),
+        after: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Claim:
+        """Claim up to about `limit` timers due by `now` for `owner`: five round trips per batch, one write per
+        timer. A claimed timer is `fired` (with this batch's `claim_id`) before its message is published; the
+        batch's record in `timer_claims`, deleted by `complete` once the broker confirmed, is what makes a crash
+        in between republish rather than lose (`take_over_expired`).
+
+        1. The due times, earliest first (index `timer_due`), and the earliest pending timer falling due within
+           `lookahead` after `now`, so the loop can sleep exactly until then.
+        2. The claim's record (owner, lease, the range it covers).
+        3. One `update_many` over the range [first, last due time seen] with `status: pending` in the filter: a
+           compare-and-set, so a timer another instance claimed first is skipped. A full batch stops below its
+           last due time (timers sharing it may be many more than the batch); a full batch that all shares one
+           due time claims exactly the ids seen.
+        4. The claimed timers read back (a `timer_due` range: `status: fired`, the same due times), so each is
+           fired as it is now, not as the first read saw it.
+        5. (`complete`) the record deleted.
+
+        `after`/`until` narrow step 1 to a range of due times (the loop's catch-up through a backlog): SecantusDB
+        reads every document of the range before it applies the limit, so an unbounded `$lte: now` costs the whole
+        backlog on every batch; MongoDB stops at the limit either way.
+        """
+        last = min(now, until) if until is not None else now
+        window: dict[str, Any] = {"$lte": until if until is not None else now + lookahead}
+        if after is not None:
+            window["$gte"] = after
+        found = (
+            await self._timers.find({"status": TimerStatus.PENDING.value, "due_at": window}, {"_id": 1, "due_at": 1})
             .sort("due_at", ASCENDING)
             .limit(limit)
             .to_list(limit)
         )
-        if not candidates:
-            return []
-        ids = [c["_id"] for c in candidates]
-        # The status filter makes the claim a compare-and-set: a timer another instance leased first is skipped.
-        await self._timers.update_many(
-            {"_id": {"$in": ids}, "status": TimerStatus.PENDING.value},
+        due = [t for t in found if t["due_at"] <= last]
+        claim = Claim(
+            new_claim_id(owner),
+            next_due=next((t["due_at"] for t in found if t["due_at"] > last), None),
+            full=len(due) >= limit,
+        )
+        if not due:
+            return claim
+        claim.low, claim.high = due[0]["due_at"], due[-1]["due_at"]
+        if claim.full:
+            below = [t["due_at"] for t in due if t["due_at"] < claim.high]
+            if below:
+                claim.high = below[-1]
+            else:
+                claim.ids = [t["_id"] for t in due]
+        await self._claims.insert_one(
+            {
+                "_id": claim.claim_id,
+                "owner": owner,
+                "lease_expires_at": now + lease,
+                "low": claim.low,
+                "high": claim.high,
+                "ids": claim.ids,
+                "created_at": now,
+            }
+        )
+        query: dict[str, Any] = {"status": TimerStatus.PENDING.value}
+        if claim.ids is not None:
+            query["_id"] = {"$in": claim.ids}
+        else:
+            query["due_at"] = {"$gte": claim.low, "$lte": claim.high}
+        result = await self._timers.update_many(
+            query,
             {
                 "$set": {
-                    "status": TimerStatus.LEASED.value,
+                    "status": TimerStatus.FIRED.value,
+                    "fired_at": now,
+                    "claim_id": claim.claim_id,
                     "lease_owner": owner,
-                    "lease_expires_at": now + lease,
                 },
                 "$inc": {"claims": 1},
             },
         )
-        return await self._timers.find(
-            {"_id": {"$in": ids}, "status": TimerStatus.LEASED.value, "lease_owner": owner}
-        ).to_list(None)
+        if result.modified_count:
+            claim.timers = await self._claimed(claim)
+        if not claim.timers:
+            await self.complete(claim)
+        return claim
 
-    async def mark_fired(self, timer_ids: list[str], owner: str, now: datetime) -> None:
-        if timer_ids:
-            await self._timers.update_many(
-                {"_id": {"$in": timer_ids}, "lease_owner": owner, "status": TimerStatus.LEASED.value},
-                {"$set": {"status": TimerStatus.FIRED.value, "fired_at": now}},
+    async def _claimed(self, claim: Claim) -> list[dict[str, Any]]:
+        # Filtered by claim id here, not in the query: SecantusDB plans `timer_due` for these two fields only.
+        if claim.ids is not None:
+            query: dict[str, Any] = {"_id": {"$in": claim.ids}}
+        else:
+            query = {"status": TimerStatus.FIRED.value, "due_at": {"$gte": claim.low, "$lte": claim.high}}
+        docs = await self._timers.find(query).sort("due_at", ASCENDING).to_list(None)
+        return [d for d in docs if d.get("claim_id") == claim.claim_id and d["status"] == TimerStatus.FIRED.value]
+
+    async def complete(self, claim: Claim) -> None:
+        """The claim's messages are confirmed (and its re-plans done): nothing left to fire again."""
+        await self._claims.delete_one({"_id": claim.claim_id})
+
+    async def release(self, claim: Claim) -> int:
+        """Give a claim's timers back (publishing failed): pending again, claimable by any instance at once."""
+        ids = [t["_id"] for t in claim.timers]
+        result = await self._timers.update_many({"_id": {"$in": ids}, "claim_id": claim.claim_id}, _RELEASE)
+        await self.complete(claim)
+        return result.modified_count
+
+    async def retry_later(self, claim: Claim, timer_ids: list[str], now: datetime, lease: timedelta) -> None:
+        """These timers of the claim failed (a re-plan raised): leased until `now + lease`, then pending again
+        (`release_expired`): a back-off of one lease for a failure that persists."""
+        await self._timers.update_many(
+            {"_id": {"$in": timer_ids}, "claim_id": claim.claim_id},
+            {
+                "$set": {"status": TimerStatus.LEASED.value, "lease_expires_at": now + lease},
+                "$unset": {"fired_at": ""},
+            },
+        )
+
+    async def take_over_expired(self, now: datetime, owner: str, lease: timedelta, limit: int = 10) -> list[Claim]:
+        """Claims whose instance died (or hung) before completing them, past their lease: each is taken over by
+        compare-and-set on its lease, so one instance only fires it again."""
+        taken = []
+        for record in await self._claims.find({"lease_expires_at": {"$lt": now}}).limit(limit).to_list(limit):
+            result = await self._claims.update_one(
+                {"_id": record["_id"], "lease_expires_at": record["lease_expires_at"]},
+                {"$set": {"owner": owner, "lease_expires_at": now + lease, "taken_over_at": now}},
             )
+            if not result.modified_count:
+                continue
+            claim = Claim(record["_id"], low=record["low"], high=record["high"], ids=record.get("ids"))
+            claim.timers = await self._claimed(claim)
+            if claim.timers:
+                taken.append(claim)
+            else:
+                await self.complete(claim)
+        return taken
 
     async def release_expired(self, now: datetime) -> int:
+        """Leased timers whose lease ran out (a failed re-plan's back-off, or leases of earlier versions)."""
         result = await self._timers.update_many(
-            {"status": TimerStatus.LEASED.value, "lease_expires_at": {"$lt": now}},
-            {"$set": {"status": TimerStatus.PENDING.value, "lease_owner": None, "lease_expires_at": None}},
+            {"status": TimerStatus.LEASED.value, "lease_expires_at": {"$lt": now}}, _RELEASE
         )
         return result.modified_count
+
+    async def drop_obsolete_indexes(self) -> None:
+        """Indexes earlier versions declared that nothing queries any more (each costs every timer write)."""
+        existing = await self._timers.index_information()
+        for name in OBSOLETE_INDEXES:
+            if name in existing:
+                await self._timers.drop_index(name)
 
     async def for_payment(self, payment_id: str) -> list[dict[str, Any]]:
         return await self._timers.find({"payment_id": payment_id}).sort("due_at", ASCENDING).to_list(None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 from typing import Any
@@ -15,9 +16,10 @@ from recovery_runtime.mongo import IndexSpec
 from recovery_runtime.secrets import SecretBox, is_sealed
 
 INDEXES = [
-    IndexSpec("webhook_events", [("idempotent_event_id", ASCENDING)], "event_idempotent", unique=True),
-    # One number per payment for initial events; retry records carry their own id here.
-    IndexSpec("webhook_events", [("sequence_key", ASCENDING)], "event_payment_sequence", unique=True),
+    # Claims of initial events (`_id`: the idempotent event id, so one per event): one number per payment
+    # ("<payment>#<n>"). Event records need no unique index of their own: a record is written only by the
+    # claim's holder, under the claim's event id (`_id`).
+    IndexSpec("webhook_claims", [("sequence_key", ASCENDING)], "claim_payment_sequence", unique=True),
     IndexSpec("webhook_events", [("initial_attempt_id", ASCENDING), ("created_at", ASCENDING)], "event_attempts"),
     IndexSpec("webhook_events", [("merchant_id", ASCENDING), ("created_at", DESCENDING)], "event_merchant"),
     IndexSpec("webhook_events", [("payment_id", ASCENDING)], "event_payment"),
@@ -29,12 +31,22 @@ FINAL_STATUSES = ("delivered", "failed")
 class EventStore:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self.collection = db["webhook_events"]
+        self.claims = db["webhook_claims"]
         self._events = self.collection
 
-    async def find_initial(
-        self, idempotent_event_id: str, session: AsyncClientSession | None = None
-    ) -> dict[str, Any] | None:
-        return await self._events.find_one({"idempotent_event_id": idempotent_event_id}, session=session)
+    async def claim_of(self, idempotent_event_id: str) -> dict[str, Any] | None:
+        return await self.claims.find_one({"_id": idempotent_event_id})
+
+    async def take_claim(
+        self, idempotent_event_id: str, lease: datetime | None, lease_until: datetime, owner: str
+    ) -> bool:
+        """Compare-and-set the lease of a claim whose event is not recorded (the caller checked that its holder
+        is gone): only one dispatcher wins, the one that saw the current lease."""
+        result = await self.claims.update_one(
+            {"_id": idempotent_event_id, "lease_until": lease},
+            {"$set": {"lease_until": lease_until, "lease_owner": owner}},
+        )
+        return result.modified_count == 1
 
     async def get(self, event_id: str, merchant_id: str | None = None) -> dict[str, Any] | None:
         query: dict[str, Any] = {"_id": event_id}
@@ -65,8 +77,9 @@ class EventStore:
         await self._events.update_one({"_id": event_id}, {"$set": fields}, session=session)
 
     async def earlier_unfinished(self, payment_id: str, sequence: int) -> dict[str, Any] | None:
-        """An earlier initial event of the same payment that is not delivered or failed yet (ordering)."""
-        return await self._events.find_one(
+        """An earlier initial event of the same payment that is not delivered or failed yet (ordering): one
+        recorded and pending, or one claimed whose record is not written yet (its first attempt in flight)."""
+        pending = await self._events.find_one(
             {
                 "payment_id": payment_id,
                 "delivery_attempt": "initial_attempt",
@@ -75,6 +88,25 @@ class EventStore:
             },
             sort=[("sequence", ASCENDING)],
         )
+        if pending is not None:
+            return pending
+        keys = [f"{payment_id}#{n}" for n in range(1, sequence)]
+        claims = await self.claims.find({"sequence_key": {"$in": keys}}, {"event_id": 1, "sequence": 1}).to_list(None)
+        if not claims:
+            return None
+        recorded = {
+            doc["_id"]
+            for doc in await self._events.find({"_id": {"$in": [c["event_id"] for c in claims]}}, {"_id": 1}).to_list(
+                None
+            )
+        }
+        unrecorded = sorted(
+            (c for c in claims if c["event_id"] not in recorded), key=lambda c: int(c.get("sequence") or 0)
+        )
+        if not unrecorded:
+            return None
+        first = unrecorded[0]
+        return {"_id": first["event_id"], "sequence": first.get("sequence"), "next_retry_at": None}
 
     async def attempts_of(self, initial_attempt_id: str, merchant_id: str | None = None) -> list[dict[str, Any]]:
         query: dict[str, Any] = {"initial_attempt_id": initial_attempt_id}
@@ -105,6 +137,7 @@ class EndpointStore:
         self._secrets = secrets
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._loading: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
 
     async def apply(self, update: ProfileUpdated, session: AsyncClientSession) -> bool:
         current = await self._endpoints.find_one({"_id": update.profile_id}, {"version": 1}, session=session)
@@ -135,15 +168,36 @@ class EndpointStore:
 
     def forget(self, profile_id: str) -> None:
         self._cache.pop(profile_id, None)
+        # A read in flight may have started before the change: later callers read again.
+        self._loading.pop(profile_id, None)
 
     async def get(self, profile_id: str) -> dict[str, Any] | None:
         cached = self._cache.get(profile_id)
         if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:
             return cached[1]
-        endpoint = await self._endpoints.find_one({"_id": profile_id})
-        if endpoint is not None:
-            endpoint = self._unsealed(endpoint)
-            self._cache[profile_id] = (time.monotonic(), endpoint)
+        loading = self._loading.get(profile_id)
+        if loading is not None:
+            # Deliveries to one profile arriving together share one read.
+            return await asyncio.shield(loading)
+        future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        self._loading[profile_id] = future
+        try:
+            endpoint = await self._endpoints.find_one({"_id": profile_id})
+            if endpoint is not None:
+                endpoint = self._unsealed(endpoint)
+                self._cache[profile_id] = (time.monotonic(), endpoint)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: the waiters re-raise it
+            raise
+        else:
+            future.set_result(endpoint)
+        finally:
+            if self._loading.get(profile_id) is future:
+                del self._loading[profile_id]
         return endpoint
 
     def _unsealed(self, endpoint: dict[str, Any]) -> dict[str, Any]:

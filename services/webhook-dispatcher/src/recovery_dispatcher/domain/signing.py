@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import secrets as random_source
@@ -47,6 +48,7 @@ def sign_hyperswitch(body: bytes, hash_key: str) -> str:
     return hmac.new(hash_key.encode("utf-8"), body, hashlib.sha512).hexdigest()
 
 
+@functools.lru_cache(maxsize=1024)
 def decode_whsec_secret(secret: str) -> bytes:
     """The key bytes of a Standard Webhooks secret (`whsec_` + base64); the prefix is optional."""
     encoded = secret.removeprefix(WHSEC_PREFIX)

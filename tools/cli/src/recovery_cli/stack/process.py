@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -116,7 +117,9 @@ class ManagedProcess:
                 start_new_session=True,
                 # A stack owned by a test run or the demo dies with it, even if pytest is killed;
                 # `recovery up` detaches on purpose so the stack outlives the command.
-                preexec_fn=None if self.detach else _die_with_parent,
+                # Linux delivers that signal when the *thread* that forked exits, not the process: a process
+                # (re)started from a worker thread (the fault suite's chaos thread) would die with the thread.
+                preexec_fn=None if self.detach or not _on_main_thread() else _die_with_parent,
             )
 
     def probe(self) -> ProbeResult:
@@ -220,6 +223,10 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 
 _PR_SET_PDEATHSIG = 1
+
+
+def _on_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def _die_with_parent() -> None:

@@ -1,0 +1,77 @@
+"""Intake's per-process cache of configuration documents (API keys, profiles, connector accounts)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from recovery_intake.adapters.repository import ConfigCache
+
+
+async def test_concurrent_misses_share_one_read_and_hits_read_nothing() -> None:
+    cache = ConfigCache(seconds=60)
+    reads = 0
+
+    async def load() -> dict[str, Any]:
+        nonlocal reads
+        reads += 1
+        await asyncio.sleep(0.01)
+        return {"_id": "key_1", "version": 1}
+
+    docs = await asyncio.gather(*(cache.read(("api_keys", "digest"), load) for _ in range(32)))
+    assert reads == 1 and all(d == {"_id": "key_1", "version": 1} for d in docs)
+    docs[0]["version"] = 99  # callers get copies
+    assert await cache.read(("api_keys", "digest"), load) == {"_id": "key_1", "version": 1}
+    assert reads == 1
+
+
+async def test_absent_documents_are_not_kept_and_a_write_drops_the_entry() -> None:
+    cache = ConfigCache(seconds=60)
+    found: dict[str, Any] | None = None
+
+    async def load() -> dict[str, Any] | None:
+        return found
+
+    assert await cache.read(("profiles", "m", "p"), load) is None
+    found = {"_id": "p", "version": 1}
+    assert await cache.read(("profiles", "m", "p"), load) == found  # a new profile is seen at once
+    found = {"_id": "p", "version": 2}
+    assert (await cache.read(("profiles", "m", "p"), load))["version"] == 1
+    cache.drop("profiles", "p")
+    assert (await cache.read(("profiles", "m", "p"), load))["version"] == 2
+
+
+async def test_entries_expire_and_zero_seconds_disables_keeping() -> None:
+    versions = iter(range(1, 10))
+
+    async def load() -> dict[str, Any]:
+        return {"_id": "a", "version": next(versions)}
+
+    off = ConfigCache(seconds=0)
+    assert (await off.read(("x",), load))["version"] == 1
+    assert (await off.read(("x",), load))["version"] == 2
+    short = ConfigCache(seconds=0.05)
+    assert (await short.read(("x",), load))["version"] == 3
+    assert (await short.read(("x",), load))["version"] == 3
+    await asyncio.sleep(0.08)
+    assert (await short.read(("x",), load))["version"] == 4
+
+
+async def test_a_failed_read_reaches_every_waiter_and_is_not_kept() -> None:
+    cache = ConfigCache(seconds=60)
+
+    async def broken() -> dict[str, Any]:
+        await asyncio.sleep(0.01)
+        raise RuntimeError("database down")
+
+    results = await asyncio.gather(*(cache.read(("k",), broken) for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
+
+    async def fine() -> dict[str, Any]:
+        return {"_id": "k"}
+
+    assert await cache.read(("k",), fine) == {"_id": "k"}
+    with pytest.raises(RuntimeError):
+        await ConfigCache(seconds=60).read(("k",), broken)
