@@ -148,7 +148,7 @@ def test_rabbitmq_stopped_and_started_mid_run(
             figures.broker_restarts += 1
             figures.restarts += 1
 
-        with Chaos(restart, times=ITERATIONS, every=2.0) as chaos:
+        with Chaos(restart, times=2 * ITERATIONS, every=2.0) as chaos:
             yield
         assert not chaos.errors, chaos.errors
 

@@ -234,6 +234,15 @@ class Service:
 
     async def _restart_subscriber(self, subscriber: Any) -> None:
         queue = getattr(subscriber, "_queue_obj", None)
+        tag = getattr(subscriber, "_consumer_tag", None)
+        if queue is not None and tag is not None and queue.channel.is_closed:
+            # FastStream's stop cannot cancel on a closed channel, but aio-pika's robust queue keeps the consumer
+            # in its restore list and re-creates it when the connection comes back: a consumer nobody owns any
+            # more, whose deliveries FastStream drops unacknowledged while the subscriber restarts (they would
+            # sit unacknowledged until the connection closes). Forget it; the subscriber consumes anew below.
+            restorable = getattr(queue, "_consumers", None)
+            if isinstance(restorable, dict):
+                restorable.pop(tag, None)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(subscriber.stop(), self.settings.shutdown_grace_seconds + 5.0)
         if queue is None or queue.channel.is_closed:

@@ -1,4 +1,4 @@
-"""Sends one signed webhook over HTTP and reports what happened; short in-process retries with backoff.
+"""Sends one signed webhook over HTTP and reports what happened; short in-process retries with tenacity.
 
 Long retries are not made here: they are durable timers (the scheduler), on the domain's retry schedule.
 """
@@ -16,6 +16,13 @@ from datetime import UTC, datetime
 import aiohttp
 import httpx
 from multidict import CIMultiDict
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_result,
+    stop_after_attempt,
+    stop_before_delay,
+)
 from yarl import URL
 
 from recovery_dispatcher.adapters.ssrf import DestinationBlocked, GuardedResolver, SsrfGuard, parse_ip
@@ -281,9 +288,9 @@ class WebhookSender:
         policy = self._config.in_process_retry
         results: list[DeliveryResult] = []
 
-        def wait(attempt_number: int) -> float:
-            # Exponential backoff with full-range additive jitter, capped.
-            exponential = policy.initial_wait * 2.0 ** (attempt_number - 1)
+        def wait(state: RetryCallState) -> float:
+            # Exponential backoff with full-range additive jitter, capped (tenacity's jitter strategy).
+            exponential = policy.initial_wait * 2.0 ** (state.attempt_number - 1)
             delay = min(policy.max_wait, exponential) + random.uniform(0, policy.jitter)
             retry_after = results[-1].verdict.retry_after if results else None
             if retry_after is not None:
@@ -291,18 +298,22 @@ class WebhookSender:
                 delay = max(delay, retry_after.total_seconds())
             return delay
 
-        # A plain loop (the fast path is one attempt): stop after `max_attempts`, or before a wait that would
-        # end past the budget (counted from the first attempt's start).
-        started = time.monotonic()
-        for attempt_number in range(1, policy.max_attempts + 1):
-            result = await self.send(url, body, headers_for_attempt(attempt_number))
+        async def attempt() -> DeliveryResult:
+            result = await self.send(url, body, headers_for_attempt(len(results) + 1))
             results.append(result)
             if on_attempt is not None:
                 await on_attempt(result)
-            if not result.verdict.transient or attempt_number == policy.max_attempts:
-                break
-            delay = wait(attempt_number)
-            if time.monotonic() - started + delay >= policy.budget:
-                break
-            await self._sleep(delay)
+            return result
+
+        # tenacity: stop after `max_attempts`, or before a wait that would end past the budget (counted from
+        # the first attempt's start); retry only what the verdict calls transient.
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.max_attempts) | stop_before_delay(policy.budget),
+            wait=wait,
+            retry=retry_if_result(lambda result: result.verdict.transient),
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        await retrying(attempt)
         return results
