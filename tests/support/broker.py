@@ -82,3 +82,17 @@ async def eventually(check: Any, timeout: float = 20.0, interval: float = 0.1) -
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s (last: {result!r})")
         await asyncio.sleep(interval)
+
+
+@asynccontextmanager
+async def operational_events(url: str) -> AsyncIterator[aio_pika.abc.AbstractQueue]:
+    """A queue of the test's own bound to the dispatcher's operational events."""
+    connection = await aio_pika.connect(url)
+    channel = await connection.channel()
+    exchange = await channel.get_exchange("recovery.events", ensure=True)
+    queue = await channel.declare_queue(exclusive=True)
+    await queue.bind(exchange, "webhook.#")
+    try:
+        yield queue
+    finally:
+        await connection.close()

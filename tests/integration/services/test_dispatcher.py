@@ -9,8 +9,6 @@ import hmac
 import json
 import socket
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,7 +33,7 @@ from recovery_runtime.settings import ServiceSettings
 from recovery_sandbox.receiver import create_app as receiver_app
 from recovery_scheduler.app import build_service as build_scheduler
 from recovery_scheduler.settings import SchedulerSettings
-from support.broker import broker_probe, eventually
+from support.broker import broker_probe, eventually, operational_events
 from support.payments import profile, recovery_payment
 from support.services import settings_for
 from support.stack import Isolation
@@ -159,20 +157,6 @@ def initial_of(db: Any, event: Envelope[Any], event_type: str = "payment_succeed
 def finished(db: Any, event: Envelope[Any], event_type: str = "payment_succeeded") -> Any:
     record = initial_of(db, event, event_type)
     return record if record and record["status"] in ("delivered", "failed") else None
-
-
-@asynccontextmanager
-async def operational_events(url: str) -> AsyncIterator[aio_pika.abc.AbstractQueue]:
-    """A queue of the test's own bound to the dispatcher's operational events."""
-    connection = await aio_pika.connect(url)
-    channel = await connection.channel()
-    exchange = await channel.get_exchange("recovery.events", ensure=True)
-    queue = await channel.declare_queue(exclusive=True)
-    await queue.bind(exchange, "webhook.#")
-    try:
-        yield queue
-    finally:
-        await connection.close()
 
 
 async def next_json(queue: aio_pika.abc.AbstractQueue, timeout: float = 20.0) -> dict[str, Any]:

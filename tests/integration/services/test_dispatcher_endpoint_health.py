@@ -13,8 +13,6 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +28,7 @@ from recovery_dispatcher.settings import DispatcherSettings
 from recovery_sandbox.receiver import create_app as receiver_app
 from recovery_scheduler.app import build_service as build_scheduler
 from recovery_scheduler.settings import SchedulerSettings
-from support.broker import broker_probe, eventually
+from support.broker import broker_probe, eventually, operational_events
 from support.payments import payment_succeeded, recovery_payment
 from support.services import settings_for
 from support.stack import Isolation
@@ -108,19 +106,6 @@ def circuits_open(dispatcher: Any) -> float:
     text = httpx.get(f"{dispatcher.url}/metrics").text
     found = CIRCUITS_OPEN.search(text)
     return float(found.group(1)) if found else 0.0
-
-
-@asynccontextmanager
-async def operational_events(url: str) -> AsyncIterator[aio_pika.abc.AbstractQueue]:
-    connection = await aio_pika.connect(url)
-    channel = await connection.channel()
-    exchange = await channel.get_exchange("recovery.events", ensure=True)
-    queue = await channel.declare_queue(exclusive=True)
-    await queue.bind(exchange, "webhook.#")
-    try:
-        yield queue
-    finally:
-        await connection.close()
 
 
 async def next_of_type(queue: aio_pika.abc.AbstractQueue, kind: str, timeout: float = 20.0) -> dict[str, Any]:
