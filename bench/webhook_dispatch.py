@@ -20,16 +20,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import socket
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import psutil
 from pymongo import AsyncMongoClient
 
 RECEIVER = """
@@ -61,6 +64,26 @@ async def wait_port(port: int) -> None:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.1)
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    try:
+        times = process.cpu_times()
+    except psutil.Error:
+        return 0.0
+    return float(times.user + times.system)
+
+
+def snapshot(processes: dict[str, psutil.Process], into: dict[str, float]) -> None:
+    into.update((name, cpu_seconds(process)) for name, process in processes.items())
+
+
+def rabbitmq_processes() -> dict[str, psutil.Process]:
+    """The local RabbitMQ node (its Erlang VM), when it runs on this machine."""
+    for process in psutil.process_iter(["name", "cmdline"]):
+        if process.info["name"] == "beam.smp" and "rabbit" in " ".join(process.info["cmdline"] or []):
+            return {"rabbitmq": process}
+    return {}
 
 
 async def raw_rate(url: str, body: bytes, count: int, concurrency: int) -> float:
@@ -182,7 +205,8 @@ class Dispatcher:
         await self.rate(min(200, self.concurrency))  # warm: connections, caches, validators
         return self
 
-    async def rate(self, count: int) -> float:
+    async def rate(self, count: int, started: Callable[[], None] = lambda: None) -> float:
+        """Handler mode; `started` is called once the messages are built, when the measured part begins."""
         measured = envelopes(count)
         slots = asyncio.Semaphore(self.concurrency)
 
@@ -190,10 +214,11 @@ class Dispatcher:
             async with slots:
                 await self.dispatcher.payment_succeeded(envelope, self.queue)
 
-        started = time.perf_counter()
+        started()
+        began = time.perf_counter()
         await asyncio.gather(*(handle(e) for e in measured))
         self.handled += count
-        return count / (time.perf_counter() - started)
+        return count / (time.perf_counter() - began)
 
     async def connect_broker(self, rabbitmq_url: str) -> None:
         """Broker mode: the dispatcher's real consumer (`ConcurrentConsumer`, prefetch = concurrency, manual
@@ -238,8 +263,9 @@ class Dispatcher:
         await self.broker.start()
         await self.broker_rate(min(200, self.concurrency))  # warm
 
-    async def broker_rate(self, count: int) -> float:
-        """Messages queued first (consumer stopped), then consumed, delivered, recorded and acknowledged."""
+    async def broker_rate(self, count: int, started: Callable[[], None] = lambda: None) -> float:
+        """Messages queued first (consumer stopped), then consumed, delivered, recorded and acknowledged;
+        `started` is called when the consumer starts (the measured part)."""
         import aio_pika
 
         from recovery_runtime import metrics
@@ -258,12 +284,13 @@ class Dispatcher:
             )
         acknowledged = metrics.MESSAGES_CONSUMED.labels(self.queue.name, "applied")
         before = acknowledged._value.get()
-        started = time.perf_counter()
+        started()
+        began = time.perf_counter()
         await self.subscriber.start()
         while acknowledged._value.get() - before < count:  # noqa: ASYNC110 (polling a counter)
             await asyncio.sleep(0.01)
         self.handled += count
-        return count / (time.perf_counter() - started)
+        return count / (time.perf_counter() - began)
 
     async def close_broker(self) -> None:
         await self.consumer.close()
@@ -331,10 +358,20 @@ async def main() -> None:
             print(f"mode: {mode}; events: {args.events} x {args.rounds} rounds, concurrency: {args.concurrency}, "
                   f"body: {len(body)} bytes, db: {mongodb_url}", flush=True)  # fmt: skip
             measure = dispatcher.broker_rate if args.broker else dispatcher.rate
+            # Where the CPU of the measured part goes, per delivery (the machine's 2 cores are the budget).
+            watched = {"dispatcher": psutil.Process(), "receiver": psutil.Process(processes[0].pid)}
+            if len(processes) > 1:
+                watched["database"] = psutil.Process(processes[1].pid)
+            if args.broker:
+                watched.update(rabbitmq_processes())
+            costs: dict[str, list[float]] = {name: [] for name in watched}
             for index in range(args.rounds):
                 # The raw limit on both sides of the measured run: the machine is shared and noisy.
                 before = await raw_rate(url, body, args.events, args.concurrency)
-                rate = await measure(args.events)
+                cpu_before: dict[str, float] = {}
+                rate = await measure(args.events, functools.partial(snapshot, watched, cpu_before))
+                for name, p in watched.items():
+                    costs[name].append((cpu_seconds(p) - cpu_before[name]) * 1000 / args.events)
                 after = await raw_rate(url, body, args.events, args.concurrency)
                 raw = (before + after) / 2
                 raws.append(raw)
@@ -352,6 +389,9 @@ async def main() -> None:
             f"{delivered} of {handled} recorded delivered)"
         )
         print(f"ratio dispatcher / raw:             {statistics.median(ratios):8.1%} (median of the rounds)")
+        print("CPU per delivery (ms, median of the rounds): " + ", ".join(
+            f"{name} {statistics.median(values):.3f}" for name, values in costs.items()
+        ) + f"; all {sum(statistics.median(v) for v in costs.values()):.3f}")  # fmt: skip
         if delivered != handled:
             raise SystemExit(f"only {delivered} of {handled} deliveries recorded delivered")
     finally:

@@ -501,6 +501,12 @@ async def test_events_api_through_intake_filters_pages_and_isolates_merchants(
     by_object = call("POST", f"/events/{merchant_a}", key_a, json={"object_id": one.payment_id}).json()
     assert by_object["total_count"] == 1 and by_object["events"][0]["object_id"] == one.attempt_id
     event_id = by_object["events"][0]["event_id"]
+    by_attempt = call("POST", f"/events/{merchant_a}", key_a, json={"object_id": one.attempt_id}).json()
+    assert [e["event_id"] for e in by_attempt["events"]] == [event_id]
+    both = {"object_id": one.attempt_id, "event_id": event_id}
+    assert call("POST", f"/events/{merchant_a}", key_a, json=both).json()["total_count"] == 1
+    other = {"object_id": events[0].payload.payment_id, "event_id": event_id}
+    assert call("POST", f"/events/{merchant_a}", key_a, json=other).json()["total_count"] == 0
     attempts = call("GET", f"/events/{merchant_a}/{event_id}/attempts", key_a)
     assert attempts.status_code == 200 and attempts.json()[0]["response"]["status_code"] == 200
 

@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from recovery_contracts.envelope import Envelope, MessageType
-from recovery_contracts.ids import idempotent_event_id, new_event_id
+from recovery_contracts.ids import idempotent_event_id
 from recovery_contracts.messages import PaymentSucceeded, ProfileUpdated
+from recovery_dispatcher.adapters.store import initial_event_id
 from recovery_dispatcher.app import build_service
 from recovery_dispatcher.domain.body import build_body
 from recovery_dispatcher.settings import DispatcherSettings
@@ -45,7 +46,8 @@ def received(receiver: Any) -> list[dict[str, Any]]:
 
 def orphan_claim(event: Envelope[PaymentSucceeded], *, lease_until: datetime, sequence: int = 1) -> dict[str, Any]:
     """What a dispatcher leaves when it dies after claiming an event and before recording it."""
-    event_id = new_event_id()
+    idempotent_id = idempotent_event_id(event.payload.attempt_id, "payment_succeeded")
+    event_id = initial_event_id(idempotent_id)
     created = datetime.now(UTC) - timedelta(minutes=5)
     body = build_body(
         merchant_id=MERCHANT,
@@ -57,7 +59,8 @@ def orphan_claim(event: Envelope[PaymentSucceeded], *, lease_until: datetime, se
     )
     payment_id = event.payload.payment_id
     return {
-        "_id": idempotent_event_id(event.payload.attempt_id, "payment_succeeded"),
+        "_id": f"{payment_id}#{sequence}",
+        "idempotent_event_id": idempotent_id,
         "event_id": event_id,
         "payment_id": payment_id,
         "created_at": created,
@@ -96,7 +99,7 @@ async def test_an_orphaned_claim_is_taken_over_with_its_event_id_and_body_once_i
     assert dict(delivery["headers"])["webhook-id"] == dead["event_id"]
     assert delivery["body"].encode() == dead["body"]
     assert json.loads(delivery["body"])["event_id"] == dead["event_id"]
-    assert record["sequence"] == 1 and record["idempotent_event_id"] == dead["_id"]
+    assert record["sequence"] == 1 and record["idempotent_event_id"] == dead["idempotent_event_id"]
     assert bytes(record["body"]) == dead["body"]
     assert db.webhook_claims.find_one({"_id": dead["_id"]})["lease_owner"] != "a-dispatcher-that-died"
     assert db.webhook_events.count_documents({"delivery_attempt": "initial_attempt"}) == 1
@@ -117,7 +120,7 @@ async def test_numbers_taken_by_another_dispatcher_are_read_back_and_skipped(
             "_id": first["event_id"],
             "event_id": first["event_id"],
             "initial_attempt_id": first["event_id"],
-            "idempotent_event_id": first["_id"],
+            "idempotent_event_id": first["idempotent_event_id"],
             "payment_id": payment.payment_id,
             "merchant_id": MERCHANT,
             "business_profile_id": PROFILE,
@@ -137,6 +140,6 @@ async def test_numbers_taken_by_another_dispatcher_are_read_back_and_skipped(
             lambda: db.webhook_events.find_one({"idempotent_event_id": key, "status": "delivered"})
         )
     assert record["sequence"] == 2
-    assert db.webhook_claims.find_one({"_id": key})["sequence_key"] == f"{payment.payment_id}#2"
+    assert db.webhook_claims.find_one({"_id": f"{payment.payment_id}#2"})["idempotent_event_id"] == key
     (delivery,) = received(receiver)
     assert dict(delivery["headers"])["webhook-sequence"] == "2"

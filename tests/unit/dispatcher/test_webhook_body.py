@@ -85,3 +85,29 @@ def test_timestamp_is_utc_with_milliseconds_and_z(moment: datetime, expected: st
 def test_naive_timestamp_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         format_timestamp(datetime(2025, 1, 1))
+
+
+def test_a_payment_serialized_by_pydantic_gives_the_same_body_as_its_json_ready_dict() -> None:
+    """The dispatcher passes `model_dump_json()` bytes (the cheap path); the body must not depend on it."""
+    from support.payments import payment_succeeded, recovery_payment
+
+    payment = recovery_payment(
+        merchant_reference_id="facture_Nº_42_für_Zoë ✓",
+        metadata={"big": 2**63 - 1, "ratio": 0.1, "nested": {"ünïcode": ["a", None, True]}},
+    )
+    obj = payment_succeeded(payment).payload.payment
+    moment = datetime(2026, 11, 27, 6, 30, 1, 234567, tzinfo=UTC)
+    fields = {
+        "merchant_id": "merchant_é",
+        "event_id": "evt_1",
+        "event_type": "payment_succeeded",
+        "content_type": "payment_details",
+        "timestamp": moment,
+    }
+
+    from_json = build_body(**fields, content_object=obj.model_dump_json().encode())
+    from_dict = build_body(**fields, content_object=obj.model_dump(mode="json"))
+
+    assert from_json == from_dict
+    assert json.loads(from_json)["content"]["object"] == obj.model_dump(mode="json")
+    assert "Zoë ✓".encode() in from_json  # non-ASCII kept as UTF-8, not escaped

@@ -8,6 +8,11 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
+
+# MongoDB's IndexNotFound (also answered for a collection that does not exist: NamespaceNotFound).
+INDEX_NOT_FOUND = 27
+NAMESPACE_NOT_FOUND = 26
 
 
 @dataclass(frozen=True)
@@ -17,6 +22,9 @@ class IndexSpec:
     name: str
     unique: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    # An index earlier versions created and this one no longer uses: dropped at start-up if present (every
+    # index costs each insert; keys are ignored).
+    retired: bool = False
 
 
 def connect(url: str, *, app_name: str) -> AsyncMongoClient[dict[str, Any]]:
@@ -32,4 +40,11 @@ def connect(url: str, *, app_name: str) -> AsyncMongoClient[dict[str, Any]]:
 
 async def ensure_indexes(db: AsyncDatabase[dict[str, Any]], specs: Iterable[IndexSpec]) -> None:
     for spec in specs:
+        if spec.retired:
+            try:
+                await db[spec.collection].drop_index(spec.name)
+            except OperationFailure as error:
+                if error.code not in (INDEX_NOT_FOUND, NAMESPACE_NOT_FOUND):
+                    raise
+            continue
         await db[spec.collection].create_index(list(spec.keys), name=spec.name, unique=spec.unique, **spec.options)

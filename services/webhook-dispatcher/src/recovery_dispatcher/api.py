@@ -49,7 +49,10 @@ def list_item(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def attempt_item(doc: dict[str, Any]) -> EventRetrieveResponse:
-    request = doc.get("request") or {"body": bytes(doc.get("body") or b"").decode(), "headers": []}
+    request = doc.get("request") or {"headers": []}
+    if request.get("body") is None:
+        # An initial record keeps the body once, in `body` (bytes): its request is that body.
+        request = {**request, "body": bytes(doc.get("body") or b"").decode()}
     response = doc.get("response") or {}
     return EventRetrieveResponse.model_validate(
         {
@@ -66,7 +69,11 @@ def attempt_item(doc: dict[str, Any]) -> EventRetrieveResponse:
     )
 
 
-def _filters(merchant_id: str, constraints: EventListConstraints) -> dict[str, Any]:
+def _filters(
+    merchant_id: str, constraints: EventListConstraints, object_event_ids: list[str] | None = None
+) -> dict[str, Any]:
+    """The records query of a list request; `object_event_ids`: the initial events of `object_id` (the
+    caller reads them from the claims)."""
     query: dict[str, Any] = {"merchant_id": merchant_id}
     created: dict[str, Any] = {}
     if constraints.created_after is not None:
@@ -75,11 +82,15 @@ def _filters(merchant_id: str, constraints: EventListConstraints) -> dict[str, A
         created["$lte"] = constraints.created_before
     if created:
         query["created_at"] = created
+    ids: set[str] | None = None
     if constraints.object_id is not None:
         # The primary object is the attempt (as Hyperswitch's); merchants also look events up by payment id.
-        query["$or"] = [{"primary_object_id": constraints.object_id}, {"payment_id": constraints.object_id}]
+        ids = set(object_event_ids or ())
     if constraints.event_id is not None:
-        query["initial_attempt_id"] = constraints.event_id
+        # Initial records only are listed, and an initial record's id is its `initial_attempt_id`.
+        ids = {constraints.event_id} if ids is None else ids & {constraints.event_id}
+    if ids is not None:
+        query["_id"] = {"$in": sorted(ids)}
     if constraints.profile_id is not None:
         query["business_profile_id"] = constraints.profile_id
     if constraints.event_classes:
@@ -112,8 +123,13 @@ def router(events: EventStore, dispatcher: WebhookDispatcher, caller: InternalCa
         except ValidationError as error:
             response = validation_error_response(error.errors())
             return JSONResponse(response.model_dump(exclude_none=True), status_code=400)
+        object_event_ids = None
+        if constraints.object_id is not None:
+            object_event_ids = await events.event_ids_of_object(constraints.object_id)
         docs, total = await events.list_initial(
-            _filters(merchant_id, constraints), constraints.offset or 0, constraints.limit or DEFAULT_PAGE
+            _filters(merchant_id, constraints, object_event_ids),
+            constraints.offset or 0,
+            constraints.limit or DEFAULT_PAGE,
         )
         body = TotalEventsResponse(
             events=[EventListItemResponse.model_validate(list_item(d)) for d in docs], total_count=total

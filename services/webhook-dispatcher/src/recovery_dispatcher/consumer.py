@@ -25,7 +25,15 @@ from pydantic import ValidationError
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import envelope_model
 from recovery_runtime import metrics
-from recovery_runtime.bus import AlreadyApplied, Handler, MessageRejected, Publisher, retry_pause, through_outages
+from recovery_runtime.bus import (
+    AlreadyApplied,
+    Handler,
+    MessageRejected,
+    Publisher,
+    current_message,
+    retry_pause,
+    through_outages,
+)
 from recovery_runtime.topology import QUEUES
 
 log = structlog.get_logger(__name__)
@@ -65,7 +73,8 @@ class ConcurrentConsumer:
         queue = QUEUES[queue_name]
         model = envelope_model(queue.message_type)
 
-        async def on_message(message: RabbitMessage) -> None:
+        async def on_message() -> None:
+            message = current_message(self._broker)
             raw = message.raw_message
             body = raw.body
             try:

@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 
 from recovery_contracts.envelope import Envelope, MessageType
-from recovery_contracts.ids import idempotent_event_id, new_event_id
+from recovery_contracts.ids import idempotent_event_id
 from recovery_contracts.messages import (
     DeliverWebhook,
     PaymentFailed,
@@ -26,7 +26,7 @@ from recovery_contracts.payments import PaymentObject
 from recovery_dispatcher import metrics
 from recovery_dispatcher.adapters.delivery import DeliveryResult, WebhookSender
 from recovery_dispatcher.adapters.record_writer import DuplicateEvent, RecordWriter
-from recovery_dispatcher.adapters.store import EndpointStore, EventStore
+from recovery_dispatcher.adapters.store import EndpointStore, EventStore, initial_event_id, retry_record_id
 from recovery_dispatcher.domain.body import build_body
 from recovery_dispatcher.domain.breaker import BreakerPolicy, CircuitBreaker, CircuitState
 from recovery_dispatcher.domain.policy import RetrySchedule, next_retry_delay
@@ -163,9 +163,9 @@ class WebhookDispatcher:
             # profile.updated travels on its own queue and may land a moment later.
             raise RuntimeError(f"profile {profile_id} not known to the dispatcher yet")
         now = self._clock.now()
-        event_id = new_event_id()
+        event_id = initial_event_id(idempotent_id)
         claim: dict[str, Any] = {
-            "_id": idempotent_id,
+            "idempotent_event_id": idempotent_id,
             "event_id": event_id,
             "payment_id": payment.id,
             "created_at": now,
@@ -175,30 +175,30 @@ class WebhookDispatcher:
                 event_id=event_id,
                 event_type=event_type,
                 content_type=CONTENT_TYPE,
-                content_object=payment.model_dump(mode="json"),
+                content_object=payment.model_dump_json().encode(),
                 timestamp=now,
             ),
             "lease_until": now + self._lease,
             "lease_owner": self._instance,
         }
         try:
-            # The unique claim decides, also between dispatchers racing on the same event; it numbers the
-            # event within its payment too (`sequence`).
+            # The claim decides, also between dispatchers racing on the same event; it numbers the event within
+            # its payment too (`sequence`; record_writer.py).
             await self._writer.claim(claim)
         except DuplicateEvent:
-            await self._duplicate(envelope, event_type, primary_object_id, idempotent_id)
+            await self._duplicate(envelope, event_type, primary_object_id, payment.id, idempotent_id)
             return
         await self._deliver_claimed(envelope, event_type, primary_object_id, claim)
 
     async def _deliver_claimed(
         self, envelope: Envelope[Any], event_type: str, primary_object_id: str, claim: dict[str, Any]
     ) -> None:
-        self._claimed_here.add(claim["_id"])
+        self._claimed_here.add(claim["idempotent_event_id"])
         try:
             record = self._initial_record(envelope, event_type, primary_object_id, claim)
             await self._send_and_settle(record, False)
         finally:
-            self._claimed_here.discard(claim["_id"])
+            self._claimed_here.discard(claim["idempotent_event_id"])
 
     def _initial_record(
         self, envelope: Envelope[Any], event_type: str, primary_object_id: str, claim: dict[str, Any]
@@ -209,7 +209,7 @@ class WebhookDispatcher:
             "_id": event_id,
             "event_id": event_id,
             "initial_attempt_id": event_id,
-            "idempotent_event_id": claim["_id"],
+            "idempotent_event_id": claim["idempotent_event_id"],
             "event_type": event_type,
             "event_class": EVENT_CLASS,
             "primary_object_id": primary_object_id,
@@ -234,9 +234,9 @@ class WebhookDispatcher:
         }
 
     async def _duplicate(
-        self, envelope: Envelope[Any], event_type: str, primary_object_id: str, idempotent_id: str
+        self, envelope: Envelope[Any], event_type: str, primary_object_id: str, payment_id: str, idempotent_id: str
     ) -> None:
-        claim = await self._events.claim_of(idempotent_id)
+        claim = await self._events.claim_of(payment_id, idempotent_id)
         if claim is None:
             raise RuntimeError(f"duplicate event {idempotent_id} not readable yet")
         existing = await self._events.get(claim["event_id"])
@@ -248,7 +248,7 @@ class WebhookDispatcher:
             orphaned_here = claim.get("lease_owner") == self._instance and idempotent_id not in self._claimed_here
             if lease is not None and lease > now and not orphaned_here:
                 raise DeliveryInProgress(claim["event_id"])
-            if not await self._events.take_claim(idempotent_id, lease, now + self._lease, self._instance):
+            if not await self._events.take_claim(claim["_id"], lease, now + self._lease, self._instance):
                 raise DeliveryInProgress(claim["event_id"])
             claim["lease_until"], claim["lease_owner"] = now + self._lease, self._instance
             log.info("webhook.claim_taken_over", event_id=claim["event_id"])
@@ -282,6 +282,7 @@ class WebhookDispatcher:
 
     async def _store_record(self, initial: dict[str, Any]) -> None:
         """Write the initial record of a claimed event before a path that updates it (hold, failure)."""
+        _bind_event(initial)
         try:
             await self._writer.insert(initial)
         except DuplicateEvent:
@@ -292,7 +293,6 @@ class WebhookDispatcher:
         """Deliver a claimed event. `recorded`: its initial record is stored (else it is written with the
         first attempt's result: one insert on the fast path)."""
         event_id = initial["_id"]
-        structlog.contextvars.bind_contextvars(event_id=event_id)
         endpoint = await self._endpoints.get(initial["business_profile_id"])
         if endpoint is None or not endpoint.get("url") or not endpoint.get("enabled", True):
             if not recorded:
@@ -350,7 +350,7 @@ class WebhookDispatcher:
             metrics.EVENTS_FINISHED.labels("delivered").inc()
             # DEBUG: one line per delivery would cost more than the delivery's own CPU; the record and the
             # metrics keep every delivery.
-            log.debug("webhook.delivered", status_code=last.status_code, attempts=len(results))
+            log.debug("webhook.delivered", event_id=event_id, status_code=last.status_code, attempts=len(results))
             return
         verdict = last.verdict
         attempts = int(initial.get("attempts", 0))
@@ -375,11 +375,13 @@ class WebhookDispatcher:
             kind = first_kind if number == 0 else "automatic_retry"
             metrics.DELIVERY_ATTEMPTS.labels(result.verdict.outcome.value, kind).inc()
             metrics.DELIVERY_SECONDS.observe(result.duration_ms / 1000)
-            attempt = _attempt_fields(initial, result)
             if kind == "initial_attempt":
+                # The initial record holds the body once (`body`); its request is read back with it.
+                attempt = _attempt_fields(initial, result, with_body=False)
                 initial_fields.update(attempt)
                 initial["request"] = attempt["request"]
                 continue
+            attempt = _attempt_fields(initial, result)
             writes.append(self._writer.insert(self._retry_record(initial, result, kind, attempt)))
         initial["attempts"] = int(initial.get("attempts", 0)) + len(results)
         initial_fields["attempts"] = initial["attempts"]
@@ -398,7 +400,15 @@ class WebhookDispatcher:
             await asyncio.gather(*writes)
             return
         initial.update(initial_fields)
-        outcomes = await asyncio.gather(self._writer.insert(initial), *writes, return_exceptions=True)
+        if not writes:
+            # The fast path: one write, no task of its own.
+            outcomes: list[Any] = [None]
+            try:
+                await self._writer.insert(initial)
+            except Exception as error:
+                outcomes[0] = error
+        else:
+            outcomes = await asyncio.gather(self._writer.insert(initial), *writes, return_exceptions=True)
         for outcome in outcomes[1:]:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -414,7 +424,7 @@ class WebhookDispatcher:
         initial: dict[str, Any], result: DeliveryResult, kind: str, attempt: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """A record of its own for an attempt after the first (`automatic_retry`, `manual_retry`)."""
-        retry_id = new_event_id()
+        retry_id = retry_record_id(initial["_id"])
         return {
             **{k: initial.get(k) for k in _SHARED_FIELDS},
             "_id": retry_id,
@@ -437,7 +447,7 @@ class WebhookDispatcher:
             breaker.record_success()
             if was_open:
                 metrics.CIRCUITS_OPEN.dec()
-                log.info("webhook.circuit_closed", url=endpoint["url"])
+                log.info("webhook.circuit_closed", url=endpoint["url"], event_id=initial["_id"])
             if endpoint.get("failing_since"):
                 await self._endpoints.mark_healthy(profile_id)
             return
@@ -447,7 +457,9 @@ class WebhookDispatcher:
         if breaker.record_failure(now):
             if not was_open:
                 metrics.CIRCUITS_OPEN.inc()
-            log.warning("webhook.circuit_opened", url=endpoint["url"], retry_at=str(breaker.retry_at()))
+            log.warning(
+                "webhook.circuit_opened", url=endpoint["url"], retry_at=str(breaker.retry_at()), event_id=initial["_id"]
+            )
         failing_since: datetime | None = endpoint.get("failing_since")
         if failing_since is None:
             await self._endpoints.mark_failing(profile_id, now)
@@ -457,6 +469,7 @@ class WebhookDispatcher:
             )
 
     async def _disable_endpoint(self, initial: dict[str, Any], endpoint: dict[str, Any], reason: str) -> None:
+        _bind_event(initial)
         now = self._clock.now()
         profile_id = initial["business_profile_id"]
         notice = Envelope[WebhookEndpointDisabled](
@@ -486,6 +499,7 @@ class WebhookDispatcher:
         self, initial: dict[str, Any], endpoint: dict[str, Any] | None, reason: str, result: str, attempts: int
     ) -> None:
         """A final failure: the record says why, and `webhook.delivery-failed` tells operations."""
+        _bind_event(initial)
         now = self._clock.now()
         notice = Envelope[WebhookDeliveryFailed](
             type=MessageType.WEBHOOK_DELIVERY_FAILED,
@@ -516,6 +530,7 @@ class WebhookDispatcher:
 
     async def _hold(self, initial: dict[str, Any], due: datetime, reason: str) -> None:
         """Park the event (ordering, open circuit) until `due` without using up a retry of its schedule."""
+        _bind_event(initial)
         holds = int(initial.get("holds", 0)) + 1
         await self._timer(initial, int(initial.get("retry_index", 0)), due, reason, f"hold{holds}", {"holds": holds})
         metrics.RETRIES_SCHEDULED.labels("hold").inc()
@@ -524,6 +539,7 @@ class WebhookDispatcher:
     async def _schedule_retry(
         self, initial: dict[str, Any], endpoint: dict[str, Any], retry_after: timedelta | None, reason: str
     ) -> None:
+        _bind_event(initial)
         retry_index = int(initial.get("retry_index", 0))
         delay = next_retry_delay(retry_index, self._schedule_of(endpoint), retry_after)
         if delay is None:
@@ -619,12 +635,20 @@ class WebhookDispatcher:
         return record
 
 
-def _attempt_fields(initial: dict[str, Any], result: DeliveryResult) -> dict[str, Any]:
+def _bind_event(initial: dict[str, Any]) -> None:
+    """Tag this delivery's later log lines with its event id. Only off the fast path: a delivered event logs
+    nothing (binding costs more than the line it would tag)."""
+    structlog.contextvars.bind_contextvars(event_id=initial["_id"])
+
+
+def _attempt_fields(initial: dict[str, Any], result: DeliveryResult, *, with_body: bool = True) -> dict[str, Any]:
+    """An attempt's request and response as recorded. `with_body=False` (the initial record, which keeps the
+    body bytes in `body`): the request without its copy of the body (readers take `body`; see `api.py`)."""
+    request: dict[str, Any] = {"headers": [list(h) for h in result.request_headers]}
+    if with_body:
+        request = {"body": bytes(initial["body"]).decode(), **request}
     return {
-        "request": {
-            "body": bytes(initial["body"]).decode(),
-            "headers": [list(h) for h in result.request_headers],
-        },
+        "request": request,
         "response": {
             "status_code": result.status_code,
             "headers": [list(h) for h in result.response_headers],

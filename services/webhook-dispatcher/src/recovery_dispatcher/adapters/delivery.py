@@ -305,15 +305,28 @@ class WebhookSender:
                 await on_attempt(result)
             return result
 
+        # The first attempt outside tenacity: most deliveries succeed (or fail for good) at once, and setting up
+        # the retry machinery would cost about as much CPU as the request itself.
+        started = time.monotonic()
+        first = await attempt()
+        if not first.verdict.transient or policy.max_attempts <= 1:
+            return results
+        replay = [first]
+
+        async def next_attempt() -> DeliveryResult:
+            # tenacity's first call gets the attempt already made; its wait then precedes the second.
+            return replay.pop() if replay else await attempt()
+
         # tenacity: stop after `max_attempts`, or before a wait that would end past the budget (counted from
         # the first attempt's start); retry only what the verdict calls transient.
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.max_attempts) | stop_before_delay(policy.budget),
+            stop=stop_after_attempt(policy.max_attempts)
+            | stop_before_delay(max(0.0, policy.budget - (time.monotonic() - started))),
             wait=wait,
             retry=retry_if_result(lambda result: result.verdict.transient),
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
             sleep=self._sleep,
             reraise=True,
         )
-        await retrying(attempt)
+        await retrying(next_attempt)
         return results

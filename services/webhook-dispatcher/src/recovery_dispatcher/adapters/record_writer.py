@@ -5,20 +5,24 @@ of every delivery in flight share one `insert_many` per collection and one `bulk
 (MongoDB-wire servers without group commit, such as SecantusDB, take an order of magnitude more documents
 per second that way, and inserts several times more than updates).
 
-Claims (`webhook_claims`) are the idempotency and ordering keys of initial events: `_id` is the event's
-`idempotent_event_id`, `sequence_key` (`<payment_id>#<n>`, unique) its number within its payment. A claim is
-inserted before the first attempt; the unique keys settle duplicates and races between dispatchers, per
-document (an `insert_many(ordered=False)` reports each duplicate by index, which maps back to its caller).
-Numbers are assigned optimistically (the highest number this process has seen for the payment, plus one; 1
-for a payment it has not seen) and a `sequence_key` conflict renumbers that claim after reading the
-payment's taken numbers (by the unique index) in the next flush.
+Claims (`webhook_claims`) are the idempotency and ordering keys of initial events. A claim's `_id` is its
+number within its payment, `<payment_id>#<n>` (`sequence_key`), and it carries the event's
+`idempotent_event_id`. No secondary index: uniqueness of `_id` alone settles duplicates and races, by this
+protocol:
+- numbers are dense (a claim is never deleted, and #n is inserted only by a writer that saw #1..#n-1);
+- a claim's first try is #1: it is stored only if the payment has no claim at all, so it cannot be a duplicate;
+- after a conflict, the writer reads the payment's claims (`_id $in` #1..#64, then further while all are taken):
+  its event among them is a duplicate (DuplicateEvent); else it tries #(highest + 1), which is stored only if
+  nobody added a claim since that read, so the read saw every claim of the payment;
+- at most one claim per payment per flush (a second waits for the next flush, after the first's outcome): claims
+  of one payment tried together would get the same number, and all but one would fail.
+Events of one payment are few (a final failure, a success), so the conflicts are rare and cheap.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +34,10 @@ from pymongo.errors import BulkWriteError
 log = structlog.get_logger(__name__)
 
 DUPLICATE_KEY = 11000
-# Numbers probed per payment and round when a claim's optimistic number was taken.
+# Numbers probed per payment and round when a claim's number was taken.
 _PROBE = 64
-# Payments whose highest number this process remembers (most recent first out).
-_REMEMBERED_PAYMENTS = 50_000
+# Conflicts one claim may meet before its delivery fails (and its message comes back later).
+_MAX_TRIES = 6
 
 
 class DuplicateEvent(Exception):
@@ -89,7 +93,6 @@ class RecordWriter:
         self._pending = _Pending()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._highest: OrderedDict[str, int] = OrderedDict()
 
     def start(self) -> None:
         if self._task is None:
@@ -105,8 +108,9 @@ class RecordWriter:
             await self._flush()
 
     async def claim(self, doc: dict[str, Any]) -> None:
-        """Insert the claim of an initial event (`_id` = its idempotent id), numbering it within its payment
-        (sets `sequence` and `sequence_key` on `doc`). Raises DuplicateEvent when the event is claimed."""
+        """Insert the claim of an initial event (`doc` has its `payment_id` and `idempotent_event_id`), numbered
+        within its payment: sets `_id`, `sequence` and `sequence_key` on `doc`. Raises DuplicateEvent when the
+        event is claimed already (by anyone)."""
         item = _Insert(doc, self._future(), sequenced=True)
         self._pending.claims.append(item)
         self._poke()
@@ -163,30 +167,30 @@ class RecordWriter:
         if not items:
             return
         try:
-            await self._number(items)
+            batch = await self._number(items)
         except Exception as error:
             self._fail(items, error)
             return
-        failed = await self._insert_many(self._claims, items)
-        for index, item in enumerate(items):
+        failed = await self._insert_many(self._claims, batch)
+        for index, item in enumerate(batch):
             problem = failed.get(index)
             if problem is None:
-                self._remember(item.doc["payment_id"], item.doc["sequence"])
                 _resolve(item.done)
-            elif problem.get("code") == DUPLICATE_KEY and "sequence_key" in _index_of(problem):
-                # The optimistic number was taken (an earlier event, or another dispatcher at the same moment):
-                # renumber after reading the payment's numbers.
+            elif problem.get("code") == DUPLICATE_KEY:
+                # The number was taken (another event of the payment, or this one's duplicate): read the
+                # payment's claims and decide in the next flush.
                 item.tries += 1
                 item.probe = True
-                if item.tries > 5:
-                    _reject(item.done, RuntimeError(f"cannot number event {item.doc['_id']}"))
+                if item.tries >= _MAX_TRIES:
+                    _reject(item.done, RuntimeError(f"cannot number event {item.doc['idempotent_event_id']}"))
                 else:
-                    self._pending.claims.append(item)
-                    self._poke()
-            elif problem.get("code") == DUPLICATE_KEY:
-                _reject(item.done, DuplicateEvent(item.doc["_id"]))
+                    self._requeue(item)
             else:
                 _reject(item.done, RuntimeError(problem.get("errmsg", "insert failed")))
+
+    def _requeue(self, item: _Insert) -> None:
+        self._pending.claims.append(item)
+        self._poke()
 
     async def _flush_inserts(self, items: list[_Insert]) -> None:
         if not items:
@@ -211,41 +215,56 @@ class RecordWriter:
             return {index: {"errmsg": str(error)} for index in range(len(items))}
         return {}
 
-    def _remember(self, payment_id: str, sequence: int) -> None:
-        if self._highest.get(payment_id, 0) < sequence:
-            self._highest[payment_id] = sequence
-        self._highest.move_to_end(payment_id)
-        while len(self._highest) > _REMEMBERED_PAYMENTS:
-            self._highest.popitem(last=False)
-
-    async def _number(self, items: list[_Insert]) -> None:
-        highest: dict[str, int] = {}
-        probe = sorted({item.doc["payment_id"] for item in items if item.probe})
-        if probe:
-            highest = await self._taken(probe)
+    async def _number(self, items: list[_Insert]) -> list[_Insert]:
+        """This flush's claims, numbered: at most one per payment (the others wait for the next flush); first
+        tries as #1; after a conflict, the next number after the payment's claims read now, or DuplicateEvent
+        when the event is among them."""
+        batch: list[_Insert] = []
+        later: list[_Insert] = []
+        payments: set[str] = set()
         for item in items:
             payment_id = item.doc["payment_id"]
-            known = max(highest.get(payment_id, 0), self._highest.get(payment_id, 0))
-            highest[payment_id] = known + 1
-            item.doc["sequence"] = highest[payment_id]
-            item.doc["sequence_key"] = sequence_key(payment_id, highest[payment_id])
-            item.probe = False
+            if payment_id in payments:
+                later.append(item)
+            else:
+                payments.add(payment_id)
+                batch.append(item)
+        probed = sorted({item.doc["payment_id"] for item in batch if item.probe})
+        taken = await self._taken(probed) if probed else {}
+        for item in later:
+            self._requeue(item)
+        numbered: list[_Insert] = []
+        for item in batch:
+            payment_id = item.doc["payment_id"]
+            number = 1
+            if item.probe:
+                highest, claimed = taken.get(payment_id, (0, set()))
+                if item.doc["idempotent_event_id"] in claimed:
+                    _reject(item.done, DuplicateEvent(item.doc["idempotent_event_id"]))
+                    continue
+                number = highest + 1
+            key = sequence_key(payment_id, number)
+            item.doc.update(_id=key, sequence=number, sequence_key=key)
+            numbered.append(item)
+        return numbered
 
-    async def _taken(self, payments: list[str]) -> dict[str, int]:
-        """The highest number claimed for each payment, read through the unique `sequence_key` index."""
-        highest: dict[str, int] = {}
+    async def _taken(self, payments: list[str]) -> dict[str, tuple[int, set[str]]]:
+        """For each payment, its highest claimed number and the idempotent ids of its claims, read by `_id`."""
+        taken: dict[str, tuple[int, set[str]]] = {}
         start = 1
         remaining = payments
         while remaining:
             keys = [sequence_key(p, n) for p in remaining for n in range(start, start + _PROBE)]
-            cursor = self._claims.find({"sequence_key": {"$in": keys}}, {"payment_id": 1, "sequence": 1})
+            fields = {"payment_id": 1, "sequence": 1, "idempotent_event_id": 1}
+            cursor = self._claims.find({"_id": {"$in": keys}}, fields)
             async for doc in cursor:
-                payment_id = doc["payment_id"]
-                highest[payment_id] = max(highest.get(payment_id, 0), int(doc.get("sequence") or 0))
+                highest, claimed = taken.setdefault(doc["payment_id"], (0, set()))
+                claimed.add(doc.get("idempotent_event_id"))
+                taken[doc["payment_id"]] = (max(highest, int(doc.get("sequence") or 0)), claimed)
             # A payment with every probed number taken has more: probe the next range.
-            remaining = [p for p in remaining if highest.get(p, 0) == start + _PROBE - 1]
+            remaining = [p for p in remaining if taken.get(p, (0, set()))[0] == start + _PROBE - 1]
             start += _PROBE
-        return highest
+        return taken
 
     async def _flush_updates(self, items: list[_Update]) -> None:
         try:
@@ -262,11 +281,6 @@ class RecordWriter:
     def _fail(items: list[Any], error: Exception) -> None:
         for item in items:
             _reject(item.done, error)
-
-
-def _index_of(problem: dict[str, Any]) -> str:
-    pattern = problem.get("keyPattern") or {}
-    return " ".join(pattern) + " " + str(problem.get("errmsg", ""))
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
 import time
 from datetime import datetime
 from typing import Any
@@ -11,21 +13,57 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from recovery_contracts.ids import idempotent_event_id
 from recovery_contracts.messages import ProfileUpdated
 from recovery_runtime.mongo import IndexSpec
 from recovery_runtime.secrets import SecretBox, is_sealed
 
 INDEXES = [
-    # Claims of initial events (`_id`: the idempotent event id, so one per event): one number per payment
-    # ("<payment>#<n>"). Event records need no unique index of their own: a record is written only by the
-    # claim's holder, under the claim's event id (`_id`).
-    IndexSpec("webhook_claims", [("sequence_key", ASCENDING)], "claim_payment_sequence", unique=True),
-    IndexSpec("webhook_events", [("initial_attempt_id", ASCENDING), ("created_at", ASCENDING)], "event_attempts"),
+    # The events list (one merchant's, newest first): the only secondary index of the dispatcher's hot
+    # collections. Each index costs every insert; the other lookups go by `_id`:
+    # - an initial event's id is computed from its idempotent id (`initial_event_id`), so its object's events
+    #   are found without an index;
+    # - an attempt's record id starts with its initial event's id (`retry_record_id`): one `_id` range;
+    # - claims (`webhook_claims`) are keyed `<payment_id>#<n>`: a payment's events are one `_id` range, and
+    #   the claims need no unique index besides `_id` (record_writer.py says how duplicates are settled).
     IndexSpec("webhook_events", [("merchant_id", ASCENDING), ("created_at", DESCENDING)], "event_merchant"),
-    IndexSpec("webhook_events", [("payment_id", ASCENDING)], "event_payment"),
+    # Indexes of earlier versions, replaced by the above.
+    IndexSpec("webhook_claims", [], "claim_payment_sequence", retired=True),
+    IndexSpec("webhook_events", [], "event_attempts", retired=True),
+    IndexSpec("webhook_events", [], "event_payment", retired=True),
 ]
 
 FINAL_STATUSES = ("delivered", "failed")
+# An attempt record after the first (automatic or manual retry) is `<initial event id>_r<random>`: the attempts
+# of an event are one `_id` range, `[<initial id>, <initial id>` + ATTEMPTS_END) (event ids have one length).
+RETRY_SEPARATOR = "_r"
+ATTEMPTS_END = "`"  # the character after "_"
+# The event types this dispatcher raises (their ids are computed from the object id).
+RAISED_EVENT_TYPES = ("payment_succeeded", "payment_failed")
+
+
+def initial_event_id(idempotent_id: str) -> str:
+    """The id of the initial event with this idempotent id (`evt_` + 32 hex): computed, not drawn, so an
+    object's events are found by `_id`, and the `webhook-id` of an event is the same whichever dispatcher
+    raises it."""
+    return "evt_" + hashlib.sha256(idempotent_id.encode()).hexdigest()[:32]
+
+
+def event_ids_of_attempt(attempt_id: str) -> list[str]:
+    return [initial_event_id(idempotent_event_id(attempt_id, event_type)) for event_type in RAISED_EVENT_TYPES]
+
+
+def payment_claims(payment_id: str) -> dict[str, str]:
+    """The `_id` range of a payment's claims ("<payment>#<n>"; "$" follows "#")."""
+    return {"$gte": f"{payment_id}#", "$lt": f"{payment_id}$"}
+
+
+def retry_record_id(initial_id: str) -> str:
+    return f"{initial_id}{RETRY_SEPARATOR}{secrets.token_hex(8)}"
+
+
+def attempts_range(initial_id: str) -> dict[str, str]:
+    return {"$gte": initial_id, "$lt": initial_id + ATTEMPTS_END}
 
 
 class EventStore:
@@ -34,16 +72,14 @@ class EventStore:
         self.claims = db["webhook_claims"]
         self._events = self.collection
 
-    async def claim_of(self, idempotent_event_id: str) -> dict[str, Any] | None:
-        return await self.claims.find_one({"_id": idempotent_event_id})
+    async def claim_of(self, payment_id: str, idempotent_id: str) -> dict[str, Any] | None:
+        return await self.claims.find_one({"_id": payment_claims(payment_id), "idempotent_event_id": idempotent_id})
 
-    async def take_claim(
-        self, idempotent_event_id: str, lease: datetime | None, lease_until: datetime, owner: str
-    ) -> bool:
+    async def take_claim(self, claim_id: str, lease: datetime | None, lease_until: datetime, owner: str) -> bool:
         """Compare-and-set the lease of a claim whose event is not recorded (the caller checked that its holder
         is gone): only one dispatcher wins, the one that saw the current lease."""
         result = await self.claims.update_one(
-            {"_id": idempotent_event_id, "lease_until": lease},
+            {"_id": claim_id, "lease_until": lease},
             {"$set": {"lease_until": lease_until, "lease_owner": owner}},
         )
         return result.modified_count == 1
@@ -77,39 +113,36 @@ class EventStore:
         await self._events.update_one({"_id": event_id}, {"$set": fields}, session=session)
 
     async def earlier_unfinished(self, payment_id: str, sequence: int) -> dict[str, Any] | None:
-        """An earlier initial event of the same payment that is not delivered or failed yet (ordering): one
-        recorded and pending, or one claimed whose record is not written yet (its first attempt in flight)."""
-        pending = await self._events.find_one(
-            {
-                "payment_id": payment_id,
-                "delivery_attempt": "initial_attempt",
-                "sequence": {"$lt": sequence},
-                "status": {"$nin": list(FINAL_STATUSES)},
-            },
-            sort=[("sequence", ASCENDING)],
-        )
-        if pending is not None:
-            return pending
+        """The earliest initial event of the same payment, numbered before `sequence`, that is not delivered or
+        failed yet (ordering): one recorded and pending, or one claimed whose record is not written yet (its
+        first attempt in flight). Two reads by unique keys: the payment's claims, then their records."""
         keys = [f"{payment_id}#{n}" for n in range(1, sequence)]
-        claims = await self.claims.find({"sequence_key": {"$in": keys}}, {"event_id": 1, "sequence": 1}).to_list(None)
+        claims = await self.claims.find({"_id": {"$in": keys}}, {"event_id": 1, "sequence": 1}).to_list(None)
         if not claims:
             return None
-        recorded = {
-            doc["_id"]
-            for doc in await self._events.find({"_id": {"$in": [c["event_id"] for c in claims]}}, {"_id": 1}).to_list(
-                None
-            )
+        records = {
+            doc["_id"]: doc
+            for doc in await self._events.find(
+                {"_id": {"$in": [c["event_id"] for c in claims]}},
+                {"status": 1, "sequence": 1, "next_retry_at": 1},
+            ).to_list(None)
         }
-        unrecorded = sorted(
-            (c for c in claims if c["event_id"] not in recorded), key=lambda c: int(c.get("sequence") or 0)
-        )
-        if not unrecorded:
-            return None
-        first = unrecorded[0]
-        return {"_id": first["event_id"], "sequence": first.get("sequence"), "next_retry_at": None}
+        for claim in sorted(claims, key=lambda c: int(c.get("sequence") or 0)):
+            record = records.get(claim["event_id"])
+            if record is None:
+                return {"_id": claim["event_id"], "sequence": claim.get("sequence"), "next_retry_at": None}
+            if record.get("status") not in FINAL_STATUSES:
+                return record
+        return None
+
+    async def event_ids_of_object(self, object_id: str) -> list[str]:
+        """The ids of the initial events raised for an object: a payment (its claims, one `_id` range) or a
+        payment attempt (computed). No index on the records is needed."""
+        claims = self.claims.find({"_id": payment_claims(object_id)}, {"event_id": 1})
+        return [*event_ids_of_attempt(object_id), *[doc["event_id"] async for doc in claims]]
 
     async def attempts_of(self, initial_attempt_id: str, merchant_id: str | None = None) -> list[dict[str, Any]]:
-        query: dict[str, Any] = {"initial_attempt_id": initial_attempt_id}
+        query: dict[str, Any] = {"_id": attempts_range(initial_attempt_id)}
         if merchant_id is not None:
             query["merchant_id"] = merchant_id
         return await self._events.find(query).sort("created_at", ASCENDING).to_list(None)

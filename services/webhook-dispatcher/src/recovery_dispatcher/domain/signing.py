@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import hashlib
 import hmac
 import secrets as random_source
 from collections.abc import Iterable, Mapping, Sequence
@@ -45,7 +44,7 @@ Headers = list[tuple[str, str]]
 def sign_hyperswitch(body: bytes, hash_key: str) -> str:
     """Lowercase hex HMAC-SHA512 of the exact body bytes, keyed by the profile's
     `payment_response_hash_key` (UTF-8 bytes)."""
-    return hmac.new(hash_key.encode("utf-8"), body, hashlib.sha512).hexdigest()
+    return hmac.digest(hash_key.encode("utf-8"), body, "sha512").hex()
 
 
 @functools.lru_cache(maxsize=1024)
@@ -72,7 +71,7 @@ def sign_standard(webhook_id: str, timestamp: int, body: bytes, secrets: Sequenc
     message = f"{webhook_id}.{timestamp}.".encode() + body
     entries = []
     for secret in secrets:
-        digest = hmac.new(decode_whsec_secret(secret), message, hashlib.sha256).digest()
+        digest = hmac.digest(decode_whsec_secret(secret), message, "sha256")
         entries.append("v1," + base64.b64encode(digest).decode("ascii"))
     return " ".join(entries)
 
