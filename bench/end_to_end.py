@@ -173,8 +173,9 @@ async def throughput_round(
 
 async def latency_run(
     driver: LoadDriver, stack: Stack, rate: float, seconds: float
-) -> tuple[list[float], list[float], list[float]]:
-    """(due -> webhook, due -> timer fired, fired -> webhook) in ms, at `rate` recoveries per second."""
+) -> tuple[list[float], list[float], list[float], float]:
+    """(due -> webhook, due -> timer fired, fired -> webhook) in ms, at `rate` recoveries per second, and the timers
+    fired per claimed batch (each batch costs the scheduler five round trips)."""
     count = max(20, int(rate * seconds))
     cards = await driver.cards([Outcome.SUCCESS] * count)
     since = max((int(d["sequence"]) for d in await driver.received()), default=0)
@@ -199,7 +200,8 @@ async def latency_run(
         total.append((got - due) * 1000)
         firing.append((fired - due) * 1000)
         rest.append((got - fired) * 1000)
-    return total, firing, rest
+    claims = {timer.get("claim_id") for timer in timers if timer.get("claim_id")}
+    return total, firing, rest, len(timers) / max(len(claims), 1)
 
 
 class BenchLoadDriver(LoadDriver):
@@ -299,14 +301,16 @@ async def run_config(name: str, args: argparse.Namespace, figures: list[Figure],
                 Figure(GROUP, f"throughput [{name}]", throughput, "recoveries/s", samples=[round(r, 2) for r in rates])
             )
             if name == "single":
-                latency = await latency_run(driver, stack, throughput / 2, args.latency_seconds)
+                rate = args.latency_rate or throughput / 2
+                *latency, per_claim = await latency_run(driver, stack, rate, args.latency_seconds)
+                details[name]["latency_timers_per_claim"] = per_claim
                 details[name]["latency_ms"] = {
                     part: {q: percentile(values, q) for q in (50, 95, 99)} | {"count": len(values)}
                     for part, values in zip(
                         ("due_to_webhook", "due_to_fired", "fired_to_webhook"), latency, strict=True
                     )
                 }
-                details[name]["latency_rate"] = throughput / 2
+                details[name]["latency_rate"] = rate
                 if args.profile:
                     PROFILES_DIR.mkdir(parents=True, exist_ok=True)
                     for old in PROFILES_DIR.glob("*"):
@@ -433,6 +437,12 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="throughput rounds (the median is reported)")
     parser.add_argument("--concurrency", type=int, default=32, help="POSTs in flight in a throughput round")
     parser.add_argument("--latency-seconds", type=float, default=15.0, help="length of the half-rate latency run")
+    parser.add_argument(
+        "--latency-rate",
+        type=float,
+        default=None,
+        help="recoveries/s of the latency run (default: half the measured throughput; a fixed rate compares runs)",
+    )
     parser.add_argument("--idle-seconds", type=float, default=5.0, help="idle window measuring background loops")
     parser.add_argument("--configs", default="single,scaled", help=f"comma-separated of {', '.join(CONFIGS)}")
     parser.add_argument("--time-scale", type=float, default=100_000.0)

@@ -109,3 +109,29 @@ async def test_a_rejected_message_is_dead_lettered_once_with_its_message_id(
     assert dead.message_id == message.message_id
     assert dead.headers[REJECTION_HEADER] == "connector account refers to nothing"
     assert dead.headers["x-original-routing-key"] == message.type.value
+
+
+async def test_messages_of_one_queue_are_handled_side_by_side_up_to_the_prefetch(
+    runtime_service: Any, isolation: Isolation
+) -> None:
+    """aiormq starts a task per delivery, so a handler waiting on the database or a connector does not hold back
+    the next message of its queue (the prefetch bounds how many): three handlers that wait for each other all
+    finish. Were a queue consumed one message at a time, the first would wait for ever."""
+    inside: list[str] = []
+    all_in = asyncio.Event()
+
+    async def handler(envelope: Envelope[Any], queue: ConsumerQueue) -> None:
+        inside.append(envelope.message_id)
+        if len(inside) == 3:
+            all_in.set()
+        await asyncio.wait_for(all_in.wait(), 10.0)
+
+    before = counted("recovery_messages_consumed_total", queue=QUEUE, result="applied")
+    async with runtime_service({QUEUE: handler}), broker_probe(isolation.rabbitmq_url) as probe:
+        messages = [stripe_account(f"mca_{n}") for n in range(3)]
+        for message in messages:
+            await probe.publish(message)
+        await eventually(
+            lambda: counted("recovery_messages_consumed_total", queue=QUEUE, result="applied") - before >= 3
+        )
+    assert sorted(inside) == sorted(m.message_id for m in messages)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from recovery_contracts.envelope import Envelope, MessageType
-from recovery_contracts.messages import AttemptOutcome, PaymentAttemptFailed
+from recovery_contracts.messages import AttemptOutcome, DeliverWebhook, PaymentAttemptFailed, ScheduleTimer
 from recovery_contracts.recovery import RetryAlgorithm
 from recovery_scheduler.app import build_service
 from recovery_scheduler.settings import SchedulerSettings
@@ -17,10 +17,18 @@ from support.payments import recovery_payment, scheduled
 from support.services import settings_for
 from support.stack import Isolation
 
+# A poll far longer than any wait below: what fires in time was not found by a poll.
+LONG_POLL_SECONDS = 60.0
+
 
 @pytest.fixture
 def scheduler(serve: Any, isolation: Isolation) -> Any:
     return serve(build_service(settings_for(SchedulerSettings, isolation, timer_poll_seconds=0.05)))
+
+
+@pytest.fixture
+def slow_polling_scheduler(serve: Any, isolation: Isolation) -> Any:
+    return serve(build_service(settings_for(SchedulerSettings, isolation, timer_poll_seconds=LONG_POLL_SECONDS)))
 
 
 def failed(command: dict[str, Any], decline_code: str) -> Envelope[PaymentAttemptFailed]:
@@ -133,3 +141,44 @@ async def test_a_new_recovery_is_written_once_and_its_later_plans_get_timers_of_
     assert timers()[f"replan:{payment.payment_id}:1"] == "fired"
     recovery = db.recoveries.find_one({"_id": payment.payment_id})
     assert recovery["version"] == 2 and recovery["plan"]["timer_id"] == f"replan:{payment.payment_id}:2"
+
+
+async def test_an_attempt_planned_due_now_is_commanded_at_once_not_at_the_next_poll(
+    slow_polling_scheduler: Any, isolation: Isolation
+) -> None:
+    """The scheduler stores the attempt's timer and wakes its own timer loop once the write is committed: the first
+    attempt (due ~0.06-0.4 s after planning at TIME_SCALE 1000) and the one planned after a decline are commanded
+    when due, although the loop's next poll is a minute away."""
+    payment = recovery_payment()
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(scheduled(payment))
+        first = await broker.take_json("executor.execute-retry", timeout=5.0)
+        assert first["payload"]["attempt_number"] == 1
+        await broker.publish(failed(first, "insufficient_funds"))
+        second = await broker.take_json("executor.execute-retry", timeout=5.0)
+        assert second["payload"]["attempt_number"] == 2
+
+
+async def test_a_timer_another_service_asks_for_due_now_fires_at_once_not_at_the_next_poll(
+    slow_polling_scheduler: Any, isolation: Isolation
+) -> None:
+    deliver = Envelope[DeliverWebhook](
+        type=MessageType.DELIVER_WEBHOOK,
+        correlation_id="pay_wake",
+        payload=DeliverWebhook(initial_attempt_id="evt_wake", retry_index=1),
+    )
+    request = Envelope[ScheduleTimer](
+        type=MessageType.SCHEDULE_TIMER,
+        correlation_id="pay_wake",
+        payload=ScheduleTimer(
+            timer_id="webhook:evt_wake:1",
+            due_at=datetime.now(UTC),
+            kind="webhook_retry",
+            payment_id="pay_wake",
+            message=deliver.model_dump(mode="json"),
+        ),
+    )
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(request)
+        fired = await broker.take_json("dispatcher.deliver-webhook", timeout=5.0)
+    assert fired["message_id"] == deliver.message_id

@@ -245,3 +245,49 @@ async def test_the_loop_sleeps_until_the_next_due_time_rather_than_a_whole_poll(
     assert message is not None and message.message_id == "t-1"
     late = (arrived - due).total_seconds()
     assert -0.01 < late < 0.4, late  # a 2 s poll would have been up to 2 s late
+
+
+async def test_a_timer_reported_as_stored_fires_when_due_although_the_next_poll_is_far_off(
+    database: Any, broker: RabbitBroker, probe: BrokerProbe
+) -> None:
+    """A writer reports each timer it committed (`timer_stored`): one due before the loop's next poll is claimed at
+    its due time, neither at once nor at the poll; one reported while a claim runs is not lost either."""
+    clock = MovableClock()
+    timers = loop(database, broker, "scheduler-a", clock, poll_seconds=30.0)
+    running = asyncio.create_task(timers.run())
+    queue = await probe.channel.declare_queue(QUEUE, passive=True)
+
+    async def fired(count: int) -> tuple[set[str], datetime]:
+        ids: set[str] = set()
+        deadline = time.monotonic() + 5
+        while len(ids) < count and time.monotonic() < deadline:
+            message = await queue.get(no_ack=True, fail=False)
+            if message is None:
+                await asyncio.sleep(0.005)
+            elif message.message_id is not None:
+                ids.add(message.message_id)
+        return ids, datetime.now(UTC)
+
+    try:
+        await asyncio.sleep(0.3)  # the first poll found nothing: the loop sleeps for 30 s
+        due = clock.now() + timedelta(seconds=0.4)
+        await database.timers.insert_one(message_timer(1, due))
+        timers.timer_stored(due)
+        ids, arrived = await fired(1)
+        assert ids == {"t-1"}
+        assert -0.01 < (arrived - due).total_seconds() < 0.3
+
+        # Another report lands while the claim this wake starts may be reading (before or after the second
+        # timer's commit): either that claim takes it, or the loop claims again right after it.
+        await database.timers.insert_one(message_timer(2, clock.now()))
+        timers.wake()
+        await asyncio.sleep(0)
+        due = clock.now()
+        await database.timers.insert_one(message_timer(3, due))
+        timers.timer_stored(due)
+        ids, arrived = await fired(2)
+        assert ids == {"t-2", "t-3"}
+        assert (arrived - due).total_seconds() < 0.5
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)

@@ -92,6 +92,7 @@ class Transaction:
         self.session = session
         self.outgoing: list[OutgoingMessage] = []
         self.embedded_in: tuple[str, Any] | None = None
+        self.on_commit: list[Callable[[], None]] = []
 
     @classmethod
     def one_document(cls) -> Transaction:
@@ -99,10 +100,16 @@ class Transaction:
         tx.session = None  # type: ignore[assignment]  # no transaction: one write of one document
         tx.outgoing = []
         tx.embedded_in = None
+        tx.on_commit = []
         return tx
 
     def emit(self, envelope: Envelope[Any]) -> None:
         self.outgoing.append(OutgoingMessage.of(envelope))
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the change is committed (never for a try that failed or is retried), before its
+        messages are published: for a reader in this process that should see the change at once (a loop waking)."""
+        self.on_commit.append(callback)
 
     def embed(self, collection: AsyncCollection[dict[str, Any]], doc_id: Any, now: Any) -> list[dict[str, Any]]:
         """The outgoing messages as documents to store in field `outbox` of document `doc_id` (same write as the
@@ -187,6 +194,7 @@ class MessageStore:
                     await asyncio.sleep(0.01 * attempt)
                     continue
                 raise
+        _committed(tx)
         await self.flush(tx.outgoing)
         return result
 
@@ -195,6 +203,7 @@ class MessageStore:
         message id (compare-and-set in its filter) and the outgoing messages (`Transaction.embed`)."""
         tx = Transaction.one_document()
         result = await work(tx)
+        _committed(tx)
         if tx.outgoing:
             if tx.embedded_in is None:
                 raise RuntimeError("messages emitted by MessageStore.write must be embedded in the state document")
@@ -250,6 +259,15 @@ class MessageStore:
             # Published but still recorded (the database went away): the relay publishes them once more, which
             # consumers de-duplicate. Never raised into a handler whose effect is already committed.
             log.warning("outbox.delete_deferred", count=len(published) + len(embedded), exc_info=True)
+
+
+def _committed(tx: Transaction) -> None:
+    for callback in tx.on_commit:
+        try:
+            callback()
+        except Exception:
+            # The change is committed: a failing observer must not turn it into a handler error (and a retry).
+            log.warning("unit_of_work.after_commit_failed", exc_info=True)
 
 
 class OutboxRelay:

@@ -23,8 +23,22 @@ def build_service(settings: SchedulerSettings | None = None) -> Service:
     service.add_indexes(recoveries_adapter.INDEXES + timers_adapter.INDEXES)
     recoveries = recoveries_adapter.RecoveryRepository(service.db)
     timers = timers_adapter.TimerRepository(service.db)
-    workflow = Workflow(recoveries, timers, service.clock, service.time_scale, settings.cell_id)
-    handlers = SchedulerHandlers(service.store, recoveries, timers, workflow, service.clock)
+    # Every timer this process commits is reported to the loop (after the commit), so that one falling due before
+    # the next poll is claimed when due, not at the poll. The loop runs the re-plans of the handlers built below.
+    loop = TimerLoop(
+        timers,
+        service.publisher,
+        lambda payment_id: handlers.replan(payment_id),
+        service.clock,
+        settings.service_instance_id,
+        poll_seconds=settings.timer_poll_seconds,
+        batch_size=settings.timer_batch_size,
+        lease=timedelta(seconds=settings.timer_lease_seconds),
+    )
+    workflow = Workflow(
+        recoveries, timers, service.clock, service.time_scale, settings.cell_id, timer_stored=loop.timer_stored
+    )
+    handlers = SchedulerHandlers(service.store, recoveries, timers, workflow, service.clock, loop.timer_stored)
     service.consume("scheduler.recovery-scheduled", handlers.recovery_scheduled)
     service.consume("scheduler.attempt-failed", handlers.attempt_failed)
     service.consume("scheduler.payment-succeeded", handlers.payment_succeeded)
@@ -32,16 +46,6 @@ def build_service(settings: SchedulerSettings | None = None) -> Service:
     service.consume("scheduler.recovery-updated", handlers.recovery_updated)
     service.app.include_router(
         operator_api.router(recoveries, timers, InternalCaller(settings.internal_api_token), handlers.resume)
-    )
-    loop = TimerLoop(
-        timers,
-        service.publisher,
-        handlers.replan,
-        service.clock,
-        settings.service_instance_id,
-        poll_seconds=settings.timer_poll_seconds,
-        batch_size=settings.timer_batch_size,
-        lease=timedelta(seconds=settings.timer_lease_seconds),
     )
     service.add_loop(loop.run)
     return service

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import functools
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -48,12 +51,14 @@ class SchedulerHandlers:
         timers: TimerRepository,
         workflow: Workflow,
         clock: Clock,
+        timer_stored: Callable[[datetime], None] | None = None,
     ) -> None:
         self._store = store
         self._recoveries = recoveries
         self._timers = timers
         self._workflow = workflow
         self._clock = clock
+        self._timer_stored = timer_stored
 
     async def recovery_scheduled(self, envelope: Envelope[RecoveryScheduled], queue: ConsumerQueue) -> None:
         payment = envelope.payload.payment
@@ -313,7 +318,7 @@ class SchedulerHandlers:
             raise MessageRejected(f"timer {request.timer_id}: message is not a valid envelope: {error}") from error
 
         async def add(tx: Transaction) -> None:
-            await self._timers.add(
+            added = await self._timers.add(
                 timer_document(
                     request.timer_id,
                     kind=TimerKind.MESSAGE,
@@ -325,6 +330,8 @@ class SchedulerHandlers:
                 ),
                 tx.session,
             )
+            if added and self._timer_stored is not None:
+                tx.after_commit(functools.partial(self._timer_stored, request.due_at))
 
         await self._store.apply(add, consumed=envelope, consumer=queue.name)
 

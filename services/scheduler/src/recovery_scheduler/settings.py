@@ -10,7 +10,8 @@ from recovery_runtime.settings import ServiceSettings
 class SchedulerSettings(ServiceSettings):
     http_port: int = 8081
     # The longest sleep between claims when no stored timer falls due sooner (the loop sleeps until the next
-    # one it saw within this interval); a timer stored due sooner than that waits at most this long.
+    # one it saw within this interval). A timer an instance stores wakes that instance's loop and is claimed when
+    # due; the poll bounds the wait of the others (given back after a failure, or stored by a stopped instance).
     timer_poll_seconds: float = Field(default=0.1, gt=0)
     timer_batch_size: int = Field(default=200, ge=1, le=5000)
     # A batch claimed by an instance that died before publishing it is fired again by another once this expires.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -157,6 +159,7 @@ class Workflow:
         time_scale: TimeScale,
         cell_id: str,
         rng: random.Random | None = None,
+        timer_stored: Callable[[datetime], None] | None = None,
     ) -> None:
         self._recoveries = recoveries
         self._timers = timers
@@ -165,6 +168,8 @@ class Workflow:
         self._scale = time_scale
         self._cell = cell_id
         self._rng = rng or random.Random()
+        # Told each stored timer's due time once committed (the timer loop: a retry due now fires now).
+        self._timer_stored = timer_stored
 
     def wall_time(self, now: datetime, business_at: datetime) -> datetime:
         """A planned business time as the wall-clock due time under the configured time scale."""
@@ -217,8 +222,12 @@ class Workflow:
             # The recovery's first plan: its deterministic timer ids are unused (a duplicate key aborts the
             # transaction, and the caller falls back to the general path).
             await self._new_timers.insert_one(timer, session=tx.session)
-            return True
-        return await self._timers.add(timer, tx.session)
+            added = True
+        else:
+            added = await self._timers.add(timer, tx.session)
+        if added and self._timer_stored is not None:
+            tx.after_commit(functools.partial(self._timer_stored, timer["due_at"]))
+        return added
 
     async def _apply(
         self,
