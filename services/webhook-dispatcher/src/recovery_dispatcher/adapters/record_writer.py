@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,19 +92,27 @@ class RecordWriter:
         self._interval = interval
         self._max_batch = max_batch
         self._pending = _Pending()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._claims_wake = asyncio.Event()
+        self._records_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="record-writer")
+        if not self._tasks:
+            # Two lanes, each one round trip at a time: claims, and records with their updates. A delivery waits
+            # for its claim, sends, then waits for its record; lanes of their own let a batch of claims go while
+            # a batch of records is being written (one lane would hold each behind the other).
+            self._tasks = [
+                asyncio.create_task(self._run(self._claims_wake, self._flush_claims_lane), name="claims-writer"),
+                asyncio.create_task(self._run(self._records_wake, self._flush_records_lane), name="records-writer"),
+            ]
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
         while len(self._pending):
             await self._flush()
 
@@ -113,54 +122,67 @@ class RecordWriter:
         event is claimed already (by anyone)."""
         item = _Insert(doc, self._future(), sequenced=True)
         self._pending.claims.append(item)
-        self._poke()
+        self._poke(self._claims_wake)
         await item.done
 
     async def insert(self, doc: dict[str, Any]) -> None:
         """Insert an event record. Raises DuplicateEvent when its `idempotent_event_id` is stored already."""
         item = _Insert(doc, self._future())
         self._pending.inserts.append(item)
-        self._poke()
+        self._poke(self._records_wake)
         await item.done
 
     async def update(self, event_id: str, fields: dict[str, Any]) -> None:
         update = _Update(event_id, fields, self._future())
         self._pending.updates.append(update)
-        self._poke()
+        self._poke(self._records_wake)
         await update.done
 
     def _future(self) -> asyncio.Future[None]:
         return asyncio.get_running_loop().create_future()
 
-    def _poke(self) -> None:
-        if self._task is None:
+    def _poke(self, wake: asyncio.Event) -> None:
+        if not self._tasks:
             self.start()
-        self._wake.set()
+        wake.set()
 
-    async def _run(self) -> None:
+    async def _run(self, wake: asyncio.Event, flush: Callable[[], Awaitable[None]]) -> None:
         while True:
-            await self._wake.wait()
+            await wake.wait()
             # Let the deliveries in flight add their writes: one round trip for all of them.
             if len(self._pending) < self._max_batch:
                 await asyncio.sleep(self._interval)
-            self._wake.clear()
+            wake.clear()
             try:
-                await self._flush()
+                await flush()
             except Exception:
                 log.exception("record_writer.flush_failed")
 
     async def _flush(self) -> None:
-        pending, self._pending = self._pending, _Pending()
+        """Both lanes once (closing: what is left)."""
+        await self._flush_claims_lane()
+        await self._flush_records_lane()
+
+    async def _flush_claims_lane(self) -> None:
+        claims, self._pending.claims = self._pending.claims, []
         try:
-            await asyncio.gather(self._flush_claims(pending.claims), self._flush_inserts(pending.inserts))
-            # After the inserts of the same flush: an update may be for a record inserted in it.
-            if pending.updates:
-                await self._flush_updates(pending.updates)
+            await self._flush_claims(claims)
         except BaseException as error:
             # Whatever went wrong (a bug, the writer cancelled mid-flush), no delivery may wait forever for its
             # write: it fails, its message is not acknowledged and comes back.
-            problem = error if isinstance(error, Exception) else RuntimeError("record writer stopped mid-flush")
-            self._fail([*pending.claims, *pending.inserts, *pending.updates], problem)
+            self._fail(claims, _as_error(error))
+            raise
+
+    async def _flush_records_lane(self) -> None:
+        inserts, self._pending.inserts = self._pending.inserts, []
+        updates, self._pending.updates = self._pending.updates, []
+        try:
+            await self._flush_inserts(inserts)
+            # After the inserts of the same flush: an update may be for a record inserted in it.
+            if updates:
+                await self._flush_updates(updates)
+        except BaseException as error:
+            self._fail([*inserts, *updates], _as_error(error))
             raise
 
     async def _flush_claims(self, items: list[_Insert]) -> None:
@@ -190,7 +212,7 @@ class RecordWriter:
 
     def _requeue(self, item: _Insert) -> None:
         self._pending.claims.append(item)
-        self._poke()
+        self._poke(self._claims_wake)
 
     async def _flush_inserts(self, items: list[_Insert]) -> None:
         if not items:
@@ -281,6 +303,10 @@ class RecordWriter:
     def _fail(items: list[Any], error: Exception) -> None:
         for item in items:
             _reject(item.done, error)
+
+
+def _as_error(error: BaseException) -> Exception:
+    return error if isinstance(error, Exception) else RuntimeError("record writer stopped mid-flush")
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
