@@ -1,11 +1,12 @@
 """Concurrent consumption: many deliveries in flight per process, in order within a payment.
 
-FastStream hands a subscriber one message at a time and waits for its handler; one slow merchant endpoint
-would then hold every other merchant's webhooks. Here the subscriber only validates a message and starts a
-task; the task waits for the earlier messages of the same payment (its lane), runs the handler, and only
-then acknowledges. The broker's prefetch and `max_in_flight` bound how many are in flight. The error
-handling is the runtime's (`recovery_runtime.bus`): invalid -> dead-letter with the reason, already applied
--> ack, anything else -> pause, reject and requeue.
+aiormq already runs each delivery in a task of its own (up to the prefetch; tests/integration/runtime/
+test_consuming.py), so messages of one queue are handled side by side, including two of the same payment.
+Webhooks of one payment must go out in order, so here the subscriber only validates a message and starts a
+task; the task waits for the earlier messages of the same payment (its lane), runs the handler, and only then
+acknowledges. The broker's prefetch and `max_in_flight` bound how many are in flight. The error handling is
+the runtime's (`recovery_runtime.bus`): invalid -> dead-letter with the reason, already applied -> ack,
+anything else -> pause, reject and requeue.
 """
 
 from __future__ import annotations
