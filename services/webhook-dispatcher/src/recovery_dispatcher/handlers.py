@@ -430,8 +430,6 @@ class WebhookDispatcher:
             "_id": retry_id,
             "event_id": retry_id,
             "idempotent_event_id": f"{initial['idempotent_event_id']}:{retry_id}",
-            # Unique per record (initial records: "<payment>#<n>"; databases made before claims index it).
-            "sequence_key": retry_id,
             "created_at": result.started_at,
             "delivery_attempt": kind,
             "is_overall_delivery_successful": None,

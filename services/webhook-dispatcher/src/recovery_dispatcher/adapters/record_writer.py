@@ -49,7 +49,6 @@ class DuplicateEvent(Exception):
 class _Insert:
     doc: dict[str, Any]
     done: asyncio.Future[None]
-    sequenced: bool = False
     probe: bool = False
     tries: int = 0
 
@@ -120,7 +119,7 @@ class RecordWriter:
         """Insert the claim of an initial event (`doc` has its `payment_id` and `idempotent_event_id`), numbered
         within its payment: sets `_id`, `sequence` and `sequence_key` on `doc`. Raises DuplicateEvent when the
         event is claimed already (by anyone)."""
-        item = _Insert(doc, self._future(), sequenced=True)
+        item = _Insert(doc, self._future())
         self._pending.claims.append(item)
         self._poke(self._claims_wake)
         await item.done
