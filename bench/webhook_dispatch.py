@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -103,43 +103,14 @@ async def raw_rate(url: str, body: bytes, count: int, concurrency: int) -> float
 
 
 def envelopes(count: int) -> list[Any]:
-    from recovery_contracts.envelope import Envelope, MessageType
-    from recovery_contracts.ids import new_attempt_id
-    from recovery_contracts.messages import PaymentSucceeded
-    from recovery_contracts.payments import IntentStatus
-    from recovery_contracts.recovery import AttemptSummary, build_payment_object
-    from support.payments import recovery_payment
+    """`count` executor `payment.succeeded` messages, each for a payment of its own (the tests' builder)."""
+    from support.payments import payment_succeeded, recovery_payment
 
-    now = datetime.now(UTC)
     template = recovery_payment(merchant_id="bench_merchant", profile_id="pro_bench")
-    out = []
-    for _ in range(count):
-        payment = template.model_copy(update={"payment_id": f"12345_pay_{os.urandom(16).hex()}"})
-        out.append(
-            Envelope[PaymentSucceeded](
-                type=MessageType.PAYMENT_SUCCEEDED,
-                correlation_id=payment.payment_id,
-                merchant_id="bench_merchant",
-                profile_id="pro_bench",
-                payload=PaymentSucceeded(
-                    payment_id=payment.payment_id,
-                    attempt_id=new_attempt_id("12345"),
-                    attempt_number=1,
-                    token="pm_card_visa",
-                    connector_transaction_id="pi_123",
-                    succeeded_at=now,
-                    payment=build_payment_object(
-                        payment,
-                        status=IntentStatus.SUCCEEDED,
-                        modified_at=now,
-                        attempt=AttemptSummary(
-                            total_retry_count=2, token="pm_card_visa", connector_transaction_id="pi_123"
-                        ),
-                    ),
-                ),
-            )
-        )
-    return out
+    return [
+        payment_succeeded(template.model_copy(update={"payment_id": f"12345_pay_{os.urandom(16).hex()}"}))
+        for _ in range(count)
+    ]
 
 
 class Dispatcher:
