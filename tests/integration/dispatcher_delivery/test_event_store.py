@@ -1,5 +1,6 @@
-"""EventStore against the MongoDB-wire server: the records carry one secondary index (the merchant's list), the
-claims none, and every other lookup goes by `_id` (computed ids, `_id` ranges); earlier indexes are dropped."""
+"""EventStore against the MongoDB-wire server: no secondary index on the records or the claims; every lookup
+goes by `_id` (record keys `<merchant>/<time-ordered event id>`, `_id` ranges, claims by payment); earlier
+indexes are dropped."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 
-from recovery_contracts.ids import idempotent_event_id, new_event_id
+from recovery_contracts.ids import idempotent_event_id, new_attempt_id, new_event_id, new_payment_id
 from recovery_dispatcher.adapters.store import (
     INDEXES,
     EventStore,
-    event_ids_of_attempt,
+    created_at_of,
     initial_event_id,
-    retry_record_id,
+    record_key,
+    retry_event_id,
 )
 from recovery_runtime.mongo import ensure_indexes
 
@@ -32,11 +34,14 @@ async def db(mongodb_url: str, mongodb_database: str) -> AsyncIterator[Any]:
     await client.close()
 
 
-def record(event_id: str, payment_id: str, sequence: int, status: str, **extra: Any) -> dict[str, Any]:
+def record(
+    event_id: str, payment_id: str, sequence: int, status: str, merchant: str = "m1", **extra: Any
+) -> dict[str, Any]:
     return {
-        "_id": event_id,
+        "_id": record_key(merchant, event_id),
+        "event_id": event_id,
         "initial_attempt_id": event_id,
-        "merchant_id": "m1",
+        "merchant_id": merchant,
         "payment_id": payment_id,
         "sequence": sequence,
         "status": status,
@@ -46,9 +51,15 @@ def record(event_id: str, payment_id: str, sequence: int, status: str, **extra: 
     }
 
 
+def initial(merchant: str, created_at: datetime, **extra: Any) -> dict[str, Any]:
+    """An initial record as the dispatcher writes it: its event id from its creation time."""
+    event_id = initial_event_id(new_event_id(), created_at)
+    return {**record(event_id, "pay", 1, "delivered", merchant), "created_at": created_at, **extra}
+
+
 async def claim(db: Any, event_type: str, attempt_id: str, payment_id: str, sequence: int) -> str:
     idempotent_id = idempotent_event_id(attempt_id, event_type)
-    event_id = initial_event_id(idempotent_id)
+    event_id = initial_event_id(idempotent_id, T0 + timedelta(seconds=sequence))
     await db.webhook_claims.insert_one(
         {
             "_id": f"{payment_id}#{sequence}",
@@ -64,12 +75,13 @@ async def claim(db: Any, event_type: str, attempt_id: str, payment_id: str, sequ
 
 async def test_indexes_of_earlier_versions_are_dropped_and_ensuring_twice_is_harmless(db: Any) -> None:
     events = db.webhook_events
+    await events.create_index([("merchant_id", ASCENDING), ("created_at", DESCENDING)], name="event_merchant")
     await events.create_index([("initial_attempt_id", ASCENDING), ("created_at", ASCENDING)], name="event_attempts")
     await events.create_index([("payment_id", ASCENDING)], name="event_payment")
     await db.webhook_claims.create_index([("sequence_key", ASCENDING)], name="claim_payment_sequence", unique=True)
     await ensure_indexes(db, INDEXES)
     await ensure_indexes(db, INDEXES)
-    assert {index["name"] async for index in await events.list_indexes()} == {"_id_", "event_merchant"}
+    assert {index["name"] async for index in await events.list_indexes()} == {"_id_"}
     assert {index["name"] async for index in await db.webhook_claims.list_indexes()} == {"_id_"}
 
 
@@ -81,8 +93,8 @@ async def test_a_retired_index_on_a_collection_not_created_yet_is_no_error(db: A
 async def test_the_attempts_of_an_event_are_its_id_range_and_nothing_of_another_event(db: Any) -> None:
     await ensure_indexes(db, INDEXES)
     store = EventStore(db)
-    first, second = new_event_id(), new_event_id()
-    retries = [retry_record_id(first) for _ in range(3)]
+    first, second = initial_event_id("a", T0), initial_event_id("b", T0)
+    retries = [retry_event_id(first) for _ in range(3)]
     await db.webhook_events.insert_many(
         [
             record(first, "pay_1", 1, "delivered"),
@@ -91,35 +103,90 @@ async def test_the_attempts_of_an_event_are_its_id_range_and_nothing_of_another_
                 {**record(r, "pay_1", 1, "delivered"), "initial_attempt_id": first, "created_at": T0 + timedelta(n)}
                 for n, r in enumerate(retries, start=1)
             ),
-            {**record(retry_record_id(second), "pay_1", 2, "delivered"), "initial_attempt_id": second},
+            {**record(retry_event_id(second), "pay_1", 2, "delivered"), "initial_attempt_id": second},
         ]
     )
-    attempts = await store.attempts_of(first, "m1")
-    assert [a["_id"] for a in attempts] == [first, *retries]
-    assert await store.attempts_of(first, "another_merchant") == []
+    attempts = await store.attempts_of("m1", first)
+    assert [a["event_id"] for a in attempts] == [first, *retries]
+    assert await store.attempts_of("another_merchant", first) == []
+    assert (await store.get("m1", retries[0]) or {})["initial_attempt_id"] == first
+    assert await store.get("another_merchant", first) is None
+    assert await store.get("m1/evt", first) is None
 
 
-async def test_the_events_of_an_object_are_found_by_payment_through_the_claims_and_by_attempt_computed(
-    db: Any,
-) -> None:
+async def test_the_events_of_a_payment_are_found_through_its_claims(db: Any) -> None:
     await ensure_indexes(db, INDEXES)
     store = EventStore(db)
     failed = await claim(db, "payment_failed", "att_1", "pay_a", 1)
     succeeded = await claim(db, "payment_succeeded", "att_2", "pay_a", 2)
     other = await claim(db, "payment_succeeded", "att_3", "pay_ab", 1)  # a payment id that extends "pay_a"
-    assert set(await store.event_ids_of_object("pay_a")) >= {failed, succeeded}
-    assert other not in await store.event_ids_of_object("pay_a")
-    assert succeeded in await store.event_ids_of_object("att_2")
-    assert set(await store.event_ids_of_object("att_2")) == set(event_ids_of_attempt("att_2"))
-    assert other in await store.event_ids_of_object("pay_ab")
+    assert await store.event_ids_of_payment("pay_a") == [failed, succeeded]
+    assert await store.event_ids_of_payment("pay_ab") == [other]
+    assert await store.event_ids_of_payment("att_2") == []
 
 
-def test_an_initial_event_id_is_computed_from_its_idempotent_id() -> None:
+def test_initial_event_ids_are_time_ordered_and_differ_within_a_millisecond() -> None:
     key = idempotent_event_id("12345_att_0190", "payment_succeeded")
-    event_id = initial_event_id(key)
-    assert event_id == initial_event_id(key) and len(event_id) == len(new_event_id())
-    assert event_id.startswith("evt_") and int(event_id[4:], 16) >= 0
-    assert initial_event_id(idempotent_event_id("12345_att_0190", "payment_failed")) != event_id
+    event_id = initial_event_id(key, T0)
+    assert event_id == initial_event_id(key, T0 + timedelta(microseconds=999))
+    assert len(event_id) == len(new_event_id()) and event_id.startswith("evt_") and int(event_id[4:], 16) >= 0
+    assert int(event_id[4:16], 16) == int(T0.timestamp() * 1000)
+    assert initial_event_id(idempotent_event_id("12345_att_0190", "payment_failed"), T0) != event_id
+    later = initial_event_id(idempotent_event_id("12345_att_0191", "payment_failed"), T0 + timedelta(milliseconds=1))
+    assert later > event_id and initial_event_id(key, T0 + timedelta(days=3650)) > later
+
+
+def test_record_keys_refuse_merchant_ids_that_could_overlap_another_merchants_range() -> None:
+    assert record_key("cloth_seller-1", "evt_1") == "cloth_seller-1/evt_1"
+    for merchant in ("", "m/1", "m 1", "m" * 65, "m1\x00"):
+        with pytest.raises(ValueError, match="merchant id"):
+            record_key(merchant, "evt_1")
+
+
+def test_the_creation_time_of_a_time_ordered_object_id_and_none_for_other_ids() -> None:
+    for object_id in (new_attempt_id("12345"), new_payment_id("12345")):
+        created = created_at_of(object_id)
+        assert created is not None and abs(created - datetime.now(UTC)) < timedelta(seconds=5)
+    assert created_at_of("att_2") is None
+    assert created_at_of("12345_att_" + "f" * 32) is None  # not version 7
+    future = f"{int((datetime.now(UTC) + timedelta(days=2)).timestamp() * 1000):012x}7000800000000000000"
+    assert created_at_of(f"12345_att_{future}") is None
+
+
+async def test_a_merchants_list_is_its_id_range_newest_first_bounded_by_time_exactly(db: Any) -> None:
+    await ensure_indexes(db, INDEXES)
+    store = EventStore(db)
+    at = [T0 + timedelta(milliseconds=n * 250, microseconds=n) for n in range(8)]
+    mine = [initial("m1", created) for created in at]
+    # Merchants whose ids sort next to "m1/" ("-" before "/"; "0", "_" and letters after it), retry records.
+    others = [initial(m, T0 + timedelta(seconds=1)) for m in ("m1-a", "m1_a", "m10", "m1a")]
+    retries = [
+        {**record(retry_event_id(doc["event_id"]), "pay", 1, "delivered"), "delivery_attempt": "automatic_retry"}
+        for doc in mine[:3]
+    ]
+    await db.webhook_events.insert_many([*mine, *others, *retries])
+    newest_first = [doc["event_id"] for doc in reversed(mine)]
+
+    docs, total = await store.list_initial("m1", {}, 0, 100)
+    assert [d["event_id"] for d in docs] == newest_first and total == 8
+    docs, total = await store.list_initial("m1", {}, 2, 3)
+    assert [d["event_id"] for d in docs] == newest_first[2:5] and total == 8
+    # Inclusive bounds (BSON keeps milliseconds, as the event ids do).
+    window = {"created_at": {"$gte": at[2], "$lte": at[5]}}
+    docs, total = await store.list_initial("m1", window, 0, 100, after=at[2], before=at[5])
+    assert [d["event_id"] for d in docs] == newest_first[2:6] and total == 4
+    just_after = at[2] + timedelta(milliseconds=1)
+    docs, _ = await store.list_initial("m1", {"created_at": {"$gte": just_after}}, 0, 100, after=just_after)
+    assert [d["event_id"] for d in docs] == newest_first[:5]
+    docs, _ = await store.list_initial("m1", {"created_at": {"$lte": at[0]}}, 0, 100, before=at[0])
+    assert [d["event_id"] for d in docs] == newest_first[-1:]
+    by_id = {"_id": {"$in": [mine[1]["_id"], mine[6]["_id"]]}}
+    docs, total = await store.list_initial("m1", by_id, 0, 100)
+    assert [d["event_id"] for d in docs] == [mine[6]["event_id"], mine[1]["event_id"]] and total == 2
+    docs, total = await store.list_initial("m10", {}, 0, 100)
+    assert [d["merchant_id"] for d in docs] == ["m10"] and total == 1
+    with pytest.raises(ValueError, match="merchant id"):
+        await store.list_initial("m/1", {}, 0, 100)
 
 
 async def test_the_earliest_unfinished_earlier_event_holds_a_later_one_back(db: Any) -> None:
@@ -129,14 +196,14 @@ async def test_the_earliest_unfinished_earlier_event_holds_a_later_one_back(db: 
     second = await claim(db, "payment_failed", "att_2", "pay_o", 2)
     await claim(db, "payment_succeeded", "att_3", "pay_o", 3)
     # The first is claimed but not recorded yet (its first attempt in flight): it holds both later ones.
-    assert (await store.earlier_unfinished("pay_o", 3) or {})["_id"] == first
+    assert (await store.earlier_unfinished("m1", "pay_o", 3) or {})["event_id"] == first
     due = T0 + timedelta(minutes=5)
     await db.webhook_events.insert_many(
         [record(first, "pay_o", 1, "delivered"), record(second, "pay_o", 2, "retry_scheduled", next_retry_at=due)]
     )
-    pending = await store.earlier_unfinished("pay_o", 3)
-    assert pending is not None and pending["_id"] == second and pending["next_retry_at"] == due
-    assert await store.earlier_unfinished("pay_o", 2) is None
-    await db.webhook_events.update_one({"_id": second}, {"$set": {"status": "failed"}})
-    assert await store.earlier_unfinished("pay_o", 3) is None
-    assert await store.earlier_unfinished("pay_o", 1) is None
+    pending = await store.earlier_unfinished("m1", "pay_o", 3)
+    assert pending is not None and pending["event_id"] == second and pending["next_retry_at"] == due
+    assert await store.earlier_unfinished("m1", "pay_o", 2) is None
+    await db.webhook_events.update_one({"_id": record_key("m1", second)}, {"$set": {"status": "failed"}})
+    assert await store.earlier_unfinished("m1", "pay_o", 3) is None
+    assert await store.earlier_unfinished("m1", "pay_o", 1) is None

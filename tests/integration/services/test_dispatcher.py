@@ -194,7 +194,9 @@ async def test_payment_succeeded_is_delivered_signed_once_and_recorded(
     assert headers["webhook-id"] == parsed["event_id"]
     assert headers["webhook-sequence"] == "1"
 
-    record = await eventually(lambda: db.webhook_events.find_one({"_id": parsed["event_id"], "status": "delivered"}))
+    record = await eventually(
+        lambda: db.webhook_events.find_one({"event_id": parsed["event_id"], "status": "delivered"})
+    )
     assert record["idempotent_event_id"] == idempotent_event_id(event.payload.attempt_id, "payment_succeeded")
     assert record["is_overall_delivery_successful"] is True and record["is_webhook_notified"] is True
     assert record["response"]["status_code"] == 200
@@ -241,10 +243,10 @@ async def test_500_twice_then_200_makes_three_attempts_with_one_webhook_id_liste
     assert len({headers_of(d)["webhook-id"] for d in deliveries}) == 1
     assert all(d["standard_webhooks"]["valid"] for d in deliveries)
 
-    attempts = internal(dispatcher, "GET", f"/{record['_id']}/attempts").json()
+    attempts = internal(dispatcher, "GET", f"/{record['event_id']}/attempts").json()
     assert [a["delivery_attempt"] for a in attempts] == ["initial_attempt", "automatic_retry", "automatic_retry"]
     assert [a["response"]["status_code"] for a in attempts] == [500, 500, 200]
-    assert {a["initial_attempt_id"] for a in attempts} == {record["_id"]}
+    assert {a["initial_attempt_id"] for a in attempts} == {record["event_id"]}
     assert attempts[0]["request"]["body"] == deliveries[0]["body"]
     listed = internal(dispatcher, "POST", "/list", json={}).json()
     assert listed["total_count"] == 1 and listed["events"][0]["is_delivery_successful"] is True
@@ -269,10 +271,10 @@ async def test_durable_retries_through_the_scheduler_then_retries_exceeded_with_
     assert record["status"] == "failed" and record["status_reason"].startswith("RETRIES_EXCEEDED")
     assert record["attempts"] == 3
     assert len(received(receiver)) == 3
-    kinds = [d["delivery_attempt"] for d in db.webhook_events.find({"initial_attempt_id": record["_id"]})]
+    kinds = [d["delivery_attempt"] for d in db.webhook_events.find({"initial_attempt_id": record["event_id"]})]
     assert sorted(kinds) == ["automatic_retry", "automatic_retry", "initial_attempt"]
     assert alert["type"] == "webhook.delivery-failed"
-    assert alert["payload"]["event_id"] == record["_id"] and alert["payload"]["attempts"] == 3
+    assert alert["payload"]["event_id"] == record["event_id"] and alert["payload"]["attempts"] == 3
 
 
 async def test_durable_retry_succeeds_and_a_newer_event_of_the_payment_waits_for_the_older_one(
@@ -458,16 +460,16 @@ async def test_manual_retry_makes_one_attempt_and_returns_it(
         await broker.publish(event)
         record = await eventually(lambda: finished(db, event))
     assert record["status"] == "failed"
-    answer = internal(dispatcher, "POST", f"/{record['_id']}/retry")
+    answer = internal(dispatcher, "POST", f"/{record['event_id']}/retry")
     assert answer.status_code == 200, answer.text
     retried = answer.json()
     assert retried["delivery_attempt"] == "manual_retry"
     assert retried["response"]["status_code"] == 200
-    assert retried["initial_attempt_id"] == record["_id"] and retried["event_id"] != record["_id"]
+    assert retried["initial_attempt_id"] == record["event_id"] and retried["event_id"] != record["event_id"]
     assert len(received(receiver)) == 4
-    assert headers_of(received(receiver)[-1])["webhook-id"] == record["_id"]
+    assert headers_of(received(receiver)[-1])["webhook-id"] == record["event_id"]
     listed = internal(dispatcher, "POST", "/list", json={"is_delivered": True}).json()
-    assert [e["event_id"] for e in listed["events"]] == [record["_id"]]
+    assert [e["event_id"] for e in listed["events"]] == [record["event_id"]]
 
 
 async def test_events_api_through_intake_filters_pages_and_isolates_merchants(
@@ -497,6 +499,22 @@ async def test_events_api_through_intake_filters_pages_and_isolates_merchants(
     assert page["total_count"] == 3 and len(page["events"]) == 2
     rest = call("POST", f"/events/{merchant_a}", key_a, json={"limit": 2, "offset": 2}).json()
     assert len(rest["events"]) == 1
+    # Newest first, paged without overlap; the time filters are inclusive.
+    listed = call("POST", f"/events/{merchant_a}", key_a, json={}).json()["events"]
+    created = [datetime.fromisoformat(e["created"]) for e in listed]
+    assert created == sorted(created, reverse=True)
+    assert [e["event_id"] for e in page["events"] + rest["events"]] == [e["event_id"] for e in listed]
+    middle = listed[1]["created"]
+    since = call("POST", f"/events/{merchant_a}", key_a, json={"created_after": middle}).json()
+    until = call("POST", f"/events/{merchant_a}", key_a, json={"created_before": middle}).json()
+    assert {e["event_id"] for e in since["events"]} == {
+        e["event_id"] for e, at in zip(listed, created, strict=True) if at >= created[1]
+    }
+    assert {e["event_id"] for e in until["events"]} == {
+        e["event_id"] for e, at in zip(listed, created, strict=True) if at <= created[1]
+    }
+    window = {"created_after": listed[-1]["created"], "created_before": listed[0]["created"]}
+    assert call("POST", f"/events/{merchant_a}", key_a, json=window).json()["total_count"] == 3
     one = events[1].payload
     by_object = call("POST", f"/events/{merchant_a}", key_a, json={"object_id": one.payment_id}).json()
     assert by_object["total_count"] == 1 and by_object["events"][0]["object_id"] == one.attempt_id

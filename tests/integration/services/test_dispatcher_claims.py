@@ -14,7 +14,7 @@ import pytest
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.ids import idempotent_event_id
 from recovery_contracts.messages import PaymentSucceeded, ProfileUpdated
-from recovery_dispatcher.adapters.store import initial_event_id
+from recovery_dispatcher.adapters.store import initial_event_id, record_key
 from recovery_dispatcher.app import build_service
 from recovery_dispatcher.domain.body import build_body
 from recovery_dispatcher.settings import DispatcherSettings
@@ -47,8 +47,8 @@ def received(receiver: Any) -> list[dict[str, Any]]:
 def orphan_claim(event: Envelope[PaymentSucceeded], *, lease_until: datetime, sequence: int = 1) -> dict[str, Any]:
     """What a dispatcher leaves when it dies after claiming an event and before recording it."""
     idempotent_id = idempotent_event_id(event.payload.attempt_id, "payment_succeeded")
-    event_id = initial_event_id(idempotent_id)
     created = datetime.now(UTC) - timedelta(minutes=5)
+    event_id = initial_event_id(idempotent_id, created)
     body = build_body(
         merchant_id=MERCHANT,
         event_id=event_id,
@@ -90,10 +90,12 @@ async def test_an_orphaned_claim_is_taken_over_with_its_event_id_and_body_once_i
         await eventually(lambda: db.webhook_endpoints.count_documents({}) == 1)
         await broker.publish(live)
         await broker.publish(expired)
-        record = await eventually(lambda: db.webhook_events.find_one({"_id": dead["event_id"], "status": "delivered"}))
+        record = await eventually(
+            lambda: db.webhook_events.find_one({"_id": record_key(MERCHANT, dead["event_id"]), "status": "delivered"})
+        )
         # The claim whose holder is still within its lease is left alone (its message waits and comes back).
         await asyncio.sleep(1.0)
-        assert db.webhook_events.find_one({"_id": busy["event_id"]}) is None
+        assert db.webhook_events.find_one({"event_id": busy["event_id"]}) is None
     (delivery,) = received(receiver)
     # The event the dead dispatcher may already have sent: the same webhook-id and the same bytes.
     assert dict(delivery["headers"])["webhook-id"] == dead["event_id"]
@@ -117,7 +119,7 @@ async def test_numbers_taken_by_another_dispatcher_are_read_back_and_skipped(
     db.webhook_claims.insert_one(first)
     db.webhook_events.insert_one(
         {
-            "_id": first["event_id"],
+            "_id": record_key(MERCHANT, first["event_id"]),
             "event_id": first["event_id"],
             "initial_attempt_id": first["event_id"],
             "idempotent_event_id": first["idempotent_event_id"],

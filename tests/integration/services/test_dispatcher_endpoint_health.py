@@ -244,7 +244,7 @@ async def test_an_endpoint_failing_for_the_disable_period_is_disabled_with_an_op
     assert record["status_reason"] == f"endpoint disabled: {payload['reason']}"
     assert refused["status_reason"] == f"endpoint disabled: {payload['reason']}"
     assert refused.get("request") is None
-    assert all(a["json"]["event_id"] != refused["_id"] for a in received(bad))
+    assert all(a["json"]["event_id"] != refused["event_id"] for a in received(bad))
     assert [a["response"]["status"] for a in received(bad)[sent_while_disabled:]] == [200]
     # One bad merchant does not hold up another.
     assert len(received(good)) == 1

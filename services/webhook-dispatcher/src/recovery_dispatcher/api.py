@@ -7,6 +7,8 @@ merchant's event ids answer 404 as unknown ones do.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -20,7 +22,7 @@ from recovery_contracts.api.events import (
     EventRetrieveResponse,
     TotalEventsResponse,
 )
-from recovery_dispatcher.adapters.store import EventStore
+from recovery_dispatcher.adapters.store import CLOCK_SKEW, MERCHANT_ID, EventStore, created_at_of, record_key
 from recovery_dispatcher.handlers import WebhookDispatcher
 from recovery_runtime.internal_api import InternalCaller
 
@@ -35,7 +37,7 @@ def list_item(doc: dict[str, Any]) -> dict[str, Any]:
     initial = doc.get("delivery_attempt") == "initial_attempt"
     succeeded = doc.get("is_overall_delivery_successful") if initial else doc.get("is_webhook_notified")
     return {
-        "event_id": doc["_id"],
+        "event_id": doc["event_id"],
         "merchant_id": doc["merchant_id"],
         "profile_id": doc["business_profile_id"],
         "object_id": doc["primary_object_id"],
@@ -69,53 +71,82 @@ def attempt_item(doc: dict[str, Any]) -> EventRetrieveResponse:
     )
 
 
-def _filters(
-    merchant_id: str, constraints: EventListConstraints, object_event_ids: list[str] | None = None
-) -> dict[str, Any]:
-    """The records query of a list request; `object_event_ids`: the initial events of `object_id` (the
-    caller reads them from the claims)."""
-    query: dict[str, Any] = {"merchant_id": merchant_id}
+@dataclass
+class _ListQuery:
+    """A list request as a records query: `filters` and the `_id` range's time bounds (to the millisecond)."""
+
+    filters: dict[str, Any]
+    after: datetime | None = None
+    before: datetime | None = None
+
+
+def _list_query(
+    merchant_id: str, constraints: EventListConstraints, payment_event_ids: list[str] | None = None
+) -> _ListQuery:
+    """The records query of a list request. `payment_event_ids`: the initial events of `object_id` when it is a
+    payment (the caller reads them from the claims); else `object_id` is an event's primary object (an attempt),
+    looked for from its creation when its id tells it (time-ordered ids)."""
+    query = _ListQuery({})
     created: dict[str, Any] = {}
     if constraints.created_after is not None:
-        created["$gte"] = constraints.created_after
+        created["$gte"] = query.after = constraints.created_after
     if constraints.created_before is not None:
-        created["$lte"] = constraints.created_before
+        created["$lte"] = query.before = constraints.created_before
     if created:
-        query["created_at"] = created
+        query.filters["created_at"] = created
     ids: set[str] | None = None
     if constraints.object_id is not None:
-        # The primary object is the attempt (as Hyperswitch's); merchants also look events up by payment id.
-        ids = set(object_event_ids or ())
+        if payment_event_ids:
+            # Merchants also look events up by payment id.
+            ids = set(payment_event_ids)
+        else:
+            # The primary object is the attempt (as Hyperswitch's).
+            query.filters["primary_object_id"] = constraints.object_id
+            created_at = created_at_of(constraints.object_id)
+            if created_at is not None:
+                since = created_at - CLOCK_SKEW
+                query.after = since if query.after is None else max(query.after, since)
     if constraints.event_id is not None:
         # Initial records only are listed, and an initial record's id is its `initial_attempt_id`.
         ids = {constraints.event_id} if ids is None else ids & {constraints.event_id}
     if ids is not None:
-        query["_id"] = {"$in": sorted(ids)}
+        query.filters["_id"] = {"$in": sorted(_keys(merchant_id, ids))}
     if constraints.profile_id is not None:
-        query["business_profile_id"] = constraints.profile_id
+        query.filters["business_profile_id"] = constraints.profile_id
     if constraints.event_classes:
-        query["event_class"] = {"$in": [c.value for c in constraints.event_classes]}
+        query.filters["event_class"] = {"$in": [c.value for c in constraints.event_classes]}
     if constraints.event_types:
-        query["event_type"] = {"$in": [t.value for t in constraints.event_types]}
+        query.filters["event_type"] = {"$in": [t.value for t in constraints.event_types]}
     if constraints.is_delivered is not None:
-        query["is_overall_delivery_successful"] = bool(constraints.is_delivered)
+        query.filters["is_overall_delivery_successful"] = bool(constraints.is_delivered)
     return query
+
+
+def _keys(merchant_id: str, event_ids: set[str]) -> list[str]:
+    """The record keys of this merchant's event ids (an id that cannot be one is no record)."""
+    keys = []
+    for event_id in event_ids:
+        try:
+            keys.append(record_key(merchant_id, event_id))
+        except ValueError:
+            continue
+    return keys
 
 
 def router(events: EventStore, dispatcher: WebhookDispatcher, caller: InternalCaller) -> APIRouter:
     api = APIRouter(prefix="/internal/events", include_in_schema=False)
 
     async def initial_of(merchant_id: str, event_id: str) -> dict[str, Any] | None:
-        doc = await events.get(event_id, merchant_id)
+        doc = await events.get(merchant_id, event_id)
         if doc is None:
             return None
-        if doc["initial_attempt_id"] == doc["_id"]:
+        if doc["initial_attempt_id"] == doc["event_id"]:
             return doc
-        return await events.get(doc["initial_attempt_id"], merchant_id)
+        return await events.get(merchant_id, doc["initial_attempt_id"])
 
     @api.post("/{merchant_id}/list")
     async def list_events(merchant_id: str, request: Request, caller_id: str = Depends(caller)) -> JSONResponse:
-        if caller_id != merchant_id:
+        if caller_id != merchant_id or not MERCHANT_ID.fullmatch(merchant_id):
             return _problem(ApiError.EVENT_NOT_FOUND)
         raw = await request.body()
         try:
@@ -123,13 +154,17 @@ def router(events: EventStore, dispatcher: WebhookDispatcher, caller: InternalCa
         except ValidationError as error:
             response = validation_error_response(error.errors())
             return JSONResponse(response.model_dump(exclude_none=True), status_code=400)
-        object_event_ids = None
+        payment_event_ids = None
         if constraints.object_id is not None:
-            object_event_ids = await events.event_ids_of_object(constraints.object_id)
+            payment_event_ids = await events.event_ids_of_payment(constraints.object_id)
+        query = _list_query(merchant_id, constraints, payment_event_ids)
         docs, total = await events.list_initial(
-            _filters(merchant_id, constraints, object_event_ids),
+            merchant_id,
+            query.filters,
             constraints.offset or 0,
             constraints.limit or DEFAULT_PAGE,
+            after=query.after,
+            before=query.before,
         )
         body = TotalEventsResponse(
             events=[EventListItemResponse.model_validate(list_item(d)) for d in docs], total_count=total
@@ -141,7 +176,7 @@ def router(events: EventStore, dispatcher: WebhookDispatcher, caller: InternalCa
         initial = await initial_of(caller_id, event_id) if caller_id == merchant_id else None
         if initial is None:
             return _problem(ApiError.EVENT_NOT_FOUND)
-        docs = await events.attempts_of(initial["_id"], caller_id)
+        docs = await events.attempts_of(caller_id, initial["event_id"])
         return JSONResponse([json.loads(attempt_item(d).model_dump_json()) for d in docs])
 
     @api.post("/{merchant_id}/{event_id}/retry")

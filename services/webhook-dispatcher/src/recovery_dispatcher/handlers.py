@@ -26,7 +26,7 @@ from recovery_contracts.payments import PaymentObject
 from recovery_dispatcher import metrics
 from recovery_dispatcher.adapters.delivery import DeliveryResult, WebhookSender
 from recovery_dispatcher.adapters.record_writer import DuplicateEvent, RecordWriter
-from recovery_dispatcher.adapters.store import EndpointStore, EventStore, initial_event_id, retry_record_id
+from recovery_dispatcher.adapters.store import EndpointStore, EventStore, initial_event_id, record_key, retry_event_id
 from recovery_dispatcher.domain.body import build_body
 from recovery_dispatcher.domain.breaker import BreakerPolicy, CircuitBreaker, CircuitState
 from recovery_dispatcher.domain.policy import RetrySchedule, next_retry_delay
@@ -134,11 +134,13 @@ class WebhookDispatcher:
 
     async def deliver_webhook(self, envelope: Envelope[DeliverWebhook], queue: ConsumerQueue) -> None:
         command = envelope.payload
-        initial = await self._events.get(command.initial_attempt_id)
+        if not envelope.merchant_id:
+            raise MessageRejected("deliver_webhook without merchant_id in its envelope")
+        initial = await self._events.get(envelope.merchant_id, command.initial_attempt_id)
         if initial is None:
             raise MessageRejected(f"no webhook event {command.initial_attempt_id}")
         if initial.get("retry_index") != command.retry_index:
-            log.info("webhook.retry_stale", event_id=initial["_id"], retry_index=command.retry_index)
+            log.info("webhook.retry_stale", event_id=initial["event_id"], retry_index=command.retry_index)
             return
         await self._deliver(initial, (EventStatus.RETRY_SCHEDULED,))
 
@@ -158,12 +160,16 @@ class WebhookDispatcher:
         merchant_id = envelope.merchant_id
         if not profile_id or not merchant_id:
             raise MessageRejected("payment event without merchant_id and profile_id in its envelope")
+        try:
+            record_key(merchant_id, "")
+        except ValueError as invalid:
+            raise MessageRejected(str(invalid)) from None
         idempotent_id = idempotent_event_id(primary_object_id, event_type)
         if await self._endpoints.get(profile_id) is None:
             # profile.updated travels on its own queue and may land a moment later.
             raise RuntimeError(f"profile {profile_id} not known to the dispatcher yet")
         now = self._clock.now()
-        event_id = initial_event_id(idempotent_id)
+        event_id = initial_event_id(idempotent_id, now)
         claim: dict[str, Any] = {
             "idempotent_event_id": idempotent_id,
             "event_id": event_id,
@@ -206,7 +212,7 @@ class WebhookDispatcher:
         """The initial event record (Hyperswitch's shape) of a claimed event, not stored yet."""
         event_id = claim["event_id"]
         return {
-            "_id": event_id,
+            "_id": record_key(envelope.merchant_id, event_id),
             "event_id": event_id,
             "initial_attempt_id": event_id,
             "idempotent_event_id": claim["idempotent_event_id"],
@@ -239,7 +245,7 @@ class WebhookDispatcher:
         claim = await self._events.claim_of(payment_id, idempotent_id)
         if claim is None:
             raise RuntimeError(f"duplicate event {idempotent_id} not readable yet")
-        existing = await self._events.get(claim["event_id"])
+        existing = await self._events.get(envelope.merchant_id, claim["event_id"])
         if existing is None:
             # Claimed, not recorded: its first attempt is in flight, or the dispatcher that claimed it died (or
             # this process, whose delivery of it failed before recording: a database outage).
@@ -257,14 +263,14 @@ class WebhookDispatcher:
         if existing["status"] == EventStatus.DELIVERING:
             # Finish its delivery only if nobody is doing it (the dispatcher that raised it died).
             if existing.get("lease_until") and existing["lease_until"] > self._clock.now():
-                raise DeliveryInProgress(existing["_id"])
+                raise DeliveryInProgress(existing["event_id"])
             await self._deliver(existing, ())
-        log.info("webhook.duplicate_event", event_id=existing["_id"], status=existing["status"])
+        log.info("webhook.duplicate_event", event_id=existing["event_id"], status=existing["status"])
 
     async def _deliver(self, initial: dict[str, Any], from_statuses: tuple[str, ...]) -> None:
         now = self._clock.now()
         if not await self._events.take(initial["_id"], from_statuses, now, now + self._lease, self._instance):
-            log.info("webhook.not_taken", event_id=initial["_id"], status=initial.get("status"))
+            log.info("webhook.not_taken", event_id=initial["event_id"], status=initial.get("status"))
             return
         await self._send_and_settle(initial, True)
 
@@ -287,12 +293,12 @@ class WebhookDispatcher:
             await self._writer.insert(initial)
         except DuplicateEvent:
             # A dispatcher whose claim lease had run out recorded it meanwhile: carry on with that record.
-            log.warning("webhook.record_exists", event_id=initial["_id"])
+            log.warning("webhook.record_exists", event_id=initial["event_id"])
 
     async def _send_and_settle(self, initial: dict[str, Any], recorded: bool) -> None:
         """Deliver a claimed event. `recorded`: its initial record is stored (else it is written with the
         first attempt's result: one insert on the fast path)."""
-        event_id = initial["_id"]
+        event_id = initial["event_id"]
         endpoint = await self._endpoints.get(initial["business_profile_id"])
         if endpoint is None or not endpoint.get("url") or not endpoint.get("enabled", True):
             if not recorded:
@@ -309,13 +315,15 @@ class WebhookDispatcher:
         now = self._clock.now()
         sequence = initial.get("sequence")
         if sequence and sequence > 1:
-            earlier = await self._events.earlier_unfinished(initial["payment_id"], sequence)
+            earlier = await self._events.earlier_unfinished(initial["merchant_id"], initial["payment_id"], sequence)
             if earlier is not None:
                 if not recorded:
                     await self._store_record(initial)
                 # Never overtake an older event of the same payment: come back after its next try.
                 due = max(earlier.get("next_retry_at") or now, now) + self._scale.wall(timedelta(seconds=5))
-                await self._hold(initial, due, f"waiting for {earlier['_id']} (sequence {earlier.get('sequence')})")
+                await self._hold(
+                    initial, due, f"waiting for {earlier['event_id']} (sequence {earlier.get('sequence')})"
+                )
                 return
         breaker = self._breaker(url)
         if not breaker.allow(now):
@@ -414,7 +422,7 @@ class WebhookDispatcher:
                 raise outcome
         if isinstance(outcomes[0], DuplicateEvent):
             # A dispatcher whose claim lease had run out recorded the event meanwhile: ours is a retry record.
-            log.warning("webhook.record_exists", event_id=initial["_id"])
+            log.warning("webhook.record_exists", event_id=initial["event_id"])
             await self._writer.insert(self._retry_record(initial, results[0], "automatic_retry"))
         elif isinstance(outcomes[0], BaseException):
             raise outcomes[0]
@@ -424,10 +432,10 @@ class WebhookDispatcher:
         initial: dict[str, Any], result: DeliveryResult, kind: str, attempt: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """A record of its own for an attempt after the first (`automatic_retry`, `manual_retry`)."""
-        retry_id = retry_record_id(initial["_id"])
+        retry_id = retry_event_id(initial["event_id"])
         return {
             **{k: initial.get(k) for k in _SHARED_FIELDS},
-            "_id": retry_id,
+            "_id": record_key(initial["merchant_id"], retry_id),
             "event_id": retry_id,
             "idempotent_event_id": f"{initial['idempotent_event_id']}:{retry_id}",
             "created_at": result.started_at,
@@ -445,7 +453,7 @@ class WebhookDispatcher:
             breaker.record_success()
             if was_open:
                 metrics.CIRCUITS_OPEN.dec()
-                log.info("webhook.circuit_closed", url=endpoint["url"], event_id=initial["_id"])
+                log.info("webhook.circuit_closed", url=endpoint["url"], event_id=initial["event_id"])
             if endpoint.get("failing_since"):
                 await self._endpoints.mark_healthy(profile_id)
             return
@@ -456,7 +464,10 @@ class WebhookDispatcher:
             if not was_open:
                 metrics.CIRCUITS_OPEN.inc()
             log.warning(
-                "webhook.circuit_opened", url=endpoint["url"], retry_at=str(breaker.retry_at()), event_id=initial["_id"]
+                "webhook.circuit_opened",
+                url=endpoint["url"],
+                retry_at=str(breaker.retry_at()),
+                event_id=initial["event_id"],
             )
         failing_since: datetime | None = endpoint.get("failing_since")
         if failing_since is None:
@@ -505,7 +516,7 @@ class WebhookDispatcher:
             merchant_id=initial["merchant_id"],
             profile_id=initial["business_profile_id"],
             payload=WebhookDeliveryFailed(
-                event_id=initial["_id"],
+                event_id=initial["event_id"],
                 idempotent_event_id=initial["idempotent_event_id"],
                 event_type=initial["event_type"],
                 payment_id=initial["payment_id"],
@@ -565,7 +576,7 @@ class WebhookDispatcher:
             correlation_id=initial["payment_id"],
             merchant_id=initial["merchant_id"],
             profile_id=initial["business_profile_id"],
-            payload=DeliverWebhook(initial_attempt_id=initial["_id"], retry_index=retry_index),
+            payload=DeliverWebhook(initial_attempt_id=initial["event_id"], retry_index=retry_index),
         )
         request = Envelope[ScheduleTimer](
             type=MessageType.SCHEDULE_TIMER,
@@ -573,7 +584,7 @@ class WebhookDispatcher:
             merchant_id=initial["merchant_id"],
             profile_id=initial["business_profile_id"],
             payload=ScheduleTimer(
-                timer_id=f"webhook:{initial['_id']}:{suffix}",
+                timer_id=f"webhook:{initial['event_id']}:{suffix}",
                 due_at=due,
                 kind="webhook_retry",
                 payment_id=initial["payment_id"],
@@ -607,7 +618,7 @@ class WebhookDispatcher:
         body = bytes(initial["body"])
         headers = build_headers(
             body=body,
-            webhook_id=initial["_id"],
+            webhook_id=initial["event_id"],
             timestamp=int(self._clock.now().timestamp()),
             hash_key=endpoint.get("hash_key"),
             whsec_secrets=endpoint.get("whsec_secrets") or (),
@@ -636,7 +647,7 @@ class WebhookDispatcher:
 def _bind_event(initial: dict[str, Any]) -> None:
     """Tag this delivery's later log lines with its event id. Only off the fast path: a delivered event logs
     nothing (binding costs more than the line it would tag)."""
-    structlog.contextvars.bind_contextvars(event_id=initial["_id"])
+    structlog.contextvars.bind_contextvars(event_id=initial["event_id"])
 
 
 def _attempt_fields(initial: dict[str, Any], result: DeliveryResult, *, with_body: bool = True) -> dict[str, Any]:

@@ -55,7 +55,7 @@ class _Insert:
 
 @dataclass
 class _Update:
-    event_id: str
+    key: str
     fields: dict[str, Any]
     done: asyncio.Future[None]
 
@@ -131,8 +131,9 @@ class RecordWriter:
         self._poke(self._records_wake)
         await item.done
 
-    async def update(self, event_id: str, fields: dict[str, Any]) -> None:
-        update = _Update(event_id, fields, self._future())
+    async def update(self, key: str, fields: dict[str, Any]) -> None:
+        """Set fields of the event record with this `_id`."""
+        update = _Update(key, fields, self._future())
         self._pending.updates.append(update)
         self._poke(self._records_wake)
         await update.done
@@ -290,7 +291,7 @@ class RecordWriter:
     async def _flush_updates(self, items: list[_Update]) -> None:
         try:
             await self._events.bulk_write(
-                [UpdateOne({"_id": item.event_id}, {"$set": item.fields}) for item in items], ordered=True
+                [UpdateOne({"_id": item.key}, {"$set": item.fields}) for item in items], ordered=True
             )
         except Exception as error:
             self._fail(items, error)

@@ -4,53 +4,95 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import secrets
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from recovery_contracts.ids import idempotent_event_id
 from recovery_contracts.messages import ProfileUpdated
 from recovery_runtime.mongo import IndexSpec
 from recovery_runtime.secrets import SecretBox, is_sealed
 
 INDEXES = [
-    # The events list (one merchant's, newest first): the only secondary index of the dispatcher's hot
-    # collections. Each index costs every insert; the other lookups go by `_id`:
-    # - an initial event's id is computed from its idempotent id (`initial_event_id`), so its object's events
-    #   are found without an index;
-    # - an attempt's record id starts with its initial event's id (`retry_record_id`): one `_id` range;
+    # No secondary index on the dispatcher's hot collections (each one costs every insert); every lookup goes
+    # by `_id`:
+    # - a record's `_id` is `<merchant_id>/<event_id>` and event ids are time-ordered (`evt_` + milliseconds +
+    #   hash): one merchant's events, newest first, are one `_id` range read backwards (the events list);
+    # - an attempt's record id starts with its initial event's (`retry_event_id`): one `_id` range;
     # - claims (`webhook_claims`) are keyed `<payment_id>#<n>`: a payment's events are one `_id` range, and
     #   the claims need no unique index besides `_id` (record_writer.py says how duplicates are settled).
-    IndexSpec("webhook_events", [("merchant_id", ASCENDING), ("created_at", DESCENDING)], "event_merchant"),
-    # Indexes of earlier versions, replaced by the above.
+    # Indexes of earlier versions, dropped at start-up.
+    IndexSpec("webhook_events", [], "event_merchant", retired=True),
     IndexSpec("webhook_claims", [], "claim_payment_sequence", retired=True),
     IndexSpec("webhook_events", [], "event_attempts", retired=True),
     IndexSpec("webhook_events", [], "event_payment", retired=True),
 ]
 
 FINAL_STATUSES = ("delivered", "failed")
-# An attempt record after the first (automatic or manual retry) is `<initial event id>_r<random>`: the attempts
-# of an event are one `_id` range, `[<initial id>, <initial id>` + ATTEMPTS_END) (event ids have one length).
+# An attempt record after the first (automatic or manual retry) has the event id `<initial event id>_r<random>`:
+# the attempts of an event are one `_id` range, `[<key of the initial>, <key of the initial>` + ATTEMPTS_END)
+# (initial event ids have one length).
 RETRY_SEPARATOR = "_r"
 ATTEMPTS_END = "`"  # the character after "_"
-# The event types this dispatcher raises (their ids are computed from the object id).
-RAISED_EVENT_TYPES = ("payment_succeeded", "payment_failed")
+# Between a merchant id and an event id in a record's `_id`; merchant ids are [A-Za-z0-9_-] (MERCHANT_ID), so
+# one merchant's `_id`s are exactly the range [`<merchant>/`, `<merchant>0`) ("0" follows "/").
+KEY_SEPARATOR = "/"
+MERCHANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+# How long before an attempt's creation (its time-ordered id) the list looks for the attempt's events: the
+# dispatcher's clock may be behind the executor's.
+CLOCK_SKEW = timedelta(hours=1)
 
 
-def initial_event_id(idempotent_id: str) -> str:
-    """The id of the initial event with this idempotent id (`evt_` + 32 hex): computed, not drawn, so an
-    object's events are found by `_id`, and the `webhook-id` of an event is the same whichever dispatcher
-    raises it."""
-    return "evt_" + hashlib.sha256(idempotent_id.encode()).hexdigest()[:32]
+def _millis(at: datetime) -> int:
+    """Milliseconds since the epoch, floored as BSON stores a datetime."""
+    return (at - _EPOCH) // _MILLISECOND
 
 
-def event_ids_of_attempt(attempt_id: str) -> list[str]:
-    return [initial_event_id(idempotent_event_id(attempt_id, event_type)) for event_type in RAISED_EVENT_TYPES]
+def initial_event_id(idempotent_id: str, created_at: datetime) -> str:
+    """The id of a new initial event (`evt_` + 32 hex, as Hyperswitch's): 12 hex of its creation time in
+    milliseconds, so a merchant's records sort by time, then 20 hex of the SHA-256 of its idempotent id, so two
+    events created in the same millisecond differ. The claim keeps it: every dispatcher that meets the event
+    afterwards uses the claimed id, so the `webhook-id` stays the same."""
+    return f"evt_{_millis(created_at):012x}{hashlib.sha256(idempotent_id.encode()).hexdigest()[:20]}"
+
+
+def retry_event_id(initial_event_id: str) -> str:
+    return f"{initial_event_id}{RETRY_SEPARATOR}{secrets.token_hex(8)}"
+
+
+def _checked(merchant_id: str) -> str:
+    if not MERCHANT_ID.fullmatch(merchant_id):
+        raise ValueError(f"merchant id {merchant_id!r} is not 1-64 characters of [A-Za-z0-9_-]")
+    return merchant_id
+
+
+def record_key(merchant_id: str, event_id: str) -> str:
+    """The `_id` of an event record: its merchant's id, then its event id. ValueError for a merchant id that
+    could make one merchant's range overlap another's."""
+    return f"{_checked(merchant_id)}{KEY_SEPARATOR}{event_id}"
+
+
+def event_id_of(key: str) -> str:
+    return key.partition(KEY_SEPARATOR)[2]
+
+
+def merchant_range(merchant_id: str, after: datetime | None = None, before: datetime | None = None) -> dict[str, str]:
+    """The `_id` range of a merchant's records, optionally of those created in [after, before] (to the
+    millisecond; the caller filters `created_at` exactly)."""
+    low = f"{_checked(merchant_id)}{KEY_SEPARATOR}"
+    high = f"{merchant_id}0"
+    if after is not None:
+        low += f"evt_{max(_millis(after), 0):012x}"
+    if before is not None:
+        high = f"{merchant_id}{KEY_SEPARATOR}evt_{max(_millis(before) + 1, 0):012x}"
+    return {"$gte": low, "$lt": high}
 
 
 def payment_claims(payment_id: str) -> dict[str, str]:
@@ -58,15 +100,29 @@ def payment_claims(payment_id: str) -> dict[str, str]:
     return {"$gte": f"{payment_id}#", "$lt": f"{payment_id}$"}
 
 
-def retry_record_id(initial_id: str) -> str:
-    return f"{initial_id}{RETRY_SEPARATOR}{secrets.token_hex(8)}"
+def attempts_range(initial_key: str) -> dict[str, str]:
+    return {"$gte": initial_key, "$lt": initial_key + ATTEMPTS_END}
 
 
-def attempts_range(initial_id: str) -> dict[str, str]:
-    return {"$gte": initial_id, "$lt": initial_id + ATTEMPTS_END}
+def created_at_of(object_id: str) -> datetime | None:
+    """When an object with a time-ordered id (`…_pay_<uuid7 hex>`, `…_att_<uuid7 hex>`: new_payment_id,
+    new_attempt_id) was created; None for an id of another shape."""
+    tail = object_id.rpartition("_")[2]
+    # Version 7, variant 10xx.
+    if len(tail) != 32 or tail[12] != "7" or tail[16] not in "89ab":
+        return None
+    try:
+        int(tail, 16)
+    except ValueError:
+        return None
+    created = _EPOCH + int(tail[:12], 16) * _MILLISECOND
+    # An id that only looks time-ordered: a time in the future would hide the object's events.
+    return created if created <= datetime.now(UTC) + CLOCK_SKEW else None
 
 
 class EventStore:
+    """Event records (`webhook_events`, `_id` = record_key(merchant, event id)) and claims (`webhook_claims`)."""
+
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self.collection = db["webhook_events"]
         self.claims = db["webhook_claims"]
@@ -84,22 +140,24 @@ class EventStore:
         )
         return result.modified_count == 1
 
-    async def get(self, event_id: str, merchant_id: str | None = None) -> dict[str, Any] | None:
-        query: dict[str, Any] = {"_id": event_id}
-        if merchant_id is not None:
-            query["merchant_id"] = merchant_id
-        return await self._events.find_one(query)
+    async def get(self, merchant_id: str, event_id: str) -> dict[str, Any] | None:
+        """A merchant's record by event id (another merchant's event ids are unknown here)."""
+        try:
+            key = record_key(merchant_id, event_id)
+        except ValueError:
+            return None
+        return await self._events.find_one({"_id": key})
 
     async def insert(self, record: dict[str, Any], session: AsyncClientSession | None = None) -> None:
         await self._events.insert_one(record, session=session)
 
     async def take(
-        self, event_id: str, from_statuses: tuple[str, ...], now: datetime, lease_until: datetime, owner: str
+        self, key: str, from_statuses: tuple[str, ...], now: datetime, lease_until: datetime, owner: str
     ) -> bool:
         """Compare-and-set the initial record into `delivering` for this owner (one dispatcher at a time)."""
         result = await self._events.update_one(
             {
-                "_id": event_id,
+                "_id": key,
                 "$or": [
                     {"status": {"$in": list(from_statuses)}},
                     {"status": "delivering", "lease_until": {"$lt": now}},
@@ -109,10 +167,10 @@ class EventStore:
         )
         return result.modified_count == 1
 
-    async def update(self, event_id: str, fields: dict[str, Any], session: AsyncClientSession | None = None) -> None:
-        await self._events.update_one({"_id": event_id}, {"$set": fields}, session=session)
+    async def update(self, key: str, fields: dict[str, Any], session: AsyncClientSession | None = None) -> None:
+        await self._events.update_one({"_id": key}, {"$set": fields}, session=session)
 
-    async def earlier_unfinished(self, payment_id: str, sequence: int) -> dict[str, Any] | None:
+    async def earlier_unfinished(self, merchant_id: str, payment_id: str, sequence: int) -> dict[str, Any] | None:
         """The earliest initial event of the same payment, numbered before `sequence`, that is not delivered or
         failed yet (ordering): one recorded and pending, or one claimed whose record is not written yet (its
         first attempt in flight). Two reads by unique keys: the payment's claims, then their records."""
@@ -121,38 +179,52 @@ class EventStore:
         if not claims:
             return None
         records = {
-            doc["_id"]: doc
+            doc["event_id"]: doc
             for doc in await self._events.find(
-                {"_id": {"$in": [c["event_id"] for c in claims]}},
-                {"status": 1, "sequence": 1, "next_retry_at": 1},
+                {"_id": {"$in": [record_key(merchant_id, c["event_id"]) for c in claims]}},
+                {"event_id": 1, "status": 1, "sequence": 1, "next_retry_at": 1},
             ).to_list(None)
         }
         for claim in sorted(claims, key=lambda c: int(c.get("sequence") or 0)):
             record = records.get(claim["event_id"])
             if record is None:
-                return {"_id": claim["event_id"], "sequence": claim.get("sequence"), "next_retry_at": None}
+                return {"event_id": claim["event_id"], "sequence": claim.get("sequence"), "next_retry_at": None}
             if record.get("status") not in FINAL_STATUSES:
                 return record
         return None
 
-    async def event_ids_of_object(self, object_id: str) -> list[str]:
-        """The ids of the initial events raised for an object: a payment (its claims, one `_id` range) or a
-        payment attempt (computed). No index on the records is needed."""
-        claims = self.claims.find({"_id": payment_claims(object_id)}, {"event_id": 1})
-        return [*event_ids_of_attempt(object_id), *[doc["event_id"] async for doc in claims]]
+    async def event_ids_of_payment(self, payment_id: str) -> list[str]:
+        """The ids of the initial events raised for a payment: its claims, one `_id` range."""
+        return [doc["event_id"] async for doc in self.claims.find({"_id": payment_claims(payment_id)}, {"event_id": 1})]
 
-    async def attempts_of(self, initial_attempt_id: str, merchant_id: str | None = None) -> list[dict[str, Any]]:
-        query: dict[str, Any] = {"_id": attempts_range(initial_attempt_id)}
-        if merchant_id is not None:
-            query["merchant_id"] = merchant_id
-        return await self._events.find(query).sort("created_at", ASCENDING).to_list(None)
+    async def attempts_of(self, merchant_id: str, initial_event_id: str) -> list[dict[str, Any]]:
+        """The records of an event's attempts, the initial first (its key is the range's start)."""
+        try:
+            key = record_key(merchant_id, initial_event_id)
+        except ValueError:
+            return []
+        return await self._events.find({"_id": attempts_range(key)}).sort("created_at", ASCENDING).to_list(None)
 
-    async def list_initial(self, query: dict[str, Any], offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        query = {**query, "delivery_attempt": "initial_attempt"}
+    async def list_initial(
+        self,
+        merchant_id: str,
+        query: dict[str, Any],
+        offset: int,
+        limit: int,
+        *,
+        after: datetime | None = None,
+        before: datetime | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A merchant's initial events matching `query`, newest first: its `_id` range read backwards, bounded
+        by `after` and `before` to the millisecond (`query` filters `created_at` exactly), or the records of
+        `query`'s `_id` list (keys of this merchant's records)."""
+        query = {"delivery_attempt": "initial_attempt", **query}
+        if "_id" not in query:
+            query["_id"] = merchant_range(merchant_id, after, before)
         total = await self._events.count_documents(query)
         docs = (
             await self._events.find(query, {"body": 0, "request": 0, "response": 0})
-            .sort("created_at", DESCENDING)
+            .sort("_id", DESCENDING)
             .skip(offset)
             .limit(limit)
             .to_list(None)
