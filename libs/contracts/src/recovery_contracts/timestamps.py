@@ -9,10 +9,12 @@ from pydantic import AfterValidator, PlainSerializer
 
 
 def format_ms(value: datetime) -> str:
+    """`2025-09-07T20:02:09.947Z`: milliseconds truncated, as `microsecond // 1000`; a naive value is UTC.
+    (`isoformat` ends in `+00:00` once in UTC; it is several times cheaper than `strftime`, and this runs for
+    every timestamp of every message serialized.)"""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _aware(value: datetime) -> datetime:

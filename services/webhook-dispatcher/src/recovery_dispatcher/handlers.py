@@ -355,7 +355,7 @@ class WebhookDispatcher:
         last = results[-1]
         await self._endpoint_health(initial, endpoint, breaker, last)
         if last.is_success:
-            metrics.EVENTS_FINISHED.labels("delivered").inc()
+            metrics.events_finished("delivered").inc()
             # DEBUG: one line per delivery would cost more than the delivery's own CPU; the record and the
             # metrics keep every delivery.
             log.debug("webhook.delivered", event_id=event_id, status_code=last.status_code, attempts=len(results))
@@ -381,7 +381,7 @@ class WebhookDispatcher:
         initial_fields: dict[str, Any] = {}
         for number, result in enumerate(results):
             kind = first_kind if number == 0 else "automatic_retry"
-            metrics.DELIVERY_ATTEMPTS.labels(result.verdict.outcome.value, kind).inc()
+            metrics.delivery_attempts(result.verdict.outcome.value, kind).inc()
             metrics.DELIVERY_SECONDS.observe(result.duration_ms / 1000)
             if kind == "initial_attempt":
                 # The initial record holds the body once (`body`); its request is read back with it.
@@ -534,7 +534,7 @@ class WebhookDispatcher:
             tx.emit(notice)
 
         await self._store.apply(finish)
-        metrics.EVENTS_FINISHED.labels(result).inc()
+        metrics.events_finished(result).inc()
         log.warning("webhook.failed", reason=reason)
 
     async def _hold(self, initial: dict[str, Any], due: datetime, reason: str) -> None:
@@ -627,7 +627,7 @@ class WebhookDispatcher:
             sequence=initial.get("sequence"),
         )
         result = await self.sender.send(endpoint["url"], body, headers)
-        metrics.DELIVERY_ATTEMPTS.labels(result.verdict.outcome.value, "manual_retry").inc()
+        metrics.delivery_attempts(result.verdict.outcome.value, "manual_retry").inc()
         record = self._retry_record(initial, result, "manual_retry")
         await self._writer.insert(record)
         if result.is_success:
@@ -653,14 +653,15 @@ def _bind_event(initial: dict[str, Any]) -> None:
 def _attempt_fields(initial: dict[str, Any], result: DeliveryResult, *, with_body: bool = True) -> dict[str, Any]:
     """An attempt's request and response as recorded. `with_body=False` (the initial record, which keeps the
     body bytes in `body`): the request without its copy of the body (readers take `body`; see `api.py`)."""
-    request: dict[str, Any] = {"headers": [list(h) for h in result.request_headers]}
+    # Header pairs as tuples: BSON stores a tuple as an array, as it would a list.
+    request: dict[str, Any] = {"headers": result.request_headers}
     if with_body:
         request = {"body": bytes(initial["body"]).decode(), **request}
     return {
         "request": request,
         "response": {
             "status_code": result.status_code,
-            "headers": [list(h) for h in result.response_headers],
+            "headers": result.response_headers,
             "body": result.response_body,
             "body_truncated": result.response_body_truncated,
             "error_message": result.error_message,

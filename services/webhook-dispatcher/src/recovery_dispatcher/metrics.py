@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import Counter, Gauge, Histogram
 
 DELIVERY_ATTEMPTS = Counter(
@@ -16,3 +18,15 @@ EVENTS_FINISHED = Counter(
 RETRIES_SCHEDULED = Counter("recovery_webhook_retries_scheduled_total", "Durable webhook retries scheduled", ["why"])
 ENDPOINTS_DISABLED = Counter("recovery_webhook_endpoints_disabled_total", "Endpoints disabled", ["reason"])
 CIRCUITS_OPEN = Gauge("recovery_webhook_circuits_open", "Endpoint circuit breakers open in this process")
+
+
+# The labelled children of the per-delivery series, looked up once (`labels()` costs a lock and a dict lookup
+# on every call, on a path that runs for every delivery).
+@functools.cache
+def delivery_attempts(outcome: str, kind: str) -> Counter:
+    return DELIVERY_ATTEMPTS.labels(outcome, kind)
+
+
+@functools.cache
+def events_finished(result: str) -> Counter:
+    return EVENTS_FINISHED.labels(result)

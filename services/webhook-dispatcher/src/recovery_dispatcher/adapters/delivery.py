@@ -256,7 +256,7 @@ class WebhookSender:
             error = f"{TRANSPORT_ERROR_PREFIX}: {reason or _describe(failure)}"
         duration_ms = round((time.perf_counter() - started) * 1000)
 
-        retry_after = parse_retry_after(retry_after_header, self._clock())
+        retry_after = parse_retry_after(retry_after_header, self._clock()) if retry_after_header else None
         return DeliveryResult(
             url=url,
             request_headers=tuple(headers),
