@@ -46,8 +46,9 @@ MERCHANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
 # How long before an attempt's creation (its time-ordered id) the list looks for the attempt's events: the
-# dispatcher's clock may be behind the executor's.
-CLOCK_SKEW = timedelta(hours=1)
+# dispatcher's clock may be behind the executor's (NTP keeps hosts within a second; more than this is a broken
+# deployment, and the attempt's events would then be found by its payment id only).
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def _millis(at: datetime) -> int:
