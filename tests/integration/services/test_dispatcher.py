@@ -324,6 +324,17 @@ async def test_failures_are_recorded_and_not_followed(
         assert len(received(receiver)) == 1
 
 
+async def test_a_merchant_id_that_cannot_key_records_is_dead_lettered_with_the_reason(
+    dispatcher: Any, isolation: Isolation, db: Any
+) -> None:
+    event = payment_event(merchant="a/merchant")
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(event)
+        dead = await broker.take("dispatcher.payment-succeeded.dlq")
+    assert "merchant id 'a/merchant' is not 1-64 characters of [A-Za-z0-9_-]" in dead.headers["x-rejection-reason"]
+    assert db.webhook_claims.count_documents({}) == 0 and db.webhook_events.count_documents({}) == 0
+
+
 async def test_connection_refused_is_recorded_with_the_reason(
     serve: Any, dispatcher: Any, isolation: Isolation, db: Any
 ) -> None:

@@ -26,7 +26,14 @@ from recovery_contracts.payments import PaymentObject
 from recovery_dispatcher import metrics
 from recovery_dispatcher.adapters.delivery import DeliveryResult, WebhookSender
 from recovery_dispatcher.adapters.record_writer import DuplicateEvent, RecordWriter
-from recovery_dispatcher.adapters.store import EndpointStore, EventStore, initial_event_id, record_key, retry_event_id
+from recovery_dispatcher.adapters.store import (
+    EndpointStore,
+    EventStore,
+    checked_merchant_id,
+    initial_event_id,
+    record_key,
+    retry_event_id,
+)
 from recovery_dispatcher.domain.body import build_body
 from recovery_dispatcher.domain.breaker import BreakerPolicy, CircuitBreaker, CircuitState
 from recovery_dispatcher.domain.policy import RetrySchedule, next_retry_delay
@@ -161,7 +168,7 @@ class WebhookDispatcher:
         if not profile_id or not merchant_id:
             raise MessageRejected("payment event without merchant_id and profile_id in its envelope")
         try:
-            record_key(merchant_id, "")
+            checked_merchant_id(merchant_id)
         except ValueError as invalid:
             raise MessageRejected(str(invalid)) from None
         idempotent_id = idempotent_event_id(primary_object_id, event_type)

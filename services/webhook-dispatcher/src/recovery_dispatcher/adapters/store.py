@@ -64,11 +64,13 @@ def initial_event_id(idempotent_id: str, created_at: datetime) -> str:
     return f"evt_{_millis(created_at):012x}{hashlib.sha256(idempotent_id.encode()).hexdigest()[:20]}"
 
 
-def retry_event_id(initial_event_id: str) -> str:
-    return f"{initial_event_id}{RETRY_SEPARATOR}{secrets.token_hex(8)}"
+def retry_event_id(initial_id: str) -> str:
+    """The event id of an attempt after the first: its initial event's id, `_r` and 16 random hex digits."""
+    return f"{initial_id}{RETRY_SEPARATOR}{secrets.token_hex(8)}"
 
 
-def _checked(merchant_id: str) -> str:
+def checked_merchant_id(merchant_id: str) -> str:
+    """The merchant id, if it can prefix record keys (ValueError otherwise)."""
     if not MERCHANT_ID.fullmatch(merchant_id):
         raise ValueError(f"merchant id {merchant_id!r} is not 1-64 characters of [A-Za-z0-9_-]")
     return merchant_id
@@ -77,17 +79,13 @@ def _checked(merchant_id: str) -> str:
 def record_key(merchant_id: str, event_id: str) -> str:
     """The `_id` of an event record: its merchant's id, then its event id. ValueError for a merchant id that
     could make one merchant's range overlap another's."""
-    return f"{_checked(merchant_id)}{KEY_SEPARATOR}{event_id}"
-
-
-def event_id_of(key: str) -> str:
-    return key.partition(KEY_SEPARATOR)[2]
+    return f"{checked_merchant_id(merchant_id)}{KEY_SEPARATOR}{event_id}"
 
 
 def merchant_range(merchant_id: str, after: datetime | None = None, before: datetime | None = None) -> dict[str, str]:
     """The `_id` range of a merchant's records, optionally of those created in [after, before] (to the
     millisecond; the caller filters `created_at` exactly)."""
-    low = f"{_checked(merchant_id)}{KEY_SEPARATOR}"
+    low = f"{checked_merchant_id(merchant_id)}{KEY_SEPARATOR}"
     high = f"{merchant_id}0"
     if after is not None:
         low += f"evt_{max(_millis(after), 0):012x}"
