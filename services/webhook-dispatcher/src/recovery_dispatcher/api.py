@@ -110,7 +110,7 @@ def _list_query(
         # Initial records only are listed, and an initial record's id is its `initial_attempt_id`.
         ids = {constraints.event_id} if ids is None else ids & {constraints.event_id}
     if ids is not None:
-        query.filters["_id"] = {"$in": sorted(_keys(merchant_id, ids))}
+        query.filters["_id"] = {"$in": sorted(record_key(merchant_id, event_id) for event_id in ids)}
     if constraints.profile_id is not None:
         query.filters["business_profile_id"] = constraints.profile_id
     if constraints.event_classes:
@@ -120,17 +120,6 @@ def _list_query(
     if constraints.is_delivered is not None:
         query.filters["is_overall_delivery_successful"] = bool(constraints.is_delivered)
     return query
-
-
-def _keys(merchant_id: str, event_ids: set[str]) -> list[str]:
-    """The record keys of this merchant's event ids (an id that cannot be one is no record)."""
-    keys = []
-    for event_id in event_ids:
-        try:
-            keys.append(record_key(merchant_id, event_id))
-        except ValueError:
-            continue
-    return keys
 
 
 def router(events: EventStore, dispatcher: WebhookDispatcher, caller: InternalCaller) -> APIRouter:
