@@ -149,7 +149,7 @@ class MongoProbe:
         return await in_flight(self.count, 1, lambda i: collection.find_one({"key": f"k{i}"}))
 
     async def transaction(self, concurrency: int) -> float:
-        """The shape of MessageStore.apply: inbox insert, state update, outbox insert, in one transaction."""
+        """The shape of UnitOfWork.apply: inbox insert, state update, outbox insert, in one transaction."""
         inbox, state, outbox = (
             await self.fresh("inbox", False),
             await self.fresh("state"),
@@ -158,7 +158,7 @@ class MongoProbe:
         await state.insert_many([self._doc(i) for i in range(self.count)])
 
         async def one(index: int) -> None:
-            # Retried on transient errors as MessageStore.apply does; concurrent transactions conflict.
+            # Retried on transient errors as UnitOfWork.apply does; concurrent transactions conflict.
             for _ in range(20):
                 try:
                     async with self.client.start_session() as session:

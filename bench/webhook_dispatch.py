@@ -133,7 +133,7 @@ class Dispatcher:
         from recovery_runtime.clock import SystemClock, TimeScale
         from recovery_runtime.mongo import ensure_indexes
         from recovery_runtime.topology import QUEUES
-        from recovery_runtime.unit_of_work import MessageStore
+        from recovery_runtime.unit_of_work import UnitOfWork
 
         self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.mongodb_url, tz_aware=True)
         self.db = self.client[f"bench_{os.getpid()}_{int(time.time())}"]
@@ -153,7 +153,7 @@ class Dispatcher:
         events = EventStore(self.db)
         # The success path never publishes; the broker is not connected.
         publisher = Publisher(RabbitBroker("amqp://127.0.0.1:1/"))
-        store = MessageStore(self.client, self.db, "dispatcher", publisher, SystemClock())
+        store = UnitOfWork(self.client, self.db, "dispatcher", publisher, SystemClock())
         self.dispatcher = WebhookDispatcher(
             store=store,
             events=events,

@@ -273,7 +273,7 @@ class FaultRun:
         try:
             client, db = self.database()
             with client:
-                # Outbox collections, and messages embedded in state documents (`MessageStore.write`): field
+                # Outbox collections, and messages embedded in state documents (`UnitOfWork.write`): field
                 # `outbox` of any collection. Both must be empty once everything is published.
                 leftovers = {}
                 for name in db.list_collection_names():

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from recovery_contracts.envelope import Envelope
-from recovery_runtime import bus
+from recovery_runtime import consumer
 from recovery_runtime.bus import REJECTION_HEADER, MessageRejected, OutgoingMessage
 from recovery_runtime.topology import DELIVERY_LIMIT, QUEUES, ConsumerQueue
 from recovery_runtime.unit_of_work import Transaction
@@ -35,7 +35,7 @@ async def test_every_message_published_twice_is_applied_once(runtime_service: An
                 {"_id": account}, {"$inc": {"applied": 1}}, upsert=True, session=tx.session
             )
 
-        await service.store.apply(effect, consumed=envelope, consumer=queue.name)
+        await service.unit_of_work.apply(effect, consumed=envelope, consumer=queue.name)
         applied.append(envelope.message_id)
 
     before = counted("recovery_messages_consumed_total", queue=QUEUE, result="duplicate")
@@ -74,7 +74,7 @@ async def test_invalid_bytes_end_in_the_dead_letter_queue_with_the_reason_and_co
 async def test_a_message_that_always_fails_is_dead_lettered_at_the_delivery_limit_not_looped(
     runtime_service: Any, isolation: Isolation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bus, "retry_pause", lambda deliveries: 0.0)
+    monkeypatch.setattr(consumer, "retry_pause", lambda deliveries: 0.0)
     tries: list[int] = []
 
     async def handler(envelope: Envelope[Any], queue: ConsumerQueue) -> None:

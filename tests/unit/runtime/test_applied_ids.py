@@ -1,4 +1,4 @@
-"""The applied-message ids a state document carries instead of an inbox record (MessageStore.write)."""
+"""The applied-message ids a state document carries instead of an inbox record (UnitOfWork.write)."""
 
 from __future__ import annotations
 
@@ -53,16 +53,12 @@ def test_the_update_form_is_a_compare_and_set_on_the_id() -> None:
     assert push_applied("q:1") == {APPLIED_FIELD: {"$each": ["q:1"], "$slice": -APPLIED_KEEP}}
 
 
-class _Named:
-    name = "payment_intents"
-
-
 def test_embedded_messages_are_outbox_records_of_the_document() -> None:
     tx = Transaction.one_document()
     assert tx.session is None
     message = envelope()
     tx.emit(message)
-    records = tx.embed(_Named(), "pay_1", "now")  # type: ignore[arg-type]
+    records = tx.embed("payment_intents", "pay_1", "now")
     assert tx.embedded_in == ("payment_intents", "pay_1")
     assert [r["_id"] for r in records] == [message.message_id]
     assert records[0]["created_at"] == "now" and records[0]["message_type"] == "recovery.scheduled"

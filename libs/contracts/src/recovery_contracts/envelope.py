@@ -77,3 +77,37 @@ class Envelope(BaseModel, Generic[PayloadT]):
 
 def envelope_json_schema(payload_model: type[BaseModel]) -> dict[str, Any]:
     return Envelope[payload_model].model_json_schema()  # type: ignore[valid-type]
+
+
+def envelope_for(
+    message_type: MessageType,
+    payload: PayloadT,
+    *,
+    caused_by: Envelope[Any] | None = None,
+    correlation_id: str | None = None,
+    merchant_id: str | None = None,
+    profile_id: str | None = None,
+    message_id: str | None = None,
+    occurred_at: datetime | None = None,
+) -> Envelope[PayloadT]:
+    """A message of `message_type` around `payload`, typed by the payload's model.
+
+    With `caused_by`, the payment, merchant and profile default to the cause's and `causation_id` is the cause's
+    message id: a follow-up message carries the trail of the one that caused it."""
+    if caused_by is not None:
+        correlation_id = correlation_id if correlation_id is not None else caused_by.correlation_id
+        merchant_id = merchant_id if merchant_id is not None else caused_by.merchant_id
+        profile_id = profile_id if profile_id is not None else caused_by.profile_id
+    metadata: dict[str, Any] = {
+        "type": message_type,
+        "correlation_id": correlation_id,
+        "causation_id": caused_by.message_id if caused_by is not None else None,
+        "merchant_id": merchant_id,
+        "profile_id": profile_id,
+        "payload": payload,
+    }
+    if message_id is not None:
+        metadata["message_id"] = message_id
+    if occurred_at is not None:
+        metadata["occurred_at"] = occurred_at
+    return Envelope[type(payload)](**metadata)  # type: ignore[misc]

@@ -1,24 +1,20 @@
-"""Publishing envelopes with confirms, and consuming them with validation, dead-lettering and backoff."""
+"""Publishing envelopes with confirms and dead-lettering with a reason; what a consumer does on failure."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from faststream import AckPolicy
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
-from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from recovery_contracts.envelope import Envelope, MessageType
-from recovery_contracts.messages import envelope_model
 from recovery_runtime import metrics
-from recovery_runtime.topology import DEAD_LETTER, QUEUES, ConsumerQueue, exchange_for
+from recovery_runtime.topology import DEAD_LETTER, ConsumerQueue, exchange_for
 
 log = structlog.get_logger(__name__)
 
@@ -134,17 +130,6 @@ class Publisher:
         metrics.MESSAGES_DEAD_LETTERED.labels(queue.name).inc()
 
 
-Handler = Callable[[Envelope[Any], ConsumerQueue], Awaitable[None]]
-
-
-def _summarise(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors()[:10]:
-        where = ".".join(str(p) for p in item["loc"]) or "(root)"
-        parts.append(f"{where}: {item['msg']}")
-    return "invalid message: " + "; ".join(parts)
-
-
 def retry_pause(delivery_count: int) -> float:
     """Pause before requeueing a message whose handler failed for a reason that may pass (database down)."""
     return min(0.25 * (2 ** max(delivery_count, 0)), 10.0)
@@ -183,12 +168,6 @@ async def through_outages(call: Callable[[], Awaitable[None]], queue_name: str) 
             await asyncio.sleep(pause)
 
 
-async def _raw_body(message: Any) -> bytes:
-    # FastStream would JSON-decode the body before the handler runs and fail outside our error handling;
-    # the handler validates the raw bytes itself.
-    return bytes(message.body)
-
-
 def current_message(broker: RabbitBroker) -> RabbitMessage:
     """The message a handler runs for, read from FastStream's context.
 
@@ -200,70 +179,3 @@ def current_message(broker: RabbitBroker) -> RabbitMessage:
     if message is None:
         raise RuntimeError("no message in FastStream's context (called outside a subscriber)")
     return message
-
-
-def subscribe(broker: RabbitBroker, queue_name: str, handler: Handler, publisher: Publisher) -> Any:
-    queue = QUEUES[queue_name]
-    model = envelope_model(queue.message_type)
-
-    async def on_message() -> None:
-        message = current_message(broker)
-        raw = message.raw_message
-        # The raw bytes, not FastStream's decoded body: validation (and its failure) is ours to handle.
-        body = raw.body
-        started = time.perf_counter()
-        structlog.contextvars.bind_contextvars(queue=queue.name, message_id=raw.message_id)
-        try:
-            try:
-                envelope = model.model_validate_json(body)
-            except ValidationError as error:
-                raise MessageRejected(_summarise(error)) from error
-            if envelope.type is not queue.message_type:
-                raise MessageRejected(f"message type {envelope.type} does not belong on {queue.name}")
-            structlog.contextvars.bind_contextvars(message_id=envelope.message_id, payment_id=envelope.correlation_id)
-            await through_outages(lambda: handler(envelope, queue), queue.name)
-        except AlreadyApplied:
-            log.info("message.duplicate")
-            await message.ack()
-            metrics.MESSAGES_CONSUMED.labels(queue.name, "duplicate").inc()
-        except MessageRejected as rejection:
-            log.warning("message.rejected", reason=str(rejection))
-            try:
-                await publisher.dead_letter(
-                    queue, body, str(rejection), dict(raw.headers or {}), message_id=raw.message_id
-                )
-            except Exception:
-                # Could not publish with the reason: let RabbitMQ dead-letter it without one.
-                log.exception("message.dead_letter_publish_failed")
-                await message.reject(requeue=False)
-            else:
-                await message.ack()
-            metrics.MESSAGES_CONSUMED.labels(queue.name, "rejected").inc()
-        except asyncio.CancelledError:
-            await message.reject(requeue=True)
-            raise
-        except Exception:
-            deliveries = int((raw.headers or {}).get("x-delivery-count", 0) or 0)
-            log.exception("message.failed", delivery_count=deliveries)
-            metrics.MESSAGES_CONSUMED.labels(queue.name, "failed").inc()
-            await asyncio.sleep(retry_pause(deliveries))
-            # reject (not nack) so the quorum queue counts it towards x-delivery-limit on 3.x and 4.x alike.
-            await message.reject(requeue=True)
-        else:
-            await message.ack()
-            metrics.MESSAGES_CONSUMED.labels(queue.name, "applied").inc()
-            metrics.HANDLER_SECONDS.labels(queue.name).observe(time.perf_counter() - started)
-        finally:
-            structlog.contextvars.unbind_contextvars("queue", "message_id", "payment_id")
-
-    on_message.__name__ = f"on_{queue.name.replace('.', '_').replace('-', '_')}"
-    subscriber = broker.subscriber(
-        queue.rabbit_queue(),
-        queue.exchange,
-        ack_policy=AckPolicy.MANUAL,
-        decoder=_raw_body,
-        title=queue.name,
-        description=f"{queue.message_type.value} messages (envelope JSON) consumed from {queue.name}",
-    )
-    subscriber(on_message)
-    return subscriber

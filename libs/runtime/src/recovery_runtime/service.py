@@ -16,14 +16,16 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_latest
 
-from recovery_runtime.bus import Handler, Publisher, subscribe
+from recovery_runtime.bus import Publisher
 from recovery_runtime.clock import Clock, SystemClock, TimeScale
+from recovery_runtime.consumer import Handler, LaneOf, subscribe
+from recovery_runtime.consumer_watchdog import consumer_problem, queue_name, restart_subscriber
 from recovery_runtime.logging import configure_logging
 from recovery_runtime.metrics import DeadLetterDepthProbe
 from recovery_runtime.mongo import IndexSpec, connect, ensure_indexes
 from recovery_runtime.settings import ServiceSettings
 from recovery_runtime.topology import declare_topology, queues_of
-from recovery_runtime.unit_of_work import MessageStore, OutboxRelay
+from recovery_runtime.unit_of_work import OutboxRelay, UnitOfWork, UnitOfWorkPort
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +57,17 @@ async def wait_for(what: str, probe: Callable[[], Awaitable[Any]], *, give_up_af
 class Service:
     """A service process: build it in the service's `app.py`, add consumers and loops, then `run()`."""
 
-    def __init__(self, name: str, settings: ServiceSettings, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: ServiceSettings,
+        *,
+        clock: Clock | None = None,
+        publisher: Publisher | None = None,
+        unit_of_work: UnitOfWorkPort | None = None,
+    ) -> None:
+        """`publisher` and `unit_of_work` replace the real ones (unit tests pass in-memory ones, with the broker
+        under FastStream's TestRabbitBroker); the MongoDB client is created either way and connects only when used."""
         self.name = name
         self.settings = settings
         # Before anything else logs (composition roots log while they build), so every line is JSON.
@@ -77,25 +89,32 @@ class Service:
         )
         self.mongo = connect(settings.mongodb_url, app_name=f"recovery-{name}")
         self.db = self.mongo[settings.mongodb_database]
-        self.publisher = Publisher(
+        self.publisher = publisher or Publisher(
             self.broker,
             timeout=settings.publish_timeout_seconds,
             duplicate_for_tests=settings.duplicate_deliveries_for_tests,
         )
-        self.store = MessageStore(
-            self.mongo,
-            self.db,
-            name,
-            self.publisher,
-            self.clock,
-            inbox_retention=timedelta(days=settings.inbox_retention_days),
-        )
-        self._indexes: list[IndexSpec] = list(self.store.indexes())
+        self._indexes: list[IndexSpec] = []
         self._loops: list[BackgroundLoop] = [
-            OutboxRelay(self.store, self.clock, timedelta(seconds=settings.outbox_relay_after_seconds)).run,
             self._watch_consumers,
             DeadLetterDepthProbe(self.broker, [q.dead_letter_queue for q in queues_of(name)]).run,
         ]
+        self.unit_of_work: UnitOfWorkPort
+        if unit_of_work is not None:
+            self.unit_of_work = unit_of_work
+        else:
+            store = UnitOfWork(
+                self.mongo,
+                self.db,
+                name,
+                self.publisher,
+                self.clock,
+                inbox_retention=timedelta(days=settings.inbox_retention_days),
+            )
+            self.unit_of_work = store
+            self._indexes.extend(store.indexes())
+            relay = OutboxRelay(store, self.clock, timedelta(seconds=settings.outbox_relay_after_seconds))
+            self._loops.append(relay.run)
         self._subscribers: list[Any] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._on_start: list[Callable[[], Awaitable[None]]] = []
@@ -107,12 +126,15 @@ class Service:
 
     # -- composition ---------------------------------------------------------------------------------
 
-    def consume(self, queue_name: str, handler: Handler) -> None:
-        self.add_subscriber(subscribe(self.broker, queue_name, handler, self.publisher))
+    def consume(self, queue_name: str, handler: Handler, *, lane_of: LaneOf | None = None) -> None:
+        """Consume `queue_name` through the one pipeline (recovery_runtime.consumer); with `lane_of`, messages of
+        one lane key are handled in arrival order while other keys run side by side."""
+        router, subscriber = subscribe(queue_name, handler, self.publisher, lane_of=lane_of)
+        self.broker.include_router(router)
+        self._subscribers.append(subscriber)
 
     def add_subscriber(self, subscriber: Any) -> None:
-        """A subscriber registered on `self.broker` by other means (e.g. a concurrent consumer): readiness
-        and the consumer watchdog look after it like the ones `consume` makes."""
+        """A subscriber registered on `self.broker` by other means: readiness and the watchdog look after it."""
         self._subscribers.append(subscriber)
 
     def add_indexes(self, specs: list[IndexSpec]) -> None:
@@ -169,7 +191,7 @@ class Service:
                 await task
         # Messages published but still recorded would only be published once more by the relay: tidy them now.
         with contextlib.suppress(Exception):
-            await self.store.remove_published()
+            await self.unit_of_work.remove_published()
         await self.broker.stop()
         for hook in self._on_stop:
             with contextlib.suppress(Exception):
@@ -202,9 +224,9 @@ class Service:
         """Queues this instance should consume from but does not (each with why), as far as it can tell."""
         missing = []
         for subscriber in self._subscribers:
-            problem = _consumer_problem(subscriber)
+            problem = consumer_problem(subscriber)
             if problem is not None:
-                missing.append(f"{_queue_name(subscriber)}: {problem}")
+                missing.append(f"{queue_name(subscriber)}: {problem}")
         return missing
 
     def consumers_present(self) -> bool:
@@ -219,35 +241,18 @@ class Service:
             if not self.started:
                 continue
             for subscriber in self._subscribers:
-                problem = _consumer_problem(subscriber)
+                problem = consumer_problem(subscriber)
                 if problem is None:
                     continue
-                log.warning("consumer.missing", queue=_queue_name(subscriber), problem=problem)
+                log.warning("consumer.missing", queue=queue_name(subscriber), problem=problem)
                 try:
-                    await self._restart_subscriber(subscriber)
+                    await restart_subscriber(self.broker, subscriber, self.settings.shutdown_grace_seconds)
                 except Exception as error:
                     # The broker may still be away: tried again on the next round.
-                    log.warning("consumer.restart_failed", queue=_queue_name(subscriber), error=str(error))
+                    log.warning("consumer.restart_failed", queue=queue_name(subscriber), error=str(error))
                 else:
-                    CONSUMERS_RESTARTED.labels(_queue_name(subscriber)).inc()
-                    log.warning("consumer.restarted", queue=_queue_name(subscriber))
-
-    async def _restart_subscriber(self, subscriber: Any) -> None:
-        queue = getattr(subscriber, "_queue_obj", None)
-        tag = getattr(subscriber, "_consumer_tag", None)
-        if queue is not None and tag is not None and queue.channel.is_closed:
-            # FastStream's stop cannot cancel on a closed channel, but aio-pika's robust queue keeps the consumer
-            # in its restore list and re-creates it when the connection comes back: a consumer nobody owns any
-            # more, whose deliveries FastStream drops unacknowledged while the subscriber restarts (they would
-            # sit unacknowledged until the connection closes). Forget it; the subscriber consumes anew below.
-            restorable = getattr(queue, "_consumers", None)
-            if isinstance(restorable, dict):
-                restorable.pop(tag, None)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(subscriber.stop(), self.settings.shutdown_grace_seconds + 5.0)
-        if queue is None or queue.channel.is_closed:
-            _forget_dead_channels(self.broker)
-        await asyncio.wait_for(subscriber.start(), 15.0)
+                    CONSUMERS_RESTARTED.labels(queue_name(subscriber)).inc()
+                    log.warning("consumer.restarted", queue=queue_name(subscriber))
 
     async def readiness(self) -> dict[str, bool]:
         checks = {"started": self.started}
@@ -289,42 +294,3 @@ class Service:
             timeout_graceful_shutdown=int(self.settings.shutdown_grace_seconds),
             lifespan="on",
         )
-
-
-def _queue_name(subscriber: Any) -> str:
-    queue = getattr(subscriber, "queue", None)
-    return str(getattr(queue, "name", "?"))
-
-
-def _consumer_problem(subscriber: Any) -> str | None:
-    """Why this subscriber holds no live consumer, or None when it does (no I/O: cheap enough for /readyz)."""
-    queue = getattr(subscriber, "_queue_obj", None)
-    tag = getattr(subscriber, "_consumer_tag", None)
-    if queue is None or tag is None:
-        return "not consuming"
-    if queue.channel.is_closed:
-        return "its channel is closed"
-    # aio-pika's channel wraps aiormq's, which drops a consumer when the broker cancels it (basic.cancel).
-    underlay = getattr(getattr(queue.channel, "_channel", None), "channel", None)
-    if underlay is None or underlay.is_closed:
-        return "its channel is closed"
-    consumers = getattr(underlay, "consumers", None)
-    if isinstance(consumers, dict) and tag not in consumers:
-        return "the broker cancelled its consumer"
-    return None
-
-
-def _forget_dead_channels(broker: RabbitBroker) -> None:
-    """FastStream caches channels and the queues declared on them; drop those whose channel is closed so the
-    next start opens a fresh channel instead of consuming on a dead one. (Private attributes of FastStream
-    0.7: guarded, so a FastStream upgrade degrades to "restart fails and is retried", never to a crash.)"""
-    config = getattr(broker, "config", None)
-    manager = getattr(config, "channel_manager", None)
-    channels: dict[Any, Any] = getattr(manager, "_ChannelManagerImpl__channels", {})
-    for key, channel in list(channels.items()):
-        if channel.is_closed:
-            channels.pop(key, None)
-    declared: dict[Any, Any] = getattr(getattr(config, "declarer", None), "_queues", {})
-    for key, queue in list(declared.items()):
-        if queue.channel.is_closed:
-            declared.pop(key, None)

@@ -2,9 +2,9 @@
 
 Two shapes, both "state + outgoing messages in one transaction or one document" (docs/guarantees.md):
 
-- `MessageStore.apply`: a MongoDB transaction holding the effect, the inbox record of the consumed message
+- `UnitOfWork.apply`: a MongoDB transaction holding the effect, the inbox record of the consumed message
   (`inbox_<service>`) and the outgoing messages (`outbox_<service>`).
-- `MessageStore.write`: one document holds it all. The handler checks and records the consumed message's id in
+- `UnitOfWork.write`: one document holds it all. The handler checks and records the consumed message's id in
   the state document itself (`applied_key`, `was_applied`, `mark_applied`/`push_applied`: a compare-and-set in the
   same write as the effect) and embeds its outgoing messages in that document (`Transaction.embed`, field
   `outbox`). No transaction, one round trip. The collection must be registered with `embed_outbox_in` so that
@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from pymongo import ASCENDING, AsyncMongoClient
@@ -42,7 +42,7 @@ T = TypeVar("T")
 _TRANSIENT_LABELS = ("TransientTransactionError", "UnknownTransactionCommitResult")
 _MAX_TRANSACTION_TRIES = 5
 
-# Messages embedded in a state document until published (`MessageStore.write`).
+# Messages embedded in a state document until published (`UnitOfWork.write`).
 OUTBOX_FIELD = "outbox"
 # Ids of the messages applied to a state document (`<queue>:<message id>`), the most recent APPLIED_KEEP.
 APPLIED_FIELD = "applied_messages"
@@ -82,7 +82,7 @@ def embedded_outbox_index(collection: str) -> IndexSpec:
 class Transaction:
     """What a handler gets inside the unit of work: the session for its writes, and `emit` for messages.
 
-    In `MessageStore.write` (`Transaction.one_document()`) there is no session (`session` is None: the
+    In `UnitOfWork.write` (`Transaction.one_document()`) there is no session (`session` is None: the
     repositories' methods used there take `session=None`) and emitted messages must be embedded (`embed`) in
     the one document the handler writes."""
 
@@ -111,14 +111,31 @@ class Transaction:
         messages are published: for a reader in this process that should see the change at once (a loop waking)."""
         self.on_commit.append(callback)
 
-    def embed(self, collection: AsyncCollection[dict[str, Any]], doc_id: Any, now: Any) -> list[dict[str, Any]]:
-        """The outgoing messages as documents to store in field `outbox` of document `doc_id` (same write as the
-        state change: `$push` them, or set them on insert)."""
-        self.embedded_in = (collection.name, doc_id)
+    def embed(self, collection: str, doc_id: Any, now: Any) -> list[dict[str, Any]]:
+        """The outgoing messages as documents to store in field `outbox` of document `doc_id` of `collection` (same
+        write as the state change: `$push` them, or set them on insert)."""
+        self.embedded_in = (collection, doc_id)
         return [m.to_document(now) for m in self.outgoing]
 
 
-class MessageStore:
+class UnitOfWorkPort(Protocol):
+    """What handlers need of the unit of work: `UnitOfWork` on MongoDB, `recovery_runtime.testing`'s in memory."""
+
+    async def apply(
+        self,
+        work: Callable[[Transaction], Awaitable[T]],
+        *,
+        consumed: Envelope[Any] | None = None,
+        consumer: str | None = None,
+        inbox: bool = True,
+    ) -> T: ...
+
+    async def write(self, work: Callable[[Transaction], Awaitable[T]]) -> T: ...
+
+    async def remove_published(self) -> None: ...
+
+
+class UnitOfWork:
     """A service's inbox and outbox, and the unit of work that ties them to its state changes."""
 
     def __init__(
@@ -206,7 +223,7 @@ class MessageStore:
         _committed(tx)
         if tx.outgoing:
             if tx.embedded_in is None:
-                raise RuntimeError("messages emitted by MessageStore.write must be embedded in the state document")
+                raise RuntimeError("messages emitted by UnitOfWork.write must be embedded in the state document")
             await self.flush(tx.outgoing, embedded_in=tx.embedded_in)
         return result
 
@@ -273,7 +290,7 @@ def _committed(tx: Transaction) -> None:
 class OutboxRelay:
     """Republishes outbox records that stayed unpublished (the service died between commit and publish)."""
 
-    def __init__(self, store: MessageStore, clock: Clock, after: timedelta, interval: float = 1.0) -> None:
+    def __init__(self, store: UnitOfWork, clock: Clock, after: timedelta, interval: float = 1.0) -> None:
         # Published records must be gone well before the relay would take them for unpublished ones.
         store.cleanup_delay = min(store.cleanup_delay, after.total_seconds() / 4)
         self._store = store

@@ -1,0 +1,121 @@
+"""In-memory stand-ins for unit tests of handlers: a unit of work, a publisher that records, a clock to set.
+
+A service built with these (`build_service(settings, adapters=...)`, passing them on to `Service`) runs its real
+consumer pipeline under FastStream's `TestRabbitBroker`: no broker, no database, milliseconds per message.
+Integration tests use the real ones; nothing in production imports this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from faststream.rabbit import RabbitBroker
+
+from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.messages import envelope_model
+from recovery_runtime.bus import AlreadyApplied, OutgoingMessage, Publisher
+from recovery_runtime.topology import QUEUES, ConsumerQueue
+from recovery_runtime.unit_of_work import Transaction, applied_key
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    queue: str
+    reason: str
+    body: bytes
+
+
+class RecordingPublisher(Publisher):
+    """Keeps what would have gone to the broker: published messages and dead letters with their reasons."""
+
+    def __init__(self) -> None:  # no broker: nothing leaves the process
+        self.published: list[OutgoingMessage] = []
+        self.dead_letters: list[DeadLetter] = []
+
+    async def publish(self, message: OutgoingMessage) -> None:
+        self.published.append(message)
+
+    async def publish_many(self, messages: Any) -> None:
+        for message in messages:
+            await self.publish(message)
+
+    async def dead_letter(
+        self, queue: ConsumerQueue, body: bytes, reason: str, headers: dict[str, Any], message_id: str | None = None
+    ) -> None:
+        self.dead_letters.append(DeadLetter(queue.name, reason, body))
+
+    def envelopes(self, message_type: MessageType) -> list[Envelope[Any]]:
+        """The published messages of one type, decoded with their type's model, in publishing order."""
+        model = envelope_model(message_type)
+        return [model.model_validate_json(m.body) for m in self.published if m.message_type is message_type]
+
+
+class InMemoryUnitOfWork:
+    """`UnitOfWork` without MongoDB: an in-memory inbox, and committed messages published through `publisher`.
+
+    In-memory repositories write as they are called, so a `work` that raises half-way is not rolled back here:
+    unit tests that need atomicity belong in the integration suite, against the real transaction."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self.publisher = publisher
+        self.inbox: set[str] = set()
+
+    async def apply(
+        self,
+        work: Callable[[Transaction], Awaitable[T]],
+        *,
+        consumed: Envelope[Any] | None = None,
+        consumer: str | None = None,
+        inbox: bool = True,
+    ) -> T:
+        key = applied_key(consumed, str(consumer)) if consumed is not None and inbox else None
+        if key is not None and key in self.inbox:
+            raise AlreadyApplied(key)
+        tx = Transaction.one_document()
+        result = await work(tx)
+        if key is not None:
+            self.inbox.add(key)
+        await self._committed(tx)
+        return result
+
+    async def write(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
+        tx = Transaction.one_document()
+        result = await work(tx)
+        if tx.outgoing and tx.embedded_in is None:
+            raise RuntimeError("messages emitted by UnitOfWork.write must be embedded in the state document")
+        await self._committed(tx)
+        return result
+
+    async def remove_published(self) -> None:
+        return None
+
+    async def _committed(self, tx: Transaction) -> None:
+        for callback in tx.on_commit:
+            callback()
+        await self.publisher.publish_many(tx.outgoing)
+
+
+@dataclass
+class FixedClock:
+    """A clock that stands still until a test moves it."""
+
+    current: datetime = field(default_factory=lambda: datetime(2026, 1, 15, 12, 0, tzinfo=UTC))
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, by: timedelta) -> None:
+        self.current += by
+
+
+async def publish(broker: RabbitBroker, queue_name: str, envelope: Envelope[Any] | bytes) -> None:
+    """Publish to `queue_name`'s exchange and routing key, as a producer would (use under TestRabbitBroker)."""
+    queue = QUEUES[queue_name]
+    body = envelope if isinstance(envelope, bytes) else envelope.model_dump_json().encode()
+    message_id = None if isinstance(envelope, bytes) else envelope.message_id
+    await broker.publish(body, exchange=queue.exchange, routing_key=queue.routing_key, message_id=message_id)

@@ -1,0 +1,38 @@
+"""envelope_for: typed envelopes, and follow-ups that carry their cause's trail."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from recovery_contracts.envelope import Envelope, MessageType, envelope_for
+from recovery_contracts.messages import DeliverWebhook, envelope_model
+
+
+def _sync(attempt: str = "evt_1") -> DeliverWebhook:
+    return DeliverWebhook(initial_attempt_id=attempt, retry_index=1)
+
+
+def test_a_message_round_trips_through_its_queue_model() -> None:
+    sent = envelope_for(MessageType.DELIVER_WEBHOOK, _sync(), correlation_id="pay_1", merchant_id="m1", profile_id="p1")
+    received = envelope_model(MessageType.DELIVER_WEBHOOK).model_validate_json(sent.model_dump_json())
+    assert received == sent
+    assert received.payload.initial_attempt_id == "evt_1"
+    assert sent.causation_id is None
+
+
+def test_a_follow_up_carries_its_cause() -> None:
+    cause = envelope_for(
+        MessageType.DELIVER_WEBHOOK, _sync(), correlation_id="pay_1", merchant_id="m1", profile_id="p1"
+    )
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    follow_up = envelope_for(MessageType.DELIVER_WEBHOOK, _sync(), caused_by=cause, message_id="fixed", occurred_at=at)
+    assert (follow_up.correlation_id, follow_up.merchant_id, follow_up.profile_id) == ("pay_1", "m1", "p1")
+    assert follow_up.causation_id == cause.message_id
+    assert (follow_up.message_id, follow_up.occurred_at) == ("fixed", at)
+
+
+def test_explicit_metadata_wins_over_the_cause() -> None:
+    cause = envelope_for(MessageType.DELIVER_WEBHOOK, _sync(), correlation_id="pay_1", merchant_id="m1")
+    other = envelope_for(MessageType.DELIVER_WEBHOOK, _sync("evt_2"), caused_by=cause, correlation_id="pay_2")
+    assert other.correlation_id == "pay_2" and other.merchant_id == "m1"
+    assert isinstance(other, Envelope)

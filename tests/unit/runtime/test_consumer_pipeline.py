@@ -1,0 +1,163 @@
+"""The one consumer pipeline, driven through FastStream's in-memory broker: what happens to a message that is
+applied, a duplicate, one that can never apply, an invalid one, one that fails for a while, and lanes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from faststream.message import AckStatus
+from faststream.rabbit import TestRabbitBroker
+from pymongo.errors import AutoReconnect
+
+from recovery_contracts.envelope import Envelope, MessageType, envelope_for
+from recovery_contracts.messages import DeliverWebhook
+from recovery_runtime import bus
+from recovery_runtime.bus import AlreadyApplied, MessageRejected
+from recovery_runtime.service import Service
+from recovery_runtime.settings import ServiceSettings
+from recovery_runtime.testing import InMemoryUnitOfWork, RecordingPublisher, publish
+from recovery_runtime.topology import ConsumerQueue
+
+QUEUE = "dispatcher.deliver-webhook"
+
+
+def deliver(payment: str = "pay_1", retry: int = 1) -> Envelope[DeliverWebhook]:
+    return envelope_for(
+        MessageType.DELIVER_WEBHOOK,
+        DeliverWebhook(initial_attempt_id=f"evt_{payment}", retry_index=retry),
+        correlation_id=payment,
+        merchant_id="m1",
+    )
+
+
+def service(publisher: RecordingPublisher) -> Service:
+    return Service("dispatcher", ServiceSettings(), publisher=publisher, unit_of_work=InMemoryUnitOfWork(publisher))
+
+
+@pytest.fixture(autouse=True)
+def no_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bus, "OUTAGE_PAUSE_CAP_SECONDS", 0.0)
+    monkeypatch.setattr("recovery_runtime.consumer.retry_pause", lambda deliveries: 0.0)
+
+
+async def test_an_applied_message_is_acknowledged_and_handled_once() -> None:
+    recorder = RecordingPublisher()
+    svc = service(recorder)
+    seen: list[tuple[str, str]] = []
+
+    async def handle(envelope: Envelope[Any], queue: ConsumerQueue) -> None:
+        seen.append((envelope.payload.initial_attempt_id, queue.name))
+
+    svc.consume(QUEUE, handle)
+    async with TestRabbitBroker(svc.broker) as broker:
+        await publish(broker, QUEUE, deliver())
+    assert seen == [("evt_pay_1", QUEUE)]
+    assert recorder.dead_letters == []
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{not json", "invalid message: (root): Invalid JSON"),
+        (b'{"type": "webhook.deliver", "payload": {"retry_index": -1}}', "payload.initial_attempt_id: Field required"),
+    ],
+)
+async def test_an_invalid_message_is_dead_lettered_with_what_is_wrong(body: bytes, reason: str) -> None:
+    recorder = RecordingPublisher()
+    svc = service(recorder)
+    handled: list[object] = []
+
+    async def handle(envelope: Envelope[Any], queue: ConsumerQueue) -> None:
+        handled.append(envelope)
+
+    svc.consume(QUEUE, handle)
+    async with TestRabbitBroker(svc.broker) as broker:
+        await publish(broker, QUEUE, body)
+    assert handled == []
+    [letter] = recorder.dead_letters
+    assert letter.queue == QUEUE and reason in letter.reason and letter.body == body
+
+
+async def test_a_message_that_can_never_apply_is_dead_lettered_and_a_duplicate_acknowledged() -> None:
+    recorder = RecordingPublisher()
+    svc = service(recorder)
+
+    async def handle(envelope: Envelope[Any], queue: ConsumerQueue) -> None:
+        if envelope.correlation_id == "pay_dup":
+            raise AlreadyApplied(envelope.message_id)
+        raise MessageRejected("refers to no payment")
+
+    svc.consume(QUEUE, handle)
+    async with TestRabbitBroker(svc.broker) as broker:
+        await publish(broker, QUEUE, deliver("pay_dup"))
+        await publish(broker, QUEUE, deliver("pay_unknown"))
+    assert [(d.queue, d.reason) for d in recorder.dead_letters] == [(QUEUE, "refers to no payment")]
+
+
+async def test_a_database_outage_holds_the_message_and_runs_the_handler_again() -> None:
+    recorder = RecordingPublisher()
+    svc = service(recorder)
+    calls = 0
+
+    async def handle(envelope: Envelope[Any], queue: ConsumerQueue) -> None:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise AutoReconnect("database restarting")
+
+    svc.consume(QUEUE, handle)
+    async with TestRabbitBroker(svc.broker) as broker:
+        await publish(broker, QUEUE, deliver())
+    assert calls == 3
+    assert recorder.dead_letters == []
+
+
+async def test_a_failing_handler_rejects_the_message_for_a_redelivery_and_the_rest_are_acknowledged() -> None:
+    recorder = RecordingPublisher()
+    svc = service(recorder)
+    messages: dict[str, Any] = {}
+
+    async def handle(envelope: Envelope[Any], queue: ConsumerQueue) -> None:
+        messages[str(envelope.correlation_id)] = svc.broker.context.get_local("message")
+        if envelope.correlation_id == "pay_bug":
+            raise RuntimeError("a bug")
+        if envelope.correlation_id == "pay_dup":
+            raise AlreadyApplied(envelope.message_id)
+
+    svc.consume(QUEUE, handle)
+    async with TestRabbitBroker(svc.broker) as broker:
+        for payment in ("pay_bug", "pay_dup", "pay_ok"):
+            await publish(broker, QUEUE, deliver(payment))
+    assert {payment: message.committed for payment, message in messages.items()} == {
+        "pay_bug": AckStatus.REJECTED,
+        "pay_dup": AckStatus.ACKED,
+        "pay_ok": AckStatus.ACKED,
+    }
+    assert recorder.dead_letters == []
+
+
+async def test_lanes_keep_one_key_in_order_while_other_keys_run_beside_it() -> None:
+    recorder = RecordingPublisher()
+    svc = service(recorder)
+    release_first = asyncio.Event()
+    order: list[str] = []
+
+    async def handle(envelope: Envelope[Any], queue: ConsumerQueue) -> None:
+        name = f"{envelope.correlation_id}#{envelope.payload.retry_index}"
+        if name == "pay_a#1":
+            await release_first.wait()
+        order.append(name)
+
+    svc.consume(QUEUE, handle, lane_of=lambda envelope: envelope.correlation_id)
+    async with TestRabbitBroker(svc.broker) as broker:
+        first = asyncio.create_task(publish(broker, QUEUE, deliver("pay_a", 1)))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(publish(broker, QUEUE, deliver("pay_a", 2)))
+        other = asyncio.create_task(publish(broker, QUEUE, deliver("pay_b", 1)))
+        await other
+        assert order == ["pay_b#1"]  # pay_a#2 waits behind pay_a#1, pay_b does not
+        release_first.set()
+        await asyncio.gather(first, second)
+    assert order == ["pay_b#1", "pay_a#1", "pay_a#2"]
