@@ -9,7 +9,7 @@ export UV_FROZEN := 1
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test faults up down status lint schemas catalogues
+.PHONY: help install demo test faults up down status lint typecheck schemas catalogues
 
 help:
 	@echo "make install     uv and the workspace's locked dependencies (uv sync --frozen)"
@@ -18,7 +18,8 @@ help:
 	@echo "make faults      the fault suite: kills, restarts, duplicates, poison (docs/guarantees.md)"
 	@echo "make up / down   start / stop the stack in the background (intake on :8080; logs in .run/logs)"
 	@echo "make status      which processes of that stack run and are ready"
-	@echo "make lint        ruff check and format check"
+	@echo "make lint        ruff check and format check, the type check, catalogues and schemas up to date"
+	@echo "make typecheck   mypy --strict on the services' domains and libs/contracts"
 	@echo "make schemas     regenerate the JSON Schemas;  make catalogues: the API and message catalogues"
 
 install:
@@ -47,7 +48,13 @@ down:
 status:
 	$(UV) run recovery status
 
-lint: install
+# The pure parts, where types pay most: each service's domain/ and the wire contract.
+TYPED := libs/contracts/src/recovery_contracts $(wildcard services/*/src/*/domain)
+
+typecheck: install
+	$(UV) run mypy $(TYPED)
+
+lint: install typecheck
 	$(UV) run ruff check
 	$(UV) run ruff format --check
 	$(UV) run recovery catalogues --check

@@ -110,4 +110,5 @@ def envelope_for(
         metadata["message_id"] = message_id
     if occurred_at is not None:
         metadata["occurred_at"] = occurred_at
-    return Envelope[type(payload)](**metadata)  # type: ignore[misc]
+    typed: type[Envelope[PayloadT]] = Envelope[type(payload)]  # type: ignore[misc,assignment]
+    return typed(**metadata)

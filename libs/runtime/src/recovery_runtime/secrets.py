@@ -146,9 +146,6 @@ class SecretBox:
             raise SecretUnreadable(f"sealed secret under key {key_id!r} does not decrypt (altered?)") from error
         return plaintext.decode("utf-8")
 
-    def seal_optional(self, plaintext: str | None) -> str | None:
-        return None if plaintext is None else self.seal(plaintext)
-
     def open_optional(self, sealed: str | None) -> str | None:
         return None if sealed is None else self.open(sealed)
 
