@@ -85,7 +85,21 @@ class Instrumented:
                         totals[service]["published"] += float(value)
                     elif name == "recovery_messages_consumed_total":
                         totals[service]["consumed"] += float(value)
+            totals[service]["cpu_ms"] += self.cpu_ms(instances)
         return {service: dict(values) for service, values in totals.items()}
+
+    def cpu_ms(self, instances: list[str]) -> float:
+        """CPU time (user + system) the instances' processes have used so far, in milliseconds."""
+        used = 0.0
+        for instance in instances:
+            pid = self.stack.process(instance).pid
+            if pid:
+                try:
+                    times = psutil.Process(pid).cpu_times()
+                except psutil.Error:
+                    continue
+                used += (times.user + times.system) * 1000.0
+        return used
 
     def rss_mib(self) -> dict[str, float]:
         """Resident memory per service in MiB (the largest instance, when there are several)."""
@@ -360,6 +374,18 @@ def add_figures(figures: list[Figure], details: dict[str, Any]) -> None:
     )
     figures.append(
         Figure("ops", "broker deliveries consumed per recovery", consumed, "messages", note=by_service("consumed"))
+    )
+    # CPU per recovery is the figure least bent by the machine's speed and the database's: with a MongoDB that
+    # answered instantly, each service's CPU per recovery is what would bound its throughput per core.
+    cpu = sum(v.get("cpu_ms", 0.0) for v in ops.values())
+    figures.append(
+        Figure(
+            "ops",
+            "CPU per recovery (all services)",
+            cpu,
+            "CPU ms",
+            note=", ".join(f"{s} {v.get('cpu_ms', 0.0):.2f}" for s, v in ops.items()),
+        )
     )
     # The ceiling each part puts on the pipeline: its raw rate over what one recovery asks of it.
     ceilings = {
