@@ -55,7 +55,7 @@ def build_service(settings: DispatcherSettings | None = None) -> Service:
         default_schedule.delays, max_retry_after=timedelta(seconds=max_retry_after)
     )
     dispatcher = WebhookDispatcher(
-        store=service.store,
+        store=service.unit_of_work,
         events=events,
         endpoints=EndpointStore(
             service.db, settings.webhook_endpoint_cache_seconds, secrets=SecretBox.from_settings(settings)

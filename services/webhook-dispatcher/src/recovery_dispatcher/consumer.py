@@ -28,13 +28,13 @@ from recovery_contracts.messages import envelope_model
 from recovery_runtime import metrics
 from recovery_runtime.bus import (
     AlreadyApplied,
-    Handler,
     MessageRejected,
     Publisher,
     current_message,
     retry_pause,
     through_outages,
 )
+from recovery_runtime.consumer import Handler
 from recovery_runtime.topology import QUEUES
 
 log = structlog.get_logger(__name__)

@@ -41,7 +41,7 @@ from recovery_dispatcher.domain.signing import build_headers
 from recovery_runtime.bus import MessageRejected
 from recovery_runtime.clock import Clock, TimeScale
 from recovery_runtime.topology import ConsumerQueue
-from recovery_runtime.unit_of_work import MessageStore, Transaction
+from recovery_runtime.unit_of_work import UnitOfWork, Transaction
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +76,7 @@ class WebhookDispatcher:
     def __init__(
         self,
         *,
-        store: MessageStore,
+        store: UnitOfWork,
         events: EventStore,
         endpoints: EndpointStore,
         writer: RecordWriter,
