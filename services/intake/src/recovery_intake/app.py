@@ -24,21 +24,21 @@ def build_service(settings: IntakeSettings | None = None) -> Service:
     service = Service(NAME, settings)
     service.add_indexes(INDEXES)
     # A new intent embeds its `recovery.scheduled` (one insert, no transaction): the relay scans the intents too.
-    service.add_indexes([service.store.embed_outbox_in("payment_intents")])
+    service.add_indexes([service.unit_of_work.embed_outbox_in("payment_intents")])
     # Published records awaiting their batched removal are removed at shutdown (else the relay republishes them).
-    service.on_stop(service.store.remove_published)
+    service.on_stop(service.unit_of_work.remove_published)
     box = SecretBox.from_settings(settings)
     repository = IntakeRepository(service.db, cache_seconds=settings.config_cache_seconds)
     recovery = RecoveryIntake(
         repository,
-        service.store,
+        service.unit_of_work,
         service.clock,
         cell_id=settings.cell_id,
         monitoring_threshold_seconds=settings.monitoring_threshold_seconds,
     )
     webhook_secrets = WebhookSecretRotation(
         repository,
-        service.store,
+        service.unit_of_work,
         service.clock,
         box,
         default_overlap=timedelta(seconds=settings.webhook_secret_overlap_seconds),
@@ -48,7 +48,7 @@ def build_service(settings: IntakeSettings | None = None) -> Service:
         settings=settings,
         repository=repository,
         auth=Authenticator(repository, settings.admin_api_key, settings.api_key_hash_secret),
-        store=service.store,
+        store=service.unit_of_work,
         clock=service.clock,
         recovery=recovery,
         box=box,

@@ -31,7 +31,7 @@ from recovery_runtime.clock import Clock
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import (
     OUTBOX_FIELD,
-    MessageStore,
+    UnitOfWork,
     Transaction,
     applied_key,
     mark_applied,
@@ -47,7 +47,7 @@ class RecoveryIntake:
     def __init__(
         self,
         repository: IntakeRepository,
-        store: MessageStore,
+        store: UnitOfWork,
         clock: Clock,
         *,
         cell_id: str,
@@ -116,7 +116,7 @@ class RecoveryIntake:
             if request.action is RecoveryAction.SCHEDULE_FAILED_PAYMENT:
                 intent["scheduled"] = True
                 tx.emit(_scheduled(snapshot, cause))
-                intent[OUTBOX_FIELD] = tx.embed(self._repository.intents, intent["_id"], now)
+                intent[OUTBOX_FIELD] = tx.embed(self._repository.intents.name, intent["_id"], now)
             if applied is not None:
                 mark_applied(intent, applied)
             await self._repository.intents.insert_one(intent)

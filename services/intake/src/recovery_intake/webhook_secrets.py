@@ -21,7 +21,7 @@ from recovery_intake.domain.rejection import Rejection
 from recovery_intake.domain.webhook_secrets import SecretSet, new_whsec_secret
 from recovery_runtime.clock import Clock
 from recovery_runtime.secrets import SecretBox
-from recovery_runtime.unit_of_work import MessageStore, Transaction
+from recovery_runtime.unit_of_work import UnitOfWork, Transaction
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +42,7 @@ class WebhookSecretRotation:
     def __init__(
         self,
         repository: IntakeRepository,
-        store: MessageStore,
+        store: UnitOfWork,
         clock: Clock,
         box: SecretBox,
         *,

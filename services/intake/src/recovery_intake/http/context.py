@@ -11,7 +11,7 @@ from recovery_intake.settings import IntakeSettings
 from recovery_intake.webhook_secrets import WebhookSecretRotation
 from recovery_runtime.clock import Clock
 from recovery_runtime.secrets import SecretBox
-from recovery_runtime.unit_of_work import MessageStore
+from recovery_runtime.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class ApiContext:
     settings: IntakeSettings
     repository: IntakeRepository
     auth: Authenticator
-    store: MessageStore
+    store: UnitOfWork
     clock: Clock
     recovery: RecoveryIntake
     box: SecretBox
