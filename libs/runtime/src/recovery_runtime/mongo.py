@@ -28,9 +28,14 @@ class IndexSpec:
 
 
 def connect(url: str, *, app_name: str) -> AsyncMongoClient[dict[str, Any]]:
+    """Every write is acknowledged by a majority of the replica set (`w="majority"`, which overrides a `w` in the
+    URL): an attempt's claim, an outbox record or a timer that a failover could roll back would let a charge or a
+    message happen twice or never. MongoDB's implicit default is the same on most replica sets; this makes it
+    hold on every deployment (arbiters, older servers, a URL that says otherwise)."""
     return AsyncMongoClient(
         url,
         appname=app_name,
+        w="majority",
         tz_aware=True,
         serverSelectionTimeoutMS=5000,
         retryWrites=True,
