@@ -15,7 +15,6 @@ class HttpBillingRecorder:
         self._timeout = timeout
 
     async def record_back(self, url: str, body: dict[str, Any], *, idempotency_key: str) -> RecordBackAnswer:
-        # The same key on every try: a billing system that de-duplicates records one payment once.
         headers = {"Idempotency-Key": idempotency_key, "User-Agent": "recovery-executor"}
         try:
             response = await self._http.post(

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 # PSYNC after an ambiguous outcome (timeout, 5xx, reset, `processing`): soon at first, because most unknown
 # outcomes settle within seconds to minutes, then every 6 hours for as long as the connector cannot say.
-# Never a new charge meanwhile; the idempotency key makes a re-send safe only within its window (see handlers).
+# Never a new charge meanwhile; the idempotency key makes a re-send safe only within its window
+# (attempt.IDEMPOTENCY_WINDOW).
 PSYNC_DELAYS = (
     timedelta(seconds=30),
     timedelta(minutes=1),

@@ -1,0 +1,29 @@
+"""The payment connector that charges for a connector account: Stripe, metered, its key opened for the call."""
+
+from __future__ import annotations
+
+import httpx
+
+from recovery_executor.adapters.metered import MeteredConnector
+from recovery_executor.adapters.stripe import StripeConnector
+from recovery_executor.domain.connector_account import ConnectorAccount
+from recovery_executor.domain.ports import PaymentConnector
+from recovery_runtime.secrets import SecretBox, is_sealed
+
+
+class StripeConnectors:
+    """Called only for accounts the domain lets charge (`ConnectorAccount.refusal_to_charge`)."""
+
+    def __init__(self, base_url: str, http_client: httpx.AsyncClient, box: SecretBox, timeout: float) -> None:
+        self._base_url = base_url
+        self._http = http_client
+        self._box = box
+        self._timeout = timeout
+
+    def __call__(self, account: ConnectorAccount) -> PaymentConnector:
+        # Intake publishes credentials sealed (recovery_runtime.secrets); opened only here, for the call.
+        api_key = self._box.open(account.api_key) if is_sealed(account.api_key) else account.api_key
+        stripe = StripeConnector(
+            base_url=self._base_url, api_key=api_key, http_client=self._http, timeout=self._timeout
+        )
+        return MeteredConnector(stripe, "stripe")

@@ -1,0 +1,47 @@
+"""Record-back progress on MongoDB: one record per payment, with every try."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from recovery_executor.domain.record_back import RecordBackProgress, RecordBackStatus, RecordBackTry
+from recovery_runtime.mongo import IndexSpec
+from recovery_runtime.unit_of_work import Transaction
+
+RECORD_BACKS = "record_backs"
+RECORD_BACK_INDEXES = [IndexSpec(RECORD_BACKS, [("status", ASCENDING)], "record_back_status")]
+
+
+class MongoRecordBackRepository:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self._records = db[RECORD_BACKS]
+
+    async def get(self, payment_id: str) -> RecordBackProgress | None:
+        doc = await self._records.find_one({"_id": payment_id}, {"tries": 0})
+        if doc is None:
+            return None
+        return RecordBackProgress(
+            payment_id=payment_id,
+            status=RecordBackStatus(doc["status"]),
+            url=doc["url"],
+            attempts=doc["attempts"],
+            updated_at=doc["updated_at"],
+        )
+
+    async def save(self, progress: RecordBackProgress, tried: RecordBackTry, tx: Transaction) -> None:
+        fields = {
+            "status": progress.status,
+            "url": progress.url,
+            "attempts": progress.attempts,
+            "updated_at": progress.updated_at,
+        }
+        try_record = {"attempt": tried.attempt, "at": tried.at, "status_code": tried.status_code, "error": tried.error}
+        await self._records.update_one(
+            {"_id": progress.payment_id},
+            {"$set": fields, "$push": {"tries": try_record}},
+            upsert=True,
+            session=tx.session,
+        )

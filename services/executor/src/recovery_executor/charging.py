@@ -1,0 +1,113 @@
+"""Charging an attempt this executor holds: charge or sync at the connector, then settle the attempt, refuse it,
+or leave it to PSYNC. Shared by EXECUTE and PSYNC; every save is a compare-and-set on the attempt."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from recovery_contracts.envelope import Envelope
+from recovery_contracts.messages import ExecuteRetry
+from recovery_executor.dependencies import Dependencies
+from recovery_executor.domain.attempt import Attempt, charge_request
+from recovery_executor.domain.charge_guard import refusal_to_charge
+from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind
+from recovery_executor.domain.follow_up import NOT_FOUND_SYNCS_BEFORE_GIVING_UP
+from recovery_executor.domain.ports import PaymentConnector
+from recovery_runtime.bus import MessageRejected
+from recovery_runtime.unit_of_work import Transaction
+
+log = structlog.get_logger(__name__)
+
+
+class OutcomePending(Exception):
+    """The attempt's outcome is not known yet: the message is requeued and the attempt looked at again."""
+
+
+@dataclass(frozen=True)
+class AttemptRun:
+    """One message's work on an attempt."""
+
+    command: ExecuteRetry
+    cause: str  # the EXECUTE's message id: what the outcome messages say caused them
+    consumed: Envelope[Any]  # the message being handled (the EXECUTE, or a PSYNC)
+    consumer: str  # its queue
+    connector: PaymentConnector
+
+
+async def charge(deps: Dependencies, run: AttemptRun, attempt: Attempt, refusal: str | None) -> None:
+    """`refusal`: the charge guard's answer (`refusal_to_charge`), asked for right before."""
+    if refusal is not None:
+        await refuse(deps, run, attempt, refusal)
+        return
+    outcome = await run.connector.charge(charge_request(run.command))
+    await settle_or_watch(deps, run, attempt, outcome, sync_number=0)
+
+
+async def sync(deps: Dependencies, run: AttemptRun, attempt: Attempt, sync_number: int) -> None:
+    """PSYNC: ask the connector what became of the attempt before anything else; never charge blind."""
+    request = charge_request(run.command)
+    outcome = await run.connector.sync(request, attempt.connector_transaction_id)
+    log.warning("attempt.synced", outcome=outcome.kind.value, sync=sync_number)
+    if outcome.kind is ChargeOutcomeKind.NOT_FOUND:
+        if attempt.idempotency_expired(deps.clock.now()):
+            raise MessageRejected(
+                f"attempt {attempt.key}: outcome unknown past the connector's idempotency window; "
+                "needs an operator (see docs/operations.md)"
+            )
+        refusal = refusal_to_charge(await deps.payment_states.charge_facts(attempt.payment_id))
+        if refusal is None:
+            # The connector never saw the call. Sending it again with the same idempotency key cannot make a
+            # second charge: had the first call arrived meanwhile, the connector replays its result.
+            outcome = await run.connector.charge(request)
+        elif sync_number >= NOT_FOUND_SYNCS_BEFORE_GIVING_UP:
+            await refuse(deps, run, attempt, f"{refusal}; the connector never saw the attempt")
+            return
+    await settle_or_watch(deps, run, attempt, outcome, sync_number)
+
+
+async def settle_or_watch(
+    deps: Dependencies, run: AttemptRun, attempt: Attempt, outcome: ChargeOutcome, sync_number: int
+) -> None:
+    log.info("attempt.outcome", outcome=outcome.kind.value, decline_code=outcome.decline_code)
+    now = deps.clock.now()
+    if outcome.is_final:
+        settled, messages = attempt.settled(outcome, run.command, run.cause, now)
+        # One write, no transaction: the attempt record is the consumed command's inbox (claimed before the call;
+        # a copy finds it settled) and carries the messages it emits (embedded outbox).
+        await deps.unit_of_work.write(_while_held(deps.attempts.save_settled, settled, messages, "being settled"))
+        return
+    unknown, messages = attempt.outcome_unknown(
+        outcome, run.command, run.consumed, run.cause, sync_number + 1, now, deps.time_scale
+    )
+    # The command is acknowledged (no redelivery loop, no dead-lettering): the PSYNC timer brings it back.
+    log.warning("attempt.unknown", outcome=outcome.kind.value, message=outcome.message, next_sync=sync_number + 1)
+    save = _while_held(deps.attempts.save_unknown, unknown, messages, "its outcome was unknown")
+    await deps.unit_of_work.apply(save, consumed=run.consumed, consumer=run.consumer)
+
+
+async def refuse(deps: Dependencies, run: AttemptRun, attempt: Attempt, reason: str) -> None:
+    log.warning("attempt.refused", reason=reason)
+    save = _while_held(deps.attempts.save_refused, attempt.refused(reason, deps.clock.now()), [], "being refused")
+    await deps.unit_of_work.apply(save, consumed=run.consumed, consumer=run.consumer)
+
+
+def _while_held(
+    save: Callable[[Attempt, Transaction], Awaitable[bool]],
+    attempt: Attempt,
+    messages: list[Envelope[Any]],
+    doing: str,
+) -> Callable[[Transaction], Awaitable[None]]:
+    """The unit of work's step: `save` (a compare-and-set while this executor holds the attempt) with the
+    messages; a lost compare-and-set means another executor took the attempt over."""
+
+    async def work(tx: Transaction) -> None:
+        for message in messages:
+            tx.emit(message)
+        if not await save(attempt, tx):
+            raise OutcomePending(f"attempt {attempt.key} changed hands while {doing}")
+
+    return work

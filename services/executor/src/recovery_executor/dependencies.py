@@ -1,0 +1,99 @@
+"""What every executor handler is given: the storage ports (MongoDB in adapters/, in memory in the unit tests),
+the adapters, and the one bundle of dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from recovery_contracts.messages import ConnectorAccountUpdated, RecoveryUpdated
+from recovery_executor.domain.attempt import Attempt
+from recovery_executor.domain.charge_guard import ChargeFacts
+from recovery_executor.domain.connector_account import ConnectorAccount
+from recovery_executor.domain.ports import BillingRecorder, PaymentConnector
+from recovery_executor.domain.record_back import RecordBackProgress, RecordBackTry
+from recovery_runtime.bus import Publisher
+from recovery_runtime.clock import Clock, TimeScale
+from recovery_runtime.unit_of_work import Transaction, UnitOfWorkPort
+
+
+class AttemptRepository(Protocol):
+    """Attempt records; every save after the claim is a compare-and-set that returns whether it won."""
+
+    async def claim(self, attempt: Attempt) -> Attempt | None:
+        """Record a new attempt: None when it is new, else the attempt already recorded under its key."""
+        ...
+
+    async def get(self, key: str) -> Attempt | None: ...
+
+    async def take_over(self, previous: Attempt, taken: Attempt) -> bool:
+        """`taken`, if the record still started at `previous.started_at` (charging or unknown)."""
+        ...
+
+    async def reopen(self, reopened: Attempt) -> bool:
+        """`reopened`, if the record is still refused under another attempt id."""
+        ...
+
+    # While this executor holds the attempt (charging, its owner):
+    async def save_unknown(self, attempt: Attempt, tx: Transaction) -> bool: ...
+
+    async def save_refused(self, attempt: Attempt, tx: Transaction) -> bool: ...
+
+    async def save_settled(self, attempt: Attempt, tx: Transaction) -> bool:
+        """With the messages emitted in `tx` embedded in the same write (`Transaction.embed`)."""
+        ...
+
+
+class PaymentStateRepository(Protocol):
+    async def apply(self, update: RecoveryUpdated, now: datetime, tx: Transaction) -> bool: ...
+
+    async def charge_facts(self, payment_id: str) -> ChargeFacts: ...
+
+
+class ConnectorAccountRepository(Protocol):
+    async def apply(self, update: ConnectorAccountUpdated, tx: Transaction) -> bool: ...
+
+    async def get(self, connector_account_id: str) -> ConnectorAccount | None: ...
+
+
+class RecordBackRepository(Protocol):
+    async def get(self, payment_id: str) -> RecordBackProgress | None: ...
+
+    async def save(self, progress: RecordBackProgress, tried: RecordBackTry, tx: Transaction) -> None: ...
+
+
+# The connector that charges for an account the domain lets charge.
+ConnectorFactory = Callable[[ConnectorAccount], PaymentConnector]
+
+
+@dataclass(frozen=True)
+class ExecutorAdapters:
+    """The executor's I/O, built by app.py from settings or passed in (the unit tests' in-memory ones)."""
+
+    unit_of_work: UnitOfWorkPort
+    publisher: Publisher
+    clock: Clock
+    attempts: AttemptRepository
+    payment_states: PaymentStateRepository
+    connector_accounts: ConnectorAccountRepository
+    record_backs: RecordBackRepository
+    connectors: ConnectorFactory
+    billing: BillingRecorder
+
+
+@dataclass(frozen=True)
+class Dependencies(ExecutorAdapters):
+    """What every handler takes: the adapters, and the settings the handlers read."""
+
+    time_scale: TimeScale
+    instance_id: str  # the owner this executor writes into the attempts it holds
+    abandoned_after: timedelta  # an attempt still charging after this long was abandoned by a crashed executor
+
+    @classmethod
+    def of(
+        cls, adapters: ExecutorAdapters, *, time_scale: TimeScale, instance_id: str, abandoned_after: timedelta
+    ) -> Dependencies:
+        given = {field.name: getattr(adapters, field.name) for field in fields(ExecutorAdapters)}
+        return cls(**given, time_scale=time_scale, instance_id=instance_id, abandoned_after=abandoned_after)

@@ -1,0 +1,153 @@
+"""The messages the executor emits: an attempt's outcome, the record back after a success, durable timers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from recovery_contracts.envelope import Envelope, MessageType, envelope_for
+from recovery_contracts.messages import (
+    AttemptOutcome,
+    ExecuteRetry,
+    PaymentAttemptFailed,
+    PaymentSucceeded,
+    PaymentSync,
+    RecordBack,
+    RecordBackBody,
+    ScheduleTimer,
+)
+from recovery_contracts.payments import ConnectorTransmission, IntentStatus
+from recovery_contracts.recovery import AttemptSummary, build_payment_object
+from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind
+
+PSYNC_TIMER_KIND = "payment_sync"
+RECORD_BACK_TIMER_KIND = "record_back"
+
+
+def outcome_message(command: ExecuteRetry, cause: str, outcome: ChargeOutcome, now: datetime) -> Envelope[Any]:
+    """`payment.succeeded` (with the payment object the webhook sends) or `payment.attempt-failed` (with the
+    connector's codes, for the scheduler's retry rules)."""
+    if outcome.kind is ChargeOutcomeKind.SUCCEEDED:
+        return _of_attempt(MessageType.PAYMENT_SUCCEEDED, _succeeded(command, outcome, now), command, cause)
+    failed = PaymentAttemptFailed(
+        payment_id=command.payment.payment_id,
+        attempt_id=command.attempt_id,
+        attempt_number=command.attempt_number,
+        token=command.token.token,
+        outcome=AttemptOutcome.DECLINED if outcome.kind is ChargeOutcomeKind.DECLINED else AttemptOutcome.ERROR,
+        error_code=outcome.error_code,
+        decline_code=outcome.decline_code,
+        message=outcome.message,
+        advice_code=outcome.advice_code,
+        network_advice_code=outcome.network_advice_code,
+        network_decline_code=outcome.network_decline_code,
+        connector_transaction_id=outcome.connector_transaction_id,
+        attempted_at=now,
+    )
+    return _of_attempt(MessageType.PAYMENT_ATTEMPT_FAILED, failed, command, cause)
+
+
+def _succeeded(command: ExecuteRetry, outcome: ChargeOutcome, now: datetime) -> PaymentSucceeded:
+    payment = command.payment
+    payment_object = build_payment_object(
+        payment,
+        status=IntentStatus.SUCCEEDED,
+        modified_at=now,
+        attempt=AttemptSummary(
+            total_retry_count=command.total_retry_count,
+            token=command.token.token,
+            connector_transaction_id=outcome.connector_transaction_id,
+            transmission=ConnectorTransmission.SUCCEEDED,
+        ),
+    )
+    return PaymentSucceeded(
+        payment_id=payment.payment_id,
+        attempt_id=command.attempt_id,
+        attempt_number=command.attempt_number,
+        token=command.token.token,
+        connector_transaction_id=outcome.connector_transaction_id or "",
+        succeeded_at=now,
+        payment=payment_object,
+    )
+
+
+def record_back_command(command: ExecuteRetry, outcome: ChargeOutcome, cause: str) -> Envelope[RecordBack]:
+    """Hyperswitch's InvoiceRecordBack body for a successful retry."""
+    payment = command.payment
+    request = RecordBack(
+        payment_id=payment.payment_id,
+        url=payment.record_back_url or "",
+        body=RecordBackBody(
+            merchant_reference_id=payment.merchant_reference_id,
+            amount=payment.amount,
+            currency=payment.currency,
+            payment_method_type=payment.payment_method_type,
+            attempt_status="charged",
+            connector_transaction_id=outcome.connector_transaction_id,
+        ),
+    )
+    return _of_attempt(MessageType.RECORD_BACK, request, command, cause)
+
+
+def psync_timer(
+    attempt_key: str, command: ExecuteRetry, consumed: Envelope[Any], cause: str, sync_number: int, due_at: datetime
+) -> Envelope[ScheduleTimer]:
+    """The PSYNC that comes back at `due_at` to ask the connector what became of the attempt."""
+    payment = command.payment
+    sync = envelope_for(
+        MessageType.PAYMENT_SYNC,
+        PaymentSync(execute=command, execute_message_id=cause, sync_number=sync_number),
+        caused_by=consumed,
+        correlation_id=payment.payment_id,
+        merchant_id=payment.merchant_id,
+        profile_id=payment.profile_id,
+    )
+    timer_id = f"psync:{attempt_key}:{sync_number}"
+    return timer_request(timer_id, due_at, PSYNC_TIMER_KIND, payment.payment_id, sync, consumed)
+
+
+def record_back_retry(consumed: Envelope[RecordBack], due_at: datetime) -> Envelope[ScheduleTimer]:
+    """The next try of a record back the billing connector did not accept, at `due_at`."""
+    request = consumed.payload
+    again = envelope_for(
+        MessageType.RECORD_BACK,
+        request.model_copy(update={"attempt": request.attempt + 1}),
+        caused_by=consumed,
+        correlation_id=request.payment_id,
+    )
+    timer_id = f"record-back:{request.payment_id}:{request.attempt + 1}"
+    return timer_request(timer_id, due_at, RECORD_BACK_TIMER_KIND, request.payment_id, again, consumed)
+
+
+def timer_request(
+    timer_id: str, due_at: datetime, kind: str, payment_id: str, message: Envelope[Any], caused_by: Envelope[Any]
+) -> Envelope[ScheduleTimer]:
+    """Ask the scheduler (the owner of durable timers) to publish `message` at `due_at`."""
+    timer = ScheduleTimer(
+        timer_id=timer_id, due_at=due_at, kind=kind, payment_id=payment_id, message=message.model_dump(mode="json")
+    )
+    return envelope_for(
+        MessageType.SCHEDULE_TIMER,
+        timer,
+        caused_by=caused_by,
+        correlation_id=payment_id,
+        merchant_id=message.merchant_id,
+        profile_id=message.profile_id,
+    )
+
+
+def _of_attempt(message_type: MessageType, payload: BaseModel, command: ExecuteRetry, cause: str) -> Envelope[Any]:
+    """A message about the attempt, caused by the EXECUTE command that planned it (`cause`, its message id)."""
+    payment = command.payment
+    message = envelope_for(
+        message_type,
+        payload,
+        correlation_id=payment.payment_id,
+        merchant_id=payment.merchant_id,
+        profile_id=payment.profile_id,
+    )
+    # envelope_for takes a cause as an envelope; only the EXECUTE's message id is at hand here (a PSYNC carries
+    # the id, not the EXECUTE).
+    return message.model_copy(update={"causation_id": cause})

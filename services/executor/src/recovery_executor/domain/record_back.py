@@ -1,0 +1,63 @@
+"""Recording a successful retry back to the billing connector: tried on durable timers until it answers 2xx."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from recovery_contracts.envelope import Envelope
+from recovery_contracts.messages import RecordBack
+from recovery_executor.domain.follow_up import record_back_delay
+from recovery_executor.domain.messages import record_back_retry
+from recovery_executor.domain.ports import RecordBackAnswer
+from recovery_runtime.clock import TimeScale
+
+
+class RecordBackStatus(StrEnum):
+    ACCEPTED = "accepted"
+    RETRYING = "retrying"
+    ABANDONED = "abandoned"  # every try refused: left to an operator
+
+
+def record_back_idempotency_key(payment_id: str) -> str:
+    # The same key on every try: a billing system that de-duplicates records one payment once.
+    return f"record-back:{payment_id}"
+
+
+@dataclass(frozen=True)
+class RecordBackTry:
+    attempt: int
+    at: datetime
+    status_code: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class RecordBackProgress:
+    """One payment's record back: where it goes, how many tries so far, and whether one was accepted."""
+
+    payment_id: str
+    status: RecordBackStatus
+    url: str
+    attempts: int
+    updated_at: datetime
+
+    @staticmethod
+    def after_try(
+        consumed: Envelope[RecordBack], answer: RecordBackAnswer, now: datetime, time_scale: TimeScale
+    ) -> tuple[RecordBackProgress, RecordBackTry, list[Envelope[Any]]]:
+        """The progress after the try `consumed` asked for, the try itself, and the next try's timer if any."""
+        request = consumed.payload
+        tried = RecordBackTry(request.attempt, now, answer.status_code, answer.error)
+        delay = None if answer.accepted else record_back_delay(request.attempt)
+        if answer.accepted:
+            status = RecordBackStatus.ACCEPTED
+        elif delay is None:
+            status = RecordBackStatus.ABANDONED
+        else:
+            status = RecordBackStatus.RETRYING
+        progress = RecordBackProgress(request.payment_id, status, request.url, request.attempt, now)
+        retries = [] if delay is None else [record_back_retry(consumed, now + time_scale.wall(delay))]
+        return progress, tried, retries
