@@ -1,58 +1,72 @@
-"""Composition root of intake: the HTTP API and the broker entry, built from settings."""
+"""Composition root of intake: the HTTP API and the broker entry, built from settings and adapters."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from recovery_intake.adapters.repository import INDEXES, IntakeRepository
-from recovery_intake.handlers import RecoveryIntake
+from recovery_intake.adapters import configuration, intents
+from recovery_intake.adapters.configuration import (
+    ApiKeyRepository,
+    ConnectorAccountRepository,
+    MerchantRepository,
+    ProfileRepository,
+)
+from recovery_intake.adapters.intents import IntentRepository
+from recovery_intake.handlers.api_keys import ApiKeyIssuer
+from recovery_intake.handlers.connector_accounts import ConnectorAccountSetup
+from recovery_intake.handlers.merchants import MerchantOnboarding
+from recovery_intake.handlers.outcomes import PaymentOutcomes
+from recovery_intake.handlers.profiles import ProfileSettings
+from recovery_intake.handlers.recovery import RecoveryIntake
+from recovery_intake.handlers.secret_rotation import SecretRotation
 from recovery_intake.http import api_keys, connector_accounts, gateway, merchants, payments, profiles
 from recovery_intake.http.auth import Authenticator
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import install_error_handlers
 from recovery_intake.http.limits import AbuseLimits
+from recovery_intake.ports import IntakeAdapters
 from recovery_intake.settings import IntakeSettings
-from recovery_intake.webhook_secrets import WebhookSecretRotation
 from recovery_runtime.secrets import SecretBox
 from recovery_runtime.service import Service
+from recovery_runtime.unit_of_work import UnitOfWork
 
 NAME = "intake"
 
 
-def build_service(settings: IntakeSettings | None = None) -> Service:
+def build_service(settings: IntakeSettings | None = None, adapters: IntakeAdapters | None = None) -> Service:
+    """Intake on MongoDB and RabbitMQ, or on `adapters` (unit tests pass in-memory ones)."""
     settings = settings or IntakeSettings()
-    service = Service(NAME, settings)
-    service.add_indexes(INDEXES)
-    # A new intent embeds its `recovery.scheduled` (one insert, no transaction): the relay scans the intents too.
-    service.add_indexes([service.unit_of_work.embed_outbox_in("payment_intents")])
-    # Published records awaiting their batched removal are removed at shutdown (else the relay republishes them).
-    service.on_stop(service.unit_of_work.remove_published)
+    if adapters is None:
+        service = Service(NAME, settings)
+        adapters = _mongodb_adapters(service, settings)
+    else:
+        service = Service(
+            NAME, settings, clock=adapters.clock, publisher=adapters.publisher, unit_of_work=adapters.unit_of_work
+        )
     box = SecretBox.from_settings(settings)
-    repository = IntakeRepository(service.db, cache_seconds=settings.config_cache_seconds)
+    http_hosts = settings.http_allowed_hosts
     recovery = RecoveryIntake(
-        repository,
-        service.unit_of_work,
-        service.clock,
-        cell_id=settings.cell_id,
-        monitoring_threshold_seconds=settings.monitoring_threshold_seconds,
+        adapters, cell_id=settings.cell_id, monitoring_threshold_seconds=settings.monitoring_threshold_seconds
     )
-    webhook_secrets = WebhookSecretRotation(
-        repository,
-        service.unit_of_work,
-        service.clock,
+    secret_rotation = SecretRotation(
+        adapters,
         box,
         default_overlap=timedelta(seconds=settings.webhook_secret_overlap_seconds),
         retirement_interval=settings.secret_retirement_interval_seconds,
     )
     ctx = ApiContext(
         settings=settings,
-        repository=repository,
-        auth=Authenticator(repository, settings.admin_api_key, settings.api_key_hash_secret),
-        store=service.unit_of_work,
-        clock=service.clock,
-        recovery=recovery,
+        auth=Authenticator(adapters, settings.admin_api_key, settings.api_key_hash_secret),
         box=box,
-        webhook_secrets=webhook_secrets,
+        stored=adapters,
+        recovery=recovery,
+        merchants=MerchantOnboarding(adapters),
+        profiles=ProfileSettings(adapters, box, http_allowed_hosts=http_hosts),
+        secret_rotation=secret_rotation,
+        api_keys=ApiKeyIssuer(
+            adapters, environment=settings.api_key_environment, hash_secret=settings.api_key_hash_secret
+        ),
+        connector_accounts=ConnectorAccountSetup(adapters, box, http_allowed_hosts=http_hosts),
     )
     app = service.app
     app.title = "Revenue recovery API"
@@ -69,8 +83,27 @@ def build_service(settings: IntakeSettings | None = None) -> Service:
     forwarder = gateway.Forwarder(settings.internal_api_token, settings.internal_timeout_seconds)
     app.include_router(gateway.router(ctx, forwarder))
     service.on_stop(forwarder.close)
-    service.add_loop(webhook_secrets.run)
+    service.add_loop(secret_rotation.run)
+    outcomes = PaymentOutcomes(adapters)
     service.consume("intake.recovery-requested", recovery.recovery_requested)
-    service.consume("intake.payment-succeeded", recovery.payment_succeeded)
-    service.consume("intake.payment-failed", recovery.payment_failed)
+    service.consume("intake.payment-succeeded", outcomes.payment_succeeded)
+    service.consume("intake.payment-failed", outcomes.payment_failed)
     return service
+
+
+def _mongodb_adapters(service: Service, settings: IntakeSettings) -> IntakeAdapters:
+    unit_of_work = service.unit_of_work
+    assert isinstance(unit_of_work, UnitOfWork)  # the service's own, on MongoDB
+    service.add_indexes(configuration.INDEXES + intents.INDEXES)
+    # A new intent embeds its `recovery.scheduled` (one insert, no transaction): the relay scans the intents too.
+    service.add_indexes([unit_of_work.embed_outbox_in(intents.COLLECTION)])
+    cache_seconds = settings.config_cache_seconds
+    return IntakeAdapters(
+        intents=IntentRepository(service.db),
+        merchants=MerchantRepository(service.db),
+        profiles=ProfileRepository(service.db, cache_seconds),
+        api_keys=ApiKeyRepository(service.db, cache_seconds),
+        connector_accounts=ConnectorAccountRepository(service.db, cache_seconds),
+        unit_of_work=unit_of_work,
+        clock=service.clock,
+    )

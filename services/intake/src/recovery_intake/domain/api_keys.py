@@ -6,7 +6,10 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
+from recovery_contracts.api.api_keys import ApiKeyCreate
 from recovery_contracts.ids import random_alnum
 
 # 32 bytes of entropy, URL-safe base64 (43 characters).
@@ -33,6 +36,23 @@ def issue_api_key(environment: str, secret: str) -> IssuedKey:
         prefix=plaintext[:12],
         digest=hash_api_key(plaintext, secret),
     )
+
+
+def api_key_document(issued: IssuedKey, merchant_id: str, body: ApiKeyCreate, now: datetime) -> dict[str, Any]:
+    """The key as stored: its keyed hash (`digest`) and the prefix shown in listings, never the key itself."""
+    expiration = body.expiration
+    return {
+        "_id": issued.key_id,
+        "merchant_id": merchant_id,
+        "name": body.name,
+        "description": body.description,
+        "prefix": issued.prefix,
+        "digest": issued.digest,
+        "created": now,
+        "expiration": expiration,
+        "expires_at": expiration if isinstance(expiration, datetime) else None,
+        "revoked": False,
+    }
 
 
 def same_secret(given: str, expected: str) -> bool:

@@ -2,24 +2,54 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
+from recovery_contracts.api.connector_accounts import ConnectorType
+from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.recovery import RecoveryAction, RecoveryAttemptStatus, RecoveryPaymentsCreate
 from recovery_contracts.recovery import PaymentToken, RecoveryPayment, RetryAlgorithm, RetrySettings
 
-
-class RecoveryRefused(ValueError):
-    """The request is well-formed but cannot start a recovery; the message says why."""
+from .rejection import Rejection
 
 
-def check_schedulable(request: RecoveryPaymentsCreate) -> None:
-    if request.action is not RecoveryAction.SCHEDULE_FAILED_PAYMENT:
-        return
-    if request.recovery_status is not RecoveryAttemptStatus.FAILED:
-        raise RecoveryRefused(
-            f"action schedule_failed_payment needs a failed attempt_status; got {request.attempt_status.value}"
+def check_acceptable(request: RecoveryPaymentsCreate) -> None:
+    """Refuses (`Rejection`) a well-formed request that cannot be applied to an invoice."""
+    if (
+        request.action is RecoveryAction.SCHEDULE_FAILED_PAYMENT
+        and request.recovery_status is not RecoveryAttemptStatus.FAILED
+    ):
+        raise Rejection(
+            ApiError.INVALID_REQUEST_DATA,
+            message=(
+                f"action schedule_failed_payment needs a failed attempt_status; got {request.attempt_status.value}"
+            ),
         )
+    if request.action is RecoveryAction.INVALID_ACTION:
+        raise Rejection(
+            ApiError.NOT_SUPPORTED,
+            message="action invalid_action cannot be applied to an invoice (see docs/retry-engine.md)",
+        )
+
+
+def check_connector_account(
+    account: dict[str, Any] | None, account_id: str, profile_id: str, kind: ConnectorType, field: str
+) -> dict[str, Any]:
+    """The account a request names in `field`, if it may serve the recovery: the profile's, of `kind`, enabled."""
+    if account is None or account["profile_id"] != profile_id:
+        raise Rejection(
+            ApiError.CONNECTOR_ACCOUNT_NOT_FOUND,
+            reason=f"{field} {account_id!r} is not a connector account of profile {profile_id}",
+        )
+    if account["connector_type"] != kind.value:
+        raise Rejection(
+            ApiError.INVALID_REQUEST_DATA,
+            message=f"{field} {account_id!r} is a {account['connector_type']}, not a {kind.value}",
+        )
+    if account.get("disabled"):
+        raise Rejection(ApiError.CONNECTOR_ACCOUNT_DISABLED, reason=f"{field} {account_id!r}")
+    return account
 
 
 def retry_settings(
@@ -106,7 +136,7 @@ def _revenue_recovery(billing_account: dict[str, Any]) -> dict[str, Any]:
 
 
 def merge_request(
-    current: RecoveryPayment, incoming: RecoveryPayment, seen_transactions: list[str]
+    current: RecoveryPayment, incoming: RecoveryPayment, seen_transactions: Collection[str]
 ) -> tuple[RecoveryPayment, tuple[str, ...]]:
     """A later `schedule_failed_payment` for the same invoice, folded into the recovery's snapshot.
 

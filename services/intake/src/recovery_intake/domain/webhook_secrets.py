@@ -7,7 +7,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-WHSEC_PREFIX = "whsec_"
+from recovery_contracts.verification import WHSEC_PREFIX
+
 # The new secret plus at most two previous ones: a signature header stays small however often one rotates.
 MAX_SECRETS = 3
 

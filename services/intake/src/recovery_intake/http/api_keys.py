@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -15,7 +14,6 @@ from recovery_contracts.api.api_keys import (
     RevokeApiKeyResponse,
 )
 from recovery_contracts.api.errors import ApiError
-from recovery_intake.domain.api_keys import issue_api_key
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
 
@@ -41,31 +39,14 @@ def router(ctx: ApiContext) -> APIRouter:
     @api.post("/v2/api-keys", response_model=ApiKeyCreateResponse, response_model_exclude_none=True)
     async def create_api_key(body: ApiKeyCreate, request: Request) -> ApiKeyCreateResponse:
         caller = await ctx.auth.merchant(request, admin_allowed=True)
-        now = ctx.clock.now()
-        expiration = body.expiration
-        if isinstance(expiration, datetime) and expiration <= now:
-            raise ApiProblem(ApiError.INVALID_DATA_VALUE, field_name="expiration", reason="must be in the future")
-        issued = issue_api_key(ctx.settings.api_key_environment, ctx.settings.api_key_hash_secret)
-        doc = {
-            "_id": issued.key_id,
-            "merchant_id": caller.merchant_id,
-            "name": body.name,
-            "description": body.description,
-            "prefix": issued.prefix,
-            "digest": issued.digest,
-            "created": now,
-            "expiration": expiration,
-            "expires_at": expiration if isinstance(expiration, datetime) else None,
-            "revoked": False,
-        }
-        await ctx.repository.api_keys.insert_one(doc)
+        doc, issued = await ctx.api_keys.issue(caller.merchant_id, body)
         return ApiKeyCreateResponse(
             key_id=issued.key_id,
             merchant_id=caller.merchant_id,
             name=body.name,
             description=body.description,
             api_key=issued.plaintext,
-            created=now,
+            created=doc["created"],
             expiration=body.expiration,
         )
 
@@ -76,12 +57,12 @@ def router(ctx: ApiContext) -> APIRouter:
         skip: int = Query(default=0, ge=0, le=1_000_000),
     ) -> list[RetrieveApiKeyResponse]:
         caller = await ctx.auth.merchant(request, admin_allowed=True)
-        return [_retrieve(d) for d in await ctx.repository.list_api_keys(caller.merchant_id, limit, skip)]
+        return [_retrieve(d) for d in await ctx.stored.api_keys.active(caller.merchant_id, limit, skip)]
 
     @api.get("/v2/api-keys/{key_id}", response_model=RetrieveApiKeyResponse, response_model_exclude_none=True)
     async def retrieve_api_key(key_id: KeyId, request: Request) -> RetrieveApiKeyResponse:
         caller = await ctx.auth.merchant(request, admin_allowed=True)
-        doc = await ctx.repository.api_key(caller.merchant_id, key_id)
+        doc = await ctx.stored.api_keys.get(caller.merchant_id, key_id)
         if doc is None or doc.get("revoked"):
             raise ApiProblem(ApiError.API_KEY_NOT_FOUND)
         return _retrieve(doc)
@@ -89,8 +70,7 @@ def router(ctx: ApiContext) -> APIRouter:
     @api.delete("/v2/api-keys/{key_id}", response_model=RevokeApiKeyResponse)
     async def revoke_api_key(key_id: KeyId, request: Request) -> RevokeApiKeyResponse:
         caller = await ctx.auth.merchant(request, admin_allowed=True)
-        if not await ctx.repository.revoke_api_key(caller.merchant_id, key_id, ctx.clock.now()):
-            raise ApiProblem(ApiError.API_KEY_NOT_FOUND)
+        await ctx.api_keys.revoke(caller.merchant_id, key_id)
         return RevokeApiKeyResponse(merchant_id=caller.merchant_id, key_id=key_id, revoked=True)
 
     return api

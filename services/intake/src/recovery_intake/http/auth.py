@@ -7,16 +7,15 @@ and an `x-profile-id` sent must name a profile of that merchant (404 otherwise, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from fastapi import Request
 
 from recovery_contracts.api.errors import ApiError
-from recovery_intake.adapters.repository import IntakeRepository
 from recovery_intake.domain.api_keys import hash_api_key, same_secret
 from recovery_intake.http.errors import ApiProblem
+from recovery_intake.ports import IntakeAdapters
 
 log = structlog.get_logger(__name__)
 
@@ -46,8 +45,11 @@ def presented_key(request: Request) -> str | None:
 
 
 class Authenticator:
-    def __init__(self, repository: IntakeRepository, admin_key: str, hash_secret: str) -> None:
-        self._repository = repository
+    def __init__(self, adapters: IntakeAdapters, admin_key: str, hash_secret: str) -> None:
+        self._merchants = adapters.merchants
+        self._api_keys = adapters.api_keys
+        self._profiles = adapters.profiles
+        self._clock = adapters.clock
         self._admin_key = admin_key
         self._hash_secret = hash_secret
 
@@ -73,15 +75,15 @@ class Authenticator:
                 raise ApiProblem(ApiError.UNAUTHORIZED, reason="this endpoint needs a merchant API key")
             if not header_merchant:
                 raise ApiProblem(ApiError.MISSING_REQUIRED_FIELD, field_name="x-merchant-id (header)")
-            if await self._repository.merchant(header_merchant) is None:
+            if await self._merchants.get(header_merchant) is None:
                 raise ApiProblem(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
             return await self._with_profile(request, Caller(merchant_id=header_merchant, is_admin=True))
-        record = await self._repository.api_key_by_digest(hash_api_key(key, self._hash_secret))
+        record = await self._api_keys.by_digest(hash_api_key(key, self._hash_secret))
         if record is None or record.get("revoked"):
             log.info("auth.rejected", reason="unknown or revoked key", path=request.url.path)
             raise ApiProblem(ApiError.UNAUTHORIZED)
         expires = record.get("expires_at")
-        if expires is not None and expires <= datetime.now(UTC):
+        if expires is not None and expires <= self._clock.now():
             raise ApiProblem(ApiError.UNAUTHORIZED, reason="the API key has expired")
         if header_merchant and header_merchant != record["merchant_id"]:
             log.info("auth.rejected", reason="merchant mismatch", key_id=record["_id"], path=request.url.path)
@@ -93,7 +95,7 @@ class Authenticator:
         profile_id = request.headers.get("x-profile-id")
         if not profile_id:
             return caller
-        profile = await self._repository.profile(caller.merchant_id, profile_id)
+        profile = await self._profiles.get(caller.merchant_id, profile_id)
         if profile is None:
             raise ApiProblem(ApiError.PROFILE_NOT_FOUND, id=profile_id[:64])
         return Caller(caller.merchant_id, caller.is_admin, caller.key_id, profile)

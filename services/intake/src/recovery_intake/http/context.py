@@ -1,26 +1,30 @@
-"""What the routes need, built once by the composition root."""
+"""What the routes need, built once by the composition root: the handlers for changes, the adapters for reads."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from recovery_intake.adapters.repository import IntakeRepository
-from recovery_intake.handlers import RecoveryIntake
+from recovery_intake.handlers.api_keys import ApiKeyIssuer
+from recovery_intake.handlers.connector_accounts import ConnectorAccountSetup
+from recovery_intake.handlers.merchants import MerchantOnboarding
+from recovery_intake.handlers.profiles import ProfileSettings
+from recovery_intake.handlers.recovery import RecoveryIntake
+from recovery_intake.handlers.secret_rotation import SecretRotation
 from recovery_intake.http.auth import Authenticator
+from recovery_intake.ports import IntakeAdapters
 from recovery_intake.settings import IntakeSettings
-from recovery_intake.webhook_secrets import WebhookSecretRotation
-from recovery_runtime.clock import Clock
 from recovery_runtime.secrets import SecretBox
-from recovery_runtime.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True)
 class ApiContext:
     settings: IntakeSettings
-    repository: IntakeRepository
     auth: Authenticator
-    store: UnitOfWork
-    clock: Clock
-    recovery: RecoveryIntake
     box: SecretBox
-    webhook_secrets: WebhookSecretRotation
+    stored: IntakeAdapters
+    recovery: RecoveryIntake
+    merchants: MerchantOnboarding
+    profiles: ProfileSettings
+    secret_rotation: SecretRotation
+    api_keys: ApiKeyIssuer
+    connector_accounts: ConnectorAccountSetup

@@ -6,7 +6,6 @@ from fastapi import APIRouter, Request
 
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.merchants import MerchantAccountCreate, MerchantAccountResponse
-from recovery_contracts.ids import new_merchant_id
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
 
@@ -27,14 +26,7 @@ def router(ctx: ApiContext) -> APIRouter:
     @api.post("/v2/merchant-accounts", response_model=MerchantAccountResponse, response_model_exclude_none=True)
     async def create_merchant_account(body: MerchantAccountCreate, request: Request) -> MerchantAccountResponse:
         ctx.auth.require_admin(request)
-        now = ctx.clock.now()
-        doc = {
-            "_id": new_merchant_id(body.merchant_name),
-            **body.model_dump(mode="json", exclude_none=True),
-            "created_at": now,
-        }
-        await ctx.repository.merchants.insert_one(doc)
-        return _response(doc)
+        return _response(await ctx.merchants.create(body))
 
     @api.get(
         "/v2/merchant-accounts/{merchant_id}",
@@ -43,7 +35,7 @@ def router(ctx: ApiContext) -> APIRouter:
     )
     async def retrieve_merchant_account(merchant_id: str, request: Request) -> MerchantAccountResponse:
         caller = await ctx.auth.merchant(request, admin_allowed=True)
-        doc = await ctx.repository.merchant(merchant_id)
+        doc = await ctx.stored.merchants.get(merchant_id)
         if doc is None or caller.merchant_id != merchant_id:
             raise ApiProblem(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
         return _response(doc)

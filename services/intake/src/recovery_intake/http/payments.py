@@ -8,8 +8,6 @@ from fastapi import APIRouter, Request
 
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate, RecoveryPaymentsResponse
-from recovery_contracts.payments import IntentStatus
-from recovery_intake.handlers import payment_object_of
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
 
@@ -23,17 +21,15 @@ def router(ctx: ApiContext) -> APIRouter:
         profile = ctx.auth.profile(caller)
         intent = await ctx.recovery.accept(caller.merchant_id, profile, body)
         return RecoveryPaymentsResponse(
-            id=intent["_id"],
-            intent_status=IntentStatus(intent["status"]),
-            merchant_reference_id=intent["merchant_reference_id"],
+            id=intent.payment_id, intent_status=intent.status, merchant_reference_id=intent.merchant_reference_id
         )
 
     @api.get("/v2/payments/{payment_id}")
     async def retrieve_payment(payment_id: str, request: Request) -> dict[str, Any]:
         caller = await ctx.auth.merchant(request, admin_allowed=False)
-        intent = await ctx.repository.intent(caller.merchant_id, payment_id, caller.profile_id)
+        intent = await ctx.stored.intents.get(caller.merchant_id, payment_id, caller.profile_id)
         if intent is None:
             raise ApiProblem(ApiError.PAYMENT_NOT_FOUND)
-        return payment_object_of(intent)
+        return intent.as_payment_object()
 
     return api

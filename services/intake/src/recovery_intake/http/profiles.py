@@ -21,16 +21,10 @@ from recovery_contracts.api.profiles import (
     WebhookSecretRotate,
     WebhookSecretRotation,
 )
-from recovery_contracts.ids import new_profile_id
 from recovery_contracts.timestamps import format_ms
-from recovery_intake.domain.api_keys import generate_hash_key
-from recovery_intake.domain.outbound_urls import outbound_url_problem
-from recovery_intake.domain.profile_events import profile_updated
-from recovery_intake.domain.sealed_fields import open_profile_secrets, seal_profile_secrets
-from recovery_intake.domain.webhook_secrets import new_whsec_secret
+from recovery_intake.domain.sealed_fields import open_profile_secrets
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
-from recovery_runtime.unit_of_work import Transaction
 
 _PROFILE_FIELDS = (
     "profile_name",
@@ -66,43 +60,16 @@ def profile_response(stored: dict[str, Any], open_: Any) -> ProfileResponse:
 
 def router(ctx: ApiContext) -> APIRouter:
     api = APIRouter(tags=["Profiles"], responses=ERROR_RESPONSES)
-    http_hosts = ctx.settings.http_allowed_hosts
-
-    def check_webhook_url(body: ProfileCreate | ProfileUpdate) -> None:
-        if body.webhook_details is not None:
-            problem = outbound_url_problem(body.webhook_details.webhook_url, http_hosts)
-            if problem:
-                raise ApiProblem(ApiError.INVALID_REQUEST_DATA, message=f"webhook_details.webhook_url {problem}")
 
     @api.post("/v2/profiles", response_model=ProfileResponse, response_model_exclude_none=True)
     async def create_profile(body: ProfileCreate, request: Request) -> ProfileResponse:
         caller = await ctx.auth.merchant(request, admin_allowed=True)
-        check_webhook_url(body)
-        now = ctx.clock.now()
-        fields = body.model_dump(mode="json", exclude_none=True)
-        fields.setdefault("payment_response_hash_key", generate_hash_key())
-        doc: dict[str, Any] = {
-            "_id": new_profile_id(),
-            "merchant_id": caller.merchant_id,
-            **seal_profile_secrets(fields, ctx.box.seal),
-            "standard_webhooks_secrets": [ctx.box.seal(new_whsec_secret())],
-            "standard_webhooks_retire_at": None,
-            "version": 1,
-            "created_at": now,
-            "modified_at": now,
-        }
-
-        async def create(tx: Transaction) -> None:
-            await ctx.repository.profiles.insert_one(doc, session=tx.session)
-            tx.emit(profile_updated(doc))
-
-        await ctx.store.apply(create)
-        return profile_response(doc, ctx.box.open)
+        return profile_response(await ctx.profiles.create(caller.merchant_id, body), ctx.box.open)
 
     @api.get("/v2/profiles/{profile_id}", response_model=ProfileResponse, response_model_exclude_none=True)
     async def retrieve_profile(profile_id: str, request: Request) -> ProfileResponse:
         caller = await ctx.auth.merchant(request, admin_allowed=True)
-        doc = await ctx.repository.profile(caller.merchant_id, profile_id)
+        doc = await ctx.stored.profiles.get(caller.merchant_id, profile_id)
         if doc is None:
             raise ApiProblem(ApiError.PROFILE_NOT_FOUND, id=profile_id)
         return profile_response(doc, ctx.box.open)
@@ -110,29 +77,7 @@ def router(ctx: ApiContext) -> APIRouter:
     @api.put("/v2/profiles/{profile_id}", response_model=ProfileResponse, response_model_exclude_none=True)
     async def update_profile(profile_id: str, body: ProfileUpdate, request: Request) -> ProfileResponse:
         caller = await ctx.auth.merchant(request, admin_allowed=True)
-        check_webhook_url(body)
-        changes = seal_profile_secrets(body.model_dump(mode="json", exclude_unset=True), ctx.box.seal)
-
-        async def update(tx: Transaction) -> dict[str, Any]:
-            doc = await ctx.repository.profile(caller.merchant_id, profile_id, tx.session)
-            if doc is None:
-                raise ApiProblem(ApiError.PROFILE_NOT_FOUND, id=profile_id)
-            expected = doc["version"]
-            for key, value in changes.items():
-                if value is None:
-                    doc.pop(key, None)
-                else:
-                    doc[key] = value
-            if not doc.get("payment_response_hash_key"):
-                doc["payment_response_hash_key"] = ctx.box.seal(generate_hash_key())
-            doc["version"] = expected + 1
-            doc["modified_at"] = ctx.clock.now()
-            if not await ctx.repository.save_profile(doc, expected, tx.session):
-                raise ApiProblem(ApiError.RESOURCE_BUSY)
-            tx.emit(profile_updated(doc))
-            return doc
-
-        return profile_response(await ctx.store.apply(update), ctx.box.open)
+        return profile_response(await ctx.profiles.update(caller.merchant_id, profile_id, body), ctx.box.open)
 
     @api.post(
         "/v2/profiles/{profile_id}/webhook-secret/rotate",
@@ -144,7 +89,7 @@ def router(ctx: ApiContext) -> APIRouter:
     ) -> WebhookSecretRotation:
         caller = await ctx.auth.merchant(request, admin_allowed=True)
         overlap = None if body is None or body.overlap_seconds is None else timedelta(seconds=body.overlap_seconds)
-        doc, secret = await ctx.webhook_secrets.rotate(caller.merchant_id, profile_id, overlap)
+        doc, secret = await ctx.secret_rotation.rotate(caller.merchant_id, profile_id, overlap)
         retire_at = doc.get("standard_webhooks_retire_at")
         return WebhookSecretRotation(
             profile_id=doc["_id"],

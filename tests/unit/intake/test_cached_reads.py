@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from recovery_intake.adapters.repository import ConfigCache
+from recovery_intake.adapters.cached_reads import CachedReads
 
 
 async def test_concurrent_misses_share_one_read_and_hits_read_nothing() -> None:
-    cache = ConfigCache(seconds=60)
+    cache = CachedReads(60)
     reads = 0
 
     async def load() -> dict[str, Any]:
@@ -28,7 +28,7 @@ async def test_concurrent_misses_share_one_read_and_hits_read_nothing() -> None:
 
 
 async def test_absent_documents_are_not_kept_and_a_write_drops_the_entry() -> None:
-    cache = ConfigCache(seconds=60)
+    cache = CachedReads(60)
     found: dict[str, Any] | None = None
 
     async def load() -> dict[str, Any] | None:
@@ -39,7 +39,7 @@ async def test_absent_documents_are_not_kept_and_a_write_drops_the_entry() -> No
     assert await cache.read(("profiles", "m", "p"), load) == found  # a new profile is seen at once
     found = {"_id": "p", "version": 2}
     assert (await cache.read(("profiles", "m", "p"), load))["version"] == 1
-    cache.drop("profiles", "p")
+    cache.invalidate(("profiles", "m", "p"))
     assert (await cache.read(("profiles", "m", "p"), load))["version"] == 2
 
 
@@ -49,10 +49,10 @@ async def test_entries_expire_and_zero_seconds_disables_keeping() -> None:
     async def load() -> dict[str, Any]:
         return {"_id": "a", "version": next(versions)}
 
-    off = ConfigCache(seconds=0)
+    off = CachedReads(0)
     assert (await off.read(("x",), load))["version"] == 1
     assert (await off.read(("x",), load))["version"] == 2
-    short = ConfigCache(seconds=0.05)
+    short = CachedReads(0.05)
     assert (await short.read(("x",), load))["version"] == 3
     assert (await short.read(("x",), load))["version"] == 3
     await asyncio.sleep(0.08)
@@ -60,7 +60,7 @@ async def test_entries_expire_and_zero_seconds_disables_keeping() -> None:
 
 
 async def test_a_failed_read_reaches_every_waiter_and_is_not_kept() -> None:
-    cache = ConfigCache(seconds=60)
+    cache = CachedReads(60)
 
     async def broken() -> dict[str, Any]:
         await asyncio.sleep(0.01)
@@ -74,4 +74,4 @@ async def test_a_failed_read_reaches_every_waiter_and_is_not_kept() -> None:
 
     assert await cache.read(("k",), fine) == {"_id": "k"}
     with pytest.raises(RuntimeError):
-        await ConfigCache(seconds=60).read(("k",), broken)
+        await CachedReads(60).read(("k",), broken)

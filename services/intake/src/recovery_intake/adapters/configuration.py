@@ -1,0 +1,120 @@
+"""Intake's configuration in MongoDB: merchants, profiles, API keys and connector accounts, one repository each.
+
+Every read is scoped by merchant (and profile where it applies): another merchant's id reads as absent. Profiles,
+API keys and connector accounts are read on every request and kept per process for `cache_seconds`
+(`CachedReads`); reads inside a transaction always go to the database.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from recovery_intake.adapters.cached_reads import CachedReads
+from recovery_intake.ports import Document
+from recovery_runtime.mongo import IndexSpec
+from recovery_runtime.unit_of_work import Transaction
+
+INDEXES = [
+    IndexSpec("api_keys", [("digest", ASCENDING)], "api_key_digest", unique=True),
+    IndexSpec("api_keys", [("merchant_id", ASCENDING), ("created", DESCENDING)], "api_key_merchant"),
+    IndexSpec("profiles", [("merchant_id", ASCENDING)], "profile_merchant"),
+    IndexSpec("profiles", [("standard_webhooks_retire_at", ASCENDING)], "profile_secret_retirement"),
+    IndexSpec("connector_accounts", [("merchant_id", ASCENDING), ("profile_id", ASCENDING)], "mca_profile"),
+]
+
+
+class MerchantRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._merchants = db["merchants"]
+
+    async def get(self, merchant_id: str) -> Document | None:
+        return await self._merchants.find_one({"_id": merchant_id})
+
+    async def add(self, doc: Document) -> None:
+        await self._merchants.insert_one(doc)
+
+
+class ProfileRepository:
+    def __init__(self, db: AsyncDatabase[Document], cache_seconds: float = 0.0) -> None:
+        self._profiles = db["profiles"]
+        self._cache = CachedReads(cache_seconds)
+
+    async def get(self, merchant_id: str, profile_id: str, tx: Transaction | None = None) -> Document | None:
+        query = {"_id": profile_id, "merchant_id": merchant_id}
+        if tx is not None:
+            return await self._profiles.find_one(query, session=tx.session)
+        return await self._cache.read((merchant_id, profile_id), lambda: self._profiles.find_one(query))
+
+    async def add(self, doc: Document, tx: Transaction) -> None:
+        await self._profiles.insert_one(doc, session=tx.session)
+
+    async def save(self, doc: Document, expected_version: int, tx: Transaction) -> bool:
+        key = (doc["merchant_id"], doc["_id"])
+        self._cache.invalidate(key)
+        # Again once committed: a reader between now and the commit may have kept the previous version.
+        tx.after_commit(lambda: self._cache.invalidate(key))
+        result = await self._profiles.replace_one(
+            {"_id": doc["_id"], "merchant_id": doc["merchant_id"], "version": expected_version},
+            doc,
+            session=tx.session,
+        )
+        return result.matched_count == 1
+
+    async def with_secrets_to_retire(self, now: datetime, limit: int = 500) -> list[Document]:
+        return await self._profiles.find(
+            {"standard_webhooks_retire_at": {"$lte": now}}, {"_id": 1, "merchant_id": 1}
+        ).to_list(limit)
+
+
+class ApiKeyRepository:
+    def __init__(self, db: AsyncDatabase[Document], cache_seconds: float = 0.0) -> None:
+        self._keys = db["api_keys"]
+        self._cache = CachedReads(cache_seconds)
+
+    async def by_digest(self, digest: str) -> Document | None:
+        return await self._cache.read(digest, lambda: self._keys.find_one({"digest": digest}))
+
+    async def get(self, merchant_id: str, key_id: str) -> Document | None:
+        return await self._keys.find_one({"_id": key_id, "merchant_id": merchant_id})
+
+    async def active(self, merchant_id: str, limit: int, skip: int) -> list[Document]:
+        return (
+            await self._keys.find({"merchant_id": merchant_id, "revoked": False})
+            .sort("created", DESCENDING)
+            .skip(skip)
+            .limit(limit)
+            .to_list(limit)
+        )
+
+    async def add(self, doc: Document) -> None:
+        await self._keys.insert_one(doc)
+
+    async def revoke(self, merchant_id: str, key_id: str, now: datetime) -> bool:
+        revoked = await self._keys.find_one_and_update(
+            {"_id": key_id, "merchant_id": merchant_id, "revoked": False},
+            {"$set": {"revoked": True, "revoked_at": now}},
+            projection={"digest": 1},
+        )
+        if revoked is None:
+            return False
+        self._cache.invalidate(revoked["digest"])
+        return True
+
+
+class ConnectorAccountRepository:
+    def __init__(self, db: AsyncDatabase[Document], cache_seconds: float = 0.0) -> None:
+        self._accounts = db["connector_accounts"]
+        self._cache = CachedReads(cache_seconds)
+
+    async def get(self, merchant_id: str, account_id: str, *, profile_id: str | None = None) -> Document | None:
+        query = {"_id": account_id, "merchant_id": merchant_id}
+        account = await self._cache.read((merchant_id, account_id), lambda: self._accounts.find_one(query))
+        if account is None or (profile_id is not None and account["profile_id"] != profile_id):
+            return None
+        return account
+
+    async def add(self, doc: Document, tx: Transaction) -> None:
+        await self._accounts.insert_one(doc, session=tx.session)

@@ -1,0 +1,209 @@
+"""The recovery intent as intake keeps it: one per invoice, and what each request and payment outcome does to it.
+
+An invoice is a merchant's `merchant_reference_id`: its first request creates the intent (a Hyperswitch v2
+payment, id `{cell}_pay_...`); later requests for it are folded in. Every transition returns the new intent and
+the messages to emit; nothing here reads the clock or stores anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from recovery_contracts.api.recovery import RecoveryAction
+from recovery_contracts.envelope import Envelope, MessageType, envelope_for
+from recovery_contracts.messages import RecoveryScheduled, RecoveryUpdated
+from recovery_contracts.payments import IntentStatus
+from recovery_contracts.recovery import RecoveryPayment, build_payment_object
+
+from .recovery import merge_request
+
+# What an action makes of the intent (Hyperswitch's recovery actions; cancel_invoice is this system's addition).
+ACTION_STATUS = {
+    RecoveryAction.CANCEL_INVOICE: IntentStatus.CANCELLED,
+    RecoveryAction.SUCCESS_PAYMENT_EXTERNAL: IntentStatus.SUCCEEDED,
+    RecoveryAction.PENDING_PAYMENT: IntentStatus.PROCESSING,
+}
+# An invoice paid or cancelled stays so: later requests for it are recorded, never acted on.
+FINAL = frozenset({IntentStatus.SUCCEEDED, IntentStatus.CANCELLED})
+# What a payment outcome never overwrites: a success is final (a late failure never replaces it), and a failure
+# does not reopen a cancelled invoice.
+KEPT_AGAINST_OUTCOME = {
+    IntentStatus.SUCCEEDED: frozenset({IntentStatus.SUCCEEDED}),
+    IntentStatus.FAILED: frozenset({IntentStatus.SUCCEEDED, IntentStatus.CANCELLED}),
+}
+
+
+@dataclass(frozen=True)
+class IntentRequest:
+    """A later request for the invoice, as recorded in the intent's history."""
+
+    at: datetime
+    action: RecoveryAction
+    connector_transaction_id: str | None
+
+
+@dataclass(frozen=True)
+class IntentChange:
+    """An intent after a transition, and the messages the transition emits."""
+
+    intent: Intent
+    messages: tuple[Envelope[Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Intent:
+    snapshot: RecoveryPayment
+    status: IntentStatus
+    # The first request's action; later ones are in `requests`.
+    action: RecoveryAction
+    # Whether `recovery.scheduled` went out: the scheduler knows this recovery.
+    scheduled: bool
+    # Of the state transferred in `recovery.updated`; consumers apply only newer versions.
+    version: int
+    # The billing system's failed transactions seen so far: a known one sent again is not a new failure.
+    billing_transactions: tuple[str, ...]
+    created_at: datetime
+    modified_at: datetime
+    # The v2 payment object the latest payment outcome carried (JSON), if any.
+    payment_object: dict[str, Any] | None = None
+    requests: tuple[IntentRequest, ...] = ()
+
+    @property
+    def payment_id(self) -> str:
+        return self.snapshot.payment_id
+
+    @property
+    def merchant_id(self) -> str:
+        return self.snapshot.merchant_id
+
+    @property
+    def profile_id(self) -> str:
+        return self.snapshot.profile_id
+
+    @property
+    def merchant_reference_id(self) -> str:
+        return self.snapshot.merchant_reference_id
+
+    @classmethod
+    def requested(
+        cls, snapshot: RecoveryPayment, action: RecoveryAction, now: datetime, *, cause: Envelope[Any] | None
+    ) -> IntentChange:
+        """The first request for an invoice. Hyperswitch answers a new recovery intent as `failed` (the invoice's
+        charge failed; retries follow); `schedule_failed_payment` starts the recovery (`recovery.scheduled`)."""
+        schedules = action is RecoveryAction.SCHEDULE_FAILED_PAYMENT
+        intent = cls(
+            snapshot=snapshot,
+            status=ACTION_STATUS.get(action, IntentStatus.FAILED),
+            action=action,
+            scheduled=schedules,
+            version=0,
+            billing_transactions=known_transactions(snapshot),
+            created_at=now,
+            modified_at=now,
+        )
+        return IntentChange(intent, (_scheduled(snapshot, now, cause),) if schedules else ())
+
+    def rerequested(
+        self,
+        action: RecoveryAction,
+        connector_transaction_id: str | None,
+        incoming: RecoveryPayment,
+        now: datetime,
+        *,
+        cause: Envelope[Any] | None,
+    ) -> IntentChange:
+        """A later request for the invoice (`incoming`: its snapshot as a new one), recorded and folded in; the
+        scheduler and the executor hear of a change (`recovery.updated`). A paid or cancelled invoice is never
+        reopened, and `no_action` changes nothing but the history."""
+        recorded = replace(
+            self,
+            requests=(*self.requests, IntentRequest(now, action, connector_transaction_id)),
+            modified_at=now,
+        )
+        if self.status in FINAL or action is RecoveryAction.NO_ACTION:
+            return IntentChange(recorded)
+        if action is RecoveryAction.SCHEDULE_FAILED_PAYMENT:
+            return recorded._failed_again(incoming, connector_transaction_id, now, cause)
+        status = ACTION_STATUS[action]
+        acted = replace(recorded, status=status)
+        if self.scheduled and self.status is not status:
+            return acted._updated(self.snapshot, action, (), now, cause)
+        return IntentChange(acted)
+
+    def _failed_again(
+        self,
+        incoming: RecoveryPayment,
+        connector_transaction_id: str | None,
+        now: datetime,
+        cause: Envelope[Any] | None,
+    ) -> IntentChange:
+        merged, added = merge_request(self.snapshot, incoming, self.billing_transactions)
+        known = self.billing_transactions
+        if connector_transaction_id and connector_transaction_id not in known:
+            known = (*known, connector_transaction_id)
+        changed = merged != self.snapshot or self.status is not IntentStatus.FAILED
+        failed = replace(self, snapshot=merged, status=IntentStatus.FAILED, billing_transactions=known)
+        if not self.scheduled:
+            return IntentChange(replace(failed, scheduled=True), (_scheduled(merged, now, cause),))
+        if changed:
+            return failed._updated(merged, RecoveryAction.SCHEDULE_FAILED_PAYMENT, added, now, cause)
+        return IntentChange(failed)
+
+    def _updated(
+        self,
+        payment: RecoveryPayment,
+        action: RecoveryAction,
+        tokens_added: tuple[str, ...],
+        now: datetime,
+        cause: Envelope[Any] | None,
+    ) -> IntentChange:
+        updated = replace(self, version=self.version + 1)
+        message = envelope_for(
+            MessageType.RECOVERY_UPDATED,
+            RecoveryUpdated(
+                payment=payment,
+                action=action.value,
+                intent_status=updated.status,
+                version=updated.version,
+                tokens_added=tokens_added,
+            ),
+            caused_by=cause,
+            correlation_id=payment.payment_id,
+            merchant_id=payment.merchant_id,
+            profile_id=payment.profile_id,
+            occurred_at=now,
+        )
+        return IntentChange(updated, (message,))
+
+    def with_outcome(self, status: IntentStatus, payment_object: dict[str, Any], now: datetime) -> Intent | None:
+        """The intent after a payment outcome (`payment.succeeded`, `payment.failed`), or None when it keeps
+        its status (`KEPT_AGAINST_OUTCOME`)."""
+        if self.status in KEPT_AGAINST_OUTCOME[status]:
+            return None
+        return replace(self, status=status, payment_object=payment_object, modified_at=now)
+
+    def as_payment_object(self) -> dict[str, Any]:
+        """The v2 payment object for `GET /v2/payments/{id}`: the latest one an outcome carried, else built now."""
+        if self.payment_object:
+            return self.payment_object
+        built = build_payment_object(self.snapshot, status=self.status, modified_at=self.modified_at, attempt=None)
+        return built.model_dump(mode="json")
+
+
+def known_transactions(snapshot: RecoveryPayment) -> tuple[str, ...]:
+    """The billing system's failed transactions a snapshot knows of (for an intent stored without the list)."""
+    return (snapshot.failed_connector_transaction_id,) if snapshot.failed_connector_transaction_id else ()
+
+
+def _scheduled(snapshot: RecoveryPayment, now: datetime, cause: Envelope[Any] | None) -> Envelope[RecoveryScheduled]:
+    return envelope_for(
+        MessageType.RECOVERY_SCHEDULED,
+        RecoveryScheduled(payment=snapshot),
+        caused_by=cause,
+        correlation_id=snapshot.payment_id,
+        merchant_id=snapshot.merchant_id,
+        profile_id=snapshot.profile_id,
+        occurred_at=now,
+    )

@@ -1,0 +1,109 @@
+"""A business profile as stored (signing keys and webhook password sealed), its changes, and `profile.updated`.
+
+Every change raises the version by one (the repository saves it by compare-and-set on the previous one) and
+emits `profile.updated`, the state transfer to the dispatcher, with the secrets sealed as stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from recovery_contracts.envelope import Envelope, MessageType, envelope_for
+from recovery_contracts.messages import ProfileUpdated
+from recovery_contracts.recovery import RetryAlgorithm
+
+from .api_keys import generate_hash_key
+from .sealed_fields import Transform, seal_profile_secrets
+from .webhook_secrets import SecretSet
+
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ProfileChange:
+    profile: Document
+    # The version the change replaces (0: a new profile).
+    expected_version: int
+    message: Envelope[ProfileUpdated]
+
+
+def new_profile(
+    fields: Document,
+    *,
+    profile_id: str,
+    merchant_id: str,
+    webhook_secret: str,
+    seal: Transform,
+    now: datetime,
+) -> ProfileChange:
+    """`fields`: the create request's; without a hash key one is generated, as Hyperswitch does."""
+    fields = {**fields}
+    fields.setdefault("payment_response_hash_key", generate_hash_key())
+    doc: Document = {
+        "_id": profile_id,
+        "merchant_id": merchant_id,
+        **seal_profile_secrets(fields, seal),
+        "standard_webhooks_secrets": [seal(webhook_secret)],
+        "standard_webhooks_retire_at": None,
+        "version": 1,
+        "created_at": now,
+        "modified_at": now,
+    }
+    return ProfileChange(doc, 0, profile_updated(doc))
+
+
+def changed_profile(stored: Document, changes: Document, *, seal: Transform, now: datetime) -> ProfileChange:
+    """`changes`: the update request's fields as sent (a null removes the field), secrets sealed already."""
+    doc = {**stored}
+    for key, value in changes.items():
+        if value is None:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+    if not doc.get("payment_response_hash_key"):
+        doc["payment_response_hash_key"] = seal(generate_hash_key())
+    return _next_version(stored, doc, now)
+
+
+def with_secrets(stored: Document, secret_set: SecretSet, now: datetime) -> ProfileChange:
+    doc = {
+        **stored,
+        "standard_webhooks_secrets": list(secret_set.secrets),
+        "standard_webhooks_retire_at": secret_set.retire_at,
+    }
+    return _next_version(stored, doc, now)
+
+
+def secrets_of(stored: Document) -> SecretSet:
+    return SecretSet(tuple(stored.get("standard_webhooks_secrets") or ()), stored.get("standard_webhooks_retire_at"))
+
+
+def _next_version(stored: Document, doc: Document, now: datetime) -> ProfileChange:
+    expected: int = stored["version"]
+    doc["version"] = expected + 1
+    doc["modified_at"] = now
+    return ProfileChange(doc, expected, profile_updated(doc))
+
+
+def profile_updated(doc: Document) -> Envelope[ProfileUpdated]:
+    """`doc` is the profile as stored: the hash key and Standard Webhooks secrets are sealed, and stay so."""
+    webhook = doc.get("webhook_details") or {}
+    return envelope_for(
+        MessageType.PROFILE_UPDATED,
+        ProfileUpdated(
+            profile_id=doc["_id"],
+            merchant_id=doc["merchant_id"],
+            version=doc["version"],
+            webhook_url=webhook.get("webhook_url"),
+            payment_response_hash_key=(
+                doc.get("payment_response_hash_key") if doc.get("enable_payment_response_hash", True) else None
+            ),
+            standard_webhooks_secrets=tuple(doc.get("standard_webhooks_secrets") or ()),
+            custom_headers=doc.get("outgoing_webhook_custom_http_headers") or {},
+            retry_algorithm=RetryAlgorithm(doc.get("revenue_recovery_retry_algorithm_type", "monitoring")),
+        ),
+        merchant_id=doc["merchant_id"],
+        profile_id=doc["_id"],
+    )

@@ -1,0 +1,120 @@
+"""Accepting a recovery request, from `POST /v2/payments/recovery` or a `recovery.requested` message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from recovery_contracts.api.connector_accounts import ConnectorType
+from recovery_contracts.api.recovery import RecoveryPaymentsCreate
+from recovery_contracts.envelope import Envelope
+from recovery_contracts.ids import new_payment_id
+from recovery_contracts.messages import RecoveryRequested
+from recovery_contracts.recovery import RecoveryPayment
+from recovery_intake import metrics
+from recovery_intake.domain.intent import Intent
+from recovery_intake.domain.recovery import build_snapshot, check_acceptable, check_connector_account
+from recovery_intake.domain.rejection import Rejection
+from recovery_intake.ports import Document, IntakeAdapters, IntentExists
+from recovery_runtime.bus import MessageRejected
+from recovery_runtime.topology import ConsumerQueue
+from recovery_runtime.unit_of_work import Transaction, applied_key
+
+log = structlog.get_logger(__name__)
+
+
+class RecoveryIntake:
+    def __init__(self, adapters: IntakeAdapters, *, cell_id: str, monitoring_threshold_seconds: int) -> None:
+        self._intents = adapters.intents
+        self._accounts = adapters.connector_accounts
+        self._profiles = adapters.profiles
+        self._unit_of_work = adapters.unit_of_work
+        self._clock = adapters.clock
+        self._cell = cell_id
+        self._monitoring_threshold = monitoring_threshold_seconds
+
+    async def accept(
+        self,
+        merchant_id: str,
+        profile: Document,
+        request: RecoveryPaymentsCreate,
+        *,
+        consumed: Envelope[Any] | None = None,
+        consumer: str | None = None,
+    ) -> Intent:
+        """The invoice's intent: created with its recovery scheduled, or the existing one with the request
+        folded in. Rejection when the request cannot be applied (nothing is stored then)."""
+        check_acceptable(request)
+        snapshot = await self._snapshot(merchant_id, profile, request)
+        new = Intent.requested(snapshot, request.action, snapshot.created_at, cause=consumed)
+        applied = applied_key(consumed, str(consumer)) if consumed is not None else None
+
+        async def add(tx: Transaction) -> Intent:
+            # The common case, a new invoice: one insert (no transaction).
+            await self._intents.add(new, tx, applied=applied)
+            return new.intent
+
+        async def fold_in(tx: Transaction) -> Intent:
+            reference = request.merchant_reference_id
+            existing = await self._intents.by_reference(merchant_id, reference, tx, applying=applied)
+            if existing is None:
+                await self._intents.add(new, tx)
+                return new.intent
+            change = existing.rerequested(
+                request.action, request.connector_transaction_id, snapshot, snapshot.created_at, cause=consumed
+            )
+            await self._intents.save(change, tx)
+            emitted = [m.type.value for m in change.messages]
+            log.info("recovery.updated", action=request.action.value, status=change.intent.status, emitted=emitted)
+            return change.intent
+
+        try:
+            intent = await self._unit_of_work.write(add)
+        except IntentExists:
+            intent = await self._unit_of_work.apply(fold_in, consumed=consumed, consumer=consumer)
+        is_new = intent.payment_id == snapshot.payment_id
+        log.info("recovery.accepted", payment_id=intent.payment_id, new=is_new)
+        metrics.RECOVERY_REQUESTS.labels("broker" if consumed else "http", "new" if is_new else "existing").inc()
+        return intent
+
+    async def recovery_requested(self, envelope: Envelope[RecoveryRequested], queue: ConsumerQueue) -> None:
+        if not envelope.merchant_id or not envelope.profile_id:
+            raise MessageRejected("recovery.requested needs merchant_id and profile_id in the envelope")
+        profile = await self._profiles.get(envelope.merchant_id, envelope.profile_id)
+        if profile is None:
+            raise MessageRejected(f"profile {envelope.profile_id} of merchant {envelope.merchant_id} not found")
+        try:
+            await self.accept(
+                envelope.merchant_id, profile, envelope.payload.request, consumed=envelope, consumer=queue.name
+            )
+        except Rejection as rejection:
+            raise MessageRejected(rejection.describe()) from rejection
+
+    async def _snapshot(self, merchant_id: str, profile: Document, request: RecoveryPaymentsCreate) -> RecoveryPayment:
+        """The request as a new recovery's snapshot, with the connector accounts it names checked."""
+        billing_id, payment_id = request.billing_merchant_connector_id, request.payment_merchant_connector_id
+        billing = check_connector_account(
+            await self._accounts.get(merchant_id, billing_id),
+            billing_id,
+            profile["_id"],
+            ConnectorType.BILLING_PROCESSOR,
+            "billing_merchant_connector_id",
+        )
+        payment_account = check_connector_account(
+            await self._accounts.get(merchant_id, payment_id),
+            payment_id,
+            profile["_id"],
+            ConnectorType.PAYMENT_PROCESSOR,
+            "payment_merchant_connector_id",
+        )
+        return build_snapshot(
+            request,
+            payment_id=new_payment_id(self._cell),
+            merchant_id=merchant_id,
+            profile=profile,
+            billing_account=billing,
+            payment_account=payment_account,
+            now=self._clock.now(),
+            monitoring_threshold_seconds=self._monitoring_threshold,
+        )

@@ -1,0 +1,124 @@
+"""What intake's handlers need of storage: one small port per aggregate (MongoDB in adapters/, in memory in tests).
+
+Configuration documents (merchants, profiles, API keys, connector accounts) travel as the dicts they are stored
+as; the recovery intent as its aggregate (`domain.intent.Intent`). Every read is scoped by merchant (and profile
+where it applies): another merchant's id reads as absent. `tx` is the unit of work's transaction: a read or
+write inside one takes part in it; the messages of an `IntentChange` are emitted into it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from recovery_contracts.payments import IntentStatus
+from recovery_intake.domain.intent import Intent, IntentChange
+from recovery_runtime.bus import Publisher
+from recovery_runtime.clock import Clock
+from recovery_runtime.unit_of_work import Transaction, UnitOfWorkPort
+
+Document = dict[str, Any]
+
+
+class IntentExists(Exception):
+    """The invoice (merchant + merchant_reference_id) has an intent already: a concurrent or earlier request."""
+
+
+class OutcomeRecorded(StrEnum):
+    APPLIED = "applied"
+    # Recorded without effect: the intent keeps its status (`KEPT_AGAINST_OUTCOME`).
+    KEPT = "kept"
+    DUPLICATE = "duplicate"
+    UNKNOWN_INTENT = "unknown_intent"
+
+
+class Intents(Protocol):
+    async def add(self, change: IntentChange, tx: Transaction, *, applied: str | None = None) -> None:
+        """Store a new intent with its messages and the consumed message's key; IntentExists when the invoice
+        has one already (nothing is stored then)."""
+        ...
+
+    async def by_reference(
+        self, merchant_id: str, reference: str, tx: Transaction, *, applying: str | None = None
+    ) -> Intent | None:
+        """The invoice's intent; AlreadyApplied when it records `applying` (a consumed message's key)."""
+        ...
+
+    async def save(self, change: IntentChange, tx: Transaction) -> None:
+        """Replace the intent (read in the same transaction) and emit the change's messages."""
+        ...
+
+    async def get(self, merchant_id: str, payment_id: str, profile_id: str | None = None) -> Intent | None: ...
+
+    async def record_outcome(
+        self, payment_id: str, status: IntentStatus, payment_object: Document, now: datetime, applied: str
+    ) -> OutcomeRecorded:
+        """Apply a payment outcome (`Intent.with_outcome`) and record `applied`, in one compare-and-set write."""
+        ...
+
+
+class Merchants(Protocol):
+    async def get(self, merchant_id: str) -> Document | None: ...
+
+    async def add(self, doc: Document) -> None: ...
+
+
+class Profiles(Protocol):
+    async def get(self, merchant_id: str, profile_id: str, tx: Transaction | None = None) -> Document | None:
+        """Outside a transaction possibly from a cache a few seconds old; inside one, always read."""
+        ...
+
+    async def add(self, doc: Document, tx: Transaction) -> None: ...
+
+    async def save(self, doc: Document, expected_version: int, tx: Transaction) -> bool:
+        """Replace the profile if it still has `expected_version` (compare-and-set); False when it has not."""
+        ...
+
+    async def with_secrets_to_retire(self, now: datetime, limit: int = 500) -> list[Document]:
+        """Profiles (`_id`, `merchant_id`) whose rotated-out Standard Webhooks secrets have reached the end of
+        their overlap."""
+        ...
+
+
+class ApiKeys(Protocol):
+    async def by_digest(self, digest: str) -> Document | None:
+        """Possibly from a cache a few seconds old: a revocation through another intake instance applies within
+        its seconds. Expiry is the caller's to check."""
+        ...
+
+    async def get(self, merchant_id: str, key_id: str) -> Document | None: ...
+
+    async def active(self, merchant_id: str, limit: int, skip: int) -> list[Document]:
+        """The merchant's keys not revoked, newest first."""
+        ...
+
+    async def add(self, doc: Document) -> None: ...
+
+    async def revoke(self, merchant_id: str, key_id: str, now: datetime) -> bool:
+        """False when the merchant has no such key, or it is revoked already."""
+        ...
+
+
+class ConnectorAccounts(Protocol):
+    async def get(self, merchant_id: str, account_id: str, *, profile_id: str | None = None) -> Document | None:
+        """Possibly from a cache a few seconds old."""
+        ...
+
+    async def add(self, doc: Document, tx: Transaction) -> None: ...
+
+
+@dataclass(frozen=True)
+class IntakeAdapters:
+    """Everything intake's handlers touch outside the process; `app.build_service` builds the real ones."""
+
+    intents: Intents
+    merchants: Merchants
+    profiles: Profiles
+    api_keys: ApiKeys
+    connector_accounts: ConnectorAccounts
+    unit_of_work: UnitOfWorkPort
+    clock: Clock
+    # None: the service's own (confirmed publishes to RabbitMQ).
+    publisher: Publisher | None = None
