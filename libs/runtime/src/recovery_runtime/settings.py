@@ -6,7 +6,7 @@ import socket
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_INTERNAL_TOKEN = "development-only-internal-token"
@@ -50,6 +50,11 @@ class ServiceSettings(BaseSettings):
     secrets_master_key_id: str = Field(default="main", pattern=r"^[A-Za-z0-9_-]{1,32}$")
     secrets_master_keys: str | None = Field(default=None, repr=False)
     secrets_active_key_id: str | None = None
+    # The egress policy (recovery_runtime.egress): non-global networks that outbound calls whose destination a
+    # merchant controls (webhooks, record back, billing APIs) may reach. WEBHOOK_ALLOWED_CIDRS is its old name.
+    outbound_allowed_cidrs: str = Field(
+        default="", validation_alias=AliasChoices("outbound_allowed_cidrs", "webhook_allowed_cidrs")
+    )
 
     @property
     def is_production(self) -> bool:
