@@ -40,14 +40,14 @@ class MongoAttemptRepository:
     async def claim(self, attempt: Attempt) -> Attempt | None:
         """Insert the new attempt; None when it is new, else the attempt already recorded under its key."""
         try:
-            await self._attempts.insert_one(_claim_document(attempt))
+            await self._attempts.insert_one(claim_document(attempt))
             return None
         except DuplicateKeyError:
             return await self.get(attempt.key)
 
     async def get(self, key: str) -> Attempt | None:
         doc = await self._attempts.find_one({"_id": key})
-        return None if doc is None else _attempt_of(doc)
+        return None if doc is None else attempt_of(doc)
 
     async def take_over(self, previous: Attempt, taken: Attempt) -> bool:
         """Compare-and-set on the start time `previous` saw: one executor takes an abandoned or unknown attempt."""
@@ -116,7 +116,7 @@ class MongoAttemptRepository:
         return result.modified_count == 1
 
 
-def _claim_document(attempt: Attempt) -> dict[str, Any]:
+def claim_document(attempt: Attempt) -> dict[str, Any]:
     return {
         "_id": attempt.key,
         "payment_id": attempt.payment_id,
@@ -132,7 +132,7 @@ def _claim_document(attempt: Attempt) -> dict[str, Any]:
     }
 
 
-def _attempt_of(doc: dict[str, Any]) -> Attempt:
+def attempt_of(doc: dict[str, Any]) -> Attempt:
     emitted = doc.get("emitted")
     outcome_message = None
     if emitted:

@@ -1,0 +1,203 @@
+"""EXECUTE: one charge per planned attempt, whatever arrives twice, races or times out."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from recovery_contracts.envelope import MessageType
+from recovery_contracts.payments import IntentStatus
+from recovery_executor.domain.attempt import AttemptStatus
+
+from .builders import connector_account, planned, recovery_updated
+from .fakes import INSTANCE, OTHER_INSTANCE, Executor, declined, timed_out
+
+QUEUE = "executor.execute-retry"
+
+
+async def test_a_new_attempt_is_charged_once_and_its_success_reported(executor: Executor) -> None:
+    command = planned()
+    payment = command.payload.payment
+
+    await executor.send(QUEUE, command)
+
+    [request] = executor.connector.charges
+    assert request.idempotency_key == f"recovery:{payment.payment_id}:attempt:1"
+    assert (request.amount, request.currency, request.payment_method) == (2250, "USD", "pm_card_visa")
+    [succeeded] = executor.published(MessageType.PAYMENT_SUCCEEDED)
+    assert succeeded.causation_id == command.message_id
+    assert succeeded.payload.connector_transaction_id == "pi_approved"
+    assert succeeded.payload.payment.status == IntentStatus.SUCCEEDED
+    attempt = executor.attempts.records[f"{payment.payment_id}:1"]
+    assert (attempt.status, attempt.owner) == (AttemptStatus.SUCCEEDED, INSTANCE)
+    assert attempt.outcome_message is not None and attempt.outcome_message.message_id == succeeded.message_id
+    assert executor.published(MessageType.RECORD_BACK) == []
+
+
+async def test_a_success_is_recorded_back_when_the_billing_connector_asked_for_it(executor: Executor) -> None:
+    command = planned(record_back_url="https://billing.example/record-back")
+
+    await executor.send(QUEUE, command)
+
+    [request] = executor.published(MessageType.RECORD_BACK)
+    assert request.payload.url == "https://billing.example/record-back"
+    assert request.payload.body.connector_transaction_id == "pi_approved"
+    assert request.causation_id == command.message_id
+
+
+async def test_a_duplicate_command_charges_nothing_and_republishes_the_known_outcome(
+    executor: Executor, requeues: list[int]
+) -> None:
+    command = planned()
+
+    await executor.send(QUEUE, command)
+    await executor.send(QUEUE, command)  # redelivered
+    await executor.send(QUEUE, command.model_copy(update={"message_id": "another-copy"}))
+
+    assert len(executor.connector.charges) == 1
+    first, *again = executor.published(MessageType.PAYMENT_SUCCEEDED)
+    assert [m.message_id for m in again] == [first.message_id] * 2
+    assert requeues == [] and executor.publisher.dead_letters == []
+
+
+async def test_a_decline_is_reported_with_its_codes(executor: Executor) -> None:
+    executor.connector.charge_answers.append(declined("do_not_honor"))
+
+    await executor.send(QUEUE, planned())
+
+    [failed] = executor.published(MessageType.PAYMENT_ATTEMPT_FAILED)
+    assert (failed.payload.outcome, failed.payload.decline_code, failed.payload.error_code) == (
+        "declined",
+        "do_not_honor",
+        "card_declined",
+    )
+    assert failed.payload.advice_code == "try_again_later"
+    [attempt] = executor.attempts.records.values()
+    assert (attempt.status, attempt.decline_code) == (AttemptStatus.DECLINED, "do_not_honor")
+
+
+async def test_an_unknown_outcome_is_left_to_psync_on_a_timer_and_a_copy_does_not_charge(executor: Executor) -> None:
+    executor.connector.charge_answers.append(timed_out())
+    command = planned()
+    key = f"{command.payload.payment.payment_id}:1"
+
+    await executor.send(QUEUE, command)
+    await executor.send(QUEUE, command.model_copy(update={"message_id": "another-copy"}))
+
+    assert len(executor.connector.charges) == 1
+    assert executor.published(MessageType.PAYMENT_SUCCEEDED) == []
+    [timer] = executor.published(MessageType.SCHEDULE_TIMER)
+    assert (timer.payload.timer_id, timer.payload.kind) == (f"psync:{key}:1", "payment_sync")
+    assert timer.payload.due_at == executor.clock.now() + timedelta(seconds=30)
+    assert timer.payload.message["payload"]["execute_message_id"] == command.message_id
+    assert timer.payload.message["payload"]["sync_number"] == 1
+    assert executor.attempts.records[key].status is AttemptStatus.UNKNOWN
+
+
+async def test_an_attempt_another_executor_claimed_first_is_not_charged_here(
+    executor: Executor, requeues: list[int]
+) -> None:
+    command = planned()
+    mine = f"{command.payload.payment.payment_id}:1"
+    # The other executor's insert lands between this one's guard read and its claim.
+    executor.attempts.race_next = lambda: executor.attempts.held_by_another(command, executor.clock.now())
+
+    await executor.send(QUEUE, command)
+
+    assert executor.connector.charges == []
+    assert requeues == [0]  # looked at again after a pause: by then the other executor settled it
+    assert executor.attempts.records[mine].owner == OTHER_INSTANCE
+
+
+async def test_an_abandoned_attempt_is_taken_over_and_synced_never_charged_blind(executor: Executor) -> None:
+    command = planned()
+    executor.attempts.held_by_another(command, executor.clock.now() - timedelta(minutes=5))  # it died mid-call
+
+    await executor.send(QUEUE, command)
+
+    assert executor.connector.charges == []
+    [(request, _)] = executor.connector.syncs
+    assert request.idempotency_key.endswith(":attempt:1")
+    [attempt] = executor.attempts.records.values()
+    assert (attempt.status, attempt.owner, attempt.resumptions) == (AttemptStatus.SUCCEEDED, INSTANCE, 1)
+    assert len(executor.published(MessageType.PAYMENT_SUCCEEDED)) == 1
+
+
+async def test_a_settlement_that_lost_the_attempt_to_a_take_over_is_requeued(
+    executor: Executor, requeues: list[int]
+) -> None:
+    command = planned()
+    key = f"{command.payload.payment.payment_id}:1"
+    # The call outlasted `abandoned_after`: another executor took the attempt over meanwhile.
+    executor.connector.while_charging = lambda: executor.attempts.held_by_another(command, executor.clock.now())
+
+    await executor.send(QUEUE, command)
+
+    assert requeues == [0]
+    assert executor.published(MessageType.PAYMENT_SUCCEEDED) == []  # the executor holding it now settles it
+    assert executor.attempts.records[key].status is AttemptStatus.CHARGING
+
+
+async def test_an_invoice_no_longer_chargeable_is_refused_and_a_later_plan_charges(executor: Executor) -> None:
+    first = planned()
+    payment = first.payload.payment
+    await executor.send("executor.recovery-updated", recovery_updated(payment, IntentStatus.PROCESSING, 2))
+
+    await executor.send(QUEUE, first)
+
+    assert executor.connector.charges == []
+    [attempt] = executor.attempts.records.values()
+    assert attempt.status is AttemptStatus.SKIPPED
+    assert attempt.skip_reason == "the billing system reports a payment in progress"
+    assert executor.publisher.published == []
+
+    # Resumed: the scheduler plans the same attempt number again, under a new attempt id.
+    await executor.send("executor.recovery-updated", recovery_updated(payment, IntentStatus.FAILED, 3))
+    await executor.send(QUEUE, planned(payment))
+    assert len(executor.connector.charges) == 1
+    assert len(executor.published(MessageType.PAYMENT_SUCCEEDED)) == 1
+
+
+async def test_a_payment_with_a_succeeded_attempt_is_not_charged_again(executor: Executor) -> None:
+    payment = planned().payload.payment
+    await executor.send(QUEUE, planned(payment, attempt_number=1))
+
+    await executor.send(QUEUE, planned(payment, attempt_number=2))
+
+    assert len(executor.connector.charges) == 1
+    assert executor.attempts.records[f"{payment.payment_id}:2"].skip_reason == (
+        "attempt 1 of this payment already succeeded"
+    )
+
+
+async def test_a_disabled_or_unsupported_connector_account_dead_letters_the_command(executor: Executor) -> None:
+    await executor.send("executor.connector-account-updated", connector_account(2, disabled=True))
+    await executor.send(QUEUE, planned())
+    await executor.send("executor.connector-account-updated", connector_account(3, connector_name="adyen"))
+    await executor.send(QUEUE, planned())
+
+    assert executor.connector.charges == []
+    assert [(d.queue, d.reason) for d in executor.publisher.dead_letters] == [
+        (QUEUE, "connector account mca_payment is disabled"),
+        (QUEUE, "connector 'adyen' is not supported for charges"),
+    ]
+    assert executor.attempts.records == {}
+
+
+async def test_a_connector_account_not_known_yet_requeues_the_command(executor: Executor, requeues: list[int]) -> None:
+    await executor.send(QUEUE, planned(payment_connector_id="mca_not_projected_yet"))
+
+    assert requeues == [0]
+    assert executor.connector.charges == [] and executor.publisher.dead_letters == []
+
+
+async def test_an_invalid_command_is_dead_lettered_with_the_reason(executor: Executor) -> None:
+    command = planned().model_dump(mode="json")
+    command["payload"]["attempt_number"] = 0
+
+    await executor.send(QUEUE, json.dumps(command).encode())
+
+    [letter] = executor.publisher.dead_letters
+    assert letter.queue == QUEUE
+    assert "payload.attempt_number: Input should be greater than or equal to 1" in letter.reason
+    assert executor.connector.charges == []

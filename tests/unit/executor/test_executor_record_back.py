@@ -1,0 +1,81 @@
+"""Record back: the billing connector hears of a successful retry once it answers 2xx, tried on durable timers."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from recovery_contracts.envelope import MessageType
+from recovery_executor.domain.follow_up import RECORD_BACK_MAX_TRIES
+from recovery_executor.domain.ports import RecordBackAnswer
+from recovery_executor.domain.record_back import RecordBackStatus
+
+from .builders import record_back
+from .fakes import Executor
+
+QUEUE = "executor.record-back"
+REFUSED = RecordBackAnswer(accepted=False, status_code=503)
+
+
+async def test_an_accepted_record_back_is_recorded_once(executor: Executor) -> None:
+    request = record_back("12345_pay_1")
+
+    await executor.send(QUEUE, request)
+    await executor.send(QUEUE, request)  # redelivered
+    await executor.send(QUEUE, request.model_copy(update={"message_id": "a-timer-fired-twice"}))
+
+    [(url, body, key)] = executor.billing.calls
+    assert (url, key) == ("https://billing.example/record-back", "record-back:12345_pay_1")
+    assert body["attempt_status"] == "charged" and body["connector_transaction_id"] == "pi_approved"
+    progress = executor.record_backs.progress["12345_pay_1"]
+    assert (progress.status, progress.attempts) == (RecordBackStatus.ACCEPTED, 1)
+    assert executor.publisher.published == []
+
+
+async def test_a_refused_record_back_is_tried_again_on_a_timer(executor: Executor) -> None:
+    executor.billing.answers.append(REFUSED)
+    request = record_back("12345_pay_1")
+
+    await executor.send(QUEUE, request)
+
+    [timer] = executor.published(MessageType.SCHEDULE_TIMER)
+    assert (timer.payload.timer_id, timer.payload.kind) == ("record-back:12345_pay_1:2", "record_back")
+    assert timer.payload.due_at == executor.clock.now() + timedelta(minutes=1)
+    assert timer.payload.message["payload"]["attempt"] == 2
+    assert timer.payload.message["causation_id"] == request.message_id
+    assert executor.record_backs.progress["12345_pay_1"].status is RecordBackStatus.RETRYING
+    [tried] = executor.record_backs.tries["12345_pay_1"]
+    assert (tried.attempt, tried.status_code) == (1, 503)
+
+
+async def test_a_duplicate_of_a_refused_try_records_it_once(executor: Executor) -> None:
+    executor.billing.answers.extend([REFUSED, REFUSED])
+    request = record_back("12345_pay_1")
+
+    await executor.send(QUEUE, request)
+    await executor.send(QUEUE, request)
+
+    # Asked twice (the billing system de-duplicates by the idempotency key), recorded and re-timed once.
+    assert len(executor.billing.calls) == 2
+    assert len(executor.record_backs.tries["12345_pay_1"]) == 1
+    assert len(executor.published(MessageType.SCHEDULE_TIMER)) == 1
+
+
+async def test_the_last_refused_try_gives_up_for_an_operator(executor: Executor) -> None:
+    executor.billing.answers.append(REFUSED)
+
+    await executor.send(QUEUE, record_back("12345_pay_1", attempt=RECORD_BACK_MAX_TRIES))
+
+    assert executor.record_backs.progress["12345_pay_1"].status is RecordBackStatus.ABANDONED
+    assert executor.publisher.published == []
+
+
+async def test_an_invalid_record_back_is_dead_lettered_with_the_reason(executor: Executor) -> None:
+    request = record_back().model_dump(mode="json")
+    del request["payload"]["url"]
+
+    await executor.send(QUEUE, json.dumps(request).encode())
+
+    [letter] = executor.publisher.dead_letters
+    assert letter.queue == QUEUE and "payload.url: Field required" in letter.reason
+    assert executor.billing.calls == []
