@@ -75,3 +75,26 @@ async def test_a_failed_read_reaches_every_waiter_and_is_not_kept() -> None:
     assert await cache.read(("k",), fine) == {"_id": "k"}
     with pytest.raises(RuntimeError):
         await CachedReads(60).read(("k",), broken)
+
+
+async def test_a_read_under_way_when_the_document_changes_is_not_kept() -> None:
+    cache = CachedReads(60)
+    version = 1
+    reading = asyncio.Event()
+
+    async def slow_load() -> dict[str, Any]:
+        read = {"_id": "p", "version": version}
+        reading.set()
+        await asyncio.sleep(0.01)
+        return read
+
+    pending = asyncio.create_task(cache.read(("profiles", "m", "p"), slow_load))
+    await reading.wait()
+    version = 2
+    cache.invalidate(("profiles", "m", "p"))  # a write through this process, while the read was under way
+    assert (await pending)["version"] == 1  # that caller sees what it read...
+
+    async def load() -> dict[str, Any]:
+        return {"_id": "p", "version": version}
+
+    assert (await cache.read(("profiles", "m", "p"), load))["version"] == 2  # ...but it was not kept

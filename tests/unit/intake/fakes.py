@@ -1,0 +1,242 @@
+"""In-memory stand-ins for intake's repositories, with the rules of the MongoDB ones (one intent per invoice,
+applied message ids, outcomes that never overwrite a final status, versioned profiles), and intake built around
+them for FastStream's TestRabbitBroker and FastAPI's test client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from recovery_contracts.payments import IntentStatus
+from recovery_intake.app import build_service
+from recovery_intake.domain.api_keys import hash_api_key
+from recovery_intake.domain.intent import Intent, IntentChange
+from recovery_intake.domain.webhook_secrets import new_whsec_secret
+from recovery_intake.ports import Document, IntakeAdapters, IntentExists, OutcomeRecorded
+from recovery_intake.settings import IntakeSettings
+from recovery_runtime.bus import AlreadyApplied
+from recovery_runtime.secrets import SecretBox
+from recovery_runtime.service import Service
+from recovery_runtime.testing import FixedClock, InMemoryUnitOfWork, RecordingPublisher
+from recovery_runtime.unit_of_work import Transaction
+
+MERCHANT = "merchant_1"
+PROFILE = "pro_1"
+BILLING_ACCOUNT = "mca_billing_1"
+PAYMENT_ACCOUNT = "mca_payment_1"
+API_KEY = "snd_test_key"
+ADMIN_KEY = "test_admin_key"
+SETTINGS = IntakeSettings(admin_api_key=ADMIN_KEY, cell_id="12345", rate_limit_per_second=0)
+
+
+class FakeIntents:
+    def __init__(self) -> None:
+        self.intents: dict[str, Intent] = {}
+        self.applied: dict[str, list[str]] = {}
+        # Run before the next `add` checks for an existing intent: another instance's request that wins the race.
+        self.before_next_add: Callable[[], None] | None = None
+
+    def of_invoice(self, merchant_id: str, reference: str) -> Intent | None:
+        return next(
+            (i for i in self.intents.values() if (i.merchant_id, i.merchant_reference_id) == (merchant_id, reference)),
+            None,
+        )
+
+    async def add(self, change: IntentChange, tx: Transaction, *, applied: str | None = None) -> None:
+        if self.before_next_add is not None:
+            race, self.before_next_add = self.before_next_add, None
+            race()
+        intent = change.intent
+        if self.of_invoice(intent.merchant_id, intent.merchant_reference_id) is not None:
+            raise IntentExists(intent.merchant_reference_id)
+        self.intents[intent.payment_id] = intent
+        self.applied[intent.payment_id] = [applied] if applied is not None else []
+        for message in change.messages:
+            tx.emit(message)
+        if change.messages:
+            tx.embed("payment_intents", intent.payment_id, intent.modified_at)
+
+    async def by_reference(
+        self, merchant_id: str, reference: str, tx: Transaction, *, applying: str | None = None
+    ) -> Intent | None:
+        intent = self.of_invoice(merchant_id, reference)
+        if intent is not None and applying in self.applied[intent.payment_id]:
+            raise AlreadyApplied(applying)
+        return intent
+
+    async def save(self, change: IntentChange, tx: Transaction) -> None:
+        self.intents[change.intent.payment_id] = change.intent
+        for message in change.messages:
+            tx.emit(message)
+
+    async def get(self, merchant_id: str, payment_id: str, profile_id: str | None = None) -> Intent | None:
+        intent = self.intents.get(payment_id)
+        if intent is None or intent.merchant_id != merchant_id or profile_id not in (None, intent.profile_id):
+            return None
+        return intent
+
+    async def record_outcome(
+        self, payment_id: str, status: IntentStatus, payment_object: Document, now: datetime, applied: str
+    ) -> OutcomeRecorded:
+        intent = self.intents.get(payment_id)
+        if intent is None:
+            return OutcomeRecorded.UNKNOWN_INTENT
+        if applied in self.applied[payment_id]:
+            return OutcomeRecorded.DUPLICATE
+        self.applied[payment_id].append(applied)
+        changed = intent.with_outcome(status, payment_object, now)
+        if changed is None:
+            return OutcomeRecorded.KEPT
+        self.intents[payment_id] = changed
+        return OutcomeRecorded.APPLIED
+
+
+class FakeMerchants:
+    def __init__(self) -> None:
+        self.merchants: dict[str, Document] = {}
+
+    async def get(self, merchant_id: str) -> Document | None:
+        return self.merchants.get(merchant_id)
+
+    async def add(self, doc: Document) -> None:
+        self.merchants[doc["_id"]] = doc
+
+
+class FakeProfiles:
+    def __init__(self) -> None:
+        self.profiles: dict[str, Document] = {}
+
+    async def get(self, merchant_id: str, profile_id: str, tx: Transaction | None = None) -> Document | None:
+        doc = self.profiles.get(profile_id)
+        return dict(doc) if doc is not None and doc["merchant_id"] == merchant_id else None
+
+    async def add(self, doc: Document, tx: Transaction) -> None:
+        self.profiles[doc["_id"]] = doc
+
+    async def save(self, doc: Document, expected_version: int, tx: Transaction) -> bool:
+        stored = self.profiles.get(doc["_id"])
+        if stored is None or stored["version"] != expected_version:
+            return False
+        self.profiles[doc["_id"]] = doc
+        return True
+
+    async def with_secrets_to_retire(self, now: datetime, limit: int = 500) -> list[Document]:
+        due = [p for p in self.profiles.values() if p.get("standard_webhooks_retire_at") is not None]
+        return [p for p in due if p["standard_webhooks_retire_at"] <= now][:limit]
+
+
+class FakeApiKeys:
+    def __init__(self) -> None:
+        self.keys: dict[str, Document] = {}
+
+    async def by_digest(self, digest: str) -> Document | None:
+        return next((k for k in self.keys.values() if k["digest"] == digest), None)
+
+    async def get(self, merchant_id: str, key_id: str) -> Document | None:
+        key = self.keys.get(key_id)
+        return key if key is not None and key["merchant_id"] == merchant_id else None
+
+    async def active(self, merchant_id: str, limit: int, skip: int) -> list[Document]:
+        mine = [k for k in self.keys.values() if k["merchant_id"] == merchant_id and not k["revoked"]]
+        return sorted(mine, key=lambda k: k["created"], reverse=True)[skip : skip + limit]
+
+    async def add(self, doc: Document) -> None:
+        self.keys[doc["_id"]] = doc
+
+    async def revoke(self, merchant_id: str, key_id: str, now: datetime) -> bool:
+        key = await self.get(merchant_id, key_id)
+        if key is None or key["revoked"]:
+            return False
+        key.update(revoked=True, revoked_at=now)
+        return True
+
+
+class FakeConnectorAccounts:
+    def __init__(self) -> None:
+        self.accounts: dict[str, Document] = {}
+
+    async def get(self, merchant_id: str, account_id: str, *, profile_id: str | None = None) -> Document | None:
+        account = self.accounts.get(account_id)
+        if account is None or account["merchant_id"] != merchant_id or profile_id not in (None, account["profile_id"]):
+            return None
+        return account
+
+    async def add(self, doc: Document, tx: Transaction) -> None:
+        self.accounts[doc["_id"]] = doc
+
+
+@dataclass
+class Intake:
+    """Intake on in-memory adapters, with a merchant, a profile, an API key and the two connector accounts a
+    recovery needs (`tenant`), as `recovery demo` would have set them up."""
+
+    service: Service
+    adapters: IntakeAdapters
+    publisher: RecordingPublisher
+    intents: FakeIntents
+    merchants: FakeMerchants
+    profiles: FakeProfiles
+    api_keys: FakeApiKeys
+    connector_accounts: FakeConnectorAccounts
+    unit_of_work: InMemoryUnitOfWork
+    clock: FixedClock
+
+    def headers(self) -> dict[str, str]:
+        return {"api-key": API_KEY, "x-profile-id": PROFILE}
+
+
+def intake() -> Intake:
+    publisher = RecordingPublisher()
+    intents, merchants, profiles = FakeIntents(), FakeMerchants(), FakeProfiles()
+    api_keys, accounts = FakeApiKeys(), FakeConnectorAccounts()
+    unit_of_work, clock = InMemoryUnitOfWork(publisher), FixedClock()
+    adapters = IntakeAdapters(
+        intents=intents,
+        merchants=merchants,
+        profiles=profiles,
+        api_keys=api_keys,
+        connector_accounts=accounts,
+        unit_of_work=unit_of_work,
+        clock=clock,
+        publisher=publisher,
+    )
+    service = build_service(SETTINGS, adapters)
+    built = Intake(service, adapters, publisher, intents, merchants, profiles, api_keys, accounts, unit_of_work, clock)
+    _tenant(built)
+    return built
+
+
+def _tenant(built: Intake) -> None:
+    now = built.clock.now()
+    built.merchants.merchants[MERCHANT] = {"_id": MERCHANT, "merchant_name": "Test merchant", "created_at": now}
+    built.profiles.profiles[PROFILE] = {
+        "_id": PROFILE,
+        "merchant_id": MERCHANT,
+        "profile_name": "default",
+        "revenue_recovery_retry_algorithm_type": "cascading",
+        "standard_webhooks_secrets": [SecretBox.from_settings(SETTINGS).seal(new_whsec_secret())],
+        "version": 1,
+        "created_at": now,
+    }
+    built.api_keys.keys["key_1"] = {
+        "_id": "key_1",
+        "merchant_id": MERCHANT,
+        "digest": hash_api_key(API_KEY, SETTINGS.api_key_hash_secret),
+        "revoked": False,
+        "created": now,
+        "expires_at": None,
+    }
+    for account_id, kind, name in (
+        (BILLING_ACCOUNT, "billing_processor", "chargebee"),
+        (PAYMENT_ACCOUNT, "payment_processor", "stripe"),
+    ):
+        built.connector_accounts.accounts[account_id] = {
+            "_id": account_id,
+            "merchant_id": MERCHANT,
+            "profile_id": PROFILE,
+            "connector_type": kind,
+            "connector_name": name,
+            "disabled": False,
+            "body": {},
+        }

@@ -1,0 +1,161 @@
+"""Intake's HTTP API on in-memory adapters (httpx over ASGI, no server): the recovery endpoint, the payment it
+answers with, bad input refused with nothing stored or published, and the profile's versioned changes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from recovery_contracts.envelope import MessageType
+from recovery_intake.handlers.secret_rotation import SecretRotation
+from recovery_runtime.secrets import SecretBox
+
+from .fakes import MERCHANT, PROFILE, SETTINGS, Intake, intake
+from .requests import REFERENCE, recovery_body, with_token
+
+RECOVERY = "/v2/payments/recovery"
+
+
+@pytest.fixture
+def svc() -> Intake:
+    return intake()
+
+
+@pytest.fixture
+async def client(svc: Intake) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=svc.service.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://intake", headers=svc.headers()) as http:
+        yield http
+
+
+def error_of(response: httpx.Response, status: int, code: str) -> str:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    return f"{error['message']} {error.get('reason') or ''}"
+
+
+async def test_a_recovery_is_answered_stored_and_scheduled(svc: Intake, client: httpx.AsyncClient) -> None:
+    response = await client.post(RECOVERY, json=recovery_body())
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer == {"id": answer["id"], "intent_status": "failed", "merchant_reference_id": REFERENCE}
+    [scheduled] = svc.publisher.envelopes(MessageType.RECOVERY_SCHEDULED)
+    assert scheduled.correlation_id == answer["id"] and scheduled.causation_id is None
+
+    payment = await client.get(f"/v2/payments/{answer['id']}")
+    assert payment.status_code == 200, payment.text
+    assert payment.json()["status"] == "failed" and payment.json()["merchant_reference_id"] == REFERENCE
+
+    # The same invoice again is the same payment, not a second recovery.
+    again = await client.post(RECOVERY, json=recovery_body())
+    assert again.json()["id"] == answer["id"]
+    assert len(svc.publisher.envelopes(MessageType.RECOVERY_SCHEDULED)) == 1
+    assert svc.publisher.envelopes(MessageType.RECOVERY_UPDATED) == []
+
+
+async def test_a_later_request_for_the_invoice_updates_it(svc: Intake, client: httpx.AsyncClient) -> None:
+    first = (await client.post(RECOVERY, json=recovery_body())).json()
+    second = (await client.post(RECOVERY, json=with_token("pm_second", "1831985"))).json()
+    cancelled = (await client.post(RECOVERY, json=recovery_body(action="cancel_invoice"))).json()
+
+    assert first["id"] == second["id"] == cancelled["id"]
+    assert cancelled["intent_status"] == "cancelled"
+    updates = [e.payload for e in svc.publisher.envelopes(MessageType.RECOVERY_UPDATED)]
+    assert [(u.version, u.action, u.tokens_added) for u in updates] == [
+        (1, "schedule_failed_payment", ("pm_second",)),
+        (2, "cancel_invoice", ()),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "mention"),
+    [
+        (b'{"amount_details": {"order_amount": 2250,', 400, "IR_06", "Json deserialize error"),
+        (recovery_body(amount_details={"order_amount": "lots", "currency": "USD"}), 400, "IR_06", "order_amount"),
+        (recovery_body(surprise=1), 400, "IR_06", "surprise"),
+        (recovery_body(billing_merchant_connector_id="mca_unknown"), 404, "HE_02", "mca_unknown"),
+        (recovery_body(payment_merchant_connector_id="mca_billing_1"), 422, "IR_06", "not a payment_processor"),
+        (recovery_body(attempt_status="charged"), 422, "IR_06", "needs a failed attempt_status"),
+        (recovery_body(action="invalid_action"), 400, "IR_19", "invalid_action"),
+    ],
+    ids=["malformed", "wrong-type", "unknown-field", "unknown-account", "wrong-account-kind", "not-failed", "invalid"],
+)
+async def test_bad_input_is_refused_and_nothing_is_stored_or_published(
+    svc: Intake, client: httpx.AsyncClient, body: Any, status: int, code: str, mention: str
+) -> None:
+    if isinstance(body, bytes):
+        response = await client.post(RECOVERY, content=body, headers={"content-type": "application/json"})
+    else:
+        response = await client.post(RECOVERY, json=body)
+    assert mention in error_of(response, status, code)
+    assert svc.intents.intents == {} and svc.publisher.published == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "code", "mention"),
+    [
+        ({"api-key": ""}, 401, "IR_01", "api-key"),
+        ({"api-key": "snd_not-a-key"}, 401, "IR_01", ""),
+        ({"x-merchant-id": "someone_else"}, 401, "IR_01", "x-merchant-id"),
+        ({"x-profile-id": ""}, 400, "IR_04", "x-profile-id"),
+        ({"x-profile-id": "pro_someone_elses"}, 404, "HE_02", "pro_someone_elses"),
+    ],
+    ids=["no-key", "unknown-key", "other-merchant", "no-profile", "unknown-profile"],
+)
+async def test_a_caller_who_cannot_act_for_the_profile_is_refused(
+    svc: Intake, client: httpx.AsyncClient, headers: dict[str, str], status: int, code: str, mention: str
+) -> None:
+    sent = {k: v for k, v in {**svc.headers(), **headers}.items() if v}
+    client.headers.clear()
+    response = await client.post(RECOVERY, json=recovery_body(), headers=sent)
+    assert mention in error_of(response, status, code)
+    assert svc.intents.intents == {} and svc.publisher.published == []
+
+
+async def test_a_profile_change_raises_its_version_and_a_concurrent_one_loses(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    client.headers["x-merchant-id"] = MERCHANT
+    update = {"webhook_details": {"webhook_url": "https://merchant.example/webhooks"}}
+    response = await client.put(f"/v2/profiles/{PROFILE}", json=update)
+    assert response.status_code == 200, response.text
+    [updated] = svc.publisher.envelopes(MessageType.PROFILE_UPDATED)
+    assert (updated.payload.version, updated.payload.webhook_url) == (2, "https://merchant.example/webhooks")
+
+    # Another instance saved version 3 between this one's read and its compare-and-set: busy, nothing emitted.
+    stored = svc.profiles.profiles[PROFILE]
+    original_save = svc.profiles.save
+
+    async def save_after_a_concurrent_change(doc: dict[str, Any], expected_version: int, tx: Any) -> bool:
+        svc.profiles.profiles[PROFILE] = {**stored, "version": stored["version"] + 1}
+        return await original_save(doc, expected_version, tx)
+
+    svc.profiles.save = save_after_a_concurrent_change  # type: ignore[method-assign]
+    busy = await client.put(f"/v2/profiles/{PROFILE}", json=update)
+    assert "busy" in error_of(busy, 422, "HE_00")
+    assert len(svc.publisher.envelopes(MessageType.PROFILE_UPDATED)) == 1
+
+
+async def test_a_rotated_secret_signs_beside_the_old_one_until_the_overlap_ends(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    rotated = await client.post(f"/v2/profiles/{PROFILE}/webhook-secret/rotate", json={"overlap_seconds": 60})
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["standard_webhooks_secret"].startswith("whsec_")
+    assert rotated.json()["active_secrets"] == 2
+
+    retirement = SecretRotation(
+        svc.adapters, SecretBox.from_settings(SETTINGS), default_overlap=timedelta(0), retirement_interval=1.0
+    )
+    assert await retirement.retire_due() == 0
+    svc.clock.advance(timedelta(seconds=60))
+    assert await retirement.retire_due() == 1
+
+    updates = [e.payload for e in svc.publisher.envelopes(MessageType.PROFILE_UPDATED)]
+    assert [(u.version, len(u.standard_webhooks_secrets)) for u in updates] == [(2, 2), (3, 1)]
+    assert updates[1].standard_webhooks_secrets == updates[0].standard_webhooks_secrets[:1]
