@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import ipaddress
 import json
 import re
 import shlex
@@ -353,3 +354,172 @@ def duration_seconds(value: str) -> float:
     for number, unit in matches:
         total += float(number) * units[unit]
     return total
+
+
+def merge_compose(base: Any, override: Any, path: str = "") -> Any:
+    """`docker compose -f base -f override`: mappings merge key by key (environment included), scalars are
+    replaced. Sequences merge by rules per key in Compose (ports append, command replaces, ...); none is
+    implemented, so an override carrying one fails here instead of being merged wrongly."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = merge_compose(base[key], value, f"{path}.{key}") if key in base else copy.deepcopy(value)
+        return merged
+    if isinstance(override, list):
+        raise ValueError(f"{path}: merging sequences is not implemented by this helper")
+    return copy.deepcopy(override)
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    host_ip: str | None
+    host_port: str
+    container_port: str
+
+
+def published_ports(service: Doc) -> list[PublishedPort]:
+    """A service's `ports` in the short syntax ([HOST_IP:]HOST_PORT:CONTAINER_PORT or CONTAINER_PORT)."""
+    result = []
+    for entry in service.get("ports", []):
+        if not isinstance(entry, str):
+            raise ValueError(f"only the short port syntax is implemented: {entry!r}")
+        parts = entry.rsplit(":", 2)
+        if len(parts) == 3:
+            result.append(PublishedPort(parts[0], parts[1], parts[2]))
+        elif len(parts) == 2:
+            result.append(PublishedPort(None, parts[0], parts[1]))
+        else:  # container port only: published on an ephemeral port of every interface
+            result.append(PublishedPort(None, "", parts[0]))
+    return result
+
+
+# ---- NetworkPolicy (networking.k8s.io/v1) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One end of a connection: a pod (namespace, its labels, its named ports) or an address outside the cluster
+    (namespace None). Pods have an address too, so that ipBlock rules apply to them as they would."""
+
+    ip: str
+    namespace: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    namespace_labels: dict[str, str] = field(default_factory=dict)
+    named_ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def is_pod(self) -> bool:
+        return self.namespace is not None
+
+
+def pod(namespace: str, ip: str, labels: dict[str, str], named_ports: dict[str, int] | None = None) -> Endpoint:
+    # Kubernetes labels every namespace with its name (kubernetes.io/metadata.name, since 1.21).
+    return Endpoint(ip, namespace, labels, {"kubernetes.io/metadata.name": namespace}, named_ports or {})
+
+
+def external(ip: str) -> Endpoint:
+    return Endpoint(ip)
+
+
+def selector_matches(selector: Doc | None, labels: dict[str, str]) -> bool:
+    """A LabelSelector: matchLabels and matchExpressions (In, NotIn, Exists, DoesNotExist); {} matches all."""
+    selector = selector or {}
+    unknown = set(selector) - {"matchLabels", "matchExpressions"}
+    if unknown:
+        raise ValueError(f"unknown selector fields {sorted(unknown)}")
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        present = key in labels
+        ok = {
+            "In": present and labels.get(key) in values,
+            "NotIn": not present or labels.get(key) not in values,
+            "Exists": present,
+            "DoesNotExist": not present,
+        }[operator]
+        if not ok:
+            return False
+    return True
+
+
+def policy_types(policy: Doc) -> set[str]:
+    spec = policy["spec"]
+    if "policyTypes" in spec:
+        return set(spec["policyTypes"])
+    return {"Ingress", *(["Egress"] if "egress" in spec else [])}
+
+
+def policies_selecting(docs: list[Doc], target: Endpoint) -> list[Doc]:
+    return [
+        policy
+        for policy in of_kind(docs, "NetworkPolicy").values()
+        if target.is_pod
+        and policy["metadata"].get("namespace", "") == target.namespace
+        and selector_matches(policy["spec"]["podSelector"], target.labels)
+    ]
+
+
+def _peer_matches(peer: Doc, policy_namespace: str, other: Endpoint) -> bool:
+    if "ipBlock" in peer:
+        block = peer["ipBlock"]
+        address = ipaddress.ip_address(other.ip)
+        network = ipaddress.ip_network(block["cidr"])
+        if address.version != network.version or address not in network:
+            return False
+        return not any(address in ipaddress.ip_network(cidr) for cidr in block.get("except", []))
+    if not other.is_pod:
+        return False
+    if "namespaceSelector" in peer:
+        if not selector_matches(peer["namespaceSelector"], other.namespace_labels):
+            return False
+    elif other.namespace != policy_namespace:
+        return False
+    return selector_matches(peer.get("podSelector"), other.labels)
+
+
+def _port_matches(rule_ports: list[Doc] | None, port: int, protocol: str, destination: Endpoint) -> bool:
+    if not rule_ports:
+        return True
+    for entry in rule_ports:
+        if entry.get("protocol", "TCP") != protocol:
+            continue
+        if "port" not in entry:
+            return True
+        wanted = entry["port"]
+        if isinstance(wanted, str):
+            wanted = destination.named_ports.get(wanted)
+            if wanted is None:
+                continue
+        if wanted <= port <= entry.get("endPort", wanted):
+            return True
+    return False
+
+
+def _direction_allows(docs: list[Doc], subject: Endpoint, other: Endpoint, port: int, protocol: str, kind: str) -> bool:
+    """Whether `subject`'s policies of one direction admit the connection (to `other` for Egress, from it for
+    Ingress). A pod no policy of that direction selects is not isolated in that direction."""
+    selecting = [p for p in policies_selecting(docs, subject) if kind in policy_types(p)]
+    if not subject.is_pod or not selecting:
+        return True
+    destination = other if kind == "Egress" else subject
+    rules_key, peers_key = ("egress", "to") if kind == "Egress" else ("ingress", "from")
+    for policy in selecting:
+        namespace = policy["metadata"].get("namespace", "")
+        for rule in policy["spec"].get(rules_key) or []:
+            peers = rule.get(peers_key)
+            if peers and not any(_peer_matches(peer, namespace, other) for peer in peers):
+                continue
+            if _port_matches(rule.get("ports"), port, protocol, destination):
+                return True
+    return False
+
+
+def connection_allowed(
+    docs: list[Doc], source: Endpoint, destination: Endpoint, port: int, protocol: str = "TCP"
+) -> bool:
+    """NetworkPolicy semantics: the source's egress policies and the destination's ingress policies must both
+    admit the connection (policies add up; a pod selected by none for a direction is open in it)."""
+    return _direction_allows(docs, source, destination, port, protocol, "Egress") and _direction_allows(
+        docs, destination, source, port, protocol, "Ingress"
+    )

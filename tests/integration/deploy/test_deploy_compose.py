@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
 import yaml
-from deploy_support import REPO, SCHEMAS, SERVICE_PORTS, SERVICES, duration_seconds, interpolate, load_json
+from deploy_support import (
+    DEPLOY,
+    REPO,
+    SCHEMAS,
+    SERVICE_PORTS,
+    SERVICES,
+    duration_seconds,
+    interpolate,
+    load_json,
+    merge_compose,
+    published_ports,
+)
+from pydantic import ValidationError
 
 from recovery_cli.stack import RUNNABLE
+from recovery_intake.settings import IntakeSettings
+from recovery_runtime.secrets import SecretBox
+from recovery_runtime.settings import ServiceSettings
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +64,7 @@ def test_scaled_services_have_no_fixed_names_or_host_ports(compose) -> None:
         assert "container_name" not in service, name
     for name in SCALED:
         assert "ports" not in compose["services"][name], f"{name}: --scale needs no host port"
-    assert compose["services"]["intake"]["ports"] == ["8080:8080"]
+    assert compose["services"]["intake"]["ports"] == ["127.0.0.1:8080:8080"]
 
 
 def test_the_four_services_share_one_image_and_run_by_command(compose) -> None:
@@ -125,3 +141,95 @@ def test_environment_comes_from_shared_anchors(raw) -> None:
     assert "x-service-environment: &service-environment" in text
     assert text.count("<<: *service-environment") == len(SERVICES)
     assert any(key.startswith("x-") for key in raw)
+
+
+# ---- exposure and production ----------------------------------------------------------------------------------
+
+PRODUCTION_OVERRIDE = DEPLOY / "compose.production.yaml"
+PRODUCTION_SECRETS = {
+    "ADMIN_API_KEY": "a" * 64,
+    "API_KEY_HASH_SECRET": "h" * 64,
+    "INTERNAL_API_TOKEN": "i" * 44,
+    "SECRETS_MASTER_KEY": "bWFzdGVyLWtleS1vZi0zMi1ieXRlcy1mb3ItdGVzdHM=",
+    "RABBITMQ_PASSWORD": "p" * 32,
+}
+
+
+def settings_of(environment: dict[str, str], model: type[ServiceSettings]) -> ServiceSettings:
+    """A service's settings from the environment compose gives its container (keyword arguments, so that this
+    process's own environment does not decide)."""
+    return model(**{key.lower(): value for key, value in environment.items()})
+
+
+def test_every_published_port_listens_on_loopback_unless_told_otherwise(raw, compose) -> None:
+    published = {name: published_ports(service) for name, service in compose["services"].items()}
+    assert {name for name, ports in published.items() if ports} == {"intake", "rabbitmq", *DEMO}
+    for name, ports in published.items():
+        for port in ports:
+            assert port.host_ip == "127.0.0.1", f"{name}: {port} is published on every host interface"
+    told = interpolate(raw, {"INTAKE_BIND": "0.0.0.0", "INTAKE_PORT": "9080"})
+    assert told["services"]["intake"]["ports"] == ["0.0.0.0:9080:8080"]
+    assert told["services"]["rabbitmq"]["ports"] == compose["services"]["rabbitmq"]["ports"]
+
+
+def test_intake_forwards_to_the_services_owning_the_events_and_recoveries(compose) -> None:
+    environment = compose["services"]["intake"]["environment"]
+    for variable, owner in (("DISPATCHER_INTERNAL_URL", "webhook-dispatcher"), ("SCHEDULER_INTERNAL_URL", "scheduler")):
+        url = urlsplit(environment[variable])
+        assert url.hostname == owner, f"{variable}: the compose service name (every replica answers)"
+        assert url.port == SERVICE_PORTS[owner]
+        assert str(url.port) in compose["services"][owner]["expose"]
+
+
+def test_the_environment_switch_reaches_every_service(raw, compose) -> None:
+    for name in SERVICES:
+        assert compose["services"][name]["environment"]["API_KEY_ENVIRONMENT"] == "snd", name
+    production = interpolate(raw, {"API_KEY_ENVIRONMENT": "prd"})
+    for name in SERVICES:
+        assert production["services"][name]["environment"]["API_KEY_ENVIRONMENT"] == "prd", name
+
+
+def test_with_prd_the_services_refuse_compose_development_secrets(raw) -> None:
+    production = interpolate(raw, {"API_KEY_ENVIRONMENT": "prd"})["services"]
+    with pytest.raises(ValidationError, match="ADMIN_API_KEY"):
+        settings_of(production["intake"]["environment"], IntakeSettings)
+    for name in SERVICES:
+        with pytest.raises(ValidationError, match="INTERNAL_API_TOKEN"):
+            settings_of(production[name]["environment"], IntakeSettings if name == "intake" else ServiceSettings)
+    development = interpolate(raw)["services"]["intake"]["environment"]
+    assert settings_of(development, IntakeSettings).api_key_environment == "snd", "development starts as before"
+
+
+def production_compose(environment: dict[str, str]) -> dict[str, Any]:
+    override = yaml.safe_load(PRODUCTION_OVERRIDE.read_text())
+    return interpolate(merge_compose(yaml.safe_load((REPO / "compose.yaml").read_text()), override), environment)
+
+
+@pytest.mark.parametrize("variable", sorted(PRODUCTION_SECRETS))
+def test_the_production_override_refuses_to_start_without_each_secret(variable) -> None:
+    for missing in ({}, {variable: ""}):
+        environment = {key: value for key, value in PRODUCTION_SECRETS.items() if key != variable} | missing
+        with pytest.raises(KeyError, match=f"required variable {variable}: set {variable}"):
+            production_compose(environment)
+
+
+def test_the_production_override_runs_prd_with_the_given_secrets(compose) -> None:
+    production = production_compose(PRODUCTION_SECRETS)
+    validator = jsonschema.Draft201909Validator(load_json(SCHEMAS / "compose-spec.json"))
+    errors = sorted(validator.iter_errors(production), key=lambda e: list(e.absolute_path))
+    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
+    services = production["services"]
+    for name in SERVICES:
+        environment = services[name]["environment"]
+        assert environment["API_KEY_ENVIRONMENT"] == "prd", name
+        assert environment["INTERNAL_API_TOKEN"] == PRODUCTION_SECRETS["INTERNAL_API_TOKEN"], name
+        assert environment["SECRETS_MASTER_KEY"] == PRODUCTION_SECRETS["SECRETS_MASTER_KEY"], name
+        assert f":{PRODUCTION_SECRETS['RABBITMQ_PASSWORD']}@rabbitmq:5672/" in environment["RABBITMQ_URL"], name
+        assert not [key for key, value in environment.items() if "development" in str(value)], name
+        settings = settings_of(environment, IntakeSettings if name == "intake" else ServiceSettings)  # accepted
+        assert SecretBox.from_settings(settings) is not None, name
+    assert services["intake"]["environment"]["ADMIN_API_KEY"] == PRODUCTION_SECRETS["ADMIN_API_KEY"]
+    assert services["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"] == PRODUCTION_SECRETS["RABBITMQ_PASSWORD"]
+    assert services["webhook-dispatcher"]["environment"]["WEBHOOK_ALLOWED_CIDRS"] == ""
+    assert services["executor"]["environment"]["STRIPE_API_BASE"] == "https://api.stripe.com"
+    assert services["intake"]["ports"] == compose["services"]["intake"]["ports"] == ["127.0.0.1:8080:8080"]
