@@ -21,7 +21,7 @@ from recovery_contracts.envelope import MessageType
 from recovery_runtime.bus import OutgoingMessage, Publisher
 from recovery_runtime.mongo import ensure_indexes
 from recovery_runtime.topology import declare_topology
-from recovery_scheduler.adapters.timers import CLAIMS, INDEXES, TimerKind, TimerRepository, timer_document
+from recovery_scheduler.adapters.timers import CLAIMS, INDEXES, MongoTimerRepository, TimerKind, timer_document
 from recovery_scheduler.timer_loop import TimerLoop
 from support.broker import BrokerProbe, broker_probe
 from support.stack import Isolation
@@ -76,7 +76,7 @@ def loop(database: Any, broker: RabbitBroker, owner: str, clock: MovableClock, *
 
     settings: dict[str, Any] = {"poll_seconds": 0.05, "batch_size": 50, "lease": LEASE, "replan": replan} | options
     return TimerLoop(
-        TimerRepository(database), Publisher(broker), settings.pop("replan"), clock, owner, **settings
+        MongoTimerRepository(database), Publisher(broker), settings.pop("replan"), clock, owner, **settings
     )  # fmt: skip
 
 
@@ -129,7 +129,7 @@ async def test_a_crashed_instance_claim_is_fired_again_by_another_once_its_lease
     now = clock.now()
     await database.timers.insert_many([message_timer(i, now - timedelta(seconds=1)) for i in range(40)])
     # Instance A claims the batch and dies before publishing anything.
-    crashed = await TimerRepository(database).claim_due(now, "scheduler-a", LEASE, 50)
+    crashed = await MongoTimerRepository(database).claim_due(now, "scheduler-a", LEASE, 50)
     assert len(crashed.timers) == 40
     survivor = loop(database, broker, "scheduler-b", clock)
 

@@ -1,51 +1,75 @@
-"""Composition root of the scheduler: builds the service from settings."""
+"""Composition root of the scheduler: builds the service from settings, or around the adapters it is given."""
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
+from functools import partial
 
+from recovery_contracts.ids import new_attempt_id, new_message_id
 from recovery_runtime.internal_api import InternalCaller
 from recovery_runtime.service import Service
-from recovery_scheduler import operator_api
+from recovery_scheduler import http
 from recovery_scheduler.adapters import recoveries as recoveries_adapter
 from recovery_scheduler.adapters import timers as timers_adapter
-from recovery_scheduler.handlers import SchedulerHandlers
+from recovery_scheduler.dependencies import Dependencies, SchedulerAdapters
+from recovery_scheduler.handlers import HANDLERS, replan
 from recovery_scheduler.settings import SchedulerSettings
 from recovery_scheduler.timer_loop import TimerLoop
-from recovery_scheduler.workflow import Workflow
 
 NAME = "scheduler"
 
 
-def build_service(settings: SchedulerSettings | None = None) -> Service:
+class CellIds:
+    """Time-ordered ids of this cell for what plans create."""
+
+    def __init__(self, cell_id: str) -> None:
+        self._cell_id = cell_id
+
+    def attempt_id(self) -> str:
+        return new_attempt_id(self._cell_id)
+
+    def message_id(self) -> str:
+        return new_message_id()
+
+
+def build_service(settings: SchedulerSettings | None = None, adapters: SchedulerAdapters | None = None) -> Service:
     settings = settings or SchedulerSettings()
-    service = Service(NAME, settings)
-    service.add_indexes(recoveries_adapter.INDEXES + timers_adapter.INDEXES)
-    recoveries = recoveries_adapter.RecoveryRepository(service.db)
-    timers = timers_adapter.TimerRepository(service.db)
+    if adapters is None:
+        service = Service(NAME, settings)
+        adapters = _mongo_adapters(service, settings)
+    else:
+        service = Service(
+            NAME, settings, clock=adapters.clock, publisher=adapters.publisher, unit_of_work=adapters.unit_of_work
+        )
     # Every timer this process commits is reported to the loop (after the commit), so that one falling due before
-    # the next poll is claimed when due, not at the poll. The loop runs the re-plans of the handlers built below.
+    # the next poll is claimed when due, not at the poll. The loop runs the re-plans of the handlers bound below.
     loop = TimerLoop(
-        timers,
-        service.publisher,
-        lambda payment_id: handlers.replan(payment_id),
-        service.clock,
+        adapters.timers,
+        adapters.publisher,
+        lambda payment_id: replan(dependencies, payment_id),
+        adapters.clock,
         settings.service_instance_id,
         poll_seconds=settings.timer_poll_seconds,
         batch_size=settings.timer_batch_size,
         lease=timedelta(seconds=settings.timer_lease_seconds),
     )
-    workflow = Workflow(
-        recoveries, timers, service.clock, service.time_scale, settings.cell_id, timer_stored=loop.timer_stored
-    )
-    handlers = SchedulerHandlers(service.store, recoveries, timers, workflow, service.clock, loop.timer_stored)
-    service.consume("scheduler.recovery-scheduled", handlers.recovery_scheduled)
-    service.consume("scheduler.attempt-failed", handlers.attempt_failed)
-    service.consume("scheduler.payment-succeeded", handlers.payment_succeeded)
-    service.consume("scheduler.timer-schedule", handlers.schedule_timer)
-    service.consume("scheduler.recovery-updated", handlers.recovery_updated)
-    service.app.include_router(
-        operator_api.router(recoveries, timers, InternalCaller(settings.internal_api_token), handlers.resume)
-    )
+    dependencies = Dependencies.of(adapters, time_scale=service.time_scale.scale, timer_stored=loop.timer_stored)
+    for queue_name, handle in HANDLERS.items():
+        service.consume(queue_name, partial(handle, dependencies))
+    service.app.include_router(http.router(dependencies, InternalCaller(settings.internal_api_token)))
     service.add_loop(loop.run)
     return service
+
+
+def _mongo_adapters(service: Service, settings: SchedulerSettings) -> SchedulerAdapters:
+    service.add_indexes(recoveries_adapter.INDEXES + timers_adapter.INDEXES)
+    return SchedulerAdapters(
+        unit_of_work=service.unit_of_work,
+        publisher=service.publisher,
+        clock=service.clock,
+        recoveries=recoveries_adapter.MongoRecoveryRepository(service.db),
+        timers=timers_adapter.MongoTimerRepository(service.db),
+        ids=CellIds(settings.cell_id),
+        rng=random.Random(),
+    )

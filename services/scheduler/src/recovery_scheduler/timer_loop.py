@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 import structlog
 from prometheus_client import Counter, Histogram
 
-from recovery_runtime.bus import OutgoingMessage, Publisher
+from recovery_runtime.bus import Publisher
 from recovery_runtime.clock import Clock
-from recovery_scheduler.adapters.timers import Claim, TimerKind, TimerRepository
+from recovery_scheduler.dependencies import Claim, TimerClaims
+from recovery_scheduler.domain.timers import TimerKind
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +47,7 @@ MIN_SPAN = timedelta(milliseconds=10)
 class TimerLoop:
     def __init__(
         self,
-        timers: TimerRepository,
+        timers: TimerClaims,
         publisher: Publisher,
         replan: Callable[[str], Awaitable[None]],
         clock: Clock,
@@ -146,7 +147,7 @@ class TimerLoop:
                 log.warning("timers.fire_failed", claim_id=claim.claim_id, exc_info=True)
 
     async def _fire(self, claim: Claim) -> int:
-        messages = [OutgoingMessage.from_document(t["message"]) for t in claim.timers if t["kind"] == TimerKind.MESSAGE]
+        messages = [t.message for t in claim.timers if t.kind is TimerKind.MESSAGE and t.message is not None]
         # Publish, then complete the claim: a crash in between republishes (consumers de-duplicate by message id).
         try:
             await self._publisher.publish_many(messages)
@@ -156,20 +157,20 @@ class TimerLoop:
             raise
         failed: list[str] = []
         for timer in claim.timers:
-            if timer["kind"] == TimerKind.REPLAN and timer.get("payment_id"):
+            if timer.kind is TimerKind.REPLAN and timer.payment_id:
                 try:
-                    await self._replan(timer["payment_id"])
+                    await self._replan(timer.payment_id)
                 except Exception:
-                    log.warning("timers.replan_failed", timer_id=timer["_id"], exc_info=True)
-                    failed.append(timer["_id"])
+                    log.warning("timers.replan_failed", timer_id=timer.timer_id, exc_info=True)
+                    failed.append(timer.timer_id)
         if failed:
             await self._timers.retry_later(claim, failed, self._clock.now(), self._lease)
         await self._timers.complete(claim)
         done = self._clock.now()
-        fired = [t for t in claim.timers if t["_id"] not in failed]
+        fired = [t for t in claim.timers if t.timer_id not in failed]
         for timer in fired:
-            TIMERS_FIRED.labels(timer.get("purpose") or timer["kind"]).inc()
-            TIMER_LATENESS.observe(max((done - timer["due_at"]).total_seconds(), 0.0))
+            TIMERS_FIRED.labels(timer.purpose or timer.kind.value).inc()
+            TIMER_LATENESS.observe(max((done - timer.due_at).total_seconds(), 0.0))
         log.debug("timers.fired", count=len(fired))
         return len(fired)
 

@@ -1,75 +1,125 @@
-"""The scheduler's record of each recovery: snapshot, attempts, the plan and its history."""
+"""The `recoveries` collection: one document per recovery (snapshot, attempts, the plan and its timeline)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING
-from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
+from recovery_contracts.recovery import RecoveryPayment
 from recovery_runtime.mongo import IndexSpec
-from recovery_runtime.unit_of_work import not_applied, push_applied
+from recovery_runtime.unit_of_work import APPLIED_FIELD, Transaction, mark_applied, not_applied, push_applied
+from recovery_scheduler.dependencies import ConcurrentUpdate, RecoveryExists
+from recovery_scheduler.domain.model import Algorithm, AttemptOutcome
+from recovery_scheduler.domain.plans import describe_plan, note_from, plan_from
+from recovery_scheduler.domain.recovery import Attempt, Recovery, RecoveryStatus
 
+RECOVERIES = "recoveries"
 INDEXES = [
-    IndexSpec("recoveries", [("merchant_id", ASCENDING), ("status", ASCENDING)], "recovery_merchant_status"),
-    IndexSpec("recoveries", [("attempts.token", ASCENDING)], "recovery_attempt_token"),
+    IndexSpec(RECOVERIES, [("merchant_id", ASCENDING), ("status", ASCENDING)], "recovery_merchant_status"),
+    IndexSpec(RECOVERIES, [("attempts.token", ASCENDING)], "recovery_attempt_token"),
 ]
 
 
-class ConcurrentUpdate(Exception):
-    """Another message changed the recovery first; the message is retried on the newer state."""
+def recovery_document(recovery: Recovery, applied: str | None = None) -> dict[str, Any]:
+    payment = recovery.payment
+    doc: dict[str, Any] = {
+        "_id": payment.payment_id,
+        "merchant_id": payment.merchant_id,
+        "profile_id": payment.profile_id,
+        "algorithm": recovery.algorithm.value,
+        "status": recovery.status.value,
+        "business_status": recovery.business_status,
+        "snapshot": payment.model_dump(mode="json"),
+        "attempts": [{**asdict(a), "outcome": a.outcome.value} for a in recovery.attempts],
+        "hard_declined_tokens": list(recovery.hard_declined_tokens),
+        "plan": describe_plan(recovery.plan) if recovery.plan is not None else None,
+        "history": [note.describe() for note in recovery.history],
+        "version": recovery.version,
+        "created_at": recovery.created_at,
+        "updated_at": recovery.updated_at,
+        "ended_at": recovery.ended_at,
+        "paused": recovery.paused,
+        "intake_version": recovery.intake_version,
+        "card_updated_at": dict(recovery.card_updated_at),
+        "monitoring_switch_at": recovery.monitoring_switch_at,
+    }
+    if recovery.applied_messages:
+        doc[APPLIED_FIELD] = list(recovery.applied_messages)
+    if applied is not None:
+        mark_applied(doc, applied)
+    return doc
 
 
-class RecoveryRepository:
+def recovery_from(doc: dict[str, Any]) -> Recovery:
+    return Recovery(
+        payment=RecoveryPayment.model_validate(doc["snapshot"]),
+        algorithm=Algorithm(doc["algorithm"]),
+        status=RecoveryStatus(doc["status"]),
+        version=doc["version"],
+        created_at=doc["created_at"],
+        updated_at=doc["updated_at"],
+        business_status=doc.get("business_status"),
+        attempts=tuple(Attempt(**{**a, "outcome": AttemptOutcome(a["outcome"])}) for a in doc.get("attempts", ())),
+        hard_declined_tokens=tuple(doc.get("hard_declined_tokens", ())),
+        plan=plan_from(doc["plan"]) if doc.get("plan") else None,
+        history=tuple(note_from(n) for n in doc.get("history", ())),
+        ended_at=doc.get("ended_at"),
+        paused=bool(doc.get("paused")),
+        intake_version=doc.get("intake_version", 0),
+        card_updated_at=doc.get("card_updated_at") or {},
+        monitoring_switch_at=doc.get("monitoring_switch_at"),
+        applied_messages=tuple(doc.get(APPLIED_FIELD, ())),
+    )
+
+
+class MongoRecoveryRepository:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
-        self._recoveries = db["recoveries"]
+        self._recoveries = db[RECOVERIES]
 
-    async def get(self, payment_id: str, session: AsyncClientSession | None = None) -> dict[str, Any] | None:
-        return await self._recoveries.find_one({"_id": payment_id}, session=session)
+    async def get(self, payment_id: str, tx: Transaction | None = None) -> Recovery | None:
+        doc = await self._recoveries.find_one({"_id": payment_id}, session=tx.session if tx else None)
+        return recovery_from(doc) if doc is not None else None
 
-    async def insert(self, doc: dict[str, Any], session: AsyncClientSession) -> None:
-        await self._recoveries.insert_one(doc, session=session)
+    async def of_merchant(self, merchant_id: str, payment_id: str) -> Recovery | None:
+        doc = await self._recoveries.find_one({"_id": payment_id, "merchant_id": merchant_id})
+        return recovery_from(doc) if doc is not None else None
 
-    async def save(self, doc: dict[str, Any], session: AsyncClientSession | None) -> None:
-        """Compare-and-set on `version`: the write applies only to the state it was computed from."""
-        expected = doc["version"]
-        replacement = {**doc, "version": expected + 1}
+    async def insert(self, recovery: Recovery, tx: Transaction, *, applied: str | None = None) -> None:
+        try:
+            await self._recoveries.insert_one(recovery_document(recovery, applied), session=tx.session)
+        except DuplicateKeyError as duplicate:
+            # Inside a transaction this aborts it: the caller starts again from what is stored.
+            raise RecoveryExists(recovery.payment_id) from duplicate
+
+    async def save(self, recovery: Recovery, tx: Transaction, *, applied: str | None = None) -> None:
+        replacement = recovery_document(recovery, applied)
+        replacement["version"] = recovery.version + 1
         result = await self._recoveries.replace_one(
-            {"_id": doc["_id"], "version": expected}, replacement, session=session
+            {"_id": recovery.payment_id, "version": recovery.version}, replacement, session=tx.session
         )
         if result.matched_count != 1:
-            raise ConcurrentUpdate(doc["_id"])
-        doc["version"] = expected + 1
-
-    def timers_collection(self) -> AsyncCollection[dict[str, Any]]:
-        """The `timers` collection (TimerRepository's), for one use: inserting the timer of a recovery's first plan
-        inside the transaction that inserts the recovery, without TimerRepository.add's look-up first (no timer of
-        a recovery that does not exist yet can exist). Everything else about timers goes through TimerRepository."""
-        return self._recoveries.database["timers"]
+            raise ConcurrentUpdate(recovery.payment_id)
 
     async def record_applied(self, payment_id: str, key: str) -> bool:
-        """Record a consumed message that changes nothing; False when it was recorded before (a duplicate)."""
         result = await self._recoveries.update_one(
             {"_id": payment_id, **not_applied(key)}, {"$push": push_applied(key)}
         )
         return result.matched_count == 1
 
-    async def of_merchant(self, merchant_id: str, payment_id: str) -> dict[str, Any] | None:
-        """Scoped by merchant: another merchant's payment id reads as absent."""
-        return await self._recoveries.find_one({"_id": payment_id, "merchant_id": merchant_id})
-
     async def other_attempts_at(
-        self, tokens: list[str], exclude_payment_id: str, since: datetime, session: AsyncClientSession | None = None
+        self, tokens: Sequence[str], exclude_payment_id: str, since: datetime, tx: Transaction | None = None
     ) -> dict[str, list[datetime]]:
-        """This system's attempts on the same cards by other recoveries: they spend the same network budget."""
         found: dict[str, list[datetime]] = {token: [] for token in tokens}
         cursor = self._recoveries.find(
-            {"attempts.token": {"$in": tokens}, "_id": {"$ne": exclude_payment_id}},
+            {"attempts.token": {"$in": list(tokens)}, "_id": {"$ne": exclude_payment_id}},
             {"attempts.token": 1, "attempts.at": 1},
-            session=session,
+            session=tx.session if tx else None,
         )
         async for doc in cursor:
             for attempt in doc.get("attempts", []):

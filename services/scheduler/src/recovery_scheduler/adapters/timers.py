@@ -3,48 +3,30 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from pymongo import ASCENDING
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from recovery_runtime.bus import OutgoingMessage
 from recovery_runtime.mongo import IndexSpec
-
-
-class TimerKind(StrEnum):
-    MESSAGE = "message"  # publish the stored message when due
-    REPLAN = "replan"  # run the retry planner for the payment again when due
-
-
-class TimerStatus(StrEnum):
-    PENDING = "pending"
-    LEASED = "leased"
-    FIRED = "fired"
-    CANCELLED = "cancelled"
-
-
-# Timer purposes that belong to the recovery's plan (cancelled when it ends or pauses).
-PLANNED_WORK = frozenset({"execute_retry", "replan"})
-# The purpose of the executor's PSYNC timers (`timer.schedule` with a `payment.sync` command inside).
-PSYNC_PURPOSE = "payment_sync"
+from recovery_runtime.unit_of_work import Transaction
+from recovery_scheduler.dependencies import Claim, ClaimedTimer
+from recovery_scheduler.domain.timers import PLANNED_WORK, Timer, TimerKind, TimerStatus
 
 # Two indexes only: every timer write (insert, claim, cancel) rewrites each of them (SecantusDB rewrites every
 # index entry of a document it updates). `timer_due` serves the claim (`status: pending`, a `due_at` range), the
 # read back of a claim (`status: fired`, the same range) and expired leases (the `status: leased` prefix: few);
 # `timer_payment` the per-recovery queries (cancel, operator views).
+TIMERS = "timers"
 INDEXES = [
-    IndexSpec("timers", [("status", ASCENDING), ("due_at", ASCENDING)], "timer_due"),
-    IndexSpec("timers", [("payment_id", ASCENDING), ("status", ASCENDING)], "timer_payment"),
+    IndexSpec(TIMERS, [("status", ASCENDING), ("due_at", ASCENDING)], "timer_due"),
+    IndexSpec(TIMERS, [("payment_id", ASCENDING), ("status", ASCENDING)], "timer_payment"),
 ]
-# One record per batch of timers being fired (see `TimerRepository.claim_due`): a few at any time.
+# One record per batch of timers being fired (see `MongoTimerRepository.claim_due`): a few at any time.
 CLAIMS = "timer_claims"
-# Declared by earlier versions; dropped when the timer loop starts (TimerRepository.drop_obsolete_indexes).
+# Declared by earlier versions; dropped when the timer loop starts (MongoTimerRepository.drop_obsolete_indexes).
 OBSOLETE_INDEXES = ("timer_lease", "timer_owner")
 
 _RELEASE = {
@@ -55,24 +37,6 @@ _RELEASE = {
 
 def new_claim_id(owner: str) -> str:
     return f"{owner}:{uuid.uuid4().hex}"
-
-
-@dataclass
-class Claim:
-    """One batch of timers claimed together. Its record in `timer_claims` (written before the timers are marked)
-    stands for the batch until its messages are confirmed; if the instance dies first, another one takes the
-    record over once its lease expires and fires the batch again."""
-
-    claim_id: str
-    timers: list[dict[str, Any]] = field(default_factory=list)
-    # The earliest pending timer seen falling due after the claim's `now` (within the lookahead asked for).
-    next_due: datetime | None = None
-    # The batch limit was reached: more timers may be due already.
-    full: bool = False
-    # What the claim covers: the due-time range [low, high], or exactly `ids` (many timers sharing one due time).
-    low: datetime | None = None
-    high: datetime | None = None
-    ids: list[str] | None = None
 
 
 def timer_document(
@@ -100,39 +64,66 @@ def timer_document(
     }
 
 
-class TimerRepository:
+def stored_timer(timer: Timer) -> dict[str, Any]:
+    message = OutgoingMessage.of(timer.message) if timer.message is not None else None
+    return timer_document(
+        timer.timer_id,
+        kind=timer.kind,
+        due_at=timer.due_at,
+        payment_id=timer.payment_id,
+        created_at=timer.created_at,
+        message=message,
+        purpose=timer.purpose,
+    )
+
+
+def claimed_timer(doc: dict[str, Any]) -> ClaimedTimer:
+    message = doc.get("message")
+    return ClaimedTimer(
+        timer_id=doc["_id"],
+        kind=TimerKind(doc["kind"]),
+        due_at=doc["due_at"],
+        payment_id=doc.get("payment_id"),
+        purpose=doc.get("purpose") or "",
+        message=OutgoingMessage.from_document(message) if message else None,
+    )
+
+
+class MongoTimerRepository:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
-        self._timers = db["timers"]
+        self._timers = db[TIMERS]
         self._claims = db[CLAIMS]
 
-    async def add(self, timer: dict[str, Any], session: AsyncClientSession | None = None) -> bool:
-        """Insert a timer; False if one with that id exists (timer ids are deterministic: idempotent)."""
-        if session is not None:
-            # Inside a transaction a duplicate-key error would abort everything: look first.
-            existing = await self._timers.find_one({"_id": timer["_id"]}, {"status": 1}, session=session)
-            if existing is None:
-                await self._timers.insert_one(timer, session=session)
-                return True
-            if existing.get("status") == TimerStatus.CANCELLED.value:
-                # A plan that was stopped (pending_payment) and is planned again reuses its deterministic id.
-                await self._timers.replace_one({"_id": timer["_id"]}, timer, session=session)
-                return True
+    async def add(self, timer: Timer, tx: Transaction) -> bool:
+        # Inside a transaction a duplicate-key error would abort everything: look first.
+        if await self._timers.find_one({"_id": timer.timer_id}, {"_id": 1}, session=tx.session) is not None:
             return False
-        try:
-            await self._timers.insert_one(timer)
-            return True
-        except DuplicateKeyError:
-            return False
+        await self._timers.insert_one(stored_timer(timer), session=tx.session)
+        return True
 
-    async def cancel_pending(self, payment_id: str, session: AsyncClientSession) -> int:
-        """Cancel the recovery's planned work (attempts, re-plans). PSYNC and record-back timers stay: an
-        attempt whose outcome is unknown must still be settled, and a success must still be recorded back."""
+    async def add_new(self, timer: Timer, tx: Transaction) -> None:
+        # A duplicate key (not expected: a timer id in use without its recovery) aborts the transaction.
+        await self._timers.insert_one(stored_timer(timer), session=tx.session)
+
+    async def cancel_planned(self, payment_id: str, tx: Transaction) -> int:
         result = await self._timers.update_many(
             {"payment_id": payment_id, "status": TimerStatus.PENDING.value, "purpose": {"$in": list(PLANNED_WORK)}},
             {"$set": {"status": TimerStatus.CANCELLED.value}},
-            session=session,
+            session=tx.session,
         )
         return result.modified_count
+
+    async def next_due(self, payment_id: str, purpose: str) -> datetime | None:
+        timer = await self._timers.find_one(
+            {
+                "payment_id": payment_id,
+                "purpose": purpose,
+                "status": {"$in": [TimerStatus.PENDING.value, TimerStatus.LEASED.value]},
+            },
+            {"due_at": 1},
+            sort=[("due_at", ASCENDING)],
+        )
+        return timer["due_at"] if timer is not None else None
 
     async def claim_due(
         self,
@@ -224,14 +215,18 @@ class TimerRepository:
             await self.complete(claim)
         return claim
 
-    async def _claimed(self, claim: Claim) -> list[dict[str, Any]]:
+    async def _claimed(self, claim: Claim) -> list[ClaimedTimer]:
         # Filtered by claim id here, not in the query: SecantusDB plans `timer_due` for these two fields only.
         if claim.ids is not None:
             query: dict[str, Any] = {"_id": {"$in": claim.ids}}
         else:
             query = {"status": TimerStatus.FIRED.value, "due_at": {"$gte": claim.low, "$lte": claim.high}}
         docs = await self._timers.find(query).sort("due_at", ASCENDING).to_list(None)
-        return [d for d in docs if d.get("claim_id") == claim.claim_id and d["status"] == TimerStatus.FIRED.value]
+        return [
+            claimed_timer(d)
+            for d in docs
+            if d.get("claim_id") == claim.claim_id and d["status"] == TimerStatus.FIRED.value
+        ]
 
     async def complete(self, claim: Claim) -> None:
         """The claim's messages are confirmed (and its re-plans done): nothing left to fire again."""
@@ -239,7 +234,7 @@ class TimerRepository:
 
     async def release(self, claim: Claim) -> int:
         """Give a claim's timers back (publishing failed): pending again, claimable by any instance at once."""
-        ids = [t["_id"] for t in claim.timers]
+        ids = [t.timer_id for t in claim.timers]
         result = await self._timers.update_many({"_id": {"$in": ids}, "claim_id": claim.claim_id}, _RELEASE)
         await self.complete(claim)
         return result.modified_count
@@ -287,12 +282,3 @@ class TimerRepository:
         for name in OBSOLETE_INDEXES:
             if name in existing:
                 await self._timers.drop_index(name)
-
-    async def for_payment(self, payment_id: str) -> list[dict[str, Any]]:
-        return await self._timers.find({"payment_id": payment_id}).sort("due_at", ASCENDING).to_list(None)
-
-    async def pending_for(self, payment_id: str, purpose: str) -> dict[str, Any] | None:
-        return await self._timers.find_one(
-            {"payment_id": payment_id, "purpose": purpose, "status": {"$in": ["pending", "leased"]}},
-            sort=[("due_at", ASCENDING)],
-        )

@@ -1,0 +1,166 @@
+"""What the scheduler's handlers and timer loop are given: the storage ports (MongoDB in adapters/, in memory in
+the unit tests), the adapters, and the one bundle of dependencies."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from recovery_runtime.bus import OutgoingMessage, Publisher
+from recovery_runtime.clock import Clock
+from recovery_runtime.unit_of_work import Transaction, UnitOfWorkPort
+from recovery_scheduler.domain.planning import Ids
+from recovery_scheduler.domain.recovery import Recovery
+from recovery_scheduler.domain.timers import Timer, TimerKind
+
+
+class RecoveryExists(Exception):
+    """A recovery with this payment id is stored already (the insert of a new one lost)."""
+
+
+class ConcurrentUpdate(Exception):
+    """Another message changed the recovery first; the message is retried on the newer state."""
+
+
+class RecoveryRepository(Protocol):
+    """One document per recovery; every save is a compare-and-set on the version it was loaded at."""
+
+    async def get(self, payment_id: str, tx: Transaction | None = None) -> Recovery | None: ...
+
+    async def of_merchant(self, merchant_id: str, payment_id: str) -> Recovery | None:
+        """Scoped by merchant: another merchant's payment id reads as absent."""
+        ...
+
+    async def insert(self, recovery: Recovery, tx: Transaction, *, applied: str | None = None) -> None:
+        """Store a new recovery as it is (its version too); RecoveryExists when one is stored already."""
+        ...
+
+    async def save(self, recovery: Recovery, tx: Transaction, *, applied: str | None = None) -> None:
+        """Store the recovery at version + 1 if the stored one is still at `recovery.version`, else
+        ConcurrentUpdate; `applied`: the id of the consumed message, recorded in the same write."""
+        ...
+
+    async def record_applied(self, payment_id: str, key: str) -> bool:
+        """Record a consumed message that changes nothing; False when it was recorded before (a duplicate)."""
+        ...
+
+    async def other_attempts_at(
+        self, tokens: Sequence[str], exclude_payment_id: str, since: datetime, tx: Transaction | None = None
+    ) -> dict[str, list[datetime]]:
+        """Attempts of other recoveries on the same cards since `since`, by token (the same network budgets)."""
+        ...
+
+
+class TimerRepository(Protocol):
+    """The timers handlers store and cancel; ids are deterministic, so storing one is idempotent."""
+
+    async def add(self, timer: Timer, tx: Transaction) -> bool:
+        """Store a timer; False if one with its id exists."""
+        ...
+
+    async def add_new(self, timer: Timer, tx: Transaction) -> None:
+        """Store a timer of a recovery stored in the same transaction (no timer of it can exist: no look-up)."""
+        ...
+
+    async def cancel_planned(self, payment_id: str, tx: Transaction) -> int:
+        """Cancel the recovery's planned work still pending (`domain.timers.PLANNED_WORK`)."""
+        ...
+
+    async def next_due(self, payment_id: str, purpose: str) -> datetime | None:
+        """When the payment's earliest timer of `purpose` not fired yet is due."""
+        ...
+
+
+@dataclass(frozen=True)
+class ClaimedTimer:
+    """A timer as a claim hands it to the timer loop: publish `message`, or re-plan `payment_id`."""
+
+    timer_id: str
+    kind: TimerKind
+    due_at: datetime
+    payment_id: str | None
+    purpose: str
+    message: OutgoingMessage | None
+
+
+@dataclass
+class Claim:
+    """One batch of timers claimed together. Its record (written before the timers are marked) stands for the
+    batch until its messages are confirmed; if the instance dies first, another one takes the record over once its
+    lease expires and fires the batch again."""
+
+    claim_id: str
+    timers: list[ClaimedTimer] = field(default_factory=list)
+    # The earliest pending timer seen falling due after the claim's `now` (within the lookahead asked for).
+    next_due: datetime | None = None
+    # The batch limit was reached: more timers may be due already.
+    full: bool = False
+    # What the claim covers: the due-time range [low, high], or exactly `ids` (many timers sharing one due time).
+    low: datetime | None = None
+    high: datetime | None = None
+    ids: list[str] | None = None
+
+
+class TimerClaims(Protocol):
+    """The claim protocol any number of scheduler instances share (adapters/timers.py says how)."""
+
+    async def claim_due(
+        self,
+        now: datetime,
+        owner: str,
+        lease: timedelta,
+        limit: int,
+        *,
+        lookahead: timedelta = timedelta(0),
+        after: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Claim: ...
+
+    async def complete(self, claim: Claim) -> None: ...
+
+    async def release(self, claim: Claim) -> int: ...
+
+    async def retry_later(self, claim: Claim, timer_ids: list[str], now: datetime, lease: timedelta) -> None: ...
+
+    async def take_over_expired(self, now: datetime, owner: str, lease: timedelta, limit: int = 10) -> list[Claim]: ...
+
+    async def release_expired(self, now: datetime) -> int: ...
+
+    async def drop_obsolete_indexes(self) -> None: ...
+
+
+class SchedulerTimers(TimerRepository, TimerClaims, Protocol):
+    """Both sides of the timers: the handlers store them, the loop claims and fires them."""
+
+
+@dataclass(frozen=True)
+class SchedulerAdapters:
+    """The scheduler's I/O and sources of time, randomness and ids: built by app.py from settings, or passed in
+    (the unit tests' in-memory ones)."""
+
+    unit_of_work: UnitOfWorkPort
+    publisher: Publisher
+    clock: Clock
+    recoveries: RecoveryRepository
+    timers: SchedulerTimers
+    ids: Ids
+    rng: random.Random
+
+
+@dataclass(frozen=True)
+class Dependencies(SchedulerAdapters):
+    """What every handler takes: the adapters, and the settings and hooks the handlers use."""
+
+    time_scale: float  # business seconds per wall-clock second (TIME_SCALE)
+    # Told each stored timer's due time once committed (the timer loop: a retry due now fires now).
+    timer_stored: Callable[[datetime], None]
+
+    @classmethod
+    def of(
+        cls, adapters: SchedulerAdapters, *, time_scale: float, timer_stored: Callable[[datetime], None]
+    ) -> Dependencies:
+        given = {f.name: getattr(adapters, f.name) for f in fields(SchedulerAdapters)}
+        return cls(**given, time_scale=time_scale, timer_stored=timer_stored)

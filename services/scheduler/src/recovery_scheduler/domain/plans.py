@@ -1,0 +1,109 @@
+"""A recovery's current plan (what it waits for next) and the lines of its timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import ClassVar
+
+from .decisions import AwaitBillingSystem, EndRecovery, Recheck, ScheduleAttempt
+
+# A plan's details as the recovery shows them (stored and served as they are).
+Described = dict[str, object]
+
+
+@dataclass(frozen=True)
+class AttemptPlan:
+    """Attempt `attempt_number` with `token`, planned for `planned_at` (business time), due on its timer."""
+
+    kind: ClassVar[str] = "attempt"
+    attempt_number: int
+    attempt_id: str
+    token: str
+    planned_at: datetime
+    due_at: datetime
+    timer_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReplanPlan:
+    """Ask the planner again at `at` (business time), due on its timer."""
+
+    kind: ClassVar[str] = "replan"
+    at: datetime
+    due_at: datetime
+    timer_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class AwaitBillingPlan:
+    """Nothing planned until the billing system reports again."""
+
+    kind: ClassVar[str] = "await_billing_system"
+    reason: str
+
+
+@dataclass(frozen=True)
+class MonitoringPlan:
+    """Monitoring without an end: `shadow` describes what the active algorithm would do."""
+
+    kind: ClassVar[str] = "monitoring"
+    shadow: Described
+    switch_at: datetime | None
+
+
+Plan = AttemptPlan | ReplanPlan | AwaitBillingPlan | MonitoringPlan
+PLAN_KINDS: Mapping[str, type[Plan]] = {p.kind: p for p in (AttemptPlan, ReplanPlan, AwaitBillingPlan, MonitoringPlan)}
+
+
+def describe_plan(plan: Plan) -> Described:
+    """`{"kind": ..., <its fields in order>}`: the plan as the recovery stores it and operators see it."""
+    return {"kind": plan.kind, **{f.name: getattr(plan, f.name) for f in fields(plan)}}
+
+
+def plan_from(described: Mapping[str, object]) -> Plan:
+    """The plan `describe_plan` gave."""
+    details = dict(described)
+    plan_type = PLAN_KINDS[str(details.pop("kind"))]
+    return plan_type(**details)  # type: ignore[arg-type]
+
+
+def describe_decision(decision: ScheduleAttempt | Recheck | EndRecovery | AwaitBillingSystem) -> Described:
+    """What the active algorithm would do, as a monitoring recovery records it."""
+    if isinstance(decision, ScheduleAttempt):
+        return {
+            "kind": "attempt",
+            "at": decision.at,
+            "token": decision.token,
+            "attempt_number": decision.attempt_number,
+            "reason": decision.reason,
+        }
+    if isinstance(decision, Recheck):
+        return {"kind": "replan", "at": decision.at, "reason": decision.reason}
+    if isinstance(decision, EndRecovery):
+        return {"kind": "end", "outcome": decision.outcome.value, "reason": decision.reason}
+    return {"kind": type(decision).__name__, "reason": decision.reason}
+
+
+@dataclass(frozen=True)
+class Note:
+    """A line of the recovery's timeline: what happened or was planned, and why."""
+
+    at: datetime
+    what: str
+    reason: str
+    details: Mapping[str, object] = field(default_factory=dict)
+
+    def describe(self) -> Described:
+        return {"at": self.at, "what": self.what, "reason": self.reason, **self.details}
+
+
+def note_from(described: Mapping[str, object]) -> Note:
+    details = dict(described)
+    at, what, reason = details.pop("at"), details.pop("what"), details.pop("reason")
+    if not isinstance(at, datetime):
+        raise ValueError(f"a timeline entry's time is {at!r}")
+    return Note(at, str(what), str(reason), details)

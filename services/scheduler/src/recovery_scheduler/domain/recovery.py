@@ -1,0 +1,465 @@
+"""The recovery of one failed invoice payment: its state, and each transition as the new state, the timers to
+store and the messages to send. Pure: the time, randomness, ids and the other recoveries' budgets come in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from recovery_contracts.api.recovery import RecoveryAction
+from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.messages import PaymentAttemptFailed, PaymentSucceeded, RecoveryUpdated
+from recovery_contracts.recovery import RecoveryPayment
+
+from .budgets import budget_for
+from .decisions import AwaitBillingSystem, Decision, EndOutcome, EndRecovery, Observe, Recheck, ScheduleAttempt
+from .declines import DeclineClass, classify_decline
+from .model import Algorithm, AttemptOutcome
+from .planner import decide_next
+from .planning import Change, Planning, execute_retry, payment_failed, planner_view, retry_config
+from .plans import (
+    AttemptPlan,
+    AwaitBillingPlan,
+    MonitoringPlan,
+    Note,
+    Plan,
+    ReplanPlan,
+    describe_decision,
+)
+from .timers import Timer, TimerKind, TimerPurpose, attempt_timer_id, replan_timer_id
+
+
+class RecoveryStatus(StrEnum):
+    SCHEDULED = "scheduled"  # an attempt or a re-plan is on a timer
+    MONITORING = "monitoring"  # nothing is charged; the shadow plan is recorded
+    AWAITING_BILLING = "awaiting_billing"  # the billing system still makes its own retries
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL = frozenset({RecoveryStatus.SUCCEEDED, RecoveryStatus.FAILED, RecoveryStatus.CANCELLED})
+# Card fields whose change (a new expiry, the account updater) lifts an earlier `fix`-class block of the token.
+CARD_FIELDS = ("card_exp_month", "card_exp_year", "last_four_digits")
+
+
+def plans_on(update: RecoveryUpdated) -> bool:
+    """Whether applying `update` may run the planner: only another failure reported for the invoice does (the
+    other actions stop, pause or are recorded)."""
+    return update.action == RecoveryAction.SCHEDULE_FAILED_PAYMENT
+
+
+class ResumeRefused(Exception):
+    """An operator's resume that cannot be done; the message says why."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """An attempt this system made (1-based `number`) and what the connector and the network answered."""
+
+    number: int
+    attempt_id: str
+    token: str
+    at: datetime
+    outcome: AttemptOutcome
+    decline_code: str | None = None
+    error_code: str | None = None
+    message: str | None = None
+    advice_code: str | None = None
+    network_advice_code: str | None = None
+    network_decline_code: str | None = None
+    connector_transaction_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """`version` is the version stored (compare-and-set); `payment` the latest snapshot intake sent."""
+
+    payment: RecoveryPayment
+    algorithm: Algorithm
+    status: RecoveryStatus
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    business_status: str | None = None
+    attempts: tuple[Attempt, ...] = ()
+    hard_declined_tokens: tuple[str, ...] = ()
+    plan: Plan | None = None
+    history: tuple[Note, ...] = ()
+    ended_at: datetime | None = None
+    # The billing system reported a payment in progress (pending_payment): nothing is planned until it reports
+    # again (a failure resumes, a success or a cancellation ends).
+    paused: bool = False
+    # The newest `recovery.updated` version applied (intake's intent version).
+    intake_version: int = 0
+    # When each token's card data last changed.
+    card_updated_at: Mapping[str, datetime] = field(default_factory=dict)
+    # When a monitoring recovery hands over to the profile's active algorithm.
+    monitoring_switch_at: datetime | None = None
+    # Ids of the messages applied to this recovery by compare-and-set (`<queue>:<message id>`), the latest last.
+    applied_messages: tuple[str, ...] = ()
+
+    @property
+    def payment_id(self) -> str:
+        return self.payment.payment_id
+
+    @property
+    def merchant_id(self) -> str:
+        return self.payment.merchant_id
+
+    @property
+    def ended(self) -> bool:
+        return self.status in TERMINAL
+
+    def has_applied(self, key: str) -> bool:
+        return key in self.applied_messages
+
+    def noted(self, at: datetime, what: str, reason: str, **details: object) -> Recovery:
+        """The recovery with a line added to its timeline."""
+        return replace(self, history=(*self.history, Note(at, what, reason, details)))
+
+    def decline_class(self, attempt: Attempt) -> DeclineClass:
+        card_network = next((t.card_network for t in self.payment.tokens if t.token == attempt.token), None)
+        return classify_decline(
+            attempt.decline_code,
+            attempt.error_code,
+            attempt.advice_code,
+            attempt.network_advice_code,
+            card_network,
+            attempt.network_decline_code,
+        )
+
+    # -- starting -----------------------------------------------------------------------------------------------
+
+    @classmethod
+    def new(cls, payment: RecoveryPayment, now: datetime, intake_version: int = 0) -> Recovery:
+        return cls(
+            payment=payment,
+            algorithm=Algorithm(payment.retry.algorithm.value),
+            status=RecoveryStatus.SCHEDULED,
+            version=0,
+            created_at=now,
+            updated_at=now,
+            intake_version=intake_version,
+        )
+
+    @classmethod
+    def start(cls, payment: RecoveryPayment, planning: Planning, intake_version: int = 0) -> Change:
+        """A new recovery with its first plan. Stored at version 1, as insert-then-save gave: this plan's timer
+        ids were derived from version 0 (`version + 1`), the next plan's from version 1, so they never collide."""
+        change = cls.new(payment, planning.now, intake_version)._planned(planning, new=True)
+        return replace(change, recovery=replace(change.recovery, version=1))
+
+    @classmethod
+    def first_seen(cls, update: RecoveryUpdated, planning: Planning) -> Change | None:
+        """A `recovery.updated` for a recovery not stored yet. A stop or a pause seen before the recovery itself
+        leaves a tombstone, so that a late `recovery.scheduled` finds the recovery and cannot start charging a
+        cancelled or paid invoice. None: nothing to store."""
+        if plans_on(update):
+            return cls.start(update.payment, planning, intake_version=update.version)
+        recovery = cls.new(update.payment, planning.now, intake_version=update.version)
+        if update.action == RecoveryAction.CANCEL_INVOICE:
+            recovery = replace(
+                recovery, status=RecoveryStatus.CANCELLED, business_status="CANCELLED_BY_BILLING_CONNECTOR"
+            )
+        elif update.action == RecoveryAction.SUCCESS_PAYMENT_EXTERNAL:
+            recovery = replace(
+                recovery, status=RecoveryStatus.SUCCEEDED, business_status="COMPLETED_BY_EXTERNAL_PAYMENT"
+            )
+        elif update.action == RecoveryAction.PENDING_PAYMENT:
+            recovery = replace(recovery, status=RecoveryStatus.AWAITING_BILLING, paused=True)
+        else:
+            return None
+        reason = f"{update.action} before any retry was planned"
+        return Change(None, recovery.noted(planning.now, "billing_system_action", reason))
+
+    # -- what the executor reports ------------------------------------------------------------------------------
+
+    def attempt_failed(self, failure: PaymentAttemptFailed, planning: Planning) -> Change:
+        """Record the failed attempt (a hard decline rules its token out) and plan the next step."""
+        if any(a.number == failure.attempt_number for a in self.attempts):
+            return Change(self, self)
+        outcome = AttemptOutcome.DECLINED if failure.outcome.value == "declined" else AttemptOutcome.ERROR
+        attempt = Attempt(
+            number=failure.attempt_number,
+            attempt_id=failure.attempt_id,
+            token=failure.token,
+            at=failure.attempted_at,
+            outcome=outcome,
+            decline_code=failure.decline_code,
+            error_code=failure.error_code,
+            message=failure.message,
+            advice_code=failure.advice_code,
+            network_advice_code=failure.network_advice_code,
+            network_decline_code=failure.network_decline_code,
+            connector_transaction_id=failure.connector_transaction_id,
+        )
+        decline_class = self.decline_class(attempt)
+        hard = self.hard_declined_tokens
+        if decline_class is DeclineClass.NEVER and failure.token not in hard:
+            hard = (*hard, failure.token)
+        recovery = replace(self, attempts=(*self.attempts, attempt), hard_declined_tokens=hard).noted(
+            planning.now,
+            "attempt_failed",
+            f"attempt {failure.attempt_number} {failure.outcome.value}: {failure.decline_code or failure.error_code}",
+            decline_class=decline_class.value,
+            attempt_number=failure.attempt_number,
+        )
+        change = Change(None, recovery) if recovery.ended else recovery._planned(planning)
+        return replace(change, before=self)
+
+    def payment_succeeded(self, success: PaymentSucceeded, now: datetime) -> Change:
+        """The recovery ends as succeeded, whatever it was doing: money moved."""
+        recovery = self
+        if not any(a.number == success.attempt_number for a in self.attempts):
+            succeeded = Attempt(
+                number=success.attempt_number,
+                attempt_id=success.attempt_id,
+                token=success.token,
+                at=success.succeeded_at,
+                outcome=AttemptOutcome.SUCCEEDED,
+                connector_transaction_id=success.connector_transaction_id,
+            )
+            recovery = replace(recovery, attempts=(*self.attempts, succeeded))
+        if self.status in (RecoveryStatus.CANCELLED, RecoveryStatus.SUCCEEDED):
+            # An attempt in flight when the invoice was cancelled or paid elsewhere: money moved, so the recovery
+            # is recorded as ours, and the conflict is visible to operators (a refund decision).
+            recovery = recovery.noted(
+                now,
+                "conflict",
+                f"attempt {success.attempt_number} succeeded after the recovery ended ({self.business_status}): "
+                "the invoice may have been paid twice",
+            )
+        recovery = replace(
+            recovery,
+            status=RecoveryStatus.SUCCEEDED,
+            business_status="COMPLETED_EXECUTE_TASK",
+            paused=False,
+            plan=None,
+            ended_at=now,
+            updated_at=now,
+        ).noted(now, "ended", f"attempt {success.attempt_number} succeeded", outcome="succeeded")
+        # The plan was this very attempt: its timer has fired, and a plan has one timer, so nothing is pending (a
+        # copy of a fired timer only replays the attempt, which the executor has settled). Otherwise cancel.
+        this_attempt = isinstance(self.plan, AttemptPlan) and self.plan.attempt_number == success.attempt_number
+        return Change(self, recovery, cancels_planned_timers=not this_attempt)
+
+    # -- what intake reports ------------------------------------------------------------------------------------
+
+    def is_stale(self, update: RecoveryUpdated) -> bool:
+        return update.version <= self.intake_version
+
+    def updated(self, update: RecoveryUpdated, planning: Planning) -> Change:
+        """The intent changed at intake: another token or failure for the invoice, or an action that stops it."""
+        if self.is_stale(update):
+            return Change(self, self)
+        now, action = planning.now, update.action
+        recovery = replace(self, intake_version=update.version)._with_snapshot(update.payment, now)
+        if update.tokens_added:
+            added = ", ".join(update.tokens_added)
+            recovery = recovery.noted(now, "tokens_added", f"the customer's saved tokens now include {added}")
+        reopens = plans_on(update) and self.status is RecoveryStatus.FAILED and bool(update.tokens_added)
+        if self.ended and not reopens:
+            reason = f"{action} after the recovery ended ({self.status.value}): recorded"
+            change = Change(None, recovery.noted(now, "billing_system_action", reason))
+        elif action == RecoveryAction.CANCEL_INVOICE:
+            change = recovery._stopped(
+                RecoveryStatus.CANCELLED,
+                "CANCELLED_BY_BILLING_CONNECTOR",
+                "the billing system cancelled the invoice: pending retries stopped",
+                now,
+            )
+        elif action == RecoveryAction.SUCCESS_PAYMENT_EXTERNAL:
+            change = recovery._stopped(
+                RecoveryStatus.SUCCEEDED,
+                "COMPLETED_BY_EXTERNAL_PAYMENT",
+                "the invoice was paid outside this system: pending retries stopped",
+                now,
+            )
+        elif action == RecoveryAction.PENDING_PAYMENT:
+            change = recovery._paused("the billing system reports a payment in progress: waiting", now)
+        elif plans_on(update):
+            change = recovery._failure_reported(planning)
+        else:
+            change = Change(None, recovery.noted(now, "billing_system_action", f"{action}: recorded"))
+        return replace(change, before=self)
+
+    def _with_snapshot(self, payment: RecoveryPayment, now: datetime) -> Recovery:
+        """Take intake's newer snapshot; a token whose card data changed lifts an earlier `fix` block."""
+        before = {t.token: t for t in self.payment.tokens}
+        card_updated_at = dict(self.card_updated_at)
+        for token in payment.tokens:
+            old = before.get(token.token)
+            if old is not None and any(getattr(old, name) != getattr(token, name) for name in CARD_FIELDS):
+                card_updated_at[token.token] = now
+        return replace(self, payment=payment, card_updated_at=card_updated_at)
+
+    def _stopped(self, status: RecoveryStatus, business_status: str, reason: str, now: datetime) -> Change:
+        """Ended for a reason outside the planner (the billing system cancelled, or was paid)."""
+        recovery = replace(
+            self, status=status, business_status=business_status, plan=None, paused=False, ended_at=now, updated_at=now
+        )
+        return Change(None, recovery.noted(now, "ended", reason, outcome=status.value), cancels_planned_timers=True)
+
+    def _paused(self, reason: str, now: datetime) -> Change:
+        recovery = replace(
+            self, paused=True, status=RecoveryStatus.AWAITING_BILLING, plan=AwaitBillingPlan(reason), updated_at=now
+        )
+        return Change(None, recovery.noted(now, "paused", reason), cancels_planned_timers=True)
+
+    def _failure_reported(self, planning: Planning) -> Change:
+        """Another failure reported for the invoice: resume a paused recovery, reopen one that failed for want of
+        a usable token now that there is a new one, or let the running plan pick the news up at its next step."""
+        now = planning.now
+        if self.status is RecoveryStatus.FAILED:
+            recovery = replace(self, status=RecoveryStatus.SCHEDULED, business_status=None, ended_at=None).noted(
+                now, "reopened", "a new token arrived for a recovery that had failed"
+            )
+        elif self.status is RecoveryStatus.SCHEDULED and isinstance(self.plan, AttemptPlan) and not self.paused:
+            return Change(None, self.noted(now, "billing_system_failure", "recorded; the planned attempt stands"))
+        else:
+            recovery = self.noted(
+                now, "billing_system_failure", "the billing system reports another failure: planning again"
+            )
+        change = replace(recovery, paused=False)._planned(planning)
+        return replace(change, cancels_planned_timers=True)
+
+    # -- timers and operators -----------------------------------------------------------------------------------
+
+    def replanned(self, planning: Planning) -> Change:
+        """A re-plan timer fired: ask the planner again on the current state."""
+        if self.ended:
+            return Change(self, self)
+        return replace(self._planned(planning), before=self)
+
+    def resumed(self, at: datetime, planning: Planning) -> Change:
+        """An operator re-triggers EXECUTE for a failed recovery at `at` (business time); ResumeRefused if not.
+
+        The operator may go past the ladder and `max_retry_count`, never past a hard decline or a network budget:
+        those are the card networks' rules, not this system's policy.
+        """
+        if self.status is not RecoveryStatus.FAILED:
+            raise ResumeRefused(f"only a failed recovery can be resumed; this one is {self.status.value}")
+        now = planning.now
+        usable = [t for t in self.payment.tokens if t.token not in self.hard_declined_tokens]
+        if not usable:
+            raise ResumeRefused("every token of this payment is hard-declined: no further charge is allowed")
+        last_token = self.attempts[-1].token if self.attempts else None
+        token = next((t for t in usable if t.token == last_token), usable[0])
+        spent = [a.at for a in self.attempts if a.token == token.token]
+        spent += planning.budgets_spent().get(token.token, ())
+        earliest = budget_for(token.card_network).earliest_allowed(spent, max(at, now))
+        reason = "resumed by an operator"
+        if earliest > max(at, now):
+            reason += f"; moved to {earliest.isoformat()} by the card network's budget"
+        recovery = replace(
+            self, status=RecoveryStatus.SCHEDULED, business_status=None, ended_at=None, paused=False
+        ).noted(now, "resume_requested", "an operator re-triggered EXECUTE")
+        decision = ScheduleAttempt(earliest, token.token, len(self.attempts) + 1, reason)
+        recovery, timer = recovery._attempt_planned(decision, planning)
+        return Change(self, replace(recovery, updated_at=now), (timer,))
+
+    # -- planning -----------------------------------------------------------------------------------------------
+
+    def _planned(self, planning: Planning, *, new: bool = False) -> Change:
+        """The next step by the planner, as the plan, its timer and the messages to send (`new`: nothing of the
+        recovery is stored yet, so there are no timers to cancel)."""
+        now = planning.now
+        if self.paused:
+            return Change(None, replace(self, status=RecoveryStatus.AWAITING_BILLING, updated_at=now))
+        recovery = self
+        if self.algorithm is Algorithm.MONITORING and self.monitoring_switch_at and now >= self.monitoring_switch_at:
+            active = Algorithm(self.payment.retry.active_algorithm.value)
+            recovery = replace(self, algorithm=active).noted(
+                now, "algorithm_switched", f"monitoring period over: {active.value} takes over"
+            )
+        view = planner_view(recovery, planning.budgets_spent())
+        decision = decide_next(view, now, retry_config(self.payment), planning.rng)
+        change = recovery._decided(decision, planning, new)
+        return replace(change, recovery=replace(change.recovery, updated_at=now))
+
+    def _decided(self, decision: Decision, planning: Planning, new: bool) -> Change:
+        now = planning.now
+        if isinstance(decision, ScheduleAttempt):
+            recovery, timer = self._attempt_planned(decision, planning)
+            return Change(None, recovery, (timer,))
+        if isinstance(decision, Recheck):
+            recovery, timer = self._replan_planned(decision.at, decision.reason, planning)
+            return Change(None, recovery, (timer,))
+        if isinstance(decision, AwaitBillingSystem):
+            recovery = replace(self, status=RecoveryStatus.AWAITING_BILLING, plan=AwaitBillingPlan(decision.reason))
+            return Change(None, recovery.noted(now, "await_billing_system", decision.reason))
+        if isinstance(decision, Observe):
+            return self._observing(decision, planning)
+        return self._ended(decision, planning, new)
+
+    def _observing(self, decision: Observe, planning: Planning) -> Change:
+        shadow = describe_decision(decision.shadow)
+        recovery = replace(
+            self, status=RecoveryStatus.MONITORING, plan=MonitoringPlan(shadow, decision.switch_at)
+        ).noted(planning.now, "monitoring", f"shadow plan: {shadow['reason']}")
+        if decision.switch_at is None:
+            return Change(None, recovery)
+        # The re-plan at the switch is the plan (the shadow stays in the timeline); the status stays monitoring.
+        recovery = replace(recovery, monitoring_switch_at=decision.switch_at)
+        recovery, timer = recovery._replan_planned(decision.switch_at, "monitoring period ends", planning)
+        return Change(None, replace(recovery, status=RecoveryStatus.MONITORING), (timer,))
+
+    def _attempt_planned(self, decision: ScheduleAttempt, planning: Planning) -> tuple[Recovery, Timer]:
+        payment, now = self.payment, planning.now
+        token = next(t for t in payment.tokens if t.token == decision.token)
+        due = planning.wall_time(decision.at)
+        attempt_id = planning.ids.attempt_id()
+        command = execute_retry(payment, token, attempt_id, decision.attempt_number, decision.at)
+        planned_before = any(
+            n.what == "attempt_planned" and n.details.get("attempt_number") == decision.attempt_number
+            for n in self.history
+        )
+        timer_id = attempt_timer_id(self.payment_id, decision.attempt_number, self.version, planned_before)
+        timer = Timer(
+            timer_id,
+            TimerKind.MESSAGE,
+            due,
+            self.payment_id,
+            TimerPurpose.EXECUTE_RETRY.value,
+            now,
+            planning.message(MessageType.EXECUTE_RETRY, command, payment),
+        )
+        plan = AttemptPlan(
+            decision.attempt_number, attempt_id, decision.token, decision.at, due, timer_id, decision.reason
+        )
+        recovery = replace(self, status=RecoveryStatus.SCHEDULED, plan=plan).noted(
+            now,
+            "attempt_planned",
+            decision.reason,
+            attempt_number=decision.attempt_number,
+            planned_at=decision.at,
+            due_at=due,
+        )
+        return recovery, timer
+
+    def _replan_planned(self, at: datetime, reason: str, planning: Planning) -> tuple[Recovery, Timer]:
+        due = planning.wall_time(at)
+        timer_id = replan_timer_id(self.payment_id, self.version)
+        timer = Timer(timer_id, TimerKind.REPLAN, due, self.payment_id, TimerPurpose.REPLAN.value, planning.now)
+        recovery = replace(self, status=RecoveryStatus.SCHEDULED, plan=ReplanPlan(at, due, timer_id, reason))
+        return recovery.noted(planning.now, "replan_planned", reason, planned_at=at, due_at=due), timer
+
+    def _ended(self, decision: EndRecovery, planning: Planning, new: bool) -> Change:
+        now = planning.now
+        succeeded = decision.outcome is EndOutcome.SUCCEEDED
+        recovery = replace(
+            self,
+            status=RecoveryStatus.SUCCEEDED if succeeded else RecoveryStatus.FAILED,
+            business_status=decision.business_status,
+            plan=None,
+            ended_at=now,
+        ).noted(now, "ended", decision.reason, outcome=decision.outcome.value)
+        messages: tuple[Envelope[Any], ...] = ()
+        if decision.emits_payment_failed and self.attempts:
+            failed = payment_failed(self.payment, decision, self.attempts, now)
+            messages = (planning.message(MessageType.PAYMENT_FAILED, failed, self.payment),)
+        return Change(None, recovery, cancels_planned_timers=not new, messages=messages)

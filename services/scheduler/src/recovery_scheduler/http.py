@@ -1,0 +1,145 @@
+"""The process-tracker API (`/v2/process-trackers/revenue-recovery-workflow/...`) as internal endpoints.
+
+Intake authenticates the merchant and forwards the call here (recovery_runtime.internal_api); every read is
+scoped to that merchant, so another merchant's payment id answers 404.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from recovery_contracts.api.errors import ApiError
+from recovery_contracts.api.process_tracker import (
+    BusinessStatus,
+    ProcessTrackerStatus,
+    RevenueRecoveryResumeRequest,
+    RevenueRecoveryTask,
+)
+from recovery_contracts.timestamps import format_ms
+from recovery_runtime.internal_api import InternalCaller
+from recovery_scheduler import handlers
+from recovery_scheduler.dependencies import Dependencies
+from recovery_scheduler.domain.plans import AttemptPlan, ReplanPlan, describe_plan
+from recovery_scheduler.domain.recovery import Attempt, Recovery
+from recovery_scheduler.domain.timers import TimerPurpose
+
+RUNNER = "PASSIVE_RECOVERY_WORKFLOW"
+# An attempt as operators see it (in this order), then its decline class when it failed.
+ATTEMPT_FIELDS = (
+    "number",
+    "attempt_id",
+    "token",
+    "at",
+    "outcome",
+    "decline_code",
+    "error_code",
+    "advice_code",
+    "network_advice_code",
+    "network_decline_code",
+    "message",
+    "connector_transaction_id",
+)
+
+
+def tracker_view(recovery: Recovery, psync_due: datetime | None) -> dict[str, Any]:
+    """Hyperswitch's `{id, name, schedule_time_for_payment, schedule_time_for_psync, status, business_status}`,
+    then this system's extension: the plan, the shadow plan, tokens, attempts with their decline class, and the
+    timeline of what happened or was planned and why."""
+    plan = recovery.plan
+    business: str
+    if psync_due is not None:
+        task, business = RevenueRecoveryTask.PSYNC_WORKFLOW, BusinessStatus.COMPLETED_EXECUTE_TASK_TO_TRIGGER_PSYNC
+    elif recovery.ended:
+        task, business = RevenueRecoveryTask.EXECUTE_WORKFLOW, recovery.business_status or "COMPLETED_EXECUTE_TASK"
+    elif isinstance(plan, AttemptPlan):
+        task, business = RevenueRecoveryTask.EXECUTE_WORKFLOW, BusinessStatus.PENDING
+    elif isinstance(plan, ReplanPlan):
+        task, business = RevenueRecoveryTask.CALCULATE_WORKFLOW, BusinessStatus.CALCULATE_WORKFLOW_SCHEDULED
+    else:
+        task, business = RevenueRecoveryTask.CALCULATE_WORKFLOW, BusinessStatus.PENDING
+    finished = recovery.ended and psync_due is None
+    hard = set(recovery.hard_declined_tokens)
+    view: dict[str, Any] = {
+        "id": f"{RUNNER}_{task.value}_{recovery.payment_id}",
+        "name": task.value,
+        "schedule_time_for_payment": plan.due_at if isinstance(plan, AttemptPlan) else None,
+        "schedule_time_for_psync": psync_due,
+        "status": (ProcessTrackerStatus.FINISH if finished else ProcessTrackerStatus.PENDING).value,
+        "business_status": str(business),
+        # -- extension --
+        "payment_id": recovery.payment_id,
+        "algorithm": recovery.algorithm.value,
+        "recovery_status": recovery.status.value,
+        "plan": describe_plan(plan) if plan is not None else None,
+        "tokens": [
+            {
+                "token": t.token,
+                "card_network": t.card_network,
+                "last_four_digits": t.last_four_digits,
+                "hard_declined": t.token in hard,
+            }
+            for t in recovery.payment.tokens
+        ],
+        "billing_retry_count": recovery.payment.billing_retry_count,
+        "attempts": [_attempt(recovery, a) for a in recovery.attempts],
+        "timeline": [note.describe() for note in recovery.history],
+    }
+    return {key: _json(value) for key, value in view.items()}
+
+
+def _attempt(recovery: Recovery, attempt: Attempt) -> dict[str, Any]:
+    shown = {name: getattr(attempt, name) for name in ATTEMPT_FIELDS}
+    shown["outcome"] = attempt.outcome.value
+    if attempt.outcome.value in ("declined", "error"):
+        shown["decline_class"] = recovery.decline_class(attempt).value
+    return shown
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_ms(value)
+    if isinstance(value, dict):
+        return {key: _json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json(item) for item in value]
+    return value
+
+
+def _error(error: ApiError, **params: Any) -> JSONResponse:
+    body = error.response(**params).model_dump(mode="json", exclude_none=True)
+    return JSONResponse(body, status_code=error.status_code)
+
+
+def router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
+    api = APIRouter(prefix="/internal/recoveries", include_in_schema=False)
+
+    async def view_of(merchant_id: str, payment_id: str) -> dict[str, Any] | None:
+        recovery = await deps.recoveries.of_merchant(merchant_id, payment_id)
+        if recovery is None:
+            return None
+        return tracker_view(recovery, await deps.timers.next_due(payment_id, TimerPurpose.PAYMENT_SYNC.value))
+
+    @api.get("/{merchant_id}/{payment_id}")
+    async def get_recovery(merchant_id: str, payment_id: str, caller_merchant: str = Depends(caller)) -> Any:
+        view = await view_of(caller_merchant, payment_id) if caller_merchant == merchant_id else None
+        return view if view is not None else _error(ApiError.PAYMENT_NOT_FOUND)
+
+    @api.post("/{merchant_id}/{payment_id}/resume")
+    async def resume_recovery(
+        merchant_id: str,
+        payment_id: str,
+        body: RevenueRecoveryResumeRequest,
+        caller_merchant: str = Depends(caller),
+    ) -> Any:
+        if caller_merchant != merchant_id or await deps.recoveries.of_merchant(caller_merchant, payment_id) is None:
+            return _error(ApiError.PAYMENT_NOT_FOUND)
+        refused = await handlers.resume(deps, caller_merchant, payment_id, body)
+        if refused is not None:
+            return _error(ApiError.PRECONDITION_FAILED, message=refused)
+        return await view_of(caller_merchant, payment_id)
+
+    return api
