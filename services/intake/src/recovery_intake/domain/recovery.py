@@ -33,10 +33,18 @@ def check_acceptable(request: RecoveryPaymentsCreate) -> None:
         )
 
 
+# The request field naming the account of each kind a recovery needs.
+ACCOUNT_FIELDS = {
+    ConnectorType.BILLING_PROCESSOR: "billing_merchant_connector_id",
+    ConnectorType.PAYMENT_PROCESSOR: "payment_merchant_connector_id",
+}
+
+
 def check_connector_account(
-    account: dict[str, Any] | None, account_id: str, profile_id: str, kind: ConnectorType, field: str
+    account: dict[str, Any] | None, account_id: str, profile_id: str, kind: ConnectorType
 ) -> dict[str, Any]:
-    """The account a request names in `field`, if it may serve the recovery: the profile's, of `kind`, enabled."""
+    """The account a request names for `kind`, if it may serve the recovery: the profile's, of `kind`, enabled."""
+    field = ACCOUNT_FIELDS[kind]
     if account is None or account["profile_id"] != profile_id:
         raise Rejection(
             ApiError.CONNECTOR_ACCOUNT_NOT_FOUND,

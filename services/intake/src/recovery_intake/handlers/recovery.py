@@ -13,7 +13,7 @@ from recovery_contracts.ids import new_payment_id
 from recovery_contracts.messages import RecoveryRequested
 from recovery_contracts.recovery import RecoveryPayment
 from recovery_intake import metrics
-from recovery_intake.domain.intent import Intent
+from recovery_intake.domain.intent import Intent, IntentChange
 from recovery_intake.domain.recovery import build_snapshot, check_acceptable, check_connector_account
 from recovery_intake.domain.rejection import Rejection
 from recovery_intake.ports import Document, IntakeAdapters, IntentExists
@@ -55,28 +55,40 @@ class RecoveryIntake:
             await self._intents.add(new, tx, applied=applied)
             return new.intent
 
-        async def fold_in(tx: Transaction) -> Intent:
-            reference = request.merchant_reference_id
-            existing = await self._intents.by_reference(merchant_id, reference, tx, applying=applied)
-            if existing is None:
-                await self._intents.add(new, tx)
-                return new.intent
-            change = existing.rerequested(
-                request.action, request.connector_transaction_id, snapshot, snapshot.created_at, cause=consumed
-            )
-            await self._intents.save(change, tx)
-            emitted = [m.type.value for m in change.messages]
-            log.info("recovery.updated", action=request.action.value, status=change.intent.status, emitted=emitted)
-            return change.intent
-
         try:
             intent = await self._unit_of_work.write(add)
         except IntentExists:
-            intent = await self._unit_of_work.apply(fold_in, consumed=consumed, consumer=consumer)
+            # The invoice has an intent (an earlier or a concurrent request): fold this one in.
+            intent = await self._unit_of_work.apply(
+                lambda tx: self._fold_in(tx, new, request, applied, consumed), consumed=consumed, consumer=consumer
+            )
         is_new = intent.payment_id == snapshot.payment_id
         log.info("recovery.accepted", payment_id=intent.payment_id, new=is_new)
         metrics.RECOVERY_REQUESTS.labels("broker" if consumed else "http", "new" if is_new else "existing").inc()
         return intent
+
+    async def _fold_in(
+        self,
+        tx: Transaction,
+        new: IntentChange,
+        request: RecoveryPaymentsCreate,
+        applied: str | None,
+        consumed: Envelope[Any] | None,
+    ) -> Intent:
+        snapshot = new.intent.snapshot
+        existing = await self._intents.by_reference(
+            snapshot.merchant_id, snapshot.merchant_reference_id, tx, applying=applied
+        )
+        if existing is None:
+            await self._intents.add(new, tx)
+            return new.intent
+        change = existing.rerequested(
+            request.action, request.connector_transaction_id, snapshot, snapshot.created_at, cause=consumed
+        )
+        await self._intents.save(change, tx)
+        emitted = [m.type.value for m in change.messages]
+        log.info("recovery.updated", action=request.action.value, status=change.intent.status, emitted=emitted)
+        return change.intent
 
     async def recovery_requested(self, envelope: Envelope[RecoveryRequested], queue: ConsumerQueue) -> None:
         if not envelope.merchant_id or not envelope.profile_id:
@@ -93,21 +105,8 @@ class RecoveryIntake:
 
     async def _snapshot(self, merchant_id: str, profile: Document, request: RecoveryPaymentsCreate) -> RecoveryPayment:
         """The request as a new recovery's snapshot, with the connector accounts it names checked."""
-        billing_id, payment_id = request.billing_merchant_connector_id, request.payment_merchant_connector_id
-        billing = check_connector_account(
-            await self._accounts.get(merchant_id, billing_id),
-            billing_id,
-            profile["_id"],
-            ConnectorType.BILLING_PROCESSOR,
-            "billing_merchant_connector_id",
-        )
-        payment_account = check_connector_account(
-            await self._accounts.get(merchant_id, payment_id),
-            payment_id,
-            profile["_id"],
-            ConnectorType.PAYMENT_PROCESSOR,
-            "payment_merchant_connector_id",
-        )
+        billing = await self._account(merchant_id, profile, request.billing_merchant_connector_id, BILLING)
+        payment_account = await self._account(merchant_id, profile, request.payment_merchant_connector_id, PAYMENT)
         return build_snapshot(
             request,
             payment_id=new_payment_id(self._cell),
@@ -118,3 +117,10 @@ class RecoveryIntake:
             now=self._clock.now(),
             monitoring_threshold_seconds=self._monitoring_threshold,
         )
+
+    async def _account(self, merchant_id: str, profile: Document, account_id: str, kind: ConnectorType) -> Document:
+        found = await self._accounts.get(merchant_id, account_id)
+        return check_connector_account(found, account_id, profile["_id"], kind)
+
+
+BILLING, PAYMENT = ConnectorType.BILLING_PROCESSOR, ConnectorType.PAYMENT_PROCESSOR
