@@ -7,10 +7,10 @@ then, in each round, measures in the same run:
 - raw: aiohttp POSTs of the same body to the receiver, as fast as `--concurrency` allows, before and after;
 - dispatcher: `--events` deliveries for distinct payments, each signed (HMAC-SHA512 + Standard Webhooks),
   sent, and recorded (its claim, then its record with the attempt and final status; batched writes).
-  Default mode: `WebhookDispatcher.payment_succeeded` called directly, exactly the handler the broker
-  consumer runs, WITHOUT RabbitMQ (no consume, validation or acknowledgement). `--broker`: the messages are
-  queued on RabbitMQ first (RABBITMQ_URL, a virtual host of the run's own) and then consumed by the
-  dispatcher's `ConcurrentConsumer` as the service configures it, each acknowledged after its records are
+  Default mode: the `payment_succeeded` handler called directly, exactly the handler the broker consumer runs,
+  WITHOUT RabbitMQ (no consume, validation or acknowledgement). `--broker`: the messages are queued on
+  RabbitMQ first (RABBITMQ_URL, a virtual host of the run's own) and then consumed through the runtime's
+  consumer pipeline as the service configures it (lanes per payment), each acknowledged after its records are
   written; the rate is from the consumer's start to the last acknowledgement.
 Prints every round (ratio = deliveries / mean of the raw rates around it) and the medians; fails when a
 delivery was not recorded delivered. The machine is shared and noisy: quote the ratios.
@@ -28,7 +28,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -122,13 +121,11 @@ class Dispatcher:
     async def __aenter__(self) -> Dispatcher:
         from faststream.rabbit import RabbitBroker
 
-        from recovery_dispatcher.adapters.delivery import SenderConfig, WebhookSender
-        from recovery_dispatcher.adapters.record_writer import RecordWriter
-        from recovery_dispatcher.adapters.ssrf import SsrfGuard, SsrfPolicy
-        from recovery_dispatcher.adapters.store import INDEXES, EndpointStore, EventStore
-        from recovery_dispatcher.domain.policy import HYPERSWITCH_RETRY_SCHEDULE
+        from recovery_dispatcher.adapters.event_repository import INDEXES
+        from recovery_dispatcher.app import delivery_of, mongo_adapters
         from recovery_dispatcher.domain.signing import generate_whsec_secret
-        from recovery_dispatcher.handlers import WebhookDispatcher
+        from recovery_dispatcher.handlers.payment_events import payment_succeeded
+        from recovery_dispatcher.settings import DispatcherSettings
         from recovery_runtime.bus import Publisher
         from recovery_runtime.clock import SystemClock, TimeScale
         from recovery_runtime.mongo import ensure_indexes
@@ -150,27 +147,19 @@ class Dispatcher:
                 "version": 1,
             }
         )
-        events = EventStore(self.db)
         # The success path never publishes; the broker is not connected.
         publisher = Publisher(RabbitBroker("amqp://127.0.0.1:1/"))
         store = UnitOfWork(self.client, self.db, "dispatcher", publisher, SystemClock())
-        self.dispatcher = WebhookDispatcher(
-            store=store,
-            events=events,
-            endpoints=EndpointStore(self.db, cache_seconds=2.0),
-            writer=RecordWriter(events.collection, claims=events.claims),
-            sender_factory=lambda: WebhookSender(
-                SsrfGuard(SsrfPolicy.from_setting("127.0.0.0/8")), SenderConfig(max_connections_per_host=64)
-            ),
-            clock=SystemClock(),
-            time_scale=TimeScale(1.0),
-            schedule=HYPERSWITCH_RETRY_SCHEDULE,
-            lease=timedelta(seconds=60),
-            instance_id="bench",
-            user_agent="recovery-engine-webhooks/1",
-            endpoint_concurrency=self.concurrency,
+        # As the service builds them (recovery_dispatcher.app), the deliveries per endpoint set to the concurrency.
+        settings = DispatcherSettings(
+            webhook_allowed_cidrs="127.0.0.0/8",
+            webhook_endpoint_concurrency=self.concurrency,
+            service_instance_id="bench",
         )
-        await self.dispatcher.start()
+        self.adapters = mongo_adapters(
+            settings, db=self.db, unit_of_work=store, publisher=publisher, clock=SystemClock()
+        )
+        self.handler = functools.partial(payment_succeeded, delivery_of(settings, self.adapters, TimeScale(1.0)))
         self.queue = QUEUES["dispatcher.payment-succeeded"]
         self.handled = 0
         await self.rate(min(200, self.concurrency))  # warm: connections, caches, validators
@@ -183,7 +172,7 @@ class Dispatcher:
 
         async def handle(envelope: Any) -> None:
             async with slots:
-                await self.dispatcher.payment_succeeded(envelope, self.queue)
+                await self.handler(envelope, self.queue)
 
         started()
         began = time.perf_counter()
@@ -192,8 +181,8 @@ class Dispatcher:
         return count / (time.perf_counter() - began)
 
     async def connect_broker(self, rabbitmq_url: str) -> None:
-        """Broker mode: the dispatcher's real consumer (`ConcurrentConsumer`, prefetch = concurrency, manual
-        acknowledgements after the records are written) on a virtual host of the run's own."""
+        """Broker mode: the runtime's consumer pipeline as the dispatcher uses it (lanes per payment, prefetch =
+        concurrency, acknowledged after the records are written) on a virtual host of the run's own."""
         import logging
 
         import aio_pika
@@ -202,13 +191,13 @@ class Dispatcher:
         from prometheus_client import REGISTRY
 
         from recovery_cli.stack.vhosts import VirtualHosts, vhost_name
-        from recovery_dispatcher.consumer import ConcurrentConsumer
         from recovery_runtime.bus import Publisher
+        from recovery_runtime.consumer import subscribe
 
         self.vhosts = VirtualHosts(rabbitmq_url)
         self.vhost = vhost_name("recovery-bench-dispatch-")
         broker_url = await asyncio.to_thread(self.vhosts.create, self.vhost)
-        # As the service configures it (recovery_runtime.service), prefetch = the dispatcher's in-flight limit.
+        # As the service configures it (recovery_runtime.service), prefetch = the dispatcher's deliveries in flight.
         logging.getLogger("recovery.broker").setLevel(logging.INFO)
         self.broker = RabbitBroker(
             broker_url,
@@ -223,11 +212,10 @@ class Dispatcher:
         exchange = await self.broker.declare_exchange(self.queue.exchange)
         declared = await self.broker.declare_queue(self.queue.rabbit_queue())
         await declared.bind(exchange, routing_key=self.queue.routing_key)
-        consumer = ConcurrentConsumer(self.broker, Publisher(self.broker), max_in_flight=self.concurrency)
-        self.consumer = consumer
-        self.subscriber = consumer.subscribe(
-            self.queue.name, self.dispatcher.payment_succeeded, lambda envelope: envelope.correlation_id
+        router, self.subscriber = subscribe(
+            self.queue.name, self.handler, Publisher(self.broker), lane_of=lambda envelope: envelope.correlation_id
         )
+        self.broker.include_router(router)
         self.publishing = await aio_pika.connect(broker_url)
         self.channel = await self.publishing.channel(publisher_confirms=True)
         self.exchange = await self.channel.get_exchange(self.queue.exchange.name)
@@ -264,7 +252,6 @@ class Dispatcher:
         return count / (time.perf_counter() - began)
 
     async def close_broker(self) -> None:
-        await self.consumer.close()
         await self.broker.stop()
         await self.publishing.close()
         await asyncio.to_thread(self.vhosts.delete, self.vhost)
@@ -277,7 +264,8 @@ class Dispatcher:
         return await self.db.webhook_events.count_documents({"status": "delivered"})
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.dispatcher.close()
+        await self.adapters.events.close()
+        await self.adapters.sender.aclose()
         await self.client.drop_database(self.db.name)
         await self.client.close()
 
@@ -290,8 +278,8 @@ async def main() -> None:
     parser.add_argument(
         "--broker",
         action="store_true",
-        help="through RabbitMQ (RABBITMQ_URL, default the local broker): messages queued, then consumed by the "
-        "dispatcher's ConcurrentConsumer and acknowledged after their records are written",
+        help="through RabbitMQ (RABBITMQ_URL, default the local broker): messages queued, then consumed through the "
+        "runtime's consumer pipeline and acknowledged after their records are written",
     )
     args = parser.parse_args()
     import logging

@@ -1,9 +1,10 @@
-"""EventStore against the MongoDB-wire server: no secondary index on the records or the claims; every lookup
-goes by `_id` (record keys `<merchant>/<time-ordered event id>`, `_id` ranges, claims by payment); earlier
-indexes are dropped."""
+"""The event repository and the events API's queries against the MongoDB-wire server: no secondary index on the
+records or the claims; every lookup goes by `_id` (record keys `<merchant>/<time-ordered event id>`, `_id`
+ranges, claims by payment); earlier indexes are dropped."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,19 +13,25 @@ import pytest
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 
 from recovery_contracts.ids import idempotent_event_id, new_attempt_id, new_event_id, new_payment_id
-from recovery_dispatcher.adapters.store import (
-    INDEXES,
-    EventStore,
-    created_at_of,
-    initial_event_id,
-    record_key,
-    retry_event_id,
-)
+from recovery_dispatcher.adapters.event_queries import MongoEventQueries
+from recovery_dispatcher.adapters.event_repository import INDEXES, MongoEventRepository
+from recovery_dispatcher.adapters.record_writer import RecordWriter
+from recovery_dispatcher.domain.event import EarlierEvent, WebhookEvent
+from recovery_dispatcher.domain.ids import created_at_of, initial_event_id, record_key
+from recovery_dispatcher.domain.ids import retry_event_id as retry_id_of
 from recovery_runtime.mongo import ensure_indexes
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+
+def retry_event_id(initial_id: str) -> str:
+    return retry_id_of(initial_id, secrets.token_hex(8))
+
+
+def repository(db: Any) -> MongoEventRepository:
+    return MongoEventRepository(db, RecordWriter(db.webhook_events, claims=db.webhook_claims))
 
 
 @pytest.fixture
@@ -92,7 +99,7 @@ async def test_a_retired_index_on_a_collection_not_created_yet_is_no_error(db: A
 
 async def test_the_attempts_of_an_event_are_its_id_range_and_nothing_of_another_event(db: Any) -> None:
     await ensure_indexes(db, INDEXES)
-    store = EventStore(db)
+    store, queries = repository(db), MongoEventQueries(db)
     first, second = initial_event_id("a", T0), initial_event_id("b", T0)
     retries = [retry_event_id(first) for _ in range(3)]
     await db.webhook_events.insert_many(
@@ -106,17 +113,18 @@ async def test_the_attempts_of_an_event_are_its_id_range_and_nothing_of_another_
             {**record(retry_event_id(second), "pay_1", 2, "delivered"), "initial_attempt_id": second},
         ]
     )
-    attempts = await store.attempts_of("m1", first)
+    attempts = await queries.attempts_of("m1", first)
     assert [a["event_id"] for a in attempts] == [first, *retries]
-    assert await store.attempts_of("another_merchant", first) == []
-    assert (await store.get("m1", retries[0]) or {})["initial_attempt_id"] == first
-    assert await store.get("another_merchant", first) is None
-    assert await store.get("m1/evt", first) is None
+    assert await queries.attempts_of("another_merchant", first) == []
+    initial = await store.load_initial("m1", retries[0])
+    assert initial is not None and initial.event_id == first
+    assert await store.load_initial("another_merchant", first) is None
+    assert await store.load("m1/evt", first) is None
 
 
 async def test_the_events_of_a_payment_are_found_through_its_claims(db: Any) -> None:
     await ensure_indexes(db, INDEXES)
-    store = EventStore(db)
+    store = MongoEventQueries(db)
     failed = await claim(db, "payment_failed", "att_1", "pay_a", 1)
     succeeded = await claim(db, "payment_succeeded", "att_2", "pay_a", 2)
     other = await claim(db, "payment_succeeded", "att_3", "pay_ab", 1)  # a payment id that extends "pay_a"
@@ -145,17 +153,17 @@ def test_record_keys_refuse_merchant_ids_that_could_overlap_another_merchants_ra
 
 def test_the_creation_time_of_a_time_ordered_object_id_and_none_for_other_ids() -> None:
     for object_id in (new_attempt_id("12345"), new_payment_id("12345")):
-        created = created_at_of(object_id)
+        created = created_at_of(object_id, datetime.now(UTC))
         assert created is not None and abs(created - datetime.now(UTC)) < timedelta(seconds=5)
-    assert created_at_of("att_2") is None
-    assert created_at_of("12345_att_" + "f" * 32) is None  # not version 7
+    assert created_at_of("att_2", datetime.now(UTC)) is None
+    assert created_at_of("12345_att_" + "f" * 32, datetime.now(UTC)) is None  # not version 7
     future = f"{int((datetime.now(UTC) + timedelta(days=2)).timestamp() * 1000):012x}7000800000000000000"
-    assert created_at_of(f"12345_att_{future}") is None
+    assert created_at_of(f"12345_att_{future}", datetime.now(UTC)) is None
 
 
 async def test_a_merchants_list_is_its_id_range_newest_first_bounded_by_time_exactly(db: Any) -> None:
     await ensure_indexes(db, INDEXES)
-    store = EventStore(db)
+    store = MongoEventQueries(db)
     at = [T0 + timedelta(milliseconds=n * 250, microseconds=n) for n in range(8)]
     mine = [initial("m1", created) for created in at]
     # Merchants whose ids sort next to "m1/" ("-" before "/"; "0", "_" and letters after it), retry records.
@@ -191,19 +199,37 @@ async def test_a_merchants_list_is_its_id_range_newest_first_bounded_by_time_exa
 
 async def test_the_earliest_unfinished_earlier_event_holds_a_later_one_back(db: Any) -> None:
     await ensure_indexes(db, INDEXES)
-    store = EventStore(db)
+    store = repository(db)
     first = await claim(db, "payment_failed", "att_1", "pay_o", 1)
     second = await claim(db, "payment_failed", "att_2", "pay_o", 2)
     await claim(db, "payment_succeeded", "att_3", "pay_o", 3)
     # The first is claimed but not recorded yet (its first attempt in flight): it holds both later ones.
-    assert (await store.earlier_unfinished("m1", "pay_o", 3) or {})["event_id"] == first
+    assert (await store.earlier_unfinished(event("pay_o", 3)) or EMPTY).event_id == first
     due = T0 + timedelta(minutes=5)
     await db.webhook_events.insert_many(
         [record(first, "pay_o", 1, "delivered"), record(second, "pay_o", 2, "retry_scheduled", next_retry_at=due)]
     )
-    pending = await store.earlier_unfinished("m1", "pay_o", 3)
-    assert pending is not None and pending["event_id"] == second and pending["next_retry_at"] == due
-    assert await store.earlier_unfinished("m1", "pay_o", 2) is None
+    pending = await store.earlier_unfinished(event("pay_o", 3))
+    assert pending is not None and pending.event_id == second and pending.next_retry_at == due
+    assert await store.earlier_unfinished(event("pay_o", 2)) is None
     await db.webhook_events.update_one({"_id": record_key("m1", second)}, {"$set": {"status": "failed"}})
-    assert await store.earlier_unfinished("m1", "pay_o", 3) is None
-    assert await store.earlier_unfinished("m1", "pay_o", 1) is None
+    assert await store.earlier_unfinished(event("pay_o", 3)) is None
+    assert await store.earlier_unfinished(event("pay_o", 1)) is None
+
+
+EMPTY = EarlierEvent("", None, None)
+
+
+def event(payment_id: str, sequence: int) -> WebhookEvent:
+    return WebhookEvent(
+        event_id=f"evt_{sequence}",
+        idempotent_event_id=f"key_{sequence}",
+        event_type="payment_succeeded",
+        primary_object_id="att",
+        payment_id=payment_id,
+        merchant_id="m1",
+        profile_id="pro",
+        created_at=T0,
+        body=b"{}",
+        sequence=sequence,
+    )

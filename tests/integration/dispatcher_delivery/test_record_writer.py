@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
-from recovery_dispatcher.adapters.record_writer import DuplicateEvent, RecordWriter
-from recovery_dispatcher.adapters.store import INDEXES
+from recovery_dispatcher.adapters.event_repository import INDEXES
+from recovery_dispatcher.adapters.record_writer import RecordWriter
+from recovery_dispatcher.domain.event import DuplicateEvent
 from recovery_runtime.mongo import ensure_indexes
 
 pytestmark = pytest.mark.integration

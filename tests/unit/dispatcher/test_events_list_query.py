@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from recovery_contracts.api.events import EventListConstraints
 from recovery_contracts.ids import new_attempt_id
-from recovery_dispatcher.adapters.store import CLOCK_SKEW, created_at_of, merchant_range, record_key
-from recovery_dispatcher.api import _list_query
+from recovery_dispatcher.adapters.event_queries import merchant_range
+from recovery_dispatcher.domain.ids import CLOCK_SKEW, created_at_of, record_key
+from recovery_dispatcher.http import _list_query
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
@@ -31,7 +32,7 @@ def test_a_payment_is_looked_up_by_the_keys_of_its_claimed_events_in_this_mercha
 
 def test_an_attempt_is_looked_for_from_its_creation_less_the_clock_skew() -> None:
     attempt = new_attempt_id("12345")
-    created = created_at_of(attempt)
+    created = created_at_of(attempt, datetime.now(UTC))
     assert created is not None
     query = _list_query("m1", EventListConstraints(object_id=attempt), [])
     assert query.filters == {"primary_object_id": attempt}

@@ -1,98 +1,165 @@
-"""Composition root of the webhook dispatcher: builds the service from settings."""
+"""Composition root of the webhook dispatcher: builds the service from settings and its adapters (the only
+module that knows the concrete classes)."""
 
 from __future__ import annotations
 
+import functools
+import os
+import secrets
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from recovery_contracts.envelope import Envelope
-from recovery_dispatcher import api
-from recovery_dispatcher.adapters.delivery import DeliveryTimeouts, InProcessRetry, SenderConfig, WebhookSender
+from pymongo.asynchronous.database import AsyncDatabase
+
+from recovery_dispatcher import http
+from recovery_dispatcher.adapters.endpoint_health import InProcessEndpointHealth
+from recovery_dispatcher.adapters.endpoint_repository import MongoEndpointRepository
+from recovery_dispatcher.adapters.event_queries import MongoEventQueries
+from recovery_dispatcher.adapters.event_repository import INDEXES, MongoEventRepository
 from recovery_dispatcher.adapters.record_writer import RecordWriter
+from recovery_dispatcher.adapters.sender import DeliveryTimeouts, InProcessRetry, SenderConfig, WebhookSender
 from recovery_dispatcher.adapters.ssrf import SsrfGuard, SsrfPolicy
-from recovery_dispatcher.adapters.store import INDEXES, EndpointStore, EventStore
-from recovery_dispatcher.consumer import ConcurrentConsumer
 from recovery_dispatcher.domain.breaker import BreakerPolicy
 from recovery_dispatcher.domain.policy import HYPERSWITCH_RETRY_SCHEDULE, RetrySchedule
-from recovery_dispatcher.handlers import WebhookDispatcher, retry_schedule
+from recovery_dispatcher.handlers.deliver_webhook import deliver_webhook
+from recovery_dispatcher.handlers.delivery import Delivery
+from recovery_dispatcher.handlers.leases import DeliveryLeases
+from recovery_dispatcher.handlers.manual_retry import manual_retry
+from recovery_dispatcher.handlers.payment_events import payment_failed, payment_succeeded
+from recovery_dispatcher.handlers.ports import EndpointRepository, EventQueries, EventRepository, Sender
+from recovery_dispatcher.handlers.profile_updated import profile_updated
 from recovery_dispatcher.settings import DispatcherSettings
+from recovery_runtime.bus import Publisher
+from recovery_runtime.clock import Clock, TimeScale
 from recovery_runtime.internal_api import InternalCaller
 from recovery_runtime.secrets import SecretBox
 from recovery_runtime.service import Service
+from recovery_runtime.unit_of_work import UnitOfWorkPort
 
 NAME = "dispatcher"
 
 
-def _payment_lane(envelope: Envelope[object]) -> str | None:
-    # Messages of one payment are handled in arrival order; different payments in parallel.
-    return envelope.correlation_id
+@dataclass(frozen=True)
+class DispatcherAdapters:
+    events: EventRepository
+    queries: EventQueries
+    endpoints: EndpointRepository
+    sender: Sender
+    unit_of_work: UnitOfWorkPort
+    publisher: Publisher
+    clock: Clock
 
 
-def build_service(settings: DispatcherSettings | None = None) -> Service:
-    settings = settings or DispatcherSettings()
-    service = Service(NAME, settings)
-    service.add_indexes(INDEXES)
-    scale = service.time_scale
-
-    def sender() -> WebhookSender:
-        return WebhookSender(
-            SsrfGuard(SsrfPolicy.from_setting(settings.webhook_allowed_cidrs)),
-            SenderConfig(
-                timeouts=DeliveryTimeouts(
-                    connect=settings.webhook_connect_timeout_seconds,
-                    total=settings.webhook_total_timeout_seconds,
-                ),
-                in_process_retry=InProcessRetry(
-                    max_attempts=settings.webhook_in_process_attempts,
-                    budget=settings.webhook_in_process_budget_seconds,
-                ),
-            ),
-        )
-
-    events = EventStore(service.db)
-    max_retry_after = settings.webhook_max_retry_after_seconds
-    default_schedule = HYPERSWITCH_RETRY_SCHEDULE
-    schedule = retry_schedule(settings.webhook_retry_schedule_seconds, max_retry_after) or RetrySchedule(
-        default_schedule.delays, max_retry_after=timedelta(seconds=max_retry_after)
+def mongo_adapters(
+    settings: DispatcherSettings,
+    *,
+    db: AsyncDatabase[dict[str, Any]],
+    unit_of_work: UnitOfWorkPort,
+    publisher: Publisher,
+    clock: Clock,
+) -> DispatcherAdapters:
+    """The production adapters: MongoDB repositories (records written in batches), the aiohttp sender."""
+    writer = RecordWriter(
+        db["webhook_events"],
+        settings.webhook_record_flush_seconds,
+        settings.webhook_record_batch,
+        claims=db["webhook_claims"],
     )
-    dispatcher = WebhookDispatcher(
-        store=service.unit_of_work,
-        events=events,
-        endpoints=EndpointStore(
-            service.db, settings.webhook_endpoint_cache_seconds, secrets=SecretBox.from_settings(settings)
+    sender = WebhookSender(
+        SsrfGuard(SsrfPolicy.from_setting(settings.webhook_allowed_cidrs)),
+        SenderConfig(
+            timeouts=DeliveryTimeouts(
+                connect=settings.webhook_connect_timeout_seconds, total=settings.webhook_total_timeout_seconds
+            ),
+            in_process_retry=InProcessRetry(
+                max_attempts=settings.webhook_in_process_attempts, budget=settings.webhook_in_process_budget_seconds
+            ),
         ),
-        writer=RecordWriter(
-            events.collection,
-            settings.webhook_record_flush_seconds,
-            settings.webhook_record_batch,
-            claims=events.claims,
-        ),
-        sender_factory=sender,
-        clock=service.clock,
-        time_scale=scale,
-        schedule=schedule,
-        lease=timedelta(seconds=settings.webhook_delivery_lease_seconds),
-        instance_id=settings.service_instance_id,
-        user_agent=settings.webhook_user_agent,
+    )
+    endpoints = MongoEndpointRepository(
+        db, settings.webhook_endpoint_cache_seconds, secrets=SecretBox.from_settings(settings)
+    )
+    return DispatcherAdapters(
+        events=MongoEventRepository(db, writer),
+        queries=MongoEventQueries(db),
+        endpoints=endpoints,
+        sender=sender,
+        unit_of_work=unit_of_work,
+        publisher=publisher,
+        clock=clock,
+    )
+
+
+def delivery_of(settings: DispatcherSettings, adapters: DispatcherAdapters, scale: TimeScale) -> Delivery:
+    """The handlers' dependencies. Breaker durations are wall-clock (scaled here); schedules are schedule time."""
+    health = InProcessEndpointHealth(
+        adapters.endpoints,
+        adapters.unit_of_work,
         breaker=BreakerPolicy(
             failure_threshold=settings.webhook_breaker_failures,
             cooldown=scale.wall(timedelta(seconds=settings.webhook_breaker_cooldown_seconds)),
             max_cooldown=scale.wall(timedelta(seconds=settings.webhook_breaker_max_cooldown_seconds)),
             probe_timeout=timedelta(seconds=settings.webhook_total_timeout_seconds * 4),
         ),
-        endpoint_concurrency=settings.webhook_endpoint_concurrency,
-        disable_after=timedelta(seconds=settings.webhook_disable_after_seconds),
+        concurrency=settings.webhook_endpoint_concurrency,
+        disable_after=scale.wall(timedelta(seconds=settings.webhook_disable_after_seconds)),
     )
-    consumer = ConcurrentConsumer(service.broker, service.publisher, settings.webhook_max_in_flight)
-    service.on_start(dispatcher.start)
-    service.on_drain(lambda: consumer.close(settings.shutdown_grace_seconds))
-    service.on_stop(dispatcher.close)
+    # The lease owner: this process (host names repeat across processes on one machine).
+    owner = f"{settings.service_instance_id}/{os.getpid()}-{secrets.token_hex(4)}"
+    return Delivery(
+        events=adapters.events,
+        endpoints=adapters.endpoints,
+        health=health,
+        sender=adapters.sender,
+        unit_of_work=adapters.unit_of_work,
+        clock=adapters.clock,
+        leases=DeliveryLeases(owner, timedelta(seconds=settings.webhook_delivery_lease_seconds)),
+        schedule=_retry_schedule(settings),
+        time_scale=scale.scale,
+        user_agent=settings.webhook_user_agent,
+    )
+
+
+def _retry_schedule(settings: DispatcherSettings) -> RetrySchedule:
+    """WEBHOOK_RETRY_SCHEDULE_SECONDS (comma-separated seconds), or Hyperswitch's schedule when it is empty."""
+    setting = settings.webhook_retry_schedule_seconds
+    max_retry_after = settings.webhook_max_retry_after_seconds
+    if not setting.strip():
+        return RetrySchedule(HYPERSWITCH_RETRY_SCHEDULE.delays, max_retry_after=timedelta(seconds=max_retry_after))
+    seconds = (float(part) for part in setting.split(",") if part.strip())
+    return RetrySchedule.from_seconds(seconds, max_retry_after_seconds=max_retry_after)
+
+
+def build_service(settings: DispatcherSettings | None = None, adapters: DispatcherAdapters | None = None) -> Service:
+    settings = settings or DispatcherSettings()
+    if adapters is None:
+        service = Service(NAME, settings)
+        adapters = mongo_adapters(
+            settings, db=service.db, unit_of_work=service.unit_of_work, publisher=service.publisher, clock=service.clock
+        )
+    else:
+        service = Service(
+            NAME, settings, clock=adapters.clock, publisher=adapters.publisher, unit_of_work=adapters.unit_of_work
+        )
+    service.add_indexes(INDEXES)
+    service.on_stop(adapters.events.close)
+    service.on_stop(adapters.sender.aclose)
+    delivery = delivery_of(settings, adapters, service.time_scale)
     for queue_name, handler in (
-        ("dispatcher.payment-succeeded", dispatcher.payment_succeeded),
-        ("dispatcher.payment-failed", dispatcher.payment_failed),
-        ("dispatcher.deliver-webhook", dispatcher.deliver_webhook),
+        ("dispatcher.payment-succeeded", payment_succeeded),
+        ("dispatcher.payment-failed", payment_failed),
+        ("dispatcher.deliver-webhook", deliver_webhook),
     ):
-        # Service.consume handles one message at a time; deliveries need many in flight.
-        service.add_subscriber(consumer.subscribe(queue_name, handler, _payment_lane))
-    service.consume("dispatcher.profile-updated", dispatcher.profile_updated)
-    service.app.include_router(api.router(events, dispatcher, InternalCaller(settings.internal_api_token)))
+        # Messages of one payment are handled in arrival order; different payments side by side.
+        service.consume(
+            queue_name, functools.partial(handler, delivery), lane_of=lambda envelope: envelope.correlation_id
+        )
+    service.consume(
+        "dispatcher.profile-updated", functools.partial(profile_updated, adapters.endpoints, adapters.unit_of_work)
+    )
+    caller = InternalCaller(settings.internal_api_token)
+    service.app.include_router(
+        http.router(adapters.events, adapters.queries, functools.partial(manual_retry, delivery), caller)
+    )
     return service

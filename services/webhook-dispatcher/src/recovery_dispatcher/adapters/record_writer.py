@@ -32,6 +32,8 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
+from recovery_dispatcher.domain.event import DuplicateEvent
+
 log = structlog.get_logger(__name__)
 
 DUPLICATE_KEY = 11000
@@ -39,10 +41,6 @@ DUPLICATE_KEY = 11000
 _PROBE = 64
 # Conflicts one claim may meet before its delivery fails (and its message comes back later).
 _MAX_TRIES = 6
-
-
-class DuplicateEvent(Exception):
-    """An initial event with this `idempotent_event_id` is already claimed (a duplicate message, a race)."""
 
 
 @dataclass

@@ -43,6 +43,11 @@ class CircuitBreaker:
             return None
         return self.opened_at + self.cooldown
 
+    def hold_until(self, now: datetime) -> datetime:
+        """When a delivery the circuit refused comes back: the end of the cooldown, and never sooner than a
+        quarter of the first cooldown (the deliveries refused while one probe is out)."""
+        return max(self.retry_at() or now, now + self.policy.cooldown / 4)
+
     def allow(self, now: datetime) -> bool:
         """May a delivery go out now? In half-open state only the one probe may."""
         if self.state is CircuitState.CLOSED:

@@ -7,8 +7,9 @@ merchant's event ids answer 404 as unknown ones do.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -22,8 +23,9 @@ from recovery_contracts.api.events import (
     EventRetrieveResponse,
     TotalEventsResponse,
 )
-from recovery_dispatcher.adapters.store import CLOCK_SKEW, MERCHANT_ID, EventStore, created_at_of, record_key
-from recovery_dispatcher.handlers import WebhookDispatcher
+from recovery_dispatcher.domain.event import WebhookEvent
+from recovery_dispatcher.domain.ids import CLOCK_SKEW, MERCHANT_ID, created_at_of, record_key
+from recovery_dispatcher.handlers.ports import EventQueries, EventRepository
 from recovery_runtime.internal_api import InternalCaller
 
 DEFAULT_PAGE = 10
@@ -102,7 +104,7 @@ def _list_query(
         else:
             # The primary object is the attempt (as Hyperswitch's).
             query.filters["primary_object_id"] = constraints.object_id
-            created_at = created_at_of(constraints.object_id)
+            created_at = created_at_of(constraints.object_id, datetime.now(UTC))
             if created_at is not None:
                 since = created_at - CLOCK_SKEW
                 query.after = since if query.after is None else max(query.after, since)
@@ -122,16 +124,14 @@ def _list_query(
     return query
 
 
-def router(events: EventStore, dispatcher: WebhookDispatcher, caller: InternalCaller) -> APIRouter:
+def router(
+    events: EventRepository,
+    queries: EventQueries,
+    retry_event: Callable[[WebhookEvent], Awaitable[dict[str, Any]]],
+    caller: InternalCaller,
+) -> APIRouter:
+    """`retry_event`: the manual retry of an event (handlers.manual_retry), returning its attempt's record."""
     api = APIRouter(prefix="/internal/events", include_in_schema=False)
-
-    async def initial_of(merchant_id: str, event_id: str) -> dict[str, Any] | None:
-        doc = await events.get(merchant_id, event_id)
-        if doc is None:
-            return None
-        if doc["initial_attempt_id"] == doc["event_id"]:
-            return doc
-        return await events.get(merchant_id, doc["initial_attempt_id"])
 
     @api.post("/{merchant_id}/list")
     async def list_events(merchant_id: str, request: Request, caller_id: str = Depends(caller)) -> JSONResponse:
@@ -145,9 +145,9 @@ def router(events: EventStore, dispatcher: WebhookDispatcher, caller: InternalCa
             return JSONResponse(response.model_dump(exclude_none=True), status_code=400)
         payment_event_ids = None
         if constraints.object_id is not None:
-            payment_event_ids = await events.event_ids_of_payment(constraints.object_id)
+            payment_event_ids = await queries.event_ids_of_payment(constraints.object_id)
         query = _list_query(merchant_id, constraints, payment_event_ids)
-        docs, total = await events.list_initial(
+        docs, total = await queries.list_initial(
             merchant_id,
             query.filters,
             constraints.offset or 0,
@@ -162,19 +162,19 @@ def router(events: EventStore, dispatcher: WebhookDispatcher, caller: InternalCa
 
     @api.get("/{merchant_id}/{event_id}/attempts")
     async def attempts(merchant_id: str, event_id: str, caller_id: str = Depends(caller)) -> JSONResponse:
-        initial = await initial_of(caller_id, event_id) if caller_id == merchant_id else None
+        initial = await events.load_initial(caller_id, event_id) if caller_id == merchant_id else None
         if initial is None:
             return _problem(ApiError.EVENT_NOT_FOUND)
-        docs = await events.attempts_of(caller_id, initial["event_id"])
+        docs = await queries.attempts_of(caller_id, initial.event_id)
         return JSONResponse([json.loads(attempt_item(d).model_dump_json()) for d in docs])
 
     @api.post("/{merchant_id}/{event_id}/retry")
     async def retry(merchant_id: str, event_id: str, caller_id: str = Depends(caller)) -> JSONResponse:
-        initial = await initial_of(caller_id, event_id) if caller_id == merchant_id else None
+        initial = await events.load_initial(caller_id, event_id) if caller_id == merchant_id else None
         if initial is None:
             return _problem(ApiError.EVENT_NOT_FOUND)
         try:
-            record = await dispatcher.manual_retry(initial)
+            record = await retry_event(initial)
         except LookupError as missing:
             return _problem(ApiError.PRECONDITION_FAILED, message=str(missing))
         return JSONResponse(json.loads(attempt_item(record).model_dump_json()))

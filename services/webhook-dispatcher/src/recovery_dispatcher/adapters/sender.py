@@ -26,12 +26,11 @@ from tenacity import (
 from yarl import URL
 
 from recovery_dispatcher.adapters.ssrf import DestinationBlocked, GuardedResolver, SsrfGuard, parse_ip
-from recovery_dispatcher.domain.policy import DeliveryVerdict, classify_response, parse_retry_after
+from recovery_dispatcher.domain.attempt import DeliveryResult, HeaderList
+from recovery_dispatcher.domain.policy import classify_response, parse_retry_after
 
 TRANSPORT_ERROR_PREFIX = "Unable to send request to merchant server"
 RESPONSE_BODY_LIMIT = 20 * 1024  # bytes kept of a receiver's answer, as Svix does
-
-HeaderList = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,26 +64,6 @@ class SenderConfig:
     max_connections_per_host: int = 64
     dns_cache_seconds: int = 10
     response_body_limit: int = RESPONSE_BODY_LIMIT
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryResult:
-    """One delivery attempt as it should be recorded: what was sent, what came back, and the verdict."""
-
-    url: str
-    request_headers: HeaderList
-    started_at: datetime
-    duration_ms: int
-    status_code: int | None
-    response_headers: HeaderList
-    response_body: str | None
-    response_body_truncated: bool
-    error_message: str | None
-    verdict: DeliveryVerdict
-
-    @property
-    def is_success(self) -> bool:
-        return self.verdict.is_success
 
 
 def _utc_now() -> datetime:
@@ -159,7 +138,8 @@ class WebhookSender:
 
     The client is one pooled aiohttp session (the throughput path: several times cheaper per request than
     httpx on this machine), redirects off, environment proxies and cookies ignored, every connection resolved
-    through the SSRF guard. Create it inside a running event loop; close it with `aclose()` (or `async with`).
+    through the SSRF guard. The session opens at the first send (inside the running event loop, as aiohttp
+    requires); close it with `aclose()` (or `async with`).
     """
 
     def __init__(
@@ -175,9 +155,12 @@ class WebhookSender:
         self._clock = clock
         self._sleep = sleep
         self._checked: dict[str, URL] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
         timeouts = self._config.timeouts
         connector = aiohttp.TCPConnector(
-            resolver=GuardedResolver(guard),
+            resolver=GuardedResolver(self._guard),
             limit=self._config.max_connections,
             limit_per_host=self._config.max_connections_per_host,
             ttl_dns_cache=self._config.dns_cache_seconds,
@@ -192,6 +175,7 @@ class WebhookSender:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect),
             auto_decompress=True,
         )
+        return self._session
 
     async def __aenter__(self) -> WebhookSender:
         return self
@@ -200,7 +184,9 @@ class WebhookSender:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._session.close()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     def _destination(self, url: str) -> URL:
         """The parsed URL once checked (scheme, IP literal); cached per URL: endpoints are few, deliveries many."""
@@ -237,7 +223,9 @@ class WebhookSender:
             wire_headers = CIMultiDict((name.lower(), value) for name, value in headers)
             async with (
                 asyncio.timeout(total),
-                self._session.post(target, data=body, headers=wire_headers, allow_redirects=False) as response,
+                (self._session or self._open()).post(
+                    target, data=body, headers=wire_headers, allow_redirects=False
+                ) as response,
             ):
                 status = response.status
                 response_headers = tuple((name.lower(), value) for name, value in response.headers.items())

@@ -1,0 +1,142 @@
+"""The endpoint repository on MongoDB (`webhook_endpoints`): the projection of `profile.updated` (where and how
+each profile's webhooks go) and the dispatcher's health marks on it, read through a short cache."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from recovery_contracts.messages import ProfileUpdated
+from recovery_dispatcher.domain.endpoint import Endpoint
+from recovery_runtime.secrets import SecretBox, is_sealed
+from recovery_runtime.ttl_cache import TtlCache
+
+
+class MongoEndpointRepository:
+    def __init__(
+        self,
+        db: AsyncDatabase[dict[str, Any]],
+        cache_seconds: float = 2.0,
+        secrets: SecretBox | None = None,
+        max_cached: int = 10_000,
+    ) -> None:
+        self._endpoints = db["webhook_endpoints"]
+        self._secrets = secrets
+        self._cache: TtlCache[str, Endpoint] = TtlCache(cache_seconds, max_cached)
+        self._loading: dict[str, asyncio.Future[Endpoint | None]] = {}
+
+    async def apply(self, update: ProfileUpdated, session: AsyncClientSession | None) -> bool:
+        """Project a profile version newer than the stored one; False for an older or repeated one."""
+        current = await self._endpoints.find_one({"_id": update.profile_id}, {"version": 1}, session=session)
+        if current is not None and current.get("version", 0) >= update.version:
+            return False
+        schedule = update.webhook_retry_schedule_seconds
+        await self._endpoints.update_one(
+            {"_id": update.profile_id},
+            {
+                "$set": {
+                    "merchant_id": update.merchant_id,
+                    "url": update.webhook_url,
+                    "enabled": update.webhooks_enabled,
+                    "hash_key": update.payment_response_hash_key,
+                    "whsec_secrets": list(update.standard_webhooks_secrets),
+                    "custom_headers": update.custom_headers,
+                    "retry_schedule_seconds": list(schedule) if schedule is not None else None,
+                    "version": update.version,
+                },
+                # A profile update re-enables an endpoint the dispatcher had disabled (410 Gone, long failure).
+                "$unset": {"disabled_reason": "", "failing_since": ""},
+            },
+            upsert=True,
+            session=session,
+        )
+        self.forget(update.profile_id)
+        return True
+
+    def forget(self, profile_id: str) -> None:
+        self._cache.invalidate(profile_id)
+        # A read in flight may have started before the change: later callers read again.
+        self._loading.pop(profile_id, None)
+
+    async def get(self, profile_id: str) -> Endpoint | None:
+        cached = self._cache.get(profile_id)
+        if cached is not None:
+            return cached
+        loading = self._loading.get(profile_id)
+        if loading is not None:
+            # Deliveries to one profile arriving together share one read.
+            return await asyncio.shield(loading)
+        future: asyncio.Future[Endpoint | None] = asyncio.get_running_loop().create_future()
+        self._loading[profile_id] = future
+        generation = self._cache.generation()
+        try:
+            doc = await self._endpoints.find_one({"_id": profile_id})
+            endpoint = None if doc is None else self._endpoint(doc)
+            if endpoint is not None:
+                self._cache.put(profile_id, endpoint, read_at_generation=generation)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: the waiters re-raise it
+            raise
+        else:
+            future.set_result(endpoint)
+        finally:
+            if self._loading.get(profile_id) is future:
+                del self._loading[profile_id]
+        return endpoint
+
+    def _endpoint(self, doc: dict[str, Any]) -> Endpoint:
+        """The endpoint with its signing keys in the clear, in memory only: the collection keeps what intake
+        sealed."""
+        box = self._secrets
+
+        def opened(value: str | None) -> str | None:
+            return box.open(value) if box is not None and value is not None and is_sealed(value) else value
+
+        schedule = doc.get("retry_schedule_seconds")
+        return Endpoint(
+            profile_id=doc["_id"],
+            merchant_id=doc.get("merchant_id"),
+            url=doc.get("url"),
+            enabled=bool(doc.get("enabled", True)),
+            hash_key=opened(doc.get("hash_key")),
+            whsec_secrets=tuple(s for s in (opened(s) for s in doc.get("whsec_secrets") or ()) if s is not None),
+            custom_headers=doc.get("custom_headers") or {},
+            retry_schedule_seconds=tuple(schedule) if schedule is not None else None,
+            disabled_reason=doc.get("disabled_reason"),
+            failing_since=doc.get("failing_since"),
+        )
+
+    async def disable(self, profile_id: str, reason: str, session: AsyncClientSession | None = None) -> bool:
+        """Mark the endpoint disabled; False when it was already (another delivery or dispatcher did it)."""
+        result = await self._endpoints.update_one(
+            {"_id": profile_id, "disabled_reason": {"$exists": False}},
+            {"$set": {"disabled_reason": reason}},
+            session=session,
+        )
+        self.forget(profile_id)
+        return result.modified_count == 1
+
+    async def mark_failing(self, profile_id: str, since: datetime) -> None:
+        """The endpoint's failing period starts (unless it had started already)."""
+        await self._endpoints.update_one(
+            {"_id": profile_id, "failing_since": {"$exists": False}}, {"$set": {"failing_since": since}}
+        )
+        cached = self._cache.get(profile_id)
+        if cached is not None and cached.failing_since is None:
+            self._cache.put(profile_id, replace(cached, failing_since=since))
+
+    async def mark_healthy(self, profile_id: str) -> None:
+        """A success ends the endpoint's failing period."""
+        await self._endpoints.update_one({"_id": profile_id}, {"$unset": {"failing_since": ""}})
+        cached = self._cache.get(profile_id)
+        if cached is not None and cached.failing_since is not None:
+            self._cache.put(profile_id, replace(cached, failing_since=None))

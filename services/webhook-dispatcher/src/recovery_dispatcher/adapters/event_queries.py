@@ -1,0 +1,74 @@
+"""What the events API reads: a merchant's initial records, an event's attempts, a payment's events (all by
+`_id` ranges: the records have no secondary index)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from recovery_dispatcher.adapters.event_repository import payment_claims
+from recovery_dispatcher.domain.ids import ATTEMPTS_END, KEY_SEPARATOR, checked_merchant_id, millis, record_key
+
+
+def merchant_range(merchant_id: str, after: datetime | None = None, before: datetime | None = None) -> dict[str, str]:
+    """The `_id` range of a merchant's records, optionally of those created in [after, before] (to the
+    millisecond; the caller filters `created_at` exactly)."""
+    low = f"{checked_merchant_id(merchant_id)}{KEY_SEPARATOR}"
+    high = f"{merchant_id}0"
+    if after is not None:
+        low += f"evt_{max(millis(after), 0):012x}"
+    if before is not None:
+        high = f"{merchant_id}{KEY_SEPARATOR}evt_{max(millis(before) + 1, 0):012x}"
+    return {"$gte": low, "$lt": high}
+
+
+def attempts_range(initial_key: str) -> dict[str, str]:
+    return {"$gte": initial_key, "$lt": initial_key + ATTEMPTS_END}
+
+
+class MongoEventQueries:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self._records = db["webhook_events"]
+        self._claims = db["webhook_claims"]
+
+    async def event_ids_of_payment(self, payment_id: str) -> list[str]:
+        """The ids of the initial events raised for a payment: its claims, one `_id` range."""
+        cursor = self._claims.find({"_id": payment_claims(payment_id)}, {"event_id": 1})
+        return [doc["event_id"] async for doc in cursor]
+
+    async def attempts_of(self, merchant_id: str, initial_event_id: str) -> list[dict[str, Any]]:
+        """The records of an event's attempts, the initial first (its key is the range's start)."""
+        try:
+            key = record_key(merchant_id, initial_event_id)
+        except ValueError:
+            return []
+        return await self._records.find({"_id": attempts_range(key)}).sort("created_at", ASCENDING).to_list(None)
+
+    async def list_initial(
+        self,
+        merchant_id: str,
+        query: dict[str, Any],
+        offset: int,
+        limit: int,
+        *,
+        after: datetime | None = None,
+        before: datetime | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A merchant's initial events matching `query`, newest first: its `_id` range read backwards, bounded
+        by `after` and `before` to the millisecond (`query` filters `created_at` exactly), or the records of
+        `query`'s `_id` list (keys of this merchant's records)."""
+        query = {"delivery_attempt": "initial_attempt", **query}
+        if "_id" not in query:
+            query["_id"] = merchant_range(merchant_id, after, before)
+        total = await self._records.count_documents(query)
+        docs = (
+            await self._records.find(query, {"body": 0, "request": 0, "response": 0})
+            .sort("_id", DESCENDING)
+            .skip(offset)
+            .limit(limit)
+            .to_list(None)
+        )
+        return docs, total

@@ -1,0 +1,27 @@
+"""`webhook.deliver`: a durable retry or a hold came due; deliver the event again unless it moved on."""
+
+from __future__ import annotations
+
+import structlog
+
+from recovery_contracts.envelope import Envelope
+from recovery_contracts.messages import DeliverWebhook
+from recovery_dispatcher.domain.status import EventStatus
+from recovery_dispatcher.handlers.delivery import Delivery
+from recovery_runtime.bus import MessageRejected
+from recovery_runtime.topology import ConsumerQueue
+
+log = structlog.get_logger(__name__)
+
+
+async def deliver_webhook(delivery: Delivery, envelope: Envelope[DeliverWebhook], queue: ConsumerQueue) -> None:
+    command = envelope.payload
+    if not envelope.merchant_id:
+        raise MessageRejected("deliver_webhook without merchant_id in its envelope")
+    event = await delivery.events.load(envelope.merchant_id, command.initial_attempt_id)
+    if event is None:
+        raise MessageRejected(f"no webhook event {command.initial_attempt_id}")
+    if event.retry_index != command.retry_index:
+        log.info("webhook.retry_stale", event_id=event.event_id, retry_index=command.retry_index)
+        return
+    await delivery.deliver(event, (EventStatus.RETRY_SCHEDULED,))

@@ -1,0 +1,180 @@
+"""Delivering one webhook event: check the endpoint, the payment's order and the circuit, send, record, settle.
+
+The decisions are the domain's (`WebhookEvent`, `Endpoint`, the breaker); this is the order of the steps and the
+writes between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from recovery_dispatcher import metrics
+from recovery_dispatcher.domain.attempt import DeliveryResult
+from recovery_dispatcher.domain.endpoint import Endpoint, refusal_of
+from recovery_dispatcher.domain.event import DuplicateEvent, Transition, WebhookEvent
+from recovery_dispatcher.domain.policy import RetrySchedule
+from recovery_dispatcher.domain.status import AttemptKind, EventOutcome, EventStatus
+from recovery_dispatcher.handlers.leases import DeliveryLeases
+from recovery_dispatcher.handlers.ports import EndpointHealth, EndpointRepository, EventRepository, Sender
+from recovery_runtime.clock import Clock
+from recovery_runtime.unit_of_work import Transaction, UnitOfWorkPort
+
+log = structlog.get_logger(__name__)
+
+
+class DeliveryInProgress(Exception):
+    """Another dispatcher holds this event's delivery lease: retry the message after a pause."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The dependencies of the dispatcher's handlers, and the delivery they share."""
+
+    events: EventRepository
+    endpoints: EndpointRepository
+    health: EndpointHealth
+    sender: Sender
+    unit_of_work: UnitOfWorkPort
+    clock: Clock
+    leases: DeliveryLeases
+    # The default retry schedule (a profile may have its own), in schedule time; wall = schedule / time_scale.
+    schedule: RetrySchedule
+    time_scale: float
+    user_agent: str
+
+    async def deliver_claimed(self, event: WebhookEvent) -> None:
+        """Deliver an event this process has just claimed: it is recorded with its first attempt."""
+        with self.leases.delivering(event.idempotent_event_id):
+            await self._send_and_settle(event, recorded=False)
+
+    async def deliver(self, event: WebhookEvent, from_statuses: tuple[EventStatus, ...]) -> None:
+        """Deliver a recorded event, if this process can take it (one dispatcher at a time)."""
+        now = self.clock.now()
+        until = self.leases.until(now)
+        if not await self.events.take(event, from_statuses, now, until, self.leases.owner):
+            log.info("webhook.not_taken", event_id=event.event_id, status=event.status)
+            return
+        await self._send_and_settle(event.leased(until, self.leases.owner), recorded=True)
+
+    async def _send_and_settle(self, event: WebhookEvent, *, recorded: bool) -> None:
+        """`recorded`: the event's initial record is stored (else it is written with the first attempt's
+        result: one insert on the fast path)."""
+        endpoint = await self.endpoints.get(event.profile_id)
+        refusal = refusal_of(endpoint)
+        if refusal is not None:
+            outcome, reason = refusal
+            url = endpoint.url if endpoint is not None else None
+            failed = event.failed(reason, outcome=outcome, url=url, attempts=0, now=self.clock.now())
+            await self._settle_unsent(event, failed, recorded=recorded)
+            return
+        assert endpoint is not None and endpoint.url is not None  # what refusal_of checked
+        held = await self._held(event, endpoint.url)
+        if held is not None:
+            await self._settle_unsent(event, held, recorded=recorded)
+            return
+        results = await self._send(event, endpoint, endpoint.url)
+        await self._settle_sent(event, endpoint, results, recorded=recorded)
+
+    async def _held(self, event: WebhookEvent, url: str) -> Transition | None:
+        """Why the event must wait: an older event of its payment is pending (order), or the circuit of its
+        endpoint is open."""
+        now = self.clock.now()
+        if event.sequence > 1:
+            earlier = await self.events.earlier_unfinished(event)
+            if earlier is not None:
+                return event.waiting_for(earlier, now, self.time_scale)
+        due = self.health.held_until(url, now)
+        if due is not None:
+            return event.held(due, f"circuit open for {url}")
+        return None
+
+    async def _send(self, event: WebhookEvent, endpoint: Endpoint, url: str) -> list[DeliveryResult]:
+        body, sequence = event.body, event.sequence or None
+
+        def headers_for(_: int) -> Sequence[tuple[str, str]]:
+            timestamp = int(self.clock.now().timestamp())
+            return endpoint.headers(
+                body, webhook_id=event.event_id, timestamp=timestamp, sequence=sequence, user_agent=self.user_agent
+            )
+
+        async with self.health.slot(url):
+            return await self.sender.send_with_retries(url, body, headers_for)
+
+    async def _settle_sent(
+        self, event: WebhookEvent, endpoint: Endpoint, results: list[DeliveryResult], *, recorded: bool
+    ) -> None:
+        last, now = results[-1], self.clock.now()
+        after = event.attempts_made(
+            len(results), first_succeeded=results[0].is_success, delivered_at=now if last.is_success else None
+        )
+        _count_attempts(results, event.first_attempt_kind)
+        await self.events.record_attempts(event, after, results, recorded=recorded)
+        if not last.is_success:
+            bind_event(event)
+        await self.health.record(after, endpoint, last, now)
+        if last.is_success:
+            metrics.events_finished(EventOutcome.DELIVERED).inc()
+            # DEBUG: one line per delivery would cost more than the delivery's own CPU; the record and the
+            # metrics keep every delivery.
+            log.debug("webhook.delivered", event_id=event.event_id, status_code=last.status_code, attempts=len(results))
+            return
+        if last.verdict.disables_endpoint:
+            await self.health.disable(after, endpoint, f"410 Gone from {last.url}", self.clock.now())
+        schedule = endpoint.schedule(self.schedule)
+        transition = after.after_failed_delivery(
+            last.verdict, schedule=schedule, url=last.url, now=self.clock.now(), time_scale=self.time_scale
+        )
+        await self._commit(after, transition)
+
+    async def _settle_unsent(self, event: WebhookEvent, transition: Transition, *, recorded: bool) -> None:
+        """Fail or hold an event without an attempt; a claimed event is recorded first."""
+        bind_event(event)
+        if not recorded:
+            try:
+                await self.events.insert(event)
+            except DuplicateEvent:
+                # A dispatcher whose claim lease had run out recorded it meanwhile: carry on with that record.
+                log.warning("webhook.record_exists", event_id=event.event_id)
+        await self._commit(event, transition)
+
+    async def _commit(self, before: WebhookEvent, transition: Transition) -> None:
+        """Store the event's change with the messages it emits, in one transaction."""
+        after = transition.event
+
+        async def save(tx: Transaction) -> None:
+            await self.events.update(before, after, tx.session)
+            for message in transition.messages:
+                tx.emit(message)
+
+        await self.unit_of_work.apply(save)
+        if transition.outcome is not None:
+            metrics.events_finished(transition.outcome).inc()
+            log.warning("webhook.failed", reason=after.status_reason)
+        elif after.holds != before.holds:
+            metrics.RETRIES_SCHEDULED.labels("hold").inc()
+            log.info("webhook.held", due_at=_iso(after), reason=after.status_reason)
+        else:
+            metrics.RETRIES_SCHEDULED.labels("schedule").inc()
+            log.info(
+                "webhook.retry_scheduled", retry_index=after.retry_index, due_at=_iso(after), reason=after.status_reason
+            )
+
+
+def bind_event(event: WebhookEvent) -> None:
+    """Tag this delivery's later log lines with its event id. Only off the fast path: a delivered event logs
+    nothing (binding costs more than the line it would tag)."""
+    structlog.contextvars.bind_contextvars(event_id=event.event_id)
+
+
+def _count_attempts(results: list[DeliveryResult], first_kind: AttemptKind) -> None:
+    for number, result in enumerate(results):
+        kind = first_kind if number == 0 else AttemptKind.AUTOMATIC_RETRY
+        metrics.delivery_attempts(result.verdict.outcome.value, kind.value).inc()
+        metrics.DELIVERY_SECONDS.observe(result.duration_ms / 1000)
+
+
+def _iso(event: WebhookEvent) -> str | None:
+    return event.next_retry_at.isoformat() if event.next_retry_at is not None else None

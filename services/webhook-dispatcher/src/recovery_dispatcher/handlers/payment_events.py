@@ -1,0 +1,102 @@
+"""`payment.succeeded` and `payment.failed`: one initial webhook event per (payment attempt, event type),
+claimed, then delivered; a duplicate message delivers nothing twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from recovery_contracts.envelope import Envelope
+from recovery_contracts.messages import PaymentFailed, PaymentSucceeded
+from recovery_contracts.payments import PaymentObject
+from recovery_dispatcher.domain.event import Claim, DuplicateEvent, WebhookEvent
+from recovery_dispatcher.domain.ids import checked_merchant_id
+from recovery_dispatcher.domain.status import EventStatus
+from recovery_dispatcher.handlers.delivery import Delivery, DeliveryInProgress
+from recovery_runtime.bus import MessageRejected
+from recovery_runtime.topology import ConsumerQueue
+
+log = structlog.get_logger(__name__)
+
+
+async def payment_succeeded(delivery: Delivery, envelope: Envelope[PaymentSucceeded], queue: ConsumerQueue) -> None:
+    message = envelope.payload
+    await raise_event(delivery, envelope, "payment_succeeded", message.attempt_id, message.payment)
+
+
+async def payment_failed(delivery: Delivery, envelope: Envelope[PaymentFailed], queue: ConsumerQueue) -> None:
+    message = envelope.payload
+    await raise_event(delivery, envelope, "payment_failed", message.attempt_id, message.payment)
+
+
+async def raise_event(
+    delivery: Delivery, envelope: Envelope[Any], event_type: str, primary_object_id: str, payment: PaymentObject
+) -> None:
+    merchant_id, profile_id = envelope.merchant_id, envelope.profile_id
+    if not profile_id or not merchant_id:
+        raise MessageRejected("payment event without merchant_id and profile_id in its envelope")
+    try:
+        checked_merchant_id(merchant_id)
+    except ValueError as invalid:
+        raise MessageRejected(str(invalid)) from None
+    if await delivery.endpoints.get(profile_id) is None:
+        # profile.updated travels on its own queue and may land a moment later.
+        raise RuntimeError(f"profile {profile_id} not known to the dispatcher yet")
+    now = delivery.clock.now()
+    event = WebhookEvent.raised(
+        event_type=event_type,
+        primary_object_id=primary_object_id,
+        payment=payment,
+        merchant_id=merchant_id,
+        profile_id=profile_id,
+        now=now,
+        lease_until=delivery.leases.until(now),
+        lease_owner=delivery.leases.owner,
+    )
+    try:
+        # The claim decides, also between dispatchers racing on the same event; it numbers the event within its
+        # payment too (`sequence`).
+        event = await delivery.events.claim(event)
+    except DuplicateEvent:
+        await _duplicate(delivery, event)
+        return
+    await delivery.deliver_claimed(event)
+
+
+async def _duplicate(delivery: Delivery, raised: WebhookEvent) -> None:
+    """The event is claimed already: finish its delivery only if nobody is doing it (the dispatcher that raised
+    it died), else leave it (done) or come back later (in progress)."""
+    claim = await delivery.events.claim_of(raised.payment_id, raised.idempotent_event_id)
+    if claim is None:
+        raise RuntimeError(f"duplicate event {raised.idempotent_event_id} not readable yet")
+    existing = await delivery.events.load(raised.merchant_id, claim.event_id)
+    if existing is None:
+        # Claimed, not recorded: its first attempt is in flight, or the dispatcher that claimed it died (or this
+        # process, whose delivery of it failed before recording: a database outage).
+        await _take_over(delivery, raised, claim)
+        return
+    if existing.status is EventStatus.DELIVERING:
+        if existing.lease_until is not None and existing.lease_until > delivery.clock.now():
+            raise DeliveryInProgress(existing.event_id)
+        await delivery.deliver(existing, ())
+    log.info("webhook.duplicate_event", event_id=existing.event_id, status=existing.status)
+
+
+async def _take_over(delivery: Delivery, raised: WebhookEvent, claim: Claim) -> None:
+    now = delivery.clock.now()
+    leases = delivery.leases
+    if not leases.may_take_over(claim, now):
+        raise DeliveryInProgress(claim.event_id)
+    until = leases.until(now)
+    if not await delivery.events.take_claim(claim, until, leases.owner):
+        raise DeliveryInProgress(claim.event_id)
+    log.info("webhook.claim_taken_over", event_id=claim.event_id)
+    event = WebhookEvent.of_claim(
+        claim,
+        event_type=raised.event_type,
+        primary_object_id=raised.primary_object_id,
+        merchant_id=raised.merchant_id,
+        profile_id=raised.profile_id,
+    )
+    await delivery.deliver_claimed(event.leased(until, leases.owner))

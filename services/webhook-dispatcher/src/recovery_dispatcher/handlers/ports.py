@@ -1,0 +1,124 @@
+"""What the handlers need of the outside world, as small protocols (MongoDB, aiohttp and in-process state in
+production, in-memory fakes in unit tests). `session` is the unit of work's transaction (None in memory)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from recovery_contracts.messages import ProfileUpdated
+from recovery_dispatcher.domain.attempt import DeliveryResult
+from recovery_dispatcher.domain.endpoint import Endpoint
+from recovery_dispatcher.domain.event import Claim, EarlierEvent, WebhookEvent
+from recovery_dispatcher.domain.status import EventStatus
+
+HeadersForAttempt = Callable[[int], Sequence[tuple[str, str]]]
+
+
+class EventRepository(Protocol):
+    """Webhook events: their claims (one per event, numbered within its payment) and their records."""
+
+    async def claim(self, event: WebhookEvent) -> WebhookEvent:
+        """The event numbered; raises DuplicateEvent when it is claimed already."""
+        ...
+
+    async def claim_of(self, payment_id: str, idempotent_id: str) -> Claim | None: ...
+
+    async def take_claim(self, claim: Claim, lease_until: datetime, owner: str) -> bool: ...
+
+    async def load(self, merchant_id: str, event_id: str) -> WebhookEvent | None: ...
+
+    async def load_initial(self, merchant_id: str, event_id: str) -> WebhookEvent | None: ...
+
+    async def take(
+        self,
+        event: WebhookEvent,
+        from_statuses: tuple[EventStatus, ...],
+        now: datetime,
+        lease_until: datetime,
+        owner: str,
+    ) -> bool: ...
+
+    async def earlier_unfinished(self, event: WebhookEvent) -> EarlierEvent | None: ...
+
+    async def insert(self, event: WebhookEvent) -> None:
+        """Raises DuplicateEvent when the event is recorded already."""
+        ...
+
+    async def update(self, before: WebhookEvent, after: WebhookEvent, session: Any) -> None: ...
+
+    async def record_attempts(
+        self, before: WebhookEvent, after: WebhookEvent, results: Sequence[DeliveryResult], *, recorded: bool
+    ) -> None: ...
+
+    async def record_manual_attempt(
+        self, before: WebhookEvent, after: WebhookEvent, result: DeliveryResult
+    ) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
+
+
+class EventQueries(Protocol):
+    """What the events API reads (records as stored)."""
+
+    async def event_ids_of_payment(self, payment_id: str) -> list[str]: ...
+
+    async def attempts_of(self, merchant_id: str, initial_event_id: str) -> list[dict[str, Any]]: ...
+
+    async def list_initial(
+        self,
+        merchant_id: str,
+        query: dict[str, Any],
+        offset: int,
+        limit: int,
+        *,
+        after: datetime | None = None,
+        before: datetime | None = None,
+    ) -> tuple[list[dict[str, Any]], int]: ...
+
+
+class EndpointRepository(Protocol):
+    """Profiles' webhook endpoints (a projection of `profile.updated`) and the dispatcher's marks on them."""
+
+    async def get(self, profile_id: str) -> Endpoint | None: ...
+
+    async def apply(self, update: ProfileUpdated, session: Any) -> bool: ...
+
+    def forget(self, profile_id: str) -> None: ...
+
+    async def disable(self, profile_id: str, reason: str, session: Any = None) -> bool: ...
+
+    async def mark_failing(self, profile_id: str, since: datetime) -> None: ...
+
+    async def mark_healthy(self, profile_id: str) -> None: ...
+
+
+class Sender(Protocol):
+    """Sends a signed body; a merchant's failure is a result, never an exception."""
+
+    async def send(self, url: str, body: bytes, headers: Sequence[tuple[str, str]]) -> DeliveryResult: ...
+
+    async def send_with_retries(
+        self, url: str, body: bytes, headers_for_attempt: HeadersForAttempt
+    ) -> list[DeliveryResult]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class EndpointHealth(Protocol):
+    """Per endpoint: whether a delivery may go now (circuit breaker), how many at once (slots), and the
+    failing period that disables an endpoint."""
+
+    def held_until(self, url: str, now: datetime) -> datetime | None:
+        """None when a delivery to `url` may go now, else when to try again."""
+        ...
+
+    def slot(self, url: str) -> contextlib.AbstractAsyncContextManager[Any]: ...
+
+    async def record(self, event: WebhookEvent, endpoint: Endpoint, last: DeliveryResult, now: datetime) -> None:
+        """Count a delivery's outcome (its last attempt's) towards the endpoint's health."""
+        ...
+
+    async def disable(self, event: WebhookEvent, endpoint: Endpoint, reason: str, now: datetime) -> None: ...

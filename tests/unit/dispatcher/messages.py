@@ -1,0 +1,72 @@
+"""Messages the dispatcher consumes, as the other services publish them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recovery_contracts.envelope import Envelope, MessageType, envelope_for
+from recovery_contracts.messages import DeliverWebhook, PaymentFailed, ProfileUpdated
+from recovery_contracts.payments import IntentStatus
+from recovery_contracts.recovery import AttemptSummary, RecoveryPayment, build_payment_object
+from recovery_dispatcher.domain.signing import generate_whsec_secret
+from support.payments import payment_succeeded, recovery_payment
+
+HASH_KEY = "a-profile-hash-key"
+WHSEC = generate_whsec_secret()
+URL = "https://merchant.example/webhooks"
+
+__all__ = ["HASH_KEY", "URL", "WHSEC", "deliver", "endpoint_update", "failed", "payment", "succeeded"]
+
+
+def payment() -> RecoveryPayment:
+    return recovery_payment(merchant_id="merchant_test", profile_id="pro_test")
+
+
+def succeeded(of: RecoveryPayment | None = None) -> Envelope[Any]:
+    """`payment.succeeded` for a new attempt of `of` (a new payment by default)."""
+    return payment_succeeded(of or payment())
+
+
+def failed(of: RecoveryPayment | None = None) -> Envelope[PaymentFailed]:
+    paid = of or payment()
+    attempt = succeeded(paid).payload
+    return envelope_for(
+        MessageType.PAYMENT_FAILED,
+        PaymentFailed(
+            payment_id=paid.payment_id,
+            reason="hard_declined",
+            business_status="failed",
+            attempt_id=attempt.attempt_id,
+            payment=build_payment_object(
+                paid,
+                status=IntentStatus.FAILED,
+                modified_at=attempt.succeeded_at,
+                attempt=AttemptSummary(total_retry_count=1, token="pm_card_visa"),
+            ),
+        ),
+        correlation_id=paid.payment_id,
+        merchant_id=paid.merchant_id,
+        profile_id=paid.profile_id,
+    )
+
+
+def endpoint_update(version: int = 1, url: str = URL, schedule: tuple[float, ...] | None = None) -> Envelope[Any]:
+    return envelope_for(
+        MessageType.PROFILE_UPDATED,
+        ProfileUpdated(
+            profile_id="pro_test",
+            merchant_id="merchant_test",
+            version=version,
+            webhook_url=url,
+            payment_response_hash_key=HASH_KEY,
+            standard_webhooks_secrets=(WHSEC,),
+            webhook_retry_schedule_seconds=schedule,
+        ),
+        merchant_id="merchant_test",
+        profile_id="pro_test",
+    )
+
+
+def deliver(timer_message: dict[str, Any]) -> Envelope[DeliverWebhook]:
+    """The `webhook.deliver` a `timer.schedule` asked the scheduler to publish when due."""
+    return Envelope[DeliverWebhook].model_validate(timer_message)

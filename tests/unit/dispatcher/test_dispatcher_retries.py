@@ -1,0 +1,125 @@
+"""Failed deliveries and `webhook.deliver` through the real consumer pipeline on in-memory adapters: a failing
+endpoint gets durable retries (timers through the scheduler) until the schedule is used up, a 410 disables the
+endpoint, and a due retry is delivered only by the dispatcher that takes the event."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from recovery_contracts.envelope import Envelope, MessageType
+from recovery_dispatcher.domain.event import WebhookEvent
+from recovery_dispatcher.domain.status import AttemptKind, EventStatus
+
+from .fakes import AttemptRecord, Dispatcher
+from .messages import deliver, succeeded
+
+SUCCEEDED, DELIVER = "dispatcher.payment-succeeded", "dispatcher.deliver-webhook"
+
+
+def timers(dispatcher: Dispatcher) -> list[Envelope[Any]]:
+    return dispatcher.published.envelopes(MessageType.SCHEDULE_TIMER)
+
+
+def the_event(dispatcher: Dispatcher) -> WebhookEvent:
+    [event] = dispatcher.events.initial_events()
+    return event
+
+
+async def test_a_failing_endpoint_gets_durable_retries_then_fails_once_the_schedule_is_used_up(
+    dispatcher: Dispatcher,
+) -> None:
+    dispatcher.sender.answer(500, 503, 500)
+    start = dispatcher.clock.now()
+    await dispatcher.send(SUCCEEDED, succeeded())
+
+    [timer] = timers(dispatcher)
+    event = the_event(dispatcher)
+    assert (event.status, event.retry_index, event.attempts) == (EventStatus.RETRY_SCHEDULED, 1, 1)
+    # Schedule time 60 s (the settings' "60,300"), at TIME_SCALE 1.
+    assert timer.payload.due_at == start + timedelta(seconds=60) == event.next_retry_at
+    assert timer.payload.timer_id == f"webhook:{event.event_id}:1" and timer.payload.kind == "webhook_retry"
+    assert timer.correlation_id == event.payment_id
+
+    dispatcher.clock.advance(timedelta(seconds=60))
+    await dispatcher.send(DELIVER, deliver(timer.payload.message))
+    second = timers(dispatcher)[-1]
+    assert second.payload.due_at == dispatcher.clock.now() + timedelta(seconds=300)
+    assert the_event(dispatcher).retry_index == 2
+
+    await dispatcher.send(DELIVER, deliver(second.payload.message))
+    event = the_event(dispatcher)
+    assert event.status is EventStatus.FAILED and event.attempts == 3
+    assert event.status_reason == "RETRIES_EXCEEDED: HTTP 500"
+    [notice] = dispatcher.published.envelopes(MessageType.WEBHOOK_DELIVERY_FAILED)
+    assert notice.payload.event_id == event.event_id and notice.payload.attempts == 3
+    assert [a.kind for a in dispatcher.events.attempts] == [
+        AttemptKind.INITIAL_ATTEMPT,
+        AttemptKind.AUTOMATIC_RETRY,
+        AttemptKind.AUTOMATIC_RETRY,
+    ]
+    # Every attempt of the event carries the same webhook-id.
+    assert {r.headers["webhook-id"] for r in dispatcher.sender.requests} == {event.event_id}
+
+
+async def test_a_retry_that_succeeds_delivers_the_event(dispatcher: Dispatcher) -> None:
+    dispatcher.sender.answer(500)
+    await dispatcher.send(SUCCEEDED, succeeded())
+    [timer] = timers(dispatcher)
+    await dispatcher.send(DELIVER, deliver(timer.payload.message))
+    event = the_event(dispatcher)
+    assert (event.status, event.delivered, event.attempts) == (EventStatus.DELIVERED, True, 2)
+    assert dispatcher.events.attempts[-1] == AttemptRecord(event.event_id, AttemptKind.AUTOMATIC_RETRY, 200)
+
+
+async def test_a_due_retry_delivered_twice_sends_once(dispatcher: Dispatcher) -> None:
+    dispatcher.sender.answer(500)
+    await dispatcher.send(SUCCEEDED, succeeded())
+    [timer] = timers(dispatcher)
+    await dispatcher.send(DELIVER, deliver(timer.payload.message))
+    await dispatcher.send(DELIVER, deliver(timer.payload.message))
+    assert len(dispatcher.sender.requests) == 2  # the first attempt and one retry
+    assert dispatcher.published.dead_letters == []
+
+
+async def test_a_due_retry_another_dispatcher_took_is_left_to_it(dispatcher: Dispatcher) -> None:
+    dispatcher.sender.answer(500)
+    await dispatcher.send(SUCCEEDED, succeeded())
+    [timer] = timers(dispatcher)
+    event = the_event(dispatcher)
+    # Another dispatcher won the compare-and-set on the event (its lease still runs).
+    dispatcher.events.recorded_elsewhere(
+        event.leased(dispatcher.clock.now() + timedelta(minutes=1), "another-dispatcher")
+    )
+    await dispatcher.send(DELIVER, deliver(timer.payload.message))
+    assert len(dispatcher.sender.requests) == 1
+    assert the_event(dispatcher).lease_owner == "another-dispatcher"
+
+
+async def test_a_deliver_command_for_an_unknown_event_is_dead_lettered_with_the_reason(dispatcher: Dispatcher) -> None:
+    dispatcher.sender.answer(500)
+    await dispatcher.send(SUCCEEDED, succeeded())
+    [timer] = timers(dispatcher)
+    message = dict(timer.payload.message)
+    message["payload"] = {**message["payload"], "initial_attempt_id": "evt_unknown"}
+    await dispatcher.send(DELIVER, deliver(message))
+    [letter] = dispatcher.published.dead_letters
+    assert letter.queue == DELIVER and letter.reason == "no webhook event evt_unknown"
+
+
+async def test_410_disables_the_endpoint_and_fails_the_event_with_operational_events(dispatcher: Dispatcher) -> None:
+    dispatcher.sender.answer(410)
+    await dispatcher.send(SUCCEEDED, succeeded())
+    event = the_event(dispatcher)
+    assert event.status is EventStatus.FAILED and event.status_reason == "endpoint answered 410 Gone: disabled"
+    endpoint = await dispatcher.endpoints.get("pro_test")
+    assert endpoint is not None and endpoint.disabled_reason == f"410 Gone from {endpoint.url}"
+    [disabled] = dispatcher.published.envelopes(MessageType.WEBHOOK_ENDPOINT_DISABLED)
+    assert disabled.payload.profile_id == "pro_test" and disabled.payload.reason.startswith("410 Gone")
+    assert len(dispatcher.published.envelopes(MessageType.WEBHOOK_DELIVERY_FAILED)) == 1
+
+    # Every further event for the profile is recorded failed without a request.
+    await dispatcher.send(SUCCEEDED, succeeded())
+    assert len(dispatcher.sender.requests) == 1
+    failed = [e for e in dispatcher.events.initial_events() if e.event_id != event.event_id]
+    assert [e.status_reason for e in failed] == [f"endpoint disabled: 410 Gone from {endpoint.url}"]
