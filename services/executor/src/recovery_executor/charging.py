@@ -38,8 +38,13 @@ class AttemptRun:
     connector: PaymentConnector
 
 
+async def charge_guard(deps: Dependencies, payment_id: str) -> str | None:
+    """Right before any connector call: why the payment may no longer be charged, or None."""
+    return refusal_to_charge(await deps.payment_states.charge_facts(payment_id))
+
+
 async def charge(deps: Dependencies, run: AttemptRun, attempt: Attempt, refusal: str | None) -> None:
-    """`refusal`: the charge guard's answer (`refusal_to_charge`), asked for right before."""
+    """`refusal`: the charge guard's answer, asked for right before."""
     if refusal is not None:
         await refuse(deps, run, attempt, refusal)
         return
@@ -58,7 +63,7 @@ async def sync(deps: Dependencies, run: AttemptRun, attempt: Attempt, sync_numbe
                 f"attempt {attempt.key}: outcome unknown past the connector's idempotency window; "
                 "needs an operator (see docs/operations.md)"
             )
-        refusal = refusal_to_charge(await deps.payment_states.charge_facts(attempt.payment_id))
+        refusal = await charge_guard(deps, attempt.payment_id)
         if refusal is None:
             # The connector never saw the call. Sending it again with the same idempotency key cannot make a
             # second charge: had the first call arrived meanwhile, the connector replays its result.

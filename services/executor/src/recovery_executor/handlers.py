@@ -16,10 +16,9 @@ from recovery_contracts.messages import (
     RecordBack,
     RecoveryUpdated,
 )
-from recovery_executor.charging import AttemptRun, OutcomePending, charge, sync
+from recovery_executor.charging import AttemptRun, OutcomePending, charge, charge_guard, sync
 from recovery_executor.dependencies import Dependencies
 from recovery_executor.domain.attempt import Attempt, Resumption, attempt_key
-from recovery_executor.domain.charge_guard import refusal_to_charge
 from recovery_executor.domain.ports import PaymentConnector
 from recovery_executor.domain.record_back import RecordBackProgress, RecordBackStatus, record_back_idempotency_key
 from recovery_runtime.bus import AlreadyApplied, MessageRejected, OutgoingMessage
@@ -35,18 +34,18 @@ async def execute_retry(deps: Dependencies, envelope: Envelope[ExecuteRetry], qu
     connector = await connector_for(deps, command.payment.payment_connector_id)
     claimed = Attempt.claim(command, envelope.message_id, deps.instance_id, deps.clock.now())
     # The guard's read runs alongside the claim (two round trips, one wait): its facts do not depend on it.
-    facts = asyncio.ensure_future(deps.payment_states.charge_facts(claimed.payment_id))
-    facts.add_done_callback(lambda done: done.cancelled() or done.exception())  # never an unretrieved error
+    guard = asyncio.ensure_future(charge_guard(deps, claimed.payment_id))
+    guard.add_done_callback(lambda done: done.cancelled() or done.exception())  # never an unretrieved error
     try:
         existing = await deps.attempts.claim(claimed)
     except BaseException:
-        facts.cancel()
+        guard.cancel()
         raise
     run = AttemptRun(command, envelope.message_id, envelope, queue.name, connector)
     if existing is None:
-        await charge(deps, run, claimed, refusal_to_charge(await facts))
+        await charge(deps, run, claimed, await guard)
         return
-    facts.cancel()
+    guard.cancel()
     await _resume(deps, run, existing)
 
 
@@ -61,8 +60,7 @@ async def _resume(deps: Dependencies, run: AttemptRun, existing: Attempt) -> Non
     elif step is Resumption.REOPEN:
         reopened = existing.reopened(run.command.attempt_id, deps.instance_id, now)
         if await deps.attempts.reopen(reopened):
-            refusal = refusal_to_charge(await deps.payment_states.charge_facts(existing.payment_id))
-            await charge(deps, run, reopened, refusal)
+            await charge(deps, run, reopened, await charge_guard(deps, existing.payment_id))
     elif step is Resumption.HELD:
         raise OutcomePending(f"attempt {existing.key} is being charged by {existing.owner}")
     elif step is Resumption.TAKE_OVER:
