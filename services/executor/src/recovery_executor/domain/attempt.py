@@ -13,10 +13,11 @@ from typing import Any
 
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import ExecuteRetry
-from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind, ChargeRequest
-from recovery_executor.domain.follow_up import psync_delay
-from recovery_executor.domain.messages import outcome_message, psync_timer, record_back_command
 from recovery_runtime.clock import TimeScale
+
+from .connector import ChargeOutcome, ChargeOutcomeKind, ChargeRequest
+from .follow_up import psync_delay
+from .messages import outcome_message, psync_timer, record_back_command
 
 # Stripe keeps an idempotency key for 24 hours; a replay later than this could charge a second time.
 IDEMPOTENCY_WINDOW = timedelta(hours=23)

@@ -20,7 +20,8 @@ from recovery_contracts.messages import (
 )
 from recovery_contracts.payments import ConnectorTransmission, IntentStatus
 from recovery_contracts.recovery import AttemptSummary, build_payment_object
-from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind
+
+from .connector import ChargeOutcome, ChargeOutcomeKind
 
 PSYNC_TIMER_KIND = "payment_sync"
 RECORD_BACK_TIMER_KIND = "record_back"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from recovery_executor.domain.connector import ChargeOutcome, ChargeRequest
+from .connector import ChargeOutcome, ChargeRequest
 
 
 class PaymentConnector(Protocol):

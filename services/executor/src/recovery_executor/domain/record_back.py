@@ -9,10 +9,11 @@ from typing import Any
 
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import RecordBack
-from recovery_executor.domain.follow_up import record_back_delay
-from recovery_executor.domain.messages import record_back_retry
-from recovery_executor.domain.ports import RecordBackAnswer
 from recovery_runtime.clock import TimeScale
+
+from .follow_up import record_back_delay
+from .messages import record_back_retry
+from .ports import RecordBackAnswer
 
 
 class RecordBackStatus(StrEnum):
