@@ -1,9 +1,9 @@
 """What intake's handlers need of storage: one small port per aggregate (MongoDB in adapters/, in memory in tests).
 
 Configuration documents (merchants, profiles, API keys, connector accounts) travel as the dicts they are stored
-as; the recovery intent as its aggregate (`domain.intent.Intent`). Every read is scoped by merchant (and profile
-where it applies): another merchant's id reads as absent. `tx` is the unit of work's transaction: a read or
-write inside one takes part in it; the messages of an `IntentChange` are emitted into it.
+as; the recovery intent as its aggregate (`domain.intent.Intent`). Every read made for a caller is scoped by
+merchant (and profile where it applies): another merchant's id reads as absent. `tx` is the unit of work's
+transaction: a read or write inside one takes part in it; the messages of an `IntentChange` are emitted into it.
 """
 
 from __future__ import annotations
