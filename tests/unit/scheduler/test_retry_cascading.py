@@ -6,7 +6,6 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from retry_builders import T0, declined, view, with_attempt
 
 from recovery_scheduler.domain import (
     HYPERSWITCH_CASCADING_LADDER,
@@ -22,6 +21,8 @@ from recovery_scheduler.domain import (
     TokenState,
     decide_next,
 )
+
+from .retry_builders import T0, declined, view, with_attempt
 
 pytestmark = pytest.mark.unit
 

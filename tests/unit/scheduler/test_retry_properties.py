@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from retry_builders import T0
 
 from recovery_scheduler.domain import (
     DECLINE_RULES,
@@ -27,6 +26,8 @@ from recovery_scheduler.domain import (
     classify_decline,
     decide_next,
 )
+
+from .retry_builders import T0
 
 pytestmark = pytest.mark.unit
 

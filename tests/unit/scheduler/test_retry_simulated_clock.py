@@ -7,8 +7,6 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from retry_builders import Answer, run_recovery, view
-from retry_builders import declined as declined_at
 
 from recovery_scheduler.domain import (
     Algorithm,
@@ -23,6 +21,9 @@ from recovery_scheduler.domain import (
     ScheduleAttempt,
     TokenState,
 )
+
+from .retry_builders import Answer, run_recovery, view
+from .retry_builders import declined as declined_at
 
 pytestmark = pytest.mark.unit
 

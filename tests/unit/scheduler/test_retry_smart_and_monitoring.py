@@ -6,7 +6,6 @@ import random
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from retry_builders import T0, declined, view
 
 from recovery_scheduler.domain import (
     Algorithm,
@@ -21,6 +20,8 @@ from recovery_scheduler.domain import (
     next_payday_slot,
     paydays,
 )
+
+from .retry_builders import T0, declined, view
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,7 @@ from prometheus_client import Counter
 
 from recovery_scheduler.domain.model import Algorithm
 from recovery_scheduler.domain.planning import Change
-from recovery_scheduler.domain.recovery import TERMINAL, RecoveryStatus
+from recovery_scheduler.domain.status import TERMINAL, RecoveryStatus
 
 RECOVERIES_STARTED = Counter(
     "recovery_recoveries_started_total", "Recoveries the scheduler started, by retry algorithm", ["algorithm"]

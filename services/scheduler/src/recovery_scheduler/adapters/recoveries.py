@@ -17,7 +17,8 @@ from recovery_runtime.unit_of_work import APPLIED_FIELD, Transaction, mark_appli
 from recovery_scheduler.dependencies import ConcurrentUpdate, RecoveryExists
 from recovery_scheduler.domain.model import Algorithm, AttemptOutcome
 from recovery_scheduler.domain.plans import describe_plan, note_from, plan_from
-from recovery_scheduler.domain.recovery import Attempt, Recovery, RecoveryStatus
+from recovery_scheduler.domain.recovery import Attempt, Recovery
+from recovery_scheduler.domain.status import RecoveryStatus
 
 RECOVERIES = "recoveries"
 INDEXES = [

@@ -6,42 +6,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import StrEnum
-from typing import Any
 
 from recovery_contracts.api.recovery import RecoveryAction
-from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import PaymentAttemptFailed, PaymentSucceeded, RecoveryUpdated
 from recovery_contracts.recovery import RecoveryPayment
 
 from .budgets import budget_for
-from .decisions import AwaitBillingSystem, Decision, EndOutcome, EndRecovery, Observe, Recheck, ScheduleAttempt
+from .decisions import ScheduleAttempt
 from .declines import DeclineClass, classify_decline
 from .model import Algorithm, AttemptOutcome
-from .planner import decide_next
-from .planning import Change, Planning, execute_retry, payment_failed, planner_view, retry_config
-from .plans import (
-    AttemptPlan,
-    AwaitBillingPlan,
-    MonitoringPlan,
-    Note,
-    Plan,
-    ReplanPlan,
-    describe_decision,
-)
-from .timers import Timer, TimerKind, TimerPurpose, attempt_timer_id, replan_timer_id
+from .planning import Change, Planning
+from .plans import AttemptPlan, AwaitBillingPlan, Note, Plan
+from .status import TERMINAL, RecoveryStatus
+from .steps import attempt_planned, next_step
 
-
-class RecoveryStatus(StrEnum):
-    SCHEDULED = "scheduled"  # an attempt or a re-plan is on a timer
-    MONITORING = "monitoring"  # nothing is charged; the shadow plan is recorded
-    AWAITING_BILLING = "awaiting_billing"  # the billing system still makes its own retries
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-TERMINAL = frozenset({RecoveryStatus.SUCCEEDED, RecoveryStatus.FAILED, RecoveryStatus.CANCELLED})
 # Card fields whose change (a new expiry, the account updater) lifts an earlier `fix`-class block of the token.
 CARD_FIELDS = ("card_exp_month", "card_exp_year", "last_four_digits")
 
@@ -150,7 +128,7 @@ class Recovery:
     def start(cls, payment: RecoveryPayment, planning: Planning, intake_version: int = 0) -> Change:
         """A new recovery with its first plan. Stored at version 1, as insert-then-save gave: this plan's timer
         ids were derived from version 0 (`version + 1`), the next plan's from version 1, so they never collide."""
-        change = cls.new(payment, planning.now, intake_version)._planned(planning, new=True)
+        change = next_step(cls.new(payment, planning.now, intake_version), planning, new=True)
         return replace(change, recovery=replace(change.recovery, version=1))
 
     @classmethod
@@ -208,7 +186,7 @@ class Recovery:
             decline_class=decline_class.value,
             attempt_number=failure.attempt_number,
         )
-        change = Change(None, recovery) if recovery.ended else recovery._planned(planning)
+        change = Change(None, recovery) if recovery.ended else next_step(recovery, planning)
         return replace(change, before=self)
 
     def payment_succeeded(self, success: PaymentSucceeded, now: datetime) -> Change:
@@ -324,7 +302,7 @@ class Recovery:
             recovery = self.noted(
                 now, "billing_system_failure", "the billing system reports another failure: planning again"
             )
-        change = replace(recovery, paused=False)._planned(planning)
+        change = next_step(replace(recovery, paused=False), planning)
         return replace(change, cancels_planned_timers=True)
 
     # -- timers and operators -----------------------------------------------------------------------------------
@@ -333,7 +311,7 @@ class Recovery:
         """A re-plan timer fired: ask the planner again on the current state."""
         if self.ended:
             return Change(self, self)
-        return replace(self._planned(planning), before=self)
+        return replace(next_step(self, planning), before=self)
 
     def resumed(self, at: datetime, planning: Planning) -> Change:
         """An operator re-triggers EXECUTE for a failed recovery at `at` (business time); ResumeRefused if not.
@@ -359,107 +337,5 @@ class Recovery:
             self, status=RecoveryStatus.SCHEDULED, business_status=None, ended_at=None, paused=False
         ).noted(now, "resume_requested", "an operator re-triggered EXECUTE")
         decision = ScheduleAttempt(earliest, token.token, len(self.attempts) + 1, reason)
-        recovery, timer = recovery._attempt_planned(decision, planning)
+        recovery, timer = attempt_planned(recovery, decision, planning)
         return Change(self, replace(recovery, updated_at=now), (timer,))
-
-    # -- planning -----------------------------------------------------------------------------------------------
-
-    def _planned(self, planning: Planning, *, new: bool = False) -> Change:
-        """The next step by the planner, as the plan, its timer and the messages to send (`new`: nothing of the
-        recovery is stored yet, so there are no timers to cancel)."""
-        now = planning.now
-        if self.paused:
-            return Change(None, replace(self, status=RecoveryStatus.AWAITING_BILLING, updated_at=now))
-        recovery = self
-        if self.algorithm is Algorithm.MONITORING and self.monitoring_switch_at and now >= self.monitoring_switch_at:
-            active = Algorithm(self.payment.retry.active_algorithm.value)
-            recovery = replace(self, algorithm=active).noted(
-                now, "algorithm_switched", f"monitoring period over: {active.value} takes over"
-            )
-        view = planner_view(recovery, planning.budgets_spent())
-        decision = decide_next(view, now, retry_config(self.payment), planning.rng)
-        change = recovery._decided(decision, planning, new)
-        return replace(change, recovery=replace(change.recovery, updated_at=now))
-
-    def _decided(self, decision: Decision, planning: Planning, new: bool) -> Change:
-        now = planning.now
-        if isinstance(decision, ScheduleAttempt):
-            recovery, timer = self._attempt_planned(decision, planning)
-            return Change(None, recovery, (timer,))
-        if isinstance(decision, Recheck):
-            recovery, timer = self._replan_planned(decision.at, decision.reason, planning)
-            return Change(None, recovery, (timer,))
-        if isinstance(decision, AwaitBillingSystem):
-            recovery = replace(self, status=RecoveryStatus.AWAITING_BILLING, plan=AwaitBillingPlan(decision.reason))
-            return Change(None, recovery.noted(now, "await_billing_system", decision.reason))
-        if isinstance(decision, Observe):
-            return self._observing(decision, planning)
-        return self._ended(decision, planning, new)
-
-    def _observing(self, decision: Observe, planning: Planning) -> Change:
-        shadow = describe_decision(decision.shadow)
-        recovery = replace(
-            self, status=RecoveryStatus.MONITORING, plan=MonitoringPlan(shadow, decision.switch_at)
-        ).noted(planning.now, "monitoring", f"shadow plan: {shadow['reason']}")
-        if decision.switch_at is None:
-            return Change(None, recovery)
-        # The re-plan at the switch is the plan (the shadow stays in the timeline); the status stays monitoring.
-        recovery = replace(recovery, monitoring_switch_at=decision.switch_at)
-        recovery, timer = recovery._replan_planned(decision.switch_at, "monitoring period ends", planning)
-        return Change(None, replace(recovery, status=RecoveryStatus.MONITORING), (timer,))
-
-    def _attempt_planned(self, decision: ScheduleAttempt, planning: Planning) -> tuple[Recovery, Timer]:
-        payment, now = self.payment, planning.now
-        token = next(t for t in payment.tokens if t.token == decision.token)
-        due = planning.wall_time(decision.at)
-        attempt_id = planning.ids.attempt_id()
-        command = execute_retry(payment, token, attempt_id, decision.attempt_number, decision.at)
-        planned_before = any(
-            n.what == "attempt_planned" and n.details.get("attempt_number") == decision.attempt_number
-            for n in self.history
-        )
-        timer_id = attempt_timer_id(self.payment_id, decision.attempt_number, self.version, planned_before)
-        timer = Timer(
-            timer_id,
-            TimerKind.MESSAGE,
-            due,
-            self.payment_id,
-            TimerPurpose.EXECUTE_RETRY.value,
-            now,
-            planning.message(MessageType.EXECUTE_RETRY, command, payment),
-        )
-        plan = AttemptPlan(
-            decision.attempt_number, attempt_id, decision.token, decision.at, due, timer_id, decision.reason
-        )
-        recovery = replace(self, status=RecoveryStatus.SCHEDULED, plan=plan).noted(
-            now,
-            "attempt_planned",
-            decision.reason,
-            attempt_number=decision.attempt_number,
-            planned_at=decision.at,
-            due_at=due,
-        )
-        return recovery, timer
-
-    def _replan_planned(self, at: datetime, reason: str, planning: Planning) -> tuple[Recovery, Timer]:
-        due = planning.wall_time(at)
-        timer_id = replan_timer_id(self.payment_id, self.version)
-        timer = Timer(timer_id, TimerKind.REPLAN, due, self.payment_id, TimerPurpose.REPLAN.value, planning.now)
-        recovery = replace(self, status=RecoveryStatus.SCHEDULED, plan=ReplanPlan(at, due, timer_id, reason))
-        return recovery.noted(planning.now, "replan_planned", reason, planned_at=at, due_at=due), timer
-
-    def _ended(self, decision: EndRecovery, planning: Planning, new: bool) -> Change:
-        now = planning.now
-        succeeded = decision.outcome is EndOutcome.SUCCEEDED
-        recovery = replace(
-            self,
-            status=RecoveryStatus.SUCCEEDED if succeeded else RecoveryStatus.FAILED,
-            business_status=decision.business_status,
-            plan=None,
-            ended_at=now,
-        ).noted(now, "ended", decision.reason, outcome=decision.outcome.value)
-        messages: tuple[Envelope[Any], ...] = ()
-        if decision.emits_payment_failed and self.attempts:
-            failed = payment_failed(self.payment, decision, self.attempts, now)
-            messages = (planning.message(MessageType.PAYMENT_FAILED, failed, self.payment),)
-        return Change(None, recovery, cancels_planned_timers=not new, messages=messages)

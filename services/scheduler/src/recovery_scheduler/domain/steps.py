@@ -1,0 +1,194 @@
+"""A recovery's next step: the planner's decision (`decide_next`) as the plan, its timer and the messages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.recovery import RecoveryPayment
+
+from .config import RetryConfig
+from .decisions import AwaitBillingSystem, Decision, EndOutcome, EndRecovery, Observe, Recheck, ScheduleAttempt
+from .messages import execute_retry, payment_failed
+from .model import Algorithm, AttemptRecord, RecoveryView, TokenState
+from .planner import decide_next
+from .planning import Change, Planning
+from .plans import AttemptPlan, AwaitBillingPlan, MonitoringPlan, ReplanPlan, describe_decision
+from .status import RecoveryStatus
+from .timers import Timer, TimerKind, TimerPurpose, attempt_timer_id, replan_timer_id
+
+if TYPE_CHECKING:
+    from .recovery import Recovery
+
+
+def next_step(recovery: Recovery, planning: Planning, *, new: bool = False) -> Change:
+    """Ask the planner and record its answer (`new`: nothing of the recovery is stored yet, so there are no
+    timers to cancel)."""
+    now = planning.now
+    if recovery.paused:
+        return Change(None, replace(recovery, status=RecoveryStatus.AWAITING_BILLING, updated_at=now))
+    switch_at = recovery.monitoring_switch_at
+    if recovery.algorithm is Algorithm.MONITORING and switch_at and now >= switch_at:
+        active = Algorithm(recovery.payment.retry.active_algorithm.value)
+        recovery = replace(recovery, algorithm=active).noted(
+            now, "algorithm_switched", f"monitoring period over: {active.value} takes over"
+        )
+    view = planner_view(recovery, planning.budgets_spent())
+    decision = decide_next(view, now, retry_config(recovery.payment), planning.rng)
+    change = _decided(recovery, decision, planning, new)
+    return replace(change, recovery=replace(change.recovery, updated_at=now))
+
+
+def attempt_planned(recovery: Recovery, decision: ScheduleAttempt, planning: Planning) -> tuple[Recovery, Timer]:
+    """Attempt `decision.attempt_number` on its timer, the command to the executor in it."""
+    payment, now = recovery.payment, planning.now
+    token = next(t for t in payment.tokens if t.token == decision.token)
+    due = planning.wall_time(decision.at)
+    attempt_id = planning.ids.attempt_id()
+    command = execute_retry(payment, token, attempt_id, decision.attempt_number, decision.at)
+    planned_before = any(
+        n.what == "attempt_planned" and n.details.get("attempt_number") == decision.attempt_number
+        for n in recovery.history
+    )
+    timer_id = attempt_timer_id(recovery.payment_id, decision.attempt_number, recovery.version, planned_before)
+    timer = Timer(
+        timer_id,
+        TimerKind.MESSAGE,
+        due,
+        recovery.payment_id,
+        TimerPurpose.EXECUTE_RETRY.value,
+        now,
+        planning.message(MessageType.EXECUTE_RETRY, command, payment),
+    )
+    plan = AttemptPlan(decision.attempt_number, attempt_id, decision.token, decision.at, due, timer_id, decision.reason)
+    planned = replace(recovery, status=RecoveryStatus.SCHEDULED, plan=plan).noted(
+        now,
+        "attempt_planned",
+        decision.reason,
+        attempt_number=decision.attempt_number,
+        planned_at=decision.at,
+        due_at=due,
+    )
+    return planned, timer
+
+
+def _decided(recovery: Recovery, decision: Decision, planning: Planning, new: bool) -> Change:
+    if isinstance(decision, ScheduleAttempt):
+        planned, timer = attempt_planned(recovery, decision, planning)
+        return Change(None, planned, (timer,))
+    if isinstance(decision, Recheck):
+        planned, timer = _replan_planned(recovery, decision.at, decision.reason, planning)
+        return Change(None, planned, (timer,))
+    if isinstance(decision, AwaitBillingSystem):
+        waiting = replace(recovery, status=RecoveryStatus.AWAITING_BILLING, plan=AwaitBillingPlan(decision.reason))
+        return Change(None, waiting.noted(planning.now, "await_billing_system", decision.reason))
+    if isinstance(decision, Observe):
+        return _observing(recovery, decision, planning)
+    return _ended(recovery, decision, planning, new)
+
+
+def _observing(recovery: Recovery, decision: Observe, planning: Planning) -> Change:
+    shadow = describe_decision(decision.shadow)
+    observing = replace(
+        recovery, status=RecoveryStatus.MONITORING, plan=MonitoringPlan(shadow, decision.switch_at)
+    ).noted(planning.now, "monitoring", f"shadow plan: {shadow['reason']}")
+    if decision.switch_at is None:
+        return Change(None, observing)
+    # The re-plan at the switch becomes the plan (the shadow stays in the timeline); the status stays monitoring.
+    observing = replace(observing, monitoring_switch_at=decision.switch_at)
+    planned, timer = _replan_planned(observing, decision.switch_at, "monitoring period ends", planning)
+    return Change(None, replace(planned, status=RecoveryStatus.MONITORING), (timer,))
+
+
+def _replan_planned(recovery: Recovery, at: datetime, reason: str, planning: Planning) -> tuple[Recovery, Timer]:
+    due = planning.wall_time(at)
+    timer_id = replan_timer_id(recovery.payment_id, recovery.version)
+    timer = Timer(timer_id, TimerKind.REPLAN, due, recovery.payment_id, TimerPurpose.REPLAN.value, planning.now)
+    planned = replace(recovery, status=RecoveryStatus.SCHEDULED, plan=ReplanPlan(at, due, timer_id, reason))
+    return planned.noted(planning.now, "replan_planned", reason, planned_at=at, due_at=due), timer
+
+
+def _ended(recovery: Recovery, decision: EndRecovery, planning: Planning, new: bool) -> Change:
+    now = planning.now
+    succeeded = decision.outcome is EndOutcome.SUCCEEDED
+    ended = replace(
+        recovery,
+        status=RecoveryStatus.SUCCEEDED if succeeded else RecoveryStatus.FAILED,
+        business_status=decision.business_status,
+        plan=None,
+        ended_at=now,
+    ).noted(now, "ended", decision.reason, outcome=decision.outcome.value)
+    messages: tuple[Envelope[Any], ...] = ()
+    if decision.emits_payment_failed and recovery.attempts:
+        failed = payment_failed(recovery.payment, decision, recovery.attempts, now)
+        messages = (planning.message(MessageType.PAYMENT_FAILED, failed, recovery.payment),)
+    return Change(None, ended, cancels_planned_timers=not new, messages=messages)
+
+
+def retry_config(payment: RecoveryPayment) -> RetryConfig:
+    """The retry settings the recovery was accepted with, as the planner takes them."""
+    settings = payment.retry
+    kwargs: dict[str, Any] = {
+        "min_jitter": timedelta(seconds=settings.min_jitter_seconds),
+        "max_jitter": timedelta(seconds=settings.max_jitter_seconds),
+        "max_retry_count": settings.max_retry_count,
+        "billing_connector_retry_threshold": settings.billing_connector_retry_threshold,
+        "switch_retry_threshold": settings.switch_retry_threshold or None,
+        "switch_time_threshold_after_creation": (
+            timedelta(seconds=settings.switch_time_threshold_after_creation_seconds)
+            if settings.switch_time_threshold_after_creation_seconds
+            else None
+        ),
+        "monitoring_threshold": (
+            timedelta(seconds=settings.monitoring_threshold_seconds) if settings.monitoring_threshold_seconds else None
+        ),
+        "active_algorithm": Algorithm(settings.active_algorithm.value),
+    }
+    if settings.ladder_seconds:
+        kwargs["ladder"] = tuple(timedelta(seconds=s) for s in settings.ladder_seconds)
+    return RetryConfig(**kwargs)
+
+
+def planner_view(recovery: Recovery, others: Mapping[str, Sequence[datetime]]) -> RecoveryView:
+    """The recovery as the planner sees it; `others`: other recoveries' attempts on the same cards, by token."""
+    payment = recovery.payment
+    hard = set(recovery.hard_declined_tokens)
+    first = payment.first_error
+    return RecoveryView(
+        algorithm=recovery.algorithm,
+        tokens=tuple(
+            TokenState(
+                token=t.token,
+                card_network=t.card_network,
+                card_issuer=t.card_issuer,
+                hard_declined=t.token in hard,
+                card_updated_at=recovery.card_updated_at.get(t.token),
+                other_attempts_at=tuple(sorted(others.get(t.token, ()))),
+            )
+            for t in payment.tokens
+        ),
+        created_at=payment.created_at,
+        attempts=tuple(
+            AttemptRecord(
+                number=a.number,
+                token=a.token,
+                at=a.at,
+                outcome=a.outcome,
+                decline_code=a.decline_code,
+                error_code=a.error_code,
+                advice_code=a.advice_code,
+                network_advice_code=a.network_advice_code,
+                network_decline_code=a.network_decline_code,
+            )
+            for a in recovery.attempts
+        ),
+        billing_retry_count=payment.billing_retry_count,
+        billing_last_attempt_at=payment.transaction_created_at,
+        first_error_code=first.code if first else None,
+        first_decline_code=first.code if first else None,
+        first_network_advice_code=first.network_advice_code if first else None,
+        first_network_decline_code=first.network_decline_code if first else None,
+    )

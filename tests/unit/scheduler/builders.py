@@ -1,0 +1,123 @@
+"""Messages the scheduler consumes, for one recovery whose clock stands at the fake clock's start (T0)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from recovery_contracts.envelope import Envelope, MessageType, envelope_for
+from recovery_contracts.messages import (
+    AttemptOutcome,
+    DeliverWebhook,
+    PaymentAttemptFailed,
+    PaymentSucceeded,
+    RecoveryUpdated,
+    ScheduleTimer,
+)
+from recovery_contracts.payments import IntentStatus
+from recovery_contracts.recovery import AttemptSummary, RecoveryPayment, RetryAlgorithm, build_payment_object
+from recovery_runtime.testing import FixedClock
+from support.payments import recovery_payment
+
+T0 = FixedClock().now()
+
+
+def payment(**overrides: Any) -> RecoveryPayment:
+    return recovery_payment(**{"created_at": T0, "transaction_created_at": T0, **overrides})
+
+
+def monitoring_payment(monitoring_seconds: int = 3600) -> RecoveryPayment:
+    """Monitoring for `monitoring_seconds`, then cascading takes over."""
+    base = payment(algorithm=RetryAlgorithm.MONITORING)
+    retry = base.retry.model_copy(update={"monitoring_threshold_seconds": monitoring_seconds})
+    return base.model_copy(update={"retry": retry})
+
+
+def _about(payment: RecoveryPayment, message_type: MessageType, body: Any) -> Envelope[Any]:
+    return envelope_for(
+        message_type,
+        body,
+        correlation_id=payment.payment_id,
+        merchant_id=payment.merchant_id,
+        profile_id=payment.profile_id,
+    )
+
+
+def attempt_failed(
+    payment: RecoveryPayment,
+    attempt_number: int = 1,
+    decline_code: str = "insufficient_funds",
+    *,
+    token: str | None = None,
+    at: datetime | None = None,
+) -> Envelope[PaymentAttemptFailed]:
+    return _about(
+        payment,
+        MessageType.PAYMENT_ATTEMPT_FAILED,
+        PaymentAttemptFailed(
+            payment_id=payment.payment_id,
+            attempt_id=f"12345_att_failed_{attempt_number}",
+            attempt_number=attempt_number,
+            token=token or payment.tokens[0].token,
+            outcome=AttemptOutcome.DECLINED,
+            decline_code=decline_code,
+            error_code="card_declined",
+            message="Your card was declined.",
+            connector_transaction_id=f"pi_declined_{attempt_number}",
+            attempted_at=at or T0 + timedelta(minutes=5),
+        ),
+    )
+
+
+def payment_succeeded(payment: RecoveryPayment, attempt_number: int = 1) -> Envelope[PaymentSucceeded]:
+    at = T0 + timedelta(minutes=5)
+    token = payment.tokens[0].token
+    return _about(
+        payment,
+        MessageType.PAYMENT_SUCCEEDED,
+        PaymentSucceeded(
+            payment_id=payment.payment_id,
+            attempt_id=f"12345_att_ok_{attempt_number}",
+            attempt_number=attempt_number,
+            token=token,
+            connector_transaction_id="pi_approved",
+            succeeded_at=at,
+            payment=build_payment_object(
+                payment,
+                status=IntentStatus.SUCCEEDED,
+                modified_at=at,
+                attempt=AttemptSummary(total_retry_count=2, token=token, connector_transaction_id="pi_approved"),
+            ),
+        ),
+    )
+
+
+def recovery_updated(
+    payment: RecoveryPayment, action: str, version: int, tokens_added: tuple[str, ...] = ()
+) -> Envelope[RecoveryUpdated]:
+    status = IntentStatus.CANCELLED if action == "cancel_invoice" else IntentStatus.FAILED
+    return _about(
+        payment,
+        MessageType.RECOVERY_UPDATED,
+        RecoveryUpdated(
+            payment=payment, action=action, intent_status=status, version=version, tokens_added=tokens_added
+        ),
+    )
+
+
+def webhook_timer(due_at: datetime, timer_id: str = "webhook:evt_1:1", **message: Any) -> Envelope[ScheduleTimer]:
+    """The dispatcher's request: deliver a webhook again at `due_at`."""
+    deliver = envelope_for(
+        MessageType.DELIVER_WEBHOOK, DeliverWebhook(initial_attempt_id="evt_1", retry_index=1), correlation_id="pay_1"
+    )
+    return envelope_for(
+        MessageType.SCHEDULE_TIMER,
+        ScheduleTimer(
+            timer_id=timer_id,
+            due_at=due_at,
+            kind="webhook_retry",
+            payment_id="pay_1",
+            message={**deliver.model_dump(mode="json"), **message},
+        ),
+        correlation_id="pay_1",
+    )

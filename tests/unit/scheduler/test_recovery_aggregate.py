@@ -1,0 +1,113 @@
+"""The Recovery aggregate alone (no handler, no storage) and the document its repository stores it as."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from recovery_scheduler.adapters.recoveries import recovery_document, recovery_from
+from recovery_scheduler.domain.planning import Planning
+from recovery_scheduler.domain.plans import AwaitBillingPlan, MonitoringPlan, ReplanPlan
+from recovery_scheduler.domain.recovery import Recovery, ResumeRefused
+from recovery_scheduler.domain.status import RecoveryStatus
+
+from .builders import T0, attempt_failed, monitoring_payment, payment, payment_succeeded, recovery_updated
+from .fakes import CountingIds
+
+
+def planning(now: object = T0, *, budgets: bool = True) -> Planning:
+    return Planning(now, random.Random(7), CountingIds(), other_attempts_at={} if budgets else None)  # type: ignore[arg-type]
+
+
+def test_the_first_plan_is_stored_at_version_one_and_its_timer_id_follows_version_zero() -> None:
+    change = Recovery.start(payment(), planning())
+
+    assert change.is_new and change.recovery.version == 1
+    [timer] = change.timers
+    assert timer.timer_id == f"execute:{change.recovery.payment_id}:1"
+    assert not change.cancels_planned_timers and change.messages == ()
+
+
+def test_a_monitoring_recovery_records_its_shadow_plan_and_replans_at_the_switch() -> None:
+    change = Recovery.start(monitoring_payment(monitoring_seconds=3600), planning())
+
+    recovery = change.recovery
+    assert recovery.status is RecoveryStatus.MONITORING
+    assert isinstance(recovery.plan, ReplanPlan) and recovery.plan.at == T0 + timedelta(hours=1)
+    assert recovery.monitoring_switch_at == T0 + timedelta(hours=1)
+    assert recovery.history[0].reason.startswith("shadow plan: ")
+
+
+def test_a_plan_refuses_to_run_without_the_other_recoveries_budgets() -> None:
+    with pytest.raises(ValueError, match="other recoveries made on the same cards"):
+        Recovery.start(payment(), planning(budgets=False))
+
+
+def test_a_resume_needs_a_failed_recovery_with_a_token_that_may_still_be_charged() -> None:
+    started = Recovery.start(payment(), planning()).recovery
+    with pytest.raises(ResumeRefused, match="this one is scheduled"):
+        started.resumed(T0, planning())
+    failed = started.attempt_failed(attempt_failed(payment(), 1, "lost_card").payload, planning()).recovery
+    assert failed.status is RecoveryStatus.FAILED
+    with pytest.raises(ResumeRefused, match="every token of this payment is hard-declined"):
+        failed.resumed(T0, planning())
+
+
+def test_a_resume_waits_for_the_card_networks_budget() -> None:
+    failed = replace(Recovery.start(payment(), planning()).recovery, status=RecoveryStatus.FAILED)
+    # Other recoveries charged this Visa card 20 times in the last 30 days: Visa's rolling budget is used up.
+    others = {"pm_card_visa": [T0 - timedelta(days=29) + timedelta(hours=i) for i in range(20)]}
+    context = replace(planning(), other_attempts_at=others)
+
+    change = failed.resumed(T0, context)
+
+    planned = change.recovery.history[-1]
+    assert planned.what == "attempt_planned" and "by the card network's budget" in planned.reason
+    assert planned.details["planned_at"] == T0 + timedelta(days=1)  # when the oldest leaves the 30-day window
+
+
+def test_a_success_of_the_planned_attempt_cancels_nothing_and_any_other_does() -> None:
+    recovery = Recovery.start(payment(), planning()).recovery
+
+    assert not recovery.payment_succeeded(payment_succeeded(payment(), 1).payload, T0).cancels_planned_timers
+    assert recovery.payment_succeeded(payment_succeeded(payment(), 2).payload, T0).cancels_planned_timers
+
+
+def test_a_pause_cancels_the_plan_and_waits_for_the_billing_system() -> None:
+    recovery = Recovery.start(payment(), planning()).recovery
+    update = recovery_updated(recovery.payment, "pending_payment", version=2).payload
+
+    change = recovery.updated(update, planning(budgets=False))
+
+    assert change.cancels_planned_timers and change.timers == ()
+    assert change.recovery.paused and isinstance(change.recovery.plan, AwaitBillingPlan)
+
+
+def test_a_recovery_is_stored_and_loaded_without_losing_anything() -> None:
+    first = payment()
+    recovery = Recovery.start(first, planning()).recovery
+    recovery = recovery.attempt_failed(attempt_failed(first, 1).payload, planning()).recovery
+    recovery = replace(
+        recovery,
+        version=4,
+        plan=MonitoringPlan({"kind": "attempt", "reason": "shadow"}, T0),
+        card_updated_at={"pm_card_visa": T0},
+        monitoring_switch_at=T0 + timedelta(days=1),
+        intake_version=3,
+        applied_messages=("scheduler.recovery-scheduled:m1",),
+    )
+
+    document = recovery_document(recovery, applied="scheduler.payment-succeeded:m2")
+
+    assert document["_id"] == first.payment_id and document["merchant_id"] == "merchant_test"
+    assert document["plan"] == {
+        "kind": "monitoring",
+        "shadow": {"kind": "attempt", "reason": "shadow"},
+        "switch_at": T0,
+    }
+    assert document["history"][1]["decline_class"] == "later"
+    loaded = recovery_from(document)
+    assert loaded == replace(recovery, applied_messages=(*recovery.applied_messages, "scheduler.payment-succeeded:m2"))

@@ -1,0 +1,82 @@
+"""The process-tracker endpoints intake forwards to: a recovery's view, and an operator's resume."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from recovery_runtime.internal_api import MERCHANT_HEADER, TOKEN_HEADER
+from recovery_scheduler.settings import SchedulerSettings
+from support.payments import scheduled
+
+from .builders import T0, attempt_failed, payment
+from .fakes import Scheduler
+
+RESUME = {
+    "revenue_recovery_task": "EXECUTE_WORKFLOW",
+    "schedule_time": "2026-01-16T09:00:00Z",
+    "status": "pending",
+    "business_status": "Pending",
+}
+
+
+@pytest.fixture
+async def operator(scheduler: Scheduler) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=scheduler.service.app)
+    headers = {TOKEN_HEADER: SchedulerSettings().internal_api_token, MERCHANT_HEADER: "merchant_test"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://scheduler", headers=headers) as http:
+        yield http
+
+
+async def test_the_view_shows_the_planned_attempt_and_the_timeline_to_its_merchant_only(
+    scheduler: Scheduler, operator: httpx.AsyncClient
+) -> None:
+    recovery = payment()
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+    await scheduler.send("scheduler.attempt-failed", attempt_failed(recovery, 1, "insufficient_funds"))
+
+    answer = await operator.get(f"/internal/recoveries/merchant_test/{recovery.payment_id}")
+
+    assert answer.status_code == 200, answer.text
+    view = answer.json()
+    assert view["id"] == f"PASSIVE_RECOVERY_WORKFLOW_EXECUTE_WORKFLOW_{recovery.payment_id}"
+    assert (view["status"], view["business_status"], view["recovery_status"]) == ("pending", "Pending", "scheduled")
+    assert view["plan"]["kind"] == "attempt" and view["plan"]["attempt_number"] == 2
+    assert view["schedule_time_for_payment"] == view["plan"]["due_at"]
+    [attempt] = view["attempts"]
+    assert (attempt["decline_code"], attempt["decline_class"], attempt["at"]) == (
+        "insufficient_funds",
+        "later",
+        "2026-01-15T12:05:00.000Z",
+    )
+    assert [e["what"] for e in view["timeline"]] == ["attempt_planned", "attempt_failed", "attempt_planned"]
+    other = await operator.get(
+        f"/internal/recoveries/merchant_test/{recovery.payment_id}", headers={MERCHANT_HEADER: "merchant_other"}
+    )
+    assert other.status_code == 404
+
+
+async def test_an_operator_resumes_a_failed_recovery_and_is_told_why_not_otherwise(
+    scheduler: Scheduler, operator: httpx.AsyncClient
+) -> None:
+    recovery = payment(tokens=("pm_card_visa",), retry=payment().retry.model_copy(update={"max_retry_count": 2}))
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+    resume = f"/internal/recoveries/merchant_test/{recovery.payment_id}/resume"
+    refused = await operator.post(resume, json=RESUME)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == "only a failed recovery can be resumed; this one is scheduled"
+
+    # max_retry_count 2: the billing system's attempt and this one: retries exhausted.
+    await scheduler.send("scheduler.attempt-failed", attempt_failed(recovery, 1, "insufficient_funds"))
+    assert scheduler.recovery(recovery.payment_id).business_status == "FAILED_DUE_TO_RETRIES_EXHAUSTED"
+    answer = await operator.post(resume, json=RESUME)
+
+    assert answer.status_code == 200, answer.text
+    view = answer.json()
+    assert (view["recovery_status"], view["plan"]["attempt_number"]) == ("scheduled", 2)
+    assert view["plan"]["planned_at"] == "2026-01-16T09:00:00.000Z"
+    assert view["timeline"][-2]["what"] == "resume_requested"
+    assert scheduler.timers.stored[f"execute:{recovery.payment_id}:2"].timer.due_at == T0 + timedelta(hours=21)

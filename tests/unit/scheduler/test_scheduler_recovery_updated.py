@@ -1,0 +1,100 @@
+"""recovery.updated: intake's news about the invoice (cancelled, paid elsewhere, in progress, failed again)."""
+
+from __future__ import annotations
+
+from recovery_scheduler.domain.plans import AttemptPlan, AwaitBillingPlan
+from recovery_scheduler.domain.status import RecoveryStatus
+from support.payments import scheduled
+
+from .builders import attempt_failed, payment, recovery_updated
+from .fakes import Scheduler
+
+QUEUE = "scheduler.recovery-updated"
+
+
+async def test_a_cancelled_invoice_stops_the_pending_retries(scheduler: Scheduler) -> None:
+    recovery = payment()
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+
+    await scheduler.send(QUEUE, recovery_updated(recovery, "cancel_invoice", version=2))
+
+    stored = scheduler.recovery(recovery.payment_id)
+    assert (stored.status, stored.business_status) == (RecoveryStatus.CANCELLED, "CANCELLED_BY_BILLING_CONNECTOR")
+    assert (stored.intake_version, stored.plan) == (2, None)
+    assert scheduler.timers.status_of(recovery.payment_id) == {f"execute:{recovery.payment_id}:1": "cancelled"}
+
+
+async def test_an_update_delivered_twice_or_older_than_the_last_changes_nothing(
+    scheduler: Scheduler, requeues: list[int]
+) -> None:
+    recovery = payment()
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+    pause = recovery_updated(recovery, "pending_payment", version=3)
+
+    await scheduler.send(QUEUE, pause)
+    await scheduler.send(QUEUE, pause)
+    await scheduler.send(QUEUE, recovery_updated(recovery, "cancel_invoice", version=2))  # overtaken
+
+    stored = scheduler.recovery(recovery.payment_id)
+    assert (stored.status, stored.paused, stored.version) == (RecoveryStatus.AWAITING_BILLING, True, 2)
+    assert [n.what for n in stored.history] == ["attempt_planned", "paused"]
+    assert requeues == [] and scheduler.publisher.dead_letters == []
+
+
+async def test_a_stop_seen_before_the_recovery_leaves_a_tombstone_a_late_start_cannot_undo(
+    scheduler: Scheduler,
+) -> None:
+    recovery = payment()
+
+    await scheduler.send(QUEUE, recovery_updated(recovery, "cancel_invoice", version=2))
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+
+    stored = scheduler.recovery(recovery.payment_id)
+    assert (stored.status, stored.version) == (RecoveryStatus.CANCELLED, 0)
+    assert scheduler.timers.stored == {}
+
+
+async def test_a_paused_recovery_resumes_on_the_next_failure_with_a_timer_of_its_own(scheduler: Scheduler) -> None:
+    """The paused attempt's command may have fired and been refused by the executor: planned again, the same
+    attempt number gets a timer id of its own."""
+    recovery = payment()
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+    await scheduler.send(QUEUE, recovery_updated(recovery, "pending_payment", version=2))
+    assert isinstance(scheduler.recovery(recovery.payment_id).plan, AwaitBillingPlan)
+
+    await scheduler.send(QUEUE, recovery_updated(recovery, "schedule_failed_payment", version=3))
+
+    stored = scheduler.recovery(recovery.payment_id)
+    assert (stored.status, stored.paused) == (RecoveryStatus.SCHEDULED, False)
+    plan = stored.plan
+    assert isinstance(plan, AttemptPlan) and plan.attempt_number == 1
+    assert plan.timer_id == f"execute:{recovery.payment_id}:1:r3"
+    assert scheduler.timers.status_of(recovery.payment_id) == {
+        f"execute:{recovery.payment_id}:1": "cancelled",
+        plan.timer_id: "pending",
+    }
+
+
+async def test_a_new_token_reopens_a_recovery_that_failed_for_want_of_one(scheduler: Scheduler) -> None:
+    recovery = payment()
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+    await scheduler.send("scheduler.attempt-failed", attempt_failed(recovery, 1, "lost_card"))
+    assert scheduler.recovery(recovery.payment_id).status is RecoveryStatus.FAILED
+    with_new_card = payment(payment_id=recovery.payment_id, tokens=("pm_card_visa", "pm_card_mastercard"))
+
+    await scheduler.send(
+        QUEUE,
+        recovery_updated(with_new_card, "schedule_failed_payment", version=2, tokens_added=("pm_card_mastercard",)),
+    )
+
+    stored = scheduler.recovery(recovery.payment_id)
+    assert (stored.status, stored.business_status, stored.ended_at) == (RecoveryStatus.SCHEDULED, None, None)
+    assert isinstance(stored.plan, AttemptPlan) and stored.plan.token == "pm_card_mastercard"
+    assert [n.what for n in stored.history][-3:] == ["tokens_added", "reopened", "attempt_planned"]
+
+
+async def test_an_update_without_its_version_is_dead_lettered_with_the_reason(scheduler: Scheduler) -> None:
+    await scheduler.send(QUEUE, b'{"type": "recovery.updated", "payload": {"action": "cancel_invoice"}}')
+
+    [dead] = scheduler.publisher.dead_letters
+    assert "payload.version: Field required" in dead.reason
