@@ -36,3 +36,18 @@ def test_explicit_metadata_wins_over_the_cause() -> None:
     other = envelope_for(MessageType.DELIVER_WEBHOOK, _sync("evt_2"), caused_by=cause, correlation_id="pay_2")
     assert other.correlation_id == "pay_2" and other.merchant_id == "m1"
     assert isinstance(other, Envelope)
+
+
+def test_a_cause_known_only_by_its_id_is_recorded_and_a_timer_carries_its_message() -> None:
+    from recovery_contracts.messages import timer_for
+
+    command = envelope_for(
+        MessageType.DELIVER_WEBHOOK, _sync(), causation_id="msg_0", correlation_id="pay_1", merchant_id="m1"
+    )
+    assert command.causation_id == "msg_0"
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    timer = timer_for(command, timer_id="t1", due_at=at, kind="webhook", caused_by=command)
+    assert timer.type is MessageType.SCHEDULE_TIMER
+    assert (timer.correlation_id, timer.merchant_id, timer.causation_id) == ("pay_1", "m1", command.message_id)
+    assert timer.payload.payment_id == "pay_1" and timer.payload.due_at == at
+    assert envelope_model(MessageType.DELIVER_WEBHOOK).model_validate(timer.payload.message) == command

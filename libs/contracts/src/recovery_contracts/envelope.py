@@ -84,6 +84,7 @@ def envelope_for(
     payload: PayloadT,
     *,
     caused_by: Envelope[Any] | None = None,
+    causation_id: str | None = None,
     correlation_id: str | None = None,
     merchant_id: str | None = None,
     profile_id: str | None = None,
@@ -93,7 +94,8 @@ def envelope_for(
     """A message of `message_type` around `payload`, typed by the payload's model.
 
     With `caused_by`, the payment, merchant and profile default to the cause's and `causation_id` is the cause's
-    message id: a follow-up message carries the trail of the one that caused it."""
+    message id: a follow-up message carries the trail of the one that caused it. `causation_id` alone names a cause
+    whose envelope is not at hand."""
     if caused_by is not None:
         correlation_id = correlation_id if correlation_id is not None else caused_by.correlation_id
         merchant_id = merchant_id if merchant_id is not None else caused_by.merchant_id
@@ -101,7 +103,7 @@ def envelope_for(
     metadata: dict[str, Any] = {
         "type": message_type,
         "correlation_id": correlation_id,
-        "causation_id": caused_by.message_id if caused_by is not None else None,
+        "causation_id": causation_id if causation_id is not None else caused_by.message_id if caused_by else None,
         "merchant_id": merchant_id,
         "profile_id": profile_id,
         "payload": payload,

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate
-from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.payments import IntentStatus, PaymentObject
 from recovery_contracts.recovery import PaymentToken, RecoveryPayment, RetryAlgorithm
 
@@ -130,6 +130,28 @@ class ScheduleTimer(_Payload):
     kind: str
     payment_id: str | None = None
     message: dict[str, Any]
+
+
+def timer_for(
+    message: Envelope[Any], *, timer_id: str, due_at: datetime, kind: str, caused_by: Envelope[Any] | None = None
+) -> Envelope[ScheduleTimer]:
+    """Ask the scheduler (the owner of durable timers) to publish `message` at `due_at`; the request carries the
+    message's payment, merchant and profile, and `caused_by`'s trail."""
+    timer = ScheduleTimer(
+        timer_id=timer_id,
+        due_at=due_at,
+        kind=kind,
+        payment_id=message.correlation_id,
+        message=message.model_dump(mode="json"),
+    )
+    return envelope_for(
+        MessageType.SCHEDULE_TIMER,
+        timer,
+        caused_by=caused_by,
+        correlation_id=message.correlation_id,
+        merchant_id=message.merchant_id,
+        profile_id=message.profile_id,
+    )
 
 
 class WebhookDeliveryFailed(_Payload):

@@ -17,6 +17,7 @@ from recovery_contracts.messages import (
     RecordBack,
     RecordBackBody,
     ScheduleTimer,
+    timer_for,
 )
 from recovery_contracts.payments import ConnectorTransmission, IntentStatus
 from recovery_contracts.recovery import AttemptSummary, build_payment_object
@@ -106,7 +107,7 @@ def psync_timer(
         profile_id=payment.profile_id,
     )
     timer_id = f"psync:{attempt_key}:{sync_number}"
-    return timer_request(timer_id, due_at, PSYNC_TIMER_KIND, payment.payment_id, sync, consumed)
+    return timer_for(sync, timer_id=timer_id, due_at=due_at, kind=PSYNC_TIMER_KIND, caused_by=consumed)
 
 
 def record_back_retry(consumed: Envelope[RecordBack], due_at: datetime) -> Envelope[ScheduleTimer]:
@@ -119,36 +120,17 @@ def record_back_retry(consumed: Envelope[RecordBack], due_at: datetime) -> Envel
         correlation_id=request.payment_id,
     )
     timer_id = f"record-back:{request.payment_id}:{request.attempt + 1}"
-    return timer_request(timer_id, due_at, RECORD_BACK_TIMER_KIND, request.payment_id, again, consumed)
-
-
-def timer_request(
-    timer_id: str, due_at: datetime, kind: str, payment_id: str, message: Envelope[Any], caused_by: Envelope[Any]
-) -> Envelope[ScheduleTimer]:
-    """Ask the scheduler (the owner of durable timers) to publish `message` at `due_at`."""
-    timer = ScheduleTimer(
-        timer_id=timer_id, due_at=due_at, kind=kind, payment_id=payment_id, message=message.model_dump(mode="json")
-    )
-    return envelope_for(
-        MessageType.SCHEDULE_TIMER,
-        timer,
-        caused_by=caused_by,
-        correlation_id=payment_id,
-        merchant_id=message.merchant_id,
-        profile_id=message.profile_id,
-    )
+    return timer_for(again, timer_id=timer_id, due_at=due_at, kind=RECORD_BACK_TIMER_KIND, caused_by=consumed)
 
 
 def _of_attempt(message_type: MessageType, payload: BaseModel, command: ExecuteRetry, cause: str) -> Envelope[Any]:
     """A message about the attempt, caused by the EXECUTE command that planned it (`cause`, its message id)."""
     payment = command.payment
-    message = envelope_for(
+    return envelope_for(
         message_type,
         payload,
+        causation_id=cause,
         correlation_id=payment.payment_id,
         merchant_id=payment.merchant_id,
         profile_id=payment.profile_id,
     )
-    # envelope_for takes a cause as an envelope; only the EXECUTE's message id is at hand here (a PSYNC carries
-    # the id, not the EXECUTE).
-    return message.model_copy(update={"causation_id": cause})
