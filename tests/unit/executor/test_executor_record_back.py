@@ -79,3 +79,15 @@ async def test_an_invalid_record_back_is_dead_lettered_with_the_reason(executor:
     [letter] = executor.publisher.dead_letters
     assert letter.queue == QUEUE and "payload.url: Field required" in letter.reason
     assert executor.billing.calls == []
+
+
+async def test_a_destination_the_egress_policy_blocks_is_final_and_never_retried(executor: Executor) -> None:
+    reason = "blocked: 10.0.0.1 is a private address (not in OUTBOUND_ALLOWED_CIDRS)"
+    executor.billing.answers.append(RecordBackAnswer(accepted=False, error=reason, blocked=True))
+
+    await executor.send(QUEUE, record_back("12345_pay_1"))
+
+    assert executor.record_backs.progress["12345_pay_1"].status is RecordBackStatus.BLOCKED
+    [tried] = executor.record_backs.tries["12345_pay_1"]
+    assert tried.error == reason
+    assert executor.publisher.published == []  # no timer: no later try could pass

@@ -16,6 +16,7 @@ from recovery_executor.adapters.record_backs import RECORD_BACK_INDEXES, MongoRe
 from recovery_executor.dependencies import Dependencies, ExecutorAdapters
 from recovery_executor.handlers import HANDLERS
 from recovery_executor.settings import ExecutorSettings
+from recovery_runtime.egress import EgressGuard, EgressPolicy, guarded_http_client
 from recovery_runtime.secrets import SecretBox
 from recovery_runtime.service import Service
 from recovery_runtime.unit_of_work import UnitOfWork
@@ -55,6 +56,10 @@ def _mongo_and_http_adapters(service: Service, settings: ExecutorSettings) -> Ex
         follow_redirects=False,
     )
     service.on_stop(http.aclose)
+    # Record-back URLs are the merchant's: their calls go through the egress policy (Stripe's base is ours).
+    egress = EgressGuard(EgressPolicy.from_setting(settings.outbound_allowed_cidrs))
+    record_back_http = guarded_http_client(egress, timeout=settings.record_back_timeout_seconds)
+    service.on_stop(record_back_http.aclose)
     return ExecutorAdapters(
         unit_of_work=unit_of_work,
         publisher=service.publisher,
@@ -68,5 +73,5 @@ def _mongo_and_http_adapters(service: Service, settings: ExecutorSettings) -> Ex
         connectors=StripeConnectors(
             settings.stripe_api_base, http, SecretBox.from_settings(settings), settings.connector_timeout_seconds
         ),
-        billing=HttpBillingRecorder(http, timeout=settings.record_back_timeout_seconds),
+        billing=HttpBillingRecorder(record_back_http, timeout=settings.record_back_timeout_seconds),
     )

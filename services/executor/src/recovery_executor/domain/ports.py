@@ -23,6 +23,7 @@ class RecordBackAnswer:
     accepted: bool  # a 2xx answer
     status_code: int | None = None
     error: str | None = None
+    blocked: bool = False  # the egress policy refused the destination: final, never retried
 
 
 class BillingRecorder(Protocol):

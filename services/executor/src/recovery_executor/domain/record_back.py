@@ -20,6 +20,7 @@ class RecordBackStatus(StrEnum):
     ACCEPTED = "accepted"
     RETRYING = "retrying"
     ABANDONED = "abandoned"  # every try refused: left to an operator
+    BLOCKED = "blocked"  # the egress policy refuses the destination: no try can succeed, none is retried
 
 
 def record_back_idempotency_key(payment_id: str) -> str:
@@ -52,9 +53,11 @@ class RecordBackProgress:
         """The progress after the try `consumed` asked for, the try itself, and the next try's timer if any."""
         request = consumed.payload
         tried = RecordBackTry(request.attempt, now, answer.status_code, answer.error)
-        delay = None if answer.accepted else record_back_delay(request.attempt)
+        delay = None if answer.accepted or answer.blocked else record_back_delay(request.attempt)
         if answer.accepted:
             status = RecordBackStatus.ACCEPTED
+        elif answer.blocked:
+            status = RecordBackStatus.BLOCKED
         elif delay is None:
             status = RecordBackStatus.ABANDONED
         else:
