@@ -18,7 +18,7 @@ from recovery_intake.domain.intent import Intent
 from recovery_runtime.testing import publish
 
 from .fakes import MERCHANT, Intake, intake
-from .requests import REFERENCE, recovery_body, requested, with_token
+from .recovery_requests import REFERENCE, recovery_body, requested, with_token
 
 REQUESTED = "intake.recovery-requested"
 

@@ -15,7 +15,7 @@ from recovery_intake.handlers.secret_rotation import SecretRotation
 from recovery_runtime.secrets import SecretBox
 
 from .fakes import MERCHANT, PROFILE, SETTINGS, Intake, intake
-from .requests import REFERENCE, recovery_body, with_token
+from .recovery_requests import REFERENCE, recovery_body, with_token
 
 RECOVERY = "/v2/payments/recovery"
 
