@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ INDEXES = [
     IndexSpec(RECOVERIES, [("merchant_id", ASCENDING), ("status", ASCENDING)], "recovery_merchant_status"),
     IndexSpec(RECOVERIES, [("attempts.token", ASCENDING)], "recovery_attempt_token"),
 ]
+ATTEMPT_FIELDS = tuple(f.name for f in fields(Attempt))
 
 
 def recovery_document(recovery: Recovery, applied: str | None = None) -> dict[str, Any]:
@@ -37,7 +38,7 @@ def recovery_document(recovery: Recovery, applied: str | None = None) -> dict[st
         "status": recovery.status.value,
         "business_status": recovery.business_status,
         "snapshot": payment.model_dump(mode="json"),
-        "attempts": [{**asdict(a), "outcome": a.outcome.value} for a in recovery.attempts],
+        "attempts": [_attempt_document(a) for a in recovery.attempts],
         "hard_declined_tokens": list(recovery.hard_declined_tokens),
         "plan": describe_plan(recovery.plan) if recovery.plan is not None else None,
         "history": [note.describe() for note in recovery.history],
@@ -54,6 +55,12 @@ def recovery_document(recovery: Recovery, applied: str | None = None) -> dict[st
         doc[APPLIED_FIELD] = list(recovery.applied_messages)
     if applied is not None:
         mark_applied(doc, applied)
+    return doc
+
+
+def _attempt_document(attempt: Attempt) -> dict[str, Any]:
+    doc = {name: getattr(attempt, name) for name in ATTEMPT_FIELDS}
+    doc["outcome"] = attempt.outcome.value
     return doc
 
 

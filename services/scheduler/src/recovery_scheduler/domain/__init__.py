@@ -1,4 +1,5 @@
-"""Retry planning, pure: which token to charge when, within decline classes and card-network budgets."""
+"""The scheduler's domain, pure: the `Recovery` aggregate (recovery.py) and the retry planner it asks
+(`decide_next`): which token to charge when, within decline classes and card-network budgets."""
 
 from .budgets import (
     DEFAULT_NETWORK_BUDGETS,
