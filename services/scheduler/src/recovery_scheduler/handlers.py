@@ -106,7 +106,7 @@ async def recovery_updated(deps: Dependencies, envelope: Envelope[RecoveryUpdate
 
     change = await deps.unit_of_work.apply(apply, consumed=envelope, consumer=queue.name)
     if change is not None and not change.changed:
-        log.info("recovery.update_stale", version=update.version, seen=change.recovery.intake_version)
+        log.info("recovery.update_stale", version=update.version, applied_version=change.recovery.intake_version)
 
 
 async def schedule_timer(deps: Dependencies, envelope: Envelope[ScheduleTimer], queue: ConsumerQueue) -> None:
