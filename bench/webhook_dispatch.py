@@ -152,7 +152,7 @@ class Dispatcher:
         store = UnitOfWork(self.client, self.db, "dispatcher", publisher, SystemClock())
         # As the service builds them (recovery_dispatcher.app), the deliveries per endpoint set to the concurrency.
         settings = DispatcherSettings(
-            webhook_allowed_cidrs="127.0.0.0/8",
+            outbound_allowed_cidrs="127.0.0.0/8",
             webhook_endpoint_concurrency=self.concurrency,
             service_instance_id="bench",
         )

@@ -16,17 +16,17 @@ from standardwebhooks import Webhook
 
 from recovery_contracts.verification import verify_hyperswitch_signature, verify_standard_webhook
 from recovery_dispatcher.adapters.sender import DeliveryTimeouts, InProcessRetry, SenderConfig, WebhookSender
-from recovery_dispatcher.adapters.ssrf import SsrfGuard, SsrfPolicy
 from recovery_dispatcher.domain.attempt import DeliveryResult
 from recovery_dispatcher.domain.policy import DeliveryOutcome
 from recovery_dispatcher.domain.signing import build_headers, generate_whsec_secret
+from recovery_runtime.egress import EgressGuard, EgressPolicy
 
 pytestmark = pytest.mark.integration
 
 BODY = b'{"merchant_id":"m","event_id":"evt_1","event_type":"payment_succeeded"}'
 HASH_KEY = "hash-key"
 SECRET = generate_whsec_secret()
-LOOPBACK_ALLOWED = SsrfPolicy.from_setting("127.0.0.0/8,::1/128")
+LOOPBACK_ALLOWED = EgressPolicy.from_setting("127.0.0.0/8,::1/128")
 FAST_RETRIES = InProcessRetry(max_attempts=3, initial_wait=0.01, max_wait=0.05, jitter=0.01, budget=3.0)
 CONFIG = SenderConfig(timeouts=DeliveryTimeouts(connect=1.0, total=0.5), in_process_retry=FAST_RETRIES)
 
@@ -105,7 +105,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 async def sender() -> AsyncIterator[WebhookSender]:
-    async with WebhookSender(SsrfGuard(LOOPBACK_ALLOWED), CONFIG) as client:
+    async with WebhookSender(EgressGuard(LOOPBACK_ALLOWED), CONFIG) as client:
         yield client
 
 
@@ -251,7 +251,7 @@ async def test_response_body_is_truncated_to_20_kb(receiver: Receiver, sender: W
 
 async def test_localhost_is_blocked_when_loopback_is_not_allowed(receiver: Receiver) -> None:
     port = receiver.base_url.rsplit(":", 1)[1]
-    async with WebhookSender(SsrfGuard(SsrfPolicy()), CONFIG) as guarded:
+    async with WebhookSender(EgressGuard(EgressPolicy()), CONFIG) as guarded:
         results = await guarded.send_with_retries(f"http://localhost:{port}/ok", BODY, _headers)
 
     assert len(results) == 1  # blocked is final: no retry
@@ -260,7 +260,7 @@ async def test_localhost_is_blocked_when_loopback_is_not_allowed(receiver: Recei
     assert result.status_code is None
     assert result.error_message is not None
     assert "Unable to send request to merchant server: blocked: " in result.error_message
-    assert "is a loopback address (not in WEBHOOK_ALLOWED_CIDRS)" in result.error_message
+    assert "is a loopback address (not in OUTBOUND_ALLOWED_CIDRS)" in result.error_message
     assert "(resolved from localhost)" in result.error_message
     assert receiver.hits["/ok"] == 0
 
@@ -269,15 +269,16 @@ async def test_localhost_is_blocked_when_loopback_is_not_allowed(receiver: Recei
     ("url", "reason"),
     [
         ("http://169.254.169.254/latest/meta-data/", "blocked: 169.254.169.254 is a cloud metadata address"),
-        ("http://10.0.0.1/hook", "blocked: 10.0.0.1 is a private address (not in WEBHOOK_ALLOWED_CIDRS)"),
+        ("http://10.0.0.1/hook", "blocked: 10.0.0.1 is a private address (not in OUTBOUND_ALLOWED_CIDRS)"),
         ("http://100.64.0.1/hook", "blocked: 100.64.0.1 is a shared (CGNAT) address"),
         ("http://[fd00::1]/hook", "blocked: fd00::1 is a unique-local address"),
         ("http://127.0.0.1:9/hook", "blocked: 127.0.0.1 is a loopback address"),
+        ("http://2130706433:9/hook", "blocked: '2130706433' is a non-canonical IPv4 literal"),
         ("ftp://example.com/hook", "blocked: scheme 'ftp' is not http or https"),
     ],
 )
 async def test_internal_literal_addresses_are_blocked_without_a_connection(url: str, reason: str) -> None:
-    async with WebhookSender(SsrfGuard(SsrfPolicy()), CONFIG) as guarded:
+    async with WebhookSender(EgressGuard(EgressPolicy()), CONFIG) as guarded:
         result = await guarded.send(url, BODY, _headers())
 
     assert result.verdict.outcome is DeliveryOutcome.BLOCKED

@@ -44,7 +44,7 @@ MERCHANT = "merchant_test"
 PROFILE = "pro_test"
 TOKEN = ServiceSettings().internal_api_token
 FAST = {
-    "webhook_allowed_cidrs": "127.0.0.0/8",
+    "outbound_allowed_cidrs": "127.0.0.0/8",
     # Schedule seconds at TIME_SCALE 1000: a few milliseconds of wall-clock time each.
     "webhook_retry_schedule_seconds": "1,1",
     "webhook_total_timeout_seconds": 1.0,
@@ -421,7 +421,7 @@ async def test_a_slow_endpoint_does_not_delay_a_healthy_one(
 async def test_ssrf_targets_are_blocked_and_recorded_with_the_reason(
     serve: Any, isolation: Isolation, db: Any, url: str, reason: str
 ) -> None:
-    start_dispatcher(serve, isolation, webhook_allowed_cidrs="")
+    start_dispatcher(serve, isolation, outbound_allowed_cidrs="")
     receiver = serve(receiver_app())
     event = succeeded()
     async with broker_probe(isolation.rabbitmq_url) as broker:

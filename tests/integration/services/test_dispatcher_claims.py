@@ -75,7 +75,7 @@ def orphan_claim(event: Envelope[PaymentSucceeded], *, lease_until: datetime, se
 async def test_an_orphaned_claim_is_taken_over_with_its_event_id_and_body_once_its_lease_ran_out(
     serve: Any, isolation: Isolation, db: Any
 ) -> None:
-    serve(build_service(settings_for(DispatcherSettings, isolation, webhook_allowed_cidrs="127.0.0.0/8")))
+    serve(build_service(settings_for(DispatcherSettings, isolation, outbound_allowed_cidrs="127.0.0.0/8")))
     receiver = serve(receiver_app())
     expired, live = (
         payment_succeeded(recovery_payment(merchant_id=MERCHANT, profile_id=PROFILE)),
@@ -110,7 +110,7 @@ async def test_an_orphaned_claim_is_taken_over_with_its_event_id_and_body_once_i
 async def test_numbers_taken_by_another_dispatcher_are_read_back_and_skipped(
     serve: Any, isolation: Isolation, db: Any
 ) -> None:
-    serve(build_service(settings_for(DispatcherSettings, isolation, webhook_allowed_cidrs="127.0.0.0/8")))
+    serve(build_service(settings_for(DispatcherSettings, isolation, outbound_allowed_cidrs="127.0.0.0/8")))
     receiver = serve(receiver_app())
     payment = recovery_payment(merchant_id=MERCHANT, profile_id=PROFILE)
     older, newer = payment_succeeded(payment), payment_succeeded(payment)

@@ -48,7 +48,7 @@ CIRCUITS_OPEN = re.compile(r"^recovery_webhook_circuits_open\s+([0-9.eE+-]+)$", 
 
 def start_dispatcher(serve: Any, isolation: Isolation, **overrides: Any) -> Any:
     settings = {
-        "webhook_allowed_cidrs": "127.0.0.0/8",
+        "outbound_allowed_cidrs": "127.0.0.0/8",
         "webhook_total_timeout_seconds": 1.0,
         # One attempt per delivery: every failure the breaker counts is one request the receiver saw.
         "webhook_in_process_attempts": 1,

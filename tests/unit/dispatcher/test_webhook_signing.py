@@ -14,7 +14,6 @@ from recovery_dispatcher.domain.signing import (
     build_headers,
     decode_whsec_secret,
     generate_whsec_secret,
-    rejected_custom_headers,
     sign_hyperswitch,
     sign_standard,
 )
@@ -138,7 +137,6 @@ def test_custom_headers_never_override_signatures_or_standard_headers() -> None:
     assert ("x-allowed", "yes") in lowered
     assert all(value != "forged" for _, value in lowered)
     assert [name for name, _ in lowered].count("content-type") == 1
-    assert rejected_custom_headers(custom) == [name for name, _ in custom[:5]]
     assert "webhook-id" in RESERVED_HEADERS
 
 

@@ -19,7 +19,6 @@ from recovery_dispatcher.adapters.event_queries import MongoEventQueries
 from recovery_dispatcher.adapters.event_repository import INDEXES, MongoEventRepository
 from recovery_dispatcher.adapters.record_writer import RecordWriter
 from recovery_dispatcher.adapters.sender import DeliveryTimeouts, InProcessRetry, SenderConfig, WebhookSender
-from recovery_dispatcher.adapters.ssrf import SsrfGuard, SsrfPolicy
 from recovery_dispatcher.domain.breaker import BreakerPolicy
 from recovery_dispatcher.domain.policy import HYPERSWITCH_RETRY_SCHEDULE, RetrySchedule
 from recovery_dispatcher.handlers.deliver_webhook import deliver_webhook
@@ -32,6 +31,7 @@ from recovery_dispatcher.handlers.profile_updated import profile_updated
 from recovery_dispatcher.settings import DispatcherSettings
 from recovery_runtime.bus import Publisher
 from recovery_runtime.clock import Clock, TimeScale
+from recovery_runtime.egress import EgressGuard, EgressPolicy
 from recovery_runtime.internal_api import InternalCaller
 from recovery_runtime.secrets import SecretBox
 from recovery_runtime.service import Service
@@ -67,7 +67,7 @@ def mongo_adapters(
         claims=db["webhook_claims"],
     )
     sender = WebhookSender(
-        SsrfGuard(SsrfPolicy.from_setting(settings.webhook_allowed_cidrs)),
+        EgressGuard(EgressPolicy.from_setting(settings.outbound_allowed_cidrs)),
         SenderConfig(
             timeouts=DeliveryTimeouts(
                 connect=settings.webhook_connect_timeout_seconds, total=settings.webhook_total_timeout_seconds

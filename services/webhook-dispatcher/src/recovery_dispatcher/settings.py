@@ -1,4 +1,5 @@
-"""Webhook-dispatcher settings: delivery timeouts, SSRF allow-list, retry schedule, endpoint health, batching."""
+"""Webhook-dispatcher settings: delivery timeouts, retry schedule, concurrency, endpoint health, batching (the
+allow-list of non-global destinations is the runtime's OUTBOUND_ALLOWED_CIDRS)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from recovery_runtime.settings import ServiceSettings
 
 class DispatcherSettings(ServiceSettings):
     http_port: int = 8083
-    # CIDRs a webhook URL may resolve to although they are not global (loopback in the demo and tests).
-    webhook_allowed_cidrs: str = ""
     webhook_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     webhook_total_timeout_seconds: float = Field(default=15.0, gt=0)
     # Comma-separated seconds; empty means Hyperswitch's schedule (+60 s, 5 min x2, 10 min x5, 1 h x5, 6 h x3).

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -172,23 +172,30 @@ class MongoEventRepository:
         its initial record; any other is a record of its own. `recorded`: the initial record is stored (one
         batched update), else it is written whole with the first attempt (one insert on the fast path, batched
         with other deliveries')."""
-        writes = []
         first: dict[str, Any] = {}
+        later = []
         for number, result in enumerate(results):
             if number == 0 and not before.attempted:
                 # The initial record holds the body once (`body`); its request is read back with it.
                 first = attempt_fields(after.body, result, with_body=False)
-                continue
-            writes.append(self._writer.insert(attempt_record(after, result, AttemptKind.AUTOMATIC_RETRY, _retry_hex())))
+            else:
+                later.append(
+                    self._writer.insert(attempt_record(after, result, AttemptKind.AUTOMATIC_RETRY, _retry_hex()))
+                )
         if recorded:
-            writes.append(self._writer.update(after.key, {**first, **changed_fields(before, after)}))
-            await asyncio.gather(*writes)
+            await asyncio.gather(*later, self._writer.update(after.key, {**first, **changed_fields(before, after)}))
             return
         record = initial_document(after)
         record.update(first)
         record["is_webhook_notified"] = after.notified
+        await self._insert_first(record, later, after, results[0])
+
+    async def _insert_first(
+        self, record: dict[str, Any], later: Sequence[Awaitable[None]], event: WebhookEvent, first: DeliveryResult
+    ) -> None:
+        """Insert a claimed event's initial record with its first attempt, beside its later attempts' records."""
         outcomes: list[Any]
-        if not writes:
+        if not later:
             # The fast path: one write, no task of its own.
             outcomes = [None]
             try:
@@ -196,14 +203,14 @@ class MongoEventRepository:
             except Exception as error:
                 outcomes[0] = error
         else:
-            outcomes = await asyncio.gather(self._writer.insert(record), *writes, return_exceptions=True)
+            outcomes = await asyncio.gather(self._writer.insert(record), *later, return_exceptions=True)
         for outcome in outcomes[1:]:
             if isinstance(outcome, BaseException):
                 raise outcome
         if isinstance(outcomes[0], DuplicateEvent):
             # A dispatcher whose claim lease had run out recorded the event meanwhile: ours is a retry record.
-            log.warning("webhook.record_exists", event_id=after.event_id)
-            await self._writer.insert(attempt_record(after, results[0], AttemptKind.AUTOMATIC_RETRY, _retry_hex()))
+            log.warning("webhook.record_exists", event_id=event.event_id)
+            await self._writer.insert(attempt_record(event, first, AttemptKind.AUTOMATIC_RETRY, _retry_hex()))
         elif isinstance(outcomes[0], BaseException):
             raise outcomes[0]
 

@@ -279,7 +279,7 @@ class RecordWriter:
             cursor = self._claims.find({"_id": {"$in": keys}}, fields)
             async for doc in cursor:
                 highest, claimed = taken.setdefault(doc["payment_id"], (0, set()))
-                claimed.add(doc.get("idempotent_event_id"))
+                claimed.add(doc["idempotent_event_id"])
                 taken[doc["payment_id"]] = (max(highest, int(doc.get("sequence") or 0)), claimed)
             # A payment with every probed number taken has more: probe the next range.
             remaining = [p for p in remaining if taken.get(p, (0, set()))[0] == start + _PROBE - 1]

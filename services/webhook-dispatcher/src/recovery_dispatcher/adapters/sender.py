@@ -25,9 +25,9 @@ from tenacity import (
 )
 from yarl import URL
 
-from recovery_dispatcher.adapters.ssrf import DestinationBlocked, GuardedResolver, SsrfGuard, parse_ip
 from recovery_dispatcher.domain.attempt import DeliveryResult, HeaderList
 from recovery_dispatcher.domain.policy import classify_response, parse_retry_after
+from recovery_runtime.egress import DestinationBlocked, EgressGuard, GuardedResolver
 
 TRANSPORT_ERROR_PREFIX = "Unable to send request to merchant server"
 RESPONSE_BODY_LIMIT = 20 * 1024  # bytes kept of a receiver's answer, as Svix does
@@ -71,7 +71,8 @@ def _utc_now() -> datetime:
 
 
 def _blocked_reason(error: BaseException) -> str | None:
-    """The SSRF guard's reason when it is somewhere in the exception chain (aiohttp wraps it)."""
+    """The egress guard's reason when it is somewhere in the exception chain (aiohttp wraps it, also as the
+    `os_error` of its connector errors)."""
     for item in _chain(error):
         if isinstance(item, DestinationBlocked):
             return item.reason
@@ -138,13 +139,13 @@ class WebhookSender:
 
     The client is one pooled aiohttp session (the throughput path: several times cheaper per request than
     httpx on this machine), redirects off, environment proxies and cookies ignored, every connection resolved
-    through the SSRF guard. The session opens at the first send (inside the running event loop, as aiohttp
-    requires); close it with `aclose()` (or `async with`).
+    through the egress guard (recovery_runtime.egress). The session opens at the first send (inside the
+    running event loop, as aiohttp requires); close it with `aclose()` (or `async with`).
     """
 
     def __init__(
         self,
-        guard: SsrfGuard,
+        guard: EgressGuard,
         config: SenderConfig | None = None,
         *,
         clock: Callable[[], datetime] = _utc_now,
@@ -189,7 +190,8 @@ class WebhookSender:
             self._session = None
 
     def _destination(self, url: str) -> URL:
-        """The parsed URL once checked (scheme, IP literal); cached per URL: endpoints are few, deliveries many."""
+        """The parsed URL once checked (scheme, how the host is written, IP literal); cached per URL: endpoints
+        are few, deliveries many."""
         checked = self._checked.get(url)
         if checked is not None:
             return checked
@@ -197,9 +199,7 @@ class WebhookSender:
         if target.scheme not in ("http", "https"):
             raise DestinationBlocked(f"blocked: scheme {target.scheme!r} is not http or https")
         # aiohttp does not run its resolver for an IP literal, so the guard checks it here.
-        literal = parse_ip(target.host or "")
-        if literal is not None:
-            self._guard.check_ip(literal)
+        self._guard.check_host(target.host or "")
         if len(self._checked) >= 10_000:
             self._checked.clear()
         self._checked[url] = target

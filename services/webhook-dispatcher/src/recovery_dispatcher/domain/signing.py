@@ -9,6 +9,8 @@ import hmac
 import secrets as random_source
 from collections.abc import Iterable, Mapping, Sequence
 
+from recovery_contracts.verification import WHSEC_PREFIX
+
 CONTENT_TYPE = "application/json"
 DEFAULT_USER_AGENT = "recovery-engine-webhooks/1"
 HYPERSWITCH_SIGNATURE_HEADER = "X-Webhook-Signature-512"
@@ -17,7 +19,6 @@ WEBHOOK_TIMESTAMP_HEADER = "webhook-timestamp"
 WEBHOOK_SIGNATURE_HEADER = "webhook-signature"
 # The event's number within its payment (1, 2, ...): receivers can spot an event that overtook another.
 WEBHOOK_SEQUENCE_HEADER = "webhook-sequence"
-WHSEC_PREFIX = "whsec_"
 
 # Headers a profile's custom headers can never set: the signatures and ids a receiver trusts, and the
 # framing headers the HTTP client owns. Compared case-insensitively.
@@ -112,9 +113,3 @@ def build_headers(
     if sequence is not None:
         headers.append((WEBHOOK_SEQUENCE_HEADER, str(sequence)))
     return headers
-
-
-def rejected_custom_headers(custom_headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> list[str]:
-    """Names among a profile's custom headers that `build_headers` would drop (for validating a profile)."""
-    custom = custom_headers.items() if isinstance(custom_headers, Mapping) else custom_headers
-    return [name for name, _ in custom if name.lower() in RESERVED_HEADERS]

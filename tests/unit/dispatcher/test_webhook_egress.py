@@ -1,22 +1,23 @@
-"""Webhooks never reach internal addresses unless allow-listed; blocked deliveries say why."""
+"""Webhooks never reach internal addresses unless allow-listed; blocked deliveries say why (the runtime's egress
+policy, as the dispatcher's sender applies it)."""
 
 import ipaddress
 import socket
 
 import pytest
 
-from recovery_dispatcher.adapters.ssrf import (
+from recovery_runtime.egress import (
     DestinationBlocked,
+    EgressGuard,
+    EgressPolicy,
     GuardedResolver,
-    SsrfGuard,
-    SsrfPolicy,
     parse_cidrs,
     parse_ip,
 )
 
 pytestmark = pytest.mark.unit
 
-DEFAULT = SsrfPolicy()
+DEFAULT = EgressPolicy()
 
 
 @pytest.mark.parametrize(
@@ -49,7 +50,7 @@ DEFAULT = SsrfPolicy()
 )
 def test_non_global_addresses_are_blocked_with_a_clear_reason(address: str, kind: str) -> None:
     ip = ipaddress.ip_address(address)
-    assert DEFAULT.refusal(ip) == f"blocked: {ip} is {kind} (not in WEBHOOK_ALLOWED_CIDRS)"
+    assert DEFAULT.refusal(ip) == f"blocked: {ip} is {kind} (not in OUTBOUND_ALLOWED_CIDRS)"
 
 
 @pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
@@ -71,7 +72,7 @@ def test_global_addresses_are_allowed(address: str) -> None:
     ],
 )
 def test_allow_list_opens_exactly_its_networks(address: str, allowed: str) -> None:
-    policy = SsrfPolicy.from_setting(allowed)
+    policy = EgressPolicy.from_setting(allowed)
     assert policy.refusal(ipaddress.ip_address(address)) is None
     assert policy.refusal(ipaddress.ip_address("192.168.255.255")) is not None
 
@@ -99,8 +100,8 @@ def test_literal_hosts_are_recognised(host: str, expected: str | None) -> None:
 
 def test_guard_check_ip_raises_with_the_reason() -> None:
     with pytest.raises(DestinationBlocked) as refused:
-        SsrfGuard(DEFAULT).check_ip(ipaddress.ip_address("10.0.0.1"))
-    assert str(refused.value) == "blocked: 10.0.0.1 is a private address (not in WEBHOOK_ALLOWED_CIDRS)"
+        EgressGuard(DEFAULT).check_ip(ipaddress.ip_address("10.0.0.1"))
+    assert str(refused.value) == "blocked: 10.0.0.1 is a private address (not in OUTBOUND_ALLOWED_CIDRS)"
     assert isinstance(refused.value, OSError)
 
 
@@ -128,17 +129,17 @@ class StaticResolver:
 
 
 async def test_resolver_returns_only_checked_addresses() -> None:
-    resolver = GuardedResolver(SsrfGuard(DEFAULT), StaticResolver("10.0.0.1", "8.8.8.8"))
+    resolver = GuardedResolver(EgressGuard(DEFAULT), StaticResolver("10.0.0.1", "8.8.8.8"))
     results = await resolver.resolve("mixed.example", 443)
     assert [result["host"] for result in results] == ["8.8.8.8"]
 
 
 async def test_resolver_refuses_a_name_with_only_internal_addresses() -> None:
-    resolver = GuardedResolver(SsrfGuard(DEFAULT), StaticResolver("169.254.169.254"))
+    resolver = GuardedResolver(EgressGuard(DEFAULT), StaticResolver("169.254.169.254"))
     with pytest.raises(DestinationBlocked, match=r"169\.254\.169\.254 is a cloud metadata address .*internal\.example"):
         await resolver.resolve("internal.example", 80)
 
 
 async def test_resolver_uses_the_allow_list() -> None:
-    resolver = GuardedResolver(SsrfGuard(SsrfPolicy.from_setting("127.0.0.0/8")), StaticResolver("127.0.0.1"))
+    resolver = GuardedResolver(EgressGuard(EgressPolicy.from_setting("127.0.0.0/8")), StaticResolver("127.0.0.1"))
     assert [result["host"] for result in await resolver.resolve("localhost", 80)] == ["127.0.0.1"]
