@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -16,13 +17,8 @@ from recovery_sandbox.serving import BackgroundServer
 
 pytestmark = pytest.mark.integration
 
-
-def saved_card(server: BackgroundServer, api_key: str, alias: str) -> tuple[str, str]:
-    """A customer with a card attached at the sandbox, as the seed's step 5 makes at Stripe."""
-    auth = {"Authorization": f"Bearer {api_key}"}
-    customer = httpx.post(server.url + "/v1/customers", headers=auth).json()["id"]
-    pm = httpx.post(server.url + f"/v1/payment_methods/{alias}/attach", data={"customer": customer}, headers=auth)
-    return customer, pm.json()["id"]
+CardOnFile = Callable[[str], tuple[str, str]]
+Ledger = Callable[[], list[dict[str, Any]]]
 
 
 def attempt(customer: str, payment_method: str, number: int = 1, amount: int = 2250) -> ChargeRequest:
@@ -39,18 +35,14 @@ def attempt(customer: str, payment_method: str, number: int = 1, amount: int = 2
     )
 
 
-def ledger(server: BackgroundServer) -> list[dict[str, Any]]:
-    return httpx.get(server.url + "/_sandbox/ledger").json()
-
-
 def arm(server: BackgroundServer, **fault: Any) -> None:
     httpx.post(server.url + "/_sandbox/faults", json=fault).raise_for_status()
 
 
 async def test_a_good_card_is_charged(
-    connector: StripeConnector, stripe_server: BackgroundServer, api_key: str
+    connector: StripeConnector, card_on_file: CardOnFile, sandbox_ledger: Ledger
 ) -> None:
-    customer, pm = saved_card(stripe_server, api_key, "pm_card_visa")
+    customer, pm = card_on_file("pm_card_visa")
 
     outcome = await connector.charge(attempt(customer, pm))
 
@@ -59,7 +51,7 @@ async def test_a_good_card_is_charged(
     assert outcome.connector_transaction_id.startswith("pi_")
     assert outcome.charge_id is not None and outcome.charge_id.startswith("ch_")
     assert (outcome.amount_received, outcome.raw_status, outcome.http_status) == (2250, "succeeded", 200)
-    [entry] = ledger(stripe_server)
+    [entry] = sandbox_ledger()
     assert (entry["payment_intent"], entry["amount"], entry["currency"]) == (
         outcome.connector_transaction_id,
         2250,
@@ -86,14 +78,14 @@ async def test_a_good_card_is_charged(
 )
 async def test_a_declined_card_is_a_decline_with_stripes_codes(
     connector: StripeConnector,
-    stripe_server: BackgroundServer,
-    api_key: str,
+    card_on_file: CardOnFile,
+    sandbox_ledger: Ledger,
     alias: str,
     error_code: str,
     decline_code: str,
     advice_code: str | None,
 ) -> None:
-    customer, pm = saved_card(stripe_server, api_key, alias)
+    customer, pm = card_on_file(alias)
 
     outcome = await connector.charge(attempt(customer, pm))
 
@@ -110,41 +102,45 @@ async def test_a_declined_card_is_a_decline_with_stripes_codes(
     )
     assert outcome.connector_transaction_id is not None and outcome.connector_transaction_id.startswith("pi_")
     assert outcome.message
-    [entry] = ledger(stripe_server)
+    [entry] = sandbox_ledger()
     assert (entry["status"], entry["decline_code"]) == ("failed", decline_code)
 
 
 async def test_the_same_attempt_charged_twice_is_one_charge(
-    connector: StripeConnector, stripe_server: BackgroundServer, api_key: str
+    connector: StripeConnector, card_on_file: CardOnFile, sandbox_ledger: Ledger
 ) -> None:
-    customer, pm = saved_card(stripe_server, api_key, "pm_card_visa")
+    customer, pm = card_on_file("pm_card_visa")
 
     first = await connector.charge(attempt(customer, pm))
     second = await connector.charge(attempt(customer, pm))
 
     assert first.kind is second.kind is ChargeOutcomeKind.SUCCEEDED
     assert second.connector_transaction_id == first.connector_transaction_id
-    assert len(ledger(stripe_server)) == 1
+    assert len(sandbox_ledger()) == 1
 
 
 async def test_the_next_attempt_is_a_new_charge(
-    connector: StripeConnector, stripe_server: BackgroundServer, api_key: str
+    connector: StripeConnector, stripe_server: BackgroundServer, card_on_file: CardOnFile, sandbox_ledger: Ledger
 ) -> None:
-    customer, pm = saved_card(stripe_server, api_key, "pm_card_visa")
+    customer, pm = card_on_file("pm_card_visa")
     arm(stripe_server, payment_method=pm, mode="decline", decline_code="insufficient_funds")
 
     first = await connector.charge(attempt(customer, pm, number=1))
     second = await connector.charge(attempt(customer, pm, number=2))
 
     assert (first.kind, second.kind) == (ChargeOutcomeKind.DECLINED, ChargeOutcomeKind.SUCCEEDED)
-    assert [e["status"] for e in ledger(stripe_server)] == ["failed", "succeeded"]
+    assert [e["status"] for e in sandbox_ledger()] == ["failed", "succeeded"]
 
 
 async def test_a_lost_answer_is_unknown_and_sync_finds_the_one_charge(
-    stripe_server: BackgroundServer, http_client: httpx.AsyncClient, api_key: str
+    stripe_server: BackgroundServer,
+    http_client: httpx.AsyncClient,
+    api_key: str,
+    card_on_file: CardOnFile,
+    sandbox_ledger: Ledger,
 ) -> None:
     impatient = StripeConnector(stripe_server.url, api_key, http_client, timeout=0.5)
-    customer, pm = saved_card(stripe_server, api_key, "pm_card_visa")
+    customer, pm = card_on_file("pm_card_visa")
     arm(stripe_server, payment_method=pm, mode="timeout_after_charge", seconds=2)
     request = attempt(customer, pm)
 
@@ -154,15 +150,15 @@ async def test_a_lost_answer_is_unknown_and_sync_finds_the_one_charge(
     assert lost.kind is ChargeOutcomeKind.UNKNOWN
     assert lost.http_status is None
     assert synced.kind is ChargeOutcomeKind.SUCCEEDED
-    [entry] = ledger(stripe_server)
+    [entry] = sandbox_ledger()
     assert synced.connector_transaction_id == entry["payment_intent"]
     assert synced.charge_id == entry["charge"]
 
 
 async def test_sync_by_a_known_id_reads_that_payment_intent(
-    connector: StripeConnector, stripe_server: BackgroundServer, api_key: str
+    connector: StripeConnector, card_on_file: CardOnFile
 ) -> None:
-    customer, pm = saved_card(stripe_server, api_key, "pm_card_chargeDeclinedLostCard")
+    customer, pm = card_on_file("pm_card_chargeDeclinedLostCard")
     request = attempt(customer, pm)
     declined = await connector.charge(request)
 
@@ -176,22 +172,22 @@ async def test_sync_by_a_known_id_reads_that_payment_intent(
 
 
 async def test_sync_without_a_charge_is_not_found_and_charges_nothing(
-    connector: StripeConnector, stripe_server: BackgroundServer, api_key: str
+    connector: StripeConnector, card_on_file: CardOnFile, sandbox_ledger: Ledger
 ) -> None:
-    customer, pm = saved_card(stripe_server, api_key, "pm_card_visa")
+    customer, pm = card_on_file("pm_card_visa")
 
     outcome = await connector.sync(attempt(customer, pm))
     missing_id = await connector.sync(attempt(customer, pm), connector_transaction_id="pi_doesnotexist")
 
     assert outcome.kind is ChargeOutcomeKind.NOT_FOUND
     assert missing_id.kind is ChargeOutcomeKind.NOT_FOUND
-    assert ledger(stripe_server) == []
+    assert sandbox_ledger() == []
 
 
 async def test_a_500_before_charging_is_unknown_and_the_same_request_then_charges_once(
-    connector: StripeConnector, stripe_server: BackgroundServer, api_key: str
+    connector: StripeConnector, stripe_server: BackgroundServer, card_on_file: CardOnFile, sandbox_ledger: Ledger
 ) -> None:
-    customer, pm = saved_card(stripe_server, api_key, "pm_card_visa")
+    customer, pm = card_on_file("pm_card_visa")
     arm(stripe_server, payment_method=pm, mode="error_500_before_charge")
 
     failed = await connector.charge(attempt(customer, pm))
@@ -203,13 +199,17 @@ async def test_a_500_before_charging_is_unknown_and_the_same_request_then_charge
         "api_error",
     )
     assert retried.kind is ChargeOutcomeKind.SUCCEEDED
-    assert len(ledger(stripe_server)) == 1
+    assert len(sandbox_ledger()) == 1
 
 
 async def test_a_key_in_flight_elsewhere_is_unknown(
-    connector: StripeConnector, stripe_server: BackgroundServer, http_client: httpx.AsyncClient, api_key: str
+    connector: StripeConnector,
+    stripe_server: BackgroundServer,
+    http_client: httpx.AsyncClient,
+    card_on_file: CardOnFile,
+    sandbox_ledger: Ledger,
 ) -> None:
-    customer, pm = saved_card(stripe_server, api_key, "pm_card_visa")
+    customer, pm = card_on_file("pm_card_visa")
     arm(stripe_server, payment_method=pm, mode="delay", seconds=1)
     slow = asyncio.create_task(connector.charge(attempt(customer, pm)))
     for _ in range(250):
@@ -227,25 +227,48 @@ async def test_a_key_in_flight_elsewhere_is_unknown(
         "idempotency_key_in_use",
     )
     assert first.kind is ChargeOutcomeKind.SUCCEEDED
-    assert len(ledger(stripe_server)) == 1
+    assert len(sandbox_ledger()) == 1
 
 
 async def test_configuration_problems_are_config_errors(
-    stripe_server: BackgroundServer, http_client: httpx.AsyncClient, api_key: str
+    stripe_server: BackgroundServer,
+    http_client: httpx.AsyncClient,
+    api_key: str,
+    card_on_file: CardOnFile,
+    sandbox_ledger: Ledger,
 ) -> None:
-    customer, pm = saved_card(stripe_server, api_key, "pm_card_visa")
+    customer, pm = card_on_file("pm_card_visa")
     wrong_key = StripeConnector(stripe_server.url, "sk_live_not_for_the_sandbox", http_client)
     right_key = StripeConnector(stripe_server.url, api_key, http_client)
 
     unauthorised = await wrong_key.charge(attempt(customer, pm))
     no_such_pm = await right_key.charge(attempt(customer, "pm_deletedAtStripe"))
-    reused_key = await right_key.charge(attempt(customer, pm))
-    reused_key = await right_key.charge(attempt(customer, pm, amount=9999))
 
     assert (unauthorised.kind, unauthorised.http_status) == (ChargeOutcomeKind.CONFIG_ERROR, 401)
     assert (no_such_pm.kind, no_such_pm.error_code) == (ChargeOutcomeKind.CONFIG_ERROR, "resource_missing")
-    assert (reused_key.kind, reused_key.error_type) == (ChargeOutcomeKind.CONFIG_ERROR, "idempotency_error")
-    assert len(ledger(stripe_server)) == 1
+    assert sandbox_ledger() == []
+
+
+async def test_a_key_first_used_with_other_parameters_is_unknown_and_a_sync_finds_that_first_charge(
+    connector: StripeConnector, card_on_file: CardOnFile, sandbox_ledger: Ledger
+) -> None:
+    customer, pm = card_on_file("pm_card_visa")
+    first = await connector.charge(attempt(customer, pm, amount=2000))
+
+    reused_key = await connector.charge(attempt(customer, pm))
+    synced = await connector.sync(attempt(customer, pm))
+
+    assert (reused_key.kind, reused_key.http_status, reused_key.error_type) == (
+        ChargeOutcomeKind.UNKNOWN,
+        400,
+        "idempotency_error",
+    )
+    assert not reused_key.is_final  # a charge may exist under the key: never a final error
+    assert (synced.kind, synced.connector_transaction_id) == (
+        ChargeOutcomeKind.SUCCEEDED,
+        first.connector_transaction_id,
+    )
+    assert [entry["amount"] for entry in sandbox_ledger()] == [2000]
 
 
 async def test_nothing_listening_is_unknown(http_client: httpx.AsyncClient, api_key: str) -> None:
@@ -263,11 +286,11 @@ async def test_nothing_listening_is_unknown(http_client: httpx.AsyncClient, api_
 
 async def test_the_api_key_never_reaches_the_logs_or_the_repr(
     connector: StripeConnector,
-    stripe_server: BackgroundServer,
+    card_on_file: CardOnFile,
     api_key: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    customer, pm = saved_card(stripe_server, api_key, "pm_card_chargeDeclinedInsufficientFunds")
+    customer, pm = card_on_file("pm_card_chargeDeclinedInsufficientFunds")
     caplog.set_level(logging.DEBUG)
 
     await connector.charge(attempt(customer, pm))

@@ -361,11 +361,21 @@ def test_same_key_with_other_parameters_is_an_idempotency_error(
     customer = make_customer(stripe_api)
     pm = attach(stripe_api, "pm_card_visa", customer["id"])
 
-    off_session_charge(stripe_api, customer["id"], pm["id"], amount=2250, key="k-mismatch")
-    other = off_session_charge(stripe_api, customer["id"], pm["id"], amount=9999, key="k-mismatch")
+    first = off_session_charge(stripe_api, customer["id"], pm["id"], amount=2250, key="k-mismatch")
+    other_amount = off_session_charge(stripe_api, customer["id"], pm["id"], amount=9999, key="k-mismatch")
+    other_metadata = off_session_charge(
+        stripe_api, customer["id"], pm["id"], amount=2250, key="k-mismatch", **{"metadata[attempt_id]": "att_2"}
+    )
+    again = off_session_charge(stripe_api, customer["id"], pm["id"], amount=2250, key="k-mismatch")
 
-    assert other.status_code == 400
-    assert other.json()["error"]["type"] == "idempotency_error"
+    for refused in (other_amount, other_metadata):
+        assert refused.status_code == 400
+        error = refused.json()["error"]
+        assert error["type"] == "idempotency_error" and "'k-mismatch'" in error["message"]
+        assert "Idempotent-Replayed" not in refused.headers
+    # A refusal is not saved under the key: the first parameters still replay the first answer.
+    assert (again.status_code, again.headers["Idempotent-Replayed"]) == (200, "true")
+    assert again.json() == first.json()
     assert len(ledger(stripe_server)) == 1
 
 

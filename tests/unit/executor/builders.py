@@ -43,6 +43,13 @@ def planned(
     )
 
 
+def from_a_changed_snapshot(command: Envelope[ExecuteRetry], **payment_fields: Any) -> Envelope[ExecuteRetry]:
+    """A later copy of `command` (the same attempt) built from the payment snapshot as it is by then."""
+    execute = command.payload
+    payload = execute.model_copy(update={"payment": execute.payment.model_copy(update=payment_fields)})
+    return command.model_copy(update={"message_id": f"{command.message_id}-later", "payload": payload})
+
+
 def payment_sync(execute: Envelope[ExecuteRetry], sync_number: int = 1) -> Envelope[PaymentSync]:
     """The PSYNC a timer brings back (as the executor asked for it)."""
     return envelope_for(

@@ -12,6 +12,7 @@ from faststream.rabbit import RabbitBroker
 
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import ConnectorAccountUpdated, ExecuteRetry, RecoveryUpdated
+from recovery_executor.adapters.stripe import outcome_from_response
 from recovery_executor.app import build_service
 from recovery_executor.dependencies import ExecutorAdapters
 from recovery_executor.domain.attempt import Attempt, AttemptStatus
@@ -50,6 +51,19 @@ def timed_out() -> ChargeOutcome:
 
 def not_found() -> ChargeOutcome:
     return ChargeOutcome(ChargeOutcomeKind.NOT_FOUND)
+
+
+def idempotency_error() -> ChargeOutcome:
+    """Stripe's 400 for a key first used with other parameters, as the Stripe adapter reads it."""
+    body = {
+        "error": {
+            "type": "idempotency_error",
+            "message": "Keys for idempotent requests can only be used with the same parameters they were first "
+            "used with. Try using a key other than 'recovery:12345_pay_1:attempt:1' if you meant to execute a "
+            "different request.",
+        }
+    }
+    return outcome_from_response(400, body)
 
 
 class ScriptedConnector:

@@ -3,20 +3,22 @@ which accounts may charge, and its MongoDB shape."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from recovery_executor.adapters.attempts import attempt_of, claim_document
-from recovery_executor.domain.attempt import Attempt, AttemptStatus, Resumption
+from recovery_executor.adapters.stripe import charge_form
+from recovery_executor.domain.attempt import Attempt, AttemptStatus, Resumption, charge_request
 from recovery_executor.domain.charge_guard import ChargeFacts, refusal_to_charge
-from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind
+from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind, ChargeRequest
 from recovery_executor.domain.connector_account import ConnectorAccount
 from recovery_runtime.bus import OutgoingMessage
 from recovery_runtime.clock import TimeScale
 
-from .builders import planned
+from .builders import from_a_changed_snapshot, planned
 from .fakes import approved, declined
 
 T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -87,6 +89,58 @@ def test_an_unknown_outcome_keeps_a_transaction_id_already_known_and_times_the_n
     )
     assert (unknown.status, unknown.connector_transaction_id) == (AttemptStatus.UNKNOWN, "pi_known")
     assert unknown.next_sync_at == timer.payload.due_at == T0 + timedelta(seconds=1)  # one minute at 60x
+
+
+def test_the_claim_records_the_charge_parameters_and_no_later_step_changes_them() -> None:
+    command = planned()
+    payment = command.payload.payment
+    claimed = Attempt.claim(command.payload, command.message_id, "executor-1", T0)
+    assert claimed.charge == charge_request(command.payload)
+    assert claimed.charge.parameters() == {
+        "payment_id": payment.payment_id,
+        "attempt_number": 1,
+        "amount": 2250,
+        "currency": "USD",
+        "customer": "cus_1",
+        "payment_method": "pm_card_visa",
+        "idempotency_key": f"recovery:{payment.payment_id}:attempt:1",
+        "metadata": {
+            "attempt_id": command.payload.attempt_id,
+            "merchant_reference_id": "invoice_1",
+            "payment_id": payment.payment_id,
+        },
+        "description": None,
+    }
+    # Whatever the command a later step holds (here one from a changed snapshot), the attempt keeps its own.
+    later = from_a_changed_snapshot(command, amount=9999, merchant_reference_id="invoice_1_revised").payload
+    unknown, _ = claimed.outcome_unknown(
+        ChargeOutcome(ChargeOutcomeKind.UNKNOWN), later, command, command.message_id, 1, T0, TimeScale(1)
+    )
+    taken = unknown.taken_over("executor-2", T0 + timedelta(minutes=1))
+    settled, _ = taken.settled(approved(), later, command.message_id, T0 + timedelta(minutes=1))
+    refused = taken.refused("the invoice was cancelled", T0)
+    assert [a.charge for a in (unknown, taken, settled, refused)] == [claimed.charge] * 4
+    assert (settled.token, settled.idempotency_key) == ("pm_card_visa", f"recovery:{payment.payment_id}:attempt:1")
+
+
+def test_a_refused_attempt_planned_again_is_claimed_with_the_new_plans_parameters() -> None:
+    first = planned()
+    refused = Attempt.claim(first.payload, first.message_id, "executor-1", T0).refused("paused", T0)
+    again = planned(first.payload.payment.model_copy(update={"amount": 3000}))
+
+    reopened = refused.reopened(again.payload, "executor-2", T0 + timedelta(days=2))
+
+    assert reopened.charge == charge_request(again.payload)
+    assert (reopened.charge.amount, reopened.charge.metadata["attempt_id"]) == (3000, again.payload.attempt_id)
+    assert reopened.idempotency_key == refused.idempotency_key  # one key per attempt number
+
+
+def test_the_stored_parameters_are_what_the_stripe_adapter_sends() -> None:
+    request = charge_request(planned().payload)
+    stored = json.loads(json.dumps(request.parameters()))  # through a document and back
+
+    assert ChargeRequest.of_parameters(stored) == request
+    assert charge_form(ChargeRequest.of_parameters(stored)) == charge_form(request)
 
 
 def test_taking_over_counts_the_resumption() -> None:

@@ -9,8 +9,8 @@ from recovery_contracts.envelope import MessageType
 from recovery_contracts.payments import IntentStatus
 from recovery_executor.domain.attempt import AttemptStatus
 
-from .builders import connector_account, planned, recovery_updated
-from .fakes import INSTANCE, OTHER_INSTANCE, Executor, declined, timed_out
+from .builders import connector_account, from_a_changed_snapshot, payment_sync, planned, recovery_updated
+from .fakes import INSTANCE, OTHER_INSTANCE, Executor, declined, idempotency_error, not_found, timed_out
 
 QUEUE = "executor.execute-retry"
 
@@ -201,3 +201,45 @@ async def test_an_invalid_command_is_dead_lettered_with_the_reason(executor: Exe
     assert letter.queue == QUEUE
     assert "payload.attempt_number: Input should be greater than or equal to 1" in letter.reason
     assert executor.connector.charges == []
+
+
+async def test_an_idempotency_error_is_an_unknown_outcome_left_to_psync_never_a_failed_attempt(
+    executor: Executor,
+) -> None:
+    command = planned()
+    key = f"{command.payload.payment.payment_id}:1"
+    # The key was first used with other parameters (an earlier call under it): that call may have charged.
+    executor.connector.charge_answers.append(idempotency_error())
+
+    await executor.send(QUEUE, command)
+
+    assert executor.attempts.records[key].status is AttemptStatus.UNKNOWN
+    assert executor.published(MessageType.PAYMENT_ATTEMPT_FAILED) == []  # the next attempt would use a new key
+    [timer] = executor.published(MessageType.SCHEDULE_TIMER)
+    assert timer.payload.timer_id == f"psync:{key}:1"
+
+    await executor.send("executor.payment-sync", payment_sync(command))
+
+    [(synced, _)] = executor.connector.syncs
+    assert synced == executor.connector.charges[0]
+    assert len(executor.connector.charges) == 1
+    [succeeded] = executor.published(MessageType.PAYMENT_SUCCEEDED)
+    assert succeeded.causation_id == command.message_id
+    assert executor.attempts.records[key].status is AttemptStatus.SUCCEEDED
+
+
+async def test_a_take_over_sends_the_parameters_of_the_claim_not_those_of_a_later_snapshot(
+    executor: Executor,
+) -> None:
+    command = planned()
+    claimed = executor.attempts.held_by_another(command, executor.clock.now() - timedelta(minutes=5))  # it died
+    later_copy = from_a_changed_snapshot(command, amount=3000, merchant_reference_id="invoice_1_revised")
+    executor.connector.sync_answers.append(not_found())  # its call never reached the connector
+
+    await executor.send(QUEUE, later_copy)
+
+    [(synced, _)] = executor.connector.syncs
+    [sent] = executor.connector.charges
+    assert (sent.amount, sent.metadata["merchant_reference_id"]) == (2250, "invoice_1")
+    assert synced == sent == claimed.charge
+    assert len(executor.published(MessageType.PAYMENT_SUCCEEDED)) == 1

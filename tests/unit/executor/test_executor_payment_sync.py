@@ -9,7 +9,7 @@ from recovery_contracts.messages import ExecuteRetry
 from recovery_contracts.payments import IntentStatus
 from recovery_executor.domain.attempt import AttemptStatus
 
-from .builders import payment_sync, planned, recovery_updated
+from .builders import from_a_changed_snapshot, payment_sync, planned, recovery_updated
 from .fakes import INSTANCE, Executor, not_found, timed_out
 
 QUEUE = "executor.payment-sync"
@@ -139,3 +139,18 @@ async def test_a_sync_for_an_attempt_never_started_is_dead_lettered(executor: Ex
         "which this executor never started"
     )
     assert executor.connector.syncs == []
+
+
+async def test_a_re_send_after_a_sync_sends_the_claimed_parameters_whatever_snapshot_the_psync_carries(
+    executor: Executor,
+) -> None:
+    command = await unknown_attempt(executor)
+    executor.connector.sync_answers.append(not_found())
+    later = from_a_changed_snapshot(command, amount=3000, merchant_reference_id="invoice_1_revised")
+
+    await executor.send(QUEUE, payment_sync(later))
+
+    first, again = executor.connector.charges
+    [(synced, _)] = executor.connector.syncs
+    assert again == synced == first  # the same parameters under the same key: a replay, never an idempotency error
+    assert again.amount == 2250

@@ -12,7 +12,7 @@ import structlog
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import ExecuteRetry
 from recovery_executor.dependencies import Dependencies
-from recovery_executor.domain.attempt import Attempt, charge_request
+from recovery_executor.domain.attempt import Attempt
 from recovery_executor.domain.charge_guard import refusal_to_charge
 from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind
 from recovery_executor.domain.follow_up import NOT_FOUND_SYNCS_BEFORE_GIVING_UP
@@ -48,14 +48,13 @@ async def charge(deps: Dependencies, run: AttemptRun, attempt: Attempt, refusal:
     if refusal is not None:
         await refuse(deps, run, attempt, refusal)
         return
-    outcome = await run.connector.charge(charge_request(run.command))
+    outcome = await run.connector.charge(attempt.charge)
     await settle_or_watch(deps, run, attempt, outcome, sync_number=0)
 
 
 async def sync(deps: Dependencies, run: AttemptRun, attempt: Attempt, sync_number: int) -> None:
     """PSYNC: ask the connector what became of the attempt before anything else; never charge blind."""
-    request = charge_request(run.command)
-    outcome = await run.connector.sync(request, attempt.connector_transaction_id)
+    outcome = await run.connector.sync(attempt.charge, attempt.connector_transaction_id)
     log.warning("attempt.synced", outcome=outcome.kind.value, sync=sync_number)
     if outcome.kind is ChargeOutcomeKind.NOT_FOUND:
         if attempt.idempotency_expired(deps.clock.now()):
@@ -65,9 +64,10 @@ async def sync(deps: Dependencies, run: AttemptRun, attempt: Attempt, sync_numbe
             )
         refusal = await charge_guard(deps, attempt.payment_id)
         if refusal is None:
-            # The connector never saw the call. Sending it again with the same idempotency key cannot make a
-            # second charge: had the first call arrived meanwhile, the connector replays its result.
-            outcome = await run.connector.charge(request)
+            # The connector never saw the call. Sending it again, the same parameters with the same idempotency
+            # key, cannot make a second charge: had the first call arrived meanwhile, the connector replays its
+            # result.
+            outcome = await run.connector.charge(attempt.charge)
         elif sync_number >= NOT_FOUND_SYNCS_BEFORE_GIVING_UP:
             await refuse(deps, run, attempt, f"{refusal}; the connector never saw the attempt")
             return

@@ -58,7 +58,7 @@ async def _resume(deps: Dependencies, run: AttemptRun, existing: Attempt) -> Non
         if existing.command_message_id == run.cause:
             raise AlreadyApplied(run.cause)
     elif step is Resumption.REOPEN:
-        reopened = existing.reopened(run.command.attempt_id, deps.instance_id, now)
+        reopened = existing.reopened(run.command, deps.instance_id, now)
         if await deps.attempts.reopen(reopened):
             await charge(deps, run, reopened, await charge_guard(deps, existing.payment_id))
     elif step is Resumption.HELD:

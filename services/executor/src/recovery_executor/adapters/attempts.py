@@ -11,6 +11,7 @@ from pymongo.errors import DuplicateKeyError
 
 from recovery_contracts.messages import envelope_model
 from recovery_executor.domain.attempt import Attempt, AttemptStatus
+from recovery_executor.domain.connector import ChargeRequest
 from recovery_runtime.bus import OutgoingMessage
 from recovery_runtime.mongo import IndexSpec
 from recovery_runtime.unit_of_work import OUTBOX_FIELD, Transaction
@@ -65,7 +66,7 @@ class MongoAttemptRepository:
         return result.modified_count == 1
 
     async def reopen(self, reopened: Attempt) -> bool:
-        """A refused attempt planned again under another attempt id."""
+        """A refused attempt planned again under another attempt id, with that plan's charge parameters."""
         result = await self._attempts.update_one(
             {"_id": reopened.key, "status": AttemptStatus.SKIPPED, "attempt_id": {"$ne": reopened.attempt_id}},
             {
@@ -74,6 +75,8 @@ class MongoAttemptRepository:
                     "attempt_id": reopened.attempt_id,
                     "started_at": reopened.started_at,
                     "owner": reopened.owner,
+                    "token": reopened.token,
+                    "charge": reopened.charge.parameters(),
                 }
             },
         )
@@ -129,6 +132,8 @@ def claim_document(attempt: Attempt) -> dict[str, Any]:
         "started_at": attempt.started_at,
         "owner": attempt.owner,
         "command_message_id": attempt.command_message_id,
+        # What every call of the attempt sends to the connector (`token` and `idempotency_key` repeat two of them).
+        "charge": attempt.charge.parameters(),
     }
 
 
@@ -143,13 +148,12 @@ def attempt_of(doc: dict[str, Any]) -> Attempt:
         payment_id=doc["payment_id"],
         attempt_number=doc["attempt_number"],
         attempt_id=doc["attempt_id"],
-        token=doc["token"],
-        idempotency_key=doc["idempotency_key"],
         status=AttemptStatus(doc["status"]),
         first_started_at=doc["first_started_at"],
         started_at=doc["started_at"],
         owner=doc.get("owner", ""),
         command_message_id=doc.get("command_message_id", ""),
+        charge=ChargeRequest.of_parameters(doc["charge"]),
         outcome_message=outcome_message,
         **{name: doc[name] for name in _LATER_FIELDS if doc.get(name) is not None},
     )

@@ -134,12 +134,14 @@ def outcome_from_error(http_status: int, body: Any) -> ChargeOutcome:
             **fields,
             **intent_fields,
         )
-    if http_status >= 500 or http_status in (409, 429):
+    if http_status >= 500 or http_status in (409, 429) or error.get("type") == "idempotency_error":
         # 5xx: Stripe may or may not have acted. 409: another request holds the idempotency key right now.
         # 429: rate limited, not acted on, but the caller must come back later all the same.
+        # idempotency_error (a 400): the key was first used with other parameters, and that first request may
+        # have charged. Only a sync can tell; a final error would let the next attempt charge under a new key.
         kind = ChargeOutcomeKind.UNKNOWN
     else:
-        # 400 (including idempotency_error: the key was used with other parameters), 401, 403, 404.
+        # 400, 401, 403, 404: the request itself is wrong.
         kind = ChargeOutcomeKind.CONFIG_ERROR
     return ChargeOutcome(kind, http_status=http_status, **fields, **intent_fields)
 

@@ -1,7 +1,8 @@
 """One planned attempt at the executor: claimed before the connector call, then settled, refused or left to PSYNC.
 
 The attempt record is what makes a charge happen once: it is written before any connector call, every later
-step is a compare-and-set on it, and the same idempotency key reaches the connector on every replay.
+step is a compare-and-set on it, and every call it makes reaches the connector with the same idempotency key and
+exactly the same parameters, the ones recorded when it was claimed.
 """
 
 from __future__ import annotations
@@ -80,13 +81,15 @@ class Attempt:
     payment_id: str
     attempt_number: int
     attempt_id: str
-    token: str
-    idempotency_key: str
     status: AttemptStatus
     first_started_at: datetime
     started_at: datetime
     owner: str  # the executor instance holding it while `charging`
     command_message_id: str  # the EXECUTE that claimed it: its inbox record
+    # The connector call's exact parameters, fixed at the claim: a redelivered command, a take-over, a PSYNC and
+    # its re-send all send these again with the same key, never parameters built anew from a later payment
+    # snapshot (the connector would refuse them, or charge what the first call did not).
+    charge: ChargeRequest
     resumptions: int = 0
     next_sync_at: datetime | None = None
     connector_transaction_id: str | None = None
@@ -106,14 +109,21 @@ class Attempt:
             payment_id=payment_id,
             attempt_number=number,
             attempt_id=command.attempt_id,
-            token=command.token.token,
-            idempotency_key=idempotency_key(payment_id, number),
             status=AttemptStatus.CHARGING,
             first_started_at=now,
             started_at=now,
             owner=owner,
             command_message_id=message_id,
+            charge=charge_request(command),
         )
+
+    @property
+    def token(self) -> str:
+        return self.charge.payment_method
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.charge.idempotency_key
 
     @property
     def is_finished(self) -> bool:
@@ -151,8 +161,19 @@ class Attempt:
             self, status=AttemptStatus.CHARGING, started_at=now, owner=owner, resumptions=self.resumptions + 1
         )
 
-    def reopened(self, attempt_id: str, owner: str, now: datetime) -> Attempt:
-        return replace(self, status=AttemptStatus.CHARGING, attempt_id=attempt_id, started_at=now, owner=owner)
+    def reopened(self, command: ExecuteRetry, owner: str, now: datetime) -> Attempt:
+        """Refused, then planned again by `command` (a new attempt id): claimed anew, with the new plan's
+        parameters. It was settled as not charged (refused before any call, or after syncs that found nothing);
+        should a lost call under the key have reached the connector after all, the connector answers the new
+        parameters with an idempotency error: an unknown outcome, which PSYNC settles."""
+        return replace(
+            self,
+            status=AttemptStatus.CHARGING,
+            attempt_id=command.attempt_id,
+            started_at=now,
+            owner=owner,
+            charge=charge_request(command),
+        )
 
     def refused(self, reason: str, now: datetime) -> Attempt:
         """Nothing was (or will be) sent to the connector: the invoice may no longer be charged."""
@@ -168,8 +189,9 @@ class Attempt:
         now: datetime,
         time_scale: TimeScale,
     ) -> tuple[Attempt, list[Envelope[Any]]]:
-        """Timeout, 5xx, `processing`: the charge may have happened. PSYNC owns the attempt from now on; a
-        durable timer (the scheduler's) brings it back for sync number `sync_number`."""
+        """Timeout, 5xx, a key in flight or first used with other parameters, `processing`: the charge may have
+        happened. PSYNC owns the attempt from now on; a durable timer (the scheduler's) brings it back for sync
+        number `sync_number`."""
         due = now + time_scale.wall(psync_delay(sync_number))
         unknown = replace(
             self,

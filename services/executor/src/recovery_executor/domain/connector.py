@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Any
 
 
 class ChargeOutcomeKind(StrEnum):
@@ -14,12 +15,13 @@ class ChargeOutcomeKind(StrEnum):
     # Accepted by the processor, final status not known yet: sync later.
     PROCESSING = "processing"
     # The call may or may not have charged (timeout, connection lost, 5xx, a concurrent request holding the
-    # idempotency key): only a sync or a replay of the same idempotency key can tell.
+    # idempotency key, the key first used with other parameters): only a sync or a replay of the same idempotency
+    # key can tell.
     UNKNOWN = "unknown"
     # A sync found no charge for the attempt. Not proof that none happened: a processor's search can lag.
     NOT_FOUND = "not_found"
-    # The request itself is wrong (credentials, a missing customer or payment method, a reused key with other
-    # parameters): retrying the same request will fail the same way.
+    # The request itself is wrong (credentials, a missing customer or payment method): retrying the same request
+    # will fail the same way.
     CONFIG_ERROR = "config_error"
 
 
@@ -46,6 +48,26 @@ class ChargeRequest:
             raise ValueError("a charge without an idempotency key could be made twice")
         # Frozen all the way down: a caller's dict must not change the request after the fact.
         object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+
+    def parameters(self) -> dict[str, Any]:
+        """The request as a canonical dict (JSON values, metadata sorted by key): what an attempt stores when it is
+        claimed, and sends again, exactly, on every later call under its idempotency key."""
+        return {
+            "payment_id": self.payment_id,
+            "attempt_number": self.attempt_number,
+            "amount": self.amount,
+            "currency": self.currency,
+            "customer": self.customer,
+            "payment_method": self.payment_method,
+            "idempotency_key": self.idempotency_key,
+            "metadata": dict(sorted(self.metadata.items())),
+            "description": self.description,
+        }
+
+    @classmethod
+    def of_parameters(cls, parameters: Mapping[str, Any]) -> ChargeRequest:
+        """The request `parameters()` stored."""
+        return cls(**parameters)
 
 
 @dataclass(frozen=True)
