@@ -114,6 +114,9 @@ class FakeProfiles:
     async def add(self, doc: Document, tx: Transaction) -> None:
         self.profiles[doc["_id"]] = doc
 
+    async def count(self, merchant_id: str) -> int:
+        return sum(1 for p in self.profiles.values() if p["merchant_id"] == merchant_id)
+
     async def save(self, doc: Document, expected_version: int, tx: Transaction) -> bool:
         stored = self.profiles.get(doc["_id"])
         if stored is None or stored["version"] != expected_version:
@@ -129,8 +132,11 @@ class FakeProfiles:
 class FakeApiKeys:
     def __init__(self) -> None:
         self.keys: dict[str, Document] = {}
+        # Every digest looked up: what the database would have been asked.
+        self.lookups: list[str] = []
 
     async def by_digest(self, digest: str) -> Document | None:
+        self.lookups.append(digest)
         return next((k for k in self.keys.values() if k["digest"] == digest), None)
 
     async def get(self, merchant_id: str, key_id: str) -> Document | None:
@@ -141,15 +147,27 @@ class FakeApiKeys:
         mine = [k for k in self.keys.values() if k["merchant_id"] == merchant_id and not k["revoked"]]
         return sorted(mine, key=lambda k: k["created"], reverse=True)[skip : skip + limit]
 
+    async def count_active(self, merchant_id: str, now: datetime) -> int:
+        mine = [k for k in self.keys.values() if k["merchant_id"] == merchant_id and not k["revoked"]]
+        return sum(1 for k in mine if k.get("expires_at") is None or k["expires_at"] > now)
+
     async def add(self, doc: Document) -> None:
         self.keys[doc["_id"]] = doc
 
-    async def revoke(self, merchant_id: str, key_id: str, now: datetime) -> bool:
+    async def revoke(self, merchant_id: str, key_id: str, now: datetime) -> list[str]:
         key = await self.get(merchant_id, key_id)
         if key is None or key["revoked"]:
-            return False
+            return []
         key.update(revoked=True, revoked_at=now)
-        return True
+        revoked, frontier = [key_id], [key_id]
+        while frontier:
+            minted = [k for k in self.keys.values() if k.get("created_by_key") in frontier]
+            frontier = [k["_id"] for k in minted if k["_id"] not in revoked]
+            for k in minted:
+                if not k["revoked"]:
+                    k.update(revoked=True, revoked_at=now, revoked_with=key_id)
+            revoked += frontier
+        return revoked
 
 
 class FakeConnectorAccounts:
@@ -186,7 +204,8 @@ class Intake:
         return {"api-key": API_KEY, "x-profile-id": PROFILE}
 
 
-def intake() -> Intake:
+def intake(**settings: object) -> Intake:
+    """`settings`: overrides of `SETTINGS`."""
     publisher = RecordingPublisher()
     intents, merchants, profiles = FakeIntents(), FakeMerchants(), FakeProfiles()
     api_keys, accounts = FakeApiKeys(), FakeConnectorAccounts()
@@ -201,7 +220,7 @@ def intake() -> Intake:
         clock=clock,
         publisher=publisher,
     )
-    service = build_service(SETTINGS, adapters)
+    service = build_service(SETTINGS.model_copy(update=settings), adapters)
     built = Intake(service, adapters, publisher, intents, merchants, profiles, api_keys, accounts, unit_of_work, clock)
     _tenant(built)
     return built
@@ -219,12 +238,16 @@ def _tenant(built: Intake) -> None:
         "version": 1,
         "created_at": now,
     }
+    # As stored before keys had scopes: no `scopes`, no `created_by_key`.
     built.api_keys.keys["key_1"] = {
         "_id": "key_1",
         "merchant_id": MERCHANT,
+        "name": "first",
+        "prefix": API_KEY[:12],
         "digest": hash_api_key(API_KEY, SETTINGS.api_key_hash_secret),
         "revoked": False,
         "created": now,
+        "expiration": "never",
         "expires_at": None,
     }
     for account_id, kind, name in (

@@ -159,3 +159,14 @@ async def test_a_rotated_secret_signs_beside_the_old_one_until_the_overlap_ends(
     updates = [e.payload for e in svc.publisher.envelopes(MessageType.PROFILE_UPDATED)]
     assert [(u.version, len(u.standard_webhooks_secrets)) for u in updates] == [(2, 2), (3, 1)]
     assert updates[1].standard_webhooks_secrets == updates[0].standard_webhooks_secrets[:1]
+
+
+async def test_an_invoice_keeps_only_its_latest_requests() -> None:
+    svc = intake(intent_requests_kept=2)
+    transport = httpx.ASGITransport(app=svc.service.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://intake", headers=svc.headers()) as client:
+        for n in range(5):
+            answer = await client.post(RECOVERY, json=recovery_body(connector_transaction_id=f"tx_{n}"))
+            assert answer.status_code == 200, answer.text
+    [intent] = svc.intents.intents.values()
+    assert [r.connector_transaction_id for r in intent.requests] == ["tx_3", "tx_4"]

@@ -11,7 +11,7 @@ from recovery_contracts.api.recovery import RecoveryAction as A
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.payments import IntentStatus as S
 from recovery_contracts.recovery import PaymentToken, RecoveryPayment, RetryAlgorithm, RetrySettings
-from recovery_intake.domain.intent import Intent
+from recovery_intake.domain.intent import REQUESTS_KEPT, Intent
 
 T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 LATER = T0 + timedelta(hours=1)
@@ -135,3 +135,21 @@ def test_a_payment_outcome_never_overwrites_a_success_and_a_failure_never_reopen
     assert (after is not None) is applies
     if after is not None:
         assert after.status is outcome and after.as_payment_object() == {"status": outcome.value}
+
+
+def test_the_history_keeps_only_the_latest_requests() -> None:
+    intent = scheduled_intent()
+    for minute in range(REQUESTS_KEPT + 5):
+        intent = intent.rerequested(
+            A.NO_ACTION, f"tx_{minute}", snapshot(), T0 + timedelta(minutes=minute), cause=None
+        ).intent
+    assert len(intent.requests) == REQUESTS_KEPT
+    assert intent.requests[0].connector_transaction_id == "tx_5" and intent.requests[-1].at == T0 + timedelta(
+        minutes=REQUESTS_KEPT + 4
+    )
+    kept = intent.rerequested(A.PENDING_PAYMENT, "tx_last", snapshot(), LATER, cause=None, keep=3).intent
+    assert [r.connector_transaction_id for r in kept.requests] == [
+        f"tx_{REQUESTS_KEPT + 3}",
+        f"tx_{REQUESTS_KEPT + 4}",
+        "tx_last",
+    ]

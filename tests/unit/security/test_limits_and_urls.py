@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from recovery_intake.domain.outbound_urls import outbound_url_problem
 from recovery_intake.domain.webhook_secrets import MAX_SECRETS, SecretSet
-from recovery_intake.http.limits import TokenBuckets, caller_of
+from recovery_intake.http.credentials import read_credentials
+from recovery_intake.http.limits import TokenBuckets, bucket_of
 from recovery_runtime.logging import _redact, redact_text
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost"})
@@ -23,10 +24,24 @@ def test_a_key_gets_its_burst_then_waits_for_the_refill() -> None:
 
 
 def test_callers_are_told_apart_by_a_hash_of_their_key_never_the_key() -> None:
-    scope = {"headers": [(b"api-key", b"snd_secretkey")], "client": ("10.0.0.1", 1)}
-    assert caller_of(scope).startswith("key:") and "snd_secretkey" not in caller_of(scope)
-    assert caller_of({"headers": [(b"authorization", b"api-key=snd_secretkey")]}) == caller_of(scope)
-    assert caller_of({"headers": [], "client": ("10.0.0.1", 1)}) == "addr:10.0.0.1"
+    def bucket(headers: list[tuple[bytes, bytes]]) -> str:
+        return bucket_of(read_credentials({"headers": headers, "client": ("10.0.0.1", 1)}))
+
+    by_key = bucket([(b"api-key", b"snd_secretkey")])
+    assert by_key.startswith("key:") and "snd_secretkey" not in by_key
+    assert bucket([(b"authorization", b"api-key=snd_secretkey")]) == by_key
+    assert bucket([(b"api-key", b" snd_secretkey ")]) == by_key
+    assert bucket([]) == bucket([(b"api-key", b"")]) == "addr:10.0.0.1"
+
+
+def test_waiting_peeks_without_taking_a_token() -> None:
+    now = [0.0]
+    buckets = TokenBuckets(per_second=1.0, burst=2, now=lambda: now[0])
+    assert buckets.waiting("addr") == 0.0  # unknown: nothing is kept for it
+    assert buckets.take("addr") == buckets.take("addr") == 0.0
+    assert buckets.waiting("addr") == buckets.waiting("addr") == 1.0
+    now[0] = 1.0
+    assert buckets.waiting("addr") == 0.0 and buckets.take("addr") == 0.0
 
 
 def test_webhook_urls_are_https_unless_the_host_is_allowed_plain_http() -> None:

@@ -104,6 +104,17 @@ def test_production_refuses_to_start_without_a_master_key_or_with_development_de
     assert SecretBox.from_settings(settings).active_key_id == "main"
 
 
+@pytest.mark.parametrize("development_key", ["test_admin", "development-admin-key"])
+def test_production_refuses_the_development_admin_keys_by_name(development_key: str) -> None:
+    real = {"secrets_master_key": generate_master_key(), "api_key_hash_secret": os.urandom(24).hex()}
+    with pytest.raises(ValueError, match=f"ADMIN_API_KEY is '{development_key}', a development key"):
+        IntakeSettings(**PRODUCTION, **real, admin_api_key=development_key)
+    # Outside production they are what development runs with.
+    assert IntakeSettings(admin_api_key=development_key).production_problems()
+    with pytest.raises(ValueError, match="ADMIN_API_KEY is shorter than 32 characters"):
+        IntakeSettings(**PRODUCTION, **real, admin_api_key="a-real-but-short-key")
+
+
 def test_production_accepts_only_a_real_32_byte_key() -> None:
     with pytest.raises(InsecureConfiguration):
         SecretBox.from_settings(ServiceSettings(**PRODUCTION, secrets_master_key="a passphrase"))

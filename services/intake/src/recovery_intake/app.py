@@ -23,7 +23,7 @@ from recovery_intake.http import api_keys, connector_accounts, gateway, merchant
 from recovery_intake.http.auth import Authenticator
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import install_error_handlers
-from recovery_intake.http.limits import AbuseLimits
+from recovery_intake.http.limits import AbuseLimits, AuthFailures
 from recovery_intake.ports import IntakeAdapters
 from recovery_intake.settings import IntakeSettings
 from recovery_runtime.secrets import SecretBox
@@ -46,7 +46,10 @@ def build_service(settings: IntakeSettings | None = None, adapters: IntakeAdapte
     box = SecretBox.from_settings(settings)
     http_hosts = settings.http_allowed_hosts
     recovery = RecoveryIntake(
-        adapters, cell_id=settings.cell_id, monitoring_threshold_seconds=settings.monitoring_threshold_seconds
+        adapters,
+        cell_id=settings.cell_id,
+        monitoring_threshold_seconds=settings.monitoring_threshold_seconds,
+        requests_kept=settings.intent_requests_kept,
     )
     secret_rotation = SecretRotation(
         adapters,
@@ -56,15 +59,25 @@ def build_service(settings: IntakeSettings | None = None, adapters: IntakeAdapte
     )
     ctx = ApiContext(
         settings=settings,
-        auth=Authenticator(adapters, settings.admin_api_key, settings.api_key_hash_secret),
+        auth=Authenticator(
+            adapters,
+            settings.admin_api_key,
+            settings.api_key_hash_secret,
+            AuthFailures(settings.auth_failure_per_second, settings.auth_failure_burst),
+        ),
         box=box,
         stored=adapters,
         recovery=recovery,
         merchants=MerchantOnboarding(adapters),
-        profiles=ProfileSettings(adapters, box, http_allowed_hosts=http_hosts),
+        profiles=ProfileSettings(
+            adapters, box, http_allowed_hosts=http_hosts, max_profiles=settings.max_profiles_per_merchant
+        ),
         secret_rotation=secret_rotation,
         api_keys=ApiKeyIssuer(
-            adapters, environment=settings.api_key_environment, hash_secret=settings.api_key_hash_secret
+            adapters,
+            environment=settings.api_key_environment,
+            hash_secret=settings.api_key_hash_secret,
+            max_keys=settings.max_api_keys_per_merchant,
         ),
         connector_accounts=ConnectorAccountSetup(adapters, box, http_allowed_hosts=http_hosts),
     )
@@ -102,7 +115,7 @@ def _mongodb_adapters(service: Service, settings: IntakeSettings) -> IntakeAdapt
         intents=IntentRepository(service.db),
         merchants=MerchantRepository(service.db),
         profiles=ProfileRepository(service.db, cache_seconds),
-        api_keys=ApiKeyRepository(service.db, cache_seconds),
+        api_keys=ApiKeyRepository(service.db, cache_seconds, settings.unknown_api_key_cache_seconds),
         connector_accounts=ConnectorAccountRepository(service.db, cache_seconds),
         unit_of_work=unit_of_work,
         clock=service.clock,

@@ -72,6 +72,10 @@ class Profiles(Protocol):
 
     async def add(self, doc: Document, tx: Transaction) -> None: ...
 
+    async def count(self, merchant_id: str) -> int:
+        """How many profiles the merchant has."""
+        ...
+
     async def save(self, doc: Document, expected_version: int, tx: Transaction) -> bool:
         """Replace the profile if it still has `expected_version` (compare-and-set); False when it has not."""
         ...
@@ -85,7 +89,8 @@ class Profiles(Protocol):
 class ApiKeys(Protocol):
     async def by_digest(self, digest: str) -> Document | None:
         """Possibly from a cache a few seconds old: a revocation through another intake instance applies within
-        its seconds. Expiry is the caller's to check."""
+        its seconds; a digest found absent may be remembered as absent for a few seconds too (a key created
+        through this instance is found at once). Expiry is the caller's to check."""
         ...
 
     async def get(self, merchant_id: str, key_id: str) -> Document | None: ...
@@ -94,10 +99,16 @@ class ApiKeys(Protocol):
         """The merchant's keys not revoked, newest first."""
         ...
 
+    async def count_active(self, merchant_id: str, now: datetime) -> int:
+        """How many of the merchant's keys are neither revoked nor expired at `now`."""
+        ...
+
     async def add(self, doc: Document) -> None: ...
 
-    async def revoke(self, merchant_id: str, key_id: str, now: datetime) -> bool:
-        """False when the merchant has no such key, or it is revoked already."""
+    async def revoke(self, merchant_id: str, key_id: str, now: datetime) -> list[str]:
+        """Revokes the key and every key it minted (`created_by_key`), and theirs: the ids revoked, the named key
+        first; empty when the merchant has no such key, or it is revoked already. The revocation is written
+        before the minted keys are looked for."""
         ...
 
 

@@ -7,6 +7,8 @@ from pydantic import Field
 from recovery_runtime.settings import ServiceSettings
 
 DEVELOPMENT_ADMIN_KEY = "test_admin"
+# Admin keys of development setups (intake's default, compose's): public, so never accepted in production.
+DEVELOPMENT_ADMIN_KEYS = frozenset({DEVELOPMENT_ADMIN_KEY, "development-admin-key"})
 DEVELOPMENT_HASH_SECRET = "development-only-api-key-hash-secret"
 _LOOPBACK_HOSTS = "127.0.0.1,localhost,::1"
 
@@ -32,6 +34,19 @@ class IntakeSettings(ServiceSettings):
     max_body_bytes: int = Field(default=262_144, ge=1024, le=16_777_216)
     rate_limit_per_second: float = Field(default=50.0, ge=0)
     rate_limit_burst: int = Field(default=100, ge=1)
+    # Failed authentications (a key that is unknown, revoked or expired) per client address: a bucket of
+    # `auth_failure_burst` refilled at `auth_failure_per_second`; while it is empty every request from the
+    # address presenting a key answers 429 with Retry-After, before any key is looked up (0 disables).
+    auth_failure_per_second: float = Field(default=1.0, ge=0)
+    auth_failure_burst: int = Field(default=30, ge=1)
+    # How long an unknown key's hash is remembered (per process, at most 10,000), so that presenting it again
+    # costs no database read. A key created through any instance is new to every cache (random, never presented).
+    unknown_api_key_cache_seconds: float = Field(default=10.0, ge=0, le=300)
+    # Per merchant: API keys neither revoked nor expired, and profiles; creating one more answers 400 IR_16.
+    max_api_keys_per_merchant: int = Field(default=100, ge=1, le=10_000)
+    max_profiles_per_merchant: int = Field(default=50, ge=1, le=10_000)
+    # How many later requests for an invoice its intent keeps (the latest; older ones are dropped).
+    intent_requests_kept: int = Field(default=50, ge=1, le=1000)
     # Hosts whose webhook (and record-back) URLs may be plain http; every other URL must be https. Unset: the
     # loopback hosts in development, none in production.
     webhook_url_allow_http_hosts: str | None = None
@@ -49,8 +64,13 @@ class IntakeSettings(ServiceSettings):
 
     def production_problems(self) -> list[str]:
         problems = super().production_problems()
-        if self.admin_api_key == DEVELOPMENT_ADMIN_KEY or len(self.admin_api_key) < 32:
-            problems.append("ADMIN_API_KEY is the development default or shorter than 32 characters")
+        if self.admin_api_key in DEVELOPMENT_ADMIN_KEYS:
+            problems.append(
+                f"ADMIN_API_KEY is {self.admin_api_key!r}, a development key anyone can read in this repository:"
+                " set a random one of at least 32 characters"
+            )
+        elif len(self.admin_api_key) < 32:
+            problems.append("ADMIN_API_KEY is shorter than 32 characters")
         if self.api_key_hash_secret == DEVELOPMENT_HASH_SECRET or len(self.api_key_hash_secret) < 32:
             problems.append("API_KEY_HASH_SECRET is the development default or shorter than 32 characters")
         return problems

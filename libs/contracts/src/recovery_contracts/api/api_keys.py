@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, PlainSerializer
@@ -23,6 +24,29 @@ def _aware(value: datetime | str) -> datetime | str:
     return value
 
 
+class ApiKeyScope(StrEnum):
+    """What a merchant key may do (an extension: Hyperswitch's merchant keys have no scopes)."""
+
+    # Recoveries, payments, events and process trackers: read and write.
+    PAYMENTS = "payments"
+    # Reads of everything but secrets (GET, and the events list).
+    READ_ONLY = "read_only"
+    # API keys, profiles, connector accounts and signing secrets.
+    MANAGEMENT = "management"
+
+
+def _distinct(scopes: list[ApiKeyScope]) -> list[ApiKeyScope]:
+    return sorted(set(scopes))
+
+
+# At least one scope, each at most once (repeats are dropped), in a stable order.
+ApiKeyScopes = Annotated[
+    list[ApiKeyScope],
+    Field(min_length=1, max_length=len(ApiKeyScope)),
+    AfterValidator(_distinct),
+]
+
+
 # `"never"` or an ISO 8601 date-time (naive values are taken as UTC). That the time is in the future is
 # checked by intake, which owns the clock.
 ApiKeyExpiration = Annotated[
@@ -36,6 +60,11 @@ class ApiKeyCreate(RequestBody):
     name: Name
     description: Description | None = None
     expiration: ApiKeyExpiration
+    scopes: ApiKeyScopes | None = Field(
+        default=None,
+        description="extension: what the new key may do, at most what the creating key may; "
+        "omitted: the creating key's scopes (the admin key's: all)",
+    )
 
 
 class ApiKeyUpdate(RequestBody):
@@ -59,6 +88,7 @@ class ApiKeyCreateResponse(ResponseBody):
     api_key: str = Field(description="the plaintext key: shown here once, stored only as a keyed hash")
     created: UtcMillis
     expiration: ApiKeyExpiration
+    scopes: ApiKeyScopes | None = Field(default=None, description="extension: what the key may do")
 
 
 class RetrieveApiKeyResponse(ResponseBody):
@@ -69,6 +99,7 @@ class RetrieveApiKeyResponse(ResponseBody):
     prefix: str = Field(max_length=64, description="the first characters of the key, to recognise it")
     created: UtcMillis
     expiration: ApiKeyExpiration
+    scopes: ApiKeyScopes | None = Field(default=None, description="extension: what the key may do")
 
 
 class RevokeApiKeyResponse(ResponseBody):

@@ -2,7 +2,8 @@
 
 Every read is scoped by merchant (and profile where it applies): another merchant's id reads as absent. Profiles,
 API keys and connector accounts are read on every request and kept per process for `cache_seconds`
-(`CachedReads`); reads inside a transaction always go to the database.
+(`CachedReads`; unknown API keys for `unknown_key_seconds` too); reads inside a transaction always go to the
+database.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from recovery_runtime.unit_of_work import Transaction
 INDEXES = [
     IndexSpec("api_keys", [("digest", ASCENDING)], "api_key_digest", unique=True),
     IndexSpec("api_keys", [("merchant_id", ASCENDING), ("created", DESCENDING)], "api_key_merchant"),
+    IndexSpec("api_keys", [("merchant_id", ASCENDING), ("created_by_key", ASCENDING)], "api_key_minted_by"),
     IndexSpec("profiles", [("merchant_id", ASCENDING)], "profile_merchant"),
     IndexSpec("profiles", [("standard_webhooks_retire_at", ASCENDING)], "profile_secret_retirement"),
     IndexSpec("connector_accounts", [("merchant_id", ASCENDING), ("profile_id", ASCENDING)], "mca_profile"),
@@ -51,6 +53,9 @@ class ProfileRepository:
     async def add(self, doc: Document, tx: Transaction) -> None:
         await self._profiles.insert_one(doc, session=tx.session)
 
+    async def count(self, merchant_id: str) -> int:
+        return await self._profiles.count_documents({"merchant_id": merchant_id})
+
     async def save(self, doc: Document, expected_version: int, tx: Transaction) -> bool:
         key = (doc["merchant_id"], doc["_id"])
         self._cache.invalidate(key)
@@ -70,9 +75,11 @@ class ProfileRepository:
 
 
 class ApiKeyRepository:
-    def __init__(self, db: AsyncDatabase[Document], cache_seconds: float = 0.0) -> None:
+    def __init__(
+        self, db: AsyncDatabase[Document], cache_seconds: float = 0.0, unknown_key_seconds: float = 0.0
+    ) -> None:
         self._keys = db["api_keys"]
-        self._cache = CachedReads(cache_seconds)
+        self._cache = CachedReads(cache_seconds, absent_seconds=unknown_key_seconds)
 
     async def by_digest(self, digest: str) -> Document | None:
         return await self._cache.read(digest, lambda: self._keys.find_one({"digest": digest}))
@@ -89,18 +96,49 @@ class ApiKeyRepository:
             .to_list(limit)
         )
 
+    async def count_active(self, merchant_id: str, now: datetime) -> int:
+        unexpired = [{"expires_at": None}, {"expires_at": {"$gt": now}}]
+        return await self._keys.count_documents({"merchant_id": merchant_id, "revoked": False, "$or": unexpired})
+
     async def add(self, doc: Document) -> None:
         await self._keys.insert_one(doc)
+        # Its digest may be remembered as unknown (had it been presented before it existed): known now.
+        self._cache.invalidate(doc["digest"])
 
-    async def revoke(self, merchant_id: str, key_id: str, now: datetime) -> bool:
+    async def revoke(self, merchant_id: str, key_id: str, now: datetime) -> list[str]:
         query = {"_id": key_id, "merchant_id": merchant_id, "revoked": False}
-        # Two indexed round trips, not `find_one_and_update` (slow on SecantusDB): a revocation is rare.
+        # Indexed round trips, not `find_one_and_update` (slow on SecantusDB): a revocation is rare.
         key = await self._keys.find_one(query, {"digest": 1})
         if key is None:
-            return False
-        revoked = await self._keys.update_one(query, {"$set": {"revoked": True, "revoked_at": now}})
+            return []
+        written = await self._keys.update_one(query, {"$set": {"revoked": True, "revoked_at": now}})
+        # After the write: a reader that read the key before it keeps it only for its own request.
         self._cache.invalidate(key["digest"])
-        return revoked.modified_count == 1
+        if written.modified_count != 1:
+            return []  # a concurrent revocation won; it revokes the minted keys
+        return [key_id, *await self._revoke_minted_by(merchant_id, key_id, now)]
+
+    async def _revoke_minted_by(self, merchant_id: str, key_id: str, now: datetime) -> list[str]:
+        """The keys `key_id` minted, and theirs, revoked (breadth first, each key visited once)."""
+        revoked: list[str] = []
+        seen, frontier = {key_id}, [key_id]
+        while frontier:
+            minted = await self._keys.find(
+                {"merchant_id": merchant_id, "created_by_key": {"$in": frontier}}, {"digest": 1, "revoked": 1}
+            ).to_list(None)
+            minted = [k for k in minted if k["_id"] not in seen]
+            frontier = [k["_id"] for k in minted]
+            seen.update(frontier)
+            live = [k for k in minted if not k["revoked"]]
+            if live:
+                await self._keys.update_many(
+                    {"_id": {"$in": [k["_id"] for k in live]}, "merchant_id": merchant_id, "revoked": False},
+                    {"$set": {"revoked": True, "revoked_at": now, "revoked_with": key_id}},
+                )
+                for minted_key in live:
+                    self._cache.invalidate(minted_key["digest"])
+                revoked += [k["_id"] for k in live]
+        return revoked
 
 
 class ConnectorAccountRepository:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from recovery_contracts.api.api_keys import ApiKeyCreate
+from recovery_contracts.api.api_keys import ApiKeyCreate, ApiKeyScope
 from recovery_contracts.ids import random_alnum
 
 # 32 bytes of entropy, URL-safe base64 (43 characters).
@@ -38,8 +39,17 @@ def issue_api_key(environment: str, secret: str) -> IssuedKey:
     )
 
 
-def api_key_document(issued: IssuedKey, merchant_id: str, body: ApiKeyCreate, now: datetime) -> dict[str, Any]:
-    """The key as stored: its keyed hash (`digest`) and the prefix shown in listings, never the key itself."""
+def api_key_document(
+    issued: IssuedKey,
+    merchant_id: str,
+    body: ApiKeyCreate,
+    now: datetime,
+    *,
+    scopes: Collection[ApiKeyScope],
+    created_by_key: str | None,
+) -> dict[str, Any]:
+    """The key as stored: its keyed hash (`digest`) and the prefix shown in listings, never the key itself; its
+    scopes, and the key that minted it (None: the admin key), whose revocation revokes this one too."""
     expiration = body.expiration
     return {
         "_id": issued.key_id,
@@ -52,6 +62,8 @@ def api_key_document(issued: IssuedKey, merchant_id: str, body: ApiKeyCreate, no
         "expiration": expiration,
         "expires_at": expiration if isinstance(expiration, datetime) else None,
         "revoked": False,
+        "scopes": sorted(s.value for s in scopes),
+        "created_by_key": created_by_key,
     }
 
 

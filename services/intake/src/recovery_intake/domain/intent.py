@@ -33,6 +33,8 @@ KEPT_AGAINST_OUTCOME = {
     IntentStatus.SUCCEEDED: frozenset({IntentStatus.SUCCEEDED}),
     IntentStatus.FAILED: frozenset({IntentStatus.SUCCEEDED, IntentStatus.CANCELLED}),
 }
+# How many later requests an intent keeps in its history by default (the latest; INTENT_REQUESTS_KEPT).
+REQUESTS_KEPT = 50
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class IntentChange:
 class Intent:
     snapshot: RecoveryPayment
     status: IntentStatus
-    # The first request's action; later ones are in `requests`.
+    # The first request's action; later ones are in `requests` (the latest few: `rerequested`'s `keep`).
     action: RecoveryAction
     # Whether `recovery.scheduled` went out: the scheduler knows this recovery.
     scheduled: bool
@@ -113,15 +115,13 @@ class Intent:
         now: datetime,
         *,
         cause: Envelope[Any] | None,
+        keep: int = REQUESTS_KEPT,
     ) -> IntentChange:
         """A later request for the invoice (`incoming`: its snapshot as a new one), recorded and folded in; the
         scheduler and the executor hear of a change (`recovery.updated`). A paid or cancelled invoice is never
-        reopened, and `no_action` changes nothing but the history."""
-        recorded = replace(
-            self,
-            requests=(*self.requests, IntentRequest(now, action, connector_transaction_id)),
-            modified_at=now,
-        )
+        reopened, and `no_action` changes nothing but the history, which keeps the latest `keep` requests."""
+        history = (*self.requests, IntentRequest(now, action, connector_transaction_id))
+        recorded = replace(self, requests=history[-keep:] if keep > 0 else (), modified_at=now)
         if self.status in FINAL or action is RecoveryAction.NO_ACTION:
             return IntentChange(recorded)
         if action is RecoveryAction.SCHEDULE_FAILED_PAYMENT:

@@ -10,6 +10,7 @@ from recovery_contracts.api.profiles import ProfileCreate, ProfileUpdate
 from recovery_contracts.ids import new_profile_id
 from recovery_intake.domain.outbound_urls import outbound_url_problem
 from recovery_intake.domain.profiles import changed_profile, new_profile
+from recovery_intake.domain.quotas import check_quota
 from recovery_intake.domain.rejection import Rejection
 from recovery_intake.domain.sealed_fields import seal_profile_secrets
 from recovery_intake.domain.webhook_secrets import new_whsec_secret
@@ -19,8 +20,11 @@ from recovery_runtime.unit_of_work import Transaction
 
 
 class ProfileSettings:
-    def __init__(self, adapters: IntakeAdapters, box: SecretBox, *, http_allowed_hosts: Collection[str]) -> None:
+    def __init__(
+        self, adapters: IntakeAdapters, box: SecretBox, *, http_allowed_hosts: Collection[str], max_profiles: int
+    ) -> None:
         self._profiles = adapters.profiles
+        self._max_profiles = max_profiles
         self._unit_of_work = adapters.unit_of_work
         self._clock = adapters.clock
         self._box = box
@@ -28,6 +32,14 @@ class ProfileSettings:
 
     async def create(self, merchant_id: str, body: ProfileCreate) -> Document:
         self._check_webhook_url(body)
+        check_quota(
+            merchant_id,
+            await self._profiles.count(merchant_id),
+            self._max_profiles,
+            what="profiles",
+            setting="MAX_PROFILES_PER_MERCHANT",
+            remedy="use one of them, or ask the operator for a higher limit",
+        )
         change = new_profile(
             body.model_dump(mode="json", exclude_none=True),
             profile_id=new_profile_id(),

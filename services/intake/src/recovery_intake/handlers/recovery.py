@@ -25,7 +25,9 @@ log = structlog.get_logger(__name__)
 
 
 class RecoveryIntake:
-    def __init__(self, adapters: IntakeAdapters, *, cell_id: str, monitoring_threshold_seconds: int) -> None:
+    def __init__(
+        self, adapters: IntakeAdapters, *, cell_id: str, monitoring_threshold_seconds: int, requests_kept: int
+    ) -> None:
         self._intents = adapters.intents
         self._accounts = adapters.connector_accounts
         self._profiles = adapters.profiles
@@ -33,6 +35,7 @@ class RecoveryIntake:
         self._clock = adapters.clock
         self._cell = cell_id
         self._monitoring_threshold = monitoring_threshold_seconds
+        self._requests_kept = requests_kept
 
     async def accept(
         self,
@@ -83,7 +86,12 @@ class RecoveryIntake:
             await self._intents.add(new, tx)
             return new.intent
         change = existing.rerequested(
-            request.action, request.connector_transaction_id, snapshot, snapshot.created_at, cause=consumed
+            request.action,
+            request.connector_transaction_id,
+            snapshot,
+            snapshot.created_at,
+            cause=consumed,
+            keep=self._requests_kept,
         )
         await self._intents.save(change, tx)
         emitted = [m.type.value for m in change.messages]

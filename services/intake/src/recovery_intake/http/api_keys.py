@@ -14,6 +14,7 @@ from recovery_contracts.api.api_keys import (
     RevokeApiKeyResponse,
 )
 from recovery_contracts.api.errors import ApiError
+from recovery_intake.domain.access import READ_CONFIGURATION, WRITE_CONFIGURATION, Minter, scopes_of
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
 
@@ -30,6 +31,7 @@ def _retrieve(doc: dict[str, Any]) -> RetrieveApiKeyResponse:
         prefix=doc["prefix"],
         created=doc["created"],
         expiration=doc["expiration"],
+        scopes=sorted(scopes_of(doc)),
     )
 
 
@@ -38,8 +40,9 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @api.post("/v2/api-keys", response_model=ApiKeyCreateResponse, response_model_exclude_none=True)
     async def create_api_key(body: ApiKeyCreate, request: Request) -> ApiKeyCreateResponse:
-        caller = await ctx.auth.merchant(request, admin_allowed=True)
-        doc, issued = await ctx.api_keys.issue(caller.merchant_id, body)
+        caller = await ctx.auth.merchant(request, access=WRITE_CONFIGURATION)
+        minter = Minter(caller.key_id, caller.scopes, caller.expires_at)
+        doc, issued = await ctx.api_keys.issue(caller.merchant_id, body, minter)
         return ApiKeyCreateResponse(
             key_id=issued.key_id,
             merchant_id=caller.merchant_id,
@@ -48,6 +51,7 @@ def router(ctx: ApiContext) -> APIRouter:
             api_key=issued.plaintext,
             created=doc["created"],
             expiration=body.expiration,
+            scopes=sorted(scopes_of(doc)),
         )
 
     @api.get("/v2/api-keys/list", response_model=list[RetrieveApiKeyResponse], response_model_exclude_none=True)
@@ -56,12 +60,12 @@ def router(ctx: ApiContext) -> APIRouter:
         limit: int = Query(default=MAX_PAGE, ge=1, le=MAX_PAGE),
         skip: int = Query(default=0, ge=0, le=1_000_000),
     ) -> list[RetrieveApiKeyResponse]:
-        caller = await ctx.auth.merchant(request, admin_allowed=True)
+        caller = await ctx.auth.merchant(request, access=READ_CONFIGURATION)
         return [_retrieve(d) for d in await ctx.stored.api_keys.active(caller.merchant_id, limit, skip)]
 
     @api.get("/v2/api-keys/{key_id}", response_model=RetrieveApiKeyResponse, response_model_exclude_none=True)
     async def retrieve_api_key(key_id: KeyId, request: Request) -> RetrieveApiKeyResponse:
-        caller = await ctx.auth.merchant(request, admin_allowed=True)
+        caller = await ctx.auth.merchant(request, access=READ_CONFIGURATION)
         doc = await ctx.stored.api_keys.get(caller.merchant_id, key_id)
         if doc is None or doc.get("revoked"):
             raise ApiProblem(ApiError.API_KEY_NOT_FOUND)
@@ -69,7 +73,7 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @api.delete("/v2/api-keys/{key_id}", response_model=RevokeApiKeyResponse)
     async def revoke_api_key(key_id: KeyId, request: Request) -> RevokeApiKeyResponse:
-        caller = await ctx.auth.merchant(request, admin_allowed=True)
+        caller = await ctx.auth.merchant(request, access=WRITE_CONFIGURATION)
         await ctx.api_keys.revoke(caller.merchant_id, key_id)
         return RevokeApiKeyResponse(merchant_id=caller.merchant_id, key_id=key_id, revoked=True)
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 
 from recovery_contracts.api.connector_accounts import ConnectorAccountCreate, ConnectorAccountResponse
 from recovery_contracts.api.errors import ApiError
+from recovery_intake.domain.access import READ_CONFIGURATION, WRITE_CONFIGURATION
 from recovery_intake.domain.sealed_fields import open_connector_body
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
@@ -30,9 +31,8 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @api.post("/v2/connector-accounts", response_model=ConnectorAccountResponse, response_model_exclude_none=True)
     async def create_connector_account(body: ConnectorAccountCreate, request: Request) -> ConnectorAccountResponse:
-        caller = await ctx.auth.merchant(request, admin_allowed=True)
-        header_profile = request.headers.get("x-profile-id")
-        if header_profile and header_profile != body.profile_id:
+        caller = await ctx.auth.merchant(request, access=WRITE_CONFIGURATION)
+        if caller.profile_id and caller.profile_id != body.profile_id:
             raise ApiProblem(
                 ApiError.INVALID_REQUEST_DATA,
                 message=f"profile_id {body.profile_id!r} differs from the x-profile-id header",
@@ -46,7 +46,7 @@ def router(ctx: ApiContext) -> APIRouter:
         response_model_exclude_none=True,
     )
     async def retrieve_connector_account(account_id: str, request: Request) -> ConnectorAccountResponse:
-        caller = await ctx.auth.merchant(request, admin_allowed=True)
+        caller = await ctx.auth.merchant(request, access=READ_CONFIGURATION)
         doc = await ctx.stored.connector_accounts.get(caller.merchant_id, account_id, profile_id=caller.profile_id)
         if doc is None:
             raise ApiProblem(ApiError.CONNECTOR_ACCOUNT_NOT_FOUND)

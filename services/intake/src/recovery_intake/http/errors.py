@@ -22,18 +22,30 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 class ApiProblem(Rejection):
-    """Raised by a route: answered with `error`'s status and body, `reason` saying what exactly is wrong."""
+    """Raised by a route: answered with `error`'s status and body, `reason` saying what exactly is wrong, and
+    `headers` (such as Retry-After)."""
+
+    def __init__(
+        self, error: ApiError, reason: str | None = None, *, headers: dict[str, str] | None = None, **params: object
+    ) -> None:
+        super().__init__(error, reason, **params)
+        self.headers = headers
 
 
 def _json(status: int, body: dict[str, object], headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
+def rejection_response(exc: Rejection) -> JSONResponse:
+    body = exc.error.response(reason=exc.reason, **exc.params)
+    headers = exc.headers if isinstance(exc, ApiProblem) else None
+    return _json(exc.error.status_code, body.model_dump(mode="json", exclude_none=True), headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Rejection)
     async def problem(_: Request, exc: Rejection) -> JSONResponse:
-        body = exc.error.response(reason=exc.reason, **exc.params)
-        return _json(exc.error.status_code, body.model_dump(mode="json", exclude_none=True))
+        return rejection_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

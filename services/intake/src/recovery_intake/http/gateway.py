@@ -14,6 +14,7 @@ import structlog
 from fastapi import APIRouter, Request, Response
 
 from recovery_contracts.api.errors import ApiError, describe_validation_errors
+from recovery_intake.domain.access import READ_PAYMENTS, WRITE_PAYMENTS, Access
 from recovery_intake.http.auth import Caller
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
@@ -99,8 +100,8 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
     dispatcher = ctx.settings.dispatcher_internal_url.rstrip("/")
     scheduler = ctx.settings.scheduler_internal_url.rstrip("/")
 
-    async def merchant_of_path(request: Request, merchant_id: str) -> Caller:
-        caller = await ctx.auth.merchant(request, admin_allowed=True)
+    async def merchant_of_path(request: Request, merchant_id: str, access: Access) -> Caller:
+        caller = await ctx.auth.merchant(request, access=access)
         # Another merchant's id reads as one that does not exist.
         if caller.merchant_id != merchant_id:
             raise ApiProblem(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
@@ -108,31 +109,32 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
 
     @api.post("/events/{merchant_id}", tags=["Events"])
     async def list_events(merchant_id: str, request: Request) -> Response:
-        caller = await merchant_of_path(request, merchant_id)
+        # A read, although a POST (the filters travel in the body, as in Hyperswitch).
+        caller = await merchant_of_path(request, merchant_id, READ_PAYMENTS)
         path = f"/internal/events/{caller.merchant_id}/list"
         return await forwarder.forward(request, dispatcher, path, caller.merchant_id, caller.profile_id)
 
     @api.get("/events/{merchant_id}/{event_id}/attempts", tags=["Events"])
     async def list_event_attempts(merchant_id: str, event_id: str, request: Request) -> Response:
-        caller = await merchant_of_path(request, merchant_id)
+        caller = await merchant_of_path(request, merchant_id, READ_PAYMENTS)
         path = f"/internal/events/{caller.merchant_id}/{_id(event_id, ApiError.EVENT_NOT_FOUND)}/attempts"
         return await forwarder.forward(request, dispatcher, path, caller.merchant_id, caller.profile_id)
 
     @api.post("/events/{merchant_id}/{event_id}/retry", tags=["Events"])
     async def retry_event(merchant_id: str, event_id: str, request: Request) -> Response:
-        caller = await merchant_of_path(request, merchant_id)
+        caller = await merchant_of_path(request, merchant_id, WRITE_PAYMENTS)
         path = f"/internal/events/{caller.merchant_id}/{_id(event_id, ApiError.EVENT_NOT_FOUND)}/retry"
         return await forwarder.forward(request, dispatcher, path, caller.merchant_id, caller.profile_id)
 
     @api.get("/v2/process-trackers/revenue-recovery-workflow/{payment_id}", tags=["Process tracker"])
     async def revenue_recovery_workflow(payment_id: str, request: Request) -> Response:
-        caller = await ctx.auth.merchant(request, admin_allowed=True)
+        caller = await ctx.auth.merchant(request, access=READ_PAYMENTS)
         path = f"/internal/recoveries/{caller.merchant_id}/{_id(payment_id, ApiError.PAYMENT_NOT_FOUND)}"
         return await forwarder.forward(request, scheduler, path, caller.merchant_id, caller.profile_id)
 
     @api.post("/v2/process-trackers/revenue-recovery-workflow/{payment_id}/resume", tags=["Process tracker"])
     async def resume_revenue_recovery_workflow(payment_id: str, request: Request) -> Response:
-        caller = await ctx.auth.merchant(request, admin_allowed=True)
+        caller = await ctx.auth.merchant(request, access=WRITE_PAYMENTS)
         path = f"/internal/recoveries/{caller.merchant_id}/{_id(payment_id, ApiError.PAYMENT_NOT_FOUND)}/resume"
         return await forwarder.forward(request, scheduler, path, caller.merchant_id, caller.profile_id)
 

@@ -1,7 +1,8 @@
-"""Abuse limits in front of every API route: the request body size (413) and a per-API-key rate (429).
+"""Abuse limits: the request body size (413), a per-API-key rate (429), failed authentications per address (429).
 
-Both answer in Hyperswitch's error body. The rate limit is a token bucket per API key held in this process:
-with N intake instances behind a load balancer a key gets up to N times the configured rate (docs/security.md).
+All answer in Hyperswitch's error body. The limits are token buckets held in this process: with N intake
+instances behind a load balancer a key gets up to N times the configured rate (docs/security.md). The rate
+limit keys its bucket on the credentials the authentication uses (`http.credentials`), read once per request.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recovery_contracts.api.errors import ApiError
+from recovery_intake.http.credentials import Credentials, read_credentials
+from recovery_intake.http.errors import ApiProblem, rejection_response
 
 # Operational routes are probed by orchestrators and scrapers, not merchants: never limited.
 _UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -38,7 +41,21 @@ class TokenBuckets:
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
     def take(self, caller: str) -> float:
-        """0 when the request may pass, else the seconds until a token is available."""
+        """0 when the request may pass (a token is taken), else the seconds until a token is available."""
+        bucket = self._refilled(caller)
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return 0.0
+        return self._wait(bucket)
+
+    def waiting(self, caller: str) -> float:
+        """0 when `caller` has a token (none is taken), else the seconds until it has one."""
+        bucket = self._buckets.get(caller)
+        if bucket is None:
+            return 0.0
+        return self._wait(self._refilled(caller))
+
+    def _refilled(self, caller: str) -> _Bucket:
         now = self._now()
         bucket = self._buckets.pop(caller, None) or _Bucket(self._burst, now)
         bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate)
@@ -46,23 +63,44 @@ class TokenBuckets:
         self._buckets[caller] = bucket
         if len(self._buckets) > _MAX_BUCKETS:
             self._buckets.popitem(last=False)
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return 0.0
-        return (1.0 - bucket.tokens) / self._rate
+        return bucket
+
+    def _wait(self, bucket: _Bucket) -> float:
+        return 0.0 if bucket.tokens >= 1.0 else (1.0 - bucket.tokens) / self._rate
 
 
-def caller_of(scope: Scope) -> str:
+def bucket_of(credentials: Credentials) -> str:
     """The API key presented (as a hash: raw keys are never held), else the client address."""
-    headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", ())}
-    key = headers.get("api-key")
-    authorization = headers.get("authorization", b"")
-    if not key and authorization.lower().startswith(b"api-key="):
-        key = authorization.split(b"=", 1)[1]
-    if key:
-        return "key:" + hashlib.sha256(key.strip()).hexdigest()
-    client = scope.get("client") or ("unknown", 0)
-    return f"addr:{client[0]}"
+    if credentials.api_key:
+        return "key:" + hashlib.sha256(credentials.api_key.encode()).hexdigest()
+    return f"addr:{credentials.address}"
+
+
+def retry_after(wait: float) -> int:
+    return max(1, math.ceil(wait))
+
+
+class AuthFailures:
+    """Failed authentications per client address: while an address's bucket is empty, it is refused (429)
+    before any key it presents is checked, so guessing keys is slow and costs the database nothing."""
+
+    def __init__(self, per_second: float, burst: int, now: Callable[[], float] = time.monotonic) -> None:
+        self._buckets = TokenBuckets(per_second, burst, now) if per_second > 0 else None
+
+    def check(self, address: str) -> None:
+        wait = self._buckets.waiting(address) if self._buckets is not None else 0.0
+        if wait > 0:
+            seconds = retry_after(wait)
+            raise ApiProblem(
+                ApiError.RATE_LIMITED,
+                reason="too many failed authentications from this address",
+                headers={"retry-after": str(seconds)},
+                retry_after=seconds,
+            )
+
+    def failed(self, address: str) -> None:
+        if self._buckets is not None:
+            self._buckets.take(address)
 
 
 async def _answer(send: Send, error: ApiError, headers: dict[str, str] | None = None, **params: object) -> None:
@@ -85,11 +123,16 @@ class AbuseLimits:
         if scope["type"] != "http" or scope["path"] in _UNLIMITED_PATHS:
             await self.app(scope, receive, send)
             return
+        try:
+            credentials = read_credentials(scope)
+        except ApiProblem as problem:
+            await rejection_response(problem)(scope, receive, send)
+            return
         if self.buckets is not None:
-            wait = self.buckets.take(caller_of(scope))
+            wait = self.buckets.take(bucket_of(credentials))
             if wait > 0:
-                retry_after = max(1, math.ceil(wait))
-                await _answer(send, ApiError.RATE_LIMITED, {"retry-after": str(retry_after)}, retry_after=retry_after)
+                seconds = retry_after(wait)
+                await _answer(send, ApiError.RATE_LIMITED, {"retry-after": str(seconds)}, retry_after=seconds)
                 return
         limit = self.max_body_bytes
         declared = dict(scope.get("headers", ())).get(b"content-length")

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.merchants import MerchantAccountCreate, MerchantAccountResponse
+from recovery_intake.domain.access import READ_CONFIGURATION
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
 
@@ -34,7 +35,7 @@ def router(ctx: ApiContext) -> APIRouter:
         response_model_exclude_none=True,
     )
     async def retrieve_merchant_account(merchant_id: str, request: Request) -> MerchantAccountResponse:
-        caller = await ctx.auth.merchant(request, admin_allowed=True)
+        caller = await ctx.auth.merchant(request, access=READ_CONFIGURATION)
         doc = await ctx.stored.merchants.get(merchant_id)
         if doc is None or caller.merchant_id != merchant_id:
             raise ApiProblem(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)

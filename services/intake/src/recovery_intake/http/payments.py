@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate, RecoveryPaymentsResponse
+from recovery_intake.domain.access import READ_PAYMENTS, WRITE_PAYMENTS
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
 
@@ -17,7 +18,7 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @api.post("/v2/payments/recovery", response_model=RecoveryPaymentsResponse)
     async def recovery(body: RecoveryPaymentsCreate, request: Request) -> RecoveryPaymentsResponse:
-        caller = await ctx.auth.merchant(request, admin_allowed=False)
+        caller = await ctx.auth.merchant(request, access=WRITE_PAYMENTS, admin_allowed=False)
         profile = ctx.auth.profile(caller)
         intent = await ctx.recovery.accept(caller.merchant_id, profile, body)
         return RecoveryPaymentsResponse(
@@ -26,7 +27,7 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @api.get("/v2/payments/{payment_id}")
     async def retrieve_payment(payment_id: str, request: Request) -> dict[str, Any]:
-        caller = await ctx.auth.merchant(request, admin_allowed=False)
+        caller = await ctx.auth.merchant(request, access=READ_PAYMENTS, admin_allowed=False)
         intent = await ctx.stored.intents.get(caller.merchant_id, payment_id, caller.profile_id)
         if intent is None:
             raise ApiProblem(ApiError.PAYMENT_NOT_FOUND)

@@ -22,6 +22,7 @@ from recovery_contracts.api.profiles import (
     WebhookSecretRotation,
 )
 from recovery_contracts.timestamps import format_ms
+from recovery_intake.domain.access import SECRETS
 from recovery_intake.domain.sealed_fields import open_profile_secrets
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
@@ -63,12 +64,12 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @api.post("/v2/profiles", response_model=ProfileResponse, response_model_exclude_none=True)
     async def create_profile(body: ProfileCreate, request: Request) -> ProfileResponse:
-        caller = await ctx.auth.merchant(request, admin_allowed=True)
+        caller = await ctx.auth.merchant(request, access=SECRETS)
         return profile_response(await ctx.profiles.create(caller.merchant_id, body), ctx.box.open)
 
     @api.get("/v2/profiles/{profile_id}", response_model=ProfileResponse, response_model_exclude_none=True)
     async def retrieve_profile(profile_id: str, request: Request) -> ProfileResponse:
-        caller = await ctx.auth.merchant(request, admin_allowed=True)
+        caller = await ctx.auth.merchant(request, access=SECRETS)
         doc = await ctx.stored.profiles.get(caller.merchant_id, profile_id)
         if doc is None:
             raise ApiProblem(ApiError.PROFILE_NOT_FOUND, id=profile_id)
@@ -76,7 +77,7 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @api.put("/v2/profiles/{profile_id}", response_model=ProfileResponse, response_model_exclude_none=True)
     async def update_profile(profile_id: str, body: ProfileUpdate, request: Request) -> ProfileResponse:
-        caller = await ctx.auth.merchant(request, admin_allowed=True)
+        caller = await ctx.auth.merchant(request, access=SECRETS)
         return profile_response(await ctx.profiles.update(caller.merchant_id, profile_id, body), ctx.box.open)
 
     @api.post(
@@ -87,7 +88,7 @@ def router(ctx: ApiContext) -> APIRouter:
     async def rotate_webhook_secret(
         profile_id: str, request: Request, body: WebhookSecretRotate | None = None
     ) -> WebhookSecretRotation:
-        caller = await ctx.auth.merchant(request, admin_allowed=True)
+        caller = await ctx.auth.merchant(request, access=SECRETS)
         overlap = None if body is None or body.overlap_seconds is None else timedelta(seconds=body.overlap_seconds)
         doc, secret = await ctx.secret_rotation.rotate(caller.merchant_id, profile_id, overlap)
         retire_at = doc.get("standard_webhooks_retire_at")
