@@ -27,6 +27,19 @@ _STATE_FIELDS = (
 )
 
 
+def _shared_fields(event: WebhookEvent) -> dict[str, Any]:
+    """What every record of an event says about it (the initial record and each later attempt's)."""
+    return {
+        "event_type": event.event_type,
+        "event_class": EVENT_CLASS,
+        "primary_object_id": event.primary_object_id,
+        "primary_object_type": CONTENT_TYPE,
+        "payment_id": event.payment_id,
+        "merchant_id": event.merchant_id,
+        "business_profile_id": event.profile_id,
+    }
+
+
 def claim_document(event: WebhookEvent) -> dict[str, Any]:
     """The claim of a new event; the record writer numbers it (`_id`, `sequence`, `sequence_key`)."""
     return {
@@ -61,13 +74,7 @@ def initial_document(event: WebhookEvent) -> dict[str, Any]:
         "event_id": event.event_id,
         "initial_attempt_id": event.event_id,
         "idempotent_event_id": event.idempotent_event_id,
-        "event_type": event.event_type,
-        "event_class": EVENT_CLASS,
-        "primary_object_id": event.primary_object_id,
-        "primary_object_type": CONTENT_TYPE,
-        "payment_id": event.payment_id,
-        "merchant_id": event.merchant_id,
-        "business_profile_id": event.profile_id,
+        **_shared_fields(event),
         "created_at": event.created_at,
         "body": event.body,
         "sequence": event.sequence,
@@ -162,13 +169,7 @@ def attempt_record(event: WebhookEvent, result: DeliveryResult, kind: AttemptKin
     """A record of its own for an attempt after the first (`automatic_retry`, `manual_retry`)."""
     retry_id = retry_event_id(event.event_id, random_hex)
     return {
-        "event_type": event.event_type,
-        "event_class": EVENT_CLASS,
-        "primary_object_id": event.primary_object_id,
-        "primary_object_type": CONTENT_TYPE,
-        "payment_id": event.payment_id,
-        "merchant_id": event.merchant_id,
-        "business_profile_id": event.profile_id,
+        **_shared_fields(event),
         "initial_attempt_id": event.event_id,
         "sequence": event.sequence,
         "_id": record_key(event.merchant_id, retry_id),

@@ -3,13 +3,15 @@ the transitions that move it on, each returning the new state and the messages t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.ids import idempotent_event_id
-from recovery_contracts.messages import DeliverWebhook, ScheduleTimer, WebhookDeliveryFailed, WebhookEndpointDisabled
+from recovery_contracts.messages import DeliverWebhook, WebhookDeliveryFailed, WebhookEndpointDisabled, timer_for
 from recovery_contracts.payments import PaymentObject
 from recovery_dispatcher.domain.body import build_body
 from recovery_dispatcher.domain.ids import initial_event_id, record_key
@@ -21,6 +23,8 @@ CONTENT_TYPE = "payment_details"
 TIMER_KIND = "webhook_retry"
 # A newer event of a payment waits until this long (schedule time) after the older one's next try.
 ORDERING_PAUSE = timedelta(seconds=5)
+
+Payload = TypeVar("Payload", bound=BaseModel)
 
 
 class DuplicateEvent(Exception):
@@ -155,19 +159,18 @@ class WebhookEvent:
         return AttemptKind.AUTOMATIC_RETRY if self.attempted else AttemptKind.INITIAL_ATTEMPT
 
     def numbered(self, sequence: int) -> WebhookEvent:
-        return replace(self, sequence=sequence)
+        return self._evolve(sequence=sequence)
 
     def leased(self, until: datetime, owner: str) -> WebhookEvent:
         """Taken for delivery by `owner` (after a compare-and-set on the stored lease)."""
-        return replace(self, status=EventStatus.DELIVERING, lease_until=until, lease_owner=owner)
+        return self._evolve(status=EventStatus.DELIVERING, lease_until=until, lease_owner=owner)
 
     def attempts_made(self, count: int, *, first_succeeded: bool, delivered_at: datetime | None) -> WebhookEvent:
         """After one delivery's `count` attempts; `delivered_at` when the last one succeeded."""
         notified = self.notified if self.attempted else first_succeeded
         if delivered_at is None:
-            return replace(self, attempts=self.attempts + count, attempted=True, notified=notified)
-        return replace(
-            self,
+            return self._evolve(attempts=self.attempts + count, attempted=True, notified=notified)
+        return self._evolve(
             attempts=self.attempts + count,
             attempted=True,
             status=EventStatus.DELIVERED,
@@ -180,8 +183,7 @@ class WebhookEvent:
 
     def delivered_manually(self) -> WebhookEvent:
         """A merchant's manual retry succeeded: pending automatic retries then stop (they find it delivered)."""
-        return replace(
-            self,
+        return self._evolve(
             status=EventStatus.DELIVERED,
             status_reason="delivered by a manual retry",
             notified=True,
@@ -193,7 +195,7 @@ class WebhookEvent:
         self, reason: str, *, outcome: EventOutcome, url: str | None, attempts: int, now: datetime
     ) -> Transition:
         """A final failure: the record says why, and `webhook.delivery-failed` tells operations."""
-        notice = envelope_for(
+        notice = self._about_payment(
             MessageType.WEBHOOK_DELIVERY_FAILED,
             WebhookDeliveryFailed(
                 event_id=self.event_id,
@@ -206,11 +208,8 @@ class WebhookEvent:
                 attempts=attempts,
                 failed_at=now,
             ),
-            correlation_id=self.payment_id,
-            merchant_id=self.merchant_id,
-            profile_id=self.profile_id,
         )
-        failed = replace(self, status=EventStatus.FAILED, status_reason=reason, lease_until=None, finished_at=now)
+        failed = self._evolve(status=EventStatus.FAILED, status_reason=reason, lease_until=None, finished_at=now)
         return Transition(failed, (notice,), outcome)
 
     def after_failed_delivery(
@@ -258,30 +257,31 @@ class WebhookEvent:
             profile_id=self.profile_id,
         )
 
+    def _about_payment(self, message_type: MessageType, payload: Payload) -> Envelope[Payload]:
+        """A message about this event's payment (its correlation id), merchant and profile."""
+        return envelope_for(
+            message_type,
+            payload,
+            correlation_id=self.payment_id,
+            merchant_id=self.merchant_id,
+            profile_id=self.profile_id,
+        )
+
+    def _evolve(self, **changes: Any) -> WebhookEvent:
+        """This event with `changes`: `dataclasses.replace` without its per-call field introspection and
+        re-validation (the delivery path makes two such copies per message)."""
+        evolved = object.__new__(WebhookEvent)
+        for name in _FIELD_NAMES:
+            object.__setattr__(evolved, name, changes[name] if name in changes else getattr(self, name))
+        return evolved
+
     def _scheduled(self, retry_index: int, due: datetime, reason: str, timer_suffix: str, holds: int) -> Transition:
         """Waiting for a timer that delivers it again (`webhook.deliver` through the scheduler) at `due`."""
-        command = envelope_for(
-            MessageType.DELIVER_WEBHOOK,
-            DeliverWebhook(initial_attempt_id=self.event_id, retry_index=retry_index),
-            correlation_id=self.payment_id,
-            merchant_id=self.merchant_id,
-            profile_id=self.profile_id,
+        command = self._about_payment(
+            MessageType.DELIVER_WEBHOOK, DeliverWebhook(initial_attempt_id=self.event_id, retry_index=retry_index)
         )
-        timer = envelope_for(
-            MessageType.SCHEDULE_TIMER,
-            ScheduleTimer(
-                timer_id=f"webhook:{self.event_id}:{timer_suffix}",
-                due_at=due,
-                kind=TIMER_KIND,
-                payment_id=self.payment_id,
-                message=command.model_dump(mode="json"),
-            ),
-            correlation_id=self.payment_id,
-            merchant_id=self.merchant_id,
-            profile_id=self.profile_id,
-        )
-        scheduled = replace(
-            self,
+        timer = timer_for(command, timer_id=f"webhook:{self.event_id}:{timer_suffix}", due_at=due, kind=TIMER_KIND)
+        scheduled = self._evolve(
             status=EventStatus.RETRY_SCHEDULED,
             retry_index=retry_index,
             next_retry_at=due,
@@ -290,6 +290,9 @@ class WebhookEvent:
             holds=holds,
         )
         return Transition(scheduled, (timer,))
+
+
+_FIELD_NAMES = tuple(field.name for field in fields(WebhookEvent))
 
 
 @dataclass(frozen=True, slots=True)
