@@ -119,9 +119,9 @@ async def test_a_new_recovery_is_written_once_and_its_later_plans_get_timers_of_
     """The first plan inserts the recovery with its plan (version 1, as insert-then-save gave) and its timer
     without a look-up; the next plan's timer id must not collide with it (ids follow the version)."""
     base = recovery_payment(algorithm=RetryAlgorithm.MONITORING)
-    # Monitoring for a business hour: the switch is a calendar rule (wall clock), so under the time scale each
-    # re-plan finds the period still running and plans the next re-plan, ~3.6 s later.
-    retry = base.retry.model_copy(update={"monitoring_threshold_seconds": 3600})
+    # Monitoring for a business hour (3.6 s at TIME_SCALE 1000), then cascading, which waits for the billing
+    # system's own retries (threshold 5): its plan is a re-plan at the horizon, on a timer of its own.
+    retry = base.retry.model_copy(update={"monitoring_threshold_seconds": 3600, "billing_connector_retry_threshold": 5})
     payment = base.model_copy(update={"retry": retry, "created_at": datetime.now(UTC)})
     message = scheduled(payment)
     async with broker_probe(isolation.rabbitmq_url) as broker:
@@ -129,18 +129,20 @@ async def test_a_new_recovery_is_written_once_and_its_later_plans_get_timers_of_
         await broker.publish(message)  # a redelivery: the inserted recovery carries the message's id
     recovery = await eventually(lambda: db.recoveries.find_one({"_id": payment.payment_id}))
     assert recovery["version"] == 1 and recovery["status"] == "monitoring"
+    assert recovery["plan"]["kind"] == "monitoring" and recovery["plan"]["shadow"]["kind"] == "AwaitBillingSystem"
     assert recovery["plan"]["timer_id"] == f"replan:{payment.payment_id}:1"
-    assert [h["what"] for h in recovery["history"]] == ["monitoring", "replan_planned"]
+    assert [h["what"] for h in recovery["history"]] == ["monitoring"]
     assert recovery["applied_messages"] == [f"scheduler.recovery-scheduled:{message.message_id}"]
 
     def timers() -> dict[str, str]:
         return {t["_id"]: t["status"] for t in db.timers.find({"payment_id": payment.payment_id})}
 
-    # The first re-plan fires and plans the next one on a timer of its own.
+    # The monitoring period ends: the re-plan fires, cascading takes over and waits on a timer of its own.
     await eventually(lambda: timers().get(f"replan:{payment.payment_id}:2") == "pending", timeout=30)
     assert timers()[f"replan:{payment.payment_id}:1"] == "fired"
     recovery = db.recoveries.find_one({"_id": payment.payment_id})
-    assert recovery["version"] == 2 and recovery["plan"]["timer_id"] == f"replan:{payment.payment_id}:2"
+    assert (recovery["version"], recovery["algorithm"], recovery["status"]) == (2, "cascading", "awaiting_billing")
+    assert recovery["plan"]["timer_id"] == f"replan:{payment.payment_id}:2"
 
 
 async def test_an_attempt_planned_due_now_is_commanded_at_once_not_at_the_next_poll(

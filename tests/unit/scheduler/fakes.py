@@ -20,6 +20,7 @@ from recovery_runtime.testing import FixedClock, InMemoryUnitOfWork, RecordingPu
 from recovery_runtime.unit_of_work import APPLIED_KEEP, Transaction
 from recovery_scheduler.app import build_service
 from recovery_scheduler.dependencies import (
+    CardBudgetChanged,
     Claim,
     ClaimedTimer,
     ConcurrentUpdate,
@@ -27,6 +28,7 @@ from recovery_scheduler.dependencies import (
     RecoveryExists,
     SchedulerAdapters,
 )
+from recovery_scheduler.domain.card_budgets import CardBudget, Release
 from recovery_scheduler.domain.recovery import Recovery
 from recovery_scheduler.domain.timers import PLANNED_WORK, Timer, TimerStatus
 from recovery_scheduler.handlers import replan
@@ -102,16 +104,49 @@ class InMemoryRecoveries:
         self.records[payment_id] = _applied(stored, key)
         return True
 
-    async def other_attempts_at(
-        self, tokens: Sequence[str], exclude_payment_id: str, since: datetime, tx: Transaction | None = None
-    ) -> dict[str, list[datetime]]:
-        found: dict[str, list[datetime]] = {token: [] for token in tokens}
-        for recovery in self.records.values():
-            if recovery.payment_id != exclude_payment_id:
-                for attempt in recovery.attempts:
-                    if attempt.token in found and attempt.at >= since:
-                        found[attempt.token].append(attempt.at)
-        return found
+
+class InMemoryCardBudgets:
+    """Card budgets by (merchant, token) with the MongoDB one's compare-and-set: a reservation written on a budget
+    read at an older version loses (CardBudgetChanged). `race_next`, when set, runs once just before the next
+    reservation: another scheduler instance's reservation landing between this plan's read and its write."""
+
+    def __init__(self) -> None:
+        self.stored: dict[tuple[str, str], CardBudget] = {}
+        self.race_next: Callable[[], None] | None = None
+        self.lost = 0
+
+    def of(self, merchant_id: str, token: str) -> CardBudget:
+        return self.stored.get((merchant_id, token)) or CardBudget(merchant_id, token)
+
+    def put(self, budget: CardBudget) -> None:
+        """Store `budget` as another writer would (its version moves on)."""
+        current = self.of(budget.merchant_id, budget.token)
+        self.stored[(budget.merchant_id, budget.token)] = replace(budget, version=current.version + 1)
+
+    async def read(
+        self, merchant_id: str, tokens: Sequence[str], tx: Transaction | None = None
+    ) -> dict[str, CardBudget]:
+        return {token: self.of(merchant_id, token) for token in tokens}
+
+    async def reserve(self, budget: CardBudget, tx: Transaction) -> None:
+        race, self.race_next = self.race_next, None
+        if race is not None:
+            race()
+        if self.of(budget.merchant_id, budget.token).version != budget.version:
+            self.lost += 1
+            raise CardBudgetChanged(f"{budget.merchant_id}/{budget.token}")
+        self.stored[(budget.merchant_id, budget.token)] = replace(budget, version=budget.version + 1)
+
+    async def release(self, release: Release, tx: Transaction) -> None:
+        key = (release.merchant_id, release.token)
+        if key in self.stored:
+            budget = self.stored[key]
+            kept = tuple(
+                r
+                for r in budget.reservations
+                if (r.payment_id, r.attempt_number) != (release.payment_id, release.attempt_number)
+            )
+            self.stored[key] = replace(budget, reservations=kept, version=budget.version + 1)
 
 
 @dataclass
@@ -222,6 +257,7 @@ class Scheduler:
     publisher: RecordingPublisher
     clock: FixedClock
     recoveries: InMemoryRecoveries
+    card_budgets: InMemoryCardBudgets
     timers: InMemoryTimers
     loop: TimerLoop
     stored_timers_reported: list[datetime] = field(default_factory=list)
@@ -243,12 +279,14 @@ def in_memory_scheduler(**settings: Any) -> Scheduler:
     publisher = RecordingPublisher()
     clock = FixedClock()
     recoveries = InMemoryRecoveries()
+    card_budgets = InMemoryCardBudgets()
     timers = InMemoryTimers()
     adapters = SchedulerAdapters(
         unit_of_work=InMemoryUnitOfWork(publisher),
         publisher=publisher,
         clock=clock,
         recoveries=recoveries,
+        card_budgets=card_budgets,
         timers=timers,
         ids=CountingIds(),
         rng=random.Random(7),
@@ -257,8 +295,13 @@ def in_memory_scheduler(**settings: Any) -> Scheduler:
     service = build_service(configured, adapters)
     # The service's own timer loop runs only when it starts; the tests drive one over the same adapters.
     reported: list[datetime] = []
-    dependencies = Dependencies.of(adapters, time_scale=configured.time_scale, timer_stored=reported.append)
+    dependencies = Dependencies.of(
+        adapters,
+        time_scale=configured.time_scale,
+        timer_stored=reported.append,
+        horizon=timedelta(seconds=configured.recovery_horizon_seconds),
+    )
     loop = TimerLoop(
         timers, publisher, partial(replan, dependencies), clock, INSTANCE, poll_seconds=0.05, batch_size=50, lease=LEASE
     )
-    return Scheduler(service, publisher, clock, recoveries, timers, loop, reported)
+    return Scheduler(service, publisher, clock, recoveries, card_budgets, timers, loop, reported)

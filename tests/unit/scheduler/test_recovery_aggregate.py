@@ -9,8 +9,9 @@ from datetime import timedelta
 import pytest
 
 from recovery_scheduler.adapters.recoveries import recovery_document, recovery_from
+from recovery_scheduler.domain.card_budgets import CardBudget, Reservation
 from recovery_scheduler.domain.planning import Planning
-from recovery_scheduler.domain.plans import AwaitBillingPlan, MonitoringPlan, ReplanPlan
+from recovery_scheduler.domain.plans import AwaitBillingPlan, MonitoringPlan
 from recovery_scheduler.domain.recovery import Recovery, ResumeRefused
 from recovery_scheduler.domain.status import RecoveryStatus
 
@@ -19,7 +20,7 @@ from .fakes import CountingIds
 
 
 def planning(now: object = T0, *, budgets: bool = True) -> Planning:
-    return Planning(now, random.Random(7), CountingIds(), other_attempts_at={} if budgets else None)  # type: ignore[arg-type]
+    return Planning(now, random.Random(7), CountingIds(), card_budgets={} if budgets else None)  # type: ignore[arg-type]
 
 
 def test_the_first_plan_is_stored_at_version_one_and_its_timer_id_follows_version_zero() -> None:
@@ -36,13 +37,17 @@ def test_a_monitoring_recovery_records_its_shadow_plan_and_replans_at_the_switch
 
     recovery = change.recovery
     assert recovery.status is RecoveryStatus.MONITORING
-    assert isinstance(recovery.plan, ReplanPlan) and recovery.plan.at == T0 + timedelta(hours=1)
+    # The shadow stays visible in the plan, beside the re-plan at the switch.
+    assert isinstance(recovery.plan, MonitoringPlan) and recovery.plan.switch_at == T0 + timedelta(hours=1)
+    assert recovery.plan.shadow["kind"] == "attempt" and recovery.plan.due_at == T0 + timedelta(hours=1)
+    [timer] = change.timers
+    assert timer.timer_id == recovery.plan.timer_id and timer.due_at == T0 + timedelta(hours=1)
     assert recovery.monitoring_switch_at == T0 + timedelta(hours=1)
     assert recovery.history[0].reason.startswith("shadow plan: ")
 
 
 def test_a_plan_refuses_to_run_without_the_other_recoveries_budgets() -> None:
-    with pytest.raises(ValueError, match="other recoveries made on the same cards"):
+    with pytest.raises(ValueError, match="budgets on the payment's cards"):
         Recovery.start(payment(), planning(budgets=False))
 
 
@@ -58,14 +63,22 @@ def test_a_resume_needs_a_failed_recovery_with_a_token_that_may_still_be_charged
 
 def test_a_resume_waits_for_the_card_networks_budget() -> None:
     failed = replace(Recovery.start(payment(), planning()).recovery, status=RecoveryStatus.FAILED)
-    # Other recoveries charged this Visa card 20 times in the last 30 days: Visa's rolling budget is used up.
-    others = {"pm_card_visa": [T0 - timedelta(days=29) + timedelta(hours=i) for i in range(20)]}
-    context = replace(planning(), other_attempts_at=others)
+    # The merchant's other recoveries charged this Visa card 20 times in the last 30 days, the same amount:
+    # Visa's rolling budget is used up.
+    charged = tuple(
+        Reservation("12345_pay_other", i + 1, T0 - timedelta(days=29) + timedelta(hours=i), 2250, "USD", "declined")
+        for i in range(20)
+    )
+    budget = CardBudget("merchant_test", "pm_card_visa", 3, charged)
+    context = replace(planning(), card_budgets={"pm_card_visa": budget})
 
     change = failed.resumed(T0, context)
 
     planned = change.recovery.history[-1]
     assert planned.what == "attempt_planned" and "by the card network's budget" in planned.reason
+    assert "20 attempts per rolling 30 days on the card, same amount and currency (Visa Core Rules, 18 Apr 2026)" in (
+        planned.reason
+    )
     assert planned.details["planned_at"] == T0 + timedelta(days=1)  # when the oldest leaves the 30-day window
 
 
@@ -82,8 +95,12 @@ def test_a_pause_cancels_the_plan_and_waits_for_the_billing_system() -> None:
 
     change = recovery.updated(update, planning(budgets=False))
 
-    assert change.cancels_planned_timers and change.timers == ()
-    assert change.recovery.paused and isinstance(change.recovery.plan, AwaitBillingPlan)
+    assert change.cancels_planned_timers
+    plan = change.recovery.plan
+    assert change.recovery.paused and isinstance(plan, AwaitBillingPlan)
+    # Waiting has an end: a re-plan at the recovery's horizon (60 days after its payment was created).
+    [timer] = change.timers
+    assert (timer.timer_id, timer.due_at) == (plan.timer_id, T0 + timedelta(days=60)) == (plan.timer_id, plan.due_at)
 
 
 def test_a_recovery_is_stored_and_loaded_without_losing_anything() -> None:
@@ -107,6 +124,8 @@ def test_a_recovery_is_stored_and_loaded_without_losing_anything() -> None:
         "kind": "monitoring",
         "shadow": {"kind": "attempt", "reason": "shadow"},
         "switch_at": T0,
+        "due_at": None,
+        "timer_id": None,
     }
     assert document["history"][1]["decline_class"] == "later"
     loaded = recovery_from(document)

@@ -71,6 +71,7 @@ async def test_a_paused_recovery_resumes_on_the_next_failure_with_a_timer_of_its
     assert plan.timer_id == f"execute:{recovery.payment_id}:1:r3"
     assert scheduler.timers.status_of(recovery.payment_id) == {
         f"execute:{recovery.payment_id}:1": "cancelled",
+        f"replan:{recovery.payment_id}:2": "cancelled",  # the pause's re-plan at the horizon
         plan.timer_id: "pending",
     }
 

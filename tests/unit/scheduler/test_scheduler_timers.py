@@ -8,7 +8,7 @@ import pytest
 
 from recovery_contracts.envelope import MessageType
 from recovery_runtime.bus import OutgoingMessage
-from recovery_scheduler.domain.plans import AttemptPlan, ReplanPlan
+from recovery_scheduler.domain.plans import AttemptPlan, MonitoringPlan
 from recovery_scheduler.domain.status import RecoveryStatus
 from support.payments import scheduled
 
@@ -71,9 +71,11 @@ async def test_a_replan_timer_asks_the_planner_again_and_its_next_timer_is_repor
     await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
     monitoring = scheduler.recovery(recovery.payment_id)
     assert monitoring.status is RecoveryStatus.MONITORING
-    assert isinstance(monitoring.plan, ReplanPlan) and monitoring.plan.timer_id == f"replan:{recovery.payment_id}:1"
+    plan = monitoring.plan
+    assert isinstance(plan, MonitoringPlan) and plan.timer_id == f"replan:{recovery.payment_id}:1"
+    assert plan.due_at is not None
 
-    scheduler.clock.current = monitoring.plan.due_at  # the monitoring period is over
+    scheduler.clock.current = plan.due_at  # the monitoring period is over
     assert await scheduler.loop.fire_due() == 1
 
     stored = scheduler.recovery(recovery.payment_id)

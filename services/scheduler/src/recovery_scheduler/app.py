@@ -10,6 +10,7 @@ from recovery_contracts.ids import new_attempt_id, new_message_id
 from recovery_runtime.internal_api import InternalCaller
 from recovery_runtime.service import Service
 from recovery_scheduler import http
+from recovery_scheduler.adapters import card_budgets as card_budgets_adapter
 from recovery_scheduler.adapters import recoveries as recoveries_adapter
 from recovery_scheduler.adapters import timers as timers_adapter
 from recovery_scheduler.dependencies import Dependencies, SchedulerAdapters
@@ -54,7 +55,12 @@ def build_service(settings: SchedulerSettings | None = None, adapters: Scheduler
         batch_size=settings.timer_batch_size,
         lease=timedelta(seconds=settings.timer_lease_seconds),
     )
-    dependencies = Dependencies.of(adapters, time_scale=service.time_scale.scale, timer_stored=loop.timer_stored)
+    dependencies = Dependencies.of(
+        adapters,
+        time_scale=service.time_scale.scale,
+        timer_stored=loop.timer_stored,
+        horizon=timedelta(seconds=settings.recovery_horizon_seconds),
+    )
     for queue_name, handle in HANDLERS.items():
         service.consume(queue_name, partial(handle, dependencies))
     service.app.include_router(http.router(dependencies, InternalCaller(settings.internal_api_token)))
@@ -63,12 +69,13 @@ def build_service(settings: SchedulerSettings | None = None, adapters: Scheduler
 
 
 def _mongo_adapters(service: Service, settings: SchedulerSettings) -> SchedulerAdapters:
-    service.add_indexes(recoveries_adapter.INDEXES + timers_adapter.INDEXES)
+    service.add_indexes(recoveries_adapter.INDEXES + card_budgets_adapter.INDEXES + timers_adapter.INDEXES)
     return SchedulerAdapters(
         unit_of_work=service.unit_of_work,
         publisher=service.publisher,
         clock=service.clock,
         recoveries=recoveries_adapter.MongoRecoveryRepository(service.db),
+        card_budgets=card_budgets_adapter.MongoCardBudgetRepository(service.db),
         timers=timers_adapter.MongoTimerRepository(service.db),
         ids=CellIds(settings.cell_id),
         rng=random.Random(),

@@ -12,7 +12,8 @@ from typing import Protocol
 from recovery_runtime.bus import OutgoingMessage, Publisher
 from recovery_runtime.clock import Clock
 from recovery_runtime.unit_of_work import Transaction, UnitOfWorkPort
-from recovery_scheduler.domain.planning import Ids
+from recovery_scheduler.domain.card_budgets import CardBudget, Release
+from recovery_scheduler.domain.planning import DEFAULT_HORIZON, Ids
 from recovery_scheduler.domain.recovery import Recovery
 from recovery_scheduler.domain.timers import Timer, TimerKind
 
@@ -23,6 +24,11 @@ class RecoveryExists(Exception):
 
 class ConcurrentUpdate(Exception):
     """Another message changed the recovery first; the message is retried on the newer state."""
+
+
+class CardBudgetChanged(ConcurrentUpdate):
+    """Another recovery of the merchant reserved or gave back a slot on the card since its budget was read: the
+    plan is made again on the newer budget."""
 
 
 class RecoveryRepository(Protocol):
@@ -47,10 +53,24 @@ class RecoveryRepository(Protocol):
         """Record a consumed message that changes nothing; False when it was recorded before (a duplicate)."""
         ...
 
-    async def other_attempts_at(
-        self, tokens: Sequence[str], exclude_payment_id: str, since: datetime, tx: Transaction | None = None
-    ) -> dict[str, list[datetime]]:
-        """Attempts of other recoveries on the same cards since `since`, by token (the same network budgets)."""
+
+class CardBudgetRepository(Protocol):
+    """One document per merchant and card (token): the reservations of the merchant's recoveries on the card."""
+
+    async def read(
+        self, merchant_id: str, tokens: Sequence[str], tx: Transaction | None = None
+    ) -> dict[str, CardBudget]:
+        """The merchant's budgets on these cards, by token (none stored: an empty budget at version 0)."""
+        ...
+
+    async def reserve(self, budget: CardBudget, tx: Transaction) -> None:
+        """Store `budget`'s reservations at version + 1 if the stored one is still at `budget.version` (0: none
+        stored), else CardBudgetChanged."""
+        ...
+
+    async def release(self, release: Release, tx: Transaction) -> None:
+        """Give back one attempt's slot (no compare-and-set: it only frees; the version moves on, so that a plan
+        made on the budget read before does not write the slot back)."""
         ...
 
 
@@ -145,6 +165,7 @@ class SchedulerAdapters:
     publisher: Publisher
     clock: Clock
     recoveries: RecoveryRepository
+    card_budgets: CardBudgetRepository
     timers: SchedulerTimers
     ids: Ids
     rng: random.Random
@@ -155,12 +176,18 @@ class Dependencies(SchedulerAdapters):
     """What every handler takes: the adapters, and the settings and hooks the handlers use."""
 
     time_scale: float  # business seconds per wall-clock second (TIME_SCALE)
+    horizon: timedelta  # a recovery ends this long (business time) after its payment was created
     # Told each stored timer's due time once committed (the timer loop: a retry due now fires now).
     timer_stored: Callable[[datetime], None]
 
     @classmethod
     def of(
-        cls, adapters: SchedulerAdapters, *, time_scale: float, timer_stored: Callable[[datetime], None]
+        cls,
+        adapters: SchedulerAdapters,
+        *,
+        time_scale: float,
+        timer_stored: Callable[[datetime], None],
+        horizon: timedelta = DEFAULT_HORIZON,
     ) -> Dependencies:
         given = {f.name: getattr(adapters, f.name) for f in fields(SchedulerAdapters)}
-        return cls(**given, time_scale=time_scale, timer_stored=timer_stored)
+        return cls(**given, time_scale=time_scale, horizon=horizon, timer_stored=timer_stored)

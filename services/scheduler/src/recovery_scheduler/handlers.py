@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -23,12 +23,16 @@ from recovery_runtime.bus import AlreadyApplied, MessageRejected
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import Transaction, applied_key
 from recovery_scheduler import metrics
-from recovery_scheduler.dependencies import Dependencies, RecoveryExists
-from recovery_scheduler.domain.planning import BUDGET_LOOKBACK, Change, Planning
+from recovery_scheduler.dependencies import CardBudgetChanged, Dependencies, RecoveryExists
+from recovery_scheduler.domain.planning import Change, Planning
 from recovery_scheduler.domain.recovery import Recovery, ResumeRefused, plans_on
 from recovery_scheduler.domain.timers import Timer
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+# Plans made again at once when the card budget they reserve on changed meanwhile (then the message is retried).
+BUDGET_TRIES = 8
 
 
 async def recovery_scheduled(deps: Dependencies, envelope: Envelope[RecoveryScheduled], queue: ConsumerQueue) -> None:
@@ -38,12 +42,13 @@ async def recovery_scheduled(deps: Dependencies, envelope: Envelope[RecoverySche
     key = applied_key(envelope, queue.name)
 
     async def start(tx: Transaction) -> Change:
-        change = Recovery.start(payment, await planning(deps, tx, payment, envelope))
-        await save(deps, change, tx, applied=key)
+        context = await planning(deps, tx, payment, envelope)
+        change = Recovery.start(payment, context)
+        await save(deps, change, tx, applied=key, planning=context)
         return change
 
     try:
-        change = await deps.unit_of_work.apply(start, inbox=False)
+        change = await applying(deps, start, inbox=False)
     except RecoveryExists:
         existing = await deps.recoveries.get(payment.payment_id)
         if existing is None:
@@ -63,11 +68,12 @@ async def attempt_failed(deps: Dependencies, envelope: Envelope[PaymentAttemptFa
         recovery = await deps.recoveries.get(failure.payment_id, tx)
         if recovery is None:
             raise MessageRejected(f"no recovery {failure.payment_id} for attempt {failure.attempt_number}")
-        change = recovery.attempt_failed(failure, await planning(deps, tx, recovery.payment, envelope))
-        await save(deps, change, tx)
+        context = await planning(deps, tx, recovery.payment, envelope)
+        change = recovery.attempt_failed(failure, context)
+        await save(deps, change, tx, planning=context)
         return change
 
-    change = await deps.unit_of_work.apply(record, consumed=envelope, consumer=queue.name)
+    change = await applying(deps, record, consumed=envelope, consumer=queue.name)
     metrics.attempt_failed(change, failure.outcome.value)
 
 
@@ -101,10 +107,10 @@ async def recovery_updated(deps: Dependencies, envelope: Envelope[RecoveryUpdate
         context = await planning(deps, tx, update.payment, envelope, budgets=plans_on(update))
         change = Recovery.first_seen(update, context) if recovery is None else recovery.updated(update, context)
         if change is not None:
-            await save(deps, change, tx)
+            await save(deps, change, tx, planning=context)
         return change
 
-    change = await deps.unit_of_work.apply(apply, consumed=envelope, consumer=queue.name)
+    change = await applying(deps, apply, consumed=envelope, consumer=queue.name)
     if change is not None and not change.changed:
         log.info("recovery.update_stale", version=update.version, applied_version=change.recovery.intake_version)
 
@@ -129,9 +135,10 @@ async def replan(deps: Dependencies, payment_id: str) -> None:
     async def again(tx: Transaction) -> None:
         recovery = await deps.recoveries.get(payment_id, tx)
         if recovery is not None:
-            await save(deps, recovery.replanned(await planning(deps, tx, recovery.payment)), tx)
+            context = await planning(deps, tx, recovery.payment)
+            await save(deps, recovery.replanned(context), tx, planning=context)
 
-    await deps.unit_of_work.apply(again)
+    await applying(deps, again)
 
 
 async def resume(
@@ -145,14 +152,28 @@ async def resume(
         recovery = await deps.recoveries.get(payment_id, tx)
         if recovery is None or recovery.merchant_id != merchant_id:
             return "no such recovery"
+        context = await planning(deps, tx, recovery.payment)
         try:
-            change = recovery.resumed(request.schedule_time, await planning(deps, tx, recovery.payment))
+            change = recovery.resumed(request.schedule_time, context)
         except ResumeRefused as refused:
             return str(refused)
-        await save(deps, change, tx)
+        await save(deps, change, tx, planning=context)
         return None
 
-    return await deps.unit_of_work.apply(again)
+    return await applying(deps, again)
+
+
+async def applying(deps: Dependencies, work: Callable[[Transaction], Awaitable[T]], **options: Any) -> T:
+    """The unit of work, run again (planning again) when a card budget it reserves on changed since it was read:
+    another recovery of the merchant, here or on another instance, took or gave back a slot on the card."""
+    for attempt in range(1, BUDGET_TRIES + 1):
+        try:
+            return await deps.unit_of_work.apply(work, **options)
+        except CardBudgetChanged as changed:
+            if attempt == BUDGET_TRIES:
+                raise
+            log.info("card_budget.changed", budget=str(changed), attempt=attempt)
+    raise AssertionError("unreachable")
 
 
 async def planning(
@@ -163,18 +184,26 @@ async def planning(
     *,
     budgets: bool = True,
 ) -> Planning:
-    """The time now and, for a transition that may plan, the attempts other recoveries made on the same cards."""
-    now = deps.clock.now()
-    others = None
+    """The time now and, for a transition that may plan, the merchant's budgets on the payment's cards."""
+    card_budgets = None
     if budgets:
         tokens = [t.token for t in payment.tokens]
-        others = await deps.recoveries.other_attempts_at(tokens, payment.payment_id, now - BUDGET_LOOKBACK, tx)
-    return Planning(now, deps.rng, deps.ids, deps.time_scale, others, cause)
+        card_budgets = await deps.card_budgets.read(payment.merchant_id, tokens, tx)
+    return Planning(deps.clock.now(), deps.rng, deps.ids, deps.time_scale, card_budgets, cause, horizon=deps.horizon)
 
 
-async def save(deps: Dependencies, change: Change, tx: Transaction, *, applied: str | None = None) -> None:
-    """The recovery first (a new one inserted, else compare-and-set: a lost race stops here), then its timers
-    (the planned ones still pending cancelled before the new ones are stored), then its messages."""
+async def save(
+    deps: Dependencies, change: Change, tx: Transaction, *, applied: str | None = None, planning: Planning | None = None
+) -> None:
+    """The card budgets first (a reservation another recovery beat stops here: CardBudgetChanged), then the
+    recovery (a new one inserted, else compare-and-set: a lost race stops here), then its timers (the planned ones
+    still pending cancelled before the new ones are stored), then its messages. `planning`: what the change was
+    planned with (the budgets it read)."""
+    writes = change.budget_writes(planning, planning.now if planning is not None else deps.clock.now())
+    for budget in writes.reserve:
+        await deps.card_budgets.reserve(budget, tx)
+    for release in writes.release:
+        await deps.card_budgets.release(release, tx)
     if change.is_new:
         await deps.recoveries.insert(change.recovery, tx, applied=applied)
     elif change.changed:

@@ -1,4 +1,4 @@
-"""Scheduler settings: timer polling and leases."""
+"""Scheduler settings: timer polling and leases, the recoveries' horizon."""
 
 from __future__ import annotations
 
@@ -16,3 +16,7 @@ class SchedulerSettings(ServiceSettings):
     timer_batch_size: int = Field(default=200, ge=1, le=5000)
     # A batch claimed by an instance that died before publishing it is fired again by another once this expires.
     timer_lease_seconds: float = Field(default=30.0, gt=0)
+    # Every recovery ends this long (business time, scaled by TIME_SCALE) after its payment was created, whatever
+    # it waits for (monitoring, the billing system, a budget): `horizon_reached`. 60 days: twice the retry window
+    # (Recurly ends a dunning after 60 days).
+    recovery_horizon_seconds: int = Field(default=60 * 86_400, gt=0)

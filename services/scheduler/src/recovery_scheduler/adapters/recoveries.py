@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import fields
-from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING
@@ -23,7 +21,8 @@ from recovery_scheduler.domain.status import RecoveryStatus
 RECOVERIES = "recoveries"
 INDEXES = [
     IndexSpec(RECOVERIES, [("merchant_id", ASCENDING), ("status", ASCENDING)], "recovery_merchant_status"),
-    IndexSpec(RECOVERIES, [("attempts.token", ASCENDING)], "recovery_attempt_token"),
+    # Budgets across recoveries were read from the recoveries' attempts by token; card_budgets holds them now.
+    IndexSpec(RECOVERIES, [("attempts.token", ASCENDING)], "recovery_attempt_token", retired=True),
 ]
 ATTEMPT_FIELDS = tuple(f.name for f in fields(Attempt))
 
@@ -119,18 +118,3 @@ class MongoRecoveryRepository:
             {"_id": payment_id, **not_applied(key)}, {"$push": push_applied(key)}
         )
         return result.matched_count == 1
-
-    async def other_attempts_at(
-        self, tokens: Sequence[str], exclude_payment_id: str, since: datetime, tx: Transaction | None = None
-    ) -> dict[str, list[datetime]]:
-        found: dict[str, list[datetime]] = {token: [] for token in tokens}
-        cursor = self._recoveries.find(
-            {"attempts.token": {"$in": list(tokens)}, "_id": {"$ne": exclude_payment_id}},
-            {"attempts.token": 1, "attempts.at": 1},
-            session=tx.session if tx else None,
-        )
-        async for doc in cursor:
-            for attempt in doc.get("attempts", []):
-                if attempt.get("token") in found and attempt.get("at") and attempt["at"] >= since:
-                    found[attempt["token"]].append(attempt["at"])
-        return found

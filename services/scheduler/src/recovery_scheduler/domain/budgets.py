@@ -1,7 +1,10 @@
-"""Card-network retry budgets: data with their rule edition and source, and the earliest time they allow.
+"""Card-network retry budgets: data with their rule edition and source, what each limit counts, and the earliest
+time they allow.
 
-Budgets count every authorization on the card (per token): this system's attempts, the billing system's own
-retries, and attempts of other recoveries on the same card. They are a ceiling no algorithm passes.
+A budget is one merchant's (the rules count a merchant's own reattempts on a card: the fees go to that merchant's
+acquirer). What counts: this recovery's attempts, the billing system's own retries of the invoice, and the other
+recoveries of the same merchant on the same card, planned (reserved) or made. They are a ceiling no algorithm
+passes. Each limit says what it counts (attempts or declines; on any amount or on the same amount and currency).
 """
 
 from __future__ import annotations
@@ -9,16 +12,34 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from enum import StrEnum
 
 from .networks import CardNetwork, normalize_card_network
 
 
 @dataclass(frozen=True)
+class CardUse:
+    """One authorization of the merchant's on a card, as budgets count it, seen from the payment being planned:
+    `same_amount` (same amount and currency as that payment), `declined` (declined, or not known yet: planned or
+    unsettled, so it may still be a decline)."""
+
+    at: datetime
+    same_amount: bool = True
+    declined: bool = True
+
+
+class Counted(StrEnum):
+    ATTEMPTS = "attempts"  # every authorization attempt
+    DECLINES = "declines"  # declined attempts (an attempt not settled yet counts: it may be declined)
+
+
+@dataclass(frozen=True)
 class RetryLimit:
-    """At most `max_attempts` authorizations on one card per window.
+    """At most `max_attempts` of what it counts on one card per window.
 
     `utc_day`: the window is the UTC calendar day (when it is used up, wait until the next UTC midnight,
-    Hyperswitch's rule); otherwise a rolling window of `window` ending at the planned time.
+    Hyperswitch's rule); otherwise a rolling window of `window`. `same_amount`: only authorizations of the same
+    amount and currency count (Visa's and Mastercard's 30-day rules).
     """
 
     max_attempts: int
@@ -26,18 +47,54 @@ class RetryLimit:
     utc_day: bool
     source: str
     rule_edition: str
+    counted: Counted = Counted.ATTEMPTS
+    same_amount: bool = False
 
-    def release_time(self, attempts_at: Sequence[datetime], at: datetime) -> datetime:
-        """The earliest time >= `at` at which one more attempt stays within this limit."""
+    def counts(self, use: CardUse) -> bool:
+        return (use.same_amount or not self.same_amount) and (use.declined or self.counted is Counted.ATTEMPTS)
+
+    def describe(self) -> str:
+        """E.g. `20 attempts per rolling 30 days on the card, same amount and currency (Visa Core Rules, 18 Apr
+        2026)`: what the limit counts and its edition, as plans' reasons show it."""
         if self.utc_day:
-            day_start = datetime.combine(at.date(), time(0), tzinfo=at.tzinfo)
-            used = sum(1 for a in attempts_at if day_start <= a <= at)
-            return at if used < self.max_attempts else day_start + timedelta(days=1)
-        in_window = sorted(a for a in attempts_at if at - self.window < a <= at)
-        if len(in_window) < self.max_attempts:
-            return at
-        # Once the oldest (len - max + 1) attempts have left the window, one more fits.
-        return in_window[len(in_window) - self.max_attempts] + self.window
+            per = "UTC day"
+        elif self.window % timedelta(days=1):
+            per = f"rolling {self.window.total_seconds() / 3600:g} h"
+        else:
+            per = f"rolling {self.window.days} days"
+        scope = "on the card, same amount and currency" if self.same_amount else "on the card"
+        return f"{self.max_attempts} {self.counted.value} per {per} {scope} ({self.rule_edition})"
+
+    def release_time(self, uses: Iterable[CardUse], at: datetime) -> datetime:
+        """The earliest time >= `at` at which one more authorization keeps every window of this limit that holds
+        it within the limit. Planned authorizations (reservations) may lie after `at`: every window containing the
+        new one counts, not only the one ending at it."""
+        counted = sorted(u.at for u in uses if self.counts(u))
+        if self.utc_day:
+            candidate = at
+            while self._day_count(counted, candidate) >= self.max_attempts:
+                candidate = datetime.combine(candidate.date(), time(0), tzinfo=candidate.tzinfo) + timedelta(days=1)
+            return candidate
+        # Fitting can only begin where an authorization leaves the windows reaching back from the candidate.
+        for candidate in [at, *(u + self.window for u in counted if u + self.window > at)]:
+            if self._fits(counted, candidate):
+                return candidate
+        raise AssertionError("past every counted authorization's window one more always fits")
+
+    def _day_count(self, counted: Sequence[datetime], at: datetime) -> int:
+        day_start = datetime.combine(at.date(), time(0), tzinfo=at.tzinfo)
+        return sum(1 for u in counted if day_start <= u < day_start + timedelta(days=1))
+
+    def _fits(self, counted: Sequence[datetime], at: datetime) -> bool:
+        # The windows (end - window, end] holding `at` have end in [at, at + window); the count peaks at `at` or
+        # where an authorization enters.
+        ends = [at, *(u for u in counted if at < u < at + self.window)]
+        return all(sum(1 for u in counted if end - self.window < u <= end) < self.max_attempts for end in ends)
+
+
+def _uses(items: Iterable[CardUse | datetime]) -> tuple[CardUse, ...]:
+    """Bare times count as declined attempts of the same amount (the strictest reading)."""
+    return tuple(u if isinstance(u, CardUse) else CardUse(u) for u in items)
 
 
 @dataclass(frozen=True)
@@ -45,26 +102,36 @@ class NetworkBudget:
     network: CardNetwork | None  # None: the budget for cards of unknown network
     limits: tuple[RetryLimit, ...]
 
-    def earliest_allowed(self, attempts_at: Iterable[datetime], at: datetime) -> datetime:
-        """The earliest time >= `at` at which every limit allows one more attempt."""
-        times = tuple(attempts_at)
+    def earliest_allowed(self, uses: Iterable[CardUse | datetime], at: datetime) -> datetime:
+        """The earliest time >= `at` at which every limit allows one more authorization."""
+        counted = _uses(uses)
         candidate = at
-        # Each pass moves to a time one limit accepts; past attempts are finite, so this settles.
-        for _ in range(len(times) * len(self.limits) + 2):
-            later = max(limit.release_time(times, candidate) for limit in self.limits)
+        # Each pass moves to a time one limit accepts; the authorizations are finite, so this settles.
+        for _ in range(len(counted) * len(self.limits) * 2 + 2):
+            later = max(limit.release_time(counted, candidate) for limit in self.limits)
             if later == candidate:
                 return candidate
             candidate = later
         return candidate
 
-    def allows(self, attempts_at: Iterable[datetime], at: datetime) -> bool:
-        return self.earliest_allowed(attempts_at, at) == at
+    def allows(self, uses: Iterable[CardUse | datetime], at: datetime) -> bool:
+        return self.earliest_allowed(uses, at) == at
+
+    def binding(self, uses: Iterable[CardUse | datetime], at: datetime) -> tuple[RetryLimit, ...]:
+        """The limits that refuse one more authorization at `at` (those a wait is for)."""
+        counted = _uses(uses)
+        return tuple(limit for limit in self.limits if limit.release_time(counted, at) > at)
+
+    def why_full(self, uses: Iterable[CardUse | datetime], at: datetime) -> str:
+        """The limits that refuse one more authorization at `at`, with their editions: a plan's reason."""
+        return "; ".join(limit.describe() for limit in self.binding(uses, at)) or "no limit"
 
 
 _DAY = timedelta(days=1)
 _30_DAYS = timedelta(days=30)
-_HYPERSWITCH = "Hyperswitch revenue recovery default network budgets (hyperswitch.md section 3)"
-_HYPERSWITCH_EDITION = "Hyperswitch defaults as read 2026"
+_HYPERSWITCH = "Hyperswitch revenue recovery default network budgets (helm chart; hyperswitch.md section 3)"
+_HYPERSWITCH_EDITION = "Hyperswitch helm chart defaults, as read 2026"
+_MASTERCARD_EDITION = "Mastercard rules as summarised in recovery-rules.md (2026)"
 
 VISA_BUDGET = NetworkBudget(
     CardNetwork.VISA,
@@ -74,9 +141,11 @@ VISA_BUDGET = NetworkBudget(
             20,
             _30_DAYS,
             False,
-            "Visa Core Rules, excessive reattempts: categories 2-4 at most 20 per rolling 30 days "
-            "(15 under the older rule); category 1 never",
+            "Visa Core Rules, excessive reattempts: categories 2-4 at most 20 reattempts per rolling 30 days for "
+            "the same card, amount and currency (15 under the older rule), merchant-initiated counted apart from "
+            "customer-initiated; category 1 never",
             "Visa Core Rules, 18 Apr 2026",
+            same_amount=True,
         ),
     ),
 )
@@ -84,20 +153,22 @@ MASTERCARD_BUDGET = NetworkBudget(
     CardNetwork.MASTERCARD,
     (
         RetryLimit(10, _DAY, True, _HYPERSWITCH, _HYPERSWITCH_EDITION),
-        # Mastercard counts 24 hours, not a calendar day: enforce both.
+        # Mastercard counts 24 hours, not a calendar day, and declines: enforce both this and the UTC day.
         RetryLimit(
             10,
             _DAY,
             False,
-            "Mastercard excessive retries: at most 10 declines on the same card per 24 h (via processors)",
-            "Mastercard rule as summarised in recovery-rules.md (2026)",
+            "Mastercard excessive retries: at most 10 declines on the same card per 24 h",
+            _MASTERCARD_EDITION,
+            counted=Counted.DECLINES,
         ),
         RetryLimit(
             35,
             _30_DAYS,
             False,
             "Mastercard: at most 35 attempts on the same card, merchant and amount per 30 days",
-            "Mastercard rule as summarised in recovery-rules.md (2026)",
+            _MASTERCARD_EDITION,
+            same_amount=True,
         ),
     ),
 )
@@ -117,13 +188,15 @@ def _common_default(network: CardNetwork) -> NetworkBudget:
 AMEX_BUDGET = _common_default(CardNetwork.AMEX)
 DISCOVER_BUDGET = _common_default(CardNetwork.DISCOVER)
 
-# Unknown network: the strictest of the known limits, so no network's rule can be broken.
+# Unknown network: the strictest of the known limits, counting every attempt on any amount, so no network's rule
+# can be broken.
+_PROJECT = "this project's policy for cards of unknown network, 2026"
 UNKNOWN_NETWORK_BUDGET = NetworkBudget(
     None,
     (
-        RetryLimit(10, _DAY, True, "this project: strictest known daily limit (Mastercard)", "project policy 2026"),
-        RetryLimit(10, _DAY, False, "this project: strictest known 24 h limit (Mastercard)", "project policy 2026"),
-        RetryLimit(20, _30_DAYS, False, "this project: strictest known 30-day limit (Visa)", "project policy 2026"),
+        RetryLimit(10, _DAY, True, "this project: strictest known daily limit (Mastercard)", _PROJECT),
+        RetryLimit(10, _DAY, False, "this project: strictest known 24 h limit (Mastercard)", _PROJECT),
+        RetryLimit(20, _30_DAYS, False, "this project: strictest known 30-day limit (Visa)", _PROJECT),
     ),
 )
 

@@ -34,25 +34,36 @@ def plan_cascading(
     usable = [s for s in order if s.usable]
     jitter = draw_jitter(config, rng)
     end = window_end(view, config)
+    out_of_budget: list[str] = []
     for standing in usable:
         floor = max([nominal, now, *filter(None, [standing.network_floor])])
         at = floor + jitter
-        if standing.budget.allows(standing.budget_attempts_at, at):
-            if at > end:
-                return end_recovery(
-                    EndOutcome.RETRIES_EXHAUSTED,
-                    f"next ladder step {at.isoformat()} is past the retry window",
-                    made,
-                )
-            step = f"ladder step {made + 1}/{len(config.ladder)} (+{config.ladder[made]})"
-            switched = "" if standing.index == current else f"; switched from token {standings[current].token.token}"
-            why = "" if standing.network_floor is None or standing.network_floor <= nominal else "; network advice wait"
-            return ScheduleAttempt(at, standing.token.token, made + 1, f"cascading {step}{why}{switched}")
+        if not standing.budget.allows(standing.budget_uses, at):
+            why_full = standing.budget.why_full(standing.budget_uses, at)
+            out_of_budget.append(f"token {standing.token.token} out of budget: {why_full}")
+            continue
+        if at > end:
+            return end_recovery(
+                EndOutcome.RETRIES_EXHAUSTED,
+                f"next ladder step {at.isoformat()} is past the retry window",
+                made,
+            )
+        step = f"ladder step {made + 1}/{len(config.ladder)} (+{config.ladder[made]})"
+        switched = "" if standing.index == current else f"; switched from token {standings[current].token.token}"
+        why = "" if standing.network_floor is None or standing.network_floor <= nominal else "; network advice wait"
+        skipped = "".join(f"; {reason}" for reason in out_of_budget)
+        return ScheduleAttempt(at, standing.token.token, made + 1, f"cascading {step}{why}{switched}{skipped}")
     # Every usable token is out of budget at its ladder time: wait for the first budget to reset.
+    wanted = max(nominal, now)
     release, standing = min(
-        ((s.budget.earliest_allowed(s.budget_attempts_at, max(nominal, now)), s) for s in usable),
+        ((s.budget.earliest_allowed(s.budget_uses, wanted), s) for s in usable),
         key=lambda pair: (pair[0], pair[1].index),
     )
+    why_full = standing.budget.why_full(standing.budget_uses, wanted)
     if release > end:
-        return end_recovery(EndOutcome.RETRIES_EXHAUSTED, "network budgets reset only after the retry window", made)
-    return Recheck(release, f"network budget used up; token {standing.token.token} has budget again then")
+        return end_recovery(
+            EndOutcome.RETRIES_EXHAUSTED,
+            f"network budget used up ({why_full}) until {release.isoformat()}, after the retry window",
+            made,
+        )
+    return Recheck(release, f"network budget used up ({why_full}); token {standing.token.token} has budget again then")

@@ -40,7 +40,8 @@ class RetryConfig:
     switch_time_threshold_after_creation: timedelta | None = None
     budgets: tuple[NetworkBudget, ...] = DEFAULT_NETWORK_BUDGETS
     unknown_network_budget: NetworkBudget = UNKNOWN_NETWORK_BUDGET
-    # Monitoring switches to `active_algorithm` this long after the recovery was created (None: never).
+    # Monitoring switches to `active_algorithm` this long after the profile chose monitoring
+    # (`RecoveryView.monitoring_started_at`, else the recovery's creation; None: never).
     monitoring_threshold: timedelta | None = None
     # The algorithm monitoring shadows and later switches to.
     active_algorithm: Algorithm = Algorithm.CASCADING

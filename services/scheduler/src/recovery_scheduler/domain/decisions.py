@@ -12,16 +12,18 @@ class EndOutcome(StrEnum):
     FAILED_HARD_DECLINE = "failed_hard_decline"  # every token hard-declined
     ACTION_REQUIRED = "action_required"  # no token left that may be charged off-session (customer / fix)
     RETRIES_EXHAUSTED = "retries_exhausted"  # ladder, max_retry_count, retry window or token caps used up
+    HORIZON_REACHED = "horizon_reached"  # the recovery's horizon passed, whatever it was waiting for
 
 
 class BusinessStatus(StrEnum):
-    """Process-tracker business statuses (Hyperswitch's, plus two of ours where it has none)."""
+    """Process-tracker business statuses (Hyperswitch's, plus three of ours where it has none)."""
 
     COMPLETED_EXECUTE_TASK = "COMPLETED_EXECUTE_TASK"
     CALCULATE_WORKFLOW_SCHEDULED = "CALCULATE_WORKFLOW_SCHEDULED"
     FAILED_DUE_TO_HARD_DECLINE_ERROR = "FAILED_DUE_TO_HARD_DECLINE_ERROR"
     FAILED_DUE_TO_RETRIES_EXHAUSTED = "FAILED_DUE_TO_RETRIES_EXHAUSTED"
     FAILED_DUE_TO_CUSTOMER_ACTION_REQUIRED = "FAILED_DUE_TO_CUSTOMER_ACTION_REQUIRED"
+    FAILED_DUE_TO_HORIZON_REACHED = "FAILED_DUE_TO_HORIZON_REACHED"
 
 
 BUSINESS_STATUS_BY_OUTCOME: dict[EndOutcome, BusinessStatus] = {
@@ -29,6 +31,7 @@ BUSINESS_STATUS_BY_OUTCOME: dict[EndOutcome, BusinessStatus] = {
     EndOutcome.FAILED_HARD_DECLINE: BusinessStatus.FAILED_DUE_TO_HARD_DECLINE_ERROR,
     EndOutcome.RETRIES_EXHAUSTED: BusinessStatus.FAILED_DUE_TO_RETRIES_EXHAUSTED,
     EndOutcome.ACTION_REQUIRED: BusinessStatus.FAILED_DUE_TO_CUSTOMER_ACTION_REQUIRED,
+    EndOutcome.HORIZON_REACHED: BusinessStatus.FAILED_DUE_TO_HORIZON_REACHED,
 }
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from .budgets import CardUse
+
 
 class Algorithm(StrEnum):
     """The profile's `revenue_recovery_retry_algorithm_type` (Hyperswitch's names)."""
@@ -35,8 +37,9 @@ class TokenState:
     hard_declined: bool = False
     # When the card data last changed (new expiry, account updater): lifts an earlier `fix`-class block.
     card_updated_at: datetime | None = None
-    # Authorizations on this card outside this recovery (other invoices) that network budgets must count.
-    other_attempts_at: tuple[datetime, ...] = ()
+    # The merchant's authorizations on this card outside this recovery (its other invoices' attempts, planned or
+    # made) that network budgets must count.
+    other_uses: tuple[CardUse, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,9 @@ class RecoveryView:
     first_advice_code: str | None = None
     first_network_advice_code: str | None = None
     first_network_decline_code: str | None = None
+    # When the profile chose monitoring (Hyperswitch: `monitoring_configured_timestamp`): the monitoring
+    # threshold counts from it. None: from `created_at`.
+    monitoring_started_at: datetime | None = None
 
     @property
     def billing_failed_at(self) -> datetime:

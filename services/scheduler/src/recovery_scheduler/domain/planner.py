@@ -24,7 +24,9 @@ def decide_next(view: RecoveryView, now: datetime, config: RetryConfig, rng: ran
             active = Algorithm.CASCADING
         shadow = _decide_active(replace(view, algorithm=active), now, config, rng)
         assert not isinstance(shadow, Observe)
-        switch_at = None if config.monitoring_threshold is None else view.created_at + config.monitoring_threshold
+        # Hyperswitch: the threshold counts from when the profile chose monitoring, not from each payment.
+        started = view.monitoring_started_at or view.created_at
+        switch_at = None if config.monitoring_threshold is None else started + config.monitoring_threshold
         return Observe(shadow, switch_at)
     return _decide_active(view, now, config, rng)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.recovery import RecoveryPayment
 
+from .card_budgets import BudgetWrites, CardBudget, budget_writes
 from .timers import Timer
 
 if TYPE_CHECKING:
     from .recovery import Recovery
 
-# How far back other recoveries' attempts on the same cards count: the longest network-budget window (rolling
-# 30 days) and a day's margin.
-BUDGET_LOOKBACK = timedelta(days=31)
+# How long a recovery lasts at most, whatever it waits for (business time since its payment was created), unless
+# the scheduler is told otherwise (RECOVERY_HORIZON_SECONDS).
+DEFAULT_HORIZON = timedelta(days=60)
 
 
 class Ids(Protocol):
@@ -38,16 +39,27 @@ class Planning:
     ids: Ids
     # Business seconds per wall-clock second (TIME_SCALE): a planned business time becomes a timer's due time.
     time_scale: float = 1.0
-    # Attempts of other recoveries on the same cards since now - BUDGET_LOOKBACK, by token: they spend the same
-    # network budgets. None: not looked up (a transition that plans then refuses).
-    other_attempts_at: Mapping[str, Sequence[datetime]] | None = None
+    # The merchant's budget on each of the payment's cards (by token), as read before planning: the other
+    # recoveries' reservations count, and a planned attempt reserves its slot on it (compare-and-set on the version
+    # read). None: not looked up (a transition that plans then refuses).
+    card_budgets: Mapping[str, CardBudget] | None = None
     # The message being applied: what the plan sends carries it as its cause.
     cause: Envelope[Any] | None = None
+    # A recovery ends this long (business time) after its payment was created, whatever it waits for.
+    horizon: timedelta = DEFAULT_HORIZON
 
-    def budgets_spent(self) -> Mapping[str, Sequence[datetime]]:
-        if self.other_attempts_at is None:
-            raise ValueError("planning needs the attempts other recoveries made on the same cards")
-        return self.other_attempts_at
+    def budgets(self) -> Mapping[str, CardBudget]:
+        if self.card_budgets is None:
+            raise ValueError("planning needs the merchant's budgets on the payment's cards")
+        return self.card_budgets
+
+    def elapsed(self, since: datetime, business: timedelta) -> datetime:
+        """The wall-clock time at which `business` time has passed since `since` under the time scale."""
+        return since + business / self.time_scale
+
+    def horizon_at(self, recovery: Recovery) -> datetime:
+        """When the recovery reaches its horizon (wall clock)."""
+        return self.elapsed(recovery.payment.created_at, self.horizon)
 
     def wall_time(self, business_at: datetime) -> datetime:
         """A planned business time as the wall-clock due time under the time scale."""
@@ -86,3 +98,7 @@ class Change:
     @property
     def changed(self) -> bool:
         return self.before is not self.recovery
+
+    def budget_writes(self, planning: Planning | None, now: datetime) -> BudgetWrites:
+        """The reservation a newly planned attempt takes and the slots given back (`card_budgets.budget_writes`)."""
+        return budget_writes(self, planning.card_budgets if planning is not None else None, now)

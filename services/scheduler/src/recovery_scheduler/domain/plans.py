@@ -40,19 +40,26 @@ class ReplanPlan:
 
 @dataclass(frozen=True)
 class AwaitBillingPlan:
-    """Nothing planned until the billing system reports again."""
+    """Nothing planned until the billing system reports again; the re-plan timer `timer_id` at `due_at` (the
+    recovery's horizon) ends the recovery if it does not."""
 
     kind: ClassVar[str] = "await_billing_system"
     reason: str
+    due_at: datetime | None = None
+    timer_id: str | None = None
 
 
 @dataclass(frozen=True)
 class MonitoringPlan:
-    """Monitoring without an end: `shadow` describes what the active algorithm would do."""
+    """Monitoring: `shadow` describes what the active algorithm would do; the profile's monitoring period ends
+    at `switch_at` (None: no threshold). The re-plan timer `timer_id` at `due_at` (the switch, or the horizon if
+    that comes first) asks again."""
 
     kind: ClassVar[str] = "monitoring"
     shadow: Described
     switch_at: datetime | None
+    due_at: datetime | None = None
+    timer_id: str | None = None
 
 
 Plan = AttemptPlan | ReplanPlan | AwaitBillingPlan | MonitoringPlan

@@ -11,14 +11,15 @@ from recovery_contracts.api.recovery import RecoveryAction
 from recovery_contracts.messages import PaymentAttemptFailed, PaymentSucceeded, RecoveryUpdated
 from recovery_contracts.recovery import RecoveryPayment
 
-from .budgets import budget_for
+from .budgets import CardUse, budget_for
+from .card_budgets import BUDGET_LOOKBACK
 from .decisions import ScheduleAttempt
 from .declines import DeclineClass, classify_decline
 from .model import Algorithm, AttemptOutcome
 from .planning import Change, Planning
-from .plans import AttemptPlan, AwaitBillingPlan, Note, Plan
+from .plans import AttemptPlan, Note, Plan
 from .status import TERMINAL, RecoveryStatus
-from .steps import attempt_planned, next_step
+from .steps import attempt_planned, awaiting_billing, next_step
 
 # Card fields whose change (a new expiry, the account updater) lifts an earlier `fix`-class block of the token.
 CARD_FIELDS = ("card_exp_month", "card_exp_year", "last_four_digits")
@@ -139,6 +140,7 @@ class Recovery:
         if plans_on(update):
             return cls.start(update.payment, planning, intake_version=update.version)
         recovery = cls.new(update.payment, planning.now, intake_version=update.version)
+        reason = f"{update.action} before any retry was planned"
         if update.action == RecoveryAction.CANCEL_INVOICE:
             recovery = replace(
                 recovery, status=RecoveryStatus.CANCELLED, business_status="CANCELLED_BY_BILLING_CONNECTOR"
@@ -148,10 +150,13 @@ class Recovery:
                 recovery, status=RecoveryStatus.SUCCEEDED, business_status="COMPLETED_BY_EXTERNAL_PAYMENT"
             )
         elif update.action == RecoveryAction.PENDING_PAYMENT:
-            recovery = replace(recovery, status=RecoveryStatus.AWAITING_BILLING, paused=True)
+            # Waiting, with a re-plan at the horizon; stored at version 1 as a started recovery is (its timer id
+            # follows version 0, the next plan's version 1).
+            waiting = recovery._paused("the billing system reports a payment in progress: waiting", planning)
+            noted = waiting.recovery.noted(planning.now, "billing_system_action", reason)
+            return Change(None, replace(noted, version=1), waiting.timers)
         else:
             return None
-        reason = f"{update.action} before any retry was planned"
         return Change(None, recovery.noted(planning.now, "billing_system_action", reason))
 
     # -- what the executor reports ------------------------------------------------------------------------------
@@ -258,7 +263,7 @@ class Recovery:
                 now,
             )
         elif action == RecoveryAction.PENDING_PAYMENT:
-            change = recovery._paused("the billing system reports a payment in progress: waiting", now)
+            change = recovery._paused("the billing system reports a payment in progress: waiting", planning)
         elif plans_on(update):
             change = recovery._failure_reported(planning)
         else:
@@ -282,11 +287,12 @@ class Recovery:
         )
         return Change(None, recovery.noted(now, "ended", reason, outcome=status.value), cancels_planned_timers=True)
 
-    def _paused(self, reason: str, now: datetime) -> Change:
-        recovery = replace(
-            self, paused=True, status=RecoveryStatus.AWAITING_BILLING, plan=AwaitBillingPlan(reason), updated_at=now
-        )
-        return Change(None, recovery.noted(now, "paused", reason), cancels_planned_timers=True)
+    def _paused(self, reason: str, planning: Planning) -> Change:
+        """Nothing planned until the billing system reports again (or the horizon: its re-plan timer)."""
+        now = planning.now
+        waiting = awaiting_billing(replace(self, paused=True, updated_at=now), reason, planning)
+        recovery = waiting.recovery.noted(now, "paused", reason)
+        return replace(waiting, recovery=recovery, cancels_planned_timers=True)
 
     def _failure_reported(self, planning: Planning) -> Change:
         """Another failure reported for the invoice: resume a paused recovery, reopen one that failed for want of
@@ -327,12 +333,20 @@ class Recovery:
             raise ResumeRefused("every token of this payment is hard-declined: no further charge is allowed")
         last_token = self.attempts[-1].token if self.attempts else None
         token = next((t for t in usable if t.token == last_token), usable[0])
-        spent = [a.at for a in self.attempts if a.token == token.token]
-        spent += planning.budgets_spent().get(token.token, ())
-        earliest = budget_for(token.card_network).earliest_allowed(spent, max(at, now))
+        spent = [
+            CardUse(a.at, declined=a.outcome is not AttemptOutcome.SUCCEEDED)
+            for a in self.attempts
+            if a.token == token.token
+        ]
+        card = planning.budgets().get(token.token)
+        if card is not None:
+            spent += card.uses_for(self, now - BUDGET_LOOKBACK)
+        budget, wanted = budget_for(token.card_network), max(at, now)
+        earliest = budget.earliest_allowed(spent, wanted)
         reason = "resumed by an operator"
-        if earliest > max(at, now):
-            reason += f"; moved to {earliest.isoformat()} by the card network's budget"
+        if earliest > wanted:
+            why_full = budget.why_full(spent, wanted)
+            reason += f"; moved to {earliest.isoformat()} by the card network's budget ({why_full})"
         recovery = replace(
             self, status=RecoveryStatus.SCHEDULED, business_status=None, ended_at=None, paused=False
         ).noted(now, "resume_requested", "an operator re-triggered EXECUTE")

@@ -23,6 +23,7 @@ class _Slot:
     standing: TokenStanding
     budget_bound: bool  # the budget, not the policy, set the time
     why: str
+    why_full: str = ""  # the limits that moved the slot, with their editions
 
     @property
     def rank(self) -> tuple[datetime, int, int]:
@@ -54,18 +55,20 @@ def _slot_for(standing: TokenStanding, floor: datetime, config: RetryConfig) -> 
         payday = last.assessment.payday
         why = f"{last.assessment.decline_class.value} decline ({last.assessment.source}), wait {wait}"
     at = max(times)
-    budget_bound = False
+    budget_bound, why_full = False, ""
     # Alternate payday snapping and budget release until both agree (each only moves forward).
     for _ in range(64):
         if payday:
             at = next_payday_slot(at, config.payday_hour_utc)
-        allowed = standing.budget.earliest_allowed(standing.budget_attempts_at, at)
+        allowed = standing.budget.earliest_allowed(standing.budget_uses, at)
         if allowed == at:
             break
+        if not budget_bound:
+            why_full = standing.budget.why_full(standing.budget_uses, at)
         at, budget_bound = allowed, True
     if payday:
         why += "; payday window"
-    return _Slot(at, standing, budget_bound, why)
+    return _Slot(at, standing, budget_bound, why, why_full)
 
 
 def plan_smart(
@@ -101,7 +104,7 @@ def plan_smart(
     best = min(slots, key=lambda s: s.rank)
     token = best.standing.token.token
     if best.budget_bound:
-        return Recheck(best.at, f"network budget used up; token {token} has budget again then")
+        return Recheck(best.at, f"network budget used up ({best.why_full}); token {token} has budget again then")
     at = best.at + draw_jitter(config, rng)
     if at > end:
         return end_recovery(EndOutcome.RETRIES_EXHAUSTED, "next slot falls past the retry window", made)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from .budgets import NetworkBudget, budget_for
+from .budgets import CardUse, NetworkBudget, budget_for
 from .config import RetryConfig
 from .declines import TECHNICAL_ERROR_ASSESSMENT, DeclineAssessment, DeclineClass, assess_decline
 from .model import AttemptOutcome, RecoveryView, TokenState
@@ -24,7 +24,7 @@ class TokenStanding:
     index: int
     budget: NetworkBudget
     # Every authorization that counts for the network budget on this card.
-    budget_attempts_at: tuple[datetime, ...]
+    budget_uses: tuple[CardUse, ...]
     # This system's attempts on the token (plus the billing system's on the primary).
     retries: int
     declines: tuple[DeclineSeen, ...]
@@ -125,13 +125,17 @@ def token_standings(view: RecoveryView, config: RetryConfig) -> tuple[TokenStand
         # The billing system's attempts hit the primary card; placed at its last failure (conservative:
         # they stay inside every window as long as any of them could).
         billing_count = max(view.billing_retry_count, 1) if primary else 0
-        budget_attempts = tuple(a.at for a in own) + (view.billing_failed_at,) * billing_count + token.other_attempts_at
+        budget_uses = (
+            tuple(CardUse(a.at, declined=a.outcome is not AttemptOutcome.SUCCEEDED) for a in own)
+            + (CardUse(view.billing_failed_at),) * billing_count
+            + token.other_uses
+        )
         standings.append(
             TokenStanding(
                 token=token,
                 index=index,
                 budget=budget_for(token.card_network, config.budgets, config.unknown_network_budget),
-                budget_attempts_at=budget_attempts,
+                budget_uses=budget_uses,
                 retries=len(own) + (view.billing_retry_count if primary else 0),
                 declines=tuple(declines),
                 hard_declined=token.hard_declined

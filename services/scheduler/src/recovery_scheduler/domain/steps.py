@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.recovery import RecoveryPayment
 
+from .card_budgets import BUDGET_LOOKBACK
 from .config import RetryConfig
-from .decisions import AwaitBillingSystem, Decision, EndOutcome, EndRecovery, Observe, Recheck, ScheduleAttempt
+from .decisions import (
+    AwaitBillingSystem,
+    Decision,
+    EndOutcome,
+    EndRecovery,
+    Observe,
+    Recheck,
+    ScheduleAttempt,
+    end_recovery,
+)
 from .messages import execute_retry, payment_failed
 from .model import Algorithm, AttemptRecord, RecoveryView, TokenState
 from .planner import decide_next
@@ -26,20 +35,53 @@ if TYPE_CHECKING:
 
 def next_step(recovery: Recovery, planning: Planning, *, new: bool = False) -> Change:
     """Ask the planner and record its answer (`new`: nothing of the recovery is stored yet, so there are no
-    timers to cancel)."""
+    timers to cancel). Past its horizon a recovery ends, whatever it was waiting for."""
     now = planning.now
+    horizon = planning.horizon_at(recovery)
+    if now >= horizon:
+        return horizon_reached(recovery, f"{planning.horizon} since the payment was created", planning, new)
     if recovery.paused:
-        return Change(None, replace(recovery, status=RecoveryStatus.AWAITING_BILLING, updated_at=now))
-    switch_at = recovery.monitoring_switch_at
-    if recovery.algorithm is Algorithm.MONITORING and switch_at and now >= switch_at:
+        return awaiting_billing(recovery, None, planning)
+    switch_at = monitoring_switch_at(recovery.payment, planning)
+    if recovery.algorithm is Algorithm.MONITORING and switch_at is not None and now >= switch_at:
         active = Algorithm(recovery.payment.retry.active_algorithm.value)
         recovery = replace(recovery, algorithm=active).noted(
-            now, "algorithm_switched", f"monitoring period over: {active.value} takes over"
+            now, "algorithm_switched", f"the profile's monitoring period is over: {active.value} takes over"
         )
-    view = planner_view(recovery, planning.budgets_spent())
+    view = planner_view(recovery, planning)
     decision = decide_next(view, now, retry_config(recovery.payment), planning.rng)
     change = _decided(recovery, decision, planning, new)
     return replace(change, recovery=replace(change.recovery, updated_at=now))
+
+
+def monitoring_switch_at(payment: RecoveryPayment, planning: Planning) -> datetime | None:
+    """When the profile's monitoring period ends (wall clock), as Hyperswitch counts it: the threshold from when
+    the profile chose monitoring (`profile_created_at`, the time intake carries for it), not from each payment.
+    None: monitoring without an end (no threshold)."""
+    settings = payment.retry
+    if not settings.monitoring_threshold_seconds:
+        return None
+    started = settings.profile_created_at or payment.created_at
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    return planning.elapsed(started, timedelta(seconds=settings.monitoring_threshold_seconds))
+
+
+def horizon_reached(recovery: Recovery, reason: str, planning: Planning, new: bool) -> Change:
+    decision = end_recovery(EndOutcome.HORIZON_REACHED, f"horizon_reached: {reason}", len(recovery.attempts))
+    return _ended(replace(recovery, paused=False), decision, planning, new)
+
+
+def awaiting_billing(recovery: Recovery, reason: str | None, planning: Planning) -> Change:
+    """Nothing planned until the billing system reports again, or the horizon: a re-plan timer at the horizon
+    ends the recovery then. `reason` None: the plan that stands (paused) keeps its reason."""
+    if reason is None:
+        reason = recovery.plan.reason if isinstance(recovery.plan, AwaitBillingPlan) else "waiting for billing"
+    due = planning.horizon_at(recovery)
+    timer_id = replan_timer_id(recovery.payment_id, recovery.version)
+    timer = Timer(timer_id, TimerKind.REPLAN, due, recovery.payment_id, TimerPurpose.REPLAN.value, planning.now)
+    plan = AwaitBillingPlan(reason, due, timer_id)
+    return Change(None, replace(recovery, status=RecoveryStatus.AWAITING_BILLING, plan=plan), (timer,))
 
 
 def attempt_planned(recovery: Recovery, decision: ScheduleAttempt, planning: Planning) -> tuple[Recovery, Timer]:
@@ -76,35 +118,50 @@ def attempt_planned(recovery: Recovery, decision: ScheduleAttempt, planning: Pla
 
 
 def _decided(recovery: Recovery, decision: Decision, planning: Planning, new: bool) -> Change:
+    horizon = planning.horizon_at(recovery)
     if isinstance(decision, ScheduleAttempt):
+        if planning.wall_time(decision.at) > horizon:
+            reason = f"the next attempt ({decision.at.isoformat()}) would fall after the horizon"
+            return horizon_reached(recovery, reason, planning, new)
         planned, timer = attempt_planned(recovery, decision, planning)
         return Change(None, planned, (timer,))
     if isinstance(decision, Recheck):
         planned, timer = _replan_planned(recovery, decision.at, decision.reason, planning)
         return Change(None, planned, (timer,))
     if isinstance(decision, AwaitBillingSystem):
-        waiting = replace(recovery, status=RecoveryStatus.AWAITING_BILLING, plan=AwaitBillingPlan(decision.reason))
-        return Change(None, waiting.noted(planning.now, "await_billing_system", decision.reason))
+        waiting = awaiting_billing(recovery, decision.reason, planning)
+        return replace(waiting, recovery=waiting.recovery.noted(planning.now, "await_billing_system", decision.reason))
     if isinstance(decision, Observe):
         return _observing(recovery, decision, planning)
     return _ended(recovery, decision, planning, new)
 
 
 def _observing(recovery: Recovery, decision: Observe, planning: Planning) -> Change:
-    shadow = describe_decision(decision.shadow)
+    """Charge nothing: the shadow plan, and a re-plan at the end of the profile's monitoring period or at the
+    horizon (the recovery ends then), whichever comes first."""
+    now, shadow = planning.now, describe_decision(decision.shadow)
+    switch_at = monitoring_switch_at(recovery.payment, planning) if decision.switch_at is not None else None
+    horizon = planning.horizon_at(recovery)
+    due, why = (switch_at, "monitoring period ends") if switch_at and switch_at < horizon else (horizon, "horizon")
+    timer_id = replan_timer_id(recovery.payment_id, recovery.version)
+    timer = Timer(timer_id, TimerKind.REPLAN, due, recovery.payment_id, TimerPurpose.REPLAN.value, now)
     observing = replace(
-        recovery, status=RecoveryStatus.MONITORING, plan=MonitoringPlan(shadow, decision.switch_at)
-    ).noted(planning.now, "monitoring", f"shadow plan: {shadow['reason']}")
-    if decision.switch_at is None:
-        return Change(None, observing)
-    # The re-plan at the switch becomes the plan (the shadow stays in the timeline); the status stays monitoring.
-    observing = replace(observing, monitoring_switch_at=decision.switch_at)
-    planned, timer = _replan_planned(observing, decision.switch_at, "monitoring period ends", planning)
-    return Change(None, replace(planned, status=RecoveryStatus.MONITORING), (timer,))
+        recovery,
+        status=RecoveryStatus.MONITORING,
+        plan=MonitoringPlan(shadow, switch_at, due, timer_id),
+        monitoring_switch_at=switch_at,
+    )
+    return Change(
+        None, observing.noted(now, "monitoring", f"shadow plan: {shadow['reason']}; asks again at the {why}"), (timer,)
+    )
 
 
 def _replan_planned(recovery: Recovery, at: datetime, reason: str, planning: Planning) -> tuple[Recovery, Timer]:
+    """A re-plan at `at` (business time), never after the horizon."""
+    horizon = planning.horizon_at(recovery)
     due = planning.wall_time(at)
+    if due > horizon:
+        at, due, reason = horizon, horizon, f"{reason}; the recovery's horizon comes first: it ends then"
     timer_id = replan_timer_id(recovery.payment_id, recovery.version)
     timer = Timer(timer_id, TimerKind.REPLAN, due, recovery.payment_id, TimerPurpose.REPLAN.value, planning.now)
     planned = replace(recovery, status=RecoveryStatus.SCHEDULED, plan=ReplanPlan(at, due, timer_id, reason))
@@ -119,6 +176,7 @@ def _ended(recovery: Recovery, decision: EndRecovery, planning: Planning, new: b
         status=RecoveryStatus.SUCCEEDED if succeeded else RecoveryStatus.FAILED,
         business_status=decision.business_status,
         plan=None,
+        paused=False,
         ended_at=now,
     ).noted(now, "ended", decision.reason, outcome=decision.outcome.value)
     messages: tuple[Envelope[Any], ...] = ()
@@ -152,11 +210,13 @@ def retry_config(payment: RecoveryPayment) -> RetryConfig:
     return RetryConfig(**kwargs)
 
 
-def planner_view(recovery: Recovery, others: Mapping[str, Sequence[datetime]]) -> RecoveryView:
-    """The recovery as the planner sees it; `others`: other recoveries' attempts on the same cards, by token."""
+def planner_view(recovery: Recovery, planning: Planning) -> RecoveryView:
+    """The recovery as the planner sees it, with the merchant's other recoveries' reservations on its cards."""
     payment = recovery.payment
     hard = set(recovery.hard_declined_tokens)
     first = payment.first_error
+    budgets = planning.budgets()
+    since = planning.now - BUDGET_LOOKBACK
     return RecoveryView(
         algorithm=recovery.algorithm,
         tokens=tuple(
@@ -166,7 +226,7 @@ def planner_view(recovery: Recovery, others: Mapping[str, Sequence[datetime]]) -
                 card_issuer=t.card_issuer,
                 hard_declined=t.token in hard,
                 card_updated_at=recovery.card_updated_at.get(t.token),
-                other_attempts_at=tuple(sorted(others.get(t.token, ()))),
+                other_uses=budgets[t.token].uses_for(recovery, since) if t.token in budgets else (),
             )
             for t in payment.tokens
         ),
@@ -191,4 +251,5 @@ def planner_view(recovery: Recovery, others: Mapping[str, Sequence[datetime]]) -
         first_decline_code=first.code if first else None,
         first_network_advice_code=first.network_advice_code if first else None,
         first_network_decline_code=first.network_decline_code if first else None,
+        monitoring_started_at=payment.retry.profile_created_at,
     )

@@ -1,0 +1,87 @@
+"""The `card_budgets` collection: one document per merchant and card (token), the reservations of the merchant's
+recoveries on that card; written by compare-and-set on `version`, inside the recovery's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from recovery_runtime.mongo import IndexSpec
+from recovery_runtime.unit_of_work import Transaction
+from recovery_scheduler.dependencies import CardBudgetChanged
+from recovery_scheduler.domain.card_budgets import CardBudget, Release, Reservation
+
+CARD_BUDGETS = "card_budgets"
+INDEXES = [
+    # A budget whose reservations all left the longest window goes by itself.
+    IndexSpec(CARD_BUDGETS, [("expires_at", ASCENDING)], "card_budget_ttl", options={"expireAfterSeconds": 0}),
+]
+
+
+def card_budget_id(merchant_id: str, token: str) -> str:
+    return f"{merchant_id}/{token}"
+
+
+def card_budget_document(budget: CardBudget) -> dict[str, Any]:
+    return {
+        "_id": card_budget_id(budget.merchant_id, budget.token),
+        "merchant_id": budget.merchant_id,
+        "token": budget.token,
+        "version": budget.version + 1,
+        "reservations": [asdict(r) for r in budget.reservations],
+        "expires_at": budget.expires_at,
+    }
+
+
+def card_budget_from(doc: dict[str, Any]) -> CardBudget:
+    return CardBudget(
+        merchant_id=doc["merchant_id"],
+        token=doc["token"],
+        version=doc["version"],
+        reservations=tuple(Reservation(**r) for r in doc.get("reservations", ())),
+    )
+
+
+class MongoCardBudgetRepository:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self._budgets = db[CARD_BUDGETS]
+
+    async def read(
+        self, merchant_id: str, tokens: Sequence[str], tx: Transaction | None = None
+    ) -> dict[str, CardBudget]:
+        found = {token: CardBudget(merchant_id, token) for token in tokens}
+        ids = [card_budget_id(merchant_id, token) for token in found]
+        async for doc in self._budgets.find({"_id": {"$in": ids}}, session=tx.session if tx else None):
+            found[doc["token"]] = card_budget_from(doc)
+        return found
+
+    async def reserve(self, budget: CardBudget, tx: Transaction) -> None:
+        doc = card_budget_document(budget)
+        if budget.version == 0:
+            try:
+                await self._budgets.insert_one(doc, session=tx.session)
+            except DuplicateKeyError as taken:
+                # Another recovery stored the card's first reservation; inside a transaction this aborts it.
+                raise CardBudgetChanged(doc["_id"]) from taken
+            return
+        replaced = {key: value for key, value in doc.items() if key != "_id"}
+        result = await self._budgets.replace_one(
+            {"_id": doc["_id"], "version": budget.version}, replaced, session=tx.session
+        )
+        if result.matched_count != 1:
+            raise CardBudgetChanged(doc["_id"])
+
+    async def release(self, release: Release, tx: Transaction) -> None:
+        await self._budgets.update_one(
+            {"_id": card_budget_id(release.merchant_id, release.token)},
+            {
+                "$pull": {"reservations": {"payment_id": release.payment_id, "attempt_number": release.attempt_number}},
+                "$inc": {"version": 1},
+            },
+            session=tx.session,
+        )

@@ -1,0 +1,132 @@
+"""A merchant's budget on one card as stored: its reservations, one per attempt of its recoveries on the card,
+planned or made. A planned attempt reserves its slot in the same transaction as the plan, by compare-and-set on
+the budget's version, so two recoveries (on any number of scheduler instances) cannot both take the last slot;
+an attempt that will not run (the recovery stopped, paused or planned again) gives its slot back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from .budgets import CardUse
+from .model import AttemptOutcome
+from .plans import AttemptPlan
+
+if TYPE_CHECKING:
+    from .planning import Change
+    from .recovery import Recovery
+
+# How long a reservation counts: the longest network-budget window (rolling 30 days) and a day's margin.
+BUDGET_LOOKBACK = timedelta(days=31)
+PLANNED = "planned"  # a reservation's outcome until its attempt is reported (then an AttemptOutcome value)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Attempt `attempt_number` of recovery `payment_id` on the card at `at` (planned business time, or the time
+    it was made), its amount, and its outcome (`planned` until the recovery records the attempt)."""
+
+    payment_id: str
+    attempt_number: int
+    at: datetime
+    amount: int
+    currency: str
+    outcome: str = PLANNED
+
+    def use_for(self, amount: int, currency: str) -> CardUse:
+        """This reservation as a budget counts it for a payment of `amount` `currency`."""
+        same = self.amount == amount and self.currency.upper() == currency.upper()
+        return CardUse(self.at, same_amount=same, declined=self.outcome != AttemptOutcome.SUCCEEDED.value)
+
+
+@dataclass(frozen=True)
+class CardBudget:
+    """One merchant's reservations on one card (token). `version`: the version read (0: none stored yet); the
+    write is a compare-and-set on it."""
+
+    merchant_id: str
+    token: str
+    version: int = 0
+    reservations: tuple[Reservation, ...] = ()
+
+    def others(self, payment_id: str) -> tuple[Reservation, ...]:
+        """The reservations of the merchant's other recoveries (a recovery counts its own from its attempts)."""
+        return tuple(r for r in self.reservations if r.payment_id != payment_id)
+
+    def uses_for(self, recovery: Recovery, since: datetime) -> tuple[CardUse, ...]:
+        payment = recovery.payment
+        others = self.others(recovery.payment_id)
+        return tuple(r.use_for(payment.amount, payment.currency) for r in others if r.at >= since)
+
+    def with_recovery(self, recovery: Recovery, now: datetime) -> CardBudget:
+        """The budget with `recovery`'s reservations on this card as they now are: its attempts on the card (their
+        times and outcomes as recorded) and its planned attempt if it is on this card; reservations older than
+        the lookback dropped. The version stays the one read (the write's compare-and-set)."""
+        payment, since = recovery.payment, now - BUDGET_LOOKBACK
+        own = [
+            Reservation(recovery.payment_id, a.number, a.at, payment.amount, payment.currency, a.outcome.value)
+            for a in recovery.attempts
+            if a.token == self.token
+        ]
+        planned = planned_attempt(recovery)
+        if planned is not None and planned.token == self.token:
+            own.append(
+                Reservation(
+                    recovery.payment_id, planned.attempt_number, planned.planned_at, payment.amount, payment.currency
+                )
+            )
+        kept = [*self.others(recovery.payment_id), *own]
+        return replace(self, reservations=tuple(r for r in kept if r.at >= since))
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """When no reservation counts any more (the stored budget may go)."""
+        latest = max((r.at for r in self.reservations), default=None)
+        return None if latest is None else latest + BUDGET_LOOKBACK
+
+
+@dataclass(frozen=True)
+class Release:
+    """Give back the slot of attempt `attempt_number` of `payment_id` on the merchant's card `token`."""
+
+    merchant_id: str
+    token: str
+    payment_id: str
+    attempt_number: int
+
+
+@dataclass(frozen=True)
+class BudgetWrites:
+    """What a change writes to the card budgets: budgets to store by compare-and-set, slots to give back."""
+
+    reserve: tuple[CardBudget, ...] = ()
+    release: tuple[Release, ...] = ()
+
+
+def planned_attempt(recovery: Recovery | None) -> AttemptPlan | None:
+    """The recovery's planned attempt not made yet (it holds a reservation), if any."""
+    if recovery is None or not isinstance(recovery.plan, AttemptPlan):
+        return None
+    plan = recovery.plan
+    return None if any(a.number == plan.attempt_number for a in recovery.attempts) else plan
+
+
+def budget_writes(change: Change, budgets: Mapping[str, CardBudget] | None, now: datetime) -> BudgetWrites:
+    """A newly planned attempt reserves its slot on the budget read before planning (`budgets`, by token); an
+    attempt planned before that will not run any more (stopped, paused, planned again) gives its slot back."""
+    recovery = change.recovery
+    before, after = planned_attempt(change.before), planned_attempt(recovery)
+    replaced = before is not None and (after is None or after.attempt_id != before.attempt_id)
+    reserve: tuple[CardBudget, ...] = ()
+    if after is not None and (before is None or replaced):
+        if budgets is None:
+            raise ValueError("a planned attempt reserves its slot on the card budget read before planning")
+        read = budgets.get(after.token) or CardBudget(recovery.merchant_id, after.token)
+        reserve = (read.with_recovery(recovery, now),)
+    release: tuple[Release, ...] = ()
+    # The budget rewritten above drops an unplanned attempt of its own card already.
+    if before is not None and replaced and not (reserve and reserve[0].token == before.token):
+        release = (Release(recovery.merchant_id, before.token, recovery.payment_id, before.attempt_number),)
+    return BudgetWrites(reserve, release)
