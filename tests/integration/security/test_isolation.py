@@ -4,6 +4,7 @@ and another merchant's profile are each refused; another merchant's ids answer e
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -211,3 +212,121 @@ def wait_for_recovery(system: System, tenant: Tenant, timeout: float = 20.0) -> 
             return
         time.sleep(0.2)
     raise AssertionError("the scheduler never learned of the recovery")
+
+
+# Which scopes may call each merchant endpoint (docs/security.md, "Scopes"); the admin key may call all.
+PERMITTED = {
+    "GET /v2/merchant-accounts/{merchant}": {"read_only", "management"},
+    "POST /v2/profiles": {"management"},
+    "GET /v2/profiles/{profile}": {"management"},
+    "PUT /v2/profiles/{profile}": {"management"},
+    "POST /v2/profiles/{profile}/webhook-secret/rotate": {"management"},
+    "POST /v2/api-keys": {"management"},
+    "GET /v2/api-keys/list": {"read_only", "management"},
+    "GET /v2/api-keys/{key}": {"read_only", "management"},
+    "DELETE /v2/api-keys/{key}": {"management"},
+    "POST /v2/connector-accounts": {"management"},
+    "GET /v2/connector-accounts/{mca}": {"read_only", "management"},
+    "POST /v2/payments/recovery": {"payments"},
+    "GET /v2/payments/{payment}": {"payments", "read_only"},
+    "POST /events/{merchant}": {"payments", "read_only"},
+    "GET /events/{merchant}/{event}/attempts": {"payments", "read_only"},
+    "POST /events/{merchant}/{event}/retry": {"payments"},
+    "GET /v2/process-trackers/revenue-recovery-workflow/{payment}": {"payments", "read_only"},
+    "POST /v2/process-trackers/revenue-recovery-workflow/{payment}/resume": {"payments"},
+}
+SCOPES = ("payments", "read_only", "management")
+
+
+def mint(system: System, scopes: list[str] | None, by: str | None = None) -> dict[str, Any]:
+    """A new key of A's, made by the admin key or by the key `by`."""
+    a = system.a
+    creator = {"api-key": by or system.scenario.endpoints.admin_api_key, "x-merchant-id": a.setup.merchant_id}
+    body: dict[str, Any] = {"name": "scoped", "expiration": "never"}
+    if scopes is not None:
+        body["scopes"] = scopes
+    created = system.call("POST", "/v2/api-keys", creator, body)
+    assert created.status_code == 200, created.text
+    answer: dict[str, Any] = created.json()
+    return answer
+
+
+@pytest.fixture(scope="module")
+def scoped_keys(system: System) -> dict[str, str]:
+    return {scope: mint(system, [scope])["api_key"] for scope in SCOPES}
+
+
+def test_every_merchant_endpoint_is_listed_with_the_scopes_it_admits() -> None:
+    assert set(PERMITTED) == {str(e) for e in MERCHANT_ENDPOINTS}
+
+
+@pytest.mark.parametrize("scope", SCOPES)
+@pytest.mark.parametrize("endpoint", MERCHANT_ENDPOINTS, ids=str)
+def test_a_key_reaches_only_the_endpoints_its_scope_admits(
+    system: System, scoped_keys: dict[str, str], endpoint: Endpoint, scope: str
+) -> None:
+    a = system.a
+    headers = {"api-key": scoped_keys[scope], "x-profile-id": a.setup.profile_id}
+    # Ids that do not exist: an admitted call goes as far as the lookup (404) and changes nothing of A's.
+    response = system.call(endpoint.method, endpoint.url(None), headers, endpoint.body(a, a))
+    if scope in PERMITTED[str(endpoint)]:
+        assert response.status_code not in (401, 403), (endpoint, scope, response.text)
+    else:
+        assert response.status_code == 403, (endpoint, scope, response.text)
+        error = error_of(response)
+        assert error["code"] == "IR_22" and f"`{scope}`" in error["reason"], error
+
+
+def test_a_key_grants_only_its_own_scopes_and_its_revocation_takes_the_keys_it_minted(system: System) -> None:
+    a = system.a
+    leaked = mint(system, ["management", "payments"])
+    escalate = system.call(
+        "POST", "/v2/api-keys", {"api-key": leaked["api_key"]}, {"name": "x", "expiration": "never", "scopes": SCOPES}
+    )
+    assert escalate.status_code == 403 and "`read_only`" in error_of(escalate)["reason"]
+    child = mint(system, None, by=leaked["api_key"])
+    assert child["scopes"] == ["management", "payments"]
+    grandchild = mint(system, ["payments"], by=child["api_key"])
+    payment = f"/v2/payments/{a.payment_id}"
+    for key in (leaked, child, grandchild):
+        assert system.call("GET", payment, {"api-key": key["api_key"]}).status_code == 200
+
+    revoked = system.call("DELETE", f"/v2/api-keys/{leaked['key_id']}", a.headers())
+    assert revoked.status_code == 200, revoked.text
+    for key in (leaked, child, grandchild):
+        response = system.call("GET", payment, {"api-key": key["api_key"]})
+        assert response.status_code == 401, (key["key_id"], response.text)
+    listed = {k["key_id"] for k in system.call("GET", "/v2/api-keys/list", a.headers()).json()}
+    assert listed.isdisjoint({leaked["key_id"], child["key_id"], grandchild["key_id"]})
+    assert a.key_id in listed
+
+
+@pytest.mark.parametrize("header", ["api-key", "x-merchant-id", "x-profile-id"])
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
+def test_a_credential_header_sent_twice_is_refused(system: System, endpoint: Endpoint, header: str) -> None:
+    a = system.a
+    sent = list(a.headers().items())
+    sent.append((header, "snd_" + uuid.uuid4().hex if header == "api-key" else dict(sent)[header]))
+    response = httpx.request(
+        endpoint.method, f"{system.intake_url}{endpoint.url(a)}", headers=sent, json=endpoint.body(a, a), timeout=30
+    )
+    assert response.status_code == 400, (endpoint, response.text)
+    error = error_of(response)
+    assert error["code"] == "IR_07" and f"{header} (header)" in error["message"], error
+
+
+def test_failed_authentications_are_throttled_per_client_address(system: System) -> None:
+    """From another loopback address (the server sees it as another client): guesses are refused with 429 once
+    the address's failures exceed the burst (30 by default), and then even its valid key waits."""
+    transport = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(transport=transport, base_url=system.intake_url, timeout=30) as guesser:
+        statuses = [
+            guesser.get("/v2/api-keys/list", headers={"api-key": f"snd_{uuid.uuid4().hex}"}).status_code
+            for _ in range(45)
+        ]
+        assert set(statuses) == {401, 429} and statuses[0] == 401 and statuses[-1] == 429, statuses
+        assert statuses.count(401) < 40
+        throttled = guesser.get("/v2/api-keys/list", headers=system.a.headers())
+        assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) >= 1
+        assert error_of(throttled)["code"] == "RR_01"
+    assert system.call("GET", "/v2/api-keys/list", system.a.headers()).status_code == 200

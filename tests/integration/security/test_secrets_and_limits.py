@@ -1,9 +1,12 @@
-"""Secrets at rest (raw documents), secret rotation, body and rate limits, https-only webhook URLs."""
+"""Secrets at rest (raw documents), secret rotation, body and rate limits, keys and profiles capped per merchant,
+https-only webhook URLs."""
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -21,6 +24,8 @@ def intake_settings() -> dict[str, Any]:
         "rate_limit_burst": 40,
         "max_body_bytes": 8192,
         "secret_retirement_interval_seconds": 0.2,
+        "max_api_keys_per_merchant": 4,
+        "max_profiles_per_merchant": 3,
     }
 
 
@@ -122,9 +127,49 @@ def test_webhook_urls_must_be_https_outside_the_development_allow_list(system: S
     assert system.call("POST", "/v2/profiles", a.headers(), body).status_code == 200
 
 
+def test_keys_and_profiles_are_capped_per_merchant(system: System) -> None:
+    b = system.b
+
+    def create_key() -> httpx.Response:
+        return system.call("POST", "/v2/api-keys", b.headers(), {"name": "more", "expiration": "never"})
+
+    # B has the key and the profile the set-up made: 3 more keys, 2 more profiles reach the caps.
+    created = [create_key() for _ in range(3)]
+    assert [r.status_code for r in created] == [200, 200, 200], created[-1].text
+    over = create_key()
+    assert over.status_code == 400 and over.json()["error"]["code"] == "IR_16"
+    assert "MAX_API_KEYS_PER_MERCHANT=4" in over.json()["error"]["message"]
+    assert system.call("DELETE", f"/v2/api-keys/{created[0].json()['key_id']}", b.headers()).status_code == 200
+    assert create_key().status_code == 200
+
+    profiles = [system.call("POST", "/v2/profiles", b.headers(), {"profile_name": f"p{n}"}) for n in range(3)]
+    assert [r.status_code for r in profiles] == [200, 200, 400]
+    assert "MAX_PROFILES_PER_MERCHANT=3" in profiles[-1].json()["error"]["message"]
+    # A's own count is A's: the caps are per merchant.
+    assert system.call("POST", "/v2/api-keys", system.a.headers(), {"name": "a", "expiration": "never"}).is_success
+
+
+def test_a_second_api_key_header_buys_no_fresh_rate_limit_bucket(system: System) -> None:
+    """Reproduced before: a valid key plus a random second `api-key` got a new bucket per request (the limiter
+    read the last header, the authentication the first), so none of 60 requests was limited."""
+    a = system.a
+    answers = [
+        httpx.get(
+            f"{system.intake_url}/v2/api-keys/list",
+            headers=[*a.headers().items(), ("api-key", f"snd_{uuid.uuid4().hex}")],
+            timeout=30,
+        )
+        for _ in range(60)
+    ]
+    assert {r.status_code for r in answers} == {400}, {r.status_code for r in answers}
+    assert "api-key (header)" in answers[0].json()["error"]["message"]
+
+
 def test_a_key_over_its_rate_gets_429_with_retry_after(system: System) -> None:
     a = system.a
-    statuses = [system.call("GET", "/v2/api-keys/list", a.headers()) for _ in range(60)]
+    # Side by side, so that the 60 arrive well within the 10 s the bucket needs to refill 20 (a loaded machine).
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(lambda _: system.call("GET", "/v2/api-keys/list", a.headers()), range(60)))
     limited = [r for r in statuses if r.status_code == 429]
     assert limited, "no request was rate limited"
     assert int(limited[0].headers["retry-after"]) >= 1

@@ -138,6 +138,23 @@ async def test_authorization_header_form_of_the_api_key_is_accepted(tenant: Any,
     assert response.status_code == 200, response.text
 
 
+async def test_an_intent_keeps_only_the_latest_requests_of_its_invoice(
+    serve: Any, isolation: Isolation, db: Any
+) -> None:
+    intake = serve(build_service(settings_for(IntakeSettings, isolation, admin_api_key=ADMIN, intent_requests_kept=3)))
+    endpoints = Endpoints(intake.url, serve(stripe_app()).url, serve(receiver_app()).url, ADMIN)
+    scenario = SeedScenario(endpoints, say=lambda _: None)
+    setup = scenario.bootstrap()
+    url = f"{intake.url}/v2/payments/recovery"
+    answers = [
+        httpx.post(url, json=recovery_body(setup, connector_transaction_id=f"tx_{n}"), headers=setup.headers())
+        for n in range(7)
+    ]
+    assert {a.status_code for a in answers} == {200} and len({a.json()["id"] for a in answers}) == 1
+    stored = db.payment_intents.find_one({"_id": answers[0].json()["id"]})
+    assert [r["connector_transaction_id"] for r in stored["requests"]] == ["tx_4", "tx_5", "tx_6"]
+
+
 async def test_broker_entry_dead_letters_bad_messages_with_the_reason_and_keeps_consuming(
     tenant: Any, intake: Any, isolation: Isolation, db: Any
 ) -> None:

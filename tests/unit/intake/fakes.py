@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import httpx
+
 from recovery_contracts.payments import IntentStatus
 from recovery_intake.app import build_service
 from recovery_intake.domain.api_keys import hash_api_key
@@ -202,6 +204,12 @@ class Intake:
 
     def headers(self) -> dict[str, str]:
         return {"api-key": API_KEY, "x-profile-id": PROFILE}
+
+
+def http_client(svc: Intake, *, address: str = "127.0.0.1", headers: dict[str, str] | None = None) -> httpx.AsyncClient:
+    """A client of intake's HTTP API over ASGI (no server), from the client address `address`."""
+    transport = httpx.ASGITransport(app=svc.service.app, client=(address, 40_000))
+    return httpx.AsyncClient(transport=transport, base_url="http://intake", headers=headers)
 
 
 def intake(**settings: object) -> Intake:

@@ -10,15 +10,10 @@ import pytest
 
 from recovery_intake.adapters.cached_reads import CachedReads
 
-from .fakes import API_KEY, MERCHANT, PROFILE, Intake, intake
+from .fakes import API_KEY, MERCHANT, PROFILE, http_client, intake
 from .recovery_requests import recovery_body
 
 KEYS = "/v2/api-keys/list"
-
-
-def client_of(svc: Intake, address: str = "10.0.0.1") -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=svc.service.app, client=(address, 40_000))
-    return httpx.AsyncClient(transport=transport, base_url="http://intake")
 
 
 def assert_error(response: httpx.Response, status: int, code: str, *mentions: str) -> str:
@@ -35,7 +30,7 @@ async def test_a_second_api_key_header_buys_no_fresh_rate_limit_bucket() -> None
     """The bypass: the limiter counted the last `api-key`, the authentication the first, so a valid key plus a
     random second one got a new bucket per request. Now such a request is refused, whatever its second key."""
     svc = intake(rate_limit_per_second=0.001, rate_limit_burst=3)
-    async with client_of(svc) as client:
+    async with http_client(svc) as client:
         answers = [
             await client.get(KEYS, headers=[("api-key", API_KEY), ("api-key", f"snd_{uuid.uuid4().hex}")])
             for _ in range(10)
@@ -66,7 +61,7 @@ async def test_every_credential_header_sent_twice_is_refused_before_anything_is_
     headers: list[tuple[str, str]], named: str
 ) -> None:
     svc = intake()
-    async with client_of(svc) as client:
+    async with http_client(svc) as client:
         response = await client.post("/v2/payments/recovery", json=recovery_body(), headers=headers)
     assert_error(response, 400, "IR_07", named)
     assert svc.intents.intents == {} and svc.publisher.published == [] and svc.api_keys.lookups == []
@@ -74,7 +69,7 @@ async def test_every_credential_header_sent_twice_is_refused_before_anything_is_
 
 async def test_the_authorization_form_alone_authenticates() -> None:
     svc = intake()
-    async with client_of(svc) as client:
+    async with http_client(svc) as client:
         response = await client.get(KEYS, headers={"authorization": f"api-key={API_KEY}"})
         assert response.status_code == 200, response.text
         # Another scheme is not ours: ignored, so the request carries no key.
@@ -84,7 +79,7 @@ async def test_the_authorization_form_alone_authenticates() -> None:
 
 async def test_failed_authentications_are_throttled_per_address_before_any_lookup() -> None:
     svc = intake(auth_failure_per_second=0.001, auth_failure_burst=3)
-    async with client_of(svc, "10.0.0.66") as attacker, client_of(svc, "10.0.0.7") as merchant:
+    async with http_client(svc, address="10.0.0.66") as attacker, http_client(svc, address="10.0.0.7") as merchant:
         guesses = [await attacker.get(KEYS, headers={"api-key": f"snd_{uuid.uuid4().hex}"}) for _ in range(8)]
         assert [r.status_code for r in guesses] == [401, 401, 401, 429, 429, 429, 429, 429]
         assert_error(guesses[3], 429, "RR_01", "failed authentications")
@@ -100,7 +95,7 @@ async def test_failed_authentications_are_throttled_per_address_before_any_looku
 
 async def test_a_wrong_admin_key_is_a_failed_authentication_too() -> None:
     svc = intake(auth_failure_per_second=0.001, auth_failure_burst=2)
-    async with client_of(svc) as client:
+    async with http_client(svc) as client:
         body = {"merchant_name": "probe"}
         answers = [
             await client.post("/v2/merchant-accounts", json=body, headers={"api-key": "guess"}) for _ in range(3)

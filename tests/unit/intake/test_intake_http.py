@@ -14,7 +14,7 @@ from recovery_contracts.envelope import MessageType
 from recovery_intake.handlers.secret_rotation import SecretRotation
 from recovery_runtime.secrets import SecretBox
 
-from .fakes import MERCHANT, PROFILE, SETTINGS, Intake, intake
+from .fakes import MERCHANT, PROFILE, SETTINGS, Intake, http_client, intake
 from .recovery_requests import REFERENCE, recovery_body, with_token
 
 RECOVERY = "/v2/payments/recovery"
@@ -27,8 +27,7 @@ def svc() -> Intake:
 
 @pytest.fixture
 async def client(svc: Intake) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=svc.service.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://intake", headers=svc.headers()) as http:
+    async with http_client(svc, headers=svc.headers()) as http:
         yield http
 
 
@@ -163,8 +162,7 @@ async def test_a_rotated_secret_signs_beside_the_old_one_until_the_overlap_ends(
 
 async def test_an_invoice_keeps_only_its_latest_requests() -> None:
     svc = intake(intent_requests_kept=2)
-    transport = httpx.ASGITransport(app=svc.service.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://intake", headers=svc.headers()) as client:
+    async with http_client(svc, headers=svc.headers()) as client:
         for n in range(5):
             answer = await client.post(RECOVERY, json=recovery_body(connector_transaction_id=f"tx_{n}"))
             assert answer.status_code == 200, answer.text

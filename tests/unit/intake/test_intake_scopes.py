@@ -21,7 +21,7 @@ from recovery_intake.domain.access import (
     permits,
 )
 
-from .fakes import ADMIN_KEY, API_KEY, MERCHANT, PROFILE, Intake, intake
+from .fakes import ADMIN_KEY, API_KEY, MERCHANT, PROFILE, Intake, http_client, intake
 from .recovery_requests import recovery_body
 
 P, R, M = ApiKeyScope.PAYMENTS, ApiKeyScope.READ_ONLY, ApiKeyScope.MANAGEMENT
@@ -49,8 +49,7 @@ def svc() -> Intake:
 
 @pytest.fixture
 async def client(svc: Intake) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=svc.service.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://intake") as http:
+    async with http_client(svc) as http:
         yield http
 
 
@@ -177,8 +176,7 @@ async def test_a_key_cannot_mint_one_that_outlives_it(svc: Intake, client: httpx
 
 async def test_keys_and_profiles_are_capped_per_merchant() -> None:
     svc = intake(max_api_keys_per_merchant=3, max_profiles_per_merchant=2)
-    transport = httpx.ASGITransport(app=svc.service.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+    async with http_client(svc) as client:
         expiring = (svc.clock.now() + timedelta(hours=1)).isoformat()
         await mint(client, API_KEY, expiration=expiring)
         third = await mint(client, API_KEY)
