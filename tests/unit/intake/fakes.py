@@ -161,14 +161,15 @@ class FakeApiKeys:
         if key is None or key["revoked"]:
             return []
         key.update(revoked=True, revoked_at=now)
-        revoked, frontier = [key_id], [key_id]
+        revoked, seen, frontier = [key_id], {key_id}, [key_id]
         while frontier:
-            minted = [k for k in self.keys.values() if k.get("created_by_key") in frontier]
-            frontier = [k["_id"] for k in minted if k["_id"] not in revoked]
+            minted = [k for k in self.keys.values() if k.get("created_by_key") in frontier and k["_id"] not in seen]
+            frontier = [k["_id"] for k in minted]
+            seen.update(frontier)
             for k in minted:
                 if not k["revoked"]:
                     k.update(revoked=True, revoked_at=now, revoked_with=key_id)
-            revoked += frontier
+                    revoked.append(k["_id"])
         return revoked
 
 

@@ -1,4 +1,5 @@
-"""`/v2/api-keys`: merchant keys, shown once at creation and stored only as a keyed hash."""
+"""`/v2/api-keys`: merchant keys, shown once at creation and stored only as a keyed hash, with their scopes
+(an extension); revoking one revokes the keys it minted (`handlers.api_keys`)."""
 
 from __future__ import annotations
 
