@@ -12,7 +12,7 @@ from faststream.rabbit import TestRabbitBroker
 from pymongo.errors import AutoReconnect
 
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
-from recovery_contracts.messages import DeliverWebhook
+from recovery_contracts.messages import DeliverWebhook, ProfileUpdated
 from recovery_runtime import bus
 from recovery_runtime.bus import AlreadyApplied, MessageRejected
 from recovery_runtime.service import Service
@@ -21,6 +21,7 @@ from recovery_runtime.testing import InMemoryUnitOfWork, RecordingPublisher, pub
 from recovery_runtime.topology import ConsumerQueue
 
 QUEUE = "dispatcher.deliver-webhook"
+OTHER_QUEUE = "dispatcher.profile-updated"
 
 
 def deliver(payment: str = "pay_1", retry: int = 1) -> Envelope[DeliverWebhook]:
@@ -161,3 +162,44 @@ async def test_lanes_keep_one_key_in_order_while_other_keys_run_beside_it() -> N
         release_first.set()
         await asyncio.gather(first, second)
     assert order == ["pay_b#1", "pay_a#1", "pay_a#2"]
+
+
+async def test_queues_sharing_lanes_keep_one_key_in_order_across_them_within_one_bound() -> None:
+    from recovery_runtime.consumer import Lanes
+
+    recorder = RecordingPublisher()
+    svc = service(recorder)
+    release = asyncio.Event()
+    order: list[str] = []
+    inside = 0
+    most_inside = 0
+
+    async def handle(envelope: Envelope[Any], queue: ConsumerQueue) -> None:
+        nonlocal inside, most_inside
+        inside += 1
+        most_inside = max(most_inside, inside)
+        if envelope.correlation_id == "pay_a" and queue.name == QUEUE:
+            await release.wait()
+        order.append(f"{envelope.correlation_id}@{queue.name}")
+        inside -= 1
+
+    shared = Lanes(max_in_flight=2)
+    svc.consume(QUEUE, handle, lane_of=lambda e: e.correlation_id, lanes=shared)
+    svc.consume(OTHER_QUEUE, handle, lane_of=lambda e: e.correlation_id, lanes=shared)
+    async with TestRabbitBroker(svc.broker) as broker:
+        first = asyncio.create_task(publish(broker, QUEUE, deliver("pay_a")))
+        await asyncio.sleep(0)
+        update = envelope_for(
+            MessageType.PROFILE_UPDATED,
+            ProfileUpdated(profile_id="p1", merchant_id="m1", version=1),
+            correlation_id="pay_a",
+        )
+        second = asyncio.create_task(publish(broker, OTHER_QUEUE, update))
+        others = [asyncio.create_task(publish(broker, QUEUE, deliver(f"pay_{n}"))) for n in range(3)]
+        await asyncio.sleep(0.05)
+        assert not any(o.startswith("pay_a") for o in order)  # the second waits behind the first, across queues
+        release.set()
+        await asyncio.gather(first, second, *others)
+    assert order.index(f"pay_a@{QUEUE}") < order.index(f"pay_a@{OTHER_QUEUE}")
+    assert most_inside <= 2
+    assert len(order) == 5

@@ -21,7 +21,7 @@ import asyncio
 import contextvars
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from faststream import AckPolicy, BaseMiddleware
@@ -39,6 +39,7 @@ from recovery_runtime.topology import QUEUES, ConsumerQueue
 
 log = structlog.get_logger(__name__)
 
+T = TypeVar("T")
 Handler = Callable[[Envelope[Any], ConsumerQueue], Awaitable[None]]
 LaneOf = Callable[[Envelope[Any]], str | None]
 
@@ -56,13 +57,17 @@ def summarise(error: ValidationError) -> str:
 
 
 class Lanes:
-    """Per-key ordering: `enter(key)` waits for the earlier messages of the same key, `leave` lets the next go.
+    """Per-key ordering: a message takes its key's turn on arrival and waits for the earlier messages of that key.
 
     The turn is taken synchronously on arrival (before any await), so the order is the order deliveries reached
-    the pipeline; a failed message still hands the turn on (its redelivery comes later, behind the others)."""
+    the pipeline; a failed message still hands the turn on (its redelivery comes later, behind the others).
+    One `Lanes` may serve several queues of a service (the dispatcher's payment events and webhook retries share
+    the payment's lane), and `max_in_flight` bounds how many of their messages are handled at once: slots are
+    taken in arrival order, after the turn, so a message never holds a slot its predecessor is waiting for."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_in_flight: int | None = None) -> None:
         self._tails: dict[str, asyncio.Future[None]] = {}
+        self._slots = asyncio.Semaphore(max_in_flight) if max_in_flight else None
 
     def __len__(self) -> int:
         return len(self._tails)
@@ -79,15 +84,35 @@ class Lanes:
         if self._tails.get(key) is mine:
             del self._tails[key]
 
+    async def run(self, key: str | None, call: Callable[[], Awaitable[T]]) -> T:
+        """`call` in `key`'s turn (none: at once) and within the in-flight bound."""
+        previous, mine = self.take_turn(key) if key is not None else (None, None)
+        try:
+            if self._slots is not None:
+                await self._slots.acquire()
+            try:
+                if previous is not None:
+                    # The same key's earlier message first (its result does not matter, its turn does).
+                    await asyncio.shield(previous)
+                return await call()
+            finally:
+                if self._slots is not None:
+                    self._slots.release()
+        finally:
+            if key is not None and mine is not None:
+                self.hand_on(key, mine)
+
 
 class ConsumerPipeline:
     """The middleware factory of one queue's subscriber (FastStream builds one middleware per delivery)."""
 
-    def __init__(self, queue: ConsumerQueue, publisher: Publisher, lane_of: LaneOf | None = None) -> None:
+    def __init__(
+        self, queue: ConsumerQueue, publisher: Publisher, lane_of: LaneOf | None = None, lanes: Lanes | None = None
+    ) -> None:
         self.queue = queue
         self.publisher = publisher
         self.lane_of = lane_of
-        self.lanes = Lanes()
+        self.lanes = lanes if lanes is not None else Lanes()
         self.model = envelope_model(queue.message_type)
 
     def __call__(self, msg: Any, /, *, context: Any) -> _PipelineRun:
@@ -136,10 +161,7 @@ class _PipelineRun(BaseMiddleware):
             _ENVELOPE.set(envelope)
             lane = pipeline.lane_of(envelope) if pipeline.lane_of is not None else None
             try:
-                if lane is None:
-                    result = await through_outages(lambda: call_next(msg), queue.name)
-                else:
-                    result = await self._in_lane(lane, lambda: call_next(msg))
+                result = await pipeline.lanes.run(lane, lambda: through_outages(lambda: call_next(msg), queue.name))
             except AlreadyApplied:
                 log.info("message.duplicate")
                 metrics.MESSAGES_CONSUMED.labels(queue.name, "duplicate").inc()
@@ -161,24 +183,18 @@ class _PipelineRun(BaseMiddleware):
         finally:
             structlog.contextvars.unbind_contextvars("queue", "message_id", "payment_id")
 
-    async def _in_lane(self, lane: str, call: Callable[[], Awaitable[Any]]) -> Any:
-        lanes = self.pipeline.lanes
-        previous, mine = lanes.take_turn(lane)
-        try:
-            if previous is not None:
-                # The same key's earlier message first (its result does not matter, its turn does).
-                await asyncio.shield(previous)
-            return await through_outages(call, self.pipeline.queue.name)
-        finally:
-            lanes.hand_on(lane, mine)
-
 
 def subscribe(
-    queue_name: str, handler: Handler, publisher: Publisher, *, lane_of: LaneOf | None = None
+    queue_name: str,
+    handler: Handler,
+    publisher: Publisher,
+    *,
+    lane_of: LaneOf | None = None,
+    lanes: Lanes | None = None,
 ) -> tuple[RabbitRouter, RabbitSubscriber]:
     """A router holding `queue_name`'s subscriber with the pipeline around `handler`; include it in the broker."""
     queue = QUEUES[queue_name]
-    router = RabbitRouter(middlewares=[ConsumerPipeline(queue, publisher, lane_of)])
+    router = RabbitRouter(middlewares=[ConsumerPipeline(queue, publisher, lane_of, lanes)])
 
     async def on_message() -> None:
         await handler(_ENVELOPE.get(), queue)

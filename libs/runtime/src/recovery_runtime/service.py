@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_l
 
 from recovery_runtime.bus import Publisher
 from recovery_runtime.clock import Clock, SystemClock, TimeScale
-from recovery_runtime.consumer import Handler, LaneOf, subscribe
+from recovery_runtime.consumer import Handler, LaneOf, Lanes, subscribe
 from recovery_runtime.consumer_watchdog import consumer_problem, queue_name, restart_subscriber
 from recovery_runtime.logging import configure_logging
 from recovery_runtime.metrics import DeadLetterDepthProbe
@@ -126,10 +126,13 @@ class Service:
 
     # -- composition ---------------------------------------------------------------------------------
 
-    def consume(self, queue_name: str, handler: Handler, *, lane_of: LaneOf | None = None) -> None:
+    def consume(
+        self, queue_name: str, handler: Handler, *, lane_of: LaneOf | None = None, lanes: Lanes | None = None
+    ) -> None:
         """Consume `queue_name` through the one pipeline (recovery_runtime.consumer); with `lane_of`, messages of
-        one lane key are handled in arrival order while other keys run side by side."""
-        router, subscriber = subscribe(queue_name, handler, self.publisher, lane_of=lane_of)
+        one lane key are handled in arrival order while other keys run side by side. Queues given the same
+        `lanes` share their keys' turns and its in-flight bound."""
+        router, subscriber = subscribe(queue_name, handler, self.publisher, lane_of=lane_of, lanes=lanes)
         self.broker.include_router(router)
         self._subscribers.append(subscriber)
 

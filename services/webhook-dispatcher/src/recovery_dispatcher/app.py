@@ -31,6 +31,7 @@ from recovery_dispatcher.handlers.profile_updated import profile_updated
 from recovery_dispatcher.settings import DispatcherSettings
 from recovery_runtime.bus import Publisher
 from recovery_runtime.clock import Clock, TimeScale
+from recovery_runtime.consumer import Lanes
 from recovery_runtime.egress import EgressGuard, EgressPolicy
 from recovery_runtime.internal_api import InternalCaller
 from recovery_runtime.secrets import SecretBox
@@ -146,14 +147,20 @@ def build_service(settings: DispatcherSettings | None = None, adapters: Dispatch
     service.on_stop(adapters.events.close)
     service.on_stop(adapters.sender.aclose)
     delivery = delivery_of(settings, adapters, service.time_scale)
+    # Messages of one payment, whichever of the three queues they come from, are handled in arrival order
+    # (webhooks of a payment go out in sequence); different payments side by side, at most
+    # WEBHOOK_MAX_IN_FLIGHT at once in this process.
+    payment_lanes = Lanes(settings.webhook_max_in_flight)
     for queue_name, handler in (
         ("dispatcher.payment-succeeded", payment_succeeded),
         ("dispatcher.payment-failed", payment_failed),
         ("dispatcher.deliver-webhook", deliver_webhook),
     ):
-        # Messages of one payment are handled in arrival order; different payments side by side.
         service.consume(
-            queue_name, functools.partial(handler, delivery), lane_of=lambda envelope: envelope.correlation_id
+            queue_name,
+            functools.partial(handler, delivery),
+            lane_of=lambda envelope: envelope.correlation_id,
+            lanes=payment_lanes,
         )
     service.consume(
         "dispatcher.profile-updated", functools.partial(profile_updated, adapters.endpoints, adapters.unit_of_work)

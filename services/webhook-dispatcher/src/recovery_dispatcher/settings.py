@@ -23,8 +23,10 @@ class DispatcherSettings(ServiceSettings):
     # How long one dispatcher may hold an event it is delivering before another may take it over.
     webhook_delivery_lease_seconds: float = Field(default=60.0, gt=0)
     webhook_user_agent: str = "recovery-engine-webhooks/1"
-    # Deliveries in flight per queue: the broker hands each of the dispatcher's consumers this many
-    # unacknowledged messages and each is handled in a task of its own (the services' default is 100).
+    # Deliveries in flight in this process, all delivery queues together (they share one set of payment lanes).
+    webhook_max_in_flight: int = Field(default=256, ge=1, le=10_000)
+    # The broker hands each of the dispatcher's consumers this many unacknowledged messages, each handled in a
+    # task of its own (the services' default of 100 would cap a delivery queue below `webhook_max_in_flight`).
     prefetch_count: int = Field(default=256, ge=1, le=1000)
     # Deliveries in flight to one endpoint URL at a time (a slow endpoint holds only its own slots).
     webhook_endpoint_concurrency: int = Field(default=16, ge=1, le=1000)
