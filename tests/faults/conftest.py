@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from fault_harness import COMMON_ENV, COMPONENT_ENV, ITERATIONS, Figures
 from private_rabbitmq import PrivateRabbitMQ, available
+from tcp_proxy import TcpProxy
 
 from recovery_cli.stack import Stack, StackConfig
 
@@ -40,7 +41,18 @@ def fault_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]
     """`fault_stack(rabbitmq_url, instances=..., env=...)` starts the whole system with its own on-disk SecantusDB."""
     stacks: list[Stack] = []
 
-    def start(rabbitmq_url: str, instances: dict[str, int] | None = None, env: dict[str, str] | None = None) -> Stack:
+    def start(
+        rabbitmq_url: str,
+        instances: dict[str, int] | None = None,
+        env: dict[str, str] | None = None,
+        component_env: dict[str, dict[str, str]] | None = None,
+        ports: dict[str, int] | None = None,
+    ) -> Stack:
+        """`component_env` is laid over the suite's per-component settings; `ports` fixes some ports (e.g. the
+        database's, for a proxy in front of it)."""
+        merged = {name: dict(values) for name, values in COMPONENT_ENV.items()}
+        for name, values in (component_env or {}).items():
+            merged[name] = {**merged.get(name, {}), **values}
         config = StackConfig(
             run_dir=tmp_path / f"run-{len(stacks) + 1}",
             rabbitmq_url=rabbitmq_url,
@@ -51,7 +63,8 @@ def fault_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]
             free_ports=True,
             instances=instances or {},
             extra_env={**COMMON_ENV, **(env or {})},
-            component_env=COMPONENT_ENV,
+            component_env=merged,
+            ports=ports or {},
             readiness_timeout=120.0,
             stop_grace=10.0,
             log_level="INFO",
@@ -74,6 +87,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+@pytest.fixture
+def tcp_proxies() -> Iterator[list[TcpProxy]]:
+    """Proxies a test starts (append them); stopped after its stack (ask for this fixture before fault_stack)."""
+    proxies: list[TcpProxy] = []
+    yield proxies
+    for proxy in proxies:
+        proxy.stop()
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,36 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
-from fault_harness import COMMON_ENV, ITERATIONS, Chaos, FaultRun, Figures, all_instances
+from fault_harness import (
+    COMMON_ENV,
+    ITERATIONS,
+    KINDS,
+    SERVICES,
+    STRIPE_FAULT_KINDS,
+    Chaos,
+    FaultRun,
+    Figures,
+    Kind,
+    all_instances,
+    epoch,
+    record_event_type,
+    record_payment,
+)
+from invariants import check
 from private_rabbitmq import PrivateRabbitMQ
+from strikes import (
+    ProxiedDependencies,
+    cancel_later,
+    cancel_once_succeeded,
+    cancel_while_charging,
+    kill_between_answer_and_settle,
+    pause_while_holding_a_claim,
+)
 
 # A scenario starts a whole stack, strikes, and waits for every recovery to settle: minutes, not seconds.
 pytestmark = pytest.mark.timeout(600 * ITERATIONS)
@@ -39,10 +62,14 @@ def scenario(
     *,
     instances: dict[str, int] | None = None,
     env: dict[str, str] | None = None,
-    balance: bool = True,
+    repeats_record_back: bool = False,
 ) -> FaultRun:
+    """`repeats_record_back`: the strike may make the executor call the record back again (each call with the
+    payment's one idempotency key); otherwise exactly one call per recovered payment is expected."""
+    started = time.monotonic()
     stack = fault_stack(broker_url, instances=instances, env=env)
-    run = FaultRun(stack, name, figures)
+    run = FaultRun(stack, name, figures, started)
+    run.one_record_back_request = not repeats_record_back
     run.bootstrap()
     run.inject_poison()
     with during(run):
@@ -51,9 +78,30 @@ def scenario(
     return run
 
 
-def assert_no_violations(run: FaultRun, balance: bool = True) -> None:
-    violations = run.check(balance)
-    assert not violations, "\n".join(violations)
+@dataclass(frozen=True)
+class KnownBug:
+    """A defect of a service a scenario shows, open until fixed: `violation` is text found in each violation it
+    explains, `reason` says what and where. Strict, like xfail(strict=True) but for these violations only: every
+    other invariant of the scenario is still enforced, the test is reported xfailed while the bug shows, and fails
+    once it no longer does (remove the KnownBug then)."""
+
+    violation: str
+    reason: str
+
+
+def assert_no_violations(run: FaultRun, balance: bool = True, known_bugs: Sequence[KnownBug] = ()) -> None:
+    violations = check(run, balance)
+    unexplained = [v for v in violations if not any(bug.violation in v for bug in known_bugs)]
+    assert not unexplained, "\n".join(unexplained)
+    gone = [bug.reason for bug in known_bugs if not any(bug.violation in v for v in violations)]
+    assert not gone, f"a known bug no longer shows (remove its KnownBug): {gone}"
+    if known_bugs:
+        explained = len(violations) - len(unexplained)
+        run.figures.per_scenario[run.name].update(violations=0, known_bug_violations=explained)
+        run.figures.violations = [
+            f"(known bug) {v}" if v.startswith(f"[{run.name}]") else v for v in run.figures.violations
+        ]
+        pytest.xfail("; ".join(f"{bug.reason} ({explained} violation(s))" for bug in known_bugs))
 
 
 def test_kill_9_of_every_service_at_random_points(fault_stack: Any, fault_broker_url: str, figures: Figures) -> None:
@@ -85,6 +133,7 @@ def test_kill_9_of_every_service_at_random_points(fault_stack: Any, fault_broker
         "kill",
         killing,
         instances={"executor": 2, "scheduler": 2},
+        repeats_record_back=True,
     )
     # Counters live in the processes and die with them: the balance is checked where nothing is killed.
     assert_no_violations(run, balance=False)
@@ -123,6 +172,7 @@ def test_sigterm_stops_each_service_gracefully_mid_run(
         "sigterm",
         rolling,
         instances={"intake": 2, "executor": 2, "scheduler": 2, "webhook-dispatcher": 2},
+        repeats_record_back=True,
     )
     # Exit status: uvicorn re-raises the SIGTERM it handled once shutdown is complete, so -15 (or 0), never
     # -9 (the supervisor's SIGKILL after the deadline); and well within the grace period.
@@ -152,7 +202,7 @@ def test_rabbitmq_stopped_and_started_mid_run(
             yield
         assert not chaos.errors, chaos.errors
 
-    run = scenario(fault_stack, fault_broker_url, figures, "rabbitmq-restart", broker_restart)
+    run = scenario(fault_stack, fault_broker_url, figures, "rabbitmq-restart", broker_restart, repeats_record_back=True)
     assert_no_violations(run)
     # After the restart every service consumes again on its own (its /readyz checks its consumers); the
     # robust connection reconnects every few seconds and the consumer watchdog re-creates lost consumers.
@@ -178,12 +228,21 @@ def test_mongodb_stopped_and_started_mid_run(fault_stack: Any, fault_broker_url:
             yield
         assert not chaos.errors, chaos.errors
 
-    run = scenario(fault_stack, fault_broker_url, figures, "mongodb-restart", database_restart)
+    run = scenario(
+        fault_stack, fault_broker_url, figures, "mongodb-restart", database_restart, repeats_record_back=True
+    )
     assert_no_violations(run)
 
 
 def test_every_message_delivered_twice(fault_stack: Any, fault_broker_url: str, figures: Figures) -> None:
-    run = scenario(fault_stack, fault_broker_url, figures, "duplicates", env={"DUPLICATE_DELIVERIES_FOR_TESTS": "1"})
+    run = scenario(
+        fault_stack,
+        fault_broker_url,
+        figures,
+        "duplicates",
+        env={"DUPLICATE_DELIVERIES_FOR_TESTS": "1"},
+        repeats_record_back=True,
+    )
     published = sum(v for k, v in run.metrics().items() if k.startswith("recovery_messages_published_total"))
     figures.duplicates_injected += int(published // 2)
     assert_no_violations(run)
@@ -198,14 +257,233 @@ def test_merchant_endpoint_down_for_hours_then_back(fault_stack: Any, fault_brok
 
     @contextlib.contextmanager
     def endpoint_down(run: FaultRun) -> Iterator[None]:
-        config = f"{run.stack.receiver_url}/_receiver/config"
-        httpx.post(config, json={"behaviours": [{"status": 503, "times": 100000}]}).raise_for_status()
+        # The webhook endpoint only: the billing system's record-back URL on the same receiver stays up.
+        run.receiver_behaviours([{"path": "/webhooks", "status": 503, "times": 100000}])
         started = time.monotonic()
         yield
         time.sleep(max(0.0, down_seconds - (time.monotonic() - started)))
-        httpx.post(config, json={"behaviours": []}).raise_for_status()
+        run.receiver_behaviours([])
 
     run = scenario(fault_stack, fault_broker_url, figures, "endpoint-down", endpoint_down)
-    refused = [r for r in httpx.get(f"{run.stack.receiver_url}/received").json() if r["response"]["status"] == 503]
+    refused = [r for r in run.deliveries("/webhooks") if r["response"]["status"] == 503]
     assert refused, "the endpoint was never down while webhooks were due"
     assert_no_violations(run)
+
+
+# ---- strikes at exact moments, a misbehaving connector, slow merchants, slow and cut connections ----------------
+
+
+def test_connector_misbehaves_executor_killed_between_answer_and_settle_cancel_races_execute(
+    fault_stack: Any, fault_broker_url: str, figures: Figures
+) -> None:
+    """One stack, three strikes on the charge path:
+    - Stripe answers 500, 409 (its key in flight), 429 and `idempotency_error`, each on a card of its own;
+    - the sandbox charges and holds its answer while the harness SIGKILLs the executor waiting for it (the moment
+      is checked: charge in the ledger, attempt still `charging`), then starts it again;
+    - the billing system cancels invoices around their first attempt: at random moments, once the executor's
+      connector call is in flight, and once the payment succeeded (no charge may follow an accepted cancel)."""
+    started = time.monotonic()
+    # 3 s: the 409 card's first call is held 5 s at the sandbox, so PSYNC re-sends it while its key is in flight.
+    stack = fault_stack(
+        fault_broker_url, instances={"executor": 2}, component_env={"executor": {"CONNECTOR_TIMEOUT_SECONDS": "3"}}
+    )
+    run = FaultRun(stack, "connector", figures, started)
+    run.processes_killed, run.one_record_back_request = True, False
+    run.bootstrap()
+    run.inject_poison()
+    struck: list[dict[str, Any]] = []
+
+    def strike_in_turn(_: int) -> None:
+        for _ in range(ITERATIONS):
+            struck.append(kill_between_answer_and_settle(run, run.push(Kind.KILLED_BEFORE_SETTLE)))
+            cancel_while_charging(run, run.push(Kind.CANCEL_IN_FLIGHT))
+            struck.append(kill_between_answer_and_settle(run, run.push(Kind.KILLED_BEFORE_SETTLE)))
+            cancel_once_succeeded(run, run.push(Kind.CANCEL_AFTER_SUCCESS))
+
+    cancels = []
+    with Chaos(strike_in_turn, times=1, every=0.0) as chaos:
+        run.push_batch(ITERATIONS, [*STRIPE_FAULT_KINDS, Kind.IMMEDIATE, Kind.HARD])
+        for _ in range(3 * ITERATIONS):
+            # The first attempt is due 60 business seconds (60 ms) after the request, plus the scheduler's and
+            # the executor's own work: cancels from 0 to 400 ms land before, during and after it.
+            cancels.append(cancel_later(run, run.push(Kind.CANCEL_RACE), random.uniform(0.0, 0.4)))
+    assert not chaos.errors, chaos.errors
+    for thread in cancels:
+        thread.join(timeout=60)
+    run.wait_until_settled(SETTLE_SECONDS)
+    cancelled = [r for r in run.recoveries if r.cancel_answer is not None]
+    run.tally.update(
+        kills_between_answer_and_settle=len(struck),
+        kill_ms_after_charge=[s["ms_after_charge"] for s in struck],
+        cancels_accepted=sum(r.cancel_accepted for r in cancelled),
+        cancels_refused=sum(not r.cancel_accepted for r in cancelled),
+        stripe_answers_seen={answer: run.log_count("executor", text) for answer, text in CONNECTOR_ANSWERS.items()},
+    )
+    assert all(run.tally["stripe_answers_seen"].values()), f"a connector fault never struck: {run.tally}"
+    assert_no_violations(run, balance=False, known_bugs=[CHARGE_AFTER_ACCEPTED_CANCEL])
+
+
+CHARGE_AFTER_ACCEPTED_CANCEL = KnownBug(
+    "after intake had accepted the cancel",
+    "intake answers a cancel `cancelled` while an attempt is being charged (or about to be: the executor's charge "
+    "guard reads its projection of recovery.updated, which lags intake's answer): the charge lands after the "
+    "billing system was told the invoice is cancelled",
+)
+
+
+# What the executor logs (attempt.unknown's message) for each of the sandbox's answers.
+CONNECTOR_ANSWERS = {
+    "500": "An unknown error occurred",
+    "409": "another in-progress request",
+    "429": "Too many requests",
+    "idempotency_error": "Keys for idempotent requests",
+}
+
+
+def test_slow_and_timing_out_merchant_endpoints_beside_a_fast_one(
+    fault_stack: Any, fault_broker_url: str, figures: Figures
+) -> None:
+    """Three merchants: one whose endpoint answers 2xx after 10 s, one whose endpoint does not answer within the
+    dispatcher's timeout (15 s, the production default), and a fast one, whose webhooks must keep arriving within
+    seconds of the charge. The dispatcher gets few slots (3 deliveries in flight per queue, 2 per endpoint), so
+    that this small batch fills them: three slow deliveries are queued ahead of the fast merchant's. The timing-out
+    merchant's payment fails, then is paid with a new card: its second event (payment_succeeded) must wait until
+    the first (payment_failed) was answered. In CI the timing-out endpoint answers the first event's retry; with
+    FAULTS_ITERATIONS > 1 it never answers in time and both events end `failed` after their retries."""
+    started = time.monotonic()
+    stack = fault_stack(
+        fault_broker_url,
+        component_env={
+            "webhook-dispatcher": {
+                "WEBHOOK_TOTAL_TIMEOUT_SECONDS": "15",
+                "WEBHOOK_RETRY_SCHEDULE_SECONDS": "60",
+                "PREFETCH_COUNT": "3",
+                "WEBHOOK_ENDPOINT_CONCURRENCY": "2",
+            }
+        },
+    )
+    run = FaultRun(stack, "merchants", figures, started)
+    never_answers = ITERATIONS > 1
+    run.bootstrap()
+    run.add_merchant("slow", "/webhooks/slow")
+    run.add_merchant("timeout", "/webhooks/timeout", answers=not never_answers)
+    run.receiver_behaviours(
+        [
+            {"path": "/webhooks/slow", "status": 200, "sleep_seconds": SLOW_ANSWER_SECONDS, "times": 100000},
+            # In CI only the first delivery times out (the first event's; the second event waits for it).
+            {"path": "/webhooks/timeout", "status": 504, "sleep_seconds": 16, "times": 100000 if never_answers else 1},
+        ]
+    )
+    run.inject_poison()
+    # The slow merchant's webhooks are queued first, the fast merchant's behind them.
+    run.push_batch(3 * ITERATIONS, [Kind.IMMEDIATE], merchant="slow")
+    run.push_batch(1, [Kind.REOPENED], merchant="timeout")
+    run.push_batch(ITERATIONS, [Kind.IMMEDIATE, Kind.IMMEDIATE, Kind.SOFT, Kind.HARD, Kind.REOPENED])
+    run.reopen_failed()
+    run.extra_invariants.append(fast_merchant_kept_flowing)
+    run.wait_until_settled(SETTLE_SECONDS)
+    deliveries = run.webhook_deliveries()
+    run.tally.update(
+        slow_answers=sum(1 for d in deliveries if d["path"] == "/webhooks/slow"),
+        timed_out=sum(1 for d in deliveries if d["path"] == "/webhooks/timeout" and d["response"]["status"] == 504),
+        fast_webhook_seconds_max=round(max(fast_latencies(run).values(), default=0.0), 2),
+    )
+    assert_no_violations(run, known_bugs=[SLOW_ENDPOINT_HOLDS_THE_QUEUE])
+
+
+SLOW_ENDPOINT_HOLDS_THE_QUEUE = KnownBug(
+    "held up behind the slow endpoints",
+    "the dispatcher waits for the endpoint's slot (handlers/delivery.py `_send`: `async with self.health.slot(url)`) "
+    "inside a handler that already holds one of the queue's PREFETCH_COUNT deliveries: deliveries queued for a "
+    "saturated slow endpoint fill every slot and the fast merchant's wait (issue 15, item 7)",
+)
+
+
+SLOW_ANSWER_SECONDS = 10.0
+# A fast merchant's webhook arrives within this of the charge that decided it, whatever the slow ones do.
+FAST_WEBHOOK_SECONDS = 5.0
+
+
+def fast_latencies(run: FaultRun) -> dict[tuple[str, str], float]:
+    """(payment, event type) of the fast merchant -> seconds from the deciding charge to the first arrival."""
+    ledger, deliveries = run.ledger(), run.deliveries("/webhooks")
+    latencies = {}
+    for r in run.recoveries:
+        if r.merchant != "main":
+            continue
+        charges = run.charges_of(r, ledger)
+        for event_type in run.expected_events(r, ledger):
+            arrivals = [
+                epoch(d["received_at"])
+                for d in deliveries
+                if record_payment(d) == r.payment_id and record_event_type(d) == event_type
+            ]
+            status = "succeeded" if event_type == "payment_succeeded" else "failed"
+            deciding = [float(c["created_at"]) for c in charges if c["status"] == status]
+            if arrivals and deciding:
+                first = min(arrivals)
+                latencies[(r.payment_id, event_type)] = first - max(t for t in deciding if t <= first)
+    return latencies
+
+
+def fast_merchant_kept_flowing(run: FaultRun, ledger: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"{payment}: the fast merchant's {event_type} arrived {seconds:.1f} s after its charge "
+        f"(more than {FAST_WEBHOOK_SECONDS:.0f} s: held up behind the slow endpoints)"
+        for (payment, event_type), seconds in fast_latencies(run).items()
+        if seconds > FAST_WEBHOOK_SECONDS
+    ]
+
+
+def test_database_and_broker_slowed_one_service_cut_off_scheduler_paused_past_its_lease(
+    tcp_proxies: list[Any], fault_stack: Any, fault_broker_url: str, figures: Figures
+) -> None:
+    """Every service reaches the database and the broker through a proxy of its own that adds latency
+    (20-30 ms each way); while the batch runs, one service is cut off from both for 4 s (its connections reset,
+    new ones refused), and one of two schedulers is stopped (SIGSTOP) the moment it holds a timer claim, for
+    three times its 2 s lease, while the other takes the claim over; then SIGCONT."""
+    started = time.monotonic()
+    deps = ProxiedDependencies.start(fault_broker_url, tcp_proxies)
+    component_env = deps.component_env()
+    component_env["scheduler"]["TIMER_LEASE_SECONDS"] = str(LEASE_SECONDS)
+    stack = fault_stack(
+        fault_broker_url,
+        instances={"scheduler": 2},
+        component_env=component_env,
+        ports={"secantusdb": deps.database_port},
+    )
+    run = FaultRun(stack, "slow-and-cut", figures, started)
+    run.one_record_back_request = False
+    run.bootstrap()
+    run.inject_poison()
+    deps.slow(0.02, 0.01)
+    victims = [SERVICES[(2 + i) % len(SERVICES)] for i in range(ITERATIONS)]  # the executor first
+    schedulers = run.stack.instances("scheduler")
+    paused: list[dict[str, Any]] = []
+
+    def push_slowly(_: int) -> None:
+        for recovery_kind in random.sample(KINDS * PER_KIND, len(KINDS) * PER_KIND):
+            run.push(recovery_kind)
+            time.sleep(1.0)
+
+    with Chaos(push_slowly, times=1, every=0.0) as pushing:
+        for i, victim in enumerate(victims):
+            time.sleep(1.5)
+            deps.cut_off(victim, CUT_SECONDS)
+            figures.connection_cuts += 1
+            paused.append(pause_while_holding_a_claim(run, schedulers[i % 2], 3 * LEASE_SECONDS))
+    assert not pushing.errors, pushing.errors
+    run.wait_until_settled(SETTLE_SECONDS)
+    run.tally.update(
+        cut_off=victims,
+        connections_reset=sum(p.figures.cut_connections for p in deps.all()),
+        connections_refused=sum(p.figures.refused_while_cut for p in deps.all()),
+        paused=[p["scheduler"] for p in paused],
+        claims_taken_over=run.log_count("scheduler", "timers.claim_taken_over"),
+    )
+    assert_no_violations(run)
+    assert run.tally["claims_taken_over"] >= len(paused), f"no claim of a paused scheduler was taken over: {run.tally}"
+
+
+LEASE_SECONDS = 2.0
+CUT_SECONDS = 4.0

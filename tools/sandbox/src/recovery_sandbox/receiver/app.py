@@ -24,10 +24,12 @@ from recovery_sandbox.receiver.verification import (
 
 
 class Behaviour(BaseModel):
-    """How to answer the next `times` deliveries: a status, optional headers and body, an optional stall."""
+    """How to answer the next `times` deliveries (to `path`, or to any path): a status, optional headers and body,
+    an optional stall."""
 
     model_config = ConfigDict(extra="forbid")
 
+    path: str | None = Field(None, description="only deliveries to this path (e.g. one merchant's); null: any path")
     status: int = Field(200, ge=100, le=599)
     times: int = Field(1, ge=1)
     sleep_seconds: float = Field(0.0, ge=0, description="wait this long before answering (client timeouts)")
@@ -63,15 +65,17 @@ class ReceiverState:
         self.behaviours: list[Behaviour] = list(behaviours)
         self.deliveries: list[dict[str, Any]] = []
 
-    def next_behaviour(self) -> Behaviour:
+    def next_behaviour(self, path: str) -> Behaviour:
+        """The first queued behaviour for `path` (one of its `times` used up), else a plain 200."""
         with self._lock:
-            if not self.behaviours:
+            index = next((i for i, b in enumerate(self.behaviours) if b.path in (None, path)), None)
+            if index is None:
                 return Behaviour()
-            head = self.behaviours[0]
+            head = self.behaviours[index]
             if head.times <= 1:
-                self.behaviours.pop(0)
+                self.behaviours.pop(index)
             else:
-                self.behaviours[0] = head.model_copy(update={"times": head.times - 1})
+                self.behaviours[index] = head.model_copy(update={"times": head.times - 1})
             return head
 
     def record(self, delivery: dict[str, Any]) -> dict[str, Any]:
@@ -103,8 +107,8 @@ def create_app(
     app.state.receiver = state
 
     @app.get("/received")
-    async def received(since: int = 0) -> list[dict[str, Any]]:
-        return [d for d in list(state.deliveries) if d["sequence"] > since]
+    async def received(since: int = 0, path: str | None = None) -> list[dict[str, Any]]:
+        return [d for d in list(state.deliveries) if d["sequence"] > since and path in (None, d["path"])]
 
     @app.delete("/received")
     async def clear_received() -> dict[str, bool]:
@@ -145,7 +149,7 @@ def create_app(
     async def deliver(request: Request, path: str) -> Response:
         body = await request.body()
         headers = {k.lower(): v for k, v in request.headers.items()}
-        behaviour = state.next_behaviour()
+        behaviour = state.next_behaviour("/" + path)
         try:
             text: str | None = body.decode("utf-8")
         except UnicodeDecodeError:
@@ -154,8 +158,9 @@ def create_app(
             parsed = json.loads(body) if body else None
         except (json.JSONDecodeError, UnicodeDecodeError):
             parsed = None
-        # Record before stalling: a delivery whose client times out was still received.
-        state.record(
+        # Record before stalling: a delivery whose client times out was still received. `answered_at` is added once
+        # the answer goes out (after the stall), so a reader can tell a delivery still being answered.
+        delivery = state.record(
             {
                 "received_at": _now_iso(),
                 "method": request.method,
@@ -173,6 +178,7 @@ def create_app(
         )
         if behaviour.sleep_seconds:
             await asyncio.sleep(behaviour.sleep_seconds)
+        delivery["answered_at"] = _now_iso()
         response_headers = dict(behaviour.headers)
         if behaviour.location is not None:
             response_headers["Location"] = behaviour.location

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recovery_sandbox.stripe.errors import StripeError, invalid_request, unrecognized_url
-from recovery_sandbox.stripe.faults import Fault, FaultMode
+from recovery_sandbox.stripe.faults import Fault, FaultMode, idempotency_error, rate_limited
 from recovery_sandbox.stripe.form import FormError, decode_form, decode_pairs
 from recovery_sandbox.stripe.search import parse_query
 from recovery_sandbox.stripe.store import IdempotencySlot, StripeState, account_of, new_id, parse_int
@@ -177,7 +177,11 @@ def create_app(state_dir: Path | None = None) -> FastAPI:
                     hold_answer = fault.seconds
                 elif fault.mode is FaultMode.DECLINE:
                     forced_decline = DECLINES_BY_CODE[fault.decline_code or "generic_decline"]
+                elif fault.mode is FaultMode.RATE_LIMITED:
+                    raise rate_limited()
             status, body = operation(slot, forced_decline)
+            if fault is not None and fault.mode is FaultMode.IDEMPOTENCY_ERROR:
+                raise idempotency_error(key)
         finally:
             if slot is not None:
                 state.end_idempotent(slot)

@@ -7,6 +7,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from recovery_sandbox.stripe.errors import StripeError
 from recovery_sandbox.stripe.test_cards import DECLINES_BY_CODE
 
 
@@ -21,6 +22,11 @@ class FaultMode(StrEnum):
     DELAY = "delay"
     # Decline with `decline_code` whatever the card: "insufficient funds twice, then it works".
     DECLINE = "decline"
+    # Answer 429 (Stripe's `rate_limit`) without charging; nothing is saved under the idempotency key.
+    RATE_LIMITED = "rate_limited"
+    # Charge, then answer 400 idempotency_error instead of the result (as if the key had first been used with other
+    # parameters by a request that charged): money moved under the key, and the answer does not say so.
+    IDEMPOTENCY_ERROR = "idempotency_error"
 
 
 class Fault(BaseModel):
@@ -71,3 +77,21 @@ class FaultBook:
                         self._faults[index] = fault.model_copy(update={"times": remaining})
                 return fault
         return None
+
+
+def rate_limited() -> StripeError:
+    return StripeError(
+        429,
+        "invalid_request_error",
+        "Too many requests hit the API too quickly. We recommend an exponential backoff of your requests.",
+        code="rate_limit",
+    )
+
+
+def idempotency_error(key: str | None) -> StripeError:
+    return StripeError(
+        400,
+        "idempotency_error",
+        "Keys for idempotent requests can only be used with the same parameters they were first used with. "
+        f"Try using a key other than '{key}' if you meant to execute a different request.",
+    )

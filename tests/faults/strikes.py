@@ -1,0 +1,178 @@
+"""Strikes aimed at one exact moment (rather than at random): a kill between the connector's answer and the
+settle, a cancel racing the execute, a scheduler paused while it holds a timer claim; and the proxies that slow
+down or cut off a service's database and broker connections."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from fault_harness import SERVICES, FaultRun, Recovery
+from tcp_proxy import TcpProxy
+
+from recovery_cli.stack import free_port, secantus_url
+
+ATTEMPTS = "attempts"
+TIMER_CLAIMS = "timer_claims"
+TIMERS = "timers"
+
+
+class StrikeMissed(AssertionError):
+    """The harness could not catch the moment it aims at: a setup failure, not a violation."""
+
+
+def kill_between_answer_and_settle(run: FaultRun, recovery: Recovery, timeout: float = 30.0) -> dict[str, Any]:
+    """Once the sandbox recorded the recovery's charge (its answer held back by `timeout_after_charge`), SIGKILL
+    the executor holding the attempt as `charging`, then start it again. Returns what was struck."""
+    deadline = time.monotonic() + timeout
+    client, db = run.database()
+    with client:
+        while time.monotonic() < deadline:
+            charged = run.charges_of(recovery, run.ledger())
+            attempt = db[ATTEMPTS].find_one({"payment_id": recovery.payment_id, "status": "charging"})
+            if charged and attempt is not None:
+                victim = str(attempt["owner"])
+                run.stack.kill(victim)
+                killed_at = time.time()
+                # Proof of the moment: charged at the connector, still `charging` in the executor's record.
+                after = db[ATTEMPTS].find_one({"_id": attempt["_id"]}) or {}
+                if after.get("status") != "charging":
+                    raise StrikeMissed(f"{recovery.payment_id}: the attempt settled before the kill: {after}")
+                run.figures.kills += 1
+                run.stack.start_process(victim)
+                run.figures.restarts += 1
+                return {
+                    "payment_id": recovery.payment_id,
+                    "victim": victim,
+                    "ms_after_charge": round((killed_at - float(charged[0]["created_at"])) * 1000),
+                }
+            time.sleep(0.02)
+    raise StrikeMissed(f"{recovery.payment_id}: no charge with a `charging` attempt within {timeout:.0f} s")
+
+
+def cancel(run: FaultRun, recovery: Recovery) -> None:
+    """The billing system cancels the invoice: records intake's answer and when it came (the moment the cancel was
+    accepted, if the answer says `cancelled`)."""
+    answer = run.send_again(recovery, recovery.payment_method, "cancel_invoice")
+    recovery.cancel_answered_at = time.time()
+    recovery.cancel_answer = str(answer.get("intent_status"))
+
+
+def cancel_later(run: FaultRun, recovery: Recovery, delay: float) -> threading.Thread:
+    """`cancel` `delay` seconds from now, in a thread."""
+
+    def later() -> None:
+        time.sleep(delay)
+        cancel(run, recovery)
+
+    thread = threading.Thread(target=later, daemon=True)
+    thread.start()
+    return thread
+
+
+def cancel_while_charging(run: FaultRun, recovery: Recovery, timeout: float = 30.0) -> None:
+    """`cancel` the moment the executor holds the recovery's attempt as `charging` (its connector call made: the
+    sandbox holds it before charging, `Kind.CANCEL_IN_FLIGHT`)."""
+    deadline = time.monotonic() + timeout
+    client, db = run.database()
+    with client:
+        while db[ATTEMPTS].find_one({"payment_id": recovery.payment_id, "status": "charging"}) is None:
+            if time.monotonic() > deadline:
+                raise StrikeMissed(f"{recovery.payment_id}: no attempt was charging within {timeout:.0f} s")
+            time.sleep(0.01)
+    cancel(run, recovery)
+
+
+def cancel_once_succeeded(run: FaultRun, recovery: Recovery, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while run.status_of(recovery) != "succeeded":
+        if time.monotonic() > deadline:
+            raise StrikeMissed(f"{recovery.payment_id} did not succeed within {timeout:.0f} s")
+        time.sleep(0.1)
+    cancel(run, recovery)
+
+
+def pause_while_holding_a_claim(run: FaultRun, scheduler: str, seconds: float, timeout: float = 30.0) -> dict[str, Any]:
+    """SIGSTOP `scheduler` the moment it holds a timer claim (a record in `timer_claims` it owns, its timers marked
+    fired under it, the record still there once the process is stopped: published or not, not completed), keep it
+    stopped `seconds` (longer than its lease: another instance takes the claim over and fires its timers again),
+    then SIGCONT."""
+    process = run.stack.process(scheduler)
+    assert process.pid is not None
+    deadline = time.monotonic() + timeout
+    client, db = run.database()
+    with client:
+        while time.monotonic() < deadline:
+            held = db[TIMER_CLAIMS].find_one({"owner": scheduler})
+            # A claim whose timers are already marked fired under it: the ones another instance must fire again.
+            if held is None or db[TIMERS].find_one({"claim_id": held["_id"]}) is None:
+                time.sleep(0.005)
+                continue
+            os.killpg(process.pid, signal.SIGSTOP)
+            if db[TIMER_CLAIMS].find_one({"_id": held["_id"], "owner": scheduler}) is None:
+                os.killpg(process.pid, signal.SIGCONT)  # completed in between: catch the next one
+                continue
+            run.figures.pauses += 1
+            try:
+                time.sleep(seconds)
+            finally:
+                os.killpg(process.pid, signal.SIGCONT)
+            return {"scheduler": scheduler, "claim": str(held["_id"]), "paused_seconds": seconds}
+    raise StrikeMissed(f"{scheduler} held no timer claim within {timeout:.0f} s")
+
+
+@dataclass
+class ProxiedDependencies:
+    """A proxy in front of the database and one in front of the broker for each service: every connection a
+    service makes to either goes through its own proxy, so one service can be cut off alone."""
+
+    database_port: int
+    broker_url: str
+    database: dict[str, TcpProxy] = field(default_factory=dict)
+    broker: dict[str, TcpProxy] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, broker_url: str, proxies: list[TcpProxy]) -> ProxiedDependencies:
+        deps = cls(database_port=free_port(), broker_url=broker_url)
+        broker_port = urlsplit(broker_url).port
+        assert broker_port is not None
+        for service in SERVICES:
+            deps.database[service] = TcpProxy(deps.database_port, name=f"{service}-to-database").start()
+            deps.broker[service] = TcpProxy(broker_port, name=f"{service}-to-broker").start()
+            proxies += [deps.database[service], deps.broker[service]]
+        return deps
+
+    def all(self) -> list[TcpProxy]:
+        return [*self.database.values(), *self.broker.values()]
+
+    def component_env(self) -> dict[str, dict[str, str]]:
+        env = {}
+        for service in SERVICES:
+            parts = urlsplit(self.broker_url)
+            credentials = parts.netloc.rpartition("@")[0]
+            netloc = f"{credentials}@127.0.0.1:{self.broker[service].port}"
+            env[service] = {
+                "MONGODB_URL": secantus_url(self.database[service].port),
+                "RABBITMQ_URL": urlunsplit(parts._replace(netloc=netloc)),
+            }
+        return env
+
+    def slow(self, latency: float, jitter: float) -> None:
+        for proxy in self.all():
+            proxy.slow(latency, jitter)
+
+    def cut_off(self, service: str, seconds: float) -> None:
+        """`service` loses its database and broker connections and cannot open new ones for `seconds`."""
+        cut = (self.database[service], self.broker[service])
+        for proxy in cut:
+            proxy.cut()
+        try:
+            time.sleep(seconds)
+        finally:
+            for proxy in cut:
+                proxy.restore()
