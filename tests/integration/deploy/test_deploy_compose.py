@@ -230,6 +230,7 @@ def test_the_production_override_runs_prd_with_the_given_secrets(compose) -> Non
         assert SecretBox.from_settings(settings) is not None, name
     assert services["intake"]["environment"]["ADMIN_API_KEY"] == PRODUCTION_SECRETS["ADMIN_API_KEY"]
     assert services["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"] == PRODUCTION_SECRETS["RABBITMQ_PASSWORD"]
-    assert services["webhook-dispatcher"]["environment"]["WEBHOOK_ALLOWED_CIDRS"] == ""
+    for name in ("webhook-dispatcher", "executor"):  # the two that call merchants' URLs: public addresses only
+        assert services[name]["environment"]["OUTBOUND_ALLOWED_CIDRS"] == "", name
     assert services["executor"]["environment"]["STRIPE_API_BASE"] == "https://api.stripe.com"
     assert services["intake"]["ports"] == compose["services"]["intake"]["ports"] == ["127.0.0.1:8080:8080"]

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 
 NAMESPACE = "recovery-dev"
 # The ranges the executor and the dispatcher must not reach through the network policy (RFC 1918, link-local
-# with the cloud metadata address, CGNAT); WEBHOOK_ALLOWED_CIDRS is the application's finer allow-list.
+# with the cloud metadata address, CGNAT); OUTBOUND_ALLOWED_CIDRS is the application's finer allow-list.
 PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10")
 PRIVATE_TARGETS = (
     "10.0.0.5",

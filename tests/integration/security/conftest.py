@@ -94,7 +94,7 @@ def services(serve: Any, module_isolation: Isolation, intake_settings: dict[str,
     isolation = module_isolation
     scheduler = serve(build_scheduler(settings_for(SchedulerSettings, isolation, timer_poll_seconds=0.05)))
     dispatcher = serve(
-        build_dispatcher(settings_for(DispatcherSettings, isolation, webhook_allowed_cidrs="127.0.0.0/8"))
+        build_dispatcher(settings_for(DispatcherSettings, isolation, outbound_allowed_cidrs="127.0.0.0/8"))
     )
     intake = serve(
         build_intake(

@@ -189,7 +189,7 @@ def test_the_services_get_the_documented_environment(tmp_path: Path) -> None:
     env = stack.service_env("intake")
     assert env["TIME_SCALE"] == "1000.0"
     assert env["STRIPE_API_BASE"] == stack.stripe_url
-    assert env["WEBHOOK_ALLOWED_CIDRS"] == "127.0.0.0/8,::1/128"
+    assert env["OUTBOUND_ALLOWED_CIDRS"] == "127.0.0.0/8,::1/128"
     assert env["ADMIN_API_KEY"] == "test_admin"
     assert env["MONGODB_URL"] == stack.mongodb_url
     assert env["MONGODB_URL"].endswith("/?directConnection=true")

@@ -1,7 +1,7 @@
 """The process supervisor behind `recovery up/down/demo` and the test fixtures."""
 
 from recovery_cli.stack.components import EVERYTHING, PEERS, RUNNABLE, SERVICES, Component, Role
-from recovery_cli.stack.config import DEFAULT_ADMIN_API_KEY, LOCAL_WEBHOOK_CIDRS, StackConfig
+from recovery_cli.stack.config import DEFAULT_ADMIN_API_KEY, LOCAL_OUTBOUND_CIDRS, StackConfig
 from recovery_cli.stack.infrastructure import (
     DEFAULT_RABBITMQ_URL,
     ensure_rabbitmq,
@@ -18,7 +18,7 @@ __all__ = [
     "DEFAULT_ADMIN_API_KEY",
     "DEFAULT_RABBITMQ_URL",
     "EVERYTHING",
-    "LOCAL_WEBHOOK_CIDRS",
+    "LOCAL_OUTBOUND_CIDRS",
     "PEERS",
     "RUNNABLE",
     "SERVICES",

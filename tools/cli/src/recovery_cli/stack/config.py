@@ -12,7 +12,7 @@ from recovery_cli.stack.infrastructure import DEFAULT_RABBITMQ_URL
 
 DEFAULT_ADMIN_API_KEY = "test_admin"
 DEFAULT_DATABASE = "recovery"
-LOCAL_WEBHOOK_CIDRS = "127.0.0.0/8,::1/128"
+LOCAL_OUTBOUND_CIDRS = "127.0.0.0/8,::1/128"
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class StackConfig:
     mongodb_storage: str = ":memory:"
     admin_api_key: str = DEFAULT_ADMIN_API_KEY
     time_scale: float = 1.0
-    webhook_allowed_cidrs: str = LOCAL_WEBHOOK_CIDRS
+    outbound_allowed_cidrs: str = LOCAL_OUTBOUND_CIDRS
     log_level: str = "INFO"
     # Component names to run (see components.py); SecantusDB is added when mongodb_url is None.
     components: tuple[str, ...] = EVERYTHING
@@ -70,7 +70,9 @@ class StackConfig:
             "mongodb_database": env.get("MONGODB_DATABASE") or DEFAULT_DATABASE,
             "admin_api_key": env.get("ADMIN_API_KEY") or DEFAULT_ADMIN_API_KEY,
             "time_scale": float(env.get("TIME_SCALE") or 1.0),
-            "webhook_allowed_cidrs": env.get("WEBHOOK_ALLOWED_CIDRS") or LOCAL_WEBHOOK_CIDRS,
+            "outbound_allowed_cidrs": env.get("OUTBOUND_ALLOWED_CIDRS")
+            or env.get("WEBHOOK_ALLOWED_CIDRS")
+            or LOCAL_OUTBOUND_CIDRS,
             "log_level": env.get("LOG_LEVEL") or "INFO",
             "stripe_api_base": env.get("STRIPE_API_BASE") or None,
         }

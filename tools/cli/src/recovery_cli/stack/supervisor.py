@@ -117,7 +117,7 @@ class Stack:
             "HTTP_PORT": str(self._ports[name]),
             "ADMIN_API_KEY": config.admin_api_key,
             "TIME_SCALE": repr(float(config.time_scale)),
-            "WEBHOOK_ALLOWED_CIDRS": config.webhook_allowed_cidrs,
+            "OUTBOUND_ALLOWED_CIDRS": config.outbound_allowed_cidrs,
             "LOG_LEVEL": config.log_level,
             "SERVICE_INSTANCE_ID": name,
         }
