@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -184,3 +184,42 @@ async def test_a_timer_another_service_asks_for_due_now_fires_at_once_not_at_the
         await broker.publish(request)
         fired = await broker.take_json("dispatcher.deliver-webhook", timeout=5.0)
     assert fired["message_id"] == deliver.message_id
+
+
+async def test_monitoring_recoveries_run_the_active_algorithm_once_the_profiles_threshold_has_passed(
+    scheduler: Any, isolation: Isolation, db: Any
+) -> None:
+    """Hyperswitch counts the monitoring threshold from when the profile chose monitoring, not from each payment:
+    a profile monitoring since yesterday with a one-hour threshold has left monitoring."""
+    base = recovery_payment(algorithm=RetryAlgorithm.MONITORING)
+    since_yesterday = {
+        "monitoring_threshold_seconds": 3600,
+        "profile_created_at": datetime.now(UTC) - timedelta(days=1),
+    }
+    payment = base.model_copy(update={"retry": base.retry.model_copy(update=since_yesterday)})
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(scheduled(payment))
+        command = await broker.take_json("executor.execute-retry")
+    assert command["payload"]["payment"]["payment_id"] == payment.payment_id
+    recovery = db.recoveries.find_one({"_id": payment.payment_id})
+    assert recovery["algorithm"] == "cascading"
+    assert recovery["history"][0]["what"] == "algorithm_switched"
+
+
+async def test_a_monitoring_recovery_without_a_threshold_ends_at_its_horizon(
+    serve: Any, isolation: Isolation, db: Any
+) -> None:
+    # A horizon of 3,000 business seconds: 3 s at TIME_SCALE 1000.
+    settings = settings_for(SchedulerSettings, isolation, timer_poll_seconds=0.05, recovery_horizon_seconds=3000)
+    serve(build_service(settings))
+    payment = recovery_payment(algorithm=RetryAlgorithm.MONITORING)
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(scheduled(payment))
+        recovery = await eventually(
+            lambda: db.recoveries.find_one({"_id": payment.payment_id, "status": "failed"}), timeout=30
+        )
+        # Nothing was charged, so no payment_failed (Hyperswitch: only a failure "from our side").
+        assert await broker.depth("dispatcher.payment-failed") == 0
+    assert recovery["business_status"] == "FAILED_DUE_TO_HORIZON_REACHED"
+    assert recovery["history"][-1]["reason"].startswith("horizon_reached: ")
+    assert db.timers.count_documents({"payment_id": payment.payment_id, "status": "pending"}) == 0

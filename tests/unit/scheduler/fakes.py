@@ -107,8 +107,10 @@ class InMemoryRecoveries:
 
 class InMemoryCardBudgets:
     """Card budgets by (merchant, token) with the MongoDB one's compare-and-set: a reservation written on a budget
-    read at an older version loses (CardBudgetChanged). `race_next`, when set, runs once just before the next
-    reservation: another scheduler instance's reservation landing between this plan's read and its write."""
+    read at an older version loses (CardBudgetChanged). A write is applied when the unit of work commits, as the
+    transaction's would be (a recovery whose insert loses afterwards leaves the budget as it was). `race_next`,
+    when set, runs once just before the next reservation: another scheduler instance's reservation landing
+    between this plan's read and its write."""
 
     def __init__(self) -> None:
         self.stored: dict[tuple[str, str], CardBudget] = {}
@@ -135,18 +137,22 @@ class InMemoryCardBudgets:
         if self.of(budget.merchant_id, budget.token).version != budget.version:
             self.lost += 1
             raise CardBudgetChanged(f"{budget.merchant_id}/{budget.token}")
-        self.stored[(budget.merchant_id, budget.token)] = replace(budget, version=budget.version + 1)
+        key = (budget.merchant_id, budget.token)
+        tx.after_commit(lambda: self.stored.__setitem__(key, replace(budget, version=budget.version + 1)))
 
     async def release(self, release: Release, tx: Transaction) -> None:
-        key = (release.merchant_id, release.token)
-        if key in self.stored:
-            budget = self.stored[key]
+        def give_back() -> None:
+            budget = self.of(release.merchant_id, release.token)
             kept = tuple(
                 r
                 for r in budget.reservations
                 if (r.payment_id, r.attempt_number) != (release.payment_id, release.attempt_number)
             )
-            self.stored[key] = replace(budget, reservations=kept, version=budget.version + 1)
+            self.stored[(release.merchant_id, release.token)] = replace(
+                budget, reservations=kept, version=budget.version + 1
+            )
+
+        tx.after_commit(give_back)
 
 
 @dataclass

@@ -3,7 +3,9 @@ recovery, call the domain, save the change it returns with its timers and messag
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -173,6 +175,8 @@ async def applying(deps: Dependencies, work: Callable[[Transaction], Awaitable[T
             if attempt == BUDGET_TRIES:
                 raise
             log.info("card_budget.changed", budget=str(changed), attempt=attempt)
+            # The other writer's transaction commits meanwhile; contenders spread out.
+            await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
     raise AssertionError("unreachable")
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from recovery_runtime.mongo import IndexSpec
 from recovery_runtime.unit_of_work import Transaction
@@ -61,20 +61,26 @@ class MongoCardBudgetRepository:
         return found
 
     async def reserve(self, budget: CardBudget, tx: Transaction) -> None:
-        doc = card_budget_document(budget)
-        if budget.version == 0:
-            try:
-                await self._budgets.insert_one(doc, session=tx.session)
-            except DuplicateKeyError as taken:
-                # Another recovery stored the card's first reservation; inside a transaction this aborts it.
-                raise CardBudgetChanged(doc["_id"]) from taken
-            return
-        replaced = {key: value for key, value in doc.items() if key != "_id"}
-        result = await self._budgets.replace_one(
-            {"_id": doc["_id"], "version": budget.version}, replaced, session=tx.session
-        )
+        doc = card_budget_id(budget.merchant_id, budget.token)
+        try:
+            if budget.version == 0:
+                await self._budgets.insert_one(card_budget_document(budget), session=tx.session)
+                return
+            stored = card_budget_document(budget)
+            del stored["_id"]
+            result = await self._budgets.replace_one(
+                {"_id": doc, "version": budget.version}, stored, session=tx.session
+            )
+        except DuplicateKeyError as taken:
+            # Another recovery stored the card's first reservation; inside a transaction this aborts it.
+            raise CardBudgetChanged(doc) from taken
+        except OperationFailure as conflict:
+            # Another transaction writes the same budget (a write conflict): planned again on what it commits.
+            if conflict.has_error_label("TransientTransactionError"):
+                raise CardBudgetChanged(doc) from conflict
+            raise
         if result.matched_count != 1:
-            raise CardBudgetChanged(doc["_id"])
+            raise CardBudgetChanged(doc)
 
     async def release(self, release: Release, tx: Transaction) -> None:
         await self._budgets.update_one(

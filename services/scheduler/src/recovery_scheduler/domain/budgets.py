@@ -58,10 +58,10 @@ class RetryLimit:
         2026)`: what the limit counts and its edition, as plans' reasons show it."""
         if self.utc_day:
             per = "UTC day"
-        elif self.window % timedelta(days=1):
-            per = f"rolling {self.window.total_seconds() / 3600:g} h"
-        else:
+        elif self.window >= timedelta(days=2) and not self.window % timedelta(days=1):
             per = f"rolling {self.window.days} days"
+        else:
+            per = f"rolling {self.window.total_seconds() / 3600:g} h"
         scope = "on the card, same amount and currency" if self.same_amount else "on the card"
         return f"{self.max_attempts} {self.counted.value} per {per} {scope} ({self.rule_edition})"
 

@@ -118,7 +118,7 @@ def budget_writes(change: Change, budgets: Mapping[str, CardBudget] | None, now:
     attempt planned before that will not run any more (stopped, paused, planned again) gives its slot back."""
     recovery = change.recovery
     before, after = planned_attempt(change.before), planned_attempt(recovery)
-    replaced = before is not None and (after is None or after.attempt_id != before.attempt_id)
+    replaced = before is not None and after != before
     reserve: tuple[CardBudget, ...] = ()
     if after is not None and (before is None or replaced):
         if budgets is None:
@@ -126,7 +126,9 @@ def budget_writes(change: Change, budgets: Mapping[str, CardBudget] | None, now:
         read = budgets.get(after.token) or CardBudget(recovery.merchant_id, after.token)
         reserve = (read.with_recovery(recovery, now),)
     release: tuple[Release, ...] = ()
-    # The budget rewritten above drops an unplanned attempt of its own card already.
-    if before is not None and replaced and not (reserve and reserve[0].token == before.token):
+    # An attempt made keeps its slot (it was an authorization); the budget rewritten above already drops an
+    # attempt of its own card that will not run.
+    made = before is not None and any(a.number == before.attempt_number for a in recovery.attempts)
+    if before is not None and replaced and not made and not (reserve and reserve[0].token == before.token):
         release = (Release(recovery.merchant_id, before.token, recovery.payment_id, before.attempt_number),)
     return BudgetWrites(reserve, release)

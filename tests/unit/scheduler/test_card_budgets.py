@@ -1,0 +1,152 @@
+"""What each network limit counts (attempts or declines, any amount or the same one), reservations planned
+after the time asked about, and which reservations a recovery's change takes or gives back."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from recovery_scheduler.domain import budget_for
+from recovery_scheduler.domain.budgets import CardUse
+from recovery_scheduler.domain.card_budgets import CardBudget, Release, Reservation, budget_writes
+from recovery_scheduler.domain.planning import Change, Planning
+from recovery_scheduler.domain.recovery import Recovery
+
+from .builders import T0, attempt_failed, payment, recovery_updated
+from .fakes import CountingIds
+
+pytestmark = pytest.mark.unit
+
+NOON = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
+
+
+def test_visas_30_days_count_the_same_amount_and_currency_and_its_day_any_amount() -> None:
+    visa = budget_for("visa")
+    month_ago = [NOON - timedelta(days=29) + timedelta(hours=i) for i in range(20)]
+    other_amounts = [CardUse(at, same_amount=False) for at in month_ago]
+    assert visa.allows(other_amounts, NOON)
+    assert visa.earliest_allowed([CardUse(at) for at in month_ago], NOON) == month_ago[0] + timedelta(days=30)
+    # Hyperswitch's 20 a day count every authorization on the card, whatever its amount.
+    today = [CardUse(NOON - timedelta(minutes=i + 1), same_amount=False) for i in range(20)]
+    assert visa.earliest_allowed(today, NOON) == datetime(2026, 5, 5, tzinfo=UTC)
+
+
+def test_mastercards_24_hours_count_declines_and_its_30_days_the_same_amount() -> None:
+    mc = budget_for("mastercard")
+    late = datetime(2026, 5, 4, 23, 0, tzinfo=UTC)
+    after_midnight = datetime(2026, 5, 5, 1, tzinfo=UTC)
+    succeeded = [CardUse(late + timedelta(minutes=i), declined=False) for i in range(10)]
+    assert mc.allows(succeeded, after_midnight)  # the UTC day is fresh, and no decline in the 24 hours
+    declined = [replace(use, declined=True) for use in succeeded]
+    assert mc.earliest_allowed(declined, after_midnight) == late + timedelta(days=1)
+    # 35 attempts in 30 days (19 hours apart: within every daily limit) at other amounts: not counted.
+    spread = [NOON - timedelta(days=27) + timedelta(hours=19 * i) for i in range(35)]
+    assert mc.allows([CardUse(at, same_amount=False) for at in spread], NOON + timedelta(days=1))
+    assert not mc.allows([CardUse(at) for at in spread], NOON + timedelta(days=1))
+
+
+def test_reservations_planned_later_count_in_every_window_that_would_hold_the_new_attempt() -> None:
+    """20 slots reserved ten days ahead: an attempt tomorrow would share a 30-day window with all of them."""
+    reserved = [NOON + timedelta(days=10, minutes=i) for i in range(20)]
+    visa = budget_for("visa")
+    assert visa.earliest_allowed(reserved, NOON + timedelta(days=1)) == reserved[0] + timedelta(days=30)
+    assert visa.allows(reserved, reserved[0] - timedelta(days=30))  # a window that holds none of them
+    # The UTC day counts the whole day, also the part after the time asked about.
+    later_today = [CardUse(NOON + timedelta(minutes=i), same_amount=False) for i in range(20)]
+    assert visa.earliest_allowed(later_today, NOON - timedelta(hours=1)) == datetime(2026, 5, 5, tzinfo=UTC)
+
+
+def test_a_full_budget_names_the_limits_that_hold_it_with_their_editions() -> None:
+    visa = budget_for("visa")
+    month = [CardUse(NOON - timedelta(days=29) + timedelta(hours=i)) for i in range(20)]
+    assert visa.why_full(month, NOON) == (
+        "20 attempts per rolling 30 days on the card, same amount and currency (Visa Core Rules, 18 Apr 2026)"
+    )
+    limits = [limit.describe() for limit in budget_for("mastercard").limits]
+    assert limits == [
+        "10 attempts per UTC day on the card (Hyperswitch helm chart defaults, as read 2026)",
+        "10 declines per rolling 24 h on the card (Mastercard rules as summarised in recovery-rules.md (2026))",
+        "35 attempts per rolling 30 days on the card, same amount and currency "
+        "(Mastercard rules as summarised in recovery-rules.md (2026))",
+    ]
+
+
+# -- which reservations a change takes and gives back -------------------------------------------------------
+
+
+def planning(budgets: dict[str, CardBudget] | None = None) -> Planning:
+    return Planning(T0, random.Random(7), CountingIds(), card_budgets=budgets if budgets is not None else {})
+
+
+def test_a_new_plan_reserves_its_slot_on_the_budget_it_read() -> None:
+    read = CardBudget("merchant_test", "pm_card_visa", 4, (Reservation("12345_pay_other", 1, T0, 2250, "USD"),))
+    change = Recovery.start(payment(), planning({"pm_card_visa": read}))
+
+    writes = change.budget_writes(planning({"pm_card_visa": read}), T0)
+
+    plan = change.recovery.plan
+    assert plan is not None and writes.release == ()
+    [budget] = writes.reserve
+    assert budget.version == 4  # the compare-and-set is on the version read
+    assert budget.reservations == (
+        read.reservations[0],
+        Reservation(change.recovery.payment_id, 1, plan.planned_at, 2250, "USD", "planned"),  # type: ignore[union-attr]
+    )
+
+
+def test_a_made_attempt_keeps_its_slot_with_its_outcome_and_the_next_one_reserves_beside_it() -> None:
+    started = Recovery.start(payment(), planning()).recovery
+    failure = attempt_failed(payment(payment_id=started.payment_id), 1).payload
+    budgets = {"pm_card_visa": budget_writes(Change(None, started), {}, T0).reserve[0]}
+
+    change = started.attempt_failed(failure, planning(budgets))
+
+    [budget] = change.budget_writes(planning(budgets), T0).reserve
+    assert [(r.attempt_number, r.at, r.outcome) for r in budget.reservations] == [
+        (1, failure.attempted_at, "declined"),
+        (2, change.recovery.plan.planned_at, "planned"),  # type: ignore[union-attr]
+    ]
+
+
+def test_a_made_attempt_keeps_its_slot_when_nothing_follows_it() -> None:
+    started = Recovery.start(payment(), planning()).recovery
+    failure = attempt_failed(payment(payment_id=started.payment_id), 1, "lost_card").payload
+
+    change = started.attempt_failed(failure, planning())
+
+    assert change.recovery.ended
+    assert change.budget_writes(planning(), T0).release == ()
+
+
+def test_a_stop_gives_the_planned_attempts_slot_back() -> None:
+    started = Recovery.start(payment(), planning()).recovery
+    for action in ("cancel_invoice", "success_payment_external", "pending_payment"):
+        update = recovery_updated(payment(payment_id=started.payment_id), action, version=2).payload
+
+        change = started.updated(update, replace(planning(), card_budgets=None))
+
+        assert change.budget_writes(None, T0).release == (
+            Release("merchant_test", "pm_card_visa", started.payment_id, 1),
+        ), action
+
+
+def test_an_attempt_planned_on_another_card_gives_the_first_cards_slot_back() -> None:
+    started = Recovery.start(payment(tokens=("pm_card_visa", "pm_card_amex")), planning()).recovery
+    moved = replace(
+        started,
+        plan=replace(started.plan, token="pm_card_amex", attempt_id="12345_att_other"),  # type: ignore[type-var]
+    )
+
+    writes = Change(started, moved).budget_writes(planning(), T0)
+
+    assert [b.token for b in writes.reserve] == ["pm_card_amex"]
+    assert writes.release == (Release("merchant_test", "pm_card_visa", started.payment_id, 1),)
+
+
+def test_a_plan_without_the_budget_it_reserves_on_is_refused() -> None:
+    change = Recovery.start(payment(), planning())
+    with pytest.raises(ValueError, match="reserves its slot"):
+        change.budget_writes(None, T0)
