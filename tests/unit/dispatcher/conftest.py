@@ -13,19 +13,6 @@ from .messages import endpoint_update
 
 
 @pytest.fixture
-def requeues(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Messages the pipeline handed back for a redelivery (no pause: the tests run in milliseconds)."""
-    paused: list[int] = []
-
-    def pause(deliveries: int) -> float:
-        paused.append(deliveries)
-        return 0.0
-
-    monkeypatch.setattr("recovery_runtime.consumer.retry_pause", pause)
-    return paused
-
-
-@pytest.fixture
 def settings() -> dict[str, Any]:
     """Overrides of the dispatcher's settings (a test module may override this fixture)."""
     return {"webhook_retry_schedule_seconds": "60,300"}

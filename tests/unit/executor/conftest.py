@@ -12,19 +12,6 @@ from .fakes import Executor, in_memory_executor
 
 
 @pytest.fixture
-def requeues(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Messages the pipeline handed back for a redelivery (no pause: the tests run in milliseconds)."""
-    paused: list[int] = []
-
-    def pause(deliveries: int) -> float:
-        paused.append(deliveries)
-        return 0.0
-
-    monkeypatch.setattr("recovery_runtime.consumer.retry_pause", pause)
-    return paused
-
-
-@pytest.fixture
 async def executor(requeues: list[int]) -> AsyncIterator[Executor]:
     running = in_memory_executor()
     async with TestRabbitBroker(running.service.broker) as broker:
