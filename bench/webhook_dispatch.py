@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import functools
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,37 +31,8 @@ from typing import Any
 
 import aiohttp
 import psutil
+from harness import FAST_RECEIVER, free_port, wait_port
 from pymongo import AsyncMongoClient
-
-RECEIVER = """
-import sys
-from aiohttp import web
-async def ok(request):
-    await request.read()
-    return web.Response(text='{"received":true}', content_type="application/json")
-app = web.Application()
-app.router.add_post("/{tail:.*}", ok)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def wait_port(port: int) -> None:
-    deadline = time.monotonic() + 30.0
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
 
 
 def cpu_seconds(process: psutil.Process) -> float:
@@ -291,7 +261,7 @@ async def main() -> None:
 
     processes = []
     port = free_port()
-    processes.append(subprocess.Popen([sys.executable, "-c", RECEIVER, str(port)]))  # noqa: ASYNC220
+    processes.append(subprocess.Popen([sys.executable, "-c", FAST_RECEIVER, str(port)]))  # noqa: ASYNC220
     mongodb_url = os.environ.get("MONGODB_URL")
     if not mongodb_url:
         db_port = free_port()
@@ -304,9 +274,9 @@ async def main() -> None:
             )
         )  # fmt: skip
         mongodb_url = f"mongodb://127.0.0.1:{db_port}/?directConnection=true"
-        await wait_port(db_port)
+        await asyncio.to_thread(wait_port, db_port)
     try:
-        await wait_port(port)
+        await asyncio.to_thread(wait_port, port)
         url = f"http://127.0.0.1:{port}/webhooks"
         raws, rates, ratios = [], [], []
         async with Dispatcher(mongodb_url, url, args.concurrency) as dispatcher:
