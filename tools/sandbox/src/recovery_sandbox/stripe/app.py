@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from recovery_sandbox.stripe.errors import StripeError, invalid_request, unrecognized_url
 from recovery_sandbox.stripe.faults import Fault, FaultMode, idempotency_error, rate_limited
 from recovery_sandbox.stripe.form import FormError, decode_form, decode_pairs
+from recovery_sandbox.stripe.invoices import add_invoice_routes
 from recovery_sandbox.stripe.search import parse_query
 from recovery_sandbox.stripe.store import IdempotencySlot, StripeState, account_of, new_id, parse_int
 from recovery_sandbox.stripe.test_cards import DECLINES_BY_CODE, Decline
@@ -317,6 +318,8 @@ def create_app(state_dir: Path | None = None) -> FastAPI:
     async def get_charge(request: Request, charge_id: str) -> dict[str, Any]:
         _authenticate(request)
         return state.get_charge(charge_id)
+
+    add_invoice_routes(app, state, run, _authenticate, _form)
 
     # ----- sandbox controls (no auth: they are not Stripe's) ---------------------------------------------
 

@@ -1,0 +1,133 @@
+"""The Stripe sandbox's billing side over real HTTP: invoice items, invoices, pay (charged or out of band),
+void, webhook endpoints and events signed as Stripe signs them."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+
+from recovery_sandbox.serving import BackgroundServer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def hook() -> Iterator[tuple[BackgroundServer, list[tuple[dict[str, str], bytes]]]]:
+    received: list[tuple[dict[str, str], bytes]] = []
+    app = FastAPI()
+
+    @app.post("/hook")
+    async def take(request: Request) -> dict[str, bool]:
+        received.append((dict(request.headers), await request.body()))
+        return {"received": True}
+
+    with BackgroundServer(app) as server:
+        yield server, received
+
+
+def open_invoice(api: httpx.Client, card: str, amount: int = 2250) -> dict[str, Any]:
+    customer = api.post("/v1/customers", data={"email": "payer@example.com"}).json()
+    pm = api.post(f"/v1/payment_methods/{card}/attach", data={"customer": customer["id"]}).json()
+    item = api.post("/v1/invoiceitems", data={"customer": customer["id"], "amount": str(amount), "currency": "usd"})
+    assert item.status_code == 200, item.text
+    invoice = api.post(
+        "/v1/invoices",
+        data={
+            "customer": customer["id"],
+            "default_payment_method": pm["id"],
+            "pending_invoice_items_behavior": "include",
+        },
+    ).json()
+    assert invoice["status"] == "draft" and invoice["amount_due"] == amount
+    finalized = api.post(f"/v1/invoices/{invoice['id']}/finalize").json()
+    assert finalized["status"] == "open"
+    return finalized
+
+
+def wait_for(received: list[Any], count: int) -> None:
+    deadline = time.monotonic() + 5
+    while len(received) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(received) >= count
+
+
+def test_a_declined_invoice_payment_sends_a_signed_invoice_payment_failed(stripe_api: httpx.Client, hook: Any) -> None:
+    server, received = hook
+    endpoint = stripe_api.post(
+        "/v1/webhook_endpoints", data={"url": server.url + "/hook", "enabled_events[]": "invoice.payment_failed"}
+    ).json()
+    invoice = open_invoice(stripe_api, "pm_card_chargeDeclinedInsufficientFunds")
+
+    paid = stripe_api.post(f"/v1/invoices/{invoice['id']}/pay")
+
+    assert paid.status_code == 402
+    assert paid.json()["error"]["decline_code"] == "insufficient_funds"
+    wait_for(received, 1)
+    headers, body = received[0]
+    stamp, signature = (part.split("=", 1)[1] for part in headers["stripe-signature"].split(","))
+    expected = hmac.new(endpoint["secret"].encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    assert signature == expected
+    event = httpx.Response(200, content=body).json()
+    assert event["type"] == "invoice.payment_failed"
+    assert event["data"]["object"]["id"] == invoice["id"]
+    assert event["data"]["object"]["attempt_count"] == 1
+    reread = stripe_api.get(f"/v1/invoices/{invoice['id']}", params={"expand[]": "charge"}).json()
+    assert reread["status"] == "open"
+    assert reread["charge"]["outcome"]["reason"] == "insufficient_funds"
+    assert reread["charge"]["payment_method_details"]["card"]["network"] == "visa"
+
+
+def test_paid_out_of_band_marks_the_invoice_paid_once_per_idempotency_key(stripe_api: httpx.Client) -> None:
+    invoice = open_invoice(stripe_api, "pm_card_visa")
+    headers = {"Idempotency-Key": "record-back:1"}
+
+    first = stripe_api.post(f"/v1/invoices/{invoice['id']}/pay", data={"paid_out_of_band": "true"}, headers=headers)
+    again = stripe_api.post(f"/v1/invoices/{invoice['id']}/pay", data={"paid_out_of_band": "true"}, headers=headers)
+    other = stripe_api.post(f"/v1/invoices/{invoice['id']}/pay", data={"paid_out_of_band": "true"})
+
+    assert first.status_code == 200
+    assert (first.json()["status"], first.json()["paid_out_of_band"], first.json()["amount_remaining"]) == (
+        "paid",
+        True,
+        0,
+    )
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert other.status_code == 400
+    assert other.json()["error"]["code"] == "invoice_already_paid"
+    assert stripe_api.get(f"/v1/invoices/{invoice['id']}").json()["charge"] is None  # nothing charged
+
+
+def test_pay_failures_answer_500_then_pay(stripe_server: BackgroundServer, stripe_api: httpx.Client) -> None:
+    invoice = open_invoice(stripe_api, "pm_card_visa")
+    httpx.post(stripe_server.url + "/_sandbox/invoices/pay_failures", json={"count": 1})
+
+    failed = stripe_api.post(f"/v1/invoices/{invoice['id']}/pay", data={"paid_out_of_band": "true"})
+    paid = stripe_api.post(f"/v1/invoices/{invoice['id']}/pay", data={"paid_out_of_band": "true"})
+
+    assert failed.status_code == 500
+    assert paid.json()["status"] == "paid"
+
+
+def test_void_sends_invoice_voided_and_resend_replays_it(
+    stripe_server: BackgroundServer, stripe_api: httpx.Client, hook: Any
+) -> None:
+    server, received = hook
+    stripe_api.post("/v1/webhook_endpoints", data={"url": server.url + "/hook", "enabled_events[]": "*"})
+    invoice = open_invoice(stripe_api, "pm_card_visa")
+
+    voided = stripe_api.post(f"/v1/invoices/{invoice['id']}/void").json()
+    wait_for(received, 1)
+    events = httpx.get(stripe_server.url + "/_sandbox/events").json()["events"]
+    replay = httpx.post(stripe_server.url + f"/_sandbox/events/{events[-1]['id']}/resend").json()
+
+    assert voided["status"] == "void"
+    assert events[-1]["type"] == "invoice.voided"
+    assert replay == {"statuses": [200]}
+    assert received[0][1] == received[1][1]  # the same event, signed again

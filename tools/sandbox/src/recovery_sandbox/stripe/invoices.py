@@ -1,0 +1,441 @@
+"""Stripe Billing's invoices in the sandbox: invoice items, invoices (create, finalize, retrieve, pay, void, mark
+uncollectible), webhook endpoints, and events signed as Stripe signs them (`Stripe-Signature: t=...,v1=...`).
+
+Shapes follow Stripe's API reference (API version 2024-06-20): https://docs.stripe.com/api/invoices,
+https://docs.stripe.com/api/invoiceitems, https://docs.stripe.com/api/webhook_endpoints,
+https://docs.stripe.com/api/events and https://docs.stripe.com/webhooks#verify-manually. Kept in memory only
+(a sandbox restarted with a state directory keeps its customers and charges, not its invoices).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from recovery_sandbox.stripe.errors import StripeError, invalid_request, missing_param, no_such
+from recovery_sandbox.stripe.store import IdempotencySlot, StripeState, new_id, parse_bool, parse_int, parse_metadata
+
+Response = tuple[int, dict[str, Any]]
+Run = Callable[..., Awaitable[JSONResponse]]
+Authenticate = Callable[[Request], str]
+Form = Callable[[Request], Awaitable[dict[str, Any]]]
+
+EVENT_TYPES = ("invoice.payment_failed", "invoice.paid", "invoice.voided", "invoice.marked_uncollectible")
+API_VERSION = "2024-06-20"
+
+
+def stripe_signature(secret: str, payload: bytes, timestamp: int) -> str:
+    """Stripe's `Stripe-Signature` header value: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "t.payload")>`."""
+    signed = f"{timestamp}.".encode() + payload
+    digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+class PayFailures(BaseModel):
+    """The next `count` calls of `POST /v1/invoices/{id}/pay` answer `status` (an API error, nothing changes)."""
+
+    count: int = Field(ge=0, le=1000)
+    status: int = Field(default=500, ge=400, le=599)
+
+
+class InvoiceBook:
+    def __init__(self, stripe: StripeState, clock: Callable[[], float] = time.time) -> None:
+        self._stripe = stripe
+        self._clock = clock
+        self._lock = threading.RLock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+        self.invoices: dict[str, dict[str, Any]] = {}
+        self.endpoints: dict[str, dict[str, Any]] = {}
+        self.events: dict[str, dict[str, Any]] = {}
+        self.deliveries: list[dict[str, Any]] = []
+        self.pay_failures = PayFailures(count=0)
+        self._sending: set[asyncio.Task[int | None]] = set()
+
+    # ----- invoice items and invoices ------------------------------------------------------------------
+
+    def create_item(self, params: Mapping[str, Any]) -> Response:
+        customer = params.get("customer")
+        if not customer:
+            raise missing_param("customer")
+        if customer not in self._stripe.customers:
+            raise no_such("customer", str(customer), param="customer")
+        amount = parse_int(params, "amount")
+        if amount is None:
+            raise missing_param("amount")
+        currency = str(params.get("currency") or "usd").lower()
+        with self._lock:
+            invoice_id = params.get("invoice") or None
+            if invoice_id is not None:
+                invoice = self._invoice(str(invoice_id), param="invoice")
+                if invoice["status"] != "draft":
+                    raise invalid_request("Invoice items can only be added to draft invoices.", param="invoice")
+            item = {
+                "id": new_id("ii_"),
+                "object": "invoiceitem",
+                "amount": amount,
+                "currency": currency,
+                "customer": customer,
+                "date": int(self._clock()),
+                "description": params.get("description"),
+                "invoice": invoice_id,
+                "livemode": False,
+                "metadata": parse_metadata(params),
+            }
+            self.items[item["id"]] = item
+            if invoice_id is not None:
+                self._add_line(self.invoices[str(invoice_id)], item)
+            return 200, item
+
+    def create_invoice(self, params: Mapping[str, Any]) -> Response:
+        customer = params.get("customer")
+        if not customer:
+            raise missing_param("customer")
+        if customer not in self._stripe.customers:
+            raise no_such("customer", str(customer), param="customer")
+        behaviour = params.get("pending_invoice_items_behavior") or "exclude"
+        if behaviour not in ("include", "exclude"):
+            raise invalid_request("Invalid pending_invoice_items_behavior.", param="pending_invoice_items_behavior")
+        now = int(self._clock())
+        with self._lock:
+            invoice: dict[str, Any] = {
+                "id": new_id("in_"),
+                "object": "invoice",
+                "amount_due": 0,
+                "amount_paid": 0,
+                "amount_remaining": 0,
+                "attempt_count": 0,
+                "attempted": False,
+                "auto_advance": parse_bool(params, "auto_advance"),
+                "billing_reason": "manual",
+                "charge": None,
+                "collection_method": params.get("collection_method") or "charge_automatically",
+                "created": now,
+                "currency": str(params.get("currency") or "usd").lower(),
+                "customer": customer,
+                "default_payment_method": params.get("default_payment_method") or None,
+                "description": params.get("description"),
+                "last_finalization_error": None,
+                "lines": {"object": "list", "data": [], "has_more": False, "url": ""},
+                "livemode": False,
+                "metadata": parse_metadata(params),
+                "next_payment_attempt": None,
+                "number": None,
+                "paid": False,
+                "paid_out_of_band": False,
+                "payment_intent": None,
+                "status": "draft",
+                "status_transitions": {
+                    "finalized_at": None,
+                    "marked_uncollectible_at": None,
+                    "paid_at": None,
+                    "voided_at": None,
+                },
+                "subscription": None,
+                "subtotal": 0,
+                "total": 0,
+            }
+            invoice["lines"]["url"] = f"/v1/invoices/{invoice['id']}/lines"
+            self.invoices[invoice["id"]] = invoice
+            if behaviour == "include":
+                for item in self.items.values():
+                    if item["customer"] == customer and item["invoice"] is None:
+                        item["invoice"] = invoice["id"]
+                        self._add_line(invoice, item)
+            return 200, invoice
+
+    def _add_line(self, invoice: dict[str, Any], item: dict[str, Any]) -> None:
+        line = {
+            "id": new_id("il_"),
+            "object": "line_item",
+            "amount": item["amount"],
+            "currency": item["currency"],
+            "description": item["description"],
+            "invoice_item": item["id"],
+            "type": "invoiceitem",
+        }
+        invoice["lines"]["data"].append(line)
+        total = sum(line["amount"] for line in invoice["lines"]["data"])
+        invoice.update(amount_due=total, amount_remaining=total, subtotal=total, total=total)
+
+    def _invoice(self, invoice_id: str, *, param: str = "invoice", status: int = 400) -> dict[str, Any]:
+        invoice = self.invoices.get(invoice_id)
+        if invoice is None:
+            raise no_such("invoice", invoice_id, param=param, status=status)
+        return invoice
+
+    def get(self, invoice_id: str, expand: list[str]) -> dict[str, Any]:
+        with self._lock:
+            invoice = json.loads(json.dumps(self._invoice(invoice_id, param="id", status=404)))
+        # `expand[]`: the named fields as the objects they point at (Stripe's expanding responses).
+        readers = {
+            "charge": self._stripe.get_charge,
+            "payment_intent": self._stripe.get_payment_intent,
+            "customer": self._stripe.get_customer,
+            "default_payment_method": self._stripe.get_payment_method,
+        }
+        for field in expand:
+            if field not in readers:
+                raise invalid_request(f"This property cannot be expanded ({field}).", param="expand")
+            if invoice.get(field):
+                invoice[field] = readers[field](invoice[field])
+        return invoice
+
+    def finalize(self, invoice_id: str) -> Response:
+        with self._lock:
+            invoice = self._invoice(invoice_id)
+            if invoice["status"] != "draft":
+                raise invalid_request("This invoice is already finalized.", code="invoice_not_editable")
+            self._finalize(invoice)
+            return 200, invoice
+
+    def _finalize(self, invoice: dict[str, Any]) -> None:
+        invoice["status"] = "open"
+        invoice["number"] = f"SBX-{len(self.invoices):04d}"
+        invoice["status_transitions"]["finalized_at"] = int(self._clock())
+
+    def pay(self, invoice_id: str, params: Mapping[str, Any], slot: IdempotencySlot | None) -> Response:
+        """`paid_out_of_band=true` marks it paid without charging; otherwise the customer's card is charged and
+        a decline leaves the invoice open with `invoice.payment_failed` sent (Stripe's 402 card error)."""
+        with self._lock:
+            if self.pay_failures.count > 0:
+                self.pay_failures = PayFailures(count=self.pay_failures.count - 1, status=self.pay_failures.status)
+                raise StripeError(self.pay_failures.status, "api_error", "An unknown error occurred")
+            invoice = self._invoice(invoice_id)
+            if invoice["status"] == "paid":
+                raise invalid_request("Invoice is already paid.", code="invoice_already_paid")
+            if invoice["status"] == "void":
+                raise invalid_request("This invoice is void.", code="invoice_not_open")
+            if invoice["status"] == "draft":
+                self._finalize(invoice)
+            if parse_bool(params, "paid_out_of_band"):
+                self._mark_paid(invoice, out_of_band=True)
+                return self._stripe._commit(200, invoice, slot)
+            return self._charge(invoice, params, slot)
+
+    def _charge(self, invoice: dict[str, Any], params: Mapping[str, Any], slot: IdempotencySlot | None) -> Response:
+        customer = self._stripe.customers[invoice["customer"]]
+        pm = (
+            params.get("payment_method")
+            or invoice["default_payment_method"]
+            or (customer.get("invoice_settings") or {}).get("default_payment_method")
+        )
+        if not pm:
+            raise invalid_request(
+                "The invoice's customer has no default payment method.", code="invoice_no_payment_method_types"
+            )
+        status, body = self._stripe.create_payment_intent(
+            {
+                "amount": str(invoice["amount_remaining"]),
+                "currency": invoice["currency"],
+                "customer": invoice["customer"],
+                "payment_method": pm,
+                "confirm": "true",
+                "off_session": "true",
+            },
+            None,
+        )
+        intent = body.get("error", {}).get("payment_intent") or body
+        invoice["payment_intent"] = intent["id"]
+        invoice["charge"] = intent.get("latest_charge")
+        invoice["attempt_count"] += 1
+        invoice["attempted"] = True
+        if status == 200 and intent.get("status") == "succeeded":
+            self._mark_paid(invoice, out_of_band=False)
+            return self._stripe._commit(200, invoice, slot)
+        self.emit("invoice.payment_failed", invoice)
+        return self._stripe._commit(status, body, slot)
+
+    def _mark_paid(self, invoice: dict[str, Any], *, out_of_band: bool) -> None:
+        invoice.update(
+            status="paid",
+            paid=True,
+            paid_out_of_band=out_of_band,
+            amount_paid=invoice["amount_remaining"],
+            amount_remaining=0,
+        )
+        invoice["status_transitions"]["paid_at"] = int(self._clock())
+        self.emit("invoice.paid", invoice)
+
+    def close(self, invoice_id: str, status: str) -> Response:
+        """`void` or `uncollectible` (`POST /v1/invoices/{id}/void`, `/mark_uncollectible`), open invoices only."""
+        with self._lock:
+            invoice = self._invoice(invoice_id)
+            if invoice["status"] != "open" and not (status == "void" and invoice["status"] == "uncollectible"):
+                raise invalid_request(f"This invoice is {invoice['status']}.", code="invoice_not_open")
+            invoice["status"] = status
+            moment = "voided_at" if status == "void" else "marked_uncollectible_at"
+            invoice["status_transitions"][moment] = int(self._clock())
+            self.emit("invoice.voided" if status == "void" else "invoice.marked_uncollectible", invoice)
+            return 200, invoice
+
+    # ----- webhook endpoints and events ----------------------------------------------------------------
+
+    def create_endpoint(self, params: Mapping[str, Any]) -> Response:
+        url = params.get("url")
+        if not url:
+            raise missing_param("url")
+        enabled = params.get("enabled_events")
+        if not isinstance(enabled, list) or not enabled:
+            raise missing_param("enabled_events")
+        endpoint = {
+            "id": new_id("we_"),
+            "object": "webhook_endpoint",
+            "api_version": API_VERSION,
+            "created": int(self._clock()),
+            "enabled_events": enabled,
+            "livemode": False,
+            "metadata": parse_metadata(params),
+            "secret": "whsec_" + new_id("", 32),
+            "status": "enabled",
+            "url": url,
+        }
+        with self._lock:
+            self.endpoints[endpoint["id"]] = endpoint
+        return 200, endpoint
+
+    def emit(self, event_type: str, invoice: dict[str, Any]) -> dict[str, Any]:
+        event = {
+            "id": new_id("evt_"),
+            "object": "event",
+            "api_version": API_VERSION,
+            "created": int(self._clock()),
+            "data": {"object": json.loads(json.dumps(invoice))},
+            "livemode": False,
+            "pending_webhooks": 0,
+            "request": {"id": None, "idempotency_key": None},
+            "type": event_type,
+        }
+        with self._lock:
+            self.events[event["id"]] = event
+            targets = [e for e in self.endpoints.values() if _takes(e, event_type)]
+            event["pending_webhooks"] = len(targets)
+        for endpoint in targets:
+            self._deliver_later(event, endpoint)
+        return event
+
+    def _deliver_later(self, event: dict[str, Any], endpoint: dict[str, Any]) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(self.deliver(event, endpoint))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def deliver(self, event: dict[str, Any], endpoint: dict[str, Any], secret: str | None = None) -> int | None:
+        """POST the event to the endpoint, signed with its secret (or `secret`); the answer's status, if any."""
+        payload = json.dumps(event).encode()
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+            "Stripe-Signature": stripe_signature(secret or endpoint["secret"], payload, int(self._clock())),
+        }
+        record: dict[str, Any] = {"event": event["id"], "type": event["type"], "url": endpoint["url"]}
+        try:
+            async with httpx.AsyncClient(timeout=10.0, trust_env=False) as client:
+                answer = await client.post(endpoint["url"], content=payload, headers=headers)
+            record["status"] = answer.status_code
+        except httpx.HTTPError as error:
+            record["status"] = None
+            record["error"] = f"{type(error).__name__}: {error}"
+        with self._lock:
+            self.deliveries.append(record)
+        return record["status"]
+
+
+def _takes(endpoint: dict[str, Any], event_type: str) -> bool:
+    return event_type in endpoint["enabled_events"] or "*" in endpoint["enabled_events"]
+
+
+def add_invoice_routes(app: FastAPI, state: StripeState, run: Run, authenticate: Authenticate, form: Form) -> None:
+    book = InvoiceBook(state)
+    app.state.invoices = book
+
+    @app.post("/v1/invoiceitems")
+    async def create_invoice_item(request: Request) -> JSONResponse:
+        params = await form(request)
+        return await run(request, params, lambda slot, _: state._commit(*book.create_item(params), slot))
+
+    @app.post("/v1/invoices")
+    async def create_invoice(request: Request) -> JSONResponse:
+        params = await form(request)
+        return await run(request, params, lambda slot, _: state._commit(*book.create_invoice(params), slot))
+
+    @app.get("/v1/invoices/{invoice_id}")
+    async def get_invoice(request: Request, invoice_id: str) -> dict[str, Any]:
+        authenticate(request)
+        expand = [v for k, v in request.query_params.multi_items() if k in ("expand[]", "expand")]
+        return book.get(invoice_id, expand)
+
+    @app.post("/v1/invoices/{invoice_id}/finalize")
+    async def finalize_invoice(request: Request, invoice_id: str) -> JSONResponse:
+        params = await form(request)
+        return await run(request, params, lambda slot, _: state._commit(*book.finalize(invoice_id), slot))
+
+    @app.post("/v1/invoices/{invoice_id}/pay")
+    async def pay_invoice(request: Request, invoice_id: str) -> JSONResponse:
+        params = await form(request)
+        return await run(request, params, lambda slot, _: book.pay(invoice_id, params, slot))
+
+    @app.post("/v1/invoices/{invoice_id}/void")
+    async def void_invoice(request: Request, invoice_id: str) -> JSONResponse:
+        params = await form(request)
+        return await run(request, params, lambda slot, _: state._commit(*book.close(invoice_id, "void"), slot))
+
+    @app.post("/v1/invoices/{invoice_id}/mark_uncollectible")
+    async def mark_uncollectible(request: Request, invoice_id: str) -> JSONResponse:
+        params = await form(request)
+        return await run(request, params, lambda slot, _: state._commit(*book.close(invoice_id, "uncollectible"), slot))
+
+    @app.post("/v1/webhook_endpoints")
+    async def create_webhook_endpoint(request: Request) -> JSONResponse:
+        params = await form(request)
+        return await run(request, params, lambda slot, _: state._commit(*book.create_endpoint(params), slot))
+
+    @app.get("/v1/events/{event_id}")
+    async def get_event(request: Request, event_id: str) -> dict[str, Any]:
+        authenticate(request)
+        event = book.events.get(event_id)
+        if event is None:
+            raise no_such("event", event_id, param="id", status=404)
+        return event
+
+    # ----- sandbox controls (not Stripe's) ---------------------------------------------------------------
+
+    @app.post("/_sandbox/events/{event_id}/resend")
+    async def resend_event(event_id: str, secret: str | None = None) -> dict[str, Any]:
+        """Deliver an event again to every endpoint that takes it (a replay), now, signed again; with `secret`,
+        signed with that secret instead (a bad signature)."""
+        event = book.events.get(event_id)
+        if event is None:
+            raise no_such("event", event_id, param="id", status=404)
+        targets = [e for e in book.endpoints.values() if _takes(e, event["type"])]
+        return {"statuses": [await book.deliver(event, endpoint, secret) for endpoint in targets]}
+
+    @app.get("/_sandbox/events")
+    async def list_events() -> dict[str, Any]:
+        return {"events": list(book.events.values()), "deliveries": list(book.deliveries)}
+
+    @app.post("/_sandbox/invoices/pay_failures")
+    async def set_pay_failures(failures: PayFailures) -> dict[str, Any]:
+        book.pay_failures = failures
+        return failures.model_dump()
+
+    @app.post("/_sandbox/invoices/reset")
+    async def reset_invoices() -> dict[str, bool]:
+        book.reset()
+        return {"reset": True}
