@@ -12,20 +12,23 @@ from recovery_intake.adapters.configuration import (
     ProfileRepository,
 )
 from recovery_intake.adapters.intents import IntentRepository
+from recovery_intake.adapters.stripe_billing import StripeBillingApi
 from recovery_intake.handlers.api_keys import ApiKeyIssuer
+from recovery_intake.handlers.billing_events import BillingEvents
 from recovery_intake.handlers.connector_accounts import ConnectorAccountSetup
 from recovery_intake.handlers.merchants import MerchantOnboarding
 from recovery_intake.handlers.outcomes import PaymentOutcomes
 from recovery_intake.handlers.profiles import ProfileSettings
 from recovery_intake.handlers.recovery import RecoveryIntake
 from recovery_intake.handlers.secret_rotation import SecretRotation
-from recovery_intake.http import api_keys, connector_accounts, gateway, merchants, payments, profiles
+from recovery_intake.http import api_keys, billing_webhooks, connector_accounts, gateway, merchants, payments, profiles
 from recovery_intake.http.auth import Authenticator
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import install_error_handlers
 from recovery_intake.http.limits import AbuseLimits, AuthFailures
 from recovery_intake.ports import IntakeAdapters
 from recovery_intake.settings import IntakeSettings
+from recovery_runtime.egress import EgressGuard, EgressPolicy, guarded_http_client
 from recovery_runtime.secrets import SecretBox
 from recovery_runtime.service import Service
 from recovery_runtime.unit_of_work import UnitOfWork
@@ -95,6 +98,11 @@ def build_service(settings: IntakeSettings | None = None, adapters: IntakeAdapte
         app.include_router(module.router(ctx))
     forwarder = gateway.Forwarder(settings.internal_api_token, settings.internal_timeout_seconds)
     app.include_router(gateway.router(ctx, forwarder))
+    # Billing systems' webhooks; their invoices are re-read through the egress policy's client.
+    billing_http = guarded_http_client(EgressGuard(EgressPolicy.from_setting(settings.outbound_allowed_cidrs)))
+    service.on_stop(billing_http.aclose)
+    stripe_billing = StripeBillingApi(settings.stripe_api_base, billing_http)
+    app.include_router(billing_webhooks.router(BillingEvents(adapters, box, recovery, stripe_billing)))
     service.on_stop(forwarder.close)
     service.add_loop(secret_rotation.run)
     outcomes = PaymentOutcomes(adapters)

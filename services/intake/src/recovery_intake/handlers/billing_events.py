@@ -1,0 +1,114 @@
+"""A billing system's webhook delivery: verified against the account, then applied once as the recovery request,
+paid-elsewhere or cancel it stands for (through `RecoveryIntake.accept`, the path of `POST /v2/payments/recovery`)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import structlog
+
+from recovery_contracts.api.recovery import RecoveryAction, RecoveryPaymentsCreate
+from recovery_contracts.envelope import MessageType, envelope_for
+from recovery_contracts.messages import RecoveryRequested
+from recovery_intake.domain.billing_events import (
+    STRIPEBILLING_REFERENCE,
+    BillingEvent,
+    EventRefused,
+    RefusalKind,
+    check_billing_account,
+    parse_stripe_event,
+    payment_account_for,
+    sealed_api_key,
+    sealed_webhook_secret,
+    stop_request,
+    stripe_recovery_request,
+    verify_stripe_signature,
+)
+from recovery_intake.domain.intent import Intent
+from recovery_intake.domain.rejection import Rejection
+from recovery_intake.handlers.recovery import RecoveryIntake
+from recovery_intake.ports import Document, IntakeAdapters
+from recovery_runtime.bus import AlreadyApplied
+from recovery_runtime.secrets import SecretBox
+
+log = structlog.get_logger(__name__)
+
+# The consumer name deliveries are recorded under (the inbox and the intents' applied ids).
+CONSUMER = "intake.billing-webhook"
+
+
+class InvoiceReader(Protocol):
+    async def invoice(self, api_key: str, invoice_id: str) -> dict[str, Any]: ...
+
+
+class BillingEvents:
+    def __init__(
+        self, adapters: IntakeAdapters, box: SecretBox, recovery: RecoveryIntake, stripe: InvoiceReader
+    ) -> None:
+        self._profiles = adapters.profiles
+        self._accounts = adapters.connector_accounts
+        self._intents = adapters.intents
+        self._unit_of_work = adapters.unit_of_work
+        self._clock = adapters.clock
+        self._box = box
+        self._recovery = recovery
+        self._stripe = stripe
+
+    async def stripe_delivery(
+        self, merchant_id: str, profile_id: str, account_id: str, payload: bytes, signature: str | None
+    ) -> str:
+        """What became of the delivery: `applied`, `duplicate` or `ignored`; EventRefused when refused."""
+        profile, account = await self._account(merchant_id, profile_id, account_id, "stripebilling")
+        secret = self._box.open(sealed_webhook_secret(account))
+        verify_stripe_signature(signature, payload, secret, self._clock.now())
+        event = parse_stripe_event(payload)
+        if event.action is None or event.invoice_id is None:
+            log.info("billing_event.ignored", event_type=event.event_type, event_id=event.event_id)
+            return "ignored"
+        if event.action is RecoveryAction.SCHEDULE_FAILED_PAYMENT:
+            api_key = self._box.open(sealed_api_key(account))
+            invoice = await self._stripe.invoice(api_key, event.invoice_id)
+            payment_account = payment_account_for(account, STRIPEBILLING_REFERENCE)
+            request = stripe_recovery_request(
+                invoice, billing_account_id=account_id, payment_account_id=payment_account
+            )
+        else:
+            existing = await self._intent_of(merchant_id, event.invoice_id)
+            if existing is None:
+                log.info("billing_event.no_recovery", event_type=event.event_type, invoice_id=event.invoice_id)
+                return "ignored"
+            request = stop_request(existing.snapshot, event.action)
+        return await self._apply(merchant_id, profile, account_id, event, request)
+
+    async def _apply(
+        self, merchant_id: str, profile: Document, account_id: str, event: BillingEvent, request: RecoveryPaymentsCreate
+    ) -> str:
+        consumed = envelope_for(
+            MessageType.RECOVERY_REQUESTED,
+            RecoveryRequested(request=request),
+            correlation_id=request.merchant_reference_id,
+            merchant_id=merchant_id,
+            profile_id=profile["_id"],
+            message_id=event.message_id(account_id),
+        )
+        try:
+            intent = await self._recovery.accept(merchant_id, profile, request, consumed=consumed, consumer=CONSUMER)
+        except AlreadyApplied:
+            log.info("billing_event.duplicate", event_id=event.event_id)
+            return "duplicate"
+        except Rejection as rejection:
+            raise EventRefused(RefusalKind.INVALID, rejection.describe()) from rejection
+        log.info("billing_event.applied", event_type=event.event_type, payment_id=intent.payment_id)
+        return "applied"
+
+    async def _account(
+        self, merchant_id: str, profile_id: str, account_id: str, connector: str
+    ) -> tuple[Document, Document]:
+        profile = await self._profiles.get(merchant_id, profile_id)
+        if profile is None:
+            raise EventRefused(RefusalKind.NOT_FOUND, f"no profile {profile_id} of merchant {merchant_id}")
+        account = await self._accounts.get(merchant_id, account_id)
+        return profile, check_billing_account(account, account_id, profile_id, connector)
+
+    async def _intent_of(self, merchant_id: str, invoice_id: str) -> Intent | None:
+        return await self._unit_of_work.apply(lambda tx: self._intents.by_reference(merchant_id, invoice_id, tx))
