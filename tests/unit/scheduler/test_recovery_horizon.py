@@ -85,7 +85,7 @@ def test_waiting_for_the_billing_system_ends_at_the_horizon() -> None:
     ended = started.replanned(planning(now=T0 + HORIZON)).recovery
 
     assert (ended.status, ended.business_status) == (RecoveryStatus.FAILED, "FAILED_DUE_TO_HORIZON_REACHED")
-    assert ended.history[-1].reason == "horizon_reached: 60 days, 0:00:00 since the payment was created"
+    assert ended.history[-1].reason == "horizon_reached: 60 days of business time since the payment was created"
 
 
 @pytest.fixture

@@ -39,7 +39,8 @@ def next_step(recovery: Recovery, planning: Planning, *, new: bool = False) -> C
     now = planning.now
     horizon = planning.horizon_at(recovery)
     if now >= horizon:
-        return horizon_reached(recovery, f"{planning.horizon} since the payment was created", planning, new)
+        since = f"{_duration(planning.horizon)} of business time since the payment was created"
+        return horizon_reached(recovery, since, planning, new)
     if recovery.paused:
         return awaiting_billing(recovery, None, planning)
     switch_at = monitoring_switch_at(recovery.payment, planning)
@@ -52,6 +53,12 @@ def next_step(recovery: Recovery, planning: Planning, *, new: bool = False) -> C
     decision = decide_next(view, now, retry_config(recovery.payment), planning.rng)
     change = _decided(recovery, decision, planning, new)
     return replace(change, recovery=replace(change.recovery, updated_at=now))
+
+
+def _duration(span: timedelta) -> str:
+    if span % timedelta(days=1) == timedelta(0):
+        return f"{span.days} day" + ("s" if span.days != 1 else "")
+    return f"{span.total_seconds() / 3600:g} hours"
 
 
 def monitoring_switch_at(payment: RecoveryPayment, planning: Planning) -> datetime | None:
