@@ -25,7 +25,7 @@ from recovery_simulator.results import collect
 pytestmark = pytest.mark.unit
 
 
-def _summaries(seed: int, count: int = 150) -> list[dict[str, object]]:
+def _summaries(seed: int, count: int = 60) -> list[dict[str, object]]:
     population = generate_population(count, seed)
     model = TableModel()
     return [
@@ -43,7 +43,7 @@ def test_a_seed_gives_the_same_population_and_the_same_results() -> None:
 
 
 def test_the_real_planner_keeps_the_network_rules() -> None:
-    population = generate_population(150, 8)
+    population = generate_population(80, 8)
     for algorithm in (Algorithm.CASCADING, Algorithm.SMART):
         result = collect(algorithm.value, simulate(population, algorithm, TableModel(), seed=8))
         assert result.network_rule_violations == 0, result.violations_by_rule
@@ -62,7 +62,7 @@ def _reckless(view: RecoveryView, now: datetime, config: RetryConfig, rng: rando
 
 def test_the_rule_checker_catches_a_planner_that_retries_hard_declines_and_ignores_budgets() -> None:
     population = [
-        p for p in generate_population(400, 2) if p.decline_code in ("lost_card", "stolen_card", "do_not_honor")
+        p for p in generate_population(150, 2) if p.decline_code in ("lost_card", "stolen_card", "do_not_honor")
     ]
     runs = list(simulate(population, Algorithm.CASCADING, TableModel(), seed=2, planner=_reckless))
     checker = RuleChecker()

@@ -4,6 +4,18 @@ code.
 A new subcommand (timeline, dead letters, verify, catalogues) is a new module here and one line below.
 """
 
-from recovery_cli.commands import catalogues, dead_letters, demo, down, load, run, status, timeline, up, verify
+from recovery_cli.commands import (
+    catalogues,
+    dead_letters,
+    demo,
+    down,
+    load,
+    run,
+    simulate,
+    status,
+    timeline,
+    up,
+    verify,
+)
 
-COMMANDS = (run, up, down, status, demo, dead_letters, load, timeline, verify, catalogues)
+COMMANDS = (run, up, down, status, demo, dead_letters, load, timeline, verify, catalogues, simulate)
