@@ -217,6 +217,10 @@ class RecordBack(_Payload):
     url: str
     body: RecordBackBody
     attempt: int = Field(default=1, ge=1)
+    # A billing system recorded through its own API (`stripebilling`, `chargebee`): its name and the billing
+    # connector account whose credentials the call uses. None: the `custombilling` callback to `url`.
+    billing_connector: str | None = None
+    billing_connector_id: str | None = None
 
 
 PAYLOADS: dict[MessageType, type[BaseModel]] = {

@@ -9,6 +9,7 @@ import httpx
 
 from recovery_executor.adapters.attempts import ATTEMPT_INDEXES, ATTEMPTS, MongoAttemptRepository
 from recovery_executor.adapters.billing import HttpBillingRecorder
+from recovery_executor.adapters.billing_systems import BillingSystemRecorder
 from recovery_executor.adapters.connector_accounts import MongoConnectorAccountRepository
 from recovery_executor.adapters.connectors import StripeConnectors
 from recovery_executor.adapters.payment_states import MongoPaymentStateRepository
@@ -60,18 +61,23 @@ def _mongo_and_http_adapters(service: Service, settings: ExecutorSettings) -> Ex
     egress = EgressGuard(EgressPolicy.from_setting(settings.outbound_allowed_cidrs))
     record_back_http = guarded_http_client(egress, timeout=settings.record_back_timeout_seconds)
     service.on_stop(record_back_http.aclose)
+    connector_accounts = MongoConnectorAccountRepository(service.db, cache_seconds=settings.credentials_cache_seconds)
+    box = SecretBox.from_settings(settings)
     return ExecutorAdapters(
         unit_of_work=unit_of_work,
         publisher=service.publisher,
         clock=service.clock,
         attempts=MongoAttemptRepository(service.db),
         payment_states=MongoPaymentStateRepository(service.db),
-        connector_accounts=MongoConnectorAccountRepository(
-            service.db, cache_seconds=settings.credentials_cache_seconds
-        ),
+        connector_accounts=connector_accounts,
         record_backs=MongoRecordBackRepository(service.db),
-        connectors=StripeConnectors(
-            settings.stripe_api_base, http, SecretBox.from_settings(settings), settings.connector_timeout_seconds
-        ),
+        connectors=StripeConnectors(settings.stripe_api_base, http, box, settings.connector_timeout_seconds),
         billing=HttpBillingRecorder(record_back_http, timeout=settings.record_back_timeout_seconds),
+        billing_systems=BillingSystemRecorder(
+            stripe_api_base=settings.stripe_api_base,
+            http_client=record_back_http,
+            box=box,
+            accounts=connector_accounts,
+            timeout=settings.record_back_timeout_seconds,
+        ),
     )

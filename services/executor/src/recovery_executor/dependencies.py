@@ -12,7 +12,7 @@ from recovery_contracts.messages import ConnectorAccountUpdated, RecoveryUpdated
 from recovery_executor.domain.attempt import Attempt
 from recovery_executor.domain.charge_guard import ChargeFacts
 from recovery_executor.domain.connector_account import ConnectorAccount
-from recovery_executor.domain.ports import BillingRecorder, PaymentConnector
+from recovery_executor.domain.ports import BillingRecorder, BillingSystemRecorder, PaymentConnector
 from recovery_executor.domain.record_back import RecordBackProgress, RecordBackTry
 from recovery_runtime.bus import Publisher
 from recovery_runtime.clock import Clock, TimeScale
@@ -81,9 +81,11 @@ class ExecutorAdapters:
     record_backs: RecordBackRepository
     connectors: ConnectorFactory
     billing: BillingRecorder
+    # Record back through a billing system's own API (stripebilling); None: such record backs wait on timers.
+    billing_systems: BillingSystemRecorder | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Dependencies(ExecutorAdapters):
     """What every handler takes: the adapters, and the settings the handlers read."""
 

@@ -19,7 +19,7 @@ from recovery_contracts.messages import (
 from recovery_executor.charging import AttemptRun, OutcomePending, charge, charge_guard, sync
 from recovery_executor.dependencies import Dependencies
 from recovery_executor.domain.attempt import Attempt, Resumption, attempt_key
-from recovery_executor.domain.ports import PaymentConnector
+from recovery_executor.domain.ports import PaymentConnector, RecordBackAnswer
 from recovery_executor.domain.record_back import RecordBackProgress, RecordBackStatus, record_back_idempotency_key
 from recovery_runtime.bus import AlreadyApplied, MessageRejected, OutgoingMessage
 from recovery_runtime.topology import ConsumerQueue
@@ -102,10 +102,7 @@ async def record_back(deps: Dependencies, envelope: Envelope[RecordBack], queue:
     done = await deps.record_backs.get(request.payment_id)
     if done is not None and done.status is RecordBackStatus.ACCEPTED:
         return
-    body = request.body.model_dump(mode="json")
-    answer = await deps.billing.record_back(
-        request.url, body, idempotency_key=record_back_idempotency_key(request.payment_id)
-    )
+    answer = await _record_back_once(deps, request)
     progress, tried, retries = RecordBackProgress.after_try(envelope, answer, deps.clock.now(), deps.time_scale)
     if answer.accepted:
         log.info("record_back.accepted", attempt=request.attempt, status_code=answer.status_code)
@@ -124,6 +121,16 @@ async def record_back(deps: Dependencies, envelope: Envelope[RecordBack], queue:
             tx.emit(message)
 
     await deps.unit_of_work.apply(save, consumed=envelope, consumer=queue.name)
+
+
+async def _record_back_once(deps: Dependencies, request: RecordBack) -> RecordBackAnswer:
+    """Through the billing system's API (by connector), else the `custombilling` callback to `record_back_url`."""
+    key = record_back_idempotency_key(request.payment_id)
+    if request.billing_connector is not None:
+        if deps.billing_systems is None:
+            return RecordBackAnswer(accepted=False, error=f"no recorder for {request.billing_connector}")
+        return await deps.billing_systems.record_back(request, idempotency_key=key)
+    return await deps.billing.record_back(request.url, request.body.model_dump(mode="json"), idempotency_key=key)
 
 
 async def recovery_updated(deps: Dependencies, envelope: Envelope[RecoveryUpdated], queue: ConsumerQueue) -> None:

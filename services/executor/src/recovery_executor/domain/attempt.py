@@ -16,6 +16,7 @@ from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import ExecuteRetry
 from recovery_runtime.clock import TimeScale
 
+from .billing_systems import records_back
 from .connector import ChargeOutcome, ChargeOutcomeKind, ChargeRequest
 from .follow_up import psync_delay
 from .messages import outcome_message, psync_timer, record_back_command
@@ -207,7 +208,7 @@ class Attempt:
         """A final outcome: the attempt records it and emits it (and, after a success, the record back)."""
         message = outcome_message(command, cause, outcome, now)
         messages = [message]
-        if outcome.kind is ChargeOutcomeKind.SUCCEEDED and command.payment.record_back_url:
+        if outcome.kind is ChargeOutcomeKind.SUCCEEDED and records_back(command.payment):
             messages.append(record_back_command(command, outcome, cause))
         settled = replace(
             self,

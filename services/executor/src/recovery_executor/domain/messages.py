@@ -22,6 +22,7 @@ from recovery_contracts.messages import (
 from recovery_contracts.payments import ConnectorTransmission, IntentStatus
 from recovery_contracts.recovery import AttemptSummary, build_payment_object
 
+from .billing_systems import billing_system_of
 from .connector import ChargeOutcome, ChargeOutcomeKind
 
 PSYNC_TIMER_KIND = "payment_sync"
@@ -76,7 +77,8 @@ def _succeeded(command: ExecuteRetry, outcome: ChargeOutcome, now: datetime) -> 
 
 
 def record_back_command(command: ExecuteRetry, outcome: ChargeOutcome, cause: str) -> Envelope[RecordBack]:
-    """Hyperswitch's InvoiceRecordBack body for a successful retry."""
+    """Hyperswitch's InvoiceRecordBack body for a successful retry; for a billing system recorded through its own
+    API, which one and the billing connector account to call it with."""
     payment = command.payment
     request = RecordBack(
         payment_id=payment.payment_id,
@@ -89,6 +91,8 @@ def record_back_command(command: ExecuteRetry, outcome: ChargeOutcome, cause: st
             attempt_status="charged",
             connector_transaction_id=outcome.connector_transaction_id,
         ),
+        billing_connector=billing_system_of(payment),
+        billing_connector_id=payment.billing_connector_id if billing_system_of(payment) else None,
     )
     return _of_attempt(MessageType.RECORD_BACK, request, command, cause)
 

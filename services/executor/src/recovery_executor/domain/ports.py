@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from recovery_contracts.messages import RecordBack
+
 from .connector import ChargeOutcome, ChargeRequest
 
 
@@ -29,4 +31,10 @@ class RecordBackAnswer:
 class BillingRecorder(Protocol):
     async def record_back(self, url: str, body: dict[str, Any], *, idempotency_key: str) -> RecordBackAnswer:
         """Tell the billing connector about a successful retry (Hyperswitch's InvoiceRecordBack)."""
+        ...
+
+
+class BillingSystemRecorder(Protocol):
+    async def record_back(self, request: RecordBack, *, idempotency_key: str) -> RecordBackAnswer:
+        """Record a successful retry at the billing system through its own API (Stripe Billing, Chargebee)."""
         ...
