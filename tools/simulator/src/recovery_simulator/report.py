@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from recovery_simulator.runner import Comparison
 
 COLOURS = ("#1b6ca8", "#d1495b", "#2e933c", "#edae49", "#6c4f9c")
-WIDTH, HEIGHT, LEFT, BOTTOM, TOP, RIGHT = 560, 280, 48, 36, 16, 12
+WIDTH, HEIGHT, LEFT, BOTTOM, TOP, RIGHT = 560, 300, 48, 36, 30, 12
 
 
 def _frame(title: str, body: list[str], y_max: float, y_label: str, legend: Sequence[str]) -> str:
@@ -29,8 +29,8 @@ def _frame(title: str, body: list[str], y_max: float, y_label: str, legend: Sequ
     parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{TOP + plot_h}" y2="{TOP + plot_h}" stroke="#555"/>')
     for i, name in enumerate(legend):
         x = LEFT + 10 + i * 120
-        parts.append(f'<rect x="{x}" y="{TOP}" width="10" height="10" fill="{COLOURS[i % len(COLOURS)]}"/>')
-        parts.append(f'<text x="{x + 14}" y="{TOP + 9}" class="tick">{html.escape(name)}</text>')
+        parts.append(f'<rect x="{x}" y="4" width="10" height="10" fill="{COLOURS[i % len(COLOURS)]}"/>')
+        parts.append(f'<text x="{x + 14}" y="13" class="tick">{html.escape(name)}</text>')
     parts.append("</svg></figure>")
     return "".join(parts)
 

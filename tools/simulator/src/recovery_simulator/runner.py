@@ -6,12 +6,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from recovery_scheduler.domain import Algorithm, RetryConfig
+from recovery_scheduler.domain import Algorithm, RetryConfig, decide_next
 from recovery_simulator.issuer import IssuerModel
 from recovery_simulator.population import FailedPayment
 from recovery_simulator.results import AlgorithmResult
 from recovery_simulator.rules import RuleChecker
-from recovery_simulator.simulation import simulate_payment
+from recovery_simulator.simulation import Planner, simulate_payment
 
 # Called after each payment of each algorithm with (done, total).
 Progress = Callable[[int, int], None]
@@ -53,13 +53,16 @@ def compare(
     config: RetryConfig | None = None,
     progress: Progress | None = None,
     source: str = "generated",
+    planner: Planner = decide_next,
 ) -> Comparison:
     total, done = len(payments) * len(algorithms), 0
     results = []
     for algorithm in algorithms:
         result, checker = AlgorithmResult(algorithm.value), RuleChecker()
         for payment in payments:
-            run = simulate_payment(payment, algorithm, model, seed=seed, horizon=timedelta(days=days), config=config)
+            run = simulate_payment(
+                payment, algorithm, model, seed=seed, horizon=timedelta(days=days), config=config, planner=planner
+            )
             result.add(run, checker)
             done += 1
             if progress is not None and (done % 100 == 0 or done == total):
