@@ -131,3 +131,32 @@ def test_void_sends_invoice_voided_and_resend_replays_it(
     assert events[-1]["type"] == "invoice.voided"
     assert replay == {"statuses": [200]}
     assert received[0][1] == received[1][1]  # the same event, signed again
+
+
+def test_a_decline_fault_fails_the_invoice_payment_once_and_endpoints_take_a_new_url(
+    stripe_server: BackgroundServer, stripe_api: httpx.Client, hook: Any
+) -> None:
+    server, received = hook
+    endpoint = stripe_api.post(
+        "/v1/webhook_endpoints", data={"url": "http://127.0.0.1:9/nowhere", "enabled_events[]": "*"}
+    ).json()
+    updated = stripe_api.post(f"/v1/webhook_endpoints/{endpoint['id']}", data={"url": server.url + "/hook"}).json()
+    invoice = open_invoice(stripe_api, "pm_card_visa")
+    httpx.post(
+        stripe_server.url + "/_sandbox/faults",
+        json={
+            "payment_method": invoice["default_payment_method"],
+            "mode": "decline",
+            "decline_code": "insufficient_funds",
+        },
+    )
+
+    declined = stripe_api.post(f"/v1/invoices/{invoice['id']}/pay")
+    paid = stripe_api.post(f"/v1/invoices/{invoice['id']}/pay")
+
+    assert (updated["secret"], updated["url"]) == (endpoint["secret"], server.url + "/hook")
+    assert declined.status_code == 402
+    assert paid.json()["status"] == "paid" and paid.json()["paid_out_of_band"] is False
+    wait_for(received, 2)
+    types = [httpx.Response(200, content=body).json()["type"] for _, body in received]
+    assert types == ["invoice.payment_failed", "invoice.paid"]

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from recovery_sandbox.stripe.errors import StripeError, invalid_request, missing_param, no_such
 from recovery_sandbox.stripe.store import IdempotencySlot, StripeState, new_id, parse_bool, parse_int, parse_metadata
+from recovery_sandbox.stripe.test_cards import Decline
 
 Response = tuple[int, dict[str, Any]]
 Run = Callable[..., Awaitable[JSONResponse]]
@@ -207,7 +208,22 @@ class InvoiceBook:
         invoice["number"] = f"SBX-{len(self.invoices):04d}"
         invoice["status_transitions"]["finalized_at"] = int(self._clock())
 
-    def pay(self, invoice_id: str, params: Mapping[str, Any], slot: IdempotencySlot | None) -> Response:
+    def payment_method_of(self, invoice_id: str, params: Mapping[str, Any]) -> str | None:
+        """The card a `pay` would charge (what the fault modes match), None when it charges nothing."""
+        invoice = self.invoices.get(invoice_id)
+        if invoice is None or parse_bool(params, "paid_out_of_band"):
+            return None
+        customer = self._stripe.customers.get(invoice["customer"]) or {}
+        found = (
+            params.get("payment_method")
+            or invoice["default_payment_method"]
+            or (customer.get("invoice_settings") or {}).get("default_payment_method")
+        )
+        return str(found) if found else None
+
+    def pay(
+        self, invoice_id: str, params: Mapping[str, Any], slot: IdempotencySlot | None, decline: Decline | None = None
+    ) -> Response:
         """`paid_out_of_band=true` marks it paid without charging; otherwise the customer's card is charged and
         a decline leaves the invoice open with `invoice.payment_failed` sent (Stripe's 402 card error)."""
         with self._lock:
@@ -224,15 +240,12 @@ class InvoiceBook:
             if parse_bool(params, "paid_out_of_band"):
                 self._mark_paid(invoice, out_of_band=True)
                 return self._stripe._commit(200, invoice, slot)
-            return self._charge(invoice, params, slot)
+            return self._charge(invoice, params, slot, decline)
 
-    def _charge(self, invoice: dict[str, Any], params: Mapping[str, Any], slot: IdempotencySlot | None) -> Response:
-        customer = self._stripe.customers[invoice["customer"]]
-        pm = (
-            params.get("payment_method")
-            or invoice["default_payment_method"]
-            or (customer.get("invoice_settings") or {}).get("default_payment_method")
-        )
+    def _charge(
+        self, invoice: dict[str, Any], params: Mapping[str, Any], slot: IdempotencySlot | None, decline: Decline | None
+    ) -> Response:
+        pm = self.payment_method_of(invoice["id"], params)
         if not pm:
             raise invalid_request(
                 "The invoice's customer has no default payment method.", code="invoice_no_payment_method_types"
@@ -247,6 +260,7 @@ class InvoiceBook:
                 "off_session": "true",
             },
             None,
+            decline,
         )
         intent = body.get("error", {}).get("payment_intent") or body
         invoice["payment_intent"] = intent["id"]
@@ -307,6 +321,20 @@ class InvoiceBook:
             self.endpoints[endpoint["id"]] = endpoint
         return 200, endpoint
 
+    def update_endpoint(self, endpoint_id: str, params: Mapping[str, Any]) -> Response:
+        """Stripe's "update a webhook endpoint": `url`, `enabled_events`, `disabled`; the secret stays."""
+        with self._lock:
+            endpoint = self.endpoints.get(endpoint_id)
+            if endpoint is None:
+                raise no_such("webhook_endpoint", endpoint_id, param="id", status=404)
+            if params.get("url"):
+                endpoint["url"] = params["url"]
+            if isinstance(params.get("enabled_events"), list):
+                endpoint["enabled_events"] = params["enabled_events"]
+            if "disabled" in params:
+                endpoint["status"] = "disabled" if parse_bool(params, "disabled") else "enabled"
+            return 200, endpoint
+
     def emit(self, event_type: str, invoice: dict[str, Any]) -> dict[str, Any]:
         event = {
             "id": new_id("evt_"),
@@ -358,6 +386,8 @@ class InvoiceBook:
 
 
 def _takes(endpoint: dict[str, Any], event_type: str) -> bool:
+    if endpoint["status"] != "enabled":
+        return False
     return event_type in endpoint["enabled_events"] or "*" in endpoint["enabled_events"]
 
 
@@ -389,7 +419,13 @@ def add_invoice_routes(app: FastAPI, state: StripeState, run: Run, authenticate:
     @app.post("/v1/invoices/{invoice_id}/pay")
     async def pay_invoice(request: Request, invoice_id: str) -> JSONResponse:
         params = await form(request)
-        return await run(request, params, lambda slot, _: book.pay(invoice_id, params, slot))
+        card = book.payment_method_of(invoice_id, params)
+        return await run(
+            request,
+            params,
+            lambda slot, decline: book.pay(invoice_id, params, slot, decline),
+            charge_refs=(card,) if card else None,
+        )
 
     @app.post("/v1/invoices/{invoice_id}/void")
     async def void_invoice(request: Request, invoice_id: str) -> JSONResponse:
@@ -405,6 +441,13 @@ def add_invoice_routes(app: FastAPI, state: StripeState, run: Run, authenticate:
     async def create_webhook_endpoint(request: Request) -> JSONResponse:
         params = await form(request)
         return await run(request, params, lambda slot, _: state._commit(*book.create_endpoint(params), slot))
+
+    @app.post("/v1/webhook_endpoints/{endpoint_id}")
+    async def update_webhook_endpoint(request: Request, endpoint_id: str) -> JSONResponse:
+        params = await form(request)
+        return await run(
+            request, params, lambda slot, _: state._commit(*book.update_endpoint(endpoint_id, params), slot)
+        )
 
     @app.get("/v1/events/{event_id}")
     async def get_event(request: Request, event_id: str) -> dict[str, Any]:
