@@ -43,6 +43,10 @@ class BusinessStatus(StrEnum):
     FAILED_DUE_TO_RETRIES_EXHAUSTED = "FAILED_DUE_TO_RETRIES_EXHAUSTED"
     CANCELLED_BY_BILLING_CONNECTOR = "CANCELLED_BY_BILLING_CONNECTOR"
     COMPLETED_BY_EXTERNAL_PAYMENT = "COMPLETED_BY_EXTERNAL_PAYMENT"
+    # The card needs the customer (expired, closed account...): no retry can succeed.
+    FAILED_DUE_TO_CUSTOMER_ACTION_REQUIRED = "FAILED_DUE_TO_CUSTOMER_ACTION_REQUIRED"
+    # The recovery's horizon (RECOVERY_HORIZON_SECONDS after the payment was created) passed.
+    FAILED_DUE_TO_HORIZON_REACHED = "FAILED_DUE_TO_HORIZON_REACHED"
 
 
 class RevenueRecoveryResponse(ResponseBody):
