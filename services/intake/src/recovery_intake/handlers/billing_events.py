@@ -56,15 +56,16 @@ class BillingEvents:
 
     async def stripe_delivery(
         self, merchant_id: str, profile_id: str, account_id: str, payload: bytes, signature: str | None
-    ) -> str:
-        """What became of the delivery: `applied`, `duplicate` or `ignored`; EventRefused when refused."""
+    ) -> tuple[str, str | None]:
+        """What became of the delivery (`applied`, `duplicate` or `ignored`) and the payment it applied to;
+        EventRefused when refused."""
         profile, account = await self._account(merchant_id, profile_id, account_id, "stripebilling")
         secret = self._box.open(sealed_webhook_secret(account))
         verify_stripe_signature(signature, payload, secret, self._clock.now())
         event = parse_stripe_event(payload)
         if event.action is None or event.invoice_id is None:
             log.info("billing_event.ignored", event_type=event.event_type, event_id=event.event_id)
-            return "ignored"
+            return "ignored", None
         if event.action is RecoveryAction.SCHEDULE_FAILED_PAYMENT:
             api_key = self._box.open(sealed_api_key(account))
             invoice = await self._stripe.invoice(api_key, event.invoice_id)
@@ -76,13 +77,13 @@ class BillingEvents:
             existing = await self._intent_of(merchant_id, event.invoice_id)
             if existing is None:
                 log.info("billing_event.no_recovery", event_type=event.event_type, invoice_id=event.invoice_id)
-                return "ignored"
+                return "ignored", None
             request = stop_request(existing.snapshot, event.action)
         return await self._apply(merchant_id, profile, account_id, event, request)
 
     async def _apply(
         self, merchant_id: str, profile: Document, account_id: str, event: BillingEvent, request: RecoveryPaymentsCreate
-    ) -> str:
+    ) -> tuple[str, str | None]:
         consumed = envelope_for(
             MessageType.RECOVERY_REQUESTED,
             RecoveryRequested(request=request),
@@ -95,11 +96,11 @@ class BillingEvents:
             intent = await self._recovery.accept(merchant_id, profile, request, consumed=consumed, consumer=CONSUMER)
         except AlreadyApplied:
             log.info("billing_event.duplicate", event_id=event.event_id)
-            return "duplicate"
+            return "duplicate", None
         except Rejection as rejection:
             raise EventRefused(RefusalKind.INVALID, rejection.describe()) from rejection
         log.info("billing_event.applied", event_type=event.event_type, payment_id=intent.payment_id)
-        return "applied"
+        return "applied", intent.payment_id
 
     async def _account(
         self, merchant_id: str, profile_id: str, account_id: str, connector: str

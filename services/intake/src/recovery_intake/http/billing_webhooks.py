@@ -21,7 +21,7 @@ def router(events: BillingEvents) -> APIRouter:
     async def billing_webhook(merchant_id: str, profile_id: str, connector_id: str, request: Request) -> JSONResponse:
         payload = await request.body()
         try:
-            outcome = await events.stripe_delivery(
+            outcome, payment_id = await events.stripe_delivery(
                 merchant_id, profile_id, connector_id, payload, request.headers.get("stripe-signature")
             )
         except EventRefused as refused:
@@ -30,6 +30,6 @@ def router(events: BillingEvents) -> APIRouter:
         except BillingApiError as error:
             # Not applied: the provider delivers it again later.
             return JSONResponse({"error": {"type": "billing_api_unavailable", "message": str(error)}}, 503)
-        return JSONResponse({"received": True, "outcome": outcome})
+        return JSONResponse({"received": True, "outcome": outcome, "payment_id": payment_id})
 
     return api

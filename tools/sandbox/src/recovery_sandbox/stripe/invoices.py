@@ -377,6 +377,7 @@ class InvoiceBook:
             async with httpx.AsyncClient(timeout=10.0, trust_env=False) as client:
                 answer = await client.post(endpoint["url"], content=payload, headers=headers)
             record["status"] = answer.status_code
+            record["answer"] = answer.text[:1000]
         except httpx.HTTPError as error:
             record["status"] = None
             record["error"] = f"{type(error).__name__}: {error}"
@@ -477,6 +478,10 @@ def add_invoice_routes(app: FastAPI, state: StripeState, run: Run, authenticate:
     async def set_pay_failures(failures: PayFailures) -> dict[str, Any]:
         book.pay_failures = failures
         return failures.model_dump()
+
+    @app.get("/_sandbox/invoices/pay_failures")
+    async def get_pay_failures() -> dict[str, Any]:
+        return book.pay_failures.model_dump()
 
     @app.post("/_sandbox/invoices/reset")
     async def reset_invoices() -> dict[str, bool]:

@@ -1,0 +1,113 @@
+"""Stripe Billing end to end (service processes, the Stripe sandbox, the merchant's receiver): Stripe's signed
+`invoice.payment_failed` becomes a recovery, the retry's signed `payment_succeeded` reaches the merchant, and the
+invoice is marked paid out of band at Stripe; replays, bad signatures, paid elsewhere, voided, and a record back
+that fails for a while."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+
+import httpx
+
+from recovery_cli.billing_demo import StripeBillingScenario
+from recovery_cli.demo import Endpoints, SeedScenario
+from recovery_cli.stack import Stack
+from recovery_sandbox.stripe.invoices import stripe_signature
+
+
+def scenario(stack: Stack) -> StripeBillingScenario:
+    return StripeBillingScenario(SeedScenario(Endpoints.of(stack), say=lambda _: None))
+
+
+def test_a_failed_stripe_invoice_is_recovered_and_marked_paid_at_stripe(stack: Stack) -> None:
+    billing = scenario(stack)
+
+    setup, invoice, webhook = billing.run()
+
+    merchant = setup.merchant
+    expected = hmac.new(merchant.payment_response_hash_key.encode(), webhook.body_text.encode(), hashlib.sha512)
+    headers = {name.lower(): value for name, value in webhook.headers}
+    assert headers["x-webhook-signature-512"] == expected.hexdigest()
+    payment = webhook.body["content"]["object"]
+    assert payment["status"] == "succeeded" and payment["merchant_reference_id"] == invoice["id"]
+    assert payment["amount"]["order_amount"] == 2250
+    recovery = payment["feature_metadata"]["revenue_recovery"]
+    assert recovery["billing_connector_id"] == setup.billing_mca
+    assert recovery["first_payment_attempt_pg_error_code"] == "insufficient_funds"
+    assert (invoice["status"], invoice["paid_out_of_band"]) == ("paid", True)
+    # The invoice.paid that our own record back causes changes nothing.
+    paid = billing.delivery("invoice.paid", invoice["id"])
+    assert paid["status"] == 200
+
+
+def test_a_replayed_event_and_a_bad_signature_change_nothing(stack: Stack) -> None:
+    billing = scenario(stack)
+    setup = billing.connect(billing.seed.bootstrap())
+    invoice = billing.failed_invoice()
+    first = billing.delivery("invoice.payment_failed", invoice["id"])
+    assert json.loads(first["answer"])["outcome"] == "applied"
+
+    replay = httpx.post(f"{stack.stripe_url}/_sandbox/events/{first['event']}/resend").json()
+    bad = httpx.post(
+        f"{stack.stripe_url}/_sandbox/events/{first['event']}/resend", params={"secret": "whsec_not_the_merchants"}
+    ).json()
+    forged = json.dumps({**first["event_object"], "id": "evt_forged"}).encode()
+    unsigned = httpx.post(f"{stack.intake_url}{setup.webhook_path}", content=forged)
+    stale_stamp = int(time.time()) - 3600
+    stale = httpx.post(
+        f"{stack.intake_url}{setup.webhook_path}",
+        content=forged,
+        headers={"Stripe-Signature": stripe_signature(setup.webhook_secret, forged, stale_stamp)},
+    )
+
+    assert replay == {"statuses": [200]}
+    assert bad == {"statuses": [401]}
+    assert (unsigned.status_code, stale.status_code) == (401, 401)
+    billing.wait_for_merchant_webhook(invoice["id"])
+    assert billing.wait_for_invoice(invoice["id"])["status"] == "paid"
+    charges = billing.seed.charges(invoice["customer"])
+    assert [c["status"] for c in charges] == ["failed", "succeeded"]  # the invoice's decline, one retry
+    succeeded = [w for w in billing.seed.received() if w.event_type == "payment_succeeded"]
+    assert len(succeeded) == 1
+
+
+def test_paid_elsewhere_and_voided_invoices_stop_their_recoveries(stack: Stack) -> None:
+    billing = scenario(stack)
+    # A day before the first retry: the invoices are settled at Stripe before it.
+    setup = billing.connect(billing.seed.bootstrap(), retry_ladder_seconds=[86_400], max_jitter_seconds=0)
+    paid_elsewhere, voided = billing.failed_invoice(), billing.failed_invoice()
+    payments = {}
+    for invoice in (paid_elsewhere, voided):
+        answer = json.loads(billing.delivery("invoice.payment_failed", invoice["id"])["answer"])
+        payments[invoice["id"]] = answer["payment_id"]
+
+    billing._stripe("POST", f"/v1/invoices/{paid_elsewhere['id']}/pay", {"paid_out_of_band": "true"})
+    billing._stripe("POST", f"/v1/invoices/{voided['id']}/void", {})
+
+    for invoice, event_type, status in (
+        (paid_elsewhere, "invoice.paid", "succeeded"),
+        (voided, "invoice.voided", "cancelled"),
+    ):
+        delivery = billing.delivery(event_type, invoice["id"])
+        assert json.loads(delivery["answer"])["outcome"] == "applied"
+        payment = billing.seed.wait_for_payment_status(setup.merchant, payments[invoice["id"]], status)
+        assert payment["status"] == status
+    for invoice in (paid_elsewhere, voided):
+        assert [c["status"] for c in billing.seed.charges(invoice["customer"])] == ["failed"]  # never retried
+
+
+def test_a_record_back_failing_for_a_while_is_retried_until_stripe_takes_it(stack: Stack) -> None:
+    billing = scenario(stack)
+    billing.connect(billing.seed.bootstrap(), retry_ladder_seconds=[600], max_jitter_seconds=0)
+    invoice = billing.failed_invoice()
+    httpx.post(f"{stack.stripe_url}/_sandbox/invoices/pay_failures", json={"count": 3, "status": 500})
+
+    billing.wait_for_merchant_webhook(invoice["id"])
+    paid = billing.wait_for_invoice(invoice["id"], timeout=60)
+
+    assert (paid["status"], paid["paid_out_of_band"]) == ("paid", True)
+    assert httpx.get(f"{stack.stripe_url}/_sandbox/invoices/pay_failures").json()["count"] == 0
+    assert [c["status"] for c in billing.seed.charges(invoice["customer"])] == ["failed", "succeeded"]

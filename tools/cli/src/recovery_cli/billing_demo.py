@@ -1,0 +1,151 @@
+"""The Stripe Billing scenario: the merchant only configures; a failed invoice at Stripe becomes a recovery, the
+retry's `payment_succeeded` reaches the merchant, and the invoice is marked paid at Stripe.
+
+Steps (each against the stack's Stripe sandbox, as against Stripe):
+1-4. the seed's merchant, profile, API key, payment account and cascading retries (SeedScenario.bootstrap);
+5. a Stripe webhook endpoint (its `whsec_` secret) and a `stripebilling` connector account holding that secret
+   and the Stripe key, then the endpoint pointed at `/v2/webhooks/recovery/{merchant}/{profile}/{account}`;
+6. an invoice whose payment Stripe declines: Stripe sends `invoice.payment_failed`, signed;
+7. the retry succeeds: the merchant's signed webhook, and `POST /v1/invoices/{id}/pay paid_out_of_band=true`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from recovery_cli.demo import MerchantSetup, ReceivedWebhook, ScenarioFailed, SeedScenario
+
+INVOICE_EVENTS = ["invoice.payment_failed", "invoice.paid", "invoice.voided", "invoice.marked_uncollectible"]
+
+
+@dataclass(frozen=True)
+class BillingSetup:
+    merchant: MerchantSetup
+    billing_mca: str  # the stripebilling connector account
+    webhook_endpoint_id: str
+    webhook_secret: str
+
+    @property
+    def webhook_path(self) -> str:
+        m = self.merchant
+        return f"/v2/webhooks/recovery/{m.merchant_id}/{m.profile_id}/{self.billing_mca}"
+
+
+class StripeBillingScenario:
+    def __init__(self, seed: SeedScenario) -> None:
+        self.seed = seed
+        self.say = seed.say
+        self.stripe = seed.endpoints.stripe_url
+        self.auth = {"Authorization": f"Bearer {seed.sandbox_secret_key}"}
+
+    def connect(self, merchant: MerchantSetup, **revenue_recovery: Any) -> BillingSetup:
+        """Step 5; `revenue_recovery`: extra `feature_metadata.revenue_recovery` settings of the account."""
+        self.say("==> 5. Stripe: a webhook endpoint for invoice events; intake: a stripebilling connector account")
+        endpoint = self._stripe(
+            "POST",
+            "/v1/webhook_endpoints",
+            {
+                "url": f"{self.seed.endpoints.intake_url}/v2/webhooks/recovery/pending",
+                "enabled_events[]": list(INVOICE_EVENTS),
+            },
+        )
+        body = {
+            "connector_type": "billing_processor",
+            "connector_name": "stripebilling",
+            "profile_id": merchant.profile_id,
+            "connector_account_details": {"auth_type": "HeaderKey", "api_key": self.seed.sandbox_secret_key},
+            "connector_webhook_details": {"merchant_secret": endpoint["secret"]},
+            "feature_metadata": {
+                "revenue_recovery": {
+                    "max_retry_count": 9,
+                    "billing_connector_retry_threshold": 0,
+                    "billing_account_reference": {merchant.payment_mca: "stripebilling"},
+                    **revenue_recovery,
+                }
+            },
+        }
+        account = self.seed._intake(
+            "POST", "/v2/connector-accounts", body, headers=merchant.headers(), show="id", also=("connector_name",)
+        )
+        setup = BillingSetup(merchant, str(account["id"]), str(endpoint["id"]), str(endpoint["secret"]))
+        url = f"{self.seed.endpoints.intake_url}{setup.webhook_path}"
+        self._stripe("POST", f"/v1/webhook_endpoints/{endpoint['id']}", {"url": url})
+        self.say(f"    Stripe sends invoice events to {url}")
+        return setup
+
+    def failed_invoice(self, amount: int = 2250, decline_code: str = "insufficient_funds") -> dict[str, Any]:
+        """Step 6: a customer with a card, an invoice charged to it and declined once (a sandbox fault)."""
+        customer_id, card = self.seed.customer_with_card()
+        self.say(f"==> 6. Stripe: an invoice of {amount} for {customer_id}, its payment declined ({decline_code})")
+        self._stripe("POST", "/v1/invoiceitems", {"customer": customer_id, "amount": str(amount), "currency": "usd"})
+        invoice = self._stripe(
+            "POST",
+            "/v1/invoices",
+            {"customer": customer_id, "default_payment_method": card, "pending_invoice_items_behavior": "include"},
+        )
+        self._stripe("POST", f"/v1/invoices/{invoice['id']}/finalize", {})
+        fault = {"payment_method": card, "mode": "decline", "decline_code": decline_code}
+        self.seed._call("POST", f"{self.stripe}/_sandbox/faults", json_body=fault, quiet=True)
+        answer = self.seed.http.post(f"{self.stripe}/v1/invoices/{invoice['id']}/pay", headers=self.auth)
+        if answer.status_code != 402:
+            raise ScenarioFailed(f"the invoice payment was to be declined; Stripe answered {answer.status_code}")
+        self.say(f"    invoice {invoice['id']}: payment declined, Stripe sends invoice.payment_failed")
+        return self.invoice(str(invoice["id"]))
+
+    def invoice(self, invoice_id: str) -> dict[str, Any]:
+        return self._stripe("GET", f"/v1/invoices/{invoice_id}", None)
+
+    def delivery(self, event_type: str, invoice_id: str, timeout: float = 20.0) -> dict[str, Any]:
+        """Stripe's delivery of the invoice's `event_type` event and intake's answer (the sandbox records it)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.seed._call("GET", f"{self.stripe}/_sandbox/events", quiet=True)
+            events = {e["id"]: e for e in found["events"] if e["data"]["object"]["id"] == invoice_id}
+            for record in found["deliveries"]:
+                if record["type"] == event_type and record["event"] in events:
+                    self.say(
+                        f"    Stripe delivered {event_type} ({record['event']}): intake answered {record['status']}"
+                    )
+                    return {**record, "event_object": events[record["event"]]}
+            if time.monotonic() >= deadline:
+                raise ScenarioFailed(f"Stripe delivered no {event_type} for {invoice_id} within {timeout:.0f}s")
+            time.sleep(0.1)
+
+    def wait_for_merchant_webhook(self, invoice_id: str, timeout: float = 60.0) -> ReceivedWebhook:
+        self.say(f"==> 7. waiting up to {timeout:.0f}s for payment_succeeded of invoice {invoice_id}")
+        deadline = time.monotonic() + timeout
+        while True:
+            for webhook in self.seed.received():
+                obj = (webhook.body.get("content") or {}).get("object") if isinstance(webhook.body, dict) else None
+                if webhook.event_type == "payment_succeeded" and (obj or {}).get("merchant_reference_id") == invoice_id:
+                    self.say(
+                        f"    received delivery #{webhook.sequence}, signature verified: {webhook.signature_verified}"
+                    )
+                    return webhook
+            if time.monotonic() >= deadline:
+                raise ScenarioFailed(f"no payment_succeeded for invoice {invoice_id} within {timeout:.0f}s")
+            time.sleep(0.2)
+
+    def wait_for_invoice(self, invoice_id: str, status: str = "paid", timeout: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            invoice = self.invoice(invoice_id)
+            if invoice["status"] == status or time.monotonic() >= deadline:
+                self.say(
+                    f"    Stripe invoice {invoice_id}: {invoice['status']} (out of band: {invoice['paid_out_of_band']})"
+                )
+                return invoice
+            time.sleep(0.2)
+
+    def run(self, timeout: float = 60.0) -> tuple[BillingSetup, dict[str, Any], ReceivedWebhook]:
+        """The whole scenario: the invoice as Stripe holds it at the end, and the merchant's webhook."""
+        setup = self.connect(self.seed.bootstrap())
+        invoice = self.failed_invoice()
+        self.delivery("invoice.payment_failed", invoice["id"])
+        webhook = self.wait_for_merchant_webhook(invoice["id"], timeout)
+        return setup, self.wait_for_invoice(invoice["id"]), webhook
+
+    def _stripe(self, method: str, path: str, form: dict[str, Any] | None) -> Any:
+        return self.seed._call(method, f"{self.stripe}{path}", form=form, headers=self.auth)
