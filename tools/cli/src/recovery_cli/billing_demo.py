@@ -12,10 +12,11 @@ Steps (each against the stack's Stripe sandbox, as against Stripe):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from recovery_cli.demo import MerchantSetup, ReceivedWebhook, ScenarioFailed, SeedScenario
+from recovery_cli.demo import Endpoints, MerchantSetup, ReceivedWebhook, ScenarioFailed, SeedScenario
 
 INVOICE_EVENTS = ["invoice.payment_failed", "invoice.paid", "invoice.voided", "invoice.marked_uncollectible"]
 
@@ -42,7 +43,7 @@ class StripeBillingScenario:
 
     def connect(self, merchant: MerchantSetup, **revenue_recovery: Any) -> BillingSetup:
         """Step 5; `revenue_recovery`: extra `feature_metadata.revenue_recovery` settings of the account."""
-        self.say("==> 5. Stripe: a webhook endpoint for invoice events; intake: a stripebilling connector account")
+        self.say("==> 4b. Stripe: a webhook endpoint for invoice events; intake: a stripebilling connector account")
         endpoint = self._stripe(
             "POST",
             "/v1/webhook_endpoints",
@@ -149,3 +150,21 @@ class StripeBillingScenario:
 
     def _stripe(self, method: str, path: str, form: dict[str, Any] | None) -> Any:
         return self.seed._call(method, f"{self.stripe}{path}", form=form, headers=self.auth)
+
+
+def replay(endpoints: Endpoints, say: Callable[[str], None], timeout: float) -> str | None:
+    """`recovery demo --billing stripebilling`: None when the scenario ends as it should, else why not."""
+    seed = SeedScenario(endpoints, say)
+    try:
+        setup, invoice, webhook = StripeBillingScenario(seed).run(timeout)
+    except ScenarioFailed as error:
+        return str(error)
+    finally:
+        seed.close()
+    say("")
+    say(f"merchant webhook: {webhook.event_type}, X-Webhook-Signature-512 verified: {webhook.signature_verified}")
+    say(f"Stripe invoice {invoice['id']}: {invoice['status']}, paid_out_of_band={invoice['paid_out_of_band']}")
+    say(f"Stripe sends invoice events to {setup.webhook_path} (connector account {setup.billing_mca})")
+    if webhook.signature_verified and invoice["status"] == "paid" and invoice["paid_out_of_band"]:
+        return None
+    return "the webhook arrived but the invoice was not recorded paid at Stripe (see above)"

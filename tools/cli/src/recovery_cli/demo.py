@@ -389,6 +389,7 @@ def run_demo(
     timeout: float = 60.0,
     *,
     private_vhost: bool = True,
+    billing: str = "custombilling",
 ) -> int:
     """Start the stack, replay the scenario, stop the stack. 0 on success.
 
@@ -411,16 +412,16 @@ def run_demo(
             say(f"note: no private virtual host ({error}); sharing {redact(config.rabbitmq_url)}")
             vhosts = None
     try:
-        return _run_stack_and_scenario(config, say, timeout)
+        return _run_stack_and_scenario(config, say, timeout, billing)
     finally:
         if vhosts is not None and vhost is not None:
             vhosts.delete(vhost)
 
 
-def _run_stack_and_scenario(config: StackConfig, say: Callable[[str], None], timeout: float) -> int:
+def _run_stack_and_scenario(config: StackConfig, say: Callable[[str], None], timeout: float, billing: str) -> int:
     stack = Stack(config, say)
     try:
-        failure = _start_and_replay(stack, say, timeout)
+        failure = _start_and_replay(stack, say, timeout, billing)
         if failure is not None:
             # The services' logs say why; the peers' access logs only repeat the polling.
             say(stack.log_tails(25, roles=("service",)))
@@ -433,13 +434,15 @@ def _run_stack_and_scenario(config: StackConfig, say: Callable[[str], None], tim
     return 1
 
 
-def _start_and_replay(stack: Stack, say: Callable[[str], None], timeout: float) -> str | None:
+def _start_and_replay(stack: Stack, say: Callable[[str], None], timeout: float, billing: str) -> str | None:
     """None on success, else why the demo failed."""
     say(f"==> starting the stack (time scale {stack.config.time_scale:g}); logs in {stack.config.log_dir}")
     try:
         stack.start()
     except StackError as error:
         return f"the stack did not start: {error}"
+    if billing != "custombilling":
+        return _replay_billing(Endpoints.of(stack), say, timeout, billing)
     scenario_run = SeedScenario(Endpoints.of(stack), say)
     try:
         outcome = scenario_run.run(timeout=timeout)
@@ -452,8 +455,24 @@ def _start_and_replay(stack: Stack, say: Callable[[str], None], timeout: float) 
     return "the webhook arrived but the scenario did not end as the seed says (see above)"
 
 
-def run_against(endpoints: Endpoints, say: Callable[[str], None] = print, timeout: float = 60.0) -> int:
+def _replay_billing(endpoints: Endpoints, say: Callable[[str], None], timeout: float, billing: str) -> str | None:
+    """The scenario fed by a billing system's webhooks instead of `POST /v2/payments/recovery`."""
+    from recovery_cli import billing_demo  # it builds on this module's scenario
+
+    if billing != "stripebilling":
+        return f"--billing {billing}: not yet (see docs/billing-connectors.md)"
+    return billing_demo.replay(endpoints, say, timeout)
+
+
+def run_against(
+    endpoints: Endpoints, say: Callable[[str], None] = print, timeout: float = 60.0, billing: str = "custombilling"
+) -> int:
     """Replay the scenario against a stack that is already running (`recovery up`)."""
+    if billing != "custombilling":
+        failure = _replay_billing(endpoints, say, timeout, billing)
+        if failure is not None:
+            say(f"demo failed: {failure}")
+        return 0 if failure is None else 1
     scenario_run = SeedScenario(endpoints, say)
     try:
         outcome = scenario_run.run(timeout=timeout)

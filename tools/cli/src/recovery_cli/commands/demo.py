@@ -27,6 +27,13 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         help=f"schedule seconds per wall-clock second (default {demo.DEMO_TIME_SCALE:g}: +60 s takes 60 ms)",
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the webhook")
+    parser.add_argument(
+        "--billing",
+        choices=("custombilling", "stripebilling"),
+        default="custombilling",
+        help="custombilling: the seed's POST /v2/payments/recovery; stripebilling: a failed invoice at the Stripe "
+        "sandbox, its signed invoice.payment_failed webhook, and the invoice marked paid at Stripe after the retry",
+    )
     parser.add_argument("--readiness-timeout", type=float, default=90.0, help="seconds to wait for the stack")
     parser.add_argument(
         "--shared-vhost",
@@ -55,7 +62,7 @@ def handle(args: argparse.Namespace) -> int:
         readiness_timeout=args.readiness_timeout,
         start_rabbitmq=True,
     )
-    return demo.run_demo(config, timeout=args.timeout, private_vhost=not args.shared_vhost)
+    return demo.run_demo(config, timeout=args.timeout, private_vhost=not args.shared_vhost, billing=args.billing)
 
 
 def _against_running(args: argparse.Namespace, directory: Path) -> int:
@@ -72,4 +79,4 @@ def _against_running(args: argparse.Namespace, directory: Path) -> int:
         receiver_url=str(urls["receiver"]),
         admin_api_key=str(state.settings.get("admin_api_key", "test_admin")),
     )
-    return demo.run_against(endpoints, timeout=args.timeout)
+    return demo.run_against(endpoints, timeout=args.timeout, billing=args.billing)
