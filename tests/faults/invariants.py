@@ -1,7 +1,7 @@
 """The invariants every fault scenario is checked against (a violation is a line of text; none passes):
 
-1. every recovery reached its kind's end (`succeeded`, `failed`; a cancel racing the execute: `cancelled` when
-   nothing was charged, else `succeeded`);
+1. every recovery reached its kind's end (`succeeded`, `failed`; an invoice its billing system cancelled:
+   `cancelled` when nothing was charged, else `succeeded`);
 2. at most one charge per planned attempt (sandbox ledger entries per idempotency key), exactly one successful
    charge per recovered payment, none for a failed or cancelled one;
 3. no charge after an accepted cancel: no ledger entry of the payment later than the moment intake answered the
@@ -10,7 +10,8 @@
    with a 2xx (an endpoint that never answers in time: the event failed for good, never 2xx), always under that
    one event id;
 5. webhooks of one payment in sequence: event n+1 of a payment reaches the receiver only after event n was
-   answered 2xx, and each carries `webhook-sequence` n in the payment's expected order;
+   answered 2xx (an endpoint that never answers in time: after event n's last attempt), and each carries
+   `webhook-sequence` n in the payment's expected order;
 6. record back once per recovered payment: the billing system's record-back URL got it with a 2xx, every request
    carrying the payment's one idempotency key (`record-back:<payment>`), none for a payment not recovered; where
    no strike could make the executor repeat the call (no kill, cut, restart or duplicate), exactly one request;
@@ -173,10 +174,12 @@ def webhooks_delivered(
 
 
 def webhooks_in_sequence(run: FaultRun, ledger: list[dict[str, Any]], webhooks: list[dict[str, Any]]) -> list[str]:
-    """Receiver order is arrival order (`sequence`): event n+1 arrives only after event n was answered 2xx."""
+    """Receiver order is arrival order (`sequence`): event n+1 arrives only after event n was answered 2xx (to an
+    endpoint that never answers in time: after event n's last attempt), and carries `webhook-sequence` n+1."""
     found = []
     for r in run.recoveries:
         wanted = run.expected_events(r, ledger)
+        answers = run.merchants[r.merchant].answers
         mine = sorted((w for w in webhooks if record_payment(w) == r.payment_id), key=lambda w: int(w["sequence"]))
         for w in mine:
             event_type = record_event_type(w)
@@ -186,13 +189,13 @@ def webhooks_in_sequence(run: FaultRun, ledger: list[dict[str, Any]], webhooks: 
                 found.append(f"{r.payment_id}: {event_type} carried webhook-sequence {number}, expected {position}")
             if position is None or position == 1:
                 continue
-            earlier = wanted[position - 2]
-            answered = [
-                p for p in mine if record_event_type(p) == earlier and delivered_ok(p) and p["sequence"] < w["sequence"]
-            ]
-            if not answered:
+            earlier = [p for p in mine if record_event_type(p) == wanted[position - 2]]
+            before = [p for p in earlier if p["sequence"] < w["sequence"]]
+            in_order = any(delivered_ok(p) for p in before) if answers else bool(before) and before == earlier
+            if not in_order:
                 found.append(
-                    f"{r.payment_id}: {event_type} (receiver #{w['sequence']}) came before {earlier} was answered 2xx"
+                    f"{r.payment_id}: {event_type} (receiver #{w['sequence']}) came before "
+                    f"{wanted[position - 2]} was {'answered 2xx' if answers else 'given up'}"
                 )
     return found
 

@@ -28,7 +28,8 @@ class StrikeMissed(AssertionError):
 
 def kill_between_answer_and_settle(run: FaultRun, recovery: Recovery, timeout: float = 30.0) -> dict[str, Any]:
     """Once the sandbox recorded the recovery's charge (its answer held back by `timeout_after_charge`), SIGKILL
-    the executor holding the attempt as `charging`, then start it again. Returns what was struck."""
+    the executor holding the attempt as `charging`, then start it again. Returns what was struck (`victim`: the
+    instance name)."""
     deadline = time.monotonic() + timeout
     client, db = run.database()
     with client:
@@ -44,7 +45,9 @@ def kill_between_answer_and_settle(run: FaultRun, recovery: Recovery, timeout: f
                 if after.get("status") != "charging":
                     raise StrikeMissed(f"{recovery.payment_id}: the attempt settled before the kill: {after}")
                 run.figures.kills += 1
-                run.stack.start_process(victim)
+                # Started again without waiting until it is ready (the other executor takes the attempt over
+                # meanwhile); the scenario checks it became ready before its checks (`ManagedProcess.wait_ready`).
+                run.stack.process(victim).start()
                 run.figures.restarts += 1
                 return {
                     "payment_id": recovery.payment_id,
