@@ -25,6 +25,9 @@ STRIPE_TOLERANCE_SECONDS = 300
 # What `billing_account_reference` maps the payment account to for Stripe Billing (as Hyperswitch does).
 STRIPEBILLING_REFERENCE = "stripebilling"
 
+# Billing connectors whose webhooks `POST /v2/webhooks/recovery/...` takes.
+WEBHOOK_CONNECTORS = frozenset({"stripebilling", "chargebee"})
+
 STRIPE_ACTIONS = {
     "invoice.payment_failed": RecoveryAction.SCHEDULE_FAILED_PAYMENT,
     "invoice.paid": RecoveryAction.SUCCESS_PAYMENT_EXTERNAL,
@@ -125,6 +128,19 @@ def verify_stripe_signature(
         raise EventRefused(RefusalKind.UNAUTHENTICATED, "no Stripe-Signature v1 matches the payload")
     if abs(now.timestamp() - timestamp) > tolerance_seconds:
         raise EventRefused(RefusalKind.UNAUTHENTICATED, "the Stripe-Signature timestamp is outside the tolerance")
+
+
+def sealed_basic_auth(account: dict[str, Any]) -> tuple[str, str]:
+    """The basic auth configured on a Chargebee webhook, as stored (sealed): `merchant_secret` is the user name,
+    `additional_secret` the password."""
+    details = (account.get("body") or {}).get("connector_webhook_details") or {}
+    username, password = details.get("merchant_secret"), details.get("additional_secret")
+    if not isinstance(username, str) or not username or not isinstance(password, str) or not password:
+        raise EventRefused(
+            RefusalKind.UNAUTHENTICATED,
+            "the account has no connector_webhook_details.merchant_secret and additional_secret (basic auth)",
+        )
+    return username, password
 
 
 def sealed_api_key(account: dict[str, Any]) -> str:

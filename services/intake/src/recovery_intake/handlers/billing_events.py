@@ -3,6 +3,7 @@ paid-elsewhere or cancel it stands for (through `RecoveryIntake.accept`, the pat
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import structlog
@@ -12,6 +13,7 @@ from recovery_contracts.envelope import MessageType, envelope_for
 from recovery_contracts.messages import RecoveryRequested
 from recovery_intake.domain.billing_events import (
     STRIPEBILLING_REFERENCE,
+    WEBHOOK_CONNECTORS,
     BillingEvent,
     EventRefused,
     RefusalKind,
@@ -19,10 +21,16 @@ from recovery_intake.domain.billing_events import (
     parse_stripe_event,
     payment_account_for,
     sealed_api_key,
+    sealed_basic_auth,
     sealed_webhook_secret,
     stop_request,
     stripe_recovery_request,
     verify_stripe_signature,
+)
+from recovery_intake.domain.chargebee_events import (
+    chargebee_recovery_request,
+    parse_chargebee_event,
+    verify_basic_auth,
 )
 from recovery_intake.domain.intent import Intent
 from recovery_intake.domain.rejection import Rejection
@@ -54,32 +62,61 @@ class BillingEvents:
         self._recovery = recovery
         self._stripe = stripe
 
-    async def stripe_delivery(
-        self, merchant_id: str, profile_id: str, account_id: str, payload: bytes, signature: str | None
+    async def delivery(
+        self, merchant_id: str, profile_id: str, account_id: str, payload: bytes, headers: Mapping[str, str]
     ) -> tuple[str, str | None]:
         """What became of the delivery (`applied`, `duplicate` or `ignored`) and the payment it applied to;
-        EventRefused when refused."""
-        profile, account = await self._account(merchant_id, profile_id, account_id, "stripebilling")
-        secret = self._box.open(sealed_webhook_secret(account))
-        verify_stripe_signature(signature, payload, secret, self._clock.now())
-        event = parse_stripe_event(payload)
+        EventRefused when refused (nothing stored)."""
+        profile = await self._profiles.get(merchant_id, profile_id)
+        if profile is None:
+            raise EventRefused(RefusalKind.NOT_FOUND, f"no profile {profile_id} of merchant {merchant_id}")
+        found = await self._accounts.get(merchant_id, account_id)
+        connector = (found or {}).get("connector_name")
+        if connector not in WEBHOOK_CONNECTORS:
+            check_billing_account(found, account_id, profile_id, "stripebilling or chargebee")
+        account = check_billing_account(found, account_id, profile_id, str(connector))
+        if connector == "chargebee":
+            event, request = await self._chargebee(account, account_id, payload, headers.get("authorization"))
+        else:
+            event, request = await self._stripe_event(account, account_id, payload, headers.get("stripe-signature"))
         if event.action is None or event.invoice_id is None:
             log.info("billing_event.ignored", event_type=event.event_type, event_id=event.event_id)
             return "ignored", None
-        if event.action is RecoveryAction.SCHEDULE_FAILED_PAYMENT:
-            api_key = self._box.open(sealed_api_key(account))
-            invoice = await self._stripe.invoice(api_key, event.invoice_id)
-            payment_account = payment_account_for(account, STRIPEBILLING_REFERENCE)
-            request = stripe_recovery_request(
-                invoice, billing_account_id=account_id, payment_account_id=payment_account
-            )
-        else:
+        if request is None:
             existing = await self._intent_of(merchant_id, event.invoice_id)
             if existing is None:
                 log.info("billing_event.no_recovery", event_type=event.event_type, invoice_id=event.invoice_id)
                 return "ignored", None
             request = stop_request(existing.snapshot, event.action)
         return await self._apply(merchant_id, profile, account_id, event, request)
+
+    async def _stripe_event(
+        self, account: Document, account_id: str, payload: bytes, signature: str | None
+    ) -> tuple[BillingEvent, RecoveryPaymentsCreate | None]:
+        """The verified event, and the recovery request a payment failure makes (the invoice re-read)."""
+        secret = self._box.open(sealed_webhook_secret(account))
+        verify_stripe_signature(signature, payload, secret, self._clock.now())
+        event = parse_stripe_event(payload)
+        if event.action is not RecoveryAction.SCHEDULE_FAILED_PAYMENT or event.invoice_id is None:
+            return event, None
+        invoice = await self._stripe.invoice(self._box.open(sealed_api_key(account)), event.invoice_id)
+        payment_account = payment_account_for(account, STRIPEBILLING_REFERENCE)
+        request = stripe_recovery_request(invoice, billing_account_id=account_id, payment_account_id=payment_account)
+        return event, request
+
+    async def _chargebee(
+        self, account: Document, account_id: str, payload: bytes, authorization: str | None
+    ) -> tuple[BillingEvent, RecoveryPaymentsCreate | None]:
+        """The authenticated event, and the recovery request a payment failure makes (from its content)."""
+        username, password = sealed_basic_auth(account)
+        verify_basic_auth(authorization, self._box.open(username), self._box.open(password))
+        event, content = parse_chargebee_event(payload)
+        if event.action is not RecoveryAction.SCHEDULE_FAILED_PAYMENT:
+            return event, None
+        reference = (content.get("transaction") or {}).get("gateway_account_id")
+        payment_account = payment_account_for(account, reference)
+        request = chargebee_recovery_request(content, billing_account_id=account_id, payment_account_id=payment_account)
+        return event, request
 
     async def _apply(
         self, merchant_id: str, profile: Document, account_id: str, event: BillingEvent, request: RecoveryPaymentsCreate
@@ -101,15 +138,6 @@ class BillingEvents:
             raise EventRefused(RefusalKind.INVALID, rejection.describe()) from rejection
         log.info("billing_event.applied", event_type=event.event_type, payment_id=intent.payment_id)
         return "applied", intent.payment_id
-
-    async def _account(
-        self, merchant_id: str, profile_id: str, account_id: str, connector: str
-    ) -> tuple[Document, Document]:
-        profile = await self._profiles.get(merchant_id, profile_id)
-        if profile is None:
-            raise EventRefused(RefusalKind.NOT_FOUND, f"no profile {profile_id} of merchant {merchant_id}")
-        account = await self._accounts.get(merchant_id, account_id)
-        return profile, check_billing_account(account, account_id, profile_id, connector)
 
     async def _intent_of(self, merchant_id: str, invoice_id: str) -> Intent | None:
         return await self._unit_of_work.apply(lambda tx: self._intents.by_reference(merchant_id, invoice_id, tx))

@@ -1,6 +1,7 @@
 """`POST /v2/webhooks/recovery/{merchant_id}/{profile_id}/{connector_id}`: billing systems' webhooks.
 
-No API key: the provider authenticates by its own scheme (Stripe-Signature), checked against the account."""
+No API key: the provider authenticates by its own scheme (Stripe-Signature; Chargebee's basic auth), checked
+against the account."""
 
 from __future__ import annotations
 
@@ -21,9 +22,7 @@ def router(events: BillingEvents) -> APIRouter:
     async def billing_webhook(merchant_id: str, profile_id: str, connector_id: str, request: Request) -> JSONResponse:
         payload = await request.body()
         try:
-            outcome, payment_id = await events.stripe_delivery(
-                merchant_id, profile_id, connector_id, payload, request.headers.get("stripe-signature")
-            )
+            outcome, payment_id = await events.delivery(merchant_id, profile_id, connector_id, payload, request.headers)
         except EventRefused as refused:
             body = {"error": {"type": refused.kind.value, "message": refused.reason}}
             return JSONResponse(body, _STATUS[refused.kind])
