@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from recovery_sandbox import chargebee
 from recovery_sandbox.stripe.errors import StripeError, invalid_request, unrecognized_url
 from recovery_sandbox.stripe.faults import Fault, FaultMode, idempotency_error, rate_limited
 from recovery_sandbox.stripe.form import FormError, decode_form, decode_pairs
@@ -320,6 +321,8 @@ def create_app(state_dir: Path | None = None) -> FastAPI:
         return state.get_charge(charge_id)
 
     add_invoice_routes(app, state, run, _authenticate, _form)
+    # Chargebee's API beside Stripe's, in the same process (its site's base is `<sandbox>/chargebee`).
+    app.mount("/chargebee", chargebee.create_app())
 
     # ----- sandbox controls (no auth: they are not Stripe's) ---------------------------------------------
 
