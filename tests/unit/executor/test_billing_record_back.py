@@ -189,3 +189,54 @@ async def test_an_invoice_already_paid_needs_no_record(executor: Executor, strip
 
     assert executor.record_backs.progress["12345_pay_2"].status is RecordBackStatus.ACCEPTED
     assert executor.published(MessageType.SCHEDULE_TIMER) == []
+
+
+CHARGEBEE_ACCOUNT = "mca_chargebee"
+
+
+def chargebee_account() -> Envelope[ConnectorAccountUpdated]:
+    update = billing_account()
+    payload = update.payload.model_copy(
+        update={
+            "connector_account_id": CHARGEBEE_ACCOUNT,
+            "connector_name": "chargebee",
+            "api_key": SecretBox.from_settings(SETTINGS).seal("test_chargebee_key"),
+        }
+    )
+    return update.model_copy(update={"payload": payload, "message_id": "chargebee-account"})
+
+
+def chargebee_invoice(sandbox: BackgroundServer) -> str:
+    made = httpx.post(
+        sandbox.url + "/chargebee/api/v2/invoices",
+        data={"customer_id": "cb_1", "charges[amount][0]": "2250"},
+        auth=("test_chargebee_key", ""),
+    )
+    return str(made.json()["invoice"]["id"])
+
+
+def chargebee_status(sandbox: BackgroundServer, invoice_id: str) -> dict[str, Any]:
+    got = httpx.get(sandbox.url + f"/chargebee/api/v2/invoices/{invoice_id}", auth=("test_chargebee_key", ""))
+    return dict(got.json()["invoice"])
+
+
+async def test_a_chargebee_invoice_is_recorded_paid_once_at_the_site(
+    executor: Executor, sandbox: BackgroundServer
+) -> None:
+    await executor.send("executor.connector-account-updated", chargebee_account())
+    invoice_id = chargebee_invoice(sandbox)
+    request = to_stripe_billing(invoice_id, "12345_pay_cb")
+    payload = request.payload.model_copy(
+        update={
+            "url": sandbox.url + "/chargebee",
+            "billing_connector": "chargebee",
+            "billing_connector_id": CHARGEBEE_ACCOUNT,
+        }
+    )
+
+    await executor.send(QUEUE, request.model_copy(update={"payload": payload}))
+    await executor.send(QUEUE, request.model_copy(update={"payload": payload, "message_id": "again"}))
+
+    recorded = chargebee_status(sandbox, invoice_id)
+    assert (recorded["status"], recorded["amount_paid"]) == ("paid", 2250)
+    assert executor.record_backs.progress["12345_pay_cb"].status is RecordBackStatus.ACCEPTED

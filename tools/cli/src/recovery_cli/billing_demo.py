@@ -168,3 +168,128 @@ def replay(endpoints: Endpoints, say: Callable[[str], None], timeout: float) -> 
     if webhook.signature_verified and invoice["status"] == "paid" and invoice["paid_out_of_band"]:
         return None
     return "the webhook arrived but the invoice was not recorded paid at Stripe (see above)"
+
+
+CHARGEBEE_KEY = "test_chargebee_demo_key"
+CHARGEBEE_GATEWAY = "gw_stripe_demo"
+
+
+@dataclass(frozen=True)
+class ChargebeeSetup:
+    merchant: MerchantSetup
+    billing_mca: str  # the chargebee connector account
+    username: str
+    password: str
+
+    @property
+    def webhook_path(self) -> str:
+        m = self.merchant
+        return f"/v2/webhooks/recovery/{m.merchant_id}/{m.profile_id}/{self.billing_mca}"
+
+
+class ChargebeeScenario:
+    """The same story with Chargebee (the sandbox under `<stripe sandbox>/chargebee`): its `payment_failed`
+    webhook with basic auth in, `record_payment` out; the card is charged at the Stripe sandbox."""
+
+    def __init__(self, seed: SeedScenario) -> None:
+        self.seed = seed
+        self.say = seed.say
+        self.site = f"{seed.endpoints.stripe_url}/chargebee"
+
+    def connect(self, merchant: MerchantSetup, **revenue_recovery: Any) -> ChargebeeSetup:
+        self.say("==> 4b. intake: a chargebee connector account; Chargebee: webhooks with basic auth to it")
+        username, password = "chargebee-webhooks", f"pw-{time.time_ns()}"
+        body = {
+            "connector_type": "billing_processor",
+            "connector_name": "chargebee",
+            "profile_id": merchant.profile_id,
+            "connector_account_details": {"auth_type": "HeaderKey", "api_key": CHARGEBEE_KEY},
+            "connector_webhook_details": {"merchant_secret": username, "additional_secret": password},
+            "feature_metadata": {
+                "revenue_recovery": {
+                    "max_retry_count": 9,
+                    "billing_connector_retry_threshold": 0,
+                    "billing_account_reference": {merchant.payment_mca: CHARGEBEE_GATEWAY},
+                    "record_back_url": self.site,
+                    **revenue_recovery,
+                }
+            },
+        }
+        account = self.seed._intake(
+            "POST", "/v2/connector-accounts", body, headers=merchant.headers(), show="id", also=("connector_name",)
+        )
+        setup = ChargebeeSetup(merchant, str(account["id"]), username, password)
+        url = f"{self.seed.endpoints.intake_url}{setup.webhook_path}"
+        hook = {"url": url, "username": username, "password": password}
+        self.seed._call("POST", f"{self.site}/_sandbox/webhook", json_body=hook, quiet=True)
+        self.say(f"    Chargebee sends events to {url}")
+        return setup
+
+    def failed_invoice(self, amount: int = 2250) -> dict[str, Any]:
+        customer_id, card = self.seed.customer_with_card()
+        self.say(f"==> 6. Chargebee: an invoice of {amount}, its payment through Stripe failed (payment_failed)")
+        form = {"customer_id": "cb_" + customer_id, "currency_code": "USD", "charges[amount][0]": str(amount)}
+        invoice = self._chargebee("POST", "/api/v2/invoices", form)["invoice"]
+        failure = {"reference_number": f"{customer_id}/{card}", "gateway_account_id": CHARGEBEE_GATEWAY}
+        self.seed._call("POST", f"{self.site}/_sandbox/invoices/{invoice['id']}/payment_failed", json_body=failure)
+        return {**invoice, "stripe_customer": customer_id}
+
+    def invoice(self, invoice_id: str) -> dict[str, Any]:
+        return dict(self._chargebee("GET", f"/api/v2/invoices/{invoice_id}", None)["invoice"])
+
+    def delivery(self, event_type: str, invoice_id: str, timeout: float = 20.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.seed._call("GET", f"{self.site}/_sandbox/events", quiet=True)
+            events = {
+                e["id"]: e for e in found["events"] if (e["content"].get("invoice") or {}).get("id") == invoice_id
+            }
+            for record in found["deliveries"]:
+                if record["type"] == event_type and record["event"] in events:
+                    self.say(f"    Chargebee delivered {event_type}: intake answered {record['status']}")
+                    return dict(record)
+            if time.monotonic() >= deadline:
+                raise ScenarioFailed(f"Chargebee delivered no {event_type} for {invoice_id} within {timeout:.0f}s")
+            time.sleep(0.1)
+
+    def wait_for_invoice(self, invoice_id: str, status: str = "paid", timeout: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            invoice = self.invoice(invoice_id)
+            if invoice["status"] == status or time.monotonic() >= deadline:
+                self.say(f"    Chargebee invoice {invoice_id}: {invoice['status']}")
+                return invoice
+            time.sleep(0.2)
+
+    def run(self, timeout: float = 60.0) -> tuple[ChargebeeSetup, dict[str, Any], ReceivedWebhook]:
+        setup = self.connect(self.seed.bootstrap())
+        invoice = self.failed_invoice()
+        self.delivery("payment_failed", invoice["id"])
+        webhook = StripeBillingScenario(self.seed).wait_for_merchant_webhook(invoice["id"], timeout)
+        return setup, self.wait_for_invoice(invoice["id"]), webhook
+
+    def _chargebee(self, method: str, path: str, form: dict[str, Any] | None) -> Any:
+        return self.seed._call(method, f"{self.site}{path}", form=form, headers=_basic(CHARGEBEE_KEY))
+
+
+def _basic(key: str) -> dict[str, str]:
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+
+
+def replay_chargebee(endpoints: Endpoints, say: Callable[[str], None], timeout: float) -> str | None:
+    """`recovery demo --billing chargebee`: None when the scenario ends as it should, else why not."""
+    seed = SeedScenario(endpoints, say)
+    try:
+        setup, invoice, webhook = ChargebeeScenario(seed).run(timeout)
+    except ScenarioFailed as error:
+        return str(error)
+    finally:
+        seed.close()
+    say("")
+    say(f"merchant webhook: {webhook.event_type}, X-Webhook-Signature-512 verified: {webhook.signature_verified}")
+    say(f"Chargebee invoice {invoice['id']}: {invoice['status']} (record_payment), events to {setup.webhook_path}")
+    if webhook.signature_verified and invoice["status"] == "paid":
+        return None
+    return "the webhook arrived but the invoice was not recorded paid at Chargebee (see above)"

@@ -459,8 +459,8 @@ def _replay_billing(endpoints: Endpoints, say: Callable[[str], None], timeout: f
     """The scenario fed by a billing system's webhooks instead of `POST /v2/payments/recovery`."""
     from recovery_cli import billing_demo  # it builds on this module's scenario
 
-    if billing != "stripebilling":
-        return f"--billing {billing}: not yet (see docs/billing-connectors.md)"
+    if billing == "chargebee":
+        return billing_demo.replay_chargebee(endpoints, say, timeout)
     return billing_demo.replay(endpoints, say, timeout)
 
 

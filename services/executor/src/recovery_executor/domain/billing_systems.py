@@ -2,7 +2,9 @@
 answers read. Pure: the calls are the adapters' (adapters/billing_systems.py).
 
 - Stripe Billing: `POST /v1/invoices/{id}/pay` with `paid_out_of_band=true` (https://docs.stripe.com/api/invoices/pay).
-- Chargebee: `POST /api/v2/invoices/{id}/record_payment` (https://apidocs.chargebee.com/docs/api/invoices#record_an_invoice_payment).
+- Chargebee: `POST {site}/api/v2/invoices/{id}/record_payment`
+  (https://apidocs.chargebee.com/docs/api/invoices#record_an_invoice_payment); the site's base URL is the
+  account's `record_back_url`.
 """
 
 from __future__ import annotations
@@ -39,4 +41,23 @@ def stripe_pay_answer(status_code: int, body: dict[str, Any]) -> RecordBackAnswe
     if status_code == 400 and error.get("code") == "invoice_already_paid":
         return RecordBackAnswer(accepted=True, status_code=status_code)
     message = f"{error.get('type') or 'error'}: {error.get('message') or ''}".strip()
+    return RecordBackAnswer(accepted=False, status_code=status_code, error=message[:500])
+
+
+def chargebee_record_payment_form(amount: int, connector_transaction_id: str | None) -> dict[str, str]:
+    """Chargebee's `record_payment` form: the recovered charge, by card, succeeded."""
+    form = {"transaction[amount]": str(amount), "transaction[payment_method]": "card", "transaction[status]": "success"}
+    if connector_transaction_id:
+        form["transaction[id_at_gateway]"] = connector_transaction_id
+    return form
+
+
+def chargebee_answer(status_code: int, body: dict[str, Any]) -> RecordBackAnswer:
+    """Chargebee's answer to `record_payment`: recorded, or the invoice no longer due (an earlier try whose
+    answer was lost, or paid meanwhile): nothing left to record either way."""
+    if 200 <= status_code < 300:
+        return RecordBackAnswer(accepted=True, status_code=status_code)
+    if status_code == 400 and body.get("api_error_code") == "invalid_state_for_request":
+        return RecordBackAnswer(accepted=True, status_code=status_code)
+    message = f"{body.get('api_error_code') or 'error'}: {body.get('message') or ''}"
     return RecordBackAnswer(accepted=False, status_code=status_code, error=message[:500])

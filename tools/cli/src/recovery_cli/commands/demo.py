@@ -29,10 +29,11 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the webhook")
     parser.add_argument(
         "--billing",
-        choices=("custombilling", "stripebilling"),
+        choices=("custombilling", "stripebilling", "chargebee"),
         default="custombilling",
         help="custombilling: the seed's POST /v2/payments/recovery; stripebilling: a failed invoice at the Stripe "
-        "sandbox, its signed invoice.payment_failed webhook, and the invoice marked paid at Stripe after the retry",
+        "sandbox, its signed invoice.payment_failed webhook, and the invoice marked paid at Stripe after the retry; "
+        "chargebee: the same with Chargebee's payment_failed (basic auth) and record_payment",
     )
     parser.add_argument("--readiness-timeout", type=float, default=90.0, help="seconds to wait for the stack")
     parser.add_argument(

@@ -144,6 +144,7 @@ class Chargebee:
                 invoice["linked_payments"].append({"txn_id": transaction["id"], "applied_amount": paid})
                 if invoice["amount_due"] == 0:
                     invoice.update(status="paid", paid_at=int(time.time()))
+                self.emit("payment_succeeded", {"transaction": transaction, "invoice": dict(invoice)})
             return {"invoice": invoice, "transaction": transaction}
 
     def payment_failed(self, invoice_id: str, failure: PaymentFailure) -> dict[str, Any]:
