@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -20,6 +21,8 @@ from recovery_cli.stack import free_port, secantus_url
 ATTEMPTS = "attempts"
 TIMER_CLAIMS = "timer_claims"
 TIMERS = "timers"
+# A scheduler pause waits this long for a claim before it makes timers fall due itself.
+NUDGE_AFTER_SECONDS = 3.0
 
 
 class StrikeMissed(AssertionError):
@@ -100,20 +103,26 @@ def cancel_once_succeeded(run: FaultRun, recovery: Recovery, timeout: float = 60
     cancel(run, recovery)
 
 
-def pause_while_holding_a_claim(run: FaultRun, scheduler: str, seconds: float, timeout: float = 30.0) -> dict[str, Any]:
+def pause_while_holding_a_claim(
+    run: FaultRun, scheduler: str, seconds: float, nudge: Callable[[], object], timeout: float = 60.0
+) -> dict[str, Any]:
     """SIGSTOP `scheduler` the moment it holds a timer claim (a record in `timer_claims` it owns, its timers marked
     fired under it, the record still there once the process is stopped: published or not, not completed), keep it
     stopped `seconds` (longer than its lease: another instance takes the claim over and fires its timers again),
-    then SIGCONT."""
+    then SIGCONT. `nudge()` makes timers fall due (a new recovery) when none was caught for a few seconds."""
     process = run.stack.process(scheduler)
     assert process.pid is not None
     deadline = time.monotonic() + timeout
+    nudged = time.monotonic()
     client, db = run.database()
     with client:
         while time.monotonic() < deadline:
             held = db[TIMER_CLAIMS].find_one({"owner": scheduler})
             # A claim whose timers are already marked fired under it: the ones another instance must fire again.
             if held is None or db[TIMERS].find_one({"claim_id": held["_id"]}) is None:
+                if time.monotonic() - nudged > NUDGE_AFTER_SECONDS:
+                    threading.Thread(target=nudge, daemon=True).start()
+                    nudged = time.monotonic()
                 time.sleep(0.005)
                 continue
             os.killpg(process.pid, signal.SIGSTOP)

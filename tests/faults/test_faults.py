@@ -6,6 +6,7 @@ scenario proves.
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -475,7 +476,8 @@ def test_database_and_broker_slowed_one_service_cut_off_scheduler_paused_past_it
             time.sleep(1.0)
             deps.cut_off(victim, CUT_SECONDS)
             figures.connection_cuts += 1
-            paused.append(pause_while_holding_a_claim(run, schedulers[i % 2], 3 * LEASE_SECONDS))
+            nudge = functools.partial(run.push, Kind.IMMEDIATE)
+            paused.append(pause_while_holding_a_claim(run, schedulers[i % 2], 3 * LEASE_SECONDS, nudge))
     assert not pushing.errors, pushing.errors
     run.wait_until_settled(SETTLE_SECONDS)
     run.tally.update(
