@@ -22,16 +22,30 @@ INVOICE_EVENTS = ["invoice.payment_failed", "invoice.paid", "invoice.voided", "i
 
 
 @dataclass(frozen=True)
-class BillingSetup:
+class BillingAccount:
     merchant: MerchantSetup
-    billing_mca: str  # the stripebilling connector account
-    webhook_endpoint_id: str
-    webhook_secret: str
+    billing_mca: str  # the billing connector account
 
     @property
     def webhook_path(self) -> str:
         m = self.merchant
         return f"/v2/webhooks/recovery/{m.merchant_id}/{m.profile_id}/{self.billing_mca}"
+
+
+@dataclass(frozen=True)
+class BillingSetup(BillingAccount):
+    webhook_endpoint_id: str
+    webhook_secret: str
+
+
+def poll(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float, interval: float = 0.2) -> Any:
+    """`read()` until `done` says so or `timeout` passes; the last read."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value) or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
 
 
 class StripeBillingScenario:
@@ -130,15 +144,9 @@ class StripeBillingScenario:
             time.sleep(0.2)
 
     def wait_for_invoice(self, invoice_id: str, status: str = "paid", timeout: float = 30.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            invoice = self.invoice(invoice_id)
-            if invoice["status"] == status or time.monotonic() >= deadline:
-                self.say(
-                    f"    Stripe invoice {invoice_id}: {invoice['status']} (out of band: {invoice['paid_out_of_band']})"
-                )
-                return invoice
-            time.sleep(0.2)
+        invoice: dict[str, Any] = poll(lambda: self.invoice(invoice_id), lambda i: i["status"] == status, timeout)
+        self.say(f"    Stripe invoice {invoice_id}: {invoice['status']} (out of band: {invoice['paid_out_of_band']})")
+        return invoice
 
     def run(self, timeout: float = 60.0) -> tuple[BillingSetup, dict[str, Any], ReceivedWebhook]:
         """The whole scenario: the invoice as Stripe holds it at the end, and the merchant's webhook."""
@@ -175,16 +183,9 @@ CHARGEBEE_GATEWAY = "gw_stripe_demo"
 
 
 @dataclass(frozen=True)
-class ChargebeeSetup:
-    merchant: MerchantSetup
-    billing_mca: str  # the chargebee connector account
+class ChargebeeSetup(BillingAccount):
     username: str
     password: str
-
-    @property
-    def webhook_path(self) -> str:
-        m = self.merchant
-        return f"/v2/webhooks/recovery/{m.merchant_id}/{m.profile_id}/{self.billing_mca}"
 
 
 class ChargebeeScenario:
@@ -253,13 +254,9 @@ class ChargebeeScenario:
             time.sleep(0.1)
 
     def wait_for_invoice(self, invoice_id: str, status: str = "paid", timeout: float = 30.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            invoice = self.invoice(invoice_id)
-            if invoice["status"] == status or time.monotonic() >= deadline:
-                self.say(f"    Chargebee invoice {invoice_id}: {invoice['status']}")
-                return invoice
-            time.sleep(0.2)
+        invoice: dict[str, Any] = poll(lambda: self.invoice(invoice_id), lambda i: i["status"] == status, timeout)
+        self.say(f"    Chargebee invoice {invoice_id}: {invoice['status']}")
+        return invoice
 
     def run(self, timeout: float = 60.0) -> tuple[ChargebeeSetup, dict[str, Any], ReceivedWebhook]:
         setup = self.connect(self.seed.bootstrap())

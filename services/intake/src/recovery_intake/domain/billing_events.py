@@ -182,7 +182,8 @@ def payment_account_for(billing_account: dict[str, Any], reference: str | None) 
     )
 
 
-def _epoch(seconds: Any) -> str | None:
+def epoch_text(seconds: Any) -> str | None:
+    """Unix seconds (as billing systems send them) as the ISO 8601 the recovery request takes."""
     if not isinstance(seconds, int):
         return None
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -224,8 +225,8 @@ def stripe_recovery_request(
                 "card_type": card.get("funding"),
             },
         },
-        "billing_started_at": _epoch(invoice.get("created")),
-        "transaction_created_at": _epoch(charge.get("created")),
+        "billing_started_at": epoch_text(invoice.get("created")),
+        "transaction_created_at": epoch_text(charge.get("created")),
         "attempt_status": "failure",
         "action": RecoveryAction.SCHEDULE_FAILED_PAYMENT.value,
         "billing_merchant_connector_id": billing_account_id,

@@ -10,12 +10,11 @@ import base64
 import binascii
 import hmac
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from recovery_contracts.api.recovery import RecoveryAction, RecoveryPaymentsCreate
 
-from .billing_events import BillingEvent, EventRefused, RefusalKind
+from .billing_events import BillingEvent, EventRefused, RefusalKind, epoch_text
 
 CHARGEBEE_ACTIONS = {
     "payment_failed": RecoveryAction.SCHEDULE_FAILED_PAYMENT,
@@ -107,8 +106,8 @@ def chargebee_recovery_request(
                 "card_network": _CARD_NETWORKS.get(str(card.get("card_type") or "")),
             },
         },
-        "billing_started_at": _epoch(invoice.get("date")),
-        "transaction_created_at": _epoch(transaction.get("date")),
+        "billing_started_at": epoch_text(invoice.get("date")),
+        "transaction_created_at": epoch_text(transaction.get("date")),
         "attempt_status": "failure",
         "action": RecoveryAction.SCHEDULE_FAILED_PAYMENT.value,
         "billing_merchant_connector_id": billing_account_id,
@@ -120,12 +119,6 @@ def chargebee_recovery_request(
             "message": str(transaction.get("error_text") or transaction["error_code"]),
         }
     return RecoveryPaymentsCreate.model_validate(body)
-
-
-def _epoch(seconds: Any) -> str | None:
-    if not isinstance(seconds, int):
-        return None
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _object(content: dict[str, Any], name: str) -> dict[str, Any]:
