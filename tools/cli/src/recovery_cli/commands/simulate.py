@@ -45,6 +45,10 @@ def _progress(done: int, total: int) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    try:
+        import recovery_simulator  # noqa: F401  (a development tool: in the workspace, not in the production image)
+    except ImportError:
+        return fail("recovery simulate needs the recovery-simulator package (tools/simulator; `uv sync` installs it)")
     from recovery_simulator.default_model import TableModel
     from recovery_simulator.history import fit_model, read_history
     from recovery_simulator.issuer import IssuerModel, load_issuer_model
