@@ -80,10 +80,11 @@ def test_a_history_round_trips_and_the_fit_follows_it(tmp_path: Path, capsys: py
     assert model.row_for("insufficient_funds") == funds.row
     assert funds.fitted and funds.invoices > 40
     recovered_share = sum(r.recovered for r in runs if r.payment.decline_code == "insufficient_funds") / funds.invoices
-    assert funds.row.recoverable == pytest.approx(recovered_share, abs=1e-3)
+    assert 0 < funds.row.recoverable <= recovered_share  # less what the issuer's luck explains
     assert funds.row.payday_share > 0.5  # smart aims at paydays and PaydayHeavy approves there
     assert main(["simulate", "--history", str(path), "--algorithms", "cascading,smart", "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["model"] == "fitted:history.csv"
     assert [r["payments"] for r in document["results"]] == [160, 160]
     assert any(f["fitted"] for f in document["fit"])
+    assert document["history"]["recovered"] == sum(r.recovered for r in runs)

@@ -153,8 +153,8 @@ def fit_model(
 ) -> tuple[TableModel, list[ClassFit]]:
     """The default model's table fitted to a history, per decline class:
 
-    - recoverable: the share of invoices recovered (a lower bound: the history's own retries may have stopped
-      before a cause went away);
+    - recoverable: the share of invoices recovered, less the share the row's `luck` explains at the history's
+      mean number of attempts (a lower bound: the history's own retries may have stopped before a cause went away);
     - mean_days: the mean time to recovery of the recovered ones (biased low by the same censoring);
     - payday_share: how much more approvals concentrate on the customer's paydays than attempts do
       ((share of approvals on paydays - share of attempts on paydays) / (1 - share of attempts on paydays)).
@@ -190,9 +190,13 @@ def fit_model(
         if approvals and attempts and on_payday < attempts:
             attempt_share = on_payday / attempts
             payday_share = max(0.0, min(1.0, (approvals_on_payday / approvals - attempt_share) / (1 - attempt_share)))
+        # Some recoveries are the issuer's `luck` on an unresolved payment, not a resolution: take them out.
+        mean_attempts = sum(len(h.attempts) for h in items) / len(items)
+        lucky = 1.0 - (1.0 - row.luck) ** mean_attempts
+        recoverable = max(0.0, (len(recovered) / len(items) - lucky) / (1.0 - lucky))
         fitted = replace(
             row,
-            recoverable=round(len(recovered) / len(items), 4),
+            recoverable=round(recoverable, 4),
             mean_days=round(max(0.01, mean_days), 3),
             payday_share=round(payday_share, 3),
             source=f"fitted to {len(items)} invoices ({len(recovered)} recovered)",
@@ -200,3 +204,15 @@ def fit_model(
         rows.append(fitted)
         fits.append(ClassFit(row.name, len(items), len(recovered), True, fitted))
     return TableModel(tuple(rows), name=name), fits
+
+
+def observed(history: list[HistoricalPayment]) -> dict[str, object]:
+    """What the history itself shows (its own algorithm): the figure a backtest of that algorithm should come near."""
+    recovered = sum(1 for h in history if h.recovered_at is not None)
+    attempts = sum(len(h.attempts) for h in history)
+    return {
+        "invoices": len(history),
+        "recovered": recovered,
+        "recovery_rate": round(recovered / len(history), 4) if history else 0.0,
+        "attempts_per_payment": round(attempts / len(history), 3) if history else 0.0,
+    }

@@ -50,7 +50,7 @@ def handle(args: argparse.Namespace) -> int:
     except ImportError:
         return fail("recovery simulate needs the recovery-simulator package (tools/simulator; `uv sync` installs it)")
     from recovery_simulator.default_model import TableModel
-    from recovery_simulator.history import fit_model, read_history
+    from recovery_simulator.history import fit_model, observed, read_history
     from recovery_simulator.issuer import IssuerModel, load_issuer_model
     from recovery_simulator.population import generate_population
     from recovery_simulator.report import render
@@ -67,13 +67,14 @@ def handle(args: argparse.Namespace) -> int:
         model = load_issuer_model(args.issuer_model) if args.issuer_model else TableModel()
     except (ValueError, ImportError) as error:
         return fail(f"--issuer-model: {error}")
-    fits = None
+    fits, seen = None, None
     if args.history is not None:
         try:
             history = read_history(args.history)
         except (OSError, ValueError, KeyError) as error:
             return fail(f"--history: {error}")
         payments = [h.payment for h in history]
+        seen = observed(history)
         source = f"history {args.history.name} ({len(payments)} invoices)"
         if args.issuer_model is None:
             model, fits = fit_model(history, name=f"fitted:{args.history.name}")
@@ -90,10 +91,17 @@ def handle(args: argparse.Namespace) -> int:
         source=source,
     )
     text = table(comparison)
+    if seen is not None:
+        text += (
+            f"\nthe history itself: {seen['recovered']}/{seen['invoices']} recovered ({seen['recovery_rate']:.1%}), "
+            f"{seen['attempts_per_payment']} attempts per payment"
+        )
     if args.report is not None:
         args.report.write_text(render(comparison, text))
     if args.json:
         document = comparison.to_json()
+        if seen is not None:
+            document["history"] = seen
         if fits is not None:
             document["fit"] = [
                 {
