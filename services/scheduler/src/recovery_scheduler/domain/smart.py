@@ -48,9 +48,12 @@ def _slot_for(standing: TokenStanding, floor: datetime, config: RetryConfig) -> 
     times = [floor]
     why = "no decline on this token yet"
     payday = False
-    if last is not None:
-        wait = last.assessment.earliest_wait
-        assert wait is not None  # usable tokens only carry retryable classes last
+    wait = last.assessment.earliest_wait if last is not None else None
+    if last is not None and wait is None:
+        # A usable token whose last decline has no wait: its cause was cleared since (an expired card the
+        # account updater refreshed), so only the floor holds the retry back.
+        why = f"{last.assessment.decline_class.value} decline cleared since (the card was updated)"
+    elif last is not None and wait is not None:
         times.append(last.at + wait)
         payday = last.assessment.payday
         why = f"{last.assessment.decline_class.value} decline ({last.assessment.source}), wait {wait}"
