@@ -197,6 +197,35 @@ async def test_a_merchants_list_is_its_id_range_newest_first_bounded_by_time_exa
         await store.list_initial("m/1", {}, 0, 100)
 
 
+async def test_a_cursor_pages_through_a_merchants_list_and_the_count_is_capped(
+    db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await ensure_indexes(db, INDEXES)
+    store = MongoEventQueries(db)
+    mine = [initial("m1", T0 + timedelta(milliseconds=n)) for n in range(7)]
+    await db.webhook_events.insert_many([*mine, initial("m1a", T0)])
+    newest_first = [doc["event_id"] for doc in reversed(mine)]
+    pages, below = [], None
+    for _ in range(4):
+        docs, total = await store.list_initial("m1", {}, 0, 3, below=below)
+        assert total == 7  # every match, whatever the page
+        pages.append([d["event_id"] for d in docs])
+        if len(docs) < 3:
+            break
+        below = record_key("m1", docs[-1]["event_id"])
+    assert pages == [newest_first[:3], newest_first[3:6], newest_first[6:]]
+    # A cursor within a list of keys, and with time bounds.
+    by_id = {"_id": {"$in": [mine[1]["_id"], mine[4]["_id"], mine[6]["_id"]]}}
+    docs, total = await store.list_initial("m1", by_id, 0, 10, below=mine[6]["_id"])
+    assert [d["event_id"] for d in docs] == [mine[4]["event_id"], mine[1]["event_id"]] and total == 3
+    docs, _ = await store.list_initial("m1", {}, 0, 10, before=mine[5]["created_at"], below=mine[3]["_id"])
+    assert [d["event_id"] for d in docs] == newest_first[4:]
+    # The count stops at the cap (a count costs at most that many records).
+    monkeypatch.setattr("recovery_dispatcher.adapters.event_queries.EVENTS_COUNT_CAP", 5)
+    docs, total = await store.list_initial("m1", {}, 0, 2)
+    assert total == 5 and len(docs) == 2
+
+
 async def test_the_earliest_unfinished_earlier_event_holds_a_later_one_back(db: Any) -> None:
     await ensure_indexes(db, INDEXES)
     store = repository(db)

@@ -483,17 +483,25 @@ async def test_manual_retry_makes_one_attempt_and_returns_it(
     assert [e["event_id"] for e in listed["events"]] == [record["event_id"]]
 
 
-async def test_events_api_through_intake_filters_pages_and_isolates_merchants(
-    serve: Any, dispatcher: Any, isolation: Isolation, db: Any
-) -> None:
-    admin = "test_admin_key"
+ADMIN_KEY = "test_admin_key"
+
+
+def start_intake(serve: Any, dispatcher: Any, isolation: Isolation) -> tuple[Any, Any, SeedScenario]:
+    """Intake in front of `dispatcher`, a receiver, and the demo's scenario steps against them (admin key)."""
     intake = serve(
         build_intake(
-            settings_for(IntakeSettings, isolation, admin_api_key=admin, dispatcher_internal_url=dispatcher.url)
+            settings_for(IntakeSettings, isolation, admin_api_key=ADMIN_KEY, dispatcher_internal_url=dispatcher.url)
         )
     )
     receiver = serve(receiver_app())
-    scenario = SeedScenario(Endpoints(intake.url, "http://127.0.0.1:1", receiver.url, admin), say=lambda _: None)
+    scenario = SeedScenario(Endpoints(intake.url, "http://127.0.0.1:1", receiver.url, ADMIN_KEY), say=lambda _: None)
+    return intake, receiver, scenario
+
+
+async def test_events_api_through_intake_filters_pages_and_isolates_merchants(
+    serve: Any, dispatcher: Any, isolation: Isolation, db: Any
+) -> None:
+    intake, receiver, scenario = start_intake(serve, dispatcher, isolation)
     merchant_a, merchant_b = scenario.create_merchant(), scenario.create_merchant()
     key_a, key_b = scenario.create_api_key(merchant_a), scenario.create_api_key(merchant_b)
     events = [payment_event(merchant=merchant_a, profile_id="pro_a") for _ in range(3)]
@@ -507,9 +515,16 @@ async def test_events_api_through_intake_filters_pages_and_isolates_merchants(
         return httpx.request(method, f"{intake.url}{path}", headers={"api-key": key}, **kwargs)
 
     page = call("POST", f"/events/{merchant_a}", key_a, json={"limit": 2, "offset": 0}).json()
-    assert page["total_count"] == 3 and len(page["events"]) == 2
+    assert page["total_count"] == 3 and len(page["events"]) == 2 and page["total_count_capped"] is False
     rest = call("POST", f"/events/{merchant_a}", key_a, json={"limit": 2, "offset": 2}).json()
-    assert len(rest["events"]) == 1
+    assert len(rest["events"]) == 1 and rest["next_cursor"] is None
+    # The cursor extension: the next page after the last event of this one, whatever the depth.
+    after = call("POST", f"/events/{merchant_a}", key_a, json={"limit": 2, "cursor": page["next_cursor"]}).json()
+    assert page["next_cursor"] == page["events"][-1]["event_id"]
+    assert after["events"] == rest["events"] and after["total_count"] == 3
+    # A deep offset is refused (the cursor reads any depth at the cost of one page).
+    deep = call("POST", f"/events/{merchant_a}", key_a, json={"offset": 10_001})
+    assert deep.status_code == 400 and "offset" in deep.text
     # Newest first, paged without overlap; the time filters are inclusive.
     listed = call("POST", f"/events/{merchant_a}", key_a, json={}).json()["events"]
     created = [datetime.fromisoformat(e["created"]) for e in listed]
@@ -541,7 +556,62 @@ async def test_events_api_through_intake_filters_pages_and_isolates_merchants(
 
     # Merchant B: not on A's path, and A's event ids are unknown on its own.
     assert call("POST", f"/events/{merchant_a}", key_b, json={}).status_code in (401, 404)
-    assert call("POST", f"/events/{merchant_b}", key_b, json={}).json() == {"events": [], "total_count": 0}
+    assert call("POST", f"/events/{merchant_b}", key_b, json={}).json() == {
+        "events": [],
+        "total_count": 0,
+        "total_count_capped": False,
+        "next_cursor": None,
+    }
     assert call("GET", f"/events/{merchant_b}/{event_id}/attempts", key_b).status_code == 404
     assert call("POST", f"/events/{merchant_b}/{event_id}/retry", key_b).status_code == 404
     assert len(received(receiver)) == 3
+
+
+async def test_webhook_toggles_set_through_intake_reach_the_dispatcher_and_a_switched_off_type_is_not_sent(
+    serve: Any, dispatcher: Any, isolation: Isolation, db: Any
+) -> None:
+    intake, receiver, scenario = start_intake(serve, dispatcher, isolation)
+    merchant = scenario.create_merchant()
+    headers = {"api-key": ADMIN_KEY, "x-merchant-id": merchant}
+    details = {
+        "webhook_url": f"{receiver.url}/hook",
+        "payment_failed_enabled": False,
+        "payment_succeeded_enabled": True,
+        "max_deliveries_per_second": 50,
+    }
+    created = httpx.post(
+        f"{intake.url}/v2/profiles", json={"profile_name": "toggles", "webhook_details": details}, headers=headers
+    )
+    assert created.status_code == 200, created.text
+    profile_id = created.json()["id"]
+    assert created.json()["webhook_details"]["payment_failed_enabled"] is False  # stored, shown back
+    # Carried by profile.updated into the dispatcher's projection.
+    projected = await eventually(lambda: db.webhook_endpoints.find_one({"_id": profile_id}), timeout=40)
+    assert projected["disabled_event_types"] == ["payment_failed"] and projected["max_deliveries_per_second"] == 50
+
+    switched_off = payment_event("failed", merchant=merchant, profile_id=profile_id)
+    sent = payment_event("succeeded", merchant=merchant, profile_id=profile_id)
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(switched_off)
+        await broker.publish(sent)
+        await eventually(lambda: finished(db, sent))
+        await eventually(lambda: 'recovery_webhook_events_not_raised_total{event_type="payment_failed"} 1.0' in (
+            httpx.get(f"{dispatcher.url}/metrics").text
+        ))  # fmt: skip
+        # Switched on again by a profile update (the flag left out: unset sends, as in Hyperswitch).
+        updated = httpx.put(
+            f"{intake.url}/v2/profiles/{profile_id}",
+            json={"webhook_details": {"webhook_url": f"{receiver.url}/hook"}},
+            headers=headers,
+        )
+        assert updated.status_code == 200, updated.text
+        await eventually(
+            lambda: db.webhook_endpoints.find_one({"_id": profile_id})["disabled_event_types"] == [], timeout=40
+        )
+        again = payment_event("failed", merchant=merchant, profile_id=profile_id)
+        await broker.publish(again)
+        await eventually(lambda: finished(db, again, "payment_failed"))
+    # No event at all for the switched-off type: no claim, no record, no request.
+    assert initial_of(db, switched_off, "payment_failed") is None
+    assert db.webhook_claims.count_documents({"payment_id": switched_off.payload.payment_id}) == 0
+    assert [d["json"]["event_type"] for d in received(receiver)] == ["payment_succeeded", "payment_failed"]

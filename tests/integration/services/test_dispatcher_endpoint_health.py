@@ -1,4 +1,5 @@
-"""Endpoint health in the webhook dispatcher: the per-URL circuit breaker and the automatic disable.
+"""Endpoint health in the webhook dispatcher: the circuit breaker per endpoint (profile, URL), shared by the
+dispatchers through MongoDB, and the automatic disable.
 
 Real RabbitMQ (the test's vhost), the MongoDB-wire server, the scheduler (durable retries and holds are its
 timers) and real HTTP receivers. Durations are settings in schedule time at TIME_SCALE 1000 (1,000 s of
@@ -102,6 +103,12 @@ def record_of(db: Any, event: Envelope[Any]) -> dict[str, Any] | None:
     return db.webhook_events.find_one({"idempotent_event_id": key, "delivery_attempt": "initial_attempt"})
 
 
+def all_held(db: Any, events: list[Envelope[Any]]) -> list[dict[str, Any]] | None:
+    """The records of `events` once every one of them is held (a timer instead of a request), else None."""
+    records = [r for e in events if (r := record_of(db, e)) and r.get("holds")]
+    return records if len(records) == len(events) else None
+
+
 def circuits_open(dispatcher: Any) -> float:
     text = httpx.get(f"{dispatcher.url}/metrics").text
     found = CIRCUITS_OPEN.search(text)
@@ -148,11 +155,7 @@ async def test_circuit_opens_pauses_the_url_probes_and_drains_the_backlog_while_
             await broker.publish(event)
 
         # While the circuit is open the backlog is held (recorded, with the reason), not sent.
-        def all_held() -> list[dict[str, Any]] | None:
-            records = [r for e in backlog if (r := record_of(db, e)) and r.get("holds")]
-            return records if len(records) == len(backlog) else None
-
-        held = await eventually(all_held)
+        held = await eventually(lambda: all_held(db, backlog))
         assert {r["status"] for r in held} == {"retry_scheduled"}
         assert {r["status_reason"] for r in held} == {f"circuit open for {bad.url}/hook"}
         assert all(r.get("request") is None and r.get("attempts", 0) == 0 for r in held)
@@ -188,6 +191,51 @@ async def test_circuit_opens_pauses_the_url_probes_and_drains_the_backlog_while_
     assert times[BREAKER_FAILURES + 2] - second_probe >= PROBE_SECONDS * 0.9
     assert len({d["json"]["event_id"] for d in deliveries[BREAKER_FAILURES + 1 :]}) == len(everything)
     assert len(received(good)) == 1
+
+
+async def test_a_second_dispatcher_finds_the_breaker_the_first_opened_and_sends_the_one_probe(
+    serve: Any, isolation: Isolation, db: Any
+) -> None:
+    start_scheduler(serve, isolation)
+    cooldown = 8.0  # long enough to start the second dispatcher while the circuit is open
+    overrides = {"webhook_breaker_cooldown_seconds": cooldown * SCALE}
+    first = start_dispatcher(serve, isolation, **overrides)
+    bad = serve(receiver_app())
+    behave(bad, {"status": 500, "times": BREAKER_FAILURES}, {"status": 200, "sleep_seconds": PROBE_SECONDS})
+    first_wave = [succeeded("pro_bad") for _ in range(BREAKER_FAILURES)]
+    backlog = [succeeded("pro_bad") for _ in range(4)]
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(endpoint(f"{bad.url}/hook", "pro_bad"))
+        await eventually(lambda: db.webhook_endpoints.count_documents({}) == 1)
+        for event in first_wave:
+            await broker.publish(event)
+        stored = await eventually(
+            lambda: (doc := db.endpoint_health.find_one({"profile_id": "pro_bad"})) and doc["state"] == "open" and doc
+        )
+        opened = time.time()
+        # The first dispatcher goes; another (a replica, or the first one restarted) carries on.
+        first.stop()
+        start_dispatcher(serve, isolation, **overrides)
+        for event in backlog:
+            await broker.publish(event)
+        held = await eventually(lambda: all_held(db, backlog))
+        assert time.time() - opened < cooldown, "the machine was too slow to observe the open circuit"
+        # The second dispatcher did not start from a closed breaker of its own: nothing more was sent.
+        assert len(received(bad)) == BREAKER_FAILURES
+        assert {r["status_reason"] for r in held} == {f"circuit open for {bad.url}/hook"}
+        everything = [*first_wave, *backlog]
+        await eventually(
+            lambda: all((record_of(db, e) or {}).get("status") == "delivered" for e in everything), timeout=60
+        )
+    assert (stored["url"], stored["consecutive_failures"]) == (f"{bad.url}/hook", BREAKER_FAILURES)
+    deliveries = received(bad)
+    assert [d["response"]["status"] for d in deliveries] == [500] * BREAKER_FAILURES + [200] * len(everything)
+    times = [at(d) for d in deliveries]
+    # One probe after the cooldown, alone: the backlog followed its success.
+    assert times[BREAKER_FAILURES] - times[BREAKER_FAILURES - 1] >= cooldown * 0.95
+    assert times[BREAKER_FAILURES + 1] - times[BREAKER_FAILURES] >= PROBE_SECONDS * 0.9
+    closed = db.endpoint_health.find_one({"profile_id": "pro_bad"})
+    assert (closed["state"], closed["consecutive_failures"]) == ("closed", 0)
 
 
 async def test_an_endpoint_failing_for_the_disable_period_is_disabled_with_an_operational_event(

@@ -4,7 +4,7 @@ MongoDB ones, a sender that answers from a script, and the dispatcher built arou
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -15,7 +15,8 @@ from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import ProfileUpdated
 from recovery_dispatcher.app import DispatcherAdapters, build_service
 from recovery_dispatcher.domain.attempt import DeliveryResult
-from recovery_dispatcher.domain.endpoint import Endpoint
+from recovery_dispatcher.domain.breaker import CircuitBreaker, EndpointKey
+from recovery_dispatcher.domain.endpoint import Endpoint, switched_off
 from recovery_dispatcher.domain.event import Claim, DuplicateEvent, EarlierEvent, WebhookEvent
 from recovery_dispatcher.domain.policy import classify_response
 from recovery_dispatcher.domain.status import FINAL_STATUSES, AttemptKind, EventStatus
@@ -197,6 +198,8 @@ class InMemoryEndpoints:
             whsec_secrets=tuple(update.standard_webhooks_secrets),
             custom_headers=dict(update.custom_headers),
             retry_schedule_seconds=tuple(schedule) if schedule is not None else None,
+            disabled_event_types=frozenset(switched_off(update)),
+            max_deliveries_per_second=update.webhook_max_deliveries_per_second,
         )
         return True
 
@@ -219,6 +222,35 @@ class InMemoryEndpoints:
         self.endpoints[profile_id] = replace(self.endpoints[profile_id], failing_since=None)
 
 
+class InMemoryBreakers:
+    """Breakers by (profile, URL), compare-and-set on their version as the `endpoint_health` collection; `saves`
+    counts the writes (a healthy endpoint must cost none)."""
+
+    def __init__(self) -> None:
+        self.breakers: dict[EndpointKey, CircuitBreaker] = {}
+        self.slow: dict[EndpointKey, int] = {}
+        self.saves = 0
+        # What another dispatcher does just before this one's compare-and-set (a race), when set.
+        self.before_save: Callable[[EndpointKey, CircuitBreaker, CircuitBreaker, datetime], None] | None = None
+
+    async def get(self, key: EndpointKey, *, fresh: bool = False) -> CircuitBreaker:
+        return self.breakers.get(key) or CircuitBreaker()
+
+    async def save(
+        self, key: EndpointKey, before: CircuitBreaker, after: CircuitBreaker, now: datetime
+    ) -> CircuitBreaker | None:
+        if self.before_save is not None:
+            self.before_save(key, before, after, now)
+        if (self.breakers.get(key) or CircuitBreaker()).version != before.version:
+            return None
+        self.saves += 1
+        saved = self.breakers[key] = replace(after, version=before.version + 1)
+        return saved
+
+    async def count_slow(self, key: EndpointKey, now: datetime) -> None:
+        self.slow[key] = self.slow.get(key, 0) + 1
+
+
 @dataclass(frozen=True)
 class SentRequest:
     url: str
@@ -229,29 +261,36 @@ class SentRequest:
 class ScriptedSender:
     """Records every request and answers with the scripted statuses in order (200 once the script runs out).
     One attempt per delivery (in-process retries are the real sender's, tested against HTTP). While `gate` is
-    set, a request waits until it is opened."""
+    set, a request waits until it is opened; a URL in `gates` waits for its own gate (a slow endpoint)."""
 
     def __init__(self, clock: FixedClock) -> None:
         self.clock = clock
         self.statuses: list[int] = []
         self.requests: list[SentRequest] = []
         self.gate: asyncio.Event | None = None
+        self.gates: dict[str, asyncio.Event] = {}
         self.requested = asyncio.Event()
+        # How long each answer takes, as the attempt records it.
+        self.duration_ms = 1
 
     def answer(self, *statuses: int) -> None:
         self.statuses.extend(statuses)
 
+    def sent_to(self, url: str) -> list[SentRequest]:
+        return [request for request in self.requests if request.url == url]
+
     async def send(self, url: str, body: bytes, headers: Sequence[tuple[str, str]]) -> DeliveryResult:
         self.requests.append(SentRequest(url, body, {name.lower(): value for name, value in headers}))
         self.requested.set()
-        if self.gate is not None:
-            await self.gate.wait()
+        gate = self.gates.get(url, self.gate)
+        if gate is not None:
+            await gate.wait()
         status = self.statuses.pop(0) if self.statuses else 200
         return DeliveryResult(
             url=url,
             request_headers=tuple(headers),
             started_at=self.clock.now(),
-            duration_ms=1,
+            duration_ms=self.duration_ms,
             status_code=status,
             response_headers=(),
             response_body="",
@@ -276,6 +315,7 @@ class Dispatcher:
     service: Service
     events: InMemoryEvents
     endpoints: InMemoryEndpoints
+    breakers: InMemoryBreakers
     sender: ScriptedSender
     published: RecordingPublisher
     clock: FixedClock
@@ -291,11 +331,17 @@ class Dispatcher:
 def in_memory_dispatcher(**settings: Any) -> Dispatcher:
     clock = FixedClock()
     publisher = RecordingPublisher()
-    events, endpoints, sender = InMemoryEvents(), InMemoryEndpoints(), ScriptedSender(clock)
+    events, endpoints, breakers, sender = (
+        InMemoryEvents(),
+        InMemoryEndpoints(),
+        InMemoryBreakers(),
+        ScriptedSender(clock),
+    )
     adapters = DispatcherAdapters(
         events=events,
         queries=NoQueries(),
         endpoints=endpoints,
+        breakers=breakers,
         sender=sender,
         unit_of_work=InMemoryUnitOfWork(publisher),
         publisher=publisher,
@@ -303,4 +349,4 @@ def in_memory_dispatcher(**settings: Any) -> Dispatcher:
     )
     configured = DispatcherSettings(service_instance_id="dispatcher-1", **settings)
     service = build_service(configured, adapters)
-    return Dispatcher(service, events, endpoints, sender, publisher, clock, configured)
+    return Dispatcher(service, events, endpoints, breakers, sender, publisher, clock, configured)

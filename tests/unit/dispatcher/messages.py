@@ -15,7 +15,17 @@ HASH_KEY = "a-profile-hash-key"
 WHSEC = generate_whsec_secret()
 URL = "https://merchant.example/webhooks"
 
-__all__ = ["HASH_KEY", "URL", "WHSEC", "deliver", "endpoint_update", "failed", "payment", "succeeded"]
+__all__ = [
+    "HASH_KEY",
+    "URL",
+    "WHSEC",
+    "deliver",
+    "endpoint_update",
+    "failed",
+    "payment",
+    "succeeded",
+    "succeeded_for",
+]
 
 
 def payment() -> RecoveryPayment:
@@ -50,21 +60,36 @@ def failed(of: RecoveryPayment | None = None) -> Envelope[PaymentFailed]:
     )
 
 
-def endpoint_update(version: int = 1, url: str = URL, schedule: tuple[float, ...] | None = None) -> Envelope[Any]:
+def endpoint_update(
+    version: int = 1,
+    url: str = URL,
+    schedule: tuple[float, ...] | None = None,
+    *,
+    profile_id: str = "pro_test",
+    merchant_id: str = "merchant_test",
+    **settings: Any,
+) -> Envelope[Any]:
+    """`profile.updated` of a profile's webhook settings; `settings`: more `ProfileUpdated` fields (toggles, rate)."""
     return envelope_for(
         MessageType.PROFILE_UPDATED,
         ProfileUpdated(
-            profile_id="pro_test",
-            merchant_id="merchant_test",
+            profile_id=profile_id,
+            merchant_id=merchant_id,
             version=version,
             webhook_url=url,
             payment_response_hash_key=HASH_KEY,
             standard_webhooks_secrets=(WHSEC,),
             webhook_retry_schedule_seconds=schedule,
+            **settings,
         ),
-        merchant_id="merchant_test",
-        profile_id="pro_test",
+        merchant_id=merchant_id,
+        profile_id=profile_id,
     )
+
+
+def succeeded_for(merchant_id: str, profile_id: str) -> Envelope[Any]:
+    """`payment.succeeded` for a new payment of another merchant or profile."""
+    return payment_succeeded(recovery_payment(merchant_id=merchant_id, profile_id=profile_id))
 
 
 def deliver(timer_message: dict[str, Any]) -> Envelope[DeliverWebhook]:

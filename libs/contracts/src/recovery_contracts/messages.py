@@ -99,6 +99,14 @@ class ProfileUpdated(_Payload):
     webhook_retry_schedule_seconds: tuple[Annotated[float, Field(ge=0, le=7 * 86400)], ...] | None = Field(
         default=None, max_length=50
     )
+    # The profile's `webhook_details` toggles (Hyperswitch's): False means events of that type are not raised for
+    # the profile; None (not set) sends them, as Hyperswitch does with the flag absent.
+    payment_created_enabled: bool | None = None
+    payment_succeeded_enabled: bool | None = None
+    payment_failed_enabled: bool | None = None
+    # `webhook_details.max_deliveries_per_second` (extension): deliveries per second to the profile's endpoint
+    # (each dispatcher's own bound); None: no limit.
+    webhook_max_deliveries_per_second: int | None = Field(default=None, ge=1, le=10_000)
 
 
 class ConnectorAccountUpdated(_Payload):

@@ -13,7 +13,9 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from recovery_dispatcher import http
-from recovery_dispatcher.adapters.endpoint_health import InProcessEndpointHealth
+from recovery_dispatcher.adapters.breaker_repository import MongoBreakerRepository
+from recovery_dispatcher.adapters.delivery_slots import DeliverySlots
+from recovery_dispatcher.adapters.endpoint_health import SharedEndpointHealth
 from recovery_dispatcher.adapters.endpoint_repository import MongoEndpointRepository
 from recovery_dispatcher.adapters.event_queries import MongoEventQueries
 from recovery_dispatcher.adapters.event_repository import INDEXES, MongoEventRepository
@@ -26,7 +28,13 @@ from recovery_dispatcher.handlers.delivery import Delivery
 from recovery_dispatcher.handlers.leases import DeliveryLeases
 from recovery_dispatcher.handlers.manual_retry import manual_retry
 from recovery_dispatcher.handlers.payment_events import payment_failed, payment_succeeded
-from recovery_dispatcher.handlers.ports import EndpointRepository, EventQueries, EventRepository, Sender
+from recovery_dispatcher.handlers.ports import (
+    BreakerRepository,
+    EndpointRepository,
+    EventQueries,
+    EventRepository,
+    Sender,
+)
 from recovery_dispatcher.handlers.profile_updated import profile_updated
 from recovery_dispatcher.settings import DispatcherSettings
 from recovery_runtime.bus import Publisher
@@ -46,6 +54,7 @@ class DispatcherAdapters:
     events: EventRepository
     queries: EventQueries
     endpoints: EndpointRepository
+    breakers: BreakerRepository
     sender: Sender
     unit_of_work: UnitOfWorkPort
     publisher: Publisher
@@ -78,13 +87,15 @@ def mongo_adapters(
             ),
         ),
     )
+    in_memory = settings.webhook_endpoints_in_memory
     endpoints = MongoEndpointRepository(
-        db, settings.webhook_endpoint_cache_seconds, secrets=SecretBox.from_settings(settings)
+        db, settings.webhook_endpoint_cache_seconds, secrets=SecretBox.from_settings(settings), max_cached=in_memory
     )
     return DispatcherAdapters(
         events=MongoEventRepository(db, writer),
         queries=MongoEventQueries(db),
         endpoints=endpoints,
+        breakers=MongoBreakerRepository(db, settings.webhook_endpoint_health_cache_seconds, max_cached=in_memory),
         sender=sender,
         unit_of_work=unit_of_work,
         publisher=publisher,
@@ -93,9 +104,11 @@ def mongo_adapters(
 
 
 def delivery_of(settings: DispatcherSettings, adapters: DispatcherAdapters, scale: TimeScale) -> Delivery:
-    """The handlers' dependencies. Breaker durations are wall-clock (scaled here); schedules are schedule time."""
-    health = InProcessEndpointHealth(
+    """The handlers' dependencies. Breaker durations and holds are wall-clock (scaled here); schedules are
+    schedule time."""
+    health = SharedEndpointHealth(
         adapters.endpoints,
+        adapters.breakers,
         adapters.unit_of_work,
         breaker=BreakerPolicy(
             failure_threshold=settings.webhook_breaker_failures,
@@ -103,8 +116,15 @@ def delivery_of(settings: DispatcherSettings, adapters: DispatcherAdapters, scal
             max_cooldown=scale.wall(timedelta(seconds=settings.webhook_breaker_max_cooldown_seconds)),
             probe_timeout=timedelta(seconds=settings.webhook_total_timeout_seconds * 4),
         ),
-        concurrency=settings.webhook_endpoint_concurrency,
         disable_after=scale.wall(timedelta(seconds=settings.webhook_disable_after_seconds)),
+        slow_after=timedelta(seconds=settings.webhook_slow_response_seconds),
+    )
+    slots = DeliverySlots(
+        per_endpoint=settings.webhook_endpoint_concurrency,
+        per_merchant=settings.webhook_merchant_max_in_flight,
+        min_hold=scale.wall(timedelta(seconds=settings.webhook_busy_hold_seconds)),
+        max_hold=scale.wall(timedelta(seconds=settings.webhook_busy_max_hold_seconds)),
+        max_endpoints=settings.webhook_endpoints_in_memory,
     )
     # The lease owner: this process (host names repeat across processes on one machine).
     owner = f"{settings.service_instance_id}/{os.getpid()}-{secrets.token_hex(4)}"
@@ -112,6 +132,7 @@ def delivery_of(settings: DispatcherSettings, adapters: DispatcherAdapters, scal
         events=adapters.events,
         endpoints=adapters.endpoints,
         health=health,
+        slots=slots,
         sender=adapters.sender,
         unit_of_work=adapters.unit_of_work,
         clock=adapters.clock,
@@ -149,7 +170,8 @@ def build_service(settings: DispatcherSettings | None = None, adapters: Dispatch
     delivery = delivery_of(settings, adapters, service.time_scale)
     # Messages of one payment, whichever of the three queues they come from, are handled in arrival order
     # (webhooks of a payment go out in sequence); different payments side by side, at most
-    # WEBHOOK_MAX_IN_FLIGHT at once in this process.
+    # WEBHOOK_MAX_IN_FLIGHT at once in this process. A delivery never waits for its endpoint holding one of
+    # those: when the endpoint (or its merchant) is busy it is parked on a timer (DeliverySlots).
     payment_lanes = Lanes(settings.webhook_max_in_flight)
     for queue_name, handler in (
         ("dispatcher.payment-succeeded", payment_succeeded),

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from recovery_contracts.api.errors import ApiError, validation_error_response
 from recovery_contracts.api.events import (
+    EVENTS_COUNT_CAP,
     EventListConstraints,
     EventListItemResponse,
     EventRetrieveResponse,
@@ -147,16 +148,22 @@ def router(
         if constraints.object_id is not None:
             payment_event_ids = await queries.event_ids_of_payment(constraints.object_id)
         query = _list_query(merchant_id, constraints, payment_event_ids)
+        limit = constraints.limit or DEFAULT_PAGE
         docs, total = await queries.list_initial(
             merchant_id,
             query.filters,
             constraints.offset or 0,
-            constraints.limit or DEFAULT_PAGE,
+            limit,
             after=query.after,
             before=query.before,
+            below=record_key(merchant_id, constraints.cursor) if constraints.cursor is not None else None,
         )
         body = TotalEventsResponse(
-            events=[EventListItemResponse.model_validate(list_item(d)) for d in docs], total_count=total
+            events=[EventListItemResponse.model_validate(list_item(d)) for d in docs],
+            total_count=total,
+            total_count_capped=total >= EVENTS_COUNT_CAP,
+            # A full page may have a next one: it starts after this page's last (oldest) event.
+            next_cursor=docs[-1]["event_id"] if len(docs) == limit else None,
         )
         return JSONResponse(json.loads(body.model_dump_json()))
 

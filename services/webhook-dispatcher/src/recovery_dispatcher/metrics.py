@@ -17,7 +17,20 @@ EVENTS_FINISHED = Counter(
 )
 RETRIES_SCHEDULED = Counter("recovery_webhook_retries_scheduled_total", "Durable webhook retries scheduled", ["why"])
 ENDPOINTS_DISABLED = Counter("recovery_webhook_endpoints_disabled_total", "Endpoints disabled", ["reason"])
-CIRCUITS_OPEN = Gauge("recovery_webhook_circuits_open", "Endpoint circuit breakers open in this process")
+# Opened minus closed by this process: the sum over the dispatchers is the number of open circuits (one process
+# may open a circuit that another closes).
+CIRCUITS_OPEN = Gauge("recovery_webhook_circuits_open", "Endpoint circuits this process opened less those it closed")
+SLOW_RESPONSES = Counter(
+    "recovery_webhook_slow_responses_total", "Attempts that took WEBHOOK_SLOW_RESPONSE_SECONDS or longer"
+)
+DELIVERIES_PARKED = Counter(
+    "recovery_webhook_deliveries_parked_total",
+    "Deliveries parked on a timer instead of waiting (endpoint_busy, merchant_busy, rate_limited)",
+    ["reason"],
+)
+EVENTS_NOT_RAISED = Counter(
+    "recovery_webhook_events_not_raised_total", "Payment events of a type the profile switched off", ["event_type"]
+)
 
 
 # The labelled children of the per-delivery series, looked up once (`labels()` costs a lock and a dict lookup
@@ -30,3 +43,13 @@ def delivery_attempts(outcome: str, kind: str) -> Counter:
 @functools.cache
 def events_finished(result: str) -> Counter:
     return EVENTS_FINISHED.labels(result)
+
+
+@functools.cache
+def deliveries_parked(reason: str) -> Counter:
+    return DELIVERIES_PARKED.labels(reason)
+
+
+@functools.cache
+def events_not_raised(event_type: str) -> Counter:
+    return EVENTS_NOT_RAISED.labels(event_type)

@@ -28,10 +28,19 @@ class DispatcherSettings(ServiceSettings):
     # The broker hands each of the dispatcher's consumers this many unacknowledged messages, each handled in a
     # task of its own (the services' default of 100 would cap a delivery queue below `webhook_max_in_flight`).
     prefetch_count: int = Field(default=256, ge=1, le=1000)
-    # Deliveries in flight to one endpoint URL at a time (a slow endpoint holds only its own slots).
+    # Deliveries in flight to one endpoint (a profile's URL) at a time in this process; when they are all taken a
+    # delivery is parked on a timer (it holds no slot of WEBHOOK_MAX_IN_FLIGHT meanwhile).
     webhook_endpoint_concurrency: int = Field(default=16, ge=1, le=1000)
-    # Circuit breaker per endpoint URL: consecutive failed deliveries that open it, and its first pause
-    # (seconds of schedule time; doubled after each failed probe, up to the maximum).
+    # Deliveries in flight for one merchant at a time in this process (all its endpoints); more are parked.
+    webhook_merchant_max_in_flight: int = Field(default=64, ge=1, le=10_000)
+    # The shortest park of a delivery whose endpoint or merchant is busy (seconds of schedule time; not a retry).
+    webhook_busy_hold_seconds: float = Field(default=5.0, gt=0)
+    # The longest park (seconds of schedule time): a parked backlog is spread over at most this long.
+    webhook_busy_max_hold_seconds: float = Field(default=600.0, gt=0)
+    # An attempt answered (or failing) after this many wall-clock seconds counts as a slow response of its endpoint.
+    webhook_slow_response_seconds: float = Field(default=5.0, gt=0)
+    # Circuit breaker per endpoint (profile, URL), shared by the dispatchers: consecutive failed deliveries that
+    # open it, and its first pause (seconds of schedule time; doubled after each failed probe, up to the maximum).
     webhook_breaker_failures: int = Field(default=5, ge=1)
     webhook_breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
     webhook_breaker_max_cooldown_seconds: float = Field(default=600.0, gt=0)
@@ -39,6 +48,11 @@ class DispatcherSettings(ServiceSettings):
     webhook_disable_after_seconds: float = Field(default=5 * 86400, gt=0)
     # Endpoint settings are cached this long (wall-clock seconds) between profile.updated messages.
     webhook_endpoint_cache_seconds: float = Field(default=2.0, ge=0)
+    # Breakers (endpoint_health) are cached this long (wall-clock seconds): how late a dispatcher may learn of
+    # another's open or close; its own changes it sees at once.
+    webhook_endpoint_health_cache_seconds: float = Field(default=1.0, ge=0)
+    # Endpoints whose settings, breaker and load one process keeps in memory (least recently used go first).
+    webhook_endpoints_in_memory: int = Field(default=10_000, ge=1)
     # Write-behind batching of the event records.
     webhook_record_flush_seconds: float = Field(default=0.005, gt=0)
     webhook_record_batch: int = Field(default=500, ge=1)

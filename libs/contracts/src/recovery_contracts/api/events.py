@@ -11,6 +11,10 @@ from recovery_contracts.api.fields import Flag, Identifier, RequestBody, Respons
 from recovery_contracts.timestamps import UtcMillis
 
 MAX_EVENTS_PAGE = 100
+# `offset` beyond this is refused: a deeper page is read with `cursor` (an offset costs every skipped record).
+MAX_EVENTS_OFFSET = 10_000
+# `total_count` counts at most this many events (`total_count_capped` says when it stopped there).
+EVENTS_COUNT_CAP = 10_000
 
 
 class EventClass(StrEnum):
@@ -63,7 +67,10 @@ class EventListConstraints(RequestBody):
     created_after: UtcMillis | None = None
     created_before: UtcMillis | None = None
     limit: Annotated[int, Field(strict=True, ge=1, le=MAX_EVENTS_PAGE)] | None = None
-    offset: Annotated[int, Field(strict=True, ge=0, le=1_000_000)] | None = None
+    offset: Annotated[int, Field(strict=True, ge=0, le=MAX_EVENTS_OFFSET)] | None = None
+    # Extension: the previous page's `next_cursor`; the page then starts after that event (`offset` counts from
+    # there). Reads any depth at the cost of one page.
+    cursor: Identifier | None = None
     object_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     event_id: Identifier | None = None
     profile_id: Identifier | None = None
@@ -86,7 +93,12 @@ class EventListItemResponse(ResponseBody):
 
 class TotalEventsResponse(ResponseBody):
     events: list[EventListItemResponse]
+    # The matching events, counted up to EVENTS_COUNT_CAP.
     total_count: int = Field(ge=0)
+    # Extensions: `total_count` stopped at EVENTS_COUNT_CAP (there may be more); the `cursor` of the next page
+    # (null on the last page).
+    total_count_capped: bool = False
+    next_cursor: str | None = None
 
 
 # Headers travel as [name, value] pairs, in the order sent (Hyperswitch's `Vec<(String, Secret<String>)>`).

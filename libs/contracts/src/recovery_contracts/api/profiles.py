@@ -31,6 +31,8 @@ class WebhookDetails(RequestBody):
     payment_created_enabled: Flag | None = None
     payment_succeeded_enabled: Flag | None = None
     payment_failed_enabled: Flag | None = None
+    # Extension: at most this many webhook deliveries per second to `webhook_url` (per dispatcher); unset: no limit.
+    max_deliveries_per_second: Annotated[int, Field(strict=True, ge=1, le=10_000)] | None = None
 
 
 class ProfileCreate(RequestBody):

@@ -3,7 +3,6 @@ each profile's webhooks go) and the dispatcher's health marks on it, read throug
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -12,9 +11,9 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from recovery_contracts.messages import ProfileUpdated
-from recovery_dispatcher.domain.endpoint import Endpoint
+from recovery_dispatcher.adapters.read_through import ReadThrough
+from recovery_dispatcher.domain.endpoint import Endpoint, switched_off
 from recovery_runtime.secrets import SecretBox, is_sealed
-from recovery_runtime.ttl_cache import TtlCache
 
 
 class MongoEndpointRepository:
@@ -27,8 +26,7 @@ class MongoEndpointRepository:
     ) -> None:
         self._endpoints = db["webhook_endpoints"]
         self._secrets = secrets
-        self._cache: TtlCache[str, Endpoint] = TtlCache(cache_seconds, max_cached)
-        self._loading: dict[str, asyncio.Future[Endpoint | None]] = {}
+        self._cache: ReadThrough[str, Endpoint] = ReadThrough(self._load, cache_seconds, max_cached)
 
     async def apply(self, update: ProfileUpdated, session: AsyncClientSession | None) -> bool:
         """Project a profile version newer than the stored one; False for an older or repeated one."""
@@ -47,6 +45,8 @@ class MongoEndpointRepository:
                     "whsec_secrets": list(update.standard_webhooks_secrets),
                     "custom_headers": update.custom_headers,
                     "retry_schedule_seconds": list(schedule) if schedule is not None else None,
+                    "disabled_event_types": list(switched_off(update)),
+                    "max_deliveries_per_second": update.webhook_max_deliveries_per_second,
                     "version": update.version,
                 },
                 # A profile update re-enables an endpoint the dispatcher had disabled (410 Gone, long failure).
@@ -59,39 +59,14 @@ class MongoEndpointRepository:
         return True
 
     def forget(self, profile_id: str) -> None:
-        self._cache.invalidate(profile_id)
-        # A read in flight may have started before the change: later callers read again.
-        self._loading.pop(profile_id, None)
+        self._cache.forget(profile_id)
 
     async def get(self, profile_id: str) -> Endpoint | None:
-        cached = self._cache.get(profile_id)
-        if cached is not None:
-            return cached
-        loading = self._loading.get(profile_id)
-        if loading is not None:
-            # Deliveries to one profile arriving together share one read.
-            return await asyncio.shield(loading)
-        future: asyncio.Future[Endpoint | None] = asyncio.get_running_loop().create_future()
-        self._loading[profile_id] = future
-        generation = self._cache.generation()
-        try:
-            doc = await self._endpoints.find_one({"_id": profile_id})
-            endpoint = None if doc is None else self._endpoint(doc)
-            if endpoint is not None:
-                self._cache.put(profile_id, endpoint, read_at_generation=generation)
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except Exception as error:
-            future.set_exception(error)
-            future.exception()  # retrieved: the waiters re-raise it
-            raise
-        else:
-            future.set_result(endpoint)
-        finally:
-            if self._loading.get(profile_id) is future:
-                del self._loading[profile_id]
-        return endpoint
+        return await self._cache.get(profile_id)
+
+    async def _load(self, profile_id: str) -> Endpoint | None:
+        doc = await self._endpoints.find_one({"_id": profile_id})
+        return None if doc is None else self._endpoint(doc)
 
     def _endpoint(self, doc: dict[str, Any]) -> Endpoint:
         """The endpoint with its signing keys in the clear, in memory only: the collection keeps what intake
@@ -113,6 +88,8 @@ class MongoEndpointRepository:
             retry_schedule_seconds=tuple(schedule) if schedule is not None else None,
             disabled_reason=doc.get("disabled_reason"),
             failing_since=doc.get("failing_since"),
+            disabled_event_types=frozenset(doc.get("disabled_event_types") or ()),
+            max_deliveries_per_second=doc.get("max_deliveries_per_second"),
         )
 
     async def disable(self, profile_id: str, reason: str, session: AsyncClientSession | None = None) -> bool:
@@ -130,13 +107,13 @@ class MongoEndpointRepository:
         await self._endpoints.update_one(
             {"_id": profile_id, "failing_since": {"$exists": False}}, {"$set": {"failing_since": since}}
         )
-        cached = self._cache.get(profile_id)
+        cached = self._cache.cached(profile_id)
         if cached is not None and cached.failing_since is None:
             self._cache.put(profile_id, replace(cached, failing_since=since))
 
     async def mark_healthy(self, profile_id: str) -> None:
         """A success ends the endpoint's failing period."""
         await self._endpoints.update_one({"_id": profile_id}, {"$unset": {"failing_since": ""}})
-        cached = self._cache.get(profile_id)
+        cached = self._cache.cached(profile_id)
         if cached is not None and cached.failing_since is not None:
             self._cache.put(profile_id, replace(cached, failing_since=None))

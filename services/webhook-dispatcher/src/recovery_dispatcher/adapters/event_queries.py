@@ -9,6 +9,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from recovery_contracts.api.events import EVENTS_COUNT_CAP
 from recovery_dispatcher.adapters.event_repository import payment_claims
 from recovery_dispatcher.domain.ids import ATTEMPTS_END, KEY_SEPARATOR, checked_merchant_id, millis, record_key
 
@@ -56,14 +57,19 @@ class MongoEventQueries:
         *,
         after: datetime | None = None,
         before: datetime | None = None,
+        below: str | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         """A merchant's initial events matching `query`, newest first: its `_id` range read backwards, bounded
         by `after` and `before` to the millisecond (`query` filters `created_at` exactly), or the records of
-        `query`'s `_id` list (keys of this merchant's records)."""
+        `query`'s `_id` list (keys of this merchant's records); the page starts below the key `below` (a
+        cursor: the last key of the previous page). The count is of every match (the cursor aside), up to
+        EVENTS_COUNT_CAP: a count costs at most that many records, a page its own."""
         query = {"delivery_attempt": "initial_attempt", **query}
         if "_id" not in query:
             query["_id"] = merchant_range(merchant_id, after, before)
-        total = await self._records.count_documents(query)
+        total = await self._records.count_documents(query, limit=EVENTS_COUNT_CAP)
+        if below is not None:
+            query["_id"] = {**query["_id"], "$lt": min(below, query["_id"].get("$lt", below))}
         docs = (
             await self._records.find(query, {"body": 0, "request": 0, "response": 0})
             .sort("_id", DESCENDING)

@@ -1,16 +1,23 @@
-"""Per-endpoint circuit breaker: sustained failure pauses deliveries to a URL, one probe at a time tests it.
+"""Per-endpoint circuit breaker: sustained failure pauses deliveries to an endpoint, one probe at a time tests it.
 
-Pure: the caller passes the time. Closed -> open after `failure_threshold` consecutive failed deliveries;
-open -> half-open once `cooldown` has passed (one probe delivery is let through); a probe that succeeds closes
-the circuit (the held backlog drains), one that fails opens it again with the cooldown doubled, up to
-`max_cooldown`.
+An endpoint is a profile's URL (`EndpointKey`): one merchant's failures never pause another's deliveries to the
+same URL. The breaker is a value shared by every dispatcher (stored with a version, changed by compare-and-set);
+each transition returns the new value, the caller passes the time and the policy.
+
+Closed -> open after `failure_threshold` consecutive failed deliveries; open -> half-open once `cooldown` has
+passed (one probe delivery is let through: the dispatcher that stores the half-open state sends it); a probe
+that succeeds closes the circuit (the held backlog drains), one that fails opens it again with the cooldown
+doubled, up to `max_cooldown`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+
+# (profile id, URL): whose endpoint, and where it is.
+EndpointKey = tuple[str, str]
 
 
 class CircuitState(StrEnum):
@@ -28,14 +35,21 @@ class BreakerPolicy:
     probe_timeout: timedelta = timedelta(seconds=60)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class CircuitBreaker:
-    policy: BreakerPolicy
+    """An endpoint's circuit. `version` is the stored version it was read at (0: never stored); transitions
+    keep it, the repository's compare-and-set moves it on."""
+
     state: CircuitState = CircuitState.CLOSED
     consecutive_failures: int = 0
     opened_at: datetime | None = None
     cooldown: timedelta | None = None
     probe_started_at: datetime | None = None
+    version: int = 0
+
+    @property
+    def is_closed(self) -> bool:
+        return self.state is CircuitState.CLOSED
 
     def retry_at(self) -> datetime | None:
         """When a held delivery should come back (the end of the cooldown); None while closed."""
@@ -43,49 +57,54 @@ class CircuitBreaker:
             return None
         return self.opened_at + self.cooldown
 
-    def hold_until(self, now: datetime) -> datetime:
+    def hold_until(self, now: datetime, policy: BreakerPolicy) -> datetime:
         """When a delivery the circuit refused comes back: the end of the cooldown, and never sooner than a
         quarter of the first cooldown (the deliveries refused while one probe is out)."""
-        return max(self.retry_at() or now, now + self.policy.cooldown / 4)
+        return max(self.retry_at() or now, now + policy.cooldown / 4)
 
-    def allow(self, now: datetime) -> bool:
-        """May a delivery go out now? In half-open state only the one probe may."""
+    def admit(self, now: datetime, policy: BreakerPolicy) -> CircuitBreaker | None:
+        """The breaker after letting a delivery go now: itself when that changes nothing (closed), a new state
+        when the delivery is the probe (to store first: only the dispatcher whose store wins sends it), None
+        when the delivery must wait (`hold_until`)."""
         if self.state is CircuitState.CLOSED:
-            return True
+            return self
         if self.state is CircuitState.OPEN:
             retry_at = self.retry_at()
             if retry_at is not None and now >= retry_at:
-                self.state = CircuitState.HALF_OPEN
-                self.probe_started_at = now
-                return True
-            return False
+                return replace(self, state=CircuitState.HALF_OPEN, probe_started_at=now)
+            return None
         # Half-open: a probe is out; let another through only if that one went silent.
-        if self.probe_started_at is not None and now - self.probe_started_at >= self.policy.probe_timeout:
-            self.probe_started_at = now
-            return True
-        return False
+        if self.probe_started_at is not None and now - self.probe_started_at >= policy.probe_timeout:
+            return replace(self, probe_started_at=now)
+        return None
 
-    def record_success(self) -> None:
-        self.state = CircuitState.CLOSED
-        self.consecutive_failures = 0
-        self.opened_at = None
-        self.cooldown = None
-        self.probe_started_at = None
+    def succeeded(self) -> CircuitBreaker:
+        """After a successful delivery: closed, the count reset (itself when it was so already)."""
+        if self.state is CircuitState.CLOSED and self.consecutive_failures == 0:
+            return self
+        return CircuitBreaker(version=self.version)
 
-    def record_failure(self, now: datetime) -> bool:
-        """Count a failed delivery; True when this failure opened (or re-opened) the circuit."""
-        self.consecutive_failures += 1
+    def failed(self, now: datetime, policy: BreakerPolicy) -> CircuitBreaker:
+        """After a failed delivery: one more in the count; opened (or re-opened) when the count or the probe
+        says so (`opened_by`)."""
+        failures = self.consecutive_failures + 1
         if self.state is CircuitState.HALF_OPEN:
-            previous = self.cooldown or self.policy.cooldown
-            self._open(now, min(previous * 2, self.policy.max_cooldown))
-            return True
-        if self.state is CircuitState.CLOSED and self.consecutive_failures >= self.policy.failure_threshold:
-            self._open(now, self.policy.cooldown)
-            return True
-        return False
+            previous = self.cooldown or policy.cooldown
+            return self._opened(now, min(previous * 2, policy.max_cooldown), failures)
+        if self.state is CircuitState.CLOSED and failures >= policy.failure_threshold:
+            return self._opened(now, policy.cooldown, failures)
+        return replace(self, consecutive_failures=failures)
 
-    def _open(self, now: datetime, cooldown: timedelta) -> None:
-        self.state = CircuitState.OPEN
-        self.opened_at = now
-        self.cooldown = cooldown
-        self.probe_started_at = None
+    def opened_by(self, before: CircuitBreaker) -> bool:
+        """Did the transition from `before` open (or re-open) the circuit?"""
+        return self.state is CircuitState.OPEN and self.opened_at != before.opened_at
+
+    def _opened(self, now: datetime, cooldown: timedelta, failures: int) -> CircuitBreaker:
+        return replace(
+            self,
+            state=CircuitState.OPEN,
+            consecutive_failures=failures,
+            opened_at=now,
+            cooldown=cooldown,
+            probe_started_at=None,
+        )

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from recovery_contracts.messages import ProfileUpdated
+from recovery_dispatcher.domain.breaker import EndpointKey
 from recovery_dispatcher.domain.policy import RetrySchedule
 from recovery_dispatcher.domain.signing import DEFAULT_USER_AGENT, Headers, build_headers
 from recovery_dispatcher.domain.status import EventOutcome
@@ -32,6 +34,19 @@ class Endpoint:
     disabled_reason: str | None = None
     # The first failed delivery after the last success (cleared by any success).
     failing_since: datetime | None = None
+    # Event types the profile switched off (`webhook_details.<type>_enabled: false`): never raised for it.
+    disabled_event_types: frozenset[str] = frozenset()
+    # Deliveries per second to the URL (in each dispatcher); None: no limit.
+    max_deliveries_per_second: int | None = None
+
+    @property
+    def key(self) -> EndpointKey:
+        """Whose endpoint and where: health, slots and the rate limit are kept per (profile, URL)."""
+        return self.profile_id, self.url or ""
+
+    def sends(self, event_type: str) -> bool:
+        """Does the profile want events of this type? (Hyperswitch's toggles: unset means yes.)"""
+        return event_type not in self.disabled_event_types
 
     def refusal(self) -> Refusal | None:
         """Why deliveries to this endpoint are not attempted, or None."""
@@ -79,3 +94,13 @@ def refusal_of(endpoint: Endpoint | None) -> Refusal | None:
     if endpoint is None:
         return EventOutcome.NO_ENDPOINT, NO_ENDPOINT_REASON
     return endpoint.refusal()
+
+
+def switched_off(update: ProfileUpdated) -> tuple[str, ...]:
+    """The event types a profile version switched off (its toggles set to false; unset ones stay on)."""
+    toggles = {
+        "payment_created": update.payment_created_enabled,
+        "payment_succeeded": update.payment_succeeded_enabled,
+        "payment_failed": update.payment_failed_enabled,
+    }
+    return tuple(event_type for event_type, enabled in toggles.items() if enabled is False)

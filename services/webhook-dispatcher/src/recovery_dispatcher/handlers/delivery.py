@@ -1,4 +1,5 @@
-"""Delivering one webhook event: check the endpoint, the payment's order and the circuit, send, record, settle.
+"""Delivering one webhook event: check the endpoint, the payment's order, the in-process bounds (or park it) and
+the circuit, send, record, settle.
 
 The decisions are the domain's (`WebhookEvent`, `Endpoint`, the breaker); this is the order of the steps and the
 writes between them.
@@ -15,10 +16,17 @@ from recovery_dispatcher import metrics
 from recovery_dispatcher.domain.attempt import DeliveryResult
 from recovery_dispatcher.domain.endpoint import Endpoint, refusal_of
 from recovery_dispatcher.domain.event import DuplicateEvent, Transition, WebhookEvent
+from recovery_dispatcher.domain.fairness import Busy
 from recovery_dispatcher.domain.policy import RetrySchedule
 from recovery_dispatcher.domain.status import AttemptKind, EventOutcome, EventStatus
 from recovery_dispatcher.handlers.leases import DeliveryLeases
-from recovery_dispatcher.handlers.ports import EndpointHealth, EndpointRepository, EventRepository, Sender
+from recovery_dispatcher.handlers.ports import (
+    DeliverySlots,
+    EndpointHealth,
+    EndpointRepository,
+    EventRepository,
+    Sender,
+)
 from recovery_runtime.clock import Clock
 from recovery_runtime.unit_of_work import Transaction, UnitOfWorkPort
 
@@ -36,6 +44,7 @@ class Delivery:
     events: EventRepository
     endpoints: EndpointRepository
     health: EndpointHealth
+    slots: DeliverySlots
     sender: Sender
     unit_of_work: UnitOfWorkPort
     clock: Clock
@@ -71,25 +80,33 @@ class Delivery:
             await self._settle_unsent(event, failed, recorded=recorded)
             return
         assert endpoint is not None and endpoint.url is not None  # what refusal_of checked
-        held = await self._held(event, endpoint.url)
-        if held is not None:
-            await self._settle_unsent(event, held, recorded=recorded)
+        waiting = await self._waiting_for_earlier(event)
+        if waiting is not None:
+            await self._settle_unsent(event, waiting, recorded=recorded)
             return
-        results = await self._send(event, endpoint, endpoint.url)
+        # In-process bounds first (no I/O): a delivery that may not start now is parked, holding nothing.
+        slot = self.slots.take(endpoint, event.merchant_id, self.clock.now())
+        if isinstance(slot, Busy):
+            await self._settle_unsent(event, event.held(slot.until, slot.reason), recorded=recorded)
+            return
+        results: list[DeliveryResult] = []
+        try:
+            due = await self.health.held_until(endpoint.key, self.clock.now())
+            if due is None:
+                results = await self._send(event, endpoint, endpoint.url)
+        finally:
+            slot.release(sum(result.duration_ms for result in results) / 1000 if results else None)
+        if due is not None:
+            await self._settle_unsent(event, event.held(due, f"circuit open for {endpoint.url}"), recorded=recorded)
+            return
         await self._settle_sent(event, endpoint, results, recorded=recorded)
 
-    async def _held(self, event: WebhookEvent, url: str) -> Transition | None:
-        """Why the event must wait: an older event of its payment is pending (order), or the circuit of its
-        endpoint is open."""
-        now = self.clock.now()
-        if event.sequence > 1:
-            earlier = await self.events.earlier_unfinished(event)
-            if earlier is not None:
-                return event.waiting_for(earlier, now, self.time_scale)
-        due = self.health.held_until(url, now)
-        if due is not None:
-            return event.held(due, f"circuit open for {url}")
-        return None
+    async def _waiting_for_earlier(self, event: WebhookEvent) -> Transition | None:
+        """The hold of an event whose payment has an older event pending (webhooks of a payment go in order)."""
+        if event.sequence <= 1:
+            return None
+        earlier = await self.events.earlier_unfinished(event)
+        return None if earlier is None else event.waiting_for(earlier, self.clock.now(), self.time_scale)
 
     async def _send(self, event: WebhookEvent, endpoint: Endpoint, url: str) -> list[DeliveryResult]:
         body, sequence = event.body, event.sequence or None
@@ -100,8 +117,7 @@ class Delivery:
                 body, webhook_id=event.event_id, timestamp=timestamp, sequence=sequence, user_agent=self.user_agent
             )
 
-        async with self.health.slot(url):
-            return await self.sender.send_with_retries(url, body, headers_for)
+        return await self.sender.send_with_retries(url, body, headers_for)
 
     async def _settle_sent(
         self, event: WebhookEvent, endpoint: Endpoint, results: list[DeliveryResult], *, recorded: bool
@@ -114,7 +130,7 @@ class Delivery:
         await self.events.record_attempts(event, after, results, recorded=recorded)
         if not last.is_success:
             bind_event(event)
-        await self.health.record(after, endpoint, last, now)
+        await self.health.record(after, endpoint, results, now)
         if last.is_success:
             metrics.events_finished(EventOutcome.DELIVERED).inc()
             # DEBUG: one line per delivery would cost more than the delivery's own CPU; the record and the

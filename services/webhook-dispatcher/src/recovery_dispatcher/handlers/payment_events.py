@@ -1,5 +1,6 @@
 """`payment.succeeded` and `payment.failed`: one initial webhook event per (payment attempt, event type),
-claimed, then delivered; a duplicate message delivers nothing twice."""
+claimed, then delivered; a duplicate message delivers nothing twice; a type the profile switched off raises
+nothing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import structlog
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import PaymentFailed, PaymentSucceeded
 from recovery_contracts.payments import PaymentObject
+from recovery_dispatcher import metrics
 from recovery_dispatcher.domain.event import Claim, DuplicateEvent, WebhookEvent
 from recovery_dispatcher.domain.ids import checked_merchant_id
 from recovery_dispatcher.domain.status import EventStatus
@@ -40,9 +42,15 @@ async def raise_event(
         checked_merchant_id(merchant_id)
     except ValueError as invalid:
         raise MessageRejected(str(invalid)) from None
-    if await delivery.endpoints.get(profile_id) is None:
+    endpoint = await delivery.endpoints.get(profile_id)
+    if endpoint is None:
         # profile.updated travels on its own queue and may land a moment later.
         raise RuntimeError(f"profile {profile_id} not known to the dispatcher yet")
+    if not endpoint.sends(event_type):
+        # Switched off on the profile (`webhook_details.<type>_enabled: false`): no event at all, as Hyperswitch.
+        metrics.events_not_raised(event_type).inc()
+        log.info("webhook.event_type_disabled", event_type=event_type, profile_id=profile_id)
+        return
     now = delivery.clock.now()
     event = WebhookEvent.raised(
         event_type=event_type,

@@ -3,15 +3,16 @@ production, in-memory fakes in unit tests). `session` is the unit of work's tran
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from recovery_contracts.messages import ProfileUpdated
 from recovery_dispatcher.domain.attempt import DeliveryResult
+from recovery_dispatcher.domain.breaker import CircuitBreaker, EndpointKey
 from recovery_dispatcher.domain.endpoint import Endpoint
 from recovery_dispatcher.domain.event import Claim, EarlierEvent, WebhookEvent
+from recovery_dispatcher.domain.fairness import Busy
 from recovery_dispatcher.domain.status import EventStatus
 
 HeadersForAttempt = Callable[[int], Sequence[tuple[str, str]]]
@@ -76,7 +77,10 @@ class EventQueries(Protocol):
         *,
         after: datetime | None = None,
         before: datetime | None = None,
-    ) -> tuple[list[dict[str, Any]], int]: ...
+        below: str | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of the merchant's initial records, newest first, and how many match (up to a cap)."""
+        ...
 
 
 class EndpointRepository(Protocol):
@@ -107,18 +111,47 @@ class Sender(Protocol):
     async def aclose(self) -> None: ...
 
 
-class EndpointHealth(Protocol):
-    """Per endpoint: whether a delivery may go now (circuit breaker), how many at once (slots), and the
-    failing period that disables an endpoint."""
+class BreakerRepository(Protocol):
+    """Endpoints' circuit breakers, shared by every dispatcher (compare-and-set on their version)."""
 
-    def held_until(self, url: str, now: datetime) -> datetime | None:
-        """None when a delivery to `url` may go now, else when to try again."""
+    async def get(self, key: EndpointKey, *, fresh: bool = False) -> CircuitBreaker:
+        """The breaker (a closed one when none is stored); `fresh` bypasses any cache."""
         ...
 
-    def slot(self, url: str) -> contextlib.AbstractAsyncContextManager[Any]: ...
+    async def save(
+        self, key: EndpointKey, before: CircuitBreaker, after: CircuitBreaker, now: datetime
+    ) -> CircuitBreaker | None:
+        """`after` stored if the stored breaker is still `before`; None when another dispatcher changed it."""
+        ...
 
-    async def record(self, event: WebhookEvent, endpoint: Endpoint, last: DeliveryResult, now: datetime) -> None:
+    async def count_slow(self, key: EndpointKey, now: datetime) -> None: ...
+
+
+class EndpointHealth(Protocol):
+    """Per endpoint (profile, URL): whether a delivery may go now (circuit breaker), and the failing period that
+    disables an endpoint."""
+
+    async def held_until(self, key: EndpointKey, now: datetime) -> datetime | None:
+        """None when a delivery to the endpoint may go now, else when to try again."""
+        ...
+
+    async def record(
+        self, event: WebhookEvent, endpoint: Endpoint, results: list[DeliveryResult], now: datetime
+    ) -> None:
         """Count a delivery's outcome (its last attempt's) towards the endpoint's health."""
         ...
 
     async def disable(self, event: WebhookEvent, endpoint: Endpoint, reason: str, now: datetime) -> None: ...
+
+
+class Slot(Protocol):
+    def release(self, seconds: float | None) -> None:
+        """The delivery is over: it took `seconds` (None: nothing was sent)."""
+        ...
+
+
+class DeliverySlots(Protocol):
+    """The in-flight bounds (per endpoint, per merchant) and the endpoint's rate limit: a slot now, or until when
+    the delivery is parked."""
+
+    def take(self, endpoint: Endpoint, merchant_id: str, now: datetime) -> Slot | Busy: ...
