@@ -121,7 +121,8 @@ def delivery_of(settings: DispatcherSettings, adapters: DispatcherAdapters, scal
     )
     slots = DeliverySlots(
         per_endpoint=settings.webhook_endpoint_concurrency,
-        per_merchant=settings.webhook_merchant_max_in_flight,
+        # Never below one endpoint's slots: a merchant's one endpoint may always use all of its own.
+        per_merchant=max(settings.webhook_merchant_max_in_flight, settings.webhook_endpoint_concurrency),
         min_hold=scale.wall(timedelta(seconds=settings.webhook_busy_hold_seconds)),
         max_hold=scale.wall(timedelta(seconds=settings.webhook_busy_max_hold_seconds)),
         max_endpoints=settings.webhook_endpoints_in_memory,

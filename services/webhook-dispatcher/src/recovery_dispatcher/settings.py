@@ -31,7 +31,8 @@ class DispatcherSettings(ServiceSettings):
     # Deliveries in flight to one endpoint (a profile's URL) at a time in this process; when they are all taken a
     # delivery is parked on a timer (it holds no slot of WEBHOOK_MAX_IN_FLIGHT meanwhile).
     webhook_endpoint_concurrency: int = Field(default=16, ge=1, le=1000)
-    # Deliveries in flight for one merchant at a time in this process (all its endpoints); more are parked.
+    # Deliveries in flight for one merchant at a time in this process (all its endpoints; never fewer than
+    # WEBHOOK_ENDPOINT_CONCURRENCY); more are parked.
     webhook_merchant_max_in_flight: int = Field(default=64, ge=1, le=10_000)
     # The shortest park of a delivery whose endpoint or merchant is busy (seconds of schedule time; not a retry).
     webhook_busy_hold_seconds: float = Field(default=5.0, gt=0)
