@@ -1,22 +1,32 @@
 """`POST /v2/webhooks/recovery/{merchant_id}/{profile_id}/{connector_id}`: billing systems' webhooks.
 
 No API key: the provider authenticates by its own scheme (Stripe-Signature; Chargebee's basic auth), checked
-against the account."""
+against the account. Refusals answer Hyperswitch's error body, like every other route."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from recovery_contracts.api.errors import ApiError, ErrorResponse
 from recovery_intake.adapters.stripe_billing import BillingApiError
 from recovery_intake.domain.billing_events import EventRefused, RefusalKind
 from recovery_intake.handlers.billing_events import BillingEvents
+from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
 
-_STATUS = {RefusalKind.UNAUTHENTICATED: 401, RefusalKind.NOT_FOUND: 404, RefusalKind.INVALID: 400}
+_REFUSALS = {
+    RefusalKind.UNAUTHENTICATED: ApiError.GENERIC_UNAUTHORIZED,  # 401
+    RefusalKind.NOT_FOUND: ApiError.GENERIC_NOT_FOUND,  # 404, as for an account that does not exist
+    RefusalKind.INVALID: ApiError.NOT_SUPPORTED,  # 400
+}
+_RESPONSES: dict[int | str, dict[str, object]] = {
+    **ERROR_RESPONSES,
+    503: {"model": ErrorResponse, "description": "the billing system's API could not be read: deliver again"},
+}
 
 
 def router(events: BillingEvents) -> APIRouter:
-    api = APIRouter(tags=["Billing webhooks"])
+    api = APIRouter(tags=["Billing webhooks"], responses=_RESPONSES)
 
     @api.post("/v2/webhooks/recovery/{merchant_id}/{profile_id}/{connector_id}")
     async def billing_webhook(merchant_id: str, profile_id: str, connector_id: str, request: Request) -> JSONResponse:
@@ -24,11 +34,10 @@ def router(events: BillingEvents) -> APIRouter:
         try:
             outcome, payment_id = await events.delivery(merchant_id, profile_id, connector_id, payload, request.headers)
         except EventRefused as refused:
-            body = {"error": {"type": refused.kind.value, "message": refused.reason}}
-            return JSONResponse(body, _STATUS[refused.kind])
+            raise ApiProblem(_REFUSALS[refused.kind], refused.reason, message=refused.reason) from None
         except BillingApiError as error:
             # Not applied: the provider delivers it again later.
-            return JSONResponse({"error": {"type": "billing_api_unavailable", "message": str(error)}}, 503)
+            raise ApiProblem(ApiError.BILLING_SYSTEM_UNAVAILABLE, str(error), message=str(error)) from None
         return JSONResponse({"received": True, "outcome": outcome, "payment_id": payment_id})
 
     return api
