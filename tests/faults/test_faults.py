@@ -393,15 +393,7 @@ def test_slow_and_timing_out_merchant_endpoints_beside_a_fast_one(
         timed_out=sum(1 for d in deliveries if d["path"] == "/webhooks/timeout" and d["response"]["status"] == 504),
         fast_webhook_seconds_max=round(max(fast_latencies(run).values(), default=0.0), 2),
     )
-    assert_no_violations(run, known_bugs=[SLOW_ENDPOINT_HOLDS_THE_QUEUE])
-
-
-SLOW_ENDPOINT_HOLDS_THE_QUEUE = KnownBug(
-    "held up behind the slow endpoints",
-    "the dispatcher waits for the endpoint's slot (handlers/delivery.py `_send`: `async with self.health.slot(url)`) "
-    "inside a handler that already holds one of the queue's PREFETCH_COUNT deliveries: deliveries queued for a "
-    "saturated slow endpoint fill every slot and the fast merchant's wait (issue 15, item 7)",
-)
+    assert_no_violations(run)
 
 
 SLOW_ANSWER_SECONDS = 10.0

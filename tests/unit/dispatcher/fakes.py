@@ -14,13 +14,13 @@ from faststream.rabbit import RabbitBroker
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import ProfileUpdated
 from recovery_dispatcher.app import DispatcherAdapters, build_service
+from recovery_dispatcher.dependencies import HeadersForAttempt
 from recovery_dispatcher.domain.attempt import DeliveryResult
 from recovery_dispatcher.domain.breaker import CircuitBreaker, EndpointKey
 from recovery_dispatcher.domain.endpoint import Endpoint, switched_off
 from recovery_dispatcher.domain.event import Claim, DuplicateEvent, EarlierEvent, WebhookEvent
 from recovery_dispatcher.domain.policy import classify_response
 from recovery_dispatcher.domain.status import FINAL_STATUSES, AttemptKind, EventStatus
-from recovery_dispatcher.handlers.ports import HeadersForAttempt
 from recovery_dispatcher.settings import DispatcherSettings
 from recovery_runtime.service import Service
 from recovery_runtime.testing import FixedClock, InMemoryUnitOfWork, RecordingPublisher, publish

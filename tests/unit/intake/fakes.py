@@ -12,10 +12,10 @@ import httpx
 
 from recovery_contracts.payments import IntentStatus
 from recovery_intake.app import build_service
+from recovery_intake.dependencies import Document, IntakeAdapters, IntentExists, OutcomeRecorded
 from recovery_intake.domain.api_keys import hash_api_key
 from recovery_intake.domain.intent import Intent, IntentChange
 from recovery_intake.domain.webhook_secrets import new_whsec_secret
-from recovery_intake.ports import Document, IntakeAdapters, IntentExists, OutcomeRecorded
 from recovery_intake.settings import IntakeSettings
 from recovery_runtime.bus import AlreadyApplied
 from recovery_runtime.secrets import SecretBox

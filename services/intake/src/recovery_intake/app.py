@@ -13,6 +13,7 @@ from recovery_intake.adapters.configuration import (
 )
 from recovery_intake.adapters.intents import IntentRepository
 from recovery_intake.adapters.stripe_billing import StripeBillingApi
+from recovery_intake.dependencies import IntakeAdapters
 from recovery_intake.handlers.api_keys import ApiKeyIssuer
 from recovery_intake.handlers.billing_events import BillingEvents
 from recovery_intake.handlers.connector_accounts import ConnectorAccountSetup
@@ -26,7 +27,6 @@ from recovery_intake.http.auth import Authenticator
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import install_error_handlers
 from recovery_intake.http.limits import AbuseLimits, AuthFailures
-from recovery_intake.ports import IntakeAdapters
 from recovery_intake.settings import IntakeSettings
 from recovery_runtime.egress import EgressGuard, EgressPolicy, guarded_http_client
 from recovery_runtime.secrets import SecretBox

@@ -21,6 +21,13 @@ from recovery_dispatcher.adapters.event_queries import MongoEventQueries
 from recovery_dispatcher.adapters.event_repository import INDEXES, MongoEventRepository
 from recovery_dispatcher.adapters.record_writer import RecordWriter
 from recovery_dispatcher.adapters.sender import DeliveryTimeouts, InProcessRetry, SenderConfig, WebhookSender
+from recovery_dispatcher.dependencies import (
+    BreakerRepository,
+    EndpointRepository,
+    EventQueries,
+    EventRepository,
+    Sender,
+)
 from recovery_dispatcher.domain.breaker import BreakerPolicy
 from recovery_dispatcher.domain.policy import HYPERSWITCH_RETRY_SCHEDULE, RetrySchedule
 from recovery_dispatcher.handlers.deliver_webhook import deliver_webhook
@@ -28,13 +35,6 @@ from recovery_dispatcher.handlers.delivery import Delivery
 from recovery_dispatcher.handlers.leases import DeliveryLeases
 from recovery_dispatcher.handlers.manual_retry import manual_retry
 from recovery_dispatcher.handlers.payment_events import payment_failed, payment_succeeded
-from recovery_dispatcher.handlers.ports import (
-    BreakerRepository,
-    EndpointRepository,
-    EventQueries,
-    EventRepository,
-    Sender,
-)
 from recovery_dispatcher.handlers.profile_updated import profile_updated
 from recovery_dispatcher.settings import DispatcherSettings
 from recovery_runtime.bus import Publisher

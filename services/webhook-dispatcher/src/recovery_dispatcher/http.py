@@ -24,9 +24,9 @@ from recovery_contracts.api.events import (
     EventRetrieveResponse,
     TotalEventsResponse,
 )
+from recovery_dispatcher.dependencies import EventQueries, EventRepository
 from recovery_dispatcher.domain.event import WebhookEvent
 from recovery_dispatcher.domain.ids import CLOCK_SKEW, MERCHANT_ID, created_at_of, record_key
-from recovery_dispatcher.handlers.ports import EventQueries, EventRepository
 from recovery_runtime.internal_api import InternalCaller
 
 DEFAULT_PAGE = 10

@@ -14,7 +14,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from recovery_intake.adapters.cached_reads import CachedReads
-from recovery_intake.ports import Document
+from recovery_intake.dependencies import Document
 from recovery_runtime.mongo import IndexSpec
 from recovery_runtime.unit_of_work import Transaction
 

@@ -17,8 +17,8 @@ from pymongo.errors import DuplicateKeyError
 from recovery_contracts.api.recovery import RecoveryAction
 from recovery_contracts.payments import IntentStatus
 from recovery_contracts.recovery import RecoveryPayment
+from recovery_intake.dependencies import Document, IntentExists, OutcomeRecorded
 from recovery_intake.domain.intent import KEPT_AGAINST_OUTCOME, Intent, IntentChange, IntentRequest, known_transactions
-from recovery_intake.ports import Document, IntentExists, OutcomeRecorded
 from recovery_runtime.bus import AlreadyApplied
 from recovery_runtime.mongo import IndexSpec
 from recovery_runtime.unit_of_work import (

@@ -10,11 +10,11 @@ import structlog
 
 from recovery_contracts.api.api_keys import ApiKeyCreate
 from recovery_contracts.api.errors import ApiError
+from recovery_intake.dependencies import Document, IntakeAdapters
 from recovery_intake.domain.access import Minter, check_expiration, scopes_to_grant
 from recovery_intake.domain.api_keys import IssuedKey, api_key_document, issue_api_key
 from recovery_intake.domain.quotas import check_quota
 from recovery_intake.domain.rejection import Rejection
-from recovery_intake.ports import Document, IntakeAdapters
 
 log = structlog.get_logger(__name__)
 

@@ -11,6 +11,7 @@ import structlog
 from recovery_contracts.api.recovery import RecoveryAction, RecoveryPaymentsCreate
 from recovery_contracts.envelope import MessageType, envelope_for
 from recovery_contracts.messages import RecoveryRequested
+from recovery_intake.dependencies import Document, IntakeAdapters
 from recovery_intake.domain.billing_events import (
     STRIPEBILLING_REFERENCE,
     WEBHOOK_CONNECTORS,
@@ -35,7 +36,6 @@ from recovery_intake.domain.chargebee_events import (
 from recovery_intake.domain.intent import Intent
 from recovery_intake.domain.rejection import Rejection
 from recovery_intake.handlers.recovery import RecoveryIntake
-from recovery_intake.ports import Document, IntakeAdapters
 from recovery_runtime.bus import AlreadyApplied
 from recovery_runtime.secrets import SecretBox
 

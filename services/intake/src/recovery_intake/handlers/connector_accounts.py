@@ -8,6 +8,7 @@ from collections.abc import Collection
 from recovery_contracts.api.connector_accounts import ConnectorAccountCreate
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.ids import new_connector_account_id
+from recovery_intake.dependencies import Document, IntakeAdapters
 from recovery_intake.domain.connector_accounts import (
     billing_references,
     check_billing_reference,
@@ -15,7 +16,6 @@ from recovery_intake.domain.connector_accounts import (
     new_connector_account,
 )
 from recovery_intake.domain.rejection import Rejection
-from recovery_intake.ports import Document, IntakeAdapters
 from recovery_runtime.secrets import SecretBox
 from recovery_runtime.unit_of_work import Transaction
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from recovery_contracts.api.merchants import MerchantAccountCreate
 from recovery_contracts.ids import new_merchant_id
-from recovery_intake.ports import Document, IntakeAdapters
+from recovery_intake.dependencies import Document, IntakeAdapters
 
 
 class MerchantOnboarding:

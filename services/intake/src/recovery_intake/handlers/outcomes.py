@@ -8,7 +8,7 @@ from typing import Any
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import PaymentFailed, PaymentSucceeded
 from recovery_contracts.payments import IntentStatus
-from recovery_intake.ports import IntakeAdapters, OutcomeRecorded
+from recovery_intake.dependencies import IntakeAdapters, OutcomeRecorded
 from recovery_runtime.bus import AlreadyApplied
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import applied_key

@@ -8,13 +8,13 @@ from collections.abc import Collection
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.profiles import ProfileCreate, ProfileUpdate
 from recovery_contracts.ids import new_profile_id
+from recovery_intake.dependencies import Document, IntakeAdapters
 from recovery_intake.domain.outbound_urls import outbound_url_problem
 from recovery_intake.domain.profiles import changed_profile, new_profile
 from recovery_intake.domain.quotas import check_quota
 from recovery_intake.domain.rejection import Rejection
 from recovery_intake.domain.sealed_fields import seal_profile_secrets
 from recovery_intake.domain.webhook_secrets import new_whsec_secret
-from recovery_intake.ports import Document, IntakeAdapters
 from recovery_runtime.secrets import SecretBox
 from recovery_runtime.unit_of_work import Transaction
 

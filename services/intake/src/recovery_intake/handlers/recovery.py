@@ -13,10 +13,10 @@ from recovery_contracts.ids import new_payment_id
 from recovery_contracts.messages import RecoveryRequested
 from recovery_contracts.recovery import RecoveryPayment
 from recovery_intake import metrics
+from recovery_intake.dependencies import Document, IntakeAdapters, IntentExists
 from recovery_intake.domain.intent import Intent, IntentChange
 from recovery_intake.domain.recovery import build_snapshot, check_acceptable, check_connector_account
 from recovery_intake.domain.rejection import Rejection
-from recovery_intake.ports import Document, IntakeAdapters, IntentExists
 from recovery_runtime.bus import MessageRejected
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import Transaction, applied_key

@@ -14,10 +14,10 @@ from datetime import timedelta
 import structlog
 
 from recovery_contracts.api.errors import ApiError
+from recovery_intake.dependencies import Document, IntakeAdapters
 from recovery_intake.domain.profiles import ProfileChange, secrets_of, with_secrets
 from recovery_intake.domain.rejection import Rejection
 from recovery_intake.domain.webhook_secrets import new_whsec_secret
-from recovery_intake.ports import Document, IntakeAdapters
 from recovery_runtime.secrets import SecretBox
 from recovery_runtime.unit_of_work import Transaction
 

@@ -18,12 +18,12 @@ from fastapi import Request
 
 from recovery_contracts.api.api_keys import ApiKeyScope
 from recovery_contracts.api.errors import ApiError
+from recovery_intake.dependencies import IntakeAdapters
 from recovery_intake.domain.access import ALL_SCOPES, Access, check_access, scopes_of
 from recovery_intake.domain.api_keys import hash_api_key, same_secret
 from recovery_intake.http.credentials import Credentials, credentials_of
 from recovery_intake.http.errors import ApiProblem
 from recovery_intake.http.limits import AuthFailures
-from recovery_intake.ports import IntakeAdapters
 
 log = structlog.get_logger(__name__)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from recovery_intake.dependencies import IntakeAdapters
 from recovery_intake.handlers.api_keys import ApiKeyIssuer
 from recovery_intake.handlers.connector_accounts import ConnectorAccountSetup
 from recovery_intake.handlers.merchants import MerchantOnboarding
@@ -11,7 +12,6 @@ from recovery_intake.handlers.profiles import ProfileSettings
 from recovery_intake.handlers.recovery import RecoveryIntake
 from recovery_intake.handlers.secret_rotation import SecretRotation
 from recovery_intake.http.auth import Authenticator
-from recovery_intake.ports import IntakeAdapters
 from recovery_intake.settings import IntakeSettings
 from recovery_runtime.secrets import SecretBox
 

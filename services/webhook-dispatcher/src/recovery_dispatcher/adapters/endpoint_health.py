@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 import structlog
 
 from recovery_dispatcher import metrics
+from recovery_dispatcher.dependencies import BreakerRepository, EndpointRepository
 from recovery_dispatcher.domain.attempt import DeliveryResult
 from recovery_dispatcher.domain.breaker import BreakerPolicy, CircuitBreaker, EndpointKey
 from recovery_dispatcher.domain.endpoint import Endpoint
 from recovery_dispatcher.domain.event import WebhookEvent
-from recovery_dispatcher.handlers.ports import BreakerRepository, EndpointRepository
 from recovery_runtime.unit_of_work import Transaction, UnitOfWorkPort
 
 log = structlog.get_logger(__name__)

@@ -13,6 +13,13 @@ from dataclasses import dataclass
 import structlog
 
 from recovery_dispatcher import metrics
+from recovery_dispatcher.dependencies import (
+    DeliverySlots,
+    EndpointHealth,
+    EndpointRepository,
+    EventRepository,
+    Sender,
+)
 from recovery_dispatcher.domain.attempt import DeliveryResult
 from recovery_dispatcher.domain.endpoint import Endpoint, refusal_of
 from recovery_dispatcher.domain.event import DuplicateEvent, Transition, WebhookEvent
@@ -20,13 +27,6 @@ from recovery_dispatcher.domain.fairness import Busy
 from recovery_dispatcher.domain.policy import RetrySchedule
 from recovery_dispatcher.domain.status import AttemptKind, EventOutcome, EventStatus
 from recovery_dispatcher.handlers.leases import DeliveryLeases
-from recovery_dispatcher.handlers.ports import (
-    DeliverySlots,
-    EndpointHealth,
-    EndpointRepository,
-    EventRepository,
-    Sender,
-)
 from recovery_runtime.clock import Clock
 from recovery_runtime.unit_of_work import Transaction, UnitOfWorkPort
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import ProfileUpdated
-from recovery_dispatcher.handlers.ports import EndpointRepository
+from recovery_dispatcher.dependencies import EndpointRepository
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import Transaction, UnitOfWorkPort
 
