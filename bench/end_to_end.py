@@ -500,7 +500,8 @@ async def main() -> None:
             commands = ", ".join(f"{k[6:]} {v:.2f}" for k, v in sorted(values.items()) if k.startswith("mongo:") and v)
             print(
                 f"  {service:<20} mongo {values.get('mongo', 0):.2f} ({commands}); "
-                f"published {values.get('published', 0):.2f}; consumed {values.get('consumed', 0):.2f}"
+                f"published {values.get('published', 0):.2f}; consumed {values.get('consumed', 0):.2f}; "
+                f"CPU {values.get('cpu_ms', 0):.2f} ms"
             )
             detail = ", ".join(
                 f"{k[3:]} {v:.2f}" for k, v in sorted(values.items()) if k.startswith("by:") and v >= 0.01
