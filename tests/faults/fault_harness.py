@@ -86,10 +86,10 @@ KIND_SPECS = {
     # The sandbox holds a timed-out charge's answer 2.5 s; the executor gives up after 1 s and PSYNCs.
     Kind.TIMEOUT: KindSpec(VISA, {"mode": "timeout_after_charge", "seconds": 2.5}, "succeeded", (SUCCEEDED,)),
     Kind.STRIPE_500: KindSpec(VISA, {"mode": "error_500_before_charge"}, "succeeded", (SUCCEEDED,)),
-    # The first call waits 5 s at the sandbox before it charges (its key in flight); the executor gives up after
+    # The first call waits 10 s at the sandbox before it charges (its key in flight); the executor gives up after
     # 3 s (CONNECTOR_TIMEOUT_SECONDS of the connector scenario), PSYNC finds nothing and sends the same call
     # again: 409 idempotency_key_in_use, until the first call charges and a PSYNC finds it.
-    Kind.STRIPE_409: KindSpec(VISA, {"mode": "delay", "seconds": 5.0}, "succeeded", (SUCCEEDED,)),
+    Kind.STRIPE_409: KindSpec(VISA, {"mode": "delay", "seconds": 10.0}, "succeeded", (SUCCEEDED,)),
     Kind.STRIPE_429: KindSpec(VISA, {"mode": "rate_limited"}, "succeeded", (SUCCEEDED,)),
     Kind.STRIPE_IDEMPOTENCY: KindSpec(VISA, {"mode": "idempotency_error"}, "succeeded", (SUCCEEDED,)),
     # Held longer than the executor waits (3 s in the connector scenario), so it is still waiting when killed.

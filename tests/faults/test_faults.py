@@ -285,7 +285,8 @@ def test_connector_misbehaves_executor_killed_between_answer_and_settle_cancel_r
     - the billing system cancels invoices around their first attempt: at random moments, once the executor's
       connector call is in flight, and once the payment succeeded (no charge may follow an accepted cancel)."""
     started = time.monotonic()
-    # 3 s: the 409 card's first call is held 5 s at the sandbox, so PSYNC re-sends it while its key is in flight.
+    # 3 s: the 409 card's first call is held 10 s at the sandbox, so PSYNC re-sends it while its key is in flight
+    # (a 7 s window: the re-send comes after the timeout, a status check and a PSYNC timer, slower under load).
     stack = fault_stack(
         fault_broker_url, instances={"executor": 2}, component_env={"executor": {"CONNECTOR_TIMEOUT_SECONDS": "3"}}
     )
