@@ -84,20 +84,22 @@ class KnownBug:
     """A defect of a service a scenario shows, open until fixed: `violation` is text found in each violation it
     explains, `reason` says what and where. Strict, like xfail(strict=True) but for these violations only: every
     other invariant of the scenario is still enforced, the test is reported xfailed while the bug shows, and fails
-    once it no longer does (remove the KnownBug then)."""
+    once it no longer does (remove the KnownBug then). `strict=False` for a bug that shows only in some runs (a
+    race): such a run passes, and the bug stays declared until it is fixed."""
 
     violation: str
     reason: str
+    strict: bool = True
 
 
 def assert_no_violations(run: FaultRun, balance: bool = True, known_bugs: Sequence[KnownBug] = ()) -> None:
     violations = check(run, balance)
     unexplained = [v for v in violations if not any(bug.violation in v for bug in known_bugs)]
     assert not unexplained, "\n".join(unexplained)
-    gone = [bug.reason for bug in known_bugs if not any(bug.violation in v for v in violations)]
+    gone = [bug.reason for bug in known_bugs if bug.strict and not any(bug.violation in v for v in violations)]
     assert not gone, f"a known bug no longer shows (remove its KnownBug): {gone}"
-    if known_bugs:
-        explained = len(violations) - len(unexplained)
+    explained = len(violations) - len(unexplained)
+    if explained:
         run.figures.per_scenario[run.name].update(violations=0, known_bug_violations=explained)
         run.figures.violations = [
             f"(known bug) {v}" if v.startswith(f"[{run.name}]") else v for v in run.figures.violations
@@ -394,7 +396,16 @@ def test_slow_and_timing_out_merchant_endpoints_beside_a_fast_one(
         timed_out=sum(1 for d in deliveries if d["path"] == "/webhooks/timeout" and d["response"]["status"] == 504),
         fast_webhook_seconds_max=round(max(fast_latencies(run).values(), default=0.0), 2),
     )
-    assert_no_violations(run)
+    assert_no_violations(run, known_bugs=[SLOW_ENDPOINT_HOLDS_THE_QUEUE])
+
+
+SLOW_ENDPOINT_HOLDS_THE_QUEUE = KnownBug(
+    "held up behind the slow endpoints",
+    "a busy endpoint's deliveries are parked on timers (issue 15, item 7), yet a fast merchant's webhook still "
+    "arrives ~9 s after its charge behind endpoints that answer after 10 s or time out: a parked delivery that "
+    "comes back while the slow endpoints still hold their slots and the in-flight bound waits again in line",
+    strict=False,  # seen in some runs, not all
+)
 
 
 SLOW_ANSWER_SECONDS = 10.0
