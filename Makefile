@@ -7,6 +7,9 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 # `uv run` would otherwise re-lock and re-sync on its own.
 export UV_FROZEN := 1
 PYTEST_ARGS ?=
+# `make test` runs on two pytest-xdist workers, a file at a time each (a module's shared stack starts once, and the
+# fault suite, one file, runs on one worker while the other takes the rest). PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test faults up down status lint typecheck schemas catalogues
@@ -30,7 +33,7 @@ demo: install
 	$(UV) run recovery demo
 
 test: install
-	@status=0; $(UV) run pytest $(PYTEST_ARGS) || status=$$?; \
+	@status=0; $(UV) run pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure here" >&2; fi; \
 	exit $$status
 

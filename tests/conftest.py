@@ -35,15 +35,25 @@ MARKERS_BY_FOLDER = {"unit": "unit", "integration": "integration", "e2e": "e2e",
 STACKS = pytest.StashKey[StackFactory]()
 
 
+# The longest files first: under pytest-xdist (`make test`) the fault suite starts at once on one worker while the
+# other works through the rest, and the short unit tests fill in at the end.
+RUN_ORDER = ("faults", "e2e", "integration", "unit")
+
+
+def _folder(item: pytest.Item) -> str | None:
+    try:
+        return item.path.relative_to(TESTS_DIR).parts[0]
+    except ValueError:
+        return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        try:
-            folder = item.path.relative_to(TESTS_DIR).parts[0]
-        except ValueError:
-            continue
-        marker = MARKERS_BY_FOLDER.get(folder)
+        marker = MARKERS_BY_FOLDER.get(_folder(item) or "")
         if marker is not None:
             item.add_marker(getattr(pytest.mark, marker))
+    rank = {folder: i for i, folder in enumerate(RUN_ORDER)}
+    items.sort(key=lambda item: rank.get(_folder(item) or "", len(rank)))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -55,6 +65,27 @@ def pytest_runtest_makereport(
     if factory is not None and report.failed and report.when in ("setup", "call"):
         report.sections.append(("stack logs (last lines of each process)", factory.log_tails()))
     return report
+
+
+# ---- reports of pytest-xdist workers ----------------------------------------------------------------------
+# `make test` runs the suite on two workers (pytest-xdist, a file per worker at a time). A worker's terminal output
+# is not shown, so the fault suite's figures travel to the controller in the worker's output and are printed here.
+
+WORKER_FIGURES: list[dict[str, object]] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    figures = getattr(node, "workeroutput", {}).get("fault_figures")
+    if figures:
+        WORKER_FIGURES.append(figures)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for figures in WORKER_FIGURES:
+        terminalreporter.section(f"fault suite figures ({figures['title']})")
+        for line in figures["lines"]:  # type: ignore[attr-defined]
+            terminalreporter.write_line(str(line))
 
 
 # ---- session services ------------------------------------------------------------------------------------

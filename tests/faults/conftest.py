@@ -19,6 +19,8 @@ from tcp_proxy import TcpProxy
 from recovery_cli.stack import Stack, StackConfig
 
 FIGURES = Figures()
+# The key of the figures in an xdist worker's output (read by tests/conftest.py).
+WORKER_FIGURES = "fault_figures"
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -27,6 +29,14 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.section(f"fault suite figures (FAULTS_ITERATIONS={ITERATIONS})")
     for line in FIGURES.lines():
         terminalreporter.write_line(line)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Under pytest-xdist this runs in a worker: hand the figures to the controller, which prints them
+    # (tests/conftest.py, `pytest_testnodedown`).
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None and FIGURES.scenarios:
+        worker_output[WORKER_FIGURES] = {"title": f"FAULTS_ITERATIONS={ITERATIONS}", "lines": FIGURES.lines()}
 
 
 @pytest.fixture(scope="session")

@@ -103,6 +103,10 @@ def cancel_once_succeeded(run: FaultRun, recovery: Recovery, timeout: float = 60
     cancel(run, recovery)
 
 
+# Longer than any delay a slowed proxy adds to a write (`ProxiedDependencies.slow`).
+IN_FLIGHT_WRITES_SECONDS = 0.3
+
+
 def pause_while_holding_a_claim(
     run: FaultRun, scheduler: str, seconds: float, nudge: Callable[[], object], timeout: float = 60.0
 ) -> dict[str, Any]:
@@ -126,6 +130,9 @@ def pause_while_holding_a_claim(
                 time.sleep(0.005)
                 continue
             os.killpg(process.pid, signal.SIGSTOP)
+            # A write the process sent before it stopped may still be on its way (a slowed proxy holds it for
+            # tens of milliseconds): look only once it has landed.
+            time.sleep(IN_FLIGHT_WRITES_SECONDS)
             if db[TIMER_CLAIMS].find_one({"_id": held["_id"], "owner": scheduler}) is None:
                 os.killpg(process.pid, signal.SIGCONT)  # completed in between: catch the next one
                 continue

@@ -29,14 +29,17 @@ P, R, M = ApiKeyScope.PAYMENTS, ApiKeyScope.READ_ONLY, ApiKeyScope.MANAGEMENT
 
 @pytest.mark.parametrize(
     ("access", "allowed"),
+    # Ids from the access alone: a set's order varies between processes (pytest-xdist's workers must agree).
     [
-        (READ_PAYMENTS, {P, R}),
-        (WRITE_PAYMENTS, {P}),
-        (READ_CONFIGURATION, {R, M}),
-        (WRITE_CONFIGURATION, {M}),
-        (SECRETS, {M}),
+        pytest.param(access, allowed, id=str(access))
+        for access, allowed in [
+            (READ_PAYMENTS, {P, R}),
+            (WRITE_PAYMENTS, {P}),
+            (READ_CONFIGURATION, {R, M}),
+            (WRITE_CONFIGURATION, {M}),
+            (SECRETS, {M}),
+        ]
     ],
-    ids=str,
 )
 def test_what_each_scope_permits(access: Access, allowed: set[ApiKeyScope]) -> None:
     assert {s for s in ApiKeyScope if permits({s}, access)} == allowed
