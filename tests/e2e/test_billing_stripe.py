@@ -11,11 +11,14 @@ import hmac
 import json
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
+import pytest
 
-from recovery_cli.billing_demo import BillingSetup, StripeBillingScenario
+from recovery_cli.billing_demo import BillingSetup, StripeBillingScenario, poll
 from recovery_cli.demo import Endpoints, SeedScenario
+from recovery_cli.main import main
 from recovery_cli.stack import Stack
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.messages import BillingEventReceived
@@ -148,15 +151,41 @@ def test_paid_elsewhere_and_voided_invoices_stop_their_recoveries(stack: Stack) 
         assert [c["status"] for c in billing.seed.charges(invoice["customer"])] == ["failed"]  # never retried
 
 
-def test_a_record_back_failing_for_a_while_is_retried_until_stripe_takes_it(stack: Stack) -> None:
+def test_a_record_back_failing_for_a_while_is_retried_until_stripe_takes_it(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
     billing = scenario(stack)
     billing.connect(billing.seed.bootstrap(), retry_ladder_seconds=[600], max_jitter_seconds=0)
     invoice = billing.failed_invoice()
     httpx.post(f"{stack.stripe_url}/_sandbox/invoices/pay_failures", json={"count": 3, "status": 500})
 
-    billing.wait_for_merchant_webhook(invoice["id"])
+    webhook = billing.wait_for_merchant_webhook(invoice["id"])
     paid = billing.wait_for_invoice(invoice["id"], timeout=60)
 
     assert (paid["status"], paid["paid_out_of_band"]) == ("paid", True)
     assert httpx.get(f"{stack.stripe_url}/_sandbox/invoices/pay_failures").json()["count"] == 0
     assert [c["status"] for c in billing.seed.charges(invoice["customer"])] == ["failed", "succeeded"]
+    # The payment's timeline shows the record back and each try (read from the executor's internal endpoint).
+    payment_id = webhook.body["content"]["object"]["id"]
+    record_back = poll(
+        lambda: timeline(stack, payment_id, capsys)["record_back"] or {},
+        lambda found: found.get("status") == "accepted",
+        timeout=10,
+    )
+    assert (record_back["billing_connector"], record_back["tries"]) == ("stripebilling", 4)
+    assert [(a["attempt"], a["status_code"], a["outcome"]) for a in record_back["attempts"]] == [
+        (1, 500, "retrying"),
+        (2, 500, "retrying"),
+        (3, 500, "retrying"),
+        (4, 200, "accepted"),
+    ]
+    shown = [e["what"] for e in timeline(stack, payment_id, capsys)["timeline"] if e["what"].startswith("record back")]
+    assert shown[-1] == "record back to stripebilling try 4: HTTP 200, accepted" and len(shown) == 4
+
+
+def timeline(stack: Stack, payment_id: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """`recovery timeline PAYMENT_ID --json` against the stack, as an operator runs it."""
+    database = ["--mongodb-url", stack.mongodb_url, "--database", stack.config.mongodb_database]
+    assert main(["timeline", payment_id, "--json", *database, "--executor-url", stack.url("executor")]) == 0
+    document: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return document
