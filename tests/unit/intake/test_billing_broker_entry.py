@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,8 +23,18 @@ from recovery_runtime.testing import publish
 from recovery_sandbox.stripe.invoices import stripe_signature
 
 from . import test_billing_chargebee as chargebee
-from .fakes import MERCHANT, PROFILE, Intake, http_client
-from .test_billing_webhooks import ACCOUNT, SECRET, deliver, event, failed_invoice, sandbox, stripe_api, svc
+from .fakes import MERCHANT, PROFILE, Intake, http_client, intake
+from .test_billing_webhooks import (
+    ACCOUNT,
+    SECRET,
+    deliver,
+    event,
+    failed_invoice,
+    sandbox,
+    stripe_api,
+    svc,
+    with_stripebilling_account,
+)
 
 __all__ = ["sandbox", "stripe_api", "svc"]  # the Stripe Billing account's fixtures, shared with the HTTP tests
 
@@ -142,6 +153,24 @@ async def test_a_chargebee_event_with_its_basic_auth_starts_the_recovery(svc: In
     intent = svc.intents.of_invoice(MERCHANT, "inv_1")
     assert intent is not None and intent.snapshot.billing_connector_id == chargebee.ACCOUNT
     assert svc.publisher.dead_letters == []
+
+
+async def test_a_billing_system_api_that_cannot_be_read_is_tried_again_not_dead_lettered(
+    stripe_api: httpx.Client, requeues: list[int]
+) -> None:
+    """Over HTTP this answers 503 and Stripe delivers again; over the broker the message goes back to the queue
+    after a pause (counted towards its delivery limit), and nothing is stored meanwhile."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        unreachable = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    svc = with_stripebilling_account(intake(stripe_api_base=unreachable, outbound_allowed_cidrs="127.0.0.0/8"))
+    message = handed_on(svc, event("invoice.payment_failed", failed_invoice(stripe_api)))
+
+    async with TestRabbitBroker(svc.service.broker) as broker:
+        await publish(broker, QUEUE, message)
+
+    assert requeues == [0]
+    assert svc.publisher.dead_letters == [] and svc.intents.intents == {} and svc.publisher.published == []
 
 
 def _refusals(svc: Intake, payload: bytes) -> dict[str, tuple[Envelope[BillingEventReceived] | bytes, str]]:
