@@ -5,17 +5,25 @@ that fails for a while."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import time
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
+import pytest
 
-from recovery_cli.billing_demo import StripeBillingScenario
+from recovery_cli.billing_demo import BillingSetup, StripeBillingScenario, poll
 from recovery_cli.demo import Endpoints, SeedScenario
+from recovery_cli.main import main
 from recovery_cli.stack import Stack
+from recovery_contracts.envelope import Envelope, MessageType, envelope_for
+from recovery_contracts.messages import BillingEventReceived
 from recovery_sandbox.stripe.invoices import stripe_signature
+from support.broker import broker_probe
 
 
 def scenario(stack: Stack) -> StripeBillingScenario:
@@ -43,7 +51,7 @@ def test_a_failed_stripe_invoice_is_recovered_and_marked_paid_at_stripe(stack: S
     assert paid["status"] == 200
 
 
-def test_a_replayed_event_and_a_bad_signature_change_nothing(stack: Stack) -> None:
+def test_a_replayed_event_and_a_bad_signature_change_nothing_over_http_or_the_broker(stack: Stack) -> None:
     billing = scenario(stack)
     setup = billing.connect(billing.seed.bootstrap())
     invoice = billing.failed_invoice()
@@ -73,6 +81,50 @@ def test_a_replayed_event_and_a_bad_signature_change_nothing(stack: Stack) -> No
     succeeded = [w for w in billing.seed.received() if w.event_type == "payment_succeeded"]
     assert len(succeeded) == 1
 
+    # A deployment with its own ingress: Stripe delivers there (not to intake), the ingress hands the signed
+    # delivery on as `billing.event`, twice (at least once); intake verifies it and the recovery starts once.
+    billing._stripe("POST", f"/v1/webhook_endpoints/{setup.webhook_endpoint_id}", {"disabled": "true"})
+    over_broker = billing.failed_invoice()
+    [stripe_event] = [
+        e
+        for e in httpx.get(f"{stack.stripe_url}/_sandbox/events").json()["events"]
+        if e["data"]["object"]["id"] == over_broker["id"] and e["type"] == "invoice.payment_failed"
+    ]
+    handed_on = handed_on_by_ingress(setup, json.dumps(stripe_event).encode())
+    asyncio.run(publish_twice(stack.rabbitmq_url, handed_on))
+
+    billing.wait_for_merchant_webhook(over_broker["id"])
+    assert billing.wait_for_invoice(over_broker["id"])["status"] == "paid"
+    assert [c["status"] for c in billing.seed.charges(over_broker["customer"])] == ["failed", "succeeded"]
+    succeeded = [w for w in billing.seed.received() if w.event_type == "payment_succeeded"]
+    assert len(succeeded) == 2
+
+
+def handed_on_by_ingress(setup: BillingSetup, payload: bytes) -> Envelope[BillingEventReceived]:
+    """What an ingress in front of intake publishes for a Stripe delivery it took: the body and the signature."""
+    now = datetime.now(UTC)
+    merchant = setup.merchant
+    return envelope_for(
+        MessageType.BILLING_EVENT,
+        BillingEventReceived.model_validate(
+            {
+                "connector": "stripebilling",
+                "connector_account_id": setup.billing_mca,
+                "body": payload.decode(),
+                "headers": {"Stripe-Signature": stripe_signature(setup.webhook_secret, payload, int(now.timestamp()))},
+                "received_at": now,
+            }
+        ),
+        merchant_id=merchant.merchant_id,
+        profile_id=merchant.profile_id,
+    )
+
+
+async def publish_twice(rabbitmq_url: str, message: Envelope[BillingEventReceived]) -> None:
+    async with broker_probe(rabbitmq_url) as broker:
+        await broker.publish(message)
+        await broker.publish(message)
+
 
 def test_paid_elsewhere_and_voided_invoices_stop_their_recoveries(stack: Stack) -> None:
     billing = scenario(stack)
@@ -99,15 +151,41 @@ def test_paid_elsewhere_and_voided_invoices_stop_their_recoveries(stack: Stack) 
         assert [c["status"] for c in billing.seed.charges(invoice["customer"])] == ["failed"]  # never retried
 
 
-def test_a_record_back_failing_for_a_while_is_retried_until_stripe_takes_it(stack: Stack) -> None:
+def test_a_record_back_failing_for_a_while_is_retried_until_stripe_takes_it(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
     billing = scenario(stack)
     billing.connect(billing.seed.bootstrap(), retry_ladder_seconds=[600], max_jitter_seconds=0)
     invoice = billing.failed_invoice()
     httpx.post(f"{stack.stripe_url}/_sandbox/invoices/pay_failures", json={"count": 3, "status": 500})
 
-    billing.wait_for_merchant_webhook(invoice["id"])
+    webhook = billing.wait_for_merchant_webhook(invoice["id"])
     paid = billing.wait_for_invoice(invoice["id"], timeout=60)
 
     assert (paid["status"], paid["paid_out_of_band"]) == ("paid", True)
     assert httpx.get(f"{stack.stripe_url}/_sandbox/invoices/pay_failures").json()["count"] == 0
     assert [c["status"] for c in billing.seed.charges(invoice["customer"])] == ["failed", "succeeded"]
+    # The payment's timeline shows the record back and each try (read from the executor's internal endpoint).
+    payment_id = webhook.body["content"]["object"]["id"]
+    record_back = poll(
+        lambda: timeline(stack, payment_id, capsys)["record_back"] or {},
+        lambda found: found.get("status") == "accepted",
+        timeout=10,
+    )
+    assert (record_back["billing_connector"], record_back["tries"]) == ("stripebilling", 4)
+    assert [(a["attempt"], a["status_code"], a["outcome"]) for a in record_back["attempts"]] == [
+        (1, 500, "retrying"),
+        (2, 500, "retrying"),
+        (3, 500, "retrying"),
+        (4, 200, "accepted"),
+    ]
+    shown = [e["what"] for e in timeline(stack, payment_id, capsys)["timeline"] if e["what"].startswith("record back")]
+    assert shown[-1] == "record back to stripebilling try 4: HTTP 200, accepted" and len(shown) == 4
+
+
+def timeline(stack: Stack, payment_id: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """`recovery timeline PAYMENT_ID --json` against the stack, as an operator runs it."""
+    database = ["--mongodb-url", stack.mongodb_url, "--database", stack.config.mongodb_database]
+    assert main(["timeline", payment_id, "--json", *database, "--executor-url", stack.url("executor")]) == 0
+    document: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return document

@@ -14,6 +14,7 @@ from recovery_contracts.envelope import MessageType
 from recovery_contracts.messages import (
     PAYLOADS,
     AttemptOutcome,
+    BillingEventReceived,
     ConnectorAccountUpdated,
     DeliverWebhook,
     ExecuteRetry,
@@ -85,6 +86,15 @@ def _payloads() -> dict[MessageType, BaseModel]:
     request = RecoveryPaymentsCreate.model_validate(load_seed("recovery-request.json"))
     return {
         MessageType.RECOVERY_REQUESTED: RecoveryRequested(request=request),
+        MessageType.BILLING_EVENT: BillingEventReceived(
+            connector="stripebilling",
+            connector_account_id="mca_stripebilling_1",
+            body='{"id": "evt_1", "type": "invoice.payment_failed", "data": {"object": {"id": "in_1"}}}',
+            headers={
+                "Stripe-Signature": "t=1767225600,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd"
+            },
+            received_at=NOW,
+        ),
         MessageType.RECOVERY_SCHEDULED: RecoveryScheduled(payment=PAYMENT),
         MessageType.EXECUTE_RETRY: ExecuteRetry(
             payment=PAYMENT,
@@ -221,3 +231,22 @@ def test_recovery_requested_applies_the_http_validation(recovery_request):
             }
         )
     assert ("payload", "request", "action") in [tuple(e["loc"]) for e in caught.value.errors()]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"connector": "recurly"}, "connector"),
+        ({"connector_account_id": "../mca_1"}, "connector_account_id"),
+        ({"body": ""}, "body"),
+        ({"headers": {"Bad Header": "x"}}, "headers"),
+        ({"headers": {f"x-h{i}": "v" for i in range(21)}}, "headers"),
+        ({"received_at": None}, "received_at"),
+    ],
+    ids=["connector-without-webhooks", "id-with-path", "empty-body", "header-name", "too-many-headers", "no-time"],
+)
+def test_billing_event_is_bounded_and_names_the_bad_field(change, field):
+    sample = _payloads()[MessageType.BILLING_EVENT].model_dump(mode="json")
+    with pytest.raises(ValidationError) as caught:
+        BillingEventReceived.model_validate({**sample, **change})
+    assert field in {str(e["loc"][0]) for e in caught.value.errors()}

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+import httpx
 from faststream.rabbit import RabbitBroker
 
 from recovery_contracts.envelope import Envelope, MessageType
@@ -20,8 +21,9 @@ from recovery_executor.domain.charge_guard import ChargeFacts
 from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind, ChargeRequest
 from recovery_executor.domain.connector_account import ConnectorAccount
 from recovery_executor.domain.ports import PaymentConnector, RecordBackAnswer
-from recovery_executor.domain.record_back import RecordBackProgress, RecordBackTry
+from recovery_executor.domain.record_back import RecordBackHistory, RecordBackProgress, RecordBackTry
 from recovery_executor.settings import ExecutorSettings
+from recovery_runtime.internal_api import MERCHANT_HEADER, TOKEN_HEADER
 from recovery_runtime.service import Service
 from recovery_runtime.testing import FixedClock, InMemoryUnitOfWork, RecordingPublisher, publish
 from recovery_runtime.unit_of_work import Transaction
@@ -222,6 +224,12 @@ class InMemoryRecordBacks:
         self.progress[progress.payment_id] = progress
         self.tries.setdefault(progress.payment_id, []).append(tried)
 
+    async def history(self, merchant_id: str, payment_id: str) -> RecordBackHistory | None:
+        progress = self.progress.get(payment_id)
+        if progress is None or progress.merchant_id != merchant_id:
+            return None
+        return RecordBackHistory(progress, tuple(self.tries[payment_id]))
+
 
 @dataclass
 class Executor:
@@ -246,6 +254,13 @@ class Executor:
 
     def published(self, message_type: MessageType) -> list[Envelope[Any]]:
         return self.publisher.envelopes(message_type)
+
+    async def record_back_of(self, payment_id: str, merchant_id: str = "merchant_test", **headers: str) -> Any:
+        """`GET /internal/record-backs/{merchant}/{payment}` as a holder of the internal token asks it."""
+        sent = {TOKEN_HEADER: ExecutorSettings().internal_api_token, MERCHANT_HEADER: merchant_id, **headers}
+        transport = httpx.ASGITransport(app=self.service.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://executor", headers=sent) as http:
+            return await http.get(f"/internal/record-backs/merchant_test/{payment_id}")
 
 
 def in_memory_executor(**settings: Any) -> Executor:

@@ -4,6 +4,7 @@ loopback, through the egress policy's client), once, retried on timers while Str
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -175,10 +176,19 @@ async def test_stripe_failing_is_retried_on_a_timer_then_recorded(
     assert invoice(stripe_api, invoice_id)["status"] == "open"
     assert executor.record_backs.tries["12345_pay_3"][0].status_code == 500
 
+    executor.clock.advance(timedelta(minutes=1))
     await executor.send(QUEUE, Envelope[RecordBack].model_validate(timer.payload.message))
 
     assert invoice(stripe_api, invoice_id)["status"] == "paid"
     assert executor.record_backs.progress["12345_pay_3"].status is RecordBackStatus.ACCEPTED
+    # The payment's timeline reads the record back and each try from the executor's internal endpoint.
+    view = (await executor.record_back_of("12345_pay_3")).json()
+    assert (view["billing_connector"], view["status"], view["tries"]) == ("stripebilling", "accepted", 2)
+    assert [(a["attempt"], a["status_code"], a["outcome"]) for a in view["attempts"]] == [
+        (1, 500, "retrying"),
+        (2, 200, "accepted"),
+    ]
+    assert view["attempts"][1]["at"] == "2026-01-15T12:01:00.000Z"
 
 
 async def test_an_invoice_already_paid_needs_no_record(executor: Executor, stripe_api: httpx.Client) -> None:
@@ -240,3 +250,6 @@ async def test_a_chargebee_invoice_is_recorded_paid_once_at_the_site(
     recorded = chargebee_status(sandbox, invoice_id)
     assert (recorded["status"], recorded["amount_paid"]) == ("paid", 2250)
     assert executor.record_backs.progress["12345_pay_cb"].status is RecordBackStatus.ACCEPTED
+    view = (await executor.record_back_of("12345_pay_cb")).json()
+    assert (view["billing_connector"], view["status"]) == ("chargebee", "accepted")
+    assert [(a["attempt"], a["status_code"], a["error"]) for a in view["attempts"]] == [(1, 200, None)]

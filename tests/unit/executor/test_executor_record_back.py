@@ -91,3 +91,33 @@ async def test_a_destination_the_egress_policy_blocks_is_final_and_never_retried
     [tried] = executor.record_backs.tries["12345_pay_1"]
     assert tried.error == reason
     assert executor.publisher.published == []  # no timer: no later try could pass
+
+
+async def test_the_record_back_and_each_try_are_read_by_the_payments_merchant_only(executor: Executor) -> None:
+    """The generic (`custombilling`) record back as the payment's timeline shows it: every try with its HTTP status
+    or error and where the record back stood after it; another merchant, or no internal token, reads nothing."""
+    executor.billing.answers.extend([REFUSED, RecordBackAnswer(accepted=False, error="ConnectError: refused")])
+    first = record_back("12345_pay_1")
+    await executor.send(QUEUE, first)
+    for attempt in (2, 3):
+        executor.clock.advance(timedelta(minutes=5))
+        await executor.send(QUEUE, record_back("12345_pay_1", attempt=attempt))
+
+    answer = await executor.record_back_of("12345_pay_1")
+
+    assert answer.status_code == 200, answer.text
+    view = answer.json()
+    assert (view["payment_id"], view["billing_connector"], view["status"], view["tries"]) == (
+        "12345_pay_1",
+        "custombilling",
+        "accepted",
+        3,
+    )
+    assert [(a["attempt"], a["at"], a["status_code"], a["error"], a["outcome"]) for a in view["attempts"]] == [
+        (1, "2026-01-15T12:00:00.000Z", 503, None, "retrying"),
+        (2, "2026-01-15T12:05:00.000Z", None, "ConnectError: refused", "retrying"),
+        (3, "2026-01-15T12:10:00.000Z", 200, None, "accepted"),
+    ]
+    assert (await executor.record_back_of("12345_pay_1", merchant_id="merchant_other")).status_code == 404
+    assert (await executor.record_back_of("12345_pay_unknown")).status_code == 404
+    assert (await executor.record_back_of("12345_pay_1", **{"x-internal-token": "not-the-token"})).status_code == 403

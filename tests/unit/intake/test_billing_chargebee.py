@@ -24,7 +24,11 @@ GATEWAY = "gw_stripe_1"
 
 @pytest.fixture
 def svc() -> Intake:
-    built = intake()
+    return with_chargebee_account(intake())
+
+
+def with_chargebee_account(built: Intake) -> Intake:
+    """`built` holding the Chargebee billing account ACCOUNT (webhook basic auth USER and PASSWORD)."""
     box = SecretBox.from_settings(SETTINGS)
     built.connector_accounts.accounts[ACCOUNT] = {
         "_id": ACCOUNT,

@@ -42,7 +42,11 @@ def stripe_api(sandbox: BackgroundServer) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def svc(sandbox: BackgroundServer) -> Intake:
-    built = intake(stripe_api_base=sandbox.url, outbound_allowed_cidrs="127.0.0.0/8")
+    return with_stripebilling_account(intake(stripe_api_base=sandbox.url, outbound_allowed_cidrs="127.0.0.0/8"))
+
+
+def with_stripebilling_account(built: Intake) -> Intake:
+    """`built` holding the Stripe Billing account ACCOUNT (webhook secret SECRET, Stripe key STRIPE_KEY)."""
     box = SecretBox.from_settings(SETTINGS)
     built.connector_accounts.accounts[ACCOUNT] = {
         "_id": ACCOUNT,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from recovery_cli.timeline import PaymentTimeline, render_json, render_text
+from recovery_cli.record_backs import RecordBackUnread
+from recovery_cli.timeline import PaymentTimeline, load_timeline, render_json, render_text
 
 PAYMENT = "12345_pay_1"
 
@@ -81,3 +82,87 @@ def test_json_view_is_plain_json_without_message_bodies() -> None:
 
 def test_an_unknown_payment_says_so() -> None:
     assert render_text(PaymentTimeline(payment_id="nope")) == "no records of payment nope"
+
+
+RECORD_BACK = {
+    "payment_id": PAYMENT,
+    "billing_connector": "stripebilling",
+    "status": "accepted",
+    "tries": 3,
+    "updated_at": "2026-01-01T00:00:40.000Z",
+    "attempts": [
+        {"attempt": 1, "at": "2026-01-01T00:00:11.000Z", "status_code": 500, "error": None, "outcome": "retrying"},
+        {
+            "attempt": 2,
+            "at": "2026-01-01T00:00:20.000Z",
+            "status_code": None,
+            "error": "ConnectError: refused",
+            "outcome": "retrying",
+        },
+        {"attempt": 3, "at": "2026-01-01T00:00:40.000Z", "status_code": 200, "error": None, "outcome": "accepted"},
+    ],
+}
+
+
+class _Executor:
+    """The executor's record-back endpoint as `load_timeline` asks it; records who was asked for what."""
+
+    def __init__(self, found: dict[str, object] | None = None, unread: str | None = None) -> None:
+        self.found, self.unread = found, unread
+        self.asked: list[tuple[str, str]] = []
+
+    def __call__(self, merchant_id: str, payment_id: str) -> dict[str, object] | None:
+        self.asked.append((merchant_id, payment_id))
+        if self.unread is not None:
+            raise RecordBackUnread(self.unread)
+        return self.found
+
+
+class _Collection:
+    def __init__(self, documents: list[dict[str, object]]) -> None:
+        self.documents = documents
+
+    def find_one(self, query: dict[str, object]) -> dict[str, object] | None:
+        return next((d for d in self.documents if d["_id"] == query["_id"]), None)
+
+    def find(self, query: dict[str, object]) -> _Collection:
+        return _Collection([d for d in self.documents if d.get("payment_id") == query["payment_id"]])
+
+    def sort(self, *_: object) -> list[dict[str, object]]:
+        return self.documents
+
+
+def test_the_record_back_and_each_try_come_in_time_order_after_the_webhook() -> None:
+    timeline = _timeline()
+    timeline.record_back = RECORD_BACK
+
+    entries = timeline.entries()
+
+    assert [e.at for e in entries] == sorted(e.at for e in entries)
+    assert [e.what for e in entries[-3:]] == [
+        "record back to stripebilling try 1: HTTP 500, retrying",
+        "record back to stripebilling try 2: ConnectError: refused, retrying",
+        "record back to stripebilling try 3: HTTP 200, accepted",
+    ]
+    text = render_text(timeline)
+    assert "record back (executor)\n  to stripebilling: accepted after 3 tries" in text
+    assert "  try 2 at 2026-01-01T00:00:20.000Z: ConnectError: refused, retrying" in text
+    assert json.loads(render_json(timeline))["record_back"]["attempts"][2]["status_code"] == 200
+
+
+def test_the_record_back_is_asked_of_the_executor_for_the_intents_merchant() -> None:
+    intent = _timeline().intent
+    assert intent is not None
+    db = {name: _Collection([]) for name in ("recoveries", "timers", "attempts", "webhook_events")}
+    db["payment_intents"] = _Collection([intent])
+    executor = _Executor(found=RECORD_BACK)
+
+    timeline = load_timeline(db, PAYMENT, executor)
+
+    assert executor.asked == [("m1", PAYMENT)] and timeline.record_back == RECORD_BACK
+    unreachable = load_timeline(db, PAYMENT, _Executor(unread="executor at http://127.0.0.1:8082 unreachable"))
+    assert unreachable.record_back is None
+    assert "record back (executor): not read: executor at http://127.0.0.1:8082 unreachable" in render_text(unreachable)
+    # A payment intake does not know is not asked about (no merchant to ask for).
+    nobody = _Executor(found=RECORD_BACK)
+    assert load_timeline(db, "12345_pay_unknown", nobody).record_back is None and nobody.asked == []

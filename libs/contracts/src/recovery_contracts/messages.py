@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from recovery_contracts.api.connector_accounts import ConnectorName
+from recovery_contracts.api.fields import HeaderMap, Identifier
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.payments import IntentStatus, PaymentObject
@@ -25,6 +27,30 @@ class RecoveryRequested(_Payload):
     """
 
     request: RecoveryPaymentsCreate
+
+
+# A billing system's event body, in characters: Stripe's and Chargebee's are a few KiB (intake's HTTP bound: 256 KiB).
+MAX_BILLING_EVENT_LENGTH = 262_144
+
+
+class BillingEventReceived(_Payload):
+    """A billing system's webhook delivery taken by a deployment's own ingress, handed on as received.
+
+    Applied exactly as `POST /v2/webhooks/recovery/{merchant_id}/{profile_id}/{connector_account_id}` applies it:
+    the envelope's `merchant_id` and `profile_id` play the role of the path's, and intake verifies the billing
+    system's signature (Stripe-Signature) or basic auth (Chargebee) itself, so `body` must be the request body
+    byte for byte (decoded as UTF-8) and `headers` must hold the header the billing system authenticates with."""
+
+    connector: Literal[ConnectorName.STRIPEBILLING, ConnectorName.CHARGEBEE]
+    connector_account_id: Identifier
+    body: str = Field(min_length=1, max_length=MAX_BILLING_EVENT_LENGTH, description="the body exactly as received")
+    headers: HeaderMap = Field(
+        description="the delivery's headers intake reads: `Stripe-Signature` (stripebilling), `Authorization` "
+        "(chargebee); names in any case"
+    )
+    received_at: datetime = Field(
+        description="when the ingress received the delivery: Stripe's signature tolerance is measured from it"
+    )
 
 
 class RecoveryScheduled(_Payload):
@@ -233,6 +259,7 @@ class RecordBack(_Payload):
 
 PAYLOADS: dict[MessageType, type[BaseModel]] = {
     MessageType.RECOVERY_REQUESTED: RecoveryRequested,
+    MessageType.BILLING_EVENT: BillingEventReceived,
     MessageType.RECOVERY_SCHEDULED: RecoveryScheduled,
     MessageType.EXECUTE_RETRY: ExecuteRetry,
     MessageType.PAYMENT_ATTEMPT_FAILED: PaymentAttemptFailed,

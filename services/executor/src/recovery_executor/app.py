@@ -7,6 +7,7 @@ from functools import partial
 
 import httpx
 
+from recovery_executor import http
 from recovery_executor.adapters.attempts import ATTEMPT_INDEXES, ATTEMPTS, MongoAttemptRepository
 from recovery_executor.adapters.billing import HttpBillingRecorder
 from recovery_executor.adapters.billing_systems import BillingSystemRecorder
@@ -18,6 +19,7 @@ from recovery_executor.dependencies import Dependencies, ExecutorAdapters
 from recovery_executor.handlers import HANDLERS
 from recovery_executor.settings import ExecutorSettings
 from recovery_runtime.egress import EgressGuard, EgressPolicy, guarded_http_client
+from recovery_runtime.internal_api import InternalCaller
 from recovery_runtime.secrets import SecretBox
 from recovery_runtime.service import Service
 from recovery_runtime.unit_of_work import UnitOfWork
@@ -42,6 +44,7 @@ def build_service(settings: ExecutorSettings | None = None, adapters: ExecutorAd
     )
     for queue_name, handle in HANDLERS.items():
         service.consume(queue_name, partial(handle, dependencies))
+    service.app.include_router(http.router(adapters.record_backs, InternalCaller(settings.internal_api_token)))
     return service
 
 

@@ -13,7 +13,7 @@ from recovery_executor.domain.attempt import Attempt
 from recovery_executor.domain.charge_guard import ChargeFacts
 from recovery_executor.domain.connector_account import ConnectorAccount
 from recovery_executor.domain.ports import BillingRecorder, BillingSystemRecorder, PaymentConnector
-from recovery_executor.domain.record_back import RecordBackProgress, RecordBackTry
+from recovery_executor.domain.record_back import RecordBackHistory, RecordBackProgress, RecordBackTry
 from recovery_runtime.bus import Publisher
 from recovery_runtime.clock import Clock, TimeScale
 from recovery_runtime.unit_of_work import Transaction, UnitOfWorkPort
@@ -62,6 +62,10 @@ class RecordBackRepository(Protocol):
     async def get(self, payment_id: str) -> RecordBackProgress | None: ...
 
     async def save(self, progress: RecordBackProgress, tried: RecordBackTry, tx: Transaction) -> None: ...
+
+    async def history(self, merchant_id: str, payment_id: str) -> RecordBackHistory | None:
+        """The payment's record back and every try, if the payment is `merchant_id`'s."""
+        ...
 
 
 # The connector that charges for an account the domain lets charge.

@@ -102,11 +102,14 @@ def build_service(settings: IntakeSettings | None = None, adapters: IntakeAdapte
     billing_http = guarded_http_client(EgressGuard(EgressPolicy.from_setting(settings.outbound_allowed_cidrs)))
     service.on_stop(billing_http.aclose)
     stripe_billing = StripeBillingApi(settings.stripe_api_base, billing_http)
-    app.include_router(billing_webhooks.router(BillingEvents(adapters, box, recovery, stripe_billing)))
+    billing_events = BillingEvents(adapters, box, recovery, stripe_billing)
+    app.include_router(billing_webhooks.router(billing_events))
     service.on_stop(forwarder.close)
     service.add_loop(secret_rotation.run)
     outcomes = PaymentOutcomes(adapters)
     service.consume("intake.recovery-requested", recovery.recovery_requested)
+    # The same billing systems' events, handed on by a deployment's own ingress: the webhook route's handler.
+    service.consume("intake.billing-event", billing_events.billing_event)
     service.consume("intake.payment-succeeded", outcomes.payment_succeeded)
     service.consume("intake.payment-failed", outcomes.payment_failed)
     return service

@@ -1,15 +1,22 @@
 """A payment's story across the four services' collections, read-only, for an operator.
 
 The services never read each other's collections; this operator tool does, read-only, because answering
-"what happened to this payment?" needs all four owners' records side by side.
+"what happened to this payment?" needs all four owners' records side by side. The record back to the billing
+system and its tries come from the executor's internal endpoint instead (recovery_cli.record_backs).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from recovery_cli.record_backs import RecordBackUnread
+
+# (merchant id, payment id) -> the payment's record back and its tries, or None when it has none.
+RecordBackSource = Callable[[str, str], dict[str, Any] | None]
 
 # Large or binary fields an operator does not read here (message bodies are in the outbox and the broker).
 _OMITTED = frozenset({"body", "message", "emitted", "request", "response_body"})
@@ -30,10 +37,13 @@ class PaymentTimeline:
     timers: list[dict[str, Any]] = field(default_factory=list)
     attempts: list[dict[str, Any]] = field(default_factory=list)
     webhook_events: list[dict[str, Any]] = field(default_factory=list)
+    record_back: dict[str, Any] | None = None
+    # Why the record back could not be read (the executor unreachable...); None when it was read.
+    record_back_unread: str | None = None
 
     @property
     def found(self) -> bool:
-        return any((self.intent, self.recovery, self.timers, self.attempts, self.webhook_events))
+        return any((self.intent, self.recovery, self.timers, self.attempts, self.webhook_events, self.record_back))
 
     def entries(self) -> list[Entry]:
         """Everything that happened, in time order."""
@@ -65,6 +75,17 @@ class PaymentTimeline:
                         f"{event.get('status')}{_http_status(event)}",
                     )
                 )
+        record_back = self.record_back or {}
+        for tried in record_back.get("attempts", []):
+            if at := _time(tried.get("at")):
+                entries.append(
+                    Entry(
+                        at,
+                        "executor",
+                        f"record back to {record_back.get('billing_connector')} try {tried.get('attempt')}: "
+                        f"{_try_result(tried)}",
+                    )
+                )
         return sorted(entries, key=lambda entry: entry.at)
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,14 +96,17 @@ class PaymentTimeline:
             "timers": _plain(self.timers),
             "attempts": _plain(self.attempts),
             "webhook_events": _plain(self.webhook_events),
+            "record_back": self.record_back,
+            "record_back_unread": self.record_back_unread,
             "timeline": [{"at": _iso(e.at), "source": e.source, "what": e.what} for e in self.entries()],
         }
 
 
-def load_timeline(db: Any, payment_id: str) -> PaymentTimeline:
-    """Reads (never writes) the payment's records from `db`, a pymongo Database."""
+def load_timeline(db: Any, payment_id: str, record_backs: RecordBackSource | None = None) -> PaymentTimeline:
+    """Reads (never writes) the payment's records from `db`, a pymongo Database, and its record back from
+    `record_backs` (the executor's, asked for the intent's merchant)."""
     by_payment = {"payment_id": payment_id}
-    return PaymentTimeline(
+    timeline = PaymentTimeline(
         payment_id=payment_id,
         intent=db["payment_intents"].find_one({"_id": payment_id}),
         recovery=db["recoveries"].find_one({"_id": payment_id}),
@@ -90,6 +114,13 @@ def load_timeline(db: Any, payment_id: str) -> PaymentTimeline:
         attempts=list(db["attempts"].find(by_payment).sort("attempt_number", 1)),
         webhook_events=list(db["webhook_events"].find(by_payment).sort([("created_at", 1), ("_id", 1)])),
     )
+    merchant_id = (timeline.intent or {}).get("merchant_id")
+    if record_backs is not None and merchant_id:
+        try:
+            timeline.record_back = record_backs(merchant_id, payment_id)
+        except RecordBackUnread as unread:
+            timeline.record_back_unread = str(unread)
+    return timeline
 
 
 def render_text(timeline: PaymentTimeline) -> str:
@@ -145,6 +176,18 @@ def render_text(timeline: PaymentTimeline) -> str:
                 f"({event.get('delivery_attempt')}, of {event.get('initial_attempt_id')}): {event.get('status')}"
                 f"{_http_status(event)} delivered {event.get('is_overall_delivery_successful')}"
             )
+    record_back = timeline.record_back
+    if record_back:
+        lines += [
+            "",
+            "record back (executor)",
+            f"  to {record_back.get('billing_connector')}: {record_back.get('status')} after "
+            f"{record_back.get('tries')} tries, last {_text(record_back.get('updated_at'))}",
+        ]
+        for tried in record_back.get("attempts", []):
+            lines.append(f"  try {tried.get('attempt')} at {_text(tried.get('at'))}: {_try_result(tried)}")
+    elif timeline.record_back_unread:
+        lines += ["", f"record back (executor): not read: {timeline.record_back_unread}"]
     lines += ["", "timeline"]
     for entry in timeline.entries():
         lines.append(f"  {_iso(entry.at)}  {entry.source:<18} {entry.what}")
@@ -173,6 +216,12 @@ def _http_status(event: dict[str, Any]) -> str:
     response = event.get("response")
     code = response.get("status_code") if isinstance(response, dict) else None
     return f" HTTP {code}" if code else ""
+
+
+def _try_result(tried: dict[str, Any]) -> str:
+    """`HTTP 500, retrying`, `ConnectError: ..., retrying`, `HTTP 200, accepted`."""
+    answer = f"HTTP {tried['status_code']}" if tried.get("status_code") else str(tried.get("error") or "no answer")
+    return f"{answer}, {tried['outcome']}" if tried.get("outcome") else answer
 
 
 def _time(value: Any) -> datetime | None:

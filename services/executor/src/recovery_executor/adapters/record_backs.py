@@ -7,7 +7,13 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from recovery_executor.domain.record_back import RecordBackProgress, RecordBackStatus, RecordBackTry
+from recovery_executor.domain.record_back import (
+    CUSTOMBILLING,
+    RecordBackHistory,
+    RecordBackProgress,
+    RecordBackStatus,
+    RecordBackTry,
+)
 from recovery_runtime.mongo import IndexSpec
 from recovery_runtime.unit_of_work import Transaction
 
@@ -21,15 +27,13 @@ class MongoRecordBackRepository:
 
     async def get(self, payment_id: str) -> RecordBackProgress | None:
         doc = await self._records.find_one({"_id": payment_id}, {"tries": 0})
+        return None if doc is None else _progress(doc)
+
+    async def history(self, merchant_id: str, payment_id: str) -> RecordBackHistory | None:
+        doc = await self._records.find_one({"_id": payment_id, "merchant_id": merchant_id})
         if doc is None:
             return None
-        return RecordBackProgress(
-            payment_id=payment_id,
-            status=RecordBackStatus(doc["status"]),
-            url=doc["url"],
-            attempts=doc["attempts"],
-            updated_at=doc["updated_at"],
-        )
+        return RecordBackHistory(_progress(doc), tuple(_try(record) for record in doc.get("tries", [])))
 
     async def save(self, progress: RecordBackProgress, tried: RecordBackTry, tx: Transaction) -> None:
         fields = {
@@ -37,11 +41,42 @@ class MongoRecordBackRepository:
             "url": progress.url,
             "attempts": progress.attempts,
             "updated_at": progress.updated_at,
+            "merchant_id": progress.merchant_id,
+            "billing_connector": progress.billing_connector,
         }
-        try_record = {"attempt": tried.attempt, "at": tried.at, "status_code": tried.status_code, "error": tried.error}
+        try_record = {
+            "attempt": tried.attempt,
+            "at": tried.at,
+            "status_code": tried.status_code,
+            "error": tried.error,
+            "outcome": tried.outcome,
+        }
         await self._records.update_one(
             {"_id": progress.payment_id},
             {"$set": fields, "$push": {"tries": try_record}},
             upsert=True,
             session=tx.session,
         )
+
+
+def _progress(doc: dict[str, Any]) -> RecordBackProgress:
+    return RecordBackProgress(
+        payment_id=doc["_id"],
+        status=RecordBackStatus(doc["status"]),
+        url=doc["url"],
+        attempts=doc["attempts"],
+        updated_at=doc["updated_at"],
+        merchant_id=doc.get("merchant_id"),
+        billing_connector=doc.get("billing_connector") or CUSTOMBILLING,
+    )
+
+
+def _try(record: dict[str, Any]) -> RecordBackTry:
+    outcome = record.get("outcome")
+    return RecordBackTry(
+        attempt=record["attempt"],
+        at=record["at"],
+        status_code=record.get("status_code"),
+        error=record.get("error"),
+        outcome=RecordBackStatus(outcome) if outcome else None,
+    )

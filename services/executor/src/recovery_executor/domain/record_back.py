@@ -1,4 +1,7 @@
-"""Recording a successful retry back to the billing connector: tried on durable timers until it answers 2xx."""
+"""Recording a successful retry back to the billing connector: tried on durable timers until it answers 2xx.
+
+Every try is kept with the payment's record back (what it asked, when, the HTTP status or the error, and where the
+record back stood after it), so an operator sees the record back and its tries on the payment's timeline."""
 
 from __future__ import annotations
 
@@ -28,12 +31,18 @@ def record_back_idempotency_key(payment_id: str) -> str:
     return f"record-back:{payment_id}"
 
 
+# The billing system a record back without `billing_connector` goes to: the merchant's `record_back_url`.
+CUSTOMBILLING = "custombilling"
+
+
 @dataclass(frozen=True)
 class RecordBackTry:
     attempt: int
     at: datetime
     status_code: int | None
     error: str | None
+    # Where the record back stood after this try (None: a try recorded before tries kept it).
+    outcome: RecordBackStatus | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,9 @@ class RecordBackProgress:
     url: str
     attempts: int
     updated_at: datetime
+    # Whose payment (reads are scoped to it) and which billing system it is recorded at.
+    merchant_id: str | None = None
+    billing_connector: str = CUSTOMBILLING
 
     @staticmethod
     def after_try(
@@ -52,7 +64,6 @@ class RecordBackProgress:
     ) -> tuple[RecordBackProgress, RecordBackTry, list[Envelope[Any]]]:
         """The progress after the try `consumed` asked for, the try itself, and the next try's timer if any."""
         request = consumed.payload
-        tried = RecordBackTry(request.attempt, now, answer.status_code, answer.error)
         delay = None if answer.accepted or answer.blocked else record_back_delay(request.attempt)
         if answer.accepted:
             status = RecordBackStatus.ACCEPTED
@@ -62,6 +73,23 @@ class RecordBackProgress:
             status = RecordBackStatus.ABANDONED
         else:
             status = RecordBackStatus.RETRYING
-        progress = RecordBackProgress(request.payment_id, status, request.url, request.attempt, now)
+        progress = RecordBackProgress(
+            request.payment_id,
+            status,
+            request.url,
+            request.attempt,
+            now,
+            merchant_id=consumed.merchant_id,
+            billing_connector=request.billing_connector or CUSTOMBILLING,
+        )
+        tried = RecordBackTry(request.attempt, now, answer.status_code, answer.error, status)
         retries = [] if delay is None else [record_back_retry(consumed, now + time_scale.wall(delay))]
         return progress, tried, retries
+
+
+@dataclass(frozen=True)
+class RecordBackHistory:
+    """A payment's record back as an operator reads it: where it stands, and every try, oldest first."""
+
+    progress: RecordBackProgress
+    tries: tuple[RecordBackTry, ...]

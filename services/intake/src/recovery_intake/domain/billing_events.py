@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -24,6 +24,10 @@ from recovery_contracts.recovery import RecoveryPayment
 STRIPE_TOLERANCE_SECONDS = 300
 # What `billing_account_reference` maps the payment account to for Stripe Billing (as Hyperswitch does).
 STRIPEBILLING_REFERENCE = "stripebilling"
+
+# Stripe retries a webhook delivery for up to three days (Stripe's docs: *Webhooks, automatic retries*): a delivery
+# an ingress hands on over the broker longer after receiving it is not one the billing system would still make.
+HANDED_ON_MAX_AGE = timedelta(days=3)
 
 # Billing connectors whose webhooks `POST /v2/webhooks/recovery/...` takes.
 WEBHOOK_CONNECTORS = frozenset({"stripebilling", "chargebee"})
@@ -128,6 +132,16 @@ def verify_stripe_signature(
         raise EventRefused(RefusalKind.UNAUTHENTICATED, "no Stripe-Signature v1 matches the payload")
     if abs(now.timestamp() - timestamp) > tolerance_seconds:
         raise EventRefused(RefusalKind.UNAUTHENTICATED, "the Stripe-Signature timestamp is outside the tolerance")
+
+
+def check_handed_on(received_at: datetime, now: datetime) -> None:
+    """A delivery an ingress handed on (`billing.event`) was received at most HANDED_ON_MAX_AGE ago and not later
+    than now (give or take Stripe's tolerance for clock skew): the signature's own tolerance is measured from
+    `received_at`, which the publisher states, so this bounds how old an event a publisher can make count."""
+    if received_at < now - HANDED_ON_MAX_AGE:
+        raise EventRefused(RefusalKind.INVALID, f"received_at {received_at.isoformat()} is more than 3 days ago")
+    if received_at > now + timedelta(seconds=STRIPE_TOLERANCE_SECONDS):
+        raise EventRefused(RefusalKind.INVALID, f"received_at {received_at.isoformat()} is in the future")
 
 
 def sealed_basic_auth(account: dict[str, Any]) -> tuple[str, str]:

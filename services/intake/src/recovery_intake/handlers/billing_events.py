@@ -1,16 +1,21 @@
 """A billing system's webhook delivery: verified against the account, then applied once as the recovery request,
-paid-elsewhere or cancel it stands for (through `RecoveryIntake.accept`, the path of `POST /v2/payments/recovery`)."""
+paid-elsewhere or cancel it stands for (through `RecoveryIntake.accept`, the path of `POST /v2/payments/recovery`).
+
+Two doors, one handler: `POST /v2/webhooks/recovery/...` (http/billing_webhooks.py) and the `billing.event`
+message a deployment's own ingress publishes (`BillingEvents.billing_event`); both verify the billing system's
+signature or credentials and apply an event once under the same key, whichever door it came through."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
 
 from recovery_contracts.api.recovery import RecoveryAction, RecoveryPaymentsCreate
-from recovery_contracts.envelope import MessageType, envelope_for
-from recovery_contracts.messages import RecoveryRequested
+from recovery_contracts.envelope import Envelope, MessageType, envelope_for
+from recovery_contracts.messages import BillingEventReceived, RecoveryRequested
 from recovery_intake.dependencies import Document, IntakeAdapters
 from recovery_intake.domain.billing_events import (
     STRIPEBILLING_REFERENCE,
@@ -19,6 +24,7 @@ from recovery_intake.domain.billing_events import (
     EventRefused,
     RefusalKind,
     check_billing_account,
+    check_handed_on,
     parse_stripe_event,
     payment_account_for,
     sealed_api_key,
@@ -36,8 +42,9 @@ from recovery_intake.domain.chargebee_events import (
 from recovery_intake.domain.intent import Intent
 from recovery_intake.domain.rejection import Rejection
 from recovery_intake.handlers.recovery import RecoveryIntake
-from recovery_runtime.bus import AlreadyApplied
+from recovery_runtime.bus import AlreadyApplied, MessageRejected
 from recovery_runtime.secrets import SecretBox
+from recovery_runtime.topology import ConsumerQueue
 
 log = structlog.get_logger(__name__)
 
@@ -62,23 +69,55 @@ class BillingEvents:
         self._recovery = recovery
         self._stripe = stripe
 
+    async def billing_event(self, envelope: Envelope[BillingEventReceived], queue: ConsumerQueue) -> None:
+        """The broker's door: a refusal is dead-lettered with its reason, a duplicate acknowledged as one; an
+        unreadable billing system API raises, so the message is tried again after a pause."""
+        handed_on = envelope.payload
+        if not envelope.merchant_id or not envelope.profile_id:
+            raise MessageRejected("billing.event needs merchant_id and profile_id in the envelope")
+        try:
+            check_handed_on(handed_on.received_at, self._clock.now())
+            outcome, _ = await self.delivery(
+                envelope.merchant_id,
+                envelope.profile_id,
+                handed_on.connector_account_id,
+                handed_on.body.encode(),
+                {name.lower(): value for name, value in handed_on.headers.items()},
+                received_at=handed_on.received_at,
+                connector=handed_on.connector.value,
+            )
+        except EventRefused as refused:
+            raise MessageRejected(f"{refused.kind.value}: {refused.reason}") from refused
+        if outcome == "duplicate":
+            raise AlreadyApplied(envelope.message_id)
+
     async def delivery(
-        self, merchant_id: str, profile_id: str, account_id: str, payload: bytes, headers: Mapping[str, str]
+        self,
+        merchant_id: str,
+        profile_id: str,
+        account_id: str,
+        payload: bytes,
+        headers: Mapping[str, str],
+        *,
+        received_at: datetime | None = None,
+        connector: str | None = None,
     ) -> tuple[str, str | None]:
         """What became of the delivery (`applied`, `duplicate` or `ignored`) and the payment it applied to;
-        EventRefused when refused (nothing stored)."""
+        EventRefused when refused (nothing stored). `received_at`: when it reached this system (now, unless an
+        ingress handed it on); `connector`: the billing system the deliverer says it is from (else the account's)."""
         profile = await self._profiles.get(merchant_id, profile_id)
         if profile is None:
             raise EventRefused(RefusalKind.NOT_FOUND, f"no profile {profile_id} of merchant {merchant_id}")
         found = await self._accounts.get(merchant_id, account_id)
-        connector = (found or {}).get("connector_name")
-        if connector not in WEBHOOK_CONNECTORS:
-            check_billing_account(found, account_id, profile_id, "stripebilling or chargebee")
-        account = check_billing_account(found, account_id, profile_id, str(connector))
-        if connector == "chargebee":
+        named = (found or {}).get("connector_name")
+        expected = connector or (named if named in WEBHOOK_CONNECTORS else "stripebilling or chargebee")
+        account = check_billing_account(found, account_id, profile_id, str(expected))
+        if named == "chargebee":
             event, request = await self._chargebee(account, account_id, payload, headers.get("authorization"))
         else:
-            event, request = await self._stripe_event(account, account_id, payload, headers.get("stripe-signature"))
+            received = received_at or self._clock.now()
+            signature = headers.get("stripe-signature")
+            event, request = await self._stripe_event(account, account_id, payload, signature, received)
         if event.action is None or event.invoice_id is None:
             log.info("billing_event.ignored", event_type=event.event_type, event_id=event.event_id)
             return "ignored", None
@@ -91,11 +130,11 @@ class BillingEvents:
         return await self._apply(merchant_id, profile, account_id, event, request)
 
     async def _stripe_event(
-        self, account: Document, account_id: str, payload: bytes, signature: str | None
+        self, account: Document, account_id: str, payload: bytes, signature: str | None, received_at: datetime
     ) -> tuple[BillingEvent, RecoveryPaymentsCreate | None]:
         """The verified event, and the recovery request a payment failure makes (the invoice re-read)."""
         secret = self._box.open(sealed_webhook_secret(account))
-        verify_stripe_signature(signature, payload, secret, self._clock.now())
+        verify_stripe_signature(signature, payload, secret, received_at)
         event = parse_stripe_event(payload)
         if event.action is not RecoveryAction.SCHEDULE_FAILED_PAYMENT or event.invoice_id is None:
             return event, None

@@ -1,4 +1,5 @@
-"""`recovery timeline PAYMENT_ID`: the payment's intent, recovery, timers, attempts and webhooks (read-only)."""
+"""`recovery timeline PAYMENT_ID`: the payment's intent, recovery, timers, attempts, webhooks and record back
+(read-only)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import os
 
 from pymongo import MongoClient, ReadPreference
 
-from recovery_cli.commands.options import fail
+from recovery_cli.commands.options import add_run_dir, fail, run_dir
+from recovery_cli.record_backs import ExecutorRecordBacks, executor_url, internal_token
 from recovery_cli.timeline import load_timeline, render_json, render_text
 
 DEFAULT_MONGODB_URL = "mongodb://127.0.0.1:27017/?directConnection=true"
@@ -17,7 +19,8 @@ NOT_FOUND = 3
 def register(subcommands: argparse._SubParsersAction) -> None:
     parser = subcommands.add_parser(
         "timeline",
-        help="show a payment's timeline: intent, recovery plan and history, attempts, webhook events (read-only)",
+        help="show a payment's timeline: intent, recovery plan and history, attempts, webhook events, the record "
+        "back to the billing system and its tries (read-only)",
     )
     parser.add_argument("payment_id")
     parser.add_argument(
@@ -26,6 +29,12 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         help="default: $MONGODB_URL, else the local `recovery up` database",
     )
     parser.add_argument("--database", default=os.environ.get("MONGODB_DATABASE") or "recovery")
+    parser.add_argument(
+        "--executor-url",
+        help="the executor's internal URL, where the record back is read: default $EXECUTOR_INTERNAL_URL, else the "
+        "executor of the running `recovery up` stack, else http://127.0.0.1:8082 (token: $INTERNAL_API_TOKEN)",
+    )
+    add_run_dir(parser)
     parser.add_argument("--json", action="store_true", help="print the records and the timeline as JSON")
     parser.set_defaults(handler=handle)
 
@@ -37,7 +46,8 @@ def handle(args: argparse.Namespace) -> int:
     try:
         db = client.get_database(args.database, read_preference=ReadPreference.PRIMARY_PREFERRED)
         try:
-            timeline = load_timeline(db, args.payment_id)
+            record_backs = ExecutorRecordBacks(args.executor_url or executor_url(run_dir(args)), internal_token())
+            timeline = load_timeline(db, args.payment_id, record_backs.read)
         except Exception as error:
             return fail(f"cannot read MongoDB database {args.database!r}: {error}")
     finally:

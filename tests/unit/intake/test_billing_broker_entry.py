@@ -1,0 +1,237 @@
+"""Billing systems' events over the broker (`billing.event`, queue `intake.billing-event`): the webhook route's
+handler behind the one consumer pipeline. Signed Stripe Billing and basic-auth Chargebee events start, stop and
+de-duplicate recoveries exactly as over HTTP (an event taken by either door is a duplicate at the other); a bad
+signature, stale or future hand-off, wrong connector or another tenant's account is dead-lettered with the reason
+and nothing is stored."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from faststream.rabbit import TestRabbitBroker
+
+from recovery_contracts.envelope import Envelope, MessageType, envelope_for
+from recovery_contracts.messages import BillingEventReceived
+from recovery_contracts.payments import IntentStatus
+from recovery_runtime.testing import publish
+from recovery_sandbox.stripe.invoices import stripe_signature
+
+from . import test_billing_chargebee as chargebee
+from .fakes import MERCHANT, PROFILE, Intake, http_client, intake
+from .test_billing_webhooks import (
+    ACCOUNT,
+    SECRET,
+    deliver,
+    event,
+    failed_invoice,
+    sandbox,
+    stripe_api,
+    svc,
+    with_stripebilling_account,
+)
+
+__all__ = ["sandbox", "stripe_api", "svc"]  # the Stripe Billing account's fixtures, shared with the HTTP tests
+
+QUEUE = "intake.billing-event"
+
+
+def handed_on(
+    svc: Intake,
+    payload: bytes,
+    *,
+    secret: str = SECRET,
+    signed_at: datetime | None = None,
+    received_at: datetime | None = None,
+    connector: str = "stripebilling",
+    account: str = ACCOUNT,
+    merchant_id: str | None = MERCHANT,
+    headers: dict[str, str] | None = None,
+) -> Envelope[BillingEventReceived]:
+    """What an ingress publishes for a delivery it took: the body as received and the signature header."""
+    now = svc.clock.now()
+    stamp = int((signed_at or now).timestamp())
+    signed = {"Stripe-Signature": stripe_signature(secret, payload, stamp)} if headers is None else headers
+    return envelope_for(
+        MessageType.BILLING_EVENT,
+        BillingEventReceived.model_validate(
+            {
+                "connector": connector,
+                "connector_account_id": account,
+                "body": payload.decode(),
+                "headers": signed,
+                "received_at": received_at or now,
+            }
+        ),
+        merchant_id=merchant_id,
+        profile_id=PROFILE,
+    )
+
+
+async def test_a_signed_payment_failure_starts_the_recovery_and_a_copy_changes_nothing(
+    svc: Intake, stripe_api: httpx.Client
+) -> None:
+    invoice = failed_invoice(stripe_api)
+    message = handed_on(svc, event("invoice.payment_failed", invoice))
+
+    async with TestRabbitBroker(svc.service.broker) as broker:
+        await publish(broker, QUEUE, message)
+        await publish(broker, QUEUE, message)
+        # The same Stripe event handed on again in a message of its own: the event id decides.
+        await publish(broker, QUEUE, handed_on(svc, event("invoice.payment_failed", invoice)))
+
+    intent = svc.intents.of_invoice(MERCHANT, invoice["id"])
+    assert intent is not None and intent.status is IntentStatus.FAILED
+    assert intent.requests == ()  # applied once: no later request folded in
+    assert intent.snapshot.first_error is not None and intent.snapshot.first_error.code == "insufficient_funds"
+    [scheduled] = svc.publisher.envelopes(MessageType.RECOVERY_SCHEDULED)
+    assert scheduled.correlation_id == intent.payment_id
+    assert svc.publisher.dead_letters == []
+
+
+async def test_an_event_taken_over_http_is_a_duplicate_over_the_broker_and_back(
+    svc: Intake, stripe_api: httpx.Client
+) -> None:
+    first, second = failed_invoice(stripe_api), failed_invoice(stripe_api)
+    over_http = event("invoice.payment_failed", first, "evt_http")
+    over_broker = event("invoice.payment_failed", second, "evt_broker")
+
+    async with http_client(svc) as client, TestRabbitBroker(svc.service.broker) as broker:
+        assert (await deliver(svc, client, over_http)).json()["outcome"] == "applied"
+        await publish(broker, QUEUE, handed_on(svc, over_http))
+        await publish(broker, QUEUE, handed_on(svc, over_broker))
+        again = await deliver(svc, client, over_broker)
+
+    assert again.json()["outcome"] == "duplicate"
+    for invoice in (first, second):
+        intent = svc.intents.of_invoice(MERCHANT, invoice["id"])
+        assert intent is not None and intent.requests == ()
+    assert len(svc.publisher.envelopes(MessageType.RECOVERY_SCHEDULED)) == 2
+    assert svc.publisher.dead_letters == []
+
+
+async def test_paid_elsewhere_stops_the_recovery_and_unknown_types_are_acknowledged(
+    svc: Intake, stripe_api: httpx.Client
+) -> None:
+    invoice = failed_invoice(stripe_api)
+
+    async with TestRabbitBroker(svc.service.broker) as broker:
+        await publish(broker, QUEUE, handed_on(svc, event("invoice.payment_failed", invoice, "evt_f")))
+        await publish(broker, QUEUE, handed_on(svc, event("invoice.paid", invoice, "evt_paid")))
+        customer = {"id": "cus_1", "object": "customer"}
+        await publish(broker, QUEUE, handed_on(svc, event("customer.created", customer, "evt_other")))
+
+    intent = svc.intents.of_invoice(MERCHANT, invoice["id"])
+    assert intent is not None and intent.status is IntentStatus.SUCCEEDED
+    [updated] = svc.publisher.envelopes(MessageType.RECOVERY_UPDATED)
+    assert updated.payload.action == "success_payment_external"
+    assert svc.publisher.dead_letters == []
+
+
+async def test_a_chargebee_event_with_its_basic_auth_starts_the_recovery(svc: Intake) -> None:
+    chargebee.with_chargebee_account(svc)
+    credentials = base64.b64encode(f"{chargebee.USER}:{chargebee.PASSWORD}".encode()).decode()
+
+    async with TestRabbitBroker(svc.service.broker) as broker:
+        await publish(
+            broker,
+            QUEUE,
+            handed_on(
+                svc,
+                chargebee.event("payment_failed"),
+                connector="chargebee",
+                account=chargebee.ACCOUNT,
+                headers={"Authorization": f"Basic {credentials}"},
+            ),
+        )
+
+    intent = svc.intents.of_invoice(MERCHANT, "inv_1")
+    assert intent is not None and intent.snapshot.billing_connector_id == chargebee.ACCOUNT
+    assert svc.publisher.dead_letters == []
+
+
+async def test_a_billing_system_api_that_cannot_be_read_is_tried_again_not_dead_lettered(
+    stripe_api: httpx.Client, requeues: list[int]
+) -> None:
+    """Over HTTP this answers 503 and Stripe delivers again; over the broker the message goes back to the queue
+    after a pause (counted towards its delivery limit), and nothing is stored meanwhile."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        unreachable = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    svc = with_stripebilling_account(intake(stripe_api_base=unreachable, outbound_allowed_cidrs="127.0.0.0/8"))
+    message = handed_on(svc, event("invoice.payment_failed", failed_invoice(stripe_api)))
+
+    async with TestRabbitBroker(svc.service.broker) as broker:
+        await publish(broker, QUEUE, message)
+
+    assert requeues == [0]
+    assert svc.publisher.dead_letters == [] and svc.intents.intents == {} and svc.publisher.published == []
+
+
+def _refusals(svc: Intake, payload: bytes) -> dict[str, tuple[Envelope[BillingEventReceived] | bytes, str]]:
+    now = svc.clock.now()
+    unsigned = handed_on(svc, payload, headers={})
+    return {
+        "wrong-secret": (handed_on(svc, payload, secret="whsec_someone_else"), "unauthenticated: no Stripe-Signature"),
+        "unsigned": (unsigned, "unauthenticated: no Stripe-Signature header"),
+        # Signed long before the ingress says it received it: a replay.
+        "stale-signature": (handed_on(svc, payload, signed_at=now - timedelta(seconds=301)), "outside the tolerance"),
+        # Stale hand-off: signed and received 4 days ago, consistent, but older than Stripe would still deliver.
+        "stale-hand-off": (
+            handed_on(svc, payload, signed_at=now - timedelta(days=4), received_at=now - timedelta(days=4)),
+            "more than 3 days ago",
+        ),
+        "future-hand-off": (
+            handed_on(svc, payload, signed_at=now + timedelta(hours=1), received_at=now + timedelta(hours=1)),
+            "is in the future",
+        ),
+        "wrong-connector": (handed_on(svc, payload, connector="chargebee"), "is not a chargebee account"),
+        "other-merchant": (
+            handed_on(svc, payload, merchant_id="merchant_2"),
+            "no profile pro_1 of merchant merchant_2",
+        ),
+        "no-merchant": (handed_on(svc, payload, merchant_id=None), "needs merchant_id and profile_id"),
+        "unknown-account": (handed_on(svc, payload, account="mca_unknown"), "no billing connector account"),
+        "not-an-event": (handed_on(svc, b'{"hello": "world"}'), "invalid: not a Stripe event"),
+        "invalid-message": (_without_received_at(unsigned), "payload.received_at: Field required"),
+    }
+
+
+def _without_received_at(message: Envelope[BillingEventReceived]) -> bytes:
+    document: dict[str, Any] = message.model_dump(mode="json")
+    del document["payload"]["received_at"]
+    return json.dumps(document).encode()
+
+
+REFUSALS = [
+    "wrong-secret",
+    "unsigned",
+    "stale-signature",
+    "stale-hand-off",
+    "future-hand-off",
+    "wrong-connector",
+    "other-merchant",
+    "no-merchant",
+    "unknown-account",
+    "not-an-event",
+    "invalid-message",
+]
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+async def test_a_message_that_cannot_apply_is_dead_lettered_with_the_reason_and_nothing_stored(
+    svc: Intake, stripe_api: httpx.Client, case: str
+) -> None:
+    message, reason = _refusals(svc, event("invoice.payment_failed", failed_invoice(stripe_api)))[case]
+
+    async with TestRabbitBroker(svc.service.broker) as broker:
+        await publish(broker, QUEUE, message)
+
+    [letter] = svc.publisher.dead_letters
+    assert letter.queue == QUEUE and reason in letter.reason, letter.reason
+    assert svc.intents.intents == {} and svc.publisher.published == []
