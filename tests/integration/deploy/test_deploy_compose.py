@@ -163,13 +163,25 @@ def settings_of(environment: dict[str, str], model: type[ServiceSettings]) -> Se
 
 def test_every_published_port_listens_on_loopback_unless_told_otherwise(raw, compose) -> None:
     published = {name: published_ports(service) for name, service in compose["services"].items()}
-    assert {name for name, ports in published.items() if ports} == {"intake", "rabbitmq", *DEMO}
+    assert {name for name, ports in published.items() if ports} == {"intake", "rabbitmq", "jaeger", *DEMO}
     for name, ports in published.items():
         for port in ports:
             assert port.host_ip == "127.0.0.1", f"{name}: {port} is published on every host interface"
     told = interpolate(raw, {"INTAKE_BIND": "0.0.0.0", "INTAKE_PORT": "9080"})
     assert told["services"]["intake"]["ports"] == ["0.0.0.0:9080:8080"]
     assert told["services"]["rabbitmq"]["ports"] == compose["services"]["rabbitmq"]["ports"]
+
+
+def test_every_service_sends_its_traces_to_jaeger_unless_told_otherwise(raw, compose) -> None:
+    for name in SERVICES:
+        settings = settings_of(compose["services"][name]["environment"], ServiceSettings)
+        endpoint = urlsplit(str(settings.otel_exporter_otlp_endpoint))
+        assert (endpoint.hostname, endpoint.port) == ("jaeger", 4318), name
+    assert "4318" in compose["services"]["jaeger"]["expose"]
+    assert compose["services"]["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
+    off = interpolate(raw, {"OTEL_EXPORTER_OTLP_ENDPOINT": ""})
+    for name in SERVICES:
+        assert settings_of(off["services"][name]["environment"], ServiceSettings).otel_exporter_otlp_endpoint == ""
 
 
 def test_intake_forwards_to_the_services_owning_the_events_and_recoveries(compose) -> None:

@@ -147,10 +147,11 @@ def test_intake_reaches_the_internal_endpoints_it_forwards_to(docs) -> None:
 # ---- egress ---------------------------------------------------------------------------------------------------
 
 
-def test_every_service_reaches_dns_the_broker_and_the_database_only_there(docs) -> None:
+def test_every_service_reaches_dns_the_broker_the_database_and_the_trace_collector_only_there(docs) -> None:
     kube_dns = pod("kube-system", "10.0.0.10", {"k8s-app": "kube-dns"})
     rabbitmq = pod("messaging", "10.0.4.1", {"app": "rabbitmq"})
     mongo = pod("db", "10.0.5.1", {"app": "mongo"})
+    collector = pod("monitoring", "10.0.7.1", {"app": "otel-collector"})
     managed_mongo = external("34.120.1.2")
     for name in SERVICES:
         source = recovery_pod(docs, name)
@@ -161,6 +162,8 @@ def test_every_service_reaches_dns_the_broker_and_the_database_only_there(docs) 
         assert connection_allowed(docs, source, rabbitmq, 5672), name
         assert connection_allowed(docs, source, mongo, 27017), name
         assert connection_allowed(docs, source, managed_mongo, 27017), name
+        assert connection_allowed(docs, source, collector, 4318), f"{name}: OTLP/HTTP traces"
+        assert not connection_allowed(docs, source, collector, 4317), f"{name}: OTLP/gRPC is not used"
         for port in (15672, 6379, 5432, 22):
             assert not connection_allowed(docs, source, rabbitmq, port), (name, port)
 

@@ -15,6 +15,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_runtime import metrics
 from recovery_runtime.topology import DEAD_LETTER, ConsumerQueue, exchange_for
+from recovery_runtime.tracing import TraceContext, continued, current_trace_context
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +41,9 @@ class OutgoingMessage:
     message_type: MessageType
     body: bytes
     correlation_id: str | None = None
+    # The W3C trace context the message was emitted in (tracing on): its publish continues that trace, even
+    # when the relay or a timer publishes it long after (recovery_runtime.tracing).
+    trace_context: TraceContext | None = None
 
     @classmethod
     def of(cls, envelope: Envelope[Any]) -> OutgoingMessage:
@@ -48,16 +52,20 @@ class OutgoingMessage:
             message_type=envelope.type,
             body=envelope.model_dump_json().encode(),
             correlation_id=envelope.correlation_id,
+            trace_context=current_trace_context(),
         )
 
     def to_document(self, created_at: Any) -> dict[str, Any]:
-        return {
+        doc = {
             "_id": self.message_id,
             "message_type": self.message_type.value,
             "body": self.body,
             "correlation_id": self.correlation_id,
             "created_at": created_at,
         }
+        if self.trace_context:
+            doc["trace_context"] = self.trace_context
+        return doc
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> OutgoingMessage:
@@ -66,6 +74,7 @@ class OutgoingMessage:
             message_type=MessageType(doc["message_type"]),
             body=bytes(doc["body"]),
             correlation_id=doc.get("correlation_id"),
+            trace_context=doc.get("trace_context"),
         )
 
 
@@ -84,20 +93,21 @@ class Publisher:
     async def publish(self, message: OutgoingMessage) -> None:
         for _ in range(self._copies):
             # Bounded: with the broker away a confirm never comes; the caller's outbox keeps the message.
-            await asyncio.wait_for(
-                self._broker.publish(
-                    message.body,
-                    exchange=exchange_for(message.message_type),
-                    routing_key=message.message_type.value,
-                    persist=True,
-                    mandatory=True,
-                    message_id=message.message_id,
-                    correlation_id=message.correlation_id,
-                    message_type=message.message_type.value,
-                    content_type="application/json",
-                ),
-                self._timeout,
-            )
+            with continued(message.trace_context):
+                await asyncio.wait_for(
+                    self._broker.publish(
+                        message.body,
+                        exchange=exchange_for(message.message_type),
+                        routing_key=message.message_type.value,
+                        persist=True,
+                        mandatory=True,
+                        message_id=message.message_id,
+                        correlation_id=message.correlation_id,
+                        message_type=message.message_type.value,
+                        content_type="application/json",
+                    ),
+                    self._timeout,
+                )
             metrics.MESSAGES_PUBLISHED.labels(message.message_type.value).inc()
 
     async def publish_many(self, messages: Iterable[OutgoingMessage]) -> None:

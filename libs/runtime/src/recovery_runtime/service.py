@@ -25,6 +25,7 @@ from recovery_runtime.metrics import DeadLetterDepthProbe
 from recovery_runtime.mongo import IndexSpec, connect, ensure_indexes
 from recovery_runtime.settings import ServiceSettings
 from recovery_runtime.topology import declare_topology, queues_of
+from recovery_runtime.tracing import Tracing, start_tracing
 from recovery_runtime.unit_of_work import OutboxRelay, UnitOfWork, UnitOfWorkPort
 
 log = structlog.get_logger(__name__)
@@ -65,15 +66,19 @@ class Service:
         clock: Clock | None = None,
         publisher: Publisher | None = None,
         unit_of_work: UnitOfWorkPort | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         """`publisher` and `unit_of_work` replace the real ones (unit tests pass in-memory ones, with the broker
-        under FastStream's TestRabbitBroker); the MongoDB client is created either way and connects only when used."""
+        under FastStream's TestRabbitBroker), `tracing` the one OTEL_EXPORTER_OTLP_ENDPOINT turns on (unit tests
+        pass one exporting to memory); the MongoDB client is created either way and connects only when used."""
         self.name = name
         self.settings = settings
         # Before anything else logs (composition roots log while they build), so every line is JSON.
         configure_logging(name, settings.log_level)
         self.clock: Clock = clock or SystemClock()
         self.time_scale = TimeScale(settings.time_scale)
+        # Before the broker and the HTTP app it instruments; None (off) unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
+        self.tracing = tracing if tracing is not None else start_tracing(name, settings)
         self.broker = RabbitBroker(
             settings.rabbitmq_url,
             graceful_timeout=settings.shutdown_grace_seconds,
@@ -85,7 +90,11 @@ class Service:
             logger=logging.getLogger("recovery.broker"),
             log_level=logging.DEBUG,
             # faststream_received_messages_total, ..._processing_time_seconds, ..._published_messages_total, ...
-            middlewares=[RabbitPrometheusMiddleware(registry=REGISTRY, app_name=f"recovery-{name}")],
+            # Tracing outermost: the consumer pipeline and everything a handler publishes run in the message's span.
+            middlewares=[
+                *(self.tracing.broker_middlewares() if self.tracing else ()),
+                RabbitPrometheusMiddleware(registry=REGISTRY, app_name=f"recovery-{name}"),
+            ],
         )
         self.mongo = connect(settings.mongodb_url, app_name=f"recovery-{name}")
         self.db = self.mongo[settings.mongodb_database]
@@ -122,6 +131,8 @@ class Service:
         self._on_drain: list[Callable[[], Awaitable[None]]] = []
         self.started = False
         self.app = FastAPI(title=f"recovery {name}", lifespan=self._lifespan)
+        if self.tracing is not None:
+            self.tracing.instrument(self.app)
         self._add_operational_routes()
 
     # -- composition ---------------------------------------------------------------------------------
@@ -199,6 +210,9 @@ class Service:
         for hook in self._on_stop:
             with contextlib.suppress(Exception):
                 await hook()
+        if self.tracing is not None:
+            with contextlib.suppress(Exception):
+                await self.tracing.flush()
         await self.mongo.close()
         log.info("service.stopped")
 

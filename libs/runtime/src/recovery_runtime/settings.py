@@ -55,6 +55,10 @@ class ServiceSettings(BaseSettings):
     outbound_allowed_cidrs: str = Field(
         default="", validation_alias=AliasChoices("outbound_allowed_cidrs", "webhook_allowed_cidrs")
     )
+    # Traces (OpenTelemetry): the OTLP/HTTP collector every service sends its spans to (Jaeger's
+    # `http://jaeger:4318` in compose); unset, tracing is off. The standard OTEL_* variables apply too
+    # (OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_BSP_*): docs/operations.md.
+    otel_exporter_otlp_endpoint: str | None = None
 
     @property
     def is_production(self) -> bool:

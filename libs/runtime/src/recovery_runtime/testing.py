@@ -18,6 +18,7 @@ from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import envelope_model
 from recovery_runtime.bus import AlreadyApplied, OutgoingMessage, Publisher
 from recovery_runtime.topology import QUEUES, ConsumerQueue
+from recovery_runtime.tracing import Tracing
 from recovery_runtime.unit_of_work import Transaction, applied_key
 
 T = TypeVar("T")
@@ -119,3 +120,29 @@ async def publish(broker: RabbitBroker, queue_name: str, envelope: Envelope[Any]
     body = envelope if isinstance(envelope, bytes) else envelope.model_dump_json().encode()
     message_id = None if isinstance(envelope, bytes) else envelope.message_id
     await broker.publish(body, exchange=queue.exchange, routing_key=queue.routing_key, message_id=message_id)
+
+
+class SpansInMemory:
+    """Tracing on, its spans kept in memory: pass `tracing` to `Service` (nothing global is set or instrumented)."""
+
+    def __init__(self) -> None:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        self.exporter = InMemorySpanExporter()
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.tracing = Tracing(self.provider)
+
+    def span(self, name: str) -> Any:
+        """A span to run code in (a context manager yielding the span)."""
+        return self.provider.get_tracer("recovery.tests").start_as_current_span(name)
+
+    def finished(self, name_suffix: str) -> list[Any]:
+        return [s for s in self.exporter.get_finished_spans() if s.name.endswith(name_suffix)]
+
+    @staticmethod
+    def traceparent(context: Any) -> dict[str, str]:
+        """The W3C headers a message emitted in the span of `context` stores."""
+        return {"traceparent": f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"}

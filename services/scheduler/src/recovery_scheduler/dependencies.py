@@ -104,6 +104,8 @@ class ClaimedTimer:
     payment_id: str | None
     purpose: str
     message: OutgoingMessage | None
+    # The W3C trace context the timer was stored in (tracing on): its re-plan continues the recovery's trace.
+    trace_context: dict[str, str] | None = None
 
 
 @dataclass

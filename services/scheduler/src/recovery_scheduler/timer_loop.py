@@ -21,6 +21,7 @@ from prometheus_client import Counter, Histogram
 
 from recovery_runtime.bus import Publisher
 from recovery_runtime.clock import Clock
+from recovery_runtime.tracing import continued
 from recovery_scheduler.dependencies import Claim, TimerClaims
 from recovery_scheduler.domain.timers import TimerKind
 
@@ -159,7 +160,8 @@ class TimerLoop:
         for timer in claim.timers:
             if timer.kind is TimerKind.REPLAN and timer.payment_id:
                 try:
-                    await self._replan(timer.payment_id)
+                    with continued(timer.trace_context):
+                        await self._replan(timer.payment_id)
                 except Exception:
                     log.warning("timers.replan_failed", timer_id=timer.timer_id, exc_info=True)
                     failed.append(timer.timer_id)

@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from recovery_runtime.bus import OutgoingMessage
 from recovery_runtime.mongo import IndexSpec
+from recovery_runtime.tracing import current_trace_context
 from recovery_runtime.unit_of_work import Transaction
 from recovery_scheduler.dependencies import Claim, ClaimedTimer
 from recovery_scheduler.domain.timers import PLANNED_WORK, Timer, TimerKind, TimerStatus
@@ -48,8 +49,9 @@ def timer_document(
     created_at: datetime,
     message: OutgoingMessage | None = None,
     purpose: str = "",
+    trace_context: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    return {
+    doc = {
         "_id": timer_id,
         "kind": kind.value,
         "purpose": purpose,
@@ -62,6 +64,10 @@ def timer_document(
         "lease_expires_at": None,
         "claims": 0,
     }
+    if trace_context:
+        # A re-plan timer has no message to carry it (a message timer's message carries its own).
+        doc["trace_context"] = trace_context
+    return doc
 
 
 def stored_timer(timer: Timer) -> dict[str, Any]:
@@ -74,6 +80,7 @@ def stored_timer(timer: Timer) -> dict[str, Any]:
         created_at=timer.created_at,
         message=message,
         purpose=timer.purpose,
+        trace_context=current_trace_context() if message is None else None,
     )
 
 
@@ -86,6 +93,7 @@ def claimed_timer(doc: dict[str, Any]) -> ClaimedTimer:
         payment_id=doc.get("payment_id"),
         purpose=doc.get("purpose") or "",
         message=OutgoingMessage.from_document(message) if message else None,
+        trace_context=doc.get("trace_context"),
     )
 
 
