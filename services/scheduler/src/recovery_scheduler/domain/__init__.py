@@ -9,16 +9,6 @@ from .budgets import (
     budget_for,
 )
 from .config import HYPERSWITCH_CASCADING_LADDER, RetryConfig
-from .decisions import (
-    AwaitBillingSystem,
-    BusinessStatus,
-    Decision,
-    EndOutcome,
-    EndRecovery,
-    Observe,
-    Recheck,
-    ScheduleAttempt,
-)
 from .declines import (
     DECLINE_RULES,
     MASTERCARD_ADVICE_RULES,
@@ -27,12 +17,24 @@ from .declines import (
     DeclineClass,
     DeclineRule,
     assess_decline,
-    classify_decline,
 )
-from .model import Algorithm, AttemptOutcome, AttemptRecord, RecoveryView, TokenState
+from .model import (
+    Algorithm,
+    AttemptOutcome,
+    AttemptRecord,
+    AwaitBillingSystem,
+    BusinessStatus,
+    Decision,
+    EndOutcome,
+    EndRecovery,
+    Observe,
+    Recheck,
+    RecoveryView,
+    ScheduleAttempt,
+    TokenState,
+)
 from .networks import CardNetwork, normalize_card_network
-from .planner import decide_next
-from .timing import next_payday_slot, paydays
+from .planner import decide_next, next_payday_slot, paydays
 
 __all__ = [
     "DECLINE_RULES",
@@ -63,7 +65,6 @@ __all__ = [
     "TokenState",
     "assess_decline",
     "budget_for",
-    "classify_decline",
     "decide_next",
     "next_payday_slot",
     "normalize_card_network",
