@@ -6,12 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from recovery_scheduler.domain import (
-    DECLINE_RULES,
-    MASTERCARD_ADVICE_RULES,
-    DeclineClass,
-    assess_decline,
-)
+from recovery_scheduler.domain.declines import DECLINE_RULES, MASTERCARD_ADVICE_RULES, DeclineClass, assess_decline
 
 pytestmark = pytest.mark.unit
 

@@ -9,23 +9,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recovery_scheduler.domain import (
-    DECLINE_RULES,
-    MASTERCARD_ADVICE_RULES,
+from recovery_scheduler.domain.budgets import budget_for
+from recovery_scheduler.domain.config import RetryConfig
+from recovery_scheduler.domain.declines import DECLINE_RULES, MASTERCARD_ADVICE_RULES, DeclineClass, assess_decline
+from recovery_scheduler.domain.model import (
     Algorithm,
     AttemptOutcome,
     AttemptRecord,
-    DeclineClass,
     Observe,
     Recheck,
     RecoveryView,
-    RetryConfig,
     ScheduleAttempt,
     TokenState,
-    assess_decline,
-    budget_for,
-    decide_next,
 )
+from recovery_scheduler.domain.planner import decide_next
 
 from .retry_builders import T0
 

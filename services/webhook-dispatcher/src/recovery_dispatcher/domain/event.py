@@ -14,8 +14,8 @@ from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.ids import idempotent_event_id
 from recovery_contracts.messages import DeliverWebhook, WebhookDeliveryFailed, WebhookEndpointDisabled, timer_for
 from recovery_contracts.payments import PaymentObject
-from recovery_dispatcher.domain.body import build_body
 from recovery_dispatcher.domain.ids import initial_event_id, record_key
+from recovery_dispatcher.domain.outgoing_webhook import build_body
 from recovery_dispatcher.domain.policy import DeliveryVerdict, RetrySchedule, next_retry_delay
 from recovery_dispatcher.domain.status import EventOutcome, EventStatus
 
