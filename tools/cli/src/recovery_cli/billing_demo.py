@@ -79,6 +79,14 @@ class BillingScenario(Generic[SetupT]):
     def _invoice_line(self, invoice: dict[str, Any]) -> str:
         raise NotImplementedError
 
+    def summary(self, setup: SetupT, invoice: dict[str, Any]) -> list[str]:
+        """What the demo says of the invoice at the end and where the billing system sends its events."""
+        raise NotImplementedError
+
+    def recorded_paid(self, invoice: dict[str, Any]) -> bool:
+        """Whether the billing system holds the invoice as paid by the recovery."""
+        return bool(invoice["status"] == "paid")
+
     def delivery(self, event_type: str, invoice_id: str, timeout: float = 20.0) -> dict[str, Any]:
         """The billing system's delivery of the invoice's `event_type` event and intake's answer (the sandbox
         records it), with the event as `event_object`."""
@@ -196,26 +204,41 @@ class StripeBillingScenario(BillingScenario[BillingSetup]):
     def _invoice_line(self, invoice: dict[str, Any]) -> str:
         return f"{invoice['status']} (out of band: {invoice['paid_out_of_band']})"
 
+    def summary(self, setup: BillingSetup, invoice: dict[str, Any]) -> list[str]:
+        return [
+            f"Stripe invoice {invoice['id']}: {invoice['status']}, paid_out_of_band={invoice['paid_out_of_band']}",
+            f"Stripe sends invoice events to {setup.webhook_path} (connector account {setup.billing_mca})",
+        ]
+
+    def recorded_paid(self, invoice: dict[str, Any]) -> bool:
+        return bool(invoice["status"] == "paid" and invoice["paid_out_of_band"])
+
     def _stripe(self, method: str, path: str, form: dict[str, Any] | None) -> Any:
         return self.seed._call(method, f"{self.stripe}{path}", form=form, headers=self.auth)
 
 
-def replay(endpoints: Endpoints, say: Callable[[str], None], timeout: float) -> str | None:
-    """`recovery demo --billing stripebilling`: None when the scenario ends as it should, else why not."""
+def replay(
+    scenario: Callable[[SeedScenario], BillingScenario[Any]],
+    endpoints: Endpoints,
+    say: Callable[[str], None],
+    timeout: float,
+) -> str | None:
+    """`recovery demo --billing <system>`: None when the scenario ends as it should, else why not."""
     seed = SeedScenario(endpoints, say)
     try:
-        setup, invoice, webhook = StripeBillingScenario(seed).run(timeout)
+        billing = scenario(seed)
+        setup, invoice, webhook = billing.run(timeout)
     except ScenarioFailed as error:
         return str(error)
     finally:
         seed.close()
     say("")
     say(f"merchant webhook: {webhook.event_type}, X-Webhook-Signature-512 verified: {webhook.signature_verified}")
-    say(f"Stripe invoice {invoice['id']}: {invoice['status']}, paid_out_of_band={invoice['paid_out_of_band']}")
-    say(f"Stripe sends invoice events to {setup.webhook_path} (connector account {setup.billing_mca})")
-    if webhook.signature_verified and invoice["status"] == "paid" and invoice["paid_out_of_band"]:
+    for line in billing.summary(setup, invoice):
+        say(line)
+    if webhook.signature_verified and billing.recorded_paid(invoice):
         return None
-    return "the webhook arrived but the invoice was not recorded paid at Stripe (see above)"
+    return f"the webhook arrived but the invoice was not recorded paid at {billing.name} (see above)"
 
 
 CHARGEBEE_KEY = "test_chargebee_demo_key"
@@ -286,6 +309,11 @@ class ChargebeeScenario(BillingScenario[ChargebeeSetup]):
     def _invoice_line(self, invoice: dict[str, Any]) -> str:
         return str(invoice["status"])
 
+    def summary(self, setup: ChargebeeSetup, invoice: dict[str, Any]) -> list[str]:
+        return [
+            f"Chargebee invoice {invoice['id']}: {invoice['status']} (record_payment), events to {setup.webhook_path}"
+        ]
+
     def _chargebee(self, method: str, path: str, form: dict[str, Any] | None) -> Any:
         return self.seed._call(method, f"{self.site}{path}", form=form, headers=_basic(CHARGEBEE_KEY))
 
@@ -294,20 +322,3 @@ def _basic(key: str) -> dict[str, str]:
     import base64
 
     return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
-
-
-def replay_chargebee(endpoints: Endpoints, say: Callable[[str], None], timeout: float) -> str | None:
-    """`recovery demo --billing chargebee`: None when the scenario ends as it should, else why not."""
-    seed = SeedScenario(endpoints, say)
-    try:
-        setup, invoice, webhook = ChargebeeScenario(seed).run(timeout)
-    except ScenarioFailed as error:
-        return str(error)
-    finally:
-        seed.close()
-    say("")
-    say(f"merchant webhook: {webhook.event_type}, X-Webhook-Signature-512 verified: {webhook.signature_verified}")
-    say(f"Chargebee invoice {invoice['id']}: {invoice['status']} (record_payment), events to {setup.webhook_path}")
-    if webhook.signature_verified and invoice["status"] == "paid":
-        return None
-    return "the webhook arrived but the invoice was not recorded paid at Chargebee (see above)"
