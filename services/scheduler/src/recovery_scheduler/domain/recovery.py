@@ -24,7 +24,7 @@ from .steps import attempt_planned, awaiting_billing, next_step
 CARD_FIELDS = ("card_exp_month", "card_exp_year", "last_four_digits")
 
 # The billing system's actions that end a recovery outside the planner: the status, business status and reason.
-STOPPING_ACTIONS: Mapping[RecoveryAction, tuple[RecoveryStatus, str, str]] = {
+STOPPING_ACTIONS: Mapping[str, tuple[RecoveryStatus, str, str]] = {
     RecoveryAction.CANCEL_INVOICE: (
         RecoveryStatus.CANCELLED,
         "CANCELLED_BY_BILLING_CONNECTOR",
