@@ -20,14 +20,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from recovery_scheduler import domain
-from recovery_scheduler.domain import (
-    Algorithm,
-    AttemptOutcome,
-    AttemptRecord,
-    RecoveryView,
-    RetryConfig,
-    TokenState,
-)
+from recovery_scheduler.domain.config import RetryConfig
+from recovery_scheduler.domain.model import Algorithm, AttemptOutcome, AttemptRecord, RecoveryView, TokenState
 from recovery_simulator.default_model import TableModel
 from recovery_simulator.population import generate_population
 from recovery_simulator.runner import compare, parse_algorithms

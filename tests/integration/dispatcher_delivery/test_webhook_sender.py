@@ -17,8 +17,8 @@ from standardwebhooks import Webhook
 from recovery_contracts.verification import verify_hyperswitch_signature, verify_standard_webhook
 from recovery_dispatcher.adapters.sender import DeliveryTimeouts, InProcessRetry, SenderConfig, WebhookSender
 from recovery_dispatcher.domain.attempt import DeliveryResult
+from recovery_dispatcher.domain.outgoing_webhook import build_headers, generate_whsec_secret
 from recovery_dispatcher.domain.policy import DeliveryOutcome
-from recovery_dispatcher.domain.signing import build_headers, generate_whsec_secret
 from recovery_runtime.egress import EgressGuard, EgressPolicy
 
 pytestmark = pytest.mark.integration

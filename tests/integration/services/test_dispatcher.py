@@ -25,7 +25,7 @@ from recovery_contracts.messages import PaymentFailed, PaymentSucceeded, Profile
 from recovery_contracts.payments import IntentStatus
 from recovery_contracts.recovery import AttemptSummary, build_payment_object
 from recovery_dispatcher.app import build_service
-from recovery_dispatcher.domain.signing import generate_whsec_secret
+from recovery_dispatcher.domain.outgoing_webhook import generate_whsec_secret
 from recovery_dispatcher.settings import DispatcherSettings
 from recovery_intake.app import build_service as build_intake
 from recovery_intake.settings import IntakeSettings

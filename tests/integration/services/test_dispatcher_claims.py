@@ -15,8 +15,8 @@ from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.ids import idempotent_event_id
 from recovery_contracts.messages import PaymentSucceeded, ProfileUpdated
 from recovery_dispatcher.app import build_service
-from recovery_dispatcher.domain.body import build_body
 from recovery_dispatcher.domain.ids import initial_event_id, record_key
+from recovery_dispatcher.domain.outgoing_webhook import build_body
 from recovery_dispatcher.settings import DispatcherSettings
 from recovery_sandbox.receiver import create_app as receiver_app
 from support.broker import broker_probe, eventually

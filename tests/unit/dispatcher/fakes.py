@@ -11,6 +11,7 @@ from typing import Any
 
 from faststream.rabbit import RabbitBroker
 
+from recovery_contracts.api.events import WebhookDeliveryAttempt
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import ProfileUpdated
 from recovery_dispatcher.app import DispatcherAdapters, build_service
@@ -20,7 +21,7 @@ from recovery_dispatcher.domain.breaker import CircuitBreaker, EndpointKey
 from recovery_dispatcher.domain.endpoint import Endpoint, switched_off
 from recovery_dispatcher.domain.event import Claim, DuplicateEvent, EarlierEvent, WebhookEvent
 from recovery_dispatcher.domain.policy import classify_response
-from recovery_dispatcher.domain.status import FINAL_STATUSES, AttemptKind, EventStatus
+from recovery_dispatcher.domain.status import FINAL_STATUSES, EventStatus
 from recovery_dispatcher.settings import DispatcherSettings
 from recovery_runtime.service import Service
 from recovery_runtime.testing import FixedClock, InMemoryUnitOfWork, RecordingPublisher, publish
@@ -31,7 +32,7 @@ class AttemptRecord:
     """An attempt as the fake records it: which event, which kind, what came back."""
 
     event_id: str
-    kind: AttemptKind
+    kind: WebhookDeliveryAttempt
     status_code: int | None
 
 
@@ -141,16 +142,16 @@ class InMemoryEvents:
         self, before: WebhookEvent, after: WebhookEvent, results: Sequence[DeliveryResult], *, recorded: bool
     ) -> None:
         for number, result in enumerate(results):
-            kind = before.first_attempt_kind if number == 0 else AttemptKind.AUTOMATIC_RETRY
+            kind = before.first_attempt_kind if number == 0 else WebhookDeliveryAttempt.AUTOMATIC_RETRY
             self.attempts.append(AttemptRecord(after.event_id, kind, result.status_code))
         self.records[after.key] = after
 
     async def record_manual_attempt(
         self, before: WebhookEvent, after: WebhookEvent, result: DeliveryResult
     ) -> dict[str, Any]:
-        self.attempts.append(AttemptRecord(after.event_id, AttemptKind.MANUAL_RETRY, result.status_code))
+        self.attempts.append(AttemptRecord(after.event_id, WebhookDeliveryAttempt.MANUAL_RETRY, result.status_code))
         self.records[after.key] = after
-        return {"event_id": after.event_id, "delivery_attempt": AttemptKind.MANUAL_RETRY.value}
+        return {"event_id": after.event_id, "delivery_attempt": WebhookDeliveryAttempt.MANUAL_RETRY.value}
 
     async def close(self) -> None:
         return None

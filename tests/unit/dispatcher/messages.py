@@ -8,7 +8,7 @@ from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.messages import DeliverWebhook, PaymentFailed, ProfileUpdated
 from recovery_contracts.payments import IntentStatus
 from recovery_contracts.recovery import AttemptSummary, RecoveryPayment, build_payment_object
-from recovery_dispatcher.domain.signing import generate_whsec_secret
+from recovery_dispatcher.domain.outgoing_webhook import generate_whsec_secret
 from support.payments import payment_succeeded, recovery_payment
 
 HASH_KEY = "a-profile-hash-key"

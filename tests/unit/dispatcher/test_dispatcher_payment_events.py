@@ -10,11 +10,12 @@ import hmac
 import json
 from datetime import timedelta
 
+from recovery_contracts.api.events import WebhookDeliveryAttempt
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.ids import idempotent_event_id
 from recovery_contracts.verification import verify_standard_webhook
 from recovery_dispatcher.domain.event import WebhookEvent
-from recovery_dispatcher.domain.status import AttemptKind, EventStatus
+from recovery_dispatcher.domain.status import EventStatus
 from recovery_runtime.testing import publish
 
 from .fakes import AttemptRecord, Dispatcher
@@ -56,7 +57,7 @@ async def test_a_new_payment_is_delivered_once_signed_and_recorded(dispatcher: D
     assert event.event_id == body["event_id"] and event.body == request.body
     assert event.idempotent_event_id == idempotent_event_id(message.payload.attempt_id, "payment_succeeded")
     assert (event.status, event.attempts, event.delivered, event.lease_until) == (EventStatus.DELIVERED, 1, True, None)
-    assert dispatcher.events.attempts == [AttemptRecord(event.event_id, AttemptKind.INITIAL_ATTEMPT, 200)]
+    assert dispatcher.events.attempts == [AttemptRecord(event.event_id, WebhookDeliveryAttempt.INITIAL_ATTEMPT, 200)]
     assert dispatcher.published.published == [] and dispatcher.published.dead_letters == []
 
 

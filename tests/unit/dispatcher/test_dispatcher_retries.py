@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from recovery_contracts.api.events import WebhookDeliveryAttempt
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_dispatcher.domain.event import WebhookEvent
-from recovery_dispatcher.domain.status import AttemptKind, EventStatus
+from recovery_dispatcher.domain.status import EventStatus
 
 from .fakes import AttemptRecord, Dispatcher
 from .messages import deliver, succeeded
@@ -54,9 +55,9 @@ async def test_a_failing_endpoint_gets_durable_retries_then_fails_once_the_sched
     [notice] = dispatcher.published.envelopes(MessageType.WEBHOOK_DELIVERY_FAILED)
     assert notice.payload.event_id == event.event_id and notice.payload.attempts == 3
     assert [a.kind for a in dispatcher.events.attempts] == [
-        AttemptKind.INITIAL_ATTEMPT,
-        AttemptKind.AUTOMATIC_RETRY,
-        AttemptKind.AUTOMATIC_RETRY,
+        WebhookDeliveryAttempt.INITIAL_ATTEMPT,
+        WebhookDeliveryAttempt.AUTOMATIC_RETRY,
+        WebhookDeliveryAttempt.AUTOMATIC_RETRY,
     ]
     # Every attempt of the event carries the same webhook-id.
     assert {r.headers["webhook-id"] for r in dispatcher.sender.requests} == {event.event_id}
@@ -69,7 +70,7 @@ async def test_a_retry_that_succeeds_delivers_the_event(dispatcher: Dispatcher) 
     await dispatcher.send(DELIVER, deliver(timer.payload.message))
     event = the_event(dispatcher)
     assert (event.status, event.delivered, event.attempts) == (EventStatus.DELIVERED, True, 2)
-    assert dispatcher.events.attempts[-1] == AttemptRecord(event.event_id, AttemptKind.AUTOMATIC_RETRY, 200)
+    assert dispatcher.events.attempts[-1] == AttemptRecord(event.event_id, WebhookDeliveryAttempt.AUTOMATIC_RETRY, 200)
 
 
 async def test_a_due_retry_delivered_twice_sends_once(dispatcher: Dispatcher) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from recovery_contracts.api.events import WebhookDeliveryAttempt
 from recovery_dispatcher.adapters.event_documents import (
     attempt_record,
     changed_fields,
@@ -15,7 +16,6 @@ from recovery_dispatcher.adapters.event_documents import (
 from recovery_dispatcher.domain.attempt import DeliveryResult
 from recovery_dispatcher.domain.event import WebhookEvent
 from recovery_dispatcher.domain.policy import classify_response
-from recovery_dispatcher.domain.status import AttemptKind
 
 from .messages import succeeded
 
@@ -95,7 +95,7 @@ def test_a_change_writes_only_what_changed() -> None:
 
 def test_a_later_attempt_is_a_record_of_its_own_in_its_events_id_range() -> None:
     raised = event()
-    record = attempt_record(raised, result(500), AttemptKind.AUTOMATIC_RETRY, "00ff")
+    record = attempt_record(raised, result(500), WebhookDeliveryAttempt.AUTOMATIC_RETRY, "00ff")
     assert record["_id"] == f"merchant_test/{raised.event_id}_r00ff"
     assert record["initial_attempt_id"] == raised.event_id and record["delivery_attempt"] == "automatic_retry"
     assert record["idempotent_event_id"] == f"{raised.idempotent_event_id}:{raised.event_id}_r00ff"

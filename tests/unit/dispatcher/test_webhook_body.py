@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from recovery_dispatcher.domain.body import build_body, format_timestamp
+from recovery_dispatcher.domain.outgoing_webhook import build_body, format_timestamp
 
 pytestmark = pytest.mark.unit
 

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from recovery_contracts.api.events import WebhookDeliveryAttempt
 from recovery_contracts.envelope import MessageType
 from recovery_dispatcher.domain.event import EarlierEvent, Transition, WebhookEvent
 from recovery_dispatcher.domain.policy import DeliveryVerdict, RetrySchedule, classify_response
-from recovery_dispatcher.domain.status import AttemptKind, EventOutcome, EventStatus
+from recovery_dispatcher.domain.status import EventOutcome, EventStatus
 
 from .messages import succeeded
 
@@ -42,7 +43,7 @@ def test_a_new_event_is_delivering_leased_with_its_body_and_id_fixed() -> None:
     event = raised()
     assert event.status is EventStatus.DELIVERING and event.lease_owner == "dispatcher-1"
     assert event.event_id.startswith("evt_") and event.key == f"merchant_test/{event.event_id}"
-    assert event.first_attempt_kind is AttemptKind.INITIAL_ATTEMPT
+    assert event.first_attempt_kind is WebhookDeliveryAttempt.INITIAL_ATTEMPT
     assert b'"event_type":"payment_succeeded"' in event.body
 
 
@@ -55,7 +56,7 @@ def test_a_delivery_that_succeeds_finishes_the_event() -> None:
         True,
     )
     assert (done.attempts, done.lease_until, done.finished_at) == (2, None, T0)
-    assert done.first_attempt_kind is AttemptKind.AUTOMATIC_RETRY
+    assert done.first_attempt_kind is WebhookDeliveryAttempt.AUTOMATIC_RETRY
 
 
 @pytest.mark.parametrize(

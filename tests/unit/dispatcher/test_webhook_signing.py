@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks import Webhook
 
-from recovery_dispatcher.domain.signing import (
+from recovery_dispatcher.domain.outgoing_webhook import (
     RESERVED_HEADERS,
     build_headers,
     decode_whsec_secret,

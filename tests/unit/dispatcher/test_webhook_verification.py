@@ -10,7 +10,7 @@ from recovery_contracts.verification import (
     verify_hyperswitch_signature,
     verify_standard_webhook,
 )
-from recovery_dispatcher.domain.signing import build_headers, generate_whsec_secret, sign_hyperswitch
+from recovery_dispatcher.domain.outgoing_webhook import build_headers, generate_whsec_secret, sign_hyperswitch
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from recovery_scheduler.domain import (
+from recovery_scheduler.domain.config import RetryConfig
+from recovery_scheduler.domain.model import (
     Algorithm,
     AttemptOutcome,
     AttemptRecord,
@@ -16,11 +17,10 @@ from recovery_scheduler.domain import (
     Observe,
     Recheck,
     RecoveryView,
-    RetryConfig,
     ScheduleAttempt,
     TokenState,
-    decide_next,
 )
+from recovery_scheduler.domain.planner import decide_next
 
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)  # a Monday
 

@@ -153,7 +153,13 @@ async def test_an_attempt_that_would_fall_after_the_horizon_ends_the_recovery_wi
 def test_a_wait_past_the_horizon_is_cut_to_the_horizon() -> None:
     """An unknown outcome rechecks in an hour; with the horizon half an hour away, the re-plan is at the horizon."""
     started = Recovery.start(payment(), planning()).recovery
-    unknown = Attempt(1, "12345_att_unknown", "pm_card_visa", T0 + timedelta(minutes=5), AttemptOutcome.UNKNOWN)
+    unknown = Attempt(
+        number=1,
+        attempt_id="12345_att_unknown",
+        token="pm_card_visa",
+        at=T0 + timedelta(minutes=5),
+        outcome=AttemptOutcome.UNKNOWN,
+    )
     pending = replace(started, attempts=(unknown,))
     half_an_hour_before = T0 + timedelta(hours=23, minutes=30)
 

@@ -6,14 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from recovery_scheduler.domain import (
-    DEFAULT_NETWORK_BUDGETS,
-    UNKNOWN_NETWORK_BUDGET,
-    CardNetwork,
-    NetworkBudget,
-    budget_for,
-    normalize_card_network,
-)
+from recovery_scheduler.domain.budgets import DEFAULT_NETWORK_BUDGETS, UNKNOWN_NETWORK_BUDGET, NetworkBudget, budget_for
+from recovery_scheduler.domain.networks import CardNetwork, normalize_card_network
 
 pytestmark = pytest.mark.unit
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from recovery_scheduler.domain import (
-    HYPERSWITCH_CASCADING_LADDER,
+from recovery_scheduler.domain.config import HYPERSWITCH_CASCADING_LADDER, RetryConfig
+from recovery_scheduler.domain.model import (
     Algorithm,
     AttemptOutcome,
     AttemptRecord,
@@ -16,11 +16,10 @@ from recovery_scheduler.domain import (
     EndOutcome,
     EndRecovery,
     Recheck,
-    RetryConfig,
     ScheduleAttempt,
     TokenState,
-    decide_next,
 )
+from recovery_scheduler.domain.planner import decide_next
 
 from .retry_builders import T0, declined, view, with_attempt
 

@@ -6,13 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from recovery_scheduler.domain import (
-    DECLINE_RULES,
-    MASTERCARD_ADVICE_RULES,
-    DeclineClass,
-    assess_decline,
-    classify_decline,
-)
+from recovery_scheduler.domain.declines import DECLINE_RULES, MASTERCARD_ADVICE_RULES, DeclineClass, assess_decline
 
 pytestmark = pytest.mark.unit
 
@@ -79,9 +73,9 @@ def test_iso_code_maps_to_its_class_and_earliest_time(
 def test_stripe_decline_code_maps_to_its_class_and_earliest_time(
     code: str, expected: DeclineClass, wait: timedelta | None
 ) -> None:
-    assert classify_decline(decline_code=code) is expected
+    assert assess_decline(decline_code=code).decline_class is expected
     assert assess_decline(decline_code=code).earliest_wait == wait
-    assert classify_decline(decline_code=code.upper()) is expected
+    assert assess_decline(decline_code=code.upper()).decline_class is expected
 
 
 def test_the_data_table_has_every_row_of_the_rules() -> None:
@@ -126,11 +120,14 @@ def test_every_mac_code_is_tested() -> None:
 
 
 def test_mac_is_ignored_for_other_networks() -> None:
-    assert classify_decline(decline_code="insufficient_funds", network_advice_code="03", card_network="Visa") is LATER
+    assert (
+        assess_decline(decline_code="insufficient_funds", network_advice_code="03", card_network="Visa").decline_class
+        is LATER
+    )
 
 
 def test_mac_is_read_when_the_network_is_unknown() -> None:
-    assert classify_decline(decline_code="insufficient_funds", network_advice_code="03") is NEVER
+    assert assess_decline(decline_code="insufficient_funds", network_advice_code="03").decline_class is NEVER
 
 
 @pytest.mark.parametrize(
@@ -138,7 +135,7 @@ def test_mac_is_read_when_the_network_is_unknown() -> None:
     [("do_not_try_again", NEVER), ("try_again_later", LATER), ("confirm_card_data", FIX)],
 )
 def test_stripe_advice_code_overrides_the_decline_code(advice: str, expected: DeclineClass) -> None:
-    assert classify_decline(decline_code="reenter_transaction", advice_code=advice) is expected
+    assert assess_decline(decline_code="reenter_transaction", advice_code=advice).decline_class is expected
 
 
 def test_mac_overrides_stripe_advice() -> None:
@@ -164,15 +161,15 @@ def test_same_class_advice_keeps_the_code_details() -> None:
 
 
 def test_a_generic_code_yields_to_a_specific_one() -> None:
-    assert classify_decline(decline_code="generic_decline", network_decline_code="54") is FIX
-    assert classify_decline(error_code="card_declined", decline_code="stolen_card") is NEVER
+    assert assess_decline(decline_code="generic_decline", network_decline_code="54").decline_class is FIX
+    assert assess_decline(error_code="card_declined", decline_code="stolen_card").decline_class is NEVER
 
 
 def test_unknown_or_missing_codes_default_to_later() -> None:
-    assert classify_decline() is LATER
-    assert classify_decline(decline_code="something_new") is LATER
+    assert assess_decline().decline_class is LATER
+    assert assess_decline(decline_code="something_new").decline_class is LATER
     assert assess_decline(decline_code="something_new").source == "default"
 
 
 def test_single_digit_iso_codes_are_padded() -> None:
-    assert classify_decline(network_decline_code="4") is NEVER
+    assert assess_decline(network_decline_code="4").decline_class is NEVER

@@ -9,23 +9,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recovery_scheduler.domain import (
-    DECLINE_RULES,
-    MASTERCARD_ADVICE_RULES,
+from recovery_scheduler.domain.budgets import budget_for
+from recovery_scheduler.domain.config import RetryConfig
+from recovery_scheduler.domain.declines import DECLINE_RULES, MASTERCARD_ADVICE_RULES, DeclineClass, assess_decline
+from recovery_scheduler.domain.model import (
     Algorithm,
     AttemptOutcome,
     AttemptRecord,
-    DeclineClass,
     Observe,
     Recheck,
     RecoveryView,
-    RetryConfig,
     ScheduleAttempt,
     TokenState,
-    budget_for,
-    classify_decline,
-    decide_next,
 )
+from recovery_scheduler.domain.planner import decide_next
 
 from .retry_builders import T0
 
@@ -85,26 +82,18 @@ def _never_declined(recovery: RecoveryView, token: TokenState) -> bool:
     if token.hard_declined:
         return True
     if token is recovery.tokens[0] and (
-        classify_decline(
+        assess_decline(
             error_code=recovery.first_error_code,
             network_advice_code=recovery.first_network_advice_code,
             card_network=token.card_network,
-        )
+        ).decline_class
         is DeclineClass.NEVER
     ):
         return True
     return any(
         a.token == token.token
         and a.outcome is AttemptOutcome.DECLINED
-        and classify_decline(
-            a.decline_code,
-            a.error_code,
-            a.advice_code,
-            a.network_advice_code,
-            token.card_network,
-            a.network_decline_code,
-        )
-        is DeclineClass.NEVER
+        and a.assessment(token.card_network).decline_class is DeclineClass.NEVER
         for a in recovery.attempts
     )
 

@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from recovery_scheduler.domain import (
+from recovery_scheduler.domain.config import RetryConfig
+from recovery_scheduler.domain.model import (
     Algorithm,
     AttemptOutcome,
     AttemptRecord,
@@ -17,7 +18,6 @@ from recovery_scheduler.domain import (
     EndRecovery,
     Observe,
     Recheck,
-    RetryConfig,
     ScheduleAttempt,
     TokenState,
 )

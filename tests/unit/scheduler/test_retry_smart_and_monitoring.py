@@ -7,19 +7,17 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from recovery_scheduler.domain import (
+from recovery_scheduler.domain.config import RetryConfig
+from recovery_scheduler.domain.model import (
     Algorithm,
     AttemptOutcome,
     AttemptRecord,
     EndRecovery,
     Observe,
-    RetryConfig,
     ScheduleAttempt,
     TokenState,
-    decide_next,
-    next_payday_slot,
-    paydays,
 )
+from recovery_scheduler.domain.planner import decide_next, next_payday_slot, paydays
 
 from .retry_builders import T0, declined, view
 

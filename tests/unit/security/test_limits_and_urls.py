@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from recovery_intake.domain.outbound_urls import outbound_url_problem
 from recovery_intake.domain.webhook_secrets import MAX_SECRETS, SecretSet
-from recovery_intake.http.credentials import read_credentials
+from recovery_intake.http.auth import read_credentials
 from recovery_intake.http.limits import TokenBuckets, bucket_of
 from recovery_runtime.logging import _redact, redact_text
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from recovery_cli.main import main
-from recovery_scheduler.domain import Algorithm
+from recovery_scheduler.domain.model import Algorithm
 from recovery_simulator import generate_population, simulate
 from recovery_simulator.history import fit_model, read_history, write_history
 from recovery_simulator.models import PaydayHeavy

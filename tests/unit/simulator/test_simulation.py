@@ -9,15 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from recovery_scheduler.domain import (
-    Algorithm,
-    Decision,
-    EndRecovery,
-    RecoveryView,
-    RetryConfig,
-    ScheduleAttempt,
-    decide_next,
-)
+from recovery_scheduler.domain.config import RetryConfig
+from recovery_scheduler.domain.model import Algorithm, Decision, EndRecovery, RecoveryView, ScheduleAttempt
+from recovery_scheduler.domain.planner import decide_next
 from recovery_simulator import RuleChecker, generate_population, load_issuer_model, simulate
 from recovery_simulator.default_model import TableModel
 from recovery_simulator.results import collect

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -94,25 +94,34 @@ def generate(out_dir: Path | str = DEFAULT_DIR) -> list[Path]:
     rendered = render()
     for stale in _existing(out) - set(rendered):
         (out / stale).unlink()
-    written = []
-    for rel, text in rendered.items():
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+    return write_files(out, rendered)
 
 
 def drifted(out_dir: Path | str = DEFAULT_DIR) -> list[str]:
     """Relative paths whose checked-in text differs from the models (missing, changed, or stale)."""
     out = Path(out_dir)
     rendered = render()
-    changed = [
-        rel
-        for rel, text in rendered.items()
-        if not (out / rel).is_file() or (out / rel).read_text(encoding="utf-8") != text
+    return sorted(changed_files(out, rendered) + list(_existing(out) - set(rendered)))
+
+
+def write_files(base: Path, files: Mapping[str, str]) -> list[Path]:
+    """Write each text of `files` (relative path -> text) under `base`: the files written."""
+    written = []
+    for relative, text in files.items():
+        path = base / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def changed_files(base: Path, files: Mapping[str, str]) -> list[str]:
+    """The relative paths of `files` whose text under `base` is missing or differs."""
+    return [
+        relative
+        for relative, text in files.items()
+        if not (base / relative).is_file() or (base / relative).read_text(encoding="utf-8") != text
     ]
-    return sorted(changed + list(_existing(out) - set(rendered)))
 
 
 def _existing(out: Path) -> set[str]:

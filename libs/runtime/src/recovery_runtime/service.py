@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import structlog
 import uvicorn
@@ -31,6 +31,22 @@ from recovery_runtime.unit_of_work import OutboxRelay, UnitOfWork, UnitOfWorkPor
 log = structlog.get_logger(__name__)
 
 BackgroundLoop = Callable[[], Awaitable[None]]
+
+
+class ServiceAdapters(Protocol):
+    """What every service's adapter bundle carries for the `Service` itself."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def publisher(self) -> Publisher: ...
+
+    @property
+    def unit_of_work(self) -> UnitOfWorkPort: ...
+
+
+AdaptersT = TypeVar("AdaptersT", bound=ServiceAdapters)
 
 CONSUMERS_RESTARTED = Counter(
     "recovery_consumers_restarted_total",
@@ -136,6 +152,24 @@ class Service:
         self._add_operational_routes()
 
     # -- composition ---------------------------------------------------------------------------------
+
+    @classmethod
+    def on_adapters(
+        cls,
+        name: str,
+        settings: ServiceSettings,
+        adapters: AdaptersT | None,
+        real: Callable[[Service], AdaptersT],
+    ) -> tuple[Service, AdaptersT]:
+        """The service on `adapters` (unit tests pass in-memory ones), or, with none, on the real ones `real`
+        builds from the service (its database, publisher and unit of work)."""
+        if adapters is None:
+            service = cls(name, settings)
+            return service, real(service)
+        service = cls(
+            name, settings, clock=adapters.clock, publisher=adapters.publisher, unit_of_work=adapters.unit_of_work
+        )
+        return service, adapters
 
     def consume(
         self, queue_name: str, handler: Handler, *, lane_of: LaneOf | None = None, lanes: Lanes | None = None

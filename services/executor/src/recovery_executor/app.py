@@ -29,13 +29,9 @@ NAME = "executor"
 
 def build_service(settings: ExecutorSettings | None = None, adapters: ExecutorAdapters | None = None) -> Service:
     settings = settings or ExecutorSettings()
-    if adapters is None:
-        service = Service(NAME, settings)
-        adapters = _mongo_and_http_adapters(service, settings)
-    else:
-        service = Service(
-            NAME, settings, clock=adapters.clock, publisher=adapters.publisher, unit_of_work=adapters.unit_of_work
-        )
+    service, adapters = Service.on_adapters(
+        NAME, settings, adapters, lambda service: _mongo_and_http_adapters(service, settings)
+    )
     dependencies = Dependencies.of(
         adapters,
         time_scale=service.time_scale,

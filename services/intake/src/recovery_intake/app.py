@@ -39,13 +39,9 @@ NAME = "intake"
 def build_service(settings: IntakeSettings | None = None, adapters: IntakeAdapters | None = None) -> Service:
     """Intake on MongoDB and RabbitMQ, or on `adapters` (unit tests pass in-memory ones)."""
     settings = settings or IntakeSettings()
-    if adapters is None:
-        service = Service(NAME, settings)
-        adapters = _mongodb_adapters(service, settings)
-    else:
-        service = Service(
-            NAME, settings, clock=adapters.clock, publisher=adapters.publisher, unit_of_work=adapters.unit_of_work
-        )
+    service, adapters = Service.on_adapters(
+        NAME, settings, adapters, lambda service: _mongodb_adapters(service, settings)
+    )
     box = SecretBox.from_settings(settings)
     http_hosts = settings.http_allowed_hosts
     recovery = RecoveryIntake(

@@ -36,13 +36,9 @@ class CellIds:
 
 def build_service(settings: SchedulerSettings | None = None, adapters: SchedulerAdapters | None = None) -> Service:
     settings = settings or SchedulerSettings()
-    if adapters is None:
-        service = Service(NAME, settings)
-        adapters = _mongo_adapters(service, settings)
-    else:
-        service = Service(
-            NAME, settings, clock=adapters.clock, publisher=adapters.publisher, unit_of_work=adapters.unit_of_work
-        )
+    service, adapters = Service.on_adapters(
+        NAME, settings, adapters, lambda service: _mongo_adapters(service, settings)
+    )
     # Every timer this process commits is reported to the loop (after the commit), so that one falling due before
     # the next poll is claimed when due, not at the poll. The loop runs the re-plans of the handlers bound below.
     loop = TimerLoop(

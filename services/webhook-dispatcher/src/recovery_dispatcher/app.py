@@ -156,15 +156,14 @@ def _retry_schedule(settings: DispatcherSettings) -> RetrySchedule:
 
 def build_service(settings: DispatcherSettings | None = None, adapters: DispatcherAdapters | None = None) -> Service:
     settings = settings or DispatcherSettings()
-    if adapters is None:
-        service = Service(NAME, settings)
-        adapters = mongo_adapters(
+    service, adapters = Service.on_adapters(
+        NAME,
+        settings,
+        adapters,
+        lambda service: mongo_adapters(
             settings, db=service.db, unit_of_work=service.unit_of_work, publisher=service.publisher, clock=service.clock
-        )
-    else:
-        service = Service(
-            NAME, settings, clock=adapters.clock, publisher=adapters.publisher, unit_of_work=adapters.unit_of_work
-        )
+        ),
+    )
     service.add_indexes(INDEXES)
     service.on_stop(adapters.events.close)
     service.on_stop(adapters.sender.aclose)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 from recovery_cli.demo import Endpoints, MerchantSetup, ReceivedWebhook, ScenarioFailed, SeedScenario
 
@@ -38,6 +38,9 @@ class BillingSetup(BillingAccount):
     webhook_secret: str
 
 
+SetupT = TypeVar("SetupT", bound=BillingAccount)
+
+
 def poll(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float, interval: float = 0.2) -> Any:
     """`read()` until `done` says so or `timeout` passes; the last read."""
     deadline = time.monotonic() + timeout
@@ -48,10 +51,93 @@ def poll(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float, i
         time.sleep(interval)
 
 
-class StripeBillingScenario:
-    def __init__(self, seed: SeedScenario) -> None:
+class BillingScenario(Generic[SetupT]):
+    """What the billing scenarios share: the failed invoice's event delivered to intake, the merchant's webhook,
+    the invoice paid at the billing system. A scenario names its system, its failure event and its sandbox."""
+
+    name: ClassVar[str]
+    failed_event: ClassVar[str]
+
+    def __init__(self, seed: SeedScenario, sandbox: str) -> None:
         self.seed = seed
         self.say = seed.say
+        self.sandbox = sandbox
+
+    def connect(self, merchant: MerchantSetup, **revenue_recovery: Any) -> SetupT:
+        raise NotImplementedError
+
+    def failed_invoice(self, amount: int = 2250) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def invoice(self, invoice_id: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _about(self, event: dict[str, Any], invoice_id: str) -> bool:
+        """Whether the sandbox's `event` is about the invoice."""
+        raise NotImplementedError
+
+    def _invoice_line(self, invoice: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def summary(self, setup: SetupT, invoice: dict[str, Any]) -> list[str]:
+        """What the demo says of the invoice at the end and where the billing system sends its events."""
+        raise NotImplementedError
+
+    def recorded_paid(self, invoice: dict[str, Any]) -> bool:
+        """Whether the billing system holds the invoice as paid by the recovery."""
+        return bool(invoice["status"] == "paid")
+
+    def delivery(self, event_type: str, invoice_id: str, timeout: float = 20.0) -> dict[str, Any]:
+        """The billing system's delivery of the invoice's `event_type` event and intake's answer (the sandbox
+        records it), with the event as `event_object`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.seed._call("GET", f"{self.sandbox}/_sandbox/events", quiet=True)
+            events = {e["id"]: e for e in found["events"] if self._about(e, invoice_id)}
+            for record in found["deliveries"]:
+                if record["type"] == event_type and record["event"] in events:
+                    answer = record["status"]
+                    self.say(f"    {self.name} delivered {event_type} ({record['event']}): intake answered {answer}")
+                    return {**record, "event_object": events[record["event"]]}
+            if time.monotonic() >= deadline:
+                raise ScenarioFailed(f"{self.name} delivered no {event_type} for {invoice_id} within {timeout:.0f}s")
+            time.sleep(0.1)
+
+    def wait_for_merchant_webhook(self, invoice_id: str, timeout: float = 60.0) -> ReceivedWebhook:
+        self.say(f"==> 7. waiting up to {timeout:.0f}s for payment_succeeded of invoice {invoice_id}")
+        deadline = time.monotonic() + timeout
+        while True:
+            for webhook in self.seed.received():
+                obj = (webhook.body.get("content") or {}).get("object") if isinstance(webhook.body, dict) else None
+                if webhook.event_type == "payment_succeeded" and (obj or {}).get("merchant_reference_id") == invoice_id:
+                    self.say(
+                        f"    received delivery #{webhook.sequence}, signature verified: {webhook.signature_verified}"
+                    )
+                    return webhook
+            if time.monotonic() >= deadline:
+                raise ScenarioFailed(f"no payment_succeeded for invoice {invoice_id} within {timeout:.0f}s")
+            time.sleep(0.2)
+
+    def wait_for_invoice(self, invoice_id: str, status: str = "paid", timeout: float = 30.0) -> dict[str, Any]:
+        invoice: dict[str, Any] = poll(lambda: self.invoice(invoice_id), lambda i: i["status"] == status, timeout)
+        self.say(f"    {self.name} invoice {invoice_id}: {self._invoice_line(invoice)}")
+        return invoice
+
+    def run(self, timeout: float = 60.0) -> tuple[SetupT, dict[str, Any], ReceivedWebhook]:
+        """The whole scenario: the invoice as the billing system holds it at the end, and the merchant's webhook."""
+        setup = self.connect(self.seed.bootstrap())
+        invoice = self.failed_invoice()
+        self.delivery(self.failed_event, invoice["id"])
+        webhook = self.wait_for_merchant_webhook(invoice["id"], timeout)
+        return setup, self.wait_for_invoice(invoice["id"]), webhook
+
+
+class StripeBillingScenario(BillingScenario[BillingSetup]):
+    name = "Stripe"
+    failed_event = "invoice.payment_failed"
+
+    def __init__(self, seed: SeedScenario) -> None:
+        super().__init__(seed, seed.endpoints.stripe_url)
         self.stripe = seed.endpoints.stripe_url
         self.auth = {"Authorization": f"Bearer {seed.sandbox_secret_key}"}
 
@@ -112,70 +198,47 @@ class StripeBillingScenario:
     def invoice(self, invoice_id: str) -> dict[str, Any]:
         return self._stripe("GET", f"/v1/invoices/{invoice_id}", None)
 
-    def delivery(self, event_type: str, invoice_id: str, timeout: float = 20.0) -> dict[str, Any]:
-        """Stripe's delivery of the invoice's `event_type` event and intake's answer (the sandbox records it)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = self.seed._call("GET", f"{self.stripe}/_sandbox/events", quiet=True)
-            events = {e["id"]: e for e in found["events"] if e["data"]["object"]["id"] == invoice_id}
-            for record in found["deliveries"]:
-                if record["type"] == event_type and record["event"] in events:
-                    self.say(
-                        f"    Stripe delivered {event_type} ({record['event']}): intake answered {record['status']}"
-                    )
-                    return {**record, "event_object": events[record["event"]]}
-            if time.monotonic() >= deadline:
-                raise ScenarioFailed(f"Stripe delivered no {event_type} for {invoice_id} within {timeout:.0f}s")
-            time.sleep(0.1)
+    def _about(self, event: dict[str, Any], invoice_id: str) -> bool:
+        return bool(event["data"]["object"]["id"] == invoice_id)
 
-    def wait_for_merchant_webhook(self, invoice_id: str, timeout: float = 60.0) -> ReceivedWebhook:
-        self.say(f"==> 7. waiting up to {timeout:.0f}s for payment_succeeded of invoice {invoice_id}")
-        deadline = time.monotonic() + timeout
-        while True:
-            for webhook in self.seed.received():
-                obj = (webhook.body.get("content") or {}).get("object") if isinstance(webhook.body, dict) else None
-                if webhook.event_type == "payment_succeeded" and (obj or {}).get("merchant_reference_id") == invoice_id:
-                    self.say(
-                        f"    received delivery #{webhook.sequence}, signature verified: {webhook.signature_verified}"
-                    )
-                    return webhook
-            if time.monotonic() >= deadline:
-                raise ScenarioFailed(f"no payment_succeeded for invoice {invoice_id} within {timeout:.0f}s")
-            time.sleep(0.2)
+    def _invoice_line(self, invoice: dict[str, Any]) -> str:
+        return f"{invoice['status']} (out of band: {invoice['paid_out_of_band']})"
 
-    def wait_for_invoice(self, invoice_id: str, status: str = "paid", timeout: float = 30.0) -> dict[str, Any]:
-        invoice: dict[str, Any] = poll(lambda: self.invoice(invoice_id), lambda i: i["status"] == status, timeout)
-        self.say(f"    Stripe invoice {invoice_id}: {invoice['status']} (out of band: {invoice['paid_out_of_band']})")
-        return invoice
+    def summary(self, setup: BillingSetup, invoice: dict[str, Any]) -> list[str]:
+        return [
+            f"Stripe invoice {invoice['id']}: {invoice['status']}, paid_out_of_band={invoice['paid_out_of_band']}",
+            f"Stripe sends invoice events to {setup.webhook_path} (connector account {setup.billing_mca})",
+        ]
 
-    def run(self, timeout: float = 60.0) -> tuple[BillingSetup, dict[str, Any], ReceivedWebhook]:
-        """The whole scenario: the invoice as Stripe holds it at the end, and the merchant's webhook."""
-        setup = self.connect(self.seed.bootstrap())
-        invoice = self.failed_invoice()
-        self.delivery("invoice.payment_failed", invoice["id"])
-        webhook = self.wait_for_merchant_webhook(invoice["id"], timeout)
-        return setup, self.wait_for_invoice(invoice["id"]), webhook
+    def recorded_paid(self, invoice: dict[str, Any]) -> bool:
+        return bool(invoice["status"] == "paid" and invoice["paid_out_of_band"])
 
     def _stripe(self, method: str, path: str, form: dict[str, Any] | None) -> Any:
         return self.seed._call(method, f"{self.stripe}{path}", form=form, headers=self.auth)
 
 
-def replay(endpoints: Endpoints, say: Callable[[str], None], timeout: float) -> str | None:
-    """`recovery demo --billing stripebilling`: None when the scenario ends as it should, else why not."""
+def replay(
+    scenario: Callable[[SeedScenario], BillingScenario[Any]],
+    endpoints: Endpoints,
+    say: Callable[[str], None],
+    timeout: float,
+) -> str | None:
+    """`recovery demo --billing <system>`: None when the scenario ends as it should, else why not."""
     seed = SeedScenario(endpoints, say)
     try:
-        setup, invoice, webhook = StripeBillingScenario(seed).run(timeout)
+        billing = scenario(seed)
+        setup, invoice, webhook = billing.run(timeout)
     except ScenarioFailed as error:
         return str(error)
     finally:
         seed.close()
     say("")
     say(f"merchant webhook: {webhook.event_type}, X-Webhook-Signature-512 verified: {webhook.signature_verified}")
-    say(f"Stripe invoice {invoice['id']}: {invoice['status']}, paid_out_of_band={invoice['paid_out_of_band']}")
-    say(f"Stripe sends invoice events to {setup.webhook_path} (connector account {setup.billing_mca})")
-    if webhook.signature_verified and invoice["status"] == "paid" and invoice["paid_out_of_band"]:
+    for line in billing.summary(setup, invoice):
+        say(line)
+    if webhook.signature_verified and billing.recorded_paid(invoice):
         return None
-    return "the webhook arrived but the invoice was not recorded paid at Stripe (see above)"
+    return f"the webhook arrived but the invoice was not recorded paid at {billing.name} (see above)"
 
 
 CHARGEBEE_KEY = "test_chargebee_demo_key"
@@ -188,14 +251,16 @@ class ChargebeeSetup(BillingAccount):
     password: str
 
 
-class ChargebeeScenario:
+class ChargebeeScenario(BillingScenario[ChargebeeSetup]):
     """The same story with Chargebee (the sandbox under `<stripe sandbox>/chargebee`): its `payment_failed`
     webhook with basic auth in, `record_payment` out; the card is charged at the Stripe sandbox."""
 
+    name = "Chargebee"
+    failed_event = "payment_failed"
+
     def __init__(self, seed: SeedScenario) -> None:
-        self.seed = seed
-        self.say = seed.say
-        self.site = f"{seed.endpoints.stripe_url}/chargebee"
+        super().__init__(seed, f"{seed.endpoints.stripe_url}/chargebee")
+        self.site = self.sandbox
 
     def connect(self, merchant: MerchantSetup, **revenue_recovery: Any) -> ChargebeeSetup:
         self.say("==> 4b. intake: a chargebee connector account; Chargebee: webhooks with basic auth to it")
@@ -238,32 +303,16 @@ class ChargebeeScenario:
     def invoice(self, invoice_id: str) -> dict[str, Any]:
         return dict(self._chargebee("GET", f"/api/v2/invoices/{invoice_id}", None)["invoice"])
 
-    def delivery(self, event_type: str, invoice_id: str, timeout: float = 20.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            found = self.seed._call("GET", f"{self.site}/_sandbox/events", quiet=True)
-            events = {
-                e["id"]: e for e in found["events"] if (e["content"].get("invoice") or {}).get("id") == invoice_id
-            }
-            for record in found["deliveries"]:
-                if record["type"] == event_type and record["event"] in events:
-                    self.say(f"    Chargebee delivered {event_type}: intake answered {record['status']}")
-                    return dict(record)
-            if time.monotonic() >= deadline:
-                raise ScenarioFailed(f"Chargebee delivered no {event_type} for {invoice_id} within {timeout:.0f}s")
-            time.sleep(0.1)
+    def _about(self, event: dict[str, Any], invoice_id: str) -> bool:
+        return bool((event["content"].get("invoice") or {}).get("id") == invoice_id)
 
-    def wait_for_invoice(self, invoice_id: str, status: str = "paid", timeout: float = 30.0) -> dict[str, Any]:
-        invoice: dict[str, Any] = poll(lambda: self.invoice(invoice_id), lambda i: i["status"] == status, timeout)
-        self.say(f"    Chargebee invoice {invoice_id}: {invoice['status']}")
-        return invoice
+    def _invoice_line(self, invoice: dict[str, Any]) -> str:
+        return str(invoice["status"])
 
-    def run(self, timeout: float = 60.0) -> tuple[ChargebeeSetup, dict[str, Any], ReceivedWebhook]:
-        setup = self.connect(self.seed.bootstrap())
-        invoice = self.failed_invoice()
-        self.delivery("payment_failed", invoice["id"])
-        webhook = StripeBillingScenario(self.seed).wait_for_merchant_webhook(invoice["id"], timeout)
-        return setup, self.wait_for_invoice(invoice["id"]), webhook
+    def summary(self, setup: ChargebeeSetup, invoice: dict[str, Any]) -> list[str]:
+        return [
+            f"Chargebee invoice {invoice['id']}: {invoice['status']} (record_payment), events to {setup.webhook_path}"
+        ]
 
     def _chargebee(self, method: str, path: str, form: dict[str, Any] | None) -> Any:
         return self.seed._call(method, f"{self.site}{path}", form=form, headers=_basic(CHARGEBEE_KEY))
@@ -273,20 +322,3 @@ def _basic(key: str) -> dict[str, str]:
     import base64
 
     return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
-
-
-def replay_chargebee(endpoints: Endpoints, say: Callable[[str], None], timeout: float) -> str | None:
-    """`recovery demo --billing chargebee`: None when the scenario ends as it should, else why not."""
-    seed = SeedScenario(endpoints, say)
-    try:
-        setup, invoice, webhook = ChargebeeScenario(seed).run(timeout)
-    except ScenarioFailed as error:
-        return str(error)
-    finally:
-        seed.close()
-    say("")
-    say(f"merchant webhook: {webhook.event_type}, X-Webhook-Signature-512 verified: {webhook.signature_verified}")
-    say(f"Chargebee invoice {invoice['id']}: {invoice['status']} (record_payment), events to {setup.webhook_path}")
-    if webhook.signature_verified and invoice["status"] == "paid":
-        return None
-    return "the webhook arrived but the invoice was not recorded paid at Chargebee (see above)"

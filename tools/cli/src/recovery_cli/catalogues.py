@@ -22,6 +22,7 @@ from pydantic_core import PydanticUndefined
 from recovery_cli.locations import repository_root
 from recovery_contracts.envelope import MessageType, kind_of
 from recovery_contracts.messages import envelope_model
+from recovery_contracts.schemas import changed_files, write_files
 from recovery_runtime.settings import ServiceSettings
 from recovery_runtime.topology import DEAD_LETTER, QUEUES, ConsumerQueue, exchange_for
 
@@ -410,21 +411,9 @@ def render() -> dict[str, str]:
 
 
 def write(root: Path | None = None) -> list[Path]:
-    base = root or repository_root()
-    written = []
-    for relative, text in render().items():
-        path = base / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+    return write_files(root or repository_root(), render())
 
 
 def drifted(root: Path | None = None) -> list[str]:
     """The files whose checked-in text differs from what the code renders now."""
-    base = root or repository_root()
-    return [
-        relative
-        for relative, text in render().items()
-        if not (base / relative).is_file() or (base / relative).read_text(encoding="utf-8") != text
-    ]
+    return changed_files(root or repository_root(), render())

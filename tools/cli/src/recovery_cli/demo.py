@@ -460,8 +460,8 @@ def _replay_billing(endpoints: Endpoints, say: Callable[[str], None], timeout: f
     from recovery_cli import billing_demo  # it builds on this module's scenario
 
     if billing == "chargebee":
-        return billing_demo.replay_chargebee(endpoints, say, timeout)
-    return billing_demo.replay(endpoints, say, timeout)
+        return billing_demo.replay(billing_demo.ChargebeeScenario, endpoints, say, timeout)
+    return billing_demo.replay(billing_demo.StripeBillingScenario, endpoints, say, timeout)
 
 
 def run_against(

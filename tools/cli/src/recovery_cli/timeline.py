@@ -8,7 +8,7 @@ system and its tries come from the executor's internal endpoint instead (recover
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -153,29 +153,11 @@ def render_text(timeline: PaymentTimeline) -> str:
                 f"  attempt {attempt.get('number')} at {_text(attempt.get('at'))}: {attempt.get('outcome')} "
                 f"token {attempt.get('token')}{_decline(attempt)}"
             )
-    if timeline.timers:
-        lines += ["", "timers (scheduler)"]
-        for timer in timeline.timers:
-            lines.append(
-                f"  {timer.get('_id')}: {timer.get('purpose')} due {_text(timer.get('due_at'))} "
-                f"{timer.get('status')}{' at ' + _text(timer.get('fired_at')) if timer.get('fired_at') else ''}"
-            )
-    if timeline.attempts:
-        lines += ["", "attempts (executor)"]
-        for attempt in timeline.attempts:
-            lines.append(
-                f"  #{attempt.get('attempt_number')} {attempt.get('attempt_id')}: {attempt.get('status')} "
-                f"token {attempt.get('token')} started {_text(attempt.get('started_at'))} settled "
-                f"{_text(attempt.get('settled_at'))} txn {attempt.get('connector_transaction_id')}{_decline(attempt)}"
-            )
-    if timeline.webhook_events:
-        lines += ["", "webhook events (webhook-dispatcher), one record per delivery attempt"]
-        for event in timeline.webhook_events:
-            lines.append(
-                f"  {_text(event.get('created_at'))} {event.get('event_type')} {event.get('event_id')} "
-                f"({event.get('delivery_attempt')}, of {event.get('initial_attempt_id')}): {event.get('status')}"
-                f"{_http_status(event)} delivered {event.get('is_overall_delivery_successful')}"
-            )
+    lines += _section("timers (scheduler)", timeline.timers, _timer_line)
+    lines += _section("attempts (executor)", timeline.attempts, _attempt_line)
+    lines += _section(
+        "webhook events (webhook-dispatcher), one record per delivery attempt", timeline.webhook_events, _event_line
+    )
     record_back = timeline.record_back
     if record_back:
         lines += [
@@ -192,6 +174,32 @@ def render_text(timeline: PaymentTimeline) -> str:
     for entry in timeline.entries():
         lines.append(f"  {_iso(entry.at)}  {entry.source:<18} {entry.what}")
     return "\n".join(lines)
+
+
+def _section(title: str, records: Sequence[dict[str, Any]], line: Callable[[dict[str, Any]], str]) -> list[str]:
+    """A titled block with a line per record; nothing when there are no records."""
+    return ["", title, *(line(record) for record in records)] if records else []
+
+
+def _timer_line(timer: dict[str, Any]) -> str:
+    fired = " at " + _text(timer.get("fired_at")) if timer.get("fired_at") else ""
+    return f"  {timer.get('_id')}: {timer.get('purpose')} due {_text(timer.get('due_at'))} {timer.get('status')}{fired}"
+
+
+def _attempt_line(attempt: dict[str, Any]) -> str:
+    return (
+        f"  #{attempt.get('attempt_number')} {attempt.get('attempt_id')}: {attempt.get('status')} "
+        f"token {attempt.get('token')} started {_text(attempt.get('started_at'))} settled "
+        f"{_text(attempt.get('settled_at'))} txn {attempt.get('connector_transaction_id')}{_decline(attempt)}"
+    )
+
+
+def _event_line(event: dict[str, Any]) -> str:
+    return (
+        f"  {_text(event.get('created_at'))} {event.get('event_type')} {event.get('event_id')} "
+        f"({event.get('delivery_attempt')}, of {event.get('initial_attempt_id')}): {event.get('status')}"
+        f"{_http_status(event)} delivered {event.get('is_overall_delivery_successful')}"
+    )
 
 
 def render_json(timeline: PaymentTimeline) -> str:

@@ -6,7 +6,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from recovery_scheduler.domain import Algorithm, RetryConfig, decide_next
+from recovery_scheduler.domain.config import RetryConfig
+from recovery_scheduler.domain.model import Algorithm
+from recovery_scheduler.domain.planner import decide_next
 from recovery_simulator.issuer import IssuerModel
 from recovery_simulator.population import FailedPayment
 from recovery_simulator.results import AlgorithmResult

@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from recovery_scheduler.domain import (
+from recovery_scheduler.domain.config import RetryConfig
+from recovery_scheduler.domain.model import (
     Algorithm,
     AttemptOutcome,
     AttemptRecord,
@@ -20,11 +21,10 @@ from recovery_scheduler.domain import (
     Observe,
     Recheck,
     RecoveryView,
-    RetryConfig,
     ScheduleAttempt,
     TokenState,
-    decide_next,
 )
+from recovery_scheduler.domain.planner import decide_next
 from recovery_simulator.clock import SimulatedClock
 from recovery_simulator.issuer import AttemptContext, IssuerModel, IssuerOutcome, PastDecline
 from recovery_simulator.population import FailedPayment

@@ -232,26 +232,6 @@ def _check_type_and_name(connector_type: ConnectorType | None, name: ConnectorNa
         raise ValueError(f"connector_name {name} is not a payment processor")
 
 
-class ConnectorAccountCreate(RequestBody):
-    connector_type: ConnectorType
-    connector_name: ConnectorName
-    connector_label: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    profile_id: Identifier
-    connector_account_details: ConnectorAuth | None = None
-    payment_methods_enabled: Annotated[list[PaymentMethodsEnabled], Field(max_length=20)] | None = None
-    connector_webhook_details: ConnectorWebhookDetails | None = None
-    metadata: Metadata | None = None
-    frm_configs: Annotated[list[Metadata], Field(max_length=20)] | None = None
-    disabled: Flag | None = None
-    status: ConnectorStatus | None = None
-    feature_metadata: ConnectorFeatureMetadata | None = None
-
-    @model_validator(mode="after")
-    def _name_fits_type(self) -> ConnectorAccountCreate:
-        _check_type_and_name(self.connector_type, self.connector_name)
-        return self
-
-
 class ConnectorAccountUpdate(RequestBody):
     """`PUT /v2/connector-accounts/{id}`: type, name and profile are fixed at creation."""
 
@@ -265,6 +245,18 @@ class ConnectorAccountUpdate(RequestBody):
     disabled: Flag | None = None
     status: ConnectorStatus | None = None
     feature_metadata: ConnectorFeatureMetadata | None = None
+
+
+class ConnectorAccountCreate(ConnectorAccountUpdate):
+    """`POST /v2/connector-accounts`: what an update may set, and the name and profile, fixed from then on."""
+
+    connector_name: ConnectorName
+    profile_id: Identifier
+
+    @model_validator(mode="after")
+    def _name_fits_type(self) -> ConnectorAccountCreate:
+        _check_type_and_name(self.connector_type, self.connector_name)
+        return self
 
 
 class ConnectorAccountResponse(ResponseBody):

@@ -46,22 +46,21 @@ def sealed_connector_api_key(body: dict[str, Any]) -> str | None:
 
 def seal_profile_secrets(changes: dict[str, Any], seal: Transform) -> dict[str, Any]:
     """A profile body (create or update keys) with its secrets sealed: the hash key, the webhook password."""
-    result = copy.deepcopy(changes)
-    if isinstance(result.get("payment_response_hash_key"), str):
-        result["payment_response_hash_key"] = seal(result["payment_response_hash_key"])
-    details = result.get("webhook_details")
-    if isinstance(details, dict) and isinstance(details.get("webhook_password"), str):
-        details["webhook_password"] = seal(details["webhook_password"])
-    return result
+    return _transform_profile_secrets(changes, seal)
 
 
 def open_profile_secrets(doc: dict[str, Any], open_: Transform) -> dict[str, Any]:
     """The stored profile with its secrets readable (for the response, which shows them as Hyperswitch does)."""
+    result = _transform_profile_secrets(doc, open_)
+    result["standard_webhooks_secrets"] = [open_(s) for s in result.get("standard_webhooks_secrets") or ()]
+    return result
+
+
+def _transform_profile_secrets(doc: dict[str, Any], transform: Transform) -> dict[str, Any]:
     result = copy.deepcopy(doc)
     if isinstance(result.get("payment_response_hash_key"), str):
-        result["payment_response_hash_key"] = open_(result["payment_response_hash_key"])
+        result["payment_response_hash_key"] = transform(result["payment_response_hash_key"])
     details = result.get("webhook_details")
     if isinstance(details, dict) and isinstance(details.get("webhook_password"), str):
-        details["webhook_password"] = open_(details["webhook_password"])
-    result["standard_webhooks_secrets"] = [open_(s) for s in result.get("standard_webhooks_secrets") or ()]
+        details["webhook_password"] = transform(details["webhook_password"])
     return result

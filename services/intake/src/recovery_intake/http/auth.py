@@ -2,28 +2,102 @@
 
 Every merchant route asks `Authenticator.merchant` with the access it needs (`domain.access`): the key's merchant
 must equal `x-merchant-id` (when sent), its scopes must permit the access (403 otherwise), and an `x-profile-id`
-sent must name a profile of that merchant (404 otherwise, as for one that does not exist). The credentials come
-from `http.credentials`, read once per request. A client address with too many failed authentications is
+sent must name a profile of that merchant (404 otherwise, as for one that does not exist). The credentials are
+read once per request (`read_credentials`). A client address with too many failed authentications is
 refused (429) before any key it presents is checked (`limits.AuthFailures`).
+
+The credential headers, read once for the rate limit and the authentication alike: `api-key` (or Hyperswitch's
+`Authorization: api-key=<key>`), `x-merchant-id` and `x-profile-id`. A request that sends one of them twice, or
+the key in both forms, is refused (400): which copy counts would otherwise depend on who reads it, and a second
+random `api-key` must not buy a fresh rate-limit bucket.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from fastapi import Request
+from starlette.types import Scope
 
 from recovery_contracts.api.api_keys import ApiKeyScope
 from recovery_contracts.api.errors import ApiError
 from recovery_intake.dependencies import IntakeAdapters
 from recovery_intake.domain.access import ALL_SCOPES, Access, check_access, scopes_of
 from recovery_intake.domain.api_keys import hash_api_key, same_secret
-from recovery_intake.http.credentials import Credentials, credentials_of
 from recovery_intake.http.errors import ApiProblem
-from recovery_intake.http.limits import AuthFailures
+
+if TYPE_CHECKING:
+    from recovery_intake.http.limits import AuthFailures
+
+API_KEY = "api-key"
+AUTHORIZATION = "authorization"
+MERCHANT = "x-merchant-id"
+PROFILE = "x-profile-id"
+_HEADERS = (API_KEY, AUTHORIZATION, MERCHANT, PROFILE)
+_AUTHORIZATION_KEY = "api-key="
+_SCOPE_KEY = "recovery_intake.credentials"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    # Stripped; None when absent or empty.
+    api_key: str | None
+    merchant_id: str | None
+    profile_id: str | None
+    # The client's address (the TCP peer, or the forwarded client behind a trusted proxy).
+    address: str
+
+
+def _value(raw: bytes) -> str | None:
+    return raw.decode("latin-1").strip() or None
+
+
+def read_credentials(scope: Scope) -> Credentials:
+    """The request's credentials, parsed at most once per request (kept in the ASGI scope); ApiProblem (400)
+    for a credential header sent twice."""
+    kept = scope.get(_SCOPE_KEY)
+    if isinstance(kept, Credentials):
+        return kept
+    sent: dict[str, bytes] = {}
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = raw_name.decode("latin-1").lower()
+        if name not in _HEADERS:
+            continue
+        if name in sent:
+            raise ApiProblem(
+                ApiError.INVALID_DATA_VALUE,
+                reason=f"the `{name}` header was sent more than once: send each credential header once",
+                field_name=f"{name} (header)",
+            )
+        sent[name] = raw_value
+    api_key = _value(sent.get(API_KEY, b""))
+    authorization = _value(sent.get(AUTHORIZATION, b""))
+    # Hyperswitch also accepts `Authorization: api-key=<key>`; other schemes are not ours and are ignored.
+    if authorization and authorization.lower().startswith(_AUTHORIZATION_KEY):
+        if api_key is not None:
+            raise ApiProblem(
+                ApiError.INVALID_DATA_VALUE,
+                reason="the API key was sent both in `api-key` and in `Authorization: api-key=`: send it once",
+                field_name=f"{API_KEY} (header)",
+            )
+        api_key = authorization[len(_AUTHORIZATION_KEY) :].strip() or None
+    client = scope.get("client") or ("unknown", 0)
+    credentials = Credentials(
+        api_key=api_key,
+        merchant_id=_value(sent.get(MERCHANT, b"")),
+        profile_id=_value(sent.get(PROFILE, b"")),
+        address=str(client[0]),
+    )
+    scope[_SCOPE_KEY] = credentials
+    return credentials
+
+
+def credentials_of(request: Request) -> Credentials:
+    return read_credentials(request.scope)
+
 
 log = structlog.get_logger(__name__)
 

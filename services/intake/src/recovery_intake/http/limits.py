@@ -2,7 +2,7 @@
 
 All answer in Hyperswitch's error body. The limits are token buckets held in this process: with N intake
 instances behind a load balancer a key gets up to N times the configured rate (docs/security.md). The rate
-limit keys its bucket on the credentials the authentication uses (`http.credentials`), read once per request.
+limit keys its bucket on the credentials the authentication uses (`http.auth.read_credentials`), read once per request.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recovery_contracts.api.errors import ApiError
-from recovery_intake.http.credentials import Credentials, read_credentials
+from recovery_intake.http.auth import Credentials, read_credentials
 from recovery_intake.http.errors import ApiProblem, rejection_response
 
 # Operational routes are probed by orchestrators and scrapers, not merchants: never limited.

@@ -281,17 +281,3 @@ def assess_decline(
                 source = verdict.source if isinstance(verdict, DeclineAssessment) else f"advice_code={advice_code}"
                 return DeclineAssessment(DeclineClass.NEVER, None, source=f"{source} (never stands)")
     return assessment
-
-
-def classify_decline(
-    decline_code: str | None = None,
-    error_code: str | None = None,
-    advice_code: str | None = None,
-    network_advice_code: str | None = None,
-    card_network: str | None = None,
-    network_decline_code: str | None = None,
-) -> DeclineClass:
-    """The decline class alone; `assess_decline` gives the waits and the source as well."""
-    return assess_decline(
-        decline_code, error_code, advice_code, network_advice_code, card_network, network_decline_code
-    ).decline_class

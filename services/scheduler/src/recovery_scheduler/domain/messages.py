@@ -10,7 +10,7 @@ from recovery_contracts.messages import ExecuteRetry, PaymentFailed
 from recovery_contracts.payments import ConnectorTransmission, IntentStatus, PaymentError
 from recovery_contracts.recovery import AttemptSummary, PaymentToken, RecoveryPayment, build_payment_object
 
-from .decisions import EndRecovery
+from .model import EndRecovery
 
 if TYPE_CHECKING:
     from .recovery import Attempt

@@ -1,17 +1,36 @@
-"""The retry planner's entry point: from a recovery's history and the time now, the next decision."""
+"""The retry planner: from a recovery's history and the time now, the next decision (`decide_next`), by the
+profile's algorithm.
+
+Cascading: a fixed ladder (Hyperswitch's by default); same token until hard-declined or out of budget. Filtered
+through the decline class (never / customer / fix take the token out; Mastercard advice waits are floors) and
+through the network budgets (a ceiling: an out-of-budget token switches or waits).
+
+Smart: class and advice decide whether and when; tokens are scored, the earliest good slot wins. Insufficient
+funds aims at a payday window at a good hour; `switch_payment_method_config` opens the customer's other saved
+tokens; network budgets are a ceiling no slot passes.
+"""
 
 from __future__ import annotations
 
+import calendar
 import random
-from dataclasses import replace
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
 
-from .cascading import plan_cascading
 from .config import RetryConfig
-from .decisions import AwaitBillingSystem, Decision, EndOutcome, Observe, Recheck, end_recovery
-from .model import Algorithm, AttemptOutcome, RecoveryView
-from .smart import plan_smart
-from .standing import token_standings
+from .model import (
+    Algorithm,
+    AttemptOutcome,
+    AwaitBillingSystem,
+    Decision,
+    EndOutcome,
+    Observe,
+    Recheck,
+    RecoveryView,
+    ScheduleAttempt,
+    end_recovery,
+)
+from .standing import TokenStanding, current_token_index, token_standings
 
 
 def decide_next(view: RecoveryView, now: datetime, config: RetryConfig, rng: random.Random) -> Decision:
@@ -69,3 +88,211 @@ def _decide_active(view: RecoveryView, now: datetime, config: RetryConfig, rng: 
     if view.algorithm is Algorithm.SMART:
         return plan_smart(view, standings, now, config, rng)
     return plan_cascading(view, standings, now, config, rng)
+
+
+# -- cascading ----------------------------------------------------------------------------------------------------
+
+
+def plan_cascading(
+    view: RecoveryView,
+    standings: tuple[TokenStanding, ...],
+    now: datetime,
+    config: RetryConfig,
+    rng: random.Random,
+) -> Decision:
+    made = len(view.attempts)
+    if made >= len(config.ladder):
+        return end_recovery(EndOutcome.RETRIES_EXHAUSTED, f"cascading ladder used up ({made} retries)", made)
+    base = view.attempts[-1].at if view.attempts else now
+    nominal = base + config.ladder[made]
+    current = current_token_index(view)
+    # Same token first, then the customer's next saved tokens in order.
+    order = [standings[(current + i) % len(standings)] for i in range(len(standings))]
+    usable = [s for s in order if s.usable]
+    jitter = draw_jitter(config, rng)
+    end = window_end(view, config)
+    out_of_budget: list[str] = []
+    for standing in usable:
+        floor = max([nominal, now, *filter(None, [standing.network_floor])])
+        at = floor + jitter
+        if not standing.budget.allows(standing.budget_uses, at):
+            why_full = standing.budget.why_full(standing.budget_uses, at)
+            out_of_budget.append(f"token {standing.token.token} out of budget: {why_full}")
+            continue
+        if at > end:
+            return end_recovery(
+                EndOutcome.RETRIES_EXHAUSTED,
+                f"next ladder step {at.isoformat()} is past the retry window",
+                made,
+            )
+        step = f"ladder step {made + 1}/{len(config.ladder)} (+{config.ladder[made]})"
+        switched = "" if standing.index == current else f"; switched from token {standings[current].token.token}"
+        why = "" if standing.network_floor is None or standing.network_floor <= nominal else "; network advice wait"
+        skipped = "".join(f"; {reason}" for reason in out_of_budget)
+        return ScheduleAttempt(at, standing.token.token, made + 1, f"cascading {step}{why}{switched}{skipped}")
+    # Every usable token is out of budget at its ladder time: wait for the first budget to reset.
+    wanted = max(nominal, now)
+    release, standing = min(
+        ((s.budget.earliest_allowed(s.budget_uses, wanted), s) for s in usable),
+        key=lambda pair: (pair[0], pair[1].index),
+    )
+    why_full = standing.budget.why_full(standing.budget_uses, wanted)
+    if release > end:
+        return end_recovery(
+            EndOutcome.RETRIES_EXHAUSTED,
+            f"network budget used up ({why_full}) until {release.isoformat()}, after the retry window",
+            made,
+        )
+    return Recheck(release, f"network budget used up ({why_full}); token {standing.token.token} has budget again then")
+
+
+# -- smart --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Slot:
+    at: datetime
+    standing: TokenStanding
+    budget_bound: bool  # the budget, not the policy, set the time
+    why: str
+    why_full: str = ""  # the limits that moved the slot, with their editions
+
+    @property
+    def rank(self) -> tuple[datetime, int, int]:
+        # Earliest slot first; on a tie the token with fewer declines, then the customer's order.
+        return (self.at, len(self.standing.declines), self.standing.index)
+
+
+def _switch_gate(view: RecoveryView, current: TokenStanding, now: datetime, config: RetryConfig) -> datetime | None:
+    """When the customer's other tokens may be tried while the current one is still usable."""
+    if not current.usable:
+        return now
+    gates = []
+    if config.switch_retry_threshold is not None and current.retries >= config.switch_retry_threshold:
+        gates.append(now)
+    if config.switch_time_threshold_after_creation is not None:
+        gates.append(view.created_at + config.switch_time_threshold_after_creation)
+    return min(gates) if gates else None
+
+
+def _slot_for(standing: TokenStanding, floor: datetime, config: RetryConfig) -> _Slot:
+    last = standing.last_decline
+    times = [floor]
+    why = "no decline on this token yet"
+    payday = False
+    wait = last.assessment.earliest_wait if last is not None else None
+    if last is not None and wait is None:
+        # A usable token whose last decline has no wait: its cause was cleared since (an expired card the
+        # account updater refreshed), so only the floor holds the retry back.
+        why = f"{last.assessment.decline_class.value} decline cleared since (the card was updated)"
+    elif last is not None and wait is not None:
+        times.append(last.at + wait)
+        payday = last.assessment.payday
+        why = f"{last.assessment.decline_class.value} decline ({last.assessment.source}), wait {wait}"
+    at = max(times)
+    budget_bound, why_full = False, ""
+    # Alternate payday snapping and budget release until both agree (each only moves forward).
+    for _ in range(64):
+        if payday:
+            at = next_payday_slot(at, config.payday_hour_utc)
+        allowed = standing.budget.earliest_allowed(standing.budget_uses, at)
+        if allowed == at:
+            break
+        if not budget_bound:
+            why_full = standing.budget.why_full(standing.budget_uses, at)
+        at, budget_bound = allowed, True
+    if payday:
+        why += "; payday window"
+    return _Slot(at, standing, budget_bound, why, why_full)
+
+
+def plan_smart(
+    view: RecoveryView,
+    standings: tuple[TokenStanding, ...],
+    now: datetime,
+    config: RetryConfig,
+    rng: random.Random,
+) -> Decision:
+    made = len(view.attempts)
+    if made >= config.smart_max_attempts:
+        return end_recovery(EndOutcome.RETRIES_EXHAUSTED, f"smart used its {made} attempts", made)
+    floor = now
+    if view.attempts:
+        floor = max(floor, view.attempts[-1].at + config.smart_min_interval)
+    current = standings[current_token_index(view)]
+    gate = _switch_gate(view, current, now, config)
+    end = window_end(view, config)
+    slots = []
+    for standing in standings:
+        if not standing.usable:
+            continue
+        token_floor = floor
+        if standing is not current:
+            if gate is None:
+                continue
+            token_floor = max(floor, gate)
+        slot = _slot_for(standing, token_floor, config)
+        if slot.at <= end:
+            slots.append(slot)
+    if not slots:
+        return end_recovery(EndOutcome.RETRIES_EXHAUSTED, "no slot within the retry window on any token", made)
+    best = min(slots, key=lambda s: s.rank)
+    token = best.standing.token.token
+    if best.budget_bound:
+        return Recheck(best.at, f"network budget used up ({best.why_full}); token {token} has budget again then")
+    at = best.at + draw_jitter(config, rng)
+    if at > end:
+        return end_recovery(EndOutcome.RETRIES_EXHAUSTED, "next slot falls past the retry window", made)
+    switched = "" if best.standing is current else f"; switched from token {current.token.token}"
+    return ScheduleAttempt(at, token, made + 1, f"smart: {best.why}{switched}")
+
+
+# -- time arithmetic both algorithms share: jitter, the retry window, payday slots ---------------------------------
+
+
+def draw_jitter(config: RetryConfig, rng: random.Random) -> timedelta:
+    """A whole number of seconds in [min_jitter, max_jitter], as Hyperswitch's random schedule delay."""
+    low = int(config.min_jitter.total_seconds())
+    high = int(config.max_jitter.total_seconds())
+    return timedelta(seconds=rng.randint(low, max(low, high)))
+
+
+def window_end(view: RecoveryView, config: RetryConfig) -> datetime:
+    return view.created_at + config.retry_window
+
+
+def _next_weekday(day: date) -> date:
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
+
+
+def _last_business_day(year: int, month: int) -> date:
+    day = date(year, month, calendar.monthrange(year, month)[1])
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    return day
+
+
+def paydays(year: int, month: int) -> tuple[date, ...]:
+    """The 1st and the 15th (next business day when on a weekend) and the last business day of a month."""
+    return tuple(
+        sorted(
+            {
+                _next_weekday(date(year, month, 1)),
+                _next_weekday(date(year, month, 15)),
+                _last_business_day(year, month),
+            }
+        )
+    )
+
+
+def next_payday_slot(earliest: datetime, hour_utc: int) -> datetime:
+    """The first payday at `hour_utc` (UTC) at or after `earliest`."""
+    year, month = earliest.year, earliest.month
+    while True:
+        for day in paydays(year, month):
+            slot = datetime.combine(day, time(hour_utc), tzinfo=earliest.tzinfo)
+            if slot >= earliest:
+                return slot
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import ClassVar
 
-from .decisions import AwaitBillingSystem, EndRecovery, Recheck, ScheduleAttempt
+from .model import AwaitBillingSystem, EndRecovery, Recheck, ScheduleAttempt
 
 # A plan's details as the recovery shows them (stored and served as they are).
 Described = dict[str, object]

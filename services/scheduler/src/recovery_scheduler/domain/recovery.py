@@ -13,9 +13,8 @@ from recovery_contracts.recovery import RecoveryPayment
 
 from .budgets import CardUse, budget_for
 from .card_budgets import BUDGET_LOOKBACK
-from .decisions import ScheduleAttempt
-from .declines import DeclineClass, classify_decline
-from .model import Algorithm, AttemptOutcome
+from .declines import DeclineClass
+from .model import Algorithm, AttemptOutcome, AttemptRecord, ScheduleAttempt
 from .planning import Change, Planning
 from .plans import AttemptPlan, Note, Plan
 from .status import TERMINAL, RecoveryStatus
@@ -23,6 +22,20 @@ from .steps import attempt_planned, awaiting_billing, next_step
 
 # Card fields whose change (a new expiry, the account updater) lifts an earlier `fix`-class block of the token.
 CARD_FIELDS = ("card_exp_month", "card_exp_year", "last_four_digits")
+
+# The billing system's actions that end a recovery outside the planner: the status, business status and reason.
+STOPPING_ACTIONS: Mapping[str, tuple[RecoveryStatus, str, str]] = {
+    RecoveryAction.CANCEL_INVOICE: (
+        RecoveryStatus.CANCELLED,
+        "CANCELLED_BY_BILLING_CONNECTOR",
+        "the billing system cancelled the invoice: pending retries stopped",
+    ),
+    RecoveryAction.SUCCESS_PAYMENT_EXTERNAL: (
+        RecoveryStatus.SUCCEEDED,
+        "COMPLETED_BY_EXTERNAL_PAYMENT",
+        "the invoice was paid outside this system: pending retries stopped",
+    ),
+}
 
 
 def plans_on(update: RecoveryUpdated) -> bool:
@@ -35,21 +48,12 @@ class ResumeRefused(Exception):
     """An operator's resume that cannot be done; the message says why."""
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """An attempt this system made (1-based `number`) and what the connector and the network answered."""
+@dataclass(frozen=True, kw_only=True)
+class Attempt(AttemptRecord):
+    """An attempt this system made, as the planner reads it, with what the recovery keeps of it besides."""
 
-    number: int
     attempt_id: str
-    token: str
-    at: datetime
-    outcome: AttemptOutcome
-    decline_code: str | None = None
-    error_code: str | None = None
     message: str | None = None
-    advice_code: str | None = None
-    network_advice_code: str | None = None
-    network_decline_code: str | None = None
     connector_transaction_id: str | None = None
 
 
@@ -102,14 +106,7 @@ class Recovery:
 
     def decline_class(self, attempt: Attempt) -> DeclineClass:
         card_network = next((t.card_network for t in self.payment.tokens if t.token == attempt.token), None)
-        return classify_decline(
-            attempt.decline_code,
-            attempt.error_code,
-            attempt.advice_code,
-            attempt.network_advice_code,
-            card_network,
-            attempt.network_decline_code,
-        )
+        return attempt.assessment(card_network).decline_class
 
     # -- starting -----------------------------------------------------------------------------------------------
 
@@ -248,20 +245,9 @@ class Recovery:
         if self.ended and not reopens:
             reason = f"{action} after the recovery ended ({self.status.value}): recorded"
             change = Change(None, recovery.noted(now, "billing_system_action", reason))
-        elif action == RecoveryAction.CANCEL_INVOICE:
-            change = recovery._stopped(
-                RecoveryStatus.CANCELLED,
-                "CANCELLED_BY_BILLING_CONNECTOR",
-                "the billing system cancelled the invoice: pending retries stopped",
-                now,
-            )
-        elif action == RecoveryAction.SUCCESS_PAYMENT_EXTERNAL:
-            change = recovery._stopped(
-                RecoveryStatus.SUCCEEDED,
-                "COMPLETED_BY_EXTERNAL_PAYMENT",
-                "the invoice was paid outside this system: pending retries stopped",
-                now,
-            )
+        elif action in STOPPING_ACTIONS:
+            status, business_status, reason = STOPPING_ACTIONS[action]
+            change = recovery._stopped(status, business_status, reason, now)
         elif action == RecoveryAction.PENDING_PAYMENT:
             change = recovery._paused("the billing system reports a payment in progress: waiting", planning)
         elif plans_on(update):

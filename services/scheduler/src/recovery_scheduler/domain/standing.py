@@ -111,15 +111,7 @@ def token_standings(view: RecoveryView, config: RetryConfig) -> tuple[TokenStand
         declines = _billing_declines(view, token) if primary else []
         for attempt in own:
             if attempt.outcome is AttemptOutcome.DECLINED:
-                assessment = assess_decline(
-                    decline_code=attempt.decline_code,
-                    error_code=attempt.error_code,
-                    advice_code=attempt.advice_code,
-                    network_advice_code=attempt.network_advice_code,
-                    card_network=token.card_network,
-                    network_decline_code=attempt.network_decline_code,
-                )
-                declines.append(DeclineSeen(attempt.at, assessment))
+                declines.append(DeclineSeen(attempt.at, attempt.assessment(token.card_network)))
             elif attempt.outcome is AttemptOutcome.ERROR:
                 declines.append(DeclineSeen(attempt.at, TECHNICAL_ERROR_ASSESSMENT))
         # The billing system's attempts hit the primary card; placed at its last failure (conservative:

@@ -11,18 +11,20 @@ from recovery_contracts.recovery import RecoveryPayment
 
 from .card_budgets import BUDGET_LOOKBACK
 from .config import RetryConfig
-from .decisions import (
+from .messages import execute_retry, payment_failed
+from .model import (
+    Algorithm,
     AwaitBillingSystem,
     Decision,
     EndOutcome,
     EndRecovery,
     Observe,
     Recheck,
+    RecoveryView,
     ScheduleAttempt,
+    TokenState,
     end_recovery,
 )
-from .messages import execute_retry, payment_failed
-from .model import Algorithm, AttemptRecord, RecoveryView, TokenState
 from .planner import decide_next
 from .planning import Change, Planning
 from .plans import AttemptPlan, AwaitBillingPlan, MonitoringPlan, ReplanPlan, describe_decision
@@ -238,20 +240,7 @@ def planner_view(recovery: Recovery, planning: Planning) -> RecoveryView:
             for t in payment.tokens
         ),
         created_at=payment.created_at,
-        attempts=tuple(
-            AttemptRecord(
-                number=a.number,
-                token=a.token,
-                at=a.at,
-                outcome=a.outcome,
-                decline_code=a.decline_code,
-                error_code=a.error_code,
-                advice_code=a.advice_code,
-                network_advice_code=a.network_advice_code,
-                network_decline_code=a.network_decline_code,
-            )
-            for a in recovery.attempts
-        ),
+        attempts=recovery.attempts,
         billing_retry_count=payment.billing_retry_count,
         billing_last_attempt_at=payment.transaction_created_at,
         first_error_code=first.code if first else None,

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from recovery_contracts.api.events import WebhookDeliveryAttempt
 from recovery_dispatcher.adapters.record_writer import sequence_key
 from recovery_dispatcher.domain.attempt import DeliveryResult
 from recovery_dispatcher.domain.event import CONTENT_TYPE, EVENT_CLASS, Claim, EarlierEvent, WebhookEvent
 from recovery_dispatcher.domain.ids import record_key, retry_event_id
-from recovery_dispatcher.domain.status import AttemptKind, EventStatus
+from recovery_dispatcher.domain.status import EventStatus
 
 # The event's state as stored on its initial record: (attribute of WebhookEvent, field of the document).
 _STATE_FIELDS = (
@@ -79,7 +80,7 @@ def initial_document(event: WebhookEvent) -> dict[str, Any]:
         "body": event.body,
         "sequence": event.sequence,
         "sequence_key": sequence_key(event.payment_id, event.sequence),
-        "delivery_attempt": AttemptKind.INITIAL_ATTEMPT.value,
+        "delivery_attempt": WebhookDeliveryAttempt.INITIAL_ATTEMPT.value,
         "is_webhook_notified": event.notified,
         "is_overall_delivery_successful": event.delivered,
         "status": event.status.value,
@@ -165,7 +166,9 @@ def attempt_fields(body: bytes, result: DeliveryResult, *, with_body: bool = Tru
     }
 
 
-def attempt_record(event: WebhookEvent, result: DeliveryResult, kind: AttemptKind, random_hex: str) -> dict[str, Any]:
+def attempt_record(
+    event: WebhookEvent, result: DeliveryResult, kind: WebhookDeliveryAttempt, random_hex: str
+) -> dict[str, Any]:
     """A record of its own for an attempt after the first (`automatic_retry`, `manual_retry`)."""
     retry_id = retry_event_id(event.event_id, random_hex)
     return {

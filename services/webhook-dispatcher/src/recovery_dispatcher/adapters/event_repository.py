@@ -17,6 +17,7 @@ import structlog
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from recovery_contracts.api.events import WebhookDeliveryAttempt
 from recovery_dispatcher.adapters.event_documents import (
     attempt_fields,
     attempt_record,
@@ -31,7 +32,7 @@ from recovery_dispatcher.adapters.record_writer import RecordWriter, sequence_ke
 from recovery_dispatcher.domain.attempt import DeliveryResult
 from recovery_dispatcher.domain.event import Claim, DuplicateEvent, EarlierEvent, WebhookEvent
 from recovery_dispatcher.domain.ids import record_key
-from recovery_dispatcher.domain.status import FINAL_STATUSES, AttemptKind, EventStatus
+from recovery_dispatcher.domain.status import FINAL_STATUSES, EventStatus
 from recovery_runtime.mongo import IndexSpec
 
 log = structlog.get_logger(__name__)
@@ -180,7 +181,9 @@ class MongoEventRepository:
                 first = attempt_fields(after.body, result, with_body=False)
             else:
                 later.append(
-                    self._writer.insert(attempt_record(after, result, AttemptKind.AUTOMATIC_RETRY, _retry_hex()))
+                    self._writer.insert(
+                        attempt_record(after, result, WebhookDeliveryAttempt.AUTOMATIC_RETRY, _retry_hex())
+                    )
                 )
         if recorded:
             await asyncio.gather(*later, self._writer.update(after.key, {**first, **changed_fields(before, after)}))
@@ -210,7 +213,9 @@ class MongoEventRepository:
         if isinstance(outcomes[0], DuplicateEvent):
             # A dispatcher whose claim lease had run out recorded the event meanwhile: ours is a retry record.
             log.warning("webhook.record_exists", event_id=event.event_id)
-            await self._writer.insert(attempt_record(event, first, AttemptKind.AUTOMATIC_RETRY, _retry_hex()))
+            await self._writer.insert(
+                attempt_record(event, first, WebhookDeliveryAttempt.AUTOMATIC_RETRY, _retry_hex())
+            )
         elif isinstance(outcomes[0], BaseException):
             raise outcomes[0]
 
@@ -218,7 +223,7 @@ class MongoEventRepository:
         self, before: WebhookEvent, after: WebhookEvent, result: DeliveryResult
     ) -> dict[str, Any]:
         """Record a merchant's manual retry (and the event delivered, when it succeeded); returns its record."""
-        record = attempt_record(after, result, AttemptKind.MANUAL_RETRY, _retry_hex())
+        record = attempt_record(after, result, WebhookDeliveryAttempt.MANUAL_RETRY, _retry_hex())
         await self._writer.insert(record)
         fields = changed_fields(before, after)
         if fields:

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 
 from recovery_contracts.messages import ProfileUpdated
 from recovery_dispatcher.domain.breaker import EndpointKey
+from recovery_dispatcher.domain.outgoing_webhook import DEFAULT_USER_AGENT, Headers, build_headers
 from recovery_dispatcher.domain.policy import RetrySchedule
-from recovery_dispatcher.domain.signing import DEFAULT_USER_AGENT, Headers, build_headers
 from recovery_dispatcher.domain.status import EventOutcome
 
 NO_ENDPOINT_REASON = "no enabled webhook endpoint on the profile"

@@ -9,14 +9,15 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from recovery_contracts.api.events import WebhookDeliveryAttempt
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.ids import idempotent_event_id
 from recovery_contracts.messages import DeliverWebhook, WebhookDeliveryFailed, WebhookEndpointDisabled, timer_for
 from recovery_contracts.payments import PaymentObject
-from recovery_dispatcher.domain.body import build_body
 from recovery_dispatcher.domain.ids import initial_event_id, record_key
+from recovery_dispatcher.domain.outgoing_webhook import build_body
 from recovery_dispatcher.domain.policy import DeliveryVerdict, RetrySchedule, next_retry_delay
-from recovery_dispatcher.domain.status import AttemptKind, EventOutcome, EventStatus
+from recovery_dispatcher.domain.status import EventOutcome, EventStatus
 
 EVENT_CLASS = "payments"
 CONTENT_TYPE = "payment_details"
@@ -154,9 +155,9 @@ class WebhookEvent:
         return record_key(self.merchant_id, self.event_id)
 
     @property
-    def first_attempt_kind(self) -> AttemptKind:
+    def first_attempt_kind(self) -> WebhookDeliveryAttempt:
         """The kind of the next delivery's first attempt."""
-        return AttemptKind.AUTOMATIC_RETRY if self.attempted else AttemptKind.INITIAL_ATTEMPT
+        return WebhookDeliveryAttempt.AUTOMATIC_RETRY if self.attempted else WebhookDeliveryAttempt.INITIAL_ATTEMPT
 
     def numbered(self, sequence: int) -> WebhookEvent:
         return self._evolve(sequence=sequence)

@@ -1,4 +1,5 @@
-"""The closed sets of a webhook event's life: its status, the kind of each attempt, how it finished."""
+"""The closed sets of a webhook event's life: its status and how it finished (the kind of each attempt, its
+`delivery_attempt`, is the contract's `WebhookDeliveryAttempt`, as the events API answers it)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,6 @@ class EventStatus(StrEnum):
 
 
 FINAL_STATUSES = (EventStatus.DELIVERED, EventStatus.FAILED)
-
-
-class AttemptKind(StrEnum):
-    """`delivery_attempt` of a record (Hyperswitch's names)."""
-
-    INITIAL_ATTEMPT = "initial_attempt"
-    AUTOMATIC_RETRY = "automatic_retry"
-    MANUAL_RETRY = "manual_retry"
 
 
 class EventOutcome(StrEnum):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from recovery_contracts.api.events import WebhookDeliveryAttempt
 from recovery_dispatcher import metrics
 from recovery_dispatcher.dependencies import (
     DeliverySlots,
@@ -25,7 +26,7 @@ from recovery_dispatcher.domain.endpoint import Endpoint, refusal_of
 from recovery_dispatcher.domain.event import DuplicateEvent, Transition, WebhookEvent
 from recovery_dispatcher.domain.fairness import Busy
 from recovery_dispatcher.domain.policy import RetrySchedule
-from recovery_dispatcher.domain.status import AttemptKind, EventOutcome, EventStatus
+from recovery_dispatcher.domain.status import EventOutcome, EventStatus
 from recovery_dispatcher.handlers.leases import DeliveryLeases
 from recovery_runtime.clock import Clock
 from recovery_runtime.unit_of_work import Transaction, UnitOfWorkPort
@@ -185,9 +186,9 @@ def bind_event(event: WebhookEvent) -> None:
     structlog.contextvars.bind_contextvars(event_id=event.event_id)
 
 
-def _count_attempts(results: list[DeliveryResult], first_kind: AttemptKind) -> None:
+def _count_attempts(results: list[DeliveryResult], first_kind: WebhookDeliveryAttempt) -> None:
     for number, result in enumerate(results):
-        kind = first_kind if number == 0 else AttemptKind.AUTOMATIC_RETRY
+        kind = first_kind if number == 0 else WebhookDeliveryAttempt.AUTOMATIC_RETRY
         metrics.delivery_attempts(result.verdict.outcome.value, kind.value).inc()
         metrics.DELIVERY_SECONDS.observe(result.duration_ms / 1000)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from recovery_contracts.api.events import WebhookDeliveryAttempt
 from recovery_dispatcher import metrics
 from recovery_dispatcher.domain.event import WebhookEvent
-from recovery_dispatcher.domain.status import AttemptKind
 from recovery_dispatcher.handlers.delivery import Delivery
 
 
@@ -24,6 +24,6 @@ async def manual_retry(delivery: Delivery, event: WebhookEvent) -> dict[str, Any
         user_agent=delivery.user_agent,
     )
     result = await delivery.sender.send(endpoint.url, event.body, headers)
-    metrics.delivery_attempts(result.verdict.outcome.value, AttemptKind.MANUAL_RETRY.value).inc()
+    metrics.delivery_attempts(result.verdict.outcome.value, WebhookDeliveryAttempt.MANUAL_RETRY.value).inc()
     after = event.delivered_manually() if result.is_success else event
     return await delivery.events.record_manual_attempt(event, after, result)
