@@ -23,7 +23,7 @@ from recovery_executor.domain.ports import PaymentConnector, RecordBackAnswer
 from recovery_executor.domain.record_back import RecordBackProgress, RecordBackTry
 from recovery_executor.settings import ExecutorSettings
 from recovery_runtime.service import Service
-from recovery_runtime.testing import FixedClock, InMemoryUnitOfWork, RecordingPublisher, publish
+from recovery_runtime.testing import FixedClock, InMemoryPaymentFences, InMemoryUnitOfWork, RecordingPublisher, publish
 from recovery_runtime.unit_of_work import Transaction
 
 INSTANCE = "executor-1"
@@ -237,6 +237,7 @@ class Executor:
     connector: ScriptedConnector
     billing: ScriptedBilling
     accounts_given_to_connectors: list[ConnectorAccount] = field(default_factory=list)
+    fences: InMemoryPaymentFences = field(default_factory=InMemoryPaymentFences)
     broker: RabbitBroker | None = None  # the TestRabbitBroker, while it runs
 
     async def send(self, queue_name: str, message: Envelope[Any] | bytes) -> None:
@@ -258,6 +259,7 @@ def in_memory_executor(**settings: Any) -> Executor:
     connector = ScriptedConnector()
     billing = ScriptedBilling()
     given: list[ConnectorAccount] = []
+    fences = InMemoryPaymentFences()
 
     def connectors(account: ConnectorAccount) -> PaymentConnector:
         given.append(account)
@@ -273,6 +275,9 @@ def in_memory_executor(**settings: Any) -> Executor:
         record_backs=record_backs,
         connectors=connectors,
         billing=billing,
+        payment_fences=fences,
     )
     service = build_service(ExecutorSettings(service_instance_id=INSTANCE, **settings), adapters)
-    return Executor(service, publisher, clock, attempts, states, accounts, record_backs, connector, billing, given)
+    return Executor(
+        service, publisher, clock, attempts, states, accounts, record_backs, connector, billing, given, fences
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from recovery_runtime.settings import ServiceSettings
 
@@ -12,6 +12,10 @@ class ExecutorSettings(ServiceSettings):
     stripe_api_base: str = "https://api.stripe.com"
     # A charge that has not answered by then is an unknown outcome: synced later, never charged anew.
     connector_timeout_seconds: float = Field(default=30.0, gt=0)
+    # The charge lease on the payment's fence (docs/guarantees.md): a charge is sent only within
+    # CONNECTOR_TIMEOUT_SECONDS of asking for the lease; the rest covers the connector finishing a request it got
+    # and the hosts' clocks disagreeing. A cancel waits at most this long for an executor killed while charging.
+    charge_lease_seconds: float = Field(default=60.0, gt=0)
     # An attempt still "charging" after this long was abandoned by a crashed executor and may be resumed.
     abandoned_attempt_seconds: float = Field(default=60.0, gt=0)
     # How long the billing connector may take to accept a record back before the try counts as failed.
@@ -20,3 +24,12 @@ class ExecutorSettings(ServiceSettings):
     # `connector-account.updated` this instance applies drops its entry at once; one another instance applies
     # (a disabled account) reaches this one within this time.
     credentials_cache_seconds: float = Field(default=2.0, ge=0, le=60)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_the_connector_call(self) -> ExecutorSettings:
+        if self.charge_lease_seconds <= self.connector_timeout_seconds:
+            raise ValueError(
+                f"CHARGE_LEASE_SECONDS ({self.charge_lease_seconds}) must exceed CONNECTOR_TIMEOUT_SECONDS "
+                f"({self.connector_timeout_seconds}): a charge is sent only while its lease holds"
+            )
+        return self

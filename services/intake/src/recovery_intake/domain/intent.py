@@ -192,6 +192,12 @@ class Intent:
         return built.model_dump(mode="json")
 
 
+def cancels(before: Intent, after: Intent) -> bool:
+    """Whether a change cancels the invoice: the moment intake must know that no charge of it can follow
+    (the payment's fence, docs/guarantees.md)."""
+    return after.status is IntentStatus.CANCELLED and before.status is not IntentStatus.CANCELLED
+
+
 def known_transactions(snapshot: RecoveryPayment) -> tuple[str, ...]:
     """The billing system's failed transactions a snapshot knows of (for an intent stored without the list)."""
     return (snapshot.failed_connector_transaction_id,) if snapshot.failed_connector_transaction_id else ()

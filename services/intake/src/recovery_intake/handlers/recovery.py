@@ -7,6 +7,7 @@ from typing import Any
 import structlog
 
 from recovery_contracts.api.connector_accounts import ConnectorType
+from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.ids import new_payment_id
@@ -14,14 +15,37 @@ from recovery_contracts.messages import RecoveryRequested
 from recovery_contracts.recovery import RecoveryPayment
 from recovery_intake import metrics
 from recovery_intake.dependencies import Document, IntakeAdapters, IntentExists
-from recovery_intake.domain.intent import Intent, IntentChange
+from recovery_intake.domain.intent import Intent, IntentChange, cancels
 from recovery_intake.domain.recovery import build_snapshot, check_acceptable, check_connector_account
 from recovery_intake.domain.rejection import Rejection
 from recovery_runtime.bus import MessageRejected
+from recovery_runtime.payment_fence import FenceVerdict
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import Transaction, applied_key
 
 log = structlog.get_logger(__name__)
+
+# Why a cancel is refused for now, by what the payment's fence answered: the state passes within seconds.
+CANCEL_DEFERRED = {
+    FenceVerdict.CHARGING: (
+        "processing",
+        "an attempt of this payment is being charged; send the cancel again once it settles (seconds)",
+    ),
+    FenceVerdict.PAID: (
+        "succeeded",
+        "an attempt of this payment has just succeeded; send the request again in a moment to read its outcome",
+    ),
+}
+
+
+class CancelDeferred(Rejection):
+    """The cancel cannot be accepted yet (an attempt is being charged or has just succeeded): nothing is stored;
+    the HTTP caller gets a 409, a `recovery.requested` message is retried after a pause."""
+
+    def __init__(self, verdict: FenceVerdict) -> None:
+        current, reason = CANCEL_DEFERRED[verdict]
+        params = {"current_flow": "cancelled", "field_name": "status", "current_value": current, "states": "failed"}
+        super().__init__(ApiError.PAYMENT_UNEXPECTED_STATE, reason, **params)
 
 
 class RecoveryIntake:
@@ -33,6 +57,7 @@ class RecoveryIntake:
         self._profiles = adapters.profiles
         self._unit_of_work = adapters.unit_of_work
         self._clock = adapters.clock
+        self._fences = adapters.payment_fences
         self._cell = cell_id
         self._monitoring_threshold = monitoring_threshold_seconds
         self._requests_kept = requests_kept
@@ -93,10 +118,21 @@ class RecoveryIntake:
             cause=consumed,
             keep=self._requests_kept,
         )
+        if cancels(existing, change.intent):
+            await self._fence_cancel(existing.payment_id)
         await self._intents.save(change, tx)
         emitted = [m.type.value for m in change.messages]
         log.info("recovery.updated", action=request.action.value, status=change.intent.status, emitted=emitted)
         return change.intent
+
+    async def _fence_cancel(self, payment_id: str) -> None:
+        """The tombstone on the payment's fence before the intent says cancelled: refused while an attempt is
+        being charged, so that no charge can follow an accepted cancel. Repeated (a retried transaction), it is
+        granted again; left behind by a write that then failed, it only stops charges the caller wanted stopped."""
+        verdict = await self._fences.cancel(payment_id, self._clock.now())
+        if verdict is not FenceVerdict.GRANTED:
+            log.info("recovery.cancel_deferred", payment_id=payment_id, fence=verdict.value)
+            raise CancelDeferred(verdict)
 
     async def recovery_requested(self, envelope: Envelope[RecoveryRequested], queue: ConsumerQueue) -> None:
         if not envelope.merchant_id or not envelope.profile_id:
@@ -108,6 +144,8 @@ class RecoveryIntake:
             await self.accept(
                 envelope.merchant_id, profile, envelope.payload.request, consumed=envelope, consumer=queue.name
             )
+        except CancelDeferred:
+            raise  # not a bad message: retried after a pause, until the attempt has settled
         except Rejection as rejection:
             raise MessageRejected(rejection.describe()) from rejection
 
