@@ -6,8 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from recovery_contracts.envelope import MessageType
 from recovery_executor.domain.attempt import AttemptStatus
+from recovery_executor.settings import ExecutorSettings
 from recovery_runtime.payment_fence import FenceVerdict, PaymentFence
 
 from .builders import payment_sync, planned
@@ -95,16 +99,45 @@ async def test_a_re_send_after_psync_found_nothing_is_not_made_once_the_cancel_w
     assert attempt.skip_reason.startswith("the invoice was cancelled (intake accepted the cancel)")
 
 
-async def test_another_attempt_of_the_payment_being_charged_holds_this_one_back(
-    executor: Executor, requeues: list[int]
-) -> None:
+async def test_an_attempt_that_cannot_take_the_lease_is_not_sent_and_left_to_psync(executor: Executor) -> None:
     command = planned(attempt_number=2)
     payment_id = command.payload.payment.payment_id
     now = executor.clock.now()
+    # Attempt 1's lease is still held (say its executor died between settling it and ending the lease).
     await executor.fences.hold_for_charge(payment_id, f"{payment_id}:1", now, now + timedelta(seconds=30))
 
     await executor.send(QUEUE, command)
 
     assert executor.connector.charges == []
-    assert requeues == [0]  # looked at again after a pause
-    assert executor.publisher.dead_letters == []
+    [attempt] = executor.attempts.records.values()
+    assert attempt.status is AttemptStatus.UNKNOWN  # no requeue loop: PSYNC looks, then sends under a lease
+    [timer] = executor.published(MessageType.SCHEDULE_TIMER)
+    assert timer.payload.message["payload"]["sync_number"] == 1
+    executor.clock.advance(timedelta(seconds=31))
+    executor.connector.sync_answers.append(not_found())
+    await executor.send("executor.payment-sync", payment_sync(command))
+    assert len(executor.connector.charges) == 1
+    assert executor.fences.fences[payment_id].paid
+
+
+async def test_a_lease_granted_too_late_to_send_within_it_is_not_used(
+    executor: Executor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The executor was paused between asking for the lease and getting it: half the lease (30 s) has gone by.
+    readings = iter([1000.0])
+    monkeypatch.setattr("recovery_executor.charging.monotonic", lambda: next(readings, 1031.0))
+
+    await executor.send(QUEUE, planned())
+
+    assert executor.connector.charges == []
+    [attempt] = executor.attempts.records.values()
+    assert attempt.status is AttemptStatus.UNKNOWN
+
+
+@pytest.mark.parametrize(("lease", "timeout", "valid"), [(60, 30, True), (59, 30, False), (10, 3, True)])
+def test_the_lease_holds_a_whole_connector_call_in_its_first_half(lease: float, timeout: float, valid: bool) -> None:
+    if valid:
+        ExecutorSettings(charge_lease_seconds=lease, connector_timeout_seconds=timeout)
+    else:
+        with pytest.raises(ValidationError, match="at least twice CONNECTOR_TIMEOUT_SECONDS"):
+            ExecutorSettings(charge_lease_seconds=lease, connector_timeout_seconds=timeout)

@@ -40,7 +40,7 @@ def build_service(settings: ExecutorSettings | None = None, adapters: ExecutorAd
         time_scale=service.time_scale,
         instance_id=settings.service_instance_id,
         abandoned_after=timedelta(seconds=settings.abandoned_attempt_seconds),
-        charge_lease=ChargeLease(timedelta(seconds=settings.charge_lease_seconds), settings.connector_timeout_seconds),
+        charge_lease=ChargeLease(timedelta(seconds=settings.charge_lease_seconds)),
     )
     for queue_name, handle in HANDLERS.items():
         service.consume(queue_name, partial(handle, dependencies))

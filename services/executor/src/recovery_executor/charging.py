@@ -4,9 +4,9 @@ or leave it to PSYNC. Shared by EXECUTE and PSYNC; every save is a compare-and-s
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from time import monotonic
 from typing import Any
 
 import structlog
@@ -57,24 +57,31 @@ async def charge(deps: Dependencies, run: AttemptRun, attempt: Attempt, refusal:
 
 async def charge_under_lease(deps: Dependencies, run: AttemptRun, attempt: Attempt) -> ChargeOutcome | str:
     """The only way a charge reaches the connector: under the payment's charge lease (the fence intake's cancel
-    respects), sent within `send_within_seconds` of asking for it, whatever pauses this process; or the reason
-    the payment may no longer be charged. The lease is kept until the attempt settles (`release_fence`)."""
-    asked_at, now = time.monotonic(), deps.clock.now()
+    respects), and only within the first half of it, measured from asking for it on this process's monotonic
+    clock, whatever pauses the process; or the reason the payment may no longer be charged. A charge not sent
+    (the lease held by another attempt, or granted too late) is an unknown outcome: PSYNC looks and re-sends it.
+    The lease is kept until the attempt settles (`release_fence`)."""
+    asked_at, now = monotonic(), deps.clock.now()
     lease = deps.charge_lease
     verdict = await deps.payment_fences.hold_for_charge(attempt.payment_id, attempt.key, now, now + lease.length)
     if verdict is FenceVerdict.CHARGING:
-        raise OutcomePending(f"another attempt of payment {attempt.payment_id} is being charged")
+        return _not_sent("another attempt of the payment holds its charge lease")
     if verdict is not FenceVerdict.GRANTED:
         return FENCE_REFUSALS[verdict]
-    left = lease.send_within_seconds - (time.monotonic() - asked_at)
+    left = lease.send_within_seconds - (monotonic() - asked_at)
     if left <= 0:
-        # Paused past the window (or the fence answered that slowly): sending now could outlive the lease.
-        raise OutcomePending(f"attempt {attempt.key}: its lease was granted too late to send the charge")
+        return _not_sent("its charge lease was granted too late to send within it")
     try:
         async with asyncio.timeout(left):
             return await run.connector.charge(attempt.charge)
     except TimeoutError:
-        return ChargeOutcome(ChargeOutcomeKind.UNKNOWN, message=f"no answer within the lease's {left:.1f} s")
+        return ChargeOutcome(
+            ChargeOutcomeKind.UNKNOWN, message=f"cut at the end of the lease's send window ({left:.1f} s)"
+        )
+
+
+def _not_sent(why: str) -> ChargeOutcome:
+    return ChargeOutcome(ChargeOutcomeKind.UNKNOWN, message=f"not sent: {why}")
 
 
 async def release_fence(deps: Dependencies, attempt: Attempt, *, paid: bool) -> None:

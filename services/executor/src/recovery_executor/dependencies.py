@@ -71,11 +71,15 @@ ConnectorFactory = Callable[[ConnectorAccount], PaymentConnector]
 
 @dataclass(frozen=True)
 class ChargeLease:
-    """How long a charge lease lasts (wall clock, written on the fence) and the part of it, from asking for the
-    lease, within which the charge may be sent (the connector call's timeout; measured on the monotonic clock)."""
+    """How long a charge lease lasts (wall clock, written on the fence). A charge is sent, and its call cut, within
+    the first half of it, measured on the monotonic clock from asking for it; the second half covers the connector
+    finishing a request it received and the hosts' clocks disagreeing (docs/guarantees.md)."""
 
     length: timedelta
-    send_within_seconds: float
+
+    @property
+    def send_within_seconds(self) -> float:
+        return self.length.total_seconds() / 2
 
 
 @dataclass(frozen=True)
