@@ -177,6 +177,11 @@ class Intent:
         )
         return IntentChange(updated, (message,))
 
+    def cancelled_by(self, action: RecoveryAction) -> bool:
+        """Whether a later request with `action` cancels the invoice (`rerequested`): the moment intake must know
+        that no charge of it can follow (the payment's fence, docs/guarantees.md)."""
+        return ACTION_STATUS.get(action) is IntentStatus.CANCELLED and self.status not in FINAL
+
     def with_outcome(self, status: IntentStatus, payment_object: dict[str, Any], now: datetime) -> Intent | None:
         """The intent after a payment outcome (`payment.succeeded`, `payment.failed`), or None when it keeps
         its status (`KEPT_AGAINST_OUTCOME`)."""
@@ -190,12 +195,6 @@ class Intent:
             return self.payment_object
         built = build_payment_object(self.snapshot, status=self.status, modified_at=self.modified_at, attempt=None)
         return built.model_dump(mode="json")
-
-
-def cancels(before: Intent, after: Intent) -> bool:
-    """Whether a change cancels the invoice: the moment intake must know that no charge of it can follow
-    (the payment's fence, docs/guarantees.md)."""
-    return after.status is IntentStatus.CANCELLED and before.status is not IntentStatus.CANCELLED
 
 
 def known_transactions(snapshot: RecoveryPayment) -> tuple[str, ...]:

@@ -8,14 +8,14 @@ import structlog
 
 from recovery_contracts.api.connector_accounts import ConnectorType
 from recovery_contracts.api.errors import ApiError
-from recovery_contracts.api.recovery import RecoveryPaymentsCreate
+from recovery_contracts.api.recovery import RecoveryAction, RecoveryPaymentsCreate
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.ids import new_payment_id
 from recovery_contracts.messages import RecoveryRequested
 from recovery_contracts.recovery import RecoveryPayment
 from recovery_intake import metrics
 from recovery_intake.dependencies import Document, IntakeAdapters, IntentExists
-from recovery_intake.domain.intent import Intent, IntentChange, cancels
+from recovery_intake.domain.intent import Intent, IntentChange
 from recovery_intake.domain.recovery import build_snapshot, check_acceptable, check_connector_account
 from recovery_intake.domain.rejection import Rejection
 from recovery_runtime.bus import MessageRejected
@@ -87,6 +87,7 @@ class RecoveryIntake:
             intent = await self._unit_of_work.write(add)
         except IntentExists:
             # The invoice has an intent (an earlier or a concurrent request): fold this one in.
+            await self._fence_if_cancelling(snapshot, request)
             intent = await self._unit_of_work.apply(
                 lambda tx: self._fold_in(tx, new, request, applied, consumed), consumed=consumed, consumer=consumer
             )
@@ -118,20 +119,25 @@ class RecoveryIntake:
             cause=consumed,
             keep=self._requests_kept,
         )
-        if cancels(existing, change.intent):
-            await self._fence_cancel(existing.payment_id)
         await self._intents.save(change, tx)
         emitted = [m.type.value for m in change.messages]
         log.info("recovery.updated", action=request.action.value, status=change.intent.status, emitted=emitted)
         return change.intent
 
-    async def _fence_cancel(self, payment_id: str) -> None:
-        """The tombstone on the payment's fence before the intent says cancelled: refused while an attempt is
-        being charged, so that no charge can follow an accepted cancel. Repeated (a retried transaction), it is
-        granted again; left behind by a write that then failed, it only stops charges the caller wanted stopped."""
-        verdict = await self._fences.cancel(payment_id, self._clock.now())
+    async def _fence_if_cancelling(self, snapshot: RecoveryPayment, request: RecoveryPaymentsCreate) -> None:
+        """A cancel of an open invoice leaves the tombstone on its payment's fence before the intent's transaction
+        (no other write while one is open): refused while an attempt is being charged, so that no charge can
+        follow an accepted cancel. Granted again when repeated; left behind by a transaction that then failed, it
+        only stops charges the caller wanted stopped (and sends again)."""
+        if request.action is not RecoveryAction.CANCEL_INVOICE:
+            return
+        reference = snapshot.merchant_id, snapshot.merchant_reference_id
+        existing = await self._intents.by_reference(*reference, Transaction.one_document())
+        if existing is None or not existing.cancelled_by(request.action):
+            return
+        verdict = await self._fences.cancel(existing.payment_id, self._clock.now())
         if verdict is not FenceVerdict.GRANTED:
-            log.info("recovery.cancel_deferred", payment_id=payment_id, fence=verdict.value)
+            log.info("recovery.cancel_deferred", payment_id=existing.payment_id, fence=verdict.value)
             raise CancelDeferred(verdict)
 
     async def recovery_requested(self, envelope: Envelope[RecoveryRequested], queue: ConsumerQueue) -> None:
