@@ -1,11 +1,12 @@
 """The payment fence across intake and the executor, on real RabbitMQ, the MongoDB-wire server and the Stripe
 sandbox: a cancel that arrives while the charge is in flight is refused until the attempt settled, and no charge
-lands after a cancel intake accepted."""
+lands after a cancel intake accepted; and the fence's compare-and-set under concurrent writers."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,6 +17,9 @@ from recovery_executor.app import build_service as build_executor
 from recovery_executor.settings import ExecutorSettings
 from recovery_intake.app import build_service as build_intake
 from recovery_intake.settings import IntakeSettings
+from recovery_runtime.adapters.payment_fences import MongoPaymentFences
+from recovery_runtime.mongo import connect
+from recovery_runtime.payment_fence import FenceVerdict
 from recovery_sandbox.receiver import create_app as receiver_app
 from recovery_sandbox.stripe import create_app as stripe_app
 from recovery_scheduler.app import build_service as build_scheduler
@@ -75,3 +79,32 @@ async def test_a_cancel_racing_a_charge_in_flight_waits_for_it_and_never_precede
     assert float(charges[0]["created_at"]) < answered_at
     fence = db.payment_fences.find_one({"_id": payment_id})
     assert fence["paid"] is True and fence["cancelled_at"] is None and fence["holder"] is None
+
+
+async def test_racing_cancels_and_charge_leases_on_the_real_database_never_both_win(
+    mongodb_url: str, mongodb_database: str
+) -> None:
+    """The repository's compare-and-set on the MongoDB wire: for each payment, a cancel and two executors'
+    leases (two attempts) sent at once; per payment, a granted cancel and a granted lease never coexist."""
+    client = connect(mongodb_url, app_name="fence-race")
+    fences = MongoPaymentFences(client[mongodb_database])
+    now = datetime.now(UTC)
+    until = now + timedelta(seconds=60)
+    payments = [f"12345_pay_race{n}" for n in range(20)]
+    try:
+        answers = await asyncio.gather(
+            *(
+                asyncio.gather(
+                    fences.cancel(payment, now),
+                    fences.hold_for_charge(payment, f"{payment}:1", now, until),
+                    fences.hold_for_charge(payment, f"{payment}:2", now, until),
+                )
+                for payment in payments
+            )
+        )
+    finally:
+        await client.close()
+    for payment, (cancel, *leases) in zip(payments, answers, strict=True):
+        granted = [lease for lease in leases if lease is FenceVerdict.GRANTED]
+        assert len(granted) <= 1, (payment, leases)  # one attempt at a time
+        assert (cancel is FenceVerdict.GRANTED) != bool(granted), (payment, cancel, leases)
