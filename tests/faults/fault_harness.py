@@ -148,6 +148,8 @@ class Recovery:
     # A cancel sent for the invoice (the CANCEL_ kinds): when it was answered (time.time()) and what intake said.
     cancel_answered_at: float | None = None
     cancel_answer: str | None = None
+    # How many times intake answered the cancel 409 first (an attempt was being charged or had just succeeded).
+    cancel_deferrals: int = 0
     # A second card sent for the invoice (Kind.REOPENED), once the first one failed for good.
     second_payment_method: str | None = None
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 from fault_harness import SERVICES, FaultRun, Recovery
 from tcp_proxy import TcpProxy
 
+from recovery_cli.demo import ScenarioFailed
 from recovery_cli.stack import free_port, secantus_url
 
 ATTEMPTS = "attempts"
@@ -23,6 +24,9 @@ TIMER_CLAIMS = "timer_claims"
 TIMERS = "timers"
 # A scheduler pause waits this long for a claim before it makes timers fall due itself.
 NUDGE_AFTER_SECONDS = 3.0
+# How long the billing system keeps sending a cancel intake answers 409 (an attempt being charged settles in
+# seconds; a lease left by a killed executor ends within CHARGE_LEASE_SECONDS, 60 by default).
+CANCEL_RETRY_SECONDS = 120.0
 
 
 class StrikeMissed(AssertionError):
@@ -63,8 +67,18 @@ def kill_between_answer_and_settle(run: FaultRun, recovery: Recovery, timeout: f
 
 def cancel(run: FaultRun, recovery: Recovery) -> None:
     """The billing system cancels the invoice: records intake's answer and when it came (the moment the cancel was
-    accepted, if the answer says `cancelled`)."""
-    answer = run.send_again(recovery, recovery.payment_method, "cancel_invoice")
+    accepted, if the answer says `cancelled`). A 409 (an attempt is being charged: docs/contracts.md) is what a
+    billing system sends the cancel again for, a moment later."""
+    deadline = time.monotonic() + CANCEL_RETRY_SECONDS
+    while True:
+        try:
+            answer = run.send_again(recovery, recovery.payment_method, "cancel_invoice")
+            break
+        except ScenarioFailed as failed:
+            if " answered 409" not in str(failed) or time.monotonic() > deadline:
+                raise
+            recovery.cancel_deferrals += 1
+            time.sleep(0.2)
     recovery.cancel_answered_at = time.time()
     recovery.cancel_answer = str(answer.get("intent_status"))
 

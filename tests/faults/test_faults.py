@@ -323,18 +323,11 @@ def test_connector_misbehaves_executor_killed_between_answer_and_settle_cancel_r
         kill_ms_after_charge=[s["ms_after_charge"] for s in struck],
         cancels_accepted=sum(r.cancel_accepted for r in cancelled),
         cancels_refused=sum(not r.cancel_accepted for r in cancelled),
+        cancels_answered_409_first=sum(r.cancel_deferrals > 0 for r in cancelled),
         stripe_answers_seen={answer: run.log_count("executor", text) for answer, text in CONNECTOR_ANSWERS.items()},
     )
     assert all(run.tally["stripe_answers_seen"].values()), f"a connector fault never struck: {run.tally}"
-    assert_no_violations(run, balance=False, known_bugs=[CHARGE_AFTER_ACCEPTED_CANCEL])
-
-
-CHARGE_AFTER_ACCEPTED_CANCEL = KnownBug(
-    "after intake had accepted the cancel",
-    "intake answers a cancel `cancelled` while an attempt is being charged (or about to be: the executor's charge "
-    "guard reads its projection of recovery.updated, which lags intake's answer): the charge lands after the "
-    "billing system was told the invoice is cancelled",
-)
+    assert_no_violations(run, balance=False)
 
 
 # What the executor logs (attempt.unknown's message) for each of the sandbox's answers.

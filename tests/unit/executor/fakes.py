@@ -25,7 +25,7 @@ from recovery_executor.domain.record_back import RecordBackHistory, RecordBackPr
 from recovery_executor.settings import ExecutorSettings
 from recovery_runtime.internal_api import MERCHANT_HEADER, TOKEN_HEADER
 from recovery_runtime.service import Service
-from recovery_runtime.testing import FixedClock, InMemoryUnitOfWork, RecordingPublisher, publish
+from recovery_runtime.testing import FixedClock, InMemoryPaymentFences, InMemoryUnitOfWork, RecordingPublisher, publish
 from recovery_runtime.unit_of_work import Transaction
 
 INSTANCE = "executor-1"
@@ -245,6 +245,7 @@ class Executor:
     connector: ScriptedConnector
     billing: ScriptedBilling
     accounts_given_to_connectors: list[ConnectorAccount] = field(default_factory=list)
+    fences: InMemoryPaymentFences = field(default_factory=InMemoryPaymentFences)
     broker: RabbitBroker | None = None  # the TestRabbitBroker, while it runs
 
     async def send(self, queue_name: str, message: Envelope[Any] | bytes) -> None:
@@ -273,6 +274,7 @@ def in_memory_executor(**settings: Any) -> Executor:
     connector = ScriptedConnector()
     billing = ScriptedBilling()
     given: list[ConnectorAccount] = []
+    fences = InMemoryPaymentFences()
 
     def connectors(account: ConnectorAccount) -> PaymentConnector:
         given.append(account)
@@ -288,6 +290,9 @@ def in_memory_executor(**settings: Any) -> Executor:
         record_backs=record_backs,
         connectors=connectors,
         billing=billing,
+        payment_fences=fences,
     )
     service = build_service(ExecutorSettings(service_instance_id=INSTANCE, **settings), adapters)
-    return Executor(service, publisher, clock, attempts, states, accounts, record_backs, connector, billing, given)
+    return Executor(
+        service, publisher, clock, attempts, states, accounts, record_backs, connector, billing, given, fences
+    )

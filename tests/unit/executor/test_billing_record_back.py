@@ -22,7 +22,7 @@ from recovery_executor.domain.record_back import RecordBackStatus
 from recovery_executor.settings import ExecutorSettings
 from recovery_runtime.egress import EgressGuard, EgressPolicy, guarded_http_client
 from recovery_runtime.secrets import SecretBox
-from recovery_runtime.testing import FixedClock, InMemoryUnitOfWork, RecordingPublisher
+from recovery_runtime.testing import FixedClock, InMemoryPaymentFences, InMemoryUnitOfWork, RecordingPublisher
 from recovery_sandbox import stripe
 from recovery_sandbox.serving import BackgroundServer
 
@@ -72,6 +72,7 @@ async def executor(sandbox: BackgroundServer) -> AsyncIterator[Executor]:
         record_backs=record_backs,
         connectors=lambda account: connector,
         billing=billing,
+        payment_fences=InMemoryPaymentFences(),
         billing_systems=BillingSystemRecorder(
             stripe_api_base=sandbox.url, http_client=http, box=SecretBox.from_settings(SETTINGS), accounts=accounts
         ),

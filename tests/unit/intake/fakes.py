@@ -20,7 +20,7 @@ from recovery_intake.settings import IntakeSettings
 from recovery_runtime.bus import AlreadyApplied
 from recovery_runtime.secrets import SecretBox
 from recovery_runtime.service import Service
-from recovery_runtime.testing import FixedClock, InMemoryUnitOfWork, RecordingPublisher
+from recovery_runtime.testing import FixedClock, InMemoryPaymentFences, InMemoryUnitOfWork, RecordingPublisher
 from recovery_runtime.unit_of_work import Transaction
 
 MERCHANT = "merchant_1"
@@ -227,6 +227,7 @@ def intake(**settings: object) -> Intake:
         connector_accounts=accounts,
         unit_of_work=unit_of_work,
         clock=clock,
+        payment_fences=InMemoryPaymentFences(),
         publisher=publisher,
     )
     service = build_service(SETTINGS.model_copy(update=settings), adapters)

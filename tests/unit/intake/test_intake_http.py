@@ -3,7 +3,6 @@ answers with, bad input refused with nothing stored or published, and the profil
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,17 +17,6 @@ from .fakes import MERCHANT, PROFILE, SETTINGS, Intake, http_client, intake
 from .recovery_requests import REFERENCE, recovery_body, with_token
 
 RECOVERY = "/v2/payments/recovery"
-
-
-@pytest.fixture
-def svc() -> Intake:
-    return intake()
-
-
-@pytest.fixture
-async def client(svc: Intake) -> AsyncIterator[httpx.AsyncClient]:
-    async with http_client(svc, headers=svc.headers()) as http:
-        yield http
 
 
 def error_of(response: httpx.Response, status: int, code: str) -> str:

@@ -17,6 +17,7 @@ from faststream.rabbit import RabbitBroker
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import envelope_model
 from recovery_runtime.bus import AlreadyApplied, OutgoingMessage, Publisher
+from recovery_runtime.payment_fence import FenceDecision, FenceVerdict, PaymentFence, RuledPaymentFences
 from recovery_runtime.topology import QUEUES, ConsumerQueue
 from recovery_runtime.tracing import Tracing
 from recovery_runtime.unit_of_work import Transaction, applied_key
@@ -99,6 +100,17 @@ class InMemoryUnitOfWork:
         for callback in tx.on_commit:
             callback()
         await self.publisher.publish_many(tx.outgoing)
+
+
+class InMemoryPaymentFences(RuledPaymentFences):
+    """`PaymentFences` in a dict, by the same rule; `fences` for tests to read or set."""
+
+    def __init__(self) -> None:
+        self.fences: dict[str, PaymentFence] = {}
+
+    async def _change(self, payment_id: str, decide: FenceDecision) -> FenceVerdict:
+        verdict, self.fences[payment_id] = decide(self.fences.get(payment_id, PaymentFence(payment_id)))
+        return verdict
 
 
 @dataclass

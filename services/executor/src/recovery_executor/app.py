@@ -15,9 +15,10 @@ from recovery_executor.adapters.connector_accounts import MongoConnectorAccountR
 from recovery_executor.adapters.connectors import StripeConnectors
 from recovery_executor.adapters.payment_states import MongoPaymentStateRepository
 from recovery_executor.adapters.record_backs import RECORD_BACK_INDEXES, MongoRecordBackRepository
-from recovery_executor.dependencies import Dependencies, ExecutorAdapters
+from recovery_executor.dependencies import ChargeLease, Dependencies, ExecutorAdapters
 from recovery_executor.handlers import HANDLERS
 from recovery_executor.settings import ExecutorSettings
+from recovery_runtime.adapters.payment_fences import MongoPaymentFences
 from recovery_runtime.egress import EgressGuard, EgressPolicy, guarded_http_client
 from recovery_runtime.internal_api import InternalCaller
 from recovery_runtime.secrets import SecretBox
@@ -37,6 +38,7 @@ def build_service(settings: ExecutorSettings | None = None, adapters: ExecutorAd
         time_scale=service.time_scale,
         instance_id=settings.service_instance_id,
         abandoned_after=timedelta(seconds=settings.abandoned_attempt_seconds),
+        charge_lease=ChargeLease(timedelta(seconds=settings.charge_lease_seconds)),
     )
     for queue_name, handle in HANDLERS.items():
         service.consume(queue_name, partial(handle, dependencies))
@@ -72,6 +74,7 @@ def _mongo_and_http_adapters(service: Service, settings: ExecutorSettings) -> Ex
         record_backs=MongoRecordBackRepository(service.db),
         connectors=StripeConnectors(settings.stripe_api_base, http, box, settings.connector_timeout_seconds),
         billing=HttpBillingRecorder(record_back_http, timeout=settings.record_back_timeout_seconds),
+        payment_fences=MongoPaymentFences(service.db),
         billing_systems=BillingSystemRecorder(
             stripe_api_base=settings.stripe_api_base,
             http_client=record_back_http,

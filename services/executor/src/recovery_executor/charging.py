@@ -3,8 +3,10 @@ or leave it to PSYNC. Shared by EXECUTE and PSYNC; every save is a compare-and-s
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from time import monotonic
 from typing import Any
 
 import structlog
@@ -13,11 +15,12 @@ from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import ExecuteRetry
 from recovery_executor.dependencies import Dependencies
 from recovery_executor.domain.attempt import Attempt
-from recovery_executor.domain.charge_guard import refusal_to_charge
+from recovery_executor.domain.charge_guard import FENCE_REFUSALS, refusal_to_charge
 from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind
 from recovery_executor.domain.follow_up import NOT_FOUND_SYNCS_BEFORE_GIVING_UP
 from recovery_executor.domain.ports import PaymentConnector
 from recovery_runtime.bus import MessageRejected
+from recovery_runtime.payment_fence import FenceVerdict
 from recovery_runtime.unit_of_work import Transaction
 
 log = structlog.get_logger(__name__)
@@ -45,11 +48,45 @@ async def charge_guard(deps: Dependencies, payment_id: str) -> str | None:
 
 async def charge(deps: Dependencies, run: AttemptRun, attempt: Attempt, refusal: str | None) -> None:
     """`refusal`: the charge guard's answer, asked for right before."""
-    if refusal is not None:
-        await refuse(deps, run, attempt, refusal)
+    sent = await charge_under_lease(deps, run, attempt) if refusal is None else refusal
+    if isinstance(sent, str):
+        await refuse(deps, run, attempt, sent)
         return
-    outcome = await run.connector.charge(attempt.charge)
-    await settle_or_watch(deps, run, attempt, outcome, sync_number=0)
+    await settle_or_watch(deps, run, attempt, sent, sync_number=0)
+
+
+async def charge_under_lease(deps: Dependencies, run: AttemptRun, attempt: Attempt) -> ChargeOutcome | str:
+    """The only way a charge reaches the connector: under the payment's charge lease (the fence intake's cancel
+    respects), and only within the first half of it, measured from asking for it on this process's monotonic
+    clock, whatever pauses the process; or the reason the payment may no longer be charged. A charge not sent
+    (the lease held by another attempt, or granted too late) is an unknown outcome: PSYNC looks and re-sends it.
+    The lease is kept until the attempt settles (`release_fence`)."""
+    asked_at, now = monotonic(), deps.clock.now()
+    lease = deps.charge_lease
+    verdict = await deps.payment_fences.hold_for_charge(attempt.payment_id, attempt.key, now, now + lease.length)
+    if verdict is FenceVerdict.CHARGING:
+        return _not_sent("another attempt of the payment holds its charge lease")
+    if verdict is not FenceVerdict.GRANTED:
+        return FENCE_REFUSALS[verdict]
+    left = lease.send_within_seconds - (monotonic() - asked_at)
+    if left <= 0:
+        return _not_sent("its charge lease was granted too late to send within it")
+    try:
+        async with asyncio.timeout(left):
+            return await run.connector.charge(attempt.charge)
+    except TimeoutError:
+        return ChargeOutcome(
+            ChargeOutcomeKind.UNKNOWN, message=f"cut at the end of the lease's send window ({left:.1f} s)"
+        )
+
+
+def _not_sent(why: str) -> ChargeOutcome:
+    return ChargeOutcome(ChargeOutcomeKind.UNKNOWN, message=f"not sent: {why}")
+
+
+async def release_fence(deps: Dependencies, attempt: Attempt, *, paid: bool) -> None:
+    """The attempt settled or was refused: its lease (if held) ends, and a success marks the payment paid."""
+    await deps.payment_fences.release(attempt.payment_id, attempt.key, paid=paid)
 
 
 async def sync(deps: Dependencies, run: AttemptRun, attempt: Attempt, sync_number: int) -> None:
@@ -67,8 +104,9 @@ async def sync(deps: Dependencies, run: AttemptRun, attempt: Attempt, sync_numbe
             # The connector never saw the call. Sending it again, the same parameters with the same idempotency
             # key, cannot make a second charge: had the first call arrived meanwhile, the connector replays its
             # result.
-            outcome = await run.connector.charge(attempt.charge)
-        elif sync_number >= NOT_FOUND_SYNCS_BEFORE_GIVING_UP:
+            sent = await charge_under_lease(deps, run, attempt)
+            refusal, outcome = (sent, outcome) if isinstance(sent, str) else (None, sent)
+        if refusal is not None and sync_number >= NOT_FOUND_SYNCS_BEFORE_GIVING_UP:
             await refuse(deps, run, attempt, f"{refusal}; the connector never saw the attempt")
             return
     await settle_or_watch(deps, run, attempt, outcome, sync_number)
@@ -84,6 +122,7 @@ async def settle_or_watch(
         # One write, no transaction: the attempt record is the consumed command's inbox (claimed before the call;
         # a copy finds it settled) and carries the messages it emits (embedded outbox).
         await deps.unit_of_work.write(_while_held(deps.attempts.save_settled, settled, messages, "being settled"))
+        await release_fence(deps, attempt, paid=outcome.kind is ChargeOutcomeKind.SUCCEEDED)
         return
     unknown, messages = attempt.outcome_unknown(
         outcome, run.command, run.consumed, run.cause, sync_number + 1, now, deps.time_scale
@@ -98,6 +137,7 @@ async def refuse(deps: Dependencies, run: AttemptRun, attempt: Attempt, reason: 
     log.warning("attempt.refused", reason=reason)
     save = _while_held(deps.attempts.save_refused, attempt.refused(reason, deps.clock.now()), [], "being refused")
     await deps.unit_of_work.apply(save, consumed=run.consumed, consumer=run.consumer)
+    await release_fence(deps, attempt, paid=False)
 
 
 def _while_held(

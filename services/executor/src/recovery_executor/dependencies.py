@@ -16,6 +16,7 @@ from recovery_executor.domain.ports import BillingRecorder, BillingSystemRecorde
 from recovery_executor.domain.record_back import RecordBackHistory, RecordBackProgress, RecordBackTry
 from recovery_runtime.bus import Publisher
 from recovery_runtime.clock import Clock, TimeScale
+from recovery_runtime.payment_fence import PaymentFences
 from recovery_runtime.unit_of_work import Transaction, UnitOfWorkPort
 
 
@@ -73,6 +74,19 @@ ConnectorFactory = Callable[[ConnectorAccount], PaymentConnector]
 
 
 @dataclass(frozen=True)
+class ChargeLease:
+    """How long a charge lease lasts (wall clock, written on the fence). A charge is sent, and its call cut, within
+    the first half of it, measured on the monotonic clock from asking for it; the second half covers the connector
+    finishing a request it received and the hosts' clocks disagreeing (docs/guarantees.md)."""
+
+    length: timedelta
+
+    @property
+    def send_within_seconds(self) -> float:
+        return self.length.total_seconds() / 2
+
+
+@dataclass(frozen=True)
 class ExecutorAdapters:
     """The executor's I/O, built by app.py from settings or passed in (the unit tests' in-memory ones)."""
 
@@ -85,6 +99,8 @@ class ExecutorAdapters:
     record_backs: RecordBackRepository
     connectors: ConnectorFactory
     billing: BillingRecorder
+    # The payment fences shared with intake: a charge lease before every connector charge (docs/guarantees.md).
+    payment_fences: PaymentFences
     # Record back through a billing system's own API (stripebilling); None: such record backs wait on timers.
     billing_systems: BillingSystemRecorder | None = None
 
@@ -96,10 +112,23 @@ class Dependencies(ExecutorAdapters):
     time_scale: TimeScale
     instance_id: str  # the owner this executor writes into the attempts it holds
     abandoned_after: timedelta  # an attempt still charging after this long was abandoned by a crashed executor
+    charge_lease: ChargeLease
 
     @classmethod
     def of(
-        cls, adapters: ExecutorAdapters, *, time_scale: TimeScale, instance_id: str, abandoned_after: timedelta
+        cls,
+        adapters: ExecutorAdapters,
+        *,
+        time_scale: TimeScale,
+        instance_id: str,
+        abandoned_after: timedelta,
+        charge_lease: ChargeLease,
     ) -> Dependencies:
         given = {field.name: getattr(adapters, field.name) for field in fields(ExecutorAdapters)}
-        return cls(**given, time_scale=time_scale, instance_id=instance_id, abandoned_after=abandoned_after)
+        return cls(
+            **given,
+            time_scale=time_scale,
+            instance_id=instance_id,
+            abandoned_after=abandoned_after,
+            charge_lease=charge_lease,
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from recovery_runtime.settings import ServiceSettings
 
@@ -12,6 +12,11 @@ class ExecutorSettings(ServiceSettings):
     stripe_api_base: str = "https://api.stripe.com"
     # A charge that has not answered by then is an unknown outcome: synced later, never charged anew.
     connector_timeout_seconds: float = Field(default=30.0, gt=0)
+    # The charge lease on the payment's fence (docs/guarantees.md): a charge is sent, and its call cut, within the
+    # first half of it; the second half covers the connector finishing a request it got and the hosts' clocks
+    # disagreeing. At least twice CONNECTOR_TIMEOUT_SECONDS (checked at start), so that a whole call fits in the
+    # first half. A cancel waits at most this long for an executor killed while charging.
+    charge_lease_seconds: float = Field(default=60.0, gt=0)
     # An attempt still "charging" after this long was abandoned by a crashed executor and may be resumed.
     abandoned_attempt_seconds: float = Field(default=60.0, gt=0)
     # How long the billing connector may take to accept a record back before the try counts as failed.
@@ -20,3 +25,12 @@ class ExecutorSettings(ServiceSettings):
     # `connector-account.updated` this instance applies drops its entry at once; one another instance applies
     # (a disabled account) reaches this one within this time.
     credentials_cache_seconds: float = Field(default=2.0, ge=0, le=60)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_the_connector_call(self) -> ExecutorSettings:
+        if self.charge_lease_seconds < 2 * self.connector_timeout_seconds:
+            raise ValueError(
+                f"CHARGE_LEASE_SECONDS ({self.charge_lease_seconds}) must be at least twice CONNECTOR_TIMEOUT_SECONDS "
+                f"({self.connector_timeout_seconds}): a charge is sent and answered within the first half of its lease"
+            )
+        return self

@@ -28,6 +28,7 @@ from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import install_error_handlers
 from recovery_intake.http.limits import AbuseLimits, AuthFailures
 from recovery_intake.settings import IntakeSettings
+from recovery_runtime.adapters.payment_fences import MongoPaymentFences
 from recovery_runtime.egress import EgressGuard, EgressPolicy, guarded_http_client
 from recovery_runtime.secrets import SecretBox
 from recovery_runtime.service import Service
@@ -126,4 +127,5 @@ def _mongodb_adapters(service: Service, settings: IntakeSettings) -> IntakeAdapt
         connector_accounts=ConnectorAccountRepository(service.db, cache_seconds),
         unit_of_work=unit_of_work,
         clock=service.clock,
+        payment_fences=MongoPaymentFences(service.db),
     )

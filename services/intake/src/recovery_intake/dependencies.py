@@ -17,6 +17,7 @@ from recovery_contracts.payments import IntentStatus
 from recovery_intake.domain.intent import Intent, IntentChange
 from recovery_runtime.bus import Publisher
 from recovery_runtime.clock import Clock
+from recovery_runtime.payment_fence import PaymentFences
 from recovery_runtime.unit_of_work import Transaction, UnitOfWorkPort
 
 Document = dict[str, Any]
@@ -131,5 +132,7 @@ class IntakeAdapters:
     connector_accounts: ConnectorAccounts
     unit_of_work: UnitOfWorkPort
     clock: Clock
+    # The payment fences shared with the executor: a cancel is accepted only where no charge can follow it.
+    payment_fences: PaymentFences
     # None: the service's own (confirmed publishes to RabbitMQ).
     publisher: Publisher | None = None

@@ -70,6 +70,15 @@ class ApiError(Enum):
     INVALID_REQUEST_BODY = ErrorSpec("IR_06", 400, _IR, "Json deserialize error: {detail}")
     INVALID_REQUEST_DATA = ErrorSpec("IR_06", 422, _IR, "{message}")
     INVALID_DATA_VALUE = ErrorSpec("IR_07", 400, _IR, "Invalid value provided: {field_name}")
+    # Hyperswitch answers 400 to a cancel of a `processing` payment; here the state passes within seconds (an
+    # attempt being charged settles), so the answer is 409 and the `reason` says to send the request again.
+    PAYMENT_UNEXPECTED_STATE = ErrorSpec(
+        "IR_14",
+        409,
+        _IR,
+        "This Payment could not be {current_flow} because it has a {field_name} of {current_value}. "
+        "The expected state is {states}",
+    )
     PRECONDITION_FAILED = ErrorSpec("IR_16", 400, _IR, "{message}")
     GENERIC_UNAUTHORIZED = ErrorSpec("IR_18", 401, _IR, "{message}")
     NOT_SUPPORTED = ErrorSpec("IR_19", 400, _IR, "{message}")

@@ -5,12 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from recovery_contracts.payments import IntentStatus
+from recovery_runtime.payment_fence import FenceVerdict
 
 # Intent statuses (intake's, projected from recovery.updated) under which nothing may be charged.
 NOT_CHARGEABLE = {
     IntentStatus.CANCELLED.value: "the invoice was cancelled",
     IntentStatus.SUCCEEDED.value: "the invoice was paid elsewhere",
     IntentStatus.PROCESSING.value: "the billing system reports a payment in progress",
+}
+
+# What the payment's fence (shared with intake) answers when it refuses a charge lease for good.
+FENCE_REFUSALS = {
+    FenceVerdict.CANCELLED: "the invoice was cancelled (intake accepted the cancel)",
+    FenceVerdict.PAID: "an attempt of this payment already succeeded",
 }
 
 

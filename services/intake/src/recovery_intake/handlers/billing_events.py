@@ -41,7 +41,7 @@ from recovery_intake.domain.chargebee_events import (
 )
 from recovery_intake.domain.intent import Intent
 from recovery_intake.domain.rejection import Rejection
-from recovery_intake.handlers.recovery import RecoveryIntake
+from recovery_intake.handlers.recovery import CancelDeferred, RecoveryIntake
 from recovery_runtime.bus import AlreadyApplied, MessageRejected
 from recovery_runtime.secrets import SecretBox
 from recovery_runtime.topology import ConsumerQueue
@@ -173,6 +173,8 @@ class BillingEvents:
         except AlreadyApplied:
             log.info("billing_event.duplicate", event_id=event.event_id)
             return "duplicate", None
+        except CancelDeferred:
+            raise  # answered 409: the billing system delivers the event again
         except Rejection as rejection:
             raise EventRefused(RefusalKind.INVALID, rejection.describe()) from rejection
         log.info("billing_event.applied", event_type=event.event_type, payment_id=intent.payment_id)

@@ -7,7 +7,8 @@ from typing import Any
 import structlog
 
 from recovery_contracts.api.connector_accounts import ConnectorType
-from recovery_contracts.api.recovery import RecoveryPaymentsCreate
+from recovery_contracts.api.errors import ApiError
+from recovery_contracts.api.recovery import RecoveryAction, RecoveryPaymentsCreate
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.ids import new_payment_id
 from recovery_contracts.messages import RecoveryRequested
@@ -18,10 +19,33 @@ from recovery_intake.domain.intent import Intent, IntentChange
 from recovery_intake.domain.recovery import build_snapshot, check_acceptable, check_connector_account
 from recovery_intake.domain.rejection import Rejection
 from recovery_runtime.bus import MessageRejected
+from recovery_runtime.payment_fence import FenceVerdict
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import Transaction, applied_key
 
 log = structlog.get_logger(__name__)
+
+# Why a cancel is refused for now, by what the payment's fence answered: the state passes within seconds.
+CANCEL_DEFERRED = {
+    FenceVerdict.CHARGING: (
+        "processing",
+        "an attempt of this payment is being charged; send the cancel again once it settles (seconds)",
+    ),
+    FenceVerdict.PAID: (
+        "succeeded",
+        "an attempt of this payment has just succeeded; send the request again in a moment to read its outcome",
+    ),
+}
+
+
+class CancelDeferred(Rejection):
+    """The cancel cannot be accepted yet (an attempt is being charged or has just succeeded): nothing is stored;
+    the HTTP caller gets a 409, a `recovery.requested` message is retried after a pause."""
+
+    def __init__(self, verdict: FenceVerdict) -> None:
+        current, reason = CANCEL_DEFERRED[verdict]
+        params = {"current_flow": "cancelled", "field_name": "status", "current_value": current, "states": "failed"}
+        super().__init__(ApiError.PAYMENT_UNEXPECTED_STATE, reason, **params)
 
 
 class RecoveryIntake:
@@ -33,6 +57,7 @@ class RecoveryIntake:
         self._profiles = adapters.profiles
         self._unit_of_work = adapters.unit_of_work
         self._clock = adapters.clock
+        self._fences = adapters.payment_fences
         self._cell = cell_id
         self._monitoring_threshold = monitoring_threshold_seconds
         self._requests_kept = requests_kept
@@ -62,6 +87,7 @@ class RecoveryIntake:
             intent = await self._unit_of_work.write(add)
         except IntentExists:
             # The invoice has an intent (an earlier or a concurrent request): fold this one in.
+            await self._fence_if_cancelling(snapshot, request)
             intent = await self._unit_of_work.apply(
                 lambda tx: self._fold_in(tx, new, request, applied, consumed), consumed=consumed, consumer=consumer
             )
@@ -98,6 +124,22 @@ class RecoveryIntake:
         log.info("recovery.updated", action=request.action.value, status=change.intent.status, emitted=emitted)
         return change.intent
 
+    async def _fence_if_cancelling(self, snapshot: RecoveryPayment, request: RecoveryPaymentsCreate) -> None:
+        """A cancel of an open invoice leaves the tombstone on its payment's fence before the intent's transaction
+        (no other write while one is open): refused while an attempt is being charged, so that no charge can
+        follow an accepted cancel. Granted again when repeated; left behind by a transaction that then failed, it
+        only stops charges the caller wanted stopped (and sends again)."""
+        if request.action is not RecoveryAction.CANCEL_INVOICE:
+            return
+        reference = snapshot.merchant_id, snapshot.merchant_reference_id
+        existing = await self._intents.by_reference(*reference, Transaction.one_document())
+        if existing is None or not existing.cancelled_by(request.action):
+            return
+        verdict = await self._fences.cancel(existing.payment_id, self._clock.now())
+        if verdict is not FenceVerdict.GRANTED:
+            log.info("recovery.cancel_deferred", payment_id=existing.payment_id, fence=verdict.value)
+            raise CancelDeferred(verdict)
+
     async def recovery_requested(self, envelope: Envelope[RecoveryRequested], queue: ConsumerQueue) -> None:
         if not envelope.merchant_id or not envelope.profile_id:
             raise MessageRejected("recovery.requested needs merchant_id and profile_id in the envelope")
@@ -108,6 +150,8 @@ class RecoveryIntake:
             await self.accept(
                 envelope.merchant_id, profile, envelope.payload.request, consumed=envelope, consumer=queue.name
             )
+        except CancelDeferred:
+            raise  # not a bad message: retried after a pause, until the attempt has settled
         except Rejection as rejection:
             raise MessageRejected(rejection.describe()) from rejection
 

@@ -6,17 +6,26 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from recovery_contracts.api.errors import ApiError
+from recovery_contracts.api.errors import ApiError, ErrorResponse
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate, RecoveryPaymentsResponse
 from recovery_intake.domain.access import READ_PAYMENTS, WRITE_PAYMENTS
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
 
+# A cancel that meets an attempt being charged (or just succeeded) is refused for now: docs/contracts.md, IR_14.
+DEFERRED_CANCEL_RESPONSE: dict[int | str, dict[str, object]] = {
+    409: {
+        "model": ErrorResponse,
+        "description": "`IR_14`: a cancel while an attempt of the payment is being charged or has just succeeded; "
+        "nothing is stored. Send it again once the attempt settled (seconds).",
+    }
+}
+
 
 def router(ctx: ApiContext) -> APIRouter:
     api = APIRouter(tags=["Payments"], responses=ERROR_RESPONSES)
 
-    @api.post("/v2/payments/recovery", response_model=RecoveryPaymentsResponse)
+    @api.post("/v2/payments/recovery", response_model=RecoveryPaymentsResponse, responses=DEFERRED_CANCEL_RESPONSE)
     async def recovery(body: RecoveryPaymentsCreate, request: Request) -> RecoveryPaymentsResponse:
         caller = await ctx.auth.merchant(request, access=WRITE_PAYMENTS, admin_allowed=False)
         profile = ctx.auth.profile(caller)

@@ -1,0 +1,1 @@
+"""MongoDB repositories of records more than one service changes (each behind a port of the runtime)."""

@@ -1,0 +1,110 @@
+"""The payment fence across intake and the executor, on real RabbitMQ, the MongoDB-wire server and the Stripe
+sandbox: a cancel that arrives while the charge is in flight is refused until the attempt settled, and no charge
+lands after a cancel intake accepted; and the fence's compare-and-set under concurrent writers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from recovery_cli.demo import Endpoints, SeedScenario
+from recovery_cli.scenario import RECOVERY_REQUEST, seed_body
+from recovery_executor.app import build_service as build_executor
+from recovery_executor.settings import ExecutorSettings
+from recovery_intake.app import build_service as build_intake
+from recovery_intake.settings import IntakeSettings
+from recovery_runtime.adapters.payment_fences import MongoPaymentFences
+from recovery_runtime.mongo import connect
+from recovery_runtime.payment_fence import FenceVerdict
+from recovery_sandbox.receiver import create_app as receiver_app
+from recovery_sandbox.stripe import create_app as stripe_app
+from recovery_scheduler.app import build_service as build_scheduler
+from recovery_scheduler.settings import SchedulerSettings
+from support.broker import eventually
+from support.services import settings_for
+from support.stack import Isolation
+
+ADMIN = "test_admin_key"
+HOLD_SECONDS = 3.0  # the sandbox holds the charge this long before making it: the cancel arrives meanwhile
+
+
+async def test_a_cancel_racing_a_charge_in_flight_waits_for_it_and_never_precedes_a_charge(
+    serve: Any, isolation: Isolation, db: Any
+) -> None:
+    stripe, receiver = serve(stripe_app()), serve(receiver_app())
+    intake = serve(build_intake(settings_for(IntakeSettings, isolation, admin_api_key=ADMIN)))
+    serve(build_scheduler(settings_for(SchedulerSettings, isolation, timer_poll_seconds=0.05)))
+    serve(build_executor(settings_for(ExecutorSettings, isolation, stripe_api_base=stripe.url)))
+    scenario = SeedScenario(Endpoints(intake.url, stripe.url, receiver.url, ADMIN), say=lambda _: None)
+    setup = scenario.bootstrap()
+    customer, pm = scenario.customer_with_card("pm_card_visa")
+    hold = {"payment_method": pm, "mode": "delay", "seconds": HOLD_SECONDS, "times": 1}
+    assert httpx.post(f"{stripe.url}/_sandbox/faults", json=hold).status_code < 300
+    payment_id = scenario.request_recovery(setup, customer, pm)["id"]
+    cancel = seed_body(
+        RECOVERY_REQUEST,
+        customer_id_from_stripe=customer,
+        payment_method_id_from_stripe=pm,
+        billing_mca=setup.billing_mca,
+        payment_mca=setup.payment_mca,
+    )
+    cancel["action"] = "cancel_invoice"
+
+    def send_cancel() -> httpx.Response:
+        return httpx.post(f"{intake.url}/v2/payments/recovery", json=cancel, headers=setup.headers(), timeout=15)
+
+    # The executor has called the sandbox, which holds the charge: intake must not accept the cancel now.
+    await eventually(lambda: db.attempts.find_one({"payment_id": payment_id, "status": "charging"}), timeout=30)
+    refused = send_cancel()
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "IR_14" and "being charged" in error["reason"], error
+    assert db.payment_intents.find_one({"_id": payment_id})["status"] == "failed"  # nothing stored
+
+    # The billing system sends the cancel again until it is answered: the charge went through meanwhile.
+    deferred = 1
+    while (answer := send_cancel()).status_code == 409:
+        deferred += 1
+        assert deferred < 200, answer.text
+        await asyncio.sleep(0.1)
+    answered_at = time.time()
+    assert answer.status_code == 200 and answer.json()["intent_status"] == "succeeded", answer.text
+
+    charges = [c for c in httpx.get(f"{stripe.url}/_sandbox/ledger").json() if c.get("customer") == customer]
+    assert [c["status"] for c in charges] == ["succeeded"]
+    assert float(charges[0]["created_at"]) < answered_at
+    fence = db.payment_fences.find_one({"_id": payment_id})
+    assert fence["paid"] is True and fence["cancelled_at"] is None and fence["holder"] is None
+
+
+async def test_racing_cancels_and_charge_leases_on_the_real_database_never_both_win(
+    mongodb_url: str, mongodb_database: str
+) -> None:
+    """The repository's compare-and-set on the MongoDB wire: for each payment, a cancel and two executors'
+    leases (two attempts) sent at once; per payment, a granted cancel and a granted lease never coexist."""
+    client = connect(mongodb_url, app_name="fence-race")
+    fences = MongoPaymentFences(client[mongodb_database])
+    now = datetime.now(UTC)
+    until = now + timedelta(seconds=60)
+    payments = [f"12345_pay_race{n}" for n in range(20)]
+    try:
+        answers = await asyncio.gather(
+            *(
+                asyncio.gather(
+                    fences.cancel(payment, now),
+                    fences.hold_for_charge(payment, f"{payment}:1", now, until),
+                    fences.hold_for_charge(payment, f"{payment}:2", now, until),
+                )
+                for payment in payments
+            )
+        )
+    finally:
+        await client.close()
+    for payment, (cancel, *leases) in zip(payments, answers, strict=True):
+        granted = [lease for lease in leases if lease is FenceVerdict.GRANTED]
+        assert len(granted) <= 1, (payment, leases)  # one attempt at a time
+        assert (cancel is FenceVerdict.GRANTED) != bool(granted), (payment, cancel, leases)

@@ -1,0 +1,114 @@
+"""The cancel side of the payment fence: intake accepts a cancel only once no charge of the payment can follow
+it; while an attempt is being charged (or has just succeeded) the cancel is refused for now, nothing stored."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+from faststream.rabbit import TestRabbitBroker
+
+from recovery_contracts.envelope import MessageType
+from recovery_contracts.payments import IntentStatus
+from recovery_runtime.payment_fence import FenceVerdict
+from recovery_runtime.testing import InMemoryPaymentFences, publish
+
+from .fakes import MERCHANT, Intake
+from .recovery_requests import REFERENCE, recovery_body, requested
+
+RECOVERY = "/v2/payments/recovery"
+CANCEL = recovery_body(action="cancel_invoice")
+
+
+def fences(svc: Intake) -> InMemoryPaymentFences:
+    assert isinstance(svc.adapters.payment_fences, InMemoryPaymentFences)
+    return svc.adapters.payment_fences
+
+
+async def charging(svc: Intake, payment_id: str) -> None:
+    """The executor holds the payment's charge lease for its first attempt: the connector call is in flight."""
+    now = svc.clock.now()
+    lease = await fences(svc).hold_for_charge(payment_id, f"{payment_id}:1", now, now + timedelta(seconds=60))
+    assert lease is FenceVerdict.GRANTED
+
+
+async def being_charged(svc: Intake, client: httpx.AsyncClient) -> str:
+    """A new recovery whose first attempt is being charged: its payment id."""
+    payment_id: str = (await client.post(RECOVERY, json=recovery_body())).json()["id"]
+    await charging(svc, payment_id)
+    return payment_id
+
+
+async def test_a_cancel_while_an_attempt_is_charged_is_refused_for_now_and_nothing_is_stored(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    payment_id = await being_charged(svc, client)
+
+    refused = await client.post(RECOVERY, json=CANCEL)
+
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert (error["type"], error["code"]) == ("invalid_request", "IR_14")
+    assert error["message"] == (
+        "This Payment could not be cancelled because it has a status of processing. The expected state is failed"
+    )
+    assert "being charged" in error["reason"] and "send the cancel again" in error["reason"]
+    intent = svc.intents.of_invoice(MERCHANT, REFERENCE)
+    assert intent is not None and intent.status is IntentStatus.FAILED and intent.requests == ()
+    assert svc.publisher.envelopes(MessageType.RECOVERY_UPDATED) == []
+    assert fences(svc).fences[payment_id].cancelled_at is None  # the charge may go on
+
+
+async def test_once_the_attempt_failed_the_cancel_is_accepted_and_fences_off_every_later_charge(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    payment_id = await being_charged(svc, client)
+    assert (await client.post(RECOVERY, json=CANCEL)).status_code == 409
+    await fences(svc).release(payment_id, f"{payment_id}:1", paid=False)  # declined
+
+    accepted = await client.post(RECOVERY, json=CANCEL)
+
+    assert accepted.status_code == 200 and accepted.json()["intent_status"] == "cancelled"
+    now = svc.clock.now()
+    assert fences(svc).fences[payment_id].cancelled_at == now
+    next_attempt = await fences(svc).hold_for_charge(payment_id, f"{payment_id}:2", now, now + timedelta(minutes=1))
+    assert next_attempt is FenceVerdict.CANCELLED
+
+
+async def test_a_cancel_after_a_success_intake_has_not_heard_of_is_refused_until_it_has(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    payment_id = await being_charged(svc, client)
+    await fences(svc).release(payment_id, f"{payment_id}:1", paid=True)
+
+    refused = await client.post(RECOVERY, json=CANCEL)
+
+    assert refused.status_code == 409
+    error = refused.json()["error"]
+    assert "status of succeeded" in error["message"] and "just succeeded" in error["reason"]
+
+
+async def test_a_lease_left_by_a_killed_executor_blocks_a_cancel_only_until_it_expires(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    await being_charged(svc, client)
+    svc.clock.advance(timedelta(seconds=61))
+
+    accepted = await client.post(RECOVERY, json=CANCEL)
+
+    assert accepted.status_code == 200 and accepted.json()["intent_status"] == "cancelled"
+
+
+async def test_a_cancel_message_while_an_attempt_is_charged_is_retried_not_dead_lettered(
+    svc: Intake, requeues: list[int]
+) -> None:
+    async with TestRabbitBroker(svc.service.broker) as broker:
+        await publish(broker, "intake.recovery-requested", requested())
+        intent = svc.intents.of_invoice(MERCHANT, REFERENCE)
+        assert intent is not None
+        await charging(svc, intent.payment_id)
+        await publish(broker, "intake.recovery-requested", requested(CANCEL))
+
+    assert requeues == [0] and svc.publisher.dead_letters == []
+    after = svc.intents.of_invoice(MERCHANT, REFERENCE)
+    assert after is not None and after.status is IntentStatus.FAILED
