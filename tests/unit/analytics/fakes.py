@@ -97,7 +97,7 @@ class InMemoryDays:
         self.days: dict[tuple[str, str, date], dict[str, int]] = {}
 
     async def add(
-        self, merchant_id: str, profile_id: str, day: date, delta: Mapping[str, int], tx: Transaction
+        self, merchant_id: str, profile_id: str, day: date, payment_id: str, delta: Mapping[str, int], tx: Transaction
     ) -> None:
         counters = self.days.setdefault((merchant_id, profile_id, day), {})
         for key, value in delta.items():
