@@ -7,11 +7,15 @@ the `merchant_id` query parameter (or `x-merchant-id`).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 
 from recovery_contracts.api.analytics import (
     RecoveryAnalyticsResponse,
     RecoveryPaymentListResponse,
+    RecoveryStatus,
     RevenueRecoveryGetIntentResponse,
 )
 from recovery_contracts.api.errors import ApiError
@@ -50,7 +54,18 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
         return await forwarder.forward(request, analytics, path, caller.merchant_id, caller.profile_id)
 
     @api.get("/v2/payments/recovery-list", tags=[TAG], response_model=RecoveryPaymentListResponse)
-    async def recovery_list(request: Request) -> Response:
+    async def recovery_list(
+        request: Request,
+        # Declared for the API's description and checked here; the analytics service reads them from the query.
+        status: RecoveryStatus | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        profile_id: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+        cursor: str | None = None,
+        merchant_id: Annotated[str | None, Query(description="admin key only: the merchant to read")] = None,
+    ) -> Response:
         """Payments in revenue recovery, newest first (Hyperswitch #9409). Filters: `status` (a RecoveryStatus),
         `created_from`, `created_to`, `profile_id`; paging: `limit` (1-100) with `offset`, or `cursor` (the
         previous page's `next_cursor`)."""
@@ -68,7 +83,13 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
         return await forward(request, caller, f"/internal/recoveries/{caller.merchant_id}/{payment}")
 
     @api.get("/v2/revenue-recovery/analytics", tags=[TAG], response_model=RecoveryAnalyticsResponse)
-    async def recovery_analytics(request: Request) -> Response:
+    async def recovery_analytics(
+        request: Request,
+        from_: Annotated[str | None, Query(alias="from", description="first UTC day, YYYY-MM-DD")] = None,
+        to: Annotated[str | None, Query(description="last UTC day, YYYY-MM-DD (included)")] = None,
+        profile_id: str | None = None,
+        merchant_id: Annotated[str | None, Query(description="admin key only: the merchant to read")] = None,
+    ) -> Response:
         """Recovery figures of the payments accepted from `from` to `to` (UTC days, both included; default the
         last 30 days), optionally of one `profile_id`."""
         caller = await reader(request)
