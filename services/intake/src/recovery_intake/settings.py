@@ -25,6 +25,8 @@ class IntakeSettings(ServiceSettings):
     # Where intake forwards the events API and the process-tracker API (the owners of that data).
     dispatcher_internal_url: str = "http://127.0.0.1:8083"
     scheduler_internal_url: str = "http://127.0.0.1:8081"
+    # Where intake forwards the read side's routes (recovery list, recovery intent, analytics, timeline).
+    analytics_internal_url: str = "http://127.0.0.1:8084"
     internal_timeout_seconds: float = Field(default=20.0, gt=0)
     # How long monitoring watches a profile's recoveries before the active algorithm takes over (0: forever).
     monitoring_threshold_seconds: int = Field(default=0, ge=0)
