@@ -26,6 +26,9 @@ class IntakeSettings(ServiceSettings):
     dispatcher_internal_url: str = "http://127.0.0.1:8083"
     scheduler_internal_url: str = "http://127.0.0.1:8081"
     internal_timeout_seconds: float = Field(default=20.0, gt=0)
+    # The console's other sources: the read model (analytics) and, for the operator's readiness page, the executor.
+    analytics_internal_url: str = "http://127.0.0.1:8084"
+    executor_internal_url: str = "http://127.0.0.1:8082"
     # How long monitoring watches a profile's recoveries before the active algorithm takes over (0: forever).
     monitoring_threshold_seconds: int = Field(default=0, ge=0)
     # How long intake keeps API keys, profiles and connector accounts in process memory (0: always read). A
