@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 # ISO 4217 minor-unit exponents that are not 2 (every other active code has 2 decimals).
 _EXPONENTS: dict[str, int] = {
@@ -33,7 +33,8 @@ def percentage(rate: float | None) -> str:
     """A rate in [0, 1] as a percentage with one decimal (`2/3` -> `66.7%`); `—` when there is none."""
     if rate is None:
         return "—"
-    return f"{Decimal(str(rate)) * 100:.1f}%"
+    # Half up, as people round (Decimal's default, half-even, would show 0.05% as 0.0%).
+    return f"{(Decimal(str(rate)) * 100).quantize(Decimal('0.1'), ROUND_HALF_UP)}%"
 
 
 def duration(seconds: float | None) -> str:
