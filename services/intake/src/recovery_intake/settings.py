@@ -25,10 +25,9 @@ class IntakeSettings(ServiceSettings):
     # Where intake forwards the events API and the process-tracker API (the owners of that data).
     dispatcher_internal_url: str = "http://127.0.0.1:8083"
     scheduler_internal_url: str = "http://127.0.0.1:8081"
-    internal_timeout_seconds: float = Field(default=20.0, gt=0)
-    # The console's other sources: the read model (analytics) and, for the operator's readiness page, the executor.
+    # Where intake forwards the read side's routes (recovery list, recovery intent, analytics, timeline).
     analytics_internal_url: str = "http://127.0.0.1:8084"
-    executor_internal_url: str = "http://127.0.0.1:8082"
+    internal_timeout_seconds: float = Field(default=20.0, gt=0)
     # How long monitoring watches a profile's recoveries before the active algorithm takes over (0: forever).
     monitoring_threshold_seconds: int = Field(default=0, ge=0)
     # How long intake keeps API keys, profiles and connector accounts in process memory (0: always read). A
@@ -59,6 +58,8 @@ class IntakeSettings(ServiceSettings):
     webhook_secret_overlap_seconds: int = Field(default=86_400, ge=0, le=30 * 86_400)
     # How often intake retires rotated-out secrets whose overlap has ended.
     secret_retirement_interval_seconds: float = Field(default=30.0, gt=0)
+    # The executor's internal address: the console's operator page shows its readiness (`/readyz`).
+    executor_internal_url: str = "http://127.0.0.1:8082"
 
     @property
     def http_allowed_hosts(self) -> frozenset[str]:
