@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from recovery_contracts.api import (
+    analytics,
     api_keys,
     connector_accounts,
     errors,
@@ -60,6 +61,9 @@ HTTP_RESPONSES: tuple[type[BaseModel], ...] = (
     events.EventRetrieveResponse,
     process_tracker.RevenueRecoveryResponse,
     process_tracker.RecoveryTimelineResponse,
+    analytics.RecoveryPaymentListResponse,
+    analytics.RevenueRecoveryGetIntentResponse,
+    analytics.RecoveryAnalyticsResponse,
 )
 
 

@@ -90,6 +90,14 @@ QUEUES: dict[str, ConsumerQueue] = {
         _q("dispatcher.payment-failed", T.PAYMENT_FAILED),
         _q("dispatcher.deliver-webhook", T.DELIVER_WEBHOOK),
         _q("dispatcher.profile-updated", T.PROFILE_UPDATED),
+        # The read side (services/analytics): a copy of every event a payment's views are folded from.
+        _q("analytics.recovery-scheduled", T.RECOVERY_SCHEDULED),
+        _q("analytics.recovery-updated", T.RECOVERY_UPDATED),
+        _q("analytics.attempt-failed", T.PAYMENT_ATTEMPT_FAILED),
+        _q("analytics.payment-succeeded", T.PAYMENT_SUCCEEDED),
+        _q("analytics.payment-failed", T.PAYMENT_FAILED),
+        _q("analytics.webhook-delivery-failed", T.WEBHOOK_DELIVERY_FAILED),
+        _q("analytics.webhook-endpoint-disabled", T.WEBHOOK_ENDPOINT_DISABLED),
     )
 }
 

@@ -26,7 +26,16 @@ from recovery_intake.handlers.outcomes import PaymentOutcomes
 from recovery_intake.handlers.profiles import ProfileSettings
 from recovery_intake.handlers.recovery import RecoveryIntake
 from recovery_intake.handlers.secret_rotation import SecretRotation
-from recovery_intake.http import api_keys, billing_webhooks, connector_accounts, gateway, merchants, payments, profiles
+from recovery_intake.http import (
+    api_keys,
+    billing_webhooks,
+    connector_accounts,
+    gateway,
+    merchants,
+    payments,
+    profiles,
+    recovery_views,
+)
 from recovery_intake.http.auth import Authenticator
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import install_error_handlers
@@ -98,9 +107,11 @@ def build_service(settings: IntakeSettings | None = None, adapters: IntakeAdapte
         per_second=settings.rate_limit_per_second,
         burst=settings.rate_limit_burst,
     )
+    forwarder = gateway.Forwarder(settings.internal_api_token, settings.internal_timeout_seconds)
+    # Before `payments`: `/v2/payments/recovery-list` is not a payment id.
+    app.include_router(recovery_views.router(ctx, forwarder))
     for module in (merchants, profiles, api_keys, connector_accounts, payments):
         app.include_router(module.router(ctx))
-    forwarder = gateway.Forwarder(settings.internal_api_token, settings.internal_timeout_seconds)
     app.include_router(gateway.router(ctx, forwarder))
     # Billing systems' webhooks; their invoices are re-read through the egress policy's client.
     billing_http = guarded_http_client(EgressGuard(EgressPolicy.from_setting(settings.outbound_allowed_cidrs)))

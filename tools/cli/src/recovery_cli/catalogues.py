@@ -43,6 +43,8 @@ class ServiceEntry:
 
 
 def services() -> list[ServiceEntry]:
+    from recovery_analytics.app import build_service as build_analytics
+    from recovery_analytics.settings import AnalyticsSettings
     from recovery_dispatcher.app import build_service as build_dispatcher
     from recovery_dispatcher.settings import DispatcherSettings
     from recovery_executor.app import build_service as build_executor
@@ -57,6 +59,7 @@ def services() -> list[ServiceEntry]:
         ServiceEntry("scheduler", SchedulerSettings, build_scheduler),
         ServiceEntry("executor", ExecutorSettings, build_executor),
         ServiceEntry("webhook-dispatcher", DispatcherSettings, build_dispatcher),
+        ServiceEntry("analytics", AnalyticsSettings, build_analytics),
     ]
 
 

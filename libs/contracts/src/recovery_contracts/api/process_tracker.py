@@ -80,6 +80,7 @@ class TimelineEntryKind(StrEnum):
     WEBHOOK_DELIVERED = "webhook_delivered"
     WEBHOOK_FAILED = "webhook_failed"
     RECORD_BACK = "record_back"
+    RECOVERY_UPDATED = "recovery_updated"
     RECOVERY_FINISHED = "recovery_finished"
 
 
@@ -92,10 +93,48 @@ class RecoveryTimelineEntry(ResponseBody):
     detail: Annotated[str, Field(max_length=1024)] | None = None
 
 
+class TimelineAttempt(ResponseBody):
+    """One attempt as the read model saw it: the card it used, and the connector's answer."""
+
+    attempt_number: int
+    attempt_id: str
+    token: str
+    card_network: str | None = None
+    outcome: str
+    at: UtcMillis
+    decline_code: str | None = None
+    error_code: str | None = None
+    decline_class: str | None = None
+    advice_code: str | None = None
+    network_advice_code: str | None = None
+    network_decline_code: str | None = None
+    message: str | None = None
+    connector_transaction_id: str | None = None
+
+
+class TimelineRequest(ResponseBody):
+    """The failed invoice payment as it was accepted."""
+
+    merchant_reference_id: str
+    amount: int
+    currency: str
+    created_at: UtcMillis
+    algorithm: str
+    billing_connector_id: str
+    payment_connector_id: str
+    tokens: list[str]
+    first_error_code: str | None = None
+    first_error_message: str | None = None
+
+
 class RecoveryTimelineResponse(ResponseBody):
-    """What happened to one payment, oldest first: accepted, planned and made attempts, webhooks, the end."""
+    """What happened to one payment, oldest first: accepted, planned and made attempts, webhooks, the end.
+
+    `entries` is the merged story; `request` and `attempts` (extension) the same facts as records."""
 
     payment_id: str
     status: ProcessTrackerStatus
     business_status: BusinessStatus
     entries: list[RecoveryTimelineEntry]
+    request: TimelineRequest | None = None
+    attempts: list[TimelineAttempt] = Field(default_factory=list)

@@ -28,7 +28,7 @@ _PASSED_HEADERS = ("content-type", "retry-after")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-def _id(value: str, not_found: ApiError) -> str:
+def owner_id(value: str, not_found: ApiError) -> str:
     """An id safe to put in the owner's path (no `/`, `..` or escapes); anything else cannot exist."""
     if not _ID.fullmatch(value):
         raise ApiProblem(not_found)
@@ -117,25 +117,25 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
     @api.get("/events/{merchant_id}/{event_id}/attempts", tags=["Events"])
     async def list_event_attempts(merchant_id: str, event_id: str, request: Request) -> Response:
         caller = await merchant_of_path(request, merchant_id, READ_PAYMENTS)
-        path = f"/internal/events/{caller.merchant_id}/{_id(event_id, ApiError.EVENT_NOT_FOUND)}/attempts"
+        path = f"/internal/events/{caller.merchant_id}/{owner_id(event_id, ApiError.EVENT_NOT_FOUND)}/attempts"
         return await forwarder.forward(request, dispatcher, path, caller.merchant_id, caller.profile_id)
 
     @api.post("/events/{merchant_id}/{event_id}/retry", tags=["Events"])
     async def retry_event(merchant_id: str, event_id: str, request: Request) -> Response:
         caller = await merchant_of_path(request, merchant_id, WRITE_PAYMENTS)
-        path = f"/internal/events/{caller.merchant_id}/{_id(event_id, ApiError.EVENT_NOT_FOUND)}/retry"
+        path = f"/internal/events/{caller.merchant_id}/{owner_id(event_id, ApiError.EVENT_NOT_FOUND)}/retry"
         return await forwarder.forward(request, dispatcher, path, caller.merchant_id, caller.profile_id)
 
     @api.get("/v2/process-trackers/revenue-recovery-workflow/{payment_id}", tags=["Process tracker"])
     async def revenue_recovery_workflow(payment_id: str, request: Request) -> Response:
         caller = await ctx.auth.merchant(request, access=READ_PAYMENTS)
-        path = f"/internal/recoveries/{caller.merchant_id}/{_id(payment_id, ApiError.PAYMENT_NOT_FOUND)}"
+        path = f"/internal/recoveries/{caller.merchant_id}/{owner_id(payment_id, ApiError.PAYMENT_NOT_FOUND)}"
         return await forwarder.forward(request, scheduler, path, caller.merchant_id, caller.profile_id)
 
     @api.post("/v2/process-trackers/revenue-recovery-workflow/{payment_id}/resume", tags=["Process tracker"])
     async def resume_revenue_recovery_workflow(payment_id: str, request: Request) -> Response:
         caller = await ctx.auth.merchant(request, access=WRITE_PAYMENTS)
-        path = f"/internal/recoveries/{caller.merchant_id}/{_id(payment_id, ApiError.PAYMENT_NOT_FOUND)}/resume"
+        path = f"/internal/recoveries/{caller.merchant_id}/{owner_id(payment_id, ApiError.PAYMENT_NOT_FOUND)}/resume"
         return await forwarder.forward(request, scheduler, path, caller.merchant_id, caller.profile_id)
 
     return api

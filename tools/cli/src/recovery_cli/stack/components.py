@@ -1,4 +1,4 @@
-"""The catalogue of what the stack can run: the four services and the two development peers."""
+"""The catalogue of what the stack can run: the five services and the two development peers."""
 
 from __future__ import annotations
 
@@ -24,11 +24,12 @@ INTAKE = Component("intake", "recovery_intake", 8080, Role.SERVICE)
 SCHEDULER = Component("scheduler", "recovery_scheduler", 8081, Role.SERVICE)
 EXECUTOR = Component("executor", "recovery_executor", 8082, Role.SERVICE)
 WEBHOOK_DISPATCHER = Component("webhook-dispatcher", "recovery_dispatcher", 8083, Role.SERVICE)
+ANALYTICS = Component("analytics", "recovery_analytics", 8084, Role.SERVICE)
 STRIPE_SANDBOX = Component("stripe-sandbox", "recovery_sandbox.stripe", 12111, Role.PEER)
 RECEIVER = Component("receiver", "recovery_sandbox.receiver", 8090, Role.PEER)
 SECANTUSDB = Component("secantusdb", "secantus", 27017, Role.DATABASE)
 
-SERVICES: tuple[Component, ...] = (INTAKE, SCHEDULER, EXECUTOR, WEBHOOK_DISPATCHER)
+SERVICES: tuple[Component, ...] = (INTAKE, SCHEDULER, EXECUTOR, WEBHOOK_DISPATCHER, ANALYTICS)
 PEERS: tuple[Component, ...] = (STRIPE_SANDBOX, RECEIVER)
 RUNNABLE: dict[str, Component] = {component.name: component for component in (*SERVICES, *PEERS)}
 EVERYTHING: tuple[str, ...] = tuple(RUNNABLE)

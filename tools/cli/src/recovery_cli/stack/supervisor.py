@@ -124,10 +124,11 @@ class Stack:
         stripe = self._stripe_api_base()
         if stripe is not None:
             env["STRIPE_API_BASE"] = stripe
-        # Intake forwards the events API and the process-tracker API to the services owning that data.
+        # Intake forwards the events, process-tracker and read-side APIs to the services owning that data.
         for owner, variable in (
             ("webhook-dispatcher", "DISPATCHER_INTERNAL_URL"),
             ("scheduler", "SCHEDULER_INTERNAL_URL"),
+            ("analytics", "ANALYTICS_INTERNAL_URL"),
         ):
             if owner in self._ports:
                 env[variable] = f"http://127.0.0.1:{self._ports[owner]}"

@@ -1,0 +1,1 @@
+"""The read side: a projection of the recovery events into per-payment views and per-merchant daily figures."""

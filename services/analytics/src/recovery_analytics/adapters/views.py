@@ -1,0 +1,117 @@
+"""`analytics_payments`: one record per payment (its view's query fields, figures and answers), saved by
+compare-and-set on its version."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from datetime import date, datetime
+from typing import Any
+
+from pymongo import DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from recovery_analytics.dependencies import ConcurrentUpdate, RecoveryQuery
+from recovery_analytics.domain.record import ViewRecord
+from recovery_analytics.domain.view import ViewStatus
+from recovery_runtime.mongo import IndexSpec
+from recovery_runtime.unit_of_work import Transaction
+
+COLLECTION = "analytics_payments"
+INDEXES = [
+    # The list (newest first, per merchant), its status filter, and the analytics' recovered payments.
+    IndexSpec(COLLECTION, [("merchant_id", 1), ("created_at", DESCENDING), ("_id", DESCENDING)], "merchant_created"),
+    IndexSpec(
+        COLLECTION,
+        [("merchant_id", 1), ("recovery_status", 1), ("created_at", DESCENDING), ("_id", DESCENDING)],
+        "merchant_status_created",
+    ),
+]
+_FIELDS = [f.name for f in fields(ViewRecord)]
+
+
+def to_document(record: ViewRecord) -> dict[str, Any]:
+    doc = asdict(record)
+    doc["_id"] = doc.pop("payment_id")
+    doc["day"] = record.day.isoformat() if record.day is not None else None
+    # Counter names hold dots (`recovered_amount.USD`), which field names should not: kept as pairs.
+    doc["contribution"] = sorted([key, value] for key, value in record.contribution.items())
+    return doc
+
+
+def from_document(doc: dict[str, Any]) -> ViewRecord:
+    values = {name: doc.get(name) for name in _FIELDS if name != "payment_id"}
+    values["day"] = date.fromisoformat(doc["day"]) if doc.get("day") else None
+    values["contribution"] = {key: value for key, value in doc.get("contribution") or []}
+    return ViewRecord(payment_id=doc["_id"], **values)
+
+
+def _session(tx: Transaction | None) -> Any:
+    return tx.session if tx is not None else None
+
+
+class MongoViewStore:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self._views = db[COLLECTION]
+
+    async def get(self, payment_id: str, tx: Transaction | None = None) -> ViewRecord | None:
+        doc = await self._views.find_one({"_id": payment_id}, session=_session(tx))
+        return from_document(doc) if doc is not None else None
+
+    async def save(self, record: ViewRecord, tx: Transaction) -> None:
+        doc = to_document(record)
+        if record.version == 1:
+            try:
+                await self._views.insert_one(doc, session=tx.session)
+            except DuplicateKeyError as taken:
+                raise ConcurrentUpdate(record.payment_id) from taken
+            return
+        result = await self._views.replace_one(
+            {"_id": record.payment_id, "version": record.version - 1}, doc, session=tx.session
+        )
+        if result.matched_count == 0:
+            raise ConcurrentUpdate(record.payment_id)
+
+    async def of_merchant(self, merchant_id: str, payment_id: str) -> ViewRecord | None:
+        doc = await self._views.find_one({"_id": payment_id, "merchant_id": merchant_id})
+        return from_document(doc) if doc is not None else None
+
+    async def page(self, query: RecoveryQuery) -> tuple[list[ViewRecord], int]:
+        matching: dict[str, Any] = {"merchant_id": query.merchant_id, "list_item": {"$ne": None}}
+        if query.profile_id is not None:
+            matching["profile_id"] = query.profile_id
+        if query.recovery_status is not None:
+            matching["recovery_status"] = query.recovery_status
+        created: dict[str, Any] = {}
+        if query.created_from is not None:
+            created["$gte"] = query.created_from
+        if query.created_to is not None:
+            created["$lte"] = query.created_to
+        if created:
+            matching["created_at"] = created
+        total = await self._views.count_documents(matching)
+        paged = dict(matching)
+        if query.after is not None:
+            at, payment_id = query.after
+            paged = {
+                "$and": [
+                    matching,
+                    {"$or": [{"created_at": {"$lt": at}}, {"created_at": at, "_id": {"$lt": payment_id}}]},
+                ]
+            }
+        cursor = self._views.find(paged).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+        docs = await cursor.skip(query.offset).limit(query.limit).to_list(query.limit)
+        return [from_document(doc) for doc in docs], total
+
+    async def seconds_to_recover(
+        self, merchant_id: str, profile_id: str | None, created_from: datetime, created_before: datetime
+    ) -> list[float]:
+        matching: dict[str, Any] = {
+            "merchant_id": merchant_id,
+            "status": ViewStatus.RECOVERED.value,
+            "created_at": {"$gte": created_from, "$lt": created_before},
+        }
+        if profile_id is not None:
+            matching["profile_id"] = profile_id
+        docs = await self._views.find(matching, {"seconds_to_recover": 1}).to_list(None)
+        return [float(doc["seconds_to_recover"]) for doc in docs if doc.get("seconds_to_recover") is not None]

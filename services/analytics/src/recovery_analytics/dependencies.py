@@ -1,0 +1,89 @@
+"""What the analytics handlers are given: the storage ports (MongoDB in adapters/, in memory in the unit tests),
+the adapters bundle `build_service` accepts, and the queries the HTTP API asks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from recovery_analytics.domain.figures import DayFigures
+from recovery_analytics.domain.record import ViewRecord
+from recovery_contracts.envelope import Envelope
+from recovery_runtime.bus import Publisher
+from recovery_runtime.clock import Clock
+from recovery_runtime.unit_of_work import Transaction, UnitOfWorkPort
+
+
+class ConcurrentUpdate(Exception):
+    """Another instance saved the payment's view first: the event is folded again on the newer one."""
+
+
+class EventLog(Protocol):
+    """Every event the projection consumed, keyed by message id: its idempotency record and its history."""
+
+    async def append(self, envelope: Envelope[Any], payment_id: str | None, tx: Transaction) -> bool:
+        """Store the event; False when an event with its message id is stored already (a duplicate)."""
+        ...
+
+    async def of_payment(self, payment_id: str, tx: Transaction) -> list[Envelope[Any]]: ...
+
+    def by_payment(self) -> AsyncIterator[tuple[str, list[Envelope[Any]]]]:
+        """Every payment's events, one payment at a time (the rebuild)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RecoveryQuery:
+    merchant_id: str
+    profile_id: str | None = None
+    recovery_status: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    limit: int = 20
+    offset: int = 0
+    # Page after this (created_at, payment id): the last item of the previous page.
+    after: tuple[datetime, str] | None = None
+
+
+class ViewStore(Protocol):
+    """One record per payment (`ViewRecord`); saves are a compare-and-set on the version."""
+
+    async def get(self, payment_id: str, tx: Transaction | None = None) -> ViewRecord | None: ...
+
+    async def save(self, record: ViewRecord, tx: Transaction) -> None:
+        """Store `record` (version n) if the stored one is at n - 1 (none stored: n = 1), else ConcurrentUpdate."""
+        ...
+
+    async def of_merchant(self, merchant_id: str, payment_id: str) -> ViewRecord | None: ...
+
+    async def page(self, query: RecoveryQuery) -> tuple[list[ViewRecord], int]:
+        """The records of the query's page (newest first) and how many match the filters in all."""
+        ...
+
+    async def seconds_to_recover(
+        self, merchant_id: str, profile_id: str | None, created_from: datetime, created_before: datetime
+    ) -> list[float]: ...
+
+
+class DailyStore(Protocol):
+    """Per merchant, profile and UTC day: the counters of the payments accepted that day."""
+
+    async def add(
+        self, merchant_id: str, profile_id: str, day: date, delta: Mapping[str, int], tx: Transaction
+    ) -> None: ...
+
+    async def between(self, merchant_id: str, profile_id: str | None, first: date, last: date) -> list[DayFigures]: ...
+
+
+@dataclass(frozen=True)
+class AnalyticsAdapters:
+    """What `build_service` runs on: MongoDB ones by default, in-memory ones in unit tests."""
+
+    unit_of_work: UnitOfWorkPort
+    publisher: Publisher
+    clock: Clock
+    events: EventLog
+    views: ViewStore
+    days: DailyStore

@@ -1,0 +1,209 @@
+"""A payment's view in the shapes the API answers with: Hyperswitch's list item and recovery intent, and the
+timeline. Stored with the view (so a read is one lookup) and rebuilt with it."""
+
+from __future__ import annotations
+
+from recovery_analytics.domain.view import AttemptRecord, PaymentView, ViewStatus
+from recovery_contracts.api.analytics import (
+    AmountDetailsResponse,
+    RecoveryPaymentsListItem,
+    RecoveryStatus,
+    RevenueRecoveryGetIntentResponse,
+)
+from recovery_contracts.api.process_tracker import (
+    BusinessStatus,
+    ProcessTrackerStatus,
+    RecoveryTimelineEntry,
+    RecoveryTimelineResponse,
+    TimelineAttempt,
+    TimelineEntryKind,
+    TimelineRequest,
+)
+from recovery_contracts.payments import IntentStatus, PaymentAmount, PaymentError
+from recovery_contracts.recovery import RetryAlgorithm, build_payment_object
+
+
+def recovery_status(view: PaymentView) -> RecoveryStatus:
+    """Hyperswitch's `RecoveryStatus`: recovered, terminated (failed or ended by the billing system), else
+    monitoring (a monitoring profile before any attempt of ours) or scheduled."""
+    if view.status is ViewStatus.RECOVERED:
+        return RecoveryStatus.RECOVERED
+    if view.status in (ViewStatus.FAILED, ViewStatus.CANCELLED):
+        return RecoveryStatus.TERMINATED
+    payment = view.payment
+    if payment is not None and payment.retry.algorithm is RetryAlgorithm.MONITORING and not view.attempts:
+        return RecoveryStatus.MONITORING
+    return RecoveryStatus.SCHEDULED
+
+
+def _last_error(view: PaymentView) -> PaymentError | None:
+    failed = [a for a in view.attempts if a.declined]
+    if view.status is ViewStatus.RECOVERED or not failed:
+        return None
+    last = failed[-1]
+    return PaymentError(
+        code=last.decline_code or last.error_code or last.outcome.value,
+        message=last.message or last.outcome.value,
+        network_advice_code=last.network_advice_code,
+        network_decline_code=last.network_decline_code,
+    )
+
+
+def list_item(view: PaymentView) -> RecoveryPaymentsListItem | None:
+    """The payment in `GET /v2/payments/recovery-list`; None while its request is unknown."""
+    payment = view.payment
+    if payment is None:
+        return None
+    last = view.attempts[-1] if view.attempts else None
+    return RecoveryPaymentsListItem(
+        id=view.payment_id,
+        merchant_id=payment.merchant_id,
+        profile_id=payment.profile_id,
+        status=recovery_status(view),
+        amount=PaymentAmount(
+            order_amount=payment.amount,
+            currency=payment.currency,
+            net_amount=payment.amount,
+            amount_capturable=0,
+            amount_captured=payment.amount if view.status is ViewStatus.RECOVERED else None,
+        ),
+        created=payment.created_at,
+        payment_method_type=payment.payment_method_type,
+        payment_method_subtype=payment.payment_method_subtype,
+        connector=payment.connector if last is not None else None,
+        merchant_connector_id=payment.payment_connector_id if last is not None else None,
+        merchant_reference_id=payment.merchant_reference_id,
+        attempt_count=len(view.attempts),
+        error=_last_error(view),
+        cancellation_reason=view.ending.reason if view.status is ViewStatus.CANCELLED and view.ending else None,
+        modified_at=view.last_event_at,
+        last_attempt_at=last.at if last is not None else None,
+    )
+
+
+def recovery_intent(view: PaymentView) -> RevenueRecoveryGetIntentResponse | None:
+    """The payment in `GET /v2/payments/{id}/get-revenue-recovery-intent`; None while its request is unknown."""
+    payment = view.payment
+    if payment is None:
+        return None
+    recovered = view.recovered_attempt
+    shown = build_payment_object(
+        payment,
+        status=IntentStatus.SUCCEEDED if view.status is ViewStatus.RECOVERED else IntentStatus.FAILED,
+        modified_at=view.last_event_at,
+        attempt=None,
+    )
+    return RevenueRecoveryGetIntentResponse(
+        id=view.payment_id,
+        status=recovery_status(view),
+        amount_details=AmountDetailsResponse(order_amount=payment.amount, currency=payment.currency),
+        profile_id=payment.profile_id,
+        merchant_reference_id=payment.merchant_reference_id,
+        billing=payment.billing,
+        return_url=payment.return_url,
+        metadata=payment.metadata,
+        feature_metadata=shown.feature_metadata,
+        expires_on=payment.created_at,
+        card_attached=len(payment.tokens),
+        description=f"recovered by attempt {recovered.number}" if recovered is not None else None,
+    )
+
+
+def _tracker_status(view: PaymentView) -> tuple[ProcessTrackerStatus, BusinessStatus]:
+    if view.status is ViewStatus.IN_PROGRESS:
+        return ProcessTrackerStatus.PENDING, BusinessStatus.PENDING
+    if view.status is ViewStatus.RECOVERED:
+        return ProcessTrackerStatus.FINISH, BusinessStatus.COMPLETED_EXECUTE_TASK
+    if view.status is ViewStatus.CANCELLED:
+        return ProcessTrackerStatus.FINISH, BusinessStatus.CANCELLED_BY_BILLING_CONNECTOR
+    stated = view.ending.business_status if view.ending is not None else None
+    known = {status.value for status in BusinessStatus}
+    business = BusinessStatus(stated) if stated in known else BusinessStatus.FAILED_EXECUTE_TASK
+    return ProcessTrackerStatus.FINISH, business
+
+
+def _attempt_entry(attempt: AttemptRecord) -> RecoveryTimelineEntry:
+    if attempt.declined:
+        detail = f"{attempt.outcome.value}: {attempt.decline_class}"
+        if attempt.message:
+            detail += f" ({attempt.message})"
+        kind = TimelineEntryKind.ATTEMPT_FAILED
+    else:
+        detail, kind = f"charged: {attempt.connector_transaction_id}", TimelineEntryKind.ATTEMPT_SUCCEEDED
+    return RecoveryTimelineEntry(
+        at=attempt.at, kind=kind, attempt_number=attempt.number, token=attempt.token, detail=detail[:1024]
+    )
+
+
+def timeline(view: PaymentView) -> RecoveryTimelineResponse:
+    """The payment's story from the read model: the request, each attempt, updates, webhook failures, the end."""
+    status, business = _tracker_status(view)
+    entries: list[RecoveryTimelineEntry] = []
+    payment = view.payment
+    request: TimelineRequest | None = None
+    if payment is not None:
+        first = payment.first_error
+        request = TimelineRequest(
+            merchant_reference_id=payment.merchant_reference_id,
+            amount=payment.amount,
+            currency=payment.currency,
+            created_at=payment.created_at,
+            algorithm=payment.retry.algorithm.value,
+            billing_connector_id=payment.billing_connector_id,
+            payment_connector_id=payment.payment_connector_id,
+            tokens=[t.token for t in payment.tokens],
+            first_error_code=first.code if first else None,
+            first_error_message=first.message if first else None,
+        )
+        entries.append(
+            RecoveryTimelineEntry(
+                at=payment.created_at,
+                kind=TimelineEntryKind.RECOVERY_ACCEPTED,
+                detail=f"{payment.amount} {payment.currency} for invoice {payment.merchant_reference_id}"[:1024],
+            )
+        )
+    entries.extend(_attempt_entry(a) for a in view.attempts)
+    for at, action in view.updates:
+        entries.append(RecoveryTimelineEntry(at=at, kind=TimelineEntryKind.RECOVERY_UPDATED, detail=action))
+    for failure in view.webhook_failures:
+        entries.append(
+            RecoveryTimelineEntry(
+                at=failure.at,
+                kind=TimelineEntryKind.WEBHOOK_FAILED,
+                event_id=failure.event_id,
+                detail=f"{failure.event_type} after {failure.attempts} attempts: {failure.reason}"[:1024],
+            )
+        )
+    if view.ending is not None:
+        entries.append(
+            RecoveryTimelineEntry(
+                at=view.ending.at, kind=TimelineEntryKind.RECOVERY_FINISHED, detail=view.ending.reason[:1024]
+            )
+        )
+    entries.sort(key=lambda entry: entry.at)
+    return RecoveryTimelineResponse(
+        payment_id=view.payment_id,
+        status=status,
+        business_status=business,
+        entries=entries,
+        request=request,
+        attempts=[
+            TimelineAttempt(
+                attempt_number=a.number,
+                attempt_id=a.attempt_id,
+                token=a.token,
+                card_network=a.card_network,
+                outcome=a.outcome.value,
+                at=a.at,
+                decline_code=a.decline_code,
+                error_code=a.error_code,
+                decline_class=a.decline_class,
+                advice_code=a.advice_code,
+                network_advice_code=a.network_advice_code,
+                network_decline_code=a.network_decline_code,
+                message=a.message,
+                connector_transaction_id=a.connector_transaction_id,
+            )
+            for a in view.attempts
+        ],
+    )

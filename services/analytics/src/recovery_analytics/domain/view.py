@@ -1,0 +1,268 @@
+"""A payment as the read side sees it: folded from the events that concern it, in any order they arrived.
+
+`project(events)` is a pure function of the set of events: the same events give the same view whatever order
+they were consumed in and however often each was delivered (duplicates are dropped by message id first). The
+events are sorted by when they happened (`occurred_at`, then the kind's place in a recovery's life, then the
+message id), so a late `recovery.scheduled` still opens the story it belongs to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.messages import (
+    PaymentAttemptFailed,
+    PaymentFailed,
+    PaymentSucceeded,
+    RecoveryScheduled,
+    RecoveryUpdated,
+    WebhookDeliveryFailed,
+)
+from recovery_contracts.payments import IntentStatus
+from recovery_contracts.recovery import RecoveryPayment
+
+# The place of each kind of event in a recovery's life: the tie-break between events of the same instant.
+_RANK = {
+    MessageType.RECOVERY_SCHEDULED: 0,
+    MessageType.RECOVERY_UPDATED: 1,
+    MessageType.PAYMENT_ATTEMPT_FAILED: 2,
+    MessageType.PAYMENT_SUCCEEDED: 3,
+    MessageType.PAYMENT_FAILED: 4,
+    MessageType.WEBHOOK_DELIVERY_FAILED: 5,
+}
+# The events a payment's view is folded from (`webhook.endpoint-disabled` concerns a profile, not a payment).
+PAYMENT_EVENTS = frozenset(_RANK)
+# What a recovery answers with `intent_status` on `recovery.updated` when the billing system ended it.
+_CLOSED_BY_BILLING = frozenset({IntentStatus.CANCELLED, IntentStatus.SUCCEEDED})
+
+
+class ViewStatus(StrEnum):
+    IN_PROGRESS = "in_progress"
+    RECOVERED = "recovered"
+    FAILED = "failed"
+    # Ended by the billing system (the invoice was cancelled or paid outside this system): neither recovered
+    # nor failed, and left out of the recovery rate.
+    CANCELLED = "cancelled"
+
+
+class AttemptOutcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    number: int
+    attempt_id: str
+    token: str
+    card_network: str | None
+    outcome: AttemptOutcome
+    at: datetime
+    decline_code: str | None = None
+    error_code: str | None = None
+    advice_code: str | None = None
+    network_advice_code: str | None = None
+    network_decline_code: str | None = None
+    message: str | None = None
+    connector_transaction_id: str | None = None
+
+    @property
+    def declined(self) -> bool:
+        return self.outcome is not AttemptOutcome.SUCCEEDED
+
+    @property
+    def decline_class(self) -> str | None:
+        """The group a declined attempt is counted under: the connector's decline code (Stripe's
+        `decline_code`), else its error code, else the outcome. No event carries the scheduler's own decline
+        class (docs/analytics.md, "What the events do not say")."""
+        if not self.declined:
+            return None
+        return self.decline_code or self.error_code or self.outcome.value
+
+
+@dataclass(frozen=True)
+class WebhookFailure:
+    at: datetime
+    event_id: str
+    event_type: str
+    reason: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How the recovery ended: when, and the reason the owner gave."""
+
+    at: datetime
+    reason: str
+    business_status: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentView:
+    payment_id: str
+    merchant_id: str | None
+    profile_id: str | None
+    # The recovery snapshot (the latest `recovery.updated` version, else `recovery.scheduled`); None until one
+    # arrived: a view without it shows its attempts but counts in no figure.
+    payment: RecoveryPayment | None
+    status: ViewStatus
+    attempts: tuple[AttemptRecord, ...]
+    recovered_at: datetime | None
+    recovered_attempt: AttemptRecord | None
+    ending: Ending | None
+    webhook_failures: tuple[WebhookFailure, ...]
+    updates: tuple[tuple[datetime, str], ...]
+    last_event_at: datetime
+    events: int
+
+    @property
+    def requested(self) -> bool:
+        return self.payment is not None
+
+    @property
+    def seconds_to_recover(self) -> float | None:
+        if self.payment is None or self.recovered_at is None:
+            return None
+        return max(0.0, (self.recovered_at - self.payment.created_at).total_seconds())
+
+    def card_network_of(self, token: str) -> str | None:
+        if self.payment is None:
+            return None
+        return next((t.card_network for t in self.payment.tokens if t.token == token), None)
+
+    @property
+    def primary_card_network(self) -> str | None:
+        return self.payment.tokens[0].card_network if self.payment is not None else None
+
+
+def payment_of(envelope: Envelope[Any]) -> str | None:
+    """The payment an event concerns (its correlation id, or the payment id it names)."""
+    payload = envelope.payload
+    named = getattr(payload, "payment_id", None)
+    if isinstance(named, str):
+        return named
+    if isinstance(payload, RecoveryScheduled | RecoveryUpdated):
+        return payload.payment.payment_id
+    return envelope.correlation_id
+
+
+def _order(envelope: Envelope[Any]) -> tuple[datetime, int, str]:
+    return envelope.occurred_at, _RANK.get(envelope.type, 9), envelope.message_id
+
+
+def project(payment_id: str, events: list[Envelope[Any]]) -> PaymentView:
+    """The view of `payment_id` folded from its events (duplicates by message id count once)."""
+    unique = {e.message_id: e for e in events if e.type in PAYMENT_EVENTS}
+    ordered = sorted(unique.values(), key=_order)
+    if not ordered:
+        raise ValueError(f"no event of payment {payment_id}")
+    payment: RecoveryPayment | None = None
+    payment_version = -1
+    attempts: dict[int, AttemptRecord] = {}
+    failed: PaymentFailed | None = None
+    failed_at: datetime | None = None
+    succeeded: tuple[datetime, int] | None = None
+    closed: Ending | None = None
+    webhook_failures: list[WebhookFailure] = []
+    updates: list[tuple[datetime, str]] = []
+    merchant_id = profile_id = None
+    for envelope in ordered:
+        merchant_id = merchant_id or envelope.merchant_id
+        profile_id = profile_id or envelope.profile_id
+        body = envelope.payload
+        if isinstance(body, RecoveryScheduled):
+            # Version 0: any `recovery.updated` snapshot is newer than the first one.
+            if payment_version < 0:
+                payment, payment_version = body.payment, 0
+        elif isinstance(body, RecoveryUpdated):
+            if body.version > payment_version:
+                payment, payment_version = body.payment, body.version
+            updates.append((envelope.occurred_at, body.action))
+            if body.intent_status in _CLOSED_BY_BILLING and closed is None:
+                closed = Ending(envelope.occurred_at, body.action, f"intent {body.intent_status.value}")
+        elif isinstance(body, PaymentAttemptFailed):
+            attempts.setdefault(body.attempt_number, _failed_attempt(body))
+        elif isinstance(body, PaymentSucceeded):
+            # Money moved: a success is the truth even over a failure reported for the same attempt (a PSYNC).
+            attempts[body.attempt_number] = _succeeded_attempt(body)
+            if succeeded is None or body.succeeded_at < succeeded[0]:
+                succeeded = (body.succeeded_at, body.attempt_number)
+        elif isinstance(body, PaymentFailed):
+            failed, failed_at = body, envelope.occurred_at
+        elif isinstance(body, WebhookDeliveryFailed):
+            webhook_failures.append(
+                WebhookFailure(body.failed_at, body.event_id, body.event_type, body.reason, body.attempts)
+            )
+    if payment is not None:
+        merchant_id, profile_id = payment.merchant_id, payment.profile_id
+        networks = {t.token: t.card_network for t in payment.tokens}
+        attempts = {n: _with_network(a, networks.get(a.token)) for n, a in attempts.items()}
+    recovered_attempt = attempts[succeeded[1]] if succeeded is not None else None
+    ending: Ending | None = None
+    if succeeded is not None:
+        status = ViewStatus.RECOVERED
+        ending = Ending(succeeded[0], f"recovered by attempt {succeeded[1]}", "COMPLETED_EXECUTE_TASK")
+    elif failed is not None and failed_at is not None:
+        status = ViewStatus.FAILED
+        ending = Ending(failed_at, failed.reason, failed.business_status)
+    elif closed is not None:
+        status, ending = ViewStatus.CANCELLED, closed
+    else:
+        status = ViewStatus.IN_PROGRESS
+    return PaymentView(
+        payment_id=payment_id,
+        merchant_id=merchant_id,
+        profile_id=profile_id,
+        payment=payment,
+        status=status,
+        attempts=tuple(attempts[n] for n in sorted(attempts)),
+        recovered_at=succeeded[0] if succeeded is not None else None,
+        recovered_attempt=recovered_attempt,
+        ending=ending,
+        webhook_failures=tuple(webhook_failures),
+        updates=tuple(updates),
+        last_event_at=max(e.occurred_at for e in ordered),
+        events=len(ordered),
+    )
+
+
+def _failed_attempt(body: PaymentAttemptFailed) -> AttemptRecord:
+    return AttemptRecord(
+        number=body.attempt_number,
+        attempt_id=body.attempt_id,
+        token=body.token,
+        card_network=None,
+        outcome=AttemptOutcome(body.outcome.value),
+        at=body.attempted_at,
+        decline_code=body.decline_code,
+        error_code=body.error_code,
+        advice_code=body.advice_code,
+        network_advice_code=body.network_advice_code,
+        network_decline_code=body.network_decline_code,
+        message=body.message,
+        connector_transaction_id=body.connector_transaction_id,
+    )
+
+
+def _succeeded_attempt(body: PaymentSucceeded) -> AttemptRecord:
+    return AttemptRecord(
+        number=body.attempt_number,
+        attempt_id=body.attempt_id,
+        token=body.token,
+        card_network=None,
+        outcome=AttemptOutcome.SUCCEEDED,
+        at=body.succeeded_at,
+        connector_transaction_id=body.connector_transaction_id,
+    )
+
+
+def _with_network(attempt: AttemptRecord, network: str | None) -> AttemptRecord:
+    if attempt.card_network == network:
+        return attempt
+    return AttemptRecord(**{**attempt.__dict__, "card_network": network})

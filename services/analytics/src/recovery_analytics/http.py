@@ -1,0 +1,173 @@
+"""The read side's internal API: intake authenticates the merchant and forwards here (recovery_runtime.internal_api).
+
+Every read is scoped to the forwarded merchant: another merchant's payment id answers 404, as one that does not
+exist. Paths (fixed: intake and the console rely on them):
+
+- `GET /internal/recoveries/{merchant_id}`: Hyperswitch's recovery list;
+- `GET /internal/recoveries/{merchant_id}/{payment_id}`: Hyperswitch's revenue recovery intent;
+- `GET /internal/analytics/{merchant_id}`: the recovery figures;
+- `GET /internal/timeline/{merchant_id}/{payment_id}`: the payment's timeline.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+
+from recovery_analytics.dependencies import AnalyticsAdapters, RecoveryQuery
+from recovery_analytics.domain.figures import summarise
+from recovery_analytics.domain.record import ViewRecord
+from recovery_contracts.api.analytics import RecoveryPaymentListResponse, RecoveryStatus
+from recovery_contracts.api.errors import ApiError
+from recovery_runtime.internal_api import InternalCaller
+
+MAX_PAGE = 100
+DEFAULT_PAGE = 20
+DEFAULT_DAYS = 30
+
+
+def _error(error: ApiError, **params: Any) -> JSONResponse:
+    body = error.response(**params).model_dump(mode="json", exclude_none=True)
+    return JSONResponse(body, status_code=error.status_code)
+
+
+def _invalid(message: str) -> JSONResponse:
+    return _error(ApiError.INVALID_REQUEST_DATA, message=message)
+
+
+def encode_cursor(created_at: datetime, payment_id: str) -> str:
+    raw = json.dumps([created_at.astimezone(UTC).isoformat(), payment_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str] | None:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, payment_id = json.loads(raw)
+        return datetime.fromisoformat(at), str(payment_id)
+    except (ValueError, TypeError, binascii.Error):
+        return None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _day(value: str | None, field: str) -> date:
+    """A day given as `YYYY-MM-DD` or as a date-time (its UTC day)."""
+    assert value is not None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise ValueError(f"`{field}` must be a date (YYYY-MM-DD) or an ISO 8601 date-time, not {value!r}") from error
+    return (_aware(parsed) or parsed).astimezone(UTC).date()
+
+
+def router(adapters: AnalyticsAdapters, caller: InternalCaller, max_days: int) -> APIRouter:
+    api = APIRouter(prefix="/internal", include_in_schema=False)
+
+    async def record_of(caller_merchant: str, merchant_id: str, payment_id: str) -> ViewRecord | None:
+        if caller_merchant != merchant_id:
+            return None
+        return await adapters.views.of_merchant(caller_merchant, payment_id)
+
+    @api.get("/recoveries/{merchant_id}")
+    async def recovery_list(
+        merchant_id: str,
+        caller_merchant: Annotated[str, Depends(caller)],
+        status: RecoveryStatus | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        profile_id: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+        offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+        cursor: str | None = None,
+    ) -> Any:
+        if caller_merchant != merchant_id:
+            return _error(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
+        after = decode_cursor(cursor) if cursor else None
+        if cursor and after is None:
+            return _invalid("`cursor` is not one this API gave out (take `next_cursor` of the previous page)")
+        query = RecoveryQuery(
+            merchant_id=merchant_id,
+            profile_id=profile_id,
+            recovery_status=status.value if status is not None else None,
+            created_from=_aware(created_from),
+            created_to=_aware(created_to),
+            limit=limit,
+            offset=offset,
+            after=after,
+        )
+        records, total = await adapters.views.page(query)
+        items = [record.list_item for record in records if record.list_item is not None]
+        last = records[-1] if len(records) == limit else None
+        answer = RecoveryPaymentListResponse.model_validate(
+            {
+                "count": len(items),
+                "total_count": total,
+                "data": items,
+                "next_cursor": encode_cursor(last.created_at, last.payment_id)
+                if last is not None and last.created_at is not None
+                else None,
+            }
+        )
+        return answer.model_dump(mode="json")
+
+    @api.get("/recoveries/{merchant_id}/{payment_id}")
+    async def recovery_intent(
+        merchant_id: str, payment_id: str, caller_merchant: Annotated[str, Depends(caller)]
+    ) -> Any:
+        record = (
+            await adapters.views.of_merchant(caller_merchant, payment_id) if caller_merchant == merchant_id else None
+        )
+        if record is None or record.intent is None:
+            return _error(ApiError.PAYMENT_NOT_FOUND)
+        return record.intent
+
+    @api.get("/timeline/{merchant_id}/{payment_id}")
+    async def payment_timeline(
+        merchant_id: str, payment_id: str, caller_merchant: Annotated[str, Depends(caller)]
+    ) -> Any:
+        record = (
+            await adapters.views.of_merchant(caller_merchant, payment_id) if caller_merchant == merchant_id else None
+        )
+        if record is None:
+            return _error(ApiError.PAYMENT_NOT_FOUND)
+        return record.timeline
+
+    @api.get("/analytics/{merchant_id}")
+    async def analytics(
+        merchant_id: str,
+        caller_merchant: Annotated[str, Depends(caller)],
+        from_: Annotated[str | None, Query(alias="from")] = None,
+        to: str | None = None,
+        profile_id: str | None = None,
+    ) -> Any:
+        if caller_merchant != merchant_id:
+            return _error(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
+        try:
+            last = _day(to, "to") if to else adapters.clock.now().astimezone(UTC).date()
+            first = _day(from_, "from") if from_ else last - timedelta(days=DEFAULT_DAYS - 1)
+        except ValueError as error:
+            return _invalid(str(error))
+        if first > last:
+            return _invalid(f"`from` ({first}) is after `to` ({last})")
+        if (last - first).days + 1 > max_days:
+            return _invalid(f"`from`..`to` spans more than {max_days} days")
+        days = await adapters.days.between(merchant_id, profile_id, first, last)
+        start = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
+        end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+        seconds = await adapters.views.seconds_to_recover(merchant_id, profile_id, start, end)
+        return summarise(merchant_id, profile_id, first, last, days, seconds).model_dump(mode="json")
+
+    return api

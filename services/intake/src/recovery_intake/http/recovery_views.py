@@ -1,0 +1,89 @@
+"""The read side's public routes: the recovery list, the recovery intent, the analytics and the timeline.
+
+Authenticated here and answered by the analytics service (it owns the read model), as gateway.py does for the
+events and process-tracker APIs. Merchant-scoped through the API key; the admin key may name any merchant with
+the `merchant_id` query parameter (or `x-merchant-id`).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from recovery_contracts.api.analytics import (
+    RecoveryAnalyticsResponse,
+    RecoveryPaymentListResponse,
+    RevenueRecoveryGetIntentResponse,
+)
+from recovery_contracts.api.errors import ApiError
+from recovery_contracts.api.process_tracker import RecoveryTimelineResponse
+from recovery_intake.domain.access import READ_PAYMENTS
+from recovery_intake.domain.api_keys import same_secret
+from recovery_intake.http.auth import Caller
+from recovery_intake.http.context import ApiContext
+from recovery_intake.http.credentials import credentials_of
+from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
+from recovery_intake.http.gateway import Forwarder, owner_id
+
+TAG = "Revenue recovery (read side)"
+
+
+def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
+    api = APIRouter(responses=ERROR_RESPONSES)
+    analytics = ctx.settings.analytics_internal_url.rstrip("/")
+
+    async def reader(request: Request) -> Caller:
+        """The merchant whose read model is read: the key's, or the one the admin key names."""
+        named = request.query_params.get("merchant_id")
+        key = credentials_of(request).api_key
+        if named is not None and key is not None and same_secret(key, ctx.settings.admin_api_key):
+            merchant_id = owner_id(named, ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
+            if await ctx.stored.merchants.get(merchant_id) is None:
+                raise ApiProblem(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
+            return Caller(merchant_id=merchant_id, is_admin=True)
+        caller = await ctx.auth.merchant(request, access=READ_PAYMENTS)
+        if named is not None and named != caller.merchant_id:
+            # Another merchant's id reads as one that does not exist.
+            raise ApiProblem(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
+        return caller
+
+    async def forward(request: Request, caller: Caller, path: str) -> Response:
+        return await forwarder.forward(request, analytics, path, caller.merchant_id, caller.profile_id)
+
+    @api.get("/v2/payments/recovery-list", tags=[TAG], response_model=RecoveryPaymentListResponse)
+    async def recovery_list(request: Request) -> Response:
+        """Payments in revenue recovery, newest first (Hyperswitch #9409). Filters: `status` (a RecoveryStatus),
+        `created_from`, `created_to`, `profile_id`; paging: `limit` (1-100) with `offset`, or `cursor` (the
+        previous page's `next_cursor`)."""
+        caller = await reader(request)
+        return await forward(request, caller, f"/internal/recoveries/{caller.merchant_id}")
+
+    @api.get(
+        "/v2/payments/{payment_id}/get-revenue-recovery-intent",
+        tags=[TAG],
+        response_model=RevenueRecoveryGetIntentResponse,
+    )
+    async def revenue_recovery_intent(payment_id: str, request: Request) -> Response:
+        caller = await reader(request)
+        payment = owner_id(payment_id, ApiError.PAYMENT_NOT_FOUND)
+        return await forward(request, caller, f"/internal/recoveries/{caller.merchant_id}/{payment}")
+
+    @api.get("/v2/revenue-recovery/analytics", tags=[TAG], response_model=RecoveryAnalyticsResponse)
+    async def recovery_analytics(request: Request) -> Response:
+        """Recovery figures of the payments accepted from `from` to `to` (UTC days, both included; default the
+        last 30 days), optionally of one `profile_id`."""
+        caller = await reader(request)
+        return await forward(request, caller, f"/internal/analytics/{caller.merchant_id}")
+
+    @api.get(
+        "/v2/process-trackers/revenue-recovery-workflow/{payment_id}/timeline",
+        tags=["Process tracker"],
+        response_model=RecoveryTimelineResponse,
+    )
+    async def payment_timeline(payment_id: str, request: Request) -> Response:
+        """The payment's story from the read model: the request, each attempt, the updates, webhook failures, the
+        end (docs/analytics.md)."""
+        caller = await reader(request)
+        payment = owner_id(payment_id, ApiError.PAYMENT_NOT_FOUND)
+        return await forward(request, caller, f"/internal/timeline/{caller.merchant_id}/{payment}")
+
+    return api
