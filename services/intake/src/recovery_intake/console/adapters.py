@@ -18,6 +18,7 @@ import structlog
 from recovery_intake.console.ports import (
     ConsoleAdapters,
     Document,
+    OwnerRefused,
     OwnerUnavailable,
     Readiness,
     RecoveryFilter,
@@ -59,10 +60,20 @@ class InternalApi:
             raise OwnerUnavailable(self.owner) from error
         if answer.status_code == 404:
             return None
+        if answer.status_code == 400:
+            raise OwnerRefused(_message_of(answer))
         if not answer.is_success:
             log.warning("console.owner_error", owner=self.owner, status=answer.status_code, path=path)
             raise OwnerUnavailable(self.owner)
         return answer.json()
+
+
+def _message_of(answer: httpx.Response) -> str:
+    """The message of Hyperswitch's error body (what the owner found wrong with the request)."""
+    try:
+        return str(answer.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return "the request was refused"
 
 
 def _params(values: Mapping[str, object | None]) -> dict[str, str]:
@@ -86,8 +97,9 @@ class HttpRecoveryReads:
         params = _params(
             {
                 "status": where.status,
-                "created_from": where.created_from,
-                "created_to": where.created_to,
+                # Whole UTC days, both included.
+                "created_from": f"{where.created_from}T00:00:00Z" if where.created_from else None,
+                "created_to": f"{where.created_to}T23:59:59.999Z" if where.created_to else None,
                 "profile_id": where.profile_id,
                 "limit": where.limit,
                 "offset": where.offset or None,

@@ -21,6 +21,10 @@ class OwnerUnavailable(Exception):
         self.owner = owner
 
 
+class OwnerRefused(Exception):
+    """The owner refused the request as invalid (a filter it does not accept): the message says why."""
+
+
 @dataclass(frozen=True)
 class RecoveryFilter:
     """The Recoveries page's filters and page (Hyperswitch's recovery-list parameters)."""

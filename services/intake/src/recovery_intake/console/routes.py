@@ -25,7 +25,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
 from recovery_intake.console import views
-from recovery_intake.console.ports import ConsoleAdapters, OwnerUnavailable, RecoveryFilter
+from recovery_intake.console.ports import ConsoleAdapters, OwnerRefused, OwnerUnavailable, RecoveryFilter
 from recovery_intake.console.session import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -215,6 +215,8 @@ def router(ctx: ApiContext, adapters: ConsoleAdapters) -> APIRouter:
                 return await handler(request, *args, **kwargs)
             except Refused as refusal:
                 return console.refused(request, await console.visitor(request), refusal)
+            except OwnerRefused as refused:
+                return console.refused(request, await console.visitor(request), Refused(400, str(refused)))
             except OwnerUnavailable as error:
                 visitor = await console.visitor(request)
                 if visitor is None:

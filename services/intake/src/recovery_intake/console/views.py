@@ -49,11 +49,14 @@ def recovered_amounts(per_currency: dict[str, int]) -> str:
     return ", ".join(shown) or "—"
 
 
-def _bar(label: str, labels: list[str], values: list[float], **extra: Any) -> dict[str, Any]:
+def _bar(label: str, labels: list[str], values: list[float], counts: bool = True, **extra: Any) -> dict[str, Any]:
+    """A bar chart; `counts`: whole numbers on the value axis (no 0.5 of a decline)."""
+    value_axis = "x" if extra.get("indexAxis") == "y" else "y"
+    scales = {value_axis: {"beginAtZero": True, "ticks": {"precision": 0}}} if counts else {}
     return {
         "type": "bar",
         "data": {"labels": labels, "datasets": [{"label": label, "data": values}]},
-        "options": extra,
+        "options": {"scales": scales, **extra},
     }
 
 
@@ -66,7 +69,11 @@ def overview(analytics: Document) -> Overview:
     times = analytics.get("time_to_recover") or {}
     figures = [
         Figure("Recovery rate", percentage(analytics.get("recovery_rate")), "recovered of the finished payments"),
-        Figure("Recovered", recovered_amounts(analytics.get("recovered_amount") or {}), f"{recovered} payments"),
+        Figure(
+            "Recovered",
+            recovered_amounts(analytics.get("recovered_amount") or {}),
+            f"{recovered} payment{'' if recovered == 1 else 's'}",
+        ),
         Figure("In progress", str(int(analytics.get("payments_in_progress") or 0)), "still being retried"),
         Figure("Failed", str(failed), "retries ended without success"),
         Figure("Payments", str(total), "accepted for recovery"),
@@ -104,7 +111,11 @@ def _charts(analytics: Document, finished: int) -> dict[str, dict[str, Any]]:
     return {
         "chart-recovered-per-day": per_day,
         "chart-rate-by-attempt": _bar(
-            "% of finished payments recovered at this attempt", [f"attempt {n}" for n in numbers], rates
+            "% of finished payments recovered at this attempt",
+            [f"attempt {n}" for n in numbers],
+            rates,
+            counts=False,
+            scales={"y": {"beginAtZero": True, "suggestedMax": 100}},
         ),
         "chart-declines-by-class": _bar(
             "declined attempts", sorted(declines), [declines[k] for k in sorted(declines)], indexAxis="y"
