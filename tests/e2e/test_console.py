@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from recovery_cli.demo import MerchantSetup, SeedScenario
 from recovery_cli.stack import Stack
@@ -24,8 +25,6 @@ from recovery_intake.console.views import recovered_amounts
 from support.mongodb import database_name_for, drop_database
 from support.rabbitmq import VirtualHosts, vhost_name_for
 from support.stack import Isolation, StackFactory, seed_scenario
-
-playwright_sync = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
 ADMIN_KEY = "test_admin"
@@ -104,7 +103,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory, mongodb_url: str, virtual_h
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    with playwright_sync.sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield browser
         browser.close()
@@ -174,11 +173,13 @@ def test_recoveries_list_links_to_the_payment_and_its_attempts(browser: Browser,
     sign_in(browser, seeded, seeded.a.api_key, seeded.a.merchant_id)
     page = browser.page
     page.get_by_role("link", name="Recoveries").click()
-    assert page.locator("tbody tr").count() == 2
+    page.wait_for_url("**/console/recoveries")
+    expect(page.locator("tbody tr")).to_have_count(2)
     screenshot(browser, "recoveries")
     page.get_by_label("Status").select_option("terminated")
     page.get_by_role("button", name="Filter").click()
-    assert page.locator("tbody tr").count() == 1
+    page.wait_for_url("**status=terminated**")
+    expect(page.locator("tbody tr")).to_have_count(1)
     page.get_by_role("link", name=seeded.failed_id).click()
     page.wait_for_url(f"**/console/payments/{seeded.failed_id}")
     attempt = page.locator("#attempts tr.attempt").first
@@ -243,12 +244,14 @@ def test_operator_pages(browser: Browser, seeded: Seeded) -> None:
     sign_in(browser, seeded, ADMIN_KEY, seeded.a.merchant_id)
     page = browser.page
     page.get_by_role("link", name="Webhooks").click()
-    assert page.locator("#endpoint-health tbody tr").count() == 1
+    expect(page.locator("#endpoint-health tbody tr")).to_have_count(1)
     screenshot(browser, "webhooks")
     page.get_by_role("link", name="Dead letters").click()
+    page.wait_for_url("**/console/dead-letters")
     assert page.locator("#dead-letters tbody tr").count() > 0
     screenshot(browser, "dead-letters")
     page.get_by_role("link", name="Services").click()
+    page.wait_for_url("**/console/services")
     readiness = page.locator("#services tbody tr")
     assert readiness.count() >= 5
     assert "not ready" not in page.locator("#services").inner_text()
