@@ -219,10 +219,14 @@ def http_adapters(
             DeadLetters(settings.rabbitmq_url),
             own_readiness,
             {
-                "scheduler": settings.scheduler_internal_url,
-                "executor": settings.executor_internal_url,
-                "webhook-dispatcher": settings.dispatcher_internal_url,
-                "analytics": settings.analytics_internal_url,
+                name: url
+                for name, url in (
+                    ("scheduler", settings.scheduler_internal_url),
+                    ("executor", settings.executor_internal_url),
+                    ("webhook-dispatcher", settings.dispatcher_internal_url),
+                    ("analytics", settings.analytics_internal_url),
+                )
+                if url
             },
             client,
         ),
