@@ -4,12 +4,16 @@ and the services' memory.
 
     uv run python bench/end_to_end.py [--recoveries 150] [--rounds 3] [--configs single,scaled] [--profile]
 
-The whole system runs as processes (recovery_cli.stack.Stack: SecantusDB or MONGODB_URL, the four services,
+The whole system runs as processes (recovery_cli.stack.Stack: SecantusDB or MONGODB_URL, the five services,
 the Stripe sandbox approving at once, the sandbox receiver verifying signatures) on a RabbitMQ virtual host
 of its own. The merchant's billing account has the retry ladder [1 s] and TIME_SCALE is large, so a retry
 falls due milliseconds after the recovery is accepted. The services' MongoDB round trips are counted by a
 PyMongo command listener loaded through bench/instrument/sitecustomize.py (no service code changes); broker
 publishes by the services' own `recovery_messages_published_total`.
+
+The read side (the analytics service) runs beside the pipeline but is not on a recovery's path: its round trips,
+publishes and deliveries are reported on lines of their own, not added to the pipeline's, and its lag is the time
+from a round's last verified webhook until every recovered payment of the round shows as recovered in its views.
 
 Configurations: `single` (one instance each), `scaled` (two executors, two webhook dispatchers).
 Results and the comparison against raw limits (bench/results/raw_limits.json) go to bench/results/.
@@ -46,6 +50,8 @@ GROUP = "e2e"
 SERVICE_NAMES = [service.name for service in SERVICES]
 CONFIGS = {"single": {}, "scaled": {"executor": 2, "webhook-dispatcher": 2}}
 PROFILES_DIR = RESULTS_DIR / "profiles"
+# The read side: measured, reported apart from the recovery pipeline's operations.
+READ_SIDE = "analytics"
 
 _SERIES = re.compile(r"^(\w+)\{([^}]*)\}\s+([0-9.eE+-]+)$")
 
@@ -160,8 +166,10 @@ async def throughput_round(
     concurrency: int,
     idle_rate: dict[str, dict[str, float]],
     peaks: dict[str, float],
+    lags: list[float] | None = None,
 ) -> tuple[float, dict[str, dict[str, float]], int]:
-    """(recoveries/s, operations per recovery by service, verified webhooks) for `count` recoveries."""
+    """(recoveries/s, operations per recovery by service, verified webhooks) for `count` recoveries; with `lags`,
+    the read side's lag after the round's last webhook is appended to it."""
     cards = await driver.cards([Outcome.SUCCESS] * count)
     since = max((int(d["sequence"]) for d in await driver.received()), default=0)
     before = await probe.counters(driver.session)
@@ -176,6 +184,8 @@ async def throughput_round(
         raise RuntimeError(f"no webhook arrived for {len(ids)} accepted recoveries ({dict(report.errors)})")
     last = max(received_at(d) for d in found.values())
     elapsed = last - report.started
+    if lags is not None:
+        lags.append(await read_side_lag(probe.stack, list(found), last))
     await asyncio.sleep(1.0)  # let the last settles (intake's payment.succeeded) be counted
     after = await probe.counters(driver.session)
     verified = sum(1 for d in found.values() if (d.get("signature_512") or {}).get("valid") is True)
@@ -183,6 +193,22 @@ async def throughput_round(
     if len(found) < len(ids) or report.errors:
         print(f"    warning: {len(found)}/{len(ids)} webhooks, errors {dict(report.errors)}")
     return len(found) / elapsed, ops, verified
+
+
+async def read_side_lag(stack: Stack, payment_ids: list[str], last_webhook: float, within: float = 120.0) -> float:
+    """Seconds from `last_webhook` until every one of `payment_ids` is recovered in the analytics views."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_url, tz_aware=True)
+    try:
+        views = client[stack.config.mongodb_database]["analytics_payments"]
+        deadline = time.monotonic() + within
+        wanted = {"_id": {"$in": payment_ids}, "status": "recovered"}
+        while await views.count_documents(wanted) < len(payment_ids):
+            if time.monotonic() > deadline:
+                return float("nan")
+            await asyncio.sleep(0.05)
+        return max(0.0, time.time() - last_webhook)
+    finally:
+        await client.close()
 
 
 async def latency_run(
@@ -290,10 +316,10 @@ async def run_config(name: str, args: argparse.Namespace, figures: list[Figure],
                 for s in second
             }
             peaks: dict[str, float] = {}
-            rates, all_ops, verified = [], [], 0
+            rates, all_ops, verified, lags = [], [], 0, []
             for index in range(args.rounds):
                 rate, ops, ok = await throughput_round(
-                    driver, probe, args.recoveries, args.concurrency, idle_rate, peaks
+                    driver, probe, args.recoveries, args.concurrency, idle_rate, peaks, lags
                 )
                 rates.append(rate)
                 all_ops.append(ops)
@@ -310,6 +336,7 @@ async def run_config(name: str, args: argparse.Namespace, figures: list[Figure],
                 "rss_idle_mib": idle_rss,
                 "rss_peak_mib": peaks,
                 "verified_webhooks": verified,
+                "read_side_lag_seconds": lags,
             }
             figures.append(
                 Figure(GROUP, f"throughput [{name}]", throughput, "recoveries/s", samples=[round(r, 2) for r in rates])
@@ -345,7 +372,9 @@ def add_figures(figures: list[Figure], details: dict[str, Any]) -> None:
     single = details.get("single")
     if single is None:
         return
-    ops = single["ops_per_recovery"]
+    everything = single["ops_per_recovery"]
+    # The recovery pipeline's costs; the read side's are reported apart (below).
+    ops = {service: values for service, values in everything.items() if service != READ_SIDE}
     mongo = sum(v.get("mongo", 0.0) for v in ops.values())
     published = sum(v.get("published", 0.0) for v in ops.values())
     consumed = sum(v.get("consumed", 0.0) for v in ops.values())
@@ -387,6 +416,29 @@ def add_figures(figures: list[Figure], details: dict[str, Any]) -> None:
             note=", ".join(f"{s} {v.get('cpu_ms', 0.0):.2f}" for s, v in ops.items()),
         )
     )
+    read_side = everything.get(READ_SIDE, {})
+    figures.append(
+        Figure(
+            "ops",
+            "read side (analytics) per recovery, apart from the pipeline",
+            read_side.get("mongo", 0.0),
+            "round trips",
+            note=f"consumed {read_side.get('consumed', 0.0):.1f} deliveries, CPU {read_side.get('cpu_ms', 0.0):.2f} ms",
+        )
+    )
+    for config, data in details.items():
+        lags = [lag for lag in data.get("read_side_lag_seconds", []) if lag == lag]  # without the timeouts (nan)
+        if lags:
+            figures.append(
+                Figure(
+                    GROUP,
+                    f"read side lag after the last webhook [{config}]",
+                    max(lags),
+                    "s (worst round)",
+                    samples=[round(lag, 2) for lag in data["read_side_lag_seconds"]],
+                    note="until every recovered payment of the round is recovered in the analytics views",
+                )
+            )
     # The ceiling each part puts on the pipeline: its raw rate over what one recovery asks of it.
     ceilings = {
         "MongoDB (update_one 16 in flight per round trip)": raw.get(

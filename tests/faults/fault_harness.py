@@ -37,7 +37,7 @@ ITERATIONS = max(1, int(os.environ.get("FAULTS_ITERATIONS", "1")))
 TRACKER = "/v2/process-trackers/revenue-recovery-workflow"
 # Business seconds; at TIME_SCALE 1000 each step is 60 ms of wall time.
 SHORT_LADDER = [60, 60, 60, 60, 60, 60]
-SERVICES = ("intake", "scheduler", "executor", "webhook-dispatcher")
+SERVICES = ("intake", "scheduler", "executor", "webhook-dispatcher", "analytics")
 RECORD_BACK_PATH = "/record-back"
 ENDED = ("succeeded", "failed", "cancelled")
 VISA, LOST_CARD = "pm_card_visa", "pm_card_chargeDeclinedLostCard"

@@ -25,15 +25,22 @@ DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
-SERVICES = ("intake", "scheduler", "executor", "webhook-dispatcher")
-CONSUMERS_SCALED_ON_QUEUES = ("scheduler", "executor", "webhook-dispatcher")
-SERVICE_PORTS = {"intake": 8080, "scheduler": 8081, "executor": 8082, "webhook-dispatcher": 8083}
+SERVICES = ("intake", "scheduler", "executor", "webhook-dispatcher", "analytics")
+CONSUMERS_SCALED_ON_QUEUES = ("scheduler", "executor", "webhook-dispatcher", "analytics")
+SERVICE_PORTS = {"intake": 8080, "scheduler": 8081, "executor": 8082, "webhook-dispatcher": 8083, "analytics": 8084}
+# Intake's settings naming the internal endpoints it forwards to, and their owners.
+FORWARDED_TO = (
+    ("DISPATCHER_INTERNAL_URL", "webhook-dispatcher"),
+    ("SCHEDULER_INTERNAL_URL", "scheduler"),
+    ("ANALYTICS_INTERNAL_URL", "analytics"),
+)
 # Queue-name prefix of each service in recovery_runtime.topology.
 QUEUE_PREFIX = {
     "intake": "intake",
     "scheduler": "scheduler",
     "executor": "executor",
     "webhook-dispatcher": "dispatcher",
+    "analytics": "analytics",
 }
 
 Doc = dict[str, Any]

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from deploy_support import (
     DEPLOY,
+    FORWARDED_TO,
     REPO,
     SCHEMAS,
     SERVICE_PORTS,
@@ -174,7 +175,7 @@ def test_every_published_port_listens_on_loopback_unless_told_otherwise(raw, com
 
 def test_intake_forwards_to_the_services_owning_the_events_and_recoveries(compose) -> None:
     environment = compose["services"]["intake"]["environment"]
-    for variable, owner in (("DISPATCHER_INTERNAL_URL", "webhook-dispatcher"), ("SCHEDULER_INTERNAL_URL", "scheduler")):
+    for variable, owner in FORWARDED_TO:
         url = urlsplit(environment[variable])
         assert url.hostname == owner, f"{variable}: the compose service name (every replica answers)"
         assert url.port == SERVICE_PORTS[owner]

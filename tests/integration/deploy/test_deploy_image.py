@@ -24,6 +24,7 @@ PRODUCTION_PACKAGES = {
     "recovery-scheduler",
     "recovery-executor",
     "recovery-webhook-dispatcher",
+    "recovery-analytics",
     "recovery-cli",
 }
 FORBIDDEN_IN_RUNTIME = ("secantus", "recovery-sandbox", "recovery_sandbox", "pytest", "hypothesis")
@@ -132,7 +133,8 @@ def exported_packages(command: list[str]) -> set[str]:
 def test_the_runtime_package_set_has_the_services_and_no_development_packages(dockerfile) -> None:
     third_party, workspace = (exported_packages(c) for c in uv_export_commands(dockerfile.stage("build")))
     members = {path.rsplit("/", 1)[-1] for path in workspace if path.startswith("./")}
-    assert members == {"contracts", "runtime", "intake", "scheduler", "executor", "webhook-dispatcher", "cli"}
+    services = {"intake", "scheduler", "executor", "webhook-dispatcher", "analytics"}
+    assert members == {"contracts", "runtime", "cli", *services}
     assert not any(p.startswith("./") for p in third_party), "members are installed in the second step"
     for forbidden in ("secantusdb", "recovery-sandbox", "python-multipart", "pytest", "hypothesis", "ruff"):
         assert forbidden not in third_party, forbidden

@@ -34,6 +34,7 @@ SECRET_KEYS = {  # secret name -> keys the manifests may reference (docs/deploym
     "recovery-scheduler": {"RABBITMQ_URL", "MONGODB_URL"},
     "recovery-executor": {"RABBITMQ_URL", "MONGODB_URL"},
     "recovery-webhook-dispatcher": {"RABBITMQ_URL", "MONGODB_URL"},
+    "recovery-analytics": {"RABBITMQ_URL", "MONGODB_URL"},
     "recovery-master-key": {"SECRETS_MASTER_KEY"},
     "recovery-internal-token": {"INTERNAL_API_TOKEN"},
     "recovery-keda-rabbitmq": {"host"},
@@ -50,6 +51,7 @@ MAIN_QUEUE = {
     "scheduler": "scheduler.recovery-scheduled",
     "executor": "executor.execute-retry",
     "webhook-dispatcher": "dispatcher.deliver-webhook",
+    "analytics": "analytics.attempt-failed",
 }
 
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from deploy_support import (
+    FORWARDED_TO,
     K8S,
     SERVICE_PORTS,
     SERVICES,
@@ -40,7 +41,7 @@ PRIVATE_TARGETS = (
     "100.64.0.7",
 )
 PUBLIC_TARGETS = ("54.187.174.169", "93.184.216.34", "8.8.8.8")
-CALLED_BY_INTAKE = {"scheduler", "webhook-dispatcher"}  # DISPATCHER_INTERNAL_URL, SCHEDULER_INTERNAL_URL
+CALLED_BY_INTAKE = {owner for _, owner in FORWARDED_TO}
 EGRESS_TO_INTERNET = {"executor", "webhook-dispatcher"}  # Stripe and record backs; merchants' webhooks
 
 
@@ -136,7 +137,7 @@ def test_intake_reaches_the_internal_endpoints_it_forwards_to(docs) -> None:
     config = of_kind(docs, "ConfigMap")["recovery-config"]["data"]
     services = of_kind(docs, "Service")
     intake = recovery_pod(docs, "intake")
-    for variable, owner in (("DISPATCHER_INTERNAL_URL", "webhook-dispatcher"), ("SCHEDULER_INTERNAL_URL", "scheduler")):
+    for variable, owner in FORWARDED_TO:
         url = urlsplit(config[variable])
         assert url.hostname == f"recovery-{owner}", f"{variable} names the owner's Service"
         assert url.port == services[f"recovery-{owner}"]["spec"]["ports"][0]["port"] == SERVICE_PORTS[owner]

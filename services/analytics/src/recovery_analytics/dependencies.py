@@ -68,11 +68,14 @@ class ViewStore(Protocol):
 
 
 class DailyStore(Protocol):
-    """Per merchant, profile and UTC day: the counters of the payments accepted that day."""
+    """Per merchant, profile and UTC day: the counters of the payments accepted that day (`between` may answer a
+    day in several parts: its figures are their sum)."""
 
     async def add(
-        self, merchant_id: str, profile_id: str, day: date, delta: Mapping[str, int], tx: Transaction
-    ) -> None: ...
+        self, merchant_id: str, profile_id: str, day: date, payment_id: str, delta: Mapping[str, int], tx: Transaction
+    ) -> None:
+        """Move the day of `payment_id` (merchant, profile, UTC day) by `delta`."""
+        ...
 
     async def between(self, merchant_id: str, profile_id: str | None, first: date, last: date) -> list[DayFigures]: ...
 

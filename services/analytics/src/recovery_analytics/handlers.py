@@ -57,14 +57,19 @@ async def move_figures(
     known, but a view first seen without its request contributes nothing and has no day)."""
     if before is not None and before.day is not None and before.day != after.day:
         await adapters.days.add(
-            _of(before.merchant_id), _of(before.profile_id), before.day, difference({}, before.contribution), tx
+            _of(before.merchant_id),
+            _of(before.profile_id),
+            before.day,
+            before.payment_id,
+            difference({}, before.contribution),
+            tx,
         )
         before = None
     if after.day is None:
         return
     delta = difference(after.contribution, before.contribution if before is not None else {})
     if delta:
-        await adapters.days.add(_of(after.merchant_id), _of(after.profile_id), after.day, delta, tx)
+        await adapters.days.add(_of(after.merchant_id), _of(after.profile_id), after.day, after.payment_id, delta, tx)
 
 
 def _of(value: str | None) -> str:

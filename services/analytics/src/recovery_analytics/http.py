@@ -84,7 +84,6 @@ def router(adapters: AnalyticsAdapters, caller: InternalCaller, max_days: int) -
     @api.get("/recoveries/{merchant_id}")
     async def recovery_list(
         merchant_id: str,
-        caller_merchant: Annotated[str, Depends(caller)],
         status: RecoveryStatus | None = None,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
@@ -92,6 +91,7 @@ def router(adapters: AnalyticsAdapters, caller: InternalCaller, max_days: int) -
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
         offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
         cursor: str | None = None,
+        caller_merchant: str = Depends(caller),
     ) -> Any:
         if caller_merchant != merchant_id:
             return _error(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
@@ -124,9 +124,7 @@ def router(adapters: AnalyticsAdapters, caller: InternalCaller, max_days: int) -
         return answer.model_dump(mode="json")
 
     @api.get("/recoveries/{merchant_id}/{payment_id}")
-    async def recovery_intent(
-        merchant_id: str, payment_id: str, caller_merchant: Annotated[str, Depends(caller)]
-    ) -> Any:
+    async def recovery_intent(merchant_id: str, payment_id: str, caller_merchant: str = Depends(caller)) -> Any:
         record = (
             await adapters.views.of_merchant(caller_merchant, payment_id) if caller_merchant == merchant_id else None
         )
@@ -135,9 +133,7 @@ def router(adapters: AnalyticsAdapters, caller: InternalCaller, max_days: int) -
         return record.intent
 
     @api.get("/timeline/{merchant_id}/{payment_id}")
-    async def payment_timeline(
-        merchant_id: str, payment_id: str, caller_merchant: Annotated[str, Depends(caller)]
-    ) -> Any:
+    async def payment_timeline(merchant_id: str, payment_id: str, caller_merchant: str = Depends(caller)) -> Any:
         record = (
             await adapters.views.of_merchant(caller_merchant, payment_id) if caller_merchant == merchant_id else None
         )
@@ -148,10 +144,10 @@ def router(adapters: AnalyticsAdapters, caller: InternalCaller, max_days: int) -
     @api.get("/analytics/{merchant_id}")
     async def analytics(
         merchant_id: str,
-        caller_merchant: Annotated[str, Depends(caller)],
         from_: Annotated[str | None, Query(alias="from")] = None,
         to: str | None = None,
         profile_id: str | None = None,
+        caller_merchant: str = Depends(caller),
     ) -> Any:
         if caller_merchant != merchant_id:
             return _error(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)

@@ -5,6 +5,7 @@ A new subcommand (timeline, dead letters, verify, catalogues) is a new module he
 """
 
 from recovery_cli.commands import (
+    analytics,
     catalogues,
     dead_letters,
     demo,
@@ -18,4 +19,4 @@ from recovery_cli.commands import (
     verify,
 )
 
-COMMANDS = (run, up, down, status, demo, dead_letters, load, timeline, verify, catalogues, simulate)
+COMMANDS = (run, up, down, status, demo, dead_letters, load, timeline, analytics, verify, catalogues, simulate)

@@ -1,0 +1,131 @@
+"""The projection through its real consumer pipeline (in-memory stores) and its internal API: the figures after a
+shuffled, duplicated history are the hand-worked ones; the list, the intent and the timeline answer per merchant."""
+
+from __future__ import annotations
+
+import random
+
+import httpx
+
+from recovery_analytics.handlers import MAX_TRIES
+from recovery_runtime.internal_api import MERCHANT_HEADER
+from support.recovery_history import EXPECTED_ANALYTICS, MERCHANT, QUEUE_OF, all_events, history
+
+from .fakes import Analytics
+
+RANGE = {"from": "2026-01-15", "to": "2026-01-16"}
+
+
+async def _replay(analytics: Analytics, seed: int = 3) -> None:
+    events = all_events(history())
+    events = events + events[::2]  # a third of them redelivered
+    random.Random(seed).shuffle(events)
+    for event in events:
+        await analytics.send(QUEUE_OF[event.type], event)
+
+
+async def test_a_shuffled_history_with_redeliveries_gives_the_hand_worked_figures(
+    analytics: Analytics, internal: httpx.AsyncClient
+) -> None:
+    await _replay(analytics)
+
+    answer = await internal.get(f"/internal/analytics/{MERCHANT}", params=RANGE)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == EXPECTED_ANALYTICS
+    assert len(analytics.events.events) == 18  # each event stored once
+
+
+async def test_the_figures_of_one_profile_and_of_a_day_without_payments(
+    analytics: Analytics, internal: httpx.AsyncClient
+) -> None:
+    await _replay(analytics)
+
+    two = (await internal.get(f"/internal/analytics/{MERCHANT}", params={**RANGE, "profile_id": "pro_two"})).json()
+    empty = (
+        await internal.get(f"/internal/analytics/{MERCHANT}", params={"from": "2026-02-01", "to": "2026-02-01"})
+    ).json()
+
+    assert (two["payments_total"], two["payments_in_progress"], two["recovery_rate"]) == (1, 1, None)
+    assert two["by_algorithm"] == {"monitoring": {"payments": 1, "recovered": 0, "declines": 0}}
+    assert (empty["payments_total"], empty["daily"], empty["time_to_recover"]) == (0, [], {"p50": None, "p90": None})
+
+
+async def test_a_view_saved_meanwhile_by_another_instance_is_folded_again(analytics: Analytics) -> None:
+    story = history()["B"]
+    analytics.views.conflicts = MAX_TRIES - 1
+
+    for event in story.events:
+        await analytics.send(QUEUE_OF[event.type], event)
+
+    record = analytics.views.records[story.payment.payment_id]
+    assert (record.status, record.version) == ("recovered", 2)
+    [(_, counters)] = [(k, v) for k, v in analytics.days.days.items()]
+    assert counters["payments_recovered"] == 1 and counters["payments_in_progress"] == 0
+
+
+async def test_the_list_pages_by_offset_and_by_cursor_and_filters_by_status(
+    analytics: Analytics, internal: httpx.AsyncClient
+) -> None:
+    await _replay(analytics)
+    path = f"/internal/recoveries/{MERCHANT}"
+
+    first = (await internal.get(path, params={"limit": 4})).json()
+    by_cursor = (await internal.get(path, params={"limit": 4, "cursor": first["next_cursor"]})).json()
+    by_offset = (await internal.get(path, params={"limit": 4, "offset": 4})).json()
+    recovered = (await internal.get(path, params={"status": "recovered"})).json()
+    day_one = (await internal.get(path, params={"created_to": "2026-01-15T23:59:59Z"})).json()
+
+    assert (first["count"], first["total_count"]) == (4, 6)
+    # Newest first: the second day's payments (f, e, d), then the first day's (c, b, a).
+    assert [p["id"] for p in first["data"]] == ["hist_f", "hist_e", "hist_d", "hist_c"]
+    assert [p["id"] for p in by_cursor["data"]] == [p["id"] for p in by_offset["data"]] == ["hist_b", "hist_a"]
+    assert by_cursor["next_cursor"] is None
+    assert sorted(p["id"] for p in recovered["data"]) == ["hist_a", "hist_b", "hist_f"]
+    assert sorted(p["id"] for p in day_one["data"]) == ["hist_a", "hist_b", "hist_c"]
+    item = next(p for p in first["data"] if p["id"] == "hist_c")
+    assert (item["status"], item["attempt_count"], item["error"]["code"]) == ("terminated", 2, "insufficient_funds")
+    assert item["amount"]["order_amount"] == 5000 and item["amount"]["currency"] == "EUR"
+
+
+async def test_the_intent_and_the_timeline_answer_their_merchant_only(
+    analytics: Analytics, internal: httpx.AsyncClient
+) -> None:
+    await _replay(analytics)
+
+    intent = await internal.get(f"/internal/recoveries/{MERCHANT}/hist_a")
+    story = await internal.get(f"/internal/timeline/{MERCHANT}/hist_a")
+    other = {MERCHANT_HEADER: "merchant_other"}
+    foreign = [
+        await internal.get(f"/internal/recoveries/{MERCHANT}/hist_a", headers=other),
+        await internal.get(f"/internal/timeline/{MERCHANT}/hist_a", headers=other),
+        await internal.get("/internal/timeline/merchant_other/hist_a", headers=other),
+        await internal.get(f"/internal/timeline/{MERCHANT}/hist_unknown"),
+    ]
+
+    assert intent.status_code == 200, intent.text
+    assert (intent.json()["status"], intent.json()["amount_details"]["order_amount"]) == ("recovered", 2250)
+    assert intent.json()["card_attached"] == 1
+    assert [e["kind"] for e in story.json()["entries"]] == [
+        "recovery_accepted",
+        "attempt_failed",
+        "attempt_succeeded",
+        "recovery_finished",
+    ]
+    assert [a["decline_class"] for a in story.json()["attempts"]] == ["insufficient_funds", None]
+    assert [r.status_code for r in foreign] == [404, 404, 404, 404]
+    assert foreign[0].json()["error"]["code"] == "HE_02"
+
+
+async def test_bad_filters_get_a_clear_error(internal: httpx.AsyncClient) -> None:
+    reversed_range = await internal.get(
+        f"/internal/analytics/{MERCHANT}", params={"from": "2026-02-02", "to": "2026-02-01"}
+    )
+    not_a_day = await internal.get(f"/internal/analytics/{MERCHANT}", params={"from": "yesterday"})
+    bad_cursor = await internal.get(f"/internal/recoveries/{MERCHANT}", params={"cursor": "not-ours"})
+    bad_status = await internal.get(f"/internal/recoveries/{MERCHANT}", params={"status": "lost"})
+
+    assert reversed_range.status_code == 422 and "is after" in reversed_range.json()["error"]["message"]
+    assert not_a_day.status_code == 422 and "`from` must be a date" in not_a_day.json()["error"]["message"]
+    assert bad_cursor.status_code == 422 and "cursor" in bad_cursor.json()["error"]["message"]
+    assert bad_status.status_code == 422

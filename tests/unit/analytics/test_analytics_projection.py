@@ -1,0 +1,122 @@
+"""The read model's domain: a payment's view is the same whatever order its events came in and however often,
+and the figures summed from the payments' contributions are the ones worked out by hand."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+
+import pytest
+
+from recovery_analytics.domain.answers import list_item, recovery_status, timeline
+from recovery_analytics.domain.figures import DayFigures, contribution, day_of, difference, percentile, summarise
+from recovery_analytics.domain.view import ViewStatus, project
+from recovery_contracts.api.analytics import RecoveryStatus
+from support.recovery_history import EXPECTED_ANALYTICS, MERCHANT, Story, history
+
+
+def _views(stories: dict[str, Story], shuffle_seed: int | None = None, duplicate: bool = False) -> dict[str, object]:
+    views = {}
+    for letter, story in stories.items():
+        events = list(story.events) + (list(story.events) if duplicate else [])
+        if shuffle_seed is not None:
+            random.Random(shuffle_seed).shuffle(events)
+        views[letter] = project(story.payment.payment_id, events)
+    return views
+
+
+def test_each_payment_ends_in_the_status_its_events_say() -> None:
+    views = _views(history())
+    assert {letter: view.status for letter, view in views.items()} == {  # type: ignore[attr-defined]
+        "A": ViewStatus.RECOVERED,
+        "B": ViewStatus.RECOVERED,
+        "C": ViewStatus.FAILED,
+        "D": ViewStatus.IN_PROGRESS,
+        "E": ViewStatus.CANCELLED,
+        "F": ViewStatus.RECOVERED,
+    }
+    assert [recovery_status(v) for v in views.values()] == [  # type: ignore[arg-type]
+        RecoveryStatus.RECOVERED,
+        RecoveryStatus.RECOVERED,
+        RecoveryStatus.TERMINATED,
+        RecoveryStatus.MONITORING,
+        RecoveryStatus.TERMINATED,
+        RecoveryStatus.RECOVERED,
+    ]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_order_and_duplicates_change_no_view(seed: int) -> None:
+    stories = history()
+    assert _views(stories, shuffle_seed=seed, duplicate=True) == _views(stories)
+
+
+def test_a_view_without_its_request_counts_in_no_figure_until_the_request_arrives() -> None:
+    story = history()["A"]
+    accepted, *later = story.events
+    early = project(story.payment.payment_id, later)
+    assert early.payment is None and early.status is ViewStatus.RECOVERED
+    assert contribution(early) == {} and day_of(early) is None and list_item(early) is None
+    complete = project(story.payment.payment_id, [*later, accepted])
+    assert contribution(complete)["payments_recovered"] == 1
+    # The attempts learn their card network from the request, whenever it came.
+    assert [a.card_network for a in complete.attempts] == ["Visa", "Visa"]
+
+
+def test_a_success_is_the_truth_over_a_failure_reported_for_the_same_attempt() -> None:
+    story = history()["F"]
+    declined_third = Story(story.payment).declined(3, "insufficient_funds", timedelta(minutes=119)).events
+    view = project(story.payment.payment_id, [*story.events, *declined_third])
+    assert view.status is ViewStatus.RECOVERED
+    assert [a.outcome.value for a in view.attempts] == ["declined", "declined", "succeeded"]
+
+
+def test_the_figures_summed_from_the_contributions_are_the_ones_worked_out_by_hand() -> None:
+    views = _views(history())
+    days = [DayFigures(day_of(v), contribution(v)) for v in views.values()]  # type: ignore[arg-type]
+    seconds = [s for v in views.values() if (s := v.seconds_to_recover) is not None]  # type: ignore[attr-defined]
+    answer = summarise(MERCHANT, None, date(2026, 1, 15), date(2026, 1, 16), days, seconds)
+    assert answer.model_dump(mode="json") == EXPECTED_ANALYTICS
+
+
+def test_a_change_moves_the_day_by_the_difference_only() -> None:
+    story = history()["A"]
+    before = contribution(project(story.payment.payment_id, story.events[:2]))
+    after = contribution(project(story.payment.payment_id, story.events))
+    assert before["payments_in_progress"] == 1
+    assert difference(after, before) == {
+        "payments_in_progress": -1,
+        "payments_recovered": 1,
+        "recovered_amount.USD": 2250,
+        "attempts_recovered": 2,
+        "by_attempt_number.2": 1,
+        "by_algorithm.cascading.recovered": 1,
+        "by_card_network.Visa.recovered": 1,
+    }
+    assert difference(after, after) == {}
+
+
+@pytest.mark.parametrize(
+    ("values", "share", "expected"),
+    [([], 0.5, None), ([5.0], 0.9, 5.0), ([600.0, 3600.0, 7200.0], 0.5, 3600.0), ([1.0, 2.0, 3.0, 4.0], 0.5, 2.0)],
+)
+def test_percentiles_are_nearest_rank(values: list[float], share: float, expected: float | None) -> None:
+    assert percentile(values, share) == expected
+
+
+def test_the_timeline_tells_the_request_each_attempt_the_webhook_failure_and_the_end() -> None:
+    story = history()["C"]
+    answer = timeline(project(story.payment.payment_id, story.events))
+    assert [e.kind.value for e in answer.entries] == [
+        "recovery_accepted",
+        "attempt_failed",
+        "attempt_failed",
+        "recovery_finished",
+        "webhook_failed",
+    ]
+    assert (answer.status.value, answer.business_status.value) == ("finish", "FAILED_DUE_TO_HARD_DECLINE_ERROR")
+    assert [(a.attempt_number, a.decline_code, a.card_network, a.advice_code) for a in answer.attempts] == [
+        (1, "do_not_honor", "Visa", "try_again_later"),
+        (2, "insufficient_funds", "Visa", "try_again_later"),
+    ]
+    assert answer.request is not None and answer.request.amount == 5000
