@@ -154,3 +154,40 @@ def test_deliveries_and_endpoint_health() -> None:
         ("pro_2", 1, 1, "100.0%"),
     ]
     assert health[0].last_failure == "2026-12-03 10:02:00 UTC"
+
+
+def test_payment_page_shows_the_schedulers_plans_with_their_reasons_and_classes() -> None:
+    timeline = {
+        "payment_id": "pay_1",
+        "attempts": [{"attempt_number": 1, "token": "pm_1", "outcome": "declined", "decline_class": "lost_card"}],
+        "entries": [{"at": "2026-12-03T10:01:00Z", "kind": "retry_scheduled", "detail": "from the read model"}],
+    }
+    workflow = {
+        "timeline": [
+            {
+                "at": "2026-12-03T10:00:00Z",
+                "what": "attempt_planned",
+                "reason": "cascading ladder step 1",
+                "token": "pm_1",
+            }
+        ],
+        "attempts": [{"number": 1, "decline_class": "never"}],
+        "plan": {
+            "kind": "attempt",
+            "attempt_number": 2,
+            "token": "pm_2",
+            "due_at": "2026-12-04T10:00:00Z",
+            "reason": "Visa budget: 15 attempts per rolling 30 days",
+            "timer_id": "tmr_1",
+        },
+    }
+    shown = views.payment_page(timeline, None, [], workflow)
+    assert [(p.what, p.detail) for p in shown.plans] == [
+        ("attempt planned", "cascading ladder step 1 · token pm_1"),
+        ("next: attempt (attempt 2)", "Visa budget: 15 attempts per rolling 30 days · pm_2"),
+    ]
+    assert shown.attempts[0].decline_class == "never"
+    # Without the scheduler's answer, the read model's plans and classes.
+    alone = views.payment_page(timeline, None, [])
+    assert [p.detail for p in alone.plans] == ["from the read model"]
+    assert alone.attempts[0].decline_class == "lost_card"

@@ -129,6 +129,19 @@ class HttpRecoveryReads:
         return answer
 
 
+class HttpWorkflows:
+    """`Workflows` over the scheduler's internal process-tracker API."""
+
+    def __init__(self, api: InternalApi) -> None:
+        self._api = api
+
+    async def workflow(self, merchant_id: str, payment_id: str) -> Document | None:
+        answer: Document | None = await self._api.call(
+            "GET", f"/internal/recoveries/{merchant_id}/{payment_id}", merchant_id
+        )
+        return answer
+
+
 class HttpWebhookEvents:
     """`WebhookEvents` over the webhook dispatcher's internal events API."""
 
@@ -214,6 +227,7 @@ def http_adapters(
     token = settings.internal_api_token
     return ConsoleAdapters(
         reads=HttpRecoveryReads(InternalApi("analytics", settings.analytics_internal_url, token, client)),
+        workflows=HttpWorkflows(InternalApi("scheduler", settings.scheduler_internal_url, token, client)),
         events=HttpWebhookEvents(InternalApi("webhook dispatcher", settings.dispatcher_internal_url, token, client)),
         operations=BrokerAndProbes(
             DeadLetters(settings.rabbitmq_url),

@@ -58,6 +58,15 @@ class RecoveryReads(Protocol):
         ...
 
 
+class Workflows(Protocol):
+    """The scheduler's process tracker (what `/v2/process-trackers/revenue-recovery-workflow/{id}` answers)."""
+
+    async def workflow(self, merchant_id: str, payment_id: str) -> Document | None:
+        """The recovery's workflow: its plan, its history of decisions with their reasons, its attempts with the
+        scheduler's decline classes; None when the scheduler has no such recovery for the merchant."""
+        ...
+
+
 class WebhookEvents(Protocol):
     """The webhook dispatcher's events API."""
 
@@ -104,5 +113,6 @@ class ConsoleAdapters:
     """Everything the console reads and does outside intake's own storage; `adapters.http_adapters` builds them."""
 
     reads: RecoveryReads
+    workflows: Workflows
     events: WebhookEvents
     operations: Operations

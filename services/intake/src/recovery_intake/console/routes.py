@@ -397,7 +397,11 @@ def router(ctx: ApiContext, adapters: ConsoleAdapters) -> APIRouter:
             # Another merchant's payment reads as one that does not exist.
             raise Refused(404, f"No payment {payment_id[:64]!r} for this merchant.")
         intent = await reads.recovery(merchant_id, payment_id)
-        shown = views.payment_page(timeline, intent, await deliveries_of(merchant_id, payment_id))
+        try:
+            workflow = await adapters.workflows.workflow(merchant_id, payment_id)
+        except OwnerUnavailable:
+            workflow = None  # the page still shows what the read model knows
+        shown = views.payment_page(timeline, intent, await deliveries_of(merchant_id, payment_id), workflow)
         return console.page(request, "payment.html", visitor, nav="recoveries", payment=shown)
 
     @api.post("/payments/{payment_id}/webhooks/{event_id}/retry")

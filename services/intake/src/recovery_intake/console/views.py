@@ -252,8 +252,40 @@ def _advice(attempt: Document) -> str:
     return ", ".join(parts)
 
 
-def payment_page(timeline: Document, intent: Document | None, deliveries: list[Delivery]) -> PaymentPage:
-    """The Payment page of the read model's timeline and recovery intent, and the webhook deliveries."""
+def _decision(note: Document) -> TimelineLine:
+    """One of the scheduler's decisions (`at`, `what`, `reason`, then its details) as a line."""
+    details = ", ".join(
+        f"{name.replace('_', ' ')} {value}" for name, value in note.items() if name not in ("at", "what", "reason")
+    )
+    reason = " · ".join(part for part in (_text(note.get("reason")), details) if part)
+    return TimelineLine(timestamp(note.get("at")), _text(note.get("what")).replace("_", " "), reason)
+
+
+def _plans(timeline: Document, workflow: Document | None) -> list[TimelineLine]:
+    """The scheduler's decisions with their reasons when it answered, else what the read model knows of them."""
+    if workflow is None:
+        return [_line(e) for e in timeline.get("entries") or [] if e.get("kind") in PLAN_KINDS]
+    lines = [_decision(note) for note in workflow.get("timeline") or []]
+    plan = workflow.get("plan")
+    if isinstance(plan, dict):
+        number = f" (attempt {plan['attempt_number']})" if plan.get("attempt_number") else ""
+        detail = " · ".join(_text(plan.get(k)) for k in ("reason", "token") if plan.get(k))
+        what = f"next: {_text(plan.get('kind')).replace('_', ' ')}{number}"
+        lines.append(TimelineLine(timestamp(plan.get("due_at") or plan.get("at")), what, detail))
+    return lines
+
+
+def payment_page(
+    timeline: Document, intent: Document | None, deliveries: list[Delivery], workflow: Document | None = None
+) -> PaymentPage:
+    """The Payment page of the read model's timeline and recovery intent, the scheduler's workflow (its plans'
+    reasons and decline classes, when it answered), and the webhook deliveries."""
+    # The scheduler's decline class of each attempt (the class its planner used), by attempt number.
+    classes = {
+        int(a.get("number") or 0): _text(a.get("decline_class"))
+        for a in (workflow or {}).get("attempts") or []
+        if a.get("decline_class")
+    }
     request = timeline.get("request") or {}
     figures: list[Figure] = []
     if request:
@@ -280,7 +312,7 @@ def payment_page(timeline: Document, intent: Document | None, deliveries: list[D
             network=_text(a.get("card_network")),
             outcome=_text(a.get("outcome")),
             decline_code=_text(a.get("decline_code") or a.get("error_code")),
-            decline_class=_text(a.get("decline_class")),
+            decline_class=classes.get(int(a.get("attempt_number") or 0)) or _text(a.get("decline_class")),
             advice=_advice(a),
             message=_text(a.get("message")),
             at=timestamp(a.get("at")),
@@ -295,7 +327,7 @@ def payment_page(timeline: Document, intent: Document | None, deliveries: list[D
         business_status=_text(timeline.get("business_status")),
         request=figures,
         attempts=attempts,
-        plans=[_line(e) for e in entries if e.get("kind") in PLAN_KINDS],
+        plans=_plans(timeline, workflow),
         record_back=[_line(e) for e in entries if e.get("kind") in RECORD_BACK_KINDS],
         ending=[_line(e) for e in entries if e.get("kind") in END_KINDS],
         story=[_line(e) for e in entries],
