@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
+
 from recovery_intake.adapters import configuration, intents
 from recovery_intake.adapters.configuration import (
     ApiKeyRepository,
@@ -13,6 +15,8 @@ from recovery_intake.adapters.configuration import (
 )
 from recovery_intake.adapters.intents import IntentRepository
 from recovery_intake.adapters.stripe_billing import StripeBillingApi
+from recovery_intake.console import adapters as console_adapters
+from recovery_intake.console import routes as console
 from recovery_intake.dependencies import IntakeAdapters
 from recovery_intake.handlers.api_keys import ApiKeyIssuer
 from recovery_intake.handlers.billing_events import BillingEvents
@@ -113,6 +117,10 @@ def build_service(settings: IntakeSettings | None = None, adapters: IntakeAdapte
     billing_events = BillingEvents(adapters, box, recovery, stripe_billing)
     app.include_router(billing_webhooks.router(billing_events))
     service.on_stop(forwarder.close)
+    # The web console (/console/): its pages read through the same internal APIs the gateway forwards to.
+    console_http = httpx.AsyncClient(timeout=settings.internal_timeout_seconds, follow_redirects=False)
+    service.on_stop(console_http.aclose)
+    console.install(app, ctx, console_adapters.http_adapters(settings, service.readiness, console_http))
     service.add_loop(secret_rotation.run)
     outcomes = PaymentOutcomes(adapters)
     service.consume("intake.recovery-requested", recovery.recovery_requested)

@@ -10,8 +10,8 @@ import asyncio
 import json
 import os
 
-from recovery_cli.dead_letters import DeadLetter, DeadLetters, Selection
 from recovery_cli.stack.infrastructure import DEFAULT_RABBITMQ_URL, redact
+from recovery_runtime.dead_letters import DeadLetter, DeadLetters, Selection
 
 NOTHING_SELECTED = 2
 

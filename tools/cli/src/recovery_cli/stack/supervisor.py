@@ -132,6 +132,9 @@ class Stack:
         ):
             if owner in self._ports:
                 env[variable] = f"http://127.0.0.1:{self._ports[owner]}"
+        if "executor" in self._ports:
+            # The console's operator page shows the executor's readiness too.
+            env["EXECUTOR_INTERNAL_URL"] = f"http://127.0.0.1:{self._ports['executor']}"
         return env
 
     # ---- lifecycle -------------------------------------------------------------------------------------

@@ -1,0 +1,118 @@
+"""What the console reads and does, as small ports: the read model, the webhook events, the operator's tools.
+
+The answers are the internal APIs' JSON bodies (the same ones intake's public routes forward), as dicts: the
+console shows them, it does not re-model them. Every read names the merchant it is for; the owner scopes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Protocol
+
+Document = dict[str, Any]
+
+
+class OwnerUnavailable(Exception):
+    """The service owning the data did not answer (down, or a 5xx): the page says so instead of failing."""
+
+    def __init__(self, owner: str) -> None:
+        super().__init__(f"the {owner} service does not answer")
+        self.owner = owner
+
+
+class OwnerRefused(Exception):
+    """The owner refused the request as invalid (a filter it does not accept): the message says why."""
+
+
+@dataclass(frozen=True)
+class RecoveryFilter:
+    """The Recoveries page's filters and page (Hyperswitch's recovery-list parameters)."""
+
+    status: str | None = None
+    created_from: date | None = None
+    created_to: date | None = None
+    profile_id: str | None = None
+    limit: int = 20
+    offset: int = 0
+    cursor: str | None = None
+
+
+class RecoveryReads(Protocol):
+    """The read model (the analytics service)."""
+
+    async def recoveries(self, merchant_id: str, where: RecoveryFilter) -> Document:
+        """Hyperswitch's recovery list: `{count, total_count, data, next_cursor}`."""
+        ...
+
+    async def recovery(self, merchant_id: str, payment_id: str) -> Document | None:
+        """The recovery intent, None when the merchant has no such payment."""
+        ...
+
+    async def analytics(
+        self, merchant_id: str, from_date: date | None, to_date: date | None, profile_id: str | None
+    ) -> Document: ...
+
+    async def timeline(self, merchant_id: str, payment_id: str) -> Document | None:
+        """`RecoveryTimelineResponse`: entries, the request, the attempts; None when there is no such payment."""
+        ...
+
+
+class Workflows(Protocol):
+    """The scheduler's process tracker (what `/v2/process-trackers/revenue-recovery-workflow/{id}` answers)."""
+
+    async def workflow(self, merchant_id: str, payment_id: str) -> Document | None:
+        """The recovery's workflow: its plan, its history of decisions with their reasons, its attempts with the
+        scheduler's decline classes; None when the scheduler has no such recovery for the merchant."""
+        ...
+
+
+class WebhookEvents(Protocol):
+    """The webhook dispatcher's events API."""
+
+    async def events(
+        self, merchant_id: str, *, object_id: str | None = None, profile_id: str | None = None, limit: int = 20
+    ) -> Document:
+        """`{events, total_count, next_cursor}`, the initial event records, newest first."""
+        ...
+
+    async def attempts(self, merchant_id: str, event_id: str) -> list[Document] | None:
+        """Every delivery attempt of an event; None when the merchant has no such event."""
+        ...
+
+    async def retry(self, merchant_id: str, event_id: str) -> Document | None:
+        """Deliver the event once more, now (a manual retry); its attempt's record, None for an unknown event."""
+        ...
+
+
+@dataclass(frozen=True)
+class Readiness:
+    service: str
+    ready: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class ReplayOutcome:
+    replayed: int
+    failed: int
+
+
+class Operations(Protocol):
+    """What only an operator (the admin key) sees: dead letters and the services' readiness."""
+
+    async def dead_letter_counts(self) -> dict[str, int]: ...
+
+    async def replay(self, dead_letter_queue: str) -> ReplayOutcome: ...
+
+    async def readiness(self) -> list[Readiness]: ...
+
+
+@dataclass(frozen=True)
+class ConsoleAdapters:
+    """Everything the console reads and does outside intake's own storage; `adapters.http_adapters` builds them."""
+
+    reads: RecoveryReads
+    workflows: Workflows
+    events: WebhookEvents
+    operations: Operations

@@ -1,0 +1,280 @@
+"""The console in a real browser: Playwright driving Debian's Chromium against the running system.
+
+One stack for the module: merchant A with a recovered payment (a Visa that succeeds) and a failed one (a lost
+card: a hard decline ends it), merchant B new and empty. Every page's console messages are collected: an error
+fails the test that caused it. `CONSOLE_SCREENSHOTS=1` writes each page's screenshot into docs/ (docs/console.md).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from recovery_cli.demo import MerchantSetup, SeedScenario
+from recovery_cli.stack import Stack
+from recovery_intake.console.formatting import major_units, percentage
+from recovery_intake.console.views import recovered_amounts
+from support.mongodb import database_name_for, drop_database
+from support.rabbitmq import VirtualHosts, vhost_name_for
+from support.stack import Isolation, StackFactory, seed_scenario
+
+CHROMIUM = "/usr/bin/chromium"
+ADMIN_KEY = "test_admin"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+SCREENSHOTS = os.environ.get("CONSOLE_SCREENSHOTS") == "1"
+# Which elements stick out past the right edge of the screen (for the failure message).
+WIDER_THAN_SCREEN = """[...document.querySelectorAll('body *')]
+  .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5 && !e.closest('.table'))
+  .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).slice(0, 8)"""
+
+
+@dataclass
+class Seeded:
+    stack: Stack
+    scenario: SeedScenario
+    a: MerchantSetup
+    b: MerchantSetup
+    recovered_id: str
+    failed_id: str
+
+
+@dataclass
+class Browser:
+    """A Chromium page with every console error and page error it saw."""
+
+    page: Any
+    errors: list[str] = field(default_factory=list)
+
+    # Answers a test asked for (a 404 for another merchant's payment): Chromium logs them as errors too.
+    expected_statuses: set[int] = field(default_factory=set)
+
+    def watch(self) -> None:
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        self.page.on("response", self._response)
+
+    def _console(self, message: Any) -> None:
+        if message.type != "error":
+            return
+        if message.text.startswith("Failed to load resource") and any(
+            f"status of {status}" in message.text for status in self.expected_statuses
+        ):
+            return
+        self.errors.append(f"console {message.type}: {message.text}")
+
+    def _response(self, response: Any) -> None:
+        if response.status >= 400 and response.status not in self.expected_statuses:
+            self.errors.append(f"{response.request.method} {response.url} answered {response.status}")
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory, mongodb_url: str, virtual_hosts: VirtualHosts) -> Iterator[Seeded]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)", pytrace=False)
+    vhost, database = vhost_name_for("console"), database_name_for("console")
+    isolation = Isolation(virtual_hosts.create(vhost), mongodb_url, database)
+    factory = StackFactory(tmp_path_factory.mktemp("console-stack"), isolation)
+    try:
+        stack = factory.start()
+        scenario = seed_scenario(stack)
+        # The receiver verifies with the last merchant's keys: A's webhooks are the ones the tests check.
+        b = scenario.bootstrap("console_merchant_b")
+        a = scenario.bootstrap("console_merchant_a")
+        customer, card = scenario.customer_with_card("pm_card_visa")
+        recovered = scenario.request_recovery(a, customer, card)["id"]
+        lost_customer, lost_card = scenario.customer_with_card("pm_card_chargeDeclinedLostCard")
+        failed = scenario.request_recovery(a, lost_customer, lost_card, merchant_reference_id="console_lost_card")["id"]
+        scenario.wait_for_webhook(recovered, "payment_succeeded", timeout=60)
+        scenario.wait_for_webhook(failed, "payment_failed", timeout=60)
+        yield Seeded(stack, scenario, a, b, recovered, failed)
+    finally:
+        factory.stop_all()
+        drop_database(mongodb_url, database)
+        virtual_hosts.delete(vhost, wait=False)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser(chromium: Any) -> Iterator[Browser]:
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    opened = Browser(context.new_page())
+    opened.watch()
+    yield opened
+    context.close()
+    assert opened.errors == [], "the console logged errors in Chromium"
+
+
+def console_url(seeded: Seeded, path: str = "") -> str:
+    return f"{seeded.stack.intake_url}/console/{path}"
+
+
+def sign_in(browser: Browser, seeded: Seeded, api_key: str, merchant_id: str) -> None:
+    page = browser.page
+    page.goto(console_url(seeded))
+    page.get_by_label("API key").fill(api_key)
+    page.get_by_label("Merchant ID").fill(merchant_id)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/console/overview")
+
+
+def screenshot(browser: Browser, name: str) -> None:
+    if SCREENSHOTS:
+        browser.page.screenshot(path=str(DOCS / f"console-{name}.png"), full_page=True)
+
+
+def analytics_of(seeded: Seeded, setup: MerchantSetup) -> dict[str, Any]:
+    """The figures as the public analytics API answers them (the same read model the console reads)."""
+    answer = httpx.get(f"{seeded.stack.intake_url}/v2/revenue-recovery/analytics", headers=setup.headers(), timeout=15)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def figure(browser: Browser, label: str) -> str:
+    return str(browser.page.locator(f'[data-figure="{label}"] .value').inner_text()).strip()
+
+
+def test_sign_in_and_overview_figures_match_the_analytics_api(browser: Browser, seeded: Seeded) -> None:
+    sign_in(browser, seeded, seeded.a.api_key, seeded.a.merchant_id)
+    figures = analytics_of(seeded, seeded.a)
+    # The projection may still be applying the last events: wait until it has both payments' outcomes.
+    deadline = time.monotonic() + 30
+    while figures["payments_recovered"] + figures["payments_failed"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        figures = analytics_of(seeded, seeded.a)
+    browser.page.reload()
+    assert figures["payments_recovered"] == 1 and figures["payments_failed"] == 1
+    assert figure(browser, "Recovery rate") == percentage(figures["recovery_rate"]) == "50.0%"
+    assert figure(browser, "Recovered") == recovered_amounts(figures["recovered_amount"])
+    assert figure(browser, "Recovered") == major_units(2250, "USD")  # the seed's invoice: USD 22.50
+    assert figure(browser, "In progress") == str(figures["payments_in_progress"])
+    for chart in ("recovered-per-day", "rate-by-attempt", "declines-by-class", "declines-by-network"):
+        canvas = browser.page.locator(f"#chart-{chart}")
+        assert canvas.is_visible()
+        assert browser.page.evaluate(f"Chart.getChart('chart-{chart}') !== undefined")
+    screenshot(browser, "overview")
+
+
+def test_recoveries_list_links_to_the_payment_and_its_attempts(browser: Browser, seeded: Seeded) -> None:
+    sign_in(browser, seeded, seeded.a.api_key, seeded.a.merchant_id)
+    page = browser.page
+    page.get_by_role("link", name="Recoveries").click()
+    page.wait_for_url("**/console/recoveries")
+    expect(page.locator("tbody tr")).to_have_count(2)
+    screenshot(browser, "recoveries")
+    page.get_by_label("Status").select_option("terminated")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**status=terminated**")
+    expect(page.locator("tbody tr")).to_have_count(1)
+    page.get_by_role("link", name=seeded.failed_id).click()
+    page.wait_for_url(f"**/console/payments/{seeded.failed_id}")
+    attempt = page.locator("#attempts tr.attempt").first
+    assert "pm_" in attempt.inner_text() and "lost_card" in attempt.inner_text()
+
+    page.goto(console_url(seeded, f"payments/{seeded.recovered_id}"))
+    rows = page.locator("#attempts tr.attempt")
+    assert rows.count() >= 1
+    assert "succeeded" in rows.last.inner_text()
+    assert "visa" in rows.last.inner_text().lower()
+    screenshot(browser, "payment")
+
+
+def test_the_retry_button_delivers_the_webhook_again(browser: Browser, seeded: Seeded) -> None:
+    sign_in(browser, seeded, seeded.a.api_key, seeded.a.merchant_id)
+    page = browser.page
+    page.goto(console_url(seeded, f"payments/{seeded.recovered_id}"))
+    before = [w for w in seeded.scenario.received() if w.object_id == seeded.recovered_id]
+    delivery = page.locator("article.delivery").first
+    attempts_before = delivery.locator("tr.delivery-attempt").count()
+    delivery.get_by_role("button", name="Retry delivery").click()
+    # htmx swaps the delivery in place with its new attempt.
+    page.locator("article.delivery").first.locator("tr.delivery-attempt").nth(attempts_before).wait_for()
+    assert "manual retry" in page.locator("article.delivery").first.inner_text()
+    after = [w for w in seeded.scenario.received() if w.object_id == seeded.recovered_id]
+    assert len(after) == len(before) + 1
+    assert after[-1].signature_verified
+
+
+def test_state_changes_need_the_csrf_token(browser: Browser, seeded: Seeded) -> None:
+    sign_in(browser, seeded, seeded.a.api_key, seeded.a.merchant_id)
+    page = browser.page
+    page.goto(console_url(seeded, f"payments/{seeded.recovered_id}"))
+    event_id = page.locator("article.delivery").first.get_attribute("data-event-id")
+    before = len(seeded.scenario.received())
+    # The session cookie rides along (same browser context), the token does not.
+    answer = page.request.post(
+        console_url(seeded, f"payments/{seeded.recovered_id}/webhooks/{event_id}/retry"), form={"csrf_token": "x"}
+    )
+    assert answer.status == 403
+    cookie = next(c for c in page.context.cookies() if c["name"] == "console_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert len(seeded.scenario.received()) == before
+
+
+def test_another_merchants_payment_is_not_reachable(browser: Browser, seeded: Seeded) -> None:
+    sign_in(browser, seeded, seeded.b.api_key, seeded.b.merchant_id)
+    page = browser.page
+    # A new merchant: a clear empty state.
+    assert page.get_by_test_id("empty-state").is_visible()
+    screenshot(browser, "empty")
+    browser.expected_statuses.add(404)
+    answer = page.goto(console_url(seeded, f"payments/{seeded.recovered_id}"))
+    assert answer is not None and answer.status == 404
+    assert seeded.recovered_id not in page.locator("main").inner_text().replace(f"'{seeded.recovered_id}'", "")
+    assert page.locator("#attempts").count() == 0
+    page.goto(console_url(seeded, "recoveries"))
+    assert seeded.recovered_id not in page.content()
+
+
+def test_operator_pages(browser: Browser, seeded: Seeded) -> None:
+    sign_in(browser, seeded, ADMIN_KEY, seeded.a.merchant_id)
+    page = browser.page
+    page.get_by_role("link", name="Webhooks").click()
+    expect(page.locator("#endpoint-health tbody tr")).to_have_count(1)
+    screenshot(browser, "webhooks")
+    page.get_by_role("link", name="Dead letters").click()
+    page.wait_for_url("**/console/dead-letters")
+    assert page.locator("#dead-letters tbody tr").count() > 0
+    screenshot(browser, "dead-letters")
+    page.get_by_role("link", name="Services").click()
+    page.wait_for_url("**/console/services")
+    readiness = page.locator("#services tbody tr")
+    assert readiness.count() >= 5
+    assert "not ready" not in page.locator("#services").inner_text()
+    screenshot(browser, "services")
+
+
+def test_a_merchant_does_not_see_the_operator_pages(browser: Browser, seeded: Seeded) -> None:
+    sign_in(browser, seeded, seeded.a.api_key, seeded.a.merchant_id)
+    assert browser.page.get_by_role("link", name="Dead letters").count() == 0
+    browser.expected_statuses.add(403)
+    answer = browser.page.goto(console_url(seeded, "dead-letters"))
+    assert answer is not None and answer.status == 403
+
+
+def test_the_layout_works_390_pixels_wide(browser: Browser, seeded: Seeded) -> None:
+    page = browser.page
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(browser, seeded, seeded.a.api_key, seeded.a.merchant_id)
+    for path in ("overview", "recoveries", f"payments/{seeded.recovered_id}", "webhooks"):
+        page.goto(console_url(seeded, path))
+        # Nothing wider than the screen: wide tables scroll inside their own box.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, (path, page.evaluate(WIDER_THAN_SCREEN))
+        assert page.get_by_role("link", name="Recoveries").is_visible()
+    page.goto(console_url(seeded, "overview"))
+    assert page.locator("#chart-recovered-per-day").is_visible()
+    screenshot(browser, "overview-390")

@@ -1,0 +1,193 @@
+"""What the console's pages show of the internal APIs' answers: figures, chart series, rows, paging."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recovery_intake.console import views
+
+ANALYTICS: dict[str, Any] = {
+    "merchant_id": "merchant_1",
+    "from_date": "2026-11-04",
+    "to_date": "2026-12-03",
+    "payments_total": 4,
+    "payments_recovered": 2,
+    "payments_failed": 1,
+    "payments_in_progress": 1,
+    "payments_cancelled": 0,
+    "recovery_rate": 2 / 3,
+    "recovered_amount": {"USD": 9000, "JPY": 500},
+    "attempts_per_recovered_payment": 1.5,
+    "time_to_recover": {"p50": 5400.0, "p90": 86_400.0},
+    "by_decline_class": {"soft": 3, "hard": 1},
+    "by_card_network": {"visa": {"payments": 3, "recovered": 2, "declines": 3}, "mastercard": {"declines": 1}},
+    "by_attempt_number": {"2": 1, "1": 1},
+    "by_algorithm": {"cascading": {"payments": 4, "recovered": 2, "declines": 4}},
+    "daily": [
+        {"date": "2026-12-02", "payments_total": 2, "recovered_amount": {"USD": 4500}},
+        {"date": "2026-12-03", "payments_total": 2, "recovered_amount": {"USD": 4500, "JPY": 500}},
+    ],
+}
+
+
+def figure(shown: views.Overview, label: str) -> str:
+    return next(f.value for f in shown.figures if f.label == label)
+
+
+def test_overview_figures() -> None:
+    shown = views.overview(ANALYTICS)
+    assert not shown.empty
+    assert figure(shown, "Recovery rate") == "66.7%"
+    assert figure(shown, "Recovered") == "JPY 500, USD 90.00"
+    assert figure(shown, "In progress") == "1"
+    assert figure(shown, "Attempts per recovery") == "1.50"
+    assert figure(shown, "Time to recover") == "1 h 30 min (p50)"
+
+
+def test_overview_charts() -> None:
+    charts = views.overview(ANALYTICS).charts
+    per_day = charts["chart-recovered-per-day"]["data"]
+    assert per_day["labels"] == ["2026-12-02", "2026-12-03"]
+    assert {d["label"]: d["data"] for d in per_day["datasets"]} == {"JPY": [0.0, 500.0], "USD": [45.0, 45.0]}
+    by_attempt = charts["chart-rate-by-attempt"]["data"]
+    # Recovered at attempt n, of the 3 finished payments; the bars add up to the recovery rate.
+    assert by_attempt["labels"] == ["attempt 1", "attempt 2"]
+    assert by_attempt["datasets"][0]["data"] == [33.3, 33.3]
+    classes = charts["chart-declines-by-class"]["data"]
+    assert dict(zip(classes["labels"], classes["datasets"][0]["data"], strict=True)) == {"hard": 1, "soft": 3}
+    networks = charts["chart-declines-by-network"]["data"]
+    assert dict(zip(networks["labels"], networks["datasets"][0]["data"], strict=True)) == {"mastercard": 1, "visa": 3}
+
+
+def test_a_new_merchant_has_an_empty_overview() -> None:
+    shown = views.overview({"payments_total": 0, "recovery_rate": None, "recovered_amount": {}, "daily": []})
+    assert shown.empty
+    assert figure(shown, "Recovery rate") == "—"
+    assert figure(shown, "Recovered") == "—"
+
+
+def test_recoveries_page_rows_and_paging() -> None:
+    item = {
+        "id": "pay_1",
+        "status": "recovered",
+        "amount": {"order_amount": 2250, "currency": "USD"},
+        "created": "2026-12-03T10:00:00Z",
+        "attempt_count": 2,
+        "merchant_reference_id": "inv_1",
+    }
+    page = views.recoveries_page({"count": 1, "total_count": 41, "data": [item]}, offset=20, limit=20)
+    assert page.rows[0].amount == "USD 22.50"
+    assert page.rows[0].created == "2026-12-03 10:00:00 UTC"
+    assert (page.first, page.last, page.previous_offset, page.next_offset) == (21, 21, 0, 40)
+    last = views.recoveries_page({"total_count": 21, "data": [item]}, offset=20, limit=20)
+    assert last.next_offset is None
+    assert views.recoveries_page({"total_count": 0, "data": []}, offset=0, limit=20).previous_offset is None
+
+
+def test_payment_page_groups_the_timeline() -> None:
+    timeline = {
+        "payment_id": "pay_1",
+        "status": "finish",
+        "business_status": "COMPLETED_EXECUTE_TASK",
+        "request": {"amount": 2250, "currency": "USD", "merchant_reference_id": "inv_1", "tokens": ["pm_1", "pm_2"]},
+        "attempts": [
+            {"attempt_number": 2, "token": "pm_2", "card_network": "visa", "outcome": "succeeded"},
+            {
+                "attempt_number": 1,
+                "token": "pm_1",
+                "card_network": "mastercard",
+                "outcome": "failed",
+                "decline_code": "insufficient_funds",
+                "decline_class": "soft",
+                "advice_code": "try_again_later",
+            },
+        ],
+        "entries": [
+            {"at": "2026-12-03T10:00:00Z", "kind": "recovery_accepted"},
+            {"at": "2026-12-03T10:01:00Z", "kind": "retry_scheduled", "attempt_number": 1, "detail": "ladder step 1"},
+            {"at": "2026-12-03T10:05:00Z", "kind": "record_back", "detail": "invoice paid"},
+            {"at": "2026-12-03T10:06:00Z", "kind": "recovery_finished"},
+        ],
+    }
+    shown = views.payment_page(timeline, {"status": "recovered"}, [])
+    assert shown.status == "recovered"
+    assert [a.number for a in shown.attempts] == [1, 2]
+    first = shown.attempts[0]
+    assert (first.token, first.network, first.decline_code, first.decline_class) == (
+        "pm_1", "mastercard", "insufficient_funds", "soft",
+    )  # fmt: skip
+    assert first.advice == "advice try_again_later"
+    assert [(p.what, p.detail) for p in shown.plans] == [("retry scheduled (attempt 1)", "ladder step 1")]
+    assert [r.detail for r in shown.record_back] == ["invoice paid"]
+    assert len(shown.story) == 4
+    assert next(f.value for f in shown.request if f.label == "Amount") == "USD 22.50"
+
+
+def test_deliveries_and_endpoint_health() -> None:
+    event = {
+        "event_id": "evt_1",
+        "event_type": "payment_succeeded",
+        "profile_id": "pro_1",
+        "is_delivery_successful": True,
+    }
+    attempts = [
+        {"delivery_attempt": "manual_retry", "created": "2026-12-03T10:02:00Z", "is_delivery_successful": True,
+         "response": {"status_code": 200}},
+        {"delivery_attempt": "initial_attempt", "created": "2026-12-03T10:01:00Z", "is_delivery_successful": False,
+         "response": {"status_code": 500, "error_message": "server error"}},
+    ]  # fmt: skip
+    shown = views.delivery(event, attempts)
+    assert [(a.kind, a.status_code, a.delivered) for a in shown.attempts] == [
+        ("initial attempt", "500", False),
+        ("manual retry", "200", True),
+    ]
+    health = views.endpoint_health(
+        [
+            {**event, "created": "2026-12-03T10:03:00Z"},
+            {**event, "is_delivery_successful": False, "created": "2026-12-03T10:02:00Z"},
+            {**event, "created": "2026-12-03T10:01:00Z"},
+            {**event, "profile_id": "pro_2"},
+        ]
+    )
+    assert [(h.profile_id, h.events, h.delivered, h.success_rate) for h in health] == [
+        ("pro_1", 3, 2, "66.7%"),
+        ("pro_2", 1, 1, "100.0%"),
+    ]
+    assert health[0].last_failure == "2026-12-03 10:02:00 UTC"
+
+
+def test_payment_page_shows_the_schedulers_plans_with_their_reasons_and_classes() -> None:
+    timeline = {
+        "payment_id": "pay_1",
+        "attempts": [{"attempt_number": 1, "token": "pm_1", "outcome": "declined", "decline_class": "lost_card"}],
+        "entries": [{"at": "2026-12-03T10:01:00Z", "kind": "retry_scheduled", "detail": "from the read model"}],
+    }
+    workflow = {
+        "timeline": [
+            {
+                "at": "2026-12-03T10:00:00Z",
+                "what": "attempt_planned",
+                "reason": "cascading ladder step 1",
+                "token": "pm_1",
+            }
+        ],
+        "attempts": [{"number": 1, "decline_class": "never"}],
+        "plan": {
+            "kind": "attempt",
+            "attempt_number": 2,
+            "token": "pm_2",
+            "due_at": "2026-12-04T10:00:00Z",
+            "reason": "Visa budget: 15 attempts per rolling 30 days",
+            "timer_id": "tmr_1",
+        },
+    }
+    shown = views.payment_page(timeline, None, [], workflow)
+    assert [(p.what, p.detail) for p in shown.plans] == [
+        ("attempt planned", "cascading ladder step 1 · token pm_1"),
+        ("next: attempt (attempt 2)", "Visa budget: 15 attempts per rolling 30 days · pm_2"),
+    ]
+    assert shown.attempts[0].decline_class == "never"
+    # Without the scheduler's answer, the read model's plans and classes.
+    alone = views.payment_page(timeline, None, [])
+    assert [p.detail for p in alone.plans] == ["from the read model"]
+    assert alone.attempts[0].decline_class == "lost_card"
