@@ -155,3 +155,13 @@ def payment_failed(payment: RecoveryPayment) -> Envelope[PaymentFailed]:
         merchant_id=payment.merchant_id,
         profile_id=payment.profile_id,
     )
+
+
+def webhook_endpoint(url: str, merchant_id: str, profile_id: str) -> Envelope[ProfileUpdated]:
+    """`profile.updated` giving a merchant's profile the webhook URL `url` (no signing keys)."""
+    return Envelope[ProfileUpdated](
+        type=MessageType.PROFILE_UPDATED,
+        merchant_id=merchant_id,
+        profile_id=profile_id,
+        payload=ProfileUpdated(profile_id=profile_id, merchant_id=merchant_id, version=1, webhook_url=url),
+    )
