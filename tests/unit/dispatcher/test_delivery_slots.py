@@ -60,8 +60,10 @@ def test_an_endpoint_is_slow_when_its_deliveries_take_the_prompt_time(
     [
         (0, 0.0, 16, 0.05, True),  # pace unknown yet: the budget is given
         (0, 0.010, 16, 0.05, True),
-        (50, 0.010, 16, 0.05, True),  # 51 x 10 ms / 16 = 32 ms
-        (100, 0.010, 16, 0.05, False),  # 63 ms
+        (15, 0.010, 16, 0.05, True),  # 16 x 10 ms / 16 = 10 ms
+        (15, 0.060, 16, 0.05, False),  # 60 ms
+        (16, 0.001, 16, 0.05, False),  # as many waiting as the endpoint has slots already
+        (15, 0.400, 16, 0.5, True),  # 400 ms answers (a loaded machine), 16 slots: the next one in 25 ms
         (0, 0.2, 2, 0.05, False),  # 100 ms for the next free slot
         (0, 0.0, 16, 0.0, False),  # waiting switched off
     ],

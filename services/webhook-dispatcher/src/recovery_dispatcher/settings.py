@@ -33,8 +33,8 @@ class DispatcherSettings(ServiceSettings):
     # How long a delivery may wait for its answer and still count as prompt (wall-clock seconds).
     webhook_prompt_delivery_seconds: float = Field(default=1.0, gt=0)
     # How long a delivery that finds a prompt endpoint's slots all taken waits for one before it is parked on a
-    # timer (wall-clock seconds; 0 parks at once).
-    webhook_busy_wait_seconds: float = Field(default=0.05, ge=0, le=5)
+    # timer (wall-clock seconds; 0 parks at once); at most WEBHOOK_ENDPOINT_CONCURRENCY deliveries wait per endpoint.
+    webhook_busy_wait_seconds: float = Field(default=0.5, ge=0, le=5)
     # The broker hands each of the dispatcher's consumers this many unacknowledged messages, each handled in a
     # task of its own (the services' default of 100 would cap a delivery queue below `webhook_max_in_flight`).
     prefetch_count: int = Field(default=256, ge=1, le=1000)

@@ -33,8 +33,9 @@ def worth_waiting(*, ahead: int, mean_seconds: float, slots: int, budget_seconds
     """Whether a delivery that finds its endpoint's `slots` all taken should wait for one (up to `budget_seconds`)
     rather than be parked: the endpoint frees a slot every `mean_seconds / slots` on average, so the delivery
     behind `ahead` others expects its slot after `(ahead + 1) * mean_seconds / slots`. An endpoint with no
-    delivery over yet (mean 0) is given the budget."""
-    if budget_seconds <= 0:
+    delivery over yet (mean 0) is given the budget. At most `slots` deliveries wait for one endpoint: a waiting
+    delivery holds its message (the broker's prefetch), so one endpoint holds at most twice its slots of it."""
+    if budget_seconds <= 0 or ahead >= slots:
         return False
     return (ahead + 1) * mean_seconds / slots <= budget_seconds
 
