@@ -4,8 +4,8 @@ The bounds, in this process's memory, taken in this order (a delivery never wait
 nothing, and never waits at all on a slow endpoint):
 
 1. its endpoint's slots (profile, URL): a free one, or, when they are all taken and the endpoint answers
-   promptly, the next one to come free within `busy_wait` (tens of milliseconds, handed over in arrival order);
-   otherwise it is parked;
+   promptly, the next one to come free within `busy_wait` (handed over in arrival order; at most as many
+   deliveries wait as the endpoint has slots); otherwise it is parked;
 2. its merchant's deliveries in flight, and the endpoint's rate limit (a token bucket; each dispatcher allows
    the profile's rate, so N dispatchers may send up to N times it): parked when either is used up;
 3. one of two pools. An endpoint that answers promptly takes one of the `max_in_flight` slots the prompt
