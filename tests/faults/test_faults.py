@@ -389,16 +389,7 @@ def test_slow_and_timing_out_merchant_endpoints_beside_a_fast_one(
         timed_out=sum(1 for d in deliveries if d["path"] == "/webhooks/timeout" and d["response"]["status"] == 504),
         fast_webhook_seconds_max=round(max(fast_latencies(run).values(), default=0.0), 2),
     )
-    assert_no_violations(run, known_bugs=[SLOW_ENDPOINT_HOLDS_THE_QUEUE])
-
-
-SLOW_ENDPOINT_HOLDS_THE_QUEUE = KnownBug(
-    "held up behind the slow endpoints",
-    "a busy endpoint's deliveries are parked on timers (issue 15, item 7), yet a fast merchant's webhook still "
-    "arrives ~9 s after its charge behind endpoints that answer after 10 s or time out: a parked delivery that "
-    "comes back while the slow endpoints still hold their slots and the in-flight bound waits again in line",
-    strict=False,  # seen in some runs, not all
-)
+    assert_no_violations(run)
 
 
 SLOW_ANSWER_SECONDS = 10.0

@@ -5,9 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.ids import new_attempt_id, new_payment_id
-from recovery_contracts.messages import ConnectorAccountUpdated, PaymentSucceeded, ProfileUpdated, RecoveryScheduled
+from recovery_contracts.messages import (
+    ConnectorAccountUpdated,
+    PaymentFailed,
+    PaymentSucceeded,
+    ProfileUpdated,
+    RecoveryScheduled,
+)
 from recovery_contracts.payments import ErrorDetails, IntentStatus
 from recovery_contracts.recovery import (
     AttemptSummary,
@@ -125,4 +131,37 @@ def payment_succeeded(payment: RecoveryPayment, connector_transaction_id: str = 
                 ),
             ),
         ),
+    )
+
+
+def payment_failed(payment: RecoveryPayment) -> Envelope[PaymentFailed]:
+    """The scheduler's terminal `payment.failed` for `payment` (hard declined; a fresh attempt id each call)."""
+    attempt = payment_succeeded(payment).payload
+    return envelope_for(
+        MessageType.PAYMENT_FAILED,
+        PaymentFailed(
+            payment_id=payment.payment_id,
+            reason="hard_declined",
+            business_status="failed",
+            attempt_id=attempt.attempt_id,
+            payment=build_payment_object(
+                payment,
+                status=IntentStatus.FAILED,
+                modified_at=attempt.succeeded_at,
+                attempt=AttemptSummary(total_retry_count=1, token="pm_card_visa"),
+            ),
+        ),
+        correlation_id=payment.payment_id,
+        merchant_id=payment.merchant_id,
+        profile_id=payment.profile_id,
+    )
+
+
+def webhook_endpoint(url: str, merchant_id: str, profile_id: str) -> Envelope[ProfileUpdated]:
+    """`profile.updated` giving a merchant's profile the webhook URL `url` (no signing keys)."""
+    return Envelope[ProfileUpdated](
+        type=MessageType.PROFILE_UPDATED,
+        merchant_id=merchant_id,
+        profile_id=profile_id,
+        payload=ProfileUpdated(profile_id=profile_id, merchant_id=merchant_id, version=1, webhook_url=url),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from recovery_dispatcher.settings import DispatcherSettings
 from recovery_runtime.settings import ServiceSettings
 from support.stack import Isolation
 
@@ -14,5 +15,21 @@ def settings_for(settings_type: type[ServiceSettings], isolation: Isolation, **o
         mongodb_url=isolation.mongodb_url,
         mongodb_database=isolation.mongodb_database,
         time_scale=1000.0,
+        **overrides,
+    )
+
+
+def dispatcher_with_few_slots(
+    isolation: Isolation, *, in_flight: int, per_endpoint: int, **overrides: Any
+) -> DispatcherSettings:
+    """Dispatcher settings whose bounds a handful of deliveries fill: `in_flight` deliveries in flight and as the
+    broker's prefetch, `per_endpoint` per endpoint; loopback receivers allowed."""
+    return settings_for(
+        DispatcherSettings,
+        isolation,
+        outbound_allowed_cidrs="127.0.0.0/8",
+        webhook_max_in_flight=in_flight,
+        prefetch_count=in_flight,
+        webhook_endpoint_concurrency=per_endpoint,
         **overrides,
     )

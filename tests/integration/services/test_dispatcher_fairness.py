@@ -17,17 +17,16 @@ from typing import Any
 import httpx
 import pytest
 
-from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.envelope import Envelope
 from recovery_contracts.ids import idempotent_event_id
-from recovery_contracts.messages import PaymentSucceeded, ProfileUpdated
+from recovery_contracts.messages import PaymentSucceeded
 from recovery_dispatcher.app import build_service
-from recovery_dispatcher.settings import DispatcherSettings
 from recovery_sandbox.receiver import create_app as receiver_app
 from recovery_scheduler.app import build_service as build_scheduler
 from recovery_scheduler.settings import SchedulerSettings
 from support.broker import broker_probe, eventually
-from support.payments import payment_succeeded, recovery_payment
-from support.services import settings_for
+from support.payments import payment_succeeded, recovery_payment, webhook_endpoint
+from support.services import dispatcher_with_few_slots, settings_for
 from support.stack import Isolation
 
 pytestmark = pytest.mark.integration
@@ -38,15 +37,6 @@ SLOW_SECONDS = 2.0
 BACKLOG = 12  # three times the in-flight bound and the prefetch
 # Behind the backlog the fast merchant would wait for it to drain.
 DRAIN_SECONDS = BACKLOG * SLOW_SECONDS / PER_ENDPOINT
-
-
-def endpoint(url: str, merchant: str, profile_id: str) -> Envelope[ProfileUpdated]:
-    return Envelope[ProfileUpdated](
-        type=MessageType.PROFILE_UPDATED,
-        merchant_id=merchant,
-        profile_id=profile_id,
-        payload=ProfileUpdated(profile_id=profile_id, merchant_id=merchant, version=1, webhook_url=url),
-    )
 
 
 def succeeded(merchant: str, profile_id: str) -> Envelope[PaymentSucceeded]:
@@ -66,15 +56,11 @@ async def test_a_fast_merchant_is_delivered_at_once_while_a_slow_endpoints_backl
     serve: Any, isolation: Isolation, db: Any
 ) -> None:
     serve(build_scheduler(settings_for(SchedulerSettings, isolation, timer_poll_seconds=0.05)))
-    settings = {
-        "outbound_allowed_cidrs": "127.0.0.0/8",
-        "webhook_max_in_flight": IN_FLIGHT,
-        "prefetch_count": IN_FLIGHT,
-        "webhook_endpoint_concurrency": PER_ENDPOINT,
-        # Parked for at least 3 s of wall-clock time.
-        "webhook_busy_hold_seconds": 3 * SCALE,
-    }
-    serve(build_service(settings_for(DispatcherSettings, isolation, **settings)))
+    # Parked for at least 3 s of wall-clock time.
+    settings = dispatcher_with_few_slots(
+        isolation, in_flight=IN_FLIGHT, per_endpoint=PER_ENDPOINT, webhook_busy_hold_seconds=3 * SCALE
+    )
+    serve(build_service(settings))
     slow, fast = serve(receiver_app()), serve(receiver_app())
     httpx.post(
         f"{slow.url}/_receiver/config",
@@ -83,8 +69,8 @@ async def test_a_fast_merchant_is_delivered_at_once_while_a_slow_endpoints_backl
     backlog = [succeeded("merchant_slow", "pro_slow") for _ in range(BACKLOG)]
     healthy = succeeded("merchant_fast", "pro_fast")
     async with broker_probe(isolation.rabbitmq_url) as broker:
-        await broker.publish(endpoint(f"{slow.url}/hook", "merchant_slow", "pro_slow"))
-        await broker.publish(endpoint(f"{fast.url}/hook", "merchant_fast", "pro_fast"))
+        await broker.publish(webhook_endpoint(f"{slow.url}/hook", "merchant_slow", "pro_slow"))
+        await broker.publish(webhook_endpoint(f"{fast.url}/hook", "merchant_fast", "pro_fast"))
         await eventually(lambda: db.webhook_endpoints.count_documents({}) == 2)
         for event in backlog:
             await broker.publish(event)

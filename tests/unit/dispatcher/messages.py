@@ -6,10 +6,9 @@ from typing import Any
 
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.messages import DeliverWebhook, PaymentFailed, ProfileUpdated
-from recovery_contracts.payments import IntentStatus
-from recovery_contracts.recovery import AttemptSummary, RecoveryPayment, build_payment_object
+from recovery_contracts.recovery import RecoveryPayment
 from recovery_dispatcher.domain.outgoing_webhook import generate_whsec_secret
-from support.payments import payment_succeeded, recovery_payment
+from support.payments import payment_failed, payment_succeeded, recovery_payment
 
 HASH_KEY = "a-profile-hash-key"
 WHSEC = generate_whsec_secret()
@@ -38,26 +37,7 @@ def succeeded(of: RecoveryPayment | None = None) -> Envelope[Any]:
 
 
 def failed(of: RecoveryPayment | None = None) -> Envelope[PaymentFailed]:
-    paid = of or payment()
-    attempt = succeeded(paid).payload
-    return envelope_for(
-        MessageType.PAYMENT_FAILED,
-        PaymentFailed(
-            payment_id=paid.payment_id,
-            reason="hard_declined",
-            business_status="failed",
-            attempt_id=attempt.attempt_id,
-            payment=build_payment_object(
-                paid,
-                status=IntentStatus.FAILED,
-                modified_at=attempt.succeeded_at,
-                attempt=AttemptSummary(total_retry_count=1, token="pm_card_visa"),
-            ),
-        ),
-        correlation_id=paid.payment_id,
-        merchant_id=paid.merchant_id,
-        profile_id=paid.profile_id,
-    )
+    return payment_failed(of or payment())
 
 
 def endpoint_update(

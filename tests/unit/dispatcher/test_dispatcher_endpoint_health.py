@@ -147,10 +147,18 @@ async def test_a_profiles_rate_limit_parks_what_exceeds_it_spaced_at_the_rate(di
 async def test_what_stays_in_memory_is_bounded() -> None:
     now = datetime(2026, 12, 3, 12, 0)
     slots = DeliverySlots(
-        per_endpoint=2, per_merchant=2, min_hold=timedelta(seconds=5), max_hold=timedelta(minutes=10), max_endpoints=100
+        per_endpoint=2,
+        per_merchant=2,
+        max_in_flight=4,
+        slow_max_in_flight=2,
+        prompt_seconds=1.0,
+        busy_wait=0.05,
+        min_hold=timedelta(seconds=5),
+        max_hold=timedelta(minutes=10),
+        max_endpoints=100,
     )
     for n in range(1_000):
-        slot = slots.take(Endpoint(f"pro_{n}", url=f"https://m{n}.example/"), f"merchant_{n}", now)
+        slot = await slots.take(Endpoint(f"pro_{n}", url=f"https://m{n}.example/"), f"merchant_{n}", now)
         assert isinstance(slot, Slot)
         slot.release(0.01)
     assert slots.endpoints_held() == 100

@@ -123,6 +123,10 @@ def delivery_of(settings: DispatcherSettings, adapters: DispatcherAdapters, scal
         per_endpoint=settings.webhook_endpoint_concurrency,
         # Never below one endpoint's slots: a merchant's one endpoint may always use all of its own.
         per_merchant=max(settings.webhook_merchant_max_in_flight, settings.webhook_endpoint_concurrency),
+        max_in_flight=settings.webhook_max_in_flight,
+        slow_max_in_flight=settings.webhook_slow_max_in_flight or max(1, settings.webhook_max_in_flight // 2),
+        prompt_seconds=settings.webhook_prompt_delivery_seconds,
+        busy_wait=settings.webhook_busy_wait_seconds,
         min_hold=scale.wall(timedelta(seconds=settings.webhook_busy_hold_seconds)),
         max_hold=scale.wall(timedelta(seconds=settings.webhook_busy_max_hold_seconds)),
         max_endpoints=settings.webhook_endpoints_in_memory,
@@ -169,10 +173,11 @@ def build_service(settings: DispatcherSettings | None = None, adapters: Dispatch
     service.on_stop(adapters.sender.aclose)
     delivery = delivery_of(settings, adapters, service.time_scale)
     # Messages of one payment, whichever of the three queues they come from, are handled in arrival order
-    # (webhooks of a payment go out in sequence); different payments side by side, at most
-    # WEBHOOK_MAX_IN_FLIGHT at once in this process. A delivery never waits for its endpoint holding one of
-    # those: when the endpoint (or its merchant) is busy it is parked on a timer (DeliverySlots).
-    payment_lanes = Lanes(settings.webhook_max_in_flight)
+    # (webhooks of a payment go out in sequence); different payments side by side. The lanes carry no in-flight
+    # bound: a bound taken before the handler would be held by a message waiting behind its payment's slow
+    # delivery, and by every delivery for the whole of its request. WEBHOOK_MAX_IN_FLIGHT is taken by the
+    # delivery itself (DeliverySlots), after its endpoint's slot, and only while its endpoint answers promptly.
+    payment_lanes = Lanes()
     for queue_name, handler in (
         ("dispatcher.payment-succeeded", payment_succeeded),
         ("dispatcher.payment-failed", payment_failed),

@@ -151,7 +151,7 @@ class Slot(Protocol):
 
 
 class DeliverySlots(Protocol):
-    """The in-flight bounds (per endpoint, per merchant) and the endpoint's rate limit: a slot now, or until when
-    the delivery is parked."""
+    """The in-flight bounds (per endpoint, per merchant, prompt and slow endpoints) and the endpoint's rate limit:
+    a slot (at once, or after a brief wait), or until when the delivery is parked."""
 
-    def take(self, endpoint: Endpoint, merchant_id: str, now: datetime) -> Slot | Busy: ...
+    async def take(self, endpoint: Endpoint, merchant_id: str, now: datetime) -> Slot | Busy: ...

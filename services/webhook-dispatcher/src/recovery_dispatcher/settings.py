@@ -23,13 +23,24 @@ class DispatcherSettings(ServiceSettings):
     # How long one dispatcher may hold an event it is delivering before another may take it over.
     webhook_delivery_lease_seconds: float = Field(default=60.0, gt=0)
     webhook_user_agent: str = "recovery-engine-webhooks/1"
-    # Deliveries in flight in this process, all delivery queues together (they share one set of payment lanes).
+    # Deliveries in flight to endpoints that answer promptly, in this process, all delivery queues together. A
+    # delivery still waiting for its answer after WEBHOOK_PROMPT_DELIVERY_SECONDS gives its place back and counts
+    # as slow from then on.
     webhook_max_in_flight: int = Field(default=256, ge=1, le=10_000)
+    # Deliveries in flight to slow endpoints (their deliveries take WEBHOOK_PROMPT_DELIVERY_SECONDS or more), apart
+    # from WEBHOOK_MAX_IN_FLIGHT; more are parked. Unset: half of WEBHOOK_MAX_IN_FLIGHT (at least 1).
+    webhook_slow_max_in_flight: int | None = Field(default=None, ge=1, le=10_000)
+    # How long a delivery may wait for its answer and still count as prompt (wall-clock seconds).
+    webhook_prompt_delivery_seconds: float = Field(default=1.0, gt=0)
+    # How long a delivery that finds a prompt endpoint's slots all taken waits for one before it is parked on a
+    # timer (wall-clock seconds; 0 parks at once); at most WEBHOOK_ENDPOINT_CONCURRENCY deliveries wait per endpoint.
+    webhook_busy_wait_seconds: float = Field(default=0.5, ge=0, le=5)
     # The broker hands each of the dispatcher's consumers this many unacknowledged messages, each handled in a
     # task of its own (the services' default of 100 would cap a delivery queue below `webhook_max_in_flight`).
     prefetch_count: int = Field(default=256, ge=1, le=1000)
     # Deliveries in flight to one endpoint (a profile's URL) at a time in this process; when they are all taken a
-    # delivery is parked on a timer (it holds no slot of WEBHOOK_MAX_IN_FLIGHT meanwhile).
+    # delivery waits WEBHOOK_BUSY_WAIT_SECONDS at most for one (a prompt endpoint), else it is parked on a timer
+    # (it holds no slot of WEBHOOK_MAX_IN_FLIGHT meanwhile).
     webhook_endpoint_concurrency: int = Field(default=16, ge=1, le=1000)
     # Deliveries in flight for one merchant at a time in this process (all its endpoints; never fewer than
     # WEBHOOK_ENDPOINT_CONCURRENCY); more are parked.

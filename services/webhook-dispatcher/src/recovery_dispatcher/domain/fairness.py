@@ -1,6 +1,8 @@
-"""How deliveries share the dispatcher: an endpoint's rate limit (a token bucket), and when a delivery that may
-not start now comes back (parked on a timer, the parked deliveries of one endpoint spaced out so that they
-come back about as fast as the endpoint takes them).
+"""How deliveries share the dispatcher: which endpoints count as slow (they take from the slow endpoints' share,
+not from the in-flight bound the prompt ones share), whether a delivery that finds its endpoint busy waits for a
+slot or is parked, an endpoint's rate limit (a token bucket), and when a parked delivery comes back (on a timer,
+the parked deliveries of one endpoint spaced out so that they come back about as fast as the endpoint takes
+them).
 
 Pure: the caller passes the time; the per-process state that holds these values is the adapter's.
 """
@@ -18,6 +20,24 @@ class BusyReason(StrEnum):
     ENDPOINT_BUSY = "endpoint_busy"  # the endpoint's slots are all taken
     MERCHANT_BUSY = "merchant_busy"  # the merchant has its cap of deliveries in flight
     RATE_LIMITED = "rate_limited"  # the endpoint's deliveries per second are used up
+    SLOW_SHARE_FULL = "slow_share_full"  # a slow endpoint, and the slow endpoints' share is taken
+
+
+def is_slow(*, mean_seconds: float, overdue: int, prompt_seconds: float) -> bool:
+    """An endpoint is slow while one of its deliveries has been waiting for its answer longer than
+    `prompt_seconds` (`overdue`), or when its deliveries take that long on average."""
+    return overdue > 0 or mean_seconds >= prompt_seconds
+
+
+def worth_waiting(*, ahead: int, mean_seconds: float, slots: int, budget_seconds: float) -> bool:
+    """Whether a delivery that finds its endpoint's `slots` all taken should wait for one (up to `budget_seconds`)
+    rather than be parked: the endpoint frees a slot every `mean_seconds / slots` on average, so the delivery
+    behind `ahead` others expects its slot after `(ahead + 1) * mean_seconds / slots`. An endpoint with no
+    delivery over yet (mean 0) is given the budget. At most `slots` deliveries wait for one endpoint: a waiting
+    delivery holds its message (the broker's prefetch), so one endpoint holds at most twice its slots of it."""
+    if budget_seconds <= 0 or ahead >= slots:
+        return False
+    return (ahead + 1) * mean_seconds / slots <= budget_seconds
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,8 +85,9 @@ class Delivery:
         if waiting is not None:
             await self._settle_unsent(event, waiting, recorded=recorded)
             return
-        # In-process bounds first (no I/O): a delivery that may not start now is parked, holding nothing.
-        slot = self.slots.take(endpoint, event.merchant_id, self.clock.now())
+        # In-process bounds first (no I/O): a delivery that may not start now (or within a few milliseconds, on a
+        # prompt endpoint) is parked, holding nothing.
+        slot = await self.slots.take(endpoint, event.merchant_id, self.clock.now())
         if isinstance(slot, Busy):
             await self._settle_unsent(event, event.held(slot.until, slot.reason), recorded=recorded)
             return

@@ -1,4 +1,5 @@
-"""Each service in-process (its own thread and event loop, real HTTP) against the test's vhost and database."""
+"""Services and apps run in-process by integration tests (each in its own thread and event loop, real HTTP) against
+the test's vhost and database."""
 
 from __future__ import annotations
 
