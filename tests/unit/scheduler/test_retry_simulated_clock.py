@@ -121,7 +121,7 @@ def test_smart_retries_insufficient_funds_daily_for_a_week_then_on_paydays() -> 
     # No billing country: paydays at payday_hour_utc (14:00 UTC).
     _, decisions = run_recovery(
         view(Algorithm.SMART, first_error_code="insufficient_funds", billing_retry_count=1),
-        succeed_on(10, decline_code="insufficient_funds"),
+        succeed_on(12, decline_code="insufficient_funds"),
     )
     plans = _plans(decisions)
     gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(plans)]

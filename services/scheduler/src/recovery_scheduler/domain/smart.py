@@ -88,13 +88,14 @@ def _policy_time(
             payday, window = next_payday_slot(earliest, config.payday_hour_utc), "payday window"
         else:
             payday, window = next_local_payday(earliest, offset, config.smart_payday_local_hour), "payday morning"
-        if payday - last.at <= PAYDAY_GAP:
-            return payday, f"{why}, {window}"
-        # Paydays far apart: a retry a week after the last one, in the customer's daytime.
-        weekly = max(earliest, last.at + PAYDAY_GAP)
+        # Paydays far apart: a retry `PAYDAY_GAP` after the last one, in the customer's daytime, unless the payday
+        # comes within a day of it.
+        between = max(earliest, last.at + PAYDAY_GAP)
         if offset is not None:
-            weekly = in_daytime(weekly, offset, *config.smart_daytime_local_hours)
-        return weekly, f"{why}, a week on (next {window} {payday.date().isoformat()})"
+            between = in_daytime(between, offset, *config.smart_daytime_local_hours)
+        if payday <= between + timedelta(days=1):
+            return payday, f"{why}, {window}"
+        return between, f"{why}, {_span(PAYDAY_GAP)} on (next {window} {payday.date().isoformat()})"
     at = max(floor, last.at + max(wait, cadence.wait_after(declines)))
     why += f", retry {declines} after {_span(cadence.wait_after(declines))}"
     if cadence.daytime and offset is not None:

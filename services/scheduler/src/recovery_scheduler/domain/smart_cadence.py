@@ -52,7 +52,7 @@ GENERIC = Cadence(
 )
 # Insufficient funds: daily for the first week like any soft decline (funds often come back within days: a
 # transfer, a top-up), in the customer's daytime, then on each payday morning (Stripe, Chargebee: retry near
-# paydays), and at least weekly between paydays (`PAYDAY_GAP`; irregular incomes: gig work, benefits).
+# paydays), and at least every four days between paydays (`PAYDAY_GAP`; irregular incomes: gig work, benefits).
 INSUFFICIENT_FUNDS = Cadence(
     "insufficient_funds",
     (DAY,) * 7,
@@ -61,7 +61,7 @@ INSUFFICIENT_FUNDS = Cadence(
     payday=True,
     why="insufficient funds: a week of daily daytime retries, then payday mornings",
 )
-PAYDAY_GAP = 7 * DAY
+PAYDAY_GAP = 4 * DAY
 
 
 def cadence_for(assessment: DeclineAssessment) -> Cadence:
