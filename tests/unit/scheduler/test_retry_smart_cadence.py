@@ -115,18 +115,21 @@ def test_technical_declines_are_not_held_for_the_daytime() -> None:
     assert isinstance(decision, ScheduleAttempt) and decision.at <= at + H + JITTER
 
 
-def test_insufficient_funds_after_its_week_aims_at_the_customers_payday_morning() -> None:
-    # Eight declines (the billing system's and seven of ours, a day apart) ending on 12 May: the next is the 15th,
-    # 09:00 in New York (14:00 UTC).
-    times = [T0 + n * DAY for n in range(2, 9)]
-    recovery = view(
+def _insufficient_funds_in_new_york(times: list[datetime]) -> RecoveryView:
+    return view(
         Algorithm.SMART,
         customer_country="US",
         first_error_code="insufficient_funds",
         billing_retry_count=1,
         attempts=_declines("insufficient_funds", times),
     )
-    decision = _decide(recovery)
+
+
+def test_insufficient_funds_after_its_week_aims_at_the_customers_payday_morning() -> None:
+    # Eight declines (the billing system's and seven of ours, a day apart) ending on 12 May: the next is the 15th,
+    # 09:00 in New York (14:00 UTC).
+    times = [T0 + n * DAY for n in range(2, 9)]
+    decision = _decide(_insufficient_funds_in_new_york(times))
     assert isinstance(decision, ScheduleAttempt)
     slot = datetime(2026, 5, 15, 14, tzinfo=UTC)
     assert slot <= decision.at <= slot + JITTER
@@ -136,14 +139,7 @@ def test_insufficient_funds_after_its_week_aims_at_the_customers_payday_morning(
 def test_insufficient_funds_between_paydays_far_apart_is_retried_every_four_days() -> None:
     # The last decline on the 15th: the next payday (29th) is two weeks off, so a retry four days on, on the 19th.
     times = [T0 + n * DAY for n in range(1, 8)] + [datetime(2026, 5, 15, 14, tzinfo=UTC)]
-    recovery = view(
-        Algorithm.SMART,
-        customer_country="US",
-        first_error_code="insufficient_funds",
-        billing_retry_count=1,
-        attempts=_declines("insufficient_funds", times),
-    )
-    decision = _decide(recovery)
+    decision = _decide(_insufficient_funds_in_new_york(times))
     assert isinstance(decision, ScheduleAttempt)
     assert times[-1] + 4 * DAY <= decision.at <= times[-1] + 4 * DAY + JITTER
     assert "4 d on" in decision.reason
