@@ -18,7 +18,7 @@ from recovery_scheduler.domain import (
     TokenState,
     decide_next,
 )
-from recovery_scheduler.domain.customer_time import in_daytime, next_local_payday, utc_offset
+from recovery_scheduler.domain.customer_time import in_daytime, utc_offset
 from recovery_scheduler.domain.smart_cadence import GENERIC, TECHNICAL, Cadence
 
 from .retry_builders import T0, declined, view
@@ -59,16 +59,6 @@ def test_a_country_gives_the_customers_offset_and_an_unknown_one_none() -> None:
 )
 def test_in_daytime_moves_a_night_time_to_the_customers_next_morning(at: datetime, expected: datetime) -> None:
     assert in_daytime(at, timedelta(hours=10), 8, 21) == expected
-
-
-def test_a_local_payday_is_the_customers_payday_morning() -> None:
-    # 09:00 on the 15th in Sydney is 23:00 UTC on the 14th; in New York it is 14:00 UTC on the 15th.
-    assert next_local_payday(datetime(2026, 5, 10, tzinfo=UTC), timedelta(hours=10), 9) == datetime(
-        2026, 5, 14, 23, tzinfo=UTC
-    )
-    assert next_local_payday(datetime(2026, 5, 10, tzinfo=UTC), timedelta(hours=-5), 9) == datetime(
-        2026, 5, 15, 14, tzinfo=UTC
-    )
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,11 @@
 """The customer's local time, from the billing address country: smart aims retries of customer-funded declines at
 the customer's daytime and at the morning of their paydays, not at a fixed UTC hour (14:00 UTC is midnight in
-Sydney)."""
+Sydney). Depends on nothing else in the domain."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta
-
-from .timing import next_payday_slot
 
 # Standard UTC offset (hours) of each country's main population centre, for the card markets a merchant sees most.
 # Daylight saving is ignored: an hour off for half the year does not move a retry out of the day. A country not
@@ -38,8 +36,3 @@ def in_daytime(at: datetime, offset: timedelta, start_hour: int, end_hour: int) 
     if morning < local:
         morning += timedelta(days=1)
     return morning - offset
-
-
-def next_local_payday(at: datetime, offset: timedelta, hour: int) -> datetime:
-    """The first payday (`timing.paydays`, the customer's calendar) at `hour` local time at or after `at`."""
-    return next_payday_slot(at + offset, hour) - offset

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .config import RetryConfig
-from .customer_time import in_daytime, next_local_payday, utc_offset
+from .customer_time import in_daytime, utc_offset
 from .decisions import Decision, EndOutcome, Recheck, ScheduleAttempt, end_recovery
 from .model import RecoveryView
 from .smart_cadence import PAYDAY_GAP, Cadence, cadence_for
@@ -87,7 +87,10 @@ def _policy_time(
         if offset is None:
             payday, window = next_payday_slot(earliest, config.payday_hour_utc), "payday window"
         else:
-            payday, window = next_local_payday(earliest, offset, config.smart_payday_local_hour), "payday morning"
+            payday, window = (
+                next_payday_slot(earliest + offset, config.smart_payday_local_hour) - offset,
+                "payday morning",
+            )
         # Paydays far apart: a retry `PAYDAY_GAP` after the last one, in the customer's daytime, unless the payday
         # comes within a day of it.
         between = max(earliest, last.at + PAYDAY_GAP)
