@@ -8,12 +8,14 @@ from datetime import timedelta
 
 import pytest
 
+from recovery_contracts.payments import Address, AddressDetails
 from recovery_scheduler.adapters.recoveries import recovery_document, recovery_from
 from recovery_scheduler.domain.card_budgets import CardBudget, Reservation
 from recovery_scheduler.domain.planning import Planning
 from recovery_scheduler.domain.plans import AwaitBillingPlan, MonitoringPlan
 from recovery_scheduler.domain.recovery import Recovery, ResumeRefused
 from recovery_scheduler.domain.status import RecoveryStatus
+from recovery_scheduler.domain.steps import planner_view
 
 from .builders import T0, attempt_failed, monitoring_payment, payment, payment_succeeded, recovery_updated
 from .fakes import CountingIds
@@ -130,3 +132,11 @@ def test_a_recovery_is_stored_and_loaded_without_losing_anything() -> None:
     assert document["history"][1]["decline_class"] == "later"
     loaded = recovery_from(document)
     assert loaded == replace(recovery, applied_messages=(*recovery.applied_messages, "scheduler.payment-succeeded:m2"))
+
+
+def test_the_planner_sees_the_billing_address_country_as_the_customers() -> None:
+    with_address = payment(billing=Address(address=AddressDetails(country="AU")))
+    recovery = Recovery.start(with_address, planning()).recovery
+    assert planner_view(recovery, planning()).customer_country == "AU"
+    without = Recovery.start(payment(billing=None), planning()).recovery
+    assert planner_view(without, planning()).customer_country is None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
 from datetime import timedelta
 
 import pytest
 
+from recovery_scheduler.domain.budgets import CardUse
 from recovery_scheduler.domain.config import RetryConfig
 from recovery_scheduler.domain.model import (
     Algorithm,
@@ -95,7 +97,10 @@ def test_a_dense_schedule_never_exceeds_mastercards_daily_budget(algorithm: Algo
     config = RetryConfig(
         ladder=(timedelta(minutes=10),) * 60, smart_max_attempts=60, smart_min_interval=timedelta(minutes=10)
     )
-    card = TokenState("pm_mc", "Mastercard")
+    # The merchant's other invoices declined on the card five times this morning: smart's technical cadence alone
+    # (seven retries, backing off) would stay under the day's ten; with them the budget binds.
+    others = tuple(CardUse(view().created_at - timedelta(hours=h)) for h in range(1, 6))
+    card = TokenState("pm_mc", "Mastercard", other_uses=others)
     _, decisions = run_recovery(
         view(algorithm, tokens=(card,)),
         always(decline_code="processing_error"),
@@ -104,21 +109,25 @@ def test_a_dense_schedule_never_exceeds_mastercards_daily_budget(algorithm: Algo
     plans = _plans(decisions)
     assert any(isinstance(d, Recheck) for d in decisions)
     per_day = Counter(p.at.date() for p in plans)
-    per_day[view().created_at.date()] += 1  # the billing system's failed charge
+    per_day[view().created_at.date()] += 1 + len(others)  # the billing system's failed charge, the other invoices
     assert max(per_day.values()) <= 10
-    times = [p.at for p in plans]
+    times = sorted([*(u.at for u in others), *(p.at for p in plans)])
     for i, at in enumerate(times):
         assert sum(1 for t in times[: i + 1] if at - timedelta(days=1) < t) <= 10
     assert len(plans) <= 35  # Mastercard's 30 days
 
 
-def test_smart_recovers_insufficient_funds_on_payday() -> None:
+def test_smart_retries_insufficient_funds_daily_for_a_week_then_on_paydays() -> None:
+    # No billing country: paydays at payday_hour_utc (14:00 UTC).
     _, decisions = run_recovery(
         view(Algorithm.SMART, first_error_code="insufficient_funds", billing_retry_count=1),
-        succeed_on(1),
+        succeed_on(12, decline_code="insufficient_funds"),
     )
-    plan = _plans(decisions)[0]
-    assert plan.at.day in (1, 15, 29) and plan.at.hour == 14
+    plans = _plans(decisions)
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(plans)]
+    assert all(timedelta(days=1) <= gap < timedelta(days=1, minutes=10) for gap in gaps[:6])
+    paydays_hit = [p for p in plans[7:] if p.reason.endswith("payday window")]
+    assert paydays_hit and all(p.at.day in (1, 15, 29) and p.at.hour == 14 for p in paydays_hit)
     end = decisions[-1]
     assert isinstance(end, EndRecovery) and end.outcome is EndOutcome.SUCCEEDED
 

@@ -59,8 +59,12 @@ def test_next_payday_slot_is_at_the_good_hour() -> None:
     assert next_payday_slot(datetime(2026, 5, 30, tzinfo=UTC), 14) == datetime(2026, 6, 1, 14, tzinfo=UTC)
 
 
-def test_insufficient_funds_aims_at_the_next_payday_at_a_good_hour() -> None:
-    decision = _smart(tokens=(PRIMARY,), first_error_code="insufficient_funds", billing_retry_count=1)
+def test_insufficient_funds_aims_at_the_next_payday_at_a_good_hour_after_a_week_of_daily_retries() -> None:
+    daily = tuple(
+        declined(n, "pm_primary", T0 + (n + 1) * timedelta(days=1), decline_code="insufficient_funds")
+        for n in range(1, 8)
+    )
+    decision = _smart(tokens=(PRIMARY,), first_error_code="insufficient_funds", billing_retry_count=1, attempts=daily)
     assert _within_jitter(decision.at, datetime(2026, 5, 15, 14, tzinfo=UTC))
     assert "payday" in decision.reason
 
@@ -100,7 +104,8 @@ def test_switch_retry_threshold_opens_the_other_tokens_and_the_earliest_slot_win
 
 def test_switch_time_threshold_opens_the_other_tokens_after_creation() -> None:
     config = RetryConfig(switch_time_threshold_after_creation=timedelta(days=2))
-    decision = _smart(config, tokens=(PRIMARY, SECOND), first_error_code="insufficient_funds", billing_retry_count=1)
+    # restricted_card: three days on the primary, so the other token's opening after two days comes first.
+    decision = _smart(config, tokens=(PRIMARY, SECOND), first_error_code="restricted_card", billing_retry_count=1)
     assert decision.token == "pm_second"
     assert _within_jitter(decision.at, T0 + timedelta(days=2))
 

@@ -81,7 +81,9 @@ def test_a_history_round_trips_and_the_fit_follows_it(tmp_path: Path, capsys: py
     assert funds.fitted and funds.invoices > 40
     recovered_share = sum(r.recovered for r in runs if r.payment.decline_code == "insufficient_funds") / funds.invoices
     assert 0 < funds.row.recoverable <= recovered_share  # less what the issuer's luck explains
-    assert funds.row.payday_share > 0.5  # smart aims at paydays and PaydayHeavy approves there
+    # PaydayHeavy approves on paydays (its share is 0.95): smart's history (a daily first week, then paydays and
+    # every four days between) shows a clear payday lift.
+    assert funds.row.payday_share > 0.4
     assert main(["simulate", "--history", str(path), "--algorithms", "cascading,smart", "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["model"] == "fitted:history.csv"

@@ -3,7 +3,14 @@
 
 from __future__ import annotations
 
+import math
+import random
+import zlib
+from dataclasses import replace
+from datetime import datetime, timedelta
+
 from recovery_simulator.default_model import TableModel, with_rows
+from recovery_simulator.issuer import AttemptContext, IssuerOutcome
 
 
 class PaydayHeavy(TableModel):
@@ -41,3 +48,57 @@ class QuickTechnical(TableModel):
             ),
             name=self.name,
         )
+
+
+class Churning(TableModel):
+    """Customers do not wait: each one moves on (cancels, empties or abandons the card) at an exponential time of mean
+    `mean_churn_days` after the first failure, and from then on every attempt is declined (do not honor). Issuers
+    also punish rapid retries harder (burst penalties doubled). A world where recovering late is worth nothing and
+    a slow strategy pays for its patience; otherwise the default table."""
+
+    name = "churning"
+    mean_churn_days = 10.0
+
+    def __init__(self) -> None:
+        base = TableModel()
+        super().__init__(
+            tuple(replace(row, burst_penalty=min(1.0, 2 * row.burst_penalty)) for row in base.table),
+            name=self.name,
+        )
+
+    def churn_time(self, attempt: AttemptContext) -> datetime:
+        draw = random.Random(zlib.crc32(f"{attempt.invoice}:churn".encode()))
+        return attempt.declines[0].at + timedelta(days=-self.mean_churn_days * math.log(1.0 - draw.random()))
+
+    def outcome(self, attempt: AttemptContext, rng: random.Random) -> IssuerOutcome:
+        answer = super().outcome(attempt, rng)
+        if attempt.at >= self.churn_time(attempt) and answer.approved:
+            return IssuerOutcome.decline("do_not_honor")
+        return answer
+
+
+class BusinessDays(TableModel):
+    """Day-of-week effects: money moves on business days only (a resolution that falls on a Saturday or Sunday at the
+    customer waits for Monday 06:00 local), and issuers decline a third more of resolved payments at the weekend
+    (weekend fraud rules, batch systems offline); otherwise the default table."""
+
+    name = "business-days"
+    weekend_penalty = 0.3
+
+    def resolution_time(self, attempt: AttemptContext) -> datetime | None:
+        at = super().resolution_time(attempt)
+        if at is None:
+            return None
+        offset = attempt.local_time - attempt.at
+        local = at + offset
+        if local.weekday() >= 5:
+            monday = (local + timedelta(days=7 - local.weekday())).replace(hour=6, minute=0, second=0, microsecond=0)
+            return monday - offset
+        return at
+
+    def outcome(self, attempt: AttemptContext, rng: random.Random) -> IssuerOutcome:
+        answer = super().outcome(attempt, rng)
+        weekend = attempt.local_time.weekday() >= 5
+        if answer.approved and weekend and rng.random() < self.weekend_penalty:
+            return IssuerOutcome.decline("do_not_honor")
+        return answer

@@ -109,6 +109,8 @@ def _view(payment: FailedPayment, algorithm: Algorithm) -> RecoveryView:
         first_decline_code=payment.decline_code,
         first_advice_code=payment.advice_code,
         first_network_advice_code=payment.network_advice_code,
+        # The billing address is taken to be in the card's issuer country.
+        customer_country=payment.issuer_country,
     )
 
 

@@ -47,12 +47,17 @@ class RetryConfig:
     active_algorithm: Algorithm = Algorithm.CASCADING
     # No attempt is planned after created_at + retry_window (Recurly: at least 27 days; Adyen: 1 month).
     retry_window: timedelta = timedelta(days=30)
-    # Smart: at most this many of this system's attempts (Stripe's recommended default: 8 tries).
-    smart_max_attempts: int = 8
+    # Smart: at most this many of this system's attempts on a recovery, whatever the decline kinds' own caps
+    # (`smart_cadence`) allow.
+    smart_max_attempts: int = 15
     # Smart: at least this long between two attempts on any token.
     smart_min_interval: timedelta = timedelta(hours=1)
     # Smart: the hour of day (UTC) insufficient-funds retries aim at on a payday.
     payday_hour_utc: int = 14
+    # Smart, when the customer's country is known: the payday hour and the daytime window at the customer (local
+    # hours): wages land overnight, and issuers score night-time attempts as riskier.
+    smart_payday_local_hour: int = 9
+    smart_daytime_local_hours: tuple[int, int] = (8, 21)
     # While an attempt's outcome is unknown (PSYNC running), look again after this long.
     unknown_outcome_recheck: timedelta = timedelta(hours=1)
 
@@ -63,3 +68,8 @@ class RetryConfig:
             raise ValueError("ladder steps must not be negative")
         if not 0 <= self.payday_hour_utc <= 23:
             raise ValueError("payday_hour_utc must be an hour of the day")
+        if not 0 <= self.smart_payday_local_hour <= 23:
+            raise ValueError("smart_payday_local_hour must be an hour of the day")
+        start, end = self.smart_daytime_local_hours
+        if not 0 <= start < end <= 24:
+            raise ValueError("smart_daytime_local_hours must be (start, end) hours with start < end")

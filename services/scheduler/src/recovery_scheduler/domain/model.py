@@ -95,6 +95,8 @@ class RecoveryView:
     # When the profile chose monitoring (Hyperswitch: `monitoring_configured_timestamp`): the monitoring
     # threshold counts from it. None: from `created_at`.
     monitoring_started_at: datetime | None = None
+    # The billing address country (ISO 3166 alpha-2): the customer's local time, which smart aims at.
+    customer_country: str | None = None
 
     @property
     def billing_failed_at(self) -> datetime:

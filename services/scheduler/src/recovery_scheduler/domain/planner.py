@@ -5,9 +5,11 @@ Cascading: a fixed ladder (Hyperswitch's by default); same token until hard-decl
 through the decline class (never / customer / fix take the token out; Mastercard advice waits are floors) and
 through the network budgets (a ceiling: an out-of-budget token switches or waits).
 
-Smart: class and advice decide whether and when; tokens are scored, the earliest good slot wins. Insufficient
-funds aims at a payday window at a good hour; `switch_payment_method_config` opens the customer's other saved
-tokens; network budgets are a ceiling no slot passes.
+Smart: class and advice decide whether and when; tokens are scored, the earliest good slot wins. Each kind of
+decline has its cadence (`smart_cadence`): technical trouble is retried within hours, soft declines front-loaded
+then spread over the retry window, insufficient funds early then on payday mornings, in the customer's daytime
+(`customer_time`); `switch_payment_method_config` opens the customer's other saved tokens; network budgets are a
+ceiling no slot passes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
 from .config import RetryConfig
+from .customer_time import in_daytime, utc_offset
 from .model import (
     Algorithm,
     AttemptOutcome,
@@ -30,6 +33,7 @@ from .model import (
     ScheduleAttempt,
     end_recovery,
 )
+from .smart_cadence import PAYDAY_GAP, Cadence, cadence_for
 from .standing import TokenStanding, current_token_index, token_standings
 
 
@@ -175,34 +179,78 @@ def _switch_gate(view: RecoveryView, current: TokenStanding, now: datetime, conf
     return min(gates) if gates else None
 
 
-def _slot_for(standing: TokenStanding, floor: datetime, config: RetryConfig) -> _Slot:
+def _span(wait: timedelta) -> str:
+    days, hours = divmod(wait.total_seconds() / 3600, 24)
+    return f"{days:g} d" if not hours else f"{wait.total_seconds() / 3600:g} h"
+
+
+def _kind_declines(standing: TokenStanding, cadence: Cadence) -> int:
+    """The token's declines of the last decline's kind (the billing system's first failure included)."""
+    return sum(1 for d in standing.declines if cadence_for(d.assessment) is cadence)
+
+
+def _cadence_spent(standing: TokenStanding) -> Cadence | None:
+    """The cadence whose retries the token has used up, or None."""
     last = standing.last_decline
-    times = [floor]
-    why = "no decline on this token yet"
-    payday = False
-    wait = last.assessment.earliest_wait if last is not None else None
-    if last is not None and wait is None:
+    if last is None or last.assessment.earliest_wait is None:
+        return None
+    cadence = cadence_for(last.assessment)
+    return cadence if _kind_declines(standing, cadence) > cadence.max_retries else None
+
+
+def _policy_time(
+    standing: TokenStanding, floor: datetime, view: RecoveryView, config: RetryConfig
+) -> tuple[datetime, str]:
+    """When the token's cadence would retry, ignoring budgets, and why."""
+    last = standing.last_decline
+    if last is None:
+        return floor, "no decline on this token yet"
+    wait = last.assessment.earliest_wait
+    if wait is None:
         # A usable token whose last decline has no wait: its cause was cleared since (an expired card the
         # account updater refreshed), so only the floor holds the retry back.
-        why = f"{last.assessment.decline_class.value} decline cleared since (the card was updated)"
-    elif last is not None and wait is not None:
-        times.append(last.at + wait)
-        payday = last.assessment.payday
-        why = f"{last.assessment.decline_class.value} decline ({last.assessment.source}), wait {wait}"
-    at = max(times)
+        return floor, f"{last.assessment.decline_class.value} decline cleared since (the card was updated)"
+    cadence = cadence_for(last.assessment)
+    declines = _kind_declines(standing, cadence)
+    offset = utc_offset(view.customer_country)
+    why = f"{last.assessment.decline_class.value} decline ({last.assessment.source}); {cadence.name} cadence"
+    if cadence.payday and declines > len(cadence.waits):
+        earliest = max(floor, last.at + wait)
+        if offset is None:
+            payday, window = next_payday_slot(earliest, config.payday_hour_utc), "payday window"
+        else:
+            payday, window = (
+                next_payday_slot(earliest + offset, config.smart_payday_local_hour) - offset,
+                "payday morning",
+            )
+        # Paydays far apart: a retry `PAYDAY_GAP` after the last one, in the customer's daytime, unless the payday
+        # comes within a day of it.
+        between = max(earliest, last.at + PAYDAY_GAP)
+        if offset is not None:
+            between = in_daytime(between, offset, *config.smart_daytime_local_hours)
+        if payday <= between + timedelta(days=1):
+            return payday, f"{why}, {window}"
+        return between, f"{why}, {_span(PAYDAY_GAP)} on (next {window} {payday.date().isoformat()})"
+    at = max(floor, last.at + max(wait, cadence.wait_after(declines)))
+    why += f", retry {declines} after {_span(cadence.wait_after(declines))}"
+    if cadence.daytime and offset is not None:
+        start, end = config.smart_daytime_local_hours
+        daytime = in_daytime(at, offset, start, end)
+        if daytime != at:
+            why += "; the customer's daytime"
+        at = daytime
+    return at, why
+
+
+def _slot_for(standing: TokenStanding, floor: datetime, view: RecoveryView, config: RetryConfig) -> _Slot:
+    at, why = _policy_time(standing, floor, view, config)
     budget_bound, why_full = False, ""
-    # Alternate payday snapping and budget release until both agree (each only moves forward).
-    for _ in range(64):
-        if payday:
-            at = next_payday_slot(at, config.payday_hour_utc)
-        allowed = standing.budget.earliest_allowed(standing.budget_uses, at)
-        if allowed == at:
-            break
-        if not budget_bound:
-            why_full = standing.budget.why_full(standing.budget_uses, at)
+    # The budget only moves the slot forward; a policy aimed at a window (a payday, the daytime) is not re-aimed: the
+    # budget is a ceiling, and a re-plan at its release time plans again.
+    allowed = standing.budget.earliest_allowed(standing.budget_uses, at)
+    if allowed != at:
+        why_full = standing.budget.why_full(standing.budget_uses, at)
         at, budget_bound = allowed, True
-    if payday:
-        why += "; payday window"
     return _Slot(at, standing, budget_bound, why, why_full)
 
 
@@ -223,19 +271,25 @@ def plan_smart(
     gate = _switch_gate(view, current, now, config)
     end = window_end(view, config)
     slots = []
+    spent = []
     for standing in standings:
         if not standing.usable:
+            continue
+        cadence = _cadence_spent(standing)
+        if cadence is not None:
+            spent.append(f"token {standing.token.token} used its {cadence.max_retries} {cadence.name} retries")
             continue
         token_floor = floor
         if standing is not current:
             if gate is None:
                 continue
             token_floor = max(floor, gate)
-        slot = _slot_for(standing, token_floor, config)
+        slot = _slot_for(standing, token_floor, view, config)
         if slot.at <= end:
             slots.append(slot)
     if not slots:
-        return end_recovery(EndOutcome.RETRIES_EXHAUSTED, "no slot within the retry window on any token", made)
+        why = "; ".join(spent) if spent else "no slot within the retry window on any token"
+        return end_recovery(EndOutcome.RETRIES_EXHAUSTED, why, made)
     best = min(slots, key=lambda s: s.rank)
     token = best.standing.token.token
     if best.budget_bound:

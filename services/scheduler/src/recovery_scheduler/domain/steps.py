@@ -248,4 +248,5 @@ def planner_view(recovery: Recovery, planning: Planning) -> RecoveryView:
         first_network_advice_code=first.network_advice_code if first else None,
         first_network_decline_code=first.network_decline_code if first else None,
         monitoring_started_at=payment.retry.profile_created_at,
+        customer_country=payment.billing.address.country if payment.billing and payment.billing.address else None,
     )

@@ -1,0 +1,38 @@
+"""The customer's local time, from the billing address country: smart aims retries of customer-funded declines at
+the customer's daytime and at the morning of their paydays, not at a fixed UTC hour (14:00 UTC is midnight in
+Sydney). Depends on nothing else in the domain."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, time, timedelta
+
+# Standard UTC offset (hours) of each country's main population centre, for the card markets a merchant sees most.
+# Daylight saving is ignored: an hour off for half the year does not move a retry out of the day. A country not
+# listed (or no billing country) gets no local adjustment: smart then falls back to `payday_hour_utc`.
+UTC_OFFSET_HOURS: Mapping[str, float] = {
+    "US": -5, "CA": -5, "MX": -6, "BR": -3, "AR": -3, "CL": -4, "CO": -5, "PE": -5,
+    "GB": 0, "IE": 0, "PT": 0, "IS": 0,
+    "DE": 1, "FR": 1, "ES": 1, "IT": 1, "NL": 1, "BE": 1, "LU": 1, "AT": 1, "CH": 1, "SE": 1, "NO": 1, "DK": 1,
+    "PL": 1, "CZ": 1, "SK": 1, "HU": 1, "HR": 1, "SI": 1,
+    "FI": 2, "EE": 2, "LV": 2, "LT": 2, "GR": 2, "RO": 2, "BG": 2, "UA": 2, "IL": 2, "ZA": 2, "EG": 2,
+    "TR": 3, "SA": 3, "KE": 3, "AE": 4, "PK": 5, "IN": 5.5, "BD": 6, "TH": 7, "VN": 7, "ID": 7,
+    "SG": 8, "MY": 8, "PH": 8, "CN": 8, "HK": 8, "TW": 8, "JP": 9, "KR": 9, "AU": 10, "NZ": 12, "NG": 1,
+}  # fmt: skip
+
+
+def utc_offset(country: str | None) -> timedelta | None:
+    """The customer's UTC offset from an ISO 3166 alpha-2 country, or None when unknown."""
+    hours = UTC_OFFSET_HOURS.get((country or "").strip().upper())
+    return None if hours is None else timedelta(hours=hours)
+
+
+def in_daytime(at: datetime, offset: timedelta, start_hour: int, end_hour: int) -> datetime:
+    """`at`, or the next `start_hour` at the customer when `at` falls outside [start_hour, end_hour) local time."""
+    local = at + offset
+    if start_hour <= local.hour < end_hour:
+        return at
+    morning = datetime.combine(local.date(), time(start_hour), tzinfo=local.tzinfo)
+    if morning < local:
+        morning += timedelta(days=1)
+    return morning - offset
