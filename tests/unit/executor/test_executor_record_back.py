@@ -31,7 +31,11 @@ async def test_an_accepted_record_back_is_recorded_once(executor: Executor) -> N
     assert (progress.status, progress.attempts) == (RecordBackStatus.ACCEPTED, 1)
     # One try, one event for the read side's timeline, with the payment's merchant and profile.
     [updated] = executor.published(MessageType.RECORD_BACK_UPDATED)
-    assert (updated.merchant_id, updated.profile_id, updated.correlation_id) == ("merchant_test", "pro_test", "12345_pay_1")
+    assert (updated.merchant_id, updated.profile_id, updated.correlation_id) == (
+        "merchant_test",
+        "pro_test",
+        "12345_pay_1",
+    )
     event = updated.payload
     assert (event.payment_id, event.billing_connector, event.attempt, event.state, event.status_code) == (
         "12345_pay_1", "custombilling", 1, "accepted", 200,

@@ -105,10 +105,17 @@ def test_payment_page_groups_the_timeline() -> None:
         "entries": [
             {"at": "2026-12-03T10:00:00Z", "kind": "recovery_accepted"},
             {"at": "2026-12-03T10:01:00Z", "kind": "retry_scheduled", "attempt_number": 1, "detail": "ladder step 1"},
-            {"at": "2026-12-03T10:05:00Z", "kind": "record_back", "detail": "invoice paid"},
+            {"at": "2026-12-03T10:05:00Z", "kind": "record_back", "detail": "try 1 at stripebilling: retrying"},
             {"at": "2026-12-03T10:06:00Z", "kind": "recovery_finished"},
+            {"at": "2026-12-03T10:07:00Z", "kind": "record_back", "detail": "try 2 at stripebilling: accepted"},
         ],
-    }
+        "record_back": [
+            {"attempt": 2, "at": "2026-12-03T10:07:00Z", "billing_connector": "stripebilling", "state": "accepted",
+             "status_code": 200},
+            {"attempt": 1, "at": "2026-12-03T10:05:00Z", "billing_connector": "stripebilling", "state": "retrying",
+             "error": "ConnectError: refused"},
+        ],
+    }  # fmt: skip
     shown = views.payment_page(timeline, {"status": "recovered"}, [])
     assert shown.status == "recovered"
     assert [a.number for a in shown.attempts] == [1, 2]
@@ -118,8 +125,11 @@ def test_payment_page_groups_the_timeline() -> None:
     )  # fmt: skip
     assert first.advice == "advice try_again_later"
     assert [(p.what, p.detail) for p in shown.plans] == [("retry scheduled (attempt 1)", "ladder step 1")]
-    assert [r.detail for r in shown.record_back] == ["invoice paid"]
-    assert len(shown.story) == 4
+    assert [(r.attempt, r.at, r.billing_connector, r.answer, r.state) for r in shown.record_back] == [
+        (1, "2026-12-03 10:05:00 UTC", "stripebilling", "ConnectError: refused", "retrying"),
+        (2, "2026-12-03 10:07:00 UTC", "stripebilling", "HTTP 200", "accepted"),
+    ]
+    assert len(shown.story) == 5
     assert next(f.value for f in shown.request if f.label == "Amount") == "USD 22.50"
 
 

@@ -149,9 +149,7 @@ def record_back_updated(
         error=tried.error,
         at=tried.at,
     )
-    return envelope_for(
-        MessageType.RECORD_BACK_UPDATED, event, caused_by=consumed, correlation_id=request.payment_id
-    )
+    return envelope_for(MessageType.RECORD_BACK_UPDATED, event, caused_by=consumed, correlation_id=request.payment_id)
 
 
 def _of_attempt(message_type: MessageType, payload: BaseModel, command: ExecuteRetry, cause: str) -> Envelope[Any]:

@@ -15,7 +15,6 @@ from recovery_intake.console.ports import Document
 
 # Timeline entry kinds (recovery_contracts.api.process_tracker.TimelineEntryKind) as the payment page groups them.
 PLAN_KINDS = frozenset({"retry_scheduled", "psync_scheduled"})
-RECORD_BACK_KINDS = frozenset({"record_back"})
 END_KINDS = frozenset({"recovery_finished"})
 RECOVERY_STATUSES = (
     "monitoring", "queued", "scheduled", "processing", "recovered", "partially_recovered", "terminated",
@@ -215,6 +214,17 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class RecordBackRow:
+    """One try of recording the payment back at the billing system, and where the record back stood after it."""
+
+    attempt: int
+    at: str
+    billing_connector: str
+    state: str
+    answer: str
+
+
+@dataclass(frozen=True)
 class PaymentPage:
     payment_id: str
     status: str
@@ -222,7 +232,7 @@ class PaymentPage:
     request: list[Figure]
     attempts: list[AttemptRow]
     plans: list[TimelineLine]
-    record_back: list[TimelineLine]
+    record_back: list[RecordBackRow]
     ending: list[TimelineLine]
     story: list[TimelineLine]
     deliveries: list[Delivery] = field(default_factory=list)
@@ -328,11 +338,28 @@ def payment_page(
         request=figures,
         attempts=attempts,
         plans=_plans(timeline, workflow),
-        record_back=[_line(e) for e in entries if e.get("kind") in RECORD_BACK_KINDS],
+        record_back=_record_back(timeline),
         ending=[_line(e) for e in entries if e.get("kind") in END_KINDS],
         story=[_line(e) for e in entries],
         deliveries=deliveries,
     )
+
+
+def _record_back(timeline: Document) -> list[RecordBackRow]:
+    """The record back's tries (the timeline's `record_back` records), oldest first."""
+    rows = []
+    for tried in sorted(timeline.get("record_back") or [], key=lambda t: int(t.get("attempt") or 0)):
+        code = tried.get("status_code")
+        rows.append(
+            RecordBackRow(
+                attempt=int(tried.get("attempt") or 0),
+                at=timestamp(tried.get("at")),
+                billing_connector=_text(tried.get("billing_connector")),
+                state=_text(tried.get("state")),
+                answer=f"HTTP {code}" if code is not None else _text(tried.get("error")) or "no answer",
+            )
+        )
+    return rows
 
 
 def delivery(event: Document, attempts: list[Document]) -> Delivery:
