@@ -16,7 +16,6 @@ from recovery_contracts.messages import (
     PaymentSync,
     RecordBack,
     RecordBackBody,
-    RecordBackState,
     RecordBackUpdated,
     ScheduleTimer,
     timer_for,
@@ -28,7 +27,7 @@ from .billing_systems import billing_system_of
 from .connector import ChargeOutcome, ChargeOutcomeKind
 
 if TYPE_CHECKING:
-    from .record_back import RecordBackTry
+    from .record_back import RecordBackProgress, RecordBackTry
 
 PSYNC_TIMER_KIND = "payment_sync"
 RECORD_BACK_TIMER_KIND = "record_back"
@@ -133,18 +132,19 @@ def record_back_retry(consumed: Envelope[RecordBack], due_at: datetime) -> Envel
 
 
 def record_back_updated(
-    consumed: Envelope[RecordBack], billing_connector: str, tried: RecordBackTry
+    consumed: Envelope[RecordBack], progress: RecordBackProgress, tried: RecordBackTry
 ) -> Envelope[RecordBackUpdated]:
-    """The event of one record-back try (`tried`, of the command `consumed`) for the read side's timeline."""
+    """The event of one record-back try (`tried`, of the command `consumed`, leaving the record back at
+    `progress`) for the read side's timeline."""
     request = consumed.payload
     event = RecordBackUpdated(
         payment_id=request.payment_id,
         merchant_id=consumed.merchant_id,
         profile_id=consumed.profile_id,
-        billing_connector=billing_connector,
+        billing_connector=progress.billing_connector,
         billing_connector_id=request.billing_connector_id,
         attempt=tried.attempt,
-        state=RecordBackState(tried.outcome),
+        state=progress.status,
         status_code=tried.status_code,
         error=tried.error,
         at=tried.at,

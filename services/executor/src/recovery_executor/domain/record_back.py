@@ -77,7 +77,7 @@ class RecordBackProgress:
             billing_connector=request.billing_connector or CUSTOMBILLING,
         )
         tried = RecordBackTry(request.attempt, now, answer.status_code, answer.error, status)
-        emitted = [record_back_updated(consumed, progress.billing_connector, tried)]
+        emitted: list[Envelope[Any]] = [record_back_updated(consumed, progress, tried)]
         if delay is not None:
             emitted.append(record_back_retry(consumed, now + time_scale.wall(delay)))
         return progress, tried, emitted
