@@ -417,6 +417,66 @@ def endpoint_health(events: list[Document]) -> list[EndpointHealth]:
 
 
 @dataclass(frozen=True)
+class EndpointRow:
+    """One endpoint (a profile's URL) as the dispatcher keeps its health."""
+
+    profile_id: str
+    url: str
+    current: bool
+    success_rate: str
+    attempts: int
+    latency: str
+    breaker: str
+    disabled: str
+
+
+def _latency(latency: Document) -> str:
+    mean, p90 = latency.get("mean"), latency.get("p90")
+    if mean is None:
+        return "—"
+    return f"{float(mean):.0f} ms (p90 {int(p90 or 0)} ms)"
+
+
+def _breaker(breaker: Document) -> str:
+    state = _text(breaker.get("state") or "closed").replace("_", " ")
+    failures = int(breaker.get("consecutive_failures") or 0)
+    parts = [state]
+    if failures:
+        parts.append(f"{failures} failure{'' if failures == 1 else 's'} in a row")
+    if breaker.get("retry_at") and state != "closed":
+        parts.append(f"retry at {timestamp(breaker['retry_at'])}")
+    return ", ".join(parts)
+
+
+def _disabled(endpoint: Document) -> str:
+    if endpoint.get("disabled_reason"):
+        return f"yes: {endpoint['disabled_reason']}"
+    if endpoint.get("disabled"):
+        return "yes: webhooks switched off"
+    if endpoint.get("failing_since"):
+        return f"no (failing since {timestamp(endpoint['failing_since'])})"
+    return "no"
+
+
+def endpoint_rows(endpoints: list[Document]) -> list[EndpointRow]:
+    """The dispatcher's endpoint health (`GET /internal/endpoints/{merchant_id}`), current URLs first."""
+    ordered = sorted(endpoints, key=lambda e: (_text(e.get("profile_id")), not e.get("current"), _text(e.get("url"))))
+    return [
+        EndpointRow(
+            profile_id=_text(e.get("profile_id")),
+            url=_text(e.get("url")),
+            current=bool(e.get("current")),
+            success_rate=percentage(e.get("success_rate")),
+            attempts=int(e.get("recent_attempts") or 0),
+            latency=_latency(e.get("latency_ms") or {}),
+            breaker=_breaker(e.get("breaker") or {}),
+            disabled=_disabled(e),
+        )
+        for e in ordered
+    ]
+
+
+@dataclass(frozen=True)
 class EventRow:
     event_id: str
     event_type: str
