@@ -252,6 +252,17 @@ def test_operator_pages(browser: Browser, seeded: Seeded) -> None:
     assert cells[0] == seeded.a.profile_id and cells[1].startswith("http"), cells
     assert cells[2].startswith("100.0% of ") and cells[3].endswith(" ms)"), cells
     assert (cells[4], cells[5]) == ("closed", "no"), cells
+    # The same health through intake's public door, for its merchant only.
+    path = f"{seeded.stack.intake_url}/events/{seeded.a.merchant_id}/endpoints"
+    public = httpx.get(path, headers=seeded.a.headers(), timeout=10)
+    assert public.status_code == 200, public.text
+    [health] = public.json()["endpoints"]
+    assert (health["profile_id"], health["breaker"]["state"], health["disabled"]) == (
+        seeded.a.profile_id,
+        "closed",
+        False,
+    )
+    assert httpx.get(path, headers=seeded.b.headers(), timeout=10).status_code == 404
     screenshot(browser, "webhooks")
     page.get_by_role("link", name="Dead letters").click()
     page.wait_for_url("**/console/dead-letters")

@@ -20,10 +20,14 @@ from pydantic import ValidationError
 from recovery_contracts.api.errors import ApiError, validation_error_response
 from recovery_contracts.api.events import (
     EVENTS_COUNT_CAP,
+    EndpointBreaker,
+    EndpointLatency,
     EventListConstraints,
     EventListItemResponse,
     EventRetrieveResponse,
     TotalEventsResponse,
+    WebhookEndpointHealth,
+    WebhookEndpointsResponse,
 )
 from recovery_dispatcher.dependencies import EndpointStatusReads, EventQueries, EventRepository
 from recovery_dispatcher.domain.endpoint_status import EndpointStatus
@@ -191,33 +195,29 @@ def router(
     return api
 
 
-def _instant(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def endpoint_item(status: EndpointStatus) -> dict[str, Any]:
+def endpoint_item(status: EndpointStatus) -> WebhookEndpointHealth:
     breaker, recent = status.breaker, status.recent
-    return {
-        "profile_id": status.profile_id,
-        "url": status.url,
-        "current": status.current,
-        "enabled": status.enabled,
-        "disabled": status.disabled,
-        "disabled_reason": status.disabled_reason,
-        "failing_since": _instant(status.failing_since),
-        "breaker": {
-            "state": breaker.state.value,
-            "consecutive_failures": breaker.consecutive_failures,
-            "opened_at": _instant(breaker.opened_at),
-            "retry_at": _instant(breaker.retry_at()),
-        },
-        "slow_responses": status.slow_responses,
-        "last_slow_at": _instant(status.last_slow_at),
-        "recent_attempts": recent.attempts,
-        "recent_delivered": recent.delivered,
-        "success_rate": recent.success_rate,
-        "latency_ms": {"mean": recent.latency_ms_mean, "p90": recent.latency_ms_p90},
-    }
+    return WebhookEndpointHealth(
+        profile_id=status.profile_id,
+        url=status.url,
+        current=status.current,
+        enabled=status.enabled,
+        disabled=status.disabled,
+        disabled_reason=status.disabled_reason,
+        failing_since=status.failing_since,
+        breaker=EndpointBreaker(
+            state=breaker.state.value,
+            consecutive_failures=breaker.consecutive_failures,
+            opened_at=breaker.opened_at,
+            retry_at=breaker.retry_at(),
+        ),
+        slow_responses=status.slow_responses,
+        last_slow_at=status.last_slow_at,
+        recent_attempts=recent.attempts,
+        recent_delivered=recent.delivered,
+        success_rate=recent.success_rate,
+        latency_ms=EndpointLatency(mean=recent.latency_ms_mean, p90=recent.latency_ms_p90),
+    )
 
 
 def endpoints_router(statuses: EndpointStatusReads, caller: InternalCaller) -> APIRouter:
@@ -229,6 +229,7 @@ def endpoints_router(statuses: EndpointStatusReads, caller: InternalCaller) -> A
         if caller_id != merchant_id or not MERCHANT_ID.fullmatch(merchant_id):
             return _problem(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
         found = await statuses.of_merchant(merchant_id)
-        return JSONResponse({"merchant_id": merchant_id, "endpoints": [endpoint_item(s) for s in found]})
+        body = WebhookEndpointsResponse(merchant_id=merchant_id, endpoints=[endpoint_item(s) for s in found])
+        return JSONResponse(json.loads(body.model_dump_json()))
 
     return api
