@@ -155,7 +155,7 @@ def test_a_record_back_failing_for_a_while_is_retried_until_stripe_takes_it(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     billing = scenario(stack)
-    billing.connect(billing.seed.bootstrap(), retry_ladder_seconds=[600], max_jitter_seconds=0)
+    setup = billing.connect(billing.seed.bootstrap(), retry_ladder_seconds=[600], max_jitter_seconds=0)
     invoice = billing.failed_invoice()
     httpx.post(f"{stack.stripe_url}/_sandbox/invoices/pay_failures", json={"count": 3, "status": 500})
 
@@ -181,6 +181,21 @@ def test_a_record_back_failing_for_a_while_is_retried_until_stripe_takes_it(
     ]
     shown = [e["what"] for e in timeline(stack, payment_id, capsys)["timeline"] if e["what"].startswith("record back")]
     assert shown[-1] == "record back to stripebilling try 4: HTTP 200, accepted" and len(shown) == 4
+    # The public timeline (the read model, fed by the executor's `record-back.updated` events) shows each try too.
+    path = f"{stack.intake_url}/v2/process-trackers/revenue-recovery-workflow/{payment_id}/timeline"
+    public = poll(
+        lambda: httpx.get(path, headers=setup.merchant.headers(), timeout=10).json(),
+        lambda answer: len(answer.get("record_back") or []) == 4,
+        timeout=30,
+    )
+    assert [(t["attempt"], t["status_code"], t["state"], t["billing_connector"]) for t in public["record_back"]] == [
+        (1, 500, "retrying", "stripebilling"),
+        (2, 500, "retrying", "stripebilling"),
+        (3, 500, "retrying", "stripebilling"),
+        (4, 200, "accepted", "stripebilling"),
+    ]
+    entries = [e["detail"] for e in public["entries"] if e["kind"] == "record_back"]
+    assert entries[-1] == "try 4 at stripebilling: accepted (HTTP 200)" and len(entries) == 4
 
 
 def timeline(stack: Stack, payment_id: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:

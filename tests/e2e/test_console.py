@@ -245,6 +245,24 @@ def test_operator_pages(browser: Browser, seeded: Seeded) -> None:
     page = browser.page
     page.get_by_role("link", name="Webhooks").click()
     expect(page.locator("#endpoint-health tbody tr")).to_have_count(1)
+    # The dispatcher's endpoint health: A's profile's URL, every recent attempt taken, a closed breaker.
+    endpoint = page.locator("#endpoints tbody tr")
+    expect(endpoint).to_have_count(1)
+    cells = [cell.strip() for cell in endpoint.locator("td").all_inner_texts()]
+    assert cells[0] == seeded.a.profile_id and cells[1].startswith("http"), cells
+    assert cells[2].startswith("100.0% of ") and cells[3].endswith(" ms)"), cells
+    assert (cells[4], cells[5]) == ("closed", "no"), cells
+    # The same health through intake's public door, for its merchant only.
+    path = f"{seeded.stack.intake_url}/events/{seeded.a.merchant_id}/endpoints"
+    public = httpx.get(path, headers=seeded.a.headers(), timeout=10)
+    assert public.status_code == 200, public.text
+    [health] = public.json()["endpoints"]
+    assert (health["profile_id"], health["breaker"]["state"], health["disabled"]) == (
+        seeded.a.profile_id,
+        "closed",
+        False,
+    )
+    assert httpx.get(path, headers=seeded.b.headers(), timeout=10).status_code == 404
     screenshot(browser, "webhooks")
     page.get_by_role("link", name="Dead letters").click()
     page.wait_for_url("**/console/dead-letters")

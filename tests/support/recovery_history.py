@@ -25,6 +25,8 @@ from recovery_contracts.messages import (
     PaymentAttemptFailed,
     PaymentFailed,
     PaymentSucceeded,
+    RecordBackState,
+    RecordBackUpdated,
     RecoveryScheduled,
     RecoveryUpdated,
     WebhookDeliveryFailed,
@@ -52,6 +54,7 @@ QUEUE_OF = {
     MessageType.PAYMENT_FAILED: "analytics.payment-failed",
     MessageType.WEBHOOK_DELIVERY_FAILED: "analytics.webhook-delivery-failed",
     MessageType.WEBHOOK_ENDPOINT_DISABLED: "analytics.webhook-endpoint-disabled",
+    MessageType.RECORD_BACK_UPDATED: "analytics.record-back-updated",
 }
 
 
@@ -178,6 +181,24 @@ class Story:
             failed_at=self.at(after),
         )
         return self._about(MessageType.WEBHOOK_DELIVERY_FAILED, body, self.at(after))
+
+    def recorded_back(
+        self, attempt: int, state: RecordBackState, after: timedelta, status_code: int | None = None,
+        error: str | None = None,
+    ) -> Story:  # fmt: skip
+        body = RecordBackUpdated(
+            payment_id=self.payment.payment_id,
+            merchant_id=self.payment.merchant_id,
+            profile_id=self.payment.profile_id,
+            billing_connector="stripebilling",
+            billing_connector_id=self.payment.billing_connector_id,
+            attempt=attempt,
+            state=state,
+            status_code=status_code,
+            error=error,
+            at=self.at(after),
+        )
+        return self._about(MessageType.RECORD_BACK_UPDATED, body, self.at(after))
 
 
 def history(merchant_id: str = MERCHANT, prefix: str = "hist") -> dict[str, Story]:

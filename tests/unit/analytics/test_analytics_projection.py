@@ -12,6 +12,7 @@ from recovery_analytics.domain.answers import list_item, recovery_status, timeli
 from recovery_analytics.domain.figures import DayFigures, contribution, day_of, difference, percentile, summarise
 from recovery_analytics.domain.view import ViewStatus, project
 from recovery_contracts.api.analytics import RecoveryStatus
+from recovery_contracts.messages import RecordBackState
 from support.recovery_history import EXPECTED_ANALYTICS, MERCHANT, Story, history
 
 
@@ -120,3 +121,36 @@ def test_the_timeline_tells_the_request_each_attempt_the_webhook_failure_and_the
         (2, "insufficient_funds", "Visa", "try_again_later"),
     ]
     assert answer.request is not None and answer.request.amount == 5000
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_timeline_shows_the_record_back_and_each_try_whatever_order_they_came_in(seed: int) -> None:
+    minutes = lambda n: timedelta(minutes=n)  # noqa: E731
+    story = (
+        history()["A"]
+        .recorded_back(1, RecordBackState.RETRYING, minutes(61), status_code=500)
+        .recorded_back(2, RecordBackState.RETRYING, minutes(62), error="ConnectError: refused")
+        .recorded_back(3, RecordBackState.ACCEPTED, minutes(65), status_code=200)
+    )
+    in_order = project(story.payment.payment_id, story.events)
+    shuffled = list(story.events) * 2
+    random.Random(seed).shuffle(shuffled)
+    assert project(story.payment.payment_id, shuffled) == in_order
+    assert in_order.status is ViewStatus.RECOVERED  # a record back changes no figure
+
+    answer = timeline(in_order)
+
+    assert [(t.attempt, t.state, t.status_code, t.error) for t in answer.record_back] == [
+        (1, "retrying", 500, None),
+        (2, "retrying", None, "ConnectError: refused"),
+        (3, "accepted", 200, None),
+    ]
+    assert {t.billing_connector for t in answer.record_back} == {"stripebilling"}
+    entries = [(e.kind.value, e.detail) for e in answer.entries if e.kind.value == "record_back"]
+    assert entries == [
+        ("record_back", "try 1 at stripebilling: retrying (HTTP 500)"),
+        ("record_back", "try 2 at stripebilling: retrying (ConnectError: refused)"),
+        ("record_back", "try 3 at stripebilling: accepted (HTTP 200)"),
+    ]
+    assert [e.kind.value for e in answer.entries][-3:] == ["record_back"] * 3  # after the recovering attempt
+    assert contribution(in_order) == contribution(project(story.payment.payment_id, history()["A"].events))

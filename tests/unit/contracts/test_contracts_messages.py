@@ -25,6 +25,8 @@ from recovery_contracts.messages import (
     ProfileUpdated,
     RecordBack,
     RecordBackBody,
+    RecordBackState,
+    RecordBackUpdated,
     RecoveryRequested,
     RecoveryScheduled,
     RecoveryUpdated,
@@ -186,6 +188,17 @@ def _payloads() -> dict[MessageType, BaseModel]:
             merchant_id="cloth_seller_I7nS4iwZnxRDJtGfiNTy",
             reason="410 Gone",
             disabled_at=NOW,
+        ),
+        MessageType.RECORD_BACK_UPDATED: RecordBackUpdated(
+            payment_id=PAYMENT_ID,
+            merchant_id="cloth_seller_I7nS4iwZnxRDJtGfiNTy",
+            profile_id="pro_3mR8Jq2LxYp7TzWc0KdN",
+            billing_connector="stripebilling",
+            billing_connector_id="mca_billing",
+            attempt=2,
+            state=RecordBackState.RETRYING,
+            status_code=500,
+            at=NOW,
         ),
     }
 

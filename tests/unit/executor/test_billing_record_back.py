@@ -164,6 +164,10 @@ async def test_the_invoice_is_marked_paid_out_of_band_once(executor: Executor, s
     progress = executor.record_backs.progress["12345_pay_1"]
     assert (progress.status, progress.attempts) == (RecordBackStatus.ACCEPTED, 1)
     assert executor.billing.calls == []  # not the custombilling callback
+    [updated] = executor.published(MessageType.RECORD_BACK_UPDATED)
+    assert (updated.payload.billing_connector, updated.payload.billing_connector_id, updated.payload.state) == (
+        "stripebilling", BILLING_ACCOUNT, "accepted",
+    )  # fmt: skip
 
 
 async def test_stripe_failing_is_retried_on_a_timer_then_recorded(

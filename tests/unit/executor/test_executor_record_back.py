@@ -29,7 +29,19 @@ async def test_an_accepted_record_back_is_recorded_once(executor: Executor) -> N
     assert body["attempt_status"] == "charged" and body["connector_transaction_id"] == "pi_approved"
     progress = executor.record_backs.progress["12345_pay_1"]
     assert (progress.status, progress.attempts) == (RecordBackStatus.ACCEPTED, 1)
-    assert executor.publisher.published == []
+    # One try, one event for the read side's timeline, with the payment's merchant and profile.
+    [updated] = executor.published(MessageType.RECORD_BACK_UPDATED)
+    assert (updated.merchant_id, updated.profile_id, updated.correlation_id) == (
+        "merchant_test",
+        "pro_test",
+        "12345_pay_1",
+    )
+    event = updated.payload
+    assert (event.payment_id, event.billing_connector, event.attempt, event.state, event.status_code) == (
+        "12345_pay_1", "custombilling", 1, "accepted", 200,
+    )  # fmt: skip
+    assert event.at == executor.clock.now() and event.merchant_id == "merchant_test"
+    assert len(executor.publisher.published) == 1
 
 
 async def test_a_refused_record_back_is_tried_again_on_a_timer(executor: Executor) -> None:
@@ -46,6 +58,8 @@ async def test_a_refused_record_back_is_tried_again_on_a_timer(executor: Executo
     assert executor.record_backs.progress["12345_pay_1"].status is RecordBackStatus.RETRYING
     [tried] = executor.record_backs.tries["12345_pay_1"]
     assert (tried.attempt, tried.status_code) == (1, 503)
+    [updated] = executor.published(MessageType.RECORD_BACK_UPDATED)
+    assert (updated.payload.attempt, updated.payload.state, updated.payload.status_code) == (1, "retrying", 503)
 
 
 async def test_a_duplicate_of_a_refused_try_records_it_once(executor: Executor) -> None:
@@ -59,6 +73,7 @@ async def test_a_duplicate_of_a_refused_try_records_it_once(executor: Executor) 
     assert len(executor.billing.calls) == 2
     assert len(executor.record_backs.tries["12345_pay_1"]) == 1
     assert len(executor.published(MessageType.SCHEDULE_TIMER)) == 1
+    assert len(executor.published(MessageType.RECORD_BACK_UPDATED)) == 1
 
 
 async def test_the_last_refused_try_gives_up_for_an_operator(executor: Executor) -> None:
@@ -67,7 +82,9 @@ async def test_the_last_refused_try_gives_up_for_an_operator(executor: Executor)
     await executor.send(QUEUE, record_back("12345_pay_1", attempt=RECORD_BACK_MAX_TRIES))
 
     assert executor.record_backs.progress["12345_pay_1"].status is RecordBackStatus.ABANDONED
-    assert executor.publisher.published == []
+    assert executor.published(MessageType.SCHEDULE_TIMER) == []
+    [updated] = executor.published(MessageType.RECORD_BACK_UPDATED)
+    assert (updated.payload.attempt, updated.payload.state) == (RECORD_BACK_MAX_TRIES, "abandoned")
 
 
 async def test_an_invalid_record_back_is_dead_lettered_with_the_reason(executor: Executor) -> None:
@@ -90,7 +107,9 @@ async def test_a_destination_the_egress_policy_blocks_is_final_and_never_retried
     assert executor.record_backs.progress["12345_pay_1"].status is RecordBackStatus.BLOCKED
     [tried] = executor.record_backs.tries["12345_pay_1"]
     assert tried.error == reason
-    assert executor.publisher.published == []  # no timer: no later try could pass
+    assert executor.published(MessageType.SCHEDULE_TIMER) == []  # no timer: no later try could pass
+    [updated] = executor.published(MessageType.RECORD_BACK_UPDATED)
+    assert (updated.payload.state, updated.payload.error) == ("blocked", reason)
 
 
 async def test_the_record_back_and_each_try_are_read_by_the_payments_merchant_only(executor: Executor) -> None:

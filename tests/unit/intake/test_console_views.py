@@ -105,10 +105,17 @@ def test_payment_page_groups_the_timeline() -> None:
         "entries": [
             {"at": "2026-12-03T10:00:00Z", "kind": "recovery_accepted"},
             {"at": "2026-12-03T10:01:00Z", "kind": "retry_scheduled", "attempt_number": 1, "detail": "ladder step 1"},
-            {"at": "2026-12-03T10:05:00Z", "kind": "record_back", "detail": "invoice paid"},
+            {"at": "2026-12-03T10:05:00Z", "kind": "record_back", "detail": "try 1 at stripebilling: retrying"},
             {"at": "2026-12-03T10:06:00Z", "kind": "recovery_finished"},
+            {"at": "2026-12-03T10:07:00Z", "kind": "record_back", "detail": "try 2 at stripebilling: accepted"},
         ],
-    }
+        "record_back": [
+            {"attempt": 2, "at": "2026-12-03T10:07:00Z", "billing_connector": "stripebilling", "state": "accepted",
+             "status_code": 200},
+            {"attempt": 1, "at": "2026-12-03T10:05:00Z", "billing_connector": "stripebilling", "state": "retrying",
+             "error": "ConnectError: refused"},
+        ],
+    }  # fmt: skip
     shown = views.payment_page(timeline, {"status": "recovered"}, [])
     assert shown.status == "recovered"
     assert [a.number for a in shown.attempts] == [1, 2]
@@ -118,8 +125,11 @@ def test_payment_page_groups_the_timeline() -> None:
     )  # fmt: skip
     assert first.advice == "advice try_again_later"
     assert [(p.what, p.detail) for p in shown.plans] == [("retry scheduled (attempt 1)", "ladder step 1")]
-    assert [r.detail for r in shown.record_back] == ["invoice paid"]
-    assert len(shown.story) == 4
+    assert [(r.attempt, r.at, r.billing_connector, r.answer, r.state) for r in shown.record_back] == [
+        (1, "2026-12-03 10:05:00 UTC", "stripebilling", "ConnectError: refused", "retrying"),
+        (2, "2026-12-03 10:07:00 UTC", "stripebilling", "HTTP 200", "accepted"),
+    ]
+    assert len(shown.story) == 5
     assert next(f.value for f in shown.request if f.label == "Amount") == "USD 22.50"
 
 
@@ -191,3 +201,34 @@ def test_payment_page_shows_the_schedulers_plans_with_their_reasons_and_classes(
     alone = views.payment_page(timeline, None, [])
     assert [p.detail for p in alone.plans] == ["from the read model"]
     assert alone.attempts[0].decline_class == "lost_card"
+
+
+def test_endpoint_rows_show_success_rate_latency_breaker_and_disabled_per_profile_and_url() -> None:
+    endpoints = [
+        {"profile_id": "pro_1", "url": "https://old.example/hooks", "current": False, "success_rate": None,
+         "recent_attempts": 0, "latency_ms": {"mean": None, "p90": None}, "breaker": {"state": "closed"}},
+        {"profile_id": "pro_1", "url": "https://merchant.example/hooks", "current": True, "disabled": True,
+         "disabled_reason": "410 Gone", "success_rate": 0.5, "recent_attempts": 4,
+         "latency_ms": {"mean": 75.4, "p90": 120},
+         "breaker": {"state": "open", "consecutive_failures": 5, "retry_at": "2026-12-03T10:00:30.000Z"}},
+        {"profile_id": "pro_0", "url": "https://a.example/hooks", "current": True, "disabled": False,
+         "failing_since": "2026-12-03T09:00:00.000Z", "success_rate": 1.0, "recent_attempts": 1,
+         "latency_ms": {"mean": 10.0, "p90": 10}, "breaker": {"state": "half_open", "consecutive_failures": 1}},
+    ]  # fmt: skip
+    rows = views.endpoint_rows(endpoints)
+    assert [(r.profile_id, r.url, r.current) for r in rows] == [
+        ("pro_0", "https://a.example/hooks", True),
+        ("pro_1", "https://merchant.example/hooks", True),
+        ("pro_1", "https://old.example/hooks", False),
+    ]
+    assert [(r.success_rate, r.attempts, r.latency) for r in rows] == [
+        ("100.0%", 1, "10 ms (p90 10 ms)"),
+        ("50.0%", 4, "75 ms (p90 120 ms)"),
+        ("—", 0, "—"),
+    ]
+    assert [r.breaker for r in rows] == [
+        "half open, 1 failure in a row",
+        "open, 5 failures in a row, retry at 2026-12-03 10:00:30 UTC",
+        "closed",
+    ]
+    assert [r.disabled for r in rows] == ["no (failing since 2026-12-03 09:00:00 UTC)", "yes: 410 Gone", "no"]

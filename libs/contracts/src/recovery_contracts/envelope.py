@@ -35,6 +35,7 @@ class MessageType(StrEnum):
     RECORD_BACK = "billing.record-back"
     WEBHOOK_DELIVERY_FAILED = "webhook.delivery-failed"
     WEBHOOK_ENDPOINT_DISABLED = "webhook.endpoint-disabled"
+    RECORD_BACK_UPDATED = "record-back.updated"
 
 
 COMMANDS = frozenset(

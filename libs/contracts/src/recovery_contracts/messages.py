@@ -257,6 +257,32 @@ class RecordBack(_Payload):
     billing_connector_id: str | None = None
 
 
+class RecordBackState(StrEnum):
+    """Where a payment's record back stands after a try."""
+
+    RETRYING = "retrying"  # refused or unanswered: tried again on a timer
+    ACCEPTED = "accepted"  # the billing system recorded the payment
+    ABANDONED = "abandoned"  # every try refused: left to an operator
+    BLOCKED = "blocked"  # the egress policy refuses the destination: never retried
+
+
+class RecordBackUpdated(_Payload):
+    """Event: one try of a payment's record back and where the record back stands after it (the read side's
+    timeline shows every try). Emitted by the executor with the try, in the same transaction."""
+
+    payment_id: str
+    merchant_id: str | None = None
+    profile_id: str | None = None
+    # The billing system it is recorded at (`stripebilling`, `chargebee`, `custombilling`) and its account.
+    billing_connector: str
+    billing_connector_id: str | None = None
+    attempt: int = Field(ge=1)
+    state: RecordBackState
+    status_code: int | None = None
+    error: str | None = None
+    at: datetime
+
+
 PAYLOADS: dict[MessageType, type[BaseModel]] = {
     MessageType.RECOVERY_REQUESTED: RecoveryRequested,
     MessageType.BILLING_EVENT: BillingEventReceived,
@@ -274,6 +300,7 @@ PAYLOADS: dict[MessageType, type[BaseModel]] = {
     MessageType.RECORD_BACK: RecordBack,
     MessageType.WEBHOOK_DELIVERY_FAILED: WebhookDeliveryFailed,
     MessageType.WEBHOOK_ENDPOINT_DISABLED: WebhookEndpointDisabled,
+    MessageType.RECORD_BACK_UPDATED: RecordBackUpdated,
 }
 
 

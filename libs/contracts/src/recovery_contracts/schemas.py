@@ -59,6 +59,7 @@ HTTP_RESPONSES: tuple[type[BaseModel], ...] = (
     recovery.RecoveryPaymentsResponse,
     events.TotalEventsResponse,
     events.EventRetrieveResponse,
+    events.WebhookEndpointsResponse,
     process_tracker.RevenueRecoveryResponse,
     process_tracker.RecoveryTimelineResponse,
     analytics.RecoveryPaymentListResponse,

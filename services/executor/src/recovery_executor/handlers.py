@@ -103,7 +103,7 @@ async def record_back(deps: Dependencies, envelope: Envelope[RecordBack], queue:
     if done is not None and done.status is RecordBackStatus.ACCEPTED:
         return
     answer = await _record_back_once(deps, request)
-    progress, tried, retries = RecordBackProgress.after_try(envelope, answer, deps.clock.now(), deps.time_scale)
+    progress, tried, emitted = RecordBackProgress.after_try(envelope, answer, deps.clock.now(), deps.time_scale)
     if answer.accepted:
         log.info("record_back.accepted", attempt=request.attempt, status_code=answer.status_code)
     else:
@@ -112,12 +112,12 @@ async def record_back(deps: Dependencies, envelope: Envelope[RecordBack], queue:
             attempt=request.attempt,
             status_code=answer.status_code,
             error=answer.error,
-            gives_up=not retries,
+            state=progress.status.value,
         )
 
     async def save(tx: Transaction) -> None:
         await deps.record_backs.save(progress, tried, tx)
-        for message in retries:
+        for message in emitted:
             tx.emit(message)
 
     await deps.unit_of_work.apply(save, consumed=envelope, consumer=queue.name)

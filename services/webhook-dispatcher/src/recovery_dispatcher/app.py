@@ -17,6 +17,7 @@ from recovery_dispatcher.adapters.breaker_repository import MongoBreakerReposito
 from recovery_dispatcher.adapters.delivery_slots import DeliverySlots
 from recovery_dispatcher.adapters.endpoint_health import SharedEndpointHealth
 from recovery_dispatcher.adapters.endpoint_repository import MongoEndpointRepository
+from recovery_dispatcher.adapters.endpoint_status import MongoEndpointStatus
 from recovery_dispatcher.adapters.event_queries import MongoEventQueries
 from recovery_dispatcher.adapters.event_repository import INDEXES, MongoEventRepository
 from recovery_dispatcher.adapters.record_writer import RecordWriter
@@ -24,6 +25,7 @@ from recovery_dispatcher.adapters.sender import DeliveryTimeouts, InProcessRetry
 from recovery_dispatcher.dependencies import (
     BreakerRepository,
     EndpointRepository,
+    EndpointStatusReads,
     EventQueries,
     EventRepository,
     Sender,
@@ -59,6 +61,8 @@ class DispatcherAdapters:
     unit_of_work: UnitOfWorkPort
     publisher: Publisher
     clock: Clock
+    # The endpoint-health reads of the internal API (None: the route is not served, as in handler unit tests).
+    endpoint_status: EndpointStatusReads | None = None
 
 
 def mongo_adapters(
@@ -100,6 +104,7 @@ def mongo_adapters(
         unit_of_work=unit_of_work,
         publisher=publisher,
         clock=clock,
+        endpoint_status=MongoEndpointStatus(db),
     )
 
 
@@ -196,4 +201,6 @@ def build_service(settings: DispatcherSettings | None = None, adapters: Dispatch
     service.app.include_router(
         http.router(adapters.events, adapters.queries, functools.partial(manual_retry, delivery), caller)
     )
+    if adapters.endpoint_status is not None:
+        service.app.include_router(http.endpoints_router(adapters.endpoint_status, caller))
     return service

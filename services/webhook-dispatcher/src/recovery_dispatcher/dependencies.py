@@ -11,6 +11,7 @@ from recovery_contracts.messages import ProfileUpdated
 from recovery_dispatcher.domain.attempt import DeliveryResult
 from recovery_dispatcher.domain.breaker import CircuitBreaker, EndpointKey
 from recovery_dispatcher.domain.endpoint import Endpoint
+from recovery_dispatcher.domain.endpoint_status import EndpointStatus
 from recovery_dispatcher.domain.event import Claim, EarlierEvent, WebhookEvent
 from recovery_dispatcher.domain.fairness import Busy
 from recovery_dispatcher.domain.status import EventStatus
@@ -81,6 +82,12 @@ class EventQueries(Protocol):
     ) -> tuple[list[dict[str, Any]], int]:
         """A page of the merchant's initial records, newest first, and how many match (up to a cap)."""
         ...
+
+
+class EndpointStatusReads(Protocol):
+    """Endpoint health as the merchant's operators read it (the internal `/internal/endpoints/{merchant_id}`)."""
+
+    async def of_merchant(self, merchant_id: str) -> list[EndpointStatus]: ...
 
 
 class EndpointRepository(Protocol):

@@ -1,4 +1,5 @@
-"""The events API behind intake (`/events/{merchant_id}/…` forwarded to `/internal/events/…`).
+"""The events API behind intake (`/events/{merchant_id}/…` forwarded to `/internal/events/…`), and the endpoint
+health the console reads (`/internal/endpoints/{merchant_id}`).
 
 Hyperswitch's paths and fields; the merchant in `x-internal-merchant-id` scopes every query, so another
 merchant's event ids answer 404 as unknown ones do.
@@ -19,12 +20,17 @@ from pydantic import ValidationError
 from recovery_contracts.api.errors import ApiError, validation_error_response
 from recovery_contracts.api.events import (
     EVENTS_COUNT_CAP,
+    EndpointBreaker,
+    EndpointLatency,
     EventListConstraints,
     EventListItemResponse,
     EventRetrieveResponse,
     TotalEventsResponse,
+    WebhookEndpointHealth,
+    WebhookEndpointsResponse,
 )
-from recovery_dispatcher.dependencies import EventQueries, EventRepository
+from recovery_dispatcher.dependencies import EndpointStatusReads, EventQueries, EventRepository
+from recovery_dispatcher.domain.endpoint_status import EndpointStatus
 from recovery_dispatcher.domain.event import WebhookEvent
 from recovery_dispatcher.domain.ids import CLOCK_SKEW, MERCHANT_ID, created_at_of, record_key
 from recovery_runtime.internal_api import InternalCaller
@@ -185,5 +191,45 @@ def router(
         except LookupError as missing:
             return _problem(ApiError.PRECONDITION_FAILED, message=str(missing))
         return JSONResponse(json.loads(attempt_item(record).model_dump_json()))
+
+    return api
+
+
+def endpoint_item(status: EndpointStatus) -> WebhookEndpointHealth:
+    breaker, recent = status.breaker, status.recent
+    return WebhookEndpointHealth(
+        profile_id=status.profile_id,
+        url=status.url,
+        current=status.current,
+        enabled=status.enabled,
+        disabled=status.disabled,
+        disabled_reason=status.disabled_reason,
+        failing_since=status.failing_since,
+        breaker=EndpointBreaker(
+            state=breaker.state.value,
+            consecutive_failures=breaker.consecutive_failures,
+            opened_at=breaker.opened_at,
+            retry_at=breaker.retry_at(),
+        ),
+        slow_responses=status.slow_responses,
+        last_slow_at=status.last_slow_at,
+        recent_attempts=recent.attempts,
+        recent_delivered=recent.delivered,
+        success_rate=recent.success_rate,
+        latency_ms=EndpointLatency(mean=recent.latency_ms_mean, p90=recent.latency_ms_p90),
+    )
+
+
+def endpoints_router(statuses: EndpointStatusReads, caller: InternalCaller) -> APIRouter:
+    """`GET /internal/endpoints/{merchant_id}`: every endpoint of the merchant's profiles with its health."""
+    api = APIRouter(prefix="/internal/endpoints", include_in_schema=False)
+
+    @api.get("/{merchant_id}")
+    async def endpoints(merchant_id: str, caller_id: str = Depends(caller)) -> JSONResponse:
+        if caller_id != merchant_id or not MERCHANT_ID.fullmatch(merchant_id):
+            return _problem(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
+        found = await statuses.of_merchant(merchant_id)
+        body = WebhookEndpointsResponse(merchant_id=merchant_id, endpoints=[endpoint_item(s) for s in found])
+        return JSONResponse(json.loads(body.model_dump_json()))
 
     return api

@@ -125,3 +125,45 @@ class EventRetrieveResponse(EventListItemResponse):
     request: OutgoingWebhookRequestContent
     response: OutgoingWebhookResponseContent
     delivery_attempt: WebhookDeliveryAttempt | None
+
+
+# --- extension: `GET /events/{merchant_id}/endpoints`, the webhook endpoints' health -------------------------
+
+
+class EndpointBreaker(ResponseBody):
+    state: Annotated[str, Field(description="closed, open or half_open")]
+    consecutive_failures: int
+    opened_at: UtcMillis | None = None
+    retry_at: Annotated[UtcMillis | None, Field(description="when an open circuit lets a probe through")] = None
+
+
+class EndpointLatency(ResponseBody):
+    """Answer times of the recent attempts, in milliseconds (null without attempts)."""
+
+    mean: float | None = None
+    p90: int | None = None
+
+
+class WebhookEndpointHealth(ResponseBody):
+    """One endpoint (a profile's URL): its breaker, whether deliveries to it are stopped, and how its recent
+    attempts went."""
+
+    profile_id: str
+    url: str
+    current: Annotated[bool, Field(description="the profile's URL now (false: a URL it used before)")]
+    enabled: bool
+    disabled: bool
+    disabled_reason: str | None = None
+    failing_since: UtcMillis | None = None
+    breaker: EndpointBreaker
+    slow_responses: int
+    last_slow_at: UtcMillis | None = None
+    recent_attempts: int
+    recent_delivered: int
+    success_rate: float | None = None
+    latency_ms: EndpointLatency
+
+
+class WebhookEndpointsResponse(ResponseBody):
+    merchant_id: str
+    endpoints: list[WebhookEndpointHealth]

@@ -127,10 +127,22 @@ class TimelineRequest(ResponseBody):
     first_error_message: str | None = None
 
 
+class TimelineRecordBackTry(ResponseBody):
+    """One try of recording the recovered payment back at the billing system (extension)."""
+
+    attempt: int
+    at: UtcMillis
+    billing_connector: str
+    # Where the record back stood after this try: retrying, accepted, abandoned or blocked.
+    state: str
+    status_code: int | None = None
+    error: str | None = None
+
+
 class RecoveryTimelineResponse(ResponseBody):
     """What happened to one payment, oldest first: accepted, planned and made attempts, webhooks, the end.
 
-    `entries` is the merged story; `request` and `attempts` (extension) the same facts as records."""
+    `entries` is the merged story; `request`, `attempts` and `record_back` (extension) the same facts as records."""
 
     payment_id: str
     status: ProcessTrackerStatus
@@ -138,3 +150,4 @@ class RecoveryTimelineResponse(ResponseBody):
     entries: list[RecoveryTimelineEntry]
     request: TimelineRequest | None = None
     attempts: list[TimelineAttempt] = Field(default_factory=list)
+    record_back: list[TimelineRecordBackTry] = Field(default_factory=list)

@@ -3,7 +3,7 @@ timeline. Stored with the view (so a read is one lookup) and rebuilt with it."""
 
 from __future__ import annotations
 
-from recovery_analytics.domain.view import AttemptRecord, PaymentView, ViewStatus
+from recovery_analytics.domain.view import AttemptRecord, PaymentView, RecordBackTry, ViewStatus
 from recovery_contracts.api.analytics import (
     AmountDetailsResponse,
     RecoveryPaymentsListItem,
@@ -17,6 +17,7 @@ from recovery_contracts.api.process_tracker import (
     RecoveryTimelineResponse,
     TimelineAttempt,
     TimelineEntryKind,
+    TimelineRecordBackTry,
     TimelineRequest,
 )
 from recovery_contracts.payments import IntentStatus, PaymentAmount, PaymentError
@@ -174,6 +175,7 @@ def timeline(view: PaymentView) -> RecoveryTimelineResponse:
                 detail=f"{failure.event_type} after {failure.attempts} attempts: {failure.reason}"[:1024],
             )
         )
+    entries.extend(_record_back_entry(t) for t in view.record_back)
     if view.ending is not None:
         entries.append(
             RecoveryTimelineEntry(
@@ -206,4 +208,21 @@ def timeline(view: PaymentView) -> RecoveryTimelineResponse:
             )
             for a in view.attempts
         ],
+        record_back=[
+            TimelineRecordBackTry(
+                attempt=t.attempt,
+                at=t.at,
+                billing_connector=t.billing_connector,
+                state=t.state,
+                status_code=t.status_code,
+                error=t.error,
+            )
+            for t in view.record_back
+        ],
     )
+
+
+def _record_back_entry(tried: RecordBackTry) -> RecoveryTimelineEntry:
+    answer = f"HTTP {tried.status_code}" if tried.status_code is not None else tried.error or "no answer"
+    detail = f"try {tried.attempt} at {tried.billing_connector}: {tried.state} ({answer})"
+    return RecoveryTimelineEntry(at=tried.at, kind=TimelineEntryKind.RECORD_BACK, detail=detail[:1024])

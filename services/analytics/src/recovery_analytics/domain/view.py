@@ -18,6 +18,7 @@ from recovery_contracts.messages import (
     PaymentAttemptFailed,
     PaymentFailed,
     PaymentSucceeded,
+    RecordBackUpdated,
     RecoveryScheduled,
     RecoveryUpdated,
     WebhookDeliveryFailed,
@@ -33,6 +34,7 @@ _RANK = {
     MessageType.PAYMENT_SUCCEEDED: 3,
     MessageType.PAYMENT_FAILED: 4,
     MessageType.WEBHOOK_DELIVERY_FAILED: 5,
+    MessageType.RECORD_BACK_UPDATED: 6,
 }
 # The events a payment's view is folded from (`webhook.endpoint-disabled` concerns a profile, not a payment).
 PAYMENT_EVENTS = frozenset(_RANK)
@@ -95,6 +97,18 @@ class WebhookFailure:
 
 
 @dataclass(frozen=True)
+class RecordBackTry:
+    """One try of recording the recovered payment back at the billing system, and where it stood after it."""
+
+    attempt: int
+    at: datetime
+    billing_connector: str
+    state: str
+    status_code: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class Ending:
     """How the recovery ended: when, and the reason the owner gave."""
 
@@ -120,6 +134,8 @@ class PaymentView:
     updates: tuple[tuple[datetime, str], ...]
     last_event_at: datetime
     events: int
+    # The record back's tries, by try number (the executor's `record-back.updated`).
+    record_back: tuple[RecordBackTry, ...] = ()
 
     @property
     def requested(self) -> bool:
@@ -171,6 +187,7 @@ def project(payment_id: str, events: list[Envelope[Any]]) -> PaymentView:
     closed: Ending | None = None
     webhook_failures: list[WebhookFailure] = []
     updates: list[tuple[datetime, str]] = []
+    record_back: dict[int, RecordBackTry] = {}
     merchant_id = profile_id = None
     for envelope in ordered:
         merchant_id = merchant_id or envelope.merchant_id
@@ -198,6 +215,12 @@ def project(payment_id: str, events: list[Envelope[Any]]) -> PaymentView:
         elif isinstance(body, WebhookDeliveryFailed):
             webhook_failures.append(
                 WebhookFailure(body.failed_at, body.event_id, body.event_type, body.reason, body.attempts)
+            )
+        elif isinstance(body, RecordBackUpdated):
+            # One event per try; should a try be reported twice (a redelivered command tried again before its
+            # first report committed), the later report of it (in the sort order) stands.
+            record_back[body.attempt] = RecordBackTry(
+                body.attempt, body.at, body.billing_connector, body.state.value, body.status_code, body.error
             )
     if payment is not None:
         merchant_id, profile_id = payment.merchant_id, payment.profile_id
@@ -229,6 +252,7 @@ def project(payment_id: str, events: list[Envelope[Any]]) -> PaymentView:
         updates=tuple(updates),
         last_event_at=max(e.occurred_at for e in ordered),
         events=len(ordered),
+        record_back=tuple(record_back[n] for n in sorted(record_back)),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -16,6 +16,7 @@ from recovery_contracts.messages import (
     PaymentSync,
     RecordBack,
     RecordBackBody,
+    RecordBackUpdated,
     ScheduleTimer,
     timer_for,
 )
@@ -24,6 +25,9 @@ from recovery_contracts.recovery import AttemptSummary, build_payment_object
 
 from .billing_systems import billing_system_of
 from .connector import ChargeOutcome, ChargeOutcomeKind
+
+if TYPE_CHECKING:
+    from .record_back import RecordBackProgress, RecordBackTry
 
 PSYNC_TIMER_KIND = "payment_sync"
 RECORD_BACK_TIMER_KIND = "record_back"
@@ -125,6 +129,27 @@ def record_back_retry(consumed: Envelope[RecordBack], due_at: datetime) -> Envel
     )
     timer_id = f"record-back:{request.payment_id}:{request.attempt + 1}"
     return timer_for(again, timer_id=timer_id, due_at=due_at, kind=RECORD_BACK_TIMER_KIND, caused_by=consumed)
+
+
+def record_back_updated(
+    consumed: Envelope[RecordBack], progress: RecordBackProgress, tried: RecordBackTry
+) -> Envelope[RecordBackUpdated]:
+    """The event of one record-back try (`tried`, of the command `consumed`, leaving the record back at
+    `progress`) for the read side's timeline."""
+    request = consumed.payload
+    event = RecordBackUpdated(
+        payment_id=request.payment_id,
+        merchant_id=consumed.merchant_id,
+        profile_id=consumed.profile_id,
+        billing_connector=progress.billing_connector,
+        billing_connector_id=request.billing_connector_id,
+        attempt=tried.attempt,
+        state=progress.status,
+        status_code=tried.status_code,
+        error=tried.error,
+        at=tried.at,
+    )
+    return envelope_for(MessageType.RECORD_BACK_UPDATED, event, caused_by=consumed, correlation_id=request.payment_id)
 
 
 def _of_attempt(message_type: MessageType, payload: BaseModel, command: ExecuteRetry, cause: str) -> Envelope[Any]:

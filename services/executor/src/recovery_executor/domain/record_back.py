@@ -7,23 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import RecordBack
+from recovery_contracts.messages import RecordBackState as RecordBackStatus
 from recovery_runtime.clock import TimeScale
 
 from .follow_up import record_back_delay
-from .messages import record_back_retry
+from .messages import record_back_retry, record_back_updated
 from .ports import RecordBackAnswer
-
-
-class RecordBackStatus(StrEnum):
-    ACCEPTED = "accepted"
-    RETRYING = "retrying"
-    ABANDONED = "abandoned"  # every try refused: left to an operator
-    BLOCKED = "blocked"  # the egress policy refuses the destination: no try can succeed, none is retried
 
 
 def record_back_idempotency_key(payment_id: str) -> str:
@@ -62,7 +55,8 @@ class RecordBackProgress:
     def after_try(
         consumed: Envelope[RecordBack], answer: RecordBackAnswer, now: datetime, time_scale: TimeScale
     ) -> tuple[RecordBackProgress, RecordBackTry, list[Envelope[Any]]]:
-        """The progress after the try `consumed` asked for, the try itself, and the next try's timer if any."""
+        """The progress after the try `consumed` asked for, the try itself, and the messages to emit with it: the
+        `record-back.updated` event (the read side's timeline) and the next try's timer if any."""
         request = consumed.payload
         delay = None if answer.accepted or answer.blocked else record_back_delay(request.attempt)
         if answer.accepted:
@@ -83,8 +77,10 @@ class RecordBackProgress:
             billing_connector=request.billing_connector or CUSTOMBILLING,
         )
         tried = RecordBackTry(request.attempt, now, answer.status_code, answer.error, status)
-        retries = [] if delay is None else [record_back_retry(consumed, now + time_scale.wall(delay))]
-        return progress, tried, retries
+        emitted: list[Envelope[Any]] = [record_back_updated(consumed, progress, tried)]
+        if delay is not None:
+            emitted.append(record_back_retry(consumed, now + time_scale.wall(delay)))
+        return progress, tried, emitted
 
 
 @dataclass(frozen=True)

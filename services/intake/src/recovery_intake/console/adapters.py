@@ -167,6 +167,10 @@ class HttpWebhookEvents:
         )
         return answer
 
+    async def endpoints(self, merchant_id: str) -> list[Document]:
+        answer = await self._api.call("GET", f"/internal/endpoints/{merchant_id}", merchant_id)
+        return list((answer or {}).get("endpoints") or [])
+
 
 class BrokerAndProbes:
     """`Operations`: the dead-letter queues on the broker, and each service's `/readyz`."""

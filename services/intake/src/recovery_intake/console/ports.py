@@ -84,6 +84,11 @@ class WebhookEvents(Protocol):
         """Deliver the event once more, now (a manual retry); its attempt's record, None for an unknown event."""
         ...
 
+    async def endpoints(self, merchant_id: str) -> list[Document]:
+        """Every endpoint (profile, URL) of the merchant with its health: breaker, disabled flag, the success
+        rate and answer latency of its recent attempts."""
+        ...
+
 
 @dataclass(frozen=True)
 class Readiness:

@@ -434,6 +434,7 @@ def router(ctx: ApiContext, adapters: ConsoleAdapters) -> APIRouter:
             "webhooks.html",
             visitor,
             nav="webhooks",
+            endpoints=views.endpoint_rows(await events.endpoints(merchant_id)),
             health=views.endpoint_health(listed),
             events=views.event_rows(listed[:PAGE_SIZE]),
         )

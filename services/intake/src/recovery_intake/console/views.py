@@ -15,7 +15,6 @@ from recovery_intake.console.ports import Document
 
 # Timeline entry kinds (recovery_contracts.api.process_tracker.TimelineEntryKind) as the payment page groups them.
 PLAN_KINDS = frozenset({"retry_scheduled", "psync_scheduled"})
-RECORD_BACK_KINDS = frozenset({"record_back"})
 END_KINDS = frozenset({"recovery_finished"})
 RECOVERY_STATUSES = (
     "monitoring", "queued", "scheduled", "processing", "recovered", "partially_recovered", "terminated",
@@ -215,6 +214,17 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class RecordBackRow:
+    """One try of recording the payment back at the billing system, and where the record back stood after it."""
+
+    attempt: int
+    at: str
+    billing_connector: str
+    state: str
+    answer: str
+
+
+@dataclass(frozen=True)
 class PaymentPage:
     payment_id: str
     status: str
@@ -222,7 +232,7 @@ class PaymentPage:
     request: list[Figure]
     attempts: list[AttemptRow]
     plans: list[TimelineLine]
-    record_back: list[TimelineLine]
+    record_back: list[RecordBackRow]
     ending: list[TimelineLine]
     story: list[TimelineLine]
     deliveries: list[Delivery] = field(default_factory=list)
@@ -328,11 +338,28 @@ def payment_page(
         request=figures,
         attempts=attempts,
         plans=_plans(timeline, workflow),
-        record_back=[_line(e) for e in entries if e.get("kind") in RECORD_BACK_KINDS],
+        record_back=_record_back(timeline),
         ending=[_line(e) for e in entries if e.get("kind") in END_KINDS],
         story=[_line(e) for e in entries],
         deliveries=deliveries,
     )
+
+
+def _record_back(timeline: Document) -> list[RecordBackRow]:
+    """The record back's tries (the timeline's `record_back` records), oldest first."""
+    rows = []
+    for tried in sorted(timeline.get("record_back") or [], key=lambda t: int(t.get("attempt") or 0)):
+        code = tried.get("status_code")
+        rows.append(
+            RecordBackRow(
+                attempt=int(tried.get("attempt") or 0),
+                at=timestamp(tried.get("at")),
+                billing_connector=_text(tried.get("billing_connector")),
+                state=_text(tried.get("state")),
+                answer=f"HTTP {code}" if code is not None else _text(tried.get("error")) or "no answer",
+            )
+        )
+    return rows
 
 
 def delivery(event: Document, attempts: list[Document]) -> Delivery:
@@ -386,6 +413,66 @@ def endpoint_health(events: list[Document]) -> list[EndpointHealth]:
             last_failure=last_failure.get(profile, "—"),
         )
         for profile, (total, delivered) in sorted(counts.items())
+    ]
+
+
+@dataclass(frozen=True)
+class EndpointRow:
+    """One endpoint (a profile's URL) as the dispatcher keeps its health."""
+
+    profile_id: str
+    url: str
+    current: bool
+    success_rate: str
+    attempts: int
+    latency: str
+    breaker: str
+    disabled: str
+
+
+def _latency(latency: Document) -> str:
+    mean, p90 = latency.get("mean"), latency.get("p90")
+    if mean is None:
+        return "—"
+    return f"{float(mean):.0f} ms (p90 {int(p90 or 0)} ms)"
+
+
+def _breaker(breaker: Document) -> str:
+    state = _text(breaker.get("state") or "closed").replace("_", " ")
+    failures = int(breaker.get("consecutive_failures") or 0)
+    parts = [state]
+    if failures:
+        parts.append(f"{failures} failure{'' if failures == 1 else 's'} in a row")
+    if breaker.get("retry_at") and state != "closed":
+        parts.append(f"retry at {timestamp(breaker['retry_at'])}")
+    return ", ".join(parts)
+
+
+def _disabled(endpoint: Document) -> str:
+    if endpoint.get("disabled_reason"):
+        return f"yes: {endpoint['disabled_reason']}"
+    if endpoint.get("disabled"):
+        return "yes: webhooks switched off"
+    if endpoint.get("failing_since"):
+        return f"no (failing since {timestamp(endpoint['failing_since'])})"
+    return "no"
+
+
+def endpoint_rows(endpoints: list[Document]) -> list[EndpointRow]:
+    """The dispatcher's endpoint health (`GET /internal/endpoints/{merchant_id}`), current URLs first."""
+    ordered = sorted(endpoints, key=lambda e: (_text(e.get("profile_id")), not e.get("current"), _text(e.get("url"))))
+    return [
+        EndpointRow(
+            profile_id=_text(e.get("profile_id")),
+            url=_text(e.get("url")),
+            current=bool(e.get("current")),
+            success_rate=percentage(e.get("success_rate")),
+            attempts=int(e.get("recent_attempts") or 0),
+            latency=_latency(e.get("latency_ms") or {}),
+            breaker=_breaker(e.get("breaker") or {}),
+            disabled=_disabled(e),
+        )
+        for e in ordered
     ]
 
 

@@ -14,6 +14,7 @@ import structlog
 from fastapi import APIRouter, Request, Response
 
 from recovery_contracts.api.errors import ApiError, describe_validation_errors
+from recovery_contracts.api.events import WebhookEndpointsResponse
 from recovery_intake.domain.access import READ_PAYMENTS, WRITE_PAYMENTS, Access
 from recovery_intake.http.auth import Caller
 from recovery_intake.http.context import ApiContext
@@ -125,6 +126,14 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
         caller = await merchant_of_path(request, merchant_id, WRITE_PAYMENTS)
         path = f"/internal/events/{caller.merchant_id}/{owner_id(event_id, ApiError.EVENT_NOT_FOUND)}/retry"
         return await forwarder.forward(request, dispatcher, path, caller.merchant_id, caller.profile_id)
+
+    @api.get("/events/{merchant_id}/endpoints", tags=["Events"], response_model=WebhookEndpointsResponse)
+    async def webhook_endpoint_health(merchant_id: str, request: Request) -> Response:
+        # Extension: each webhook endpoint's breaker, disabled flag, success rate and latency (docs/webhooks.md).
+        caller = await merchant_of_path(request, merchant_id, READ_PAYMENTS)
+        return await forwarder.forward(
+            request, dispatcher, f"/internal/endpoints/{caller.merchant_id}", caller.merchant_id, caller.profile_id
+        )
 
     @api.get("/v2/process-trackers/revenue-recovery-workflow/{payment_id}", tags=["Process tracker"])
     async def revenue_recovery_workflow(payment_id: str, request: Request) -> Response:
