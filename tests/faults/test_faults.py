@@ -186,7 +186,9 @@ def test_sigterm_stops_each_service_gracefully_mid_run(
         stops = sum(1 for victim, _, _ in exits if victim == name)
         completed = log.count('"event": "service.stopped"')
         assert completed >= stops, f"{name}: {stops} SIGTERMs but {completed} completed shutdowns (service.stopped)"
-    assert_no_violations(run)
+    # As with kill -9, a replaced process's counters are gone (a SIGTERMed consumer's count of what it consumed
+    # before stopping): the balance is checked where no process restarts. Every other invariant holds here.
+    assert_no_violations(run, balance=False)
 
 
 def test_rabbitmq_stopped_and_started_mid_run(

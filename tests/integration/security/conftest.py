@@ -12,6 +12,8 @@ from pymongo import MongoClient
 from pymongo.database import Database
 from security_system import System, make_tenant
 
+from recovery_analytics.app import build_service as build_analytics
+from recovery_analytics.settings import AnalyticsSettings
 from recovery_cli.demo import Endpoints, SeedScenario
 from recovery_dispatcher.app import build_service as build_dispatcher
 from recovery_dispatcher.settings import DispatcherSettings
@@ -90,8 +92,10 @@ def intake_settings() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def services(serve: Any, module_isolation: Isolation, intake_settings: dict[str, Any]) -> Endpoints:
-    """Intake, scheduler and dispatcher running (no merchant yet), with a Stripe sandbox and a receiver."""
+    """Intake, scheduler, dispatcher and analytics running (every owner intake forwards to; no merchant yet), with a
+    Stripe sandbox and a receiver."""
     isolation = module_isolation
+    analytics = serve(build_analytics(settings_for(AnalyticsSettings, isolation)))
     scheduler = serve(build_scheduler(settings_for(SchedulerSettings, isolation, timer_poll_seconds=0.05)))
     dispatcher = serve(
         build_dispatcher(settings_for(DispatcherSettings, isolation, outbound_allowed_cidrs="127.0.0.0/8"))
@@ -104,6 +108,7 @@ def services(serve: Any, module_isolation: Isolation, intake_settings: dict[str,
                 admin_api_key=ADMIN,
                 scheduler_internal_url=scheduler.url,
                 dispatcher_internal_url=dispatcher.url,
+                analytics_internal_url=analytics.url,
                 **intake_settings,
             )
         )

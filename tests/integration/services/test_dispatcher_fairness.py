@@ -79,8 +79,9 @@ async def test_a_fast_merchant_is_delivered_at_once_while_a_slow_endpoints_backl
         await broker.publish(healthy)
         await eventually(lambda: received(fast), interval=0.02)
         waited = time.monotonic() - started
-        # Parking the backlog costs a write each (a few milliseconds; more on a loaded machine), not its drain.
-        assert waited < DRAIN_SECONDS / 3, f"the fast merchant waited {waited:.2f} s"
+        # Parking the backlog costs a write each (a few milliseconds; seconds on a loaded CI machine: 5.1 s was seen
+        # with two test workers and other suites beside it), not its drain (12 s).
+        assert waited < DRAIN_SECONDS / 2, f"the fast merchant waited {waited:.2f} s"
         # Meanwhile the slow endpoint never had more than its slots' worth in flight; the rest was parked.
         parked = db.webhook_events.count_documents({"status_reason": {"$regex": "^endpoint busy"}})
         assert parked >= BACKLOG - IN_FLIGHT
