@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from recovery_intake.console import views
+from recovery_intake.console import views, webhook_views
 
 ANALYTICS: dict[str, Any] = {
     "merchant_id": "merchant_1",
@@ -151,7 +151,7 @@ def test_deliveries_and_endpoint_health() -> None:
         ("initial attempt", "500", False),
         ("manual retry", "200", True),
     ]
-    health = views.endpoint_health(
+    health = webhook_views.endpoint_health(
         [
             {**event, "created": "2026-12-03T10:03:00Z"},
             {**event, "is_delivery_successful": False, "created": "2026-12-03T10:02:00Z"},
@@ -215,7 +215,7 @@ def test_endpoint_rows_show_success_rate_latency_breaker_and_disabled_per_profil
          "failing_since": "2026-12-03T09:00:00.000Z", "success_rate": 1.0, "recent_attempts": 1,
          "latency_ms": {"mean": 10.0, "p90": 10}, "breaker": {"state": "half_open", "consecutive_failures": 1}},
     ]  # fmt: skip
-    rows = views.endpoint_rows(endpoints)
+    rows = webhook_views.endpoint_rows(endpoints)
     assert [(r.profile_id, r.url, r.current) for r in rows] == [
         ("pro_0", "https://a.example/hooks", True),
         ("pro_1", "https://merchant.example/hooks", True),

@@ -62,3 +62,8 @@ def timestamp(value: str | datetime | None) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def text_of(value: object) -> str:
+    """A value as a table cell shows it: nothing for a missing one."""
+    return "" if value is None else str(value)

@@ -24,7 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
-from recovery_intake.console import views
+from recovery_intake.console import views, webhook_views
 from recovery_intake.console.ports import ConsoleAdapters, OwnerRefused, OwnerUnavailable, RecoveryFilter
 from recovery_intake.console.session import (
     CSRF_FIELD,
@@ -434,9 +434,9 @@ def router(ctx: ApiContext, adapters: ConsoleAdapters) -> APIRouter:
             "webhooks.html",
             visitor,
             nav="webhooks",
-            endpoints=views.endpoint_rows(await events.endpoints(merchant_id)),
-            health=views.endpoint_health(listed),
-            events=views.event_rows(listed[:PAGE_SIZE]),
+            endpoints=webhook_views.endpoint_rows(await events.endpoints(merchant_id)),
+            health=webhook_views.endpoint_health(listed),
+            events=webhook_views.event_rows(listed[:PAGE_SIZE]),
         )
 
     # ---- operator pages ------------------------------------------------------------------------------------

@@ -5,12 +5,11 @@ Pure functions (no I/O): the templates only lay these out, and unit tests check 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from recovery_intake.console.formatting import currency_exponent, duration, major_units, percentage, timestamp
+from recovery_intake.console.formatting import currency_exponent, duration, major_units, percentage, text_of, timestamp
 from recovery_intake.console.ports import Document
 
 # Timeline entry kinds (recovery_contracts.api.process_tracker.TimelineEntryKind) as the payment page groups them.
@@ -238,16 +237,12 @@ class PaymentPage:
     deliveries: list[Delivery] = field(default_factory=list)
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
 def _line(entry: Document) -> TimelineLine:
     number = entry.get("attempt_number")
     what = str(entry.get("kind") or "").replace("_", " ")
     if number is not None:
         what = f"{what} (attempt {number})"
-    detail = " · ".join(part for part in (_text(entry.get("detail")), _text(entry.get("token"))) if part)
+    detail = " · ".join(part for part in (text_of(entry.get("detail")), text_of(entry.get("token"))) if part)
     return TimelineLine(timestamp(entry.get("at")), what, detail)
 
 
@@ -267,8 +262,8 @@ def _decision(note: Document) -> TimelineLine:
     details = ", ".join(
         f"{name.replace('_', ' ')} {value}" for name, value in note.items() if name not in ("at", "what", "reason")
     )
-    reason = " · ".join(part for part in (_text(note.get("reason")), details) if part)
-    return TimelineLine(timestamp(note.get("at")), _text(note.get("what")).replace("_", " "), reason)
+    reason = " · ".join(part for part in (text_of(note.get("reason")), details) if part)
+    return TimelineLine(timestamp(note.get("at")), text_of(note.get("what")).replace("_", " "), reason)
 
 
 def _plans(timeline: Document, workflow: Document | None) -> list[TimelineLine]:
@@ -279,8 +274,8 @@ def _plans(timeline: Document, workflow: Document | None) -> list[TimelineLine]:
     plan = workflow.get("plan")
     if isinstance(plan, dict):
         number = f" (attempt {plan['attempt_number']})" if plan.get("attempt_number") else ""
-        detail = " · ".join(_text(plan.get(k)) for k in ("reason", "token") if plan.get(k))
-        what = f"next: {_text(plan.get('kind')).replace('_', ' ')}{number}"
+        detail = " · ".join(text_of(plan.get(k)) for k in ("reason", "token") if plan.get(k))
+        what = f"next: {text_of(plan.get('kind')).replace('_', ' ')}{number}"
         lines.append(TimelineLine(timestamp(plan.get("due_at") or plan.get("at")), what, detail))
     return lines
 
@@ -292,7 +287,7 @@ def payment_page(
     reasons and decline classes, when it answered), and the webhook deliveries."""
     # The scheduler's decline class of each attempt (the class its planner used), by attempt number.
     classes = {
-        int(a.get("number") or 0): _text(a.get("decline_class"))
+        int(a.get("number") or 0): text_of(a.get("decline_class"))
         for a in (workflow or {}).get("attempts") or []
         if a.get("decline_class")
     }
@@ -302,39 +297,41 @@ def payment_page(
         currency = str(request.get("currency") or "")
         figures = [
             Figure("Amount", major_units(int(request.get("amount") or 0), currency)),
-            Figure("Invoice", _text(request.get("merchant_reference_id"))),
+            Figure("Invoice", text_of(request.get("merchant_reference_id"))),
             Figure("Accepted", timestamp(request.get("created_at"))),
-            Figure("Algorithm", _text(request.get("algorithm"))),
+            Figure("Algorithm", text_of(request.get("algorithm"))),
             Figure("Cards (tokens)", ", ".join(request.get("tokens") or [])),
-            Figure("Billing connector", _text(request.get("billing_connector_id"))),
-            Figure("Payment connector", _text(request.get("payment_connector_id"))),
+            Figure("Billing connector", text_of(request.get("billing_connector_id"))),
+            Figure("Payment connector", text_of(request.get("payment_connector_id"))),
             Figure(
                 "First failure",
                 " ".join(
-                    p for p in (_text(request.get("first_error_code")), _text(request.get("first_error_message"))) if p
+                    p
+                    for p in (text_of(request.get("first_error_code")), text_of(request.get("first_error_message")))
+                    if p
                 ),
             ),
         ]
     attempts = [
         AttemptRow(
             number=int(a.get("attempt_number") or 0),
-            token=_text(a.get("token")),
-            network=_text(a.get("card_network")),
-            outcome=_text(a.get("outcome")),
-            decline_code=_text(a.get("decline_code") or a.get("error_code")),
-            decline_class=classes.get(int(a.get("attempt_number") or 0)) or _text(a.get("decline_class")),
+            token=text_of(a.get("token")),
+            network=text_of(a.get("card_network")),
+            outcome=text_of(a.get("outcome")),
+            decline_code=text_of(a.get("decline_code") or a.get("error_code")),
+            decline_class=classes.get(int(a.get("attempt_number") or 0)) or text_of(a.get("decline_class")),
             advice=_advice(a),
-            message=_text(a.get("message")),
+            message=text_of(a.get("message")),
             at=timestamp(a.get("at")),
         )
         for a in sorted(timeline.get("attempts") or [], key=lambda a: int(a.get("attempt_number") or 0))
     ]
     entries = timeline.get("entries") or []
-    status = _text((intent or {}).get("status")) or _text(timeline.get("status"))
+    status = text_of((intent or {}).get("status")) or text_of(timeline.get("status"))
     return PaymentPage(
-        payment_id=_text(timeline.get("payment_id")),
+        payment_id=text_of(timeline.get("payment_id")),
         status=status,
-        business_status=_text(timeline.get("business_status")),
+        business_status=text_of(timeline.get("business_status")),
         request=figures,
         attempts=attempts,
         plans=_plans(timeline, workflow),
@@ -354,9 +351,9 @@ def _record_back(timeline: Document) -> list[RecordBackRow]:
             RecordBackRow(
                 attempt=int(tried.get("attempt") or 0),
                 at=timestamp(tried.get("at")),
-                billing_connector=_text(tried.get("billing_connector")),
-                state=_text(tried.get("state")),
-                answer=f"HTTP {code}" if code is not None else _text(tried.get("error")) or "no answer",
+                billing_connector=text_of(tried.get("billing_connector")),
+                state=text_of(tried.get("state")),
+                answer=f"HTTP {code}" if code is not None else text_of(tried.get("error")) or "no answer",
             )
         )
     return rows
@@ -366,136 +363,19 @@ def delivery(event: Document, attempts: list[Document]) -> Delivery:
     """One webhook event and every attempt to deliver it (the dispatcher's list item and attempt records)."""
     rows = [
         DeliveryAttemptRow(
-            kind=_text(a.get("delivery_attempt")).replace("_", " "),
+            kind=text_of(a.get("delivery_attempt")).replace("_", " "),
             at=timestamp(a.get("created")),
-            status_code=_text((a.get("response") or {}).get("status_code")) or "—",
+            status_code=text_of((a.get("response") or {}).get("status_code")) or "—",
             delivered=bool(a.get("is_delivery_successful")),
-            error=_text((a.get("response") or {}).get("error_message")),
+            error=text_of((a.get("response") or {}).get("error_message")),
         )
         for a in sorted(attempts, key=lambda a: str(a.get("created") or ""))
     ]
     return Delivery(
-        event_id=_text(event.get("event_id")),
-        event_type=_text(event.get("event_type")),
-        profile_id=_text(event.get("profile_id")),
+        event_id=text_of(event.get("event_id")),
+        event_type=text_of(event.get("event_type")),
+        profile_id=text_of(event.get("profile_id")),
         created=timestamp(event.get("created")),
         delivered=bool(event.get("is_delivery_successful")),
         attempts=rows,
     )
-
-
-@dataclass(frozen=True)
-class EndpointHealth:
-    profile_id: str
-    events: int
-    delivered: int
-    success_rate: str
-    last_failure: str
-
-
-def endpoint_health(events: list[Document]) -> list[EndpointHealth]:
-    """Per profile, of its recent events: how many were delivered (eventually, on any attempt)."""
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    last_failure: dict[str, str] = {}
-    for event in events:
-        profile = _text(event.get("profile_id"))
-        counts[profile][0] += 1
-        if event.get("is_delivery_successful"):
-            counts[profile][1] += 1
-        elif profile not in last_failure:  # newest first
-            last_failure[profile] = timestamp(event.get("created"))
-    return [
-        EndpointHealth(
-            profile_id=profile,
-            events=total,
-            delivered=delivered,
-            success_rate=percentage(delivered / total if total else None),
-            last_failure=last_failure.get(profile, "—"),
-        )
-        for profile, (total, delivered) in sorted(counts.items())
-    ]
-
-
-@dataclass(frozen=True)
-class EndpointRow:
-    """One endpoint (a profile's URL) as the dispatcher keeps its health."""
-
-    profile_id: str
-    url: str
-    current: bool
-    success_rate: str
-    attempts: int
-    latency: str
-    breaker: str
-    disabled: str
-
-
-def _latency(latency: Document) -> str:
-    mean, p90 = latency.get("mean"), latency.get("p90")
-    if mean is None:
-        return "—"
-    return f"{float(mean):.0f} ms (p90 {int(p90 or 0)} ms)"
-
-
-def _breaker(breaker: Document) -> str:
-    state = _text(breaker.get("state") or "closed").replace("_", " ")
-    failures = int(breaker.get("consecutive_failures") or 0)
-    parts = [state]
-    if failures:
-        parts.append(f"{failures} failure{'' if failures == 1 else 's'} in a row")
-    if breaker.get("retry_at") and state != "closed":
-        parts.append(f"retry at {timestamp(breaker['retry_at'])}")
-    return ", ".join(parts)
-
-
-def _disabled(endpoint: Document) -> str:
-    if endpoint.get("disabled_reason"):
-        return f"yes: {endpoint['disabled_reason']}"
-    if endpoint.get("disabled"):
-        return "yes: webhooks switched off"
-    if endpoint.get("failing_since"):
-        return f"no (failing since {timestamp(endpoint['failing_since'])})"
-    return "no"
-
-
-def endpoint_rows(endpoints: list[Document]) -> list[EndpointRow]:
-    """The dispatcher's endpoint health (`GET /internal/endpoints/{merchant_id}`), current URLs first."""
-    ordered = sorted(endpoints, key=lambda e: (_text(e.get("profile_id")), not e.get("current"), _text(e.get("url"))))
-    return [
-        EndpointRow(
-            profile_id=_text(e.get("profile_id")),
-            url=_text(e.get("url")),
-            current=bool(e.get("current")),
-            success_rate=percentage(e.get("success_rate")),
-            attempts=int(e.get("recent_attempts") or 0),
-            latency=_latency(e.get("latency_ms") or {}),
-            breaker=_breaker(e.get("breaker") or {}),
-            disabled=_disabled(e),
-        )
-        for e in ordered
-    ]
-
-
-@dataclass(frozen=True)
-class EventRow:
-    event_id: str
-    event_type: str
-    # The event's primary object: the payment attempt it is about (as in Hyperswitch).
-    object_id: str
-    profile_id: str
-    created: str
-    delivered: bool
-
-
-def event_rows(events: list[Document]) -> list[EventRow]:
-    return [
-        EventRow(
-            event_id=_text(e.get("event_id")),
-            event_type=_text(e.get("event_type")),
-            object_id=_text(e.get("object_id")),
-            profile_id=_text(e.get("profile_id")),
-            created=timestamp(e.get("created")),
-            delivered=bool(e.get("is_delivery_successful")),
-        )
-        for e in events
-    ]

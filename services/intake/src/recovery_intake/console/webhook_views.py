@@ -1,0 +1,132 @@
+"""What the Webhooks page shows, computed from the events API's and the endpoint-health API's answers: delivery
+success per profile, each endpoint's breaker, latency and disabled state, the recent events.
+
+Pure functions (no I/O), like `views` for the other pages.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from recovery_intake.console.formatting import percentage, text_of, timestamp
+from recovery_intake.console.ports import Document
+
+
+@dataclass(frozen=True)
+class EndpointHealth:
+    profile_id: str
+    events: int
+    delivered: int
+    success_rate: str
+    last_failure: str
+
+
+def endpoint_health(events: list[Document]) -> list[EndpointHealth]:
+    """Per profile, of its recent events: how many were delivered (eventually, on any attempt)."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    last_failure: dict[str, str] = {}
+    for event in events:
+        profile = text_of(event.get("profile_id"))
+        counts[profile][0] += 1
+        if event.get("is_delivery_successful"):
+            counts[profile][1] += 1
+        elif profile not in last_failure:  # newest first
+            last_failure[profile] = timestamp(event.get("created"))
+    return [
+        EndpointHealth(
+            profile_id=profile,
+            events=total,
+            delivered=delivered,
+            success_rate=percentage(delivered / total if total else None),
+            last_failure=last_failure.get(profile, "—"),
+        )
+        for profile, (total, delivered) in sorted(counts.items())
+    ]
+
+
+@dataclass(frozen=True)
+class EndpointRow:
+    """One endpoint (a profile's URL) as the dispatcher keeps its health."""
+
+    profile_id: str
+    url: str
+    current: bool
+    success_rate: str
+    attempts: int
+    latency: str
+    breaker: str
+    disabled: str
+
+
+def _latency(latency: Document) -> str:
+    mean, p90 = latency.get("mean"), latency.get("p90")
+    if mean is None:
+        return "—"
+    return f"{float(mean):.0f} ms (p90 {int(p90 or 0)} ms)"
+
+
+def _breaker(breaker: Document) -> str:
+    state = text_of(breaker.get("state") or "closed").replace("_", " ")
+    failures = int(breaker.get("consecutive_failures") or 0)
+    parts = [state]
+    if failures:
+        parts.append(f"{failures} failure{'' if failures == 1 else 's'} in a row")
+    if breaker.get("retry_at") and state != "closed":
+        parts.append(f"retry at {timestamp(breaker['retry_at'])}")
+    return ", ".join(parts)
+
+
+def _disabled(endpoint: Document) -> str:
+    if endpoint.get("disabled_reason"):
+        return f"yes: {endpoint['disabled_reason']}"
+    if endpoint.get("disabled"):
+        return "yes: webhooks switched off"
+    if endpoint.get("failing_since"):
+        return f"no (failing since {timestamp(endpoint['failing_since'])})"
+    return "no"
+
+
+def endpoint_rows(endpoints: list[Document]) -> list[EndpointRow]:
+    """The dispatcher's endpoint health (`GET /internal/endpoints/{merchant_id}`), current URLs first."""
+    ordered = sorted(
+        endpoints, key=lambda e: (text_of(e.get("profile_id")), not e.get("current"), text_of(e.get("url")))
+    )
+    return [
+        EndpointRow(
+            profile_id=text_of(e.get("profile_id")),
+            url=text_of(e.get("url")),
+            current=bool(e.get("current")),
+            success_rate=percentage(e.get("success_rate")),
+            attempts=int(e.get("recent_attempts") or 0),
+            latency=_latency(e.get("latency_ms") or {}),
+            breaker=_breaker(e.get("breaker") or {}),
+            disabled=_disabled(e),
+        )
+        for e in ordered
+    ]
+
+
+@dataclass(frozen=True)
+class EventRow:
+    event_id: str
+    event_type: str
+    # The event's primary object: the payment attempt it is about (as in Hyperswitch).
+    object_id: str
+    profile_id: str
+    created: str
+    delivered: bool
+
+
+def event_rows(events: list[Document]) -> list[EventRow]:
+    return [
+        EventRow(
+            event_id=text_of(e.get("event_id")),
+            event_type=text_of(e.get("event_type")),
+            object_id=text_of(e.get("object_id")),
+            profile_id=text_of(e.get("profile_id")),
+            created=timestamp(e.get("created")),
+            delivered=bool(e.get("is_delivery_successful")),
+        )
+        for e in events
+    ]
