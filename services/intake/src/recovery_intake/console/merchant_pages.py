@@ -1,0 +1,134 @@
+"""A merchant's pages: Overview (the analytics), Recoveries (the list), Payment (timeline, intent, workflow and
+deliveries, with a webhook's retry) and Webhooks (endpoints, their health, recent events).
+
+Thin, as every route here: read the session, ask a port, hand the answer to `views`, render.
+"""
+
+from __future__ import annotations
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from recovery_intake.console import views, webhook_views
+from recovery_intake.console.pages import PREFIX, Console, Refused, day, valid_id
+from recovery_intake.console.ports import ConsoleAdapters, OwnerUnavailable, RecoveryFilter
+
+log = structlog.get_logger(__name__)
+
+PAGE_SIZE = 20
+
+
+def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
+    api = APIRouter(prefix=PREFIX, include_in_schema=False)
+    reads, events = adapters.reads, adapters.events
+
+    # ---- merchant pages ----------------------------------------------------------------------------------
+
+    @api.get("/overview")
+    @console.guarded
+    async def overview(request: Request) -> Response:
+        visitor = await console.required(request)
+        if visitor.merchant_id is None:
+            return console.page(request, "choose_merchant.html", visitor, nav="overview")
+        query = request.query_params
+        profile_id = query.get("profile_id") or None
+        answer = await reads.analytics(visitor.merchant_id, day(query.get("from")), day(query.get("to")), profile_id)
+        shown = views.overview(answer)
+        return console.page(request, "overview.html", visitor, nav="overview", overview=shown, query=query)
+
+    @api.get("/recoveries")
+    @console.guarded
+    async def recoveries(request: Request) -> Response:
+        visitor = await console.required(request)
+        merchant_id = console.merchant_of(visitor)
+        query = request.query_params
+        status = query.get("status") or None
+        if status is not None and status not in views.RECOVERY_STATUSES:
+            raise Refused(400, f"{status!r} is not a recovery status.")
+        try:
+            offset = max(0, int(query.get("offset") or 0))
+        except ValueError as error:
+            raise Refused(400, "offset must be a whole number") from error
+        where = RecoveryFilter(
+            status=status,
+            created_from=day(query.get("created_from")),
+            created_to=day(query.get("created_to")),
+            profile_id=query.get("profile_id") or None,
+            limit=PAGE_SIZE,
+            offset=offset,
+        )
+        page = views.recoveries_page(await reads.recoveries(merchant_id, where), offset, PAGE_SIZE)
+        filters = {k: v for k, v in query.items() if k != "offset" and v}
+        return console.page(
+            request,
+            "recoveries.html",
+            visitor,
+            nav="recoveries",
+            page=page,
+            query=query,
+            filters=filters,
+            statuses=views.RECOVERY_STATUSES,
+        )
+
+    async def deliveries_of(merchant_id: str, payment_id: str) -> list[views.Delivery]:
+        listed = await events.events(merchant_id, object_id=payment_id, limit=50)
+        shown = []
+        for event in listed.get("events") or []:
+            attempts = await events.attempts(merchant_id, str(event.get("event_id"))) or []
+            shown.append(views.delivery(event, attempts))
+        return shown
+
+    @api.get("/payments/{payment_id}")
+    @console.guarded
+    async def payment(request: Request, payment_id: str) -> Response:
+        visitor = await console.required(request)
+        merchant_id = console.merchant_of(visitor)
+        timeline = await reads.timeline(merchant_id, payment_id) if valid_id(payment_id) else None
+        if timeline is None:
+            # Another merchant's payment reads as one that does not exist.
+            raise Refused(404, f"No payment {payment_id[:64]!r} for this merchant.")
+        intent = await reads.recovery(merchant_id, payment_id)
+        try:
+            workflow = await adapters.workflows.workflow(merchant_id, payment_id)
+        except OwnerUnavailable:
+            workflow = None  # the page still shows what the read model knows
+        shown = views.payment_page(timeline, intent, await deliveries_of(merchant_id, payment_id), workflow)
+        return console.page(request, "payment.html", visitor, nav="recoveries", payment=shown)
+
+    @api.post("/payments/{payment_id}/webhooks/{event_id}/retry")
+    @console.guarded
+    async def retry_webhook(request: Request, payment_id: str, event_id: str) -> Response:
+        visitor, _ = await console.checked_post(request)
+        merchant_id = console.merchant_of(visitor)
+        if not visitor.can_write:
+            raise Refused(403, "This API key may only read: a retry needs the payments scope.")
+        if not (valid_id(payment_id) and valid_id(event_id)):
+            raise Refused(404, "No such webhook event.")
+        # The event must be one of this payment's (the page's button names both).
+        before = {d.event_id for d in await deliveries_of(merchant_id, payment_id)}
+        if event_id not in before or await events.retry(merchant_id, event_id) is None:
+            raise Refused(404, "No such webhook event for this payment.")
+        log.info("console.webhook_retried", merchant_id=merchant_id, payment_id=payment_id, event_id=event_id)
+        if not request.headers.get("hx-request"):
+            return RedirectResponse(f"{PREFIX}/payments/{payment_id}", status_code=303)
+        after = {d.event_id: d for d in await deliveries_of(merchant_id, payment_id)}
+        return console.page(request, "_delivery.html", visitor, delivery=after[event_id], payment_id=payment_id)
+
+    @api.get("/webhooks")
+    @console.guarded
+    async def webhooks(request: Request) -> Response:
+        visitor = await console.required(request)
+        merchant_id = console.merchant_of(visitor)
+        listed = (await events.events(merchant_id, limit=100)).get("events") or []
+        return console.page(
+            request,
+            "webhooks.html",
+            visitor,
+            nav="webhooks",
+            endpoints=webhook_views.endpoint_rows(await events.endpoints(merchant_id)),
+            health=webhook_views.endpoint_health(listed),
+            events=webhook_views.event_rows(listed[:PAGE_SIZE]),
+        )
+
+    return api
