@@ -1,4 +1,5 @@
-"""`webhook.deliver`: a durable retry or a hold came due; deliver the event again unless it moved on."""
+"""`webhook.deliver`: a durable retry or a hold came due; deliver the event again unless it moved on (then the
+message is acknowledged as a duplicate: a copy, or a retry overtaken by another)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import DeliverWebhook
 from recovery_dispatcher.domain.status import EventStatus
 from recovery_dispatcher.handlers.delivery import Delivery
-from recovery_runtime.bus import MessageRejected
+from recovery_runtime.bus import AlreadyApplied, MessageRejected
 from recovery_runtime.topology import ConsumerQueue
 
 log = structlog.get_logger(__name__)
@@ -23,5 +24,7 @@ async def deliver_webhook(delivery: Delivery, envelope: Envelope[DeliverWebhook]
         raise MessageRejected(f"no webhook event {command.initial_attempt_id}")
     if event.retry_index != command.retry_index:
         log.info("webhook.retry_stale", event_id=event.event_id, retry_index=command.retry_index)
-        return
-    await delivery.deliver(event, (EventStatus.RETRY_SCHEDULED,))
+        raise AlreadyApplied(envelope.message_id)
+    if not await delivery.deliver(event, (EventStatus.RETRY_SCHEDULED,)):
+        # The retry was made already (this is a copy of its message) or another dispatcher is making it.
+        raise AlreadyApplied(envelope.message_id)

@@ -60,14 +60,16 @@ class Delivery:
         with self.leases.delivering(event.idempotent_event_id):
             await self._send_and_settle(event, recorded=False)
 
-    async def deliver(self, event: WebhookEvent, from_statuses: tuple[EventStatus, ...]) -> None:
-        """Deliver a recorded event, if this process can take it (one dispatcher at a time)."""
+    async def deliver(self, event: WebhookEvent, from_statuses: tuple[EventStatus, ...]) -> bool:
+        """Deliver a recorded event, if this process can take it (one dispatcher at a time); False when it could
+        not (the event moved on, or another dispatcher holds it)."""
         now = self.clock.now()
         until = self.leases.until(now)
         if not await self.events.take(event, from_statuses, now, until, self.leases.owner):
             log.info("webhook.not_taken", event_id=event.event_id, status=event.status)
-            return
+            return False
         await self._send_and_settle(event.leased(until, self.leases.owner), recorded=True)
+        return True
 
     async def _send_and_settle(self, event: WebhookEvent, *, recorded: bool) -> None:
         """`recorded`: the event's initial record is stored (else it is written with the first attempt's

@@ -16,7 +16,7 @@ from recovery_dispatcher.domain.event import Claim, DuplicateEvent, WebhookEvent
 from recovery_dispatcher.domain.ids import checked_merchant_id
 from recovery_dispatcher.domain.status import EventStatus
 from recovery_dispatcher.handlers.delivery import Delivery, DeliveryInProgress
-from recovery_runtime.bus import MessageRejected
+from recovery_runtime.bus import AlreadyApplied, MessageRejected
 from recovery_runtime.topology import ConsumerQueue
 
 log = structlog.get_logger(__name__)
@@ -68,7 +68,9 @@ async def raise_event(
         event = await delivery.events.claim(event)
     except DuplicateEvent:
         await _duplicate(delivery, event)
-        return
+        # A copy of a message consumed before (a lost acknowledgement, or an outbox's republish after a lost
+        # confirm): acknowledged and counted as a duplicate, whatever was left to finish.
+        raise AlreadyApplied(envelope.message_id) from None
     await delivery.deliver_claimed(event)
 
 
