@@ -10,15 +10,13 @@ import hmac
 import json
 from datetime import timedelta
 
-from prometheus_client import REGISTRY
-
 from recovery_contracts.api.events import WebhookDeliveryAttempt
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.ids import idempotent_event_id
 from recovery_contracts.verification import verify_standard_webhook
 from recovery_dispatcher.domain.event import WebhookEvent
 from recovery_dispatcher.domain.status import EventStatus
-from recovery_runtime.testing import publish
+from recovery_runtime.testing import consumed, publish
 
 from .fakes import AttemptRecord, Dispatcher
 from .messages import HASH_KEY, URL, WHSEC, failed, payment, succeeded
@@ -71,20 +69,16 @@ async def test_a_failed_payment_raises_an_event_of_its_own_type(dispatcher: Disp
     assert event.event_type == "payment_failed" and event.status is EventStatus.DELIVERED
 
 
-def consumed(result: str) -> float:
-    return REGISTRY.get_sample_value("recovery_messages_consumed_total", {"queue": SUCCEEDED, "result": result}) or 0.0
-
-
 async def test_a_duplicate_message_makes_one_event_and_one_delivery(dispatcher: Dispatcher) -> None:
     message = succeeded()
-    applied, duplicates = consumed("applied"), consumed("duplicate")
+    applied, duplicates = consumed(SUCCEEDED, "applied"), consumed(SUCCEEDED, "duplicate")
     await dispatcher.send(SUCCEEDED, message)
     await dispatcher.send(SUCCEEDED, message)
     await dispatcher.send(SUCCEEDED, message.model_copy(update={"message_id": "published-again"}))
     assert len(dispatcher.sender.requests) == 1
     assert len(dispatcher.events.initial_events()) == 1 and len(dispatcher.events.claims) == 1
     # Acknowledged as duplicates (the fault suite's message balance counts them so), not applied again.
-    assert (consumed("applied") - applied, consumed("duplicate") - duplicates) == (1, 2)
+    assert (consumed(SUCCEEDED, "applied") - applied, consumed(SUCCEEDED, "duplicate") - duplicates) == (1, 2)
 
 
 async def test_a_claim_lost_to_a_dispatcher_that_delivered_the_event_sends_nothing(dispatcher: Dispatcher) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from prometheus_client import REGISTRY
-
 from recovery_contracts.api.events import WebhookDeliveryAttempt
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_dispatcher.domain.event import WebhookEvent
 from recovery_dispatcher.domain.status import EventStatus
+from recovery_runtime.testing import consumed
 
 from .fakes import AttemptRecord, Dispatcher
 from .messages import deliver, succeeded
@@ -22,11 +21,6 @@ SUCCEEDED, DELIVER = "dispatcher.payment-succeeded", "dispatcher.deliver-webhook
 
 def timers(dispatcher: Dispatcher) -> list[Envelope[Any]]:
     return dispatcher.published.envelopes(MessageType.SCHEDULE_TIMER)
-
-
-def consumed_duplicates() -> float:
-    labels = {"queue": DELIVER, "result": "duplicate"}
-    return REGISTRY.get_sample_value("recovery_messages_consumed_total", labels) or 0.0
 
 
 def the_event(dispatcher: Dispatcher) -> WebhookEvent:
@@ -85,11 +79,11 @@ async def test_a_due_retry_delivered_twice_sends_once(dispatcher: Dispatcher) ->
     await dispatcher.send(SUCCEEDED, succeeded())
     [timer] = timers(dispatcher)
     await dispatcher.send(DELIVER, deliver(timer.payload.message))
-    duplicates = consumed_duplicates()
+    duplicates = consumed(DELIVER, "duplicate")
     await dispatcher.send(DELIVER, deliver(timer.payload.message))
     assert len(dispatcher.sender.requests) == 2  # the first attempt and one retry
     assert dispatcher.published.dead_letters == []
-    assert consumed_duplicates() - duplicates == 1  # acknowledged as a duplicate, not applied again
+    assert consumed(DELIVER, "duplicate") - duplicates == 1  # acknowledged as a duplicate, not applied again
 
 
 async def test_a_due_retry_another_dispatcher_took_is_left_to_it(dispatcher: Dispatcher) -> None:

@@ -8,6 +8,7 @@ from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import ExecuteRetry
 from recovery_contracts.payments import IntentStatus
 from recovery_executor.domain.attempt import AttemptStatus
+from recovery_runtime.testing import consumed
 
 from .builders import from_a_changed_snapshot, payment_sync, planned, recovery_updated
 from .fakes import INSTANCE, Executor, not_found, timed_out
@@ -98,11 +99,13 @@ async def test_a_duplicate_sync_republishes_the_outcome_and_asks_nothing(executo
     sync = payment_sync(command)
 
     await executor.send(QUEUE, sync)
+    duplicates = consumed(QUEUE, "duplicate")
     await executor.send(QUEUE, sync)
 
     assert len(executor.connector.syncs) == 1
     first, again = executor.published(MessageType.PAYMENT_SUCCEEDED)
     assert again.message_id == first.message_id
+    assert consumed(QUEUE, "duplicate") - duplicates == 1  # acknowledged as a duplicate, not applied again
 
 
 async def test_a_sync_while_another_executor_charges_the_attempt_is_requeued(

@@ -9,6 +9,7 @@ from recovery_contracts.envelope import MessageType
 from recovery_executor.domain.follow_up import RECORD_BACK_MAX_TRIES
 from recovery_executor.domain.ports import RecordBackAnswer
 from recovery_executor.domain.record_back import RecordBackStatus
+from recovery_runtime.testing import consumed
 
 from .builders import record_back
 from .fakes import Executor
@@ -20,9 +21,11 @@ REFUSED = RecordBackAnswer(accepted=False, status_code=503)
 async def test_an_accepted_record_back_is_recorded_once(executor: Executor) -> None:
     request = record_back("12345_pay_1")
 
+    duplicates = consumed(QUEUE, "duplicate")
     await executor.send(QUEUE, request)
     await executor.send(QUEUE, request)  # redelivered
     await executor.send(QUEUE, request.model_copy(update={"message_id": "a-timer-fired-twice"}))
+    assert consumed(QUEUE, "duplicate") - duplicates == 2  # acknowledged as duplicates, not applied again
 
     [(url, body, key)] = executor.billing.calls
     assert (url, key) == ("https://billing.example/record-back", "record-back:12345_pay_1")

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from faststream.rabbit import RabbitBroker
+from prometheus_client import REGISTRY
 
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import envelope_model
@@ -158,3 +159,10 @@ class SpansInMemory:
     def traceparent(context: Any) -> dict[str, str]:
         """The W3C headers a message emitted in the span of `context` stores."""
         return {"traceparent": f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"}
+
+
+def consumed(queue_name: str, result: str) -> float:
+    """How many messages the pipeline ended on `queue_name` with `result` (applied, duplicate, rejected, failed) in
+    this process so far: compare before and after a step."""
+    labels = {"queue": queue_name, "result": result}
+    return REGISTRY.get_sample_value("recovery_messages_consumed_total", labels) or 0.0

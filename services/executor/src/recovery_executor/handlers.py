@@ -84,7 +84,7 @@ async def payment_sync(deps: Dependencies, envelope: Envelope[PaymentSync], queu
     step = attempt.on_sync(now, deps.abandoned_after)
     if step is Resumption.REPUBLISH:
         await republish(deps, attempt)
-        return
+        raise AlreadyApplied(envelope.message_id)  # settled already: this PSYNC is a copy or overtaken
     if step is Resumption.HELD:
         raise OutcomePending(f"attempt {key} is held by {attempt.owner}")
     taken = attempt.taken_over(deps.instance_id, now)
@@ -101,7 +101,8 @@ async def record_back(deps: Dependencies, envelope: Envelope[RecordBack], queue:
     request = envelope.payload
     done = await deps.record_backs.get(request.payment_id)
     if done is not None and done.status is RecordBackStatus.ACCEPTED:
-        return
+        # A copy (a lost acknowledgement) or a try overtaken by the one the billing system accepted.
+        raise AlreadyApplied(envelope.message_id)
     answer = await _record_back_once(deps, request)
     progress, tried, emitted = RecordBackProgress.after_try(envelope, answer, deps.clock.now(), deps.time_scale)
     if answer.accepted:
