@@ -6,6 +6,7 @@ deterministically, so `recovery catalogues --check` can tell when a checked-in c
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import re
@@ -280,9 +281,11 @@ _PLAIN_DESCRIPTIONS = {
 }
 
 
+@functools.cache
 def _field_comments(cls: type) -> tuple[dict[str, str], dict[str, str]]:
     """The comment right above each field in the class body, and, for the fields under it up to a blank line
-    or the next comment, the same comment as a fallback (one comment often covers a group of fields)."""
+    or the next comment, the same comment as a fallback (one comment often covers a group of fields). Once per
+    class: reading and tokenising a class's source is most of what rendering the catalogues costs."""
     direct: dict[str, str] = {}
     grouped: dict[str, str] = {}
     pending: list[str] = []
