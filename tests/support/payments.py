@@ -106,8 +106,15 @@ def profile(webhook_url: str, hash_key: str, whsec: str | None = None, version: 
     )
 
 
-def payment_succeeded(payment: RecoveryPayment, connector_transaction_id: str = "pi_123") -> Envelope[PaymentSucceeded]:
-    """The executor's `payment.succeeded` for `payment`'s first attempt (a fresh attempt id each call)."""
+def payment_succeeded(
+    payment: RecoveryPayment,
+    connector_transaction_id: str = "pi_123",
+    *,
+    attempt_id: str | None = None,
+    attempt_number: int = 1,
+) -> Envelope[PaymentSucceeded]:
+    """The executor's `payment.succeeded` for `payment`'s attempt `attempt_number` (the first; without
+    `attempt_id`, a fresh attempt id each call)."""
     now = datetime.now(UTC)
     token = payment.tokens[0].token if payment.tokens else "pm_card_visa"
     return Envelope[PaymentSucceeded](
@@ -117,8 +124,8 @@ def payment_succeeded(payment: RecoveryPayment, connector_transaction_id: str = 
         profile_id=payment.profile_id,
         payload=PaymentSucceeded(
             payment_id=payment.payment_id,
-            attempt_id=new_attempt_id("12345"),
-            attempt_number=1,
+            attempt_id=attempt_id or new_attempt_id("12345"),
+            attempt_number=attempt_number,
             token=token,
             connector_transaction_id=connector_transaction_id,
             succeeded_at=now,

@@ -94,6 +94,7 @@ ENDPOINTS = [
     Endpoint("POST", "/events/{merchant}/{event}/retry"),
     Endpoint("GET", "/v2/process-trackers/revenue-recovery-workflow/{payment}"),
     Endpoint("POST", "/v2/process-trackers/revenue-recovery-workflow/{payment}/resume", lambda o, w: RESUME),
+    Endpoint("GET", "/v2/revenue-recovery/retry-stats", names_resource=False),
 ]
 MERCHANT_ENDPOINTS = [e for e in ENDPOINTS if not e.admin_only]
 RESOURCE_ENDPOINTS = [e for e in MERCHANT_ENDPOINTS if e.names_resource]
@@ -204,6 +205,13 @@ def test_a_revoked_or_expired_key_stops_working(system: System) -> None:
     assert past.status_code == 400 and "expiration" in past.text
 
 
+def test_the_retry_statistics_are_the_callers_own_merchants(system: System) -> None:
+    for tenant in (system.a, system.b):
+        answer = system.call("GET", "/v2/revenue-recovery/retry-stats", tenant.headers())
+        assert answer.status_code == 200, answer.text
+        assert (answer.json()["merchant_id"], answer.json()["time_zone"]) == (tenant.setup.merchant_id, "UTC")
+
+
 def wait_for_recovery(system: System, tenant: Tenant, timeout: float = 20.0) -> None:
     path = f"/v2/process-trackers/revenue-recovery-workflow/{tenant.payment_id}"
     deadline = time.monotonic() + timeout
@@ -234,6 +242,7 @@ PERMITTED = {
     "POST /events/{merchant}/{event}/retry": {"payments"},
     "GET /v2/process-trackers/revenue-recovery-workflow/{payment}": {"payments", "read_only"},
     "POST /v2/process-trackers/revenue-recovery-workflow/{payment}/resume": {"payments"},
+    "GET /v2/revenue-recovery/retry-stats": {"payments", "read_only"},
 }
 SCOPES = ("payments", "read_only", "management")
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import AttemptOutcome, DeliverWebhook, PaymentAttemptFailed, ScheduleTimer
 from recovery_contracts.recovery import RetryAlgorithm
+from recovery_runtime.internal_api import MERCHANT_HEADER, TOKEN_HEADER
 from recovery_scheduler.app import build_service
 from recovery_scheduler.settings import SchedulerSettings
 from support.broker import broker_probe, eventually
-from support.payments import recovery_payment, scheduled
+from support.payments import payment_succeeded, recovery_payment, scheduled
 from support.services import settings_for
 from support.stack import Isolation
 
@@ -50,6 +53,11 @@ def failed(command: dict[str, Any], decline_code: str) -> Envelope[PaymentAttemp
             attempted_at=datetime.now(UTC),
         ),
     )
+
+
+def duplicates(queue: str) -> float:
+    """Copies of messages the scheduler found applied already (this process's counter)."""
+    return REGISTRY.get_sample_value("recovery_messages_consumed_total", {"queue": queue, "result": "duplicate"}) or 0
 
 
 async def test_recovery_is_planned_on_the_ladder_and_each_planned_attempt_is_commanded_once(
@@ -223,3 +231,48 @@ async def test_a_monitoring_recovery_without_a_threshold_ends_at_its_horizon(
     assert recovery["business_status"] == "FAILED_DUE_TO_HORIZON_REACHED"
     assert recovery["history"][-1]["reason"].startswith("horizon_reached: ")
     assert db.timers.count_documents({"payment_id": payment.payment_id, "status": "pending"}) == 0
+
+
+async def test_each_attempt_counts_once_in_the_retry_statistics_which_its_merchant_reads(
+    scheduler: Any, isolation: Isolation, db: Any
+) -> None:
+    """Both outcomes delivered twice: the copies are recognised, and the counts moved in the transactions that
+    recorded the attempts stay one per attempt."""
+    payment = recovery_payment()
+    queues = ("scheduler.attempt-failed", "scheduler.payment-succeeded")
+    seen = [duplicates(queue) for queue in queues]
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(scheduled(payment))
+        first = await broker.take_json("executor.execute-retry")
+        failure = failed(first, "51")
+        await broker.publish(failure)
+        await broker.publish(failure)
+        second = await broker.take_json("executor.execute-retry")
+        success = payment_succeeded(
+            payment, attempt_id=second["payload"]["attempt_id"], attempt_number=second["payload"]["attempt_number"]
+        )
+        await broker.publish(success)
+        await broker.publish(success)
+    await eventually(lambda: [duplicates(queue) for queue in queues] == [n + 1 for n in seen])
+
+    stored = {d["decline_code"]: d for d in db.retry_stats.find({"merchant_id": payment.merchant_id})}
+    # The first attempt follows the billing system's failure (code 110: no row of the decline table).
+    assert stored["unrecognised"]["counts"]["attempts"] == 1 and "successes" not in stored["unrecognised"]["counts"]
+    assert (
+        stored["insufficient_funds"]["counts"]["attempts"] == stored["insufficient_funds"]["counts"]["successes"] == 1
+    )
+    assert (stored["insufficient_funds"]["card_network"], stored["insufficient_funds"]["funding"]) == (
+        "visa",
+        "unknown",
+    )
+    assert sum(c.get("attempts", 0) for c in stored["insufficient_funds"]["counts"]["hour_of_day"].values()) == 1
+
+    headers = {TOKEN_HEADER: SchedulerSettings().internal_api_token, MERCHANT_HEADER: payment.merchant_id}
+    async with httpx.AsyncClient(base_url=scheduler.url, headers=headers) as http:
+        answer = await http.get(f"/internal/retry-stats/{payment.merchant_id}")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["attempts"], body["successes"], body["success_rate"]) == (2, 1, 0.5)
+    retried = next(group for group in body["data"] if group["decline_code"] == "insufficient_funds")
+    assert (retried["attempts"], retried["successes"], retried["success_rate"]) == (1, 1, 1.0)
+    assert sum(b["successes"] for b in retried["hour_of_day"]) == 1

@@ -30,6 +30,7 @@ from recovery_scheduler.dependencies import (
 )
 from recovery_scheduler.domain.card_budgets import CardBudget, Release
 from recovery_scheduler.domain.recovery import Recovery
+from recovery_scheduler.domain.retry_stats import RetryOutcome, RetryStats, StatsKey, merged
 from recovery_scheduler.domain.timers import PLANNED_WORK, Timer, TimerStatus
 from recovery_scheduler.handlers import replan
 from recovery_scheduler.settings import SchedulerSettings
@@ -155,6 +156,30 @@ class InMemoryCardBudgets:
         tx.after_commit(give_back)
 
 
+class InMemoryRetryStats:
+    """The retry statistics as the outcomes counted; a count lands when the unit of work commits, as the
+    transaction's `$inc` would (a try planned again after a lost race counts nothing)."""
+
+    def __init__(self) -> None:
+        self.counted: list[RetryOutcome] = []
+
+    async def record(self, outcomes: Sequence[RetryOutcome], tx: Transaction) -> None:
+        if outcomes:
+            tx.after_commit(lambda: self.counted.extend(outcomes))
+
+    async def of_merchant(self, merchant_id: str) -> list[RetryStats]:
+        counters: dict[StatsKey, dict[str, Any]] = {}
+        for outcome in self.counted:
+            if outcome.key.merchant_id == merchant_id:
+                for path, n in outcome.increments().items():
+                    *parents, name = path.split(".")
+                    node = counters.setdefault(outcome.key, {})
+                    for parent in parents:
+                        node = node.setdefault(parent, {})
+                    node[name] = node.get(name, 0) + n
+        return merged(RetryStats.from_counters(key, nested) for key, nested in counters.items())
+
+
 @dataclass
 class StoredTimer:
     timer: Timer
@@ -265,6 +290,7 @@ class Scheduler:
     recoveries: InMemoryRecoveries
     card_budgets: InMemoryCardBudgets
     timers: InMemoryTimers
+    retry_stats: InMemoryRetryStats
     loop: TimerLoop
     stored_timers_reported: list[datetime] = field(default_factory=list)
     broker: RabbitBroker | None = None  # the TestRabbitBroker, while it runs
@@ -287,6 +313,7 @@ def in_memory_scheduler(**settings: Any) -> Scheduler:
     recoveries = InMemoryRecoveries()
     card_budgets = InMemoryCardBudgets()
     timers = InMemoryTimers()
+    retry_stats = InMemoryRetryStats()
     adapters = SchedulerAdapters(
         unit_of_work=InMemoryUnitOfWork(publisher),
         publisher=publisher,
@@ -294,6 +321,7 @@ def in_memory_scheduler(**settings: Any) -> Scheduler:
         recoveries=recoveries,
         card_budgets=card_budgets,
         timers=timers,
+        retry_stats=retry_stats,
         ids=CountingIds(),
         rng=random.Random(7),
     )
@@ -310,4 +338,4 @@ def in_memory_scheduler(**settings: Any) -> Scheduler:
     loop = TimerLoop(
         timers, publisher, partial(replan, dependencies), clock, INSTANCE, poll_seconds=0.05, batch_size=50, lease=LEASE
     )
-    return Scheduler(service, publisher, clock, recoveries, card_budgets, timers, loop, reported)
+    return Scheduler(service, publisher, clock, recoveries, card_budgets, timers, retry_stats, loop, reported)

@@ -80,11 +80,13 @@ async def test_a_failure_that_loses_the_compare_and_set_is_applied_on_its_redeli
     assert requeues == [0]  # handed back for a redelivery, after a pause
     assert scheduler.recovery(recovery.payment_id).attempts == ()
     assert len(scheduler.timers.stored) == 1  # the write stopped at the recovery: no timer of the lost plan
+    assert scheduler.retry_stats.counted == []  # nor a count in the retry statistics
 
     await scheduler.send(FAILED, failure)  # the redelivery, on the newer state
 
     stored = scheduler.recovery(recovery.payment_id)
     assert len(stored.attempts) == 1 and stored.version == 3
+    assert [o.attempt_id for o in scheduler.retry_stats.counted] == [failure.payload.attempt_id]
     assert isinstance(stored.plan, AttemptPlan) and stored.plan.timer_id in scheduler.timers.stored
 
 
@@ -120,7 +122,7 @@ async def test_a_success_ends_the_recovery_and_cancels_the_retry_planned_after_a
     assert stored.history[-1].what == "ended"
 
 
-async def test_the_success_of_the_planned_attempt_is_one_write_and_cancels_nothing(scheduler: Scheduler) -> None:
+async def test_the_success_of_the_planned_attempt_cancels_nothing(scheduler: Scheduler) -> None:
     recovery = payment()
     await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
-import pytest
 
-from recovery_runtime.internal_api import MERCHANT_HEADER, TOKEN_HEADER
-from recovery_scheduler.settings import SchedulerSettings
+from recovery_runtime.internal_api import MERCHANT_HEADER
 from support.payments import scheduled
 
 from .builders import T0, attempt_failed, payment
@@ -21,14 +18,6 @@ RESUME = {
     "status": "pending",
     "business_status": "Pending",
 }
-
-
-@pytest.fixture
-async def operator(scheduler: Scheduler) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=scheduler.service.app)
-    headers = {TOKEN_HEADER: SchedulerSettings().internal_api_token, MERCHANT_HEADER: "merchant_test"}
-    async with httpx.AsyncClient(transport=transport, base_url="http://scheduler", headers=headers) as http:
-        yield http
 
 
 async def test_the_view_shows_the_planned_attempt_and_the_timeline_to_its_merchant_only(

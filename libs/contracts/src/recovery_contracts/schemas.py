@@ -25,6 +25,7 @@ from recovery_contracts.api import (
     process_tracker,
     profiles,
     recovery,
+    retry_stats,
 )
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.messages import envelope_model
@@ -65,6 +66,7 @@ HTTP_RESPONSES: tuple[type[BaseModel], ...] = (
     analytics.RecoveryPaymentListResponse,
     analytics.RevenueRecoveryGetIntentResponse,
     analytics.RecoveryAnalyticsResponse,
+    retry_stats.RetryStatsResponse,
 )
 
 

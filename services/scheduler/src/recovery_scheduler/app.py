@@ -12,6 +12,7 @@ from recovery_runtime.service import Service
 from recovery_scheduler import http
 from recovery_scheduler.adapters import card_budgets as card_budgets_adapter
 from recovery_scheduler.adapters import recoveries as recoveries_adapter
+from recovery_scheduler.adapters import retry_stats as retry_stats_adapter
 from recovery_scheduler.adapters import timers as timers_adapter
 from recovery_scheduler.dependencies import Dependencies, SchedulerAdapters
 from recovery_scheduler.handlers import HANDLERS, replan
@@ -59,13 +60,17 @@ def build_service(settings: SchedulerSettings | None = None, adapters: Scheduler
     )
     for queue_name, handle in HANDLERS.items():
         service.consume(queue_name, partial(handle, dependencies))
-    service.app.include_router(http.router(dependencies, InternalCaller(settings.internal_api_token)))
+    caller = InternalCaller(settings.internal_api_token)
+    service.app.include_router(http.router(dependencies, caller))
+    service.app.include_router(http.retry_stats_router(dependencies, caller))
     service.add_loop(loop.run)
     return service
 
 
 def _mongo_adapters(service: Service, settings: SchedulerSettings) -> SchedulerAdapters:
-    service.add_indexes(recoveries_adapter.INDEXES + card_budgets_adapter.INDEXES + timers_adapter.INDEXES)
+    service.add_indexes(
+        recoveries_adapter.INDEXES + card_budgets_adapter.INDEXES + timers_adapter.INDEXES + retry_stats_adapter.INDEXES
+    )
     return SchedulerAdapters(
         unit_of_work=service.unit_of_work,
         publisher=service.publisher,
@@ -73,6 +78,7 @@ def _mongo_adapters(service: Service, settings: SchedulerSettings) -> SchedulerA
         recoveries=recoveries_adapter.MongoRecoveryRepository(service.db),
         card_budgets=card_budgets_adapter.MongoCardBudgetRepository(service.db),
         timers=timers_adapter.MongoTimerRepository(service.db),
+        retry_stats=retry_stats_adapter.MongoRetryStatsRepository(service.db),
         ids=CellIds(settings.cell_id),
         rng=random.Random(),
     )

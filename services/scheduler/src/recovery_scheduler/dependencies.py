@@ -15,6 +15,7 @@ from recovery_runtime.unit_of_work import Transaction, UnitOfWorkPort
 from recovery_scheduler.domain.card_budgets import CardBudget, Release
 from recovery_scheduler.domain.planning import DEFAULT_HORIZON, Ids
 from recovery_scheduler.domain.recovery import Recovery
+from recovery_scheduler.domain.retry_stats import RetryOutcome, RetryStats
 from recovery_scheduler.domain.timers import Timer, TimerKind
 
 
@@ -94,6 +95,19 @@ class TimerRepository(Protocol):
         ...
 
 
+class RetryStatsRepository(Protocol):
+    """The merchant's retry statistics (domain/retry_stats.py): counted in the transaction that records the
+    attempts, so that an outcome applied once is counted once."""
+
+    async def record(self, outcomes: Sequence[RetryOutcome], tx: Transaction) -> None:
+        """Count each attempt under its key (in `tx`: rolled back with the change that adds the attempts)."""
+        ...
+
+    async def of_merchant(self, merchant_id: str) -> list[RetryStats]:
+        """Every key of the merchant's, its counts summed, the most attempted first."""
+        ...
+
+
 @dataclass(frozen=True)
 class ClaimedTimer:
     """A timer as a claim hands it to the timer loop: publish `message`, or re-plan `payment_id`."""
@@ -169,6 +183,7 @@ class SchedulerAdapters:
     recoveries: RecoveryRepository
     card_budgets: CardBudgetRepository
     timers: SchedulerTimers
+    retry_stats: RetryStatsRepository
     ids: Ids
     rng: random.Random
 

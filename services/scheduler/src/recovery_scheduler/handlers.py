@@ -28,6 +28,7 @@ from recovery_scheduler import metrics
 from recovery_scheduler.dependencies import CardBudgetChanged, Dependencies, RecoveryExists
 from recovery_scheduler.domain.planning import Change, Planning
 from recovery_scheduler.domain.recovery import Recovery, ResumeRefused, plans_on
+from recovery_scheduler.domain.retry_stats import retry_outcomes
 from recovery_scheduler.domain.timers import Timer
 
 log = structlog.get_logger(__name__)
@@ -93,7 +94,8 @@ async def payment_succeeded(deps: Dependencies, envelope: Envelope[PaymentSuccee
         # Compare-and-set on the version read above: the applied-message check and the change, one write.
         await save(deps, change, tx, applied=key)
 
-    if change.cancels_planned_timers:
+    if change.cancels_planned_timers or retry_outcomes(change):
+        # Other documents to write with it (the planned timers, the attempt's count): one transaction.
         await deps.unit_of_work.apply(finish, inbox=False)
     else:
         await deps.unit_of_work.write(finish)  # nothing else to write: one document, no transaction
@@ -201,7 +203,8 @@ async def save(
 ) -> None:
     """The card budgets first (a reservation another recovery beat stops here: CardBudgetChanged), then the
     recovery (a new one inserted, else compare-and-set: a lost race stops here), then its timers (the planned ones
-    still pending cancelled before the new ones are stored), then its messages. `planning`: what the change was
+    still pending cancelled before the new ones are stored), then the count of the attempts it adds in the retry
+    statistics, then its messages. `planning`: what the change was
     planned with (the budgets it read)."""
     writes = change.budget_writes(planning, planning.now if planning is not None else deps.clock.now())
     for budget in writes.reserve:
@@ -215,6 +218,8 @@ async def save(
     if change.cancels_planned_timers:
         await deps.timers.cancel_planned(change.recovery.payment_id, tx)
     await store_timers(deps, change.timers, tx, new=change.is_new)
+    # Last: the statistics' documents are shared by the merchant's recoveries, so held for the shortest time.
+    await deps.retry_stats.record(retry_outcomes(change), tx)
     for message in change.messages:
         tx.emit(message)
 

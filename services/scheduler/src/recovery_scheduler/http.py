@@ -1,4 +1,5 @@
-"""The process-tracker API (`/v2/process-trackers/revenue-recovery-workflow/...`) as internal endpoints.
+"""The scheduler's internal endpoints: the process-tracker API (`/v2/process-trackers/revenue-recovery-workflow/
+...`) and the retry statistics (`/v2/revenue-recovery/retry-stats`).
 
 Intake authenticates the merchant and forwards the call here (recovery_runtime.internal_api); every read is
 scoped to that merchant, so another merchant's payment id answers 404.
@@ -19,12 +20,14 @@ from recovery_contracts.api.process_tracker import (
     RevenueRecoveryResumeRequest,
     RevenueRecoveryTask,
 )
+from recovery_contracts.api.retry_stats import RetryStatsBucket, RetryStatsGroup, RetryStatsResponse
 from recovery_contracts.timestamps import format_ms
 from recovery_runtime.internal_api import InternalCaller
 from recovery_scheduler import handlers
 from recovery_scheduler.dependencies import Dependencies
 from recovery_scheduler.domain.plans import AttemptPlan, ReplanPlan, describe_plan
 from recovery_scheduler.domain.recovery import Attempt, Recovery
+from recovery_scheduler.domain.retry_stats import Bucketing, Counts, RetryStats
 from recovery_scheduler.domain.timers import TimerPurpose
 
 RUNNER = "PASSIVE_RECOVERY_WORKFLOW"
@@ -141,5 +144,53 @@ def router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
         if refused is not None:
             return _error(ApiError.PRECONDITION_FAILED, message=refused)
         return await view_of(caller_merchant, payment_id)
+
+    return api
+
+
+def retry_stats_view(merchant_id: str, stats: list[RetryStats]) -> RetryStatsResponse:
+    """Each key with its counts and success rates, in total and per bucket (UTC)."""
+
+    def buckets(part: RetryStats, bucketing: Bucketing) -> list[RetryStatsBucket]:
+        return [_bucket(n, part.bucket(bucketing, n)) for n in bucketing.buckets]
+
+    total = sum((part.total for part in stats), Counts())
+    return RetryStatsResponse(
+        merchant_id=merchant_id,
+        attempts=total.attempts,
+        successes=total.successes,
+        success_rate=total.success_rate,
+        data=[
+            RetryStatsGroup(
+                decline_code=part.key.decline_code,
+                card_network=part.key.card_network,
+                funding=part.key.funding,
+                attempts=part.total.attempts,
+                successes=part.total.successes,
+                success_rate=part.total.success_rate,
+                day_of_week=buckets(part, Bucketing.DAY_OF_WEEK),
+                day_of_month=buckets(part, Bucketing.DAY_OF_MONTH),
+                hour_of_day=buckets(part, Bucketing.HOUR_OF_DAY),
+            )
+            for part in stats
+        ],
+    )
+
+
+def _bucket(bucket: int, counts: Counts) -> RetryStatsBucket:
+    return RetryStatsBucket(
+        bucket=bucket, attempts=counts.attempts, successes=counts.successes, success_rate=counts.success_rate
+    )
+
+
+def retry_stats_router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
+    api = APIRouter(prefix="/internal/retry-stats", include_in_schema=False)
+
+    @api.get("/{merchant_id}")
+    async def get_retry_stats(merchant_id: str, caller_merchant: str = Depends(caller)) -> Any:
+        if caller_merchant != merchant_id:
+            return _error(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
+        view = retry_stats_view(merchant_id, await deps.retry_stats.of_merchant(merchant_id))
+        return view.model_dump(mode="json")
 
     return api

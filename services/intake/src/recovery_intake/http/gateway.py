@@ -1,8 +1,10 @@
-"""The events API and the process-tracker API: authenticated here, answered by the service owning the data.
+"""The events API, the process-tracker API and the retry statistics: authenticated here, answered by the service
+owning the data.
 
-`/events/...` is the webhook dispatcher's (it owns the event records), `/v2/process-trackers/...` the
-scheduler's (it owns the recoveries). Intake checks the API key and the merchant, then forwards the call to
-the owner's internal endpoint with the internal token and the merchant id; the owner scopes every query to it.
+`/events/...` is the webhook dispatcher's (it owns the event records), `/v2/process-trackers/...` and
+`/v2/revenue-recovery/retry-stats` the scheduler's (it owns the recoveries and counts their attempts). Intake
+checks the API key and the merchant, then forwards the call to the owner's internal endpoint with the internal
+token and the merchant id; the owner scopes every query to it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from fastapi import APIRouter, Request, Response
 
 from recovery_contracts.api.errors import ApiError, describe_validation_errors
 from recovery_contracts.api.events import WebhookEndpointsResponse
+from recovery_contracts.api.retry_stats import RetryStatsResponse
 from recovery_intake.domain.access import READ_PAYMENTS, WRITE_PAYMENTS, Access
 from recovery_intake.http.auth import Caller
 from recovery_intake.http.context import ApiContext
@@ -145,6 +148,16 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
     async def resume_revenue_recovery_workflow(payment_id: str, request: Request) -> Response:
         caller = await ctx.auth.merchant(request, access=WRITE_PAYMENTS)
         path = f"/internal/recoveries/{caller.merchant_id}/{owner_id(payment_id, ApiError.PAYMENT_NOT_FOUND)}/resume"
+        return await forwarder.forward(request, scheduler, path, caller.merchant_id, caller.profile_id)
+
+    @api.get("/v2/revenue-recovery/retry-stats", tags=["Retry statistics"], response_model=RetryStatsResponse)
+    async def retry_stats(request: Request) -> Response:
+        """What the engine learned from its own attempts (extension, after Hyperswitch's
+        `revenue_recovery_retry_stats`): per standardised decline code that led to an attempt, card network and
+        funding, the attempts and successes in total and by day of week, day of month and hour of day, in UTC
+        (docs/retry-engine.md, "Retry statistics")."""
+        caller = await ctx.auth.merchant(request, access=READ_PAYMENTS)
+        path = f"/internal/retry-stats/{caller.merchant_id}"
         return await forwarder.forward(request, scheduler, path, caller.merchant_id, caller.profile_id)
 
     return api

@@ -215,10 +215,11 @@ def _rule_for_code(code: str | None) -> DeclineRule | None:
     return STRIPE_CODE_RULES.get(code.strip().lower()) or ISO_CODE_RULES.get(_normalize_iso(code))
 
 
-def _code_assessment(
-    decline_code: str | None, network_decline_code: str | None, error_code: str | None
-) -> DeclineAssessment | None:
-    # A catch-all (generic_decline, 05, card_declined) yields to a specific code in another field.
+def matching_rule(
+    decline_code: str | None, network_decline_code: str | None = None, error_code: str | None = None
+) -> tuple[str, DeclineRule] | None:
+    """The table row the codes of a decline name, and which field named it (`decline_code=51`); None: no row.
+    A catch-all (generic_decline, 05, card_declined) yields to a specific code in another field."""
     found: list[tuple[str, DeclineRule]] = []
     for field, code in (
         ("decline_code", decline_code),
@@ -230,7 +231,16 @@ def _code_assessment(
             found.append((f"{field}={code}", rule))
     if not found:
         return None
-    source, rule = next(((s, r) for s, r in found if not r.generic), found[0])
+    return next(((s, r) for s, r in found if not r.generic), found[0])
+
+
+def _code_assessment(
+    decline_code: str | None, network_decline_code: str | None, error_code: str | None
+) -> DeclineAssessment | None:
+    matched = matching_rule(decline_code, network_decline_code, error_code)
+    if matched is None:
+        return None
+    source, rule = matched
     return DeclineAssessment(
         rule.decline_class, rule.wait, retry_cap=rule.retry_cap, payday=rule.payday, source=source, rule=rule
     )
