@@ -292,6 +292,7 @@ class Scheduler:
     timers: InMemoryTimers
     retry_stats: InMemoryRetryStats
     loop: TimerLoop
+    unit_of_work: InMemoryUnitOfWork
     stored_timers_reported: list[datetime] = field(default_factory=list)
     broker: RabbitBroker | None = None  # the TestRabbitBroker, while it runs
 
@@ -314,8 +315,9 @@ def in_memory_scheduler(**settings: Any) -> Scheduler:
     card_budgets = InMemoryCardBudgets()
     timers = InMemoryTimers()
     retry_stats = InMemoryRetryStats()
+    unit_of_work = InMemoryUnitOfWork(publisher)
     adapters = SchedulerAdapters(
-        unit_of_work=InMemoryUnitOfWork(publisher),
+        unit_of_work=unit_of_work,
         publisher=publisher,
         clock=clock,
         recoveries=recoveries,
@@ -338,4 +340,6 @@ def in_memory_scheduler(**settings: Any) -> Scheduler:
     loop = TimerLoop(
         timers, publisher, partial(replan, dependencies), clock, INSTANCE, poll_seconds=0.05, batch_size=50, lease=LEASE
     )
-    return Scheduler(service, publisher, clock, recoveries, card_budgets, timers, retry_stats, loop, reported)
+    return Scheduler(
+        service, publisher, clock, recoveries, card_budgets, timers, retry_stats, loop, unit_of_work, reported
+    )

@@ -122,16 +122,22 @@ async def test_a_success_ends_the_recovery_and_cancels_the_retry_planned_after_a
     assert stored.history[-1].what == "ended"
 
 
-async def test_the_success_of_the_planned_attempt_cancels_nothing(scheduler: Scheduler) -> None:
+async def test_the_success_of_the_planned_attempt_is_one_write_and_cancels_nothing(scheduler: Scheduler) -> None:
     recovery = payment()
     await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+    unit_of_work = scheduler.unit_of_work
+    transactions, writes = unit_of_work.transactions, unit_of_work.single_writes
 
     await scheduler.send(SUCCEEDED, payment_succeeded(recovery, attempt_number=1))
+
+    # The hot path: no transaction (the count in the retry statistics follows as a write of its own).
+    assert (unit_of_work.transactions - transactions, unit_of_work.single_writes - writes) == (0, 1)
 
     stored = scheduler.recovery(recovery.payment_id)
     assert stored.status is RecoveryStatus.SUCCEEDED and stored.version == 2
     [(number, outcome)] = [(a.number, a.outcome.value) for a in stored.attempts]
     assert (number, outcome) == (1, "succeeded")
+    assert [o.attempt_id for o in scheduler.retry_stats.counted] == [stored.attempts[0].attempt_id]
     # Its timer has fired (in production): a plan has one timer, so there is nothing to cancel.
     assert scheduler.timers.status_of(recovery.payment_id) == {f"execute:{recovery.payment_id}:1": "pending"}
 

@@ -67,6 +67,8 @@ class InMemoryUnitOfWork:
     def __init__(self, publisher: Publisher) -> None:
         self.publisher = publisher
         self.inbox: set[str] = set()
+        self.transactions = 0  # `apply` calls: what a MongoDB transaction would be
+        self.single_writes = 0  # `write` calls: one document, no transaction
 
     async def apply(
         self,
@@ -79,6 +81,7 @@ class InMemoryUnitOfWork:
         key = applied_key(consumed, str(consumer)) if consumed is not None and inbox else None
         if key is not None and key in self.inbox:
             raise AlreadyApplied(key)
+        self.transactions += 1
         tx = Transaction.one_document()
         result = await work(tx)
         if key is not None:
@@ -87,6 +90,7 @@ class InMemoryUnitOfWork:
         return result
 
     async def write(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
+        self.single_writes += 1
         tx = Transaction.one_document()
         result = await work(tx)
         if tx.outgoing and tx.embedded_in is None:
