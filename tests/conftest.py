@@ -8,7 +8,8 @@ Fixtures:
 - `isolation`: both of the above with the MongoDB URL, as `support.stack.Isolation`.
 - `start_stack`: a factory that starts the system (or some of it) in that isolation at TIME_SCALE 1000 on
   free ports; everything it started stops after the test, and a failing test's report shows the logs.
-- `stack`: the whole system, started with `start_stack()`.
+- `stack`: the whole system, started with `start_stack()`; in a module with `SHARE_STACK = True`, the module's one
+  stack (`module_stacks`), for modules whose tests each use merchants and payments of their own.
 """
 
 from __future__ import annotations
@@ -163,5 +164,41 @@ def start_stack(request: pytest.FixtureRequest, isolation: Isolation, tmp_path: 
 
 
 @pytest.fixture
-def stack(start_stack: StackFactory) -> Stack:
-    return start_stack()
+def stack(request: pytest.FixtureRequest) -> Stack:
+    """The whole system: the test's own, or, in a module that sets `SHARE_STACK = True`, the module's one stack
+    (started for its first test, stopped after its last; a failing test's report still shows its logs)."""
+    if getattr(request.module, "SHARE_STACK", False):
+        factory: StackFactory = request.getfixturevalue("module_stacks")
+        request.node.stash[STACKS] = factory
+        return factory.stacks[0]
+    return request.getfixturevalue("start_stack")()
+
+
+# ---- one stack for a module ------------------------------------------------------------------------------
+# Starting the system costs 10-25 s of two busy cores; a module whose tests each work with merchants, customers and
+# invoices of their own shares one (`SHARE_STACK = True`): its own vhost and database, as a test's.
+
+
+@pytest.fixture(scope="module")
+def module_stacks(
+    request: pytest.FixtureRequest,
+    virtual_hosts: VirtualHosts,
+    mongodb_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[StackFactory]:
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    vhost = vhost_name_for(name)
+    try:
+        url = virtual_hosts.create(vhost)
+    except VhostUnavailable as error:
+        pytest.fail(f"cannot create a RabbitMQ virtual host for {name}: {error}", pytrace=False)
+    database = database_name_for(name)
+    isolation = Isolation(rabbitmq_url=url, mongodb_url=mongodb_url, mongodb_database=database)
+    factory = StackFactory(tmp_path_factory.mktemp(name) / "run", isolation)
+    try:
+        factory.start()
+        yield factory
+    finally:
+        factory.stop_all()
+        virtual_hosts.delete(vhost, wait=False)
+        drop_database(mongodb_url, database)

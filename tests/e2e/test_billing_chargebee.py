@@ -15,6 +15,9 @@ from recovery_cli.billing_demo import ChargebeeScenario
 from recovery_cli.demo import Endpoints, SeedScenario
 from recovery_cli.stack import Stack
 
+# One stack for the module's tests (tests/conftest.py): each works with a merchant, customers and invoices of its own.
+SHARE_STACK = True
+
 
 def scenario(stack: Stack) -> ChargebeeScenario:
     return ChargebeeScenario(SeedScenario(Endpoints.of(stack), say=lambda _: None))

@@ -25,6 +25,9 @@ from recovery_contracts.messages import BillingEventReceived
 from recovery_sandbox.stripe.invoices import stripe_signature
 from support.broker import broker_probe
 
+# A stack per test, not one for the module: the Stripe sandbox is one Stripe account, which sends every event to
+# every webhook endpoint registered on it, so one test's merchants would hear another's invoices.
+
 
 def scenario(stack: Stack) -> StripeBillingScenario:
     return StripeBillingScenario(SeedScenario(Endpoints.of(stack), say=lambda _: None))

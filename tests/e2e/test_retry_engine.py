@@ -16,6 +16,9 @@ from recovery_sandbox.receiver import create_app as receiver_app
 from recovery_sandbox.serving import BackgroundServer
 from support.stack import seed_scenario
 
+# One stack for the module's tests (tests/conftest.py): each works with a merchant, customers and invoices of its own.
+SHARE_STACK = True
+
 TRACKER = "/v2/process-trackers/revenue-recovery-workflow"
 # Business seconds; at TIME_SCALE 1000 a 60 s step is 60 ms. A long first step leaves the test time to act
 # (another token, a cancellation) before the first retry.
