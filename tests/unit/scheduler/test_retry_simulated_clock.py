@@ -117,16 +117,15 @@ def test_a_dense_schedule_never_exceeds_mastercards_daily_budget(algorithm: Algo
     assert len(plans) <= 35  # Mastercard's 30 days
 
 
-def test_smart_retries_insufficient_funds_daily_for_a_week_then_on_paydays() -> None:
-    # No billing country: paydays at payday_hour_utc (14:00 UTC).
-    _, decisions = run_recovery(
-        view(Algorithm.SMART, first_error_code="insufficient_funds", billing_retry_count=1),
-        succeed_on(12, decline_code="insufficient_funds"),
-    )
+def test_smart_retries_insufficient_funds_densely_for_its_first_days_then_on_paydays() -> None:
+    # No billing country: no daytime to aim at, paydays at payday_hour_utc (14:00 UTC).
+    recovery = view(Algorithm.SMART, first_error_code="insufficient_funds", billing_retry_count=1)
+    _, decisions = run_recovery(recovery, succeed_on(14, decline_code="insufficient_funds"))
     plans = _plans(decisions)
-    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(plans)]
-    assert all(timedelta(days=1) <= gap < timedelta(days=1, minutes=10) for gap in gaps[:6])
-    paydays_hit = [p for p in plans[7:] if p.reason.endswith("payday window")]
+    gaps = [plans[0].at - recovery.created_at] + [later.at - earlier.at for earlier, later in itertools.pairwise(plans)]
+    expected = [timedelta(hours=4)] * 6 + [timedelta(hours=12)] * 2 + [timedelta(days=1)] * 3
+    assert all(wait <= gap <= wait + timedelta(minutes=5) for wait, gap in zip(expected, gaps, strict=False))
+    paydays_hit = [p for p in plans[11:] if p.reason.endswith("payday window")]
     assert paydays_hit and all(p.at.day in (1, 15, 29) and p.at.hour == 14 for p in paydays_hit)
     end = decisions[-1]
     assert isinstance(end, EndRecovery) and end.outcome is EndOutcome.SUCCEEDED

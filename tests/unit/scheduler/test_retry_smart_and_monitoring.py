@@ -59,10 +59,11 @@ def test_next_payday_slot_is_at_the_good_hour() -> None:
     assert next_payday_slot(datetime(2026, 5, 30, tzinfo=UTC), 14) == datetime(2026, 6, 1, 14, tzinfo=UTC)
 
 
-def test_insufficient_funds_aims_at_the_next_payday_at_a_good_hour_after_a_week_of_daily_retries() -> None:
+def test_insufficient_funds_aims_at_the_next_payday_at_a_good_hour_after_its_first_days() -> None:
+    # The billing system's decline and eleven of ours (the dense first days' steps), the last on 12 May.
     daily = tuple(
-        declined(n, "pm_primary", T0 + (n + 1) * timedelta(days=1), decline_code="insufficient_funds")
-        for n in range(1, 8)
+        declined(n, "pm_primary", T0 + timedelta(days=8) * n / 11, decline_code="insufficient_funds")
+        for n in range(1, 12)
     )
     decision = _smart(tokens=(PRIMARY,), first_error_code="insufficient_funds", billing_retry_count=1, attempts=daily)
     assert _within_jitter(decision.at, datetime(2026, 5, 15, 14, tzinfo=UTC))
@@ -73,7 +74,8 @@ def test_insufficient_funds_aims_at_the_next_payday_at_a_good_hour_after_a_week_
     ("codes", "earliest"),
     [
         ({"decline_code": "processing_error"}, H),
-        ({"decline_code": "do_not_honor"}, timedelta(days=1)),
+        ({"decline_code": "do_not_honor"}, 4 * H),
+        ({"decline_code": "card_velocity_exceeded"}, timedelta(days=1)),
         ({"decline_code": "restricted_card"}, timedelta(days=3)),
         ({"decline_code": "do_not_honor", "network_advice_code": "29"}, timedelta(days=8)),
     ],

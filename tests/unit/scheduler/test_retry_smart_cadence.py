@@ -19,7 +19,7 @@ from recovery_scheduler.domain.model import (
     TokenState,
 )
 from recovery_scheduler.domain.planner import decide_next
-from recovery_scheduler.domain.smart_cadence import GENERIC, TECHNICAL, Cadence
+from recovery_scheduler.domain.smart_cadence import GENERIC, INSUFFICIENT_FUNDS, SPECIFIC_SOFT, TECHNICAL, Cadence
 
 from .retry_builders import T0, declined, view
 
@@ -63,7 +63,20 @@ def test_in_daytime_moves_a_night_time_to_the_customers_next_morning(at: datetim
 
 @pytest.mark.parametrize(
     ("cadence", "declines", "wait"),
-    [(TECHNICAL, 1, H), (TECHNICAL, 3, 4 * H), (TECHNICAL, 30, 4 * DAY), (GENERIC, 1, DAY), (GENERIC, 9, 2 * DAY)],
+    [
+        (TECHNICAL, 1, H),
+        (TECHNICAL, 3, 4 * H),
+        (TECHNICAL, 30, 4 * DAY),
+        (GENERIC, 1, 4 * H),
+        (GENERIC, 7, 12 * H),
+        (GENERIC, 9, DAY),
+        (GENERIC, 12, 3 * DAY),
+        (GENERIC, 20, 5 * DAY),
+        (INSUFFICIENT_FUNDS, 6, 4 * H),
+        (INSUFFICIENT_FUNDS, 11, DAY),
+        (SPECIFIC_SOFT, 1, DAY),
+        (SPECIFIC_SOFT, 9, 2 * DAY),
+    ],
 )
 def test_a_cadence_backs_off_and_its_last_wait_repeats(cadence: Cadence, declines: int, wait: timedelta) -> None:
     assert cadence.wait_after(declines) == wait
@@ -77,24 +90,46 @@ def test_technical_declines_back_off_from_an_hour() -> None:
     assert "technical cadence" in decision.reason
 
 
-def test_soft_declines_are_retried_a_day_apart_for_a_week_then_spread_out() -> None:
+def test_generic_soft_declines_are_retried_densely_in_the_first_days_then_sparsely() -> None:
+    # No billing country: no daytime to aim at. Three declines: the fourth step is still 4 hours.
+    early = [T0 + n * 4 * H for n in range(3)]
+    first = _decide(view(Algorithm.SMART, attempts=_declines("do_not_honor", early)))
+    assert isinstance(first, ScheduleAttempt)
+    assert early[-1] + 4 * H <= first.at <= early[-1] + 4 * H + JITTER
+    # Twelve declines: past the first days (six 4-hour steps, two of 12 hours, three days), the tail's 3 days.
+    twelve = [T0 + n * DAY for n in range(12)]
+    later = _decide(view(Algorithm.SMART, attempts=_declines("do_not_honor", twelve)))
+    assert isinstance(later, ScheduleAttempt)
+    assert twelve[-1] + 3 * DAY <= later.at <= twelve[-1] + 3 * DAY + JITTER
+
+
+def test_soft_declines_with_a_specific_cause_are_retried_a_day_apart_for_a_week_then_spread_out() -> None:
+    # A velocity limit (61/65: retry after >= 24 h) keeps its rule's day, whatever the generic cadence does.
     week = [T0 + n * DAY for n in range(8)]
-    assert isinstance(
-        first := _decide(view(Algorithm.SMART, attempts=_declines("do_not_honor", week[:3]))), ScheduleAttempt
-    )
-    assert week[2] + DAY <= first.at <= week[2] + DAY + JITTER
-    later = _decide(view(Algorithm.SMART, attempts=_declines("do_not_honor", week)))
+    first = _decide(view(Algorithm.SMART, attempts=_declines("card_velocity_exceeded", week[:1])))
+    assert isinstance(first, ScheduleAttempt)
+    assert week[0] + DAY <= first.at <= week[0] + DAY + JITTER
+    assert "specific soft cadence" in first.reason
+    later = _decide(view(Algorithm.SMART, attempts=_declines("card_velocity_exceeded", week)))
     assert isinstance(later, ScheduleAttempt)
     assert week[-1] + 2 * DAY <= later.at <= week[-1] + 2 * DAY + JITTER
 
 
+def test_a_network_advice_wait_stays_a_floor_under_the_dense_first_days() -> None:
+    # Mastercard MAC 26 (retry after 2 days) on a do-not-honor decline: the cadence's 4 hours do not apply.
+    attempts = (declined(1, "pm_primary", T0, decline_code="do_not_honor", network_advice_code="26"),)
+    decision = _decide(view(Algorithm.SMART, tokens=(TokenState("pm_primary", "Mastercard"),), attempts=attempts))
+    assert isinstance(decision, ScheduleAttempt)
+    assert T0 + 2 * DAY <= decision.at <= T0 + 2 * DAY + JITTER
+
+
 def test_a_soft_decline_waits_for_the_customers_daytime() -> None:
-    # Declined at 14:00 UTC, midnight in Sydney: a day later is midnight again, so the retry moves to 08:00 there.
+    # Declined at 14:00 UTC, midnight in Sydney: 4 hours later is 04:00 there, so the retry moves to 08:00.
     at = datetime(2026, 5, 4, 14, tzinfo=UTC)
     recovery = view(Algorithm.SMART, customer_country="AU", attempts=_declines("do_not_honor", [at]))
     decision = _decide(recovery)
     assert isinstance(decision, ScheduleAttempt)
-    assert at + DAY + 8 * H <= decision.at <= at + DAY + 8 * H + JITTER
+    assert at + 8 * H <= decision.at <= at + 8 * H + JITTER
     assert "daytime" in decision.reason
 
 
@@ -115,10 +150,15 @@ def _insufficient_funds_in_new_york(times: list[datetime]) -> RecoveryView:
     )
 
 
-def test_insufficient_funds_after_its_week_aims_at_the_customers_payday_morning() -> None:
-    # Eight declines (the billing system's and seven of ours, a day apart) ending on 12 May: the next is the 15th,
-    # 09:00 in New York (14:00 UTC).
-    times = [T0 + n * DAY for n in range(2, 9)]
+def _first_days(start: datetime) -> list[datetime]:
+    """Eleven retries through the dense first days, the last at `start` + 8 days."""
+    return [start + DAY * 8 * n / 11 for n in range(1, 12)]
+
+
+def test_insufficient_funds_after_its_first_days_aims_at_the_customers_payday_morning() -> None:
+    # Twelve declines (the billing system's and eleven of ours) ending on 12 May: the next is the 15th, 09:00 in
+    # New York (14:00 UTC).
+    times = _first_days(T0)
     decision = _decide(_insufficient_funds_in_new_york(times))
     assert isinstance(decision, ScheduleAttempt)
     slot = datetime(2026, 5, 15, 14, tzinfo=UTC)
@@ -126,16 +166,34 @@ def test_insufficient_funds_after_its_week_aims_at_the_customers_payday_morning(
     assert "payday morning" in decision.reason
 
 
-def test_insufficient_funds_between_paydays_far_apart_is_retried_every_four_days() -> None:
-    # The last decline on the 15th: the next payday (29th) is two weeks off, so a retry four days on, on the 19th.
-    times = [T0 + n * DAY for n in range(1, 8)] + [datetime(2026, 5, 15, 14, tzinfo=UTC)]
+def test_insufficient_funds_keeps_a_day_from_its_last_retry_before_a_payday_morning() -> None:
+    # The last decline at 05:00 in New York on Friday the 15th, a payday: its 09:00 is too close, and the next
+    # payday (the 29th) two weeks off, so a retry a week on, at 08:00 there on the 22nd.
+    times = [*_first_days(T0)[:-1], datetime(2026, 5, 15, 10, tzinfo=UTC)]
     decision = _decide(_insufficient_funds_in_new_york(times))
     assert isinstance(decision, ScheduleAttempt)
-    assert times[-1] + 4 * DAY <= decision.at <= times[-1] + 4 * DAY + JITTER
-    assert "4 d on" in decision.reason
+    slot = datetime(2026, 5, 22, 13, tzinfo=UTC)
+    assert slot <= decision.at <= slot + JITTER
 
 
-@pytest.mark.parametrize(("code", "cadence"), [("processing_error", TECHNICAL), ("do_not_honor", GENERIC)])
+def test_insufficient_funds_between_paydays_far_apart_is_retried_a_week_on() -> None:
+    # The last decline on the 15th: the next payday (29th) is two weeks off, so a retry a week on, on the 22nd.
+    times = [*_first_days(T0)[:-1], datetime(2026, 5, 15, 14, tzinfo=UTC)]
+    decision = _decide(_insufficient_funds_in_new_york(times))
+    assert isinstance(decision, ScheduleAttempt)
+    assert times[-1] + 7 * DAY <= decision.at <= times[-1] + 7 * DAY + JITTER
+    assert "7 d on" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("code", "cadence"),
+    [
+        ("processing_error", TECHNICAL),
+        ("do_not_honor", GENERIC),
+        ("card_velocity_exceeded", SPECIFIC_SOFT),
+        ("insufficient_funds", INSUFFICIENT_FUNDS),
+    ],
+)
 def test_a_kind_of_decline_has_its_own_cap(code: str, cadence: Cadence) -> None:
     # The billing system's decline and `max_retries` retries of ours after it: the kind is spent.
     retries = cadence.max_retries

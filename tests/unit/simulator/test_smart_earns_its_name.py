@@ -11,7 +11,7 @@ from recovery_simulator import generate_population
 from recovery_simulator.codes import NEVER, decline_class
 from recovery_simulator.default_model import TableModel
 from recovery_simulator.issuer import IssuerModel
-from recovery_simulator.models import BusinessDays, PaydayHeavy, QuickTechnical
+from recovery_simulator.models import BusinessDays, Churning, PaydayHeavy, QuickTechnical
 from recovery_simulator.results import collect
 from recovery_simulator.simulation import simulate
 
@@ -20,7 +20,9 @@ pytestmark = pytest.mark.unit
 PAYMENTS, SEED = 300, 11
 
 
-@pytest.mark.parametrize("model", [TableModel(), PaydayHeavy(), QuickTechnical(), BusinessDays()], ids=lambda m: m.name)
+@pytest.mark.parametrize(
+    "model", [TableModel(), PaydayHeavy(), QuickTechnical(), BusinessDays(), Churning()], ids=lambda m: m.name
+)
 def test_smart_recovers_at_least_as_much_as_cascading_with_fewer_attempts(model: IssuerModel) -> None:
     population = generate_population(PAYMENTS, SEED)
     cascading = collect("cascading", simulate(population, Algorithm.CASCADING, model, seed=SEED))

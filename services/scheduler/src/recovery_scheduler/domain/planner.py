@@ -6,9 +6,10 @@ through the decline class (never / customer / fix take the token out; Mastercard
 through the network budgets (a ceiling: an out-of-budget token switches or waits).
 
 Smart: class and advice decide whether and when; tokens are scored, the earliest good slot wins. Each kind of
-decline has its cadence (`smart_cadence`): technical trouble is retried within hours, soft declines front-loaded
-then spread over the retry window, insufficient funds early then on payday mornings, in the customer's daytime
-(`customer_time`); `switch_payment_method_config` opens the customer's other saved tokens; network budgets are a
+decline has its cadence (`smart_cadence`): technical trouble is retried within hours; generic soft declines and
+insufficient funds densely in the first days, then sparsely (insufficient funds on payday mornings); soft declines
+with a specific cause a day apart, then spread over the retry window; all in the customer's daytime
+(`customer_time`). `switch_payment_method_config` opens the customer's other saved tokens; network budgets are a
 ceiling no slot passes.
 """
 
@@ -211,11 +212,14 @@ def _policy_time(
         # account updater refreshed), so only the floor holds the retry back.
         return floor, f"{last.assessment.decline_class.value} decline cleared since (the card was updated)"
     cadence = cadence_for(last.assessment)
+    if not cadence.rule_wait_floor:
+        # The cadence replaces the decline rule's own wait; network advice stays a floor.
+        wait = last.assessment.network_wait or timedelta(0)
     declines = _kind_declines(standing, cadence)
     offset = utc_offset(view.customer_country)
     why = f"{last.assessment.decline_class.value} decline ({last.assessment.source}); {cadence.name} cadence"
     if cadence.payday and declines > len(cadence.waits):
-        earliest = max(floor, last.at + wait)
+        earliest = max(floor, last.at + max(wait, cadence.wait_after(declines)))
         if offset is None:
             payday, window = next_payday_slot(earliest, config.payday_hour_utc), "payday window"
         else:
