@@ -1,6 +1,7 @@
 """Smart through the services: a profile on `smart`, declines of several kinds from the Stripe sandbox, and what
 its plans, network-budget reservations and token switch look like through the public API, up to the signed
-webhook. One stack, two payments side by side, at a time scale where smart's day-scale waits take seconds."""
+webhook; and a payment accepted in monitoring, where cascading's and smart's shadow plans show. One stack, the
+payments side by side, at a time scale where smart's day-scale waits take seconds."""
 
 from __future__ import annotations
 
@@ -51,14 +52,28 @@ def fault(stack: Stack, payment_method: str, decline_code: str) -> None:
     assert armed.status_code < 300, armed.text
 
 
-def read_side_timeline(scenario: SeedScenario, setup: MerchantSetup, payment_id: str) -> dict[str, Any]:
-    """The analytics service's timeline once it has folded the payment's end (it consumes the events too)."""
+def choose_algorithm(scenario: SeedScenario, setup: MerchantSetup, algorithm: str) -> None:
+    chosen = scenario.http.put(
+        f"{scenario.endpoints.intake_url}/v2/profiles/{setup.profile_id}",
+        json={"revenue_recovery_retry_algorithm_type": algorithm},
+        headers={**setup.headers(), "x-profile-id": setup.profile_id},
+    )
+    assert chosen.status_code == 200, chosen.text
+
+
+def read_side_timeline(
+    scenario: SeedScenario,
+    setup: MerchantSetup,
+    payment_id: str,
+    ready: Callable[[dict[str, Any]], bool] = lambda timeline: timeline["status"] == "finish",
+) -> dict[str, Any]:
+    """The analytics service's timeline once `ready` (it consumes the events too, a moment later)."""
     deadline = time.monotonic() + 15
     while True:
         answer = scenario.http.get(
             f"{scenario.endpoints.intake_url}{TRACKER}/{payment_id}/timeline", headers=setup.headers()
         )
-        if answer.status_code == 200 and answer.json()["status"] == "finish":
+        if answer.status_code == 200 and ready(answer.json()):
             return dict(answer.json())
         assert time.monotonic() < deadline, answer.text
         time.sleep(0.1)
@@ -85,12 +100,14 @@ def test_smart_plans_reserves_switches_tokens_and_recovers_through_the_services(
     stack = start_stack(time_scale=TIME_SCALE)
     scenario = seed_scenario(stack)
     setup = scenario.bootstrap()
-    chosen = scenario.http.put(
-        f"{scenario.endpoints.intake_url}/v2/profiles/{setup.profile_id}",
-        json={"revenue_recovery_retry_algorithm_type": "smart"},
-        headers={**setup.headers(), "x-profile-id": setup.profile_id},
-    )
-    assert chosen.status_code == 200, chosen.text
+    # A payment accepted while the profile is in monitoring: charged by no one, compared by both algorithms.
+    choose_algorithm(scenario, setup, "monitoring")
+    watched_customer, watched_card = scenario.customer_with_card("pm_card_visa")
+    nsf_error = {"code": "insufficient_funds", "message": "nsf"}
+    watched = scenario.request_recovery(
+        setup, watched_customer, watched_card, merchant_reference_id="smart_monitored", error=nsf_error
+    )["id"]
+    choose_algorithm(scenario, setup, "smart")
 
     # The billing system's charge failed with a processing error (smart's technical cadence: a retry within the
     # hour); the sandbox answers that retry with a processing error too, then approves the next.
@@ -110,7 +127,7 @@ def test_smart_plans_reserves_switches_tokens_and_recovers_through_the_services(
     other = attach_card(stack, scenario, customer, "pm_card_mastercard")
     fault(stack, first, "insufficient_funds")
     fault(stack, first, "expired_card")
-    nsf = dict(merchant_reference_id="smart_insufficient_funds", error={"code": "insufficient_funds", "message": "nsf"})
+    nsf = dict(merchant_reference_id="smart_insufficient_funds", error=nsf_error)
     payment_id = scenario.request_recovery(setup, customer, first, **nsf)["id"]
     # The billing system's retry on the other saved card failed too: the recovery now knows both.
     assert (
@@ -181,3 +198,24 @@ def test_smart_plans_reserves_switches_tokens_and_recovers_through_the_services(
         assert webhook.signature_verified, webhook.signature_512
     deliveries = [(w.object_id, w.event_type) for w in scenario.received() if w.object_id in (payment_id, glitch)]
     assert sorted(deliveries) == sorted([(payment_id, "payment_succeeded"), (glitch, "payment_succeeded")])
+
+    # The monitored payment: nothing charged; what cascading and smart would have done, in the process tracker
+    # and on the public timeline.
+    monitored = tracker(scenario, setup, watched)
+    assert (monitored["algorithm"], monitored["recovery_status"], monitored["attempts"]) == (
+        "monitoring",
+        "monitoring",
+        [],
+    )
+    shadows = monitored["plan"]["shadows"]
+    assert [(name, plan["kind"]) for name, plan in shadows.items()] == [("cascading", "attempt"), ("smart", "attempt")]
+    assert shadows["cascading"]["reason"].startswith("cascading ladder step 1")
+    assert "insufficient_funds cadence" in shadows["smart"]["reason"]
+    assert monitored["timeline"][-1]["shadows"] == shadows
+    watched_timeline = read_side_timeline(scenario, setup, watched, lambda t: len(t["shadow_plans"]) == 2)
+    assert [(p["algorithm"], p["takes_over"], p["reason"]) for p in watched_timeline["shadow_plans"]] == [
+        ("cascading", True, shadows["cascading"]["reason"]),
+        ("smart", False, shadows["smart"]["reason"]),
+    ]
+    assert [e["kind"] for e in watched_timeline["entries"]].count("shadow_planned") == 2
+    assert scenario.charges(watched_customer) == []

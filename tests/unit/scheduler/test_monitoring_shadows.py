@@ -9,7 +9,9 @@ from datetime import datetime, timedelta
 
 import httpx
 
+from recovery_contracts.envelope import MessageType
 from recovery_contracts.payments import ErrorDetails
+from recovery_contracts.recovery import RetryAlgorithm
 from recovery_runtime.internal_api import MERCHANT_HEADER, TOKEN_HEADER
 from recovery_scheduler.domain.config import RetryConfig
 from recovery_scheduler.domain.model import Algorithm, AwaitBillingSystem, Observe, ScheduleAttempt
@@ -91,8 +93,17 @@ def test_a_monitoring_recovery_keeps_both_shadow_plans_in_its_plan_and_timeline_
     assert [n.what for n in replanned.history].count("monitoring") == 2
     assert replanned.history[-1].details["shadows"] == replanned.plan.shadows  # type: ignore[union-attr]
     assert replanned.history[-1].at == T0 + timedelta(hours=2)
-    # Nothing is charged in monitoring: no attempt timer, no message.
-    assert change.messages == () and all(t.timer_id.startswith("replan:") for t in change.timers)
+    # Nothing is charged in monitoring: no attempt timer; the one message tells the read side of the comparison.
+    assert all(t.timer_id.startswith("replan:") for t in change.timers)
+    [message] = change.messages
+    assert message.type is MessageType.RECOVERY_SHADOW_PLANNED and message.correlation_id == first.payment_id
+    planned = message.payload
+    assert (planned.active_algorithm, planned.at) == (RetryAlgorithm.CASCADING, T0 + timedelta(hours=2))
+    assert [(p.algorithm, p.kind) for p in planned.shadows] == [
+        (RetryAlgorithm.CASCADING, "attempt"),
+        (RetryAlgorithm.SMART, "attempt"),
+    ]
+    assert [p.reason for p in planned.shadows] == [p["reason"] for p in replanned.plan.shadows.values()]  # type: ignore[union-attr]
 
 
 def test_the_process_tracker_shows_the_shadow_plans_with_json_times() -> None:

@@ -13,7 +13,7 @@ from recovery_intake.console.formatting import currency_exponent, duration, majo
 from recovery_intake.console.ports import Document
 
 # Timeline entry kinds (recovery_contracts.api.process_tracker.TimelineEntryKind) as the payment page groups them.
-PLAN_KINDS = frozenset({"retry_scheduled", "psync_scheduled"})
+PLAN_KINDS = frozenset({"retry_scheduled", "psync_scheduled", "shadow_planned"})
 END_KINDS = frozenset({"recovery_finished"})
 # A monitoring recovery's shadow decisions (the scheduler's plan kinds) in words.
 SHADOW_KINDS = {"attempt": "attempt", "replan": "plan again", "end": "end", "AwaitBillingSystem": "wait for billing"}

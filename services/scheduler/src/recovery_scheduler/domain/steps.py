@@ -11,7 +11,7 @@ from recovery_contracts.recovery import RecoveryPayment
 
 from .card_budgets import BUDGET_LOOKBACK
 from .config import RetryConfig
-from .messages import execute_retry, payment_failed
+from .messages import execute_retry, payment_failed, shadow_planned
 from .model import (
     Algorithm,
     AwaitBillingSystem,
@@ -164,8 +164,12 @@ def _observing(recovery: Recovery, decision: Observe, planning: Planning) -> Cha
     )
     compared = "; ".join(shadow_summary(algorithm, d) for algorithm, d in shadows.items())
     reason = f"shadow plans: {compared}; asks again at the {why}"
+    planned = shadow_planned(recovery.payment, shadows, decision.active, switch_at, now)
     return Change(
-        None, observing.noted(now, "monitoring", reason, active=decision.active.value, shadows=shadows), (timer,)
+        None,
+        observing.noted(now, "monitoring", reason, active=decision.active.value, shadows=shadows),
+        (timer,),
+        messages=(planning.message(MessageType.RECOVERY_SHADOW_PLANNED, planned, recovery.payment),),
     )
 
 
