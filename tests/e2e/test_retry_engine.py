@@ -14,7 +14,7 @@ from recovery_cli.scenario import BILLING_CONNECTOR_ACCOUNT, seed_body
 from recovery_cli.stack import Stack
 from recovery_sandbox.receiver import create_app as receiver_app
 from recovery_sandbox.serving import BackgroundServer
-from support.stack import seed_scenario
+from support.stack import attach_card, seed_scenario
 
 # One stack for the module's tests (tests/conftest.py): each works with a merchant, customers and invoices of its own.
 SHARE_STACK = True
@@ -143,7 +143,7 @@ def test_a_second_saved_token_is_used_once_the_first_is_hard_declined(stack: Sta
     scenario = seed_scenario(stack)
     setup = setup_merchant(scenario, SLOW_START_LADDER)
     customer, lost = scenario.customer_with_card("pm_card_chargeDeclinedLostCard")
-    good = _attach(stack, scenario, customer, "pm_card_visa")
+    good = attach_card(stack, scenario, customer, "pm_card_visa")
     payment_id = scenario.request_recovery(setup, customer, lost)["id"]
     # The same invoice again from the billing system, with the customer's other saved card.
     again = scenario.request_recovery(
@@ -161,15 +161,6 @@ def test_a_second_saved_token_is_used_once_the_first_is_hard_declined(stack: Sta
     assert [t["hard_declined"] for t in view["tokens"]] == [True, False]
     assert view["billing_retry_count"] == 2
     assert webhooks_for(scenario, payment_id) == ["payment_succeeded"]
-
-
-def _attach(stack: Stack, scenario: SeedScenario, customer: str, card: str) -> str:
-    auth = {"Authorization": f"Bearer {scenario.sandbox_secret_key}"}
-    answer = httpx.post(
-        f"{stack.stripe_url}/v1/payment_methods/{card}/attach", data={"customer": customer}, headers=auth
-    )
-    assert answer.status_code == 200, answer.text
-    return str(answer.json()["id"])
 
 
 def test_a_charge_timeout_is_settled_by_psync_with_one_charge_and_one_webhook(start_stack: Any) -> None:

@@ -28,7 +28,9 @@ from recovery_contracts.messages import (
     RecordBackState,
     RecordBackUpdated,
     RecoveryScheduled,
+    RecoveryShadowPlanned,
     RecoveryUpdated,
+    ShadowPlan,
     WebhookDeliveryFailed,
 )
 from recovery_contracts.payments import ErrorDetails, IntentStatus
@@ -199,6 +201,22 @@ class Story:
             at=self.at(after),
         )
         return self._about(MessageType.RECORD_BACK_UPDATED, body, self.at(after))
+
+    def shadow_planned(self, after: timedelta, smart_wait: timedelta) -> Story:
+        """A monitoring step: cascading would retry a minute later on the ladder, smart `smart_wait` later."""
+        at, token = self.at(after), self.payment.tokens[0].token
+        body = RecoveryShadowPlanned(
+            payment_id=self.payment.payment_id,
+            active_algorithm=RetryAlgorithm.CASCADING,
+            shadows=(
+                ShadowPlan(algorithm=RetryAlgorithm.CASCADING, kind="attempt", reason="cascading ladder step 1/15",
+                           at=at + timedelta(minutes=1), token=token, attempt_number=1),
+                ShadowPlan(algorithm=RetryAlgorithm.SMART, kind="attempt", reason="smart: insufficient_funds cadence",
+                           at=at + smart_wait, token=token, attempt_number=1),
+            ),
+            at=at,
+        )  # fmt: skip
+        return self._about(MessageType.RECOVERY_SHADOW_PLANNED, body, at)
 
 
 def history(merchant_id: str = MERCHANT, prefix: str = "hist") -> dict[str, Story]:

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from recovery_cli.demo import Endpoints, SeedScenario
 from recovery_cli.stack import EVERYTHING, Stack, StackConfig
 
@@ -83,3 +85,13 @@ class StackFactory:
 def seed_scenario(stack: Stack) -> SeedScenario:
     """The seed's steps against `stack`, quiet (progress lines go nowhere): `bootstrap()`, `run()`, ..."""
     return SeedScenario(Endpoints.of(stack), say=lambda _: None)
+
+
+def attach_card(stack: Stack, scenario: SeedScenario, customer: str, card: str) -> str:
+    """Save another card (a test alias such as `pm_card_visa`) on the sandbox customer; its payment method id."""
+    auth = {"Authorization": f"Bearer {scenario.sandbox_secret_key}"}
+    answer = httpx.post(
+        f"{stack.stripe_url}/v1/payment_methods/{card}/attach", data={"customer": customer}, headers=auth
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["id"])

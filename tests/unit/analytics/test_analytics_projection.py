@@ -154,3 +154,34 @@ def test_the_timeline_shows_the_record_back_and_each_try_whatever_order_they_cam
     ]
     assert [e.kind.value for e in answer.entries][-3:] == ["record_back"] * 3  # after the recovering attempt
     assert contribution(in_order) == contribution(project(story.payment.payment_id, history()["A"].events))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_timeline_shows_a_monitoring_recoverys_shadow_plans_whatever_order_they_came_in(seed: int) -> None:
+    plain = history()["D"]
+    story = Story(plain.payment, list(plain.events))
+    story.shadow_planned(timedelta(), smart_wait=timedelta(days=1)).shadow_planned(
+        timedelta(hours=5), timedelta(hours=20)
+    )
+    in_order = project(story.payment.payment_id, story.events)
+    shuffled = list(story.events) * 2
+    random.Random(seed).shuffle(shuffled)
+    assert project(story.payment.payment_id, shuffled) == in_order
+    # A comparison changes no figure: nothing was charged.
+    assert contribution(in_order) == contribution(project(plain.payment.payment_id, plain.events))
+
+    answer = timeline(in_order)
+
+    start = story.payment.created_at
+    assert [(p.planned_at - start, p.algorithm, p.takes_over, p.at - p.planned_at) for p in answer.shadow_plans] == [
+        (timedelta(), "cascading", True, timedelta(minutes=1)),
+        (timedelta(), "smart", False, timedelta(days=1)),
+        (timedelta(hours=5), "cascading", True, timedelta(minutes=1)),
+        (timedelta(hours=5), "smart", False, timedelta(hours=20)),
+    ]
+    details = [e.detail or "" for e in answer.entries if e.kind.value == "shadow_planned"]
+    assert len(details) == 4
+    assert details[0].startswith("cascading (takes over) would attempt at ")
+    assert details[1].startswith("smart would attempt at ") and details[1].endswith(
+        ": smart: insufficient_funds cadence"
+    )

@@ -203,6 +203,24 @@ def test_payment_page_shows_the_schedulers_plans_with_their_reasons_and_classes(
     assert alone.attempts[0].decline_class == "lost_card"
 
 
+def test_payment_page_shows_a_monitoring_recoverys_shadow_plans_under_its_decision() -> None:
+    shadows = {
+        "cascading": {"kind": "attempt", "at": "2026-12-03T10:01:30.000Z", "reason": "cascading ladder step 1"},
+        "smart": {"kind": "end", "outcome": "retries_exhausted", "reason": "smart used its 15 attempts"},
+    }
+    note = {"at": "2026-12-03T10:00:00Z", "what": "monitoring", "reason": "shadow plans: ...", "active": "smart"}
+    workflow = {"timeline": [{**note, "shadows": shadows}], "plan": {"kind": "monitoring", "shadows": shadows}}
+
+    shown = views.payment_page({"payment_id": "pay_1"}, None, [], workflow)
+
+    assert [(p.what, p.detail) for p in shown.plans] == [
+        ("monitoring", "shadow plans: ..."),
+        ("shadow: cascading would attempt", "cascading ladder step 1 · at 2026-12-03 10:01:30 UTC"),
+        ("shadow: smart (takes over) would end", "smart used its 15 attempts"),
+        ("next: monitoring", ""),
+    ]
+
+
 def test_endpoint_rows_show_success_rate_latency_breaker_and_disabled_per_profile_and_url() -> None:
     endpoints = [
         {"profile_id": "pro_1", "url": "https://old.example/hooks", "current": False, "success_rate": None,

@@ -80,6 +80,26 @@ def test_json_view_is_plain_json_without_message_bodies() -> None:
     assert len(document["timeline"]) == 6
 
 
+def test_a_monitoring_recovery_shows_what_cascading_and_smart_would_have_done() -> None:
+    shadows = {
+        "cascading": {"kind": "attempt", "attempt_number": 1, "token": "pm_1", "at": _at(2), "reason": "ladder step 1"},
+        "smart": {"kind": "replan", "at": _at(5), "reason": "network budget used up"},
+    }
+    timeline = _timeline()
+    assert timeline.recovery is not None
+    timeline.recovery["plan"] = {"kind": "monitoring", "shadows": shadows, "due_at": _at(30)}
+    timeline.recovery["history"] = [
+        {"at": _at(1), "what": "monitoring", "reason": "shadow plans: both", "active": "smart", "shadows": shadows}
+    ]
+
+    text = render_text(timeline)
+
+    assert "    shadow cascading: kind attempt, attempt_number 1, token pm_1, at 2026-01-01T00:00:02.000Z" in text
+    assert "    shadow smart: kind replan, at 2026-01-01T00:00:05.000Z, reason network budget used up" in text
+    [line] = [e.what for e in timeline.entries() if e.what.startswith("monitoring")]
+    assert line == "monitoring: reason=shadow plans: both"
+
+
 def test_an_unknown_payment_says_so() -> None:
     assert render_text(PaymentTimeline(payment_id="nope")) == "no records of payment nope"
 

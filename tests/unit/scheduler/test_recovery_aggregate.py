@@ -45,7 +45,7 @@ def test_a_monitoring_recovery_records_its_shadow_plan_and_replans_at_the_switch
     [timer] = change.timers
     assert timer.timer_id == recovery.plan.timer_id and timer.due_at == T0 + timedelta(hours=1)
     assert recovery.monitoring_switch_at == T0 + timedelta(hours=1)
-    assert recovery.history[0].reason.startswith("shadow plan: ")
+    assert recovery.history[0].reason.startswith("shadow plans: cascading would attempt 1 with ")
 
 
 def test_a_plan_refuses_to_run_without_the_other_recoveries_budgets() -> None:
@@ -112,7 +112,7 @@ def test_a_recovery_is_stored_and_loaded_without_losing_anything() -> None:
     recovery = replace(
         recovery,
         version=4,
-        plan=MonitoringPlan({"kind": "attempt", "reason": "shadow"}, T0),
+        plan=MonitoringPlan({"kind": "attempt", "reason": "shadow"}, T0, shadows={"smart": {"kind": "end"}}),
         card_updated_at={"pm_card_visa": T0},
         monitoring_switch_at=T0 + timedelta(days=1),
         intake_version=3,
@@ -128,10 +128,14 @@ def test_a_recovery_is_stored_and_loaded_without_losing_anything() -> None:
         "switch_at": T0,
         "due_at": None,
         "timer_id": None,
+        "shadows": {"smart": {"kind": "end"}},
     }
     assert document["history"][1]["decline_class"] == "later"
     loaded = recovery_from(document)
     assert loaded == replace(recovery, applied_messages=(*recovery.applied_messages, "scheduler.payment-succeeded:m2"))
+    # A monitoring plan stored before the comparison (no `shadows`) still loads.
+    del document["plan"]["shadows"]
+    assert recovery_from(document).plan == MonitoringPlan({"kind": "attempt", "reason": "shadow"}, T0)
 
 
 def test_the_planner_sees_the_billing_address_country_as_the_customers() -> None:

@@ -9,7 +9,7 @@ import httpx
 from recovery_runtime.internal_api import MERCHANT_HEADER
 from support.payments import scheduled
 
-from .builders import T0, attempt_failed, payment
+from .builders import T0, attempt_failed, payment, recovery_updated
 from .fakes import Scheduler
 
 RESUME = {
@@ -69,3 +69,24 @@ async def test_an_operator_resumes_a_failed_recovery_and_is_told_why_not_otherwi
     assert view["plan"]["planned_at"] == "2026-01-16T09:00:00.000Z"
     assert view["timeline"][-2]["what"] == "resume_requested"
     assert scheduler.timers.stored[f"execute:{recovery.payment_id}:2"].timer.due_at == T0 + timedelta(hours=21)
+
+
+async def test_the_view_shows_the_payments_reservations_taken_kept_and_given_back(
+    scheduler: Scheduler, operator: httpx.AsyncClient
+) -> None:
+    recovery = payment()
+    path = f"/internal/recoveries/merchant_test/{recovery.payment_id}"
+
+    async def reservations() -> list[tuple[int, str]]:
+        [token] = (await operator.get(path)).json()["tokens"]
+        assert token["other_recoveries_reservations"] == 0
+        return [(r["attempt_number"], r["outcome"]) for r in token["budget_reservations"]]
+
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+    assert await reservations() == [(1, "planned")]
+    await scheduler.send("scheduler.attempt-failed", attempt_failed(recovery, 1, "insufficient_funds"))
+    # The attempt made keeps its slot (it was an authorization); the next one takes its own.
+    assert await reservations() == [(1, "declined"), (2, "planned")]
+    await scheduler.send("scheduler.recovery-updated", recovery_updated(recovery, "cancel_invoice", 2))
+    # Cancelled: the planned attempt will not run, so its slot is given back.
+    assert await reservations() == [(1, "declined")]

@@ -36,6 +36,7 @@ class MessageType(StrEnum):
     WEBHOOK_DELIVERY_FAILED = "webhook.delivery-failed"
     WEBHOOK_ENDPOINT_DISABLED = "webhook.endpoint-disabled"
     RECORD_BACK_UPDATED = "record-back.updated"
+    RECOVERY_SHADOW_PLANNED = "recovery.shadow-planned"
 
 
 COMMANDS = frozenset(

@@ -283,6 +283,32 @@ class RecordBackUpdated(_Payload):
     at: datetime
 
 
+class ShadowPlan(_Payload):
+    """What one algorithm would do now for a recovery in monitoring (nothing is charged). `kind`: `attempt`
+    (`attempt_number` with `token` at `at`), `replan` (ask again at `at`), `end` (`outcome`) or
+    `AwaitBillingSystem`; `at` is business time (the time scale does not apply)."""
+
+    algorithm: RetryAlgorithm
+    kind: str
+    reason: str
+    at: datetime | None = None
+    token: str | None = None
+    attempt_number: int | None = None
+    outcome: str | None = None
+
+
+class RecoveryShadowPlanned(_Payload):
+    """Event: a recovery in monitoring was planned in the shadow: what cascading and smart would each do now
+    (`shadows`), and `active_algorithm`, the one that takes over when the profile's monitoring period ends at
+    `switch_at` (None: no threshold). Emitted by the scheduler with each monitoring step, in its transaction."""
+
+    payment_id: str
+    active_algorithm: RetryAlgorithm
+    switch_at: datetime | None = None
+    shadows: tuple[ShadowPlan, ...] = Field(max_length=8)
+    at: datetime
+
+
 PAYLOADS: dict[MessageType, type[BaseModel]] = {
     MessageType.RECOVERY_REQUESTED: RecoveryRequested,
     MessageType.BILLING_EVENT: BillingEventReceived,
@@ -301,6 +327,7 @@ PAYLOADS: dict[MessageType, type[BaseModel]] = {
     MessageType.WEBHOOK_DELIVERY_FAILED: WebhookDeliveryFailed,
     MessageType.WEBHOOK_ENDPOINT_DISABLED: WebhookEndpointDisabled,
     MessageType.RECORD_BACK_UPDATED: RecordBackUpdated,
+    MessageType.RECOVERY_SHADOW_PLANNED: RecoveryShadowPlanned,
 }
 
 

@@ -100,6 +100,7 @@ QUEUES: dict[str, ConsumerQueue] = {
         _q("analytics.webhook-delivery-failed", T.WEBHOOK_DELIVERY_FAILED),
         _q("analytics.webhook-endpoint-disabled", T.WEBHOOK_ENDPOINT_DISABLED),
         _q("analytics.record-back-updated", T.RECORD_BACK_UPDATED),
+        _q("analytics.recovery-shadow-planned", T.RECOVERY_SHADOW_PLANNED),
     )
 }
 

@@ -7,6 +7,7 @@ scoped to that merchant, so another merchant's payment id answers 404.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ from recovery_contracts.timestamps import format_ms
 from recovery_runtime.internal_api import InternalCaller
 from recovery_scheduler import handlers
 from recovery_scheduler.dependencies import Dependencies
+from recovery_scheduler.domain.card_budgets import CardBudget
 from recovery_scheduler.domain.plans import AttemptPlan, ReplanPlan, describe_plan
 from recovery_scheduler.domain.recovery import Attempt, Recovery
 from recovery_scheduler.domain.retry_stats import Bucketing, Counts, RetryStats
@@ -48,10 +50,13 @@ ATTEMPT_FIELDS = (
 )
 
 
-def tracker_view(recovery: Recovery, psync_due: datetime | None) -> dict[str, Any]:
+def tracker_view(
+    recovery: Recovery, psync_due: datetime | None, budgets: Mapping[str, CardBudget] | None = None
+) -> dict[str, Any]:
     """Hyperswitch's `{id, name, schedule_time_for_payment, schedule_time_for_psync, status, business_status}`,
-    then this system's extension: the plan, the shadow plan, tokens, attempts with their decline class, and the
-    timeline of what happened or was planned and why."""
+    then this system's extension: the plan, the shadow plans, tokens (with this payment's reservations in the
+    merchant's network budget on each card, from `budgets`), attempts with their decline class, and the timeline of
+    what happened or was planned and why."""
     plan = recovery.plan
     business: str
     if psync_due is not None:
@@ -84,6 +89,7 @@ def tracker_view(recovery: Recovery, psync_due: datetime | None) -> dict[str, An
                 "card_network": t.card_network,
                 "last_four_digits": t.last_four_digits,
                 "hard_declined": t.token in hard,
+                **_reservations(recovery, (budgets or {}).get(t.token)),
             }
             for t in recovery.payment.tokens
         ],
@@ -92,6 +98,21 @@ def tracker_view(recovery: Recovery, psync_due: datetime | None) -> dict[str, An
         "timeline": [note.describe() for note in recovery.history],
     }
     return {key: _json(value) for key, value in view.items()}
+
+
+def _reservations(recovery: Recovery, budget: CardBudget | None) -> dict[str, Any]:
+    """The slots this payment holds in the merchant's network budget on the card, each with its attempt's outcome
+    as the recovery recorded it (`planned` until then: the stored slot keeps the outcome of its card's last write),
+    and how many the merchant's other recoveries hold."""
+    if budget is None:
+        return {}
+    made = {a.number: a.outcome.value for a in recovery.attempts}
+    own = [
+        {"attempt_number": r.attempt_number, "at": r.at, "outcome": made.get(r.attempt_number, r.outcome)}
+        for r in budget.reservations
+        if r.payment_id == recovery.payment_id
+    ]
+    return {"budget_reservations": own, "other_recoveries_reservations": len(budget.others(recovery.payment_id))}
 
 
 def _attempt(recovery: Recovery, attempt: Attempt) -> dict[str, Any]:
@@ -124,7 +145,9 @@ def router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
         recovery = await deps.recoveries.of_merchant(merchant_id, payment_id)
         if recovery is None:
             return None
-        return tracker_view(recovery, await deps.timers.next_due(payment_id, TimerPurpose.PAYMENT_SYNC.value))
+        psync_due = await deps.timers.next_due(payment_id, TimerPurpose.PAYMENT_SYNC.value)
+        budgets = await deps.card_budgets.read(merchant_id, [t.token for t in recovery.payment.tokens])
+        return tracker_view(recovery, psync_due, budgets)
 
     @api.get("/{merchant_id}/{payment_id}")
     async def get_recovery(merchant_id: str, payment_id: str, caller_merchant: str = Depends(caller)) -> Any:

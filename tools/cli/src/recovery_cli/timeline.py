@@ -52,7 +52,9 @@ class PaymentTimeline:
             entries.append(Entry(created, "intake", f"recovery requested, intent {self.intent.get('status')}"))
         for note in (self.recovery or {}).get("history", []):
             if at := _time(note.get("at")):
-                detail = ", ".join(f"{k}={_text(v)}" for k, v in note.items() if k not in ("at", "what"))
+                # A monitoring line's shadow plans are in its reason; the recovery section shows them whole.
+                shown = ("at", "what", "shadows", "active")
+                detail = ", ".join(f"{k}={_text(v)}" for k, v in note.items() if k not in shown)
                 entries.append(
                     Entry(at, "scheduler", f"{note.get('what')}: {detail}" if detail else str(note.get("what")))
                 )
@@ -148,6 +150,9 @@ def render_text(timeline: PaymentTimeline) -> str:
         ]
         plan = recovery.get("plan")
         lines.append(f"  plan: {_describe_plan(plan)}")
+        shadows = plan.get("shadows") if isinstance(plan, dict) else None
+        for algorithm, shadow in (shadows or {}).items():
+            lines.append(f"    shadow {algorithm}: {_describe_shadow(shadow)}")
         for attempt in recovery.get("attempts", []):
             lines.append(
                 f"  attempt {attempt.get('number')} at {_text(attempt.get('at'))}: {attempt.get('outcome')} "
@@ -213,6 +218,14 @@ def _describe_plan(plan: Any) -> str:
         keys = ("kind", "attempt_number", "token", "planned_at", "due_at", "reason")
         return ", ".join(f"{key} {_text(plan[key])}" for key in keys if plan.get(key) is not None)
     return _text(plan)
+
+
+def _describe_shadow(shadow: Any) -> str:
+    """What an algorithm would have done for a monitoring recovery (business time)."""
+    if not isinstance(shadow, dict):
+        return _text(shadow)
+    keys = ("kind", "attempt_number", "token", "at", "outcome", "reason")
+    return ", ".join(f"{key} {_text(shadow[key])}" for key in keys if shadow.get(key) is not None)
 
 
 def _decline(record: dict[str, Any]) -> str:

@@ -82,6 +82,8 @@ class TimelineEntryKind(StrEnum):
     RECORD_BACK = "record_back"
     RECOVERY_UPDATED = "recovery_updated"
     RECOVERY_FINISHED = "recovery_finished"
+    # A recovery in monitoring: what one of the compared algorithms (cascading, smart) would have done.
+    SHADOW_PLANNED = "shadow_planned"
 
 
 class RecoveryTimelineEntry(ResponseBody):
@@ -139,10 +141,27 @@ class TimelineRecordBackTry(ResponseBody):
     error: str | None = None
 
 
+class TimelineShadowPlan(ResponseBody):
+    """What one algorithm would have done at a planning step of a recovery in monitoring (extension): `kind`
+    `attempt` (`attempt_number` with `token` at `at`), `replan` (at `at`), `end` (`outcome`) or
+    `AwaitBillingSystem`; `at` in business time. `takes_over`: the profile's active algorithm."""
+
+    planned_at: UtcMillis
+    algorithm: str
+    takes_over: bool
+    kind: str
+    reason: Annotated[str, Field(max_length=1024)]
+    at: UtcMillis | None = None
+    token: str | None = None
+    attempt_number: int | None = None
+    outcome: str | None = None
+
+
 class RecoveryTimelineResponse(ResponseBody):
     """What happened to one payment, oldest first: accepted, planned and made attempts, webhooks, the end.
 
-    `entries` is the merged story; `request`, `attempts` and `record_back` (extension) the same facts as records."""
+    `entries` is the merged story; `request`, `attempts`, `record_back` and `shadow_plans` (extensions) the same
+    facts as records."""
 
     payment_id: str
     status: ProcessTrackerStatus
@@ -151,3 +170,4 @@ class RecoveryTimelineResponse(ResponseBody):
     request: TimelineRequest | None = None
     attempts: list[TimelineAttempt] = Field(default_factory=list)
     record_back: list[TimelineRecordBackTry] = Field(default_factory=list)
+    shadow_plans: list[TimelineShadowPlan] = Field(default_factory=list)

@@ -3,7 +3,7 @@ timeline. Stored with the view (so a read is one lookup) and rebuilt with it."""
 
 from __future__ import annotations
 
-from recovery_analytics.domain.view import AttemptRecord, PaymentView, RecordBackTry, ViewStatus
+from recovery_analytics.domain.view import AttemptRecord, PaymentView, RecordBackTry, ShadowStep, ViewStatus
 from recovery_contracts.api.analytics import (
     AmountDetailsResponse,
     RecoveryPaymentsListItem,
@@ -19,6 +19,7 @@ from recovery_contracts.api.process_tracker import (
     TimelineEntryKind,
     TimelineRecordBackTry,
     TimelineRequest,
+    TimelineShadowPlan,
 )
 from recovery_contracts.payments import IntentStatus, PaymentAmount, PaymentError
 from recovery_contracts.recovery import RetryAlgorithm, build_payment_object
@@ -176,6 +177,8 @@ def timeline(view: PaymentView) -> RecoveryTimelineResponse:
             )
         )
     entries.extend(_record_back_entry(t) for t in view.record_back)
+    shadow_plans = [plan for step in view.shadow_steps for plan in _shadow_plans(step)]
+    entries.extend(_shadow_entry(plan) for plan in shadow_plans)
     if view.ending is not None:
         entries.append(
             RecoveryTimelineEntry(
@@ -219,6 +222,39 @@ def timeline(view: PaymentView) -> RecoveryTimelineResponse:
             )
             for t in view.record_back
         ],
+        shadow_plans=shadow_plans,
+    )
+
+
+def _shadow_plans(step: ShadowStep) -> list[TimelineShadowPlan]:
+    return [
+        TimelineShadowPlan(
+            planned_at=step.at,
+            algorithm=plan.algorithm.value,
+            takes_over=plan.algorithm.value == step.active_algorithm,
+            kind=plan.kind,
+            reason=plan.reason[:1024],
+            at=plan.at,
+            token=plan.token,
+            attempt_number=plan.attempt_number,
+            outcome=plan.outcome,
+        )
+        for plan in step.shadows
+    ]
+
+
+def _shadow_entry(plan: TimelineShadowPlan) -> RecoveryTimelineEntry:
+    """`smart (takes over) would attempt at 2026-...: smart: insufficient_funds decline ...`."""
+    when = f" at {plan.at.isoformat()}" if plan.at is not None else ""
+    would = {"replan": "plan again", "end": f"end ({plan.outcome})", "AwaitBillingSystem": "wait for billing"}
+    detail = f"{plan.algorithm}{' (takes over)' if plan.takes_over else ''} would "
+    detail += f"{would.get(plan.kind, plan.kind)}{when}: {plan.reason}"
+    return RecoveryTimelineEntry(
+        at=plan.planned_at,
+        kind=TimelineEntryKind.SHADOW_PLANNED,
+        attempt_number=plan.attempt_number,
+        token=plan.token,
+        detail=detail[:1024],
     )
 
 

@@ -20,7 +20,9 @@ from recovery_contracts.messages import (
     PaymentSucceeded,
     RecordBackUpdated,
     RecoveryScheduled,
+    RecoveryShadowPlanned,
     RecoveryUpdated,
+    ShadowPlan,
     WebhookDeliveryFailed,
 )
 from recovery_contracts.payments import IntentStatus
@@ -35,6 +37,7 @@ _RANK = {
     MessageType.PAYMENT_FAILED: 4,
     MessageType.WEBHOOK_DELIVERY_FAILED: 5,
     MessageType.RECORD_BACK_UPDATED: 6,
+    MessageType.RECOVERY_SHADOW_PLANNED: 7,
 }
 # The events a payment's view is folded from (`webhook.endpoint-disabled` concerns a profile, not a payment).
 PAYMENT_EVENTS = frozenset(_RANK)
@@ -109,6 +112,16 @@ class RecordBackTry:
 
 
 @dataclass(frozen=True)
+class ShadowStep:
+    """A planning step of a recovery in monitoring: what each compared algorithm would have done then, and the
+    one that takes over when the monitoring period ends."""
+
+    at: datetime
+    active_algorithm: str
+    shadows: tuple[ShadowPlan, ...]
+
+
+@dataclass(frozen=True)
 class Ending:
     """How the recovery ended: when, and the reason the owner gave."""
 
@@ -136,6 +149,8 @@ class PaymentView:
     events: int
     # The record back's tries, by try number (the executor's `record-back.updated`).
     record_back: tuple[RecordBackTry, ...] = ()
+    # A monitoring recovery's shadow plans, step by step (the scheduler's `recovery.shadow-planned`).
+    shadow_steps: tuple[ShadowStep, ...] = ()
 
     @property
     def requested(self) -> bool:
@@ -188,6 +203,7 @@ def project(payment_id: str, events: list[Envelope[Any]]) -> PaymentView:
     webhook_failures: list[WebhookFailure] = []
     updates: list[tuple[datetime, str]] = []
     record_back: dict[int, RecordBackTry] = {}
+    shadow_steps: list[ShadowStep] = []
     merchant_id = profile_id = None
     for envelope in ordered:
         merchant_id = merchant_id or envelope.merchant_id
@@ -222,6 +238,8 @@ def project(payment_id: str, events: list[Envelope[Any]]) -> PaymentView:
             record_back[body.attempt] = RecordBackTry(
                 body.attempt, body.at, body.billing_connector, body.state.value, body.status_code, body.error
             )
+        elif isinstance(body, RecoveryShadowPlanned):
+            shadow_steps.append(ShadowStep(body.at, body.active_algorithm.value, body.shadows))
     if payment is not None:
         merchant_id, profile_id = payment.merchant_id, payment.profile_id
         networks = {t.token: t.card_network for t in payment.tokens}
@@ -253,6 +271,7 @@ def project(payment_id: str, events: list[Envelope[Any]]) -> PaymentView:
         last_event_at=max(e.occurred_at for e in ordered),
         events=len(ordered),
         record_back=tuple(record_back[n] for n in sorted(record_back)),
+        shadow_steps=tuple(shadow_steps),
     )
 
 

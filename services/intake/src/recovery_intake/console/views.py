@@ -13,8 +13,10 @@ from recovery_intake.console.formatting import currency_exponent, duration, majo
 from recovery_intake.console.ports import Document
 
 # Timeline entry kinds (recovery_contracts.api.process_tracker.TimelineEntryKind) as the payment page groups them.
-PLAN_KINDS = frozenset({"retry_scheduled", "psync_scheduled"})
+PLAN_KINDS = frozenset({"retry_scheduled", "psync_scheduled", "shadow_planned"})
 END_KINDS = frozenset({"recovery_finished"})
+# A monitoring recovery's shadow decisions (the scheduler's plan kinds) in words.
+SHADOW_KINDS = {"attempt": "attempt", "replan": "plan again", "end": "end", "AwaitBillingSystem": "wait for billing"}
 RECOVERY_STATUSES = (
     "monitoring", "queued", "scheduled", "processing", "recovered", "partially_recovered", "terminated",
     "no_picked", "pending",
@@ -257,20 +259,29 @@ def _advice(attempt: Document) -> str:
     return ", ".join(parts)
 
 
-def _decision(note: Document) -> TimelineLine:
-    """One of the scheduler's decisions (`at`, `what`, `reason`, then its details) as a line."""
-    details = ", ".join(
-        f"{name.replace('_', ' ')} {value}" for name, value in note.items() if name not in ("at", "what", "reason")
-    )
+def _decision(note: Document) -> list[TimelineLine]:
+    """One of the scheduler's decisions (`at`, `what`, `reason`, then its details) as a line; a monitoring
+    decision's shadow plans (what cascading and smart would do) each on a line of its own after it."""
+    shown = ("at", "what", "reason", "shadows", "active")
+    details = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in note.items() if name not in shown)
     reason = " · ".join(part for part in (text_of(note.get("reason")), details) if part)
-    return TimelineLine(timestamp(note.get("at")), text_of(note.get("what")).replace("_", " "), reason)
+    at = timestamp(note.get("at"))
+    lines = [TimelineLine(at, text_of(note.get("what")).replace("_", " "), reason)]
+    shadows = note.get("shadows")
+    for algorithm, shadow in shadows.items() if isinstance(shadows, dict) else ():
+        taking_over = " (takes over)" if algorithm == note.get("active") else ""
+        parts = (text_of(shadow.get("reason")), f"at {timestamp(shadow['at'])}" if shadow.get("at") else "")
+        kind = text_of(shadow.get("kind"))
+        what = f"shadow: {algorithm}{taking_over} would {SHADOW_KINDS.get(kind, kind)}"
+        lines.append(TimelineLine(at, what, " · ".join(p for p in parts if p)))
+    return lines
 
 
 def _plans(timeline: Document, workflow: Document | None) -> list[TimelineLine]:
     """The scheduler's decisions with their reasons when it answered, else what the read model knows of them."""
     if workflow is None:
         return [_line(e) for e in timeline.get("entries") or [] if e.get("kind") in PLAN_KINDS]
-    lines = [_decision(note) for note in workflow.get("timeline") or []]
+    lines = [line for note in workflow.get("timeline") or [] for line in _decision(note)]
     plan = workflow.get("plan")
     if isinstance(plan, dict):
         number = f" (attempt {plan['attempt_number']})" if plan.get("attempt_number") else ""

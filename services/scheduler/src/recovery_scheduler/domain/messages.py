@@ -1,16 +1,23 @@
-"""The messages a recovery's plan sends: the executor's command, and the terminal failure event."""
+"""The messages a recovery's plan sends: the executor's command, the terminal failure event, and a monitoring
+recovery's shadow plans."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from recovery_contracts.messages import ExecuteRetry, PaymentFailed
+from recovery_contracts.messages import ExecuteRetry, PaymentFailed, RecoveryShadowPlanned, ShadowPlan
 from recovery_contracts.payments import ConnectorTransmission, IntentStatus, PaymentError
-from recovery_contracts.recovery import AttemptSummary, PaymentToken, RecoveryPayment, build_payment_object
+from recovery_contracts.recovery import (
+    AttemptSummary,
+    PaymentToken,
+    RecoveryPayment,
+    RetryAlgorithm,
+    build_payment_object,
+)
 
-from .model import EndRecovery
+from .model import Algorithm, EndRecovery
 
 if TYPE_CHECKING:
     from .recovery import Attempt
@@ -56,4 +63,22 @@ def payment_failed(
                 ),
             ),
         ),
+    )
+
+
+def shadow_planned(
+    payment: RecoveryPayment,
+    shadows: Mapping[str, Mapping[str, object]],
+    active: Algorithm,
+    switch_at: datetime | None,
+    now: datetime,
+) -> RecoveryShadowPlanned:
+    """What each compared algorithm would do now (`shadows`: the plans as the recovery describes them, by name),
+    for the read side's timeline."""
+    return RecoveryShadowPlanned(
+        payment_id=payment.payment_id,
+        active_algorithm=RetryAlgorithm(active.value),
+        switch_at=switch_at,
+        shadows=tuple(ShadowPlan.model_validate({"algorithm": name, **plan}) for name, plan in shadows.items()),
+        at=now,
     )

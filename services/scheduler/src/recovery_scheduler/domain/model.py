@@ -3,6 +3,7 @@ system's count) and what it decides (charge at a time, look again later, end the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -17,6 +18,10 @@ class Algorithm(StrEnum):
     MONITORING = "monitoring"
     CASCADING = "cascading"
     SMART = "smart"
+
+
+# What a monitoring recovery compares: the decision each of these would take, at every planning step.
+SHADOWED_ALGORITHMS = (Algorithm.CASCADING, Algorithm.SMART)
 
 
 class AttemptOutcome(StrEnum):
@@ -168,12 +173,22 @@ class EndRecovery:
     emits_payment_failed: bool = False
 
 
+# What an algorithm that charges would decide: what monitoring records in its shadow.
+Shadowed = ScheduleAttempt | Recheck | EndRecovery | AwaitBillingSystem
+
+
 @dataclass(frozen=True)
 class Observe:
-    """Monitoring: charge nothing; `shadow` is what the active algorithm would do now."""
+    """Monitoring: charge nothing. `shadows`: what each of `SHADOWED_ALGORITHMS` would do now, side by side;
+    `active` the one that takes over at `switch_at` (its decision is `shadow`)."""
 
-    shadow: ScheduleAttempt | Recheck | EndRecovery | AwaitBillingSystem
+    shadows: Mapping[Algorithm, Shadowed]
     switch_at: datetime | None
+    active: Algorithm = Algorithm.CASCADING
+
+    @property
+    def shadow(self) -> Shadowed:
+        return self.shadows[self.active]
 
 
 Decision = ScheduleAttempt | Recheck | EndRecovery | AwaitBillingSystem | Observe

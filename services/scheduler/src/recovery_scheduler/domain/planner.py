@@ -23,6 +23,7 @@ from datetime import date, datetime, time, timedelta
 from .config import RetryConfig
 from .customer_time import in_daytime, utc_offset
 from .model import (
+    SHADOWED_ALGORITHMS,
     Algorithm,
     AttemptOutcome,
     AwaitBillingSystem,
@@ -32,6 +33,7 @@ from .model import (
     Recheck,
     RecoveryView,
     ScheduleAttempt,
+    Shadowed,
     end_recovery,
 )
 from .smart_cadence import PAYDAY_GAP, Cadence, cadence_for
@@ -46,13 +48,21 @@ def decide_next(view: RecoveryView, now: datetime, config: RetryConfig, rng: ran
         active = config.active_algorithm
         if active is Algorithm.MONITORING:
             active = Algorithm.CASCADING
-        shadow = _decide_active(replace(view, algorithm=active), now, config, rng)
-        assert not isinstance(shadow, Observe)
+        shadows = {algorithm: _shadow(view, algorithm, now, config, rng) for algorithm in SHADOWED_ALGORITHMS}
         # Hyperswitch: the threshold counts from when the profile chose monitoring, not from each payment.
         started = view.monitoring_started_at or view.created_at
         switch_at = None if config.monitoring_threshold is None else started + config.monitoring_threshold
-        return Observe(shadow, switch_at)
+        return Observe(shadows, switch_at, active)
     return _decide_active(view, now, config, rng)
+
+
+def _shadow(
+    view: RecoveryView, algorithm: Algorithm, now: datetime, config: RetryConfig, rng: random.Random
+) -> Shadowed:
+    """What `algorithm` would decide for the monitored recovery: the same planner, nothing charged."""
+    decision = _decide_active(replace(view, algorithm=algorithm), now, config, rng)
+    assert not isinstance(decision, Observe)
+    return decision
 
 
 def _decide_active(view: RecoveryView, now: datetime, config: RetryConfig, rng: random.Random) -> Decision:

@@ -51,15 +51,17 @@ class AwaitBillingPlan:
 
 @dataclass(frozen=True)
 class MonitoringPlan:
-    """Monitoring: `shadow` describes what the active algorithm would do; the profile's monitoring period ends
-    at `switch_at` (None: no threshold). The re-plan timer `timer_id` at `due_at` (the switch, or the horizon if
-    that comes first) asks again."""
+    """Monitoring: `shadows` describes what each compared algorithm (cascading, smart) would do now, by name;
+    `shadow` is the active algorithm's, the one that takes over when the profile's monitoring period ends at
+    `switch_at` (None: no threshold). The re-plan timer `timer_id` at `due_at` (the switch, or the horizon if that
+    comes first) asks again. (`shadows` is empty in a plan stored before the comparison; the next step fills it.)"""
 
     kind: ClassVar[str] = "monitoring"
     shadow: Described
     switch_at: datetime | None
     due_at: datetime | None = None
     timer_id: str | None = None
+    shadows: Mapping[str, Described] = field(default_factory=dict)
 
 
 Plan = AttemptPlan | ReplanPlan | AwaitBillingPlan | MonitoringPlan
@@ -93,6 +95,20 @@ def describe_decision(decision: ScheduleAttempt | Recheck | EndRecovery | AwaitB
     if isinstance(decision, EndRecovery):
         return {"kind": "end", "outcome": decision.outcome.value, "reason": decision.reason}
     return {"kind": type(decision).__name__, "reason": decision.reason}
+
+
+def shadow_summary(algorithm: str, shadow: Mapping[str, object]) -> str:
+    """`smart would attempt 1 with pm_x at 2026-12-03T18:00:00+00:00`: a shadow decision in a few words."""
+    at = shadow.get("at")
+    when = f" at {at.isoformat()}" if isinstance(at, datetime) else ""
+    kind = shadow.get("kind")
+    if kind == "attempt":
+        return f"{algorithm} would attempt {shadow.get('attempt_number')} with {shadow.get('token')}{when}"
+    if kind == "replan":
+        return f"{algorithm} would plan again{when}"
+    if kind == "end":
+        return f"{algorithm} would end the recovery ({shadow.get('outcome')})"
+    return f"{algorithm} would wait for the billing system"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 class RecoveryStatus(StrEnum):
     SCHEDULED = "scheduled"  # an attempt or a re-plan is on a timer
-    MONITORING = "monitoring"  # nothing is charged; the shadow plan is recorded
+    MONITORING = "monitoring"  # nothing is charged; cascading's and smart's shadow plans are recorded
     AWAITING_BILLING = "awaiting_billing"  # the billing system still makes its own retries
     SUCCEEDED = "succeeded"
     FAILED = "failed"

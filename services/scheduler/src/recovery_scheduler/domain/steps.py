@@ -11,7 +11,7 @@ from recovery_contracts.recovery import RecoveryPayment
 
 from .card_budgets import BUDGET_LOOKBACK
 from .config import RetryConfig
-from .messages import execute_retry, payment_failed
+from .messages import execute_retry, payment_failed, shadow_planned
 from .model import (
     Algorithm,
     AwaitBillingSystem,
@@ -27,7 +27,7 @@ from .model import (
 )
 from .planner import decide_next
 from .planning import Change, Planning
-from .plans import AttemptPlan, AwaitBillingPlan, MonitoringPlan, ReplanPlan, describe_decision
+from .plans import AttemptPlan, AwaitBillingPlan, MonitoringPlan, ReplanPlan, describe_decision, shadow_summary
 from .status import RecoveryStatus
 from .timers import Timer, TimerKind, TimerPurpose, attempt_timer_id, replan_timer_id
 
@@ -146,9 +146,11 @@ def _decided(recovery: Recovery, decision: Decision, planning: Planning, new: bo
 
 
 def _observing(recovery: Recovery, decision: Observe, planning: Planning) -> Change:
-    """Charge nothing: the shadow plan, and a re-plan at the end of the profile's monitoring period or at the
-    horizon (the recovery ends then), whichever comes first."""
+    """Charge nothing: the shadow plans (each compared algorithm's, in the plan and in the timeline's line), and a
+    re-plan at the end of the profile's monitoring period or at the horizon (the recovery ends then), whichever
+    comes first."""
     now, shadow = planning.now, describe_decision(decision.shadow)
+    shadows = {algorithm.value: describe_decision(d) for algorithm, d in decision.shadows.items()}
     switch_at = monitoring_switch_at(recovery.payment, planning) if decision.switch_at is not None else None
     horizon = planning.horizon_at(recovery)
     due, why = (switch_at, "monitoring period ends") if switch_at and switch_at < horizon else (horizon, "horizon")
@@ -157,11 +159,17 @@ def _observing(recovery: Recovery, decision: Observe, planning: Planning) -> Cha
     observing = replace(
         recovery,
         status=RecoveryStatus.MONITORING,
-        plan=MonitoringPlan(shadow, switch_at, due, timer_id),
+        plan=MonitoringPlan(shadow, switch_at, due, timer_id, shadows),
         monitoring_switch_at=switch_at,
     )
+    compared = "; ".join(shadow_summary(algorithm, d) for algorithm, d in shadows.items())
+    reason = f"shadow plans: {compared}; asks again at the {why}"
+    planned = shadow_planned(recovery.payment, shadows, decision.active, switch_at, now)
     return Change(
-        None, observing.noted(now, "monitoring", f"shadow plan: {shadow['reason']}; asks again at the {why}"), (timer,)
+        None,
+        observing.noted(now, "monitoring", reason, active=decision.active.value, shadows=shadows),
+        (timer,),
+        messages=(planning.message(MessageType.RECOVERY_SHADOW_PLANNED, planned, recovery.payment),),
     )
 
 
