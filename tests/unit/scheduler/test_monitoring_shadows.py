@@ -48,10 +48,11 @@ def test_monitoring_records_what_cascading_and_smart_would_each_decide() -> None
     assert decision.shadows == {Algorithm.CASCADING: as_cascading, Algorithm.SMART: as_smart}
     cascading, smart = decision.shadows.values()
     assert isinstance(cascading, ScheduleAttempt) and cascading.reason.startswith("cascading ladder step 1")
-    # Insufficient funds: smart waits for the next day where cascading's ladder retries within minutes.
+    # Insufficient funds: smart waits hours (its cadence's first step) where cascading's ladder retries within
+    # minutes.
     assert isinstance(smart, ScheduleAttempt) and smart.reason.startswith("smart: ")
     assert "insufficient_funds cadence" in smart.reason
-    assert smart.at - planner.T0 >= timedelta(days=1) > cascading.at - planner.T0
+    assert smart.at - planner.T0 >= timedelta(hours=4) > cascading.at - planner.T0
     assert decision.shadow is cascading
 
 
