@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from pymongo import AsyncMongoClient, monitoring
 
 from recovery_cli.demo import Endpoints, SeedScenario
 from recovery_cli.scenario import RECOVERY_REQUEST, seed_body
@@ -108,3 +109,47 @@ async def test_racing_cancels_and_charge_leases_on_the_real_database_never_both_
         granted = [lease for lease in leases if lease is FenceVerdict.GRANTED]
         assert len(granted) <= 1, (payment, leases)  # one attempt at a time
         assert (cancel is FenceVerdict.GRANTED) != bool(granted), (payment, cancel, leases)
+
+
+class Commands(monitoring.CommandListener):
+    """The commands a client sends to the fence collection (a PyMongo command listener)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command.get(event.command_name) == "payment_fences":
+            self.names.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_a_charge_holds_and_releases_its_fence_with_one_write_each_and_a_wrong_guess_only_costs_a_read(
+    mongodb_url: str, mongodb_database: str
+) -> None:
+    """The executor's hold and release: one write each (no read first); a fence another process wrote (intake's
+    tombstone) is found by the compare-and-set that fails on it, read, and decided on what it holds."""
+    commands = Commands()
+    client = AsyncMongoClient(mongodb_url, event_listeners=[commands], tz_aware=True)
+    executor, intake = MongoPaymentFences(client[mongodb_database]), MongoPaymentFences(client[mongodb_database])
+    now = datetime.now(UTC)
+    until = now + timedelta(seconds=60)
+    try:
+        assert await executor.hold_for_charge("12345_pay_f1", "12345_pay_f1:1", now, until) is FenceVerdict.GRANTED
+        await executor.release("12345_pay_f1", "12345_pay_f1:1", paid=False)
+        assert commands.names == ["insert", "update"]
+
+        commands.names.clear()
+        assert await intake.cancel("12345_pay_f1", now) is FenceVerdict.GRANTED  # a fence this process never wrote
+        assert commands.names == ["insert", "find", "update"]
+
+        commands.names.clear()
+        # The executor's guess (released, by itself) is stale: the tombstone is found and refuses the charge.
+        assert await executor.hold_for_charge("12345_pay_f1", "12345_pay_f1:2", now, until) is FenceVerdict.CANCELLED
+        assert commands.names == ["update", "find"]
+    finally:
+        await client.close()

@@ -1,5 +1,13 @@
-"""The payment fence records in MongoDB (`payment_fences`, one per payment, `_id` = payment id): load, apply the
-rule (`recovery_runtime.payment_fence`), compare-and-set on `version`; a lost race is read again and decided anew.
+"""The payment fence records in MongoDB (`payment_fences`, one per payment, `_id` = payment id): apply the rule
+(`recovery_runtime.payment_fence`) to the record, compare-and-set on `version`; a lost race is read again and
+decided anew.
+
+The first round decides on a guess instead of a read: the state this process last wrote for the payment (the
+executor's release follows its own hold), else no record (a payment's first charge, a cancel of a payment never
+charged). A guess is only ever acted on through the compare-and-set, which fails unless the record is at the
+guessed version (every write moves the version; a record that exists refuses the insert of a guessed first
+version), so a wrong guess costs one round trip and never a wrong decision; a decision that would change nothing
+is never taken on a guess. A charge's hold and release are one write each instead of a read and a write each.
 
 Written by intake (the cancel's tombstone) and the executor (the charge lease) through this repository only; no
 other code reads or writes the collection (docs/architecture.md).
@@ -13,11 +21,16 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from recovery_runtime.payment_fence import FenceDecision, FenceVerdict, PaymentFence, RuledPaymentFences
+from recovery_runtime.ttl_cache import TtlCache
 
 COLLECTION = "payment_fences"
 # Compare-and-set rounds before giving up: each lost one means another writer changed the record meanwhile, and
 # only the executor holding the attempt and the cancels of one invoice write it.
 ROUNDS = 8
+# What this process wrote last, per payment: the next change's guess. A charge's hold and release are seconds
+# apart; an old or evicted entry only costs the read it would have saved.
+GUESS_SECONDS = 300.0
+GUESSES = 10_000
 
 
 class FenceContended(RuntimeError):
@@ -27,13 +40,19 @@ class FenceContended(RuntimeError):
 class MongoPaymentFences(RuledPaymentFences):
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._fences = db[COLLECTION]
+        self._written: TtlCache[str, PaymentFence] = TtlCache(GUESS_SECONDS, GUESSES)
 
     async def _change(self, payment_id: str, decide: FenceDecision) -> FenceVerdict:
+        current, read = self._written.get(payment_id) or PaymentFence(payment_id), False
         for _ in range(ROUNDS):
-            current = _fence(payment_id, await self._fences.find_one({"_id": payment_id}))
             verdict, after = decide(current)
-            if after == current or await self._saved(current, after):
+            if after == current and read:
                 return verdict
+            if after != current and await self._saved(current, after):
+                self._written.put(payment_id, after)
+                return verdict
+            # A lost compare-and-set, or a decision to change nothing taken on a guess: read and decide again.
+            current, read = _fence(payment_id, await self._fences.find_one({"_id": payment_id})), True
         raise FenceContended(f"the fence of payment {payment_id} kept changing ({ROUNDS} rounds)")
 
     async def _saved(self, current: PaymentFence, after: PaymentFence) -> bool:
