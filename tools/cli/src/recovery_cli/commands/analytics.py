@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+from typing import TYPE_CHECKING
 
-from recovery_analytics.adapters.rebuild import RebuildReport, rebuild
 from recovery_cli.commands.options import fail
 from recovery_cli.commands.timeline import DEFAULT_MONGODB_URL
-from recovery_runtime.mongo import connect
+
+if TYPE_CHECKING:
+    from recovery_analytics.adapters.rebuild import RebuildReport
 
 
 def register(subcommands: argparse._SubParsersAction) -> None:
@@ -29,6 +31,9 @@ def register(subcommands: argparse._SubParsersAction) -> None:
 
 
 async def _rebuild(url: str, database: str) -> RebuildReport:
+    from recovery_analytics.adapters.rebuild import rebuild  # only this command needs the service's code
+    from recovery_runtime.mongo import connect
+
     client = connect(url, app_name="recovery-analytics-rebuild")
     try:
         return await rebuild(client[database])

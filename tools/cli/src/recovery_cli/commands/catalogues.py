@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from recovery_cli import catalogues
-
 
 def register(subcommands: argparse._SubParsersAction) -> None:
     parser = subcommands.add_parser(
@@ -20,6 +18,8 @@ def register(subcommands: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from recovery_cli import catalogues  # imports every service: only this command needs it
+
     if args.write:
         for path in catalogues.write():
             print(f"wrote {path}")

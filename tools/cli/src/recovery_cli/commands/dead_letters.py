@@ -9,9 +9,12 @@ import argparse
 import asyncio
 import json
 import os
+from typing import TYPE_CHECKING
 
 from recovery_cli.stack.infrastructure import DEFAULT_RABBITMQ_URL, redact
-from recovery_runtime.dead_letters import DeadLetter, DeadLetters, Selection
+
+if TYPE_CHECKING:
+    from recovery_runtime.dead_letters import DeadLetter, DeadLetters, Selection
 
 NOTHING_SELECTED = 2
 
@@ -56,10 +59,15 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
 
 
 def _client(args: argparse.Namespace) -> DeadLetters:
+    # Imported here: `recovery` starts every command's parser, and only this command needs the broker client.
+    from recovery_runtime.dead_letters import DeadLetters
+
     return DeadLetters(args.rabbitmq_url or os.environ.get("RABBITMQ_URL") or DEFAULT_RABBITMQ_URL)
 
 
 def _selection(args: argparse.Namespace, which: str | None = None) -> Selection:
+    from recovery_runtime.dead_letters import Selection
+
     positions: tuple[int, ...] = ()
     message_ids = tuple(getattr(args, "message_id", []) or [])
     if which:

@@ -6,11 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from pymongo import MongoClient, ReadPreference
-
 from recovery_cli.commands.options import add_run_dir, fail, run_dir
-from recovery_cli.record_backs import ExecutorRecordBacks, executor_url, internal_token
-from recovery_cli.timeline import load_timeline, render_json, render_text
 
 DEFAULT_MONGODB_URL = "mongodb://127.0.0.1:27017/?directConnection=true"
 NOT_FOUND = 3
@@ -40,6 +36,12 @@ def register(subcommands: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    # Imported here: `recovery` starts every command's parser, and only this command needs these.
+    from pymongo import MongoClient, ReadPreference
+
+    from recovery_cli.record_backs import ExecutorRecordBacks, executor_url, internal_token
+    from recovery_cli.timeline import load_timeline, render_json, render_text
+
     client: MongoClient = MongoClient(
         args.mongodb_url, appname="recovery-timeline", serverSelectionTimeoutMS=5000, tz_aware=True
     )
