@@ -156,3 +156,19 @@ async def test_an_invoice_keeps_only_its_latest_requests() -> None:
             assert answer.status_code == 200, answer.text
     [intent] = svc.intents.intents.values()
     assert [r.connector_transaction_id for r in intent.requests] == ["tx_3", "tx_4"]
+
+
+async def test_an_owner_that_does_not_answer_is_a_503_to_retry_not_a_500(unused_tcp_port: int) -> None:
+    """The process tracker, the events API and the read side are answered by other services through intake's
+    gateway: one that cannot be reached (here a loopback port nobody listens on) is 503 with Retry-After."""
+    nobody = f"http://127.0.0.1:{unused_tcp_port}"
+    svc = intake(scheduler_internal_url=nobody, dispatcher_internal_url=nobody, analytics_internal_url=nobody)
+    async with http_client(svc, headers=svc.headers()) as client:
+        for path in (
+            "/v2/process-trackers/revenue-recovery-workflow/12345_pay_x",
+            f"/events/{MERCHANT}/endpoints",
+            "/v2/payments/recovery-list",
+        ):
+            answer = await client.get(path)
+            assert "not reachable" in error_of(answer, 503, "HE_00"), path
+            assert answer.headers["retry-after"] == "5"

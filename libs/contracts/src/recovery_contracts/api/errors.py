@@ -94,6 +94,11 @@ class ApiError(Enum):
     GENERIC_DUPLICATE = ErrorSpec("IR_38", 400, _IR, "{message}")
 
     INTERNAL_SERVER_ERROR = ErrorSpec("HE_00", 500, ErrorType.API, "Something went wrong")
+    # Extension: the service that owns what was asked for (the scheduler's process tracker, the dispatcher's
+    # events, analytics) does not answer; nothing went wrong with the request, which may be sent again.
+    OWNER_UNAVAILABLE = ErrorSpec(
+        "HE_00", 503, ErrorType.API, "This part of the service is not reachable right now. Please try again later."
+    )
     RESOURCE_BUSY = ErrorSpec("HE_00", 422, _IR, "Resource is busy. Please try again later.")
     DUPLICATE_MERCHANT_ACCOUNT = ErrorSpec(
         "HE_01", 400, _IR, "The merchant account with the specified details already exists in our records"

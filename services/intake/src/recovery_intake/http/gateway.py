@@ -15,7 +15,7 @@ import httpx
 import structlog
 from fastapi import APIRouter, Request, Response
 
-from recovery_contracts.api.errors import ApiError, describe_validation_errors
+from recovery_contracts.api.errors import ApiError, ErrorResponse, describe_validation_errors
 from recovery_contracts.api.events import WebhookEndpointsResponse
 from recovery_contracts.api.retry_stats import RetryStatsResponse
 from recovery_intake.domain.access import READ_PAYMENTS, WRITE_PAYMENTS, Access
@@ -27,6 +27,12 @@ from recovery_runtime.internal_api import MERCHANT_HEADER, PROFILE_HEADER, TOKEN
 log = structlog.get_logger(__name__)
 
 _PASSED_HEADERS = ("content-type", "retry-after")
+# An owner that does not answer: the client may send the same request again after this many seconds.
+RETRY_LATER = {"retry-after": "5"}
+GATEWAY_RESPONSES: dict[int | str, dict[str, object]] = {
+    **ERROR_RESPONSES,
+    503: {"model": ErrorResponse, "description": "the service that owns the resource is not reachable: retry later"},
+}
 
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -59,8 +65,9 @@ class Forwarder:
                 headers=headers,
             )
         except httpx.HTTPError as error:
+            # Not reachable, or no answer in time: a 503 the client may retry, not a 500.
             log.warning("gateway.owner_unreachable", owner=base_url, error=type(error).__name__)
-            raise ApiProblem(ApiError.INTERNAL_SERVER_ERROR) from error
+            raise ApiProblem(ApiError.OWNER_UNAVAILABLE, headers=RETRY_LATER) from error
         if answer.status_code >= 400 and not _is_error_body(answer):
             raise _problem_for(answer)
         return Response(
@@ -95,12 +102,15 @@ def _problem_for(answer: httpx.Response) -> ApiProblem:
         return ApiProblem(ApiError.RESOURCE_ID_NOT_FOUND)
     if answer.status_code == 405:
         return ApiProblem(ApiError.INVALID_HTTP_METHOD)
+    if answer.status_code in (502, 503, 504):
+        log.warning("gateway.owner_unavailable", status=answer.status_code)
+        return ApiProblem(ApiError.OWNER_UNAVAILABLE, headers=RETRY_LATER)
     log.warning("gateway.owner_error", status=answer.status_code)
     return ApiProblem(ApiError.INTERNAL_SERVER_ERROR)
 
 
 def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
-    api = APIRouter(responses=ERROR_RESPONSES)
+    api = APIRouter(responses=GATEWAY_RESPONSES)
     dispatcher = ctx.settings.dispatcher_internal_url.rstrip("/")
     scheduler = ctx.settings.scheduler_internal_url.rstrip("/")
 

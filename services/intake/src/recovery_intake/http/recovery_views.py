@@ -24,14 +24,14 @@ from recovery_intake.domain.access import READ_PAYMENTS
 from recovery_intake.domain.api_keys import same_secret
 from recovery_intake.http.auth import Caller, credentials_of
 from recovery_intake.http.context import ApiContext
-from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
-from recovery_intake.http.gateway import Forwarder, owner_id
+from recovery_intake.http.errors import ApiProblem
+from recovery_intake.http.gateway import GATEWAY_RESPONSES, Forwarder, owner_id
 
 TAG = "Revenue recovery (read side)"
 
 
 def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
-    api = APIRouter(responses=ERROR_RESPONSES)
+    api = APIRouter(responses=GATEWAY_RESPONSES)
     analytics = ctx.settings.analytics_internal_url.rstrip("/")
 
     async def reader(request: Request) -> Caller:
