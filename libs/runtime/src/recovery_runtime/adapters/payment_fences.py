@@ -5,9 +5,11 @@ decided anew.
 The first round decides on a guess instead of a read: the state this process last wrote for the payment (the
 executor's release follows its own hold), else no record (a payment's first charge, a cancel of a payment never
 charged). A guess is only ever acted on through the compare-and-set, which fails unless the record is at the
-guessed version (every write moves the version; a record that exists refuses the insert of a guessed first
-version), so a wrong guess costs one round trip and never a wrong decision; a decision that would change nothing
-is never taken on a guess. A charge's hold and release are one write each instead of a read and a write each.
+guessed version: every write moves the version and records are never deleted, so a version names one state for
+good (a TTL on this collection would break that: drop the guess before adding one), and a record that exists
+refuses the insert of a guessed first version. So a wrong guess costs one round trip and never a wrong decision;
+a decision that would change nothing is never taken on a guess. A charge's hold and release are one write each
+instead of a read and a write each.
 
 Written by intake (the cancel's tombstone) and the executor (the charge lease) through this repository only; no
 other code reads or writes the collection (docs/architecture.md).
