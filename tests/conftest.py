@@ -30,7 +30,7 @@ from support.rabbitmq import (
     unreachable_message,
     vhost_name_for,
 )
-from support.stack import Isolation, StackFactory
+from support.stack import Isolation, StackFactory, own_isolation
 
 TESTS_DIR = Path(__file__).parent
 
@@ -187,18 +187,10 @@ def module_stacks(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[StackFactory]:
     name = request.module.__name__.rsplit(".", 1)[-1]
-    vhost = vhost_name_for(name)
-    try:
-        url = virtual_hosts.create(vhost)
-    except VhostUnavailable as error:
-        pytest.fail(f"cannot create a RabbitMQ virtual host for {name}: {error}", pytrace=False)
-    database = database_name_for(name)
-    isolation = Isolation(rabbitmq_url=url, mongodb_url=mongodb_url, mongodb_database=database)
-    factory = StackFactory(tmp_path_factory.mktemp(name) / "run", isolation)
-    try:
-        factory.start()
-        yield factory
-    finally:
-        factory.stop_all()
-        virtual_hosts.delete(vhost, wait=False)
-        drop_database(mongodb_url, database)
+    with own_isolation(name, virtual_hosts, mongodb_url) as isolation:
+        factory = StackFactory(tmp_path_factory.mktemp(name) / "run", isolation)
+        try:
+            factory.start()
+            yield factory
+        finally:
+            factory.stop_all()

@@ -10,25 +10,16 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from recovery_runtime.service import Service
 from recovery_sandbox.serving import BackgroundServer
+from support.services import serving
 from support.stack import Isolation
 
 
 @pytest.fixture
 def serve() -> Iterator[Callable[[Any], BackgroundServer]]:
     """`serve(app_or_service)` runs it on a free loopback port until the test ends."""
-    servers: list[BackgroundServer] = []
-
-    def start(target: Any) -> BackgroundServer:
-        app = target.app if isinstance(target, Service) else target
-        server = BackgroundServer(app, graceful_seconds=5.0).start(timeout=60.0)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in reversed(servers):
-        server.stop()
+    with serving() as start:
+        yield start
 
 
 @pytest.fixture

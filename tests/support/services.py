@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from recovery_dispatcher.settings import DispatcherSettings
+from recovery_runtime.service import Service
 from recovery_runtime.settings import ServiceSettings
+from recovery_sandbox.serving import BackgroundServer
 from support.stack import Isolation
 
 
@@ -33,3 +37,22 @@ def dispatcher_with_few_slots(
         webhook_endpoint_concurrency=per_endpoint,
         **overrides,
     )
+
+
+@contextlib.contextmanager
+def serving() -> Iterator[Callable[[Any], BackgroundServer]]:
+    """`start(app_or_service)` runs it on a free loopback port; every server started stops on the way out (last
+    first). Behind the `serve` fixtures, whatever their scope."""
+    servers: list[BackgroundServer] = []
+
+    def start(target: Any) -> BackgroundServer:
+        app = target.app if isinstance(target, Service) else target
+        server = BackgroundServer(app, graceful_seconds=5.0).start(timeout=60.0)
+        servers.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in reversed(servers):
+            server.stop()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +12,8 @@ import httpx
 
 from recovery_cli.demo import Endpoints, SeedScenario
 from recovery_cli.stack import EVERYTHING, Stack, StackConfig
+from support.mongodb import database_name_for, drop_database
+from support.rabbitmq import VhostUnavailable, VirtualHosts, vhost_name_for
 
 TEST_TIME_SCALE = 1000.0
 
@@ -95,3 +99,25 @@ def attach_card(stack: Stack, scenario: SeedScenario, customer: str, card: str) 
     )
     assert answer.status_code == 200, answer.text
     return str(answer.json()["id"])
+
+
+@contextlib.contextmanager
+def own_isolation(name: str, virtual_hosts: VirtualHosts, mongodb_url: str) -> Iterator[Isolation]:
+    """A vhost and a database of their own for `name` (a module, say), deleted and dropped afterwards."""
+    vhost = vhost_name_for(name)
+    url = ""
+    for attempt in range(4):
+        # A busy broker can take longer than one management call's timeout; creating a vhost is idempotent.
+        try:
+            url = virtual_hosts.create(vhost)
+            break
+        except VhostUnavailable:
+            if attempt == 3:
+                raise
+            time.sleep(5)
+    database = database_name_for(name)
+    try:
+        yield Isolation(rabbitmq_url=url, mongodb_url=mongodb_url, mongodb_database=database)
+    finally:
+        virtual_hosts.delete(vhost, wait=False)
+        drop_database(mongodb_url, database)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,16 +18,15 @@ from recovery_dispatcher.app import build_service as build_dispatcher
 from recovery_dispatcher.settings import DispatcherSettings
 from recovery_intake.app import build_service as build_intake
 from recovery_intake.settings import IntakeSettings
-from recovery_runtime.service import Service
 from recovery_sandbox.receiver import create_app as receiver_app
 from recovery_sandbox.serving import BackgroundServer
 from recovery_sandbox.stripe import create_app as stripe_app
 from recovery_scheduler.app import build_service as build_scheduler
 from recovery_scheduler.settings import SchedulerSettings
 from support.mongodb import database_name_for, drop_database
-from support.rabbitmq import VhostUnavailable, VirtualHosts, vhost_name_for
-from support.services import settings_for
-from support.stack import Isolation
+from support.rabbitmq import VirtualHosts
+from support.services import serving, settings_for
+from support.stack import Isolation, own_isolation
 
 ADMIN = "security_test_admin_key"
 
@@ -46,35 +44,14 @@ def module_isolation(
         yield Isolation(rabbitmq_url=given, mongodb_url=mongodb_url, mongodb_database=database)
         drop_database(mongodb_url, database)
         return
-    vhost = vhost_name_for(name)
-    url = ""
-    for attempt in range(4):
-        # A busy broker can take longer than one management call's timeout; creating a vhost is idempotent.
-        try:
-            url = virtual_hosts.create(vhost)
-            break
-        except VhostUnavailable:
-            if attempt == 3:
-                raise
-            time.sleep(5)
-    yield Isolation(rabbitmq_url=url, mongodb_url=mongodb_url, mongodb_database=database)
-    virtual_hosts.delete(vhost, wait=False)
-    drop_database(mongodb_url, database)
+    with own_isolation(name, virtual_hosts, mongodb_url) as isolation:
+        yield isolation
 
 
 @pytest.fixture(scope="module")
 def serve() -> Iterator[Callable[[Any], BackgroundServer]]:
-    servers: list[BackgroundServer] = []
-
-    def start(target: Any) -> BackgroundServer:
-        app = target.app if isinstance(target, Service) else target
-        server = BackgroundServer(app, graceful_seconds=5.0).start(timeout=60.0)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in reversed(servers):
-        server.stop()
+    with serving() as start:
+        yield start
 
 
 @pytest.fixture(scope="module")
