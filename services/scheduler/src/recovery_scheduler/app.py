@@ -71,6 +71,11 @@ def _mongo_adapters(service: Service, settings: SchedulerSettings) -> SchedulerA
     service.add_indexes(
         recoveries_adapter.INDEXES + card_budgets_adapter.INDEXES + timers_adapter.INDEXES + retry_stats_adapter.INDEXES
     )
+    retry_stats = retry_stats_adapter.MongoRetryStatsRepository(service.db)
+    # Counts made outside a transaction are written together in the background, and once more after the last
+    # handler (adapters/retry_stats.py).
+    service.add_loop(retry_stats.run)
+    service.on_drain(retry_stats.flush)
     return SchedulerAdapters(
         unit_of_work=service.unit_of_work,
         publisher=service.publisher,
@@ -78,7 +83,7 @@ def _mongo_adapters(service: Service, settings: SchedulerSettings) -> SchedulerA
         recoveries=recoveries_adapter.MongoRecoveryRepository(service.db),
         card_budgets=card_budgets_adapter.MongoCardBudgetRepository(service.db),
         timers=timers_adapter.MongoTimerRepository(service.db),
-        retry_stats=retry_stats_adapter.MongoRetryStatsRepository(service.db),
+        retry_stats=retry_stats,
         ids=CellIds(settings.cell_id),
         rng=random.Random(),
     )

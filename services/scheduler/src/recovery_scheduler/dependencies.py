@@ -96,11 +96,12 @@ class TimerRepository(Protocol):
 
 
 class RetryStatsRepository(Protocol):
-    """The merchant's retry statistics (domain/retry_stats.py): counted in the transaction that records the
-    attempts, so that an outcome applied once is counted once."""
+    """The merchant's retry statistics (domain/retry_stats.py): counted with the change that records the
+    attempts, so that an outcome applied once is counted at most once (exactly once in a transaction)."""
 
     async def record(self, outcomes: Sequence[RetryOutcome], tx: Transaction) -> None:
-        """Count each attempt under its key (in `tx`: rolled back with the change that adds the attempts)."""
+        """Count each attempt under its key: in `tx` when it is a transaction (rolled back with the change that
+        adds the attempts); after a one-document write, once it committed (the write may come later)."""
         ...
 
     async def of_merchant(self, merchant_id: str) -> list[RetryStats]:

@@ -97,8 +97,8 @@ async def payment_succeeded(deps: Dependencies, envelope: Envelope[PaymentSuccee
     if change.cancels_planned_timers:
         await deps.unit_of_work.apply(finish, inbox=False)  # the planned timers too: one transaction
     else:
-        # One document, no transaction (the hot path): the attempt's count in the retry statistics follows the
-        # recovery's compare-and-set as a write of its own, so it is counted at most once (docs/retry-engine.md).
+        # One document, no transaction (the hot path): the attempt's count in the retry statistics is held once
+        # the recovery's compare-and-set committed and written later with others, at most once (docs/retry-engine.md).
         await deps.unit_of_work.write(finish)
     metrics.payment_succeeded(change)
 

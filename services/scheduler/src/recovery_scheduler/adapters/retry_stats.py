@@ -1,5 +1,11 @@
-"""The `retry_stats` collection: the merchant's retry statistics (domain/retry_stats.py), moved by `$inc` upserts
-in the same transaction as the recovery whose attempts they count.
+"""The `retry_stats` collection: the merchant's retry statistics (domain/retry_stats.py), moved by `$inc` upserts.
+
+Where the recovery's change is a transaction, its counts are upserts in that transaction (exactly once). Where it
+is one document written without a transaction (the hot path's `payment.succeeded`), a count could only ever be a
+write of its own after it, at most once; such counts are held in this process once the write committed and
+written together every `flush_seconds` (one `bulk_write` for all of them, off the charge path), and before every
+read of this process. A process that dies, or a flush that fails, loses the counts it held: still at most once,
+never twice (a failed flush is not tried again, for it may have been applied in part).
 
 A key is split over `SHARDS` documents (`<merchant>/<decline code>/<network>/<funding>/<shard>`, the shard from
 the payment id): every attempt of a busy merchant with the same key would otherwise write one document, and
@@ -8,12 +14,16 @@ A key's counts are the sum of its documents."""
 
 from __future__ import annotations
 
+import asyncio
 import zlib
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from pymongo import ASCENDING
+import structlog
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from recovery_runtime.mongo import IndexSpec
 from recovery_runtime.unit_of_work import Transaction
@@ -23,6 +33,10 @@ RETRY_STATS = "retry_stats"
 INDEXES = [IndexSpec(RETRY_STATS, [("merchant_id", ASCENDING)], "retry_stats_merchant")]
 SHARDS = 32
 KEY_FIELDS = ("merchant_id", "decline_code", "card_network", "funding")
+# How long a count made outside a transaction waits in this process before it is written with the others.
+FLUSH_SECONDS = 1.0
+
+log = structlog.get_logger(__name__)
 
 
 def stats_id(key: StatsKey, shard: int) -> str:
@@ -34,25 +48,65 @@ def shard_of(payment_id: str) -> int:
 
 
 class MongoRetryStatsRepository:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], flush_seconds: float = FLUSH_SECONDS) -> None:
         self._stats = db[RETRY_STATS]
+        self._flush_seconds = flush_seconds
+        # Counts committed outside a transaction, not written yet: per document, its key and its increments.
+        self._held: dict[str, tuple[StatsKey, Counter[str]]] = {}
 
     async def record(self, outcomes: Sequence[RetryOutcome], tx: Transaction) -> None:
-        for outcome in outcomes:
-            key = outcome.key
-            await self._stats.update_one(
-                {"_id": stats_id(key, shard_of(outcome.payment_id))},
-                {
-                    "$inc": {f"counts.{path}": n for path, n in outcome.increments().items()},
-                    "$setOnInsert": {name: getattr(key, name) for name in KEY_FIELDS},
-                },
-                upsert=True,
-                session=tx.session,
-            )
+        if not outcomes:
+            return
+        if tx.session is None:
+            tx.after_commit(lambda: self._hold(outcomes))
+            return
+        for doc_id, (key, increments) in _by_document(outcomes).items():
+            await self._stats.update_one({"_id": doc_id}, _upsert(key, increments), upsert=True, session=tx.session)
+
+    def _hold(self, outcomes: Sequence[RetryOutcome]) -> None:
+        for doc_id, (key, increments) in _by_document(outcomes).items():
+            self._held.setdefault(doc_id, (key, Counter()))[1].update(increments)
+
+    async def flush(self) -> None:
+        """Write the counts held (one command), and forget them whatever happens."""
+        held, self._held = self._held, {}
+        if not held:
+            return
+        writes = [
+            UpdateOne({"_id": doc_id}, _upsert(key, increments), upsert=True)
+            for doc_id, (key, increments) in held.items()
+        ]
+        try:
+            await self._stats.bulk_write(writes, ordered=False)
+        except PyMongoError:
+            log.warning("retry_stats.flush_failed", documents=len(writes), exc_info=True)
+
+    async def run(self) -> None:
+        """The background loop writing what is held (the service's loops; a final flush on drain)."""
+        while True:
+            await asyncio.sleep(self._flush_seconds)
+            await self.flush()
 
     async def of_merchant(self, merchant_id: str) -> list[RetryStats]:
+        await self.flush()  # what this process holds counts too
         docs = await self._stats.find({"merchant_id": merchant_id}).to_list(None)
         return merged(
             RetryStats.from_counters(StatsKey(*(doc[name] for name in KEY_FIELDS)), doc.get("counts") or {})
             for doc in docs
         )
+
+
+def _by_document(outcomes: Sequence[RetryOutcome]) -> dict[str, tuple[StatsKey, Counter[str]]]:
+    """The outcomes' increments summed per document (the key's shard for the payment)."""
+    found: dict[str, tuple[StatsKey, Counter[str]]] = {}
+    for outcome in outcomes:
+        doc_id = stats_id(outcome.key, shard_of(outcome.payment_id))
+        found.setdefault(doc_id, (outcome.key, Counter()))[1].update(outcome.increments())
+    return found
+
+
+def _upsert(key: StatsKey, increments: Counter[str]) -> dict[str, Any]:
+    return {
+        "$inc": {f"counts.{path}": n for path, n in increments.items()},
+        "$setOnInsert": {name: getattr(key, name) for name in KEY_FIELDS},
+    }

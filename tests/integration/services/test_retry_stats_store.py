@@ -1,0 +1,108 @@
+"""The retry statistics' store on the MongoDB-wire server: a count made with a transaction is written in it; a count
+made after a one-document write is held until that write committed and written with the others in one command."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient, monitoring
+
+from recovery_runtime.unit_of_work import Transaction
+from recovery_scheduler.adapters.retry_stats import RETRY_STATS, MongoRetryStatsRepository
+from recovery_scheduler.domain.retry_stats import RetryOutcome, StatsKey
+
+KEY = StatsKey("merchant_stats", "insufficient_funds", "visa", "credit")
+AT = datetime(2026, 1, 15, 12, 5, tzinfo=UTC)  # a Thursday, the 15th, hour 12
+
+
+class Commands(monitoring.CommandListener):
+    """The commands sent to the statistics' collection."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command.get(event.command_name) == RETRY_STATS:
+            self.names.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+Store = tuple[Any, MongoRetryStatsRepository, Commands]
+
+
+@pytest.fixture
+async def store(mongodb_url: str, mongodb_database: str) -> AsyncIterator[Store]:
+    commands = Commands()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, event_listeners=[commands], tz_aware=True)
+    try:
+        yield client, MongoRetryStatsRepository(client[mongodb_database], flush_seconds=3600), commands
+    finally:
+        await client.close()
+
+
+def outcome(payment_id: str, *, succeeded: bool) -> RetryOutcome:
+    return RetryOutcome(KEY, payment_id, f"{payment_id}_att", AT, succeeded)
+
+
+def committed(tx: Transaction) -> None:
+    """What the unit of work does once a one-document write went through."""
+    for callback in tx.on_commit:
+        callback()
+
+
+async def test_counts_after_one_document_writes_wait_for_the_commit_and_go_together_in_one_command(
+    store: Store, mongodb_database: str
+) -> None:
+    client, stats, commands = store
+    payments = ["12345_pay_a", "12345_pay_b", "12345_pay_a"]  # the same document twice
+    written = []
+    for payment_id in payments:
+        tx = Transaction.one_document()
+        await stats.record([outcome(payment_id, succeeded=True)], tx)
+        written.append(tx)
+    lost = Transaction.one_document()  # its write lost the compare-and-set: never committed
+    await stats.record([outcome("12345_pay_c", succeeded=True)], lost)
+    assert commands.names == []  # nothing on the handler's path
+
+    for tx in written:
+        committed(tx)
+    assert commands.names == []
+    await stats.flush()
+    assert commands.names == ["update"]  # one command for every held count
+
+    docs = await client[mongodb_database][RETRY_STATS].find({"merchant_id": KEY.merchant_id}).to_list(None)
+    assert sum(d["counts"]["attempts"] for d in docs) == sum(d["counts"]["successes"] for d in docs) == 3
+    assert sum(d["counts"]["hour_of_day"]["h12"]["attempts"] for d in docs) == 3
+    assert {(d["decline_code"], d["card_network"], d["funding"]) for d in docs} == {
+        ("insufficient_funds", "visa", "credit")
+    }
+
+    commands.names.clear()
+    await stats.flush()  # nothing held: nothing sent, nothing counted twice
+    assert commands.names == []
+    [total] = await stats.of_merchant(KEY.merchant_id)
+    assert (total.total.attempts, total.total.successes) == (3, 3)
+
+
+async def test_a_count_made_in_a_transaction_is_written_in_it_and_a_read_includes_what_this_process_holds(
+    store: Store,
+) -> None:
+    client, stats, commands = store
+    async with client.start_session() as session:
+        async with await session.start_transaction():
+            await stats.record([outcome("12345_pay_t", succeeded=False)], Transaction(session))
+            assert commands.names == ["update"]
+    held = Transaction.one_document()
+    await stats.record([outcome("12345_pay_h", succeeded=True)], held)
+    committed(held)
+
+    [total] = await stats.of_merchant(KEY.merchant_id)  # flushes first
+    assert (total.total.attempts, total.total.successes) == (2, 1)
