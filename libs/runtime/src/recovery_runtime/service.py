@@ -87,6 +87,8 @@ class Service:
         """`publisher` and `unit_of_work` replace the real ones (unit tests pass in-memory ones, with the broker
         under FastStream's TestRabbitBroker), `tracing` the one OTEL_EXPORTER_OTLP_ENDPOINT turns on (unit tests
         pass one exporting to memory); the MongoDB client is created either way and connects only when used."""
+        if name in settings.absent_services:
+            raise ValueError(f"UNDEPLOYED_SERVICES names {name}, the service being started")
         self.name = name
         self.settings = settings
         # Before anything else logs (composition roots log while they build), so every line is JSON.
@@ -212,7 +214,7 @@ class Service:
         await wait_for("MongoDB", lambda: self.mongo.admin.command("ping"))
         await ensure_indexes(self.db, self._indexes)
         await wait_for("RabbitMQ", self.broker.connect)
-        await declare_topology(self.broker)
+        await declare_topology(self.broker, self.settings.absent_services)
         for hook in self._on_start:
             await hook()
         await self.broker.start()

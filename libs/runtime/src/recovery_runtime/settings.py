@@ -10,6 +10,8 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_INTERNAL_TOKEN = "development-only-internal-token"
+# The services a deployment may leave out: the read side. The others are the recovery pipeline itself.
+OPTIONAL_SERVICES = frozenset({"analytics"})
 
 
 class ServiceSettings(BaseSettings):
@@ -59,6 +61,16 @@ class ServiceSettings(BaseSettings):
     # `http://jaeger:4318` in compose); unset, tracing is off. The standard OTEL_* variables apply too
     # (OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_BSP_*): docs/operations.md.
     otel_exporter_otlp_endpoint: str | None = None
+    # Optional services this deployment does not run (comma-separated; only `analytics`, the read side, may be
+    # left out). Every service declares every consumer queue so that no event is lost to start-up order; the
+    # queues of a service that never runs would only fill until RabbitMQ's memory or disk alarm blocks every
+    # publisher. Their queues are not declared (docs/deployment.md, "Leaving out the read side").
+    undeployed_services: str = ""
+
+    @property
+    def absent_services(self) -> frozenset[str]:
+        """The services named in UNDEPLOYED_SERVICES (validated: optional ones only)."""
+        return frozenset(name.strip() for name in self.undeployed_services.split(",") if name.strip())
 
     @property
     def is_production(self) -> bool:
@@ -75,6 +87,16 @@ class ServiceSettings(BaseSettings):
         if urlsplit(self.rabbitmq_url).password in (None, "", "guest"):
             problems.append("RABBITMQ_URL has no credentials of its own (guest or none)")
         return problems
+
+    @model_validator(mode="after")
+    def _only_optional_services_left_out(self) -> ServiceSettings:
+        required = sorted(self.absent_services - OPTIONAL_SERVICES)
+        if required:
+            raise ValueError(
+                f"UNDEPLOYED_SERVICES names {', '.join(required)}: only {', '.join(sorted(OPTIONAL_SERVICES))} "
+                "may be left out of a deployment"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> ServiceSettings:

@@ -39,6 +39,11 @@ class ConsumerQueue:
         return self.message_type.value
 
     @property
+    def service(self) -> str:
+        """The consuming service: the name's first part."""
+        return self.name.split(".", 1)[0]
+
+    @property
     def dead_letter_queue(self) -> str:
         return f"{self.name}.dlq"
 
@@ -106,16 +111,20 @@ QUEUES: dict[str, ConsumerQueue] = {
 
 
 def queues_of(service: str) -> list[ConsumerQueue]:
-    return [q for name, q in QUEUES.items() if name.split(".", 1)[0] == service]
+    return [q for q in QUEUES.values() if q.service == service]
 
 
-async def declare_topology(broker: RabbitBroker) -> None:
+async def declare_topology(broker: RabbitBroker, absent: frozenset[str] = frozenset()) -> None:
+    """The exchanges, and every consumer queue with its dead-letter queue, except those of the `absent` services
+    (a deployment without them: their queues would only fill)."""
     for exchange in (EVENTS, COMMANDS, DEAD_LETTER):
         await broker.declare_exchange(exchange)
     events = await broker.declare_exchange(EVENTS)
     commands = await broker.declare_exchange(COMMANDS)
     dead_letter = await broker.declare_exchange(DEAD_LETTER)
     for queue in QUEUES.values():
+        if queue.service in absent:
+            continue
         declared = await broker.declare_queue(queue.rabbit_queue())
         await declared.bind(commands if queue.exchange is COMMANDS else events, routing_key=queue.routing_key)
         dlq = await broker.declare_queue(queue.rabbit_dead_letter_queue())
