@@ -28,7 +28,7 @@ HEADERS = {TOKEN_HEADER: DEVELOPMENT_INTERNAL_TOKEN, MERCHANT_HEADER: MERCHANT}
 async def _read_model(db: Any) -> tuple[dict[str, dict[str, Any]], list[tuple[date, dict[str, int]]]]:
     views = {doc["_id"]: {k: v for k, v in doc.items() if k != "version"} async for doc in db[VIEWS].find()}
     days = await MongoDailyStore(db).between(MERCHANT, None, date(2026, 1, 1), date(2026, 12, 31))
-    # A day may be stored in several parts (its shards, or one part after a rebuild): its figures are their sum.
+    # A day may be stored in several parts (its parts, or one after a rebuild): its figures are their sum.
     summed: dict[date, dict[str, int]] = {}
     for part in days:
         day = summed.setdefault(part.day, {})

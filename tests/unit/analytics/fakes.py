@@ -45,8 +45,12 @@ class InMemoryViews:
         self.records: dict[str, ViewRecord] = {}
         # Set by a test: the next save loses to "another instance" this many times.
         self.conflicts = 0
+        # How many times a view was read inside a transaction (the projection's reads).
+        self.reads = 0
 
     async def get(self, payment_id: str, tx: Transaction | None = None) -> ViewRecord | None:
+        if tx is not None:
+            self.reads += 1
         return self.records.get(payment_id)
 
     async def save(self, record: ViewRecord, tx: Transaction) -> None:
@@ -93,22 +97,33 @@ class InMemoryViews:
 
 
 class InMemoryDays:
+    """A day's parts as the MongoDB store keeps them: one counter set per part, answered part by part."""
+
     def __init__(self) -> None:
-        self.days: dict[tuple[str, str, date], dict[str, int]] = {}
+        self.days: dict[tuple[str, str, date, int], dict[str, int]] = {}
 
     async def add(
-        self, merchant_id: str, profile_id: str, day: date, payment_id: str, delta: Mapping[str, int], tx: Transaction
+        self, merchant_id: str, profile_id: str, day: date, part: int, delta: Mapping[str, int], tx: Transaction
     ) -> None:
-        counters = self.days.setdefault((merchant_id, profile_id, day), {})
+        counters = self.days.setdefault((merchant_id, profile_id, day, part), {})
         for key, value in delta.items():
             counters[key] = counters.get(key, 0) + value
 
     async def between(self, merchant_id: str, profile_id: str | None, first: date, last: date) -> list[DayFigures]:
         return [
             DayFigures(day, dict(counters))
-            for (merchant, profile, day), counters in self.days.items()
+            for (merchant, profile, day, _), counters in self.days.items()
             if merchant == merchant_id and first <= day <= last and (profile_id is None or profile == profile_id)
         ]
+
+    def summed(self) -> dict[tuple[str, str, date], dict[str, int]]:
+        """Each day's figures: the sum of its parts (zeros left out)."""
+        total: dict[tuple[str, str, date], dict[str, int]] = {}
+        for (merchant, profile, day, _), counters in self.days.items():
+            summed = total.setdefault((merchant, profile, day), {})
+            for key, value in counters.items():
+                summed[key] = summed.get(key, 0) + value
+        return {key: {k: v for k, v in counters.items() if v} for key, counters in total.items()}
 
 
 class RollingBackUnitOfWork(InMemoryUnitOfWork):

@@ -10,7 +10,7 @@ from recovery_analytics import http
 from recovery_analytics.adapters import days, event_log, views
 from recovery_analytics.dependencies import AnalyticsAdapters
 from recovery_analytics.domain.view import payment_of
-from recovery_analytics.handlers import project_event
+from recovery_analytics.handlers import DayParts, project_event
 from recovery_analytics.settings import AnalyticsSettings
 from recovery_contracts.envelope import Envelope
 from recovery_runtime.consumer import Lanes
@@ -39,8 +39,10 @@ def build_service(settings: AnalyticsSettings | None = None, adapters: Analytics
     # The events of one payment are folded one after another in this process (they would only conflict on its
     # view); other instances meet by compare-and-set on the view's version.
     lanes = Lanes(max_in_flight=settings.analytics_max_in_flight)
+    # Each transaction in flight moves a day document of its own (handlers.DayParts).
+    parts = DayParts()
     for queue in queues_of(NAME):
-        service.consume(queue.name, partial(project_event, adapters), lane_of=_lane, lanes=lanes)
+        service.consume(queue.name, partial(project_event, adapters, parts), lane_of=_lane, lanes=lanes)
     caller = InternalCaller(settings.internal_api_token)
     service.app.include_router(http.router(adapters, caller, settings.analytics_max_days))
     return service

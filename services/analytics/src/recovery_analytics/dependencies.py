@@ -72,9 +72,10 @@ class DailyStore(Protocol):
     day in several parts: its figures are their sum)."""
 
     async def add(
-        self, merchant_id: str, profile_id: str, day: date, payment_id: str, delta: Mapping[str, int], tx: Transaction
+        self, merchant_id: str, profile_id: str, day: date, part: int, delta: Mapping[str, int], tx: Transaction
     ) -> None:
-        """Move the day of `payment_id` (merchant, profile, UTC day) by `delta`."""
+        """Move the day (merchant, profile, UTC day) by `delta`, on its part `part` (the transaction's lease:
+        adapters.days.DayParts); the day's figures are the sum of its parts."""
         ...
 
     async def between(self, merchant_id: str, profile_id: str | None, first: date, last: date) -> list[DayFigures]: ...

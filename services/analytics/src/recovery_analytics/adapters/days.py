@@ -1,14 +1,16 @@
 """`analytics_daily`: per merchant, profile and UTC day, `counters` (figures.contribution summed over the payments
 accepted that day), moved by `$inc` in the same transaction as the views they come from.
 
-A day is split over `SHARDS` documents (`<merchant>/<profile>/<day>/<shard>`, the shard from the payment id):
-every payment of a busy merchant's day would otherwise write the same document, and concurrent transactions on
-one document abort each other. A day's figures are the sum of its documents (a rebuild writes one per day, which
-sums the same)."""
+A day is split over up to `handlers.PARTS` documents (`<merchant>/<profile>/<day>/<part>`), and a day's figures
+are the sum of its documents (a rebuild writes one per day, which sums the same). Which part a change goes to does
+not matter to the sum, so the part is not the payment's but the transaction's: each transaction of the process
+leases a part number of its own (`handlers.DayParts`) for as long as it runs, and two transactions in flight in
+one process never write the same day document (concurrent transactions on one document abort each other). A
+part's own counters may go below zero (a payment added on one part and moved on another); only their sum is a
+figure."""
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
@@ -21,16 +23,11 @@ from recovery_runtime.unit_of_work import Transaction
 
 COLLECTION = "analytics_daily"
 INDEXES = [IndexSpec(COLLECTION, [("merchant_id", 1), ("day", 1)], "merchant_day")]
-SHARDS = 64
 
 
-def day_key(merchant_id: str, profile_id: str, day: date, shard: int | None = None) -> str:
+def day_key(merchant_id: str, profile_id: str, day: date, part: int | None = None) -> str:
     key = f"{merchant_id}/{profile_id}/{day.isoformat()}"
-    return key if shard is None else f"{key}/{shard}"
-
-
-def shard_of(payment_id: str) -> int:
-    return zlib.crc32(payment_id.encode()) % SHARDS
+    return key if part is None else f"{key}/{part}"
 
 
 class MongoDailyStore:
@@ -38,10 +35,10 @@ class MongoDailyStore:
         self._days = db[COLLECTION]
 
     async def add(
-        self, merchant_id: str, profile_id: str, day: date, payment_id: str, delta: Mapping[str, int], tx: Transaction
+        self, merchant_id: str, profile_id: str, day: date, part: int, delta: Mapping[str, int], tx: Transaction
     ) -> None:
         await self._days.update_one(
-            {"_id": day_key(merchant_id, profile_id, day, shard_of(payment_id))},
+            {"_id": day_key(merchant_id, profile_id, day, part)},
             {
                 "$inc": {f"counters.{key}": value for key, value in delta.items()},
                 "$setOnInsert": {"merchant_id": merchant_id, "profile_id": profile_id, "day": day.isoformat()},
