@@ -75,7 +75,7 @@ class DailyStore(Protocol):
         self, merchant_id: str, profile_id: str, day: date, part: int, delta: Mapping[str, int], tx: Transaction
     ) -> None:
         """Move the day (merchant, profile, UTC day) by `delta`, on its part `part` (the transaction's lease:
-        adapters.days.DayParts); the day's figures are the sum of its parts."""
+        handlers.DayParts); the day's figures are the sum of its parts."""
         ...
 
     async def between(self, merchant_id: str, profile_id: str | None, first: date, last: date) -> list[DayFigures]: ...
