@@ -13,7 +13,13 @@ from typing import Any
 from pydantic import Field
 
 from recovery_contracts.api.fields import ResponseBody
-from recovery_contracts.payments import Address, FeatureMetadata, PaymentAmount, PaymentError
+from recovery_contracts.payments import (
+    Address,
+    AmountDetailsResponse,
+    FeatureMetadata,
+    PaymentAmount,
+    PaymentError,
+)
 from recovery_contracts.timestamps import UtcMillis
 
 
@@ -62,17 +68,6 @@ class RecoveryPaymentListResponse(ResponseBody):
     total_count: int
     data: list[RecoveryPaymentsListItem]
     next_cursor: str | None = None
-
-
-class AmountDetailsResponse(ResponseBody):
-    order_amount: int
-    currency: str
-    shipping_cost: int | None = None
-    order_tax_amount: int | None = None
-    external_tax_calculation: str = "skip"
-    surcharge_calculation: str = "skip"
-    surcharge_amount: int | None = None
-    tax_on_surcharge: int | None = None
 
 
 class RevenueRecoveryGetIntentResponse(ResponseBody):
