@@ -13,13 +13,10 @@ from typing import Any
 from pydantic import Field
 
 from recovery_contracts.api.fields import ResponseBody
-from recovery_contracts.payments import (
-    Address,
-    AmountDetailsResponse,
-    FeatureMetadata,
-    PaymentAmount,
-    PaymentError,
-)
+from recovery_contracts.payments import Address, FeatureMetadata, PaymentAmount, PaymentError
+
+# The recovery intent's `amount_details`: declared in payments.py with the payment `amount` it is the first part of.
+from recovery_contracts.payments import AmountDetailsResponse as AmountDetailsResponse
 from recovery_contracts.timestamps import UtcMillis
 
 
