@@ -51,3 +51,20 @@ def test_a_cause_known_only_by_its_id_is_recorded_and_a_timer_carries_its_messag
     assert (timer.correlation_id, timer.merchant_id, timer.causation_id) == ("pay_1", "m1", command.message_id)
     assert timer.payload.payment_id == "pay_1" and timer.payload.due_at == at
     assert envelope_model(MessageType.DELIVER_WEBHOOK).model_validate(timer.payload.message) == command
+
+
+def test_a_message_about_a_payment_carries_its_ids_unless_told_otherwise() -> None:
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Payment:
+        payment_id: str = "pay_9"
+        merchant_id: str = "m9"
+        profile_id: str = "p9"
+
+    cause = envelope_for(MessageType.DELIVER_WEBHOOK, _sync(), correlation_id="pay_1", merchant_id="m1")
+    about = envelope_for(MessageType.DELIVER_WEBHOOK, _sync(), about=Payment(), caused_by=cause)
+    assert (about.correlation_id, about.merchant_id, about.profile_id) == ("pay_9", "m9", "p9")
+    assert about.causation_id == cause.message_id
+    told = envelope_for(MessageType.DELIVER_WEBHOOK, _sync(), about=Payment(), profile_id="p2")
+    assert (told.correlation_id, told.merchant_id, told.profile_id) == ("pay_9", "m9", "p2")

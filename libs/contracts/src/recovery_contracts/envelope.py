@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -83,10 +83,24 @@ def envelope_json_schema(payload_model: type[BaseModel]) -> dict[str, Any]:
     return Envelope[payload_model].model_json_schema()  # type: ignore[valid-type]
 
 
+class AboutPayment(Protocol):
+    """Whatever names one payment and its owners (a recovery snapshot, a webhook event)."""
+
+    @property
+    def payment_id(self) -> str: ...
+
+    @property
+    def merchant_id(self) -> str: ...
+
+    @property
+    def profile_id(self) -> str: ...
+
+
 def envelope_for(
     message_type: MessageType,
     payload: PayloadT,
     *,
+    about: AboutPayment | None = None,
     caused_by: Envelope[Any] | None = None,
     causation_id: str | None = None,
     correlation_id: str | None = None,
@@ -97,9 +111,14 @@ def envelope_for(
 ) -> Envelope[PayloadT]:
     """A message of `message_type` around `payload`, typed by the payload's model.
 
+    With `about`, a message about that payment: correlated by its payment id, with its merchant and profile.
     With `caused_by`, the payment, merchant and profile default to the cause's and `causation_id` is the cause's
     message id: a follow-up message carries the trail of the one that caused it. `causation_id` alone names a cause
-    whose envelope is not at hand."""
+    whose envelope is not at hand. Explicit values win over `about`'s, and `about`'s over the cause's."""
+    if about is not None:
+        correlation_id = correlation_id if correlation_id is not None else about.payment_id
+        merchant_id = merchant_id if merchant_id is not None else about.merchant_id
+        profile_id = profile_id if profile_id is not None else about.profile_id
     if caused_by is not None:
         correlation_id = correlation_id if correlation_id is not None else caused_by.correlation_id
         merchant_id = merchant_id if merchant_id is not None else caused_by.merchant_id

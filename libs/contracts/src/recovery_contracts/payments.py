@@ -69,7 +69,9 @@ class ErrorDetails(_Model):
     network_error_message: str | None = Field(default=None, max_length=1024)
 
 
-class PaymentAmount(_Model):
+# The amount as the intent holds it: Hyperswitch's `AmountDetailsResponse` (`amount_details` of the recovery
+# intent), and the first fields of a payment's `amount`.
+class AmountDetailsResponse(_Model):
     order_amount: int
     currency: str
     shipping_cost: int | None = None
@@ -78,6 +80,11 @@ class PaymentAmount(_Model):
     surcharge_calculation: str = "skip"
     surcharge_amount: int | None = None
     tax_on_surcharge: int | None = None
+
+
+# A payment's `amount` (Hyperswitch's `PaymentAmountDetailsResponse`): the intent's amount details, then what the
+# attempts made of them (pydantic serialises the inherited fields first, which is the wire order).
+class PaymentAmount(AmountDetailsResponse):
     net_amount: int
     amount_to_capture: int | None = None
     amount_capturable: int = 0

@@ -93,8 +93,7 @@ class InMemoryUnitOfWork:
         self.single_writes += 1
         tx = Transaction.one_document()
         result = await work(tx)
-        if tx.outgoing and tx.embedded_in is None:
-            raise RuntimeError("messages emitted by UnitOfWork.write must be embedded in the state document")
+        tx.require_embedded()
         await self._committed(tx)
         return result
 

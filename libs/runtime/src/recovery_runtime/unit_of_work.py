@@ -117,6 +117,11 @@ class Transaction:
         self.embedded_in = (collection, doc_id)
         return [m.to_document(now) for m in self.outgoing]
 
+    def require_embedded(self) -> None:
+        """A one-document change has no outbox: what it emitted must have been embedded (`embed`) in its document."""
+        if self.outgoing and self.embedded_in is None:
+            raise RuntimeError("messages emitted by UnitOfWork.write must be embedded in the state document")
+
 
 class UnitOfWorkPort(Protocol):
     """What handlers need of the unit of work: `UnitOfWork` on MongoDB, `recovery_runtime.testing`'s in memory."""
@@ -221,9 +226,8 @@ class UnitOfWork:
         tx = Transaction.one_document()
         result = await work(tx)
         _committed(tx)
+        tx.require_embedded()
         if tx.outgoing:
-            if tx.embedded_in is None:
-                raise RuntimeError("messages emitted by UnitOfWork.write must be embedded in the state document")
             await self.flush(tx.outgoing, embedded_in=tx.embedded_in)
         return result
 

@@ -14,8 +14,6 @@ _LOOPBACK_HOSTS = "127.0.0.1,localhost,::1"
 
 
 class IntakeSettings(ServiceSettings):
-    http_port: int = 8080
-    http_host: str = "127.0.0.1"
     # Where Stripe Billing invoices are re-read from when their webhook event lacks what a recovery needs.
     stripe_api_base: str = "https://api.stripe.com"
     # Only from configuration: there is no API to create or read it.

@@ -14,6 +14,9 @@ from pydantic import Field
 
 from recovery_contracts.api.fields import ResponseBody
 from recovery_contracts.payments import Address, FeatureMetadata, PaymentAmount, PaymentError
+
+# The recovery intent's `amount_details`: declared in payments.py with the payment `amount` it is the first part of.
+from recovery_contracts.payments import AmountDetailsResponse as AmountDetailsResponse
 from recovery_contracts.timestamps import UtcMillis
 
 
@@ -62,17 +65,6 @@ class RecoveryPaymentListResponse(ResponseBody):
     total_count: int
     data: list[RecoveryPaymentsListItem]
     next_cursor: str | None = None
-
-
-class AmountDetailsResponse(ResponseBody):
-    order_amount: int
-    currency: str
-    shipping_cost: int | None = None
-    order_tax_amount: int | None = None
-    external_tax_calculation: str = "skip"
-    surcharge_calculation: str = "skip"
-    surcharge_amount: int | None = None
-    tax_on_surcharge: int | None = None
 
 
 class RevenueRecoveryGetIntentResponse(ResponseBody):

@@ -110,9 +110,7 @@ def psync_timer(
         MessageType.PAYMENT_SYNC,
         PaymentSync(execute=command, execute_message_id=cause, sync_number=sync_number),
         caused_by=consumed,
-        correlation_id=payment.payment_id,
-        merchant_id=payment.merchant_id,
-        profile_id=payment.profile_id,
+        about=payment,
     )
     timer_id = f"psync:{attempt_key}:{sync_number}"
     return timer_for(sync, timer_id=timer_id, due_at=due_at, kind=PSYNC_TIMER_KIND, caused_by=consumed)
@@ -159,7 +157,5 @@ def _of_attempt(message_type: MessageType, payload: BaseModel, command: ExecuteR
         message_type,
         payload,
         causation_id=cause,
-        correlation_id=payment.payment_id,
-        merchant_id=payment.merchant_id,
-        profile_id=payment.profile_id,
+        about=payment,
     )

@@ -219,43 +219,99 @@ def stripe_recovery_request(
         raise EventRefused(RefusalKind.INVALID, f"invoice {invoice.get('id')} has no customer or payment method")
     card = (charge.get("payment_method_details") or {}).get("card") or {}
     outcome = charge.get("outcome") or {}
+    # The decline code (`outcome.reason`, e.g. insufficient_funds) is what the retry rules classify; Stripe's
+    # `failure_code` (card_declined) says less.
+    code = outcome.get("reason") or charge.get("failure_code")
+    return failed_payment_request(
+        invoice_id=invoice["id"],
+        order_amount=invoice.get("amount_remaining") or invoice.get("amount_due") or 0,
+        currency=str(invoice.get("currency") or "usd"),
+        connector_transaction_id=charge.get("id"),
+        customer_id=customer_id,
+        card=FailedCard(
+            token=token,
+            funding=card.get("funding"),
+            exp_month=card.get("exp_month"),
+            exp_year=card.get("exp_year"),
+            last4=card.get("last4"),
+            network=_CARD_NETWORKS.get(str(card.get("network") or card.get("brand") or "")),
+            card_type=card.get("funding"),
+        ),
+        billing_started_at=invoice.get("created"),
+        transaction_created_at=charge.get("created"),
+        error=(
+            {
+                "code": code,
+                "message": charge.get("failure_message") or code,
+                "network_decline_code": outcome.get("network_decline_code"),
+                "network_advice_code": outcome.get("network_advice_code"),
+            }
+            if code
+            else None
+        ),
+        billing_account_id=billing_account_id,
+        payment_account_id=payment_account_id,
+    )
+
+
+@dataclass(frozen=True)
+class FailedCard:
+    """The card a billing system's failed charge used, as its event describes it (`network` in Hyperswitch's
+    words; `exp_month` and `exp_year` as the event gives them, a number or a string)."""
+
+    token: str
+    funding: str | None
+    exp_month: Any
+    exp_year: Any
+    last4: str | None
+    network: str | None
+    # Hyperswitch's `card_type` (credit, debit, prepaid): Stripe's funding; Chargebee's events do not send it.
+    card_type: str | None = None
+
+
+def failed_payment_request(
+    *,
+    invoice_id: str,
+    order_amount: int,
+    currency: str,
+    connector_transaction_id: str | None,
+    customer_id: str,
+    card: FailedCard,
+    billing_started_at: Any,
+    transaction_created_at: Any,
+    error: dict[str, Any] | None,
+    billing_account_id: str,
+    payment_account_id: str,
+) -> RecoveryPaymentsCreate:
+    """`schedule_failed_payment` for an invoice payment a billing system reports failed, whichever system: the
+    request a Hyperswitch billing connector builds from its event (times in Unix seconds, as billing systems
+    send them; a funding other than credit or debit goes as the `credit` sub-type)."""
     body: dict[str, Any] = {
-        "amount_details": {
-            "order_amount": invoice.get("amount_remaining") or invoice.get("amount_due") or 0,
-            "currency": str(invoice.get("currency") or "usd").upper(),
-        },
-        "merchant_reference_id": invoice["id"],
-        "connector_transaction_id": charge.get("id"),
+        "amount_details": {"order_amount": order_amount, "currency": currency.upper()},
+        "merchant_reference_id": invoice_id,
+        "connector_transaction_id": connector_transaction_id,
         "connector_customer_id": customer_id,
         "payment_method_type": "card",
-        "payment_method_sub_type": card.get("funding") if card.get("funding") in ("credit", "debit") else "credit",
+        "payment_method_sub_type": card.funding if card.funding in ("credit", "debit") else "credit",
         "payment_method_data": {
-            "primary_processor_payment_method_token": token,
+            "primary_processor_payment_method_token": card.token,
             "additional_payment_method_info": {
-                "card_exp_month": str(card["exp_month"]) if card.get("exp_month") else None,
-                "card_exp_year": str(card["exp_year"]) if card.get("exp_year") else None,
-                "last_four_digits": card.get("last4"),
-                "card_network": _CARD_NETWORKS.get(str(card.get("network") or card.get("brand") or "")),
-                "card_type": card.get("funding"),
+                "card_exp_month": str(card.exp_month) if card.exp_month else None,
+                "card_exp_year": str(card.exp_year) if card.exp_year else None,
+                "last_four_digits": card.last4,
+                "card_network": card.network,
+                "card_type": card.card_type,
             },
         },
-        "billing_started_at": epoch_text(invoice.get("created")),
-        "transaction_created_at": epoch_text(charge.get("created")),
+        "billing_started_at": epoch_text(billing_started_at),
+        "transaction_created_at": epoch_text(transaction_created_at),
         "attempt_status": "failure",
         "action": RecoveryAction.SCHEDULE_FAILED_PAYMENT.value,
         "billing_merchant_connector_id": billing_account_id,
         "payment_merchant_connector_id": payment_account_id,
     }
-    # The decline code (`outcome.reason`, e.g. insufficient_funds) is what the retry rules classify; Stripe's
-    # `failure_code` (card_declined) says less.
-    code = outcome.get("reason") or charge.get("failure_code")
-    if code:
-        body["error"] = {
-            "code": code,
-            "message": charge.get("failure_message") or code,
-            "network_decline_code": outcome.get("network_decline_code"),
-            "network_advice_code": outcome.get("network_advice_code"),
-        }
+    if error is not None:
+        body["error"] = error
     return RecoveryPaymentsCreate.model_validate(body)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from recovery_contracts.api.recovery import RecoveryAction, RecoveryPaymentsCreate
 
-from .billing_events import BillingEvent, EventRefused, RefusalKind, epoch_text
+from .billing_events import BillingEvent, EventRefused, FailedCard, RefusalKind, failed_payment_request
 
 CHARGEBEE_ACTIONS = {
     "payment_failed": RecoveryAction.SCHEDULE_FAILED_PAYMENT,
@@ -86,39 +86,31 @@ def chargebee_recovery_request(
     invoice: dict[str, Any] = content.get("invoice") or {}
     card: dict[str, Any] = content.get("card") or {}
     customer, token = gateway_references(transaction)
-    funding = card.get("funding_type")
-    body: dict[str, Any] = {
-        "amount_details": {
-            "order_amount": transaction.get("amount") or invoice.get("amount_due") or 0,
-            "currency": str(transaction.get("currency_code") or invoice.get("currency_code") or "USD").upper(),
-        },
-        "merchant_reference_id": invoice.get("id") or transaction["linked_invoices"][0]["invoice_id"],
-        "connector_transaction_id": transaction.get("id_at_gateway"),
-        "connector_customer_id": customer,
-        "payment_method_type": "card",
-        "payment_method_sub_type": funding if funding in ("credit", "debit") else "credit",
-        "payment_method_data": {
-            "primary_processor_payment_method_token": token,
-            "additional_payment_method_info": {
-                "card_exp_month": str(card["expiry_month"]) if card.get("expiry_month") else None,
-                "card_exp_year": str(card["expiry_year"]) if card.get("expiry_year") else None,
-                "last_four_digits": card.get("last4"),
-                "card_network": _CARD_NETWORKS.get(str(card.get("card_type") or "")),
-            },
-        },
-        "billing_started_at": epoch_text(invoice.get("date")),
-        "transaction_created_at": epoch_text(transaction.get("date")),
-        "attempt_status": "failure",
-        "action": RecoveryAction.SCHEDULE_FAILED_PAYMENT.value,
-        "billing_merchant_connector_id": billing_account_id,
-        "payment_merchant_connector_id": payment_account_id,
-    }
-    if transaction.get("error_code"):
-        body["error"] = {
-            "code": str(transaction["error_code"]),
-            "message": str(transaction.get("error_text") or transaction["error_code"]),
-        }
-    return RecoveryPaymentsCreate.model_validate(body)
+    error_code = transaction.get("error_code")
+    return failed_payment_request(
+        invoice_id=invoice.get("id") or transaction["linked_invoices"][0]["invoice_id"],
+        order_amount=transaction.get("amount") or invoice.get("amount_due") or 0,
+        currency=str(transaction.get("currency_code") or invoice.get("currency_code") or "USD"),
+        connector_transaction_id=transaction.get("id_at_gateway"),
+        customer_id=customer,
+        card=FailedCard(
+            token=token,
+            funding=card.get("funding_type"),
+            exp_month=card.get("expiry_month"),
+            exp_year=card.get("expiry_year"),
+            last4=card.get("last4"),
+            network=_CARD_NETWORKS.get(str(card.get("card_type") or "")),
+        ),
+        billing_started_at=invoice.get("date"),
+        transaction_created_at=transaction.get("date"),
+        error=(
+            {"code": str(error_code), "message": str(transaction.get("error_text") or error_code)}
+            if error_code
+            else None
+        ),
+        billing_account_id=billing_account_id,
+        payment_account_id=payment_account_id,
+    )
 
 
 def _object(content: dict[str, Any], name: str) -> dict[str, Any]:

@@ -170,9 +170,7 @@ class Intent:
                 tokens_added=tokens_added,
             ),
             caused_by=cause,
-            correlation_id=payment.payment_id,
-            merchant_id=payment.merchant_id,
-            profile_id=payment.profile_id,
+            about=payment,
             occurred_at=now,
         )
         return IntentChange(updated, (message,))
@@ -207,8 +205,6 @@ def _scheduled(snapshot: RecoveryPayment, now: datetime, cause: Envelope[Any] | 
         MessageType.RECOVERY_SCHEDULED,
         RecoveryScheduled(payment=snapshot),
         caused_by=cause,
-        correlation_id=snapshot.payment_id,
-        merchant_id=snapshot.merchant_id,
-        profile_id=snapshot.profile_id,
+        about=snapshot,
         occurred_at=now,
     )

@@ -72,9 +72,7 @@ class Planning:
             message_type,
             payload,
             caused_by=self.cause,
-            correlation_id=payment.payment_id,
-            merchant_id=payment.merchant_id,
-            profile_id=payment.profile_id,
+            about=payment,
             message_id=self.ids.message_id(),
             occurred_at=self.now,
         )

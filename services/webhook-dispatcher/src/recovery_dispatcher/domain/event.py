@@ -260,13 +260,7 @@ class WebhookEvent:
 
     def _about_payment(self, message_type: MessageType, payload: Payload) -> Envelope[Payload]:
         """A message about this event's payment (its correlation id), merchant and profile."""
-        return envelope_for(
-            message_type,
-            payload,
-            correlation_id=self.payment_id,
-            merchant_id=self.merchant_id,
-            profile_id=self.profile_id,
-        )
+        return envelope_for(message_type, payload, about=self)
 
     def _evolve(self, **changes: Any) -> WebhookEvent:
         """This event with `changes`: `dataclasses.replace` without its per-call field introspection and
