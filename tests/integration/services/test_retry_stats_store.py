@@ -1,5 +1,5 @@
-"""The retry statistics' store on the MongoDB-wire server: a count made with a transaction is written in it; a count
-made after a one-document write is held until that write committed and written with the others in one command."""
+"""The retry statistics' store on the MongoDB-wire server: a count is held until the change that records its attempt
+committed (a transaction or a one-document write), and what is held is written together in one command."""
 
 from __future__ import annotations
 
@@ -92,17 +92,37 @@ async def test_counts_after_one_document_writes_wait_for_the_commit_and_go_toget
     assert (total.total.attempts, total.total.successes) == (3, 3)
 
 
-async def test_a_count_made_in_a_transaction_is_written_in_it_and_a_read_includes_what_this_process_holds(
+async def test_a_count_made_in_a_transaction_waits_for_its_commit_and_a_read_includes_what_this_process_holds(
     store: Store,
 ) -> None:
     client, stats, commands = store
     async with client.start_session() as session:
+        committed_tx, aborted_tx = Transaction(session), Transaction(session)
         async with await session.start_transaction():
-            await stats.record([outcome("12345_pay_t", succeeded=False)], Transaction(session))
-            assert commands.names == ["update"]
+            await stats.record([outcome("12345_pay_t", succeeded=False)], committed_tx)
+        async with await session.start_transaction():
+            await stats.record([outcome("12345_pay_x", succeeded=False)], aborted_tx)
+            await session.abort_transaction()
+    assert commands.names == []  # nothing in either transaction
+    committed(committed_tx)  # the unit of work calls back only for the committed one
     held = Transaction.one_document()
     await stats.record([outcome("12345_pay_h", succeeded=True)], held)
     committed(held)
 
     [total] = await stats.of_merchant(KEY.merchant_id)  # flushes first
     assert (total.total.attempts, total.total.successes) == (2, 1)
+    assert commands.names == ["update", "find"]
+
+
+async def test_documents_of_the_earlier_sharded_layout_are_summed_in(store: Store, mongodb_database: str) -> None:
+    client, stats, _ = store
+    key_fields = {"merchant_id": KEY.merchant_id, "decline_code": KEY.decline_code}
+    key_fields |= {"card_network": KEY.card_network, "funding": KEY.funding}
+    old = {"_id": f"{KEY.merchant_id}/insufficient_funds/visa/credit/7", **key_fields, "counts": {"attempts": 4}}
+    await client[mongodb_database][RETRY_STATS].insert_one(old)
+    tx = Transaction.one_document()
+    await stats.record([outcome("12345_pay_n", succeeded=True)], tx)
+    committed(tx)
+
+    [total] = await stats.of_merchant(KEY.merchant_id)
+    assert (total.total.attempts, total.total.successes) == (5, 1)

@@ -96,12 +96,12 @@ class TimerRepository(Protocol):
 
 
 class RetryStatsRepository(Protocol):
-    """The merchant's retry statistics (domain/retry_stats.py): counted with the change that records the
-    attempts, so that an outcome applied once is counted at most once (exactly once in a transaction)."""
+    """The merchant's retry statistics (domain/retry_stats.py): an attempt is counted once the change that
+    records it committed, so that an outcome applied once is counted at most once."""
 
     async def record(self, outcomes: Sequence[RetryOutcome], tx: Transaction) -> None:
-        """Count each attempt under its key: in `tx` when it is a transaction (rolled back with the change that
-        adds the attempts); after a one-document write, once it committed (the write may come later)."""
+        """Count each attempt under its key once `tx` committed (nothing for a try that failed or is retried);
+        the count itself may be written later."""
         ...
 
     async def of_merchant(self, merchant_id: str) -> list[RetryStats]:

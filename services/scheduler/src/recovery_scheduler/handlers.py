@@ -97,8 +97,7 @@ async def payment_succeeded(deps: Dependencies, envelope: Envelope[PaymentSuccee
     if change.cancels_planned_timers:
         await deps.unit_of_work.apply(finish, inbox=False)  # the planned timers too: one transaction
     else:
-        # One document, no transaction (the hot path): the attempt's count in the retry statistics is held once
-        # the recovery's compare-and-set committed and written later with others, at most once (docs/retry-engine.md).
+        # One document, no transaction (the hot path).
         await deps.unit_of_work.write(finish)
     metrics.payment_succeeded(change)
 
@@ -204,8 +203,8 @@ async def save(
 ) -> None:
     """The card budgets first (a reservation another recovery beat stops here: CardBudgetChanged), then the
     recovery (a new one inserted, else compare-and-set: a lost race stops here), then its timers (the planned ones
-    still pending cancelled before the new ones are stored), then the count of the attempts it adds in the retry
-    statistics, then its messages. `planning`: what the change was
+    still pending cancelled before the new ones are stored), then its messages; the attempts it adds are counted
+    in the retry statistics once it committed. `planning`: what the change was
     planned with (the budgets it read)."""
     writes = change.budget_writes(planning, planning.now if planning is not None else deps.clock.now())
     for budget in writes.reserve:
@@ -219,7 +218,7 @@ async def save(
     if change.cancels_planned_timers:
         await deps.timers.cancel_planned(change.recovery.payment_id, tx)
     await store_timers(deps, change.timers, tx, new=change.is_new)
-    # Last: the statistics' documents are shared by the merchant's recoveries, so held for the shortest time.
+    # Counted once the change committed (the statistics are written apart, at most once: adapters/retry_stats.py).
     await deps.retry_stats.record(retry_outcomes(change), tx)
     for message in change.messages:
         tx.emit(message)

@@ -1,21 +1,17 @@
 """The `retry_stats` collection: the merchant's retry statistics (domain/retry_stats.py), moved by `$inc` upserts.
 
-Where the recovery's change is a transaction, its counts are upserts in that transaction (exactly once). Where it
-is one document written without a transaction (the hot path's `payment.succeeded`), a count could only ever be a
-write of its own after it, at most once; such counts are held in this process once the write committed and
-written together every `flush_seconds` (one `bulk_write` for all of them, off the charge path), and before every
-read of this process. A process that dies, or a flush that fails, loses the counts it held: still at most once,
-never twice (a failed flush is not tried again, for it may have been applied in part).
-
-A key is split over `SHARDS` documents (`<merchant>/<decline code>/<network>/<funding>/<shard>`, the shard from
-the payment id): every attempt of a busy merchant with the same key would otherwise write one document, and
-concurrent transactions on one document abort each other (docs/analytics.md measured it for its daily figures).
-A key's counts are the sum of its documents."""
+An attempt's count is never part of the change that records the attempt: once that change committed (a
+transaction, or the hot path's one-document write), the count is held in this process, and what is held is
+written together every `flush_seconds` (one `bulk_write` for all of it, off every handler's path), once more when
+the service drains, and before each read of this process. A process that dies, or a flush that fails, loses the
+counts it held: at most once, never twice (a failed flush is not tried again, for it may have been applied in
+part). One document per key (`<merchant>/<decline code>/<network>/<funding>`), written by no transaction, so
+concurrent writers only queue on it; a key's counts are the sum of its documents (documents of the earlier
+sharded layout, `<key>/<shard>`, are summed in)."""
 
 from __future__ import annotations
 
 import asyncio
-import zlib
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -31,37 +27,27 @@ from recovery_scheduler.domain.retry_stats import RetryOutcome, RetryStats, Stat
 
 RETRY_STATS = "retry_stats"
 INDEXES = [IndexSpec(RETRY_STATS, [("merchant_id", ASCENDING)], "retry_stats_merchant")]
-SHARDS = 32
 KEY_FIELDS = ("merchant_id", "decline_code", "card_network", "funding")
-# How long a count made outside a transaction waits in this process before it is written with the others.
+# How long a count waits in this process before it is written with the others.
 FLUSH_SECONDS = 1.0
 
 log = structlog.get_logger(__name__)
 
 
-def stats_id(key: StatsKey, shard: int) -> str:
-    return "/".join((*(getattr(key, name) for name in KEY_FIELDS), str(shard)))
-
-
-def shard_of(payment_id: str) -> int:
-    return zlib.crc32(payment_id.encode()) % SHARDS
+def stats_id(key: StatsKey) -> str:
+    return "/".join(getattr(key, name) for name in KEY_FIELDS)
 
 
 class MongoRetryStatsRepository:
     def __init__(self, db: AsyncDatabase[dict[str, Any]], flush_seconds: float = FLUSH_SECONDS) -> None:
         self._stats = db[RETRY_STATS]
         self._flush_seconds = flush_seconds
-        # Counts committed outside a transaction, not written yet: per document, its key and its increments.
+        # Counts committed and not written yet: per document, its key and its increments.
         self._held: dict[str, tuple[StatsKey, Counter[str]]] = {}
 
     async def record(self, outcomes: Sequence[RetryOutcome], tx: Transaction) -> None:
-        if not outcomes:
-            return
-        if tx.session is None:
+        if outcomes:
             tx.after_commit(lambda: self._hold(outcomes))
-            return
-        for doc_id, (key, increments) in _by_document(outcomes).items():
-            await self._stats.update_one({"_id": doc_id}, _upsert(key, increments), upsert=True, session=tx.session)
 
     def _hold(self, outcomes: Sequence[RetryOutcome]) -> None:
         for doc_id, (key, increments) in _by_document(outcomes).items():
@@ -97,10 +83,10 @@ class MongoRetryStatsRepository:
 
 
 def _by_document(outcomes: Sequence[RetryOutcome]) -> dict[str, tuple[StatsKey, Counter[str]]]:
-    """The outcomes' increments summed per document (the key's shard for the payment)."""
+    """The outcomes' increments summed per document (one per key)."""
     found: dict[str, tuple[StatsKey, Counter[str]]] = {}
     for outcome in outcomes:
-        doc_id = stats_id(outcome.key, shard_of(outcome.payment_id))
+        doc_id = stats_id(outcome.key)
         found.setdefault(doc_id, (outcome.key, Counter()))[1].update(outcome.increments())
     return found
 
