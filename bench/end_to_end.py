@@ -44,6 +44,7 @@ from pymongo import AsyncMongoClient
 from recovery_cli.demo import Endpoints
 from recovery_cli.load import LoadDriver, Outcome
 from recovery_cli.stack import SERVICES, Stack, StackConfig, with_vhost
+from recovery_cli.stack.components import EVERYTHING
 from recovery_cli.stack.vhosts import VhostUnavailable, VirtualHosts, vhost_name
 
 GROUP = "e2e"
@@ -65,7 +66,8 @@ class Instrumented:
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        self.instances = {name: stack.instances(name) for name in SERVICE_NAMES}
+        # The services this stack runs (the read side is left out with --without-read-side).
+        self.instances = {name: found for name in SERVICE_NAMES if (found := stack.instances(name))}
 
     async def counters(self, session: aiohttp.ClientSession) -> dict[str, dict[str, float]]:
         """Per service (instances summed): mongo round trips, publishes, consumed messages."""
@@ -278,8 +280,14 @@ def stack_config(run_dir: Path, rabbitmq_url: str, instances: dict[str, int], ar
     env = {"PYTHONPATH": pythonpath, "BENCH_MONGO_MONITOR": "1", "BENCH_PROFILE_DIR": str(PROFILES_DIR)}
     # The load is one merchant's API key: intake's per-key abuse limit (429 past 50/s) would cap the measurement.
     intake_env = {**env, "RATE_LIMIT_PER_SECOND": "0"}
+    without = {"components": tuple(c for c in EVERYTHING if c != READ_SIDE)} if args.without_read_side else {}
+    if args.without_read_side:
+        # A deployment that leaves the read side out (docs/deployment.md): its queues are not even declared.
+        env = {**env, "UNDEPLOYED_SERVICES": READ_SIDE}
+        intake_env = {**intake_env, "UNDEPLOYED_SERVICES": READ_SIDE}
     return StackConfig.from_environment(
         run_dir,
+        **without,
         rabbitmq_url=rabbitmq_url,
         mongodb_database=f"bench_{os.getpid()}_{int(time.time())}",
         time_scale=args.time_scale,
@@ -316,7 +324,8 @@ async def run_config(name: str, args: argparse.Namespace, figures: list[Figure],
                 for s in second
             }
             peaks: dict[str, float] = {}
-            rates, all_ops, verified, lags = [], [], 0, []
+            rates, all_ops, verified = [], [], 0
+            lags: list[float] | None = None if args.without_read_side else []
             for index in range(args.rounds):
                 rate, ops, ok = await throughput_round(
                     driver, probe, args.recoveries, args.concurrency, idle_rate, peaks, lags
@@ -417,7 +426,7 @@ def add_figures(figures: list[Figure], details: dict[str, Any]) -> None:
         )
     )
     for config, data in details.items():
-        lags = [lag for lag in data.get("read_side_lag_seconds", []) if lag == lag]  # without the timeouts (nan)
+        lags = [lag for lag in data.get("read_side_lag_seconds") or [] if lag == lag]  # without the timeouts (nan)
         if lags:
             figures.append(
                 Figure(
@@ -480,6 +489,8 @@ def add_figures(figures: list[Figure], details: dict[str, Any]) -> None:
     for config, data in details.items():
         for service in SERVICE_NAMES:
             idle, peak = data["rss_idle_mib"].get(service), data["rss_peak_mib"].get(service)
+            if idle is None or peak is None:
+                continue  # not run (--without-read-side)
             figures.append(
                 Figure(
                     "memory",
@@ -516,6 +527,11 @@ async def main() -> None:
     parser.add_argument("--time-scale", type=float, default=100_000.0)
     parser.add_argument("--log-level", default="INFO", help="the services' log level (production: INFO)")
     parser.add_argument("--profile", action="store_true", help="one more round under pyinstrument (not measured)")
+    parser.add_argument(
+        "--without-read-side",
+        action="store_true",
+        help="run the pipeline alone, as a deployment without analytics (UNDEPLOYED_SERVICES=analytics) does",
+    )
     args = parser.parse_args()
     figures: list[Figure] = []
     details: dict[str, Any] = {}
