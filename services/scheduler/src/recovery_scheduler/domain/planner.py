@@ -158,7 +158,7 @@ def plan_cascading(
             f"network budget used up ({why_full}) until {release.isoformat()}, after the retry window",
             made,
         )
-    return Recheck(release, f"network budget used up ({why_full}); token {standing.token.token} has budget again then")
+    return budget_recheck(release, why_full, standing.token.token)
 
 
 # -- smart --------------------------------------------------------------------------------------------------------
@@ -307,12 +307,17 @@ def plan_smart(
     best = min(slots, key=lambda s: s.rank)
     token = best.standing.token.token
     if best.budget_bound:
-        return Recheck(best.at, f"network budget used up ({best.why_full}); token {token} has budget again then")
+        return budget_recheck(best.at, best.why_full, token)
     at = best.at + draw_jitter(config, rng)
     if at > end:
         return end_recovery(EndOutcome.RETRIES_EXHAUSTED, "next slot falls past the retry window", made)
     switched = "" if best.standing is current else f"; switched from token {current.token.token}"
     return ScheduleAttempt(at, token, made + 1, f"smart: {best.why}{switched}")
+
+
+def budget_recheck(at: datetime, why_full: str, token: str) -> Recheck:
+    """Both algorithms, when the token they would charge has no network budget before `at`: plan again then."""
+    return Recheck(at, f"network budget used up ({why_full}); token {token} has budget again then")
 
 
 # -- time arithmetic both algorithms share: jitter, the retry window, payday slots ---------------------------------
