@@ -2,7 +2,7 @@
 each recovery costs (MongoDB round trips, broker publishes, by service), latency from due time to webhook,
 and the services' memory.
 
-    uv run python bench/end_to_end.py [--recoveries 150] [--rounds 3] [--configs single,scaled] [--profile]
+    uv run python bench/end_to_end.py [--recoveries 150] [--rounds 3] [--configs single,scaled,pipeline] [--profile]
 
 The whole system runs as processes (recovery_cli.stack.Stack: SecantusDB or MONGODB_URL, the five services,
 the Stripe sandbox approving at once, the sandbox receiver verifying signatures) on a RabbitMQ virtual host
@@ -15,7 +15,8 @@ The read side (the analytics service) runs beside the pipeline but is not on a r
 publishes and deliveries are reported on lines of their own, not added to the pipeline's, and its lag is the time
 from a round's last verified webhook until every recovered payment of the round shows as recovered in its views.
 
-Configurations: `single` (one instance each), `scaled` (two executors, two webhook dispatchers).
+Configurations: `single` (one instance each), `scaled` (two executors, two webhook dispatchers), `pipeline` (one
+instance each without the read side, as a deployment with UNDEPLOYED_SERVICES=analytics: the pipeline's own rate).
 Results and the comparison against raw limits (bench/results/raw_limits.json) go to bench/results/.
 """
 
@@ -49,7 +50,9 @@ from recovery_cli.stack.vhosts import VhostUnavailable, VirtualHosts, vhost_name
 
 GROUP = "e2e"
 SERVICE_NAMES = [service.name for service in SERVICES]
-CONFIGS = {"single": {}, "scaled": {"executor": 2, "webhook-dispatcher": 2}}
+CONFIGS = {"single": {}, "scaled": {"executor": 2, "webhook-dispatcher": 2}, "pipeline": {}}
+# Configurations run as a deployment without the read side (UNDEPLOYED_SERVICES=analytics): the pipeline alone.
+WITHOUT_READ_SIDE = {"pipeline"}
 PROFILES_DIR = RESULTS_DIR / "profiles"
 # The read side: measured, reported apart from the recovery pipeline's operations.
 READ_SIDE = "analytics"
@@ -274,14 +277,16 @@ def private_vhost(vhosts: VirtualHosts, vhost: str) -> str:
         raise SystemExit(f"the benchmark needs a private RabbitMQ virtual host: {error}") from error
 
 
-def stack_config(run_dir: Path, rabbitmq_url: str, instances: dict[str, int], args: argparse.Namespace) -> StackConfig:
+def stack_config(
+    run_dir: Path, rabbitmq_url: str, instances: dict[str, int], args: argparse.Namespace, *, alone: bool
+) -> StackConfig:
     instrument = str(BENCH_DIR / "instrument")
     pythonpath = os.pathsep.join(filter(None, [instrument, os.environ.get("PYTHONPATH")]))
     env = {"PYTHONPATH": pythonpath, "BENCH_MONGO_MONITOR": "1", "BENCH_PROFILE_DIR": str(PROFILES_DIR)}
     # The load is one merchant's API key: intake's per-key abuse limit (429 past 50/s) would cap the measurement.
     intake_env = {**env, "RATE_LIMIT_PER_SECOND": "0"}
-    without = {"components": tuple(c for c in EVERYTHING if c != READ_SIDE)} if args.without_read_side else {}
-    if args.without_read_side:
+    without = {"components": tuple(c for c in EVERYTHING if c != READ_SIDE)} if alone else {}
+    if alone:
         # A deployment that leaves the read side out (docs/deployment.md): its queues are not even declared.
         env = {**env, "UNDEPLOYED_SERVICES": READ_SIDE}
         intake_env = {**intake_env, "UNDEPLOYED_SERVICES": READ_SIDE}
@@ -305,8 +310,10 @@ async def run_config(name: str, args: argparse.Namespace, figures: list[Figure],
     vhost = vhost_name("recovery-bench-", name)
     rabbitmq_url = await asyncio.to_thread(private_vhost, vhosts, vhost)
     run_dir = Path(tempfile.mkdtemp(prefix=f"bench-e2e-{name}-"))
-    stack = Stack(stack_config(run_dir, rabbitmq_url, CONFIGS[name], args))
-    print(f"  [{name}] starting the stack ({CONFIGS[name] or 'one instance each'}); logs in {run_dir / 'logs'}")
+    alone = name in WITHOUT_READ_SIDE or args.without_read_side
+    stack = Stack(stack_config(run_dir, rabbitmq_url, CONFIGS[name], args, alone=alone))
+    what = f"{CONFIGS[name] or 'one instance each'}{', without the read side' if alone else ''}"
+    print(f"  [{name}] starting the stack ({what}); logs in {run_dir / 'logs'}")
     try:
         await asyncio.to_thread(stack.start)
         probe = Instrumented(stack)
@@ -325,7 +332,7 @@ async def run_config(name: str, args: argparse.Namespace, figures: list[Figure],
             }
             peaks: dict[str, float] = {}
             rates, all_ops, verified = [], [], 0
-            lags: list[float] | None = None if args.without_read_side else []
+            lags: list[float] | None = None if alone else []
             for index in range(args.rounds):
                 rate, ops, ok = await throughput_round(
                     driver, probe, args.recoveries, args.concurrency, idle_rate, peaks, lags
@@ -523,14 +530,18 @@ async def main() -> None:
         help="recoveries/s of the latency run (default: half the measured throughput; a fixed rate compares runs)",
     )
     parser.add_argument("--idle-seconds", type=float, default=5.0, help="idle window measuring background loops")
-    parser.add_argument("--configs", default="single,scaled", help=f"comma-separated of {', '.join(CONFIGS)}")
+    parser.add_argument(
+        "--configs",
+        default="single,scaled,pipeline",
+        help=f"comma-separated of {', '.join(CONFIGS)} (pipeline: one instance each, without the read side)",
+    )
     parser.add_argument("--time-scale", type=float, default=100_000.0)
     parser.add_argument("--log-level", default="INFO", help="the services' log level (production: INFO)")
     parser.add_argument("--profile", action="store_true", help="one more round under pyinstrument (not measured)")
     parser.add_argument(
         "--without-read-side",
         action="store_true",
-        help="run the pipeline alone, as a deployment without analytics (UNDEPLOYED_SERVICES=analytics) does",
+        help="every configuration without the read side, as a deployment with UNDEPLOYED_SERVICES=analytics",
     )
     args = parser.parse_args()
     figures: list[Figure] = []
