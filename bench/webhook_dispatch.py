@@ -93,7 +93,7 @@ class Dispatcher:
 
         from recovery_dispatcher.adapters.event_repository import INDEXES
         from recovery_dispatcher.app import delivery_of, mongo_adapters
-        from recovery_dispatcher.domain.signing import generate_whsec_secret
+        from recovery_dispatcher.domain.outgoing_webhook import generate_whsec_secret
         from recovery_dispatcher.handlers.payment_events import payment_succeeded
         from recovery_dispatcher.settings import DispatcherSettings
         from recovery_runtime.bus import Publisher
