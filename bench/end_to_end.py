@@ -69,7 +69,7 @@ class Instrumented:
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        # The services this stack runs (the read side is left out with --without-read-side).
+        # The services this stack runs (not the read side in the `pipeline` configuration or with --without-read-side).
         self.instances = {name: found for name in SERVICE_NAMES if (found := stack.instances(name))}
 
     async def counters(self, session: aiohttp.ClientSession) -> dict[str, dict[str, float]]:
@@ -497,7 +497,7 @@ def add_figures(figures: list[Figure], details: dict[str, Any]) -> None:
         for service in SERVICE_NAMES:
             idle, peak = data["rss_idle_mib"].get(service), data["rss_peak_mib"].get(service)
             if idle is None or peak is None:
-                continue  # not run (--without-read-side)
+                continue  # not run in this configuration
             figures.append(
                 Figure(
                     "memory",

@@ -72,8 +72,8 @@ def _mongo_adapters(service: Service, settings: SchedulerSettings) -> SchedulerA
         recoveries_adapter.INDEXES + card_budgets_adapter.INDEXES + timers_adapter.INDEXES + retry_stats_adapter.INDEXES
     )
     retry_stats = retry_stats_adapter.MongoRetryStatsRepository(service.db)
-    # Counts made outside a transaction are written together in the background, and once more after the last
-    # handler (adapters/retry_stats.py).
+    # The retry statistics' counts are written together in the background, and once more after the last handler
+    # (adapters/retry_stats.py).
     service.add_loop(retry_stats.run)
     service.on_drain(retry_stats.flush)
     return SchedulerAdapters(
