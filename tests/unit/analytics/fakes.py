@@ -24,6 +24,8 @@ from recovery_runtime.unit_of_work import Transaction
 class InMemoryEventLog:
     def __init__(self) -> None:
         self.events: dict[str, tuple[str | None, Envelope[Any]]] = {}
+        # How many times a payment's events were read (the projection's fallback for a view without them).
+        self.reads = 0
 
     async def append(self, envelope: Envelope[Any], payment_id: str | None, tx: Transaction) -> bool:
         if envelope.message_id in self.events:
@@ -32,6 +34,7 @@ class InMemoryEventLog:
         return True
 
     async def of_payment(self, payment_id: str, tx: Transaction) -> list[Envelope[Any]]:
+        self.reads += 1
         return [envelope for owner, envelope in self.events.values() if owner == payment_id]
 
     async def by_payment(self) -> AsyncIterator[tuple[str, list[Envelope[Any]]]]:

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import random
+from dataclasses import replace
+from typing import Any
 
 import httpx
+import pytest
 
+from recovery_analytics.domain import record as record_module
+from recovery_analytics.domain.record import ViewRecord
+from recovery_analytics.domain.view import payment_of, project
 from recovery_analytics.handlers import MAX_TRIES, PARTS, DayParts, project_event
+from recovery_contracts.envelope import Envelope
 from recovery_runtime.bus import AlreadyApplied
 from recovery_runtime.internal_api import MERCHANT_HEADER
 from recovery_runtime.topology import queues_of
@@ -68,15 +75,91 @@ async def test_a_view_saved_meanwhile_by_another_instance_is_folded_again(analyt
     assert counters["payments_recovered"] == 1 and "payments_in_progress" not in counters
 
 
-async def test_a_payments_first_event_saves_its_view_without_reading_one(analytics: Analytics) -> None:
-    story = history()["B"]
+async def test_a_payments_events_fold_from_its_view_alone(analytics: Analytics) -> None:
+    story = history()["C"]
 
     for event in story.events:
         await analytics.send(QUEUE_OF[event.type], event)
 
-    # The first event is the payment's only one: no view can be stored yet, so none is read; every later one reads.
+    # The request (first) saves a view without reading one; every later event reads the view, which carries the
+    # events before it: the event log is written, never read.
     assert analytics.views.reads == len(story.events) - 1
-    assert analytics.views.records[story.payment.payment_id].version == len(story.events)
+    assert analytics.events.reads == 0
+    record = analytics.views.records[story.payment.payment_id]
+    assert record == _folded(story.events, record.version)
+    assert record.history is not None and [e.message_id for e in record.history] == [e.message_id for e in story.events]
+
+
+async def test_every_view_of_a_shuffled_history_with_redeliveries_is_the_fold_of_all_its_events(
+    analytics: Analytics,
+) -> None:
+    stories = history()
+    events = all_events(stories)
+    events = events + events[1::3]
+    random.Random(11).shuffle(events)
+    for event in events:
+        await analytics.send(QUEUE_OF[event.type], event)
+
+    for story in stories.values():
+        record = analytics.views.records[story.payment.payment_id]
+        assert record == _folded(story.events, record.version)
+    assert analytics.events.reads == 0
+
+
+async def test_a_request_that_arrives_after_its_payments_other_events_is_folded_again_on_their_view(
+    analytics: Analytics,
+) -> None:
+    story = history()["A"]
+    request, *later = story.events
+
+    for event in [*later, request]:
+        await analytics.send(QUEUE_OF[event.type], event)
+
+    # Its first try took no view to be stored and lost the insert; the next read the view and folded on it.
+    record = analytics.views.records[story.payment.payment_id]
+    assert (record.version, record.status) == (len(story.events), "recovered")
+    assert record == _folded(story.events, record.version)
+    assert analytics.events.reads == 0
+    [counters] = analytics.days.summed().values()
+    assert (counters["payments_recovered"], counters["recovered_amount.USD"]) == (1, 2250)
+
+
+async def test_a_view_stored_without_its_events_folds_from_the_event_log_once(analytics: Analytics) -> None:
+    story = history()["F"]
+    payment_id = story.payment.payment_id
+    for event in story.events[:2]:
+        await analytics.send(QUEUE_OF[event.type], event)
+    # As the code before views carried their events stored it.
+    analytics.views.records[payment_id] = replace(analytics.views.records[payment_id], history=None)
+
+    for event in story.events[2:]:
+        await analytics.send(QUEUE_OF[event.type], event)
+
+    assert analytics.events.reads == 1  # the next event read the log; the view it saved carried the events again
+    record = analytics.views.records[payment_id]
+    assert record == _folded(story.events, record.version) and record.history is not None
+
+
+async def test_a_payment_with_more_events_than_a_view_carries_folds_from_the_event_log(
+    analytics: Analytics, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(record_module, "EMBEDDED_MAX", 2)
+    story = history()["C"]
+
+    for event in story.events:
+        await analytics.send(QUEUE_OF[event.type], event)
+
+    # Events 1 and 2 are carried; the 3rd folds on them and saves a view carrying none; the 4th and 5th read the log.
+    assert analytics.events.reads == len(story.events) - 3
+    record = analytics.views.records[story.payment.payment_id]
+    assert record.history is None and record == _folded(story.events, record.version)
+
+
+def _folded(events: list[Envelope[Any]], version: int) -> ViewRecord:
+    """The record folding all of a payment's events at once gives (as the rebuild does)."""
+    payment_id = payment_of(events[0])
+    assert payment_id is not None
+    return ViewRecord.of(project(payment_id, events), version=version, events=events)
 
 
 async def test_a_history_whose_every_change_moved_another_part_of_its_day_gives_the_hand_worked_figures(

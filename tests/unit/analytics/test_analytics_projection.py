@@ -4,12 +4,15 @@ and the figures summed from the payments' contributions are the ones worked out 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
 
+from recovery_analytics.adapters import views
 from recovery_analytics.domain.answers import list_item, recovery_status, timeline
 from recovery_analytics.domain.figures import DayFigures, contribution, day_of, difference, percentile, summarise
+from recovery_analytics.domain.record import ViewRecord
 from recovery_analytics.domain.view import ViewStatus, project
 from recovery_contracts.api.analytics import RecoveryStatus
 from recovery_contracts.messages import RecordBackState
@@ -185,3 +188,15 @@ def test_the_timeline_shows_a_monitoring_recoverys_shadow_plans_whatever_order_t
     assert details[1].startswith("smart would attempt at ") and details[1].endswith(
         ": smart: insufficient_funds cadence"
     )
+
+
+def test_a_stored_view_gives_back_its_record_with_the_events_it_was_folded_from() -> None:
+    story = history()["C"]
+    events = list(reversed(story.events))
+    record = ViewRecord.of(project(story.payment.payment_id, events), version=3, events=events)
+    stored = views.to_document(record)
+    before_history = {k: v for k, v in stored.items() if k != "history"}  # as the code before the field stored it
+
+    assert views.from_document(stored) == record
+    assert [e["message_id"] for e in stored["history"]] == [e.message_id for e in story.events]  # the fold's order
+    assert views.from_document(before_history) == replace(record, history=None)

@@ -27,7 +27,9 @@ class EventLog(Protocol):
         """Store the event; False when an event with its message id is stored already (a duplicate)."""
         ...
 
-    async def of_payment(self, payment_id: str, tx: Transaction) -> list[Envelope[Any]]: ...
+    async def of_payment(self, payment_id: str, tx: Transaction) -> list[Envelope[Any]]:
+        """Every stored event of the payment (read only for a view that does not carry its events)."""
+        ...
 
     def by_payment(self) -> AsyncIterator[tuple[str, list[Envelope[Any]]]]:
         """Every payment's events, one payment at a time (the rebuild)."""
@@ -50,7 +52,9 @@ class RecoveryQuery:
 class ViewStore(Protocol):
     """One record per payment (`ViewRecord`); saves are a compare-and-set on the version."""
 
-    async def get(self, payment_id: str, tx: Transaction | None = None) -> ViewRecord | None: ...
+    async def get(self, payment_id: str, tx: Transaction | None = None) -> ViewRecord | None:
+        """The record, with the events it was folded from (`history`) when it carries them."""
+        ...
 
     async def save(self, record: ViewRecord, tx: Transaction) -> None:
         """Store `record` (version n) if the stored one is at n - 1 (none stored: n = 1), else ConcurrentUpdate."""

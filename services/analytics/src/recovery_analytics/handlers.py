@@ -1,5 +1,5 @@
-"""The projection's one handler: store the event, fold the payment's events again, save the view and move its
-day's figures by the difference, all in one transaction.
+"""The projection's one handler: store the event, fold it with the payment's earlier events (carried by its stored
+view), save the view and move its day's figures by the difference, all in one transaction.
 
 The event log's unique message id is the consumer's idempotency record (a duplicate changes nothing); the fold
 is order-independent (domain/view.py), so an event that arrives late is simply part of the next fold.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -21,7 +21,7 @@ from recovery_analytics.dependencies import AnalyticsAdapters, ConcurrentUpdate
 from recovery_analytics.domain.figures import difference
 from recovery_analytics.domain.record import ViewRecord
 from recovery_analytics.domain.view import PAYMENT_EVENTS, payment_of, project
-from recovery_contracts.envelope import Envelope
+from recovery_contracts.envelope import Envelope, MessageType
 from recovery_runtime.bus import AlreadyApplied
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import Transaction
@@ -30,6 +30,8 @@ log = structlog.get_logger(__name__)
 
 # Saves lost to another instance folding the same payment, before the message goes back to the broker.
 MAX_TRIES = 5
+# The events that open a payment's story: their first try saves its view without reading one (`_fold`).
+OPENING = frozenset({MessageType.RECOVERY_SCHEDULED})
 # The most documents a day is split over (adapters/days.py): more transactions in flight than this wait for a part.
 PARTS = 64
 
@@ -91,16 +93,28 @@ async def _fold(
         raise AlreadyApplied(envelope.message_id)
     if payment_id is None or envelope.type not in PAYMENT_EVENTS:
         return  # kept in the log (a profile's endpoint disabled), part of no payment's view
-    events = await adapters.events.of_payment(payment_id, tx)
-    view = project(payment_id, events)
-    # Every stored event of a payment was saved in the same transaction as its view: when this event is the only
-    # one, there is no view to read (a view saved meanwhile by another instance makes the insert fail, and the
-    # next try reads it).
-    alone = first_try and [e.message_id for e in events] == [envelope.message_id]
-    stored = None if alone else await adapters.views.get(payment_id, tx)
-    record = ViewRecord.of(view, version=(stored.version if stored is not None else 0) + 1)
+    # A payment's request is nearly always its first event: its first try takes no view to be stored and saves
+    # one without reading (an insert, which a stored view makes fail: the next try reads it).
+    stored = None if first_try and envelope.type in OPENING else await adapters.views.get(payment_id, tx)
+    events = [*(await _earlier(adapters, payment_id, stored, tx)), envelope]
+    record = ViewRecord.of(
+        project(payment_id, events), version=(stored.version if stored is not None else 0) + 1, events=events
+    )
     await adapters.views.save(record, tx)
     await move_figures(adapters, stored, record, part, tx)
+
+
+async def _earlier(
+    adapters: AnalyticsAdapters, payment_id: str, stored: ViewRecord | None, tx: Transaction
+) -> Sequence[Envelope[Any]]:
+    """The payment's events folded before this one. Each was stored in the same transaction as the view folded
+    from it, so no view means no earlier event, and a view carries them all unless it has too many or was saved
+    before views carried them: then they are read from the event log (this event with them, once more)."""
+    if stored is None:
+        return ()
+    if stored.history is not None:
+        return stored.history
+    return await adapters.events.of_payment(payment_id, tx)
 
 
 async def move_figures(

@@ -50,7 +50,7 @@ async def rebuild(db: AsyncDatabase[dict[str, Any]]) -> RebuildReport:
     pending: list[dict[str, Any]] = []
     payments = events = 0
     async for payment_id, payment_events in event_log.MongoEventLog(db).by_payment():
-        record = ViewRecord.of(project(payment_id, payment_events), version=1)
+        record = ViewRecord.of(project(payment_id, payment_events), version=1, events=payment_events)
         payments, events = payments + 1, events + len(payment_events)
         pending.append(views.to_document(record))
         if record.day is not None and record.merchant_id is not None and record.profile_id is not None:

@@ -1,9 +1,10 @@
-"""`analytics_payments`: one record per payment (its view's query fields, figures and answers), saved by
-compare-and-set on its version."""
+"""`analytics_payments`: one record per payment (its view's query fields, figures and answers, and the events it
+was folded from: `history`), saved by compare-and-set on its version. Only the projection reads `history`: the
+answers leave it out."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import date, datetime
 from typing import Any
 
@@ -14,6 +15,8 @@ from pymongo.errors import DuplicateKeyError
 from recovery_analytics.dependencies import ConcurrentUpdate, RecoveryQuery
 from recovery_analytics.domain.record import ViewRecord
 from recovery_analytics.domain.view import ViewStatus
+from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.messages import envelope_model
 from recovery_runtime.mongo import IndexSpec
 from recovery_runtime.unit_of_work import Transaction
 
@@ -27,23 +30,33 @@ INDEXES = [
         "merchant_status_created",
     ),
 ]
-_FIELDS = [f.name for f in fields(ViewRecord)]
+_FIELDS = [f.name for f in fields(ViewRecord) if f.name not in ("payment_id", "history")]
+# What the answers read: all but the events the view was folded from.
+_ANSWER = {"history": 0}
 
 
 def to_document(record: ViewRecord) -> dict[str, Any]:
-    doc = asdict(record)
-    doc["_id"] = doc.pop("payment_id")
+    doc = {name: getattr(record, name) for name in _FIELDS}
+    doc["_id"] = record.payment_id
     doc["day"] = record.day.isoformat() if record.day is not None else None
     # Counter names hold dots (`recovered_amount.USD`), which field names should not: kept as pairs.
     doc["contribution"] = sorted([key, value] for key, value in record.contribution.items())
+    # As the event log keeps them (the envelope as received); null when the view does not carry them.
+    doc["history"] = [e.model_dump(mode="json") for e in record.history] if record.history is not None else None
     return doc
 
 
 def from_document(doc: dict[str, Any]) -> ViewRecord:
-    values = {name: doc.get(name) for name in _FIELDS if name != "payment_id"}
+    values: dict[str, Any] = {name: doc.get(name) for name in _FIELDS}
     values["day"] = date.fromisoformat(doc["day"]) if doc.get("day") else None
     values["contribution"] = {key: value for key, value in doc.get("contribution") or []}
+    history = doc.get("history")
+    values["history"] = tuple(_envelope(e) for e in history) if history is not None else None
     return ViewRecord(payment_id=doc["_id"], **values)
+
+
+def _envelope(doc: dict[str, Any]) -> Envelope[Any]:
+    return envelope_model(MessageType(doc["type"])).model_validate(doc)
 
 
 def _session(tx: Transaction | None) -> Any:
@@ -73,7 +86,7 @@ class MongoViewStore:
             raise ConcurrentUpdate(record.payment_id)
 
     async def of_merchant(self, merchant_id: str, payment_id: str) -> ViewRecord | None:
-        doc = await self._views.find_one({"_id": payment_id, "merchant_id": merchant_id})
+        doc = await self._views.find_one({"_id": payment_id, "merchant_id": merchant_id}, _ANSWER)
         return from_document(doc) if doc is not None else None
 
     async def page(self, query: RecoveryQuery) -> tuple[list[ViewRecord], int]:
@@ -99,7 +112,7 @@ class MongoViewStore:
                     {"$or": [{"created_at": {"$lt": at}}, {"created_at": at, "_id": {"$lt": payment_id}}]},
                 ]
             }
-        cursor = self._views.find(paged).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+        cursor = self._views.find(paged, _ANSWER).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
         docs = await cursor.skip(query.offset).limit(query.limit).to_list(query.limit)
         return [from_document(doc) for doc in docs], total
 

@@ -1,4 +1,5 @@
-"""What is stored of a payment's view: its query fields, its figures and its answers, at a version."""
+"""What is stored of a payment's view: its query fields, its figures and its answers, at a version; and, up to
+`EMBEDDED_MAX` of them, the events it was folded from (what folding the payment's next event needs)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ from typing import Any
 
 from recovery_analytics.domain.answers import list_item, recovery_intent, recovery_status, timeline
 from recovery_analytics.domain.figures import Counters, contribution, day_of
-from recovery_analytics.domain.view import PaymentView
+from recovery_analytics.domain.view import PaymentView, in_order
+from recovery_contracts.envelope import Envelope
+
+# The most events a view carries. A payment has a few (its request, an attempt each, its end, a record back, its
+# monitoring steps: a few dozen with the smart ladder's 15 attempts and its shadow plans), each 0.5-2.5 kB as
+# received (the largest carry the recovery snapshot, which grows with its tokens): some 160 kB at most in a
+# document MongoDB allows 16 MiB. A payment with more carries none (`history` None) and folds each next event
+# from the event log, as a view stored before this field existed does.
+EMBEDDED_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -30,10 +39,16 @@ class ViewRecord:
     intent: dict[str, Any] | None
     timeline: dict[str, Any]
     version: int = 0
+    # The events the view was folded from, in the fold's order (view.in_order); None when it does not carry them:
+    # more than EMBEDDED_MAX, a view stored before this field, or read for an answer (the API leaves it out).
+    history: tuple[Envelope[Any], ...] | None = None
 
     @classmethod
-    def of(cls, view: PaymentView, version: int) -> ViewRecord:
+    def of(cls, view: PaymentView, version: int, events: list[Envelope[Any]]) -> ViewRecord:
+        """The record of `view`, folded from `events` (every event of the payment: they are carried along when
+        there are at most EMBEDDED_MAX)."""
         item, intent = list_item(view), recovery_intent(view)
+        history = in_order(events)
         return cls(
             payment_id=view.payment_id,
             merchant_id=view.merchant_id,
@@ -49,4 +64,5 @@ class ViewRecord:
             intent=intent.model_dump(mode="json") if intent is not None else None,
             timeline=timeline(view).model_dump(mode="json"),
             version=version,
+            history=tuple(history) if len(history) <= EMBEDDED_MAX else None,
         )

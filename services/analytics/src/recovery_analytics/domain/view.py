@@ -8,6 +8,7 @@ message id), so a late `recovery.scheduled` still opens the story it belongs to.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -187,10 +188,16 @@ def _order(envelope: Envelope[Any]) -> tuple[datetime, int, str]:
     return envelope.occurred_at, _RANK.get(envelope.type, 9), envelope.message_id
 
 
-def project(payment_id: str, events: list[Envelope[Any]]) -> PaymentView:
-    """The view of `payment_id` folded from its events (duplicates by message id count once)."""
+def in_order(events: Iterable[Envelope[Any]]) -> list[Envelope[Any]]:
+    """The events a view is folded from, once each (by message id), in the order the fold takes them: the set of
+    `events`, whatever order it came in, gives the same list."""
     unique = {e.message_id: e for e in events if e.type in PAYMENT_EVENTS}
-    ordered = sorted(unique.values(), key=_order)
+    return sorted(unique.values(), key=_order)
+
+
+def project(payment_id: str, events: Iterable[Envelope[Any]]) -> PaymentView:
+    """The view of `payment_id` folded from its events (duplicates by message id count once)."""
+    ordered = in_order(events)
     if not ordered:
         raise ValueError(f"no event of payment {payment_id}")
     payment: RecoveryPayment | None = None
