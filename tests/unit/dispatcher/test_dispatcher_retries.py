@@ -86,7 +86,9 @@ async def test_a_due_retry_delivered_twice_sends_once(dispatcher: Dispatcher) ->
     assert consumed(DELIVER, "duplicate") - duplicates == 1  # acknowledged as a duplicate, not applied again
 
 
-async def test_a_due_retry_another_dispatcher_took_is_left_to_it(dispatcher: Dispatcher) -> None:
+async def test_a_due_retry_another_dispatcher_took_is_left_to_it_and_its_message_comes_back(
+    dispatcher: Dispatcher, requeues: list[int]
+) -> None:
     dispatcher.sender.answer(500)
     await dispatcher.send(SUCCEEDED, succeeded())
     [timer] = timers(dispatcher)
@@ -95,9 +97,33 @@ async def test_a_due_retry_another_dispatcher_took_is_left_to_it(dispatcher: Dis
     dispatcher.events.recorded_elsewhere(
         event.leased(dispatcher.clock.now() + timedelta(minutes=1), "another-dispatcher")
     )
+    duplicates = consumed(DELIVER, "duplicate")
     await dispatcher.send(DELIVER, deliver(timer.payload.message))
     assert len(dispatcher.sender.requests) == 1
     assert the_event(dispatcher).lease_owner == "another-dispatcher"
+    # Not acknowledged: that dispatcher may die holding the event (below).
+    assert len(requeues) == 1 and consumed(DELIVER, "duplicate") == duplicates
+
+
+async def test_a_due_retry_whose_dispatcher_died_mid_send_is_made_once_its_lease_ran_out(
+    dispatcher: Dispatcher, requeues: list[int]
+) -> None:
+    dispatcher.sender.answer(500)
+    await dispatcher.send(SUCCEEDED, succeeded())
+    [timer] = timers(dispatcher)
+    event = the_event(dispatcher)
+    # The dispatcher that took the retry was killed before it recorded anything: the broker hands its
+    # unacknowledged message to this one while the dead one's lease still runs.
+    dispatcher.events.recorded_elsewhere(event.leased(dispatcher.clock.now() + timedelta(minutes=1), "killed"))
+    message = deliver(timer.payload.message)
+    await dispatcher.send(DELIVER, message)
+    assert len(requeues) == 1 and len(dispatcher.sender.requests) == 1
+
+    dispatcher.clock.advance(timedelta(minutes=2))  # the redeliveries' pauses outlast the lease
+    await dispatcher.send(DELIVER, message)
+    event = the_event(dispatcher)
+    assert (event.status, event.attempts) == (EventStatus.DELIVERED, 2)
+    assert len(dispatcher.sender.requests) == 2 and len(requeues) == 1
 
 
 async def test_a_deliver_command_for_an_unknown_event_is_dead_lettered_with_the_reason(dispatcher: Dispatcher) -> None:

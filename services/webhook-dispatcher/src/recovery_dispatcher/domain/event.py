@@ -162,6 +162,11 @@ class WebhookEvent:
     def numbered(self, sequence: int) -> WebhookEvent:
         return self._evolve(sequence=sequence)
 
+    def being_delivered(self, now: datetime) -> bool:
+        """A dispatcher holds it for delivery and its lease still runs (it may also have died holding it: the
+        lease runs out, and another dispatcher takes the event over)."""
+        return self.status is EventStatus.DELIVERING and self.lease_until is not None and self.lease_until > now
+
     def leased(self, until: datetime, owner: str) -> WebhookEvent:
         """Taken for delivery by `owner` (after a compare-and-set on the stored lease)."""
         return self._evolve(status=EventStatus.DELIVERING, lease_until=until, lease_owner=owner)

@@ -1,5 +1,7 @@
 """`webhook.deliver`: a durable retry or a hold came due; deliver the event again unless it moved on (then the
-message is acknowledged as a duplicate: a copy, or a retry overtaken by another)."""
+message is acknowledged as a duplicate: a copy, or a retry overtaken by another). An event a dispatcher holds for
+this very retry is not moved on: the message comes back after a pause until that delivery settled, or until its
+lease ran out (the holder died mid-send) and this retry takes the event over."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import structlog
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import DeliverWebhook
 from recovery_dispatcher.domain.status import EventStatus
-from recovery_dispatcher.handlers.delivery import Delivery
+from recovery_dispatcher.handlers.delivery import Delivery, DeliveryInProgress
 from recovery_runtime.bus import AlreadyApplied, MessageRejected
 from recovery_runtime.topology import ConsumerQueue
 
@@ -26,5 +28,10 @@ async def deliver_webhook(delivery: Delivery, envelope: Envelope[DeliverWebhook]
         log.info("webhook.retry_stale", event_id=event.event_id, retry_index=command.retry_index)
         raise AlreadyApplied(envelope.message_id)
     if not await delivery.deliver(event, (EventStatus.RETRY_SCHEDULED,)):
-        # The retry was made already (this is a copy of its message) or another dispatcher is making it.
+        current = await delivery.events.load(envelope.merchant_id, command.initial_attempt_id)
+        if current is not None and current.retry_index == command.retry_index:
+            if current.being_delivered(delivery.clock.now()):
+                # A dispatcher is making this retry, or died making it: left to it, but not forgotten.
+                raise DeliveryInProgress(current.event_id)
+        # The retry was made already (this is a copy of its message).
         raise AlreadyApplied(envelope.message_id)

@@ -87,7 +87,7 @@ async def _duplicate(delivery: Delivery, raised: WebhookEvent) -> None:
         await _take_over(delivery, raised, claim)
         return
     if existing.status is EventStatus.DELIVERING:
-        if existing.lease_until is not None and existing.lease_until > delivery.clock.now():
+        if existing.being_delivered(delivery.clock.now()):
             raise DeliveryInProgress(existing.event_id)
         await delivery.deliver(existing, ())
     log.info("webhook.duplicate_event", event_id=existing.event_id, status=existing.status)
