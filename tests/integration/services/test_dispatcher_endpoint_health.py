@@ -353,3 +353,39 @@ async def test_a_success_resets_the_failure_period(serve: Any, isolation: Isolat
     assert at(deliveries[-1]) - at(deliveries[0]) > disable_after, "the test must span more than the period"
     stored = db.webhook_endpoints.find_one({"_id": "pro_bad"})
     assert "disabled_reason" not in stored and "failing_since" not in stored
+
+
+async def test_a_retry_whose_dispatcher_stopped_mid_send_is_taken_over_once_its_lease_ran_out(
+    serve: Any, isolation: Isolation, db: Any
+) -> None:
+    """The first dispatcher is cut off in the middle of a retry's request (its grace period ends while the receiver
+    still holds the answer): its message goes back to the broker while the event is `delivering` under its lease.
+    The second dispatcher gets the message, puts it back until that lease has run out, then makes the retry."""
+    start_scheduler(serve, isolation)
+    lease = 3.0
+    overrides = {
+        "webhook_breaker_failures": 1000,
+        "webhook_total_timeout_seconds": 30.0,  # the held answer is not a timeout: the dispatcher is stopped first
+        "webhook_delivery_lease_seconds": lease,
+        "shutdown_grace_seconds": 0.5,
+    }
+    first = start_dispatcher(serve, isolation, **overrides)
+    receiver = serve(receiver_app())
+    behave(receiver, {"status": 500, "times": 1}, {"status": 200, "sleep_seconds": 20, "times": 1}, {"status": 200})
+    event = succeeded("pro_cut")
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(endpoint(f"{receiver.url}/hook", "pro_cut"))
+        await eventually(lambda: db.webhook_endpoints.count_documents({}) == 1)
+        await broker.publish(event)
+        # The initial attempt failed; the retry's request has reached the receiver, which holds the answer.
+        await eventually(lambda: len(received(receiver)) == 2, timeout=30)
+        taken = (record_of(db, event) or {}).get("lease_until")
+        assert (record_of(db, event) or {}).get("status") == "delivering" and taken is not None
+        first.stop()
+        start_dispatcher(serve, isolation, **overrides)
+        await eventually(lambda: (record_of(db, event) or {}).get("status") == "delivered", timeout=60)
+    deliveries = received(receiver)
+    assert [d["response"]["status"] for d in deliveries] == [500, 200, 200]
+    assert len({d["json"]["event_id"] for d in deliveries}) == 1  # one event, its webhook-id on every request
+    # The second dispatcher sent the retry again only after the first one's lease had run out.
+    assert at(deliveries[2]) >= taken.timestamp() - 0.05
