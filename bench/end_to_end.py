@@ -285,11 +285,15 @@ def stack_config(
     env = {"PYTHONPATH": pythonpath, "BENCH_MONGO_MONITOR": "1", "BENCH_PROFILE_DIR": str(PROFILES_DIR)}
     # The load is one merchant's API key: intake's per-key abuse limit (429 past 50/s) would cap the measurement.
     intake_env = {**env, "RATE_LIMIT_PER_SECOND": "0"}
-    without = {"components": tuple(c for c in EVERYTHING if c != READ_SIDE)} if alone else {}
-    if alone:
-        # A deployment that leaves the read side out (docs/deployment.md): its queues are not even declared.
-        env = {**env, "UNDEPLOYED_SERVICES": READ_SIDE}
-        intake_env = {**intake_env, "UNDEPLOYED_SERVICES": READ_SIDE}
+    # A deployment that leaves the read side out (docs/deployment.md): not started, its queues not even declared.
+    without = (
+        {
+            "components": tuple(c for c in EVERYTHING if c != READ_SIDE),
+            "extra_env": {"UNDEPLOYED_SERVICES": READ_SIDE},
+        }
+        if alone
+        else {}
+    )
     return StackConfig.from_environment(
         run_dir,
         **without,

@@ -9,6 +9,7 @@ from typing import Any
 
 from recovery_contracts.api.events import WebhookDeliveryAttempt
 from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.messages import DeliverWebhook
 from recovery_dispatcher.domain.event import WebhookEvent
 from recovery_dispatcher.domain.status import EventStatus
 from recovery_runtime.testing import consumed
@@ -26,6 +27,17 @@ def timers(dispatcher: Dispatcher) -> list[Envelope[Any]]:
 def the_event(dispatcher: Dispatcher) -> WebhookEvent:
     [event] = dispatcher.events.initial_events()
     return event
+
+
+async def retry_taken_by(dispatcher: Dispatcher, owner: str) -> Envelope[DeliverWebhook]:
+    """A failed first attempt's retry message, its event taken by `owner` for a minute (another dispatcher)."""
+    dispatcher.sender.answer(500)
+    await dispatcher.send(SUCCEEDED, succeeded())
+    [timer] = timers(dispatcher)
+    dispatcher.events.recorded_elsewhere(
+        the_event(dispatcher).leased(dispatcher.clock.now() + timedelta(minutes=1), owner)
+    )
+    return deliver(timer.payload.message)
 
 
 async def test_a_failing_endpoint_gets_durable_retries_then_fails_once_the_schedule_is_used_up(
@@ -89,16 +101,10 @@ async def test_a_due_retry_delivered_twice_sends_once(dispatcher: Dispatcher) ->
 async def test_a_due_retry_another_dispatcher_took_is_left_to_it_and_its_message_comes_back(
     dispatcher: Dispatcher, requeues: list[int]
 ) -> None:
-    dispatcher.sender.answer(500)
-    await dispatcher.send(SUCCEEDED, succeeded())
-    [timer] = timers(dispatcher)
-    event = the_event(dispatcher)
     # Another dispatcher won the compare-and-set on the event (its lease still runs).
-    dispatcher.events.recorded_elsewhere(
-        event.leased(dispatcher.clock.now() + timedelta(minutes=1), "another-dispatcher")
-    )
+    message = await retry_taken_by(dispatcher, "another-dispatcher")
     duplicates = consumed(DELIVER, "duplicate")
-    await dispatcher.send(DELIVER, deliver(timer.payload.message))
+    await dispatcher.send(DELIVER, message)
     assert len(dispatcher.sender.requests) == 1
     assert the_event(dispatcher).lease_owner == "another-dispatcher"
     # Not acknowledged: that dispatcher may die holding the event (below).
@@ -108,14 +114,9 @@ async def test_a_due_retry_another_dispatcher_took_is_left_to_it_and_its_message
 async def test_a_due_retry_whose_dispatcher_died_mid_send_is_made_once_its_lease_ran_out(
     dispatcher: Dispatcher, requeues: list[int]
 ) -> None:
-    dispatcher.sender.answer(500)
-    await dispatcher.send(SUCCEEDED, succeeded())
-    [timer] = timers(dispatcher)
-    event = the_event(dispatcher)
     # The dispatcher that took the retry was killed before it recorded anything: the broker hands its
     # unacknowledged message to this one while the dead one's lease still runs.
-    dispatcher.events.recorded_elsewhere(event.leased(dispatcher.clock.now() + timedelta(minutes=1), "killed"))
-    message = deliver(timer.payload.message)
+    message = await retry_taken_by(dispatcher, "killed")
     await dispatcher.send(DELIVER, message)
     assert len(requeues) == 1 and len(dispatcher.sender.requests) == 1
 
