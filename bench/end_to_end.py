@@ -46,7 +46,7 @@ from recovery_cli.demo import Endpoints
 from recovery_cli.load import LoadDriver, Outcome
 from recovery_cli.stack import SERVICES, Stack, StackConfig, with_vhost
 from recovery_cli.stack.components import EVERYTHING
-from recovery_cli.stack.vhosts import VhostUnavailable, VirtualHosts, vhost_name
+from recovery_cli.stack.vhosts import BENCH_VHOST_PREFIX, VhostUnavailable, VirtualHosts, vhost_name
 
 GROUP = "e2e"
 SERVICE_NAMES = [service.name for service in SERVICES]
@@ -268,6 +268,7 @@ def private_vhost(vhosts: VirtualHosts, vhost: str) -> str:
     """A virtual host of the run's own; rabbitmqctl gets minutes, not the usual 60 s, on a busy machine."""
     ctl = shutil.which("rabbitmqctl")
     try:
+        vhosts.remove_abandoned(BENCH_VHOST_PREFIX)
         if ctl is None:
             return vhosts.create(vhost)
         for command in (["add_vhost", vhost], ["set_permissions", "-p", vhost, vhosts.user, ".*", ".*", ".*"]):
@@ -311,7 +312,7 @@ def stack_config(
 
 async def run_config(name: str, args: argparse.Namespace, figures: list[Figure], details: dict[str, Any]) -> None:
     vhosts = VirtualHosts(os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"))
-    vhost = vhost_name("recovery-bench-", name)
+    vhost = vhost_name(BENCH_VHOST_PREFIX, name)
     rabbitmq_url = await asyncio.to_thread(private_vhost, vhosts, vhost)
     run_dir = Path(tempfile.mkdtemp(prefix=f"bench-e2e-{name}-"))
     alone = name in WITHOUT_READ_SIDE or args.without_read_side

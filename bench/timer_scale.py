@@ -38,7 +38,7 @@ from harness import Figure, percentile, run, save, table
 from pymongo import AsyncMongoClient
 
 from recovery_cli.stack import Stack, StackConfig
-from recovery_cli.stack.vhosts import VirtualHosts, vhost_name
+from recovery_cli.stack.vhosts import BENCH_VHOST_PREFIX, VirtualHosts, vhost_name
 from recovery_contracts.envelope import MessageType
 from recovery_runtime.bus import OutgoingMessage
 from recovery_scheduler.adapters.timers import INDEXES, TimerKind, timer_document
@@ -225,7 +225,7 @@ async def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",") if s] + ([1_000_000] if args.full else [])
 
     vhosts = VirtualHosts(os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"))
-    vhost = vhost_name("recovery-bench-", "timers")
+    vhost = vhost_name(BENCH_VHOST_PREFIX, "timers")
     rabbitmq_url = await asyncio.to_thread(private_vhost, vhosts, vhost)
     run_dir = Path(tempfile.mkdtemp(prefix="bench-timers-"))
     config = StackConfig.from_environment(

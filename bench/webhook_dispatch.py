@@ -160,12 +160,12 @@ class Dispatcher:
         from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
         from prometheus_client import REGISTRY
 
-        from recovery_cli.stack.vhosts import VirtualHosts, vhost_name
+        from recovery_cli.stack.vhosts import BENCH_VHOST_PREFIX, VirtualHosts, vhost_name
         from recovery_runtime.bus import Publisher
         from recovery_runtime.consumer import subscribe
 
         self.vhosts = VirtualHosts(rabbitmq_url)
-        self.vhost = vhost_name("recovery-bench-dispatch-")
+        self.vhost = vhost_name(BENCH_VHOST_PREFIX, "dispatch")
         broker_url = await asyncio.to_thread(self.vhosts.create, self.vhost)
         # As the service configures it (recovery_runtime.service), prefetch = the dispatcher's deliveries in flight.
         logging.getLogger("recovery.broker").setLevel(logging.INFO)

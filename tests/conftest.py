@@ -24,6 +24,7 @@ from hypothesis import settings as hypothesis_settings
 from recovery_cli.stack import DEFAULT_RABBITMQ_URL, Stack
 from support.mongodb import SecantusServer, database_name_for, drop_database
 from support.rabbitmq import (
+    TEST_VHOST_PREFIX,
     VhostUnavailable,
     VirtualHosts,
     rabbitmq_reachable,
@@ -77,6 +78,25 @@ def pytest_runtest_makereport(
 # ---- reports of pytest-xdist workers ----------------------------------------------------------------------
 # `make test` runs the suite on two workers (pytest-xdist, a file per worker at a time). A worker's terminal output
 # is not shown, so the fault suite's figures travel to the controller in the worker's output and are printed here.
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Once per run (not in each pytest-xdist worker): remove the vhosts killed runs left on this broker."""
+    if hasattr(session.config, "workerinput"):
+        return
+    url = os.environ.get("RABBITMQ_URL") or DEFAULT_RABBITMQ_URL
+    if not rabbitmq_reachable(url):
+        return  # the `rabbitmq_url` fixture says so, in the tests that need it
+    try:
+        left = VirtualHosts(url).remove_abandoned(TEST_VHOST_PREFIX)
+    except VhostUnavailable as error:
+        note = f"RabbitMQ vhosts left by killed test runs not looked for: {error}"
+    else:
+        note = f"removed {len(left)} RabbitMQ vhosts left by killed test runs" if left else ""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if note and reporter is not None:
+        reporter.write_line(note)
+
 
 WORKER_FIGURES: list[dict[str, object]] = []
 

@@ -22,4 +22,11 @@ def vhost_name_for(test_name: str) -> str:
     return vhost_name(TEST_VHOST_PREFIX, test_name)
 
 
-__all__ = ["VhostUnavailable", "VirtualHosts", "rabbitmq_reachable", "unreachable_message", "vhost_name_for"]
+__all__ = [
+    "TEST_VHOST_PREFIX",
+    "VhostUnavailable",
+    "VirtualHosts",
+    "rabbitmq_reachable",
+    "unreachable_message",
+    "vhost_name_for",
+]

@@ -406,6 +406,8 @@ def run_demo(
     if private_vhost:
         vhosts, vhost = VirtualHosts(config.rabbitmq_url), vhost_name(DEMO_VHOST_PREFIX)
         try:
+            for left in vhosts.remove_abandoned(DEMO_VHOST_PREFIX):
+                say(f"==> removed virtual host {left}, left by a demo that was killed")
             config = config.with_changes(rabbitmq_url=vhosts.create(vhost))
             say(f"==> RabbitMQ virtual host {vhost} for this run (deleted at the end)")
         except VhostUnavailable as error:

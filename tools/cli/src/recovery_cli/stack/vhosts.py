@@ -5,6 +5,12 @@ queues, and each steals the other's messages. A vhost per stack isolates exchang
 with no purging. Created through the management HTTP API ($RABBITMQ_MANAGEMENT_URL, default port 15672 of the
 broker's host) when it answers: one HTTP call, where each `rabbitmqctl` call boots an Erlang VM (seconds of
 CPU, and under load its distribution ports run out). `rabbitmqctl` is the fallback on the broker's machine.
+
+A run that is killed (kill -9, a closed terminal) leaves its vhosts behind, with their queues and messages; a few
+dozen of those slow a small broker down until the next run times out. So a name carries the second it was made
+(`<prefix>t<unix seconds>-<random>-<label>`), and `remove_abandoned` deletes those of a prefix that are older
+than a grace period and have no open connection: the vhost of a run still going always has one (its services or
+its test's client), the vhost of a killed run has none.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import uuid
+from collections.abc import Iterable
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -27,9 +35,35 @@ class VhostUnavailable(RuntimeError):
     """Neither rabbitmqctl nor the management API can create a virtual host here."""
 
 
-def vhost_name(prefix: str, label: str = "") -> str:
+# The benchmarks' vhosts (bench/): a killed run's are removed by the next run.
+BENCH_VHOST_PREFIX = "recovery-bench-"
+# How old a vhost without connections must be before `remove_abandoned` takes it for a killed run's: longer than
+# any run takes between making its vhost and connecting to it.
+ABANDONED_AFTER_SECONDS = 600.0
+
+
+def vhost_name(prefix: str, label: str = "", *, now: float | None = None) -> str:
     readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-")[:48]
-    return f"{prefix}{uuid.uuid4().hex[:8]}" + (f"-{readable}" if readable else "")
+    made = int(time.time() if now is None else now)
+    return f"{prefix}t{made}-{uuid.uuid4().hex[:8]}" + (f"-{readable}" if readable else "")
+
+
+def made_at(vhost: str, prefix: str) -> int | None:
+    """The second a vhost named by `vhost_name(prefix, ...)` was made; None for any other name."""
+    found = re.match(rf"{re.escape(prefix)}t(\d{{10}})-[0-9a-f]{{8}}(-|$)", vhost)
+    return int(found.group(1)) if found else None
+
+
+def abandoned(
+    vhosts: Iterable[str], connected: set[str], prefix: str, now: float, grace: float = ABANDONED_AFTER_SECONDS
+) -> list[str]:
+    """The vhosts of `prefix` made more than `grace` seconds ago that no connection uses (a killed run's)."""
+    old = []
+    for vhost in vhosts:
+        made = made_at(vhost, prefix)
+        if made is not None and now - made > grace and vhost not in connected:
+            old.append(vhost)
+    return old
 
 
 class VirtualHosts:
@@ -83,6 +117,24 @@ class VirtualHosts:
         if wait:
             self.wait_for_deletes()
 
+    def remove_abandoned(self, prefix: str, grace: float = ABANDONED_AFTER_SECONDS) -> list[str]:
+        """Delete the vhosts of `prefix` that killed runs left (`abandoned`); the names deleted."""
+        vhosts, connected = self.listed()
+        old = abandoned(vhosts, connected, prefix, time.time(), grace)
+        for vhost in old:
+            self.delete(vhost, wait=False)
+        self.wait_for_deletes()
+        return old
+
+    def listed(self) -> tuple[list[str], set[str]]:
+        """The broker's vhosts, and those with an open connection (the management API's view lags by seconds)."""
+        if self._ctl is not None:
+            vhosts = self._rabbitmqctl("list_vhosts", "--no-table-headers", "--silent", "name").split()
+            connected = set(self._rabbitmqctl("list_connections", "--no-table-headers", "--silent", "vhost").split())
+            return vhosts, connected
+        vhosts = [v["name"] for v in self._management_get("/api/vhosts?columns=name")]
+        return vhosts, {c["vhost"] for c in self._management_get("/api/connections?columns=vhost")}
+
     def wait_for_deletes(self, timeout: float = 60.0) -> None:
         for process in self._pending_deletes:
             try:
@@ -91,15 +143,21 @@ class VirtualHosts:
                 process.kill()
         self._pending_deletes.clear()
 
-    def _rabbitmqctl(self, *args: str) -> None:
+    def _rabbitmqctl(self, *args: str) -> str:
         assert self._ctl is not None
         done = subprocess.run([self._ctl, *args], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
         if done.returncode != 0:
             raise VhostUnavailable(
                 f"`rabbitmqctl {' '.join(args)}` failed ({done.returncode}): {done.stderr.strip() or done.stdout}"
             )
+        return done.stdout
 
-    def _management_call(self, method: str, path: str, body: object, missing_ok: bool = False) -> None:
+    def _management_get(self, path: str) -> list[dict[str, str]]:
+        response = self._management_call("GET", path, None)
+        answer: list[dict[str, str]] = response.json()
+        return answer
+
+    def _management_call(self, method: str, path: str, body: object, missing_ok: bool = False) -> httpx.Response:
         try:
             response = httpx.request(
                 method, f"{self._management}{path}", json=body, auth=(self.user, self.password), timeout=10
@@ -111,3 +169,4 @@ class VirtualHosts:
             ) from error
         if response.status_code >= 300 and not (missing_ok and response.status_code == 404):
             raise VhostUnavailable(f"{method} {path}: {response.status_code} {response.text[:300]}")
+        return response

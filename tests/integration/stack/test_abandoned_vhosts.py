@@ -1,0 +1,47 @@
+"""A killed run's vhosts are removed by the next run; a run still going keeps its own (real RabbitMQ)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+
+import aio_pika
+import pytest
+
+from recovery_cli.stack.infrastructure import with_vhost
+from recovery_cli.stack.vhosts import VirtualHosts, vhost_name
+
+
+@pytest.fixture
+def prefix(virtual_hosts: VirtualHosts) -> Iterator[str]:
+    """A prefix of this test's own, so the sweep it runs touches no other test's vhosts."""
+    own = f"test-sweep{uuid.uuid4().hex[:6]}-"
+    yield own
+    for vhost in virtual_hosts.listed()[0]:
+        if vhost.startswith(own):
+            virtual_hosts.delete(vhost)
+
+
+async def test_only_old_vhosts_without_connections_are_removed(virtual_hosts: VirtualHosts, prefix: str) -> None:
+    hour_ago = time.time() - 3600
+    killed = vhost_name(prefix, "killed", now=hour_ago)
+    running = vhost_name(prefix, "still-running", now=hour_ago)
+    just_made = vhost_name(prefix, "just-made")
+    for vhost in (killed, running, just_made):
+        virtual_hosts.create(vhost)
+
+    connection = await aio_pika.connect(with_vhost(virtual_hosts.broker_url, running))
+    try:
+        deadline = time.monotonic() + 30
+        while running not in virtual_hosts.listed()[1]:  # the management API lists connections seconds late
+            assert time.monotonic() < deadline, "the connection never showed in the broker's list"
+            await asyncio.sleep(0.5)
+        removed = virtual_hosts.remove_abandoned(prefix)
+    finally:
+        await connection.close()
+
+    left = {vhost for vhost in virtual_hosts.listed()[0] if vhost.startswith(prefix)}
+    assert [killed] == removed
+    assert left == {running, just_made}
