@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from recovery_scheduler.domain.config import RetryConfig
+from recovery_scheduler.domain.declines import DeclineCodes
 from recovery_scheduler.domain.model import (
     Algorithm,
     AttemptOutcome,
@@ -106,9 +107,7 @@ def _view(payment: FailedPayment, algorithm: Algorithm) -> RecoveryView:
         (TokenState(TOKEN, payment.card_network),),
         payment.failed_at,
         billing_retry_count=1,
-        first_decline_code=payment.decline_code,
-        first_advice_code=payment.advice_code,
-        first_network_advice_code=payment.network_advice_code,
+        first_codes=DeclineCodes.of(payment),
         # The billing address is taken to be in the card's issuer country.
         customer_country=payment.issuer_country,
     )
@@ -162,9 +161,7 @@ def simulate_payment(
                 decision.token,
                 decision.at,
                 AttemptOutcome.SUCCEEDED if answer.approved else AttemptOutcome.DECLINED,
-                decline_code=answer.decline_code,
-                advice_code=answer.advice_code,
-                network_advice_code=answer.network_advice_code,
+                DeclineCodes.of(answer),
             )
             view = replace(view, attempts=(*view.attempts, record))
             if answer.approved:
