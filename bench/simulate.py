@@ -21,6 +21,7 @@ from pathlib import Path
 
 from recovery_scheduler import domain
 from recovery_scheduler.domain.config import RetryConfig
+from recovery_scheduler.domain.declines import DeclineCodes
 from recovery_scheduler.domain.model import Algorithm, AttemptOutcome, AttemptRecord, RecoveryView, TokenState
 from recovery_simulator.default_model import TableModel
 from recovery_simulator.population import generate_population
@@ -33,7 +34,9 @@ def baseline(calls: int) -> float:
     """Seconds for `calls` decide_next calls on one fixed recovery."""
     t0 = datetime(2026, 5, 4, 10, tzinfo=UTC)
     attempts = tuple(
-        AttemptRecord(n, "pm", t0 + timedelta(hours=3 * n), AttemptOutcome.DECLINED, decline_code="do_not_honor")
+        AttemptRecord(
+            n, "pm", t0 + timedelta(hours=3 * n), AttemptOutcome.DECLINED, DeclineCodes(decline_code="do_not_honor")
+        )
         for n in (1, 2, 3)
     )
     view = RecoveryView(
@@ -42,7 +45,7 @@ def baseline(calls: int) -> float:
         t0,
         attempts,
         billing_retry_count=1,
-        first_decline_code="do_not_honor",
+        first_codes=DeclineCodes(decline_code="do_not_honor"),
     )
     config, rng, now = RetryConfig(), random.Random(1), t0 + timedelta(hours=10)
     started = time.perf_counter()

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from recovery_scheduler.domain.config import RetryConfig
+from recovery_scheduler.domain.declines import DeclineCodes
 from recovery_scheduler.domain.model import (
     Algorithm,
     AttemptOutcome,
@@ -34,7 +35,7 @@ def view(
 
 
 def declined(number: int, token: str, at: datetime, **codes: str | None) -> AttemptRecord:
-    return AttemptRecord(number, token, at, AttemptOutcome.DECLINED, **codes)
+    return AttemptRecord(number, token, at, AttemptOutcome.DECLINED, DeclineCodes(**codes))
 
 
 def with_attempt(recovery: RecoveryView, attempt: AttemptRecord) -> RecoveryView:

@@ -14,6 +14,7 @@ from recovery_contracts.payments import ErrorDetails
 from recovery_contracts.recovery import RetryAlgorithm
 from recovery_runtime.internal_api import MERCHANT_HEADER, TOKEN_HEADER
 from recovery_scheduler.domain.config import RetryConfig
+from recovery_scheduler.domain.declines import DeclineCodes
 from recovery_scheduler.domain.model import Algorithm, AwaitBillingSystem, Observe, ScheduleAttempt
 from recovery_scheduler.domain.planner import decide_next
 from recovery_scheduler.domain.planning import Planning
@@ -35,7 +36,9 @@ def planning(now: datetime = T0) -> Planning:
 
 def test_monitoring_records_what_cascading_and_smart_would_each_decide() -> None:
     config = RetryConfig(monitoring_threshold=timedelta(days=3))
-    monitored = planner.view(Algorithm.MONITORING, first_error_code="insufficient_funds", billing_retry_count=1)
+    monitored = planner.view(
+        Algorithm.MONITORING, first_codes=DeclineCodes(error_code="insufficient_funds"), billing_retry_count=1
+    )
 
     decision = decide_next(monitored, planner.T0, config, random.Random(5))
 

@@ -131,6 +131,21 @@ def test_a_recovery_is_stored_and_loaded_without_losing_anything() -> None:
         "shadows": {"smart": {"kind": "end"}},
     }
     assert document["history"][1]["decline_class"] == "later"
+    # An attempt is stored flat: its decline codes stand beside its other fields.
+    assert document["attempts"][0] == {
+        "number": 1,
+        "token": "pm_card_visa",
+        "at": T0 + timedelta(minutes=5),
+        "outcome": "declined",
+        "decline_code": "insufficient_funds",
+        "error_code": "card_declined",
+        "advice_code": None,
+        "network_advice_code": None,
+        "network_decline_code": None,
+        "attempt_id": "12345_att_failed_1",
+        "message": "Your card was declined.",
+        "connector_transaction_id": "pi_declined_1",
+    }
     loaded = recovery_from(document)
     assert loaded == replace(recovery, applied_messages=(*recovery.applied_messages, "scheduler.payment-succeeded:m2"))
     # A monitoring plan stored before the comparison (no `shadows`) still loads.

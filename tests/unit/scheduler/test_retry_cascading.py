@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from recovery_scheduler.domain.config import HYPERSWITCH_CASCADING_LADDER, RetryConfig
+from recovery_scheduler.domain.declines import DeclineCodes
 from recovery_scheduler.domain.model import (
     Algorithm,
     AttemptOutcome,
@@ -90,7 +91,7 @@ def test_every_token_hard_declined_ends_the_recovery() -> None:
 
 
 def test_a_hard_decline_at_the_billing_system_ends_without_payment_failed() -> None:
-    recovery = view(tokens=(VISA,), first_error_code="lost_card", billing_retry_count=1)
+    recovery = view(tokens=(VISA,), first_codes=DeclineCodes(error_code="lost_card"), billing_retry_count=1)
     decision = decide_next(recovery, T0, RetryConfig(), random.Random(1))
     assert isinstance(decision, EndRecovery)
     assert decision.outcome is EndOutcome.FAILED_HARD_DECLINE

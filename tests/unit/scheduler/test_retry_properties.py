@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from recovery_scheduler.domain.budgets import budget_for
 from recovery_scheduler.domain.config import RetryConfig
-from recovery_scheduler.domain.declines import DECLINE_RULES, MASTERCARD_ADVICE_RULES, DeclineClass, assess_decline
+from recovery_scheduler.domain.declines import DECLINE_RULES, MASTERCARD_ADVICE_RULES, DeclineClass, DeclineCodes
 from recovery_scheduler.domain.model import (
     Algorithm,
     AttemptOutcome,
@@ -52,10 +52,12 @@ def recoveries(draw: st.DrawFn) -> tuple[RecoveryView, datetime, RetryConfig]:
                 draw(st.sampled_from(tokens)).token,
                 at,
                 draw(st.sampled_from([AttemptOutcome.DECLINED, AttemptOutcome.DECLINED, AttemptOutcome.ERROR])),
-                decline_code=draw(optional_code),
-                advice_code=draw(optional_advice),
-                network_advice_code=draw(optional_mac),
-                network_decline_code=draw(optional_code),
+                DeclineCodes(
+                    decline_code=draw(optional_code),
+                    advice_code=draw(optional_advice),
+                    network_advice_code=draw(optional_mac),
+                    network_decline_code=draw(optional_code),
+                ),
             )
         )
     recovery = RecoveryView(
@@ -64,8 +66,7 @@ def recoveries(draw: st.DrawFn) -> tuple[RecoveryView, datetime, RetryConfig]:
         T0,
         attempts=tuple(attempts),
         billing_retry_count=draw(st.integers(0, 12)),
-        first_error_code=draw(optional_code),
-        first_network_advice_code=draw(optional_mac),
+        first_codes=DeclineCodes(error_code=draw(optional_code), network_advice_code=draw(optional_mac)),
     )
     now = at + timedelta(minutes=draw(st.integers(0, 2 * 24 * 60)))
     config = RetryConfig(
@@ -82,18 +83,13 @@ def _never_declined(recovery: RecoveryView, token: TokenState) -> bool:
     if token.hard_declined:
         return True
     if token is recovery.tokens[0] and (
-        assess_decline(
-            error_code=recovery.first_error_code,
-            network_advice_code=recovery.first_network_advice_code,
-            card_network=token.card_network,
-        ).decline_class
-        is DeclineClass.NEVER
+        recovery.first_codes.assessment(token.card_network).decline_class is DeclineClass.NEVER
     ):
         return True
     return any(
         a.token == token.token
         and a.outcome is AttemptOutcome.DECLINED
-        and a.assessment(token.card_network).decline_class is DeclineClass.NEVER
+        and a.codes.assessment(token.card_network).decline_class is DeclineClass.NEVER
         for a in recovery.attempts
     )
 

@@ -11,6 +11,7 @@ import pytest
 
 from recovery_scheduler.domain.budgets import CardUse
 from recovery_scheduler.domain.config import RetryConfig
+from recovery_scheduler.domain.declines import DeclineCodes
 from recovery_scheduler.domain.model import (
     Algorithm,
     AttemptOutcome,
@@ -119,7 +120,7 @@ def test_a_dense_schedule_never_exceeds_mastercards_daily_budget(algorithm: Algo
 
 def test_smart_retries_insufficient_funds_densely_for_its_first_days_then_on_paydays() -> None:
     # No billing country: no daytime to aim at, paydays at payday_hour_utc (14:00 UTC).
-    recovery = view(Algorithm.SMART, first_error_code="insufficient_funds", billing_retry_count=1)
+    recovery = view(Algorithm.SMART, first_codes=DeclineCodes(error_code="insufficient_funds"), billing_retry_count=1)
     _, decisions = run_recovery(recovery, succeed_on(14, decline_code="insufficient_funds"))
     plans = _plans(decisions)
     gaps = [plans[0].at - recovery.created_at] + [later.at - earlier.at for earlier, later in itertools.pairwise(plans)]

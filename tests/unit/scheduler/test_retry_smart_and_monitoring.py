@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from recovery_scheduler.domain.config import RetryConfig
+from recovery_scheduler.domain.declines import DeclineCodes
 from recovery_scheduler.domain.model import (
     Algorithm,
     AttemptOutcome,
@@ -65,7 +66,12 @@ def test_insufficient_funds_aims_at_the_next_payday_at_a_good_hour_after_its_fir
         declined(n, "pm_primary", T0 + timedelta(days=8) * n / 11, decline_code="insufficient_funds")
         for n in range(1, 12)
     )
-    decision = _smart(tokens=(PRIMARY,), first_error_code="insufficient_funds", billing_retry_count=1, attempts=daily)
+    decision = _smart(
+        tokens=(PRIMARY,),
+        first_codes=DeclineCodes(error_code="insufficient_funds"),
+        billing_retry_count=1,
+        attempts=daily,
+    )
     assert _within_jitter(decision.at, datetime(2026, 5, 15, 14, tzinfo=UTC))
     assert "payday" in decision.reason
 
@@ -87,18 +93,25 @@ def test_the_decline_class_decides_when(codes: dict[str, str], earliest: timedel
 
 
 def test_a_connector_error_is_retried_soon() -> None:
-    attempts = (AttemptRecord(1, "pm_primary", T0, AttemptOutcome.ERROR, error_code="api_error"),)
+    attempts = (AttemptRecord(1, "pm_primary", T0, AttemptOutcome.ERROR, DeclineCodes(error_code="api_error")),)
     assert _within_jitter(_smart(attempts=attempts).at, T0 + H)
 
 
 def test_without_switch_config_smart_stays_on_the_current_token() -> None:
-    decision = _smart(tokens=(PRIMARY, SECOND), first_error_code="insufficient_funds", billing_retry_count=1)
+    decision = _smart(
+        tokens=(PRIMARY, SECOND), first_codes=DeclineCodes(error_code="insufficient_funds"), billing_retry_count=1
+    )
     assert decision.token == "pm_primary"
 
 
 def test_switch_retry_threshold_opens_the_other_tokens_and_the_earliest_slot_wins() -> None:
     config = RetryConfig(switch_retry_threshold=1)
-    decision = _smart(config, tokens=(PRIMARY, SECOND), first_error_code="insufficient_funds", billing_retry_count=1)
+    decision = _smart(
+        config,
+        tokens=(PRIMARY, SECOND),
+        first_codes=DeclineCodes(error_code="insufficient_funds"),
+        billing_retry_count=1,
+    )
     assert decision.token == "pm_second"
     assert _within_jitter(decision.at, T0)
     assert "switched" in decision.reason
@@ -107,13 +120,17 @@ def test_switch_retry_threshold_opens_the_other_tokens_and_the_earliest_slot_win
 def test_switch_time_threshold_opens_the_other_tokens_after_creation() -> None:
     config = RetryConfig(switch_time_threshold_after_creation=timedelta(days=2))
     # restricted_card: three days on the primary, so the other token's opening after two days comes first.
-    decision = _smart(config, tokens=(PRIMARY, SECOND), first_error_code="restricted_card", billing_retry_count=1)
+    decision = _smart(
+        config, tokens=(PRIMARY, SECOND), first_codes=DeclineCodes(error_code="restricted_card"), billing_retry_count=1
+    )
     assert decision.token == "pm_second"
     assert _within_jitter(decision.at, T0 + timedelta(days=2))
 
 
 def test_a_hard_declined_current_token_switches_at_once() -> None:
-    decision = _smart(tokens=(PRIMARY, SECOND), first_error_code="stolen_card", billing_retry_count=1)
+    decision = _smart(
+        tokens=(PRIMARY, SECOND), first_codes=DeclineCodes(error_code="stolen_card"), billing_retry_count=1
+    )
     assert decision.token == "pm_second"
 
 
@@ -136,7 +153,10 @@ def test_monitoring_observes_the_active_algorithms_plan_and_when_to_switch() -> 
 def test_monitoring_can_shadow_smart() -> None:
     config = RetryConfig(active_algorithm=Algorithm.SMART)
     decision = decide_next(
-        view(Algorithm.MONITORING, first_error_code="insufficient_funds"), T0, config, random.Random(1)
+        view(Algorithm.MONITORING, first_codes=DeclineCodes(error_code="insufficient_funds")),
+        T0,
+        config,
+        random.Random(1),
     )
     assert isinstance(decision, Observe)
     assert isinstance(decision.shadow, ScheduleAttempt)

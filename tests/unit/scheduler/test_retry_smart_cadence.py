@@ -9,6 +9,7 @@ import pytest
 
 from recovery_scheduler.domain.config import RetryConfig
 from recovery_scheduler.domain.customer_time import in_daytime, utc_offset
+from recovery_scheduler.domain.declines import DeclineCodes
 from recovery_scheduler.domain.model import (
     Algorithm,
     AttemptRecord,
@@ -144,7 +145,7 @@ def _insufficient_funds_in_new_york(times: list[datetime]) -> RecoveryView:
     return view(
         Algorithm.SMART,
         customer_country="US",
-        first_error_code="insufficient_funds",
+        first_codes=DeclineCodes(error_code="insufficient_funds"),
         billing_retry_count=1,
         attempts=_declines("insufficient_funds", times),
     )
@@ -198,11 +199,21 @@ def test_a_kind_of_decline_has_its_own_cap(code: str, cadence: Cadence) -> None:
     # The billing system's decline and `max_retries` retries of ours after it: the kind is spent.
     retries = cadence.max_retries
     times = [T0 + n * DAY for n in range(1, retries + 1)]
-    recovery = view(Algorithm.SMART, first_error_code=code, billing_retry_count=1, attempts=_declines(code, times))
+    recovery = view(
+        Algorithm.SMART,
+        first_codes=DeclineCodes(error_code=code),
+        billing_retry_count=1,
+        attempts=_declines(code, times),
+    )
     decision = _decide(recovery)
     assert isinstance(decision, EndRecovery) and decision.outcome is EndOutcome.RETRIES_EXHAUSTED
     assert f"used its {retries}" in decision.reason
-    fewer = view(Algorithm.SMART, first_error_code=code, billing_retry_count=1, attempts=_declines(code, times[:-1]))
+    fewer = view(
+        Algorithm.SMART,
+        first_codes=DeclineCodes(error_code=code),
+        billing_retry_count=1,
+        attempts=_declines(code, times[:-1]),
+    )
     assert isinstance(_decide(fewer), ScheduleAttempt)
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from recovery_contracts.payments import ErrorDetails
 from recovery_contracts.recovery import PaymentToken
+from recovery_scheduler.domain.declines import DeclineCodes
 from recovery_scheduler.domain.model import AttemptOutcome
 from recovery_scheduler.domain.planning import Change
 from recovery_scheduler.domain.recovery import Attempt, Recovery
@@ -68,7 +69,12 @@ def recovery_with(*attempts: Attempt) -> Recovery:
 def declined(number: int, token: str, decline_code: str | None, outcome: AttemptOutcome = AttemptOutcome.DECLINED):
     at = T0 + timedelta(days=number)
     return Attempt(
-        number=number, attempt_id=f"att_{number}", token=token, at=at, outcome=outcome, decline_code=decline_code
+        number=number,
+        attempt_id=f"att_{number}",
+        token=token,
+        at=at,
+        outcome=outcome,
+        codes=DeclineCodes(decline_code=decline_code),
     )
 
 

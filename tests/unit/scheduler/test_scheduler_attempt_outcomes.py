@@ -22,7 +22,7 @@ async def test_a_soft_decline_plans_the_next_retry_on_its_own_timer(scheduler: S
 
     stored = scheduler.recovery(recovery.payment_id)
     assert stored.status is RecoveryStatus.SCHEDULED and stored.version == 2
-    assert [(a.number, a.decline_code) for a in stored.attempts] == [(1, "insufficient_funds")]
+    assert [(a.number, a.codes.decline_code) for a in stored.attempts] == [(1, "insufficient_funds")]
     assert isinstance(stored.plan, AttemptPlan) and stored.plan.attempt_number == 2
     assert scheduler.timers.status_of(recovery.payment_id) == {
         f"execute:{recovery.payment_id}:1": "pending",

@@ -39,5 +39,9 @@ def test_smart_recovers_at_least_as_much_as_cascading_with_fewer_attempts(model:
         first = run.payment
         if decline_class(first.decline_code, first.advice_code, first.network_advice_code) == NEVER:
             assert run.attempts == (), run
-        hard = [a for a in run.attempts if decline_class(a.decline_code, a.advice_code, a.network_advice_code) == NEVER]
+        hard = [
+            a
+            for a in run.attempts
+            if decline_class(a.codes.decline_code, a.codes.advice_code, a.codes.network_advice_code) == NEVER
+        ]
         assert not hard or run.attempts[-1] == hard[0], run

@@ -8,6 +8,7 @@ scoped to that merchant, so another merchant's payment id answers 404.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -116,7 +117,8 @@ def _reservations(recovery: Recovery, budget: CardBudget | None) -> dict[str, An
 
 
 def _attempt(recovery: Recovery, attempt: Attempt) -> dict[str, Any]:
-    shown = {name: getattr(attempt, name) for name in ATTEMPT_FIELDS}
+    values = {**vars(attempt), **asdict(attempt.codes)}
+    shown = {name: values[name] for name in ATTEMPT_FIELDS}
     shown["outcome"] = attempt.outcome.value
     if attempt.outcome.value in ("declined", "error"):
         shown["decline_class"] = recovery.decline_class(attempt).value

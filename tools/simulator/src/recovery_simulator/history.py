@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from recovery_scheduler.domain.declines import DeclineCodes
 from recovery_simulator.default_model import ClassParameters, TableModel
 from recovery_simulator.paydays import is_payday
 from recovery_simulator.population import COUNTRIES, FailedPayment
@@ -98,9 +99,11 @@ def read_history(path: Path) -> list[HistoricalPayment]:
                         len(attempts[invoice]) + 1,
                         _time(row["attempt_at"]),
                         approved,
-                        None if approved else outcome,
-                        row.get("attempt_advice_code") or None,
-                        row.get("attempt_network_advice_code") or None,
+                        DeclineCodes(
+                            decline_code=None if approved else outcome,
+                            advice_code=row.get("attempt_advice_code") or None,
+                            network_advice_code=row.get("attempt_network_advice_code") or None,
+                        ),
                     )
                 )
     return [HistoricalPayment(p, tuple(sorted(attempts[i], key=lambda a: a.at))) for i, p in payments.items()]
@@ -132,9 +135,10 @@ def write_history(path: Path, runs: Iterable[PaymentRun | HistoricalPayment]) ->
             if not run.attempts:
                 writer.writerow([*head, "", "", "", "", *tail])
             for a in run.attempts:
-                outcome = "approved" if a.approved else a.decline_code or "declined"
+                codes = a.codes
+                outcome = "approved" if a.approved else codes.decline_code or "declined"
                 writer.writerow(
-                    [*head, a.at.isoformat(), outcome, a.advice_code or "", a.network_advice_code or "", *tail]
+                    [*head, a.at.isoformat(), outcome, codes.advice_code or "", codes.network_advice_code or "", *tail]
                 )
     return count
 

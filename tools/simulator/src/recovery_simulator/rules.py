@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from recovery_scheduler.domain.declines import DeclineCodes
 from recovery_simulator.codes import CUSTOMER, FIX, MASTERCARD_WAITS, NEVER, decline_class
 from recovery_simulator.simulation import PaymentRun
 
@@ -39,9 +40,15 @@ class Violation:
 class _Auth:
     at: datetime
     declined: bool
-    code: str | None
-    advice: str | None
-    mac: str | None
+    codes: DeclineCodes
+
+    @property
+    def decline_class(self) -> str:
+        return decline_class(self.codes.decline_code, self.codes.advice_code, self.codes.network_advice_code)
+
+    @property
+    def mac(self) -> str | None:
+        return self.codes.network_advice_code
 
 
 def _network(name: str) -> str:
@@ -59,9 +66,7 @@ class RuleChecker:
     def check(self, run: PaymentRun) -> list[Violation]:
         payment = run.payment
         network = _network(payment.card_network)
-        history = [
-            _Auth(payment.failed_at, True, payment.decline_code, payment.advice_code, payment.network_advice_code)
-        ]
+        history = [_Auth(payment.failed_at, True, DeclineCodes.of(payment))]
         found: list[Violation] = []
 
         def flag(attempt_number: int, at: datetime, rule: str, fee: int = 0) -> None:
@@ -71,7 +76,7 @@ class RuleChecker:
             at, n = attempt.at, attempt.number
             if any(not h.declined for h in history):
                 flag(n, at, "charged after an approval")
-            classes = [(h, decline_class(h.code, h.advice, h.mac)) for h in history if h.declined]
+            classes = [(h, h.decline_class) for h in history if h.declined]
             if any(cls == NEVER for _, cls in classes):
                 mac_never = any(h.mac in ("03", "21") for h, _ in classes)
                 fee = MASTERCARD_FEE if network == "mastercard" and mac_never else 0
@@ -101,9 +106,7 @@ class RuleChecker:
                     flag(n, at, "Mastercard: over 35 attempts in 30 days (card, merchant, amount)", MASTERCARD_FEE)
             if network in ("amex", "discover") and (all_24h > 20 or all_30d > 20):
                 flag(n, at, f"{network}: over the common 20 per day / 20 per 30 days budget")
-            history.append(
-                _Auth(at, not attempt.approved, attempt.decline_code, attempt.advice_code, attempt.network_advice_code)
-            )
+            history.append(_Auth(at, not attempt.approved, attempt.codes))
         for violation in found:
             self.totals[violation.rule] += 1
             self.fees += violation.fee

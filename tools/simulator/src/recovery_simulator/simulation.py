@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from recovery_scheduler.domain.config import RetryConfig
+from recovery_scheduler.domain.declines import NO_DECLINE_CODES, DeclineCodes
 from recovery_scheduler.domain.model import (
     Algorithm,
     AttemptOutcome,
@@ -39,9 +40,7 @@ class SimulatedAttempt:
     number: int
     at: datetime
     approved: bool
-    decline_code: str | None = None
-    advice_code: str | None = None
-    network_advice_code: str | None = None
+    codes: DeclineCodes = NO_DECLINE_CODES  # what the issuer declined with (none when approved)
 
 
 @dataclass(frozen=True)
@@ -72,15 +71,8 @@ class SimulatedConnector:
         history: Iterable[SimulatedAttempt],
         card_updated_at: datetime | None,
     ) -> IssuerOutcome:
-        first = PastDecline(payment.failed_at, payment.decline_code, payment.advice_code, payment.network_advice_code)
-        declines = (
-            first,
-            *(
-                PastDecline(a.at, a.decline_code or "", a.advice_code, a.network_advice_code)
-                for a in history
-                if not a.approved
-            ),
-        )
+        first = _past_decline(payment.failed_at, DeclineCodes.of(payment))
+        declines = (first, *(_past_decline(a.at, a.codes) for a in history if not a.approved))
         local = plan.at + timedelta(hours=payment.utc_offset_hours)
         context = AttemptContext(
             invoice=payment.invoice,
@@ -100,15 +92,17 @@ class SimulatedConnector:
         return self.model.outcome(context, self.rng)
 
 
+def _past_decline(at: datetime, codes: DeclineCodes) -> PastDecline:
+    return PastDecline(at, codes.decline_code or "", codes.advice_code, codes.network_advice_code)
+
+
 def _view(payment: FailedPayment, algorithm: Algorithm) -> RecoveryView:
     return RecoveryView(
         algorithm,
         (TokenState(TOKEN, payment.card_network),),
         payment.failed_at,
         billing_retry_count=1,
-        first_decline_code=payment.decline_code,
-        first_advice_code=payment.advice_code,
-        first_network_advice_code=payment.network_advice_code,
+        first_codes=DeclineCodes.of(payment),
         # The billing address is taken to be in the card's issuer country.
         customer_country=payment.issuer_country,
     )
@@ -148,24 +142,10 @@ def simulate_payment(
                 return run("horizon")
             clock.advance_to(decision.at)
             answer = connector.charge(payment, decision, attempts, updated_at)
-            attempt = SimulatedAttempt(
-                decision.attempt_number,
-                decision.at,
-                answer.approved,
-                answer.decline_code,
-                answer.advice_code,
-                answer.network_advice_code,
-            )
-            attempts.append(attempt)
-            record = AttemptRecord(
-                decision.attempt_number,
-                decision.token,
-                decision.at,
-                AttemptOutcome.SUCCEEDED if answer.approved else AttemptOutcome.DECLINED,
-                decline_code=answer.decline_code,
-                advice_code=answer.advice_code,
-                network_advice_code=answer.network_advice_code,
-            )
+            codes = DeclineCodes.of(answer)
+            attempts.append(SimulatedAttempt(decision.attempt_number, decision.at, answer.approved, codes))
+            outcome = AttemptOutcome.SUCCEEDED if answer.approved else AttemptOutcome.DECLINED
+            record = AttemptRecord(decision.attempt_number, decision.token, decision.at, outcome, codes)
             view = replace(view, attempts=(*view.attempts, record))
             if answer.approved:
                 return run(EndOutcome.SUCCEEDED.value, decision.at)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import asdict, fields
 from typing import Any
 
 from pymongo import ASCENDING
@@ -13,6 +13,7 @@ from recovery_contracts.recovery import RecoveryPayment
 from recovery_runtime.mongo import IndexSpec
 from recovery_runtime.unit_of_work import APPLIED_FIELD, Transaction, mark_applied, not_applied, push_applied
 from recovery_scheduler.dependencies import ConcurrentUpdate, RecoveryExists
+from recovery_scheduler.domain.declines import DeclineCodes
 from recovery_scheduler.domain.model import Algorithm, AttemptOutcome
 from recovery_scheduler.domain.plans import describe_plan, note_from, plan_from
 from recovery_scheduler.domain.recovery import Attempt, Recovery
@@ -25,6 +26,7 @@ INDEXES = [
     IndexSpec(RECOVERIES, [("attempts.token", ASCENDING)], "recovery_attempt_token", retired=True),
 ]
 ATTEMPT_FIELDS = tuple(f.name for f in fields(Attempt))
+CODE_FIELDS = frozenset(f.name for f in fields(DeclineCodes))
 
 
 def recovery_document(recovery: Recovery, applied: str | None = None) -> dict[str, Any]:
@@ -58,9 +60,22 @@ def recovery_document(recovery: Recovery, applied: str | None = None) -> dict[st
 
 
 def _attempt_document(attempt: Attempt) -> dict[str, Any]:
-    doc = {name: getattr(attempt, name) for name in ATTEMPT_FIELDS}
+    """Flat: the decline codes stand among the attempt's other fields, in its fields' order."""
+    doc: dict[str, Any] = {}
+    for name in ATTEMPT_FIELDS:
+        value = getattr(attempt, name)
+        if isinstance(value, DeclineCodes):
+            doc.update(asdict(value))
+        else:
+            doc[name] = value
     doc["outcome"] = attempt.outcome.value
     return doc
+
+
+def _attempt_from(doc: dict[str, Any]) -> Attempt:
+    others = {name: value for name, value in doc.items() if name not in CODE_FIELDS}
+    codes = DeclineCodes(**{name: doc.get(name) for name in CODE_FIELDS})
+    return Attempt(**{**others, "outcome": AttemptOutcome(doc["outcome"]), "codes": codes})
 
 
 def recovery_from(doc: dict[str, Any]) -> Recovery:
@@ -72,7 +87,7 @@ def recovery_from(doc: dict[str, Any]) -> Recovery:
         created_at=doc["created_at"],
         updated_at=doc["updated_at"],
         business_status=doc.get("business_status"),
-        attempts=tuple(Attempt(**{**a, "outcome": AttemptOutcome(a["outcome"])}) for a in doc.get("attempts", ())),
+        attempts=tuple(_attempt_from(a) for a in doc.get("attempts", ())),
         hard_declined_tokens=tuple(doc.get("hard_declined_tokens", ())),
         plan=plan_from(doc["plan"]) if doc.get("plan") else None,
         history=tuple(note_from(n) for n in doc.get("history", ())),

@@ -8,7 +8,7 @@ smart algorithm's backoff policy for the class.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 from enum import StrEnum
 
@@ -202,6 +202,35 @@ class DeclineAssessment:
 
 DEFAULT_ASSESSMENT = DeclineAssessment(DeclineClass.LATER, DAY, source="default")
 TECHNICAL_ERROR_ASSESSMENT = DeclineAssessment(DeclineClass.TECHNICAL, HOUR, source="connector error")
+
+
+@dataclass(frozen=True)
+class DeclineCodes:
+    """The codes one decline carries, as the connector reports them (all optional: a success or an error carries
+    none or some). Their names are the wire's (`PaymentAttemptFailed`) and `assess_decline`'s."""
+
+    decline_code: str | None = None  # Stripe decline_code or an ISO code ("51")
+    error_code: str | None = None  # Stripe error code ("card_declined", "expired_card", ...)
+    advice_code: str | None = None  # Stripe advice_code
+    network_advice_code: str | None = None  # Mastercard MAC ("01".."30")
+    network_decline_code: str | None = None  # ISO/Visa response code
+
+    @classmethod
+    def of(cls, source: object) -> DeclineCodes:
+        """The codes `source` carries under these names (a `PaymentAttemptFailed`, an issuer's answer); a name it
+        does not have is None."""
+        return cls(**{f.name: getattr(source, f.name, None) for f in fields(cls)})
+
+    @property
+    def empty(self) -> bool:
+        return self == NO_DECLINE_CODES
+
+    def assessment(self, card_network: str | None) -> DeclineAssessment:
+        """What this decline means for retrying on a card of `card_network`."""
+        return assess_decline(card_network=card_network, **vars(self))
+
+
+NO_DECLINE_CODES = DeclineCodes()
 
 
 def _normalize_iso(code: str) -> str:

@@ -56,10 +56,10 @@ def payment_failed(
                 connector_transaction_id=last.connector_transaction_id,
                 transmission=ConnectorTransmission.UNSUCCESSFUL,
                 error=PaymentError(
-                    code=last.decline_code or last.error_code or "unknown",
+                    code=last.codes.decline_code or last.codes.error_code or "unknown",
                     message=last.message or decision.reason,
-                    network_advice_code=last.network_advice_code,
-                    network_decline_code=last.network_decline_code,
+                    network_advice_code=last.codes.network_advice_code,
+                    network_decline_code=last.codes.network_decline_code,
                 ),
             ),
         ),

@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from .budgets import CardUse
-from .declines import DeclineAssessment, assess_decline
+from .declines import NO_DECLINE_CODES, DeclineCodes
 
 
 class Algorithm(StrEnum):
@@ -57,22 +57,7 @@ class AttemptRecord:
     token: str
     at: datetime
     outcome: AttemptOutcome
-    decline_code: str | None = None
-    error_code: str | None = None
-    advice_code: str | None = None
-    network_advice_code: str | None = None
-    network_decline_code: str | None = None
-
-    def assessment(self, card_network: str | None) -> DeclineAssessment:
-        """What the decline (or error) of this attempt means on a card of `card_network`."""
-        return assess_decline(
-            self.decline_code,
-            self.error_code,
-            self.advice_code,
-            self.network_advice_code,
-            card_network,
-            self.network_decline_code,
-        )
+    codes: DeclineCodes = NO_DECLINE_CODES
 
 
 @dataclass(frozen=True)
@@ -91,12 +76,9 @@ class RecoveryView:
     billing_retry_count: int = 0
     # When the billing system's last failed attempt happened; defaults to `created_at`.
     billing_last_attempt_at: datetime | None = None
-    # The billing system's failure that opened the recovery (Hyperswitch's first_payment_attempt_* fields).
-    first_error_code: str | None = None
-    first_decline_code: str | None = None
-    first_advice_code: str | None = None
-    first_network_advice_code: str | None = None
-    first_network_decline_code: str | None = None
+    # The billing system's failure that opened the recovery (Hyperswitch's first_payment_attempt_* fields); empty:
+    # none reported.
+    first_codes: DeclineCodes = NO_DECLINE_CODES
     # When the profile chose monitoring (Hyperswitch: `monitoring_configured_timestamp`): the monitoring
     # threshold counts from it. None: from `created_at`.
     monitoring_started_at: datetime | None = None

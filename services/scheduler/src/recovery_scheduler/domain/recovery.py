@@ -13,7 +13,7 @@ from recovery_contracts.recovery import RecoveryPayment
 
 from .budgets import CardUse, budget_for
 from .card_budgets import BUDGET_LOOKBACK
-from .declines import DeclineClass
+from .declines import DeclineClass, DeclineCodes
 from .model import Algorithm, AttemptOutcome, AttemptRecord, ScheduleAttempt
 from .planning import Change, Planning
 from .plans import AttemptPlan, Note, Plan
@@ -106,7 +106,7 @@ class Recovery:
 
     def decline_class(self, attempt: Attempt) -> DeclineClass:
         card_network = next((t.card_network for t in self.payment.tokens if t.token == attempt.token), None)
-        return attempt.assessment(card_network).decline_class
+        return attempt.codes.assessment(card_network).decline_class
 
     # -- starting -----------------------------------------------------------------------------------------------
 
@@ -169,12 +169,8 @@ class Recovery:
             token=failure.token,
             at=failure.attempted_at,
             outcome=outcome,
-            decline_code=failure.decline_code,
-            error_code=failure.error_code,
+            codes=DeclineCodes.of(failure),
             message=failure.message,
-            advice_code=failure.advice_code,
-            network_advice_code=failure.network_advice_code,
-            network_decline_code=failure.network_decline_code,
             connector_transaction_id=failure.connector_transaction_id,
         )
         decline_class = self.decline_class(attempt)

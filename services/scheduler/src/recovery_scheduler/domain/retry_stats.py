@@ -145,7 +145,8 @@ def _leading_decline(recovery: Recovery, number: int) -> str:
     if failed:
         last = max(failed, key=lambda a: a.number)
         error = last.outcome is AttemptOutcome.ERROR
-        return standard_decline_code(last.decline_code, last.network_decline_code, last.error_code, error=error)
+        codes = last.codes
+        return standard_decline_code(codes.decline_code, codes.network_decline_code, codes.error_code, error=error)
     return _billing_decline(recovery.payment)
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from .budgets import CardUse, NetworkBudget, budget_for
 from .config import RetryConfig
-from .declines import TECHNICAL_ERROR_ASSESSMENT, DeclineAssessment, DeclineClass, assess_decline
+from .declines import TECHNICAL_ERROR_ASSESSMENT, DeclineAssessment, DeclineClass
 from .model import AttemptOutcome, RecoveryView, TokenState
 
 
@@ -64,24 +64,9 @@ class TokenStanding:
 
 
 def _billing_declines(view: RecoveryView, token: TokenState) -> list[DeclineSeen]:
-    codes = (
-        view.first_decline_code,
-        view.first_error_code,
-        view.first_advice_code,
-        view.first_network_advice_code,
-        view.first_network_decline_code,
-    )
-    if all(code is None for code in codes):
+    if view.first_codes.empty:
         return []
-    assessment = assess_decline(
-        decline_code=view.first_decline_code,
-        error_code=view.first_error_code,
-        advice_code=view.first_advice_code,
-        network_advice_code=view.first_network_advice_code,
-        card_network=token.card_network,
-        network_decline_code=view.first_network_decline_code,
-    )
-    return [DeclineSeen(view.billing_failed_at, assessment)]
+    return [DeclineSeen(view.billing_failed_at, view.first_codes.assessment(token.card_network))]
 
 
 def _is_capped(declines: Sequence[DeclineSeen]) -> bool:
@@ -111,7 +96,7 @@ def token_standings(view: RecoveryView, config: RetryConfig) -> tuple[TokenStand
         declines = _billing_declines(view, token) if primary else []
         for attempt in own:
             if attempt.outcome is AttemptOutcome.DECLINED:
-                declines.append(DeclineSeen(attempt.at, attempt.assessment(token.card_network)))
+                declines.append(DeclineSeen(attempt.at, attempt.codes.assessment(token.card_network)))
             elif attempt.outcome is AttemptOutcome.ERROR:
                 declines.append(DeclineSeen(attempt.at, TECHNICAL_ERROR_ASSESSMENT))
         # The billing system's attempts hit the primary card; placed at its last failure (conservative:

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.payments import ErrorDetails
 from recovery_contracts.recovery import RecoveryPayment
 
 from .card_budgets import BUDGET_LOOKBACK
 from .config import RetryConfig
+from .declines import NO_DECLINE_CODES, DeclineCodes
 from .messages import execute_retry, payment_failed, shadow_planned
 from .model import (
     Algorithm,
@@ -231,7 +233,6 @@ def planner_view(recovery: Recovery, planning: Planning) -> RecoveryView:
     """The recovery as the planner sees it, with the merchant's other recoveries' reservations on its cards."""
     payment = recovery.payment
     hard = set(recovery.hard_declined_tokens)
-    first = payment.first_error
     budgets = planning.budgets()
     since = planning.now - BUDGET_LOOKBACK
     return RecoveryView(
@@ -251,10 +252,19 @@ def planner_view(recovery: Recovery, planning: Planning) -> RecoveryView:
         attempts=recovery.attempts,
         billing_retry_count=payment.billing_retry_count,
         billing_last_attempt_at=payment.transaction_created_at,
-        first_error_code=first.code if first else None,
-        first_decline_code=first.code if first else None,
-        first_network_advice_code=first.network_advice_code if first else None,
-        first_network_decline_code=first.network_decline_code if first else None,
+        first_codes=_first_codes(payment.first_error),
         monitoring_started_at=payment.retry.profile_created_at,
         customer_country=payment.billing.address.country if payment.billing and payment.billing.address else None,
+    )
+
+
+def _first_codes(first: ErrorDetails | None) -> DeclineCodes:
+    """The billing system's failure as the planner reads it: its one `code` may be a decline code or an error code."""
+    if first is None:
+        return NO_DECLINE_CODES
+    return DeclineCodes(
+        decline_code=first.code,
+        error_code=first.code,
+        network_advice_code=first.network_advice_code,
+        network_decline_code=first.network_decline_code,
     )
