@@ -7,7 +7,8 @@
 3. no charge after an accepted cancel: no ledger entry of the payment later than the moment intake answered the
    cancel with `cancelled`;
 4. exactly one initial webhook event per (payment, event type), of the expected types only; the receiver got each
-   with a 2xx (an endpoint that never answers in time: the event failed for good, never 2xx), always under that
+   with a 2xx and the dispatcher's record says `delivered` (none left `delivering` or `retry_scheduled` once the
+   run is idle; an endpoint that never answers in time: the event failed for good, never 2xx), always under that
    one event id;
 5. webhooks of one payment in sequence: event n+1 of a payment reaches the receiver only after event n was
    answered 2xx (an endpoint that never answers in time: after event n's last attempt), and each carries
@@ -157,6 +158,11 @@ def webhooks_delivered(
             event = stored.get((r.payment_id, event_type), {})
             if answers and not ok:
                 found.append(f"{r.payment_id} ({r.kind}): {event_type} never delivered with a 2xx")
+            if answers and event.get("status") != "delivered":
+                found.append(
+                    f"{r.payment_id} ({r.kind}): {event_type} left {event.get('status')!r} in the dispatcher's "
+                    "record, expected delivered"
+                )
             if not answers and (ok or event.get("status") != "failed"):
                 found.append(
                     f"{r.payment_id} ({r.kind}): {event_type} to an endpoint that never answers in time ended "

@@ -45,13 +45,11 @@ def kill_between_answer_and_settle(run: FaultRun, recovery: Recovery, timeout: f
             attempt = db[ATTEMPTS].find_one({"payment_id": recovery.payment_id, "status": "charging"})
             if charged and attempt is not None:
                 victim = str(attempt["owner"])
-                run.stack.kill(victim)
-                killed_at = time.time()
+                killed_at = run.kill(victim)
                 # Proof of the moment: charged at the connector, still `charging` in the executor's record.
                 after = db[ATTEMPTS].find_one({"_id": attempt["_id"]}) or {}
                 if after.get("status") != "charging":
                     raise StrikeMissed(f"{recovery.payment_id}: the attempt settled before the kill: {after}")
-                run.figures.kills += 1
                 # Started again without waiting until it is ready (the other executor takes the attempt over
                 # meanwhile); the scenario checks it became ready before its checks (`ManagedProcess.wait_ready`).
                 run.stack.process(victim).start()
