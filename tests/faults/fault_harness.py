@@ -238,6 +238,8 @@ class FaultRun:
         self.merchants: dict[str, Merchant] = {}
         self.poison_ids: list[str] = []
         self.processes_killed = False
+        # Every SIGKILL the harness sent: (instance, time.time()), so a request cut off by one can be told apart.
+        self.kills: list[tuple[str, float]] = []
         # False where a strike may make the executor repeat a record back (a kill, a cut, a restart, duplicates):
         # each repeat carries the payment's one idempotency key; elsewhere exactly one request is expected.
         self.one_record_back_request = True
@@ -363,6 +365,14 @@ class FaultRun:
                 waiting.remove(r)
             time.sleep(0.2)
 
+    def kill(self, name: str) -> float:
+        """SIGKILL the instance `name`, as a crash would; returns when (time.time()), also kept in `kills`."""
+        self.stack.kill(name)
+        killed_at = time.time()
+        self.kills.append((name, killed_at))
+        self.figures.kills += 1
+        return killed_at
+
     def arm_fault(self, **fields: Any) -> None:
         retrying(lambda: httpx.post(f"{self.stack.stripe_url}/_sandbox/faults", json=fields).raise_for_status())
 
@@ -443,16 +453,18 @@ class FaultRun:
         return list(httpx.get(f"{self.stack.stripe_url}/_sandbox/ledger", timeout=10).json())
 
     def unfinished_webhooks(self) -> list[tuple[str, str]]:
-        """(payment, event type) expected and not finished: not delivered with a 2xx, or, for a merchant whose
-        endpoint never answers in time, its event not failed for good yet."""
+        """(payment, event type) expected and not finished: not delivered with a 2xx and recorded `delivered` by
+        the dispatcher, or, for a merchant whose endpoint never answers in time, its event not failed for good."""
         try:
             received = self.deliveries()
             events = self.initial_events()
         except Exception:
             return [("(receiver or database unreachable)", "")]
         ledger = self.ledger()
-        delivered = {(record_payment(d), record_event_type(d)) for d in received if delivered_ok(d)}
-        failed = {(e.get("payment_id"), e.get("event_type")) for e in events if e.get("status") == "failed"}
+        status = {(e.get("payment_id"), e.get("event_type")): e.get("status") for e in events}
+        answered = {(record_payment(d), record_event_type(d)) for d in received if delivered_ok(d)}
+        delivered = {key for key in answered if status.get(key) == "delivered"}
+        failed = {key for key, value in status.items() if value == "failed"}
         unfinished = []
         for r in self.recoveries:
             done = delivered if self.merchants[r.merchant].answers else failed

@@ -7,7 +7,8 @@
 3. no charge after an accepted cancel: no ledger entry of the payment later than the moment intake answered the
    cancel with `cancelled`;
 4. exactly one initial webhook event per (payment, event type), of the expected types only; the receiver got each
-   with a 2xx (an endpoint that never answers in time: the event failed for good, never 2xx), always under that
+   with a 2xx and the dispatcher's record says `delivered` (none left `delivering` or `retry_scheduled` once the
+   run is idle; an endpoint that never answers in time: the event failed for good, never 2xx), always under that
    one event id;
 5. webhooks of one payment in sequence: event n+1 of a payment reaches the receiver only after event n was
    answered 2xx (an endpoint that never answers in time: after event n's last attempt), and each carries
@@ -17,6 +18,9 @@
    no strike could make the executor repeat the call (no kill, cut, restart or duplicate), exactly one request;
 7. nothing unaccounted: outboxes empty, consumer queues drained, each DLQ holding exactly its injected poison
    message, and, where no process was killed, the message balance (`MessageBalance`).
+
+A scenario whose strikes are all known to the harness may add `webhook_copies_explained` (`run.extra_invariants`):
+at-least-once on the wire, each copy beyond the first explained by a request the dispatcher got no answer to.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from fault_harness import (
     FaultRun,
     Recovery,
     delivered_ok,
+    epoch,
     header,
     record_event_type,
     record_payment,
@@ -157,6 +162,11 @@ def webhooks_delivered(
             event = stored.get((r.payment_id, event_type), {})
             if answers and not ok:
                 found.append(f"{r.payment_id} ({r.kind}): {event_type} never delivered with a 2xx")
+            if answers and event.get("status") != "delivered":
+                found.append(
+                    f"{r.payment_id} ({r.kind}): {event_type} left {event.get('status')!r} in the dispatcher's "
+                    "record, expected delivered"
+                )
             if not answers and (ok or event.get("status") != "failed"):
                 found.append(
                     f"{r.payment_id} ({r.kind}): {event_type} to an endpoint that never answers in time ended "
@@ -198,6 +208,42 @@ def webhooks_in_sequence(run: FaultRun, ledger: list[dict[str, Any]], webhooks: 
                     f"{wanted[position - 2]} was {'answered 2xx' if answers else 'given up'}"
                 )
     return found
+
+
+def webhook_copies_explained(run: FaultRun, ledger: list[dict[str, Any]]) -> list[str]:
+    """At-least-once on the wire, and no more copies than the faults explain: beyond its first, each 2xx the
+    merchant gave an event follows a request of it the dispatcher got no answer to: an attempt it recorded without
+    one (its timeout ran out first), or a request still unanswered when the harness killed a webhook dispatcher
+    (`FaultRun.kills`; the receiver answers it later, into a closed connection). Only where the harness knows every
+    strike: a database outage between a 2xx and its record also makes a copy, and leaves no trace of it."""
+    dispatcher_kills = [at for name, at in run.kills if name.startswith("webhook-dispatcher")]
+    client, db = run.database()
+    with client:
+        attempts = list(db["webhook_events"].find({"request": {"$ne": None}}, {"initial_attempt_id": 1, "response": 1}))
+    unanswered = Counter(
+        a["initial_attempt_id"] for a in attempts if (a.get("response") or {}).get("status_code") is None
+    )
+    mine = {r.payment_id for r in run.recoveries}
+    per_event: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for w in run.webhook_deliveries():
+        if record_payment(w) in mine:
+            per_event[str((w.get("json") or {}).get("event_id"))].append(w)
+    found = []
+    for event_id, requests in per_event.items():
+        cut = sum(1 for w in requests if any(in_flight_at(w, at) for at in dispatcher_kills))
+        copies = sum(1 for w in requests if delivered_ok(w))
+        if copies > 1 + unanswered[event_id] + cut:
+            found.append(
+                f"{record_payment(requests[0])}: {record_event_type(requests[0])} answered 2xx {copies} times, "
+                f"but only {unanswered[event_id]} attempt(s) went unanswered and {cut} request(s) were cut by a kill"
+            )
+    return found
+
+
+def in_flight_at(request: dict[str, Any], at: float) -> bool:
+    """The receiver had the request and had not answered it yet at `at` (time.time())."""
+    answered = request.get("answered_at")
+    return epoch(request["received_at"]) <= at and (answered is None or epoch(answered) >= at)
 
 
 def recorded_back_once(run: FaultRun, ledger: list[dict[str, Any]], record_backs: list[dict[str, Any]]) -> list[str]:

@@ -1,6 +1,7 @@
 """Strikes aimed at one exact moment (rather than at random): a kill between the connector's answer and the
-settle, a cancel racing the execute, a scheduler paused while it holds a timer claim; and the proxies that slow
-down or cut off a service's database and broker connections."""
+settle, a kill of the webhook dispatcher in the middle of a webhook retry, a cancel racing the execute, a scheduler
+paused while it holds a timer claim; and the proxies that slow down or cut off a service's database and broker
+connections."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from fault_harness import SERVICES, FaultRun, Recovery
+from fault_harness import SERVICES, FaultRun, Recovery, epoch, record_payment
 from tcp_proxy import TcpProxy
 
 from recovery_cli.demo import ScenarioFailed
@@ -22,6 +24,7 @@ from recovery_cli.stack import free_port, secantus_url
 ATTEMPTS = "attempts"
 TIMER_CLAIMS = "timer_claims"
 TIMERS = "timers"
+WEBHOOK_EVENTS = "webhook_events"
 # A scheduler pause waits this long for a claim before it makes timers fall due itself.
 NUDGE_AFTER_SECONDS = 3.0
 # How long the billing system keeps sending a cancel intake answers 409 (an attempt being charged settles in
@@ -45,13 +48,11 @@ def kill_between_answer_and_settle(run: FaultRun, recovery: Recovery, timeout: f
             attempt = db[ATTEMPTS].find_one({"payment_id": recovery.payment_id, "status": "charging"})
             if charged and attempt is not None:
                 victim = str(attempt["owner"])
-                run.stack.kill(victim)
-                killed_at = time.time()
+                killed_at = run.kill(victim)
                 # Proof of the moment: charged at the connector, still `charging` in the executor's record.
                 after = db[ATTEMPTS].find_one({"_id": attempt["_id"]}) or {}
                 if after.get("status") != "charging":
                     raise StrikeMissed(f"{recovery.payment_id}: the attempt settled before the kill: {after}")
-                run.figures.kills += 1
                 # Started again without waiting until it is ready (the other executor takes the attempt over
                 # meanwhile); the scenario checks it became ready before its checks (`ManagedProcess.wait_ready`).
                 run.stack.process(victim).start()
@@ -63,6 +64,51 @@ def kill_between_answer_and_settle(run: FaultRun, recovery: Recovery, timeout: f
                 }
             time.sleep(0.02)
     raise StrikeMissed(f"{recovery.payment_id}: no charge with a `charging` attempt within {timeout:.0f} s")
+
+
+def kill_dispatcher_mid_retry(run: FaultRun, recovery: Recovery, timeout: float = 30.0) -> dict[str, Any]:
+    """Once a durable retry of the recovery's webhook is at its merchant's endpoint, the answer held back (the
+    receiver's `sleep_seconds`), SIGKILL the dispatcher holding the event `delivering` for it, then start it again
+    and wait until it is ready (so that the other dispatcher, which gets the retry's message back at once, is never
+    the only one left for long). Returns what was struck: `victim`, the event's `lease_until` (epoch seconds) and
+    the receiver's `sequence` of the request cut off."""
+    path = run.merchants[recovery.merchant].webhook_path
+    deadline = time.monotonic() + timeout
+    client, db = run.database()
+    with client:
+        while time.monotonic() < deadline:
+            held = [
+                d
+                for d in run.deliveries(path)
+                if record_payment(d) == recovery.payment_id
+                and d["response"]["sleep_seconds"]
+                and "answered_at" not in d
+            ]
+            event = db[WEBHOOK_EVENTS].find_one(
+                {"payment_id": recovery.payment_id, "delivery_attempt": "initial_attempt", "status": "delivering"}
+            )
+            if not held or event is None or not event.get("retry_index"):
+                time.sleep(0.02)
+                continue
+            owner = str(event["lease_owner"])
+            victim = owner.rpartition("/")[0]  # the lease owner is `<instance>/<pid>-<token>`
+            killed_at = run.kill(victim)
+            # Proof of the moment: still `delivering` under the victim's lease, the request not answered before.
+            after = db[WEBHOOK_EVENTS].find_one({"_id": event["_id"]}) or {}
+            if after.get("status") != "delivering" or after.get("lease_owner") != owner:
+                raise StrikeMissed(f"{recovery.payment_id}: the retry settled before the kill: {after}")
+            cut = next(d for d in run.deliveries(path) if d["sequence"] == held[0]["sequence"])
+            if "answered_at" in cut and epoch(cut["answered_at"]) < killed_at:
+                raise StrikeMissed(f"{recovery.payment_id}: the retry was answered before the kill: {cut}")
+            run.stack.start_process(victim)
+            run.figures.restarts += 1
+            return {
+                "payment_id": recovery.payment_id,
+                "victim": victim,
+                "lease_until": after["lease_until"].replace(tzinfo=UTC).timestamp(),
+                "sequence": cut["sequence"],
+            }
+    raise StrikeMissed(f"{recovery.payment_id}: no webhook retry held at the endpoint within {timeout:.0f} s")
 
 
 def cancel(run: FaultRun, recovery: Recovery) -> None:

@@ -29,7 +29,7 @@ from fault_harness import (
     record_event_type,
     record_payment,
 )
-from invariants import check
+from invariants import check, webhook_copies_explained
 from private_rabbitmq import PrivateRabbitMQ
 from strikes import (
     ProxiedDependencies,
@@ -37,6 +37,7 @@ from strikes import (
     cancel_once_succeeded,
     cancel_while_charging,
     kill_between_answer_and_settle,
+    kill_dispatcher_mid_retry,
     pause_while_holding_a_claim,
 )
 
@@ -118,8 +119,7 @@ def test_kill_9_of_every_service_at_random_points(fault_stack: Any, fault_broker
 
         def kill_one(round_number: int) -> None:
             victim = victims[round_number % len(victims)]
-            run.stack.kill(victim)
-            figures.kills += 1
+            run.kill(victim)
             time.sleep(random.uniform(0.0, 1.0))
             run.stack.start_process(victim)
             figures.restarts += 1
@@ -432,6 +432,93 @@ def fast_merchant_kept_flowing(run: FaultRun, ledger: list[dict[str, Any]]) -> l
         for (payment, event_type), seconds in fast_latencies(run).items()
         if seconds > FAST_WEBHOOK_SECONDS
     ]
+
+
+def test_webhook_dispatcher_killed_mid_retry_the_other_takes_the_retry_over_after_its_lease(
+    fault_stack: Any, fault_broker_url: str, figures: Figures
+) -> None:
+    """Two dispatchers. Merchants of their own (two per iteration, one payment each: a success, a hard decline)
+    answer their first webhook 500, so it goes to a durable retry (a timer, then `webhook.deliver`), and hold the
+    retry's answer 6 s: the harness SIGKILLs the dispatcher holding the event `delivering` for that retry while the
+    request is at the endpoint (the moment checked), then starts it again, one merchant at a time. The other
+    dispatcher gets the retry's message back at once, puts it back while the dead one's lease (4 s) runs, then
+    makes the retry. The main merchant's batch flows meanwhile."""
+    started = time.monotonic()
+    stack = fault_stack(
+        fault_broker_url,
+        instances={"webhook-dispatcher": 2},
+        # Longer than one delivery (WEBHOOK_TOTAL_TIMEOUT_SECONDS 3, one attempt): a live one is never taken over.
+        component_env={"webhook-dispatcher": {"WEBHOOK_DELIVERY_LEASE_SECONDS": str(DELIVERY_LEASE_SECONDS)}},
+    )
+    run = FaultRun(stack, "dispatcher-mid-retry", figures, started)
+    run.processes_killed = True
+    run.bootstrap()
+    retried = [(f"retried-{i}", kind) for i, kind in enumerate([Kind.IMMEDIATE, Kind.HARD] * ITERATIONS)]
+    behaviours = []
+    for merchant, _ in retried:
+        path = f"/webhooks/{merchant}"
+        run.add_merchant(merchant, path)
+        behaviours += [
+            {"path": path, "status": 500, "times": 1},
+            {"path": path, "status": 200, "sleep_seconds": HELD_RETRY_SECONDS, "times": 1},
+        ]
+    run.receiver_behaviours(behaviours)
+    run.inject_poison()
+    struck: list[dict[str, Any]] = []
+
+    def strike_in_turn(_: int) -> None:
+        for merchant, kind in retried:
+            struck.append(kill_dispatcher_mid_retry(run, run.push(kind, merchant)))
+
+    with Chaos(strike_in_turn, times=1, every=0.0) as chaos:
+        run.push_batch(ITERATIONS)
+    assert not chaos.errors, chaos.errors
+    run.extra_invariants += [webhook_copies_explained, functools.partial(retries_taken_over_after_the_lease, struck)]
+    run.wait_until_settled(SETTLE_SECONDS)
+    run.tally.update(
+        kills_mid_retry=len(struck),
+        put_back_while_leased=run.log_count("webhook-dispatcher", "DeliveryInProgress"),
+        taken_over_seconds_after_the_lease=[round(seconds, 2) for seconds in taken_over_after(run, struck).values()],
+    )
+    assert_no_violations(run, balance=False)
+
+
+DELIVERY_LEASE_SECONDS = 4.0
+HELD_RETRY_SECONDS = 6.0
+
+
+def taken_over_after(run: FaultRun, struck: list[dict[str, Any]]) -> dict[str, float]:
+    """Payment -> seconds from the end of the killed dispatcher's lease to the retry's next request."""
+    deliveries = run.webhook_deliveries()
+    found = {}
+    for strike in struck:
+        later = [
+            epoch(d["received_at"])
+            for d in deliveries
+            if record_payment(d) == strike["payment_id"] and d["sequence"] > strike["sequence"]
+        ]
+        if later:
+            found[strike["payment_id"]] = min(later) - strike["lease_until"]
+    return found
+
+
+def retries_taken_over_after_the_lease(
+    struck: list[dict[str, Any]], run: FaultRun, ledger: list[dict[str, Any]]
+) -> list[str]:
+    """The retry whose dispatcher was killed is made again, and only once that dispatcher's lease has run out
+    (before, two dispatchers could be delivering one event at once)."""
+    after = taken_over_after(run, struck)
+    found = [
+        f"{s['payment_id']}: the retry cut by the kill was never made again"
+        for s in struck
+        if s["payment_id"] not in after
+    ]
+    found += [
+        f"{payment}: the retry was made again {-seconds:.2f} s before the killed dispatcher's lease ran out"
+        for payment, seconds in after.items()
+        if seconds < -0.05
+    ]
+    return found
 
 
 def test_database_and_broker_slowed_one_service_cut_off_scheduler_paused_past_its_lease(
