@@ -19,10 +19,17 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from recovery_scheduler import domain
 from recovery_scheduler.domain.config import RetryConfig
 from recovery_scheduler.domain.declines import DeclineCodes
-from recovery_scheduler.domain.model import Algorithm, AttemptOutcome, AttemptRecord, RecoveryView, TokenState
+from recovery_scheduler.domain.model import (
+    Algorithm,
+    AttemptOutcome,
+    AttemptRecord,
+    Decision,
+    RecoveryView,
+    TokenState,
+)
+from recovery_scheduler.domain.planner import decide_next
 from recovery_simulator.default_model import TableModel
 from recovery_simulator.population import generate_population
 from recovery_simulator.runner import compare, parse_algorithms
@@ -50,7 +57,7 @@ def baseline(calls: int) -> float:
     config, rng, now = RetryConfig(), random.Random(1), t0 + timedelta(hours=10)
     started = time.perf_counter()
     for _ in range(calls):
-        domain.decide_next(view, now, config, rng)
+        decide_next(view, now, config, rng)
     return time.perf_counter() - started
 
 
@@ -65,10 +72,10 @@ def main() -> None:
     for size in (int(s) for s in args.sizes.split(",")):
         calls = 0
 
-        def counted(view: RecoveryView, now: datetime, config: RetryConfig, rng: random.Random) -> domain.Decision:
+        def counted(view: RecoveryView, now: datetime, config: RetryConfig, rng: random.Random) -> Decision:
             nonlocal calls
             calls += 1
-            return domain.decide_next(view, now, config, rng)
+            return decide_next(view, now, config, rng)
 
         started = time.perf_counter()
         payments = generate_population(size, args.seed)
