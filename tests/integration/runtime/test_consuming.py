@@ -74,7 +74,7 @@ async def test_invalid_bytes_end_in_the_dead_letter_queue_with_the_reason_and_co
 async def test_a_message_that_always_fails_is_dead_lettered_at_the_delivery_limit_not_looped(
     runtime_service: Any, isolation: Isolation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(consumer, "retry_pause", lambda deliveries: 0.0)
+    monkeypatch.setattr(consumer, "requeue_pause", lambda error, deliveries: 0.0)
     tries: list[int] = []
 
     async def handler(envelope: Envelope[Any], queue: ConsumerQueue) -> None:

@@ -7,11 +7,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from recovery_contracts.api.events import WebhookDeliveryAttempt
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import DeliverWebhook
 from recovery_dispatcher.domain.event import WebhookEvent
 from recovery_dispatcher.domain.status import EventStatus
+from recovery_dispatcher.handlers.delivery import LEASE_MARGIN_SECONDS
+from recovery_runtime.bus import MAX_RETRY_PAUSE_SECONDS
 from recovery_runtime.testing import consumed
 
 from .fakes import AttemptRecord, Dispatcher
@@ -29,14 +33,14 @@ def the_event(dispatcher: Dispatcher) -> WebhookEvent:
     return event
 
 
-async def retry_taken_by(dispatcher: Dispatcher, owner: str) -> Envelope[DeliverWebhook]:
-    """A failed first attempt's retry message, its event taken by `owner` for a minute (another dispatcher)."""
+async def retry_taken_by(
+    dispatcher: Dispatcher, owner: str, lease: timedelta = timedelta(minutes=1)
+) -> Envelope[DeliverWebhook]:
+    """A failed first attempt's retry message, its event taken by `owner` (another dispatcher) for `lease`."""
     dispatcher.sender.answer(500)
     await dispatcher.send(SUCCEEDED, succeeded())
     [timer] = timers(dispatcher)
-    dispatcher.events.recorded_elsewhere(
-        the_event(dispatcher).leased(dispatcher.clock.now() + timedelta(minutes=1), owner)
-    )
+    dispatcher.events.recorded_elsewhere(the_event(dispatcher).leased(dispatcher.clock.now() + lease, owner))
     return deliver(timer.payload.message)
 
 
@@ -125,6 +129,23 @@ async def test_a_due_retry_whose_dispatcher_died_mid_send_is_made_once_its_lease
     event = the_event(dispatcher)
     assert (event.status, event.attempts) == (EventStatus.DELIVERED, 2)
     assert len(dispatcher.sender.requests) == 2 and len(requeues) == 1
+
+
+@pytest.mark.parametrize(
+    ("lease", "pause"),
+    [
+        # Not sooner (the holder is still within its lease), not later (a dead holder's retry waits no longer).
+        (timedelta(seconds=3), 3.0 + LEASE_MARGIN_SECONDS),
+        # A lease longer than one pause: looked at again after the longest pause, until the lease ran out.
+        (timedelta(minutes=1), MAX_RETRY_PAUSE_SECONDS),
+    ],
+)
+async def test_a_due_retry_held_by_another_dispatcher_comes_back_when_its_lease_may_have_run_out(
+    dispatcher: Dispatcher, requeues: Any, lease: timedelta, pause: float
+) -> None:
+    message = await retry_taken_by(dispatcher, "another-dispatcher", lease)
+    await dispatcher.send(DELIVER, message)
+    assert requeues.pauses == [pause]
 
 
 async def test_a_deliver_command_for_an_unknown_event_is_dead_lettered_with_the_reason(dispatcher: Dispatcher) -> None:

@@ -14,10 +14,10 @@ from pymongo.errors import AutoReconnect
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.messages import DeliverWebhook, ProfileUpdated
 from recovery_runtime import bus
-from recovery_runtime.bus import AlreadyApplied, MessageRejected
+from recovery_runtime.bus import AlreadyApplied, MessageRejected, RetryLater
 from recovery_runtime.service import Service
 from recovery_runtime.settings import ServiceSettings
-from recovery_runtime.testing import InMemoryUnitOfWork, RecordingPublisher, publish
+from recovery_runtime.testing import InMemoryUnitOfWork, RecordingPublisher, consumed, publish
 from recovery_runtime.topology import ConsumerQueue
 
 QUEUE = "dispatcher.deliver-webhook"
@@ -40,7 +40,7 @@ def service(publisher: RecordingPublisher) -> Service:
 @pytest.fixture(autouse=True)
 def no_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bus, "OUTAGE_PAUSE_CAP_SECONDS", 0.0)
-    monkeypatch.setattr("recovery_runtime.consumer.retry_pause", lambda deliveries: 0.0)
+    monkeypatch.setattr("recovery_runtime.consumer.requeue_pause", lambda error, deliveries: 0.0)
 
 
 async def test_an_applied_message_is_acknowledged_and_handled_once() -> None:
@@ -137,6 +137,35 @@ async def test_a_failing_handler_rejects_the_message_for_a_redelivery_and_the_re
         "pay_ok": AckStatus.ACKED,
     }
     assert recorder.dead_letters == []
+
+
+async def test_a_message_that_must_wait_comes_back_after_the_wait_it_names_without_counting_as_a_failure(
+    requeues: Any,
+) -> None:
+    svc = service(RecordingPublisher())
+    messages: list[Any] = []
+
+    async def handle(envelope: Envelope[Any], queue: ConsumerQueue) -> None:
+        messages.append(svc.broker.context.get_local("message"))
+        raise RetryLater("another holder's lease runs 3 more seconds", after_seconds=3.0)
+
+    svc.consume(QUEUE, handle)
+    failed, waited = consumed(QUEUE, "failed"), consumed(QUEUE, "retry_later")
+    async with TestRabbitBroker(svc.broker) as broker:
+        await publish(broker, QUEUE, deliver())
+    assert [message.committed for message in messages] == [AckStatus.REJECTED]  # handed back for a redelivery
+    assert requeues.pauses == [3.0]
+    assert consumed(QUEUE, "retry_later") == waited + 1 and consumed(QUEUE, "failed") == failed
+
+
+@pytest.mark.parametrize(("after", "pause"), [(3.0, 3.0), (600.0, bus.MAX_RETRY_PAUSE_SECONDS), (-1.0, 0.0)])
+def test_a_named_wait_is_kept_within_the_longest_pause(after: float, pause: float) -> None:
+    assert bus.requeue_pause(RetryLater("wait", after), delivery_count=7) == pause
+
+
+def test_other_failures_wait_longer_with_each_delivery_up_to_the_longest_pause() -> None:
+    pauses = [bus.requeue_pause(RuntimeError("a bug"), n) for n in range(8)]
+    assert pauses == sorted(pauses) and pauses[0] == 0.25 and pauses[-1] == bus.MAX_RETRY_PAUSE_SECONDS
 
 
 async def test_lanes_keep_one_key_in_order_while_other_keys_run_beside_it() -> None:

@@ -140,9 +140,31 @@ class Publisher:
         metrics.MESSAGES_DEAD_LETTERED.labels(queue.name).inc()
 
 
+# The longest a consumer holds a message before handing it back: with the queues' x-delivery-limit (20), a message
+# can wait about three minutes in all before it is dead-lettered.
+MAX_RETRY_PAUSE_SECONDS = 10.0
+
+
+class RetryLater(Exception):
+    """The message cannot apply yet, for a while the handler knows (another holder's lease still runs): it is
+    handed back for a redelivery after `after_seconds` (at most MAX_RETRY_PAUSE_SECONDS), logged as a wait, not as
+    a failure."""
+
+    def __init__(self, reason: str, after_seconds: float) -> None:
+        super().__init__(reason)
+        self.after_seconds = after_seconds
+
+
 def retry_pause(delivery_count: int) -> float:
     """Pause before requeueing a message whose handler failed for a reason that may pass (database down)."""
-    return min(0.25 * (2 ** max(delivery_count, 0)), 10.0)
+    return min(0.25 * (2 ** max(delivery_count, 0)), MAX_RETRY_PAUSE_SECONDS)
+
+
+def requeue_pause(error: BaseException, delivery_count: int) -> float:
+    """Pause before handing a message back: the wait a `RetryLater` names, else `retry_pause`."""
+    if isinstance(error, RetryLater):
+        return min(max(error.after_seconds, 0.0), MAX_RETRY_PAUSE_SECONDS)
+    return retry_pause(delivery_count)
 
 
 def is_outage(error: BaseException) -> bool:

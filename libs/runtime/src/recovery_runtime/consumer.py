@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import envelope_model
 from recovery_runtime import metrics
-from recovery_runtime.bus import AlreadyApplied, MessageRejected, Publisher, retry_pause, through_outages
+from recovery_runtime.bus import AlreadyApplied, MessageRejected, Publisher, RetryLater, requeue_pause, through_outages
 from recovery_runtime.topology import QUEUES, ConsumerQueue
 
 log = structlog.get_logger(__name__)
@@ -170,11 +170,16 @@ class _PipelineRun(BaseMiddleware):
                 await pipeline.dead_letter(msg, str(rejection))
             except (asyncio.CancelledError, AckMessage, RejectMessage):
                 raise
-            except Exception:
+            except Exception as error:
                 deliveries = int((raw.headers or {}).get("x-delivery-count", 0) or 0)
-                log.exception("message.failed", delivery_count=deliveries)
-                metrics.MESSAGES_CONSUMED.labels(queue.name, "failed").inc()
-                await asyncio.sleep(retry_pause(deliveries))
+                pause = requeue_pause(error, deliveries)
+                if isinstance(error, RetryLater):
+                    log.info("message.retry_later", reason=f"{type(error).__name__}: {error}", pause=round(pause, 2))
+                    metrics.MESSAGES_CONSUMED.labels(queue.name, "retry_later").inc()
+                else:
+                    log.exception("message.failed", delivery_count=deliveries)
+                    metrics.MESSAGES_CONSUMED.labels(queue.name, "failed").inc()
+                await asyncio.sleep(pause)
                 # reject (not nack) so the quorum queue counts it towards x-delivery-limit on 3.x and 4.x alike.
                 raise RejectMessage(requeue=True) from None
             metrics.MESSAGES_CONSUMED.labels(queue.name, "applied").inc()

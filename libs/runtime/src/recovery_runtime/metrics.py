@@ -17,7 +17,7 @@ MESSAGES_PUBLISHED = Counter(
 )
 MESSAGES_CONSUMED = Counter(
     "recovery_messages_consumed_total",
-    "Messages handled, by queue and result (applied, duplicate, rejected, failed)",
+    "Messages handled, by queue and result (applied, duplicate, rejected, failed, retry_later)",
     ["queue", "result"],
 )
 MESSAGES_HELD = Counter(

@@ -1,7 +1,7 @@
 """`webhook.deliver`: a durable retry or a hold came due; deliver the event again unless it moved on (then the
 message is acknowledged as a duplicate: a copy, or a retry overtaken by another). An event a dispatcher holds for
-this very retry is not moved on: the message comes back after a pause until that delivery settled, or until its
-lease ran out (the holder died mid-send) and this retry takes the event over."""
+this very retry is not moved on: the message comes back once that dispatcher's lease may have run out; by then
+the delivery settled, or the holder died mid-send and this retry takes the event over."""
 
 from __future__ import annotations
 
@@ -30,8 +30,9 @@ async def deliver_webhook(delivery: Delivery, envelope: Envelope[DeliverWebhook]
     if not await delivery.deliver(event, (EventStatus.RETRY_SCHEDULED,)):
         current = await delivery.events.load(envelope.merchant_id, command.initial_attempt_id)
         if current is not None and current.retry_index == command.retry_index:
-            if current.being_delivered(delivery.clock.now()):
+            now = delivery.clock.now()
+            if current.being_delivered(now):
                 # A dispatcher is making this retry, or died making it: left to it, but not forgotten.
-                raise DeliveryInProgress(current.event_id)
+                raise DeliveryInProgress(current.event_id, current.lease_until, now)
         # The retry was made already (this is a copy of its message).
         raise AlreadyApplied(envelope.message_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
 
@@ -28,14 +29,27 @@ from recovery_dispatcher.domain.fairness import Busy
 from recovery_dispatcher.domain.policy import RetrySchedule
 from recovery_dispatcher.domain.status import EventOutcome, EventStatus
 from recovery_dispatcher.handlers.leases import DeliveryLeases
+from recovery_runtime.bus import RetryLater
 from recovery_runtime.clock import Clock
 from recovery_runtime.unit_of_work import Transaction, UnitOfWorkPort
 
 log = structlog.get_logger(__name__)
 
 
-class DeliveryInProgress(Exception):
-    """Another dispatcher holds this event's delivery lease: retry the message after a pause."""
+# Beyond the end of another dispatcher's lease before this one looks again: their clocks may differ a little.
+LEASE_MARGIN_SECONDS = 0.25
+
+
+class DeliveryInProgress(RetryLater):
+    """Another dispatcher holds this event's delivery (its lease runs until `lease_until`): the message comes back
+    once that lease may have run out (in steps of at most `MAX_RETRY_PAUSE_SECONDS`). The holder settles it before
+    then, or died holding it and this dispatcher takes it over."""
+
+    def __init__(self, event_id: str, lease_until: datetime | None, now: datetime) -> None:
+        left = (lease_until - now).total_seconds() if lease_until is not None else 0.0
+        super().__init__(
+            f"event {event_id} is being delivered, lease until {lease_until}", max(left, 0.0) + LEASE_MARGIN_SECONDS
+        )
 
 
 @dataclass(frozen=True)

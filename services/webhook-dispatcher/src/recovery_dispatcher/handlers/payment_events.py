@@ -87,8 +87,9 @@ async def _duplicate(delivery: Delivery, raised: WebhookEvent) -> None:
         await _take_over(delivery, raised, claim)
         return
     if existing.status is EventStatus.DELIVERING:
-        if existing.being_delivered(delivery.clock.now()):
-            raise DeliveryInProgress(existing.event_id)
+        now = delivery.clock.now()
+        if existing.being_delivered(now):
+            raise DeliveryInProgress(existing.event_id, existing.lease_until, now)
         await delivery.deliver(existing, ())
     log.info("webhook.duplicate_event", event_id=existing.event_id, status=existing.status)
 
@@ -97,10 +98,11 @@ async def _take_over(delivery: Delivery, raised: WebhookEvent, claim: Claim) -> 
     now = delivery.clock.now()
     leases = delivery.leases
     if not leases.may_take_over(claim, now):
-        raise DeliveryInProgress(claim.event_id)
+        raise DeliveryInProgress(claim.event_id, claim.lease_until, now)
     until = leases.until(now)
     if not await delivery.events.take_claim(claim, until, leases.owner):
-        raise DeliveryInProgress(claim.event_id)
+        # Another dispatcher took it over first: its new lease is not known here, so look again soon.
+        raise DeliveryInProgress(claim.event_id, None, now)
     log.info("webhook.claim_taken_over", event_id=claim.event_id)
     event = WebhookEvent.of_claim(
         claim,
