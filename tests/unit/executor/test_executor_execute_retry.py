@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.payments import IntentStatus
+from recovery_executor.charging import LOOK_AGAIN_SECONDS
 from recovery_executor.domain.attempt import AttemptStatus
 
 from .builders import connector_account, from_a_changed_snapshot, payment_sync, planned, recovery_updated
@@ -109,6 +111,19 @@ async def test_an_attempt_another_executor_claimed_first_is_not_charged_here(
     assert executor.attempts.records[mine].owner == OTHER_INSTANCE
 
 
+async def test_a_copy_of_the_command_comes_back_when_the_executor_holding_the_attempt_may_have_abandoned_it(
+    executor: Executor, requeues: Any
+) -> None:
+    command = planned()
+    # Another executor has been charging it for 58 s; ABANDONED_ATTEMPT_SECONDS is 60.
+    executor.attempts.held_by_another(command, executor.clock.now() - timedelta(seconds=58))
+
+    await executor.send(QUEUE, command)
+
+    assert executor.connector.charges == [] and executor.connector.syncs == []
+    assert requeues.pauses == [2.0 + 0.25]  # then taken over (below) unless it settled meanwhile
+
+
 async def test_an_abandoned_attempt_is_taken_over_and_synced_never_charged_blind(executor: Executor) -> None:
     command = planned()
     executor.attempts.held_by_another(command, executor.clock.now() - timedelta(minutes=5))  # it died mid-call
@@ -123,9 +138,7 @@ async def test_an_abandoned_attempt_is_taken_over_and_synced_never_charged_blind
     assert len(executor.published(MessageType.PAYMENT_SUCCEEDED)) == 1
 
 
-async def test_a_settlement_that_lost_the_attempt_to_a_take_over_is_requeued(
-    executor: Executor, requeues: list[int]
-) -> None:
+async def test_a_settlement_that_lost_the_attempt_to_a_take_over_is_requeued(executor: Executor, requeues: Any) -> None:
     command = planned()
     key = f"{command.payload.payment.payment_id}:1"
     # The call outlasted `abandoned_after`: another executor took the attempt over meanwhile.
@@ -133,7 +146,7 @@ async def test_a_settlement_that_lost_the_attempt_to_a_take_over_is_requeued(
 
     await executor.send(QUEUE, command)
 
-    assert requeues == [0]
+    assert requeues == [0] and requeues.pauses == [LOOK_AGAIN_SECONDS]
     assert executor.published(MessageType.PAYMENT_SUCCEEDED) == []  # the executor holding it now settles it
     assert executor.attempts.records[key].status is AttemptStatus.CHARGING
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import ExecuteRetry
 from recovery_contracts.payments import IntentStatus
 from recovery_executor.domain.attempt import AttemptStatus
+from recovery_runtime.bus import MAX_RETRY_PAUSE_SECONDS
 from recovery_runtime.testing import consumed
 
 from .builders import from_a_changed_snapshot, payment_sync, planned, recovery_updated
@@ -108,15 +110,13 @@ async def test_a_duplicate_sync_republishes_the_outcome_and_asks_nothing(executo
     assert consumed(QUEUE, "duplicate") - duplicates == 1  # acknowledged as a duplicate, not applied again
 
 
-async def test_a_sync_while_another_executor_charges_the_attempt_is_requeued(
-    executor: Executor, requeues: list[int]
-) -> None:
+async def test_a_sync_while_another_executor_charges_the_attempt_is_requeued(executor: Executor, requeues: Any) -> None:
     command = planned()
     executor.attempts.held_by_another(command, executor.clock.now())
 
     await executor.send(QUEUE, payment_sync(command))
 
-    assert requeues == [0]
+    assert requeues == [0] and requeues.pauses == [MAX_RETRY_PAUSE_SECONDS]
     assert executor.connector.syncs == [] and executor.connector.charges == []
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from time import monotonic
 from typing import Any
 
@@ -19,15 +20,30 @@ from recovery_executor.domain.charge_guard import FENCE_REFUSALS, refusal_to_cha
 from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind
 from recovery_executor.domain.follow_up import NOT_FOUND_SYNCS_BEFORE_GIVING_UP
 from recovery_executor.domain.ports import PaymentConnector
-from recovery_runtime.bus import MessageRejected
+from recovery_runtime.bus import MessageRejected, RetryLater
 from recovery_runtime.payment_fence import FenceVerdict
 from recovery_runtime.unit_of_work import Transaction
 
 log = structlog.get_logger(__name__)
 
 
-class OutcomePending(Exception):
-    """The attempt's outcome is not known yet: the message is requeued and the attempt looked at again."""
+# How soon a message looks again at an attempt that changed hands under it (the new holder's lease then names the
+# wait: `held`).
+LOOK_AGAIN_SECONDS = 1.0
+
+
+class OutcomePending(RetryLater):
+    """The attempt's outcome is not known here yet (another executor holds it): the message comes back after
+    `after_seconds` and looks again."""
+
+    def __init__(self, reason: str, after_seconds: float = LOOK_AGAIN_SECONDS) -> None:
+        super().__init__(reason, after_seconds)
+
+
+def held(attempt: Attempt, now: datetime, abandoned_after: timedelta) -> OutcomePending:
+    """Another executor is charging `attempt`: look again once it may have abandoned it (then it is taken over)."""
+    left = (attempt.abandoned_at(abandoned_after) - now).total_seconds()
+    return OutcomePending(f"attempt {attempt.key} is being charged by {attempt.owner}", max(left, 0.0) + 0.25)
 
 
 @dataclass(frozen=True)

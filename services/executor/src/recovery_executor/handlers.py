@@ -16,7 +16,7 @@ from recovery_contracts.messages import (
     RecordBack,
     RecoveryUpdated,
 )
-from recovery_executor.charging import AttemptRun, OutcomePending, charge, charge_guard, sync
+from recovery_executor.charging import AttemptRun, OutcomePending, charge, charge_guard, held, sync
 from recovery_executor.dependencies import Dependencies
 from recovery_executor.domain.attempt import Attempt, Resumption, attempt_key
 from recovery_executor.domain.ports import PaymentConnector, RecordBackAnswer
@@ -62,7 +62,7 @@ async def _resume(deps: Dependencies, run: AttemptRun, existing: Attempt) -> Non
         if await deps.attempts.reopen(reopened):
             await charge(deps, run, reopened, await charge_guard(deps, existing.payment_id))
     elif step is Resumption.HELD:
-        raise OutcomePending(f"attempt {existing.key} is being charged by {existing.owner}")
+        raise held(existing, now, deps.abandoned_after)
     elif step is Resumption.TAKE_OVER:
         taken = existing.taken_over(deps.instance_id, now)
         if not await deps.attempts.take_over(existing, taken):
@@ -86,7 +86,7 @@ async def payment_sync(deps: Dependencies, envelope: Envelope[PaymentSync], queu
         await republish(deps, attempt)
         raise AlreadyApplied(envelope.message_id)  # settled already: this PSYNC is a copy or overtaken
     if step is Resumption.HELD:
-        raise OutcomePending(f"attempt {key} is held by {attempt.owner}")
+        raise held(attempt, now, deps.abandoned_after)
     taken = attempt.taken_over(deps.instance_id, now)
     if not await deps.attempts.take_over(attempt, taken):
         log.info("attempt.psync_lost_race")

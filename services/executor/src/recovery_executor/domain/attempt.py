@@ -139,15 +139,20 @@ class Attempt:
             return Resumption.REOPEN if attempt_id != self.attempt_id else Resumption.LEAVE
         if self.status is AttemptStatus.UNKNOWN:
             return Resumption.LEAVE
-        return Resumption.TAKE_OVER if now - self.started_at >= abandoned_after else Resumption.HELD
+        return Resumption.TAKE_OVER if now >= self.abandoned_at(abandoned_after) else Resumption.HELD
+
+    def abandoned_at(self, abandoned_after: timedelta) -> datetime:
+        """When an executor holding this attempt since `started_at` counts as having abandoned it."""
+        return self.started_at + abandoned_after
 
     def on_sync(self, now: datetime, abandoned_after: timedelta) -> Resumption:
         """A PSYNC timer fired for this record."""
         if self.is_finished:
             return Resumption.REPUBLISH
-        if self.status is AttemptStatus.CHARGING and now - self.started_at < abandoned_after:
-            # Another executor holds it right now and settles or watches it. Looked at again after a pause, and
-            # taken over once abandoned (the pauses before the delivery limit outlast `abandoned_after`).
+        if self.status is AttemptStatus.CHARGING and now < self.abandoned_at(abandoned_after):
+            # Another executor holds it right now and settles or watches it. Looked at again once it may have
+            # abandoned it, and taken over then (ABANDONED_ATTEMPT_SECONDS is bounded so that the redeliveries,
+            # at most 10 s apart, outlast it before the delivery limit).
             return Resumption.HELD
         return Resumption.TAKE_OVER
 
