@@ -10,11 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from recovery_analytics.domain import record as record_module
 from recovery_analytics.domain.record import ViewRecord
 from recovery_analytics.domain.view import payment_of, project
 from recovery_analytics.handlers import MAX_TRIES, PARTS, DayParts, project_event
+from recovery_analytics.settings import AnalyticsSettings
 from recovery_contracts.envelope import Envelope
 from recovery_runtime.bus import AlreadyApplied
 from recovery_runtime.internal_api import MERCHANT_HEADER
@@ -265,3 +267,10 @@ async def test_bad_filters_get_a_clear_error(internal: httpx.AsyncClient) -> Non
     assert not_a_day.status_code == 422 and "`from` must be a date" in not_a_day.json()["error"]["message"]
     assert bad_cursor.status_code == 422 and "cursor" in bad_cursor.json()["error"]["message"]
     assert bad_status.status_code == 422
+
+
+def test_no_more_messages_in_flight_than_there_are_day_parts_to_hold() -> None:
+    # Each message in flight holds a part of its day; beyond the parts, messages would only wait.
+    AnalyticsSettings(analytics_max_in_flight=PARTS)
+    with pytest.raises(ValidationError, match="analytics_max_in_flight"):
+        AnalyticsSettings(analytics_max_in_flight=PARTS + 1)

@@ -12,5 +12,6 @@ class AnalyticsSettings(ServiceSettings):
     # The widest `from`..`to` an analytics request may span, in days (each day is one document per profile).
     analytics_max_days: int = Field(default=400, ge=1, le=3660)
     # Messages of one payment are folded one after another in this process (ordering lanes); this many at once.
-    # Each is a transaction holding a part of its day of its own (handlers.DayParts, 64): above 64, messages wait.
-    analytics_max_in_flight: int = Field(default=32, ge=1, le=5000)
+    # At most 64: each is a transaction holding a part of its day of its own (handlers.DayParts, 64 parts, which
+    # every read of a day sums), so more in flight would only wait for a part. More throughput: more instances.
+    analytics_max_in_flight: int = Field(default=32, ge=1, le=64)
