@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from recovery_runtime.bus import requeue_pause
+from recovery_runtime.bus import MAX_RETRY_PAUSE_SECONDS, RetryLater
 
 
 class Requeues(list[int]):
-    """The delivery counts of the messages the pipeline handed back, and (`pauses`) how long each would have
-    waited first."""
+    """The delivery counts of the messages the pipeline handed back, and (`waits`) the latest moment each handler
+    named for looking again (`RetryLater.after_seconds`; the longest pause for any other error)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.pauses: list[float] = []
+        self.waits: list[float] = []
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def requeues(monkeypatch: pytest.MonkeyPatch) -> Requeues:
 
     def pause(error: BaseException, deliveries: int) -> float:
         paused.append(deliveries)
-        paused.pauses.append(requeue_pause(error, deliveries))
+        paused.waits.append(error.after_seconds if isinstance(error, RetryLater) else MAX_RETRY_PAUSE_SECONDS)
         return 0.0
 
     monkeypatch.setattr("recovery_runtime.consumer.requeue_pause", pause)

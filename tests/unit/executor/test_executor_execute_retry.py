@@ -8,7 +8,6 @@ from typing import Any
 
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.payments import IntentStatus
-from recovery_executor.charging import LOOK_AGAIN_SECONDS
 from recovery_executor.domain.attempt import AttemptStatus
 
 from .builders import connector_account, from_a_changed_snapshot, payment_sync, planned, recovery_updated
@@ -121,7 +120,7 @@ async def test_a_copy_of_the_command_comes_back_when_the_executor_holding_the_at
     await executor.send(QUEUE, command)
 
     assert executor.connector.charges == [] and executor.connector.syncs == []
-    assert requeues.pauses == [2.0 + 0.25]  # then taken over (below) unless it settled meanwhile
+    assert requeues.waits == [2.0 + 0.25]  # then taken over (below) unless it settled meanwhile
 
 
 async def test_an_abandoned_attempt_is_taken_over_and_synced_never_charged_blind(executor: Executor) -> None:
@@ -146,7 +145,7 @@ async def test_a_settlement_that_lost_the_attempt_to_a_take_over_is_requeued(exe
 
     await executor.send(QUEUE, command)
 
-    assert requeues == [0] and requeues.pauses == [LOOK_AGAIN_SECONDS]
+    assert requeues == [0]
     assert executor.published(MessageType.PAYMENT_SUCCEEDED) == []  # the executor holding it now settles it
     assert executor.attempts.records[key].status is AttemptStatus.CHARGING
 

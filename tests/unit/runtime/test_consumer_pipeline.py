@@ -154,13 +154,21 @@ async def test_a_message_that_must_wait_comes_back_after_the_wait_it_names_witho
     async with TestRabbitBroker(svc.broker) as broker:
         await publish(broker, QUEUE, deliver())
     assert [message.committed for message in messages] == [AckStatus.REJECTED]  # handed back for a redelivery
-    assert requeues.pauses == [3.0]
+    assert requeues.waits == [3.0]
     assert consumed(QUEUE, "retry_later") == waited + 1 and consumed(QUEUE, "failed") == failed
 
 
-@pytest.mark.parametrize(("after", "pause"), [(3.0, 3.0), (600.0, bus.MAX_RETRY_PAUSE_SECONDS), (-1.0, 0.0)])
-def test_a_named_wait_is_kept_within_the_longest_pause(after: float, pause: float) -> None:
-    assert bus.requeue_pause(RetryLater("wait", after), delivery_count=7) == pause
+@pytest.mark.parametrize(
+    ("after", "deliveries", "pause"),
+    [
+        (3.0, 0, 0.25),  # the usual first pause: a holder that settles early is seen early
+        (3.0, 4, 3.0),  # the fourth pause would be 4 s: cut at the moment named (a dead holder's lease ends)
+        (600.0, 9, bus.MAX_RETRY_PAUSE_SECONDS),
+        (-1.0, 3, 0.0),
+    ],
+)
+def test_a_named_wait_cuts_the_growing_pause_short(after: float, deliveries: int, pause: float) -> None:
+    assert bus.requeue_pause(RetryLater("wait", after), deliveries) == pause
 
 
 def test_other_failures_wait_longer_with_each_delivery_up_to_the_longest_pause() -> None:

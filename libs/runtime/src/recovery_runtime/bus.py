@@ -140,17 +140,18 @@ class Publisher:
         metrics.MESSAGES_DEAD_LETTERED.labels(queue.name).inc()
 
 
-# The longest a consumer holds a message before handing it back: with the queues' x-delivery-limit (20), a message
-# can wait about three minutes in all before it is dead-lettered.
+# The longest a consumer holds a message before handing it back. With the queues' x-delivery-limit (20), the
+# growing pauses add up to 155 s before a message is dead-lettered: a lease a message waits out is at most 120 s.
 MAX_RETRY_PAUSE_SECONDS = 10.0
 
 
 class RetryLater(Exception):
-    """The message cannot apply yet, for a while the handler knows (another holder's lease still runs): it is
-    handed back for a redelivery after `after_seconds` (at most MAX_RETRY_PAUSE_SECONDS), logged as a wait, not as
-    a failure."""
+    """The message cannot apply yet, and the handler knows until when at the latest (another holder's lease runs
+    out in `after_seconds`): it is handed back after the usual growing pause, never past that moment, so that it
+    comes back at once when the holder settles early and right at the lease's end when the holder died. Logged as a
+    wait, not as a failure."""
 
-    def __init__(self, reason: str, after_seconds: float) -> None:
+    def __init__(self, reason: str, after_seconds: float = MAX_RETRY_PAUSE_SECONDS) -> None:
         super().__init__(reason)
         self.after_seconds = after_seconds
 
@@ -161,10 +162,11 @@ def retry_pause(delivery_count: int) -> float:
 
 
 def requeue_pause(error: BaseException, delivery_count: int) -> float:
-    """Pause before handing a message back: the wait a `RetryLater` names, else `retry_pause`."""
+    """Pause before handing a message back: `retry_pause`, cut short at the moment a `RetryLater` names."""
+    pause = retry_pause(delivery_count)
     if isinstance(error, RetryLater):
-        return min(max(error.after_seconds, 0.0), MAX_RETRY_PAUSE_SECONDS)
-    return retry_pause(delivery_count)
+        return min(pause, max(error.after_seconds, 0.0))
+    return pause
 
 
 def is_outage(error: BaseException) -> bool:

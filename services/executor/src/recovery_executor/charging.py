@@ -27,17 +27,9 @@ from recovery_runtime.unit_of_work import Transaction
 log = structlog.get_logger(__name__)
 
 
-# How soon a message looks again at an attempt that changed hands under it (the new holder's lease then names the
-# wait: `held`).
-LOOK_AGAIN_SECONDS = 1.0
-
-
 class OutcomePending(RetryLater):
-    """The attempt's outcome is not known here yet (another executor holds it): the message comes back after
-    `after_seconds` and looks again."""
-
-    def __init__(self, reason: str, after_seconds: float = LOOK_AGAIN_SECONDS) -> None:
-        super().__init__(reason, after_seconds)
+    """The attempt's outcome is not known here yet (another executor holds it): the message comes back after a
+    pause and looks again, at the latest when the holder may have abandoned it (`held`)."""
 
 
 def held(attempt: Attempt, now: datetime, abandoned_after: timedelta) -> OutcomePending:

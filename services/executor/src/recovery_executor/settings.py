@@ -18,9 +18,9 @@ class ExecutorSettings(ServiceSettings):
     # first half. A cancel waits at most this long for an executor killed while charging.
     charge_lease_seconds: float = Field(default=60.0, gt=0)
     # An attempt still "charging" after this long was abandoned by a crashed executor and may be resumed. At most
-    # 150 s: a copy of its command waits for it in redeliveries of at most 10 s each, and the queues dead-letter a
-    # message at its 20th delivery.
-    abandoned_attempt_seconds: float = Field(default=60.0, gt=0, le=150)
+    # 120 s: a copy of its command waits for that in redeliveries (pauses growing to 10 s), and the queues
+    # dead-letter a message at its 20th delivery.
+    abandoned_attempt_seconds: float = Field(default=60.0, gt=0, le=120)
     # How long the billing connector may take to accept a record back before the try counts as failed.
     record_back_timeout_seconds: float = Field(default=10.0, gt=0)
     # How long a connector account's credentials are kept in process memory (0: read before every charge). A

@@ -20,10 +20,10 @@ class DispatcherSettings(ServiceSettings):
     # In-process retries of one delivery: attempts and the time budget (wall-clock seconds).
     webhook_in_process_attempts: int = Field(default=3, ge=1, le=10)
     webhook_in_process_budget_seconds: float = Field(default=5.0, ge=0)
-    # How long one dispatcher may hold an event it is delivering before another may take it over. At most 150 s:
-    # a due retry whose holder died waits for the lease in redeliveries of at most 10 s each
-    # (`DeliveryInProgress`), and the queues dead-letter a message at its 20th delivery.
-    webhook_delivery_lease_seconds: float = Field(default=60.0, gt=0, le=150)
+    # How long one dispatcher may hold an event it is delivering before another may take it over. At most 120 s:
+    # a due retry whose holder died waits for the lease in redeliveries (pauses growing to 10 s,
+    # `DeliveryInProgress`), and the queues dead-letter a message at its 20th delivery.
+    webhook_delivery_lease_seconds: float = Field(default=60.0, gt=0, le=120)
     webhook_user_agent: str = "recovery-engine-webhooks/1"
     # Deliveries in flight to endpoints that answer promptly, in this process, all delivery queues together. A
     # delivery still waiting for its answer after WEBHOOK_PROMPT_DELIVERY_SECONDS gives its place back and counts

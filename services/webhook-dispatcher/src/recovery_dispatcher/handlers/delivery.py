@@ -42,8 +42,8 @@ LEASE_MARGIN_SECONDS = 0.25
 
 class DeliveryInProgress(RetryLater):
     """Another dispatcher holds this event's delivery (its lease runs until `lease_until`): the message comes back
-    once that lease may have run out (in steps of at most `MAX_RETRY_PAUSE_SECONDS`). The holder settles it before
-    then, or died holding it and this dispatcher takes it over."""
+    after a pause, at the latest once that lease may have run out. By then the holder settled it (the message is a
+    duplicate), or died holding it and this dispatcher takes it over."""
 
     def __init__(self, event_id: str, lease_until: datetime | None, now: datetime) -> None:
         left = (lease_until - now).total_seconds() if lease_until is not None else 0.0
