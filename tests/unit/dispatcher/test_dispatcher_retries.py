@@ -14,7 +14,7 @@ from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import DeliverWebhook
 from recovery_dispatcher.domain.event import WebhookEvent
 from recovery_dispatcher.domain.status import EventStatus
-from recovery_dispatcher.handlers.delivery import LEASE_MARGIN_SECONDS
+from recovery_runtime.bus import LEASE_MARGIN_SECONDS
 from recovery_runtime.testing import consumed
 
 from .fakes import AttemptRecord, Dispatcher

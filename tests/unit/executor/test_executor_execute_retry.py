@@ -9,6 +9,7 @@ from typing import Any
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.payments import IntentStatus
 from recovery_executor.domain.attempt import AttemptStatus
+from recovery_runtime.bus import LEASE_MARGIN_SECONDS
 
 from .builders import connector_account, from_a_changed_snapshot, payment_sync, planned, recovery_updated
 from .fakes import INSTANCE, OTHER_INSTANCE, Executor, declined, idempotency_error, not_found, timed_out
@@ -120,7 +121,7 @@ async def test_a_copy_of_the_command_comes_back_when_the_executor_holding_the_at
     await executor.send(QUEUE, command)
 
     assert executor.connector.charges == [] and executor.connector.syncs == []
-    assert requeues.waits == [2.0 + 0.25]  # then taken over (below) unless it settled meanwhile
+    assert requeues.waits == [2.0 + LEASE_MARGIN_SECONDS]  # then taken over (below) unless it settled meanwhile
 
 
 async def test_an_abandoned_attempt_is_taken_over_and_synced_never_charged_blind(executor: Executor) -> None:

@@ -9,6 +9,7 @@ from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import ExecuteRetry
 from recovery_contracts.payments import IntentStatus
 from recovery_executor.domain.attempt import AttemptStatus
+from recovery_runtime.bus import LEASE_MARGIN_SECONDS
 from recovery_runtime.testing import consumed
 
 from .builders import from_a_changed_snapshot, payment_sync, planned, recovery_updated
@@ -115,7 +116,9 @@ async def test_a_sync_while_another_executor_charges_the_attempt_is_requeued(exe
 
     await executor.send(QUEUE, payment_sync(command))
 
-    assert requeues == [0] and requeues.waits == [60.0 + 0.25]  # at the latest when it may have been abandoned
+    assert requeues == [0] and requeues.waits == [
+        60.0 + LEASE_MARGIN_SECONDS
+    ]  # at the latest when it may have been abandoned
     assert executor.connector.syncs == [] and executor.connector.charges == []
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -154,6 +155,16 @@ class RetryLater(Exception):
     def __init__(self, reason: str, after_seconds: float = MAX_RETRY_PAUSE_SECONDS) -> None:
         super().__init__(reason)
         self.after_seconds = after_seconds
+
+
+# Past the end of another instance's lease before looking again: the hosts' clocks may differ a little.
+LEASE_MARGIN_SECONDS = 0.25
+
+
+def lease_wait(lease_until: datetime | None, now: datetime) -> float:
+    """`RetryLater.after_seconds` for a holder whose lease runs until `lease_until` (None: not known)."""
+    left = (lease_until - now).total_seconds() if lease_until is not None else 0.0
+    return max(left, 0.0) + LEASE_MARGIN_SECONDS
 
 
 def retry_pause(delivery_count: int) -> float:

@@ -20,7 +20,7 @@ from recovery_executor.domain.charge_guard import FENCE_REFUSALS, refusal_to_cha
 from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind
 from recovery_executor.domain.follow_up import NOT_FOUND_SYNCS_BEFORE_GIVING_UP
 from recovery_executor.domain.ports import PaymentConnector
-from recovery_runtime.bus import MessageRejected, RetryLater
+from recovery_runtime.bus import MessageRejected, RetryLater, lease_wait
 from recovery_runtime.payment_fence import FenceVerdict
 from recovery_runtime.unit_of_work import Transaction
 
@@ -34,8 +34,8 @@ class OutcomePending(RetryLater):
 
 def held(attempt: Attempt, now: datetime, abandoned_after: timedelta) -> OutcomePending:
     """Another executor is charging `attempt`: look again once it may have abandoned it (then it is taken over)."""
-    left = (attempt.abandoned_at(abandoned_after) - now).total_seconds()
-    return OutcomePending(f"attempt {attempt.key} is being charged by {attempt.owner}", max(left, 0.0) + 0.25)
+    wait = lease_wait(attempt.abandoned_at(abandoned_after), now)
+    return OutcomePending(f"attempt {attempt.key} is being charged by {attempt.owner}", wait)
 
 
 @dataclass(frozen=True)

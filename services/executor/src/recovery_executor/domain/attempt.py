@@ -150,9 +150,9 @@ class Attempt:
         if self.is_finished:
             return Resumption.REPUBLISH
         if self.status is AttemptStatus.CHARGING and now < self.abandoned_at(abandoned_after):
-            # Another executor holds it right now and settles or watches it. Looked at again once it may have
-            # abandoned it, and taken over then (ABANDONED_ATTEMPT_SECONDS is bounded so that the redeliveries,
-            # at most 10 s apart, outlast it before the delivery limit).
+            # Another executor holds it right now and settles or watches it. Looked at again after a pause, at the
+            # latest once it may have abandoned it, and taken over then (ABANDONED_ATTEMPT_SECONDS is bounded so
+            # that the redeliveries' pauses outlast it before the delivery limit).
             return Resumption.HELD
         return Resumption.TAKE_OVER
 

@@ -1,7 +1,7 @@
 """`webhook.deliver`: a durable retry or a hold came due; deliver the event again unless it moved on (then the
 message is acknowledged as a duplicate: a copy, or a retry overtaken by another). An event a dispatcher holds for
-this very retry is not moved on: the message comes back once that dispatcher's lease may have run out; by then
-the delivery settled, or the holder died mid-send and this retry takes the event over."""
+this very retry is not moved on: the message comes back after a pause, at the latest once that dispatcher's lease
+may have run out; by then the delivery settled, or the holder died mid-send and this retry takes the event over."""
 
 from __future__ import annotations
 

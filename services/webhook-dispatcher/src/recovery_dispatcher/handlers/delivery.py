@@ -29,15 +29,11 @@ from recovery_dispatcher.domain.fairness import Busy
 from recovery_dispatcher.domain.policy import RetrySchedule
 from recovery_dispatcher.domain.status import EventOutcome, EventStatus
 from recovery_dispatcher.handlers.leases import DeliveryLeases
-from recovery_runtime.bus import RetryLater
+from recovery_runtime.bus import RetryLater, lease_wait
 from recovery_runtime.clock import Clock
 from recovery_runtime.unit_of_work import Transaction, UnitOfWorkPort
 
 log = structlog.get_logger(__name__)
-
-
-# Beyond the end of another dispatcher's lease before this one looks again: their clocks may differ a little.
-LEASE_MARGIN_SECONDS = 0.25
 
 
 class DeliveryInProgress(RetryLater):
@@ -46,9 +42,8 @@ class DeliveryInProgress(RetryLater):
     duplicate), or died holding it and this dispatcher takes it over."""
 
     def __init__(self, event_id: str, lease_until: datetime | None, now: datetime) -> None:
-        left = (lease_until - now).total_seconds() if lease_until is not None else 0.0
         super().__init__(
-            f"event {event_id} is being delivered, lease until {lease_until}", max(left, 0.0) + LEASE_MARGIN_SECONDS
+            f"event {event_id} is being delivered, lease until {lease_until}", lease_wait(lease_until, now)
         )
 
 
