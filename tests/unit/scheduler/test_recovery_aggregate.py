@@ -81,7 +81,29 @@ def test_a_resume_waits_for_the_card_networks_budget() -> None:
     assert "20 attempts per rolling 30 days on the card, same amount and currency (Visa Core Rules, 18 Apr 2026)" in (
         planned.reason
     )
-    assert planned.details["planned_at"] == T0 + timedelta(days=1)  # when the oldest leaves the 30-day window
+    # The billing system's failed charge at T0 counts on the card too (21 in the window): the second oldest must
+    # leave the 30-day window.
+    assert planned.details["planned_at"] == T0 + timedelta(days=1, hours=1)
+
+
+def test_a_resume_never_charges_a_card_the_billing_systems_decline_made_hard() -> None:
+    # The billing system's own failure was a "never retry" decline (stolen card) on the only token: the planner ends
+    # the recovery, and an operator may not charge it either.
+    stolen = payment(first_error={"code": "stolen_card", "message": "Your card was declined."})
+    failed = replace(Recovery.start(stolen, planning()).recovery, status=RecoveryStatus.FAILED)
+    with pytest.raises(ResumeRefused, match="every token of this payment is hard-declined"):
+        failed.resumed(T0, planning())
+
+
+def test_a_resume_counts_the_billing_systems_charges_on_the_card_as_the_planner_does() -> None:
+    # The billing system tried the Visa card 20 times today, its last failure now (T0): Visa's 20 a day are spent.
+    busy = payment(billing_retry_count=20)
+    failed = replace(Recovery.start(busy, planning()).recovery, status=RecoveryStatus.FAILED)
+
+    planned = failed.resumed(T0, planning()).recovery.history[-1]
+
+    assert planned.what == "attempt_planned" and "by the card network's budget" in planned.reason
+    assert planned.details["planned_at"] > T0
 
 
 def test_a_success_of_the_planned_attempt_cancels_nothing_and_any_other_does() -> None:

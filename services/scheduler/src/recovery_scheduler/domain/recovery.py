@@ -11,14 +11,13 @@ from recovery_contracts.api.recovery import RecoveryAction
 from recovery_contracts.messages import PaymentAttemptFailed, PaymentSucceeded, RecoveryUpdated
 from recovery_contracts.recovery import RecoveryPayment
 
-from .budgets import CardUse, budget_for
-from .card_budgets import BUDGET_LOOKBACK
 from .declines import DeclineClass, DeclineCodes
 from .model import Algorithm, AttemptOutcome, AttemptRecord, ScheduleAttempt
 from .planning import Change, Planning
 from .plans import AttemptPlan, Note, Plan
+from .standing import token_standings
 from .status import TERMINAL, RecoveryStatus
-from .steps import attempt_planned, awaiting_billing, next_step
+from .steps import attempt_planned, awaiting_billing, next_step, planner_view, retry_config
 
 # Card fields whose change (a new expiry, the account updater) lifts an earlier `fix`-class block of the token.
 CARD_FIELDS = ("card_exp_month", "card_exp_year", "last_four_digits")
@@ -310,28 +309,28 @@ class Recovery:
         if self.status is not RecoveryStatus.FAILED:
             raise ResumeRefused(f"only a failed recovery can be resumed; this one is {self.status.value}")
         now = planning.now
-        usable = [t for t in self.payment.tokens if t.token not in self.hard_declined_tokens]
-        if not usable:
+        # Where each token stands as the planner sees it: declines from the billing system's first failure as well
+        # as this system's attempts, and every use the networks count (the billing system's tries on the primary
+        # card, the merchant's other recoveries' reservations).
+        standings = token_standings(planner_view(self, planning), retry_config(self.payment))
+        allowed = [s for s in standings if not s.hard_declined]
+        if not allowed:
             raise ResumeRefused("every token of this payment is hard-declined: no further charge is allowed")
         last_token = self.attempts[-1].token if self.attempts else None
-        token = next((t for t in usable if t.token == last_token), usable[0])
-        spent = [
-            CardUse(a.at, declined=a.outcome is not AttemptOutcome.SUCCEEDED)
-            for a in self.attempts
-            if a.token == token.token
-        ]
-        card = planning.budgets().get(token.token)
-        if card is not None:
-            spent += card.uses_for(self, now - BUDGET_LOOKBACK)
-        budget, wanted = budget_for(token.card_network), max(at, now)
-        earliest = budget.earliest_allowed(spent, wanted)
+        standing = next((s for s in allowed if s.token.token == last_token), allowed[0])
+        # A network's advice to wait after the last decline (Mastercard's MAC) is its rule too.
+        wanted, floor = max(at, now), standing.network_floor
         reason = "resumed by an operator"
+        if floor is not None and floor > wanted:
+            wanted = floor
+            reason += f"; not before {floor.isoformat()}, as the card network advised after the last decline"
+        earliest = standing.budget.earliest_allowed(standing.budget_uses, wanted)
         if earliest > wanted:
-            why_full = budget.why_full(spent, wanted)
+            why_full = standing.budget.why_full(standing.budget_uses, wanted)
             reason += f"; moved to {earliest.isoformat()} by the card network's budget ({why_full})"
         recovery = replace(
             self, status=RecoveryStatus.SCHEDULED, business_status=None, ended_at=None, paused=False
         ).noted(now, "resume_requested", "an operator re-triggered EXECUTE")
-        decision = ScheduleAttempt(earliest, token.token, len(self.attempts) + 1, reason)
+        decision = ScheduleAttempt(earliest, standing.token.token, len(self.attempts) + 1, reason)
         recovery, timer = attempt_planned(recovery, decision, planning)
         return Change(self, replace(recovery, updated_at=now), (timer,))
