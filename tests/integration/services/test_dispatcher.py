@@ -588,6 +588,7 @@ async def test_webhook_toggles_set_through_intake_reach_the_dispatcher_and_a_swi
         "payment_failed_enabled": False,
         "payment_succeeded_enabled": True,
         "max_deliveries_per_second": 50,
+        "retry_schedule_seconds": [30, 300],
     }
     created = httpx.post(
         f"{intake.url}/v2/profiles", json={"profile_name": "toggles", "webhook_details": details}, headers=headers
@@ -598,6 +599,7 @@ async def test_webhook_toggles_set_through_intake_reach_the_dispatcher_and_a_swi
     # Carried by profile.updated into the dispatcher's projection.
     projected = await eventually(lambda: db.webhook_endpoints.find_one({"_id": profile_id}), timeout=40)
     assert projected["disabled_event_types"] == ["payment_failed"] and projected["max_deliveries_per_second"] == 50
+    assert projected["retry_schedule_seconds"] == [30, 300]
 
     switched_off = payment_event("failed", merchant=merchant, profile_id=profile_id)
     sent = payment_event("succeeded", merchant=merchant, profile_id=profile_id)
@@ -618,6 +620,8 @@ async def test_webhook_toggles_set_through_intake_reach_the_dispatcher_and_a_swi
         await eventually(
             lambda: db.webhook_endpoints.find_one({"_id": profile_id})["disabled_event_types"] == [], timeout=40
         )
+        # `webhook_details` is replaced whole: the schedule left out is the dispatcher's default again.
+        assert db.webhook_endpoints.find_one({"_id": profile_id})["retry_schedule_seconds"] is None
         again = payment_event("failed", merchant=merchant, profile_id=profile_id)
         await broker.publish(again)
         await eventually(lambda: finished(db, again, "payment_failed"))

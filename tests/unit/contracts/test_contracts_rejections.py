@@ -167,6 +167,23 @@ def test_profile_rejects_non_http_webhook_url_and_header_injection():
     assert "outgoing_webhook_custom_http_headers" in _locs(_reject(ProfileCreate, too_many))
 
 
+@pytest.mark.parametrize(
+    "schedule",
+    [[0], [-5], [604_801], ["60"], [1.5], [60] * 51, 60],
+    ids=["zero", "negative", "over-a-week", "string", "fraction", "51-retries", "not-a-list"],
+)
+def test_a_webhook_retry_schedule_is_whole_seconds_from_one_to_a_week_at_most_fifty(schedule):
+    body = {"webhook_details": {"webhook_url": "https://merchant.example/hooks", "retry_schedule_seconds": schedule}}
+    assert any(loc.startswith("webhook_details.retry_schedule_seconds") for loc in _locs(_reject(ProfileUpdate, body)))
+
+
+def test_a_webhook_retry_schedule_may_be_empty_or_up_to_fifty_delays():
+    for schedule in ([], [1], [604_800] * 50):
+        details = {"webhook_url": "https://merchant.example/hooks", "retry_schedule_seconds": schedule}
+        parsed = ProfileUpdate.model_validate({"webhook_details": details})
+        assert parsed.webhook_details is not None and parsed.webhook_details.retry_schedule_seconds == schedule
+
+
 def test_oversized_metadata_is_rejected(recovery_request):
     recovery_request["metadata"] = {"blob": "x" * 20_000}
     assert "metadata" in _locs(_reject(RecoveryPaymentsCreate, recovery_request))

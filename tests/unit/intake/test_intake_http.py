@@ -128,6 +128,29 @@ async def test_a_profile_change_raises_its_version_and_a_concurrent_one_loses(
     assert len(svc.publisher.envelopes(MessageType.PROFILE_UPDATED)) == 1
 
 
+async def test_a_profile_webhook_retry_schedule_is_stored_shown_and_carried_to_the_dispatcher(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    client.headers["x-merchant-id"] = MERCHANT
+    details = {"webhook_url": "https://merchant.example/webhooks", "retry_schedule_seconds": [30, 300, 3600]}
+    response = await client.put(f"/v2/profiles/{PROFILE}", json={"webhook_details": details})
+    assert response.status_code == 200, response.text
+    assert response.json()["webhook_details"]["retry_schedule_seconds"] == [30, 300, 3600]
+    [updated] = svc.publisher.envelopes(MessageType.PROFILE_UPDATED)
+    assert updated.payload.webhook_retry_schedule_seconds == (30, 300, 3600)
+
+    # `webhook_details` is replaced whole: left out, the schedule goes back to the dispatcher's default (None).
+    details = {"webhook_url": "https://merchant.example/webhooks"}
+    assert (await client.put(f"/v2/profiles/{PROFILE}", json={"webhook_details": details})).status_code == 200
+    assert svc.publisher.envelopes(MessageType.PROFILE_UPDATED)[-1].payload.webhook_retry_schedule_seconds is None
+
+    # A bad schedule is refused with the field named, and nothing changes or is emitted.
+    details = {"webhook_url": "https://merchant.example/webhooks", "retry_schedule_seconds": [60, 0]}
+    refused = await client.put(f"/v2/profiles/{PROFILE}", json={"webhook_details": details})
+    assert refused.status_code == 400 and "retry_schedule_seconds" in refused.text, refused.text
+    assert len(svc.publisher.envelopes(MessageType.PROFILE_UPDATED)) == 2
+
+
 async def test_a_rotated_secret_signs_beside_the_old_one_until_the_overlap_ends(
     svc: Intake, client: httpx.AsyncClient
 ) -> None:

@@ -21,6 +21,8 @@ from recovery_contracts.recovery import RetryAlgorithm
 
 HashKey = Annotated[str, Field(min_length=1, max_length=255)]
 Seconds = Annotated[int, Field(strict=True, ge=1, le=31_536_000)]
+# One automatic webhook retry's delay after the attempt before it: a second to a week (the wire contract's bound).
+RetryDelay = Annotated[int, Field(strict=True, ge=1, le=604_800)]
 
 
 class WebhookDetails(RequestBody):
@@ -33,6 +35,9 @@ class WebhookDetails(RequestBody):
     payment_failed_enabled: Flag | None = None
     # Extension: at most this many webhook deliveries per second to `webhook_url` (per dispatcher); unset: no limit.
     max_deliveries_per_second: Annotated[int, Field(strict=True, ge=1, le=10_000)] | None = None
+    # Extension: the delays (seconds) of the automatic retries after a failed delivery to `webhook_url`, in order;
+    # [] delivers once; unset: the dispatcher's schedule (Hyperswitch's, 16 retries over about 24 h).
+    retry_schedule_seconds: Annotated[list[RetryDelay], Field(max_length=50)] | None = None
 
 
 class ProfileCreate(RequestBody):

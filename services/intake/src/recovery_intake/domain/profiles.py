@@ -107,6 +107,7 @@ def profile_updated(doc: Document) -> Envelope[ProfileUpdated]:
             payment_succeeded_enabled=webhook.get("payment_succeeded_enabled"),
             payment_failed_enabled=webhook.get("payment_failed_enabled"),
             webhook_max_deliveries_per_second=webhook.get("max_deliveries_per_second"),
+            webhook_retry_schedule_seconds=webhook.get("retry_schedule_seconds"),
         ),
         merchant_id=doc["merchant_id"],
         profile_id=doc["_id"],
