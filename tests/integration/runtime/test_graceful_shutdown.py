@@ -6,9 +6,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
+import uvicorn
+
+from recovery_cli.stack.readiness import free_port
 from recovery_contracts.envelope import Envelope
 from recovery_runtime.bus import OutgoingMessage
-from recovery_runtime.service import Service
+from recovery_runtime.service import DrainingServer, Service
 from recovery_runtime.settings import ServiceSettings
 from recovery_runtime.topology import QUEUES, ConsumerQueue
 from support.broker import broker_probe, eventually
@@ -80,5 +84,50 @@ async def test_a_handler_outliving_the_grace_period_leaves_its_message_to_a_succ
     successor = await started_service(isolation, record, grace=10.0)
     try:
         await eventually(lambda: redelivered == [message.message_id], timeout=20.0)
+    finally:
+        await successor.stop()
+
+
+async def test_sigterm_stops_consuming_at_once_while_open_http_requests_finish(isolation: Isolation) -> None:
+    """uvicorn waits for open HTTP requests before its lifespan stops the service; `DrainingServer` stops the
+    consumers as that wait begins, so no message is taken during it and a drain lasts one grace period, not two."""
+    taken: list[str] = []
+
+    async def record(envelope: Envelope[Any], queue: ConsumerQueue) -> None:
+        taken.append(envelope.message_id)
+
+    settings = settings_for(ServiceSettings, isolation, shutdown_grace_seconds=5.0, consumer_watchdog_seconds=0.5)
+    service = Service("probe", settings)
+    service.consume(QUEUE, record)
+    request_began = asyncio.Event()
+
+    @service.app.get("/slow")
+    async def slow() -> dict[str, bool]:
+        request_began.set()
+        await asyncio.sleep(2.5)
+        return {"done": True}
+
+    port = free_port()
+    config = uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = DrainingServer(config, service)
+    serving = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started, timeout=20.0)
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        request = asyncio.create_task(client.get(f"http://127.0.0.1:{port}/slow"))
+        await asyncio.wait_for(request_began.wait(), 5.0)
+        server.should_exit = True  # what uvicorn's SIGTERM handler does
+        await asyncio.sleep(0.5)
+        # Published while the open request is still being answered: nobody here takes it.
+        message = stripe_account("mca_during_http_drain")
+        await service.publisher.publish_many([OutgoingMessage.of(message)])
+        response = await request
+    assert response.status_code == 200 and response.json() == {"done": True}
+    await asyncio.wait_for(serving, 15.0)
+    assert taken == [], "a message was consumed after SIGTERM"
+
+    # Left in the queue for a successor.
+    successor = await started_service(isolation, record, grace=10.0)
+    try:
+        await eventually(lambda: taken == [message.message_id], timeout=20.0)
     finally:
         await successor.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
@@ -147,6 +148,7 @@ class Service:
         self._on_start: list[Callable[[], Awaitable[None]]] = []
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self._on_drain: list[Callable[[], Awaitable[None]]] = []
+        self._consuming_stopped: asyncio.Future[Any] | None = None
         self.started = False
         self.app = FastAPI(title=f"recovery {name}", lifespan=self._lifespan)
         if self.tracing is not None:
@@ -211,6 +213,7 @@ class Service:
     # -- lifecycle -----------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._consuming_stopped = None
         await wait_for("MongoDB", lambda: self.mongo.admin.command("ping"))
         await ensure_indexes(self.db, self._indexes)
         await wait_for("RabbitMQ", self.broker.connect)
@@ -222,13 +225,25 @@ class Service:
         self.started = True
         log.info("service.started", instance=self.settings.service_instance_id)
 
+    async def stop_consuming(self) -> None:
+        """Stop every consumer; a handler in flight finishes within the grace period. Done once: a second call
+        (SIGTERM's HTTP phase started it, `stop` waits for it) waits for the first. Not started any more from
+        here on: readiness answers 503 and the consumer watchdog restarts nothing."""
+        self.started = False
+        if self._consuming_stopped is None:
+            subscribers = list(self.broker.subscribers)
+            self._consuming_stopped = asyncio.ensure_future(
+                asyncio.gather(*(self._stop_quietly(sub) for sub in subscribers))
+            )
+        await asyncio.shield(self._consuming_stopped)
+
     async def stop(self) -> None:
         self.started = False
         log.info("service.stopping")
         # Stop consuming first and wait up to the grace period for in-flight handlers (FastStream's
         # graceful_timeout), then let work handed off to tasks finish: acknowledgements still travel, and
         # whatever is left unacknowledged is requeued by the broker when the connection closes.
-        await asyncio.gather(*(self._stop_quietly(sub) for sub in list(self.broker.subscribers)))
+        await self.stop_consuming()
         for hook in self._on_drain:
             with contextlib.suppress(Exception):
                 await hook()
@@ -338,7 +353,7 @@ class Service:
             return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     def run(self) -> None:
-        uvicorn.run(
+        config = uvicorn.Config(
             self.app,
             host=self.settings.http_host,
             port=self.settings.http_port,
@@ -347,3 +362,22 @@ class Service:
             timeout_graceful_shutdown=int(self.settings.shutdown_grace_seconds),
             lifespan="on",
         )
+        DrainingServer(config, self).run()
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, whose shutdown (SIGTERM) also stops consuming at once instead of after the open HTTP
+    requests: uvicorn waits up to the grace period for those before its lifespan calls `Service.stop`, so the
+    consumers would keep taking messages meanwhile and a drain could last two grace periods, past compose's
+    `stop_grace_period` and Kubernetes' `terminationGracePeriodSeconds`. The two waits now overlap."""
+
+    def __init__(self, config: uvicorn.Config, service: Service) -> None:
+        super().__init__(config)
+        self._service = service
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        consuming = asyncio.ensure_future(self._service.stop_consuming())
+        try:
+            await super().shutdown(sockets)
+        finally:
+            await consuming
