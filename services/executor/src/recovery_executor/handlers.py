@@ -97,7 +97,8 @@ async def payment_sync(deps: Dependencies, envelope: Envelope[PaymentSync], queu
 
 
 async def record_back(deps: Dependencies, envelope: Envelope[RecordBack], queue: ConsumerQueue) -> None:
-    """Tell the billing connector about a successful retry; retried on durable timers until it answers 2xx."""
+    """Tell the billing connector about a successful retry; retried on durable timers until accepted, blocked or
+    abandoned (domain/record_back.py)."""
     request = envelope.payload
     done = await deps.record_backs.get(request.payment_id)
     if done is not None and done.status is RecordBackStatus.ACCEPTED:

@@ -6,13 +6,16 @@ import functools
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from recovery_dispatcher.domain.fairness import BusyReason
+from recovery_dispatcher.domain.status import EventOutcome
+
 DELIVERY_ATTEMPTS = Counter(
     "recovery_webhook_attempts_total", "Webhook delivery attempts by outcome", ["outcome", "delivery_attempt"]
 )
 DELIVERY_SECONDS = Histogram("recovery_webhook_attempt_seconds", "Duration of one webhook delivery attempt")
 EVENTS_FINISHED = Counter(
     "recovery_webhook_events_finished_total",
-    "Webhook events that reached a final status (delivered, retries_exceeded, blocked, endpoint_disabled)",
+    f"Webhook events that reached a final status ({', '.join(EventOutcome)})",
     ["result"],
 )
 RETRIES_SCHEDULED = Counter("recovery_webhook_retries_scheduled_total", "Durable webhook retries scheduled", ["why"])
@@ -25,7 +28,7 @@ SLOW_RESPONSES = Counter(
 )
 DELIVERIES_PARKED = Counter(
     "recovery_webhook_deliveries_parked_total",
-    "Deliveries parked on a timer instead of waiting (endpoint_busy, merchant_busy, rate_limited)",
+    f"Deliveries parked on a timer instead of waiting ({', '.join(BusyReason)})",
     ["reason"],
 )
 EVENTS_NOT_RAISED = Counter(

@@ -1,4 +1,6 @@
-"""Recording a successful retry back to the billing connector: tried on durable timers until it answers 2xx.
+"""Recording a successful retry back to the billing connector: tried on durable timers (`RECORD_BACK_DELAYS`) until
+it is accepted (2xx, or the billing system's "already paid"), refused for good (`blocked` by the egress policy), or
+abandoned for an operator after `RECORD_BACK_MAX_TRIES` tries.
 
 Every try is kept with the payment's record back (what it asked, when, the HTTP status or the error, and where the
 record back stood after it), so an operator sees the record back and its tries on the payment's timeline."""
