@@ -24,6 +24,7 @@ from deploy_support import (
 from pydantic import ValidationError
 
 from recovery_cli.stack import RUNNABLE
+from recovery_executor.settings import ExecutorSettings
 from recovery_intake.settings import IntakeSettings
 from recovery_runtime.secrets import SecretBox
 from recovery_runtime.settings import ServiceSettings
@@ -32,6 +33,9 @@ pytestmark = pytest.mark.integration
 
 SCALED = ("scheduler", "executor", "webhook-dispatcher")
 DEMO = ("stripe-sandbox", "receiver")
+# The services that call Stripe (STRIPE_API_BASE): the executor's connector and billing calls, intake's re-read of
+# a Stripe Billing invoice when a Stripe `invoice.payment_failed` webhook arrives.
+STRIPE_CALLERS: dict[str, type[ServiceSettings]] = {"intake": IntakeSettings, "executor": ExecutorSettings}
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +72,7 @@ def test_scaled_services_have_no_fixed_names_or_host_ports(compose) -> None:
     assert compose["services"]["intake"]["ports"] == ["127.0.0.1:8080:8080"]
 
 
-def test_the_four_services_share_one_image_and_run_by_command(compose) -> None:
+def test_the_five_services_share_one_image_and_run_by_command(compose) -> None:
     images = {compose["services"][name]["image"] for name in SERVICES}
     assert len(images) == 1
     for name in SERVICES:
@@ -194,6 +198,19 @@ def test_intake_forwards_to_the_services_owning_the_events_and_recoveries(compos
         assert str(url.port) in compose["services"][owner]["expose"]
 
 
+def test_every_stripe_caller_reaches_the_demo_sandbox_unless_told_otherwise(raw, compose) -> None:
+    command = compose["services"]["stripe-sandbox"]["command"]
+    sandbox_port = command[command.index("--port") + 1]
+    for name, model in STRIPE_CALLERS.items():
+        environment = compose["services"][name]["environment"]
+        assert "STRIPE_API_BASE" in environment, f"{name} calls Stripe: without it, the real api.stripe.com"
+        url = urlsplit(settings_of(environment, model).stripe_api_base)
+        assert (url.scheme, url.hostname, str(url.port)) == ("http", "stripe-sandbox", sandbox_port), name
+    told = interpolate(raw, {"STRIPE_API_BASE": "https://api.stripe.com"})
+    for name, model in STRIPE_CALLERS.items():
+        assert settings_of(told["services"][name]["environment"], model).stripe_api_base == "https://api.stripe.com"
+
+
 def test_the_environment_switch_reaches_every_service(raw, compose) -> None:
     for name in SERVICES:
         assert compose["services"][name]["environment"]["API_KEY_ENVIRONMENT"] == "snd", name
@@ -245,5 +262,6 @@ def test_the_production_override_runs_prd_with_the_given_secrets(compose) -> Non
     assert services["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"] == PRODUCTION_SECRETS["RABBITMQ_PASSWORD"]
     for name in ("webhook-dispatcher", "executor"):  # the two that call merchants' URLs: public addresses only
         assert services[name]["environment"]["OUTBOUND_ALLOWED_CIDRS"] == "", name
-    assert services["executor"]["environment"]["STRIPE_API_BASE"] == "https://api.stripe.com"
+    for name in STRIPE_CALLERS:  # the real Stripe API, not the demo sandbox
+        assert services[name]["environment"]["STRIPE_API_BASE"] == "https://api.stripe.com", name
     assert services["intake"]["ports"] == compose["services"]["intake"]["ports"] == ["127.0.0.1:8080:8080"]

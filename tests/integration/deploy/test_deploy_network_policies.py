@@ -42,7 +42,9 @@ PRIVATE_TARGETS = (
 )
 PUBLIC_TARGETS = ("54.187.174.169", "93.184.216.34", "8.8.8.8")
 CALLED_BY_INTAKE = {owner for _, owner in FORWARDED_TO}
-EGRESS_TO_INTERNET = {"executor", "webhook-dispatcher"}  # Stripe and record backs; merchants' webhooks
+# Stripe (intake's Stripe Billing invoice reads; the executor's calls), record backs, merchants' webhooks.
+EGRESS_TO_INTERNET = {"intake", "executor", "webhook-dispatcher"}
+STRIPE_CALLERS = ("intake", "executor")
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +61,7 @@ def recovery_pod(docs: list[Doc], name: str, ip: str = "", namespace: str = NAME
 
 
 def peers(docs: list[Doc]) -> dict[str, Endpoint]:
-    """Who may try to connect: the four services, a stranger in the namespace, pods elsewhere, the internet."""
+    """Who may try to connect: the five services, a stranger in the namespace, pods elsewhere, the internet."""
     return {
         **{name: recovery_pod(docs, name) for name in SERVICES},
         "other pod in the namespace": pod(NAMESPACE, "10.0.1.50", {"app": "debug"}),
@@ -169,7 +171,7 @@ def test_every_service_reaches_dns_the_broker_the_database_and_the_trace_collect
             assert not connection_allowed(docs, source, rabbitmq, port), (name, port)
 
 
-def test_only_the_executor_and_the_dispatcher_reach_the_internet_on_https_only(docs) -> None:
+def test_only_intake_the_executor_and_the_dispatcher_reach_the_internet_on_https_only(docs) -> None:
     for name in SERVICES:
         source = recovery_pod(docs, name)
         for address in PUBLIC_TARGETS:
@@ -179,6 +181,15 @@ def test_only_the_executor_and_the_dispatcher_reach_the_internet_on_https_only(d
             )
             for port in (80, 8443, 25):
                 assert not connection_allowed(docs, source, external(address), port), (name, address, port)
+
+
+@pytest.mark.parametrize("name", STRIPE_CALLERS)
+def test_the_stripe_callers_reach_the_stripe_api_base(docs, name) -> None:
+    # Intake re-reads a Stripe Billing invoice when a Stripe `invoice.payment_failed` webhook arrives.
+    url = urlsplit(of_kind(docs, "ConfigMap")["recovery-config"]["data"]["STRIPE_API_BASE"])
+    assert url.scheme == "https" and url.port is None, "port 443"
+    stripe = external(PUBLIC_TARGETS[0])  # a public address standing for api.stripe.com
+    assert connection_allowed(docs, recovery_pod(docs, name), stripe, 443), name
 
 
 @pytest.mark.parametrize("name", sorted(EGRESS_TO_INTERNET))
