@@ -274,8 +274,17 @@ def test_recovery_requested_applies_the_http_validation(recovery_request):
         ({"headers": {"Bad Header": "x"}}, "headers"),
         ({"headers": {f"x-h{i}": "v" for i in range(21)}}, "headers"),
         ({"received_at": None}, "received_at"),
+        ({"received_at": "2025-09-07T20:02:09.947"}, "received_at"),  # no offset: not comparable with a clock
     ],
-    ids=["connector-without-webhooks", "id-with-path", "empty-body", "header-name", "too-many-headers", "no-time"],
+    ids=[
+        "connector-without-webhooks",
+        "id-with-path",
+        "empty-body",
+        "header-name",
+        "too-many-headers",
+        "no-time",
+        "time-without-offset",
+    ],
 )
 def test_billing_event_is_bounded_and_names_the_bad_field(change, field):
     sample = _payloads()[MessageType.BILLING_EVENT].model_dump(mode="json")

@@ -19,7 +19,7 @@ from faststream.rabbit import TestRabbitBroker
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.messages import BillingEventReceived
 from recovery_contracts.payments import IntentStatus
-from recovery_runtime.testing import publish
+from recovery_runtime.testing import consumed, publish
 from recovery_sandbox.stripe.invoices import stripe_signature
 
 from . import test_billing_chargebee as chargebee
@@ -35,6 +35,7 @@ from .test_billing_webhooks import (
     svc,
     with_stripebilling_account,
 )
+from .test_intake_cancel_fence import charging
 
 __all__ = ["sandbox", "stripe_api", "svc"]  # the Stripe Billing account's fixtures, shared with the HTTP tests
 
@@ -173,6 +174,27 @@ async def test_a_billing_system_api_that_cannot_be_read_is_tried_again_not_dead_
     assert svc.publisher.dead_letters == [] and svc.intents.intents == {} and svc.publisher.published == []
 
 
+async def test_a_cancel_while_an_attempt_is_charged_waits_for_it_and_nothing_is_stored(
+    svc: Intake, stripe_api: httpx.Client, requeues: Any
+) -> None:
+    """Over HTTP a 409 that the billing system delivers again; over the broker a wait (`RetryLater`: counted
+    `retry_later`, not `failed`) until the attempt has settled."""
+    invoice = failed_invoice(stripe_api)
+
+    async with TestRabbitBroker(svc.service.broker) as broker:
+        await publish(broker, QUEUE, handed_on(svc, event("invoice.payment_failed", invoice, "evt_f")))
+        intent = svc.intents.of_invoice(MERCHANT, invoice["id"])
+        assert intent is not None
+        await charging(svc, intent.payment_id)
+        failed, waited = consumed(QUEUE, "failed"), consumed(QUEUE, "retry_later")
+        await publish(broker, QUEUE, handed_on(svc, event("invoice.voided", invoice, "evt_void")))
+
+    assert requeues == [0] and svc.publisher.dead_letters == []
+    assert consumed(QUEUE, "retry_later") == waited + 1 and consumed(QUEUE, "failed") == failed
+    after = svc.intents.of_invoice(MERCHANT, invoice["id"])
+    assert after is not None and after.status is IntentStatus.FAILED and after.requests == ()
+
+
 def _refusals(svc: Intake, payload: bytes) -> dict[str, tuple[Envelope[BillingEventReceived] | bytes, str]]:
     now = svc.clock.now()
     unsigned = handed_on(svc, payload, headers={})
@@ -199,12 +221,24 @@ def _refusals(svc: Intake, payload: bytes) -> dict[str, tuple[Envelope[BillingEv
         "unknown-account": (handed_on(svc, payload, account="mca_unknown"), "no billing connector account"),
         "not-an-event": (handed_on(svc, b'{"hello": "world"}'), "invalid: not a Stripe event"),
         "invalid-message": (_without_received_at(unsigned), "payload.received_at: Field required"),
+        # A time without its UTC offset cannot be compared with the clock: refused by the contract, at once.
+        "naive-received-at": (
+            _naive_received_at(handed_on(svc, payload)),
+            "payload.received_at: Input should have timezone info",
+        ),
     }
 
 
 def _without_received_at(message: Envelope[BillingEventReceived]) -> bytes:
     document: dict[str, Any] = message.model_dump(mode="json")
     del document["payload"]["received_at"]
+    return json.dumps(document).encode()
+
+
+def _naive_received_at(message: Envelope[BillingEventReceived]) -> bytes:
+    """As a publisher that forgot the offset sends it: `2025-09-07T20:02:09.947000`, read as no time zone."""
+    document: dict[str, Any] = message.model_dump(mode="json")
+    document["payload"]["received_at"] = message.payload.received_at.replace(tzinfo=None).isoformat()
     return json.dumps(document).encode()
 
 
@@ -220,6 +254,7 @@ REFUSALS = [
     "unknown-account",
     "not-an-event",
     "invalid-message",
+    "naive-received-at",
 ]
 
 

@@ -4,14 +4,16 @@ it; while an attempt is being charged (or has just succeeded) the cancel is refu
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from faststream.rabbit import TestRabbitBroker
 
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.payments import IntentStatus
+from recovery_runtime.bus import MAX_RETRY_PAUSE_SECONDS
 from recovery_runtime.payment_fence import FenceVerdict
-from recovery_runtime.testing import InMemoryPaymentFences, publish
+from recovery_runtime.testing import InMemoryPaymentFences, consumed, publish
 
 from .fakes import MERCHANT, Intake
 from .recovery_requests import REFERENCE, recovery_body, requested
@@ -99,16 +101,22 @@ async def test_a_lease_left_by_a_killed_executor_blocks_a_cancel_only_until_it_e
     assert accepted.status_code == 200 and accepted.json()["intent_status"] == "cancelled"
 
 
-async def test_a_cancel_message_while_an_attempt_is_charged_is_retried_not_dead_lettered(
-    svc: Intake, requeues: list[int]
+async def test_a_cancel_message_while_an_attempt_is_charged_waits_for_it_not_dead_lettered_nor_failed(
+    svc: Intake, requeues: Any
 ) -> None:
+    """Handed back as a wait (`RetryLater`: logged `message.retry_later`, counted `retry_later`), not as a failure:
+    the fence names no lease end, so the pause is the usual growing one, never cut short."""
+    queue = "intake.recovery-requested"
     async with TestRabbitBroker(svc.service.broker) as broker:
-        await publish(broker, "intake.recovery-requested", requested())
+        await publish(broker, queue, requested())
         intent = svc.intents.of_invoice(MERCHANT, REFERENCE)
         assert intent is not None
         await charging(svc, intent.payment_id)
-        await publish(broker, "intake.recovery-requested", requested(CANCEL))
+        failed, waited = consumed(queue, "failed"), consumed(queue, "retry_later")
+        await publish(broker, queue, requested(CANCEL))
 
     assert requeues == [0] and svc.publisher.dead_letters == []
+    assert requeues.waits == [MAX_RETRY_PAUSE_SECONDS]
+    assert consumed(queue, "retry_later") == waited + 1 and consumed(queue, "failed") == failed
     after = svc.intents.of_invoice(MERCHANT, REFERENCE)
     assert after is not None and after.status is IntentStatus.FAILED

@@ -171,6 +171,18 @@ async def test_a_rotated_secret_signs_beside_the_old_one_until_the_overlap_ends(
     assert updates[1].standard_webhooks_secrets == updates[0].standard_webhooks_secrets[:1]
 
 
+async def test_a_rotation_with_no_overlap_replaces_the_secret_at_once(svc: Intake, client: httpx.AsyncClient) -> None:
+    """`overlap_seconds: 0` is a value, not an absent one: the old secret stops signing now, not after the
+    default overlap (a leaked secret is cut off this way)."""
+    rotated = await client.post(f"/v2/profiles/{PROFILE}/webhook-secret/rotate", json={"overlap_seconds": 0})
+
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["active_secrets"] == 1
+    assert rotated.json().get("previous_secrets_expire_at") is None
+    [update] = [e.payload for e in svc.publisher.envelopes(MessageType.PROFILE_UPDATED)]
+    assert (update.version, len(update.standard_webhooks_secrets)) == (2, 1)
+
+
 async def test_an_invoice_keeps_only_its_latest_requests() -> None:
     svc = intake(intent_requests_kept=2)
     async with http_client(svc, headers=svc.headers()) as client:

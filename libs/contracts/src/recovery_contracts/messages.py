@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from recovery_contracts.api.connector_accounts import ConnectorName
 from recovery_contracts.api.fields import HeaderMap, Identifier
@@ -48,8 +48,12 @@ class BillingEventReceived(_Payload):
         description="the delivery's headers intake reads: `Stripe-Signature` (stripebilling), `Authorization` "
         "(chargebee); names in any case"
     )
-    received_at: datetime = Field(
-        description="when the ingress received the delivery: Stripe's signature tolerance is measured from it"
+    # Aware, unlike the other messages' times (which this system's own services write, always aware): an outside
+    # publisher may leave the offset out, and a naive time cannot be compared with intake's clock. Refused by
+    # validation, the message is dead-lettered with the field named instead of failing until its delivery limit.
+    received_at: AwareDatetime = Field(
+        description="when the ingress received the delivery, with its UTC offset (`Z` or `+hh:mm`): Stripe's "
+        "signature tolerance is measured from it"
     )
 
 
@@ -245,7 +249,8 @@ class RecordBackBody(_Payload):
 
 
 class RecordBack(_Payload):
-    """Record a successful retry back to the billing connector; repeated on timers until it answers 2xx."""
+    """Record a successful retry back to the billing connector; repeated on timers until it is accepted, refused
+    for good (blocked) or abandoned."""
 
     payment_id: str
     url: str

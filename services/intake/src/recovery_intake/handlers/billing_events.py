@@ -41,7 +41,7 @@ from recovery_intake.domain.chargebee_events import (
 )
 from recovery_intake.domain.intent import Intent
 from recovery_intake.domain.rejection import Rejection
-from recovery_intake.handlers.recovery import CancelDeferred, RecoveryIntake
+from recovery_intake.handlers.recovery import CancelDeferred, CancelWaiting, RecoveryIntake
 from recovery_runtime.bus import AlreadyApplied, MessageRejected
 from recovery_runtime.secrets import SecretBox
 from recovery_runtime.topology import ConsumerQueue
@@ -71,7 +71,8 @@ class BillingEvents:
 
     async def billing_event(self, envelope: Envelope[BillingEventReceived], queue: ConsumerQueue) -> None:
         """The broker's door: a refusal is dead-lettered with its reason, a duplicate acknowledged as one; an
-        unreadable billing system API raises, so the message is tried again after a pause."""
+        unreadable billing system API raises, so the message is tried again after a pause, and a cancel the
+        payment's fence defers waits (`CancelWaiting`) until the attempt has settled."""
         handed_on = envelope.payload
         if not envelope.merchant_id or not envelope.profile_id:
             raise MessageRejected("billing.event needs merchant_id and profile_id in the envelope")
@@ -88,6 +89,8 @@ class BillingEvents:
             )
         except EventRefused as refused:
             raise MessageRejected(f"{refused.kind.value}: {refused.reason}") from refused
+        except CancelDeferred as deferred:
+            raise CancelWaiting(deferred) from deferred  # the HTTP door's 409: here a wait for the attempt
         if outcome == "duplicate":
             raise AlreadyApplied(envelope.message_id)
 
@@ -174,7 +177,7 @@ class BillingEvents:
             log.info("billing_event.duplicate", event_id=event.event_id)
             return "duplicate", None
         except CancelDeferred:
-            raise  # answered 409: the billing system delivers the event again
+            raise  # not a refusal: 409 over HTTP (the billing system delivers it again), a wait over the broker
         except Rejection as rejection:
             raise EventRefused(RefusalKind.INVALID, rejection.describe()) from rejection
         log.info("billing_event.applied", event_type=event.event_type, payment_id=intent.payment_id)

@@ -18,7 +18,7 @@ from recovery_intake.dependencies import Document, IntakeAdapters, IntentExists
 from recovery_intake.domain.intent import Intent, IntentChange
 from recovery_intake.domain.recovery import build_snapshot, check_acceptable, check_connector_account
 from recovery_intake.domain.rejection import Rejection
-from recovery_runtime.bus import MessageRejected
+from recovery_runtime.bus import MAX_RETRY_PAUSE_SECONDS, MessageRejected, RetryLater
 from recovery_runtime.payment_fence import FenceVerdict
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import Transaction, applied_key
@@ -40,12 +40,25 @@ CANCEL_DEFERRED = {
 
 class CancelDeferred(Rejection):
     """The cancel cannot be accepted yet (an attempt is being charged or has just succeeded): nothing is stored;
-    the HTTP caller gets a 409, a `recovery.requested` message is retried after a pause."""
+    the HTTP caller gets a 409, a message (`recovery.requested`, `billing.event`) waits as `CancelWaiting`."""
 
     def __init__(self, verdict: FenceVerdict) -> None:
         current, reason = CANCEL_DEFERRED[verdict]
         params = {"current_flow": "cancelled", "field_name": "status", "current_value": current, "states": "failed"}
         super().__init__(ApiError.PAYMENT_UNEXPECTED_STATE, reason, **params)
+
+
+class CancelWaiting(RetryLater):
+    """A deferred cancel that came as a message: not a failure but a wait for the attempt to settle, so the
+    pipeline logs `message.retry_later` (no traceback), counts `retry_later`, and hands the message back.
+
+    It names no earlier moment than the longest pause (the growing pause is never cut short): the fence answers
+    a verdict, not its lease's end, and a short fixed pause would spend the queue's delivery limit (20) within
+    seconds, dead-lettering the cancel while a lease left by an executor killed mid-charge still runs
+    (CHARGE_LEASE_SECONDS, 60 s by default); the growing pauses of 20 deliveries add up to 155 s."""
+
+    def __init__(self, deferred: CancelDeferred) -> None:
+        super().__init__(deferred.describe(), MAX_RETRY_PAUSE_SECONDS)
 
 
 class RecoveryIntake:
@@ -150,8 +163,8 @@ class RecoveryIntake:
             await self.accept(
                 envelope.merchant_id, profile, envelope.payload.request, consumed=envelope, consumer=queue.name
             )
-        except CancelDeferred:
-            raise  # not a bad message: retried after a pause, until the attempt has settled
+        except CancelDeferred as deferred:
+            raise CancelWaiting(deferred) from deferred  # not a bad message: it applies once the attempt settled
         except Rejection as rejection:
             raise MessageRejected(rejection.describe()) from rejection
 

@@ -36,15 +36,18 @@ class SecretRotation:
         self._interval = retirement_interval
 
     async def rotate(self, merchant_id: str, profile_id: str, overlap: timedelta | None) -> tuple[Document, str]:
-        """The profile after rotation and the new secret (plaintext, for the response only)."""
+        """The profile after rotation and the new secret (plaintext, for the response only). `overlap`: how long
+        the previous secrets keep signing; None takes the default, and zero replaces them at once (so it must not
+        be read as unset: that is how a leaked secret is cut off)."""
         secret = new_whsec_secret()
+        kept_for = self._default_overlap if overlap is None else overlap
 
         async def rotate(tx: Transaction) -> Document:
             stored = await self._profiles.get(merchant_id, profile_id, tx)
             if stored is None:
                 raise Rejection(ApiError.PROFILE_NOT_FOUND, id=profile_id)
             now = self._clock.now()
-            rotated = secrets_of(stored).rotated(self._box.seal(secret), now, overlap or self._default_overlap)
+            rotated = secrets_of(stored).rotated(self._box.seal(secret), now, kept_for)
             return await self._save(with_secrets(stored, rotated, now), tx)
 
         return await self._unit_of_work.apply(rotate), secret
