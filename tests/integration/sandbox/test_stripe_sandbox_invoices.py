@@ -17,6 +17,10 @@ from recovery_sandbox.serving import BackgroundServer
 
 pytestmark = pytest.mark.integration
 
+# The version the sandbox's invoices are stored in (and the services pin); unpinned requests get the account's
+# default, 2025-03-31.basil, whose invoices have no `charge`.
+PINNED = {"Stripe-Version": "2024-06-20"}
+
 
 @pytest.fixture
 def hook() -> Iterator[tuple[BackgroundServer, list[tuple[dict[str, str], bytes]]]]:
@@ -78,7 +82,7 @@ def test_a_declined_invoice_payment_sends_a_signed_invoice_payment_failed(stripe
     assert event["type"] == "invoice.payment_failed"
     assert event["data"]["object"]["id"] == invoice["id"]
     assert event["data"]["object"]["attempt_count"] == 1
-    reread = stripe_api.get(f"/v1/invoices/{invoice['id']}", params={"expand[]": "charge"}).json()
+    reread = stripe_api.get(f"/v1/invoices/{invoice['id']}", params={"expand[]": "charge"}, headers=PINNED).json()
     assert reread["status"] == "open"
     assert reread["charge"]["outcome"]["reason"] == "insufficient_funds"
     assert reread["charge"]["payment_method_details"]["card"]["network"] == "visa"
@@ -101,7 +105,7 @@ def test_paid_out_of_band_marks_the_invoice_paid_once_per_idempotency_key(stripe
     assert again.headers["Idempotent-Replayed"] == "true"
     assert other.status_code == 400
     assert other.json()["error"]["code"] == "invoice_already_paid"
-    assert stripe_api.get(f"/v1/invoices/{invoice['id']}").json()["charge"] is None  # nothing charged
+    assert stripe_api.get(f"/v1/invoices/{invoice['id']}", headers=PINNED).json()["charge"] is None  # nothing charged
 
 
 def test_pay_failures_answer_500_then_pay(stripe_server: BackgroundServer, stripe_api: httpx.Client) -> None:
@@ -160,3 +164,43 @@ def test_a_decline_fault_fails_the_invoice_payment_once_and_endpoints_take_a_new
     wait_for(received, 2)
     types = [httpx.Response(200, content=body).json()["type"] for _, body in received]
     assert types == ["invoice.payment_failed", "invoice.paid"]
+
+
+def test_an_unpinned_request_is_served_as_the_accounts_newer_default_version(stripe_api: httpx.Client) -> None:
+    invoice = open_invoice(stripe_api, "pm_card_chargeDeclinedInsufficientFunds")
+    assert stripe_api.post(f"/v1/invoices/{invoice['id']}/pay").status_code == 402
+    url = f"/v1/invoices/{invoice['id']}"
+
+    unpinned = stripe_api.get(url)
+    expanded = stripe_api.get(url, params=[("expand[]", "charge"), ("expand[]", "customer")])
+    pinned = stripe_api.get(url, params=[("expand[]", "charge"), ("expand[]", "customer")], headers=PINNED)
+
+    # 2025-03-31.basil: no `charge` nor `payment_intent` on an invoice, and expanding one is Stripe's 400.
+    assert unpinned.headers["Stripe-Version"] == "2025-03-31.basil"
+    assert unpinned.json()["status"] == "open"
+    assert "charge" not in unpinned.json() and "payment_intent" not in unpinned.json()
+    assert expanded.status_code == 400
+    assert expanded.json()["error"]["message"] == "This property cannot be expanded (charge)."
+    # Pinned to 2024-06-20: the invoice as stored, its failed charge expanded.
+    assert pinned.status_code == 200 and pinned.headers["Stripe-Version"] == "2024-06-20"
+    assert pinned.json()["charge"]["outcome"]["reason"] == "insufficient_funds"
+    assert pinned.json()["payment_intent"] == pinned.json()["charge"]["payment_intent"]
+
+
+def test_invoice_answers_to_posts_follow_the_requests_version(stripe_api: httpx.Client) -> None:
+    invoice = open_invoice(stripe_api, "pm_card_visa")  # finalized unpinned: answered as basil
+    other = open_invoice(stripe_api, "pm_card_visa")
+
+    unpinned = stripe_api.post(f"/v1/invoices/{invoice['id']}/pay", data={"paid_out_of_band": "true"})
+    pinned = stripe_api.post(f"/v1/invoices/{other['id']}/pay", data={"paid_out_of_band": "true"}, headers=PINNED)
+
+    assert "charge" not in invoice and "payment_intent" not in invoice
+    assert unpinned.status_code == 200 and "charge" not in unpinned.json()
+    assert (pinned.json()["status"], pinned.json()["charge"], pinned.json()["payment_intent"]) == ("paid", None, None)
+
+
+def test_a_malformed_stripe_version_is_refused(stripe_api: httpx.Client) -> None:
+    answer = stripe_api.get("/v1/invoices/in_missing", headers={"Stripe-Version": "latest please"})
+
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"] == "Invalid Stripe API version: latest please"

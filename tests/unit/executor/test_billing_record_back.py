@@ -42,6 +42,8 @@ QUEUE = "executor.record-back"
 BILLING_ACCOUNT = "mca_stripebilling"
 STRIPE_KEY = "sk_test_billing_record_back_1"
 SETTINGS = ExecutorSettings(service_instance_id=INSTANCE)
+# The version the executor pins; the sandbox's account defaults to a newer one (2025-03-31.basil: no `charge`).
+PINNED = {"Stripe-Version": "2024-06-20"}
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +59,22 @@ def stripe_api(sandbox: BackgroundServer) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-async def executor(sandbox: BackgroundServer) -> AsyncIterator[Executor]:
+def stripe_answers() -> list[httpx.Response]:
+    """The sandbox's answers to the executor's calls (each with its request)."""
+    return []
+
+
+@pytest.fixture
+async def executor(sandbox: BackgroundServer, stripe_answers: list[httpx.Response]) -> AsyncIterator[Executor]:
     publisher, clock = RecordingPublisher(), FixedClock()
     attempts, accounts, record_backs = InMemoryAttempts(), InMemoryConnectorAccounts(), InMemoryRecordBacks()
     connector, billing = ScriptedConnector(), ScriptedBilling()
     http = guarded_http_client(EgressGuard(EgressPolicy.from_setting("127.0.0.0/8")))
+
+    async def record(response: httpx.Response) -> None:
+        stripe_answers.append(response)
+
+    http.event_hooks = {"response": [record]}
     adapters = ExecutorAdapters(
         unit_of_work=InMemoryUnitOfWork(publisher),
         publisher=publisher,
@@ -135,8 +148,13 @@ def pay_out_of_band(api: httpx.Client, invoice_id: str) -> None:
     api.post(f"/v1/invoices/{invoice_id}/pay", data={"paid_out_of_band": "true"})
 
 
+def unpinned_version(api: httpx.Client, invoice_id: str) -> str:
+    """The version the sandbox serves a request without `Stripe-Version` as (the account's default)."""
+    return api.get(f"/v1/invoices/{invoice_id}").headers["Stripe-Version"]
+
+
 def invoice(api: httpx.Client, invoice_id: str) -> dict[str, Any]:
-    return api.get(f"/v1/invoices/{invoice_id}").json()
+    return api.get(f"/v1/invoices/{invoice_id}", headers=PINNED).json()
 
 
 def test_a_successful_retry_of_a_stripe_billing_invoice_emits_its_record_back() -> None:
@@ -168,6 +186,23 @@ async def test_the_invoice_is_marked_paid_out_of_band_once(executor: Executor, s
     assert (updated.payload.billing_connector, updated.payload.billing_connector_id, updated.payload.state) == (
         "stripebilling", BILLING_ACCOUNT, "accepted",
     )  # fmt: skip
+
+
+async def test_the_record_back_is_pinned_to_2024_06_20_though_the_accounts_default_is_newer(
+    executor: Executor, stripe_api: httpx.Client, stripe_answers: list[httpx.Response]
+) -> None:
+    invoice_id = open_invoice(stripe_api)
+    assert unpinned_version(stripe_api, invoice_id) == "2025-03-31.basil"
+
+    await executor.send(QUEUE, to_stripe_billing(invoice_id, "12345_pay_4"))
+
+    [answer] = stripe_answers
+    assert (answer.request.method, answer.request.url.path) == ("POST", f"/v1/invoices/{invoice_id}/pay")
+    assert answer.request.headers["Stripe-Version"] == "2024-06-20"
+    # Stripe's answer is the paid invoice as 2024-06-20 shows it, `charge` (none: out of band) and all.
+    assert answer.headers["Stripe-Version"] == "2024-06-20"
+    assert (answer.json()["status"], answer.json()["paid_out_of_band"], answer.json()["charge"]) == ("paid", True, None)
+    assert executor.record_backs.progress["12345_pay_4"].status is RecordBackStatus.ACCEPTED
 
 
 async def test_stripe_failing_is_retried_on_a_timer_then_recorded(

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from recovery_contracts.envelope import MessageType
+from recovery_intake.adapters.stripe_billing import StripeBillingApi
 from recovery_intake.domain.billing_events import verify_stripe_signature
 from recovery_runtime.secrets import SecretBox
 from recovery_sandbox import stripe
@@ -125,6 +126,30 @@ async def test_payment_failed_starts_the_recovery_from_the_invoice_reread_at_str
     assert snapshot.first_error is not None and snapshot.first_error.code == "insufficient_funds"
     assert snapshot.tokens[0].card_network == "Visa"
     assert len(svc.publisher.envelopes(MessageType.RECOVERY_SCHEDULED)) == 1
+
+
+async def test_the_invoice_is_reread_pinned_to_2024_06_20_though_the_accounts_default_is_newer(
+    sandbox: BackgroundServer, stripe_api: httpx.Client
+) -> None:
+    invoice = failed_invoice(stripe_api)  # read unpinned: the account's default version shows no charge
+    sent: list[httpx.Request] = []
+    answers: list[httpx.Response] = []
+
+    async def on_request(request: httpx.Request) -> None:
+        sent.append(request)
+
+    async def on_response(response: httpx.Response) -> None:
+        answers.append(response)
+
+    hooks = {"request": [on_request], "response": [on_response]}
+    async with httpx.AsyncClient(event_hooks=hooks) as http:
+        reread = await StripeBillingApi(sandbox.url, http).invoice(STRIPE_KEY, invoice["id"])
+
+    assert "charge" not in invoice and stripe.DEFAULT_API_VERSION == "2025-03-31.basil"
+    assert [request.headers["Stripe-Version"] for request in sent] == ["2024-06-20"]
+    assert [answer.headers["Stripe-Version"] for answer in answers] == ["2024-06-20"]
+    assert reread["charge"]["outcome"]["reason"] == "insufficient_funds"
+    assert reread["customer"]["id"] == invoice["customer"]
 
 
 async def test_a_duplicate_delivery_changes_nothing(

@@ -2,7 +2,9 @@
 opened only for the call), through the egress policy's client (recovery_runtime.egress).
 
 Stripe Billing: `POST {STRIPE_API_BASE}/v1/invoices/{invoice}/pay`, form `paid_out_of_band=true`, the record
-back's idempotency key as Stripe's `Idempotency-Key` (one payment, one record, whatever the number of tries).
+back's idempotency key as Stripe's `Idempotency-Key` (one payment, one record, whatever the number of tries),
+pinned to the charge adapter's API version (`Stripe-Version`, adapters/stripe.py) rather than the account's
+default, so Stripe's answer keeps the shape it was written against.
 Chargebee: `POST {site}/api/v2/invoices/{invoice}/record_payment` (the site's base URL is the account's
 `record_back_url`), basic auth with the key as the user name, the same key as `chargebee-idempotency-key`."""
 
@@ -14,6 +16,7 @@ from typing import Any
 import httpx
 
 from recovery_contracts.messages import RecordBack
+from recovery_executor.adapters.stripe import STRIPE_VERSION
 from recovery_executor.dependencies import ConnectorAccountRepository
 from recovery_executor.domain.billing_systems import (
     CHARGEBEE,
@@ -53,7 +56,11 @@ class BillingSystemRecorder:
         if request.billing_connector == STRIPEBILLING:
             url = f"{self._stripe}/v1/invoices/{invoice}/pay"
             form = {"paid_out_of_band": "true"}
-            headers = {"Authorization": f"Bearer {api_key}", "Idempotency-Key": idempotency_key}
+            headers = {
+                "Authorization": f"Bearer {api_key}",
+                "Idempotency-Key": idempotency_key,
+                "Stripe-Version": STRIPE_VERSION,
+            }
         elif request.billing_connector == CHARGEBEE and request.url:
             url = f"{request.url.rstrip('/')}/api/v2/invoices/{invoice}/record_payment"
             form = chargebee_record_payment_form(request.body.amount, request.body.connector_transaction_id)

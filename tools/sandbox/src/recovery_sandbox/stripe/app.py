@@ -22,9 +22,11 @@ from recovery_sandbox.stripe.invoices import add_invoice_routes
 from recovery_sandbox.stripe.search import parse_query
 from recovery_sandbox.stripe.store import IdempotencySlot, StripeState, account_of, new_id, parse_int
 from recovery_sandbox.stripe.test_cards import DECLINES_BY_CODE, Decline
+from recovery_sandbox.stripe.versions import STORED_API_VERSION, answered_version, api_version
 
-# The API version the sandbox's objects are shaped after; sent back as Stripe does.
-STRIPE_VERSION = "2024-06-20"
+# The API version the sandbox's objects are shaped after; a request is served as its `Stripe-Version`, else as the
+# account's default DEFAULT_API_VERSION (newer: see versions.py), and the answer names the version it was served as.
+STRIPE_VERSION = STORED_API_VERSION
 _MAX_IDEMPOTENCY_KEY = 255
 
 Operation = Callable[[IdempotencySlot | None, Decline | None], tuple[int, dict[str, Any]]]
@@ -35,7 +37,8 @@ def _stripe_error_response(error: StripeError) -> JSONResponse:
 
 
 def _authenticate(request: Request) -> str:
-    """The account (digest of the secret key) the request acts for; Stripe's 401 otherwise."""
+    """The account (digest of the secret key) the request acts for; Stripe's 401 otherwise (and its 400 for a
+    malformed `Stripe-Version`)."""
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
     key = ""
@@ -62,6 +65,7 @@ def _authenticate(request: Request) -> str:
             f"Invalid API Key provided: {key[:8]}{'*' * 8}{key[-4:] if len(key) > 12 else ''}",
             code="api_key_invalid" if key.startswith("sk_") else None,
         )
+    api_version(request)
     return account_of(key)
 
 
@@ -126,7 +130,7 @@ def create_app(state_dir: Path | None = None) -> FastAPI:
         response = await call_next(request)
         response.headers["Request-Id"] = request.state.request_id
         if request.url.path.startswith("/v1/"):
-            response.headers["Stripe-Version"] = STRIPE_VERSION
+            response.headers["Stripe-Version"] = answered_version(request)
         return response
 
     @app.exception_handler(StripeError)

@@ -3,7 +3,10 @@ uncollectible), webhook endpoints, and events signed as Stripe signs them (`Stri
 
 Shapes follow Stripe's API reference (API version 2024-06-20): https://docs.stripe.com/api/invoices,
 https://docs.stripe.com/api/invoiceitems, https://docs.stripe.com/api/webhook_endpoints,
-https://docs.stripe.com/api/events and https://docs.stripe.com/webhooks#verify-manually. Kept in memory only
+https://docs.stripe.com/api/events and https://docs.stripe.com/webhooks#verify-manually. An invoice is answered as
+the request's API version shows it: a request without `Stripe-Version` is served as the account's default,
+2025-03-31.basil, where an invoice has no `charge` nor `payment_intent` and expanding either is a 400; one pinned to
+2024-06-20 gets the invoice as stored (versions.py). Webhook events stay on 2024-06-20. Kept in memory only
 (a sandbox restarted with a state directory keeps its customers and charges, not its invoices).
 """
 
@@ -26,6 +29,7 @@ from pydantic import BaseModel, Field
 from recovery_sandbox.stripe.errors import StripeError, invalid_request, missing_param, no_such
 from recovery_sandbox.stripe.store import IdempotencySlot, StripeState, new_id, parse_bool, parse_int, parse_metadata
 from recovery_sandbox.stripe.test_cards import Decline
+from recovery_sandbox.stripe.versions import STORED_API_VERSION, api_version, check_expandable, invoice_as
 
 Response = tuple[int, dict[str, Any]]
 Run = Callable[..., Awaitable[JSONResponse]]
@@ -33,7 +37,8 @@ Authenticate = Callable[[Request], str]
 Form = Callable[[Request], Awaitable[dict[str, Any]]]
 
 EVENT_TYPES = ("invoice.payment_failed", "invoice.paid", "invoice.voided", "invoice.marked_uncollectible")
-API_VERSION = "2024-06-20"
+# Webhook endpoints' and events' version: as if every endpoint had been created pinned to the stored version.
+API_VERSION = STORED_API_VERSION
 
 
 def stripe_signature(secret: str, payload: bytes, timestamp: int) -> str:
@@ -178,7 +183,10 @@ class InvoiceBook:
             raise no_such("invoice", invoice_id, param=param, status=status)
         return invoice
 
-    def get(self, invoice_id: str, expand: list[str]) -> dict[str, Any]:
+    def get(self, invoice_id: str, expand: list[str], version: str = STORED_API_VERSION) -> dict[str, Any]:
+        """The invoice as `version` shows it, with the `expand` fields expanded (400 for one it does not have)."""
+        for field in expand:
+            check_expandable(field, version)
         with self._lock:
             invoice = json.loads(json.dumps(self._invoice(invoice_id, param="id", status=404)))
         # `expand[]`: the named fields as the objects they point at (Stripe's expanding responses).
@@ -193,7 +201,7 @@ class InvoiceBook:
                 raise invalid_request(f"This property cannot be expanded ({field}).", param="expand")
             if invoice.get(field):
                 invoice[field] = readers[field](invoice[field])
-        return invoice
+        return invoice_as(invoice, version)
 
     def finalize(self, invoice_id: str) -> Response:
         with self._lock:
@@ -222,10 +230,16 @@ class InvoiceBook:
         return str(found) if found else None
 
     def pay(
-        self, invoice_id: str, params: Mapping[str, Any], slot: IdempotencySlot | None, decline: Decline | None = None
+        self,
+        invoice_id: str,
+        params: Mapping[str, Any],
+        slot: IdempotencySlot | None,
+        decline: Decline | None = None,
+        version: str = STORED_API_VERSION,
     ) -> Response:
         """`paid_out_of_band=true` marks it paid without charging; otherwise the customer's card is charged and
-        a decline leaves the invoice open with `invoice.payment_failed` sent (Stripe's 402 card error)."""
+        a decline leaves the invoice open with `invoice.payment_failed` sent (Stripe's 402 card error). The paid
+        invoice is answered as `version` shows it."""
         with self._lock:
             if self.pay_failures.count > 0:
                 self.pay_failures = PayFailures(count=self.pay_failures.count - 1, status=self.pay_failures.status)
@@ -239,11 +253,16 @@ class InvoiceBook:
                 self._finalize(invoice)
             if parse_bool(params, "paid_out_of_band"):
                 self._mark_paid(invoice, out_of_band=True)
-                return self._stripe._commit(200, invoice, slot)
-            return self._charge(invoice, params, slot, decline)
+                return self._stripe._commit(200, invoice_as(invoice, version), slot)
+            return self._charge(invoice, params, slot, decline, version)
 
     def _charge(
-        self, invoice: dict[str, Any], params: Mapping[str, Any], slot: IdempotencySlot | None, decline: Decline | None
+        self,
+        invoice: dict[str, Any],
+        params: Mapping[str, Any],
+        slot: IdempotencySlot | None,
+        decline: Decline | None,
+        version: str,
     ) -> Response:
         pm = self.payment_method_of(invoice["id"], params)
         if not pm:
@@ -269,7 +288,7 @@ class InvoiceBook:
         invoice["attempted"] = True
         if status == 200 and intent.get("status") == "succeeded":
             self._mark_paid(invoice, out_of_band=False)
-            return self._stripe._commit(200, invoice, slot)
+            return self._stripe._commit(200, invoice_as(invoice, version), slot)
         self.emit("invoice.payment_failed", invoice)
         return self._stripe._commit(status, body, slot)
 
@@ -392,7 +411,15 @@ def _takes(endpoint: dict[str, Any], event_type: str) -> bool:
     return event_type in endpoint["enabled_events"] or "*" in endpoint["enabled_events"]
 
 
+def _as_version(response: Response, version: str) -> Response:
+    """An invoice answer as `version` shows it."""
+    status, body = response
+    return status, invoice_as(body, version) if body.get("object") == "invoice" else body
+
+
 def add_invoice_routes(app: FastAPI, state: StripeState, run: Run, authenticate: Authenticate, form: Form) -> None:
+    """Each invoice answer is shaped after the request's API version (`Stripe-Version`, else the account's default:
+    versions.py)."""
     book = InvoiceBook(state)
     app.state.invoices = book
 
@@ -403,40 +430,50 @@ def add_invoice_routes(app: FastAPI, state: StripeState, run: Run, authenticate:
 
     @app.post("/v1/invoices")
     async def create_invoice(request: Request) -> JSONResponse:
-        params = await form(request)
-        return await run(request, params, lambda slot, _: state._commit(*book.create_invoice(params), slot))
+        params, version = await form(request), api_version(request)
+        return await run(
+            request, params, lambda slot, _: state._commit(*_as_version(book.create_invoice(params), version), slot)
+        )
 
     @app.get("/v1/invoices/{invoice_id}")
     async def get_invoice(request: Request, invoice_id: str) -> dict[str, Any]:
         authenticate(request)
         expand = [v for k, v in request.query_params.multi_items() if k in ("expand[]", "expand")]
-        return book.get(invoice_id, expand)
+        return book.get(invoice_id, expand, api_version(request))
 
     @app.post("/v1/invoices/{invoice_id}/finalize")
     async def finalize_invoice(request: Request, invoice_id: str) -> JSONResponse:
-        params = await form(request)
-        return await run(request, params, lambda slot, _: state._commit(*book.finalize(invoice_id), slot))
+        params, version = await form(request), api_version(request)
+        return await run(
+            request, params, lambda slot, _: state._commit(*_as_version(book.finalize(invoice_id), version), slot)
+        )
 
     @app.post("/v1/invoices/{invoice_id}/pay")
     async def pay_invoice(request: Request, invoice_id: str) -> JSONResponse:
-        params = await form(request)
+        params, version = await form(request), api_version(request)
         card = book.payment_method_of(invoice_id, params)
         return await run(
             request,
             params,
-            lambda slot, decline: book.pay(invoice_id, params, slot, decline),
+            lambda slot, decline: book.pay(invoice_id, params, slot, decline, version),
             charge_refs=(card,) if card else None,
         )
 
     @app.post("/v1/invoices/{invoice_id}/void")
     async def void_invoice(request: Request, invoice_id: str) -> JSONResponse:
-        params = await form(request)
-        return await run(request, params, lambda slot, _: state._commit(*book.close(invoice_id, "void"), slot))
+        params, version = await form(request), api_version(request)
+        return await run(
+            request, params, lambda slot, _: state._commit(*_as_version(book.close(invoice_id, "void"), version), slot)
+        )
 
     @app.post("/v1/invoices/{invoice_id}/mark_uncollectible")
     async def mark_uncollectible(request: Request, invoice_id: str) -> JSONResponse:
-        params = await form(request)
-        return await run(request, params, lambda slot, _: state._commit(*book.close(invoice_id, "uncollectible"), slot))
+        params, version = await form(request), api_version(request)
+        return await run(
+            request,
+            params,
+            lambda slot, _: state._commit(*_as_version(book.close(invoice_id, "uncollectible"), version), slot),
+        )
 
     @app.post("/v1/webhook_endpoints")
     async def create_webhook_endpoint(request: Request) -> JSONResponse:
