@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
 
 from recovery_cli.record_backs import RecordBackUnread
@@ -145,8 +146,11 @@ class _Collection:
     def find_one(self, query: dict[str, object]) -> dict[str, object] | None:
         return next((d for d in self.documents if d["_id"] == query["_id"]), None)
 
-    def find(self, query: dict[str, object]) -> _Collection:
-        return _Collection([d for d in self.documents if d.get("payment_id") == query["payment_id"]])
+    def find(self, query: dict[str, object], projection: object = None) -> _Collection:
+        return _Collection([d for d in self.documents if d.get("payment_id") == query.get("payment_id")])
+
+    def __iter__(self) -> Iterator[dict[str, object]]:
+        return iter(self.documents)
 
     def sort(self, *_: object) -> list[dict[str, object]]:
         return self.documents
@@ -173,7 +177,7 @@ def test_the_record_back_and_each_try_come_in_time_order_after_the_webhook() -> 
 def test_the_record_back_is_asked_of_the_executor_for_the_intents_merchant() -> None:
     intent = _timeline().intent
     assert intent is not None
-    db = {name: _Collection([]) for name in ("recoveries", "timers", "attempts", "webhook_events")}
+    db = {name: _Collection([]) for name in ("recoveries", "timers", "attempts", "webhook_events", "webhook_claims")}
     db["payment_intents"] = _Collection([intent])
     executor = _Executor(found=RECORD_BACK)
 

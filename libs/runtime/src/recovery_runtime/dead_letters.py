@@ -5,6 +5,9 @@ channel hands back every one not explicitly removed. A replay publishes the orig
 `message_id` to its original exchange and routing key, waits for the broker's confirm, and only then removes
 the message from the dead-letter queue. A replay interrupted between the two leaves the message in the queue;
 running it again publishes the same message id once more, which the consumers de-duplicate (their inbox).
+
+A deployment without an optional service (UNDEPLOYED_SERVICES, read from the environment as every service reads
+it) has none of that service's queues: they are left out here too, as topology leaves them out of what it declares.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from pydantic_settings import BaseSettings
 
 from recovery_runtime.bus import (
     ORIGINAL_EXCHANGE_HEADER,
@@ -25,7 +29,8 @@ from recovery_runtime.bus import (
     ORIGINAL_ROUTING_KEY_HEADER,
     REJECTION_HEADER,
 )
-from recovery_runtime.topology import QUEUES
+from recovery_runtime.settings import OPTIONAL_SERVICES, ServiceSettings
+from recovery_runtime.topology import QUEUES, deployed_queues
 
 # Headers that describe a dead-lettering, dropped from a replayed message (it starts afresh).
 _DEATH_HEADERS = (
@@ -104,12 +109,44 @@ class ReplayReport:
     failed: list[tuple[DeadLetter, str]] = field(default_factory=list)
 
 
-def dead_letter_queues(queues: Iterable[str] = ()) -> list[str]:
-    """`<queue>.dlq` for the given consumer queues (or DLQ names), or for every consumer queue."""
-    names = list(queues) or list(QUEUES)
+class _Deployment(BaseSettings):
+    """UNDEPLOYED_SERVICES alone, from the environment as ServiceSettings reads it (the rest of a service's settings
+    is no concern of a dead-letter reading: the CLI has none of it)."""
+
+    model_config = ServiceSettings.model_config
+
+    undeployed_services: str = ""
+
+
+def undeployed_services() -> frozenset[str]:
+    """The services this deployment leaves out (UNDEPLOYED_SERVICES), read and checked as every service does
+    (ServiceSettings.absent_services and its check)."""
+    listed = _Deployment().undeployed_services
+    absent = frozenset(name.strip() for name in listed.split(",") if name.strip())
+    required = sorted(absent - OPTIONAL_SERVICES)
+    if required:
+        raise ValueError(
+            f"UNDEPLOYED_SERVICES names {', '.join(required)}: only {', '.join(sorted(OPTIONAL_SERVICES))} "
+            "may be left out of a deployment"
+        )
+    return absent
+
+
+def dead_letter_queues(queues: Iterable[str] = (), absent: Iterable[str] = ()) -> list[str]:
+    """`<queue>.dlq` for the given consumer queues (or DLQ names), or for every consumer queue but those of the
+    `absent` services (UNDEPLOYED_SERVICES), which are not declared: naming one of those is refused, as is naming
+    a queue that is not ours."""
+    left_out = frozenset(absent)
+    names = list(queues) or [q.name for q in deployed_queues(left_out)]
     unknown = [n for n in names if n.removesuffix(".dlq") not in QUEUES]
     if unknown:
         raise ValueError(f"unknown queue(s) {', '.join(unknown)}; known: {', '.join(QUEUES)}")
+    undeployed = [n for n in names if QUEUES[n.removesuffix(".dlq")].service in left_out]
+    if undeployed:
+        raise ValueError(
+            f"queue(s) {', '.join(undeployed)} of a service this deployment leaves out "
+            f"(UNDEPLOYED_SERVICES={','.join(sorted(left_out))}): not declared, nothing to read"
+        )
     return [f"{n.removesuffix('.dlq')}.dlq" for n in names]
 
 
@@ -153,16 +190,25 @@ def describe(message: AbstractIncomingMessage, dead_letter_queue: str, position:
 
 
 class DeadLetters:
-    """Operations on the dead-letter queues of the broker at `url` (RABBITMQ_URL)."""
+    """Operations on the dead-letter queues of the broker at `url` (RABBITMQ_URL), but those of the `absent`
+    services (default: UNDEPLOYED_SERVICES in the environment, read when first needed)."""
 
-    def __init__(self, url: str, limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(self, url: str, limit: int = DEFAULT_LIMIT, absent: Iterable[str] | None = None) -> None:
         self.url = url
         self.limit = limit
+        self._absent = None if absent is None else frozenset(absent)
+
+    @property
+    def absent(self) -> frozenset[str]:
+        if self._absent is None:
+            self._absent = undeployed_services()
+        return self._absent
 
     async def counts(self, queues: Iterable[str] = ()) -> dict[str, int]:
+        names = dead_letter_queues(queues, self.absent)
         async with self._channel() as channel:
             counts = {}
-            for name in dead_letter_queues(queues):
+            for name in names:
                 declared = await channel.declare_queue(name, passive=True)
                 counts[name] = int(declared.declaration_result.message_count or 0)
             return counts
@@ -225,6 +271,7 @@ class DeadLetters:
         self, selection: Selection, connection: aio_pika.abc.AbstractConnection | None = None
     ) -> AsyncIterator[list[tuple[DeadLetter, AbstractIncomingMessage]]]:
         """The selected dead letters, held unacknowledged; every one not acked returns to its queue at the end."""
+        names = dead_letter_queues(selection.queues, self.absent)
         owned = connection is None
         if connection is None:
             connection = await aio_pika.connect(self.url)
@@ -232,7 +279,7 @@ class DeadLetters:
             channel = await connection.channel()
             # Without a prefetch limit basic.get is unaffected; the limit only bounds what the broker pushes.
             selected: list[tuple[DeadLetter, AbstractIncomingMessage]] = []
-            for name in dead_letter_queues(selection.queues):
+            for name in names:
                 queue = await channel.declare_queue(name, passive=True)
                 for position in range(1, self.limit + 1):
                     message = await queue.get(no_ack=False, fail=False)

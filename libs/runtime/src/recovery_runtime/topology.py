@@ -6,6 +6,7 @@ is queued rather than dropped as unroutable.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +115,13 @@ def queues_of(service: str) -> list[ConsumerQueue]:
     return [q for q in QUEUES.values() if q.service == service]
 
 
+def deployed_queues(absent: Iterable[str] = ()) -> list[ConsumerQueue]:
+    """Every consumer queue but those of the `absent` services (UNDEPLOYED_SERVICES): the queues a deployment
+    declares, and so the only ones there are to read."""
+    left_out = frozenset(absent)
+    return [q for q in QUEUES.values() if q.service not in left_out]
+
+
 async def declare_topology(broker: RabbitBroker, absent: frozenset[str] = frozenset()) -> None:
     """The exchanges, and every consumer queue with its dead-letter queue, except those of the `absent` services
     (a deployment without them: their queues would only fill)."""
@@ -122,9 +130,7 @@ async def declare_topology(broker: RabbitBroker, absent: frozenset[str] = frozen
     events = await broker.declare_exchange(EVENTS)
     commands = await broker.declare_exchange(COMMANDS)
     dead_letter = await broker.declare_exchange(DEAD_LETTER)
-    for queue in QUEUES.values():
-        if queue.service in absent:
-            continue
+    for queue in deployed_queues(absent):
         declared = await broker.declare_queue(queue.rabbit_queue())
         await declared.bind(commands if queue.exchange is COMMANDS else events, routing_key=queue.routing_key)
         dlq = await broker.declare_queue(queue.rabbit_dead_letter_queue())

@@ -14,6 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from recovery_cli.record_backs import RecordBackUnread
+from recovery_dispatcher.adapters.event_queries import attempts_range
+from recovery_dispatcher.adapters.event_repository import payment_claims
+from recovery_dispatcher.domain.ids import record_key
 
 # (merchant id, payment id) -> the payment's record back and its tries, or None when it has none.
 RecordBackSource = Callable[[str, str], dict[str, Any] | None]
@@ -114,15 +117,42 @@ def load_timeline(db: Any, payment_id: str, record_backs: RecordBackSource | Non
         recovery=db["recoveries"].find_one({"_id": payment_id}),
         timers=list(db["timers"].find(by_payment).sort("due_at", 1)),
         attempts=list(db["attempts"].find(by_payment).sort("attempt_number", 1)),
-        webhook_events=list(db["webhook_events"].find(by_payment).sort([("created_at", 1), ("_id", 1)])),
     )
     merchant_id = (timeline.intent or {}).get("merchant_id")
+    timeline.webhook_events = _webhook_events(db, payment_id, merchant_id)
     if record_backs is not None and merchant_id:
         try:
             timeline.record_back = record_backs(merchant_id, payment_id)
         except RecordBackUnread as unread:
             timeline.record_back_unread = str(unread)
     return timeline
+
+
+def _webhook_events(db: Any, payment_id: str, merchant_id: str | None) -> list[dict[str, Any]]:
+    """Every record (one per delivery attempt) of the payment's webhook events, by `_id` only: the dispatcher's
+    collections have no secondary index (recovery_dispatcher.adapters.event_repository). The payment's claims,
+    one `_id` range (`<payment_id>#<n>`), name its initial events; an event's records, its initial one and those
+    of its later attempts, are one `_id` range from `<merchant_id>/<event_id>`. The merchant is the one in the
+    event's body (the claim keeps it), else the intent's."""
+    ranges = []
+    for claim in db["webhook_claims"].find({"_id": payment_claims(payment_id)}, {"event_id": 1, "body": 1}):
+        try:
+            key = record_key(_merchant_in(claim.get("body")) or merchant_id or "", claim["event_id"])
+        except ValueError:  # no merchant known, or not one that keys records: the event has no record to read
+            continue
+        ranges.append({"_id": attempts_range(key)})
+    if not ranges:
+        return []
+    return list(db["webhook_events"].find({"$or": ranges}).sort([("created_at", 1), ("_id", 1)]))
+
+
+def _merchant_in(body: Any) -> str | None:
+    """The `merchant_id` of a webhook body (JSON bytes), or None."""
+    try:
+        merchant_id = json.loads(body).get("merchant_id")
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return merchant_id if isinstance(merchant_id, str) else None
 
 
 def render_text(timeline: PaymentTimeline) -> str:

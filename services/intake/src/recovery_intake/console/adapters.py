@@ -234,7 +234,7 @@ def http_adapters(
         workflows=HttpWorkflows(InternalApi("scheduler", settings.scheduler_internal_url, token, client)),
         events=HttpWebhookEvents(InternalApi("webhook dispatcher", settings.dispatcher_internal_url, token, client)),
         operations=BrokerAndProbes(
-            DeadLetters(settings.rabbitmq_url),
+            DeadLetters(settings.rabbitmq_url, absent=settings.absent_services),
             own_readiness,
             {
                 name: url

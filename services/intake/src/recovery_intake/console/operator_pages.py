@@ -50,5 +50,3 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
         return console.page(request, "services.html", visitor, nav="services", services=await operations.readiness())
 
     return api
-
-    return api
