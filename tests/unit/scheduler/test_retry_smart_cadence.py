@@ -224,3 +224,20 @@ def test_a_hard_decline_after_soft_ones_ends_the_recovery_whatever_the_cadence()
     )
     decision = _decide(view(Algorithm.SMART, attempts=attempts))
     assert isinstance(decision, EndRecovery) and decision.outcome is EndOutcome.FAILED_HARD_DECLINE
+
+
+def test_a_card_whose_kind_of_decline_is_spent_hands_over_to_the_customers_other_card() -> None:
+    # The primary card used its retries of a specific soft decline (velocity); no switch threshold is configured.
+    # The customer's other card is tried instead of ending the recovery with a card that may be charged untried.
+    retries = SPECIFIC_SOFT.max_retries
+    times = [T0 + n * DAY for n in range(1, retries + 1)]
+    recovery = view(
+        Algorithm.SMART,
+        tokens=(CARD, TokenState("pm_backup", "Mastercard")),
+        first_codes=DeclineCodes(error_code="card_velocity_exceeded"),
+        billing_retry_count=1,
+        attempts=_declines("card_velocity_exceeded", times),
+    )
+    decision = _decide(recovery)
+    assert isinstance(decision, ScheduleAttempt) and decision.token == "pm_backup", decision
+    assert "switched from token pm_primary" in decision.reason

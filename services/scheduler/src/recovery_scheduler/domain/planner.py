@@ -179,8 +179,9 @@ class _Slot:
 
 
 def _switch_gate(view: RecoveryView, current: TokenStanding, now: datetime, config: RetryConfig) -> datetime | None:
-    """When the customer's other tokens may be tried while the current one is still usable."""
-    if not current.usable:
+    """When the customer's other tokens may be tried: at once when the current one may not be retried any more
+    (unusable, or its last decline's kind has used its cadence's retries), else when a switch threshold opens."""
+    if not current.usable or _cadence_spent(current) is not None:
         return now
     gates = []
     if config.switch_retry_threshold is not None and current.retries >= config.switch_retry_threshold:
