@@ -141,3 +141,10 @@ def test_the_lease_holds_a_whole_connector_call_in_its_first_half(lease: float, 
     else:
         with pytest.raises(ValidationError, match="at least twice CONNECTOR_TIMEOUT_SECONDS"):
             ExecutorSettings(charge_lease_seconds=lease, connector_timeout_seconds=timeout)
+
+
+def test_a_lease_a_waiting_cancel_message_could_not_outlast_is_refused() -> None:
+    # A cancel message waits out a lease in redeliveries: 155 s over the queues' 20 deliveries.
+    ExecutorSettings(charge_lease_seconds=120, connector_timeout_seconds=30)
+    with pytest.raises(ValidationError, match="charge_lease_seconds"):
+        ExecutorSettings(charge_lease_seconds=121, connector_timeout_seconds=30)

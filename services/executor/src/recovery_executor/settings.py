@@ -15,8 +15,10 @@ class ExecutorSettings(ServiceSettings):
     # The charge lease on the payment's fence (docs/guarantees.md): a charge is sent, and its call cut, within the
     # first half of it; the second half covers the connector finishing a request it got and the hosts' clocks
     # disagreeing. At least twice CONNECTOR_TIMEOUT_SECONDS (checked at start), so that a whole call fits in the
-    # first half. A cancel waits at most this long for an executor killed while charging.
-    charge_lease_seconds: float = Field(default=60.0, gt=0)
+    # first half. A cancel waits at most this long for an executor killed while charging. At most 120 s: a cancel
+    # that came as a message waits for it in redeliveries (pauses growing to 10 s, 155 s over the queues' 20
+    # deliveries), and a longer lease would dead-letter it while the lease still runs.
+    charge_lease_seconds: float = Field(default=60.0, gt=0, le=120)
     # An attempt still "charging" after this long was abandoned by a crashed executor and may be resumed. At most
     # 120 s: a copy of its command waits for that in redeliveries (pauses growing to 10 s), and the queues
     # dead-letter a message at its 20th delivery.

@@ -55,7 +55,7 @@ class CancelWaiting(RetryLater):
     It names no earlier moment than the longest pause (the growing pause is never cut short): the fence answers
     a verdict, not its lease's end, and a short fixed pause would spend the queue's delivery limit (20) within
     seconds, dead-lettering the cancel while a lease left by an executor killed mid-charge still runs
-    (CHARGE_LEASE_SECONDS, 60 s by default); the growing pauses of 20 deliveries add up to 155 s."""
+    (CHARGE_LEASE_SECONDS, 60 s by default, at most 120); the growing pauses of 20 deliveries add up to 155 s."""
 
     def __init__(self, deferred: CancelDeferred) -> None:
         super().__init__(deferred.describe(), MAX_RETRY_PAUSE_SECONDS)
