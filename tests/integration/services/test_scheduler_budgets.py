@@ -251,3 +251,31 @@ async def test_a_reservation_on_a_budget_read_before_another_was_stored_loses(is
     final = (await budgets.read("merchant_a", [VISA]))[VISA]
     assert final.version == 2
     assert [r.payment_id for r in final.reservations] == ["12345_pay_first", "12345_pay_third"]
+
+
+async def test_a_budget_with_no_reservation_left_is_removed_rather_than_kept_forever(
+    isolation: Isolation, mongo: Any
+) -> None:
+    """A document without reservations would have no `expires_at`, which the TTL index never removes."""
+    database = mongo[isolation.mongodb_database]
+    budgets = MongoCardBudgetRepository(database)
+
+    async def write(budget: Any) -> None:
+        async with mongo.start_session() as session, await session.start_transaction():
+            await budgets.reserve(budget, Transaction(session))
+
+    empty = (await budgets.read("merchant_a", [VISA]))[VISA]
+    await write(replace(empty, reservations=(Reservation("12345_pay_old", 1, datetime.now(UTC), 2250, "USD"),)))
+    stored = (await budgets.read("merchant_a", [VISA]))[VISA]
+    # A plan that drops the card's last reservation (its attempt moved to another card, or it aged out).
+    await write(replace(stored, reservations=()))
+    assert await database[CARD_BUDGETS].find_one({"_id": card_budget_id("merchant_a", VISA)}) is None
+    # A writer that read the removed version loses, as on a stored budget.
+    with pytest.raises(CardBudgetChanged):
+        await write(replace(stored, reservations=()))
+    # The card's next reservation starts the document afresh.
+    fresh = (await budgets.read("merchant_a", [VISA]))[VISA]
+    assert fresh.version == 0
+    await write(replace(fresh, reservations=(Reservation("12345_pay_new", 1, datetime.now(UTC), 2250, "USD"),)))
+    final = (await budgets.read("merchant_a", [VISA]))[VISA]
+    assert (final.version, [r.payment_id for r in final.reservations]) == (1, ["12345_pay_new"])

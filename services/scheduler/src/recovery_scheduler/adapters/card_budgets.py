@@ -63,6 +63,16 @@ class MongoCardBudgetRepository:
     async def reserve(self, budget: CardBudget, tx: Transaction) -> None:
         doc = card_budget_id(budget.merchant_id, budget.token)
         try:
+            if not budget.reservations:
+                # Nothing counts on the card any more: the document goes (with no reservation it would have no
+                # `expires_at`, and the TTL index never removes a document without one).
+                if budget.version != 0:
+                    deleted = await self._budgets.delete_one(
+                        {"_id": doc, "version": budget.version}, session=tx.session
+                    )
+                    if deleted.deleted_count != 1:
+                        raise CardBudgetChanged(doc)
+                return
             if budget.version == 0:
                 await self._budgets.insert_one(card_budget_document(budget), session=tx.session)
                 return
