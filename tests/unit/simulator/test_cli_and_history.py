@@ -10,6 +10,7 @@ import pytest
 from recovery_cli.main import main
 from recovery_scheduler.domain.model import Algorithm
 from recovery_simulator import generate_population, simulate
+from recovery_simulator.default_model import HARD, TableModel
 from recovery_simulator.history import fit_model, read_history, write_history
 from recovery_simulator.models import PaydayHeavy
 
@@ -90,3 +91,15 @@ def test_a_history_round_trips_and_the_fit_follows_it(tmp_path: Path, capsys: py
     assert [r["payments"] for r in document["results"]] == [160, 160]
     assert any(f["fitted"] for f in document["fit"])
     assert document["history"]["recovered"] == sum(r.recovered for r in runs)
+
+
+def test_a_soft_code_the_table_does_not_list_recovers_as_a_generic_soft_decline_not_as_a_hard_one() -> None:
+    # Real histories hold codes no row names; the planner retries them as soft declines (their class is `later`),
+    # so the model must not make them unrecoverable, nor leave their invoices out of the fit.
+    model = TableModel()
+    generic = model.row_for("generic_decline")
+    assert model.row_for("approve_with_id") == model.row_for("no_action_taken") == generic
+    assert model.row_for("lost_card") is HARD and model.row_for("pickup_card") is HARD
+    assert model.row_for("insufficient_funds").name == "insufficient_funds"
+    # A table without a row for the class leaves the code hard.
+    assert TableModel(tuple(r for r in model.table if r is not generic)).row_for("approve_with_id") is HARD

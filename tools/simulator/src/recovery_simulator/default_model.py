@@ -32,7 +32,7 @@ import zlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from recovery_simulator.codes import CUSTOMER, FIX, NEVER, decline_class
+from recovery_simulator.codes import CUSTOMER, FIX, LATER, NEVER, TECHNICAL, decline_class
 from recovery_simulator.issuer import AttemptContext, IssuerOutcome
 from recovery_simulator.paydays import next_local_payday
 
@@ -141,8 +141,17 @@ DEFAULT_TABLE: tuple[ClassParameters, ...] = (
         source="recovery-rules.md: the customer must authenticate on-session",
     ),
 )
-# Any code not in the table (hard declines included) never recovers and is answered with itself.
+# Hard declines (the never class) never recover and are answered with themselves.
 HARD = ClassParameters("hard", (), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, "do_not_honor", source="recovery-rules.md: never")
+# A code no row names takes the row of its class's representative code (its class as codes.decline_class reads
+# recovery-rules.md): an unlisted soft code (`approve_with_id`, `no_action_taken`...) recovers as the generic soft
+# declines do, as the planner retries it as one; without a row for its class, it is hard.
+CLASS_FALLBACK = {
+    LATER: "generic_decline",
+    TECHNICAL: "processing_error",
+    FIX: "expired_card",
+    CUSTOMER: "authentication_required",
+}
 
 
 def _seeded(invoice: str, salt: str) -> random.Random:
@@ -161,9 +170,13 @@ class TableModel:
             self.name = name
 
     def row_for(self, code: str) -> ClassParameters:
-        if decline_class(code) == NEVER:
+        cls = decline_class(code)
+        if cls == NEVER:
             return HARD
-        return self._by_code.get(code, HARD)
+        listed = self._by_code.get(code)
+        if listed is not None:
+            return listed
+        return self._by_code.get(CLASS_FALLBACK.get(cls, ""), HARD)
 
     def resolution_time(self, attempt: AttemptContext) -> datetime | None:
         """When this payment's cause goes away (latent, from the payment alone), or None: never."""
