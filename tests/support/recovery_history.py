@@ -276,7 +276,7 @@ EXPECTED_ANALYTICS: dict[str, Any] = {
     },
     "by_attempt_number": {"1": 1, "2": 1, "3": 1},  # B, A, F
     "by_algorithm": {
-        "cascading": {"payments": 4, "recovered": 2, "declines": 0},
+        "cascading": {"payments": 4, "recovered": 2, "declines": 6},  # A, C, E, F; A1, C1, C2, E1, F1, F2
         "monitoring": {"payments": 1, "recovered": 0, "declines": 0},
         "smart": {"payments": 1, "recovered": 1, "declines": 0},
     },

@@ -38,6 +38,22 @@ async def _read_model(db: Any) -> tuple[dict[str, dict[str, Any]], list[tuple[da
     return views, [(day, {k: v for k, v in summed[day].items() if v}) for day in sorted(summed)]
 
 
+async def _pages_end_with_a_null_cursor(internal: httpx.AsyncClient) -> None:
+    """MongoDB's page: a cursor only when a payment follows it (a full last page gives none), filtered or not."""
+    path = f"/internal/recoveries/{MERCHANT}"
+    for filters, count in (({}, 6), ({"status": "recovered"}, 3), ({"profile_id": "pro_two"}, 1)):
+        full = (await internal.get(path, params={**filters, "limit": count})).json()
+        assert (full["count"], full["total_count"], full["next_cursor"]) == (count, count, None), filters
+        if count == 1:
+            continue
+        first = (await internal.get(path, params={**filters, "limit": count - 1})).json()
+        rest = await internal.get(path, params={**filters, "limit": count - 1, "cursor": first["next_cursor"]})
+        by_offset = await internal.get(path, params={**filters, "limit": count - 1, "offset": count - 1})
+        assert [p["id"] for p in rest.json()["data"]] == [p["id"] for p in by_offset.json()["data"]], filters
+        assert (rest.json()["count"], rest.json()["next_cursor"], by_offset.json()["next_cursor"]) == (1, None, None)
+        assert [*first["data"], *rest.json()["data"]] == full["data"], filters
+
+
 @pytest.mark.timeout(180)
 async def test_analytics_agree_with_the_events_they_come_from(start_stack: StackFactory) -> None:
     stack = start_stack(("analytics",))
@@ -63,6 +79,7 @@ async def test_analytics_agree_with_the_events_they_come_from(start_stack: Stack
         assert answer == EXPECTED_ANALYTICS
         listed = (await internal.get(f"/internal/recoveries/{MERCHANT}", params={"status": "recovered"})).json()
         assert sorted(p["id"] for p in listed["data"]) == ["hist_a", "hist_b", "hist_f"]
+        await _pages_end_with_a_null_cursor(internal)
         story = (await internal.get(f"/internal/timeline/{MERCHANT}/hist_c")).json()
         assert [e["kind"] for e in story["entries"]][-2:] == ["recovery_finished", "webhook_failed"]
 

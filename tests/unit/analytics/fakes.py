@@ -11,7 +11,7 @@ from typing import Any
 from faststream.rabbit import RabbitBroker
 
 from recovery_analytics.app import build_service
-from recovery_analytics.dependencies import AnalyticsAdapters, ConcurrentUpdate, RecoveryQuery
+from recovery_analytics.dependencies import AnalyticsAdapters, ConcurrentUpdate, RecoveryPage, RecoveryQuery
 from recovery_analytics.domain.figures import DayFigures
 from recovery_analytics.domain.record import ViewRecord
 from recovery_analytics.settings import AnalyticsSettings
@@ -67,7 +67,7 @@ class InMemoryViews:
         record = self.records.get(payment_id)
         return record if record is not None and record.merchant_id == merchant_id else None
 
-    async def page(self, query: RecoveryQuery) -> tuple[list[ViewRecord], int]:
+    async def page(self, query: RecoveryQuery) -> RecoveryPage:
         def matches(r: ViewRecord) -> bool:
             return (
                 r.merchant_id == query.merchant_id
@@ -83,7 +83,8 @@ class InMemoryViews:
         total = len(found)
         if query.after is not None:
             found = [r for r in found if r.created_at is not None and (r.created_at, r.payment_id) < query.after]
-        return found[query.offset : query.offset + query.limit], total
+        rest = found[query.offset :]
+        return RecoveryPage(rest[: query.limit], total, more=len(rest) > query.limit)
 
     async def seconds_to_recover(
         self, merchant_id: str, profile_id: str | None, created_from: datetime, created_before: datetime

@@ -226,6 +226,34 @@ async def test_the_list_pages_by_offset_and_by_cursor_and_filters_by_status(
     assert item["amount"]["order_amount"] == 5000 and item["amount"]["currency"] == "EUR"
 
 
+@pytest.mark.parametrize(
+    ("filters", "listed"),
+    [
+        ({}, ["hist_f", "hist_e", "hist_d", "hist_c", "hist_b", "hist_a"]),
+        ({"status": "recovered"}, ["hist_f", "hist_b", "hist_a"]),
+        ({"profile_id": "pro_one", "created_from": "2026-01-16T00:00:00Z"}, ["hist_f", "hist_e"]),
+    ],
+)
+async def test_the_list_gives_a_cursor_only_when_something_follows_the_page(
+    analytics: Analytics, internal: httpx.AsyncClient, filters: dict[str, str], listed: list[str]
+) -> None:
+    await _replay(analytics)
+    path = f"/internal/recoveries/{MERCHANT}"
+
+    exactly = (await internal.get(path, params={**filters, "limit": len(listed)})).json()
+    first = (await internal.get(path, params={**filters, "limit": len(listed) - 1})).json()
+    rest = (
+        await internal.get(path, params={**filters, "limit": len(listed) - 1, "cursor": first["next_cursor"]})
+    ).json()
+    last_by_offset = (await internal.get(path, params={**filters, "limit": 1, "offset": len(listed) - 1})).json()
+
+    assert ([p["id"] for p in exactly["data"]], exactly["next_cursor"]) == (listed, None)  # a full last page
+    assert [p["id"] for p in first["data"]] == listed[:-1] and first["next_cursor"] is not None
+    assert ([p["id"] for p in rest["data"]], rest["next_cursor"]) == (listed[-1:], None)
+    assert ([p["id"] for p in last_by_offset["data"]], last_by_offset["next_cursor"]) == (listed[-1:], None)
+    assert {exactly["total_count"], first["total_count"], rest["total_count"]} == {len(listed)}
+
+
 async def test_the_intent_and_the_timeline_answer_their_merchant_only(
     analytics: Analytics, internal: httpx.AsyncClient
 ) -> None:

@@ -16,7 +16,8 @@ from recovery_analytics.domain.record import ViewRecord
 from recovery_analytics.domain.view import ViewStatus, project
 from recovery_contracts.api.analytics import RecoveryStatus
 from recovery_contracts.messages import RecordBackState
-from support.recovery_history import EXPECTED_ANALYTICS, MERCHANT, Story, history
+from recovery_contracts.recovery import RetryAlgorithm
+from support.recovery_history import DAY_TWO, EXPECTED_ANALYTICS, MERCHANT, Story, history, snapshot
 
 
 def _views(stories: dict[str, Story], shuffle_seed: int | None = None, duplicate: bool = False) -> dict[str, object]:
@@ -98,6 +99,35 @@ def test_a_change_moves_the_day_by_the_difference_only() -> None:
         "by_card_network.Visa.recovered": 1,
     }
     assert difference(after, after) == {}
+
+
+def test_each_declined_attempt_counts_for_its_card_network_and_for_its_payments_algorithm() -> None:
+    stories = history()
+    smart = Story(snapshot("hist_g", created_at=DAY_TWO, amount=900, algorithm=RetryAlgorithm.SMART)).accepted()
+    smart.declined(1, "do_not_honor", timedelta(minutes=5)).declined(2, "expired_card", timedelta(minutes=65))
+    declines = {
+        letter: {k: v for k, v in contribution(view).items() if k.endswith(".declines")}  # type: ignore[arg-type]
+        for letter, view in _views({**stories, "smart": smart}).items()
+    }
+
+    assert declines == {
+        "A": {"by_card_network.Visa.declines": 1, "by_algorithm.cascading.declines": 1},
+        "B": {},  # recovered at its first attempt
+        "C": {"by_card_network.Visa.declines": 2, "by_algorithm.cascading.declines": 2},
+        "D": {},  # monitoring: nothing charged
+        "E": {"by_card_network.Amex.declines": 1, "by_algorithm.cascading.declines": 1},
+        "F": {"by_card_network.Visa.declines": 2, "by_algorithm.cascading.declines": 2},
+        "smart": {"by_card_network.Visa.declines": 2, "by_algorithm.smart.declines": 2},
+    }
+
+
+def test_a_view_stored_before_algorithms_counted_declines_gets_them_with_its_next_change() -> None:
+    # The stored contribution is what the day holds: the next event moves the day by the difference from it.
+    story = history()["F"]
+    stored = contribution(project(story.payment.payment_id, story.events[:3]))
+    without = {k: v for k, v in stored.items() if k != "by_algorithm.cascading.declines"}  # as the old code stored it
+    after = contribution(project(story.payment.payment_id, story.events))
+    assert difference(after, without)["by_algorithm.cascading.declines"] == 2
 
 
 @pytest.mark.parametrize(

@@ -49,6 +49,16 @@ class RecoveryQuery:
     after: tuple[datetime, str] | None = None
 
 
+@dataclass(frozen=True)
+class RecoveryPage:
+    """One page of the list: its records (newest first), how many match the filters in all, and whether any
+    come after the page (`next_cursor` is given exactly then)."""
+
+    records: list[ViewRecord]
+    total: int
+    more: bool
+
+
 class ViewStore(Protocol):
     """One record per payment (`ViewRecord`); saves are a compare-and-set on the version."""
 
@@ -62,8 +72,8 @@ class ViewStore(Protocol):
 
     async def of_merchant(self, merchant_id: str, payment_id: str) -> ViewRecord | None: ...
 
-    async def page(self, query: RecoveryQuery) -> tuple[list[ViewRecord], int]:
-        """The records of the query's page (newest first) and how many match the filters in all."""
+    async def page(self, query: RecoveryQuery) -> RecoveryPage:
+        """The query's page: its records (newest first), the total matching the filters, and whether more follow."""
         ...
 
     async def seconds_to_recover(

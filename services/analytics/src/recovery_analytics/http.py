@@ -108,13 +108,14 @@ def router(adapters: AnalyticsAdapters, caller: InternalCaller, max_days: int) -
             offset=offset,
             after=after,
         )
-        records, total = await adapters.views.page(query)
-        items = [record.list_item for record in records if record.list_item is not None]
-        last = records[-1] if len(records) == limit else None
+        page = await adapters.views.page(query)
+        items = [record.list_item for record in page.records if record.list_item is not None]
+        # A cursor only when something follows the page: a full last page gives none.
+        last = page.records[-1] if page.more else None
         answer = RecoveryPaymentListResponse.model_validate(
             {
                 "count": len(items),
-                "total_count": total,
+                "total_count": page.total,
                 "data": items,
                 "next_cursor": encode_cursor(last.created_at, last.payment_id)
                 if last is not None and last.created_at is not None

@@ -118,7 +118,8 @@ class Percentiles(ResponseBody):
 
 
 class Breakdown(ResponseBody):
-    """Payments of one group (a card network, an algorithm) and how many were recovered; declines seen in it."""
+    """Payments of one group (a card network, an algorithm), how many were recovered, and its declined attempts:
+    those on the network's cards, or those of the algorithm's payments."""
 
     payments: int = 0
     recovered: int = 0

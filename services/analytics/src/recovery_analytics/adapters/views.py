@@ -12,7 +12,7 @@ from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from recovery_analytics.dependencies import ConcurrentUpdate, RecoveryQuery
+from recovery_analytics.dependencies import ConcurrentUpdate, RecoveryPage, RecoveryQuery
 from recovery_analytics.domain.record import ViewRecord
 from recovery_analytics.domain.view import ViewStatus
 from recovery_contracts.envelope import Envelope, MessageType
@@ -89,7 +89,7 @@ class MongoViewStore:
         doc = await self._views.find_one({"_id": payment_id, "merchant_id": merchant_id}, _ANSWER)
         return from_document(doc) if doc is not None else None
 
-    async def page(self, query: RecoveryQuery) -> tuple[list[ViewRecord], int]:
+    async def page(self, query: RecoveryQuery) -> RecoveryPage:
         matching: dict[str, Any] = {"merchant_id": query.merchant_id, "list_item": {"$ne": None}}
         if query.profile_id is not None:
             matching["profile_id"] = query.profile_id
@@ -113,8 +113,10 @@ class MongoViewStore:
                 ]
             }
         cursor = self._views.find(paged, _ANSWER).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-        docs = await cursor.skip(query.offset).limit(query.limit).to_list(query.limit)
-        return [from_document(doc) for doc in docs], total
+        # One more than the page: whether anything follows it.
+        docs = await cursor.skip(query.offset).limit(query.limit + 1).to_list(query.limit + 1)
+        records = [from_document(doc) for doc in docs[: query.limit]]
+        return RecoveryPage(records, total, more=len(docs) > query.limit)
 
     async def seconds_to_recover(
         self, merchant_id: str, profile_id: str | None, created_from: datetime, created_before: datetime

@@ -52,6 +52,7 @@ def contribution(view: PaymentView) -> Counters:
         if attempt.declined:
             _add(counters, f"by_decline_class.{key_part(attempt.decline_class)}")
             _add(counters, f"by_card_network.{key_part(attempt.card_network)}.declines")
+            _add(counters, f"by_algorithm.{algorithm}.declines")
     recovered = view.recovered_attempt
     if view.status is ViewStatus.RECOVERED and recovered is not None:
         _add(counters, f"recovered_amount.{key_part(view.payment.currency)}", view.payment.amount)
