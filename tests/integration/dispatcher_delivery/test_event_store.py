@@ -175,23 +175,26 @@ async def test_a_merchants_list_is_its_id_range_newest_first_bounded_by_time_exa
     await db.webhook_events.insert_many([*mine, *others, *retries])
     newest_first = [doc["event_id"] for doc in reversed(mine)]
 
-    docs, total = await store.list_initial("m1", {}, 0, 100)
-    assert [d["event_id"] for d in docs] == newest_first and total == 8
-    docs, total = await store.list_initial("m1", {}, 2, 3)
-    assert [d["event_id"] for d in docs] == newest_first[2:5] and total == 8
+    docs, total, more = await store.list_initial("m1", {}, 0, 100)
+    assert [d["event_id"] for d in docs] == newest_first and total == 8 and not more
+    docs, total, more = await store.list_initial("m1", {}, 2, 3)
+    assert [d["event_id"] for d in docs] == newest_first[2:5] and total == 8 and more
+    # A full last page: nothing follows it.
+    docs, _, more = await store.list_initial("m1", {}, 5, 3)
+    assert [d["event_id"] for d in docs] == newest_first[5:] and not more
     # Inclusive bounds (BSON keeps milliseconds, as the event ids do).
     window = {"created_at": {"$gte": at[2], "$lte": at[5]}}
-    docs, total = await store.list_initial("m1", window, 0, 100, after=at[2], before=at[5])
+    docs, total, _ = await store.list_initial("m1", window, 0, 100, after=at[2], before=at[5])
     assert [d["event_id"] for d in docs] == newest_first[2:6] and total == 4
     just_after = at[2] + timedelta(milliseconds=1)
-    docs, _ = await store.list_initial("m1", {"created_at": {"$gte": just_after}}, 0, 100, after=just_after)
+    docs, *_ = await store.list_initial("m1", {"created_at": {"$gte": just_after}}, 0, 100, after=just_after)
     assert [d["event_id"] for d in docs] == newest_first[:5]
-    docs, _ = await store.list_initial("m1", {"created_at": {"$lte": at[0]}}, 0, 100, before=at[0])
+    docs, *_ = await store.list_initial("m1", {"created_at": {"$lte": at[0]}}, 0, 100, before=at[0])
     assert [d["event_id"] for d in docs] == newest_first[-1:]
     by_id = {"_id": {"$in": [mine[1]["_id"], mine[6]["_id"]]}}
-    docs, total = await store.list_initial("m1", by_id, 0, 100)
+    docs, total, _ = await store.list_initial("m1", by_id, 0, 100)
     assert [d["event_id"] for d in docs] == [mine[6]["event_id"], mine[1]["event_id"]] and total == 2
-    docs, total = await store.list_initial("m10", {}, 0, 100)
+    docs, total, _ = await store.list_initial("m10", {}, 0, 100)
     assert [d["merchant_id"] for d in docs] == ["m10"] and total == 1
     with pytest.raises(ValueError, match="merchant id"):
         await store.list_initial("m/1", {}, 0, 100)
@@ -207,23 +210,23 @@ async def test_a_cursor_pages_through_a_merchants_list_and_the_count_is_capped(
     newest_first = [doc["event_id"] for doc in reversed(mine)]
     pages, below = [], None
     for _ in range(4):
-        docs, total = await store.list_initial("m1", {}, 0, 3, below=below)
+        docs, total, more = await store.list_initial("m1", {}, 0, 3, below=below)
         assert total == 7  # every match, whatever the page
         pages.append([d["event_id"] for d in docs])
-        if len(docs) < 3:
+        if not more:
             break
         below = record_key("m1", docs[-1]["event_id"])
     assert pages == [newest_first[:3], newest_first[3:6], newest_first[6:]]
     # A cursor within a list of keys, and with time bounds.
     by_id = {"_id": {"$in": [mine[1]["_id"], mine[4]["_id"], mine[6]["_id"]]}}
-    docs, total = await store.list_initial("m1", by_id, 0, 10, below=mine[6]["_id"])
+    docs, total, _ = await store.list_initial("m1", by_id, 0, 10, below=mine[6]["_id"])
     assert [d["event_id"] for d in docs] == [mine[4]["event_id"], mine[1]["event_id"]] and total == 3
-    docs, _ = await store.list_initial("m1", {}, 0, 10, before=mine[5]["created_at"], below=mine[3]["_id"])
+    docs, *_ = await store.list_initial("m1", {}, 0, 10, before=mine[5]["created_at"], below=mine[3]["_id"])
     assert [d["event_id"] for d in docs] == newest_first[4:]
     # The count stops at the cap (a count costs at most that many records).
     monkeypatch.setattr("recovery_dispatcher.adapters.event_queries.EVENTS_COUNT_CAP", 5)
-    docs, total = await store.list_initial("m1", {}, 0, 2)
-    assert total == 5 and len(docs) == 2
+    docs, total, more = await store.list_initial("m1", {}, 0, 2)
+    assert total == 5 and len(docs) == 2 and more
 
 
 async def test_the_earliest_unfinished_earlier_event_holds_a_later_one_back(db: Any) -> None:

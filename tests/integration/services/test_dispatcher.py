@@ -532,6 +532,9 @@ async def test_events_api_through_intake_filters_pages_and_isolates_merchants(
     after = call("POST", f"/events/{merchant_a}", key_a, json={"limit": 2, "cursor": page["next_cursor"]}).json()
     assert page["next_cursor"] == page["events"][-1]["event_id"]
     assert after["events"] == rest["events"] and after["total_count"] == 3
+    # A full last page gives no cursor (no page of nothing after it).
+    whole = call("POST", f"/events/{merchant_a}", key_a, json={"limit": 3}).json()
+    assert len(whole["events"]) == 3 and whole["next_cursor"] is None
     # A deep offset is refused (the cursor reads any depth at the cost of one page).
     deep = call("POST", f"/events/{merchant_a}", key_a, json={"offset": 10_001})
     assert deep.status_code == 400 and "offset" in deep.text

@@ -172,7 +172,7 @@ class NoQueries:
     async def list_initial(
         self, merchant_id: str, query: dict[str, Any], offset: int, limit: int, **bounds: Any
     ) -> Any:
-        return [], 0
+        return [], 0, False
 
 
 class InMemoryEndpoints:

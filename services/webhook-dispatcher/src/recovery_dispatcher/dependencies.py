@@ -79,8 +79,9 @@ class EventQueries(Protocol):
         after: datetime | None = None,
         before: datetime | None = None,
         below: str | None = None,
-    ) -> tuple[list[dict[str, Any]], int]:
-        """A page of the merchant's initial records, newest first, and how many match (up to a cap)."""
+    ) -> tuple[list[dict[str, Any]], int, bool]:
+        """A page of the merchant's initial records, newest first, how many match (up to a cap), and whether any
+        record follows the page."""
         ...
 
 

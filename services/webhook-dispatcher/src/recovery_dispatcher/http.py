@@ -155,7 +155,7 @@ def router(
             payment_event_ids = await queries.event_ids_of_payment(constraints.object_id)
         query = _list_query(merchant_id, constraints, payment_event_ids)
         limit = constraints.limit or DEFAULT_PAGE
-        docs, total = await queries.list_initial(
+        docs, total, more = await queries.list_initial(
             merchant_id,
             query.filters,
             constraints.offset or 0,
@@ -168,8 +168,8 @@ def router(
             events=[EventListItemResponse.model_validate(list_item(d)) for d in docs],
             total_count=total,
             total_count_capped=total >= EVENTS_COUNT_CAP,
-            # A full page may have a next one: it starts after this page's last (oldest) event.
-            next_cursor=docs[-1]["event_id"] if len(docs) == limit else None,
+            # Only when an event follows the page: the next page starts after this page's last (oldest) one.
+            next_cursor=docs[-1]["event_id"] if more and docs else None,
         )
         return JSONResponse(json.loads(body.model_dump_json()))
 

@@ -58,12 +58,13 @@ class MongoEventQueries:
         after: datetime | None = None,
         before: datetime | None = None,
         below: str | None = None,
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[dict[str, Any]], int, bool]:
         """A merchant's initial events matching `query`, newest first: its `_id` range read backwards, bounded
         by `after` and `before` to the millisecond (`query` filters `created_at` exactly), or the records of
         `query`'s `_id` list (keys of this merchant's records); the page starts below the key `below` (a
         cursor: the last key of the previous page). The count is of every match (the cursor aside), up to
-        EVENTS_COUNT_CAP: a count costs at most that many records, a page its own."""
+        EVENTS_COUNT_CAP: a count costs at most that many records, a page its own (and one more, read to tell
+        whether any record follows the page: the third value)."""
         query = {"delivery_attempt": "initial_attempt", **query}
         if "_id" not in query:
             query["_id"] = merchant_range(merchant_id, after, before)
@@ -74,7 +75,7 @@ class MongoEventQueries:
             await self._records.find(query, {"body": 0, "request": 0, "response": 0})
             .sort("_id", DESCENDING)
             .skip(offset)
-            .limit(limit)
+            .limit(limit + 1)
             .to_list(None)
         )
-        return docs, total
+        return docs[:limit], total, len(docs) > limit
