@@ -207,3 +207,32 @@ async def test_an_owner_that_does_not_answer_is_a_503_to_retry_not_a_500(unused_
             answer = await client.get(path)
             assert "not reachable" in error_of(answer, 503, "HE_00"), path
             assert answer.headers["retry-after"] == "5"
+
+
+async def test_the_monitoring_threshold_counts_from_when_the_profile_chose_monitoring(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    """Hyperswitch's monitoring_configured_timestamp: the moment a profile turns to monitoring, kept while it stays
+    there, carried in each recovery's snapshot; not the profile's creation."""
+    created = svc.profiles.profiles[PROFILE]["created_at"]
+    svc.clock.advance(timedelta(days=3))
+    switched_at = svc.clock.now()
+    turned = await client.put(f"/v2/profiles/{PROFILE}", json={"revenue_recovery_retry_algorithm_type": "monitoring"})
+    assert turned.status_code == 200, turned.text
+    svc.clock.advance(timedelta(hours=1))
+    renamed = await client.put(f"/v2/profiles/{PROFILE}", json={"profile_name": "renamed"})
+    assert renamed.status_code == 200, renamed.text
+    assert svc.profiles.profiles[PROFILE]["monitoring_configured_at"] == switched_at
+
+    assert (await client.post(RECOVERY, json=recovery_body())).status_code == 200
+    [scheduled] = svc.publisher.envelopes(MessageType.RECOVERY_SCHEDULED)
+    retry = scheduled.payload.payment.retry
+    assert (retry.algorithm.value, retry.profile_created_at) == ("monitoring", created)
+    assert retry.monitoring_configured_at == switched_at
+
+    # Leaving monitoring forgets the moment; coming back starts a new period.
+    await client.put(f"/v2/profiles/{PROFILE}", json={"revenue_recovery_retry_algorithm_type": "smart"})
+    assert "monitoring_configured_at" not in svc.profiles.profiles[PROFILE]
+    svc.clock.advance(timedelta(days=1))
+    await client.put(f"/v2/profiles/{PROFILE}", json={"revenue_recovery_retry_algorithm_type": "monitoring"})
+    assert svc.profiles.profiles[PROFILE]["monitoring_configured_at"] == svc.clock.now()

@@ -53,6 +53,17 @@ def test_a_recovery_started_during_the_profiles_monitoring_switches_when_the_pro
     assert plan.switch_at == plan.due_at == T0 + timedelta(minutes=15)
 
 
+def test_a_profile_that_turned_to_monitoring_later_counts_its_period_from_then_not_from_its_creation() -> None:
+    # Created two hours ago in another algorithm, turned to monitoring 45 minutes ago: 15 minutes of it are left.
+    base = monitoring_since(T0 - timedelta(hours=2))
+    retry = base.retry.model_copy(update={"monitoring_configured_at": T0 - timedelta(minutes=45)})
+    started = Recovery.start(base.model_copy(update={"retry": retry}), planning()).recovery
+
+    plan = started.plan
+    assert started.status is RecoveryStatus.MONITORING and isinstance(plan, MonitoringPlan)
+    assert plan.switch_at == T0 + timedelta(minutes=15)
+
+
 def test_monitoring_without_a_threshold_asks_again_at_the_horizon() -> None:
     change = Recovery.start(monitoring_payment(monitoring_seconds=0), planning())
 

@@ -67,6 +67,9 @@ class RetrySettings(_Frozen):
     switch_time_threshold_after_creation_seconds: int = 0
     monitoring_threshold_seconds: int = 0
     profile_created_at: datetime | None = None
+    # When the profile last chose monitoring (Hyperswitch's `monitoring_configured_timestamp`): the threshold counts
+    # from it. None (a snapshot from before it was carried, or a profile not in monitoring): `profile_created_at`.
+    monitoring_configured_at: datetime | None = None
 
 
 class RecoveryPayment(_Frozen):

@@ -51,6 +51,7 @@ def new_profile(
         "created_at": now,
         "modified_at": now,
     }
+    _note_monitoring_choice(None, doc, now)
     return ProfileChange(doc, 0, profile_updated(doc))
 
 
@@ -64,7 +65,34 @@ def changed_profile(stored: Document, changes: Document, *, seal: Transform, now
             doc[key] = value
     if not doc.get("payment_response_hash_key"):
         doc["payment_response_hash_key"] = seal(generate_hash_key())
+    _note_monitoring_choice(stored, doc, now)
     return _next_version(stored, doc, now)
+
+
+def retry_algorithm(profile: Document) -> RetryAlgorithm:
+    """The profile's retry algorithm (monitoring when unset, as in Hyperswitch)."""
+    return RetryAlgorithm(profile.get("revenue_recovery_retry_algorithm_type", RetryAlgorithm.MONITORING.value))
+
+
+def monitoring_configured_at(profile: Document) -> datetime | None:
+    """When the profile chose monitoring, the moment its threshold counts from (Hyperswitch's
+    `monitoring_configured_timestamp`); None when it is not in monitoring. A profile stored before the moment was
+    kept has been in monitoring since its creation, or its switch to monitoring went unrecorded: its creation."""
+    if retry_algorithm(profile) is not RetryAlgorithm.MONITORING:
+        return None
+    at: datetime | None = profile.get("monitoring_configured_at") or profile.get("created_at")
+    return at
+
+
+def _note_monitoring_choice(stored: Document | None, doc: Document, now: datetime) -> None:
+    """Keep when `doc` chose monitoring: now when it turns to monitoring, as before when it stays, nothing when it
+    leaves it."""
+    if retry_algorithm(doc) is not RetryAlgorithm.MONITORING:
+        doc.pop("monitoring_configured_at", None)
+    elif stored is None or retry_algorithm(stored) is not RetryAlgorithm.MONITORING:
+        doc["monitoring_configured_at"] = now
+    else:
+        doc["monitoring_configured_at"] = monitoring_configured_at(stored)
 
 
 def with_secrets(stored: Document, secret_set: SecretSet, now: datetime) -> ProfileChange:
@@ -102,7 +130,7 @@ def profile_updated(doc: Document) -> Envelope[ProfileUpdated]:
             ),
             standard_webhooks_secrets=tuple(doc.get("standard_webhooks_secrets") or ()),
             custom_headers=doc.get("outgoing_webhook_custom_http_headers") or {},
-            retry_algorithm=RetryAlgorithm(doc.get("revenue_recovery_retry_algorithm_type", "monitoring")),
+            retry_algorithm=retry_algorithm(doc),
             payment_created_enabled=webhook.get("payment_created_enabled"),
             payment_succeeded_enabled=webhook.get("payment_succeeded_enabled"),
             payment_failed_enabled=webhook.get("payment_failed_enabled"),

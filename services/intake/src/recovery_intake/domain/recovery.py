@@ -11,6 +11,7 @@ from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.recovery import RecoveryAction, RecoveryAttemptStatus, RecoveryPaymentsCreate
 from recovery_contracts.recovery import PaymentToken, RecoveryPayment, RetryAlgorithm, RetrySettings
 
+from .profiles import monitoring_configured_at, retry_algorithm
 from .rejection import Rejection
 
 
@@ -73,7 +74,7 @@ def retry_settings(
         jitter["min_jitter_seconds"] = min(1, jitter["max_jitter_seconds"])
     return RetrySettings(
         **jitter,
-        algorithm=RetryAlgorithm(profile.get("revenue_recovery_retry_algorithm_type", "monitoring")),
+        algorithm=retry_algorithm(profile),
         active_algorithm=RetryAlgorithm.CASCADING,
         ladder_seconds=tuple(recovery["retry_ladder_seconds"]) if recovery.get("retry_ladder_seconds") else None,
         max_retry_count=recovery.get("max_retry_count"),
@@ -82,6 +83,7 @@ def retry_settings(
         switch_time_threshold_after_creation_seconds=switch.get("time_threshold_after_creation", 0),
         monitoring_threshold_seconds=monitoring_threshold_seconds,
         profile_created_at=profile.get("created_at"),
+        monitoring_configured_at=monitoring_configured_at(profile),
     )
 
 

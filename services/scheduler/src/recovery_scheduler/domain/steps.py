@@ -67,15 +67,21 @@ def _duration(span: timedelta) -> str:
 
 def monitoring_switch_at(payment: RecoveryPayment, planning: Planning) -> datetime | None:
     """When the profile's monitoring period ends (wall clock), as Hyperswitch counts it: the threshold from when
-    the profile chose monitoring (`profile_created_at`, the time intake carries for it), not from each payment.
-    None: monitoring without an end (no threshold)."""
+    the profile chose monitoring (`monitoring_started_at`), not from each payment. None: monitoring without an end
+    (no threshold)."""
     settings = payment.retry
     if not settings.monitoring_threshold_seconds:
         return None
-    started = settings.profile_created_at or payment.created_at
+    started = monitoring_started_at(payment) or payment.created_at
     if started.tzinfo is None:
         started = started.replace(tzinfo=UTC)
     return planning.elapsed(started, timedelta(seconds=settings.monitoring_threshold_seconds))
+
+
+def monitoring_started_at(payment: RecoveryPayment) -> datetime | None:
+    """When the profile chose monitoring, as intake carries it (`monitoring_configured_at`; a snapshot from before it
+    was carried: the profile's creation, monitoring being a profile's default)."""
+    return payment.retry.monitoring_configured_at or payment.retry.profile_created_at
 
 
 def horizon_reached(recovery: Recovery, reason: str, planning: Planning, new: bool) -> Change:
@@ -253,7 +259,7 @@ def planner_view(recovery: Recovery, planning: Planning) -> RecoveryView:
         billing_retry_count=payment.billing_retry_count,
         billing_last_attempt_at=payment.transaction_created_at,
         first_codes=_first_codes(payment.first_error),
-        monitoring_started_at=payment.retry.profile_created_at,
+        monitoring_started_at=monitoring_started_at(payment),
         customer_country=payment.billing.address.country if payment.billing and payment.billing.address else None,
     )
 
