@@ -1,7 +1,7 @@
 """The `recovery` subcommands, one module each: `register(subcommands)` adds it; its handler returns the exit
 code.
 
-A new subcommand (timeline, dead letters, verify, catalogues) is a new module here and one line below.
+A new subcommand (timeline, dead letters, verify, catalogues, secrets) is a new module here and one line below.
 """
 
 from recovery_cli.commands import (
@@ -12,6 +12,7 @@ from recovery_cli.commands import (
     down,
     load,
     run,
+    secrets,
     simulate,
     status,
     timeline,
@@ -19,4 +20,4 @@ from recovery_cli.commands import (
     verify,
 )
 
-COMMANDS = (run, up, down, status, demo, dead_letters, load, timeline, analytics, verify, catalogues, simulate)
+COMMANDS = (run, up, down, status, demo, dead_letters, load, timeline, analytics, verify, catalogues, simulate, secrets)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 from typing import TYPE_CHECKING
 
-from recovery_cli.commands.options import fail
-from recovery_cli.commands.timeline import DEFAULT_MONGODB_URL
+from recovery_cli.commands.options import add_database, fail
 
 if TYPE_CHECKING:
     from recovery_analytics.adapters.rebuild import RebuildReport
@@ -21,12 +19,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "rebuild",
         help="drop the views and daily figures and fold every stored event again (stop the analytics service first)",
     )
-    again.add_argument(
-        "--mongodb-url",
-        default=os.environ.get("MONGODB_URL") or DEFAULT_MONGODB_URL,
-        help="default: $MONGODB_URL, else the local `recovery up` database",
-    )
-    again.add_argument("--database", default=os.environ.get("MONGODB_DATABASE") or "recovery")
+    add_database(again)
     again.set_defaults(handler=handle)
 
 

@@ -1,12 +1,15 @@
-"""Options several subcommands share: the run directory, NAME=VALUE pairs, how to print a failure."""
+"""Options several subcommands share: the run directory, the database, NAME=VALUE pairs, how to print a failure."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from recovery_cli.locations import RUN_DIR_VARIABLE, default_run_dir
+
+DEFAULT_MONGODB_URL = "mongodb://127.0.0.1:27017/?directConnection=true"
 
 
 def add_run_dir(parser: argparse.ArgumentParser) -> None:
@@ -16,6 +19,16 @@ def add_run_dir(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"where logs and the state file go (default: ${RUN_DIR_VARIABLE} or .run/ at the repo root)",
     )
+
+
+def add_database(parser: argparse.ArgumentParser) -> None:
+    """`--mongodb-url` and `--database`, by default the services' (MONGODB_URL, MONGODB_DATABASE)."""
+    parser.add_argument(
+        "--mongodb-url",
+        default=os.environ.get("MONGODB_URL") or DEFAULT_MONGODB_URL,
+        help="default: $MONGODB_URL, else the local `recovery up` database",
+    )
+    parser.add_argument("--database", default=os.environ.get("MONGODB_DATABASE") or "recovery")
 
 
 def run_dir(args: argparse.Namespace) -> Path:

@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 
-from recovery_cli.commands.options import add_run_dir, fail, run_dir
+from recovery_cli.commands.options import add_database, add_run_dir, fail, run_dir
 
-DEFAULT_MONGODB_URL = "mongodb://127.0.0.1:27017/?directConnection=true"
 NOT_FOUND = 3
 
 
@@ -19,12 +17,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "back to the billing system and its tries (read-only)",
     )
     parser.add_argument("payment_id")
-    parser.add_argument(
-        "--mongodb-url",
-        default=os.environ.get("MONGODB_URL") or DEFAULT_MONGODB_URL,
-        help="default: $MONGODB_URL, else the local `recovery up` database",
-    )
-    parser.add_argument("--database", default=os.environ.get("MONGODB_DATABASE") or "recovery")
+    add_database(parser)
     parser.add_argument(
         "--executor-url",
         help="the executor's internal URL, where the record back is read: default $EXECUTOR_INTERNAL_URL, else the "

@@ -1,0 +1,217 @@
+"""The sealed values the services store (recovery_cli.sealed_fields): counted per master key id, and re-sealed under
+the active key for a master-key rotation (docs/security.md, "Master-key rotation").
+
+A re-seal is read, then write: `plan_reseal` reads every document holding sealed values and re-seals in memory
+each value not under the active key (the plaintext never leaves the process); `apply_reseal` writes each document
+back with a compare-and-set on its `_id` and the sealed values it read. A service that wrote the document in
+between (a new value is sealed with a fresh nonce, so it never equals the one read) wins: the document is counted
+as changed meanwhile and left to the next run. Nothing else of a document changes, its version neither: the
+plaintexts are the same, so a consumer's copy need not hear of it.
+
+Messages awaiting publish (`outbox_*` collections, the `outbox` field of documents that embed them) and dead letters
+carry sealed values too. They are counted, not rewritten: an outbox record is published and removed by its service
+within seconds (a relay may be publishing it at that moment), and a message in RabbitMQ cannot be changed in place;
+a dead letter leaves when replayed (its consumer then stores what it carries: run the re-seal again) or purged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo.database import Database
+
+from recovery_cli.sealed_fields import SEALED_FIELDS, SealedField, fields_by_collection
+from recovery_runtime.secrets import KEY_ID_PATTERN, PREFIX, SecretBox, SecretUnreadable, is_sealed
+from recovery_runtime.unit_of_work import OUTBOX_FIELD, embedded_outbox_index
+
+Document = dict[str, Any]
+
+NOT_SEALED = "not sealed"
+OUTBOX_PREFIX = "outbox_"
+_SEALED_IN_TEXT = re.compile(rf"{re.escape(PREFIX)}({KEY_ID_PATTERN}):".encode())
+
+
+def key_id_of(value: str) -> str:
+    """The master key id a stored string is sealed under, or NOT_SEALED."""
+    return value.split(":", 3)[2] if is_sealed(value) else NOT_SEALED
+
+
+def stored_at(doc: Document, sealed: SealedField) -> Any:
+    """What `doc` holds at `sealed.path` (None when absent)."""
+    value: Any = doc
+    for part in sealed.path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def stored_values(doc: Document, sealed: SealedField) -> list[str]:
+    """The strings at `sealed.path` in `doc`: none, one, or (`many`) each of the list's."""
+    value = stored_at(doc, sealed)
+    items = value if sealed.many and isinstance(value, list) else [value]
+    return [item for item in items if isinstance(item, str)]
+
+
+def key_ids_in_body(body: bytes) -> Counter[str]:
+    """Sealed values in a message body (JSON), per key id."""
+    return Counter(match.decode() for match in _SEALED_IN_TEXT.findall(body))
+
+
+# ---- counting --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Census:
+    """Sealed values per key id: `stored` per field (NOT_SEALED: a plain string where a sealed value belongs),
+    `awaiting` per place that is not rewritten (an outbox collection, an embedded outbox, a dead-letter queue)."""
+
+    stored: dict[SealedField, Counter[str]]
+    awaiting: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def outside(self, active_key_id: str) -> Counter[str]:
+        """How many values are sealed under each key id other than the active one, everywhere."""
+        total: Counter[str] = Counter()
+        for counts in (*self.stored.values(), *self.awaiting.values()):
+            total.update({key_id: n for key_id, n in counts.items() if key_id not in (active_key_id, NOT_SEALED)})
+        return total
+
+
+def take_census(db: Database[Document]) -> Census:
+    stored: dict[SealedField, Counter[str]] = {sealed: Counter() for sealed in SEALED_FIELDS}
+    for collection, fields in fields_by_collection().items():
+        for doc in db[collection].find({}, _projection(fields)):
+            for sealed in fields:
+                stored[sealed].update(key_id_of(value) for value in stored_values(doc, sealed))
+    return Census(stored, awaiting_publish(db))
+
+
+def awaiting_publish(db: Database[Document]) -> dict[str, Counter[str]]:
+    """Sealed values per key id in the messages the services have not published yet, per outbox."""
+    places: dict[str, Counter[str]] = {}
+    # A collection whose documents embed outgoing messages carries the index the outbox relay scans them by.
+    embedded_index = embedded_outbox_index("any").name
+    for name in sorted(db.list_collection_names(filter={"type": "collection"})):
+        if name.startswith(OUTBOX_PREFIX):
+            places[name] = _in_bodies(doc.get("body") for doc in db[name].find({}, {"body": 1}))
+        elif any(index["name"] == embedded_index for index in db[name].list_indexes()):
+            holders = db[name].find({f"{OUTBOX_FIELD}.created_at": {"$exists": True}}, {OUTBOX_FIELD: 1})
+            bodies = (message.get("body") for holder in holders for message in holder.get(OUTBOX_FIELD) or ())
+            places[f"{name}.{OUTBOX_FIELD}"] = _in_bodies(bodies)
+    return places
+
+
+def _in_bodies(bodies: Iterable[Any]) -> Counter[str]:
+    total: Counter[str] = Counter()
+    for body in bodies:
+        if isinstance(body, bytes | str):
+            total.update(key_ids_in_body(body.encode() if isinstance(body, str) else body))
+    return total
+
+
+# ---- re-sealing ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """One document's sealed fields as read (`before`, the compare-and-set's filter) and re-sealed (`after`)."""
+
+    collection: str
+    doc_id: Any
+    before: Document
+    after: Document
+    values: int
+
+
+@dataclass
+class ResealPlan:
+    rewrites: list[Rewrite] = field(default_factory=list)
+    # Values that cannot be opened, so nothing may be written: (field name, key id) -> count.
+    unknown_keys: Counter[tuple[str, str]] = field(default_factory=Counter)
+    unreadable: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.unknown_keys or self.unreadable)
+
+
+@dataclass
+class CollectionOutcome:
+    documents: int = 0
+    values: int = 0
+    # Documents a service wrote between the read and the compare-and-set: left as the service wrote them.
+    changed_meanwhile: int = 0
+
+
+def plan_reseal(db: Database[Document], box: SecretBox) -> ResealPlan:
+    """Every stored value not under `box`'s active key, re-sealed under it in memory (nothing is written)."""
+    plan = ResealPlan()
+    for collection, fields in fields_by_collection().items():
+        for doc in db[collection].find({}, _projection(fields)):
+            rewrite = _rewrite(collection, doc, fields, box, plan)
+            if rewrite is not None:
+                plan.rewrites.append(rewrite)
+    return plan
+
+
+def apply_reseal(db: Database[Document], plan: ResealPlan) -> dict[str, CollectionOutcome]:
+    """Write each planned document by compare-and-set (per collection: what was re-sealed, what changed meanwhile)."""
+    if plan.blocked:
+        raise ValueError("a plan with values that cannot be opened is never applied")
+    outcomes = {collection: CollectionOutcome() for collection in fields_by_collection()}
+    for rewrite in plan.rewrites:
+        outcome = outcomes[rewrite.collection]
+        written = db[rewrite.collection].update_one({"_id": rewrite.doc_id, **rewrite.before}, {"$set": rewrite.after})
+        if written.matched_count == 1:
+            outcome.documents += 1
+            outcome.values += rewrite.values
+        else:
+            outcome.changed_meanwhile += 1
+    return outcomes
+
+
+def planned_by_collection(plan: ResealPlan) -> dict[str, CollectionOutcome]:
+    """What `apply_reseal` would write, in its terms (a dry run)."""
+    outcomes = {collection: CollectionOutcome() for collection in fields_by_collection()}
+    for rewrite in plan.rewrites:
+        outcomes[rewrite.collection].documents += 1
+        outcomes[rewrite.collection].values += rewrite.values
+    return outcomes
+
+
+def _rewrite(
+    collection: str, doc: Document, fields: Iterable[SealedField], box: SecretBox, plan: ResealPlan
+) -> Rewrite | None:
+    before: Document = {}
+    after: Document = {}
+    count = 0
+    for sealed in fields:
+        stored = stored_at(doc, sealed)
+        items = stored if sealed.many and isinstance(stored, list) else [stored]
+        resealed = [_resealed(item, sealed, box, plan) if isinstance(item, str) else item for item in items]
+        changed = sum(1 for old, new in zip(items, resealed, strict=True) if old != new)
+        if changed:
+            before[sealed.path] = stored
+            after[sealed.path] = resealed if sealed.many else resealed[0]
+            count += changed
+    return Rewrite(collection, doc["_id"], before, after, count) if count else None
+
+
+def _resealed(value: str, sealed: SealedField, box: SecretBox, plan: ResealPlan) -> str:
+    key_id = key_id_of(value)
+    if key_id in (box.active_key_id, NOT_SEALED):
+        return value
+    if key_id not in box.keys:
+        plan.unknown_keys[(sealed.name, key_id)] += 1
+        return value
+    try:
+        return box.reseal(value)
+    except SecretUnreadable:
+        plan.unreadable[(sealed.name, key_id)] += 1
+        return value
+
+
+def _projection(fields: Iterable[SealedField]) -> dict[str, int]:
+    return {sealed.path: 1 for sealed in fields}
