@@ -3,7 +3,8 @@
 A sealed value is one ASCII string, `enc:v1:<key id>:<base64url(nonce ‖ ciphertext ‖ tag)>`, so it fits any
 string field of a document or a message. The key id names the master key that sealed it: rotating the master
 key means adding a new key, making it active (new values are sealed under it) and keeping the old one until
-every stored value has been re-sealed (`SecretBox.reseal`); values under any configured key stay readable.
+every stored value has been re-sealed (`SecretBox.reseal`, which `recovery secrets reseal` runs over every
+sealed field: docs/security.md, "Master-key rotation"); values under any configured key stay readable.
 
     box = SecretBox.from_settings(settings)
     sealed = box.seal("sk_live_...")       # store or publish this
