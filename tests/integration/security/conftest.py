@@ -18,6 +18,7 @@ from recovery_dispatcher.app import build_service as build_dispatcher
 from recovery_dispatcher.settings import DispatcherSettings
 from recovery_intake.app import build_service as build_intake
 from recovery_intake.settings import IntakeSettings
+from recovery_runtime.service import Service
 from recovery_sandbox.receiver import create_app as receiver_app
 from recovery_sandbox.serving import BackgroundServer
 from recovery_sandbox.stripe import create_app as stripe_app
@@ -68,28 +69,33 @@ def intake_settings() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def services(serve: Any, module_isolation: Isolation, intake_settings: dict[str, Any]) -> Endpoints:
-    """Intake, scheduler, dispatcher and analytics running (every owner intake forwards to; no merchant yet), with a
-    Stripe sandbox and a receiver."""
+def intake_service(serve: Any, module_isolation: Isolation, intake_settings: dict[str, Any]) -> Service:
+    """Intake as the module runs it, built once scheduler, dispatcher and analytics (every owner it forwards to)
+    are running; `services` serves it."""
     isolation = module_isolation
     analytics = serve(build_analytics(settings_for(AnalyticsSettings, isolation)))
     scheduler = serve(build_scheduler(settings_for(SchedulerSettings, isolation, timer_poll_seconds=0.05)))
     dispatcher = serve(
         build_dispatcher(settings_for(DispatcherSettings, isolation, outbound_allowed_cidrs="127.0.0.0/8"))
     )
-    intake = serve(
-        build_intake(
-            settings_for(
-                IntakeSettings,
-                isolation,
-                admin_api_key=ADMIN,
-                scheduler_internal_url=scheduler.url,
-                dispatcher_internal_url=dispatcher.url,
-                analytics_internal_url=analytics.url,
-                **intake_settings,
-            )
+    return build_intake(
+        settings_for(
+            IntakeSettings,
+            isolation,
+            admin_api_key=ADMIN,
+            scheduler_internal_url=scheduler.url,
+            dispatcher_internal_url=dispatcher.url,
+            analytics_internal_url=analytics.url,
+            **intake_settings,
         )
     )
+
+
+@pytest.fixture(scope="module")
+def services(serve: Any, intake_service: Service) -> Endpoints:
+    """Intake, scheduler, dispatcher and analytics running (no merchant yet), with a Stripe sandbox and a
+    receiver."""
+    intake = serve(intake_service)
     stripe = serve(stripe_app())
     receiver = serve(receiver_app())
     return Endpoints(intake.url, stripe.url, receiver.url, ADMIN)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,3 +48,13 @@ def make_tenant(scenario: SeedScenario, intake_url: str, reference: str) -> Tena
     answer = httpx.post(f"{intake_url}/v2/payments/recovery", json=body, headers=setup.headers(), timeout=30)
     assert answer.status_code == 200, answer.text
     return Tenant(setup, keys[0]["key_id"], answer.json()["id"])
+
+
+def eventually(probe: Callable[[], Any], timeout: float = 20.0) -> Any:
+    """`probe()` asked again until it gives a true value (or `timeout` seconds pass): its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)

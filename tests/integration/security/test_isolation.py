@@ -3,6 +3,7 @@ and another merchant's profile are each refused; another merchant's ids answer e
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -11,9 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.routing import iter_route_contexts
 from security_system import System, Tenant
 
 from recovery_cli.scenario import PAYMENT_CONNECTOR_ACCOUNT, RECOVERY_REQUEST, seed_body
+from recovery_runtime.service import Service
 
 
 @dataclass(frozen=True)
@@ -22,9 +25,12 @@ class Endpoint:
     # A path template over {merchant}, {profile}, {key}, {mca}, {payment}, {event} (the owner's ids).
     path: str
     body: Callable[[Tenant, Tenant], Any] = lambda own, owner: None
-    # Whether the path names a resource of its owner (then another merchant's id must read as nonexistent).
+    # Whether the path (or query) names a resource of its owner (then another merchant's id must read as
+    # nonexistent).
     names_resource: bool = True
     admin_only: bool = False
+    # A query template over the same ids, where the query names the resource.
+    query: str = ""
 
     def url(self, owner: Tenant | None) -> str:
         if owner is None:
@@ -45,7 +51,8 @@ class Endpoint:
                 payment=owner.payment_id,
                 event="evt_" + "0" * 32,
             )
-        return self.path.format(**ids)
+        url = self.path.format(**ids)
+        return f"{url}?{self.query.format(**ids)}" if self.query else url
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
@@ -68,6 +75,11 @@ def connector_body(own: Tenant, owner: Tenant) -> dict[str, Any]:
     return seed_body(PAYMENT_CONNECTOR_ACCOUNT, api_key="sk_test_probe", profile_id=owner.setup.profile_id)
 
 
+def disabling_body(own: Tenant, owner: Tenant) -> dict[str, Any]:
+    """An update that would stop the account's charges, were it applied to another merchant's account."""
+    return {"connector_type": "payment_processor", "disabled": True}
+
+
 RESUME = {
     "revenue_recovery_task": "EXECUTE_WORKFLOW",
     "schedule_time": "2030-01-01T00:00:00.000Z",
@@ -84,17 +96,26 @@ ENDPOINTS = [
     Endpoint("POST", "/v2/api-keys", lambda o, w: {"name": "probe", "expiration": "never"}, names_resource=False),
     Endpoint("GET", "/v2/api-keys/list", names_resource=False),
     Endpoint("GET", "/v2/api-keys/{key}"),
+    Endpoint("PUT", "/v2/api-keys/{key}", lambda o, w: {"name": "taken over"}),
     Endpoint("DELETE", "/v2/api-keys/{key}"),
     Endpoint("POST", "/v2/connector-accounts", connector_body),
     Endpoint("GET", "/v2/connector-accounts/{mca}"),
+    Endpoint("PUT", "/v2/connector-accounts/{mca}", disabling_body),
     Endpoint("POST", "/v2/payments/recovery", recovery_body),
     Endpoint("GET", "/v2/payments/{payment}"),
     Endpoint("POST", "/events/{merchant}", lambda o, w: {}),
     Endpoint("GET", "/events/{merchant}/{event}/attempts"),
     Endpoint("POST", "/events/{merchant}/{event}/retry"),
+    Endpoint("GET", "/events/{merchant}/endpoints"),
     Endpoint("GET", "/v2/process-trackers/revenue-recovery-workflow/{payment}"),
     Endpoint("POST", "/v2/process-trackers/revenue-recovery-workflow/{payment}/resume", lambda o, w: RESUME),
     Endpoint("GET", "/v2/revenue-recovery/retry-stats", names_resource=False),
+    # The read side (answered by the analytics service). The admin key names a merchant with `merchant_id`; a
+    # merchant key naming another merchant there must read as naming one that does not exist.
+    Endpoint("GET", "/v2/payments/recovery-list", query="merchant_id={merchant}"),
+    Endpoint("GET", "/v2/payments/{payment}/get-revenue-recovery-intent"),
+    Endpoint("GET", "/v2/revenue-recovery/analytics", query="merchant_id={merchant}"),
+    Endpoint("GET", "/v2/process-trackers/revenue-recovery-workflow/{payment}/timeline"),
 ]
 MERCHANT_ENDPOINTS = [e for e in ENDPOINTS if not e.admin_only]
 RESOURCE_ENDPOINTS = [e for e in MERCHANT_ENDPOINTS if e.names_resource]
@@ -155,6 +176,11 @@ def test_another_merchants_ids_read_as_ids_that_do_not_exist(system: System, end
     a, b = system.a, system.b
     if "process-trackers" in endpoint.path:
         wait_for_recovery(system, b)
+    if endpoint.method == "GET" and "{event}" not in endpoint.path:
+        # B's resource exists where it is read (the read side catches up in its own time), so that A's answer
+        # below is about a resource that is there, not one that is not yet.
+        own = answered(system, endpoint.url(b), b.headers())
+        assert own.status_code == 200, (endpoint, own.text)
     headers = a.headers()
     if endpoint.path == "/v2/connector-accounts":
         headers.pop("x-profile-id")  # the body names the profile
@@ -174,14 +200,29 @@ def test_another_merchants_ids_read_as_ids_that_do_not_exist(system: System, end
         "mca_00000000000000000000",
         "12345_pay_" + "0" * 32,
     )
-    if endpoint.method == "GET" and "{event}" not in endpoint.path:
-        own = system.call(endpoint.method, endpoint.url(b), b.headers())
-        assert own.status_code == 200, (endpoint, own.text)
     if endpoint.path not in ("/v2/payments/recovery", "/v2/connector-accounts"):
         assert normalised(foreign, *ids) == normalised(absent, *ids), endpoint
     # Nothing of B's changed through A's calls.
     assert system.call("GET", f"/v2/profiles/{b.setup.profile_id}", b.headers()).json()["profile_name"] == "default"
     assert system.call("GET", "/v2/api-keys/list", b.headers()).status_code == 200
+    assert system.call("GET", f"/v2/api-keys/{b.key_id}", b.headers()).json()["name"] != "taken over"
+    account = system.call("GET", f"/v2/connector-accounts/{b.setup.payment_mca}", b.headers()).json()
+    assert account["disabled"] is False
+
+
+@pytest.mark.parametrize("path", ["/v2/payments/recovery-list", "/v2/revenue-recovery/analytics"])
+def test_the_read_side_filtered_by_another_merchants_profile_reads_as_an_unknown_profile(
+    system: System, path: str
+) -> None:
+    a, b = system.a, system.b
+    # B's payment is in the read model: a filter on its profile would find it, were the merchant not A's.
+    assert answered(system, f"/v2/payments/{b.payment_id}/get-revenue-recovery-intent", b.headers()).status_code == 200
+    unknown_id = "pro_" + "9" * 20
+    foreign = system.call("GET", f"{path}?profile_id={b.setup.profile_id}", a.headers())
+    unknown = system.call("GET", f"{path}?profile_id={unknown_id}", a.headers())
+    assert foreign.status_code == 200, foreign.text
+    assert normalised(foreign, b.setup.profile_id) == normalised(unknown, unknown_id)
+    assert b.payment_id not in foreign.text
 
 
 def test_listing_api_keys_shows_only_the_callers(system: System) -> None:
@@ -212,14 +253,21 @@ def test_the_retry_statistics_are_the_callers_own_merchants(system: System) -> N
         assert (answer.json()["merchant_id"], answer.json()["time_zone"]) == (tenant.setup.merchant_id, "UTC")
 
 
-def wait_for_recovery(system: System, tenant: Tenant, timeout: float = 20.0) -> None:
-    path = f"/v2/process-trackers/revenue-recovery-workflow/{tenant.payment_id}"
+def answered(system: System, path: str, headers: dict[str, str], timeout: float = 20.0) -> httpx.Response:
+    """`GET path`, asked again (for at most `timeout` seconds) until it answers 200: the services that answer
+    the process tracker and the read side learn of a recovery from the broker, a moment after intake took it."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if system.call("GET", path, tenant.headers()).status_code == 200:
-            return
+    while True:
+        response = system.call("GET", path, headers)
+        if response.status_code == 200 or time.monotonic() >= deadline:
+            return response
         time.sleep(0.2)
-    raise AssertionError("the scheduler never learned of the recovery")
+
+
+def wait_for_recovery(system: System, tenant: Tenant) -> None:
+    path = f"/v2/process-trackers/revenue-recovery-workflow/{tenant.payment_id}"
+    response = answered(system, path, tenant.headers())
+    assert response.status_code == 200, f"the scheduler never learned of the recovery: {response.text}"
 
 
 # Which scopes may call each merchant endpoint (docs/security.md, "Scopes"); the admin key may call all.
@@ -232,17 +280,24 @@ PERMITTED = {
     "POST /v2/api-keys": {"management"},
     "GET /v2/api-keys/list": {"read_only", "management"},
     "GET /v2/api-keys/{key}": {"read_only", "management"},
+    "PUT /v2/api-keys/{key}": {"management"},
     "DELETE /v2/api-keys/{key}": {"management"},
     "POST /v2/connector-accounts": {"management"},
     "GET /v2/connector-accounts/{mca}": {"read_only", "management"},
+    "PUT /v2/connector-accounts/{mca}": {"management"},
     "POST /v2/payments/recovery": {"payments"},
     "GET /v2/payments/{payment}": {"payments", "read_only"},
     "POST /events/{merchant}": {"payments", "read_only"},
     "GET /events/{merchant}/{event}/attempts": {"payments", "read_only"},
     "POST /events/{merchant}/{event}/retry": {"payments"},
+    "GET /events/{merchant}/endpoints": {"payments", "read_only"},
     "GET /v2/process-trackers/revenue-recovery-workflow/{payment}": {"payments", "read_only"},
     "POST /v2/process-trackers/revenue-recovery-workflow/{payment}/resume": {"payments"},
     "GET /v2/revenue-recovery/retry-stats": {"payments", "read_only"},
+    "GET /v2/payments/recovery-list": {"payments", "read_only"},
+    "GET /v2/payments/{payment}/get-revenue-recovery-intent": {"payments", "read_only"},
+    "GET /v2/revenue-recovery/analytics": {"payments", "read_only"},
+    "GET /v2/process-trackers/revenue-recovery-workflow/{payment}/timeline": {"payments", "read_only"},
 }
 SCOPES = ("payments", "read_only", "management")
 
@@ -265,7 +320,46 @@ def scoped_keys(system: System) -> dict[str, str]:
     return {scope: mint(system, [scope])["api_key"] for scope in SCOPES}
 
 
-def test_every_merchant_endpoint_is_listed_with_the_scopes_it_admits() -> None:
+# Intake's routes that are not merchant routes: they authenticate otherwise (or not at all), so the tests above
+# do not apply to them. A path ending in "/" stands for every path under it.
+NOT_MERCHANT_ROUTES = {
+    "/healthz": "liveness probe for the orchestrator: unauthenticated, says nothing of any merchant",
+    "/readyz": "readiness probe, as /healthz",
+    "/metrics": "Prometheus exposition for the operator's scraper: unauthenticated, no merchant's data",
+    "/openapi.json": "the API's description: public, as Hyperswitch's reference is",
+    "/docs": "the API's description, rendered",
+    "/docs/oauth2-redirect": "part of the rendered description",
+    "/redoc": "the API's description, rendered",
+    "/console/": "the web console: a session signed in with a key (its pages scope to the session's merchant; "
+    "tests/unit/intake/test_console_*)",
+    "/internal/": "service-to-service APIs: the internal token, never a merchant's key",
+    "/v2/webhooks/recovery/": "billing systems' webhooks: the billing system's own signature or basic auth, checked "
+    "against the connector account the path names (tests/unit/intake/test_billing_*)",
+}
+
+
+def _route_shape(method_and_path: str) -> str:
+    """`PUT /v2/api-keys/{key_id}` and `PUT /v2/api-keys/{key}` alike: parameters unnamed."""
+    return re.sub(r"\{[^}]+\}", "{}", method_and_path)
+
+
+def intake_routes(service: Service) -> set[str]:
+    """Every `METHOD /path` intake's app serves but those NOT_MERCHANT_ROUTES names."""
+    routes = set()
+    for route in iter_route_contexts(service.app.routes):
+        path = route.path or ""
+        if any(path == p or (p.endswith("/") and path.startswith(p)) for p in NOT_MERCHANT_ROUTES):
+            continue
+        routes |= {f"{method} {path}" for method in route.methods or () if method != "HEAD"}
+    return routes
+
+
+def test_every_merchant_endpoint_is_listed_with_the_scopes_it_admits(intake_service: Service) -> None:
+    """A route added to intake without its place in ENDPOINTS (and so in every test above) fails here."""
+    served = {_route_shape(r) for r in intake_routes(intake_service)}
+    listed = {_route_shape(str(e)) for e in ENDPOINTS}
+    assert served - listed == set(), "intake serves these, but ENDPOINTS does not list them"
+    assert listed - served == set(), "ENDPOINTS lists these, but intake does not serve them"
     assert set(PERMITTED) == {str(e) for e in MERCHANT_ENDPOINTS}
 
 

@@ -4,14 +4,13 @@ https-only webhook URLs."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
-from security_system import System
+from security_system import System, eventually
 
 from recovery_cli.demo import SANDBOX_SECRET_KEY
 from recovery_runtime.secrets import is_sealed
@@ -27,15 +26,6 @@ def intake_settings() -> dict[str, Any]:
         "max_api_keys_per_merchant": 4,
         "max_profiles_per_merchant": 3,
     }
-
-
-def eventually(probe: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
 
 
 def raw_dump(db: Any) -> str:

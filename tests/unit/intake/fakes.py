@@ -1,12 +1,13 @@
 """In-memory stand-ins for intake's repositories, with the rules of the MongoDB ones (one intent per invoice,
-applied message ids, outcomes that never overwrite a final status, versioned profiles), and intake built around
-them for FastStream's TestRabbitBroker and FastAPI's test client."""
+applied message ids, outcomes that never overwrite a final status, versioned profiles and connector accounts),
+and intake built around them for FastStream's TestRabbitBroker and FastAPI's test client."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import httpx
 
@@ -30,6 +31,26 @@ PAYMENT_ACCOUNT = "mca_payment_1"
 API_KEY = "snd_test_key"
 ADMIN_KEY = "test_admin_key"
 SETTINGS = IntakeSettings(admin_api_key=ADMIN_KEY, cell_id="12345", rate_limit_per_second=0)
+
+
+def _replace_version(documents: dict[str, Document], doc: Document, expected_version: int) -> bool:
+    """The repositories' compare-and-set on `version`."""
+    stored = documents.get(doc["_id"])
+    if stored is None or stored["version"] != expected_version:
+        return False
+    documents[doc["_id"]] = doc
+    return True
+
+
+def changed_concurrently(documents: dict[str, Document], doc_id: str, repository: Any) -> None:
+    """`repository.save` finds `doc_id` saved meanwhile by another instance (its version one higher)."""
+    stored, save = documents[doc_id], repository.save
+
+    async def save_after_a_concurrent_change(doc: Document, expected_version: int, tx: Transaction) -> bool:
+        documents[doc_id] = {**stored, "version": stored["version"] + 1}
+        return bool(await save(doc, expected_version, tx))
+
+    repository.save = save_after_a_concurrent_change
 
 
 class FakeIntents:
@@ -120,11 +141,7 @@ class FakeProfiles:
         return sum(1 for p in self.profiles.values() if p["merchant_id"] == merchant_id)
 
     async def save(self, doc: Document, expected_version: int, tx: Transaction) -> bool:
-        stored = self.profiles.get(doc["_id"])
-        if stored is None or stored["version"] != expected_version:
-            return False
-        self.profiles[doc["_id"]] = doc
-        return True
+        return _replace_version(self.profiles, doc, expected_version)
 
     async def with_secrets_to_retire(self, now: datetime, limit: int = 500) -> list[Document]:
         due = [p for p in self.profiles.values() if p.get("standard_webhooks_retire_at") is not None]
@@ -156,6 +173,13 @@ class FakeApiKeys:
     async def add(self, doc: Document) -> None:
         self.keys[doc["_id"]] = doc
 
+    async def update(self, merchant_id: str, key_id: str, changes: Document) -> Document | None:
+        key = await self.get(merchant_id, key_id)
+        if key is None or key["revoked"]:
+            return None
+        key.update(changes)
+        return key
+
     async def revoke(self, merchant_id: str, key_id: str, now: datetime) -> list[str]:
         key = await self.get(merchant_id, key_id)
         if key is None or key["revoked"]:
@@ -177,7 +201,9 @@ class FakeConnectorAccounts:
     def __init__(self) -> None:
         self.accounts: dict[str, Document] = {}
 
-    async def get(self, merchant_id: str, account_id: str, *, profile_id: str | None = None) -> Document | None:
+    async def get(
+        self, merchant_id: str, account_id: str, *, profile_id: str | None = None, tx: Transaction | None = None
+    ) -> Document | None:
         account = self.accounts.get(account_id)
         if account is None or account["merchant_id"] != merchant_id or profile_id not in (None, account["profile_id"]):
             return None
@@ -185,6 +211,9 @@ class FakeConnectorAccounts:
 
     async def add(self, doc: Document, tx: Transaction) -> None:
         self.accounts[doc["_id"]] = doc
+
+    async def save(self, doc: Document, expected_version: int, tx: Transaction) -> bool:
+        return _replace_version(self.accounts, doc, expected_version)
 
 
 @dataclass

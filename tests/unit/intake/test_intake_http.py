@@ -13,7 +13,7 @@ from recovery_contracts.envelope import MessageType
 from recovery_intake.handlers.secret_rotation import SecretRotation
 from recovery_runtime.secrets import SecretBox
 
-from .fakes import MERCHANT, PROFILE, SETTINGS, Intake, http_client, intake
+from .fakes import MERCHANT, PROFILE, SETTINGS, Intake, changed_concurrently, http_client, intake
 from .recovery_requests import REFERENCE, recovery_body, with_token
 
 RECOVERY = "/v2/payments/recovery"
@@ -115,14 +115,7 @@ async def test_a_profile_change_raises_its_version_and_a_concurrent_one_loses(
     assert (updated.payload.version, updated.payload.webhook_url) == (2, "https://merchant.example/webhooks")
 
     # Another instance saved version 3 between this one's read and its compare-and-set: busy, nothing emitted.
-    stored = svc.profiles.profiles[PROFILE]
-    original_save = svc.profiles.save
-
-    async def save_after_a_concurrent_change(doc: dict[str, Any], expected_version: int, tx: Any) -> bool:
-        svc.profiles.profiles[PROFILE] = {**stored, "version": stored["version"] + 1}
-        return await original_save(doc, expected_version, tx)
-
-    svc.profiles.save = save_after_a_concurrent_change  # type: ignore[method-assign]
+    changed_concurrently(svc.profiles.profiles, PROFILE, svc.profiles)
     busy = await client.put(f"/v2/profiles/{PROFILE}", json=update)
     assert "busy" in error_of(busy, 422, "HE_00")
     assert len(svc.publisher.envelopes(MessageType.PROFILE_UPDATED)) == 1

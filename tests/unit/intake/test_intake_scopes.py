@@ -21,6 +21,7 @@ from recovery_intake.domain.access import (
     permits,
 )
 
+from .api_calls import mint, refused
 from .fakes import ADMIN_KEY, API_KEY, MERCHANT, PROFILE, Intake, http_client, intake
 from .recovery_requests import recovery_body
 
@@ -56,26 +57,8 @@ async def client(svc: Intake) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def mint(client: httpx.AsyncClient, by: str, scopes: list[str] | None = None, **body: Any) -> dict[str, Any]:
-    sent: dict[str, Any] = {"name": "minted", "expiration": "never", **body}
-    if scopes is not None:
-        sent["scopes"] = scopes
-    headers = {"api-key": by, "x-merchant-id": MERCHANT}
-    response = await client.post("/v2/api-keys", json=sent, headers=headers)
-    assert response.status_code == 200, response.text
-    created: dict[str, Any] = response.json()
-    return created
-
-
 def as_key(key: str) -> dict[str, str]:
     return {"api-key": key, "x-profile-id": PROFILE}
-
-
-def refused(response: httpx.Response, status: int, code: str, *mentions: str) -> None:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    text = f"{error['message']} {error.get('reason') or ''}"
-    assert error["code"] == code and all(m in text for m in mentions), text
 
 
 async def test_a_payments_key_recovers_but_cannot_read_secrets_or_manage(client: httpx.AsyncClient) -> None:

@@ -106,6 +106,11 @@ class ApiKeys(Protocol):
 
     async def add(self, doc: Document) -> None: ...
 
+    async def update(self, merchant_id: str, key_id: str, changes: Document) -> Document | None:
+        """Sets `changes` on the key: the key as changed; None when the merchant has no such key, or it is
+        revoked (meanwhile too: the write is conditional on it)."""
+        ...
+
     async def revoke(self, merchant_id: str, key_id: str, now: datetime) -> list[str]:
         """Revokes the key and every key it minted (`created_by_key`), and theirs: the ids revoked, the named key
         first; empty when the merchant has no such key, or it is revoked already. The revocation is written
@@ -114,11 +119,17 @@ class ApiKeys(Protocol):
 
 
 class ConnectorAccounts(Protocol):
-    async def get(self, merchant_id: str, account_id: str, *, profile_id: str | None = None) -> Document | None:
-        """Possibly from a cache a few seconds old."""
+    async def get(
+        self, merchant_id: str, account_id: str, *, profile_id: str | None = None, tx: Transaction | None = None
+    ) -> Document | None:
+        """Outside a transaction possibly from a cache a few seconds old; inside one, always read."""
         ...
 
     async def add(self, doc: Document, tx: Transaction) -> None: ...
+
+    async def save(self, doc: Document, expected_version: int, tx: Transaction) -> bool:
+        """Replace the account if it still has `expected_version` (compare-and-set); False when it has not."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,9 @@ class ApiKeyCreate(RequestBody):
 
 
 class ApiKeyUpdate(RequestBody):
+    """`PUT /v2/api-keys/{key_id}`: Hyperswitch's update body. A field left out (or null) keeps its value. There is
+    no `scopes`: a key's scopes are fixed when it is minted (mint another to change them)."""
+
     name: Name | None = None
     description: Description | None = None
     expiration: ApiKeyExpiration | None = None

@@ -232,8 +232,8 @@ def _check_type_and_name(connector_type: ConnectorType | None, name: ConnectorNa
         raise ValueError(f"connector_name {name} is not a payment processor")
 
 
-class ConnectorAccountUpdate(RequestBody):
-    """`PUT /v2/connector-accounts/{id}`: type, name and profile are fixed at creation."""
+class _ConnectorAccountSettings(RequestBody):
+    """What a connector account's creation sets and an update may change."""
 
     connector_type: ConnectorType
     connector_label: Annotated[str, Field(min_length=1, max_length=64)] | None = None
@@ -247,7 +247,16 @@ class ConnectorAccountUpdate(RequestBody):
     feature_metadata: ConnectorFeatureMetadata | None = None
 
 
-class ConnectorAccountCreate(ConnectorAccountUpdate):
+class ConnectorAccountUpdate(_ConnectorAccountSettings):
+    """`PUT /v2/connector-accounts/{id}`: type, name and profile are fixed at creation (`connector_type` must be
+    the account's). A field sent replaces the account's whole; one left out (or null) keeps it."""
+
+    # Hyperswitch's v2 update body carries the merchant's id (it requires it); optional here, and when sent it
+    # must be the caller's merchant.
+    merchant_id: Identifier | None = None
+
+
+class ConnectorAccountCreate(_ConnectorAccountSettings):
     """`POST /v2/connector-accounts`: what an update may set, and the name and profile, fixed from then on."""
 
     connector_name: ConnectorName

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from recovery_intake.adapters.cached_reads import CachedReads
@@ -26,6 +27,23 @@ INDEXES = [
     IndexSpec("profiles", [("standard_webhooks_retire_at", ASCENDING)], "profile_secret_retirement"),
     IndexSpec("connector_accounts", [("merchant_id", ASCENDING), ("profile_id", ASCENDING)], "mca_profile"),
 ]
+
+
+async def _replace_version(
+    collection: AsyncCollection[Document], cache: CachedReads, doc: Document, expected_version: int, tx: Transaction
+) -> bool:
+    """Replace a merchant's versioned document if it still has `expected_version` (compare-and-set), dropping
+    the cached copy."""
+    key = (doc["merchant_id"], doc["_id"])
+    cache.invalidate(key)
+    # Again once committed: a reader between now and the commit may have kept the previous version.
+    tx.after_commit(lambda: cache.invalidate(key))
+    result = await collection.replace_one(
+        {"_id": doc["_id"], "merchant_id": doc["merchant_id"], "version": expected_version},
+        doc,
+        session=tx.session,
+    )
+    return result.matched_count == 1
 
 
 class MerchantRepository:
@@ -57,16 +75,7 @@ class ProfileRepository:
         return await self._profiles.count_documents({"merchant_id": merchant_id})
 
     async def save(self, doc: Document, expected_version: int, tx: Transaction) -> bool:
-        key = (doc["merchant_id"], doc["_id"])
-        self._cache.invalidate(key)
-        # Again once committed: a reader between now and the commit may have kept the previous version.
-        tx.after_commit(lambda: self._cache.invalidate(key))
-        result = await self._profiles.replace_one(
-            {"_id": doc["_id"], "merchant_id": doc["merchant_id"], "version": expected_version},
-            doc,
-            session=tx.session,
-        )
-        return result.matched_count == 1
+        return await _replace_version(self._profiles, self._cache, doc, expected_version, tx)
 
     async def with_secrets_to_retire(self, now: datetime, limit: int = 500) -> list[Document]:
         return await self._profiles.find(
@@ -104,6 +113,17 @@ class ApiKeyRepository:
         await self._keys.insert_one(doc)
         # Its digest may be remembered as unknown (had it been presented before it existed): known now.
         self._cache.invalidate(doc["digest"])
+
+    async def update(self, merchant_id: str, key_id: str, changes: Document) -> Document | None:
+        query = {"_id": key_id, "merchant_id": merchant_id, "revoked": False}
+        # Indexed round trips, not `find_one_and_update` (slow on SecantusDB), as for a revocation.
+        key = await self._keys.find_one(query)
+        if key is None:
+            return None
+        written = await self._keys.update_one(query, {"$set": changes})
+        # After the write: authentication reads the key (its expiry) by digest, through the cache.
+        self._cache.invalidate(key["digest"])
+        return {**key, **changes} if written.matched_count == 1 else None
 
     async def revoke(self, merchant_id: str, key_id: str, now: datetime) -> list[str]:
         query = {"_id": key_id, "merchant_id": merchant_id, "revoked": False}
@@ -146,12 +166,20 @@ class ConnectorAccountRepository:
         self._accounts = db["connector_accounts"]
         self._cache = CachedReads(cache_seconds)
 
-    async def get(self, merchant_id: str, account_id: str, *, profile_id: str | None = None) -> Document | None:
+    async def get(
+        self, merchant_id: str, account_id: str, *, profile_id: str | None = None, tx: Transaction | None = None
+    ) -> Document | None:
         query = {"_id": account_id, "merchant_id": merchant_id}
-        account = await self._cache.read((merchant_id, account_id), lambda: self._accounts.find_one(query))
+        if tx is not None:
+            account = await self._accounts.find_one(query, session=tx.session)
+        else:
+            account = await self._cache.read((merchant_id, account_id), lambda: self._accounts.find_one(query))
         if account is None or (profile_id is not None and account["profile_id"] != profile_id):
             return None
         return account
 
     async def add(self, doc: Document, tx: Transaction) -> None:
         await self._accounts.insert_one(doc, session=tx.session)
+
+    async def save(self, doc: Document, expected_version: int, tx: Transaction) -> bool:
+        return await _replace_version(self._accounts, self._cache, doc, expected_version, tx)

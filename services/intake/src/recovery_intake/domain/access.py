@@ -95,15 +95,24 @@ def scopes_to_grant(
     """A new key's scopes: those requested (all of the minter's when none are), never more than the minter has."""
     if requested is None:
         return minter
-    missing = frozenset(requested) - minter
+    _check_holds(minter, requested, "a key can grant only scopes it has")
+    return frozenset(requested)
+
+
+def check_expiration_change(
+    expiration: datetime | str, key_scopes: Collection[ApiKeyScope], now: datetime, changer: Minter
+) -> None:
+    """A key's new expiration, set by `changer`: what `changer` could mint (in the future, no later than its own
+    expiry), on a key with no scope `changer` lacks (prolonging a key grants its scopes for longer)."""
+    _check_holds(changer.scopes, key_scopes, "a key can change the expiration only of keys within its own scopes")
+    check_expiration(expiration, now, changer.expires_at)
+
+
+def _check_holds(held: frozenset[ApiKeyScope], wanted: Collection[ApiKeyScope], rule: str) -> None:
+    missing = frozenset(wanted) - held
     if missing:
         names = ", ".join(f"`{s.value}`" for s in sorted(missing))
-        raise Rejection(
-            ApiError.ACCESS_FORBIDDEN,
-            reason=f"a key can grant only scopes it has: this API key lacks {names}",
-            resource="scopes",
-        )
-    return frozenset(requested)
+        raise Rejection(ApiError.ACCESS_FORBIDDEN, reason=f"{rule}: this API key lacks {names}", resource="scopes")
 
 
 def check_expiration(expiration: datetime | str, now: datetime, minter_expires_at: datetime | None) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from recovery_contracts.api.api_keys import ApiKeyCreate, ApiKeyScope
+from recovery_contracts.api.api_keys import ApiKeyCreate, ApiKeyScope, ApiKeyUpdate
 from recovery_contracts.ids import random_alnum
 
 # 32 bytes of entropy, URL-safe base64 (43 characters).
@@ -50,7 +50,6 @@ def api_key_document(
 ) -> dict[str, Any]:
     """The key as stored: its keyed hash (`digest`) and the prefix shown in listings, never the key itself; its
     scopes, and the key that minted it (None: the admin key), whose revocation revokes this one too."""
-    expiration = body.expiration
     return {
         "_id": issued.key_id,
         "merchant_id": merchant_id,
@@ -59,12 +58,24 @@ def api_key_document(
         "prefix": issued.prefix,
         "digest": issued.digest,
         "created": now,
-        "expiration": expiration,
-        "expires_at": expiration if isinstance(expiration, datetime) else None,
+        **_expiry(body.expiration),
         "revoked": False,
         "scopes": sorted(s.value for s in scopes),
         "created_by_key": created_by_key,
     }
+
+
+def api_key_changes(body: ApiKeyUpdate) -> dict[str, Any]:
+    """The stored fields an update sets: those it sends (a null keeps the stored value, as in Hyperswitch)."""
+    changes: dict[str, Any] = body.model_dump(include={"name", "description"}, exclude_none=True)
+    if body.expiration is not None:
+        changes.update(_expiry(body.expiration))
+    return changes
+
+
+def _expiry(expiration: datetime | str) -> dict[str, Any]:
+    """`expiration` as given ("never" or a time) and `expires_at`, the time authentication compares (None: never)."""
+    return {"expiration": expiration, "expires_at": expiration if isinstance(expiration, datetime) else None}
 
 
 def same_secret(given: str, expected: str) -> bool:

@@ -1,18 +1,25 @@
-"""Issuing and revoking merchant API keys (`/v2/api-keys`): shown once, stored as a keyed hash, scoped.
+"""Issuing, changing and revoking merchant API keys (`/v2/api-keys`): shown once, stored as a keyed hash, scoped.
 
-A key mints keys with at most its own scopes and expiry, at most `max_keys` active per merchant; revoking a
-key revokes every key it minted (and theirs), so a leaked key does not outlive its revocation.
+A key mints keys with at most its own scopes and expiry, at most `max_keys` active per merchant; an update gives
+a key nothing its changer could not mint (scopes never change; a new expiration follows the minting rule);
+revoking a key revokes every key it minted (and theirs), so a leaked key does not outlive its revocation.
 """
 
 from __future__ import annotations
 
 import structlog
 
-from recovery_contracts.api.api_keys import ApiKeyCreate
+from recovery_contracts.api.api_keys import ApiKeyCreate, ApiKeyUpdate
 from recovery_contracts.api.errors import ApiError
 from recovery_intake.dependencies import Document, IntakeAdapters
-from recovery_intake.domain.access import Minter, check_expiration, scopes_to_grant
-from recovery_intake.domain.api_keys import IssuedKey, api_key_document, issue_api_key
+from recovery_intake.domain.access import (
+    Minter,
+    check_expiration,
+    check_expiration_change,
+    scopes_of,
+    scopes_to_grant,
+)
+from recovery_intake.domain.api_keys import IssuedKey, api_key_changes, api_key_document, issue_api_key
 from recovery_intake.domain.quotas import check_quota
 from recovery_intake.domain.rejection import Rejection
 
@@ -52,6 +59,22 @@ class ApiKeyIssuer:
                 await self._keys.revoke(merchant_id, issued.key_id, now)
                 raise Rejection(ApiError.UNAUTHORIZED, reason="the API key creating this one has been revoked")
         return doc, issued
+
+    async def update(self, merchant_id: str, key_id: str, body: ApiKeyUpdate, changer: Minter) -> Document:
+        """The key renamed, described or given a new expiration by `changer`; its scopes never change."""
+        key = await self._keys.get(merchant_id, key_id)
+        if key is None or key.get("revoked"):
+            raise Rejection(ApiError.API_KEY_NOT_FOUND)
+        if body.expiration is not None:
+            check_expiration_change(body.expiration, scopes_of(key), self._clock.now(), changer)
+        changes = api_key_changes(body)
+        if not changes:
+            return key
+        updated = await self._keys.update(merchant_id, key_id, changes)
+        if updated is None:
+            raise Rejection(ApiError.API_KEY_NOT_FOUND)  # revoked meanwhile
+        log.info("api_key.updated", key_id=key_id, fields=sorted(changes))
+        return updated
 
     async def revoke(self, merchant_id: str, key_id: str) -> None:
         revoked = await self._keys.revoke(merchant_id, key_id, self._clock.now())

@@ -1,5 +1,5 @@
 """`/v2/api-keys`: merchant keys, shown once at creation and stored only as a keyed hash, with their scopes
-(an extension); revoking one revokes the keys it minted (`handlers.api_keys`)."""
+(an extension, fixed at creation); revoking one revokes the keys it minted (`handlers.api_keys`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from recovery_contracts.api.api_keys import MAX_PAGE_SIZE as MAX_PAGE
 from recovery_contracts.api.api_keys import (
     ApiKeyCreate,
     ApiKeyCreateResponse,
+    ApiKeyUpdate,
     RetrieveApiKeyResponse,
     RevokeApiKeyResponse,
 )
@@ -71,6 +72,15 @@ def router(ctx: ApiContext) -> APIRouter:
         if doc is None or doc.get("revoked"):
             raise ApiProblem(ApiError.API_KEY_NOT_FOUND)
         return _retrieve(doc)
+
+    @api.put("/v2/api-keys/{key_id}", response_model=RetrieveApiKeyResponse, response_model_exclude_none=True)
+    async def update_api_key(key_id: KeyId, body: ApiKeyUpdate, request: Request) -> RetrieveApiKeyResponse:
+        """Hyperswitch's update: `name`, `description`, `expiration`. Scopes cannot be changed (mint another key);
+        a new expiration is one the calling key could give a key it mints, and only on a key with no scope the
+        calling key lacks."""
+        caller = await ctx.auth.merchant(request, access=WRITE_CONFIGURATION)
+        changer = Minter(caller.key_id, caller.scopes, caller.expires_at)
+        return _retrieve(await ctx.api_keys.update(caller.merchant_id, key_id, body, changer))
 
     @api.delete("/v2/api-keys/{key_id}", response_model=RevokeApiKeyResponse)
     async def revoke_api_key(key_id: KeyId, request: Request) -> RevokeApiKeyResponse:
