@@ -27,6 +27,16 @@ class BrokerProbe:
             message_id=envelope.message_id,
         )
 
+    async def publish_to_queue(self, queue: str, envelope: Envelope[Any]) -> None:
+        """`envelope` to `queue` alone (through the default exchange), not to every queue bound to its type."""
+        message = aio_pika.Message(
+            envelope.model_dump_json().encode(),
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=envelope.message_id,
+            content_type="application/json",
+        )
+        await self.channel.default_exchange.publish(message, routing_key=queue)
+
     async def publish_raw(self, body: bytes, exchange: str, routing_key: str, message_id: str | None = None) -> None:
         target = await self.channel.get_exchange(exchange, ensure=True)
         await target.publish(

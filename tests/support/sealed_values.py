@@ -19,5 +19,11 @@ def sealed_paths(value: Any, path: str = "") -> set[str]:
 
 
 def listed_paths(collection: str) -> set[str]:
-    """The paths `recovery_cli.sealed_fields` names in `collection`."""
-    return {sealed.path for sealed in SEALED_FIELDS if sealed.collection == collection}
+    """The paths `recovery_cli.sealed_fields` names in `collection`; `path.*` for the values of a dict."""
+    return {sealed.name.removeprefix(f"{collection}.") for sealed in SEALED_FIELDS if sealed.collection == collection}
+
+
+def as_listed(paths: set[str], collection: str) -> set[str]:
+    """`paths` (from `sealed_paths`) with a dict's value paths (`path.<name>`) as the list names them (`path.*`)."""
+    patterns = [listed for listed in listed_paths(collection) if listed.endswith(".*")]
+    return {next((p for p in patterns if path.startswith(p.removesuffix("*"))), path) for path in paths}

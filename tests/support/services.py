@@ -6,10 +6,17 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from recovery_analytics.app import build_service as build_analytics
+from recovery_analytics.settings import AnalyticsSettings
+from recovery_dispatcher.app import build_service as build_dispatcher
 from recovery_dispatcher.settings import DispatcherSettings
+from recovery_intake.app import build_service as build_intake
+from recovery_intake.settings import IntakeSettings
 from recovery_runtime.service import Service
 from recovery_runtime.settings import ServiceSettings
 from recovery_sandbox.serving import BackgroundServer
+from recovery_scheduler.app import build_service as build_scheduler
+from recovery_scheduler.settings import SchedulerSettings
 from support.stack import Isolation
 
 
@@ -36,6 +43,28 @@ def dispatcher_with_few_slots(
         prefetch_count=in_flight,
         webhook_endpoint_concurrency=per_endpoint,
         **overrides,
+    )
+
+
+def intake_with_its_owners(
+    serve: Callable[[Any], BackgroundServer], isolation: Isolation, **intake_settings: Any
+) -> Service:
+    """Intake built once every owner it forwards to (scheduler, dispatcher, analytics) is served: the caller
+    serves it (`serve(intake)`). Loopback webhook endpoints are allowed."""
+    analytics = serve(build_analytics(settings_for(AnalyticsSettings, isolation)))
+    scheduler = serve(build_scheduler(settings_for(SchedulerSettings, isolation, timer_poll_seconds=0.05)))
+    dispatcher = serve(
+        build_dispatcher(settings_for(DispatcherSettings, isolation, outbound_allowed_cidrs="127.0.0.0/8"))
+    )
+    return build_intake(
+        settings_for(
+            IntakeSettings,
+            isolation,
+            scheduler_internal_url=scheduler.url,
+            dispatcher_internal_url=dispatcher.url,
+            analytics_internal_url=analytics.url,
+            **intake_settings,
+        )
     )
 
 

@@ -25,8 +25,8 @@ from pymongo.database import Database
 from recovery_cli.commands.secrets import render_outcomes
 from recovery_cli.demo import Endpoints, MerchantSetup, SeedScenario
 from recovery_cli.main import main
-from recovery_cli.sealed_fields import SEALED_FIELDS
-from recovery_cli.secrets_at_rest import apply_reseal, plan_reseal, stored_values
+from recovery_cli.sealed_fields import SEALED_FIELDS, Holds
+from recovery_cli.secrets_at_rest import apply_reseal, plan_reseal, stored_at, stored_values
 from recovery_contracts.messages import ProfileUpdated
 from recovery_dispatcher.adapters.endpoint_repository import MongoEndpointRepository
 from recovery_dispatcher.app import build_service as build_dispatcher
@@ -43,7 +43,7 @@ from recovery_sandbox.receiver import create_app as receiver_app
 from recovery_sandbox.stripe import create_app as stripe_app
 from support.mongodb import database_name_for, drop_database
 from support.rabbitmq import VirtualHosts
-from support.sealed_values import listed_paths, sealed_paths
+from support.sealed_values import as_listed, listed_paths, sealed_paths
 from support.services import serving, settings_for
 from support.stack import Isolation, own_isolation
 
@@ -75,7 +75,8 @@ def written(virtual_hosts: VirtualHosts, mongodb_url: str) -> Iterator[Isolation
 
 
 def _every_other_secret(endpoints: Endpoints, merchant: MerchantSetup) -> None:
-    """Beyond the seed's: a webhook password, a second Standard Webhooks secret, a Chargebee account's basic auth."""
+    """Beyond the seed's: a webhook password, custom webhook headers, a second Standard Webhooks secret, a Chargebee
+    account's basic auth."""
 
     def call(method: str, path: str, body: Any, headers: dict[str, str]) -> None:
         answer = httpx.request(method, f"{endpoints.intake_url}{path}", json=body, headers=headers, timeout=30)
@@ -83,7 +84,9 @@ def _every_other_secret(endpoints: Endpoints, merchant: MerchantSetup) -> None:
 
     admin = {"api-key": ADMIN, "x-merchant-id": merchant.merchant_id, "x-profile-id": merchant.profile_id}
     webhook = {"webhook_url": endpoints.webhook_url, "webhook_username": "merchant", "webhook_password": "pw-1"}
-    call("PUT", f"/v2/profiles/{merchant.profile_id}", {"webhook_details": webhook}, admin)
+    headers = {"Authorization": "Bearer endpoint-token", "X-Tenant": "tenant-7"}
+    profile = {"webhook_details": webhook, "outgoing_webhook_custom_http_headers": headers}
+    call("PUT", f"/v2/profiles/{merchant.profile_id}", profile, admin)
     call("POST", f"/v2/profiles/{merchant.profile_id}/webhook-secret/rotate", {"overlap_seconds": 2_592_000}, admin)
     chargebee = {
         "connector_type": "billing_processor",
@@ -182,7 +185,7 @@ def test_every_sealed_value_the_services_wrote_is_in_a_listed_field(db: Database
     found: dict[str, set[str]] = {}
     for collection in db.list_collection_names():
         for doc in db[collection].find():
-            found.setdefault(collection, set()).update(sealed_paths(doc))
+            found.setdefault(collection, set()).update(as_listed(sealed_paths(doc), collection))
     assert {c: paths for c, paths in found.items() if paths} == {
         "profiles": listed_paths("profiles"),
         "webhook_endpoints": listed_paths("webhook_endpoints"),
@@ -208,8 +211,10 @@ def test_status_counts_each_field_per_key_id_and_the_messages_awaiting_publish(
     assert stored["profiles.payment_response_hash_key"] == {"old": 1}
     assert stored["profiles.standard_webhooks_secrets"] == {"old": 2}  # rotated: both sign during the overlap
     assert stored["profiles.webhook_details.webhook_password"] == {"old": 1}
+    assert stored["profiles.outgoing_webhook_custom_http_headers.*"] == {"old": 2}
     assert stored["webhook_endpoints.hash_key"] == {"old": 1}
     assert stored["webhook_endpoints.whsec_secrets"] == {"old": 2}
+    assert stored["webhook_endpoints.custom_headers.*"] == {"old": 2}
     # The stripe and chargebee accounts have keys; custombilling has none (NoKey).
     assert stored["connector_accounts.body.connector_account_details.api_key"] == {"old": 2}
     assert stored["connector_credentials.api_key"] == {"old": 2}
@@ -221,7 +226,8 @@ def test_status_counts_each_field_per_key_id_and_the_messages_awaiting_publish(
     profile = db.profiles.find_one()
     assert profile is not None
     db.outbox_intake.insert_one(OutgoingMessage.of(profile_updated(profile)).to_document(profile["modified_at"]))
-    assert status(capsys)[1]["awaiting"]["outbox_intake"] == {"old": 3}  # the hash key and the two secrets
+    # The hash key, the two secrets and the two header values.
+    assert status(capsys)[1]["awaiting"]["outbox_intake"] == {"old": 5}
 
     code, out, _ = run("status", capsys=capsys)
     assert code == 3
@@ -239,7 +245,7 @@ def test_status_counts_what_the_dead_letter_queues_hold(
     try:
         code, report = status(capsys, "--dead-letters", "--rabbitmq-url", written.rabbitmq_url)
         assert code == 3
-        assert report["awaiting"][dead_letter_queue] == {"old": 3}
+        assert report["awaiting"][dead_letter_queue] == {"old": 5}
     finally:
         asyncio.run(_purge(written.rabbitmq_url, dead_letter_queue))
 
@@ -267,7 +273,7 @@ def test_reseal_puts_every_value_under_the_active_key_with_the_same_plaintext_an
     before = snapshot(db)
     code, out, err = run("reseal", capsys=capsys)
     assert code == 0, err
-    assert "webhook_endpoints        re-sealed 3 value(s) in 1 document(s)" in out
+    assert "webhook_endpoints        re-sealed 5 value(s) in 1 document(s)" in out
     after = snapshot(db)
 
     assert after.keys() == before.keys()
@@ -280,6 +286,8 @@ def test_reseal_puts_every_value_under_the_active_key_with_the_same_plaintext_an
             old_values, new_values = stored_values(old, sealed), stored_values(new, sealed)
             assert len(new_values) == len(old_values)
             assert [NEW_BOX.open(v) for v in new_values] == [OLD_BOX.open(v) for v in old_values], sealed.name
+            if sealed.holds is Holds.DICT_VALUES:  # each value under its own name still
+                assert list(stored_at(new, sealed)) == list(stored_at(old, sealed)), sealed.name
 
     code, report = status(capsys)
     assert code == 0
@@ -299,7 +307,7 @@ def test_a_dry_run_counts_and_writes_nothing(
     code, out, _ = run("reseal", "--dry-run", capsys=capsys)
     assert code == 0
     assert out.startswith("dry run:")
-    assert "profiles                 would re-seal 4 value(s) in 1 document(s)" in out
+    assert "profiles                 would re-seal 6 value(s) in 1 document(s)" in out
     assert snapshot(db) == before
 
 
@@ -312,7 +320,7 @@ def test_messages_awaiting_publish_are_counted_but_not_rewritten(
     db.outbox_intake.insert_one(message)
     code, out, _ = run("reseal", capsys=capsys)
     assert code == 0
-    assert "not re-sealed: 3 value(s) under other keys in messages awaiting publish (outbox_intake: 3)" in out
+    assert "not re-sealed: 5 value(s) under other keys in messages awaiting publish (outbox_intake: 5)" in out
     assert db.outbox_intake.find_one() == message
     assert status(capsys)[0] == 3
     db.outbox_intake.delete_many({})  # published
@@ -361,7 +369,7 @@ def test_a_document_a_service_writes_between_read_and_write_keeps_what_the_servi
     )
 
     code, out, _ = run("reseal", capsys=capsys)  # run again
-    assert code == 0 and "webhook_endpoints        re-sealed 3 value(s) in 1 document(s)" in out
+    assert code == 0 and "webhook_endpoints        re-sealed 5 value(s) in 1 document(s)" in out
     endpoint = db.webhook_endpoints.find_one({"_id": profile["_id"]})
     assert endpoint is not None and NEW_BOX.open(endpoint["hash_key"]) == "rotated"
 

@@ -11,22 +11,14 @@ from pymongo import MongoClient
 from pymongo.database import Database
 from security_system import System, make_tenant
 
-from recovery_analytics.app import build_service as build_analytics
-from recovery_analytics.settings import AnalyticsSettings
 from recovery_cli.demo import Endpoints, SeedScenario
-from recovery_dispatcher.app import build_service as build_dispatcher
-from recovery_dispatcher.settings import DispatcherSettings
-from recovery_intake.app import build_service as build_intake
-from recovery_intake.settings import IntakeSettings
 from recovery_runtime.service import Service
 from recovery_sandbox.receiver import create_app as receiver_app
 from recovery_sandbox.serving import BackgroundServer
 from recovery_sandbox.stripe import create_app as stripe_app
-from recovery_scheduler.app import build_service as build_scheduler
-from recovery_scheduler.settings import SchedulerSettings
 from support.mongodb import database_name_for, drop_database
 from support.rabbitmq import VirtualHosts
-from support.services import serving, settings_for
+from support.services import intake_with_its_owners, serving
 from support.stack import Isolation, own_isolation
 
 ADMIN = "security_test_admin_key"
@@ -72,23 +64,7 @@ def intake_settings() -> dict[str, Any]:
 def intake_service(serve: Any, module_isolation: Isolation, intake_settings: dict[str, Any]) -> Service:
     """Intake as the module runs it, built once scheduler, dispatcher and analytics (every owner it forwards to)
     are running; `services` serves it."""
-    isolation = module_isolation
-    analytics = serve(build_analytics(settings_for(AnalyticsSettings, isolation)))
-    scheduler = serve(build_scheduler(settings_for(SchedulerSettings, isolation, timer_poll_seconds=0.05)))
-    dispatcher = serve(
-        build_dispatcher(settings_for(DispatcherSettings, isolation, outbound_allowed_cidrs="127.0.0.0/8"))
-    )
-    return build_intake(
-        settings_for(
-            IntakeSettings,
-            isolation,
-            admin_api_key=ADMIN,
-            scheduler_internal_url=scheduler.url,
-            dispatcher_internal_url=dispatcher.url,
-            analytics_internal_url=analytics.url,
-            **intake_settings,
-        )
-    )
+    return intake_with_its_owners(serve, module_isolation, admin_api_key=ADMIN, **intake_settings)
 
 
 @pytest.fixture(scope="module")

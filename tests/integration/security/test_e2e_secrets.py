@@ -1,5 +1,6 @@
-"""The seed flow end to end (four service processes), then: no secret it created is in any service's log, and
-no raw MongoDB document of any service holds one in plaintext."""
+"""The seed flow end to end (four service processes), its profile with a credential in a custom webhook header,
+then: no secret it created is in any service's log, and no raw MongoDB document of any service holds one in
+plaintext."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from recovery_cli.stack import Stack
 from support.stack import Isolation
 
 SERVICES = ("intake", "scheduler", "executor", "webhook-dispatcher")
+ENDPOINT_TOKEN = "Bearer merchant-endpoint-credential-7f3a"
 
 
 def service_logs(stack: Stack) -> dict[str, str]:
@@ -39,9 +41,15 @@ def raw_documents(isolation: Isolation) -> str:
 
 def test_the_seed_flow_leaves_no_secret_in_logs_or_documents(stack: Stack, isolation: Isolation) -> None:
     scenario = SeedScenario(Endpoints.of(stack), say=lambda _: None)
-    outcome = scenario.run(timeout=90)
-    assert outcome.webhook.signature_verified
-    setup = outcome.setup
+    # The seed's flow (`SeedScenario.run`), its profile given a custom header carrying a credential.
+    setup = scenario.bootstrap()
+    custom = {"outgoing_webhook_custom_http_headers": {"Authorization": ENDPOINT_TOKEN}}
+    profile = f"{stack.intake_url}/v2/profiles/{setup.profile_id}"
+    assert scenario.http.put(profile, headers=setup.headers(), json=custom).status_code == 200
+    recovery = scenario.request_recovery(setup, *scenario.customer_with_card())
+    webhook = scenario.wait_for_webhook(str(recovery["id"]), timeout=90)
+    assert webhook.signature_verified
+    assert ["authorization", ENDPOINT_TOKEN] in webhook.headers  # opened by the dispatcher, for the request only
     rotated = scenario.http.post(
         f"{stack.intake_url}/v2/profiles/{setup.profile_id}/webhook-secret/rotate",
         headers=setup.headers(),
@@ -54,6 +62,7 @@ def test_the_seed_flow_leaves_no_secret_in_logs_or_documents(stack: Stack, isola
         "Standard Webhooks secret": setup.standard_webhooks_secret or "",
         "rotated Standard Webhooks secret": rotated,
         "connector API key": SANDBOX_SECRET_KEY,
+        "custom webhook header value": ENDPOINT_TOKEN,
     }
     logs = service_logs(stack)
     assert len(logs) >= 4 and all(logs.values()), list(logs)

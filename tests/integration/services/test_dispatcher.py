@@ -19,6 +19,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from recovery_cli.demo import Endpoints, SeedScenario
+from recovery_contracts.api.masking import mask_secret
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.ids import idempotent_event_id, new_attempt_id
 from recovery_contracts.messages import PaymentFailed, PaymentSucceeded, ProfileUpdated
@@ -30,6 +31,7 @@ from recovery_dispatcher.settings import DispatcherSettings
 from recovery_intake.app import build_service as build_intake
 from recovery_intake.settings import IntakeSettings
 from recovery_runtime.internal_api import MERCHANT_HEADER, TOKEN_HEADER
+from recovery_runtime.secrets import SecretBox
 from recovery_runtime.settings import ServiceSettings
 from recovery_sandbox.receiver import create_app as receiver_app
 from recovery_scheduler.app import build_service as build_scheduler
@@ -40,6 +42,7 @@ from support.services import settings_for
 from support.stack import Isolation
 
 HASH_KEY = "a-profile-hash-key-for-tests"
+ENDPOINT_TOKEN = "Bearer merchant-endpoint-token"
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 MERCHANT = "merchant_test"
 PROFILE = "pro_test"
@@ -441,10 +444,11 @@ async def test_secret_rotation_sends_both_signatures_and_custom_headers(
     new_secret = generate_whsec_secret()
     receiver = serve(receiver_app())
     event = succeeded()
+    # Header values come sealed as intake stores them; `x-tenant` as a message from before values were sealed.
+    sealed_token = SecretBox.from_settings(ServiceSettings()).seal(ENDPOINT_TOKEN)
+    custom = {"x-tenant": "t1", "authorization": sealed_token, "webhook-id": "x"}
     async with broker_probe(isolation.rabbitmq_url) as broker:
-        await broker.publish(
-            endpoint(f"{receiver.url}/hook", secrets=(WHSEC, new_secret), headers={"x-tenant": "t1", "webhook-id": "x"})
-        )
+        await broker.publish(endpoint(f"{receiver.url}/hook", secrets=(WHSEC, new_secret), headers=custom))
         await broker.publish(event)
         (delivery,) = await eventually(lambda: received(receiver))
     headers = headers_of(delivery)
@@ -457,8 +461,21 @@ async def test_secret_rotation_sends_both_signatures_and_custom_headers(
     key = base64.b64decode(new_secret.removeprefix("whsec_"))
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
     assert f"v1,{expected}" in headers["webhook-signature"].split(" ")
-    assert headers["x-tenant"] == "t1"
+    assert headers["x-tenant"] == "t1" and headers["authorization"] == ENDPOINT_TOKEN
     assert headers["webhook-id"] == json.loads(body)["event_id"]
+
+    # Stored sealed; recorded and shown by the events API with the custom values masked, the signatures as sent.
+    assert db.webhook_endpoints.find_one({"_id": PROFILE})["custom_headers"] == custom
+    record = await eventually(lambda: finished(db, event))
+    expected = [
+        [name, mask_secret(value) if name in ("x-tenant", "authorization") else value]
+        for name, value in delivery["headers"]
+        if name in ("x-tenant", "authorization", "webhook-signature", "webhook-id")
+    ]
+    assert [pair for pair in record["request"]["headers"] if pair[0].lower() in dict(expected)] == expected
+    assert ENDPOINT_TOKEN not in str(record)
+    [attempt] = internal(dispatcher, "GET", f"/{record['event_id']}/attempts").json()
+    assert attempt["request"]["headers"] == record["request"]["headers"]
 
 
 async def test_manual_retry_makes_one_attempt_and_returns_it(

@@ -19,7 +19,7 @@ from recovery_analytics.handlers import MAX_TRIES, PARTS, DayParts, project_even
 from recovery_analytics.settings import AnalyticsSettings
 from recovery_contracts.envelope import Envelope
 from recovery_runtime.bus import AlreadyApplied
-from recovery_runtime.internal_api import MERCHANT_HEADER
+from recovery_runtime.internal_api import MERCHANT_HEADER, PROFILE_HEADER
 from recovery_runtime.topology import queues_of
 from support.recovery_history import EXPECTED_ANALYTICS, MERCHANT, QUEUE_OF, all_events, history
 
@@ -302,3 +302,37 @@ def test_no_more_messages_in_flight_than_there_are_day_parts_to_hold() -> None:
     AnalyticsSettings(analytics_max_in_flight=PARTS)
     with pytest.raises(ValidationError, match="analytics_max_in_flight"):
         AnalyticsSettings(analytics_max_in_flight=PARTS + 1)
+
+
+async def test_a_profile_level_call_reads_its_profile_only(analytics: Analytics, internal: httpx.AsyncClient) -> None:
+    await _replay(analytics)
+    as_one = {PROFILE_HEADER: "pro_one"}
+    as_two = {PROFILE_HEADER: "pro_two"}
+
+    async def answer(path: str, headers: dict[str, str], **params: str) -> tuple[int, Any]:
+        got = await internal.get(path, headers=headers, params=params)
+        return got.status_code, got.json()
+
+    # hist_d is pro_two's: for pro_one it answers as an unknown payment; pro_two and the merchant find it.
+    for path in (f"/internal/recoveries/{MERCHANT}/{{}}", f"/internal/timeline/{MERCHANT}/{{}}"):
+        other = await answer(path.format("hist_d"), as_one)
+        assert other == await answer(path.format("hist_unknown"), as_one) and other[0] == 404
+        assert (await answer(path.format("hist_d"), as_two))[0] == 200
+        assert (await answer(path.format("hist_d"), {}))[0] == 200
+        assert (await answer(path.format("hist_a"), as_one))[0] == 200
+
+    def ids(page: tuple[int, Any]) -> list[str]:
+        return [p["id"] for p in page[1]["data"]]
+
+    listing = f"/internal/recoveries/{MERCHANT}"
+    assert ids(await answer(listing, as_two)) == ids(await answer(listing, {}, profile_id="pro_two")) == ["hist_d"]
+    assert ids(await answer(listing, as_one, profile_id="pro_one")) == ids(await answer(listing, as_one))
+    assert len(ids(await answer(listing, {}))) == 6
+    # Both named and different: the list of a profile outside the call's, as of a profile that does not exist.
+    assert await answer(listing, as_one, profile_id="pro_two") == await answer(listing, {}, profile_id="pro_none")
+
+    figures = f"/internal/analytics/{MERCHANT}"
+    assert await answer(figures, as_two, **RANGE) == await answer(figures, {}, **RANGE, profile_id="pro_two")
+    mismatch = await answer(figures, as_one, **RANGE, profile_id="pro_two")
+    nothing = await answer(figures, {}, **RANGE, profile_id="pro_none")
+    assert mismatch[1] == {**nothing[1], "profile_id": "pro_two"} and mismatch[1]["payments_total"] == 0

@@ -23,8 +23,11 @@ from recovery_dispatcher.domain.event import Claim, DuplicateEvent, EarlierEvent
 from recovery_dispatcher.domain.policy import classify_response
 from recovery_dispatcher.domain.status import FINAL_STATUSES, EventStatus
 from recovery_dispatcher.settings import DispatcherSettings
+from recovery_runtime.secrets import SecretBox
 from recovery_runtime.service import Service
 from recovery_runtime.testing import FixedClock, InMemoryUnitOfWork, RecordingPublisher, publish
+
+from .messages import MASTER_KEY
 
 
 @dataclass(frozen=True)
@@ -176,14 +179,17 @@ class NoQueries:
 
 
 class InMemoryEndpoints:
-    """Profiles' endpoints by profile id; a profile version applies only when newer."""
+    """Profiles' endpoints by profile id, stored as `profile.updated` carried them (secrets sealed) and read with
+    them opened, as the MongoDB repository does; a profile version applies only when newer."""
 
-    def __init__(self) -> None:
+    def __init__(self, box: SecretBox = MASTER_KEY) -> None:
         self.endpoints: dict[str, Endpoint] = {}
         self.versions: dict[str, int] = {}
+        self._box = box
 
     async def get(self, profile_id: str) -> Endpoint | None:
-        return self.endpoints.get(profile_id)
+        stored = self.endpoints.get(profile_id)
+        return None if stored is None else stored.opened(self._box.open_if_sealed)
 
     async def apply(self, update: ProfileUpdated, session: Any) -> bool:
         if self.versions.get(update.profile_id, 0) >= update.version:

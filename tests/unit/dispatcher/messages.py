@@ -8,14 +8,18 @@ from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.messages import DeliverWebhook, PaymentFailed, ProfileUpdated
 from recovery_contracts.recovery import RecoveryPayment
 from recovery_dispatcher.domain.outgoing_webhook import generate_whsec_secret
+from recovery_runtime.secrets import SecretBox
 from support.payments import payment_failed, payment_succeeded, recovery_payment
 
+# The master key intake seals with and the dispatcher opens with.
+MASTER_KEY = SecretBox({"unit": b"u" * 32}, "unit")
 HASH_KEY = "a-profile-hash-key"
 WHSEC = generate_whsec_secret()
 URL = "https://merchant.example/webhooks"
 
 __all__ = [
     "HASH_KEY",
+    "MASTER_KEY",
     "URL",
     "WHSEC",
     "deliver",

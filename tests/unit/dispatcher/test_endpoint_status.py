@@ -1,8 +1,9 @@
 """Endpoint health as the console reads it: the success rate and latency of recent attempts, the breaker and
-the disabled flag per profile and URL, for the calling merchant only."""
+the disabled flag per profile and URL, for the calling merchant only (its one profile on a profile-level call)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -12,7 +13,7 @@ from fastapi import FastAPI
 from recovery_dispatcher.domain.breaker import CircuitBreaker, CircuitState
 from recovery_dispatcher.domain.endpoint_status import AttemptSample, EndpointStatus, recent_deliveries
 from recovery_dispatcher.http import endpoints_router
-from recovery_runtime.internal_api import MERCHANT_HEADER, TOKEN_HEADER, InternalCaller
+from recovery_runtime.internal_api import MERCHANT_HEADER, PROFILE_HEADER, TOKEN_HEADER, InternalCaller
 
 TOKEN = "internal-token-for-tests"
 NOW = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
@@ -115,3 +116,20 @@ async def test_another_merchant_or_no_token_reads_nothing(internal: httpx.AsyncC
     assert (as_other.status_code, without_token.status_code) == (404, 403)
     assert none_yet.json() == {"merchant_id": "merchant_b", "endpoints": []}
     assert statuses.asked == ["merchant_b"]
+
+
+async def test_a_profile_level_call_reads_its_profiles_endpoints_only() -> None:
+    other_profile = replace(FAILING, profile_id="pro_2", url="https://merchant.example/other")
+    app = FastAPI()
+    app.include_router(endpoints_router(Statuses({"merchant_a": [FAILING, other_profile]}), InternalCaller(TOKEN)))
+    internal = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dispatcher")
+    merchant = {TOKEN_HEADER: TOKEN, MERCHANT_HEADER: "merchant_a"}
+
+    def profiles(answer: httpx.Response) -> list[str]:
+        assert answer.status_code == 200, answer.text
+        return [endpoint["profile_id"] for endpoint in answer.json()["endpoints"]]
+
+    path = "/internal/endpoints/merchant_a"
+    assert profiles(await internal.get(path, headers={**merchant, PROFILE_HEADER: "pro_1"})) == ["pro_1"]
+    assert profiles(await internal.get(path, headers={**merchant, PROFILE_HEADER: "pro_2"})) == ["pro_2"]
+    assert profiles(await internal.get(path, headers=merchant)) == ["pro_1", "pro_2"]

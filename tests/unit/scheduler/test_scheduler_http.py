@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import httpx
 
-from recovery_runtime.internal_api import MERCHANT_HEADER
+from recovery_runtime.internal_api import MERCHANT_HEADER, PROFILE_HEADER
 from support.payments import scheduled
 
 from .builders import T0, attempt_failed, payment, recovery_updated
@@ -90,3 +90,31 @@ async def test_the_view_shows_the_payments_reservations_taken_kept_and_given_bac
     await scheduler.send("scheduler.recovery-updated", recovery_updated(recovery, "cancel_invoice", 2))
     # Cancelled: the planned attempt will not run, so its slot is given back.
     assert await reservations() == [(1, "declined")]
+
+
+async def test_a_profile_level_call_reads_another_profiles_recovery_as_one_that_does_not_exist(
+    scheduler: Scheduler, operator: httpx.AsyncClient
+) -> None:
+    mine, theirs = payment(profile_id="pro_a"), payment(profile_id="pro_b")
+    for recovery in (mine, theirs):
+        await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+    as_a = {PROFILE_HEADER: "pro_a"}
+
+    def path(payment_id: str, action: str = "") -> str:
+        return f"/internal/recoveries/merchant_test/{payment_id}{action}"
+
+    own = await operator.get(path(mine.payment_id), headers=as_a)
+    other = await operator.get(path(theirs.payment_id), headers=as_a)
+    unknown = await operator.get(path("12345_pay_unknown"), headers=as_a)
+    resume_other = await operator.post(path(theirs.payment_id, "/resume"), json=RESUME, headers=as_a)
+    resume_unknown = await operator.post(path("12345_pay_unknown", "/resume"), json=RESUME, headers=as_a)
+    merchant_level = [await operator.get(path(p.payment_id)) for p in (mine, theirs)]
+
+    assert own.status_code == 200 and own.json()["payment_id"] == mine.payment_id
+    assert (other.status_code, other.json()) == (unknown.status_code, unknown.json())
+    assert other.status_code == 404 and other.json()["error"]["code"] == "HE_02"
+    assert (resume_other.status_code, resume_other.json()) == (resume_unknown.status_code, resume_unknown.json())
+    # Not the refusal a scheduled recovery of the caller's gets (400): the recovery is not found.
+    assert resume_other.status_code == 404
+    # Merchant-level (no profile): every profile's recovery.
+    assert [answer.status_code for answer in merchant_level] == [200, 200]

@@ -55,6 +55,14 @@ def test_an_altered_or_relabelled_value_does_not_open() -> None:
             sealer.open(bad)
 
 
+def test_open_if_sealed_opens_a_sealed_value_and_passes_plaintext_from_before_sealing_through() -> None:
+    sealer = box(secrets_master_key=KEY_A)
+    assert sealer.open_if_sealed(sealer.seal("Bearer token")) == "Bearer token"
+    assert sealer.open_if_sealed("Bearer token") == "Bearer token"
+    with pytest.raises(SecretUnreadable):
+        sealer.open_if_sealed(box(secrets_master_key=KEY_B).seal("x"))  # sealed under another key: never sent as is
+
+
 def test_rotation_keeps_old_values_readable_and_reseals_under_the_new_key() -> None:
     old = box(secrets_master_key=KEY_A, secrets_master_key_id="k1")
     sealed = old.seal("hash-key")

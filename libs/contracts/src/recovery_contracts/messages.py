@@ -122,7 +122,12 @@ class ProfileUpdated(_Payload):
     webhooks_enabled: bool = True
     payment_response_hash_key: str | None = None
     standard_webhooks_secrets: tuple[str, ...] = ()
-    custom_headers: dict[str, str] = Field(default_factory=dict)
+    custom_headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="the profile's `outgoing_webhook_custom_http_headers`: names as configured, each value sealed "
+        "(`enc:v1:<key id>:...`, recovery_runtime.secrets) as intake stores it; the dispatcher opens a value only to "
+        "send it. A value that is not sealed (a message from before values were sealed) is sent as it is",
+    )
     retry_algorithm: RetryAlgorithm = RetryAlgorithm.MONITORING
     # Delays (seconds) of the automatic webhook retries after the initial attempt; None: the dispatcher's
     # default (Hyperswitch's schedule); () delivers once.

@@ -150,6 +150,11 @@ class SecretBox:
     def open_optional(self, sealed: str | None) -> str | None:
         return None if sealed is None else self.open(sealed)
 
+    def open_if_sealed(self, value: str) -> str:
+        """`value` opened when it is sealed, any other text as it is: a field written or sent before it was
+        sealed (an old document, an old message still in a queue or an outbox) keeps working."""
+        return self.open(value) if is_sealed(value) else value
+
     def reseal(self, sealed: str) -> str:
         """The same secret under the active key (unchanged if it already is): the master-key rotation step."""
         if sealed.startswith(f"{PREFIX}{self.active_key_id}:"):

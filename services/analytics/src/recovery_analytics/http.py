@@ -1,7 +1,9 @@
 """The read side's internal API: intake authenticates the merchant and forwards here (recovery_runtime.internal_api).
 
 Every read is scoped to the forwarded merchant: another merchant's payment id answers 404, as one that does not
-exist. Paths (fixed: intake and the console rely on them):
+exist. A profile-level call (`x-internal-profile-id`) sees that profile only: another profile's payment answers 404
+the same way, and the list and the figures are the profile's (filtered to another profile with `profile_id`: those
+of nothing, as for a profile that does not exist). Paths (fixed: intake and the console rely on them):
 
 - `GET /internal/recoveries/{merchant_id}`: Hyperswitch's recovery list;
 - `GET /internal/recoveries/{merchant_id}/{payment_id}`: Hyperswitch's revenue recovery intent;
@@ -20,12 +22,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
-from recovery_analytics.dependencies import AnalyticsAdapters, RecoveryQuery
+from recovery_analytics.dependencies import AnalyticsAdapters, RecoveryPage, RecoveryQuery
 from recovery_analytics.domain.figures import summarise
 from recovery_analytics.domain.record import ViewRecord
 from recovery_contracts.api.analytics import RecoveryPaymentListResponse, RecoveryStatus
 from recovery_contracts.api.errors import ApiError
-from recovery_runtime.internal_api import InternalCaller
+from recovery_runtime.internal_api import InternalCaller, InternalScope
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
@@ -76,10 +78,13 @@ def _day(value: str | None, field: str) -> date:
 def router(adapters: AnalyticsAdapters, caller: InternalCaller, max_days: int) -> APIRouter:
     api = APIRouter(prefix="/internal", include_in_schema=False)
 
-    async def record_of(caller_merchant: str, merchant_id: str, payment_id: str) -> ViewRecord | None:
-        if caller_merchant != merchant_id:
+    async def record_of(scope: InternalScope, merchant_id: str, payment_id: str) -> ViewRecord | None:
+        """The payment's record the call may see: another merchant's, or another profile's on a profile-level
+        call, is None, as one that does not exist."""
+        if scope.merchant_id != merchant_id:
             return None
-        return await adapters.views.of_merchant(caller_merchant, payment_id)
+        record = await adapters.views.of_merchant(scope.merchant_id, payment_id)
+        return record if record is not None and scope.owns(record.merchant_id, record.profile_id) else None
 
     @api.get("/recoveries/{merchant_id}")
     async def recovery_list(
@@ -91,13 +96,14 @@ def router(adapters: AnalyticsAdapters, caller: InternalCaller, max_days: int) -
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
         offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
         cursor: str | None = None,
-        caller_merchant: str = Depends(caller),
+        scope: InternalScope = Depends(caller),
     ) -> Any:
-        if caller_merchant != merchant_id:
+        if scope.merchant_id != merchant_id:
             return _error(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
         after = decode_cursor(cursor) if cursor else None
         if cursor and after is None:
             return _invalid("`cursor` is not one this API gave out (take `next_cursor` of the previous page)")
+        profile_id = scope.list_profile(profile_id)
         query = RecoveryQuery(
             merchant_id=merchant_id,
             profile_id=profile_id,
@@ -108,7 +114,11 @@ def router(adapters: AnalyticsAdapters, caller: InternalCaller, max_days: int) -
             offset=offset,
             after=after,
         )
-        page = await adapters.views.page(query)
+        if scope.owns(merchant_id, profile_id):
+            page = await adapters.views.page(query)
+        else:
+            # Another profile's, asked for on a profile-level call: none, as of a profile that does not exist.
+            page = RecoveryPage(records=[], total=0, more=False)
         items = [record.list_item for record in page.records if record.list_item is not None]
         # A cursor only when something follows the page: a full last page gives none.
         last = page.records[-1] if page.more else None
@@ -125,19 +135,15 @@ def router(adapters: AnalyticsAdapters, caller: InternalCaller, max_days: int) -
         return answer.model_dump(mode="json")
 
     @api.get("/recoveries/{merchant_id}/{payment_id}")
-    async def recovery_intent(merchant_id: str, payment_id: str, caller_merchant: str = Depends(caller)) -> Any:
-        record = (
-            await adapters.views.of_merchant(caller_merchant, payment_id) if caller_merchant == merchant_id else None
-        )
+    async def recovery_intent(merchant_id: str, payment_id: str, scope: InternalScope = Depends(caller)) -> Any:
+        record = await record_of(scope, merchant_id, payment_id)
         if record is None or record.intent is None:
             return _error(ApiError.PAYMENT_NOT_FOUND)
         return record.intent
 
     @api.get("/timeline/{merchant_id}/{payment_id}")
-    async def payment_timeline(merchant_id: str, payment_id: str, caller_merchant: str = Depends(caller)) -> Any:
-        record = (
-            await adapters.views.of_merchant(caller_merchant, payment_id) if caller_merchant == merchant_id else None
-        )
+    async def payment_timeline(merchant_id: str, payment_id: str, scope: InternalScope = Depends(caller)) -> Any:
+        record = await record_of(scope, merchant_id, payment_id)
         if record is None:
             return _error(ApiError.PAYMENT_NOT_FOUND)
         return record.timeline
@@ -148,9 +154,9 @@ def router(adapters: AnalyticsAdapters, caller: InternalCaller, max_days: int) -
         from_: Annotated[str | None, Query(alias="from")] = None,
         to: str | None = None,
         profile_id: str | None = None,
-        caller_merchant: str = Depends(caller),
+        scope: InternalScope = Depends(caller),
     ) -> Any:
-        if caller_merchant != merchant_id:
+        if scope.merchant_id != merchant_id:
             return _error(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
         try:
             last = _day(to, "to") if to else adapters.clock.now().astimezone(UTC).date()
@@ -161,6 +167,10 @@ def router(adapters: AnalyticsAdapters, caller: InternalCaller, max_days: int) -
             return _invalid(f"`from` ({first}) is after `to` ({last})")
         if (last - first).days + 1 > max_days:
             return _invalid(f"`from`..`to` spans more than {max_days} days")
+        profile_id = scope.list_profile(profile_id)
+        if not scope.owns(merchant_id, profile_id):
+            # Another profile's figures, asked for on a profile-level call: those of nothing.
+            return summarise(merchant_id, profile_id, first, last, [], []).model_dump(mode="json")
         days = await adapters.days.between(merchant_id, profile_id, first, last)
         start = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
         end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=UTC)

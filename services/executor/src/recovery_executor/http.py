@@ -2,6 +2,8 @@
 
 Read by `recovery timeline` (and any caller holding the internal token), so that no one reads `record_backs`
 but its owner; scoped to the merchant in `x-internal-merchant-id`, so another merchant's payment answers 404.
+Record backs keep no profile: a profile-level call (`x-internal-profile-id`, which nobody sends here today) finds
+none rather than another profile's.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from recovery_contracts.api.errors import ApiError
 from recovery_contracts.timestamps import format_ms
 from recovery_executor.dependencies import RecordBackRepository
 from recovery_executor.domain.record_back import RecordBackHistory
-from recovery_runtime.internal_api import InternalCaller
+from recovery_runtime.internal_api import InternalCaller, InternalScope
 
 
 def record_back_view(history: RecordBackHistory) -> dict[str, Any]:
@@ -44,8 +46,9 @@ def router(record_backs: RecordBackRepository, caller: InternalCaller) -> APIRou
     api = APIRouter(prefix="/internal/record-backs", include_in_schema=False)
 
     @api.get("/{merchant_id}/{payment_id}")
-    async def get_record_back(merchant_id: str, payment_id: str, caller_merchant: str = Depends(caller)) -> Any:
-        found = await record_backs.history(caller_merchant, payment_id) if caller_merchant == merchant_id else None
+    async def get_record_back(merchant_id: str, payment_id: str, scope: InternalScope = Depends(caller)) -> Any:
+        merchant_level = scope.merchant_id == merchant_id and scope.profile_id is None
+        found = await record_backs.history(merchant_id, payment_id) if merchant_level else None
         if found is None:
             error = ApiError.PAYMENT_NOT_FOUND
             return JSONResponse(error.response().model_dump(mode="json", exclude_none=True), error.status_code)

@@ -2,7 +2,9 @@
 ...`) and the retry statistics (`/v2/revenue-recovery/retry-stats`).
 
 Intake authenticates the merchant and forwards the call here (recovery_runtime.internal_api); every read is
-scoped to that merchant, so another merchant's payment id answers 404.
+scoped to that merchant, and to the profile on a profile-level call, so another merchant's or another profile's
+payment id answers 404 as an unknown one. The retry statistics are the merchant's whole (they are not kept per
+profile).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from recovery_contracts.api.process_tracker import (
 )
 from recovery_contracts.api.retry_stats import RetryStatsBucket, RetryStatsGroup, RetryStatsResponse
 from recovery_contracts.timestamps import format_ms
-from recovery_runtime.internal_api import InternalCaller
+from recovery_runtime.internal_api import InternalCaller, InternalScope
 from recovery_scheduler import handlers
 from recovery_scheduler.dependencies import Dependencies
 from recovery_scheduler.domain.card_budgets import CardBudget
@@ -143,32 +145,41 @@ def _error(error: ApiError, **params: Any) -> JSONResponse:
 def router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
     api = APIRouter(prefix="/internal/recoveries", include_in_schema=False)
 
-    async def view_of(merchant_id: str, payment_id: str) -> dict[str, Any] | None:
-        recovery = await deps.recoveries.of_merchant(merchant_id, payment_id)
-        if recovery is None:
+    async def recovery_of(scope: InternalScope, merchant_id: str, payment_id: str) -> Recovery | None:
+        """The recovery the call may see: another merchant's, or another profile's on a profile-level call, is
+        None, as one that does not exist."""
+        if scope.merchant_id != merchant_id:
             return None
-        psync_due = await deps.timers.next_due(payment_id, TimerPurpose.PAYMENT_SYNC.value)
-        budgets = await deps.card_budgets.read(merchant_id, [t.token for t in recovery.payment.tokens])
+        recovery = await deps.recoveries.of_merchant(scope.merchant_id, payment_id)
+        if recovery is None or not scope.owns(recovery.merchant_id, recovery.payment.profile_id):
+            return None
+        return recovery
+
+    async def view_of(recovery: Recovery) -> dict[str, Any]:
+        psync_due = await deps.timers.next_due(recovery.payment_id, TimerPurpose.PAYMENT_SYNC.value)
+        tokens = [t.token for t in recovery.payment.tokens]
+        budgets = await deps.card_budgets.read(recovery.merchant_id, tokens)
         return tracker_view(recovery, psync_due, budgets)
 
     @api.get("/{merchant_id}/{payment_id}")
-    async def get_recovery(merchant_id: str, payment_id: str, caller_merchant: str = Depends(caller)) -> Any:
-        view = await view_of(caller_merchant, payment_id) if caller_merchant == merchant_id else None
-        return view if view is not None else _error(ApiError.PAYMENT_NOT_FOUND)
+    async def get_recovery(merchant_id: str, payment_id: str, scope: InternalScope = Depends(caller)) -> Any:
+        recovery = await recovery_of(scope, merchant_id, payment_id)
+        return await view_of(recovery) if recovery is not None else _error(ApiError.PAYMENT_NOT_FOUND)
 
     @api.post("/{merchant_id}/{payment_id}/resume")
     async def resume_recovery(
         merchant_id: str,
         payment_id: str,
         body: RevenueRecoveryResumeRequest,
-        caller_merchant: str = Depends(caller),
+        scope: InternalScope = Depends(caller),
     ) -> Any:
-        if caller_merchant != merchant_id or await deps.recoveries.of_merchant(caller_merchant, payment_id) is None:
+        if await recovery_of(scope, merchant_id, payment_id) is None:
             return _error(ApiError.PAYMENT_NOT_FOUND)
-        refused = await handlers.resume(deps, caller_merchant, payment_id, body)
+        refused = await handlers.resume(deps, scope.merchant_id, payment_id, body)
         if refused is not None:
             return _error(ApiError.PRECONDITION_FAILED, message=refused)
-        return await view_of(caller_merchant, payment_id)
+        resumed = await recovery_of(scope, merchant_id, payment_id)
+        return await view_of(resumed) if resumed is not None else _error(ApiError.PAYMENT_NOT_FOUND)
 
     return api
 
@@ -212,8 +223,8 @@ def retry_stats_router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
     api = APIRouter(prefix="/internal/retry-stats", include_in_schema=False)
 
     @api.get("/{merchant_id}")
-    async def get_retry_stats(merchant_id: str, caller_merchant: str = Depends(caller)) -> Any:
-        if caller_merchant != merchant_id:
+    async def get_retry_stats(merchant_id: str, scope: InternalScope = Depends(caller)) -> Any:
+        if scope.merchant_id != merchant_id:
             return _error(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
         view = retry_stats_view(merchant_id, await deps.retry_stats.of_merchant(merchant_id))
         return view.model_dump(mode="json")

@@ -2,7 +2,9 @@
 health the console reads (`/internal/endpoints/{merchant_id}`).
 
 Hyperswitch's paths and fields; the merchant in `x-internal-merchant-id` scopes every query, so another
-merchant's event ids answer 404 as unknown ones do.
+merchant's event ids answer 404 as unknown ones do. A profile-level call (`x-internal-profile-id`) sees only that
+profile's events and endpoints: another profile's event answers as an unknown one, and a list filtered to another
+profile (`profile_id` in the body) is empty, as for a profile without events.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from recovery_dispatcher.dependencies import EndpointStatusReads, EventQueries, 
 from recovery_dispatcher.domain.endpoint_status import EndpointStatus
 from recovery_dispatcher.domain.event import WebhookEvent
 from recovery_dispatcher.domain.ids import CLOCK_SKEW, MERCHANT_ID, created_at_of, record_key
-from recovery_runtime.internal_api import InternalCaller
+from recovery_dispatcher.domain.outgoing_webhook import recorded_headers
+from recovery_runtime.internal_api import InternalCaller, InternalScope
 
 DEFAULT_PAGE = 10
 
@@ -68,7 +71,8 @@ def attempt_item(doc: dict[str, Any]) -> EventRetrieveResponse:
     return EventRetrieveResponse.model_validate(
         {
             **list_item(doc),
-            "request": {"body": request["body"], "headers": [tuple(h) for h in request["headers"]]},
+            # Masked again: records written before custom header values were masked hold them as sent.
+            "request": {"body": request["body"], "headers": list(recorded_headers(request["headers"]))},
             "response": {
                 "body": response.get("body"),
                 "headers": [tuple(h) for h in response["headers"]] if response.get("headers") is not None else None,
@@ -140,9 +144,30 @@ def router(
     """`retry_event`: the manual retry of an event (handlers.manual_retry), returning its attempt's record."""
     api = APIRouter(prefix="/internal/events", include_in_schema=False)
 
+    async def initial_event(scope: InternalScope, merchant_id: str, event_id: str) -> WebhookEvent | None:
+        """The event the call may see: another merchant's, or another profile's on a profile-level call, is None,
+        as one that does not exist."""
+        initial = await events.load_initial(scope.merchant_id, event_id) if scope.merchant_id == merchant_id else None
+        return initial if initial is not None and scope.owns(initial.merchant_id, initial.profile_id) else None
+
+    async def page_of(merchant_id: str, constraints: EventListConstraints) -> tuple[list[dict[str, Any]], int, bool]:
+        payment_event_ids = None
+        if constraints.object_id is not None:
+            payment_event_ids = await queries.event_ids_of_payment(constraints.object_id)
+        query = _list_query(merchant_id, constraints, payment_event_ids)
+        return await queries.list_initial(
+            merchant_id,
+            query.filters,
+            constraints.offset or 0,
+            constraints.limit or DEFAULT_PAGE,
+            after=query.after,
+            before=query.before,
+            below=record_key(merchant_id, constraints.cursor) if constraints.cursor is not None else None,
+        )
+
     @api.post("/{merchant_id}/list")
-    async def list_events(merchant_id: str, request: Request, caller_id: str = Depends(caller)) -> JSONResponse:
-        if caller_id != merchant_id or not MERCHANT_ID.fullmatch(merchant_id):
+    async def list_events(merchant_id: str, request: Request, scope: InternalScope = Depends(caller)) -> JSONResponse:
+        if scope.merchant_id != merchant_id or not MERCHANT_ID.fullmatch(merchant_id):
             return _problem(ApiError.EVENT_NOT_FOUND)
         raw = await request.body()
         try:
@@ -150,20 +175,12 @@ def router(
         except ValidationError as error:
             response = validation_error_response(error.errors())
             return JSONResponse(response.model_dump(exclude_none=True), status_code=400)
-        payment_event_ids = None
-        if constraints.object_id is not None:
-            payment_event_ids = await queries.event_ids_of_payment(constraints.object_id)
-        query = _list_query(merchant_id, constraints, payment_event_ids)
-        limit = constraints.limit or DEFAULT_PAGE
-        docs, total, more = await queries.list_initial(
-            merchant_id,
-            query.filters,
-            constraints.offset or 0,
-            limit,
-            after=query.after,
-            before=query.before,
-            below=record_key(merchant_id, constraints.cursor) if constraints.cursor is not None else None,
-        )
+        profile_id = scope.list_profile(constraints.profile_id)
+        if scope.owns(merchant_id, profile_id):
+            docs, total, more = await page_of(merchant_id, constraints.model_copy(update={"profile_id": profile_id}))
+        else:
+            # Another profile's events, asked for on a profile-level call: none, as of a profile that does not exist.
+            docs, total, more = [], 0, False
         body = TotalEventsResponse(
             events=[EventListItemResponse.model_validate(list_item(d)) for d in docs],
             total_count=total,
@@ -174,16 +191,16 @@ def router(
         return JSONResponse(json.loads(body.model_dump_json()))
 
     @api.get("/{merchant_id}/{event_id}/attempts")
-    async def attempts(merchant_id: str, event_id: str, caller_id: str = Depends(caller)) -> JSONResponse:
-        initial = await events.load_initial(caller_id, event_id) if caller_id == merchant_id else None
+    async def attempts(merchant_id: str, event_id: str, scope: InternalScope = Depends(caller)) -> JSONResponse:
+        initial = await initial_event(scope, merchant_id, event_id)
         if initial is None:
             return _problem(ApiError.EVENT_NOT_FOUND)
-        docs = await queries.attempts_of(caller_id, initial.event_id)
+        docs = await queries.attempts_of(scope.merchant_id, initial.event_id)
         return JSONResponse([json.loads(attempt_item(d).model_dump_json()) for d in docs])
 
     @api.post("/{merchant_id}/{event_id}/retry")
-    async def retry(merchant_id: str, event_id: str, caller_id: str = Depends(caller)) -> JSONResponse:
-        initial = await events.load_initial(caller_id, event_id) if caller_id == merchant_id else None
+    async def retry(merchant_id: str, event_id: str, scope: InternalScope = Depends(caller)) -> JSONResponse:
+        initial = await initial_event(scope, merchant_id, event_id)
         if initial is None:
             return _problem(ApiError.EVENT_NOT_FOUND)
         try:
@@ -221,14 +238,15 @@ def endpoint_item(status: EndpointStatus) -> WebhookEndpointHealth:
 
 
 def endpoints_router(statuses: EndpointStatusReads, caller: InternalCaller) -> APIRouter:
-    """`GET /internal/endpoints/{merchant_id}`: every endpoint of the merchant's profiles with its health."""
+    """`GET /internal/endpoints/{merchant_id}`: every endpoint of the merchant's profiles with its health (of the
+    one profile on a profile-level call)."""
     api = APIRouter(prefix="/internal/endpoints", include_in_schema=False)
 
     @api.get("/{merchant_id}")
-    async def endpoints(merchant_id: str, caller_id: str = Depends(caller)) -> JSONResponse:
-        if caller_id != merchant_id or not MERCHANT_ID.fullmatch(merchant_id):
+    async def endpoints(merchant_id: str, scope: InternalScope = Depends(caller)) -> JSONResponse:
+        if scope.merchant_id != merchant_id or not MERCHANT_ID.fullmatch(merchant_id):
             return _problem(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
-        found = await statuses.of_merchant(merchant_id)
+        found = [s for s in await statuses.of_merchant(merchant_id) if scope.owns(merchant_id, s.profile_id)]
         body = WebhookEndpointsResponse(merchant_id=merchant_id, endpoints=[endpoint_item(s) for s in found])
         return JSONResponse(json.loads(body.model_dump_json()))
 

@@ -16,15 +16,16 @@ a dead letter leaves when replayed (its consumer then stores what it carries: ru
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo.database import Database
 
-from recovery_cli.sealed_fields import SEALED_FIELDS, SealedField, fields_by_collection
+from recovery_cli.sealed_fields import SEALED_FIELDS, Holds, SealedField, fields_by_collection
 from recovery_runtime.secrets import KEY_ID_PATTERN, PREFIX, SecretBox, SecretUnreadable, is_sealed
 from recovery_runtime.unit_of_work import OUTBOX_FIELD, embedded_outbox_index
 
@@ -49,10 +50,17 @@ def stored_at(doc: Document, sealed: SealedField) -> Any:
 
 
 def stored_values(doc: Document, sealed: SealedField) -> list[str]:
-    """The strings at `sealed.path` in `doc`: none, one, or (`many`) each of the list's."""
-    value = stored_at(doc, sealed)
-    items = value if sealed.many and isinstance(value, list) else [value]
-    return [item for item in items if isinstance(item, str)]
+    """The strings at `sealed.path` in `doc`: none, one, or each of the list's or of the dict's values (as
+    `sealed.holds` says)."""
+    return [item for item in _items(stored_at(doc, sealed), sealed.holds) if isinstance(item, str)]
+
+
+def _items(value: Any, holds: Holds) -> list[Any]:
+    if holds is Holds.LIST and isinstance(value, list):
+        return value
+    if holds is Holds.DICT_VALUES and isinstance(value, dict):
+        return list(value.values())
+    return [value]
 
 
 def key_ids_in_body(body: bytes) -> Counter[str]:
@@ -163,7 +171,10 @@ def apply_reseal(db: Database[Document], plan: ResealPlan) -> dict[str, Collecti
     outcomes = {collection: CollectionOutcome() for collection in fields_by_collection()}
     for rewrite in plan.rewrites:
         outcome = outcomes[rewrite.collection]
-        written = db[rewrite.collection].update_one({"_id": rewrite.doc_id, **rewrite.before}, {"$set": rewrite.after})
+        # `$eq`: the value read is matched as a value; a dict of header values given plainly would be read as
+        # operators were a header name to begin with `$`.
+        unchanged = {path: {"$eq": value} for path, value in rewrite.before.items()}
+        written = db[rewrite.collection].update_one({"_id": rewrite.doc_id, **unchanged}, {"$set": rewrite.after})
         if written.matched_count == 1:
             outcome.documents += 1
             outcome.values += rewrite.values
@@ -189,14 +200,31 @@ def _rewrite(
     count = 0
     for sealed in fields:
         stored = stored_at(doc, sealed)
-        items = stored if sealed.many and isinstance(stored, list) else [stored]
-        resealed = [_resealed(item, sealed, box, plan) if isinstance(item, str) else item for item in items]
-        changed = sum(1 for old, new in zip(items, resealed, strict=True) if old != new)
+        resealed = _with_items(stored, sealed.holds, functools.partial(_resealed, sealed=sealed, box=box, plan=plan))
+        changed = sum(
+            1
+            for old, new in zip(_items(stored, sealed.holds), _items(resealed, sealed.holds), strict=True)
+            if old != new
+        )
         if changed:
+            # The whole field as read (a list, a dict of name -> value) is the compare-and-set's condition.
             before[sealed.path] = stored
-            after[sealed.path] = resealed if sealed.many else resealed[0]
+            after[sealed.path] = resealed
             count += changed
     return Rewrite(collection, doc["_id"], before, after, count) if count else None
+
+
+def _with_items(stored: Any, holds: Holds, reseal: Callable[[str], str]) -> Any:
+    """`stored` with each of its strings passed through `reseal`, in the same shape (the dict's names kept)."""
+
+    def one(item: Any) -> Any:
+        return reseal(item) if isinstance(item, str) else item
+
+    if holds is Holds.LIST and isinstance(stored, list):
+        return [one(item) for item in stored]
+    if holds is Holds.DICT_VALUES and isinstance(stored, dict):
+        return {name: one(item) for name, item in stored.items()}
+    return one(stored)
 
 
 def _resealed(value: str, sealed: SealedField, box: SecretBox, plan: ResealPlan) -> str:

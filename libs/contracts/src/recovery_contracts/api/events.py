@@ -107,7 +107,10 @@ HeaderPairs = list[tuple[str, str]]
 
 class OutgoingWebhookRequestContent(ResponseBody):
     body: str = Field(description="the exact body bytes sent, as text")
-    headers: HeaderPairs
+    headers: HeaderPairs = Field(
+        description="the headers sent, in order; the values of the profile's custom headers "
+        "(`outgoing_webhook_custom_http_headers`) masked as the profile shows them (`Be**********en`)"
+    )
 
 
 class OutgoingWebhookResponseContent(ResponseBody):
@@ -120,7 +123,8 @@ class OutgoingWebhookResponseContent(ResponseBody):
 class EventRetrieveResponse(EventListItemResponse):
     """One delivery attempt (`GET …/attempts`, `POST …/retry`): the list item plus what went over the wire.
 
-    The merchant's signing key is never in `request.headers` (only the signature it produced)."""
+    The merchant's signing key is never in `request.headers` (only the signature it produced), nor are the values
+    of the profile's custom headers (masked)."""
 
     request: OutgoingWebhookRequestContent
     response: OutgoingWebhookResponseContent

@@ -8,7 +8,7 @@ from recovery_executor.adapters.metered import MeteredConnector
 from recovery_executor.adapters.stripe import StripeConnector
 from recovery_executor.domain.connector_account import ConnectorAccount
 from recovery_executor.domain.ports import PaymentConnector
-from recovery_runtime.secrets import SecretBox, is_sealed
+from recovery_runtime.secrets import SecretBox
 
 
 class StripeConnectors:
@@ -22,7 +22,7 @@ class StripeConnectors:
 
     def __call__(self, account: ConnectorAccount) -> PaymentConnector:
         # Intake publishes credentials sealed (recovery_runtime.secrets); opened only here, for the call.
-        api_key = self._box.open(account.api_key) if is_sealed(account.api_key) else account.api_key
+        api_key = self._box.open_if_sealed(account.api_key)
         stripe = StripeConnector(
             base_url=self._base_url, api_key=api_key, http_client=self._http, timeout=self._timeout
         )

@@ -1,4 +1,5 @@
-"""A business profile as stored (signing keys and webhook password sealed), its changes, and `profile.updated`.
+"""A business profile as stored (signing keys, webhook password and custom header values sealed), its changes, and
+`profile.updated`.
 
 Every change raises the version by one (the repository saves it by compare-and-set on the previous one) and
 emits `profile.updated`, the state transfer to the dispatcher, with the secrets sealed as stored.
@@ -15,7 +16,7 @@ from recovery_contracts.messages import ProfileUpdated
 from recovery_contracts.recovery import RetryAlgorithm
 
 from .api_keys import generate_hash_key
-from .sealed_fields import Transform, seal_profile_secrets
+from .sealed_fields import Transform, seal_plaintext_headers, seal_profile_secrets
 from .webhook_secrets import SecretSet
 
 Document = dict[str, Any]
@@ -56,8 +57,9 @@ def new_profile(
 
 
 def changed_profile(stored: Document, changes: Document, *, seal: Transform, now: datetime) -> ProfileChange:
-    """`changes`: the update request's fields as sent (a null removes the field), secrets sealed already."""
-    doc = {**stored}
+    """`changes`: the update request's fields as sent (a null removes the field), secrets sealed already. Custom
+    header values the profile still holds in plaintext (stored before they were sealed) are sealed now."""
+    doc = seal_plaintext_headers({**stored}, seal)
     for key, value in changes.items():
         if value is None:
             doc.pop(key, None)
@@ -116,7 +118,8 @@ def _next_version(stored: Document, doc: Document, now: datetime) -> ProfileChan
 
 
 def profile_updated(doc: Document) -> Envelope[ProfileUpdated]:
-    """`doc` is the profile as stored: the hash key and Standard Webhooks secrets are sealed, and stay so."""
+    """`doc` is the profile as stored: the hash key, Standard Webhooks secrets and custom header values are sealed,
+    and stay so."""
     webhook = doc.get("webhook_details") or {}
     return envelope_for(
         MessageType.PROFILE_UPDATED,

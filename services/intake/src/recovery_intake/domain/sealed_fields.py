@@ -1,4 +1,5 @@
-"""Which fields of intake's documents are secrets, sealed at rest: profiles' signing keys and connector credentials.
+"""Which fields of intake's documents are secrets, sealed at rest: profiles' signing keys, webhook password and
+custom webhook header values, and connector credentials.
 
 Pure: the sealing itself (`recovery_runtime.secrets.SecretBox`) is passed in as two functions.
 """
@@ -8,6 +9,8 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from typing import Any
+
+from recovery_runtime.secrets import is_sealed
 
 Transform = Callable[[str], str]
 
@@ -44,23 +47,43 @@ def sealed_connector_api_key(body: dict[str, Any]) -> str | None:
     return details.get("api_key")
 
 
+# Merchants put their endpoint's credentials there (`Authorization: Bearer ...`): each value is a secret, the names
+# are not. Profiles stored before the values were sealed hold them in plaintext until their next change.
+CUSTOM_HEADERS = "outgoing_webhook_custom_http_headers"
+
+
 def seal_profile_secrets(changes: dict[str, Any], seal: Transform) -> dict[str, Any]:
-    """A profile body (create or update keys) with its secrets sealed: the hash key, the webhook password."""
-    return _transform_profile_secrets(changes, seal)
+    """A profile body (create or update keys) with its secrets sealed: the hash key, the webhook password, each
+    custom header value. Every value sent is sealed, one that looks sealed too: the dispatcher opens what the
+    profile holds, and must never open a sealed value a merchant chose for it."""
+    return _transform_profile_secrets(changes, seal, seal)
 
 
 def open_profile_secrets(doc: dict[str, Any], open_: Transform) -> dict[str, Any]:
     """The stored profile with its secrets readable (for the response, which shows them as Hyperswitch does)."""
-    result = _transform_profile_secrets(doc, open_)
+    result = _transform_profile_secrets(doc, open_, lambda value: open_(value) if is_sealed(value) else value)
     result["standard_webhooks_secrets"] = [open_(s) for s in result.get("standard_webhooks_secrets") or ()]
     return result
 
 
-def _transform_profile_secrets(doc: dict[str, Any], transform: Transform) -> dict[str, Any]:
+def seal_plaintext_headers(doc: dict[str, Any], seal: Transform) -> dict[str, Any]:
+    """`doc` with the custom header values it holds in plaintext sealed (a profile stored before they were
+    sealed), the sealed ones as they are."""
+    headers = doc.get(CUSTOM_HEADERS)
+    if not isinstance(headers, dict):
+        return doc
+    sealed = {name: value if is_sealed(value) else seal(value) for name, value in headers.items()}
+    return {**doc, CUSTOM_HEADERS: sealed}
+
+
+def _transform_profile_secrets(doc: dict[str, Any], transform: Transform, header_value: Transform) -> dict[str, Any]:
     result = copy.deepcopy(doc)
     if isinstance(result.get("payment_response_hash_key"), str):
         result["payment_response_hash_key"] = transform(result["payment_response_hash_key"])
     details = result.get("webhook_details")
     if isinstance(details, dict) and isinstance(details.get("webhook_password"), str):
         details["webhook_password"] = transform(details["webhook_password"])
+    headers = result.get(CUSTOM_HEADERS)
+    if isinstance(headers, dict):
+        result[CUSTOM_HEADERS] = {name: header_value(value) for name, value in headers.items()}
     return result

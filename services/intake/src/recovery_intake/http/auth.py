@@ -158,7 +158,7 @@ class Authenticator:
                 raise ApiProblem(ApiError.MISSING_REQUIRED_FIELD, field_name="x-merchant-id (header)")
             if await self._merchants.get(credentials.merchant_id) is None:
                 raise ApiProblem(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
-            return await self._with_profile(credentials, Caller(merchant_id=credentials.merchant_id, is_admin=True))
+            return await self.with_profile(credentials, Caller(merchant_id=credentials.merchant_id, is_admin=True))
         record = await self._api_keys.by_digest(hash_api_key(key, self._hash_secret))
         if record is None or record.get("revoked"):
             raise self._failed(credentials, request, "unknown or revoked key")
@@ -171,9 +171,10 @@ class Authenticator:
         scopes = scopes_of(record)
         check_access(scopes, access)
         caller = Caller(record["merchant_id"], False, record["_id"], scopes=scopes, expires_at=expires)
-        return await self._with_profile(credentials, caller)
+        return await self.with_profile(credentials, caller)
 
-    async def _with_profile(self, credentials: Credentials, caller: Caller) -> Caller:
+    async def with_profile(self, credentials: Credentials, caller: Caller) -> Caller:
+        """`caller` narrowed to the profile `x-profile-id` names (one of its merchant's; 404 otherwise)."""
         profile_id = credentials.profile_id
         if not profile_id:
             return caller

@@ -4,7 +4,9 @@ owning the data.
 `/events/...` is the webhook dispatcher's (it owns the event records), `/v2/process-trackers/...` and
 `/v2/revenue-recovery/retry-stats` the scheduler's (it owns the recoveries and counts their attempts). Intake
 checks the API key and the merchant, then forwards the call to the owner's internal endpoint with the internal
-token and the merchant id; the owner scopes every query to it.
+token, the merchant id and the profile id when `x-profile-id` named one (checked to be the merchant's); the owner
+scopes every query to them (`recovery_runtime.internal_api.InternalScope`): on a profile-level call another
+profile's payment or event answers as one that does not exist, as `GET /v2/payments/{id}` does here.
 """
 
 from __future__ import annotations

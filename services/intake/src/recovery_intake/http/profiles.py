@@ -1,8 +1,8 @@
 """`/v2/profiles`: webhook settings, signing keys and the retry algorithm of a business profile.
 
-Stored with the hash key, the Standard Webhooks secrets and the webhook password sealed; `profile.updated`
-carries them sealed. Responses show the hash key and the current Standard Webhooks secret in full (the merchant
-verifies with them, as in Hyperswitch) and mask custom header values and the webhook password.
+Stored with the hash key, the Standard Webhooks secrets, the webhook password and the custom header values sealed;
+`profile.updated` carries them sealed. Responses show the hash key and the current Standard Webhooks secret in full
+(the merchant verifies with them, as in Hyperswitch) and mask custom header values and the webhook password.
 """
 
 from __future__ import annotations

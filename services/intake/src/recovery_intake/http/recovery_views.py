@@ -1,8 +1,9 @@
 """The read side's public routes: the recovery list, the recovery intent, the analytics and the timeline.
 
 Authenticated here and answered by the analytics service (it owns the read model), as gateway.py does for the
-events and process-tracker APIs. Merchant-scoped through the API key; the admin key may name any merchant with
-the `merchant_id` query parameter (or `x-merchant-id`).
+events and process-tracker APIs. Merchant-scoped through the API key, and profile-scoped when `x-profile-id` names
+a profile (gateway.py); the admin key may name any merchant with the `merchant_id` query parameter (or
+`x-merchant-id`).
 """
 
 from __future__ import annotations
@@ -37,12 +38,13 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
     async def reader(request: Request) -> Caller:
         """The merchant whose read model is read: the key's, or the one the admin key names."""
         named = request.query_params.get("merchant_id")
-        key = credentials_of(request).api_key
+        credentials = credentials_of(request)
+        key = credentials.api_key
         if named is not None and key is not None and same_secret(key, ctx.settings.admin_api_key):
             merchant_id = owner_id(named, ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
             if await ctx.stored.merchants.get(merchant_id) is None:
                 raise ApiProblem(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
-            return Caller(merchant_id=merchant_id, is_admin=True)
+            return await ctx.auth.with_profile(credentials, Caller(merchant_id=merchant_id, is_admin=True))
         caller = await ctx.auth.merchant(request, access=READ_PAYMENTS)
         if named is not None and named != caller.merchant_id:
             # Another merchant's id reads as one that does not exist.

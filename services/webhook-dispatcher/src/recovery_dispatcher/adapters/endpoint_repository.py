@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from recovery_contracts.messages import ProfileUpdated
 from recovery_dispatcher.adapters.read_through import ReadThrough
 from recovery_dispatcher.domain.endpoint import Endpoint, switched_off
-from recovery_runtime.secrets import SecretBox, is_sealed
+from recovery_runtime.secrets import SecretBox
 
 
 class MongoEndpointRepository:
@@ -69,21 +69,16 @@ class MongoEndpointRepository:
         return None if doc is None else self._endpoint(doc)
 
     def _endpoint(self, doc: dict[str, Any]) -> Endpoint:
-        """The endpoint with its signing keys in the clear, in memory only: the collection keeps what intake
-        sealed."""
-        box = self._secrets
-
-        def opened(value: str | None) -> str | None:
-            return box.open(value) if box is not None and value is not None and is_sealed(value) else value
-
+        """The endpoint with its signing keys and custom header values in the clear, in memory only: the collection
+        keeps what intake sealed (a value stored before it was sealed is used as it is)."""
         schedule = doc.get("retry_schedule_seconds")
-        return Endpoint(
+        stored = Endpoint(
             profile_id=doc["_id"],
             merchant_id=doc.get("merchant_id"),
             url=doc.get("url"),
             enabled=bool(doc.get("enabled", True)),
-            hash_key=opened(doc.get("hash_key")),
-            whsec_secrets=tuple(s for s in (opened(s) for s in doc.get("whsec_secrets") or ()) if s is not None),
+            hash_key=doc.get("hash_key"),
+            whsec_secrets=tuple(doc.get("whsec_secrets") or ()),
             custom_headers=doc.get("custom_headers") or {},
             retry_schedule_seconds=tuple(schedule) if schedule is not None else None,
             disabled_reason=doc.get("disabled_reason"),
@@ -91,6 +86,7 @@ class MongoEndpointRepository:
             disabled_event_types=frozenset(doc.get("disabled_event_types") or ()),
             max_deliveries_per_second=doc.get("max_deliveries_per_second"),
         )
+        return stored if self._secrets is None else stored.opened(self._secrets.open_if_sealed)
 
     async def disable(self, profile_id: str, reason: str, session: AsyncClientSession | None = None) -> bool:
         """Mark the endpoint disabled; False when it was already (another delivery or dispatcher did it)."""

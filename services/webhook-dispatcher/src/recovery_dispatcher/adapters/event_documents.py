@@ -10,6 +10,7 @@ from recovery_dispatcher.adapters.record_writer import sequence_key
 from recovery_dispatcher.domain.attempt import DeliveryResult
 from recovery_dispatcher.domain.event import CONTENT_TYPE, EVENT_CLASS, Claim, EarlierEvent, WebhookEvent
 from recovery_dispatcher.domain.ids import record_key, retry_event_id
+from recovery_dispatcher.domain.outgoing_webhook import recorded_headers
 from recovery_dispatcher.domain.status import EventStatus
 
 # The event's state as stored on its initial record: (attribute of WebhookEvent, field of the document).
@@ -146,7 +147,7 @@ def attempt_fields(body: bytes, result: DeliveryResult, *, with_body: bool = Tru
     """An attempt's request and response as recorded. `with_body=False` (the initial record, which keeps the
     body bytes in `body`): the request without its copy of the body (readers take `body`; see `http.py`)."""
     # Header pairs as tuples: BSON stores a tuple as an array, as it would a list.
-    request: dict[str, Any] = {"headers": result.request_headers}
+    request: dict[str, Any] = {"headers": recorded_headers(result.request_headers)}
     if with_body:
         request = {"body": body.decode(), **request}
     return {

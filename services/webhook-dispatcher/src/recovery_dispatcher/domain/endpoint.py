@@ -3,8 +3,8 @@ whether deliveries may go to it, which retry schedule it follows, when long fail
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from recovery_contracts.messages import ProfileUpdated
@@ -24,7 +24,8 @@ class Endpoint:
     merchant_id: str | None = None
     url: str | None = None
     enabled: bool = True
-    # Signing keys in the clear (in memory only: the collection keeps what intake sealed).
+    # Signing keys and custom header values: sealed as stored and as `profile.updated` carries them; in the clear
+    # (in memory only) once `opened`, for building requests.
     hash_key: str | None = None
     whsec_secrets: tuple[str, ...] = ()
     custom_headers: Mapping[str, str] = field(default_factory=dict)
@@ -38,6 +39,15 @@ class Endpoint:
     disabled_event_types: frozenset[str] = frozenset()
     # Deliveries per second to the URL (in each dispatcher); None: no limit.
     max_deliveries_per_second: int | None = None
+
+    def opened(self, open_: Callable[[str], str]) -> Endpoint:
+        """This endpoint with its secrets readable (`open_` opens one stored value), to sign and send with."""
+        return replace(
+            self,
+            hash_key=open_(self.hash_key) if self.hash_key is not None else None,
+            whsec_secrets=tuple(open_(secret) for secret in self.whsec_secrets),
+            custom_headers={name: open_(value) for name, value in self.custom_headers.items()},
+        )
 
     @property
     def key(self) -> EndpointKey:

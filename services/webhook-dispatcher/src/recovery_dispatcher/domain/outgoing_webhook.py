@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from recovery_contracts.api.masking import mask_secret
 from recovery_contracts.verification import WHSEC_PREFIX
 
 # -- the body ---------------------------------------------------------------------------------------------------
@@ -168,3 +169,11 @@ def build_headers(
     if sequence is not None:
         headers.append((WEBHOOK_SEQUENCE_HEADER, str(sequence)))
     return headers
+
+
+def recorded_headers(headers: Iterable[Sequence[str]]) -> tuple[tuple[str, str], ...]:
+    """An attempt's request headers as its event record keeps them and the events API shows them: the profile's
+    custom header values masked (`mask_secret`: merchants put their endpoint's credentials there), names and order
+    kept. Every header not reserved is a custom one (`build_headers` drops custom headers with reserved names); the
+    reserved ones stay as sent: the signatures are HMACs of this body, no secret."""
+    return tuple((name, value if name.lower() in RESERVED_HEADERS else mask_secret(value)) for name, value in headers)

@@ -1,0 +1,142 @@
+"""The events API on a profile-level call (`x-internal-profile-id`): the profile's events only. Another profile's
+event answers as an unknown one, the list is the profile's (a filter naming another profile lists nothing, as for
+a profile without events), and a merchant-level call sees every profile's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from recovery_dispatcher.adapters.event_documents import initial_document
+from recovery_dispatcher.domain.event import WebhookEvent
+from recovery_dispatcher.domain.ids import initial_event_id
+from recovery_dispatcher.http import router
+from recovery_runtime.internal_api import MERCHANT_HEADER, PROFILE_HEADER, TOKEN_HEADER, InternalCaller
+
+from .fakes import InMemoryEvents
+
+TOKEN = "internal-token-for-tests"
+MERCHANT = "merchant_test"
+T0 = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+AS_MERCHANT = {TOKEN_HEADER: TOKEN, MERCHANT_HEADER: MERCHANT}
+AS_A = {**AS_MERCHANT, PROFILE_HEADER: "pro_a"}
+
+
+def event(profile_id: str, n: int) -> WebhookEvent:
+    idempotent = f"idem_{profile_id}_{n}"
+    return WebhookEvent(
+        event_id=initial_event_id(idempotent, T0 + timedelta(seconds=n)),
+        idempotent_event_id=idempotent,
+        event_type="payment_succeeded",
+        primary_object_id=f"12345_att_{profile_id}_{n}",
+        payment_id=f"12345_pay_{profile_id}_{n}",
+        merchant_id=MERCHANT,
+        profile_id=profile_id,
+        created_at=T0 + timedelta(seconds=n),
+        body=b"{}",
+        sequence=1,
+    )
+
+
+@dataclass
+class RecordQueries:
+    """The events API's reads over the initial records, filtering on the profile as MongoDB would."""
+
+    docs: list[dict[str, Any]]
+    filters: list[dict[str, Any]] = field(default_factory=list)
+
+    async def event_ids_of_payment(self, payment_id: str) -> list[str]:
+        return [d["event_id"] for d in self.docs if d["payment_id"] == payment_id]
+
+    async def attempts_of(self, merchant_id: str, initial_event_id: str) -> list[dict[str, Any]]:
+        return [d for d in self.docs if d["merchant_id"] == merchant_id and d["event_id"] == initial_event_id]
+
+    async def list_initial(
+        self, merchant_id: str, query: dict[str, Any], offset: int, limit: int, **bounds: Any
+    ) -> tuple[list[dict[str, Any]], int, bool]:
+        self.filters.append(query)
+        profile = query.get("business_profile_id")
+        found = [d for d in self.docs if profile is None or d["business_profile_id"] == profile]
+        found.sort(key=lambda d: d["_id"], reverse=True)
+        return found[offset : offset + limit], len(found), len(found) > offset + limit
+
+
+@dataclass
+class EventsApi:
+    http: httpx.AsyncClient
+    queries: RecordQueries
+    retried: list[str]
+    a: WebhookEvent
+    b: WebhookEvent
+
+
+@pytest.fixture
+async def api() -> EventsApi:
+    events = InMemoryEvents()
+    a, b = event("pro_a", 1), event("pro_b", 2)
+    for recorded in (a, b):
+        events.recorded_elsewhere(recorded)
+    queries = RecordQueries([initial_document(e) for e in (a, b)])
+    retried: list[str] = []
+
+    async def retry_event(initial: WebhookEvent) -> dict[str, Any]:
+        retried.append(initial.event_id)
+        return initial_document(initial)
+
+    app = FastAPI()
+    app.include_router(router(events, queries, retry_event, InternalCaller(TOKEN)))
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dispatcher")
+    return EventsApi(http, queries, retried, a, b)
+
+
+def listed(answer: httpx.Response) -> list[str]:
+    assert answer.status_code == 200, answer.text
+    return [e["event_id"] for e in answer.json()["events"]]
+
+
+async def test_another_profiles_event_answers_as_an_unknown_one(api: EventsApi) -> None:
+    base = f"/internal/events/{MERCHANT}"
+    own = await api.http.get(f"{base}/{api.a.event_id}/attempts", headers=AS_A)
+    other = await api.http.get(f"{base}/{api.b.event_id}/attempts", headers=AS_A)
+    unknown = await api.http.get(f"{base}/evt_unknown/attempts", headers=AS_A)
+    retry_other = await api.http.post(f"{base}/{api.b.event_id}/retry", headers=AS_A)
+    retry_unknown = await api.http.post(f"{base}/evt_unknown/retry", headers=AS_A)
+    merchant_level = await api.http.get(f"{base}/{api.b.event_id}/attempts", headers=AS_MERCHANT)
+
+    assert own.status_code == 200 and [r["event_id"] for r in own.json()] == [api.a.event_id]
+    assert other.status_code == 404 and (other.status_code, other.json()) == (unknown.status_code, unknown.json())
+    assert (retry_other.status_code, retry_other.json()) == (retry_unknown.status_code, retry_unknown.json())
+    assert retry_other.status_code == 404 and api.retried == []
+    assert merchant_level.status_code == 200 and merchant_level.json()[0]["profile_id"] == "pro_b"
+
+
+async def test_the_list_is_the_profiles_and_a_filter_on_another_profile_lists_nothing(api: EventsApi) -> None:
+    path = f"/internal/events/{MERCHANT}/list"
+
+    as_a = await api.http.post(path, json={}, headers=AS_A)
+    as_a_filtered = await api.http.post(path, json={"profile_id": "pro_a"}, headers=AS_A)
+    as_a_asking_b = await api.http.post(path, json={"profile_id": "pro_b"}, headers=AS_A)
+    nonexistent = await api.http.post(path, json={"profile_id": "pro_none"}, headers=AS_MERCHANT)
+    merchant_level = await api.http.post(path, json={}, headers=AS_MERCHANT)
+    merchant_asking_b = await api.http.post(path, json={"profile_id": "pro_b"}, headers=AS_MERCHANT)
+
+    assert listed(as_a) == listed(as_a_filtered) == [api.a.event_id]
+    assert (
+        as_a_asking_b.json()
+        == nonexistent.json()
+        == {
+            "events": [],
+            "total_count": 0,
+            "total_count_capped": False,
+            "next_cursor": None,
+        }
+    )
+    assert listed(merchant_level) == [api.b.event_id, api.a.event_id]
+    assert listed(merchant_asking_b) == [api.b.event_id]
+    # The profile-level lists were read with the profile's filter; the mismatch read nothing at all.
+    assert [f.get("business_profile_id") for f in api.queries.filters] == ["pro_a", "pro_a", "pro_none", None, "pro_b"]
