@@ -108,7 +108,12 @@ async def test_racing_cancels_and_charge_leases_on_the_real_database_never_both_
     for payment, (cancel, *leases) in zip(payments, answers, strict=True):
         granted = [lease for lease in leases if lease is FenceVerdict.GRANTED]
         assert len(granted) <= 1, (payment, leases)  # one attempt at a time
-        assert (cancel is FenceVerdict.GRANTED) != bool(granted), (payment, cancel, leases)
+        assert (cancel.verdict is FenceVerdict.GRANTED) != bool(granted), (payment, cancel, leases)
+        # A cancel refused by a lease names the lease it met (as BSON keeps it: to the millisecond).
+        if cancel.verdict is FenceVerdict.CHARGING:
+            assert timedelta(0) <= until - cancel.lease_until < timedelta(milliseconds=1), cancel
+        else:
+            assert cancel.lease_until is None, cancel
 
 
 class Commands(monitoring.CommandListener):
@@ -144,7 +149,7 @@ async def test_a_charge_holds_and_releases_its_fence_with_one_write_each_and_a_w
         assert commands.names == ["insert", "update"]
 
         commands.names.clear()
-        assert await intake.cancel("12345_pay_f1", now) is FenceVerdict.GRANTED  # a fence this process never wrote
+        assert (await intake.cancel("12345_pay_f1", now)).verdict is FenceVerdict.GRANTED  # a fence never written here
         assert commands.names == ["insert", "find", "update"]
 
         commands.names.clear()

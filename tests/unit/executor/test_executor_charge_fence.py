@@ -26,7 +26,7 @@ async def test_a_cancel_accepted_before_the_charge_stops_it_though_the_projectio
     command = planned()
     payment_id = command.payload.payment.payment_id
     # Intake's tombstone: its recovery.updated has not reached the executor's projection yet.
-    assert await executor.fences.cancel(payment_id, executor.clock.now()) is FenceVerdict.GRANTED
+    assert (await executor.fences.cancel(payment_id, executor.clock.now())).verdict is FenceVerdict.GRANTED
 
     await executor.send(QUEUE, command)
 
@@ -53,7 +53,7 @@ async def test_the_lease_is_held_during_the_call_refusing_a_cancel_and_a_success
     assert held.cancel(now)[0] is FenceVerdict.CHARGING
     after = executor.fences.fences[payment_id]
     assert (after.holder, after.paid) == (None, True)
-    assert await executor.fences.cancel(payment_id, now) is FenceVerdict.PAID
+    assert (await executor.fences.cancel(payment_id, now)).verdict is FenceVerdict.PAID
 
 
 async def test_a_decline_releases_the_lease_so_the_invoice_can_be_cancelled(executor: Executor) -> None:
@@ -64,7 +64,7 @@ async def test_a_decline_releases_the_lease_so_the_invoice_can_be_cancelled(exec
 
     payment_id = command.payload.payment.payment_id
     assert executor.fences.fences[payment_id] == PaymentFence(payment_id, version=2)
-    assert await executor.fences.cancel(payment_id, executor.clock.now()) is FenceVerdict.GRANTED
+    assert (await executor.fences.cancel(payment_id, executor.clock.now())).verdict is FenceVerdict.GRANTED
 
 
 async def test_an_unknown_outcome_keeps_the_lease_until_a_sync_settles_it(executor: Executor) -> None:
@@ -75,10 +75,10 @@ async def test_an_unknown_outcome_keeps_the_lease_until_a_sync_settles_it(execut
     await executor.send(QUEUE, command)
 
     # The connector may still charge: the cancel waits for the outcome (or the lease's end).
-    assert await executor.fences.cancel(payment_id, executor.clock.now()) is FenceVerdict.CHARGING
+    assert (await executor.fences.cancel(payment_id, executor.clock.now())).verdict is FenceVerdict.CHARGING
     executor.connector.sync_answers.append(declined())
     await executor.send("executor.payment-sync", payment_sync(command))
-    assert await executor.fences.cancel(payment_id, executor.clock.now()) is FenceVerdict.GRANTED
+    assert (await executor.fences.cancel(payment_id, executor.clock.now())).verdict is FenceVerdict.GRANTED
 
 
 async def test_a_re_send_after_psync_found_nothing_is_not_made_once_the_cancel_was_accepted(executor: Executor) -> None:
@@ -87,7 +87,7 @@ async def test_a_re_send_after_psync_found_nothing_is_not_made_once_the_cancel_w
     payment_id = command.payload.payment.payment_id
     await executor.send(QUEUE, command)
     executor.clock.advance(timedelta(seconds=61))  # the lease ran out (the executor was gone, say)
-    assert await executor.fences.cancel(payment_id, executor.clock.now()) is FenceVerdict.GRANTED
+    assert (await executor.fences.cancel(payment_id, executor.clock.now())).verdict is FenceVerdict.GRANTED
     executor.connector.sync_answers.extend([not_found(), not_found()])
 
     await executor.send("executor.payment-sync", payment_sync(command, sync_number=1))

@@ -11,7 +11,7 @@ from faststream.rabbit import TestRabbitBroker
 
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.payments import IntentStatus
-from recovery_runtime.bus import MAX_RETRY_PAUSE_SECONDS
+from recovery_runtime.bus import LEASE_MARGIN_SECONDS
 from recovery_runtime.payment_fence import FenceVerdict
 from recovery_runtime.testing import InMemoryPaymentFences, consumed, publish
 
@@ -104,8 +104,8 @@ async def test_a_lease_left_by_a_killed_executor_blocks_a_cancel_only_until_it_e
 async def test_a_cancel_message_while_an_attempt_is_charged_waits_for_it_not_dead_lettered_nor_failed(
     svc: Intake, requeues: Any
 ) -> None:
-    """Handed back as a wait (`RetryLater`: logged `message.retry_later`, counted `retry_later`), not as a failure:
-    the fence names no lease end, so the pause is the usual growing one, never cut short."""
+    """Handed back as a wait (`RetryLater`: logged `message.retry_later`, counted `retry_later`), not as a failure,
+    whose pause is cut short at the end of the lease the fence names (60 s here, plus the clocks' margin)."""
     queue = "intake.recovery-requested"
     async with TestRabbitBroker(svc.service.broker) as broker:
         await publish(broker, queue, requested())
@@ -116,7 +116,7 @@ async def test_a_cancel_message_while_an_attempt_is_charged_waits_for_it_not_dea
         await publish(broker, queue, requested(CANCEL))
 
     assert requeues == [0] and svc.publisher.dead_letters == []
-    assert requeues.waits == [MAX_RETRY_PAUSE_SECONDS]
+    assert requeues.waits == [60 + LEASE_MARGIN_SECONDS]
     assert consumed(queue, "retry_later") == waited + 1 and consumed(queue, "failed") == failed
     after = svc.intents.of_invoice(MERCHANT, REFERENCE)
     assert after is not None and after.status is IntentStatus.FAILED

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from recovery_runtime.payment_fence import FenceVerdict, PaymentFence
+from recovery_runtime.payment_fence import CancelAnswer, FenceVerdict, PaymentFence
 from recovery_runtime.testing import InMemoryPaymentFences
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -95,8 +95,9 @@ async def test_the_in_memory_fences_apply_the_same_rule_record_by_record() -> No
     fences = InMemoryPaymentFences()
 
     assert await fences.hold_for_charge(PAY, ATTEMPT_1, NOW, NOW + LEASE) is FenceVerdict.GRANTED
-    assert await fences.cancel(PAY, NOW) is FenceVerdict.CHARGING
-    assert await fences.cancel("12345_pay_2", NOW) is FenceVerdict.GRANTED
+    # A cancel refused by a lease names the lease's end (when to try again at the latest).
+    assert await fences.cancel(PAY, NOW) == CancelAnswer(FenceVerdict.CHARGING, NOW + LEASE)
+    assert await fences.cancel("12345_pay_2", NOW) == CancelAnswer(FenceVerdict.GRANTED)
     await fences.release(PAY, ATTEMPT_1, paid=False)
-    assert await fences.cancel(PAY, NOW) is FenceVerdict.GRANTED
+    assert await fences.cancel(PAY, NOW) == CancelAnswer(FenceVerdict.GRANTED)
     assert await fences.hold_for_charge(PAY, ATTEMPT_2, NOW, NOW + LEASE) is FenceVerdict.CANCELLED

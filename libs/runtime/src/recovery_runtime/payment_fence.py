@@ -71,6 +71,15 @@ class PaymentFence:
         return FenceVerdict.GRANTED, replace(after, holder=None, lease_until=None) if held else after
 
 
+@dataclass(frozen=True)
+class CancelAnswer:
+    """A cancel's verdict, and for CHARGING when the lease held runs out at the latest (the moment a cancel that
+    waits for it may be tried again, whether or not its holder settles first)."""
+
+    verdict: FenceVerdict
+    lease_until: datetime | None = None
+
+
 class PaymentFences(Protocol):
     """The fence records (one per payment); every change is a compare-and-set of `PaymentFence`'s rule."""
 
@@ -82,7 +91,7 @@ class PaymentFences(Protocol):
         """Once the attempt settled (or was refused): the lease ends; `paid` records a success."""
         ...
 
-    async def cancel(self, payment_id: str, now: datetime) -> FenceVerdict:
+    async def cancel(self, payment_id: str, now: datetime) -> CancelAnswer:
         """GRANTED when the cancel may be accepted: from now on no lease is granted for the payment."""
         ...
 
@@ -95,14 +104,17 @@ class RuledPaymentFences(ABC):
     """`PaymentFences` by the rule above, over a store that applies one decision atomically (`_change`)."""
 
     async def hold_for_charge(self, payment_id: str, holder: str, now: datetime, until: datetime) -> FenceVerdict:
-        return await self._change(payment_id, lambda fence: fence.hold(holder, now, until))
+        verdict, _ = await self._change(payment_id, lambda fence: fence.hold(holder, now, until))
+        return verdict
 
     async def release(self, payment_id: str, holder: str, *, paid: bool) -> None:
         await self._change(payment_id, lambda fence: fence.released(holder, paid=paid))
 
-    async def cancel(self, payment_id: str, now: datetime) -> FenceVerdict:
-        return await self._change(payment_id, lambda fence: fence.cancel(now))
+    async def cancel(self, payment_id: str, now: datetime) -> CancelAnswer:
+        verdict, fence = await self._change(payment_id, lambda fence: fence.cancel(now))
+        return CancelAnswer(verdict, fence.lease_until if verdict is FenceVerdict.CHARGING else None)
 
     @abstractmethod
-    async def _change(self, payment_id: str, decide: FenceDecision) -> FenceVerdict:
-        """Apply `decide` to the payment's record as one compare-and-set; its verdict."""
+    async def _change(self, payment_id: str, decide: FenceDecision) -> tuple[FenceVerdict, PaymentFence]:
+        """Apply `decide` to the payment's record as one compare-and-set; its verdict and the record it was
+        decided on (as stored after it)."""

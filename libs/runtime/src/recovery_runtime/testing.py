@@ -112,9 +112,9 @@ class InMemoryPaymentFences(RuledPaymentFences):
     def __init__(self) -> None:
         self.fences: dict[str, PaymentFence] = {}
 
-    async def _change(self, payment_id: str, decide: FenceDecision) -> FenceVerdict:
+    async def _change(self, payment_id: str, decide: FenceDecision) -> tuple[FenceVerdict, PaymentFence]:
         verdict, self.fences[payment_id] = decide(self.fences.get(payment_id, PaymentFence(payment_id)))
-        return verdict
+        return verdict, self.fences[payment_id]
 
 
 @dataclass

@@ -44,15 +44,15 @@ class MongoPaymentFences(RuledPaymentFences):
         self._fences = db[COLLECTION]
         self._written: TtlCache[str, PaymentFence] = TtlCache(GUESS_SECONDS, GUESSES)
 
-    async def _change(self, payment_id: str, decide: FenceDecision) -> FenceVerdict:
+    async def _change(self, payment_id: str, decide: FenceDecision) -> tuple[FenceVerdict, PaymentFence]:
         current, read = self._written.get(payment_id) or PaymentFence(payment_id), False
         for _ in range(ROUNDS):
             verdict, after = decide(current)
             if after == current and read:
-                return verdict
+                return verdict, after
             if after != current and await self._saved(current, after):
                 self._written.put(payment_id, after)
-                return verdict
+                return verdict, after
             # A lost compare-and-set, or a decision to change nothing taken on a guess: read and decide again.
             current, read = _fence(payment_id, await self._fences.find_one({"_id": payment_id})), True
         raise FenceContended(f"the fence of payment {payment_id} kept changing ({ROUNDS} rounds)")

@@ -18,7 +18,7 @@ from recovery_intake.dependencies import Document, IntakeAdapters, IntentExists
 from recovery_intake.domain.intent import Intent, IntentChange
 from recovery_intake.domain.recovery import build_snapshot, check_acceptable, check_connector_account
 from recovery_intake.domain.rejection import Rejection
-from recovery_runtime.bus import MAX_RETRY_PAUSE_SECONDS, MessageRejected, RetryLater
+from recovery_runtime.bus import MAX_RETRY_PAUSE_SECONDS, MessageRejected, RetryLater, lease_wait
 from recovery_runtime.payment_fence import FenceVerdict
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import Transaction, applied_key
@@ -40,25 +40,28 @@ CANCEL_DEFERRED = {
 
 class CancelDeferred(Rejection):
     """The cancel cannot be accepted yet (an attempt is being charged or has just succeeded): nothing is stored;
-    the HTTP caller gets a 409, a message (`recovery.requested`, `billing.event`) waits as `CancelWaiting`."""
+    the HTTP caller gets a 409, a message (`recovery.requested`, `billing.event`) waits as `CancelWaiting`.
+    `wait_seconds`: how long until the lease held runs out at the latest (None: not known, PAID)."""
 
-    def __init__(self, verdict: FenceVerdict) -> None:
+    def __init__(self, verdict: FenceVerdict, wait_seconds: float | None = None) -> None:
         current, reason = CANCEL_DEFERRED[verdict]
         params = {"current_flow": "cancelled", "field_name": "status", "current_value": current, "states": "failed"}
         super().__init__(ApiError.PAYMENT_UNEXPECTED_STATE, reason, **params)
+        self.wait_seconds = wait_seconds
 
 
 class CancelWaiting(RetryLater):
     """A deferred cancel that came as a message: not a failure but a wait for the attempt to settle, so the
     pipeline logs `message.retry_later` (no traceback), counts `retry_later`, and hands the message back.
 
-    It names no earlier moment than the longest pause (the growing pause is never cut short): the fence answers
-    a verdict, not its lease's end, and a short fixed pause would spend the queue's delivery limit (20) within
-    seconds, dead-lettering the cancel while a lease left by an executor killed mid-charge still runs
-    (CHARGE_LEASE_SECONDS, 60 s by default, at most 120); the growing pauses of 20 deliveries add up to 155 s."""
+    Back after the growing pause, cut short at the end of the charge lease held (`lease_wait`): at once when the
+    attempt settles early, right at the lease's end when an executor was killed mid-charge (CHARGE_LEASE_SECONDS,
+    60 s by default, at most 120, within the 155 s the growing pauses of the queue's 20 deliveries add up to).
+    A payment just paid names no moment: its outcome reaches intake within moments, the growing pause covers it."""
 
     def __init__(self, deferred: CancelDeferred) -> None:
-        super().__init__(deferred.describe(), MAX_RETRY_PAUSE_SECONDS)
+        wait = deferred.wait_seconds
+        super().__init__(deferred.describe(), MAX_RETRY_PAUSE_SECONDS if wait is None else wait)
 
 
 class RecoveryIntake:
@@ -148,10 +151,12 @@ class RecoveryIntake:
         existing = await self._intents.by_reference(*reference, Transaction.one_document())
         if existing is None or not existing.cancelled_by(request.action):
             return
-        verdict = await self._fences.cancel(existing.payment_id, self._clock.now())
-        if verdict is not FenceVerdict.GRANTED:
-            log.info("recovery.cancel_deferred", payment_id=existing.payment_id, fence=verdict.value)
-            raise CancelDeferred(verdict)
+        now = self._clock.now()
+        answer = await self._fences.cancel(existing.payment_id, now)
+        if answer.verdict is not FenceVerdict.GRANTED:
+            log.info("recovery.cancel_deferred", payment_id=existing.payment_id, fence=answer.verdict.value)
+            wait = lease_wait(answer.lease_until, now) if answer.lease_until is not None else None
+            raise CancelDeferred(answer.verdict, wait)
 
     async def recovery_requested(self, envelope: Envelope[RecoveryRequested], queue: ConsumerQueue) -> None:
         if not envelope.merchant_id or not envelope.profile_id:
