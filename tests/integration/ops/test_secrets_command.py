@@ -24,7 +24,6 @@ from pymongo.database import Database
 
 from recovery_cli.commands.secrets import render_outcomes
 from recovery_cli.demo import Endpoints, MerchantSetup, SeedScenario
-from recovery_cli.main import main
 from recovery_cli.sealed_fields import SEALED_FIELDS, Holds
 from recovery_cli.secrets_at_rest import apply_reseal, plan_reseal, stored_at, stored_values
 from recovery_contracts.messages import ProfileUpdated
@@ -44,6 +43,7 @@ from recovery_sandbox.stripe import create_app as stripe_app
 from support.mongodb import database_name_for, drop_database
 from support.rabbitmq import VirtualHosts
 from support.sealed_values import as_listed, listed_paths, sealed_paths
+from support.secrets_command import command_environment, run
 from support.services import serving, settings_for
 from support.stack import Isolation, own_isolation
 
@@ -142,18 +142,9 @@ def db(written: Isolation, mongodb_url: str, request: pytest.FixtureRequest) -> 
 @pytest.fixture
 def keys(monkeypatch: pytest.MonkeyPatch, db: Database[Document], mongodb_url: str) -> None:
     """The command's environment: the rotation's keys (`new` active, `old` still readable) and the test's database."""
-    for single in ("SECRETS_MASTER_KEY", "SECRETS_MASTER_KEY_ID", "API_KEY_ENVIRONMENT"):
-        monkeypatch.delenv(single, raising=False)
-    monkeypatch.setenv("SECRETS_MASTER_KEYS", f"new:{NEW},old:{OLD}")
-    monkeypatch.setenv("SECRETS_ACTIVE_KEY_ID", "new")
-    monkeypatch.setenv("MONGODB_URL", mongodb_url)
-    monkeypatch.setenv("MONGODB_DATABASE", db.name)
-
-
-def run(*argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(["secrets", *argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    command_environment(
+        monkeypatch, master_keys=f"new:{NEW},old:{OLD}", active_key_id="new", mongodb_url=mongodb_url, database=db.name
+    )
 
 
 def status(capsys: pytest.CaptureFixture[str], *options: str) -> tuple[int, dict[str, Any]]:

@@ -12,6 +12,11 @@ Messages awaiting publish (`outbox_*` collections, the `outbox` field of documen
 carry sealed values too. They are counted, not rewritten: an outbox record is published and removed by its service
 within seconds (a relay may be publishing it at that moment), and a message in RabbitMQ cannot be changed in place;
 a dead letter leaves when replayed (its consumer then stores what it carries: run the re-seal again) or purged.
+
+The dispatcher's attempt records (`webhook_events`) hold no sealed value, but their request headers held the custom
+header values in plaintext until the dispatcher masked them as it records them
+(`recovery_dispatcher.domain.outgoing_webhook.recorded_headers`): `mask_recorded_headers` masks those of the records
+written before, by the same rule, with the same compare-and-set; the census counts the records still unmasked.
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo.database import Database
 
 from recovery_cli.sealed_fields import SEALED_FIELDS, Holds, SealedField, fields_by_collection
+from recovery_dispatcher.domain.outgoing_webhook import recorded_headers
 from recovery_runtime.secrets import KEY_ID_PATTERN, PREFIX, SecretBox, SecretUnreadable, is_sealed
 from recovery_runtime.unit_of_work import OUTBOX_FIELD, embedded_outbox_index
 
@@ -43,8 +49,12 @@ def key_id_of(value: str) -> str:
 
 def stored_at(doc: Document, sealed: SealedField) -> Any:
     """What `doc` holds at `sealed.path` (None when absent)."""
+    return _at_path(doc, sealed.path)
+
+
+def _at_path(doc: Document, path: str) -> Any:
     value: Any = doc
-    for part in sealed.path.split("."):
+    for part in path.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     return value
 
@@ -78,6 +88,8 @@ class Census:
 
     stored: dict[SealedField, Counter[str]]
     awaiting: dict[str, Counter[str]] = field(default_factory=dict)
+    # Attempt records whose request headers hold custom values unmasked (None: not scanned).
+    unmasked_headers: HeaderScan | None = None
 
     def outside(self, active_key_id: str) -> Counter[str]:
         """How many values are sealed under each key id other than the active one, everywhere."""
@@ -87,13 +99,16 @@ class Census:
         return total
 
 
-def take_census(db: Database[Document]) -> Census:
+def take_census(db: Database[Document], *, recorded: bool = True) -> Census:
+    """`recorded`: also count the attempt records whose request headers hold custom values unmasked (a scan of
+    `webhook_events`, the largest collection)."""
     stored: dict[SealedField, Counter[str]] = {sealed: Counter() for sealed in SEALED_FIELDS}
     for collection, fields in fields_by_collection().items():
         for doc in db[collection].find({}, _projection(fields)):
             for sealed in fields:
                 stored[sealed].update(key_id_of(value) for value in stored_values(doc, sealed))
-    return Census(stored, awaiting_publish(db))
+    headers = mask_recorded_headers(db, dry_run=True) if recorded else None
+    return Census(stored, awaiting_publish(db), headers)
 
 
 def awaiting_publish(db: Database[Document]) -> dict[str, Counter[str]]:
@@ -152,6 +167,13 @@ class CollectionOutcome:
     # Documents a service wrote between the read and the compare-and-set: left as the service wrote them.
     changed_meanwhile: int = 0
 
+    def count(self, rewrite: Rewrite, *, written: bool) -> None:
+        if written:
+            self.documents += 1
+            self.values += rewrite.values
+        else:
+            self.changed_meanwhile += 1
+
 
 def plan_reseal(db: Database[Document], box: SecretBox) -> ResealPlan:
     """Every stored value not under `box`'s active key, re-sealed under it in memory (nothing is written)."""
@@ -170,25 +192,24 @@ def apply_reseal(db: Database[Document], plan: ResealPlan) -> dict[str, Collecti
         raise ValueError("a plan with values that cannot be opened is never applied")
     outcomes = {collection: CollectionOutcome() for collection in fields_by_collection()}
     for rewrite in plan.rewrites:
-        outcome = outcomes[rewrite.collection]
-        # `$eq`: the value read is matched as a value; a dict of header values given plainly would be read as
-        # operators were a header name to begin with `$`.
-        unchanged = {path: {"$eq": value} for path, value in rewrite.before.items()}
-        written = db[rewrite.collection].update_one({"_id": rewrite.doc_id, **unchanged}, {"$set": rewrite.after})
-        if written.matched_count == 1:
-            outcome.documents += 1
-            outcome.values += rewrite.values
-        else:
-            outcome.changed_meanwhile += 1
+        outcomes[rewrite.collection].count(rewrite, written=compare_and_set(db, rewrite))
     return outcomes
+
+
+def compare_and_set(db: Database[Document], rewrite: Rewrite) -> bool:
+    """Write `rewrite.after` if the document still holds `rewrite.before` (False: it changed meanwhile, unwritten)."""
+    # `$eq`: the value read is matched as a value; a dict of header values given plainly would be read as operators
+    # were a header name to begin with `$`.
+    unchanged = {path: {"$eq": value} for path, value in rewrite.before.items()}
+    written = db[rewrite.collection].update_one({"_id": rewrite.doc_id, **unchanged}, {"$set": rewrite.after})
+    return written.matched_count == 1
 
 
 def planned_by_collection(plan: ResealPlan) -> dict[str, CollectionOutcome]:
     """What `apply_reseal` would write, in its terms (a dry run)."""
     outcomes = {collection: CollectionOutcome() for collection in fields_by_collection()}
     for rewrite in plan.rewrites:
-        outcomes[rewrite.collection].documents += 1
-        outcomes[rewrite.collection].values += rewrite.values
+        outcomes[rewrite.collection].count(rewrite, written=True)
     return outcomes
 
 
@@ -243,3 +264,72 @@ def _resealed(value: str, sealed: SealedField, box: SecretBox, plan: ResealPlan)
 
 def _projection(fields: Iterable[SealedField]) -> dict[str, int]:
     return {sealed.path: 1 for sealed in fields}
+
+
+# ---- recorded request headers ------------------------------------------------------------------------------------
+
+RECORDS = "webhook_events"
+# An attempt's request headers as its record keeps them: [[name, value], ...] (event_documents.attempt_fields); an
+# initial record whose event was not attempted yet has `request: null`.
+RECORDED_HEADERS = "request.headers"
+RECORDS_BATCH = 1000
+
+
+@dataclass
+class HeaderScan(CollectionOutcome):
+    """`webhook_events` scanned for custom header values recorded unmasked: `documents` and `values` are the records
+    and values masked (or, in a dry run and in the census, still unmasked), of `read` records."""
+
+    read: int = 0
+    # Records whose request headers are not a list of [name, value] strings: left as they are, reported.
+    other_shape: int = 0
+
+
+def mask_recorded_headers(
+    db: Database[Document], *, dry_run: bool = False, batch_size: int = RECORDS_BATCH
+) -> HeaderScan:
+    """Mask the custom header values the attempt records hold unmasked, record by record by compare-and-set on the
+    headers read (`dry_run`: count them, write nothing)."""
+    scan = HeaderScan()
+    for rewrite in unmasked_records(db, scan, batch_size):
+        scan.count(rewrite, written=dry_run or compare_and_set(db, rewrite))
+    return scan
+
+
+def unmasked_records(db: Database[Document], scan: HeaderScan, batch_size: int = RECORDS_BATCH) -> Iterator[Rewrite]:
+    """Each record whose request headers hold a custom value unmasked, with its headers as read and as
+    `recorded_headers` masks them; `scan` counts the records read and those of another shape.
+
+    `webhook_events` has no secondary index: the records are read in `_id` order, a batch per query (no cursor is
+    held open meanwhile), the request headers only."""
+    after: Any = None
+    while True:
+        query = {} if after is None else {"_id": {"$gt": after}}
+        batch = list(db[RECORDS].find(query, {RECORDED_HEADERS: 1}).sort("_id", 1).limit(batch_size))
+        for doc in batch:
+            scan.read += 1
+            stored = _at_path(doc, RECORDED_HEADERS)
+            pairs = _header_pairs(stored)
+            if pairs is None:
+                if stored is not None:
+                    scan.other_shape += 1
+                continue
+            masked = [list(pair) for pair in recorded_headers(pairs)]
+            values = sum(1 for old, new in zip(pairs, masked, strict=True) if old[1] != new[1])
+            if values:
+                yield Rewrite(RECORDS, doc["_id"], {RECORDED_HEADERS: stored}, {RECORDED_HEADERS: masked}, values)
+        if len(batch) < batch_size:
+            return
+        after = batch[-1]["_id"]
+
+
+def _header_pairs(stored: Any) -> list[tuple[str, str]] | None:
+    """Recorded headers as (name, value) pairs, or None when they are absent or of another shape."""
+    if not isinstance(stored, list):
+        return None
+    pairs = []
+    for pair in stored:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)):
+            return None
+        pairs.append((pair[0], pair[1]))
+    return pairs

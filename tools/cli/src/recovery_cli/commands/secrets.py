@@ -1,5 +1,6 @@
-"""`recovery secrets status|reseal`: which master key seals each stored secret, and re-sealing them all under the
-active one (docs/security.md, "Master-key rotation")."""
+"""`recovery secrets status|reseal|mask-recorded-headers`: which master key seals each stored secret, and re-sealing
+them all under the active one (docs/security.md, "Master-key rotation"); masking the custom header values that attempt
+records written before the dispatcher masked them still hold (docs/security.md, "Secrets at rest")."""
 
 from __future__ import annotations
 
@@ -17,18 +18,20 @@ from recovery_cli.stack.infrastructure import DEFAULT_RABBITMQ_URL, redact
 if TYPE_CHECKING:
     from pymongo import MongoClient
 
-    from recovery_cli.secrets_at_rest import Census, CollectionOutcome, ResealPlan
+    from recovery_cli.secrets_at_rest import Census, CollectionOutcome, HeaderScan, ResealPlan
     from recovery_runtime.secrets import SecretBox
 
 # status: some value (stored, awaiting publish, dead-lettered) is sealed under a key other than the active one;
-# reseal: some document changed between its read and its write (a service wrote it): run again.
+# reseal, mask-recorded-headers: some document changed between its read and its write (a service wrote it): run again.
 NOT_DONE = 3
+MASK_COMMAND = "recovery secrets mask-recorded-headers"
 
 
 def register(subcommands: argparse._SubParsersAction) -> None:
     parser = subcommands.add_parser(
         "secrets",
-        help="sealed secrets at rest: count them per master key id, re-seal them under the active key",
+        help="sealed secrets at rest: count them per master key id, re-seal them under the active key; mask the "
+        "custom header values older webhook attempt records hold",
         description="Master keys as the services read them: SECRETS_MASTER_KEYS / SECRETS_ACTIVE_KEY_ID (or "
         "SECRETS_MASTER_KEY / SECRETS_MASTER_KEY_ID). docs/security.md, 'Master-key rotation'.",
     )
@@ -44,6 +47,12 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "--dead-letters", action="store_true", help="also count the dead-letter queues' messages (RABBITMQ_URL)"
     )
     status.add_argument("--rabbitmq-url", default=None, help="default: $RABBITMQ_URL or the local broker")
+    status.add_argument(
+        "--no-recorded-headers",
+        dest="recorded_headers",
+        action="store_false",
+        help="do not scan webhook_events for custom header values recorded unmasked (it reads every record)",
+    )
     status.add_argument("--json", action="store_true", help="the counts as one JSON object")
     status.set_defaults(handler=handle_status)
 
@@ -56,6 +65,17 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     reseal.add_argument("--dry-run", action="store_true", help="count what would be re-sealed, write nothing")
     reseal.set_defaults(handler=handle_reseal)
 
+    mask = actions.add_parser(
+        "mask-recorded-headers",
+        help="mask the custom header values in webhook attempt records (webhook_events) written before the "
+        "dispatcher masked them, as it masks them now (compare-and-set per record; safe to run again, and while the "
+        "services run; needs no master key); exit 3 when a record changed meanwhile",
+    )
+    add_database(mask)
+    mask.add_argument("--dry-run", action="store_true", help="count what would be masked, write nothing")
+    mask.add_argument("--batch-size", type=_positive, default=None, help="records read per query (default 1000)")
+    mask.set_defaults(handler=handle_mask_recorded_headers)
+
 
 def handle_status(args: argparse.Namespace) -> int:
     from recovery_cli.secrets_at_rest import take_census
@@ -65,7 +85,7 @@ def handle_status(args: argparse.Namespace) -> int:
         return 1
     client = _client(args)
     try:
-        census = take_census(client[args.database])
+        census = take_census(client[args.database], recorded=args.recorded_headers)
     except Exception as error:
         return fail(f"cannot read MongoDB database {args.database!r}: {error}")
     finally:
@@ -109,6 +129,35 @@ def handle_reseal(args: argparse.Namespace) -> int:
     return NOT_DONE if any(o.changed_meanwhile for o in outcomes.values()) else 0
 
 
+def handle_mask_recorded_headers(args: argparse.Namespace) -> int:
+    from recovery_cli.secrets_at_rest import RECORDS_BATCH, mask_recorded_headers
+
+    client = _client(args)
+    try:
+        scan = mask_recorded_headers(
+            client[args.database], dry_run=args.dry_run, batch_size=args.batch_size or RECORDS_BATCH
+        )
+    except Exception as error:
+        return fail(f"masking failed in MongoDB database {args.database!r}: {type(error).__name__}: {error}")
+    finally:
+        client.close()
+    print(render_mask(scan, dry_run=args.dry_run))
+    return NOT_DONE if scan.changed_meanwhile else 0
+
+
+def render_mask(scan: HeaderScan, *, dry_run: bool) -> str:
+    verb = "would mask" if dry_run else "masked"
+    lines = [
+        f"{'dry run: ' if dry_run else ''}masking custom header values in the webhook attempt records' request headers",
+        f"webhook_events           {verb} {scan.values} value(s) in {scan.documents} record(s) of {scan.read} read",
+    ]
+    if scan.changed_meanwhile:
+        lines.append(f"{scan.changed_meanwhile} record(s) changed meanwhile, left as written: run again")
+    if scan.other_shape:
+        lines.append(f"{scan.other_shape} record(s) with request headers not [name, value] pairs, left as they are")
+    return "\n".join(lines)
+
+
 def render_census(census: Census, box: SecretBox) -> str:
     active = box.active_key_id
     width = max(len(name) for name in (*(s.name for s in census.stored), *census.awaiting))
@@ -126,7 +175,22 @@ def render_census(census: Census, box: SecretBox) -> str:
         )
     else:
         lines.append(f"every sealed value found is under the active key {active}")
+    if census.unmasked_headers is not None:
+        lines.append(_unmasked_line(census.unmasked_headers))
     return "\n".join(lines)
+
+
+def _unmasked_line(scan: HeaderScan) -> str:
+    if not scan.documents:
+        line = f"webhook_events: no custom header value recorded unmasked ({scan.read} record(s) read)"
+    else:
+        line = (
+            f"webhook_events: {scan.values} custom header value(s) recorded unmasked in {scan.documents} record(s) "
+            f"of {scan.read}: run `{MASK_COMMAND}`"
+        )
+    if scan.other_shape:
+        line += f"; {scan.other_shape} record(s) with request headers of another shape"
+    return line
 
 
 def census_json(census: Census, box: SecretBox) -> dict[str, Any]:
@@ -136,6 +200,9 @@ def census_json(census: Census, box: SecretBox) -> dict[str, Any]:
         "stored": {sealed.name: dict(counts) for sealed, counts in census.stored.items()},
         "awaiting": {place: dict(counts) for place, counts in census.awaiting.items()},
         "outside_active_key": dict(census.outside(box.active_key_id)),
+        "unmasked_recorded_headers": None
+        if (scan := census.unmasked_headers) is None
+        else {"records": scan.documents, "values": scan.values, "read": scan.read, "other_shape": scan.other_shape},
     }
 
 
@@ -188,6 +255,12 @@ def _counts(counts: Counter[str], active: str) -> str:
 
 def _keys(box: SecretBox) -> str:
     return ", ".join(f"{key_id} (active)" if key_id == box.active_key_id else key_id for key_id in box.keys)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return int(text)
 
 
 def _master_keys() -> SecretBox | None:
