@@ -173,12 +173,12 @@ class FakeApiKeys:
     async def add(self, doc: Document) -> None:
         self.keys[doc["_id"]] = doc
 
-    async def update(self, merchant_id: str, key_id: str, changes: Document) -> Document | None:
-        key = await self.get(merchant_id, key_id)
-        if key is None or key["revoked"]:
+    async def update(self, key: Document, changes: Document) -> Document | None:
+        stored = await self.get(key["merchant_id"], key["_id"])
+        if stored is None or stored["revoked"]:
             return None
-        key.update(changes)
-        return key
+        stored.update(changes)
+        return stored
 
     async def revoke(self, merchant_id: str, key_id: str, now: datetime) -> list[str]:
         key = await self.get(merchant_id, key_id)

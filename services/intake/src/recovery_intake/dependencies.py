@@ -106,9 +106,9 @@ class ApiKeys(Protocol):
 
     async def add(self, doc: Document) -> None: ...
 
-    async def update(self, merchant_id: str, key_id: str, changes: Document) -> Document | None:
-        """Sets `changes` on the key: the key as changed; None when the merchant has no such key, or it is
-        revoked (meanwhile too: the write is conditional on it)."""
+    async def update(self, key: Document, changes: Document) -> Document | None:
+        """Sets `changes` on `key` (as read): the key as changed; None when it was revoked meanwhile (the write is
+        conditional on it)."""
         ...
 
     async def revoke(self, merchant_id: str, key_id: str, now: datetime) -> list[str]:

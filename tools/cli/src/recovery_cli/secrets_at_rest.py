@@ -95,8 +95,13 @@ class Census:
         """How many values are sealed under each key id other than the active one, everywhere."""
         total: Counter[str] = Counter()
         for counts in (*self.stored.values(), *self.awaiting.values()):
-            total.update({key_id: n for key_id, n in counts.items() if key_id not in (active_key_id, NOT_SEALED)})
+            total.update(other_keys(counts, active_key_id))
         return total
+
+
+def other_keys(counts: Counter[str], active_key_id: str) -> Counter[str]:
+    """The values of `counts` sealed under a key id other than the active one (plain strings aside)."""
+    return Counter({key_id: n for key_id, n in counts.items() if key_id not in (active_key_id, NOT_SEALED)})
 
 
 def take_census(db: Database[Document], *, recorded: bool = True) -> Census:

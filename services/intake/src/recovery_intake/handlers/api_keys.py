@@ -70,7 +70,7 @@ class ApiKeyIssuer:
         changes = api_key_changes(body)
         if not changes:
             return key
-        updated = await self._keys.update(merchant_id, key_id, changes)
+        updated = await self._keys.update(key, changes)
         if updated is None:
             raise Rejection(ApiError.API_KEY_NOT_FOUND)  # revoked meanwhile
         log.info("api_key.updated", key_id=key_id, fields=sorted(changes))

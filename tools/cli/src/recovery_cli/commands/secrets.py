@@ -101,7 +101,13 @@ def handle_status(args: argparse.Namespace) -> int:
 
 
 def handle_reseal(args: argparse.Namespace) -> int:
-    from recovery_cli.secrets_at_rest import apply_reseal, awaiting_publish, plan_reseal, planned_by_collection
+    from recovery_cli.secrets_at_rest import (
+        apply_reseal,
+        awaiting_publish,
+        other_keys,
+        plan_reseal,
+        planned_by_collection,
+    )
 
     box = _master_keys()
     if box is None:
@@ -119,7 +125,7 @@ def handle_reseal(args: argparse.Namespace) -> int:
     finally:
         client.close()
     print(render_outcomes(outcomes, box, dry_run=args.dry_run))
-    left = {place: n for place, counts in awaiting.items() if (n := _outside(counts, box.active_key_id))}
+    left = {place: n for place, counts in awaiting.items() if (n := other_keys(counts, box.active_key_id).total())}
     if left:
         places = ", ".join(f"{place}: {n}" for place, n in left.items())
         print(
@@ -239,10 +245,6 @@ def _per_key_id(found: Counter[tuple[str, str]]) -> list[str]:
     for (name, key_id), n in sorted(found.items()):
         fields.setdefault(key_id, []).append(f"{name}: {n}")
     return [f"  {key_id}: {', '.join(where)}" for key_id, where in sorted(fields.items())]
-
-
-def _outside(counts: Counter[str], active: str) -> int:
-    return sum(n for key_id, n in counts.items() if key_id != active)
 
 
 def _counts(counts: Counter[str], active: str) -> str:
