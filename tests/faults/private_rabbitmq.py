@@ -12,14 +12,10 @@ import time
 import uuid
 from pathlib import Path
 
+from recovery_cli.stack import free_ports
+
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 COOKIE_SOURCES = (Path("/var/lib/rabbitmq/.erlang.cookie"), Path.home() / ".erlang.cookie")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def available() -> str | None:
@@ -41,8 +37,7 @@ class PrivateRabbitMQ:
     def __init__(self, base: Path) -> None:
         self.base = base
         self.node = f"faults-{uuid.uuid4().hex[:8]}@localhost"
-        self.port = _free_port()
-        self.dist_port = _free_port()
+        self.port, self.dist_port = free_ports(2)
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
         home = base / "home"
         home.mkdir(parents=True, exist_ok=True)

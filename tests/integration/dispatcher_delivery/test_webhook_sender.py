@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -14,6 +13,7 @@ import pytest
 from aiohttp import web
 from standardwebhooks import Webhook
 
+from recovery_cli.stack import free_port
 from recovery_contracts.verification import verify_hyperswitch_signature, verify_standard_webhook
 from recovery_dispatcher.adapters.sender import DeliveryTimeouts, InProcessRetry, SenderConfig, WebhookSender
 from recovery_dispatcher.domain.attempt import DeliveryResult
@@ -121,12 +121,6 @@ def _headers(attempt: int = 1) -> list[tuple[str, str]]:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 async def test_200_is_delivered_signed_with_exactly_our_headers(receiver: Receiver, sender: WebhookSender) -> None:
     sent = _headers()
     result = await sender.send(f"{receiver.base_url}/ok", BODY, sent)
@@ -202,7 +196,7 @@ async def test_timeout_is_a_transport_error(receiver: Receiver, sender: WebhookS
 
 
 async def test_connection_refused_is_a_transport_error(sender: WebhookSender) -> None:
-    results = await sender.send_with_retries(f"http://127.0.0.1:{_free_port()}/ok", BODY, _headers)
+    results = await sender.send_with_retries(f"http://127.0.0.1:{free_port()}/ok", BODY, _headers)
 
     assert len(results) == 3  # transient: retried in process, then left to the durable schedule
     result = results[-1]

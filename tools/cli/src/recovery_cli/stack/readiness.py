@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import httpx
@@ -68,20 +70,45 @@ def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """`count` distinct ports nothing listens on right now.
+# Where chosen ports come from: below the kernel's ephemeral range, from this port up.
+_CHOSEN_PORTS_FROM = 10_000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
-    The usual bind-to-0 trick; every socket stays open until all are chosen so the kernel cannot hand out
-    the same port twice. Another program may still take one before our process binds it: a small race
-    accepted in tests.
-    """
-    sockets = []
+
+def _ephemeral_start() -> int:
+    """The first port the kernel hands out for a bind to port 0 (Linux's default range starts at 32768)."""
     try:
-        for _ in range(count):
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct ports nothing listens on right now, for processes that bind them later.
+
+    Chosen at random below the kernel's ephemeral range, each checked by binding it (every socket stays open
+    until all are chosen): a port handed out by bind-to-0 (a test's in-process server, a client's source port)
+    can then never be the one chosen, and taken by it before our process binds. Only another chooser picking the
+    same port in between could still collide: one chance in some twenty thousand.
+    """
+    low, high = _CHOSEN_PORTS_FROM, _ephemeral_start() - 1
+    sockets: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        for port in random.sample(range(low, high + 1), min(high - low + 1, max(64, count * 8))):
+            if len(ports) == count:
+                break
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                sock.close()
+                continue
             sockets.append(sock)
-            sock.bind((host, 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
+            ports.append(port)
+        if len(ports) < count:
+            raise OSError(f"no {count} free ports found on {host} between {low} and {high}")
+        return ports
     finally:
         for sock in sockets:
             sock.close()
