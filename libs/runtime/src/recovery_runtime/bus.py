@@ -169,7 +169,7 @@ def lease_wait(lease_until: datetime | None, now: datetime) -> float:
 
 def retry_pause(delivery_count: int) -> float:
     """Pause before requeueing a message whose handler failed for a reason that may pass (database down)."""
-    return min(0.25 * (2 ** max(delivery_count, 0)), MAX_RETRY_PAUSE_SECONDS)
+    return min(0.25 * (2.0 ** max(delivery_count, 0)), MAX_RETRY_PAUSE_SECONDS)
 
 
 def requeue_pause(error: BaseException, delivery_count: int) -> float:

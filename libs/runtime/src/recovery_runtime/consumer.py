@@ -21,7 +21,7 @@ import asyncio
 import contextvars
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import structlog
 from faststream import AckPolicy, BaseMiddleware
@@ -127,7 +127,7 @@ class ConsumerPipeline:
             raise MessageRejected(f"message type {envelope.type} does not belong on {self.queue.name}")
         return envelope
 
-    async def dead_letter(self, message: StreamMessage[Any], reason: str) -> None:
+    async def dead_letter(self, message: StreamMessage[Any], reason: str) -> NoReturn:
         raw = message.raw_message
         log.warning("message.rejected", reason=reason)
         metrics.MESSAGES_CONSUMED.labels(self.queue.name, "rejected").inc()
@@ -161,7 +161,7 @@ class _PipelineRun(BaseMiddleware):
             _ENVELOPE.set(envelope)
             lane = pipeline.lane_of(envelope) if pipeline.lane_of is not None else None
             try:
-                result = await pipeline.lanes.run(lane, lambda: through_outages(lambda: call_next(msg), queue.name))
+                await pipeline.lanes.run(lane, lambda: through_outages(lambda: call_next(msg), queue.name))
             except AlreadyApplied:
                 log.info("message.duplicate")
                 metrics.MESSAGES_CONSUMED.labels(queue.name, "duplicate").inc()
@@ -184,7 +184,8 @@ class _PipelineRun(BaseMiddleware):
                 raise RejectMessage(requeue=True) from None
             metrics.MESSAGES_CONSUMED.labels(queue.name, "applied").inc()
             metrics.HANDLER_SECONDS.labels(queue.name).observe(time.perf_counter() - started)
-            return result
+            # Handlers answer nothing: what they emit goes through the outbox.
+            return None
         finally:
             structlog.contextvars.unbind_contextvars("queue", "message_id", "payment_id")
 

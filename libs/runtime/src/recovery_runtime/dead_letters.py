@@ -12,6 +12,7 @@ it) has none of that service's queues: they are left out here too, as topology l
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -269,7 +270,7 @@ class DeadLetters:
     @asynccontextmanager
     async def _reading(
         self, selection: Selection, connection: aio_pika.abc.AbstractConnection | None = None
-    ) -> AsyncIterator[list[tuple[DeadLetter, AbstractIncomingMessage]]]:
+    ) -> AsyncIterator[builtins.list[tuple[DeadLetter, AbstractIncomingMessage]]]:
         """The selected dead letters, held unacknowledged; every one not acked returns to its queue at the end."""
         names = dead_letter_queues(selection.queues, self.absent)
         owned = connection is None
@@ -278,7 +279,7 @@ class DeadLetters:
         try:
             channel = await connection.channel()
             # Without a prefetch limit basic.get is unaffected; the limit only bounds what the broker pushes.
-            selected: list[tuple[DeadLetter, AbstractIncomingMessage]] = []
+            selected: builtins.list[tuple[DeadLetter, AbstractIncomingMessage]] = []
             for name in names:
                 queue = await channel.declare_queue(name, passive=True)
                 for position in range(1, self.limit + 1):

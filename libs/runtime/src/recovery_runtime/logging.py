@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -92,7 +93,7 @@ def _scrub(value: object) -> object:
     return value
 
 
-def _redact(_: object, __: str, event_dict: dict[str, object]) -> dict[str, object]:
+def _redact(_: object, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event_dict):
         if key.lower() in _SECRET_KEYS:
             event_dict[key] = "***"
@@ -139,7 +140,3 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
-
-
-def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name)

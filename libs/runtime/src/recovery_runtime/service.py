@@ -41,7 +41,8 @@ class ServiceAdapters(Protocol):
     def clock(self) -> Clock: ...
 
     @property
-    def publisher(self) -> Publisher: ...
+    def publisher(self) -> Publisher | None:
+        """None: the service's own (confirmed publishes to RabbitMQ)."""
 
     @property
     def unit_of_work(self) -> UnitOfWorkPort: ...

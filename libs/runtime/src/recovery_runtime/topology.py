@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
+from faststream.rabbit.schemas.queue import QuorumQueueArgs
 
 from recovery_contracts.envelope import MessageKind, MessageType, kind_of
 
@@ -48,7 +48,7 @@ class ConsumerQueue:
     def dead_letter_queue(self) -> str:
         return f"{self.name}.dlq"
 
-    def arguments(self) -> dict[str, Any]:
+    def arguments(self) -> QuorumQueueArgs:
         return {
             "x-delivery-limit": DELIVERY_LIMIT,
             "x-dead-letter-exchange": DEAD_LETTER.name,

@@ -12,8 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from recovery_contracts.envelope import Envelope
-from recovery_contracts.messages import RecordBack
-from recovery_contracts.messages import RecordBackState as RecordBackStatus
+from recovery_contracts.messages import RecordBack, RecordBackState
 from recovery_runtime.clock import TimeScale
 
 from .follow_up import record_back_delay
@@ -25,6 +24,9 @@ def record_back_idempotency_key(payment_id: str) -> str:
     # The same key on every try: a billing system that de-duplicates records one payment once.
     return f"record-back:{payment_id}"
 
+
+# A record back's status is the contract's state (`record-back.updated` carries it).
+RecordBackStatus = RecordBackState
 
 # The billing system a record back without `billing_connector` goes to: the merchant's `record_back_url`.
 CUSTOMBILLING = "custombilling"

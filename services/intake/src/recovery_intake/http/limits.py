@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -103,7 +104,7 @@ class AuthFailures:
             self._buckets.take(address)
 
 
-async def _answer(send: Send, error: ApiError, headers: dict[str, str] | None = None, **params: object) -> None:
+async def _answer(send: Send, error: ApiError, headers: dict[str, str] | None = None, **params: Any) -> None:
     body = error.response(**params).model_dump_json(exclude_none=True).encode()
     raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw_headers += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]

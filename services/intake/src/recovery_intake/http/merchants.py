@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 
 from recovery_contracts.api.errors import ApiError
@@ -11,7 +13,7 @@ from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
 
 
-def _response(doc: dict) -> MerchantAccountResponse:
+def _response(doc: dict[str, Any]) -> MerchantAccountResponse:
     return MerchantAccountResponse(
         id=doc["_id"],
         merchant_name=doc["merchant_name"],
