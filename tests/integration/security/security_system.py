@@ -18,6 +18,8 @@ class Tenant:
     setup: MerchantSetup
     key_id: str
     payment_id: str
+    # The invoice of `payment_id` (its `merchant_reference_id`).
+    reference: str
 
     def headers(self, **overrides: str) -> dict[str, str]:
         return {**self.setup.headers(), **overrides}
@@ -47,7 +49,7 @@ def make_tenant(scenario: SeedScenario, intake_url: str, reference: str) -> Tena
     body["merchant_reference_id"] = reference
     answer = httpx.post(f"{intake_url}/v2/payments/recovery", json=body, headers=setup.headers(), timeout=30)
     assert answer.status_code == 200, answer.text
-    return Tenant(setup, keys[0]["key_id"], answer.json()["id"])
+    return Tenant(setup, keys[0]["key_id"], answer.json()["id"], reference)
 
 
 def eventually(probe: Callable[[], Any], timeout: float = 20.0) -> Any:

@@ -22,7 +22,7 @@ from recovery_runtime.service import Service
 @dataclass(frozen=True)
 class Endpoint:
     method: str
-    # A path template over {merchant}, {profile}, {key}, {mca}, {payment}, {event} (the owner's ids).
+    # A path template over {merchant}, {profile}, {key}, {mca}, {payment}, {invoice}, {event} (the owner's ids).
     path: str
     body: Callable[[Tenant, Tenant], Any] = lambda own, owner: None
     # Whether the path (or query) names a resource of its owner (then another merchant's id must read as
@@ -40,6 +40,7 @@ class Endpoint:
                 key="key_00000000000000000000",
                 mca="mca_00000000000000000000",
                 payment="12345_pay_" + "0" * 32,
+                invoice="invoice_nobody",
                 event="evt_" + "0" * 32,
             )
         else:
@@ -49,6 +50,7 @@ class Endpoint:
                 key=owner.key_id,
                 mca=owner.setup.payment_mca,
                 payment=owner.payment_id,
+                invoice=owner.reference,
                 event="evt_" + "0" * 32,
             )
         url = self.path.format(**ids)
@@ -103,6 +105,7 @@ ENDPOINTS = [
     Endpoint("PUT", "/v2/connector-accounts/{mca}", disabling_body),
     Endpoint("POST", "/v2/payments/recovery", recovery_body),
     Endpoint("GET", "/v2/payments/{payment}"),
+    Endpoint("POST", "/v2/revenue-recovery/{invoice}/cancel"),
     Endpoint("POST", "/events/{merchant}", lambda o, w: {}),
     Endpoint("GET", "/events/{merchant}/{event}/attempts"),
     Endpoint("POST", "/events/{merchant}/{event}/retry"),
@@ -194,6 +197,7 @@ def test_another_merchants_ids_read_as_ids_that_do_not_exist(system: System, end
         b.setup.payment_mca,
         b.setup.billing_mca,
         b.payment_id,
+        b.reference,
         "nobody_Xx",
         "pro_00000000000000000000",
         "key_00000000000000000000",
@@ -208,6 +212,7 @@ def test_another_merchants_ids_read_as_ids_that_do_not_exist(system: System, end
     assert system.call("GET", f"/v2/api-keys/{b.key_id}", b.headers()).json()["name"] != "taken over"
     account = system.call("GET", f"/v2/connector-accounts/{b.setup.payment_mca}", b.headers()).json()
     assert account["disabled"] is False
+    assert system.call("GET", f"/v2/payments/{b.payment_id}", b.headers()).json()["status"] != "cancelled"
 
 
 @pytest.mark.parametrize("path", ["/v2/payments/recovery-list", "/v2/revenue-recovery/analytics"])
@@ -287,6 +292,7 @@ PERMITTED = {
     "PUT /v2/connector-accounts/{mca}": {"management"},
     "POST /v2/payments/recovery": {"payments"},
     "GET /v2/payments/{payment}": {"payments", "read_only"},
+    "POST /v2/revenue-recovery/{invoice}/cancel": {"payments"},
     "POST /events/{merchant}": {"payments", "read_only"},
     "GET /events/{merchant}/{event}/attempts": {"payments", "read_only"},
     "POST /events/{merchant}/{event}/retry": {"payments"},

@@ -34,6 +34,14 @@ async def charging(svc: Intake, payment_id: str) -> None:
     assert lease is FenceVerdict.GRANTED
 
 
+async def assert_no_charge_can_follow(svc: Intake, payment_id: str, attempt_id: str) -> None:
+    """The cancel left its tombstone on the payment's fence now: the attempt's charge lease is refused."""
+    now = svc.clock.now()
+    assert fences(svc).fences[payment_id].cancelled_at == now
+    lease = await fences(svc).hold_for_charge(payment_id, attempt_id, now, now + timedelta(minutes=1))
+    assert lease is FenceVerdict.CANCELLED
+
+
 async def being_charged(svc: Intake, client: httpx.AsyncClient) -> str:
     """A new recovery whose first attempt is being charged: its payment id."""
     payment_id: str = (await client.post(RECOVERY, json=recovery_body())).json()["id"]
@@ -71,10 +79,7 @@ async def test_once_the_attempt_failed_the_cancel_is_accepted_and_fences_off_eve
     accepted = await client.post(RECOVERY, json=CANCEL)
 
     assert accepted.status_code == 200 and accepted.json()["intent_status"] == "cancelled"
-    now = svc.clock.now()
-    assert fences(svc).fences[payment_id].cancelled_at == now
-    next_attempt = await fences(svc).hold_for_charge(payment_id, f"{payment_id}:2", now, now + timedelta(minutes=1))
-    assert next_attempt is FenceVerdict.CANCELLED
+    await assert_no_charge_can_follow(svc, payment_id, f"{payment_id}:2")
 
 
 async def test_a_cancel_after_a_success_intake_has_not_heard_of_is_refused_until_it_has(

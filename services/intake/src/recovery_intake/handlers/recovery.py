@@ -149,7 +149,11 @@ class RecoveryIntake:
             return
         reference = snapshot.merchant_id, snapshot.merchant_reference_id
         existing = await self._intents.by_reference(*reference, Transaction.one_document())
-        if existing is None or not existing.cancelled_by(request.action):
+        if existing is not None:
+            await self._fence_cancel(existing)
+
+    async def _fence_cancel(self, existing: Intent) -> None:
+        if not existing.cancelled_by(RecoveryAction.CANCEL_INVOICE):
             return
         now = self._clock.now()
         answer = await self._fences.cancel(existing.payment_id, now)
@@ -157,6 +161,30 @@ class RecoveryIntake:
             log.info("recovery.cancel_deferred", payment_id=existing.payment_id, fence=answer.verdict.value)
             wait = lease_wait(answer.lease_until, now) if answer.lease_until is not None else None
             raise CancelDeferred(answer.verdict, wait)
+
+    async def cancel(self, merchant_id: str, profile_id: str, merchant_reference_id: str) -> Intent:
+        """`POST /v2/revenue-recovery/{merchant_reference_id}/cancel`: the invoice's recovery cancelled as a
+        `cancel_invoice` request cancels it, without the invoice sent again. An invoice the merchant does not have
+        on this profile is a payment not found; a paid or cancelled one answers as it is (the request recorded)."""
+        found = await self._intents.by_reference(merchant_id, merchant_reference_id, Transaction.one_document())
+        if found is None or found.profile_id != profile_id:
+            raise Rejection(ApiError.PAYMENT_NOT_FOUND)
+        await self._fence_cancel(found)
+        now = self._clock.now()
+
+        async def cancel(tx: Transaction) -> Intent:
+            existing = await self._intents.by_reference(merchant_id, merchant_reference_id, tx)
+            if existing is None:
+                raise Rejection(ApiError.PAYMENT_NOT_FOUND)
+            action = RecoveryAction.CANCEL_INVOICE
+            change = existing.rerequested(action, None, existing.snapshot, now, cause=None, keep=self._requests_kept)
+            await self._intents.save(change, tx)
+            return change.intent
+
+        intent = await self._unit_of_work.apply(cancel)
+        log.info("recovery.cancel_by_reference", payment_id=intent.payment_id, status=intent.status)
+        metrics.RECOVERY_REQUESTS.labels("http", "existing").inc()
+        return intent
 
     async def recovery_requested(self, envelope: Envelope[RecoveryRequested], queue: ConsumerQueue) -> None:
         if not envelope.merchant_id or not envelope.profile_id:

@@ -1,14 +1,15 @@
-"""`/v2/payments/recovery` and `/v2/payments/{id}`."""
+"""`/v2/payments/recovery`, `/v2/revenue-recovery/{merchant_reference_id}/cancel` and `/v2/payments/{id}`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 
 from recovery_contracts.api.errors import ApiError, ErrorResponse
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate, RecoveryPaymentsResponse
 from recovery_intake.domain.access import READ_PAYMENTS, WRITE_PAYMENTS
+from recovery_intake.domain.intent import Intent
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
 
@@ -21,6 +22,15 @@ DEFERRED_CANCEL_RESPONSE: dict[int | str, dict[str, object]] = {
     }
 }
 
+# As `merchant_reference_id` in the request body (recovery_contracts.api.fields.ExternalReference).
+Reference = Annotated[str, Path(min_length=1, max_length=255)]
+
+
+def _answer(intent: Intent) -> RecoveryPaymentsResponse:
+    return RecoveryPaymentsResponse(
+        id=intent.payment_id, intent_status=intent.status, merchant_reference_id=intent.merchant_reference_id
+    )
+
 
 def router(ctx: ApiContext) -> APIRouter:
     api = APIRouter(tags=["Payments"], responses=ERROR_RESPONSES)
@@ -30,9 +40,21 @@ def router(ctx: ApiContext) -> APIRouter:
         caller = await ctx.auth.merchant(request, access=WRITE_PAYMENTS, admin_allowed=False)
         profile = ctx.auth.profile(caller)
         intent = await ctx.recovery.accept(caller.merchant_id, profile, body)
-        return RecoveryPaymentsResponse(
-            id=intent.payment_id, intent_status=intent.status, merchant_reference_id=intent.merchant_reference_id
-        )
+        return _answer(intent)
+
+    @api.post(
+        "/v2/revenue-recovery/{merchant_reference_id}/cancel",
+        response_model=RecoveryPaymentsResponse,
+        responses=DEFERRED_CANCEL_RESPONSE,
+    )
+    async def cancel_recovery(merchant_reference_id: Reference, request: Request) -> RecoveryPaymentsResponse:
+        """Cancel the recovery of the invoice `merchant_reference_id` on the `x-profile-id` profile, as a
+        `cancel_invoice` request does, without the invoice: no charge follows a 200 that says `cancelled`. A paid
+        or already cancelled invoice answers with its status; one the profile does not have, `HE_02` (404)."""
+        caller = await ctx.auth.merchant(request, access=WRITE_PAYMENTS, admin_allowed=False)
+        profile = ctx.auth.profile(caller)
+        intent = await ctx.recovery.cancel(caller.merchant_id, profile["_id"], merchant_reference_id)
+        return _answer(intent)
 
     @api.get("/v2/payments/{payment_id}")
     async def retrieve_payment(payment_id: str, request: Request) -> dict[str, Any]:
