@@ -296,3 +296,45 @@ def test_the_layout_works_390_pixels_wide(browser: Browser, seeded: Seeded) -> N
     page.goto(console_url(seeded, "overview"))
     assert page.locator("#chart-recovered-per-day").is_visible()
     screenshot(browser, "overview-390")
+
+
+def read_model_status(seeded: Seeded, payment_id: str) -> str | None:
+    """The recovery's status in the read model (None until it has the payment)."""
+    path = f"{seeded.stack.intake_url}/v2/payments/{payment_id}/get-revenue-recovery-intent"
+    answer = httpx.get(path, headers=seeded.a.headers(), timeout=15)
+    return str(answer.json()["status"]) if answer.status_code == 200 else None
+
+
+def until(probe: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := probe()) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    return value
+
+
+def test_a_merchant_cancels_a_recovery_in_progress(browser: Browser, seeded: Seeded) -> None:
+    """Last in the module: it adds a third payment of A's, which the counts above do not expect."""
+    scenario, a = seeded.scenario, seeded.a
+    customer, card = scenario.customer_with_card("pm_card_chargeDeclinedInsufficientFunds")
+    reference = "console_to_cancel"
+    payment_id = scenario.request_recovery(a, customer, card, merchant_reference_id=reference)["id"]
+    # The billing system says a payment is pending: the recovery waits for its word, open whatever the time scale.
+    scenario.request_recovery(a, customer, card, merchant_reference_id=reference, action="pending_payment")
+    assert until(lambda: read_model_status(seeded, payment_id) == "scheduled"), read_model_status(seeded, payment_id)
+    sign_in(browser, seeded, a.api_key, a.merchant_id)
+    page = browser.page
+    page.goto(console_url(seeded, f"payments/{payment_id}"))
+
+    page.get_by_text("Cancel this recovery…").click()
+    page.get_by_role("button", name="Cancel recovery").click()
+
+    page.wait_for_url(f"**/console/payments/{payment_id}")
+    # Intake's cancel is the truth at once; the read model (the status) follows within moments.
+    expect(page.locator("#cancel-accepted, .heading .status-terminated").first).to_be_visible()
+    assert page.get_by_role("button", name="Cancel recovery").count() == 0
+    payment = httpx.get(f"{seeded.stack.intake_url}/v2/payments/{payment_id}", headers=a.headers(), timeout=15)
+    assert payment.json()["status"] == "cancelled", payment.text
+    assert until(lambda: read_model_status(seeded, payment_id) == "terminated")
+    page.reload()
+    expect(page.locator(".heading .status")).to_have_text("terminated")
+    assert page.locator("#cancel-accepted").count() == 0

@@ -89,9 +89,9 @@ async def test_a_state_change_needs_the_sessions_csrf_token_and_its_origin() -> 
         # Without a token, with another session's token, from another site: refused, still signed in.
         assert (await client.post("/console/sign-out")).status_code == 403
         async with signed_in(svc) as other:
-            other_token = _session_token(svc, other)
+            other_token = session_token(svc, other)
         assert (await client.post("/console/sign-out", data={"csrf_token": other_token})).status_code == 403
-        mine = _session_token(svc, client)
+        mine = session_token(svc, client)
         answer = await client.post(
             "/console/sign-out", data={"csrf_token": mine}, headers={"origin": "https://evil.example"}
         )
@@ -122,7 +122,7 @@ async def test_the_admin_key_signs_in_without_a_merchant_and_picks_one() -> None
     async with signed_in(svc, ADMIN_KEY, "") as client:
         overview = await client.get("/console/overview")
         assert overview.status_code == 200 and "Operator view" in overview.text
-        token = _session_token(svc, client)
+        token = session_token(svc, client)
         unknown = await client.post("/console/merchant", data={"merchant_id": "nobody", "csrf_token": token})
         assert unknown.status_code == 404
         chosen = await client.post("/console/merchant", data={"merchant_id": MERCHANT, "csrf_token": token})
@@ -136,7 +136,7 @@ async def test_a_merchant_key_cannot_reach_the_operator_pages() -> None:
         assert (await client.get("/console/services")).status_code == 403
 
 
-def _session_token(svc: Intake, client: httpx.AsyncClient) -> str:
+def session_token(svc: Intake, client: httpx.AsyncClient) -> str:
     """The CSRF token of the client's session, as the pages embed it."""
     signer = SessionSigner(SETTINGS.api_key_hash_secret)
     session = signer.decode(client.cookies.get(SESSION_COOKIE), svc.clock.now())

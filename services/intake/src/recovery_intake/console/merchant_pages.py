@@ -1,5 +1,5 @@
 """A merchant's pages: Overview (the analytics), Recoveries (the list), Payment (timeline, intent, workflow and
-deliveries, with a webhook's retry) and Webhooks (endpoints, their health, recent events).
+deliveries, with a webhook's retry and the recovery's cancel) and Webhooks (endpoints, their health, recent events).
 
 Thin, as every route here: read the session, ask a port, hand the answer to `views`, render.
 """
@@ -10,9 +10,11 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from recovery_contracts.payments import IntentStatus
 from recovery_intake.console import views, webhook_views
 from recovery_intake.console.pages import PREFIX, Console, Refused, day, valid_id
 from recovery_intake.console.ports import ConsoleAdapters, OwnerUnavailable, RecoveryFilter
+from recovery_intake.handlers.recovery import CancelDeferred
 
 log = structlog.get_logger(__name__)
 
@@ -94,7 +96,29 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
         except OwnerUnavailable:
             workflow = None  # the page still shows what the read model knows
         shown = views.payment_page(timeline, intent, await deliveries_of(merchant_id, payment_id), workflow)
-        return console.page(request, "payment.html", visitor, nav="recoveries", payment=shown)
+        # Intake's own intent is the truth on a cancel; the read model has it moments later.
+        own = await console.ctx.stored.intents.get(merchant_id, payment_id)
+        cancelled = own is not None and own.status is IntentStatus.CANCELLED
+        return console.page(request, "payment.html", visitor, nav="recoveries", payment=shown, cancelled=cancelled)
+
+    @api.post("/payments/{payment_id}/cancel")
+    @console.guarded
+    async def cancel_recovery(request: Request, payment_id: str) -> Response:
+        """`POST /v2/revenue-recovery/{merchant_reference_id}/cancel` from the Payment page: the same use case, for
+        a merchant key with the payments scope (the admin key does not act on payments, as on the API)."""
+        visitor, _ = await console.checked_post(request)
+        merchant_id = console.merchant_of(visitor)
+        if visitor.session.is_admin or not visitor.can_write:
+            raise Refused(403, "Cancelling a recovery needs a merchant API key with the payments scope.")
+        intent = await console.ctx.stored.intents.get(merchant_id, payment_id) if valid_id(payment_id) else None
+        if intent is None:
+            raise Refused(404, f"No payment {payment_id[:64]!r} for this merchant.")
+        try:
+            await console.ctx.recovery.cancel(merchant_id, intent.profile_id, intent.merchant_reference_id)
+        except CancelDeferred as deferred:
+            raise Refused(409, f"Not cancelled: {deferred.reason}.") from deferred
+        log.info("console.recovery_cancelled", merchant_id=merchant_id, payment_id=payment_id)
+        return RedirectResponse(f"{PREFIX}/payments/{payment_id}", status_code=303)
 
     @api.post("/payments/{payment_id}/webhooks/{event_id}/retry")
     @console.guarded

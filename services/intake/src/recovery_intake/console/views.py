@@ -21,6 +21,8 @@ RECOVERY_STATUSES = (
     "monitoring", "queued", "scheduled", "processing", "recovered", "partially_recovered", "terminated",
     "no_picked", "pending",
 )  # fmt: skip
+# The statuses of a recovery that has ended: nothing is charged any more.
+ENDED_STATUSES = frozenset({"recovered", "partially_recovered", "terminated"})
 
 
 @dataclass(frozen=True)
@@ -237,6 +239,11 @@ class PaymentPage:
     ending: list[TimelineLine]
     story: list[TimelineLine]
     deliveries: list[Delivery] = field(default_factory=list)
+
+    @property
+    def open(self) -> bool:
+        """Whether the recovery has not ended (the page offers its cancel)."""
+        return self.status not in ENDED_STATUSES
 
 
 def _line(entry: Document) -> TimelineLine:
