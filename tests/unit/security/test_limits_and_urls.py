@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from recovery_intake.domain.outbound_urls import outbound_url_problem
 from recovery_intake.domain.webhook_secrets import MAX_SECRETS, SecretSet
 from recovery_intake.http.auth import read_credentials
-from recovery_intake.http.limits import TokenBuckets, bucket_of
+from recovery_intake.http.errors import ApiProblem
+from recovery_intake.http.limits import AuthFailures, TokenBuckets, bucket_of
 from recovery_runtime.logging import _redact, redact_text
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost"})
@@ -42,6 +45,43 @@ def test_waiting_peeks_without_taking_a_token() -> None:
     assert buckets.waiting("addr") == buckets.waiting("addr") == 1.0
     now[0] = 1.0
     assert buckets.waiting("addr") == 0.0 and buckets.take("addr") == 0.0
+
+
+def test_a_refusal_the_shared_budget_names_holds_the_local_bucket_that_long() -> None:
+    now = [0.0]
+    buckets = TokenBuckets(per_second=2.0, burst=3, now=lambda: now[0])
+    buckets.hold("k", 4.0)
+    assert buckets.take("k") == 4.0  # no database is asked until then
+    now[0] = 4.0
+    assert buckets.take("k") == 0.0
+
+
+class SharedBudget:
+    """Another instance's failures spent the address's shared budget: every take names a wait of 30 s."""
+
+    def __init__(self) -> None:
+        self.taken: list[tuple[str, float, int]] = []
+
+    async def take(self, caller: str, per_second: float, burst: int) -> float:
+        self.taken.append((caller, per_second, burst))
+        return 30.0
+
+
+async def test_a_failure_past_the_shared_budget_blocks_the_address_here_too() -> None:
+    now = [0.0]
+    shared = SharedBudget()
+    failures = AuthFailures(per_second=1.0, burst=5, now=lambda: now[0], shared=shared)
+    failures.check("10.0.0.1")  # 4 failures left in this process's own bucket
+
+    await failures.failed("10.0.0.1")
+
+    assert shared.taken == [("failed:10.0.0.1", 1.0, 5)]
+    with pytest.raises(ApiProblem) as refused:
+        failures.check("10.0.0.1")
+    assert refused.value.reason is not None and "failed authentications" in refused.value.reason
+    failures.check("10.0.0.2")  # others are not
+    now[0] = 30.0
+    failures.check("10.0.0.1")
 
 
 def test_webhook_urls_are_https_unless_the_host_is_allowed_plain_http() -> None:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import httpx
 
-from recovery_intake.adapters import configuration, intents
+from recovery_intake.adapters import configuration, intents, rate_limits
 from recovery_intake.adapters.configuration import (
     ApiKeyRepository,
     ConnectorAccountRepository,
@@ -14,6 +14,7 @@ from recovery_intake.adapters.configuration import (
     ProfileRepository,
 )
 from recovery_intake.adapters.intents import IntentRepository
+from recovery_intake.adapters.rate_limits import MongoSharedRates
 from recovery_intake.adapters.stripe_billing import StripeBillingApi
 from recovery_intake.console import adapters as console_adapters
 from recovery_intake.console import routes as console
@@ -76,7 +77,7 @@ def build_service(settings: IntakeSettings | None = None, adapters: IntakeAdapte
             adapters,
             settings.admin_api_key,
             settings.api_key_hash_secret,
-            AuthFailures(settings.auth_failure_per_second, settings.auth_failure_burst),
+            AuthFailures(settings.auth_failure_per_second, settings.auth_failure_burst, shared=adapters.shared_rates),
         ),
         box=box,
         stored=adapters,
@@ -103,6 +104,7 @@ def build_service(settings: IntakeSettings | None = None, adapters: IntakeAdapte
         max_body_bytes=settings.max_body_bytes,
         per_second=settings.rate_limit_per_second,
         burst=settings.rate_limit_burst,
+        shared=adapters.shared_rates,
     )
     forwarder = gateway.Forwarder(settings.internal_api_token, settings.internal_timeout_seconds)
     # Before `payments`: `/v2/payments/recovery-list` is not a payment id.
@@ -134,7 +136,7 @@ def build_service(settings: IntakeSettings | None = None, adapters: IntakeAdapte
 def _mongodb_adapters(service: Service, settings: IntakeSettings) -> IntakeAdapters:
     unit_of_work = service.unit_of_work
     assert isinstance(unit_of_work, UnitOfWork)  # the service's own, on MongoDB
-    service.add_indexes(configuration.INDEXES + intents.INDEXES)
+    service.add_indexes(configuration.INDEXES + intents.INDEXES + rate_limits.INDEXES)
     # A new intent embeds its `recovery.scheduled` (one insert, no transaction): the relay scans the intents too.
     service.add_indexes([unit_of_work.embed_outbox_in(intents.COLLECTION)])
     cache_seconds = settings.config_cache_seconds
@@ -147,4 +149,5 @@ def _mongodb_adapters(service: Service, settings: IntakeSettings) -> IntakeAdapt
         unit_of_work=unit_of_work,
         clock=service.clock,
         payment_fences=MongoPaymentFences(service.db),
+        shared_rates=MongoSharedRates(service.db, service.clock) if settings.rate_limit_shared else None,
     )

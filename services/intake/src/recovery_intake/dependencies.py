@@ -132,6 +132,17 @@ class ConnectorAccounts(Protocol):
         ...
 
 
+class SharedRates(Protocol):
+    """Rate limits every intake instance shares (`adapters.rate_limits`): one caller's budget counted once, whichever
+    instance the load balancer picks."""
+
+    async def take(self, caller: str, per_second: float, burst: int) -> float:
+        """0 when `caller` may go on (its share is taken), else the seconds until it may: a budget of `burst`
+        at once, refilled at `per_second`. A store that does not answer lets the caller go on (the per-process
+        limit still holds)."""
+        ...
+
+
 @dataclass(frozen=True)
 class IntakeAdapters:
     """Everything intake's handlers touch outside the process; `app.build_service` builds the real ones."""
@@ -147,3 +158,5 @@ class IntakeAdapters:
     payment_fences: PaymentFences
     # None: the service's own (confirmed publishes to RabbitMQ).
     publisher: Publisher | None = None
+    # None: the rate limits are per process only (RATE_LIMIT_SHARED=false, and the unit tests).
+    shared_rates: SharedRates | None = None

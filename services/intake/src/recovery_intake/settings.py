@@ -41,6 +41,9 @@ class IntakeSettings(ServiceSettings):
     # address presenting a key answers 429 with Retry-After, before any key is looked up (0 disables).
     auth_failure_per_second: float = Field(default=1.0, ge=0)
     auth_failure_burst: int = Field(default=30, ge=1)
+    # Both limits are also counted once for every intake instance (MongoDB's `rate_limits`, one update per request
+    # the process lets through): N instances do not give a key N times the rate. false: per process only.
+    rate_limit_shared: bool = True
     # How long an unknown key's hash is remembered (per process, at most 10,000), so that presenting it again
     # costs no database read. A key created through any instance is new to every cache (random, never presented).
     unknown_api_key_cache_seconds: float = Field(default=10.0, ge=0, le=300)

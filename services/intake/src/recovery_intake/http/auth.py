@@ -137,16 +137,18 @@ class Authenticator:
         self._failures.check(credentials.address)
         return credentials, credentials.api_key
 
-    def _failed(self, credentials: Credentials, request: Request, why: str, reason: str | None = None) -> ApiProblem:
+    async def _failed(
+        self, credentials: Credentials, request: Request, why: str, reason: str | None = None
+    ) -> ApiProblem:
         """A failed authentication (counted against the client's address), answered 401 with `reason`."""
-        self._failures.failed(credentials.address)
+        await self._failures.failed(credentials.address)
         log.info("auth.rejected", reason=why, path=request.url.path)
         return ApiProblem(ApiError.UNAUTHORIZED, reason=reason)
 
-    def require_admin(self, request: Request) -> None:
+    async def require_admin(self, request: Request) -> None:
         credentials, key = self._presented(request)
         if not same_secret(key, self._admin_key):
-            raise self._failed(credentials, request, "not the admin key", "this endpoint needs the admin API key")
+            raise await self._failed(credentials, request, "not the admin key", "this endpoint needs the admin API key")
 
     async def merchant(self, request: Request, *, access: Access, admin_allowed: bool = True) -> Caller:
         """The merchant the caller acts for: a merchant key's own, or `x-merchant-id` with the admin key."""
@@ -161,10 +163,10 @@ class Authenticator:
             return await self.with_profile(credentials, Caller(merchant_id=credentials.merchant_id, is_admin=True))
         record = await self._api_keys.by_digest(hash_api_key(key, self._hash_secret))
         if record is None or record.get("revoked"):
-            raise self._failed(credentials, request, "unknown or revoked key")
+            raise await self._failed(credentials, request, "unknown or revoked key")
         expires = record.get("expires_at")
         if expires is not None and expires <= self._clock.now():
-            raise self._failed(credentials, request, "expired key", "the API key has expired")
+            raise await self._failed(credentials, request, "expired key", "the API key has expired")
         if credentials.merchant_id and credentials.merchant_id != record["merchant_id"]:
             log.info("auth.rejected", reason="merchant mismatch", key_id=record["_id"], path=request.url.path)
             raise ApiProblem(ApiError.UNAUTHORIZED, reason="x-merchant-id does not match the API key's merchant")

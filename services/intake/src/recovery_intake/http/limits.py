@@ -1,8 +1,11 @@
 """Abuse limits: the request body size (413), a per-API-key rate (429), failed authentications per address (429).
 
-All answer in Hyperswitch's error body. The limits are token buckets held in this process: with N intake
-instances behind a load balancer a key gets up to N times the configured rate (docs/security.md). The rate
-limit keys its bucket on the credentials the authentication uses (`http.auth.read_credentials`), read once per request.
+All answer in Hyperswitch's error body. Each limit is a token bucket held in this process, in front of the same
+budget shared by every intake instance (`SharedRates`, adapters/rate_limits.py; RATE_LIMIT_SHARED): a request
+the process refuses costs the database nothing, and one it lets through takes its share of the shared budget,
+so N instances behind a load balancer do not give a key N times the rate (docs/security.md). A shared refusal
+holds the caller's local bucket for the wait it named. The rate limit keys its bucket on the credentials the
+authentication uses (`http.auth.read_credentials`), read once per request.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recovery_contracts.api.errors import ApiError
+from recovery_intake.dependencies import SharedRates
 from recovery_intake.http.auth import Credentials, read_credentials
 from recovery_intake.http.errors import ApiProblem, rejection_response
 
@@ -48,6 +52,11 @@ class TokenBuckets:
             bucket.tokens -= 1.0
             return 0.0
         return self._wait(bucket)
+
+    def hold(self, caller: str, seconds: float) -> None:
+        """No token for `caller` for `seconds` (a refusal another instance's share named)."""
+        bucket = self._refilled(caller)
+        bucket.tokens = min(bucket.tokens, 1.0 - seconds * self._rate)
 
     def waiting(self, caller: str) -> float:
         """0 when `caller` has a token (none is taken), else the seconds until it has one."""
@@ -83,10 +92,21 @@ def retry_after(wait: float) -> int:
 
 class AuthFailures:
     """Failed authentications per client address: while an address's bucket is empty, it is refused (429)
-    before any key it presents is checked, so guessing keys is slow and costs the database nothing."""
+    before any key it presents is checked, so guessing keys is slow and costs the database nothing. Each failure
+    also takes from the address's shared budget: once that is spent, every instance refuses the address after
+    its next failure there, until the wait the shared budget names."""
 
-    def __init__(self, per_second: float, burst: int, now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        per_second: float,
+        burst: int,
+        now: Callable[[], float] = time.monotonic,
+        *,
+        shared: SharedRates | None = None,
+    ) -> None:
         self._buckets = TokenBuckets(per_second, burst, now) if per_second > 0 else None
+        self._rate, self._burst = per_second, burst
+        self._shared = shared
 
     def check(self, address: str) -> None:
         wait = self._buckets.waiting(address) if self._buckets is not None else 0.0
@@ -99,9 +119,14 @@ class AuthFailures:
                 retry_after=seconds,
             )
 
-    def failed(self, address: str) -> None:
-        if self._buckets is not None:
-            self._buckets.take(address)
+    async def failed(self, address: str) -> None:
+        if self._buckets is None:
+            return
+        self._buckets.take(address)
+        if self._shared is not None:
+            wait = await self._shared.take(f"failed:{address}", self._rate, self._burst)
+            if wait > 0:
+                self._buckets.hold(address, wait)
 
 
 async def _answer(send: Send, error: ApiError, headers: dict[str, str] | None = None, **params: Any) -> None:
@@ -115,10 +140,31 @@ async def _answer(send: Send, error: ApiError, headers: dict[str, str] | None = 
 class AbuseLimits:
     """ASGI middleware: rate limit first (cheap), then the body read into memory up to `max_body_bytes`."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, per_second: float, burst: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        per_second: float,
+        burst: int,
+        shared: SharedRates | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.buckets = TokenBuckets(per_second, burst) if per_second > 0 else None
+        self._rate, self._burst = per_second, burst
+        self._shared = shared
+
+    async def _wait(self, caller: str) -> float:
+        """0 when `caller` may go on, else the seconds until it may: this process's bucket, then the shared one."""
+        if self.buckets is None:
+            return 0.0
+        wait = self.buckets.take(caller)
+        if wait == 0 and self._shared is not None:
+            wait = await self._shared.take(f"rate:{caller}", self._rate, self._burst)
+            if wait > 0:
+                self.buckets.hold(caller, wait)
+        return wait
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in _UNLIMITED_PATHS:
@@ -129,12 +175,11 @@ class AbuseLimits:
         except ApiProblem as problem:
             await rejection_response(problem)(scope, receive, send)
             return
-        if self.buckets is not None:
-            wait = self.buckets.take(bucket_of(credentials))
-            if wait > 0:
-                seconds = retry_after(wait)
-                await _answer(send, ApiError.RATE_LIMITED, {"retry-after": str(seconds)}, retry_after=seconds)
-                return
+        wait = await self._wait(bucket_of(credentials))
+        if wait > 0:
+            seconds = retry_after(wait)
+            await _answer(send, ApiError.RATE_LIMITED, {"retry-after": str(seconds)}, retry_after=seconds)
+            return
         limit = self.max_body_bytes
         declared = dict(scope.get("headers", ())).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:

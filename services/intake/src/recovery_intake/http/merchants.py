@@ -28,7 +28,7 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @api.post("/v2/merchant-accounts", response_model=MerchantAccountResponse, response_model_exclude_none=True)
     async def create_merchant_account(body: MerchantAccountCreate, request: Request) -> MerchantAccountResponse:
-        ctx.auth.require_admin(request)
+        await ctx.auth.require_admin(request)
         return _response(await ctx.merchants.create(body))
 
     @api.get(
