@@ -14,7 +14,7 @@ from recovery_cli.demo import Endpoints, MerchantSetup, SeedScenario
 from recovery_cli.scenario import RECOVERY_REQUEST, seed_body
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate
 from recovery_contracts.envelope import Envelope, MessageType
-from recovery_contracts.messages import PaymentSucceeded, RecoveryRequested
+from recovery_contracts.messages import PaymentSucceeded, RecoveryCancelRequested, RecoveryRequested
 from recovery_contracts.payments import ConnectorTransmission, IntentStatus
 from recovery_contracts.recovery import AttemptSummary, RecoveryPayment, build_payment_object
 from recovery_intake.app import build_service
@@ -183,6 +183,32 @@ async def test_broker_entry_dead_letters_bad_messages_with_the_reason_and_keeps_
         assert scheduled["payload"]["payment"]["merchant_reference_id"] == "test_ffhgfewf3476f5"
         assert await broker.depth("intake.recovery-requested.dlq") == 0
     await eventually(lambda: db.payment_intents.count_documents({"merchant_id": setup.merchant_id}) == 1)
+
+
+async def test_a_cancel_by_reference_from_another_service_cancels_the_invoice_and_tells_the_others(
+    tenant: Any, intake: Any, isolation: Isolation, db: Any
+) -> None:
+    _, setup = tenant
+    created = httpx.post(f"{intake.url}/v2/payments/recovery", json=recovery_body(setup), headers=setup.headers())
+    assert created.status_code == 200, created.text
+    reference = created.json()["merchant_reference_id"]
+    cancel = Envelope[RecoveryCancelRequested](
+        type=MessageType.RECOVERY_CANCEL_REQUESTED,
+        merchant_id=setup.merchant_id,
+        profile_id=setup.profile_id,
+        correlation_id=reference,
+        payload=RecoveryCancelRequested(merchant_reference_id=reference),
+    )
+    unknown = cancel.model_copy(update={"payload": RecoveryCancelRequested(merchant_reference_id="invoice_none")})
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(unknown)
+        await broker.publish(cancel)
+
+        dead = await broker.take("intake.recovery-cancel-requested.dlq")
+        assert "'invoice_none'" in dead.headers["x-rejection-reason"]
+        updated = await broker.take_json("scheduler.recovery-updated")
+        assert (updated["payload"]["action"], updated["payload"]["intent_status"]) == ("cancel_invoice", "cancelled")
+    await eventually(lambda: db.payment_intents.find_one({"_id": created.json()["id"]})["status"] == "cancelled")
 
 
 async def test_a_message_left_in_an_intent_is_relayed_and_a_repeated_outcome_applies_once(

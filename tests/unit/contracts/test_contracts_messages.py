@@ -27,6 +27,7 @@ from recovery_contracts.messages import (
     RecordBackBody,
     RecordBackState,
     RecordBackUpdated,
+    RecoveryCancelRequested,
     RecoveryRequested,
     RecoveryScheduled,
     RecoveryShadowPlanned,
@@ -90,6 +91,9 @@ def _payloads() -> dict[MessageType, BaseModel]:
     request = RecoveryPaymentsCreate.model_validate(load_seed("recovery-request.json"))
     return {
         MessageType.RECOVERY_REQUESTED: RecoveryRequested(request=request),
+        MessageType.RECOVERY_CANCEL_REQUESTED: RecoveryCancelRequested(
+            merchant_reference_id=request.merchant_reference_id
+        ),
         MessageType.BILLING_EVENT: BillingEventReceived(
             connector="stripebilling",
             connector_account_id="mca_stripebilling_1",

@@ -1,14 +1,20 @@
-"""`POST /v2/revenue-recovery/{merchant_reference_id}/cancel` (Hyperswitch v2): the invoice's recovery cancelled by
-its reference alone, with the same effect and the same fence as a `cancel_invoice` request carrying the invoice."""
+"""`POST /v2/revenue-recovery/{merchant_reference_id}/cancel` (Hyperswitch v2) and its broker twin
+`recovery.cancel-requested`: the invoice's recovery cancelled by its reference alone, with the same effect and the
+same fence as a `cancel_invoice` request carrying the invoice."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
+from faststream.rabbit import TestRabbitBroker
 
 from recovery_contracts.api.recovery import RecoveryAction
-from recovery_contracts.envelope import MessageType
-from recovery_contracts.messages import RecoveryUpdated
+from recovery_contracts.envelope import Envelope, MessageType, envelope_for
+from recovery_contracts.messages import RecoveryCancelRequested, RecoveryUpdated
 from recovery_contracts.payments import IntentStatus
+from recovery_runtime.bus import LEASE_MARGIN_SECONDS
+from recovery_runtime.testing import publish
 
 from .fakes import MERCHANT, PROFILE, Intake
 from .recovery_requests import REFERENCE, recovery_body
@@ -134,3 +140,66 @@ async def test_without_a_profile_or_with_a_reference_too_long_the_request_says_w
     assert "`path.merchant_reference_id`: String should have at most 255" in too_long.json()["error"]["message"]
     intent = svc.intents.of_invoice(MERCHANT, REFERENCE)
     assert intent is not None and intent.status is IntentStatus.FAILED
+
+
+# --- the same from another service: `recovery.cancel-requested` ------------------------------------------------
+
+CANCEL_QUEUE = "intake.recovery-cancel-requested"
+
+
+def cancel_requested(
+    reference: str = REFERENCE, *, merchant_id: str | None = MERCHANT, profile_id: str | None = PROFILE
+) -> Envelope[RecoveryCancelRequested]:
+    return envelope_for(
+        MessageType.RECOVERY_CANCEL_REQUESTED,
+        RecoveryCancelRequested(merchant_reference_id=reference),
+        correlation_id=reference,
+        merchant_id=merchant_id,
+        profile_id=profile_id,
+    )
+
+
+async def test_a_cancel_message_cancels_the_invoice_once_however_often_it_comes(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    payment_id = await open_recovery(client)
+    message = cancel_requested()
+    async with TestRabbitBroker(svc.service.broker) as broker:
+        await publish(broker, CANCEL_QUEUE, message)
+        await publish(broker, CANCEL_QUEUE, message)
+
+    intent = svc.intents.intents[payment_id]
+    assert intent.status is IntentStatus.CANCELLED and len(intent.requests) == 1
+    [update] = updates(svc)
+    assert update.action == "cancel_invoice"
+    assert svc.publisher.dead_letters == []
+    await assert_no_charge_can_follow(svc, payment_id, f"{payment_id}:1")
+
+
+async def test_a_cancel_message_for_no_such_invoice_or_without_its_owner_is_dead_lettered_with_the_reason(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    payment_id = await open_recovery(client)
+    async with TestRabbitBroker(svc.service.broker) as broker:
+        await publish(broker, CANCEL_QUEUE, cancel_requested("invoice_never_sent"))
+        await publish(broker, CANCEL_QUEUE, cancel_requested(profile_id="pro_2"))
+        await publish(broker, CANCEL_QUEUE, cancel_requested(merchant_id=None))
+
+    reasons = [letter.reason for letter in svc.publisher.dead_letters]
+    assert len(reasons) == 3, reasons
+    assert "'invoice_never_sent'" in reasons[0] and "Payment does not exist" in reasons[0]
+    assert f"'{REFERENCE}'" in reasons[1] and "Payment does not exist" in reasons[1]
+    assert "needs merchant_id and profile_id" in reasons[2]
+    assert svc.intents.intents[payment_id].status is IntentStatus.FAILED and updates(svc) == []
+
+
+async def test_a_cancel_message_while_an_attempt_is_charged_waits_for_it(
+    svc: Intake, client: httpx.AsyncClient, requeues: Any
+) -> None:
+    payment_id = await open_recovery(client)
+    await charging(svc, payment_id)
+    async with TestRabbitBroker(svc.service.broker) as broker:
+        await publish(broker, CANCEL_QUEUE, cancel_requested())
+
+    assert requeues == [0] and requeues.waits == [60 + LEASE_MARGIN_SECONDS]
+    assert svc.publisher.dead_letters == [] and svc.intents.intents[payment_id].status is IntentStatus.FAILED

@@ -20,6 +20,7 @@ class MessageType(StrEnum):
     """Every message on the broker; the value is also its routing key."""
 
     RECOVERY_REQUESTED = "recovery.requested"
+    RECOVERY_CANCEL_REQUESTED = "recovery.cancel-requested"
     BILLING_EVENT = "billing.event"
     RECOVERY_SCHEDULED = "recovery.scheduled"
     EXECUTE_RETRY = "payment.execute-retry"
@@ -42,6 +43,7 @@ class MessageType(StrEnum):
 COMMANDS = frozenset(
     {
         MessageType.RECOVERY_REQUESTED,
+        MessageType.RECOVERY_CANCEL_REQUESTED,
         MessageType.BILLING_EVENT,
         MessageType.EXECUTE_RETRY,
         MessageType.DELIVER_WEBHOOK,

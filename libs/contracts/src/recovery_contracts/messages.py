@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from recovery_contracts.api.connector_accounts import ConnectorName
-from recovery_contracts.api.fields import HeaderMap, Identifier
+from recovery_contracts.api.fields import ExternalReference, HeaderMap, Identifier
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.payments import IntentStatus, PaymentObject
@@ -27,6 +27,14 @@ class RecoveryRequested(_Payload):
     """
 
     request: RecoveryPaymentsCreate
+
+
+class RecoveryCancelRequested(_Payload):
+    """Cancel an invoice's recovery by its reference, from another service: what
+    `POST /v2/revenue-recovery/{merchant_reference_id}/cancel` does. The envelope's `merchant_id` and `profile_id`
+    say whose it is; an invoice that profile does not have is dead-lettered (`x-rejection-reason`)."""
+
+    merchant_reference_id: ExternalReference
 
 
 # A billing system's event body, in characters: Stripe's and Chargebee's are a few KiB (intake's HTTP bound: 256 KiB).
@@ -321,6 +329,7 @@ class RecoveryShadowPlanned(_Payload):
 
 PAYLOADS: dict[MessageType, type[BaseModel]] = {
     MessageType.RECOVERY_REQUESTED: RecoveryRequested,
+    MessageType.RECOVERY_CANCEL_REQUESTED: RecoveryCancelRequested,
     MessageType.BILLING_EVENT: BillingEventReceived,
     MessageType.RECOVERY_SCHEDULED: RecoveryScheduled,
     MessageType.EXECUTE_RETRY: ExecuteRetry,

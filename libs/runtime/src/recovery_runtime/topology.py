@@ -80,6 +80,7 @@ QUEUES: dict[str, ConsumerQueue] = {
     q.name: q
     for q in (
         _q("intake.recovery-requested", T.RECOVERY_REQUESTED),
+        _q("intake.recovery-cancel-requested", T.RECOVERY_CANCEL_REQUESTED),
         _q("intake.billing-event", T.BILLING_EVENT),
         _q("intake.payment-succeeded", T.PAYMENT_SUCCEEDED),
         _q("intake.payment-failed", T.PAYMENT_FAILED),

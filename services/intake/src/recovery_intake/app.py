@@ -126,6 +126,7 @@ def build_service(settings: IntakeSettings | None = None, adapters: IntakeAdapte
     service.add_loop(secret_rotation.run)
     outcomes = PaymentOutcomes(adapters)
     service.consume("intake.recovery-requested", recovery.recovery_requested)
+    service.consume("intake.recovery-cancel-requested", recovery.cancel_requested)
     # The same billing systems' events, handed on by a deployment's own ingress: the webhook route's handler.
     service.consume("intake.billing-event", billing_events.billing_event)
     service.consume("intake.payment-succeeded", outcomes.payment_succeeded)

@@ -11,7 +11,7 @@ from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.recovery import RecoveryAction, RecoveryPaymentsCreate
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.ids import new_payment_id
-from recovery_contracts.messages import RecoveryRequested
+from recovery_contracts.messages import RecoveryCancelRequested, RecoveryRequested
 from recovery_contracts.recovery import RecoveryPayment
 from recovery_intake import metrics
 from recovery_intake.dependencies import Document, IntakeAdapters, IntentExists
@@ -162,10 +162,19 @@ class RecoveryIntake:
             wait = lease_wait(answer.lease_until, now) if answer.lease_until is not None else None
             raise CancelDeferred(answer.verdict, wait)
 
-    async def cancel(self, merchant_id: str, profile_id: str, merchant_reference_id: str) -> Intent:
-        """`POST /v2/revenue-recovery/{merchant_reference_id}/cancel`: the invoice's recovery cancelled as a
-        `cancel_invoice` request cancels it, without the invoice sent again. An invoice the merchant does not have
-        on this profile is a payment not found; a paid or cancelled one answers as it is (the request recorded)."""
+    async def cancel(
+        self,
+        merchant_id: str,
+        profile_id: str,
+        merchant_reference_id: str,
+        *,
+        consumed: Envelope[Any] | None = None,
+        consumer: str | None = None,
+    ) -> Intent:
+        """`POST /v2/revenue-recovery/{merchant_reference_id}/cancel` (or `recovery.cancel-requested`): the
+        invoice's recovery cancelled as a `cancel_invoice` request cancels it, without the invoice sent again. An
+        invoice the merchant does not have on this profile is a payment not found; a paid or cancelled one answers
+        as it is (the request recorded)."""
         found = await self._intents.by_reference(merchant_id, merchant_reference_id, Transaction.one_document())
         if found is None or found.profile_id != profile_id:
             raise Rejection(ApiError.PAYMENT_NOT_FOUND)
@@ -181,10 +190,23 @@ class RecoveryIntake:
             await self._intents.save(change, tx)
             return change.intent
 
-        intent = await self._unit_of_work.apply(cancel)
+        intent = await self._unit_of_work.apply(cancel, consumed=consumed, consumer=consumer)
         log.info("recovery.cancel_by_reference", payment_id=intent.payment_id, status=intent.status)
-        metrics.RECOVERY_REQUESTS.labels("http", "existing").inc()
+        metrics.RECOVERY_REQUESTS.labels("broker" if consumed else "http", "existing").inc()
         return intent
+
+    async def cancel_requested(self, envelope: Envelope[RecoveryCancelRequested], queue: ConsumerQueue) -> None:
+        if not envelope.merchant_id or not envelope.profile_id:
+            raise MessageRejected("recovery.cancel-requested needs merchant_id and profile_id in the envelope")
+        reference = envelope.payload.merchant_reference_id
+        try:
+            await self.cancel(
+                envelope.merchant_id, envelope.profile_id, reference, consumed=envelope, consumer=queue.name
+            )
+        except CancelDeferred as deferred:
+            raise CancelWaiting(deferred) from deferred  # applies once the attempt settled
+        except Rejection as rejection:
+            raise MessageRejected(f"invoice {reference[:64]!r}: {rejection.describe()}") from rejection
 
     async def recovery_requested(self, envelope: Envelope[RecoveryRequested], queue: ConsumerQueue) -> None:
         if not envelope.merchant_id or not envelope.profile_id:
