@@ -170,8 +170,8 @@ async def test_a_cancel_message_cancels_the_invoice_once_however_often_it_comes(
 
     intent = svc.intents.intents[payment_id]
     assert intent.status is IntentStatus.CANCELLED and len(intent.requests) == 1
-    [update] = updates(svc)
-    assert update.action == "cancel_invoice"
+    [update] = svc.publisher.envelopes(MessageType.RECOVERY_UPDATED)
+    assert update.payload.action == "cancel_invoice" and update.causation_id == message.message_id
     assert svc.publisher.dead_letters == []
     await assert_no_charge_can_follow(svc, payment_id, f"{payment_id}:1")
 

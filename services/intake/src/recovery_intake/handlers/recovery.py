@@ -186,7 +186,9 @@ class RecoveryIntake:
             if existing is None:
                 raise Rejection(ApiError.PAYMENT_NOT_FOUND)
             action = RecoveryAction.CANCEL_INVOICE
-            change = existing.rerequested(action, None, existing.snapshot, now, cause=None, keep=self._requests_kept)
+            change = existing.rerequested(
+                action, None, existing.snapshot, now, cause=consumed, keep=self._requests_kept
+            )
             await self._intents.save(change, tx)
             return change.intent
 
