@@ -5,6 +5,7 @@ the wait a refusal names; and two intake apps over one database keep one budget 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,6 +67,10 @@ async def test_a_database_that_does_not_answer_lets_the_request_through() -> Non
     try:
         rates = MongoSharedRates(client["nowhere"], FixedClock(T0))
         assert await rates.take("rate:k", 1.0, 1) == 0.0
+        # The next requests go through at once: the database is not asked again for a while.
+        started = time.monotonic()
+        assert [await rates.take("rate:k", 1.0, 1) for _ in range(20)] == [0.0] * 20
+        assert time.monotonic() - started < 0.1
     finally:
         await client.close()
 

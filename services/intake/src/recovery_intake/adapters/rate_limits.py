@@ -9,12 +9,14 @@ with a duplicate key, which is the refusal; only then is `tat` read, for `Retry-
 (`expires_at`, a TTL index) a minute after their budget is whole again.
 
 The instances' clocks are the time base: a host whose clock runs ahead of the others takes shares early, by its
-skew. A database that does not answer lets the request through (logged, counted): the per-process buckets in
-front of this one still bound each instance.
+skew. A database that does not answer lets the request through (logged, counted), and the requests of the next
+`UNAVAILABLE_SECONDS` too without asking it (one request waits out the client's server selection, not every one):
+the per-process buckets in front of this one still bound each instance.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -33,14 +35,19 @@ COLLECTION = "rate_limits"
 INDEXES = [IndexSpec(COLLECTION, [("expires_at", ASCENDING)], "rate_limit_expiry", options={"expireAfterSeconds": 0})]
 # How long an idle caller's document outlives the moment its budget is whole again.
 _KEPT_MS = 60_000
+# After the database did not answer, how long requests go through without asking it again.
+UNAVAILABLE_SECONDS = 5.0
 
 
 class MongoSharedRates:
     def __init__(self, db: AsyncDatabase[dict[str, Any]], clock: Clock) -> None:
         self._limits = db[COLLECTION]
         self._clock = clock
+        self._unavailable_until = float("-inf")  # time.monotonic()
 
     async def take(self, caller: str, per_second: float, burst: int) -> float:
+        if time.monotonic() < self._unavailable_until:
+            return 0.0
         now = self._clock.now()
         interval_ms = max(1, round(1000 / per_second))
         tolerance_ms = interval_ms * (burst - 1)
@@ -71,8 +78,8 @@ class MongoSharedRates:
             return None
         return None if doc is None else cast(datetime, doc["tat"])
 
-    @staticmethod
-    def _unanswered(error: PyMongoError) -> float:
+    def _unanswered(self, error: PyMongoError) -> float:
         log.warning("rate_limit.shared_unavailable", error=f"{type(error).__name__}: {error}")
         metrics.SHARED_RATE_LIMIT_ERRORS.inc()
+        self._unavailable_until = time.monotonic() + UNAVAILABLE_SECONDS
         return 0.0
