@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,9 @@ from recovery_analytics.domain.figures import DayFigures, contribution, day_of, 
 from recovery_analytics.domain.record import ViewRecord
 from recovery_analytics.domain.view import ViewStatus, project
 from recovery_contracts.api.analytics import RecoveryStatus
-from recovery_contracts.messages import RecordBackState
+from recovery_contracts.envelope import Envelope
+from recovery_contracts.messages import RecordBackState, RecoveryUpdated
+from recovery_contracts.payments import IntentStatus
 from recovery_contracts.recovery import RetryAlgorithm
 from support.recovery_history import DAY_TWO, EXPECTED_ANALYTICS, MERCHANT, Story, history, snapshot
 
@@ -230,3 +233,39 @@ def test_a_stored_view_gives_back_its_record_with_the_events_it_was_folded_from(
     assert views.from_document(stored) == record
     assert [e["message_id"] for e in stored["history"]] == [e.message_id for e in story.events]  # the fold's order
     assert views.from_document(before_history) == replace(record, history=None)
+
+
+CLOSED = (IntentStatus.CANCELLED, IntentStatus.SUCCEEDED)
+
+
+def _closing_as(story: Story, **changes: object) -> list[Envelope[Any]]:
+    """The story's events with its closing `recovery.updated` changed."""
+    events = []
+    for event in story.events:
+        if isinstance(event.payload, RecoveryUpdated) and event.payload.intent_status in CLOSED:
+            event = event.model_copy(update={"payload": event.payload.model_copy(update=changes)})
+        events.append(event)
+    return events
+
+
+@pytest.mark.parametrize(
+    ("changes", "business", "reason"),
+    [
+        ({}, "CANCELLED_BY_BILLING_CONNECTOR", "cancel_invoice"),
+        ({"by_merchant": True}, "CANCELLED_BY_MERCHANT", "cancelled by the merchant"),
+        (
+            {"action": "success_payment_external", "intent_status": IntentStatus.SUCCEEDED},
+            "COMPLETED_BY_EXTERNAL_PAYMENT",
+            "success_payment_external",
+        ),
+    ],
+)
+def test_an_intent_closed_outside_the_retries_says_who_closed_it(
+    changes: dict[str, object], business: str, reason: str
+) -> None:
+    story = history()["E"]
+    view = project(story.payment.payment_id, _closing_as(story, **changes))
+
+    answer = list_item(view)
+    assert view.status is ViewStatus.CANCELLED and answer is not None
+    assert (timeline(view).business_status.value, answer.cancellation_reason) == (business, reason)

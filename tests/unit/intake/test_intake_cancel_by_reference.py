@@ -50,6 +50,7 @@ async def test_an_open_recovery_is_cancelled_by_its_reference_and_no_charge_can_
     # The scheduler and the executor hear of it as of a `cancel_invoice` request.
     [update] = updates(svc)
     assert (update.action, update.intent_status, update.version) == ("cancel_invoice", IntentStatus.CANCELLED, 1)
+    assert update.by_merchant  # the scheduler's end says the merchant cancelled, not its billing system
     assert update.payment.payment_id == payment_id
     await assert_no_charge_can_follow(svc, payment_id, f"{payment_id}:1")
 

@@ -80,6 +80,8 @@ async def test_once_the_attempt_failed_the_cancel_is_accepted_and_fences_off_eve
 
     assert accepted.status_code == 200 and accepted.json()["intent_status"] == "cancelled"
     await assert_no_charge_can_follow(svc, payment_id, f"{payment_id}:2")
+    [update] = svc.publisher.envelopes(MessageType.RECOVERY_UPDATED)
+    assert not update.payload.by_merchant  # the billing system's cancel_invoice
 
 
 async def test_a_cancel_after_a_success_intake_has_not_heard_of_is_refused_until_it_has(

@@ -93,14 +93,24 @@ def payment_succeeded(payment: RecoveryPayment, attempt_number: int = 1) -> Enve
 
 
 def recovery_updated(
-    payment: RecoveryPayment, action: str, version: int, tokens_added: tuple[str, ...] = ()
+    payment: RecoveryPayment,
+    action: str,
+    version: int,
+    tokens_added: tuple[str, ...] = (),
+    *,
+    by_merchant: bool = False,
 ) -> Envelope[RecoveryUpdated]:
     status = IntentStatus.CANCELLED if action == "cancel_invoice" else IntentStatus.FAILED
     return _about(
         payment,
         MessageType.RECOVERY_UPDATED,
         RecoveryUpdated(
-            payment=payment, action=action, intent_status=status, version=version, tokens_added=tokens_added
+            payment=payment,
+            action=action,
+            intent_status=status,
+            version=version,
+            tokens_added=tokens_added,
+            by_merchant=by_merchant,
         ),
     )
 

@@ -24,6 +24,23 @@ async def test_a_cancelled_invoice_stops_the_pending_retries(scheduler: Schedule
     assert scheduler.timers.status_of(recovery.payment_id) == {f"execute:{recovery.payment_id}:1": "cancelled"}
 
 
+async def test_a_cancel_the_merchant_asked_for_says_so(scheduler: Scheduler) -> None:
+    recovery, early = payment(), payment(payment_id="12345_pay_" + "e" * 32)
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+
+    await scheduler.send(QUEUE, recovery_updated(recovery, "cancel_invoice", version=2, by_merchant=True))
+    # Before the recovery itself (events on different queues): the tombstone says so too.
+    await scheduler.send(QUEUE, recovery_updated(early, "cancel_invoice", version=1, by_merchant=True))
+
+    stored = scheduler.recovery(recovery.payment_id)
+    assert (stored.status, stored.business_status) == (RecoveryStatus.CANCELLED, "CANCELLED_BY_MERCHANT")
+    assert stored.history[-1].reason == "the merchant cancelled the recovery: pending retries stopped"
+    assert scheduler.timers.status_of(recovery.payment_id) == {f"execute:{recovery.payment_id}:1": "cancelled"}
+    tombstone = scheduler.recovery(early.payment_id)
+    assert (tombstone.status, tombstone.business_status) == (RecoveryStatus.CANCELLED, "CANCELLED_BY_MERCHANT")
+    assert "cancel_invoice by the merchant" in tombstone.history[-1].reason
+
+
 async def test_an_update_delivered_twice_or_older_than_the_last_changes_nothing(
     scheduler: Scheduler, requeues: list[int]
 ) -> None:

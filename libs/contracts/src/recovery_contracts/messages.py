@@ -240,6 +240,9 @@ class RecoveryUpdated(_Payload):
     intent_status: IntentStatus
     version: int = Field(ge=1)
     tokens_added: tuple[str, ...] = ()
+    # The merchant asked for `action` itself (`cancel_invoice` by reference: the API's cancel, the console,
+    # `recovery.cancel-requested`), not its billing system: what the recovery's end says.
+    by_merchant: bool = False
 
 
 class PaymentSync(_Payload):

@@ -42,6 +42,8 @@ class BusinessStatus(StrEnum):
     # cancel_invoice; this system ends the recovery instead.
     FAILED_DUE_TO_RETRIES_EXHAUSTED = "FAILED_DUE_TO_RETRIES_EXHAUSTED"
     CANCELLED_BY_BILLING_CONNECTOR = "CANCELLED_BY_BILLING_CONNECTOR"
+    # The merchant cancelled the recovery by the invoice's reference (`POST /v2/revenue-recovery/{ref}/cancel`).
+    CANCELLED_BY_MERCHANT = "CANCELLED_BY_MERCHANT"
     COMPLETED_BY_EXTERNAL_PAYMENT = "COMPLETED_BY_EXTERNAL_PAYMENT"
     # The card needs the customer (expired, closed account...): no retry can succeed.
     FAILED_DUE_TO_CUSTOMER_ACTION_REQUIRED = "FAILED_DUE_TO_CUSTOMER_ACTION_REQUIRED"

@@ -116,12 +116,13 @@ def _tracker_status(view: PaymentView) -> tuple[ProcessTrackerStatus, BusinessSt
         return ProcessTrackerStatus.PENDING, BusinessStatus.PENDING
     if view.status is ViewStatus.RECOVERED:
         return ProcessTrackerStatus.FINISH, BusinessStatus.COMPLETED_EXECUTE_TASK
-    if view.status is ViewStatus.CANCELLED:
-        return ProcessTrackerStatus.FINISH, BusinessStatus.CANCELLED_BY_BILLING_CONNECTOR
     stated = view.ending.business_status if view.ending is not None else None
     known = {status.value for status in BusinessStatus}
-    business = BusinessStatus(stated) if stated in known else BusinessStatus.FAILED_EXECUTE_TASK
-    return ProcessTrackerStatus.FINISH, business
+    if view.status is ViewStatus.CANCELLED:
+        otherwise = BusinessStatus.CANCELLED_BY_BILLING_CONNECTOR
+    else:
+        otherwise = BusinessStatus.FAILED_EXECUTE_TASK
+    return ProcessTrackerStatus.FINISH, BusinessStatus(stated) if stated in known else otherwise
 
 
 def _attempt_entry(attempt: AttemptRecord) -> RecoveryTimelineEntry:

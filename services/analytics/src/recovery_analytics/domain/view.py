@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from recovery_contracts.api.process_tracker import BusinessStatus
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import (
     PaymentAttemptFailed,
@@ -225,7 +226,7 @@ def project(payment_id: str, events: Iterable[Envelope[Any]]) -> PaymentView:
                 payment, payment_version = body.payment, body.version
             updates.append((envelope.occurred_at, body.action))
             if body.intent_status in _CLOSED_BY_BILLING and closed is None:
-                closed = Ending(envelope.occurred_at, body.action, f"intent {body.intent_status.value}")
+                closed = _closed(envelope.occurred_at, body)
         elif isinstance(body, PaymentAttemptFailed):
             attempts.setdefault(body.attempt_number, _failed_attempt(body))
         elif isinstance(body, PaymentSucceeded):
@@ -280,6 +281,16 @@ def project(payment_id: str, events: Iterable[Envelope[Any]]) -> PaymentView:
         record_back=tuple(record_back[n] for n in sorted(record_back)),
         shadow_steps=tuple(shadow_steps),
     )
+
+
+def _closed(at: datetime, update: RecoveryUpdated) -> Ending:
+    """How an update that closed the intent ended the recovery: the reason and the process tracker's business
+    status (the scheduler's, docs/retry-engine.md)."""
+    if update.intent_status is IntentStatus.SUCCEEDED:
+        return Ending(at, update.action, BusinessStatus.COMPLETED_BY_EXTERNAL_PAYMENT.value)
+    if update.by_merchant:
+        return Ending(at, "cancelled by the merchant", BusinessStatus.CANCELLED_BY_MERCHANT.value)
+    return Ending(at, update.action, BusinessStatus.CANCELLED_BY_BILLING_CONNECTOR.value)
 
 
 def _failed_attempt(body: PaymentAttemptFailed) -> AttemptRecord:

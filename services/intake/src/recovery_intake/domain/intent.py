@@ -116,10 +116,12 @@ class Intent:
         *,
         cause: Envelope[Any] | None,
         keep: int = REQUESTS_KEPT,
+        by_merchant: bool = False,
     ) -> IntentChange:
         """A later request for the invoice (`incoming`: its snapshot as a new one), recorded and folded in; the
         scheduler and the executor hear of a change (`recovery.updated`). A paid or cancelled invoice is never
-        reopened, and `no_action` changes nothing but the history, which keeps the latest `keep` requests."""
+        reopened, and `no_action` changes nothing but the history, which keeps the latest `keep` requests.
+        `by_merchant`: the merchant asked for `action` itself (a cancel by reference), not its billing system."""
         history = (*self.requests, IntentRequest(now, action, connector_transaction_id))
         recorded = replace(self, requests=history[-keep:] if keep > 0 else (), modified_at=now)
         if self.status in FINAL or action is RecoveryAction.NO_ACTION:
@@ -129,7 +131,7 @@ class Intent:
         status = ACTION_STATUS[action]
         acted = replace(recorded, status=status)
         if self.scheduled and self.status is not status:
-            return acted._updated(self.snapshot, action, (), now, cause)
+            return acted._updated(self.snapshot, action, (), now, cause, by_merchant=by_merchant)
         return IntentChange(acted)
 
     def _failed_again(
@@ -158,6 +160,8 @@ class Intent:
         tokens_added: tuple[str, ...],
         now: datetime,
         cause: Envelope[Any] | None,
+        *,
+        by_merchant: bool = False,
     ) -> IntentChange:
         updated = replace(self, version=self.version + 1)
         message = envelope_for(
@@ -168,6 +172,7 @@ class Intent:
                 intent_status=updated.status,
                 version=updated.version,
                 tokens_added=tokens_added,
+                by_merchant=by_merchant,
             ),
             caused_by=cause,
             about=payment,

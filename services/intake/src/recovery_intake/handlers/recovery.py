@@ -187,7 +187,7 @@ class RecoveryIntake:
                 raise Rejection(ApiError.PAYMENT_NOT_FOUND)
             action = RecoveryAction.CANCEL_INVOICE
             change = existing.rerequested(
-                action, None, existing.snapshot, now, cause=consumed, keep=self._requests_kept
+                action, None, existing.snapshot, now, cause=consumed, keep=self._requests_kept, by_merchant=True
             )
             await self._intents.save(change, tx)
             return change.intent

@@ -37,6 +37,21 @@ STOPPING_ACTIONS: Mapping[str, tuple[RecoveryStatus, str, str]] = {
 }
 
 
+# A cancel the merchant asked for itself (by the invoice's reference), not its billing system.
+CANCELLED_BY_MERCHANT = (
+    RecoveryStatus.CANCELLED,
+    "CANCELLED_BY_MERCHANT",
+    "the merchant cancelled the recovery: pending retries stopped",
+)
+
+
+def stopping(update: RecoveryUpdated) -> tuple[RecoveryStatus, str, str] | None:
+    """The status, business status and reason `update` ends a recovery with, or None when it does not end it."""
+    if update.action == RecoveryAction.CANCEL_INVOICE and update.by_merchant:
+        return CANCELLED_BY_MERCHANT
+    return STOPPING_ACTIONS.get(update.action)
+
+
 def plans_on(update: RecoveryUpdated) -> bool:
     """Whether applying `update` may run the planner: only another failure reported for the invoice does (the
     other actions stop, pause or are recorded)."""
@@ -136,15 +151,11 @@ class Recovery:
         if plans_on(update):
             return cls.start(update.payment, planning, intake_version=update.version)
         recovery = cls.new(update.payment, planning.now, intake_version=update.version)
-        reason = f"{update.action} before any retry was planned"
-        if update.action == RecoveryAction.CANCEL_INVOICE:
-            recovery = replace(
-                recovery, status=RecoveryStatus.CANCELLED, business_status="CANCELLED_BY_BILLING_CONNECTOR"
-            )
-        elif update.action == RecoveryAction.SUCCESS_PAYMENT_EXTERNAL:
-            recovery = replace(
-                recovery, status=RecoveryStatus.SUCCEEDED, business_status="COMPLETED_BY_EXTERNAL_PAYMENT"
-            )
+        by = " by the merchant" if update.by_merchant else ""
+        reason = f"{update.action}{by} before any retry was planned"
+        if (stop := stopping(update)) is not None:
+            status, business_status, _ = stop
+            recovery = replace(recovery, status=status, business_status=business_status)
         elif update.action == RecoveryAction.PENDING_PAYMENT:
             # Waiting, with a re-plan at the horizon; stored at version 1 as a started recovery is (its timer id
             # follows version 0, the next plan's version 1).
@@ -240,9 +251,8 @@ class Recovery:
         if self.ended and not reopens:
             reason = f"{action} after the recovery ended ({self.status.value}): recorded"
             change = Change(None, recovery.noted(now, "billing_system_action", reason))
-        elif action in STOPPING_ACTIONS:
-            status, business_status, reason = STOPPING_ACTIONS[action]
-            change = recovery._stopped(status, business_status, reason, now)
+        elif (stop := stopping(update)) is not None:
+            change = recovery._stopped(*stop, now)
         elif action == RecoveryAction.PENDING_PAYMENT:
             change = recovery._paused("the billing system reports a payment in progress: waiting", planning)
         elif plans_on(update):
