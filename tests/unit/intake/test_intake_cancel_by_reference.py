@@ -177,21 +177,33 @@ async def test_a_cancel_message_cancels_the_invoice_once_however_often_it_comes(
     await assert_no_charge_can_follow(svc, payment_id, f"{payment_id}:1")
 
 
-async def test_a_cancel_message_for_no_such_invoice_or_without_its_owner_is_dead_lettered_with_the_reason(
+async def test_a_cancel_message_for_another_profiles_invoice_or_without_its_owner_is_dead_lettered_with_the_reason(
     svc: Intake, client: httpx.AsyncClient
 ) -> None:
     payment_id = await open_recovery(client)
     async with TestRabbitBroker(svc.service.broker) as broker:
-        await publish(broker, CANCEL_QUEUE, cancel_requested("invoice_never_sent"))
         await publish(broker, CANCEL_QUEUE, cancel_requested(profile_id="pro_2"))
         await publish(broker, CANCEL_QUEUE, cancel_requested(merchant_id=None))
 
     reasons = [letter.reason for letter in svc.publisher.dead_letters]
-    assert len(reasons) == 3, reasons
-    assert "'invoice_never_sent'" in reasons[0] and "Payment does not exist" in reasons[0]
-    assert f"'{REFERENCE}'" in reasons[1] and "Payment does not exist" in reasons[1]
-    assert "needs merchant_id and profile_id" in reasons[2]
+    assert len(reasons) == 2, reasons
+    assert f"'{REFERENCE}'" in reasons[0] and "Payment does not exist" in reasons[0]
+    assert "needs merchant_id and profile_id" in reasons[1]
     assert svc.intents.intents[payment_id].status is IntentStatus.FAILED and updates(svc) == []
+
+
+async def test_a_cancel_message_that_overtook_its_invoice_waits_for_it_then_applies(
+    svc: Intake, client: httpx.AsyncClient, requeues: Any
+) -> None:
+    message = cancel_requested()
+    async with TestRabbitBroker(svc.service.broker) as broker:
+        await publish(broker, CANCEL_QUEUE, message)  # its recovery.requested is still on its way
+        assert requeues == [0] and svc.publisher.dead_letters == []
+        payment_id = await open_recovery(client)
+        await publish(broker, CANCEL_QUEUE, message)  # the redelivery
+
+    assert svc.intents.intents[payment_id].status is IntentStatus.CANCELLED
+    assert [u.by_merchant for u in updates(svc)] == [True]
 
 
 async def test_a_cancel_message_while_an_attempt_is_charged_waits_for_it(

@@ -64,6 +64,21 @@ class CancelWaiting(RetryLater):
         super().__init__(deferred.describe(), MAX_RETRY_PAUSE_SECONDS if wait is None else wait)
 
 
+class InvoiceUnknown(Rejection):
+    """No intent for the merchant's invoice at all (a payment not found): over HTTP the answer; a message waits for
+    it instead (`InvoiceNotYetKnown`), since its `recovery.requested` may still be on its way on another queue."""
+
+    def __init__(self) -> None:
+        super().__init__(ApiError.PAYMENT_NOT_FOUND)
+
+
+class InvoiceNotYetKnown(RetryLater):
+    """A `recovery.cancel-requested` for an invoice intake has no intent for yet: handed back after the growing
+    pause, so that a cancel overtaking its invoice's `recovery.requested` still applies once the invoice arrives;
+    an invoice that never comes is dead-lettered by RabbitMQ at the queue's delivery limit (`x-death`, reason
+    `delivery_limit`), about two and a half minutes later."""
+
+
 class RecoveryIntake:
     def __init__(
         self, adapters: IntakeAdapters, *, cell_id: str, monitoring_threshold_seconds: int, requests_kept: int
@@ -176,7 +191,9 @@ class RecoveryIntake:
         invoice the merchant does not have on this profile is a payment not found; a paid or cancelled one answers
         as it is (the request recorded)."""
         found = await self._intents.by_reference(merchant_id, merchant_reference_id, Transaction.one_document())
-        if found is None or found.profile_id != profile_id:
+        if found is None:
+            raise InvoiceUnknown()
+        if found.profile_id != profile_id:
             raise Rejection(ApiError.PAYMENT_NOT_FOUND)
         await self._fence_cancel(found)
         now = self._clock.now()
@@ -207,6 +224,10 @@ class RecoveryIntake:
             )
         except CancelDeferred as deferred:
             raise CancelWaiting(deferred) from deferred  # applies once the attempt settled
+        except InvoiceUnknown as unknown:
+            raise InvoiceNotYetKnown(
+                f"invoice {reference[:64]!r} is not known yet: waiting for its request"
+            ) from unknown
         except Rejection as rejection:
             raise MessageRejected(f"invoice {reference[:64]!r}: {rejection.describe()}") from rejection
 
