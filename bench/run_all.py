@@ -70,13 +70,14 @@ def main() -> None:
     if args.quick:
         timers += ["--sizes", "10000", "--window", "5"]
     step("timer scale", timers, 1800 if args.full_timers else 240)
+    step("shared rate limit (intake)", ["bench/shared_rate_limit.py", *(["--repeats", "1"] if args.quick else [])], 240)
     dispatcher: list[Figure] = []
     if (BENCH_DIR / "webhook_dispatch.py").exists():
         ok, output = step("webhook dispatcher (bench/webhook_dispatch.py)", ["bench/webhook_dispatch.py"], 180)
         dispatcher = dispatcher_figures(output) if ok else []
     else:
         print("==> webhook dispatcher: bench/webhook_dispatch.py not present; skipped")
-    figures = load("raw_limits") + load("end_to_end") + load("timer_scale") + dispatcher
+    figures = load("raw_limits") + load("end_to_end") + load("timer_scale") + load("shared_rate_limit") + dispatcher
     save("summary", figures)
     print()
     print(table(figures))

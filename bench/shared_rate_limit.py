@@ -4,23 +4,28 @@
 
 The shared limit (services/intake/src/recovery_intake/adapters/rate_limits.py) is one pipeline `update_one` per
 request that the process's own bucket lets through. This measures, on one database (MONGODB_URL, else SecantusDB
-started here) and one after the other in each repeat:
+started here):
 - the raw limit: `update_one` by `_id` with `$inc`, sequential and 16 in flight (as bench/raw_limits.py);
 - `MongoSharedRates.take` passing, sequential and 16 in flight: for one caller (a key's steady requests, its
   document there) and for a new caller each time (the upsert inserts);
 - `take` for one caller over its budget (each refused: the update, then the read of its wait).
-Medians of `--repeats`; ratios are against the raw `update_one` of the same concurrency. Saved in
+Every sample runs on a SecantusDB process of its own (SecantusDB slows down for good after some ten thousand writes
+and deletes), each figure once per repeat, in turn: the figures compared ran under the same conditions. Medians of
+`--repeats`; ratios are against the raw `update_one` of the same concurrency. Saved in
 bench/results/shared_rate_limit.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from harness import Figure, database_label, median_rate, mongodb, run, save, table
+from harness import Figure, database_label, mongodb, run, save, table
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 from raw_limits import in_flight
 
 from recovery_intake.adapters.rate_limits import MongoSharedRates
@@ -29,65 +34,75 @@ from recovery_runtime.clock import SystemClock
 GROUP = "shared rate limit"
 COUNT = 20_000
 
+Database = AsyncDatabase[dict[str, Any]]
+
+
+async def raw(db: Database, concurrency: int) -> float:
+    collection = db["raw"]
+    await collection.insert_many([{"_id": f"k{i}", "n": 0} for i in range(COUNT)])
+    return await in_flight(COUNT, concurrency, lambda i: collection.update_one({"_id": f"k{i}"}, {"$inc": {"n": 1}}))
+
+
+async def one_caller(db: Database, concurrency: int) -> float:
+    # A key's steady requests: its document exists; a budget no request here exhausts.
+    rates = MongoSharedRates(db, SystemClock())
+    return await in_flight(COUNT, concurrency, lambda i: rates.take("rate:key", 100_000.0, 10**7))
+
+
+async def new_callers(db: Database, concurrency: int) -> float:
+    rates = MongoSharedRates(db, SystemClock())
+    return await in_flight(COUNT, concurrency, lambda i: rates.take(f"rate:{i}", 50.0, 100))
+
+
+async def refused(db: Database, concurrency: int) -> float:
+    rates = MongoSharedRates(db, SystemClock())
+    for _ in range(2):
+        await rates.take("rate:over", 0.001, 1)  # the one share, then over
+    return await in_flight(COUNT, concurrency, lambda i: rates.take("rate:over", 0.001, 1))
+
+
+Measure = Callable[[Database, int], Awaitable[float]]
+# (name, unit, measure, concurrency, index of the raw limit it is compared against)
+MEASURES: list[tuple[str, str, Measure, int, int | None]] = [
+    ("raw update_one by _id, 1 in flight", "ops/s", raw, 1, None),
+    ("take, passing, one caller, 1 in flight", "takes/s", one_caller, 1, 0),
+    ("take, passing, a new caller each, 1 in flight", "takes/s", new_callers, 1, 0),
+    ("take, refused (update + read), 1 in flight", "takes/s", refused, 1, 0),
+    ("raw update_one by _id, 16 in flight", "ops/s", raw, 16, None),
+    ("take, passing, one caller, 16 in flight", "takes/s", one_caller, 16, 4),
+    ("take, passing, a new caller each, 16 in flight", "takes/s", new_callers, 16, 4),
+]
+
+
+async def one_sample(measure: Measure, concurrency: int) -> tuple[float, str]:
+    """One sample of `measure` on a database server of its own (MONGODB_URL: a database of its own there)."""
+    with mongodb() as url:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
+        db = client[f"bench_rate_{uuid.uuid4().hex[:8]}"]
+        try:
+            return await measure(db, concurrency), url
+        finally:
+            await client.drop_database(db.name)
+            await client.close()
+
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    with mongodb() as url:
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
-        db = client[f"bench_rate_{uuid.uuid4().hex[:8]}"]
-        rates = MongoSharedRates(db, SystemClock())
-        figures: list[Figure] = []
-        try:
-            for concurrency in (1, 16):
-                raw_name = f"raw update_one by _id, {concurrency} in flight"
-
-                async def raw(c: int = concurrency) -> float:
-                    collection = db[f"raw_{uuid.uuid4().hex[:6]}"]
-                    await collection.insert_many([{"_id": f"k{i}", "n": 0} for i in range(COUNT)])
-                    return await in_flight(
-                        COUNT, c, lambda i: collection.update_one({"_id": f"k{i}"}, {"$inc": {"n": 1}})
-                    )
-
-                async def one_caller(c: int = concurrency) -> float:
-                    # A key's steady requests: its document exists; a budget no request here exhausts.
-                    caller = f"rate:{uuid.uuid4().hex[:6]}"
-                    return await in_flight(COUNT, c, lambda i: rates.take(caller, 100_000.0, 10**7))
-
-                async def new_callers(c: int = concurrency) -> float:
-                    run_id = uuid.uuid4().hex[:6]
-                    return await in_flight(COUNT, c, lambda i: rates.take(f"rate:{run_id}:{i}", 50.0, 100))
-
-                raw_rate, raw_samples = await median_rate(raw, args.repeats)
-                figures.append(Figure(GROUP, raw_name, raw_rate, "ops/s", samples=raw_samples))
-                for label, measure in (("one caller", one_caller), ("a new caller each", new_callers)):
-                    rate, samples = await median_rate(measure, args.repeats)
-                    name = f"take, passing, {label}, {concurrency} in flight"
-                    figures.append(Figure(GROUP, name, rate, "takes/s", raw_rate, raw_name, samples=samples))
-
-            async def refused() -> float:
-                caller = f"rate:over:{uuid.uuid4().hex[:6]}"
-                for _ in range(2):
-                    await rates.take(caller, 0.001, 1)  # the one share, then over
-                return await in_flight(COUNT, 1, lambda i: rates.take(caller, 0.001, 1))
-
-            rate, samples = await median_rate(refused, args.repeats)
-            raw_seq = next(f for f in figures if f.name.startswith("raw") and "1 in flight" in f.name)
-            figures.append(
-                Figure(
-                    GROUP,
-                    "take, refused (update + read), 1 in flight",
-                    rate,
-                    "takes/s",
-                    raw_seq.value,
-                    raw_seq.name,
-                    samples=samples,
-                )
-            )
-        finally:
-            await client.drop_database(db.name)
-            await client.close()
+    samples: list[list[float]] = [[] for _ in MEASURES]
+    url = ""
+    for _ in range(args.repeats):
+        for index, (_, _, measure, concurrency, _) in enumerate(MEASURES):
+            rate, url = await one_sample(measure, concurrency)
+            samples[index].append(rate)
+    figures = []
+    for index, (name, unit, _, _, against) in enumerate(MEASURES):
+        limit = statistics.median(samples[against]) if against is not None else None
+        limit_name = MEASURES[against][0] if against is not None else ""
+        figures.append(
+            Figure(GROUP, name, statistics.median(samples[index]), unit, limit, limit_name, samples=samples[index])
+        )
     print(f"database: {database_label(url)}")
     print(table(figures))
     save("shared_rate_limit", figures)
