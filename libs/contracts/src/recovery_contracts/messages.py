@@ -127,6 +127,8 @@ class ProfileUpdated(_Payload):
     merchant_id: str
     version: int = Field(ge=1)
     webhook_url: str | None = None
+    # Intake always sends true (no Hyperswitch profile field maps to it: a profile without `webhook_url` sends
+    # nothing); the dispatcher honours false, for a producer that has such a switch.
     webhooks_enabled: bool = True
     payment_response_hash_key: str | None = None
     standard_webhooks_secrets: tuple[str, ...] = ()
