@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from pymongo import AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
 
 from recovery_intake.adapters.rate_limits import COLLECTION, MongoSharedRates
 from recovery_intake.app import build_service as build_intake
@@ -60,6 +61,38 @@ async def test_instances_share_one_budget_exactly_under_concurrency(adb: Any) ->
     assert all(w > 0 for w in waits if w != 0.0)
 
 
+class LosesOneInsert:
+    """The rate-limit collection as another instance's racing insert of a new caller leaves it: the first update
+    meets a duplicate key although the caller has budget left."""
+
+    def __init__(self, collection: Any) -> None:
+        self._collection = collection
+        self.raced = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._collection, name)
+
+    async def update_one(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.raced:
+            self.raced = True
+            # The other instance took its share of the new caller's budget (one interval of 1 s).
+            await self._collection.insert_one({"_id": "rate:new", "tat": T0 + timedelta(seconds=1), "expires_at": T0})
+            raise DuplicateKeyError("E11000 duplicate key error (the other instance's insert)")
+        return await self._collection.update_one(*args, **kwargs)
+
+
+async def test_a_refusal_that_only_lost_an_insert_race_takes_the_share_again(adb: Any) -> None:
+    rates = MongoSharedRates(adb, FixedClock(T0))
+    racing = LosesOneInsert(adb[COLLECTION])
+    rates._limits = racing
+
+    assert await rates.take("rate:new", 1.0, 2) == 0.0
+    assert racing.raced
+    stored = await adb[COLLECTION].find_one({"_id": "rate:new"})
+    assert stored["tat"] == T0 + timedelta(seconds=2)  # both shares counted: the budget of 2 is spent
+    assert await rates.take("rate:new", 1.0, 2) == 1.0  # and the next one waits a whole interval
+
+
 async def test_a_database_that_does_not_answer_lets_the_request_through() -> None:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=200", tz_aware=True
@@ -75,7 +108,8 @@ async def test_a_database_that_does_not_answer_lets_the_request_through() -> Non
         await client.close()
 
 
-LIMITS = {"rate_limit_per_second": 0.5, "rate_limit_burst": 6, "auth_failure_per_second": 0.5, "auth_failure_burst": 4}
+# One refill every 10 s: the requests below take far less, so they see one refill at most.
+LIMITS = {"rate_limit_per_second": 0.1, "rate_limit_burst": 6, "auth_failure_per_second": 0.1, "auth_failure_burst": 4}
 
 
 def test_two_intake_instances_keep_one_budget_per_caller_and_per_address(
@@ -88,7 +122,7 @@ def test_two_intake_instances_keep_one_budget_per_caller_and_per_address(
     # request without a key is limited by its address (and answered 401: it is not a failed authentication).
     answers = [httpx.get(f"{urls[i % 2]}{path}", timeout=10) for i in range(12)]
     statuses = [r.status_code for r in answers]
-    # 6 at once, and at most one more refilled while the requests ran (0.5 per second).
+    # 6 at once, and at most one more refilled while the requests ran.
     assert 6 <= statuses.count(401) <= 7 and statuses.count(429) == 12 - statuses.count(401), statuses
     refused = [r for r in answers if r.status_code == 429]
     assert {r.json()["error"]["code"] for r in refused} == {"RR_01"} and all(r.headers["retry-after"] for r in refused)

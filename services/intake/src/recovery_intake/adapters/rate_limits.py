@@ -5,7 +5,8 @@ its theoretical arrival time `tat`. A request is let through when `tat` is at mo
 (interval = 1 / per_second), and then `tat` becomes `max(tat, now) + interval`; the filter and the change are one
 `update_one` (an aggregation-pipeline update, MongoDB 4.2+), so instances racing for the last share cannot both
 have it. A refused request matches nothing: the upsert then tries to insert the caller's `_id` again and fails
-with a duplicate key, which is the refusal; only then is `tat` read, for `Retry-After`. Documents expire
+with a duplicate key, which is the refusal; only then is `tat` read, for `Retry-After` (and when it shows budget
+left, the refusal was two instances inserting a new caller at once: taken again). Documents expire
 (`expires_at`, a TTL index) a minute after their budget is whole again.
 
 The instances' clocks are the time base: a host whose clock runs ahead of the others takes shares early, by its
@@ -37,6 +38,8 @@ INDEXES = [IndexSpec(COLLECTION, [("expires_at", ASCENDING)], "rate_limit_expiry
 _KEPT_MS = 60_000
 # After the database did not answer, how long requests go through without asking it again.
 UNAVAILABLE_SECONDS = 5.0
+# Tries of one take that meet a refusal while the caller has budget left (racing inserts of a new caller).
+_TRIES = 3
 
 
 class MongoSharedRates:
@@ -48,35 +51,38 @@ class MongoSharedRates:
     async def take(self, caller: str, per_second: float, burst: int) -> float:
         if time.monotonic() < self._unavailable_until:
             return 0.0
-        now = self._clock.now()
         interval_ms = max(1, round(1000 / per_second))
-        tolerance_ms = interval_ms * (burst - 1)
+        tolerance = timedelta(milliseconds=interval_ms * (burst - 1))
+        try:
+            for _ in range(_TRIES):
+                now = self._clock.now()
+                if await self._took(caller, now, interval_ms, tolerance):
+                    return 0.0
+                held = await self._limits.find_one({"_id": caller}, {"tat": 1})
+                if held is not None and held["tat"] - tolerance > now:
+                    return cast(float, (held["tat"] - tolerance - now).total_seconds())
+                # Budget left, yet refused: another instance's upsert of a new caller won the insert (the duplicate
+                # key), or the document expired in between. Take again.
+        except PyMongoError as error:
+            return self._unanswered(error)
+        return interval_ms / 1000  # still racing: wait one interval
+
+    async def _took(self, caller: str, now: datetime, interval_ms: int, tolerance: timedelta) -> bool:
+        """One try: True when the share was taken; False when the filter matched nothing (the upsert's duplicate
+        key), which is a refusal only when the caller's budget is spent."""
+        tolerance_ms = tolerance // timedelta(milliseconds=1)
         try:
             await self._limits.update_one(
-                {"_id": caller, "tat": {"$lte": now + timedelta(milliseconds=tolerance_ms)}},
+                {"_id": caller, "tat": {"$lte": now + tolerance}},
                 [
                     {"$set": {"tat": {"$add": [{"$max": ["$tat", now]}, interval_ms]}}},
                     {"$set": {"expires_at": {"$add": ["$tat", tolerance_ms + _KEPT_MS]}}},
                 ],
                 upsert=True,
             )
-            return 0.0
         except DuplicateKeyError:
-            held = await self._read_tat(caller)
-        except PyMongoError as error:
-            return self._unanswered(error)
-        if held is None:
-            return 0.0  # expired between the two calls: the budget is whole
-        wait = (held - timedelta(milliseconds=tolerance_ms) - now).total_seconds()
-        return max(wait, 0.001)
-
-    async def _read_tat(self, caller: str) -> datetime | None:
-        try:
-            doc = await self._limits.find_one({"_id": caller}, {"tat": 1})
-        except PyMongoError as error:
-            self._unanswered(error)
-            return None
-        return None if doc is None else cast(datetime, doc["tat"])
+            return False
+        return True
 
     def _unanswered(self, error: PyMongoError) -> float:
         log.warning("rate_limit.shared_unavailable", error=f"{type(error).__name__}: {error}")
