@@ -96,8 +96,9 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
         except OwnerUnavailable:
             workflow = None  # the page still shows what the read model knows
         shown = views.payment_page(timeline, intent, await deliveries_of(merchant_id, payment_id), workflow)
-        # Intake's own intent is the truth on a cancel; the read model has it moments later.
-        own = await console.ctx.stored.intents.get(merchant_id, payment_id)
+        # Intake's own intent is the truth on a cancel; the read model has it moments later. Asked only while the
+        # page shows the recovery open (the cancel's notice and button).
+        own = await console.ctx.stored.intents.get(merchant_id, payment_id) if shown.open else None
         cancelled = own is not None and own.status is IntentStatus.CANCELLED
         return console.page(request, "payment.html", visitor, nav="recoveries", payment=shown, cancelled=cancelled)
 

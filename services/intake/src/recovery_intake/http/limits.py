@@ -42,6 +42,7 @@ class TokenBuckets:
     def __init__(self, per_second: float, burst: int, now: Callable[[], float] = time.monotonic) -> None:
         self._rate = per_second
         self._burst = float(burst)
+        self._burst_count = burst
         self._now = now
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
@@ -57,6 +58,14 @@ class TokenBuckets:
         """No token for `caller` for `seconds` (a refusal another instance's share named)."""
         bucket = self._refilled(caller)
         bucket.tokens = min(bucket.tokens, 1.0 - seconds * self._rate)
+
+    async def take_shared(self, caller: str, shared: SharedRates, key: str) -> float:
+        """`caller`'s share of the same budget every instance shares (as `key`): 0 when taken, else the wait, for
+        which this bucket is then held too."""
+        wait = await shared.take(key, self._rate, self._burst_count)
+        if wait > 0:
+            self.hold(caller, wait)
+        return wait
 
     def waiting(self, caller: str) -> float:
         """0 when `caller` has a token (none is taken), else the seconds until it has one."""
@@ -105,7 +114,6 @@ class AuthFailures:
         shared: SharedRates | None = None,
     ) -> None:
         self._buckets = TokenBuckets(per_second, burst, now) if per_second > 0 else None
-        self._rate, self._burst = per_second, burst
         self._shared = shared
 
     def check(self, address: str) -> None:
@@ -124,9 +132,7 @@ class AuthFailures:
             return
         self._buckets.take(address)
         if self._shared is not None:
-            wait = await self._shared.take(f"failed:{address}", self._rate, self._burst)
-            if wait > 0:
-                self._buckets.hold(address, wait)
+            await self._buckets.take_shared(address, self._shared, f"failed:{address}")
 
 
 async def _answer(send: Send, error: ApiError, headers: dict[str, str] | None = None, **params: Any) -> None:
@@ -152,7 +158,6 @@ class AbuseLimits:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.buckets = TokenBuckets(per_second, burst) if per_second > 0 else None
-        self._rate, self._burst = per_second, burst
         self._shared = shared
 
     async def _wait(self, caller: str) -> float:
@@ -161,9 +166,7 @@ class AbuseLimits:
             return 0.0
         wait = self.buckets.take(caller)
         if wait == 0 and self._shared is not None:
-            wait = await self._shared.take(f"rate:{caller}", self._rate, self._burst)
-            if wait > 0:
-                self.buckets.hold(caller, wait)
+            wait = await self.buckets.take_shared(caller, self._shared, f"rate:{caller}")
         return wait
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
