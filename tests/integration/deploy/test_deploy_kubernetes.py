@@ -38,6 +38,7 @@ SECRET_KEYS = {  # secret name -> keys the manifests may reference (docs/deploym
     "recovery-master-key": {"SECRETS_MASTER_KEY"},
     "recovery-internal-token": {"INTERNAL_API_TOKEN"},
     "recovery-keda-rabbitmq": {"host"},
+    "recovery-topology": {"RABBITMQ_URL"},
 }
 SECRET_VARIABLES = {
     "RABBITMQ_URL",
@@ -202,8 +203,14 @@ def test_containers_run_their_service_with_probes_resources_and_ports() -> None:
             assert {"cpu", "memory"} <= container["resources"][kind].keys()
 
 
+def workloads(docs: list[Doc]) -> dict[str, tuple[Doc, Doc]]:
+    """Every pod template's owner and its container: the five services' Deployments and the topology Job."""
+    job = of_kind(docs, "Job")["recovery-topology"]
+    return {**containers_by_service(docs), "topology": (job, job["spec"]["template"]["spec"]["containers"][0])}
+
+
 def test_pods_are_locked_down() -> None:
-    for name, (deployment, container) in containers_by_service(rendered_dev()).items():
+    for name, (deployment, container) in workloads(rendered_dev()).items():
         pod = deployment["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["runAsUser"] == 10001
@@ -251,6 +258,25 @@ def test_settings_come_from_the_configmap_and_secrets_by_reference() -> None:
                 assert ref["key"] in SECRET_KEYS[ref["name"]], (name, ref)
     intake_env = {e["name"] for e in containers_by_service(docs)["intake"][1]["env"]}
     assert {"ADMIN_API_KEY", "API_KEY_HASH_SECRET", "SECRETS_MASTER_KEY"} <= intake_env
+
+
+def test_the_topology_is_declared_by_a_job_holding_the_only_broker_credentials_that_may_configure() -> None:
+    docs = rendered_dev()
+    assert of_kind(docs, "ConfigMap")["recovery-config"]["data"]["DECLARE_TOPOLOGY"] == "false"
+    job = of_kind(docs, "Job")["recovery-topology"]
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"] == ["topology", "declare"]
+    assert container["image"] == "recovery-engine:dev", "the release's own image: its topology"
+    assert pod["restartPolicy"] == "Never" and job["spec"]["backoffLimit"] >= 1
+    # UNDEPLOYED_SERVICES reaches the Job as it reaches the services.
+    assert container["envFrom"] == [{"configMapRef": {"name": "recovery-config"}}]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["RABBITMQ_URL"]["valueFrom"]["secretKeyRef"] == {"name": "recovery-topology", "key": "RABBITMQ_URL"}
+    assert env.keys() == {"RABBITMQ_URL"}, "the Job needs the broker and nothing else"
+    for name, (_, service) in containers_by_service(docs).items():
+        refs = {e.get("valueFrom", {}).get("secretKeyRef", {}).get("name") for e in service["env"]}
+        assert "recovery-topology" not in refs, name
 
 
 def test_secret_names_are_documented() -> None:

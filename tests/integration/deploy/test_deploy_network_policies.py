@@ -99,7 +99,7 @@ def test_every_recovery_pod_is_under_a_default_deny_for_both_directions(renderin
     assert policies, "the base ships NetworkPolicies, so every overlay gets them"
     for policy in policies.values():
         assert policy["apiVersion"] == "networking.k8s.io/v1"
-    for deployment in of_kind(docs, "Deployment").values():
+    for deployment in [*of_kind(docs, "Deployment").values(), *of_kind(docs, "Job").values()]:
         template = deployment["spec"]["template"]["metadata"]["labels"]
         namespace = deployment["metadata"].get("namespace", "")
         target = pod(namespace, "10.0.1.1", template)
@@ -169,6 +169,19 @@ def test_every_service_reaches_dns_the_broker_the_database_and_the_trace_collect
         assert not connection_allowed(docs, source, collector, 4317), f"{name}: OTLP/gRPC is not used"
         for port in (15672, 6379, 5432, 22):
             assert not connection_allowed(docs, source, rabbitmq, port), (name, port)
+
+
+def test_the_topology_job_reaches_dns_and_the_broker_only_and_nothing_reaches_it(docs) -> None:
+    template = of_kind(docs, "Job")["recovery-topology"]["spec"]["template"]
+    job = pod(NAMESPACE, "10.0.1.40", template["metadata"]["labels"])
+    assert connection_allowed(docs, job, pod("kube-system", "10.0.0.10", {"k8s-app": "kube-dns"}), 53, "UDP")
+    assert connection_allowed(docs, job, pod("messaging", "10.0.4.1", {"app": "rabbitmq"}), 5672)
+    for address in PUBLIC_TARGETS:
+        assert not connection_allowed(docs, job, external(address), 443), address
+    for name in SERVICES:
+        assert not connection_allowed(docs, job, recovery_pod(docs, name), SERVICE_PORTS[name]), name
+    for name, peer in peers(docs).items():
+        assert not connection_allowed(docs, peer, job, 8080), name
 
 
 def test_only_intake_the_executor_and_the_dispatcher_reach_the_internet_on_https_only(docs) -> None:

@@ -197,8 +197,11 @@ def subscribe(
     *,
     lane_of: LaneOf | None = None,
     lanes: Lanes | None = None,
+    declare: bool = True,
 ) -> tuple[RabbitRouter, RabbitSubscriber]:
-    """A router holding `queue_name`'s subscriber with the pipeline around `handler`; include it in the broker."""
+    """A router holding `queue_name`'s subscriber with the pipeline around `handler`; include it in the broker.
+    With `declare=False` (DECLARE_TOPOLOGY=false) the subscriber declares and binds nothing: it looks its queue
+    up, which needs no configure permission."""
     queue = QUEUES[queue_name]
     router = RabbitRouter(middlewares=[ConsumerPipeline(queue, publisher, lane_of, lanes)])
 
@@ -207,7 +210,7 @@ def subscribe(
 
     on_message.__name__ = f"on_{queue.name.replace('.', '_').replace('-', '_')}"
     subscriber = router.subscriber(
-        queue.rabbit_queue(),
+        queue.rabbit_queue(declare=declare),
         queue.exchange,
         ack_policy=AckPolicy.REJECT_ON_ERROR,
         decoder=_raw_body,

@@ -22,7 +22,6 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
-from pydantic_settings import BaseSettings
 
 from recovery_runtime.bus import (
     ORIGINAL_EXCHANGE_HEADER,
@@ -30,7 +29,7 @@ from recovery_runtime.bus import (
     ORIGINAL_ROUTING_KEY_HEADER,
     REJECTION_HEADER,
 )
-from recovery_runtime.settings import OPTIONAL_SERVICES, ServiceSettings
+from recovery_runtime.settings import undeployed_services
 from recovery_runtime.topology import QUEUES, deployed_queues
 
 # Headers that describe a dead-lettering, dropped from a replayed message (it starts afresh).
@@ -108,29 +107,6 @@ class Selection:
 class ReplayReport:
     replayed: list[DeadLetter] = field(default_factory=list)
     failed: list[tuple[DeadLetter, str]] = field(default_factory=list)
-
-
-class _Deployment(BaseSettings):
-    """UNDEPLOYED_SERVICES alone, from the environment as ServiceSettings reads it (the rest of a service's settings
-    is no concern of a dead-letter reading: the CLI has none of it)."""
-
-    model_config = ServiceSettings.model_config
-
-    undeployed_services: str = ""
-
-
-def undeployed_services() -> frozenset[str]:
-    """The services this deployment leaves out (UNDEPLOYED_SERVICES), read and checked as every service does
-    (ServiceSettings.absent_services and its check)."""
-    listed = _Deployment().undeployed_services
-    absent = frozenset(name.strip() for name in listed.split(",") if name.strip())
-    required = sorted(absent - OPTIONAL_SERVICES)
-    if required:
-        raise ValueError(
-            f"UNDEPLOYED_SERVICES names {', '.join(required)}: only {', '.join(sorted(OPTIONAL_SERVICES))} "
-            "may be left out of a deployment"
-        )
-    return absent
 
 
 def dead_letter_queues(queues: Iterable[str] = (), absent: Iterable[str] = ()) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 import uvicorn
+from aiormq.exceptions import ChannelAccessRefused
 from fastapi import FastAPI, Response
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
@@ -25,7 +26,7 @@ from recovery_runtime.logging import configure_logging
 from recovery_runtime.metrics import DeadLetterDepthProbe
 from recovery_runtime.mongo import IndexSpec, connect, ensure_indexes
 from recovery_runtime.settings import ServiceSettings
-from recovery_runtime.topology import declare_topology, queues_of
+from recovery_runtime.topology import check_topology, declare_topology, queues_of
 from recovery_runtime.tracing import Tracing, start_tracing
 from recovery_runtime.unit_of_work import OutboxRelay, UnitOfWork, UnitOfWorkPort
 
@@ -182,7 +183,9 @@ class Service:
         """Consume `queue_name` through the one pipeline (recovery_runtime.consumer); with `lane_of`, messages of
         one lane key are handled in arrival order while other keys run side by side. Queues given the same
         `lanes` share their keys' turns and its in-flight bound."""
-        router, subscriber = subscribe(queue_name, handler, self.publisher, lane_of=lane_of, lanes=lanes)
+        router, subscriber = subscribe(
+            queue_name, handler, self.publisher, lane_of=lane_of, lanes=lanes, declare=self.settings.declare_topology
+        )
         self.broker.include_router(router)
         self._subscribers.append(subscriber)
 
@@ -218,13 +221,29 @@ class Service:
         await wait_for("MongoDB", lambda: self.mongo.admin.command("ping"))
         await ensure_indexes(self.db, self._indexes)
         await wait_for("RabbitMQ", self.broker.connect)
-        await declare_topology(self.broker, self.settings.absent_services)
+        await self._topology()
         for hook in self._on_start:
             await hook()
         await self.broker.start()
         self._tasks = [asyncio.create_task(self._guard(loop)) for loop in self._loops]
         self.started = True
         log.info("service.started", instance=self.settings.service_instance_id)
+
+    async def _topology(self) -> None:
+        """Declare the topology, or (DECLARE_TOPOLOGY=false) wait until the deploy step has declared this service's
+        part of it."""
+        if not self.settings.declare_topology:
+            own = queues_of(self.name)
+            await wait_for("the broker topology", lambda: check_topology(self.settings.rabbitmq_url, own))
+            return
+        try:
+            await declare_topology(self.broker, self.settings.absent_services)
+        except ChannelAccessRefused as error:
+            raise RuntimeError(
+                f"RabbitMQ refused to declare the topology ({error}): this broker user has no configure rights. "
+                "Declare it in a deploy step (`recovery topology declare`) and start the services with "
+                "DECLARE_TOPOLOGY=false (docs/deployment.md)"
+            ) from error
 
     async def stop_consuming(self) -> None:
         """Stop every consumer; a handler in flight finishes within the grace period. Done once: a second call

@@ -14,6 +14,18 @@ DEVELOPMENT_INTERNAL_TOKEN = "development-only-internal-token"
 OPTIONAL_SERVICES = frozenset({"analytics"})
 
 
+def absent_services_in(listed: str) -> frozenset[str]:
+    """The services an UNDEPLOYED_SERVICES value names; ValueError when it names one that may not be left out."""
+    absent = frozenset(name.strip() for name in listed.split(",") if name.strip())
+    required = sorted(absent - OPTIONAL_SERVICES)
+    if required:
+        raise ValueError(
+            f"UNDEPLOYED_SERVICES names {', '.join(required)}: only {', '.join(sorted(OPTIONAL_SERVICES))} "
+            "may be left out of a deployment"
+        )
+    return absent
+
+
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
 
@@ -62,15 +74,22 @@ class ServiceSettings(BaseSettings):
     # (OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_BSP_*): docs/operations.md.
     otel_exporter_otlp_endpoint: str | None = None
     # Optional services this deployment does not run (comma-separated; only `analytics`, the read side, may be
-    # left out). Every service declares every consumer queue so that no event is lost to start-up order; the
-    # queues of a service that never runs would only fill until RabbitMQ's memory or disk alarm blocks every
-    # publisher. Their queues are not declared (docs/deployment.md, "Leaving out the read side").
+    # left out). Every consumer queue is declared up front (by each service, or by the deploy step) so that no
+    # event is lost to start-up order; the queues of a service that never runs would only fill until RabbitMQ's
+    # memory or disk alarm blocks every publisher. Their queues are not declared (docs/deployment.md, "Leaving out
+    # the read side").
     undeployed_services: str = ""
+    # Who declares the broker topology (exchanges, queues, bindings). true: every service, at start-up (its broker
+    # user needs configure rights). false: a deploy step, once per release (`recovery topology declare`, the
+    # Kubernetes Job `recovery-topology`); the service then only checks, with passive declares, that its exchanges
+    # and queues are there (waiting until they are) and its broker user needs no configure permission at all
+    # (docs/security.md, "RabbitMQ").
+    declare_topology: bool = True
 
     @property
     def absent_services(self) -> frozenset[str]:
         """The services named in UNDEPLOYED_SERVICES (validated: optional ones only)."""
-        return frozenset(name.strip() for name in self.undeployed_services.split(",") if name.strip())
+        return absent_services_in(self.undeployed_services)
 
     @property
     def is_production(self) -> bool:
@@ -90,12 +109,7 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _only_optional_services_left_out(self) -> ServiceSettings:
-        required = sorted(self.absent_services - OPTIONAL_SERVICES)
-        if required:
-            raise ValueError(
-                f"UNDEPLOYED_SERVICES names {', '.join(required)}: only {', '.join(sorted(OPTIONAL_SERVICES))} "
-                "may be left out of a deployment"
-            )
+        absent_services_in(self.undeployed_services)
         return self
 
     @model_validator(mode="after")
@@ -103,3 +117,17 @@ class ServiceSettings(BaseSettings):
         if self.is_production and (problems := self.production_problems()):
             raise ValueError("refusing to start in production (API_KEY_ENVIRONMENT=prd): " + "; ".join(problems))
         return self
+
+
+class _Deployment(BaseSettings):
+    """UNDEPLOYED_SERVICES alone, from the environment as ServiceSettings reads it, for the operator's commands
+    (dead letters, the topology), which have none of a service's other settings."""
+
+    model_config = ServiceSettings.model_config
+
+    undeployed_services: str = ""
+
+
+def undeployed_services() -> frozenset[str]:
+    """The services this deployment leaves out (UNDEPLOYED_SERVICES), read and checked as every service does."""
+    return absent_services_in(_Deployment().undeployed_services)

@@ -1,7 +1,10 @@
 """The broker topology: exchanges, every consumer queue, its binding and its dead-letter queue.
 
-Every service declares the whole topology at start-up, so an event published before its consumer first ran
-is queued rather than dropped as unroutable.
+The whole topology is declared before anything is consumed or published, so an event published before its
+consumer first ran is queued rather than dropped as unroutable. Either every service declares it at start-up
+(DECLARE_TOPOLOGY=true, the default: one broker user with configure rights) or a deploy step does, once per
+release (`recovery topology declare`), and the services only check that their part is there (passive declares,
+which need no permission), so their own broker users need no configure permission (docs/security.md).
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import aio_pika
+from aiormq.exceptions import ChannelNotFoundEntity
 from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.rabbit.schemas.queue import QuorumQueueArgs
 
@@ -58,13 +63,16 @@ class ConsumerQueue:
             "x-overflow": "reject-publish",
         }
 
-    def rabbit_queue(self) -> RabbitQueue:
+    def rabbit_queue(self, *, declare: bool = True) -> RabbitQueue:
+        """The queue as FastStream declares it; with `declare=False` a subscriber only looks it up (a passive
+        declare) and binds nothing: the deploy step declared and bound it."""
         return RabbitQueue(
             self.name,
             queue_type=QueueType.QUORUM,
             durable=True,
             arguments=self.arguments(),
             routing_key=self.routing_key,
+            declare=declare,
         )
 
     def rabbit_dead_letter_queue(self) -> RabbitQueue:
@@ -123,11 +131,12 @@ def deployed_queues(absent: Iterable[str] = ()) -> list[ConsumerQueue]:
     return [q for q in QUEUES.values() if q.service not in left_out]
 
 
+EXCHANGES = (EVENTS, COMMANDS, DEAD_LETTER)
+
+
 async def declare_topology(broker: RabbitBroker, absent: frozenset[str] = frozenset()) -> None:
     """The exchanges, and every consumer queue with its dead-letter queue, except those of the `absent` services
     (a deployment without them: their queues would only fill)."""
-    for exchange in (EVENTS, COMMANDS, DEAD_LETTER):
-        await broker.declare_exchange(exchange)
     events = await broker.declare_exchange(EVENTS)
     commands = await broker.declare_exchange(COMMANDS)
     dead_letter = await broker.declare_exchange(DEAD_LETTER)
@@ -136,3 +145,45 @@ async def declare_topology(broker: RabbitBroker, absent: frozenset[str] = frozen
         await declared.bind(commands if queue.exchange is COMMANDS else events, routing_key=queue.routing_key)
         dlq = await broker.declare_queue(queue.rabbit_dead_letter_queue())
         await dlq.bind(dead_letter, routing_key=queue.name)
+
+
+CHECK_CONNECT_SECONDS = 10.0
+
+
+class TopologyMissing(RuntimeError):
+    """Exchanges or queues a service needs are not on the broker: the deploy step has not declared them yet."""
+
+
+async def missing_topology(url: str, queues: Iterable[ConsumerQueue]) -> list[str]:
+    """What the broker at `url` lacks of the exchanges and of `queues` with their dead-letter queues.
+
+    Found by passive declares, which create nothing and need no permission, on a connection of its own: a passive
+    declare of something missing closes the channel it ran on, and that must never be a service's channel.
+    """
+    wanted = [("exchange", exchange.name) for exchange in EXCHANGES]
+    for queue in queues:
+        wanted += [("queue", queue.name), ("queue", queue.dead_letter_queue)]
+    missing = []
+    connection = await aio_pika.connect(url, timeout=CHECK_CONNECT_SECONDS)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=False)
+        for kind, name in wanted:
+            try:
+                if kind == "exchange":
+                    await channel.get_exchange(name, ensure=True)
+                else:
+                    await channel.get_queue(name, ensure=True)
+            except ChannelNotFoundEntity:
+                missing.append(f"{kind} {name}")
+                channel = await connection.channel(publisher_confirms=False)
+    return missing
+
+
+async def check_topology(url: str, queues: Iterable[ConsumerQueue]) -> None:
+    """Raise TopologyMissing naming what is not declared yet (DECLARE_TOPOLOGY=false: the deploy step declares)."""
+    missing = await missing_topology(url, queues)
+    if missing:
+        raise TopologyMissing(
+            f"not declared on the broker: {', '.join(missing)}; the deploy step declares them "
+            "(`recovery topology declare`, docs/deployment.md)"
+        )

@@ -1,7 +1,8 @@
 """The `recovery` subcommands, one module each: `register(subcommands)` adds it; its handler returns the exit
 code.
 
-A new subcommand (timeline, dead letters, verify, catalogues, secrets) is a new module here and one line below.
+A new subcommand (timeline, dead letters, verify, catalogues, secrets, topology) is a new module here and one
+line below.
 """
 
 from recovery_cli.commands import (
@@ -16,8 +17,24 @@ from recovery_cli.commands import (
     simulate,
     status,
     timeline,
+    topology,
     up,
     verify,
 )
 
-COMMANDS = (run, up, down, status, demo, dead_letters, load, timeline, analytics, verify, catalogues, simulate, secrets)
+COMMANDS = (
+    run,
+    up,
+    down,
+    status,
+    demo,
+    dead_letters,
+    load,
+    timeline,
+    analytics,
+    verify,
+    catalogues,
+    simulate,
+    secrets,
+    topology,
+)

@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 from typing import TYPE_CHECKING
 
-from recovery_cli.stack.infrastructure import DEFAULT_RABBITMQ_URL, redact
+from recovery_cli.commands.options import add_rabbitmq_url, rabbitmq_url
+from recovery_cli.stack.infrastructure import redact
 
 if TYPE_CHECKING:
     from recovery_runtime.dead_letters import DeadLetter, DeadLetters, Selection
@@ -26,7 +26,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         description="Dead letters of every consumer queue (<queue>.dlq). Reading never removes a message; "
         "replay removes it only after the broker confirmed the republished original.",
     )
-    parser.add_argument("--rabbitmq-url", default=None, help="default: $RABBITMQ_URL or the local broker")
+    add_rabbitmq_url(parser)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     listing = actions.add_parser("list", help="one line per dead letter, with its reason")
@@ -62,7 +62,7 @@ def _client(args: argparse.Namespace) -> DeadLetters:
     # Imported here: `recovery` starts every command's parser, and only this command needs the broker client.
     from recovery_runtime.dead_letters import DeadLetters
 
-    return DeadLetters(args.rabbitmq_url or os.environ.get("RABBITMQ_URL") or DEFAULT_RABBITMQ_URL)
+    return DeadLetters(rabbitmq_url(args))
 
 
 def _selection(args: argparse.Namespace, which: str | None = None) -> Selection:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from recovery_cli.locations import RUN_DIR_VARIABLE, default_run_dir
+from recovery_cli.stack.infrastructure import DEFAULT_RABBITMQ_URL
 
 DEFAULT_MONGODB_URL = "mongodb://127.0.0.1:27017/?directConnection=true"
 
@@ -29,6 +30,16 @@ def add_database(parser: argparse.ArgumentParser) -> None:
         help="default: $MONGODB_URL, else the local `recovery up` database",
     )
     parser.add_argument("--database", default=os.environ.get("MONGODB_DATABASE") or "recovery")
+
+
+def add_rabbitmq_url(parser: argparse.ArgumentParser) -> None:
+    """`--rabbitmq-url`; `rabbitmq_url(args)` resolves it."""
+    parser.add_argument("--rabbitmq-url", default=None, help="default: $RABBITMQ_URL or the local broker")
+
+
+def rabbitmq_url(args: argparse.Namespace) -> str:
+    """The broker: --rabbitmq-url, else RABBITMQ_URL (as the services read it), else the local one."""
+    return str(args.rabbitmq_url or os.environ.get("RABBITMQ_URL") or DEFAULT_RABBITMQ_URL)
 
 
 def run_dir(args: argparse.Namespace) -> Path:

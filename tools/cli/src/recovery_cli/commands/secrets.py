@@ -7,13 +7,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from recovery_cli.commands.options import add_database, fail
-from recovery_cli.stack.infrastructure import DEFAULT_RABBITMQ_URL, redact
+from recovery_cli.commands.options import add_database, add_rabbitmq_url, fail, rabbitmq_url
+from recovery_cli.stack.infrastructure import redact
 
 if TYPE_CHECKING:
     from pymongo import MongoClient
@@ -46,7 +45,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     status.add_argument(
         "--dead-letters", action="store_true", help="also count the dead-letter queues' messages (RABBITMQ_URL)"
     )
-    status.add_argument("--rabbitmq-url", default=None, help="default: $RABBITMQ_URL or the local broker")
+    add_rabbitmq_url(status)
     status.add_argument(
         "--no-recorded-headers",
         dest="recorded_headers",
@@ -91,7 +90,7 @@ def handle_status(args: argparse.Namespace) -> int:
     finally:
         client.close()
     if args.dead_letters:
-        url = args.rabbitmq_url or os.environ.get("RABBITMQ_URL") or DEFAULT_RABBITMQ_URL
+        url = rabbitmq_url(args)
         try:
             census.awaiting.update(_in_dead_letters(url))
         except Exception as error:

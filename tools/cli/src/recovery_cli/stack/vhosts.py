@@ -31,6 +31,10 @@ from recovery_cli.stack.infrastructure import LOCAL_HOSTS, broker_address, with_
 MANAGEMENT_URL_VARIABLE = "RABBITMQ_MANAGEMENT_URL"
 
 
+# A user's (configure, write, read) regular expressions on one vhost, as RabbitMQ takes them.
+Permissions = tuple[str, str, str]
+
+
 class VhostUnavailable(RuntimeError):
     """Neither rabbitmqctl nor the management API can create a virtual host here."""
 
@@ -116,6 +120,30 @@ class VirtualHosts:
         self._pending_deletes.append(process)
         if wait:
             self.wait_for_deletes()
+
+    def add_user(self, vhost: str, user: str, password: str, permissions: Permissions) -> str:
+        """Create `user` with only `permissions` on `vhost` (no tags: no management access); the broker URL with
+        the user's credentials on that vhost. For proving what a service's own broker user needs."""
+        if self._ctl is not None:
+            self._rabbitmqctl("add_user", user, password)
+            self._rabbitmqctl("set_permissions", "-p", vhost, user, *permissions)
+        else:
+            self._management_call("PUT", f"/api/users/{quote(user, safe='')}", {"password": password, "tags": ""})
+            configure, write, read = permissions
+            self._management_call(
+                "PUT",
+                f"/api/permissions/{quote(vhost, safe='')}/{quote(user, safe='')}",
+                {"configure": configure, "write": write, "read": read},
+            )
+        parts = urlsplit(with_vhost(self.broker_url, vhost))
+        host = parts.netloc.rpartition("@")[2]
+        return parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{host}").geturl()
+
+    def delete_user(self, user: str) -> None:
+        if self._ctl is not None:
+            self._rabbitmqctl("delete_user", user)
+        else:
+            self._management_call("DELETE", f"/api/users/{quote(user, safe='')}", None, missing_ok=True)
 
     def remove_abandoned(self, prefix: str, grace: float = ABANDONED_AFTER_SECONDS) -> list[str]:
         """Delete the vhosts of `prefix` that killed runs left (`abandoned`); the names deleted."""
