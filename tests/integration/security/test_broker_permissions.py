@@ -1,8 +1,9 @@
 """The topology as a deploy step, and services whose broker users may not configure anything.
 
 The permissions come from docs/security.md's table ("RabbitMQ"), so the document and what is proven here cannot
-drift apart: every service gets a user of its own with exactly its row, DECLARE_TOPOLOGY=false, and the seed's
-recovery must still end in a verified webhook, a poison message still reach its dead-letter queue with the reason.
+drift apart: every service gets a user of its own with exactly its row, DECLARE_TOPOLOGY=false, the deploy step,
+the operator and a billing ingress theirs; the seed's recovery must still end in a verified webhook, a poison
+message handed on by the ingress reach its dead-letter queue with the reason, and the operator replay it.
 """
 
 from __future__ import annotations
@@ -39,37 +40,45 @@ COMPONENTS = {
 }
 # The deploy step's user: the only one that may configure.
 DEPLOY_STEP = "topology"
+# Who else talks to the broker: the operator replaying dead letters, a billing ingress handing on billing.event.
+OPERATOR, BILLING_INGRESS = "operator", "billing ingress"
+USERS = (*COMPONENTS, DEPLOY_STEP, OPERATOR, BILLING_INGRESS)
 
 
 def documented_permissions() -> dict[str, Permissions]:
-    """docs/security.md's RabbitMQ table: user -> (configure, write, read)."""
-    rows = re.findall(r"^\| ([a-z-]+) \| `([^`]*)` \| `([^`]*)` \| `([^`]*)` \|$", SECURITY_DOC.read_text(), re.M)
-    table = {user: (configure, write, read) for user, configure, write, read in rows}
-    assert {*COMPONENTS, DEPLOY_STEP} <= table.keys(), f"docs/security.md lists {sorted(table)}"
+    """docs/security.md's RabbitMQ table: user (the row's name before any parenthesis) -> (configure, write, read)."""
+    rows = re.findall(r"^\| ([^|]+?) \| `([^`]*)` \| `([^`]*)` \| `([^`]*)` \|$", SECURITY_DOC.read_text(), re.M)
+    table = {user.split(" (")[0]: (configure, write, read) for user, configure, write, read in rows}
+    assert set(USERS) <= table.keys(), f"docs/security.md lists {sorted(table)}"
     return table
 
 
 @pytest.fixture
 def broker_users(virtual_hosts: VirtualHosts, isolation: Isolation) -> Iterator[dict[str, str]]:
-    """A broker user of its own per service and one for the deploy step, on the test's vhost, each with its documented
-    permissions: name -> URL."""
+    """A broker user of its own per service, one for the deploy step, the operator and the billing ingress, on the
+    test's vhost, each with its documented permissions: name -> URL."""
     vhost = isolation.rabbitmq_url.rsplit("/", 1)[1]
     table = documented_permissions()
     made: dict[str, str] = {}
     try:
-        for name in (*COMPONENTS, DEPLOY_STEP):
-            user = f"test-{name}-{secrets.token_hex(4)}"
+        for name in USERS:
+            user = f"test-{name.replace(' ', '-')}-{secrets.token_hex(4)}"
             made[user] = virtual_hosts.add_user(vhost, user, secrets.token_hex(12), table[name])
-        yield dict(zip((*COMPONENTS, DEPLOY_STEP), made.values(), strict=True))
+        yield dict(zip(USERS, made.values(), strict=True))
     finally:
         for user in made:
             virtual_hosts.delete_user(user)
 
 
-def declare(url: str, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
-    code = recovery(["topology", "--rabbitmq-url", url, *extra])
+def command(capsys: pytest.CaptureFixture[str], name: str, url: str, *extra: str) -> tuple[int, str]:
+    """`recovery NAME --rabbitmq-url URL ...`: its exit code and what it said."""
+    code = recovery([name, "--rabbitmq-url", url, *extra])
     captured = capsys.readouterr()
     return code, captured.out + captured.err
+
+
+def declare(url: str, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
+    return command(capsys, "topology", url, *extra)
 
 
 def test_every_service_runs_with_its_documented_permissions_after_the_deploy_step(
@@ -102,15 +111,32 @@ def test_every_service_runs_with_its_documented_permissions_after_the_deploy_ste
     assert received.signature_verified
     assert scenario.wait_for_payment_status(setup, accepted["id"], "succeeded")["status"] == "succeeded"
 
-    # Dead-lettering with a reason is a publish to recovery.dead-letter by the consuming service's own user.
-    asyncio.run(poison_is_dead_lettered(isolation.rabbitmq_url, "intake.recovery-requested"))
+    # A billing ingress hands on a billing.event (here a broken one) with its own user; intake dead-letters it with
+    # the reason (a publish to recovery.dead-letter by intake's user); the operator's user lists and replays it.
+    queue = QUEUES["intake.billing-event"]
+    asyncio.run(publish_poison(broker_users[BILLING_INGRESS], queue.exchange.name, queue.routing_key))
+    asyncio.run(dead_lettered_with_reason(isolation.rabbitmq_url, queue.dead_letter_queue, keep=True))
+    operator = broker_users[OPERATOR]
+    code, said = command(capsys, "dead-letters", operator, "list", "--queue", queue.name)
+    assert code == 0 and "poison-1" in said, said
+    code, said = command(capsys, "dead-letters", operator, "replay", "--all", "--queue", queue.name)
+    assert code == 0, said
+    # Replayed to recovery.commands, consumed by intake again, dead-lettered again: the one copy is back.
+    asyncio.run(dead_lettered_with_reason(isolation.rabbitmq_url, queue.dead_letter_queue, keep=False))
 
 
-async def poison_is_dead_lettered(url: str, queue_name: str) -> None:
-    queue = QUEUES[queue_name]
+async def publish_poison(url: str, exchange: str, routing_key: str) -> None:
     async with broker_probe(url) as broker:
-        await broker.publish_raw(b"{not json", queue.exchange.name, queue.routing_key, message_id="poison-1")
-        letter = await broker.take(queue.dead_letter_queue, timeout=30)
+        await broker.publish_raw(b"{not json", exchange, routing_key, message_id="poison-1")
+
+
+async def dead_lettered_with_reason(url: str, dead_letter_queue: str, *, keep: bool) -> None:
+    async with broker_probe(url) as broker:
+        await eventually(lambda: broker.depth(dead_letter_queue), timeout=30)
+        if keep:
+            return
+        letter = await broker.take(dead_letter_queue)
+        assert await broker.depth(dead_letter_queue) == 0
     assert letter.message_id == "poison-1"
     assert "invalid" in str(letter.headers[REJECTION_HEADER]).lower()
 
