@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from recovery_analytics.adapters import views
-from recovery_analytics.domain.answers import list_item, recovery_status, timeline
+from recovery_analytics.domain.answers import list_item, recovery_intent, recovery_status, timeline
 from recovery_analytics.domain.figures import DayFigures, contribution, day_of, difference, percentile, summarise
 from recovery_analytics.domain.record import ViewRecord
 from recovery_analytics.domain.view import ViewStatus, project
@@ -152,11 +152,22 @@ def test_the_timeline_tells_the_request_each_attempt_the_webhook_failure_and_the
         "webhook_failed",
     ]
     assert (answer.status.value, answer.business_status.value) == ("finish", "FAILED_DUE_TO_HARD_DECLINE_ERROR")
+    # The recovery's status as the list and the intent show it, from the same view.
+    assert answer.recovery_status.value == "terminated"
     assert [(a.attempt_number, a.decline_code, a.card_network, a.advice_code) for a in answer.attempts] == [
         (1, "do_not_honor", "Visa", "try_again_later"),
         (2, "insufficient_funds", "Visa", "try_again_later"),
     ]
     assert answer.request is not None and answer.request.amount == 5000
+
+
+def test_the_timeline_carries_the_recovery_status_the_intent_shows_at_every_step() -> None:
+    for story in history().values():
+        for seen in range(1, len(story.events) + 1):
+            view = project(story.payment.payment_id, story.events[:seen])
+            intent = recovery_intent(view)
+            if intent is not None:
+                assert timeline(view).recovery_status == intent.status, (story.payment.payment_id, seen)
 
 
 @pytest.mark.parametrize("seed", range(4))

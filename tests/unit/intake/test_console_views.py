@@ -133,6 +133,16 @@ def test_payment_page_groups_the_timeline() -> None:
     assert next(f.value for f in shown.request if f.label == "Amount") == "USD 22.50"
 
 
+def test_payment_page_takes_the_status_from_the_timelines_own_moment() -> None:
+    timeline = {"payment_id": "pay_1", "status": "finish", "business_status": "FAILED_EXECUTE_TASK"}
+    # The timeline's recovery status, read with its business status, wins over an intent read at another moment.
+    shown = views.payment_page({**timeline, "recovery_status": "terminated"}, {"status": "scheduled"}, [])
+    assert (shown.status, shown.business_status, shown.open) == ("terminated", "FAILED_EXECUTE_TASK", False)
+    # A timeline stored before it had one: the intent's status, else the process tracker's.
+    assert views.payment_page(timeline, {"status": "terminated"}, []).status == "terminated"
+    assert views.payment_page(timeline, None, []).status == "finish"
+
+
 def test_deliveries_and_endpoint_health() -> None:
     event = {
         "event_id": "evt_1",

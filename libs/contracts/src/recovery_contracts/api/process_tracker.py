@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from recovery_contracts.api.analytics import RecoveryStatus
 from recovery_contracts.api.fields import RequestBody, ResponseBody
 from recovery_contracts.timestamps import UtcMillis
 
@@ -168,6 +169,10 @@ class RecoveryTimelineResponse(ResponseBody):
     payment_id: str
     status: ProcessTrackerStatus
     business_status: BusinessStatus
+    # The recovery's status as the recovery list and intent show it, from the same view as the rest of the answer,
+    # so a page showing both never mixes two moments (extension). Absent from a timeline the read side stored
+    # before 4 Dec 2026, until the payment's next event or `recovery analytics rebuild`.
+    recovery_status: RecoveryStatus | None = None
     entries: list[RecoveryTimelineEntry]
     request: TimelineRequest | None = None
     attempts: list[TimelineAttempt] = Field(default_factory=list)

@@ -191,6 +191,7 @@ def timeline(view: PaymentView) -> RecoveryTimelineResponse:
         payment_id=view.payment_id,
         status=status,
         business_status=business,
+        recovery_status=recovery_status(view),
         entries=entries,
         request=request,
         attempts=[

@@ -301,8 +301,9 @@ def _plans(timeline: Document, workflow: Document | None) -> list[TimelineLine]:
 def payment_page(
     timeline: Document, intent: Document | None, deliveries: list[Delivery], workflow: Document | None = None
 ) -> PaymentPage:
-    """The Payment page of the read model's timeline and recovery intent, the scheduler's workflow (its plans'
-    reasons and decline classes, when it answered), and the webhook deliveries."""
+    """The Payment page of the read model's timeline (with the recovery's status; from an older read side, the
+    recovery intent's), the scheduler's workflow (its plans' reasons and decline classes, when it answered), and
+    the webhook deliveries."""
     # The scheduler's decline class of each attempt (the class its planner used), by attempt number.
     classes = {
         int(a.get("number") or 0): text_of(a.get("decline_class"))
@@ -345,7 +346,11 @@ def payment_page(
         for a in sorted(timeline.get("attempts") or [], key=lambda a: int(a.get("attempt_number") or 0))
     ]
     entries = timeline.get("entries") or []
-    status = text_of((intent or {}).get("status")) or text_of(timeline.get("status"))
+    status = (
+        text_of(timeline.get("recovery_status"))
+        or text_of((intent or {}).get("status"))
+        or text_of(timeline.get("status"))
+    )
     return PaymentPage(
         payment_id=text_of(timeline.get("payment_id")),
         status=status,
