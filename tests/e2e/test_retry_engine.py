@@ -181,7 +181,7 @@ def test_a_charge_timeout_is_settled_by_psync_with_one_charge_and_one_webhook(st
     assert len(view["attempts"]) == 1
 
 
-def test_cancel_invoice_stops_pending_retries_and_the_tracker_is_per_merchant(stack: Stack) -> None:
+def test_cancel_invoice_stops_pending_retries_tells_the_merchant_and_the_tracker_is_per_merchant(stack: Stack) -> None:
     scenario = seed_scenario(stack)
     setup = setup_merchant(scenario, SLOW_START_LADDER)
     customer, pm = scenario.customer_with_card("pm_card_visa")
@@ -194,9 +194,14 @@ def test_cancel_invoice_stops_pending_retries_and_the_tracker_is_per_merchant(st
     assert cancelled["id"] == payment_id and cancelled["intent_status"] == "cancelled"
     view = wait_for_tracker(scenario, setup, payment_id, "cancelled")
     assert view["status"] == "finish" and view["business_status"] == "CANCELLED_BY_BILLING_CONNECTOR"
+    # The merchant is told, signed: the payment, cancelled, before any attempt was made.
+    told = scenario.wait_for_webhook(payment_id, "payment_cancelled", timeout=60)
+    assert told.signature_verified and told.standard_webhooks.get("valid") is True
+    assert told.body["content"]["object"]["status"] == "cancelled"
+    assert told.body["content"]["object"]["connector_transaction_id"] is None
     time.sleep(5.0)  # past the first planned retry (4000 business seconds = 4 s)
     assert scenario.charges(customer) == []
-    assert webhooks_for(scenario, payment_id) == []
+    assert webhooks_for(scenario, payment_id) == ["payment_cancelled"]
 
     other = scenario.bootstrap()
     assert tracker(scenario, other, payment_id).status_code == 404

@@ -9,6 +9,7 @@ from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.ids import new_attempt_id, new_payment_id
 from recovery_contracts.messages import (
     ConnectorAccountUpdated,
+    PaymentCancelled,
     PaymentFailed,
     PaymentSucceeded,
     ProfileUpdated,
@@ -156,6 +157,24 @@ def payment_failed(payment: RecoveryPayment) -> Envelope[PaymentFailed]:
                 status=IntentStatus.FAILED,
                 modified_at=attempt.succeeded_at,
                 attempt=AttemptSummary(total_retry_count=1, token="pm_card_visa"),
+            ),
+        ),
+        correlation_id=payment.payment_id,
+        merchant_id=payment.merchant_id,
+        profile_id=payment.profile_id,
+    )
+
+
+def payment_cancelled(payment: RecoveryPayment) -> Envelope[PaymentCancelled]:
+    """The scheduler's `payment.cancelled` for `payment`: the merchant cancelled it before any attempt."""
+    return envelope_for(
+        MessageType.PAYMENT_CANCELLED,
+        PaymentCancelled(
+            payment_id=payment.payment_id,
+            reason="the merchant cancelled the recovery: pending retries stopped",
+            business_status="CANCELLED_BY_MERCHANT",
+            payment=build_payment_object(
+                payment, status=IntentStatus.CANCELLED, modified_at=payment.created_at, attempt=None
             ),
         ),
         correlation_id=payment.payment_id,

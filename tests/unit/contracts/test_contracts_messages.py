@@ -19,6 +19,7 @@ from recovery_contracts.messages import (
     DeliverWebhook,
     ExecuteRetry,
     PaymentAttemptFailed,
+    PaymentCancelled,
     PaymentFailed,
     PaymentSucceeded,
     PaymentSync,
@@ -135,6 +136,12 @@ def _payloads() -> dict[MessageType, BaseModel]:
             reason="all tokens hard-declined",
             business_status="FAILED_DUE_TO_HARD_DECLINE_ERROR",
             attempt_id=ATTEMPT_ID,
+            payment=PAYMENT_OBJECT,
+        ),
+        MessageType.PAYMENT_CANCELLED: PaymentCancelled(
+            payment_id=PAYMENT_ID,
+            reason="the merchant cancelled the recovery: pending retries stopped",
+            business_status="CANCELLED_BY_MERCHANT",
             payment=PAYMENT_OBJECT,
         ),
         MessageType.PROFILE_UPDATED: ProfileUpdated(

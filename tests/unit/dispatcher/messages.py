@@ -9,7 +9,7 @@ from recovery_contracts.messages import DeliverWebhook, PaymentFailed, ProfileUp
 from recovery_contracts.recovery import RecoveryPayment
 from recovery_dispatcher.domain.outgoing_webhook import generate_whsec_secret
 from recovery_runtime.secrets import SecretBox
-from support.payments import payment_failed, payment_succeeded, recovery_payment
+from support.payments import payment_cancelled, payment_failed, payment_succeeded, recovery_payment
 
 # The master key intake seals with and the dispatcher opens with.
 MASTER_KEY = SecretBox({"unit": b"u" * 32}, "unit")
@@ -22,6 +22,7 @@ __all__ = [
     "MASTER_KEY",
     "URL",
     "WHSEC",
+    "cancelled",
     "deliver",
     "endpoint_update",
     "failed",
@@ -42,6 +43,10 @@ def succeeded(of: RecoveryPayment | None = None) -> Envelope[Any]:
 
 def failed(of: RecoveryPayment | None = None) -> Envelope[PaymentFailed]:
     return payment_failed(of or payment())
+
+
+def cancelled(of: RecoveryPayment | None = None) -> Envelope[Any]:
+    return payment_cancelled(of or payment())
 
 
 def endpoint_update(

@@ -1,6 +1,6 @@
-"""`payment.succeeded` and `payment.failed` through the real consumer pipeline on in-memory adapters: one signed
-delivery per event, duplicates and lost claims deliver nothing twice, bad messages are dead-lettered with the
-reason, and two messages of one payment are delivered in order."""
+"""`payment.succeeded`, `payment.failed` and `payment.cancelled` through the real consumer pipeline on in-memory
+adapters: one signed delivery per event, duplicates and lost claims deliver nothing twice, bad messages are
+dead-lettered with the reason, and two messages of one payment are delivered in order."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ from recovery_dispatcher.domain.status import EventStatus
 from recovery_runtime.testing import consumed, publish
 
 from .fakes import AttemptRecord, Dispatcher
-from .messages import HASH_KEY, URL, WHSEC, failed, payment, succeeded
+from .messages import HASH_KEY, URL, WHSEC, cancelled, failed, payment, succeeded
 
 SUCCEEDED, FAILED = "dispatcher.payment-succeeded", "dispatcher.payment-failed"
+CANCELLED = "dispatcher.payment-cancelled"
 
 
 def raised_elsewhere(dispatcher: Dispatcher, message: object) -> WebhookEvent:
@@ -67,6 +68,28 @@ async def test_a_failed_payment_raises_an_event_of_its_own_type(dispatcher: Disp
     assert json.loads(request.body)["event_type"] == "payment_failed"
     [event] = dispatcher.events.initial_events()
     assert event.event_type == "payment_failed" and event.status is EventStatus.DELIVERED
+
+
+async def test_a_cancelled_recovery_raises_one_payment_cancelled_event_for_the_payment(dispatcher: Dispatcher) -> None:
+    message = cancelled()
+    await dispatcher.send(CANCELLED, message)
+    await dispatcher.send(CANCELLED, message.model_copy(update={"message_id": "published-again"}))
+
+    [request] = dispatcher.sender.requests
+    body = json.loads(request.body)
+    assert body["event_type"] == "payment_cancelled"
+    assert (body["content"]["object"]["id"], body["content"]["object"]["status"]) == (
+        message.payload.payment_id, "cancelled",
+    )  # fmt: skip
+    assert (
+        request.headers["x-webhook-signature-512"]
+        == hmac.new(HASH_KEY.encode(), request.body, hashlib.sha512).hexdigest()
+    )
+    verify_standard_webhook(request.body, request.headers, WHSEC, now=dispatcher.clock.now())
+    [event] = dispatcher.events.initial_events()
+    # Its object is the payment (a cancelled recovery may have made no attempt, and never runs again).
+    assert event.idempotent_event_id == idempotent_event_id(message.payload.payment_id, "payment_cancelled")
+    assert (event.event_type, event.status) == ("payment_cancelled", EventStatus.DELIVERED)
 
 
 async def test_a_duplicate_message_makes_one_event_and_one_delivery(dispatcher: Dispatcher) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from recovery_contracts.envelope import MessageType
 from recovery_scheduler.domain.plans import AttemptPlan, AwaitBillingPlan
 from recovery_scheduler.domain.status import RecoveryStatus
 from support.payments import scheduled
@@ -39,6 +40,43 @@ async def test_a_cancel_the_merchant_asked_for_says_so(scheduler: Scheduler) -> 
     tombstone = scheduler.recovery(early.payment_id)
     assert (tombstone.status, tombstone.business_status) == (RecoveryStatus.CANCELLED, "CANCELLED_BY_MERCHANT")
     assert "cancel_invoice by the merchant" in tombstone.history[-1].reason
+
+
+async def test_a_cancel_tells_the_merchant_once_with_the_last_attempt_and_a_payment_paid_elsewhere_does_not(
+    scheduler: Scheduler,
+) -> None:
+    recovery, paid, early = (
+        payment(),
+        payment(payment_id="12345_pay_" + "p" * 32),
+        payment(payment_id="12345_pay_" + "e" * 32),
+    )
+    for one in (recovery, paid):
+        await scheduler.send("scheduler.recovery-scheduled", scheduled(one))
+    await scheduler.send("scheduler.attempt-failed", attempt_failed(recovery, 1, "insufficient_funds"))
+
+    await scheduler.send(QUEUE, recovery_updated(recovery, "cancel_invoice", version=2, by_merchant=True))
+    await scheduler.send(QUEUE, recovery_updated(recovery, "cancel_invoice", version=3))  # after the end: recorded
+    await scheduler.send(QUEUE, recovery_updated(paid, "success_payment_external", version=2))
+    await scheduler.send(QUEUE, recovery_updated(early, "cancel_invoice", version=1))  # before its recovery
+
+    first, second = scheduler.published(MessageType.PAYMENT_CANCELLED)
+    assert (first.correlation_id, first.merchant_id, first.profile_id) == (
+        recovery.payment_id, recovery.merchant_id, recovery.profile_id,
+    )  # fmt: skip
+    cancelled = first.payload
+    assert (cancelled.business_status, cancelled.reason) == (
+        "CANCELLED_BY_MERCHANT", "the merchant cancelled the recovery: pending retries stopped",
+    )  # fmt: skip
+    shown = cancelled.payment
+    assert (shown.id, shown.status.value) == (recovery.payment_id, "cancelled")
+    assert shown.error is not None and shown.error.code == "insufficient_funds"
+    assert shown.feature_metadata.revenue_recovery.total_retry_count == recovery.billing_retry_count + 1
+    # The tombstone of a cancel seen before its recovery: no attempt of this system to show.
+    assert (second.correlation_id, second.payload.business_status) == (
+        early.payment_id,
+        "CANCELLED_BY_BILLING_CONNECTOR",
+    )
+    assert second.payload.payment.error is None and second.payload.payment.connector_transaction_id is None
 
 
 async def test_an_update_delivered_twice_or_older_than_the_last_changes_nothing(

@@ -27,6 +27,7 @@ class MessageType(StrEnum):
     PAYMENT_ATTEMPT_FAILED = "payment.attempt-failed"
     PAYMENT_SUCCEEDED = "payment.succeeded"
     PAYMENT_FAILED = "payment.failed"
+    PAYMENT_CANCELLED = "payment.cancelled"
     PROFILE_UPDATED = "profile.updated"
     CONNECTOR_ACCOUNT_UPDATED = "connector-account.updated"
     DELIVER_WEBHOOK = "webhook.deliver"

@@ -120,6 +120,17 @@ class PaymentFailed(_Payload):
     payment: PaymentObject
 
 
+class PaymentCancelled(_Payload):
+    """A recovery cancelled before it recovered the payment: by the merchant (`CANCELLED_BY_MERCHANT`) or by its
+    billing system (`CANCELLED_BY_BILLING_CONNECTOR`); the merchant's `payment_cancelled` webhook. One per payment
+    (a cancelled recovery never runs again)."""
+
+    payment_id: str
+    reason: str
+    business_status: str
+    payment: PaymentObject
+
+
 class ProfileUpdated(_Payload):
     """State transfer of a profile's webhook settings; consumers apply only newer versions."""
 
@@ -341,6 +352,7 @@ PAYLOADS: dict[MessageType, type[BaseModel]] = {
     MessageType.PAYMENT_ATTEMPT_FAILED: PaymentAttemptFailed,
     MessageType.PAYMENT_SUCCEEDED: PaymentSucceeded,
     MessageType.PAYMENT_FAILED: PaymentFailed,
+    MessageType.PAYMENT_CANCELLED: PaymentCancelled,
     MessageType.PROFILE_UPDATED: ProfileUpdated,
     MessageType.CONNECTOR_ACCOUNT_UPDATED: ConnectorAccountUpdated,
     MessageType.DELIVER_WEBHOOK: DeliverWebhook,

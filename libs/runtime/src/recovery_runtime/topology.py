@@ -104,6 +104,7 @@ QUEUES: dict[str, ConsumerQueue] = {
         _q("executor.connector-account-updated", T.CONNECTOR_ACCOUNT_UPDATED),
         _q("dispatcher.payment-succeeded", T.PAYMENT_SUCCEEDED),
         _q("dispatcher.payment-failed", T.PAYMENT_FAILED),
+        _q("dispatcher.payment-cancelled", T.PAYMENT_CANCELLED),
         _q("dispatcher.deliver-webhook", T.DELIVER_WEBHOOK),
         _q("dispatcher.profile-updated", T.PROFILE_UPDATED),
         # The read side (services/analytics): a copy of every event a payment's views are folded from.

@@ -26,7 +26,7 @@ class EventClass(StrEnum):
 
 
 class EventType(StrEnum):
-    """Hyperswitch's `EventType`. This system emits `payment_succeeded` and `payment_failed`."""
+    """Hyperswitch's `EventType`. This system emits `payment_succeeded`, `payment_failed` and `payment_cancelled`."""
 
     PAYMENT_SUCCEEDED = "payment_succeeded"
     PAYMENT_FAILED = "payment_failed"

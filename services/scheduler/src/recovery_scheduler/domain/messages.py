@@ -1,5 +1,5 @@
-"""The messages a recovery's plan sends: the executor's command, the terminal failure event, and a monitoring
-recovery's shadow plans."""
+"""The messages a recovery sends: the executor's command, the terminal failure and cancellation events, and a
+monitoring recovery's shadow plans."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from recovery_contracts.messages import ExecuteRetry, PaymentFailed, RecoveryShadowPlanned, ShadowPlan
+from recovery_contracts.messages import (
+    ExecuteRetry,
+    PaymentCancelled,
+    PaymentFailed,
+    RecoveryShadowPlanned,
+    ShadowPlan,
+)
 from recovery_contracts.payments import ConnectorTransmission, IntentStatus, PaymentError
 from recovery_contracts.recovery import (
     AttemptSummary,
@@ -40,28 +46,51 @@ def payment_failed(
     payment: RecoveryPayment, decision: EndRecovery, attempts: Sequence[Attempt], now: datetime
 ) -> PaymentFailed:
     """The terminal event of a recovery that ended without success after attempts of this system."""
-    last = attempts[-1]
     return PaymentFailed(
         payment_id=payment.payment_id,
         reason=decision.reason,
         business_status=decision.business_status,
-        attempt_id=last.attempt_id,
+        attempt_id=attempts[-1].attempt_id,
         payment=build_payment_object(
             payment,
             status=IntentStatus.FAILED,
             modified_at=now,
-            attempt=AttemptSummary(
-                total_retry_count=payment.billing_retry_count + len(attempts),
-                token=last.token,
-                connector_transaction_id=last.connector_transaction_id,
-                transmission=ConnectorTransmission.UNSUCCESSFUL,
-                error=PaymentError(
-                    code=last.codes.decline_code or last.codes.error_code or "unknown",
-                    message=last.message or decision.reason,
-                    network_advice_code=last.codes.network_advice_code,
-                    network_decline_code=last.codes.network_decline_code,
-                ),
-            ),
+            attempt=_last_attempt(payment, attempts, decision.reason),
+        ),
+    )
+
+
+def payment_cancelled(
+    payment: RecoveryPayment, business_status: str, reason: str, attempts: Sequence[Attempt], now: datetime
+) -> PaymentCancelled:
+    """The event of a recovery cancelled before it recovered the payment; the payment object shows the last attempt
+    of this system, if it made any."""
+    return PaymentCancelled(
+        payment_id=payment.payment_id,
+        reason=reason,
+        business_status=business_status,
+        payment=build_payment_object(
+            payment,
+            status=IntentStatus.CANCELLED,
+            modified_at=now,
+            attempt=_last_attempt(payment, attempts, reason) if attempts else None,
+        ),
+    )
+
+
+def _last_attempt(payment: RecoveryPayment, attempts: Sequence[Attempt], reason: str) -> AttemptSummary:
+    """The payment object's account of this system's last attempt, which did not succeed."""
+    last = attempts[-1]
+    return AttemptSummary(
+        total_retry_count=payment.billing_retry_count + len(attempts),
+        token=last.token,
+        connector_transaction_id=last.connector_transaction_id,
+        transmission=ConnectorTransmission.UNSUCCESSFUL,
+        error=PaymentError(
+            code=last.codes.decline_code or last.codes.error_code or "unknown",
+            message=last.message or reason,
+            network_advice_code=last.codes.network_advice_code,
+            network_decline_code=last.codes.network_decline_code,
         ),
     )
 

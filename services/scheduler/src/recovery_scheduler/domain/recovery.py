@@ -6,12 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from recovery_contracts.api.recovery import RecoveryAction
+from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import PaymentAttemptFailed, PaymentSucceeded, RecoveryUpdated
 from recovery_contracts.recovery import RecoveryPayment
 
 from .declines import DeclineClass, DeclineCodes
+from .messages import payment_cancelled
 from .model import Algorithm, AttemptOutcome, AttemptRecord, ScheduleAttempt
 from .planning import Change, Planning
 from .plans import AttemptPlan, Note, Plan
@@ -153,9 +156,11 @@ class Recovery:
         recovery = cls.new(update.payment, planning.now, intake_version=update.version)
         by = " by the merchant" if update.by_merchant else ""
         reason = f"{update.action}{by} before any retry was planned"
+        messages: tuple[Envelope[Any], ...] = ()
         if (stop := stopping(update)) is not None:
-            status, business_status, _ = stop
+            status, business_status, why = stop
             recovery = replace(recovery, status=status, business_status=business_status)
+            messages = recovery._cancelled_messages(business_status, why, planning)
         elif update.action == RecoveryAction.PENDING_PAYMENT:
             # Waiting, with a re-plan at the horizon; stored at version 1 as a started recovery is (its timer id
             # follows version 0, the next plan's version 1).
@@ -164,7 +169,7 @@ class Recovery:
             return Change(None, replace(noted, version=1), waiting.timers)
         else:
             return None
-        return Change(None, recovery.noted(planning.now, "billing_system_action", reason))
+        return Change(None, recovery.noted(planning.now, "billing_system_action", reason), messages=messages)
 
     # -- what the executor reports ------------------------------------------------------------------------------
 
@@ -252,7 +257,7 @@ class Recovery:
             reason = f"{action} after the recovery ended ({self.status.value}): recorded"
             change = Change(None, recovery.noted(now, "billing_system_action", reason))
         elif (stop := stopping(update)) is not None:
-            change = recovery._stopped(*stop, now)
+            change = recovery._stopped(*stop, planning)
         elif action == RecoveryAction.PENDING_PAYMENT:
             change = recovery._paused("the billing system reports a payment in progress: waiting", planning)
         elif plans_on(update):
@@ -271,12 +276,25 @@ class Recovery:
                 card_updated_at[token.token] = now
         return replace(self, payment=payment, card_updated_at=card_updated_at)
 
-    def _stopped(self, status: RecoveryStatus, business_status: str, reason: str, now: datetime) -> Change:
-        """Ended for a reason outside the planner (the billing system cancelled, or was paid)."""
+    def _stopped(self, status: RecoveryStatus, business_status: str, reason: str, planning: Planning) -> Change:
+        """Ended for a reason outside the planner (cancelled by the merchant or the billing system, or paid)."""
+        now = planning.now
         recovery = replace(
             self, status=status, business_status=business_status, plan=None, paused=False, ended_at=now, updated_at=now
         )
-        return Change(None, recovery.noted(now, "ended", reason, outcome=status.value), cancels_planned_timers=True)
+        return Change(
+            None,
+            recovery.noted(now, "ended", reason, outcome=status.value),
+            cancels_planned_timers=True,
+            messages=recovery._cancelled_messages(business_status, reason, planning),
+        )
+
+    def _cancelled_messages(self, business_status: str, reason: str, planning: Planning) -> tuple[Envelope[Any], ...]:
+        """`payment.cancelled` (the merchant's `payment_cancelled` webhook) when this ended recovery was cancelled."""
+        if self.status is not RecoveryStatus.CANCELLED:
+            return ()
+        cancelled = payment_cancelled(self.payment, business_status, reason, self.attempts, planning.now)
+        return (planning.message(MessageType.PAYMENT_CANCELLED, cancelled, self.payment),)
 
     def _paused(self, reason: str, planning: Planning) -> Change:
         """Nothing planned until the billing system reports again (or the horizon: its re-plan timer)."""

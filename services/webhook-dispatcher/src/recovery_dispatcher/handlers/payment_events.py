@@ -1,6 +1,6 @@
-"""`payment.succeeded` and `payment.failed`: one initial webhook event per (payment attempt, event type),
-claimed, then delivered; a duplicate message delivers nothing twice; a type the profile switched off raises
-nothing."""
+"""`payment.succeeded`, `payment.failed` and `payment.cancelled`: one initial webhook event per (payment attempt,
+or the payment for a cancel, and event type), claimed, then delivered; a duplicate message delivers nothing twice;
+a type the profile switched off raises nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 
 from recovery_contracts.envelope import Envelope
-from recovery_contracts.messages import PaymentFailed, PaymentSucceeded
+from recovery_contracts.messages import PaymentCancelled, PaymentFailed, PaymentSucceeded
 from recovery_contracts.payments import PaymentObject
 from recovery_dispatcher import metrics
 from recovery_dispatcher.domain.event import Claim, DuplicateEvent, WebhookEvent
@@ -30,6 +30,12 @@ async def payment_succeeded(delivery: Delivery, envelope: Envelope[PaymentSuccee
 async def payment_failed(delivery: Delivery, envelope: Envelope[PaymentFailed], queue: ConsumerQueue) -> None:
     message = envelope.payload
     await raise_event(delivery, envelope, "payment_failed", message.attempt_id, message.payment)
+
+
+async def payment_cancelled(delivery: Delivery, envelope: Envelope[PaymentCancelled], queue: ConsumerQueue) -> None:
+    # A cancelled recovery never runs again, and may have made no attempt: the payment is the event's object.
+    message = envelope.payload
+    await raise_event(delivery, envelope, "payment_cancelled", message.payment_id, message.payment)
 
 
 async def raise_event(
