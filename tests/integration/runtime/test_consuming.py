@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 
 from recovery_contracts.envelope import Envelope
 from recovery_runtime import consumer
-from recovery_runtime.bus import REJECTION_HEADER, MessageRejected, OutgoingMessage
+from recovery_runtime.bus import REJECTION_HEADER, MessageRejected, OutgoingMessage, RetryLater
 from recovery_runtime.topology import DELIVERY_LIMIT, QUEUES, ConsumerQueue
 from recovery_runtime.unit_of_work import Transaction
 from support.broker import broker_probe, eventually
@@ -71,7 +71,7 @@ async def test_invalid_bytes_end_in_the_dead_letter_queue_with_the_reason_and_co
     assert dead.headers["x-original-queue"] == QUEUE
 
 
-async def test_a_message_that_always_fails_is_dead_lettered_at_the_delivery_limit_not_looped(
+async def test_a_message_that_always_fails_is_dead_lettered_with_its_error_at_the_delivery_limit_not_looped(
     runtime_service: Any, isolation: Isolation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(consumer, "requeue_pause", lambda error, deliveries: 0.0)
@@ -88,10 +88,32 @@ async def test_a_message_that_always_fails_is_dead_lettered_at_the_delivery_limi
         await asyncio.sleep(0.5)
         assert await probe.depth(QUEUE) == 0
     assert dead.message_id == message.message_id
-    death = dead.headers["x-death"][0]
-    assert death["reason"] == "delivery_limit"
+    # Dead-lettered by the pipeline on the last delivery the queue allows, saying what kept failing (RabbitMQ's
+    # own dead-lettering at the limit would say only `delivery_limit`), with the routing for a replay.
+    assert dead.headers[REJECTION_HEADER] == (
+        f"failed on each of {DELIVERY_LIMIT + 1} deliveries (the queue's limit); "
+        "the last: RuntimeError: the database is down, say"
+    )
+    assert dead.headers["x-original-queue"] == QUEUE and "x-death" not in dead.headers
     # The first delivery plus DELIVERY_LIMIT redeliveries, then never again.
     assert len(tries) == DELIVERY_LIMIT + 1
+
+
+async def test_a_message_that_waits_on_every_delivery_is_dead_lettered_with_what_it_waited_for(
+    runtime_service: Any, isolation: Isolation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(consumer, "requeue_pause", lambda error, deliveries: 0.0)
+
+    async def handler(envelope: Envelope[Any], queue: ConsumerQueue) -> None:
+        raise RetryLater("invoice inv_1 is not known yet")
+
+    async with runtime_service({QUEUE: handler}), broker_probe(isolation.rabbitmq_url) as probe:
+        await probe.publish(stripe_account())
+        dead = await probe.take(QUEUES[QUEUE].dead_letter_queue, timeout=60)
+    assert dead.headers[REJECTION_HEADER] == (
+        f"waited on each of {DELIVERY_LIMIT + 1} deliveries (the queue's limit); "
+        "the last: RetryLater: invoice inv_1 is not known yet"
+    )
 
 
 async def test_a_rejected_message_is_dead_lettered_once_with_its_message_id(

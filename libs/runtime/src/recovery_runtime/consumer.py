@@ -7,7 +7,8 @@ it is here, once:
 - `MessageRejected` (can never apply) -> dead-lettered with the reason, the original routing kept for a replay;
 - `AlreadyApplied` (a redelivery or duplicate) -> acknowledged;
 - a database outage -> the message is held and the handler run again (handlers are idempotent);
-- any other error -> a pause, then rejected and requeued (counted towards the queue's delivery limit);
+- any other error (or a `RetryLater` wait) -> a pause, then rejected and requeued (counted towards the queue's
+  delivery limit); on the last delivery the limit allows, dead-lettered with the last error as the reason;
 - ordering lanes (optional): messages with the same lane key run one after another, in arrival order, while
   others run side by side (aiormq hands every delivery to a task of its own, up to the channel's prefetch).
 
@@ -35,7 +36,7 @@ from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import envelope_model
 from recovery_runtime import metrics
 from recovery_runtime.bus import AlreadyApplied, MessageRejected, Publisher, RetryLater, requeue_pause, through_outages
-from recovery_runtime.topology import QUEUES, ConsumerQueue
+from recovery_runtime.topology import DELIVERY_LIMIT, QUEUES, ConsumerQueue
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +46,13 @@ LaneOf = Callable[[Envelope[Any]], str | None]
 
 # The envelope the pipeline validated, for the handler call it wraps (one value per delivery task).
 _ENVELOPE: contextvars.ContextVar[Envelope[Any]] = contextvars.ContextVar("recovery_envelope")
+
+
+def gave_up(error: BaseException, deliveries: int) -> str:
+    """The dead-letter reason of a message whose every delivery failed or had to wait."""
+    waited = "waited" if isinstance(error, RetryLater) else "failed"
+    last = f"{type(error).__name__}: {error}"
+    return f"{waited} on each of {deliveries + 1} deliveries (the queue's limit); the last: {last}"
 
 
 def summarise(error: ValidationError) -> str:
@@ -172,6 +180,10 @@ class _PipelineRun(BaseMiddleware):
                 raise
             except Exception as error:
                 deliveries = int((raw.headers or {}).get("x-delivery-count", 0) or 0)
+                if deliveries >= DELIVERY_LIMIT:
+                    # The last delivery the queue allows: handed back, RabbitMQ would dead-letter it saying only
+                    # `delivery_limit`. Dead-lettered here instead, with what kept it from applying.
+                    await pipeline.dead_letter(msg, gave_up(error, deliveries))
                 pause = requeue_pause(error, deliveries)
                 if isinstance(error, RetryLater):
                     log.info("message.retry_later", reason=f"{type(error).__name__}: {error}", pause=round(pause, 2))
