@@ -41,7 +41,7 @@ SERVICES = ("intake", "scheduler", "executor", "webhook-dispatcher", "analytics"
 RECORD_BACK_PATH = "/record-back"
 ENDED = ("succeeded", "failed", "cancelled")
 VISA, LOST_CARD = "pm_card_visa", "pm_card_chargeDeclinedLostCard"
-SUCCEEDED, FAILED = "payment_succeeded", "payment_failed"
+SUCCEEDED, FAILED, CANCELLED = "payment_succeeded", "payment_failed", "payment_cancelled"
 
 
 class Kind:
@@ -75,7 +75,7 @@ class KindSpec:
     # Armed at the sandbox on the customer's payment method before the request (`/_sandbox/faults`).
     fault: dict[str, Any] | None
     status: str
-    # Webhook events in order (for CHARGED_OR_CANCELLED: if charged; none if cancelled).
+    # Webhook events in order (for CHARGED_OR_CANCELLED: if charged; `payment_cancelled` alone if cancelled).
     events: tuple[str, ...]
 
 
@@ -435,9 +435,10 @@ class FaultRun:
         # Not an exception: the checks that follow say precisely what did not happen.
 
     def expected_events(self, recovery: Recovery, ledger: list[dict[str, Any]] | None = None) -> tuple[str, ...]:
-        """The webhook events the recovery's merchant must get, in order (none for a cancelled, uncharged one)."""
+        """The webhook events the recovery's merchant must get, in order (for a cancelled, uncharged one: the
+        cancellation alone; a charge in flight defers the cancel, and a paid invoice is never cancelled)."""
         if recovery.spec.status == CHARGED_OR_CANCELLED and not self.successful_charges(recovery, ledger):
-            return ()
+            return (CANCELLED,)
         return recovery.spec.events
 
     def successful_charges(
