@@ -302,12 +302,14 @@ class MessageBalance:
       duplicating) times the number of consumer queues bound to that type, plus the poison messages the test
       put straight into queues;
     - settled: deliveries that ended (`recovery_messages_consumed_total` with result applied, duplicate or
-      rejected; `failed` is not an end: the message goes back to its queue), plus what RabbitMQ dead-lettered
-      itself (messages in a DLQ that no service put there: DLQ depth minus
-      `recovery_messages_dead_lettered_total`), plus what still waits in a queue (zero once idle).
+      rejected, counted once the dead letter is published; `failed` is not an end: the message goes back to its
+      queue), plus what RabbitMQ dead-lettered itself (messages in a DLQ that no service put there: DLQ depth
+      minus `recovery_messages_dead_lettered_total`), plus what still waits in a queue (zero once idle).
     Exact while every process keeps its counters (no kill -9). A publish whose confirm was lost in a broker
-    restart is republished by the outbox relay and counted once while delivered twice: that surplus must show
-    up as duplicates, so the check is `routed <= settled <= routed + duplicates`.
+    restart is republished by the outbox relay and counted once while delivered twice, and a dead letter whose
+    acknowledgement (or confirm) was lost is dead-lettered twice: that surplus must show up as duplicates
+    (consumed as such, or a second copy of a message id in a DLQ), so the check is
+    `routed <= settled <= routed + duplicates`.
     """
 
     routed: float
@@ -342,6 +344,9 @@ class MessageBalance:
             elif key.startswith("recovery_messages_dead_lettered_total"):
                 dead_lettered_by_services += value
         settled += sum(len(held) for held in letters.values()) - dead_lettered_by_services
+        for held in letters.values():
+            copies = Counter(message_id for message_id, _ in held)
+            duplicates += sum(count - 1 for count in copies.values())
         return cls(routed, settled, duplicates)
 
     def problems(self) -> list[str]:

@@ -138,15 +138,16 @@ class ConsumerPipeline:
     async def dead_letter(self, message: StreamMessage[Any], reason: str) -> NoReturn:
         raw = message.raw_message
         log.warning("message.rejected", reason=reason)
-        metrics.MESSAGES_CONSUMED.labels(self.queue.name, "rejected").inc()
         try:
             await self.publisher.dead_letter(
                 self.queue, raw.body, reason, dict(raw.headers or {}), message_id=raw.message_id
             )
         except Exception:
-            # Could not publish with the reason: RabbitMQ dead-letters it without one.
+            # Could not publish with the reason: RabbitMQ dead-letters it without one (its DLQ counts it; counted
+            # here too, a message the broker then redelivers, its reject lost, would count twice).
             log.exception("message.dead_letter_publish_failed")
             raise RejectMessage(requeue=False) from None
+        metrics.MESSAGES_CONSUMED.labels(self.queue.name, "rejected").inc()
         raise AckMessage()
 
 
