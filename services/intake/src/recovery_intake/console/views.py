@@ -301,9 +301,9 @@ def _plans(timeline: Document, workflow: Document | None) -> list[TimelineLine]:
 def payment_page(
     timeline: Document, intent: Document | None, deliveries: list[Delivery], workflow: Document | None = None
 ) -> PaymentPage:
-    """The Payment page of the read model's timeline (with the recovery's status; from an older read side, the
-    recovery intent's), the scheduler's workflow (its plans' reasons and decline classes, when it answered), and
-    the webhook deliveries."""
+    """The Payment page of the read model's timeline (with the recovery's status; for a timeline stored before it
+    carried one, the recovery intent's), the scheduler's workflow (its plans' reasons and decline classes, when it
+    answered), and the webhook deliveries."""
     # The scheduler's decline class of each attempt (the class its planner used), by attempt number.
     classes = {
         int(a.get("number") or 0): text_of(a.get("decline_class"))
