@@ -189,10 +189,6 @@ class Service:
         self.broker.include_router(router)
         self._subscribers.append(subscriber)
 
-    def add_subscriber(self, subscriber: Any) -> None:
-        """A subscriber registered on `self.broker` by other means: readiness and the watchdog look after it."""
-        self._subscribers.append(subscriber)
-
     def add_indexes(self, specs: list[IndexSpec]) -> None:
         self._indexes.extend(specs)
 
