@@ -15,8 +15,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,22 @@ def mongodb() -> Iterator[str]:
         process.terminate()
         process.wait(15)
         log.close()
+
+
+@asynccontextmanager
+async def database_of_its_own(prefix: str) -> AsyncIterator[Any]:
+    """A database on a server of its own (`mongodb()`), dropped afterwards: SecantusDB slows down for good within
+    one process, so a sample taken after another's writes would understate the limit."""
+    from pymongo import AsyncMongoClient
+
+    with mongodb() as url:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
+        db = client[f"{prefix}_{uuid.uuid4().hex[:8]}"]
+        try:
+            yield db
+        finally:
+            await client.drop_database(db.name)
+            await client.close()
 
 
 @contextmanager

@@ -25,8 +25,8 @@ from typing import Any
 
 import aio_pika
 import aiohttp
-from harness import Figure, database_label, fast_receiver, median_rate, mongodb, run, save, table
-from pymongo import ASCENDING, AsyncMongoClient
+from harness import Figure, database_label, database_of_its_own, fast_receiver, median_rate, run, save, table
+from pymongo import ASCENDING
 from pymongo.errors import PyMongoError
 
 GROUP = "raw"
@@ -105,9 +105,9 @@ async def rabbit_rates(count: int) -> tuple[float, float]:
 
 
 class MongoProbe:
-    def __init__(self, url: str, count: int) -> None:
-        self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
-        self.db = self.client[f"bench_raw_{uuid.uuid4().hex[:8]}"]
+    def __init__(self, db: Any, count: int) -> None:
+        self.db = db
+        self.client = db.client
         self.count = count
         self.conflicts = 0
 
@@ -178,21 +178,16 @@ class MongoProbe:
 
         return await in_flight(max(self.count // 2, 50), concurrency, one)
 
-    async def close(self) -> None:
-        await self.client.drop_database(self.db.name)
-        await self.client.close()
-
 
 async def on_fresh_server(sample: Callable[[MongoProbe], Awaitable[float]], count: int, conflicts: list[int]) -> float:
-    """One sample on a database server of its own (MONGODB_URL: a database of its own there); the write conflicts
-    it retried are appended to `conflicts`."""
-    with mongodb() as url:
-        probe = MongoProbe(url, count)
+    """One sample on a database of its own on a server of its own (MONGODB_URL: a database of its own there); the
+    write conflicts it retried are appended to `conflicts`."""
+    async with database_of_its_own("bench_raw") as db:
+        probe = MongoProbe(db, count)
         try:
             return await sample(probe)
         finally:
             conflicts.append(probe.conflicts)
-            await probe.close()
 
 
 # ---- HTTP ------------------------------------------------------------------------------------------------

@@ -18,13 +18,12 @@ bench/results/shared_rate_limit.json.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from harness import Figure, database_label, mongodb, run, save, table
-from pymongo import AsyncMongoClient
+from harness import Figure, database_label, database_of_its_own, run, save, table
 from pymongo.asynchronous.database import AsyncDatabase
 from raw_limits import in_flight
 
@@ -74,16 +73,10 @@ MEASURES: list[tuple[str, str, Measure, int, int | None]] = [
 ]
 
 
-async def one_sample(measure: Measure, concurrency: int) -> tuple[float, str]:
-    """One sample of `measure` on a database server of its own (MONGODB_URL: a database of its own there)."""
-    with mongodb() as url:
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
-        db = client[f"bench_rate_{uuid.uuid4().hex[:8]}"]
-        try:
-            return await measure(db, concurrency), url
-        finally:
-            await client.drop_database(db.name)
-            await client.close()
+async def one_sample(measure: Measure, concurrency: int) -> float:
+    """One sample of `measure` on a server of its own (MONGODB_URL: a database of its own there)."""
+    async with database_of_its_own("bench_rate") as db:
+        return await measure(db, concurrency)
 
 
 async def main() -> None:
@@ -91,11 +84,9 @@ async def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     samples: list[list[float]] = [[] for _ in MEASURES]
-    url = ""
     for _ in range(args.repeats):
         for index, (_, _, measure, concurrency, _) in enumerate(MEASURES):
-            rate, url = await one_sample(measure, concurrency)
-            samples[index].append(rate)
+            samples[index].append(await one_sample(measure, concurrency))
     figures = []
     for index, (name, unit, _, _, against) in enumerate(MEASURES):
         limit = statistics.median(samples[against]) if against is not None else None
@@ -103,7 +94,7 @@ async def main() -> None:
         figures.append(
             Figure(GROUP, name, statistics.median(samples[index]), unit, limit, limit_name, samples=samples[index])
         )
-    print(f"database: {database_label(url)}")
+    print(f"database: {database_label(os.environ.get('MONGODB_URL', ''))}")
     print(table(figures))
     save("shared_rate_limit", figures)
 

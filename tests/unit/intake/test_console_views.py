@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from recovery_intake.console import views, webhook_views
+from recovery_intake.console import payment_view, views, webhook_views
 
 ANALYTICS: dict[str, Any] = {
     "merchant_id": "merchant_1",
@@ -116,7 +116,7 @@ def test_payment_page_groups_the_timeline() -> None:
              "error": "ConnectError: refused"},
         ],
     }  # fmt: skip
-    shown = views.payment_page(timeline, {"status": "recovered"}, [])
+    shown = payment_view.payment_page(timeline, {"status": "recovered"}, [])
     assert shown.status == "recovered"
     assert [a.number for a in shown.attempts] == [1, 2]
     first = shown.attempts[0]
@@ -136,11 +136,11 @@ def test_payment_page_groups_the_timeline() -> None:
 def test_payment_page_takes_the_status_from_the_timelines_own_moment() -> None:
     timeline = {"payment_id": "pay_1", "status": "finish", "business_status": "FAILED_EXECUTE_TASK"}
     # The timeline's recovery status, read with its business status, wins over an intent read at another moment.
-    shown = views.payment_page({**timeline, "recovery_status": "terminated"}, {"status": "scheduled"}, [])
+    shown = payment_view.payment_page({**timeline, "recovery_status": "terminated"}, {"status": "scheduled"}, [])
     assert (shown.status, shown.business_status, shown.open) == ("terminated", "FAILED_EXECUTE_TASK", False)
     # A timeline stored before it had one: the intent's status, else the process tracker's.
-    assert views.payment_page(timeline, {"status": "terminated"}, []).status == "terminated"
-    assert views.payment_page(timeline, None, []).status == "finish"
+    assert payment_view.payment_page(timeline, {"status": "terminated"}, []).status == "terminated"
+    assert payment_view.payment_page(timeline, None, []).status == "finish"
 
 
 def test_deliveries_and_endpoint_health() -> None:
@@ -156,7 +156,7 @@ def test_deliveries_and_endpoint_health() -> None:
         {"delivery_attempt": "initial_attempt", "created": "2026-12-03T10:01:00Z", "is_delivery_successful": False,
          "response": {"status_code": 500, "error_message": "server error"}},
     ]  # fmt: skip
-    shown = views.delivery(event, attempts)
+    shown = payment_view.delivery(event, attempts)
     assert [(a.kind, a.status_code, a.delivered) for a in shown.attempts] == [
         ("initial attempt", "500", False),
         ("manual retry", "200", True),
@@ -201,14 +201,14 @@ def test_payment_page_shows_the_schedulers_plans_with_their_reasons_and_classes(
             "timer_id": "tmr_1",
         },
     }
-    shown = views.payment_page(timeline, None, [], workflow)
+    shown = payment_view.payment_page(timeline, None, [], workflow)
     assert [(p.what, p.detail) for p in shown.plans] == [
         ("attempt planned", "cascading ladder step 1 · token pm_1"),
         ("next: attempt (attempt 2)", "Visa budget: 15 attempts per rolling 30 days · pm_2"),
     ]
     assert shown.attempts[0].decline_class == "never"
     # Without the scheduler's answer, the read model's plans and classes.
-    alone = views.payment_page(timeline, None, [])
+    alone = payment_view.payment_page(timeline, None, [])
     assert [p.detail for p in alone.plans] == ["from the read model"]
     assert alone.attempts[0].decline_class == "lost_card"
 
@@ -221,7 +221,7 @@ def test_payment_page_shows_a_monitoring_recoverys_shadow_plans_under_its_decisi
     note = {"at": "2026-12-03T10:00:00Z", "what": "monitoring", "reason": "shadow plans: ...", "active": "smart"}
     workflow = {"timeline": [{**note, "shadows": shadows}], "plan": {"kind": "monitoring", "shadows": shadows}}
 
-    shown = views.payment_page({"payment_id": "pay_1"}, None, [], workflow)
+    shown = payment_view.payment_page({"payment_id": "pay_1"}, None, [], workflow)
 
     assert [(p.what, p.detail) for p in shown.plans] == [
         ("monitoring", "shadow plans: ..."),

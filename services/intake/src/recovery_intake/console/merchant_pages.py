@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from recovery_contracts.payments import IntentStatus
-from recovery_intake.console import views, webhook_views
+from recovery_intake.console import payment_view, views, webhook_views
 from recovery_intake.console.pages import PREFIX, Console, Refused, day, valid_id
 from recovery_intake.console.ports import ConsoleAdapters, OwnerUnavailable, RecoveryFilter
 from recovery_intake.handlers.recovery import CancelDeferred
@@ -73,12 +73,12 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
             statuses=views.RECOVERY_STATUSES,
         )
 
-    async def deliveries_of(merchant_id: str, payment_id: str) -> list[views.Delivery]:
+    async def deliveries_of(merchant_id: str, payment_id: str) -> list[payment_view.Delivery]:
         listed = await events.events(merchant_id, object_id=payment_id, limit=50)
         shown = []
         for event in listed.get("events") or []:
             attempts = await events.attempts(merchant_id, str(event.get("event_id"))) or []
-            shown.append(views.delivery(event, attempts))
+            shown.append(payment_view.delivery(event, attempts))
         return shown
 
     @api.get("/payments/{payment_id}")
@@ -97,7 +97,7 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
             workflow = await adapters.workflows.workflow(merchant_id, payment_id)
         except OwnerUnavailable:
             workflow = None  # the page still shows what the read model knows
-        shown = views.payment_page(timeline, intent, await deliveries_of(merchant_id, payment_id), workflow)
+        shown = payment_view.payment_page(timeline, intent, await deliveries_of(merchant_id, payment_id), workflow)
         # Intake's own intent is the truth on a cancel; the read model has it moments later. Asked only while the
         # page shows the recovery open (the cancel's notice and button).
         own = await console.ctx.stored.intents.get(merchant_id, payment_id) if shown.open else None

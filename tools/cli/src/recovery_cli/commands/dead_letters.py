@@ -10,7 +10,7 @@ import asyncio
 import json
 from typing import TYPE_CHECKING
 
-from recovery_cli.commands.options import add_rabbitmq_url, rabbitmq_url
+from recovery_cli.commands.options import broker_command, rabbitmq_url
 from recovery_cli.stack.infrastructure import redact
 
 if TYPE_CHECKING:
@@ -20,14 +20,13 @@ NOTHING_SELECTED = 2
 
 
 def register(subcommands: argparse._SubParsersAction) -> None:
-    parser = subcommands.add_parser(
+    actions = broker_command(
+        subcommands,
         "dead-letters",
         help="list, show and replay messages in the dead-letter queues (RABBITMQ_URL)",
         description="Dead letters of every consumer queue (<queue>.dlq). Reading never removes a message; "
         "replay removes it only after the broker confirmed the republished original.",
     )
-    add_rabbitmq_url(parser)
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     listing = actions.add_parser("list", help="one line per dead letter, with its reason")
     _add_selection(listing)

@@ -37,6 +37,16 @@ def add_rabbitmq_url(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rabbitmq-url", default=None, help="default: $RABBITMQ_URL or the local broker")
 
 
+def broker_command(
+    subcommands: argparse._SubParsersAction, name: str, *, help: str, description: str
+) -> argparse._SubParsersAction:
+    """A command on the broker (`--rabbitmq-url`) with actions of its own; the actions' subparsers."""
+    parser = subcommands.add_parser(name, help=help, description=description)
+    add_rabbitmq_url(parser)
+    actions: argparse._SubParsersAction = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    return actions
+
+
 def rabbitmq_url(args: argparse.Namespace) -> str:
     """The broker: --rabbitmq-url, else RABBITMQ_URL (as the services read it), else the local one."""
     return str(args.rabbitmq_url or os.environ.get("RABBITMQ_URL") or DEFAULT_RABBITMQ_URL)

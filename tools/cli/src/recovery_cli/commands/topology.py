@@ -11,21 +11,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from recovery_cli.commands.options import add_rabbitmq_url, fail, rabbitmq_url
+from recovery_cli.commands.options import broker_command, fail, rabbitmq_url
 from recovery_cli.stack.infrastructure import redact
 
 SERVICES = ("intake", "scheduler", "executor", "dispatcher", "analytics")
 
 
 def register(subcommands: argparse._SubParsersAction) -> None:
-    parser = subcommands.add_parser(
+    actions = broker_command(
+        subcommands,
         "topology",
         help="declare the broker topology (a deploy step) or check that it is there (RABBITMQ_URL)",
         description="The exchanges, consumer queues, bindings and dead-letter queues every service needs. "
         "UNDEPLOYED_SERVICES leaves out the queues of a service the deployment does not run.",
     )
-    add_rabbitmq_url(parser)
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     declare = actions.add_parser("declare", help="declare everything (needs configure rights; safe to run again)")
     declare.add_argument(
