@@ -279,7 +279,7 @@ def test_recovery_requested_applies_the_http_validation(recovery_request):
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"connector": "recurly"}, "connector"),
+        ({"connector": "custombilling"}, "connector"),
         ({"connector_account_id": "../mca_1"}, "connector_account_id"),
         ({"body": ""}, "body"),
         ({"headers": {"Bad Header": "x"}}, "headers"),

@@ -1,23 +1,35 @@
-"""Record back to Stripe Billing: a successful retry marks the invoice paid out of band at Stripe (the sandbox on
-loopback, through the egress policy's client), once, retried on timers while Stripe fails."""
+"""Record back through a billing system's API, over real HTTP on loopback through the egress policy's client: a
+successful retry marks the invoice paid out of band at Stripe Billing (the sandbox), records a payment at Chargebee
+(the sandbox's `/chargebee`) or marks the invoice successful at Recurly (a scripted server), once, retried on timers
+while the billing system fails."""
 
 from __future__ import annotations
 
+import base64
+import socket
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from faststream.rabbit import TestRabbitBroker
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.messages import ConnectorAccountUpdated, RecordBack
 from recovery_executor.adapters.billing_systems import BillingSystemRecorder
 from recovery_executor.app import build_service
 from recovery_executor.dependencies import ExecutorAdapters
+from recovery_executor.domain.billing_systems import records_back, recurly_answer
 from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind
+from recovery_executor.domain.connector_account import ConnectorAccount
 from recovery_executor.domain.messages import record_back_command
+from recovery_executor.domain.ports import RecordBackAnswer
 from recovery_executor.domain.record_back import RecordBackStatus
 from recovery_executor.settings import ExecutorSettings
 from recovery_runtime.egress import EgressGuard, EgressPolicy, guarded_http_client
@@ -109,17 +121,19 @@ async def executor(sandbox: BackgroundServer, stripe_answers: list[httpx.Respons
     await http.aclose()
 
 
-def billing_account() -> Envelope[ConnectorAccountUpdated]:
+def billing_account(
+    account_id: str = BILLING_ACCOUNT, connector_name: str = "stripebilling", api_key: str = STRIPE_KEY
+) -> Envelope[ConnectorAccountUpdated]:
     return envelope_for(
         MessageType.CONNECTOR_ACCOUNT_UPDATED,
         ConnectorAccountUpdated(
-            connector_account_id=BILLING_ACCOUNT,
+            connector_account_id=account_id,
             merchant_id="merchant_test",
             profile_id="pro_test",
             version=1,
             connector_type="billing_processor",
-            connector_name="stripebilling",
-            api_key=SecretBox.from_settings(SETTINGS).seal(STRIPE_KEY),
+            connector_name=connector_name,
+            api_key=SecretBox.from_settings(SETTINGS).seal(api_key),
             disabled=False,
         ),
     )
@@ -135,11 +149,19 @@ def open_invoice(api: httpx.Client) -> str:
     return str(invoice["id"])
 
 
-def to_stripe_billing(invoice_id: str, payment_id: str = "12345_pay_1", attempt: int = 1) -> Envelope[RecordBack]:
-    generic = record_back(payment_id, attempt)
+def record_back_at(
+    invoice_id: str,
+    payment_id: str = "12345_pay_1",
+    *,
+    system: str = "stripebilling",
+    account: str = BILLING_ACCOUNT,
+    url: str = "",
+) -> Envelope[RecordBack]:
+    """The record back of `invoice_id` at a billing system (`url`: the billing account's record_back_url)."""
+    generic = record_back(payment_id)
     body = generic.payload.body.model_copy(update={"merchant_reference_id": invoice_id})
     payload = generic.payload.model_copy(
-        update={"url": "", "body": body, "billing_connector": "stripebilling", "billing_connector_id": BILLING_ACCOUNT}
+        update={"url": url, "body": body, "billing_connector": system, "billing_connector_id": account}
     )
     return generic.model_copy(update={"payload": payload})
 
@@ -172,7 +194,7 @@ def test_a_successful_retry_of_a_stripe_billing_invoice_emits_its_record_back() 
 
 async def test_the_invoice_is_marked_paid_out_of_band_once(executor: Executor, stripe_api: httpx.Client) -> None:
     invoice_id = open_invoice(stripe_api)
-    request = to_stripe_billing(invoice_id)
+    request = record_back_at(invoice_id)
 
     await executor.send(QUEUE, request)
     await executor.send(QUEUE, request.model_copy(update={"message_id": "a-timer-fired-twice"}))
@@ -194,7 +216,7 @@ async def test_the_record_back_is_pinned_to_2024_06_20_though_the_accounts_defau
     invoice_id = open_invoice(stripe_api)
     assert unpinned_version(stripe_api, invoice_id) == "2025-03-31.basil"
 
-    await executor.send(QUEUE, to_stripe_billing(invoice_id, "12345_pay_4"))
+    await executor.send(QUEUE, record_back_at(invoice_id, "12345_pay_4"))
 
     [answer] = stripe_answers
     assert (answer.request.method, answer.request.url.path) == ("POST", f"/v1/invoices/{invoice_id}/pay")
@@ -211,7 +233,7 @@ async def test_stripe_failing_is_retried_on_a_timer_then_recorded(
     invoice_id = open_invoice(stripe_api)
     httpx.post(sandbox.url + "/_sandbox/invoices/pay_failures", json={"count": 1})
 
-    await executor.send(QUEUE, to_stripe_billing(invoice_id, "12345_pay_3"))
+    await executor.send(QUEUE, record_back_at(invoice_id, "12345_pay_3"))
     [timer] = executor.published(MessageType.SCHEDULE_TIMER)
     assert invoice(stripe_api, invoice_id)["status"] == "open"
     assert executor.record_backs.tries["12345_pay_3"][0].status_code == 500
@@ -235,25 +257,13 @@ async def test_an_invoice_already_paid_needs_no_record(executor: Executor, strip
     invoice_id = open_invoice(stripe_api)
     pay_out_of_band(stripe_api, invoice_id)
 
-    await executor.send(QUEUE, to_stripe_billing(invoice_id, "12345_pay_2"))
+    await executor.send(QUEUE, record_back_at(invoice_id, "12345_pay_2"))
 
     assert executor.record_backs.progress["12345_pay_2"].status is RecordBackStatus.ACCEPTED
     assert executor.published(MessageType.SCHEDULE_TIMER) == []
 
 
 CHARGEBEE_ACCOUNT = "mca_chargebee"
-
-
-def chargebee_account() -> Envelope[ConnectorAccountUpdated]:
-    update = billing_account()
-    payload = update.payload.model_copy(
-        update={
-            "connector_account_id": CHARGEBEE_ACCOUNT,
-            "connector_name": "chargebee",
-            "api_key": SecretBox.from_settings(SETTINGS).seal("test_chargebee_key"),
-        }
-    )
-    return update.model_copy(update={"payload": payload, "message_id": "chargebee-account"})
 
 
 def chargebee_invoice(sandbox: BackgroundServer) -> str:
@@ -273,19 +283,16 @@ def chargebee_status(sandbox: BackgroundServer, invoice_id: str) -> dict[str, An
 async def test_a_chargebee_invoice_is_recorded_paid_once_at_the_site(
     executor: Executor, sandbox: BackgroundServer
 ) -> None:
-    await executor.send("executor.connector-account-updated", chargebee_account())
+    await executor.send(
+        "executor.connector-account-updated", billing_account(CHARGEBEE_ACCOUNT, "chargebee", "test_chargebee_key")
+    )
     invoice_id = chargebee_invoice(sandbox)
-    request = to_stripe_billing(invoice_id, "12345_pay_cb")
-    payload = request.payload.model_copy(
-        update={
-            "url": sandbox.url + "/chargebee",
-            "billing_connector": "chargebee",
-            "billing_connector_id": CHARGEBEE_ACCOUNT,
-        }
+    request = record_back_at(
+        invoice_id, "12345_pay_cb", system="chargebee", account=CHARGEBEE_ACCOUNT, url=sandbox.url + "/chargebee"
     )
 
-    await executor.send(QUEUE, request.model_copy(update={"payload": payload}))
-    await executor.send(QUEUE, request.model_copy(update={"payload": payload, "message_id": "again"}))
+    await executor.send(QUEUE, request)
+    await executor.send(QUEUE, request.model_copy(update={"message_id": "again"}))
 
     recorded = chargebee_status(sandbox, invoice_id)
     assert (recorded["status"], recorded["amount_paid"]) == ("paid", 2250)
@@ -293,3 +300,240 @@ async def test_a_chargebee_invoice_is_recorded_paid_once_at_the_site(
     view = (await executor.record_back_of("12345_pay_cb")).json()
     assert (view["billing_connector"], view["status"]) == ("chargebee", "accepted")
     assert [(a["attempt"], a["status_code"], a["error"]) for a in view["attempts"]] == [(1, 200, None)]
+
+
+RECURLY_ACCOUNT = "mca_recurly"
+RECURLY_KEY = "recurly_private_key_1"
+RECURLY_INVOICE = "inv_recurly_1"
+RECURLY_HEADERS = ("authorization", "accept", "idempotency-key", "content-length", "content-type")
+ALREADY_PAID = {"error": {"type": "invalid_transition", "message": "Invoice is already paid", "params": []}}
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class ScriptedRecurly:
+    """Recurly's API as the executor meets it on loopback: every request kept; the scripted answers, then 200 (the
+    invoice, paid) once none is left."""
+
+    def __init__(self) -> None:
+        self.base = ""  # the account's record_back_url
+        self.received: list[ReceivedRequest] = []
+        self.answers: list[tuple[int, dict[str, Any]]] = []
+        self.app = Starlette(routes=[Route("/{path:path}", self._answer, methods=["GET", "POST", "PUT"])])
+
+    async def _answer(self, request: Request) -> JSONResponse:
+        self.received.append(
+            ReceivedRequest(request.method, request.url.path, dict(request.headers), await request.body())
+        )
+        status, body = self.answers.pop(0) if self.answers else (200, {"object": "invoice", "state": "paid"})
+        return JSONResponse(body, status_code=status)
+
+
+@pytest.fixture
+def recurly() -> Iterator[ScriptedRecurly]:
+    scripted = ScriptedRecurly()
+    with BackgroundServer(scripted.app) as server:
+        scripted.base = server.url + "/recurly"
+        yield scripted
+
+
+def to_recurly(url: str, payment_id: str, invoice_id: str = RECURLY_INVOICE) -> Envelope[RecordBack]:
+    return record_back_at(invoice_id, payment_id, system="recurly", account=RECURLY_ACCOUNT, url=url)
+
+
+async def with_recurly_account(executor: Executor) -> None:
+    await executor.send("executor.connector-account-updated", billing_account(RECURLY_ACCOUNT, "recurly", RECURLY_KEY))
+
+
+def closed_port() -> int:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        return int(unused.getsockname()[1])
+
+
+@pytest.mark.parametrize("record_back_url", [None, "https://v3.eu.recurly.com"])
+def test_a_successful_retry_of_a_recurly_invoice_is_recorded_back_through_recurlys_api(
+    record_back_url: str | None,
+) -> None:
+    command = planned(
+        billing_connector_name="recurly", billing_connector_id=RECURLY_ACCOUNT, record_back_url=record_back_url
+    ).payload
+    outcome = ChargeOutcome(ChargeOutcomeKind.SUCCEEDED, connector_transaction_id="ch_1")
+
+    message = record_back_command(command, outcome, "cause").payload
+
+    assert records_back(command.payment)  # with or without a record_back_url: not the custombilling callback
+    assert (message.billing_connector, message.billing_connector_id, message.url) == (
+        "recurly",
+        RECURLY_ACCOUNT,
+        record_back_url or "",
+    )
+
+
+async def test_a_recurly_invoice_is_marked_successful_once_with_the_accounts_key(
+    executor: Executor, recurly: ScriptedRecurly
+) -> None:
+    await with_recurly_account(executor)
+    request = to_recurly(recurly.base, "12345_pay_rc")
+
+    await executor.send(QUEUE, request)
+    await executor.send(QUEUE, request.model_copy(update={"message_id": "a-timer-fired-twice"}))
+
+    [received] = recurly.received  # the copy found the record back accepted: no second call
+    basic = base64.b64encode(f"{RECURLY_KEY}:".encode()).decode()
+    assert (received.method, received.path, received.body) == (
+        "PUT", f"/recurly/invoices/{RECURLY_INVOICE}/mark_successful", b"",
+    )  # fmt: skip
+    assert {name: received.headers.get(name) for name in RECURLY_HEADERS} == {
+        "authorization": f"Basic {basic}",
+        "accept": "application/vnd.recurly.v2021-02-25",
+        "idempotency-key": "record-back:12345_pay_rc",
+        "content-length": "0",
+        "content-type": None,
+    }
+    assert executor.billing.calls == []  # not the custombilling callback
+    [updated] = executor.published(MessageType.RECORD_BACK_UPDATED)
+    assert (updated.payload.billing_connector, updated.payload.billing_connector_id, updated.payload.state) == (
+        "recurly", RECURLY_ACCOUNT, "accepted",
+    )  # fmt: skip
+
+
+async def test_without_a_record_back_url_the_call_goes_to_recurlys_api_base() -> None:
+    sent: list[httpx.Request] = []
+
+    def recurly_api(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={"object": "invoice", "state": "paid"})
+
+    accounts = InMemoryConnectorAccounts()
+    sealed = SecretBox.from_settings(SETTINGS).seal(RECURLY_KEY)
+    accounts.accounts[RECURLY_ACCOUNT] = (1, ConnectorAccount(RECURLY_ACCOUNT, "recurly", sealed))
+    async with httpx.AsyncClient(transport=httpx.MockTransport(recurly_api)) as http:
+        box = SecretBox.from_settings(SETTINGS)
+        recorder = BillingSystemRecorder(stripe_api_base="", http_client=http, box=box, accounts=accounts)
+        answer = await recorder.record_back(to_recurly("", "12345_pay_rd").payload, idempotency_key="record-back:x")
+
+    assert answer == RecordBackAnswer(accepted=True, status_code=200)
+    [request] = sent
+    assert (request.method, str(request.url)) == (
+        "PUT", f"https://v3.recurly.com/invoices/{RECURLY_INVOICE}/mark_successful",
+    )  # fmt: skip
+
+
+async def test_recurly_failing_is_retried_on_a_timer_under_the_same_idempotency_key(
+    executor: Executor, recurly: ScriptedRecurly
+) -> None:
+    await with_recurly_account(executor)
+    recurly.answers.append((500, {"error": {"type": "internal_server_error", "message": "try again"}}))
+
+    await executor.send(QUEUE, to_recurly(recurly.base, "12345_pay_r5"))
+    [timer] = executor.published(MessageType.SCHEDULE_TIMER)
+    executor.clock.advance(timedelta(minutes=1))
+    await executor.send(QUEUE, Envelope[RecordBack].model_validate(timer.payload.message))
+
+    assert [r.headers["idempotency-key"] for r in recurly.received] == ["record-back:12345_pay_r5"] * 2
+    view = (await executor.record_back_of("12345_pay_r5")).json()
+    assert (view["billing_connector"], view["status"]) == ("recurly", "accepted")
+    assert [(a["status_code"], a["error"], a["outcome"]) for a in view["attempts"]] == [
+        (500, "internal_server_error: try again", "retrying"),
+        (200, None, "accepted"),
+    ]
+
+
+async def test_a_recurly_refusal_is_kept_and_tried_again(executor: Executor, recurly: ScriptedRecurly) -> None:
+    await with_recurly_account(executor)
+    missing = {"error": {"type": "not_found", "message": f"Couldn't find Invoice with id = {RECURLY_INVOICE}"}}
+    recurly.answers.append((404, missing))
+
+    await executor.send(QUEUE, to_recurly(recurly.base, "12345_pay_r6"))
+
+    [tried] = executor.record_backs.tries["12345_pay_r6"]
+    assert (tried.status_code, tried.error, tried.outcome) == (
+        404, f"not_found: Couldn't find Invoice with id = {RECURLY_INVOICE}", RecordBackStatus.RETRYING,
+    )  # fmt: skip
+    assert len(executor.published(MessageType.SCHEDULE_TIMER)) == 1
+
+
+@pytest.mark.parametrize(
+    ("status_code", "body", "expected"),
+    [
+        (200, {"object": "invoice", "state": "paid"}, RecordBackAnswer(accepted=True, status_code=200)),
+        (422, ALREADY_PAID, RecordBackAnswer(accepted=True, status_code=422)),
+        (
+            422,
+            {"error": {"type": "validation", "message": "Invoice is not collectible"}},
+            RecordBackAnswer(accepted=False, status_code=422, error="validation: Invoice is not collectible"),
+        ),
+        (
+            401,
+            {"error": {"type": "unauthorized", "message": "Invalid API key"}},
+            RecordBackAnswer(accepted=False, status_code=401, error="unauthorized: Invalid API key"),
+        ),
+        (502, {}, RecordBackAnswer(accepted=False, status_code=502, error="error: ")),
+        (
+            400,
+            {"error": {"type": "bad_request", "message": "x" * 600}},
+            RecordBackAnswer(accepted=False, status_code=400, error=("bad_request: " + "x" * 600)[:500]),
+        ),
+    ],
+)
+def test_recurlys_answers_read(status_code: int, body: dict[str, Any], expected: RecordBackAnswer) -> None:
+    assert recurly_answer(status_code, body) == expected
+
+
+async def test_an_unreachable_recurly_is_tried_again(executor: Executor) -> None:
+    await with_recurly_account(executor)
+
+    await executor.send(QUEUE, to_recurly(f"http://127.0.0.1:{closed_port()}/recurly", "12345_pay_r7"))
+
+    [tried] = executor.record_backs.tries["12345_pay_r7"]
+    assert (tried.status_code, tried.outcome) == (None, RecordBackStatus.RETRYING)
+    assert (tried.error or "").startswith("ConnectError")
+
+
+async def test_a_recurly_base_the_egress_policy_refuses_is_blocked_for_good(executor: Executor) -> None:
+    await with_recurly_account(executor)
+
+    await executor.send(QUEUE, to_recurly("http://10.0.0.1/recurly", "12345_pay_r8"))
+
+    [tried] = executor.record_backs.tries["12345_pay_r8"]
+    assert (tried.outcome, tried.error) == (
+        RecordBackStatus.BLOCKED, "blocked: 10.0.0.1 is a private address (not in OUTBOUND_ALLOWED_CIDRS)",
+    )  # fmt: skip
+    assert executor.published(MessageType.SCHEDULE_TIMER) == []
+
+
+def recurly_sandbox_invoice(sandbox: BackgroundServer) -> str:
+    made = httpx.post(sandbox.url + "/recurly/_sandbox/invoices", json={"account_code": "acct_1", "amount": 2250})
+    return str(made.json()["id"])
+
+
+def recurly_sandbox_state(sandbox: BackgroundServer, invoice_id: str) -> str:
+    accept = {"Accept": "application/vnd.recurly.v2021-02-25"}
+    got = httpx.get(sandbox.url + f"/recurly/invoices/{invoice_id}", headers=accept, auth=(RECURLY_KEY, ""))
+    return str(got.json()["state"])
+
+
+@pytest.mark.parametrize("paid_at_recurly_first", [False, True])
+async def test_the_recurly_sandbox_takes_the_record_back_or_already_has_the_invoice_paid(
+    executor: Executor, sandbox: BackgroundServer, paid_at_recurly_first: bool
+) -> None:
+    await with_recurly_account(executor)
+    invoice_id = recurly_sandbox_invoice(sandbox)
+    if paid_at_recurly_first:
+        httpx.post(sandbox.url + f"/recurly/_sandbox/invoices/{invoice_id}/paid")
+    payment_id = f"12345_pay_rs{int(paid_at_recurly_first)}"  # one sandbox for the module: a key per payment
+
+    await executor.send(QUEUE, to_recurly(sandbox.url + "/recurly", payment_id, invoice_id))
+
+    assert recurly_sandbox_state(sandbox, invoice_id) == "paid"
+    [tried] = executor.record_backs.tries[payment_id]
+    # Already paid: Recurly's 422 invalid_transition reads as accepted, nothing left to try.
+    assert (tried.status_code, tried.outcome) == (422 if paid_at_recurly_first else 200, RecordBackStatus.ACCEPTED)
+    assert executor.published(MessageType.SCHEDULE_TIMER) == []

@@ -17,6 +17,7 @@ from recovery_intake.dependencies import Document, IntakeAdapters, IntentExists,
 from recovery_intake.domain.api_keys import hash_api_key
 from recovery_intake.domain.intent import Intent, IntentChange
 from recovery_intake.domain.webhook_secrets import new_whsec_secret
+from recovery_intake.handlers.billing_events import TransactionReader
 from recovery_intake.settings import IntakeSettings
 from recovery_runtime.bus import AlreadyApplied
 from recovery_runtime.secrets import SecretBox
@@ -242,8 +243,9 @@ def http_client(svc: Intake, *, address: str = "127.0.0.1", headers: dict[str, s
     return httpx.AsyncClient(transport=transport, base_url="http://intake", headers=headers)
 
 
-def intake(**settings: object) -> Intake:
-    """`settings`: overrides of `SETTINGS`."""
+def intake(*, recurly: TransactionReader | None = None, **settings: object) -> Intake:
+    """`settings`: overrides of `SETTINGS`; `recurly`: the Recurly API its webhooks' transactions are read from
+    (else the real client, through the egress policy)."""
     publisher = RecordingPublisher()
     intents, merchants, profiles = FakeIntents(), FakeMerchants(), FakeProfiles()
     api_keys, accounts = FakeApiKeys(), FakeConnectorAccounts()
@@ -259,7 +261,7 @@ def intake(**settings: object) -> Intake:
         payment_fences=InMemoryPaymentFences(),
         publisher=publisher,
     )
-    service = build_service(SETTINGS.model_copy(update=settings), adapters)
+    service = build_service(SETTINGS.model_copy(update=settings), adapters, recurly=recurly)
     built = Intake(service, adapters, publisher, intents, merchants, profiles, api_keys, accounts, unit_of_work, clock)
     _tenant(built)
     return built

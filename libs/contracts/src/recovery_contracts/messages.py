@@ -37,7 +37,8 @@ class RecoveryCancelRequested(_Payload):
     merchant_reference_id: ExternalReference
 
 
-# A billing system's event body, in characters: Stripe's and Chargebee's are a few KiB (intake's HTTP bound: 256 KiB).
+# A billing system's event body, in characters: Stripe's, Chargebee's and Recurly's are a few KiB (intake's HTTP
+# bound: 256 KiB).
 MAX_BILLING_EVENT_LENGTH = 262_144
 
 
@@ -46,15 +47,16 @@ class BillingEventReceived(_Payload):
 
     Applied exactly as `POST /v2/webhooks/recovery/{merchant_id}/{profile_id}/{connector_account_id}` applies it:
     the envelope's `merchant_id` and `profile_id` play the role of the path's, and intake verifies the billing
-    system's signature (Stripe-Signature) or basic auth (Chargebee) itself, so `body` must be the request body
-    byte for byte (decoded as UTF-8) and `headers` must hold the header the billing system authenticates with."""
+    system's signature (Stripe-Signature, recurly-signature) or basic auth (Chargebee) itself, so `body` must be the
+    request body byte for byte (decoded as UTF-8) and `headers` must hold the header the billing system
+    authenticates with."""
 
-    connector: Literal[ConnectorName.STRIPEBILLING, ConnectorName.CHARGEBEE]
+    connector: Literal[ConnectorName.STRIPEBILLING, ConnectorName.CHARGEBEE, ConnectorName.RECURLY]
     connector_account_id: Identifier
     body: str = Field(min_length=1, max_length=MAX_BILLING_EVENT_LENGTH, description="the body exactly as received")
     headers: HeaderMap = Field(
         description="the delivery's headers intake reads: `Stripe-Signature` (stripebilling), `Authorization` "
-        "(chargebee); names in any case"
+        "(chargebee), `recurly-signature` (recurly); names in any case"
     )
     # Aware, unlike the other messages' times (which this system's own services write, always aware): an outside
     # publisher may leave the offset out, and a naive time cannot be compared with intake's clock. Refused by
@@ -285,8 +287,8 @@ class RecordBack(_Payload):
     url: str
     body: RecordBackBody
     attempt: int = Field(default=1, ge=1)
-    # A billing system recorded through its own API (`stripebilling`, `chargebee`): its name and the billing
-    # connector account whose credentials the call uses. None: the `custombilling` callback to `url`.
+    # A billing system recorded through its own API (`stripebilling`, `chargebee`, `recurly`): its name and the
+    # billing connector account whose credentials the call uses. None: the `custombilling` callback to `url`.
     billing_connector: str | None = None
     billing_connector_id: str | None = None
 
@@ -307,7 +309,7 @@ class RecordBackUpdated(_Payload):
     payment_id: str
     merchant_id: str | None = None
     profile_id: str | None = None
-    # The billing system it is recorded at (`stripebilling`, `chargebee`, `custombilling`) and its account.
+    # The billing system it is recorded at (`stripebilling`, `chargebee`, `recurly`, `custombilling`) and its account.
     billing_connector: str
     billing_connector_id: str | None = None
     attempt: int = Field(ge=1)

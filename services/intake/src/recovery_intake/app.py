@@ -15,12 +15,13 @@ from recovery_intake.adapters.configuration import (
 )
 from recovery_intake.adapters.intents import IntentRepository
 from recovery_intake.adapters.rate_limits import MongoSharedRates
+from recovery_intake.adapters.recurly import RecurlyApi
 from recovery_intake.adapters.stripe_billing import StripeBillingApi
 from recovery_intake.console import adapters as console_adapters
 from recovery_intake.console import routes as console
 from recovery_intake.dependencies import IntakeAdapters
 from recovery_intake.handlers.api_keys import ApiKeyIssuer
-from recovery_intake.handlers.billing_events import BillingEvents
+from recovery_intake.handlers.billing_events import BillingEvents, TransactionReader
 from recovery_intake.handlers.connector_accounts import ConnectorAccountSetup
 from recovery_intake.handlers.merchants import MerchantOnboarding
 from recovery_intake.handlers.outcomes import PaymentOutcomes
@@ -51,8 +52,14 @@ from recovery_runtime.unit_of_work import UnitOfWork
 NAME = "intake"
 
 
-def build_service(settings: IntakeSettings | None = None, adapters: IntakeAdapters | None = None) -> Service:
-    """Intake on MongoDB and RabbitMQ, or on `adapters` (unit tests pass in-memory ones)."""
+def build_service(
+    settings: IntakeSettings | None = None,
+    adapters: IntakeAdapters | None = None,
+    *,
+    recurly: TransactionReader | None = None,
+) -> Service:
+    """Intake on MongoDB and RabbitMQ, or on `adapters` (unit tests pass in-memory ones, and may pass a scripted
+    Recurly for the API its webhooks' transactions are read from)."""
     settings = settings or IntakeSettings()
     service, adapters = Service.on_adapters(
         NAME, settings, adapters, lambda service: _mongodb_adapters(service, settings)
@@ -112,11 +119,11 @@ def build_service(settings: IntakeSettings | None = None, adapters: IntakeAdapte
     for module in (merchants, profiles, api_keys, connector_accounts, payments):
         app.include_router(module.router(ctx))
     app.include_router(gateway.router(ctx, forwarder))
-    # Billing systems' webhooks; their invoices are re-read through the egress policy's client.
+    # Billing systems' webhooks; their invoices and transactions are read through the egress policy's client.
     billing_http = guarded_http_client(EgressGuard(EgressPolicy.from_setting(settings.outbound_allowed_cidrs)))
     service.on_stop(billing_http.aclose)
     stripe_billing = StripeBillingApi(settings.stripe_api_base, billing_http)
-    billing_events = BillingEvents(adapters, box, recovery, stripe_billing)
+    billing_events = BillingEvents(adapters, box, recovery, stripe_billing, recurly or RecurlyApi(billing_http))
     app.include_router(billing_webhooks.router(billing_events))
     service.on_stop(forwarder.close)
     # The web console (/console/): its pages read through the same internal APIs the gateway forwards to.

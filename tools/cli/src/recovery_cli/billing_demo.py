@@ -83,6 +83,31 @@ class BillingScenario(Generic[SetupT]):
         """What the demo says of the invoice at the end and where the billing system sends its events."""
         raise NotImplementedError
 
+    def create_account(
+        self,
+        merchant: MerchantSetup,
+        connector_name: str,
+        api_key: str,
+        webhook_details: dict[str, str],
+        revenue_recovery: dict[str, Any],
+    ) -> str:
+        """The billing connector account (`POST /v2/connector-accounts`): its id. `revenue_recovery`: its
+        `feature_metadata.revenue_recovery` beyond the scenarios' 9 retries from the billing system's first."""
+        body = {
+            "connector_type": "billing_processor",
+            "connector_name": connector_name,
+            "profile_id": merchant.profile_id,
+            "connector_account_details": {"auth_type": "HeaderKey", "api_key": api_key},
+            "connector_webhook_details": webhook_details,
+            "feature_metadata": {
+                "revenue_recovery": {"max_retry_count": 9, "billing_connector_retry_threshold": 0, **revenue_recovery}
+            },
+        }
+        account = self.seed._intake(
+            "POST", "/v2/connector-accounts", body, headers=merchant.headers(), show="id", also=("connector_name",)
+        )
+        return str(account["id"])
+
     def recorded_paid(self, invoice: dict[str, Any]) -> bool:
         """Whether the billing system holds the invoice as paid by the recovery."""
         return bool(invoice["status"] == "paid")
@@ -152,25 +177,14 @@ class StripeBillingScenario(BillingScenario[BillingSetup]):
                 "enabled_events[]": list(INVOICE_EVENTS),
             },
         )
-        body = {
-            "connector_type": "billing_processor",
-            "connector_name": "stripebilling",
-            "profile_id": merchant.profile_id,
-            "connector_account_details": {"auth_type": "HeaderKey", "api_key": self.seed.sandbox_secret_key},
-            "connector_webhook_details": {"merchant_secret": endpoint["secret"]},
-            "feature_metadata": {
-                "revenue_recovery": {
-                    "max_retry_count": 9,
-                    "billing_connector_retry_threshold": 0,
-                    "billing_account_reference": {merchant.payment_mca: "stripebilling"},
-                    **revenue_recovery,
-                }
-            },
-        }
-        account = self.seed._intake(
-            "POST", "/v2/connector-accounts", body, headers=merchant.headers(), show="id", also=("connector_name",)
+        account = self.create_account(
+            merchant,
+            "stripebilling",
+            self.seed.sandbox_secret_key,
+            {"merchant_secret": endpoint["secret"]},
+            {"billing_account_reference": {merchant.payment_mca: "stripebilling"}, **revenue_recovery},
         )
-        setup = BillingSetup(merchant, str(account["id"]), str(endpoint["id"]), str(endpoint["secret"]))
+        setup = BillingSetup(merchant, account, str(endpoint["id"]), str(endpoint["secret"]))
         url = f"{self.seed.endpoints.intake_url}{setup.webhook_path}"
         self._stripe("POST", f"/v1/webhook_endpoints/{endpoint['id']}", {"url": url})
         self.say(f"    Stripe sends invoice events to {url}")
@@ -265,26 +279,15 @@ class ChargebeeScenario(BillingScenario[ChargebeeSetup]):
     def connect(self, merchant: MerchantSetup, **revenue_recovery: Any) -> ChargebeeSetup:
         self.say("==> 4b. intake: a chargebee connector account; Chargebee: webhooks with basic auth to it")
         username, password = "chargebee-webhooks", f"pw-{time.time_ns()}"
-        body = {
-            "connector_type": "billing_processor",
-            "connector_name": "chargebee",
-            "profile_id": merchant.profile_id,
-            "connector_account_details": {"auth_type": "HeaderKey", "api_key": CHARGEBEE_KEY},
-            "connector_webhook_details": {"merchant_secret": username, "additional_secret": password},
-            "feature_metadata": {
-                "revenue_recovery": {
-                    "max_retry_count": 9,
-                    "billing_connector_retry_threshold": 0,
-                    "billing_account_reference": {merchant.payment_mca: CHARGEBEE_GATEWAY},
-                    "record_back_url": self.site,
-                    **revenue_recovery,
-                }
-            },
-        }
-        account = self.seed._intake(
-            "POST", "/v2/connector-accounts", body, headers=merchant.headers(), show="id", also=("connector_name",)
+        references = {"billing_account_reference": {merchant.payment_mca: CHARGEBEE_GATEWAY}}
+        account = self.create_account(
+            merchant,
+            "chargebee",
+            CHARGEBEE_KEY,
+            {"merchant_secret": username, "additional_secret": password},
+            {**references, "record_back_url": self.site, **revenue_recovery},
         )
-        setup = ChargebeeSetup(merchant, str(account["id"]), username, password)
+        setup = ChargebeeSetup(merchant, account, username, password)
         url = f"{self.seed.endpoints.intake_url}{setup.webhook_path}"
         hook = {"url": url, "username": username, "password": password}
         self.seed._call("POST", f"{self.site}/_sandbox/webhook", json_body=hook, quiet=True)

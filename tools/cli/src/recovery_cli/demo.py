@@ -459,10 +459,12 @@ def _start_and_replay(stack: Stack, say: Callable[[str], None], timeout: float, 
 
 def _replay_billing(endpoints: Endpoints, say: Callable[[str], None], timeout: float, billing: str) -> str | None:
     """The scenario fed by a billing system's webhooks instead of `POST /v2/payments/recovery`."""
-    from recovery_cli import billing_demo  # it builds on this module's scenario
+    from recovery_cli import billing_demo, billing_recurly  # they build on this module's scenario
 
     if billing == "chargebee":
         return billing_demo.replay(billing_demo.ChargebeeScenario, endpoints, say, timeout)
+    if billing == "recurly":
+        return billing_demo.replay(billing_recurly.RecurlyScenario, endpoints, say, timeout)
     return billing_demo.replay(billing_demo.StripeBillingScenario, endpoints, say, timeout)
 
 

@@ -1,16 +1,22 @@
 """Record back through a billing system's own API, with the billing connector account's key (sealed by intake,
-opened only for the call), through the egress policy's client (recovery_runtime.egress).
+opened only for the call), through the egress policy's client (recovery_runtime.egress). Each billing system is one
+function building its call; every call carries the record back's idempotency key (one payment, one record, whatever
+the number of tries).
 
-Stripe Billing: `POST {STRIPE_API_BASE}/v1/invoices/{invoice}/pay`, form `paid_out_of_band=true`, the record
-back's idempotency key as Stripe's `Idempotency-Key` (one payment, one record, whatever the number of tries),
-pinned to the charge adapter's API version (`Stripe-Version`, adapters/stripe.py) rather than the account's
-default, so Stripe's answer keeps the shape it was written against.
+Stripe Billing: `POST {STRIPE_API_BASE}/v1/invoices/{invoice}/pay`, form `paid_out_of_band=true`, bearer auth, the
+idempotency key as `Idempotency-Key`, pinned to the charge adapter's API version (`Stripe-Version`, adapters/stripe.py)
+rather than the account's default, so Stripe's answer keeps the shape it was written against.
 Chargebee: `POST {site}/api/v2/invoices/{invoice}/record_payment` (the site's base URL is the account's
-`record_back_url`), basic auth with the key as the user name, the same key as `chargebee-idempotency-key`."""
+`record_back_url`), basic auth with the key as the user name, the idempotency key as `chargebee-idempotency-key`.
+Recurly: `PUT {base}/invoices/{invoice}/mark_successful`, no body (the API base is the account's `record_back_url`,
+else `RECURLY_API_BASE`), basic auth as Chargebee's, the API version in `Accept`, the idempotency key as
+`Idempotency-Key`."""
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -20,14 +26,30 @@ from recovery_executor.adapters.stripe import STRIPE_VERSION
 from recovery_executor.dependencies import ConnectorAccountRepository
 from recovery_executor.domain.billing_systems import (
     CHARGEBEE,
+    RECURLY,
+    RECURLY_API_BASE,
     STRIPEBILLING,
     chargebee_answer,
     chargebee_record_payment_form,
+    recurly_answer,
     stripe_pay_answer,
 )
 from recovery_executor.domain.ports import RecordBackAnswer
 from recovery_runtime.egress import blocked_reason
 from recovery_runtime.secrets import SecretBox
+
+RECURLY_ACCEPT = "application/vnd.recurly.v2021-02-25"
+
+
+@dataclass(frozen=True)
+class RecordBackCall:
+    """One billing system's call that records the payment, and how its answer reads."""
+
+    method: str
+    url: str
+    form: dict[str, str] | None
+    headers: dict[str, str]
+    read_answer: Callable[[int, dict[str, Any]], RecordBackAnswer]
 
 
 class BillingSystemRecorder:
@@ -51,35 +73,58 @@ class BillingSystemRecorder:
         if account is None or not account.api_key:
             # Not projected yet (connector-account.updated on its way) or no key: tried again on the timer.
             return RecordBackAnswer(accepted=False, error=f"no key for billing account {request.billing_connector_id}")
-        api_key = self._box.open(account.api_key)
-        invoice = request.body.merchant_reference_id
-        if request.billing_connector == STRIPEBILLING:
-            url = f"{self._stripe}/v1/invoices/{invoice}/pay"
-            form = {"paid_out_of_band": "true"}
-            headers = {
-                "Authorization": f"Bearer {api_key}",
-                "Idempotency-Key": idempotency_key,
-                "Stripe-Version": STRIPE_VERSION,
-            }
-        elif request.billing_connector == CHARGEBEE and request.url:
-            url = f"{request.url.rstrip('/')}/api/v2/invoices/{invoice}/record_payment"
-            form = chargebee_record_payment_form(request.body.amount, request.body.connector_transaction_id)
-            basic = base64.b64encode(f"{api_key}:".encode()).decode()
-            headers = {"Authorization": f"Basic {basic}", "chargebee-idempotency-key": idempotency_key}
-        else:
+        call = self._call(request, self._box.open(account.api_key), idempotency_key)
+        if call is None:
             # Final, never retried (an operator's to record): no API for it, or no Chargebee site configured.
             unsupported = f"no record back for {request.billing_connector} (record_back_url: the site's base URL)"
             return RecordBackAnswer(accepted=False, error=unsupported, blocked=True)
         try:
-            response = await self._http.post(url, data=form, headers=headers, timeout=self._timeout)
+            response = await self._http.request(
+                call.method, call.url, data=call.form, headers=call.headers, timeout=self._timeout
+            )
         except (httpx.HTTPError, OSError) as error:
             reason = blocked_reason(error)
             if reason is not None:
                 return RecordBackAnswer(accepted=False, error=reason, blocked=True)
             return RecordBackAnswer(accepted=False, error=f"{type(error).__name__}: {error}"[:500])
-        if request.billing_connector == CHARGEBEE:
-            return chargebee_answer(response.status_code, _json(response))
-        return stripe_pay_answer(response.status_code, _json(response))
+        return call.read_answer(response.status_code, _json(response))
+
+    def _call(self, request: RecordBack, api_key: str, idempotency_key: str) -> RecordBackCall | None:
+        if request.billing_connector == STRIPEBILLING:
+            return stripe_pay(self._stripe, request, api_key, idempotency_key)
+        if request.billing_connector == CHARGEBEE and request.url:
+            return chargebee_record_payment(request.url, request, api_key, idempotency_key)
+        if request.billing_connector == RECURLY:
+            return recurly_mark_successful(request.url or RECURLY_API_BASE, request, api_key, idempotency_key)
+        return None
+
+
+def stripe_pay(base: str, request: RecordBack, api_key: str, idempotency_key: str) -> RecordBackCall:
+    url = f"{base}/v1/invoices/{request.body.merchant_reference_id}/pay"
+    headers = {
+        "Authorization": f"Bearer {api_key}",
+        "Idempotency-Key": idempotency_key,
+        "Stripe-Version": STRIPE_VERSION,
+    }
+    return RecordBackCall("POST", url, {"paid_out_of_band": "true"}, headers, stripe_pay_answer)
+
+
+def chargebee_record_payment(site: str, request: RecordBack, api_key: str, idempotency_key: str) -> RecordBackCall:
+    url = f"{site.rstrip('/')}/api/v2/invoices/{request.body.merchant_reference_id}/record_payment"
+    form = chargebee_record_payment_form(request.body.amount, request.body.connector_transaction_id)
+    headers = {"Authorization": _basic(api_key), "chargebee-idempotency-key": idempotency_key}
+    return RecordBackCall("POST", url, form, headers, chargebee_answer)
+
+
+def recurly_mark_successful(base: str, request: RecordBack, api_key: str, idempotency_key: str) -> RecordBackCall:
+    url = f"{base.rstrip('/')}/invoices/{request.body.merchant_reference_id}/mark_successful"
+    headers = {"Authorization": _basic(api_key), "Accept": RECURLY_ACCEPT, "Idempotency-Key": idempotency_key}
+    return RecordBackCall("PUT", url, None, headers, recurly_answer)
+
+
+def _basic(api_key: str) -> str:
+    """HTTP basic auth with the API key as the user name and no password (Chargebee's and Recurly's)."""
+    return "Basic " + base64.b64encode(f"{api_key}:".encode()).decode()
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

@@ -5,6 +5,9 @@ answers read. Pure: the calls are the adapters' (adapters/billing_systems.py).
 - Chargebee: `POST {site}/api/v2/invoices/{id}/record_payment`
   (https://apidocs.chargebee.com/docs/api/invoices#record_an_invoice_payment); the site's base URL is the
   account's `record_back_url`.
+- Recurly: `PUT {base}/invoices/{id}/mark_successful`, no body
+  (https://docs.recurly.com/recurly-subscriptions/v2021-02-25/reference/mark_invoice_successful); the API base is
+  the account's `record_back_url`, else `RECURLY_API_BASE` (an EU site sets `https://v3.eu.recurly.com`).
 """
 
 from __future__ import annotations
@@ -17,8 +20,12 @@ from .ports import RecordBackAnswer
 
 STRIPEBILLING = "stripebilling"
 CHARGEBEE = "chargebee"
+RECURLY = "recurly"
 # Recorded back through the billing system's API (the others through `record_back_url`, if set).
-BILLING_SYSTEMS = frozenset({STRIPEBILLING, CHARGEBEE})
+BILLING_SYSTEMS = frozenset({STRIPEBILLING, CHARGEBEE, RECURLY})
+
+# Recurly's API base when the account has no record_back_url (a site in Recurly's EU region sets its own).
+RECURLY_API_BASE = "https://v3.recurly.com"
 
 
 def records_back(payment: RecoveryPayment) -> bool:
@@ -36,8 +43,7 @@ def stripe_pay_answer(status_code: int, body: dict[str, Any]) -> RecordBackAnswe
     or paid elsewhere): nothing left to record either way. Other 4xx are kept and retried as any refusal."""
     if 200 <= status_code < 300:
         return RecordBackAnswer(accepted=True, status_code=status_code)
-    found = body.get("error")
-    error: dict[str, Any] = found if isinstance(found, dict) else {}
+    error = _error_object(body)
     if status_code == 400 and error.get("code") == "invoice_already_paid":
         return RecordBackAnswer(accepted=True, status_code=status_code)
     message = f"{error.get('type') or 'error'}: {error.get('message') or ''}".strip()
@@ -61,3 +67,21 @@ def chargebee_answer(status_code: int, body: dict[str, Any]) -> RecordBackAnswer
         return RecordBackAnswer(accepted=True, status_code=status_code)
     message = f"{body.get('api_error_code') or 'error'}: {body.get('message') or ''}"
     return RecordBackAnswer(accepted=False, status_code=status_code, error=message[:500])
+
+
+def recurly_answer(status_code: int, body: dict[str, Any]) -> RecordBackAnswer:
+    """Recurly's answer to `mark_successful`: marked paid, or refused as an `invalid_transition` because the
+    invoice is paid already (an earlier try whose answer was lost, or paid meanwhile): nothing left either way."""
+    if 200 <= status_code < 300:
+        return RecordBackAnswer(accepted=True, status_code=status_code)
+    error = _error_object(body)
+    if status_code == 422 and error.get("type") == "invalid_transition":
+        return RecordBackAnswer(accepted=True, status_code=status_code)
+    message = f"{error.get('type') or 'error'}: {error.get('message') or ''}"
+    return RecordBackAnswer(accepted=False, status_code=status_code, error=message[:500])
+
+
+def _error_object(body: dict[str, Any]) -> dict[str, Any]:
+    """Stripe's and Recurly's answers carry their error as `{"error": {"type": ..., "message": ..., ...}}`."""
+    found = body.get("error")
+    return found if isinstance(found, dict) else {}

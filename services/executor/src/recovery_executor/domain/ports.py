@@ -36,5 +36,5 @@ class BillingRecorder(Protocol):
 
 class BillingSystemRecorder(Protocol):
     async def record_back(self, request: RecordBack, *, idempotency_key: str) -> RecordBackAnswer:
-        """Record a successful retry at the billing system through its own API (Stripe Billing, Chargebee)."""
+        """Record a successful retry at the billing system through its own API (Stripe Billing, Chargebee, Recurly)."""
         ...

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -30,7 +31,7 @@ STRIPEBILLING_REFERENCE = "stripebilling"
 HANDED_ON_MAX_AGE = timedelta(days=3)
 
 # Billing connectors whose webhooks `POST /v2/webhooks/recovery/...` takes.
-WEBHOOK_CONNECTORS = frozenset({"stripebilling", "chargebee"})
+WEBHOOK_CONNECTORS = frozenset({"stripebilling", "chargebee", "recurly"})
 
 STRIPE_ACTIONS = {
     "invoice.payment_failed": RecoveryAction.SCHEDULE_FAILED_PAYMENT,
@@ -76,6 +77,9 @@ class BillingEvent:
     event_type: str
     invoice_id: str | None
     action: RecoveryAction | None  # None: a type this system ignores
+    # The billing system's transaction to read for the invoice, when the event names only that (Recurly's
+    # `payment.failed`): as the billing system's API takes it in its path.
+    transaction_id: str | None = None
 
     def message_id(self, account_id: str) -> str:
         """The id the event is applied under: the same for every delivery of it to that account."""
@@ -127,11 +131,27 @@ def verify_stripe_signature(
             signatures.append(value)
     if timestamp is None or not signatures:
         raise EventRefused(RefusalKind.UNAUTHENTICATED, "Stripe-Signature lacks t= or v1=")
-    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
+    age_seconds = now.timestamp() - timestamp
+    check_timed_hmac("Stripe-Signature", str(timestamp), signatures, payload, secret, age_seconds, tolerance_seconds)
+
+
+def check_timed_hmac(
+    header: str,
+    stamp: str,
+    signatures: Sequence[str],
+    payload: bytes,
+    secret: str,
+    age_seconds: float,
+    tolerance_seconds: int,
+) -> None:
+    """The scheme Stripe's and Recurly's signatures share: hex HMAC-SHA256(secret, "<stamp>.<payload>"), valid
+    when any of the signatures given matches (several while a secret is rotated; compared in constant time) and
+    it was made at most `tolerance_seconds` from receipt (a replay otherwise)."""
+    expected = hmac.new(secret.encode(), f"{stamp}.".encode() + payload, hashlib.sha256).hexdigest()
     if not any(hmac.compare_digest(expected, given) for given in signatures):
-        raise EventRefused(RefusalKind.UNAUTHENTICATED, "no Stripe-Signature v1 matches the payload")
-    if abs(now.timestamp() - timestamp) > tolerance_seconds:
-        raise EventRefused(RefusalKind.UNAUTHENTICATED, "the Stripe-Signature timestamp is outside the tolerance")
+        raise EventRefused(RefusalKind.UNAUTHENTICATED, f"no {header} signature matches the payload")
+    if abs(age_seconds) > tolerance_seconds:
+        raise EventRefused(RefusalKind.UNAUTHENTICATED, f"the {header} timestamp is outside the tolerance")
 
 
 def check_handed_on(received_at: datetime, now: datetime) -> None:
@@ -196,11 +216,38 @@ def payment_account_for(billing_account: dict[str, Any], reference: str | None) 
     )
 
 
-def epoch_text(seconds: Any) -> str | None:
-    """Unix seconds (as billing systems send them) as the ISO 8601 the recovery request takes."""
-    if not isinstance(seconds, int):
+def gateway_references(reference: Any, field: str) -> tuple[str, str]:
+    """The customer and payment method at the payment processor, as billing systems keep them for a Stripe
+    gateway: `cus_.../pm_...` (Chargebee's `transaction.reference_number`, Recurly's
+    `payment_method.gateway_token`; as Hyperswitch reads them). `field` names where it came from."""
+    customer, _, token = str(reference or "").partition("/")
+    if not customer or not token:
+        raise EventRefused(RefusalKind.INVALID, f"{field} is not <customer>/<payment method>")
+    return customer, token
+
+
+def decline(code: Any, message: Any) -> dict[str, Any] | None:
+    """The recovery request's `error` for a decline a billing system reports with a code (its message, else the
+    code); None without a code."""
+    if not code:
         return None
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"code": str(code), "message": str(message or code)}
+
+
+def request_time(value: Any) -> str | None:
+    """A billing system's time, Unix seconds (Stripe, Chargebee) or ISO 8601 text (Recurly; UTC when it names no
+    offset), as the ISO 8601 the recovery request takes; None when it is neither."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        moment = datetime.fromtimestamp(value, UTC)
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    else:
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def stripe_recovery_request(
@@ -284,8 +331,8 @@ def failed_payment_request(
     payment_account_id: str,
 ) -> RecoveryPaymentsCreate:
     """`schedule_failed_payment` for an invoice payment a billing system reports failed, whichever system: the
-    request a Hyperswitch billing connector builds from its event (times in Unix seconds, as billing systems
-    send them; a funding other than credit or debit goes as the `credit` sub-type)."""
+    request a Hyperswitch billing connector builds from its event (times in Unix seconds or ISO 8601, as billing
+    systems send them; a funding other than credit or debit goes as the `credit` sub-type)."""
     body: dict[str, Any] = {
         "amount_details": {"order_amount": order_amount, "currency": currency.upper()},
         "merchant_reference_id": invoice_id,
@@ -303,8 +350,8 @@ def failed_payment_request(
                 "card_type": card.card_type,
             },
         },
-        "billing_started_at": epoch_text(billing_started_at),
-        "transaction_created_at": epoch_text(transaction_created_at),
+        "billing_started_at": request_time(billing_started_at),
+        "transaction_created_at": request_time(transaction_created_at),
         "attempt_status": "failure",
         "action": RecoveryAction.SCHEDULE_FAILED_PAYMENT.value,
         "billing_merchant_connector_id": billing_account_id,

@@ -14,7 +14,15 @@ from typing import Any
 
 from recovery_contracts.api.recovery import RecoveryAction, RecoveryPaymentsCreate
 
-from .billing_events import BillingEvent, EventRefused, FailedCard, RefusalKind, failed_payment_request
+from .billing_events import (
+    BillingEvent,
+    EventRefused,
+    FailedCard,
+    RefusalKind,
+    decline,
+    failed_payment_request,
+    gateway_references,
+)
 
 CHARGEBEE_ACTIONS = {
     "payment_failed": RecoveryAction.SCHEDULE_FAILED_PAYMENT,
@@ -69,24 +77,13 @@ def parse_chargebee_event(payload: bytes) -> tuple[BillingEvent, dict[str, Any]]
     return BillingEvent("chargebee", event_id, event_type, invoice_id, action), content
 
 
-def gateway_references(transaction: dict[str, Any]) -> tuple[str, str]:
-    """The customer and payment method at the payment processor: Chargebee's `transaction.reference_number`
-    for a Stripe gateway is `cus_.../pm_...` (as Hyperswitch reads it)."""
-    reference = str(transaction.get("reference_number") or "")
-    customer, _, token = reference.partition("/")
-    if not customer or not token:
-        raise EventRefused(RefusalKind.INVALID, "transaction.reference_number is not <customer>/<payment method>")
-    return customer, token
-
-
 def chargebee_recovery_request(
     content: dict[str, Any], *, billing_account_id: str, payment_account_id: str
 ) -> RecoveryPaymentsCreate:
     transaction: dict[str, Any] = content.get("transaction") or {}
     invoice: dict[str, Any] = content.get("invoice") or {}
     card: dict[str, Any] = content.get("card") or {}
-    customer, token = gateway_references(transaction)
-    error_code = transaction.get("error_code")
+    customer, token = gateway_references(transaction.get("reference_number"), "transaction.reference_number")
     return failed_payment_request(
         invoice_id=invoice.get("id") or transaction["linked_invoices"][0]["invoice_id"],
         order_amount=transaction.get("amount") or invoice.get("amount_due") or 0,
@@ -103,11 +100,7 @@ def chargebee_recovery_request(
         ),
         billing_started_at=invoice.get("date"),
         transaction_created_at=transaction.get("date"),
-        error=(
-            {"code": str(error_code), "message": str(transaction.get("error_text") or error_code)}
-            if error_code
-            else None
-        ),
+        error=decline(transaction.get("error_code"), transaction.get("error_text")),
         billing_account_id=billing_account_id,
         payment_account_id=payment_account_id,
     )

@@ -7,7 +7,8 @@ signature or credentials and apply an event once under the same key, whichever d
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -40,6 +41,13 @@ from recovery_intake.domain.chargebee_events import (
     verify_basic_auth,
 )
 from recovery_intake.domain.intent import Intent
+from recovery_intake.domain.recurly_events import (
+    declined_invoice_id,
+    parse_recurly_event,
+    recurly_api_base,
+    recurly_recovery_request,
+    verify_recurly_signature,
+)
 from recovery_intake.domain.rejection import Rejection
 from recovery_intake.handlers.recovery import CancelDeferred, CancelWaiting, RecoveryIntake
 from recovery_runtime.bus import AlreadyApplied, MessageRejected
@@ -56,9 +64,24 @@ class InvoiceReader(Protocol):
     async def invoice(self, api_key: str, invoice_id: str) -> dict[str, Any]: ...
 
 
+class TransactionReader(Protocol):
+    async def transaction(self, base_url: str, api_key: str, transaction_id: str) -> dict[str, Any]: ...
+
+
+# How one billing system's delivery is read: the verified event, and the recovery request a payment failure makes.
+ReadEvent = Callable[
+    [Document, str, bytes, Mapping[str, str], datetime], Awaitable[tuple[BillingEvent, RecoveryPaymentsCreate | None]]
+]
+
+
 class BillingEvents:
     def __init__(
-        self, adapters: IntakeAdapters, box: SecretBox, recovery: RecoveryIntake, stripe: InvoiceReader
+        self,
+        adapters: IntakeAdapters,
+        box: SecretBox,
+        recovery: RecoveryIntake,
+        stripe: InvoiceReader,
+        recurly: TransactionReader,
     ) -> None:
         self._profiles = adapters.profiles
         self._accounts = adapters.connector_accounts
@@ -68,6 +91,12 @@ class BillingEvents:
         self._box = box
         self._recovery = recovery
         self._stripe = stripe
+        self._recurly = recurly
+        self._readers: dict[str, ReadEvent] = {
+            "stripebilling": self._stripe_event,
+            "chargebee": self._chargebee,
+            "recurly": self._recurly_event,
+        }
 
     async def billing_event(self, envelope: Envelope[BillingEventReceived], queue: ConsumerQueue) -> None:
         """The broker's door: a refusal is dead-lettered with its reason, a duplicate acknowledged as one; an
@@ -113,14 +142,10 @@ class BillingEvents:
             raise EventRefused(RefusalKind.NOT_FOUND, f"no profile {profile_id} of merchant {merchant_id}")
         found = await self._accounts.get(merchant_id, account_id)
         named = (found or {}).get("connector_name")
-        expected = connector or (named if named in WEBHOOK_CONNECTORS else "stripebilling or chargebee")
+        expected = connector or (named if named in WEBHOOK_CONNECTORS else " or ".join(sorted(WEBHOOK_CONNECTORS)))
         account = check_billing_account(found, account_id, profile_id, str(expected))
-        if named == "chargebee":
-            event, request = await self._chargebee(account, account_id, payload, headers.get("authorization"))
-        else:
-            received = received_at or self._clock.now()
-            signature = headers.get("stripe-signature")
-            event, request = await self._stripe_event(account, account_id, payload, signature, received)
+        read = self._readers[account["connector_name"]]
+        event, request = await read(account, account_id, payload, headers, received_at or self._clock.now())
         if event.action is None or event.invoice_id is None:
             log.info("billing_event.ignored", event_type=event.event_type, event_id=event.event_id)
             return "ignored", None
@@ -133,11 +158,11 @@ class BillingEvents:
         return await self._apply(merchant_id, profile, account_id, event, request)
 
     async def _stripe_event(
-        self, account: Document, account_id: str, payload: bytes, signature: str | None, received_at: datetime
+        self, account: Document, account_id: str, payload: bytes, headers: Mapping[str, str], received_at: datetime
     ) -> tuple[BillingEvent, RecoveryPaymentsCreate | None]:
         """The verified event, and the recovery request a payment failure makes (the invoice re-read)."""
         secret = self._box.open(sealed_webhook_secret(account))
-        verify_stripe_signature(signature, payload, secret, received_at)
+        verify_stripe_signature(headers.get("stripe-signature"), payload, secret, received_at)
         event = parse_stripe_event(payload)
         if event.action is not RecoveryAction.SCHEDULE_FAILED_PAYMENT or event.invoice_id is None:
             return event, None
@@ -147,11 +172,11 @@ class BillingEvents:
         return event, request
 
     async def _chargebee(
-        self, account: Document, account_id: str, payload: bytes, authorization: str | None
+        self, account: Document, account_id: str, payload: bytes, headers: Mapping[str, str], received_at: datetime
     ) -> tuple[BillingEvent, RecoveryPaymentsCreate | None]:
         """The authenticated event, and the recovery request a payment failure makes (from its content)."""
         username, password = sealed_basic_auth(account)
-        verify_basic_auth(authorization, self._box.open(username), self._box.open(password))
+        verify_basic_auth(headers.get("authorization"), self._box.open(username), self._box.open(password))
         event, content = parse_chargebee_event(payload)
         if event.action is not RecoveryAction.SCHEDULE_FAILED_PAYMENT:
             return event, None
@@ -159,6 +184,27 @@ class BillingEvents:
         payment_account = payment_account_for(account, reference)
         request = chargebee_recovery_request(content, billing_account_id=account_id, payment_account_id=payment_account)
         return event, request
+
+    async def _recurly_event(
+        self, account: Document, account_id: str, payload: bytes, headers: Mapping[str, str], received_at: datetime
+    ) -> tuple[BillingEvent, RecoveryPaymentsCreate | None]:
+        """The verified event, and the recovery request a payment failure makes (its transaction read at the
+        account's Recurly API base); a transaction that is not a declined invoice payment leaves it ignored."""
+        secret = self._box.open(sealed_webhook_secret(account))
+        verify_recurly_signature(headers.get("recurly-signature"), payload, secret, received_at)
+        event = parse_recurly_event(payload)
+        if event.action is not RecoveryAction.SCHEDULE_FAILED_PAYMENT or event.transaction_id is None:
+            return event, None
+        api_key = self._box.open(sealed_api_key(account))
+        transaction = await self._recurly.transaction(recurly_api_base(account), api_key, event.transaction_id)
+        invoice_id = declined_invoice_id(transaction)
+        if invoice_id is None:
+            return event, None  # no invoice: ignored
+        payment_account = payment_account_for(account, (transaction.get("payment_gateway") or {}).get("id"))
+        request = recurly_recovery_request(
+            transaction, billing_account_id=account_id, payment_account_id=payment_account
+        )
+        return replace(event, invoice_id=invoice_id), request
 
     async def _apply(
         self, merchant_id: str, profile: Document, account_id: str, event: BillingEvent, request: RecoveryPaymentsCreate

@@ -1,7 +1,7 @@
 """`POST /v2/webhooks/recovery/{merchant_id}/{profile_id}/{connector_id}`: billing systems' webhooks.
 
-No API key: the provider authenticates by its own scheme (Stripe-Signature; Chargebee's basic auth), checked
-against the account. Refusals answer Hyperswitch's error body, like every other route."""
+No API key: the provider authenticates by its own scheme (Stripe-Signature; Chargebee's basic auth;
+recurly-signature), checked against the account. Refusals answer Hyperswitch's error body, like every other route."""
 
 from __future__ import annotations
 

@@ -29,11 +29,12 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the webhook")
     parser.add_argument(
         "--billing",
-        choices=("custombilling", "stripebilling", "chargebee"),
+        choices=("custombilling", "stripebilling", "chargebee", "recurly"),
         default="custombilling",
         help="custombilling: the seed's POST /v2/payments/recovery; stripebilling: a failed invoice at the Stripe "
         "sandbox, its signed invoice.payment_failed webhook, and the invoice marked paid at Stripe after the retry; "
-        "chargebee: the same with Chargebee's payment_failed (basic auth) and record_payment",
+        "chargebee: the same with Chargebee's payment_failed (basic auth) and record_payment; recurly: the same "
+        "with Recurly's signed payment.failed (the transaction read at Recurly) and mark_successful",
     )
     parser.add_argument("--readiness-timeout", type=float, default=90.0, help="seconds to wait for the stack")
     parser.add_argument(

@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from recovery_sandbox.injected_failures import FailureSwitch, add_failure_routes
 from recovery_sandbox.stripe.form import FormError, decode_form
 
 
@@ -59,11 +60,6 @@ class PaymentFailure(BaseModel):
     last4: str = "4242"
 
 
-class RecordFailures(BaseModel):
-    count: int = Field(ge=0, le=1000)
-    status: int = Field(default=500, ge=400, le=599)
-
-
 def _new_id(prefix: str) -> str:
     return prefix + secrets.token_hex(8)
 
@@ -76,7 +72,7 @@ class Chargebee:
         self.events: dict[str, dict[str, Any]] = {}
         self.deliveries: list[dict[str, Any]] = []
         self.webhook: WebhookSettings | None = None
-        self.record_failures = RecordFailures(count=0)
+        self.record_failures = FailureSwitch()
         self._sending: set[asyncio.Task[None]] = set()
 
     def create_invoice(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -110,10 +106,9 @@ class Chargebee:
 
     def record_payment(self, invoice_id: str, params: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
-            if self.record_failures.count > 0:
-                failing = self.record_failures
-                self.record_failures = RecordFailures(count=failing.count - 1, status=failing.status)
-                raise ChargebeeError(failing.status, "internal_error", "Sorry, something went wrong", "api_error")
+            failing = self.record_failures.take()
+            if failing is not None:
+                raise ChargebeeError(failing, "internal_error", "Sorry, something went wrong", "api_error")
             invoice = self.invoice(invoice_id)
             txn = params.get("transaction") or {}
             if txn.get("status") not in ("success", "failure"):
@@ -283,13 +278,6 @@ def create_app() -> FastAPI:
     async def events() -> dict[str, Any]:
         return {"events": list(site.events.values()), "deliveries": list(site.deliveries)}
 
-    @app.post("/_sandbox/record_failures")
-    async def set_record_failures(failures: RecordFailures) -> dict[str, Any]:
-        site.record_failures = failures
-        return failures.model_dump()
-
-    @app.get("/_sandbox/record_failures")
-    async def get_record_failures() -> dict[str, Any]:
-        return site.record_failures.model_dump()
+    add_failure_routes(app, "/_sandbox/record_failures", site.record_failures)
 
     return app

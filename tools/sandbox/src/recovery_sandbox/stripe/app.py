@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from recovery_sandbox import chargebee
+from recovery_sandbox import chargebee, recurly
 from recovery_sandbox.stripe.errors import StripeError, invalid_request, unrecognized_url
 from recovery_sandbox.stripe.faults import Fault, FaultMode, idempotency_error, rate_limited
 from recovery_sandbox.stripe.form import FormError, decode_form, decode_pairs
@@ -325,8 +325,9 @@ def create_app(state_dir: Path | None = None) -> FastAPI:
         return state.get_charge(charge_id)
 
     add_invoice_routes(app, state, run, _authenticate, _form)
-    # Chargebee's API beside Stripe's, in the same process (its site's base is `<sandbox>/chargebee`).
+    # Chargebee's and Recurly's APIs beside Stripe's, in the same process (bases `<sandbox>/chargebee`, `/recurly`).
     app.mount("/chargebee", chargebee.create_app())
+    app.mount("/recurly", recurly.create_app())
 
     # ----- sandbox controls (no auth: they are not Stripe's) ---------------------------------------------
 

@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 
+from recovery_sandbox.injected_failures import FailureSwitch, add_failure_routes
 from recovery_sandbox.stripe.errors import StripeError, invalid_request, missing_param, no_such
 from recovery_sandbox.stripe.store import IdempotencySlot, StripeState, new_id, parse_bool, parse_int, parse_metadata
 from recovery_sandbox.stripe.test_cards import Decline
@@ -48,13 +48,6 @@ def stripe_signature(secret: str, payload: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-class PayFailures(BaseModel):
-    """The next `count` calls of `POST /v1/invoices/{id}/pay` answer `status` (an API error, nothing changes)."""
-
-    count: int = Field(ge=0, le=1000)
-    status: int = Field(default=500, ge=400, le=599)
-
-
 class InvoiceBook:
     def __init__(self, stripe: StripeState, clock: Callable[[], float] = time.time) -> None:
         self._stripe = stripe
@@ -68,7 +61,8 @@ class InvoiceBook:
         self.endpoints: dict[str, dict[str, Any]] = {}
         self.events: dict[str, dict[str, Any]] = {}
         self.deliveries: list[dict[str, Any]] = []
-        self.pay_failures = PayFailures(count=0)
+        # The next calls of `POST /v1/invoices/{id}/pay` that fail (an API error, nothing changes).
+        self.pay_failures = FailureSwitch()
         self._sending: set[asyncio.Task[int | None]] = set()
 
     # ----- invoice items and invoices ------------------------------------------------------------------
@@ -241,9 +235,9 @@ class InvoiceBook:
         a decline leaves the invoice open with `invoice.payment_failed` sent (Stripe's 402 card error). The paid
         invoice is answered as `version` shows it."""
         with self._lock:
-            if self.pay_failures.count > 0:
-                self.pay_failures = PayFailures(count=self.pay_failures.count - 1, status=self.pay_failures.status)
-                raise StripeError(self.pay_failures.status, "api_error", "An unknown error occurred")
+            failing = self.pay_failures.take()
+            if failing is not None:
+                raise StripeError(failing, "api_error", "An unknown error occurred")
             invoice = self._invoice(invoice_id)
             if invoice["status"] == "paid":
                 raise invalid_request("Invoice is already paid.", code="invoice_already_paid")
@@ -511,14 +505,7 @@ def add_invoice_routes(app: FastAPI, state: StripeState, run: Run, authenticate:
     async def list_events() -> dict[str, Any]:
         return {"events": list(book.events.values()), "deliveries": list(book.deliveries)}
 
-    @app.post("/_sandbox/invoices/pay_failures")
-    async def set_pay_failures(failures: PayFailures) -> dict[str, Any]:
-        book.pay_failures = failures
-        return failures.model_dump()
-
-    @app.get("/_sandbox/invoices/pay_failures")
-    async def get_pay_failures() -> dict[str, Any]:
-        return book.pay_failures.model_dump()
+    add_failure_routes(app, "/_sandbox/invoices/pay_failures", book.pay_failures)
 
     @app.post("/_sandbox/invoices/reset")
     async def reset_invoices() -> dict[str, bool]:

@@ -1,0 +1,57 @@
+"""Recurly's API as intake reads it: a transaction (`GET {base}/transactions/{id}`, `id` Recurly's or
+`uuid-<uuid>`), in API version v2021-02-25 (the one Hyperswitch's Recurly connector and the executor's record back
+use). The base is the account's (domain/recurly_events.py: `recurly_api_base`). Through the egress policy's client
+(recovery_runtime.egress): no unguarded outbound call."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from recovery_intake.adapters.stripe_billing import BillingApiError
+
+# Recurly answers in the version the Accept header names; without it, in the site's default.
+RECURLY_ACCEPT = "application/vnd.recurly.v2021-02-25"
+
+
+class RecurlyApi:
+    def __init__(self, http_client: httpx.AsyncClient, timeout: float = 10.0) -> None:
+        self._http = http_client
+        self._timeout = timeout
+
+    async def transaction(self, base_url: str, api_key: str, transaction_id: str) -> dict[str, Any]:
+        """The transaction, or BillingApiError when Recurly cannot be read (the delivery is then tried again)."""
+        # The private API key is the basic auth user name, with an empty password.
+        credentials = base64.b64encode(f"{api_key}:".encode()).decode()
+        try:
+            response = await self._http.get(
+                f"{base_url.rstrip('/')}/transactions/{quote(transaction_id, safe='')}",
+                headers={"Accept": RECURLY_ACCEPT, "Authorization": f"Basic {credentials}"},
+                timeout=self._timeout,
+            )
+        except (httpx.HTTPError, OSError) as error:
+            raise BillingApiError(f"Recurly unreachable: {type(error).__name__}: {error}"[:500]) from error
+        if response.status_code != 200:
+            raise BillingApiError(
+                f"Recurly answered {response.status_code} for transaction {transaction_id}{_error_of(response)}"[:500]
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise BillingApiError(f"Recurly answered transaction {transaction_id} without a JSON object")
+        return body
+
+
+def _error_of(response: httpx.Response) -> str:
+    """Recurly's own words for a refusal (`{"error": {"type": ..., "message": ...}}`), when it gave them."""
+    try:
+        error = response.json()["error"]
+        kind, message = error["type"], error.get("message")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return ""
+    return f": {kind}: {message}" if message else f": {kind}"

@@ -1,0 +1,93 @@
+"""Recurly end to end (service processes, the Recurly and Stripe sandboxes, the merchant's receiver): Recurly's
+signed `payment.failed` becomes a recovery from the transaction intake reads at Recurly, the retry's signed
+`payment_succeeded` reaches the merchant, and the invoice is marked paid at Recurly (`mark_successful`); replays,
+bad and stale signatures, paid and failed at Recurly, and a record back that fails for a while."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from recovery_cli.billing_recurly import RecurlyScenario
+from recovery_cli.demo import Endpoints, SeedScenario
+from recovery_cli.stack import Stack
+from support.billing import recovered_payment
+
+# One stack for the module's tests (tests/conftest.py): each works with a merchant, customers and invoices of its own.
+SHARE_STACK = True
+
+
+def scenario(stack: Stack) -> RecurlyScenario:
+    return RecurlyScenario(SeedScenario(Endpoints.of(stack), say=lambda _: None))
+
+
+def test_a_declined_recurly_renewal_is_recovered_and_marked_paid_at_recurly(stack: Stack) -> None:
+    recurly = scenario(stack)
+
+    setup, invoice, webhook = recurly.run()
+
+    payment = recovered_payment(webhook, setup, invoice["id"])
+    assert payment["amount"]["order_amount"] == 2250 and payment["amount"]["currency"] == "USD"
+    recovery = payment["feature_metadata"]["revenue_recovery"]
+    assert recovery["first_payment_attempt_pg_error_code"] == "insufficient_funds"
+    assert (invoice["state"], invoice["paid"], invoice["balance"]) == ("paid", 22.5, 0)
+    # Recurly told of its own mark_successful (charge_invoice.paid): acknowledged, and the recovery stays succeeded.
+    paid = recurly.delivery("charge_invoice.paid", invoice["id"])
+    assert paid["status"] == 200 and json.loads(paid["answer"])["outcome"] in ("applied", "duplicate", "ignored")
+
+
+def test_a_replay_and_bad_or_stale_signatures_change_nothing(stack: Stack) -> None:
+    recurly = scenario(stack)
+    setup = recurly.connect(recurly.seed.bootstrap(), retry_ladder_seconds=[86_400], max_jitter_seconds=0)
+    invoice = recurly.failed_invoice()
+    first = recurly.delivery("payment.failed", invoice["id"])
+    assert json.loads(first["answer"])["outcome"] == "applied"
+
+    resend = f"{recurly.sandbox}/_sandbox/events/{first['event']}/resend"
+    replay = httpx.post(resend).json()
+    forged = httpx.post(resend, params={"secret": "guessed"}).json()
+    stale = httpx.post(resend, params={"age_seconds": 600}).json()
+    rotated = httpx.post(resend, params={"secret": ["guessed", setup.webhook_secret]}).json()
+    unsigned = httpx.post(f"{stack.intake_url}{setup.webhook_path}", content=b"{}")
+
+    assert (replay["status"], json.loads(replay["answer"])["outcome"]) == (200, "duplicate")
+    assert (rotated["status"], json.loads(rotated["answer"])["outcome"]) == (200, "duplicate")
+    assert forged["status"] == 401 and "signature" in json.loads(forged["answer"])["error"]["message"]
+    assert stale["status"] == 401 and "tolerance" in json.loads(stale["answer"])["error"]["message"]
+    assert unsigned.status_code == 401
+    assert recurly.seed.charges(invoice["stripe_customer"]) == []  # its one retry is a day away
+
+
+def test_paid_and_failed_at_recurly_stop_their_recoveries(stack: Stack) -> None:
+    recurly = scenario(stack)
+    setup = recurly.connect(recurly.seed.bootstrap(), retry_ladder_seconds=[86_400], max_jitter_seconds=0)
+    paid, failed = recurly.failed_invoice(), recurly.failed_invoice()
+    payments = {
+        invoice["id"]: json.loads(recurly.delivery("payment.failed", invoice["id"])["answer"])["payment_id"]
+        for invoice in (paid, failed)
+    }
+
+    httpx.post(f"{recurly.sandbox}/_sandbox/invoices/{paid['id']}/paid").raise_for_status()
+    httpx.post(f"{recurly.sandbox}/_sandbox/invoices/{failed['id']}/failed").raise_for_status()
+
+    for invoice, event_type, status in (
+        (paid, "charge_invoice.paid", "succeeded"),
+        (failed, "charge_invoice.failed", "cancelled"),
+    ):
+        assert json.loads(recurly.delivery(event_type, invoice["id"])["answer"])["outcome"] == "applied"
+        assert recurly.seed.wait_for_payment_status(setup.merchant, payments[invoice["id"]], status)["status"] == status
+        assert recurly.seed.charges(invoice["stripe_customer"]) == []  # never retried
+
+
+def test_a_mark_successful_failing_for_a_while_is_retried_until_recurly_takes_it(stack: Stack) -> None:
+    recurly = scenario(stack)
+    recurly.connect(recurly.seed.bootstrap(), retry_ladder_seconds=[600], max_jitter_seconds=0)
+    httpx.post(f"{recurly.sandbox}/_sandbox/record_failures", json={"count": 3, "status": 500}).raise_for_status()
+    invoice = recurly.failed_invoice()
+
+    paid = recurly.wait_for_invoice(invoice["id"], timeout=60)
+
+    assert paid["state"] == "paid"
+    assert httpx.get(f"{recurly.sandbox}/_sandbox/record_failures").json()["count"] == 0
+    assert [c["status"] for c in recurly.seed.charges(invoice["stripe_customer"])] == ["succeeded"]
