@@ -192,7 +192,8 @@ class RevenueRecoveryConfig(RequestBody):
     # payment connector account id -> the account's reference at the billing system (values unique).
     billing_account_reference: Annotated[dict[Identifier, ExternalReference], Field(max_length=50)]
     switch_payment_method_config: SwitchPaymentMethodConfig | None = None
-    # Extension: where the executor records a successful retry back (the billing system's callback).
+    # Extension: where the executor records a successful retry back: the `custombilling` callback, or the billing
+    # system's API base (Chargebee's site, Recurly's API: docs/billing-connectors.md).
     record_back_url: HttpUrl | None = None
     # Extension: a custom retry ladder replacing the cascading default (seconds after the previous attempt).
     retry_ladder_seconds: (
