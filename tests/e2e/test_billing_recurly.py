@@ -6,13 +6,16 @@ bad and stale signatures, paid and failed at Recurly, and a record back that fai
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import httpx
 
+from recovery_cli.billing_demo import poll
 from recovery_cli.billing_recurly import RecurlyScenario
 from recovery_cli.demo import Endpoints, SeedScenario
 from recovery_cli.stack import Stack
 from support.billing import recovered_payment
+from support.stack import StackFactory
 
 # One stack for the module's tests (tests/conftest.py): each works with a merchant, customers and invoices of its own.
 SHARE_STACK = True
@@ -91,3 +94,50 @@ def test_a_mark_successful_failing_for_a_while_is_retried_until_recurly_takes_it
     assert paid["state"] == "paid"
     assert httpx.get(f"{recurly.sandbox}/_sandbox/record_failures").json()["count"] == 0
     assert [c["status"] for c in recurly.seed.charges(invoice["stripe_customer"])] == ["succeeded"]
+
+
+def test_an_abandoned_mark_successful_is_started_again_by_a_psync_resume(start_stack: StackFactory) -> None:
+    """Recurly refuses every try until the record back is abandoned (three days of business time, seconds at this
+    time scale); the merchant resumes PSYNC_WORKFLOW and the invoice is marked paid, with nothing charged again."""
+    stack = start_stack(time_scale=100_000)
+    recurly = scenario(stack)
+    setup = recurly.connect(recurly.seed.bootstrap(), retry_ladder_seconds=[60], max_jitter_seconds=0)
+    failures = f"{recurly.sandbox}/_sandbox/record_failures"
+    httpx.post(failures, json={"count": 1000, "status": 500}).raise_for_status()
+    invoice = recurly.failed_invoice()
+    payment_id = recurly.wait_for_merchant_webhook(invoice["id"]).body["content"]["object"]["id"]
+    workflow = f"{stack.intake_url}/v2/process-trackers/revenue-recovery-workflow/{payment_id}"
+    headers = setup.merchant.headers()
+
+    def resume() -> httpx.Response:
+        body = {
+            "revenue_recovery_task": "PSYNC_WORKFLOW",
+            "schedule_time": datetime.now(UTC).isoformat(),
+            "status": "finish",
+            "business_status": "COMPLETED_PSYNC_TASK",
+        }
+        return httpx.post(f"{workflow}/resume", json=body, headers=headers, timeout=10)
+
+    abandoned = poll(
+        lambda: httpx.get(f"{workflow}/timeline", headers=headers, timeout=10).json(),
+        lambda answer: [t["state"] for t in answer.get("record_back") or []][-1:] == ["abandoned"],
+        timeout=60,
+    )
+    tries = len(abandoned["record_back"])
+    assert tries == 14 and recurly.invoice(invoice["id"])["state"] == "past_due"
+    httpx.post(failures, json={"count": 0}).raise_for_status()
+
+    restarted = resume()
+
+    assert restarted.status_code == 200, restarted.text
+    assert restarted.json()["id"].endswith(payment_id)  # the workflow, as any resume answers
+    assert recurly.wait_for_invoice(invoice["id"])["state"] == "paid"
+    again = resume()
+    assert again.status_code == 400 and "accepted" in again.json()["error"]["message"]
+    assert [c["status"] for c in recurly.seed.charges(invoice["stripe_customer"])] == ["succeeded"]
+    accepted = poll(
+        lambda: httpx.get(f"{workflow}/timeline", headers=headers, timeout=10).json(),
+        lambda answer: [t["state"] for t in answer.get("record_back") or []][-1:] == ["accepted"],
+        timeout=30,
+    )
+    assert [t["attempt"] for t in accepted["record_back"]] == list(range(1, tries + 2))

@@ -33,6 +33,7 @@ FORWARDED_TO = (
     ("DISPATCHER_INTERNAL_URL", "webhook-dispatcher"),
     ("SCHEDULER_INTERNAL_URL", "scheduler"),
     ("ANALYTICS_INTERNAL_URL", "analytics"),
+    ("EXECUTOR_INTERNAL_URL", "executor"),
 )
 # Queue-name prefix of each service in recovery_runtime.topology.
 QUEUE_PREFIX = {

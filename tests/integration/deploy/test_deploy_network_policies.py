@@ -144,7 +144,6 @@ def test_intake_reaches_the_internal_endpoints_it_forwards_to(docs) -> None:
         assert url.hostname == f"recovery-{owner}", f"{variable} names the owner's Service"
         assert url.port == services[f"recovery-{owner}"]["spec"]["ports"][0]["port"] == SERVICE_PORTS[owner]
         assert connection_allowed(docs, intake, recovery_pod(docs, owner), SERVICE_PORTS[owner])
-    assert not connection_allowed(docs, intake, recovery_pod(docs, "executor"), SERVICE_PORTS["executor"])
 
 
 # ---- egress ---------------------------------------------------------------------------------------------------

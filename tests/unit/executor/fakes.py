@@ -21,7 +21,7 @@ from recovery_executor.domain.charge_guard import ChargeFacts
 from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind, ChargeRequest
 from recovery_executor.domain.connector_account import ConnectorAccount
 from recovery_executor.domain.ports import PaymentConnector, RecordBackAnswer
-from recovery_executor.domain.record_back import RecordBackHistory, RecordBackProgress, RecordBackTry
+from recovery_executor.domain.record_back import RecordBackHistory, RecordBackProgress, RecordBackStatus, RecordBackTry
 from recovery_executor.settings import ExecutorSettings
 from recovery_runtime.internal_api import MERCHANT_HEADER, TOKEN_HEADER
 from recovery_runtime.service import Service
@@ -230,6 +230,13 @@ class InMemoryRecordBacks:
             return None
         return RecordBackHistory(progress, tuple(self.tries[payment_id]))
 
+    async def restart(self, restarted: RecordBackProgress, tx: Transaction) -> bool:
+        current = self.progress.get(restarted.payment_id)
+        if current is None or current.status not in (RecordBackStatus.ABANDONED, RecordBackStatus.BLOCKED):
+            return False
+        self.progress[restarted.payment_id] = restarted
+        return True
+
 
 @dataclass
 class Executor:
@@ -258,10 +265,22 @@ class Executor:
 
     async def record_back_of(self, payment_id: str, merchant_id: str = "merchant_test", **headers: str) -> Any:
         """`GET /internal/record-backs/{merchant}/{payment}` as a holder of the internal token asks it."""
+        return await self._internal("GET", f"/internal/record-backs/merchant_test/{payment_id}", merchant_id, headers)
+
+    async def restart_record_back(
+        self, payment_id: str, body: Any, merchant_id: str = "merchant_test", **headers: str
+    ) -> Any:
+        """`POST /internal/record-backs/{merchant}/{payment}/restart` (intake's PSYNC resume) with `body`."""
+        path = f"/internal/record-backs/merchant_test/{payment_id}/restart"
+        return await self._internal("POST", path, merchant_id, headers, json=body)
+
+    async def _internal(
+        self, method: str, path: str, merchant_id: str, headers: dict[str, str], json: Any = None
+    ) -> Any:
         sent = {TOKEN_HEADER: ExecutorSettings().internal_api_token, MERCHANT_HEADER: merchant_id, **headers}
         transport = httpx.ASGITransport(app=self.service.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://executor", headers=sent) as http:
-            return await http.get(f"/internal/record-backs/merchant_test/{payment_id}")
+            return await http.request(method, path, json=json)
 
 
 def in_memory_executor(**settings: Any) -> Executor:

@@ -143,3 +143,133 @@ async def test_the_record_back_and_each_try_are_read_by_the_payments_merchant_on
     assert (await executor.record_back_of("12345_pay_1", merchant_id="merchant_other")).status_code == 404
     assert (await executor.record_back_of("12345_pay_unknown")).status_code == 404
     assert (await executor.record_back_of("12345_pay_1", **{"x-internal-token": "not-the-token"})).status_code == 403
+
+
+# ---- an operator starts an abandoned or blocked record back again (PSYNC resumed) --------------------------------
+
+
+def psync_resume(executor: Executor, **changes: object) -> dict[str, object]:
+    """The resume body intake forwards: PSYNC_WORKFLOW, due now unless `schedule_time` says later."""
+    body: dict[str, object] = {
+        "revenue_recovery_task": "PSYNC_WORKFLOW",
+        "schedule_time": executor.clock.now().isoformat(),
+        "status": "finish",
+        "business_status": "COMPLETED_PSYNC_TASK",
+    }
+    return {**body, **changes}
+
+
+async def abandon(executor: Executor, payment_id: str = "12345_pay_1") -> None:
+    executor.billing.answers.append(REFUSED)
+    await executor.send(QUEUE, record_back(payment_id, attempt=RECORD_BACK_MAX_TRIES))
+    assert executor.record_backs.progress[payment_id].status is RecordBackStatus.ABANDONED
+    executor.publisher.published.clear()
+
+
+async def test_an_abandoned_record_back_restarts_with_a_new_round_of_tries_and_nothing_charged(
+    executor: Executor,
+) -> None:
+    await abandon(executor)
+    executor.clock.advance(timedelta(days=2))
+
+    answer = await executor.restart_record_back("12345_pay_1", psync_resume(executor))
+
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["status"], answer.json()["tries"]) == ("retrying", RECORD_BACK_MAX_TRIES)
+    [first] = executor.published(MessageType.RECORD_BACK)  # sent now, no timer
+    assert (first.payload.attempt, first.payload.round_start) == (RECORD_BACK_MAX_TRIES + 1,) * 2
+    assert (first.merchant_id, first.profile_id, first.correlation_id) == ("merchant_test", "pro_test", "12345_pay_1")
+    assert first.payload.body == record_back("12345_pay_1").payload.body  # the same record, the same key
+    assert executor.connector.charges == [] and executor.connector.syncs == []
+
+    # Its first try refused: the waits start over (a timer a minute later), not abandoned at once.
+    executor.billing.answers.append(REFUSED)
+    await executor.send(QUEUE, first)
+    [timer] = executor.published(MessageType.SCHEDULE_TIMER)
+    assert timer.payload.due_at == executor.clock.now() + timedelta(minutes=1)
+    assert timer.payload.message["payload"]["attempt"] == RECORD_BACK_MAX_TRIES + 2
+    assert executor.record_backs.progress["12345_pay_1"].status is RecordBackStatus.RETRYING
+    # Its next one (the timer's message) accepted, under the same idempotency key as every try before.
+    await executor.send(QUEUE, json.dumps(timer.payload.message).encode())
+    assert executor.record_backs.progress["12345_pay_1"].status is RecordBackStatus.ACCEPTED
+    assert {key for _, _, key in executor.billing.calls} == {"record-back:12345_pay_1"}
+
+
+async def test_a_restart_due_later_is_a_timer(executor: Executor) -> None:
+    await abandon(executor)
+    later = executor.clock.now() + timedelta(hours=3)
+
+    answer = await executor.restart_record_back("12345_pay_1", psync_resume(executor, schedule_time=later.isoformat()))
+
+    assert answer.status_code == 200, answer.text
+    assert executor.published(MessageType.RECORD_BACK) == []
+    [timer] = executor.published(MessageType.SCHEDULE_TIMER)
+    first = RECORD_BACK_MAX_TRIES + 1
+    assert (timer.payload.timer_id, timer.payload.kind) == (f"record-back:12345_pay_1:{first}", "record_back")
+    assert timer.payload.due_at == later  # TIME_SCALE 1 in these tests
+    assert timer.payload.message["payload"]["round_start"] == first
+
+
+async def test_a_blocked_record_back_restarts_once_the_destination_is_allowed(executor: Executor) -> None:
+    blocked = RecordBackAnswer(accepted=False, error="blocked: 10.0.0.1 is a private address", blocked=True)
+    executor.billing.answers.append(blocked)
+    await executor.send(QUEUE, record_back("12345_pay_1"))
+    executor.publisher.published.clear()
+
+    answer = await executor.restart_record_back("12345_pay_1", psync_resume(executor))
+
+    assert answer.status_code == 200, answer.text
+    [first] = executor.published(MessageType.RECORD_BACK)
+    assert (first.payload.attempt, first.payload.round_start) == (2, 2)
+
+
+async def test_a_record_back_that_is_accepted_or_retrying_or_unknown_is_not_restarted(executor: Executor) -> None:
+    await executor.send(QUEUE, record_back("12345_pay_accepted"))
+    executor.billing.answers.append(REFUSED)
+    await executor.send(QUEUE, record_back("12345_pay_retrying"))
+    executor.publisher.published.clear()
+
+    accepted = await executor.restart_record_back("12345_pay_accepted", psync_resume(executor))
+    retrying = await executor.restart_record_back("12345_pay_retrying", psync_resume(executor))
+    unknown = await executor.restart_record_back("12345_pay_unknown", psync_resume(executor))
+
+    assert accepted.status_code == 400 and "accepted: nothing is left" in accepted.json()["error"]["message"]
+    assert retrying.status_code == 400 and "next one is on a timer" in retrying.json()["error"]["message"]
+    assert unknown.status_code == 404
+    assert executor.publisher.published == []
+
+
+async def test_a_restart_is_refused_to_another_merchant_or_profile_to_other_tasks_and_to_a_bad_body(
+    executor: Executor,
+) -> None:
+    await abandon(executor)
+
+    other = await executor.restart_record_back("12345_pay_1", psync_resume(executor), merchant_id="merchant_other")
+    execute = await executor.restart_record_back(
+        "12345_pay_1", psync_resume(executor, revenue_recovery_task="EXECUTE_WORKFLOW")
+    )
+    no_time = psync_resume(executor)
+    del no_time["schedule_time"]
+    invalid = await executor.restart_record_back("12345_pay_1", no_time)
+
+    other_profile = await executor.restart_record_back(
+        "12345_pay_1", psync_resume(executor), **{"x-internal-profile-id": "pro_other"}
+    )
+    assert other.status_code == 404 and other_profile.status_code == 404
+    assert execute.status_code == 400 and "only PSYNC_WORKFLOW" in execute.json()["error"]["message"]
+    assert invalid.status_code == 422
+    assert executor.publisher.published == []
+    assert executor.record_backs.progress["12345_pay_1"].status is RecordBackStatus.ABANDONED
+
+
+async def test_two_restarts_at_once_start_one_round(executor: Executor) -> None:
+    await abandon(executor)
+
+    # A profile-level call of the payment's own profile (intake forwards the caller's `x-profile-id`).
+    first = await executor.restart_record_back(
+        "12345_pay_1", psync_resume(executor), **{"x-internal-profile-id": "pro_test"}
+    )
+    second = await executor.restart_record_back("12345_pay_1", psync_resume(executor))
+
+    assert first.status_code == 200 and second.status_code == 400
+    assert len(executor.published(MessageType.RECORD_BACK)) == 1

@@ -281,12 +281,15 @@ class RecordBackBody(_Payload):
 
 class RecordBack(_Payload):
     """Record a successful retry back to the billing connector; repeated on timers until it is accepted, refused
-    for good (blocked) or abandoned."""
+    for good (blocked) or abandoned; an operator may start it again (a new round of tries)."""
 
     payment_id: str
     url: str
     body: RecordBackBody
     attempt: int = Field(default=1, ge=1)
+    # The try this round of tries started at: 1, or the first try after an operator started an abandoned or
+    # blocked record back again (the waits between tries start over with each round).
+    round_start: int = Field(default=1, ge=1)
     # A billing system recorded through its own API (`stripebilling`, `chargebee`, `recurly`): its name and the
     # billing connector account whose credentials the call uses. None: the `custombilling` callback to `url`.
     billing_connector: str | None = None

@@ -42,7 +42,7 @@ def build_service(settings: ExecutorSettings | None = None, adapters: ExecutorAd
     )
     for queue_name, handle in HANDLERS.items():
         service.consume(queue_name, partial(handle, dependencies))
-    service.app.include_router(http.router(adapters.record_backs, InternalCaller(settings.internal_api_token)))
+    service.app.include_router(http.router(dependencies, InternalCaller(settings.internal_api_token)))
     return service
 
 

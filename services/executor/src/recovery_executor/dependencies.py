@@ -68,6 +68,10 @@ class RecordBackRepository(Protocol):
         """The payment's record back and every try, if the payment is `merchant_id`'s."""
         ...
 
+    async def restart(self, restarted: RecordBackProgress, tx: Transaction) -> bool:
+        """Store the restarted progress if the record back is still abandoned or blocked; False if it moved."""
+        ...
+
 
 # The connector that charges for an account the domain lets charge.
 ConnectorFactory = Callable[[ConnectorAccount], PaymentConnector]

@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 
+from recovery_contracts.api.process_tracker import RevenueRecoveryResumeRequest, RevenueRecoveryTask
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import (
     ConnectorAccountUpdated,
@@ -123,6 +124,34 @@ async def record_back(deps: Dependencies, envelope: Envelope[RecordBack], queue:
             tx.emit(message)
 
     await deps.unit_of_work.apply(save, consumed=envelope, consumer=queue.name)
+
+
+async def restart_record_back(
+    deps: Dependencies, merchant_id: str, payment_id: str, request: RevenueRecoveryResumeRequest
+) -> str | None:
+    """An operator starts the merchant's abandoned or blocked record back again (PSYNC resumed: a new round of
+    tries, its first at `schedule_time`, the same idempotency key; nothing is charged): None when started, else
+    why not."""
+    if request.revenue_recovery_task is not RevenueRecoveryTask.PSYNC_WORKFLOW:
+        return f"only {RevenueRecoveryTask.PSYNC_WORKFLOW.value} starts a record back again"
+    history = await deps.record_backs.history(merchant_id, payment_id)
+    if history is None:
+        return "no record back for this payment (not recovered by this system, or nothing to record it at)"
+    restarted = history.progress.restart(deps.clock.now(), request.schedule_time, deps.time_scale)
+    if isinstance(restarted, str):
+        return restarted
+    progress, first_try = restarted
+
+    async def save(tx: Transaction) -> bool:
+        if not await deps.record_backs.restart(progress, tx):
+            return False
+        tx.emit(first_try)
+        return True
+
+    if not await deps.unit_of_work.apply(save, inbox=False):
+        return "the record back changed meanwhile (restarted already, or its last try answered): look again"
+    log.info("record_back.restarted", payment_id=payment_id, at=request.schedule_time.isoformat())
+    return None
 
 
 async def _record_back_once(deps: Dependencies, request: RecordBack) -> RecordBackAnswer:

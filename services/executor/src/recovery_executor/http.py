@@ -1,9 +1,11 @@
-"""The executor's internal endpoint: a payment's record back to the billing system and every try of it.
+"""The executor's internal endpoints: a payment's record back to the billing system and every try of it, and
+starting an abandoned or blocked one again.
 
-Read by `recovery timeline` (and any caller holding the internal token), so that no one reads `record_backs`
-but its owner; scoped to the merchant in `x-internal-merchant-id`, so another merchant's payment answers 404.
-Record backs keep no profile: a profile-level call (`x-internal-profile-id`, which nobody sends here today) finds
-none rather than another profile's.
+Read by `recovery timeline`, and the restart called by intake's process-tracker resume (`PSYNC_WORKFLOW`), with
+the internal token, so that no one reads or writes `record_backs` but its owner; scoped to the merchant in
+`x-internal-merchant-id`, so another merchant's payment answers 404, and on a profile-level call
+(`x-internal-profile-id`) to the profile its record back names (one stored before 4 Dec names none: only a
+merchant-level call finds it).
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from recovery_contracts.api.errors import ApiError
+from recovery_contracts.api.process_tracker import RevenueRecoveryResumeRequest
 from recovery_contracts.timestamps import format_ms
-from recovery_executor.dependencies import RecordBackRepository
+from recovery_executor import handlers
+from recovery_executor.dependencies import Dependencies
 from recovery_executor.domain.record_back import RecordBackHistory
 from recovery_runtime.internal_api import InternalCaller, InternalScope
 
@@ -42,16 +46,39 @@ def record_back_view(history: RecordBackHistory) -> dict[str, Any]:
     }
 
 
-def router(record_backs: RecordBackRepository, caller: InternalCaller) -> APIRouter:
+def router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
     api = APIRouter(prefix="/internal/record-backs", include_in_schema=False)
+
+    async def history_of(scope: InternalScope, merchant_id: str, payment_id: str) -> RecordBackHistory | None:
+        if scope.merchant_id != merchant_id:
+            return None
+        found = await deps.record_backs.history(merchant_id, payment_id)
+        if found is None or scope.profile_id not in (None, found.progress.profile_id):
+            return None
+        return found
 
     @api.get("/{merchant_id}/{payment_id}")
     async def get_record_back(merchant_id: str, payment_id: str, scope: InternalScope = Depends(caller)) -> Any:
-        merchant_level = scope.merchant_id == merchant_id and scope.profile_id is None
-        found = await record_backs.history(merchant_id, payment_id) if merchant_level else None
-        if found is None:
-            error = ApiError.PAYMENT_NOT_FOUND
-            return JSONResponse(error.response().model_dump(mode="json", exclude_none=True), error.status_code)
-        return record_back_view(found)
+        found = await history_of(scope, merchant_id, payment_id)
+        return record_back_view(found) if found is not None else _error(ApiError.PAYMENT_NOT_FOUND)
+
+    @api.post("/{merchant_id}/{payment_id}/restart")
+    async def restart_record_back(
+        merchant_id: str,
+        payment_id: str,
+        body: RevenueRecoveryResumeRequest,
+        scope: InternalScope = Depends(caller),
+    ) -> Any:
+        if await history_of(scope, merchant_id, payment_id) is None:
+            return _error(ApiError.PAYMENT_NOT_FOUND)
+        refused = await handlers.restart_record_back(deps, merchant_id, payment_id, body)
+        if refused is not None:
+            return _error(ApiError.PRECONDITION_FAILED, message=refused)
+        restarted = await history_of(scope, merchant_id, payment_id)
+        return record_back_view(restarted) if restarted is not None else _error(ApiError.PAYMENT_NOT_FOUND)
 
     return api
+
+
+def _error(error: ApiError, **params: str) -> JSONResponse:
+    return JSONResponse(error.response(**params).model_dump(mode="json", exclude_none=True), error.status_code)

@@ -1,4 +1,4 @@
-"""Record-back progress on MongoDB: one record per payment, with every try."""
+"""Record-back progress on MongoDB: one record per payment, with every try and the last try's request."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from recovery_contracts.messages import RecordBack
 from recovery_executor.domain.record_back import (
     CUSTOMBILLING,
     RecordBackHistory,
@@ -43,6 +44,8 @@ class MongoRecordBackRepository:
             "updated_at": progress.updated_at,
             "merchant_id": progress.merchant_id,
             "billing_connector": progress.billing_connector,
+            "profile_id": progress.profile_id,
+            "request": None if progress.request is None else progress.request.model_dump(mode="json"),
         }
         try_record = {
             "attempt": tried.attempt,
@@ -58,6 +61,17 @@ class MongoRecordBackRepository:
             session=tx.session,
         )
 
+    async def restart(self, restarted: RecordBackProgress, tx: Transaction) -> bool:
+        """`restarted`'s status stored if the record back is still abandoned or blocked (another operator's restart,
+        or the last try of a round, may have moved it meanwhile)."""
+        stopped = [RecordBackStatus.ABANDONED, RecordBackStatus.BLOCKED]
+        done = await self._records.update_one(
+            {"_id": restarted.payment_id, "status": {"$in": stopped}},
+            {"$set": {"status": restarted.status, "updated_at": restarted.updated_at}},
+            session=tx.session,
+        )
+        return done.matched_count == 1
+
 
 def _progress(doc: dict[str, Any]) -> RecordBackProgress:
     return RecordBackProgress(
@@ -68,6 +82,8 @@ def _progress(doc: dict[str, Any]) -> RecordBackProgress:
         updated_at=doc["updated_at"],
         merchant_id=doc.get("merchant_id"),
         billing_connector=doc.get("billing_connector") or CUSTOMBILLING,
+        request=RecordBack.model_validate(doc["request"]) if doc.get("request") else None,
+        profile_id=doc.get("profile_id"),
     )
 
 

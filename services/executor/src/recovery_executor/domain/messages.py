@@ -129,6 +129,24 @@ def record_back_retry(consumed: Envelope[RecordBack], due_at: datetime) -> Envel
     return timer_for(again, timer_id=timer_id, due_at=due_at, kind=RECORD_BACK_TIMER_KIND, caused_by=consumed)
 
 
+def record_back_restarted(
+    request: RecordBack, merchant_id: str | None, profile_id: str | None, now: datetime, due_at: datetime | None
+) -> Envelope[Any]:
+    """The first try of a record back an operator started again: sent now, or on a timer due at `due_at`."""
+    again = envelope_for(
+        MessageType.RECORD_BACK,
+        request,
+        correlation_id=request.payment_id,
+        merchant_id=merchant_id,
+        profile_id=profile_id,
+        occurred_at=now,
+    )
+    if due_at is None:
+        return again
+    timer_id = f"record-back:{request.payment_id}:{request.attempt}"
+    return timer_for(again, timer_id=timer_id, due_at=due_at, kind=RECORD_BACK_TIMER_KIND)
+
+
 def record_back_updated(
     consumed: Envelope[RecordBack], progress: RecordBackProgress, tried: RecordBackTry
 ) -> Envelope[RecordBackUpdated]:

@@ -1,13 +1,14 @@
 """Recording a successful retry back to the billing connector: tried on durable timers (`RECORD_BACK_DELAYS`) until
 it is accepted (2xx, or the billing system's "already paid"), refused for good (`blocked` by the egress policy), or
-abandoned for an operator after `RECORD_BACK_MAX_TRIES` tries.
+abandoned for an operator after `RECORD_BACK_MAX_TRIES` tries. An operator starts an abandoned or blocked record
+back again (`RecordBackProgress.restart`): a new round of tries, the same idempotency key, nothing charged.
 
 Every try is kept with the payment's record back (what it asked, when, the HTTP status or the error, and where the
 record back stood after it), so an operator sees the record back and its tries on the payment's timeline."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from recovery_contracts.messages import RecordBack, RecordBackState
 from recovery_runtime.clock import TimeScale
 
 from .follow_up import record_back_delay
-from .messages import record_back_retry, record_back_updated
+from .messages import record_back_restarted, record_back_retry, record_back_updated
 from .ports import RecordBackAnswer
 
 
@@ -54,6 +55,9 @@ class RecordBackProgress:
     # Whose payment (reads are scoped to it) and which billing system it is recorded at.
     merchant_id: str | None = None
     billing_connector: str = CUSTOMBILLING
+    # The last try's request and the payment's profile: what a restart sends again (None: stored before 4 Dec).
+    request: RecordBack | None = None
+    profile_id: str | None = None
 
     @staticmethod
     def after_try(
@@ -62,7 +66,8 @@ class RecordBackProgress:
         """The progress after the try `consumed` asked for, the try itself, and the messages to emit with it: the
         `record-back.updated` event (the read side's timeline) and the next try's timer if any."""
         request = consumed.payload
-        delay = None if answer.accepted or answer.blocked else record_back_delay(request.attempt)
+        tries_this_round = request.attempt - request.round_start + 1
+        delay = None if answer.accepted or answer.blocked else record_back_delay(tries_this_round)
         if answer.accepted:
             status = RecordBackStatus.ACCEPTED
         elif answer.blocked:
@@ -79,12 +84,33 @@ class RecordBackProgress:
             now,
             merchant_id=consumed.merchant_id,
             billing_connector=request.billing_connector or CUSTOMBILLING,
+            request=request,
+            profile_id=consumed.profile_id,
         )
         tried = RecordBackTry(request.attempt, now, answer.status_code, answer.error, status)
         emitted: list[Envelope[Any]] = [record_back_updated(consumed, progress, tried)]
         if delay is not None:
             emitted.append(record_back_retry(consumed, now + time_scale.wall(delay)))
         return progress, tried, emitted
+
+    def restart(
+        self, now: datetime, at: datetime, time_scale: TimeScale
+    ) -> tuple[RecordBackProgress, Envelope[Any]] | str:
+        """An operator starts the record back again: the progress (`retrying`, until the next try says otherwise)
+        and the first try of the new round, at `at` (business time; now if it has passed); or why it cannot be
+        started again. Only an abandoned or a blocked record back is (after the billing system or the egress
+        allow-list was put right): an accepted one is done, a retrying one has its next try on a timer."""
+        if self.status is RecordBackStatus.ACCEPTED:
+            return "the record back was accepted: nothing is left to record"
+        if self.status is RecordBackStatus.RETRYING:
+            return f"the record back is being retried (try {self.attempts} was refused; the next one is on a timer)"
+        if self.request is None:
+            return "this record back was stored before it could be started again: record the payment by hand"
+        first = self.attempts + 1
+        again = self.request.model_copy(update={"attempt": first, "round_start": first})
+        due = None if at <= now else now + time_scale.wall(at - now)
+        message = record_back_restarted(again, self.merchant_id, self.profile_id, now, due)
+        return replace(self, status=RecordBackStatus.RETRYING, updated_at=now), message
 
 
 @dataclass(frozen=True)

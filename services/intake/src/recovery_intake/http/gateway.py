@@ -2,7 +2,9 @@
 owning the data.
 
 `/events/...` is the webhook dispatcher's (it owns the event records), `/v2/process-trackers/...` and
-`/v2/revenue-recovery/retry-stats` the scheduler's (it owns the recoveries and counts their attempts). Intake
+`/v2/revenue-recovery/retry-stats` the scheduler's (it owns the recoveries and counts their attempts), except a
+resume of `PSYNC_WORKFLOW`: the record back to the billing system started again, the executor's (it owns the
+record backs), after which the scheduler answers the workflow as any resume does. Intake
 checks the API key and the merchant, then forwards the call to the owner's internal endpoint with the internal
 token, the merchant id and the profile id when `x-profile-id` named one (checked to be the merchant's); the owner
 scopes every query to them (`recovery_runtime.internal_api.InternalScope`): on a profile-level call another
@@ -11,6 +13,7 @@ profile's payment or event answers as one that does not exist, as `GET /v2/payme
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
@@ -19,6 +22,7 @@ from fastapi import APIRouter, Request, Response
 
 from recovery_contracts.api.errors import ApiError, ErrorResponse, describe_validation_errors
 from recovery_contracts.api.events import WebhookEndpointsResponse
+from recovery_contracts.api.process_tracker import RevenueRecoveryTask
 from recovery_contracts.api.retry_stats import RetryStatsResponse
 from recovery_intake.domain.access import READ_PAYMENTS, WRITE_PAYMENTS, Access
 from recovery_intake.http.auth import Caller
@@ -40,6 +44,15 @@ GATEWAY_RESPONSES: dict[int | str, dict[str, object]] = {
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
+async def _resumed_task(request: Request) -> str | None:
+    """The `revenue_recovery_task` a resume names, as far as its body says (the owner validates the rest)."""
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return None
+    return body.get("revenue_recovery_task") if isinstance(body, dict) else None
+
+
 def owner_id(value: str, not_found: ApiError) -> str:
     """An id safe to put in the owner's path (no `/`, `..` or escapes); anything else cannot exist."""
     if not _ID.fullmatch(value):
@@ -53,17 +66,25 @@ class Forwarder:
         self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
 
     async def forward(
-        self, request: Request, base_url: str, path: str, merchant_id: str, profile_id: str | None
+        self,
+        request: Request,
+        base_url: str,
+        path: str,
+        merchant_id: str,
+        profile_id: str | None,
+        *,
+        method: str | None = None,
     ) -> Response:
+        """The owner's answer to the request (`method`: another method, without the request's body)."""
         headers = {TOKEN_HEADER: self._token, MERCHANT_HEADER: merchant_id, "content-type": "application/json"}
         if profile_id:
             headers[PROFILE_HEADER] = profile_id
         try:
             answer = await self._client.request(
-                request.method,
+                method or request.method,
                 f"{base_url}{path}",
                 params=request.query_params,
-                content=await request.body(),
+                content=b"" if method else await request.body(),
                 headers=headers,
             )
         except httpx.HTTPError as error:
@@ -115,6 +136,7 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
     api = APIRouter(responses=GATEWAY_RESPONSES)
     dispatcher = ctx.settings.dispatcher_internal_url.rstrip("/")
     scheduler = ctx.settings.scheduler_internal_url.rstrip("/")
+    executor = (ctx.settings.executor_internal_url or "").rstrip("/") or None
 
     async def merchant_of_path(request: Request, merchant_id: str, access: Access) -> Caller:
         caller = await ctx.auth.merchant(request, access=access)
@@ -158,9 +180,25 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
 
     @api.post("/v2/process-trackers/revenue-recovery-workflow/{payment_id}/resume", tags=["Process tracker"])
     async def resume_revenue_recovery_workflow(payment_id: str, request: Request) -> Response:
+        """Hyperswitch's resume: `EXECUTE_WORKFLOW` plans one more attempt of a failed recovery; `PSYNC_WORKFLOW`
+        starts an abandoned or blocked record back to the billing system again (a new round of tries, nothing
+        charged). Answers the workflow (docs/retry-engine.md, "Process-tracker API")."""
         caller = await ctx.auth.merchant(request, access=WRITE_PAYMENTS)
-        path = f"/internal/recoveries/{caller.merchant_id}/{owner_id(payment_id, ApiError.PAYMENT_NOT_FOUND)}/resume"
-        return await forwarder.forward(request, scheduler, path, caller.merchant_id, caller.profile_id)
+        merchant, profile = caller.merchant_id, caller.profile_id
+        payment = owner_id(payment_id, ApiError.PAYMENT_NOT_FOUND)
+        recovery = f"/internal/recoveries/{merchant}/{payment}"
+        if await _resumed_task(request) != RevenueRecoveryTask.PSYNC_WORKFLOW.value:
+            return await forwarder.forward(request, scheduler, f"{recovery}/resume", merchant, profile)
+        # Extension: PSYNC (Hyperswitch's task that records back) started again: an abandoned or blocked record
+        # back gets a new round of tries at the executor; nothing is charged (docs/retry-engine.md, "Record back").
+        if executor is None:
+            unset = "record backs cannot be started again here: EXECUTOR_INTERNAL_URL is not set"
+            raise ApiProblem(ApiError.NOT_SUPPORTED, message=unset)
+        path = f"/internal/record-backs/{merchant}/{payment}/restart"
+        restarted = await forwarder.forward(request, executor, path, merchant, profile)
+        if restarted.status_code >= 300:
+            return restarted
+        return await forwarder.forward(request, scheduler, recovery, merchant, profile, method="GET")
 
     @api.get("/v2/revenue-recovery/retry-stats", tags=["Retry statistics"], response_model=RetryStatsResponse)
     async def retry_stats(request: Request) -> Response:

@@ -133,7 +133,7 @@ class Stack:
             if owner in self._ports:
                 env[variable] = f"http://127.0.0.1:{self._ports[owner]}"
         if "executor" in self._ports:
-            # The console's operator page shows the executor's readiness too.
+            # A PSYNC resume (a record back started again) goes to the executor; the console shows its readiness.
             env["EXECUTOR_INTERNAL_URL"] = f"http://127.0.0.1:{self._ports['executor']}"
         return env
 
