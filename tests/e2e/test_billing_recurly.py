@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from recovery_cli.billing_demo import poll
 from recovery_cli.billing_recurly import RecurlyScenario
@@ -16,6 +20,8 @@ from recovery_cli.demo import Endpoints, SeedScenario
 from recovery_cli.stack import Stack
 from support.billing import recovered_payment
 from support.stack import StackFactory
+
+CHROMIUM = "/usr/bin/chromium"
 
 # One stack for the module's tests (tests/conftest.py): each works with a merchant, customers and invoices of its own.
 SHARE_STACK = True
@@ -96,48 +102,71 @@ def test_a_mark_successful_failing_for_a_while_is_retried_until_recurly_takes_it
     assert [c["status"] for c in recurly.seed.charges(invoice["stripe_customer"])] == ["succeeded"]
 
 
-def test_an_abandoned_mark_successful_is_started_again_by_a_psync_resume(start_stack: StackFactory) -> None:
-    """Recurly refuses every try until the record back is abandoned (three days of business time, seconds at this
-    time scale); the merchant resumes PSYNC_WORKFLOW and the invoice is marked paid, with nothing charged again."""
+def test_an_abandoned_mark_successful_is_started_again_by_the_api_and_from_the_console(
+    start_stack: StackFactory,
+) -> None:
+    """Recurly refuses every try until both invoices' record backs are abandoned (three days of business time,
+    seconds at this time scale); the merchant starts one again by the API's PSYNC resume, the other with the
+    console's button in Chromium, and both invoices are marked paid, with nothing charged again."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)", pytrace=False)
     stack = start_stack(time_scale=100_000)
     recurly = scenario(stack)
     setup = recurly.connect(recurly.seed.bootstrap(), retry_ladder_seconds=[60], max_jitter_seconds=0)
     failures = f"{recurly.sandbox}/_sandbox/record_failures"
     httpx.post(failures, json={"count": 1000, "status": 500}).raise_for_status()
-    invoice = recurly.failed_invoice()
-    payment_id = recurly.wait_for_merchant_webhook(invoice["id"]).body["content"]["object"]["id"]
-    workflow = f"{stack.intake_url}/v2/process-trackers/revenue-recovery-workflow/{payment_id}"
+    by_api, by_console = recurly.failed_invoice(), recurly.failed_invoice()
+    payments = {
+        invoice["id"]: recurly.wait_for_merchant_webhook(invoice["id"]).body["content"]["object"]["id"]
+        for invoice in (by_api, by_console)
+    }
     headers = setup.merchant.headers()
 
-    def resume() -> httpx.Response:
+    def workflow(invoice: dict[str, Any]) -> str:
+        return f"{stack.intake_url}/v2/process-trackers/revenue-recovery-workflow/{payments[invoice['id']]}"
+
+    def record_back_reaches(invoice: dict[str, Any], state: str) -> list[dict[str, Any]]:
+        answer = poll(
+            lambda: httpx.get(f"{workflow(invoice)}/timeline", headers=headers, timeout=10).json(),
+            lambda found: [t["state"] for t in found.get("record_back") or []][-1:] == [state],
+            timeout=60,
+        )
+        return list(answer["record_back"])
+
+    def resume(invoice: dict[str, Any]) -> httpx.Response:
         body = {
             "revenue_recovery_task": "PSYNC_WORKFLOW",
             "schedule_time": datetime.now(UTC).isoformat(),
             "status": "finish",
             "business_status": "COMPLETED_PSYNC_TASK",
         }
-        return httpx.post(f"{workflow}/resume", json=body, headers=headers, timeout=10)
+        return httpx.post(f"{workflow(invoice)}/resume", json=body, headers=headers, timeout=10)
 
-    abandoned = poll(
-        lambda: httpx.get(f"{workflow}/timeline", headers=headers, timeout=10).json(),
-        lambda answer: [t["state"] for t in answer.get("record_back") or []][-1:] == ["abandoned"],
-        timeout=60,
-    )
-    tries = len(abandoned["record_back"])
-    assert tries == 14 and recurly.invoice(invoice["id"])["state"] == "past_due"
+    tries = {invoice["id"]: len(record_back_reaches(invoice, "abandoned")) for invoice in (by_api, by_console)}
+    assert set(tries.values()) == {14} and recurly.invoice(by_api["id"])["state"] == "past_due"
     httpx.post(failures, json={"count": 0}).raise_for_status()
 
-    restarted = resume()
-
+    restarted = resume(by_api)
     assert restarted.status_code == 200, restarted.text
-    assert restarted.json()["id"].endswith(payment_id)  # the workflow, as any resume answers
-    assert recurly.wait_for_invoice(invoice["id"])["state"] == "paid"
-    again = resume()
+    assert restarted.json()["id"].endswith(payments[by_api["id"]])  # the workflow, as any resume answers
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = chromium.new_page()
+        page.goto(f"{stack.intake_url}/console/")
+        page.get_by_label("API key").fill(setup.merchant.api_key)
+        page.get_by_label("Merchant ID").fill(setup.merchant.merchant_id)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url("**/console/overview")
+        page.goto(f"{stack.intake_url}/console/payments/{payments[by_console['id']]}")
+        expect(page.locator("#record-back-state")).to_have_text("abandoned")
+        page.get_by_role("button", name="Start the record back again").click()
+        page.wait_for_url(f"**/console/payments/{payments[by_console['id']]}")
+        chromium.close()
+
+    for invoice in (by_api, by_console):
+        assert recurly.wait_for_invoice(invoice["id"])["state"] == "paid"
+        accepted = record_back_reaches(invoice, "accepted")
+        assert [t["attempt"] for t in accepted] == list(range(1, tries[invoice["id"]] + 2))
+        assert [c["status"] for c in recurly.seed.charges(invoice["stripe_customer"])] == ["succeeded"]
+    again = resume(by_console)
     assert again.status_code == 400 and "accepted" in again.json()["error"]["message"]
-    assert [c["status"] for c in recurly.seed.charges(invoice["stripe_customer"])] == ["succeeded"]
-    accepted = poll(
-        lambda: httpx.get(f"{workflow}/timeline", headers=headers, timeout=10).json(),
-        lambda answer: [t["state"] for t in answer.get("record_back") or []][-1:] == ["accepted"],
-        timeout=30,
-    )
-    assert [t["attempt"] for t in accepted["record_back"]] == list(range(1, tries + 2))

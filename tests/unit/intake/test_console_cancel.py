@@ -10,9 +10,9 @@ from recovery_contracts.envelope import MessageType
 from recovery_contracts.payments import IntentStatus
 
 from .api_calls import mint
-from .fakes import ADMIN_KEY, API_KEY, MERCHANT, Intake, http_client, intake
+from .fakes import ADMIN_KEY, API_KEY, Intake, http_client, intake
 from .recovery_requests import recovery_body
-from .test_console_routes import session_token, signed_in
+from .test_console_routes import session_token, signed_in, signed_in_on_merchant
 from .test_intake_cancel_fence import charging, fences
 
 
@@ -63,11 +63,7 @@ async def test_a_read_only_key_and_the_admin_key_may_not_cancel() -> None:
     async with http_client(svc) as api:
         reader = await mint(api, API_KEY, ["read_only"])
     for key in (reader["api_key"], ADMIN_KEY):
-        async with signed_in(svc, key, MERCHANT if key != ADMIN_KEY else "") as client:
-            if key == ADMIN_KEY:
-                token = session_token(svc, client)
-                chosen = await client.post("/console/merchant", data={"merchant_id": MERCHANT, "csrf_token": token})
-                assert chosen.status_code == 303
+        async with signed_in_on_merchant(svc, key) as client:
             answer = await cancel(svc, client, payment_id)
         assert answer.status_code == 403, key
         assert "payments scope" in answer.text

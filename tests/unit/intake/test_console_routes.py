@@ -136,6 +136,17 @@ async def test_a_merchant_key_cannot_reach_the_operator_pages() -> None:
         assert (await client.get("/console/services")).status_code == 403
 
 
+@asynccontextmanager
+async def signed_in_on_merchant(svc: Intake, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """Signed in with `api_key` on MERCHANT's pages: a merchant key names it at sign-in, the admin key chooses it."""
+    async with signed_in(svc, api_key, "" if api_key == ADMIN_KEY else MERCHANT) as client:
+        if api_key == ADMIN_KEY:
+            token = session_token(svc, client)
+            chosen = await client.post("/console/merchant", data={"merchant_id": MERCHANT, "csrf_token": token})
+            assert chosen.status_code == 303
+        yield client
+
+
 def session_token(svc: Intake, client: httpx.AsyncClient) -> str:
     """The CSRF token of the client's session, as the pages embed it."""
     signer = SessionSigner(SETTINGS.api_key_hash_secret)

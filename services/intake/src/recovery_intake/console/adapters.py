@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
 import structlog
 
+from recovery_contracts.api.process_tracker import BusinessStatus, ProcessTrackerStatus, RevenueRecoveryTask
 from recovery_intake.console.ports import (
     ConsoleAdapters,
     Document,
@@ -172,6 +173,24 @@ class HttpWebhookEvents:
         return list((answer or {}).get("endpoints") or [])
 
 
+class HttpRecordBacks:
+    """`RecordBacks` over the executor's internal record-back routes."""
+
+    def __init__(self, api: InternalApi) -> None:
+        self._api = api
+
+    async def restart(self, merchant_id: str, payment_id: str) -> Document | None:
+        resume = {
+            "revenue_recovery_task": RevenueRecoveryTask.PSYNC_WORKFLOW.value,
+            "schedule_time": datetime.now(UTC).isoformat(),
+            "status": ProcessTrackerStatus.FINISH.value,
+            "business_status": BusinessStatus.COMPLETED_PSYNC_TASK.value,
+        }
+        path = f"/internal/record-backs/{merchant_id}/{payment_id}/restart"
+        answer: Document | None = await self._api.call("POST", path, merchant_id, body=resume)
+        return answer
+
+
 class BrokerAndProbes:
     """`Operations`: the dead-letter queues on the broker, and each service's `/readyz`."""
 
@@ -233,6 +252,11 @@ def http_adapters(
         reads=HttpRecoveryReads(InternalApi("analytics", settings.analytics_internal_url, token, client)),
         workflows=HttpWorkflows(InternalApi("scheduler", settings.scheduler_internal_url, token, client)),
         events=HttpWebhookEvents(InternalApi("webhook dispatcher", settings.dispatcher_internal_url, token, client)),
+        record_backs=(
+            HttpRecordBacks(InternalApi("executor", settings.executor_internal_url, token, client))
+            if settings.executor_internal_url
+            else None
+        ),
         operations=BrokerAndProbes(
             DeadLetters(settings.rabbitmq_url, absent=settings.absent_services),
             own_readiness,

@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from recovery_contracts.payments import IntentStatus
 from recovery_intake.console import payment_view, views, webhook_views
 from recovery_intake.console.pages import PREFIX, Console, Refused, day, valid_id
-from recovery_intake.console.ports import ConsoleAdapters, OwnerUnavailable, RecoveryFilter
+from recovery_intake.console.ports import ConsoleAdapters, OwnerRefused, OwnerUnavailable, RecoveryFilter
 from recovery_intake.handlers.recovery import CancelDeferred
 
 log = structlog.get_logger(__name__)
@@ -121,6 +121,27 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
         except CancelDeferred as deferred:
             raise Refused(409, f"Not cancelled: {deferred.reason}.") from deferred
         log.info("console.recovery_cancelled", merchant_id=merchant_id, payment_id=payment_id)
+        return RedirectResponse(f"{PREFIX}/payments/{payment_id}", status_code=303)
+
+    @api.post("/payments/{payment_id}/record-back/restart")
+    @console.guarded
+    async def restart_record_back(request: Request, payment_id: str) -> Response:
+        """The API's `PSYNC_WORKFLOW` resume from the Payment page: an abandoned or blocked record back to the
+        billing system starts again (a new round of tries, nothing charged), for a merchant key with the payments
+        scope (the admin key does not act on payments)."""
+        visitor, _ = await console.checked_post(request)
+        merchant_id = console.merchant_of(visitor)
+        if visitor.session.is_admin or not visitor.can_write:
+            raise Refused(403, "Starting a record back again needs a merchant API key with the payments scope.")
+        if adapters.record_backs is None:
+            raise Refused(503, "Record backs cannot be started again here: EXECUTOR_INTERNAL_URL is not set.")
+        try:
+            restarted = await adapters.record_backs.restart(merchant_id, payment_id) if valid_id(payment_id) else None
+        except OwnerRefused as refused:
+            raise Refused(409, f"Not started again: {refused}.") from refused
+        if restarted is None:
+            raise Refused(404, f"No record back of payment {payment_id[:64]!r} for this merchant.")
+        log.info("console.record_back_restarted", merchant_id=merchant_id, payment_id=payment_id)
         return RedirectResponse(f"{PREFIX}/payments/{payment_id}", status_code=303)
 
     @api.post("/payments/{payment_id}/webhooks/{event_id}/retry")

@@ -90,6 +90,15 @@ class WebhookEvents(Protocol):
         ...
 
 
+class RecordBacks(Protocol):
+    """The executor's record backs (what a `PSYNC_WORKFLOW` resume starts again)."""
+
+    async def restart(self, merchant_id: str, payment_id: str) -> Document | None:
+        """Start the payment's abandoned or blocked record back again, now: the record back as it then stands;
+        None when the payment has none; OwnerRefused (with the executor's reason) when it may not be restarted."""
+        ...
+
+
 @dataclass(frozen=True)
 class Readiness:
     service: str
@@ -121,3 +130,5 @@ class ConsoleAdapters:
     workflows: Workflows
     events: WebhookEvents
     operations: Operations
+    # None: intake has no EXECUTOR_INTERNAL_URL (the Payment page offers no restart).
+    record_backs: RecordBacks | None = None
