@@ -11,6 +11,8 @@ from recovery_contracts.messages import (
     DeliverWebhook,
     PaymentAttemptFailed,
     PaymentSucceeded,
+    RecordBack,
+    RecordBackBody,
     RecoveryUpdated,
     ScheduleTimer,
 )
@@ -113,6 +115,35 @@ def recovery_updated(
             by_merchant=by_merchant,
         ),
     )
+
+
+def record_back_timer(payment_id: str, due_at: datetime) -> Envelope[ScheduleTimer]:
+    """The executor's request: try the payment's record back again at `due_at` (its second try)."""
+    again = envelope_for(
+        MessageType.RECORD_BACK,
+        RecordBack(
+            payment_id=payment_id,
+            url="https://billing.example/record-back",
+            body=RecordBackBody(
+                merchant_reference_id="invoice_1",
+                amount=2250,
+                currency="USD",
+                payment_method_type="card",
+                attempt_status="charged",
+                connector_transaction_id="pi_approved",
+            ),
+            attempt=2,
+        ),
+        correlation_id=payment_id,
+    )
+    timer = ScheduleTimer(
+        timer_id=f"record-back:{payment_id}:2",
+        due_at=due_at,
+        kind="record_back",
+        payment_id=payment_id,
+        message=again.model_dump(mode="json"),
+    )
+    return envelope_for(MessageType.SCHEDULE_TIMER, timer, correlation_id=payment_id)
 
 
 def webhook_timer(due_at: datetime, timer_id: str = "webhook:evt_1:1", **message: Any) -> Envelope[ScheduleTimer]:

@@ -222,12 +222,12 @@ class InMemoryTimers:
             t.status = TimerStatus.CANCELLED
         return len(planned)
 
-    async def next_due(self, payment_id: str, purpose: str) -> datetime | None:
+    async def next_due(self, payment_id: str, purposes: Sequence[str]) -> datetime | None:
         due = [
             t.timer.due_at
             for t in self.stored.values()
             if t.timer.payment_id == payment_id
-            and t.timer.purpose == purpose
+            and t.timer.purpose in purposes
             and t.status in (TimerStatus.PENDING, TimerStatus.LEASED)
         ]
         return min(due, default=None)

@@ -6,10 +6,11 @@ from datetime import timedelta
 
 import httpx
 
+from recovery_contracts.envelope import MessageType
 from recovery_runtime.internal_api import MERCHANT_HEADER, PROFILE_HEADER
 from support.payments import scheduled
 
-from .builders import T0, attempt_failed, payment, recovery_updated
+from .builders import T0, attempt_failed, payment, payment_succeeded, record_back_timer, recovery_updated
 from .fakes import Scheduler
 
 RESUME = {
@@ -118,3 +119,33 @@ async def test_a_profile_level_call_reads_another_profiles_recovery_as_one_that_
     assert resume_other.status_code == 404
     # Merchant-level (no profile): every profile's recovery.
     assert [answer.status_code for answer in merchant_level] == [200, 200]
+
+
+async def test_a_record_back_try_on_a_timer_is_the_psync_task_pending_then_finished(
+    scheduler: Scheduler, operator: httpx.AsyncClient
+) -> None:
+    """Hyperswitch's PSYNC task settles an attempt and records a success back: a recovered payment whose record back
+    is to be tried again (the executor's timer) shows PSYNC pending at that time; once it fired, finished."""
+    recovery = payment()
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+    await scheduler.send("scheduler.payment-succeeded", payment_succeeded(recovery))
+    path = f"/internal/recoveries/merchant_test/{recovery.payment_id}"
+    done = (await operator.get(path)).json()
+    assert (done["name"], done["status"], done["schedule_time_for_psync"]) == ("EXECUTE_WORKFLOW", "finish", None)
+    due = T0 + timedelta(hours=1)
+    request = record_back_timer(recovery.payment_id, due)
+    await scheduler.send("scheduler.timer-schedule", request)
+
+    pending = (await operator.get(path)).json()
+
+    assert (pending["name"], pending["status"], pending["business_status"]) == (
+        "PSYNC_WORKFLOW",
+        "pending",
+        "COMPLETED_EXECUTE_TASK_TO_TRIGGER_PSYNC",
+    )
+    assert pending["schedule_time_for_psync"] == "2026-01-15T13:00:00.000Z"
+    assert pending["recovery_status"] == "succeeded"
+    scheduler.clock.advance(timedelta(hours=2))
+    await scheduler.loop.fire_due()
+    assert [sent.payload.attempt for sent in scheduler.published(MessageType.RECORD_BACK)] == [2]
+    assert (await operator.get(path)).json()["status"] == "finish"

@@ -90,8 +90,8 @@ class TimerRepository(Protocol):
         """Cancel the recovery's planned work still pending (`domain.timers.PLANNED_WORK`)."""
         ...
 
-    async def next_due(self, payment_id: str, purpose: str) -> datetime | None:
-        """When the payment's earliest timer of `purpose` not fired yet is due."""
+    async def next_due(self, payment_id: str, purposes: Sequence[str]) -> datetime | None:
+        """When the payment's earliest timer of one of `purposes` not fired yet is due."""
         ...
 
 

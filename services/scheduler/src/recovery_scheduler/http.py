@@ -33,7 +33,7 @@ from recovery_scheduler.domain.card_budgets import CardBudget
 from recovery_scheduler.domain.plans import AttemptPlan, ReplanPlan, describe_plan
 from recovery_scheduler.domain.recovery import Attempt, Recovery
 from recovery_scheduler.domain.retry_stats import Bucketing, Counts, RetryStats
-from recovery_scheduler.domain.timers import TimerPurpose
+from recovery_scheduler.domain.timers import PSYNC_PURPOSES
 
 RUNNER = "PASSIVE_RECOVERY_WORKFLOW"
 # An attempt as operators see it (in this order), then its decline class when it failed.
@@ -156,7 +156,7 @@ def router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
         return recovery
 
     async def view_of(recovery: Recovery) -> dict[str, Any]:
-        psync_due = await deps.timers.next_due(recovery.payment_id, TimerPurpose.PAYMENT_SYNC.value)
+        psync_due = await deps.timers.next_due(recovery.payment_id, PSYNC_PURPOSES)
         tokens = [t.token for t in recovery.payment.tokens]
         budgets = await deps.card_budgets.read(recovery.merchant_id, tokens)
         return tracker_view(recovery, psync_due, budgets)

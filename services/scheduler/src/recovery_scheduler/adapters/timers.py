@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -121,11 +122,11 @@ class MongoTimerRepository:
         )
         return result.modified_count
 
-    async def next_due(self, payment_id: str, purpose: str) -> datetime | None:
+    async def next_due(self, payment_id: str, purposes: Sequence[str]) -> datetime | None:
         timer = await self._timers.find_one(
             {
                 "payment_id": payment_id,
-                "purpose": purpose,
+                "purpose": {"$in": list(purposes)},
                 "status": {"$in": [TimerStatus.PENDING.value, TimerStatus.LEASED.value]},
             },
             {"due_at": 1},

@@ -30,6 +30,12 @@ class TimerPurpose(StrEnum):
     REPLAN = "replan"
     # The executor's PSYNC timers (`timer.schedule` with a `payment.sync` command inside).
     PAYMENT_SYNC = "payment_sync"
+    # The executor's record-back tries after the first (`timer.schedule` with a `billing.record-back` inside).
+    RECORD_BACK = "record_back"
+
+
+# What Hyperswitch's PSYNC task does here: settle an attempt whose outcome is unknown, and record a success back.
+PSYNC_PURPOSES = (TimerPurpose.PAYMENT_SYNC.value, TimerPurpose.RECORD_BACK.value)
 
 
 # Purposes that belong to the recovery's plan (cancelled when it ends or pauses). PSYNC and record-back timers
