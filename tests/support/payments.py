@@ -13,6 +13,8 @@ from recovery_contracts.messages import (
     PaymentFailed,
     PaymentSucceeded,
     ProfileUpdated,
+    RecordBack,
+    RecordBackBody,
     RecoveryScheduled,
 )
 from recovery_contracts.payments import ErrorDetails, IntentStatus
@@ -190,4 +192,27 @@ def webhook_endpoint(url: str, merchant_id: str, profile_id: str) -> Envelope[Pr
         merchant_id=merchant_id,
         profile_id=profile_id,
         payload=ProfileUpdated(profile_id=profile_id, merchant_id=merchant_id, version=1, webhook_url=url),
+    )
+
+
+def record_back(payment_id: str = "12345_pay_1", attempt: int = 1) -> Envelope[RecordBack]:
+    """The executor's record back of a recovered payment (the `custombilling` callback), try `attempt`."""
+    return envelope_for(
+        MessageType.RECORD_BACK,
+        RecordBack(
+            payment_id=payment_id,
+            url="https://billing.example/record-back",
+            body=RecordBackBody(
+                merchant_reference_id="invoice_1",
+                amount=2250,
+                currency="USD",
+                payment_method_type="card",
+                attempt_status="charged",
+                connector_transaction_id="pi_approved",
+            ),
+            attempt=attempt,
+        ),
+        correlation_id=payment_id,
+        merchant_id="merchant_test",
+        profile_id="pro_test",
     )

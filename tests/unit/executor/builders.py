@@ -11,8 +11,6 @@ from recovery_contracts.messages import (
     ConnectorAccountUpdated,
     ExecuteRetry,
     PaymentSync,
-    RecordBack,
-    RecordBackBody,
     RecoveryUpdated,
 )
 from recovery_contracts.payments import IntentStatus
@@ -56,28 +54,6 @@ def payment_sync(execute: Envelope[ExecuteRetry], sync_number: int = 1) -> Envel
         MessageType.PAYMENT_SYNC,
         PaymentSync(execute=execute.payload, execute_message_id=execute.message_id, sync_number=sync_number),
         caused_by=execute,
-    )
-
-
-def record_back(payment_id: str = "12345_pay_1", attempt: int = 1) -> Envelope[RecordBack]:
-    return envelope_for(
-        MessageType.RECORD_BACK,
-        RecordBack(
-            payment_id=payment_id,
-            url="https://billing.example/record-back",
-            body=RecordBackBody(
-                merchant_reference_id="invoice_1",
-                amount=2250,
-                currency="USD",
-                payment_method_type="card",
-                attempt_status="charged",
-                connector_transaction_id="pi_approved",
-            ),
-            attempt=attempt,
-        ),
-        correlation_id=payment_id,
-        merchant_id="merchant_test",
-        profile_id="pro_test",
     )
 
 

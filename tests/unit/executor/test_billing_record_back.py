@@ -37,8 +37,9 @@ from recovery_runtime.secrets import SecretBox
 from recovery_runtime.testing import FixedClock, InMemoryPaymentFences, InMemoryUnitOfWork, RecordingPublisher
 from recovery_sandbox import stripe
 from recovery_sandbox.serving import BackgroundServer
+from support.payments import record_back
 
-from .builders import planned, record_back
+from .builders import planned
 from .fakes import (
     INSTANCE,
     Executor,

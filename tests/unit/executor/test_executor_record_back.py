@@ -10,8 +10,8 @@ from recovery_executor.domain.follow_up import RECORD_BACK_MAX_TRIES
 from recovery_executor.domain.ports import RecordBackAnswer
 from recovery_executor.domain.record_back import RecordBackStatus
 from recovery_runtime.testing import consumed
+from support.payments import record_back
 
-from .builders import record_back
 from .fakes import Executor
 
 QUEUE = "executor.record-back"

@@ -11,15 +11,13 @@ from recovery_contracts.messages import (
     DeliverWebhook,
     PaymentAttemptFailed,
     PaymentSucceeded,
-    RecordBack,
-    RecordBackBody,
     RecoveryUpdated,
     ScheduleTimer,
 )
 from recovery_contracts.payments import IntentStatus
 from recovery_contracts.recovery import AttemptSummary, RecoveryPayment, RetryAlgorithm, build_payment_object
 from recovery_runtime.testing import FixedClock
-from support.payments import recovery_payment
+from support.payments import record_back, recovery_payment
 
 T0 = FixedClock().now()
 
@@ -119,23 +117,7 @@ def recovery_updated(
 
 def record_back_timer(payment_id: str, due_at: datetime) -> Envelope[ScheduleTimer]:
     """The executor's request: try the payment's record back again at `due_at` (its second try)."""
-    again = envelope_for(
-        MessageType.RECORD_BACK,
-        RecordBack(
-            payment_id=payment_id,
-            url="https://billing.example/record-back",
-            body=RecordBackBody(
-                merchant_reference_id="invoice_1",
-                amount=2250,
-                currency="USD",
-                payment_method_type="card",
-                attempt_status="charged",
-                connector_transaction_id="pi_approved",
-            ),
-            attempt=2,
-        ),
-        correlation_id=payment_id,
-    )
+    again = record_back(payment_id, attempt=2)
     timer = ScheduleTimer(
         timer_id=f"record-back:{payment_id}:2",
         due_at=due_at,
