@@ -28,8 +28,8 @@ class InvoiceState(StrEnum):
     FAILED = "failed"
 
 
-# Only an open invoice takes a new decline or closes as failed; a failed one may still be marked paid (Recurly lets
-# a merchant mark a failed invoice successful: the record back of a payment collected elsewhere).
+# Only an open invoice takes a new decline or closes as failed; the sandbox also marks a failed one paid (the
+# system cancels a recovery when its invoice fails, so it does not ask that of it).
 OPEN = frozenset({InvoiceState.PENDING, InvoiceState.PROCESSING, InvoiceState.PAST_DUE})
 PAYABLE = OPEN | {InvoiceState.FAILED}
 
