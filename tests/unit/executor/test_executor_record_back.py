@@ -235,7 +235,7 @@ async def test_a_record_back_that_is_accepted_or_retrying_or_unknown_is_not_rest
 
     assert accepted.status_code == 400 and "accepted: nothing is left" in accepted.json()["error"]["message"]
     assert retrying.status_code == 400 and "next one is on a timer" in retrying.json()["error"]["message"]
-    assert unknown.status_code == 404
+    assert unknown.status_code == 400 and "no record back for this payment" in unknown.json()["error"]["message"]
     assert executor.publisher.published == []
 
 
@@ -255,7 +255,7 @@ async def test_a_restart_is_refused_to_another_merchant_or_profile_to_other_task
     other_profile = await executor.restart_record_back(
         "12345_pay_1", psync_resume(executor), **{"x-internal-profile-id": "pro_other"}
     )
-    assert other.status_code == 404 and other_profile.status_code == 404
+    assert other.status_code == 400 and other_profile.status_code == 400  # as a payment without a record back
     assert execute.status_code == 400 and "only PSYNC_WORKFLOW" in execute.json()["error"]["message"]
     assert invalid.status_code == 422
     assert executor.publisher.published == []

@@ -28,6 +28,8 @@ from recovery_runtime.unit_of_work import Transaction
 
 log = structlog.get_logger(__name__)
 
+NO_RECORD_BACK = "no record back for this payment (not recovered by this system, or nothing to record it at)"
+
 
 async def execute_retry(deps: Dependencies, envelope: Envelope[ExecuteRetry], queue: ConsumerQueue) -> None:
     """One charge per planned attempt: claim the attempt record, then charge; a copy finds the record."""
@@ -136,7 +138,7 @@ async def restart_record_back(
         return f"only {RevenueRecoveryTask.PSYNC_WORKFLOW.value} starts a record back again"
     history = await deps.record_backs.history(merchant_id, payment_id)
     if history is None:
-        return "no record back for this payment (not recovered by this system, or nothing to record it at)"
+        return NO_RECORD_BACK
     restarted = history.progress.restart(deps.clock.now(), request.schedule_time, deps.time_scale)
     if isinstance(restarted, str):
         return restarted

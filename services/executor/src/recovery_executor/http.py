@@ -70,7 +70,8 @@ def router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
         scope: InternalScope = Depends(caller),
     ) -> Any:
         if await history_of(scope, merchant_id, payment_id) is None:
-            return _error(ApiError.PAYMENT_NOT_FOUND)
+            # Not "no such payment": the payment may well exist, unrecovered (and another merchant's reads the same).
+            return _error(ApiError.PRECONDITION_FAILED, message=handlers.NO_RECORD_BACK)
         refused = await handlers.restart_record_back(deps, merchant_id, payment_id, body)
         if refused is not None:
             return _error(ApiError.PRECONDITION_FAILED, message=refused)
