@@ -144,6 +144,15 @@ def test_an_abandoned_mark_successful_is_started_again_by_the_api_and_from_the_c
 
     tries = {invoice["id"]: len(record_back_reaches(invoice, "abandoned")) for invoice in (by_api, by_console)}
     assert set(tries.values()) == {14} and recurly.invoice(by_api["id"])["state"] == "past_due"
+    # The list finds the record backs to start again (the read model's `record_back_state`, an extension).
+    listed = httpx.get(
+        f"{stack.intake_url}/v2/payments/recovery-list",
+        params=[("record_back_state", "abandoned"), ("record_back_state", "blocked")],
+        headers=headers,
+        timeout=10,
+    )
+    assert listed.status_code == 200, listed.text
+    assert sorted(p["id"] for p in listed.json()["data"]) == sorted(payments.values())
     httpx.post(failures, json={"count": 0}).raise_for_status()
 
     restarted = resume(by_api)
@@ -157,6 +166,13 @@ def test_an_abandoned_mark_successful_is_started_again_by_the_api_and_from_the_c
         page.get_by_label("Merchant ID").fill(setup.merchant.merchant_id)
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url("**/console/overview")
+        page.goto(f"{stack.intake_url}/console/recoveries")
+        page.get_by_label("Record back").select_option("attention")
+        page.get_by_role("button", name="Filter").click()
+        page.wait_for_url("**/console/recoveries?*record_back=attention*")
+        expect(page.get_by_role("link", name=payments[by_console["id"]])).to_be_visible()
+        # The other one was started again by the API just before: no longer waiting for anyone.
+        assert page.get_by_role("link", name=payments[by_api["id"]]).count() == 0
         page.goto(f"{stack.intake_url}/console/payments/{payments[by_console['id']]}")
         expect(page.locator("#record-back-state")).to_have_text("abandoned")
         page.get_by_role("button", name="Start the record back again").click()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from recovery_analytics.domain.view import payment_of, project
 from recovery_analytics.handlers import MAX_TRIES, PARTS, DayParts, project_event
 from recovery_analytics.settings import AnalyticsSettings
 from recovery_contracts.envelope import Envelope
+from recovery_contracts.messages import RecordBackState
 from recovery_runtime.bus import AlreadyApplied
 from recovery_runtime.internal_api import MERCHANT_HEADER, PROFILE_HEADER
 from recovery_runtime.topology import queues_of
@@ -336,3 +338,33 @@ async def test_a_profile_level_call_reads_its_profile_only(analytics: Analytics,
     mismatch = await answer(figures, as_one, **RANGE, profile_id="pro_two")
     nothing = await answer(figures, {}, **RANGE, profile_id="pro_none")
     assert mismatch[1] == {**nothing[1], "profile_id": "pro_two"} and mismatch[1]["payments_total"] == 0
+
+
+async def test_the_list_filters_by_where_the_record_back_stands_after_its_last_try(
+    analytics: Analytics, internal: httpx.AsyncClient
+) -> None:
+    """The record backs to start again (abandoned, blocked) found in the list: the filter takes several states."""
+    minutes = lambda n: timedelta(minutes=n)  # noqa: E731
+    stories = history()
+    abandoned = (
+        stories["A"]
+        .recorded_back(1, RecordBackState.RETRYING, minutes(61), status_code=500)
+        .recorded_back(14, RecordBackState.ABANDONED, minutes(62), status_code=500)
+    )
+    blocked = stories["B"].recorded_back(1, RecordBackState.BLOCKED, minutes(61), error="blocked: 10.0.0.1")
+    accepted = stories["F"].recorded_back(1, RecordBackState.ACCEPTED, minutes(61), status_code=200)
+    for story in (abandoned, blocked, accepted):
+        for event in story.events:
+            await analytics.send(QUEUE_OF[event.type], event)
+    path = f"/internal/recoveries/{MERCHANT}"
+
+    attention = await internal.get(path, params=[("record_back_state", "abandoned"), ("record_back_state", "blocked")])
+    done = await internal.get(path, params={"record_back_state": "accepted"})
+    unknown = await internal.get(path, params={"record_back_state": "lost"})
+
+    assert attention.status_code == 200, attention.text
+    listed = sorted(p["id"] for p in attention.json()["data"])
+    assert listed == sorted([abandoned.payment.payment_id, blocked.payment.payment_id])
+    assert attention.json()["total_count"] == 2
+    assert [p["id"] for p in done.json()["data"]] == [accepted.payment.payment_id]
+    assert unknown.status_code == 422  # intake answers it 400 IR_06, as any bad parameter

@@ -201,6 +201,9 @@ def test_the_timeline_shows_the_record_back_and_each_try_whatever_order_they_cam
     ]
     assert [e.kind.value for e in answer.entries][-3:] == ["record_back"] * 3  # after the recovering attempt
     assert contribution(in_order) == contribution(project(story.payment.payment_id, history()["A"].events))
+    # Where it stands after its last try: the list's `record_back_state` filter.
+    assert in_order.record_back_state == "accepted"
+    assert project(story.payment.payment_id, history()["A"].events).record_back_state is None
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -41,6 +41,8 @@ class RecoveryQuery:
     merchant_id: str
     profile_id: str | None = None
     recovery_status: str | None = None
+    # Any of these states of the record back (after its last try); empty: any, or none.
+    record_back_states: tuple[str, ...] = ()
     created_from: datetime | None = None
     created_to: datetime | None = None
     limit: int = 20

@@ -27,6 +27,7 @@ from recovery_analytics.domain.figures import summarise
 from recovery_analytics.domain.record import ViewRecord
 from recovery_contracts.api.analytics import RecoveryPaymentListResponse, RecoveryStatus
 from recovery_contracts.api.errors import ApiError
+from recovery_contracts.messages import RecordBackState
 from recovery_runtime.internal_api import InternalCaller, InternalScope
 
 MAX_PAGE = 100
@@ -93,6 +94,7 @@ def router(adapters: AnalyticsAdapters, caller: InternalCaller, max_days: int) -
         created_from: datetime | None = None,
         created_to: datetime | None = None,
         profile_id: str | None = None,
+        record_back_state: Annotated[list[RecordBackState] | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
         offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
         cursor: str | None = None,
@@ -108,6 +110,7 @@ def router(adapters: AnalyticsAdapters, caller: InternalCaller, max_days: int) -
             merchant_id=merchant_id,
             profile_id=profile_id,
             recovery_status=status.value if status is not None else None,
+            record_back_states=tuple(state.value for state in record_back_state or ()),
             created_from=_aware(created_from),
             created_to=_aware(created_to),
             limit=limit,

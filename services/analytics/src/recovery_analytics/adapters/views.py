@@ -29,6 +29,12 @@ INDEXES = [
         [("merchant_id", 1), ("recovery_status", 1), ("created_at", DESCENDING), ("_id", DESCENDING)],
         "merchant_status_created",
     ),
+    # The list's record-back filter (the record backs an operator must look at: abandoned, blocked).
+    IndexSpec(
+        COLLECTION,
+        [("merchant_id", 1), ("record_back_state", 1), ("created_at", DESCENDING), ("_id", DESCENDING)],
+        "merchant_record_back_created",
+    ),
 ]
 _FIELDS = [f.name for f in fields(ViewRecord) if f.name not in ("payment_id", "history")]
 # What the answers read: all but the events the view was folded from.
@@ -95,6 +101,8 @@ class MongoViewStore:
             matching["profile_id"] = query.profile_id
         if query.recovery_status is not None:
             matching["recovery_status"] = query.recovery_status
+        if query.record_back_states:
+            matching["record_back_state"] = {"$in": list(query.record_back_states)}
         created: dict[str, Any] = {}
         if query.created_from is not None:
             created["$gte"] = query.created_from

@@ -159,6 +159,11 @@ class PaymentView:
         return self.payment is not None
 
     @property
+    def record_back_state(self) -> str | None:
+        """Where the record back stands after its last try (`RecordBackState`); None before any try."""
+        return self.record_back[-1].state if self.record_back else None
+
+    @property
     def seconds_to_recover(self) -> float | None:
         if self.payment is None or self.recovered_at is None:
             return None

@@ -47,7 +47,7 @@ class InternalApi:
         path: str,
         merchant_id: str,
         *,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, str | list[str]] | None = None,
         body: Document | None = None,
     ) -> Any | None:
         """The owner's JSON answer; None when it answered 404."""
@@ -87,7 +87,7 @@ class HttpRecoveryReads:
     def __init__(self, api: InternalApi) -> None:
         self._api = api
 
-    async def _found(self, path: str, merchant_id: str, params: Mapping[str, str] | None = None) -> Any:
+    async def _found(self, path: str, merchant_id: str, params: Mapping[str, str | list[str]] | None = None) -> Any:
         answer = await self._api.call("GET", path, merchant_id, params=params)
         if answer is None:
             # The list and the figures exist for every merchant: a 404 there is a missing route, not data.
@@ -107,7 +107,8 @@ class HttpRecoveryReads:
                 "cursor": where.cursor,
             }
         )
-        answer: Document = await self._found(f"/internal/recoveries/{merchant_id}", merchant_id, params)
+        states: dict[str, str | list[str]] = {"record_back_state": list(where.record_back)} if where.record_back else {}
+        answer: Document = await self._found(f"/internal/recoveries/{merchant_id}", merchant_id, {**params, **states})
         return answer
 
     async def recovery(self, merchant_id: str, payment_id: str) -> Document | None:

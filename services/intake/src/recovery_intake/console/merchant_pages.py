@@ -48,6 +48,9 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
         status = query.get("status") or None
         if status is not None and status not in views.RECOVERY_STATUSES:
             raise Refused(400, f"{status!r} is not a recovery status.")
+        record_back = query.get("record_back") or None
+        if record_back is not None and record_back not in views.RECORD_BACK_FILTERS:
+            raise Refused(400, f"{record_back!r} is not a record-back filter.")
         try:
             offset = max(0, int(query.get("offset") or 0))
         except ValueError as error:
@@ -57,6 +60,7 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
             created_from=day(query.get("created_from")),
             created_to=day(query.get("created_to")),
             profile_id=query.get("profile_id") or None,
+            record_back=views.RECORD_BACK_FILTERS[record_back] if record_back is not None else (),
             limit=PAGE_SIZE,
             offset=offset,
         )
@@ -71,6 +75,7 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
             query=query,
             filters=filters,
             statuses=views.RECOVERY_STATUSES,
+            record_back_filters=views.RECORD_BACK_FILTERS,
         )
 
     async def deliveries_of(merchant_id: str, payment_id: str) -> list[payment_view.Delivery]:

@@ -33,6 +33,8 @@ class RecoveryFilter:
     created_from: date | None = None
     created_to: date | None = None
     profile_id: str | None = None
+    # The record back's states after its last try (any of them; empty: any or none).
+    record_back: tuple[str, ...] = ()
     limit: int = 20
     offset: int = 0
     cursor: str | None = None

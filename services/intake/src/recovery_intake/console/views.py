@@ -13,6 +13,15 @@ from typing import Any
 from recovery_intake.console.formatting import currency_exponent, duration, major_units, percentage, timestamp
 from recovery_intake.console.ports import Document
 
+# The Recoveries page's record-back filter: its choices and the states each stands for ("attention": the record
+# backs to start again from their Payment page).
+RECORD_BACK_FILTERS = {
+    "attention": ("abandoned", "blocked"),
+    "retrying": ("retrying",),
+    "accepted": ("accepted",),
+    "abandoned": ("abandoned",),
+    "blocked": ("blocked",),
+}
 RECOVERY_STATUSES = (
     "monitoring", "queued", "scheduled", "processing", "recovered", "partially_recovered", "terminated",
     "no_picked", "pending",

@@ -83,7 +83,8 @@ class Forwarder:
             answer = await self._client.request(
                 method or request.method,
                 f"{base_url}{path}",
-                params=request.query_params,
+                # Every value of a repeated parameter (a plain mapping would keep the last one only).
+                params=tuple(request.query_params.multi_items()),
                 content=b"" if method else await request.body(),
                 headers=headers,
             )

@@ -21,6 +21,7 @@ from recovery_contracts.api.analytics import (
 )
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.process_tracker import RecoveryTimelineResponse
+from recovery_contracts.messages import RecordBackState
 from recovery_intake.domain.access import READ_PAYMENTS
 from recovery_intake.domain.api_keys import same_secret
 from recovery_intake.http.auth import Caller, credentials_of
@@ -62,13 +63,18 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
         created_from: datetime | None = None,
         created_to: datetime | None = None,
         profile_id: str | None = None,
+        record_back_state: Annotated[
+            list[RecordBackState] | None,
+            Query(description="extension: the record back's state after its last try (repeat for several)"),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
         offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
         cursor: str | None = None,
         merchant_id: Annotated[str | None, Query(description="admin key only: the merchant to read")] = None,
     ) -> Response:
         """Payments in revenue recovery, newest first (Hyperswitch #9409). Filters: `status` (a RecoveryStatus),
-        `created_from`, `created_to`, `profile_id`; paging: `limit` (1-100) with `offset`, or `cursor` (the
+        `created_from`, `created_to`, `profile_id`, and this system's `record_back_state` (e.g. `abandoned` and
+        `blocked`: the record backs to start again); paging: `limit` (1-100) with `offset`, or `cursor` (the
         previous page's `next_cursor`)."""
         caller = await reader(request)
         return await forward(request, caller, f"/internal/recoveries/{caller.merchant_id}")
