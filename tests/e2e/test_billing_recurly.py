@@ -166,6 +166,8 @@ def test_an_abandoned_mark_successful_is_started_again_by_the_api_and_from_the_c
         page.get_by_label("Merchant ID").fill(setup.merchant.merchant_id)
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url("**/console/overview")
+        # The other one was started again by the API just before: one left waiting.
+        expect(page.locator("#record-backs-waiting")).to_contain_text("1 record back to the billing system is")
         page.goto(f"{stack.intake_url}/console/recoveries")
         page.get_by_label("Record back").select_option("attention")
         page.get_by_role("button", name="Filter").click()

@@ -37,7 +37,20 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
         profile_id = query.get("profile_id") or None
         answer = await reads.analytics(visitor.merchant_id, day(query.get("from")), day(query.get("to")), profile_id)
         shown = views.overview(answer)
-        return console.page(request, "overview.html", visitor, nav="overview", overview=shown, query=query)
+        # Whatever the period: the record backs waiting for the merchant to start them again.
+        attention = views.RECORD_BACK_FILTERS["attention"]
+        waiting = await reads.recoveries(
+            visitor.merchant_id, RecoveryFilter(profile_id=profile_id, record_back=attention, limit=1)
+        )
+        return console.page(
+            request,
+            "overview.html",
+            visitor,
+            nav="overview",
+            overview=shown,
+            query=query,
+            record_backs_waiting=int(waiting.get("total_count") or 0),
+        )
 
     @api.get("/recoveries")
     @console.guarded
