@@ -16,8 +16,9 @@ from support.stack import Isolation
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[Any], BackgroundServer]]:
-    """`serve(app_or_service)` runs it on a free loopback port until the test ends."""
+def serve(isolation: Isolation) -> Iterator[Callable[[Any], BackgroundServer]]:
+    """`serve(app_or_service)` runs it on a free loopback port until the test ends; the servers stop before the
+    test's vhost goes (a service whose vhost went first kept reconnecting for the rest of the worker's run)."""
     with serving() as start:
         yield start
 

@@ -42,7 +42,10 @@ def module_isolation(
 
 
 @pytest.fixture(scope="module")
-def serve() -> Iterator[Callable[[Any], BackgroundServer]]:
+def serve(module_isolation: Isolation) -> Iterator[Callable[[Any], BackgroundServer]]:
+    """Depends on the isolation so that the servers stop before their vhost goes: the other way round, a service's
+    broker kept reconnecting to the deleted vhost for the rest of the worker's run, logging into later tests' output
+    (a simulator test parsing the CLI's JSON from stdout failed on it)."""
     with serving() as start:
         yield start
 
