@@ -21,7 +21,12 @@ from recovery_executor.charging import AttemptRun, OutcomePending, charge, charg
 from recovery_executor.dependencies import Dependencies
 from recovery_executor.domain.attempt import Attempt, Resumption, attempt_key
 from recovery_executor.domain.ports import PaymentConnector, RecordBackAnswer
-from recovery_executor.domain.record_back import RecordBackProgress, RecordBackStatus, record_back_idempotency_key
+from recovery_executor.domain.record_back import (
+    RecordBackHistory,
+    RecordBackProgress,
+    RecordBackStatus,
+    record_back_idempotency_key,
+)
 from recovery_runtime.bus import AlreadyApplied, MessageRejected, OutgoingMessage
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import Transaction
@@ -129,16 +134,13 @@ async def record_back(deps: Dependencies, envelope: Envelope[RecordBack], queue:
 
 
 async def restart_record_back(
-    deps: Dependencies, merchant_id: str, payment_id: str, request: RevenueRecoveryResumeRequest
-) -> str | None:
-    """An operator starts the merchant's abandoned or blocked record back again (PSYNC resumed: a new round of
-    tries, its first at `schedule_time`, the same idempotency key; nothing is charged): None when started, else
-    why not."""
+    deps: Dependencies, history: RecordBackHistory, request: RevenueRecoveryResumeRequest
+) -> RecordBackHistory | str:
+    """An operator starts an abandoned or blocked record back (`history`, as the caller read it for the merchant)
+    again (PSYNC resumed: a new round of tries, its first at `schedule_time`, the same idempotency key; nothing is
+    charged): the record back as it then stands, else why not."""
     if request.revenue_recovery_task is not RevenueRecoveryTask.PSYNC_WORKFLOW:
         return f"only {RevenueRecoveryTask.PSYNC_WORKFLOW.value} starts a record back again"
-    history = await deps.record_backs.history(merchant_id, payment_id)
-    if history is None:
-        return NO_RECORD_BACK
     restarted = history.progress.restart(deps.clock.now(), request.schedule_time, deps.time_scale)
     if isinstance(restarted, str):
         return restarted
@@ -152,8 +154,8 @@ async def restart_record_back(
 
     if not await deps.unit_of_work.apply(save, inbox=False):
         return "the record back changed meanwhile (restarted already, or its last try answered): look again"
-    log.info("record_back.restarted", payment_id=payment_id, at=request.schedule_time.isoformat())
-    return None
+    log.info("record_back.restarted", payment_id=progress.payment_id, at=request.schedule_time.isoformat())
+    return RecordBackHistory(progress, history.tries)
 
 
 async def _record_back_once(deps: Dependencies, request: RecordBack) -> RecordBackAnswer:

@@ -69,14 +69,14 @@ def router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
         body: RevenueRecoveryResumeRequest,
         scope: InternalScope = Depends(caller),
     ) -> Any:
-        if await history_of(scope, merchant_id, payment_id) is None:
+        found = await history_of(scope, merchant_id, payment_id)
+        if found is None:
             # Not "no such payment": the payment may well exist, unrecovered (and another merchant's reads the same).
             return _error(ApiError.PRECONDITION_FAILED, message=handlers.NO_RECORD_BACK)
-        refused = await handlers.restart_record_back(deps, merchant_id, payment_id, body)
-        if refused is not None:
-            return _error(ApiError.PRECONDITION_FAILED, message=refused)
-        restarted = await history_of(scope, merchant_id, payment_id)
-        return record_back_view(restarted) if restarted is not None else _error(ApiError.PAYMENT_NOT_FOUND)
+        restarted = await handlers.restart_record_back(deps, found, body)
+        if isinstance(restarted, str):
+            return _error(ApiError.PRECONDITION_FAILED, message=restarted)
+        return record_back_view(restarted)
 
     return api
 

@@ -6,6 +6,8 @@ Thin, as every route here: read the session, ask a port, hand the answer to `vie
 
 from __future__ import annotations
 
+import asyncio
+
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -35,13 +37,13 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
             return console.page(request, "choose_merchant.html", visitor, nav="overview")
         query = request.query_params
         profile_id = query.get("profile_id") or None
-        answer = await reads.analytics(visitor.merchant_id, day(query.get("from")), day(query.get("to")), profile_id)
-        shown = views.overview(answer)
-        # Whatever the period: the record backs waiting for the merchant to start them again.
-        attention = views.RECORD_BACK_FILTERS["attention"]
-        waiting = await reads.recoveries(
-            visitor.merchant_id, RecoveryFilter(profile_id=profile_id, record_back=attention, limit=1)
+        # The figures, and (whatever the period) the record backs waiting to be started again: read together.
+        attention = RecoveryFilter(profile_id=profile_id, record_back=views.RECORD_BACK_FILTERS["attention"], limit=1)
+        answer, waiting = await asyncio.gather(
+            reads.analytics(visitor.merchant_id, day(query.get("from")), day(query.get("to")), profile_id),
+            reads.recoveries(visitor.merchant_id, attention),
         )
+        shown = views.overview(answer)
         return console.page(
             request,
             "overview.html",
