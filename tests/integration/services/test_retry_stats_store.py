@@ -126,3 +126,39 @@ async def test_documents_of_the_earlier_sharded_layout_are_summed_in(store: Stor
 
     [total] = await stats.of_merchant(KEY.merchant_id)
     assert (total.total.attempts, total.total.successes) == (5, 1)
+
+
+async def test_the_planners_learned_hours_come_from_the_stored_counts_and_are_read_once_per_merchant_in_a_while(
+    mongodb_url: str, mongodb_database: str
+) -> None:
+    commands = Commands()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, event_listeners=[commands], tz_aware=True)
+    try:
+        stats = MongoRetryStatsRepository(client[mongodb_database], flush_seconds=3600, learned_ttl_seconds=3600)
+        tx = Transaction.one_document()
+        # 240 attempts, ten an hour: two approved an hour, eight at 09:00 UTC.
+        outcomes = [
+            RetryOutcome(KEY, f"12345_pay_{hour}_{n}", "att", AT.replace(hour=hour), n < (8 if hour == 9 else 2))
+            for hour in range(24)
+            for n in range(10)
+        ]
+        await stats.record(outcomes[:-1], tx)
+        committed(tx)
+        assert (await stats.learned(KEY.merchant_id)).rates_for("insufficient_funds", "visa", "credit") is None
+
+        # Cached: the 240th attempt is not seen until the entry expires (a fresh repository reads it).
+        tx = Transaction.one_document()
+        await stats.record(outcomes[-1:], tx)
+        committed(tx)
+        await stats.flush()
+        commands.names.clear()
+        assert (await stats.learned(KEY.merchant_id)).rates_for("insufficient_funds", "visa", "credit") is None
+        assert commands.names == []
+
+        fresh = MongoRetryStatsRepository(client[mongodb_database], flush_seconds=3600)
+        rates = (await fresh.learned(KEY.merchant_id)).rates_for("insufficient_funds", "visa", "credit")
+        assert commands.names == ["find"]
+        assert rates is not None and rates.attempts == 240
+        assert max(range(24), key=lambda hour: rates.rates[hour]) == 9
+    finally:
+        await client.close()

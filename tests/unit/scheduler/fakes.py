@@ -5,6 +5,7 @@ built around them under FastStream's TestRabbitBroker."""
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ from recovery_scheduler.dependencies import (
     SchedulerAdapters,
 )
 from recovery_scheduler.domain.card_budgets import CardBudget, Release
+from recovery_scheduler.domain.learned_hours import LearnedHours, learned_hours
 from recovery_scheduler.domain.recovery import Recovery
 from recovery_scheduler.domain.retry_stats import RetryOutcome, RetryStats, StatsKey, merged
 from recovery_scheduler.domain.timers import PLANNED_WORK, Timer, TimerStatus
@@ -171,16 +173,15 @@ class InMemoryRetryStats:
             tx.after_commit(lambda: self.counted.extend(outcomes))
 
     async def of_merchant(self, merchant_id: str) -> list[RetryStats]:
-        counters: dict[StatsKey, dict[str, Any]] = {}
+        counters: dict[StatsKey, Counter[str]] = {}
         for outcome in self.counted:
             if outcome.key.merchant_id == merchant_id:
-                for path, n in outcome.increments().items():
-                    *parents, name = path.split(".")
-                    node = counters.setdefault(outcome.key, {})
-                    for parent in parents:
-                        node = node.setdefault(parent, {})
-                    node[name] = node.get(name, 0) + n
-        return merged(RetryStats.from_counters(key, nested) for key, nested in counters.items())
+                counters.setdefault(outcome.key, Counter()).update(outcome.increments())
+        return merged(RetryStats.from_increments(key, increments) for key, increments in counters.items())
+
+    async def learned(self, merchant_id: str) -> LearnedHours:
+        # No cache: a unit test sees what it counted at once.
+        return learned_hours(await self.of_merchant(merchant_id))
 
 
 @dataclass

@@ -3,14 +3,19 @@ through the internal endpoint intake forwards `/v2/revenue-recovery/retry-stats`
 
 from __future__ import annotations
 
-import httpx
+from datetime import timedelta
 
+import httpx
+from faststream.rabbit import TestRabbitBroker
+
+from recovery_contracts.recovery import RecoveryPayment, RetryAlgorithm
 from recovery_runtime.internal_api import MERCHANT_HEADER, TOKEN_HEADER
-from recovery_scheduler.domain.retry_stats import Counts, StatsKey
+from recovery_scheduler.domain.plans import AttemptPlan
+from recovery_scheduler.domain.retry_stats import Counts, RetryOutcome, StatsKey
 from support.payments import scheduled
 
-from .builders import attempt_failed, payment, payment_succeeded
-from .fakes import Scheduler
+from .builders import T0, attempt_failed, payment, payment_succeeded
+from .fakes import Scheduler, in_memory_scheduler
 
 FAILED = "scheduler.attempt-failed"
 SUCCEEDED = "scheduler.payment-succeeded"
@@ -86,3 +91,42 @@ async def test_only_the_merchant_itself_with_the_internal_token_is_answered(
     assert other.status_code == 404 and other.json()["error"]["code"] == "HE_02"
     assert elsewhere.status_code == 200 and elsewhere.json()["data"] == []
     assert untrusted.status_code == 403
+
+
+def _taught(scheduler: Scheduler, key: StatsKey, good_hour: int) -> None:
+    """The merchant's earlier retries under `key`: 20 an hour, 2 approved, except 12 at `good_hour`."""
+    for hour in range(24):
+        at = T0.replace(hour=hour, minute=30)
+        for n in range(20):
+            approved = n < (12 if hour == good_hour else 2)
+            scheduler.retry_stats.counted.append(RetryOutcome(key, "pay_earlier", f"att_{hour}_{n}", at, approved))
+
+
+async def _first_plan(scheduler: Scheduler, recovery: RecoveryPayment) -> AttemptPlan:
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+    plan = scheduler.recovery(recovery.payment_id).plan
+    assert isinstance(plan, AttemptPlan)
+    return plan
+
+
+async def test_smart_plans_at_the_hour_the_merchants_own_retries_succeed_most() -> None:
+    on = in_memory_scheduler(smart_learned_hours=True)
+    async with TestRabbitBroker(on.service.broker) as broker:
+        on.broker = broker
+        before = await _first_plan(on, payment(algorithm=RetryAlgorithm.SMART))
+        good_hour = (before.planned_at.replace(minute=0) + timedelta(hours=1)).hour
+        _taught(on, AFTER_BILLING, good_hour)
+        after = await _first_plan(on, payment(algorithm=RetryAlgorithm.SMART))
+        cascading = await _first_plan(on, payment())
+
+    assert after.planned_at.hour == good_hour and after.planned_at > before.planned_at
+    assert "learned hours" in after.reason and "learned hours" not in before.reason
+    assert "learned hours" not in cascading.reason  # cascading reads no statistics
+
+
+async def test_by_default_smart_plans_from_its_rules_alone(scheduler: Scheduler) -> None:
+    before = await _first_plan(scheduler, payment(algorithm=RetryAlgorithm.SMART))
+    _taught(scheduler, AFTER_BILLING, (before.planned_at.hour + 1) % 24)
+    after = await _first_plan(scheduler, payment(algorithm=RetryAlgorithm.SMART))
+    # The same hour (the jitter aside), the rules' reason: SMART_LEARNED_HOURS is off unless switched on.
+    assert after.planned_at.hour == before.planned_at.hour and "learned hours" not in after.reason

@@ -57,6 +57,7 @@ def build_service(settings: SchedulerSettings | None = None, adapters: Scheduler
         time_scale=service.time_scale.scale,
         timer_stored=loop.timer_stored,
         horizon=timedelta(seconds=settings.recovery_horizon_seconds),
+        learned_hours=settings.smart_learned_hours,
     )
     for queue_name, handle in HANDLERS.items():
         service.consume(queue_name, partial(handle, dependencies))

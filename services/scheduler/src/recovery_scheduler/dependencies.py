@@ -13,6 +13,7 @@ from recovery_runtime.bus import OutgoingMessage, Publisher
 from recovery_runtime.clock import Clock
 from recovery_runtime.unit_of_work import Transaction, UnitOfWorkPort
 from recovery_scheduler.domain.card_budgets import CardBudget, Release
+from recovery_scheduler.domain.learned_hours import LearnedHours
 from recovery_scheduler.domain.planning import DEFAULT_HORIZON, Ids
 from recovery_scheduler.domain.recovery import Recovery
 from recovery_scheduler.domain.retry_stats import RetryOutcome, RetryStats
@@ -108,6 +109,11 @@ class RetryStatsRepository(Protocol):
         """Every key of the merchant's, its counts summed, the most attempted first."""
         ...
 
+    async def learned(self, merchant_id: str) -> LearnedHours:
+        """The merchant's learned hours (domain/learned_hours.py), read through a short-lived cache: the planner
+        asks on every plan, and statistics a few minutes old serve it as well."""
+        ...
+
 
 @dataclass(frozen=True)
 class ClaimedTimer:
@@ -197,6 +203,8 @@ class Dependencies(SchedulerAdapters):
     horizon: timedelta  # a recovery ends this long (business time) after its payment was created
     # Told each stored timer's due time once committed (the timer loop: a retry due now fires now).
     timer_stored: Callable[[datetime], None]
+    # Smart reads the merchant's learned hours when it plans (SMART_LEARNED_HOURS).
+    learned_hours: bool = False
 
     @classmethod
     def of(
@@ -206,6 +214,9 @@ class Dependencies(SchedulerAdapters):
         time_scale: float,
         timer_stored: Callable[[datetime], None],
         horizon: timedelta = DEFAULT_HORIZON,
+        learned_hours: bool = False,
     ) -> Dependencies:
         given = {f.name: getattr(adapters, f.name) for f in fields(SchedulerAdapters)}
-        return cls(**given, time_scale=time_scale, horizon=horizon, timer_stored=timer_stored)
+        return cls(
+            **given, time_scale=time_scale, horizon=horizon, timer_stored=timer_stored, learned_hours=learned_hours
+        )

@@ -20,7 +20,7 @@ from recovery_contracts.messages import (
     RecoveryUpdated,
     ScheduleTimer,
 )
-from recovery_contracts.recovery import RecoveryPayment
+from recovery_contracts.recovery import RecoveryPayment, RetryAlgorithm
 from recovery_runtime.bus import AlreadyApplied, MessageRejected
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import Transaction, applied_key
@@ -191,11 +191,14 @@ async def planning(
     budgets: bool = True,
 ) -> Planning:
     """The time now and, for a transition that may plan, the merchant's budgets on the payment's cards."""
-    card_budgets = None
+    card_budgets = learned = None
     if budgets:
         tokens = [t.token for t in payment.tokens]
         card_budgets = await deps.card_budgets.read(payment.merchant_id, tokens, tx)
-    return Planning(deps.clock.now(), deps.rng, deps.ids, deps.time_scale, card_budgets, cause, horizon=deps.horizon)
+        if deps.learned_hours and payment.retry.algorithm is not RetryAlgorithm.CASCADING:
+            learned = await deps.retry_stats.learned(payment.merchant_id)
+    now = deps.clock.now()
+    return Planning(now, deps.rng, deps.ids, deps.time_scale, card_budgets, cause, deps.horizon, learned)
 
 
 async def save(

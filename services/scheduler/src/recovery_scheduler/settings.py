@@ -20,3 +20,7 @@ class SchedulerSettings(ServiceSettings):
     # it waits for (monitoring, the billing system, a budget): `horizon_reached`. 60 days: twice the retry window
     # (Recurly ends a dunning after 60 days).
     recovery_horizon_seconds: int = Field(default=60 * 86_400, gt=0)
+    # true: smart moves a retry to an hour at which the merchant's own retries like it succeeded more often, once a
+    # key has the evidence (docs/retry-engine.md, "Learned hours"). Off by default: in the simulator it recovered no
+    # more, and less where customers churn (the hour statistics mostly echo smart's own payday mornings).
+    smart_learned_hours: bool = False

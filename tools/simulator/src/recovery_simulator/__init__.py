@@ -3,6 +3,7 @@ simulated clock, with a connector whose answers come from a pluggable issuer mod
 
 from recovery_simulator.clock import SimulatedClock
 from recovery_simulator.issuer import AttemptContext, IssuerModel, IssuerOutcome, PastDecline, load_issuer_model
+from recovery_simulator.learning import RetryLearning
 from recovery_simulator.population import FailedPayment, generate_population
 from recovery_simulator.results import AlgorithmResult
 from recovery_simulator.rules import RuleChecker, Violation
@@ -16,6 +17,7 @@ __all__ = [
     "IssuerOutcome",
     "PastDecline",
     "PaymentRun",
+    "RetryLearning",
     "RuleChecker",
     "SimulatedAttempt",
     "SimulatedClock",

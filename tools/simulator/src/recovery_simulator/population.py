@@ -1,6 +1,6 @@
 """A seeded population of failed invoice payments: card network, funding, issuer country, amount, currency, the
-first decline (Stripe decline code, advice code, Mastercard advice) and whether the account updater refreshes an
-expired card.
+first decline (Stripe decline code, advice code, Mastercard advice), whether the account updater refreshes an
+expired card and, optionally, which payments' billing country the billing system does not know.
 
 The mixes are ASSUMPTIONS (stated here, shown in docs/simulator.md), shaped by public figures: Visa and Mastercard
 carry most card volume; insufficient funds and generic "do not honor" are the most common soft declines; expired
@@ -93,6 +93,9 @@ class FailedPayment:
     network_advice_code: str | None = None
     # When the account updater refreshes the card (expired cards), or None.
     card_updated_at: datetime | None = None
+    # False: the billing system sent no billing address, so the scheduler does not know the customer's country
+    # (the issuer, and the issuer model, still live at `utc_offset_hours`).
+    billing_country_known: bool = True
 
     @property
     def usd_minor(self) -> int:
@@ -110,9 +113,18 @@ def _first_decline(rng: random.Random, funding: str) -> str:
     return rng.choices([c for c, _ in FIRST_DECLINES], weights=weights)[0]
 
 
-def generate_population(count: int, seed: int, start: datetime = START, spread_days: int = 30) -> list[FailedPayment]:
-    """`count` failed payments, first failures spread over `spread_days` from `start`. Deterministic for `seed`."""
+def generate_population(
+    count: int, seed: int, start: datetime = START, spread_days: int = 30, unknown_country_share: float = 0.0
+) -> list[FailedPayment]:
+    """`count` failed payments, first failures spread over `spread_days` from `start`. Deterministic for `seed`.
+
+    `unknown_country_share`: the share of payments whose billing country the billing system does not send (many
+    send no billing address). Drawn from a generator of its own, so the payments are otherwise the same as with
+    the share 0 (and with 0, the same as without the option)."""
+    if not 0.0 <= unknown_country_share <= 1.0:
+        raise ValueError(f"unknown_country_share must be between 0 and 1, not {unknown_country_share}")
     rng = random.Random(seed)
+    country_rng = random.Random(f"{seed}:country") if unknown_country_share > 0 else None
     payments = []
     for index in range(count):
         network = _pick(rng, NETWORKS)
@@ -133,6 +145,7 @@ def generate_population(count: int, seed: int, start: datetime = START, spread_d
         updated = None
         if code == "expired_card" and rng.random() < ACCOUNT_UPDATER_SHARE:
             updated = failed_at + timedelta(days=rng.uniform(*ACCOUNT_UPDATER_DAYS))
+        known = country_rng is None or country_rng.random() >= unknown_country_share
         payments.append(
             FailedPayment(
                 invoice=f"in_{seed}_{index:06d}",
@@ -147,6 +160,7 @@ def generate_population(count: int, seed: int, start: datetime = START, spread_d
                 advice_code=advice,
                 network_advice_code=mac,
                 card_updated_at=updated,
+                billing_country_known=known,
             )
         )
     return payments

@@ -6,10 +6,14 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 
 from recovery_simulator.codes import report_group
 from recovery_simulator.rules import RuleChecker
 from recovery_simulator.simulation import PaymentRun
+
+# Local night: 00:00 until this hour at the customer (the default model's `night_penalty` hours).
+NIGHT_ENDS_HOUR = 6
 
 
 @dataclass
@@ -23,6 +27,8 @@ class AlgorithmResult:
     network_rule_violations: int = 0
     retry_fees: int = 0  # USD minor units
     planner_errors: int = 0  # runs the planner raised on (a bug: the run ends there)
+    attempts_at_local_night: int = 0  # made between 00:00 and 06:00 at the customer (the default model's night)
+    learned_hour_moves: int = 0  # attempts learned hours moved to another hour
     days_to_recover: list[float] = field(default_factory=list)
     violations_by_rule: Counter[str] = field(default_factory=Counter)
     payments_by_group: Counter[str] = field(default_factory=Counter)
@@ -37,6 +43,9 @@ class AlgorithmResult:
         self.payments_by_group[group] += 1
         self.attempts += len(run.attempts)
         self.attempts_histogram[len(run.attempts)] += 1
+        offset = timedelta(hours=run.payment.utc_offset_hours)
+        self.attempts_at_local_night += sum(1 for a in run.attempts if (a.at + offset).hour < NIGHT_ENDS_HOUR)
+        self.learned_hour_moves += run.learned_hour_moves
         self.ended[run.ended] += 1
         if run.ended.startswith("planner_error"):
             self.planner_errors += 1
@@ -84,6 +93,8 @@ class AlgorithmResult:
             "retry_fees": self.retry_fees,
             "attempts": self.attempts,
             "planner_errors": self.planner_errors,
+            "attempts_at_local_night": self.attempts_at_local_night,
+            "learned_hour_moves": self.learned_hour_moves,
             "violations_by_rule": dict(sorted(self.violations_by_rule.items())),
             "recovery_by_decline_group": {
                 group: round(self.recovered_by_group[group] / n, 4)

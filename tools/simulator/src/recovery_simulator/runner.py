@@ -10,6 +10,7 @@ from recovery_scheduler.domain.config import RetryConfig
 from recovery_scheduler.domain.model import Algorithm
 from recovery_scheduler.domain.planner import decide_next
 from recovery_simulator.issuer import IssuerModel
+from recovery_simulator.learning import RetryLearning
 from recovery_simulator.population import FailedPayment
 from recovery_simulator.results import AlgorithmResult
 from recovery_simulator.rules import RuleChecker
@@ -26,6 +27,7 @@ class Comparison:
     seed: int
     days: int
     source: str  # "generated" or the history file
+    learned_hours: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -34,6 +36,7 @@ class Comparison:
             "seed": self.seed,
             "days": self.days,
             "population": self.source,
+            "learned_hours": self.learned_hours,
             "amounts": "USD minor units (fixed conversion rates for other currencies)",
         }
 
@@ -56,21 +59,34 @@ def compare(
     progress: Progress | None = None,
     source: str = "generated",
     planner: Planner = decide_next,
+    learned_hours: bool = False,
 ) -> Comparison:
+    """`learned_hours`: smart reads the hours the merchant's statistics learned (the scheduler's
+    SMART_LEARNED_HOURS); each algorithm's run learns from its own attempts only, in the payments' order."""
     total, done = len(payments) * len(algorithms), 0
     results = []
     for algorithm in algorithms:
         result, checker = AlgorithmResult(algorithm.value), RuleChecker()
+        learning = RetryLearning()
         for payment in payments:
             run = simulate_payment(
-                payment, algorithm, model, seed=seed, horizon=timedelta(days=days), config=config, planner=planner
+                payment,
+                algorithm,
+                model,
+                seed=seed,
+                horizon=timedelta(days=days),
+                config=config,
+                planner=planner,
+                learned_hours=learned_hours,
+                learning=learning,
             )
             result.add(run, checker)
             done += 1
             if progress is not None and (done % 100 == 0 or done == total):
                 progress(done, total)
         results.append(result)
-    return Comparison(tuple(results), getattr(model, "name", type(model).__name__), seed, days, source)
+    name = getattr(model, "name", type(model).__name__)
+    return Comparison(tuple(results), name, seed, days, source, learned_hours)
 
 
 def table(comparison: Comparison) -> str:
@@ -116,6 +132,7 @@ def table(comparison: Comparison) -> str:
         if r.planner_errors
     ]
     footer = [
-        f"model {comparison.model}, seed {comparison.seed}, {comparison.days} days, population {comparison.source}"
+        f"model {comparison.model}, seed {comparison.seed}, {comparison.days} days, population {comparison.source}, "
+        f"learned hours {'on' if comparison.learned_hours else 'off'}"
     ]
     return "\n".join([*lines, "", *footer, *errors])

@@ -28,11 +28,14 @@ from recovery_scheduler.domain.model import (
 from recovery_scheduler.domain.planner import decide_next
 from recovery_simulator.clock import SimulatedClock
 from recovery_simulator.issuer import AttemptContext, IssuerModel, IssuerOutcome, PastDecline
+from recovery_simulator.learning import RetryLearning, recovery_of, with_attempt
 from recovery_simulator.population import FailedPayment
 
 Planner = Callable[[RecoveryView, datetime, RetryConfig, random.Random], Decision]
 TOKEN = "pm_card"
 MAX_STEPS = 1000
+# What a planner's reason says when learned hours moved the attempt (learned_hours.HourRates.better_time).
+LEARNED_HOURS_REASON = "learned hours:"
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class PaymentRun:
     recovered_at: datetime | None
     ended: str  # the planner's end outcome, "observing", "awaiting_billing" or "horizon"
     card_updated_at: datetime | None  # when the simulated account updater refreshed the card, if it did
+    learned_hour_moves: int = 0  # attempts made at an hour learned hours moved them to
 
     @property
     def recovered(self) -> bool:
@@ -103,8 +107,8 @@ def _view(payment: FailedPayment, algorithm: Algorithm) -> RecoveryView:
         payment.failed_at,
         billing_retry_count=1,
         first_codes=DeclineCodes.of(payment),
-        # The billing address is taken to be in the card's issuer country.
-        customer_country=payment.issuer_country,
+        # The billing address is taken to be in the card's issuer country, when the billing system sent one.
+        customer_country=payment.issuer_country if payment.billing_country_known else None,
     )
 
 
@@ -117,9 +121,16 @@ def simulate_payment(
     horizon: timedelta,
     config: RetryConfig | None = None,
     planner: Planner = decide_next,
+    learned_hours: bool = False,
+    learning: RetryLearning | None = None,
 ) -> PaymentRun:
     """One recovery from its first failure to its end. The planner's and the issuer's random numbers come from
-    the payment and the seed only: every algorithm meets the same issuer dice for the same payment."""
+    the payment and the seed only: every algorithm meets the same issuer dice for the same payment.
+
+    `learned_hours` (the scheduler's SMART_LEARNED_HOURS): before each planner call the token's `hour_rates` are
+    what `learning` (the merchant's statistics of the payments simulated before; a fresh one when None) learned
+    for the next attempt, and this payment's attempts are counted into it. Cascading neither reads nor, here,
+    counts them (the scheduler reads none for it, and each algorithm's run learns only from its own attempts)."""
     config = config or RetryConfig()
     planner_rng = random.Random(f"{seed}:{payment.invoice}:planner")
     connector = SimulatedConnector(model, random.Random(f"{seed}:{payment.invoice}:issuer"))
@@ -128,11 +139,22 @@ def simulate_payment(
     view = _view(payment, algorithm)
     attempts: list[SimulatedAttempt] = []
     updated_at: datetime | None = None
+    moves = 0
+    if not learned_hours or algorithm is Algorithm.CASCADING:
+        learning = None
+    elif learning is None:
+        learning = RetryLearning()
+    # The scheduler's own record of this recovery, which the statistics' keys read.
+    recovery = recovery_of(payment, algorithm, TOKEN) if learning is not None else None
 
     def run(ended: str, recovered_at: datetime | None = None) -> PaymentRun:
-        return PaymentRun(payment, algorithm.value, tuple(attempts), recovered_at, ended, updated_at)
+        return PaymentRun(payment, algorithm.value, tuple(attempts), recovered_at, ended, updated_at, moves)
 
     for _ in range(MAX_STEPS):
+        if learning is not None and recovery is not None:
+            rates = learning.hour_rates(recovery, TOKEN)
+            if rates is not view.tokens[0].hour_rates:
+                view = replace(view, tokens=(replace(view.tokens[0], hour_rates=rates),))
         try:
             decision = planner(view, clock.now, config, planner_rng)
         except Exception as error:  # a planner bug ends this payment's run; the results count it
@@ -144,6 +166,14 @@ def simulate_payment(
             answer = connector.charge(payment, decision, attempts, updated_at)
             codes = DeclineCodes.of(answer)
             attempts.append(SimulatedAttempt(decision.attempt_number, decision.at, answer.approved, codes))
+            if LEARNED_HOURS_REASON in decision.reason:
+                moves += 1
+            if learning is not None and recovery is not None:
+                before = recovery
+                recovery = with_attempt(
+                    before, decision.token, decision.attempt_number, decision.at, answer.approved, codes
+                )
+                learning.record(before, recovery)
             outcome = AttemptOutcome.SUCCEEDED if answer.approved else AttemptOutcome.DECLINED
             record = AttemptRecord(decision.attempt_number, decision.token, decision.at, outcome, codes)
             view = replace(view, attempts=(*view.attempts, record))
@@ -183,6 +213,20 @@ def simulate(
     horizon: timedelta = timedelta(days=60),
     config: RetryConfig | None = None,
     planner: Planner = decide_next,
+    learned_hours: bool = False,
 ) -> Iterator[PaymentRun]:
+    """Each payment in turn; with `learned_hours`, each planner call reads what the attempts simulated so far in
+    this run taught (one merchant's statistics, as the scheduler's)."""
+    learning = RetryLearning() if learned_hours else None
     for payment in payments:
-        yield simulate_payment(payment, algorithm, model, seed=seed, horizon=horizon, config=config, planner=planner)
+        yield simulate_payment(
+            payment,
+            algorithm,
+            model,
+            seed=seed,
+            horizon=horizon,
+            config=config,
+            planner=planner,
+            learned_hours=learned_hours,
+            learning=learning,
+        )

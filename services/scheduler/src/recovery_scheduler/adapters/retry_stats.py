@@ -22,7 +22,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from recovery_runtime.mongo import IndexSpec
+from recovery_runtime.ttl_cache import TtlCache
 from recovery_runtime.unit_of_work import Transaction
+from recovery_scheduler.domain.learned_hours import LearnedHours, learned_hours
 from recovery_scheduler.domain.retry_stats import RetryOutcome, RetryStats, StatsKey, merged
 
 RETRY_STATS = "retry_stats"
@@ -30,6 +32,9 @@ INDEXES = [IndexSpec(RETRY_STATS, [("merchant_id", ASCENDING)], "retry_stats_mer
 KEY_FIELDS = ("merchant_id", "decline_code", "card_network", "funding")
 # How long a count waits in this process before it is written with the others.
 FLUSH_SECONDS = 1.0
+# How long a merchant's learned hours serve the planner before they are read again: hours of evidence move little
+# in five minutes, and the read is one per merchant and instance in that time, not one per plan.
+LEARNED_HOURS_TTL_SECONDS = 300.0
 
 log = structlog.get_logger(__name__)
 
@@ -39,9 +44,15 @@ def stats_id(key: StatsKey) -> str:
 
 
 class MongoRetryStatsRepository:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], flush_seconds: float = FLUSH_SECONDS) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[dict[str, Any]],
+        flush_seconds: float = FLUSH_SECONDS,
+        learned_ttl_seconds: float = LEARNED_HOURS_TTL_SECONDS,
+    ) -> None:
         self._stats = db[RETRY_STATS]
         self._flush_seconds = flush_seconds
+        self._learned: TtlCache[str, LearnedHours] = TtlCache(learned_ttl_seconds)
         # Counts committed and not written yet: per document, its key and its increments.
         self._held: dict[str, tuple[StatsKey, Counter[str]]] = {}
 
@@ -80,6 +91,13 @@ class MongoRetryStatsRepository:
             RetryStats.from_counters(StatsKey(*(doc[name] for name in KEY_FIELDS)), doc.get("counts") or {})
             for doc in docs
         )
+
+    async def learned(self, merchant_id: str) -> LearnedHours:
+        found = self._learned.get(merchant_id)
+        if found is None:
+            found = learned_hours(await self.of_merchant(merchant_id))
+            self._learned.put(merchant_id, found)
+        return found
 
 
 def _by_document(outcomes: Sequence[RetryOutcome]) -> dict[str, tuple[StatsKey, Counter[str]]]:

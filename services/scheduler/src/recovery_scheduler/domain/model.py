@@ -7,9 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from .budgets import CardUse
 from .declines import NO_DECLINE_CODES, DeclineCodes
+
+if TYPE_CHECKING:
+    from .learned_hours import HourRates
 
 
 class Algorithm(StrEnum):
@@ -47,6 +51,9 @@ class TokenState:
     # The merchant's authorizations on this card outside this recovery (its other invoices' attempts, planned or
     # made) that network budgets must count.
     other_uses: tuple[CardUse, ...] = ()
+    # The merchant's learned success rates by hour for a retry like the next one on this card (smart reads them;
+    # domain/learned_hours.py). None: not enough evidence, or not looked up.
+    hour_rates: HourRates | None = None
 
 
 @dataclass(frozen=True)

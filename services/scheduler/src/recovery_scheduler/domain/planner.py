@@ -9,8 +9,8 @@ Smart: class and advice decide whether and when; tokens are scored, the earliest
 decline has its cadence (`smart_cadence`): technical trouble is retried within hours; generic soft declines and
 insufficient funds densely in the first days, then sparsely (insufficient funds on payday mornings); soft declines
 with a specific cause a day apart, then spread over the retry window; all in the customer's daytime
-(`customer_time`). `switch_payment_method_config` opens the customer's other saved tokens; network budgets are a
-ceiling no slot passes.
+(`customer_time`), moved to a better hour where the merchant's own retries like it show one (`learned_hours`).
+`switch_payment_method_config` opens the customer's other saved tokens; network budgets are a ceiling no slot passes.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from datetime import date, datetime, time, timedelta
 
 from .config import RetryConfig
 from .customer_time import in_daytime, utc_offset
+from .learned_hours import max_shift
 from .model import (
     SHADOWED_ALGORITHMS,
     Algorithm,
@@ -248,12 +249,24 @@ def _policy_time(
         return between, f"{why}, {_span(PAYDAY_GAP)} on (next {window} {payday.date().isoformat()})"
     at = max(floor, last.at + max(wait, cadence.wait_after(declines)))
     why += f", retry {declines} after {_span(cadence.wait_after(declines))}"
-    if cadence.daytime and offset is not None:
-        start, end = config.smart_daytime_local_hours
-        daytime = in_daytime(at, offset, start, end)
-        if daytime != at:
+    start, end = config.smart_daytime_local_hours
+    aim = offset if cadence.daytime else None
+    if aim is not None:
+        aimed = in_daytime(at, aim, start, end)
+        if aimed != at:
             why += "; the customer's daytime"
-        at = daytime
+        at = aimed
+    rates = standing.token.hour_rates
+    if rates is not None:
+        # A better hour the merchant's own retries like this one found, within half the cadence's wait and the
+        # retry window, and still in the customer's daytime when that is aimed at.
+        def allowed(candidate: datetime) -> bool:
+            return aim is None or in_daytime(candidate, aim, start, end) == candidate
+
+        latest = min(at + max_shift(cadence.wait_after(declines)), window_end(view, config))
+        moved = rates.better_time(at, latest, allowed)
+        if moved is not None:
+            at, why = moved[0], f"{why}; {moved[1]}"
     return at, why
 
 

@@ -12,6 +12,7 @@ from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.recovery import RecoveryPayment
 
 from .card_budgets import BudgetWrites, CardBudget, budget_writes
+from .learned_hours import LearnedHours
 from .timers import Timer
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ class Planning:
     cause: Envelope[Any] | None = None
     # A recovery ends this long (business time) after its payment was created, whatever it waits for.
     horizon: timedelta = DEFAULT_HORIZON
+    # The merchant's learned hours (its retry statistics), which smart reads. None: not looked up, or switched off.
+    learned: LearnedHours | None = None
 
     def budgets(self) -> Mapping[str, CardBudget]:
         if self.card_budgets is None:

@@ -9,15 +9,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
-
-from recovery_contracts.recovery import RecoveryPayment
+from typing import TYPE_CHECKING, Any
 
 from .declines import matching_rule
 from .model import AttemptOutcome
 from .networks import normalize_card_network
-from .planning import Change
-from .recovery import Attempt, Recovery
+
+if TYPE_CHECKING:
+    from recovery_contracts.recovery import RecoveryPayment
+
+    from .planning import Change
+    from .recovery import Attempt, Recovery
 
 # What stands in a key's dimension when nothing better is known.
 UNKNOWN = "unknown"
@@ -122,16 +124,22 @@ def retry_outcomes(change: Change) -> tuple[RetryOutcome, ...]:
 
 
 def _outcome(recovery: Recovery, attempt: Attempt) -> RetryOutcome:
+    key = attempt_key(recovery, attempt.token, attempt.number)
+    at = attempt.at.astimezone(UTC) if attempt.at.tzinfo else attempt.at.replace(tzinfo=UTC)
+    payment_id = recovery.payment.payment_id
+    return RetryOutcome(key, payment_id, attempt.attempt_id, at, attempt.outcome is AttemptOutcome.SUCCEEDED)
+
+
+def attempt_key(recovery: Recovery, token: str, number: int) -> StatsKey:
+    """The key attempt `number` on `token` counts under (or, for an attempt being planned, is like)."""
     payment = recovery.payment
-    card = next((t for t in payment.tokens if t.token == attempt.token), None)
-    key = StatsKey(
+    card = next((t for t in payment.tokens if t.token == token), None)
+    return StatsKey(
         merchant_id=payment.merchant_id,
-        decline_code=_leading_decline(recovery, attempt.number),
+        decline_code=_leading_decline(recovery, number),
         card_network=str(normalize_card_network(card.card_network) or UNKNOWN) if card else UNKNOWN,
         funding=funding_of(card.card_type if card else None).value,
     )
-    at = attempt.at.astimezone(UTC) if attempt.at.tzinfo else attempt.at.replace(tzinfo=UTC)
-    return RetryOutcome(key, payment.payment_id, attempt.attempt_id, at, attempt.outcome is AttemptOutcome.SUCCEEDED)
 
 
 def _leading_decline(recovery: Recovery, number: int) -> str:
@@ -196,6 +204,18 @@ class RetryStats:
 
         by = {b: {n: counts(b.value, b.name_of(n)) for n in b.buckets} for b in Bucketing}
         return cls(key, counts(), by)
+
+    @classmethod
+    def from_increments(cls, key: StatsKey, increments: Mapping[str, int]) -> RetryStats:
+        """From `RetryOutcome.increments` summed (dotted paths), as the adapter's `$inc` stores them."""
+        nested: dict[str, Any] = {}
+        for path, n in increments.items():
+            *parents, name = path.split(".")
+            node = nested
+            for parent in parents:
+                node = node.setdefault(parent, {})
+            node[name] = node.get(name, 0) + n
+        return cls.from_counters(key, nested)
 
     def __add__(self, other: RetryStats) -> RetryStats:
         by = {b: {n: self.bucket(b, n) + other.bucket(b, n) for n in b.buckets} for b in Bucketing}

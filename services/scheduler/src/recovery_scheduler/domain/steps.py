@@ -13,6 +13,7 @@ from recovery_contracts.recovery import RecoveryPayment
 from .card_budgets import BUDGET_LOOKBACK
 from .config import RetryConfig
 from .declines import NO_DECLINE_CODES, DeclineCodes
+from .learned_hours import HourRates
 from .messages import execute_retry, payment_failed, shadow_planned
 from .model import (
     Algorithm,
@@ -30,6 +31,7 @@ from .model import (
 from .planner import decide_next
 from .planning import Change, Planning
 from .plans import AttemptPlan, AwaitBillingPlan, MonitoringPlan, ReplanPlan, describe_decision, shadow_summary
+from .retry_stats import attempt_key
 from .status import RecoveryStatus
 from .timers import Timer, TimerKind, TimerPurpose, attempt_timer_id, replan_timer_id
 
@@ -251,6 +253,7 @@ def planner_view(recovery: Recovery, planning: Planning) -> RecoveryView:
                 hard_declined=t.token in hard,
                 card_updated_at=recovery.card_updated_at.get(t.token),
                 other_uses=budgets[t.token].uses_for(recovery, since) if t.token in budgets else (),
+                hour_rates=_hour_rates(recovery, t.token, planning),
             )
             for t in payment.tokens
         ),
@@ -262,6 +265,14 @@ def planner_view(recovery: Recovery, planning: Planning) -> RecoveryView:
         monitoring_started_at=monitoring_started_at(payment),
         customer_country=payment.billing.address.country if payment.billing and payment.billing.address else None,
     )
+
+
+def _hour_rates(recovery: Recovery, token: str, planning: Planning) -> HourRates | None:
+    """What the merchant's retries like the next one on `token` learned, by hour (None: too little evidence)."""
+    if planning.learned is None or not planning.learned.by_key:
+        return None
+    key = attempt_key(recovery, token, len(recovery.attempts) + 1)
+    return planning.learned.rates_for(key.decline_code, key.card_network, key.funding)
 
 
 def _first_codes(first: ErrorDetails | None) -> DeclineCodes:

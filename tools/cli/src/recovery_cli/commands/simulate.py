@@ -30,6 +30,20 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "--history", type=Path, default=None, help="a CSV of past failed payments: fit the model to it and backtest"
     )
     parser.add_argument("--days", type=int, default=60, help="how long each payment is followed (default 60)")
+    parser.add_argument(
+        "--learned-hours",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="smart reads the hours its own simulated retries learned, as the scheduler's SMART_LEARNED_HOURS "
+        "(default: off, as there)",
+    )
+    parser.add_argument(
+        "--unknown-country-share",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share (0-1) of generated payments whose billing country the billing system does not send (default 0)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--report", type=Path, default=None, help="write an HTML report with plots here")
     parser.set_defaults(handler=handle)
@@ -62,6 +76,10 @@ def handle(args: argparse.Namespace) -> int:
         return fail(f"--algorithms: {error} (monitoring, cascading, smart)")
     if args.payments < 1 or args.days < 1:
         return fail("--payments and --days must be positive")
+    if not 0.0 <= args.unknown_country_share <= 1.0:
+        return fail("--unknown-country-share must be between 0 and 1")
+    if args.history is not None and args.unknown_country_share > 0:
+        return fail("--unknown-country-share applies to a generated population, not to --history")
     model: IssuerModel
     try:
         model = load_issuer_model(args.issuer_model) if args.issuer_model else TableModel()
@@ -79,8 +97,10 @@ def handle(args: argparse.Namespace) -> int:
         if args.issuer_model is None:
             model, fits = fit_model(history, name=f"fitted:{args.history.name}")
     else:
-        payments = generate_population(args.payments, args.seed)
+        payments = generate_population(args.payments, args.seed, unknown_country_share=args.unknown_country_share)
         source = "generated"
+        if args.unknown_country_share > 0:
+            source += f" ({args.unknown_country_share:.0%} without a billing country)"
     comparison = compare(
         payments,
         algorithms,
@@ -89,6 +109,7 @@ def handle(args: argparse.Namespace) -> int:
         days=args.days,
         progress=None if args.json else _progress,
         source=source,
+        learned_hours=args.learned_hours,
     )
     text = table(comparison)
     if seen is not None:
