@@ -110,8 +110,8 @@ class RetryStatsRepository(Protocol):
         ...
 
     async def learned(self, merchant_id: str) -> LearnedHours:
-        """The merchant's learned hours (domain/learned_hours.py), read through a short-lived cache: the planner
-        asks on every plan, and statistics a few minutes old serve it as well."""
+        """The merchant's learned hours (domain/learned_hours.py), read through a short-lived cache: switched
+        on, every smart plan asks, and statistics a few minutes old serve it as well."""
         ...
 
 

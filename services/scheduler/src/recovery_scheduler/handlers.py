@@ -190,7 +190,8 @@ async def planning(
     *,
     budgets: bool = True,
 ) -> Planning:
-    """The time now and, for a transition that may plan, the merchant's budgets on the payment's cards."""
+    """The time now and, for a transition that may plan, the merchant's budgets on the payment's cards and, for
+    smart and monitoring when SMART_LEARNED_HOURS is on, its learned hours."""
     card_budgets = learned = None
     if budgets:
         tokens = [t.token for t in payment.tokens]

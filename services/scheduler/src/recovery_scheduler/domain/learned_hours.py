@@ -90,9 +90,6 @@ def learned_hours(stats: Iterable[RetryStats]) -> LearnedHours:
     return LearnedHours(found)
 
 
-NO_LEARNED_HOURS = LearnedHours({})
-
-
 def max_shift(wait: timedelta) -> timedelta:
     """How far a learned hour may move a retry planned `wait` after the last decline: half of it, a day at most."""
     return min(wait / 2, timedelta(days=1))

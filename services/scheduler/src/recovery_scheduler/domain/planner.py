@@ -9,7 +9,7 @@ Smart: class and advice decide whether and when; tokens are scored, the earliest
 decline has its cadence (`smart_cadence`): technical trouble is retried within hours; generic soft declines and
 insufficient funds densely in the first days, then sparsely (insufficient funds on payday mornings); soft declines
 with a specific cause a day apart, then spread over the retry window; all in the customer's daytime
-(`customer_time`), moved to a better hour where the merchant's own retries like it show one (`learned_hours`).
+(`customer_time`); switched on, moved to a better hour the merchant's own retries like it show (`learned_hours`).
 `switch_payment_method_config` opens the customer's other saved tokens; network budgets are a ceiling no slot passes.
 """
 
