@@ -169,6 +169,34 @@ def test_sign_in_and_overview_figures_match_the_analytics_api(browser: Browser, 
     screenshot(browser, "overview")
 
 
+def test_the_retries_page_shows_the_retry_statistics_api_and_filters_by_key(browser: Browser, seeded: Seeded) -> None:
+    sign_in(browser, seeded, seeded.a.api_key, seeded.a.merchant_id)
+    url = f"{seeded.stack.intake_url}/v2/revenue-recovery/retry-stats"
+    stats = httpx.get(url, headers=seeded.a.headers(), timeout=15).json()
+    # Each outcome is counted once the scheduler recorded it, and written within a second: both retries, then.
+    deadline = time.monotonic() + 30
+    while stats["attempts"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        stats = httpx.get(url, headers=seeded.a.headers(), timeout=15).json()
+    assert (stats["attempts"], stats["successes"]) == (2, 1)
+    page = browser.page
+    page.goto(console_url(seeded, "retries"))
+    assert figure(browser, "Retries") == "2" and figure(browser, "Approved") == "1"
+    assert figure(browser, "Success rate") == percentage(stats["success_rate"]) == "50.0%"
+    for chart in ("hour-of-day", "day-of-week", "day-of-month"):
+        assert page.locator(f"#chart-{chart}").is_visible()
+        assert page.evaluate(f"Chart.getChart('chart-{chart}') !== undefined")
+    rows = page.locator("#retry-keys tbody tr")
+    assert rows.count() == len(stats["data"])
+    screenshot(browser, "retries")
+    # A key's row shows that key's retries only.
+    first = stats["data"][0]
+    rows.first.get_by_role("link").click()
+    page.wait_for_url(f"**/console/retries?decline_code={first['decline_code']}*")
+    assert figure(browser, "Retries") == str(first["attempts"])
+    assert page.locator("#retry-keys tr.selected").count() == 1
+
+
 def test_recoveries_list_links_to_the_payment_and_its_attempts(browser: Browser, seeded: Seeded) -> None:
     sign_in(browser, seeded, seeded.a.api_key, seeded.a.merchant_id)
     page = browser.page
@@ -288,7 +316,7 @@ def test_the_layout_works_390_pixels_wide(browser: Browser, seeded: Seeded) -> N
     page = browser.page
     page.set_viewport_size({"width": 390, "height": 844})
     sign_in(browser, seeded, seeded.a.api_key, seeded.a.merchant_id)
-    for path in ("overview", "recoveries", f"payments/{seeded.recovered_id}", "webhooks"):
+    for path in ("overview", "recoveries", f"payments/{seeded.recovered_id}", "webhooks", "retries"):
         page.goto(console_url(seeded, path))
         # Nothing wider than the screen: wide tables scroll inside their own box.
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, (path, page.evaluate(WIDER_THAN_SCREEN))

@@ -144,6 +144,20 @@ class HttpWorkflows:
         return answer
 
 
+class HttpRetryStatistics:
+    """`RetryStatistics` over the scheduler's internal retry-statistics API."""
+
+    def __init__(self, api: InternalApi) -> None:
+        self._api = api
+
+    async def retry_stats(self, merchant_id: str) -> Document:
+        answer: Document | None = await self._api.call("GET", f"/internal/retry-stats/{merchant_id}", merchant_id)
+        if answer is None:
+            # Every merchant has statistics (empty ones): a 404 is a missing route, not data.
+            raise OwnerUnavailable(self._api.owner)
+        return answer
+
+
 class HttpWebhookEvents:
     """`WebhookEvents` over the webhook dispatcher's internal events API."""
 
@@ -249,9 +263,11 @@ def http_adapters(
 ) -> ConsoleAdapters:
     """The console's adapters over the services' internal APIs at the URLs intake is configured with."""
     token = settings.internal_api_token
+    scheduler = InternalApi("scheduler", settings.scheduler_internal_url, token, client)
     return ConsoleAdapters(
         reads=HttpRecoveryReads(InternalApi("analytics", settings.analytics_internal_url, token, client)),
-        workflows=HttpWorkflows(InternalApi("scheduler", settings.scheduler_internal_url, token, client)),
+        workflows=HttpWorkflows(scheduler),
+        retry_stats=HttpRetryStatistics(scheduler),
         events=HttpWebhookEvents(InternalApi("webhook dispatcher", settings.dispatcher_internal_url, token, client)),
         record_backs=(
             HttpRecordBacks(InternalApi("executor", settings.executor_internal_url, token, client))

@@ -1,5 +1,6 @@
 """A merchant's pages: Overview (the analytics), Recoveries (the list), Payment (timeline, intent, workflow and
-deliveries, with a webhook's retry and the recovery's cancel) and Webhooks (endpoints, their health, recent events).
+deliveries, with a webhook's retry and the recovery's cancel), Webhooks (endpoints, their health, recent events) and
+Retries (when the retries succeed: the scheduler's retry statistics).
 
 Thin, as every route here: read the session, ask a port, hand the answer to `views`, render.
 """
@@ -13,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from recovery_contracts.payments import IntentStatus
-from recovery_intake.console import payment_view, views, webhook_views
+from recovery_intake.console import payment_view, retry_views, views, webhook_views
 from recovery_intake.console.pages import PREFIX, Console, Refused, day, valid_id
 from recovery_intake.console.ports import ConsoleAdapters, OwnerRefused, OwnerUnavailable, RecoveryFilter
 from recovery_intake.handlers.recovery import CancelDeferred
@@ -198,5 +199,17 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
             health=webhook_views.endpoint_health(listed),
             events=webhook_views.event_rows(listed[:PAGE_SIZE]),
         )
+
+    @api.get("/retries")
+    @console.guarded
+    async def retries(request: Request) -> Response:
+        visitor = await console.required(request)
+        merchant_id = console.merchant_of(visitor)
+        chosen = retry_views.chosen_key(request.query_params)
+        shown = retry_views.retries_page(await adapters.retry_stats.retry_stats(merchant_id), chosen)
+        for name, value in chosen.items():
+            if value and value not in shown.choices[name]:
+                raise Refused(400, f"{value!r} is not a {name.replace('_', ' ')} of this merchant's retries.")
+        return console.page(request, "retries.html", visitor, nav="retries", retries=shown)
 
     return api

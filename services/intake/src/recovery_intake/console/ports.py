@@ -92,6 +92,14 @@ class WebhookEvents(Protocol):
         ...
 
 
+class RetryStatistics(Protocol):
+    """The scheduler's retry statistics (what `/v2/revenue-recovery/retry-stats` answers)."""
+
+    async def retry_stats(self, merchant_id: str) -> Document:
+        """`RetryStatsResponse`: the merchant's retries and approvals per key, with their UTC buckets."""
+        ...
+
+
 class RecordBacks(Protocol):
     """The executor's record backs (what a `PSYNC_WORKFLOW` resume starts again)."""
 
@@ -132,5 +140,6 @@ class ConsoleAdapters:
     workflows: Workflows
     events: WebhookEvents
     operations: Operations
+    retry_stats: RetryStatistics
     # None: intake has no EXECUTOR_INTERNAL_URL (the Payment page offers no restart).
     record_backs: RecordBacks | None = None

@@ -54,7 +54,7 @@ def recovered_amounts(per_currency: dict[str, int]) -> str:
     return ", ".join(shown) or "—"
 
 
-def _bar(label: str, labels: list[str], values: list[float], counts: bool = True, **extra: Any) -> dict[str, Any]:
+def bar_chart(label: str, labels: list[str], values: list[float], counts: bool = True, **extra: Any) -> dict[str, Any]:
     """A bar chart; `counts`: whole numbers on the value axis (no 0.5 of a decline)."""
     value_axis = "x" if extra.get("indexAxis") == "y" else "y"
     scales = {value_axis: {"beginAtZero": True, "ticks": {"precision": 0}}} if counts else {}
@@ -115,17 +115,17 @@ def _charts(analytics: Document, finished: int) -> dict[str, dict[str, Any]]:
     network_names = sorted(networks)
     return {
         "chart-recovered-per-day": per_day,
-        "chart-rate-by-attempt": _bar(
+        "chart-rate-by-attempt": bar_chart(
             "% of finished payments recovered at this attempt",
             [f"attempt {n}" for n in numbers],
             rates,
             counts=False,
             scales={"y": {"beginAtZero": True, "suggestedMax": 100}},
         ),
-        "chart-declines-by-class": _bar(
+        "chart-declines-by-class": bar_chart(
             "declined attempts", sorted(declines), [declines[k] for k in sorted(declines)], indexAxis="y"
         ),
-        "chart-declines-by-network": _bar(
+        "chart-declines-by-network": bar_chart(
             "declined attempts", network_names, [(networks[n] or {}).get("declines", 0) for n in network_names]
         ),
     }
