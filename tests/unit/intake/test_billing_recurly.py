@@ -24,12 +24,12 @@ from recovery_intake.adapters.recurly import RecurlyApi
 from recovery_intake.adapters.stripe_billing import BillingApiError
 from recovery_intake.domain.billing_events import EventRefused, RefusalKind
 from recovery_intake.domain.recurly_events import (
-    RECURLY_API_BASE,
     parse_recurly_event,
     recurly_api_base,
     recurly_recovery_request,
     verify_recurly_signature,
 )
+from recovery_runtime.connector_apis import RECURLY_API_BASE
 from recovery_runtime.secrets import SecretBox
 from recovery_runtime.testing import publish
 

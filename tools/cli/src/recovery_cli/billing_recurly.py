@@ -11,10 +11,10 @@ from typing import Any
 
 from recovery_cli.billing_demo import BillingAccount, BillingScenario
 from recovery_cli.demo import MerchantSetup, ScenarioFailed, SeedScenario
+from recovery_runtime.connector_apis import RECURLY_ACCEPT
 
 RECURLY_KEY = "test_recurly_demo_key"
 RECURLY_GATEWAY = "stripegw0001"  # Recurly's payment_gateway.id of the merchant's Stripe gateway
-RECURLY_ACCEPT = "application/vnd.recurly.v2021-02-25"
 
 
 @dataclass(frozen=True)

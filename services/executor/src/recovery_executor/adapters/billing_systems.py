@@ -22,12 +22,10 @@ from typing import Any
 import httpx
 
 from recovery_contracts.messages import RecordBack
-from recovery_executor.adapters.stripe import STRIPE_VERSION
 from recovery_executor.dependencies import ConnectorAccountRepository
 from recovery_executor.domain.billing_systems import (
     CHARGEBEE,
     RECURLY,
-    RECURLY_API_BASE,
     STRIPEBILLING,
     chargebee_answer,
     chargebee_record_payment_form,
@@ -35,10 +33,9 @@ from recovery_executor.domain.billing_systems import (
     stripe_pay_answer,
 )
 from recovery_executor.domain.ports import RecordBackAnswer
+from recovery_runtime.connector_apis import RECURLY_ACCEPT, RECURLY_API_BASE, STRIPE_VERSION
 from recovery_runtime.egress import blocked_reason
 from recovery_runtime.secrets import SecretBox
-
-RECURLY_ACCEPT = "application/vnd.recurly.v2021-02-25"
 
 
 @dataclass(frozen=True)

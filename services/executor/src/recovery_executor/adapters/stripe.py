@@ -10,11 +10,10 @@ from urllib.parse import urlencode
 import httpx
 
 from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind, ChargeRequest
+from recovery_runtime.connector_apis import STRIPE_VERSION
 
 log = logging.getLogger(__name__)
 
-# Pinned so that the shape of Stripe's answers does not change under us with the account's default version.
-STRIPE_VERSION = "2024-06-20"
 # How far PSYNC pages through a customer's PaymentIntents when search finds nothing (search can lag writes).
 SYNC_LIST_PAGES = 3
 

@@ -24,9 +24,6 @@ RECURLY = "recurly"
 # Recorded back through the billing system's API (the others through `record_back_url`, if set).
 BILLING_SYSTEMS = frozenset({STRIPEBILLING, CHARGEBEE, RECURLY})
 
-# Recurly's API base when the account has no record_back_url (a site in Recurly's EU region sets its own).
-RECURLY_API_BASE = "https://v3.recurly.com"
-
 
 def records_back(payment: RecoveryPayment) -> bool:
     """Whether a successful retry of `payment` is recorded back: to its billing system, or to its callback."""

@@ -12,9 +12,7 @@ from urllib.parse import quote
 import httpx
 
 from recovery_intake.adapters.stripe_billing import BillingApiError
-
-# Recurly answers in the version the Accept header names; without it, in the site's default.
-RECURLY_ACCEPT = "application/vnd.recurly.v2021-02-25"
+from recovery_runtime.connector_apis import RECURLY_ACCEPT
 
 
 class RecurlyApi:

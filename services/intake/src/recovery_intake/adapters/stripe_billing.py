@@ -1,10 +1,10 @@
 """Stripe Billing's API as intake reads it: an invoice with its failed charge and customer expanded
 (`GET /v1/invoices/{id}?expand[]=charge&expand[]=customer`, https://docs.stripe.com/api/invoices/retrieve).
 
-Pinned to API version STRIPE_VERSION, the one the executor's Stripe calls pin: without `Stripe-Version` Stripe
-answers in the account's default version, and from 2025-03-31.basil on an invoice has no `charge` (nor
-`payment_intent`; its payments are under `payments`), so `expand[]=charge` is refused with a 400 and every
-`invoice.payment_failed` delivery would be answered 503. Through the egress policy's client
+Pinned to API version STRIPE_VERSION (recovery_runtime.connector_apis, the one every Stripe call pins): without
+`Stripe-Version` Stripe answers in the account's default version, and from 2025-03-31.basil on an invoice has no
+`charge` (nor `payment_intent`; its payments are under `payments`), so `expand[]=charge` is refused with a 400 and
+every `invoice.payment_failed` delivery would be answered 503. Through the egress policy's client
 (recovery_runtime.egress): no unguarded outbound call."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 
-# The executor's adapters pin the same version (recovery_executor.adapters.stripe.STRIPE_VERSION); intake does not
-# import across services, so it is repeated here. The invoice fields read (domain/billing_events.py: `charge`
-# expanded, `customer` expanded, `default_payment_method`, `amount_remaining`, `amount_due`, `currency`,
-# `created`) are those of this version.
-STRIPE_VERSION = "2024-06-20"
+from recovery_runtime.connector_apis import STRIPE_VERSION
+
+# The invoice fields read (domain/billing_events.py: `charge` expanded, `customer` expanded,
+# `default_payment_method`, `amount_remaining`, `amount_due`, `currency`, `created`) are those of the version every
+# service pins (recovery_runtime.connector_apis.STRIPE_VERSION).
 
 
 class BillingApiError(Exception):

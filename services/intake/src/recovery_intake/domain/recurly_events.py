@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from recovery_contracts.api.recovery import RecoveryAction, RecoveryPaymentsCreate
+from recovery_runtime.connector_apis import RECURLY_API_BASE
 
 from .billing_events import (
     BillingEvent,
@@ -23,8 +24,6 @@ from .billing_events import (
     gateway_references,
 )
 
-# Recurly's API base when the account names none (EU sites: https://v3.eu.recurly.com).
-RECURLY_API_BASE = "https://v3.recurly.com"
 # How far a signature's timestamp may be from receipt before it is taken as a replay (as for Stripe).
 RECURLY_TOLERANCE_SECONDS = 300
 SIGNATURE_HEADER = "recurly-signature"
