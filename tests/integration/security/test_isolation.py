@@ -113,6 +113,8 @@ ENDPOINTS = [
     Endpoint("GET", "/v2/process-trackers/revenue-recovery-workflow/{payment}"),
     Endpoint("POST", "/v2/process-trackers/revenue-recovery-workflow/{payment}/resume", lambda o, w: RESUME),
     Endpoint("GET", "/v2/revenue-recovery/retry-stats", names_resource=False),
+    # A multipart upload: sent here without its file, so an admitted call stops at the missing file (400).
+    Endpoint("POST", "/v2/recovery/data-backfill", names_resource=False),
     # The read side (answered by the analytics service). The admin key names a merchant with `merchant_id`; a
     # merchant key naming another merchant there must read as naming one that does not exist.
     Endpoint("GET", "/v2/payments/recovery-list", query="merchant_id={merchant}"),
@@ -300,6 +302,7 @@ PERMITTED = {
     "GET /v2/process-trackers/revenue-recovery-workflow/{payment}": {"payments", "read_only"},
     "POST /v2/process-trackers/revenue-recovery-workflow/{payment}/resume": {"payments"},
     "GET /v2/revenue-recovery/retry-stats": {"payments", "read_only"},
+    "POST /v2/recovery/data-backfill": {"payments"},
     "GET /v2/payments/recovery-list": {"payments", "read_only"},
     "GET /v2/payments/{payment}/get-revenue-recovery-intent": {"payments", "read_only"},
     "GET /v2/revenue-recovery/analytics": {"payments", "read_only"},

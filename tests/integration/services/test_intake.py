@@ -284,3 +284,37 @@ def payment_succeeded(scheduled_message: dict[str, Any]) -> Envelope[PaymentSucc
             ),
         ),
     )
+
+
+async def test_a_card_data_backfill_updates_the_open_recoveries_in_mongodb_and_tells_the_scheduler(
+    tenant: Any, intake: Any, isolation: Isolation, db: Any
+) -> None:
+    _, setup = tenant
+    for reference in ("backfill_a", "backfill_b"):
+        body = recovery_body(setup, merchant_reference_id=reference)
+        created = httpx.post(f"{intake.url}/v2/payments/recovery", json=body, headers=setup.headers())
+        assert created.status_code == 200, created.text
+    csv = "customer_id_resp,token,exp_date,card_network\ncus_test,pm_test,04/31,Mastercard\ncus_test,pm_other,,\n"
+
+    answer = httpx.post(
+        f"{intake.url}/v2/recovery/data-backfill",
+        files={"file": ("cards.csv", csv.encode(), "text/csv")},
+        headers=setup.headers(),
+    )
+
+    assert answer.status_code == 200, answer.text
+    assert {k: answer.json()[k] for k in ("processed_records", "failed_records", "updated_recoveries")} == {
+        "processed_records": 1,
+        "failed_records": 1,
+        "updated_recoveries": 2,
+    }
+    stored = list(db.payment_intents.find({"merchant_id": setup.merchant_id}, {"snapshot.tokens": 1}))
+    assert [
+        (d["snapshot"]["tokens"][0]["card_exp_year"], d["snapshot"]["tokens"][0]["card_network"]) for d in stored
+    ] == [("2031", "Mastercard")] * 2
+    # The look-up has its index (declared in code, created at start-up).
+    assert "intent_customer" in {index["name"] for index in db.payment_intents.list_indexes()}
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        updates = [await broker.take_json("scheduler.recovery-updated") for _ in range(2)]
+    assert {u["payload"]["action"] for u in updates} == {"card_data_backfill"}
+    assert {u["payload"]["payment"]["merchant_reference_id"] for u in updates} == {"backfill_a", "backfill_b"}

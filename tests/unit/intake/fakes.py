@@ -15,7 +15,7 @@ from recovery_contracts.payments import IntentStatus
 from recovery_intake.app import build_service
 from recovery_intake.dependencies import Document, IntakeAdapters, IntentExists, OutcomeRecorded
 from recovery_intake.domain.api_keys import hash_api_key
-from recovery_intake.domain.intent import Intent, IntentChange
+from recovery_intake.domain.intent import FINAL, Intent, IntentChange
 from recovery_intake.domain.webhook_secrets import new_whsec_secret
 from recovery_intake.handlers.billing_events import TransactionReader
 from recovery_intake.settings import IntakeSettings
@@ -93,6 +93,16 @@ class FakeIntents:
         self.intents[change.intent.payment_id] = change.intent
         for message in change.messages:
             tx.emit(message)
+
+    async def open_with_token(self, merchant_id: str, connector_customer_id: str, token: str) -> list[str]:
+        return [
+            i.merchant_reference_id
+            for i in self.intents.values()
+            if i.merchant_id == merchant_id
+            and i.snapshot.connector_customer_id == connector_customer_id
+            and any(t.token == token for t in i.snapshot.tokens)
+            and i.status not in FINAL
+        ]
 
     async def get(self, merchant_id: str, payment_id: str, profile_id: str | None = None) -> Intent | None:
         intent = self.intents.get(payment_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from recovery_contracts.envelope import MessageType
+from recovery_contracts.messages import CARD_DATA_BACKFILL
 from recovery_scheduler.domain.plans import AttemptPlan, AwaitBillingPlan
 from recovery_scheduler.domain.status import RecoveryStatus
 from support.payments import scheduled
@@ -154,3 +155,22 @@ async def test_an_update_without_its_version_is_dead_lettered_with_the_reason(sc
 
     [dead] = scheduler.publisher.dead_letters
     assert "payload.version: Field required" in dead.reason
+
+
+async def test_a_card_data_backfill_takes_the_new_card_and_leaves_the_plan_alone(scheduler: Scheduler) -> None:
+    recovery = payment()
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+    planned = scheduler.recovery(recovery.payment_id).plan
+    card = recovery.tokens[0]
+    renewed = recovery.model_copy(
+        update={"tokens": (card.model_copy(update={"card_exp_month": "04", "card_exp_year": "2031"}),)}
+    )
+
+    await scheduler.send(QUEUE, recovery_updated(renewed, CARD_DATA_BACKFILL, version=1))
+
+    stored = scheduler.recovery(recovery.payment_id)
+    assert stored.payment.tokens[0].card_exp_year == "2031"
+    # A changed card lifts an earlier `fix` block (the planner reads when); the planned attempt stands.
+    assert stored.card_updated_at == {card.token: scheduler.clock.now()}
+    assert stored.plan == planned and stored.status is RecoveryStatus.SCHEDULED
+    assert stored.history[-1].reason == f"{CARD_DATA_BACKFILL}: recorded"

@@ -245,10 +245,16 @@ class WebhookEndpointDisabled(_Payload):
     disabled_at: datetime
 
 
+# `RecoveryUpdated.action` when the merchant's data backfill (`POST /v2/recovery/data-backfill`) changed the card
+# data of the snapshot's tokens: the snapshot is taken, nothing else is done.
+CARD_DATA_BACKFILL = "card_data_backfill"
+
+
 class RecoveryUpdated(_Payload):
     """An existing recovery intent changed: a later request for the same invoice (another token, another
-    billing-system failure) or an action that stops or pauses it. State transfer: `payment` is the whole
-    current snapshot (tokens merged); consumers apply only newer `version`s."""
+    billing-system failure), an action that stops or pauses it, or the merchant's card-data backfill
+    (`CARD_DATA_BACKFILL`). State transfer: `payment` is the whole current snapshot (tokens merged); consumers
+    apply only newer `version`s."""
 
     payment: RecoveryPayment
     action: str

@@ -19,6 +19,7 @@ from recovery_contracts.api import (
     analytics,
     api_keys,
     connector_accounts,
+    data_backfill,
     errors,
     events,
     merchants,
@@ -48,6 +49,7 @@ HTTP_REQUESTS: tuple[type[BaseModel], ...] = (
     recovery.RecoveryPaymentsCreate,
     events.EventListConstraints,
     process_tracker.RevenueRecoveryResumeRequest,
+    data_backfill.DataBackfillRecord,
 )
 HTTP_RESPONSES: tuple[type[BaseModel], ...] = (
     errors.ErrorResponse,
@@ -67,6 +69,7 @@ HTTP_RESPONSES: tuple[type[BaseModel], ...] = (
     analytics.RevenueRecoveryGetIntentResponse,
     analytics.RecoveryAnalyticsResponse,
     retry_stats.RetryStatsResponse,
+    data_backfill.DataBackfillResponse,
 )
 
 

@@ -32,6 +32,7 @@ from recovery_intake.http import (
     api_keys,
     billing_webhooks,
     connector_accounts,
+    data_backfill,
     gateway,
     merchants,
     payments,
@@ -109,6 +110,7 @@ def build_service(
     app.add_middleware(
         AbuseLimits,
         max_body_bytes=settings.max_body_bytes,
+        body_limits={data_backfill.PATH: data_backfill.BODY_BYTES},
         per_second=settings.rate_limit_per_second,
         burst=settings.rate_limit_burst,
         shared=adapters.shared_rates,
@@ -116,7 +118,7 @@ def build_service(
     forwarder = gateway.Forwarder(settings.internal_api_token, settings.internal_timeout_seconds)
     # Before `payments`: `/v2/payments/recovery-list` is not a payment id.
     app.include_router(recovery_views.router(ctx, forwarder))
-    for module in (merchants, profiles, api_keys, connector_accounts, payments):
+    for module in (merchants, profiles, api_keys, connector_accounts, payments, data_backfill):
         app.include_router(module.router(ctx))
     app.include_router(gateway.router(ctx, forwarder))
     # Billing systems' webhooks; their invoices and transactions are read through the egress policy's client.

@@ -53,6 +53,11 @@ class Intents(Protocol):
 
     async def get(self, merchant_id: str, payment_id: str, profile_id: str | None = None) -> Intent | None: ...
 
+    async def open_with_token(self, merchant_id: str, connector_customer_id: str, token: str) -> list[str]:
+        """The references of the merchant's invoices not paid nor cancelled whose customer at the payment
+        processor is `connector_customer_id` and whose saved tokens include `token` (a bounded number)."""
+        ...
+
     async def record_outcome(
         self, payment_id: str, status: IntentStatus, payment_object: Document, now: datetime, applied: str
     ) -> OutcomeRecorded:

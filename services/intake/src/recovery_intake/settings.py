@@ -31,8 +31,9 @@ class IntakeSettings(ServiceSettings):
     # How long intake keeps API keys, profiles and connector accounts in process memory (0: always read). A
     # change made through another intake instance (a revoked key) applies here within this time.
     config_cache_seconds: float = Field(default=2.0, ge=0, le=60)
-    # Abuse limits. A larger body answers 413; per API key (or per client address without one) a token bucket
-    # of `rate_limit_burst` refilled at `rate_limit_per_second` answers 429 with Retry-After (0 disables).
+    # Abuse limits. A larger body answers 413 (the data backfill's upload has its own bound, 5 MiB and 64 KiB); per
+    # API key (or per client address without one) a token bucket of `rate_limit_burst` refilled at
+    # `rate_limit_per_second` answers 429 with Retry-After (0 disables).
     max_body_bytes: int = Field(default=262_144, ge=1024, le=16_777_216)
     rate_limit_per_second: float = Field(default=50.0, ge=0)
     rate_limit_burst: int = Field(default=100, ge=1)

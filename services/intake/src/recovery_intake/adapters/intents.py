@@ -18,7 +18,14 @@ from recovery_contracts.api.recovery import RecoveryAction
 from recovery_contracts.payments import IntentStatus
 from recovery_contracts.recovery import RecoveryPayment
 from recovery_intake.dependencies import Document, IntentExists, OutcomeRecorded
-from recovery_intake.domain.intent import KEPT_AGAINST_OUTCOME, Intent, IntentChange, IntentRequest, known_transactions
+from recovery_intake.domain.intent import (
+    FINAL,
+    KEPT_AGAINST_OUTCOME,
+    Intent,
+    IntentChange,
+    IntentRequest,
+    known_transactions,
+)
 from recovery_runtime.bus import AlreadyApplied
 from recovery_runtime.mongo import IndexSpec
 from recovery_runtime.unit_of_work import (
@@ -38,7 +45,15 @@ INDEXES = [
         "intent_reference",
         unique=True,
     ),
+    # The data backfill's look-up: a merchant's invoices of one customer at the payment processor.
+    IndexSpec(
+        COLLECTION,
+        [("merchant_id", ASCENDING), ("snapshot.connector_customer_id", ASCENDING)],
+        "intent_customer",
+    ),
 ]
+# How many open invoices of one customer a backfill row updates at most (a customer has a few).
+CUSTOMER_INVOICES_LIMIT = 100
 
 
 class IntentRepository:
@@ -78,6 +93,16 @@ class IntentRepository:
         await self._intents.update_one({"_id": intent.payment_id}, {"$set": _fields(intent)}, session=tx.session)
         for message in change.messages:
             tx.emit(message)
+
+    async def open_with_token(self, merchant_id: str, connector_customer_id: str, token: str) -> list[str]:
+        query = {
+            "merchant_id": merchant_id,
+            "snapshot.connector_customer_id": connector_customer_id,
+            "snapshot.tokens.token": token,
+            "status": {"$nin": [status.value for status in FINAL]},
+        }
+        found = self._intents.find(query, {"merchant_reference_id": 1}).limit(CUSTOMER_INVOICES_LIMIT)
+        return [doc["merchant_reference_id"] async for doc in found]
 
     async def get(self, merchant_id: str, payment_id: str, profile_id: str | None = None) -> Intent | None:
         query = {"_id": payment_id, "merchant_id": merchant_id}

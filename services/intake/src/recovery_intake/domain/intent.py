@@ -13,9 +13,9 @@ from typing import Any
 
 from recovery_contracts.api.recovery import RecoveryAction
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
-from recovery_contracts.messages import RecoveryScheduled, RecoveryUpdated
+from recovery_contracts.messages import CARD_DATA_BACKFILL, RecoveryScheduled, RecoveryUpdated
 from recovery_contracts.payments import IntentStatus
-from recovery_contracts.recovery import RecoveryPayment, build_payment_object
+from recovery_contracts.recovery import PaymentToken, RecoveryPayment, build_payment_object
 
 from .recovery import merge_request
 
@@ -156,7 +156,7 @@ class Intent:
     def _updated(
         self,
         payment: RecoveryPayment,
-        action: RecoveryAction,
+        action: str,
         tokens_added: tuple[str, ...],
         now: datetime,
         cause: Envelope[Any] | None,
@@ -168,7 +168,7 @@ class Intent:
             MessageType.RECOVERY_UPDATED,
             RecoveryUpdated(
                 payment=payment,
-                action=action.value,
+                action=str(action),
                 intent_status=updated.status,
                 version=updated.version,
                 tokens_added=tokens_added,
@@ -179,6 +179,24 @@ class Intent:
             occurred_at=now,
         )
         return IntentChange(updated, (message,))
+
+    def card_data_backfilled(
+        self, token: str, updated: PaymentToken, now: datetime, *, cause: Envelope[Any] | None = None
+    ) -> IntentChange:
+        """The merchant's backfill changed what is known of one saved card (`token`): the snapshot takes it and,
+        for a recovery the scheduler runs, `recovery.updated` carries it (`CARD_DATA_BACKFILL`: taken, nothing
+        else done; a changed expiry lifts an earlier `fix` block there). A paid or cancelled invoice, a token the
+        snapshot does not have, or data it already has: no change."""
+        tokens = self.snapshot.tokens
+        if self.status in FINAL or not any(t.token == token for t in tokens):
+            return IntentChange(self)
+        merged = self.snapshot.model_copy(update={"tokens": tuple(updated if t.token == token else t for t in tokens)})
+        if merged == self.snapshot:
+            return IntentChange(self)
+        changed = replace(self, snapshot=merged, modified_at=now)
+        if not self.scheduled:
+            return IntentChange(changed)
+        return changed._updated(merged, CARD_DATA_BACKFILL, (), now, cause)
 
     def cancelled_by(self, action: RecoveryAction) -> bool:
         """Whether a later request with `action` cancels the invoice (`rerequested`): the moment intake must know

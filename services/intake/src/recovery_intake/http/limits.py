@@ -14,7 +14,7 @@ import hashlib
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,9 +154,12 @@ class AbuseLimits:
         per_second: float,
         burst: int,
         shared: SharedRates | None = None,
+        body_limits: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Paths whose bodies may be larger (an upload): their own limit.
+        self.body_limits = dict(body_limits or {})
         self.buckets = TokenBuckets(per_second, burst) if per_second > 0 else None
         self._shared = shared
 
@@ -183,7 +186,7 @@ class AbuseLimits:
             seconds = retry_after(wait)
             await _answer(send, ApiError.RATE_LIMITED, {"retry-after": str(seconds)}, retry_after=seconds)
             return
-        limit = self.max_body_bytes
+        limit = self.body_limits.get(scope["path"], self.max_body_bytes)
         declared = dict(scope.get("headers", ())).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _answer(send, ApiError.PAYLOAD_TOO_LARGE, limit=limit)

@@ -1,0 +1,89 @@
+"""The merchant's card-data backfill (`POST /v2/recovery/data-backfill`, Hyperswitch's `RevenueRecoveryBackfill`): a
+CSV of its customers' saved payment methods with what is known of each card (expiry, network, funding, issuer),
+read row by row into checked records, and what a record makes of a saved token. Pure: the use case finds the open
+recoveries and stores them."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from recovery_contracts.api.data_backfill import DataBackfillRecord, DataBackfillRowError
+from recovery_contracts.recovery import PaymentToken
+
+# An upload is one request: bounded so that it stays one (a larger file is split by the merchant).
+MAX_BYTES = 5 * 1024 * 1024
+MAX_ROWS = 10_000
+COLUMNS = frozenset(DataBackfillRecord.model_fields)
+
+
+class BackfillRefused(ValueError):
+    """The file as a whole cannot be read (not CSV, no header, unknown columns, too large): nothing is applied."""
+
+
+@dataclass(frozen=True)
+class BackfillRow:
+    row_number: int  # the CSV's line: 2 is the first row after the header
+    record: DataBackfillRecord
+
+
+def read_backfill(content: bytes) -> tuple[list[BackfillRow], list[DataBackfillRowError]]:
+    """The file's rows, each checked: the good ones as records, the others with the reason (their line)."""
+    if len(content) > MAX_BYTES:
+        raise BackfillRefused(f"the file is {len(content)} bytes; at most {MAX_BYTES} are accepted in one upload")
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise BackfillRefused(f"the file is not UTF-8 text: {error.reason} at byte {error.start}") from error
+    reader = csv.DictReader(io.StringIO(text))
+    header = [name.strip() for name in reader.fieldnames or ()]
+    if not header:
+        raise BackfillRefused("the file has no header row (customer_id_resp, token, exp_date, card_network, ...)")
+    unknown = sorted(set(header) - COLUMNS)
+    if unknown:
+        raise BackfillRefused(f"unknown columns {', '.join(unknown)}; the columns are {', '.join(sorted(COLUMNS))}")
+    missing = sorted({"customer_id_resp", "token"} - set(header))
+    if missing:
+        raise BackfillRefused(f"the header lacks {', '.join(missing)}")
+    rows: list[BackfillRow] = []
+    errors: list[DataBackfillRowError] = []
+    for index, raw in enumerate(reader):
+        line = index + 2
+        if index >= MAX_ROWS:
+            raise BackfillRefused(f"more than {MAX_ROWS} rows; split the file")
+        if None in raw:
+            errors.append(DataBackfillRowError(row_number=line, error="more values than the header has columns"))
+            continue
+        values = {name.strip(): value for name, value in raw.items() if value is not None}
+        try:
+            rows.append(BackfillRow(line, DataBackfillRecord.model_validate(values)))
+        except ValidationError as invalid:
+            reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in invalid.errors())
+            errors.append(DataBackfillRowError(row_number=line, error=reasons))
+    return rows, errors
+
+
+def backfilled(token: PaymentToken, record: DataBackfillRecord) -> PaymentToken:
+    """The saved token with the record's card data: a column left empty keeps what the token had."""
+    changes: dict[str, str] = {}
+    if record.exp_date is not None and record.exp_date != _expiry_of(token):
+        month, year = record.exp_date.split("/")
+        changes.update(card_exp_month=month, card_exp_year=f"20{year}")
+    if record.card_network is not None:
+        changes["card_network"] = record.card_network.value
+    if record.payment_method_sub_type is not None:
+        changes["card_type"] = record.payment_method_sub_type
+    if record.clean_bank_name is not None:
+        changes["card_issuer"] = record.clean_bank_name
+    return token.model_copy(update=changes) if changes else token
+
+
+def _expiry_of(token: PaymentToken) -> str | None:
+    """The token's expiry as `MM/YY` (the billing system may have sent `7` / `2027`), to compare with a record's."""
+    month, year = token.card_exp_month, token.card_exp_year
+    if not (month and year and month.isdigit() and year.isdigit()):
+        return None
+    return f"{int(month):02d}/{year[-2:]}"

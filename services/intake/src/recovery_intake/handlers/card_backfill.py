@@ -1,0 +1,59 @@
+"""The merchant's card-data backfill (`POST /v2/recovery/data-backfill`): each checked row updates the saved card
+of every open invoice of that customer that holds the token, one invoice per transaction, and the scheduler and
+the executor hear of it (`recovery.updated`, `card_data_backfill`)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import structlog
+
+from recovery_contracts.api.data_backfill import DataBackfillResponse, DataBackfillRowError
+from recovery_intake.dependencies import IntakeAdapters
+from recovery_intake.domain.card_backfill import BackfillRow, backfilled, read_backfill
+from recovery_intake.domain.intent import Intent
+from recovery_runtime.unit_of_work import Transaction
+
+log = structlog.get_logger(__name__)
+
+
+class CardDataBackfill:
+    def __init__(self, adapters: IntakeAdapters) -> None:
+        self._intents = adapters.intents
+        self._unit_of_work = adapters.unit_of_work
+        self._clock = adapters.clock
+
+    async def backfill(self, merchant_id: str, content: bytes) -> DataBackfillResponse:
+        """Apply the file's rows (BackfillRefused when the file as a whole cannot be read: nothing applied). A row
+        that names no open invoice of the customer holding the token fails with the reason; the others apply."""
+        rows, errors = read_backfill(content)
+        processed = updated = 0
+        for row in rows:
+            record = row.record
+            references = await self._intents.open_with_token(merchant_id, record.customer_id_resp, record.token)
+            if not references:
+                why = f"no open recovery of customer {record.customer_id_resp!r} holds token {record.token!r}"
+                errors.append(DataBackfillRowError(row_number=row.row_number, error=why))
+                continue
+            processed += 1
+            for reference in references:
+                updated += await self._unit_of_work.apply(partial(self._apply, merchant_id, reference, row))
+        errors.sort(key=lambda e: e.row_number)
+        log.info("card_backfill.done", processed=processed, failed=len(errors), updated=updated)
+        return DataBackfillResponse(
+            processed_records=processed, failed_records=len(errors), updated_recoveries=updated, errors=errors
+        )
+
+    async def _apply(self, merchant_id: str, reference: str, row: BackfillRow, tx: Transaction) -> int:
+        """1 when the invoice's card data changed (stored, `recovery.updated` emitted), else 0."""
+        intent: Intent | None = await self._intents.by_reference(merchant_id, reference, tx)
+        if intent is None:
+            return 0
+        card = next((t for t in intent.snapshot.tokens if t.token == row.record.token), None)
+        if card is None:
+            return 0
+        change = intent.card_data_backfilled(card.token, backfilled(card, row.record), self._clock.now())
+        if change.intent is intent:
+            return 0
+        await self._intents.save(change, tx)
+        return 1

@@ -1,0 +1,59 @@
+"""`POST /v2/recovery/data-backfill` (Hyperswitch's revenue-recovery data backfill): a CSV of the customers' saved
+cards, multipart field `file`, applied to the merchant's open recoveries (docs/contracts.md, "Card-data backfill")."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.datastructures import UploadFile as StarletteUpload
+
+from recovery_contracts.api.data_backfill import DataBackfillResponse
+from recovery_contracts.api.errors import ApiError
+from recovery_intake.domain.access import WRITE_PAYMENTS
+from recovery_intake.domain.card_backfill import MAX_BYTES, BackfillRefused
+from recovery_intake.handlers.card_backfill import CardDataBackfill
+from recovery_intake.http.context import ApiContext
+from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
+
+PATH = "/v2/recovery/data-backfill"
+# The body limit of this path (AbuseLimits): the file's and the multipart envelope's.
+BODY_BYTES = MAX_BYTES + 64 * 1024
+# The request body as OpenAPI describes it (the form is read after the caller is known, not by FastAPI).
+UPLOAD = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary", "description": "the CSV"}},
+                }
+            }
+        },
+    }
+}
+
+
+def router(ctx: ApiContext) -> APIRouter:
+    api = APIRouter(tags=["Payments"], responses=ERROR_RESPONSES)
+    backfill = CardDataBackfill(ctx.stored)
+
+    @api.post(PATH, response_model=DataBackfillResponse, openapi_extra=UPLOAD)
+    async def data_backfill(request: Request) -> DataBackfillResponse:
+        """Card data of the merchant's customers' saved payment methods (expiry, network, funding, issuer), one
+        row per token, in Hyperswitch's columns; each open recovery holding the token takes it. A merchant key
+        with the `payments` scope, or the admin key with `x-merchant-id`. Rows that cannot be applied are
+        answered with their line and reason; the others are applied."""
+        # The caller first: a request without a valid key learns nothing, not even what the body lacks.
+        caller = await ctx.auth.merchant(request, access=WRITE_PAYMENTS)
+        form = await request.form(max_files=1, max_fields=1, max_part_size=BODY_BYTES)
+        upload = form.get("file")
+        if not isinstance(upload, StarletteUpload):
+            raise ApiProblem(ApiError.MISSING_REQUIRED_FIELD, field_name="file (a multipart/form-data field)")
+        content = await upload.read()
+        try:
+            return await backfill.backfill(caller.merchant_id, content)
+        except BackfillRefused as refused:
+            raise ApiProblem(ApiError.INVALID_REQUEST_DATA, message=f"file: {refused}") from refused
+
+    return api

@@ -1,0 +1,136 @@
+"""`POST /v2/recovery/data-backfill`: a CSV of the customers' saved cards (Hyperswitch's columns) updates the card
+data of every open recovery holding the token, tells the scheduler and the executor (`recovery.updated`,
+`card_data_backfill`), and answers each row it could not apply with its line and reason."""
+
+from __future__ import annotations
+
+import httpx
+
+from recovery_contracts.envelope import MessageType
+from recovery_contracts.messages import CARD_DATA_BACKFILL, RecoveryUpdated
+from recovery_contracts.payments import IntentStatus
+from recovery_intake.domain.card_backfill import MAX_BYTES
+from recovery_intake.http.data_backfill import BODY_BYTES
+
+from .api_calls import refused
+from .fakes import ADMIN_KEY, MERCHANT, Intake, http_client
+from .recovery_requests import REFERENCE, recovery_body
+
+BACKFILL = "/v2/recovery/data-backfill"
+HEADER = "customer_id_resp,token,exp_date,card_network,payment_method_sub_type,clean_bank_name,daily_retry_history\n"
+
+
+async def upload(client: httpx.AsyncClient, text: str) -> httpx.Response:
+    return await client.post(BACKFILL, files={"file": ("cards.csv", text.encode(), "text/csv")})
+
+
+def updates(svc: Intake) -> list[RecoveryUpdated]:
+    return [e.payload for e in svc.publisher.envelopes(MessageType.RECOVERY_UPDATED)]
+
+
+async def open_recoveries(client: httpx.AsyncClient) -> None:
+    for reference in (REFERENCE, "invoice_2"):
+        created = await client.post("/v2/payments/recovery", json=recovery_body(merchant_reference_id=reference))
+        assert created.status_code == 200, created.text
+
+
+async def test_a_row_updates_the_card_of_every_open_recovery_of_the_customer_holding_the_token(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    await open_recoveries(client)
+
+    answer = await upload(
+        client,
+        HEADER
+        + "cus_test,pm_first,03/2029,Mastercard,Debit,Chase,{}\n"  # the seed's card: expiry 12/25, Visa, credit
+        + "cus_test,pm_unknown,03/29,,,,\n"  # no open recovery holds it
+        + "cus_test,pm_first,13/29,,,,\n"  # not a month
+        + ",pm_first,,,,,\n",  # no customer
+    )
+
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["processed_records"], body["failed_records"], body["updated_recoveries"]) == (1, 3, 2)
+    lines = {e["row_number"]: e["error"] for e in body["errors"]}
+    assert set(lines) == {3, 4, 5}
+    assert "no open recovery of customer 'cus_test' holds token 'pm_unknown'" in lines[3]
+    assert "exp_date" in lines[4] and "MM/YY" in lines[4]
+    assert "customer_id_resp" in lines[5]
+    for reference in (REFERENCE, "invoice_2"):
+        intent = svc.intents.of_invoice(MERCHANT, reference)
+        assert intent is not None
+        [card] = intent.snapshot.tokens
+        assert (card.card_exp_month, card.card_exp_year, card.card_network) == ("03", "2029", "Mastercard")
+        assert (card.card_type, card.card_issuer) == ("debit", "Chase")
+    sent = updates(svc)
+    assert [(u.action, u.version, u.intent_status) for u in sent] == [(CARD_DATA_BACKFILL, 1, IntentStatus.FAILED)] * 2
+    assert sent[0].payment.tokens[0].card_exp_year == "2029"
+
+    # The same file again changes nothing and tells no one.
+    again = await upload(client, HEADER + "cus_test,pm_first,03/29,Mastercard,debit,Chase,\n")
+    assert again.json()["updated_recoveries"] == 0 and len(updates(svc)) == 2
+
+
+async def test_the_same_expiry_written_otherwise_is_no_change(svc: Intake, client: httpx.AsyncClient) -> None:
+    await open_recoveries(client)
+    answer = await upload(client, "customer_id_resp,token,exp_date\ncus_test,pm_first,12/2025\n")
+    assert answer.json()["updated_recoveries"] == 0 and updates(svc) == []
+
+
+async def test_a_paid_or_cancelled_invoice_keeps_its_card(svc: Intake, client: httpx.AsyncClient) -> None:
+    await open_recoveries(client)
+    cancelled = await client.post(f"/v2/revenue-recovery/{REFERENCE}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    before = len(updates(svc))
+
+    answer = await upload(client, "customer_id_resp,token,card_network\ncus_test,pm_first,Discover\n")
+
+    assert answer.json()["updated_recoveries"] == 1  # invoice_2 only
+    intent = svc.intents.of_invoice(MERCHANT, REFERENCE)
+    assert intent is not None and intent.snapshot.tokens[0].card_network == "Visa"
+    assert len(updates(svc)) == before + 1
+
+
+async def test_a_file_that_cannot_be_read_is_refused_whole_and_nothing_is_applied(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    await open_recoveries(client)
+    for text, mention in (
+        ("customer_id_resp,token,card_number\ncus_test,pm_first,4242\n", "unknown columns card_number"),
+        ("customer_id_resp,exp_date\ncus_test,03/29\n", "the header lacks token"),
+        ("", "no header row"),
+    ):
+        refused(await upload(client, text), 422, "IR_06", mention)
+    not_text = await client.post(BACKFILL, files={"file": ("cards.csv", b"\xff\xfe\x00", "text/csv")})
+    refused(not_text, 422, "IR_06", "not UTF-8")
+    assert updates(svc) == []
+
+
+async def test_the_file_is_required_and_its_size_bounded(client: httpx.AsyncClient) -> None:
+    missing = await client.post(BACKFILL, data={"other": "x"})
+    assert missing.status_code == 400 and "file" in missing.text
+    # Over the file's bound: refused by the use case; over the path's body bound: by the abuse limits, unread.
+    too_large = await upload(client, "customer_id_resp,token\n" + "x" * (MAX_BYTES + 1))
+    refused(too_large, 422, "IR_06", f"at most {MAX_BYTES} are accepted")
+    far_too_large = await upload(client, "x" * (BODY_BYTES + 1))
+    assert far_too_large.status_code == 413
+
+
+async def test_the_admin_key_backfills_for_the_merchant_it_names(svc: Intake) -> None:
+    async with http_client(svc, headers=svc.headers()) as merchant:
+        await open_recoveries(merchant)
+    async with http_client(svc, headers={"api-key": ADMIN_KEY}) as admin:
+        unnamed = await upload(admin, "customer_id_resp,token,card_network\ncus_test,pm_first,Discover\n")
+        assert unnamed.status_code == 400 and "x-merchant-id" in unnamed.text
+        admin.headers["x-merchant-id"] = MERCHANT
+        named = await upload(admin, "customer_id_resp,token,card_network\ncus_test,pm_first,Discover\n")
+    assert named.status_code == 200, named.text
+    assert named.json()["updated_recoveries"] == 2
+
+
+async def test_another_merchants_customers_are_not_reached(svc: Intake, client: httpx.AsyncClient) -> None:
+    await open_recoveries(client)
+    async with http_client(svc, headers={"api-key": ADMIN_KEY, "x-merchant-id": "merchant_other"}) as admin:
+        answer = await upload(admin, "customer_id_resp,token,card_network\ncus_test,pm_first,Discover\n")
+    assert answer.status_code in (400, 404)  # no such merchant
+    assert updates(svc) == []
