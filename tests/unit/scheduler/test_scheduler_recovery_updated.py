@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.messages import CARD_DATA_BACKFILL
 from recovery_scheduler.domain.plans import AttemptPlan, AwaitBillingPlan
@@ -174,3 +176,47 @@ async def test_a_card_data_backfill_takes_the_new_card_and_leaves_the_plan_alone
     assert stored.card_updated_at == {card.token: scheduler.clock.now()}
     assert stored.plan == planned and stored.status is RecoveryStatus.SCHEDULED
     assert stored.history[-1].reason == f"{CARD_DATA_BACKFILL}: recorded"
+
+
+async def test_a_recovery_that_ended_for_an_expired_card_plans_again_once_the_card_is_updated(
+    scheduler: Scheduler,
+) -> None:
+    recovery = payment()
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+    await scheduler.send("scheduler.attempt-failed", attempt_failed(recovery, 1, "expired_card"))
+    ended = scheduler.recovery(recovery.payment_id)
+    assert (ended.status, ended.business_status) == (RecoveryStatus.FAILED, "FAILED_DUE_TO_CUSTOMER_ACTION_REQUIRED")
+    card = recovery.tokens[0]
+    same = recovery.model_copy(update={"tokens": (card.model_copy(update={"card_issuer": card.card_issuer}),)})
+    renewed = recovery.model_copy(
+        update={"tokens": (card.model_copy(update={"card_exp_month": "04", "card_exp_year": "2031"}),)}
+    )
+
+    scheduler.clock.advance(timedelta(days=2))  # the account updater's answer comes after the decline
+    await scheduler.send(QUEUE, recovery_updated(same, CARD_DATA_BACKFILL, version=1))  # nothing changed
+    assert scheduler.recovery(recovery.payment_id).status is RecoveryStatus.FAILED
+    await scheduler.send(QUEUE, recovery_updated(renewed, CARD_DATA_BACKFILL, version=2))
+
+    reopened = scheduler.recovery(recovery.payment_id)
+    assert reopened.status is RecoveryStatus.SCHEDULED and reopened.business_status is None
+    assert isinstance(reopened.plan, AttemptPlan) and reopened.plan.attempt_number == 2
+    assert [n.what for n in reopened.history][-2:] == ["reopened", "attempt_planned"]
+    assert scheduler.timers.status_of(recovery.payment_id)[f"execute:{recovery.payment_id}:2"] == "pending"
+
+
+async def test_a_card_update_does_not_reopen_a_recovery_the_customer_must_authenticate(scheduler: Scheduler) -> None:
+    recovery = payment()
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+    await scheduler.send("scheduler.attempt-failed", attempt_failed(recovery, 1, "authentication_required"))
+    scheduler.clock.advance(timedelta(days=2))
+    card = recovery.tokens[0]
+    renewed = recovery.model_copy(
+        update={"tokens": (card.model_copy(update={"card_exp_month": "04", "card_exp_year": "2031"}),)}
+    )
+
+    await scheduler.send(QUEUE, recovery_updated(renewed, CARD_DATA_BACKFILL, version=1))
+
+    stored = scheduler.recovery(recovery.payment_id)
+    assert (stored.status, stored.business_status) == (RecoveryStatus.FAILED, "FAILED_DUE_TO_CUSTOMER_ACTION_REQUIRED")
+    assert stored.history[-1].reason == f"{CARD_DATA_BACKFILL} after the recovery ended (failed): recorded"
+    assert len(scheduler.published(MessageType.PAYMENT_FAILED)) == 1  # told once, not again

@@ -246,7 +246,7 @@ class WebhookEndpointDisabled(_Payload):
 
 
 # `RecoveryUpdated.action` when the merchant's data backfill (`POST /v2/recovery/data-backfill`) changed the card
-# data of the snapshot's tokens: the snapshot is taken, nothing else is done.
+# data of the snapshot's tokens: the snapshot is taken; a recovery that ended waiting for a fixed card may plan again.
 CARD_DATA_BACKFILL = "card_data_backfill"
 
 

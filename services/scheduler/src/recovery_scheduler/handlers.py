@@ -27,7 +27,7 @@ from recovery_runtime.unit_of_work import Transaction, applied_key
 from recovery_scheduler import metrics
 from recovery_scheduler.dependencies import CardBudgetChanged, Dependencies, RecoveryExists
 from recovery_scheduler.domain.planning import Change, Planning
-from recovery_scheduler.domain.recovery import Recovery, ResumeRefused, plans_on
+from recovery_scheduler.domain.recovery import Recovery, ResumeRefused, may_plan
 from recovery_scheduler.domain.retry_stats import retry_outcomes
 from recovery_scheduler.domain.timers import Timer
 
@@ -108,7 +108,7 @@ async def recovery_updated(deps: Dependencies, envelope: Envelope[RecoveryUpdate
 
     async def apply(tx: Transaction) -> Change | None:
         recovery = await deps.recoveries.get(update.payment.payment_id, tx)
-        context = await planning(deps, tx, update.payment, envelope, budgets=plans_on(update))
+        context = await planning(deps, tx, update.payment, envelope, budgets=may_plan(update))
         change = Recovery.first_seen(update, context) if recovery is None else recovery.updated(update, context)
         if change is not None:
             await save(deps, change, tx, planning=context)

@@ -185,7 +185,7 @@ def simulate_payment(
             clock.advance_to(decision.at)
         elif isinstance(decision, EndRecovery):
             # The account updater refreshes the card later: intake's new snapshot lifts the fix block and the
-            # scheduler plans again (Recovery._with_snapshot / _failure_reported).
+            # scheduler plans again (Recovery._with_snapshot / _reopened).
             refresh = payment.card_updated_at
             if (
                 decision.outcome is EndOutcome.ACTION_REQUIRED

@@ -10,12 +10,12 @@ from typing import Any
 
 from recovery_contracts.api.recovery import RecoveryAction
 from recovery_contracts.envelope import Envelope, MessageType
-from recovery_contracts.messages import PaymentAttemptFailed, PaymentSucceeded, RecoveryUpdated
+from recovery_contracts.messages import CARD_DATA_BACKFILL, PaymentAttemptFailed, PaymentSucceeded, RecoveryUpdated
 from recovery_contracts.recovery import RecoveryPayment
 
 from .declines import DeclineClass, DeclineCodes
 from .messages import payment_cancelled
-from .model import Algorithm, AttemptOutcome, AttemptRecord, ScheduleAttempt
+from .model import Algorithm, AttemptOutcome, AttemptRecord, BusinessStatus, ScheduleAttempt
 from .planning import Change, Planning
 from .plans import AttemptPlan, Note, Plan
 from .standing import token_standings
@@ -59,6 +59,12 @@ def plans_on(update: RecoveryUpdated) -> bool:
     """Whether applying `update` may run the planner: only another failure reported for the invoice does (the
     other actions stop, pause or are recorded)."""
     return update.action == RecoveryAction.SCHEDULE_FAILED_PAYMENT
+
+
+def may_plan(update: RecoveryUpdated) -> bool:
+    """Whether applying `update` may run the planner at all: another failure, or news of the customer's cards (a
+    recovery that ended waiting for a fixed card plans again when the card changed)."""
+    return plans_on(update) or update.action == CARD_DATA_BACKFILL
 
 
 class ResumeRefused(Exception):
@@ -253,6 +259,12 @@ class Recovery:
             added = ", ".join(update.tokens_added)
             recovery = recovery.noted(now, "tokens_added", f"the customer's saved tokens now include {added}")
         reopens = plans_on(update) and self.status is RecoveryStatus.FAILED and bool(update.tokens_added)
+        if may_plan(update) and self._waits_for_a_card() and recovery.card_updated_at != self.card_updated_at:
+            # The card the customer had to fix was updated (the account updater, the merchant's backfill): plan
+            # again, if the planner now finds a token it may charge.
+            again = recovery._reopened("a card of the customer was updated", planning)
+            if again is not None:
+                return replace(again, before=self)
         if self.ended and not reopens:
             reason = f"{action} after the recovery ended ({self.status.value}): recorded"
             change = Change(None, recovery.noted(now, "billing_system_action", reason))
@@ -265,6 +277,21 @@ class Recovery:
         else:
             change = Change(None, recovery.noted(now, "billing_system_action", f"{action}: recorded"))
         return replace(change, before=self)
+
+    def _waits_for_a_card(self) -> bool:
+        """Ended because no token may be charged until the customer acts (an expired card, a lost one)."""
+        return (
+            self.status is RecoveryStatus.FAILED
+            and self.business_status == BusinessStatus.FAILED_DUE_TO_CUSTOMER_ACTION_REQUIRED
+        )
+
+    def _reopened(self, why: str, planning: Planning) -> Change | None:
+        """This failed recovery planned again; None when the planner would end it the same way (nothing changes)."""
+        reopened = replace(self, status=RecoveryStatus.SCHEDULED, business_status=None, ended_at=None)
+        change = next_step(reopened.noted(planning.now, "reopened", why), planning)
+        if change.recovery.ended:
+            return None
+        return replace(change, cancels_planned_timers=True)
 
     def _with_snapshot(self, payment: RecoveryPayment, now: datetime) -> Recovery:
         """Take intake's newer snapshot; a token whose card data changed lifts an earlier `fix` block."""
