@@ -184,9 +184,9 @@ class Intent:
         self, token: str, updated: PaymentToken, now: datetime, *, cause: Envelope[Any] | None = None
     ) -> IntentChange:
         """The merchant's backfill changed what is known of one saved card (`token`): the snapshot takes it and,
-        for a recovery the scheduler runs, `recovery.updated` carries it (`CARD_DATA_BACKFILL`: taken, nothing
-        else done; a changed expiry lifts an earlier `fix` block there). A paid or cancelled invoice, a token the
-        snapshot does not have, or data it already has: no change."""
+        for a recovery the scheduler runs, `recovery.updated` carries it (`CARD_DATA_BACKFILL`: the scheduler takes
+        the card; a changed one lifts an earlier `fix` block, and a recovery that ended waiting for it plans again).
+        A paid or cancelled invoice, a token the snapshot does not have, or data it already has: no change."""
         tokens = self.snapshot.tokens
         if self.status in FINAL or not any(t.token == token for t in tokens):
             return IntentChange(self)

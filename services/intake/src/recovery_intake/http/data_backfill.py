@@ -1,5 +1,5 @@
 """`POST /v2/recovery/data-backfill` (Hyperswitch's revenue-recovery data backfill): a CSV of the customers' saved
-cards, multipart field `file`, applied to the merchant's open recoveries (docs/contracts.md, "Card-data backfill")."""
+cards, multipart field `file`, applied to the merchant's open recoveries (docs/contracts.md, `DataBackfillRecord`)."""
 
 from __future__ import annotations
 
