@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient, monitoring
 
 from recovery_cli.demo import Endpoints, MerchantSetup, SeedScenario
 from recovery_cli.scenario import RECOVERY_REQUEST, seed_body
@@ -17,6 +18,7 @@ from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import PaymentSucceeded, RecoveryCancelRequested, RecoveryRequested
 from recovery_contracts.payments import ConnectorTransmission, IntentStatus
 from recovery_contracts.recovery import AttemptSummary, RecoveryPayment, build_payment_object
+from recovery_intake.adapters.intents import IntentRepository
 from recovery_intake.app import build_service
 from recovery_intake.settings import IntakeSettings
 from recovery_sandbox.receiver import create_app as receiver_app
@@ -318,3 +320,44 @@ async def test_a_card_data_backfill_updates_the_open_recoveries_in_mongodb_and_t
         updates = [await broker.take_json("scheduler.recovery-updated") for _ in range(2)]
     assert {u["payload"]["action"] for u in updates} == {"card_data_backfill"}
     assert {u["payload"]["payment"]["merchant_reference_id"] for u in updates} == {"backfill_a", "backfill_b"}
+
+
+class _Finds(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.finds = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.finds += event.command_name == "find" and event.command.get("find") == "payment_intents"
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_the_backfills_look_up_asks_for_hundreds_of_customers_at_once(
+    mongodb_url: str, mongodb_database: str
+) -> None:
+    listener = _Finds()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, event_listeners=[listener], tz_aware=True)
+    try:
+        intents = client[mongodb_database]["payment_intents"]
+        snapshot = {"connector_customer_id": "cus_0007", "tokens": [{"token": "pm_a"}, {"token": "pm_b"}]}
+        rows = (("p1", "m1", "inv_1", "failed"), ("p2", "m1", "inv_2", "succeeded"), ("p3", "m2", "inv_3", "failed"))
+        await intents.insert_many(
+            [
+                {"_id": i, "merchant_id": m, "merchant_reference_id": ref, "status": status, "snapshot": snapshot}
+                for i, m, ref, status in rows
+            ]
+        )
+        cards = {(f"cus_{n:04d}", "pm_a") for n in range(1200)} | {("cus_0007", "pm_b"), ("cus_0007", "pm_z")}
+        listener.finds = 0
+
+        found = await IntentRepository(client[mongodb_database]).open_with_tokens("m1", cards)
+
+        # The open invoice of m1 only (not the paid one, not another merchant's), for each of its tokens asked for.
+        assert found == {("cus_0007", "pm_a"): ["inv_1"], ("cus_0007", "pm_b"): ["inv_1"]}
+        assert listener.finds == 3  # 1,200 customers, 500 a query
+    finally:
+        await client.close()

@@ -4,7 +4,7 @@ and intake built around them for FastStream's TestRabbitBroker and FastAPI's tes
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -94,15 +94,18 @@ class FakeIntents:
         for message in change.messages:
             tx.emit(message)
 
-    async def open_with_token(self, merchant_id: str, connector_customer_id: str, token: str) -> list[str]:
-        return [
-            i.merchant_reference_id
-            for i in self.intents.values()
-            if i.merchant_id == merchant_id
-            and i.snapshot.connector_customer_id == connector_customer_id
-            and any(t.token == token for t in i.snapshot.tokens)
-            and i.status not in FINAL
-        ]
+    async def open_with_tokens(
+        self, merchant_id: str, cards: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[str]]:
+        found: dict[tuple[str, str], list[str]] = {}
+        for i in self.intents.values():
+            if i.merchant_id != merchant_id or i.status in FINAL:
+                continue
+            for token in i.snapshot.tokens:
+                card = (str(i.snapshot.connector_customer_id), token.token)
+                if card in cards:
+                    found.setdefault(card, []).append(i.merchant_reference_id)
+        return found
 
     async def get(self, merchant_id: str, payment_id: str, profile_id: str | None = None) -> Intent | None:
         intent = self.intents.get(payment_id)

@@ -8,6 +8,7 @@ transaction: a read or write inside one takes part in it; the messages of an `In
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -53,9 +54,12 @@ class Intents(Protocol):
 
     async def get(self, merchant_id: str, payment_id: str, profile_id: str | None = None) -> Intent | None: ...
 
-    async def open_with_token(self, merchant_id: str, connector_customer_id: str, token: str) -> list[str]:
-        """The references of the merchant's invoices not paid nor cancelled whose customer at the payment
-        processor is `connector_customer_id` and whose saved tokens include `token` (a bounded number)."""
+    async def open_with_tokens(
+        self, merchant_id: str, cards: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[str]]:
+        """For each (customer at the payment processor, saved token) of `cards`, the references of the merchant's
+        invoices neither paid nor cancelled of that customer holding that token (a bounded number; a card with none
+        is absent), in a few queries whatever the number of cards."""
         ...
 
     async def record_outcome(

@@ -7,6 +7,7 @@ a second intent for an invoice. Later changes run in the unit of work's transact
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -52,8 +53,10 @@ INDEXES = [
         "intent_customer",
     ),
 ]
-# How many open invoices of one customer a backfill row updates at most (a customer has a few).
+# How many open invoices of one customer a backfill row updates at most (a customer has a few), and how many
+# customers one look-up asks for.
 CUSTOMER_INVOICES_LIMIT = 100
+CUSTOMERS_PER_QUERY = 500
 
 
 class IntentRepository:
@@ -94,15 +97,26 @@ class IntentRepository:
         for message in change.messages:
             tx.emit(message)
 
-    async def open_with_token(self, merchant_id: str, connector_customer_id: str, token: str) -> list[str]:
-        query = {
-            "merchant_id": merchant_id,
-            "snapshot.connector_customer_id": connector_customer_id,
-            "snapshot.tokens.token": token,
-            "status": {"$nin": [status.value for status in FINAL]},
-        }
-        found = self._intents.find(query, {"merchant_reference_id": 1}).limit(CUSTOMER_INVOICES_LIMIT)
-        return [doc["merchant_reference_id"] async for doc in found]
+    async def open_with_tokens(
+        self, merchant_id: str, cards: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[str]]:
+        customers = sorted({customer for customer, _ in cards})
+        found: dict[tuple[str, str], list[str]] = {}
+        fields = {"merchant_reference_id": 1, "snapshot.connector_customer_id": 1, "snapshot.tokens.token": 1}
+        for start in range(0, len(customers), CUSTOMERS_PER_QUERY):
+            query = {
+                "merchant_id": merchant_id,
+                "snapshot.connector_customer_id": {"$in": customers[start : start + CUSTOMERS_PER_QUERY]},
+                "status": {"$nin": [status.value for status in FINAL]},
+            }
+            async for doc in self._intents.find(query, fields):
+                customer = doc["snapshot"]["connector_customer_id"]
+                for token in {t["token"] for t in doc["snapshot"].get("tokens") or ()}:
+                    if (customer, token) in cards:
+                        references = found.setdefault((customer, token), [])
+                        if len(references) < CUSTOMER_INVOICES_LIMIT:
+                            references.append(doc["merchant_reference_id"])
+        return found
 
     async def get(self, merchant_id: str, payment_id: str, profile_id: str | None = None) -> Intent | None:
         query = {"_id": payment_id, "merchant_id": merchant_id}

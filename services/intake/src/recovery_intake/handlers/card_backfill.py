@@ -27,10 +27,12 @@ class CardDataBackfill:
         """Apply the file's rows (BackfillRefused when the file as a whole cannot be read: nothing applied). A row
         that names no open invoice of the customer holding the token fails with the reason; the others apply."""
         rows, errors = read_backfill(content)
+        cards = {(row.record.customer_id_resp, row.record.token) for row in rows}
+        open_invoices = await self._intents.open_with_tokens(merchant_id, cards)
         processed = updated = 0
         for row in rows:
             record = row.record
-            references = await self._intents.open_with_token(merchant_id, record.customer_id_resp, record.token)
+            references = open_invoices.get((record.customer_id_resp, record.token), [])
             if not references:
                 why = f"no open recovery of customer {record.customer_id_resp!r} holds token {record.token!r}"
                 errors.append(DataBackfillRowError(row_number=row.row_number, error=why))
