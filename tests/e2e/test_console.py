@@ -197,6 +197,25 @@ def test_the_retries_page_shows_the_retry_statistics_api_and_filters_by_key(brow
     assert page.locator("#retry-keys tr.selected").count() == 1
 
 
+def test_card_data_is_uploaded_from_the_console_and_each_row_answered(
+    browser: Browser, seeded: Seeded, tmp_path: Path
+) -> None:
+    sign_in(browser, seeded, seeded.a.api_key, seeded.a.merchant_id)
+    cards = tmp_path / "cards.csv"
+    cards.write_text("customer_id_resp,token,exp_date\ncus_nobody,pm_nobody,04/31\ncus_nobody,pm_nobody,13/31\n")
+    page = browser.page
+    page.goto(console_url(seeded, "card-data"))
+    page.get_by_label("CSV file").set_input_files(str(cards))
+    page.get_by_role("button", name="Upload").click()
+    page.wait_for_selector("#card-data-result")
+    result = page.locator("#card-data-result").inner_text()
+    assert "0 rows applied" in result and "2 rows not applied" in result, result
+    lines = page.locator("#card-data-errors tbody tr").all_inner_texts()
+    assert [line.split("\t")[0].strip() for line in lines] == ["2", "3"]
+    assert "no open recovery of customer 'cus_nobody'" in lines[0] and "MM/YY" in lines[1]
+    screenshot(browser, "card-data")
+
+
 def test_recoveries_list_links_to_the_payment_and_its_attempts(browser: Browser, seeded: Seeded) -> None:
     sign_in(browser, seeded, seeded.a.api_key, seeded.a.merchant_id)
     page = browser.page
@@ -316,7 +335,7 @@ def test_the_layout_works_390_pixels_wide(browser: Browser, seeded: Seeded) -> N
     page = browser.page
     page.set_viewport_size({"width": 390, "height": 844})
     sign_in(browser, seeded, seeded.a.api_key, seeded.a.merchant_id)
-    for path in ("overview", "recoveries", f"payments/{seeded.recovered_id}", "webhooks", "retries"):
+    for path in ("overview", "recoveries", f"payments/{seeded.recovered_id}", "webhooks", "retries", "card-data"):
         page.goto(console_url(seeded, path))
         # Nothing wider than the screen: wide tables scroll inside their own box.
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, (path, page.evaluate(WIDER_THAN_SCREEN))

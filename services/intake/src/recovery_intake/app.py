@@ -19,6 +19,7 @@ from recovery_intake.adapters.recurly import RecurlyApi
 from recovery_intake.adapters.stripe_billing import StripeBillingApi
 from recovery_intake.console import adapters as console_adapters
 from recovery_intake.console import routes as console
+from recovery_intake.console.merchant_pages import CARD_DATA_UPLOAD
 from recovery_intake.dependencies import IntakeAdapters
 from recovery_intake.handlers.api_keys import ApiKeyIssuer
 from recovery_intake.handlers.billing_events import BillingEvents, TransactionReader
@@ -110,7 +111,7 @@ def build_service(
     app.add_middleware(
         AbuseLimits,
         max_body_bytes=settings.max_body_bytes,
-        body_limits={data_backfill.PATH: data_backfill.BODY_BYTES},
+        body_limits={path: data_backfill.BODY_BYTES for path in (data_backfill.PATH, CARD_DATA_UPLOAD)},
         per_second=settings.rate_limit_per_second,
         burst=settings.rate_limit_burst,
         shared=adapters.shared_rates,

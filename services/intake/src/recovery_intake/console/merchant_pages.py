@@ -1,6 +1,6 @@
 """A merchant's pages: Overview (the analytics), Recoveries (the list), Payment (timeline, intent, workflow and
-deliveries, with a webhook's retry and the recovery's cancel), Webhooks (endpoints, their health, recent events) and
-Retries (when the retries succeed: the scheduler's retry statistics).
+deliveries, with a webhook's retry and the recovery's cancel), Webhooks (endpoints, their health, recent events),
+Retries (when the retries succeed: the scheduler's retry statistics) and Card data (the data backfill's upload).
 
 Thin, as every route here: read the session, ask a port, hand the answer to `views`, render.
 """
@@ -12,21 +12,29 @@ import asyncio
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import UploadFile
 
 from recovery_contracts.payments import IntentStatus
 from recovery_intake.console import payment_view, retry_views, views, webhook_views
 from recovery_intake.console.pages import PREFIX, Console, Refused, day, valid_id
 from recovery_intake.console.ports import ConsoleAdapters, OwnerRefused, OwnerUnavailable, RecoveryFilter
+from recovery_intake.domain.card_backfill import BackfillRefused
+from recovery_intake.handlers.card_backfill import CardDataBackfill
 from recovery_intake.handlers.recovery import CancelDeferred
+from recovery_intake.http import data_backfill
 
 log = structlog.get_logger(__name__)
 
 PAGE_SIZE = 20
+# The console's upload of card data: its path, which has the data backfill's body bound (app.py).
+CARD_DATA = "/card-data"
+CARD_DATA_UPLOAD = f"{PREFIX}{CARD_DATA}"
 
 
 def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
     api = APIRouter(prefix=PREFIX, include_in_schema=False)
     reads, events = adapters.reads, adapters.events
+    backfill = CardDataBackfill(console.ctx.stored)
 
     # ---- merchant pages ----------------------------------------------------------------------------------
 
@@ -199,6 +207,32 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
             health=webhook_views.endpoint_health(listed),
             events=webhook_views.event_rows(listed[:PAGE_SIZE]),
         )
+
+    @api.get(CARD_DATA)
+    @console.guarded
+    async def card_data(request: Request) -> Response:
+        visitor = await console.required(request)
+        console.merchant_of(visitor)
+        return console.page(request, "card_data.html", visitor, nav="card-data", result=None)
+
+    @api.post(CARD_DATA)
+    @console.guarded
+    async def upload_card_data(request: Request) -> Response:
+        """`POST /v2/recovery/data-backfill` from the console: the same use case and file, for a key that may
+        write payments (or the admin key, for the merchant it chose), behind the session's CSRF token."""
+        visitor, form = await console.checked_post(request, max_part_size=data_backfill.BODY_BYTES)
+        merchant_id = console.merchant_of(visitor)
+        if not visitor.can_write:
+            raise Refused(403, "Uploading card data needs an API key with the payments scope.")
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            raise Refused(400, "Choose a CSV file to upload.")
+        try:
+            result = await backfill.backfill(merchant_id, await upload.read())
+        except BackfillRefused as refused:
+            raise Refused(400, f"The file was not applied: {refused}.") from refused
+        log.info("console.card_data", merchant_id=merchant_id, updated=result.updated_recoveries)
+        return console.page(request, "card_data.html", visitor, nav="card-data", result=result)
 
     @api.get("/retries")
     @console.guarded

@@ -143,10 +143,13 @@ class Console:
             raise Refused(403, "This page is for operators (the admin key).")
         return visitor
 
-    async def checked_post(self, request: Request, *, operator: bool = False) -> tuple[Visitor, FormData]:
-        """A state-changing request: signed in, same origin, carrying the session's CSRF token."""
+    async def checked_post(
+        self, request: Request, *, operator: bool = False, max_part_size: int = 1024 * 1024
+    ) -> tuple[Visitor, FormData]:
+        """A state-changing request: signed in, same origin, carrying the session's CSRF token (`max_part_size`:
+        an upload's bound)."""
         visitor = await self.required(request, operator=operator)
-        form = await request.form()
+        form = await request.form(max_part_size=max_part_size)
         self.check_origin(request)
         token = request.headers.get(CSRF_HEADER) or form.get(CSRF_FIELD)
         if not self.signer.csrf_valid(visitor.session.nonce, token if isinstance(token, str) else None):
