@@ -101,14 +101,13 @@ class RetryLearning:
         """What the attempts counted so far learned, by UTC hour, for the next attempt of `recovery` on `token`
         (None: fewer than `learned_hours.MIN_KEY_ATTEMPTS` attempts like it)."""
         key = self.next_key(recovery, token)
-        counters = self._counters.get(key)
-        attempts = counters["attempts"] if counters is not None else 0
-        if attempts < MIN_KEY_ATTEMPTS or counters is None:
+        attempts = self.attempts(key)
+        if attempts < MIN_KEY_ATTEMPTS:
             return None  # what `hour_rates` says below the evidence threshold: no need to read the counters
         cached = self._rates.get(key)
         if cached is not None and attempts < cached[1] + max(1.0, cached[1] * self.refresh_share):
             return cached[0]
-        rates = hour_rates(RetryStats.from_increments(key, counters))
+        rates = hour_rates(RetryStats.from_increments(key, self._counters[key]))
         self._rates[key] = (rates, attempts)
         return rates
 

@@ -53,7 +53,12 @@ def chosen_key(query: Any) -> dict[str, str]:
 
 def retries_page(answer: Document, chosen: dict[str, str]) -> RetriesPage:
     groups = list(answer.get("data") or [])
-    matching = [g for g in groups if all(not v or str(g.get(k)) == v for k, v in chosen.items())]
+    narrowed = any(chosen.values())
+
+    def chosen_one(group: Document) -> bool:
+        return all(not v or str(group.get(k)) == v for k, v in chosen.items())
+
+    matching = [g for g in groups if chosen_one(g)]
     attempts = sum(int(g.get("attempts") or 0) for g in matching)
     successes = sum(int(g.get("successes") or 0) for g in matching)
     scope = ", ".join(v for v in chosen.values() if v) or "every retry"
@@ -70,7 +75,7 @@ def retries_page(answer: Document, chosen: dict[str, str]) -> RetriesPage:
             attempts=int(g.get("attempts") or 0),
             successes=int(g.get("successes") or 0),
             rate=percentage(g.get("success_rate")),
-            selected=g in matching and any(chosen.values()),
+            selected=narrowed and chosen_one(g),
         )
         for g in groups
     ]
