@@ -20,7 +20,8 @@
    message, and, where no process was killed, the message balance (`MessageBalance`).
 
 A scenario whose strikes are all known to the harness may add `webhook_copies_explained` (`run.extra_invariants`):
-at-least-once on the wire, each copy beyond the first explained by a request the dispatcher got no answer to.
+at-least-once on the wire, each copy beyond the first explained by a request the dispatcher has no answer on record
+for (recorded unanswered, or never recorded because a dispatcher was killed after it reached the receiver).
 """
 
 from __future__ import annotations
@@ -212,17 +213,23 @@ def webhooks_in_sequence(run: FaultRun, ledger: list[dict[str, Any]], webhooks: 
 
 def webhook_copies_explained(run: FaultRun, ledger: list[dict[str, Any]]) -> list[str]:
     """At-least-once on the wire, and no more copies than the faults explain: beyond its first, each 2xx the
-    merchant gave an event follows a request of it the dispatcher got no answer to: an attempt it recorded without
-    one (its timeout ran out first), or a request still unanswered when the harness killed a webhook dispatcher
-    (`FaultRun.kills`; the receiver answers it later, into a closed connection). Only where the harness knows every
-    strike: a database outage between a 2xx and its record also makes a copy, and leaves no trace of it."""
+    merchant gave an event follows a request of it the dispatcher has no answer on record for: an attempt it
+    recorded without one (its timeout ran out first), or a request it never recorded at all, which only a kill of
+    the dispatcher after the request reached the receiver explains (`FaultRun.kills`): killed with the request at
+    the endpoint (the receiver answers it later, into a closed connection) or between the 2xx and its record.
+    Requests and recorded attempts of an event are matched on `webhook-timestamp` (the one header that differs
+    between attempts). Only where the harness knows every strike: a database outage between a 2xx and its record
+    also makes a copy, and leaves no trace of it."""
     dispatcher_kills = [at for name, at in run.kills if name.startswith("webhook-dispatcher")]
     client, db = run.database()
     with client:
-        attempts = list(db["webhook_events"].find({"request": {"$ne": None}}, {"initial_attempt_id": 1, "response": 1}))
-    unanswered = Counter(
-        a["initial_attempt_id"] for a in attempts if (a.get("response") or {}).get("status_code") is None
-    )
+        attempts = list(db["webhook_events"].find({"request": {"$ne": None}}, {"initial_attempt_id": 1, **_ATTEMPT}))
+    unanswered: Counter[str] = Counter()
+    recorded: dict[str, Counter[str | None]] = defaultdict(Counter)
+    for a in attempts:
+        event_id = str(a["initial_attempt_id"])
+        unanswered[event_id] += (a.get("response") or {}).get("status_code") is None
+        recorded[event_id][header(a["request"], "webhook-timestamp")] += 1
     mine = {r.payment_id for r in run.recoveries}
     per_event: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for w in run.webhook_deliveries():
@@ -230,20 +237,37 @@ def webhook_copies_explained(run: FaultRun, ledger: list[dict[str, Any]]) -> lis
             per_event[str((w.get("json") or {}).get("event_id"))].append(w)
     found = []
     for event_id, requests in per_event.items():
-        cut = sum(1 for w in requests if any(in_flight_at(w, at) for at in dispatcher_kills))
+        unrecorded = 0
+        for timestamp, sent in _grouped(requests, "webhook-timestamp").items():
+            missing = len(sent) - recorded[event_id][timestamp]
+            before_a_kill = sum(1 for w in sent if any(epoch(w["received_at"]) <= at for at in dispatcher_kills))
+            if missing > before_a_kill:
+                found.append(
+                    f"{record_payment(requests[0])}: {missing} request(s) of {record_event_type(requests[0])} "
+                    f"(webhook-timestamp {timestamp}) have no attempt on record, and no dispatcher was killed "
+                    f"after {before_a_kill} of them"
+                )
+            unrecorded += max(0, missing)
         copies = sum(1 for w in requests if delivered_ok(w))
-        if copies > 1 + unanswered[event_id] + cut:
+        if copies > 1 + unanswered[event_id] + unrecorded:
             found.append(
                 f"{record_payment(requests[0])}: {record_event_type(requests[0])} answered 2xx {copies} times, "
-                f"but only {unanswered[event_id]} attempt(s) went unanswered and {cut} request(s) were cut by a kill"
+                f"but only {unanswered[event_id]} attempt(s) went unanswered and {unrecorded} request(s) were "
+                "never recorded (a dispatcher killed with them at the endpoint or before their record)"
             )
     return found
 
 
-def in_flight_at(request: dict[str, Any], at: float) -> bool:
-    """The receiver had the request and had not answered it yet at `at` (time.time())."""
-    answered = request.get("answered_at")
-    return epoch(request["received_at"]) <= at and (answered is None or epoch(answered) >= at)
+# The fields of an attempt's record `webhook_copies_explained` reads.
+_ATTEMPT = {"request.headers": 1, "response.status_code": 1}
+
+
+def _grouped(requests: list[dict[str, Any]], name: str) -> dict[str | None, list[dict[str, Any]]]:
+    """The receiver's requests by the value of their header `name`."""
+    groups: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
+    for w in requests:
+        groups[header(w, name)].append(w)
+    return groups
 
 
 def recorded_back_once(run: FaultRun, ledger: list[dict[str, Any]], record_backs: list[dict[str, Any]]) -> list[str]:
