@@ -79,24 +79,30 @@ async def one_sample(measure: Measure, concurrency: int) -> float:
         return await measure(db, concurrency)
 
 
-async def main() -> None:
+async def measure_all(group: str, name: str, measures: list[tuple[str, str, Measure, int, int | None]]) -> None:
+    """Every measure once per `--repeats`, in turn, each sample on a server of its own; the medians printed against
+    the raw limit each names, and saved as bench/results/<name>.json."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    samples: list[list[float]] = [[] for _ in MEASURES]
+    samples: list[list[float]] = [[] for _ in measures]
     for _ in range(args.repeats):
-        for index, (_, _, measure, concurrency, _) in enumerate(MEASURES):
+        for index, (_, _, measure, concurrency, _) in enumerate(measures):
             samples[index].append(await one_sample(measure, concurrency))
     figures = []
-    for index, (name, unit, _, _, against) in enumerate(MEASURES):
+    for index, (label, unit, _, _, against) in enumerate(measures):
         limit = statistics.median(samples[against]) if against is not None else None
-        limit_name = MEASURES[against][0] if against is not None else ""
+        limit_name = measures[against][0] if against is not None else ""
         figures.append(
-            Figure(GROUP, name, statistics.median(samples[index]), unit, limit, limit_name, samples=samples[index])
+            Figure(group, label, statistics.median(samples[index]), unit, limit, limit_name, samples=samples[index])
         )
     print(f"database: {database_label(os.environ.get('MONGODB_URL', ''))}")
     print(table(figures))
-    save("shared_rate_limit", figures)
+    save(name, figures)
+
+
+async def main() -> None:
+    await measure_all(GROUP, "shared_rate_limit", MEASURES)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,11 @@ the test's vhost and database."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
+from pymongo import AsyncMongoClient, MongoClient
 from pymongo.database import Database
 
 from recovery_sandbox.serving import BackgroundServer
@@ -28,3 +28,11 @@ def db(isolation: Isolation) -> Iterator[Database[dict[str, Any]]]:
     client: MongoClient[dict[str, Any]] = MongoClient(isolation.mongodb_url, tz_aware=True)
     yield client[isolation.mongodb_database]
     client.close()
+
+
+@pytest.fixture
+async def adb(mongodb_url: str, mongodb_database: str) -> AsyncIterator[Any]:
+    """The test's database through the async client the services use."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, tz_aware=True)
+    yield client[mongodb_database]
+    await client.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,13 +24,6 @@ from support.stack import Isolation
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def adb(mongodb_url: str, mongodb_database: str) -> AsyncIterator[Any]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, tz_aware=True)
-    yield client[mongodb_database]
-    await client.close()
 
 
 async def test_a_burst_passes_then_the_refill_rate_and_a_refusal_names_its_wait(adb: Any) -> None:

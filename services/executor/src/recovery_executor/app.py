@@ -13,9 +13,12 @@ from recovery_executor.adapters.billing import HttpBillingRecorder
 from recovery_executor.adapters.billing_systems import BillingSystemRecorder
 from recovery_executor.adapters.connector_accounts import MongoConnectorAccountRepository
 from recovery_executor.adapters.connectors import StripeConnectors
+from recovery_executor.adapters.pacing import INDEXES as PACING_INDEXES
+from recovery_executor.adapters.pacing import MongoConnectorPacing
 from recovery_executor.adapters.payment_states import MongoPaymentStateRepository
 from recovery_executor.adapters.record_backs import RECORD_BACK_INDEXES, MongoRecordBackRepository
 from recovery_executor.dependencies import ChargeLease, Dependencies, ExecutorAdapters
+from recovery_executor.domain.pacing import Pace
 from recovery_executor.handlers import HANDLERS
 from recovery_executor.settings import ExecutorSettings
 from recovery_runtime.adapters.payment_fences import MongoPaymentFences
@@ -49,7 +52,7 @@ def build_service(settings: ExecutorSettings | None = None, adapters: ExecutorAd
 def _mongo_and_http_adapters(service: Service, settings: ExecutorSettings) -> ExecutorAdapters:
     unit_of_work = service.unit_of_work
     assert isinstance(unit_of_work, UnitOfWork)
-    service.add_indexes([*ATTEMPT_INDEXES, *RECORD_BACK_INDEXES])
+    service.add_indexes([*ATTEMPT_INDEXES, *RECORD_BACK_INDEXES, *PACING_INDEXES])
     # A settled attempt embeds its outcome messages (one write, no transaction): the relay scans attempts too.
     service.add_indexes([unit_of_work.embed_outbox_in(ATTEMPTS)])
     http = httpx.AsyncClient(
@@ -64,6 +67,10 @@ def _mongo_and_http_adapters(service: Service, settings: ExecutorSettings) -> Ex
     service.on_stop(record_back_http.aclose)
     connector_accounts = MongoConnectorAccountRepository(service.db, cache_seconds=settings.credentials_cache_seconds)
     box = SecretBox.from_settings(settings)
+    pacing = None
+    if settings.connector_requests_per_second > 0:
+        pace = Pace(settings.connector_requests_per_second, settings.connector_request_burst)
+        pacing = MongoConnectorPacing(service.db, service.clock, pace)
     return ExecutorAdapters(
         unit_of_work=unit_of_work,
         publisher=service.publisher,
@@ -72,7 +79,9 @@ def _mongo_and_http_adapters(service: Service, settings: ExecutorSettings) -> Ex
         payment_states=MongoPaymentStateRepository(service.db),
         connector_accounts=connector_accounts,
         record_backs=MongoRecordBackRepository(service.db),
-        connectors=StripeConnectors(settings.stripe_api_base, http, box, settings.connector_timeout_seconds),
+        connectors=StripeConnectors(
+            settings.stripe_api_base, http, box, settings.connector_timeout_seconds, pacing=pacing
+        ),
         billing=HttpBillingRecorder(record_back_http, timeout=settings.record_back_timeout_seconds),
         payment_fences=MongoPaymentFences(service.db),
         billing_systems=BillingSystemRecorder(

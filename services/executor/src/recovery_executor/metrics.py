@@ -1,4 +1,4 @@
-"""The executor's Prometheus series: connector charges and their latency.
+"""The executor's Prometheus series: connector charges and their latency, and the pacing before them.
 
 Increment once per connector call (not per message: a redelivered command that finds its attempt settled
 makes no call).
@@ -18,4 +18,13 @@ CHARGE_SECONDS = Histogram(
     "Duration of one connector charge or sync call",
     ["connector"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
+PACING_WAIT_SECONDS = Histogram(
+    "recovery_connector_pacing_wait_seconds",
+    "How long a connector request waited for its account's turn (CONNECTOR_REQUESTS_PER_SECOND; 0: its turn was now)",
+    buckets=(0, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
+PACING_ERRORS = Counter(
+    "recovery_connector_pacing_errors_total",
+    "Reservations of a connector account's turn the database did not answer: the requests went unpaced",
 )

@@ -1,4 +1,4 @@
-"""Executor settings: the connector endpoints and timeouts."""
+"""Executor settings: the connector endpoints, timeouts and pace."""
 
 from __future__ import annotations
 
@@ -29,6 +29,12 @@ class ExecutorSettings(ServiceSettings):
     # `connector-account.updated` this instance applies drops its entry at once; one another instance applies
     # (a disabled account) reaches this one within this time.
     credentials_cache_seconds: float = Field(default=2.0, ge=0, le=60)
+    # Pacing the connector (docs/retry-engine.md): the requests a second every executor together sends through one
+    # connector account (one secret key), charges and syncs, with a burst of CONNECTOR_REQUEST_BURST after a quiet
+    # spell; a request waits for its turn. 0: unpaced. Stripe allows 100 a second in live mode and 25 in its
+    # sandbox, across everything that uses the account, and asks background work to take a subset.
+    connector_requests_per_second: float = Field(default=0.0, ge=0, le=10_000)
+    connector_request_burst: int = Field(default=10, ge=1, le=1_000)
 
     @model_validator(mode="after")
     def _lease_outlasts_the_connector_call(self) -> ExecutorSettings:

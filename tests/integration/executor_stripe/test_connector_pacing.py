@@ -1,0 +1,115 @@
+"""Pacing the connector (adapters/pacing.py) on the MongoDB-wire server and the Stripe sandbox: executors reserving
+at once share one budget per secret key, each turn to one of them; the charges reach the sandbox no faster than
+the pace; a database that does not answer lets requests go unpaced, asking again only later."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+
+from recovery_executor.adapters.connectors import StripeConnectors
+from recovery_executor.adapters.pacing import COLLECTION, MongoConnectorPacing, PacedConnector, budget_key
+from recovery_executor.domain.connector import ChargeOutcomeKind, ChargeRequest
+from recovery_executor.domain.connector_account import ConnectorAccount
+from recovery_executor.domain.pacing import Pace
+from recovery_runtime.clock import SystemClock
+from recovery_runtime.secrets import SecretBox
+from recovery_runtime.testing import FixedClock
+from recovery_sandbox.serving import BackgroundServer
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 12, 4, 14, 0, tzinfo=UTC)
+
+
+async def test_executors_reserving_at_once_each_get_turns_of_their_own_at_the_pace(adb: Any) -> None:
+    clock = FixedClock(T0)
+    pace = Pace(10.0, 3)
+    executors = [MongoConnectorPacing(adb, clock, pace) for _ in range(4)]
+
+    reserved = await asyncio.gather(*(executors[i % 4].reserve("stripe:acct") for i in range(12)))
+
+    # The burst now, then one turn every 100 ms: no turn given twice, none skipped.
+    assert sorted(w for [w] in reserved) == pytest.approx([0.0, 0.0, 0.0] + [0.1 * i for i in range(1, 10)])
+    # Another account keeps a budget of its own; a reservation of two (a sync by metadata) gets two turns.
+    assert await executors[0].reserve("stripe:other", 2) == [0.0, 0.0]
+    # Once the reserved turns have passed and the burst refilled, turns are now again.
+    clock.advance(timedelta(seconds=1.5))
+    assert await executors[1].reserve("stripe:acct", 3) == [0.0, 0.0, 0.0]
+    stored = await adb[COLLECTION].find_one({"_id": "stripe:acct"})
+    assert stored["tat"] == clock.now() + timedelta(milliseconds=300)
+    assert stored["expires_at"] == stored["tat"] + timedelta(minutes=1)
+
+
+async def test_paced_charges_reach_the_sandbox_no_faster_than_the_pace(
+    adb: Any,
+    stripe_server: BackgroundServer,
+    http_client: httpx.AsyncClient,
+    api_key: str,
+    card_on_file: Callable[[str], tuple[str, str]],
+    sandbox_ledger: Callable[[], list[dict[str, Any]]],
+) -> None:
+    pace = Pace(10.0, 2)
+    # Two executors, each with its own pacing over the one database, charging through the factory app.py builds.
+    factories = [
+        StripeConnectors(
+            stripe_server.url,
+            http_client,
+            SecretBox.development(),
+            5.0,
+            pacing=MongoConnectorPacing(adb, SystemClock(), pace),
+        )
+        for _ in range(2)
+    ]
+    account = ConnectorAccount("mca_paced", "stripe", api_key)
+    connectors = [factory(account) for factory in factories]
+    assert all(isinstance(c, PacedConnector) for c in connectors)
+    customer, payment_method = card_on_file("pm_card_visa")
+    requests = [
+        ChargeRequest(
+            payment_id=f"12345_pay_paced{n}",
+            attempt_number=1,
+            amount=1000 + n,
+            currency="USD",
+            customer=customer,
+            payment_method=payment_method,
+            idempotency_key=f"12345_pay_paced{n}:attempt:1",
+            metadata={},
+        )
+        for n in range(8)
+    ]
+
+    outcomes = await asyncio.gather(*(connectors[n % 2].charge(r) for n, r in enumerate(requests)))
+
+    assert [o.kind for o in outcomes] == [ChargeOutcomeKind.SUCCEEDED] * 8
+    charged = sorted(float(entry["created_at"]) for entry in sandbox_ledger())
+    assert len(charged) == 8
+    # Two at once, then one every 100 ms: the last no earlier than 600 ms after the first (less the sandbox's and
+    # the clocks' few milliseconds).
+    assert charged[-1] - charged[0] >= 0.6 - 0.02
+    assert await adb[COLLECTION].find_one({"_id": budget_key("stripe", api_key)}) is not None
+
+
+async def test_a_database_that_does_not_answer_lets_requests_go_unpaced_and_is_asked_again_only_later() -> None:
+    # A loopback port nothing listens on: the server is never found within the selection timeout.
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300", tz_aware=True
+    )
+    try:
+        pacing = MongoConnectorPacing(client["paced"], SystemClock(), Pace(1.0, 1))
+        started = time.monotonic()
+        assert await pacing.reserve("stripe:acct") == []
+        first = time.monotonic() - started
+        started = time.monotonic()
+        assert await pacing.reserve("stripe:acct") == []
+        # The second did not wait out a server selection: it did not ask.
+        assert time.monotonic() - started < first / 3
+    finally:
+        await client.close()
