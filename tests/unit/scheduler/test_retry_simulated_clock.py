@@ -24,6 +24,7 @@ from recovery_scheduler.domain.model import (
     ScheduleAttempt,
     TokenState,
 )
+from recovery_scheduler.domain.planner import morning_spread
 
 from .retry_builders import Answer, run_recovery, view
 from .retry_builders import declined as declined_at
@@ -127,7 +128,13 @@ def test_smart_retries_insufficient_funds_densely_for_its_first_days_then_on_pay
     expected = [timedelta(hours=4)] * 6 + [timedelta(hours=12)] * 2 + [timedelta(days=1)] * 3
     assert all(wait <= gap <= wait + timedelta(minutes=5) for wait, gap in zip(expected, gaps, strict=False))
     paydays_hit = [p for p in plans[11:] if p.reason.endswith("payday window")]
-    assert paydays_hit and all(p.at.day in (1, 15, 29) and p.at.hour == 14 for p in paydays_hit)
+    # At 14:00 UTC plus the card's minute of the morning spread, plus the jitter (at most 5 minutes).
+    slot = timedelta(hours=14) + morning_spread("pm_primary", RetryConfig().smart_morning_spread)
+    assert paydays_hit and all(
+        p.at.day in (1, 15, 29)
+        and slot < p.at - p.at.replace(hour=0, minute=0, second=0) <= slot + timedelta(minutes=5)
+        for p in paydays_hit
+    )
     end = decisions[-1]
     assert isinstance(end, EndRecovery) and end.outcome is EndOutcome.SUCCEEDED
 

@@ -18,7 +18,7 @@ from recovery_scheduler.domain.model import (
     ScheduleAttempt,
     TokenState,
 )
-from recovery_scheduler.domain.planner import decide_next, next_payday_slot, paydays
+from recovery_scheduler.domain.planner import decide_next, morning_spread, next_payday_slot, paydays
 
 from .retry_builders import T0, declined, view
 
@@ -72,8 +72,34 @@ def test_insufficient_funds_aims_at_the_next_payday_at_a_good_hour_after_its_fir
         billing_retry_count=1,
         attempts=daily,
     )
-    assert _within_jitter(decision.at, datetime(2026, 5, 15, 14, tzinfo=UTC))
+    spread = morning_spread("pm_primary", RetryConfig().smart_morning_spread)
+    assert _within_jitter(decision.at, datetime(2026, 5, 15, 14, tzinfo=UTC) + spread)
     assert "payday" in decision.reason
+
+
+def test_morning_retries_are_spread_over_the_morning_each_card_at_its_own_minute() -> None:
+    spread = RetryConfig().smart_morning_spread
+    minutes = [morning_spread(f"pm_{n:05d}", spread) for n in range(3000)]
+    # Every card within the spread, on a whole minute, the same minute on every plan.
+    assert all(timedelta(0) <= m < spread and m.seconds % 60 == 0 for m in minutes)
+    assert morning_spread("pm_00042", spread) == minutes[42]
+    # Spread evenly: each sixth of the spread gets a sixth of the cards, give or take a fifth.
+    per_sixth = [sum(1 for m in minutes if m // (spread / 6) == sixth) for sixth in range(6)]
+    assert all(400 <= count <= 600 for count in per_sixth), per_sixth
+    assert morning_spread("pm_any", timedelta(0)) == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"smart_morning_spread": timedelta(minutes=-1)}, "must not be negative"),
+        ({"smart_morning_spread": timedelta(hours=13)}, "past the daytime's end"),  # 09:00 + 13 h > 21:00
+        ({"payday_hour_utc": 22, "smart_morning_spread": timedelta(hours=3)}, "within the payday"),
+    ],
+)
+def test_a_morning_spread_that_leaves_the_day_is_refused(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RetryConfig(**changes)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

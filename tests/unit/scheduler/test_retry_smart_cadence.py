@@ -19,7 +19,7 @@ from recovery_scheduler.domain.model import (
     ScheduleAttempt,
     TokenState,
 )
-from recovery_scheduler.domain.planner import decide_next
+from recovery_scheduler.domain.planner import decide_next, morning_spread
 from recovery_scheduler.domain.smart_cadence import GENERIC, INSUFFICIENT_FUNDS, SPECIFIC_SOFT, TECHNICAL, Cadence
 
 from .retry_builders import T0, declined, view
@@ -29,6 +29,8 @@ pytestmark = pytest.mark.unit
 DAY = timedelta(days=1)
 H = timedelta(hours=1)
 JITTER = timedelta(seconds=300)
+# The primary card's minute of the morning spread: where its retries aimed at a morning go.
+SPREAD = morning_spread("pm_primary", RetryConfig().smart_morning_spread)
 CARD = TokenState("pm_primary", "Visa")
 
 
@@ -125,12 +127,14 @@ def test_a_network_advice_wait_stays_a_floor_under_the_dense_first_days() -> Non
 
 
 def test_a_soft_decline_waits_for_the_customers_daytime() -> None:
-    # Declined at 14:00 UTC, midnight in Sydney: 4 hours later is 04:00 there, so the retry moves to 08:00.
+    # Declined at 14:00 UTC, midnight in Sydney: 4 hours later is 04:00 there, so the retry moves to 08:00, at the
+    # card's minute of the morning spread.
     at = datetime(2026, 5, 4, 14, tzinfo=UTC)
     recovery = view(Algorithm.SMART, customer_country="AU", attempts=_declines("do_not_honor", [at]))
     decision = _decide(recovery)
     assert isinstance(decision, ScheduleAttempt)
-    assert at + 8 * H <= decision.at <= at + 8 * H + JITTER
+    morning = at + 8 * H + SPREAD
+    assert morning <= decision.at <= morning + JITTER
     assert "daytime" in decision.reason
 
 
@@ -158,11 +162,11 @@ def _first_days(start: datetime) -> list[datetime]:
 
 def test_insufficient_funds_after_its_first_days_aims_at_the_customers_payday_morning() -> None:
     # Twelve declines (the billing system's and eleven of ours) ending on 12 May: the next is the 15th, 09:00 in
-    # New York (14:00 UTC).
+    # New York (14:00 UTC), at the card's minute of the payday spread.
     times = _first_days(T0)
     decision = _decide(_insufficient_funds_in_new_york(times))
     assert isinstance(decision, ScheduleAttempt)
-    slot = datetime(2026, 5, 15, 14, tzinfo=UTC)
+    slot = datetime(2026, 5, 15, 14, tzinfo=UTC) + SPREAD
     assert slot <= decision.at <= slot + JITTER
     assert "payday morning" in decision.reason
 
@@ -173,7 +177,7 @@ def test_insufficient_funds_keeps_a_day_from_its_last_retry_before_a_payday_morn
     times = [*_first_days(T0)[:-1], datetime(2026, 5, 15, 10, tzinfo=UTC)]
     decision = _decide(_insufficient_funds_in_new_york(times))
     assert isinstance(decision, ScheduleAttempt)
-    slot = datetime(2026, 5, 22, 13, tzinfo=UTC)
+    slot = datetime(2026, 5, 22, 13, tzinfo=UTC) + SPREAD
     assert slot <= decision.at <= slot + JITTER
 
 

@@ -26,7 +26,7 @@ from recovery_simulator.default_model import TableModel
 from recovery_simulator.learning import MERCHANT, RetryLearning, recovery_of, with_attempt
 from recovery_simulator.population import START
 from recovery_simulator.results import NIGHT_ENDS_HOUR, collect
-from recovery_simulator.simulation import TOKEN, PaymentRun, simulate_payment
+from recovery_simulator.simulation import PaymentRun, simulate_payment, token_of
 from support.payments import recovery_payment
 
 pytestmark = pytest.mark.unit
@@ -35,14 +35,15 @@ pytestmark = pytest.mark.unit
 def _schedulers_recovery(payment: FailedPayment, run: PaymentRun | None = None) -> Recovery:
     """The recovery as the scheduler would hold it, built the way its own tests build one: the snapshot intake
     sends (the card, the billing system's failure) and the attempts the executor reported."""
-    card = PaymentToken(token=TOKEN, card_network=payment.card_network, card_type=payment.funding)
+    token = token_of(payment)
+    card = PaymentToken(token=token, card_network=payment.card_network, card_type=payment.funding)
     first = ErrorDetails(code=payment.decline_code, message="declined", network_advice_code=payment.network_advice_code)
     snapshot = recovery_payment(merchant_id=MERCHANT, algorithm=RetryAlgorithm.SMART, first_error=first)
     recovery = Recovery.new(snapshot.model_copy(update={"tokens": (card,)}), payment.failed_at)
     attempts = tuple(
         Attempt(
             number=a.number,
-            token=TOKEN,
+            token=token,
             at=a.at,
             outcome=AttemptOutcome.SUCCEEDED if a.approved else AttemptOutcome.DECLINED,
             codes=a.codes,
@@ -86,17 +87,18 @@ def test_the_next_attempt_is_like_the_latest_decline_on_the_card() -> None:
         failed_at=START,
         decline_code="generic_decline",
     )
-    recovery = recovery_of(payment, Algorithm.SMART, TOKEN)
-    first = RetryLearning.next_key(recovery, TOKEN)
-    assert first == attempt_key(_schedulers_recovery(payment), TOKEN, 1)
+    token = token_of(payment)
+    recovery = recovery_of(payment, Algorithm.SMART, token)
+    first = RetryLearning.next_key(recovery, token)
+    assert first == attempt_key(_schedulers_recovery(payment), token, 1)
     assert (first.merchant_id, first.card_network, first.funding) == (MERCHANT, "mastercard", "debit")
 
     at, codes = START + timedelta(days=1), DeclineCodes(decline_code="insufficient_funds")
-    second = RetryLearning.next_key(with_attempt(recovery, TOKEN, 1, at, False, codes), TOKEN)
+    second = RetryLearning.next_key(with_attempt(recovery, token, 1, at, False, codes), token)
     reported = Attempt(
-        number=1, token=TOKEN, at=at, outcome=AttemptOutcome.DECLINED, codes=codes, attempt_id="pay_att_1"
+        number=1, token=token, at=at, outcome=AttemptOutcome.DECLINED, codes=codes, attempt_id="pay_att_1"
     )
-    assert second == attempt_key(replace(_schedulers_recovery(payment), attempts=(reported,)), TOKEN, 2)
+    assert second == attempt_key(replace(_schedulers_recovery(payment), attempts=(reported,)), token, 2)
     assert second.decline_code != first.decline_code
     assert (second.card_network, second.funding) == (first.card_network, first.funding)
 
@@ -172,6 +174,8 @@ def test_the_command_takes_learned_hours_and_the_unknown_country_share() -> None
     assert defaults.learned_hours is False and defaults.unknown_country_share == 0.0  # off, as in the scheduler
     given = parser.parse_args(["simulate", "--no-learned-hours", "--unknown-country-share", "0.25"])
     assert given.learned_hours is False and given.unknown_country_share == 0.25
+    assert given.morning_spread_minutes is None  # the planner's own default
+    assert parser.parse_args(["simulate", "--morning-spread-minutes", "0"]).morning_spread_minutes == 0
     assert parser.parse_args(["simulate", "--learned-hours"]).learned_hours is True
 
 
@@ -180,7 +184,7 @@ def test_the_command_runs_with_them(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*args, "--learned-hours", "--unknown-country-share", "0.5"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["learned_hours"] is True and "50%" in document["population"]
-    assert {"attempts_at_local_night", "learned_hour_moves"} <= set(document["results"][0])
+    assert {"attempts_at_local_night", "learned_hour_moves", "busiest_minute_attempts"} <= set(document["results"][0])
     assert main(args) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["learned_hours"] is False and document["population"] == "generated"

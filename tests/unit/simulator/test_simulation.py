@@ -14,7 +14,7 @@ from recovery_scheduler.domain.model import Algorithm, Decision, EndRecovery, Re
 from recovery_scheduler.domain.planner import decide_next
 from recovery_simulator import RuleChecker, generate_population, load_issuer_model, simulate
 from recovery_simulator.default_model import TableModel
-from recovery_simulator.results import collect
+from recovery_simulator.results import AlgorithmResult, collect
 
 pytestmark = pytest.mark.unit
 
@@ -97,3 +97,19 @@ def test_a_plug_in_model_loads_from_a_module_path() -> None:
 def test_a_spec_that_is_not_a_model_is_refused(spec: str) -> None:
     with pytest.raises((ValueError, ImportError)):
         load_issuer_model(spec)
+
+
+def test_the_morning_spread_takes_the_busiest_minute_down_without_costing_recovery() -> None:
+    payments = generate_population(1000, 5)
+    model = TableModel()
+
+    def smart(spread_minutes: int) -> AlgorithmResult:
+        config = RetryConfig(smart_morning_spread=timedelta(minutes=spread_minutes))
+        return collect("smart", simulate(payments, Algorithm.SMART, model, seed=5, config=config))
+
+    at_the_hour, spread = smart(0), smart(60)
+    # Each card at its own minute of the hour: the peak falls to well under half, the payments recovered stay.
+    assert spread.busiest_minute_attempts * 2 < at_the_hour.busiest_minute_attempts
+    assert abs(spread.recovered - at_the_hour.recovered) <= 15
+    assert spread.summary()["busiest_minute_attempts"] == spread.busiest_minute_attempts
+    assert sum(spread.attempts_by_minute.values()) == spread.attempts

@@ -6,7 +6,7 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from recovery_simulator.codes import report_group
 from recovery_simulator.rules import RuleChecker
@@ -29,6 +29,8 @@ class AlgorithmResult:
     planner_errors: int = 0  # runs the planner raised on (a bug: the run ends there)
     attempts_at_local_night: int = 0  # made between 00:00 and 06:00 at the customer (the default model's night)
     learned_hour_moves: int = 0  # attempts learned hours moved to another hour
+    # Attempts per UTC minute: what reaches the connector at once (a payday morning's burst).
+    attempts_by_minute: Counter[datetime] = field(default_factory=Counter)
     days_to_recover: list[float] = field(default_factory=list)
     violations_by_rule: Counter[str] = field(default_factory=Counter)
     payments_by_group: Counter[str] = field(default_factory=Counter)
@@ -46,6 +48,7 @@ class AlgorithmResult:
         offset = timedelta(hours=run.payment.utc_offset_hours)
         self.attempts_at_local_night += sum(1 for a in run.attempts if (a.at + offset).hour < NIGHT_ENDS_HOUR)
         self.learned_hour_moves += run.learned_hour_moves
+        self.attempts_by_minute.update(a.at.replace(second=0, microsecond=0) for a in run.attempts)
         self.ended[run.ended] += 1
         if run.ended.startswith("planner_error"):
             self.planner_errors += 1
@@ -61,6 +64,11 @@ class AlgorithmResult:
             self.days_to_recover.append((run.recovered_at - run.payment.failed_at).total_seconds() / 86400)
             self.recovered_by_group[group] += 1
             self.recovered_by_attempt[len(run.attempts)] += 1
+
+    @property
+    def busiest_minute_attempts(self) -> int:
+        """The most attempts any one UTC minute saw."""
+        return max(self.attempts_by_minute.values(), default=0)
 
     @property
     def recovery_rate(self) -> float:
@@ -95,6 +103,7 @@ class AlgorithmResult:
             "planner_errors": self.planner_errors,
             "attempts_at_local_night": self.attempts_at_local_night,
             "learned_hour_moves": self.learned_hour_moves,
+            "busiest_minute_attempts": self.busiest_minute_attempts,
             "violations_by_rule": dict(sorted(self.violations_by_rule.items())),
             "recovery_by_decline_group": {
                 group: round(self.recovered_by_group[group] / n, 4)

@@ -101,6 +101,7 @@ def table(comparison: Comparison) -> str:
         "median days",
         "violations",
         "fees (USD)",
+        "busiest minute",
     )
     rows = [header]
     for r in comparison.results:
@@ -116,6 +117,7 @@ def table(comparison: Comparison) -> str:
                 "-" if s["median_days_to_recover"] is None else f"{s['median_days_to_recover']:.2f}",
                 str(r.network_rule_violations),
                 f"{r.retry_fees / 100:.2f}",
+                str(r.busiest_minute_attempts),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

@@ -32,7 +32,6 @@ from recovery_simulator.learning import RetryLearning, recovery_of, with_attempt
 from recovery_simulator.population import FailedPayment
 
 Planner = Callable[[RecoveryView, datetime, RetryConfig, random.Random], Decision]
-TOKEN = "pm_card"
 MAX_STEPS = 1000
 # What a planner's reason says when learned hours moved the attempt (learned_hours.HourRates.better_time).
 LEARNED_HOURS_REASON = "learned hours:"
@@ -96,6 +95,12 @@ class SimulatedConnector:
         return self.model.outcome(context, self.rng)
 
 
+def token_of(payment: FailedPayment) -> str:
+    """The payment's saved card: one of its own, as a billing system's customers each have theirs (the planner
+    spreads payday retries by card: `planner.morning_spread`)."""
+    return f"pm_card_{payment.invoice}"
+
+
 def _past_decline(at: datetime, codes: DeclineCodes) -> PastDecline:
     return PastDecline(at, codes.decline_code or "", codes.advice_code, codes.network_advice_code)
 
@@ -103,7 +108,7 @@ def _past_decline(at: datetime, codes: DeclineCodes) -> PastDecline:
 def _view(payment: FailedPayment, algorithm: Algorithm) -> RecoveryView:
     return RecoveryView(
         algorithm,
-        (TokenState(TOKEN, payment.card_network),),
+        (TokenState(token_of(payment), payment.card_network),),
         payment.failed_at,
         billing_retry_count=1,
         first_codes=DeclineCodes.of(payment),
@@ -145,14 +150,14 @@ def simulate_payment(
     elif learning is None:
         learning = RetryLearning()
     # The scheduler's own record of this recovery, which the statistics' keys read.
-    recovery = recovery_of(payment, algorithm, TOKEN) if learning is not None else None
+    recovery = recovery_of(payment, algorithm, token_of(payment)) if learning is not None else None
 
     def run(ended: str, recovered_at: datetime | None = None) -> PaymentRun:
         return PaymentRun(payment, algorithm.value, tuple(attempts), recovered_at, ended, updated_at, moves)
 
     for _ in range(MAX_STEPS):
         if learning is not None and recovery is not None:
-            rates = learning.hour_rates(recovery, TOKEN)
+            rates = learning.hour_rates(recovery, token_of(payment))
             if rates is not view.tokens[0].hour_rates:
                 view = replace(view, tokens=(replace(view.tokens[0], hour_rates=rates),))
         try:

@@ -58,6 +58,10 @@ class RetryConfig:
     # hours): wages land overnight, and issuers score night-time attempts as riskier.
     smart_payday_local_hour: int = 9
     smart_daytime_local_hours: tuple[int, int] = (8, 21)
+    # Smart: a retry aimed at a morning (a payday's hour, or the daytime's start for one that fell in the customer's
+    # night) goes at the card's own minute within this long after it (the same on every plan), so that a merchant's
+    # retries do not all reach the connector in one minute.
+    smart_morning_spread: timedelta = timedelta(hours=1)
     # While an attempt's outcome is unknown (PSYNC running), look again after this long.
     unknown_outcome_recheck: timedelta = timedelta(hours=1)
 
@@ -73,3 +77,9 @@ class RetryConfig:
         start, end = self.smart_daytime_local_hours
         if not 0 <= start < end <= 24:
             raise ValueError("smart_daytime_local_hours must be (start, end) hours with start < end")
+        spread = self.smart_morning_spread
+        latest_morning = timedelta(hours=max(start, self.smart_payday_local_hour))
+        if spread < timedelta(0) or latest_morning + spread > timedelta(hours=end):
+            raise ValueError("smart_morning_spread must not be negative nor reach past the daytime's end")
+        if timedelta(hours=self.payday_hour_utc) + spread > timedelta(days=1):
+            raise ValueError("smart_morning_spread must end within the payday (UTC) at payday_hour_utc")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import calendar
 import random
+import zlib
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
@@ -239,11 +240,12 @@ def _policy_time(
                 next_payday_slot(earliest + offset, config.smart_payday_local_hour) - offset,
                 "payday morning",
             )
+        payday += morning_spread(standing.token.token, config.smart_morning_spread)
         # Paydays far apart: a retry `PAYDAY_GAP` after the last one, in the customer's daytime, unless the payday
         # comes within a day of it.
         between = max(earliest, last.at + PAYDAY_GAP)
         if offset is not None:
-            between = in_daytime(between, offset, *config.smart_daytime_local_hours)
+            between = _in_daytime(between, offset, standing, config)
         if payday <= between + timedelta(days=1):
             return payday, f"{why}, {window}"
         return between, f"{why}, {_span(PAYDAY_GAP)} on (next {window} {payday.date().isoformat()})"
@@ -252,7 +254,7 @@ def _policy_time(
     start, end = config.smart_daytime_local_hours
     aim = offset if cadence.daytime else None
     if aim is not None:
-        aimed = in_daytime(at, aim, start, end)
+        aimed = _in_daytime(at, aim, standing, config)
         if aimed != at:
             why += "; the customer's daytime"
         at = aimed
@@ -268,6 +270,15 @@ def _policy_time(
         if moved is not None:
             at, why = moved[0], f"{why}; {moved[1]}"
     return at, why
+
+
+def _in_daytime(at: datetime, offset: timedelta, standing: TokenStanding, config: RetryConfig) -> datetime:
+    """`at`, or, when it falls in the customer's night, the next daytime's start at the card's minute of the morning
+    spread."""
+    aimed = in_daytime(at, offset, *config.smart_daytime_local_hours)
+    if aimed == at:
+        return at
+    return aimed + morning_spread(standing.token.token, config.smart_morning_spread)
 
 
 def _slot_for(standing: TokenStanding, floor: datetime, view: RecoveryView, config: RetryConfig) -> _Slot:
@@ -372,6 +383,14 @@ def paydays(year: int, month: int) -> tuple[date, ...]:
             }
         )
     )
+
+
+def morning_spread(token: str, spread: timedelta) -> timedelta:
+    """Where in a morning's spread this card's retries go: a whole minute of it, the same on every plan of the card
+    (CRC-32 of the token, not Python's salted hash), so that a merchant's retries aimed at a payday's hour or at the
+    daytime's start reach the connector spread over the morning instead of in one minute."""
+    minutes = int(spread.total_seconds() // 60)
+    return timedelta(minutes=zlib.crc32(token.encode()) % minutes) if minutes else timedelta(0)
 
 
 def next_payday_slot(earliest: datetime, hour_utc: int) -> datetime:

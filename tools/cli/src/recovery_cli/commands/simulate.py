@@ -44,6 +44,14 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         metavar="SHARE",
         help="share (0-1) of generated payments whose billing country the billing system does not send (default 0)",
     )
+    parser.add_argument(
+        "--morning-spread-minutes",
+        type=int,
+        default=None,
+        metavar="MINUTES",
+        help="smart spreads retries it aims at a morning (a payday's hour, the daytime's start) over this long, each "
+        "card at its own minute (default: the planner's, 60; 0: all at the hour)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--report", type=Path, default=None, help="write an HTML report with plots here")
     parser.set_defaults(handler=handle)
@@ -80,6 +88,16 @@ def handle(args: argparse.Namespace) -> int:
         return fail("--unknown-country-share must be between 0 and 1")
     if args.history is not None and args.unknown_country_share > 0:
         return fail("--unknown-country-share applies to a generated population, not to --history")
+    config = None
+    if args.morning_spread_minutes is not None:
+        from datetime import timedelta
+
+        from recovery_scheduler.domain.config import RetryConfig
+
+        try:
+            config = RetryConfig(smart_morning_spread=timedelta(minutes=args.morning_spread_minutes))
+        except ValueError as error:
+            return fail(f"--morning-spread-minutes: {error}")
     model: IssuerModel
     try:
         model = load_issuer_model(args.issuer_model) if args.issuer_model else TableModel()
@@ -107,6 +125,7 @@ def handle(args: argparse.Namespace) -> int:
         model,
         seed=args.seed,
         days=args.days,
+        config=config,
         progress=None if args.json else _progress,
         source=source,
         learned_hours=args.learned_hours,
