@@ -47,16 +47,16 @@ async def raw_find_and_update(db: Database, concurrency: int) -> float:
 
 
 async def one_account(db: Database, concurrency: int) -> float:
-    pacing = MongoConnectorPacing(db, SystemClock(), UNBOUND)
-    await pacing.reserve("stripe:account")
-    return await in_flight(COUNT, concurrency, lambda i: pacing.reserve("stripe:account"))
+    pacing = MongoConnectorPacing(db, SystemClock())
+    await pacing.reserve("stripe:account", UNBOUND)
+    return await in_flight(COUNT, concurrency, lambda i: pacing.reserve("stripe:account", UNBOUND))
 
 
 async def accounts_in_turn(db: Database, concurrency: int) -> float:
-    pacing = MongoConnectorPacing(db, SystemClock(), UNBOUND)
+    pacing = MongoConnectorPacing(db, SystemClock())
     for i in range(ACCOUNTS):
-        await pacing.reserve(f"stripe:{i}")
-    return await in_flight(COUNT, concurrency, lambda i: pacing.reserve(f"stripe:{i % ACCOUNTS}"))
+        await pacing.reserve(f"stripe:{i}", UNBOUND)
+    return await in_flight(COUNT, concurrency, lambda i: pacing.reserve(f"stripe:{i % ACCOUNTS}", UNBOUND))
 
 
 # (name, unit, measure, concurrency, index of the raw limit it is compared against)

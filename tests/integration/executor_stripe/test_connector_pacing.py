@@ -1,6 +1,7 @@
 """Pacing the connector (adapters/pacing.py) on the MongoDB-wire server and the Stripe sandbox: executors reserving
 at once share one budget per secret key, each turn to one of them; the charges reach the sandbox no faster than
-the pace; a database that does not answer lets requests go unpaced, asking again only later."""
+the account's own pace, which the executor's projection keeps; a database that does not answer lets requests go
+unpaced, asking again only later."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
+from recovery_contracts.messages import ConnectorAccountUpdated
+from recovery_executor.adapters.connector_accounts import MongoConnectorAccountRepository
 from recovery_executor.adapters.connectors import StripeConnectors
 from recovery_executor.adapters.pacing import COLLECTION, MongoConnectorPacing, PacedConnector, budget_key
 from recovery_executor.domain.connector import ChargeOutcomeKind, ChargeRequest
@@ -22,6 +25,7 @@ from recovery_executor.domain.pacing import Pace
 from recovery_runtime.clock import SystemClock
 from recovery_runtime.secrets import SecretBox
 from recovery_runtime.testing import FixedClock
+from recovery_runtime.unit_of_work import Transaction
 from recovery_sandbox.serving import BackgroundServer
 
 pytestmark = pytest.mark.integration
@@ -32,17 +36,17 @@ T0 = datetime(2026, 12, 4, 14, 0, tzinfo=UTC)
 async def test_executors_reserving_at_once_each_get_turns_of_their_own_at_the_pace(adb: Any) -> None:
     clock = FixedClock(T0)
     pace = Pace(10.0, 3)
-    executors = [MongoConnectorPacing(adb, clock, pace) for _ in range(4)]
+    executors = [MongoConnectorPacing(adb, clock) for _ in range(4)]
 
-    reserved = await asyncio.gather(*(executors[i % 4].reserve("stripe:acct") for i in range(12)))
+    reserved = await asyncio.gather(*(executors[i % 4].reserve("stripe:acct", pace) for i in range(12)))
 
     # The burst now, then one turn every 100 ms: no turn given twice, none skipped.
     assert sorted(w for [w] in reserved) == pytest.approx([0.0, 0.0, 0.0] + [0.1 * i for i in range(1, 10)])
     # Another account keeps a budget of its own; a reservation of two (a sync by metadata) gets two turns.
-    assert await executors[0].reserve("stripe:other", 2) == [0.0, 0.0]
+    assert await executors[0].reserve("stripe:other", pace, 2) == [0.0, 0.0]
     # Once the reserved turns have passed and the burst refilled, turns are now again.
     clock.advance(timedelta(seconds=1.5))
-    assert await executors[1].reserve("stripe:acct", 3) == [0.0, 0.0, 0.0]
+    assert await executors[1].reserve("stripe:acct", pace, 3) == [0.0, 0.0, 0.0]
     stored = await adb[COLLECTION].find_one({"_id": "stripe:acct"})
     assert stored["tat"] == clock.now() + timedelta(milliseconds=300)
     assert stored["expires_at"] == stored["tat"] + timedelta(minutes=1)
@@ -56,21 +60,28 @@ async def test_paced_charges_reach_the_sandbox_no_faster_than_the_pace(
     card_on_file: Callable[[str], tuple[str, str]],
     sandbox_ledger: Callable[[], list[dict[str, Any]]],
 ) -> None:
-    pace = Pace(10.0, 2)
-    # Two executors, each with its own pacing over the one database, charging through the factory app.py builds.
+    # Two executors, each with its own pacing over the one database, charging through the factory app.py builds;
+    # their default pace would let every charge through at once, the account's own (feature_metadata.request_pace)
+    # is what holds.
     factories = [
         StripeConnectors(
             stripe_server.url,
             http_client,
             SecretBox.development(),
             5.0,
-            pacing=MongoConnectorPacing(adb, SystemClock(), pace),
+            pacing=MongoConnectorPacing(adb, SystemClock()),
+            default_pace=Pace(1000.0, 100),
         )
         for _ in range(2)
     ]
-    account = ConnectorAccount("mca_paced", "stripe", api_key)
+    account = ConnectorAccount("mca_paced", "stripe", api_key, pace=Pace(10.0, 2))
     connectors = [factory(account) for factory in factories]
     assert all(isinstance(c, PacedConnector) for c in connectors)
+    # Neither the account nor the executors set a pace: unpaced.
+    unpaced = StripeConnectors(
+        stripe_server.url, http_client, SecretBox.development(), 5.0, pacing=MongoConnectorPacing(adb, SystemClock())
+    )
+    assert not isinstance(unpaced(ConnectorAccount("mca_free", "stripe", api_key)), PacedConnector)
     customer, payment_method = card_on_file("pm_card_visa")
     requests = [
         ChargeRequest(
@@ -103,13 +114,39 @@ async def test_a_database_that_does_not_answer_lets_requests_go_unpaced_and_is_a
         "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300", tz_aware=True
     )
     try:
-        pacing = MongoConnectorPacing(client["paced"], SystemClock(), Pace(1.0, 1))
+        pacing, pace = MongoConnectorPacing(client["paced"], SystemClock()), Pace(1.0, 1)
         started = time.monotonic()
-        assert await pacing.reserve("stripe:acct") == []
+        assert await pacing.reserve("stripe:acct", pace) == []
         first = time.monotonic() - started
         started = time.monotonic()
-        assert await pacing.reserve("stripe:acct") == []
+        assert await pacing.reserve("stripe:acct", pace) == []
         # The second did not wait out a server selection: it did not ask.
         assert time.monotonic() - started < first / 3
     finally:
         await client.close()
+
+
+async def test_the_executors_projection_keeps_an_accounts_own_pace_and_a_newer_version_without_it_clears_it(
+    adb: Any,
+) -> None:
+    accounts = MongoConnectorAccountRepository(adb)
+    update = ConnectorAccountUpdated(
+        connector_account_id="mca_paced",
+        merchant_id="merchant_1",
+        profile_id="pro_1",
+        version=1,
+        connector_type="payment_processor",
+        connector_name="stripe",
+        api_key="sk_test_paced",
+        requests_per_second=25.0,
+        request_burst=5,
+    )
+
+    assert await accounts.apply(update, Transaction.one_document())
+
+    stored = await accounts.get("mca_paced")
+    assert stored is not None and stored.pace == Pace(25.0, 5)
+    newer = update.model_copy(update={"version": 2, "requests_per_second": None, "request_burst": None})
+    assert await accounts.apply(newer, Transaction.one_document())
+    cleared = await accounts.get("mca_paced")
+    assert cleared is not None and cleared.pace is None

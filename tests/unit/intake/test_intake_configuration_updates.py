@@ -75,6 +75,37 @@ async def test_an_account_update_is_stored_sealed_answered_masked_and_reaches_th
     assert changed.connector_account_id == account_id and changed.disabled is False
 
 
+async def test_a_payment_accounts_own_pace_reaches_the_executor_and_an_update_without_it_clears_it(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    account_id = await payment_account(client)
+    paced = {"connector_type": "payment_processor", "feature_metadata": {"request_pace": {"requests_per_second": 25}}}
+    response = await client.put(f"/v2/connector-accounts/{account_id}", json=paced)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["feature_metadata"]["request_pace"] == {"requests_per_second": 25.0, "burst": 10}
+    created, changed = account_messages(svc)
+    assert (created.requests_per_second, created.request_burst) == (None, None)
+    assert (changed.requests_per_second, changed.request_burst) == (25.0, 10)
+    # feature_metadata is replaced whole: an update that sends it without a pace goes back to the default.
+    cleared = {"connector_type": "payment_processor", "feature_metadata": {}}
+    assert (await client.put(f"/v2/connector-accounts/{account_id}", json=cleared)).status_code == 200
+    assert account_messages(svc)[-1].requests_per_second is None
+
+
+async def test_a_pace_on_a_billing_account_is_refused_as_it_paces_nothing(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    account_id = await billing_account(client, await payment_account(client))
+    before = dict(svc.connector_accounts.accounts[account_id])
+    paced = {"connector_type": "billing_processor", "feature_metadata": {"request_pace": {"requests_per_second": 5}}}
+
+    response = await client.put(f"/v2/connector-accounts/{account_id}", json=paced)
+
+    refused(response, 400, "IR_06", "request_pace applies to payment processors only")
+    assert svc.connector_accounts.accounts[account_id] == before
+
+
 async def test_a_disabled_account_takes_no_new_recovery_and_tells_the_executor(
     svc: Intake, client: httpx.AsyncClient
 ) -> None:
@@ -128,8 +159,30 @@ async def test_a_billing_account_update_applies_to_the_next_recovery(svc: Intake
         ({"connector_type": "payment_processor", "disabled": "yes"}, 400, "IR_06", "disabled"),
         ({"disabled": True}, 400, "IR_06", "connector_type"),
         ({"connector_type": "payment_processor", "merchant_id": "someone_else"}, 404, "HE_02", "Merchant account"),
+        (
+            {"connector_type": "payment_processor", "feature_metadata": {"request_pace": {"requests_per_second": 0}}},
+            400,
+            "IR_06",
+            "requests_per_second",
+        ),
+        (
+            {"connector_type": "payment_processor", "feature_metadata": {"request_pace": {"burst": 5}}},
+            400,
+            "IR_06",
+            "requests_per_second",
+        ),
     ],
-    ids=["other-type", "name", "profile", "credentials", "not-a-flag", "no-type", "other-merchant"],
+    ids=[
+        "other-type",
+        "name",
+        "profile",
+        "credentials",
+        "not-a-flag",
+        "no-type",
+        "other-merchant",
+        "no-pace",
+        "pace-without-rate",
+    ],
 )
 async def test_a_bad_account_update_names_the_field_and_changes_nothing(
     svc: Intake, client: httpx.AsyncClient, update: dict[str, Any], status: int, code: str, mention: str

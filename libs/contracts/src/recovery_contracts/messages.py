@@ -179,6 +179,9 @@ class ConnectorAccountUpdated(_Payload):
     api_key: str | None = None
     disabled: bool = False
     revenue_recovery: dict[str, Any] | None = None
+    # A payment connector account's own pace (`feature_metadata.request_pace`); None: the executors' default.
+    requests_per_second: float | None = Field(default=None, gt=0)
+    request_burst: int | None = Field(default=None, ge=1)
 
 
 class DeliverWebhook(_Payload):

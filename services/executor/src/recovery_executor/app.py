@@ -67,10 +67,9 @@ def _mongo_and_http_adapters(service: Service, settings: ExecutorSettings) -> Ex
     service.on_stop(record_back_http.aclose)
     connector_accounts = MongoConnectorAccountRepository(service.db, cache_seconds=settings.credentials_cache_seconds)
     box = SecretBox.from_settings(settings)
-    pacing = None
+    default_pace = None
     if settings.connector_requests_per_second > 0:
-        pace = Pace(settings.connector_requests_per_second, settings.connector_request_burst)
-        pacing = MongoConnectorPacing(service.db, service.clock, pace)
+        default_pace = Pace(settings.connector_requests_per_second, settings.connector_request_burst)
     return ExecutorAdapters(
         unit_of_work=unit_of_work,
         publisher=service.publisher,
@@ -80,7 +79,12 @@ def _mongo_and_http_adapters(service: Service, settings: ExecutorSettings) -> Ex
         connector_accounts=connector_accounts,
         record_backs=MongoRecordBackRepository(service.db),
         connectors=StripeConnectors(
-            settings.stripe_api_base, http, box, settings.connector_timeout_seconds, pacing=pacing
+            settings.stripe_api_base,
+            http,
+            box,
+            settings.connector_timeout_seconds,
+            pacing=MongoConnectorPacing(service.db, service.clock),
+            default_pace=default_pace,
         ),
         billing=HttpBillingRecorder(record_back_http, timeout=settings.record_back_timeout_seconds),
         payment_fences=MongoPaymentFences(service.db),

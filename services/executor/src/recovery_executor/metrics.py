@@ -21,7 +21,7 @@ CHARGE_SECONDS = Histogram(
 )
 PACING_WAIT_SECONDS = Histogram(
     "recovery_connector_pacing_wait_seconds",
-    "How long a connector request waited for its account's turn (CONNECTOR_REQUESTS_PER_SECOND; 0: its turn was now)",
+    "How long a connector request waited for its account's turn (a paced account; 0: its turn was now)",
     buckets=(0, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
 )
 PACING_ERRORS = Counter(

@@ -31,8 +31,9 @@ class ExecutorSettings(ServiceSettings):
     credentials_cache_seconds: float = Field(default=2.0, ge=0, le=60)
     # Pacing the connector (docs/retry-engine.md): the requests a second every executor together sends through one
     # connector account (one secret key), charges and syncs, with a burst of CONNECTOR_REQUEST_BURST after a quiet
-    # spell; a request waits for its turn. 0: unpaced. Stripe allows 100 a second in live mode and 25 in its
-    # sandbox, across everything that uses the account, and asks background work to take a subset.
+    # spell; a request waits for its turn. An account's own `feature_metadata.request_pace` comes first; 0: the
+    # accounts without one are unpaced. Stripe allows 100 a second in live mode and 25 in its sandbox, across
+    # everything that uses the account, and asks background work to take a subset.
     connector_requests_per_second: float = Field(default=0.0, ge=0, le=10_000)
     connector_request_burst: int = Field(default=10, ge=1, le=1_000)
 

@@ -219,11 +219,29 @@ class RevenueRecoveryConfig(RequestBody):
         return self
 
 
+class RequestPace(RequestBody):
+    """`feature_metadata.request_pace` of a payment connector account (this project's extension): at most
+    `requests_per_second` charges and syncs a second through the account's key, every executor together, `burst`
+    of them at once after a quiet spell (docs/retry-engine.md, "Pacing the connector"). Stripe allows 100 a second
+    in live mode and 25 in its sandbox, over every client of the account."""
+
+    requests_per_second: Annotated[float, Field(gt=0, le=10_000)]
+    burst: Annotated[int, Field(strict=True, ge=1, le=1_000)] = 10
+
+
 class ConnectorFeatureMetadata(RequestBody):
     revenue_recovery: RevenueRecoveryConfig | None = None
+    # Extension: the pace of a payment connector account (unset: the executors' CONNECTOR_REQUESTS_PER_SECOND).
+    request_pace: RequestPace | None = None
 
 
 # --- the account --------------------------------------------------------------------------------------------
+
+
+def _check_pace_on_a_payment_processor(settings: _ConnectorAccountSettings) -> None:
+    pace = settings.feature_metadata.request_pace if settings.feature_metadata else None
+    if pace is not None and settings.connector_type is not ConnectorType.PAYMENT_PROCESSOR:
+        raise ValueError("feature_metadata.request_pace applies to payment processors only (it paces charges)")
 
 
 def _check_type_and_name(connector_type: ConnectorType | None, name: ConnectorName | None) -> None:
@@ -246,6 +264,11 @@ class _ConnectorAccountSettings(RequestBody):
     disabled: Flag | None = None
     status: ConnectorStatus | None = None
     feature_metadata: ConnectorFeatureMetadata | None = None
+
+    @model_validator(mode="after")
+    def _pace_on_a_payment_processor(self) -> _ConnectorAccountSettings:
+        _check_pace_on_a_payment_processor(self)
+        return self
 
 
 class ConnectorAccountUpdate(_ConnectorAccountSettings):

@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from recovery_contracts.messages import ConnectorAccountUpdated
 from recovery_executor.domain.connector_account import ConnectorAccount
+from recovery_executor.domain.pacing import Pace
 from recovery_runtime.ttl_cache import TtlCache
 from recovery_runtime.unit_of_work import Transaction
 
@@ -30,6 +31,8 @@ class MongoConnectorAccountRepository:
             "connector_name": update.connector_name,
             "api_key": update.api_key,
             "disabled": update.disabled,
+            "requests_per_second": update.requests_per_second,
+            "request_burst": update.request_burst,
             "version": update.version,
         }
         # Read then write inside the caller's transaction: a concurrent writer makes it retry (write conflict),
@@ -66,6 +69,12 @@ class MongoConnectorAccountRepository:
             connector_name=doc.get("connector_name"),
             api_key=doc.get("api_key") or "",
             disabled=bool(doc.get("disabled")),
+            pace=_pace(doc),
         )
         self._cache.put(connector_account_id, account, read_at_generation=generation)
         return account
+
+
+def _pace(doc: dict[str, Any]) -> Pace | None:
+    per_second = doc.get("requests_per_second")
+    return Pace(float(per_second), int(doc.get("request_burst") or 10)) if per_second else None

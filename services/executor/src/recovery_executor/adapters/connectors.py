@@ -1,5 +1,5 @@
-"""The payment connector that charges for a connector account: Stripe, metered, paced when a pace is set
-(adapters/pacing.py), its key opened for the call."""
+"""The payment connector that charges for a connector account: Stripe, metered, paced when the account or the
+executors set a pace (adapters/pacing.py), its key opened for the call."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from recovery_executor.adapters.metered import MeteredConnector
 from recovery_executor.adapters.pacing import MongoConnectorPacing, PacedConnector, budget_key
 from recovery_executor.adapters.stripe import StripeConnector
 from recovery_executor.domain.connector_account import ConnectorAccount
+from recovery_executor.domain.pacing import Pace
 from recovery_executor.domain.ports import PaymentConnector
 from recovery_runtime.secrets import SecretBox
 
@@ -23,12 +24,14 @@ class StripeConnectors:
         box: SecretBox,
         timeout: float,
         pacing: MongoConnectorPacing | None = None,
+        default_pace: Pace | None = None,
     ) -> None:
         self._base_url = base_url
         self._http = http_client
         self._box = box
         self._timeout = timeout
         self._pacing = pacing
+        self._default_pace = default_pace
 
     def __call__(self, account: ConnectorAccount) -> PaymentConnector:
         # Intake publishes credentials sealed (recovery_runtime.secrets); opened only here, for the call.
@@ -37,6 +40,7 @@ class StripeConnectors:
             base_url=self._base_url, api_key=api_key, http_client=self._http, timeout=self._timeout
         )
         metered = MeteredConnector(stripe, "stripe")
-        if self._pacing is None:
+        pace = account.pace or self._default_pace
+        if self._pacing is None or pace is None:
             return metered
-        return PacedConnector(metered, self._pacing, budget_key("stripe", api_key))
+        return PacedConnector(metered, self._pacing, budget_key("stripe", api_key), pace)

@@ -52,23 +52,22 @@ def budget_key(connector_name: str, api_key: str) -> str:
 
 
 class MongoConnectorPacing:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], clock: Clock, pace: Pace) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], clock: Clock) -> None:
         self._pacing = db[COLLECTION]
         self._clock = clock
-        self.pace = pace
         self._unavailable_until = float("-inf")  # time.monotonic()
 
-    async def reserve(self, key: str, count: int = 1) -> list[float]:
-        """Reserve the account's next `count` turns: the seconds from now until each (0: now). Empty when the
-        database did not answer (the requests go unpaced)."""
+    async def reserve(self, key: str, pace: Pace, count: int = 1) -> list[float]:
+        """Reserve the account's next `count` turns at `pace`: the seconds from now until each (0: now). Empty when
+        the database did not answer (the requests go unpaced)."""
         if time.monotonic() < self._unavailable_until:
             return []
         try:
             now = self._clock.now()
-            tat_after = await self._moved_on(key, count, now)
+            tat_after = await self._moved_on(key, pace, count, now)
             if tat_after is None:
                 await self._created(key, now)
-                tat_after = await self._moved_on(key, count, now)
+                tat_after = await self._moved_on(key, pace, count, now)
         except PyMongoError as error:
             log.warning("connector_pacing.unavailable", error=f"{type(error).__name__}: {error}")
             metrics.PACING_ERRORS.inc()
@@ -76,11 +75,11 @@ class MongoConnectorPacing:
             return []
         if tat_after is None:  # created, and expired at once: nothing to pace on
             return []
-        return self.pace.waits(tat_after, count, now)
+        return pace.waits(tat_after, count, now)
 
-    async def _moved_on(self, key: str, count: int, now: datetime) -> datetime | None:
+    async def _moved_on(self, key: str, pace: Pace, count: int, now: datetime) -> datetime | None:
         """The account's `tat` once this reservation moved it on; None when the account has no document yet."""
-        step_ms = self.pace.interval // timedelta(milliseconds=1) * count
+        step_ms = pace.interval // timedelta(milliseconds=1) * count
         kept_ms = _KEPT // timedelta(milliseconds=1)
         doc = await self._pacing.find_one_and_update(
             {"_id": key},
@@ -113,10 +112,11 @@ class PacedConnector:
     The wait happens where the request would: for a charge, inside its lease's send window, so a turn too far
     away is cut with the call, as an unknown outcome that PSYNC settles, never a charge sent outside the window."""
 
-    def __init__(self, inner: PaymentConnector, pacing: MongoConnectorPacing, key: str) -> None:
+    def __init__(self, inner: PaymentConnector, pacing: MongoConnectorPacing, key: str, pace: Pace) -> None:
         self._inner = inner
         self._pacing = pacing
         self._key = key
+        self._pace = pace
 
     async def charge(self, request: ChargeRequest) -> ChargeOutcome:
         await self._turn(1)
@@ -127,7 +127,7 @@ class PacedConnector:
         return await self._inner.sync(request, connector_transaction_id)
 
     async def _turn(self, requests: int) -> None:
-        waits = await self._pacing.reserve(self._key, requests)
+        waits = await self._pacing.reserve(self._key, self._pace, requests)
         wait = waits[0] if waits else 0.0
         metrics.PACING_WAIT_SECONDS.observe(wait)
         if wait > 0:

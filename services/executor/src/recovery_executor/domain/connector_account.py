@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from recovery_executor.domain.pacing import Pace
+
 # The payment connectors the executor can charge through.
 CHARGING_CONNECTORS = frozenset({"stripe"})
 
@@ -15,6 +17,7 @@ class ConnectorAccount:
     connector_name: str | None
     api_key: str  # sealed by intake (recovery_runtime.secrets): opened only for the call
     disabled: bool = False
+    pace: Pace | None = None  # the account's own (`feature_metadata.request_pace`); None: the executors' default
 
     def refusal_to_charge(self) -> str | None:
         """Why no charge may go through this account (the command can never apply), or None."""

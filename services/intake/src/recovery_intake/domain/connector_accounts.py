@@ -124,6 +124,7 @@ def _account_fields(body: ConnectorAccountCreate, seal: Transform) -> Document:
 def connector_account_updated(doc: Document) -> Envelope[ConnectorAccountUpdated]:
     """`doc` as stored: `api_key` goes out sealed, as it is stored."""
     body = doc["body"]
+    pace = (body.get("feature_metadata") or {}).get("request_pace") or {}
     return envelope_for(
         MessageType.CONNECTOR_ACCOUNT_UPDATED,
         ConnectorAccountUpdated(
@@ -136,6 +137,8 @@ def connector_account_updated(doc: Document) -> Envelope[ConnectorAccountUpdated
             api_key=sealed_connector_api_key(body),
             disabled=bool(doc.get("disabled")),
             revenue_recovery=(body.get("feature_metadata") or {}).get("revenue_recovery"),
+            requests_per_second=pace.get("requests_per_second"),
+            request_burst=pace.get("burst"),
         ),
         merchant_id=doc["merchant_id"],
         profile_id=doc["profile_id"],
