@@ -150,3 +150,47 @@ async def test_the_executors_projection_keeps_an_accounts_own_pace_and_a_newer_v
     assert await accounts.apply(newer, Transaction.one_document())
     cleared = await accounts.get("mca_paced")
     assert cleared is not None and cleared.pace is None
+
+
+async def test_a_429_holds_the_accounts_turns_for_every_executor(
+    adb: Any,
+    stripe_server: BackgroundServer,
+    http_client: httpx.AsyncClient,
+    api_key: str,
+    card_on_file: Callable[[str], tuple[str, str]],
+) -> None:
+    pace = Pace(100.0, 10)
+    held_by, other = MongoConnectorPacing(adb, SystemClock()), MongoConnectorPacing(adb, SystemClock())
+    connector = StripeConnectors(stripe_server.url, http_client, SecretBox.development(), 5.0, pacing=held_by)(
+        ConnectorAccount("mca_paced", "stripe", api_key, pace=pace)
+    )
+    customer, payment_method = card_on_file("pm_card_visa")
+    httpx.post(stripe_server.url + "/_sandbox/faults", json={"mode": "rate_limited"}).raise_for_status()
+    request = ChargeRequest(
+        payment_id="12345_pay_rate_limited",
+        attempt_number=1,
+        amount=1000,
+        currency="USD",
+        customer=customer,
+        payment_method=payment_method,
+        idempotency_key="12345_pay_rate_limited:attempt:1",
+        metadata={},
+    )
+
+    outcome = await connector.charge(request)
+
+    assert (outcome.kind, outcome.http_status) == (ChargeOutcomeKind.UNKNOWN, 429)
+    # Another executor's next turn of the account is about a second off, though the burst had room for it.
+    [wait] = await other.reserve(budget_key("stripe", api_key), pace)
+    assert 0.8 < wait <= 1.0
+
+
+async def test_a_hold_never_takes_turns_back(adb: Any) -> None:
+    clock, pace = FixedClock(T0), Pace(10.0, 1)
+    pacing = MongoConnectorPacing(adb, clock)
+    reserved = [await pacing.reserve("stripe:acct", pace) for _ in range(30)]  # turns 3 s ahead
+    assert reserved[-1] == [pytest.approx(2.9)]
+
+    await pacing.hold("stripe:acct", pace, 1.0)
+
+    assert await pacing.reserve("stripe:acct", pace) == [pytest.approx(3.0)]

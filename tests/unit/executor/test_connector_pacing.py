@@ -45,3 +45,10 @@ def test_one_budget_per_secret_key_never_the_key_itself() -> None:
     assert budget_key("stripe", key) == budget_key("stripe", key)
     assert budget_key("stripe", key) != budget_key("stripe", key + "d")
     assert key not in budget_key("stripe", key) and budget_key("stripe", key).startswith("stripe:")
+
+
+def test_a_hold_puts_the_next_turn_that_far_off_whatever_the_burst() -> None:
+    pace = Pace(10.0, 3)
+    held = pace.held_tat(NOW, 1.0)
+    # A reservation on the held tat: its turn is a second away, not within the burst.
+    assert pace.waits(held + pace.interval, 1, NOW) == [1.0]

@@ -28,3 +28,7 @@ PACING_ERRORS = Counter(
     "recovery_connector_pacing_errors_total",
     "Reservations of a connector account's turn the database did not answer: the requests went unpaced",
 )
+PACING_HOLDS = Counter(
+    "recovery_connector_pacing_holds_total",
+    "Times a paced account answered 429 and every executor held its turns for a second",
+)

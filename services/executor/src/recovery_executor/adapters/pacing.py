@@ -43,6 +43,8 @@ INDEXES = [
 _KEPT = timedelta(minutes=1)
 # After the database did not answer, how long requests go unpaced without asking it again.
 UNAVAILABLE_SECONDS = 5.0
+# After the connector answered 429, how long no executor takes a turn of the account (Stripe advises backing off).
+RATE_LIMITED_HOLD_SECONDS = 1.0
 
 
 def budget_key(connector_name: str, api_key: str) -> str:
@@ -76,6 +78,19 @@ class MongoConnectorPacing:
         if tat_after is None:  # created, and expired at once: nothing to pace on
             return []
         return pace.waits(tat_after, count, now)
+
+    async def hold(self, key: str, pace: Pace, seconds: float) -> None:
+        """No turn of the account for `seconds` from now, for any executor (turns reserved beyond stay theirs); the
+        connector answered 429. A database that does not answer: nothing held."""
+        now = self._clock.now()
+        try:
+            await self._pacing.update_one(
+                {"_id": key},
+                [{"$set": {"tat": {"$max": ["$tat", pace.held_tat(now, seconds)]}}}],
+            )
+        except PyMongoError as error:
+            log.warning("connector_pacing.unavailable", error=f"{type(error).__name__}: {error}")
+            metrics.PACING_ERRORS.inc()
 
     async def _moved_on(self, key: str, pace: Pace, count: int, now: datetime) -> datetime | None:
         """The account's `tat` once this reservation moved it on; None when the account has no document yet."""
@@ -120,11 +135,19 @@ class PacedConnector:
 
     async def charge(self, request: ChargeRequest) -> ChargeOutcome:
         await self._turn(1)
-        return await self._inner.charge(request)
+        return await self._answered(await self._inner.charge(request))
 
     async def sync(self, request: ChargeRequest, connector_transaction_id: str | None = None) -> ChargeOutcome:
         await self._turn(1 if connector_transaction_id else 2)
-        return await self._inner.sync(request, connector_transaction_id)
+        return await self._answered(await self._inner.sync(request, connector_transaction_id))
+
+    async def _answered(self, outcome: ChargeOutcome) -> ChargeOutcome:
+        """A 429 (the account's limit used up, by the merchant's own traffic too): every executor holds its turns
+        for `RATE_LIMITED_HOLD_SECONDS`."""
+        if outcome.http_status == 429:
+            metrics.PACING_HOLDS.inc()
+            await self._pacing.hold(self._key, self._pace, RATE_LIMITED_HOLD_SECONDS)
+        return outcome
 
     async def _turn(self, requests: int) -> None:
         waits = await self._pacing.reserve(self._key, self._pace, requests)

@@ -6,7 +6,8 @@ uses the account, and asks that background work (which recovery retries are) tak
 merchant's own live charges still pass (docs/retry-engine.md, "Pacing the connector"). The budget is GCRA (a token
 bucket told by one time, `tat`, its theoretical arrival time) kept as a reservation: every request reserves the next
 free turn, taken now while the burst lasts and then one `interval` apart, and waits for it. A burst of payday
-retries is spread at the pace instead of meeting 429s that each cost a PSYNC.
+retries is spread at the pace instead of meeting 429s that each cost a PSYNC. A 429 all the same (the merchant's
+own traffic used the account's limit) holds the account's turns for a moment, for every executor.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ class Pace:
     def tolerance(self) -> timedelta:
         """How far ahead of now the reserved turns may run before a request has to wait: the burst."""
         return self.interval * (self.burst - 1)
+
+    def held_tat(self, now: datetime, seconds: float) -> datetime:
+        """The account's `tat` that makes its next turn come no earlier than `seconds` from `now` (the connector
+        answered 429: every executor backs off together)."""
+        return now + timedelta(seconds=seconds) + self.tolerance
 
     def waits(self, tat_after: datetime, count: int, now: datetime) -> list[float]:
         """Seconds from `now` until each of the `count` turns a reservation got, given the account's `tat` once the
