@@ -1,7 +1,7 @@
 """Pacing the connector (adapters/pacing.py) on the MongoDB-wire server and the Stripe sandbox: executors reserving
 at once share one budget per secret key, each turn to one of them; the charges reach the sandbox no faster than
-the account's own pace, which the executor's projection keeps; a database that does not answer lets requests go
-unpaced, asking again only later."""
+the account's own pace, which the executor's projection keeps; a 429 holds every executor's turns for a moment; a
+database that does not answer lets requests go unpaced, asking again only later."""
 
 from __future__ import annotations
 
