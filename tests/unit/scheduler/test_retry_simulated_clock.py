@@ -11,6 +11,7 @@ import pytest
 
 from recovery_scheduler.domain.budgets import CardUse
 from recovery_scheduler.domain.config import RetryConfig
+from recovery_scheduler.domain.customer_time import morning_spread
 from recovery_scheduler.domain.declines import DeclineCodes
 from recovery_scheduler.domain.model import (
     Algorithm,
@@ -24,7 +25,6 @@ from recovery_scheduler.domain.model import (
     ScheduleAttempt,
     TokenState,
 )
-from recovery_scheduler.domain.planner import morning_spread
 
 from .retry_builders import Answer, run_recovery, view
 from .retry_builders import declined as declined_at

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from recovery_scheduler.domain.config import RetryConfig
+from recovery_scheduler.domain.customer_time import morning_spread, next_payday_slot, paydays
 from recovery_scheduler.domain.declines import DeclineCodes
 from recovery_scheduler.domain.model import (
     Algorithm,
@@ -18,7 +19,7 @@ from recovery_scheduler.domain.model import (
     ScheduleAttempt,
     TokenState,
 )
-from recovery_scheduler.domain.planner import decide_next, morning_spread, next_payday_slot, paydays
+from recovery_scheduler.domain.planner import decide_next
 
 from .retry_builders import T0, declined, view
 

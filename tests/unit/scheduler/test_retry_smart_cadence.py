@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from recovery_scheduler.domain.config import RetryConfig
-from recovery_scheduler.domain.customer_time import in_daytime, utc_offset
+from recovery_scheduler.domain.customer_time import in_daytime, morning_spread, utc_offset
 from recovery_scheduler.domain.declines import DeclineCodes
 from recovery_scheduler.domain.model import (
     Algorithm,
@@ -19,7 +19,7 @@ from recovery_scheduler.domain.model import (
     ScheduleAttempt,
     TokenState,
 )
-from recovery_scheduler.domain.planner import decide_next, morning_spread
+from recovery_scheduler.domain.planner import decide_next
 from recovery_scheduler.domain.smart_cadence import GENERIC, INSUFFICIENT_FUNDS, SPECIFIC_SOFT, TECHNICAL, Cadence
 
 from .retry_builders import T0, declined, view

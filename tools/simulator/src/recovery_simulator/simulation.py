@@ -97,7 +97,7 @@ class SimulatedConnector:
 
 def token_of(payment: FailedPayment) -> str:
     """The payment's saved card: one of its own, as a billing system's customers each have theirs (the planner
-    spreads payday retries by card: `planner.morning_spread`)."""
+    spreads payday retries by card: `customer_time.morning_spread`)."""
     return f"pm_card_{payment.invoice}"
 
 

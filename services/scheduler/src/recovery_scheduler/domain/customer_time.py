@@ -1,11 +1,13 @@
-"""The customer's local time, from the billing address country: smart aims retries of customer-funded declines at
-the customer's daytime and at the morning of their paydays, not at a fixed UTC hour (14:00 UTC is midnight in
-Sydney). Depends on nothing else in the domain."""
+"""The customer's local time and calendar, from the billing address country: smart aims retries of customer-funded
+declines at the customer's daytime and at the morning of their paydays, not at a fixed UTC hour (14:00 UTC is
+midnight in Sydney), each card at its own minute of that morning. Depends on nothing else in the domain."""
 
 from __future__ import annotations
 
+import calendar
+import zlib
 from collections.abc import Mapping
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 # Standard UTC offset (hours) of each country's main population centre, for the card markets a merchant sees most.
 # Daylight saving is ignored: an hour off for half the year does not move a retry out of the day. A country not
@@ -36,3 +38,48 @@ def in_daytime(at: datetime, offset: timedelta, start_hour: int, end_hour: int) 
     if morning < local:
         morning += timedelta(days=1)
     return morning - offset
+
+
+def _next_weekday(day: date) -> date:
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
+
+
+def _last_business_day(year: int, month: int) -> date:
+    day = date(year, month, calendar.monthrange(year, month)[1])
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    return day
+
+
+def paydays(year: int, month: int) -> tuple[date, ...]:
+    """The 1st and the 15th (next business day when on a weekend) and the last business day of a month."""
+    return tuple(
+        sorted(
+            {
+                _next_weekday(date(year, month, 1)),
+                _next_weekday(date(year, month, 15)),
+                _last_business_day(year, month),
+            }
+        )
+    )
+
+
+def morning_spread(token: str, spread: timedelta) -> timedelta:
+    """Where in a morning's spread this card's retries go: a whole minute of it, the same on every plan of the card
+    (CRC-32 of the token, not Python's salted hash), so that a merchant's retries aimed at a payday's hour or at the
+    daytime's start reach the connector spread over the morning instead of in one minute."""
+    minutes = int(spread.total_seconds() // 60)
+    return timedelta(minutes=zlib.crc32(token.encode()) % minutes) if minutes else timedelta(0)
+
+
+def next_payday_slot(earliest: datetime, hour_utc: int) -> datetime:
+    """The first payday at `hour_utc` (UTC) at or after `earliest`."""
+    year, month = earliest.year, earliest.month
+    while True:
+        for day in paydays(year, month):
+            slot = datetime.combine(day, time(hour_utc), tzinfo=earliest.tzinfo)
+            if slot >= earliest:
+                return slot
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)

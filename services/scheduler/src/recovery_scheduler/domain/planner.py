@@ -15,14 +15,12 @@ with a specific cause a day apart, then spread over the retry window; all in the
 
 from __future__ import annotations
 
-import calendar
 import random
-import zlib
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 
 from .config import RetryConfig
-from .customer_time import in_daytime, utc_offset
+from .customer_time import in_daytime, morning_spread, next_payday_slot, utc_offset
 from .learned_hours import max_shift
 from .model import (
     SHADOWED_ALGORITHMS,
@@ -345,7 +343,7 @@ def budget_recheck(at: datetime, why_full: str, token: str) -> Recheck:
     return Recheck(at, f"network budget used up ({why_full}); token {token} has budget again then")
 
 
-# -- time arithmetic both algorithms share: jitter, the retry window, payday slots ---------------------------------
+# -- time arithmetic both algorithms share: jitter, the retry window (paydays and the morning spread: customer_time) --
 
 
 def draw_jitter(config: RetryConfig, rng: random.Random) -> timedelta:
@@ -357,48 +355,3 @@ def draw_jitter(config: RetryConfig, rng: random.Random) -> timedelta:
 
 def window_end(view: RecoveryView, config: RetryConfig) -> datetime:
     return view.created_at + config.retry_window
-
-
-def _next_weekday(day: date) -> date:
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return day
-
-
-def _last_business_day(year: int, month: int) -> date:
-    day = date(year, month, calendar.monthrange(year, month)[1])
-    while day.weekday() >= 5:
-        day -= timedelta(days=1)
-    return day
-
-
-def paydays(year: int, month: int) -> tuple[date, ...]:
-    """The 1st and the 15th (next business day when on a weekend) and the last business day of a month."""
-    return tuple(
-        sorted(
-            {
-                _next_weekday(date(year, month, 1)),
-                _next_weekday(date(year, month, 15)),
-                _last_business_day(year, month),
-            }
-        )
-    )
-
-
-def morning_spread(token: str, spread: timedelta) -> timedelta:
-    """Where in a morning's spread this card's retries go: a whole minute of it, the same on every plan of the card
-    (CRC-32 of the token, not Python's salted hash), so that a merchant's retries aimed at a payday's hour or at the
-    daytime's start reach the connector spread over the morning instead of in one minute."""
-    minutes = int(spread.total_seconds() // 60)
-    return timedelta(minutes=zlib.crc32(token.encode()) % minutes) if minutes else timedelta(0)
-
-
-def next_payday_slot(earliest: datetime, hour_utc: int) -> datetime:
-    """The first payday at `hour_utc` (UTC) at or after `earliest`."""
-    year, month = earliest.year, earliest.month
-    while True:
-        for day in paydays(year, month):
-            slot = datetime.combine(day, time(hour_utc), tzinfo=earliest.tzinfo)
-            if slot >= earliest:
-                return slot
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
