@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import aio_pika
@@ -69,6 +70,26 @@ async def test_invalid_bytes_end_in_the_dead_letter_queue_with_the_reason_and_co
     reason = dead.headers[REJECTION_HEADER]
     assert isinstance(reason, str) and reason.startswith("invalid message")
     assert dead.headers["x-original-queue"] == QUEUE
+
+
+async def test_a_message_from_a_newer_release_is_applied_its_added_field_ignored(
+    runtime_service: Any, isolation: Isolation
+) -> None:
+    # A rolling upgrade: the producer already sends a field this consumer's contract does not have yet.
+    handled: list[Envelope[Any]] = []
+
+    async def handler(envelope: Envelope[Any], queue: ConsumerQueue) -> None:
+        handled.append(envelope)
+
+    async with runtime_service({QUEUE: handler}), broker_probe(isolation.rabbitmq_url) as probe:
+        sent = stripe_account()
+        body = sent.model_dump(mode="json")
+        body["payload"]["added_in_a_later_release"] = {"rate": 5}
+        newer = aio_pika.Message(json.dumps(body).encode(), message_id=sent.message_id, content_type="application/json")
+        await probe.channel.default_exchange.publish(newer, routing_key=QUEUE)
+        await eventually(lambda: len(handled) == 1)
+        assert await probe.depth(QUEUES[QUEUE].dead_letter_queue) == 0
+    assert handled == [sent]
 
 
 async def test_a_message_that_always_fails_is_dead_lettered_with_its_error_at_the_delivery_limit_not_looped(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.messages import (
+    FROM_OTHER_SERVICES,
     PAYLOADS,
     AttemptOutcome,
     BillingEventReceived,
@@ -38,6 +40,7 @@ from recovery_contracts.messages import (
     WebhookDeliveryFailed,
     WebhookEndpointDisabled,
     envelope_model,
+    read_message,
 )
 from recovery_contracts.payments import IntentStatus
 from recovery_contracts.recovery import (
@@ -302,3 +305,64 @@ def test_billing_event_is_bounded_and_names_the_bad_field(change, field):
     with pytest.raises(ValidationError) as caught:
         BillingEventReceived.model_validate({**sample, **change})
     assert field in {str(e["loc"][0]) for e in caught.value.errors()}
+
+
+def _sample_envelope(message_type: MessageType) -> Any:
+    return envelope_model(message_type)(
+        type=message_type,
+        correlation_id=PAYMENT_ID,
+        merchant_id="cloth_seller_I7nS4iwZnxRDJtGfiNTy",
+        profile_id="pro_3mR8Jq2LxYp7TzWc0KdN",
+        payload=_payloads()[message_type],
+    )
+
+
+INTERNAL = [t for t in MessageType if t not in FROM_OTHER_SERVICES]
+
+
+@pytest.mark.parametrize("message_type", INTERNAL, ids=lambda t: t.value)
+def test_a_reader_ignores_fields_a_newer_producer_added_to_the_envelope_and_the_payload(message_type):
+    envelope = _sample_envelope(message_type)
+    body = envelope.model_dump(mode="json")
+    body["trace_state"] = "added by a newer release"
+    body["payload"]["priority"] = 7
+
+    read = read_message(message_type, json.dumps(body))
+
+    assert read == envelope
+    # Reading from a stored document (a timer's message, an attempt's outcome) is as tolerant as from the broker.
+    assert read_message(message_type, body) == envelope
+    # Building a message stays strict: an unknown field there is a mistake in this code base.
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        envelope_model(message_type).model_validate(body)
+
+
+def test_a_reader_ignores_added_fields_at_any_depth():
+    scheduled = _sample_envelope(MessageType.RECOVERY_SCHEDULED)
+    body = scheduled.model_dump(mode="json")
+    body["payload"]["payment"]["tokens"][0]["card_country"] = "DE"
+    body["payload"]["payment"]["retry"]["learning_rate"] = 0.5
+    assert read_message(MessageType.RECOVERY_SCHEDULED, json.dumps(body)) == scheduled
+
+    succeeded = _sample_envelope(MessageType.PAYMENT_SUCCEEDED)
+    body = succeeded.model_dump(mode="json")
+    body["payload"]["payment"]["amount"]["surcharge_details"] = {"amount": 10}
+    assert read_message(MessageType.PAYMENT_SUCCEEDED, json.dumps(body)) == succeeded
+
+
+@pytest.mark.parametrize("message_type", sorted(FROM_OTHER_SERVICES), ids=lambda t: t.value)
+def test_the_commands_of_other_services_still_refuse_an_unknown_field_and_name_it(message_type):
+    body = _sample_envelope(message_type).model_dump(mode="json")
+    body["payload"]["priority"] = 7
+    with pytest.raises(ValidationError) as caught:
+        read_message(message_type, json.dumps(body))
+    assert [("payload", "priority")] == [tuple(e["loc"]) for e in caught.value.errors()]
+
+
+def test_a_reader_still_refuses_a_known_field_with_a_bad_value():
+    body = _sample_envelope(MessageType.EXECUTE_RETRY).model_dump(mode="json")
+    body["payload"]["attempt_number"] = 0
+    body["payload"]["priority"] = 7
+    with pytest.raises(ValidationError) as caught:
+        read_message(MessageType.EXECUTE_RETRY, json.dumps(body))
+    assert [("payload", "attempt_number")] == [tuple(e["loc"]) for e in caught.value.errors()]

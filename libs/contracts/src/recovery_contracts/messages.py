@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic.config import ExtraValues
 
 from recovery_contracts.api.connector_accounts import ConnectorName
 from recovery_contracts.api.fields import ExternalReference, HeaderMap, Identifier
@@ -381,5 +384,28 @@ PAYLOADS: dict[MessageType, type[BaseModel]] = {
 }
 
 
+@cache
 def envelope_model(message_type: MessageType) -> type[Envelope[Any]]:
     return Envelope[PAYLOADS[message_type]]  # type: ignore[valid-type,index]
+
+
+# Commands other teams' services publish: read as their HTTP twins are, an unknown field refused (the sender sees
+# the reason in the dead-letter queue, as an HTTP caller would in the answer).
+FROM_OTHER_SERVICES = frozenset(
+    {MessageType.RECOVERY_REQUESTED, MessageType.RECOVERY_CANCEL_REQUESTED, MessageType.BILLING_EVENT}
+)
+
+
+def read_message(message_type: MessageType, data: str | bytes | Mapping[str, Any]) -> Envelope[Any]:
+    """A message as its reader takes it: a consumer, or a service reading back a message it stored (a timer's, an
+    attempt's outcome). A field the reader's contract does not have, at any depth, is ignored: a newer producer's
+    addition passes an older reader in a rolling upgrade or after a rollback, where a refusal would dead-letter
+    every such message. Every field the reader has is checked as strictly as ever, and building a message stays
+    strict (`extra="forbid"`: an unknown keyword is an error, and mypy's pydantic plugin sees it). The commands of
+    other teams' services (`FROM_OTHER_SERVICES`) keep refusing unknown fields: they are requests, like the HTTP
+    bodies they mirror. ValidationError when the message is not one of `message_type`."""
+    extra: ExtraValues = "forbid" if message_type in FROM_OTHER_SERVICES else "ignore"
+    model = envelope_model(message_type)
+    if isinstance(data, str | bytes):
+        return model.model_validate_json(data, extra=extra)
+    return model.model_validate(data, extra=extra)

@@ -33,7 +33,7 @@ from faststream.rabbit.subscriber import RabbitSubscriber
 from pydantic import ValidationError
 
 from recovery_contracts.envelope import Envelope
-from recovery_contracts.messages import envelope_model
+from recovery_contracts.messages import read_message
 from recovery_runtime import metrics
 from recovery_runtime.bus import AlreadyApplied, MessageRejected, Publisher, RetryLater, requeue_pause, through_outages
 from recovery_runtime.topology import DELIVERY_LIMIT, QUEUES, ConsumerQueue
@@ -121,14 +121,13 @@ class ConsumerPipeline:
         self.publisher = publisher
         self.lane_of = lane_of
         self.lanes = lanes if lanes is not None else Lanes()
-        self.model = envelope_model(queue.message_type)
 
     def __call__(self, msg: Any, /, *, context: Any) -> _PipelineRun:
         return _PipelineRun(msg, context=context, pipeline=self)
 
     def validate(self, body: bytes) -> Envelope[Any]:
         try:
-            envelope = self.model.model_validate_json(body)
+            envelope = read_message(self.queue.message_type, body)
         except ValidationError as error:
             raise MessageRejected(summarise(error)) from error
         if envelope.type is not self.queue.message_type:

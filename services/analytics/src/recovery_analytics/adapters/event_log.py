@@ -11,7 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from recovery_contracts.envelope import Envelope, MessageType
-from recovery_contracts.messages import envelope_model
+from recovery_contracts.messages import read_message
 from recovery_runtime.mongo import IndexSpec
 from recovery_runtime.unit_of_work import Transaction
 
@@ -31,7 +31,7 @@ def _document(envelope: Envelope[Any], payment_id: str | None) -> dict[str, Any]
 
 
 def _envelope(doc: dict[str, Any]) -> Envelope[Any]:
-    return envelope_model(MessageType(doc["type"])).model_validate(doc["envelope"])
+    return read_message(MessageType(doc["type"]), doc["envelope"])
 
 
 class MongoEventLog:

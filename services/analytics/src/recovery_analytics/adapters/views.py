@@ -16,7 +16,7 @@ from recovery_analytics.dependencies import ConcurrentUpdate, RecoveryPage, Reco
 from recovery_analytics.domain.record import ViewRecord
 from recovery_analytics.domain.view import ViewStatus
 from recovery_contracts.envelope import Envelope, MessageType
-from recovery_contracts.messages import envelope_model
+from recovery_contracts.messages import read_message
 from recovery_runtime.mongo import IndexSpec
 from recovery_runtime.unit_of_work import Transaction
 
@@ -62,7 +62,7 @@ def from_document(doc: dict[str, Any]) -> ViewRecord:
 
 
 def _envelope(doc: dict[str, Any]) -> Envelope[Any]:
-    return envelope_model(MessageType(doc["type"])).model_validate(doc)
+    return read_message(MessageType(doc["type"]), doc)
 
 
 def _session(tx: Transaction | None) -> Any:

@@ -9,7 +9,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from recovery_contracts.messages import envelope_model
+from recovery_contracts.messages import read_message
 from recovery_executor.domain.attempt import Attempt, AttemptStatus
 from recovery_executor.domain.connector import ChargeRequest
 from recovery_runtime.bus import OutgoingMessage
@@ -142,7 +142,7 @@ def attempt_of(doc: dict[str, Any]) -> Attempt:
     outcome_message = None
     if emitted:
         stored = OutgoingMessage.from_document(emitted)
-        outcome_message = envelope_model(stored.message_type).model_validate_json(stored.body)
+        outcome_message = read_message(stored.message_type, stored.body)
     return Attempt(
         key=doc["_id"],
         payment_id=doc["payment_id"],

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from recovery_contracts.envelope import Envelope, MessageType
-from recovery_contracts.messages import ScheduleTimer, envelope_model
+from recovery_contracts.messages import ScheduleTimer, read_message
 
 
 class TimerKind(StrEnum):
@@ -63,7 +63,7 @@ class Timer:
             message_type = MessageType(str(raw.get("type")))
         except ValueError as error:
             raise ValueError(f"unknown message type {raw.get('type')!r}") from error
-        message = envelope_model(message_type).model_validate(raw)
+        message = read_message(message_type, raw)
         return cls(request.timer_id, TimerKind.MESSAGE, request.due_at, request.payment_id, request.kind, now, message)
 
 
