@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -184,12 +187,37 @@ def test_a_charge_timeout_is_settled_by_psync_with_one_charge_and_one_webhook(st
     assert len(view["attempts"]) == 1
 
 
-def test_cancel_invoice_stops_pending_retries_tells_the_merchant_and_the_tracker_is_per_merchant(stack: Stack) -> None:
+@dataclass(frozen=True)
+class Planned:
+    """A recovery of the seed's merchant on a Visa card, its first retry planned 4000 business seconds out."""
+
+    scenario: SeedScenario
+    setup: MerchantSetup
+    customer: str
+    pm: str
+    payment_id: str
+    view: dict[str, Any]
+
+
+def planned_recovery(stack: Stack) -> Planned:
     scenario = seed_scenario(stack)
     setup = setup_merchant(scenario, SLOW_START_LADDER)
     customer, pm = scenario.customer_with_card("pm_card_visa")
     payment_id = scenario.request_recovery(setup, customer, pm)["id"]
-    planned = wait_for_tracker(scenario, setup, payment_id, "scheduled")
+    view = wait_for_tracker(scenario, setup, payment_id, "scheduled")
+    return Planned(scenario, setup, customer, pm, payment_id, view)
+
+
+def test_cancel_invoice_stops_pending_retries_tells_the_merchant_and_the_tracker_is_per_merchant(stack: Stack) -> None:
+    recovery = planned_recovery(stack)
+    scenario, setup, customer, pm, payment_id, planned = (
+        recovery.scenario,
+        recovery.setup,
+        recovery.customer,
+        recovery.pm,
+        recovery.payment_id,
+        recovery.view,
+    )
     assert planned["status"] == "pending" and planned["name"] == "EXECUTE_WORKFLOW"
     assert planned["schedule_time_for_payment"] is not None
 
@@ -208,3 +236,41 @@ def test_cancel_invoice_stops_pending_retries_tells_the_merchant_and_the_tracker
 
     other = scenario.bootstrap()
     assert tracker(scenario, other, payment_id).status_code == 404
+
+
+def test_a_cards_imported_retry_history_holds_back_a_planned_retry_within_the_network_budget(stack: Stack) -> None:
+    recovery = planned_recovery(stack)
+    scenario, setup, customer, pm, payment_id = (
+        recovery.scenario,
+        recovery.setup,
+        recovery.customer,
+        recovery.pm,
+        recovery.payment_id,
+    )
+    first_plan = recovery.view["schedule_time_for_payment"]
+    assert first_plan is not None
+
+    # The merchant's earlier system retried the card 20 times yesterday (UTC): every network's 30-day budget on
+    # the card is used, so the retry planned 4000 business seconds out may not run.
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    cell = json.dumps({yesterday: 20}).replace('"', '""')
+    uploaded = scenario.http.post(
+        f"{scenario.endpoints.intake_url}/v2/recovery/data-backfill",
+        files={"file": ("cards.csv", f'customer_id_resp,token,daily_retry_history\n{customer},{pm},"{cell}"\n')},
+        headers=setup.headers(),
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    assert uploaded.json()["updated_recoveries"] == 1, uploaded.text
+
+    deadline = time.monotonic() + 30
+    while (view := tracker(scenario, setup, payment_id).json())["schedule_time_for_payment"] == first_plan:
+        assert time.monotonic() < deadline, view
+        time.sleep(0.25)
+    notes = [e["reason"] for e in view["timeline"] if "network budget" in (e.get("reason") or "")]
+    assert notes, view["timeline"]
+    later = view["schedule_time_for_payment"]
+    if later is not None:  # planned again after the window frees a slot, or ended if that is past its horizon
+        freed = datetime.fromisoformat(yesterday).replace(tzinfo=UTC) + timedelta(days=30)
+        assert datetime.fromisoformat(later.replace("Z", "+00:00")) >= freed, view
+    time.sleep(5.0)  # past the first plan (4000 business seconds = 4 s)
+    assert scenario.charges(customer) == []

@@ -296,7 +296,13 @@ async def test_a_card_data_backfill_updates_the_open_recoveries_in_mongodb_and_t
         body = recovery_body(setup, merchant_reference_id=reference)
         created = httpx.post(f"{intake.url}/v2/payments/recovery", json=body, headers=setup.headers())
         assert created.status_code == 200, created.text
-    csv = "customer_id_resp,token,exp_date,card_network\ncus_test,pm_test,04/31,Mastercard\ncus_test,pm_other,,\n"
+    # The card's retries before this system: yesterday (UTC), as a spreadsheet quotes a JSON cell.
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    csv = (
+        "customer_id_resp,token,exp_date,card_network,daily_retry_history\n"
+        f'cus_test,pm_test,04/31,Mastercard,"{{""{yesterday}"": 3}}"\n'
+        "cus_test,pm_other,,,\n"
+    )
 
     answer = httpx.post(
         f"{intake.url}/v2/recovery/data-backfill",
@@ -314,12 +320,19 @@ async def test_a_card_data_backfill_updates_the_open_recoveries_in_mongodb_and_t
     assert [
         (d["snapshot"]["tokens"][0]["card_exp_year"], d["snapshot"]["tokens"][0]["card_network"]) for d in stored
     ] == [("2031", "Mastercard")] * 2
+    day_end = datetime.fromisoformat(yesterday).replace(tzinfo=UTC) + timedelta(days=1)
+    for d in stored:
+        [prior] = d["snapshot"]["tokens"][0]["prior_retries"]
+        assert prior["count"] == 3 and datetime.fromisoformat(prior["at"]) == day_end  # stored as JSON, as the rest
     # The look-up has its index (declared in code, created at start-up).
     assert "intent_customer" in {index["name"] for index in db.payment_intents.list_indexes()}
     async with broker_probe(isolation.rabbitmq_url) as broker:
         updates = [await broker.take_json("scheduler.recovery-updated") for _ in range(2)]
     assert {u["payload"]["action"] for u in updates} == {"card_data_backfill"}
     assert {u["payload"]["payment"]["merchant_reference_id"] for u in updates} == {"backfill_a", "backfill_b"}
+    assert [u["payload"]["payment"]["tokens"][0]["prior_retries"] for u in updates] == [
+        [{"at": day_end.isoformat().replace("+00:00", "Z"), "count": 3}]
+    ] * 2
 
 
 class _Finds(monitoring.CommandListener):

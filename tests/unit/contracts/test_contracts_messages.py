@@ -41,6 +41,7 @@ from recovery_contracts.messages import (
     WebhookEndpointDisabled,
     envelope_model,
     read_message,
+    read_stored,
 )
 from recovery_contracts.payments import IntentStatus
 from recovery_contracts.recovery import (
@@ -366,3 +367,16 @@ def test_a_reader_still_refuses_a_known_field_with_a_bad_value():
     with pytest.raises(ValidationError) as caught:
         read_message(MessageType.EXECUTE_RETRY, json.dumps(body))
     assert [("payload", "attempt_number")] == [tuple(e["loc"]) for e in caught.value.errors()]
+
+
+def test_state_a_newer_release_stored_is_read_back_by_the_release_before_it():
+    # A rollback: the recovery's snapshot in intake's and the scheduler's documents, a record back's request.
+    payment = _payloads()[MessageType.RECOVERY_SCHEDULED].payment
+    stored = payment.model_dump(mode="json")
+    stored["tokens"][0]["card_country"] = "DE"
+    stored["risk_score"] = 12
+    assert read_stored(RecoveryPayment, stored) == payment
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        RecoveryPayment.model_validate(stored)
+    request = _payloads()[MessageType.RECORD_BACK]
+    assert read_stored(RecordBack, {**request.model_dump(mode="json"), "signature": "v2"}) == request

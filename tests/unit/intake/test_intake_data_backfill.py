@@ -4,6 +4,11 @@ data of every open recovery holding the token, tells the scheduler and the execu
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from datetime import UTC, datetime
+
 import httpx
 
 from recovery_contracts.envelope import MessageType
@@ -134,3 +139,97 @@ async def test_another_merchants_customers_are_not_reached(svc: Intake, client: 
         answer = await upload(admin, "customer_id_resp,token,card_network\ncus_test,pm_first,Discover\n")
     assert answer.status_code in (400, 404)  # no such merchant
     assert updates(svc) == []
+
+
+def history_file(*rows: tuple[str, str]) -> str:
+    """A file of `token, daily_retry_history` rows for the customer of the seed's card (the history quoted as a
+    spreadsheet writes it: it holds commas and quotes)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["customer_id_resp", "token", "daily_retry_history"])
+    writer.writerows(("cus_test", token, history) for token, history in rows)
+    return out.getvalue()
+
+
+async def test_the_cards_retry_history_is_kept_on_the_token_for_the_network_budgets(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    await open_recoveries(client)
+    now = svc.clock.now()  # 2026-01-15 12:00 UTC
+    history = {
+        "2025-12-01": 5,  # ended more than 31 days before the upload: never counts, not kept
+        "2025-12-20": 4,  # a day: its retries at the day's end
+        "2026-01-15 09:30:00": 2,  # an hour: at the hour's end
+        "2026-01-15T11:10:00+00:00": 1,  # the hour still running: at the upload
+        "2026-01-15": 3,  # today, not over: at the upload
+        "2026-01-10": 0,  # no retries
+    }
+
+    answer = await upload(client, history_file(("pm_first", json.dumps(history))))
+
+    assert answer.json()["updated_recoveries"] == 2, answer.text
+    expected = [
+        (datetime(2025, 12, 21, tzinfo=UTC), 4),
+        (datetime(2026, 1, 15, 10, tzinfo=UTC), 2),
+        (now, 1),
+        (now, 3),
+    ]
+    for reference in (REFERENCE, "invoice_2"):
+        intent = svc.intents.of_invoice(MERCHANT, reference)
+        assert intent is not None
+        assert sorted((p.at, p.count) for p in intent.snapshot.tokens[0].prior_retries) == sorted(expected)
+        # Not a change of the card: its expiry and network stay the seed's.
+        assert intent.snapshot.tokens[0].card_network == "Visa"
+    [sent, _] = updates(svc)
+    assert sent.action == CARD_DATA_BACKFILL
+    assert sorted((p.at, p.count) for p in sent.payment.tokens[0].prior_retries) == sorted(expected)
+
+    # The same history again changes nothing; a later upload replaces it; an empty one clears it.
+    again = await upload(client, history_file(("pm_first", json.dumps(history))))
+    assert again.json()["updated_recoveries"] == 0 and len(updates(svc)) == 2
+    replaced = await upload(client, history_file(("pm_first", '{"2026-01-14": 1}')))
+    assert replaced.json()["updated_recoveries"] == 2
+    intent = svc.intents.of_invoice(MERCHANT, REFERENCE)
+    assert intent is not None
+    assert [(p.at, p.count) for p in intent.snapshot.tokens[0].prior_retries] == [
+        (datetime(2026, 1, 15, tzinfo=UTC), 1)
+    ]
+    cleared = await upload(client, history_file(("pm_first", "{}")))
+    assert cleared.json()["updated_recoveries"] == 2
+    intent = svc.intents.of_invoice(MERCHANT, REFERENCE)
+    assert intent is not None and intent.snapshot.tokens[0].prior_retries == ()
+    # A row without the column's value keeps the history the token has.
+    await upload(client, history_file(("pm_first", '{"2026-01-14": 1}')))
+    kept = await upload(client, history_file(("pm_first", "")))
+    assert kept.json()["updated_recoveries"] == 0
+
+
+async def test_a_retry_history_that_cannot_be_counted_is_refused_with_its_row_and_reason(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    await open_recoveries(client)
+    answer = await upload(
+        client,
+        history_file(
+            ("pm_first", "3 retries"),
+            ("pm_first", '["2026-01-14"]'),
+            ("pm_first", '{"last tuesday": 1}'),
+            ("pm_first", '{"2026-01-14": -1}'),
+            ("pm_first", '{"2026-01-14": 500}'),
+            ("pm_first", '{"2026-01-20": 1}'),  # five days after the upload
+            ("pm_first", '{"2026-01-16": 1}'),  # tomorrow in UTC, today east of it: accepted
+        ),
+    )
+
+    body = answer.json()
+    assert (body["processed_records"], body["failed_records"]) == (1, 6), body
+    lines = {e["row_number"]: e["error"] for e in body["errors"]}
+    assert "is not JSON" in lines[2]
+    assert "must be a JSON object of day -> retries" in lines[3]
+    assert "'last tuesday' is neither a day (YYYY-MM-DD) nor a date-time" in lines[4]
+    assert "'2026-01-14' has -1 retries" in lines[5]
+    assert "has 500 retries; a whole number from 0 to 100" in lines[6]
+    assert "2026-01-20T00:00:00+00:00 is after the upload" in lines[7]
+    intent = svc.intents.of_invoice(MERCHANT, REFERENCE)
+    assert intent is not None
+    assert [(p.at, p.count) for p in intent.snapshot.tokens[0].prior_retries] == [(svc.clock.now(), 1)]

@@ -1,4 +1,5 @@
-"""Schedule invariants over random histories: budgets, never-declines, monotonic times, monitoring."""
+"""Schedule invariants over random histories (the cards' retries before this system included): budgets,
+never-declines, monotonic times, monitoring."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recovery_scheduler.domain.budgets import budget_for
+from recovery_scheduler.domain.budgets import CardUse, budget_for
 from recovery_scheduler.domain.config import RetryConfig
 from recovery_scheduler.domain.declines import DECLINE_RULES, MASTERCARD_ADVICE_RULES, DeclineClass, DeclineCodes
 from recovery_scheduler.domain.model import (
@@ -36,10 +37,21 @@ optional_mac = st.none() | st.sampled_from(sorted(MASTERCARD_ADVICE_RULES))
 optional_advice = st.none() | st.sampled_from(["do_not_try_again", "try_again_later", "confirm_card_data"])
 
 
+# The card's retries before this system (the merchant's backfill): up to 40 days back, a few in each day or hour.
+prior_uses = st.lists(st.tuples(st.integers(0, 40 * 24 * 60), st.integers(1, 12)), max_size=6).map(
+    lambda periods: tuple(CardUse(T0 - timedelta(minutes=back)) for back, count in periods for _ in range(count))
+)
+
+
 @st.composite
 def recoveries(draw: st.DrawFn) -> tuple[RecoveryView, datetime, RetryConfig]:
     tokens = tuple(
-        TokenState(f"pm_{i}", draw(st.sampled_from(NETWORKS)), hard_declined=draw(st.booleans()) and i > 0)
+        TokenState(
+            f"pm_{i}",
+            draw(st.sampled_from(NETWORKS)),
+            hard_declined=draw(st.booleans()) and i > 0,
+            prior_uses=draw(prior_uses),
+        )
         for i in range(draw(st.integers(1, 3)))
     )
     at = T0
@@ -95,7 +107,7 @@ def _never_declined(recovery: RecoveryView, token: TokenState) -> bool:
 
 
 def _authorizations(recovery: RecoveryView, token: TokenState) -> list[datetime]:
-    times = [a.at for a in recovery.attempts if a.token == token.token]
+    times = [a.at for a in recovery.attempts if a.token == token.token] + [u.at for u in token.prior_uses]
     if token is recovery.tokens[0]:
         times += [recovery.created_at] * max(recovery.billing_retry_count, 1)
     return times

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.config import ExtraValues
@@ -384,6 +384,9 @@ PAYLOADS: dict[MessageType, type[BaseModel]] = {
 }
 
 
+StoredT = TypeVar("StoredT", bound=BaseModel)
+
+
 @cache
 def envelope_model(message_type: MessageType) -> type[Envelope[Any]]:
     return Envelope[PAYLOADS[message_type]]  # type: ignore[valid-type,index]
@@ -394,6 +397,13 @@ def envelope_model(message_type: MessageType) -> type[Envelope[Any]]:
 FROM_OTHER_SERVICES = frozenset(
     {MessageType.RECOVERY_REQUESTED, MessageType.RECOVERY_CANCEL_REQUESTED, MessageType.BILLING_EVENT}
 )
+
+
+def read_stored(model: type[StoredT], data: Mapping[str, Any]) -> StoredT:
+    """A contract model kept in a service's own state (a recovery's snapshot, a record back's request), read back
+    as a message is (`read_message`): a field a newer release stored is ignored, so the release before it still
+    reads the state after a rollback."""
+    return model.model_validate(data, extra="ignore")
 
 
 def read_message(message_type: MessageType, data: str | bytes | Mapping[str, Any]) -> Envelope[Any]:

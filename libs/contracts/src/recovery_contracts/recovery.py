@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from recovery_contracts.payments import (
     Address,
@@ -38,6 +38,24 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Retries in one day or hour of a card's history: more is not a history a network budget could count (every network
+# allows at most 35 attempts in 30 days), so a backfill row saying more is refused with the reason.
+MAX_PRIOR_RETRIES_IN_A_PERIOD = 100
+# How far back prior retries are kept: the longest network-budget window (rolling 30 days) and a day's margin.
+PRIOR_RETRIES_LOOKBACK = timedelta(days=31)
+# Every hour of that window and then some: a history longer than that does not count anyway.
+MAX_PRIOR_RETRY_PERIODS = 800
+
+
+class PriorRetries(_Frozen):
+    """Retries made on a card before this system took it over, as the merchant's card-data backfill reports them
+    (`daily_retry_history`): `count` retries in the day or hour that ended at `at` (the upload's time, for a
+    period not over then). Network budgets count each as an attempt on the same amount, declined."""
+
+    at: AwareDatetime
+    count: int = Field(ge=1, le=MAX_PRIOR_RETRIES_IN_A_PERIOD)
+
+
 class PaymentToken(_Frozen):
     """A saved payment method at the payment processor, with what the billing system told us about the card."""
 
@@ -51,6 +69,9 @@ class PaymentToken(_Frozen):
     card_exp_month: str | None = None
     card_exp_year: str | None = None
     last_four_digits: str | None = None
+    # The card's retries before this system (the merchant's backfill; the latest upload replaces them), oldest
+    # first, within the longest budget window of the upload.
+    prior_retries: tuple[PriorRetries, ...] = Field(default=(), max_length=MAX_PRIOR_RETRY_PERIODS)
 
 
 class RetrySettings(_Frozen):

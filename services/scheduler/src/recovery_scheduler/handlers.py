@@ -27,9 +27,10 @@ from recovery_runtime.unit_of_work import Transaction, applied_key
 from recovery_scheduler import metrics
 from recovery_scheduler.dependencies import CardBudgetChanged, Dependencies, RecoveryExists
 from recovery_scheduler.domain.planning import Change, Planning
-from recovery_scheduler.domain.recovery import Recovery, ResumeRefused, may_plan
+from recovery_scheduler.domain.recovery import Recovery, ResumeRefused
 from recovery_scheduler.domain.retry_stats import retry_outcomes
 from recovery_scheduler.domain.timers import Timer
+from recovery_scheduler.domain.updates import may_plan
 
 log = structlog.get_logger(__name__)
 

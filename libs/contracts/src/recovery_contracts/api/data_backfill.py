@@ -3,12 +3,16 @@ field `file`), in Hyperswitch's columns (`RevenueRecoveryBackfillRequest`), and 
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator
 
 from recovery_contracts.api.fields import RequestBody, ResponseBody
 from recovery_contracts.api.payment_methods import CardNetwork
+from recovery_contracts.recovery import MAX_PRIOR_RETRIES_IN_A_PERIOD
 
 # The CSV's words for "no value" (a spreadsheet's export of an empty pandas cell is "nan").
 NO_VALUE = frozenset({"", "nan", "NaN", "null", "None"})
@@ -24,14 +28,84 @@ def _absent_as_empty(value: object) -> object:
 
 
 Text = Annotated[Annotated[str, Field(max_length=255)] | None, BeforeValidator(_absent_as_none)]
+
+# The column's text, before it is read: an upload is bounded as a whole, a row's history by this.
+MAX_HISTORY_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class RetriesInPeriod:
+    """One entry of a card's `daily_retry_history`: `count` retries in the day (`hours` 24) or the hour (1) that
+    began at `start` (UTC)."""
+
+    start: datetime
+    hours: int
+    count: int
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(hours=self.hours)
+
+
+def _period(key: str) -> tuple[datetime, int]:
+    """A history key: a day (`2026-11-30`, Hyperswitch's daily history) or a moment within an hour
+    (`2026-11-30 14:00:00`, its hourly one; ISO 8601, `T` or a space, an offset or none for UTC)."""
+    text = key.strip()
+    if len(text) == 10:
+        day = date.fromisoformat(text)
+        return datetime(day.year, day.month, day.day, tzinfo=UTC), 24
+    moment = datetime.fromisoformat(text)
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.replace(minute=0, second=0, microsecond=0), 1
+
+
+def _retry_history(value: object) -> object:
+    """The column's JSON object of day (or hour) -> retries, as periods oldest first (two keys naming one period
+    add up); refused with what is wrong, naming the key."""
+    value = _absent_as_none(value)
+    if not isinstance(value, str):
+        return value
+    if len(value) > MAX_HISTORY_CHARS:
+        raise ValueError(f"daily_retry_history is {len(value)} characters; at most {MAX_HISTORY_CHARS} are read")
+    example = '{"2026-11-30": 2, "2026-12-01": 1}'
+    try:
+        history = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"daily_retry_history is not JSON ({error.msg}); write it as {example}") from None
+    if not isinstance(history, dict):
+        raise ValueError(f"daily_retry_history must be a JSON object of day -> retries, such as {example}")
+    periods: dict[tuple[datetime, int], int] = {}
+    for key, count in history.items():
+        try:
+            period = _period(key)
+        except ValueError:
+            raise ValueError(
+                f"daily_retry_history: {key!r} is neither a day (YYYY-MM-DD) nor a date-time (YYYY-MM-DD HH:MM:SS)"
+            ) from None
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_PRIOR_RETRIES_IN_A_PERIOD:
+            raise ValueError(
+                f"daily_retry_history: {key!r} has {count!r} retries; a whole number from 0 to "
+                f"{MAX_PRIOR_RETRIES_IN_A_PERIOD} is expected"
+            )
+        periods[period] = periods.get(period, 0) + count
+    entries = [RetriesInPeriod(start, hours, count) for (start, hours), count in sorted(periods.items()) if count]
+    for entry in entries:
+        if entry.count > MAX_PRIOR_RETRIES_IN_A_PERIOD:
+            raise ValueError(
+                f"daily_retry_history: {entry.count} retries from {entry.start.isoformat()}; at most "
+                f"{MAX_PRIOR_RETRIES_IN_A_PERIOD} in one day or hour are counted"
+            )
+    return tuple(entries)
+
+
 Required = Annotated[str, BeforeValidator(_absent_as_empty), Field(min_length=1, max_length=255)]
 
 
 class DataBackfillRecord(RequestBody):
     """One row of the upload. `customer_id_resp` (the customer at the payment processor) and `token` (the saved
-    payment method) name the card; the other columns are what is known of it. Accepted and not used:
-    `bin_number`, `connector_payment_id`, `country_name` (no field holds them) and `daily_retry_history` (network
-    budgets count this system's own reservations and the billing system's reported retries)."""
+    payment method) name the card; the other columns are what is known of it, `daily_retry_history` the retries
+    made on it before this system (network budgets count them). Accepted and not used: `bin_number`,
+    `connector_payment_id`, `country_name` (no field holds them)."""
 
     customer_id_resp: Required
     token: Required
@@ -42,8 +116,16 @@ class DataBackfillRecord(RequestBody):
     country_name: Text = None
     bin_number: Text = None
     connector_payment_id: Text = None
+    # The column is text, a JSON object of day (or hour) -> retries; read into periods.
     daily_retry_history: Annotated[
-        Annotated[str, Field(max_length=20_000)] | None, BeforeValidator(_absent_as_none)
+        tuple[RetriesInPeriod, ...] | None,
+        BeforeValidator(_retry_history),
+        WithJsonSchema(
+            {
+                "anyOf": [{"type": "string", "maxLength": MAX_HISTORY_CHARS}, {"type": "null"}],
+                "description": 'A JSON object of day (or hour) -> retries, e.g. {"2026-11-30": 2}',
+            }
+        ),
     ] = None
 
     @field_validator("exp_date")

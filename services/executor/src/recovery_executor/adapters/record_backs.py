@@ -7,7 +7,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from recovery_contracts.messages import RecordBack
+from recovery_contracts.messages import RecordBack, read_stored
 from recovery_executor.domain.record_back import (
     CUSTOMBILLING,
     RecordBackHistory,
@@ -82,7 +82,7 @@ def _progress(doc: dict[str, Any]) -> RecordBackProgress:
         updated_at=doc["updated_at"],
         merchant_id=doc.get("merchant_id"),
         billing_connector=doc.get("billing_connector") or CUSTOMBILLING,
-        request=RecordBack.model_validate(doc["request"]) if doc.get("request") else None,
+        request=read_stored(RecordBack, doc["request"]) if doc.get("request") else None,
         profile_id=doc.get("profile_id"),
     )
 

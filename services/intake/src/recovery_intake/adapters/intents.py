@@ -16,6 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from recovery_contracts.api.recovery import RecoveryAction
+from recovery_contracts.messages import read_stored
 from recovery_contracts.payments import IntentStatus
 from recovery_contracts.recovery import RecoveryPayment
 from recovery_intake.dependencies import Document, IntentExists, OutcomeRecorded
@@ -175,7 +176,7 @@ def _fields(intent: Intent) -> Document:
 
 
 def intent_of(doc: Document) -> Intent:
-    snapshot = RecoveryPayment.model_validate(doc["snapshot"])
+    snapshot = read_stored(RecoveryPayment, doc["snapshot"])
     transactions: Any = doc.get("billing_transactions")
     return Intent(
         snapshot=snapshot,

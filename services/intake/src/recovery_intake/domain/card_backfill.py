@@ -8,11 +8,12 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
 from recovery_contracts.api.data_backfill import DataBackfillRecord, DataBackfillRowError
-from recovery_contracts.recovery import PaymentToken
+from recovery_contracts.recovery import PRIOR_RETRIES_LOOKBACK, PaymentToken, PriorRetries
 
 # An upload is one request: bounded so that it stays one (a larger file is split by the merchant).
 MAX_BYTES = 5 * 1024 * 1024
@@ -66,9 +67,39 @@ def read_backfill(content: bytes) -> tuple[list[BackfillRow], list[DataBackfillR
     return rows, errors
 
 
-def backfilled(token: PaymentToken, record: DataBackfillRecord) -> PaymentToken:
-    """The saved token with the record's card data: a column left empty keeps what the token had."""
-    changes: dict[str, str] = {}
+# A period of the retry history may begin this long after the upload's UTC time: the merchant's "today" in a time
+# zone ahead of UTC (UTC+14 at most). Later is a history from the future: the row is refused.
+AHEAD_OF_UTC = timedelta(hours=14)
+
+
+def prior_retries(record: DataBackfillRecord, now: datetime) -> tuple[PriorRetries, ...] | None:
+    """The row's `daily_retry_history` as the token keeps it: each day's or hour's retries placed at the period's
+    end, or at the upload (`now`) for a period not over yet; periods that ended before the longest budget window
+    left out (they never count). None: the row has no history (the token keeps what it had). ValueError, the row's
+    reason, for a period that begins after the upload."""
+    history = record.daily_retry_history
+    if history is None:
+        return None
+    since = now - PRIOR_RETRIES_LOOKBACK
+    kept: list[PriorRetries] = []
+    for period in history:
+        if period.start > now + AHEAD_OF_UTC:
+            raise ValueError(
+                f"daily_retry_history: {period.start.isoformat()} is after the upload ({now.isoformat()}): "
+                "a history counts retries already made"
+            )
+        at = min(period.end, now)
+        if at >= since:
+            kept.append(PriorRetries(at=at, count=period.count))
+    return tuple(sorted(kept, key=lambda p: p.at))
+
+
+def backfilled(token: PaymentToken, record: DataBackfillRecord, prior: tuple[PriorRetries, ...] | None) -> PaymentToken:
+    """The saved token with the record's card data: a column left empty keeps what the token had. `prior`: the
+    row's retry history (`prior_retries`), which replaces the token's (the latest upload states it)."""
+    changes: dict[str, object] = {}
+    if prior is not None:
+        changes["prior_retries"] = prior
     if record.exp_date is not None and record.exp_date != _expiry_of(token):
         month, year = record.exp_date.split("/")
         changes.update(card_exp_month=month, card_exp_year=f"20{year}")

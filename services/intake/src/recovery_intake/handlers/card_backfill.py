@@ -9,8 +9,9 @@ from functools import partial
 import structlog
 
 from recovery_contracts.api.data_backfill import DataBackfillResponse, DataBackfillRowError
+from recovery_contracts.recovery import PriorRetries
 from recovery_intake.dependencies import IntakeAdapters
-from recovery_intake.domain.card_backfill import BackfillRow, backfilled, read_backfill
+from recovery_intake.domain.card_backfill import BackfillRow, backfilled, prior_retries, read_backfill
 from recovery_intake.domain.intent import Intent
 from recovery_runtime.unit_of_work import Transaction
 
@@ -27,10 +28,17 @@ class CardDataBackfill:
         """Apply the file's rows (BackfillRefused when the file as a whole cannot be read: nothing applied). A row
         that names no open invoice of the customer holding the token fails with the reason; the others apply."""
         rows, errors = read_backfill(content)
-        cards = {(row.record.customer_id_resp, row.record.token) for row in rows}
+        now = self._clock.now()
+        checked: list[tuple[BackfillRow, tuple[PriorRetries, ...] | None]] = []
+        for row in rows:
+            try:
+                checked.append((row, prior_retries(row.record, now)))
+            except ValueError as refused:
+                errors.append(DataBackfillRowError(row_number=row.row_number, error=str(refused)))
+        cards = {(row.record.customer_id_resp, row.record.token) for row, _ in checked}
         open_invoices = await self._intents.open_with_tokens(merchant_id, cards)
         processed = updated = 0
-        for row in rows:
+        for row, history in checked:
             record = row.record
             references = open_invoices.get((record.customer_id_resp, record.token), [])
             if not references:
@@ -39,14 +47,21 @@ class CardDataBackfill:
                 continue
             processed += 1
             for reference in references:
-                updated += await self._unit_of_work.apply(partial(self._apply, merchant_id, reference, row))
+                updated += await self._unit_of_work.apply(partial(self._apply, merchant_id, reference, row, history))
         errors.sort(key=lambda e: e.row_number)
         log.info("card_backfill.done", processed=processed, failed=len(errors), updated=updated)
         return DataBackfillResponse(
             processed_records=processed, failed_records=len(errors), updated_recoveries=updated, errors=errors
         )
 
-    async def _apply(self, merchant_id: str, reference: str, row: BackfillRow, tx: Transaction) -> int:
+    async def _apply(
+        self,
+        merchant_id: str,
+        reference: str,
+        row: BackfillRow,
+        history: tuple[PriorRetries, ...] | None,
+        tx: Transaction,
+    ) -> int:
         """1 when the invoice's card data changed (stored, `recovery.updated` emitted), else 0."""
         intent: Intent | None = await self._intents.by_reference(merchant_id, reference, tx)
         if intent is None:
@@ -54,7 +69,7 @@ class CardDataBackfill:
         card = next((t for t in intent.snapshot.tokens if t.token == row.record.token), None)
         if card is None:
             return 0
-        change = intent.card_data_backfilled(card.token, backfilled(card, row.record), self._clock.now())
+        change = intent.card_data_backfilled(card.token, backfilled(card, row.record, history), self._clock.now())
         if change.intent is intent:
             return 0
         await self._intents.save(change, tx)

@@ -9,6 +9,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from recovery_contracts.messages import read_stored
 from recovery_contracts.recovery import RecoveryPayment
 from recovery_runtime.mongo import IndexSpec
 from recovery_runtime.unit_of_work import APPLIED_FIELD, Transaction, mark_applied, not_applied, push_applied
@@ -80,7 +81,7 @@ def _attempt_from(doc: dict[str, Any]) -> Attempt:
 
 def recovery_from(doc: dict[str, Any]) -> Recovery:
     return Recovery(
-        payment=RecoveryPayment.model_validate(doc["snapshot"]),
+        payment=read_stored(RecoveryPayment, doc["snapshot"]),
         algorithm=Algorithm(doc["algorithm"]),
         status=RecoveryStatus(doc["status"]),
         version=doc["version"],

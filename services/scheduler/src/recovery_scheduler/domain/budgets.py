@@ -9,6 +9,7 @@ passes. Each limit says what it counts (attempts or declines; on any amount or o
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -69,6 +70,7 @@ class RetryLimit:
         """The earliest time >= `at` at which one more authorization keeps every window of this limit that holds
         it within the limit. Planned authorizations (reservations) may lie after `at`: every window containing the
         new one counts, not only the one ending at it."""
+        # Sorted, so that a window's count is two bisections (a card's history may hold thousands of uses).
         counted = sorted(u.at for u in uses if self.counts(u))
         if self.utc_day:
             candidate = at
@@ -76,20 +78,24 @@ class RetryLimit:
                 candidate = datetime.combine(candidate.date(), time(0), tzinfo=candidate.tzinfo) + timedelta(days=1)
             return candidate
         # Fitting can only begin where an authorization leaves the windows reaching back from the candidate.
-        for candidate in [at, *(u + self.window for u in counted if u + self.window > at)]:
+        for candidate in sorted({at, *(u + self.window for u in counted if u + self.window > at)}):
             if self._fits(counted, candidate):
                 return candidate
         raise AssertionError("past every counted authorization's window one more always fits")
 
     def _day_count(self, counted: Sequence[datetime], at: datetime) -> int:
         day_start = datetime.combine(at.date(), time(0), tzinfo=at.tzinfo)
-        return sum(1 for u in counted if day_start <= u < day_start + timedelta(days=1))
+        return bisect_left(counted, day_start + timedelta(days=1)) - bisect_left(counted, day_start)
 
     def _fits(self, counted: Sequence[datetime], at: datetime) -> bool:
         # The windows (end - window, end] holding `at` have end in [at, at + window); the count peaks at `at` or
         # where an authorization enters.
-        ends = [at, *(u for u in counted if at < u < at + self.window)]
-        return all(sum(1 for u in counted if end - self.window < u <= end) < self.max_attempts for end in ends)
+        entering = counted[bisect_right(counted, at) : bisect_left(counted, at + self.window)]
+        return all(self._in_window(counted, end) < self.max_attempts for end in [at, *dict.fromkeys(entering)])
+
+    def _in_window(self, counted: Sequence[datetime], end: datetime) -> int:
+        """The counted authorizations in the window (end - window, end]."""
+        return bisect_right(counted, end) - bisect_right(counted, end - self.window)
 
 
 def _uses(items: Iterable[CardUse | datetime]) -> tuple[CardUse, ...]:

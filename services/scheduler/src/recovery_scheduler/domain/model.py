@@ -51,6 +51,10 @@ class TokenState:
     # The merchant's authorizations on this card outside this recovery (its other invoices' attempts, planned or
     # made) that network budgets must count.
     other_uses: tuple[CardUse, ...] = ()
+    # The card's retries before this system (the merchant's backfill, `daily_retry_history`) that network budgets
+    # must count: each an attempt on the same amount and currency, declined, at the end of its day or hour (the
+    # conservative reading: it stays inside every window as long as any retry of that period could).
+    prior_uses: tuple[CardUse, ...] = ()
     # The merchant's learned success rates by hour for a retry like the next one on this card (smart reads them;
     # domain/learned_hours.py). None: not enough evidence, or not looked up.
     hour_rates: HourRates | None = None

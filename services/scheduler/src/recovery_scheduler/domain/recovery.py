@@ -10,9 +10,10 @@ from typing import Any
 
 from recovery_contracts.api.recovery import RecoveryAction
 from recovery_contracts.envelope import Envelope, MessageType
-from recovery_contracts.messages import CARD_DATA_BACKFILL, PaymentAttemptFailed, PaymentSucceeded, RecoveryUpdated
+from recovery_contracts.messages import PaymentAttemptFailed, PaymentSucceeded, RecoveryUpdated
 from recovery_contracts.recovery import RecoveryPayment
 
+from .card_budgets import planned_attempt
 from .declines import DeclineClass, DeclineCodes
 from .messages import payment_cancelled
 from .model import Algorithm, AttemptOutcome, AttemptRecord, BusinessStatus, ScheduleAttempt
@@ -21,50 +22,7 @@ from .plans import AttemptPlan, Note, Plan
 from .standing import token_standings
 from .status import TERMINAL, RecoveryStatus
 from .steps import attempt_planned, awaiting_billing, next_step, planner_view, retry_config
-
-# Card fields whose change (a new expiry, the account updater) lifts an earlier `fix`-class block of the token.
-CARD_FIELDS = ("card_exp_month", "card_exp_year", "last_four_digits")
-
-# The billing system's actions that end a recovery outside the planner: the status, business status and reason.
-STOPPING_ACTIONS: Mapping[str, tuple[RecoveryStatus, str, str]] = {
-    RecoveryAction.CANCEL_INVOICE: (
-        RecoveryStatus.CANCELLED,
-        "CANCELLED_BY_BILLING_CONNECTOR",
-        "the billing system cancelled the invoice: pending retries stopped",
-    ),
-    RecoveryAction.SUCCESS_PAYMENT_EXTERNAL: (
-        RecoveryStatus.SUCCEEDED,
-        "COMPLETED_BY_EXTERNAL_PAYMENT",
-        "the invoice was paid outside this system: pending retries stopped",
-    ),
-}
-
-
-# A cancel the merchant asked for itself (by the invoice's reference), not its billing system.
-CANCELLED_BY_MERCHANT = (
-    RecoveryStatus.CANCELLED,
-    "CANCELLED_BY_MERCHANT",
-    "the merchant cancelled the recovery: pending retries stopped",
-)
-
-
-def stopping(update: RecoveryUpdated) -> tuple[RecoveryStatus, str, str] | None:
-    """The status, business status and reason `update` ends a recovery with, or None when it does not end it."""
-    if update.action == RecoveryAction.CANCEL_INVOICE and update.by_merchant:
-        return CANCELLED_BY_MERCHANT
-    return STOPPING_ACTIONS.get(update.action)
-
-
-def plans_on(update: RecoveryUpdated) -> bool:
-    """Whether applying `update` may run the planner: only another failure reported for the invoice does (the
-    other actions stop, pause or are recorded)."""
-    return update.action == RecoveryAction.SCHEDULE_FAILED_PAYMENT
-
-
-def may_plan(update: RecoveryUpdated) -> bool:
-    """Whether applying `update` may run the planner at all: another failure, or news of the customer's cards (a
-    recovery that ended waiting for a fixed card plans again when the card changed)."""
-    return plans_on(update) or update.action == CARD_DATA_BACKFILL
+from .updates import PRIOR_RETRIES_IMPORTED, card_changed, may_plan, plans_on, prior_retries_changed, stopping
 
 
 class ResumeRefused(Exception):
@@ -272,6 +230,10 @@ class Recovery:
             change = recovery._stopped(*stop, planning)
         elif action == RecoveryAction.PENDING_PAYMENT:
             change = recovery._paused("the billing system reports a payment in progress: waiting", planning)
+        elif may_plan(update) and self._plan_misses_prior_retries(update.payment, now):
+            if plans_on(update):
+                recovery = recovery.noted(now, "billing_system_failure", "the billing system reports another failure")
+            change = recovery._planned_again(PRIOR_RETRIES_IMPORTED, planning)
         elif plans_on(update):
             change = recovery._failure_reported(planning)
         else:
@@ -285,6 +247,25 @@ class Recovery:
             and self.business_status == BusinessStatus.FAILED_DUE_TO_CUSTOMER_ACTION_REQUIRED
         )
 
+    def _plan_misses_prior_retries(self, payment: RecoveryPayment, now: datetime) -> bool:
+        """The running recovery's planned attempt, its timer not due yet, was planned without the card's retries
+        before this system that the newer snapshot `payment` brings (an attempt already due is in flight: it
+        stands, keeping its budget slot)."""
+        planned = planned_attempt(self)
+        return (
+            planned is not None
+            and not self.ended
+            and not self.paused
+            and planned.due_at > now
+            and prior_retries_changed(self.payment, payment, planned.token)
+        )
+
+    def _planned_again(self, why: str, planning: Planning) -> Change:
+        """The running recovery planned again at once: the planned timers cancelled, the replaced attempt's budget
+        slot given back (`card_budgets.budget_writes`)."""
+        change = next_step(self.noted(planning.now, "planned_again", why), planning)
+        return replace(change, cancels_planned_timers=True)
+
     def _reopened(self, why: str, planning: Planning) -> Change | None:
         """This failed recovery planned again; None when the planner would end it the same way (nothing changes)."""
         reopened = replace(self, status=RecoveryStatus.SCHEDULED, business_status=None, ended_at=None)
@@ -294,12 +275,13 @@ class Recovery:
         return replace(change, cancels_planned_timers=True)
 
     def _with_snapshot(self, payment: RecoveryPayment, now: datetime) -> Recovery:
-        """Take intake's newer snapshot; a token whose card data changed lifts an earlier `fix` block."""
+        """Take intake's newer snapshot; a token whose card data changed lifts an earlier `fix` block (its earlier
+        retries, `prior_retries`, are not card data)."""
         before = {t.token: t for t in self.payment.tokens}
         card_updated_at = dict(self.card_updated_at)
         for token in payment.tokens:
             old = before.get(token.token)
-            if old is not None and any(getattr(old, name) != getattr(token, name) for name in CARD_FIELDS):
+            if old is not None and card_changed(old, token):
                 card_updated_at[token.token] = now
         return replace(self, payment=payment, card_updated_at=card_updated_at)
 

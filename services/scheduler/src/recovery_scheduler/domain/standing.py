@@ -100,12 +100,16 @@ def token_standings(view: RecoveryView, config: RetryConfig) -> tuple[TokenStand
             elif attempt.outcome is AttemptOutcome.ERROR:
                 declines.append(DeclineSeen(attempt.at, TECHNICAL_ERROR_ASSESSMENT))
         # The billing system's attempts hit the primary card; placed at its last failure (conservative:
-        # they stay inside every window as long as any of them could).
+        # they stay inside every window as long as any of them could). The card's retries before this system (the
+        # merchant's backfill) count beside them, though they may include some of them: counting both is the
+        # conservative side of the networks' rules. They are not this invoice's retries (`retries`,
+        # `max_retry_count`), and no decline codes are known of them.
         billing_count = max(view.billing_retry_count, 1) if primary else 0
         budget_uses = (
             tuple(CardUse(a.at, declined=a.outcome is not AttemptOutcome.SUCCEEDED) for a in own)
             + (CardUse(view.billing_failed_at),) * billing_count
             + token.other_uses
+            + token.prior_uses
         )
         standings.append(
             TokenStanding(

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.payments import ErrorDetails
-from recovery_contracts.recovery import RecoveryPayment
+from recovery_contracts.recovery import PaymentToken, RecoveryPayment
 
+from .budgets import CardUse
 from .card_budgets import BUDGET_LOOKBACK
 from .config import RetryConfig
 from .declines import NO_DECLINE_CODES, DeclineCodes
@@ -253,6 +254,7 @@ def planner_view(recovery: Recovery, planning: Planning) -> RecoveryView:
                 hard_declined=t.token in hard,
                 card_updated_at=recovery.card_updated_at.get(t.token),
                 other_uses=budgets[t.token].uses_for(recovery, since) if t.token in budgets else (),
+                prior_uses=prior_uses(t, since),
                 hour_rates=_hour_rates(recovery, t.token, planning),
             )
             for t in payment.tokens
@@ -264,6 +266,18 @@ def planner_view(recovery: Recovery, planning: Planning) -> RecoveryView:
         first_codes=_first_codes(payment.first_error),
         monitoring_started_at=monitoring_started_at(payment),
         customer_country=payment.billing.address.country if payment.billing and payment.billing.address else None,
+    )
+
+
+def prior_uses(token: PaymentToken, since: datetime) -> tuple[CardUse, ...]:
+    """The card's retries before this system (the merchant's backfill) since `since`, as network budgets count
+    them: each an attempt on the same amount and currency, declined, at the end of its day or hour (in UTC, as
+    the budgets' UTC days and the plans' times are)."""
+    return tuple(
+        CardUse(prior.at.astimezone(UTC), same_amount=True, declined=True)
+        for prior in token.prior_retries
+        if prior.at >= since
+        for _ in range(prior.count)
     )
 
 
