@@ -7,6 +7,7 @@ from datetime import timedelta
 import httpx
 
 from recovery_contracts.envelope import MessageType
+from recovery_contracts.recovery import PriorRetries
 from recovery_runtime.internal_api import MERCHANT_HEADER, PROFILE_HEADER
 from support.payments import scheduled
 
@@ -91,6 +92,23 @@ async def test_the_view_shows_the_payments_reservations_taken_kept_and_given_bac
     await scheduler.send("scheduler.recovery-updated", recovery_updated(recovery, "cancel_invoice", 2))
     # Cancelled: the planned attempt will not run, so its slot is given back.
     assert await reservations() == [(1, "declined")]
+
+
+async def test_the_view_shows_the_cards_retries_before_this_system(
+    scheduler: Scheduler, operator: httpx.AsyncClient
+) -> None:
+    recovery = payment()
+    prior = (PriorRetries(at=T0 - timedelta(days=2), count=4), PriorRetries(at=T0 - timedelta(hours=3), count=1))
+    card = recovery.tokens[0].model_copy(update={"prior_retries": prior})
+    recovery = recovery.model_copy(update={"tokens": (card,)})
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+
+    [token] = (await operator.get(f"/internal/recoveries/merchant_test/{recovery.payment_id}")).json()["tokens"]
+
+    assert token["prior_retries"] == [
+        {"at": (T0 - timedelta(days=2)).isoformat().replace("+00:00", ".000Z"), "count": 4},
+        {"at": (T0 - timedelta(hours=3)).isoformat().replace("+00:00", ".000Z"), "count": 1},
+    ]
 
 
 async def test_a_profile_level_call_reads_another_profiles_recovery_as_one_that_does_not_exist(

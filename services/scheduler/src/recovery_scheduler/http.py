@@ -93,6 +93,8 @@ def tracker_view(
                 "last_four_digits": t.last_four_digits,
                 "hard_declined": t.token in hard,
                 **_reservations(recovery, (budgets or {}).get(t.token)),
+                # The card's retries before this system, as the merchant's backfill reported them (budgets count them).
+                "prior_retries": [{"at": p.at, "count": p.count} for p in t.prior_retries],
             }
             for t in recovery.payment.tokens
         ],
