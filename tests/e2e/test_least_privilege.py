@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from recovery_cli.demo import ScenarioOutcome, SeedScenario
 from recovery_cli.stack.components import EVERYTHING
 from support.stack import StackFactory, seed_scenario
 
@@ -46,6 +48,43 @@ def used(stack_url: str) -> set[str]:
     }
 
 
+def beyond_the_seed(scenario: SeedScenario, outcome: ScenarioOutcome) -> None:
+    """The paths past the seed's flow, each answered: the read side (tracker, timeline, intent, recovery list,
+    analytics, retry statistics, events, their attempts, endpoints), a second recovery whose card takes a data
+    backfill (card data and retry history), then its cancel by reference."""
+    http, intake, headers = scenario.http, scenario.endpoints.intake_url, outcome.setup.headers()
+    merchant, payment_id = outcome.setup.merchant_id, outcome.payment_id
+    tracker = f"{intake}/v2/process-trackers/revenue-recovery-workflow/{payment_id}"
+    reads = [
+        tracker,
+        f"{tracker}/timeline",
+        f"{intake}/v2/payments/{payment_id}/get-revenue-recovery-intent",
+        f"{intake}/v2/payments/recovery-list",
+        f"{intake}/v2/revenue-recovery/analytics",
+        f"{intake}/v2/revenue-recovery/retry-stats",
+        f"{intake}/events/{merchant}/endpoints",
+    ]
+    for url in reads:
+        answer = http.get(url, headers=headers)
+        assert answer.status_code == 200, (url, answer.text)
+    events = http.post(f"{intake}/events/{merchant}", json={}, headers=headers)
+    assert events.status_code == 200, events.text
+    event_id = events.json()["events"][0]["event_id"]
+    attempts = http.get(f"{intake}/events/{merchant}/{event_id}/attempts", headers=headers)
+    assert attempts.status_code == 200, attempts.text
+
+    customer, card, reference = outcome.customer_id, outcome.payment_method_id, "least_privilege_2"
+    scenario.request_recovery(outcome.setup, customer, card, merchant_reference_id=reference)
+    history = f'"{{""{datetime.now(UTC).date().isoformat()}"": 1}}"'
+    upload = f"customer_id_resp,token,card_network,daily_retry_history\n{customer},{card},Visa,{history}\n"
+    backfill = http.post(
+        f"{intake}/v2/recovery/data-backfill", files={"file": ("cards.csv", upload.encode())}, headers=headers
+    )
+    assert backfill.status_code == 200, backfill.text
+    cancel = http.post(f"{intake}/v2/revenue-recovery/{reference}/cancel", headers=headers)
+    assert cancel.status_code == 200, cancel.text
+
+
 def test_the_tables_in_deployment_and_security_agree() -> None:
     deployment = granted("deployment.md", "| service | collections it writes (and reads) |")
     security = granted("security.md", "| service | collections (readWrite) |")
@@ -63,7 +102,8 @@ def test_every_collection_a_service_uses_is_granted_to_it(start_stack: StackFact
         component_env={"executor": {"CONNECTOR_REQUESTS_PER_SECOND": "50"}},
     )
     scenario = seed_scenario(stack)
-    scenario.run()
+    outcome = scenario.run()
+    beyond_the_seed(scenario, outcome)
 
     grants = granted("deployment.md", "| service | collections it writes (and reads) |")
     seen = {service: set().union(*(used(stack.url(i)) for i in stack.instances(service))) for service in SERVICES}
