@@ -47,6 +47,7 @@ from recovery_contracts.payments import IntentStatus
 from recovery_contracts.recovery import (
     AttemptSummary,
     PaymentToken,
+    PriorRetries,
     RecoveryPayment,
     RetryAlgorithm,
     RetrySettings,
@@ -380,3 +381,18 @@ def test_state_a_newer_release_stored_is_read_back_by_the_release_before_it():
         RecoveryPayment.model_validate(stored)
     request = _payloads()[MessageType.RECORD_BACK]
     assert read_stored(RecordBack, {**request.model_dump(mode="json"), "signature": "v2"}) == request
+
+
+def test_a_token_without_prior_retries_is_written_as_the_release_before_wrote_it():
+    # The release before `prior_retries` refuses an unknown field (it has no tolerant reader): every message
+    # without a backfilled history must reach it unchanged, so the field is left out when empty.
+    scheduled = _sample_envelope(MessageType.RECOVERY_SCHEDULED)
+    token = json.loads(scheduled.model_dump_json())["payload"]["payment"]["tokens"][0]
+    assert "prior_retries" not in token
+    assert read_message(MessageType.RECOVERY_SCHEDULED, scheduled.model_dump_json()) == scheduled
+
+    card = scheduled.payload.payment.tokens[0].model_copy(
+        update={"prior_retries": (PriorRetries(at=datetime(2026, 1, 14, tzinfo=UTC), count=2),)}
+    )
+    assert json.loads(card.model_dump_json())["prior_retries"] == [{"at": "2026-01-14T00:00:00Z", "count": 2}]
+    assert PaymentToken.model_validate_json(card.model_dump_json()) == card

@@ -70,8 +70,11 @@ class PaymentToken(_Frozen):
     card_exp_year: str | None = None
     last_four_digits: str | None = None
     # The card's retries before this system (the merchant's backfill; the latest upload replaces them), oldest
-    # first, within the longest budget window of the upload.
-    prior_retries: tuple[PriorRetries, ...] = Field(default=(), max_length=MAX_PRIOR_RETRY_PERIODS)
+    # first, within the longest budget window of the upload. Left out of the JSON when there are none, so a token
+    # without them is what the release before this field wrote and reads (docs/deployment.md, "Upgrading").
+    prior_retries: tuple[PriorRetries, ...] = Field(
+        default=(), max_length=MAX_PRIOR_RETRY_PERIODS, exclude_if=lambda retries: not retries
+    )
 
 
 class RetrySettings(_Frozen):
