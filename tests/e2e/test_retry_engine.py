@@ -13,11 +13,10 @@ import httpx
 import pytest
 
 from recovery_cli.demo import MerchantSetup, SeedScenario
-from recovery_cli.scenario import BILLING_CONNECTOR_ACCOUNT, seed_body
 from recovery_cli.stack import Stack
 from recovery_sandbox.receiver import create_app as receiver_app
 from recovery_sandbox.serving import BackgroundServer
-from support.stack import attach_card, seed_scenario
+from support.stack import attach_card, seed_scenario, setup_merchant
 
 # One stack for the module's tests (tests/conftest.py): each works with a merchant, customers and invoices of its own.
 SHARE_STACK = True
@@ -35,25 +34,6 @@ def billing_receiver() -> Iterator[BackgroundServer]:
     server = BackgroundServer(receiver_app(), graceful_seconds=2.0).start(timeout=30.0)
     yield server
     server.stop()
-
-
-def setup_merchant(
-    scenario: SeedScenario, ladder: list[int], record_back_url: str | None = None, max_retry_count: int = 9
-) -> MerchantSetup:
-    """The seed's merchant, with a billing connector account of its own: short ladder, record back."""
-    setup = scenario.bootstrap()
-    body = seed_body(BILLING_CONNECTOR_ACCOUNT, payment_mca=setup.payment_mca, profile_id=setup.profile_id)
-    recovery = body["feature_metadata"]["revenue_recovery"]
-    recovery["retry_ladder_seconds"] = ladder
-    recovery["max_retry_count"] = max_retry_count
-    if record_back_url:
-        recovery["record_back_url"] = record_back_url
-    body["connector_label"] = "billing_retry_engine"
-    created = scenario.http.post(
-        f"{scenario.endpoints.intake_url}/v2/connector-accounts", json=body, headers=setup.headers()
-    )
-    assert created.status_code == 200, created.text
-    return MerchantSetup(**{**setup.__dict__, "billing_mca": created.json()["id"]})
 
 
 def tracker(scenario: SeedScenario, setup: MerchantSetup, payment_id: str) -> httpx.Response:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import httpx
 
-from recovery_cli.demo import Endpoints, SeedScenario
+from recovery_cli.demo import Endpoints, MerchantSetup, SeedScenario
+from recovery_cli.scenario import BILLING_CONNECTOR_ACCOUNT, seed_body
 from recovery_cli.stack import EVERYTHING, Stack, StackConfig
 from support.mongodb import database_name_for, drop_database
 from support.rabbitmq import VhostUnavailable, VirtualHosts, vhost_name_for
@@ -89,6 +90,25 @@ class StackFactory:
 def seed_scenario(stack: Stack) -> SeedScenario:
     """The seed's steps against `stack`, quiet (progress lines go nowhere): `bootstrap()`, `run()`, ..."""
     return SeedScenario(Endpoints.of(stack), say=lambda _: None)
+
+
+def setup_merchant(
+    scenario: SeedScenario, ladder: list[int], record_back_url: str | None = None, max_retry_count: int = 9
+) -> MerchantSetup:
+    """The seed's merchant, with a billing connector account of its own: short ladder, record back."""
+    setup = scenario.bootstrap()
+    body = seed_body(BILLING_CONNECTOR_ACCOUNT, payment_mca=setup.payment_mca, profile_id=setup.profile_id)
+    recovery = body["feature_metadata"]["revenue_recovery"]
+    recovery["retry_ladder_seconds"] = ladder
+    recovery["max_retry_count"] = max_retry_count
+    if record_back_url:
+        recovery["record_back_url"] = record_back_url
+    body["connector_label"] = "billing_retry_engine"
+    created = scenario.http.post(
+        f"{scenario.endpoints.intake_url}/v2/connector-accounts", json=body, headers=setup.headers()
+    )
+    assert created.status_code == 200, created.text
+    return MerchantSetup(**{**setup.__dict__, "billing_mca": created.json()["id"]})
 
 
 def attach_card(stack: Stack, scenario: SeedScenario, customer: str, card: str) -> str:
