@@ -5,7 +5,9 @@ cancels it; duplicates, unknown types and transactions that are not declines cha
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -17,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from faststream.rabbit import TestRabbitBroker
+from pydantic import ValidationError
 
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.payments import IntentStatus
@@ -476,6 +479,53 @@ async def test_recurly_unreachable_answers_503_so_recurly_delivers_again() -> No
     assert response.status_code == 503, response.text
     assert "Recurly unreachable" in response.text
     assert svc.intents.intents == {} and svc.publisher.published == []
+
+
+@contextlib.asynccontextmanager
+async def trickling_server() -> AsyncIterator[str]:
+    """A loopback HTTP address whose answer never ends: a status line, then a byte every 0.1 s, forever. No read
+    waits long enough for a per-phase timeout to end it: the base of a billing system's API that hangs."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        with contextlib.suppress(ConnectionError):
+            while True:
+                writer.write(b"1\r\n \r\n")
+                await writer.drain()
+                await asyncio.sleep(0.1)
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/recurly"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+
+
+async def test_a_recurly_that_does_not_answer_in_time_is_answered_503_within_the_budget() -> None:
+    """Recurly counts a delivery failed unless it is answered within 5 s: a read of a hanging API is cut off at
+    `BILLING_API_TIMEOUT_SECONDS` (in all, not per phase) and answered 503, with nothing stored."""
+    async with trickling_server() as hanging:
+        svc = with_recurly_account(
+            intake(outbound_allowed_cidrs="127.0.0.0/8", billing_api_timeout_seconds=0.3), hanging
+        )
+        async with http_client(svc) as client:
+            # The answer never ends: only the budget ends the read (the outer bound only stops a hung test).
+            response = await asyncio.wait_for(deliver(svc, client, payment_failed()), timeout=60)
+
+    assert response.status_code == 503, response.text
+    assert "Recurly did not answer within 0.3 s" in response.text
+    assert svc.intents.intents == {} and svc.publisher.published == []
+
+
+def test_the_budget_leaves_room_within_recurlys_deadline() -> None:
+    with pytest.raises(ValidationError, match="billing_api_timeout_seconds"):
+        SETTINGS.model_validate({**SETTINGS.model_dump(), "billing_api_timeout_seconds": 5})
+    assert type(SETTINGS)().billing_api_timeout_seconds == 3.0
 
 
 # --- the broker's door ----------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ are refused with nothing stored."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from recovery_contracts.envelope import MessageType
-from recovery_intake.adapters.stripe_billing import StripeBillingApi
+from recovery_intake.adapters.stripe_billing import BillingApiError, StripeBillingApi
 from recovery_intake.domain.billing_events import verify_stripe_signature
 from recovery_runtime.secrets import SecretBox
 from recovery_sandbox import stripe
@@ -240,3 +241,17 @@ def test_the_signature_check_takes_any_matching_v1_and_refuses_old_timestamps() 
         verify_stripe_signature(good, b"{}", SECRET, now + timedelta(seconds=301))
     with pytest.raises(Exception, match="matches"):
         verify_stripe_signature(good, b"{ }", SECRET, now)
+
+
+async def test_a_stripe_that_does_not_answer_in_time_is_a_billing_api_error() -> None:
+    """The read of an invoice is bounded in all (a server that accepts and never answers), so a webhook is answered
+    503 within its billing system's deadline."""
+    never = asyncio.Event()
+
+    async def hanging(request: httpx.Request) -> httpx.Response:
+        await never.wait()
+        raise AssertionError("never answered")
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(hanging)) as http:
+        with pytest.raises(BillingApiError, match=r"^Stripe did not answer within 0.2 s$"):
+            await asyncio.wait_for(StripeBillingApi("http://stripe.test", http, 0.2).invoice("sk", "in_1"), 60)

@@ -16,6 +16,10 @@ _LOOPBACK_HOSTS = "127.0.0.1,localhost,::1"
 class IntakeSettings(ServiceSettings):
     # Where Stripe Billing invoices are re-read from when their webhook event lacks what a recovery needs.
     stripe_api_base: str = "https://api.stripe.com"
+    # How long, in all, a billing system's API may take to answer the read a webhook needs (Stripe's invoice,
+    # Recurly's transaction): past it the delivery is answered 503 and the billing system delivers it again. At most
+    # 4.5 s, so that the answer leaves within Recurly's 5-second deadline (a later one counts as failed there).
+    billing_api_timeout_seconds: float = Field(default=3.0, gt=0, le=4.5)
     # Only from configuration: there is no API to create or read it.
     admin_api_key: str = Field(default=DEVELOPMENT_ADMIN_KEY, min_length=8, repr=False)
     # Server-side secret of the keyed hash under which merchant API keys are stored.
@@ -25,6 +29,7 @@ class IntakeSettings(ServiceSettings):
     scheduler_internal_url: str = "http://127.0.0.1:8081"
     # Where intake forwards the read side's routes (recovery list, recovery intent, analytics, timeline).
     analytics_internal_url: str = "http://127.0.0.1:8084"
+    # How long intake waits for the service it forwards a request to (and the console's reads) before answering.
     internal_timeout_seconds: float = Field(default=20.0, gt=0)
     # How long monitoring watches a profile's recoveries before the active algorithm takes over (0: forever).
     monitoring_threshold_seconds: int = Field(default=0, ge=0)

@@ -11,12 +11,12 @@ from urllib.parse import quote
 
 import httpx
 
-from recovery_intake.adapters.stripe_billing import BillingApiError
+from recovery_intake.adapters.stripe_billing import BillingApiError, read_within
 from recovery_runtime.connector_apis import RECURLY_ACCEPT
 
 
 class RecurlyApi:
-    def __init__(self, http_client: httpx.AsyncClient, timeout: float = 10.0) -> None:
+    def __init__(self, http_client: httpx.AsyncClient, timeout: float = 3.0) -> None:
         self._http = http_client
         self._timeout = timeout
 
@@ -24,14 +24,15 @@ class RecurlyApi:
         """The transaction, or BillingApiError when Recurly cannot be read (the delivery is then tried again)."""
         # The private API key is the basic auth user name, with an empty password.
         credentials = base64.b64encode(f"{api_key}:".encode()).decode()
-        try:
-            response = await self._http.get(
+        response = await read_within(
+            "Recurly",
+            self._timeout,
+            lambda: self._http.get(
                 f"{base_url.rstrip('/')}/transactions/{quote(transaction_id, safe='')}",
                 headers={"Accept": RECURLY_ACCEPT, "Authorization": f"Basic {credentials}"},
                 timeout=self._timeout,
-            )
-        except (httpx.HTTPError, OSError) as error:
-            raise BillingApiError(f"Recurly unreachable: {type(error).__name__}: {error}"[:500]) from error
+            ),
+        )
         if response.status_code != 200:
             raise BillingApiError(
                 f"Recurly answered {response.status_code} for transaction {transaction_id}{_error_of(response)}"[:500]

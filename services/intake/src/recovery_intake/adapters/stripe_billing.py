@@ -9,6 +9,8 @@ every `invoice.payment_failed` delivery would be answered 503. Through the egres
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -24,22 +26,35 @@ class BillingApiError(Exception):
     """The billing system could not be read: the delivery is answered 5xx so the provider sends it again."""
 
 
+async def read_within(system: str, seconds: float, get: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+    """`get()`'s answer, or BillingApiError when the billing system does not answer within `seconds` in all
+    (connecting and reading together: httpx's own timeout bounds each phase alone) or cannot be reached."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await get()
+    except (TimeoutError, httpx.TimeoutException) as late:
+        raise BillingApiError(f"{system} did not answer within {seconds:g} s") from late
+    except (httpx.HTTPError, OSError) as error:
+        raise BillingApiError(f"{system} unreachable: {type(error).__name__}: {error}"[:500]) from error
+
+
 class StripeBillingApi:
-    def __init__(self, base_url: str, http_client: httpx.AsyncClient, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, http_client: httpx.AsyncClient, timeout: float = 3.0) -> None:
         self._base = base_url.rstrip("/")
         self._http = http_client
         self._timeout = timeout
 
     async def invoice(self, api_key: str, invoice_id: str) -> dict[str, Any]:
-        try:
-            response = await self._http.get(
+        response = await read_within(
+            "Stripe",
+            self._timeout,
+            lambda: self._http.get(
                 f"{self._base}/v1/invoices/{invoice_id}",
                 params=[("expand[]", "charge"), ("expand[]", "customer")],
                 headers={"Authorization": f"Bearer {api_key}", "Stripe-Version": STRIPE_VERSION},
                 timeout=self._timeout,
-            )
-        except (httpx.HTTPError, OSError) as error:
-            raise BillingApiError(f"Stripe unreachable: {type(error).__name__}: {error}"[:500]) from error
+            ),
+        )
         if response.status_code != 200:
             raise BillingApiError(f"Stripe answered {response.status_code} for invoice {invoice_id}")
         body: dict[str, Any] = response.json()
