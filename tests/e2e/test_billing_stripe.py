@@ -23,6 +23,7 @@ from recovery_contracts.messages import BillingEventReceived
 from recovery_sandbox.stripe.invoices import stripe_signature
 from support.billing import recovered_payment
 from support.broker import broker_probe
+from support.stack import StackFactory
 
 # A stack per test, not one for the module: the Stripe sandbox is one Stripe account, which sends every event to
 # every webhook endpoint registered on it, so one test's merchants would hear another's invoices.
@@ -45,6 +46,34 @@ def test_a_failed_stripe_invoice_is_recovered_and_marked_paid_at_stripe(stack: S
     # The invoice.paid that our own record back causes changes nothing.
     paid = billing.delivery("invoice.paid", invoice["id"])
     assert paid["status"] == 200
+
+
+def test_a_stripe_api_slower_than_the_budget_is_answered_503_and_the_event_delivered_again_applies(
+    start_stack: StackFactory,
+) -> None:
+    """Stripe's API answers the invoice read after intake's budget: the webhook is answered 503 at the budget,
+    nothing stored; Stripe's next delivery of the event (the sandbox's resend) is applied, and the invoice is
+    recovered with one retry."""
+    stack = start_stack(component_env={"intake": {"BILLING_API_TIMEOUT_SECONDS": "0.5"}})
+    billing = scenario(stack)
+    setup = billing.connect(billing.seed.bootstrap())
+    # Two slow reads: intake's and the scenario's own read of the invoice it made, in whichever order they come.
+    slow = httpx.post(f"{stack.stripe_url}/_sandbox/invoices/slow_reads", json={"count": 2, "seconds": 3})
+    assert slow.status_code == 200, slow.text
+    invoice = billing.failed_invoice()
+
+    first = billing.delivery("invoice.payment_failed", invoice["id"])
+    assert first["status"] == 503, first
+    message = "The billing system could not be read: Stripe did not answer within 0.5 s"
+    assert json.loads(first["answer"])["error"]["message"] == message
+    again = httpx.post(f"{stack.stripe_url}/_sandbox/events/{first['event']}/resend").json()
+
+    assert again == {"statuses": [200]}
+    webhook = billing.wait_for_merchant_webhook(invoice["id"])
+    assert recovered_payment(webhook, setup, invoice["id"])["amount"]["order_amount"] == 2250
+    assert billing.wait_for_invoice(invoice["id"])["status"] == "paid"
+    charges = billing.seed.charges(invoice["customer"])
+    assert [c["status"] for c in charges] == ["failed", "succeeded"]  # the invoice's decline, one retry
 
 
 def test_a_replayed_event_and_a_bad_signature_change_nothing_over_http_or_the_broker(stack: Stack) -> None:

@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from recovery_sandbox.injected_failures import FailureSwitch, add_failure_routes
+from recovery_sandbox.injected_failures import FailureSwitch, add_injection_routes
 from recovery_sandbox.stripe.form import FormError, decode_form
 
 
@@ -278,6 +278,6 @@ def create_app() -> FastAPI:
     async def events() -> dict[str, Any]:
         return {"events": list(site.events.values()), "deliveries": list(site.deliveries)}
 
-    add_failure_routes(app, "/_sandbox/record_failures", site.record_failures)
+    add_injection_routes(app, "/_sandbox/record_failures", site.record_failures)
 
     return app

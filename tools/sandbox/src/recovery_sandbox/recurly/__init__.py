@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from starlette.exceptions import HTTPException
 
-from recovery_sandbox.injected_failures import add_failure_routes
+from recovery_sandbox.injected_failures import add_injection_routes
 from recovery_sandbox.recurly.objects import PaymentFailure
 from recovery_sandbox.recurly.site import NewInvoice, RecurlyError, RecurlySite, WebhookSettings
 
@@ -117,6 +117,6 @@ def create_app() -> FastAPI:
             raise RecurlyError(409, "no_webhook", "configure the webhook first: POST /_sandbox/webhook")
         return delivery
 
-    add_failure_routes(app, "/_sandbox/record_failures", site.record_failures)
+    add_injection_routes(app, "/_sandbox/record_failures", site.record_failures)
 
     return app

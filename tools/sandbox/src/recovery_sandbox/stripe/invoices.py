@@ -25,7 +25,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from recovery_sandbox.injected_failures import FailureSwitch, add_failure_routes
+from recovery_sandbox.injected_failures import DelaySwitch, FailureSwitch, add_injection_routes
 from recovery_sandbox.stripe.errors import StripeError, invalid_request, missing_param, no_such
 from recovery_sandbox.stripe.store import IdempotencySlot, StripeState, new_id, parse_bool, parse_int, parse_metadata
 from recovery_sandbox.stripe.test_cards import Decline
@@ -63,6 +63,8 @@ class InvoiceBook:
         self.deliveries: list[dict[str, Any]] = []
         # The next calls of `POST /v1/invoices/{id}/pay` that fail (an API error, nothing changes).
         self.pay_failures = FailureSwitch()
+        # The next reads of `GET /v1/invoices/{id}` answered late (a slow Stripe API, seen by a webhook's read).
+        self.slow_reads = DelaySwitch()
         self._sending: set[asyncio.Task[int | None]] = set()
 
     # ----- invoice items and invoices ------------------------------------------------------------------
@@ -176,6 +178,11 @@ class InvoiceBook:
         if invoice is None:
             raise no_such("invoice", invoice_id, param=param, status=status)
         return invoice
+
+    def read_delay(self) -> float:
+        """How long this read of an invoice waits before it is answered (`slow_reads`): 0 for at once."""
+        with self._lock:
+            return self.slow_reads.take()
 
     def get(self, invoice_id: str, expand: list[str], version: str = STORED_API_VERSION) -> dict[str, Any]:
         """The invoice as `version` shows it, with the `expand` fields expanded (400 for one it does not have)."""
@@ -432,6 +439,9 @@ def add_invoice_routes(app: FastAPI, state: StripeState, run: Run, authenticate:
     @app.get("/v1/invoices/{invoice_id}")
     async def get_invoice(request: Request, invoice_id: str) -> dict[str, Any]:
         authenticate(request)
+        late = book.read_delay()
+        if late:
+            await asyncio.sleep(late)
         expand = [v for k, v in request.query_params.multi_items() if k in ("expand[]", "expand")]
         return book.get(invoice_id, expand, api_version(request))
 
@@ -505,7 +515,8 @@ def add_invoice_routes(app: FastAPI, state: StripeState, run: Run, authenticate:
     async def list_events() -> dict[str, Any]:
         return {"events": list(book.events.values()), "deliveries": list(book.deliveries)}
 
-    add_failure_routes(app, "/_sandbox/invoices/pay_failures", book.pay_failures)
+    add_injection_routes(app, "/_sandbox/invoices/pay_failures", book.pay_failures)
+    add_injection_routes(app, "/_sandbox/invoices/slow_reads", book.slow_reads)
 
     @app.post("/_sandbox/invoices/reset")
     async def reset_invoices() -> dict[str, bool]:
