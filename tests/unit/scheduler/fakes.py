@@ -254,7 +254,7 @@ class InMemoryTimers:
         claim.full = len(due) >= limit
         for t in due:
             t.status, t.claim_id = TimerStatus.FIRED, claim.claim_id
-            message = OutgoingMessage.of(t.timer.message) if t.timer.message is not None else None
+            message = OutgoingMessage.of(t.timer.message, t.timer.body) if t.timer.message is not None else None
             claim.timers.append(
                 ClaimedTimer(
                     t.timer.timer_id, t.timer.kind, t.timer.due_at, t.timer.payment_id, t.timer.purpose, message

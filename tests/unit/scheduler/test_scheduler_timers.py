@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 
 from recovery_contracts.envelope import MessageType
+from recovery_contracts.messages import read_message
 from recovery_runtime.bus import OutgoingMessage
 from recovery_scheduler.domain.plans import AttemptPlan, MonitoringPlan
 from recovery_scheduler.domain.status import RecoveryStatus
@@ -37,6 +39,26 @@ async def test_a_requested_timer_is_stored_once_and_its_message_published_when_d
     assert scheduler.timers.stored["webhook:evt_1:1"].status.value == "fired"
     assert len(scheduler.timers.completed) == 1  # the claim is done once its message is confirmed
     assert requeues == []
+
+
+async def test_a_timers_message_is_published_as_sent_with_the_fields_this_release_does_not_know(
+    scheduler: Scheduler,
+) -> None:
+    """A newer requester's message (a field added at the top and one inside the payload) is read tolerantly and
+    published as it was sent, so the consumer of a newer release still gets both fields (docs/deployment.md)."""
+    request = webhook_timer(T0, added_later={"kept": True})
+    payload = {**request.payload.message["payload"], "added_later_too": 3}
+    request.payload.message["payload"] = payload
+
+    await scheduler.send(QUEUE, request)
+    assert await scheduler.loop.fire_due() == 1
+
+    [published] = scheduler.publisher.published
+    body = json.loads(published.body)
+    assert body == request.payload.message
+    assert (body["added_later"], body["payload"]["added_later_too"]) == ({"kept": True}, 3)
+    # And still what this release reads: a valid envelope of its type.
+    assert read_message(MessageType.DELIVER_WEBHOOK, body).message_id == request.payload.message["message_id"]
 
 
 async def test_a_timer_whose_message_is_not_an_envelope_is_dead_lettered_with_the_reason(scheduler: Scheduler) -> None:

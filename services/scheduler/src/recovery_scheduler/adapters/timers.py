@@ -72,7 +72,7 @@ def timer_document(
 
 
 def stored_timer(timer: Timer) -> dict[str, Any]:
-    message = OutgoingMessage.of(timer.message) if timer.message is not None else None
+    message = OutgoingMessage.of(timer.message, timer.body) if timer.message is not None else None
     return timer_document(
         timer.timer_id,
         kind=timer.kind,

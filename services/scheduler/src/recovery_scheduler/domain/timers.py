@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -54,6 +55,9 @@ class Timer:
     purpose: str
     created_at: datetime
     message: Envelope[Any] | None = None
+    # The message as the requester sent it (its JSON), published as is: read tolerantly (`read_message`), a field
+    # this release does not know is checked by no one here and still reaches the consumer of a newer release.
+    body: bytes | None = None
 
     @classmethod
     def requested(cls, request: ScheduleTimer, now: datetime) -> Timer:
@@ -64,7 +68,9 @@ class Timer:
         except ValueError as error:
             raise ValueError(f"unknown message type {raw.get('type')!r}") from error
         message = read_message(message_type, raw)
-        return cls(request.timer_id, TimerKind.MESSAGE, request.due_at, request.payment_id, request.kind, now, message)
+        body = json.dumps(raw, separators=(",", ":")).encode()
+        kind, payment_id = TimerKind.MESSAGE, request.payment_id
+        return cls(request.timer_id, kind, request.due_at, payment_id, request.kind, now, message, body)
 
 
 def attempt_timer_id(payment_id: str, attempt_number: int, version: int, planned_before: bool) -> str:
