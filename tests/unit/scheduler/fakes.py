@@ -213,11 +213,14 @@ class InMemoryTimers:
             raise KeyError(f"duplicate timer id {timer.timer_id}")
         self.stored[timer.timer_id] = StoredTimer(timer)
 
-    async def cancel_planned(self, payment_id: str, tx: Transaction) -> int:
+    async def cancel_planned(self, payment_id: str, tx: Transaction, keep: Sequence[str] = ()) -> int:
         planned = [
             t
             for t in self.stored.values()
-            if t.timer.payment_id == payment_id and t.status is TimerStatus.PENDING and t.timer.purpose in PLANNED_WORK
+            if t.timer.payment_id == payment_id
+            and t.status is TimerStatus.PENDING
+            and t.timer.purpose in PLANNED_WORK
+            and t.timer.timer_id not in keep
         ]
         for t in planned:
             t.status = TimerStatus.CANCELLED

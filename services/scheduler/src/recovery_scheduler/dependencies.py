@@ -87,8 +87,9 @@ class TimerRepository(Protocol):
         """Store a timer of a recovery stored in the same transaction (no timer of it can exist: no look-up)."""
         ...
 
-    async def cancel_planned(self, payment_id: str, tx: Transaction) -> int:
-        """Cancel the recovery's planned work still pending (`domain.timers.PLANNED_WORK`)."""
+    async def cancel_planned(self, payment_id: str, tx: Transaction, keep: Sequence[str] = ()) -> int:
+        """Cancel the recovery's planned work still pending (`domain.timers.PLANNED_WORK`) but the timers `keep`
+        names (the ones this change stores)."""
         ...
 
     async def next_due(self, payment_id: str, purposes: Sequence[str]) -> datetime | None:

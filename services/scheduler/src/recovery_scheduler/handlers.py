@@ -207,10 +207,15 @@ async def save(
     deps: Dependencies, change: Change, tx: Transaction, *, applied: str | None = None, planning: Planning | None = None
 ) -> None:
     """The card budgets first (a reservation another recovery beat stops here: CardBudgetChanged), then the
-    recovery (a new one inserted, else compare-and-set: a lost race stops here), then its timers (the planned ones
-    still pending cancelled before the new ones are stored), then its messages; the attempts it adds are counted
-    in the retry statistics once it committed. `planning`: what the change was
-    planned with (the budgets it read)."""
+    recovery (a new one inserted, else compare-and-set: a lost race stops here), then its timers (the new ones
+    stored, then the planned ones still pending cancelled but those), then its messages; the attempts it adds are
+    counted in the retry statistics once it committed. `planning`: what the change was planned with (the budgets
+    it read).
+
+    The cancel comes last among the timers' writes, so that this transaction never writes the collection again
+    after it changed timers the timer loop may be claiming: SecantusDB, the tests' stand-in, holds the collection
+    while a claim retries a write conflict, and a later insert here would wait for the claim, which waits for this
+    transaction (docs/operations.md, "SecantusDB's livelock"). On MongoDB the order changes nothing."""
     writes = change.budget_writes(planning, planning.now if planning is not None else deps.clock.now())
     for budget in writes.reserve:
         await deps.card_budgets.reserve(budget, tx)
@@ -220,9 +225,10 @@ async def save(
         await deps.recoveries.insert(change.recovery, tx, applied=applied)
     elif change.changed:
         await deps.recoveries.save(change.recovery, tx, applied=applied)
-    if change.cancels_planned_timers:
-        await deps.timers.cancel_planned(change.recovery.payment_id, tx)
     await store_timers(deps, change.timers, tx, new=change.is_new)
+    if change.cancels_planned_timers:
+        keep = [timer.timer_id for timer in change.timers]
+        await deps.timers.cancel_planned(change.recovery.payment_id, tx, keep)
     # Counted once the change committed (the statistics are written apart, at most once: adapters/retry_stats.py).
     await deps.retry_stats.record(retry_outcomes(change), tx)
     for message in change.messages:

@@ -114,11 +114,16 @@ class MongoTimerRepository:
         # A duplicate key (not expected: a timer id in use without its recovery) aborts the transaction.
         await self._timers.insert_one(stored_timer(timer), session=tx.session)
 
-    async def cancel_planned(self, payment_id: str, tx: Transaction) -> int:
+    async def cancel_planned(self, payment_id: str, tx: Transaction, keep: Sequence[str] = ()) -> int:
+        query: dict[str, Any] = {
+            "payment_id": payment_id,
+            "status": TimerStatus.PENDING.value,
+            "purpose": {"$in": list(PLANNED_WORK)},
+        }
+        if keep:
+            query["_id"] = {"$nin": list(keep)}
         result = await self._timers.update_many(
-            {"payment_id": payment_id, "status": TimerStatus.PENDING.value, "purpose": {"$in": list(PLANNED_WORK)}},
-            {"$set": {"status": TimerStatus.CANCELLED.value}},
-            session=tx.session,
+            query, {"$set": {"status": TimerStatus.CANCELLED.value}}, session=tx.session
         )
         return result.modified_count
 
