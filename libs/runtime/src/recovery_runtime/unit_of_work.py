@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
 import structlog
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -264,18 +264,25 @@ class UnitOfWork:
             await self.remove_published()
 
     async def remove_published(self) -> None:
-        """Remove what was published: one `delete_many` for the outbox, one `update_many` per embedding
-        collection. A failure only means the relay publishes those messages once more (consumers de-duplicate)."""
+        """Remove what was published: one `delete_many` for the outbox, and per embedding collection one bulk
+        write of an update per document (one round trip, as an `update_many` would be). A failure only means the
+        relay publishes those messages once more (consumers de-duplicate).
+
+        Not an `update_many`: SecantusDB, the tests' stand-in, holds the collection while a multi-document update
+        retries a write conflict, and a transaction that changed one of these documents and writes the collection
+        again then waits for it for ever (docs/operations.md, "SecantusDB's livelock"); one-document updates let go
+        between tries. MongoDB does the same work either way."""
         published, self._published = self._published, []
         embedded, self._published_embedded = self._published_embedded, {}
         try:
             if published:
                 await self.outbox.delete_many({"_id": {"$in": published}})
             for collection, docs in embedded.items():
-                message_ids = [m for ids in docs.values() for m in ids]
-                await self._db[collection].update_many(
-                    {"_id": {"$in": list(docs)}}, {"$pull": {OUTBOX_FIELD: {"_id": {"$in": message_ids}}}}
-                )
+                pulls = [
+                    UpdateOne({"_id": doc_id}, {"$pull": {OUTBOX_FIELD: {"_id": {"$in": ids}}}})
+                    for doc_id, ids in docs.items()
+                ]
+                await self._db[collection].bulk_write(pulls, ordered=False)
         except PyMongoError:
             # Published but still recorded (the database went away): the relay publishes them once more, which
             # consumers de-duplicate. Never raised into a handler whose effect is already committed.
