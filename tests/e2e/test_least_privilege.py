@@ -102,7 +102,7 @@ def resume(intake: str, setup: MerchantSetup, payment_id: str, task: str) -> Non
     assert answer.status_code == 200, answer.text
 
 
-def billing_systems_and_restarts(scenario: SeedScenario) -> None:
+def billing_systems_and_a_resume(scenario: SeedScenario) -> None:
     """Stripe Billing's and Chargebee's signed webhooks through to the invoice marked paid there; a recovery out of
     retries (one step of the ladder, insufficient funds) resumed by EXECUTE_WORKFLOW for one more attempt."""
     intake = scenario.endpoints.intake_url
@@ -163,8 +163,8 @@ def console_pages(intake: str, api_key: str, merchant_id: str, pages: list[str])
 def the_console(scenario: SeedScenario, outcome: ScenarioOutcome) -> None:
     """A merchant's pages (overview, recoveries, a payment, webhooks, card data, retries) and the operator's."""
     intake, merchant = scenario.endpoints.intake_url, outcome.setup.merchant_id
-    merchant_pages = ["/overview", "/recoveries", f"/payments/{outcome.payment_id}", "/webhooks", "/card-data"]
-    console_pages(intake, outcome.setup.api_key, merchant, [*merchant_pages, "/retries"])
+    pages = ["/overview", "/recoveries", f"/payments/{outcome.payment_id}", "/webhooks", "/card-data", "/retries"]
+    console_pages(intake, outcome.setup.api_key, merchant, pages)
     console_pages(intake, scenario.endpoints.admin_api_key, merchant, ["/overview", "/dead-letters", "/services"])
 
 
@@ -188,7 +188,7 @@ def test_every_collection_a_service_uses_is_granted_to_it(start_stack: StackFact
     scenario = seed_scenario(stack)
     outcome = scenario.run()
     beyond_the_seed(scenario, outcome)
-    billing_systems_and_restarts(scenario)
+    billing_systems_and_a_resume(scenario)
     the_console(scenario, outcome)
     seen = {service: set().union(*(used(stack.url(i)) for i in stack.instances(service))) for service in SERVICES}
     # The same deployment again, where a record back's three days of tries take seconds.

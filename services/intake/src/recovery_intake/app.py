@@ -125,9 +125,9 @@ def build_service(
     # Billing systems' webhooks; their invoices and transactions are read through the egress policy's client.
     billing_http = guarded_http_client(EgressGuard(EgressPolicy.from_setting(settings.outbound_allowed_cidrs)))
     service.on_stop(billing_http.aclose)
-    read_within = settings.billing_api_timeout_seconds
-    stripe_billing = StripeBillingApi(settings.stripe_api_base, billing_http, read_within)
-    recurly = recurly or RecurlyApi(billing_http, read_within)
+    read_budget = settings.billing_api_timeout_seconds
+    stripe_billing = StripeBillingApi(settings.stripe_api_base, billing_http, read_budget)
+    recurly = recurly or RecurlyApi(billing_http, read_budget)
     billing_events = BillingEvents(adapters, box, recovery, stripe_billing, recurly)
     app.include_router(billing_webhooks.router(billing_events))
     service.on_stop(forwarder.close)
