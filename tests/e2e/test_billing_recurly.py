@@ -6,7 +6,6 @@ bad and stale signatures, paid and failed at Recurly, and a record back that fai
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from recovery_cli.billing_recurly import RecurlyScenario
 from recovery_cli.demo import Endpoints, SeedScenario
 from recovery_cli.stack import Stack
 from support.billing import recovered_payment
-from support.stack import StackFactory
+from support.stack import StackFactory, resume_workflow
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -134,13 +133,7 @@ def test_an_abandoned_mark_successful_is_started_again_by_the_api_and_from_the_c
         return list(answer["record_back"])
 
     def resume(invoice: dict[str, Any]) -> httpx.Response:
-        body = {
-            "revenue_recovery_task": "PSYNC_WORKFLOW",
-            "schedule_time": datetime.now(UTC).isoformat(),
-            "status": "finish",
-            "business_status": "COMPLETED_PSYNC_TASK",
-        }
-        return httpx.post(f"{workflow(invoice)}/resume", json=body, headers=headers, timeout=10)
+        return resume_workflow(stack.intake_url, headers, payments[invoice["id"]], "PSYNC_WORKFLOW")
 
     tries = {invoice["id"]: len(record_back_reaches(invoice, "abandoned")) for invoice in (by_api, by_console)}
     assert set(tries.values()) == {14} and recurly.invoice(by_api["id"])["state"] == "past_due"

@@ -20,7 +20,7 @@ from recovery_cli.billing_demo import ChargebeeScenario, StripeBillingScenario, 
 from recovery_cli.billing_recurly import RecurlyScenario
 from recovery_cli.demo import MerchantSetup, ScenarioOutcome, SeedScenario
 from recovery_cli.stack.components import EVERYTHING
-from support.stack import StackFactory, seed_scenario, setup_merchant
+from support.stack import StackFactory, resume_workflow, seed_scenario, setup_merchant
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "scheduler", "executor", "webhook-dispatcher", "analytics")
@@ -90,15 +90,7 @@ def beyond_the_seed(scenario: SeedScenario, outcome: ScenarioOutcome) -> None:
 
 
 def resume(intake: str, setup: MerchantSetup, payment_id: str, task: str) -> None:
-    """The API's resume of `task` for the payment's workflow, due now, answered 200."""
-    body = {
-        "revenue_recovery_task": task,
-        "schedule_time": datetime.now(UTC).isoformat(),
-        "status": "pending" if task == "EXECUTE_WORKFLOW" else "finish",
-        "business_status": "Pending" if task == "EXECUTE_WORKFLOW" else "COMPLETED_PSYNC_TASK",
-    }
-    url = f"{intake}/v2/process-trackers/revenue-recovery-workflow/{payment_id}/resume"
-    answer = httpx.post(url, json=body, headers=setup.headers(), timeout=10)
+    answer = resume_workflow(intake, setup.headers(), payment_id, task)
     assert answer.status_code == 200, answer.text
 
 

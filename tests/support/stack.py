@@ -6,6 +6,7 @@ import contextlib
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -109,6 +110,20 @@ def setup_merchant(
     )
     assert created.status_code == 200, created.text
     return MerchantSetup(**{**setup.__dict__, "billing_mca": created.json()["id"]})
+
+
+def resume_workflow(intake_url: str, headers: dict[str, str], payment_id: str, task: str) -> httpx.Response:
+    """The process-tracker API's resume of `task` (`EXECUTE_WORKFLOW` or `PSYNC_WORKFLOW`) for the payment's
+    workflow, due now, with the status Hyperswitch's resume body names for that task."""
+    execute = task == "EXECUTE_WORKFLOW"
+    body = {
+        "revenue_recovery_task": task,
+        "schedule_time": datetime.now(UTC).isoformat(),
+        "status": "pending" if execute else "finish",
+        "business_status": "Pending" if execute else "COMPLETED_PSYNC_TASK",
+    }
+    url = f"{intake_url}/v2/process-trackers/revenue-recovery-workflow/{payment_id}/resume"
+    return httpx.post(url, json=body, headers=headers, timeout=10)
 
 
 def attach_card(stack: Stack, scenario: SeedScenario, customer: str, card: str) -> str:

@@ -15,10 +15,10 @@ from typing import Any
 from faststream.rabbit import RabbitBroker
 
 from recovery_contracts.envelope import Envelope, MessageType
-from recovery_runtime.bus import OutgoingMessage
 from recovery_runtime.service import Service
 from recovery_runtime.testing import FixedClock, InMemoryUnitOfWork, RecordingPublisher, publish
 from recovery_runtime.unit_of_work import APPLIED_KEEP, Transaction
+from recovery_scheduler.adapters.timers import outgoing_message
 from recovery_scheduler.app import build_service
 from recovery_scheduler.dependencies import (
     CardBudgetChanged,
@@ -257,7 +257,7 @@ class InMemoryTimers:
         claim.full = len(due) >= limit
         for t in due:
             t.status, t.claim_id = TimerStatus.FIRED, claim.claim_id
-            message = OutgoingMessage.of(t.timer.message, t.timer.body) if t.timer.message is not None else None
+            message = outgoing_message(t.timer)
             claim.timers.append(
                 ClaimedTimer(
                     t.timer.timer_id, t.timer.kind, t.timer.due_at, t.timer.payment_id, t.timer.purpose, message

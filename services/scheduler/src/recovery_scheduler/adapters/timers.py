@@ -71,8 +71,13 @@ def timer_document(
     return doc
 
 
+def outgoing_message(timer: Timer) -> OutgoingMessage | None:
+    """What the timer publishes when it fires: its message as the requester sent it (None: a re-plan timer)."""
+    return OutgoingMessage.of(timer.message, timer.body) if timer.message is not None else None
+
+
 def stored_timer(timer: Timer) -> dict[str, Any]:
-    message = OutgoingMessage.of(timer.message, timer.body) if timer.message is not None else None
+    message = outgoing_message(timer)
     return timer_document(
         timer.timer_id,
         kind=timer.kind,

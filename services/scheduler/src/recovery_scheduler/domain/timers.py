@@ -68,9 +68,16 @@ class Timer:
         except ValueError as error:
             raise ValueError(f"unknown message type {raw.get('type')!r}") from error
         message = read_message(message_type, raw)
-        body = json.dumps(raw, separators=(",", ":")).encode()
-        kind, payment_id = TimerKind.MESSAGE, request.payment_id
-        return cls(request.timer_id, kind, request.due_at, payment_id, request.kind, now, message, body)
+        return cls(
+            request.timer_id,
+            TimerKind.MESSAGE,
+            request.due_at,
+            request.payment_id,
+            request.kind,
+            now,
+            message,
+            body=json.dumps(raw, separators=(",", ":")).encode(),
+        )
 
 
 def attempt_timer_id(payment_id: str, attempt_number: int, version: int, planned_before: bool) -> str:
