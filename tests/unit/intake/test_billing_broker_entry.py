@@ -2,7 +2,7 @@
 handler behind the one consumer pipeline. Signed Stripe Billing and basic-auth Chargebee events start, stop and
 de-duplicate recoveries exactly as over HTTP (an event taken by either door is a duplicate at the other); a bad
 signature, stale or future hand-off, wrong connector or another tenant's account is dead-lettered with the reason
-and nothing is stored."""
+and nothing is stored. Both doors count every delivery by billing system, door and outcome."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from faststream.rabbit import TestRabbitBroker
+from prometheus_client import REGISTRY
 
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.messages import BillingEventReceived
@@ -270,3 +271,54 @@ async def test_a_message_that_cannot_apply_is_dead_lettered_with_the_reason_and_
     [letter] = svc.publisher.dead_letters
     assert letter.queue == QUEUE and reason in letter.reason, letter.reason
     assert svc.intents.intents == {} and svc.publisher.published == []
+
+
+def _counted(*labels: tuple[str, str, str]) -> list[float]:
+    """`recovery_billing_events_total` for each (billing_system, door, outcome): the process-wide counter's values."""
+    names = ("billing_system", "door", "outcome")
+    samples = (dict(zip(names, k, strict=True)) for k in labels)
+    return [REGISTRY.get_sample_value("recovery_billing_events_total", sample) or 0.0 for sample in samples]
+
+
+async def test_every_delivery_is_counted_by_billing_system_door_and_outcome(
+    svc: Intake, stripe_api: httpx.Client, requeues: list[int]
+) -> None:
+    """What an operator reads on the dashboard: each door's applied, duplicate and refused deliveries apart, a
+    refusal before the account is known under the system the ingress named (`unknown` over HTTP), and a billing
+    system's API that did not answer (the 503 over HTTP, the requeue over the broker) as `unavailable`."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        unreachable = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    cut_off = with_stripebilling_account(intake(stripe_api_base=unreachable, outbound_allowed_cidrs="127.0.0.0/8"))
+    counted = [
+        ("stripebilling", "http", "applied"),
+        ("stripebilling", "http", "duplicate"),
+        ("stripebilling", "http", "refused_unauthenticated"),
+        ("unknown", "http", "refused_not_found"),
+        ("stripebilling", "http", "unavailable"),
+        ("stripebilling", "broker", "applied"),
+        ("stripebilling", "broker", "duplicate"),
+        ("chargebee", "broker", "refused_invalid"),  # the system the ingress named, not the account's
+        ("stripebilling", "broker", "unavailable"),
+    ]
+    before = _counted(*counted)
+    over_http = event("invoice.payment_failed", failed_invoice(stripe_api), "evt_counted_http")
+    over_broker = event("invoice.payment_failed", failed_invoice(stripe_api), "evt_counted_broker")
+
+    async with http_client(svc) as client, TestRabbitBroker(svc.service.broker) as broker:
+        answers = [
+            await deliver(svc, client, over_http),
+            await deliver(svc, client, over_http),
+            await deliver(svc, client, over_http, secret="whsec_someone_else"),
+            await deliver(svc, client, over_http, url=f"/v2/webhooks/recovery/merchant_2/{PROFILE}/{ACCOUNT}"),
+        ]
+        await publish(broker, QUEUE, handed_on(svc, over_broker))
+        await publish(broker, QUEUE, handed_on(svc, over_http))
+        await publish(broker, QUEUE, handed_on(svc, over_broker, connector="chargebee"))
+    async with http_client(cut_off) as client, TestRabbitBroker(cut_off.service.broker) as broker:
+        answers.append(await deliver(cut_off, client, over_broker))
+        await publish(broker, QUEUE, handed_on(cut_off, over_broker))
+
+    assert [a.status_code for a in answers] == [200, 200, 401, 404, 503]
+    assert [after - was for after, was in zip(_counted(*counted), before, strict=True)] == [1.0] * len(counted)
+    assert requeues == [0]  # the broker's unavailable delivery, back to the queue after a pause

@@ -24,8 +24,7 @@ from pydantic import ValidationError
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.payments import IntentStatus
 from recovery_intake.adapters.recurly import RecurlyApi
-from recovery_intake.adapters.stripe_billing import BillingApiError
-from recovery_intake.domain.billing_events import EventRefused, RefusalKind
+from recovery_intake.domain.billing_events import BillingApiError, EventRefused, RefusalKind
 from recovery_intake.domain.recurly_events import (
     parse_recurly_event,
     recurly_api_base,

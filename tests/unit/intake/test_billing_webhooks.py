@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from recovery_contracts.envelope import MessageType
-from recovery_intake.adapters.stripe_billing import BillingApiError, StripeBillingApi
-from recovery_intake.domain.billing_events import verify_stripe_signature
+from recovery_intake.adapters.stripe_billing import StripeBillingApi
+from recovery_intake.domain.billing_events import BillingApiError, verify_stripe_signature
 from recovery_runtime.secrets import SecretBox
 from recovery_sandbox import stripe
 from recovery_sandbox.serving import BackgroundServer

@@ -1,4 +1,5 @@
-"""Intake's Prometheus series: recovery requests by entry point and result; the shared rate limits' errors."""
+"""Intake's Prometheus series: recovery requests by entry point and result; billing systems' webhook deliveries by
+system, door and outcome; the shared rate limits' errors."""
 
 from __future__ import annotations
 
@@ -12,4 +13,12 @@ RECOVERY_REQUESTS = Counter(
 SHARED_RATE_LIMIT_ERRORS = Counter(
     "recovery_shared_rate_limit_errors_total",
     "Requests let through because the shared rate limits (MongoDB) did not answer; the per-process limits held",
+)
+BILLING_EVENTS = Counter(
+    "recovery_billing_events_total",
+    "Billing systems' webhook deliveries, by billing system (stripebilling, chargebee, recurly; for a delivery refused"
+    " before its account is found, the one an ingress named, else unknown), door (http, broker) and outcome"
+    " (applied, duplicate, ignored, refused_unauthenticated, refused_not_found, refused_invalid, unavailable: the"
+    " billing system's API did not answer, deferred: a cancel waiting for a charge in flight, error)",
+    ["billing_system", "door", "outcome"],
 )

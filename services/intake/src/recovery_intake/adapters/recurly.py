@@ -11,7 +11,8 @@ from urllib.parse import quote
 
 import httpx
 
-from recovery_intake.adapters.stripe_billing import BillingApiError, read_within
+from recovery_intake.adapters.stripe_billing import read_within
+from recovery_intake.domain.billing_events import BillingApiError
 from recovery_runtime.connector_apis import RECURLY_ACCEPT
 
 

@@ -15,15 +15,12 @@ from typing import Any
 
 import httpx
 
+from recovery_intake.domain.billing_events import BillingApiError
 from recovery_runtime.connector_apis import STRIPE_VERSION
 
 # The invoice fields read (domain/billing_events.py: `charge` expanded, `customer` expanded,
 # `default_payment_method`, `amount_remaining`, `amount_due`, `currency`, `created`) are those of the version every
 # service pins (recovery_runtime.connector_apis.STRIPE_VERSION).
-
-
-class BillingApiError(Exception):
-    """The billing system could not be read: the delivery is answered 5xx so the provider sends it again."""
 
 
 async def read_within(system: str, seconds: float, get: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:

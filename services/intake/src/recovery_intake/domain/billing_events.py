@@ -68,6 +68,11 @@ class EventRefused(Exception):
         self.reason = reason
 
 
+class BillingApiError(Exception):
+    """The billing system's API could not be read (the invoice, the transaction): nothing is applied, and the
+    delivery is answered 5xx (or tried again over the broker) so that it comes again."""
+
+
 @dataclass(frozen=True)
 class BillingEvent:
     """A verified provider event: its id (what duplicates share), its type and the invoice it is about."""

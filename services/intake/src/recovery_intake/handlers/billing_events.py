@@ -17,10 +17,12 @@ import structlog
 from recovery_contracts.api.recovery import RecoveryAction, RecoveryPaymentsCreate
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.messages import BillingEventReceived, RecoveryRequested
+from recovery_intake import metrics
 from recovery_intake.dependencies import Document, IntakeAdapters
 from recovery_intake.domain.billing_events import (
     STRIPEBILLING_REFERENCE,
     WEBHOOK_CONNECTORS,
+    BillingApiError,
     BillingEvent,
     EventRefused,
     RefusalKind,
@@ -106,7 +108,6 @@ class BillingEvents:
         if not envelope.merchant_id or not envelope.profile_id:
             raise MessageRejected("billing.event needs merchant_id and profile_id in the envelope")
         try:
-            check_handed_on(handed_on.received_at, self._clock.now())
             outcome, _ = await self.delivery(
                 envelope.merchant_id,
                 envelope.profile_id,
@@ -135,17 +136,57 @@ class BillingEvents:
         connector: str | None = None,
     ) -> tuple[str, str | None]:
         """What became of the delivery (`applied`, `duplicate` or `ignored`) and the payment it applied to;
-        EventRefused when refused (nothing stored). `received_at`: when it reached this system (now, unless an
-        ingress handed it on); `connector`: the billing system the deliverer says it is from (else the account's)."""
+        EventRefused when refused, BillingApiError when the billing system's API did not answer (nothing stored
+        either way). `received_at`: when an ingress received it (it came through the broker's door, and is refused
+        when handed on too late; else it is the HTTP door's, received now); `connector`: the billing system the
+        deliverer says it is from (else the account's). Every delivery is counted by billing system, door and
+        outcome (`recovery_billing_events_total`)."""
+        door = "http" if received_at is None else "broker"
+        system, outcome = connector or "unknown", "error"
+        try:
+            if received_at is not None:
+                check_handed_on(received_at, self._clock.now())
+            profile, account = await self._billing_account(merchant_id, profile_id, account_id, connector)
+            system = account["connector_name"]
+            read = self._readers[system]
+            event, request = await read(account, account_id, payload, headers, received_at or self._clock.now())
+            outcome, payment_id = await self._settle(merchant_id, profile, account_id, event, request)
+            return outcome, payment_id
+        except EventRefused as refused:
+            outcome = f"refused_{refused.kind.value}"
+            raise
+        except BillingApiError as error:
+            outcome = "unavailable"
+            log.warning("billing_event.unavailable", billing_system=system, door=door, error=str(error))
+            raise
+        except CancelDeferred:
+            outcome = "deferred"
+            raise
+        finally:
+            metrics.BILLING_EVENTS.labels(system, door, outcome).inc()
+
+    async def _billing_account(
+        self, merchant_id: str, profile_id: str, account_id: str, connector: str | None
+    ) -> tuple[Document, Document]:
+        """The profile and the billing account a delivery is addressed to; EventRefused when either is not one."""
         profile = await self._profiles.get(merchant_id, profile_id)
         if profile is None:
             raise EventRefused(RefusalKind.NOT_FOUND, f"no profile {profile_id} of merchant {merchant_id}")
         found = await self._accounts.get(merchant_id, account_id)
         named = (found or {}).get("connector_name")
         expected = connector or (named if named in WEBHOOK_CONNECTORS else " or ".join(sorted(WEBHOOK_CONNECTORS)))
-        account = check_billing_account(found, account_id, profile_id, str(expected))
-        read = self._readers[account["connector_name"]]
-        event, request = await read(account, account_id, payload, headers, received_at or self._clock.now())
+        return profile, check_billing_account(found, account_id, profile_id, str(expected))
+
+    async def _settle(
+        self,
+        merchant_id: str,
+        profile: Document,
+        account_id: str,
+        event: BillingEvent,
+        request: RecoveryPaymentsCreate | None,
+    ) -> tuple[str, str | None]:
+        """Applies a verified event: a payment failure's recovery request, or the stop (paid elsewhere, voided) of
+        the recovery its invoice has; an event about nothing this system handles is ignored."""
         if event.action is None or event.invoice_id is None:
             log.info("billing_event.ignored", event_type=event.event_type, event_id=event.event_id)
             return "ignored", None

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from recovery_contracts.api.errors import ApiError, ErrorResponse
-from recovery_intake.adapters.stripe_billing import BillingApiError
-from recovery_intake.domain.billing_events import EventRefused, RefusalKind
+from recovery_intake.domain.billing_events import BillingApiError, EventRefused, RefusalKind
 from recovery_intake.handlers.billing_events import BillingEvents
 from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
 
