@@ -19,7 +19,9 @@ from recovery_contracts.messages import PaymentSucceeded, RecoveryCancelRequeste
 from recovery_contracts.payments import ConnectorTransmission, IntentStatus
 from recovery_contracts.recovery import AttemptSummary, RecoveryPayment, build_payment_object
 from recovery_intake.adapters.intents import IntentRepository
+from recovery_intake.adapters.saved_cards import SavedCardRepository
 from recovery_intake.app import build_service
+from recovery_intake.domain.card_backfill import SavedCard
 from recovery_intake.settings import IntakeSettings
 from recovery_sandbox.receiver import create_app as receiver_app
 from recovery_sandbox.stripe import create_app as stripe_app
@@ -311,10 +313,12 @@ async def test_a_card_data_backfill_updates_the_open_recoveries_in_mongodb_and_t
     )
 
     assert answer.status_code == 200, answer.text
-    assert {k: answer.json()[k] for k in ("processed_records", "failed_records", "updated_recoveries")} == {
-        "processed_records": 1,
-        "failed_records": 1,
+    counts = ("processed_records", "failed_records", "updated_recoveries", "kept_for_later")
+    assert {k: answer.json()[k] for k in counts} == {
+        "processed_records": 2,
+        "failed_records": 0,
         "updated_recoveries": 2,
+        "kept_for_later": 1,  # pm_other: no open recovery holds it
     }
     stored = list(db.payment_intents.find({"merchant_id": setup.merchant_id}, {"snapshot.tokens": 1}))
     assert [
@@ -324,8 +328,10 @@ async def test_a_card_data_backfill_updates_the_open_recoveries_in_mongodb_and_t
     for d in stored:
         [prior] = d["snapshot"]["tokens"][0]["prior_retries"]
         assert prior["count"] == 3 and datetime.fromisoformat(prior["at"]) == day_end  # stored as JSON, as the rest
-    # The look-up has its index (declared in code, created at start-up).
+    # The look-up has its index, and the kept cards theirs (declared in code, created at start-up).
     assert "intent_customer" in {index["name"] for index in db.payment_intents.list_indexes()}
+    [ttl] = [index for index in db.saved_cards.list_indexes() if index["name"] == "saved_card_ttl"]
+    assert ttl["key"] == {"expires_at": 1} and ttl["expireAfterSeconds"] == 0
     async with broker_probe(isolation.rabbitmq_url) as broker:
         updates = [await broker.take_json("scheduler.recovery-updated") for _ in range(2)]
     assert {u["payload"]["action"] for u in updates} == {"card_data_backfill"}
@@ -374,3 +380,53 @@ async def test_the_backfills_look_up_asks_for_hundreds_of_customers_at_once(
         assert listener.finds == 3  # 1,200 customers, 500 a query
     finally:
         await client.close()
+
+
+async def test_a_card_kept_from_an_upload_reaches_the_customers_next_recovery_through_mongodb(
+    tenant: Any, intake: Any, isolation: Isolation, db: Any, adb: Any
+) -> None:
+    """Two uploads of a card no recovery holds yet merge in one `saved_cards` document keyed by merchant, customer
+    and token; the customer's recovery accepted afterwards carries its history to the scheduler, and the card
+    fields its request left empty. Another merchant's word on the same customer and token id is another card."""
+    _, setup = tenant
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    history = f'"{{""{yesterday}"": 2}}"'
+    for csv in (
+        f"customer_id_resp,token,clean_bank_name,daily_retry_history\ncus_test,pm_later,Chase,{history}\n",
+        "customer_id_resp,token,exp_date,card_network\ncus_test,pm_later,04/31,Mastercard\n",
+    ):
+        answer = httpx.post(
+            f"{intake.url}/v2/recovery/data-backfill",
+            files={"file": ("cards.csv", csv.encode(), "text/csv")},
+            headers=setup.headers(),
+        )
+        assert answer.status_code == 200 and answer.json()["kept_for_later"] == 1, answer.text
+    [kept] = list(db.saved_cards.find({"_id.merchant_id": setup.merchant_id}))
+    assert kept["_id"] == {"merchant_id": setup.merchant_id, "customer_id": "cus_test", "token": "pm_later"}
+    assert kept["card"] == {
+        "card_issuer": "Chase",
+        "card_exp_month": "04",
+        "card_exp_year": "2031",
+        "card_network": "Mastercard",
+    }
+    assert kept["expires_at"] - kept["uploaded_at"] == timedelta(days=90)
+    other = SavedCard("cus_test", "pm_later", {"card_network": "Discover"}, (), datetime.now(UTC))
+    await SavedCardRepository(adb).save("merchant_other", [other])
+    assert db.saved_cards.count_documents({"_id.token": "pm_later"}) == 2
+
+    body = recovery_body(setup, merchant_reference_id="kept_card")
+    body["payment_method_data"] = {"primary_processor_payment_method_token": "pm_later"}
+    created = httpx.post(f"{intake.url}/v2/payments/recovery", json=body, headers=setup.headers())
+
+    assert created.status_code == 200, created.text
+    day_end = datetime.fromisoformat(yesterday).replace(tzinfo=UTC) + timedelta(days=1)
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        scheduled = await broker.take_json("scheduler.recovery-scheduled")
+    [token] = scheduled["payload"]["payment"]["tokens"]
+    assert (token["token"], token["card_network"], token["card_issuer"], token["card_exp_year"]) == (
+        "pm_later",
+        "Mastercard",
+        "Chase",
+        "2031",
+    )
+    assert token["prior_retries"] == [{"at": day_end.isoformat().replace("+00:00", "Z"), "count": 2}]

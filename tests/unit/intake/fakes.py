@@ -4,9 +4,9 @@ and intake built around them for FastStream's TestRabbitBroker and FastAPI's tes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -15,6 +15,7 @@ from recovery_contracts.payments import IntentStatus
 from recovery_intake.app import build_service
 from recovery_intake.dependencies import Document, IntakeAdapters, IntentExists, OutcomeRecorded
 from recovery_intake.domain.api_keys import hash_api_key
+from recovery_intake.domain.card_backfill import SAVED_CARD_DAYS, SavedCard
 from recovery_intake.domain.intent import FINAL, Intent, IntentChange
 from recovery_intake.domain.webhook_secrets import new_whsec_secret
 from recovery_intake.handlers.billing_events import TransactionReader
@@ -230,6 +231,30 @@ class FakeConnectorAccounts:
         return _replace_version(self.accounts, doc, expected_version)
 
 
+class FakeSavedCards:
+    """The MongoDB repository's rules: a card's fields merge over earlier uploads', a history given replaces the
+    one kept, and a card is gone `SAVED_CARD_DAYS` after its latest upload (the TTL index)."""
+
+    def __init__(self, clock: FixedClock) -> None:
+        self.cards: dict[tuple[str, str, str], SavedCard] = {}
+        self._clock = clock
+
+    async def get(self, merchant_id: str, customer_id: str, token: str) -> SavedCard | None:
+        card = self.cards.get((merchant_id, customer_id, token))
+        if card is None or card.uploaded_at + timedelta(days=SAVED_CARD_DAYS) <= self._clock.now():
+            return None
+        return card
+
+    async def save(self, merchant_id: str, cards: Sequence[SavedCard]) -> None:
+        for card in cards:
+            key = (merchant_id, card.customer_id, card.token)
+            kept = self.cards.get(key)
+            if kept is not None:
+                prior = kept.prior_retries if card.prior_retries is None else card.prior_retries
+                card = replace(card, card={**kept.card, **card.card}, prior_retries=prior)
+            self.cards[key] = card
+
+
 @dataclass
 class Intake:
     """Intake on in-memory adapters, with a merchant, a profile, an API key and the two connector accounts a
@@ -245,6 +270,7 @@ class Intake:
     connector_accounts: FakeConnectorAccounts
     unit_of_work: InMemoryUnitOfWork
     clock: FixedClock
+    saved_cards: FakeSavedCards
 
     def headers(self) -> dict[str, str]:
         return {"api-key": API_KEY, "x-profile-id": PROFILE}
@@ -263,6 +289,7 @@ def intake(*, recurly: TransactionReader | None = None, **settings: object) -> I
     intents, merchants, profiles = FakeIntents(), FakeMerchants(), FakeProfiles()
     api_keys, accounts = FakeApiKeys(), FakeConnectorAccounts()
     unit_of_work, clock = InMemoryUnitOfWork(publisher), FixedClock()
+    saved_cards = FakeSavedCards(clock)
     adapters = IntakeAdapters(
         intents=intents,
         merchants=merchants,
@@ -271,11 +298,14 @@ def intake(*, recurly: TransactionReader | None = None, **settings: object) -> I
         connector_accounts=accounts,
         unit_of_work=unit_of_work,
         clock=clock,
+        saved_cards=saved_cards,
         payment_fences=InMemoryPaymentFences(),
         publisher=publisher,
     )
     service = build_service(SETTINGS.model_copy(update=settings), adapters, recurly=recurly)
-    built = Intake(service, adapters, publisher, intents, merchants, profiles, api_keys, accounts, unit_of_work, clock)
+    built = Intake(
+        service, adapters, publisher, intents, merchants, profiles, api_keys, accounts, unit_of_work, clock, saved_cards
+    )
     _tenant(built)
     return built
 

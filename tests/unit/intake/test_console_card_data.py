@@ -13,7 +13,7 @@ from .fakes import ADMIN_KEY, API_KEY, MERCHANT, Intake, http_client, intake
 from .recovery_requests import REFERENCE, recovery_body
 from .test_console_routes import session_token, signed_in, signed_in_on_merchant
 
-CSV = "customer_id_resp,token,exp_date\ncus_test,pm_first,04/31\ncus_test,pm_gone,04/31\n"
+CSV = "customer_id_resp,token,exp_date\ncus_test,pm_first,04/31\ncus_test,pm_later,04/31\ncus_test,pm_bad,13/31\n"
 
 
 async def open_recovery(svc: Intake) -> None:
@@ -47,8 +47,9 @@ async def test_a_merchant_uploads_card_data_and_sees_what_was_applied() -> None:
     assert page.status_code == 200 and 'enctype="multipart/form-data"' in page.text
     assert 'aria-current="page">Card data' in page.text
     assert answer.status_code == 200, answer.text
-    assert "<strong>1</strong> row applied" in answer.text and "<strong>1</strong> recovery updated" in answer.text
-    assert "no open recovery of customer &#39;cus_test&#39; holds token &#39;pm_gone&#39;" in answer.text
+    assert "<strong>2</strong> rows applied" in answer.text and "<strong>1</strong> recovery updated" in answer.text
+    assert "<strong>1</strong> card kept for a later recovery" in answer.text
+    assert "exp_date must be MM/YY or MM/YYYY, not &#39;13/31&#39;" in answer.text
     assert expiry(svc) == ("04", "2031")
     [update] = svc.publisher.envelopes(MessageType.RECOVERY_UPDATED)
     assert update.payload.action == "card_data_backfill"

@@ -1,25 +1,27 @@
 """`POST /v2/recovery/data-backfill`: a CSV of the customers' saved cards (Hyperswitch's columns) updates the card
 data of every open recovery holding the token, tells the scheduler and the executor (`recovery.updated`,
-`card_data_backfill`), and answers each row it could not apply with its line and reason."""
+`card_data_backfill`), keeps every row for the customer's recoveries still to come (a new recovery with the card
+takes its history and the card fields its request leaves empty), and answers each row it could not apply with its
+line and reason."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.messages import CARD_DATA_BACKFILL, RecoveryUpdated
 from recovery_contracts.payments import IntentStatus
-from recovery_intake.domain.card_backfill import MAX_BYTES
+from recovery_intake.domain.card_backfill import MAX_BYTES, SAVED_CARD_DAYS
 from recovery_intake.http.data_backfill import BODY_BYTES
 
 from .api_calls import refused
 from .fakes import ADMIN_KEY, MERCHANT, Intake, http_client
-from .recovery_requests import REFERENCE, recovery_body
+from .recovery_requests import REFERENCE, recovery_body, with_token
 
 BACKFILL = "/v2/recovery/data-backfill"
 HEADER = "customer_id_resp,token,exp_date,card_network,payment_method_sub_type,clean_bank_name,daily_retry_history\n"
@@ -48,17 +50,17 @@ async def test_a_row_updates_the_card_of_every_open_recovery_of_the_customer_hol
         client,
         HEADER
         + "cus_test,pm_first,03/2029,Mastercard,Debit,Chase,{}\n"  # the seed's card: expiry 12/25, Visa, credit
-        + "cus_test,pm_unknown,03/29,,,,\n"  # no open recovery holds it
+        + "cus_test,pm_unknown,03/29,,,,\n"  # no open recovery holds it: kept for a later one
         + "cus_test,pm_first,13/29,,,,\n"  # not a month
         + ",pm_first,,,,,\n",  # no customer
     )
 
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert (body["processed_records"], body["failed_records"], body["updated_recoveries"]) == (1, 3, 2)
+    counts = ("processed_records", "failed_records", "updated_recoveries", "kept_for_later")
+    assert tuple(body[c] for c in counts) == (2, 2, 2, 1)
     lines = {e["row_number"]: e["error"] for e in body["errors"]}
-    assert set(lines) == {3, 4, 5}
-    assert "no open recovery of customer 'cus_test' holds token 'pm_unknown'" in lines[3]
+    assert set(lines) == {4, 5}
     assert "exp_date" in lines[4] and "MM/YY" in lines[4]
     assert "customer_id_resp" in lines[5]
     for reference in (REFERENCE, "invoice_2"):
@@ -233,3 +235,108 @@ async def test_a_retry_history_that_cannot_be_counted_is_refused_with_its_row_an
     intent = svc.intents.of_invoice(MERCHANT, REFERENCE)
     assert intent is not None
     assert [(p.at, p.count) for p in intent.snapshot.tokens[0].prior_retries] == [(svc.clock.now(), 1)]
+
+
+def without_card_data(body: dict[str, object]) -> dict[str, object]:
+    """`body` from a billing system that sends the token alone, no card details."""
+    data = body["payment_method_data"]
+    assert isinstance(data, dict)
+    data["additional_payment_method_info"] = None
+    return body
+
+
+async def test_a_card_no_open_recovery_holds_is_kept_for_the_customers_next_recovery(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    """The merchant backfills its customers before their invoices fail: each new recovery with such a card takes
+    the upload's history (the network budgets count it from the first retry) and the card fields its own request
+    leaves empty; what the request does say stands (the billing system's word is the newer)."""
+    answer = await upload(
+        client,
+        HEADER
+        + 'cus_test,pm_first,03/29,Mastercard,debit,Chase,"{""2026-01-14"": 2}"\n'
+        + 'cus_test,pm_second,03/29,Mastercard,debit,Chase,"{""2026-01-13"": 1}"\n',
+    )
+    body = answer.json()
+    assert (body["processed_records"], body["updated_recoveries"], body["kept_for_later"]) == (2, 0, 2), answer.text
+    assert updates(svc) == []
+
+    seed = await client.post("/v2/payments/recovery", json=recovery_body())
+    bare = await client.post(
+        "/v2/payments/recovery",
+        json=without_card_data(with_token("pm_second", "pi_second") | {"merchant_reference_id": "invoice_2"}),
+    )
+
+    assert seed.status_code == bare.status_code == 200, (seed.text, bare.text)
+    seeded = svc.intents.of_invoice(MERCHANT, REFERENCE)
+    assert seeded is not None
+    [card] = seeded.snapshot.tokens
+    assert (card.card_exp_month, card.card_exp_year, card.card_network) == ("12", "25", "Visa")  # the request's
+    assert (card.card_type, card.card_issuer) == ("credit", "Wells Fargo NA")
+    assert [(p.at, p.count) for p in card.prior_retries] == [(datetime(2026, 1, 15, tzinfo=UTC), 2)]
+    filled = svc.intents.of_invoice(MERCHANT, "invoice_2")
+    assert filled is not None
+    [card] = filled.snapshot.tokens
+    assert (card.card_exp_month, card.card_exp_year, card.card_network) == ("03", "2029", "Mastercard")
+    assert (card.card_type, card.card_issuer) == ("debit", "Chase")
+    assert [(p.at, p.count) for p in card.prior_retries] == [(datetime(2026, 1, 14, tzinfo=UTC), 1)]
+    # The scheduler plans from what the recovery carries.
+    scheduled = {
+        e.payload.payment.merchant_reference_id: e.payload.payment
+        for e in svc.publisher.envelopes(MessageType.RECOVERY_SCHEDULED)
+    }
+    assert scheduled["invoice_2"].tokens[0].prior_retries == card.prior_retries
+
+
+async def test_uploads_of_a_card_add_up_and_are_forgotten_after_their_days(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    """A later upload's columns replace an earlier one's and its empty ones keep them; `{}` clears the history;
+    the merchant's other customers' cards and other merchants' are not this card; 90 days after the latest upload
+    of a card it is gone."""
+    await upload(client, HEADER + 'cus_test,pm_first,,,,Chase,"{""2026-01-14"": 2}"\n')
+    svc.clock.advance(timedelta(days=1))
+    await upload(client, HEADER + "cus_test,pm_first,,Mastercard,,,\n")
+    await upload(client, HEADER + "cus_other,pm_first,,Discover,,,\n")
+
+    first = await client.post("/v2/payments/recovery", json=without_card_data(recovery_body()))
+    assert first.status_code == 200, first.text
+    intent = svc.intents.of_invoice(MERCHANT, REFERENCE)
+    assert intent is not None
+    [card] = intent.snapshot.tokens
+    assert (card.card_network, card.card_issuer, len(card.prior_retries)) == ("Mastercard", "Chase", 1)
+
+    await upload(client, HEADER + "cus_test,pm_first,,,,,{}\n")
+    cleared = await client.post(
+        "/v2/payments/recovery", json=without_card_data(recovery_body(merchant_reference_id="invoice_2"))
+    )
+    assert cleared.status_code == 200, cleared.text
+    intent = svc.intents.of_invoice(MERCHANT, "invoice_2")
+    assert intent is not None and intent.snapshot.tokens[0].prior_retries == ()
+    assert intent.snapshot.tokens[0].card_network == "Mastercard"
+
+    svc.clock.advance(timedelta(days=SAVED_CARD_DAYS))
+    late = await client.post(
+        "/v2/payments/recovery", json=without_card_data(recovery_body(merchant_reference_id="invoice_3"))
+    )
+    assert late.status_code == 200, late.text
+    intent = svc.intents.of_invoice(MERCHANT, "invoice_3")
+    assert intent is not None and intent.snapshot.tokens[0].card_network is None
+
+
+async def test_the_billing_systems_next_failure_of_an_open_invoice_keeps_the_cards_history(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    """The invoice fails again at the billing system with the same card: the request's token, which knows nothing
+    of the history, takes it from the upload again instead of wiping it from the recovery."""
+    await open_recoveries(client)
+    await upload(client, history_file(("pm_first", '{"2026-01-14": 2}')))
+
+    again = await client.post("/v2/payments/recovery", json=with_token("pm_first", "pi_second_failure"))
+
+    assert again.status_code == 200, again.text
+    intent = svc.intents.of_invoice(MERCHANT, REFERENCE)
+    assert intent is not None and intent.snapshot.billing_retry_count == 2
+    assert [(p.at, p.count) for p in intent.snapshot.tokens[0].prior_retries] == [
+        (datetime(2026, 1, 15, tzinfo=UTC), 2)
+    ]

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import httpx
 
-from recovery_intake.adapters import configuration, intents, rate_limits
+from recovery_intake.adapters import configuration, intents, rate_limits, saved_cards
 from recovery_intake.adapters.configuration import (
     ApiKeyRepository,
     ConnectorAccountRepository,
@@ -149,7 +149,7 @@ def build_service(
 def _mongodb_adapters(service: Service, settings: IntakeSettings) -> IntakeAdapters:
     unit_of_work = service.unit_of_work
     assert isinstance(unit_of_work, UnitOfWork)  # the service's own, on MongoDB
-    service.add_indexes(configuration.INDEXES + intents.INDEXES + rate_limits.INDEXES)
+    service.add_indexes(configuration.INDEXES + intents.INDEXES + rate_limits.INDEXES + saved_cards.INDEXES)
     # A new intent embeds its `recovery.scheduled` (one insert, no transaction): the relay scans the intents too.
     service.add_indexes([unit_of_work.embed_outbox_in(intents.COLLECTION)])
     cache_seconds = settings.config_cache_seconds
@@ -161,6 +161,7 @@ def _mongodb_adapters(service: Service, settings: IntakeSettings) -> IntakeAdapt
         connector_accounts=ConnectorAccountRepository(service.db, cache_seconds),
         unit_of_work=unit_of_work,
         clock=service.clock,
+        saved_cards=saved_cards.SavedCardRepository(service.db),
         payment_fences=MongoPaymentFences(service.db),
         shared_rates=MongoSharedRates(service.db, service.clock) if settings.rate_limit_shared else None,
     )

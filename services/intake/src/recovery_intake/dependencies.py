@@ -8,13 +8,14 @@ transaction: a read or write inside one takes part in it; the messages of an `In
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
 from recovery_contracts.payments import IntentStatus
+from recovery_intake.domain.card_backfill import SavedCard
 from recovery_intake.domain.intent import Intent, IntentChange
 from recovery_runtime.bus import Publisher
 from recovery_runtime.clock import Clock
@@ -66,6 +67,17 @@ class Intents(Protocol):
         self, payment_id: str, status: IntentStatus, payment_object: Document, now: datetime, applied: str
     ) -> OutcomeRecorded:
         """Apply a payment outcome (`Intent.with_outcome`) and record `applied`, in one compare-and-set write."""
+        ...
+
+
+class SavedCards(Protocol):
+    async def get(self, merchant_id: str, customer_id: str, token: str) -> SavedCard | None:
+        """What the merchant's uploads said of the customer's card, while it is kept (`SAVED_CARD_DAYS`)."""
+        ...
+
+    async def save(self, merchant_id: str, cards: Sequence[SavedCard]) -> None:
+        """Each card's fields over what earlier uploads said (a field it does not give is kept; a history given
+        replaces the one kept), kept `SAVED_CARD_DAYS` from its `uploaded_at`; in a few writes whatever the count."""
         ...
 
 
@@ -163,6 +175,8 @@ class IntakeAdapters:
     connector_accounts: ConnectorAccounts
     unit_of_work: UnitOfWorkPort
     clock: Clock
+    # What the merchant's card-data uploads said of its customers' cards, for their recoveries still to come.
+    saved_cards: SavedCards
     # The payment fences shared with the executor: a cancel is accepted only where no charge can follow it.
     payment_fences: PaymentFences
     # None: the service's own (confirmed publishes to RabbitMQ).

@@ -156,10 +156,13 @@ class DataBackfillRowError(ResponseBody):
 
 
 class DataBackfillResponse(ResponseBody):
-    """Hyperswitch's `processed_records` / `failed_records`, and why each failed row failed (an extension)."""
+    """Hyperswitch's `processed_records` / `failed_records`; as extensions, what the processed rows did and why
+    each failed row failed. Every processed row is kept for the customer's recoveries still to come."""
 
     processed_records: int
     failed_records: int
     # Open recoveries whose card data changed (`recovery.updated` sent to the scheduler and the executor).
     updated_recoveries: int
+    # Processed rows about a card no open recovery holds: kept for the customer's next recovery with that card.
+    kept_for_later: int
     errors: list[DataBackfillRowError]

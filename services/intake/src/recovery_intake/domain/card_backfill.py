@@ -1,12 +1,14 @@
 """The merchant's card-data backfill (`POST /v2/recovery/data-backfill`, Hyperswitch's `RevenueRecoveryBackfill`): a
 CSV of its customers' saved payment methods with what is known of each card (expiry, network, funding, issuer),
-read row by row into checked records, and what a record makes of a saved token. Pure: the use case finds the open
-recoveries and stores them."""
+read row by row into checked records, what a record makes of a saved token, and what is kept of it for the
+customer's recoveries still to come (`SavedCard`). Pure: the use cases find the open recoveries and the saved cards
+and store them."""
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -94,21 +96,74 @@ def prior_retries(record: DataBackfillRecord, now: datetime) -> tuple[PriorRetri
     return tuple(sorted(kept, key=lambda p: p.at))
 
 
+# How long an upload's word on a card is kept for the customer's invoices still to come (a new upload of the card
+# starts it again): a merchant backfills before the invoices it is about, days or weeks ahead; past this its card
+# data may have changed at the issuer, and its retry history has long left every network window.
+SAVED_CARD_DAYS = 90
+# The two fields that make an expiry: taken as a pair.
+EXPIRY = ("card_exp_month", "card_exp_year")
+
+
+@dataclass(frozen=True)
+class SavedCard:
+    """What the merchant's uploads said of one card of one customer (`customer_id`, `token`), kept for the
+    customer's recoveries still to come: the card fields given (`card_exp_month`, `card_exp_year`, `card_network`,
+    `card_type`, `card_issuer`; a later upload's replace an earlier one's, one it leaves empty keeps them) and the
+    latest history given (None: none was)."""
+
+    customer_id: str
+    token: str
+    card: Mapping[str, str]
+    prior_retries: tuple[PriorRetries, ...] | None
+    uploaded_at: datetime
+
+
+def saved_card(record: DataBackfillRecord, prior: tuple[PriorRetries, ...] | None, now: datetime) -> SavedCard:
+    """A checked row as it is kept for the customer's recoveries still to come."""
+    return SavedCard(record.customer_id_resp, record.token, card_fields(record), prior, now)
+
+
+def card_fields(record: DataBackfillRecord) -> dict[str, str]:
+    """The token fields the record's columns give (an empty column gives none)."""
+    fields: dict[str, str] = {}
+    if record.exp_date is not None:
+        month, year = record.exp_date.split("/")
+        fields.update(card_exp_month=month, card_exp_year=f"20{year}")
+    if record.card_network is not None:
+        fields["card_network"] = record.card_network.value
+    if record.payment_method_sub_type is not None:
+        fields["card_type"] = record.payment_method_sub_type
+    if record.clean_bank_name is not None:
+        fields["card_issuer"] = record.clean_bank_name
+    return fields
+
+
 def backfilled(token: PaymentToken, record: DataBackfillRecord, prior: tuple[PriorRetries, ...] | None) -> PaymentToken:
     """The saved token with the record's card data: a column left empty keeps what the token had. `prior`: the
     row's retry history (`prior_retries`), which replaces the token's (the latest upload states it)."""
-    changes: dict[str, object] = {}
+    return _with_card(token, card_fields(record), prior)
+
+
+def with_saved_card(token: PaymentToken, saved: SavedCard) -> PaymentToken:
+    """A new request's token with what an earlier upload said of the card: the request's own card fields stand
+    (the billing system's word is the newer), the upload fills those it left empty; the upload's history is the
+    token's prior retries, as the open recoveries took it (periods that have left every window since count
+    nowhere)."""
+    has_expiry = token.card_exp_month is not None or token.card_exp_year is not None
+    given = {
+        field: value
+        for field, value in saved.card.items()
+        if getattr(token, field) is None and not (has_expiry and field in EXPIRY)
+    }
+    return _with_card(token, given, saved.prior_retries)
+
+
+def _with_card(token: PaymentToken, fields: Mapping[str, str], prior: tuple[PriorRetries, ...] | None) -> PaymentToken:
+    changes: dict[str, object] = {k: v for k, v in fields.items() if k not in EXPIRY}
+    if "card_exp_month" in fields and f"{fields['card_exp_month']}/{fields['card_exp_year'][-2:]}" != _expiry_of(token):
+        changes.update(card_exp_month=fields["card_exp_month"], card_exp_year=fields["card_exp_year"])
     if prior is not None:
         changes["prior_retries"] = prior
-    if record.exp_date is not None and record.exp_date != _expiry_of(token):
-        month, year = record.exp_date.split("/")
-        changes.update(card_exp_month=month, card_exp_year=f"20{year}")
-    if record.card_network is not None:
-        changes["card_network"] = record.card_network.value
-    if record.payment_method_sub_type is not None:
-        changes["card_type"] = record.payment_method_sub_type
-    if record.clean_bank_name is not None:
-        changes["card_issuer"] = record.clean_bank_name
     return token.model_copy(update=changes) if changes else token
 
 

@@ -11,6 +11,7 @@ from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.recovery import RecoveryAction, RecoveryAttemptStatus, RecoveryPaymentsCreate
 from recovery_contracts.recovery import PaymentToken, RecoveryPayment, RetryAlgorithm, RetrySettings
 
+from .card_backfill import SavedCard, with_saved_card
 from .profiles import monitoring_configured_at, retry_algorithm
 from .rejection import Rejection
 
@@ -97,7 +98,9 @@ def build_snapshot(
     payment_account: dict[str, Any],
     now: datetime,
     monitoring_threshold_seconds: int,
+    saved_card: SavedCard | None = None,
 ) -> RecoveryPayment:
+    """`saved_card`: what the merchant's uploads said of the request's card (`with_saved_card`)."""
     data = request.payment_method_data
     info = data.additional_payment_method_info
     token = PaymentToken(
@@ -112,6 +115,8 @@ def build_snapshot(
         card_exp_year=info.card_exp_year if info else None,
         last_four_digits=info.last_four_digits if info else None,
     )
+    if saved_card is not None:
+        token = with_saved_card(token, saved_card)
     return RecoveryPayment(
         payment_id=payment_id,
         merchant_id=merchant_id,

@@ -1,6 +1,7 @@
-"""The merchant's card-data backfill (`POST /v2/recovery/data-backfill`): each checked row updates the saved card
-of every open invoice of that customer that holds the token, one invoice per transaction, and the scheduler and
-the executor hear of it (`recovery.updated`, `card_data_backfill`)."""
+"""The merchant's card-data backfill (`POST /v2/recovery/data-backfill`): each checked row is kept for the
+customer's recoveries still to come (`saved_cards`, which `RecoveryIntake.accept` reads), and updates the saved
+card of every open invoice of that customer that holds the token, one invoice per transaction, of which the
+scheduler and the executor hear (`recovery.updated`, `card_data_backfill`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import structlog
 from recovery_contracts.api.data_backfill import DataBackfillResponse, DataBackfillRowError
 from recovery_contracts.recovery import PriorRetries
 from recovery_intake.dependencies import IntakeAdapters
-from recovery_intake.domain.card_backfill import BackfillRow, backfilled, prior_retries, read_backfill
+from recovery_intake.domain.card_backfill import BackfillRow, backfilled, prior_retries, read_backfill, saved_card
 from recovery_intake.domain.intent import Intent
 from recovery_runtime.unit_of_work import Transaction
 
@@ -21,12 +22,14 @@ log = structlog.get_logger(__name__)
 class CardDataBackfill:
     def __init__(self, adapters: IntakeAdapters) -> None:
         self._intents = adapters.intents
+        self._saved_cards = adapters.saved_cards
         self._unit_of_work = adapters.unit_of_work
         self._clock = adapters.clock
 
     async def backfill(self, merchant_id: str, content: bytes) -> DataBackfillResponse:
-        """Apply the file's rows (BackfillRefused when the file as a whole cannot be read: nothing applied). A row
-        that names no open invoice of the customer holding the token fails with the reason; the others apply."""
+        """Apply the file's rows (BackfillRefused when the file as a whole cannot be read: nothing applied). Each
+        checked row is kept for the customer's recoveries to come, then applied to its open ones; a row that does
+        not check fails with the reason, and the others apply."""
         rows, errors = read_backfill(content)
         now = self._clock.now()
         checked: list[tuple[BackfillRow, tuple[PriorRetries, ...] | None]] = []
@@ -35,23 +38,25 @@ class CardDataBackfill:
                 checked.append((row, prior_retries(row.record, now)))
             except ValueError as refused:
                 errors.append(DataBackfillRowError(row_number=row.row_number, error=str(refused)))
+        # Kept first: a recovery accepted from here on reads it, one accepted before is among the open ones below.
+        await self._saved_cards.save(merchant_id, [saved_card(row.record, history, now) for row, history in checked])
         cards = {(row.record.customer_id_resp, row.record.token) for row, _ in checked}
         open_invoices = await self._intents.open_with_tokens(merchant_id, cards)
-        processed = updated = 0
+        updated = kept = 0
         for row, history in checked:
-            record = row.record
-            references = open_invoices.get((record.customer_id_resp, record.token), [])
+            references = open_invoices.get((row.record.customer_id_resp, row.record.token), [])
             if not references:
-                why = f"no open recovery of customer {record.customer_id_resp!r} holds token {record.token!r}"
-                errors.append(DataBackfillRowError(row_number=row.row_number, error=why))
-                continue
-            processed += 1
+                kept += 1
             for reference in references:
                 updated += await self._unit_of_work.apply(partial(self._apply, merchant_id, reference, row, history))
         errors.sort(key=lambda e: e.row_number)
-        log.info("card_backfill.done", processed=processed, failed=len(errors), updated=updated)
+        log.info("card_backfill.done", processed=len(checked), failed=len(errors), updated=updated, kept=kept)
         return DataBackfillResponse(
-            processed_records=processed, failed_records=len(errors), updated_recoveries=updated, errors=errors
+            processed_records=len(checked),
+            failed_records=len(errors),
+            updated_recoveries=updated,
+            kept_for_later=kept,
+            errors=errors,
         )
 
     async def _apply(

@@ -89,6 +89,7 @@ class RecoveryIntake:
         self._unit_of_work = adapters.unit_of_work
         self._clock = adapters.clock
         self._fences = adapters.payment_fences
+        self._saved_cards = adapters.saved_cards
         self._cell = cell_id
         self._monitoring_threshold = monitoring_threshold_seconds
         self._requests_kept = requests_kept
@@ -247,9 +248,12 @@ class RecoveryIntake:
             raise MessageRejected(rejection.describe()) from rejection
 
     async def _snapshot(self, merchant_id: str, profile: Document, request: RecoveryPaymentsCreate) -> RecoveryPayment:
-        """The request as a new recovery's snapshot, with the connector accounts it names checked."""
+        """The request as a new recovery's snapshot, with the connector accounts it names checked and what the
+        merchant's card-data uploads said of its card."""
         billing = await self._account(merchant_id, profile, request.billing_merchant_connector_id, BILLING)
         payment_account = await self._account(merchant_id, profile, request.payment_merchant_connector_id, PAYMENT)
+        token = request.payment_method_data.primary_processor_payment_method_token
+        saved = await self._saved_cards.get(merchant_id, request.connector_customer_id, token)
         return build_snapshot(
             request,
             payment_id=new_payment_id(self._cell),
@@ -259,6 +263,7 @@ class RecoveryIntake:
             payment_account=payment_account,
             now=self._clock.now(),
             monitoring_threshold_seconds=self._monitoring_threshold,
+            saved_card=saved,
         )
 
     async def _account(self, merchant_id: str, profile: Document, account_id: str, kind: ConnectorType) -> Document:

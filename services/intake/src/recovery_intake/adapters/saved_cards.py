@@ -1,0 +1,72 @@
+"""The `saved_cards` collection: what a merchant's card-data uploads said of each of its customers' cards, kept for
+the customer's recoveries still to come.
+
+One document per merchant, customer and token, keyed by the three (an `_id` document, so a look-up is the `_id`
+index alone and no separator can make two keys one); the card fields given under `card`, the latest history given
+as `prior_retries` (as JSON, as the intents store it), and `expires_at`, `SAVED_CARD_DAYS` after the latest upload
+of the card, where the TTL index removes it. An upload is bulk upserts, 1,000 a round trip; not a transaction:
+each card's write stands alone, and an upload sent again writes the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from pymongo import ASCENDING, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+
+from recovery_contracts.recovery import PriorRetries
+from recovery_intake.domain.card_backfill import SAVED_CARD_DAYS, SavedCard
+from recovery_runtime.mongo import IndexSpec
+
+COLLECTION = "saved_cards"
+INDEXES = [
+    IndexSpec(COLLECTION, [("expires_at", ASCENDING)], "saved_card_ttl", options={"expireAfterSeconds": 0}),
+]
+# Upserts sent in one round trip.
+BATCH = 1_000
+
+
+def saved_card_id(merchant_id: str, customer_id: str, token: str) -> dict[str, str]:
+    # Field order is part of an `_id` document's value: always built here.
+    return {"merchant_id": merchant_id, "customer_id": customer_id, "token": token}
+
+
+def saved_card_update(card: SavedCard) -> dict[str, Any]:
+    fields: dict[str, Any] = {f"card.{name}": value for name, value in card.card.items()}
+    if card.prior_retries is not None:
+        fields["prior_retries"] = [p.model_dump(mode="json") for p in card.prior_retries]
+    fields.update(uploaded_at=card.uploaded_at, expires_at=card.uploaded_at + timedelta(days=SAVED_CARD_DAYS))
+    return {"$set": fields}
+
+
+def saved_card_from(doc: dict[str, Any]) -> SavedCard:
+    key = doc["_id"]
+    prior = doc.get("prior_retries")
+    return SavedCard(
+        customer_id=key["customer_id"],
+        token=key["token"],
+        card=dict(doc.get("card") or {}),
+        prior_retries=None if prior is None else tuple(PriorRetries.model_validate(p) for p in prior),
+        uploaded_at=doc["uploaded_at"],
+    )
+
+
+class SavedCardRepository:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self._cards = db[COLLECTION]
+
+    async def get(self, merchant_id: str, customer_id: str, token: str) -> SavedCard | None:
+        doc = await self._cards.find_one({"_id": saved_card_id(merchant_id, customer_id, token)})
+        return saved_card_from(doc) if doc is not None else None
+
+    async def save(self, merchant_id: str, cards: Sequence[SavedCard]) -> None:
+        writes = [
+            UpdateOne({"_id": saved_card_id(merchant_id, c.customer_id, c.token)}, saved_card_update(c), upsert=True)
+            for c in cards
+        ]
+        for start in range(0, len(writes), BATCH):
+            # In order: two rows of one file about one card apply as the open invoices take them, the later last.
+            await self._cards.bulk_write(writes[start : start + BATCH])
