@@ -216,6 +216,18 @@ def test_card_data_is_uploaded_from_the_console_and_each_row_answered(
     assert "MM/YY" in lines[0]
     screenshot(browser, "card-data")
 
+    # The kept card, looked up by its customer, then forgotten.
+    page.get_by_label("Customer at the payment processor").fill("cus_nobody")
+    page.get_by_role("button", name="Look up").click()
+    page.wait_for_selector("#kept-cards-table")
+    [row] = page.locator("#kept-cards-table tbody tr").all_inner_texts()
+    assert row.split("\t")[:3] == ["pm_nobody", "04/2031", ""], row
+    screenshot(browser, "card-data-kept")
+    page.get_by_role("button", name="Forget these cards").click()
+    page.wait_for_selector("#kept-cards >> text=1 card of cus_nobody forgotten.")
+    page.goto(console_url(seeded, "card-data") + "?customer=cus_nobody")
+    assert "No card of cus_nobody is kept." in page.locator("#kept-cards").inner_text()
+
 
 def test_recoveries_list_links_to_the_payment_and_its_attempts(browser: Browser, seeded: Seeded) -> None:
     sign_in(browser, seeded, seeded.a.api_key, seeded.a.merchant_id)

@@ -115,6 +115,9 @@ ENDPOINTS = [
     Endpoint("GET", "/v2/revenue-recovery/retry-stats", names_resource=False),
     # A multipart upload: sent here without its file, so an admitted call stops at the missing file (400).
     Endpoint("POST", "/v2/recovery/data-backfill", names_resource=False),
+    # A customer's kept cards: the key's merchant's own, whoever the customer id names.
+    Endpoint("GET", "/v2/recovery/data-backfill/cards", names_resource=False, query="connector_customer_id=cus_x"),
+    Endpoint("DELETE", "/v2/recovery/data-backfill/cards", names_resource=False, query="connector_customer_id=cus_x"),
     # The read side (answered by the analytics service). The admin key names a merchant with `merchant_id`; a
     # merchant key naming another merchant there must read as naming one that does not exist.
     Endpoint("GET", "/v2/payments/recovery-list", query="merchant_id={merchant}"),
@@ -303,6 +306,8 @@ PERMITTED = {
     "POST /v2/process-trackers/revenue-recovery-workflow/{payment}/resume": {"payments"},
     "GET /v2/revenue-recovery/retry-stats": {"payments", "read_only"},
     "POST /v2/recovery/data-backfill": {"payments"},
+    "GET /v2/recovery/data-backfill/cards": {"payments", "read_only"},
+    "DELETE /v2/recovery/data-backfill/cards": {"payments"},
     "GET /v2/payments/recovery-list": {"payments", "read_only"},
     "GET /v2/payments/{payment}/get-revenue-recovery-intent": {"payments", "read_only"},
     "GET /v2/revenue-recovery/analytics": {"payments", "read_only"},

@@ -387,7 +387,8 @@ async def test_a_card_kept_from_an_upload_reaches_the_customers_next_recovery_th
 ) -> None:
     """Two uploads of a card no recovery holds yet merge in one `saved_cards` document keyed by merchant, customer
     and token; the customer's recovery accepted afterwards carries its history to the scheduler, and the card
-    fields its request left empty. Another merchant's word on the same customer and token id is another card."""
+    fields its request left empty. Another merchant's word on the same customer and token id is another card. The
+    merchant reads and forgets the customer's kept cards."""
     _, setup = tenant
     yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
     history = f'"{{""{yesterday}"": 2}}"'
@@ -430,3 +431,13 @@ async def test_a_card_kept_from_an_upload_reaches_the_customers_next_recovery_th
         "2031",
     )
     assert token["prior_retries"] == [{"at": day_end.isoformat().replace("+00:00", "Z"), "count": 2}]
+
+    # The merchant reads the customer's kept cards (its own, not the other merchant's) and forgets them.
+    cards = f"{intake.url}/v2/recovery/data-backfill/cards"
+    shown = httpx.get(cards, params={"connector_customer_id": "cus_test"}, headers=setup.headers())
+    assert shown.status_code == 200, shown.text
+    assert [(c["token"], c["card_network"]) for c in shown.json()["cards"]] == [("pm_later", "Mastercard")]
+    forgotten = httpx.delete(cards, params={"connector_customer_id": "cus_test"}, headers=setup.headers())
+    assert forgotten.json() == shown.json()
+    assert [d["_id"]["merchant_id"] for d in db.saved_cards.find({"_id.token": "pm_later"})] == ["merchant_other"]
+    assert "saved_card_customer" in {index["name"] for index in db.saved_cards.list_indexes()}

@@ -254,6 +254,16 @@ class FakeSavedCards:
                 card = replace(card, card={**kept.card, **card.card}, prior_retries=prior)
             self.cards[key] = card
 
+    async def of_customer(self, merchant_id: str, customer_id: str, limit: int) -> list[SavedCard]:
+        found = [c for (m, customer, _), c in self.cards.items() if (m, customer) == (merchant_id, customer_id)]
+        now = self._clock.now()
+        kept = [card for card in found if card.uploaded_at + timedelta(days=SAVED_CARD_DAYS) > now]
+        return sorted(kept, key=lambda card: card.token)[:limit]
+
+    async def forget(self, merchant_id: str, customer_id: str, tokens: Collection[str]) -> None:
+        for token in tokens:
+            self.cards.pop((merchant_id, customer_id, token), None)
+
 
 @dataclass
 class Intake:

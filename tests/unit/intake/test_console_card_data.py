@@ -92,3 +92,49 @@ async def test_a_file_over_the_bound_is_refused_before_it_is_read() -> None:
     async with signed_in(svc) as client:
         answer = await upload(svc, client, "x" * (BODY_BYTES + 1))
     assert answer.status_code == 413
+
+
+async def test_a_customers_kept_cards_are_looked_up_and_forgotten_from_the_console() -> None:
+    """The page shows what the uploads kept of a customer's cards (a card no open recovery holds, here), and a key
+    that may write payments forgets them behind the session's CSRF token."""
+    svc = intake()
+    await open_recovery(svc)
+    history = '"{""2026-01-14"": 2, ""2026-01-13"": 1}"'
+    cards = (
+        f"customer_id_resp,token,exp_date,card_network,daily_retry_history\ncus_test,pm_later,04/31,Visa,{history}\n"
+    )
+    async with signed_in(svc) as client:
+        await upload(svc, client, cards)
+        shown = await client.get("/console/card-data", params={"customer": "cus_test"})
+        nobody = await client.get("/console/card-data", params={"customer": "cus_nobody"})
+        forged = await client.post("/console/card-data/forget", data={"csrf_token": "forged", "customer": "cus_test"})
+        forgotten = await client.post(
+            "/console/card-data/forget", data={"csrf_token": session_token(svc, client), "customer": "cus_test"}
+        )
+        after = await client.get("/console/card-data", params={"customer": "cus_test"})
+
+    assert shown.status_code == 200, shown.text
+    row = shown.text[shown.text.index('id="kept-cards-table"') :]
+    assert "<td>pm_later</td><td>04/2031</td><td>Visa</td>" in row
+    assert "3 retries, the last by 2026-01-15 00:00:00 UTC" in row and "2026-04-15 12:00:00 UTC" in row
+    assert "Forget these cards" in shown.text and "No card of cus_nobody is kept." in nobody.text
+    assert forged.status_code == 403 and forgotten.status_code == 200, forgotten.text
+    assert "<strong>1</strong> card of cus_test forgotten." in forgotten.text
+    assert "No card of cus_test is kept." in after.text
+
+
+async def test_a_read_only_key_sees_kept_cards_but_cannot_forget_them() -> None:
+    svc = intake()
+    async with signed_in(svc) as client:
+        await upload(svc, client, "customer_id_resp,token,card_network\ncus_test,pm_later,Visa\n")
+    async with http_client(svc) as api:
+        reader = await mint(api, API_KEY, ["read_only"])
+    async with signed_in_on_merchant(svc, reader["api_key"]) as client:
+        shown = await client.get("/console/card-data", params={"customer": "cus_test"})
+        refused = await client.post(
+            "/console/card-data/forget", data={"csrf_token": session_token(svc, client), "customer": "cus_test"}
+        )
+
+    assert "<td>pm_later</td>" in shown.text and "Forget these cards" not in shown.text
+    assert refused.status_code == 403 and "payments scope" in refused.text
+    assert [c.token for c in svc.saved_cards.cards.values()] == ["pm_later"]

@@ -19,8 +19,8 @@ from recovery_contracts.payments import IntentStatus
 from recovery_intake.domain.card_backfill import MAX_BYTES, SAVED_CARD_DAYS
 from recovery_intake.http.data_backfill import BODY_BYTES
 
-from .api_calls import refused
-from .fakes import ADMIN_KEY, MERCHANT, Intake, http_client
+from .api_calls import mint, refused
+from .fakes import ADMIN_KEY, API_KEY, MERCHANT, Intake, http_client
 from .recovery_requests import REFERENCE, recovery_body, with_token
 
 BACKFILL = "/v2/recovery/data-backfill"
@@ -340,3 +340,69 @@ async def test_the_billing_systems_next_failure_of_an_open_invoice_keeps_the_car
     assert [(p.at, p.count) for p in intent.snapshot.tokens[0].prior_retries] == [
         (datetime(2026, 1, 15, tzinfo=UTC), 2)
     ]
+
+
+CARDS = "/v2/recovery/data-backfill/cards"
+
+
+async def test_the_merchant_reads_a_customers_kept_cards_and_forgets_them(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    """What the uploads kept of a customer's cards, by token, with when each goes; a `read_only` key may read them,
+    not forget them; forgotten, they reach no later recovery, and an open one keeps what it took."""
+    await open_recoveries(client)
+    await upload(
+        client,
+        HEADER
+        + 'cus_test,pm_second,03/29,Mastercard,debit,,"{""2026-01-14"": 2}"\n'
+        + "cus_test,pm_first,,,,Chase,\n"
+        + "cus_other,pm_third,,Discover,,,\n",
+    )
+    async with http_client(svc) as api:
+        reader = (await mint(api, API_KEY, ["read_only"]))["api_key"]
+
+    shown = await client.get(CARDS, params={"connector_customer_id": "cus_test"})
+    async with http_client(svc, headers={"api-key": reader}) as read_only:
+        read = await read_only.get(CARDS, params={"connector_customer_id": "cus_test"})
+        not_forgotten = await read_only.delete(CARDS, params={"connector_customer_id": "cus_test"})
+    forgotten = await client.delete(CARDS, params={"connector_customer_id": "cus_test"})
+    after = await client.get(CARDS, params={"connector_customer_id": "cus_test"})
+    later = await client.post(
+        "/v2/payments/recovery",
+        json=without_card_data(with_token("pm_second", "pi_later") | {"merchant_reference_id": "invoice_3"}),
+    )
+
+    assert shown.status_code == 200, shown.text
+    unknown = dict.fromkeys(("card_exp_month", "card_exp_year", "card_network", "card_type", "card_issuer"))
+    kept = {"uploaded_at": "2026-01-15T12:00:00Z", "kept_until": "2026-04-15T12:00:00Z"}
+    assert shown.json() == {
+        "connector_customer_id": "cus_test",
+        "cards": [
+            {"token": "pm_first", **unknown, "card_issuer": "Chase", "prior_retries": None, **kept},
+            {
+                "token": "pm_second",
+                **unknown,
+                "card_exp_month": "03",
+                "card_exp_year": "2029",
+                "card_network": "Mastercard",
+                "card_type": "debit",
+                "prior_retries": [{"at": "2026-01-15T00:00:00Z", "count": 2}],
+                **kept,
+            },
+        ],
+    }, shown.text
+    assert read.json() == shown.json()
+    refused(not_forgotten, 403, "IR_22", "payments")
+    assert forgotten.json() == shown.json() and after.json()["cards"] == []
+    intent = svc.intents.of_invoice(MERCHANT, "invoice_3")
+    assert later.status_code == 200 and intent is not None
+    assert intent.snapshot.tokens[0].card_network is None and intent.snapshot.tokens[0].prior_retries == ()
+    still = svc.intents.of_invoice(MERCHANT, REFERENCE)
+    assert still is not None and still.snapshot.tokens[0].card_issuer == "Chase"  # the open one keeps it
+    other = await client.get(CARDS, params={"connector_customer_id": "cus_other"})
+    assert [card["token"] for card in other.json()["cards"]] == ["pm_third"]
+
+
+async def test_a_customer_is_required_to_read_kept_cards(client: httpx.AsyncClient) -> None:
+    for answer in (await client.get(CARDS), await client.get(CARDS, params={"connector_customer_id": ""})):
+        assert answer.status_code in (400, 422) and "connector_customer_id" in answer.text, answer.text

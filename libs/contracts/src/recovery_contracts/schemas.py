@@ -70,6 +70,7 @@ HTTP_RESPONSES: tuple[type[BaseModel], ...] = (
     analytics.RecoveryAnalyticsResponse,
     retry_stats.RetryStatsResponse,
     data_backfill.DataBackfillResponse,
+    data_backfill.SavedCardsResponse,
 )
 
 

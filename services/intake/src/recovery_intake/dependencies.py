@@ -80,6 +80,15 @@ class SavedCards(Protocol):
         replaces the one kept), kept `SAVED_CARD_DAYS` from its `uploaded_at`; in a few writes whatever the count."""
         ...
 
+    async def of_customer(self, merchant_id: str, customer_id: str, limit: int) -> list[SavedCard]:
+        """The customer's kept cards, by token, at most `limit`."""
+        ...
+
+    async def forget(self, merchant_id: str, customer_id: str, tokens: Collection[str]) -> None:
+        """The customer's kept cards of `tokens` removed (a card uploaded again meanwhile is kept anew only if its
+        token is not among them)."""
+        ...
+
 
 class Merchants(Protocol):
     async def get(self, merchant_id: str) -> Document | None: ...

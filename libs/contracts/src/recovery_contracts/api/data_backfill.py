@@ -10,9 +10,9 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator
 
-from recovery_contracts.api.fields import RequestBody, ResponseBody
+from recovery_contracts.api.fields import ExternalReference, RequestBody, ResponseBody
 from recovery_contracts.api.payment_methods import CardNetwork
-from recovery_contracts.recovery import MAX_PRIOR_RETRIES_IN_A_PERIOD
+from recovery_contracts.recovery import MAX_PRIOR_RETRIES_IN_A_PERIOD, PriorRetries
 
 # The CSV's words for "no value" (a spreadsheet's export of an empty pandas cell is "nan").
 NO_VALUE = frozenset({"", "nan", "NaN", "null", "None"})
@@ -166,3 +166,27 @@ class DataBackfillResponse(ResponseBody):
     # Processed rows about a card no open recovery holds: kept for the customer's next recovery with that card.
     kept_for_later: int
     errors: list[DataBackfillRowError]
+
+
+class SavedCardView(ResponseBody):
+    """What the merchant's uploads said of one saved card of the customer, kept for its recoveries still to come:
+    the card fields given (absent: no upload gave one), the latest retry history given (`null`: none was; `[]`:
+    cleared), when the card was last uploaded and until when it is kept."""
+
+    token: str
+    card_exp_month: str | None = None
+    card_exp_year: str | None = None
+    card_network: str | None = None
+    card_type: str | None = None
+    card_issuer: str | None = None
+    prior_retries: list[PriorRetries] | None = None
+    uploaded_at: datetime
+    kept_until: datetime
+
+
+class SavedCardsResponse(ResponseBody):
+    """`GET /v2/recovery/data-backfill/cards` (the customer's kept cards, at most 100, by token) and `DELETE` of the
+    same (the cards forgotten). An extension: Hyperswitch keeps them in Redis and shows them to operators only."""
+
+    connector_customer_id: ExternalReference
+    cards: list[SavedCardView]

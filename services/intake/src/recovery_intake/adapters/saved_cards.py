@@ -1,5 +1,5 @@
 """The `saved_cards` collection: what a merchant's card-data uploads said of each of its customers' cards, kept for
-the customer's recoveries still to come.
+the customer's recoveries still to come, and shown to (or forgotten by) the merchant, a customer at a time.
 
 One document per merchant, customer and token, keyed by the three (an `_id` document, so a look-up is the `_id`
 index alone and no separator can make two keys one); the card fields given under `card`, the latest history given
@@ -10,7 +10,7 @@ each card's write stands alone, and an upload sent again writes the same.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +24,8 @@ from recovery_runtime.mongo import IndexSpec
 COLLECTION = "saved_cards"
 INDEXES = [
     IndexSpec(COLLECTION, [("expires_at", ASCENDING)], "saved_card_ttl", options={"expireAfterSeconds": 0}),
+    # A customer's kept cards, listed or forgotten by the merchant (not on the recovery path: that reads by `_id`).
+    IndexSpec(COLLECTION, [("_id.merchant_id", ASCENDING), ("_id.customer_id", ASCENDING)], "saved_card_customer"),
 ]
 # Upserts sent in one round trip.
 BATCH = 1_000
@@ -70,3 +72,11 @@ class SavedCardRepository:
         for start in range(0, len(writes), BATCH):
             # In order: two rows of one file about one card apply as the open invoices take them, the later last.
             await self._cards.bulk_write(writes[start : start + BATCH])
+
+    async def of_customer(self, merchant_id: str, customer_id: str, limit: int) -> list[SavedCard]:
+        query = {"_id.merchant_id": merchant_id, "_id.customer_id": customer_id}
+        return [saved_card_from(doc) async for doc in self._cards.find(query).sort("_id.token", ASCENDING).limit(limit)]
+
+    async def forget(self, merchant_id: str, customer_id: str, tokens: Collection[str]) -> None:
+        ids = [saved_card_id(merchant_id, customer_id, token) for token in tokens]
+        await self._cards.delete_many({"_id": {"$in": ids}})

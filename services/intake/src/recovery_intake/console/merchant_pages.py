@@ -1,6 +1,7 @@
 """A merchant's pages: Overview (the analytics), Recoveries (the list), Payment (timeline, intent, workflow and
 deliveries, with a webhook's retry and the recovery's cancel), Webhooks (endpoints, their health, recent events),
-Retries (when the retries succeed: the scheduler's retry statistics) and Card data (the data backfill's upload).
+Retries (when the retries succeed: the scheduler's retry statistics) and Card data (the data backfill's upload, and a
+customer's kept cards, which it may forget).
 
 Thin, as every route here: read the session, ask a port, hand the answer to `views`, render.
 """
@@ -15,7 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from recovery_contracts.payments import IntentStatus
-from recovery_intake.console import payment_view, retry_views, views, webhook_views
+from recovery_intake.console import card_views, payment_view, retry_views, views, webhook_views
 from recovery_intake.console.pages import PREFIX, Console, Refused, day, valid_id
 from recovery_intake.console.ports import ConsoleAdapters, OwnerRefused, OwnerUnavailable, RecoveryFilter
 from recovery_intake.domain.card_backfill import BackfillRefused
@@ -29,6 +30,8 @@ PAGE_SIZE = 20
 # The console's upload of card data: its path, which has the data backfill's body bound (app.py).
 CARD_DATA = "/card-data"
 CARD_DATA_UPLOAD = f"{PREFIX}{CARD_DATA}"
+# A customer id at the payment processor, as the upload's `customer_id_resp` bounds it.
+CUSTOMER_CHARS = 255
 
 
 def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
@@ -211,9 +214,40 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
     @api.get(CARD_DATA)
     @console.guarded
     async def card_data(request: Request) -> Response:
+        """The upload's form, and with `customer` what the uploads kept of that customer's cards."""
         visitor = await console.required(request)
-        console.merchant_of(visitor)
-        return console.page(request, "card_data.html", visitor, nav="card-data", result=None)
+        merchant_id = console.merchant_of(visitor)
+        customer = request.query_params.get("customer", "").strip()
+        if len(customer) > CUSTOMER_CHARS:
+            raise Refused(400, f"A customer id has at most {CUSTOMER_CHARS} characters.")
+        kept = card_views.kept_cards(await backfill.kept_cards(merchant_id, customer)) if customer else None
+        return console.page(
+            request, "card_data.html", visitor, nav="card-data", result=None, customer=customer, kept=kept
+        )
+
+    @api.post(f"{CARD_DATA}/forget")
+    @console.guarded
+    async def forget_cards(request: Request) -> Response:
+        """`DELETE /v2/recovery/data-backfill/cards` from the console, behind the session's CSRF token."""
+        visitor, form = await console.checked_post(request)
+        merchant_id = console.merchant_of(visitor)
+        if not visitor.can_write:
+            raise Refused(403, "Forgetting card data needs an API key with the payments scope.")
+        customer = form.get("customer")
+        if not isinstance(customer, str) or not 0 < len(customer.strip()) <= CUSTOMER_CHARS:
+            raise Refused(400, "Name the customer whose kept cards to forget.")
+        forgotten = await backfill.forget_cards(merchant_id, customer.strip())
+        log.info("console.cards_forgotten", merchant_id=merchant_id, cards=len(forgotten.cards))
+        return console.page(
+            request,
+            "card_data.html",
+            visitor,
+            nav="card-data",
+            result=None,
+            customer=customer.strip(),
+            kept=[],
+            forgotten=len(forgotten.cards),
+        )
 
     @api.post(CARD_DATA)
     @console.guarded

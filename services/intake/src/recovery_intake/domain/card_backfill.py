@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
-from recovery_contracts.api.data_backfill import DataBackfillRecord, DataBackfillRowError
+from recovery_contracts.api.data_backfill import DataBackfillRecord, DataBackfillRowError, SavedCardView
 from recovery_contracts.recovery import PRIOR_RETRIES_LOOKBACK, PaymentToken, PriorRetries
 
 # An upload is one request: bounded so that it stays one (a larger file is split by the merchant).
@@ -116,6 +116,23 @@ class SavedCard:
     card: Mapping[str, str]
     prior_retries: tuple[PriorRetries, ...] | None
     uploaded_at: datetime
+
+    @property
+    def kept_until(self) -> datetime:
+        return self.uploaded_at + timedelta(days=SAVED_CARD_DAYS)
+
+    def view(self) -> SavedCardView:
+        """As `GET /v2/recovery/data-backfill/cards` shows it."""
+        prior = None if self.prior_retries is None else list(self.prior_retries)
+        return SavedCardView.model_validate(
+            {
+                "token": self.token,
+                **self.card,
+                "prior_retries": prior,
+                "uploaded_at": self.uploaded_at,
+                "kept_until": self.kept_until,
+            }
+        )
 
 
 def saved_card(record: DataBackfillRecord, prior: tuple[PriorRetries, ...] | None, now: datetime) -> SavedCard:

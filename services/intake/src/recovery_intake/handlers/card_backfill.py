@@ -9,7 +9,7 @@ from functools import partial
 
 import structlog
 
-from recovery_contracts.api.data_backfill import DataBackfillResponse, DataBackfillRowError
+from recovery_contracts.api.data_backfill import DataBackfillResponse, DataBackfillRowError, SavedCardsResponse
 from recovery_contracts.recovery import PriorRetries
 from recovery_intake.dependencies import IntakeAdapters
 from recovery_intake.domain.card_backfill import BackfillRow, backfilled, prior_retries, read_backfill, saved_card
@@ -17,6 +17,9 @@ from recovery_intake.domain.intent import Intent
 from recovery_runtime.unit_of_work import Transaction
 
 log = structlog.get_logger(__name__)
+
+# A customer's kept cards shown (or forgotten) in one answer: a customer has a few saved cards.
+CARDS_SHOWN = 100
 
 
 class CardDataBackfill:
@@ -58,6 +61,19 @@ class CardDataBackfill:
             kept_for_later=kept,
             errors=errors,
         )
+
+    async def kept_cards(self, merchant_id: str, customer_id: str) -> SavedCardsResponse:
+        """What the merchant's uploads said of the customer's cards, kept for its recoveries still to come."""
+        cards = await self._saved_cards.of_customer(merchant_id, customer_id, CARDS_SHOWN)
+        return SavedCardsResponse(connector_customer_id=customer_id, cards=[card.view() for card in cards])
+
+    async def forget_cards(self, merchant_id: str, customer_id: str) -> SavedCardsResponse:
+        """The customer's kept cards forgotten (up to `CARDS_SHOWN` a call), and which they were. Open recoveries
+        keep what they took of them; the customer's later ones get none."""
+        forgotten = await self.kept_cards(merchant_id, customer_id)
+        await self._saved_cards.forget(merchant_id, customer_id, [card.token for card in forgotten.cards])
+        log.info("card_backfill.forgotten", cards=len(forgotten.cards))
+        return forgotten
 
     async def _apply(
         self,
