@@ -50,8 +50,8 @@ def payment(merchant_id: str = "merchant_a", network: str = "Visa", token: str =
     return base.model_copy(update={"tokens": (card,)})
 
 
-def declined(command: dict[str, Any]) -> Envelope[PaymentAttemptFailed]:
-    """The executor's answer to an ExecuteRetry command: declined, insufficient funds."""
+def declined(command: dict[str, Any], decline_code: str = "insufficient_funds") -> Envelope[PaymentAttemptFailed]:
+    """The executor's answer to an ExecuteRetry command: declined (insufficient funds, unless told)."""
     body = command["payload"]
     payment_id = body["payment"]["payment_id"]
     return envelope_for(
@@ -62,7 +62,7 @@ def declined(command: dict[str, Any]) -> Envelope[PaymentAttemptFailed]:
             attempt_number=body["attempt_number"],
             token=body["token"]["token"],
             outcome=AttemptOutcome.DECLINED,
-            decline_code="insufficient_funds",
+            decline_code=decline_code,
             error_code="card_declined",
             message="declined",
             attempted_at=datetime.now(UTC),
@@ -279,3 +279,34 @@ async def test_a_budget_with_no_reservation_left_is_removed_rather_than_kept_for
     await write(replace(fresh, reservations=(Reservation("12345_pay_new", 1, datetime.now(UTC), 2250, "USD"),)))
     final = (await budgets.read("merchant_a", [VISA]))[VISA]
     assert (final.version, [r.payment_id for r in final.reservations]) == (1, ["12345_pay_new"])
+
+
+async def test_a_stolen_card_met_by_one_recovery_stops_the_merchants_other_planned_on_it(
+    scheduler: Any, isolation: Isolation, db: Any
+) -> None:
+    """The `never` decline is stored on the card's budget (`hard_declines`) in the finder's transaction with a
+    re-plan timer for the other recovery planned on the card; the timer loop fires it, and that recovery, whose
+    attempt was a business day away, ends without charging the card."""
+    finder, base = payment(), payment()
+    waiting = base.model_copy(update={"retry": base.retry.model_copy(update={"ladder_seconds": (86_400,)})})
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(scheduled(waiting))
+        await eventually(lambda: len(budget(db, "merchant_a", VISA).get("reservations", [])) == 1)
+        await broker.publish(scheduled(finder))
+        command = await broker.take_json(EXECUTE)
+        assert command["payload"]["payment"]["payment_id"] == finder.payment_id
+        await broker.publish(declined(command, "stolen_card"))
+        await eventually(lambda: db.recoveries.find_one({"_id": waiting.payment_id})["status"] == "failed", timeout=30)
+        await asyncio.sleep(0.5)
+        assert await broker.depth(EXECUTE) == 0  # the waiting one's attempt was never sent
+
+    stored = budget(db, "merchant_a", VISA)
+    [decline] = stored["hard_declines"]
+    assert (decline["payment_id"], decline["attempt_number"]) == (finder.payment_id, 1)
+    assert "stolen_card" in decline["source"]
+    stopped = db.recoveries.find_one({"_id": waiting.payment_id})
+    assert stopped["business_status"] == "FAILED_DUE_TO_HARD_DECLINE_ERROR"
+    assert f"hard-declined in payment {finder.payment_id}" in " ".join(n["reason"] for n in stopped["history"])
+    timers = {t["_id"]: t["status"] for t in db.timers.find({"payment_id": waiting.payment_id})}
+    assert timers[f"replan:{waiting.payment_id}:card:{finder.payment_id}:{VISA}"] == "fired"
+    assert [status for timer_id, status in timers.items() if timer_id.startswith("execute:")] == ["cancelled"]

@@ -141,7 +141,7 @@ class InMemoryCardBudgets:
             self.lost += 1
             raise CardBudgetChanged(f"{budget.merchant_id}/{budget.token}")
         key = (budget.merchant_id, budget.token)
-        if not budget.reservations:  # as MongoDB's: a budget with nothing left in it is removed
+        if not budget.reservations and not budget.hard_declines:  # as MongoDB's: one with nothing in it goes
             tx.after_commit(lambda: self.stored.pop(key, None))
             return
         tx.after_commit(lambda: self.stored.__setitem__(key, replace(budget, version=budget.version + 1)))

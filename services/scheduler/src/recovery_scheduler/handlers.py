@@ -29,7 +29,7 @@ from recovery_scheduler.dependencies import CardBudgetChanged, Dependencies, Rec
 from recovery_scheduler.domain.planning import Change, Planning
 from recovery_scheduler.domain.recovery import Recovery, ResumeRefused
 from recovery_scheduler.domain.retry_stats import retry_outcomes
-from recovery_scheduler.domain.timers import Timer
+from recovery_scheduler.domain.timers import Timer, card_check_timer
 from recovery_scheduler.domain.updates import may_plan
 
 log = structlog.get_logger(__name__)
@@ -208,7 +208,8 @@ async def save(
 ) -> None:
     """The card budgets first (a reservation another recovery beat stops here: CardBudgetChanged), then the
     recovery (a new one inserted, else compare-and-set: a lost race stops here), then its timers (the new ones
-    stored, then the planned ones still pending cancelled but those), then its messages; the attempts it adds are
+    stored, with a re-plan due now for each other recovery of the merchant planned on a card the change found
+    hard-declined, then the planned ones still pending cancelled but those), then its messages; the attempts it adds are
     counted in the retry statistics once it committed. `planning`: what the change was planned with (the budgets
     it read).
 
@@ -226,6 +227,11 @@ async def save(
     elif change.changed:
         await deps.recoveries.save(change.recovery, tx, applied=applied)
     await store_timers(deps, change.timers, tx, new=change.is_new)
+    # The merchant's other recoveries with an attempt planned on a card this change found hard-declined.
+    now = deps.clock.now()
+    await store_timers(
+        deps, [card_check_timer(other, token, change.recovery.payment_id, now) for other, token in writes.checks], tx
+    )
     if change.cancels_planned_timers:
         keep = [timer.timer_id for timer in change.timers]
         await deps.timers.cancel_planned(change.recovery.payment_id, tx, keep)

@@ -91,7 +91,7 @@ def tracker_view(
                 "token": t.token,
                 "card_network": t.card_network,
                 "last_four_digits": t.last_four_digits,
-                "hard_declined": t.token in hard,
+                **_hard_declined(recovery, t.token in hard, (budgets or {}).get(t.token)),
                 **_reservations(recovery, (budgets or {}).get(t.token)),
                 # The card's retries before this system, as the merchant's backfill reported them (budgets count them).
                 "prior_retries": [{"at": p.at, "count": p.count} for p in t.prior_retries],
@@ -103,6 +103,16 @@ def tracker_view(
         "timeline": [note.describe() for note in recovery.history],
     }
     return {key: _json(value) for key, value in view.items()}
+
+
+def _hard_declined(recovery: Recovery, here: bool, budget: CardBudget | None) -> dict[str, Any]:
+    """Whether the card may no longer be charged: a `never` decline this recovery met, or one another recovery of
+    the merchant met on it (`hard_declined_in`: that payment's id; None when it was this one's, or none)."""
+    elsewhere = budget.hard_declined_elsewhere(recovery.payment_id) if budget is not None else None
+    return {
+        "hard_declined": here or elsewhere is not None,
+        "hard_declined_in": elsewhere.payment_id if elsewhere is not None and not here else None,
+    }
 
 
 def _reservations(recovery: Recovery, budget: CardBudget | None) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """The `card_budgets` collection: one document per merchant and card (token), the reservations of the merchant's
-recoveries on that card; written by compare-and-set on `version`, inside the recovery's transaction."""
+recoveries on that card and the `never` declines they met on it (`hard_declines`, a field a release before it
+neither reads nor keeps: docs/deployment.md, "Upgrading"); written by compare-and-set on `version`, inside the
+recovery's transaction."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from recovery_runtime.mongo import IndexSpec
 from recovery_runtime.unit_of_work import Transaction
 from recovery_scheduler.dependencies import CardBudgetChanged
-from recovery_scheduler.domain.card_budgets import CardBudget, Release, Reservation
+from recovery_scheduler.domain.card_budgets import CardBudget, HardDecline, Release, Reservation
 
 CARD_BUDGETS = "card_budgets"
 INDEXES = [
@@ -34,6 +36,7 @@ def card_budget_document(budget: CardBudget) -> dict[str, Any]:
         "token": budget.token,
         "version": budget.version + 1,
         "reservations": [asdict(r) for r in budget.reservations],
+        "hard_declines": [asdict(d) for d in budget.hard_declines],
         "expires_at": budget.expires_at,
     }
 
@@ -44,6 +47,7 @@ def card_budget_from(doc: dict[str, Any]) -> CardBudget:
         token=doc["token"],
         version=doc["version"],
         reservations=tuple(Reservation(**r) for r in doc.get("reservations", ())),
+        hard_declines=tuple(HardDecline(**d) for d in doc.get("hard_declines", ())),
     )
 
 
@@ -63,8 +67,8 @@ class MongoCardBudgetRepository:
     async def reserve(self, budget: CardBudget, tx: Transaction) -> None:
         doc = card_budget_id(budget.merchant_id, budget.token)
         try:
-            if not budget.reservations:
-                # Nothing counts on the card any more: the document goes (with no reservation it would have no
+            if not budget.reservations and not budget.hard_declines:
+                # Nothing counts on the card any more: the document goes (with nothing in it, it would have no
                 # `expires_at`, and the TTL index never removes a document without one).
                 if budget.version != 0:
                     deleted = await self._budgets.delete_one(

@@ -1,7 +1,10 @@
 """A merchant's budget on one card as stored: its reservations, one per attempt of its recoveries on the card,
-planned or made. A planned attempt reserves its slot in the same transaction as the plan, by compare-and-set on
-the budget's version, so two recoveries (on any number of scheduler instances) cannot both take the last slot;
-an attempt that will not run (the recovery stopped, paused or planned again) gives its slot back."""
+planned or made, and the `never` declines its recoveries met on the card. A planned attempt reserves its slot in
+the same transaction as the plan, by compare-and-set on the budget's version, so two recoveries (on any number of
+scheduler instances) cannot both take the last slot; an attempt that will not run (the recovery stopped, paused or
+planned again) gives its slot back. A recovery that meets a `never` decline (a lost, stolen or closed card) records
+it on the card's budget in the same way, so that none of the merchant's other recoveries charges the card again,
+and those with an attempt planned on it plan again at once (`BudgetWrites.checks`)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .budgets import CardUse
+from .declines import DeclineClass, first_failure_codes
 from .model import AttemptOutcome
 from .plans import AttemptPlan
 
@@ -42,18 +46,39 @@ class Reservation:
 
 
 @dataclass(frozen=True)
+class HardDecline:
+    """A `never` decline recovery `payment_id` met on the card: its attempt `attempt_number` (0: the billing
+    system's failure the recovery started from) at `at`, and what the decline was (`source`: the code's rule)."""
+
+    payment_id: str
+    attempt_number: int
+    at: datetime
+    source: str
+
+
+@dataclass(frozen=True)
 class CardBudget:
-    """One merchant's reservations on one card (token). `version`: the version read (0: none stored yet); the
-    write is a compare-and-set on it."""
+    """One merchant's reservations on one card (token), and the `never` declines its recoveries met on it.
+    `version`: the version read (0: none stored yet); the write is a compare-and-set on it."""
 
     merchant_id: str
     token: str
     version: int = 0
     reservations: tuple[Reservation, ...] = ()
+    hard_declines: tuple[HardDecline, ...] = ()
 
     def others(self, payment_id: str) -> tuple[Reservation, ...]:
         """The reservations of the merchant's other recoveries (a recovery counts its own from its attempts)."""
         return tuple(r for r in self.reservations if r.payment_id != payment_id)
+
+    def hard_declined_elsewhere(self, payment_id: str) -> HardDecline | None:
+        """The first `never` decline another recovery of the merchant met on the card, if any: then the card may
+        not be charged for `payment_id` either."""
+        return next((d for d in self.hard_declines if d.payment_id != payment_id), None)
+
+    def planned_elsewhere(self, payment_id: str) -> tuple[str, ...]:
+        """The merchant's other recoveries holding an attempt planned on the card, not made yet."""
+        return tuple(dict.fromkeys(r.payment_id for r in self.others(payment_id) if r.outcome == PLANNED))
 
     def uses_for(self, recovery: Recovery, since: datetime) -> tuple[CardUse, ...]:
         payment = recovery.payment
@@ -78,13 +103,41 @@ class CardBudget:
                 )
             )
         kept = [*self.others(recovery.payment_id), *own]
-        return replace(self, reservations=tuple(r for r in kept if r.at >= since))
+        declines = [
+            *(d for d in self.hard_declines if d.payment_id != recovery.payment_id),
+            *hard_declines_of(recovery, self.token),
+        ]
+        return replace(
+            self,
+            reservations=tuple(r for r in kept if r.at >= since),
+            hard_declines=tuple(d for d in declines if d.at >= since),
+        )
 
     @property
     def expires_at(self) -> datetime | None:
-        """When no reservation counts any more (the stored budget may go)."""
-        latest = max((r.at for r in self.reservations), default=None)
+        """When no reservation and no hard decline counts any more (the stored budget may go)."""
+        latest = max([*(r.at for r in self.reservations), *(d.at for d in self.hard_declines)], default=None)
         return None if latest is None else latest + BUDGET_LOOKBACK
+
+
+def hard_declines_of(recovery: Recovery, token: str) -> tuple[HardDecline, ...]:
+    """The `never` declines `recovery` met on `token`: the billing system's failure it started from (on the
+    primary card) and its own declined attempts."""
+    payment = recovery.payment
+    network = next((t.card_network for t in payment.tokens if t.token == token), None)
+    found: list[HardDecline] = []
+    if payment.tokens and payment.tokens[0].token == token:
+        first = first_failure_codes(payment.first_error).assessment(network)
+        if payment.first_error is not None and first.decline_class is DeclineClass.NEVER:
+            failed_at = payment.transaction_created_at or payment.created_at
+            found.append(HardDecline(recovery.payment_id, 0, failed_at, first.source))
+    for attempt in recovery.attempts:
+        if attempt.token != token or attempt.outcome is not AttemptOutcome.DECLINED:
+            continue
+        assessment = attempt.codes.assessment(network)
+        if assessment.decline_class is DeclineClass.NEVER:
+            found.append(HardDecline(recovery.payment_id, attempt.number, attempt.at, assessment.source))
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -99,10 +152,13 @@ class Release:
 
 @dataclass(frozen=True)
 class BudgetWrites:
-    """What a change writes to the card budgets: budgets to store by compare-and-set, slots to give back."""
+    """What a change writes to the card budgets: budgets to store by compare-and-set, slots to give back, and the
+    merchant's other recoveries to plan again at once (an attempt planned on a card this change found
+    hard-declined: `checks`, by payment id, with the card)."""
 
     reserve: tuple[CardBudget, ...] = ()
     release: tuple[Release, ...] = ()
+    checks: tuple[tuple[str, str], ...] = ()
 
 
 def planned_attempt(recovery: Recovery | None) -> AttemptPlan | None:
@@ -131,4 +187,32 @@ def budget_writes(change: Change, budgets: Mapping[str, CardBudget] | None, now:
     made = before is not None and any(a.number == before.attempt_number for a in recovery.attempts)
     if before is not None and replaced and not made and not (reserve and reserve[0].token == before.token):
         release = (Release(recovery.merchant_id, before.token, recovery.payment_id, before.attempt_number),)
-    return BudgetWrites(reserve, release)
+    checks: tuple[tuple[str, str], ...] = ()
+    if budgets is not None:  # a change that read none (a success, an update that does not plan) meets no decline
+        reserve, checks = _hard_declines_recorded(change, budgets, reserve, now)
+    return BudgetWrites(reserve, release, checks)
+
+
+def _hard_declines_recorded(
+    change: Change, budgets: Mapping[str, CardBudget], reserve: tuple[CardBudget, ...], now: datetime
+) -> tuple[tuple[CardBudget, ...], tuple[tuple[str, str], ...]]:
+    """A card the change newly found hard-declined: recorded on its budget (already rewritten when the change plans
+    on it), and the merchant's other recoveries planned on it checked."""
+    recovery = change.recovery
+    checks: list[tuple[str, str]] = []
+    for token in _newly_hard_declined(change):
+        read = budgets.get(token) or CardBudget(recovery.merchant_id, token)
+        if token not in {b.token for b in reserve}:
+            reserve = (*reserve, read.with_recovery(recovery, now))
+        checks.extend((other, token) for other in read.planned_elsewhere(recovery.payment_id))
+    return reserve, tuple(checks)
+
+
+def _newly_hard_declined(change: Change) -> list[str]:
+    """The change's cards on which its recovery met a `never` decline it had not met before."""
+    recovery, before = change.recovery, change.before
+    return [
+        t.token
+        for t in recovery.payment.tokens
+        if hard_declines_of(recovery, t.token) != (() if before is None else hard_declines_of(before, t.token))
+    ]

@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 from enum import StrEnum
 
+from recovery_contracts.payments import ErrorDetails
+
 from .networks import CardNetwork, normalize_card_network
 
 
@@ -231,6 +233,18 @@ class DeclineCodes:
 
 
 NO_DECLINE_CODES = DeclineCodes()
+
+
+def first_failure_codes(first: ErrorDetails | None) -> DeclineCodes:
+    """The billing system's failure as the planner reads it: its one `code` may be a decline code or an error code."""
+    if first is None:
+        return NO_DECLINE_CODES
+    return DeclineCodes(
+        decline_code=first.code,
+        error_code=first.code,
+        network_advice_code=first.network_advice_code,
+        network_decline_code=first.network_decline_code,
+    )
 
 
 def _normalize_iso(code: str) -> str:

@@ -46,6 +46,9 @@ class TokenState:
     card_issuer: str | None = None
     # Set by whoever learned it (a `never` decline here or elsewhere); the planner also derives it.
     hard_declined: bool = False
+    # Where another recovery of the merchant met a `never` decline on the card (then `hard_declined`), as the
+    # reasons say it.
+    hard_declined_in: str | None = None
     # When the card data last changed (new expiry, account updater): lifts an earlier `fix`-class block.
     card_updated_at: datetime | None = None
     # The merchant's authorizations on this card outside this recovery (its other invoices' attempts, planned or

@@ -332,10 +332,20 @@ class Recovery:
     # -- timers and operators -----------------------------------------------------------------------------------
 
     def replanned(self, planning: Planning) -> Change:
-        """A re-plan timer fired: ask the planner again on the current state."""
+        """A re-plan timer fired: ask the planner again on the current state. With an attempt planned (the timer
+        another recovery of the merchant left: it met a `never` decline on a card), planned again at once when
+        that attempt's card may no longer be charged and its timer is not due yet; else it stands."""
         if self.ended:
             return Change(self, self)
-        return replace(next_step(self, planning), before=self)
+        planned = planned_attempt(self)
+        if planned is None:
+            return replace(next_step(self, planning), before=self)
+        budget = planning.budgets().get(planned.token)
+        declined = budget.hard_declined_elsewhere(self.payment_id) if budget is not None else None
+        if declined is None or planned.due_at <= planning.now:
+            return Change(self, self)
+        why = f"card {planned.token} hard-declined in payment {declined.payment_id} ({declined.source})"
+        return replace(self._planned_again(why, planning), before=self)
 
     def resumed(self, at: datetime, planning: Planning) -> Change:
         """An operator re-triggers EXECUTE for a failed recovery at `at` (business time); ResumeRefused if not.

@@ -59,7 +59,7 @@ class TokenStanding:
     def _never_source(self) -> str | None:
         return next(
             (d.assessment.source for d in self.declines if d.assessment.decline_class is DeclineClass.NEVER),
-            None,
+            self.token.hard_declined_in,
         )
 
 

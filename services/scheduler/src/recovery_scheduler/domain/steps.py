@@ -7,13 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from recovery_contracts.envelope import Envelope, MessageType
-from recovery_contracts.payments import ErrorDetails
 from recovery_contracts.recovery import PaymentToken, RecoveryPayment
 
 from .budgets import CardUse
 from .card_budgets import BUDGET_LOOKBACK
 from .config import RetryConfig
-from .declines import NO_DECLINE_CODES, DeclineCodes
+from .declines import first_failure_codes
 from .learned_hours import HourRates
 from .messages import execute_retry, payment_failed, shadow_planned
 from .model import (
@@ -239,11 +238,17 @@ def retry_config(payment: RecoveryPayment) -> RetryConfig:
 
 
 def planner_view(recovery: Recovery, planning: Planning) -> RecoveryView:
-    """The recovery as the planner sees it, with the merchant's other recoveries' reservations on its cards."""
+    """The recovery as the planner sees it, with the merchant's other recoveries' reservations on its cards and the
+    `never` declines they met there."""
     payment = recovery.payment
     hard = set(recovery.hard_declined_tokens)
     budgets = planning.budgets()
     since = planning.now - BUDGET_LOOKBACK
+    elsewhere = {
+        token: f"in payment {declined.payment_id}: {declined.source}"
+        for token, budget in budgets.items()
+        if (declined := budget.hard_declined_elsewhere(recovery.payment_id)) is not None
+    }
     return RecoveryView(
         algorithm=recovery.algorithm,
         tokens=tuple(
@@ -251,7 +256,8 @@ def planner_view(recovery: Recovery, planning: Planning) -> RecoveryView:
                 token=t.token,
                 card_network=t.card_network,
                 card_issuer=t.card_issuer,
-                hard_declined=t.token in hard,
+                hard_declined=t.token in hard or t.token in elsewhere,
+                hard_declined_in=elsewhere.get(t.token),
                 card_updated_at=recovery.card_updated_at.get(t.token),
                 other_uses=budgets[t.token].uses_for(recovery, since) if t.token in budgets else (),
                 prior_uses=prior_uses(t, since),
@@ -263,7 +269,7 @@ def planner_view(recovery: Recovery, planning: Planning) -> RecoveryView:
         attempts=recovery.attempts,
         billing_retry_count=payment.billing_retry_count,
         billing_last_attempt_at=payment.transaction_created_at,
-        first_codes=_first_codes(payment.first_error),
+        first_codes=first_failure_codes(payment.first_error),
         monitoring_started_at=monitoring_started_at(payment),
         customer_country=payment.billing.address.country if payment.billing and payment.billing.address else None,
     )
@@ -287,15 +293,3 @@ def _hour_rates(recovery: Recovery, token: str, planning: Planning) -> HourRates
         return None
     key = attempt_key(recovery, token, len(recovery.attempts) + 1)
     return planning.learned.rates_for(key.decline_code, key.card_network, key.funding)
-
-
-def _first_codes(first: ErrorDetails | None) -> DeclineCodes:
-    """The billing system's failure as the planner reads it: its one `code` may be a decline code or an error code."""
-    if first is None:
-        return NO_DECLINE_CODES
-    return DeclineCodes(
-        decline_code=first.code,
-        error_code=first.code,
-        network_advice_code=first.network_advice_code,
-        network_decline_code=first.network_decline_code,
-    )

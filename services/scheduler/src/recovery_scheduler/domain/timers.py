@@ -91,3 +91,17 @@ def attempt_timer_id(payment_id: str, attempt_number: int, version: int, planned
 def replan_timer_id(payment_id: str, version: int) -> str:
     """The re-plan timer of the plan written at the recovery's next version: one per version, never reused."""
     return f"replan:{payment_id}:{version + 1}"
+
+
+def card_check_timer(payment_id: str, token: str, found_by: str, now: datetime) -> Timer:
+    """Plan recovery `payment_id` again at once: recovery `found_by` of the same merchant met a `never` decline on
+    `token`, on which `payment_id` has an attempt planned. One per recovery, card and finder (a copy of the
+    finder's message stores nothing more)."""
+    return Timer(
+        f"replan:{payment_id}:card:{found_by}:{token}",
+        TimerKind.REPLAN,
+        now,
+        payment_id,
+        TimerPurpose.REPLAN.value,
+        now,
+    )
