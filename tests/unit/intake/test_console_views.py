@@ -131,6 +131,21 @@ def test_payment_page_groups_the_timeline() -> None:
     ]
     assert len(shown.story) == 5
     assert next(f.value for f in shown.request if f.label == "Amount") == "USD 22.50"
+    assert next(f.value for f in shown.request if f.label == "Cards (tokens)") == "pm_1, pm_2"
+
+
+def test_a_card_hard_declined_here_or_in_another_payment_says_so() -> None:
+    timeline = {"payment_id": "pay_1", "request": {"currency": "USD", "tokens": ["pm_1", "pm_2", "pm_3"]}}
+    workflow = {
+        "tokens": [
+            {"token": "pm_1", "hard_declined": True, "hard_declined_in": None},
+            {"token": "pm_2", "hard_declined": True, "hard_declined_in": "pay_0"},
+            {"token": "pm_3", "hard_declined": False, "hard_declined_in": None},
+        ]
+    }
+    shown = payment_view.payment_page(timeline, None, [], workflow)
+    cards = next(f.value for f in shown.request if f.label == "Cards (tokens)")
+    assert cards == "pm_1 (hard-declined), pm_2 (hard-declined in payment pay_0), pm_3"
 
 
 def test_payment_page_takes_the_status_from_the_timelines_own_moment() -> None:

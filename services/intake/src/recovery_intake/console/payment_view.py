@@ -142,6 +142,22 @@ def _plans(timeline: Document, workflow: Document | None) -> list[TimelineLine]:
     return lines
 
 
+def _cards(tokens: list[str], workflow: Document | None) -> str:
+    """The payment's cards, each hard-declined one saying so, and where when another payment of the merchant met
+    the decline (the scheduler's `hard_declined_in`): the card is charged for none of them again."""
+    states = {t.get("token"): t for t in (workflow or {}).get("tokens") or []}
+    shown = []
+    for token in tokens:
+        state = states.get(token) or {}
+        if state.get("hard_declined_in"):
+            shown.append(f"{token} (hard-declined in payment {state['hard_declined_in']})")
+        elif state.get("hard_declined"):
+            shown.append(f"{token} (hard-declined)")
+        else:
+            shown.append(token)
+    return ", ".join(shown)
+
+
 def payment_page(
     timeline: Document, intent: Document | None, deliveries: list[Delivery], workflow: Document | None = None
 ) -> PaymentPage:
@@ -163,7 +179,7 @@ def payment_page(
             Figure("Invoice", text_of(request.get("merchant_reference_id"))),
             Figure("Accepted", timestamp(request.get("created_at"))),
             Figure("Algorithm", text_of(request.get("algorithm"))),
-            Figure("Cards (tokens)", ", ".join(request.get("tokens") or [])),
+            Figure("Cards (tokens)", _cards(request.get("tokens") or [], workflow)),
             Figure("Billing connector", text_of(request.get("billing_connector_id"))),
             Figure("Payment connector", text_of(request.get("payment_connector_id"))),
             Figure(
