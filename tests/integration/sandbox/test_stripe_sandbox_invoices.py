@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from recovery_sandbox.serving import BackgroundServer
 
@@ -204,3 +205,42 @@ def test_a_malformed_stripe_version_is_refused(stripe_api: httpx.Client) -> None
 
     assert answer.status_code == 400
     assert answer.json()["error"]["message"] == "Invalid Stripe API version: latest please"
+
+
+def test_an_event_not_answered_2xx_is_delivered_again_until_taken_and_a_resend_is_not(
+    stripe_server: BackgroundServer, stripe_api: httpx.Client
+) -> None:
+    """As Stripe retries an undelivered event on its own, at the sandbox's redelivery delays (here 0.2 s); a
+    `resend` is one delivery."""
+    answers = [503, 500, 200, 503]
+    received: list[bytes] = []
+    app = FastAPI()
+
+    @app.post("/hook")
+    async def take(request: Request) -> Any:
+        received.append(await request.body())
+        return JSONResponse({"taken": answers[0] == 200}, status_code=answers.pop(0))
+
+    set_delays = httpx.post(stripe_server.url + "/_sandbox/webhooks/redelivery", json={"seconds": [0.2, 0.2, 0.2]})
+    assert set_delays.json() == {"seconds": [0.2, 0.2, 0.2]}
+    refused = httpx.post(stripe_server.url + "/_sandbox/webhooks/redelivery", json={"seconds": [0]})
+    assert refused.status_code == 422 and "more than 0" in refused.text
+    try:
+        with BackgroundServer(app) as server:
+            stripe_api.post("/v1/webhook_endpoints", data={"url": server.url + "/hook", "enabled_events[]": "*"})
+            invoice = open_invoice(stripe_api, "pm_card_visa")
+            stripe_api.post(f"/v1/invoices/{invoice['id']}/void")
+            wait_for(received, 3)
+            time.sleep(0.6)  # no fourth: the third was taken
+            event_id = httpx.Response(200, content=received[0]).json()["id"]
+            resent = httpx.post(stripe_server.url + f"/_sandbox/events/{event_id}/resend").json()
+            time.sleep(0.6)
+            deliveries = httpx.get(stripe_server.url + "/_sandbox/events").json()["deliveries"]
+    finally:
+        httpx.post(stripe_server.url + "/_sandbox/invoices/reset")
+
+    assert len(set(received[:3])) == 1 and len(received) == 4  # the same event each time; the resend once
+    assert [d["status"] for d in deliveries if d["event"] == event_id] == [503, 500, 200, 503]
+    assert resent == {"statuses": [503]}
+    default = httpx.get(stripe_server.url + "/_sandbox/webhooks/redelivery").json()
+    assert default == {"seconds": [60.0, 300.0, 900.0]}

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, field_validator
 
 from recovery_sandbox.injected_failures import DelaySwitch, FailureSwitch, add_injection_routes
 from recovery_sandbox.stripe.errors import StripeError, invalid_request, missing_param, no_such
@@ -48,6 +49,24 @@ def stripe_signature(secret: str, payload: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={digest}"
 
 
+# Stripe's own retries of an undelivered event, as test mode makes them (three, over a few hours), shortened to
+# minutes: a development peer whose events a test or a demo waits for.
+REDELIVERY_SECONDS = (60.0, 300.0, 900.0)
+
+
+class Redelivery(BaseModel):
+    """The delays (seconds) before each delivery again of an event that was not answered 2xx."""
+
+    seconds: list[float] = Field(max_length=20)
+
+    @field_validator("seconds")
+    @classmethod
+    def _in_range(cls, seconds: list[float]) -> list[float]:
+        if any(not 0 < s <= 86_400 for s in seconds):
+            raise ValueError("each delay is more than 0 and at most 86400 seconds")
+        return seconds
+
+
 class InvoiceBook:
     def __init__(self, stripe: StripeState, clock: Callable[[], float] = time.time) -> None:
         self._stripe = stripe
@@ -65,6 +84,10 @@ class InvoiceBook:
         self.pay_failures = FailureSwitch()
         # The next reads of `GET /v1/invoices/{id}` answered late (a slow Stripe API, seen by a webhook's read).
         self.slow_reads = DelaySwitch()
+        # How long after a delivery that was not answered 2xx the event is delivered again, each in turn (Stripe
+        # retries an undelivered event on its own: in test mode three times over a few hours, in live mode with
+        # exponential backoff for up to three days); `POST /_sandbox/webhooks/redelivery` sets them.
+        self.redelivery_seconds: tuple[float, ...] = REDELIVERY_SECONDS
         self._sending: set[asyncio.Task[int | None]] = set()
 
     # ----- invoice items and invoices ------------------------------------------------------------------
@@ -380,12 +403,25 @@ class InvoiceBook:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        task = loop.create_task(self.deliver(event, endpoint))
+        task = loop.create_task(self._deliver_until_taken(event, endpoint))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
+    async def _deliver_until_taken(self, event: dict[str, Any], endpoint: dict[str, Any]) -> int | None:
+        """Stripe's automatic deliveries of an event: again after each answer that is not 2xx (or no answer), at
+        the redelivery delays, until one is taken or they are used up. A `resend` is one delivery, not retried."""
+        delays = self.redelivery_seconds
+        status = await self.deliver(event, endpoint)
+        for delay in delays:
+            if status is not None and 200 <= status < 300:
+                break
+            await asyncio.sleep(delay)
+            status = await self.deliver(event, endpoint)
+        return status
+
     async def deliver(self, event: dict[str, Any], endpoint: dict[str, Any], secret: str | None = None) -> int | None:
-        """POST the event to the endpoint, signed with its secret (or `secret`); the answer's status, if any."""
+        """POST the event to the endpoint, signed with its secret (or `secret`) at the time of sending; the answer's
+        status, if any."""
         payload = json.dumps(event).encode()
         headers = {
             "Content-Type": "application/json; charset=utf-8",
@@ -514,6 +550,16 @@ def add_invoice_routes(app: FastAPI, state: StripeState, run: Run, authenticate:
     @app.get("/_sandbox/events")
     async def list_events() -> dict[str, Any]:
         return {"events": list(book.events.values()), "deliveries": list(book.deliveries)}
+
+    @app.post("/_sandbox/webhooks/redelivery")
+    async def set_redelivery(body: Redelivery) -> Redelivery:
+        """How long after an undelivered event (not answered 2xx) it is delivered again, each in turn; `[]`: never."""
+        book.redelivery_seconds = tuple(body.seconds)
+        return body
+
+    @app.get("/_sandbox/webhooks/redelivery")
+    async def get_redelivery() -> Redelivery:
+        return Redelivery(seconds=list(book.redelivery_seconds))
 
     add_injection_routes(app, "/_sandbox/invoices/pay_failures", book.pay_failures)
     add_injection_routes(app, "/_sandbox/invoices/slow_reads", book.slow_reads)
