@@ -16,12 +16,13 @@ from recovery_contracts.recovery import RecoveryPayment
 from recovery_scheduler.domain.card_budgets import HardDecline
 from recovery_scheduler.domain.plans import AttemptPlan
 from recovery_scheduler.domain.status import RecoveryStatus
+from recovery_scheduler.domain.timers import card_check_timer
 from recovery_scheduler.http import tracker_view
 from support.payments import scheduled
 
 from .builders import T0, attempt_failed
 from .builders import payment as base_payment
-from .fakes import Scheduler
+from .fakes import Scheduler, StoredTimer
 
 VISA = "pm_card_visa"
 OTHER = "pm_card_mastercard"
@@ -110,3 +111,21 @@ async def test_an_attempt_planned_on_another_card_or_already_due_stands(schedule
     await scheduler.loop.fire_due()
 
     assert planned(scheduler, due) == plan
+
+
+async def test_a_re_plan_timer_firing_while_an_attempt_is_planned_on_a_chargeable_card_changes_nothing(
+    scheduler: Scheduler,
+) -> None:
+    """Before hard declines were shared, a re-plan timer found an attempt planned only if it had outlived its plan;
+    planning again then would have left two timers for one attempt. It now changes nothing."""
+    recovery = payment()
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+    plan, timers = planned(scheduler, recovery), set(scheduler.timers.stored)
+    now = scheduler.clock.now()
+    stale = card_check_timer(recovery.payment_id, VISA, "12345_pay_gone", now)
+    scheduler.timers.stored[stale.timer_id] = StoredTimer(stale)
+
+    assert await scheduler.loop.fire_due() == 1
+
+    assert planned(scheduler, recovery) == plan
+    assert set(scheduler.timers.stored) - timers == {stale.timer_id}
