@@ -312,3 +312,20 @@ def test_each_delivery_records_its_answer_or_why_there_was_none(
     assert hung["status"] is None and "no answer within" in hung["error"] and waited < 2.0
     assert refused["status"] is None and refused["error"].startswith("ConnectError")
     assert [delivery["status"] for delivery in deliveries(recurly, 0, 3)] == [503, None, None]
+
+
+def test_a_notification_not_answered_2xx_is_sent_again_until_taken(site: tuple[httpx.Client, Receiver]) -> None:
+    """As Recurly retries a failed notification on its own (ten times over about three days; here at the
+    sandbox's redelivery delays, 0.2 s then 1 s): the same body each time, signed anew."""
+    recurly, hook = site
+    assert recurly.post("/_sandbox/webhook/redelivery", json={"seconds": [0.2, 1.0]}).status_code == 200
+    hook.status = 503
+    past_due_invoice(recurly)
+    assert [d["status"] for d in deliveries(recurly, 0, 2)] == [503, 503]
+    hook.status = 200
+
+    found = deliveries(recurly, 0, 3)
+
+    assert [d["status"] for d in found] == [503, 503, 200]
+    assert len({body for _, body in hook.received}) == 1
+    assert recurly.get("/_sandbox/webhook/redelivery").json() == {"seconds": [0.2, 1.0]}

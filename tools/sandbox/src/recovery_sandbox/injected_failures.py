@@ -36,6 +36,10 @@ class Countdown(Generic[InjectedT]):
     def __init__(self, idle: InjectedT) -> None:
         self.left = idle
 
+    def clear(self) -> None:
+        """Nothing more to come (a sandbox's reset: the routes keep this switch)."""
+        self.left = self.left.model_copy(update={"count": 0})
+
     def next(self) -> InjectedT | None:
         """What this call is given (one used up), or None when it goes through as usual."""
         left = self.left

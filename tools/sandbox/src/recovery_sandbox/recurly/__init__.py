@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from recovery_sandbox.injected_failures import add_injection_routes
 from recovery_sandbox.recurly.objects import PaymentFailure
 from recovery_sandbox.recurly.site import NewInvoice, RecurlyError, RecurlySite, WebhookSettings
+from recovery_sandbox.redelivery import add_redelivery_routes
 
 API_VERSION = "v2021-02-25"
 ACCEPTED_MEDIA_TYPES = frozenset(
@@ -84,6 +85,8 @@ def create_app() -> FastAPI:
     async def configure_webhook(settings: WebhookSettings) -> dict[str, str]:
         site.webhook = settings
         return {"url": settings.url}
+
+    add_redelivery_routes(app, "/_sandbox/webhook/redelivery", site.redelivery)
 
     @app.post("/_sandbox/invoices")
     async def create_invoice(request: NewInvoice) -> dict[str, Any]:

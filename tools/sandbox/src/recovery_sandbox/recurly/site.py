@@ -30,6 +30,7 @@ from recovery_sandbox.recurly.objects import (
     recurly_id,
     transaction_view,
 )
+from recovery_sandbox.redelivery import Schedule
 
 FIRST_INVOICE_NUMBER = 1001
 
@@ -67,8 +68,10 @@ class RecurlySite:
         self.events: list[dict[str, Any]] = []
         self.webhook: WebhookSettings | None = None
         self.record_failures = FailureSwitch()
+        # When a notification not answered 2xx is sent again (`POST /_sandbox/webhook/redelivery` sets it).
+        self.redelivery = Schedule()
         self._answers: dict[str, tuple[str, int, dict[str, Any]]] = {}
-        self._sending: set[asyncio.Task[dict[str, Any] | None]] = set()
+        self._sending: set[asyncio.Task[int | None]] = set()
 
     # ----- reads ---------------------------------------------------------------------------------------------
 
@@ -185,11 +188,22 @@ class RecurlySite:
             n = len(self.events)
             self.events.append({"n": n, "notification": notification, "deliveries": []})
         try:
-            task = asyncio.get_running_loop().create_task(self.send(n))
+            task = asyncio.get_running_loop().create_task(self._send_until_taken(n))
         except RuntimeError:  # no event loop (the site driven directly): recorded, not sent
             return
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
+
+    async def _send_until_taken(self, n: int) -> int | None:
+        """Recurly's deliveries of notification `n`, again while not taken; none without a webhook configured."""
+        if self.webhook is None:
+            return None
+
+        async def status() -> int | None:
+            delivery = await self.send(n)
+            return None if delivery is None else delivery.get("status")
+
+        return await self.redelivery.until_taken(status)
 
     async def send(self, n: int, signing: list[str] | None = None, age_seconds: int = 0) -> dict[str, Any] | None:
         """POST notification `n` to the webhook, signed with its secret (or each of `signing`) as of `age_seconds`

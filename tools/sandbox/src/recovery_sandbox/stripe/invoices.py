@@ -24,9 +24,9 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, field_validator
 
 from recovery_sandbox.injected_failures import DelaySwitch, FailureSwitch, add_injection_routes
+from recovery_sandbox.redelivery import DEFAULT_SECONDS, Schedule, add_redelivery_routes
 from recovery_sandbox.stripe.errors import StripeError, invalid_request, missing_param, no_such
 from recovery_sandbox.stripe.store import IdempotencySlot, StripeState, new_id, parse_bool, parse_int, parse_metadata
 from recovery_sandbox.stripe.test_cards import Decline
@@ -49,29 +49,18 @@ def stripe_signature(secret: str, payload: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-# Stripe's own retries of an undelivered event, as test mode makes them (three, over a few hours), shortened to
-# minutes: a development peer whose events a test or a demo waits for.
-REDELIVERY_SECONDS = (60.0, 300.0, 900.0)
-
-
-class Redelivery(BaseModel):
-    """The delays (seconds) before each delivery again of an event that was not answered 2xx."""
-
-    seconds: list[float] = Field(max_length=20)
-
-    @field_validator("seconds")
-    @classmethod
-    def _in_range(cls, seconds: list[float]) -> list[float]:
-        if any(not 0 < s <= 86_400 for s in seconds):
-            raise ValueError("each delay is more than 0 and at most 86400 seconds")
-        return seconds
-
-
 class InvoiceBook:
     def __init__(self, stripe: StripeState, clock: Callable[[], float] = time.time) -> None:
         self._stripe = stripe
         self._clock = clock
         self._lock = threading.RLock()
+        # The controls' state, kept across a reset (their routes hold these objects), cleared by it.
+        # The next calls of `POST /v1/invoices/{id}/pay` that fail (an API error, nothing changes).
+        self.pay_failures = FailureSwitch()
+        # The next reads of `GET /v1/invoices/{id}` answered late (a slow Stripe API, seen by a webhook's read).
+        self.slow_reads = DelaySwitch()
+        # When an event not answered 2xx is delivered again (`POST /_sandbox/webhooks/redelivery` sets it).
+        self.redelivery = Schedule()
         self.reset()
 
     def reset(self) -> None:
@@ -80,14 +69,9 @@ class InvoiceBook:
         self.endpoints: dict[str, dict[str, Any]] = {}
         self.events: dict[str, dict[str, Any]] = {}
         self.deliveries: list[dict[str, Any]] = []
-        # The next calls of `POST /v1/invoices/{id}/pay` that fail (an API error, nothing changes).
-        self.pay_failures = FailureSwitch()
-        # The next reads of `GET /v1/invoices/{id}` answered late (a slow Stripe API, seen by a webhook's read).
-        self.slow_reads = DelaySwitch()
-        # How long after a delivery that was not answered 2xx the event is delivered again, each in turn (Stripe
-        # retries an undelivered event on its own: in test mode three times over a few hours, in live mode with
-        # exponential backoff for up to three days); `POST /_sandbox/webhooks/redelivery` sets them.
-        self.redelivery_seconds: tuple[float, ...] = REDELIVERY_SECONDS
+        self.pay_failures.clear()
+        self.slow_reads.clear()
+        self.redelivery.seconds = DEFAULT_SECONDS
         self._sending: set[asyncio.Task[int | None]] = set()
 
     # ----- invoice items and invoices ------------------------------------------------------------------
@@ -408,16 +392,8 @@ class InvoiceBook:
         task.add_done_callback(self._sending.discard)
 
     async def _deliver_until_taken(self, event: dict[str, Any], endpoint: dict[str, Any]) -> int | None:
-        """Stripe's automatic deliveries of an event: again after each answer that is not 2xx (or no answer), at
-        the redelivery delays, until one is taken or they are used up. A `resend` is one delivery, not retried."""
-        delays = self.redelivery_seconds
-        status = await self.deliver(event, endpoint)
-        for delay in delays:
-            if status is not None and 200 <= status < 300:
-                break
-            await asyncio.sleep(delay)
-            status = await self.deliver(event, endpoint)
-        return status
+        """Stripe's automatic deliveries of an event, again while not taken (a `resend` is one delivery)."""
+        return await self.redelivery.until_taken(lambda: self.deliver(event, endpoint))
 
     async def deliver(self, event: dict[str, Any], endpoint: dict[str, Any], secret: str | None = None) -> int | None:
         """POST the event to the endpoint, signed with its secret (or `secret`) at the time of sending; the answer's
@@ -551,16 +527,7 @@ def add_invoice_routes(app: FastAPI, state: StripeState, run: Run, authenticate:
     async def list_events() -> dict[str, Any]:
         return {"events": list(book.events.values()), "deliveries": list(book.deliveries)}
 
-    @app.post("/_sandbox/webhooks/redelivery")
-    async def set_redelivery(body: Redelivery) -> Redelivery:
-        """How long after an undelivered event (not answered 2xx) it is delivered again, each in turn; `[]`: never."""
-        book.redelivery_seconds = tuple(body.seconds)
-        return body
-
-    @app.get("/_sandbox/webhooks/redelivery")
-    async def get_redelivery() -> Redelivery:
-        return Redelivery(seconds=list(book.redelivery_seconds))
-
+    add_redelivery_routes(app, "/_sandbox/webhooks/redelivery", book.redelivery)
     add_injection_routes(app, "/_sandbox/invoices/pay_failures", book.pay_failures)
     add_injection_routes(app, "/_sandbox/invoices/slow_reads", book.slow_reads)
 
