@@ -170,7 +170,7 @@ class DataBackfillResponse(ResponseBody):
 
 class SavedCardView(ResponseBody):
     """What the merchant's uploads said of one saved card of the customer, kept for its recoveries still to come:
-    the card fields given (absent: no upload gave one), the latest retry history given (`null`: none was; `[]`:
+    the card fields given (`null`: no upload gave one), the latest retry history given (`null`: none was; `[]`:
     cleared), when the card was last uploaded and until when it is kept."""
 
     token: str

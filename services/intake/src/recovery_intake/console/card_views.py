@@ -40,7 +40,8 @@ def _row(card: SavedCardView) -> KeptCard:
 
 
 def _history(card: SavedCardView) -> str:
-    """`3 retries, the last on 2026-01-15`; `cleared` for an upload's `{}`; nothing when no upload gave one."""
+    """`3 retries, the last by 2026-01-15 00:00:00 UTC` (the end of the last period with retries); `cleared` for
+    an upload's `{}`; nothing when no upload gave one."""
     if card.prior_retries is None:
         return ""
     if not card.prior_retries:

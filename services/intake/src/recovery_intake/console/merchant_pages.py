@@ -30,8 +30,6 @@ PAGE_SIZE = 20
 # The console's upload of card data: its path, which has the data backfill's body bound (app.py).
 CARD_DATA = "/card-data"
 CARD_DATA_UPLOAD = f"{PREFIX}{CARD_DATA}"
-# A customer id at the payment processor, as the upload's `customer_id_resp` bounds it.
-CUSTOMER_CHARS = 255
 
 
 def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
@@ -218,8 +216,8 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
         visitor = await console.required(request)
         merchant_id = console.merchant_of(visitor)
         customer = request.query_params.get("customer", "").strip()
-        if len(customer) > CUSTOMER_CHARS:
-            raise Refused(400, f"A customer id has at most {CUSTOMER_CHARS} characters.")
+        if len(customer) > data_backfill.CUSTOMER_CHARS:
+            raise Refused(400, f"A customer id has at most {data_backfill.CUSTOMER_CHARS} characters.")
         kept = card_views.kept_cards(await backfill.kept_cards(merchant_id, customer)) if customer else None
         return console.page(
             request, "card_data.html", visitor, nav="card-data", result=None, customer=customer, kept=kept
@@ -234,7 +232,7 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
         if not visitor.can_write:
             raise Refused(403, "Forgetting card data needs an API key with the payments scope.")
         customer = form.get("customer")
-        if not isinstance(customer, str) or not 0 < len(customer.strip()) <= CUSTOMER_CHARS:
+        if not isinstance(customer, str) or not 0 < len(customer.strip()) <= data_backfill.CUSTOMER_CHARS:
             raise Refused(400, "Name the customer whose kept cards to forget.")
         forgotten = await backfill.forget_cards(merchant_id, customer.strip())
         log.info("console.cards_forgotten", merchant_id=merchant_id, cards=len(forgotten.cards))

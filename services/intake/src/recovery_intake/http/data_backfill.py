@@ -19,9 +19,15 @@ from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
 PATH = "/v2/recovery/data-backfill"
 CARDS = f"{PATH}/cards"
 # The customer at the payment processor, as the upload's `customer_id_resp` names it (a query parameter: such ids
-# may hold any character, a `/` too).
+# may hold any character, a `/` too), and its bound.
+CUSTOMER_CHARS = 255
 Customer = Annotated[
-    str, Query(min_length=1, max_length=255, description="the customer at the payment processor (customer_id_resp)")
+    str,
+    Query(
+        min_length=1,
+        max_length=CUSTOMER_CHARS,
+        description="the customer at the payment processor (customer_id_resp)",
+    ),
 ]
 # The body limit of this path (AbuseLimits): the file's and the multipart envelope's.
 BODY_BYTES = MAX_BYTES + 64 * 1024
