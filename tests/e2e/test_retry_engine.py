@@ -149,6 +149,28 @@ def test_a_second_saved_token_is_used_once_the_first_is_hard_declined(stack: Sta
     assert webhooks_for(scenario, payment_id) == ["payment_succeeded"]
 
 
+def test_a_card_lost_in_one_recovery_is_not_charged_for_the_merchants_other_invoice(stack: Stack) -> None:
+    """Two invoices of one customer on one card: the first recovery's retry meets `lost_card`; the second, accepted
+    2.5 s later with its retry planned (business) 4,000 s out, plans again at once and ends without charging it."""
+    scenario = seed_scenario(stack)
+    setup = setup_merchant(scenario, SLOW_START_LADDER)
+    customer, lost = scenario.customer_with_card("pm_card_chargeDeclinedLostCard")
+    first = scenario.request_recovery(setup, customer, lost, merchant_reference_id="invoice_lost_a")["id"]
+    time.sleep(2.5)
+    second = scenario.request_recovery(setup, customer, lost, merchant_reference_id="invoice_lost_b")["id"]
+
+    scenario.wait_for_webhook(first, event_type="payment_failed", timeout=60)
+    view = wait_for_tracker(scenario, setup, second, "failed")
+
+    assert view["business_status"] == "FAILED_DUE_TO_HARD_DECLINE_ERROR"
+    assert view["attempts"] == []
+    assert [(t["hard_declined"], t["hard_declined_in"]) for t in view["tokens"]] == [(True, first)]
+    time.sleep(4.5)  # past the second recovery's first planned retry
+    assert len(scenario.charges(customer)) == 1  # the first recovery's retry only
+    # Never charged by this system: no payment_failed for it (as Hyperswitch), the tracker says why.
+    assert webhooks_for(scenario, second) == []
+
+
 def test_a_charge_timeout_is_settled_by_psync_with_one_charge_and_one_webhook(start_stack: Any) -> None:
     stack = start_stack(component_env={"executor": {"CONNECTOR_TIMEOUT_SECONDS": "1"}})
     scenario = seed_scenario(stack)
