@@ -151,12 +151,12 @@ def test_a_second_saved_token_is_used_once_the_first_is_hard_declined(stack: Sta
 
 def test_a_card_lost_in_one_recovery_is_not_charged_for_the_merchants_other_invoice(stack: Stack) -> None:
     """Two invoices of one customer on one card: the first recovery's retry meets `lost_card`; the second, accepted
-    2.5 s later with its retry planned (business) 4,000 s out, plans again at once and ends without charging it."""
+    3.5 s later with its retry planned (business) 4,000 s out, plans again at once and ends without charging it."""
     scenario = seed_scenario(stack)
     setup = setup_merchant(scenario, SLOW_START_LADDER)
     customer, lost = scenario.customer_with_card("pm_card_chargeDeclinedLostCard")
     first = scenario.request_recovery(setup, customer, lost, merchant_reference_id="invoice_lost_a")["id"]
-    time.sleep(2.5)
+    time.sleep(3.5)
     second = scenario.request_recovery(setup, customer, lost, merchant_reference_id="invoice_lost_b")["id"]
 
     scenario.wait_for_webhook(first, event_type="payment_failed", timeout=60)
