@@ -137,13 +137,18 @@ async def schedule_timer(deps: Dependencies, envelope: Envelope[ScheduleTimer], 
 async def replan(deps: Dependencies, payment_id: str) -> None:
     """A re-plan timer fired (the timer loop): ask the planner again on the current state."""
 
-    async def again(tx: Transaction) -> None:
+    async def again(tx: Transaction) -> Change | None:
         recovery = await deps.recoveries.get(payment_id, tx)
-        if recovery is not None:
-            context = await planning(deps, tx, recovery.payment)
-            await save(deps, recovery.replanned(context), tx, planning=context)
+        if recovery is None:
+            return None
+        context = await planning(deps, tx, recovery.payment)
+        change = recovery.replanned(context)
+        await save(deps, change, tx, planning=context)
+        return change
 
-    await applying(deps, again)
+    change = await applying(deps, again)
+    if change is not None:
+        metrics.replanned(change)
 
 
 async def resume(

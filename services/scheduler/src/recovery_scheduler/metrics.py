@@ -1,4 +1,5 @@
-"""The scheduler's Prometheus series: recoveries, retries and decline classes (timers: timer_loop.py).
+"""The scheduler's Prometheus series: recoveries, retries, decline classes and cards found hard-declined (timers:
+timer_loop.py).
 
 Counted from a change once the unit of work has committed it, never inside the transaction's work: that may run
 more than once when MongoDB retries the transaction.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
+from recovery_scheduler.domain.card_budgets import newly_hard_declined, planned_attempt
 from recovery_scheduler.domain.model import Algorithm
 from recovery_scheduler.domain.planning import Change
 from recovery_scheduler.domain.status import TERMINAL, RecoveryStatus
@@ -30,11 +32,20 @@ DECLINES = Counter(
     "Declined attempts by decline class (never, fix, customer, later, technical)",
     ["decline_class"],
 )
+CARDS_HARD_DECLINED = Counter(
+    "recovery_cards_hard_declined_total",
+    "Cards a recovery found hard-declined (a never decline), recorded for the merchant's other recoveries",
+)
+ATTEMPTS_DROPPED = Counter(
+    "recovery_attempts_dropped_for_hard_declines_total",
+    "Attempts planned on a card another recovery of the merchant found hard-declined, dropped before they were due",
+)
 
 
 def recovery_started(change: Change) -> None:
     algorithm = change.recovery.algorithm
     RECOVERIES_STARTED.labels(algorithm.value).inc()
+    CARDS_HARD_DECLINED.inc(len(newly_hard_declined(change)))
     _count_end(algorithm, RecoveryStatus.SCHEDULED, change.recovery.status)
 
 
@@ -44,7 +55,16 @@ def attempt_failed(change: Change, outcome: str) -> None:
     algorithm = change.before.algorithm
     RETRIES.labels(algorithm.value, outcome).inc()
     DECLINES.labels(change.recovery.decline_class(change.recovery.attempts[-1]).value).inc()
+    CARDS_HARD_DECLINED.inc(len(newly_hard_declined(change)))
     _count_end(algorithm, change.before.status, change.recovery.status)
+
+
+def replanned(change: Change) -> None:
+    """A re-plan timer's change: one that dropped a planned attempt is the check another recovery asked for."""
+    if planned_attempt(change.before) is not None and change.cancels_planned_timers:
+        ATTEMPTS_DROPPED.inc()
+    if change.before is not None:
+        _count_end(change.before.algorithm, change.before.status, change.recovery.status)
 
 
 def payment_succeeded(change: Change) -> None:

@@ -200,7 +200,7 @@ def _hard_declines_recorded(
     on it), and the merchant's other recoveries planned on it checked."""
     recovery = change.recovery
     checks: list[tuple[str, str]] = []
-    for token in _newly_hard_declined(change):
+    for token in newly_hard_declined(change):
         read = budgets.get(token) or CardBudget(recovery.merchant_id, token)
         if token not in {b.token for b in reserve}:
             reserve = (*reserve, read.with_recovery(recovery, now))
@@ -208,7 +208,7 @@ def _hard_declines_recorded(
     return reserve, tuple(checks)
 
 
-def _newly_hard_declined(change: Change) -> list[str]:
+def newly_hard_declined(change: Change) -> list[str]:
     """The change's cards on which its recovery met a `never` decline it had not met before."""
     recovery, before = change.recovery, change.before
     return [
