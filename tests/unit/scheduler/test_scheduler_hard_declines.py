@@ -40,11 +40,18 @@ def planned(scheduler: Scheduler, recovery: RecoveryPayment) -> AttemptPlan:
     return plan
 
 
-def counted() -> tuple[float, float]:
-    """The cards found hard-declined and the attempts dropped for them, as the process's counters stand."""
-    names = ("recovery_cards_hard_declined_total", "recovery_attempts_dropped_for_hard_declines_total")
-    found, dropped = (REGISTRY.get_sample_value(name) or 0.0 for name in names)
-    return found, dropped
+def counted() -> tuple[float, float, float]:
+    """The cards found hard-declined, the attempts dropped for them and the cascading recoveries that failed, as
+    the process's counters stand."""
+    found, dropped, failed = (
+        REGISTRY.get_sample_value(name, labels) or 0.0
+        for name, labels in (
+            ("recovery_cards_hard_declined_total", {}),
+            ("recovery_attempts_dropped_for_hard_declines_total", {}),
+            ("recovery_recoveries_finished_total", {"algorithm": "cascading", "outcome": "failed"}),
+        )
+    )
+    return found, dropped, failed
 
 
 async def test_a_stolen_card_in_one_recovery_stops_the_merchants_others_on_the_card(scheduler: Scheduler) -> None:
@@ -52,7 +59,7 @@ async def test_a_stolen_card_in_one_recovery_stops_the_merchants_others_on_the_c
     elsewhere = payment(merchant_id="merchant_other")
     for each in (finder, waiting, two_cards, elsewhere):
         await scheduler.send("scheduler.recovery-scheduled", scheduled(each))
-    cards_before, dropped_before = counted()
+    cards_before, dropped_before, failed_before = counted()
     waiting_timer = planned(scheduler, waiting).timer_id
 
     await scheduler.send("scheduler.attempt-failed", attempt_failed(finder, 1, "stolen_card"))
@@ -90,8 +97,9 @@ async def test_a_stolen_card_in_one_recovery_stops_the_merchants_others_on_the_c
     later = payment(tokens=(VISA, OTHER))
     await scheduler.send("scheduler.recovery-scheduled", scheduled(later))
     assert planned(scheduler, later).token == OTHER
-    # Counted: one card found, two planned attempts dropped for it.
-    assert counted() == (cards_before + 1, dropped_before + 2)
+    # Counted: one card found, two planned attempts dropped for it, two recoveries failed (the finder, and the one
+    # that ended at its re-plan).
+    assert counted() == (cards_before + 1, dropped_before + 2, failed_before + 2)
 
 
 async def test_a_never_decline_from_the_billing_system_is_the_merchants_too(scheduler: Scheduler) -> None:
