@@ -126,9 +126,9 @@ def hard_declines_of(recovery: Recovery, token: str) -> tuple[HardDecline, ...]:
     payment = recovery.payment
     network = next((t.card_network for t in payment.tokens if t.token == token), None)
     found: list[HardDecline] = []
-    if payment.tokens and payment.tokens[0].token == token:
+    if payment.first_error is not None and payment.tokens and payment.tokens[0].token == token:
         first = first_failure_codes(payment.first_error).assessment(network)
-        if payment.first_error is not None and first.decline_class is DeclineClass.NEVER:
+        if first.decline_class is DeclineClass.NEVER:
             failed_at = payment.transaction_created_at or payment.created_at
             found.append(HardDecline(recovery.payment_id, 0, failed_at, first.source))
     for attempt in recovery.attempts:

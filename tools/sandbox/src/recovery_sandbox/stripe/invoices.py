@@ -387,13 +387,10 @@ class InvoiceBook:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        task = loop.create_task(self._deliver_until_taken(event, endpoint))
+        # Stripe's automatic deliveries of an event, again while not taken (a `resend` is one delivery).
+        task = loop.create_task(self.redelivery.until_taken(lambda: self.deliver(event, endpoint)))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
-
-    async def _deliver_until_taken(self, event: dict[str, Any], endpoint: dict[str, Any]) -> int | None:
-        """Stripe's automatic deliveries of an event, again while not taken (a `resend` is one delivery)."""
-        return await self.redelivery.until_taken(lambda: self.deliver(event, endpoint))
 
     async def deliver(self, event: dict[str, Any], endpoint: dict[str, Any], secret: str | None = None) -> int | None:
         """POST the event to the endpoint, signed with its secret (or `secret`) at the time of sending; the answer's
