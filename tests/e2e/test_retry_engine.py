@@ -171,6 +171,48 @@ def test_a_card_lost_in_one_recovery_is_not_charged_for_the_merchants_other_invo
     assert webhooks_for(scenario, second) == []
 
 
+def test_a_card_the_merchant_marks_hard_declined_is_charged_by_none_of_its_recoveries_until_cleared(
+    stack: Stack,
+) -> None:
+    """The merchant's word over the public API (`PUT /v2/recovery/data-backfill/update-token`): a recovery with a
+    retry planned 4,000 business seconds out on the card plans again at once and ends without charging it; cleared,
+    the merchant's next invoice on the card is charged."""
+    recovery = planned_recovery(stack)
+    scenario, setup, customer, pm = recovery.scenario, recovery.setup, recovery.customer, recovery.pm
+    payment_id = recovery.payment_id
+    update = f"{scenario.endpoints.intake_url}/v2/recovery/data-backfill/update-token"
+    card = {"connector_customer_id": customer, "payment_processor_token": pm}
+
+    marked = scenario.http.put(
+        update, json={**card, "is_hard_decline": True, "error_code": "lost_card"}, headers=setup.headers()
+    )
+
+    assert marked.status_code == 200, marked.text
+    assert (marked.json()["updated"], marked.json()["recoveries_planned_again"]) == (True, 1)
+    view = wait_for_tracker(scenario, setup, payment_id, "failed")
+    assert view["business_status"] == "FAILED_DUE_TO_HARD_DECLINE_ERROR"
+    assert [(t["hard_declined"], t["hard_declined_by_merchant"]) for t in view["tokens"]] == [(True, True)]
+    assert any("marked by the merchant (error_code=lost_card)" in (e.get("reason") or "") for e in view["timeline"])
+    # Another merchant's key cannot clear it: its word is on its own cards.
+    other = scenario.bootstrap()
+    assert (
+        scenario.http.put(update, json={**card, "is_hard_decline": False}, headers=other.headers()).json()["updated"]
+        is False
+    )
+    time.sleep(4.5)  # past the recovery's first planned retry
+    assert scenario.charges(customer) == []
+    assert webhooks_for(scenario, payment_id) == []
+
+    cleared = scenario.http.put(update, json={**card, "is_hard_decline": False}, headers=setup.headers())
+    assert (cleared.status_code, cleared.json()["updated"], cleared.json()["hard_declined"]) == (200, True, False)
+    refused = scenario.http.put(update, json={**card, "scheduled_at": "null"}, headers=setup.headers())
+    assert refused.status_code == 400 and "scheduled_at" in refused.json()["error"]["message"]
+    # The merchant's next invoice on the card: charged at its first planned retry (4,000 business seconds).
+    next_invoice = scenario.request_recovery(setup, customer, pm, merchant_reference_id="invoice_after_clear")
+    scenario.wait_for_webhook(next_invoice["id"], event_type="payment_succeeded", timeout=60)
+    assert [c["status"] for c in scenario.charges(customer)] == ["succeeded"]
+
+
 def test_a_charge_timeout_is_settled_by_psync_with_one_charge_and_one_webhook(start_stack: Any) -> None:
     stack = start_stack(component_env={"executor": {"CONNECTOR_TIMEOUT_SECONDS": "1"}})
     scenario = seed_scenario(stack)

@@ -88,6 +88,18 @@ RESUME = {
     "status": "pending",
     "business_status": "Pending",
 }
+
+
+@pytest.fixture(scope="module")
+def intake_settings() -> dict[str, Any]:
+    """The tests below present bad keys from one address, one to three an endpoint: at the default refill of one
+    failure a second they ran out of the address's failed-authentication budget (429s) once an endpoint was
+    added. Five a second keeps them under it however long the module runs; the limit's own test guesses from
+    another address, far faster than that."""
+    return {"auth_failure_per_second": 5.0}
+
+
+TOKEN_CLEARED = {"connector_customer_id": "cus_x", "payment_processor_token": "pm_x", "is_hard_decline": False}
 ENDPOINTS = [
     Endpoint("POST", "/v2/merchant-accounts", lambda o, w: {"merchant_name": "probe"}, False, admin_only=True),
     Endpoint("GET", "/v2/merchant-accounts/{merchant}"),
@@ -118,6 +130,9 @@ ENDPOINTS = [
     # A customer's kept cards: the key's merchant's own, whoever the customer id names.
     Endpoint("GET", "/v2/recovery/data-backfill/cards", names_resource=False, query="connector_customer_id=cus_x"),
     Endpoint("DELETE", "/v2/recovery/data-backfill/cards", names_resource=False, query="connector_customer_id=cus_x"),
+    # The merchant's word on a card: on the key's merchant's own cards, whatever the token names (here a clear of
+    # a card with nothing recorded, which changes nothing).
+    Endpoint("PUT", "/v2/recovery/data-backfill/update-token", lambda o, w: TOKEN_CLEARED, names_resource=False),
     # The read side (answered by the analytics service). The admin key names a merchant with `merchant_id`; a
     # merchant key naming another merchant there must read as naming one that does not exist.
     Endpoint("GET", "/v2/payments/recovery-list", query="merchant_id={merchant}"),
@@ -308,6 +323,7 @@ PERMITTED = {
     "POST /v2/recovery/data-backfill": {"payments"},
     "GET /v2/recovery/data-backfill/cards": {"payments", "read_only"},
     "DELETE /v2/recovery/data-backfill/cards": {"payments"},
+    "PUT /v2/recovery/data-backfill/update-token": {"payments"},
     "GET /v2/payments/recovery-list": {"payments", "read_only"},
     "GET /v2/payments/{payment}/get-revenue-recovery-intent": {"payments", "read_only"},
     "GET /v2/revenue-recovery/analytics": {"payments", "read_only"},

@@ -26,6 +26,12 @@ def payment(**overrides: Any) -> RecoveryPayment:
     return recovery_payment(**{"created_at": T0, "transaction_created_at": T0, **overrides})
 
 
+def merchant_payment(merchant_id: str = "merchant_test", **overrides: Any) -> RecoveryPayment:
+    """A payment of `merchant_id` whose billing-system failure lies 40 days back, outside every network window: only
+    this system's attempts count on its cards."""
+    return payment(**{"merchant_id": merchant_id, "transaction_created_at": T0 - timedelta(days=40), **overrides})
+
+
 def monitoring_payment(monitoring_seconds: int = 3600) -> RecoveryPayment:
     """Monitoring for `monitoring_seconds`, then cascading takes over."""
     base = payment(algorithm=RetryAlgorithm.MONITORING)

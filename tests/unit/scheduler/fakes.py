@@ -15,6 +15,7 @@ from typing import Any
 from faststream.rabbit import RabbitBroker
 
 from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.recovery import RecoveryPayment
 from recovery_runtime.service import Service
 from recovery_runtime.testing import FixedClock, InMemoryUnitOfWork, RecordingPublisher, publish
 from recovery_runtime.unit_of_work import APPLIED_KEEP, Transaction
@@ -31,6 +32,7 @@ from recovery_scheduler.dependencies import (
 )
 from recovery_scheduler.domain.card_budgets import CardBudget, Release
 from recovery_scheduler.domain.learned_hours import LearnedHours, learned_hours
+from recovery_scheduler.domain.plans import AttemptPlan
 from recovery_scheduler.domain.recovery import Recovery
 from recovery_scheduler.domain.retry_stats import RetryOutcome, RetryStats, StatsKey, merged
 from recovery_scheduler.domain.timers import PLANNED_WORK, Timer, TimerStatus
@@ -313,6 +315,12 @@ class Scheduler:
 
     def recovery(self, payment_id: str) -> Recovery:
         return self.recoveries.records[payment_id]
+
+    def planned(self, payment: RecoveryPayment) -> AttemptPlan:
+        """The payment's recovery's planned attempt (it must have one)."""
+        plan = self.recovery(payment.payment_id).plan
+        assert isinstance(plan, AttemptPlan), plan
+        return plan
 
 
 def in_memory_scheduler(**settings: Any) -> Scheduler:

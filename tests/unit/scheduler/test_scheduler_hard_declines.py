@@ -14,30 +14,18 @@ from datetime import timedelta
 from prometheus_client import REGISTRY
 
 from recovery_contracts.payments import ErrorDetails
-from recovery_contracts.recovery import RecoveryPayment
 from recovery_scheduler.domain.card_budgets import HardDecline
-from recovery_scheduler.domain.plans import AttemptPlan
 from recovery_scheduler.domain.status import RecoveryStatus
 from recovery_scheduler.domain.timers import card_check_timer
 from recovery_scheduler.http import tracker_view
 from support.payments import scheduled
 
 from .builders import T0, attempt_failed
-from .builders import payment as base_payment
+from .builders import merchant_payment as payment
 from .fakes import Scheduler, StoredTimer
 
 VISA = "pm_card_visa"
 OTHER = "pm_card_mastercard"
-
-
-def payment(merchant_id: str = "merchant_test", **overrides: object) -> RecoveryPayment:
-    return base_payment(**{"merchant_id": merchant_id, "transaction_created_at": T0 - timedelta(days=40), **overrides})
-
-
-def planned(scheduler: Scheduler, recovery: RecoveryPayment) -> AttemptPlan:
-    plan = scheduler.recovery(recovery.payment_id).plan
-    assert isinstance(plan, AttemptPlan), plan
-    return plan
 
 
 def counted() -> tuple[float, float, float]:
@@ -60,7 +48,7 @@ async def test_a_stolen_card_in_one_recovery_stops_the_merchants_others_on_the_c
     for each in (finder, waiting, two_cards, elsewhere):
         await scheduler.send("scheduler.recovery-scheduled", scheduled(each))
     cards_before, dropped_before, failed_before = counted()
-    waiting_timer = planned(scheduler, waiting).timer_id
+    waiting_timer = scheduler.planned(waiting).timer_id
 
     await scheduler.send("scheduler.attempt-failed", attempt_failed(finder, 1, "stolen_card"))
 
@@ -83,7 +71,7 @@ async def test_a_stolen_card_in_one_recovery_stops_the_merchants_others_on_the_c
     notes = " ".join(n.reason for n in stopped.history)
     assert f"hard-declined in payment {finder.payment_id}" in notes and "stolen_card" in notes
     # With a second card: its attempt moves there, and the process tracker says why the first is out.
-    assert planned(scheduler, two_cards).token == OTHER
+    assert scheduler.planned(two_cards).token == OTHER
     budgets = {VISA: scheduler.card_budgets.of("merchant_test", VISA)}
     tokens = tracker_view(scheduler.recovery(two_cards.payment_id), None, budgets)["tokens"]
     assert [(t["token"], t["hard_declined"], t["hard_declined_in"]) for t in tokens] == [
@@ -91,12 +79,12 @@ async def test_a_stolen_card_in_one_recovery_stops_the_merchants_others_on_the_c
         (OTHER, False, None),
     ]
     # Another merchant's recovery on the same card id still plans on it.
-    assert planned(scheduler, elsewhere).token == VISA
+    assert scheduler.planned(elsewhere).token == VISA
 
     # A recovery of the merchant that starts later never plans on the card.
     later = payment(tokens=(VISA, OTHER))
     await scheduler.send("scheduler.recovery-scheduled", scheduled(later))
-    assert planned(scheduler, later).token == OTHER
+    assert scheduler.planned(later).token == OTHER
     # Counted: one card found, two planned attempts dropped for it, two recoveries failed (the finder, and the one
     # that ended at its re-plan).
     assert counted() == (cards_before + 1, dropped_before + 2, failed_before + 2)
@@ -124,13 +112,13 @@ async def test_an_attempt_planned_on_another_card_or_already_due_stands(schedule
     finder, due = payment(), payment()
     for each in (finder, due):
         await scheduler.send("scheduler.recovery-scheduled", scheduled(each))
-    plan = planned(scheduler, due)
+    plan = scheduler.planned(due)
     await scheduler.send("scheduler.attempt-failed", attempt_failed(finder, 1, "stolen_card"))
     scheduler.clock.advance(plan.due_at - scheduler.clock.now())
 
     await scheduler.loop.fire_due()
 
-    assert planned(scheduler, due) == plan
+    assert scheduler.planned(due) == plan
 
 
 async def test_a_re_plan_timer_firing_while_an_attempt_is_planned_on_a_chargeable_card_changes_nothing(
@@ -140,12 +128,12 @@ async def test_a_re_plan_timer_firing_while_an_attempt_is_planned_on_a_chargeabl
     planning again then would have left two timers for one attempt. It now changes nothing."""
     recovery = payment()
     await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
-    plan, timers = planned(scheduler, recovery), set(scheduler.timers.stored)
+    plan, timers = scheduler.planned(recovery), set(scheduler.timers.stored)
     now = scheduler.clock.now()
     stale = card_check_timer(recovery.payment_id, VISA, "12345_pay_gone", now)
     scheduler.timers.stored[stale.timer_id] = StoredTimer(stale)
 
     assert await scheduler.loop.fire_due() == 1
 
-    assert planned(scheduler, recovery) == plan
+    assert scheduler.planned(recovery) == plan
     assert set(scheduler.timers.stored) - timers == {stale.timer_id}

@@ -64,6 +64,7 @@ def build_service(settings: SchedulerSettings | None = None, adapters: Scheduler
     caller = InternalCaller(settings.internal_api_token)
     service.app.include_router(http.router(dependencies, caller))
     service.app.include_router(http.retry_stats_router(dependencies, caller))
+    service.app.include_router(http.cards_router(dependencies, caller))
     service.add_loop(loop.run)
     return service
 

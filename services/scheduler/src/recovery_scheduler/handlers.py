@@ -26,6 +26,7 @@ from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import Transaction, applied_key
 from recovery_scheduler import metrics
 from recovery_scheduler.dependencies import CardBudgetChanged, Dependencies, RecoveryExists
+from recovery_scheduler.domain.card_budgets import TokenStatusUpdate
 from recovery_scheduler.domain.planning import Change, Planning
 from recovery_scheduler.domain.recovery import Recovery, ResumeRefused
 from recovery_scheduler.domain.retry_stats import retry_outcomes
@@ -171,6 +172,28 @@ async def resume(
         return None
 
     return await applying(deps, again)
+
+
+async def update_token_status(
+    deps: Dependencies, merchant_id: str, token: str, hard_declined: bool, error_code: str | None
+) -> TokenStatusUpdate:
+    """The merchant's word on its card `token` (`CardBudget.status_updated`), stored by compare-and-set on the
+    card's budget with a re-plan due now for each of its recoveries holding an attempt planned on a card it marks."""
+
+    async def apply(tx: Transaction) -> TokenStatusUpdate:
+        [budget] = (await deps.card_budgets.read(merchant_id, [token], tx)).values()
+        now = deps.clock.now()
+        update = budget.status_updated(hard_declined, error_code, now)
+        if update.budget is not None:
+            await deps.card_budgets.reserve(update.budget, tx)
+            mark = f"merchant-{budget.version + 1}"  # one re-plan per recovery and mark
+            await store_timers(deps, [card_check_timer(p, token, mark, now) for p in update.planned_again], tx)
+        return update
+
+    update = await applying(deps, apply)
+    if update.budget is not None:
+        metrics.token_status_updated(update)
+    return update
 
 
 async def applying(deps: Dependencies, work: Callable[[Transaction], Awaitable[T]], **options: Any) -> T:

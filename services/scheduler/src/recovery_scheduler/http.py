@@ -1,5 +1,6 @@
 """The scheduler's internal endpoints: the process-tracker API (`/v2/process-trackers/revenue-recovery-workflow/
-...`) and the retry statistics (`/v2/revenue-recovery/retry-stats`).
+...`), the retry statistics (`/v2/revenue-recovery/retry-stats`) and the merchant's word on a card
+(`/v2/recovery/data-backfill/update-token`).
 
 Intake authenticates the merchant and forwards the call here (recovery_runtime.internal_api); every read is
 scoped to that merchant, and to the profile on a profile-level call, so another merchant's or another profile's
@@ -14,9 +15,11 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
+from recovery_contracts.api.data_backfill import UpdateTokenStatusRequest, UpdateTokenStatusResponse
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.process_tracker import (
     BusinessStatus,
@@ -34,6 +37,8 @@ from recovery_scheduler.domain.plans import AttemptPlan, ReplanPlan, describe_pl
 from recovery_scheduler.domain.recovery import Attempt, Recovery
 from recovery_scheduler.domain.retry_stats import Bucketing, Counts, RetryStats
 from recovery_scheduler.domain.timers import PSYNC_PURPOSES
+
+log = structlog.get_logger(__name__)
 
 RUNNER = "PASSIVE_RECOVERY_WORKFLOW"
 # An attempt as operators see it (in this order), then its decline class when it failed.
@@ -107,11 +112,14 @@ def tracker_view(
 
 def _hard_declined(recovery: Recovery, here: bool, budget: CardBudget | None) -> dict[str, Any]:
     """Whether the card may no longer be charged: a `never` decline this recovery met, or one another recovery of
-    the merchant met on it (`hard_declined_in`: that payment's id; None when it was this one's, or none)."""
+    the merchant met on it (`hard_declined_in`: that payment's id; None when it was this one's, or none), or the
+    merchant's mark (`hard_declined_by_merchant`)."""
     elsewhere = budget.hard_declined_elsewhere(recovery.payment_id) if budget is not None else None
+    shown = elsewhere if elsewhere is not None and not here else None
     return {
         "hard_declined": here or elsewhere is not None,
-        "hard_declined_in": elsewhere.payment_id if elsewhere is not None and not here else None,
+        "hard_declined_in": shown.payment_id if shown is not None and not shown.by_merchant else None,
+        "hard_declined_by_merchant": shown is not None and shown.by_merchant,
     }
 
 
@@ -240,5 +248,46 @@ def retry_stats_router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
             return _error(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
         view = retry_stats_view(merchant_id, await deps.retry_stats.of_merchant(merchant_id))
         return view.model_dump(mode="json")
+
+    return api
+
+
+def cards_router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
+    api = APIRouter(prefix="/internal/cards", include_in_schema=False)
+
+    @api.put("/{merchant_id}/token-status")
+    async def update_token_status(
+        merchant_id: str, body: UpdateTokenStatusRequest, scope: InternalScope = Depends(caller)
+    ) -> Any:
+        """The merchant's word on one of its cards (`CardBudget.status_updated`)."""
+        if scope.merchant_id != merchant_id:
+            return _error(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
+        if body.scheduled_at is not None:
+            unsupported = (
+                "scheduled_at cannot be set here: each recovery plans its own attempts within the card networks' "
+                "rules (an operator moves a failed one with the process tracker's resume)"
+            )
+            return _error(ApiError.NOT_SUPPORTED, message=unsupported)
+        if body.is_hard_decline is None:
+            return _error(ApiError.MISSING_REQUIRED_FIELD, field_name="is_hard_decline")
+        if body.error_code is not None and not body.is_hard_decline:
+            return _error(ApiError.INVALID_REQUEST_DATA, message="error_code goes with is_hard_decline: true")
+        token = body.payment_processor_token
+        update = await handlers.update_token_status(deps, merchant_id, token, body.is_hard_decline, body.error_code)
+        log.info(
+            "card.token_status_updated",
+            merchant_id=merchant_id,
+            token=token,
+            customer=body.connector_customer_id,
+            updated=update.budget is not None,
+            hard_declined=update.hard_declined,
+            planned_again=len(update.planned_again),
+        )
+        return UpdateTokenStatusResponse(
+            updated=update.budget is not None,
+            message=update.message,
+            hard_declined=update.hard_declined,
+            recoveries_planned_again=len(update.planned_again),
+        ).model_dump(mode="json")
 
     return api

@@ -1,5 +1,5 @@
-"""The scheduler's Prometheus series: recoveries, retries, decline classes and cards found hard-declined (timers:
-timer_loop.py).
+"""The scheduler's Prometheus series: recoveries, retries, decline classes, cards found hard-declined and the
+merchants' marks on cards (timers: timer_loop.py).
 
 Counted from a change once the unit of work has committed it, never inside the transaction's work: that may run
 more than once when MongoDB retries the transaction.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
-from recovery_scheduler.domain.card_budgets import newly_hard_declined, planned_attempt
+from recovery_scheduler.domain.card_budgets import TokenStatusUpdate, newly_hard_declined, planned_attempt
 from recovery_scheduler.domain.model import Algorithm
 from recovery_scheduler.domain.planning import Change
 from recovery_scheduler.domain.status import TERMINAL, RecoveryStatus
@@ -39,6 +39,13 @@ CARDS_HARD_DECLINED = Counter(
 ATTEMPTS_DROPPED = Counter(
     "recovery_attempts_dropped_for_hard_declines_total",
     "Attempts planned on a card another recovery of the merchant found hard-declined, dropped before they were due",
+)
+
+TOKEN_STATUS_UPDATES = Counter(
+    "recovery_token_status_updates_total",
+    "Merchants' words on a card that changed it (PUT /v2/recovery/data-backfill/update-token): marked hard-declined, "
+    "or cleared",
+    ["update"],
 )
 
 
@@ -78,3 +85,7 @@ def _count_end(algorithm: Algorithm, before: RecoveryStatus, after: RecoveryStat
     """Count a recovery's end once: when a committed change moved it from open to succeeded or failed."""
     if before not in TERMINAL and after in (RecoveryStatus.SUCCEEDED, RecoveryStatus.FAILED):
         RECOVERIES_FINISHED.labels(algorithm.value, after.value).inc()
+
+
+def token_status_updated(update: TokenStatusUpdate) -> None:
+    TOKEN_STATUS_UPDATES.labels("marked" if update.hard_declined else "cleared").inc()

@@ -190,3 +190,29 @@ class SavedCardsResponse(ResponseBody):
 
     connector_customer_id: ExternalReference
     cards: list[SavedCardView]
+
+
+class UpdateTokenStatusRequest(RequestBody):
+    """`PUT /v2/recovery/data-backfill/update-token` (Hyperswitch's `UpdateTokenStatusRequest`): the merchant's word
+    on one of the customer's saved cards. `is_hard_decline: true` marks it hard-declined for every recovery of the
+    merchant (the customer reported it lost or stolen, the account is closed); `error_code` says why and is kept
+    with the mark. `false` clears what is recorded: the merchant's mark and the `never` declines its recoveries met on
+    the card. `scheduled_at` (Hyperswitch moves the token's next try with it) is refused here: each recovery plans
+    its own attempts (docs/retry-engine.md, "A hard decline is the merchant's")."""
+
+    connector_customer_id: ExternalReference
+    payment_processor_token: ExternalReference
+    scheduled_at: str | None = None
+    is_hard_decline: bool | None = None
+    error_code: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+
+class UpdateTokenStatusResponse(ResponseBody):
+    """Hyperswitch's `updated` (false: nothing changed, the card stood so already) and `message`; as extensions,
+    whether the card is now hard-declined for the merchant's recoveries, and how many recoveries with an attempt
+    planned on it plan again at once."""
+
+    updated: bool
+    message: str
+    hard_declined: bool
+    recoveries_planned_again: int

@@ -1,8 +1,9 @@
-"""The events API, the process-tracker API and the retry statistics: authenticated here, answered by the service
-owning the data.
+"""The events API, the process-tracker API, the retry statistics and the token status update: authenticated here,
+answered by the service owning the data.
 
-`/events/...` is the webhook dispatcher's (it owns the event records), `/v2/process-trackers/...` and
-`/v2/revenue-recovery/retry-stats` the scheduler's (it owns the recoveries and counts their attempts), except a
+`/events/...` is the webhook dispatcher's (it owns the event records), `/v2/process-trackers/...`,
+`/v2/revenue-recovery/retry-stats` and `/v2/recovery/data-backfill/update-token` the scheduler's (it owns the
+recoveries, counts their attempts and keeps the merchant's card budgets with the hard declines on each), except a
 resume of `PSYNC_WORKFLOW`: the record back to the billing system started again, the executor's (it owns the
 record backs), after which the scheduler answers the workflow as any resume does. Intake
 checks the API key and the merchant, then forwards the call to the owner's internal endpoint with the internal
@@ -20,6 +21,7 @@ import httpx
 import structlog
 from fastapi import APIRouter, Request, Response
 
+from recovery_contracts.api.data_backfill import UpdateTokenStatusRequest, UpdateTokenStatusResponse
 from recovery_contracts.api.errors import ApiError, ErrorResponse, describe_validation_errors
 from recovery_contracts.api.events import WebhookEndpointsResponse
 from recovery_contracts.api.process_tracker import RevenueRecoveryTask
@@ -42,6 +44,13 @@ GATEWAY_RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# The request body as OpenAPI describes it (the owner reads and validates it).
+TOKEN_STATUS_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": UpdateTokenStatusRequest.model_json_schema()}},
+    }
+}
 
 
 async def _resumed_task(request: Request) -> str | None:
@@ -209,6 +218,22 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
         (docs/retry-engine.md, "Retry statistics")."""
         caller = await ctx.auth.merchant(request, access=READ_PAYMENTS)
         path = f"/internal/retry-stats/{caller.merchant_id}"
+        return await forwarder.forward(request, scheduler, path, caller.merchant_id, caller.profile_id)
+
+    @api.put(
+        "/v2/recovery/data-backfill/update-token",
+        tags=["Payments"],
+        response_model=UpdateTokenStatusResponse,
+        openapi_extra=TOKEN_STATUS_BODY,
+    )
+    async def update_token_status(request: Request) -> Response:
+        """Hyperswitch's token status update: `is_hard_decline: true` marks one of the merchant's saved cards
+        hard-declined for every recovery of the merchant (those with an attempt planned on it plan again at
+        once), `false` clears the hard declines recorded on it. `updated: false` when it stood so already. A key
+        with the `payments` scope, or the admin key with `x-merchant-id` (docs/retry-engine.md, "A hard decline
+        is the merchant's")."""
+        caller = await ctx.auth.merchant(request, access=WRITE_PAYMENTS)
+        path = f"/internal/cards/{caller.merchant_id}/token-status"
         return await forwarder.forward(request, scheduler, path, caller.merchant_id, caller.profile_id)
 
     return api

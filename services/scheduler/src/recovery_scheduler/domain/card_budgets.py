@@ -4,7 +4,8 @@ the same transaction as the plan, by compare-and-set on the budget's version, so
 scheduler instances) cannot both take the last slot; an attempt that will not run (the recovery stopped, paused or
 planned again) gives its slot back. A recovery that meets a `never` decline (a lost, stolen or closed card) records
 it on the card's budget in the same way, so that none of the merchant's other recoveries charges the card again,
-and those with an attempt planned on it plan again at once (`BudgetWrites.checks`)."""
+and those with an attempt planned on it plan again at once (`BudgetWrites.checks`). The merchant may mark a card
+hard-declined itself, or clear what is recorded (`CardBudget.status_updated`)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
 # How long a reservation counts: the longest network-budget window (rolling 30 days) and a day's margin.
 BUDGET_LOOKBACK = timedelta(days=31)
 PLANNED = "planned"  # a reservation's outcome until its attempt is reported (then an AttemptOutcome value)
+# The payment id of a hard decline the merchant marked itself (no recovery met it; no payment has an empty id, and a
+# release before the mark existed reads it as any other recovery's decline).
+MERCHANT_MARK = ""
+# How long the merchant's mark holds unless it is cleared: a lost or stolen card does not come back.
+MERCHANT_MARK_LIFETIME = timedelta(days=365)
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,32 @@ class HardDecline:
     attempt_number: int
     at: datetime
     source: str
+
+    @property
+    def by_merchant(self) -> bool:
+        return self.payment_id == MERCHANT_MARK
+
+    @property
+    def where(self) -> str:
+        """Who met the decline, as a reason reads it."""
+        return "marked by the merchant" if self.by_merchant else f"in payment {self.payment_id}"
+
+    @property
+    def lasts_until(self) -> datetime:
+        """Until when it counts: a recovery's for the longest network window, the merchant's mark for a year."""
+        return self.at + (MERCHANT_MARK_LIFETIME if self.by_merchant else BUDGET_LOOKBACK)
+
+
+@dataclass(frozen=True)
+class TokenStatusUpdate:
+    """What the merchant's word on a card changes: the budget to store (None: the card stood so already), the
+    answer's message, whether the card is now hard-declined for the merchant's recoveries, and those with an attempt
+    planned on it, to plan again at once."""
+
+    budget: CardBudget | None
+    message: str
+    hard_declined: bool
+    planned_again: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,14 +142,41 @@ class CardBudget:
         return replace(
             self,
             reservations=tuple(r for r in kept if r.at >= since),
-            hard_declines=tuple(d for d in declines if d.at >= since),
+            hard_declines=tuple(d for d in declines if d.lasts_until >= now),
         )
+
+    def status_updated(self, hard_declined: bool, error_code: str | None, now: datetime) -> TokenStatusUpdate:
+        """The merchant's word on the card (`PUT /v2/recovery/data-backfill/update-token`). Hard-declined: marked
+        so for every recovery of the merchant, those with an attempt planned on it planning again at once (a mark
+        standing already is kept as it is). Not: every hard decline recorded on the card forgotten, the merchant's
+        mark and those its recoveries met; a recovery whose own attempt met one keeps it (the issuer said so for
+        that invoice), the others may charge the card again."""
+        card = f"card {self.token}"
+        if hard_declined:
+            marked = next((d for d in self.hard_declines if d.by_merchant), None)
+            if marked is not None:
+                told = f"{card} is marked hard-declined already (since {marked.at.isoformat()})"
+                return TokenStatusUpdate(None, told, hard_declined=True)
+            code = f"error_code={error_code}" if error_code else "no code given"
+            mark = HardDecline(MERCHANT_MARK, 0, now, code)
+            again = self.planned_elsewhere(MERCHANT_MARK)
+            told = f"{card} marked hard-declined: none of the merchant's recoveries charges it again"
+            if again:
+                told += f"; {len(again)} with an attempt planned on it plan again now"
+            return TokenStatusUpdate(replace(self, hard_declines=(*self.hard_declines, mark)), told, True, again)
+        if not self.hard_declines:
+            return TokenStatusUpdate(None, f"{card} has no hard decline recorded", hard_declined=False)
+        told = (
+            f"{card} cleared ({len(self.hard_declines)} hard decline(s) forgotten): the merchant's recoveries may "
+            "charge it again, except one whose own attempt met the decline"
+        )
+        return TokenStatusUpdate(replace(self, hard_declines=()), told, hard_declined=False)
 
     @property
     def expires_at(self) -> datetime | None:
         """When no reservation and no hard decline counts any more (the stored budget may go)."""
-        latest = max([*(r.at for r in self.reservations), *(d.at for d in self.hard_declines)], default=None)
-        return None if latest is None else latest + BUDGET_LOOKBACK
+        ends = [*(r.at + BUDGET_LOOKBACK for r in self.reservations), *(d.lasts_until for d in self.hard_declines)]
+        return max(ends, default=None)
 
 
 def hard_declines_of(recovery: Recovery, token: str) -> tuple[HardDecline, ...]:

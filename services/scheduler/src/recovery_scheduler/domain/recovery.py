@@ -344,7 +344,7 @@ class Recovery:
         declined = budget.hard_declined_elsewhere(self.payment_id) if budget is not None else None
         if declined is None or planned.due_at <= planning.now:
             return Change(self, self)
-        why = f"card {planned.token} hard-declined in payment {declined.payment_id} ({declined.source})"
+        why = f"card {planned.token} hard-declined {declined.where} ({declined.source})"
         return replace(self._planned_again(why, planning), before=self)
 
     def resumed(self, at: datetime, planning: Planning) -> Change:

@@ -245,7 +245,7 @@ def planner_view(recovery: Recovery, planning: Planning) -> RecoveryView:
     budgets = planning.budgets()
     since = planning.now - BUDGET_LOOKBACK
     elsewhere = {
-        token: f"in payment {declined.payment_id}: {declined.source}"
+        token: f"{declined.where}: {declined.source}"
         for token, budget in budgets.items()
         if (declined := budget.hard_declined_elsewhere(recovery.payment_id)) is not None
     }

@@ -95,8 +95,8 @@ def replan_timer_id(payment_id: str, version: int) -> str:
 
 def card_check_timer(payment_id: str, token: str, found_by: str, now: datetime) -> Timer:
     """Plan recovery `payment_id` again at once: recovery `found_by` of the same merchant met a `never` decline on
-    `token`, on which `payment_id` has an attempt planned. One per recovery, card and finder (a copy of the
-    finder's message stores nothing more)."""
+    `token`, on which `payment_id` has an attempt planned (or the merchant marked the card: `found_by` names the
+    mark). One per recovery, card and finder (a copy of the finder's message stores nothing more)."""
     return Timer(
         f"replan:{payment_id}:card:{found_by}:{token}",
         TimerKind.REPLAN,
