@@ -210,7 +210,8 @@ class UpdateTokenStatusRequest(RequestBody):
 class UpdateTokenStatusResponse(ResponseBody):
     """Hyperswitch's `updated` (false: nothing changed, the card stood so already) and `message`; as extensions,
     whether the card is now hard-declined for the merchant's recoveries, and how many recoveries with an attempt
-    planned on it plan again at once."""
+    planned on it were asked to plan again at once (one whose attempt is already due lets it stand, as any
+    attempt in flight)."""
 
     updated: bool
     message: str

@@ -162,7 +162,7 @@ class CardBudget:
             again = self.planned_elsewhere(MERCHANT_MARK)
             told = f"{card} marked hard-declined: none of the merchant's recoveries charges it again"
             if again:
-                told += f"; {len(again)} with an attempt planned on it plan again now"
+                told += f"; {len(again)} with an attempt planned on it plan again now (one already due stands)"
             return TokenStatusUpdate(replace(self, hard_declines=(*self.hard_declines, mark)), told, True, again)
         if not self.hard_declines:
             return TokenStatusUpdate(None, f"{card} has no hard decline recorded", hard_declined=False)
