@@ -228,6 +228,30 @@ def test_card_data_is_uploaded_from_the_console_and_each_row_answered(
     page.goto(console_url(seeded, "card-data") + "?customer=cus_nobody")
     assert "No card of cus_nobody is kept." in page.locator("#kept-cards").inner_text()
 
+    # The recovered payment's card, marked hard-declined by the merchant (its Payment page says so), then cleared.
+    payment = console_url(seeded, f"payments/{seeded.recovered_id}")
+    cards = page.locator("xpath=//dt[normalize-space()='Cards (tokens)']/following-sibling::dd[1]")
+    page.goto(payment)
+    card = cards.inner_text().strip()
+    # Enter in a field sends nothing: the form's default button is disabled, each word is a button's.
+    page.goto(console_url(seeded, "card-data"))
+    page.get_by_label("Customer of the card").fill("cus_console")
+    page.get_by_label("Card token").fill(card)
+    page.get_by_label("Card token").press("Enter")
+    page.wait_for_timeout(500)
+    expect(page.locator("#card-status-answer")).to_have_count(0)
+    for action, told, shown in (
+        ("Mark hard-declined", f"card {card} marked hard-declined", f"{card} (marked hard-declined by the merchant)"),
+        ("Clear hard declines", f"card {card} cleared", card),
+    ):
+        page.goto(console_url(seeded, "card-data"))
+        page.get_by_label("Customer of the card").fill("cus_console")
+        page.get_by_label("Card token").fill(card)
+        page.get_by_role("button", name=action).click()
+        expect(page.locator("#card-status-answer")).to_contain_text(told)
+        page.goto(payment)
+        expect(cards).to_have_text(shown)
+
 
 def test_recoveries_list_links_to_the_payment_and_its_attempts(browser: Browser, seeded: Seeded) -> None:
     sign_in(browser, seeded, seeded.a.api_key, seeded.a.merchant_id)

@@ -1,16 +1,23 @@
 """The console's Card data page (`/console/card-data`): the data backfill's upload (`POST /v2/recovery/data-backfill`'s
-use case) for a signed-in key that may write payments, behind the session's CSRF token, its result on the page."""
+use case) for a signed-in key that may write payments, behind the session's CSRF token, its result on the page; a
+customer's kept cards; and the Card status form (`PUT /v2/recovery/data-backfill/update-token`), sent to the
+scheduler's internal route (a scripted scheduler on loopback here; tests/e2e/test_console.py drives the real one)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
+import pytest
 
 from recovery_contracts.envelope import MessageType
 from recovery_intake.http.data_backfill import BODY_BYTES
+from recovery_runtime.internal_api import MERCHANT_HEADER, TOKEN_HEADER
 
 from .api_calls import mint
-from .fakes import ADMIN_KEY, API_KEY, MERCHANT, Intake, http_client, intake
+from .fakes import ADMIN_KEY, API_KEY, MERCHANT, SETTINGS, Intake, http_client, intake
 from .recovery_requests import REFERENCE, recovery_body
+from .test_console_record_back import ScriptedOwner
 from .test_console_routes import session_token, signed_in, signed_in_on_merchant
 
 CSV = "customer_id_resp,token,exp_date\ncus_test,pm_first,04/31\ncus_test,pm_later,04/31\ncus_test,pm_bad,13/31\n"
@@ -138,3 +145,110 @@ async def test_a_read_only_key_sees_kept_cards_but_cannot_forget_them() -> None:
     assert "<td>pm_later</td>" in shown.text and "Forget these cards" not in shown.text
     assert refused.status_code == 403 and "payments scope" in refused.text
     assert [c.token for c in svc.saved_cards.cards.values()] == ["pm_later"]
+
+
+MARKED = {
+    "updated": True,
+    "message": "card pm_lost marked hard-declined: none of the merchant's recoveries charges it again",
+    "hard_declined": True,
+    "recoveries_planned_again": 0,
+}
+CLEARED = {
+    "updated": True,
+    "message": "card pm_lost cleared (1 hard decline(s) forgotten)",
+    "hard_declined": False,
+    "recoveries_planned_again": 0,
+}
+
+
+@pytest.fixture
+def scheduler() -> Iterator[ScriptedOwner]:
+    with ScriptedOwner("/internal/cards/{merchant}/token-status", "PUT", MARKED).serving() as scripted:
+        yield scripted
+
+
+async def card_status(
+    svc: Intake, client: httpx.AsyncClient, action: str, csrf: str | None = None, **fields: str
+) -> httpx.Response:
+    form = {"customer": "cus_test", "token": "pm_lost", "error_code": "", "hard_decline": action, **fields}
+    return await client.post(
+        "/console/card-data/token-status",
+        data={"csrf_token": csrf if csrf is not None else session_token(svc, client), **form},
+    )
+
+
+async def test_a_card_is_marked_hard_declined_and_cleared_from_the_card_data_page(scheduler: ScriptedOwner) -> None:
+    """The Card status form sends the API's body to the scheduler as the merchant, and shows its answer's message
+    with the form as sent; the admin key does the same for the merchant it chose."""
+    svc = intake(scheduler_internal_url=scheduler.base)
+    scheduler.answers.extend([(200, MARKED), (200, CLEARED)])
+    async with signed_in(svc) as client:
+        page = await client.get("/console/card-data", params={"customer": "cus_test"})
+        marked = await card_status(svc, client, "true", error_code="stolen_card")
+        cleared = await card_status(svc, client, "false")
+    async with signed_in_on_merchant(svc, ADMIN_KEY) as client:
+        by_operator = await card_status(svc, client, "true")
+
+    form = page.text[page.text.index('id="card-status"') :]
+    assert "Mark hard-declined" in form and "Clear hard declines" in form and 'value="cus_test"' in form
+    assert marked.status_code == 200 and cleared.status_code == 200, marked.text
+    assert "card pm_lost marked hard-declined: none of the merchant&#39;s recoveries" in marked.text
+    assert 'value="pm_lost"' in marked.text and 'value="stolen_card"' in marked.text
+    assert "card pm_lost cleared (1 hard decline(s) forgotten)" in cleared.text
+    assert by_operator.status_code == 200 and "card pm_lost marked hard-declined" in by_operator.text
+    paths = {path for path, _, _ in scheduler.received}
+    headers = {(h[TOKEN_HEADER], h[MERCHANT_HEADER]) for _, h, _ in scheduler.received}
+    assert paths == {f"/internal/cards/{MERCHANT}/token-status"}
+    assert headers == {(SETTINGS.internal_api_token, MERCHANT)}
+    assert [body for _, _, body in scheduler.received] == [
+        {"connector_customer_id": "cus_test", "payment_processor_token": "pm_lost", "is_hard_decline": True,
+         "error_code": "stolen_card"},
+        {"connector_customer_id": "cus_test", "payment_processor_token": "pm_lost", "is_hard_decline": False},
+        {"connector_customer_id": "cus_test", "payment_processor_token": "pm_lost", "is_hard_decline": True},
+    ]  # fmt: skip
+
+
+async def test_a_form_the_api_would_refuse_says_why_on_the_page_and_sends_nothing(scheduler: ScriptedOwner) -> None:
+    svc = intake(scheduler_internal_url=scheduler.base)
+    async with signed_in(svc) as client:
+        coded_clear = await card_status(svc, client, "false", error_code="stolen_card")
+        no_token = await card_status(svc, client, "true", token="")
+        long_code = await card_status(svc, client, "true", error_code="x" * 65)
+        no_action = await card_status(svc, client, "maybe")
+
+    assert coded_clear.status_code == 400 and "An error code goes with Mark hard-declined only" in coded_clear.text
+    assert 'role="alert" id="card-status-answer"' in coded_clear.text and 'value="stolen_card"' in coded_clear.text
+    assert no_token.status_code == 400 and "Name the customer and the card token." in no_token.text
+    assert long_code.status_code == 400 and "`error_code`: String should have at most 64 characters" in long_code.text
+    assert no_action.status_code == 400 and "Choose Mark hard-declined or Clear hard declines." in no_action.text
+    assert scheduler.received == []
+
+
+async def test_the_schedulers_refusal_is_shown_and_its_failure_reads_as_unavailable(scheduler: ScriptedOwner) -> None:
+    refusal = {"error": {"type": "invalid_request", "message": "scheduled_at cannot be set here", "code": "IR_19"}}
+    scheduler.answers.extend([(400, refusal), (500, {})])
+    svc = intake(scheduler_internal_url=scheduler.base)
+    async with signed_in(svc) as client:
+        refused = await card_status(svc, client, "true")
+        failed = await card_status(svc, client, "true")
+
+    assert refused.status_code == 400 and "scheduled_at cannot be set here" in refused.text
+    assert 'id="card-status"' in refused.text
+    assert failed.status_code == 503 and "The scheduler service does not answer" in failed.text
+
+
+async def test_without_the_sessions_token_or_with_a_read_only_key_no_card_is_marked(scheduler: ScriptedOwner) -> None:
+    svc = intake(scheduler_internal_url=scheduler.base)
+    async with signed_in(svc) as client:
+        forged = await card_status(svc, client, "true", csrf="forged")
+    async with http_client(svc) as api:
+        reader = await mint(api, API_KEY, ["read_only"])
+    async with signed_in_on_merchant(svc, reader["api_key"]) as client:
+        page = await client.get("/console/card-data")
+        refused = await card_status(svc, client, "true")
+
+    assert forged.status_code == 403
+    assert "Marking a card needs an API key with the payments scope." in page.text
+    assert "Mark hard-declined</button>" not in page.text
+    assert refused.status_code == 403 and "payments scope" in refused.text
+    assert scheduler.received == []

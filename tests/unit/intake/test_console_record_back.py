@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,30 +30,33 @@ RESTART = f"/console/payments/{PAYMENT}/record-back/restart"
 
 
 @dataclass
-class ScriptedExecutor:
-    """The executor's restart route: records each call, answers from `answers` (else the record back retrying)."""
+class ScriptedOwner:
+    """One internal route of a service the console calls: records each call, answers from `answers` (else
+    `usual`)."""
 
+    route: str
+    method: str
+    usual: dict[str, Any]
     answers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     received: list[tuple[str, dict[str, str], dict[str, Any]]] = field(default_factory=list)
     base: str = ""  # where it listens, once started
 
-    @property
-    def app(self) -> Starlette:
-        return Starlette(
-            routes=[Route("/internal/record-backs/{merchant}/{payment}/restart", self._restart, methods=["POST"])]
-        )
+    @contextmanager
+    def serving(self) -> Iterator[ScriptedOwner]:
+        with BackgroundServer(Starlette(routes=[Route(self.route, self._answer, methods=[self.method])])) as server:
+            self.base = server.url
+            yield self
 
-    async def _restart(self, request: Request) -> JSONResponse:
+    async def _answer(self, request: Request) -> JSONResponse:
         self.received.append((request.url.path, dict(request.headers), json.loads(await request.body())))
-        status, body = self.answers.pop(0) if self.answers else (200, {"status": "retrying", "tries": 14})
+        status, body = self.answers.pop(0) if self.answers else (200, self.usual)
         return JSONResponse(body, status_code=status)
 
 
 @pytest.fixture
-def executor() -> Iterator[ScriptedExecutor]:
-    scripted = ScriptedExecutor()
-    with BackgroundServer(scripted.app) as server:
-        scripted.base = server.url
+def executor() -> Iterator[ScriptedOwner]:
+    restart = ScriptedOwner("/internal/record-backs/{merchant}/{payment}/restart", "POST", {"status": "retrying"})
+    with restart.serving() as scripted:
         yield scripted
 
 
@@ -61,7 +65,7 @@ async def restart(client: httpx.AsyncClient, token: str) -> httpx.Response:
 
 
 async def test_a_merchant_starts_an_abandoned_record_back_again_from_the_payment_page(
-    executor: ScriptedExecutor,
+    executor: ScriptedOwner,
 ) -> None:
     svc = intake(executor_internal_url=executor.base)
     async with signed_in(svc) as client:
@@ -78,7 +82,7 @@ async def test_a_merchant_starts_an_abandoned_record_back_again_from_the_payment
     )
 
 
-async def test_the_executors_refusal_and_an_unknown_record_back_are_shown(executor: ScriptedExecutor) -> None:
+async def test_the_executors_refusal_and_an_unknown_record_back_are_shown(executor: ScriptedOwner) -> None:
     refusal = {
         "error": {
             "type": "invalid_request",
@@ -98,7 +102,7 @@ async def test_the_executors_refusal_and_an_unknown_record_back_are_shown(execut
     assert unknown.status_code == 404 and "No record back" in unknown.text
 
 
-async def test_no_token_a_read_only_key_and_the_admin_key_start_nothing(executor: ScriptedExecutor) -> None:
+async def test_no_token_a_read_only_key_and_the_admin_key_start_nothing(executor: ScriptedOwner) -> None:
     svc = intake(executor_internal_url=executor.base)
     async with http_client(svc) as api:
         reader = await mint(api, API_KEY, ["read_only"])

@@ -134,18 +134,21 @@ def test_payment_page_groups_the_timeline() -> None:
     assert next(f.value for f in shown.request if f.label == "Cards (tokens)") == "pm_1, pm_2"
 
 
-def test_a_card_hard_declined_here_or_in_another_payment_says_so() -> None:
-    timeline = {"payment_id": "pay_1", "request": {"currency": "USD", "tokens": ["pm_1", "pm_2", "pm_3"]}}
+def test_a_card_hard_declined_here_in_another_payment_or_by_the_merchant_says_so() -> None:
+    timeline = {"payment_id": "pay_1", "request": {"currency": "USD", "tokens": ["pm_1", "pm_2", "pm_3", "pm_4"]}}
     workflow = {
         "tokens": [
-            {"token": "pm_1", "hard_declined": True, "hard_declined_in": None},
-            {"token": "pm_2", "hard_declined": True, "hard_declined_in": "pay_0"},
-            {"token": "pm_3", "hard_declined": False, "hard_declined_in": None},
+            {"token": "pm_1", "hard_declined": True, "hard_declined_in": None, "hard_declined_by_merchant": False},
+            {"token": "pm_2", "hard_declined": True, "hard_declined_in": "pay_0", "hard_declined_by_merchant": False},
+            {"token": "pm_3", "hard_declined": False, "hard_declined_in": None, "hard_declined_by_merchant": False},
+            {"token": "pm_4", "hard_declined": True, "hard_declined_in": None, "hard_declined_by_merchant": True},
         ]
     }
     shown = payment_view.payment_page(timeline, None, [], workflow)
     cards = next(f.value for f in shown.request if f.label == "Cards (tokens)")
-    assert cards == "pm_1 (hard-declined), pm_2 (hard-declined in payment pay_0), pm_3"
+    assert cards == (
+        "pm_1 (hard-declined), pm_2 (hard-declined in payment pay_0), pm_3, pm_4 (marked hard-declined by the merchant)"
+    )
 
 
 def test_payment_page_takes_the_status_from_the_timelines_own_moment() -> None:

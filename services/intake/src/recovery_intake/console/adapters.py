@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import structlog
 
+from recovery_contracts.api.data_backfill import UpdateTokenStatusRequest
 from recovery_contracts.api.process_tracker import BusinessStatus, ProcessTrackerStatus, RevenueRecoveryTask
 from recovery_intake.console.ports import (
     ConsoleAdapters,
@@ -158,6 +159,22 @@ class HttpRetryStatistics:
         return answer
 
 
+class HttpCardStatuses:
+    """`CardStatuses` over the scheduler's internal card routes."""
+
+    def __init__(self, api: InternalApi) -> None:
+        self._api = api
+
+    async def update_token_status(self, merchant_id: str, update: UpdateTokenStatusRequest) -> Document:
+        body = update.model_dump(mode="json", exclude_none=True)
+        path = f"/internal/cards/{merchant_id}/token-status"
+        answer: Document | None = await self._api.call("PUT", path, merchant_id, body=body)
+        if answer is None:
+            # The route takes every card of the merchant: a 404 is a missing route, not data.
+            raise OwnerUnavailable(self._api.owner)
+        return answer
+
+
 class HttpWebhookEvents:
     """`WebhookEvents` over the webhook dispatcher's internal events API."""
 
@@ -268,6 +285,7 @@ def http_adapters(
         reads=HttpRecoveryReads(InternalApi("analytics", settings.analytics_internal_url, token, client)),
         workflows=HttpWorkflows(scheduler),
         retry_stats=HttpRetryStatistics(scheduler),
+        card_statuses=HttpCardStatuses(scheduler),
         events=HttpWebhookEvents(InternalApi("webhook dispatcher", settings.dispatcher_internal_url, token, client)),
         record_backs=(
             HttpRecordBacks(InternalApi("executor", settings.executor_internal_url, token, client))

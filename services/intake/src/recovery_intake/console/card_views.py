@@ -1,11 +1,16 @@
 """What the Card data page shows of a customer's kept cards (`SavedCardsResponse`): one row a card, its fields
-formatted. Pure: the page's routes read the use case and render these."""
+formatted; and its Card status form, as the API's `UpdateTokenStatusRequest`. Pure: the page's routes read the use
+case and render these."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from recovery_contracts.api.data_backfill import SavedCardsResponse, SavedCardView
+from pydantic import ValidationError
+
+from recovery_contracts.api.data_backfill import SavedCardsResponse, SavedCardView, UpdateTokenStatusRequest
+from recovery_contracts.api.errors import describe_validation_errors
 from recovery_intake.console.formatting import text_of, timestamp
 
 
@@ -49,3 +54,45 @@ def _history(card: SavedCardView) -> str:
     retries = sum(p.count for p in card.prior_retries)
     last = max(p.at for p in card.prior_retries)
     return f"{retries} retr{'y' if retries == 1 else 'ies'}, the last by {timestamp(last)}"
+
+
+@dataclass(frozen=True)
+class CardStatus:
+    """The Card status form as the visitor sent it, with the scheduler's answer or why it was not taken."""
+
+    customer: str
+    token: str
+    error_code: str
+    message: str = ""
+    refused: bool = False
+
+
+def card_status_sent(form: Mapping[str, object]) -> CardStatus:
+    """The form's fields, trimmed (a field that is not text reads as empty)."""
+
+    def field(name: str) -> str:
+        value = form.get(name)
+        return value.strip() if isinstance(value, str) else ""
+
+    return CardStatus(customer=field("customer"), token=field("token"), error_code=field("error_code"))
+
+
+class CardStatusRefused(ValueError):
+    """The form cannot be sent as it is: the message says what to change."""
+
+
+def token_status_update(form: CardStatus, hard_declined: bool) -> UpdateTokenStatusRequest:
+    """The API's body for the form: the card marked hard-declined (with the error code, if given) or cleared."""
+    if not form.customer or not form.token:
+        raise CardStatusRefused("Name the customer and the card token.")
+    if form.error_code and not hard_declined:
+        raise CardStatusRefused("An error code goes with Mark hard-declined only: clear it to clear the card.")
+    try:
+        return UpdateTokenStatusRequest(
+            connector_customer_id=form.customer,
+            payment_processor_token=form.token,
+            is_hard_decline=hard_declined,
+            error_code=form.error_code or None,
+        )
+    except ValidationError as error:
+        raise CardStatusRefused(f"Not sent: {describe_validation_errors(error.errors())}.") from error

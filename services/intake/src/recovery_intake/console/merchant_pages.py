@@ -1,7 +1,7 @@
 """A merchant's pages: Overview (the analytics), Recoveries (the list), Payment (timeline, intent, workflow and
 deliveries, with a webhook's retry and the recovery's cancel), Webhooks (endpoints, their health, recent events),
-Retries (when the retries succeed: the scheduler's retry statistics) and Card data (the data backfill's upload, and a
-customer's kept cards, which it may forget).
+Retries (when the retries succeed: the scheduler's retry statistics) and Card data (the data backfill's upload, a
+customer's kept cards, which it may forget, and the merchant's word on a card: hard-declined, or cleared).
 
 Thin, as every route here: read the session, ask a port, hand the answer to `views`, render.
 """
@@ -9,6 +9,7 @@ Thin, as every route here: read the session, ask a port, hand the answer to `vie
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import structlog
 from fastapi import APIRouter, Request
@@ -246,6 +247,30 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
             kept=[],
             forgotten=len(forgotten.cards),
         )
+
+    @api.post(f"{CARD_DATA}/token-status")
+    @console.guarded
+    async def update_token_status(request: Request) -> Response:
+        """`PUT /v2/recovery/data-backfill/update-token` from the console (the scheduler's use case), for a key that
+        may write payments, behind the session's CSRF token: the answer's message, or why it was not taken, shown
+        on the page with the form as sent."""
+        visitor, form = await console.checked_post(request)
+        merchant_id = console.merchant_of(visitor)
+        if not visitor.can_write:
+            raise Refused(403, "Marking a card needs an API key with the payments scope.")
+        sent = card_views.card_status_sent(form)
+        action = form.get("hard_decline")
+        if action not in ("true", "false"):
+            raise Refused(400, "Choose Mark hard-declined or Clear hard declines.")
+        try:
+            update = card_views.token_status_update(sent, hard_declined=action == "true")
+            answer = await adapters.card_statuses.update_token_status(merchant_id, update)
+        except (card_views.CardStatusRefused, OwnerRefused) as refused:
+            shown = replace(sent, message=str(refused), refused=True)
+            return console.page(request, "card_data.html", visitor, 400, nav="card-data", card_status=shown)
+        log.info("console.token_status_updated", merchant_id=merchant_id, updated=answer.get("updated"))
+        shown = replace(sent, message=str(answer.get("message") or ""))
+        return console.page(request, "card_data.html", visitor, nav="card-data", card_status=shown)
 
     @api.post(CARD_DATA)
     @console.guarded

@@ -144,13 +144,16 @@ def _plans(timeline: Document, workflow: Document | None) -> list[TimelineLine]:
 
 def _cards(tokens: list[str], workflow: Document | None) -> str:
     """The payment's cards, each hard-declined one saying so, and where when another payment of the merchant met
-    the decline (the scheduler's `hard_declined_in`): the card is charged for none of them again."""
+    the decline (the scheduler's `hard_declined_in`) or the merchant marked the card (`hard_declined_by_merchant`):
+    the card is charged for none of them again."""
     states = {t.get("token"): t for t in (workflow or {}).get("tokens") or []}
     shown = []
     for token in tokens:
         state = states.get(token) or {}
         if state.get("hard_declined_in"):
             shown.append(f"{token} (hard-declined in payment {state['hard_declined_in']})")
+        elif state.get("hard_declined_by_merchant"):
+            shown.append(f"{token} (marked hard-declined by the merchant)")
         elif state.get("hard_declined"):
             shown.append(f"{token} (hard-declined)")
         else:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
 
+from recovery_contracts.api.data_backfill import UpdateTokenStatusRequest
+
 Document = dict[str, Any]
 
 
@@ -100,6 +102,16 @@ class RetryStatistics(Protocol):
         ...
 
 
+class CardStatuses(Protocol):
+    """The scheduler's card budgets, which keep the hard declines on each of the merchant's cards (what
+    `PUT /v2/recovery/data-backfill/update-token` forwards to)."""
+
+    async def update_token_status(self, merchant_id: str, update: UpdateTokenStatusRequest) -> Document:
+        """`UpdateTokenStatusResponse`: the card marked hard-declined for every recovery of the merchant, or its hard
+        declines cleared; OwnerRefused (with the scheduler's reason) for a request it does not take."""
+        ...
+
+
 class RecordBacks(Protocol):
     """The executor's record backs (what a `PSYNC_WORKFLOW` resume starts again)."""
 
@@ -141,5 +153,6 @@ class ConsoleAdapters:
     events: WebhookEvents
     operations: Operations
     retry_stats: RetryStatistics
+    card_statuses: CardStatuses
     # None: intake has no EXECUTOR_INTERNAL_URL (the Payment page offers no restart).
     record_backs: RecordBacks | None = None
