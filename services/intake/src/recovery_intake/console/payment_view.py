@@ -150,14 +150,16 @@ def _cards(tokens: list[str], workflow: Document | None) -> str:
     shown = []
     for token in tokens:
         state = states.get(token) or {}
-        if state.get("hard_declined_in"):
-            shown.append(f"{token} (hard-declined in payment {state['hard_declined_in']})")
-        elif state.get("hard_declined_by_merchant"):
-            shown.append(f"{token} (marked hard-declined by the merchant)")
-        elif state.get("hard_declined"):
-            shown.append(f"{token} (hard-declined)")
-        else:
-            shown.append(token)
+        note = (
+            f"hard-declined in payment {state['hard_declined_in']}"
+            if state.get("hard_declined_in")
+            else "marked hard-declined by the merchant"
+            if state.get("hard_declined_by_merchant")
+            else "hard-declined"
+            if state.get("hard_declined")
+            else None
+        )
+        shown.append(f"{token} ({note})" if note else token)
     return ", ".join(shown)
 
 
