@@ -193,6 +193,10 @@ def test_a_card_the_merchant_marks_hard_declined_is_charged_by_none_of_its_recov
     assert view["business_status"] == "FAILED_DUE_TO_HARD_DECLINE_ERROR"
     assert [(t["hard_declined"], t["hard_declined_by_merchant"]) for t in view["tokens"]] == [(True, True)]
     assert any("marked by the merchant (error_code=lost_card)" in (e.get("reason") or "") for e in view["timeline"])
+    status = f"{scenario.endpoints.intake_url}/v2/recovery/data-backfill/token-status"
+    read = scenario.http.get(status, params={"payment_processor_token": pm}, headers=setup.headers()).json()
+    assert [(d["marked_by_merchant"], d["rule"]) for d in read["hard_declines"]] == [(True, "error_code=lost_card")]
+    assert (read["attempts_last_30_days"], read["planned_attempts"]) == (0, 0)  # its slot given back at the re-plan
     # Another merchant's key cannot clear it: its word is on its own cards.
     other = scenario.bootstrap()
     assert (
@@ -205,6 +209,8 @@ def test_a_card_the_merchant_marks_hard_declined_is_charged_by_none_of_its_recov
 
     cleared = scenario.http.put(update, json={**card, "is_hard_decline": False}, headers=setup.headers())
     assert (cleared.status_code, cleared.json()["updated"], cleared.json()["hard_declined"]) == (200, True, False)
+    read = scenario.http.get(status, params={"payment_processor_token": pm}, headers=setup.headers()).json()
+    assert read["hard_declined"] is False and read["hard_declines"] == []
     refused = scenario.http.put(update, json={**card, "scheduled_at": "null"}, headers=setup.headers())
     assert refused.status_code == 400 and "scheduled_at" in refused.json()["error"]["message"]
     # The merchant's next invoice on the card: charged at its first planned retry (4,000 business seconds).

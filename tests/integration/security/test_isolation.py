@@ -133,6 +133,9 @@ ENDPOINTS = [
     # The merchant's word on a card: on the key's merchant's own cards, whatever the token names (here a clear of
     # a card with nothing recorded, which changes nothing).
     Endpoint("PUT", "/v2/recovery/data-backfill/update-token", lambda o, w: TOKEN_CLEARED, names_resource=False),
+    Endpoint(
+        "GET", "/v2/recovery/data-backfill/token-status", names_resource=False, query="payment_processor_token=pm_x"
+    ),
     # The read side (answered by the analytics service). The admin key names a merchant with `merchant_id`; a
     # merchant key naming another merchant there must read as naming one that does not exist.
     Endpoint("GET", "/v2/payments/recovery-list", query="merchant_id={merchant}"),
@@ -324,6 +327,7 @@ PERMITTED = {
     "GET /v2/recovery/data-backfill/cards": {"payments", "read_only"},
     "DELETE /v2/recovery/data-backfill/cards": {"payments"},
     "PUT /v2/recovery/data-backfill/update-token": {"payments"},
+    "GET /v2/recovery/data-backfill/token-status": {"payments", "read_only"},
     "GET /v2/payments/recovery-list": {"payments", "read_only"},
     "GET /v2/payments/{payment}/get-revenue-recovery-intent": {"payments", "read_only"},
     "GET /v2/revenue-recovery/analytics": {"payments", "read_only"},

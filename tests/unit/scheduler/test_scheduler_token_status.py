@@ -178,3 +178,42 @@ def _recovery_without_attempts() -> Any:
         created_at=T0,
         updated_at=T0,
     )
+
+
+async def test_a_cards_status_shows_its_hard_declines_and_the_merchants_use_of_it(
+    scheduler: Scheduler, operator: httpx.AsyncClient
+) -> None:
+    finder, waiting = payment(tokens=(VISA,)), payment(tokens=(VISA,))
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(finder))
+    scheduler.clock.advance(timedelta(minutes=6))  # past the finder's attempt (made at T0 + 5 min)
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(waiting))  # its attempt planned later
+    await scheduler.send("scheduler.attempt-failed", attempt_failed(finder, 1, "stolen_card"))
+    marked = await operator.put(PATH, json=word(is_hard_decline=True, error_code="lost_card"))
+    assert marked.json()["updated"] is True
+    made_at = scheduler.recovery(finder.payment_id).attempts[0].at
+
+    answer = await operator.get(PATH, params={"payment_processor_token": VISA})
+
+    assert answer.status_code == 200, answer.text
+    status = answer.json()
+    assert (status["payment_processor_token"], status["hard_declined"]) == (VISA, True)
+    assert [
+        (d["payment_id"], d["marked_by_merchant"], d["attempt_number"], d["rule"]) for d in status["hard_declines"]
+    ] == [(finder.payment_id, False, 1, "decline_code=stolen_card"), (None, True, 0, "error_code=lost_card")]
+    assert status["hard_declines"][0]["counts_until"].startswith((made_at + BUDGET_LOOKBACK).date().isoformat())
+    # The finder's attempt, made and declined; the waiting recovery's, planned until its re-plan fires.
+    assert (status["attempts_last_30_days"], status["declined_last_30_days"], status["planned_attempts"]) == (1, 1, 1)
+    await scheduler.loop.fire_due()
+    assert scheduler.recovery(waiting.payment_id).status is RecoveryStatus.FAILED
+    after = (await operator.get(PATH, params={"payment_processor_token": VISA})).json()
+    assert (after["attempts_last_30_days"], after["planned_attempts"]) == (1, 0)
+    # A card nothing is recorded on; another merchant's view of the same id.
+    fresh = (await operator.get(PATH, params={"payment_processor_token": OTHER})).json()
+    assert (fresh["hard_declined"], fresh["hard_declines"], fresh["attempts_last_30_days"]) == (False, [], 0)
+    other = await operator.get(
+        "/internal/cards/merchant_other/token-status",
+        params={"payment_processor_token": VISA},
+        headers={MERCHANT_HEADER: "merchant_other"},
+    )
+    assert other.json()["hard_declines"] == []
+    assert (await operator.get(PATH)).status_code == 422  # the token is required

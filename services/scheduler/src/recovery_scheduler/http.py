@@ -1,6 +1,6 @@
 """The scheduler's internal endpoints: the process-tracker API (`/v2/process-trackers/revenue-recovery-workflow/
-...`), the retry statistics (`/v2/revenue-recovery/retry-stats`) and the merchant's word on a card
-(`/v2/recovery/data-backfill/update-token`).
+...`), the retry statistics (`/v2/revenue-recovery/retry-stats`) and the merchant's cards: a card's status and the
+merchant's word on it (`/v2/recovery/data-backfill/token-status`, `/v2/recovery/data-backfill/update-token`).
 
 Intake authenticates the merchant and forwards the call here (recovery_runtime.internal_api); every read is
 scoped to that merchant, and to the profile on a profile-level call, so another merchant's or another profile's
@@ -13,13 +13,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
-from recovery_contracts.api.data_backfill import UpdateTokenStatusRequest, UpdateTokenStatusResponse
+from recovery_contracts.api.data_backfill import (
+    TokenHardDecline,
+    TokenStatusResponse,
+    UpdateTokenStatusRequest,
+    UpdateTokenStatusResponse,
+)
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.process_tracker import (
     BusinessStatus,
@@ -252,8 +257,44 @@ def retry_stats_router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
     return api
 
 
+def token_status_view(budget: CardBudget, now: datetime) -> TokenStatusResponse:
+    """The card as the merchant's recoveries see it: its hard declines (the merchant's mark and those they met),
+    and their use of it as the networks' budgets count it."""
+    usage = budget.usage(now)
+    return TokenStatusResponse(
+        payment_processor_token=budget.token,
+        hard_declined=bool(budget.hard_declines),
+        hard_declines=[
+            TokenHardDecline(
+                payment_id=None if d.by_merchant else d.payment_id,
+                marked_by_merchant=d.by_merchant,
+                attempt_number=d.attempt_number,
+                at=d.at,
+                rule=d.source,
+                counts_until=d.lasts_until,
+            )
+            for d in budget.hard_declines
+        ],
+        attempts_last_30_days=usage.attempts,
+        declined_last_30_days=usage.declined,
+        planned_attempts=usage.planned,
+    )
+
+
 def cards_router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
     api = APIRouter(prefix="/internal/cards", include_in_schema=False)
+
+    @api.get("/{merchant_id}/token-status")
+    async def token_status(
+        merchant_id: str,
+        payment_processor_token: Annotated[str, Query(min_length=1, max_length=255)],
+        scope: InternalScope = Depends(caller),
+    ) -> Any:
+        """The merchant's card `payment_processor_token` as its recoveries see it (`token_status_view`)."""
+        if scope.merchant_id != merchant_id:
+            return _error(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
+        [budget] = (await deps.card_budgets.read(merchant_id, [payment_processor_token])).values()
+        return token_status_view(budget, deps.clock.now()).model_dump(mode="json")
 
     @api.put("/{merchant_id}/token-status")
     async def update_token_status(

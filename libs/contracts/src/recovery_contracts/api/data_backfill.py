@@ -217,3 +217,30 @@ class UpdateTokenStatusResponse(ResponseBody):
     message: str
     hard_declined: bool
     recoveries_planned_again: int
+
+
+class TokenHardDecline(ResponseBody):
+    """One hard decline recorded on the card: the merchant's mark (`marked_by_merchant`, `payment_id` null) or the
+    `never` decline a recovery met (`payment_id`, its attempt `attempt_number`, 0: the billing system's failure the
+    recovery started from); when, the rule that made it one, and until when it counts."""
+
+    payment_id: str | None
+    marked_by_merchant: bool
+    attempt_number: int
+    at: datetime
+    rule: str
+    counts_until: datetime
+
+
+class TokenStatusResponse(ResponseBody):
+    """`GET /v2/recovery/data-backfill/token-status?payment_processor_token=` (an extension; Hyperswitch's operators
+    read its Redis token status): whether the merchant's recoveries may charge the card, the hard declines recorded
+    on it, and the merchant's own use of the card as the card networks' budgets count it: attempts made in the last
+    30 days (and how many were declined or are not settled), and recoveries holding an attempt planned on it."""
+
+    payment_processor_token: str
+    hard_declined: bool
+    hard_declines: list[TokenHardDecline]
+    attempts_last_30_days: int
+    declined_last_30_days: int
+    planned_attempts: int

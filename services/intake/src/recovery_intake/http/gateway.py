@@ -1,11 +1,11 @@
-"""The events API, the process-tracker API, the retry statistics and the token status update: authenticated here,
+"""The events API, the process-tracker API, the retry statistics and a card's token status: authenticated here,
 answered by the service owning the data.
 
 `/events/...` is the webhook dispatcher's (it owns the event records), `/v2/process-trackers/...`,
-`/v2/revenue-recovery/retry-stats` and `/v2/recovery/data-backfill/update-token` the scheduler's (it owns the
-recoveries, counts their attempts and keeps the merchant's card budgets with the hard declines on each), except a
-resume of `PSYNC_WORKFLOW`: the record back to the billing system started again, the executor's (it owns the
-record backs), after which the scheduler answers the workflow as any resume does. Intake
+`/v2/revenue-recovery/retry-stats`, `/v2/recovery/data-backfill/token-status` and `.../update-token` the
+scheduler's (it owns the recoveries, counts their attempts and keeps the merchant's card budgets with the hard
+declines on each), except a resume of `PSYNC_WORKFLOW`: the record back to the billing system started again, the
+executor's (it owns the record backs), after which the scheduler answers the workflow as any resume does. Intake
 checks the API key and the merchant, then forwards the call to the owner's internal endpoint with the internal
 token, the merchant id and the profile id when `x-profile-id` named one (checked to be the merchant's); the owner
 scopes every query to them (`recovery_runtime.internal_api.InternalScope`): on a profile-level call another
@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Annotated
 
 import httpx
 import structlog
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from recovery_contracts.api.data_backfill import UpdateTokenStatusRequest, UpdateTokenStatusResponse
+from recovery_contracts.api.data_backfill import (
+    TokenStatusResponse,
+    UpdateTokenStatusRequest,
+    UpdateTokenStatusResponse,
+)
 from recovery_contracts.api.errors import ApiError, ErrorResponse, describe_validation_errors
 from recovery_contracts.api.events import WebhookEndpointsResponse
 from recovery_contracts.api.process_tracker import RevenueRecoveryTask
@@ -218,6 +223,21 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
         (docs/retry-engine.md, "Retry statistics")."""
         caller = await ctx.auth.merchant(request, access=READ_PAYMENTS)
         path = f"/internal/retry-stats/{caller.merchant_id}"
+        return await forwarder.forward(request, scheduler, path, caller.merchant_id, caller.profile_id)
+
+    @api.get("/v2/recovery/data-backfill/token-status", tags=["Payments"], response_model=TokenStatusResponse)
+    async def token_status(
+        request: Request,
+        payment_processor_token: Annotated[
+            str, Query(min_length=1, max_length=255, description="the saved card's token at the payment processor")
+        ],
+    ) -> Response:
+        """Extension: one of the merchant's saved cards as its recoveries see it: hard-declined or not, each hard
+        decline recorded on it (the merchant's mark, or the payment that met it) until when it counts, and the
+        merchant's attempts on it in the last 30 days and planned. A key with the `payments` or `read_only`
+        scope, or the admin key with `x-merchant-id`."""
+        caller = await ctx.auth.merchant(request, access=READ_PAYMENTS)
+        path = f"/internal/cards/{caller.merchant_id}/token-status"
         return await forwarder.forward(request, scheduler, path, caller.merchant_id, caller.profile_id)
 
     @api.put(

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from .recovery import Recovery
 
 # How long a reservation counts: the longest network-budget window (rolling 30 days) and a day's margin.
-BUDGET_LOOKBACK = timedelta(days=31)
+NETWORK_WINDOW = timedelta(days=30)
+BUDGET_LOOKBACK = NETWORK_WINDOW + timedelta(days=1)
 PLANNED = "planned"  # a reservation's outcome until its attempt is reported (then an AttemptOutcome value)
 # The payment id of a hard decline the merchant marked itself (no recovery met it; no payment has an empty id, and a
 # release before the mark existed reads it as any other recovery's decline).
@@ -89,6 +90,17 @@ class TokenStatusUpdate:
 
 
 @dataclass(frozen=True)
+class CardUsage:
+    """The merchant's use of a card as its budgets count it: attempts made or due in the last 30 days, those of them
+    declined or not known to have succeeded (a slot keeps the outcome of its budget's last write: an attempt whose
+    outcome came later counts as its recovery's next write of the card will say), and attempts planned later."""
+
+    attempts: int
+    declined: int
+    planned: int
+
+
+@dataclass(frozen=True)
 class CardBudget:
     """One merchant's reservations on one card (token), and the `never` declines its recoveries met on it.
     `version`: the version read (0: none stored yet); the write is a compare-and-set on it."""
@@ -111,6 +123,12 @@ class CardBudget:
     def planned_elsewhere(self, payment_id: str) -> tuple[str, ...]:
         """The merchant's other recoveries holding an attempt planned on the card, not made yet."""
         return tuple(dict.fromkeys(r.payment_id for r in self.others(payment_id) if r.outcome == PLANNED))
+
+    def usage(self, now: datetime) -> CardUsage:
+        since = now - NETWORK_WINDOW
+        past = [r for r in self.reservations if since <= r.at <= now]
+        declined = sum(r.outcome != AttemptOutcome.SUCCEEDED.value for r in past)
+        return CardUsage(len(past), declined, sum(r.at > now for r in self.reservations))
 
     def uses_for(self, recovery: Recovery, since: datetime) -> tuple[CardUse, ...]:
         payment = recovery.payment
