@@ -8,6 +8,7 @@ fails the test that caused it. `CONSOLE_SCREENSHOTS=1` writes each page's screen
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -218,7 +219,7 @@ def test_card_data_is_uploaded_from_the_console_and_each_row_answered(
 
     # The kept card, looked up by its customer, then forgotten.
     page.get_by_label("Customer at the payment processor").fill("cus_nobody")
-    page.get_by_role("button", name="Look up").click()
+    page.locator("#kept-cards").get_by_role("button", name="Look up").click()
     page.wait_for_selector("#kept-cards-table")
     [row] = page.locator("#kept-cards-table tbody tr").all_inner_texts()
     assert row.split("\t")[:3] == ["pm_nobody", "04/2031", ""], row
@@ -228,7 +229,8 @@ def test_card_data_is_uploaded_from_the_console_and_each_row_answered(
     page.goto(console_url(seeded, "card-data") + "?customer=cus_nobody")
     assert "No card of cus_nobody is kept." in page.locator("#kept-cards").inner_text()
 
-    # The recovered payment's card, marked hard-declined by the merchant (its Payment page says so), then cleared.
+    # The recovered payment's card, marked hard-declined by the merchant (its Payment page and the card's lookup say
+    # so), then cleared.
     payment = console_url(seeded, f"payments/{seeded.recovered_id}")
     cards = page.locator("xpath=//dt[normalize-space()='Cards (tokens)']/following-sibling::dd[1]")
     page.goto(payment)
@@ -240,15 +242,35 @@ def test_card_data_is_uploaded_from_the_console_and_each_row_answered(
     page.get_by_label("Card token").press("Enter")
     page.wait_for_timeout(500)
     expect(page.locator("#card-status-answer")).to_have_count(0)
-    for action, told, shown in (
-        ("Mark hard-declined", f"card {card} marked hard-declined", f"{card} (marked hard-declined by the merchant)"),
-        ("Clear hard declines", f"card {card} cleared", card),
+    lookup = page.locator("#card-lookup")
+    for action, told, status, shown in (
+        (
+            "Mark hard-declined",
+            f"card {card} marked hard-declined",
+            f"{card}: hard-declined",
+            f"{card} (marked hard-declined by the merchant)",
+        ),
+        ("Clear hard declines", f"card {card} cleared", f"{card}: not hard-declined", card),
     ):
         page.goto(console_url(seeded, "card-data"))
         page.get_by_label("Customer of the card").fill("cus_console")
         page.get_by_label("Card token").fill(card)
         page.get_by_role("button", name=action).click()
         expect(page.locator("#card-status-answer")).to_contain_text(told)
+        # The card, ready to be looked up: its status as the scheduler now keeps it.
+        expect(page.get_by_label("Card to look up")).to_have_value(card)
+        page.locator("#card-status").get_by_role("button", name="Look up").click()
+        expect(lookup).to_contain_text(status)
+        # The recovered payment's attempt (made, or planned in the compressed schedule time of the test stack).
+        used = re.compile(r"(\d+) attempts? in the last 30 days \(\d+ declined or not settled\), (\d+) planned")
+        expect(lookup).to_contain_text(used)
+        made, planned = (used.search(lookup.inner_text()) or pytest.fail("no usage line")).groups()
+        assert int(made) + int(planned) >= 1, lookup.inner_text()
+        declines = [row.split("\t") for row in page.locator("#card-lookup-declines tbody tr").all_inner_texts()]
+        if action == "Mark hard-declined":
+            assert [(row[0], row[3]) for row in declines] == [("the merchant", "no code given")], declines
+        else:
+            assert declines == []
         page.goto(payment)
         expect(cards).to_have_text(shown)
 

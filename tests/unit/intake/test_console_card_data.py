@@ -194,6 +194,7 @@ async def test_a_card_is_marked_hard_declined_and_cleared_from_the_card_data_pag
     assert marked.status_code == 200 and cleared.status_code == 200, marked.text
     assert "card pm_lost marked hard-declined: none of the merchant&#39;s recoveries" in marked.text
     assert 'value="pm_lost"' in marked.text and 'value="stolen_card"' in marked.text
+    assert 'name="card" value="pm_lost"' in marked.text  # the card, ready to be looked up
     assert "card pm_lost cleared (1 hard decline(s) forgotten)" in cleared.text
     assert by_operator.status_code == 200 and "card pm_lost marked hard-declined" in by_operator.text
     paths = {path for path, _, _ in scheduler.received}

@@ -31,14 +31,15 @@ RESTART = f"/console/payments/{PAYMENT}/record-back/restart"
 
 @dataclass
 class ScriptedOwner:
-    """One internal route of a service the console calls: records each call, answers from `answers` (else
-    `usual`)."""
+    """One internal route of a service the console calls: records each call (its path, headers and JSON body, `{}`
+    for none; its query in `queries`), answers from `answers` (else `usual`)."""
 
     route: str
     method: str
     usual: dict[str, Any]
     answers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     received: list[tuple[str, dict[str, str], dict[str, Any]]] = field(default_factory=list)
+    queries: list[dict[str, str]] = field(default_factory=list)
     base: str = ""  # where it listens, once started
 
     @contextmanager
@@ -48,7 +49,9 @@ class ScriptedOwner:
             yield self
 
     async def _answer(self, request: Request) -> JSONResponse:
-        self.received.append((request.url.path, dict(request.headers), json.loads(await request.body())))
+        body = await request.body()
+        self.received.append((request.url.path, dict(request.headers), json.loads(body) if body else {}))
+        self.queries.append(dict(request.query_params))
         status, body = self.answers.pop(0) if self.answers else (200, self.usual)
         return JSONResponse(body, status_code=status)
 

@@ -165,10 +165,18 @@ class HttpCardStatuses:
     def __init__(self, api: InternalApi) -> None:
         self._api = api
 
+    async def token_status(self, merchant_id: str, token: str) -> Document:
+        return await self._token_status("GET", merchant_id, params={"payment_processor_token": token})
+
     async def update_token_status(self, merchant_id: str, update: UpdateTokenStatusRequest) -> Document:
         body = update.model_dump(mode="json", exclude_none=True)
+        return await self._token_status("PUT", merchant_id, body=body)
+
+    async def _token_status(
+        self, method: str, merchant_id: str, *, params: Mapping[str, str] | None = None, body: Document | None = None
+    ) -> Document:
         path = f"/internal/cards/{merchant_id}/token-status"
-        answer: Document | None = await self._api.call("PUT", path, merchant_id, body=body)
+        answer: Document | None = await self._api.call(method, path, merchant_id, params=params, body=body)
         if answer is None:
             # The route takes every card of the merchant: a 404 is a missing route, not data.
             raise OwnerUnavailable(self._api.owner)

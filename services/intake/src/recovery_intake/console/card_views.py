@@ -1,6 +1,7 @@
 """What the Card data page shows of a customer's kept cards (`SavedCardsResponse`): one row a card, its fields
-formatted; and its Card status form, as the API's `UpdateTokenStatusRequest`. Pure: the page's routes read the use
-case and render these."""
+formatted; its Card status lookup (the scheduler's `TokenStatusResponse`: hard-declined or not, one row a hard
+decline, the attempts on the card); and its Card status form, as the API's `UpdateTokenStatusRequest`. Pure: the
+page's routes read the use case or the port and render these."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 from recovery_contracts.api.data_backfill import SavedCardsResponse, SavedCardView, UpdateTokenStatusRequest
 from recovery_contracts.api.errors import describe_validation_errors
 from recovery_intake.console.formatting import text_of, timestamp
+from recovery_intake.console.ports import Document
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,69 @@ def card_status_sent(form: Mapping[str, object]) -> CardStatus:
 
 class CardStatusRefused(ValueError):
     """The form cannot be sent as it is: the message says what to change."""
+
+
+# The API's bound on a card token (`payment_processor_token`).
+TOKEN_CHARS = 255
+
+
+@dataclass(frozen=True)
+class HardDeclineRow:
+    """One hard decline recorded on the card: the merchant's mark, or the `never` decline a payment's attempt met
+    (attempt 0: the billing system's failure the recovery started from)."""
+
+    payment_id: str  # the payment that met it (its page is linked); empty for the merchant's mark
+    who: str
+    attempt: str
+    at: str
+    rule: str
+    counts_until: str
+
+
+@dataclass(frozen=True)
+class CardLookup:
+    """The card as the merchant's recoveries see it."""
+
+    token: str
+    hard_declined: bool
+    declines: list[HardDeclineRow]
+    # `3 attempts in the last 30 days (1 declined or not settled), 1 planned`
+    usage: str
+    # Anything at all: a hard decline, an attempt in the last 30 days, one planned.
+    recorded: bool
+
+
+def card_lookup(answer: Document) -> CardLookup:
+    """`TokenStatusResponse` as the Card status section shows it."""
+    declines = [_decline(d) for d in answer.get("hard_declines") or []]
+    attempts, declined, planned = (
+        int(answer.get(name) or 0) for name in ("attempts_last_30_days", "declined_last_30_days", "planned_attempts")
+    )
+    hard_declined = bool(answer.get("hard_declined"))
+    return CardLookup(
+        token=text_of(answer.get("payment_processor_token")),
+        hard_declined=hard_declined,
+        declines=declines,
+        usage=(
+            f"{attempts} attempt{'' if attempts == 1 else 's'} in the last 30 days "
+            f"({declined} declined or not settled), {planned} planned"
+        ),
+        recorded=bool(hard_declined or declines or attempts or planned),
+    )
+
+
+def _decline(decline: Document) -> HardDeclineRow:
+    by_merchant = bool(decline.get("marked_by_merchant"))
+    payment_id = "" if by_merchant else text_of(decline.get("payment_id"))
+    attempt = int(decline.get("attempt_number") or 0)
+    return HardDeclineRow(
+        payment_id=payment_id,
+        who="the merchant" if by_merchant else payment_id,
+        attempt="" if by_merchant else str(attempt) if attempt else "first failure",
+        at=timestamp(decline.get("at")),
+        rule=text_of(decline.get("rule")),
+        counts_until=timestamp(decline.get("counts_until")),
+    )
 
 
 def token_status_update(form: CardStatus, hard_declined: bool) -> UpdateTokenStatusRequest:

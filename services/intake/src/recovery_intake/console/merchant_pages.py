@@ -1,7 +1,8 @@
 """A merchant's pages: Overview (the analytics), Recoveries (the list), Payment (timeline, intent, workflow and
 deliveries, with a webhook's retry and the recovery's cancel), Webhooks (endpoints, their health, recent events),
 Retries (when the retries succeed: the scheduler's retry statistics) and Card data (the data backfill's upload, a
-customer's kept cards, which it may forget, and the merchant's word on a card: hard-declined, or cleared).
+customer's kept cards, which it may forget, a card's status, and the merchant's word on a card: hard-declined, or
+cleared).
 
 Thin, as every route here: read the session, ask a port, hand the answer to `views`, render.
 """
@@ -213,15 +214,29 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
     @api.get(CARD_DATA)
     @console.guarded
     async def card_data(request: Request) -> Response:
-        """The upload's form, and with `customer` what the uploads kept of that customer's cards."""
+        """The upload's form, with `customer` what the uploads kept of that customer's cards, and with `card` that
+        card's status as the merchant's recoveries see it (`GET /v2/recovery/data-backfill/token-status`'s use case,
+        the scheduler's; any key that may read payments)."""
         visitor = await console.required(request)
         merchant_id = console.merchant_of(visitor)
         customer = request.query_params.get("customer", "").strip()
         if len(customer) > data_backfill.CUSTOMER_CHARS:
             raise Refused(400, f"A customer id has at most {data_backfill.CUSTOMER_CHARS} characters.")
+        card = request.query_params.get("card", "").strip()
+        if len(card) > card_views.TOKEN_CHARS:
+            raise Refused(400, f"A card token has at most {card_views.TOKEN_CHARS} characters.")
         kept = card_views.kept_cards(await backfill.kept_cards(merchant_id, customer)) if customer else None
+        status = await adapters.card_statuses.token_status(merchant_id, card) if card else None
         return console.page(
-            request, "card_data.html", visitor, nav="card-data", result=None, customer=customer, kept=kept
+            request,
+            "card_data.html",
+            visitor,
+            nav="card-data",
+            result=None,
+            customer=customer,
+            kept=kept,
+            card=card,
+            lookup=card_views.card_lookup(status) if status is not None else None,
         )
 
     @api.post(f"{CARD_DATA}/forget")

@@ -104,7 +104,13 @@ class RetryStatistics(Protocol):
 
 class CardStatuses(Protocol):
     """The scheduler's card budgets, which keep the hard declines on each of the merchant's cards (what
-    `PUT /v2/recovery/data-backfill/update-token` forwards to)."""
+    `GET /v2/recovery/data-backfill/token-status` and `PUT /v2/recovery/data-backfill/update-token` forward to)."""
+
+    async def token_status(self, merchant_id: str, token: str) -> Document:
+        """`TokenStatusResponse`: whether the merchant's recoveries may charge the card, each hard decline recorded
+        on it, and their attempts on it in the last 30 days and planned (a card nothing is recorded on answers so,
+        empty)."""
+        ...
 
     async def update_token_status(self, merchant_id: str, update: UpdateTokenStatusRequest) -> Document:
         """`UpdateTokenStatusResponse`: the card marked hard-declined for every recovery of the merchant, or its hard
