@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from typing import Any
 
 import structlog
 from fastapi import APIRouter, Request
@@ -19,7 +20,7 @@ from starlette.datastructures import UploadFile
 
 from recovery_contracts.payments import IntentStatus
 from recovery_intake.console import card_views, payment_view, retry_views, views, webhook_views
-from recovery_intake.console.pages import PREFIX, Console, Refused, day, valid_id
+from recovery_intake.console.pages import PREFIX, Console, Refused, Visitor, day, valid_id
 from recovery_intake.console.ports import ConsoleAdapters, OwnerRefused, OwnerUnavailable, RecoveryFilter
 from recovery_intake.domain.card_backfill import BackfillRefused
 from recovery_intake.handlers.card_backfill import CardDataBackfill
@@ -38,6 +39,10 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
     api = APIRouter(prefix=PREFIX, include_in_schema=False)
     reads, events = adapters.reads, adapters.events
     backfill = CardDataBackfill(console.ctx.stored)
+
+    def card_page(request: Request, visitor: Visitor, status: int = 200, **shown: Any) -> Response:
+        """The Card data page with what a route has to show of it."""
+        return console.page(request, "card_data.html", visitor, status, nav="card-data", **shown)
 
     # ---- merchant pages ----------------------------------------------------------------------------------
 
@@ -227,17 +232,8 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
             raise Refused(400, f"A card token has at most {card_views.TOKEN_CHARS} characters.")
         kept = card_views.kept_cards(await backfill.kept_cards(merchant_id, customer)) if customer else None
         status = await adapters.card_statuses.token_status(merchant_id, card) if card else None
-        return console.page(
-            request,
-            "card_data.html",
-            visitor,
-            nav="card-data",
-            result=None,
-            customer=customer,
-            kept=kept,
-            card=card,
-            lookup=card_views.card_lookup(status) if status is not None else None,
-        )
+        lookup = card_views.card_lookup(status) if status is not None else None
+        return card_page(request, visitor, result=None, customer=customer, kept=kept, card=card, lookup=lookup)
 
     @api.post(f"{CARD_DATA}/forget")
     @console.guarded
@@ -252,16 +248,8 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
             raise Refused(400, "Name the customer whose kept cards to forget.")
         forgotten = await backfill.forget_cards(merchant_id, customer.strip())
         log.info("console.cards_forgotten", merchant_id=merchant_id, cards=len(forgotten.cards))
-        return console.page(
-            request,
-            "card_data.html",
-            visitor,
-            nav="card-data",
-            result=None,
-            customer=customer.strip(),
-            kept=[],
-            forgotten=len(forgotten.cards),
-        )
+        forgot = len(forgotten.cards)
+        return card_page(request, visitor, result=None, customer=customer.strip(), kept=[], forgotten=forgot)
 
     @api.post(f"{CARD_DATA}/token-status")
     @console.guarded
@@ -282,10 +270,10 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
             answer = await adapters.card_statuses.update_token_status(merchant_id, update)
         except (card_views.CardStatusRefused, OwnerRefused) as refused:
             shown = replace(sent, message=str(refused), refused=True)
-            return console.page(request, "card_data.html", visitor, 400, nav="card-data", card_status=shown)
+            return card_page(request, visitor, 400, card_status=shown)
         log.info("console.token_status_updated", merchant_id=merchant_id, updated=answer.get("updated"))
         shown = replace(sent, message=str(answer.get("message") or ""))
-        return console.page(request, "card_data.html", visitor, nav="card-data", card_status=shown)
+        return card_page(request, visitor, card_status=shown)
 
     @api.post(CARD_DATA)
     @console.guarded
@@ -304,7 +292,7 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
         except BackfillRefused as refused:
             raise Refused(400, f"The file was not applied: {refused}.") from refused
         log.info("console.card_data", merchant_id=merchant_id, updated=result.updated_recoveries)
-        return console.page(request, "card_data.html", visitor, nav="card-data", result=result)
+        return card_page(request, visitor, result=result)
 
     @api.get("/retries")
     @console.guarded
