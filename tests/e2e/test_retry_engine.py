@@ -149,6 +149,33 @@ def test_a_second_saved_token_is_used_once_the_first_is_hard_declined(stack: Sta
     assert webhooks_for(scenario, payment_id) == ["payment_succeeded"]
 
 
+def test_a_card_the_customer_removed_is_left_for_the_next_one_without_waiting_out_its_retries(stack: Stack) -> None:
+    """The customer detaches the invoice's card at Stripe before the first retry: Stripe refuses it for good (a
+    400 naming the payment method), and the recovery moves to the customer's other card at its next step, where a
+    connector error would have been retried on the same card."""
+    scenario = seed_scenario(stack)
+    setup = setup_merchant(scenario, SLOW_START_LADDER)
+    customer, removed = scenario.customer_with_card("pm_card_visa")
+    kept = attach_card(stack, scenario, customer, "pm_card_mastercard")
+    payment_id = scenario.request_recovery(setup, customer, removed)["id"]
+    scenario.request_recovery(setup, customer, kept, connector_transaction_id="1831986")
+    auth = {"Authorization": f"Bearer {scenario.sandbox_secret_key}"}
+    assert httpx.post(f"{stack.stripe_url}/v1/payment_methods/{removed}/detach", headers=auth).status_code == 200
+
+    scenario.wait_for_webhook(payment_id, event_type="payment_succeeded", timeout=60)
+
+    assert [(c["status"], c["payment_method"]) for c in scenario.charges(customer)] == [("succeeded", kept)]
+    view = wait_for_tracker(scenario, setup, payment_id, "succeeded")
+    refused, charged = view["attempts"]
+    assert (refused["token"], refused["outcome"], refused["error_code"], refused["decline_class"]) == (
+        removed,
+        "error",
+        "payment_method_unusable",
+        "fix",
+    )
+    assert (charged["token"], charged["outcome"]) == (kept, "succeeded")
+
+
 def test_a_card_lost_in_one_recovery_is_not_charged_for_the_merchants_other_invoice(stack: Stack) -> None:
     """Two invoices of one customer on one card: the first recovery's retry meets `lost_card`; the second, accepted
     3.5 s later with its retry planned (business) 4,000 s out, plans again at once and ends without charging it."""

@@ -6,12 +6,13 @@ from typing import Any
 
 import pytest
 
+from recovery_contracts.messages import PAYMENT_METHOD_UNUSABLE
 from recovery_executor.adapters.stripe import outcome_from_response
 from recovery_executor.domain.connector import ChargeOutcomeKind
 
 
 def stripe_error(type_: str, code: str | None = None, **fields: Any) -> dict[str, Any]:
-    error = {"type": type_, "message": f"a {type_}", **fields}
+    error = {"type": type_, "message": f"a {type_}", **fields}  # `message` among `fields` replaces it
     if code is not None:
         error["code"] = code
     return {"error": error}
@@ -49,3 +50,25 @@ def test_an_idempotency_error_keeps_stripes_words() -> None:
     outcome = outcome_from_response(400, stripe_error("idempotency_error"))
 
     assert (outcome.error_type, outcome.message) == ("idempotency_error", "a idempotency_error")
+
+
+def test_a_saved_method_stripe_refuses_is_told_apart_from_a_missing_one_and_other_bad_requests() -> None:
+    """A method detached from its customer (or another customer's) is refused for the `payment_method` parameter
+    with no `resource_missing`: the card's state, `payment_method_unusable` for the scheduler. A missing method
+    (an account of another Stripe account answers so for every one) and other bad requests keep Stripe's code."""
+    detached = "The provided PaymentMethod was ... detached from a Customer. It may not be used again."
+    refused = outcome_from_response(
+        400, stripe_error("invalid_request_error", param="payment_method", message=detached)
+    )
+    missing = outcome_from_response(
+        400, stripe_error("invalid_request_error", "resource_missing", param="payment_method")
+    )
+    other = outcome_from_response(400, stripe_error("invalid_request_error", "parameter_unknown", param="amount"))
+    unauthorized = outcome_from_response(401, stripe_error("invalid_request_error", param="payment_method"))
+
+    assert (refused.kind, refused.error_code, refused.message) == (
+        ChargeOutcomeKind.CONFIG_ERROR,
+        PAYMENT_METHOD_UNUSABLE,
+        detached,
+    )
+    assert [o.error_code for o in (missing, other, unauthorized)] == ["resource_missing", "parameter_unknown", None]

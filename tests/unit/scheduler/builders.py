@@ -52,10 +52,12 @@ def _about(payment: RecoveryPayment, message_type: MessageType, body: Any) -> En
 def attempt_failed(
     payment: RecoveryPayment,
     attempt_number: int = 1,
-    decline_code: str = "insufficient_funds",
+    decline_code: str | None = "insufficient_funds",
     *,
     token: str | None = None,
     at: datetime | None = None,
+    outcome: AttemptOutcome = AttemptOutcome.DECLINED,
+    error_code: str = "card_declined",
 ) -> Envelope[PaymentAttemptFailed]:
     return _about(
         payment,
@@ -65,9 +67,9 @@ def attempt_failed(
             attempt_id=f"12345_att_failed_{attempt_number}",
             attempt_number=attempt_number,
             token=token or payment.tokens[0].token,
-            outcome=AttemptOutcome.DECLINED,
+            outcome=outcome,
             decline_code=decline_code,
-            error_code="card_declined",
+            error_code=error_code,
             message="Your card was declined.",
             connector_transaction_id=f"pi_declined_{attempt_number}",
             attempted_at=at or T0 + timedelta(minutes=5),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from recovery_contracts.envelope import MessageType
+from recovery_contracts.messages import PAYMENT_METHOD_UNUSABLE, AttemptOutcome
 from recovery_scheduler.domain.plans import AttemptPlan
 from recovery_scheduler.domain.status import RecoveryStatus
 from support.payments import scheduled
@@ -48,6 +49,33 @@ async def test_a_hard_decline_on_the_only_token_ends_the_recovery_with_payment_f
     assert ended.payload.attempt_id == failure.payload.attempt_id
     assert (ended.payload.payment.status, ended.payload.payment.error.code) == ("failed", "lost_card")
     assert "pending" not in scheduler.timers.status_of(recovery.payment_id).values()
+
+
+async def test_a_saved_method_the_connector_refuses_waits_for_new_card_data_where_a_connector_error_retries(
+    scheduler: Scheduler,
+) -> None:
+    """A connector's refusal of the saved method itself (detached from the customer: the executor's
+    `payment_method_unusable`) is a `fix`: the next retry moves to the customer's other card at once, and a
+    recovery with no other card ends waiting for the customer. Any other connector error is technical trouble,
+    retried on the same card."""
+    two_cards, one_card, other_error = payment(tokens=("pm_card_visa", "pm_card_mastercard")), payment(), payment()
+    for each in (two_cards, one_card, other_error):
+        await scheduler.send("scheduler.recovery-scheduled", scheduled(each))
+
+    for each in (two_cards, one_card):
+        refused = attempt_failed(each, 1, None, outcome=AttemptOutcome.ERROR, error_code=PAYMENT_METHOD_UNUSABLE)
+        await scheduler.send(FAILED, refused)
+    await scheduler.send(FAILED, attempt_failed(other_error, 1, None, outcome=AttemptOutcome.ERROR, error_code="x"))
+
+    moved = scheduler.recovery(two_cards.payment_id)
+    assert isinstance(moved.plan, AttemptPlan) and moved.plan.token == "pm_card_mastercard"
+    assert moved.history[1].details["decline_class"] == "fix"
+    ended = scheduler.recovery(one_card.payment_id)
+    assert (ended.status, ended.business_status) == (RecoveryStatus.FAILED, "FAILED_DUE_TO_CUSTOMER_ACTION_REQUIRED")
+    assert "payment_method_unusable" in ended.history[-1].reason
+    retried = scheduler.recovery(other_error.payment_id)
+    assert isinstance(retried.plan, AttemptPlan) and retried.plan.token == "pm_card_visa"
+    assert retried.history[1].details["decline_class"] == "technical"
 
 
 async def test_a_failure_delivered_twice_or_reported_twice_is_recorded_once(

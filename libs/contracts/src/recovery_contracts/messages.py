@@ -90,6 +90,12 @@ class AttemptOutcome(StrEnum):
     ERROR = "error"
 
 
+# `PaymentAttemptFailed.error_code` of an `error` whose connector refused the saved payment method itself: it
+# exists but may not be charged any more (detached from the customer, or another customer's). No retry mends it
+# until the card data changes (the scheduler's `fix` class); the connector's own words stay in `message`.
+PAYMENT_METHOD_UNUSABLE = "payment_method_unusable"
+
+
 class PaymentAttemptFailed(_Payload):
     payment_id: str
     attempt_id: str

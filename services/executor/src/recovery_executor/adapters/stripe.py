@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from recovery_contracts.messages import PAYMENT_METHOD_UNUSABLE
 from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind, ChargeRequest
 from recovery_runtime.connector_apis import STRIPE_VERSION
 
@@ -142,7 +143,21 @@ def outcome_from_error(http_status: int, body: Any) -> ChargeOutcome:
     else:
         # 400, 401, 403, 404: the request itself is wrong.
         kind = ChargeOutcomeKind.CONFIG_ERROR
+        if http_status == 400 and _refuses_the_payment_method(error):
+            fields["error_code"] = PAYMENT_METHOD_UNUSABLE
     return ChargeOutcome(kind, http_status=http_status, **fields, **intent_fields)
+
+
+def _refuses_the_payment_method(error: Mapping[str, Any]) -> bool:
+    """Stripe refused the saved payment method itself, which exists: detached from the customer ("... was
+    detached from a Customer. It may not be used again"), or another customer's. Not `resource_missing`: a
+    connector account set up with another Stripe account's key answers that for every method, and that is the
+    merchant's configuration to mend, not the card."""
+    return (
+        error.get("type") == "invalid_request_error"
+        and error.get("param") == "payment_method"
+        and error.get("code") != "resource_missing"
+    )
 
 
 def outcome_from_response(http_status: int, body: Any) -> ChargeOutcome:

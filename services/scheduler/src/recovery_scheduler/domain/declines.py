@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 from enum import StrEnum
 
+from recovery_contracts.messages import PAYMENT_METHOD_UNUSABLE
 from recovery_contracts.payments import ErrorDetails
 
 from .networks import CardNetwork, normalize_card_network
@@ -204,6 +205,9 @@ class DeclineAssessment:
 
 DEFAULT_ASSESSMENT = DeclineAssessment(DeclineClass.LATER, DAY, source="default")
 TECHNICAL_ERROR_ASSESSMENT = DeclineAssessment(DeclineClass.TECHNICAL, HOUR, source="connector error")
+UNUSABLE_PAYMENT_METHOD_ASSESSMENT = DeclineAssessment(
+    DeclineClass.FIX, None, source=f"error_code={PAYMENT_METHOD_UNUSABLE} (the connector refused the saved method)"
+)
 
 
 @dataclass(frozen=True)
@@ -230,6 +234,14 @@ class DeclineCodes:
     def assessment(self, card_network: str | None) -> DeclineAssessment:
         """What this decline means for retrying on a card of `card_network`."""
         return assess_decline(card_network=card_network, **vars(self))
+
+    def error_assessment(self) -> DeclineAssessment:
+        """What an attempt the connector refused before any authorization (an `error`) means: technical trouble,
+        retried soon; but a saved method the connector will not charge any more (`PAYMENT_METHOD_UNUSABLE`:
+        detached, another customer's) waits for the card data to change, as a `fix` decline does."""
+        if self.error_code == PAYMENT_METHOD_UNUSABLE:
+            return UNUSABLE_PAYMENT_METHOD_ASSESSMENT
+        return TECHNICAL_ERROR_ASSESSMENT
 
 
 NO_DECLINE_CODES = DeclineCodes()

@@ -86,6 +86,9 @@ class Recovery:
         return replace(self, history=(*self.history, Note(at, what, reason, details)))
 
     def decline_class(self, attempt: Attempt) -> DeclineClass:
+        """As the planner reads the attempt: a decline by its codes, a connector's refusal as `error_assessment`."""
+        if attempt.outcome is AttemptOutcome.ERROR:
+            return attempt.codes.error_assessment().decline_class
         card_network = next((t.card_network for t in self.payment.tokens if t.token == attempt.token), None)
         return attempt.codes.assessment(card_network).decline_class
 

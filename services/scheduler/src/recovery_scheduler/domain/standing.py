@@ -8,7 +8,7 @@ from datetime import datetime
 
 from .budgets import CardUse, NetworkBudget, budget_for
 from .config import RetryConfig
-from .declines import TECHNICAL_ERROR_ASSESSMENT, DeclineAssessment, DeclineClass
+from .declines import DeclineAssessment, DeclineClass
 from .model import AttemptOutcome, RecoveryView, TokenState
 
 
@@ -53,7 +53,12 @@ class TokenStanding:
             source = self._never_source()
             return f"token {self.token.token} hard-declined" + (f" ({source})" if source else "")
         if self.blocked_by is not None:
-            return f"token {self.token.token} needs {self.blocked_by.value} action before an off-session retry"
+            blocked = f"token {self.token.token} needs {self.blocked_by.value} action before an off-session retry"
+            source = next(
+                (d.assessment.source for d in reversed(self.declines) if d.assessment.decline_class is self.blocked_by),
+                None,
+            )
+            return blocked + (f" ({source})" if source else "")
         return f"token {self.token.token} used its retries for this decline"
 
     def _never_source(self) -> str | None:
@@ -98,7 +103,7 @@ def token_standings(view: RecoveryView, config: RetryConfig) -> tuple[TokenStand
             if attempt.outcome is AttemptOutcome.DECLINED:
                 declines.append(DeclineSeen(attempt.at, attempt.codes.assessment(token.card_network)))
             elif attempt.outcome is AttemptOutcome.ERROR:
-                declines.append(DeclineSeen(attempt.at, TECHNICAL_ERROR_ASSESSMENT))
+                declines.append(DeclineSeen(attempt.at, attempt.codes.error_assessment()))
         # The billing system's attempts hit the primary card; placed at its last failure (conservative:
         # they stay inside every window as long as any of them could). The card's retries before this system (the
         # merchant's backfill) count beside them, though they may include some of them: counting both is the

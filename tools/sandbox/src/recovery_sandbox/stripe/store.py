@@ -82,6 +82,17 @@ CUSTOMER_PARAMS = {
 }
 
 
+def _used_up(pm_id: str) -> StripeError:
+    """Stripe's refusal of a payment method detached from its customer, to charge or to attach (its words; the
+    sandbox gives it no `code`)."""
+    return invalid_request(
+        f"The provided PaymentMethod ({pm_id}) was previously used with a PaymentIntent without Customer attachment, "
+        "shared with a connected account without Customer attachment, or was detached from a Customer. It may not "
+        "be used again. To use a PaymentMethod multiple times, you must attach it to a Customer first.",
+        param="payment_method",
+    )
+
+
 def new_id(prefix: str, length: int = 24) -> str:
     return prefix + "".join(secrets.choice(_ALNUM) for _ in range(length))
 
@@ -163,6 +174,8 @@ class StripeState:
         self.customers: dict[str, dict[str, Any]] = {}
         self.payment_methods: dict[str, dict[str, Any]] = {}
         self.card_numbers: dict[str, str] = {}  # pm id -> test card number: what a charge on it does
+        # Payment methods detached from their customer: Stripe refuses to charge or attach them again.
+        self.detached: list[str] = []
         self.payment_intents: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
         self.ledger: list[dict[str, Any]] = []
@@ -174,6 +187,7 @@ class StripeState:
         self.customers = saved["customers"]
         self.payment_methods = saved["payment_methods"]
         self.card_numbers = saved["card_numbers"]
+        self.detached = saved.get("detached", [])
         self.payment_intents = saved["payment_intents"]
         self.charges = saved["charges"]
         self.ledger = saved["ledger"]
@@ -186,6 +200,7 @@ class StripeState:
             "customers": self.customers,
             "payment_methods": self.payment_methods,
             "card_numbers": self.card_numbers,
+            "detached": self.detached,
             "payment_intents": self.payment_intents,
             "charges": self.charges,
             "ledger": self.ledger,
@@ -413,6 +428,8 @@ class StripeState:
 
     def _attach(self, pm_id: str, customer_id: str) -> str:
         pm = self.payment_methods[pm_id]
+        if pm_id in self.detached:
+            raise _used_up(pm_id)
         if pm["customer"] not in (None, customer_id):
             raise invalid_request(
                 "The payment method you provided has already been attached to a customer.",
@@ -448,6 +465,7 @@ class StripeState:
                     code="payment_method_unexpected_state",
                 )
             pm["customer"] = None
+            self.detached.append(pm_id)
             return self._commit(200, pm, slot)
 
     def customer_payment_methods(self, customer_id: str) -> list[dict[str, Any]]:
@@ -599,6 +617,8 @@ class StripeState:
         pm = self.payment_methods.get(pm_ref)
         if pm is None:
             raise no_such("PaymentMethod", pm_ref, param="payment_method")
+        if pm_ref in self.detached:
+            raise _used_up(pm_ref)
         if pm["customer"] is not None and pm["customer"] != customer_id:
             if customer_id is None:
                 raise invalid_request(
