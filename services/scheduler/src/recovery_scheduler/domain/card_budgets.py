@@ -92,8 +92,9 @@ class TokenStatusUpdate:
 @dataclass(frozen=True)
 class CardUsage:
     """The merchant's use of a card as its budgets count it: attempts made or due in the last 30 days, those of them
-    declined or not known to have succeeded (a slot keeps the outcome of its budget's last write: an attempt whose
-    outcome came later counts as its recovery's next write of the card will say), and attempts planned later."""
+    declined or not known to have succeeded (a slot keeps the outcome its budget's last write knew: an attempt
+    reported later counts as declined until its recovery writes the card's budget again), and attempts planned
+    later."""
 
     attempts: int
     declined: int
