@@ -173,3 +173,14 @@ def test_unknown_or_missing_codes_default_to_later() -> None:
 
 def test_single_digit_iso_codes_are_padded() -> None:
     assert assess_decline(network_decline_code="4").decline_class is NEVER
+
+
+def test_stripes_own_refusal_of_a_card_declined_too_often_is_a_days_wait_for_every_algorithm() -> None:
+    """`card_decline_rate_limit_exceeded`: Stripe refuses the card for 24 hours, whatever its issuer would say; the
+    wait is a floor (`network_wait`), as network advice is, and a `never` code with it still stands."""
+    refused = assess_decline(error_code="card_decline_rate_limit_exceeded")
+    assert (refused.decline_class, refused.network_wait) == (LATER, D)
+    assert refused.source.startswith("error_code=card_decline_rate_limit_exceeded")
+    assert assess_decline(decline_code="stolen_card", error_code="card_decline_rate_limit_exceeded").decline_class is (
+        NEVER
+    )

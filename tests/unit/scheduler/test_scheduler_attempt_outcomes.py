@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.messages import PAYMENT_METHOD_UNUSABLE, AttemptOutcome
 from recovery_scheduler.domain.plans import AttemptPlan
@@ -76,6 +78,23 @@ async def test_a_saved_method_the_connector_refuses_waits_for_new_card_data_wher
     retried = scheduler.recovery(other_error.payment_id)
     assert isinstance(retried.plan, AttemptPlan) and retried.plan.token == "pm_card_visa"
     assert retried.history[1].details["decline_class"] == "technical"
+
+
+async def test_a_card_stripe_refuses_for_its_declines_today_is_retried_a_day_later_by_the_ladder(
+    scheduler: Scheduler,
+) -> None:
+    """Cascading's next ladder step is 3 h away; Stripe refuses the card for 24 h (`card_decline_rate_limit_exceeded`),
+    so the retry is planned past that, not into it."""
+    recovery = payment()
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+    refused = attempt_failed(recovery, 1, None, error_code="card_decline_rate_limit_exceeded")
+
+    await scheduler.send(FAILED, refused)
+
+    plan = scheduler.recovery(recovery.payment_id).plan
+    assert isinstance(plan, AttemptPlan) and plan.token == "pm_card_visa"
+    assert plan.planned_at >= refused.payload.attempted_at + timedelta(days=1), plan
+    assert "advised wait after the last decline (error_code=card_decline_rate_limit_exceeded" in plan.reason
 
 
 async def test_a_failure_delivered_twice_or_reported_twice_is_recorded_once(

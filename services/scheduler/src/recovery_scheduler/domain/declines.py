@@ -169,6 +169,15 @@ STRIPE_ADVICE_RULES: Mapping[str, AdviceRule] = {
     "confirm_card_data": AdviceRule(_FIX, None, "Stripe: the card data must be confirmed or updated"),
 }
 
+# Stripe's own refusals of a card, whatever its issuer would say (Stripe error `code`): a wait every algorithm obeys,
+# as network advice is. `card_decline_rate_limit_exceeded`: "You have exceeded the maximum number of declines on
+# this card in the last 24 hour period": Stripe refuses the card until a day has passed, so a retry sooner is lost.
+PROCESSOR_RULES: Mapping[str, AdviceRule] = {
+    "card_decline_rate_limit_exceeded": AdviceRule(
+        _LATER, DAY, "Stripe: too many declines on this card in 24 hours, retry after a day"
+    ),
+}
+
 # Policy waits of the smart algorithm for a class when no table row gives one.
 DEFAULT_CLASS_WAIT: Mapping[DeclineClass, timedelta | None] = {
     _NEVER: None,
@@ -322,13 +331,17 @@ def assess_decline(
     card_network: str | None = None,
     network_decline_code: str | None = None,
 ) -> DeclineAssessment:
-    """Classify a decline with precedence MAC > Stripe advice_code > decline code > default.
+    """Classify a decline with precedence MAC > Stripe advice_code > Stripe's own refusal (`PROCESSOR_RULES`) >
+    decline code > default.
 
     One exception, for safety: a `never` verdict from any source stands, whatever softer advice says.
     MACs are read only for Mastercard cards or cards of unknown network.
     """
     code = _code_assessment(decline_code, network_decline_code, error_code)
     assessment = code or DEFAULT_ASSESSMENT
+    processor = PROCESSOR_RULES.get((error_code or "").strip().lower())
+    if processor is not None:
+        assessment = _overlay(assessment, processor, f"error_code={error_code}")
     stripe_advice = STRIPE_ADVICE_RULES.get((advice_code or "").strip().lower())
     if stripe_advice is not None:
         assessment = _overlay(assessment, stripe_advice, f"advice_code={advice_code}")

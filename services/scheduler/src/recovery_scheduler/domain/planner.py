@@ -142,7 +142,12 @@ def plan_cascading(
             )
         step = f"ladder step {made + 1}/{len(config.ladder)} (+{config.ladder[made]})"
         switched = "" if standing.index == current else f"; switched from token {standings[current].token.token}"
-        why = "" if standing.network_floor is None or standing.network_floor <= nominal else "; network advice wait"
+        advised = standing.network_floor
+        why = (
+            ""
+            if advised is None or advised <= nominal
+            else f"; advised wait after the last decline ({standing.floor_source})"
+        )
         skipped = "".join(f"; {reason}" for reason in out_of_budget)
         return ScheduleAttempt(at, standing.token.token, made + 1, f"cascading {step}{why}{switched}{skipped}")
     # Every usable token is out of budget at its ladder time: wait for the first budget to reset.

@@ -42,11 +42,18 @@ class TokenStanding:
 
     @property
     def network_floor(self) -> datetime | None:
-        """The time network advice (MAC wait) on the last decline allows the next attempt."""
+        """The time the wait advised on the last decline allows the next attempt: the network's (Mastercard's MAC)
+        or the processor's own (`PROCESSOR_RULES`), which every algorithm obeys."""
         last = self.last_decline
         if last is None or last.assessment.network_wait is None:
             return None
         return last.at + last.assessment.network_wait
+
+    @property
+    def floor_source(self) -> str:
+        """Who advised the floor, as a reason says it (the last decline's source)."""
+        last = self.last_decline
+        return last.assessment.source if last is not None else ""
 
     def why_unusable(self) -> str:
         if self.hard_declined:
