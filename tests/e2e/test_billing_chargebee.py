@@ -52,22 +52,25 @@ def test_a_replay_and_bad_credentials_change_nothing(stack: Stack) -> None:
     assert [c["status"] for c in charges] == ["succeeded"]  # one retry
 
 
-def test_paid_elsewhere_and_deleted_invoices_stop_their_recoveries(stack: Stack) -> None:
+def test_paid_elsewhere_deleted_and_voided_invoices_stop_their_recoveries(stack: Stack) -> None:
     chargebee = scenario(stack)
     setup = chargebee.connect(chargebee.seed.bootstrap(), retry_ladder_seconds=[86_400], max_jitter_seconds=0)
-    paid, deleted = chargebee.failed_invoice(), chargebee.failed_invoice()
+    paid, deleted, voided = chargebee.failed_invoice(), chargebee.failed_invoice(), chargebee.failed_invoice()
     payments = {
         invoice["id"]: json.loads(chargebee.delivery("payment_failed", invoice["id"])["answer"])["payment_id"]
-        for invoice in (paid, deleted)
+        for invoice in (paid, deleted, voided)
     }
 
     form = {"transaction[amount]": "2250", "transaction[payment_method]": "cash", "transaction[status]": "success"}
     chargebee._chargebee("POST", f"/api/v2/invoices/{paid['id']}/record_payment", form)
     httpx.post(f"{chargebee.site}/_sandbox/invoices/{deleted['id']}/deleted")
+    # Chargebee's own API: the merchant voids the invoice (say, the subscription was cancelled).
+    assert chargebee._chargebee("POST", f"/api/v2/invoices/{voided['id']}/void", {})["invoice"]["status"] == "voided"
 
     for invoice, event_type, status in (
         (paid, "payment_succeeded", "succeeded"),
         (deleted, "invoice_deleted", "cancelled"),
+        (voided, "invoice_updated", "cancelled"),
     ):
         assert json.loads(chargebee.delivery(event_type, invoice["id"])["answer"])["outcome"] == "applied"
         assert (

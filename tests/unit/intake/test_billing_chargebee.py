@@ -1,6 +1,7 @@
 """Chargebee's webhooks at `POST /v2/webhooks/recovery/{merchant_id}/{profile_id}/{connector_id}`: basic auth as
 configured on the webhook; `payment_failed` starts the recovery from `content.transaction` and `content.invoice`,
-`payment_succeeded` stops it, `invoice_deleted` cancels it; duplicates and unknown types change nothing."""
+`payment_succeeded` stops it, `invoice_deleted` and a voided `invoice_updated` cancel it; duplicates and unknown
+types change nothing."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ async def client(svc: Intake) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-def event(event_type: str, invoice_id: str = "inv_1", event_id: str = "ev_1") -> bytes:
+def event(event_type: str, invoice_id: str = "inv_1", event_id: str = "ev_1", status: str = "payment_due") -> bytes:
     content: dict[str, Any] = {
         "transaction": {
             "id": "txn_1",
@@ -80,7 +81,7 @@ def event(event_type: str, invoice_id: str = "inv_1", event_id: str = "ev_1") ->
             "amount_due": 2250,
             "currency_code": "USD",
             "date": 1767225000,
-            "status": "payment_due",
+            "status": status,
         },
         "card": {
             "card_type": "visa",
@@ -135,6 +136,21 @@ async def test_payment_succeeded_and_invoice_deleted_stop_the_recovery(svc: Inta
     assert (paid.json()["outcome"], deleted.json()["outcome"]) == ("applied", "applied")
     assert svc.intents.of_invoice(MERCHANT, "inv_paid").status == "succeeded"  # type: ignore[union-attr]
     assert svc.intents.of_invoice(MERCHANT, "inv_deleted").status == "cancelled"  # type: ignore[union-attr]
+
+
+async def test_an_updated_invoice_acts_on_its_status_voided_cancels_paid_stops_anything_else_is_ignored(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    for invoice in ("inv_voided", "inv_written_off", "inv_moved"):
+        await deliver(client, event("payment_failed", invoice, f"ev_f_{invoice}"))
+
+    voided = await deliver(client, event("invoice_updated", "inv_voided", "ev_u1", status="voided"))
+    paid = await deliver(client, event("invoice_updated", "inv_written_off", "ev_u2", status="paid"))
+    other = await deliver(client, event("invoice_updated", "inv_moved", "ev_u3", status="payment_due"))
+
+    assert [r.json()["outcome"] for r in (voided, paid, other)] == ["applied", "applied", "ignored"]
+    statuses = [svc.intents.of_invoice(MERCHANT, i).status for i in ("inv_voided", "inv_written_off", "inv_moved")]
+    assert statuses == ["cancelled", "succeeded", "failed"], statuses  # the last one still being recovered
 
 
 async def test_wrong_or_missing_credentials_are_refused_with_nothing_stored(

@@ -1,7 +1,8 @@
 """Chargebee's webhook events as recovery paths (https://apidocs.chargebee.com/docs/api/events,
 https://www.chargebee.com/docs/2.0/webhook_settings.html): authenticated by the basic auth configured on the
 webhook; `payment_failed` starts or updates the invoice's recovery from `content.transaction` and
-`content.invoice`, `payment_succeeded` stops it as paid elsewhere, `invoice_deleted` cancels it. Pure.
+`content.invoice`, `payment_succeeded` stops it as paid elsewhere, `invoice_deleted` cancels it, and
+`invoice_updated` acts on the invoice's new status (voided: cancelled; paid: paid elsewhere). Pure.
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ CHARGEBEE_ACTIONS = {
     "payment_failed": RecoveryAction.SCHEDULE_FAILED_PAYMENT,
     "payment_succeeded": RecoveryAction.SUCCESS_PAYMENT_EXTERNAL,
     "invoice_deleted": RecoveryAction.CANCEL_INVOICE,
+}
+# `invoice_updated` comes with any change to an invoice, a void among them (Chargebee's *Void an invoice*: "Invoice
+# Updated event will be triggered"); it acts on the invoice's status only. Voided: nothing may be collected for it
+# any more, the recovery is cancelled. Paid (a payment or a write-off recorded at Chargebee): paid elsewhere. Any
+# other change (an address, a credit applied, still `payment_due`) is ignored.
+INVOICE_UPDATED = "invoice_updated"
+INVOICE_STATUS_ACTIONS = {
+    "voided": RecoveryAction.CANCEL_INVOICE,
+    "paid": RecoveryAction.SUCCESS_PAYMENT_EXTERNAL,
 }
 
 _CARD_NETWORKS = {
@@ -63,8 +73,12 @@ def parse_chargebee_event(payload: bytes) -> tuple[BillingEvent, dict[str, Any]]
         raise EventRefused(RefusalKind.INVALID, f"not a Chargebee event: {error}") from error
     if not isinstance(event_id, str) or not isinstance(event_type, str) or not isinstance(content, dict):
         raise EventRefused(RefusalKind.INVALID, "not a Chargebee event: id, event_type or content malformed")
-    action = CHARGEBEE_ACTIONS.get(event_type)
     invoice = _object(content, "invoice")
+    action = (
+        INVOICE_STATUS_ACTIONS.get(str(invoice.get("status")))
+        if event_type == INVOICE_UPDATED
+        else CHARGEBEE_ACTIONS.get(event_type)
+    )
     invoice_id = invoice.get("id") if isinstance(invoice.get("id"), str) else None
     if invoice_id is None:
         # A transaction names its invoice in `linked_invoices` when the event carries no invoice.

@@ -142,6 +142,21 @@ class Chargebee:
                 self.emit("payment_succeeded", {"transaction": transaction, "invoice": dict(invoice)})
             return {"invoice": invoice, "transaction": transaction}
 
+    def void_invoice(self, invoice_id: str) -> dict[str, Any]:
+        """Chargebee's *Void an invoice*: refused once a payment is applied; the invoice becomes `voided` and an
+        `invoice_updated` event is sent."""
+        with self.lock:
+            invoice = self.invoice(invoice_id)
+            if invoice["amount_paid"] or invoice["status"] in ("paid", "voided"):
+                raise ChargebeeError(
+                    400,
+                    "invalid_state_for_request",
+                    f"Invoice {invoice_id} is {invoice['status']}: it cannot be voided",
+                )
+            invoice.update(status="voided", voided_at=int(time.time()))
+            self.emit("invoice_updated", {"invoice": dict(invoice)})
+            return {"invoice": invoice}
+
     def payment_failed(self, invoice_id: str, failure: PaymentFailure) -> dict[str, Any]:
         with self.lock:
             invoice = self.invoice(invoice_id)
@@ -248,6 +263,12 @@ def create_app() -> FastAPI:
     async def record_payment(request: Request, invoice_id: str) -> dict[str, Any]:
         _authenticate(request)
         return site.record_payment(invoice_id, await _form(request))
+
+    @app.post("/api/v2/invoices/{invoice_id}/void")
+    async def void_invoice(request: Request, invoice_id: str) -> dict[str, Any]:
+        _authenticate(request)
+        await _form(request)  # `comment`, `void_reason_code`: taken, not kept
+        return site.void_invoice(invoice_id)
 
     # ----- sandbox controls (not Chargebee's) ------------------------------------------------------------
 
