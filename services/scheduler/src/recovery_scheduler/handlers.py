@@ -191,7 +191,7 @@ async def update_token_status(
         return update
 
     update = await applying(deps, apply)
-    if update.budget is not None:
+    if update.changed:
         metrics.token_status_updated(update)
     return update
 

@@ -26,6 +26,7 @@ from recovery_contracts.api.data_backfill import (
     UpdateTokenStatusResponse,
 )
 from recovery_contracts.api.errors import ApiError
+from recovery_contracts.api.fields import EXTERNAL_REFERENCE_CHARS
 from recovery_contracts.api.process_tracker import (
     BusinessStatus,
     ProcessTrackerStatus,
@@ -287,7 +288,7 @@ def cards_router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
     @api.get("/{merchant_id}/token-status")
     async def token_status(
         merchant_id: str,
-        payment_processor_token: Annotated[str, Query(min_length=1, max_length=255)],
+        payment_processor_token: Annotated[str, Query(min_length=1, max_length=EXTERNAL_REFERENCE_CHARS)],
         scope: InternalScope = Depends(caller),
     ) -> Any:
         """The merchant's card `payment_processor_token` as its recoveries see it (`token_status_view`)."""
@@ -320,12 +321,12 @@ def cards_router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
             merchant_id=merchant_id,
             token=token,
             customer=body.connector_customer_id,
-            updated=update.budget is not None,
+            updated=update.changed,
             hard_declined=update.hard_declined,
             planned_again=len(update.planned_again),
         )
         return UpdateTokenStatusResponse(
-            updated=update.budget is not None,
+            updated=update.changed,
             message=update.message,
             hard_declined=update.hard_declined,
             recoveries_planned_again=len(update.planned_again),

@@ -13,8 +13,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, S
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
 
-# Ids of objects outside this system (invoice ids, processor ids such as `cus_…`, `pm_…`, `pi_…`).
-ExternalReference = Annotated[str, Field(min_length=1, max_length=255)]
+# Ids of objects outside this system (invoice ids, processor ids such as `cus_…`, `pm_…`, `pi_…`), and their bound
+# (a path or query parameter naming one is held to it too).
+EXTERNAL_REFERENCE_CHARS = 255
+ExternalReference = Annotated[str, Field(min_length=1, max_length=EXTERNAL_REFERENCE_CHARS)]
 
 Name = Annotated[str, Field(min_length=1, max_length=64)]
 Description = Annotated[str, Field(max_length=256)]

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from recovery_contracts.api.data_backfill import SavedCardsResponse, SavedCardView, UpdateTokenStatusRequest
 from recovery_contracts.api.errors import describe_validation_errors
+from recovery_contracts.api.fields import EXTERNAL_REFERENCE_CHARS
 from recovery_intake.console.formatting import text_of, timestamp
 from recovery_intake.console.ports import Document
 
@@ -84,7 +85,7 @@ class CardStatusRefused(ValueError):
 
 
 # The API's bound on a card token (`payment_processor_token`).
-TOKEN_CHARS = 255
+TOKEN_CHARS = EXTERNAL_REFERENCE_CHARS
 
 
 @dataclass(frozen=True)

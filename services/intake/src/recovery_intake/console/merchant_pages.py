@@ -246,9 +246,8 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
         customer = form.get("customer")
         if not isinstance(customer, str) or not 0 < len(customer.strip()) <= data_backfill.CUSTOMER_CHARS:
             raise Refused(400, "Name the customer whose kept cards to forget.")
-        forgotten = await backfill.forget_cards(merchant_id, customer.strip())
-        log.info("console.cards_forgotten", merchant_id=merchant_id, cards=len(forgotten.cards))
-        forgot = len(forgotten.cards)
+        forgot = len((await backfill.forget_cards(merchant_id, customer.strip())).cards)
+        log.info("console.cards_forgotten", merchant_id=merchant_id, cards=forgot)
         return card_page(request, visitor, result=None, customer=customer.strip(), kept=[], forgotten=forgot)
 
     @api.post(f"{CARD_DATA}/token-status")

@@ -10,6 +10,7 @@ from starlette.datastructures import UploadFile as StarletteUpload
 
 from recovery_contracts.api.data_backfill import DataBackfillResponse, SavedCardsResponse
 from recovery_contracts.api.errors import ApiError
+from recovery_contracts.api.fields import EXTERNAL_REFERENCE_CHARS
 from recovery_intake.domain.access import READ_PAYMENTS, WRITE_PAYMENTS
 from recovery_intake.domain.card_backfill import MAX_BYTES, BackfillRefused
 from recovery_intake.handlers.card_backfill import CardDataBackfill
@@ -20,7 +21,7 @@ PATH = "/v2/recovery/data-backfill"
 CARDS = f"{PATH}/cards"
 # The customer at the payment processor, as the upload's `customer_id_resp` names it (a query parameter: such ids
 # may hold any character, a `/` too), and its bound.
-CUSTOMER_CHARS = 255
+CUSTOMER_CHARS = EXTERNAL_REFERENCE_CHARS
 Customer = Annotated[
     str,
     Query(

@@ -29,6 +29,7 @@ from recovery_contracts.api.data_backfill import (
 )
 from recovery_contracts.api.errors import ApiError, ErrorResponse, describe_validation_errors
 from recovery_contracts.api.events import WebhookEndpointsResponse
+from recovery_contracts.api.fields import EXTERNAL_REFERENCE_CHARS
 from recovery_contracts.api.process_tracker import RevenueRecoveryTask
 from recovery_contracts.api.retry_stats import RetryStatsResponse
 from recovery_intake.domain.access import READ_PAYMENTS, WRITE_PAYMENTS, Access
@@ -229,7 +230,12 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
     async def token_status(
         request: Request,
         payment_processor_token: Annotated[
-            str, Query(min_length=1, max_length=255, description="the saved card's token at the payment processor")
+            str,
+            Query(
+                min_length=1,
+                max_length=EXTERNAL_REFERENCE_CHARS,
+                description="the saved card's token at the payment processor",
+            ),
         ],
     ) -> Response:
         """Extension: one of the merchant's saved cards as its recoveries see it: hard-declined or not, each hard

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 
 from recovery_contracts.api.errors import ApiError, ErrorResponse
+from recovery_contracts.api.fields import EXTERNAL_REFERENCE_CHARS
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate, RecoveryPaymentsResponse
 from recovery_intake.domain.access import READ_PAYMENTS, WRITE_PAYMENTS
 from recovery_intake.domain.intent import Intent
@@ -23,7 +24,7 @@ DEFERRED_CANCEL_RESPONSE: dict[int | str, dict[str, object]] = {
 }
 
 # As `merchant_reference_id` in the request body (recovery_contracts.api.fields.ExternalReference).
-Reference = Annotated[str, Path(min_length=1, max_length=255)]
+Reference = Annotated[str, Path(min_length=1, max_length=EXTERNAL_REFERENCE_CHARS)]
 
 
 def _answer(intent: Intent) -> RecoveryPaymentsResponse:

@@ -88,6 +88,10 @@ class TokenStatusUpdate:
     hard_declined: bool
     planned_again: tuple[str, ...] = ()
 
+    @property
+    def changed(self) -> bool:
+        return self.budget is not None
+
 
 @dataclass(frozen=True)
 class CardUsage:
