@@ -1,16 +1,18 @@
 """Chargebee end to end (service processes, the Chargebee and Stripe sandboxes, the merchant's receiver):
 Chargebee's `payment_failed` (basic auth) becomes a recovery, the retry's signed `payment_succeeded` reaches the
 merchant, and the payment is recorded at Chargebee (`record_payment`); replays, bad credentials, paid elsewhere,
-deleted, and a record back that fails for a while."""
+deleted, a record back that fails for a while, and a dispute lost weeks later (Stripe's signed `charge.dispute.closed`
+in, an offline refund recorded at Chargebee and the merchant's `dispute_lost` out)."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 
-from recovery_cli.billing_demo import ChargebeeScenario
-from recovery_cli.demo import Endpoints, SeedScenario
+from recovery_cli.billing_demo import ChargebeeScenario, poll
+from recovery_cli.demo import SANDBOX_SECRET_KEY, Endpoints, SeedScenario
 from recovery_cli.stack import Stack
 from support.billing import recovered_payment
 
@@ -90,3 +92,68 @@ def test_a_record_payment_failing_for_a_while_is_retried_until_chargebee_takes_i
     assert paid["status"] == "paid"
     assert httpx.get(f"{chargebee.site}/_sandbox/record_failures").json()["count"] == 0
     assert [c["status"] for c in chargebee.seed.charges(invoice["stripe_customer"])] == ["succeeded"]
+
+
+def test_a_lost_dispute_is_recorded_at_chargebee_as_a_refund_and_the_merchant_is_told(stack: Stack) -> None:
+    chargebee = scenario(stack)
+    setup = chargebee.connect(chargebee.seed.bootstrap())
+    invoice = chargebee.failed_invoice()
+    payment = recovered_payment(chargebee.wait_for_merchant_webhook(invoice["id"]), setup, invoice["id"])
+    assert chargebee.wait_for_invoice(invoice["id"])["status"] == "paid"
+    merchant, seed = setup.merchant, chargebee.seed
+    stripe = {"Authorization": f"Bearer {SANDBOX_SECRET_KEY}"}
+    # The merchant points Stripe's dispute events at intake and gives the payment account their signing secret.
+    hook_path = f"/v2/webhooks/{merchant.merchant_id}/{merchant.profile_id}/{merchant.payment_mca}"
+    endpoint = httpx.post(
+        f"{stack.stripe_url}/v1/webhook_endpoints",
+        data={"url": f"{stack.intake_url}{hook_path}", "enabled_events[]": "charge.dispute.closed"},
+        headers=stripe,
+    ).json()
+    updated = httpx.put(
+        f"{stack.intake_url}/v2/connector-accounts/{merchant.payment_mca}",
+        json={
+            "connector_type": "payment_processor",
+            "connector_webhook_details": {"merchant_secret": endpoint["secret"]},
+        },
+        headers=merchant.headers(),
+    )
+    assert updated.status_code == 200, updated.text
+    charge = seed.charges(invoice["stripe_customer"])[0]
+    intent_id = charge["payment_intent"]
+
+    # Weeks later the customer disputes the charge, and the merchant accepts the loss at Stripe.
+    dispute = httpx.post(f"{stack.stripe_url}/_sandbox/disputes", data={"payment_intent": intent_id}).json()
+    closed = httpx.post(f"{stack.stripe_url}/v1/disputes/{dispute['id']}/close", headers=stripe).json()
+    assert closed["status"] == "lost"
+
+    told = seed.wait_for_webhook(payment["id"], "dispute_lost")
+    assert told.signature_verified
+    lost = told.body["content"]
+    assert lost["type"] == "dispute_details"
+    assert (lost["object"]["connector_dispute_id"], lost["object"]["amount"]) == (dispute["id"], "2250")
+    assert lost["object"]["dispute_status"] == "dispute_lost"
+    refund = poll(lambda: _refunds(chargebee, invoice["id"]), bool, timeout=30)
+    assert [(r["amount"], r["payment_method"]) for r in refund] == [(2250, "chargeback")]
+
+    # Stripe delivers the event again: nothing more is recorded, nobody is told twice.
+    events = httpx.get(f"{stack.stripe_url}/_sandbox/events").json()
+    closed_event = next(e for e in events["events"] if e["type"] == "charge.dispute.closed")
+    assert httpx.post(f"{stack.stripe_url}/_sandbox/events/{closed_event['id']}/resend").json()["statuses"] == [200]
+    answers = httpx.get(f"{stack.stripe_url}/_sandbox/events").json()["deliveries"]
+    assert [json.loads(d["answer"])["outcome"] for d in answers if d["event"] == closed_event["id"]] == [
+        "applied",
+        "duplicate",
+    ]
+    assert len(_refunds(chargebee, invoice["id"])) == 1
+    assert [w.event_type for w in seed.received() if w.object_id == payment["id"]].count("dispute_lost") == 1
+
+
+def _refunds(chargebee: ChargebeeScenario, invoice_id: str) -> list[dict[str, Any]]:
+    """The refund transactions Chargebee holds against the invoice's recorded payments."""
+    payments = chargebee._chargebee("GET", f"/api/v2/invoices/{invoice_id}/payments", None)["list"]
+    refunds = []
+    for entry in payments:
+        for linked in entry["transaction"].get("linked_refunds") or []:
+            found = chargebee._chargebee("GET", f"/api/v2/transactions/{linked['txn_id']}", None)["transaction"]
+            refunds.append(found)
+    return refunds

@@ -49,7 +49,7 @@ def raised(n: int) -> WebhookEvent:
     return WebhookEvent.raised(
         event_type="payment_succeeded",
         primary_object_id=message.payload.attempt_id,
-        payment=message.payload.payment,
+        content=message.payload.payment,
         merchant_id="merchant_test",
         profile_id="pro_test",
         now=T0 + timedelta(minutes=n),

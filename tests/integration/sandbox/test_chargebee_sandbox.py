@@ -1,5 +1,6 @@
-"""The Chargebee sandbox (under the Stripe sandbox's `/chargebee`) over real HTTP: invoices, record_payment,
-and payment_failed webhooks with the configured basic auth."""
+"""The Chargebee sandbox (under the Stripe sandbox's `/chargebee`) over real HTTP: invoices, record_payment and the
+transaction it answers with, an invoice's payments, offline refunds of a payment (a lost dispute's chargeback), the
+writes' idempotency keys, and payment_failed webhooks with the configured basic auth."""
 
 from __future__ import annotations
 
@@ -82,3 +83,124 @@ def test_payment_failed_is_sent_with_the_configured_basic_auth(cb: httpx.Client,
     assert event["event_type"] == "payment_failed"
     assert event["content"]["invoice"]["id"] == invoice["id"]
     assert event["content"]["transaction"]["reference_number"] == "cus_1/pm_1"
+
+
+# ---- transactions: the payment record_payment made, its refunds, and the writes' idempotency keys ----------------
+
+PAYMENT_FORM = {
+    "transaction[amount]": "2250",
+    "transaction[payment_method]": "card",
+    "transaction[id_at_gateway]": "pi_disputed",
+    "transaction[status]": "success",
+}
+
+
+def refund_form(amount: str = "2250") -> dict[str, str]:
+    return {"amount": amount, "payment_method": "chargeback", "date": "1767000000", "comment": "Dispute dp_1 lost"}
+
+
+def paid_invoice(cb: httpx.Client) -> tuple[str, dict[str, Any]]:
+    """An invoice paid by a recorded payment: its id, and the payment transaction `record_payment` answered with."""
+    invoice = new_invoice(cb)
+    recorded = cb.post(f"/api/v2/invoices/{invoice['id']}/record_payment", data=PAYMENT_FORM)
+    assert recorded.status_code == 200, recorded.text
+    return invoice["id"], recorded.json()["transaction"]
+
+
+def test_record_payment_answers_its_transaction_and_the_invoice_lists_it(cb: httpx.Client) -> None:
+    invoice_id, payment = paid_invoice(cb)
+
+    assert payment["id"].startswith("txn_")
+    assert (payment["type"], payment["status"], payment["amount"], payment["payment_method"]) == (
+        "payment", "success", 2250, "card",
+    )  # fmt: skip
+    assert payment["id_at_gateway"] == "pi_disputed" and payment["linked_refunds"] == []
+    assert payment["linked_invoices"][0]["invoice_id"] == invoice_id
+    listed = cb.get(f"/api/v2/invoices/{invoice_id}/payments").json()
+    assert listed == {"list": [{"transaction": payment}]}  # one page: no next_offset
+    assert cb.get(f"/api/v2/transactions/{payment['id']}").json() == {"transaction": payment}
+    assert cb.get("/api/v2/transactions/txn_unknown").json()["api_error_code"] == "resource_not_found"
+
+
+def test_an_invoices_payments_come_a_page_at_a_time(cb: httpx.Client) -> None:
+    invoice = new_invoice(cb)
+    for _ in range(3):
+        part = {**PAYMENT_FORM, "transaction[amount]": "750"}
+        assert cb.post(f"/api/v2/invoices/{invoice['id']}/record_payment", data=part).status_code == 200
+
+    first = cb.get(f"/api/v2/invoices/{invoice['id']}/payments", params={"limit": "2"}).json()
+    rest = cb.get(f"/api/v2/invoices/{invoice['id']}/payments", params={"limit": "2", "offset": first["next_offset"]})
+
+    assert len(first["list"]) == 2 and "next_offset" not in rest.json()
+    ids = {entry["transaction"]["id"] for entry in first["list"] + rest.json()["list"]}
+    assert len(ids) == 3
+    too_many = cb.get(f"/api/v2/invoices/{invoice['id']}/payments", params={"limit": "101"})
+    assert too_many.status_code == 400 and too_many.json()["param"] == "limit"
+
+
+def test_an_offline_refund_is_a_refund_transaction_linked_to_the_payment(cb: httpx.Client) -> None:
+    invoice_id, payment = paid_invoice(cb)
+
+    made = cb.post(f"/api/v2/transactions/{payment['id']}/record_refund", data=refund_form("1000"))
+
+    assert made.status_code == 200, made.text
+    refund = made.json()["transaction"]
+    assert (refund["type"], refund["status"], refund["amount"], refund["payment_method"], refund["date"]) == (
+        "refund", "success", 1000, "chargeback", 1767000000,
+    )  # fmt: skip
+    assert refund["reference_transaction_id"] == payment["id"]
+    assert cb.get(f"/api/v2/transactions/{refund['id']}").json()["transaction"] == refund
+    [linked] = cb.get(f"/api/v2/transactions/{payment['id']}").json()["transaction"]["linked_refunds"]
+    assert linked == {"txn_id": refund["id"], "txn_status": "success", "txn_date": 1767000000, "txn_amount": 1000}
+    # The invoice's list shows the payment with its refund; the refund is no payment of the invoice.
+    [listed] = cb.get(f"/api/v2/invoices/{invoice_id}/payments").json()["list"]
+    assert listed["transaction"]["linked_refunds"] == [linked]
+    assert cb.get(f"/api/v2/invoices/{invoice_id}").json()["invoice"]["status"] == "paid"
+
+
+def test_a_refund_is_bounded_by_what_is_left_of_the_payment(cb: httpx.Client) -> None:
+    _, payment = paid_invoice(cb)
+    refund = f"/api/v2/transactions/{payment['id']}/record_refund"
+
+    assert cb.post(refund, data=refund_form("2000")).status_code == 200
+    over = cb.post(refund, data=refund_form("251"))
+    rest = cb.post(refund, data={k: v for k, v in refund_form().items() if k != "amount"})  # what is left
+    after = cb.post(refund, data=refund_form("1"))
+
+    assert over.status_code == 400 and (over.json()["api_error_code"], over.json()["param"]) == (
+        "param_wrong_value", "amount",
+    )  # fmt: skip
+    assert rest.status_code == 200 and rest.json()["transaction"]["amount"] == 250
+    assert after.status_code == 400 and after.json()["api_error_code"] == "invalid_state_for_request"
+    no_method = cb.post(refund, data={"amount": "1", "date": "1767000000"})
+    assert no_method.status_code == 400 and no_method.json()["param"] == "payment_method"
+    of_a_refund = cb.post(f"/api/v2/transactions/{rest.json()['transaction']['id']}/record_refund", data=refund_form())
+    assert of_a_refund.status_code == 400 and of_a_refund.json()["api_error_code"] == "invalid_request"
+
+
+def test_writes_are_idempotent_on_the_chargebee_idempotency_key(cb: httpx.Client) -> None:
+    invoice = new_invoice(cb)
+    paying = {"chargebee-idempotency-key": "record-back:pay_1"}
+    pay = f"/api/v2/invoices/{invoice['id']}/record_payment"
+
+    first = cb.post(pay, data=PAYMENT_FORM, headers=paying)
+    again = cb.post(pay, data=PAYMENT_FORM, headers=paying)
+
+    assert again.status_code == 200 and again.json() == first.json()
+    assert again.headers["chargebee-idempotency-replayed"] == "true"
+    assert "chargebee-idempotency-replayed" not in first.headers
+    payment = first.json()["transaction"]
+    refunding = {"chargebee-idempotency-key": "record-back:pay_1:dispute:dp_1"}
+    refund = f"/api/v2/transactions/{payment['id']}/record_refund"
+    # A failure the sandbox is told to inject is not kept: the same key goes through afterwards.
+    cb.post("/_sandbox/refund_failures", json={"count": 1, "status": 503})
+    failed = cb.post(refund, data=refund_form(), headers=refunding)
+    made = cb.post(refund, data=refund_form(), headers=refunding)
+    replayed = cb.post(refund, data=refund_form(), headers=refunding)
+    other_body = cb.post(refund, data=refund_form("1"), headers=refunding)
+
+    assert failed.status_code == 503 and made.status_code == 200
+    assert replayed.json() == made.json() and replayed.headers["chargebee-idempotency-replayed"] == "true"
+    assert other_body.status_code == 400 and other_body.json()["api_error_code"] == "invalid_request"
+    linked = cb.get(f"/api/v2/transactions/{payment['id']}").json()["transaction"]["linked_refunds"]
+    assert [r["txn_id"] for r in linked] == [made.json()["transaction"]["id"]]  # one refund for one key

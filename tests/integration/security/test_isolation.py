@@ -369,6 +369,9 @@ NOT_MERCHANT_ROUTES = {
     "/internal/": "service-to-service APIs: the internal token, never a merchant's key",
     "/v2/webhooks/recovery/": "billing systems' webhooks: the billing system's own signature or basic auth, checked "
     "against the connector account the path names (tests/unit/intake/test_billing_*)",
+    "/v2/webhooks/{merchant_id}/{profile_id}/{connector_account_id}": "payment connectors' webhooks (a lost "
+    "dispute): Stripe's signature, checked with the secret of the payment connector account the path names "
+    "(tests/unit/intake/test_payment_webhooks.py)",
 }
 
 

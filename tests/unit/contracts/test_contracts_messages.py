@@ -11,6 +11,7 @@ from contracts_seed import load_seed
 from pydantic import BaseModel, ValidationError
 
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate
+from recovery_contracts.disputes import DisputeObject, DisputeStage, DisputeStatus
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.messages import (
     FROM_OTHER_SERVICES,
@@ -22,6 +23,7 @@ from recovery_contracts.messages import (
     ExecuteRetry,
     PaymentAttemptFailed,
     PaymentCancelled,
+    PaymentDisputeLost,
     PaymentFailed,
     PaymentSucceeded,
     PaymentSync,
@@ -234,6 +236,26 @@ def _payloads() -> dict[MessageType, BaseModel]:
                 ShadowPlan(algorithm=RetryAlgorithm.SMART, kind="end", reason="no slot", outcome="retries_exhausted"),
             ),
             at=NOW,
+        ),
+        MessageType.PAYMENT_DISPUTE_LOST: PaymentDisputeLost(
+            payment_id=PAYMENT_ID,
+            dispute=DisputeObject(
+                dispute_id="dsp_4f1c2a9b7e3d5a60",
+                payment_id=PAYMENT_ID,
+                attempt_id=ATTEMPT_ID,
+                amount="2250",
+                currency="USD",
+                dispute_stage=DisputeStage.DISPUTE,
+                dispute_status=DisputeStatus.DISPUTE_LOST,
+                connector="stripe",
+                connector_status="lost",
+                connector_dispute_id="dp_1Q2w3E4r5T6y",
+                connector_reason="fraudulent",
+                created_at=NOW,
+            ),
+            connector_transaction_id="pi_3S4opd",
+            amount=2250,
+            lost_at=NOW,
         ),
     }
 

@@ -178,6 +178,35 @@ class NoQueries:
         return [], 0, False
 
 
+@dataclass
+class RecordQueries:
+    """The events API's reads over initial records (`docs`, as the repository writes them), matching the list's
+    filters as MongoDB would (a value, or `$in` a list); `filters` keeps every list query asked."""
+
+    docs: list[dict[str, Any]]
+    filters: list[dict[str, Any]] = field(default_factory=list)
+
+    async def event_ids_of_payment(self, payment_id: str) -> list[str]:
+        return [d["event_id"] for d in self.docs if d["payment_id"] == payment_id]
+
+    async def attempts_of(self, merchant_id: str, initial_event_id: str) -> list[dict[str, Any]]:
+        return [d for d in self.docs if d["merchant_id"] == merchant_id and d["event_id"] == initial_event_id]
+
+    async def list_initial(
+        self, merchant_id: str, query: dict[str, Any], offset: int, limit: int, **bounds: Any
+    ) -> tuple[list[dict[str, Any]], int, bool]:
+        self.filters.append(query)
+        found = sorted((d for d in self.docs if _matches(d, query)), key=lambda d: d["_id"], reverse=True)
+        return found[offset : offset + limit], len(found), len(found) > offset + limit
+
+
+def _matches(doc: dict[str, Any], query: dict[str, Any]) -> bool:
+    def holds(value: Any, condition: Any) -> bool:
+        return value in condition["$in"] if isinstance(condition, dict) else bool(value == condition)
+
+    return all(holds(doc.get(name), condition) for name, condition in query.items())
+
+
 class InMemoryEndpoints:
     """Profiles' endpoints by profile id, stored as `profile.updated` carried them (secrets sealed) and read with
     them opened, as the MongoDB repository does; a profile version applies only when newer."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
-from recovery_contracts.messages import DeliverWebhook, PaymentFailed, ProfileUpdated
+from recovery_contracts.messages import DeliverWebhook, PaymentDisputeLost, PaymentFailed, ProfileUpdated
 from recovery_contracts.recovery import RecoveryPayment
 from recovery_dispatcher.domain.outgoing_webhook import generate_whsec_secret
 from recovery_runtime.secrets import SecretBox
+from support.disputes import dispute_lost as lost_dispute
 from support.payments import payment_cancelled, payment_failed, payment_succeeded, recovery_payment
 
 # The master key intake seals with and the dispatcher opens with.
@@ -24,6 +26,7 @@ __all__ = [
     "WHSEC",
     "cancelled",
     "deliver",
+    "dispute_lost",
     "endpoint_update",
     "failed",
     "payment",
@@ -47,6 +50,11 @@ def failed(of: RecoveryPayment | None = None) -> Envelope[PaymentFailed]:
 
 def cancelled(of: RecoveryPayment | None = None) -> Envelope[Any]:
     return payment_cancelled(of or payment())
+
+
+def dispute_lost(of: RecoveryPayment | None = None) -> Envelope[PaymentDisputeLost]:
+    """Intake's `payment.dispute-lost` for `of` (a new payment by default), lost now: a new dispute each call."""
+    return lost_dispute(of or payment(), datetime.now(UTC))
 
 
 def endpoint_update(

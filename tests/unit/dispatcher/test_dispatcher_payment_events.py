@@ -31,7 +31,7 @@ def raised_elsewhere(dispatcher: Dispatcher, message: object) -> WebhookEvent:
     return WebhookEvent.raised(
         event_type="payment_succeeded",
         primary_object_id=payload.attempt_id,
-        payment=payload.payment,
+        content=payload.payment,
         merchant_id="merchant_test",
         profile_id="pro_test",
         now=dispatcher.clock.now(),

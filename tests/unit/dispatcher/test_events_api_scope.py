@@ -4,7 +4,7 @@ a profile without events), and a merchant-level call sees every profile's."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,7 @@ from recovery_dispatcher.domain.ids import initial_event_id
 from recovery_dispatcher.http import router
 from recovery_runtime.internal_api import MERCHANT_HEADER, PROFILE_HEADER, TOKEN_HEADER, InternalCaller
 
-from .fakes import InMemoryEvents
+from .fakes import InMemoryEvents, RecordQueries
 
 TOKEN = "internal-token-for-tests"
 MERCHANT = "merchant_test"
@@ -41,29 +41,6 @@ def event(profile_id: str, n: int) -> WebhookEvent:
         body=b"{}",
         sequence=1,
     )
-
-
-@dataclass
-class RecordQueries:
-    """The events API's reads over the initial records, filtering on the profile as MongoDB would."""
-
-    docs: list[dict[str, Any]]
-    filters: list[dict[str, Any]] = field(default_factory=list)
-
-    async def event_ids_of_payment(self, payment_id: str) -> list[str]:
-        return [d["event_id"] for d in self.docs if d["payment_id"] == payment_id]
-
-    async def attempts_of(self, merchant_id: str, initial_event_id: str) -> list[dict[str, Any]]:
-        return [d for d in self.docs if d["merchant_id"] == merchant_id and d["event_id"] == initial_event_id]
-
-    async def list_initial(
-        self, merchant_id: str, query: dict[str, Any], offset: int, limit: int, **bounds: Any
-    ) -> tuple[list[dict[str, Any]], int, bool]:
-        self.filters.append(query)
-        profile = query.get("business_profile_id")
-        found = [d for d in self.docs if profile is None or d["business_profile_id"] == profile]
-        found.sort(key=lambda d: d["_id"], reverse=True)
-        return found[offset : offset + limit], len(found), len(found) > offset + limit
 
 
 @dataclass

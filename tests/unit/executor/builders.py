@@ -10,12 +10,17 @@ from recovery_contracts.ids import new_attempt_id
 from recovery_contracts.messages import (
     ConnectorAccountUpdated,
     ExecuteRetry,
+    PaymentDisputeLost,
     PaymentSync,
+    RecordBack,
     RecoveryUpdated,
 )
 from recovery_contracts.payments import IntentStatus
 from recovery_contracts.recovery import RecoveryPayment
-from support.payments import recovery_payment
+from recovery_executor.settings import ExecutorSettings
+from recovery_runtime.secrets import SecretBox
+from support.disputes import dispute_object
+from support.payments import record_back, recovery_payment
 
 ACCOUNT = "mca_payment"
 
@@ -82,5 +87,73 @@ def connector_account(
             disabled=disabled,
         ),
         merchant_id="merchant_test",
+        profile_id="pro_test",
+    )
+
+
+def billing_account(account_id: str, connector_name: str, api_key: str) -> Envelope[ConnectorAccountUpdated]:
+    """A billing connector account with its API key sealed as intake seals it (the executor's default secrets)."""
+    return envelope_for(
+        MessageType.CONNECTOR_ACCOUNT_UPDATED,
+        ConnectorAccountUpdated(
+            connector_account_id=account_id,
+            merchant_id="merchant_test",
+            profile_id="pro_test",
+            version=1,
+            connector_type="billing_processor",
+            connector_name=connector_name,
+            api_key=SecretBox.from_settings(ExecutorSettings()).seal(api_key),
+            disabled=False,
+        ),
+    )
+
+
+def record_back_at(
+    invoice_id: str,
+    payment_id: str = "12345_pay_1",
+    *,
+    system: str = "stripebilling",
+    account: str = "mca_stripebilling",
+    url: str = "",
+) -> Envelope[RecordBack]:
+    """The record back of `invoice_id` at a billing system (`url`: the billing account's record_back_url)."""
+    generic = record_back(payment_id)
+    body = generic.payload.body.model_copy(update={"merchant_reference_id": invoice_id})
+    payload = generic.payload.model_copy(
+        update={"url": url, "body": body, "billing_connector": system, "billing_connector_id": account}
+    )
+    return generic.model_copy(update={"payload": payload})
+
+
+LOST_AT = datetime(2026, 2, 20, 9, 30, tzinfo=UTC)
+
+
+def dispute_lost(
+    payment_id: str = "12345_pay_1",
+    dispute_id: str = "dp_lost_1",
+    *,
+    amount: int = 2250,
+    reason: str | None = "fraudulent",
+    merchant_id: str = "merchant_test",
+) -> Envelope[PaymentDisputeLost]:
+    """Intake's `payment.dispute-lost`: Stripe decided dispute `dispute_id` against the merchant on the payment's
+    charge (`pi_approved`, as the record back bodies here name it) and took `amount` back at LOST_AT."""
+    dispute = dispute_object(
+        payment_id,
+        amount,
+        LOST_AT,
+        dispute_id=dispute_id,
+        connector_dispute_id=f"du_{dispute_id}",
+        reason=reason,
+        attempt_id=new_attempt_id("12345"),
+    )
+    lost = PaymentDisputeLost(
+        payment_id=payment_id, dispute=dispute, connector_transaction_id="pi_approved", amount=amount, lost_at=LOST_AT
+    )
+    return envelope_for(
+        MessageType.PAYMENT_DISPUTE_LOST,
+        lost,
+        correlation_id=payment_id,
+        merchant_id=merchant_id,
         profile_id="pro_test",
     )

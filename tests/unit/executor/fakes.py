@@ -12,16 +12,22 @@ import httpx
 from faststream.rabbit import RabbitBroker
 
 from recovery_contracts.envelope import Envelope, MessageType
-from recovery_contracts.messages import ConnectorAccountUpdated, ExecuteRetry, RecoveryUpdated
+from recovery_contracts.messages import ConnectorAccountUpdated, ExecuteRetry, RecordBack, RecoveryUpdated
 from recovery_executor.adapters.stripe import outcome_from_response
 from recovery_executor.app import build_service
-from recovery_executor.dependencies import ExecutorAdapters
+from recovery_executor.dependencies import ConnectorAccountRepository, ExecutorAdapters
 from recovery_executor.domain.attempt import Attempt, AttemptStatus
 from recovery_executor.domain.charge_guard import ChargeFacts
 from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind, ChargeRequest
 from recovery_executor.domain.connector_account import ConnectorAccount
-from recovery_executor.domain.ports import PaymentConnector, RecordBackAnswer
-from recovery_executor.domain.record_back import RecordBackHistory, RecordBackProgress, RecordBackStatus, RecordBackTry
+from recovery_executor.domain.ports import BillingSystemRecorder, PaymentConnector, RecordBackAnswer
+from recovery_executor.domain.record_back import (
+    RecordBackHistory,
+    RecordBackProgress,
+    RecordBackStatus,
+    RecordBackTry,
+    record_back_key,
+)
 from recovery_executor.settings import ExecutorSettings
 from recovery_runtime.internal_api import MERCHANT_HEADER, TOKEN_HEADER
 from recovery_runtime.service import Service
@@ -213,29 +219,66 @@ class InMemoryConnectorAccounts:
 
 
 class InMemoryRecordBacks:
+    """Records by key (`record_back_key`), as the MongoDB repository keeps them."""
+
     def __init__(self) -> None:
         self.progress: dict[str, RecordBackProgress] = {}
         self.tries: dict[str, list[RecordBackTry]] = {}
 
-    async def get(self, payment_id: str) -> RecordBackProgress | None:
-        return self.progress.get(payment_id)
+    async def get(self, key: str) -> RecordBackProgress | None:
+        return self.progress.get(key)
 
     async def save(self, progress: RecordBackProgress, tried: RecordBackTry, tx: Transaction) -> None:
-        self.progress[progress.payment_id] = progress
-        self.tries.setdefault(progress.payment_id, []).append(tried)
+        kept = self.progress.get(progress.key)
+        if progress.billing_transaction_id is None and kept is not None:
+            progress = replace(progress, billing_transaction_id=kept.billing_transaction_id)
+        self.progress[progress.key] = progress
+        self.tries.setdefault(progress.key, []).append(tried)
 
-    async def history(self, merchant_id: str, payment_id: str) -> RecordBackHistory | None:
-        progress = self.progress.get(payment_id)
+    async def create(self, progress: RecordBackProgress, tx: Transaction) -> bool:
+        if progress.key in self.progress:
+            return False
+        self.progress[progress.key] = progress
+        self.tries[progress.key] = []
+        return True
+
+    async def history(
+        self, merchant_id: str, payment_id: str, dispute_id: str | None = None
+    ) -> RecordBackHistory | None:
+        key = record_back_key(payment_id, dispute_id)
+        progress = self.progress.get(key)
         if progress is None or progress.merchant_id != merchant_id:
             return None
-        return RecordBackHistory(progress, tuple(self.tries[payment_id]))
+        return RecordBackHistory(progress, tuple(self.tries[key]))
 
     async def restart(self, restarted: RecordBackProgress, tx: Transaction) -> bool:
-        current = self.progress.get(restarted.payment_id)
+        current = self.progress.get(restarted.key)
         if current is None or current.status not in (RecordBackStatus.ABANDONED, RecordBackStatus.BLOCKED):
             return False
-        self.progress[restarted.payment_id] = restarted
+        self.progress[restarted.key] = restarted
         return True
+
+
+class ScriptedBillingSystems:
+    """A billing system's API as the executor's port sees it: answers from `answers` (payments) and
+    `refund_answers` (refunds), in order, accepting once a script runs out; records every call."""
+
+    def __init__(self) -> None:
+        self.answers: list[RecordBackAnswer] = []
+        self.refund_answers: list[RecordBackAnswer] = []
+        self.calls: list[tuple[RecordBack, str]] = []
+        self.refunds: list[tuple[RecordBack, str | None, str]] = []
+
+    async def record_back(self, request: RecordBack, *, idempotency_key: str) -> RecordBackAnswer:
+        self.calls.append((request, idempotency_key))
+        return self.answers.pop(0) if self.answers else RecordBackAnswer(accepted=True, status_code=200)
+
+    async def record_refund(
+        self, request: RecordBack, *, transaction_id: str | None, idempotency_key: str
+    ) -> RecordBackAnswer:
+        self.refunds.append((request, transaction_id, idempotency_key))
+        accepted = RecordBackAnswer(accepted=True, status_code=200, transaction_id="txn_refund")
+        return self.refund_answers.pop(0) if self.refund_answers else accepted
 
 
 @dataclass
@@ -263,15 +306,24 @@ class Executor:
     def published(self, message_type: MessageType) -> list[Envelope[Any]]:
         return self.publisher.envelopes(message_type)
 
-    async def record_back_of(self, payment_id: str, merchant_id: str = "merchant_test", **headers: str) -> Any:
-        """`GET /internal/record-backs/{merchant}/{payment}` as a holder of the internal token asks it."""
-        return await self._internal("GET", f"/internal/record-backs/merchant_test/{payment_id}", merchant_id, headers)
+    async def record_back_of(
+        self, payment_id: str, merchant_id: str = "merchant_test", dispute_id: str | None = None, **headers: str
+    ) -> Any:
+        """`GET /internal/record-backs/{merchant}/{payment}` as a holder of the internal token asks it (with
+        `dispute_id`: the refund record of that dispute)."""
+        path = f"/internal/record-backs/merchant_test/{payment_id}" + _dispute_query(dispute_id)
+        return await self._internal("GET", path, merchant_id, headers)
 
     async def restart_record_back(
-        self, payment_id: str, body: Any, merchant_id: str = "merchant_test", **headers: str
+        self,
+        payment_id: str,
+        body: Any,
+        merchant_id: str = "merchant_test",
+        dispute_id: str | None = None,
+        **headers: str,
     ) -> Any:
         """`POST /internal/record-backs/{merchant}/{payment}/restart` (intake's PSYNC resume) with `body`."""
-        path = f"/internal/record-backs/merchant_test/{payment_id}/restart"
+        path = f"/internal/record-backs/merchant_test/{payment_id}/restart" + _dispute_query(dispute_id)
         return await self._internal("POST", path, merchant_id, headers, json=body)
 
     async def _internal(
@@ -283,7 +335,15 @@ class Executor:
             return await http.request(method, path, json=json)
 
 
-def in_memory_executor(**settings: Any) -> Executor:
+def _dispute_query(dispute_id: str | None) -> str:
+    return "" if dispute_id is None else f"?dispute_id={dispute_id}"
+
+
+def in_memory_executor(
+    billing_systems: Callable[[ConnectorAccountRepository], BillingSystemRecorder] | None = None, **settings: Any
+) -> Executor:
+    """The executor on in-memory adapters; `billing_systems` builds its recorder for billing systems' APIs around
+    the executor's connector accounts (None: it has none, as a deployment without billing systems)."""
     publisher = RecordingPublisher()
     clock = FixedClock()
     attempts = InMemoryAttempts()
@@ -310,6 +370,7 @@ def in_memory_executor(**settings: Any) -> Executor:
         connectors=connectors,
         billing=billing,
         payment_fences=fences,
+        billing_systems=billing_systems(accounts) if billing_systems is not None else None,
     )
     service = build_service(ExecutorSettings(service_instance_id=INSTANCE, **settings), adapters)
     return Executor(

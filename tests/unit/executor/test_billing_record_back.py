@@ -20,11 +20,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from recovery_contracts.envelope import Envelope, MessageType, envelope_for
-from recovery_contracts.messages import ConnectorAccountUpdated, RecordBack
+from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.messages import RecordBack
 from recovery_executor.adapters.billing_systems import BillingSystemRecorder
-from recovery_executor.app import build_service
-from recovery_executor.dependencies import ExecutorAdapters
+from recovery_executor.dependencies import ConnectorAccountRepository
 from recovery_executor.domain.billing_systems import records_back, recurly_answer
 from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind
 from recovery_executor.domain.connector_account import ConnectorAccount
@@ -34,22 +33,11 @@ from recovery_executor.domain.record_back import RecordBackStatus
 from recovery_executor.settings import ExecutorSettings
 from recovery_runtime.egress import EgressGuard, EgressPolicy, guarded_http_client
 from recovery_runtime.secrets import SecretBox
-from recovery_runtime.testing import FixedClock, InMemoryPaymentFences, InMemoryUnitOfWork, RecordingPublisher
 from recovery_sandbox import stripe
 from recovery_sandbox.serving import BackgroundServer
-from support.payments import record_back
 
-from .builders import planned
-from .fakes import (
-    INSTANCE,
-    Executor,
-    InMemoryAttempts,
-    InMemoryConnectorAccounts,
-    InMemoryPaymentStates,
-    InMemoryRecordBacks,
-    ScriptedBilling,
-    ScriptedConnector,
-)
+from .builders import billing_account, planned, record_back_at
+from .fakes import INSTANCE, Executor, InMemoryConnectorAccounts, in_memory_executor
 
 QUEUE = "executor.record-back"
 BILLING_ACCOUNT = "mca_stripebilling"
@@ -79,65 +67,25 @@ def stripe_answers() -> list[httpx.Response]:
 
 @pytest.fixture
 async def executor(sandbox: BackgroundServer, stripe_answers: list[httpx.Response]) -> AsyncIterator[Executor]:
-    publisher, clock = RecordingPublisher(), FixedClock()
-    attempts, accounts, record_backs = InMemoryAttempts(), InMemoryConnectorAccounts(), InMemoryRecordBacks()
-    connector, billing = ScriptedConnector(), ScriptedBilling()
     http = guarded_http_client(EgressGuard(EgressPolicy.from_setting("127.0.0.0/8")))
 
     async def record(response: httpx.Response) -> None:
         stripe_answers.append(response)
 
     http.event_hooks = {"response": [record]}
-    adapters = ExecutorAdapters(
-        unit_of_work=InMemoryUnitOfWork(publisher),
-        publisher=publisher,
-        clock=clock,
-        attempts=attempts,
-        payment_states=InMemoryPaymentStates(attempts),
-        connector_accounts=accounts,
-        record_backs=record_backs,
-        connectors=lambda account: connector,
-        billing=billing,
-        payment_fences=InMemoryPaymentFences(),
-        billing_systems=BillingSystemRecorder(
-            stripe_api_base=sandbox.url, http_client=http, box=SecretBox.from_settings(SETTINGS), accounts=accounts
-        ),
-    )
-    service = build_service(SETTINGS, adapters)
-    running = Executor(
-        service,
-        publisher,
-        clock,
-        attempts,
-        adapters.payment_states,
-        accounts,
-        record_backs,
-        connector,
-        billing,  # type: ignore[arg-type]
-    )
-    async with TestRabbitBroker(service.broker) as broker:
+
+    def billing_systems(accounts: ConnectorAccountRepository) -> BillingSystemRecorder:
+        box = SecretBox.from_settings(SETTINGS)
+        return BillingSystemRecorder(stripe_api_base=sandbox.url, http_client=http, box=box, accounts=accounts)
+
+    running = in_memory_executor(billing_systems)
+    async with TestRabbitBroker(running.service.broker) as broker:
         running.broker = broker
-        await running.send("executor.connector-account-updated", billing_account())
+        await running.send(
+            "executor.connector-account-updated", billing_account(BILLING_ACCOUNT, "stripebilling", STRIPE_KEY)
+        )
         yield running
     await http.aclose()
-
-
-def billing_account(
-    account_id: str = BILLING_ACCOUNT, connector_name: str = "stripebilling", api_key: str = STRIPE_KEY
-) -> Envelope[ConnectorAccountUpdated]:
-    return envelope_for(
-        MessageType.CONNECTOR_ACCOUNT_UPDATED,
-        ConnectorAccountUpdated(
-            connector_account_id=account_id,
-            merchant_id="merchant_test",
-            profile_id="pro_test",
-            version=1,
-            connector_type="billing_processor",
-            connector_name=connector_name,
-            api_key=SecretBox.from_settings(SETTINGS).seal(api_key),
-            disabled=False,
-        ),
-    )
 
 
 def open_invoice(api: httpx.Client) -> str:
@@ -148,23 +96,6 @@ def open_invoice(api: httpx.Client) -> str:
     ).json()
     api.post(f"/v1/invoices/{invoice['id']}/finalize")
     return str(invoice["id"])
-
-
-def record_back_at(
-    invoice_id: str,
-    payment_id: str = "12345_pay_1",
-    *,
-    system: str = "stripebilling",
-    account: str = BILLING_ACCOUNT,
-    url: str = "",
-) -> Envelope[RecordBack]:
-    """The record back of `invoice_id` at a billing system (`url`: the billing account's record_back_url)."""
-    generic = record_back(payment_id)
-    body = generic.payload.body.model_copy(update={"merchant_reference_id": invoice_id})
-    payload = generic.payload.model_copy(
-        update={"url": url, "body": body, "billing_connector": system, "billing_connector_id": account}
-    )
-    return generic.model_copy(update={"payload": payload})
 
 
 def pay_out_of_band(api: httpx.Client, invoice_id: str) -> None:

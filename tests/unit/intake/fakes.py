@@ -90,8 +90,10 @@ class FakeIntents:
             raise AlreadyApplied(applying)
         return intent
 
-    async def save(self, change: IntentChange, tx: Transaction) -> None:
+    async def save(self, change: IntentChange, tx: Transaction, *, applied: str | None = None) -> None:
         self.intents[change.intent.payment_id] = change.intent
+        if applied is not None:
+            self.applied[change.intent.payment_id].append(applied)
         for message in change.messages:
             tx.emit(message)
 

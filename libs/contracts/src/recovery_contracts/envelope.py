@@ -39,6 +39,7 @@ class MessageType(StrEnum):
     WEBHOOK_ENDPOINT_DISABLED = "webhook.endpoint-disabled"
     RECORD_BACK_UPDATED = "record-back.updated"
     RECOVERY_SHADOW_PLANNED = "recovery.shadow-planned"
+    PAYMENT_DISPUTE_LOST = "payment.dispute-lost"
 
 
 COMMANDS = frozenset(

@@ -14,6 +14,7 @@ from pydantic.config import ExtraValues
 from recovery_contracts.api.connector_accounts import ConnectorName
 from recovery_contracts.api.fields import ExternalReference, HeaderMap, Identifier
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate
+from recovery_contracts.disputes import DisputeObject
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.payments import IntentStatus, PaymentObject
 from recovery_contracts.recovery import PaymentToken, RecoveryPayment, RetryAlgorithm
@@ -297,6 +298,17 @@ class RecordBackBody(_Payload):
     connector_transaction_id: str | None
 
 
+class DisputeRefund(_Payload):
+    """A lost dispute, recorded at the billing system as a refund of the payment its record back recorded
+    (Chargebee: an offline refund, payment method `chargeback`, of the transaction `record_payment` made)."""
+
+    dispute_id: str
+    amount: int = Field(ge=1)
+    currency: str
+    reason: str | None = None
+    lost_at: AwareDatetime
+
+
 class RecordBack(_Payload):
     """Record a successful retry back to the billing connector; repeated on timers until it is accepted, refused
     for good (blocked) or abandoned; an operator may start it again (a new round of tries)."""
@@ -312,6 +324,8 @@ class RecordBack(_Payload):
     # billing connector account whose credentials the call uses. None: the `custombilling` callback to `url`.
     billing_connector: str | None = None
     billing_connector_id: str | None = None
+    # Set: not the payment but a dispute lost on it is recorded (a refund); a record of its own, with its own tries.
+    dispute: DisputeRefund | None = None
 
 
 class RecordBackState(StrEnum):
@@ -338,6 +352,8 @@ class RecordBackUpdated(_Payload):
     status_code: int | None = None
     error: str | None = None
     at: datetime
+    # Set: the try recorded a lost dispute as a refund (`RecordBack.dispute`), not the payment.
+    dispute_id: str | None = None
 
 
 class ShadowPlan(_Payload):
@@ -366,6 +382,19 @@ class RecoveryShadowPlanned(_Payload):
     at: datetime
 
 
+class PaymentDisputeLost(_Payload):
+    """Event: the payment connector decided a dispute against the merchant on a payment a recovery collected (its
+    webhook, verified and applied once by intake). The executor records it at the billing system as a refund
+    (`RecordBack.dispute`); the dispatcher sends the merchant's `dispute_lost` webhook; the read side shows it."""
+
+    payment_id: str
+    dispute: DisputeObject
+    # The connector's charge the dispute is on (Stripe: the PaymentIntent), and what it took back, in minor units.
+    connector_transaction_id: str
+    amount: int = Field(ge=1)
+    lost_at: AwareDatetime
+
+
 PAYLOADS: dict[MessageType, type[BaseModel]] = {
     MessageType.RECOVERY_REQUESTED: RecoveryRequested,
     MessageType.RECOVERY_CANCEL_REQUESTED: RecoveryCancelRequested,
@@ -387,6 +416,7 @@ PAYLOADS: dict[MessageType, type[BaseModel]] = {
     MessageType.WEBHOOK_ENDPOINT_DISABLED: WebhookEndpointDisabled,
     MessageType.RECORD_BACK_UPDATED: RecordBackUpdated,
     MessageType.RECOVERY_SHADOW_PLANNED: RecoveryShadowPlanned,
+    MessageType.PAYMENT_DISPUTE_LOST: PaymentDisputeLost,
 }
 
 

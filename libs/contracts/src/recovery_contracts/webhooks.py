@@ -10,19 +10,22 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 from recovery_contracts.api.events import EventType
+from recovery_contracts.disputes import DisputeObject
 from recovery_contracts.payments import PaymentObject
 from recovery_contracts.timestamps import UtcMillis
 
 
 class WebhookContentType(StrEnum):
     PAYMENT_DETAILS = "payment_details"
+    DISPUTE_DETAILS = "dispute_details"
 
 
 class OutgoingWebhookContent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: WebhookContentType
-    object: PaymentObject
+    # `payment_details`: the payment; `dispute_details`: a dispute lost on it (`dispute_lost`).
+    object: PaymentObject | DisputeObject
 
 
 class OutgoingWebhook(BaseModel):

@@ -102,11 +102,13 @@ QUEUES: dict[str, ConsumerQueue] = {
         _q("executor.record-back", T.RECORD_BACK),
         _q("executor.recovery-updated", T.RECOVERY_UPDATED),
         _q("executor.connector-account-updated", T.CONNECTOR_ACCOUNT_UPDATED),
+        _q("executor.dispute-lost", T.PAYMENT_DISPUTE_LOST),
         _q("dispatcher.payment-succeeded", T.PAYMENT_SUCCEEDED),
         _q("dispatcher.payment-failed", T.PAYMENT_FAILED),
         _q("dispatcher.payment-cancelled", T.PAYMENT_CANCELLED),
         _q("dispatcher.deliver-webhook", T.DELIVER_WEBHOOK),
         _q("dispatcher.profile-updated", T.PROFILE_UPDATED),
+        _q("dispatcher.dispute-lost", T.PAYMENT_DISPUTE_LOST),
         # The read side (services/analytics): a copy of every event a payment's views are folded from.
         _q("analytics.recovery-scheduled", T.RECOVERY_SCHEDULED),
         _q("analytics.recovery-updated", T.RECOVERY_UPDATED),
@@ -117,6 +119,7 @@ QUEUES: dict[str, ConsumerQueue] = {
         _q("analytics.webhook-endpoint-disabled", T.WEBHOOK_ENDPOINT_DISABLED),
         _q("analytics.record-back-updated", T.RECORD_BACK_UPDATED),
         _q("analytics.recovery-shadow-planned", T.RECOVERY_SHADOW_PLANNED),
+        _q("analytics.dispute-lost", T.PAYMENT_DISPUTE_LOST),
     )
 }
 

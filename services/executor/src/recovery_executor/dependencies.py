@@ -60,12 +60,22 @@ class ConnectorAccountRepository(Protocol):
 
 
 class RecordBackRepository(Protocol):
-    async def get(self, payment_id: str) -> RecordBackProgress | None: ...
+    """Records by key (`record_back_key`): a payment's record back under its payment id, the refund of a dispute
+    lost on it beside it."""
+
+    async def get(self, key: str) -> RecordBackProgress | None: ...
 
     async def save(self, progress: RecordBackProgress, tried: RecordBackTry, tx: Transaction) -> None: ...
 
-    async def history(self, merchant_id: str, payment_id: str) -> RecordBackHistory | None:
-        """The payment's record back and every try, if the payment is `merchant_id`'s."""
+    async def create(self, progress: RecordBackProgress, tx: Transaction) -> bool:
+        """Store a record no try was made of yet (a lost dispute's refund); False if one is under its key."""
+        ...
+
+    async def history(
+        self, merchant_id: str, payment_id: str, dispute_id: str | None = None
+    ) -> RecordBackHistory | None:
+        """The payment's record back (or the refund of dispute `dispute_id`) and every try, if the payment is
+        `merchant_id`'s."""
         ...
 
     async def restart(self, restarted: RecordBackProgress, tx: Transaction) -> bool:

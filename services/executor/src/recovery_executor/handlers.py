@@ -13,19 +13,23 @@ from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import (
     ConnectorAccountUpdated,
     ExecuteRetry,
+    PaymentDisputeLost,
     PaymentSync,
     RecordBack,
     RecoveryUpdated,
 )
+from recovery_executor import metrics
 from recovery_executor.charging import AttemptRun, OutcomePending, charge, charge_guard, held, sync
 from recovery_executor.dependencies import Dependencies
 from recovery_executor.domain.attempt import Attempt, Resumption, attempt_key
+from recovery_executor.domain.dispute_refunds import RefundNotRecorded, refund_record, refusal_before_refund
 from recovery_executor.domain.ports import PaymentConnector, RecordBackAnswer
 from recovery_executor.domain.record_back import (
     RecordBackHistory,
     RecordBackProgress,
     RecordBackStatus,
     record_back_idempotency_key,
+    record_key_of,
 )
 from recovery_runtime.bus import AlreadyApplied, MessageRejected, OutgoingMessage
 from recovery_runtime.topology import ConsumerQueue
@@ -105,17 +109,19 @@ async def payment_sync(deps: Dependencies, envelope: Envelope[PaymentSync], queu
 
 
 async def record_back(deps: Dependencies, envelope: Envelope[RecordBack], queue: ConsumerQueue) -> None:
-    """Tell the billing connector about a successful retry; retried on durable timers until accepted, blocked or
-    abandoned (domain/record_back.py)."""
+    """Tell the billing connector about a successful retry, or (`dispute` set) about a dispute lost on it as a
+    refund; retried on durable timers until accepted, blocked or abandoned (domain/record_back.py)."""
     request = envelope.payload
-    done = await deps.record_backs.get(request.payment_id)
+    key = record_key_of(request)
+    done = await deps.record_backs.get(key)
     if done is not None and done.status is RecordBackStatus.ACCEPTED:
         # A copy (a lost acknowledgement) or a try overtaken by the one the billing system accepted.
         raise AlreadyApplied(envelope.message_id)
-    answer = await _record_back_once(deps, request)
+    answer = await _record_back_once(deps, request, record_back_idempotency_key(key))
     progress, tried, emitted = RecordBackProgress.after_try(envelope, answer, deps.clock.now(), deps.time_scale)
+    dispute_id = progress.dispute_id
     if answer.accepted:
-        log.info("record_back.accepted", attempt=request.attempt, status_code=answer.status_code)
+        log.info("record_back.accepted", attempt=request.attempt, status_code=answer.status_code, dispute_id=dispute_id)
     else:
         log.warning(
             "record_back.refused",
@@ -123,6 +129,7 @@ async def record_back(deps: Dependencies, envelope: Envelope[RecordBack], queue:
             status_code=answer.status_code,
             error=answer.error,
             state=progress.status.value,
+            dispute_id=dispute_id,
         )
 
     async def save(tx: Transaction) -> None:
@@ -131,6 +138,45 @@ async def record_back(deps: Dependencies, envelope: Envelope[RecordBack], queue:
             tx.emit(message)
 
     await deps.unit_of_work.apply(save, consumed=envelope, consumer=queue.name)
+    recorded = "payment" if dispute_id is None else "refund"
+    metrics.RECORD_BACK_TRIES.labels(progress.billing_connector, recorded, progress.status.value).inc()
+
+
+async def dispute_lost(deps: Dependencies, envelope: Envelope[PaymentDisputeLost], queue: ConsumerQueue) -> None:
+    """A dispute lost on a recovered payment: the refund record at the payment's billing system, started once per
+    dispute with its first try (`billing.record-back` with `dispute`); none where the payment was never recorded
+    back or its billing system takes no refund (the rules, and why: domain/dispute_refunds.py)."""
+    lost = envelope.payload
+    payment = await deps.record_backs.get(lost.payment_id)
+    owner = payment.merchant_id if payment is not None else None
+    if owner is not None and envelope.merchant_id is not None and owner != envelope.merchant_id:
+        raise MessageRejected(f"payment {lost.payment_id} is not merchant {envelope.merchant_id}'s")
+    decided = refund_record(payment, envelope, deps.clock.now())
+    dispute_id = lost.dispute.dispute_id
+    if isinstance(decided, RefundNotRecorded):
+        log.info(
+            "dispute_refund.none",
+            dispute_id=dispute_id,
+            billing_connector=decided.billing_connector,
+            why=decided.why.value,
+            reason=decided.message,
+        )
+        metrics.DISPUTE_REFUNDS.labels(decided.billing_connector, decided.why.value).inc()
+        return
+    record, first_try = decided
+
+    async def create(tx: Transaction) -> None:
+        if not await deps.record_backs.create(record, tx):
+            raise AlreadyApplied(envelope.message_id)  # another copy, or another event of the dispute, came first
+        tx.emit(first_try)
+
+    try:
+        await deps.unit_of_work.apply(create, consumed=envelope, consumer=queue.name)
+    except AlreadyApplied:
+        metrics.DISPUTE_REFUNDS.labels(record.billing_connector, "duplicate").inc()
+        raise
+    log.info("dispute_refund.started", dispute_id=dispute_id, billing_connector=record.billing_connector)
+    metrics.DISPUTE_REFUNDS.labels(record.billing_connector, "created").inc()
 
 
 async def restart_record_back(
@@ -158,9 +204,18 @@ async def restart_record_back(
     return RecordBackHistory(progress, history.tries)
 
 
-async def _record_back_once(deps: Dependencies, request: RecordBack) -> RecordBackAnswer:
-    """Through the billing system's API (by connector), else the `custombilling` callback to `record_back_url`."""
-    key = record_back_idempotency_key(request.payment_id)
+async def _record_back_once(deps: Dependencies, request: RecordBack, key: str) -> RecordBackAnswer:
+    """Through the billing system's API (by connector), else the `custombilling` callback to `record_back_url`; a
+    refund through the billing system's API only, once the payment's own record back was accepted."""
+    if request.dispute is not None:
+        payment = await deps.record_backs.get(request.payment_id)
+        waiting = refusal_before_refund(request, payment)
+        if waiting is not None:
+            return waiting
+        if deps.billing_systems is None:
+            return RecordBackAnswer(accepted=False, error=f"no recorder for {request.billing_connector}")
+        kept = payment.billing_transaction_id if payment is not None else None
+        return await deps.billing_systems.record_refund(request, transaction_id=kept, idempotency_key=key)
     if request.billing_connector is not None:
         if deps.billing_systems is None:
             return RecordBackAnswer(accepted=False, error=f"no recorder for {request.billing_connector}")
@@ -212,4 +267,5 @@ HANDLERS: dict[str, Callable[[Dependencies, Envelope[Any], ConsumerQueue], Await
     "executor.record-back": record_back,
     "executor.recovery-updated": recovery_updated,
     "executor.connector-account-updated": connector_account_updated,
+    "executor.dispute-lost": dispute_lost,
 }

@@ -6,6 +6,9 @@ the internal token, so that no one reads or writes `record_backs` but its owner;
 `x-internal-merchant-id`, so another merchant's payment answers 404, and on a profile-level call
 (`x-internal-profile-id`) to the profile its record back names (one stored before 4 Dec names none: only a
 merchant-level call finds it).
+
+`?dispute_id=` reads, or restarts, the refund record of a dispute lost on the payment instead of the payment's own
+record back (domain/dispute_refunds.py).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ def record_back_view(history: RecordBackHistory) -> dict[str, Any]:
     progress = history.progress
     return {
         "payment_id": progress.payment_id,
+        **({"dispute_id": progress.dispute_id} if progress.dispute_id is not None else {}),
         "billing_connector": progress.billing_connector,
         "status": progress.status.value,
         "tries": progress.attempts,
@@ -49,17 +53,21 @@ def record_back_view(history: RecordBackHistory) -> dict[str, Any]:
 def router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
     api = APIRouter(prefix="/internal/record-backs", include_in_schema=False)
 
-    async def history_of(scope: InternalScope, merchant_id: str, payment_id: str) -> RecordBackHistory | None:
+    async def history_of(
+        scope: InternalScope, merchant_id: str, payment_id: str, dispute_id: str | None
+    ) -> RecordBackHistory | None:
         if scope.merchant_id != merchant_id:
             return None
-        found = await deps.record_backs.history(merchant_id, payment_id)
+        found = await deps.record_backs.history(merchant_id, payment_id, dispute_id)
         if found is None or scope.profile_id not in (None, found.progress.profile_id):
             return None
         return found
 
     @api.get("/{merchant_id}/{payment_id}")
-    async def get_record_back(merchant_id: str, payment_id: str, scope: InternalScope = Depends(caller)) -> Any:
-        found = await history_of(scope, merchant_id, payment_id)
+    async def get_record_back(
+        merchant_id: str, payment_id: str, dispute_id: str | None = None, scope: InternalScope = Depends(caller)
+    ) -> Any:
+        found = await history_of(scope, merchant_id, payment_id, dispute_id)
         return record_back_view(found) if found is not None else _error(ApiError.PAYMENT_NOT_FOUND)
 
     @api.post("/{merchant_id}/{payment_id}/restart")
@@ -67,9 +75,10 @@ def router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
         merchant_id: str,
         payment_id: str,
         body: RevenueRecoveryResumeRequest,
+        dispute_id: str | None = None,
         scope: InternalScope = Depends(caller),
     ) -> Any:
-        found = await history_of(scope, merchant_id, payment_id)
+        found = await history_of(scope, merchant_id, payment_id, dispute_id)
         if found is None:
             # Not "no such payment": the payment may well exist, unrecovered (and another merchant's reads the same).
             return _error(ApiError.PRECONDITION_FAILED, message=handlers.NO_RECORD_BACK)

@@ -1,7 +1,8 @@
-"""The executor's Prometheus series: connector charges and their latency, and the pacing before them.
+"""The executor's Prometheus series: connector charges and their latency, the pacing before them, and the record
+backs to billing systems (a recovered payment's, and the refund of a dispute lost on it).
 
-Increment once per connector call (not per message: a redelivered command that finds its attempt settled
-makes no call).
+Increment once per connector call or applied try (not per message: a redelivered command that finds its attempt
+settled, or its record accepted, makes no call).
 """
 
 from __future__ import annotations
@@ -31,4 +32,17 @@ PACING_ERRORS = Counter(
 PACING_HOLDS = Counter(
     "recovery_connector_pacing_holds_total",
     "Times a paced account answered 429 and every executor held its turns for a second",
+)
+RECORD_BACK_TRIES = Counter(
+    "recovery_record_back_tries_total",
+    "Tries of a record back, by billing system (stripebilling, chargebee, recurly, custombilling), what it records "
+    "(payment; refund: a dispute lost on it) and where the record stood after (accepted, retrying, abandoned, blocked)",
+    ["billing_connector", "record", "state"],
+)
+DISPUTE_REFUNDS = Counter(
+    "recovery_dispute_refunds_total",
+    "Lost disputes on recovered payments, by the payment's billing system and what became of their refund record: "
+    "created; duplicate (one existed); not_supported (the billing system takes none); no_record_back (the payment "
+    "was never recorded back, billing_connector none where nothing was stored)",
+    ["billing_connector", "outcome"],
 )

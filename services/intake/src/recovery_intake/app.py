@@ -17,6 +17,7 @@ from recovery_intake.adapters.intents import IntentRepository
 from recovery_intake.adapters.rate_limits import MongoSharedRates
 from recovery_intake.adapters.recurly import RecurlyApi
 from recovery_intake.adapters.stripe_billing import StripeBillingApi
+from recovery_intake.adapters.stripe_payments import StripePaymentsApi
 from recovery_intake.console import adapters as console_adapters
 from recovery_intake.console import routes as console
 from recovery_intake.console.merchant_pages import CARD_DATA_UPLOAD
@@ -26,6 +27,7 @@ from recovery_intake.handlers.billing_events import BillingEvents, TransactionRe
 from recovery_intake.handlers.connector_accounts import ConnectorAccountSetup
 from recovery_intake.handlers.merchants import MerchantOnboarding
 from recovery_intake.handlers.outcomes import PaymentOutcomes
+from recovery_intake.handlers.payment_events import PaymentEvents
 from recovery_intake.handlers.profiles import ProfileSettings
 from recovery_intake.handlers.recovery import RecoveryIntake
 from recovery_intake.handlers.secret_rotation import SecretRotation
@@ -36,6 +38,7 @@ from recovery_intake.http import (
     data_backfill,
     gateway,
     merchants,
+    payment_webhooks,
     payments,
     profiles,
     recovery_views,
@@ -122,7 +125,8 @@ def build_service(
     for module in (merchants, profiles, api_keys, connector_accounts, payments, data_backfill):
         app.include_router(module.router(ctx))
     app.include_router(gateway.router(ctx, forwarder))
-    # Billing systems' webhooks; their invoices and transactions are read through the egress policy's client.
+    # Billing systems' webhooks and the payment connector's; their invoices, transactions and PaymentIntents are
+    # read through the egress policy's client.
     billing_http = guarded_http_client(EgressGuard(EgressPolicy.from_setting(settings.outbound_allowed_cidrs)))
     service.on_stop(billing_http.aclose)
     read_budget = settings.billing_api_timeout_seconds
@@ -130,6 +134,8 @@ def build_service(
     recurly = recurly or RecurlyApi(billing_http, read_budget)
     billing_events = BillingEvents(adapters, box, recovery, stripe_billing, recurly)
     app.include_router(billing_webhooks.router(billing_events))
+    stripe_payments = StripePaymentsApi(settings.stripe_api_base, billing_http, read_budget)
+    app.include_router(payment_webhooks.router(PaymentEvents(adapters, box, stripe_payments)))
     service.on_stop(forwarder.close)
     # The web console (/console/): its pages read through the same internal APIs the gateway forwards to.
     console_http = httpx.AsyncClient(timeout=settings.internal_timeout_seconds, follow_redirects=False)

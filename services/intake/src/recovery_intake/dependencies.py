@@ -49,8 +49,9 @@ class Intents(Protocol):
         """The invoice's intent; AlreadyApplied when it records `applying` (a consumed message's key)."""
         ...
 
-    async def save(self, change: IntentChange, tx: Transaction) -> None:
-        """Replace the intent (read in the same transaction) and emit the change's messages."""
+    async def save(self, change: IntentChange, tx: Transaction, *, applied: str | None = None) -> None:
+        """Replace the intent (read in the same transaction) and emit the change's messages; with `applied`,
+        record that key among the intent's applied ids (what `by_reference(applying=...)` finds)."""
         ...
 
     async def get(self, merchant_id: str, payment_id: str, profile_id: str | None = None) -> Intent | None: ...

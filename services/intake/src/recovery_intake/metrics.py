@@ -1,5 +1,6 @@
 """Intake's Prometheus series: recovery requests by entry point and result; billing systems' webhook deliveries by
-system, door and outcome; the shared rate limits' errors."""
+system, door and outcome; the payment connector's webhook deliveries by connector and outcome; the shared rate
+limits' errors."""
 
 from __future__ import annotations
 
@@ -21,4 +22,12 @@ BILLING_EVENTS = Counter(
     " (applied, duplicate, ignored, refused_unauthenticated, refused_not_found, refused_invalid, unavailable: the"
     " billing system's API did not answer, deferred: a cancel waiting for a charge in flight, error)",
     ["billing_system", "door", "outcome"],
+)
+PAYMENT_CONNECTOR_EVENTS = Counter(
+    "recovery_payment_connector_events_total",
+    "Payment connectors' webhook deliveries (POST /v2/webhooks/...), by connector (stripe) and outcome (applied: a"
+    " lost dispute recorded, duplicate, ignored: another event, a dispute not lost or not on a payment a recovery"
+    " collected, refused_unauthenticated, refused_not_found, refused_invalid, unavailable: the connector's API did"
+    " not answer, error)",
+    ["connector", "outcome"],
 )

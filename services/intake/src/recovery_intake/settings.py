@@ -14,11 +14,13 @@ _LOOPBACK_HOSTS = "127.0.0.1,localhost,::1"
 
 
 class IntakeSettings(ServiceSettings):
-    # Where Stripe Billing invoices are re-read from when their webhook event lacks what a recovery needs.
+    # Where Stripe's API is read from for a webhook: Stripe Billing's invoices when their event lacks what a recovery
+    # needs, and the PaymentIntent a dispute is on (the payment connector's webhooks).
     stripe_api_base: str = "https://api.stripe.com"
-    # How long, in all, a billing system's API may take to answer the read a webhook needs (Stripe's invoice,
-    # Recurly's transaction): past it the delivery is answered 503 and the billing system delivers it again. At most
-    # 4.5 s, so that the answer leaves within Recurly's 5-second deadline (a later one counts as failed there).
+    # How long, in all, a billing system's or the payment connector's API may take to answer the read a webhook
+    # needs (Stripe's invoice or PaymentIntent, Recurly's transaction): past it the delivery is answered 503 and the
+    # sender delivers it again. At most 4.5 s, so that the answer leaves within Recurly's 5-second deadline (a later
+    # one counts as failed there).
     billing_api_timeout_seconds: float = Field(default=3.0, gt=0, le=4.5)
     # Only from configuration: there is no API to create or read it.
     admin_api_key: str = Field(default=DEVELOPMENT_ADMIN_KEY, min_length=8, repr=False)

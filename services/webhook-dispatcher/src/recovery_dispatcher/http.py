@@ -97,8 +97,8 @@ def _list_query(
     merchant_id: str, constraints: EventListConstraints, payment_event_ids: list[str] | None = None
 ) -> _ListQuery:
     """The records query of a list request. `payment_event_ids`: the initial events of `object_id` when it is a
-    payment (the caller reads them from the claims); else `object_id` is an event's primary object (an attempt),
-    looked for from its creation when its id tells it (time-ordered ids)."""
+    payment (the caller reads them from the claims); else `object_id` is an event's primary object (an attempt, or
+    a dispute), looked for from its creation when its id tells it (time-ordered ids)."""
     query = _ListQuery({})
     created: dict[str, Any] = {}
     if constraints.created_after is not None:
@@ -113,7 +113,7 @@ def _list_query(
             # Merchants also look events up by payment id.
             ids = set(payment_event_ids)
         else:
-            # The primary object is the attempt (as Hyperswitch's).
+            # The primary object: the attempt, or the dispute of a `dispute_lost` (as Hyperswitch's).
             query.filters["primary_object_id"] = constraints.object_id
             created_at = created_at_of(constraints.object_id, datetime.now(UTC))
             if created_at is not None:

@@ -81,8 +81,10 @@ class ReceivedWebhook:
 
     @property
     def object_id(self) -> str | None:
+        """The payment the webhook is about: the payment object's `id`, or a dispute object's `payment_id`."""
         try:
-            return str(self.body["content"]["object"]["id"])
+            obj = self.body["content"]["object"]
+            return str(obj["payment_id"] if "dispute_id" in obj else obj["id"])
         except (KeyError, TypeError):
             return None
 

@@ -26,7 +26,8 @@ class EventClass(StrEnum):
 
 
 class EventType(StrEnum):
-    """Hyperswitch's `EventType`. This system emits `payment_succeeded`, `payment_failed` and `payment_cancelled`."""
+    """Hyperswitch's `EventType`. This system emits `payment_succeeded`, `payment_failed`, `payment_cancelled` and
+    `dispute_lost`."""
 
     PAYMENT_SUCCEEDED = "payment_succeeded"
     PAYMENT_FAILED = "payment_failed"

@@ -87,6 +87,10 @@ class TimelineEntryKind(StrEnum):
     RECOVERY_FINISHED = "recovery_finished"
     # A recovery in monitoring: what one of the compared algorithms (cascading, smart) would have done.
     SHADOW_PLANNED = "shadow_planned"
+    # The payment connector decided a dispute on the recovered payment against the merchant (the money went back),
+    # and each try of recording it at the billing system as a refund (not the payment's record back).
+    DISPUTE_LOST = "dispute_lost"
+    REFUND_RECORD = "refund_record"
 
 
 class RecoveryTimelineEntry(ResponseBody):
@@ -160,11 +164,27 @@ class TimelineShadowPlan(ResponseBody):
     outcome: str | None = None
 
 
+class TimelineDispute(ResponseBody):
+    """A dispute the payment connector decided against the merchant on the recovered payment (extension): what it
+    took back, when, why, and the tries of recording it at the billing system as a refund (`refund_record`, its own
+    tries: the payment's record back is `record_back`)."""
+
+    dispute_id: str
+    connector: str
+    connector_dispute_id: str
+    # Minor units, as the request's `amount`.
+    amount: int
+    currency: str
+    reason: str | None = None
+    lost_at: UtcMillis
+    refund_record: list[TimelineRecordBackTry] = Field(default_factory=list)
+
+
 class RecoveryTimelineResponse(ResponseBody):
     """What happened to one payment, oldest first: accepted, planned and made attempts, webhooks, the end.
 
-    `entries` is the merged story; `request`, `attempts`, `record_back` and `shadow_plans` (extensions) the same
-    facts as records."""
+    `entries` is the merged story; `request`, `attempts`, `record_back`, `shadow_plans` and `disputes` (extensions)
+    the same facts as records."""
 
     payment_id: str
     status: ProcessTrackerStatus
@@ -178,3 +198,6 @@ class RecoveryTimelineResponse(ResponseBody):
     attempts: list[TimelineAttempt] = Field(default_factory=list)
     record_back: list[TimelineRecordBackTry] = Field(default_factory=list)
     shadow_plans: list[TimelineShadowPlan] = Field(default_factory=list)
+    # Disputes lost on the payment after it was recovered, oldest first. Absent (empty) from a timeline stored
+    # before disputes were read, until the payment's next event or `recovery analytics rebuild`.
+    disputes: list[TimelineDispute] = Field(default_factory=list)

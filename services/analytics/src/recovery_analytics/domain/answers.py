@@ -3,7 +3,14 @@ timeline. Stored with the view (so a read is one lookup) and rebuilt with it."""
 
 from __future__ import annotations
 
-from recovery_analytics.domain.view import AttemptRecord, PaymentView, RecordBackTry, ShadowStep, ViewStatus
+from recovery_analytics.domain.view import (
+    AttemptRecord,
+    LostDispute,
+    PaymentView,
+    RecordBackTry,
+    ShadowStep,
+    ViewStatus,
+)
 from recovery_contracts.api.analytics import (
     AmountDetailsResponse,
     RecoveryPaymentsListItem,
@@ -16,6 +23,7 @@ from recovery_contracts.api.process_tracker import (
     RecoveryTimelineEntry,
     RecoveryTimelineResponse,
     TimelineAttempt,
+    TimelineDispute,
     TimelineEntryKind,
     TimelineRecordBackTry,
     TimelineRequest,
@@ -139,7 +147,8 @@ def _attempt_entry(attempt: AttemptRecord) -> RecoveryTimelineEntry:
 
 
 def timeline(view: PaymentView) -> RecoveryTimelineResponse:
-    """The payment's story from the read model: the request, each attempt, updates, webhook failures, the end."""
+    """The payment's story from the read model: the request, each attempt, updates, webhook failures, the end, and
+    disputes lost on it afterwards."""
     status, business = _tracker_status(view)
     entries: list[RecoveryTimelineEntry] = []
     payment = view.payment
@@ -178,6 +187,10 @@ def timeline(view: PaymentView) -> RecoveryTimelineResponse:
             )
         )
     entries.extend(_record_back_entry(t) for t in view.record_back)
+    for dispute in view.disputes:
+        entries.append(_dispute_entry(dispute))
+        entries.extend(_refund_record_entry(dispute.dispute_id, t) for t in dispute.refund_record)
+    entries.extend(_refund_record_entry(dispute_id, t) for dispute_id, t in view.unmatched_refund_records)
     shadow_plans = [plan for step in view.shadow_steps for plan in _shadow_plans(step)]
     entries.extend(_shadow_entry(plan) for plan in shadow_plans)
     if view.ending is not None:
@@ -213,18 +226,32 @@ def timeline(view: PaymentView) -> RecoveryTimelineResponse:
             )
             for a in view.attempts
         ],
-        record_back=[
-            TimelineRecordBackTry(
-                attempt=t.attempt,
-                at=t.at,
-                billing_connector=t.billing_connector,
-                state=t.state,
-                status_code=t.status_code,
-                error=t.error,
-            )
-            for t in view.record_back
-        ],
+        record_back=[_record_back_try(t) for t in view.record_back],
         shadow_plans=shadow_plans,
+        disputes=[
+            TimelineDispute(
+                dispute_id=d.dispute_id,
+                connector=d.connector,
+                connector_dispute_id=d.connector_dispute_id,
+                amount=d.amount,
+                currency=d.currency,
+                reason=d.reason,
+                lost_at=d.lost_at,
+                refund_record=[_record_back_try(t) for t in d.refund_record],
+            )
+            for d in view.disputes
+        ],
+    )
+
+
+def _record_back_try(tried: RecordBackTry) -> TimelineRecordBackTry:
+    return TimelineRecordBackTry(
+        attempt=tried.attempt,
+        at=tried.at,
+        billing_connector=tried.billing_connector,
+        state=tried.state,
+        status_code=tried.status_code,
+        error=tried.error,
     )
 
 
@@ -261,6 +288,24 @@ def _shadow_entry(plan: TimelineShadowPlan) -> RecoveryTimelineEntry:
 
 
 def _record_back_entry(tried: RecordBackTry) -> RecoveryTimelineEntry:
+    return RecoveryTimelineEntry(at=tried.at, kind=TimelineEntryKind.RECORD_BACK, detail=_try_detail(tried)[:1024])
+
+
+def _refund_record_entry(dispute_id: str, tried: RecordBackTry) -> RecoveryTimelineEntry:
+    """`refund of dispute dsp_...: try 1 at chargebee: accepted (HTTP 200)`."""
+    detail = f"refund of dispute {dispute_id}: {_try_detail(tried)}"
+    return RecoveryTimelineEntry(at=tried.at, kind=TimelineEntryKind.REFUND_RECORD, detail=detail[:1024])
+
+
+def _try_detail(tried: RecordBackTry) -> str:
     answer = f"HTTP {tried.status_code}" if tried.status_code is not None else tried.error or "no answer"
-    detail = f"try {tried.attempt} at {tried.billing_connector}: {tried.state} ({answer})"
-    return RecoveryTimelineEntry(at=tried.at, kind=TimelineEntryKind.RECORD_BACK, detail=detail[:1024])
+    return f"try {tried.attempt} at {tried.billing_connector}: {tried.state} ({answer})"
+
+
+def _dispute_entry(dispute: LostDispute) -> RecoveryTimelineEntry:
+    """`dispute dsp_... lost at stripe (dp_...): 2250 USD taken back, reason fraudulent`."""
+    detail = (
+        f"dispute {dispute.dispute_id} lost at {dispute.connector} ({dispute.connector_dispute_id}): "
+        f"{dispute.amount} {dispute.currency} taken back, reason {dispute.reason or 'not given'}"
+    )
+    return RecoveryTimelineEntry(at=dispute.lost_at, kind=TimelineEntryKind.DISPUTE_LOST, detail=detail[:1024])

@@ -9,7 +9,7 @@ message id), so a late `recovery.scheduled` still opens the story it belongs to.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -18,6 +18,7 @@ from recovery_contracts.api.process_tracker import BusinessStatus
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import (
     PaymentAttemptFailed,
+    PaymentDisputeLost,
     PaymentFailed,
     PaymentSucceeded,
     RecordBackUpdated,
@@ -40,6 +41,7 @@ _RANK = {
     MessageType.WEBHOOK_DELIVERY_FAILED: 5,
     MessageType.RECORD_BACK_UPDATED: 6,
     MessageType.RECOVERY_SHADOW_PLANNED: 7,
+    MessageType.PAYMENT_DISPUTE_LOST: 8,
 }
 # The events a payment's view is folded from (`webhook.endpoint-disabled` concerns a profile, not a payment).
 PAYMENT_EVENTS = frozenset(_RANK)
@@ -114,6 +116,22 @@ class RecordBackTry:
 
 
 @dataclass(frozen=True)
+class LostDispute:
+    """A dispute the payment connector decided against the merchant after the recovery (intake's
+    `payment.dispute-lost`): what it took back, and the tries of recording that at the billing system as a refund
+    (the executor's `record-back.updated` with its `dispute_id`), by try number."""
+
+    dispute_id: str
+    connector: str
+    connector_dispute_id: str
+    amount: int
+    currency: str
+    reason: str | None
+    lost_at: datetime
+    refund_record: tuple[RecordBackTry, ...] = ()
+
+
+@dataclass(frozen=True)
 class ShadowStep:
     """A planning step of a recovery in monitoring: what each compared algorithm would have done then, and the
     one that takes over when the monitoring period ends."""
@@ -149,10 +167,14 @@ class PaymentView:
     updates: tuple[tuple[datetime, str], ...]
     last_event_at: datetime
     events: int
-    # The record back's tries, by try number (the executor's `record-back.updated`).
+    # The record back's tries, by try number (the executor's `record-back.updated` without a `dispute_id`).
     record_back: tuple[RecordBackTry, ...] = ()
     # A monitoring recovery's shadow plans, step by step (the scheduler's `recovery.shadow-planned`).
     shadow_steps: tuple[ShadowStep, ...] = ()
+    # Disputes lost on the payment, by when they were lost, each with its refund record's tries.
+    disputes: tuple[LostDispute, ...] = ()
+    # Refund record tries of a dispute whose `payment.dispute-lost` has not been folded yet (it may arrive late).
+    unmatched_refund_records: tuple[tuple[str, RecordBackTry], ...] = ()
 
     @property
     def requested(self) -> bool:
@@ -216,6 +238,8 @@ def project(payment_id: str, events: Iterable[Envelope[Any]]) -> PaymentView:
     webhook_failures: list[WebhookFailure] = []
     updates: list[tuple[datetime, str]] = []
     record_back: dict[int, RecordBackTry] = {}
+    disputes: dict[str, LostDispute] = {}
+    refund_records: dict[str, dict[int, RecordBackTry]] = {}
     shadow_steps: list[ShadowStep] = []
     merchant_id = profile_id = None
     for envelope in ordered:
@@ -247,10 +271,15 @@ def project(payment_id: str, events: Iterable[Envelope[Any]]) -> PaymentView:
             )
         elif isinstance(body, RecordBackUpdated):
             # One event per try; should a try be reported twice (a redelivered command tried again before its
-            # first report committed), the later report of it (in the sort order) stands.
-            record_back[body.attempt] = RecordBackTry(
+            # first report committed), the later report of it (in the sort order) stands. A lost dispute's refund
+            # record is a record of its own, numbered from 1: never the payment's record back.
+            tries = record_back if body.dispute_id is None else refund_records.setdefault(body.dispute_id, {})
+            tries[body.attempt] = RecordBackTry(
                 body.attempt, body.at, body.billing_connector, body.state.value, body.status_code, body.error
             )
+        elif isinstance(body, PaymentDisputeLost):
+            # Once per dispute, whatever message ids it came under.
+            disputes.setdefault(body.dispute.dispute_id, _lost_dispute(body))
         elif isinstance(body, RecoveryShadowPlanned):
             shadow_steps.append(ShadowStep(body.at, body.active_algorithm.value, body.shadows))
     if payment is not None:
@@ -283,8 +312,34 @@ def project(payment_id: str, events: Iterable[Envelope[Any]]) -> PaymentView:
         updates=tuple(updates),
         last_event_at=max(e.occurred_at for e in ordered),
         events=len(ordered),
-        record_back=tuple(record_back[n] for n in sorted(record_back)),
+        record_back=_by_number(record_back),
         shadow_steps=tuple(shadow_steps),
+        disputes=tuple(
+            replace(d, refund_record=_by_number(refund_records.get(d.dispute_id, {})))
+            for d in sorted(disputes.values(), key=lambda d: (d.lost_at, d.dispute_id))
+        ),
+        unmatched_refund_records=tuple(
+            (dispute_id, tried)
+            for dispute_id in sorted(refund_records.keys() - disputes.keys())
+            for tried in _by_number(refund_records[dispute_id])
+        ),
+    )
+
+
+def _by_number(tries: dict[int, RecordBackTry]) -> tuple[RecordBackTry, ...]:
+    return tuple(tries[n] for n in sorted(tries))
+
+
+def _lost_dispute(body: PaymentDisputeLost) -> LostDispute:
+    dispute = body.dispute
+    return LostDispute(
+        dispute_id=dispute.dispute_id,
+        connector=dispute.connector,
+        connector_dispute_id=dispute.connector_dispute_id,
+        amount=body.amount,
+        currency=dispute.currency,
+        reason=dispute.connector_reason,
+        lost_at=body.lost_at,
     )
 
 

@@ -1,4 +1,7 @@
-"""Record-back progress on MongoDB: one record per payment, with every try and the last try's request."""
+"""Record-back progress on MongoDB: one record per payment, with every try and the last try's request; the refund of
+a dispute lost on the payment is a record of its own beside it (`_id` `<payment_id>:dispute:<dispute_id>`, with
+`payment_id` and `dispute_id` as fields). A record stored before refunds existed (no `payment_id` field: its `_id`
+is the payment id; no `dispute_id`, no `billing_transaction_id`) reads as the payment's own."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from recovery_executor.domain.record_back import (
     RecordBackProgress,
     RecordBackStatus,
     RecordBackTry,
+    record_back_key,
 )
 from recovery_runtime.mongo import IndexSpec
 from recovery_runtime.unit_of_work import Transaction
@@ -26,27 +30,33 @@ class MongoRecordBackRepository:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._records = db[RECORD_BACKS]
 
-    async def get(self, payment_id: str) -> RecordBackProgress | None:
-        doc = await self._records.find_one({"_id": payment_id}, {"tries": 0})
+    async def get(self, key: str) -> RecordBackProgress | None:
+        doc = await self._records.find_one({"_id": key}, {"tries": 0})
         return None if doc is None else _progress(doc)
 
-    async def history(self, merchant_id: str, payment_id: str) -> RecordBackHistory | None:
-        doc = await self._records.find_one({"_id": payment_id, "merchant_id": merchant_id})
+    async def history(
+        self, merchant_id: str, payment_id: str, dispute_id: str | None = None
+    ) -> RecordBackHistory | None:
+        doc = await self._records.find_one({"_id": record_back_key(payment_id, dispute_id), "merchant_id": merchant_id})
         if doc is None:
             return None
         return RecordBackHistory(_progress(doc), tuple(_try(record) for record in doc.get("tries", [])))
 
+    async def create(self, progress: RecordBackProgress, tx: Transaction) -> bool:
+        """Inserted only if no record has its key: the `_id` is the one unique guard (two creators at once: the
+        transaction of one conflicts and, tried again, finds the other's record)."""
+        done = await self._records.update_one(
+            {"_id": progress.key},
+            {"$setOnInsert": {**_fields(progress), "tries": []}},
+            upsert=True,
+            session=tx.session,
+        )
+        return done.upserted_id is not None
+
     async def save(self, progress: RecordBackProgress, tried: RecordBackTry, tx: Transaction) -> None:
-        fields = {
-            "status": progress.status,
-            "url": progress.url,
-            "attempts": progress.attempts,
-            "updated_at": progress.updated_at,
-            "merchant_id": progress.merchant_id,
-            "billing_connector": progress.billing_connector,
-            "profile_id": progress.profile_id,
-            "request": None if progress.request is None else progress.request.model_dump(mode="json"),
-        }
+        fields = _fields(progress)
+        if progress.billing_transaction_id is None:
+            del fields["billing_transaction_id"]  # never forget the id an accepted try named
         try_record = {
             "attempt": tried.attempt,
             "at": tried.at,
@@ -55,7 +65,7 @@ class MongoRecordBackRepository:
             "outcome": tried.outcome,
         }
         await self._records.update_one(
-            {"_id": progress.payment_id},
+            {"_id": progress.key},
             {"$set": fields, "$push": {"tries": try_record}},
             upsert=True,
             session=tx.session,
@@ -66,16 +76,32 @@ class MongoRecordBackRepository:
         or the last try of a round, may have moved it meanwhile)."""
         stopped = [RecordBackStatus.ABANDONED, RecordBackStatus.BLOCKED]
         done = await self._records.update_one(
-            {"_id": restarted.payment_id, "status": {"$in": stopped}},
+            {"_id": restarted.key, "status": {"$in": stopped}},
             {"$set": {"status": restarted.status, "updated_at": restarted.updated_at}},
             session=tx.session,
         )
         return done.matched_count == 1
 
 
+def _fields(progress: RecordBackProgress) -> dict[str, Any]:
+    return {
+        "payment_id": progress.payment_id,
+        "dispute_id": progress.dispute_id,
+        "status": progress.status,
+        "url": progress.url,
+        "attempts": progress.attempts,
+        "updated_at": progress.updated_at,
+        "merchant_id": progress.merchant_id,
+        "billing_connector": progress.billing_connector,
+        "profile_id": progress.profile_id,
+        "request": None if progress.request is None else progress.request.model_dump(mode="json"),
+        "billing_transaction_id": progress.billing_transaction_id,
+    }
+
+
 def _progress(doc: dict[str, Any]) -> RecordBackProgress:
     return RecordBackProgress(
-        payment_id=doc["_id"],
+        payment_id=doc.get("payment_id") or doc["_id"],
         status=RecordBackStatus(doc["status"]),
         url=doc["url"],
         attempts=doc["attempts"],
@@ -84,6 +110,8 @@ def _progress(doc: dict[str, Any]) -> RecordBackProgress:
         billing_connector=doc.get("billing_connector") or CUSTOMBILLING,
         request=read_stored(RecordBack, doc["request"]) if doc.get("request") else None,
         profile_id=doc.get("profile_id"),
+        dispute_id=doc.get("dispute_id"),
+        billing_transaction_id=doc.get("billing_transaction_id"),
     )
 
 

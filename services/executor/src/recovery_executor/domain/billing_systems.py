@@ -4,7 +4,9 @@ answers read. Pure: the calls are the adapters' (adapters/billing_systems.py).
 - Stripe Billing: `POST /v1/invoices/{id}/pay` with `paid_out_of_band=true` (https://docs.stripe.com/api/invoices/pay).
 - Chargebee: `POST {site}/api/v2/invoices/{id}/record_payment`
   (https://apidocs.chargebee.com/docs/api/invoices#record_an_invoice_payment); the site's base URL is the
-  account's `record_back_url`.
+  account's `record_back_url`. A dispute lost on the payment: `POST {site}/api/v2/transactions/{id}/record_refund`
+  (https://apidocs.chargebee.com/docs/api/transactions/record-an-offline-refund) of the payment's transaction,
+  found, when its record back kept no id, in `GET {site}/api/v2/invoices/{id}/payments`.
 - Recurly: `PUT {base}/invoices/{id}/mark_successful`, no body
   (https://docs.recurly.com/recurly-subscriptions/v2021-02-25/reference/mark_invoice_successful); the API base is
   the account's `record_back_url`, else `RECURLY_API_BASE` (an EU site sets `https://v3.eu.recurly.com`).
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from recovery_contracts.messages import DisputeRefund
 from recovery_contracts.recovery import RecoveryPayment
 
 from .ports import RecordBackAnswer
@@ -23,6 +26,14 @@ CHARGEBEE = "chargebee"
 RECURLY = "recurly"
 # Recorded back through the billing system's API (the others through `record_back_url`, if set).
 BILLING_SYSTEMS = frozenset({STRIPEBILLING, CHARGEBEE, RECURLY})
+# Where a dispute lost on a recorded payment is recorded too, as a refund of the payment's transaction: Chargebee
+# only. Stripe Billing's record marks the invoice paid out of band and Recurly's marks it successful: neither leaves a
+# payment transaction a refund could name (a credit note would be a document of its own, the merchant's to decide),
+# and custombilling's InvoiceRecordBack has no refund. There the merchant records it, told by `dispute_lost`.
+REFUNDS_RECORDED_AT = frozenset({CHARGEBEE})
+# Chargebee's payment method for a refund that is a chargeback, and the longest `comment` it takes.
+CHARGEBEE_CHARGEBACK = "chargeback"
+CHARGEBEE_COMMENT_CHARS = 300
 
 
 def records_back(payment: RecoveryPayment) -> bool:
@@ -56,14 +67,54 @@ def chargebee_record_payment_form(amount: int, connector_transaction_id: str | N
 
 
 def chargebee_answer(status_code: int, body: dict[str, Any]) -> RecordBackAnswer:
-    """Chargebee's answer to `record_payment`: recorded, or the invoice no longer due (an earlier try whose
-    answer was lost, or paid meanwhile): nothing left to record either way."""
+    """Chargebee's answer to `record_payment` or `record_refund`: recorded (with the transaction it made), or
+    refused as `invalid_state_for_request`: the invoice no longer due, the transaction refunded already (an earlier
+    try whose answer was lost, or recorded meanwhile): nothing left to record either way. Chargebee documents no
+    code of its own for "refunded already", so the refund reads this one, as the payment does."""
     if 200 <= status_code < 300:
-        return RecordBackAnswer(accepted=True, status_code=status_code)
+        transaction = body.get("transaction")
+        made = transaction.get("id") if isinstance(transaction, dict) else None
+        return RecordBackAnswer(accepted=True, status_code=status_code, transaction_id=made or None)
     if status_code == 400 and body.get("api_error_code") == "invalid_state_for_request":
         return RecordBackAnswer(accepted=True, status_code=status_code)
+    return chargebee_refusal(status_code, body)
+
+
+def chargebee_refusal(status_code: int, body: dict[str, Any]) -> RecordBackAnswer:
+    """A Chargebee error answer (`{message, type, api_error_code}`) as a refusal, tried again."""
     message = f"{body.get('api_error_code') or 'error'}: {body.get('message') or ''}"
     return RecordBackAnswer(accepted=False, status_code=status_code, error=message[:500])
+
+
+def chargebee_refund_form(refund: DisputeRefund) -> dict[str, str]:
+    """Chargebee's `record_refund` form for a lost dispute: the amount taken back, as a chargeback, on the day the
+    dispute was lost, with the dispute named in the comment. The same on every try (its idempotency key's window
+    compares the body)."""
+    comment = f"Dispute {refund.dispute_id} lost" + (f": {refund.reason}" if refund.reason else "")
+    return {
+        "amount": str(refund.amount),
+        "payment_method": CHARGEBEE_CHARGEBACK,
+        "date": str(int(refund.lost_at.timestamp())),
+        "comment": comment[:CHARGEBEE_COMMENT_CHARS],
+    }
+
+
+def chargebee_payment_in(page: dict[str, Any], connector_transaction_id: str) -> str | None:
+    """The id of the successful payment transaction for the connector's charge `connector_transaction_id` (its
+    `id_at_gateway`) in a page of `GET /invoices/{id}/payments` (`{"list": [{"transaction": {...}}, ...]}`)."""
+    listed = page.get("list")
+    for entry in listed if isinstance(listed, list) else []:
+        transaction = entry.get("transaction") if isinstance(entry, dict) else None
+        if not isinstance(transaction, dict):
+            continue
+        if (
+            transaction.get("id_at_gateway") == connector_transaction_id
+            and transaction.get("type", "payment") == "payment"
+            and transaction.get("status", "success") == "success"
+            and isinstance(transaction.get("id"), str)
+        ):
+            return str(transaction["id"])
+    return None
 
 
 def recurly_answer(status_code: int, body: dict[str, Any]) -> RecordBackAnswer:

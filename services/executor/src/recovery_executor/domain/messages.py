@@ -116,8 +116,9 @@ def psync_timer(
     return timer_for(sync, timer_id=timer_id, due_at=due_at, kind=PSYNC_TIMER_KIND, caused_by=consumed)
 
 
-def record_back_retry(consumed: Envelope[RecordBack], due_at: datetime) -> Envelope[ScheduleTimer]:
-    """The next try of a record back the billing connector did not accept, at `due_at`."""
+def record_back_retry(consumed: Envelope[RecordBack], key: str, due_at: datetime) -> Envelope[ScheduleTimer]:
+    """The next try of a record back the billing connector did not accept (the record `key`: the payment's, or a
+    lost dispute's refund), at `due_at`."""
     request = consumed.payload
     again = envelope_for(
         MessageType.RECORD_BACK,
@@ -125,12 +126,17 @@ def record_back_retry(consumed: Envelope[RecordBack], due_at: datetime) -> Envel
         caused_by=consumed,
         correlation_id=request.payment_id,
     )
-    timer_id = f"record-back:{request.payment_id}:{request.attempt + 1}"
+    timer_id = record_back_timer_id(key, request.attempt + 1)
     return timer_for(again, timer_id=timer_id, due_at=due_at, kind=RECORD_BACK_TIMER_KIND, caused_by=consumed)
 
 
 def record_back_restarted(
-    request: RecordBack, merchant_id: str | None, profile_id: str | None, now: datetime, due_at: datetime | None
+    request: RecordBack,
+    key: str,
+    merchant_id: str | None,
+    profile_id: str | None,
+    now: datetime,
+    due_at: datetime | None,
 ) -> Envelope[Any]:
     """The first try of a record back an operator started again: sent now, or on a timer due at `due_at`."""
     again = envelope_for(
@@ -143,8 +149,28 @@ def record_back_restarted(
     )
     if due_at is None:
         return again
-    timer_id = f"record-back:{request.payment_id}:{request.attempt}"
+    timer_id = record_back_timer_id(key, request.attempt)
     return timer_for(again, timer_id=timer_id, due_at=due_at, kind=RECORD_BACK_TIMER_KIND)
+
+
+def record_back_timer_id(key: str, attempt: int) -> str:
+    """A try's timer, by record (`record_back_key`): a refund's never meets the payment's own tries."""
+    return f"record-back:{key}:{attempt}"
+
+
+def dispute_refund_command(
+    request: RecordBack, consumed: Envelope[Any], merchant_id: str | None, profile_id: str | None
+) -> Envelope[RecordBack]:
+    """The first try of the refund record of a lost dispute (`request.dispute`), caused by `payment.dispute-lost`
+    (`consumed`), for the payment's merchant and profile."""
+    return envelope_for(
+        MessageType.RECORD_BACK,
+        request,
+        caused_by=consumed,
+        correlation_id=request.payment_id,
+        merchant_id=merchant_id,
+        profile_id=profile_id,
+    )
 
 
 def record_back_updated(
@@ -164,6 +190,7 @@ def record_back_updated(
         status_code=tried.status_code,
         error=tried.error,
         at=tried.at,
+        dispute_id=progress.dispute_id,
     )
     return envelope_for(MessageType.RECORD_BACK_UPDATED, event, caused_by=consumed, correlation_id=request.payment_id)
 

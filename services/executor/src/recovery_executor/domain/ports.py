@@ -22,10 +22,15 @@ class PaymentConnector(Protocol):
 
 @dataclass(frozen=True)
 class RecordBackAnswer:
-    accepted: bool  # a 2xx answer
+    accepted: bool  # a 2xx answer, or the billing system's "recorded already"
     status_code: int | None = None
     error: str | None = None
-    blocked: bool = False  # the egress policy refused the destination: final, never retried
+    # Final, never retried: the egress policy refused the destination, or no try could ever be taken (a billing
+    # system without the call, nothing to name the record by).
+    blocked: bool = False
+    # The billing system's id of the transaction the record made (Chargebee's `transaction.id`); None where the
+    # billing system has none (Stripe Billing, Recurly, custombilling) or its answer named none ("recorded already").
+    transaction_id: str | None = None
 
 
 class BillingRecorder(Protocol):
@@ -37,4 +42,11 @@ class BillingRecorder(Protocol):
 class BillingSystemRecorder(Protocol):
     async def record_back(self, request: RecordBack, *, idempotency_key: str) -> RecordBackAnswer:
         """Record a successful retry at the billing system through its own API (Stripe Billing, Chargebee, Recurly)."""
+        ...
+
+    async def record_refund(
+        self, request: RecordBack, *, transaction_id: str | None, idempotency_key: str
+    ) -> RecordBackAnswer:
+        """Record the lost dispute `request.dispute` as a refund of the payment's transaction at the billing system
+        (`transaction_id`, as its record back kept it; None: found at the billing system by the connector's)."""
         ...

@@ -4,7 +4,10 @@ abandoned for an operator after `RECORD_BACK_MAX_TRIES` tries. An operator start
 back again (`RecordBackProgress.restart`): a new round of tries, the same idempotency key, nothing charged.
 
 Every try is kept with the payment's record back (what it asked, when, the HTTP status or the error, and where the
-record back stood after it), so an operator sees the record back and its tries on the payment's timeline."""
+record back stood after it), so an operator sees the record back and its tries on the payment's timeline.
+
+A dispute lost on the payment is recorded the same way as a record of its own beside the payment's (a refund:
+`RecordBack.dispute`, domain/dispute_refunds.py), under its own key, idempotency key and timers."""
 
 from __future__ import annotations
 
@@ -21,9 +24,21 @@ from .messages import record_back_restarted, record_back_retry, record_back_upda
 from .ports import RecordBackAnswer
 
 
-def record_back_idempotency_key(payment_id: str) -> str:
-    # The same key on every try: a billing system that de-duplicates records one payment once.
-    return f"record-back:{payment_id}"
+def record_back_key(payment_id: str, dispute_id: str | None = None) -> str:
+    """The id of a record: the payment's own record back under the payment id, the refund of a dispute lost on it
+    beside it (one per dispute)."""
+    return payment_id if dispute_id is None else f"{payment_id}:dispute:{dispute_id}"
+
+
+def record_key_of(request: RecordBack) -> str:
+    """The record a record-back command tries: the payment's, or the refund of its `dispute`."""
+    return record_back_key(request.payment_id, request.dispute.dispute_id if request.dispute else None)
+
+
+def record_back_idempotency_key(key: str) -> str:
+    # The same key on every try of one record (`record_back_key`): a billing system that de-duplicates records one
+    # payment, or one lost dispute, once.
+    return f"record-back:{key}"
 
 
 # A record back's status is the contract's state (`record-back.updated` carries it).
@@ -45,7 +60,8 @@ class RecordBackTry:
 
 @dataclass(frozen=True)
 class RecordBackProgress:
-    """One payment's record back: where it goes, how many tries so far, and whether one was accepted."""
+    """One payment's record back, or the refund of a dispute lost on it (`dispute_id`): where it goes, how many
+    tries so far, and whether one was accepted."""
 
     payment_id: str
     status: RecordBackStatus
@@ -58,6 +74,15 @@ class RecordBackProgress:
     # The last try's request and the payment's profile: what a restart sends again (None: stored before 4 Dec).
     request: RecordBack | None = None
     profile_id: str | None = None
+    # Set: the refund of this dispute, lost on the payment (None: the payment's own record back).
+    dispute_id: str | None = None
+    # The billing system's transaction the accepted try made (Chargebee's payment, or its refund): what a refund of
+    # the payment names. None: not accepted yet, no such id (other billing systems), or none in the answer.
+    billing_transaction_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        return record_back_key(self.payment_id, self.dispute_id)
 
     @staticmethod
     def after_try(
@@ -86,11 +111,13 @@ class RecordBackProgress:
             billing_connector=request.billing_connector or CUSTOMBILLING,
             request=request,
             profile_id=consumed.profile_id,
+            dispute_id=request.dispute.dispute_id if request.dispute else None,
+            billing_transaction_id=answer.transaction_id if answer.accepted else None,
         )
         tried = RecordBackTry(request.attempt, now, answer.status_code, answer.error, status)
         emitted: list[Envelope[Any]] = [record_back_updated(consumed, progress, tried)]
         if delay is not None:
-            emitted.append(record_back_retry(consumed, now + time_scale.wall(delay)))
+            emitted.append(record_back_retry(consumed, progress.key, now + time_scale.wall(delay)))
         return progress, tried, emitted
 
     def restart(
@@ -102,6 +129,8 @@ class RecordBackProgress:
         allow-list was put right): an accepted one is done, a retrying one has its next try on a timer."""
         if self.status is RecordBackStatus.ACCEPTED:
             return "the record back was accepted: nothing is left to record"
+        if self.status is RecordBackStatus.RETRYING and self.attempts == 0:
+            return "the record back's first try is on its way"
         if self.status is RecordBackStatus.RETRYING:
             return f"the record back is being retried (try {self.attempts} was refused; the next one is on a timer)"
         if self.request is None:
@@ -109,7 +138,7 @@ class RecordBackProgress:
         first = self.attempts + 1
         again = self.request.model_copy(update={"attempt": first, "round_start": first})
         due = None if at <= now else now + time_scale.wall(at - now)
-        message = record_back_restarted(again, self.merchant_id, self.profile_id, now, due)
+        message = record_back_restarted(again, self.key, self.merchant_id, self.profile_id, now, due)
         return replace(self, status=RecordBackStatus.RETRYING, updated_at=now), message
 
 

@@ -25,6 +25,7 @@ from recovery_intake.domain.intent import (
     KEPT_AGAINST_OUTCOME,
     Intent,
     IntentChange,
+    IntentDispute,
     IntentRequest,
     known_transactions,
 )
@@ -91,10 +92,13 @@ class IntentRepository:
             raise AlreadyApplied(applying)
         return intent_of(doc)
 
-    async def save(self, change: IntentChange, tx: Transaction) -> None:
+    async def save(self, change: IntentChange, tx: Transaction, *, applied: str | None = None) -> None:
         # `$set`, not a replace: the applied message ids and any embedded message not yet published stay.
         intent = change.intent
-        await self._intents.update_one({"_id": intent.payment_id}, {"$set": _fields(intent)}, session=tx.session)
+        update: Document = {"$set": _fields(intent)}
+        if applied is not None:
+            update["$push"] = push_applied(applied)
+        await self._intents.update_one({"_id": intent.payment_id}, update, session=tx.session)
         for message in change.messages:
             tx.emit(message)
 
@@ -172,6 +176,18 @@ def _fields(intent: Intent) -> Document:
             {"at": r.at, "action": r.action.value, "connector_transaction_id": r.connector_transaction_id}
             for r in intent.requests
         ]
+    if intent.disputes:
+        fields["disputes"] = [
+            {
+                "dispute_id": d.dispute_id,
+                "connector_dispute_id": d.connector_dispute_id,
+                "amount": d.amount,
+                "currency": d.currency,
+                "reason": d.reason,
+                "lost_at": d.lost_at,
+            }
+            for d in intent.disputes
+        ]
     return fields
 
 
@@ -192,5 +208,11 @@ def intent_of(doc: Document) -> Intent:
         requests=tuple(
             IntentRequest(r["at"], RecoveryAction(r["action"]), r.get("connector_transaction_id"))
             for r in doc.get("requests") or ()
+        ),
+        disputes=tuple(
+            IntentDispute(
+                d["dispute_id"], d["connector_dispute_id"], d["amount"], d["currency"], d.get("reason"), d["lost_at"]
+            )
+            for d in doc.get("disputes") or ()
         ),
     )

@@ -92,14 +92,17 @@ class BillingEvent:
         return f"billing_{digest[:40]}"
 
 
-def check_billing_account(
-    account: dict[str, Any] | None, account_id: str, profile_id: str, connector: str
+def check_webhook_account(
+    account: dict[str, Any] | None, account_id: str, profile_id: str, connector: str, kind: ConnectorType
 ) -> dict[str, Any]:
-    """The connector account the URL names, if it is the profile's enabled `connector` billing account."""
+    """The connector account a webhook's URL names, if it is the profile's enabled `connector` account of `kind`
+    (a billing processor's for billing systems' webhooks, a payment processor's for the payment connector's)."""
     if account is None or account.get("profile_id") != profile_id:
-        raise EventRefused(RefusalKind.NOT_FOUND, f"no billing connector account {account_id} in profile {profile_id}")
-    if account.get("connector_type") != ConnectorType.BILLING_PROCESSOR.value:
-        raise EventRefused(RefusalKind.INVALID, f"connector account {account_id} is not a billing processor")
+        what = kind.value.split("_")[0]
+        raise EventRefused(RefusalKind.NOT_FOUND, f"no {what} connector account {account_id} in profile {profile_id}")
+    if account.get("connector_type") != kind.value:
+        kind_words = kind.value.replace("_", " ")
+        raise EventRefused(RefusalKind.INVALID, f"connector account {account_id} is not a {kind_words}")
     if account.get("connector_name") != connector:
         raise EventRefused(RefusalKind.INVALID, f"connector account {account_id} is not a {connector} account")
     if account.get("disabled"):

@@ -12,11 +12,13 @@ from datetime import datetime
 from typing import Any
 
 from recovery_contracts.api.recovery import RecoveryAction
+from recovery_contracts.disputes import DisputeObject, DisputeStage, DisputeStatus
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
-from recovery_contracts.messages import CARD_DATA_BACKFILL, RecoveryScheduled, RecoveryUpdated
+from recovery_contracts.messages import CARD_DATA_BACKFILL, PaymentDisputeLost, RecoveryScheduled, RecoveryUpdated
 from recovery_contracts.payments import IntentStatus
 from recovery_contracts.recovery import PaymentToken, RecoveryPayment, build_payment_object
 
+from .payment_disputes import LostDispute
 from .recovery import merge_request
 
 # What an action makes of the intent (Hyperswitch's recovery actions; cancel_invoice is this system's addition).
@@ -47,6 +49,19 @@ class IntentRequest:
 
 
 @dataclass(frozen=True)
+class IntentDispute:
+    """A dispute the payment connector decided against the merchant on the recovered payment, as the intent keeps
+    it (`dispute_id`: ours, `dispute_id_for`; the amount taken back in minor units)."""
+
+    dispute_id: str
+    connector_dispute_id: str
+    amount: int
+    currency: str
+    reason: str | None
+    lost_at: datetime
+
+
+@dataclass(frozen=True)
 class IntentChange:
     """An intent after a transition, and the messages the transition emits."""
 
@@ -71,6 +86,8 @@ class Intent:
     # The v2 payment object the latest payment outcome carried (JSON), if any.
     payment_object: dict[str, Any] | None = None
     requests: tuple[IntentRequest, ...] = ()
+    # Disputes lost on the recovered payment (`dispute_lost`), each once.
+    disputes: tuple[IntentDispute, ...] = ()
 
     @property
     def payment_id(self) -> str:
@@ -209,6 +226,70 @@ class Intent:
         if self.status in KEPT_AGAINST_OUTCOME[status]:
             return None
         return replace(self, status=status, payment_object=payment_object, modified_at=now)
+
+    def collected_by(self, connector_transaction_id: str) -> bool:
+        """Whether this recovery collected the invoice's payment with that charge at the payment connector: it
+        succeeded, and the payment object `payment.succeeded` carried names the charge (a payment recorded paid
+        elsewhere, or another charge, is not one a dispute here can be on)."""
+        if self.status is not IntentStatus.SUCCEEDED or not self.payment_object:
+            return False
+        return bool(self.payment_object.get("connector_transaction_id") == connector_transaction_id)
+
+    def dispute_lost(
+        self,
+        lost: LostDispute,
+        *,
+        attempt_id: str,
+        merchant_connector_id: str,
+        now: datetime,
+        cause: Envelope[Any] | None = None,
+    ) -> IntentChange:
+        """The payment connector decided a dispute on the recovered payment against the merchant: kept on the
+        intent, and `payment.dispute-lost` emitted (the executor records a refund at the billing system, the
+        dispatcher tells the merchant). The same dispute again, whichever event brings it, changes nothing. The
+        status stays `succeeded`, as Hyperswitch keeps a disputed payment's: the dispute is its own object. The
+        message's id is the dispute's, so that consumers take it once whatever happens upstream."""
+        dispute_id = lost.dispute_id(self.merchant_id)
+        if any(kept.dispute_id == dispute_id for kept in self.disputes):
+            return IntentChange(self)
+        kept = IntentDispute(
+            dispute_id, lost.connector_dispute_id, lost.amount, lost.currency, lost.reason, lost.lost_at
+        )
+        changed = replace(self, disputes=(*self.disputes, kept), modified_at=now)
+        dispute = DisputeObject(
+            dispute_id=dispute_id,
+            payment_id=self.payment_id,
+            attempt_id=attempt_id,
+            amount=str(lost.amount),
+            currency=lost.currency,
+            dispute_stage=DisputeStage.DISPUTE,
+            dispute_status=DisputeStatus.DISPUTE_LOST,
+            connector=lost.connector,
+            connector_status=lost.connector_status,
+            connector_dispute_id=lost.connector_dispute_id,
+            connector_reason=lost.reason,
+            connector_created_at=lost.connector_created_at,
+            # Stripe's dispute has no update time: its last change is the loss the event tells of.
+            connector_updated_at=lost.lost_at,
+            created_at=now,
+            profile_id=self.profile_id,
+            merchant_connector_id=merchant_connector_id,
+        )
+        message = envelope_for(
+            MessageType.PAYMENT_DISPUTE_LOST,
+            PaymentDisputeLost(
+                payment_id=self.payment_id,
+                dispute=dispute,
+                connector_transaction_id=lost.connector_transaction_id,
+                amount=lost.amount,
+                lost_at=lost.lost_at,
+            ),
+            about=self.snapshot,
+            caused_by=cause,
+            message_id=dispute_id,
+            occurred_at=now,
+        )
+        return IntentChange(changed, (message,))
 
     def as_payment_object(self) -> dict[str, Any]:
         """The v2 payment object for `GET /v2/payments/{id}`: the latest one an outcome carried, else built now."""

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from recovery_contracts.api.connector_accounts import ConnectorType
 from recovery_contracts.api.recovery import RecoveryAction, RecoveryPaymentsCreate
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.messages import BillingEventReceived, RecoveryRequested
@@ -26,8 +27,8 @@ from recovery_intake.domain.billing_events import (
     BillingEvent,
     EventRefused,
     RefusalKind,
-    check_billing_account,
     check_handed_on,
+    check_webhook_account,
     parse_stripe_event,
     payment_account_for,
     sealed_api_key,
@@ -175,7 +176,8 @@ class BillingEvents:
         found = await self._accounts.get(merchant_id, account_id)
         named = (found or {}).get("connector_name")
         expected = connector or (named if named in WEBHOOK_CONNECTORS else " or ".join(sorted(WEBHOOK_CONNECTORS)))
-        return profile, check_billing_account(found, account_id, profile_id, str(expected))
+        billing = ConnectorType.BILLING_PROCESSOR
+        return profile, check_webhook_account(found, account_id, profile_id, str(expected), billing)
 
     async def _settle(
         self,

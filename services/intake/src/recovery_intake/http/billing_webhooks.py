@@ -5,6 +5,8 @@ recurly-signature), checked against the account. Refusals answer Hyperswitch's e
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -13,6 +15,7 @@ from recovery_intake.domain.billing_events import BillingApiError, EventRefused,
 from recovery_intake.handlers.billing_events import BillingEvents
 from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
 
+# How a refused delivery is answered (the payment connector's webhooks answer the same).
 _REFUSALS = {
     RefusalKind.UNAUTHENTICATED: ApiError.GENERIC_UNAUTHORIZED,  # 401
     RefusalKind.NOT_FOUND: ApiError.GENERIC_NOT_FOUND,  # 404, as for an account that does not exist
@@ -24,19 +27,31 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
+# A provider's delivery handler: (merchant, profile, account, body, headers) -> (outcome, payment id).
+Delivery = Callable[[str, str, str, bytes, Mapping[str, str]], Awaitable[tuple[str, str | None]]]
+
+
+async def answer_delivery(
+    deliver: Delivery, merchant_id: str, profile_id: str, account_id: str, request: Request
+) -> JSONResponse:
+    """A provider's webhook delivery, answered: 200 with its outcome; a refusal as Hyperswitch's error body; 503
+    when the provider's API could not be read (not applied: the provider delivers it again later). The billing
+    systems' door and the payment connector's (http/payment_webhooks.py) answer alike."""
+    payload = await request.body()
+    try:
+        outcome, payment_id = await deliver(merchant_id, profile_id, account_id, payload, request.headers)
+    except EventRefused as refused:
+        raise ApiProblem(_REFUSALS[refused.kind], refused.reason, message=refused.reason) from None
+    except BillingApiError as error:
+        raise ApiProblem(ApiError.BILLING_SYSTEM_UNAVAILABLE, str(error), message=str(error)) from None
+    return JSONResponse({"received": True, "outcome": outcome, "payment_id": payment_id})
+
+
 def router(events: BillingEvents) -> APIRouter:
     api = APIRouter(tags=["Billing webhooks"], responses=_RESPONSES)
 
     @api.post("/v2/webhooks/recovery/{merchant_id}/{profile_id}/{connector_id}")
     async def billing_webhook(merchant_id: str, profile_id: str, connector_id: str, request: Request) -> JSONResponse:
-        payload = await request.body()
-        try:
-            outcome, payment_id = await events.delivery(merchant_id, profile_id, connector_id, payload, request.headers)
-        except EventRefused as refused:
-            raise ApiProblem(_REFUSALS[refused.kind], refused.reason, message=refused.reason) from None
-        except BillingApiError as error:
-            # Not applied: the provider delivers it again later.
-            raise ApiProblem(ApiError.BILLING_SYSTEM_UNAVAILABLE, str(error), message=str(error)) from None
-        return JSONResponse({"received": True, "outcome": outcome, "payment_id": payment_id})
+        return await answer_delivery(events.delivery, merchant_id, profile_id, connector_id, request)
 
     return api

@@ -8,7 +8,7 @@ from typing import Any
 from recovery_contracts.api.events import WebhookDeliveryAttempt
 from recovery_dispatcher.adapters.record_writer import sequence_key
 from recovery_dispatcher.domain.attempt import DeliveryResult
-from recovery_dispatcher.domain.event import CONTENT_TYPE, EVENT_CLASS, Claim, EarlierEvent, WebhookEvent
+from recovery_dispatcher.domain.event import Claim, EarlierEvent, WebhookEvent
 from recovery_dispatcher.domain.ids import record_key, retry_event_id
 from recovery_dispatcher.domain.outgoing_webhook import recorded_headers
 from recovery_dispatcher.domain.status import EventStatus
@@ -33,9 +33,9 @@ def _shared_fields(event: WebhookEvent) -> dict[str, Any]:
     """What every record of an event says about it (the initial record and each later attempt's)."""
     return {
         "event_type": event.event_type,
-        "event_class": EVENT_CLASS,
+        "event_class": event.event_class,
         "primary_object_id": event.primary_object_id,
-        "primary_object_type": CONTENT_TYPE,
+        "primary_object_type": event.content_type,
         "payment_id": event.payment_id,
         "merchant_id": event.merchant_id,
         "business_profile_id": event.profile_id,

@@ -1,5 +1,7 @@
-"""The webhook event aggregate: one initial event per (payment attempt, event type), its delivery's state and
-the transitions that move it on, each returning the new state and the messages to emit."""
+"""The webhook event aggregate: one initial event per (primary object, event type), its delivery's state and the
+transitions that move it on, each returning the new state and the messages to emit. The primary object is the
+payment attempt (payment_succeeded, payment_failed), the payment (payment_cancelled) or the dispute (dispute_lost),
+as Hyperswitch's; every event belongs to a payment, within which it is numbered and delivered in order."""
 
 from __future__ import annotations
 
@@ -13,14 +15,12 @@ from recovery_contracts.api.events import WebhookDeliveryAttempt
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.ids import idempotent_event_id
 from recovery_contracts.messages import DeliverWebhook, WebhookDeliveryFailed, WebhookEndpointDisabled, timer_for
-from recovery_contracts.payments import PaymentObject
+from recovery_dispatcher.domain.event_types import ContentObject, payment_id_of, raised_type
 from recovery_dispatcher.domain.ids import initial_event_id, record_key
 from recovery_dispatcher.domain.outgoing_webhook import build_body
 from recovery_dispatcher.domain.policy import DeliveryVerdict, RetrySchedule, next_retry_delay
 from recovery_dispatcher.domain.status import EventOutcome, EventStatus
 
-EVENT_CLASS = "payments"
-CONTENT_TYPE = "payment_details"
 TIMER_KIND = "webhook_retry"
 # A newer event of a payment waits until this long (schedule time) after the older one's next try.
 ORDERING_PAUSE = timedelta(seconds=5)
@@ -98,22 +98,23 @@ class WebhookEvent:
         *,
         event_type: str,
         primary_object_id: str,
-        payment: PaymentObject,
+        content: ContentObject,
         merchant_id: str,
         profile_id: str,
         now: datetime,
         lease_until: datetime,
         lease_owner: str,
     ) -> WebhookEvent:
-        """A new initial event for a payment message, its body built, leased to the dispatcher raising it."""
+        """A new initial event for a message, its body built around `content` (the payment, or the dispute lost on
+        it), leased to the dispatcher raising it. KeyError for an event type the dispatcher does not raise."""
         idempotent_id = idempotent_event_id(primary_object_id, event_type)
         event_id = initial_event_id(idempotent_id, now)
         body = build_body(
             merchant_id=merchant_id,
             event_id=event_id,
             event_type=event_type,
-            content_type=CONTENT_TYPE,
-            content_object=payment.model_dump_json().encode(),
+            content_type=raised_type(event_type).content_type,
+            content_object=content.model_dump_json().encode(),
             timestamp=now,
         )
         return cls(
@@ -121,7 +122,7 @@ class WebhookEvent:
             idempotent_event_id=idempotent_id,
             event_type=event_type,
             primary_object_id=primary_object_id,
-            payment_id=payment.id,
+            payment_id=payment_id_of(content),
             merchant_id=merchant_id,
             profile_id=profile_id,
             created_at=now,
@@ -153,6 +154,17 @@ class WebhookEvent:
     @property
     def key(self) -> str:
         return record_key(self.merchant_id, self.event_id)
+
+    @property
+    def event_class(self) -> str:
+        """Hyperswitch's event class of its type (`payments`, `disputes`): the events API lists by it."""
+        return raised_type(self.event_type).event_class.value
+
+    @property
+    def content_type(self) -> str:
+        """What its body's `content.object` is (`payment_details`, `dispute_details`): the record's
+        `primary_object_type`."""
+        return raised_type(self.event_type).content_type.value
 
     @property
     def first_attempt_kind(self) -> WebhookDeliveryAttempt:

@@ -1,6 +1,7 @@
-"""`payment.succeeded`, `payment.failed` and `payment.cancelled`: one initial webhook event per (payment attempt,
-or the payment for a cancel, and event type), claimed, then delivered; a duplicate message delivers nothing twice;
-a type the profile switched off raises nothing."""
+"""`payment.succeeded`, `payment.failed`, `payment.cancelled` and `payment.dispute-lost`: one initial webhook event
+per (primary object and event type: the payment attempt, the payment for a cancel, the dispute for a lost dispute),
+claimed, then delivered; a duplicate message delivers nothing twice; a type the profile switched off raises
+nothing."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from typing import Any
 import structlog
 
 from recovery_contracts.envelope import Envelope
-from recovery_contracts.messages import PaymentCancelled, PaymentFailed, PaymentSucceeded
-from recovery_contracts.payments import PaymentObject
+from recovery_contracts.messages import PaymentCancelled, PaymentDisputeLost, PaymentFailed, PaymentSucceeded
 from recovery_dispatcher import metrics
 from recovery_dispatcher.domain.event import Claim, DuplicateEvent, WebhookEvent
+from recovery_dispatcher.domain.event_types import ContentObject
 from recovery_dispatcher.domain.ids import checked_merchant_id
 from recovery_dispatcher.domain.status import EventStatus
 from recovery_dispatcher.handlers.delivery import Delivery, DeliveryInProgress
@@ -38,8 +39,18 @@ async def payment_cancelled(delivery: Delivery, envelope: Envelope[PaymentCancel
     await raise_event(delivery, envelope, "payment_cancelled", message.payment_id, message.payment)
 
 
+async def dispute_lost(delivery: Delivery, envelope: Envelope[PaymentDisputeLost], queue: ConsumerQueue) -> None:
+    # The dispute is the event's object (Hyperswitch's dispute webhooks): one `dispute_lost` per dispute.
+    message = envelope.payload
+    dispute = message.dispute
+    if dispute.payment_id != message.payment_id:
+        # The event is numbered and ordered within the dispute's payment: never within another one.
+        raise MessageRejected(f"dispute {dispute.dispute_id} is on {dispute.payment_id}, not on {message.payment_id}")
+    await raise_event(delivery, envelope, "dispute_lost", dispute.dispute_id, dispute)
+
+
 async def raise_event(
-    delivery: Delivery, envelope: Envelope[Any], event_type: str, primary_object_id: str, payment: PaymentObject
+    delivery: Delivery, envelope: Envelope[Any], event_type: str, primary_object_id: str, content: ContentObject
 ) -> None:
     merchant_id, profile_id = envelope.merchant_id, envelope.profile_id
     if not profile_id or not merchant_id:
@@ -61,7 +72,7 @@ async def raise_event(
     event = WebhookEvent.raised(
         event_type=event_type,
         primary_object_id=primary_object_id,
-        payment=payment,
+        content=content,
         merchant_id=merchant_id,
         profile_id=profile_id,
         now=now,

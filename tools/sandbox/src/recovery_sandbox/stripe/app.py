@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recovery_sandbox import chargebee, recurly
+from recovery_sandbox.stripe.disputes import add_dispute_routes
 from recovery_sandbox.stripe.errors import StripeError, invalid_request, unrecognized_url
 from recovery_sandbox.stripe.faults import Fault, FaultMode, idempotency_error, rate_limited
 from recovery_sandbox.stripe.form import FormError, decode_form, decode_pairs
@@ -23,6 +24,7 @@ from recovery_sandbox.stripe.search import parse_query
 from recovery_sandbox.stripe.store import IdempotencySlot, StripeState, account_of, new_id, parse_int
 from recovery_sandbox.stripe.test_cards import DECLINES_BY_CODE, Decline
 from recovery_sandbox.stripe.versions import STORED_API_VERSION, answered_version, api_version
+from recovery_sandbox.stripe.webhooks import WebhookBook, add_webhook_routes
 
 # The API version the sandbox's objects are shaped after; a request is served as its `Stripe-Version`, else as the
 # account's default DEFAULT_API_VERSION (newer: see versions.py), and the answer names the version it was served as.
@@ -324,7 +326,11 @@ def create_app(state_dir: Path | None = None) -> FastAPI:
         _authenticate(request)
         return state.get_charge(charge_id)
 
-    add_invoice_routes(app, state, run, _authenticate, _form)
+    # Webhook endpoints and the events invoices and disputes send them.
+    webhooks = WebhookBook()
+    add_webhook_routes(app, state, webhooks, run, _authenticate, _form)
+    add_invoice_routes(app, state, webhooks, run, _authenticate, _form)
+    add_dispute_routes(app, state, webhooks, run, _authenticate, _form)
     # Chargebee's and Recurly's APIs beside Stripe's, in the same process (bases `<sandbox>/chargebee`, `/recurly`).
     app.mount("/chargebee", chargebee.create_app())
     app.mount("/recurly", recurly.create_app())

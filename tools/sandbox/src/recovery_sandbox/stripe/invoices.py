@@ -1,57 +1,41 @@
 """Stripe Billing's invoices in the sandbox: invoice items, invoices (create, finalize, retrieve, pay, void, mark
-uncollectible), webhook endpoints, and events signed as Stripe signs them (`Stripe-Signature: t=...,v1=...`).
+uncollectible), and the events they send (`invoice.*`, through webhooks.py).
 
-Shapes follow Stripe's API reference (API version 2024-06-20): https://docs.stripe.com/api/invoices,
-https://docs.stripe.com/api/invoiceitems, https://docs.stripe.com/api/webhook_endpoints,
-https://docs.stripe.com/api/events and https://docs.stripe.com/webhooks#verify-manually. An invoice is answered as
-the request's API version shows it: a request without `Stripe-Version` is served as the account's default,
-2025-03-31.basil, where an invoice has no `charge` nor `payment_intent` and expanding either is a 400; one pinned to
-2024-06-20 gets the invoice as stored (versions.py). Webhook events stay on 2024-06-20. Kept in memory only
-(a sandbox restarted with a state directory keeps its customers and charges, not its invoices).
+Shapes follow Stripe's API reference (API version 2024-06-20): https://docs.stripe.com/api/invoices and
+https://docs.stripe.com/api/invoiceitems. An invoice is answered as the request's API version shows it: a request
+without `Stripe-Version` is served as the account's default, 2025-03-31.basil, where an invoice has no `charge` nor
+`payment_intent` and expanding either is a 400; one pinned to 2024-06-20 gets the invoice as stored (versions.py).
+Webhook events stay on 2024-06-20. Kept in memory only (a sandbox restarted with a state directory keeps its
+customers and charges, not its invoices).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from recovery_sandbox.injected_failures import DelaySwitch, FailureSwitch, add_injection_routes
-from recovery_sandbox.redelivery import DEFAULT_SECONDS, Schedule, add_redelivery_routes
 from recovery_sandbox.stripe.errors import StripeError, invalid_request, missing_param, no_such
 from recovery_sandbox.stripe.store import IdempotencySlot, StripeState, new_id, parse_bool, parse_int, parse_metadata
 from recovery_sandbox.stripe.test_cards import Decline
 from recovery_sandbox.stripe.versions import STORED_API_VERSION, api_version, check_expandable, invoice_as
-
-Response = tuple[int, dict[str, Any]]
-Run = Callable[..., Awaitable[JSONResponse]]
-Authenticate = Callable[[Request], str]
-Form = Callable[[Request], Awaitable[dict[str, Any]]]
+from recovery_sandbox.stripe.webhooks import Authenticate, Form, Response, Run, WebhookBook
+from recovery_sandbox.stripe.webhooks import stripe_signature as stripe_signature  # where the tests import it from
 
 EVENT_TYPES = ("invoice.payment_failed", "invoice.paid", "invoice.voided", "invoice.marked_uncollectible")
-# Webhook endpoints' and events' version: as if every endpoint had been created pinned to the stored version.
-API_VERSION = STORED_API_VERSION
-
-
-def stripe_signature(secret: str, payload: bytes, timestamp: int) -> str:
-    """Stripe's `Stripe-Signature` header value: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "t.payload")>`."""
-    signed = f"{timestamp}.".encode() + payload
-    digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
 
 
 class InvoiceBook:
-    def __init__(self, stripe: StripeState, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, stripe: StripeState, webhooks: WebhookBook, clock: Callable[[], float] = time.time) -> None:
         self._stripe = stripe
+        self._webhooks = webhooks
         self._clock = clock
         self._lock = threading.RLock()
         # The controls' state, kept across a reset (their routes hold these objects), cleared by it.
@@ -59,20 +43,15 @@ class InvoiceBook:
         self.pay_failures = FailureSwitch()
         # The next reads of `GET /v1/invoices/{id}` answered late (a slow Stripe API, seen by a webhook's read).
         self.slow_reads = DelaySwitch()
-        # When an event not answered 2xx is delivered again (`POST /_sandbox/webhooks/redelivery` sets it).
-        self.redelivery = Schedule()
         self.reset()
 
     def reset(self) -> None:
+        """The invoices gone, and the webhook endpoints and events with them (`/_sandbox/invoices/reset`)."""
         self.items: dict[str, dict[str, Any]] = {}
         self.invoices: dict[str, dict[str, Any]] = {}
-        self.endpoints: dict[str, dict[str, Any]] = {}
-        self.events: dict[str, dict[str, Any]] = {}
-        self.deliveries: list[dict[str, Any]] = []
         self.pay_failures.clear()
         self.slow_reads.clear()
-        self.redelivery.seconds = DEFAULT_SECONDS
-        self._sending: set[asyncio.Task[int | None]] = set()
+        self._webhooks.reset()
 
     # ----- invoice items and invoices ------------------------------------------------------------------
 
@@ -297,7 +276,7 @@ class InvoiceBook:
         if status == 200 and intent.get("status") == "succeeded":
             self._mark_paid(invoice, out_of_band=False)
             return self._stripe._commit(200, invoice_as(invoice, version), slot)
-        self.emit("invoice.payment_failed", invoice)
+        self._webhooks.emit("invoice.payment_failed", invoice)
         return self._stripe._commit(status, body, slot)
 
     def _mark_paid(self, invoice: dict[str, Any], *, out_of_band: bool) -> None:
@@ -309,7 +288,7 @@ class InvoiceBook:
             amount_remaining=0,
         )
         invoice["status_transitions"]["paid_at"] = int(self._clock())
-        self.emit("invoice.paid", invoice)
+        self._webhooks.emit("invoice.paid", invoice)
 
     def close(self, invoice_id: str, status: str) -> Response:
         """`void` or `uncollectible` (`POST /v1/invoices/{id}/void`, `/mark_uncollectible`), open invoices only."""
@@ -320,105 +299,8 @@ class InvoiceBook:
             invoice["status"] = status
             moment = "voided_at" if status == "void" else "marked_uncollectible_at"
             invoice["status_transitions"][moment] = int(self._clock())
-            self.emit("invoice.voided" if status == "void" else "invoice.marked_uncollectible", invoice)
+            self._webhooks.emit("invoice.voided" if status == "void" else "invoice.marked_uncollectible", invoice)
             return 200, invoice
-
-    # ----- webhook endpoints and events ----------------------------------------------------------------
-
-    def create_endpoint(self, params: Mapping[str, Any]) -> Response:
-        url = params.get("url")
-        if not url:
-            raise missing_param("url")
-        enabled = params.get("enabled_events")
-        if not isinstance(enabled, list) or not enabled:
-            raise missing_param("enabled_events")
-        endpoint = {
-            "id": new_id("we_"),
-            "object": "webhook_endpoint",
-            "api_version": API_VERSION,
-            "created": int(self._clock()),
-            "enabled_events": enabled,
-            "livemode": False,
-            "metadata": parse_metadata(params),
-            "secret": "whsec_" + new_id("", 32),
-            "status": "enabled",
-            "url": url,
-        }
-        with self._lock:
-            self.endpoints[endpoint["id"]] = endpoint
-        return 200, endpoint
-
-    def update_endpoint(self, endpoint_id: str, params: Mapping[str, Any]) -> Response:
-        """Stripe's "update a webhook endpoint": `url`, `enabled_events`, `disabled`; the secret stays."""
-        with self._lock:
-            endpoint = self.endpoints.get(endpoint_id)
-            if endpoint is None:
-                raise no_such("webhook_endpoint", endpoint_id, param="id", status=404)
-            if params.get("url"):
-                endpoint["url"] = params["url"]
-            if isinstance(params.get("enabled_events"), list):
-                endpoint["enabled_events"] = params["enabled_events"]
-            if "disabled" in params:
-                endpoint["status"] = "disabled" if parse_bool(params, "disabled") else "enabled"
-            return 200, endpoint
-
-    def emit(self, event_type: str, invoice: dict[str, Any]) -> dict[str, Any]:
-        event = {
-            "id": new_id("evt_"),
-            "object": "event",
-            "api_version": API_VERSION,
-            "created": int(self._clock()),
-            "data": {"object": json.loads(json.dumps(invoice))},
-            "livemode": False,
-            "pending_webhooks": 0,
-            "request": {"id": None, "idempotency_key": None},
-            "type": event_type,
-        }
-        with self._lock:
-            self.events[event["id"]] = event
-            targets = [e for e in self.endpoints.values() if _takes(e, event_type)]
-            event["pending_webhooks"] = len(targets)
-        for endpoint in targets:
-            self._deliver_later(event, endpoint)
-        return event
-
-    def _deliver_later(self, event: dict[str, Any], endpoint: dict[str, Any]) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        # Stripe's automatic deliveries of an event, again while not taken (a `resend` is one delivery).
-        task = loop.create_task(self.redelivery.until_taken(lambda: self.deliver(event, endpoint)))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
-
-    async def deliver(self, event: dict[str, Any], endpoint: dict[str, Any], secret: str | None = None) -> int | None:
-        """POST the event to the endpoint, signed with its secret (or `secret`) at the time of sending; the answer's
-        status, if any."""
-        payload = json.dumps(event).encode()
-        headers = {
-            "Content-Type": "application/json; charset=utf-8",
-            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-            "Stripe-Signature": stripe_signature(secret or endpoint["secret"], payload, int(self._clock())),
-        }
-        record: dict[str, Any] = {"event": event["id"], "type": event["type"], "url": endpoint["url"]}
-        try:
-            async with httpx.AsyncClient(timeout=10.0, trust_env=False) as client:
-                answer = await client.post(endpoint["url"], content=payload, headers=headers)
-            record["status"] = answer.status_code
-            record["answer"] = answer.text[:1000]
-        except httpx.HTTPError as error:
-            record["status"] = None
-            record["error"] = f"{type(error).__name__}: {error}"
-        with self._lock:
-            self.deliveries.append(record)
-        return record["status"]
-
-
-def _takes(endpoint: dict[str, Any], event_type: str) -> bool:
-    if endpoint["status"] != "enabled":
-        return False
-    return event_type in endpoint["enabled_events"] or "*" in endpoint["enabled_events"]
 
 
 def _as_version(response: Response, version: str) -> Response:
@@ -427,10 +309,12 @@ def _as_version(response: Response, version: str) -> Response:
     return status, invoice_as(body, version) if body.get("object") == "invoice" else body
 
 
-def add_invoice_routes(app: FastAPI, state: StripeState, run: Run, authenticate: Authenticate, form: Form) -> None:
+def add_invoice_routes(
+    app: FastAPI, state: StripeState, webhooks: WebhookBook, run: Run, authenticate: Authenticate, form: Form
+) -> None:
     """Each invoice answer is shaped after the request's API version (`Stripe-Version`, else the account's default:
     versions.py)."""
-    book = InvoiceBook(state)
+    book = InvoiceBook(state, webhooks)
     app.state.invoices = book
 
     @app.post("/v1/invoiceitems")
@@ -488,43 +372,8 @@ def add_invoice_routes(app: FastAPI, state: StripeState, run: Run, authenticate:
             lambda slot, _: state._commit(*_as_version(book.close(invoice_id, "uncollectible"), version), slot),
         )
 
-    @app.post("/v1/webhook_endpoints")
-    async def create_webhook_endpoint(request: Request) -> JSONResponse:
-        params = await form(request)
-        return await run(request, params, lambda slot, _: state._commit(*book.create_endpoint(params), slot))
-
-    @app.post("/v1/webhook_endpoints/{endpoint_id}")
-    async def update_webhook_endpoint(request: Request, endpoint_id: str) -> JSONResponse:
-        params = await form(request)
-        return await run(
-            request, params, lambda slot, _: state._commit(*book.update_endpoint(endpoint_id, params), slot)
-        )
-
-    @app.get("/v1/events/{event_id}")
-    async def get_event(request: Request, event_id: str) -> dict[str, Any]:
-        authenticate(request)
-        event = book.events.get(event_id)
-        if event is None:
-            raise no_such("event", event_id, param="id", status=404)
-        return event
-
     # ----- sandbox controls (not Stripe's) ---------------------------------------------------------------
 
-    @app.post("/_sandbox/events/{event_id}/resend")
-    async def resend_event(event_id: str, secret: str | None = None) -> dict[str, Any]:
-        """Deliver an event again to every endpoint that takes it (a replay), now, signed again; with `secret`,
-        signed with that secret instead (a bad signature)."""
-        event = book.events.get(event_id)
-        if event is None:
-            raise no_such("event", event_id, param="id", status=404)
-        targets = [e for e in book.endpoints.values() if _takes(e, event["type"])]
-        return {"statuses": [await book.deliver(event, endpoint, secret) for endpoint in targets]}
-
-    @app.get("/_sandbox/events")
-    async def list_events() -> dict[str, Any]:
-        return {"events": list(book.events.values()), "deliveries": list(book.deliveries)}
-
-    add_redelivery_routes(app, "/_sandbox/webhooks/redelivery", book.redelivery)
     add_injection_routes(app, "/_sandbox/invoices/pay_failures", book.pay_failures)
     add_injection_routes(app, "/_sandbox/invoices/slow_reads", book.slow_reads)
 

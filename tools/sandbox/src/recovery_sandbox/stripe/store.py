@@ -1,4 +1,4 @@
-"""The sandbox's account: customers, payment methods, PaymentIntents, charges, the ledger, idempotency."""
+"""The sandbox's account: customers, payment methods, PaymentIntents, charges, disputes, the ledger, idempotency."""
 
 from __future__ import annotations
 
@@ -178,6 +178,8 @@ class StripeState:
         self.detached: list[str] = []
         self.payment_intents: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
+        # Disputes on charges (disputes.py), by id.
+        self.disputes: dict[str, dict[str, Any]] = {}
         self.ledger: list[dict[str, Any]] = []
         self.idempotency: dict[str, dict[str, Any]] = {}
 
@@ -190,6 +192,7 @@ class StripeState:
         self.detached = saved.get("detached", [])
         self.payment_intents = saved["payment_intents"]
         self.charges = saved["charges"]
+        self.disputes = saved.get("disputes", {})
         self.ledger = saved["ledger"]
         self.idempotency = saved["idempotency"]
 
@@ -203,6 +206,7 @@ class StripeState:
             "detached": self.detached,
             "payment_intents": self.payment_intents,
             "charges": self.charges,
+            "disputes": self.disputes,
             "ledger": self.ledger,
             "idempotency": self.idempotency,
         }
@@ -711,6 +715,7 @@ class StripeState:
             "currency": intent["currency"],
             "customer": intent["customer"],
             "description": intent["description"],
+            "disputed": False,
             "failure_code": None if succeeded else decline.code,
             "failure_message": None if succeeded else decline.message,
             "livemode": False,

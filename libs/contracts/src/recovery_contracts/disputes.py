@@ -1,0 +1,55 @@
+"""The dispute object (Hyperswitch's DisputeResponse) that the `dispute_lost` webhook carries.
+
+A dispute here is one the payment connector decided against the merchant on a payment a recovery collected: the
+money went back to the customer. Field order is Hyperswitch's wire order: do not reorder."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from recovery_contracts.timestamps import UtcMillis
+
+
+class DisputeStage(StrEnum):
+    PRE_DISPUTE = "pre_dispute"
+    DISPUTE = "dispute"
+    PRE_ARBITRATION = "pre_arbitration"
+
+
+class DisputeStatus(StrEnum):
+    """Hyperswitch's `DisputeStatus`. This system reports `dispute_lost` only."""
+
+    DISPUTE_OPENED = "dispute_opened"
+    DISPUTE_EXPIRED = "dispute_expired"
+    DISPUTE_ACCEPTED = "dispute_accepted"
+    DISPUTE_CANCELLED = "dispute_cancelled"
+    DISPUTE_CHALLENGED = "dispute_challenged"
+    DISPUTE_WON = "dispute_won"
+    DISPUTE_LOST = "dispute_lost"
+
+
+class DisputeObject(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dispute_id: str
+    payment_id: str
+    attempt_id: str
+    # Minor units, as a string (Hyperswitch's), of the amount the connector took back.
+    amount: str
+    currency: str
+    dispute_stage: DisputeStage
+    dispute_status: DisputeStatus
+    connector: str
+    # The connector's own words: Stripe's dispute `status` (`lost`), `reason` and, where it has one, its code.
+    connector_status: str
+    connector_dispute_id: str
+    connector_reason: str | None = None
+    connector_reason_code: str | None = None
+    challenge_required_by: UtcMillis | None = None
+    connector_created_at: UtcMillis | None = None
+    connector_updated_at: UtcMillis | None = None
+    created_at: UtcMillis
+    profile_id: str | None = None
+    merchant_connector_id: str | None = None

@@ -1,0 +1,97 @@
+"""A dispute lost on a recovered payment, recorded at the billing system as a refund of what the payment's record
+back recorded: which lost disputes get a refund record and what it asks (`refund_record`), and when a try of it
+must wait for the payment's own record back (`refusal_before_refund`).
+
+The rules (the consumer of `payment.dispute-lost`, handlers.dispute_lost, applies them):
+- The refund record is built from the payment's record back as stored (`progress.request`: the same billing
+  system, account, site and invoice, the connector's charge), so a payment never recorded back gets none: a
+  `custombilling` payment without `record_back_url`, a record back never made (its command dead-lettered), or one
+  stored before 4 Dec (no request kept). There is nothing to refund there; the `dispute_lost` webhook still tells
+  the merchant.
+- Only a billing system in REFUNDS_RECORDED_AT (Chargebee) gets one. For Stripe Billing, Recurly and custombilling
+  no record is created at all, rather than one refused for good on its first try: such a record could never be
+  taken, would stand on the timeline as `blocked` (which otherwise means an egress problem an operator can fix),
+  and would invite restarts that cannot succeed. It is logged and counted instead
+  (`recovery_dispute_refunds_total{outcome="not_supported"}`).
+- A payment whose record back is not accepted yet (retrying, abandoned, blocked) still gets its refund record: each
+  try answers "the payment is not recorded at <billing system> yet", a refusal retried on the timers like any
+  other, so the refund follows the payment's record back once that is accepted (an operator who restarts an
+  abandoned payment record restarts its refund after it).
+- Once per dispute: the record's key (`<payment_id>:dispute:<dispute_id>`) is the store's unique id; the first
+  `payment.dispute-lost` creates the record with its first try, in one transaction, and any later one for the same
+  dispute finds it and starts nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from recovery_contracts.envelope import Envelope
+from recovery_contracts.messages import DisputeRefund, PaymentDisputeLost, RecordBack
+
+from .billing_systems import REFUNDS_RECORDED_AT
+from .messages import dispute_refund_command
+from .ports import RecordBackAnswer
+from .record_back import CUSTOMBILLING, RecordBackProgress, RecordBackStatus
+
+
+class NoRefund(StrEnum):
+    """Why a lost dispute gets no refund record (the outcome counted)."""
+
+    NO_RECORD_BACK = "no_record_back"  # the payment was never recorded back: nothing to refund
+    NOT_SUPPORTED = "not_supported"  # its billing system takes no refund record from this system
+
+
+@dataclass(frozen=True)
+class RefundNotRecorded:
+    why: NoRefund
+    billing_connector: str  # "none" when the payment has no record back
+    message: str
+
+
+def refund_record(
+    payment: RecordBackProgress | None, consumed: Envelope[PaymentDisputeLost], now: datetime
+) -> tuple[RecordBackProgress, Envelope[RecordBack]] | RefundNotRecorded:
+    """The refund record of the dispute `consumed` reports lost on a payment whose record back is `payment`, and its
+    first try (attempt 1 of round 1, the payment's record back's request with `dispute` set); or why none."""
+    if payment is None or payment.request is None:
+        billing = payment.billing_connector if payment is not None else "none"
+        return RefundNotRecorded(NoRefund.NO_RECORD_BACK, billing, "the payment was never recorded back")
+    if payment.billing_connector not in REFUNDS_RECORDED_AT:
+        message = f"no refund record for {payment.billing_connector}"
+        return RefundNotRecorded(NoRefund.NOT_SUPPORTED, payment.billing_connector, message)
+    lost = consumed.payload
+    refund = DisputeRefund(
+        dispute_id=lost.dispute.dispute_id,
+        amount=lost.amount,
+        currency=lost.dispute.currency,
+        reason=lost.dispute.connector_reason,
+        lost_at=lost.lost_at,
+    )
+    request = payment.request.model_copy(update={"attempt": 1, "round_start": 1, "dispute": refund})
+    record = RecordBackProgress(
+        payment.payment_id,
+        RecordBackStatus.RETRYING,  # its first try on its way
+        request.url,
+        0,
+        now,
+        merchant_id=payment.merchant_id,
+        billing_connector=payment.billing_connector,
+        request=request,
+        profile_id=payment.profile_id,
+        dispute_id=refund.dispute_id,
+    )
+    return record, dispute_refund_command(request, consumed, payment.merchant_id, payment.profile_id)
+
+
+def refusal_before_refund(request: RecordBack, payment: RecordBackProgress | None) -> RecordBackAnswer | None:
+    """What a try of the refund `request` answers without calling the billing system: refused for good where the
+    billing system takes no refund record (a command no dispute-lost consumer would have made), tried again later
+    while the payment's own record back (`payment`) is not accepted; None: call it."""
+    billing = request.billing_connector or CUSTOMBILLING
+    if billing not in REFUNDS_RECORDED_AT:
+        return RecordBackAnswer(accepted=False, error=f"no refund record for {billing}", blocked=True)
+    if payment is None or payment.status is not RecordBackStatus.ACCEPTED:
+        return RecordBackAnswer(accepted=False, error=f"the payment is not recorded at {billing} yet")
+    return None

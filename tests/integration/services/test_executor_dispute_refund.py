@@ -1,0 +1,172 @@
+"""A lost dispute recorded at Chargebee as a refund, against real RabbitMQ, the MongoDB-wire server and the Chargebee
+sandbox over HTTP; and the record-back store under it: the refund's record beside the payment's, created once
+however many executors try at once, and records stored before refunds existed still read."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+
+from recovery_contracts.envelope import Envelope, MessageType, envelope_for
+from recovery_contracts.messages import ConnectorAccountUpdated, RecordBack
+from recovery_executor.adapters.record_backs import RECORD_BACKS, MongoRecordBackRepository
+from recovery_executor.app import build_service
+from recovery_executor.domain.record_back import RecordBackProgress, RecordBackStatus, RecordBackTry
+from recovery_executor.settings import ExecutorSettings
+from recovery_runtime.clock import SystemClock
+from recovery_runtime.secrets import SecretBox
+from recovery_runtime.testing import RecordingPublisher
+from recovery_runtime.unit_of_work import Transaction, UnitOfWork
+from recovery_sandbox import chargebee
+from support.broker import broker_probe, eventually
+from support.disputes import dispute_lost
+from support.payments import record_back, recovery_payment
+from support.services import settings_for
+from support.stack import Isolation
+
+pytestmark = pytest.mark.integration
+
+ACCOUNT, KEY = "mca_chargebee", "test_chargebee_key"
+PAYMENT = "12345_pay_1"
+REFUND = f"{PAYMENT}:dispute:dp_lost_1"
+
+
+def chargebee_account(settings: ExecutorSettings) -> Envelope[ConnectorAccountUpdated]:
+    return envelope_for(
+        MessageType.CONNECTOR_ACCOUNT_UPDATED,
+        ConnectorAccountUpdated(
+            connector_account_id=ACCOUNT,
+            merchant_id="merchant_test",
+            profile_id="pro_test",
+            version=1,
+            connector_type="billing_processor",
+            connector_name="chargebee",
+            api_key=SecretBox.from_settings(settings).seal(KEY),
+        ),
+        merchant_id="merchant_test",
+        profile_id="pro_test",
+    )
+
+
+def at_chargebee(site: str, invoice_id: str) -> Envelope[RecordBack]:
+    generic = record_back(PAYMENT)
+    body = generic.payload.body.model_copy(update={"merchant_reference_id": invoice_id})
+    payload = generic.payload.model_copy(
+        update={"url": site, "body": body, "billing_connector": "chargebee", "billing_connector_id": ACCOUNT}
+    )
+    return generic.model_copy(update={"payload": payload})
+
+
+def refunds_at(site: str, invoice_id: str) -> list[dict[str, Any]]:
+    with httpx.Client(base_url=site, auth=(KEY, "")) as cb:
+        [payment] = cb.get(f"/api/v2/invoices/{invoice_id}/payments").json()["list"]
+        return list(payment["transaction"]["linked_refunds"])
+
+
+def new_invoice(site: str) -> str:
+    made = httpx.post(
+        f"{site}/api/v2/invoices", data={"customer_id": "cb_1", "charges[amount][0]": "2250"}, auth=(KEY, "")
+    )
+    return str(made.json()["invoice"]["id"])
+
+
+async def test_a_lost_dispute_is_recorded_at_chargebee_once_beside_the_payments_record_back(
+    serve: Any, isolation: Isolation, db: Any
+) -> None:
+    site = serve(chargebee.create_app())
+    settings = settings_for(ExecutorSettings, isolation, outbound_allowed_cidrs="127.0.0.0/8")
+    serve(build_service(settings))
+    invoice_id = new_invoice(site.url)
+    lost = dispute_lost(recovery_payment(payment_id=PAYMENT), datetime.now(UTC))
+    dispute_id = lost.payload.dispute.dispute_id
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(chargebee_account(settings))
+        await eventually(lambda: db.connector_credentials.find_one({"_id": ACCOUNT}))
+        await broker.publish(at_chargebee(site.url, invoice_id))
+        payment_try = await broker.take_json("analytics.record-back-updated")
+        assert (payment_try["payload"]["state"], payment_try["payload"].get("dispute_id")) == ("accepted", None)
+
+        await broker.publish(lost)
+        await broker.publish(lost.model_copy(update={"message_id": "another-event-of-the-dispute"}))
+        refund_try = await broker.take_json("analytics.record-back-updated")
+        assert (refund_try["payload"]["state"], refund_try["payload"]["dispute_id"]) == ("accepted", dispute_id)
+        await eventually(lambda: _drained(broker, "executor.dispute-lost"))
+        with pytest.raises(AssertionError, match="no message"):
+            await broker.take_json("analytics.record-back-updated", timeout=3)  # no second refund, no second try
+
+    [refund] = refunds_at(site.url, invoice_id)
+    assert refund["txn_amount"] == 2250
+    refund_key = f"{PAYMENT}:dispute:{dispute_id}"
+    payment, recorded = db[RECORD_BACKS].find_one({"_id": PAYMENT}), db[RECORD_BACKS].find_one({"_id": refund_key})
+    assert payment["status"] == "accepted" and payment["billing_transaction_id"].startswith("txn_")
+    assert (recorded["payment_id"], recorded["dispute_id"], recorded["status"]) == (PAYMENT, dispute_id, "accepted")
+    assert recorded["billing_transaction_id"] == refund["txn_id"] and len(recorded["tries"]) == 1
+    assert db[RECORD_BACKS].count_documents({}) == 2
+
+
+@pytest.fixture
+async def store(mongodb_url: str, mongodb_database: str) -> AsyncIterator[Any]:
+    """The record-back repository and a unit of work on the test's database (transactions as the service's)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, tz_aware=True)
+    db = client[mongodb_database]
+    yield MongoRecordBackRepository(db), UnitOfWork(client, db, "executor", RecordingPublisher(), SystemClock()), db
+    await client.close()
+
+
+def refund_record(now: datetime) -> RecordBackProgress:
+    request = record_back(PAYMENT).payload
+    return RecordBackProgress(
+        PAYMENT, RecordBackStatus.RETRYING, request.url, 0, now, merchant_id="merchant_test", request=request,
+        dispute_id="dp_lost_1",
+    )  # fmt: skip
+
+
+async def test_a_refund_record_is_created_once_when_executors_race(store: Any) -> None:
+    records, unit_of_work, _ = store
+    record = refund_record(datetime.now(UTC))
+
+    async def create(tx: Transaction) -> bool:
+        return bool(await records.create(record, tx))
+
+    made = await asyncio.gather(*(unit_of_work.apply(create, inbox=False) for _ in range(4)))
+
+    assert sorted(made) == [False, False, False, True]
+    found = await records.get(REFUND)
+    assert (found.payment_id, found.dispute_id, found.attempts, found.key) == (PAYMENT, "dp_lost_1", 0, REFUND)
+    assert await records.get(PAYMENT) is None  # beside the payment's record back, not in its place
+    assert (await records.history("merchant_test", PAYMENT, "dp_lost_1")).tries == ()
+
+
+async def test_a_record_stored_before_refunds_reads_and_keeps_the_transaction_it_names(store: Any) -> None:
+    records, _, db = store
+    now = datetime.now(UTC).replace(microsecond=0)
+    await db[RECORD_BACKS].insert_one(
+        {"_id": PAYMENT, "status": "retrying", "url": "https://billing.example/record-back", "attempts": 1,
+         "updated_at": now, "merchant_id": "merchant_test", "billing_connector": "chargebee", "tries": []}
+    )  # fmt: skip
+
+    old = await records.get(PAYMENT)
+    assert (old.payment_id, old.dispute_id, old.billing_transaction_id, old.key) == (PAYMENT, None, None, PAYMENT)
+
+    tx = Transaction.one_document()
+    accepted = RecordBackProgress(
+        PAYMENT, RecordBackStatus.ACCEPTED, old.url, 2, now, merchant_id="merchant_test",
+        billing_connector="chargebee", billing_transaction_id="txn_1",
+    )  # fmt: skip
+    await records.save(accepted, RecordBackTry(2, now, 200, None, RecordBackStatus.ACCEPTED), tx)
+    # A later save naming no transaction never erases the one an accepted try named.
+    again = RecordBackProgress(PAYMENT, RecordBackStatus.ACCEPTED, old.url, 3, now, merchant_id="merchant_test")
+    await records.save(again, RecordBackTry(3, now, 400, None, RecordBackStatus.ACCEPTED), tx)
+
+    kept = await records.history("merchant_test", PAYMENT)
+    assert (kept.progress.billing_transaction_id, len(kept.tries)) == ("txn_1", 2)
+
+
+async def _drained(broker: Any, queue: str) -> bool:
+    return bool(await broker.depth(queue) == 0)

@@ -1,0 +1,148 @@
+"""Intake against real RabbitMQ and the MongoDB-wire server: a dispute lost at the Stripe sandbox on a payment a
+recovery collected reaches intake's payment connector webhook, is kept on the intent in MongoDB (with the event's
+id among its applied ids) and published once as `payment.dispute-lost`; Stripe's redelivery changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from recovery_cli.demo import SANDBOX_SECRET_KEY, Endpoints, MerchantSetup, SeedScenario
+from recovery_cli.scenario import RECOVERY_REQUEST, seed_body
+from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.messages import PaymentSucceeded
+from recovery_contracts.payments import ConnectorTransmission, IntentStatus
+from recovery_contracts.recovery import AttemptSummary, RecoveryPayment, build_payment_object
+from recovery_intake.app import build_service
+from recovery_intake.settings import IntakeSettings
+from recovery_sandbox.receiver import create_app as receiver_app
+from recovery_sandbox.serving import BackgroundServer
+from recovery_sandbox.stripe import create_app as stripe_app
+from support.broker import broker_probe, eventually
+from support.services import settings_for
+from support.stack import Isolation
+
+pytestmark = pytest.mark.integration
+
+ADMIN = "test_admin_key"
+STRIPE = {"Authorization": f"Bearer {SANDBOX_SECRET_KEY}"}
+
+
+@pytest.fixture
+def sandbox(serve: Any) -> BackgroundServer:
+    server: BackgroundServer = serve(stripe_app())
+    return server
+
+
+@pytest.fixture
+def intake(serve: Any, isolation: Isolation, sandbox: BackgroundServer) -> Any:
+    settings = settings_for(
+        IntakeSettings,
+        isolation,
+        admin_api_key=ADMIN,
+        stripe_api_base=sandbox.url,
+        outbound_allowed_cidrs="127.0.0.0/8",
+    )
+    return serve(build_service(settings))
+
+
+@pytest.fixture
+def setup(serve: Any, intake: Any, sandbox: BackgroundServer) -> MerchantSetup:
+    receiver = serve(receiver_app())
+    return SeedScenario(Endpoints(intake.url, sandbox.url, receiver.url, ADMIN), say=lambda _: None).bootstrap()
+
+
+def succeeded(payment: RecoveryPayment, payment_intent: str) -> Envelope[PaymentSucceeded]:
+    """The executor's `payment.succeeded` for a charge made with `payment_intent`."""
+    now = datetime.now(UTC)
+    attempt = AttemptSummary(
+        total_retry_count=1,
+        token=payment.tokens[0].token,
+        connector_transaction_id=payment_intent,
+        transmission=ConnectorTransmission.SUCCEEDED,
+    )
+    return Envelope[PaymentSucceeded](
+        type=MessageType.PAYMENT_SUCCEEDED,
+        correlation_id=payment.payment_id,
+        merchant_id=payment.merchant_id,
+        profile_id=payment.profile_id,
+        payload=PaymentSucceeded(
+            payment_id=payment.payment_id,
+            attempt_id="12345_att_dispute",
+            attempt_number=1,
+            token=payment.tokens[0].token,
+            connector_transaction_id=payment_intent,
+            succeeded_at=now,
+            payment=build_payment_object(payment, status=IntentStatus.SUCCEEDED, modified_at=now, attempt=attempt),
+        ),
+    )
+
+
+def delivered(sandbox: BackgroundServer, count: int) -> dict[str, Any] | None:
+    """The sandbox's events and deliveries once `count` deliveries have been answered."""
+    events: dict[str, Any] = httpx.get(f"{sandbox.url}/_sandbox/events").json()
+    return events if len(events["deliveries"]) >= count else None
+
+
+async def test_a_lost_dispute_is_kept_on_the_intent_and_published_once(
+    setup: MerchantSetup, intake: Any, sandbox: BackgroundServer, isolation: Isolation, db: Any
+) -> None:
+    body = seed_body(
+        RECOVERY_REQUEST,
+        customer_id_from_stripe="cus_test",
+        payment_method_id_from_stripe="pm_test",
+        billing_mca=setup.billing_mca,
+        payment_mca=setup.payment_mca,
+    )
+    created = httpx.post(f"{intake.url}/v2/payments/recovery", json=body, headers=setup.headers())
+    payment_id = created.json()["id"]
+    # The executor's charge: its attempt in the PaymentIntent's metadata.
+    form = {"amount": "2250", "currency": "usd", "payment_method": "pm_card_visa", "confirm": "true"}
+    metadata = {"metadata[payment_id]": payment_id, "metadata[attempt_id]": "12345_att_dispute"}
+    charge = httpx.post(f"{sandbox.url}/v1/payment_intents", data={**form, **metadata}, headers=STRIPE).json()
+    # The merchant points Stripe's dispute events at intake and gives the payment account their signing secret.
+    hook = f"{intake.url}/v2/webhooks/{setup.merchant_id}/{setup.profile_id}/{setup.payment_mca}"
+    endpoint = httpx.post(
+        f"{sandbox.url}/v1/webhook_endpoints",
+        data={"url": hook, "enabled_events[]": ["charge.dispute.created", "charge.dispute.closed"]},
+        headers=STRIPE,
+    ).json()
+    secret = {
+        "connector_type": "payment_processor",
+        "connector_webhook_details": {"merchant_secret": endpoint["secret"]},
+    }
+    updated = httpx.put(f"{intake.url}/v2/connector-accounts/{setup.payment_mca}", json=secret, headers=setup.headers())
+    assert updated.status_code == 200, updated.text
+
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        scheduled = await broker.take_json("scheduler.recovery-scheduled")
+        payment = RecoveryPayment.model_validate(scheduled["payload"]["payment"])
+        await broker.publish(succeeded(payment, charge["id"]))
+        await eventually(lambda: db.payment_intents.find_one({"_id": payment_id})["status"] == "succeeded")
+
+        dispute = httpx.post(f"{sandbox.url}/_sandbox/disputes", data={"payment_intent": charge["id"]}).json()
+        closed = httpx.post(f"{sandbox.url}/v1/disputes/{dispute['id']}/close", headers=STRIPE).json()
+        assert closed["status"] == "lost"
+        lost = await broker.take_json("analytics.dispute-lost")
+        intent = await eventually(lambda: db.payment_intents.find_one({"_id": payment_id, "disputes": {"$ne": None}}))
+
+        events = await eventually(lambda: delivered(sandbox, 2))
+        closed_event = next(e for e in events["events"] if e["type"] == "charge.dispute.closed")
+        resent = httpx.post(f"{sandbox.url}/_sandbox/events/{closed_event['id']}/resend").json()
+        await asyncio.sleep(0.5)  # a second message, if any, would be on its way
+        extra = await broker.depth("analytics.dispute-lost")
+
+    assert lost["type"] == "payment.dispute-lost" and lost["correlation_id"] == payment_id
+    assert (lost["payload"]["dispute"]["connector_dispute_id"], lost["payload"]["amount"]) == (dispute["id"], 2250)
+    assert lost["payload"]["dispute"]["attempt_id"] == "12345_att_dispute"
+    assert [(d["connector_dispute_id"], d["amount"]) for d in intent["disputes"]] == [(dispute["id"], 2250)]
+    assert f"intake.payment-webhook:{setup.payment_mca}:{closed_event['id']}" in intent["applied_messages"]
+    assert intent["status"] == "succeeded"
+    answers = [json.loads(d["answer"])["outcome"] for d in delivered(sandbox, 3)["deliveries"]]
+    assert answers == ["ignored", "applied", "duplicate"]  # the dispute's opening, its loss, the loss again
+    assert resent == {"statuses": [200]} and extra == 0

@@ -1,0 +1,108 @@
+"""A dispute lost on a recovered payment, as the services publish it: intake's `payment.dispute-lost` and the
+executor's `record-back.updated` of a try recording it at the billing system as a refund."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from recovery_contracts.disputes import DisputeObject, DisputeStage, DisputeStatus
+from recovery_contracts.envelope import Envelope, MessageType, envelope_for
+from recovery_contracts.messages import PaymentDisputeLost, RecordBackState, RecordBackUpdated
+from recovery_contracts.recovery import RecoveryPayment
+
+
+def _about(payment: RecoveryPayment, message_type: MessageType, body: Any, at: datetime) -> Envelope[Any]:
+    return envelope_for(
+        message_type,
+        body,
+        correlation_id=payment.payment_id,
+        merchant_id=payment.merchant_id,
+        profile_id=payment.profile_id,
+        occurred_at=at,
+    )
+
+
+def dispute_object(
+    payment_id: str,
+    amount: int,
+    lost_at: datetime,
+    *,
+    dispute_id: str | None = None,
+    currency: str = "USD",
+    connector: str = "stripe",
+    connector_dispute_id: str | None = None,
+    reason: str | None = "fraudulent",
+    attempt_id: str | None = None,
+    profile_id: str | None = "pro_test",
+    merchant_connector_id: str | None = None,
+) -> DisputeObject:
+    """A dispute lost at `lost_at` on the payment, opened 20 days before (new ids each call unless given)."""
+    return DisputeObject(
+        dispute_id=dispute_id or f"dsp_{secrets.token_hex(8)}",
+        payment_id=payment_id,
+        attempt_id=attempt_id or f"att_{payment_id}",
+        amount=str(amount),
+        currency=currency,
+        dispute_stage=DisputeStage.DISPUTE,
+        dispute_status=DisputeStatus.DISPUTE_LOST,
+        connector=connector,
+        connector_status="lost",
+        connector_dispute_id=connector_dispute_id or f"dp_{secrets.token_hex(8)}",
+        connector_reason=reason,
+        connector_created_at=lost_at - timedelta(days=20),
+        connector_updated_at=lost_at,
+        created_at=lost_at,
+        profile_id=profile_id,
+        merchant_connector_id=merchant_connector_id,
+    )
+
+
+def dispute_lost(
+    payment: RecoveryPayment, lost_at: datetime, *, reason: str | None = "fraudulent"
+) -> Envelope[PaymentDisputeLost]:
+    """Stripe took back the payment's whole amount at `lost_at` (a new dispute each call)."""
+    dispute = dispute_object(
+        payment.payment_id,
+        payment.amount,
+        lost_at,
+        currency=payment.currency,
+        connector=payment.connector,
+        reason=reason,
+        profile_id=payment.profile_id,
+        merchant_connector_id=payment.payment_connector_id,
+    )
+    body = PaymentDisputeLost(
+        payment_id=payment.payment_id,
+        dispute=dispute,
+        connector_transaction_id=f"pi_{payment.payment_id}",
+        amount=payment.amount,
+        lost_at=lost_at,
+    )
+    return _about(payment, MessageType.PAYMENT_DISPUTE_LOST, body, lost_at)
+
+
+def refund_try(
+    payment: RecoveryPayment,
+    lost: Envelope[PaymentDisputeLost],
+    attempt: int,
+    state: RecordBackState,
+    at: datetime,
+    status_code: int,
+    billing_connector: str = "chargebee",
+) -> Envelope[RecordBackUpdated]:
+    """Try `attempt` of recording the dispute `lost` at the billing system as a refund, and where it stood after."""
+    body = RecordBackUpdated(
+        payment_id=payment.payment_id,
+        merchant_id=payment.merchant_id,
+        profile_id=payment.profile_id,
+        billing_connector=billing_connector,
+        billing_connector_id=payment.billing_connector_id,
+        attempt=attempt,
+        state=state,
+        status_code=status_code,
+        at=at,
+        dispute_id=lost.payload.dispute.dispute_id,
+    )
+    return _about(payment, MessageType.RECORD_BACK_UPDATED, body, at)
