@@ -12,9 +12,10 @@ from typing import Any
 import httpx
 
 from recovery_cli.billing_demo import ChargebeeScenario, poll
-from recovery_cli.demo import SANDBOX_SECRET_KEY, Endpoints, SeedScenario
+from recovery_cli.demo import Endpoints, SeedScenario
 from recovery_cli.stack import Stack
 from support.billing import recovered_payment
+from support.disputes import lose_dispute, redeliver, stripe_answers
 
 # One stack for the module's tests (tests/conftest.py): each works with a merchant, customers and invoices of its own.
 SHARE_STACK = True
@@ -100,31 +101,11 @@ def test_a_lost_dispute_is_recorded_at_chargebee_as_a_refund_and_the_merchant_is
     invoice = chargebee.failed_invoice()
     payment = recovered_payment(chargebee.wait_for_merchant_webhook(invoice["id"]), setup, invoice["id"])
     assert chargebee.wait_for_invoice(invoice["id"])["status"] == "paid"
-    merchant, seed = setup.merchant, chargebee.seed
-    stripe = {"Authorization": f"Bearer {SANDBOX_SECRET_KEY}"}
-    # The merchant points Stripe's dispute events at intake and gives the payment account their signing secret.
-    hook_path = f"/v2/webhooks/{merchant.merchant_id}/{merchant.profile_id}/{merchant.payment_mca}"
-    endpoint = httpx.post(
-        f"{stack.stripe_url}/v1/webhook_endpoints",
-        data={"url": f"{stack.intake_url}{hook_path}", "enabled_events[]": "charge.dispute.closed"},
-        headers=stripe,
-    ).json()
-    updated = httpx.put(
-        f"{stack.intake_url}/v2/connector-accounts/{merchant.payment_mca}",
-        json={
-            "connector_type": "payment_processor",
-            "connector_webhook_details": {"merchant_secret": endpoint["secret"]},
-        },
-        headers=merchant.headers(),
-    )
-    assert updated.status_code == 200, updated.text
-    charge = seed.charges(invoice["stripe_customer"])[0]
-    intent_id = charge["payment_intent"]
+    seed = chargebee.seed
+    intent_id = seed.charges(invoice["stripe_customer"])[0]["payment_intent"]
 
     # Weeks later the customer disputes the charge, and the merchant accepts the loss at Stripe.
-    dispute = httpx.post(f"{stack.stripe_url}/_sandbox/disputes", data={"payment_intent": intent_id}).json()
-    closed = httpx.post(f"{stack.stripe_url}/v1/disputes/{dispute['id']}/close", headers=stripe).json()
-    assert closed["status"] == "lost"
+    dispute = lose_dispute(stack, setup.merchant, intent_id)
 
     told = seed.wait_for_webhook(payment["id"], "dispute_lost")
     assert told.signature_verified
@@ -136,14 +117,8 @@ def test_a_lost_dispute_is_recorded_at_chargebee_as_a_refund_and_the_merchant_is
     assert [(r["amount"], r["payment_method"]) for r in refund] == [(2250, "chargeback")]
 
     # Stripe delivers the event again: nothing more is recorded, nobody is told twice.
-    events = httpx.get(f"{stack.stripe_url}/_sandbox/events").json()
-    closed_event = next(e for e in events["events"] if e["type"] == "charge.dispute.closed")
-    assert httpx.post(f"{stack.stripe_url}/_sandbox/events/{closed_event['id']}/resend").json()["statuses"] == [200]
-    answers = httpx.get(f"{stack.stripe_url}/_sandbox/events").json()["deliveries"]
-    assert [json.loads(d["answer"])["outcome"] for d in answers if d["event"] == closed_event["id"]] == [
-        "applied",
-        "duplicate",
-    ]
+    assert redeliver(stack, "charge.dispute.closed") == [200]
+    assert stripe_answers(stack, "charge.dispute.closed") == ["applied", "duplicate"]
     assert len(_refunds(chargebee, invoice["id"])) == 1
     assert [w.event_type for w in seed.received() if w.object_id == payment["id"]].count("dispute_lost") == 1
 

@@ -1,7 +1,7 @@
 """Stripe Billing end to end (service processes, the Stripe sandbox, the merchant's receiver): Stripe's signed
 `invoice.payment_failed` becomes a recovery, the retry's signed `payment_succeeded` reaches the merchant, and the
-invoice is marked paid out of band at Stripe; replays, bad signatures, paid elsewhere, voided, and a record back
-that fails for a while."""
+invoice is marked paid out of band at Stripe; replays, bad signatures, paid elsewhere, voided, a record back
+that fails for a while, and a dispute lost weeks later (credited out of band on the invoice, shown on the timeline)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from recovery_cli.billing_demo import BillingSetup, StripeBillingScenario, poll
-from recovery_cli.demo import Endpoints, SeedScenario
+from recovery_cli.demo import SANDBOX_SECRET_KEY, Endpoints, SeedScenario
 from recovery_cli.main import main
 from recovery_cli.stack import Stack
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
@@ -23,6 +23,7 @@ from recovery_contracts.messages import BillingEventReceived
 from recovery_sandbox.stripe.invoices import stripe_signature
 from support.billing import recovered_payment
 from support.broker import broker_probe
+from support.disputes import lose_dispute, redeliver, stripe_answers
 from support.stack import StackFactory
 
 # A stack per test, not one for the module: the Stripe sandbox is one Stripe account, which sends every event to
@@ -222,6 +223,45 @@ def test_a_record_back_failing_for_a_while_is_retried_until_stripe_takes_it(
     ]
     entries = [e["detail"] for e in public["entries"] if e["kind"] == "record_back"]
     assert entries[-1] == "try 4 at stripebilling: accepted (HTTP 200)" and len(entries) == 4
+
+
+def test_a_lost_dispute_is_credited_out_of_band_on_the_invoice_and_shown_on_the_timeline(stack: Stack) -> None:
+    billing = scenario(stack)
+    setup, invoice, webhook = billing.run()
+    payment_id = webhook.body["content"]["object"]["id"]
+    (charged,) = [c for c in billing.seed.charges(invoice["customer"]) if c["status"] == "succeeded"]
+    intent_id = charged["payment_intent"]
+
+    # Weeks later the customer disputes the charge, and the merchant accepts the loss at Stripe.
+    dispute = lose_dispute(stack, setup.merchant, intent_id)
+
+    told = billing.seed.wait_for_webhook(payment_id, "dispute_lost")
+    assert told.signature_verified and told.body["content"]["object"]["connector_dispute_id"] == dispute["id"]
+    stripe = {"Authorization": f"Bearer {SANDBOX_SECRET_KEY}"}
+    notes = poll(
+        lambda: httpx.get(
+            f"{stack.stripe_url}/v1/credit_notes", params={"invoice": invoice["id"]}, headers=stripe
+        ).json()["data"],
+        bool,
+        timeout=30,
+    )
+    assert [(n["amount"], n["out_of_band_amount"], n["reason"]) for n in notes] == [(2250, 2250, "fraudulent")]
+    # The public timeline shows the lost dispute and its refund record's try, apart from the payment's record back.
+    path = f"{stack.intake_url}/v2/process-trackers/revenue-recovery-workflow/{payment_id}/timeline"
+    public = poll(
+        lambda: httpx.get(path, headers=setup.merchant.headers(), timeout=10).json(),
+        lambda answer: any(d["refund_record"] for d in answer.get("disputes") or []),
+        timeout=30,
+    )
+    (shown,) = public["disputes"]
+    assert (shown["connector_dispute_id"], shown["amount"], shown["reason"]) == (dispute["id"], 2250, "fraudulent")
+    assert [t["state"] for t in shown["refund_record"]] == ["accepted"]
+    assert [t["state"] for t in public["record_back"]] == ["accepted"]
+    # Stripe delivers the event again: nothing more is credited.
+    assert redeliver(stack, "charge.dispute.closed") == [200]
+    assert stripe_answers(stack, "charge.dispute.closed") == ["applied", "duplicate"]
+    again = httpx.get(f"{stack.stripe_url}/v1/credit_notes", params={"invoice": invoice["id"]}, headers=stripe)
+    assert len(again.json()["data"]) == 1
 
 
 def timeline(stack: Stack, payment_id: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:

@@ -1,12 +1,18 @@
-"""A dispute lost on a recovered payment, as the services publish it: intake's `payment.dispute-lost` and the
-executor's `record-back.updated` of a try recording it at the billing system as a refund."""
+"""A dispute lost on a recovered payment: as the services publish it (intake's `payment.dispute-lost`, the
+executor's `record-back.updated` of a try recording it at the billing system as a refund), and as a merchant makes
+one happen at the stack's Stripe sandbox (the end-to-end tests)."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
+
+from recovery_cli.demo import SANDBOX_SECRET_KEY, MerchantSetup
+from recovery_cli.stack import Stack
 from recovery_contracts.disputes import DisputeObject, DisputeStage, DisputeStatus
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.messages import PaymentDisputeLost, RecordBackState, RecordBackUpdated
@@ -106,3 +112,43 @@ def refund_try(
         dispute_id=lost.payload.dispute.dispute_id,
     )
     return _about(payment, MessageType.RECORD_BACK_UPDATED, body, at)
+
+
+def lose_dispute(stack: Stack, merchant: MerchantSetup, payment_intent: str) -> dict[str, Any]:
+    """At the stack's Stripe sandbox, as a merchant does: a webhook endpoint for `charge.dispute.closed` pointed at
+    intake's payment connector door for the merchant's Stripe payment account, its signing secret stored on that
+    account; then the customer disputes the PaymentIntent's charge and the merchant accepts the loss. The dispute,
+    closed (`lost`)."""
+    stripe = {"Authorization": f"Bearer {SANDBOX_SECRET_KEY}"}
+    path = f"/v2/webhooks/{merchant.merchant_id}/{merchant.profile_id}/{merchant.payment_mca}"
+    endpoint = httpx.post(
+        f"{stack.stripe_url}/v1/webhook_endpoints",
+        data={"url": f"{stack.intake_url}{path}", "enabled_events[]": "charge.dispute.closed"},
+        headers=stripe,
+    ).json()
+    details = {"merchant_secret": endpoint["secret"]}
+    updated = httpx.put(
+        f"{stack.intake_url}/v2/connector-accounts/{merchant.payment_mca}",
+        json={"connector_type": "payment_processor", "connector_webhook_details": details},
+        headers=merchant.headers(),
+    )
+    assert updated.status_code == 200, updated.text
+    dispute = httpx.post(f"{stack.stripe_url}/_sandbox/disputes", data={"payment_intent": payment_intent}).json()
+    closed: dict[str, Any] = httpx.post(f"{stack.stripe_url}/v1/disputes/{dispute['id']}/close", headers=stripe).json()
+    assert closed["status"] == "lost", closed
+    return closed
+
+
+def stripe_answers(stack: Stack, event_type: str) -> list[str]:
+    """Intake's outcomes (`applied`, `duplicate`, ...) for the sandbox's deliveries of its `event_type` events."""
+    book = httpx.get(f"{stack.stripe_url}/_sandbox/events").json()
+    ids = {e["id"] for e in book["events"] if e["type"] == event_type}
+    return [json.loads(d["answer"])["outcome"] for d in book["deliveries"] if d["event"] in ids]
+
+
+def redeliver(stack: Stack, event_type: str) -> list[int]:
+    """The sandbox's Stripe sends its (first) `event_type` event again; the HTTP statuses the endpoints answered."""
+    events = httpx.get(f"{stack.stripe_url}/_sandbox/events").json()["events"]
+    event = next(e for e in events if e["type"] == event_type)
+    statuses: list[int] = httpx.post(f"{stack.stripe_url}/_sandbox/events/{event['id']}/resend").json()["statuses"]
+    return statuses

@@ -1,6 +1,7 @@
 """The Chargebee sandbox (under the Stripe sandbox's `/chargebee`) over real HTTP: invoices, record_payment and the
 transaction it answers with, an invoice's payments, offline refunds of a payment (a lost dispute's chargeback), the
-writes' idempotency keys, and payment_failed webhooks with the configured basic auth."""
+writes' idempotency keys (kept for Chargebee's 30-minute window), and payment_failed webhooks with the configured basic
+auth."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
+from recovery_sandbox.chargebee import Chargebee
+from recovery_sandbox.injected_failures import FailureSwitch
 from recovery_sandbox.serving import BackgroundServer
 
 pytestmark = pytest.mark.integration
@@ -204,3 +207,58 @@ def test_writes_are_idempotent_on_the_chargebee_idempotency_key(cb: httpx.Client
     assert other_body.status_code == 400 and other_body.json()["api_error_code"] == "invalid_request"
     linked = cb.get(f"/api/v2/transactions/{payment['id']}").json()["transaction"]["linked_refunds"]
     assert [r["txn_id"] for r in linked] == [made.json()["transaction"]["id"]]  # one refund for one key
+
+
+def test_a_refund_keeps_its_reference_number_within_chargebees_limit(cb: httpx.Client) -> None:
+    _, payment = paid_invoice(cb)
+    refund = f"/api/v2/transactions/{payment['id']}/record_refund"
+
+    made = cb.post(refund, data={**refund_form("1000"), "reference_number": "dp_1"})
+    too_long = cb.post(refund, data={**refund_form("1"), "reference_number": "x" * 101})
+
+    assert made.json()["transaction"]["reference_number"] == "dp_1"
+    read = cb.get(f"/api/v2/transactions/{made.json()['transaction']['id']}").json()["transaction"]
+    assert read["reference_number"] == "dp_1"
+    assert too_long.status_code == 400 and too_long.json()["param"] == "reference_number"
+
+
+def test_a_key_is_kept_for_chargebees_idempotency_window_only(cb: httpx.Client) -> None:
+    """Within the window a repeat is answered as the first; once it is over (`/_sandbox/idempotency/expire`), the
+    same key and body are a new request: a second refund."""
+    _, payment = paid_invoice(cb)
+    refunding = {"chargebee-idempotency-key": "record-back:pay_w:dispute:dp_w"}
+    refund = f"/api/v2/transactions/{payment['id']}/record_refund"
+
+    first = cb.post(refund, data=refund_form("1000"), headers=refunding)
+    replayed = cb.post(refund, data=refund_form("1000"), headers=refunding)
+    expired = cb.post("/_sandbox/idempotency/expire").json()
+    after_the_window = cb.post(refund, data=refund_form("1000"), headers=refunding)
+
+    assert replayed.headers["chargebee-idempotency-replayed"] == "true"
+    assert expired["forgotten"] >= 1
+    assert "chargebee-idempotency-replayed" not in after_the_window.headers
+    linked = cb.get(f"/api/v2/transactions/{payment['id']}").json()["transaction"]["linked_refunds"]
+    assert [r["txn_id"] for r in linked] == [
+        first.json()["transaction"]["id"], after_the_window.json()["transaction"]["id"],
+    ]  # fmt: skip
+
+
+def test_the_window_is_thirty_minutes() -> None:
+    now = [1_767_000_000.0]
+    site = Chargebee(clock=lambda: now[0])
+    counter = iter(range(100))
+
+    def write() -> dict[str, Any]:
+        return {"n": next(counter)}
+
+    def once() -> tuple[int, dict[str, Any], bool]:
+        return site.once("k", "/api/v2/x", {"a": "1"}, FailureSwitch(), write)
+
+    first = once()
+    now[0] += 30 * 60 - 1
+    within = once()
+    now[0] += 1
+    after = once()
+
+    assert (first, within) == ((200, {"n": 0}, False), (200, {"n": 0}, True))
+    assert after == (200, {"n": 1}, False)

@@ -1,6 +1,6 @@
-"""A lost dispute recorded at Chargebee as a refund, against real RabbitMQ, the MongoDB-wire server and the Chargebee
-sandbox over HTTP; and the record-back store under it: the refund's record beside the payment's, created once
-however many executors try at once, and records stored before refunds existed still read."""
+"""A lost dispute recorded at Chargebee as a refund and at Stripe Billing as a credit note, against real RabbitMQ, the
+MongoDB-wire server and the sandboxes over HTTP; and the record-back store under it: the refund's record beside the
+payment's, created once however many executors try at once, and records stored before refunds existed still read."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from recovery_runtime.clock import SystemClock
 from recovery_runtime.secrets import SecretBox
 from recovery_runtime.testing import RecordingPublisher
 from recovery_runtime.unit_of_work import Transaction, UnitOfWork
-from recovery_sandbox import chargebee
+from recovery_sandbox import chargebee, stripe
 from support.broker import broker_probe, eventually
 from support.disputes import dispute_lost
 from support.payments import record_back, recovery_payment
@@ -33,32 +33,37 @@ from support.stack import Isolation
 pytestmark = pytest.mark.integration
 
 ACCOUNT, KEY = "mca_chargebee", "test_chargebee_key"
+STRIPE_ACCOUNT, STRIPE_KEY = "mca_stripebilling", "sk_test_dispute_refund_1"
 PAYMENT = "12345_pay_1"
 REFUND = f"{PAYMENT}:dispute:dp_lost_1"
 
 
-def chargebee_account(settings: ExecutorSettings) -> Envelope[ConnectorAccountUpdated]:
+def billing_account(
+    settings: ExecutorSettings, account: str = ACCOUNT, name: str = "chargebee", key: str = KEY
+) -> Envelope[ConnectorAccountUpdated]:
     return envelope_for(
         MessageType.CONNECTOR_ACCOUNT_UPDATED,
         ConnectorAccountUpdated(
-            connector_account_id=ACCOUNT,
+            connector_account_id=account,
             merchant_id="merchant_test",
             profile_id="pro_test",
             version=1,
             connector_type="billing_processor",
-            connector_name="chargebee",
-            api_key=SecretBox.from_settings(settings).seal(KEY),
+            connector_name=name,
+            api_key=SecretBox.from_settings(settings).seal(key),
         ),
         merchant_id="merchant_test",
         profile_id="pro_test",
     )
 
 
-def at_chargebee(site: str, invoice_id: str) -> Envelope[RecordBack]:
+def record_back_to(
+    site: str, invoice_id: str, system: str = "chargebee", account: str = ACCOUNT
+) -> Envelope[RecordBack]:
     generic = record_back(PAYMENT)
     body = generic.payload.body.model_copy(update={"merchant_reference_id": invoice_id})
     payload = generic.payload.model_copy(
-        update={"url": site, "body": body, "billing_connector": "chargebee", "billing_connector_id": ACCOUNT}
+        update={"url": site, "body": body, "billing_connector": system, "billing_connector_id": account}
     )
     return generic.model_copy(update={"payload": payload})
 
@@ -86,9 +91,9 @@ async def test_a_lost_dispute_is_recorded_at_chargebee_once_beside_the_payments_
     lost = dispute_lost(recovery_payment(payment_id=PAYMENT), datetime.now(UTC))
     dispute_id = lost.payload.dispute.dispute_id
     async with broker_probe(isolation.rabbitmq_url) as broker:
-        await broker.publish(chargebee_account(settings))
+        await broker.publish(billing_account(settings))
         await eventually(lambda: db.connector_credentials.find_one({"_id": ACCOUNT}))
-        await broker.publish(at_chargebee(site.url, invoice_id))
+        await broker.publish(record_back_to(site.url, invoice_id))
         payment_try = await broker.take_json("analytics.record-back-updated")
         assert (payment_try["payload"]["state"], payment_try["payload"].get("dispute_id")) == ("accepted", None)
 
@@ -108,6 +113,51 @@ async def test_a_lost_dispute_is_recorded_at_chargebee_once_beside_the_payments_
     assert (recorded["payment_id"], recorded["dispute_id"], recorded["status"]) == (PAYMENT, dispute_id, "accepted")
     assert recorded["billing_transaction_id"] == refund["txn_id"] and len(recorded["tries"]) == 1
     assert db[RECORD_BACKS].count_documents({}) == 2
+
+
+def open_stripe_invoice(base: str) -> str:
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {STRIPE_KEY}"}) as api:
+        customer = api.post("/v1/customers", data={"email": "payer@example.com"}).json()
+        api.post("/v1/invoiceitems", data={"customer": customer["id"], "amount": "2250", "currency": "usd"})
+        made = api.post("/v1/invoices", data={"customer": customer["id"], "pending_invoice_items_behavior": "include"})
+        api.post(f"/v1/invoices/{made.json()['id']}/finalize")
+        return str(made.json()["id"])
+
+
+def credit_notes_at(base: str, invoice_id: str) -> list[dict[str, Any]]:
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {STRIPE_KEY}"}) as api:
+        return list(api.get("/v1/credit_notes", params={"invoice": invoice_id}).json()["data"])
+
+
+async def test_a_lost_dispute_is_credited_at_stripe_billing_once(serve: Any, isolation: Isolation, db: Any) -> None:
+    sandbox = serve(stripe.create_app())
+    settings = settings_for(
+        ExecutorSettings, isolation, outbound_allowed_cidrs="127.0.0.0/8", stripe_api_base=sandbox.url
+    )
+    serve(build_service(settings))
+    invoice_id = open_stripe_invoice(sandbox.url)
+    lost = dispute_lost(recovery_payment(payment_id=PAYMENT), datetime.now(UTC))
+    dispute_id = lost.payload.dispute.dispute_id
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(billing_account(settings, STRIPE_ACCOUNT, "stripebilling", STRIPE_KEY))
+        await eventually(lambda: db.connector_credentials.find_one({"_id": STRIPE_ACCOUNT}))
+        await broker.publish(record_back_to("", invoice_id, "stripebilling", STRIPE_ACCOUNT))
+        payment_try = await broker.take_json("analytics.record-back-updated")
+        assert payment_try["payload"]["state"] == "accepted"
+
+        await broker.publish(lost)
+        await broker.publish(lost.model_copy(update={"message_id": "another-event-of-the-dispute"}))
+        refund_try = await broker.take_json("analytics.record-back-updated")
+        assert (refund_try["payload"]["state"], refund_try["payload"]["dispute_id"]) == ("accepted", dispute_id)
+        assert refund_try["payload"]["billing_connector"] == "stripebilling"
+        await eventually(lambda: _drained(broker, "executor.dispute-lost"))
+        with pytest.raises(AssertionError, match="no message"):
+            await broker.take_json("analytics.record-back-updated", timeout=3)
+
+    [note] = credit_notes_at(sandbox.url, invoice_id)
+    assert (note["amount"], note["out_of_band_amount"], note["metadata"]["dispute_id"]) == (2250, 2250, dispute_id)
+    recorded = db[RECORD_BACKS].find_one({"_id": f"{PAYMENT}:dispute:{dispute_id}"})
+    assert (recorded["status"], recorded["billing_transaction_id"]) == ("accepted", note["id"])
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
-"""The executor on in-memory adapters under TestRabbitBroker, with its payment connector account known."""
+"""The executor on in-memory adapters under TestRabbitBroker, with its payment connector account known; what it sends
+to a billing system's API in the tests that record over HTTP (billing_apis.py)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from faststream.rabbit import TestRabbitBroker
 
@@ -18,3 +20,15 @@ async def executor(requeues: list[int]) -> AsyncIterator[Executor]:
         running.broker = broker
         await running.send("executor.connector-account-updated", connector_account())
         yield running
+
+
+@pytest.fixture
+def sent() -> list[httpx.Request]:
+    """Every request the executor made to the billing system's API (billing_apis.executor_at_billing_api)."""
+    return []
+
+
+@pytest.fixture
+def lost_answers() -> list[str]:
+    """Paths whose next answer from the billing system never reaches the executor (it acted; the executor timed out)."""
+    return []

@@ -1,35 +1,31 @@
 """A lost dispute recorded at Chargebee as an offline refund, over real HTTP on loopback through the egress policy's
 client, against the Chargebee sandbox: of the transaction `record_payment` answered with (kept with the payment's
 record back), else of the payment found among the invoice's payments by the connector's charge; once per dispute,
-retried while Chargebee fails, and taken as done when Chargebee has the payment refunded already."""
+retried while Chargebee fails, taken as done when Chargebee has the payment refunded already, and once even when an
+answer was lost and the next try comes after Chargebee's idempotency window (a later try looks first)."""
 
 from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-from faststream.rabbit import TestRabbitBroker
 
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import DisputeRefund, RecordBack
-from recovery_executor.adapters.billing_systems import BillingSystemRecorder
-from recovery_executor.dependencies import ConnectorAccountRepository
 from recovery_executor.domain.billing_systems import chargebee_answer, chargebee_refund_form
 from recovery_executor.domain.ports import RecordBackAnswer
 from recovery_executor.domain.record_back import RecordBackStatus
-from recovery_executor.settings import ExecutorSettings
-from recovery_runtime.egress import EgressGuard, EgressPolicy, guarded_http_client
-from recovery_runtime.secrets import SecretBox
 from recovery_sandbox import chargebee
 from recovery_sandbox.serving import BackgroundServer
 
+from .billing_apis import executor_at_billing_api
 from .builders import LOST_AT, billing_account, dispute_lost, record_back_at
-from .fakes import Executor, in_memory_executor
+from .fakes import Executor
 
 RECORD = "executor.record-back"
 ACCOUNT, KEY = "mca_chargebee", "test_chargebee_key"
@@ -49,30 +45,12 @@ def cb(site: BackgroundServer) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def sent() -> list[httpx.Request]:
-    """Every request the executor made to Chargebee."""
-    return []
-
-
-@pytest.fixture
-async def executor(site: BackgroundServer, sent: list[httpx.Request]) -> AsyncIterator[Executor]:
-    http = guarded_http_client(EgressGuard(EgressPolicy.from_setting("127.0.0.0/8")))
-
-    async def keep(request: httpx.Request) -> None:
-        sent.append(request)
-
-    http.event_hooks = {"request": [keep]}
-
-    def billing_systems(accounts: ConnectorAccountRepository) -> BillingSystemRecorder:
-        box = SecretBox.from_settings(ExecutorSettings())
-        return BillingSystemRecorder(stripe_api_base="", http_client=http, box=box, accounts=accounts)
-
-    running = in_memory_executor(billing_systems)
-    async with TestRabbitBroker(running.service.broker) as broker:
-        running.broker = broker
-        await running.send("executor.connector-account-updated", billing_account(ACCOUNT, "chargebee", KEY))
+async def executor(
+    site: BackgroundServer, sent: list[httpx.Request], lost_answers: list[str]
+) -> AsyncIterator[Executor]:
+    account = billing_account(ACCOUNT, "chargebee", KEY)
+    async with executor_at_billing_api(account, sent, lost_answers, "") as running:
         yield running
-    await http.aclose()
 
 
 def new_invoice(cb: httpx.Client) -> str:
@@ -103,6 +81,11 @@ def refund_by_hand(cb: httpx.Client, transaction_id: str) -> int:
 
 def fail_refunds(cb: httpx.Client, count: int, status: int = 503) -> None:
     cb.post("/_sandbox/refund_failures", json={"count": count, "status": status})
+
+
+def window_over(cb: httpx.Client) -> int:
+    """Chargebee's 30-minute idempotency window over for every key so far: how many keys it forgot."""
+    return int(cb.post("/_sandbox/idempotency/expire").json()["forgotten"])
 
 
 def transaction(cb: httpx.Client, transaction_id: str) -> dict[str, Any]:
@@ -151,6 +134,7 @@ async def test_the_refund_is_recorded_of_the_transaction_record_payment_answered
         "amount": "2250",
         "payment_method": "chargeback",
         "date": str(int(LOST_AT.timestamp())),
+        "reference_number": "dp_lost_1",
         "comment": "Dispute dp_lost_1 lost: fraudulent",
     }
     [linked] = transaction(cb, payment["id"])["linked_refunds"]
@@ -158,6 +142,7 @@ async def test_the_refund_is_recorded_of_the_transaction_record_payment_answered
     assert (made["type"], made["amount"], made["payment_method"], made["reference_transaction_id"]) == (
         "refund", 2250, "chargeback", payment["id"],
     )  # fmt: skip
+    assert made["reference_number"] == "dp_lost_1"  # what a later try would look for
     record = executor.record_backs.progress["12345_pay_cb1:dispute:dp_lost_1"]
     assert (record.status, record.billing_transaction_id) == (RecordBackStatus.ACCEPTED, made["id"])
     view = (await executor.record_back_of("12345_pay_cb1", dispute_id="dp_lost_1")).json()
@@ -222,14 +207,55 @@ async def test_chargebee_failing_is_retried_under_the_same_key_and_refunds_once(
     [timer] = executor.published(MessageType.SCHEDULE_TIMER)
     await executor.send(RECORD, Envelope[RecordBack].model_validate(timer.payload.message))
 
-    assert {call.headers["chargebee-idempotency-key"] for call in sent} == {
+    payment = executor.record_backs.progress["12345_pay_cb4"].billing_transaction_id
+    first, look, second = sent  # the second try looked at the payment's refunds first: none was made
+    assert (look.method, look.url.path) == ("GET", f"/api/v2/transactions/{payment}")
+    assert {call.headers["chargebee-idempotency-key"] for call in (first, second)} == {
         "record-back:12345_pay_cb4:dispute:dp_lost_1"
     }
-    assert len(sent) == 2 and form_of(sent[0]) == form_of(sent[1])  # the same request: Chargebee's key compares it
+    assert form_of(first) == form_of(second)  # the same request: Chargebee's key compares it
     view = (await executor.record_back_of("12345_pay_cb4", dispute_id="dp_lost_1")).json()
     assert [(a["status_code"], a["outcome"]) for a in view["attempts"]] == [(503, "retrying"), (200, "accepted")]
-    payment = executor.record_backs.progress["12345_pay_cb4"].billing_transaction_id
     assert payment is not None and len(transaction(cb, payment)["linked_refunds"]) == 1
+
+
+@pytest.mark.parametrize("amount", [1000, 1500], ids=["a-repeat-would-refund-twice", "a-repeat-would-be-refused"])
+async def test_a_lost_answer_then_a_try_after_chargebees_idempotency_window_refunds_once(
+    executor: Executor,
+    site: BackgroundServer,
+    cb: httpx.Client,
+    sent: list[httpx.Request],
+    lost_answers: list[str],
+    amount: int,
+) -> None:
+    """Chargebee recorded the refund but its answer was lost; the next try comes after Chargebee's 30-minute window
+    (the sandbox's keys expired). Asked again, Chargebee would record a second refund (1000 of 2250), or refuse one
+    above what is left (1500: tried until abandoned, though recorded). The later try finds the refund instead."""
+    invoice_id = new_invoice(cb)
+    await recorded_back(executor, site, invoice_id, f"12345_pay_cb_{amount}")
+    payment = executor.record_backs.progress[f"12345_pay_cb_{amount}"].billing_transaction_id
+    refund = await lost(executor, f"12345_pay_cb_{amount}", amount=amount)
+    lost_answers.append(f"/api/v2/transactions/{payment}/record_refund")
+    await executor.send(RECORD, refund)
+    [timer] = executor.published(MessageType.SCHEDULE_TIMER)
+    assert window_over(cb) >= 1
+    executor.clock.advance(timedelta(minutes=51))
+    sent.clear()
+
+    await executor.send(RECORD, Envelope[RecordBack].model_validate(timer.payload.message))
+
+    [linked] = transaction(cb, str(payment))["linked_refunds"]
+    assert [(r.method, r.url.path) for r in sent] == [  # nothing asked again
+        ("GET", f"/api/v2/transactions/{payment}"),
+        ("GET", f"/api/v2/transactions/{linked['txn_id']}"),
+    ]
+    assert linked["txn_amount"] == amount
+    tries = executor.record_backs.tries[f"12345_pay_cb_{amount}:dispute:dp_lost_1"]
+    assert [(t.status_code, t.outcome) for t in tries] == [
+        (None, RecordBackStatus.RETRYING), (200, RecordBackStatus.ACCEPTED),
+    ]  # fmt: skip
+    record = executor.record_backs.progress[f"12345_pay_cb_{amount}:dispute:dp_lost_1"]
+    assert record.billing_transaction_id == linked["txn_id"]
 
 
 async def test_a_payment_chargebee_has_refunded_already_needs_no_refund(
@@ -287,15 +313,18 @@ def test_chargebees_answers_to_a_refund_read(
     assert chargebee_answer(status_code, body) == expected
 
 
-def test_the_refund_form_names_the_dispute_within_chargebees_comment_limit() -> None:
+def test_the_refund_form_names_the_dispute_within_chargebees_limits() -> None:
     lost_at = datetime(2026, 2, 20, 9, 30, tzinfo=UTC)
     without_reason = DisputeRefund(dispute_id="dp_9", amount=100, currency="EUR", lost_at=lost_at)
     long_reason = without_reason.model_copy(update={"reason": "x" * 400})
+    long_id = without_reason.model_copy(update={"dispute_id": "d" * 120})
 
     assert chargebee_refund_form(without_reason) == {
         "amount": "100",
         "payment_method": "chargeback",
         "date": "1771579800",
+        "reference_number": "dp_9",
         "comment": "Dispute dp_9 lost",
     }
     assert len(chargebee_refund_form(long_reason)["comment"]) == 300
+    assert chargebee_refund_form(long_id)["reference_number"] == "d" * 100  # Chargebee's limit

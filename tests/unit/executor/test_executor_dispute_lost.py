@@ -1,6 +1,7 @@
 """A dispute lost on a recovered payment: the executor records it at the payment's billing system as a refund, a
 record of its own beside the payment's record back, started once per dispute, with its own tries, timers and
-idempotency key; none where the billing system takes no refund or the payment was never recorded back."""
+idempotency key, every try but the first looking at the billing system first; none where the billing system takes no
+refund or the payment was never recorded back."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from prometheus_client import REGISTRY
 
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import DisputeRefund, RecordBack
+from recovery_executor.domain.dispute_refunds import looks_before_recording
 from recovery_executor.domain.ports import RecordBackAnswer
 from recovery_executor.domain.record_back import RecordBackStatus
 from recovery_runtime.testing import consumed
@@ -217,9 +219,48 @@ async def test_a_refund_of_a_payment_whose_transaction_was_not_kept_is_asked_wit
     assert transaction_id is None
 
 
+async def test_a_lost_dispute_on_a_payment_recorded_at_stripe_billing_starts_its_refund_record(
+    executor: Executor, billing_systems: ScriptedBillingSystems
+) -> None:
+    """Stripe Billing takes it as a credit note of the invoice (test_stripe_credit_note.py)."""
+    payment = record_back_at("in_1", system="stripebilling", account="mca_stripebilling")
+    await recorded(executor, billing_systems, payment, RecordBackAnswer(accepted=True, status_code=200))
+    created = refunds_counted("stripebilling", "created")
+
+    await executor.send(LOST, dispute_lost())
+    refund = first_try(executor)
+    executor.publisher.published.clear()
+    await executor.send(RECORD, refund)
+
+    assert refunds_counted("stripebilling", "created") - created == 1
+    assert (refund.payload.billing_connector, refund.payload.body) == ("stripebilling", payment.payload.body)
+    [(asked, transaction_id, key)] = billing_systems.refunds
+    assert (asked, transaction_id, key) == (refund.payload, None, f"record-back:{REFUND}")
+    assert executor.record_backs.progress[REFUND].status is RecordBackStatus.ACCEPTED
+
+
+@pytest.mark.parametrize(
+    ("attempt", "round_start", "looks"),
+    [(1, 1, False), (2, 1, True), (14, 1, True), (15, 15, True)],
+    ids=["first-try", "second-try", "last-try", "first-try-of-a-restarted-round"],
+)
+def test_every_try_of_a_refund_but_the_first_looks_at_the_billing_system_first(
+    attempt: int, round_start: int, looks: bool
+) -> None:
+    refund = at_chargebee().payload.model_copy(
+        update={
+            "attempt": attempt,
+            "round_start": round_start,
+            "dispute": DisputeRefund(dispute_id="dp_lost_1", amount=2250, currency="USD", lost_at=LOST_AT),
+        }
+    )
+
+    assert looks_before_recording(refund) is looks
+
+
 @pytest.mark.parametrize(
     ("system", "url"),
-    [("stripebilling", ""), ("recurly", "https://v3.recurly.com"), (None, "https://billing.example/record-back")],
+    [("recurly", "https://v3.recurly.com"), (None, "https://billing.example/record-back")],
 )
 async def test_billing_systems_that_take_no_refund_get_no_refund_record(
     executor: Executor, system: str | None, url: str, billing_systems: ScriptedBillingSystems

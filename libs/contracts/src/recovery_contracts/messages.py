@@ -300,7 +300,8 @@ class RecordBackBody(_Payload):
 
 class DisputeRefund(_Payload):
     """A lost dispute, recorded at the billing system as a refund of the payment its record back recorded
-    (Chargebee: an offline refund, payment method `chargeback`, of the transaction `record_payment` made)."""
+    (Chargebee: an offline refund, payment method `chargeback`, of the transaction `record_payment` made; Stripe
+    Billing: a credit note of the invoice, credited out of band)."""
 
     dispute_id: str
     amount: int = Field(ge=1)

@@ -1,16 +1,19 @@
 """Billing systems the executor records a recovered payment back to through their own API, and how their
-answers read. Pure: the calls are the adapters' (adapters/billing_systems.py).
+answers read. Pure: the calls are the adapters' (adapters/billing_systems.py, adapters/billing_refunds.py).
 
 - Stripe Billing: `POST /v1/invoices/{id}/pay` with `paid_out_of_band=true` (https://docs.stripe.com/api/invoices/pay).
+  A dispute lost on the payment: `POST /v1/credit_notes` (https://docs.stripe.com/api/credit_notes/create), a credit
+  note of the invoice for the amount taken back, all of it `out_of_band_amount` (credited outside Stripe Billing: by
+  the dispute), named by `metadata[dispute_id]`; looked for in `GET /v1/credit_notes?invoice=` before a later try.
 - Chargebee: `POST {site}/api/v2/invoices/{id}/record_payment`
   (https://apidocs.chargebee.com/docs/api/invoices#record_an_invoice_payment); the site's base URL is the
   account's `record_back_url`. A dispute lost on the payment: `POST {site}/api/v2/transactions/{id}/record_refund`
   (https://apidocs.chargebee.com/docs/api/transactions/record-an-offline-refund) of the payment's transaction,
-  found, when its record back kept no id, in `GET {site}/api/v2/invoices/{id}/payments`.
+  found, when its record back kept no id, in `GET {site}/api/v2/invoices/{id}/payments`; named by
+  `reference_number` (the dispute id), and looked for among the payment's `linked_refunds` before a later try.
 - Recurly: `PUT {base}/invoices/{id}/mark_successful`, no body
   (https://docs.recurly.com/recurly-subscriptions/v2021-02-25/reference/mark_invoice_successful); the API base is
-  the account's `record_back_url`, else `RECURLY_API_BASE` (an EU site sets `https://v3.eu.recurly.com`).
-"""
+  the account's `record_back_url`, else `RECURLY_API_BASE` (an EU site sets `https://v3.eu.recurly.com`)."""
 
 from __future__ import annotations
 
@@ -26,14 +29,19 @@ CHARGEBEE = "chargebee"
 RECURLY = "recurly"
 # Recorded back through the billing system's API (the others through `record_back_url`, if set).
 BILLING_SYSTEMS = frozenset({STRIPEBILLING, CHARGEBEE, RECURLY})
-# Where a dispute lost on a recorded payment is recorded too, as a refund of the payment's transaction: Chargebee
-# only. Stripe Billing's record marks the invoice paid out of band and Recurly's marks it successful: neither leaves a
-# payment transaction a refund could name (a credit note would be a document of its own, the merchant's to decide),
-# and custombilling's InvoiceRecordBack has no refund. There the merchant records it, told by `dispute_lost`.
-REFUNDS_RECORDED_AT = frozenset({CHARGEBEE})
-# Chargebee's payment method for a refund that is a chargeback, and the longest `comment` it takes.
+# Where a dispute lost on a recorded payment is recorded too: Chargebee (an offline refund of the payment's
+# transaction) and Stripe Billing (a credit note of the invoice, credited out of band). Recurly's record marks the
+# invoice successful; a refund of it there (`external_refund`) is not built, as Hyperswitch records Chargebee's only;
+# custombilling's InvoiceRecordBack has no refund. There the merchant records it, told by `dispute_lost`.
+REFUNDS_RECORDED_AT = frozenset({CHARGEBEE, STRIPEBILLING})
+# Chargebee's payment method for a refund that is a chargeback, the longest `comment` and `reference_number` it takes.
 CHARGEBEE_CHARGEBACK = "chargeback"
 CHARGEBEE_COMMENT_CHARS = 300
+CHARGEBEE_REFERENCE_CHARS = 100
+# The credit note reason a dispute's reason is recorded as: Stripe's credit note reasons are duplicate, fraudulent,
+# order_change and product_unsatisfactory; only a fraudulent dispute is one of them by meaning (none is sent else).
+STRIPE_CREDIT_NOTE_REASONS = {"fraudulent": "fraudulent"}
+STRIPE_MEMO_CHARS = 5000
 
 
 def records_back(payment: RecoveryPayment) -> bool:
@@ -51,11 +59,54 @@ def stripe_pay_answer(status_code: int, body: dict[str, Any]) -> RecordBackAnswe
     or paid elsewhere): nothing left to record either way. Other 4xx are kept and retried as any refusal."""
     if 200 <= status_code < 300:
         return RecordBackAnswer(accepted=True, status_code=status_code)
-    error = _error_object(body)
-    if status_code == 400 and error.get("code") == "invoice_already_paid":
+    if status_code == 400 and _error_object(body).get("code") == "invoice_already_paid":
         return RecordBackAnswer(accepted=True, status_code=status_code)
+    return stripe_refusal(status_code, body)
+
+
+def stripe_refusal(status_code: int, body: dict[str, Any]) -> RecordBackAnswer:
+    """A Stripe error answer (`{"error": {type, message, ...}}`) as a refusal, tried again."""
+    error = _error_object(body)
     message = f"{error.get('type') or 'error'}: {error.get('message') or ''}".strip()
     return RecordBackAnswer(accepted=False, status_code=status_code, error=message[:500])
+
+
+def stripe_credit_note_form(refund: DisputeRefund, invoice_id: str, payment_id: str) -> dict[str, str]:
+    """Stripe's credit note for a lost dispute: the amount taken back, all of it credited outside Stripe Billing
+    (the dispute took it back), the dispute named in the memo and the metadata. The same on every try (its
+    idempotency key's window compares the parameters)."""
+    form = {
+        "invoice": invoice_id,
+        "amount": str(refund.amount),
+        "out_of_band_amount": str(refund.amount),
+        "memo": _dispute_note(refund)[:STRIPE_MEMO_CHARS],
+        "metadata[dispute_id]": refund.dispute_id,
+        "metadata[payment_id]": payment_id,
+    }
+    reason = STRIPE_CREDIT_NOTE_REASONS.get(refund.reason or "")
+    if reason is not None:
+        form["reason"] = reason
+    return form
+
+
+def stripe_credit_note_answer(status_code: int, body: dict[str, Any]) -> RecordBackAnswer:
+    """Stripe's answer to creating the credit note: issued (with its id), or refused and tried again, as Stripe's
+    refusal of an amount above what the invoice can still be credited is (no code of its own is documented)."""
+    if 200 <= status_code < 300:
+        made = body.get("id")
+        return RecordBackAnswer(accepted=True, status_code=status_code, transaction_id=made or None)
+    return stripe_refusal(status_code, body)
+
+
+def stripe_credit_note_in(page: dict[str, Any], dispute_id: str) -> str | None:
+    """The id of the credit note made for the dispute `dispute_id` (its `metadata[dispute_id]`) in a page of
+    `GET /v1/credit_notes?invoice=` (`{"object": "list", "data": [...], "has_more": ...}`)."""
+    listed = page.get("data")
+    for note in listed if isinstance(listed, list) else []:
+        metadata = note.get("metadata") if isinstance(note, dict) else None
+        if isinstance(metadata, dict) and metadata.get("dispute_id") == dispute_id and isinstance(note.get("id"), str):
+            return str(note["id"])
+    return None
 
 
 def chargebee_record_payment_form(amount: int, connector_transaction_id: str | None) -> dict[str, str]:
@@ -88,15 +139,39 @@ def chargebee_refusal(status_code: int, body: dict[str, Any]) -> RecordBackAnswe
 
 def chargebee_refund_form(refund: DisputeRefund) -> dict[str, str]:
     """Chargebee's `record_refund` form for a lost dispute: the amount taken back, as a chargeback, on the day the
-    dispute was lost, with the dispute named in the comment. The same on every try (its idempotency key's window
-    compares the body)."""
-    comment = f"Dispute {refund.dispute_id} lost" + (f": {refund.reason}" if refund.reason else "")
+    dispute was lost, the dispute named in the comment and as the refund's `reference_number` (what a later try looks
+    for). The same on every try (its idempotency key's window compares the body)."""
     return {
         "amount": str(refund.amount),
         "payment_method": CHARGEBEE_CHARGEBACK,
         "date": str(int(refund.lost_at.timestamp())),
-        "comment": comment[:CHARGEBEE_COMMENT_CHARS],
+        "reference_number": refund.dispute_id[:CHARGEBEE_REFERENCE_CHARS],
+        "comment": _dispute_note(refund)[:CHARGEBEE_COMMENT_CHARS],
     }
+
+
+def chargebee_linked_refunds(transaction: dict[str, Any]) -> list[str]:
+    """The ids of the refunds recorded of a payment transaction (`GET /transactions/{id}`: `linked_refunds`)."""
+    linked = transaction.get("linked_refunds")
+    return [
+        str(entry["txn_id"])
+        for entry in (linked if isinstance(linked, list) else [])
+        if isinstance(entry, dict) and isinstance(entry.get("txn_id"), str)
+    ]
+
+
+def chargebee_refund_for(transaction: dict[str, Any], dispute_id: str) -> str | None:
+    """The id of `transaction` if it is the refund recorded for the dispute `dispute_id` (its `reference_number`)."""
+    reference = dispute_id[:CHARGEBEE_REFERENCE_CHARS]
+    if transaction.get("type") == "refund" and transaction.get("reference_number") == reference:
+        made = transaction.get("id")
+        return made if isinstance(made, str) else None
+    return None
+
+
+def _dispute_note(refund: DisputeRefund) -> str:
+    """The refund record's words for the merchant's books: the dispute, and why the customer disputed."""
+    return f"Dispute {refund.dispute_id} lost" + (f": {refund.reason}" if refund.reason else "")
 
 
 def chargebee_payment_in(page: dict[str, Any], connector_transaction_id: str) -> str | None:

@@ -1,6 +1,7 @@
 """A dispute lost on a recovered payment, recorded at the billing system as a refund of what the payment's record
-back recorded: which lost disputes get a refund record and what it asks (`refund_record`), and when a try of it
-must wait for the payment's own record back (`refusal_before_refund`).
+back recorded: which lost disputes get a refund record and what it asks (`refund_record`), when a try of it must
+wait for the payment's own record back (`refusal_before_refund`), and when it first looks at the billing system for
+the refund an earlier try made (`looks_before_recording`).
 
 The rules (the consumer of `payment.dispute-lost`, handlers.dispute_lost, applies them):
 - The refund record is built from the payment's record back as stored (`progress.request`: the same billing
@@ -8,10 +9,11 @@ The rules (the consumer of `payment.dispute-lost`, handlers.dispute_lost, applie
   `custombilling` payment without `record_back_url`, a record back never made (its command dead-lettered), or one
   stored before 4 Dec (no request kept). There is nothing to refund there; the `dispute_lost` webhook still tells
   the merchant.
-- Only a billing system in REFUNDS_RECORDED_AT (Chargebee) gets one. For Stripe Billing, Recurly and custombilling
-  no record is created at all, rather than one refused for good on its first try: such a record could never be
-  taken, would stand on the timeline as `blocked` (which otherwise means an egress problem an operator can fix),
-  and would invite restarts that cannot succeed. It is logged and counted instead
+- Only a billing system in REFUNDS_RECORDED_AT gets one: Chargebee (an offline refund, `chargeback`, of the payment's
+  transaction) and Stripe Billing (a credit note of the invoice, its whole amount `out_of_band_amount`). For Recurly
+  and custombilling no record is created at all, rather than one refused for good on its first try: such a record
+  could never be taken, would stand on the timeline as `blocked` (which otherwise means an egress problem an
+  operator can fix), and would invite restarts that cannot succeed. It is logged and counted instead
   (`recovery_dispute_refunds_total{outcome="not_supported"}`).
 - A payment whose record back is not accepted yet (retrying, abandoned, blocked) still gets its refund record: each
   try answers "the payment is not recorded at <billing system> yet", a refusal retried on the timers like any
@@ -19,7 +21,16 @@ The rules (the consumer of `payment.dispute-lost`, handlers.dispute_lost, applie
   abandoned payment record restarts its refund after it).
 - Once per dispute: the record's key (`<payment_id>:dispute:<dispute_id>`) is the store's unique id; the first
   `payment.dispute-lost` creates the record with its first try, in one transaction, and any later one for the same
-  dispute finds it and starts nothing."""
+  dispute finds it and starts nothing.
+- Once at the billing system, even past its idempotency window: every try sends the record's idempotency key, but a
+  billing system keeps a key for a while only (Chargebee 30 minutes, its API reference's "Idempotent requests";
+  Stripe 24 hours), while a round's 14 tries spread over 70 h 51 min (follow_up.RECORD_BACK_DELAYS: the 6th try
+  comes 51 minutes after the first, past Chargebee's window; the 11th 34 h 51 min after it, past Stripe's) and an
+  operator's restart may come any day. A try whose answer was lost, followed by one past the window, would record
+  the refund twice, or be refused as more than is left and end `abandoned` although it was recorded. So every try
+  after the first looks for the refund this record made (named by the dispute id: Chargebee's `reference_number`,
+  Stripe's `metadata[dispute_id]`) and is accepted if it is there; the first try calls directly, the usual path
+  reads nothing more."""
 
 from __future__ import annotations
 
@@ -83,6 +94,14 @@ def refund_record(
         dispute_id=refund.dispute_id,
     )
     return record, dispute_refund_command(request, consumed, payment.merchant_id, payment.profile_id)
+
+
+def looks_before_recording(request: RecordBack) -> bool:
+    """Whether a try of the refund `request` first looks at the billing system for the refund its record made: every
+    try but the first (attempt > 1; the first try of a round an operator restarted is one too). Not only the tries
+    past a window: the window runs from a use the executor cannot date (a lost answer), in wall time while tries are
+    timed in business time, and a read costs one or two calls on a try that follows a refusal anyway."""
+    return request.attempt > 1
 
 
 def refusal_before_refund(request: RecordBack, payment: RecordBackProgress | None) -> RecordBackAnswer | None:

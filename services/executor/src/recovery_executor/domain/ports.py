@@ -28,8 +28,9 @@ class RecordBackAnswer:
     # Final, never retried: the egress policy refused the destination, or no try could ever be taken (a billing
     # system without the call, nothing to name the record by).
     blocked: bool = False
-    # The billing system's id of the transaction the record made (Chargebee's `transaction.id`); None where the
-    # billing system has none (Stripe Billing, Recurly, custombilling) or its answer named none ("recorded already").
+    # The billing system's id of what the record made (Chargebee's `transaction.id`, Stripe Billing's credit note
+    # of a lost dispute, found or made); None where there is none (a payment's record at Stripe Billing or Recurly,
+    # custombilling) or the answer named none ("recorded already").
     transaction_id: str | None = None
 
 
@@ -47,6 +48,8 @@ class BillingSystemRecorder(Protocol):
     async def record_refund(
         self, request: RecordBack, *, transaction_id: str | None, idempotency_key: str
     ) -> RecordBackAnswer:
-        """Record the lost dispute `request.dispute` as a refund of the payment's transaction at the billing system
-        (`transaction_id`, as its record back kept it; None: found at the billing system by the connector's)."""
+        """Record the lost dispute `request.dispute` at the billing system, once: Chargebee's refund of the payment's
+        transaction (`transaction_id`, as its record back kept it; None: found at Chargebee by the connector's
+        charge), Stripe Billing's credit note of the invoice. A try after the first looks for the one an earlier try
+        made and is accepted if it is there (domain/dispute_refunds.py `looks_before_recording`)."""
         ...

@@ -76,8 +76,9 @@ class RecordBackProgress:
     profile_id: str | None = None
     # Set: the refund of this dispute, lost on the payment (None: the payment's own record back).
     dispute_id: str | None = None
-    # The billing system's transaction the accepted try made (Chargebee's payment, or its refund): what a refund of
-    # the payment names. None: not accepted yet, no such id (other billing systems), or none in the answer.
+    # The billing system's transaction the accepted try made (Chargebee's payment, or its refund; Stripe Billing's
+    # credit note of a lost dispute): what a refund of the payment names. None: not accepted yet, no such id (the
+    # payment's record at Stripe Billing or Recurly, custombilling), or none in the answer.
     billing_transaction_id: str | None = None
 
     @property

@@ -1,6 +1,7 @@
 """A Chargebee-compatible sandbox (served by the Stripe sandbox's process under `/chargebee`): invoices, recording
 a payment against one, its payments and an offline refund of one (a lost dispute's chargeback), idempotency keys on
-those writes, and webhooks authenticated with basic auth as Chargebee's webhook settings configure.
+those writes (kept for Chargebee's 30-minute window), and webhooks authenticated with basic auth as Chargebee's
+webhook settings configure.
 
 Shapes follow Chargebee's API v2 reference (https://apidocs.chargebee.com/docs/api/invoices,
 https://apidocs.chargebee.com/docs/api/transactions, https://apidocs.chargebee.com/docs/api/events): form-encoded
@@ -131,6 +132,11 @@ def create_app() -> FastAPI:
     @app.get("/_sandbox/events")
     async def events() -> dict[str, Any]:
         return {"events": list(site.events.values()), "deliveries": list(site.deliveries)}
+
+    @app.post("/_sandbox/idempotency/expire")
+    async def expire_idempotency_keys() -> dict[str, int]:
+        """Chargebee's idempotency window (30 minutes) over for every key used so far: a repeat is a new request."""
+        return {"forgotten": site.forget_idempotency_keys()}
 
     add_injection_routes(app, "/_sandbox/record_failures", site.record_failures)
     add_injection_routes(app, "/_sandbox/refund_failures", site.refund_failures)

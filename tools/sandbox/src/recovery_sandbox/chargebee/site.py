@@ -5,9 +5,12 @@ Transactions as Chargebee's API v2 shows them (https://apidocs.chargebee.com/doc
 recorded against an invoice (`record_payment`) lists the refunds recorded of it (`linked_refunds`: `txn_id`,
 `txn_status`, `txn_date`, `txn_amount`); a refund (`record_refund`, an offline refund such as a chargeback) is a
 transaction of `type` `refund` naming the payment (`reference_transaction_id`, and `refunded_txn_id` as older API
-versions named it). The sandbox bounds a refund by what is left of the payment's amount; Chargebee's reference bounds
-it by the payment's `amount_unused`, which this sandbox does not model. A refund leaves the invoice as it was (no
-credit note, no `amount_refunded`).
+versions named it), and keeps the `reference_number` it was recorded with. The sandbox bounds a refund by what is left
+of the payment's amount; Chargebee's reference bounds it by the payment's `amount_unused`, which this sandbox does not
+model. A refund leaves the invoice as it was (no credit note, no `amount_refunded`).
+
+A write's idempotency key is kept for Chargebee's idempotency window, 30 minutes (its API reference's "Idempotent
+requests"), then forgotten; `forget_idempotency_keys` (`POST /_sandbox/idempotency/expire`) ends every window now.
 
 One lock guards the state: handlers run on the server's event loop while a test may read the site from its thread.
 In memory only, as the rest of the Chargebee sandbox.
@@ -33,8 +36,13 @@ from recovery_sandbox.injected_failures import FailureSwitch
 # The header Chargebee names a write's idempotency key in, and the one it marks a replayed answer with.
 IDEMPOTENCY_KEY = "chargebee-idempotency-key"
 IDEMPOTENCY_REPLAYED = "chargebee-idempotency-replayed"
+# How long Chargebee keeps an idempotency key: "an idempotency window of 30 minutes" (its API reference, Idempotent
+# requests).
+IDEMPOTENCY_WINDOW_SECONDS = 30 * 60
 # Chargebee's list pages: `limit` 1 to 100, 10 when not given.
 PAGE_LIMIT, PAGE_DEFAULT = 100, 10
+# The longest `reference_number` a transaction takes.
+REFERENCE_NUMBER_CHARS = 100
 
 
 class ChargebeeError(Exception):
@@ -85,8 +93,9 @@ def _new_id(prefix: str) -> str:
 
 
 class Chargebee:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.lock = threading.RLock()
+        self._clock = clock
         self.invoices: dict[str, dict[str, Any]] = {}
         self.transactions: dict[str, dict[str, Any]] = {}
         self.events: dict[str, dict[str, Any]] = {}
@@ -94,8 +103,8 @@ class Chargebee:
         self.webhook: WebhookSettings | None = None
         self.record_failures = FailureSwitch()
         self.refund_failures = FailureSwitch()
-        # Idempotency key -> the first request made with it (path, form) and its answer (status, body).
-        self._answers: dict[str, tuple[str, dict[str, Any], int, dict[str, Any]]] = {}
+        # Idempotency key -> when it was first used, that request (path, form) and its answer (status, body).
+        self._answers: dict[str, tuple[float, str, dict[str, Any], int, dict[str, Any]]] = {}
         self._sending: set[asyncio.Task[None]] = set()
 
     def create_invoice(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -237,9 +246,12 @@ class Chargebee:
             if payment["type"] != "payment" or payment["status"] != "success":
                 message = f"Transaction {transaction_id} is not a successful payment: no refund can be recorded"
                 raise ChargebeeError(400, "invalid_request", message)
-            method, date = params.get("payment_method"), params.get("date")
+            method, date, reference = params.get("payment_method"), params.get("date"), params.get("reference_number")
             if not method:
                 raise ChargebeeError(400, "param_wrong_value", "payment_method cannot be blank", param="payment_method")
+            if reference is not None and (not isinstance(reference, str) or len(reference) > REFERENCE_NUMBER_CHARS):
+                message = f"reference_number cannot be longer than {REFERENCE_NUMBER_CHARS} characters"
+                raise ChargebeeError(400, "param_wrong_value", message, param="reference_number")
             if not isinstance(date, str) or not date.isdigit():
                 raise ChargebeeError(400, "param_wrong_value", "date must be a timestamp in seconds", param="date")
             left = payment["amount"] - sum(r["txn_amount"] for r in payment["linked_refunds"])
@@ -255,7 +267,7 @@ class Chargebee:
                 "customer_id": payment["customer_id"],
                 "date": int(date),
                 "payment_method": method,
-                "reference_number": params.get("reference_number"),
+                "reference_number": reference,
                 "status": "success",
                 "type": "refund",
                 "reference_transaction_id": payment["id"],
@@ -282,14 +294,18 @@ class Chargebee:
         """`write` under the idempotency key `key`: its answer (status, body) and whether it is a replay. The first
         answer under a key is the answer to every repeat of the same request (path and form); the key used with
         another request is refused. An injected failure (`failures`) is not kept: a retry under the same key goes
-        through, as the executor retries under one key. Chargebee keeps a key for its idempotency window only; the
-        sandbox keeps it for good (a retry days later meets Chargebee's state instead: "not due", "refunded")."""
+        through, as the executor retries under one key. A key is kept for Chargebee's idempotency window only: a
+        repeat after it is a new request, which meets the site as it is by then ("not due", "refunded", or a
+        second refund)."""
         with self.lock:
             failing = failures.take()
             if failing is not None:
                 raise ChargebeeError(failing, "internal_error", "Sorry, something went wrong", "api_error")
+            now = self._clock()
+            if key is not None and key in self._answers and now - self._answers[key][0] >= IDEMPOTENCY_WINDOW_SECONDS:
+                del self._answers[key]
             if key is not None and key in self._answers:
-                first_path, first_form, status, body = self._answers[key]
+                _, first_path, first_form, status, body = self._answers[key]
                 if (first_path, first_form) != (path, form):
                     message = f"The idempotency key {key} was used with another request ({first_path})"
                     raise ChargebeeError(400, "invalid_request", message)
@@ -299,8 +315,15 @@ class Chargebee:
             except ChargebeeError as error:
                 status, body = error.status, error.body()
             if key is not None:
-                self._answers[key] = (path, copy.deepcopy(form), status, json.loads(json.dumps(body)))
+                self._answers[key] = (now, path, copy.deepcopy(form), status, json.loads(json.dumps(body)))
             return status, body, False
+
+    def forget_idempotency_keys(self) -> int:
+        """Every idempotency window ended now (as 30 minutes later): how many keys were forgotten."""
+        with self.lock:
+            forgotten = len(self._answers)
+            self._answers.clear()
+            return forgotten
 
     # ----- events ----------------------------------------------------------------------------------------
 

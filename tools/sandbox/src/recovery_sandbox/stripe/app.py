@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recovery_sandbox import chargebee, recurly
+from recovery_sandbox.stripe.credit_notes import add_credit_note_routes
 from recovery_sandbox.stripe.disputes import add_dispute_routes
 from recovery_sandbox.stripe.errors import StripeError, invalid_request, unrecognized_url
 from recovery_sandbox.stripe.faults import Fault, FaultMode, idempotency_error, rate_limited
@@ -326,10 +327,11 @@ def create_app(state_dir: Path | None = None) -> FastAPI:
         _authenticate(request)
         return state.get_charge(charge_id)
 
-    # Webhook endpoints and the events invoices and disputes send them.
+    # Webhook endpoints and the events invoices, credit notes and disputes send them.
     webhooks = WebhookBook()
     add_webhook_routes(app, state, webhooks, run, _authenticate, _form)
     add_invoice_routes(app, state, webhooks, run, _authenticate, _form)
+    add_credit_note_routes(app, state, webhooks, run, _authenticate, _form, _query, _list_body)
     add_dispute_routes(app, state, webhooks, run, _authenticate, _form)
     # Chargebee's and Recurly's APIs beside Stripe's, in the same process (bases `<sandbox>/chargebee`, `/recurly`).
     app.mount("/chargebee", chargebee.create_app())

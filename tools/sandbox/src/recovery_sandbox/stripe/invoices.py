@@ -46,9 +46,11 @@ class InvoiceBook:
         self.reset()
 
     def reset(self) -> None:
-        """The invoices gone, and the webhook endpoints and events with them (`/_sandbox/invoices/reset`)."""
+        """The invoices gone, and their credit notes, the webhook endpoints and events with them
+        (`/_sandbox/invoices/reset`)."""
         self.items: dict[str, dict[str, Any]] = {}
         self.invoices: dict[str, dict[str, Any]] = {}
+        self.credit_notes: dict[str, dict[str, Any]] = {}  # of the invoices, by id (credit_notes.py)
         self.pay_failures.clear()
         self.slow_reads.clear()
         self._webhooks.reset()
@@ -125,6 +127,8 @@ class InvoiceBook:
                 "paid": False,
                 "paid_out_of_band": False,
                 "payment_intent": None,
+                "post_payment_credit_notes_amount": 0,
+                "pre_payment_credit_notes_amount": 0,
                 "status": "draft",
                 "status_transitions": {
                     "finalized_at": None,

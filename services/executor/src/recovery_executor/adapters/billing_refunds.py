@@ -1,0 +1,150 @@
+"""A lost dispute's refund record at the billing system's API (adapters/billing_systems.py picks the billing system
+and opens the account's key): recorded once, under the record's idempotency key, and on every try but the first
+looked for at the billing system before it is asked again (domain/dispute_refunds.py `looks_before_recording`: an
+idempotency key is kept for a while only, the tries last days).
+
+Chargebee: `POST {site}/api/v2/transactions/{transaction}/record_refund` (basic auth with the key as the user name,
+`chargebee-idempotency-key`) of the transaction `record_payment` answered with, else of the payment found in
+`GET {site}/api/v2/invoices/{invoice}/payments` by the connector's charge (its `id_at_gateway`); the refund names the
+dispute as its `reference_number`, which a later try matches among the refunds `GET /api/v2/transactions/{id}` links
+to the payment (`linked_refunds`, each read with `GET /api/v2/transactions/{refund}`).
+Stripe Billing: `POST {STRIPE_API_BASE}/v1/credit_notes` (bearer auth, `Idempotency-Key`, `Stripe-Version` pinned as
+the pay call's) of the invoice, its whole amount `out_of_band_amount`; a later try matches `metadata[dispute_id]`
+among `GET /v1/credit_notes?invoice=`."""
+
+from __future__ import annotations
+
+from recovery_contracts.messages import DisputeRefund, RecordBack
+from recovery_executor.domain.billing_systems import (
+    chargebee_answer,
+    chargebee_linked_refunds,
+    chargebee_payment_in,
+    chargebee_refund_for,
+    chargebee_refund_form,
+    chargebee_refusal,
+    stripe_credit_note_answer,
+    stripe_credit_note_form,
+    stripe_credit_note_in,
+    stripe_refusal,
+)
+from recovery_executor.domain.dispute_refunds import looks_before_recording
+from recovery_executor.domain.ports import RecordBackAnswer
+from recovery_runtime.connector_apis import STRIPE_VERSION
+
+from .billing_api import BillingApi, RecordBackCall, basic_auth
+
+# Pages of an invoice's payments read to find the one to refund (Chargebee's largest page is 100).
+PAYMENT_PAGES = 5
+# Refunds of one payment read to find the one a try made (a payment is refunded once or a few times).
+LINKED_REFUNDS_READ = 20
+# Pages of an invoice's credit notes read to find the one a try made (Stripe's largest page is 100).
+CREDIT_NOTE_PAGES = 5
+
+
+class ChargebeeRefunds:
+    def __init__(self, api: BillingApi) -> None:
+        self._api = api
+
+    async def record(
+        self,
+        site: str,
+        request: RecordBack,
+        refund: DisputeRefund,
+        api_key: str,
+        idempotency_key: str,
+        transaction_id: str | None,
+    ) -> RecordBackAnswer:
+        auth = {"Authorization": basic_auth(api_key)}
+        if transaction_id is None:
+            found = await self._payment(site, request, auth)
+            if isinstance(found, RecordBackAnswer):
+                return found
+            transaction_id = found
+        if looks_before_recording(request):
+            made = await self._refund_made(site, transaction_id, refund.dispute_id, auth)
+            if made is not None:
+                return made
+        url = f"{site}/api/v2/transactions/{transaction_id}/record_refund"
+        headers = {**auth, "chargebee-idempotency-key": idempotency_key}
+        call = RecordBackCall("POST", url, chargebee_refund_form(refund), headers, chargebee_answer)
+        return await self._api.send(call)
+
+    async def _payment(self, site: str, request: RecordBack, auth: dict[str, str]) -> str | RecordBackAnswer:
+        """The Chargebee transaction of the payment the record back recorded, by the connector's charge among the
+        invoice's payments (a record back before transaction ids were kept, or one answered "already paid")."""
+        charge = request.body.connector_transaction_id
+        invoice = request.body.merchant_reference_id
+        if not charge:
+            return RecordBackAnswer(
+                accepted=False, error="no Chargebee transaction to refund: the payment names no charge", blocked=True
+            )
+        url, offset = f"{site}/api/v2/invoices/{invoice}/payments", None
+        for _ in range(PAYMENT_PAGES):
+            params = {"limit": "100", **({"offset": offset} if offset else {})}
+            page = await self._api.read(url, auth, chargebee_refusal, params)
+            if isinstance(page, RecordBackAnswer):
+                return page
+            found = chargebee_payment_in(page, charge)
+            if found is not None:
+                return found
+            offset = page.get("next_offset")
+            if not isinstance(offset, str) or not offset:
+                break
+        return RecordBackAnswer(accepted=False, error=f"no payment of {charge} on Chargebee invoice {invoice} yet")
+
+    async def _refund_made(
+        self, site: str, transaction_id: str, dispute_id: str, auth: dict[str, str]
+    ) -> RecordBackAnswer | None:
+        """Accepted, naming it, if a refund of the payment is the dispute's (an earlier try's, its answer lost); the
+        read's refusal if Chargebee could not be read (never a blind second refund); None: not there, record it."""
+        payment = await self._api.read(f"{site}/api/v2/transactions/{transaction_id}", auth, chargebee_refusal)
+        if isinstance(payment, RecordBackAnswer):
+            return payment
+        linked = payment.get("transaction")
+        for refund_id in chargebee_linked_refunds(linked if isinstance(linked, dict) else {})[:LINKED_REFUNDS_READ]:
+            read = await self._api.read(f"{site}/api/v2/transactions/{refund_id}", auth, chargebee_refusal)
+            if isinstance(read, RecordBackAnswer):
+                return read
+            refund = read.get("transaction")
+            if isinstance(refund, dict) and chargebee_refund_for(refund, dispute_id) is not None:
+                return RecordBackAnswer(accepted=True, status_code=200, transaction_id=refund_id)
+        return None
+
+
+class StripeCreditNotes:
+    def __init__(self, api: BillingApi, stripe_api_base: str) -> None:
+        self._api = api
+        self._base = stripe_api_base
+
+    async def record(
+        self, request: RecordBack, refund: DisputeRefund, api_key: str, idempotency_key: str
+    ) -> RecordBackAnswer:
+        auth = {"Authorization": f"Bearer {api_key}", "Stripe-Version": STRIPE_VERSION}
+        invoice = request.body.merchant_reference_id
+        if looks_before_recording(request):
+            made = await self._credit_note_made(invoice, refund.dispute_id, auth)
+            if made is not None:
+                return made
+        form = stripe_credit_note_form(refund, invoice, request.payment_id)
+        headers = {**auth, "Idempotency-Key": idempotency_key}
+        call = RecordBackCall("POST", f"{self._base}/v1/credit_notes", form, headers, stripe_credit_note_answer)
+        return await self._api.send(call)
+
+    async def _credit_note_made(self, invoice: str, dispute_id: str, auth: dict[str, str]) -> RecordBackAnswer | None:
+        """Accepted, naming it, if a credit note of the invoice is the dispute's; the read's refusal if Stripe could
+        not be read; None: not there, issue it."""
+        params = {"invoice": invoice, "limit": "100"}
+        for _ in range(CREDIT_NOTE_PAGES):
+            page = await self._api.read(f"{self._base}/v1/credit_notes", auth, stripe_refusal, params)
+            if isinstance(page, RecordBackAnswer):
+                return page
+            found = stripe_credit_note_in(page, dispute_id)
+            if found is not None:
+                return RecordBackAnswer(accepted=True, status_code=200, transaction_id=found)
+            listed = page.get("data")
+            last = listed[-1] if isinstance(listed, list) and listed else None
+            after = last.get("id") if isinstance(last, dict) else None
+            if page.get("has_more") is not True or not isinstance(after, str):
+                break
+            params = {**params, "starting_after": after}
+        return None
