@@ -173,3 +173,29 @@ async def test_410_disables_the_endpoint_and_fails_the_event_with_operational_ev
     assert len(dispatcher.sender.requests) == 1
     failed = [e for e in dispatcher.events.initial_events() if e.event_id != event.event_id]
     assert [e.status_reason for e in failed] == [f"endpoint disabled: 410 Gone from {endpoint.url}"]
+
+
+async def test_a_due_retry_whose_holders_lease_runs_out_between_the_take_and_the_look_is_taken_over(
+    dispatcher: Dispatcher, requeues: list[int]
+) -> None:
+    # The holder died mid-send; its retry message comes back at the very moment its lease runs out: the take sees
+    # the lease still running (`lease_until < now` is false at `now == lease_until`), the look just after sees it
+    # ran out. Before, the message was then acknowledged as a copy and the event stayed `delivering` for good (the
+    # integration test of the dispatcher's endpoint health met it on a loaded machine).
+    message = await retry_taken_by(dispatcher, "killed", lease=timedelta(seconds=3))
+    dispatcher.clock.advance(timedelta(seconds=3))
+    take = dispatcher.events.take
+
+    async def take_then_tick(*args: Any, **kwargs: Any) -> bool:
+        taken = await take(*args, **kwargs)
+        dispatcher.clock.advance(timedelta(milliseconds=1))
+        return taken
+
+    dispatcher.events.take = take_then_tick  # type: ignore[method-assign]
+    duplicates = consumed(DELIVER, "duplicate")
+    await dispatcher.send(DELIVER, message)
+
+    event = the_event(dispatcher)
+    assert (event.status, event.attempts) == (EventStatus.DELIVERED, 2)
+    assert len(dispatcher.sender.requests) == 2 and len(requeues) == 0
+    assert consumed(DELIVER, "duplicate") == duplicates

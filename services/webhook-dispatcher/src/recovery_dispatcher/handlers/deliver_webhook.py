@@ -34,5 +34,9 @@ async def deliver_webhook(delivery: Delivery, envelope: Envelope[DeliverWebhook]
             if current.being_delivered(now):
                 # A dispatcher is making this retry, or died making it: left to it, but not forgotten.
                 raise DeliveryInProgress(current.event_id, current.lease_until, now)
-        # The retry was made already (this is a copy of its message).
+            if current.status is EventStatus.DELIVERING and await delivery.deliver(current, ()):
+                # Its holder's lease ran out between the take above and this look (the holder died mid-send): taken
+                # over now. Acknowledging it as a copy would leave the event `delivering` with nobody to retry it.
+                return
+        # The retry was made already (this is a copy of its message), or another dispatcher took it over just now.
         raise AlreadyApplied(envelope.message_id)
