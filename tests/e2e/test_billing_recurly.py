@@ -18,6 +18,7 @@ from recovery_cli.billing_recurly import RecurlyScenario
 from recovery_cli.demo import Endpoints, SeedScenario
 from recovery_cli.stack import Stack
 from support.billing import recovered_payment
+from support.disputes import lose_dispute, redeliver, stripe_answers
 from support.stack import StackFactory, resume_workflow
 
 CHROMIUM = "/usr/bin/chromium"
@@ -181,3 +182,31 @@ def test_an_abandoned_mark_successful_is_started_again_by_the_api_and_from_the_c
         assert [c["status"] for c in recurly.seed.charges(invoice["stripe_customer"])] == ["succeeded"]
     again = resume(by_console)
     assert again.status_code == 400 and "accepted" in again.json()["error"]["message"]
+
+
+def test_a_lost_dispute_is_refunded_externally_on_the_invoice_and_the_merchant_is_told(stack: Stack) -> None:
+    recurly = scenario(stack)
+    setup = recurly.connect(recurly.seed.bootstrap())
+    invoice = recurly.failed_invoice()
+    payment = recovered_payment(recurly.wait_for_merchant_webhook(invoice["id"]), setup, invoice["id"])
+    assert recurly.wait_for_invoice(invoice["id"])["status"] == "paid"
+    (charged,) = [c for c in recurly.seed.charges(invoice["stripe_customer"]) if c["status"] == "succeeded"]
+
+    # Weeks later the customer disputes the charge, and the merchant accepts the loss at Stripe.
+    dispute = lose_dispute(stack, setup.merchant, charged["payment_intent"])
+
+    told = recurly.seed.wait_for_webhook(payment["id"], "dispute_lost")
+    assert told.signature_verified and told.body["content"]["object"]["connector_dispute_id"] == dispute["id"]
+    credits = poll(lambda: _credit_invoices(recurly, invoice["id"]), bool, timeout=30)
+    assert [(c["total"], c["transactions"][0]["payment_method"]["object"]) for c in credits] == [(-22.5, "other")]
+    # Stripe delivers the event again: nothing more is refunded.
+    assert redeliver(stack, "charge.dispute.closed") == [200]
+    assert stripe_answers(stack, "charge.dispute.closed") == ["applied", "duplicate"]
+    assert len(_credit_invoices(recurly, invoice["id"])) == 1
+
+
+def _credit_invoices(recurly: RecurlyScenario, invoice_id: str) -> list[dict[str, Any]]:
+    """The credit invoices Recurly holds against the invoice (its related invoices)."""
+    path = f"{recurly.sandbox}/invoices/{invoice_id}/related_invoices"
+    related = recurly.seed._call("GET", path, headers=recurly.api, quiet=True)["data"]
+    return [i for i in related if i.get("type") == "credit"]

@@ -1,6 +1,7 @@
-"""A lost dispute recorded at Chargebee as a refund and at Stripe Billing as a credit note, against real RabbitMQ, the
-MongoDB-wire server and the sandboxes over HTTP; and the record-back store under it: the refund's record beside the
-payment's, created once however many executors try at once, and records stored before refunds existed still read."""
+"""A lost dispute recorded at Chargebee as a refund, at Stripe Billing as a credit note and at Recurly as a refund of
+the invoice (a credit invoice), against real RabbitMQ, the MongoDB-wire server and the sandboxes over HTTP; and the
+record-back store under it: the refund's record beside the payment's, created once however many executors try at
+once, and records stored before refunds existed still read."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from recovery_runtime.clock import SystemClock
 from recovery_runtime.secrets import SecretBox
 from recovery_runtime.testing import RecordingPublisher
 from recovery_runtime.unit_of_work import Transaction, UnitOfWork
-from recovery_sandbox import chargebee, stripe
+from recovery_sandbox import chargebee, recurly, stripe
 from support.broker import broker_probe, eventually
 from support.disputes import dispute_lost
 from support.payments import record_back, recovery_payment
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.integration
 
 ACCOUNT, KEY = "mca_chargebee", "test_chargebee_key"
 STRIPE_ACCOUNT, STRIPE_KEY = "mca_stripebilling", "sk_test_dispute_refund_1"
+RECURLY_ACCOUNT, RECURLY_KEY = "mca_recurly", "recurly_dispute_refund_key"
 PAYMENT = "12345_pay_1"
 REFUND = f"{PAYMENT}:dispute:dp_lost_1"
 
@@ -158,6 +160,51 @@ async def test_a_lost_dispute_is_credited_at_stripe_billing_once(serve: Any, iso
     assert (note["amount"], note["out_of_band_amount"], note["metadata"]["dispute_id"]) == (2250, 2250, dispute_id)
     recorded = db[RECORD_BACKS].find_one({"_id": f"{PAYMENT}:dispute:{dispute_id}"})
     assert (recorded["status"], recorded["billing_transaction_id"]) == ("accepted", note["id"])
+
+
+def recurly_api(base: str) -> httpx.Client:
+    accept = {"Accept": "application/vnd.recurly.v2021-02-25"}
+    return httpx.Client(base_url=base, auth=(RECURLY_KEY, ""), headers=accept)
+
+
+def open_recurly_invoice(base: str) -> str:
+    with recurly_api(base) as api:
+        return str(api.post("/_sandbox/invoices", json={"account_code": "acct-1", "amount": 2250}).json()["id"])
+
+
+def credit_invoices_at(base: str, invoice_id: str) -> list[dict[str, Any]]:
+    with recurly_api(base) as api:
+        return list(api.get(f"/invoices/{invoice_id}/related_invoices").json()["data"])
+
+
+async def test_a_lost_dispute_is_refunded_at_recurly_once(serve: Any, isolation: Isolation, db: Any) -> None:
+    site = serve(recurly.create_app())
+    settings = settings_for(ExecutorSettings, isolation, outbound_allowed_cidrs="127.0.0.0/8")
+    serve(build_service(settings))
+    invoice_id = open_recurly_invoice(site.url)
+    lost = dispute_lost(recovery_payment(payment_id=PAYMENT), datetime.now(UTC))
+    dispute_id = lost.payload.dispute.dispute_id
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(billing_account(settings, RECURLY_ACCOUNT, "recurly", RECURLY_KEY))
+        await eventually(lambda: db.connector_credentials.find_one({"_id": RECURLY_ACCOUNT}))
+        await broker.publish(record_back_to(site.url, invoice_id, "recurly", RECURLY_ACCOUNT))
+        payment_try = await broker.take_json("analytics.record-back-updated")
+        assert payment_try["payload"]["state"] == "accepted"
+
+        await broker.publish(lost)
+        await broker.publish(lost.model_copy(update={"message_id": "another-event-of-the-dispute"}))
+        refund_try = await broker.take_json("analytics.record-back-updated")
+        assert (refund_try["payload"]["state"], refund_try["payload"]["dispute_id"]) == ("accepted", dispute_id)
+        assert refund_try["payload"]["billing_connector"] == "recurly"
+        await eventually(lambda: _drained(broker, "executor.dispute-lost"))
+        with pytest.raises(AssertionError, match="no message"):
+            await broker.take_json("analytics.record-back-updated", timeout=3)
+
+    [credit] = credit_invoices_at(site.url, invoice_id)
+    note = f"Dispute {dispute_id} lost: fraudulent"
+    assert (credit["total"], credit["customer_notes"], credit["transactions"][0]["description"]) == (-22.5, note, note)
+    recorded = db[RECORD_BACKS].find_one({"_id": f"{PAYMENT}:dispute:{dispute_id}"})
+    assert (recorded["status"], recorded["billing_transaction_id"]) == ("accepted", credit["id"])
 
 
 @pytest.fixture

@@ -258,25 +258,37 @@ def test_every_try_of_a_refund_but_the_first_looks_at_the_billing_system_first(
     assert looks_before_recording(refund) is looks
 
 
-@pytest.mark.parametrize(
-    ("system", "url"),
-    [("recurly", "https://v3.recurly.com"), (None, "https://billing.example/record-back")],
-)
-async def test_billing_systems_that_take_no_refund_get_no_refund_record(
-    executor: Executor, system: str | None, url: str, billing_systems: ScriptedBillingSystems
+async def test_a_custombilling_payment_gets_no_refund_record(
+    executor: Executor, billing_systems: ScriptedBillingSystems
 ) -> None:
-    payment = record_back_at("in_1", system=system or "", account="mca_b", url=url)
-    if system is None:  # custombilling: the callback to record_back_url
-        payment = payment.model_copy(update={"payload": payment.payload.model_copy(update={"billing_connector": None})})
-    await recorded(executor, billing_systems, payment)
-    named = system or "custombilling"
-    before = refunds_counted(named, "not_supported")
+    """Its callback's body (Hyperswitch's record back) has no refund; Recurly, Stripe Billing and Chargebee get one."""
+    payment = record_back(PAYMENT)  # custombilling: the callback to record_back_url
+    await executor.send(RECORD, payment)
+    executor.publisher.published.clear()
+    before = refunds_counted("custombilling", "not_supported")
 
     await executor.send(LOST, dispute_lost())
 
     assert executor.publisher.published == []
     assert set(executor.record_backs.progress) == {PAYMENT}
-    assert refunds_counted(named, "not_supported") - before == 1
+    assert refunds_counted("custombilling", "not_supported") - before == 1
+
+
+@pytest.mark.parametrize("system", ["chargebee", "stripebilling", "recurly"])
+async def test_every_billing_system_with_an_api_gets_a_refund_record(
+    executor: Executor, billing_systems: ScriptedBillingSystems, system: str
+) -> None:
+    await recorded(
+        executor, billing_systems, record_back_at("in_1", system=system, account="mca_b", url="https://b.test")
+    )
+    before = refunds_counted(system, "created")
+
+    await executor.send(LOST, dispute_lost())
+
+    refund = first_try(executor).payload
+    assert (refund.billing_connector, refund.dispute is not None and refund.dispute.dispute_id) == (system, "dp_lost_1")
+    assert set(executor.record_backs.progress) == {PAYMENT, REFUND}
+    assert refunds_counted(system, "created") - before == 1
 
 
 async def test_a_payment_never_recorded_back_gets_no_refund_record(executor: Executor) -> None:

@@ -1,6 +1,6 @@
-"""A billing system's HTTP API as record backs and refund records call it: through the egress policy's client, each
-answer read as JSON, or the try's outcome when none came (blocked by the egress policy: final; any other error:
-tried again)."""
+"""A billing system's HTTP API as record backs and refund records call it: through the egress policy's client, a form
+or a JSON body (Recurly's), each answer read as JSON, or the try's outcome when none came (blocked by the egress
+policy: final; any other error: tried again)."""
 
 from __future__ import annotations
 
@@ -20,13 +20,15 @@ Refusal = Callable[[int, dict[str, Any]], RecordBackAnswer]
 
 @dataclass(frozen=True)
 class RecordBackCall:
-    """One billing system's call that records the payment (or its refund), and how its answer reads."""
+    """One billing system's call that records the payment (or its refund), and how its answer reads; its body a form,
+    or JSON (`json_body`)."""
 
     method: str
     url: str
     form: dict[str, str] | None
     headers: dict[str, str]
     read_answer: Callable[[int, dict[str, Any]], RecordBackAnswer]
+    json_body: dict[str, Any] | None = None
 
 
 class BillingApi:
@@ -35,7 +37,7 @@ class BillingApi:
         self._timeout = timeout
 
     async def send(self, call: RecordBackCall) -> RecordBackAnswer:
-        answered = await self.exchange(call.method, call.url, call.form, call.headers)
+        answered = await self.exchange(call.method, call.url, call.form, call.headers, json_body=call.json_body)
         if isinstance(answered, RecordBackAnswer):
             return answered
         return call.read_answer(answered.status_code, json_of(answered))
@@ -59,12 +61,13 @@ class BillingApi:
         form: dict[str, str] | None,
         headers: dict[str, str],
         params: dict[str, str] | None = None,
+        json_body: dict[str, Any] | None = None,
     ) -> httpx.Response | RecordBackAnswer:
         """The billing system's answer, or the try's outcome when none came: blocked by the egress policy (final),
         else the error (tried again)."""
         try:
             return await self._http.request(
-                method, url, data=form, params=params, headers=headers, timeout=self._timeout
+                method, url, data=form, json=json_body, params=params, headers=headers, timeout=self._timeout
             )
         except (httpx.HTTPError, OSError) as error:
             reason = blocked_reason(error)

@@ -10,7 +10,10 @@ dispute as its `reference_number`, which a later try matches among the refunds `
 to the payment (`linked_refunds`, each read with `GET /api/v2/transactions/{refund}`).
 Stripe Billing: `POST {STRIPE_API_BASE}/v1/credit_notes` (bearer auth, `Idempotency-Key`, `Stripe-Version` pinned as
 the pay call's) of the invoice, its whole amount `out_of_band_amount`; a later try matches `metadata[dispute_id]`
-among `GET /v1/credit_notes?invoice=`."""
+among `GET /v1/credit_notes?invoice=`.
+Recurly: `POST {base}/invoices/{invoice}/refund` (basic auth, the API version in `Accept`, `Idempotency-Key`), a JSON
+body refunding the amount outside Recurly (`external_refund`); a later try matches the dispute in the customer notes of
+the invoice's credit invoices, `GET {base}/invoices/{invoice}/related_invoices` (pages followed by their `next`)."""
 
 from __future__ import annotations
 
@@ -22,6 +25,10 @@ from recovery_executor.domain.billing_systems import (
     chargebee_refund_for,
     chargebee_refund_form,
     chargebee_refusal,
+    recurly_credit_invoice_in,
+    recurly_refund_answer,
+    recurly_refund_body,
+    recurly_refusal,
     stripe_credit_note_answer,
     stripe_credit_note_form,
     stripe_credit_note_in,
@@ -29,7 +36,7 @@ from recovery_executor.domain.billing_systems import (
 )
 from recovery_executor.domain.dispute_refunds import looks_before_recording
 from recovery_executor.domain.ports import RecordBackAnswer
-from recovery_runtime.connector_apis import STRIPE_VERSION
+from recovery_runtime.connector_apis import RECURLY_ACCEPT, STRIPE_VERSION
 
 from .billing_api import BillingApi, RecordBackCall, basic_auth
 
@@ -39,6 +46,8 @@ PAYMENT_PAGES = 5
 LINKED_REFUNDS_READ = 20
 # Pages of an invoice's credit notes read to find the one a try made (Stripe's largest page is 100).
 CREDIT_NOTE_PAGES = 5
+# Pages of an invoice's related (credit) invoices read to find the one a try made (an invoice is refunded a few times).
+RELATED_INVOICE_PAGES = 5
 
 
 class ChargebeeRefunds:
@@ -147,4 +156,42 @@ class StripeCreditNotes:
             if page.get("has_more") is not True or not isinstance(after, str):
                 break
             params = {**params, "starting_after": after}
+        return None
+
+
+class RecurlyRefunds:
+    def __init__(self, api: BillingApi) -> None:
+        self._api = api
+
+    async def record(
+        self, base: str, request: RecordBack, refund: DisputeRefund, api_key: str, idempotency_key: str
+    ) -> RecordBackAnswer:
+        auth = {"Authorization": basic_auth(api_key), "Accept": RECURLY_ACCEPT}
+        invoice = request.body.merchant_reference_id
+        if looks_before_recording(request):
+            made = await self._credit_invoice_made(base, invoice, refund.dispute_id, auth)
+            if made is not None:
+                return made
+        url = f"{base}/invoices/{invoice}/refund"
+        headers = {**auth, "Idempotency-Key": idempotency_key}
+        body = recurly_refund_body(refund)
+        return await self._api.send(RecordBackCall("POST", url, None, headers, recurly_refund_answer, body))
+
+    async def _credit_invoice_made(
+        self, base: str, invoice: str, dispute_id: str, auth: dict[str, str]
+    ) -> RecordBackAnswer | None:
+        """Accepted, naming it, if a credit invoice of the invoice is the dispute's; the read's refusal if Recurly could
+        not be read; None: not there, refund it."""
+        url = f"{base}/invoices/{invoice}/related_invoices"
+        for _ in range(RELATED_INVOICE_PAGES):
+            page = await self._api.read(url, auth, recurly_refusal)
+            if isinstance(page, RecordBackAnswer):
+                return page
+            found = recurly_credit_invoice_in(page, dispute_id)
+            if found is not None:
+                return RecordBackAnswer(accepted=True, status_code=200, transaction_id=found)
+            after = page.get("next")  # Recurly's: the next page's path under the API base (the key goes nowhere else)
+            if page.get("has_more") is not True or not isinstance(after, str) or not after.startswith("/"):
+                break
+            url = f"{base}{after}"
         return None

@@ -11,8 +11,8 @@ Chargebee: `POST {site}/api/v2/invoices/{invoice}/record_payment` (the site's ba
 Recurly: `PUT {base}/invoices/{invoice}/mark_successful`, no body (the API base is the account's `record_back_url`,
 else `RECURLY_API_BASE`), basic auth as Chargebee's, the API version in `Accept`, the idempotency key as
 `Idempotency-Key`.
-A dispute lost on the payment (`record_refund`): Chargebee's offline refund or Stripe Billing's credit note,
-adapters/billing_refunds.py."""
+A dispute lost on the payment (`record_refund`): Chargebee's offline refund, Stripe Billing's credit note or Recurly's
+refund of the invoice settled outside Recurly, adapters/billing_refunds.py."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from recovery_runtime.connector_apis import RECURLY_ACCEPT, RECURLY_API_BASE, ST
 from recovery_runtime.secrets import SecretBox
 
 from .billing_api import BillingApi, RecordBackCall, basic_auth
-from .billing_refunds import ChargebeeRefunds, StripeCreditNotes
+from .billing_refunds import ChargebeeRefunds, RecurlyRefunds, StripeCreditNotes
 
 
 class BillingSystemRecorder:
@@ -54,6 +54,7 @@ class BillingSystemRecorder:
         self._accounts = accounts
         self._chargebee_refunds = ChargebeeRefunds(self._api)
         self._stripe_credit_notes = StripeCreditNotes(self._api, self._stripe)
+        self._recurly_refunds = RecurlyRefunds(self._api)
 
     async def record_back(self, request: RecordBack, *, idempotency_key: str) -> RecordBackAnswer:
         api_key = await self._api_key(request)
@@ -78,6 +79,9 @@ class BillingSystemRecorder:
             return api_key
         if billing == STRIPEBILLING:
             return await self._stripe_credit_notes.record(request, refund, api_key, idempotency_key)
+        if billing == RECURLY:
+            base = (request.url or RECURLY_API_BASE).rstrip("/")
+            return await self._recurly_refunds.record(base, request, refund, api_key, idempotency_key)
         site = request.url.rstrip("/")
         return await self._chargebee_refunds.record(site, request, refund, api_key, idempotency_key, transaction_id)
 

@@ -13,10 +13,16 @@ answers read. Pure: the calls are the adapters' (adapters/billing_systems.py, ad
   `reference_number` (the dispute id), and looked for among the payment's `linked_refunds` before a later try.
 - Recurly: `PUT {base}/invoices/{id}/mark_successful`, no body
   (https://docs.recurly.com/recurly-subscriptions/v2021-02-25/reference/mark_invoice_successful); the API base is
-  the account's `record_back_url`, else `RECURLY_API_BASE` (an EU site sets `https://v3.eu.recurly.com`)."""
+  the account's `record_back_url`, else `RECURLY_API_BASE` (an EU site sets `https://v3.eu.recurly.com`). A dispute
+  lost on the payment: `POST {base}/invoices/{id}/refund`
+  (https://docs.recurly.com/recurly-subscriptions/v2021-02-25/reference/refund_invoice), an amount refunded outside
+  Recurly (`external_refund`), which makes a credit invoice naming the dispute in its customer notes; looked for among
+  `GET {base}/invoices/{id}/related_invoices` (https://docs.recurly.com/recurly-subscriptions/v2021-02-25/reference/
+  list_related_invoices) before a later try."""
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from recovery_contracts.messages import DisputeRefund
@@ -30,10 +36,10 @@ RECURLY = "recurly"
 # Recorded back through the billing system's API (the others through `record_back_url`, if set).
 BILLING_SYSTEMS = frozenset({STRIPEBILLING, CHARGEBEE, RECURLY})
 # Where a dispute lost on a recorded payment is recorded too: Chargebee (an offline refund of the payment's
-# transaction) and Stripe Billing (a credit note of the invoice, credited out of band). Recurly's record marks the
-# invoice successful; a refund of it there (`external_refund`) is not built, as Hyperswitch records Chargebee's only;
-# custombilling's InvoiceRecordBack has no refund. There the merchant records it, told by `dispute_lost`.
-REFUNDS_RECORDED_AT = frozenset({CHARGEBEE, STRIPEBILLING})
+# transaction), Stripe Billing (a credit note of the invoice, credited out of band) and Recurly (a refund of the invoice
+# settled outside Recurly, `external_refund`). custombilling's InvoiceRecordBack has no refund: there the merchant
+# records it, told by `dispute_lost`.
+REFUNDS_RECORDED_AT = frozenset({CHARGEBEE, STRIPEBILLING, RECURLY})
 # Chargebee's payment method for a refund that is a chargeback, the longest `comment` and `reference_number` it takes.
 CHARGEBEE_CHARGEBACK = "chargeback"
 CHARGEBEE_COMMENT_CHARS = 300
@@ -42,6 +48,12 @@ CHARGEBEE_REFERENCE_CHARS = 100
 # order_change and product_unsatisfactory; only a fraudulent dispute is one of them by meaning (none is sent else).
 STRIPE_CREDIT_NOTE_REASONS = {"fraudulent": "fraudulent"}
 STRIPE_MEMO_CHARS = 5000
+# Recurly's `external_refund.payment_method` for a chargeback: its values are credit_card, paypal, amazon, roku, ach,
+# apple_pay, sepadirectdebit, eft, wire_transfer, money_order, check and other. None is a chargeback (Chargebee has
+# one), and the money went back through the card network's dispute, not as a refund the merchant sent to the card or
+# by any of the others: `other`, with the dispute named in the description. The description takes 50 characters.
+RECURLY_CHARGEBACK = "other"
+RECURLY_DESCRIPTION_CHARS = 50
 
 
 def records_back(payment: RecoveryPayment) -> bool:
@@ -197,11 +209,68 @@ def recurly_answer(status_code: int, body: dict[str, Any]) -> RecordBackAnswer:
     invoice is paid already (an earlier try whose answer was lost, or paid meanwhile): nothing left either way."""
     if 200 <= status_code < 300:
         return RecordBackAnswer(accepted=True, status_code=status_code)
-    error = _error_object(body)
-    if status_code == 422 and error.get("type") == "invalid_transition":
+    if status_code == 422 and _error_object(body).get("type") == "invalid_transition":
         return RecordBackAnswer(accepted=True, status_code=status_code)
+    return recurly_refusal(status_code, body)
+
+
+def recurly_refusal(status_code: int, body: dict[str, Any]) -> RecordBackAnswer:
+    """A Recurly error answer (`{"error": {type, message, params}}`) as a refusal, tried again."""
+    error = _error_object(body)
     message = f"{error.get('type') or 'error'}: {error.get('message') or ''}"
     return RecordBackAnswer(accepted=False, status_code=status_code, error=message[:500])
+
+
+def recurly_amount(amount: int) -> float:
+    """An amount in minor units as Recurly writes amounts, decimal major units: the inverse of intake's reading of a
+    Recurly transaction (`round(amount * 100)`, two-decimal currencies), so a refund names what came in."""
+    return amount / 100
+
+
+def recurly_refund_body(refund: DisputeRefund) -> dict[str, Any]:
+    """Recurly's refund of the invoice for a lost dispute: the amount taken back, settled outside Recurly (the dispute
+    took it back) on the day it was lost, the dispute named in the credit invoice's customer notes (what a later try
+    looks for) and in the refund transaction's description. The same on every try."""
+    note = _dispute_note(refund)
+    short = note if len(note) <= RECURLY_DESCRIPTION_CHARS else f"Dispute {refund.dispute_id} lost"
+    return {
+        "type": "amount",
+        "amount": recurly_amount(refund.amount),
+        "credit_customer_notes": note,
+        "external_refund": {
+            "payment_method": RECURLY_CHARGEBACK,
+            "description": short[:RECURLY_DESCRIPTION_CHARS],
+            "refunded_at": refund.lost_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+    }
+
+
+def recurly_refund_answer(status_code: int, body: dict[str, Any]) -> RecordBackAnswer:
+    """Recurly's answer to the refund: the credit invoice it made (its id kept), or refused and tried again, as
+    Recurly's refusal of an amount above what the invoice can still refund is."""
+    if 200 <= status_code < 300:
+        made = body.get("id")
+        return RecordBackAnswer(accepted=True, status_code=status_code, transaction_id=made or None)
+    return recurly_refusal(status_code, body)
+
+
+def recurly_credit_invoice_in(page: dict[str, Any], dispute_id: str) -> str | None:
+    """The id of the credit invoice made for the dispute `dispute_id` (named in its customer notes, or in its refund
+    transaction's description) in a page of `GET /invoices/{id}/related_invoices` (`{"object": "list", "data": [...],
+    "has_more": ..., "next": ...}`)."""
+    listed = page.get("data")
+    for invoice in listed if isinstance(listed, list) else []:
+        if not isinstance(invoice, dict) or invoice.get("type") != "credit" or not isinstance(invoice.get("id"), str):
+            continue
+        transactions = invoice.get("transactions")
+        texts = [invoice.get("customer_notes")] + [
+            transaction.get("description")
+            for transaction in (transactions if isinstance(transactions, list) else [])
+            if isinstance(transaction, dict)
+        ]
+        if any(isinstance(text, str) and dispute_id in text.split() for text in texts):
+            return str(invoice["id"])
+    return None
 
 
 def _error_object(body: dict[str, Any]) -> dict[str, Any]:

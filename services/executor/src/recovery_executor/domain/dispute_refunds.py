@@ -10,10 +10,11 @@ The rules (the consumer of `payment.dispute-lost`, handlers.dispute_lost, applie
   stored before 4 Dec (no request kept). There is nothing to refund there; the `dispute_lost` webhook still tells
   the merchant.
 - Only a billing system in REFUNDS_RECORDED_AT gets one: Chargebee (an offline refund, `chargeback`, of the payment's
-  transaction) and Stripe Billing (a credit note of the invoice, its whole amount `out_of_band_amount`). For Recurly
-  and custombilling no record is created at all, rather than one refused for good on its first try: such a record
-  could never be taken, would stand on the timeline as `blocked` (which otherwise means an egress problem an
-  operator can fix), and would invite restarts that cannot succeed. It is logged and counted instead
+  transaction), Stripe Billing (a credit note of the invoice, its whole amount `out_of_band_amount`) and Recurly (a
+  refund of the invoice settled outside Recurly, `external_refund`, which makes a credit invoice). For custombilling
+  (its callback's body has no refund) no record is created at all, rather than one refused for good on its first
+  try: such a record could never be taken, would stand on the timeline as `blocked` (which otherwise means an egress
+  problem an operator can fix), and would invite restarts that cannot succeed. It is logged and counted instead
   (`recovery_dispute_refunds_total{outcome="not_supported"}`).
 - A payment whose record back is not accepted yet (retrying, abandoned, blocked) still gets its refund record: each
   try answers "the payment is not recorded at <billing system> yet", a refusal retried on the timers like any
@@ -24,13 +25,13 @@ The rules (the consumer of `payment.dispute-lost`, handlers.dispute_lost, applie
   dispute finds it and starts nothing.
 - Once at the billing system, even past its idempotency window: every try sends the record's idempotency key, but a
   billing system keeps a key for a while only (Chargebee 30 minutes, its API reference's "Idempotent requests";
-  Stripe 24 hours), while a round's 14 tries spread over 70 h 51 min (follow_up.RECORD_BACK_DELAYS: the 6th try
-  comes 51 minutes after the first, past Chargebee's window; the 11th 34 h 51 min after it, past Stripe's) and an
-  operator's restart may come any day. A try whose answer was lost, followed by one past the window, would record
-  the refund twice, or be refused as more than is left and end `abandoned` although it was recorded. So every try
-  after the first looks for the refund this record made (named by the dispute id: Chargebee's `reference_number`,
-  Stripe's `metadata[dispute_id]`) and is accepted if it is there; the first try calls directly, the usual path
-  reads nothing more."""
+  Stripe 24 hours; no figure was found in Recurly's API reference), while a round's 14 tries spread over 70 h 51 min
+  (follow_up.RECORD_BACK_DELAYS: the 6th try comes 51 minutes after the first, past Chargebee's window; the 11th
+  34 h 51 min after it, past Stripe's) and an operator's restart may come any day. A try whose answer was lost,
+  followed by one past the window, would record the refund twice, or be refused as more than is left and end
+  `abandoned` although it was recorded. So every try after the first looks for the refund this record made (named by
+  the dispute id: Chargebee's `reference_number`, Stripe's `metadata[dispute_id]`, the customer notes of Recurly's
+  credit invoice) and is accepted if it is there; the first try calls directly, the usual path reads nothing more."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """A Recurly-compatible sandbox (served by the Stripe sandbox's process under `/recurly`): transactions and charge
-invoices as API v2021-02-25 shows them, `mark_successful` with idempotency keys, and signed JSON notifications.
+invoices as API v2021-02-25 shows them, `mark_successful` and refunds (credit invoices, their related invoices) with
+idempotency keys, and signed JSON notifications.
 
 Shapes follow Recurly's v3 API (https://recurly.com/developers/api/v2021-02-25/): JSON, the version in `Accept`, basic
 auth with the private API key as the user name, resources unwrapped (`{"object": "invoice", ...}`), errors
@@ -77,6 +78,25 @@ def create_app() -> FastAPI:
         status, body = site.mark_successful(invoice_id, idempotency_key)
         return JSONResponse(body, status)
 
+    @api.post("/invoices/{invoice_id}/refund")
+    async def refund_invoice(
+        invoice_id: str, request: Request, idempotency_key: Annotated[str | None, Header()] = None
+    ) -> JSONResponse:
+        try:
+            body = await request.json()
+        except ValueError as error:
+            raise RecurlyError(400, "bad_request", "the body is not JSON") from error
+        status, answer = site.refund(invoice_id, body, idempotency_key)
+        return JSONResponse(answer, status)
+
+    @api.get("/invoices/{invoice_id}/related_invoices")
+    async def related_invoices(
+        invoice_id: str,
+        cursor: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    ) -> dict[str, Any]:
+        return site.related_invoices(invoice_id, f"/invoices/{invoice_id}/related_invoices", cursor, limit)
+
     app.include_router(api)
 
     # ----- sandbox controls (not Recurly's; no auth) --------------------------------------------------------
@@ -121,5 +141,9 @@ def create_app() -> FastAPI:
         return delivery
 
     add_injection_routes(app, "/_sandbox/record_failures", site.record_failures)
+
+    @app.post("/_sandbox/idempotency/expire")
+    async def expire_idempotency_keys() -> dict[str, int]:
+        return {"forgotten": site.forget_idempotency_keys()}
 
     return app

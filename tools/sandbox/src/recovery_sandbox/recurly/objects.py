@@ -63,6 +63,7 @@ class Invoice:
     state: InvoiceState = InvoiceState.PENDING
     closed_at: float | None = None
     transactions: list[Transaction] = field(default_factory=list)
+    refunded: int = 0  # by its credit invoices (refunds.py)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ def invoice_view(invoice: Invoice) -> dict[str, Any]:
         "total": _major(invoice.total),
         "paid": _major(paid),
         "balance": _major(invoice.total - paid),
+        "refundable_amount": _major(paid - invoice.refunded),
         "transactions": [transaction_view(transaction) for transaction in invoice.transactions],
         "created_at": iso_time(invoice.created_at),
         "closed_at": None if invoice.closed_at is None else iso_time(invoice.closed_at),

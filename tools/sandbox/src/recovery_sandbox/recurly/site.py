@@ -1,5 +1,6 @@
 """The Recurly sandbox's site: its invoices and transactions, the changes the API and the controls make to them, the
-notification each change sends, and the record-back controls (idempotency keys, injected failures).
+notification each change sends, refunds of its invoices (credit invoices, refunds.py), and the record-back controls
+(idempotency keys, injected failures).
 
 One lock guards the state: handlers run on the server's event loop while a test may read the site from its thread.
 """
@@ -29,6 +30,14 @@ from recovery_sandbox.recurly.objects import (
     iso_time,
     recurly_id,
     transaction_view,
+)
+from recovery_sandbox.recurly.refunds import (
+    CreditInvoice,
+    RefundRefused,
+    credit_invoice_view,
+    minor_units,
+    page_of,
+    refund_request,
 )
 from recovery_sandbox.redelivery import Schedule
 
@@ -65,6 +74,7 @@ class RecurlySite:
         self.accounts: dict[str, str] = {}
         self.invoices: dict[str, Invoice] = {}
         self.transactions: dict[str, Transaction] = {}
+        self.credit_invoices: dict[str, CreditInvoice] = {}
         self.events: list[dict[str, Any]] = []
         self.webhook: WebhookSettings | None = None
         self.record_failures = FailureSwitch()
@@ -76,8 +86,23 @@ class RecurlySite:
     # ----- reads ---------------------------------------------------------------------------------------------
 
     def invoice_answer(self, invoice_id: str) -> dict[str, Any]:
+        """A charge invoice, or a credit invoice a refund made."""
         with self.lock:
-            return invoice_view(self._invoice(invoice_id))
+            credit = self.credit_invoices.get(invoice_id)
+            return credit_invoice_view(credit) if credit is not None else invoice_view(self._invoice(invoice_id))
+
+    def related_invoices(self, invoice_id: str, path: str, cursor: int, limit: int) -> dict[str, Any]:
+        """Recurly's `GET /invoices/{id}/related_invoices`: a charge invoice's credit invoices (newest first), or the
+        charge invoice a credit invoice refunded."""
+        with self.lock:
+            credit = self.credit_invoices.get(invoice_id)
+            if credit is not None:
+                views = [invoice_view(credit.refunded)]
+            else:
+                invoice = self._invoice(invoice_id)
+                made = [c for c in self.credit_invoices.values() if c.refunded is invoice]
+                views = [credit_invoice_view(c) for c in reversed(made)]
+            return page_of(views, path, cursor, limit)
 
     def transaction_answer(self, transaction_id: str) -> dict[str, Any]:
         """By Recurly id or as `uuid-<uuid>`."""
@@ -109,7 +134,7 @@ class RecurlySite:
             invoice = Invoice(
                 id=recurly_id(),
                 uuid=uuid.uuid4().hex,
-                number=str(FIRST_INVOICE_NUMBER + len(self.invoices)),
+                number=self._next_number(),
                 account_id=self.accounts.setdefault(request.account_code, recurly_id()),
                 account_code=request.account_code,
                 currency=request.currency.upper(),
@@ -149,19 +174,71 @@ class RecurlySite:
             failing = self.record_failures.take()
             if failing is not None:
                 raise RecurlyError(failing, "internal_server_error", "An unexpected error has occurred.")
-            if idempotency_key is not None and idempotency_key in self._answers:
-                first_invoice, status, body = self._answers[idempotency_key]
-                if first_invoice != invoice_id:
-                    message = f"Idempotency-Key {idempotency_key} was first used on invoice {first_invoice}"
-                    raise RecurlyError(400, "bad_request", message)
-                return status, body
-            try:
-                answer = 200, self.paid(invoice_id)
-            except RecurlyError as error:
-                answer = error.status, error.body()
-            if idempotency_key is not None:
-                self._answers[idempotency_key] = (invoice_id, *answer)
-            return answer
+            return self._once(idempotency_key, f"invoice {invoice_id}", lambda: self.paid(invoice_id))
+
+    def refund(self, invoice_id: str, body: Any, idempotency_key: str | None) -> tuple[int, dict[str, Any]]:
+        """Recurly's `POST /invoices/{id}/refund` (refunds.py takes the body): a paid charge invoice refunded by at
+        most what it can still refund, outside Recurly; the credit invoice made. Idempotent as `mark_successful`,
+        until `forget_idempotency_keys`."""
+        with self.lock:
+            return self._once(idempotency_key, f"invoice {invoice_id} (refund)", lambda: self._refund(invoice_id, body))
+
+    def forget_idempotency_keys(self) -> int:
+        """Ends every idempotency key's window now (`POST /_sandbox/idempotency/expire`): the next use of a key is a
+        new request. How many were kept."""
+        with self.lock:
+            forgotten = len(self._answers)
+            self._answers.clear()
+            return forgotten
+
+    def _refund(self, invoice_id: str, body: Any) -> dict[str, Any]:
+        invoice = self._invoice(invoice_id)
+        try:
+            request = refund_request(body)
+            if invoice.state is not InvoiceState.PAID:
+                raise RefundRefused(f"Invoice {invoice.number} is {invoice.state.value}: only a paid one is refunded")
+            refundable = invoice.total - invoice.refunded
+            amount = refundable if request.amount is None else minor_units(request.amount)
+            if not 0 < amount <= refundable:
+                left = f"{refundable / 100:.2f}"
+                raise RefundRefused(f"Amount cannot exceed the refundable amount of {left}", "amount")
+        except RefundRefused as refused:
+            params = [{"param": refused.param, "message": refused.message}] if refused.param else []
+            raise RecurlyError(422, "validation", refused.message, params) from refused
+        credit = CreditInvoice(
+            id=recurly_id(),
+            uuid=uuid.uuid4().hex,
+            number=self._next_number(),
+            refunded=invoice,
+            amount=amount,
+            created_at=self._clock(),
+            customer_notes=request.credit_customer_notes,
+            transaction_id=recurly_id(),
+            transaction_uuid=uuid.uuid4().hex,
+            external=request.external_refund,
+        )
+        self.credit_invoices[credit.id] = credit
+        invoice.refunded += amount
+        return credit_invoice_view(credit)
+
+    def _once(self, key: str | None, what: str, act: Callable[[], dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+        """`act`'s answer (200, or its refusal), kept as the answer to every later use of the key `key` on `what`."""
+        if key is not None and key in self._answers:
+            first, status, body = self._answers[key]
+            if first != what:
+                raise RecurlyError(400, "bad_request", f"Idempotency-Key {key} was first used on {first}")
+            return status, body
+        try:
+            answer = 200, act()
+        except RecurlyError as error:
+            answer = error.status, error.body()
+        if key is not None:
+            self._answers[key] = (what, *answer)
+        return answer
+
+    def _next_number(self) -> str:
+        """Charge and credit invoices share the site's number sequence."""
+        return str(FIRST_INVOICE_NUMBER + len(self.invoices) + len(self.credit_invoices))
 
     def _move(self, invoice_id: str, allowed: frozenset[InvoiceState], to: InvoiceState) -> Invoice:
         invoice = self._invoice(invoice_id)
