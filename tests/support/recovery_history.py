@@ -266,6 +266,8 @@ EXPECTED_ANALYTICS: dict[str, Any] = {
     "payments_cancelled": 1,  # E
     "recovery_rate": 0.75,  # 3 recovered of the 4 finished (E, cancelled, is neither)
     "recovered_amount": {"USD": 4750},  # 2250 + 1000 + 1500; C's EUR failed
+    "payments_disputed_lost": 0,  # no dispute lost in this history
+    "disputed_lost_amount": {},
     "attempts_per_recovered_payment": 2.0,  # (2 + 1 + 3) / 3
     "time_to_recover": {"p50": 3600.0, "p90": 7200.0},  # of 600, 3600, 7200 s (nearest rank)
     "by_decline_class": {"do_not_honor": 1, "expired_card": 1, "insufficient_funds": 4},  # A1, C2, F1, F2
@@ -288,6 +290,8 @@ EXPECTED_ANALYTICS: dict[str, Any] = {
             "payments_failed": 1,
             "payments_in_progress": 0,
             "recovered_amount": {"USD": 3250},
+            "payments_disputed_lost": 0,
+            "disputed_lost_amount": {},
         },
         {
             "date": "2026-01-16",
@@ -296,6 +300,8 @@ EXPECTED_ANALYTICS: dict[str, Any] = {
             "payments_failed": 0,
             "payments_in_progress": 1,
             "recovered_amount": {"USD": 1500},
+            "payments_disputed_lost": 0,
+            "disputed_lost_amount": {},
         },
     ],
 }

@@ -1,18 +1,22 @@
 """A dispute lost on a recovered payment against the real broker and database: `payment.dispute-lost` reaches the
 running analytics service on its own queue, and the refund record's tries on `record-back.updated`; the payment's
-timeline shows the dispute and the refund's tries apart from the payment's record back, a redelivery changes
-nothing, and a rebuild from the event log gives the same view."""
+timeline shows the dispute and the refund's tries apart from the payment's record back; the figures count the
+payment once among those disputed and what the dispute took back, on the day the payment was accepted, beside it
+still recovered; a redelivery changes nothing, and a rebuild from the event log gives the same view, days and
+figures."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from recovery_analytics.adapters.days import MongoDailyStore
 from recovery_analytics.adapters.rebuild import rebuild
 from recovery_analytics.adapters.views import COLLECTION as VIEWS
+from recovery_cli.stack import Stack
 from recovery_contracts.messages import RecordBackState
 from recovery_runtime.internal_api import MERCHANT_HEADER, TOKEN_HEADER
 from recovery_runtime.mongo import connect
@@ -24,6 +28,25 @@ from support.stack import StackFactory
 
 HEADERS = {TOKEN_HEADER: DEVELOPMENT_INTERNAL_TOKEN, MERCHANT_HEADER: MERCHANT}
 LOST_AFTER = timedelta(weeks=6)
+RANGE = {"from": "2026-01-15", "to": "2026-01-16"}
+
+
+async def _days(db: Any) -> dict[date, dict[str, int]]:
+    """The merchant's days as stored, each the sum of its parts (a rebuild writes one per day)."""
+    summed: dict[date, dict[str, int]] = {}
+    for part in await MongoDailyStore(db).between(MERCHANT, None, date(2026, 1, 1), date(2026, 12, 31)):
+        day = summed.setdefault(part.day, {})
+        for key, value in part.counters.items():
+            day[key] = day.get(key, 0) + value
+    return {day: {k: v for k, v in counters.items() if v} for day, counters in summed.items()}
+
+
+async def _figures(stack: Stack, params: dict[str, str]) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=stack.url("analytics"), headers=HEADERS, timeout=10) as internal:
+        answer = await internal.get(f"/internal/analytics/{MERCHANT}", params=params)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
 
 
 @pytest.mark.timeout(180)
@@ -66,13 +89,29 @@ async def test_the_timeline_shows_a_lost_dispute_and_its_refund_record_and_a_reb
     kinds = [e["kind"] for e in answer["entries"]]
     assert kinds[-3:] == ["dispute_lost", "refund_record", "refund_record"] and kinds.count("record_back") == 1
 
+    # The figures through the API: the payment still recovered, with its amount, and once among the disputed, with
+    # what the dispute took back (delivered twice), on the day it was accepted, not the day the dispute was lost.
+    figures = await _figures(stack, RANGE)
+    lost = {"payments_disputed_lost": 1, "disputed_lost_amount": {"USD": 2250}}
+    recovered = {"payments_recovered": 1, "recovered_amount": {"USD": 2250}}
+    assert {k: figures[k] for k in [*recovered, *lost]} == {**recovered, **lost}
+    [day] = figures["daily"]
+    assert (day["date"], {k: day[k] for k in [*recovered, *lost]}) == ("2026-01-15", {**recovered, **lost})
+    lost_on = dispute.payload.lost_at.date().isoformat()
+    assert (await _figures(stack, {"from": lost_on, "to": lost_on}))["daily"] == []
+
     client = connect(stack.mongodb_url, app_name="analytics-test")
     try:
         db = client[stack.config.mongodb_database]
         assert await db["analytics_events"].count_documents({}) == len(events)  # the redelivery stored nothing
         live = await db[VIEWS].find_one({"_id": story.payment.payment_id}, {"version": 0})
+        live_days = await _days(db)
         stack.stop()  # a rebuild runs with the projection stopped
         await rebuild(db)
         assert await db[VIEWS].find_one({"_id": story.payment.payment_id}, {"version": 0}) == live
+        assert await _days(db) == live_days
+        assert live_days[date(2026, 1, 15)]["payments_disputed_lost"] == 1
     finally:
         await client.close()
+    # The projection started again on the rebuilt read model answers the same figures.
+    assert await _figures(start_stack(("analytics",)), RANGE) == figures

@@ -1,7 +1,7 @@
 """A dispute lost on a recovered payment, on the read side: the timeline shows it (dispute id, the connector's
 dispute id, amount, currency, reason, when it was lost) and its refund record's tries as the refund's, never as the
 payment's record back; the same events in any order, and any of them twice, fold to the same view; through the
-consumer pipeline and the internal API, a redelivered dispute is stored and shown once."""
+consumer pipeline and the internal API, a redelivered dispute is stored, shown and counted once."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from recovery_analytics.domain.answers import timeline
+from recovery_analytics.domain.figures import difference
 from recovery_analytics.domain.record import ViewRecord
 from recovery_analytics.domain.view import project
 from recovery_contracts.envelope import Envelope, MessageType
@@ -93,8 +94,9 @@ def test_the_refund_records_tries_are_the_disputes_own_and_leave_the_payments_re
         f"refund of dispute {lost.payload.dispute.dispute_id}: try 1 at chargebee: retrying (HTTP 503)",
         f"refund of dispute {lost.payload.dispute.dispute_id}: try 2 at chargebee: accepted (HTTP 200)",
     ]
-    # What the list and the figures read does not move.
-    undisputed = project(story.payment.payment_id, without_dispute)
+    # The refund record's tries move no figure (the dispute itself does: test_analytics_dispute_figures.py).
+    without_refunds = [e for e in events if not _refund(e)]
+    undisputed = project(story.payment.payment_id, without_refunds)
     assert ViewRecord.of(view, 1, events).contribution == ViewRecord.of(undisputed, 1, []).contribution
 
 
@@ -153,8 +155,13 @@ async def test_through_the_pipeline_a_redelivered_dispute_is_stored_and_shown_on
     assert [e["kind"] for e in body["entries"]].count("dispute_lost") == 1
     assert [t["attempt"] for t in body["disputes"][0]["refund_record"]] == [1, 2]
     assert [t["status_code"] for t in body["record_back"]] == [500, 200]
-    # The redelivery stored nothing; the republished copy is in the log (its own message id) but folded once.
+    # The redelivery stored nothing; the republished copy is in the log (its own message id) but folded once: the
+    # payment's day moved by one disputed payment and the amount taken back, once.
     assert sum(1 for _, e in analytics.events.events.values() if e.type is MessageType.PAYMENT_DISPUTE_LOST) == 2
-    assert analytics.days.summed() == figures_before
+    [(day, before)] = figures_before.items()
+    assert difference(analytics.days.summed()[day], before) == {
+        "payments_disputed_lost": 1,
+        "disputed_lost_amount.USD": 2250,
+    }
     listed = await internal.get(f"/internal/recoveries/{MERCHANT}", params={"record_back_state": "accepted"})
     assert [p["id"] for p in listed.json()["data"]] == [story.payment.payment_id]

@@ -14,8 +14,9 @@ import pytest
 from pydantic import ValidationError
 
 from recovery_analytics.domain import record as record_module
+from recovery_analytics.domain.payment_events import payment_of
 from recovery_analytics.domain.record import ViewRecord
-from recovery_analytics.domain.view import payment_of, project
+from recovery_analytics.domain.view import project
 from recovery_analytics.handlers import MAX_TRIES, PARTS, DayParts, project_event
 from recovery_analytics.settings import AnalyticsSettings
 from recovery_contracts.envelope import Envelope

@@ -44,6 +44,24 @@ def test_overview_figures() -> None:
     assert figure(shown, "Time to recover") == "1 h 30 min (p50)"
 
 
+def test_overview_shows_what_lost_disputes_took_back_beside_the_recovered_figures() -> None:
+    lost = {**ANALYTICS, "payments_disputed_lost": 1, "disputed_lost_amount": {"USD": 2250, "JPY": 0}}
+
+    shown = views.overview(lost)
+
+    labels = [f.label for f in shown.figures]
+    assert labels[labels.index("Recovered") + 1] == "Lost to disputes"
+    [figure_shown] = [f for f in shown.figures if f.label == "Lost to disputes"]
+    assert (figure_shown.value, figure_shown.note) == ("USD 22.50", "on 1 recovered payment")
+    # The disputed payments stay recovered: Recovered is what it was.
+    assert figure(shown, "Recovered") == figure(views.overview(ANALYTICS), "Recovered") == "JPY 500, USD 90.00"
+    two = views.overview({**lost, "payments_disputed_lost": 2, "disputed_lost_amount": {"USD": 2250, "EUR": 150}})
+    assert (figure(two, "Lost to disputes"), two.figures[2].note) == ("EUR 1.50, USD 22.50", "on 2 recovered payments")
+    # Only when a dispute was lost.
+    for answer in (ANALYTICS, {**ANALYTICS, "payments_disputed_lost": 0, "disputed_lost_amount": {}}):
+        assert "Lost to disputes" not in [f.label for f in views.overview(answer).figures]
+
+
 def test_overview_charts() -> None:
     charts = views.overview(ANALYTICS).charts
     per_day = charts["chart-recovered-per-day"]["data"]

@@ -9,7 +9,7 @@ from typing import Any
 from recovery_analytics import http
 from recovery_analytics.adapters import days, event_log, views
 from recovery_analytics.dependencies import AnalyticsAdapters
-from recovery_analytics.domain.view import payment_of
+from recovery_analytics.domain.payment_events import payment_of
 from recovery_analytics.handlers import DayParts, project_event
 from recovery_analytics.settings import AnalyticsSettings
 from recovery_contracts.envelope import Envelope

@@ -19,8 +19,9 @@ import structlog
 
 from recovery_analytics.dependencies import AnalyticsAdapters, ConcurrentUpdate
 from recovery_analytics.domain.figures import difference
+from recovery_analytics.domain.payment_events import PAYMENT_EVENTS, payment_of
 from recovery_analytics.domain.record import ViewRecord
-from recovery_analytics.domain.view import PAYMENT_EVENTS, payment_of, project
+from recovery_analytics.domain.view import project
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_runtime.bus import AlreadyApplied
 from recovery_runtime.topology import ConsumerQueue

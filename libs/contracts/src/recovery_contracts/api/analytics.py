@@ -126,6 +126,12 @@ class Breakdown(ResponseBody):
     declines: int = 0
 
 
+# A lost dispute takes money back after the recovery; the payment stays recovered (it is in `payments_recovered` and
+# its amount in `recovered_amount`), and these say what disputes took back of it.
+_DISPUTED_LOST = "recovered payments with at least one lost dispute (each counted once); they stay recovered"
+_DISPUTED_LOST_AMOUNT = "per currency, in minor units, what the lost disputes on recovered payments took back"
+
+
 class DailyFigures(ResponseBody):
     date: str = Field(description="UTC day the payments were accepted on, YYYY-MM-DD")
     payments_total: int
@@ -133,6 +139,8 @@ class DailyFigures(ResponseBody):
     payments_failed: int
     payments_in_progress: int
     recovered_amount: dict[str, int]
+    payments_disputed_lost: int = Field(default=0, description=_DISPUTED_LOST)
+    disputed_lost_amount: dict[str, int] = Field(default_factory=dict, description=_DISPUTED_LOST_AMOUNT)
 
 
 class RecoveryAnalyticsResponse(ResponseBody):
@@ -149,6 +157,8 @@ class RecoveryAnalyticsResponse(ResponseBody):
     payments_cancelled: int
     recovery_rate: float | None = Field(description="recovered / (recovered + failed): the finished payments")
     recovered_amount: dict[str, int] = Field(description="per currency, in minor units")
+    payments_disputed_lost: int = Field(default=0, description=_DISPUTED_LOST)
+    disputed_lost_amount: dict[str, int] = Field(default_factory=dict, description=_DISPUTED_LOST_AMOUNT)
     attempts_per_recovered_payment: float | None
     time_to_recover: Percentiles
     by_decline_class: dict[str, int] = Field(description="declined attempts by decline class")

@@ -3,14 +3,9 @@ timeline. Stored with the view (so a read is one lookup) and rebuilt with it."""
 
 from __future__ import annotations
 
-from recovery_analytics.domain.view import (
-    AttemptRecord,
-    LostDispute,
-    PaymentView,
-    RecordBackTry,
-    ShadowStep,
-    ViewStatus,
-)
+from recovery_analytics.domain.after_recovery import LostDispute, RecordBackTry
+from recovery_analytics.domain.attempts import AttemptRecord
+from recovery_analytics.domain.view import PaymentView, ShadowStep, ViewStatus
 from recovery_contracts.api.analytics import (
     AmountDetailsResponse,
     RecoveryPaymentsListItem,

@@ -1,10 +1,10 @@
 """Per-merchant daily figures: what one payment adds to its day, and the analytics answer summed from days.
 
-A payment counts on the UTC day it was accepted (its `created_at`), under its profile. Its `contribution` is a
-flat map of counters (`payments_recovered`, `recovered_amount.USD`, `by_card_network.Visa.declines`...); when
-its view changes, its day moves by the difference between the new contribution and the one stored with the
-view (`difference`), so a day is always the sum of its payments' current contributions, however often and in
-whatever order their events came.
+A payment counts on the UTC day it was accepted (its `created_at`), under its profile, and so do the disputes lost
+on it weeks later. Its `contribution` is a flat map of counters (`payments_recovered`, `recovered_amount.USD`,
+`disputed_lost_amount.USD`, `by_card_network.Visa.declines`...); when its view changes, its day moves by the
+difference between the new contribution and the one stored with the view (`difference`), so a day is always the
+sum of its payments' current contributions, however often and in whatever order their events came.
 """
 
 from __future__ import annotations
@@ -61,7 +61,19 @@ def contribution(view: PaymentView) -> Counters:
         _add(counters, f"by_attempt_number.{recovered.number}")
         _add(counters, f"by_algorithm.{algorithm}.recovered")
         _add(counters, f"by_card_network.{key_part(recovered.card_network)}.recovered")
+        _add_lost_disputes(counters, view)
     return counters
+
+
+def _add_lost_disputes(counters: Counters, view: PaymentView) -> None:
+    """A recovered payment's lost disputes: the payment once however many there are, and each dispute's amount
+    in its currency. The view holds each dispute once (by dispute id), so a copy of one adds nothing; the payment
+    stays recovered (`payments_recovered`, `recovered_amount` keep it)."""
+    if not view.disputes:
+        return
+    _add(counters, "payments_disputed_lost")
+    for dispute in view.disputes:
+        _add(counters, f"disputed_lost_amount.{key_part(dispute.currency)}", dispute.amount)
 
 
 def difference(new: Mapping[str, int], old: Mapping[str, int]) -> Counters:
@@ -120,6 +132,8 @@ def summarise(
         payments_cancelled=total.get("payments_cancelled", 0),
         recovery_rate=round(recovered / finished, 4) if finished else None,
         recovered_amount=_group(total, "recovered_amount"),
+        payments_disputed_lost=total.get("payments_disputed_lost", 0),
+        disputed_lost_amount=_group(total, "disputed_lost_amount"),
         attempts_per_recovered_payment=(
             round(total.get("attempts_recovered", 0) / recovered, 4) if recovered else None
         ),
@@ -154,4 +168,6 @@ def _daily(day: date, counters: Counters) -> DailyFigures:
         payments_failed=counters.get("payments_failed", 0),
         payments_in_progress=counters.get("payments_in_progress", 0),
         recovered_amount=_group(counters, "recovered_amount"),
+        payments_disputed_lost=counters.get("payments_disputed_lost", 0),
+        disputed_lost_amount=_group(counters, "disputed_lost_amount"),
     )

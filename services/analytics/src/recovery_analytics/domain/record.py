@@ -9,7 +9,8 @@ from typing import Any
 
 from recovery_analytics.domain.answers import list_item, recovery_intent, recovery_status, timeline
 from recovery_analytics.domain.figures import Counters, contribution, day_of
-from recovery_analytics.domain.view import PaymentView, in_order
+from recovery_analytics.domain.payment_events import in_order
+from recovery_analytics.domain.view import PaymentView
 from recovery_contracts.envelope import Envelope
 
 # The most events a view carries. A payment has a few (its request, an attempt each, its end, a record back, its

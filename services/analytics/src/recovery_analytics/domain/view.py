@@ -3,19 +3,30 @@
 `project(events)` is a pure function of the set of events: the same events give the same view whatever order
 they were consumed in and however often each was delivered (duplicates are dropped by message id first). The
 events are sorted by when they happened (`occurred_at`, then the kind's place in a recovery's life, then the
-message id), so a late `recovery.scheduled` still opens the story it belongs to.
+message id: `payment_events.in_order`), so a late `recovery.scheduled` still opens the story it belongs to. The
+attempts' records are in `attempts`, what happens after the recovery (record back, lost disputes) in
+`after_recovery`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from recovery_analytics.domain.after_recovery import (
+    LostDispute,
+    RecordBackTry,
+    by_number,
+    lost_dispute,
+    with_refund_records,
+)
+from recovery_analytics.domain.attempts import AttemptRecord, failed_attempt, succeeded_attempt, with_network
+from recovery_analytics.domain.payment_events import in_order
 from recovery_contracts.api.process_tracker import BusinessStatus
-from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import (
     PaymentAttemptFailed,
     PaymentDisputeLost,
@@ -31,20 +42,6 @@ from recovery_contracts.messages import (
 from recovery_contracts.payments import IntentStatus
 from recovery_contracts.recovery import RecoveryPayment
 
-# The place of each kind of event in a recovery's life: the tie-break between events of the same instant.
-_RANK = {
-    MessageType.RECOVERY_SCHEDULED: 0,
-    MessageType.RECOVERY_UPDATED: 1,
-    MessageType.PAYMENT_ATTEMPT_FAILED: 2,
-    MessageType.PAYMENT_SUCCEEDED: 3,
-    MessageType.PAYMENT_FAILED: 4,
-    MessageType.WEBHOOK_DELIVERY_FAILED: 5,
-    MessageType.RECORD_BACK_UPDATED: 6,
-    MessageType.RECOVERY_SHADOW_PLANNED: 7,
-    MessageType.PAYMENT_DISPUTE_LOST: 8,
-}
-# The events a payment's view is folded from (`webhook.endpoint-disabled` concerns a profile, not a payment).
-PAYMENT_EVENTS = frozenset(_RANK)
 # What a recovery answers with `intent_status` on `recovery.updated` when the billing system ended it.
 _CLOSED_BY_BILLING = frozenset({IntentStatus.CANCELLED, IntentStatus.SUCCEEDED})
 
@@ -58,42 +55,6 @@ class ViewStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-class AttemptOutcome(StrEnum):
-    SUCCEEDED = "succeeded"
-    DECLINED = "declined"
-    ERROR = "error"
-
-
-@dataclass(frozen=True)
-class AttemptRecord:
-    number: int
-    attempt_id: str
-    token: str
-    card_network: str | None
-    outcome: AttemptOutcome
-    at: datetime
-    decline_code: str | None = None
-    error_code: str | None = None
-    advice_code: str | None = None
-    network_advice_code: str | None = None
-    network_decline_code: str | None = None
-    message: str | None = None
-    connector_transaction_id: str | None = None
-
-    @property
-    def declined(self) -> bool:
-        return self.outcome is not AttemptOutcome.SUCCEEDED
-
-    @property
-    def decline_class(self) -> str | None:
-        """The group a declined attempt is counted under: the connector's decline code (Stripe's
-        `decline_code`), else its error code, else the outcome. No event carries the scheduler's own decline
-        class (docs/analytics.md, "What the events do not say")."""
-        if not self.declined:
-            return None
-        return self.decline_code or self.error_code or self.outcome.value
-
-
 @dataclass(frozen=True)
 class WebhookFailure:
     at: datetime
@@ -101,34 +62,6 @@ class WebhookFailure:
     event_type: str
     reason: str
     attempts: int
-
-
-@dataclass(frozen=True)
-class RecordBackTry:
-    """One try of recording the recovered payment back at the billing system, and where it stood after it."""
-
-    attempt: int
-    at: datetime
-    billing_connector: str
-    state: str
-    status_code: int | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class LostDispute:
-    """A dispute the payment connector decided against the merchant after the recovery (intake's
-    `payment.dispute-lost`): what it took back, and the tries of recording that at the billing system as a refund
-    (the executor's `record-back.updated` with its `dispute_id`), by try number."""
-
-    dispute_id: str
-    connector: str
-    connector_dispute_id: str
-    amount: int
-    currency: str
-    reason: str | None
-    lost_at: datetime
-    refund_record: tuple[RecordBackTry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -201,28 +134,6 @@ class PaymentView:
         return self.payment.tokens[0].card_network if self.payment is not None else None
 
 
-def payment_of(envelope: Envelope[Any]) -> str | None:
-    """The payment an event concerns (its correlation id, or the payment id it names)."""
-    payload = envelope.payload
-    named = getattr(payload, "payment_id", None)
-    if isinstance(named, str):
-        return named
-    if isinstance(payload, RecoveryScheduled | RecoveryUpdated):
-        return payload.payment.payment_id
-    return envelope.correlation_id
-
-
-def _order(envelope: Envelope[Any]) -> tuple[datetime, int, str]:
-    return envelope.occurred_at, _RANK.get(envelope.type, 9), envelope.message_id
-
-
-def in_order(events: Iterable[Envelope[Any]]) -> list[Envelope[Any]]:
-    """The events a view is folded from, once each (by message id), in the order the fold takes them: the set of
-    `events`, whatever order it came in, gives the same list."""
-    unique = {e.message_id: e for e in events if e.type in PAYMENT_EVENTS}
-    return sorted(unique.values(), key=_order)
-
-
 def project(payment_id: str, events: Iterable[Envelope[Any]]) -> PaymentView:
     """The view of `payment_id` folded from its events (duplicates by message id count once)."""
     ordered = in_order(events)
@@ -257,10 +168,10 @@ def project(payment_id: str, events: Iterable[Envelope[Any]]) -> PaymentView:
             if body.intent_status in _CLOSED_BY_BILLING and closed is None:
                 closed = _closed(envelope.occurred_at, body)
         elif isinstance(body, PaymentAttemptFailed):
-            attempts.setdefault(body.attempt_number, _failed_attempt(body))
+            attempts.setdefault(body.attempt_number, failed_attempt(body))
         elif isinstance(body, PaymentSucceeded):
             # Money moved: a success is the truth even over a failure reported for the same attempt (a PSYNC).
-            attempts[body.attempt_number] = _succeeded_attempt(body)
+            attempts[body.attempt_number] = succeeded_attempt(body)
             if succeeded is None or body.succeeded_at < succeeded[0]:
                 succeeded = (body.succeeded_at, body.attempt_number)
         elif isinstance(body, PaymentFailed):
@@ -279,13 +190,13 @@ def project(payment_id: str, events: Iterable[Envelope[Any]]) -> PaymentView:
             )
         elif isinstance(body, PaymentDisputeLost):
             # Once per dispute, whatever message ids it came under.
-            disputes.setdefault(body.dispute.dispute_id, _lost_dispute(body))
+            disputes.setdefault(body.dispute.dispute_id, lost_dispute(body))
         elif isinstance(body, RecoveryShadowPlanned):
             shadow_steps.append(ShadowStep(body.at, body.active_algorithm.value, body.shadows))
     if payment is not None:
         merchant_id, profile_id = payment.merchant_id, payment.profile_id
         networks = {t.token: t.card_network for t in payment.tokens}
-        attempts = {n: _with_network(a, networks.get(a.token)) for n, a in attempts.items()}
+        attempts = {n: with_network(a, networks.get(a.token)) for n, a in attempts.items()}
     recovered_attempt = attempts[succeeded[1]] if succeeded is not None else None
     ending: Ending | None = None
     if succeeded is not None:
@@ -298,6 +209,7 @@ def project(payment_id: str, events: Iterable[Envelope[Any]]) -> PaymentView:
         status, ending = ViewStatus.CANCELLED, closed
     else:
         status = ViewStatus.IN_PROGRESS
+    lost, unmatched = with_refund_records(disputes, refund_records)
     return PaymentView(
         payment_id=payment_id,
         merchant_id=merchant_id,
@@ -312,34 +224,10 @@ def project(payment_id: str, events: Iterable[Envelope[Any]]) -> PaymentView:
         updates=tuple(updates),
         last_event_at=max(e.occurred_at for e in ordered),
         events=len(ordered),
-        record_back=_by_number(record_back),
+        record_back=by_number(record_back),
         shadow_steps=tuple(shadow_steps),
-        disputes=tuple(
-            replace(d, refund_record=_by_number(refund_records.get(d.dispute_id, {})))
-            for d in sorted(disputes.values(), key=lambda d: (d.lost_at, d.dispute_id))
-        ),
-        unmatched_refund_records=tuple(
-            (dispute_id, tried)
-            for dispute_id in sorted(refund_records.keys() - disputes.keys())
-            for tried in _by_number(refund_records[dispute_id])
-        ),
-    )
-
-
-def _by_number(tries: dict[int, RecordBackTry]) -> tuple[RecordBackTry, ...]:
-    return tuple(tries[n] for n in sorted(tries))
-
-
-def _lost_dispute(body: PaymentDisputeLost) -> LostDispute:
-    dispute = body.dispute
-    return LostDispute(
-        dispute_id=dispute.dispute_id,
-        connector=dispute.connector,
-        connector_dispute_id=dispute.connector_dispute_id,
-        amount=body.amount,
-        currency=dispute.currency,
-        reason=dispute.connector_reason,
-        lost_at=body.lost_at,
+        disputes=lost,
+        unmatched_refund_records=unmatched,
     )
 
 
@@ -351,39 +239,3 @@ def _closed(at: datetime, update: RecoveryUpdated) -> Ending:
     if update.by_merchant:
         return Ending(at, "cancelled by the merchant", BusinessStatus.CANCELLED_BY_MERCHANT.value)
     return Ending(at, update.action, BusinessStatus.CANCELLED_BY_BILLING_CONNECTOR.value)
-
-
-def _failed_attempt(body: PaymentAttemptFailed) -> AttemptRecord:
-    return AttemptRecord(
-        number=body.attempt_number,
-        attempt_id=body.attempt_id,
-        token=body.token,
-        card_network=None,
-        outcome=AttemptOutcome(body.outcome.value),
-        at=body.attempted_at,
-        decline_code=body.decline_code,
-        error_code=body.error_code,
-        advice_code=body.advice_code,
-        network_advice_code=body.network_advice_code,
-        network_decline_code=body.network_decline_code,
-        message=body.message,
-        connector_transaction_id=body.connector_transaction_id,
-    )
-
-
-def _succeeded_attempt(body: PaymentSucceeded) -> AttemptRecord:
-    return AttemptRecord(
-        number=body.attempt_number,
-        attempt_id=body.attempt_id,
-        token=body.token,
-        card_network=None,
-        outcome=AttemptOutcome.SUCCEEDED,
-        at=body.succeeded_at,
-        connector_transaction_id=body.connector_transaction_id,
-    )
-
-
-def _with_network(attempt: AttemptRecord, network: str | None) -> AttemptRecord:
-    if attempt.card_network == network:
-        return attempt
-    return AttemptRecord(**{**attempt.__dict__, "card_network": network})

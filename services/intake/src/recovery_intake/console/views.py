@@ -49,7 +49,8 @@ def _major(amount_minor: int, currency: str) -> float:
 
 
 def recovered_amounts(per_currency: dict[str, int]) -> str:
-    """`{"USD": 9000, "EUR": 150}` -> `"EUR 1.50, USD 90.00"`; `"—"` when nothing was recovered."""
+    """`{"USD": 9000, "EUR": 150}` -> `"EUR 1.50, USD 90.00"`; `"—"` when nothing was recovered (or, of what
+    disputes took back, nothing was)."""
     shown = [major_units(amount, currency) for currency, amount in sorted(per_currency.items()) if amount]
     return ", ".join(shown) or "—"
 
@@ -79,6 +80,7 @@ def overview(analytics: Document) -> Overview:
             recovered_amounts(analytics.get("recovered_amount") or {}),
             f"{recovered} payment{'' if recovered == 1 else 's'}",
         ),
+        *_lost_to_disputes(analytics),
         Figure("In progress", str(int(analytics.get("payments_in_progress") or 0)), "still being retried"),
         Figure("Failed", str(failed), "retries ended without success"),
         Figure("Payments", str(total), "accepted for recovery"),
@@ -87,6 +89,17 @@ def overview(analytics: Document) -> Overview:
     ]
     period = f"{analytics.get('from_date', '')} to {analytics.get('to_date', '')}".strip()
     return Overview(empty=total == 0, period=period, figures=figures, charts=_charts(analytics, recovered + failed))
+
+
+def _lost_to_disputes(analytics: Document) -> list[Figure]:
+    """What lost disputes took back of recovered payments (which stay in Recovered), beside it; nothing when no
+    dispute was lost."""
+    disputed = int(analytics.get("payments_disputed_lost") or 0)
+    taken_back = analytics.get("disputed_lost_amount") or {}
+    if not disputed and not any(taken_back.values()):
+        return []
+    note = f"on {disputed} recovered payment{'' if disputed == 1 else 's'}"
+    return [Figure("Lost to disputes", recovered_amounts(taken_back), note)]
 
 
 def _charts(analytics: Document, finished: int) -> dict[str, dict[str, Any]]:

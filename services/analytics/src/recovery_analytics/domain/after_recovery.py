@@ -1,0 +1,79 @@
+"""What happens to a recovered payment's money afterwards, as the read side keeps it: the record back at the billing
+system (its tries, by try number), and the disputes lost on the payment, each with its refund record's tries.
+
+A lost dispute is its own fact beside the recovery: the payment stays recovered, and the figures count what
+disputes took back apart (`figures.contribution`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from recovery_contracts.messages import PaymentDisputeLost
+
+
+@dataclass(frozen=True)
+class RecordBackTry:
+    """One try of recording the recovered payment back at the billing system, and where it stood after it."""
+
+    attempt: int
+    at: datetime
+    billing_connector: str
+    state: str
+    status_code: int | None = None
+    error: str | None = None
+
+
+# Tries by try number, as the fold collects them.
+Tries = Mapping[int, RecordBackTry]
+
+
+@dataclass(frozen=True)
+class LostDispute:
+    """A dispute the payment connector decided against the merchant after the recovery (intake's
+    `payment.dispute-lost`): what it took back, and the tries of recording that at the billing system as a refund
+    (the executor's `record-back.updated` with its `dispute_id`), by try number."""
+
+    dispute_id: str
+    connector: str
+    connector_dispute_id: str
+    amount: int
+    currency: str
+    reason: str | None
+    lost_at: datetime
+    refund_record: tuple[RecordBackTry, ...] = ()
+
+
+def by_number(tries: Tries) -> tuple[RecordBackTry, ...]:
+    return tuple(tries[n] for n in sorted(tries))
+
+
+def lost_dispute(body: PaymentDisputeLost) -> LostDispute:
+    dispute = body.dispute
+    return LostDispute(
+        dispute_id=dispute.dispute_id,
+        connector=dispute.connector,
+        connector_dispute_id=dispute.connector_dispute_id,
+        amount=body.amount,
+        currency=dispute.currency,
+        reason=dispute.connector_reason,
+        lost_at=body.lost_at,
+    )
+
+
+def with_refund_records(
+    disputes: Mapping[str, LostDispute], refund_records: Mapping[str, Tries]
+) -> tuple[tuple[LostDispute, ...], tuple[tuple[str, RecordBackTry], ...]]:
+    """The disputes by when they were lost, each with its refund record's tries; and the tries of a dispute not
+    folded yet (its `payment.dispute-lost` may arrive after them), by dispute id then try number."""
+    joined = tuple(
+        replace(d, refund_record=by_number(refund_records.get(d.dispute_id, {})))
+        for d in sorted(disputes.values(), key=lambda d: (d.lost_at, d.dispute_id))
+    )
+    unmatched = tuple(
+        (dispute_id, tried)
+        for dispute_id in sorted(refund_records.keys() - disputes.keys())
+        for tried in by_number(refund_records[dispute_id])
+    )
+    return joined, unmatched
