@@ -20,7 +20,7 @@ from recovery_cli.main import main
 from recovery_cli.stack import Stack
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.messages import BillingEventReceived
-from recovery_sandbox.stripe.invoices import stripe_signature
+from recovery_sandbox.stripe.webhooks import stripe_signature
 from support.billing import recovered_payment
 from support.broker import broker_probe
 from support.disputes import lose_dispute, redeliver, stripe_answers

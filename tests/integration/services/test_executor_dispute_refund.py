@@ -15,7 +15,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
-from recovery_contracts.messages import ConnectorAccountUpdated, RecordBack
+from recovery_contracts.messages import ConnectorAccountUpdated, PaymentDisputeLost, RecordBack
 from recovery_executor.adapters.record_backs import RECORD_BACKS, MongoRecordBackRepository
 from recovery_executor.app import build_service
 from recovery_executor.domain.record_back import RecordBackProgress, RecordBackStatus, RecordBackTry
@@ -83,6 +83,33 @@ def new_invoice(site: str) -> str:
     return str(made.json()["invoice"]["id"])
 
 
+async def recorded_then_refunded_once(
+    isolation: Isolation,
+    db: Any,
+    account: Envelope[ConnectorAccountUpdated],
+    payment_record: Envelope[RecordBack],
+    lost: Envelope[PaymentDisputeLost],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The billing account projected, the payment recorded back, then the dispute `lost` reported twice (a copy under
+    another message id): exactly one try of its refund record, accepted, with the dispute's id, and no second. The
+    payment's try and the refund's (`record-back.updated`)."""
+    dispute_id = lost.payload.dispute.dispute_id
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(account)
+        await eventually(lambda: db.connector_credentials.find_one({"_id": account.payload.connector_account_id}))
+        await broker.publish(payment_record)
+        payment_try = await broker.take_json("analytics.record-back-updated")
+
+        await broker.publish(lost)
+        await broker.publish(lost.model_copy(update={"message_id": "another-event-of-the-dispute"}))
+        refund_try = await broker.take_json("analytics.record-back-updated")
+        assert (refund_try["payload"]["state"], refund_try["payload"]["dispute_id"]) == ("accepted", dispute_id)
+        await eventually(lambda: _drained(broker, "executor.dispute-lost"))
+        with pytest.raises(AssertionError, match="no message"):
+            await broker.take_json("analytics.record-back-updated", timeout=3)  # no second refund, no second try
+    return payment_try, refund_try
+
+
 async def test_a_lost_dispute_is_recorded_at_chargebee_once_beside_the_payments_record_back(
     serve: Any, isolation: Isolation, db: Any
 ) -> None:
@@ -92,20 +119,10 @@ async def test_a_lost_dispute_is_recorded_at_chargebee_once_beside_the_payments_
     invoice_id = new_invoice(site.url)
     lost = dispute_lost(recovery_payment(payment_id=PAYMENT), datetime.now(UTC))
     dispute_id = lost.payload.dispute.dispute_id
-    async with broker_probe(isolation.rabbitmq_url) as broker:
-        await broker.publish(billing_account(settings))
-        await eventually(lambda: db.connector_credentials.find_one({"_id": ACCOUNT}))
-        await broker.publish(record_back_to(site.url, invoice_id))
-        payment_try = await broker.take_json("analytics.record-back-updated")
-        assert (payment_try["payload"]["state"], payment_try["payload"].get("dispute_id")) == ("accepted", None)
-
-        await broker.publish(lost)
-        await broker.publish(lost.model_copy(update={"message_id": "another-event-of-the-dispute"}))
-        refund_try = await broker.take_json("analytics.record-back-updated")
-        assert (refund_try["payload"]["state"], refund_try["payload"]["dispute_id"]) == ("accepted", dispute_id)
-        await eventually(lambda: _drained(broker, "executor.dispute-lost"))
-        with pytest.raises(AssertionError, match="no message"):
-            await broker.take_json("analytics.record-back-updated", timeout=3)  # no second refund, no second try
+    payment_try, _ = await recorded_then_refunded_once(
+        isolation, db, billing_account(settings), record_back_to(site.url, invoice_id), lost
+    )
+    assert (payment_try["payload"]["state"], payment_try["payload"].get("dispute_id")) == ("accepted", None)
 
     [refund] = refunds_at(site.url, invoice_id)
     assert refund["txn_amount"] == 2250
@@ -140,21 +157,12 @@ async def test_a_lost_dispute_is_credited_at_stripe_billing_once(serve: Any, iso
     invoice_id = open_stripe_invoice(sandbox.url)
     lost = dispute_lost(recovery_payment(payment_id=PAYMENT), datetime.now(UTC))
     dispute_id = lost.payload.dispute.dispute_id
-    async with broker_probe(isolation.rabbitmq_url) as broker:
-        await broker.publish(billing_account(settings, STRIPE_ACCOUNT, "stripebilling", STRIPE_KEY))
-        await eventually(lambda: db.connector_credentials.find_one({"_id": STRIPE_ACCOUNT}))
-        await broker.publish(record_back_to("", invoice_id, "stripebilling", STRIPE_ACCOUNT))
-        payment_try = await broker.take_json("analytics.record-back-updated")
-        assert payment_try["payload"]["state"] == "accepted"
-
-        await broker.publish(lost)
-        await broker.publish(lost.model_copy(update={"message_id": "another-event-of-the-dispute"}))
-        refund_try = await broker.take_json("analytics.record-back-updated")
-        assert (refund_try["payload"]["state"], refund_try["payload"]["dispute_id"]) == ("accepted", dispute_id)
-        assert refund_try["payload"]["billing_connector"] == "stripebilling"
-        await eventually(lambda: _drained(broker, "executor.dispute-lost"))
-        with pytest.raises(AssertionError, match="no message"):
-            await broker.take_json("analytics.record-back-updated", timeout=3)
+    account = billing_account(settings, STRIPE_ACCOUNT, "stripebilling", STRIPE_KEY)
+    payment_try, refund_try = await recorded_then_refunded_once(
+        isolation, db, account, record_back_to("", invoice_id, "stripebilling", STRIPE_ACCOUNT), lost
+    )
+    assert payment_try["payload"]["state"] == "accepted"
+    assert refund_try["payload"]["billing_connector"] == "stripebilling"
 
     [note] = credit_notes_at(sandbox.url, invoice_id)
     assert (note["amount"], note["out_of_band_amount"], note["metadata"]["dispute_id"]) == (2250, 2250, dispute_id)
@@ -184,21 +192,12 @@ async def test_a_lost_dispute_is_refunded_at_recurly_once(serve: Any, isolation:
     invoice_id = open_recurly_invoice(site.url)
     lost = dispute_lost(recovery_payment(payment_id=PAYMENT), datetime.now(UTC))
     dispute_id = lost.payload.dispute.dispute_id
-    async with broker_probe(isolation.rabbitmq_url) as broker:
-        await broker.publish(billing_account(settings, RECURLY_ACCOUNT, "recurly", RECURLY_KEY))
-        await eventually(lambda: db.connector_credentials.find_one({"_id": RECURLY_ACCOUNT}))
-        await broker.publish(record_back_to(site.url, invoice_id, "recurly", RECURLY_ACCOUNT))
-        payment_try = await broker.take_json("analytics.record-back-updated")
-        assert payment_try["payload"]["state"] == "accepted"
-
-        await broker.publish(lost)
-        await broker.publish(lost.model_copy(update={"message_id": "another-event-of-the-dispute"}))
-        refund_try = await broker.take_json("analytics.record-back-updated")
-        assert (refund_try["payload"]["state"], refund_try["payload"]["dispute_id"]) == ("accepted", dispute_id)
-        assert refund_try["payload"]["billing_connector"] == "recurly"
-        await eventually(lambda: _drained(broker, "executor.dispute-lost"))
-        with pytest.raises(AssertionError, match="no message"):
-            await broker.take_json("analytics.record-back-updated", timeout=3)
+    account = billing_account(settings, RECURLY_ACCOUNT, "recurly", RECURLY_KEY)
+    payment_try, refund_try = await recorded_then_refunded_once(
+        isolation, db, account, record_back_to(site.url, invoice_id, "recurly", RECURLY_ACCOUNT), lost
+    )
+    assert payment_try["payload"]["state"] == "accepted"
+    assert refund_try["payload"]["billing_connector"] == "recurly"
 
     [credit] = credit_invoices_at(site.url, invoice_id)
     note = f"Dispute {dispute_id} lost: fraudulent"

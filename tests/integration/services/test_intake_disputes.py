@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -14,16 +13,14 @@ import pytest
 
 from recovery_cli.demo import SANDBOX_SECRET_KEY, Endpoints, MerchantSetup, SeedScenario
 from recovery_cli.scenario import RECOVERY_REQUEST, seed_body
-from recovery_contracts.envelope import Envelope, MessageType
-from recovery_contracts.messages import PaymentSucceeded
-from recovery_contracts.payments import ConnectorTransmission, IntentStatus
-from recovery_contracts.recovery import AttemptSummary, RecoveryPayment, build_payment_object
+from recovery_contracts.recovery import RecoveryPayment
 from recovery_intake.app import build_service
 from recovery_intake.settings import IntakeSettings
 from recovery_sandbox.receiver import create_app as receiver_app
 from recovery_sandbox.serving import BackgroundServer
 from recovery_sandbox.stripe import create_app as stripe_app
 from support.broker import broker_probe, eventually
+from support.payments import payment_succeeded
 from support.services import settings_for
 from support.stack import Isolation
 
@@ -55,32 +52,6 @@ def intake(serve: Any, isolation: Isolation, sandbox: BackgroundServer) -> Any:
 def setup(serve: Any, intake: Any, sandbox: BackgroundServer) -> MerchantSetup:
     receiver = serve(receiver_app())
     return SeedScenario(Endpoints(intake.url, sandbox.url, receiver.url, ADMIN), say=lambda _: None).bootstrap()
-
-
-def succeeded(payment: RecoveryPayment, payment_intent: str) -> Envelope[PaymentSucceeded]:
-    """The executor's `payment.succeeded` for a charge made with `payment_intent`."""
-    now = datetime.now(UTC)
-    attempt = AttemptSummary(
-        total_retry_count=1,
-        token=payment.tokens[0].token,
-        connector_transaction_id=payment_intent,
-        transmission=ConnectorTransmission.SUCCEEDED,
-    )
-    return Envelope[PaymentSucceeded](
-        type=MessageType.PAYMENT_SUCCEEDED,
-        correlation_id=payment.payment_id,
-        merchant_id=payment.merchant_id,
-        profile_id=payment.profile_id,
-        payload=PaymentSucceeded(
-            payment_id=payment.payment_id,
-            attempt_id="12345_att_dispute",
-            attempt_number=1,
-            token=payment.tokens[0].token,
-            connector_transaction_id=payment_intent,
-            succeeded_at=now,
-            payment=build_payment_object(payment, status=IntentStatus.SUCCEEDED, modified_at=now, attempt=attempt),
-        ),
-    )
 
 
 def delivered(sandbox: BackgroundServer, count: int) -> dict[str, Any] | None:
@@ -122,7 +93,7 @@ async def test_a_lost_dispute_is_kept_on_the_intent_and_published_once(
     async with broker_probe(isolation.rabbitmq_url) as broker:
         scheduled = await broker.take_json("scheduler.recovery-scheduled")
         payment = RecoveryPayment.model_validate(scheduled["payload"]["payment"])
-        await broker.publish(succeeded(payment, charge["id"]))
+        await broker.publish(payment_succeeded(payment, charge["id"], attempt_id="12345_att_dispute"))
         await eventually(lambda: db.payment_intents.find_one({"_id": payment_id})["status"] == "succeeded")
 
         dispute = httpx.post(f"{sandbox.url}/_sandbox/disputes", data={"payment_intent": charge["id"]}).json()

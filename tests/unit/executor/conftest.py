@@ -3,11 +3,14 @@ to a billing system's API in the tests that record over HTTP (billing_apis.py)."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from faststream.rabbit import TestRabbitBroker
+
+from recovery_sandbox.serving import BackgroundServer
 
 from .builders import connector_account
 from .fakes import Executor, in_memory_executor
@@ -32,3 +35,10 @@ def sent() -> list[httpx.Request]:
 def lost_answers() -> list[str]:
     """Paths whose next answer from the billing system never reaches the executor (it acted; the executor timed out)."""
     return []
+
+
+@pytest.fixture(scope="module")
+def sandbox(sandbox_app: FastAPI) -> Iterator[BackgroundServer]:
+    """The billing system's sandbox a module names (its `sandbox_app` fixture), served on loopback."""
+    with BackgroundServer(sandbox_app) as server:
+        yield server

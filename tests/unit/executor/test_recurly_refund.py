@@ -37,12 +37,6 @@ def sandbox_app() -> FastAPI:
     return recurly.create_app()
 
 
-@pytest.fixture(scope="module")
-def sandbox(sandbox_app: FastAPI) -> Iterator[BackgroundServer]:
-    with BackgroundServer(sandbox_app) as server:
-        yield server
-
-
 @pytest.fixture
 def api(sandbox: BackgroundServer) -> Iterator[httpx.Client]:
     """Recurly's API as the merchant (or a test) uses it; the controls under `/_sandbox` ignore the headers."""

@@ -35,12 +35,6 @@ def sandbox_app() -> FastAPI:
     return stripe.create_app()
 
 
-@pytest.fixture(scope="module")
-def sandbox(sandbox_app: FastAPI) -> Iterator[BackgroundServer]:
-    with BackgroundServer(sandbox_app) as server:
-        yield server
-
-
 @pytest.fixture
 def api(sandbox: BackgroundServer) -> Iterator[httpx.Client]:
     """Stripe's API as the merchant (or a test) uses it."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+
+from recovery_sandbox import stripe
+from recovery_sandbox.serving import BackgroundServer
 
 from .fakes import Intake, http_client, intake
 
@@ -19,3 +22,10 @@ def svc() -> Intake:
 async def client(svc: Intake) -> AsyncIterator[httpx.AsyncClient]:
     async with http_client(svc, headers=svc.headers()) as http:
         yield http
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[BackgroundServer]:
+    """A Stripe sandbox on loopback, one per module (the webhook doors' tests read Stripe's API there)."""
+    with BackgroundServer(stripe.create_app()) as server:
+        yield server

@@ -21,7 +21,7 @@ from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.messages import BillingEventReceived
 from recovery_contracts.payments import IntentStatus
 from recovery_runtime.testing import consumed, publish
-from recovery_sandbox.stripe.invoices import stripe_signature
+from recovery_sandbox.stripe.webhooks import stripe_signature
 
 from . import test_billing_chargebee as chargebee
 from .fakes import MERCHANT, PROFILE, Intake, http_client, intake
@@ -31,14 +31,13 @@ from .test_billing_webhooks import (
     deliver,
     event,
     failed_invoice,
-    sandbox,
     stripe_api,
     svc,
     with_stripebilling_account,
 )
 from .test_intake_cancel_fence import charging
 
-__all__ = ["sandbox", "stripe_api", "svc"]  # the Stripe Billing account's fixtures, shared with the HTTP tests
+__all__ = ["stripe_api", "svc"]  # the Stripe Billing account's fixtures, shared with the HTTP tests
 
 QUEUE = "intake.billing-event"
 

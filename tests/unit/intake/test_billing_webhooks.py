@@ -20,7 +20,7 @@ from recovery_intake.domain.billing_events import BillingApiError, verify_stripe
 from recovery_runtime.secrets import SecretBox
 from recovery_sandbox import stripe
 from recovery_sandbox.serving import BackgroundServer
-from recovery_sandbox.stripe.invoices import stripe_signature
+from recovery_sandbox.stripe.webhooks import stripe_signature
 
 from .fakes import MERCHANT, PAYMENT_ACCOUNT, PROFILE, SETTINGS, Intake, http_client, intake
 
@@ -28,12 +28,6 @@ ACCOUNT = "mca_stripebilling_1"
 SECRET = "whsec_billing_tests_0001"
 STRIPE_KEY = "sk_test_billing_tests_0001"
 URL = f"/v2/webhooks/recovery/{MERCHANT}/{PROFILE}/{ACCOUNT}"
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[BackgroundServer]:
-    with BackgroundServer(stripe.create_app()) as server:
-        yield server
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from recovery_contracts.recovery import AttemptSummary, RecoveryPayment, build_p
 from recovery_intake import metrics
 from recovery_intake.domain.intent import Intent
 from recovery_runtime.secrets import SecretBox
-from recovery_sandbox import stripe
 from recovery_sandbox.serving import BackgroundServer
 from recovery_sandbox.stripe.webhooks import stripe_signature
 
@@ -33,12 +32,6 @@ from .test_intake_intent import snapshot
 SECRET = "whsec_payment_tests_0001"
 STRIPE_KEY = "sk_test_payment_tests_0001"
 URL = f"/v2/webhooks/{MERCHANT}/{PROFILE}/{PAYMENT_ACCOUNT}"
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[BackgroundServer]:
-    with BackgroundServer(stripe.create_app()) as server:
-        yield server
 
 
 @pytest.fixture

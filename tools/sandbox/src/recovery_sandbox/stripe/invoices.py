@@ -27,7 +27,6 @@ from recovery_sandbox.stripe.store import IdempotencySlot, StripeState, new_id, 
 from recovery_sandbox.stripe.test_cards import Decline
 from recovery_sandbox.stripe.versions import STORED_API_VERSION, api_version, check_expandable, invoice_as
 from recovery_sandbox.stripe.webhooks import Authenticate, Form, Response, Run, WebhookBook
-from recovery_sandbox.stripe.webhooks import stripe_signature as stripe_signature  # where the tests import it from
 
 EVENT_TYPES = ("invoice.payment_failed", "invoice.paid", "invoice.voided", "invoice.marked_uncollectible")
 
