@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.payments import IntentStatus
 from recovery_intake.adapters.recurly import RecurlyApi
-from recovery_intake.domain.billing_events import BillingApiError, EventRefused, RefusalKind
+from recovery_intake.domain.deliveries import EventRefused, ProviderApiError, RefusalKind
 from recovery_intake.domain.recurly_events import (
     parse_recurly_event,
     recurly_api_base,
@@ -60,9 +60,9 @@ class ScriptedRecurly:
     async def transaction(self, base_url: str, api_key: str, transaction_id: str) -> dict[str, Any]:
         self.reads.append((base_url, api_key, transaction_id))
         if self.unreachable:
-            raise BillingApiError("Recurly unreachable: ConnectError")
+            raise ProviderApiError("Recurly unreachable: ConnectError")
         if transaction_id not in self.transactions:
-            raise BillingApiError(f"Recurly answered 404 for transaction {transaction_id}")
+            raise ProviderApiError(f"Recurly answered 404 for transaction {transaction_id}")
         return self.transactions[transaction_id]
 
 
@@ -457,7 +457,7 @@ async def test_a_refusal_by_recurly_is_a_billing_api_error_in_recurlys_words() -
         return httpx.Response(404, json={"error": error})
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(recurly_api)) as http:
-        with pytest.raises(BillingApiError) as caught:
+        with pytest.raises(ProviderApiError) as caught:
             await RecurlyApi(http).transaction("http://recurly.test", API_KEY, "uuid-missing")
 
     assert (

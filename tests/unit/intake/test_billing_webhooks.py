@@ -16,7 +16,8 @@ import pytest
 
 from recovery_contracts.envelope import MessageType
 from recovery_intake.adapters.stripe_billing import StripeBillingApi
-from recovery_intake.domain.billing_events import BillingApiError, verify_stripe_signature
+from recovery_intake.domain.deliveries import ProviderApiError
+from recovery_intake.domain.stripe_events import verify_stripe_signature
 from recovery_runtime.secrets import SecretBox
 from recovery_sandbox import stripe
 from recovery_sandbox.serving import BackgroundServer
@@ -247,5 +248,5 @@ async def test_a_stripe_that_does_not_answer_in_time_is_a_billing_api_error() ->
         raise AssertionError("never answered")
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(hanging)) as http:
-        with pytest.raises(BillingApiError, match=r"^Stripe did not answer within 0.2 s$"):
+        with pytest.raises(ProviderApiError, match=r"^Stripe did not answer within 0.2 s$"):
             await asyncio.wait_for(StripeBillingApi("http://stripe.test", http, 0.2).invoice("sk", "in_1"), 60)

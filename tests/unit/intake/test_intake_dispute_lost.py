@@ -14,15 +14,17 @@ from recovery_contracts.envelope import MessageType
 from recovery_contracts.messages import PaymentDisputeLost
 from recovery_contracts.payments import IntentStatus
 from recovery_contracts.recovery import AttemptSummary, build_payment_object
-from recovery_intake.domain.billing_events import EventRefused, RefusalKind
+from recovery_intake.domain.deliveries import EventRefused, RefusalKind
 from recovery_intake.domain.intent import Intent
 from recovery_intake.domain.payment_disputes import (
     ChargedAttempt,
+    DisputeEvent,
     LostDispute,
     charged_attempt,
+    dispute_event,
     dispute_id_for,
-    read_dispute_event,
 )
+from recovery_intake.domain.stripe_events import read_stripe_event
 
 from .test_intake_intent import T0, snapshot
 
@@ -30,7 +32,7 @@ LOST_AT = T0 + timedelta(days=40)
 LATER = LOST_AT + timedelta(seconds=3)
 
 
-def dispute_event(
+def closed_event(
     status: str = "lost", event_type: str = "charge.dispute.closed", event_id: str = "evt_1", **dispute: Any
 ) -> bytes:
     obj = {
@@ -47,6 +49,10 @@ def dispute_event(
     }
     event = {"id": event_id, "object": "event", "type": event_type, "created": int(LOST_AT.timestamp())}
     return json.dumps({**event, "data": {"object": obj}}).encode()
+
+
+def read_dispute(payload: bytes) -> DisputeEvent:
+    return dispute_event(read_stripe_event(payload))
 
 
 def lost(dispute_id: str = "dp_1", amount: int = 2250) -> LostDispute:
@@ -75,7 +81,7 @@ def collected(intent_id: str = "pi_1", status: IntentStatus = IntentStatus.SUCCE
 
 
 def test_a_closed_lost_dispute_is_read_with_what_the_refund_and_the_webhook_need() -> None:
-    event = read_dispute_event(dispute_event())
+    event = read_dispute(closed_event())
 
     assert (event.event_id, event.event_type) == ("evt_1", "charge.dispute.closed")
     assert event.lost == lost()
@@ -84,17 +90,17 @@ def test_a_closed_lost_dispute_is_read_with_what_the_refund_and_the_webhook_need
 @pytest.mark.parametrize(
     "payload",
     [
-        dispute_event(status="won"),
-        dispute_event(status="warning_closed"),
-        dispute_event(status="needs_response", event_type="charge.dispute.created"),
-        dispute_event(event_type="charge.dispute.funds_withdrawn"),
-        dispute_event(payment_intent=None),  # a charge made without a PaymentIntent: not one of ours
+        closed_event(status="won"),
+        closed_event(status="warning_closed"),
+        closed_event(status="needs_response", event_type="charge.dispute.created"),
+        closed_event(event_type="charge.dispute.funds_withdrawn"),
+        closed_event(payment_intent=None),  # a charge made without a PaymentIntent: not one of ours
         json.dumps({"id": "evt_2", "type": "charge.succeeded", "data": {"object": {"object": "charge"}}}).encode(),
     ],
     ids=["won", "warning_closed", "opened", "another_type", "no_payment_intent", "charge_event"],
 )
 def test_every_other_event_and_a_dispute_not_lost_are_ignored(payload: bytes) -> None:
-    assert read_dispute_event(payload).lost is None
+    assert read_dispute(payload).lost is None
 
 
 @pytest.mark.parametrize(
@@ -102,17 +108,17 @@ def test_every_other_event_and_a_dispute_not_lost_are_ignored(payload: bytes) ->
     [
         b"not json",
         json.dumps({"id": "evt_1", "type": "charge.dispute.closed"}).encode(),
-        dispute_event(amount=0),
-        dispute_event(amount="2250"),
-        dispute_event(currency=None),
-        dispute_event(id=None),
-        dispute_event(object="charge"),
+        closed_event(amount=0),
+        closed_event(amount="2250"),
+        closed_event(currency=None),
+        closed_event(id=None),
+        closed_event(object="charge"),
     ],
     ids=["not_json", "no_object", "zero_amount", "text_amount", "no_currency", "no_id", "not_a_dispute"],
 )
 def test_a_lost_dispute_without_what_it_needs_or_an_unreadable_body_is_refused(payload: bytes) -> None:
     with pytest.raises(EventRefused) as refused:
-        read_dispute_event(payload)
+        read_dispute(payload)
     assert refused.value.kind is RefusalKind.INVALID
 
 

@@ -302,5 +302,6 @@ async def test_a_stripe_that_cannot_be_read_answers_503_so_that_stripe_delivers_
         response = await deliver(svc, client, payload)
 
     assert response.status_code == 503, response.text
-    assert response.json()["error"]["code"] == "CE_01"
+    error = response.json()["error"]
+    assert error["code"] == "CE_01" and error["message"].startswith("The payment connector could not be read: ")
     assert disputes_lost(svc) == [] and svc.intents.intents[payment.payment_id].disputes == ()

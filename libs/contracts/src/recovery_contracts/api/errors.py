@@ -127,10 +127,13 @@ class ApiError(Enum):
         "HE_04", 404, _IR, "The connector provided in the request is incorrect or not available"
     )
     EXTERNAL_CONNECTOR_ERROR = ErrorSpec("CE_00", 502, ErrorType.CONNECTOR, "{code}: {message}")
-    # Extension: a billing system's webhook that needs its API (Stripe's invoice) while that API cannot be read;
-    # nothing is applied and the provider delivers the event again.
+    # Extension: a provider's webhook that needs its API (a billing system's invoice, the payment connector's
+    # PaymentIntent) while that API cannot be read; nothing is applied and the provider delivers the event again.
     BILLING_SYSTEM_UNAVAILABLE = ErrorSpec(
         "CE_01", 503, ErrorType.CONNECTOR, "The billing system could not be read: {message}"
+    )
+    PAYMENT_CONNECTOR_UNAVAILABLE = ErrorSpec(
+        "CE_01", 503, ErrorType.CONNECTOR, "The payment connector could not be read: {message}"
     )
 
     # Extensions (Hyperswitch has no code for these limits).

@@ -12,7 +12,7 @@ from urllib.parse import quote
 import httpx
 
 from recovery_intake.adapters.stripe_billing import read_within
-from recovery_intake.domain.billing_events import BillingApiError
+from recovery_intake.domain.deliveries import ProviderApiError
 from recovery_runtime.connector_apis import RECURLY_ACCEPT
 
 
@@ -22,7 +22,7 @@ class RecurlyApi:
         self._timeout = timeout
 
     async def transaction(self, base_url: str, api_key: str, transaction_id: str) -> dict[str, Any]:
-        """The transaction, or BillingApiError when Recurly cannot be read (the delivery is then tried again)."""
+        """The transaction, or ProviderApiError when Recurly cannot be read (the delivery is then tried again)."""
         # The private API key is the basic auth user name, with an empty password.
         credentials = base64.b64encode(f"{api_key}:".encode()).decode()
         response = await read_within(
@@ -35,7 +35,7 @@ class RecurlyApi:
             ),
         )
         if response.status_code != 200:
-            raise BillingApiError(
+            raise ProviderApiError(
                 f"Recurly answered {response.status_code} for transaction {transaction_id}{_error_of(response)}"[:500]
             )
         try:
@@ -43,7 +43,7 @@ class RecurlyApi:
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            raise BillingApiError(f"Recurly answered transaction {transaction_id} without a JSON object")
+            raise ProviderApiError(f"Recurly answered transaction {transaction_id} without a JSON object")
         return body
 
 

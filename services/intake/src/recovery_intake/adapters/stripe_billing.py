@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from recovery_intake.domain.billing_events import BillingApiError
+from recovery_intake.domain.deliveries import ProviderApiError
 from recovery_runtime.connector_apis import STRIPE_VERSION
 
 # The invoice fields read (domain/billing_events.py: `charge` expanded, `customer` expanded,
@@ -24,15 +24,15 @@ from recovery_runtime.connector_apis import STRIPE_VERSION
 
 
 async def read_within(system: str, seconds: float, get: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
-    """`get()`'s answer, or BillingApiError when the billing system does not answer within `seconds` in all
+    """`get()`'s answer, or ProviderApiError when the billing system does not answer within `seconds` in all
     (connecting and reading together: httpx's own timeout bounds each phase alone) or cannot be reached."""
     try:
         async with asyncio.timeout(seconds):
             return await get()
     except (TimeoutError, httpx.TimeoutException) as late:
-        raise BillingApiError(f"{system} did not answer within {seconds:g} s") from late
+        raise ProviderApiError(f"{system} did not answer within {seconds:g} s") from late
     except (httpx.HTTPError, OSError) as error:
-        raise BillingApiError(f"{system} unreachable: {type(error).__name__}: {error}"[:500]) from error
+        raise ProviderApiError(f"{system} unreachable: {type(error).__name__}: {error}"[:500]) from error
 
 
 class StripeBillingApi:
@@ -53,6 +53,6 @@ class StripeBillingApi:
             ),
         )
         if response.status_code != 200:
-            raise BillingApiError(f"Stripe answered {response.status_code} for invoice {invoice_id}")
+            raise ProviderApiError(f"Stripe answered {response.status_code} for invoice {invoice_id}")
         body: dict[str, Any] = response.json()
         return body

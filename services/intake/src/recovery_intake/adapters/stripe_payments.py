@@ -3,7 +3,7 @@
 payment and attempt the executor charged it for.
 
 Pinned to STRIPE_VERSION as every Stripe call is, through the egress policy's client, with the whole read bounded
-(`read_within`): an answer that does not come in time is a BillingApiError, answered 503 as the billing webhooks'
+(`read_within`): an answer that does not come in time is a ProviderApiError, answered 503 as the billing webhooks'
 reads are, so that Stripe delivers the event again."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from urllib.parse import quote
 import httpx
 
 from recovery_intake.adapters.stripe_billing import read_within
-from recovery_intake.domain.billing_events import BillingApiError
+from recovery_intake.domain.deliveries import ProviderApiError
 from recovery_runtime.connector_apis import STRIPE_VERSION
 
 
@@ -39,6 +39,6 @@ class StripePaymentsApi:
         if response.status_code == 404:
             return None
         if response.status_code != 200:
-            raise BillingApiError(f"Stripe answered {response.status_code} for PaymentIntent {intent_id}")
+            raise ProviderApiError(f"Stripe answered {response.status_code} for PaymentIntent {intent_id}")
         body: dict[str, Any] = response.json()
         return body

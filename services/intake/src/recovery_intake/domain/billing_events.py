@@ -1,6 +1,6 @@
 """A billing system's webhook event, verified, as one of the recovery paths intake already has.
 
-Stripe Billing (https://docs.stripe.com/webhooks#verify-manually, https://docs.stripe.com/api/invoices/object):
+Stripe Billing (https://docs.stripe.com/api/invoices/object; its envelope and signature: domain/stripe_events.py):
 `invoice.payment_failed` starts or updates the invoice's recovery (`schedule_failed_payment`), `invoice.paid`
 stops it as paid elsewhere (`success_payment_external`), `invoice.voided` and `invoice.marked_uncollectible`
 cancel it (`cancel_invoice`); any other type is acknowledged and ignored. Pure: no I/O, time is an argument.
@@ -9,26 +9,18 @@ cancel it (`cancel_invoice`); any other type is acknowledged and ignored. Pure: 
 from __future__ import annotations
 
 import hashlib
-import hmac
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+from datetime import UTC, datetime
 from typing import Any
 
-from recovery_contracts.api.connector_accounts import ConnectorType
 from recovery_contracts.api.recovery import RecoveryAction, RecoveryPaymentsCreate
 from recovery_contracts.recovery import RecoveryPayment
 
-# Stripe's libraries refuse a signature older than this (their default tolerance).
-STRIPE_TOLERANCE_SECONDS = 300
+from .deliveries import EventRefused, RefusalKind
+from .stripe_events import StripeEvent
+
 # What `billing_account_reference` maps the payment account to for Stripe Billing (as Hyperswitch does).
 STRIPEBILLING_REFERENCE = "stripebilling"
-
-# Stripe retries a webhook delivery for up to three days (Stripe's docs: *Webhooks, automatic retries*): a delivery
-# an ingress hands on over the broker longer after receiving it is not one the billing system would still make.
-HANDED_ON_MAX_AGE = timedelta(days=3)
 
 # Billing connectors whose webhooks `POST /v2/webhooks/recovery/...` takes.
 WEBHOOK_CONNECTORS = frozenset({"stripebilling", "chargebee", "recurly"})
@@ -53,26 +45,6 @@ _CARD_NETWORKS = {
 }
 
 
-class RefusalKind(StrEnum):
-    UNAUTHENTICATED = "unauthenticated"  # bad or missing signature / credentials: 401
-    NOT_FOUND = "not_found"  # no such billing account of that merchant and profile: 404
-    INVALID = "invalid"  # not an event of the provider, or an account that cannot take one: 400
-
-
-class EventRefused(Exception):
-    """The delivery is refused: nothing is stored."""
-
-    def __init__(self, kind: RefusalKind, reason: str) -> None:
-        super().__init__(reason)
-        self.kind = kind
-        self.reason = reason
-
-
-class BillingApiError(Exception):
-    """The billing system's API could not be read (the invoice, the transaction): nothing is applied, and the
-    delivery is answered 5xx (or tried again over the broker) so that it comes again."""
-
-
 @dataclass(frozen=True)
 class BillingEvent:
     """A verified provider event: its id (what duplicates share), its type and the invoice it is about."""
@@ -92,121 +64,14 @@ class BillingEvent:
         return f"billing_{digest[:40]}"
 
 
-def check_webhook_account(
-    account: dict[str, Any] | None, account_id: str, profile_id: str, connector: str, kind: ConnectorType
-) -> dict[str, Any]:
-    """The connector account a webhook's URL names, if it is the profile's enabled `connector` account of `kind`
-    (a billing processor's for billing systems' webhooks, a payment processor's for the payment connector's)."""
-    if account is None or account.get("profile_id") != profile_id:
-        what = kind.value.split("_")[0]
-        raise EventRefused(RefusalKind.NOT_FOUND, f"no {what} connector account {account_id} in profile {profile_id}")
-    if account.get("connector_type") != kind.value:
-        kind_words = kind.value.replace("_", " ")
-        raise EventRefused(RefusalKind.INVALID, f"connector account {account_id} is not a {kind_words}")
-    if account.get("connector_name") != connector:
-        raise EventRefused(RefusalKind.INVALID, f"connector account {account_id} is not a {connector} account")
-    if account.get("disabled"):
-        raise EventRefused(RefusalKind.INVALID, f"connector account {account_id} is disabled")
-    return account
-
-
-def sealed_webhook_secret(account: dict[str, Any]) -> str:
-    """`connector_webhook_details.merchant_secret` as stored (sealed, in the account's body)."""
-    secret = ((account.get("body") or {}).get("connector_webhook_details") or {}).get("merchant_secret")
-    if not isinstance(secret, str) or not secret:
-        raise EventRefused(RefusalKind.UNAUTHENTICATED, "the account has no connector_webhook_details.merchant_secret")
-    return secret
-
-
-def verify_stripe_signature(
-    header: str | None,
-    payload: bytes,
-    secret: str,
-    now: datetime,
-    tolerance_seconds: int = STRIPE_TOLERANCE_SECONDS,
-) -> None:
-    """Stripe's scheme: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=...]`, v1 = HMAC-SHA256(secret, "<t>.<payload>"),
-    compared in constant time; a timestamp outside the tolerance is refused (a replay)."""
-    if not header:
-        raise EventRefused(RefusalKind.UNAUTHENTICATED, "no Stripe-Signature header")
-    timestamp: int | None = None
-    signatures: list[str] = []
-    for part in header.split(","):
-        name, _, value = part.strip().partition("=")
-        if name == "t" and value.isdigit():
-            timestamp = int(value)
-        elif name == "v1":
-            signatures.append(value)
-    if timestamp is None or not signatures:
-        raise EventRefused(RefusalKind.UNAUTHENTICATED, "Stripe-Signature lacks t= or v1=")
-    age_seconds = now.timestamp() - timestamp
-    check_timed_hmac("Stripe-Signature", str(timestamp), signatures, payload, secret, age_seconds, tolerance_seconds)
-
-
-def check_timed_hmac(
-    header: str,
-    stamp: str,
-    signatures: Sequence[str],
-    payload: bytes,
-    secret: str,
-    age_seconds: float,
-    tolerance_seconds: int,
-) -> None:
-    """The scheme Stripe's and Recurly's signatures share: hex HMAC-SHA256(secret, "<stamp>.<payload>"), valid
-    when any of the signatures given matches (several while a secret is rotated; compared in constant time) and
-    it was made at most `tolerance_seconds` from receipt (a replay otherwise)."""
-    expected = hmac.new(secret.encode(), f"{stamp}.".encode() + payload, hashlib.sha256).hexdigest()
-    if not any(hmac.compare_digest(expected, given) for given in signatures):
-        raise EventRefused(RefusalKind.UNAUTHENTICATED, f"no {header} signature matches the payload")
-    if abs(age_seconds) > tolerance_seconds:
-        raise EventRefused(RefusalKind.UNAUTHENTICATED, f"the {header} timestamp is outside the tolerance")
-
-
-def check_handed_on(received_at: datetime, now: datetime) -> None:
-    """A delivery an ingress handed on (`billing.event`) was received at most HANDED_ON_MAX_AGE ago and not later
-    than now (give or take Stripe's tolerance for clock skew): the signature's own tolerance is measured from
-    `received_at`, which the publisher states, so this bounds how old an event a publisher can make count."""
-    if received_at < now - HANDED_ON_MAX_AGE:
-        raise EventRefused(RefusalKind.INVALID, f"received_at {received_at.isoformat()} is more than 3 days ago")
-    if received_at > now + timedelta(seconds=STRIPE_TOLERANCE_SECONDS):
-        raise EventRefused(RefusalKind.INVALID, f"received_at {received_at.isoformat()} is in the future")
-
-
-def sealed_basic_auth(account: dict[str, Any]) -> tuple[str, str]:
-    """The basic auth configured on a Chargebee webhook, as stored (sealed): `merchant_secret` is the user name,
-    `additional_secret` the password."""
-    details = (account.get("body") or {}).get("connector_webhook_details") or {}
-    username, password = details.get("merchant_secret"), details.get("additional_secret")
-    if not isinstance(username, str) or not username or not isinstance(password, str) or not password:
-        raise EventRefused(
-            RefusalKind.UNAUTHENTICATED,
-            "the account has no connector_webhook_details.merchant_secret and additional_secret (basic auth)",
-        )
-    return username, password
-
-
-def sealed_api_key(account: dict[str, Any]) -> str:
-    """`connector_account_details.api_key` as stored (sealed): the key the billing system's API is read with."""
-    key = ((account.get("body") or {}).get("connector_account_details") or {}).get("api_key")
-    if not isinstance(key, str) or not key:
-        raise EventRefused(RefusalKind.INVALID, "the account has no connector_account_details.api_key to read with")
-    return key
-
-
-def parse_stripe_event(payload: bytes) -> BillingEvent:
-    try:
-        event = json.loads(payload)
-        event_id, event_type = event["id"], event["type"]
-        invoice = event["data"]["object"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise EventRefused(RefusalKind.INVALID, f"not a Stripe event: {error}") from error
-    if not isinstance(event_id, str) or not isinstance(event_type, str) or not isinstance(invoice, dict):
-        raise EventRefused(RefusalKind.INVALID, "not a Stripe event: id, type or data.object malformed")
-    action = STRIPE_ACTIONS.get(event_type)
+def stripe_billing_event(event: StripeEvent) -> BillingEvent:
+    """What a Stripe Billing event is to recoveries: the action its type stands for, on the invoice it carries."""
+    action = STRIPE_ACTIONS.get(event.event_type)
+    invoice = event.data_object
     invoice_id = invoice.get("id") if invoice.get("object") == "invoice" else None
     if action is not None and not isinstance(invoice_id, str):
-        raise EventRefused(RefusalKind.INVALID, f"{event_type} without an invoice in data.object")
-    return BillingEvent("stripebilling", event_id, event_type, invoice_id, action)
+        raise EventRefused(RefusalKind.INVALID, f"{event.event_type} without an invoice in data.object")
+    return BillingEvent("stripebilling", event.event_id, event.event_type, invoice_id, action)
 
 
 def payment_account_for(billing_account: dict[str, Any], reference: str | None) -> str:

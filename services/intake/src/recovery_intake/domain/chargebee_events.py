@@ -15,15 +15,8 @@ from typing import Any
 
 from recovery_contracts.api.recovery import RecoveryAction, RecoveryPaymentsCreate
 
-from .billing_events import (
-    BillingEvent,
-    EventRefused,
-    FailedCard,
-    RefusalKind,
-    decline,
-    failed_payment_request,
-    gateway_references,
-)
+from .billing_events import BillingEvent, FailedCard, decline, failed_payment_request, gateway_references
+from .deliveries import EventRefused, RefusalKind
 
 CHARGEBEE_ACTIONS = {
     "payment_failed": RecoveryAction.SCHEDULE_FAILED_PAYMENT,

@@ -11,12 +11,12 @@ and ignored. Pure: no I/O, time is an argument.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, TypeGuard
+from datetime import datetime
+from typing import Any
 
-from recovery_intake.domain.billing_events import EventRefused, RefusalKind, parse_stripe_event
+from .deliveries import EventRefused, RefusalKind
+from .stripe_events import StripeEvent, is_int, unix_time
 
 DISPUTE_CLOSED = "charge.dispute.closed"
 # Stripe's dispute `status` when the merchant lost it (closed by the merchant accepting it, or decided by the bank).
@@ -61,16 +61,12 @@ def dispute_id_for(merchant_id: str, connector: str, connector_dispute_id: str) 
     return f"dsp_{digest[:32]}"
 
 
-def read_dispute_event(payload: bytes) -> DisputeEvent:
-    """The event a verified payload is (EventRefused, 400, for one that is not a Stripe event, or a lost dispute
-    that lacks what the refund and the merchant's webhook need). A dispute with no PaymentIntent (a charge made
-    without one) is not a charge this system made: ignored."""
-    event = parse_stripe_event(payload)  # the event's envelope: id, type, data.object
-    if event.event_type != DISPUTE_CLOSED:
-        return DisputeEvent(event.event_id, event.event_type, None)
-    body: dict[str, Any] = json.loads(payload)
-    dispute: dict[str, Any] = body["data"]["object"]
-    if dispute.get("status") != LOST or not dispute.get("payment_intent"):
+def dispute_event(event: StripeEvent) -> DisputeEvent:
+    """What a verified Stripe event is to disputes (EventRefused, 400, for a lost dispute that lacks what the refund
+    and the merchant's webhook need). A dispute with no PaymentIntent (a charge made without one) is not a charge
+    this system made: ignored."""
+    dispute = event.data_object
+    if event.event_type != DISPUTE_CLOSED or dispute.get("status") != LOST or not dispute.get("payment_intent"):
         return DisputeEvent(event.event_id, event.event_type, None)
     dispute_id, intent_id, amount = dispute.get("id"), dispute.get("payment_intent"), dispute.get("amount")
     currency, reason = dispute.get("currency"), dispute.get("reason")
@@ -78,10 +74,9 @@ def read_dispute_event(payload: bytes) -> DisputeEvent:
         raise EventRefused(RefusalKind.INVALID, f"{DISPUTE_CLOSED} without a dispute in data.object")
     if not isinstance(intent_id, str):
         raise EventRefused(RefusalKind.INVALID, f"dispute {dispute_id}: payment_intent is not an id")
-    if not _is_int(amount) or amount < 1 or not isinstance(currency, str) or not currency:
+    if not is_int(amount) or amount < 1 or not isinstance(currency, str) or not currency:
         raise EventRefused(RefusalKind.INVALID, f"dispute {dispute_id}: no positive amount and currency")
-    lost_at = unix_time(body.get("created"))
-    if lost_at is None:
+    if event.created is None:
         raise EventRefused(RefusalKind.INVALID, f"event {event.event_id}: created is not a Unix time")
     lost = LostDispute(
         connector=STRIPE,
@@ -92,7 +87,7 @@ def read_dispute_event(payload: bytes) -> DisputeEvent:
         reason=reason if isinstance(reason, str) and reason else None,
         connector_status=LOST,
         connector_created_at=unix_time(dispute.get("created")),
-        lost_at=lost_at,
+        lost_at=event.created,
     )
     return DisputeEvent(event.event_id, event.event_type, lost)
 
@@ -122,12 +117,3 @@ def charged_attempt(payment_intent: dict[str, Any]) -> ChargedAttempt | None:
     if isinstance(number, str) and number.isdigit():
         return ChargedAttempt(payment_id, f"{payment_id}:{number}")
     return None
-
-
-def unix_time(value: Any) -> datetime | None:
-    """Stripe's times (Unix seconds) as aware datetimes; None for anything else."""
-    return datetime.fromtimestamp(value, UTC) if _is_int(value) and value >= 0 else None
-
-
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -13,19 +13,9 @@ from typing import Any
 from recovery_contracts.api.recovery import RecoveryAction, RecoveryPaymentsCreate
 from recovery_runtime.connector_apis import RECURLY_API_BASE
 
-from .billing_events import (
-    BillingEvent,
-    EventRefused,
-    FailedCard,
-    RefusalKind,
-    check_timed_hmac,
-    decline,
-    failed_payment_request,
-    gateway_references,
-)
+from .billing_events import BillingEvent, FailedCard, decline, failed_payment_request, gateway_references
+from .deliveries import SIGNATURE_TOLERANCE_SECONDS, EventRefused, RefusalKind, check_timed_hmac
 
-# How far a signature's timestamp may be from receipt before it is taken as a replay (as for Stripe).
-RECURLY_TOLERANCE_SECONDS = 300
 SIGNATURE_HEADER = "recurly-signature"
 
 RECURLY_ACTIONS = {
@@ -58,7 +48,7 @@ def verify_recurly_signature(
     payload: bytes,
     secret: str,
     received_at: datetime,
-    tolerance_seconds: int = RECURLY_TOLERANCE_SECONDS,
+    tolerance_seconds: int = SIGNATURE_TOLERANCE_SECONDS,
 ) -> None:
     """`recurly-signature: <unix time in milliseconds>,<hex>[,<hex>...]`, each hex an HMAC-SHA256 keyed with the
     account's secret over "<milliseconds>.<payload>"; any may match (several while Recurly rotates the secret)."""

@@ -23,25 +23,26 @@ from recovery_intake.dependencies import Document, IntakeAdapters
 from recovery_intake.domain.billing_events import (
     STRIPEBILLING_REFERENCE,
     WEBHOOK_CONNECTORS,
-    BillingApiError,
     BillingEvent,
-    EventRefused,
-    RefusalKind,
-    check_handed_on,
-    check_webhook_account,
-    parse_stripe_event,
     payment_account_for,
-    sealed_api_key,
-    sealed_basic_auth,
-    sealed_webhook_secret,
     stop_request,
+    stripe_billing_event,
     stripe_recovery_request,
-    verify_stripe_signature,
 )
 from recovery_intake.domain.chargebee_events import (
     chargebee_recovery_request,
     parse_chargebee_event,
     verify_basic_auth,
+)
+from recovery_intake.domain.deliveries import (
+    EventRefused,
+    ProviderApiError,
+    RefusalKind,
+    check_handed_on,
+    check_webhook_account,
+    sealed_api_key,
+    sealed_basic_auth,
+    sealed_webhook_secret,
 )
 from recovery_intake.domain.intent import Intent
 from recovery_intake.domain.recurly_events import (
@@ -52,6 +53,7 @@ from recovery_intake.domain.recurly_events import (
     verify_recurly_signature,
 )
 from recovery_intake.domain.rejection import Rejection
+from recovery_intake.domain.stripe_events import verified_stripe_event
 from recovery_intake.handlers.recovery import CancelDeferred, CancelWaiting, RecoveryIntake
 from recovery_runtime.bus import AlreadyApplied, MessageRejected
 from recovery_runtime.secrets import SecretBox
@@ -137,7 +139,7 @@ class BillingEvents:
         connector: str | None = None,
     ) -> tuple[str, str | None]:
         """What became of the delivery (`applied`, `duplicate` or `ignored`) and the payment it applied to;
-        EventRefused when refused, BillingApiError when the billing system's API did not answer (nothing stored
+        EventRefused when refused, ProviderApiError when the billing system's API did not answer (nothing stored
         either way). `received_at`: when an ingress received it (it came through the broker's door, and is refused
         when handed on too late; else it is the HTTP door's, received now); `connector`: the billing system the
         deliverer says it is from (else the account's). Every delivery is counted by billing system, door and
@@ -156,7 +158,7 @@ class BillingEvents:
         except EventRefused as refused:
             outcome = f"refused_{refused.kind.value}"
             raise
-        except BillingApiError as error:
+        except ProviderApiError as error:
             outcome = "unavailable"
             log.warning("billing_event.unavailable", billing_system=system, door=door, error=str(error))
             raise
@@ -205,8 +207,9 @@ class BillingEvents:
     ) -> tuple[BillingEvent, RecoveryPaymentsCreate | None]:
         """The verified event, and the recovery request a payment failure makes (the invoice re-read)."""
         secret = self._box.open(sealed_webhook_secret(account))
-        verify_stripe_signature(headers.get("stripe-signature"), payload, secret, received_at)
-        event = parse_stripe_event(payload)
+        event = stripe_billing_event(
+            verified_stripe_event(headers.get("stripe-signature"), payload, secret, received_at)
+        )
         if event.action is not RecoveryAction.SCHEDULE_FAILED_PAYMENT or event.invoice_id is None:
             return event, None
         invoice = await self._stripe.invoice(self._box.open(sealed_api_key(account)), event.invoice_id)

@@ -15,16 +15,16 @@ import structlog
 from recovery_contracts.api.connector_accounts import ConnectorName, ConnectorType
 from recovery_intake import metrics
 from recovery_intake.dependencies import Document, IntakeAdapters
-from recovery_intake.domain.billing_events import (
-    BillingApiError,
+from recovery_intake.domain.deliveries import (
     EventRefused,
+    ProviderApiError,
     RefusalKind,
     check_webhook_account,
     sealed_api_key,
     sealed_webhook_secret,
-    verify_stripe_signature,
 )
-from recovery_intake.domain.payment_disputes import LostDispute, charged_attempt, read_dispute_event
+from recovery_intake.domain.payment_disputes import LostDispute, charged_attempt, dispute_event
+from recovery_intake.domain.stripe_events import verified_stripe_event
 from recovery_runtime.bus import AlreadyApplied
 from recovery_runtime.secrets import SecretBox
 from recovery_runtime.unit_of_work import Transaction
@@ -38,7 +38,7 @@ PAYMENT_PROCESSOR = ConnectorType.PAYMENT_PROCESSOR
 
 class PaymentIntentReader(Protocol):
     async def payment_intent(self, api_key: str, intent_id: str) -> dict[str, Any] | None:
-        """The PaymentIntent; None when the connector has none of that id; BillingApiError when it did not answer."""
+        """The PaymentIntent; None when the connector has none of that id; ProviderApiError when it did not answer."""
         ...
 
 
@@ -56,14 +56,15 @@ class PaymentEvents:
         self, merchant_id: str, profile_id: str, account_id: str, payload: bytes, headers: Mapping[str, str]
     ) -> tuple[str, str | None]:
         """What became of the delivery (`applied`, `duplicate` or `ignored`) and the payment it is about;
-        EventRefused when refused, BillingApiError when Stripe's API did not answer (nothing stored either way: Stripe
+        EventRefused when refused, ProviderApiError when Stripe's API did not answer (nothing stored either way: Stripe
         delivers it again). Counted by connector and outcome (`recovery_payment_connector_events_total`)."""
         outcome = "error"
         try:
             account = await self._payment_account(merchant_id, profile_id, account_id)
             secret = self._box.open(sealed_webhook_secret(account))
-            verify_stripe_signature(headers.get("stripe-signature"), payload, secret, self._clock.now())
-            event = read_dispute_event(payload)
+            event = dispute_event(
+                verified_stripe_event(headers.get("stripe-signature"), payload, secret, self._clock.now())
+            )
             if event.lost is None:
                 log.info("payment_event.ignored", event_type=event.event_type, event_id=event.event_id)
                 outcome = "ignored"
@@ -73,7 +74,7 @@ class PaymentEvents:
         except EventRefused as refused:
             outcome = f"refused_{refused.kind.value}"
             raise
-        except BillingApiError as error:
+        except ProviderApiError as error:
             outcome = "unavailable"
             log.warning("payment_event.unavailable", connector=ConnectorName.STRIPE.value, error=str(error))
             raise

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from recovery_contracts.api.errors import ApiError, ErrorResponse
-from recovery_intake.domain.billing_events import BillingApiError, EventRefused, RefusalKind
+from recovery_intake.domain.deliveries import EventRefused, ProviderApiError, RefusalKind
 from recovery_intake.handlers.billing_events import BillingEvents
 from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
 
@@ -32,18 +32,24 @@ Delivery = Callable[[str, str, str, bytes, Mapping[str, str]], Awaitable[tuple[s
 
 
 async def answer_delivery(
-    deliver: Delivery, merchant_id: str, profile_id: str, account_id: str, request: Request
+    deliver: Delivery,
+    merchant_id: str,
+    profile_id: str,
+    account_id: str,
+    request: Request,
+    unavailable: ApiError = ApiError.BILLING_SYSTEM_UNAVAILABLE,
 ) -> JSONResponse:
-    """A provider's webhook delivery, answered: 200 with its outcome; a refusal as Hyperswitch's error body; 503
-    when the provider's API could not be read (not applied: the provider delivers it again later). The billing
-    systems' door and the payment connector's (http/payment_webhooks.py) answer alike."""
+    """A provider's webhook delivery, answered: 200 with its outcome; a refusal as Hyperswitch's error body;
+    `unavailable` (503 `CE_01`, naming the provider) when the provider's API could not be read (not applied: the
+    provider delivers it again later). The billing systems' door and the payment connector's
+    (http/payment_webhooks.py) answer alike."""
     payload = await request.body()
     try:
         outcome, payment_id = await deliver(merchant_id, profile_id, account_id, payload, request.headers)
     except EventRefused as refused:
         raise ApiProblem(_REFUSALS[refused.kind], refused.reason, message=refused.reason) from None
-    except BillingApiError as error:
-        raise ApiProblem(ApiError.BILLING_SYSTEM_UNAVAILABLE, str(error), message=str(error)) from None
+    except ProviderApiError as error:
+        raise ApiProblem(unavailable, str(error), message=str(error)) from None
     return JSONResponse({"received": True, "outcome": outcome, "payment_id": payment_id})
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from recovery_contracts.api.errors import ErrorResponse
+from recovery_contracts.api.errors import ApiError, ErrorResponse
 from recovery_intake.handlers.payment_events import PaymentEvents
 from recovery_intake.http.billing_webhooks import answer_delivery
 from recovery_intake.http.errors import ERROR_RESPONSES
@@ -27,7 +27,10 @@ def router(events: PaymentEvents) -> APIRouter:
     async def payment_connector_webhook(
         merchant_id: str, profile_id: str, connector_account_id: str, request: Request
     ) -> JSONResponse:
-        # A Stripe not answering is the billing webhooks' CE_01 (503): Stripe delivers the event again.
-        return await answer_delivery(events.delivery, merchant_id, profile_id, connector_account_id, request)
+        # A Stripe not answering is answered 503 CE_01, as at the billing webhooks: Stripe delivers the event again.
+        unavailable = ApiError.PAYMENT_CONNECTOR_UNAVAILABLE
+        return await answer_delivery(
+            events.delivery, merchant_id, profile_id, connector_account_id, request, unavailable
+        )
 
     return api
