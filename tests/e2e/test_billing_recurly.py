@@ -6,22 +6,19 @@ bad and stale signatures, paid and failed at Recurly, and a record back that fai
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from recovery_cli.billing_demo import poll
 from recovery_cli.billing_recurly import RecurlyScenario
 from recovery_cli.demo import Endpoints, SeedScenario
 from recovery_cli.stack import Stack
 from support.billing import recovered_payment
+from support.console import require_chromium, signed_in_console
 from support.disputes import lose_dispute, redeliver, stripe_answers
 from support.stack import StackFactory, resume_workflow
-
-CHROMIUM = "/usr/bin/chromium"
 
 # One stack for the module's tests (tests/conftest.py): each works with a merchant, customers and invoices of its own.
 SHARE_STACK = True
@@ -108,8 +105,7 @@ def test_an_abandoned_mark_successful_is_started_again_by_the_api_and_from_the_c
     """Recurly refuses every try until both invoices' record backs are abandoned (three days of business time,
     seconds at this time scale); the merchant starts one again by the API's PSYNC resume, the other with the
     console's button in Chromium, and both invoices are marked paid, with nothing charged again."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)", pytrace=False)
+    require_chromium()
     stack = start_stack(time_scale=100_000)
     recurly = scenario(stack)
     setup = recurly.connect(recurly.seed.bootstrap(), retry_ladder_seconds=[60], max_jitter_seconds=0)
@@ -152,14 +148,8 @@ def test_an_abandoned_mark_successful_is_started_again_by_the_api_and_from_the_c
     restarted = resume(by_api)
     assert restarted.status_code == 200, restarted.text
     assert restarted.json()["id"].endswith(payments[by_api["id"]])  # the workflow, as any resume answers
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = chromium.new_page()
-        page.goto(f"{stack.intake_url}/console/")
-        page.get_by_label("API key").fill(setup.merchant.api_key)
-        page.get_by_label("Merchant ID").fill(setup.merchant.merchant_id)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url("**/console/overview")
+    merchant = setup.merchant
+    with signed_in_console(stack.intake_url, merchant.api_key, merchant.merchant_id) as page:
         # The other one was started again by the API just before: one left waiting.
         expect(page.locator("#record-backs-waiting")).to_contain_text("1 record back to the billing system is")
         page.goto(f"{stack.intake_url}/console/recoveries")
@@ -173,7 +163,6 @@ def test_an_abandoned_mark_successful_is_started_again_by_the_api_and_from_the_c
         expect(page.locator("#record-back-state")).to_have_text("abandoned")
         page.get_by_role("button", name="Start the record back again").click()
         page.wait_for_url(f"**/console/payments/{payments[by_console['id']]}")
-        chromium.close()
 
     for invoice in (by_api, by_console):
         assert recurly.wait_for_invoice(invoice["id"])["state"] == "paid"

@@ -112,9 +112,12 @@ def setup_merchant(
     return MerchantSetup(**{**setup.__dict__, "billing_mca": created.json()["id"]})
 
 
-def resume_workflow(intake_url: str, headers: dict[str, str], payment_id: str, task: str) -> httpx.Response:
+def resume_workflow(
+    intake_url: str, headers: dict[str, str], payment_id: str, task: str, dispute_id: str | None = None
+) -> httpx.Response:
     """The process-tracker API's resume of `task` (`EXECUTE_WORKFLOW` or `PSYNC_WORKFLOW`) for the payment's
-    workflow, due now, with the status Hyperswitch's resume body names for that task."""
+    workflow, due now, with the status Hyperswitch's resume body names for that task; with `dispute_id`, the
+    refund record of that dispute lost on the payment (extension)."""
     execute = task == "EXECUTE_WORKFLOW"
     body = {
         "revenue_recovery_task": task,
@@ -123,7 +126,8 @@ def resume_workflow(intake_url: str, headers: dict[str, str], payment_id: str, t
         "business_status": "Pending" if execute else "COMPLETED_PSYNC_TASK",
     }
     url = f"{intake_url}/v2/process-trackers/revenue-recovery-workflow/{payment_id}/resume"
-    return httpx.post(url, json=body, headers=headers, timeout=10)
+    params = {"dispute_id": dispute_id} if dispute_id is not None else None
+    return httpx.post(url, json=body, params=params, headers=headers, timeout=10)
 
 
 def attach_card(stack: Stack, scenario: SeedScenario, customer: str, card: str) -> str:

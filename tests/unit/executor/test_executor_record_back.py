@@ -232,10 +232,13 @@ async def test_a_record_back_that_is_accepted_or_retrying_or_unknown_is_not_rest
     accepted = await executor.restart_record_back("12345_pay_accepted", psync_resume(executor))
     retrying = await executor.restart_record_back("12345_pay_retrying", psync_resume(executor))
     unknown = await executor.restart_record_back("12345_pay_unknown", psync_resume(executor))
+    no_dispute = await executor.restart_record_back("12345_pay_accepted", psync_resume(executor), dispute_id="dsp_x")
 
     assert accepted.status_code == 400 and "accepted: nothing is left" in accepted.json()["error"]["message"]
     assert retrying.status_code == 400 and "next one is on a timer" in retrying.json()["error"]["message"]
     assert unknown.status_code == 400 and "no record back for this payment" in unknown.json()["error"]["message"]
+    assert no_dispute.status_code == 400
+    assert no_dispute.json()["error"]["message"].startswith("no refund record of that dispute for this payment")
     assert executor.publisher.published == []
 
 

@@ -38,6 +38,9 @@ from recovery_runtime.unit_of_work import Transaction
 log = structlog.get_logger(__name__)
 
 NO_RECORD_BACK = "no record back for this payment (not recovered by this system, or nothing to record it at)"
+NO_REFUND_RECORD = (
+    "no refund record of that dispute for this payment (no such dispute lost on it, or nothing to record it at)"
+)
 
 
 async def execute_retry(deps: Dependencies, envelope: Envelope[ExecuteRetry], queue: ConsumerQueue) -> None:

@@ -81,7 +81,8 @@ def router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
         found = await history_of(scope, merchant_id, payment_id, dispute_id)
         if found is None:
             # Not "no such payment": the payment may well exist, unrecovered (and another merchant's reads the same).
-            return _error(ApiError.PRECONDITION_FAILED, message=handlers.NO_RECORD_BACK)
+            missing = handlers.NO_RECORD_BACK if dispute_id is None else handlers.NO_REFUND_RECORD
+            return _error(ApiError.PRECONDITION_FAILED, message=missing)
         restarted = await handlers.restart_record_back(deps, found, body)
         if isinstance(restarted, str):
             return _error(ApiError.PRECONDITION_FAILED, message=restarted)

@@ -67,8 +67,9 @@ class IntakeSettings(ServiceSettings):
     webhook_secret_overlap_seconds: int = Field(default=86_400, ge=0, le=30 * 86_400)
     # How often intake retires rotated-out secrets whose overlap has ended.
     secret_retirement_interval_seconds: float = Field(default=30.0, gt=0)
-    # The executor's internal address: a process-tracker resume of PSYNC_WORKFLOW (a record back started again) is
-    # forwarded there, and the console's operator page reads its readiness (`/readyz`); unset: neither.
+    # The executor's internal address: a process-tracker resume of PSYNC_WORKFLOW (a record back, or a dispute's
+    # refund record, started again) is forwarded there, and the console's operator page reads its readiness
+    # (`/readyz`); unset: neither.
     executor_internal_url: str | None = None
 
     @property

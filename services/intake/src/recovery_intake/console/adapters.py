@@ -219,7 +219,7 @@ class HttpRecordBacks:
     def __init__(self, api: InternalApi) -> None:
         self._api = api
 
-    async def restart(self, merchant_id: str, payment_id: str) -> Document | None:
+    async def restart(self, merchant_id: str, payment_id: str, dispute_id: str | None = None) -> Document | None:
         resume = {
             "revenue_recovery_task": RevenueRecoveryTask.PSYNC_WORKFLOW.value,
             "schedule_time": datetime.now(UTC).isoformat(),
@@ -227,7 +227,8 @@ class HttpRecordBacks:
             "business_status": BusinessStatus.COMPLETED_PSYNC_TASK.value,
         }
         path = f"/internal/record-backs/{merchant_id}/{payment_id}/restart"
-        answer: Document | None = await self._api.call("POST", path, merchant_id, body=resume)
+        params = {"dispute_id": dispute_id} if dispute_id is not None else None
+        answer: Document | None = await self._api.call("POST", path, merchant_id, params=params, body=resume)
         return answer
 
 

@@ -166,19 +166,31 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
         """The API's `PSYNC_WORKFLOW` resume from the Payment page: an abandoned or blocked record back to the
         billing system starts again (a new round of tries, nothing charged), for a merchant key with the payments
         scope (the admin key does not act on payments)."""
+        return await restart_record(request, payment_id, None)
+
+    @api.post("/payments/{payment_id}/disputes/{dispute_id}/refund-record/restart")
+    @console.guarded
+    async def restart_refund_record(request: Request, payment_id: str, dispute_id: str) -> Response:
+        """The same resume with the API's `dispute_id`: the abandoned or blocked refund record of a dispute lost on
+        the payment starts again."""
+        return await restart_record(request, payment_id, dispute_id)
+
+    async def restart_record(request: Request, payment_id: str, dispute_id: str | None) -> Response:
         visitor, _ = await console.checked_post(request)
         merchant_id = console.merchant_of(visitor)
+        what = "record back" if dispute_id is None else "refund record"
         if visitor.session.is_admin or not visitor.can_write:
-            raise Refused(403, "Starting a record back again needs a merchant API key with the payments scope.")
+            raise Refused(403, f"Starting a {what} again needs a merchant API key with the payments scope.")
         if adapters.record_backs is None:
             raise Refused(503, "Record backs cannot be started again here: EXECUTOR_INTERNAL_URL is not set.")
+        ids_valid = valid_id(payment_id) and (dispute_id is None or valid_id(dispute_id))
         try:
-            restarted = await adapters.record_backs.restart(merchant_id, payment_id) if valid_id(payment_id) else None
+            restarted = await adapters.record_backs.restart(merchant_id, payment_id, dispute_id) if ids_valid else None
         except OwnerRefused as refused:
             raise Refused(409, f"Not started again: {refused}.") from refused
         if restarted is None:
-            raise Refused(404, f"No record back of payment {payment_id[:64]!r} for this merchant.")
-        log.info("console.record_back_restarted", merchant_id=merchant_id, payment_id=payment_id)
+            raise Refused(404, f"No {what} of payment {payment_id[:64]!r} for this merchant.")
+        log.info("console.record_back_restarted", merchant_id=merchant_id, payment_id=payment_id, dispute_id=dispute_id)
         return RedirectResponse(f"{PREFIX}/payments/{payment_id}", status_code=303)
 
     @api.post("/payments/{payment_id}/webhooks/{event_id}/retry")

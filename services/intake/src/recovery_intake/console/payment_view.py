@@ -1,5 +1,6 @@
 """What the Payment page shows, computed from the internal APIs' answers: the request, each attempt, the plans with
-their reasons, the record back, the story in order and every webhook delivery.
+their reasons, the record back, each dispute lost on the payment with its refund record, the story in order and every
+webhook delivery.
 
 Pure functions (no I/O): the template only lays these out, and unit tests check them against known answers.
 """
@@ -72,6 +73,19 @@ class RecordBackRow:
 
 
 @dataclass(frozen=True)
+class DisputeRow:
+    """A dispute lost on the recovered payment: what it took back, and the tries of recording it at the billing
+    system as a refund (`refund_record`, oldest first; empty where nothing records refunds)."""
+
+    dispute_id: str
+    connector_dispute_id: str
+    amount: str
+    reason: str
+    lost_at: str
+    refund_record: list[RecordBackRow]
+
+
+@dataclass(frozen=True)
 class PaymentPage:
     payment_id: str
     status: str
@@ -83,6 +97,7 @@ class PaymentPage:
     ending: list[TimelineLine]
     story: list[TimelineLine]
     deliveries: list[Delivery] = field(default_factory=list)
+    disputes: list[DisputeRow] = field(default_factory=list)
 
     @property
     def open(self) -> bool:
@@ -223,17 +238,30 @@ def payment_page(
         request=figures,
         attempts=attempts,
         plans=_plans(timeline, workflow),
-        record_back=_record_back(timeline),
+        record_back=_tries(timeline.get("record_back")),
+        disputes=[_dispute(d) for d in timeline.get("disputes") or []],
         ending=[_line(e) for e in entries if e.get("kind") in END_KINDS],
         story=[_line(e) for e in entries],
         deliveries=deliveries,
     )
 
 
-def _record_back(timeline: Document) -> list[RecordBackRow]:
-    """The record back's tries (the timeline's `record_back` records), oldest first."""
+def _dispute(dispute: Document) -> DisputeRow:
+    return DisputeRow(
+        dispute_id=text_of(dispute.get("dispute_id")),
+        connector_dispute_id=text_of(dispute.get("connector_dispute_id")),
+        amount=major_units(int(dispute.get("amount") or 0), str(dispute.get("currency") or "")),
+        reason=text_of(dispute.get("reason")),
+        lost_at=timestamp(dispute.get("lost_at")),
+        refund_record=_tries(dispute.get("refund_record")),
+    )
+
+
+def _tries(records: list[Document] | None) -> list[RecordBackRow]:
+    """Tries of a record at the billing system (the timeline's `record_back`, or a dispute's `refund_record`),
+    oldest first."""
     rows = []
-    for tried in sorted(timeline.get("record_back") or [], key=lambda t: int(t.get("attempt") or 0)):
+    for tried in sorted(records or [], key=lambda t: int(t.get("attempt") or 0)):
         code = tried.get("status_code")
         rows.append(
             RecordBackRow(

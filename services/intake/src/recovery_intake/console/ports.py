@@ -121,9 +121,10 @@ class CardStatuses(Protocol):
 class RecordBacks(Protocol):
     """The executor's record backs (what a `PSYNC_WORKFLOW` resume starts again)."""
 
-    async def restart(self, merchant_id: str, payment_id: str) -> Document | None:
-        """Start the payment's abandoned or blocked record back again, now: the record back as it then stands;
-        None when the payment has none; OwnerRefused (with the executor's reason) when it may not be restarted."""
+    async def restart(self, merchant_id: str, payment_id: str, dispute_id: str | None = None) -> Document | None:
+        """Start the payment's abandoned or blocked record back (with `dispute_id`: the refund record of that dispute
+        lost on it) again, now: the record as it then stands; None when the payment has none; OwnerRefused (with the
+        executor's reason) when it may not be restarted."""
         ...
 
 

@@ -195,15 +195,34 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
         return await forwarder.forward(request, scheduler, path, caller.merchant_id, caller.profile_id)
 
     @api.post("/v2/process-trackers/revenue-recovery-workflow/{payment_id}/resume", tags=["Process tracker"])
-    async def resume_revenue_recovery_workflow(payment_id: str, request: Request) -> Response:
+    async def resume_revenue_recovery_workflow(
+        payment_id: str,
+        request: Request,
+        dispute_id: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=64,
+                description=(
+                    "extension, with `PSYNC_WORKFLOW` only: start again the refund record of this dispute lost on "
+                    "the payment (its `dispute_id`, as the `dispute_lost` webhook and the timeline's `disputes` "
+                    "give it) instead of the payment's own record back"
+                ),
+            ),
+        ] = None,
+    ) -> Response:
         """Hyperswitch's resume: `EXECUTE_WORKFLOW` plans one more attempt of a failed recovery; `PSYNC_WORKFLOW`
         starts an abandoned or blocked record back to the billing system again (a new round of tries, nothing
-        charged). Answers the workflow (docs/retry-engine.md, "Process-tracker API")."""
+        charged), or with `dispute_id` the refund record of a dispute lost on the payment. Answers the workflow
+        (docs/retry-engine.md, "Process-tracker API")."""
         caller = await ctx.auth.merchant(request, access=WRITE_PAYMENTS)
         merchant, profile = caller.merchant_id, caller.profile_id
         payment = owner_id(payment_id, ApiError.PAYMENT_NOT_FOUND)
         recovery = f"/internal/recoveries/{merchant}/{payment}"
         if await _resumed_task(request) != RevenueRecoveryTask.PSYNC_WORKFLOW.value:
+            if dispute_id is not None:
+                refused = "dispute_id goes with revenue_recovery_task PSYNC_WORKFLOW only (a refund record restarted)"
+                raise ApiProblem(ApiError.NOT_SUPPORTED, message=refused)
             return await forwarder.forward(request, scheduler, f"{recovery}/resume", merchant, profile)
         # Extension: PSYNC (Hyperswitch's task that records back) started again: an abandoned or blocked record
         # back gets a new round of tries at the executor; nothing is charged (docs/retry-engine.md, "Record back").
@@ -211,6 +230,10 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
             unset = "record backs cannot be started again here: EXECUTOR_INTERNAL_URL is not set"
             raise ApiProblem(ApiError.NOT_SUPPORTED, message=unset)
         path = f"/internal/record-backs/{merchant}/{payment}/restart"
+        # The executor reads `dispute_id` from the query forwarded with the call; an id that cannot be one of its
+        # records (`_ID`) names no refund record, as an unknown one does there.
+        if dispute_id is not None and not _ID.fullmatch(dispute_id):
+            raise ApiProblem(ApiError.PRECONDITION_FAILED, message=f"no refund record of dispute {dispute_id!r}")
         restarted = await forwarder.forward(request, executor, path, merchant, profile)
         if restarted.status_code >= 300:
             return restarted
