@@ -161,6 +161,26 @@ def test_an_offline_refund_is_a_refund_transaction_linked_to_the_payment(cb: htt
     assert cb.get(f"/api/v2/invoices/{invoice_id}").json()["invoice"]["status"] == "paid"
 
 
+def test_transactions_are_listed_by_reference_number_and_type(cb: httpx.Client) -> None:
+    _, payment = paid_invoice(cb)
+    ours = cb.post(
+        f"/api/v2/transactions/{payment['id']}/record_refund",
+        data={**refund_form("1000"), "reference_number": "dsp_listed"},
+    ).json()["transaction"]
+    cb.post(f"/api/v2/transactions/{payment['id']}/record_refund", data={**refund_form("500"), "reference_number": "x"})
+
+    def listed(**filters: str) -> list[str]:
+        answer = cb.get("/api/v2/transactions", params={f"{k}[is]": v for k, v in filters.items()})
+        assert answer.status_code == 200, answer.text
+        return [entry["transaction"]["id"] for entry in answer.json()["list"]]
+
+    assert listed(reference_number="dsp_listed", type="refund") == [ours["id"]]
+    assert listed(reference_number="dsp_listed", type="payment") == []
+    assert listed(reference_number="dsp_nothing") == []
+    unknown = cb.get("/api/v2/transactions", params={"amount[is]": "1000"})
+    assert unknown.status_code == 400 and "amount" in unknown.json()["message"]
+
+
 def test_a_refund_is_bounded_by_what_is_left_of_the_payment(cb: httpx.Client) -> None:
     _, payment = paid_invoice(cb)
     refund = f"/api/v2/transactions/{payment['id']}/record_refund"

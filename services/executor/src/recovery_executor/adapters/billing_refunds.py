@@ -6,8 +6,9 @@ idempotency key is kept for a while only, the tries last days).
 Chargebee: `POST {site}/api/v2/transactions/{transaction}/record_refund` (basic auth with the key as the user name,
 `chargebee-idempotency-key`) of the transaction `record_payment` answered with, else of the payment found in
 `GET {site}/api/v2/invoices/{invoice}/payments` by the connector's charge (its `id_at_gateway`); the refund names the
-dispute as its `reference_number`, which a later try matches among the refunds `GET /api/v2/transactions/{id}` links
-to the payment (`linked_refunds`, each read with `GET /api/v2/transactions/{refund}`).
+dispute as its `reference_number`, which a later try looks for with *List transactions*
+(`GET {site}/api/v2/transactions?reference_number[is]=<dispute>&type[is]=refund`: one read, and it finds the refund
+whatever Chargebee links to the payment).
 Stripe Billing: `POST {STRIPE_API_BASE}/v1/credit_notes` (bearer auth, `Idempotency-Key`, `Stripe-Version` pinned as
 the pay call's) of the invoice, its whole amount `out_of_band_amount`; a later try matches `metadata[dispute_id]`
 among `GET /v1/credit_notes?invoice=`.
@@ -20,10 +21,10 @@ from __future__ import annotations
 from recovery_contracts.messages import DisputeRefund, RecordBack
 from recovery_executor.domain.billing_systems import (
     chargebee_answer,
-    chargebee_linked_refunds,
     chargebee_payment_in,
-    chargebee_refund_for,
+    chargebee_reference,
     chargebee_refund_form,
+    chargebee_refund_in,
     chargebee_refusal,
     recurly_credit_invoice_in,
     recurly_refund_answer,
@@ -42,8 +43,6 @@ from .billing_api import BillingApi, RecordBackCall, basic_auth
 
 # Pages of an invoice's payments read to find the one to refund (Chargebee's largest page is 100).
 PAYMENT_PAGES = 5
-# Refunds of one payment read to find the one a try made (a payment is refunded once or a few times).
-LINKED_REFUNDS_READ = 20
 # Pages of an invoice's credit notes read to find the one a try made (Stripe's largest page is 100).
 CREDIT_NOTE_PAGES = 5
 # Pages of an invoice's related (credit) invoices read to find the one a try made (an invoice is refunded a few times).
@@ -64,15 +63,15 @@ class ChargebeeRefunds:
         transaction_id: str | None,
     ) -> RecordBackAnswer:
         auth = {"Authorization": basic_auth(api_key)}
+        if looks_before_recording(request):
+            made = await self._refund_made(site, refund.dispute_id, auth)
+            if made is not None:
+                return made
         if transaction_id is None:
             found = await self._payment(site, request, auth)
             if isinstance(found, RecordBackAnswer):
                 return found
             transaction_id = found
-        if looks_before_recording(request):
-            made = await self._refund_made(site, transaction_id, refund.dispute_id, auth)
-            if made is not None:
-                return made
         url = f"{site}/api/v2/transactions/{transaction_id}/record_refund"
         headers = {**auth, "chargebee-idempotency-key": idempotency_key}
         call = RecordBackCall("POST", url, chargebee_refund_form(refund), headers, chargebee_answer)
@@ -101,23 +100,16 @@ class ChargebeeRefunds:
                 break
         return RecordBackAnswer(accepted=False, error=f"no payment of {charge} on Chargebee invoice {invoice} yet")
 
-    async def _refund_made(
-        self, site: str, transaction_id: str, dispute_id: str, auth: dict[str, str]
-    ) -> RecordBackAnswer | None:
-        """Accepted, naming it, if a refund of the payment is the dispute's (an earlier try's, its answer lost); the
-        read's refusal if Chargebee could not be read (never a blind second refund); None: not there, record it."""
-        payment = await self._api.read(f"{site}/api/v2/transactions/{transaction_id}", auth, chargebee_refusal)
-        if isinstance(payment, RecordBackAnswer):
-            return payment
-        linked = payment.get("transaction")
-        for refund_id in chargebee_linked_refunds(linked if isinstance(linked, dict) else {})[:LINKED_REFUNDS_READ]:
-            read = await self._api.read(f"{site}/api/v2/transactions/{refund_id}", auth, chargebee_refusal)
-            if isinstance(read, RecordBackAnswer):
-                return read
-            refund = read.get("transaction")
-            if isinstance(refund, dict) and chargebee_refund_for(refund, dispute_id) is not None:
-                return RecordBackAnswer(accepted=True, status_code=200, transaction_id=refund_id)
-        return None
+    async def _refund_made(self, site: str, dispute_id: str, auth: dict[str, str]) -> RecordBackAnswer | None:
+        """Accepted, naming it, if Chargebee holds a refund recorded for the dispute (an earlier try's, its answer
+        lost); the read's refusal if Chargebee could not be read (never a blind second refund); None: not there,
+        record it. The dispute id is the merchant's and the dispute's alone, so a refund bearing it is this one."""
+        params = {"reference_number[is]": chargebee_reference(dispute_id), "type[is]": "refund", "limit": "10"}
+        listed = await self._api.read(f"{site}/api/v2/transactions", auth, chargebee_refusal, params)
+        if isinstance(listed, RecordBackAnswer):
+            return listed
+        made = chargebee_refund_in(listed, dispute_id)
+        return RecordBackAnswer(accepted=True, status_code=200, transaction_id=made) if made is not None else None
 
 
 class StripeCreditNotes:

@@ -10,7 +10,8 @@ answers read. Pure: the calls are the adapters' (adapters/billing_systems.py, ad
   account's `record_back_url`. A dispute lost on the payment: `POST {site}/api/v2/transactions/{id}/record_refund`
   (https://apidocs.chargebee.com/docs/api/transactions/record-an-offline-refund) of the payment's transaction,
   found, when its record back kept no id, in `GET {site}/api/v2/invoices/{id}/payments`; named by
-  `reference_number` (the dispute id), and looked for among the payment's `linked_refunds` before a later try.
+  `reference_number` (the dispute id), and looked for by it (`GET {site}/api/v2/transactions?reference_number[is]=`)
+  before a later try.
 - Recurly: `PUT {base}/invoices/{id}/mark_successful`, no body
   (https://docs.recurly.com/recurly-subscriptions/v2021-02-25/reference/mark_invoice_successful); the API base is
   the account's `record_back_url`, else `RECURLY_API_BASE` (an EU site sets `https://v3.eu.recurly.com`). A dispute
@@ -157,27 +158,29 @@ def chargebee_refund_form(refund: DisputeRefund) -> dict[str, str]:
         "amount": str(refund.amount),
         "payment_method": CHARGEBEE_CHARGEBACK,
         "date": str(int(refund.lost_at.timestamp())),
-        "reference_number": refund.dispute_id[:CHARGEBEE_REFERENCE_CHARS],
+        "reference_number": chargebee_reference(refund.dispute_id),
         "comment": _dispute_note(refund)[:CHARGEBEE_COMMENT_CHARS],
     }
 
 
-def chargebee_linked_refunds(transaction: dict[str, Any]) -> list[str]:
-    """The ids of the refunds recorded of a payment transaction (`GET /transactions/{id}`: `linked_refunds`)."""
-    linked = transaction.get("linked_refunds")
-    return [
-        str(entry["txn_id"])
-        for entry in (linked if isinstance(linked, list) else [])
-        if isinstance(entry, dict) and isinstance(entry.get("txn_id"), str)
-    ]
+def chargebee_reference(dispute_id: str) -> str:
+    """The `reference_number` a dispute's refund is recorded with at Chargebee (what a later try looks for)."""
+    return dispute_id[:CHARGEBEE_REFERENCE_CHARS]
 
 
-def chargebee_refund_for(transaction: dict[str, Any], dispute_id: str) -> str | None:
-    """The id of `transaction` if it is the refund recorded for the dispute `dispute_id` (its `reference_number`)."""
-    reference = dispute_id[:CHARGEBEE_REFERENCE_CHARS]
-    if transaction.get("type") == "refund" and transaction.get("reference_number") == reference:
-        made = transaction.get("id")
-        return made if isinstance(made, str) else None
+def chargebee_refund_in(page: dict[str, Any], dispute_id: str) -> str | None:
+    """The id of the refund recorded for the dispute `dispute_id` (its `reference_number`) in a page of
+    `GET /transactions` (`{"list": [{"transaction": {...}}, ...]}`); None when the page has none."""
+    listed = page.get("list")
+    for entry in listed if isinstance(listed, list) else []:
+        transaction = entry.get("transaction") if isinstance(entry, dict) else None
+        if (
+            isinstance(transaction, dict)
+            and transaction.get("type") == "refund"
+            and transaction.get("reference_number") == chargebee_reference(dispute_id)
+            and isinstance(transaction.get("id"), str)
+        ):
+            return str(transaction["id"])
     return None
 
 

@@ -88,6 +88,16 @@ def create_app() -> FastAPI:
         _authenticate(request)
         return site.payments_of(invoice_id, limit, offset)
 
+    @app.get("/api/v2/transactions")
+    async def list_transactions(
+        request: Request, limit: str | None = None, offset: str | None = None
+    ) -> dict[str, Any]:
+        _authenticate(request)
+        equal_to = {
+            name.removesuffix("[is]"): value for name, value in request.query_params.items() if name.endswith("[is]")
+        }
+        return site.list_transactions(equal_to, limit, offset)
+
     @app.get("/api/v2/transactions/{transaction_id}")
     async def get_transaction(request: Request, transaction_id: str) -> dict[str, Any]:
         _authenticate(request)

@@ -5,7 +5,8 @@ Transactions as Chargebee's API v2 shows them (https://apidocs.chargebee.com/doc
 recorded against an invoice (`record_payment`) lists the refunds recorded of it (`linked_refunds`: `txn_id`,
 `txn_status`, `txn_date`, `txn_amount`); a refund (`record_refund`, an offline refund such as a chargeback) is a
 transaction of `type` `refund` naming the payment (`reference_transaction_id`, and `refunded_txn_id` as older API
-versions named it), and keeps the `reference_number` it was recorded with. The sandbox bounds a refund by what is left
+versions named it), and keeps the `reference_number` it was recorded with. *List transactions* filters on
+`reference_number`, `type`, `customer_id` and `id_at_gateway` (`<field>[is]`; any other filter is refused). The sandbox bounds a refund by what is left
 of the payment's amount; Chargebee's reference bounds it by the payment's `amount_unused`, which this sandbox does not
 model. A refund leaves the invoice as it was (no credit note, no `amount_refunded`).
 
@@ -225,18 +226,23 @@ class Chargebee:
         at a time (`next_offset` names the next page; absent on the last)."""
         with self.lock:
             self.invoice(invoice_id)
-            size = _page_limit(limit)
-            start = int(offset) if offset and offset.isdigit() else 0
             payments = [
                 t
                 for t in self.transactions.values()
                 if t["type"] == "payment" and any(i["invoice_id"] == invoice_id for i in t["linked_invoices"])
             ]
-            payments.reverse()
-            page: dict[str, Any] = {"list": [{"transaction": copy.deepcopy(t)} for t in payments[start : start + size]]}
-            if start + size < len(payments):
-                page["next_offset"] = str(start + size)
-            return page
+            return _transactions_page(payments, limit, offset)
+
+    def list_transactions(self, equal_to: dict[str, str], limit: str | None, offset: str | None) -> dict[str, Any]:
+        """Chargebee's *List transactions* with `<field>[is]` filters (`equal_to`: field -> value; the fields this
+        sandbox filters on: `reference_number`, `type`, `customer_id`, `id_at_gateway`), newest first, paged as
+        `payments_of`."""
+        unknown = set(equal_to) - {"reference_number", "type", "customer_id", "id_at_gateway"}
+        if unknown:
+            raise ChargebeeError(400, "param_wrong_value", f"this sandbox does not filter on {sorted(unknown)}")
+        with self.lock:
+            found = [t for t in self.transactions.values() if all(t.get(k) == v for k, v in equal_to.items())]
+            return _transactions_page(found, limit, offset)
 
     def record_refund(self, transaction_id: str, params: dict[str, Any]) -> dict[str, Any]:
         """Chargebee's *Record an offline refund* of a successful payment: a refund transaction linked to it, at most
@@ -366,6 +372,18 @@ class Chargebee:
             record.update(status=None, error=f"{type(error).__name__}: {error}")
         with self.lock:
             self.deliveries.append(record)
+
+
+def _transactions_page(transactions: list[dict[str, Any]], limit: str | None, offset: str | None) -> dict[str, Any]:
+    """A page of transactions (given oldest first), newest first, as Chargebee's lists answer:
+    `{"list": [{"transaction": ...}], "next_offset": ...}`, `next_offset` absent on the last page."""
+    size = _page_limit(limit)
+    start = int(offset) if offset and offset.isdigit() else 0
+    newest_first = list(reversed(transactions))
+    page: dict[str, Any] = {"list": [{"transaction": copy.deepcopy(t)} for t in newest_first[start : start + size]]}
+    if start + size < len(newest_first):
+        page["next_offset"] = str(start + size)
+    return page
 
 
 def _page_limit(limit: str | None) -> int:
