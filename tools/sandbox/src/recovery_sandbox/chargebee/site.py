@@ -6,9 +6,10 @@ recorded against an invoice (`record_payment`) lists the refunds recorded of it 
 `txn_status`, `txn_date`, `txn_amount`); a refund (`record_refund`, an offline refund such as a chargeback) is a
 transaction of `type` `refund` naming the payment (`reference_transaction_id`, and `refunded_txn_id` as older API
 versions named it), and keeps the `reference_number` it was recorded with. *List transactions* filters on
-`reference_number`, `type`, `customer_id` and `id_at_gateway` (`<field>[is]`; any other filter is refused). The sandbox bounds a refund by what is left
-of the payment's amount; Chargebee's reference bounds it by the payment's `amount_unused`, which this sandbox does not
-model. A refund leaves the invoice as it was (no credit note, no `amount_refunded`).
+`reference_number`, `type`, `customer_id` and `id_at_gateway` (`<field>[is]`; any other filter is refused). The
+sandbox bounds a refund by what is left of the payment's amount; Chargebee's reference bounds it by the payment's
+`amount_unused`, which this sandbox does not model. A refund leaves the invoice as it was (no credit note, no
+`amount_refunded`).
 
 A write's idempotency key is kept for Chargebee's idempotency window, 30 minutes (its API reference's "Idempotent
 requests"), then forgotten; `forget_idempotency_keys` (`POST /_sandbox/idempotency/expire`) ends every window now.
