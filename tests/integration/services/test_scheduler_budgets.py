@@ -281,6 +281,25 @@ async def test_a_budget_with_no_reservation_left_is_removed_rather_than_kept_for
     assert (final.version, [r.payment_id for r in final.reservations]) == (1, ["12345_pay_new"])
 
 
+async def test_the_merchants_word_on_the_cards_next_try_is_kept_alone_and_expires_with_it(
+    isolation: Isolation, mongo: Any
+) -> None:
+    """A budget holding only the merchant's `not_before` (no reservation, no hard decline) is stored, read back as
+    it was, and expires then (`expires_at`, the TTL index's field)."""
+    database = mongo[isolation.mongodb_database]
+    budgets = MongoCardBudgetRepository(database)
+    hold = datetime.now(UTC).replace(microsecond=0) + timedelta(days=5)
+    empty = (await budgets.read("merchant_a", [VISA]))[VISA]
+
+    async with mongo.start_session() as session, await session.start_transaction():
+        await budgets.reserve(replace(empty, not_before=hold), Transaction(session))
+
+    stored = (await budgets.read("merchant_a", [VISA]))[VISA]
+    assert (stored.version, stored.reservations, stored.not_before) == (1, (), hold)
+    document = await database[CARD_BUDGETS].find_one({"_id": card_budget_id("merchant_a", VISA)})
+    assert document is not None and document["expires_at"] == hold
+
+
 async def test_a_stolen_card_met_by_one_recovery_stops_the_merchants_other_planned_on_it(
     scheduler: Any, isolation: Isolation, db: Any
 ) -> None:

@@ -226,14 +226,16 @@ async def test_a_form_the_api_would_refuse_says_why_on_the_page_and_sends_nothin
 
 
 async def test_the_schedulers_refusal_is_shown_and_its_failure_reads_as_unavailable(scheduler: ScriptedOwner) -> None:
-    refusal = {"error": {"type": "invalid_request", "message": "scheduled_at cannot be set here", "code": "IR_19"}}
+    refusal = {
+        "error": {"type": "invalid_request", "message": "Missing required param: is_hard_decline", "code": "IR_04"}
+    }
     scheduler.answers.extend([(400, refusal), (500, {})])
     svc = intake(scheduler_internal_url=scheduler.base)
     async with signed_in(svc) as client:
         refused = await card_status(svc, client, "true")
         failed = await card_status(svc, client, "true")
 
-    assert refused.status_code == 400 and "scheduled_at cannot be set here" in refused.text
+    assert refused.status_code == 400 and "Missing required param: is_hard_decline" in refused.text
     assert 'id="card-status"' in refused.text
     assert failed.status_code == 503 and "The scheduler service does not answer" in failed.text
 

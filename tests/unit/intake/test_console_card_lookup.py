@@ -116,6 +116,19 @@ async def test_a_card_with_nothing_recorded_or_only_attempts_says_so(scheduler: 
     assert scheduler.queries == [{"payment_processor_token": "pm_new"}, {"payment_processor_token": "pm_used"}]
 
 
+async def test_the_merchants_not_before_on_a_card_is_shown(scheduler: ScriptedOwner) -> None:
+    held = {**NOTHING, "payment_processor_token": "pm_held", "scheduled_at": "2026-12-10T08:00:00.000Z"}
+    scheduler.answers.extend([(200, held), (200, NOTHING)])
+    svc = intake(scheduler_internal_url=scheduler.base)
+    async with signed_in(svc) as client:
+        shown = lookup_of(await look_up(client, "pm_held"))
+        plain = lookup_of(await look_up(client, "pm_new"))
+
+    assert "None of your recoveries tries it before <strong>2026-12-10 08:00:00 UTC</strong>, as you asked" in shown
+    assert "<strong>not hard-declined</strong>, your recoveries may charge it." in shown
+    assert 'id="card-lookup-not-before"' not in plain
+
+
 async def test_a_read_only_key_and_the_admin_key_look_a_card_up(scheduler: ScriptedOwner) -> None:
     scheduler.answers.extend([(200, MARKED), (200, MARKED)])
     svc = intake(scheduler_internal_url=scheduler.base)

@@ -51,6 +51,8 @@ def recoveries(draw: st.DrawFn) -> tuple[RecoveryView, datetime, RetryConfig]:
             draw(st.sampled_from(NETWORKS)),
             hard_declined=draw(st.booleans()) and i > 0,
             prior_uses=draw(prior_uses),
+            # The merchant's "not before" on the card (`scheduled_at`): none, or up to 120 days from T0.
+            not_before=draw(st.none() | st.integers(0, 120 * 24).map(lambda h: T0 + timedelta(hours=h))),
         )
         for i in range(draw(st.integers(1, 3)))
     )
@@ -143,6 +145,7 @@ def test_every_plan_keeps_the_rules(case: tuple[RecoveryView, datetime, RetryCon
         assert decision.at >= now
         assert decision.at > last
         assert decision.at <= recovery.created_at + config.retry_window
+        assert token.not_before is None or decision.at >= token.not_before
         assert decision.attempt_number == len(recovery.attempts) + 1
         if config.max_retry_count is not None:
             assert recovery.billing_retry_count + len(recovery.attempts) < config.max_retry_count

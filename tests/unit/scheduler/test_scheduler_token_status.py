@@ -126,7 +126,13 @@ async def test_a_word_that_cannot_be_applied_is_refused_with_the_reason_and_chan
     scheduler: Scheduler, operator: httpx.AsyncClient
 ) -> None:
     refusals = [
-        (word(is_hard_decline=True, scheduled_at="2026-01-16T09:00:00Z"), 400, "IR_19", "scheduled_at cannot be set"),
+        (
+            word(is_hard_decline=True, scheduled_at="2026-01-16T09:00:00Z"),
+            422,
+            "IR_06",
+            "scheduled_at goes with a card that may be charged",
+        ),
+        (word(scheduled_at=(T0 + timedelta(days=366)).isoformat()), 422, "IR_06", "at most 365 days ahead"),
         (word(), 400, "IR_04", "Missing required param: is_hard_decline"),
         (word(is_hard_decline=False, error_code="lost_card"), 422, "IR_06", "error_code goes with is_hard_decline"),
     ]
@@ -138,6 +144,7 @@ async def test_a_word_that_cannot_be_applied_is_refused_with_the_reason_and_chan
     # The body's own shape (an unknown field, an empty token) is FastAPI's validation, which intake turns into IR_06.
     assert (await operator.put(PATH, json=word(is_hard_decline=True, colour="red"))).status_code == 422
     assert (await operator.put(PATH, json=word(token="", is_hard_decline=True))).status_code == 422
+    assert (await operator.put(PATH, json=word(scheduled_at="next tuesday"))).status_code == 422
     # Another merchant's path reads as one that does not exist.
     other = await operator.put("/internal/cards/merchant_other/token-status", json=word(is_hard_decline=True))
     assert other.status_code == 404

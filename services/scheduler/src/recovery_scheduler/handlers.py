@@ -7,6 +7,7 @@ import asyncio
 import functools
 import random
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import structlog
@@ -175,15 +176,21 @@ async def resume(
 
 
 async def update_token_status(
-    deps: Dependencies, merchant_id: str, token: str, hard_declined: bool, error_code: str | None
+    deps: Dependencies,
+    merchant_id: str,
+    token: str,
+    hard_declined: bool | None,
+    error_code: str | None,
+    scheduled_at: datetime | None = None,
 ) -> TokenStatusUpdate:
     """The merchant's word on its card `token` (`CardBudget.status_updated`), stored by compare-and-set on the
-    card's budget with a re-plan due now for each of its recoveries holding an attempt planned on a card it marks."""
+    card's budget with a re-plan due now for each of its recoveries the word asks to plan again (an attempt planned
+    on a card it marks, or sooner than it lets the card be tried)."""
 
     async def apply(tx: Transaction) -> TokenStatusUpdate:
         [budget] = (await deps.card_budgets.read(merchant_id, [token], tx)).values()
         now = deps.clock.now()
-        update = budget.status_updated(hard_declined, error_code, now)
+        update = budget.status_updated(hard_declined, error_code, now, scheduled_at)
         if update.budget is not None:
             await deps.card_budgets.reserve(update.budget, tx)
             mark = f"merchant-{budget.version + 1}"  # one re-plan per recovery and mark
@@ -192,7 +199,7 @@ async def update_token_status(
 
     update = await applying(deps, apply)
     if update.changed:
-        metrics.token_status_updated(update)
+        metrics.token_status_updated(hard_declined, scheduled_at)
     return update
 
 

@@ -38,7 +38,7 @@ from recovery_contracts.timestamps import format_ms
 from recovery_runtime.internal_api import InternalCaller, InternalScope
 from recovery_scheduler import handlers
 from recovery_scheduler.dependencies import Dependencies
-from recovery_scheduler.domain.card_budgets import CardBudget
+from recovery_scheduler.domain.card_budgets import MERCHANT_MARK_LIFETIME, CardBudget
 from recovery_scheduler.domain.plans import AttemptPlan, ReplanPlan, describe_plan
 from recovery_scheduler.domain.recovery import Attempt, Recovery
 from recovery_scheduler.domain.retry_stats import Bucketing, Counts, RetryStats
@@ -265,6 +265,7 @@ def token_status_view(budget: CardBudget, now: datetime) -> TokenStatusResponse:
     return TokenStatusResponse(
         payment_processor_token=budget.token,
         hard_declined=bool(budget.hard_declines),
+        scheduled_at=budget.not_before_at(now),
         hard_declines=[
             TokenHardDecline(
                 payment_id=None if d.by_merchant else d.payment_id,
@@ -280,6 +281,18 @@ def token_status_view(budget: CardBudget, now: datetime) -> TokenStatusResponse:
         declined_last_30_days=usage.declined,
         planned_attempts=usage.planned,
     )
+
+
+def _schedule_refused(body: UpdateTokenStatusRequest, now: datetime) -> str | None:
+    """Why a `scheduled_at` is not taken: with a card marked hard-declined (no try at all), or further ahead than
+    a merchant's mark holds (a year)."""
+    if body.scheduled_at is None:
+        return None
+    if body.is_hard_decline:
+        return "scheduled_at goes with a card that may be charged: not with is_hard_decline: true"
+    if body.scheduled_at > now + MERCHANT_MARK_LIFETIME:
+        return f"scheduled_at may be at most {MERCHANT_MARK_LIFETIME.days} days ahead"
+    return None
 
 
 def cards_router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
@@ -304,18 +317,17 @@ def cards_router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
         """The merchant's word on one of its cards (`CardBudget.status_updated`)."""
         if scope.merchant_id != merchant_id:
             return _error(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
-        if body.scheduled_at is not None:
-            unsupported = (
-                "scheduled_at cannot be set here: each recovery plans its own attempts within the card networks' "
-                "rules (an operator moves a failed one with the process tracker's resume)"
-            )
-            return _error(ApiError.NOT_SUPPORTED, message=unsupported)
-        if body.is_hard_decline is None:
+        if body.is_hard_decline is None and body.scheduled_at is None:
             return _error(ApiError.MISSING_REQUIRED_FIELD, field_name="is_hard_decline")
         if body.error_code is not None and not body.is_hard_decline:
             return _error(ApiError.INVALID_REQUEST_DATA, message="error_code goes with is_hard_decline: true")
+        refused = _schedule_refused(body, deps.clock.now())
+        if refused is not None:
+            return _error(ApiError.INVALID_REQUEST_DATA, message=refused)
         token = body.payment_processor_token
-        update = await handlers.update_token_status(deps, merchant_id, token, body.is_hard_decline, body.error_code)
+        update = await handlers.update_token_status(
+            deps, merchant_id, token, body.is_hard_decline, body.error_code, body.scheduled_at
+        )
         log.info(
             "card.token_status_updated",
             merchant_id=merchant_id,
@@ -323,6 +335,7 @@ def cards_router(deps: Dependencies, caller: InternalCaller) -> APIRouter:
             customer=body.connector_customer_id,
             updated=update.changed,
             hard_declined=update.hard_declined,
+            scheduled_at=body.scheduled_at,
             planned_again=len(update.planned_again),
         )
         return UpdateTokenStatusResponse(

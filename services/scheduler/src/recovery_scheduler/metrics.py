@@ -7,9 +7,11 @@ more than once when MongoDB retries the transaction.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prometheus_client import Counter
 
-from recovery_scheduler.domain.card_budgets import TokenStatusUpdate, newly_hard_declined, planned_attempt
+from recovery_scheduler.domain.card_budgets import newly_hard_declined, planned_attempt
 from recovery_scheduler.domain.model import Algorithm
 from recovery_scheduler.domain.planning import Change
 from recovery_scheduler.domain.status import TERMINAL, RecoveryStatus
@@ -44,7 +46,7 @@ ATTEMPTS_DROPPED = Counter(
 TOKEN_STATUS_UPDATES = Counter(
     "recovery_token_status_updates_total",
     "Merchants' words on a card that changed it (PUT /v2/recovery/data-backfill/update-token): marked hard-declined, "
-    "or cleared",
+    "cleared, or scheduled (when it may next be tried)",
     ["update"],
 )
 
@@ -87,5 +89,9 @@ def _count_end(algorithm: Algorithm, before: RecoveryStatus, after: RecoveryStat
         RECOVERIES_FINISHED.labels(algorithm.value, after.value).inc()
 
 
-def token_status_updated(update: TokenStatusUpdate) -> None:
-    TOKEN_STATUS_UPDATES.labels("marked" if update.hard_declined else "cleared").inc()
+def token_status_updated(hard_declined: bool | None, scheduled_at: datetime | None) -> None:
+    """Count a word that changed the card: each part said (`marked` or `cleared`; `scheduled`)."""
+    if hard_declined is not None:
+        TOKEN_STATUS_UPDATES.labels("marked" if hard_declined else "cleared").inc()
+    if scheduled_at is not None:
+        TOKEN_STATUS_UPDATES.labels("scheduled").inc()

@@ -13,6 +13,7 @@ from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator
 from recovery_contracts.api.fields import ExternalReference, RequestBody, ResponseBody
 from recovery_contracts.api.payment_methods import CardNetwork
 from recovery_contracts.recovery import MAX_PRIOR_RETRIES_IN_A_PERIOD, PriorRetries
+from recovery_contracts.timestamps import UtcMillis
 
 # The CSV's words for "no value" (a spreadsheet's export of an empty pandas cell is "nan").
 NO_VALUE = frozenset({"", "nan", "NaN", "null", "None"})
@@ -197,12 +198,14 @@ class UpdateTokenStatusRequest(RequestBody):
     on one of the customer's saved cards. `is_hard_decline: true` marks it hard-declined for every recovery of the
     merchant (the customer reported it lost or stolen, the account is closed); `error_code` says why and is kept
     with the mark. `false` clears what is recorded: the merchant's mark and the `never` declines its recoveries met on
-    the card. `scheduled_at` (Hyperswitch moves the token's next try with it) is refused here: each recovery plans
-    its own attempts (docs/retry-engine.md, "A hard decline is the merchant's")."""
+    the card. `scheduled_at` (Hyperswitch's time for the token's next try; ISO 8601, UTC when it names no offset):
+    none of the merchant's recoveries tries the card before then (those with an attempt planned on it sooner plan
+    again at once); a time now or past lifts it. At least one of `is_hard_decline` and `scheduled_at`
+    (docs/retry-engine.md, "The merchant's word on a card")."""
 
     connector_customer_id: ExternalReference
     payment_processor_token: ExternalReference
-    scheduled_at: str | None = None
+    scheduled_at: UtcMillis | None = None
     is_hard_decline: bool | None = None
     error_code: Annotated[str, Field(min_length=1, max_length=64)] | None = None
 
@@ -241,6 +244,8 @@ class TokenStatusResponse(ResponseBody):
     payment_processor_token: str
     hard_declined: bool
     hard_declines: list[TokenHardDecline]
+    # The merchant's `scheduled_at` while it is ahead: no recovery tries the card before it (null: none).
+    scheduled_at: UtcMillis | None = None
     attempts_last_30_days: int
     declined_last_30_days: int
     planned_attempts: int

@@ -110,8 +110,10 @@ class CardLookup:
     declines: list[HardDeclineRow]
     # `3 attempts in the last 30 days (1 declined or not settled), 1 planned`
     usage: str
-    # Anything at all: a hard decline, an attempt in the last 30 days, one planned.
+    # Anything at all: a hard decline, an attempt in the last 30 days, one planned, a "not before".
     recorded: bool
+    # The merchant's "not before" on the card (`scheduled_at`) while it is ahead; empty: none.
+    not_before: str = ""
 
 
 def card_lookup(answer: Document) -> CardLookup:
@@ -121,6 +123,7 @@ def card_lookup(answer: Document) -> CardLookup:
         int(answer.get(name) or 0) for name in ("attempts_last_30_days", "declined_last_30_days", "planned_attempts")
     )
     hard_declined = bool(answer.get("hard_declined"))
+    not_before = timestamp(answer.get("scheduled_at")) if answer.get("scheduled_at") else ""
     return CardLookup(
         token=text_of(answer.get("payment_processor_token")),
         hard_declined=hard_declined,
@@ -129,7 +132,8 @@ def card_lookup(answer: Document) -> CardLookup:
             f"{attempts} attempt{'' if attempts == 1 else 's'} in the last 30 days "
             f"({declined} declined or not settled), {planned} planned"
         ),
-        recorded=bool(hard_declined or declines or attempts or planned),
+        recorded=bool(hard_declined or declines or attempts or planned or not_before),
+        not_before=not_before,
     )
 
 

@@ -1,6 +1,7 @@
 """The `card_budgets` collection: one document per merchant and card (token), the reservations of the merchant's
-recoveries on that card and the `never` declines they met on it (`hard_declines`, a field a release before it
-neither reads nor keeps: docs/deployment.md, "Upgrading"); written by compare-and-set on `version`, inside the
+recoveries on that card, the `never` declines they met on it (`hard_declines`) and the merchant's word on when it
+may next be tried (`not_before`: fields a release before them neither reads nor keeps: docs/deployment.md,
+"Upgrading"); written by compare-and-set on `version`, inside the
 recovery's transaction."""
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def card_budget_document(budget: CardBudget) -> dict[str, Any]:
         "version": budget.version + 1,
         "reservations": [asdict(r) for r in budget.reservations],
         "hard_declines": [asdict(d) for d in budget.hard_declines],
+        "not_before": budget.not_before,
         "expires_at": budget.expires_at,
     }
 
@@ -48,6 +50,7 @@ def card_budget_from(doc: dict[str, Any]) -> CardBudget:
         version=doc["version"],
         reservations=tuple(Reservation(**r) for r in doc.get("reservations", ())),
         hard_declines=tuple(HardDecline(**d) for d in doc.get("hard_declines", ())),
+        not_before=doc.get("not_before"),
     )
 
 
@@ -67,7 +70,7 @@ class MongoCardBudgetRepository:
     async def reserve(self, budget: CardBudget, tx: Transaction) -> None:
         doc = card_budget_id(budget.merchant_id, budget.token)
         try:
-            if not budget.reservations and not budget.hard_declines:
+            if not budget.reservations and not budget.hard_declines and budget.not_before is None:
                 # Nothing counts on the card any more: the document goes (with nothing in it, it would have no
                 # `expires_at`, and the TTL index never removes a document without one).
                 if budget.version != 0:

@@ -5,7 +5,8 @@ scheduler instances) cannot both take the last slot; an attempt that will not ru
 planned again) gives its slot back. A recovery that meets a `never` decline (a lost, stolen or closed card) records
 it on the card's budget in the same way, so that none of the merchant's other recoveries charges the card again,
 and those with an attempt planned on it plan again at once (`BudgetWrites.checks`). The merchant may mark a card
-hard-declined itself, or clear what is recorded (`CardBudget.status_updated`)."""
+hard-declined itself, or clear what is recorded, and say when the card may next be tried
+(`CardBudget.status_updated`)."""
 
 from __future__ import annotations
 
@@ -94,6 +95,16 @@ class TokenStatusUpdate:
 
 
 @dataclass(frozen=True)
+class _Word:
+    """One part of the merchant's word on a card: the budget after it (None: unchanged), what it did, and the
+    recoveries it asks to plan again."""
+
+    budget: CardBudget | None
+    message: str
+    planned_again: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class CardUsage:
     """The merchant's use of a card as its budgets count it: attempts made or due in the last 30 days, those of them
     declined or not known to have succeeded (a slot keeps the outcome its budget's last write knew: an attempt
@@ -115,6 +126,13 @@ class CardBudget:
     version: int = 0
     reservations: tuple[Reservation, ...] = ()
     hard_declines: tuple[HardDecline, ...] = ()
+    # The merchant's word on when the card may next be tried (the token status update's `scheduled_at`): no recovery
+    # of the merchant plans an attempt on it before then. None: no word.
+    not_before: datetime | None = None
+
+    def not_before_at(self, now: datetime) -> datetime | None:
+        """The merchant's `not_before` while it still holds back a try at `now`; None once it has passed."""
+        return self.not_before if self.not_before is not None and self.not_before > now else None
 
     def others(self, payment_id: str) -> tuple[Reservation, ...]:
         """The reservations of the merchant's other recoveries (a recovery counts its own from its attempts)."""
@@ -168,37 +186,88 @@ class CardBudget:
             hard_declines=tuple(d for d in declines if d.lasts_until >= now),
         )
 
-    def status_updated(self, hard_declined: bool, error_code: str | None, now: datetime) -> TokenStatusUpdate:
-        """The merchant's word on the card (`PUT /v2/recovery/data-backfill/update-token`). Hard-declined: marked
-        so for every recovery of the merchant, those with an attempt planned on it planning again at once (a mark
-        standing already is kept as it is). Not: every hard decline recorded on the card forgotten, the merchant's
-        mark and those its recoveries met; a recovery whose own attempt met one keeps it (the issuer said so for
-        that invoice), the others may charge the card again."""
+    def status_updated(
+        self, hard_declined: bool | None, error_code: str | None, now: datetime, scheduled_at: datetime | None = None
+    ) -> TokenStatusUpdate:
+        """The merchant's word on the card (`PUT /v2/recovery/data-backfill/update-token`): whether it is
+        hard-declined (`_hard_decline_said`; None: not said), then when it may next be tried (`_schedule_said`;
+        None: not said). The parts' messages are joined, and each recovery either asks to plan again, once."""
+        parts = []
+        budget = self
+        if hard_declined is not None:
+            part = self._hard_decline_said(hard_declined, error_code, now)
+            parts.append(part)
+            budget = part.budget or budget
+        if scheduled_at is not None:
+            part = budget._schedule_said(scheduled_at, now)
+            parts.append(part)
+            budget = part.budget or budget
+        changed = budget if any(p.budget is not None for p in parts) else None
+        again = tuple(dict.fromkeys(p for part in parts for p in part.planned_again))
+        declined = hard_declined if hard_declined is not None else bool(budget.hard_declines)
+        return TokenStatusUpdate(changed, "; ".join(p.message for p in parts), declined, again)
+
+    def _hard_decline_said(self, hard_declined: bool, error_code: str | None, now: datetime) -> _Word:
+        """Hard-declined: marked so for every recovery of the merchant, those with an attempt planned on it planning
+        again at once (a mark standing already is kept as it is). Not: every hard decline recorded on the card
+        forgotten, the merchant's mark and those its recoveries met; a recovery whose own attempt met one keeps it
+        (the issuer said so for that invoice), the others may charge the card again."""
         card = f"card {self.token}"
         if hard_declined:
             marked = next((d for d in self.hard_declines if d.by_merchant), None)
             if marked is not None:
-                told = f"{card} is marked hard-declined already (since {marked.at.isoformat()})"
-                return TokenStatusUpdate(None, told, hard_declined=True)
+                return _Word(None, f"{card} is marked hard-declined already (since {marked.at.isoformat()})")
             code = f"error_code={error_code}" if error_code else "no code given"
             mark = HardDecline(MERCHANT_MARK, 0, now, code)
             again = self.planned_elsewhere(MERCHANT_MARK)
             told = f"{card} marked hard-declined: none of the merchant's recoveries charges it again"
             if again:
                 told += f"; {len(again)} with an attempt planned on it plan again now (one already due stands)"
-            return TokenStatusUpdate(replace(self, hard_declines=(*self.hard_declines, mark)), told, True, again)
+            return _Word(replace(self, hard_declines=(*self.hard_declines, mark)), told, again)
         if not self.hard_declines:
-            return TokenStatusUpdate(None, f"{card} has no hard decline recorded", hard_declined=False)
+            return _Word(None, f"{card} has no hard decline recorded")
         told = (
             f"{card} cleared ({len(self.hard_declines)} hard decline(s) forgotten): the merchant's recoveries may "
             "charge it again, except one whose own attempt met the decline"
         )
-        return TokenStatusUpdate(replace(self, hard_declines=()), told, hard_declined=False)
+        return _Word(replace(self, hard_declines=()), told)
+
+    def _schedule_said(self, scheduled_at: datetime, now: datetime) -> _Word:
+        """When the card may next be tried (Hyperswitch's `scheduled_at`, the token's next retry): in the future, no
+        recovery of the merchant plans an attempt on it before then, and those holding one planned sooner plan again
+        now; now or past, the word is lifted for every plan made from then on (an attempt planned under it stands:
+        it is within every rule, and the planner never moves a planned attempt sooner on its own)."""
+        card = f"card {self.token}"
+        held = self.not_before_at(now)
+        if scheduled_at > now:
+            if scheduled_at == held:
+                return _Word(None, f"{card} is not tried before {scheduled_at.isoformat()} already")
+            again = self._planned_between(now, scheduled_at)
+            told = f"{card}: none of the merchant's recoveries tries it before {scheduled_at.isoformat()}"
+            if again:
+                told += f"; {len(again)} with an attempt planned on it sooner plan again now (one already due stands)"
+            return _Word(replace(self, not_before=scheduled_at), told, again)
+        if held is None:
+            return _Word(None, f"{card} is not held back")
+        told = (
+            f"{card} is no longer held back until {held.isoformat()}: recoveries plan on it as usual from now "
+            "(attempts planned already stand)"
+        )
+        return _Word(replace(self, not_before=None), told)
+
+    def _planned_between(self, start: datetime, end: datetime) -> tuple[str, ...]:
+        """The merchant's recoveries holding an attempt planned on the card from `start` and before `end`."""
+        return tuple(
+            dict.fromkeys(r.payment_id for r in self.reservations if r.outcome == PLANNED and start <= r.at < end)
+        )
 
     @property
     def expires_at(self) -> datetime | None:
-        """When no reservation and no hard decline counts any more (the stored budget may go)."""
+        """When no reservation, no hard decline and no word on the card's next try counts any more (the stored
+        budget may go)."""
         ends = [*(r.at + BUDGET_LOOKBACK for r in self.reservations), *(d.lasts_until for d in self.hard_declines)]
+        if self.not_before is not None:
+            ends.append(self.not_before)
         return max(ends, default=None)
 
 

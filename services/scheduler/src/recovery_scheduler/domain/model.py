@@ -51,6 +51,9 @@ class TokenState:
     hard_declined_in: str | None = None
     # When the card data last changed (new expiry, account updater): lifts an earlier `fix`-class block.
     card_updated_at: datetime | None = None
+    # The merchant's word on when the card may next be tried (`scheduled_at` of its token status update), while it
+    # is ahead: every algorithm, and an operator's resume, plans no attempt on the card before it.
+    not_before: datetime | None = None
     # The merchant's authorizations on this card outside this recovery (its other invoices' attempts, planned or
     # made) that network budgets must count.
     other_uses: tuple[CardUse, ...] = ()

@@ -123,12 +123,19 @@ def plan_cascading(
     current = current_token_index(view)
     # Same token first, then the customer's next saved tokens in order.
     order = [standings[(current + i) % len(standings)] for i in range(len(standings))]
-    usable = [s for s in order if s.usable]
-    jitter = draw_jitter(config, rng)
     end = window_end(view, config)
-    out_of_budget: list[str] = []
+    # A card the merchant holds back past the retry window is no card for this recovery (the next one may be).
+    held = [s for s in order if s.usable and s.merchant_floor is not None and s.merchant_floor > end]
+    usable = [s for s in order if s.usable and s not in held]
+    if not usable:
+        cards = ", ".join(f"{s.token.token} until {s.merchant_floor}" for s in held)
+        return end_recovery(
+            EndOutcome.RETRIES_EXHAUSTED, f"the merchant holds back every card past the retry window ({cards})", made
+        )
+    jitter = draw_jitter(config, rng)
+    out_of_budget: list[str] = [f"token {s.token.token} held back by the merchant past the retry window" for s in held]
     for standing in usable:
-        floor = max([nominal, now, *filter(None, [standing.network_floor])])
+        floor = max([nominal, now, *filter(None, [standing.network_floor, standing.merchant_floor])])
         at = floor + jitter
         if not standing.budget.allows(standing.budget_uses, at):
             why_full = standing.budget.why_full(standing.budget_uses, at)
@@ -149,6 +156,7 @@ def plan_cascading(
             else f"; advised wait after the last decline ({standing.floor_source})"
         )
         skipped = "".join(f"; {reason}" for reason in out_of_budget)
+        why += standing.merchant_note(floor)
         return ScheduleAttempt(at, standing.token.token, made + 1, f"cascading {step}{why}{switched}{skipped}")
     # Every usable token is out of budget at its ladder time: wait for the first budget to reset.
     wanted = max(nominal, now)
@@ -321,11 +329,11 @@ def plan_smart(
         if cadence is not None:
             spent.append(f"token {standing.token.token} used its {cadence.max_retries} {cadence.name} retries")
             continue
-        token_floor = floor
+        token_floor = max([floor, *filter(None, [standing.merchant_floor])])
         if standing is not current:
             if gate is None:
                 continue
-            token_floor = max(floor, gate)
+            token_floor = max(token_floor, gate)
         slot = _slot_for(standing, token_floor, view, config)
         if slot.at <= end:
             slots.append(slot)
@@ -340,7 +348,8 @@ def plan_smart(
     if at > end:
         return end_recovery(EndOutcome.RETRIES_EXHAUSTED, "next slot falls past the retry window", made)
     switched = "" if best.standing is current else f"; switched from token {current.token.token}"
-    return ScheduleAttempt(at, token, made + 1, f"smart: {best.why}{switched}")
+    held = best.standing.merchant_note(best.at)
+    return ScheduleAttempt(at, token, made + 1, f"smart: {best.why}{held}{switched}")
 
 
 def budget_recheck(at: datetime, why_full: str, token: str) -> Recheck:

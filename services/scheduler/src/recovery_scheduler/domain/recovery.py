@@ -336,18 +336,25 @@ class Recovery:
 
     def replanned(self, planning: Planning) -> Change:
         """A re-plan timer fired: ask the planner again on the current state. With an attempt planned (the timer
-        another recovery of the merchant left: it met a `never` decline on a card), planned again at once when
-        that attempt's card may no longer be charged and its timer is not due yet; else it stands."""
+        another recovery of the merchant left: it met a `never` decline on a card; or the merchant's word on the
+        card), planned again at once when that attempt's card may no longer be charged, or not as soon as planned
+        (the merchant's `not_before`), and its timer is not due yet; else it stands."""
         if self.ended:
             return Change(self, self)
         planned = planned_attempt(self)
         if planned is None:
             return replace(next_step(self, planning), before=self)
         budget = planning.budgets().get(planned.token)
-        declined = budget.hard_declined_elsewhere(self.payment_id) if budget is not None else None
-        if declined is None or planned.due_at <= planning.now:
+        if budget is None or planned.due_at <= planning.now:
             return Change(self, self)
-        why = f"card {planned.token} hard-declined {declined.where} ({declined.source})"
+        declined = budget.hard_declined_elsewhere(self.payment_id)
+        held = budget.not_before_at(planning.now)
+        if declined is not None:
+            why = f"card {planned.token} hard-declined {declined.where} ({declined.source})"
+        elif held is not None and planned.planned_at < held:
+            why = f"card {planned.token} held back by the merchant until {held.isoformat()}"
+        else:
+            return Change(self, self)
         return replace(self._planned_again(why, planning), before=self)
 
     def resumed(self, at: datetime, planning: Planning) -> Change:
@@ -374,6 +381,10 @@ class Recovery:
         if floor is not None and floor > wanted:
             wanted = floor
             reason += f"; not before {floor.isoformat()}, as the card network advised after the last decline"
+        held = standing.merchant_floor
+        if held is not None and held > wanted:
+            wanted = held
+            reason += standing.merchant_note(held)
         earliest = standing.budget.earliest_allowed(standing.budget_uses, wanted)
         if earliest > wanted:
             why_full = standing.budget.why_full(standing.budget_uses, wanted)

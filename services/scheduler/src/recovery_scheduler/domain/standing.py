@@ -50,6 +50,18 @@ class TokenStanding:
         return last.at + last.assessment.network_wait
 
     @property
+    def merchant_floor(self) -> datetime | None:
+        """The merchant's word on the card's next try (`TokenState.not_before`), which every algorithm obeys."""
+        return self.token.not_before
+
+    def merchant_note(self, at: datetime) -> str:
+        """What a reason says of the merchant's word when it held a try on the card back to `at`, else nothing."""
+        held = self.merchant_floor
+        if held is None or at > held:
+            return ""
+        return f"; not before {held.isoformat()}, as the merchant asked for card {self.token.token}"
+
+    @property
     def floor_source(self) -> str:
         """Who advised the floor, as a reason says it (the last decline's source)."""
         last = self.last_decline

@@ -259,6 +259,7 @@ def planner_view(recovery: Recovery, planning: Planning) -> RecoveryView:
                 hard_declined=t.token in hard or t.token in elsewhere,
                 hard_declined_in=elsewhere.get(t.token),
                 card_updated_at=recovery.card_updated_at.get(t.token),
+                not_before=budgets[t.token].not_before_at(planning.now) if t.token in budgets else None,
                 other_uses=budgets[t.token].uses_for(recovery, since) if t.token in budgets else (),
                 prior_uses=prior_uses(t, since),
                 hour_rates=_hour_rates(recovery, t.token, planning),
