@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -273,6 +274,23 @@ def test_card_data_is_uploaded_from_the_console_and_each_row_answered(
             assert declines == []
         page.goto(payment)
         expect(cards).to_have_text(shown)
+    # Held until a time ahead (the API's `scheduled_at`): the lookup says so; a time past lifts it.
+    ahead = (datetime.now(UTC) + timedelta(days=30)).replace(second=0, microsecond=0)
+    for hold, told, said in (
+        (f"{ahead:%Y-%m-%dT%H:%M}", f"before {ahead.isoformat()}", f"tries it before {ahead:%Y-%m-%d %H:%M:%S} UTC"),
+        ("2020-01-01T00:00", "is no longer held back", None),
+    ):
+        page.goto(console_url(seeded, "card-data"))
+        page.get_by_label("Customer of the card").fill("cus_console")
+        page.get_by_label("Card token").fill(card)
+        page.get_by_label("Not before, UTC (with Hold until)").fill(hold)
+        page.get_by_role("button", name="Hold until").click()
+        expect(page.locator("#card-status-answer")).to_contain_text(told)
+        page.locator("#card-status").get_by_role("button", name="Look up").click()
+        if said is None:
+            expect(page.locator("#card-lookup-not-before")).to_have_count(0)
+        else:
+            expect(page.locator("#card-lookup-not-before")).to_contain_text(said)
 
 
 def test_recoveries_list_links_to_the_payment_and_its_attempts(browser: Browser, seeded: Seeded) -> None:

@@ -216,13 +216,49 @@ async def test_a_form_the_api_would_refuse_says_why_on_the_page_and_sends_nothin
         no_token = await card_status(svc, client, "true", token="")
         long_code = await card_status(svc, client, "true", error_code="x" * 65)
         no_action = await card_status(svc, client, "maybe")
+        no_time = await card_status(svc, client, "hold", not_before="next tuesday")
+        coded_hold = await card_status(svc, client, "hold", error_code="x", not_before="2026-12-10T08:00")
 
     assert coded_clear.status_code == 400 and "An error code goes with Mark hard-declined only" in coded_clear.text
     assert 'role="alert" id="card-status-answer"' in coded_clear.text and 'value="stolen_card"' in coded_clear.text
     assert no_token.status_code == 400 and "Name the customer and the card token." in no_token.text
     assert long_code.status_code == 400 and "`error_code`: String should have at most 64 characters" in long_code.text
-    assert no_action.status_code == 400 and "Choose Mark hard-declined or Clear hard declines." in no_action.text
+    assert no_action.status_code == 400 and "Choose Mark hard-declined, Clear hard declines or Hold until." in (
+        no_action.text
+    )
+    assert no_time.status_code == 400 and "Give the date and time (UTC)" in no_time.text
+    assert coded_hold.status_code == 400 and "An error code goes with Mark hard-declined only" in coded_hold.text
     assert scheduler.received == []
+
+
+async def test_a_card_is_held_until_a_time_from_the_card_data_page(scheduler: ScriptedOwner) -> None:
+    """Hold until: the API's `scheduled_at` (the form's time, read as UTC) without `is_hard_decline`; the scheduler's
+    answer, or its refusal (422 IR_06 for a time too far ahead), is shown with the form as sent."""
+    held = {
+        "updated": True,
+        "message": "card pm_lost: none of the merchant's recoveries tries it before ...",
+        "hard_declined": False,
+        "recoveries_planned_again": 1,
+    }
+    too_far = {
+        "error": {"type": "invalid_request", "message": "scheduled_at may be at most 365 days ahead", "code": "IR_06"}
+    }
+    scheduler.answers.extend([(200, held), (422, too_far)])  # fmt: skip
+    svc = intake(scheduler_internal_url=scheduler.base)
+    async with signed_in(svc) as client:
+        page = await client.get("/console/card-data")
+        answer = await card_status(svc, client, "hold", not_before="2026-12-10T08:00")
+        refused = await card_status(svc, client, "hold", not_before="2030-01-01T00:00")
+
+    assert "Hold until" in page.text and 'type="datetime-local" name="not_before"' in page.text
+    assert answer.status_code == 200 and "tries it before" in answer.text and 'value="2026-12-10T08:00"' in answer.text
+    assert refused.status_code == 400 and "scheduled_at may be at most 365 days ahead" in refused.text
+    assert [body for _, _, body in scheduler.received] == [
+        {"connector_customer_id": "cus_test", "payment_processor_token": "pm_lost",
+         "scheduled_at": "2026-12-10T08:00:00.000Z"},
+        {"connector_customer_id": "cus_test", "payment_processor_token": "pm_lost",
+         "scheduled_at": "2030-01-01T00:00:00.000Z"},
+    ]  # fmt: skip
 
 
 async def test_the_schedulers_refusal_is_shown_and_its_failure_reads_as_unavailable(scheduler: ScriptedOwner) -> None:

@@ -62,7 +62,7 @@ class InternalApi:
             raise OwnerUnavailable(self.owner) from error
         if answer.status_code == 404:
             return None
-        if answer.status_code == 400:
+        if answer.status_code in (400, 422):  # Hyperswitch's refusals of a request (IR_06 is 422)
             raise OwnerRefused(_message_of(answer))
         if not answer.is_success:
             log.warning("console.owner_error", owner=self.owner, status=answer.status_code, path=path)

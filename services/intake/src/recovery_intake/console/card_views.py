@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
@@ -66,6 +67,8 @@ class CardStatus:
     customer: str
     token: str
     error_code: str
+    # `Hold until`'s time as the form's date-and-time field gives it (`2026-12-10T08:00`, read as UTC); empty: none.
+    not_before: str = ""
     message: str = ""
     refused: bool = False
 
@@ -77,7 +80,9 @@ def card_status_sent(form: Mapping[str, object]) -> CardStatus:
         value = form.get(name)
         return value.strip() if isinstance(value, str) else ""
 
-    return CardStatus(customer=field("customer"), token=field("token"), error_code=field("error_code"))
+    return CardStatus(
+        customer=field("customer"), token=field("token"), error_code=field("error_code"), not_before=field("not_before")
+    )
 
 
 class CardStatusRefused(ValueError):
@@ -151,18 +156,32 @@ def _decline(decline: Document) -> HardDeclineRow:
     )
 
 
-def token_status_update(form: CardStatus, hard_declined: bool) -> UpdateTokenStatusRequest:
-    """The API's body for the form: the card marked hard-declined (with the error code, if given) or cleared."""
+# The form's words: its buttons' `hard_decline` values.
+MARK, CLEAR, HOLD = "true", "false", "hold"
+
+
+def token_status_update(form: CardStatus, action: str) -> UpdateTokenStatusRequest:
+    """The API's body for the form: the card marked hard-declined (with the error code, if given), cleared, or held
+    back until the time given (`scheduled_at`; a time now or past lifts the hold)."""
+    if action not in (MARK, CLEAR, HOLD):
+        raise CardStatusRefused("Choose Mark hard-declined, Clear hard declines or Hold until.")
     if not form.customer or not form.token:
         raise CardStatusRefused("Name the customer and the card token.")
-    if form.error_code and not hard_declined:
-        raise CardStatusRefused("An error code goes with Mark hard-declined only: clear it to clear the card.")
+    if form.error_code and action != MARK:
+        raise CardStatusRefused("An error code goes with Mark hard-declined only: clear it for the other words.")
+    scheduled_at = None
+    if action == HOLD:
+        try:
+            scheduled_at = datetime.fromisoformat(form.not_before).replace(tzinfo=UTC)
+        except ValueError:
+            raise CardStatusRefused("Give the date and time (UTC) before which no recovery tries the card.") from None
     try:
         return UpdateTokenStatusRequest(
             connector_customer_id=form.customer,
             payment_processor_token=form.token,
-            is_hard_decline=hard_declined,
+            is_hard_decline=None if action == HOLD else action == MARK,
             error_code=form.error_code or None,
+            scheduled_at=scheduled_at,
         )
     except ValidationError as error:
         raise CardStatusRefused(f"Not sent: {describe_validation_errors(error.errors())}.") from error

@@ -274,10 +274,8 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
             raise Refused(403, "Marking a card needs an API key with the payments scope.")
         sent = card_views.card_status_sent(form)
         action = form.get("hard_decline")
-        if action not in ("true", "false"):
-            raise Refused(400, "Choose Mark hard-declined or Clear hard declines.")
         try:
-            update = card_views.token_status_update(sent, hard_declined=action == "true")
+            update = card_views.token_status_update(sent, action if isinstance(action, str) else "")
             answer = await adapters.card_statuses.update_token_status(merchant_id, update)
         except (card_views.CardStatusRefused, OwnerRefused) as refused:
             shown = replace(sent, message=str(refused), refused=True)
