@@ -191,7 +191,7 @@ class CardBudget:
     ) -> TokenStatusUpdate:
         """The merchant's word on the card (`PUT /v2/recovery/data-backfill/update-token`): whether it is
         hard-declined (`_hard_decline_said`; None: not said), then when it may next be tried (`_schedule_said`;
-        None: not said). The parts' messages are joined, and each recovery either asks to plan again, once."""
+        None: not said). The parts' messages are joined; a recovery either part asks to plan again is asked once."""
         parts = []
         budget = self
         if hard_declined is not None:
