@@ -251,9 +251,9 @@ async def test_a_restart_is_refused_to_another_merchant_or_profile_to_other_task
     execute = await executor.restart_record_back(
         "12345_pay_1", psync_resume(executor, revenue_recovery_task="EXECUTE_WORKFLOW")
     )
-    no_time = psync_resume(executor)
-    del no_time["schedule_time"]
-    invalid = await executor.restart_record_back("12345_pay_1", no_time)
+    invalid = await executor.restart_record_back(
+        "12345_pay_1", {**psync_resume(executor), "schedule_time": "tomorrow morning"}
+    )
 
     other_profile = await executor.restart_record_back(
         "12345_pay_1", psync_resume(executor), **{"x-internal-profile-id": "pro_other"}
@@ -263,6 +263,20 @@ async def test_a_restart_is_refused_to_another_merchant_or_profile_to_other_task
     assert invalid.status_code == 422
     assert executor.publisher.published == []
     assert executor.record_backs.progress["12345_pay_1"].status is RecordBackStatus.ABANDONED
+
+
+async def test_a_restart_that_names_the_task_only_starts_the_round_now(executor: Executor) -> None:
+    """Hyperswitch's retrigger body as juspay/hyperswitch#13572 left it: `schedule_time`, `status` and
+    `business_status` may be left out; the round starts now."""
+    await abandon(executor)
+    executor.publisher.published.clear()
+
+    answer = await executor.restart_record_back("12345_pay_1", {"revenue_recovery_task": "PSYNC_WORKFLOW"})
+
+    assert answer.status_code == 200, answer.text
+    [first] = executor.published(MessageType.RECORD_BACK)
+    assert (first.payload.attempt, first.payload.round_start) == (15, 15)
+    assert executor.record_backs.progress["12345_pay_1"].status is RecordBackStatus.RETRYING
 
 
 async def test_two_restarts_at_once_start_one_round(executor: Executor) -> None:

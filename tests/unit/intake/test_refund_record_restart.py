@@ -91,6 +91,24 @@ async def test_a_dispute_id_with_another_task_or_not_an_id_is_refused_and_nothin
     assert executor.received == [] and scheduler.received == []
 
 
+async def test_a_resume_naming_the_task_only_is_forwarded_and_a_retry_count_is_refused(
+    executor: ScriptedOwner, scheduler: ScriptedOwner
+) -> None:
+    """Hyperswitch's retrigger body as juspay/hyperswitch#13572 left it: `schedule_time`, `status` and
+    `business_status` may be left out (the owner starts the task now); its `retry_count` override is refused here."""
+    svc = intake(executor_internal_url=executor.base, scheduler_internal_url=scheduler.base)
+    task_only = {"revenue_recovery_task": "PSYNC_WORKFLOW"}
+    async with http_client(svc) as client:
+        forwarded = await client.post(RESUME, json=task_only, headers=headers())
+        counted = await client.post(RESUME, json={**PSYNC, "retry_count": 3}, headers=headers())
+
+    assert forwarded.status_code == 200, forwarded.text
+    assert [body for _, _, body in executor.received] == [task_only]
+    assert counted.status_code == 400 and counted.json()["error"]["code"] == "IR_19"
+    assert counted.json()["error"]["message"].startswith("retry_count cannot be set here")
+    assert len(executor.received) == 1  # the refused one reached no owner
+
+
 async def test_the_payment_page_button_restarts_the_refund_record_of_its_dispute(executor: ScriptedOwner) -> None:
     svc = intake(executor_internal_url=executor.base)
     path = f"/console/payments/{PAYMENT}/disputes/{DISPUTE}/refund-record/restart"

@@ -94,6 +94,25 @@ async def test_the_view_shows_the_payments_reservations_taken_kept_and_given_bac
     assert await reservations() == [(1, "declined")]
 
 
+async def test_a_resume_that_names_the_task_only_plans_the_attempt_now(
+    scheduler: Scheduler, operator: httpx.AsyncClient
+) -> None:
+    """Hyperswitch's retrigger body as juspay/hyperswitch#13572 left it: no `schedule_time`, `status` or
+    `business_status`; the attempt is planned now (the billing system's failure lies two days back, outside every
+    network wait)."""
+    base = payment(tokens=("pm_card_visa",), transaction_created_at=T0 - timedelta(days=2))
+    recovery = base.model_copy(update={"retry": base.retry.model_copy(update={"max_retry_count": 2})})
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+    await scheduler.send("scheduler.attempt-failed", attempt_failed(recovery, 1, "insufficient_funds"))
+    resume = f"/internal/recoveries/merchant_test/{recovery.payment_id}/resume"
+
+    answer = await operator.post(resume, json={"revenue_recovery_task": "EXECUTE_WORKFLOW"})
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["plan"]["attempt_number"] == 2
+    assert scheduler.timers.stored[f"execute:{recovery.payment_id}:2"].timer.due_at == scheduler.clock.now()
+
+
 async def test_the_view_shows_the_cards_retries_before_this_system(
     scheduler: Scheduler, operator: httpx.AsyncClient
 ) -> None:

@@ -186,11 +186,13 @@ async def restart_record_back(
     deps: Dependencies, history: RecordBackHistory, request: RevenueRecoveryResumeRequest
 ) -> RecordBackHistory | str:
     """An operator starts an abandoned or blocked record back (`history`, as the caller read it for the merchant)
-    again (PSYNC resumed: a new round of tries, its first at `schedule_time`, the same idempotency key; nothing is
-    charged): the record back as it then stands, else why not."""
+    again (PSYNC resumed: a new round of tries, its first at `schedule_time`, absent: now, the same idempotency key;
+    nothing is charged): the record back as it then stands, else why not."""
     if request.revenue_recovery_task is not RevenueRecoveryTask.PSYNC_WORKFLOW:
         return f"only {RevenueRecoveryTask.PSYNC_WORKFLOW.value} starts a record back again"
-    restarted = history.progress.restart(deps.clock.now(), request.schedule_time, deps.time_scale)
+    now = deps.clock.now()
+    at = request.schedule_time or now
+    restarted = history.progress.restart(now, at, deps.time_scale)
     if isinstance(restarted, str):
         return restarted
     progress, first_try = restarted
@@ -203,7 +205,7 @@ async def restart_record_back(
 
     if not await deps.unit_of_work.apply(save, inbox=False):
         return "the record back changed meanwhile (restarted already, or its last try answered): look again"
-    log.info("record_back.restarted", payment_id=progress.payment_id, at=request.schedule_time.isoformat())
+    log.info("record_back.restarted", payment_id=progress.payment_id, at=at.isoformat())
     return RecordBackHistory(progress, history.tries)
 
 

@@ -156,7 +156,8 @@ async def replan(deps: Dependencies, payment_id: str) -> None:
 async def resume(
     deps: Dependencies, merchant_id: str, payment_id: str, request: RevenueRecoveryResumeRequest
 ) -> str | None:
-    """Operator: re-trigger EXECUTE for a failed recovery at `schedule_time`; returns why not, or None."""
+    """Operator: re-trigger EXECUTE for a failed recovery at `schedule_time` (absent: now); returns why not, or
+    None."""
     if request.revenue_recovery_task is not RevenueRecoveryTask.EXECUTE_WORKFLOW:
         return f"only {RevenueRecoveryTask.EXECUTE_WORKFLOW.value} can be resumed"
 
@@ -166,7 +167,7 @@ async def resume(
             return "no such recovery"
         context = await planning(deps, tx, recovery.payment)
         try:
-            change = recovery.resumed(request.schedule_time, context)
+            change = recovery.resumed(request.schedule_time or context.now, context)
         except ResumeRefused as refused:
             return str(refused)
         await save(deps, change, tx, planning=context)

@@ -62,12 +62,18 @@ class RevenueRecoveryResponse(ResponseBody):
 
 
 class RevenueRecoveryResumeRequest(RequestBody):
-    """`POST /v2/process-trackers/revenue-recovery-workflow/{payment_id}/resume`."""
+    """`POST /v2/process-trackers/revenue-recovery-workflow/{payment_id}/resume`: Hyperswitch's
+    `RevenueRecoveryRetriggerRequest` as juspay/hyperswitch#13572 left it. `schedule_time` when the resumed task runs
+    (absent: now); `status` and `business_status`, the overrides Hyperswitch writes on its process-tracker row, are
+    taken and change nothing here (a workflow's status is derived from the recovery, never stored apart);
+    `retry_count`, Hyperswitch's override of the row's retry count, is refused by intake's route (a resume here plans
+    one attempt, whatever the ladder's position: docs/retry-engine.md, "Process-tracker API")."""
 
     revenue_recovery_task: RevenueRecoveryTask
-    schedule_time: UtcMillis
-    status: ProcessTrackerStatus
-    business_status: BusinessStatus
+    schedule_time: UtcMillis | None = None
+    status: ProcessTrackerStatus | None = None
+    business_status: BusinessStatus | None = None
+    retry_count: int | None = None
 
 
 # --- extension: `GET /v2/process-trackers/revenue-recovery-workflow/{payment_id}/timeline` ----------------

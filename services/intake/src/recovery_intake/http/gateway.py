@@ -60,12 +60,23 @@ TOKEN_STATUS_BODY = {
 
 
 async def _resumed_task(request: Request) -> str | None:
-    """The `revenue_recovery_task` a resume names, as far as its body says (the owner validates the rest)."""
+    """The `revenue_recovery_task` a resume names, as far as its body says (the owner validates the rest); a
+    `retry_count` (Hyperswitch's override of its process-tracker row's retry count) is refused: a resume here plans one
+    attempt or starts one round of record-back tries, whatever the ladder's position."""
     try:
         body = json.loads(await request.body())
     except ValueError:
         return None
-    return body.get("revenue_recovery_task") if isinstance(body, dict) else None
+    if not isinstance(body, dict):
+        return None
+    if body.get("retry_count") is not None:
+        refused = (
+            "retry_count cannot be set here: a resume plans one attempt (EXECUTE_WORKFLOW) or one round of record-back "
+            "tries (PSYNC_WORKFLOW), whatever the ladder's position"
+        )
+        raise ApiProblem(ApiError.NOT_SUPPORTED, message=refused)
+    task = body.get("revenue_recovery_task")
+    return task if isinstance(task, str) else None
 
 
 def owner_id(value: str, not_found: ApiError) -> str:
