@@ -6,6 +6,7 @@ refund or the payment was never recorded back."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -14,13 +15,14 @@ from prometheus_client import REGISTRY
 
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import DisputeRefund, RecordBack
-from recovery_executor.domain.dispute_refunds import looks_before_recording
+from recovery_executor.domain.attempt import Attempt, AttemptStatus
+from recovery_executor.domain.dispute_refunds import FIRST_TRY_GRACE, looks_before_recording
 from recovery_executor.domain.ports import RecordBackAnswer
 from recovery_executor.domain.record_back import RecordBackStatus
 from recovery_runtime.testing import consumed
 from support.payments import record_back
 
-from .builders import LOST_AT, dispute_lost, record_back_at
+from .builders import LOST_AT, dispute_lost, planned, record_back_at
 from .fakes import Executor, ScriptedBillingSystems, in_memory_executor
 
 LOST = "executor.dispute-lost"
@@ -297,6 +299,45 @@ async def test_a_payment_never_recorded_back_gets_no_refund_record(executor: Exe
     await executor.send(LOST, dispute_lost("12345_pay_never_recorded"))
 
     assert executor.publisher.published == [] and executor.record_backs.progress == {}
+    assert refunds_counted("none", "no_record_back") - before == 1
+
+
+def succeeded_here(executor: Executor, payment_id: str, settled_ago: timedelta) -> None:
+    """An attempt of the payment that succeeded at this executor `settled_ago` (its record back commanded then)."""
+    claimed = Attempt.claim(planned(payment_id=payment_id).payload, "execute-1", "executor-1", executor.clock.now())
+    settled = executor.clock.now() - settled_ago
+    executor.attempts.records[claimed.key] = replace(claimed, status=AttemptStatus.SUCCEEDED, settled_at=settled)
+
+
+async def test_a_dispute_lost_before_the_payments_record_back_made_its_first_try_waits_for_it(
+    executor: Executor, billing_systems: ScriptedBillingSystems, requeues: list[int]
+) -> None:
+    """The success commanded the record back moments ago; it has not stored its first try yet (a backlog, a slow
+    billing system). The dispute is handed back rather than taken for one on a payment never recorded back, and
+    once the record back is there the same message starts the refund record."""
+    succeeded_here(executor, PAYMENT, timedelta(seconds=2))
+    lost = dispute_lost()
+    before = refunds_counted("none", "no_record_back")
+
+    await executor.send(LOST, lost)
+
+    assert requeues and REFUND not in executor.record_backs.progress
+    assert refunds_counted("none", "no_record_back") == before
+    await recorded(executor, billing_systems, at_chargebee())
+    await executor.send(LOST, lost)  # an operator replays it from the dead letters, or a redelivery comes
+    assert executor.record_backs.progress[REFUND].status is RecordBackStatus.RETRYING
+    assert first_try(executor).payload.dispute is not None
+
+
+async def test_a_payment_that_succeeded_long_ago_and_was_never_recorded_back_gets_no_refund_at_once(
+    executor: Executor, requeues: list[int]
+) -> None:
+    succeeded_here(executor, "12345_pay_never_recorded", FIRST_TRY_GRACE + timedelta(minutes=1))
+    before = refunds_counted("none", "no_record_back")
+
+    await executor.send(LOST, dispute_lost("12345_pay_never_recorded"))
+
+    assert requeues == [] and executor.record_backs.progress == {}
     assert refunds_counted("none", "no_record_back") - before == 1
 
 

@@ -22,7 +22,12 @@ from recovery_executor import metrics
 from recovery_executor.charging import AttemptRun, OutcomePending, charge, charge_guard, held, sync
 from recovery_executor.dependencies import Dependencies
 from recovery_executor.domain.attempt import Attempt, Resumption, attempt_key
-from recovery_executor.domain.dispute_refunds import RefundNotRecorded, refund_record, refusal_before_refund
+from recovery_executor.domain.dispute_refunds import (
+    RefundNotRecorded,
+    record_back_on_its_way,
+    refund_record,
+    refusal_before_refund,
+)
 from recovery_executor.domain.ports import PaymentConnector, RecordBackAnswer
 from recovery_executor.domain.record_back import (
     RecordBackHistory,
@@ -31,7 +36,7 @@ from recovery_executor.domain.record_back import (
     record_back_idempotency_key,
     record_key_of,
 )
-from recovery_runtime.bus import AlreadyApplied, MessageRejected, OutgoingMessage
+from recovery_runtime.bus import AlreadyApplied, MessageRejected, OutgoingMessage, RetryLater
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import Transaction
 
@@ -154,6 +159,8 @@ async def dispute_lost(deps: Dependencies, envelope: Envelope[PaymentDisputeLost
     owner = payment.merchant_id if payment is not None else None
     if owner is not None and envelope.merchant_id is not None and owner != envelope.merchant_id:
         raise MessageRejected(f"payment {lost.payment_id} is not merchant {envelope.merchant_id}'s")
+    if payment is None:
+        await _wait_for_the_record_back(deps, lost.payment_id)
     decided = refund_record(payment, envelope, deps.clock.now())
     dispute_id = lost.dispute.dispute_id
     if isinstance(decided, RefundNotRecorded):
@@ -180,6 +187,17 @@ async def dispute_lost(deps: Dependencies, envelope: Envelope[PaymentDisputeLost
         raise
     log.info("dispute_refund.started", dispute_id=dispute_id, billing_connector=record.billing_connector)
     metrics.DISPUTE_REFUNDS.labels(record.billing_connector, "created").inc()
+
+
+async def _wait_for_the_record_back(deps: Dependencies, payment_id: str) -> None:
+    """RetryLater while the payment's record back may still make its first try (`record_back_on_its_way`): a dispute
+    lost right after the success must not be taken for one on a payment never recorded back."""
+    facts = await deps.payment_states.charge_facts(payment_id)
+    if facts.succeeded_attempt is None:
+        return
+    succeeded = await deps.attempts.get(attempt_key(payment_id, facts.succeeded_attempt))
+    if record_back_on_its_way(succeeded, deps.clock.now()):
+        raise RetryLater(f"payment {payment_id} succeeded moments ago: its record back has not made its first try yet")
 
 
 async def restart_record_back(

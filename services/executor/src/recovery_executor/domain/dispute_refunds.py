@@ -8,7 +8,10 @@ The rules (the consumer of `payment.dispute-lost`, handlers.dispute_lost, applie
   system, account, site and invoice, the connector's charge), so a payment never recorded back gets none: a
   `custombilling` payment without `record_back_url`, a record back never made (its command dead-lettered), or one
   stored before 4 Dec (no request kept). There is nothing to refund there; the `dispute_lost` webhook still tells
-  the merchant.
+  the merchant. But a payment whose record back is on its way (`record_back_on_its_way`: an attempt of it
+  succeeded here less than FIRST_TRY_GRACE ago, and the record back its success commanded has not stored its first
+  try yet) is not taken for one never recorded back: the dispute waits for it, handed back to its queue with
+  growing pauses (then dead-lettered with the reason, for an operator to replay once the record back is there).
 - Only a billing system in REFUNDS_RECORDED_AT gets one: Chargebee (an offline refund, `chargeback`, of the payment's
   transaction), Stripe Billing (a credit note of the invoice, its whole amount `out_of_band_amount`) and Recurly (a
   refund of the invoice settled outside Recurly, `external_refund`, which makes a credit invoice). For custombilling
@@ -36,16 +39,28 @@ The rules (the consumer of `payment.dispute-lost`, handlers.dispute_lost, applie
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import DisputeRefund, PaymentDisputeLost, RecordBack
 
+from .attempt import Attempt
 from .billing_systems import REFUNDS_RECORDED_AT
 from .messages import dispute_refund_command
 from .ports import RecordBackAnswer
 from .record_back import CUSTOMBILLING, RecordBackProgress, RecordBackStatus
+
+# How long after a payment's success its record back may still be on its way to its first try: the record back is
+# commanded with the settled attempt and tried at once; a backlog or an outage delays it by minutes, never by hours.
+FIRST_TRY_GRACE = timedelta(hours=1)
+
+
+def record_back_on_its_way(succeeded: Attempt | None, now: datetime) -> bool:
+    """Whether a payment with no record back stored may still get one: `succeeded`, its attempt that succeeded
+    here, settled less than FIRST_TRY_GRACE ago. (Whether its billing system is recorded back at all is not known
+    here; a payment that is not lets a dispute wait that long at most, then gets no refund record, as it would.)"""
+    return succeeded is not None and succeeded.settled_at is not None and now - succeeded.settled_at < FIRST_TRY_GRACE
 
 
 class NoRefund(StrEnum):
