@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_harness import COMMON_ENV, COMPONENT_ENV, ITERATIONS, Figures
+from fault_harness import COMMON_ENV, COMPONENT_ENV, ITERATIONS
+from figures import Figures
 from private_rabbitmq import PrivateRabbitMQ, available
 from tcp_proxy import TcpProxy
 

@@ -3,8 +3,9 @@
 
 A batch mixes kinds of recovery (`Kind`): each kind is a card, the sandbox fault armed on it before the request,
 the end the recovery must reach and the webhook events its merchant must get, in order. A run may have several
-merchants, each with its own webhook path on the receiver (so the receiver can answer each differently); every
-merchant's billing account records successful retries back to the receiver's `/record-back`.
+merchants, each with its own webhook path on the receiver (so the receiver can answer each differently); a
+merchant's billing account records successful retries back to the receiver's `/record-back` (`custombilling`), or
+to the Chargebee sandbox (a merchant disputes.py adds).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import aio_pika
 import httpx
+from figures import Figures
 from pymongo import MongoClient
 
 from recovery_cli.demo import MerchantSetup, ScenarioFailed
@@ -42,6 +44,8 @@ RECORD_BACK_PATH = "/record-back"
 ENDED = ("succeeded", "failed", "cancelled")
 VISA, LOST_CARD = "pm_card_visa", "pm_card_chargeDeclinedLostCard"
 SUCCEEDED, FAILED, CANCELLED = "payment_succeeded", "payment_failed", "payment_cancelled"
+DISPUTE_LOST = "dispute_lost"
+CUSTOMBILLING = "custombilling"
 
 
 class Kind:
@@ -135,6 +139,7 @@ class Merchant:
     setup: MerchantSetup
     webhook_path: str
     answers: bool = True
+    billing: str = CUSTOMBILLING
 
 
 @dataclass
@@ -152,6 +157,8 @@ class Recovery:
     cancel_deferrals: int = 0
     # A second card sent for the invoice (Kind.REOPENED), once the first one failed for good.
     second_payment_method: str | None = None
+    # Stripe's ids of the disputes lost on the recovered payment (disputes.py): a `dispute_lost` webhook each.
+    disputes: list[str] = field(default_factory=list)
 
     @property
     def spec(self) -> KindSpec:
@@ -160,49 +167,6 @@ class Recovery:
     @property
     def cancel_accepted(self) -> bool:
         return self.cancel_answer == "cancelled"
-
-
-@dataclass
-class Figures:
-    """What the suite did and found, printed at the end of the run; `per_scenario` holds each scenario's own."""
-
-    scenarios: int = 0
-    kills: int = 0
-    graceful_stops: int = 0
-    restarts: int = 0
-    broker_restarts: int = 0
-    database_restarts: int = 0
-    pauses: int = 0
-    connection_cuts: int = 0
-    duplicates_injected: int = 0
-    poison_injected: int = 0
-    recoveries_checked: int = 0
-    messages_balanced: int = 0
-    violations: list[str] = field(default_factory=list)
-    per_scenario: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def lines(self) -> list[str]:
-        lines = [
-            f"scenarios run            {self.scenarios}",
-            f"kill -9 of a service     {self.kills}",
-            f"SIGTERM of a service     {self.graceful_stops}",
-            f"SIGSTOP of a service     {self.pauses}",
-            f"restarts (any process)   {self.restarts}",
-            f"  RabbitMQ stop/start    {self.broker_restarts}",
-            f"  MongoDB stop/start     {self.database_restarts}",
-            f"connections cut          {self.connection_cuts}",
-            f"duplicates injected      {self.duplicates_injected}",
-            f"poison messages injected {self.poison_injected}",
-            f"recoveries checked       {self.recoveries_checked}",
-            f"messages balanced        {self.messages_balanced}",
-            f"violations found         {len(self.violations)}",
-            *(f"  - {v}" for v in self.violations),
-            "per scenario:",
-        ]
-        for name, figures in self.per_scenario.items():
-            shown = ", ".join(f"{key} {value}" for key, value in figures.items())
-            lines.append(f"  {name}: {shown}")
-        return lines
 
 
 def retrying(call: Callable[[], Any], timeout: float = 90.0) -> Any:
@@ -247,6 +211,8 @@ class FaultRun:
         self.tally: dict[str, Any] = {}
         # A scenario's own invariants, checked with the others: (run, sandbox ledger) -> violations.
         self.extra_invariants: list[Callable[[FaultRun, list[dict[str, Any]]], list[str]]] = []
+        # What else must have happened before the run is settled (say, a refund recorded): () -> whether it did.
+        self.extra_settled: list[Callable[[], bool]] = []
         self._lock = threading.Lock()
 
     @property
@@ -423,6 +389,7 @@ class FaultRun:
         while time.monotonic() < deadline:
             pending = [r for r in self.recoveries if self.status_of(r) not in ENDED]
             settled = not pending and not self.unfinished_webhooks() and not self.missing_record_backs()
+            settled = settled and all(done() for done in self.extra_settled)
             if settled and self._idle():
                 # Twice in a row: a queue's depth leaves out messages a consumer holds unacknowledged (an answer
                 # just received, its record being written).
@@ -439,7 +406,7 @@ class FaultRun:
         cancellation alone; a charge in flight defers the cancel, and a paid invoice is never cancelled)."""
         if recovery.spec.status == CHARGED_OR_CANCELLED and not self.successful_charges(recovery, ledger):
             return (CANCELLED,)
-        return recovery.spec.events
+        return recovery.spec.events + (DISPUTE_LOST,) * len(recovery.disputes)
 
     def successful_charges(
         self, recovery: Recovery, ledger: list[dict[str, Any]] | None = None
@@ -480,9 +447,13 @@ class FaultRun:
             return ["(receiver unreachable)"]
         return [
             r.payment_id
-            for r in self.recoveries
+            for r in self.recorded_back_to_receiver()
             if self.successful_charges(r, ledger) and f"record-back:{r.payment_id}" not in accepted
         ]
+
+    def recorded_back_to_receiver(self) -> list[Recovery]:
+        """The recoveries whose merchant's billing account records back to the receiver (`custombilling`)."""
+        return [r for r in self.recoveries if self.merchants[r.merchant].billing == CUSTOMBILLING]
 
     def _idle(self) -> bool:
         return not self.outbox_leftovers() and not any(self.queue_depths().values())
@@ -585,8 +556,10 @@ class FaultRun:
 
 
 def record_payment(record: dict[str, Any]) -> str | None:
+    """The payment a webhook is about: its payment object's `id`, or its dispute object's `payment_id`."""
     try:
-        return str(record["json"]["content"]["object"]["id"])
+        content = record["json"]["content"]
+        return str(content["object"]["payment_id" if content["type"] == "dispute_details" else "id"])
     except (KeyError, TypeError):
         return None
 

@@ -9,7 +9,8 @@
 4. exactly one initial webhook event per (payment, event type), of the expected types only; the receiver got each
    with a 2xx and the dispatcher's record says `delivered` (none left `delivering` or `retry_scheduled` once the
    run is idle; an endpoint that never answers in time: the event failed for good, never 2xx), always under that
-   one event id;
+   one event id; every request of it signed: `X-Webhook-Signature-512` verifies under the merchant's key (the
+   receiver's own check, none of the project's signing code);
 5. webhooks of one payment in sequence: event n+1 of a payment reaches the receiver only after event n was
    answered 2xx (an endpoint that never answers in time: after event n's last attempt), and each carries
    `webhook-sequence` n in the payment's expected order;
@@ -19,7 +20,8 @@
 7. nothing unaccounted: outboxes empty, consumer queues drained, each DLQ holding exactly its injected poison
    message, and, where no process was killed, the message balance (`MessageBalance`).
 
-A scenario whose strikes are all known to the harness may add `webhook_copies_explained` (`run.extra_invariants`):
+A scenario that loses disputes adds `Disputes.lost_once` (disputes.py says what it checks). A scenario whose strikes
+are all known to the harness may add `webhook_copies_explained` (`run.extra_invariants`):
 at-least-once on the wire, each copy beyond the first explained by a request the dispatcher has no answer on record
 for (recorded unanswered, or never recorded because a dispatcher was killed after it reached the receiver).
 """
@@ -45,6 +47,7 @@ from fault_harness import (
 )
 
 from recovery_runtime.topology import QUEUES
+from recovery_sandbox.receiver.verification import verify_signature_512
 
 
 def check(run: FaultRun, balance: bool) -> list[str]:
@@ -75,6 +78,7 @@ def check_all(run: FaultRun, balance: bool) -> tuple[list[str], dict[str, Any]]:
         *charges(run, ledger),
         *no_charge_after_cancel(run, ledger),
         *webhooks_delivered(run, ledger, webhooks, events),
+        *webhooks_signed(run, webhooks),
         *webhooks_in_sequence(run, ledger, webhooks),
         *recorded_back_once(run, ledger, record_backs),
         *(violation for extra in run.extra_invariants for violation in extra(run, ledger)),
@@ -184,6 +188,21 @@ def webhooks_delivered(
     return found
 
 
+def webhooks_signed(run: FaultRun, webhooks: list[dict[str, Any]]) -> list[str]:
+    """Each request about a payment of the batch verifies under its merchant's `payment_response_hash_key`."""
+    keys = {r.payment_id: run.merchants[r.merchant].setup.payment_response_hash_key for r in run.recoveries}
+    found = []
+    for w in webhooks:
+        payment = record_payment(w)
+        if payment not in keys:
+            continue
+        headers = {name.lower(): value for name, value in w.get("headers", [])}
+        verified = verify_signature_512(keys[payment], str(w.get("body") or "").encode(), headers)
+        if not verified.valid:
+            found.append(f"{payment}: {record_event_type(w)} (receiver #{w['sequence']}) signature {verified.error}")
+    return found
+
+
 def webhooks_in_sequence(run: FaultRun, ledger: list[dict[str, Any]], webhooks: list[dict[str, Any]]) -> list[str]:
     """Receiver order is arrival order (`sequence`): event n+1 arrives only after event n was answered 2xx (to an
     endpoint that never answers in time: after event n's last attempt), and carries `webhook-sequence` n+1."""
@@ -278,7 +297,7 @@ def recorded_back_once(run: FaultRun, ledger: list[dict[str, Any]], record_backs
     known = {f"record-back:{r.payment_id}" for r in run.recoveries}
     for key in set(per_key) - known:
         found.append(f"record back under an idempotency key of no payment of the batch: {key!r}")
-    for r in run.recoveries:
+    for r in run.recorded_back_to_receiver():
         requests = per_key.get(f"record-back:{r.payment_id}", [])
         recovered = bool(run.successful_charges(r, ledger))
         accepted = [d for d in requests if delivered_ok(d)]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from disputes import Outage, losing_disputes
 from fault_harness import (
     COMMON_ENV,
     ITERATIONS,
@@ -22,13 +23,13 @@ from fault_harness import (
     STRIPE_FAULT_KINDS,
     Chaos,
     FaultRun,
-    Figures,
     Kind,
     all_instances,
     epoch,
     record_event_type,
     record_payment,
 )
+from figures import Figures
 from invariants import check, webhook_copies_explained
 from private_rabbitmq import PrivateRabbitMQ
 from strikes import (
@@ -109,7 +110,10 @@ def assert_no_violations(run: FaultRun, balance: bool = True, known_bugs: Sequen
 
 
 def test_kill_9_of_every_service_at_random_points(fault_stack: Any, fault_broker_url: str, figures: Figures) -> None:
+    """Intake, the first victim, is killed once a recovered payment's dispute is ready to be lost (within 10 s), and
+    the dispute is lost while it is dead: Stripe delivers it to a dead door, then again."""
     kills = 6 * ITERATIONS
+    outage = Outage()
 
     @contextlib.contextmanager
     def killing(run: FaultRun) -> Iterator[None]:
@@ -119,9 +123,13 @@ def test_kill_9_of_every_service_at_random_points(fault_stack: Any, fault_broker
 
         def kill_one(round_number: int) -> None:
             victim = victims[round_number % len(victims)]
+            door = victim.startswith("intake") and not outage.passed.is_set()
+            if door:
+                outage.waiting.wait(timeout=10.0)
             run.kill(victim)
-            time.sleep(random.uniform(0.0, 1.0))
-            run.stack.start_process(victim)
+            with outage.on() if door else contextlib.nullcontext():
+                time.sleep(random.uniform(0.0, 1.0))
+                run.stack.start_process(victim)
             figures.restarts += 1
 
         run.processes_killed = True
@@ -134,12 +142,13 @@ def test_kill_9_of_every_service_at_random_points(fault_stack: Any, fault_broker
         fault_broker_url,
         figures,
         "kill",
-        killing,
+        losing_disputes(killing, outage=outage),
         instances={"executor": 2, "scheduler": 2},
         repeats_record_back=True,
     )
     # Counters live in the processes and die with them: the balance is checked where nothing is killed.
     assert_no_violations(run, balance=False)
+    assert run.tally["disputes_lost_in_outage"] >= 1, f"no dispute was lost while intake was dead: {run.tally}"
 
 
 def test_sigterm_stops_each_service_gracefully_mid_run(
@@ -211,7 +220,8 @@ def test_rabbitmq_stopped_and_started_mid_run(
             yield
         assert not chaos.errors, chaos.errors
 
-    run = scenario(fault_stack, fault_broker_url, figures, "rabbitmq-restart", broker_restart, repeats_record_back=True)
+    during = losing_disputes(broker_restart)
+    run = scenario(fault_stack, fault_broker_url, figures, "rabbitmq-restart", during, repeats_record_back=True)
     assert_no_violations(run)
     # After the restart every service consumes again on its own (its /readyz checks its consumers); the
     # robust connection reconnects every few seconds and the consumer watchdog re-creates lost consumers.
@@ -224,12 +234,18 @@ def test_rabbitmq_stopped_and_started_mid_run(
 
 
 def test_mongodb_stopped_and_started_mid_run(fault_stack: Any, fault_broker_url: str, figures: Figures) -> None:
+    """The database goes down once a recovered payment's dispute is ready to be lost (within 10 s), and the dispute
+    is lost meanwhile: Stripe's delivery meets intake without its database."""
+    outage = Outage()
+
     @contextlib.contextmanager
     def database_restart(run: FaultRun) -> Iterator[None]:
         def restart(_: int) -> None:
+            outage.waiting.wait(timeout=10.0)
             run.stack.process("secantusdb").stop(grace=10.0)
-            time.sleep(2.0)
-            run.stack.start_process("secantusdb")
+            with outage.on():
+                time.sleep(2.0)
+                run.stack.start_process("secantusdb")
             figures.database_restarts += 1
             figures.restarts += 1
 
@@ -237,10 +253,10 @@ def test_mongodb_stopped_and_started_mid_run(fault_stack: Any, fault_broker_url:
             yield
         assert not chaos.errors, chaos.errors
 
-    run = scenario(
-        fault_stack, fault_broker_url, figures, "mongodb-restart", database_restart, repeats_record_back=True
-    )
+    during = losing_disputes(database_restart, outage=outage)
+    run = scenario(fault_stack, fault_broker_url, figures, "mongodb-restart", during, repeats_record_back=True)
     assert_no_violations(run)
+    assert run.tally["disputes_lost_in_outage"] >= 1, f"no dispute was lost while the database was down: {run.tally}"
 
 
 def test_every_message_delivered_twice(fault_stack: Any, fault_broker_url: str, figures: Figures) -> None:
@@ -249,6 +265,7 @@ def test_every_message_delivered_twice(fault_stack: Any, fault_broker_url: str, 
         fault_broker_url,
         figures,
         "duplicates",
+        losing_disputes(chargebee=True),
         env={"DUPLICATE_DELIVERIES_FOR_TESTS": "1"},
         repeats_record_back=True,
     )

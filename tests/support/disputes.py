@@ -1,6 +1,6 @@
 """A dispute lost on a recovered payment: as the services publish it (intake's `payment.dispute-lost`, the
 executor's `record-back.updated` of a try recording it at the billing system as a refund), and as a merchant makes
-one happen at the stack's Stripe sandbox (the end-to-end tests)."""
+one happen at the stack's Stripe sandbox (the end-to-end and fault tests)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from recovery_contracts.disputes import DisputeObject, DisputeStage, DisputeStat
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.messages import PaymentDisputeLost, RecordBackState, RecordBackUpdated
 from recovery_contracts.recovery import RecoveryPayment
+
+_STRIPE = {"Authorization": f"Bearer {SANDBOX_SECRET_KEY}"}
 
 
 def _about(payment: RecoveryPayment, message_type: MessageType, body: Any, at: datetime) -> Envelope[Any]:
@@ -119,12 +121,18 @@ def lose_dispute(stack: Stack, merchant: MerchantSetup, payment_intent: str) -> 
     intake's payment connector door for the merchant's Stripe payment account, its signing secret stored on that
     account; then the customer disputes the PaymentIntent's charge and the merchant accepts the loss. The dispute,
     closed (`lost`)."""
-    stripe = {"Authorization": f"Bearer {SANDBOX_SECRET_KEY}"}
-    path = f"/v2/webhooks/{merchant.merchant_id}/{merchant.profile_id}/{merchant.payment_mca}"
+    listen_for_disputes(stack, merchant)
+    return close_dispute(stack, payment_intent)
+
+
+def listen_for_disputes(stack: Stack, merchant: MerchantSetup) -> str:
+    """The Stripe sandbox's webhook endpoint for `charge.dispute.closed`, pointed at intake's payment connector door
+    for the merchant's Stripe payment account, its signing secret stored on that account: the door's URL."""
+    door = f"{stack.intake_url}/v2/webhooks/{merchant.merchant_id}/{merchant.profile_id}/{merchant.payment_mca}"
     endpoint = httpx.post(
         f"{stack.stripe_url}/v1/webhook_endpoints",
-        data={"url": f"{stack.intake_url}{path}", "enabled_events[]": "charge.dispute.closed"},
-        headers=stripe,
+        data={"url": door, "enabled_events[]": "charge.dispute.closed"},
+        headers=_STRIPE,
     ).json()
     details = {"merchant_secret": endpoint["secret"]}
     updated = httpx.put(
@@ -133,8 +141,14 @@ def lose_dispute(stack: Stack, merchant: MerchantSetup, payment_intent: str) -> 
         headers=merchant.headers(),
     )
     assert updated.status_code == 200, updated.text
+    return door
+
+
+def close_dispute(stack: Stack, payment_intent: str) -> dict[str, Any]:
+    """The customer disputes the PaymentIntent's charge at the stack's Stripe sandbox and the merchant accepts the
+    loss (Stripe sends `charge.dispute.closed` to the endpoints listening): the dispute, closed (`lost`)."""
     dispute = httpx.post(f"{stack.stripe_url}/_sandbox/disputes", data={"payment_intent": payment_intent}).json()
-    closed: dict[str, Any] = httpx.post(f"{stack.stripe_url}/v1/disputes/{dispute['id']}/close", headers=stripe).json()
+    closed: dict[str, Any] = httpx.post(f"{stack.stripe_url}/v1/disputes/{dispute['id']}/close", headers=_STRIPE).json()
     assert closed["status"] == "lost", closed
     return closed
 
