@@ -122,6 +122,15 @@ def test_a_lost_dispute_without_what_it_needs_or_an_unreadable_body_is_refused(p
     assert refused.value.kind is RefusalKind.INVALID
 
 
+def test_an_event_time_past_what_a_datetime_holds_is_refused_not_a_crash() -> None:
+    event = json.loads(closed_event())
+    with pytest.raises(EventRefused, match="created is not a Unix time"):
+        read_dispute(json.dumps({**event, "created": 10**20}).encode())
+    dispute = {**event["data"]["object"], "created": 10**20}  # the dispute's own time: none, the rest stands
+    lost = read_dispute(json.dumps({**event, "data": {"object": dispute}}).encode()).lost
+    assert lost is not None and lost.connector_created_at is None
+
+
 def test_the_dispute_id_is_the_same_for_every_delivery_and_differs_by_merchant() -> None:
     ours = dispute_id_for("merchant_1", "stripe", "dp_1")
 

@@ -71,8 +71,13 @@ def read_stripe_event(payload: bytes) -> StripeEvent:
 
 
 def unix_time(value: Any) -> datetime | None:
-    """Stripe's times (Unix seconds) as aware datetimes; None for anything else."""
-    return datetime.fromtimestamp(value, UTC) if is_int(value) and value >= 0 else None
+    """Stripe's times (Unix seconds) as aware datetimes; None for anything else (a time past year 9999 too)."""
+    if not is_int(value) or value < 0:
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def is_int(value: Any) -> TypeGuard[int]:
