@@ -172,7 +172,8 @@ def token_status_update(form: CardStatus, action: str) -> UpdateTokenStatusReque
     scheduled_at = None
     if action == HOLD:
         try:
-            scheduled_at = datetime.fromisoformat(form.not_before).replace(tzinfo=UTC)
+            given = datetime.fromisoformat(form.not_before)
+            scheduled_at = given.replace(tzinfo=UTC) if given.tzinfo is None else given.astimezone(UTC)
         except ValueError:
             raise CardStatusRefused("Give the date and time (UTC) before which no recovery tries the card.") from None
     try:
