@@ -97,14 +97,17 @@ async def test_paced_charges_reach_the_sandbox_no_faster_than_the_pace(
         for n in range(8)
     ]
 
+    started = time.time()
     outcomes = await asyncio.gather(*(connectors[n % 2].charge(r) for n, r in enumerate(requests)))
 
     assert [o.kind for o in outcomes] == [ChargeOutcomeKind.SUCCEEDED] * 8
     charged = sorted(float(entry["created_at"]) for entry in sandbox_ledger())
     assert len(charged) == 8
-    # Two at once, then one every 100 ms: the last no earlier than 600 ms after the first (less the sandbox's and
-    # the clocks' few milliseconds).
-    assert charged[-1] - charged[0] >= 0.6 - 0.02
+    # Two at once, then one every 100 ms from the first turn, which comes no earlier than the start: the last charge
+    # reaches the sandbox no earlier than 600 ms after the start. (Measured from the start, not from the first charge
+    # to arrive: a first request slowed on its way, by a new connection under load, would shorten the span without
+    # any turn being early; CI saw 572 ms so once.)
+    assert charged[-1] - started >= 0.6 - 0.005
     assert await adb[COLLECTION].find_one({"_id": budget_key("stripe", api_key)}) is not None
 
 
