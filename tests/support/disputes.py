@@ -68,12 +68,13 @@ def dispute_object(
 
 
 def dispute_lost(
-    payment: RecoveryPayment, lost_at: datetime, *, reason: str | None = "fraudulent"
+    payment: RecoveryPayment, lost_at: datetime, *, reason: str | None = "fraudulent", amount: int | None = None
 ) -> Envelope[PaymentDisputeLost]:
-    """Stripe took back the payment's whole amount at `lost_at` (a new dispute each call)."""
+    """Stripe took back `amount` of the payment (else its whole amount) at `lost_at` (a new dispute each call)."""
+    taken = payment.amount if amount is None else amount
     dispute = dispute_object(
         payment.payment_id,
-        payment.amount,
+        taken,
         lost_at,
         currency=payment.currency,
         connector=payment.connector,
@@ -85,7 +86,7 @@ def dispute_lost(
         payment_id=payment.payment_id,
         dispute=dispute,
         connector_transaction_id=f"pi_{payment.payment_id}",
-        amount=payment.amount,
+        amount=taken,
         lost_at=lost_at,
     )
     return _about(payment, MessageType.PAYMENT_DISPUTE_LOST, body, lost_at)

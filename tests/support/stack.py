@@ -8,11 +8,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from recovery_cli.demo import Endpoints, MerchantSetup, SeedScenario
-from recovery_cli.scenario import BILLING_CONNECTOR_ACCOUNT, seed_body
+from recovery_cli.scenario import BILLING_CONNECTOR_ACCOUNT, RECOVERY_REQUEST, seed_body
 from recovery_cli.stack import EVERYTHING, Stack, StackConfig
 from support.mongodb import database_name_for, drop_database
 from support.rabbitmq import VhostUnavailable, VirtualHosts, vhost_name_for
@@ -110,6 +111,20 @@ def setup_merchant(
     )
     assert created.status_code == 200, created.text
     return MerchantSetup(**{**setup.__dict__, "billing_mca": created.json()["id"]})
+
+
+def recovery_body(setup: MerchantSetup, **overrides: Any) -> dict[str, Any]:
+    """The seed's `POST /v2/payments/recovery` body for the merchant's accounts (customer `cus_test`, card `pm_test`),
+    with `overrides` on top."""
+    body = seed_body(
+        RECOVERY_REQUEST,
+        customer_id_from_stripe="cus_test",
+        payment_method_id_from_stripe="pm_test",
+        billing_mca=setup.billing_mca,
+        payment_mca=setup.payment_mca,
+    )
+    body.update(overrides)
+    return body
 
 
 def resume_workflow(

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from recovery_cli.demo import MerchantSetup, SeedScenario
-from recovery_cli.scenario import RECOVERY_REQUEST, seed_body
+from support.stack import recovery_body
 
 
 @dataclass
@@ -39,14 +39,7 @@ class System:
 def make_tenant(scenario: SeedScenario, intake_url: str, reference: str) -> Tenant:
     setup = scenario.bootstrap()
     keys = httpx.get(f"{intake_url}/v2/api-keys/list", headers=setup.headers(), timeout=30).json()
-    body = seed_body(
-        RECOVERY_REQUEST,
-        customer_id_from_stripe="cus_test",
-        payment_method_id_from_stripe="pm_test",
-        billing_mca=setup.billing_mca,
-        payment_mca=setup.payment_mca,
-    )
-    body["merchant_reference_id"] = reference
+    body = recovery_body(setup, merchant_reference_id=reference)
     answer = httpx.post(f"{intake_url}/v2/payments/recovery", json=body, headers=setup.headers(), timeout=30)
     assert answer.status_code == 200, answer.text
     return Tenant(setup, keys[0]["key_id"], answer.json()["id"], reference)

@@ -12,7 +12,6 @@ import pytest
 from pymongo import AsyncMongoClient, monitoring
 
 from recovery_cli.demo import Endpoints, MerchantSetup, SeedScenario
-from recovery_cli.scenario import RECOVERY_REQUEST, seed_body
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import PaymentSucceeded, RecoveryCancelRequested, RecoveryRequested
@@ -27,7 +26,7 @@ from recovery_sandbox.receiver import create_app as receiver_app
 from recovery_sandbox.stripe import create_app as stripe_app
 from support.broker import broker_probe, eventually
 from support.services import settings_for
-from support.stack import Isolation
+from support.stack import Isolation, recovery_body
 
 ADMIN = "test_admin_key"
 
@@ -43,18 +42,6 @@ def tenant(serve: Any, intake: Any) -> tuple[SeedScenario, MerchantSetup]:
     receiver = serve(receiver_app())
     scenario = SeedScenario(Endpoints(intake.url, stripe.url, receiver.url, ADMIN), say=lambda _: None)
     return scenario, scenario.bootstrap()
-
-
-def recovery_body(setup: MerchantSetup, **overrides: Any) -> dict[str, Any]:
-    body = seed_body(
-        RECOVERY_REQUEST,
-        customer_id_from_stripe="cus_test",
-        payment_method_id_from_stripe="pm_test",
-        billing_mca=setup.billing_mca,
-        payment_mca=setup.payment_mca,
-    )
-    body.update(overrides)
-    return body
 
 
 def assert_error(response: httpx.Response, status: int, code: str, *mentions: str) -> dict[str, Any]:

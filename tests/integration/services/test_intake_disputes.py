@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from recovery_cli.demo import SANDBOX_SECRET_KEY, Endpoints, MerchantSetup, SeedScenario
-from recovery_cli.scenario import RECOVERY_REQUEST, seed_body
 from recovery_contracts.recovery import RecoveryPayment
 from recovery_intake.app import build_service
 from recovery_intake.settings import IntakeSettings
@@ -22,7 +21,7 @@ from recovery_sandbox.stripe import create_app as stripe_app
 from support.broker import broker_probe, eventually
 from support.payments import payment_succeeded
 from support.services import settings_for
-from support.stack import Isolation
+from support.stack import Isolation, recovery_body
 
 pytestmark = pytest.mark.integration
 
@@ -63,13 +62,7 @@ def delivered(sandbox: BackgroundServer, count: int) -> dict[str, Any] | None:
 async def test_a_lost_dispute_is_kept_on_the_intent_and_published_once(
     setup: MerchantSetup, intake: Any, sandbox: BackgroundServer, isolation: Isolation, db: Any
 ) -> None:
-    body = seed_body(
-        RECOVERY_REQUEST,
-        customer_id_from_stripe="cus_test",
-        payment_method_id_from_stripe="pm_test",
-        billing_mca=setup.billing_mca,
-        payment_mca=setup.payment_mca,
-    )
+    body = recovery_body(setup)
     created = httpx.post(f"{intake.url}/v2/payments/recovery", json=body, headers=setup.headers())
     payment_id = created.json()["id"]
     # The executor's charge: its attempt in the PaymentIntent's metadata.

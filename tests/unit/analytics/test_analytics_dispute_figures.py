@@ -16,10 +16,10 @@ import pytest
 from recovery_analytics.domain.figures import Counters, DayFigures, contribution, day_of, difference, summarise
 from recovery_analytics.domain.record import ViewRecord
 from recovery_analytics.domain.view import ViewStatus, project
-from recovery_contracts.envelope import Envelope, MessageType, envelope_for
+from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import PaymentDisputeLost
 from recovery_contracts.recovery import RecoveryPayment
-from support.disputes import dispute_lost, dispute_object
+from support.disputes import dispute_lost
 from support.recovery_history import DAY_ONE, DAY_TWO, EXPECTED_ANALYTICS, MERCHANT, QUEUE_OF, Story, history
 
 from .fakes import Analytics
@@ -34,22 +34,7 @@ WHOLE_OF_A = {"payments_disputed_lost": 1, "disputed_lost_amount.USD": 2250}
 
 def lost_part(payment: RecoveryPayment, amount: int, at: datetime) -> Envelope[PaymentDisputeLost]:
     """A dispute lost at `at` that took back `amount` of the payment (a new dispute each call)."""
-    dispute = dispute_object(payment.payment_id, amount, at, currency=payment.currency, profile_id=payment.profile_id)
-    body = PaymentDisputeLost(
-        payment_id=payment.payment_id,
-        dispute=dispute,
-        connector_transaction_id=f"pi_{payment.payment_id}",
-        amount=amount,
-        lost_at=at,
-    )
-    return envelope_for(
-        MessageType.PAYMENT_DISPUTE_LOST,
-        body,
-        correlation_id=payment.payment_id,
-        merchant_id=payment.merchant_id,
-        profile_id=payment.profile_id,
-        occurred_at=at,
-    )
+    return dispute_lost(payment, at, amount=amount)
 
 
 def counted(story: Story, events: list[Envelope[Any]]) -> Counters:

@@ -23,8 +23,8 @@ from recovery_executor.domain.record_back import RecordBackStatus
 from recovery_sandbox import chargebee
 from recovery_sandbox.serving import BackgroundServer
 
-from .billing_apis import executor_at_billing_api
-from .builders import LOST_AT, billing_account, dispute_lost, record_back_at
+from .billing_apis import executor_at_billing_api, record_back_accepted, refund_first_try
+from .builders import LOST_AT, billing_account, record_back_at
 from .fakes import Executor
 
 RECORD = "executor.record-back"
@@ -96,19 +96,14 @@ def transaction(cb: httpx.Client, transaction_id: str) -> dict[str, Any]:
 
 async def recorded_back(executor: Executor, site: BackgroundServer, invoice_id: str, payment_id: str) -> None:
     """The recovered payment (the connector's charge `pi_approved`) recorded back at Chargebee by the executor."""
-    await executor.send(
-        RECORD, record_back_at(invoice_id, payment_id, system="chargebee", account=ACCOUNT, url=site.url)
+    await record_back_accepted(
+        executor, record_back_at(invoice_id, payment_id, system="chargebee", account=ACCOUNT, url=site.url)
     )
-    assert executor.record_backs.progress[payment_id].status is RecordBackStatus.ACCEPTED
 
 
 async def lost(executor: Executor, payment_id: str, amount: int = 2250) -> Envelope[RecordBack]:
     """The dispute lost on the payment: the first try of its refund record, as the executor emitted it."""
-    executor.publisher.published.clear()
-    await executor.send("executor.dispute-lost", dispute_lost(payment_id, amount=amount))
-    [command] = executor.published(MessageType.RECORD_BACK)
-    executor.publisher.published.clear()
-    return Envelope[RecordBack].model_validate(command.model_dump())
+    return await refund_first_try(executor, payment_id, amount)
 
 
 def form_of(request: httpx.Request) -> dict[str, str]:

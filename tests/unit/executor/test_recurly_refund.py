@@ -23,8 +23,8 @@ from recovery_executor.domain.record_back import RecordBackStatus
 from recovery_sandbox import recurly
 from recovery_sandbox.serving import BackgroundServer
 
-from .billing_apis import executor_at_billing_api
-from .builders import LOST_AT, billing_account, dispute_lost, record_back_at
+from .billing_apis import executor_at_billing_api, next_try, record_back_accepted, refund_first_try
+from .builders import LOST_AT, billing_account, record_back_at
 from .fakes import Executor
 
 RECORD = "executor.record-back"
@@ -82,20 +82,10 @@ async def lost(
     """An invoice the executor marked paid at Recurly, then a dispute lost on the payment: the invoice, and the first
     try of the refund record as the executor emitted it."""
     invoice_id = new_invoice(api)
-    payment = record_back_at(invoice_id, payment_id, system="recurly", account=ACCOUNT, url=sandbox.url)
-    await executor.send(RECORD, payment)
-    assert executor.record_backs.progress[payment_id].status is RecordBackStatus.ACCEPTED
-    executor.publisher.published.clear()
-    await executor.send("executor.dispute-lost", dispute_lost(payment_id, amount=amount))
-    [command] = executor.published(MessageType.RECORD_BACK)
-    executor.publisher.published.clear()
-    return invoice_id, Envelope[RecordBack].model_validate(command.model_dump())
-
-
-def next_try(executor: Executor) -> Envelope[RecordBack]:
-    [timer] = executor.published(MessageType.SCHEDULE_TIMER)
-    executor.publisher.published.clear()
-    return Envelope[RecordBack].model_validate(timer.payload.message)
+    await record_back_accepted(
+        executor, record_back_at(invoice_id, payment_id, system="recurly", account=ACCOUNT, url=sandbox.url)
+    )
+    return invoice_id, await refund_first_try(executor, payment_id, amount)
 
 
 async def test_the_lost_dispute_is_a_refund_of_the_invoice_settled_outside_recurly(
