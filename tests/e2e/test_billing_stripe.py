@@ -1,7 +1,8 @@
 """Stripe Billing end to end (service processes, the Stripe sandbox, the merchant's receiver): Stripe's signed
 `invoice.payment_failed` becomes a recovery, the retry's signed `payment_succeeded` reaches the merchant, and the
 invoice is marked paid out of band at Stripe; replays, bad signatures, paid elsewhere, voided, a record back
-that fails for a while, and a dispute lost weeks later (credited out of band on the invoice, shown on the timeline)."""
+that fails for a while, a dispute lost weeks later (credited out of band on the invoice, shown on the timeline), and
+one the merchant challenges and wins (each step told in its signed webhook, nothing credited)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from recovery_cli.billing_demo import BillingSetup, StripeBillingScenario, poll
 from recovery_cli.demo import SANDBOX_SECRET_KEY, Endpoints, SeedScenario
@@ -23,7 +25,8 @@ from recovery_contracts.messages import BillingEventReceived
 from recovery_sandbox.stripe.webhooks import stripe_signature
 from support.billing import recovered_payment
 from support.broker import broker_probe
-from support.disputes import lose_dispute, redeliver, stripe_answers
+from support.console import require_chromium, signed_in_console
+from support.disputes import listen_for_disputes, lose_dispute, redeliver, stripe_answers
 from support.stack import StackFactory
 
 # A stack per test, not one for the module: the Stripe sandbox is one Stripe account, which sends every event to
@@ -270,3 +273,60 @@ def timeline(stack: Stack, payment_id: str, capsys: pytest.CaptureFixture[str]) 
     assert main(["timeline", payment_id, "--json", *database, "--executor-url", stack.url("executor")]) == 0
     document: dict[str, Any] = json.loads(capsys.readouterr().out)
     return document
+
+
+def test_a_dispute_challenged_and_won_is_told_at_each_step_and_credits_nothing(stack: Stack) -> None:
+    require_chromium()
+    billing = scenario(stack)
+    setup, invoice, webhook = billing.run()
+    payment_id = webhook.body["content"]["object"]["id"]
+    (charged,) = [c for c in billing.seed.charges(invoice["customer"]) if c["status"] == "succeeded"]
+    stripe = {"Authorization": f"Bearer {SANDBOX_SECRET_KEY}"}
+    listen_for_disputes(
+        stack, setup.merchant, ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed")
+    )
+
+    # The customer disputes the charge; the merchant submits its evidence; the network decides for the merchant.
+    disputes = f"{stack.stripe_url}/_sandbox/disputes"
+    dispute = httpx.post(disputes, data={"payment_intent": charged["payment_intent"]}).json()
+    opened = billing.seed.wait_for_webhook(payment_id, "dispute_opened")
+    submitted = httpx.post(f"{stack.stripe_url}/v1/disputes/{dispute['id']}", data={"submit": "true"}, headers=stripe)
+    assert submitted.json()["status"] == "under_review"
+    challenged = billing.seed.wait_for_webhook(payment_id, "dispute_challenged")
+    assert httpx.post(f"{disputes}/{dispute['id']}/decide", data={"outcome": "won"}).json()["status"] == "won"
+    won = billing.seed.wait_for_webhook(payment_id, "dispute_won")
+
+    told = (opened, challenged, won)
+    assert all(w.signature_verified for w in told)
+    objects = [w.body["content"]["object"] for w in told]
+    assert {o["dispute_id"] for o in objects} == {opened.body["content"]["object"]["dispute_id"]}
+    assert [(o["dispute_stage"], o["connector_status"]) for o in objects] == [
+        ("dispute", "needs_response"),
+        ("dispute", "under_review"),
+        ("dispute", "won"),
+    ]
+    # Numbered within the payment after its own webhook, in the order they happened.
+    paid_number = _webhook_sequence(webhook)
+    assert [_webhook_sequence(w) for w in told] == [paid_number + 1, paid_number + 2, paid_number + 3]
+    # Stripe delivers the ending again: nothing more is told; a won dispute credits nothing at the billing system.
+    assert redeliver(stack, "charge.dispute.closed") == [200]
+    assert stripe_answers(stack, "charge.dispute.closed") == ["applied", "duplicate"]
+    notes = httpx.get(f"{stack.stripe_url}/v1/credit_notes", params={"invoice": invoice["id"]}, headers=stripe)
+    assert notes.json()["data"] == []
+    dispute_hooks = [w for w in billing.seed.received() if (w.event_type or "").startswith("dispute_")]
+    assert sorted(w.event_type or "" for w in dispute_hooks) == ["dispute_challenged", "dispute_opened", "dispute_won"]
+    # The merchant's console shows it won on the Payment page (the read model keeps lost disputes only).
+    merchant = setup.merchant
+    with signed_in_console(stack.intake_url, merchant.api_key, merchant.merchant_id) as page:
+        page.goto(f"{stack.intake_url}/console/payments/{payment_id}")
+        row = page.locator("#other-disputes tbody tr")
+        expect(row).to_have_count(1)
+        expect(row.locator(".dispute-status")).to_have_text("won")
+        expect(row).to_contain_text(dispute["id"])
+        expect(row).to_contain_text("USD 22.50")
+        expect(page.locator("#disputes")).to_have_count(0)
+
+
+def _webhook_sequence(webhook: Any) -> int:
+    """The `webhook-sequence` header the dispatcher numbered the delivery with (within its payment)."""
+    return int(next(value for name, value in webhook.headers if name.lower() == "webhook-sequence"))

@@ -15,7 +15,7 @@ from recovery_cli.demo import SANDBOX_SECRET_KEY, MerchantSetup
 from recovery_cli.stack import Stack
 from recovery_contracts.disputes import DisputeObject, DisputeStage, DisputeStatus
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
-from recovery_contracts.messages import PaymentDisputeLost, RecordBackState, RecordBackUpdated
+from recovery_contracts.messages import PaymentDisputeLost, PaymentDisputeUpdated, RecordBackState, RecordBackUpdated
 from recovery_contracts.recovery import RecoveryPayment
 
 _STRIPE = {"Authorization": f"Bearer {SANDBOX_SECRET_KEY}"}
@@ -92,6 +92,24 @@ def dispute_lost(
     return _about(payment, MessageType.PAYMENT_DISPUTE_LOST, body, lost_at)
 
 
+def dispute_updated(
+    payment: RecoveryPayment, dispute: DisputeObject, status: DisputeStatus, at: datetime, connector_status: str
+) -> Envelope[PaymentDisputeUpdated]:
+    """Intake's `payment.dispute-updated`: the same dispute, in `status` (Stripe's `connector_status`) since `at`,
+    with the message id intake gives it (one per dispute and status)."""
+    now = dispute.model_copy(
+        update={"dispute_status": status, "connector_status": connector_status, "connector_updated_at": at}
+    )
+    body = PaymentDisputeUpdated(
+        payment_id=payment.payment_id,
+        dispute=now,
+        connector_transaction_id=f"pi_{payment.payment_id}",
+        updated_at=at,
+    )
+    message = _about(payment, MessageType.PAYMENT_DISPUTE_UPDATED, body, at)
+    return message.model_copy(update={"message_id": f"{dispute.dispute_id}:{status}"})
+
+
 def refund_try(
     payment: RecoveryPayment,
     lost: Envelope[PaymentDisputeLost],
@@ -126,13 +144,16 @@ def lose_dispute(stack: Stack, merchant: MerchantSetup, payment_intent: str) -> 
     return close_dispute(stack, payment_intent)
 
 
-def listen_for_disputes(stack: Stack, merchant: MerchantSetup) -> str:
-    """The Stripe sandbox's webhook endpoint for `charge.dispute.closed`, pointed at intake's payment connector door
-    for the merchant's Stripe payment account, its signing secret stored on that account: the door's URL."""
+def listen_for_disputes(
+    stack: Stack, merchant: MerchantSetup, events: tuple[str, ...] = ("charge.dispute.closed",)
+) -> str:
+    """The Stripe sandbox's webhook endpoint for `events` (a dispute's ending by default), pointed at intake's payment
+    connector door for the merchant's Stripe payment account, its signing secret stored on that account: the door's
+    URL."""
     door = f"{stack.intake_url}/v2/webhooks/{merchant.merchant_id}/{merchant.profile_id}/{merchant.payment_mca}"
     endpoint = httpx.post(
         f"{stack.stripe_url}/v1/webhook_endpoints",
-        data={"url": door, "enabled_events[]": "charge.dispute.closed"},
+        data={"url": door, "enabled_events[]": list(events)},
         headers=_STRIPE,
     ).json()
     details = {"merchant_secret": endpoint["secret"]}

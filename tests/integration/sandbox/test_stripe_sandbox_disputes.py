@@ -1,6 +1,6 @@
-"""The Stripe sandbox's disputes over real HTTP: a dispute opened on a succeeded PaymentIntent's charge, read and
-closed (accepting the loss) through Stripe's API, each sending its event signed to the endpoints that take it, and
-kept across a restart."""
+"""The Stripe sandbox's disputes over real HTTP: a dispute (or an inquiry) opened on a succeeded PaymentIntent's
+charge, read, challenged with evidence, closed (accepting the loss) through Stripe's API or decided by the network,
+each sending its event signed to the endpoints that take it, and kept across a restart."""
 
 from __future__ import annotations
 
@@ -123,6 +123,46 @@ def test_closing_twice_and_disputes_on_what_cannot_be_disputed_are_refused(
     assert [r.status_code for r in refused] == [400] * 5
     assert refused[0].json()["error"]["code"] == "charge_disputed"
     assert (unauthenticated.status_code, unknown.status_code) == (401, 404)
+
+
+def test_evidence_submitted_puts_the_dispute_under_review_and_the_networks_decision_closes_it(
+    stripe_server: BackgroundServer, stripe_api: httpx.Client, hook: Any
+) -> None:
+    server, received = hook
+    stripe_api.post("/v1/webhook_endpoints", data={"url": server.url + "/all", "enabled_events[]": "*"})
+    sandbox = stripe_server.url + "/_sandbox/disputes"
+    dispute = httpx.post(sandbox, data={"payment_intent": succeeded_intent(stripe_api)["id"]}).json()
+    inquiry = httpx.post(sandbox, json={"payment_intent": succeeded_intent(stripe_api)["id"], "inquiry": True}).json()
+
+    kept = stripe_api.post(f"/v1/disputes/{dispute['id']}", data={"evidence[uncategorized_text]": "Delivered."})
+    submitted = stripe_api.post(f"/v1/disputes/{dispute['id']}", data={"submit": "true"})
+    late_evidence = stripe_api.post(f"/v1/disputes/{dispute['id']}", data={"evidence[receipt]": "file_1"})
+    unknown_field = stripe_api.post(f"/v1/disputes/{inquiry['id']}", data={"evidence[mood]": "calm"})
+    won = httpx.post(f"{sandbox}/{dispute['id']}/decide", data={"outcome": "won"}).json()
+    decided_again = httpx.post(f"{sandbox}/{dispute['id']}/decide", data={"outcome": "lost"})
+    escalated = httpx.post(f"{sandbox}/{inquiry['id']}/decide", data={"outcome": "lost"}).json()
+    no_outcome = httpx.post(f"{sandbox}/{inquiry['id']}/decide", data={"outcome": "maybe"})
+    wait_for(received, 5)
+
+    assert (kept.json()["status"], kept.json()["evidence"]["uncategorized_text"]) == ("needs_response", "Delivered.")
+    assert submitted.json()["status"] == "under_review"
+    assert submitted.json()["evidence_details"]["has_evidence"] is True
+    assert submitted.json()["evidence_details"]["submission_count"] == 1
+    assert [r.status_code for r in (late_evidence, unknown_field, decided_again, no_outcome)] == [400] * 4
+    assert inquiry["status"] == "warning_needs_response"
+    assert (won["status"], escalated["status"]) == ("won", "needs_response")
+    events = [json.loads(body) for _, _, body in received]
+    told = [(e["type"], e["data"]["object"]["id"], e["data"]["object"]["status"]) for e in events]
+    # Each event a copy of the dispute as it was then; delivered side by side, so in any order (as Stripe's).
+    assert sorted(told) == sorted(
+        [
+            ("charge.dispute.created", dispute["id"], "needs_response"),
+            ("charge.dispute.created", inquiry["id"], "warning_needs_response"),
+            ("charge.dispute.updated", dispute["id"], "under_review"),
+            ("charge.dispute.closed", dispute["id"], "won"),
+            ("charge.dispute.updated", inquiry["id"], "needs_response"),
+        ]
+    )
 
 
 def test_a_state_dir_keeps_disputes_across_a_restart(tmp_path: Path, api_key: str) -> None:

@@ -1,6 +1,7 @@
-"""Intake against real RabbitMQ and the MongoDB-wire server: a dispute lost at the Stripe sandbox on a payment a
-recovery collected reaches intake's payment connector webhook, is kept on the intent in MongoDB (with the event's
-id among its applied ids) and published once as `payment.dispute-lost`; Stripe's redelivery changes nothing."""
+"""Intake against real RabbitMQ and the MongoDB-wire server: a dispute opened, then lost, at the Stripe sandbox on a
+payment a recovery collected reaches intake's payment connector webhook, is kept on the intent in MongoDB (with the
+events' ids among its applied ids) and published once as `payment.dispute-updated` (opened), once as
+`payment.dispute-lost`; Stripe's redelivery changes nothing."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def delivered(sandbox: BackgroundServer, count: int) -> dict[str, Any] | None:
     return events if len(events["deliveries"]) >= count else None
 
 
-async def test_a_lost_dispute_is_kept_on_the_intent_and_published_once(
+async def test_a_disputes_opening_and_loss_are_kept_on_the_intent_and_published_once_each(
     setup: MerchantSetup, intake: Any, sandbox: BackgroundServer, isolation: Isolation, db: Any
 ) -> None:
     body = recovery_body(setup)
@@ -90,6 +91,8 @@ async def test_a_lost_dispute_is_kept_on_the_intent_and_published_once(
         await eventually(lambda: db.payment_intents.find_one({"_id": payment_id})["status"] == "succeeded")
 
         dispute = httpx.post(f"{sandbox.url}/_sandbox/disputes", data={"payment_intent": charge["id"]}).json()
+        # Its opening first (Stripe delivers events side by side: the loss could otherwise overtake it).
+        opened = await broker.take_json("dispatcher.dispute-updated")
         closed = httpx.post(f"{sandbox.url}/v1/disputes/{dispute['id']}/close", headers=STRIPE).json()
         assert closed["status"] == "lost"
         lost = await broker.take_json("analytics.dispute-lost")
@@ -108,5 +111,13 @@ async def test_a_lost_dispute_is_kept_on_the_intent_and_published_once(
     assert f"intake.payment-webhook:{setup.payment_mca}:{closed_event['id']}" in intent["applied_messages"]
     assert intent["status"] == "succeeded"
     answers = [json.loads(d["answer"])["outcome"] for d in delivered(sandbox, 3)["deliveries"]]
-    assert answers == ["ignored", "applied", "duplicate"]  # the dispute's opening, its loss, the loss again
+    assert answers == ["applied", "applied", "duplicate"]  # the dispute's opening, its loss, the loss again
+    assert opened["type"] == "payment.dispute-updated" and opened["correlation_id"] == payment_id
+    dispute_id = lost["payload"]["dispute"]["dispute_id"]
+    assert opened["message_id"] == f"{dispute_id}:dispute_opened"
+    assert (opened["payload"]["dispute"]["dispute_status"], opened["payload"]["dispute"]["connector_status"]) == (
+        "dispute_opened",
+        "needs_response",
+    )
+    assert [d["emitted"] for d in intent["disputes"]] == [["dispute_opened", "dispute_lost"]]
     assert resent == {"statuses": [200]} and extra == 0

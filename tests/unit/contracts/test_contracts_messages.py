@@ -24,6 +24,7 @@ from recovery_contracts.messages import (
     PaymentAttemptFailed,
     PaymentCancelled,
     PaymentDisputeLost,
+    PaymentDisputeUpdated,
     PaymentFailed,
     PaymentSucceeded,
     PaymentSync,
@@ -97,7 +98,7 @@ PAYMENT_OBJECT = build_payment_object(
 
 def _payloads() -> dict[MessageType, BaseModel]:
     request = RecoveryPaymentsCreate.model_validate(load_seed("recovery-request.json"))
-    return {
+    samples: dict[MessageType, BaseModel] = {
         MessageType.RECOVERY_REQUESTED: RecoveryRequested(request=request),
         MessageType.RECOVERY_CANCEL_REQUESTED: RecoveryCancelRequested(
             merchant_reference_id=request.merchant_reference_id
@@ -258,6 +259,20 @@ def _payloads() -> dict[MessageType, BaseModel]:
             lost_at=NOW,
         ),
     }
+    lost = samples[MessageType.PAYMENT_DISPUTE_LOST]
+    assert isinstance(lost, PaymentDisputeLost)
+    inquiry = {
+        "dispute_stage": DisputeStage.PRE_DISPUTE,
+        "dispute_status": DisputeStatus.DISPUTE_OPENED,
+        "connector_status": "warning_needs_response",
+    }
+    samples[MessageType.PAYMENT_DISPUTE_UPDATED] = PaymentDisputeUpdated(
+        payment_id=PAYMENT_ID,
+        dispute=lost.dispute.model_copy(update=inquiry),
+        connector_transaction_id="pi_3S4opd",
+        updated_at=NOW,
+    )
+    return samples
 
 
 def test_every_message_type_has_a_sample_here():

@@ -296,3 +296,29 @@ def test_endpoint_rows_show_success_rate_latency_breaker_and_disabled_per_profil
         "closed",
     ]
     assert [r.disabled for r in rows] == ["no (failing since 2026-12-03 09:00:00 UTC)", "yes: 410 Gone", "no"]
+
+
+def test_payment_page_lists_the_disputes_not_lost_where_they_stand_latest_first() -> None:
+    from datetime import timedelta
+
+    from recovery_contracts.disputes import DisputeStage, DisputeStatus
+
+    from .test_intake_dispute_events import collected, told
+
+    intent = collected()
+    for report in (
+        told(DisputeStatus.DISPUTE_OPENED, DisputeStage.PRE_DISPUTE, dispute_id="dp_inquiry"),
+        told(DisputeStatus.DISPUTE_OPENED, dispute_id="dp_won", amount=1000, at=timedelta(hours=1)),
+        told(DisputeStatus.DISPUTE_WON, dispute_id="dp_won", amount=1000, at=timedelta(hours=2)),
+        told(dispute_id="dp_lost", at=timedelta(hours=3)),  # the Disputes lost card's, from the read model
+    ):
+        intent = intent.dispute_told(report, attempt_id="a", merchant_connector_id="m", now=intent.modified_at).intent
+
+    rows = payment_view.other_disputes(intent)
+
+    assert [(r.connector_dispute_id, r.stage, r.status, r.open, r.amount) for r in rows] == [
+        ("dp_won", "dispute", "won", False, "USD 10.00"),
+        ("dp_inquiry", "pre dispute", "opened", True, "USD 22.50"),
+    ]
+    assert rows[0].since == "2026-02-24 14:00:00 UTC" and rows[0].reason == "fraudulent"
+    assert payment_view.other_disputes(None) == []

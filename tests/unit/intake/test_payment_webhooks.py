@@ -195,7 +195,7 @@ async def test_the_same_event_again_or_another_event_of_the_dispute_changes_noth
     assert len(svc.intents.intents[payment.payment_id].disputes) == 1
 
 
-async def test_other_events_and_disputes_not_lost_are_ignored_with_nothing_stored(
+async def test_the_opening_and_the_loss_are_each_applied_once_and_what_comes_after_the_end_is_not(
     sandbox: BackgroundServer, svc: Intake, client: httpx.AsyncClient, stripe_api: httpx.Client
 ) -> None:
     payment, intent = recovered(svc, stripe_api)
@@ -204,15 +204,37 @@ async def test_other_events_and_disputes_not_lost_are_ignored_with_nothing_store
 
     answers = [
         await deliver(svc, client, opened),
+        await deliver(svc, client, closed),
         await deliver(svc, client, hand_made(closed, id="evt_won", dispute__status="won")),
-        await deliver(svc, client, hand_made(closed, id="evt_warning", dispute__status="warning_closed")),
+        await deliver(svc, client, hand_made(opened, id="evt_late_opening")),
+    ]
+
+    assert [a.json()["outcome"] for a in answers] == ["applied", "applied", "duplicate", "duplicate"]
+    (updated,) = [e.payload for e in svc.publisher.envelopes(MessageType.PAYMENT_DISPUTE_UPDATED)]
+    assert (updated.dispute.dispute_status, updated.dispute.connector_status) == ("dispute_opened", "needs_response")
+    (lost,) = disputes_lost(svc)
+    assert lost.dispute.dispute_id == updated.dispute.dispute_id
+    (kept,) = svc.intents.intents[payment.payment_id].disputes
+    assert [s.value for s in kept.emitted] == ["dispute_opened", "dispute_lost"]
+
+
+async def test_other_events_and_statuses_not_known_are_ignored_with_nothing_stored(
+    sandbox: BackgroundServer, svc: Intake, client: httpx.AsyncClient, stripe_api: httpx.Client
+) -> None:
+    payment, intent = recovered(svc, stripe_api)
+    closed = dispute_closed(sandbox, stripe_api, intent["id"])
+
+    answers = [
+        await deliver(svc, client, hand_made(closed, id="evt_prevented", dispute__status="prevented")),
+        await deliver(svc, client, hand_made(closed, id="evt_withdrawn", type="charge.dispute.funds_withdrawn")),
         await deliver(svc, client, hand_made(closed, id="evt_charge", type="charge.refunded")),
     ]
 
     assert [(a.status_code, a.json()) for a in answers] == [
         (200, {"received": True, "outcome": "ignored", "payment_id": None})
-    ] * 4
+    ] * 3
     assert disputes_lost(svc) == [] and svc.intents.intents[payment.payment_id].disputes == ()
+    assert svc.publisher.envelopes(MessageType.PAYMENT_DISPUTE_UPDATED) == []
 
 
 async def test_a_dispute_on_a_charge_this_merchant_did_not_recover_with_is_ignored(

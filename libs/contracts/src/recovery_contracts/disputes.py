@@ -1,7 +1,9 @@
-"""The dispute object (Hyperswitch's DisputeResponse) that the `dispute_lost` webhook carries.
+"""The dispute object (Hyperswitch's DisputeResponse) that the dispute webhooks (`dispute_opened`, ...,
+`dispute_lost`) carry.
 
-A dispute here is one the payment connector decided against the merchant on a payment a recovery collected: the
-money went back to the customer. Field order is Hyperswitch's wire order: do not reorder."""
+A dispute here is one the payment connector told of on a payment a recovery collected: opened, challenged, or ended
+(won, lost: the money went back to the customer, or an inquiry cancelled). Field order is Hyperswitch's wire order:
+do not reorder."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ class DisputeStage(StrEnum):
 
 
 class DisputeStatus(StrEnum):
-    """Hyperswitch's `DisputeStatus`. This system reports `dispute_lost` only."""
+    """Hyperswitch's `DisputeStatus`. This system reports opened, challenged, won, lost and cancelled (what Stripe's
+    dispute statuses map to); expired and accepted are Hyperswitch's, for other connectors."""
 
     DISPUTE_OPENED = "dispute_opened"
     DISPUTE_EXPIRED = "dispute_expired"
@@ -36,13 +39,14 @@ class DisputeObject(BaseModel):
     dispute_id: str
     payment_id: str
     attempt_id: str
-    # Minor units, as a string (Hyperswitch's), of the amount the connector took back.
+    # Minor units, as a string (Hyperswitch's), of the amount disputed (taken back, when lost).
     amount: str
     currency: str
     dispute_stage: DisputeStage
     dispute_status: DisputeStatus
     connector: str
-    # The connector's own words: Stripe's dispute `status` (`lost`), `reason` and, where it has one, its code.
+    # The connector's own words: Stripe's dispute `status` (`needs_response`, `lost`, ...), `reason` and, where it
+    # has one, its code.
     connector_status: str
     connector_dispute_id: str
     connector_reason: str | None = None

@@ -40,6 +40,7 @@ class MessageType(StrEnum):
     RECORD_BACK_UPDATED = "record-back.updated"
     RECOVERY_SHADOW_PLANNED = "recovery.shadow-planned"
     PAYMENT_DISPUTE_LOST = "payment.dispute-lost"
+    PAYMENT_DISPUTE_UPDATED = "payment.dispute-updated"
 
 
 COMMANDS = frozenset(

@@ -396,6 +396,20 @@ class PaymentDisputeLost(_Payload):
     lost_at: AwareDatetime
 
 
+class PaymentDisputeUpdated(_Payload):
+    """Event: a dispute on a payment a recovery collected was opened, challenged, won or cancelled at the payment
+    connector (its webhook, verified and applied once by intake; a lost one is `payment.dispute-lost`). The
+    dispatcher sends the merchant's webhook of the dispute's status (`dispute_opened`, ...); nothing is recorded at
+    the billing system, since no money moved for good."""
+
+    payment_id: str
+    dispute: DisputeObject
+    # The connector's charge the dispute is on (Stripe: the PaymentIntent).
+    connector_transaction_id: str
+    # When the connector told of the change (its event's creation time).
+    updated_at: AwareDatetime
+
+
 PAYLOADS: dict[MessageType, type[BaseModel]] = {
     MessageType.RECOVERY_REQUESTED: RecoveryRequested,
     MessageType.RECOVERY_CANCEL_REQUESTED: RecoveryCancelRequested,
@@ -418,6 +432,7 @@ PAYLOADS: dict[MessageType, type[BaseModel]] = {
     MessageType.RECORD_BACK_UPDATED: RecordBackUpdated,
     MessageType.RECOVERY_SHADOW_PLANNED: RecoveryShadowPlanned,
     MessageType.PAYMENT_DISPUTE_LOST: PaymentDisputeLost,
+    MessageType.PAYMENT_DISPUTE_UPDATED: PaymentDisputeUpdated,
 }
 
 

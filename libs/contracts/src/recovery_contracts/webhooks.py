@@ -24,7 +24,7 @@ class OutgoingWebhookContent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: WebhookContentType
-    # `payment_details`: the payment; `dispute_details`: a dispute lost on it (`dispute_lost`).
+    # `payment_details`: the payment; `dispute_details`: a dispute on it (`dispute_opened`, ..., `dispute_lost`).
     object: PaymentObject | DisputeObject
 
 

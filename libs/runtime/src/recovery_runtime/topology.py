@@ -109,6 +109,7 @@ QUEUES: dict[str, ConsumerQueue] = {
         _q("dispatcher.deliver-webhook", T.DELIVER_WEBHOOK),
         _q("dispatcher.profile-updated", T.PROFILE_UPDATED),
         _q("dispatcher.dispute-lost", T.PAYMENT_DISPUTE_LOST),
+        _q("dispatcher.dispute-updated", T.PAYMENT_DISPUTE_UPDATED),
         # The read side (services/analytics): a copy of every event a payment's views are folded from.
         _q("analytics.recovery-scheduled", T.RECOVERY_SCHEDULED),
         _q("analytics.recovery-updated", T.RECOVERY_UPDATED),

@@ -38,6 +38,7 @@ from recovery_dispatcher.handlers.leases import DeliveryLeases
 from recovery_dispatcher.handlers.manual_retry import manual_retry
 from recovery_dispatcher.handlers.payment_events import (
     dispute_lost,
+    dispute_updated,
     payment_cancelled,
     payment_failed,
     payment_succeeded,
@@ -182,7 +183,7 @@ def build_service(settings: DispatcherSettings | None = None, adapters: Dispatch
     service.on_stop(adapters.events.close)
     service.on_stop(adapters.sender.aclose)
     delivery = delivery_of(settings, adapters, service.time_scale)
-    # Messages of one payment, whichever of the five queues they come from, are handled in arrival order
+    # Messages of one payment, whichever of the six queues they come from, are handled in arrival order
     # (webhooks of a payment go out in sequence); different payments side by side. The lanes carry no in-flight
     # bound: a bound taken before the handler would be held by a message waiting behind its payment's slow
     # delivery, and by every delivery for the whole of its request. WEBHOOK_MAX_IN_FLIGHT is taken by the
@@ -193,6 +194,7 @@ def build_service(settings: DispatcherSettings | None = None, adapters: Dispatch
         ("dispatcher.payment-failed", payment_failed),
         ("dispatcher.payment-cancelled", payment_cancelled),
         ("dispatcher.dispute-lost", dispute_lost),
+        ("dispatcher.dispute-updated", dispute_updated),
         ("dispatcher.deliver-webhook", deliver_webhook),
     ):
         service.consume(

@@ -113,7 +113,7 @@ def _list_query(
             # Merchants also look events up by payment id.
             ids = set(payment_event_ids)
         else:
-            # The primary object: the attempt, or the dispute of a `dispute_lost` (as Hyperswitch's).
+            # The primary object: the attempt, or the dispute of a dispute event (as Hyperswitch's).
             query.filters["primary_object_id"] = constraints.object_id
             created_at = created_at_of(constraints.object_id, datetime.now(UTC))
             if created_at is not None:

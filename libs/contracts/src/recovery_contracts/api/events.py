@@ -26,8 +26,8 @@ class EventClass(StrEnum):
 
 
 class EventType(StrEnum):
-    """Hyperswitch's `EventType`. This system emits `payment_succeeded`, `payment_failed`, `payment_cancelled` and
-    `dispute_lost`."""
+    """Hyperswitch's `EventType`. This system emits `payment_succeeded`, `payment_failed`, `payment_cancelled`,
+    `dispute_opened`, `dispute_challenged`, `dispute_won`, `dispute_lost` and `dispute_cancelled`."""
 
     PAYMENT_SUCCEEDED = "payment_succeeded"
     PAYMENT_FAILED = "payment_failed"

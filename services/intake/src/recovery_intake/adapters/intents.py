@@ -16,6 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from recovery_contracts.api.recovery import RecoveryAction
+from recovery_contracts.disputes import DisputeStage, DisputeStatus
 from recovery_contracts.messages import read_stored
 from recovery_contracts.payments import IntentStatus
 from recovery_contracts.recovery import RecoveryPayment
@@ -184,7 +185,10 @@ def _fields(intent: Intent) -> Document:
                 "amount": d.amount,
                 "currency": d.currency,
                 "reason": d.reason,
-                "lost_at": d.lost_at,
+                "stage": d.stage.value,
+                "status": d.status.value,
+                "told_at": d.told_at,
+                "emitted": [status.value for status in d.emitted],
             }
             for d in intent.disputes
         ]
@@ -209,10 +213,21 @@ def intent_of(doc: Document) -> Intent:
             IntentRequest(r["at"], RecoveryAction(r["action"]), r.get("connector_transaction_id"))
             for r in doc.get("requests") or ()
         ),
-        disputes=tuple(
-            IntentDispute(
-                d["dispute_id"], d["connector_dispute_id"], d["amount"], d["currency"], d.get("reason"), d["lost_at"]
-            )
-            for d in doc.get("disputes") or ()
-        ),
+        disputes=tuple(_dispute_of(d) for d in doc.get("disputes") or ()),
+    )
+
+
+def _dispute_of(doc: Document) -> IntentDispute:
+    """A kept dispute; one stored before disputes had a status (only lost ones were kept then, with `lost_at`)."""
+    status = DisputeStatus(doc.get("status", DisputeStatus.DISPUTE_LOST))
+    return IntentDispute(
+        doc["dispute_id"],
+        doc["connector_dispute_id"],
+        doc["amount"],
+        doc["currency"],
+        doc.get("reason"),
+        DisputeStage(doc.get("stage", DisputeStage.DISPUTE)),
+        status,
+        doc["told_at"] if "told_at" in doc else doc["lost_at"],
+        tuple(DisputeStatus(s) for s in doc["emitted"]) if "emitted" in doc else (status,),
     )

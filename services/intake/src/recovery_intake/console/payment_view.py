@@ -1,6 +1,6 @@
 """What the Payment page shows, computed from the internal APIs' answers: the request, each attempt, the plans with
-their reasons, the record back, each dispute lost on the payment with its refund record, the story in order and every
-webhook delivery.
+their reasons, the record back, each dispute lost on the payment with its refund record, each other dispute on it
+where it stands (intake's own intent), the story in order and every webhook delivery.
 
 Pure functions (no I/O): the template only lays these out, and unit tests check them against known answers.
 """
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from recovery_intake.console.formatting import major_units, text_of, timestamp
 from recovery_intake.console.ports import Document
 from recovery_intake.console.views import Figure
+from recovery_intake.domain.intent import DISPUTE_ENDED, Intent
 
 # Timeline entry kinds (recovery_contracts.api.process_tracker.TimelineEntryKind) as the payment page groups them.
 PLAN_KINDS = frozenset({"retry_scheduled", "psync_scheduled", "shadow_planned"})
@@ -86,6 +87,42 @@ class DisputeRow:
 
 
 @dataclass(frozen=True)
+class OtherDispute:
+    """A dispute on the recovered payment that was not lost: open (the merchant may still answer it at the payment
+    connector), won, or an inquiry cancelled. A lost one is a `DisputeRow`."""
+
+    dispute_id: str
+    connector_dispute_id: str
+    amount: str
+    reason: str
+    # Hyperswitch's words, spaced: `pre dispute` for an inquiry; `opened`, `challenged`, `won`, `cancelled`.
+    stage: str
+    status: str
+    since: str
+    open: bool
+
+
+def other_disputes(intent: Intent | None) -> list[OtherDispute]:
+    """The intent's disputes that were not lost, latest news first."""
+    if intent is None:
+        return []
+    kept = [d for d in intent.disputes if d.status.value != "dispute_lost"]
+    return [
+        OtherDispute(
+            dispute_id=d.dispute_id,
+            connector_dispute_id=d.connector_dispute_id,
+            amount=major_units(d.amount, d.currency),
+            reason=text_of(d.reason),
+            stage=d.stage.value.replace("_", " "),
+            status=d.status.value.removeprefix("dispute_"),
+            since=timestamp(d.told_at),
+            open=d.status not in DISPUTE_ENDED,
+        )
+        for d in sorted(kept, key=lambda d: (d.told_at, d.dispute_id), reverse=True)
+    ]
+
+
+@dataclass(frozen=True)
 class PaymentPage:
     payment_id: str
     status: str
@@ -98,6 +135,7 @@ class PaymentPage:
     story: list[TimelineLine]
     deliveries: list[Delivery] = field(default_factory=list)
     disputes: list[DisputeRow] = field(default_factory=list)
+    other_disputes: list[OtherDispute] = field(default_factory=list)
 
     @property
     def open(self) -> bool:

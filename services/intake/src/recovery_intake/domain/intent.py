@@ -14,11 +14,17 @@ from typing import Any
 from recovery_contracts.api.recovery import RecoveryAction
 from recovery_contracts.disputes import DisputeObject, DisputeStage, DisputeStatus
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
-from recovery_contracts.messages import CARD_DATA_BACKFILL, PaymentDisputeLost, RecoveryScheduled, RecoveryUpdated
+from recovery_contracts.messages import (
+    CARD_DATA_BACKFILL,
+    PaymentDisputeLost,
+    PaymentDisputeUpdated,
+    RecoveryScheduled,
+    RecoveryUpdated,
+)
 from recovery_contracts.payments import IntentStatus
 from recovery_contracts.recovery import PaymentToken, RecoveryPayment, build_payment_object
 
-from .payment_disputes import LostDispute
+from .payment_disputes import DisputeReport
 from .recovery import merge_request
 
 # What an action makes of the intent (Hyperswitch's recovery actions; cancel_invoice is this system's addition).
@@ -37,6 +43,18 @@ KEPT_AGAINST_OUTCOME = {
 }
 # How many later requests an intent keeps in its history by default (the latest; INTENT_REQUESTS_KEPT).
 REQUESTS_KEPT = 50
+# A dispute's ending: nothing the connector tells of it afterwards changes it here.
+DISPUTE_ENDED = frozenset(
+    {
+        DisputeStatus.DISPUTE_WON,
+        DisputeStatus.DISPUTE_LOST,
+        DisputeStatus.DISPUTE_CANCELLED,
+        DisputeStatus.DISPUTE_EXPIRED,
+        DisputeStatus.DISPUTE_ACCEPTED,
+    }
+)
+_STAGE_ORDER = {DisputeStage.PRE_DISPUTE: 0, DisputeStage.DISPUTE: 1, DisputeStage.PRE_ARBITRATION: 2}
+_OPEN_ORDER = {DisputeStatus.DISPUTE_OPENED: 0, DisputeStatus.DISPUTE_CHALLENGED: 1}
 
 
 @dataclass(frozen=True)
@@ -50,15 +68,29 @@ class IntentRequest:
 
 @dataclass(frozen=True)
 class IntentDispute:
-    """A dispute the payment connector decided against the merchant on the recovered payment, as the intent keeps
-    it (`dispute_id`: ours, `dispute_id_for`; the amount taken back in minor units)."""
+    """A dispute on the recovered payment, as the intent keeps it: where it stands (its latest stage and status,
+    and when the connector told of them), `dispute_id` (ours, `dispute_id_for`), the amount disputed in minor
+    units."""
 
     dispute_id: str
     connector_dispute_id: str
     amount: int
     currency: str
     reason: str | None
-    lost_at: datetime
+    stage: DisputeStage
+    status: DisputeStatus
+    told_at: datetime
+    # The statuses the merchant was told of (each once, in order): its webhooks are one per dispute and status.
+    emitted: tuple[DisputeStatus, ...]
+
+
+def dispute_progress(stage: DisputeStage, status: DisputeStatus) -> tuple[int, int, int]:
+    """How far a dispute has come, to compare: an ending is past every open status; an open one is further at a
+    later stage (an inquiry escalated to a dispute), then when challenged. Stripe may deliver its events in any
+    order, so what a later event tells is taken only when it is further than what the intent keeps."""
+    if status in DISPUTE_ENDED:
+        return (1, 0, 0)
+    return (0, _STAGE_ORDER[stage], _OPEN_ORDER.get(status, 0))
 
 
 @dataclass(frozen=True)
@@ -86,7 +118,7 @@ class Intent:
     # The v2 payment object the latest payment outcome carried (JSON), if any.
     payment_object: dict[str, Any] | None = None
     requests: tuple[IntentRequest, ...] = ()
-    # Disputes lost on the recovered payment (`dispute_lost`), each once.
+    # Disputes on the recovered payment, each once, where it stands.
     disputes: tuple[IntentDispute, ...] = ()
 
     @property
@@ -235,58 +267,69 @@ class Intent:
             return False
         return bool(self.payment_object.get("connector_transaction_id") == connector_transaction_id)
 
-    def dispute_lost(
+    def dispute_told(
         self,
-        lost: LostDispute,
+        told: DisputeReport,
         *,
         attempt_id: str,
         merchant_connector_id: str,
         now: datetime,
         cause: Envelope[Any] | None = None,
     ) -> IntentChange:
-        """The payment connector decided a dispute on the recovered payment against the merchant: kept on the
-        intent, and `payment.dispute-lost` emitted (the executor records a refund at the billing system, the
-        dispatcher tells the merchant). The same dispute again, whichever event brings it, changes nothing. The
-        status stays `succeeded`, as Hyperswitch keeps a disputed payment's: the dispute is its own object. The
-        message's id is the dispute's, so that consumers take it once whatever happens upstream."""
-        dispute_id = lost.dispute_id(self.merchant_id)
-        if any(kept.dispute_id == dispute_id for kept in self.disputes):
+        """The payment connector told of a dispute on the recovered payment: kept on the intent with where it
+        stands, if that is further than what the intent keeps (`dispute_progress`; the same or an older status,
+        whichever event brings it, changes nothing). A status the merchant was not told of yet emits one message
+        for its webhook: `payment.dispute-lost` for a loss (the executor records a refund at the billing system
+        too; its id is the dispute's), `payment.dispute-updated` for the others (its id the dispute's and the
+        status's), so that consumers take each once whatever happens upstream; one told already (an inquiry
+        escalated to a dispute opens again) is kept without one, as Hyperswitch's webhooks are one per dispute and
+        status. The intent's status stays `succeeded`, as Hyperswitch keeps a disputed payment's: the dispute is its
+        own object."""
+        dispute_id = told.dispute_id(self.merchant_id)
+        kept = next((d for d in self.disputes if d.dispute_id == dispute_id), None)
+        if kept is not None and dispute_progress(told.stage, told.status) <= dispute_progress(kept.stage, kept.status):
             return IntentChange(self)
-        kept = IntentDispute(
-            dispute_id, lost.connector_dispute_id, lost.amount, lost.currency, lost.reason, lost.lost_at
+        emitted = kept.emitted if kept is not None else ()
+        new_status = told.status not in emitted
+        now_kept = IntentDispute(
+            dispute_id,
+            told.connector_dispute_id,
+            told.amount,
+            told.currency,
+            told.reason,
+            told.stage,
+            told.status,
+            told.told_at,
+            (*emitted, told.status) if new_status else emitted,
         )
-        changed = replace(self, disputes=(*self.disputes, kept), modified_at=now)
+        others = tuple(d for d in self.disputes if d.dispute_id != dispute_id)
+        changed = replace(self, disputes=(*others, now_kept), modified_at=now)
+        if not new_status:
+            return IntentChange(changed)
         dispute = DisputeObject(
             dispute_id=dispute_id,
             payment_id=self.payment_id,
             attempt_id=attempt_id,
-            amount=str(lost.amount),
-            currency=lost.currency,
-            dispute_stage=DisputeStage.DISPUTE,
-            dispute_status=DisputeStatus.DISPUTE_LOST,
-            connector=lost.connector,
-            connector_status=lost.connector_status,
-            connector_dispute_id=lost.connector_dispute_id,
-            connector_reason=lost.reason,
-            connector_created_at=lost.connector_created_at,
-            # Stripe's dispute has no update time: its last change is the loss the event tells of.
-            connector_updated_at=lost.lost_at,
+            amount=str(told.amount),
+            currency=told.currency,
+            dispute_stage=told.stage,
+            dispute_status=told.status,
+            connector=told.connector,
+            connector_status=told.connector_status,
+            connector_dispute_id=told.connector_dispute_id,
+            connector_reason=told.reason,
+            connector_created_at=told.connector_created_at,
+            # Stripe's dispute has no update time: its last change is the one the event tells of.
+            connector_updated_at=told.told_at,
             created_at=now,
             profile_id=self.profile_id,
             merchant_connector_id=merchant_connector_id,
         )
         message = envelope_for(
-            MessageType.PAYMENT_DISPUTE_LOST,
-            PaymentDisputeLost(
-                payment_id=self.payment_id,
-                dispute=dispute,
-                connector_transaction_id=lost.connector_transaction_id,
-                amount=lost.amount,
-                lost_at=lost.lost_at,
-            ),
+            *_dispute_message(dispute, told),
             about=self.snapshot,
             caused_by=cause,
-            message_id=dispute_id,
+            message_id=dispute_id if told.status is DisputeStatus.DISPUTE_LOST else f"{dispute_id}:{told.status}",
             occurred_at=now,
         )
         return IntentChange(changed, (message,))
@@ -297,6 +340,27 @@ class Intent:
             return self.payment_object
         built = build_payment_object(self.snapshot, status=self.status, modified_at=self.modified_at, attempt=None)
         return built.model_dump(mode="json")
+
+
+def _dispute_message(
+    dispute: DisputeObject, told: DisputeReport
+) -> tuple[MessageType, PaymentDisputeLost | PaymentDisputeUpdated]:
+    if told.status is DisputeStatus.DISPUTE_LOST:
+        lost = PaymentDisputeLost(
+            payment_id=dispute.payment_id,
+            dispute=dispute,
+            connector_transaction_id=told.connector_transaction_id,
+            amount=told.amount,
+            lost_at=told.told_at,
+        )
+        return MessageType.PAYMENT_DISPUTE_LOST, lost
+    updated = PaymentDisputeUpdated(
+        payment_id=dispute.payment_id,
+        dispute=dispute,
+        connector_transaction_id=told.connector_transaction_id,
+        updated_at=told.told_at,
+    )
+    return MessageType.PAYMENT_DISPUTE_UPDATED, updated
 
 
 def known_transactions(snapshot: RecoveryPayment) -> tuple[str, ...]:

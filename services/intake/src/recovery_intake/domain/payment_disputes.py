@@ -1,11 +1,14 @@
-"""A dispute the payment connector decided against the merchant, as Stripe's webhook tells it, and the ids it is
-kept under.
+"""A dispute on a payment, as the payment connector's webhook tells it (Stripe), and the ids it is kept under.
 
-Stripe (https://docs.stripe.com/api/events/types#event_types-charge.dispute.closed,
-https://docs.stripe.com/api/disputes/object): `charge.dispute.closed` carries the dispute, whose `status` says how
-it ended; only `lost` (the money went back to the customer) is one this system acts on; `won` and
-`warning_closed` (an inquiry that never became a dispute) take nothing back. Every other event type is acknowledged
-and ignored. Pure: no I/O, time is an argument.
+Stripe (https://docs.stripe.com/api/events/types#event_types-charge.dispute.created,
+https://docs.stripe.com/api/disputes/object): `charge.dispute.created`, `charge.dispute.updated` and
+`charge.dispute.closed` carry the dispute, whose `status` is where it stands; this system reads the status, not the
+event's type (events may arrive out of order, the status is the truth). The statuses map to Hyperswitch's
+`DisputeStage` and `DisputeStatus` as its Stripe connector maps them: an inquiry's `warning_needs_response`,
+`warning_under_review` and `warning_closed` are the pre-dispute stage's opened, challenged and cancelled;
+`needs_response`, `under_review`, `won` and `lost` the dispute stage's opened, challenged, won and lost. Any other
+status (`prevented`, Stripe's newer ones) and every other event type are acknowledged and ignored. Pure: no I/O,
+time is an argument.
 """
 
 from __future__ import annotations
@@ -15,19 +18,30 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from recovery_contracts.disputes import DisputeStage, DisputeStatus
+
 from .deliveries import EventRefused, RefusalKind
 from .stripe_events import StripeEvent, is_int, unix_time
 
-DISPUTE_CLOSED = "charge.dispute.closed"
-# Stripe's dispute `status` when the merchant lost it (closed by the merchant accepting it, or decided by the bank).
-LOST = "lost"
+DISPUTE_EVENTS = frozenset({"charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed"})
+# Stripe's dispute `status`: the stage and status it is in Hyperswitch's words.
+STAGE_AND_STATUS = {
+    "warning_needs_response": (DisputeStage.PRE_DISPUTE, DisputeStatus.DISPUTE_OPENED),
+    "warning_under_review": (DisputeStage.PRE_DISPUTE, DisputeStatus.DISPUTE_CHALLENGED),
+    "warning_closed": (DisputeStage.PRE_DISPUTE, DisputeStatus.DISPUTE_CANCELLED),
+    "needs_response": (DisputeStage.DISPUTE, DisputeStatus.DISPUTE_OPENED),
+    "under_review": (DisputeStage.DISPUTE, DisputeStatus.DISPUTE_CHALLENGED),
+    "won": (DisputeStage.DISPUTE, DisputeStatus.DISPUTE_WON),
+    "lost": (DisputeStage.DISPUTE, DisputeStatus.DISPUTE_LOST),
+}
 STRIPE = "stripe"
 
 
 @dataclass(frozen=True)
-class LostDispute:
-    """What intake takes from a lost dispute: the connector's words (its ids, status and reason), the charge it
-    took back (`connector_transaction_id`: Stripe's PaymentIntent), how much (minor units) and when it was lost."""
+class DisputeReport:
+    """What intake takes from a dispute's event: the connector's words (its ids, status and reason), the charge it
+    is on (`connector_transaction_id`: Stripe's PaymentIntent), how much (minor units), where it stands in
+    Hyperswitch's words and when the connector told of it (its event's creation time)."""
 
     connector: str
     connector_dispute_id: str
@@ -36,8 +50,10 @@ class LostDispute:
     currency: str
     reason: str | None
     connector_status: str
+    stage: DisputeStage
+    status: DisputeStatus
     connector_created_at: datetime | None
-    lost_at: datetime
+    told_at: datetime
 
     def dispute_id(self, merchant_id: str) -> str:
         """Ours, the same for every delivery of the dispute (whatever event carried it): what makes it apply once."""
@@ -47,11 +63,11 @@ class LostDispute:
 @dataclass(frozen=True)
 class DisputeEvent:
     """A verified Stripe event read for disputes: its id (what a redelivery shares), its type, and the dispute
-    when it is a lost one (None: acknowledged and ignored)."""
+    when it tells of one in a status this system knows (None: acknowledged and ignored)."""
 
     event_id: str
     event_type: str
-    lost: LostDispute | None
+    dispute: DisputeReport | None
 
 
 def dispute_id_for(merchant_id: str, connector: str, connector_dispute_id: str) -> str:
@@ -62,34 +78,39 @@ def dispute_id_for(merchant_id: str, connector: str, connector_dispute_id: str) 
 
 
 def dispute_event(event: StripeEvent) -> DisputeEvent:
-    """What a verified Stripe event is to disputes (EventRefused, 400, for a lost dispute that lacks what the refund
-    and the merchant's webhook need). A dispute with no PaymentIntent (a charge made without one) is not a charge
-    this system made: ignored."""
+    """What a verified Stripe event is to disputes (EventRefused, 400, for a dispute's event that lacks what the
+    merchant's webhook and a lost one's refund need). A dispute with no PaymentIntent (a charge made without one)
+    is not a charge this system made: ignored."""
     dispute = event.data_object
-    if event.event_type != DISPUTE_CLOSED or dispute.get("status") != LOST or not dispute.get("payment_intent"):
+    connector_status = dispute.get("status")
+    known = STAGE_AND_STATUS.get(connector_status) if isinstance(connector_status, str) else None
+    if event.event_type not in DISPUTE_EVENTS or known is None or not dispute.get("payment_intent"):
         return DisputeEvent(event.event_id, event.event_type, None)
     dispute_id, intent_id, amount = dispute.get("id"), dispute.get("payment_intent"), dispute.get("amount")
     currency, reason = dispute.get("currency"), dispute.get("reason")
     if dispute.get("object") != "dispute" or not isinstance(dispute_id, str) or not dispute_id:
-        raise EventRefused(RefusalKind.INVALID, f"{DISPUTE_CLOSED} without a dispute in data.object")
+        raise EventRefused(RefusalKind.INVALID, f"{event.event_type} without a dispute in data.object")
     if not isinstance(intent_id, str):
         raise EventRefused(RefusalKind.INVALID, f"dispute {dispute_id}: payment_intent is not an id")
     if not is_int(amount) or amount < 1 or not isinstance(currency, str) or not currency:
         raise EventRefused(RefusalKind.INVALID, f"dispute {dispute_id}: no positive amount and currency")
     if event.created is None:
         raise EventRefused(RefusalKind.INVALID, f"event {event.event_id}: created is not a Unix time")
-    lost = LostDispute(
+    stage, status = known
+    report = DisputeReport(
         connector=STRIPE,
         connector_dispute_id=dispute_id,
         connector_transaction_id=intent_id,
         amount=amount,
         currency=currency.upper(),
         reason=reason if isinstance(reason, str) and reason else None,
-        connector_status=LOST,
+        connector_status=str(connector_status),
+        stage=stage,
+        status=status,
         connector_created_at=unix_time(dispute.get("created")),
-        lost_at=event.created,
+        told_at=event.created,
     )
-    return DisputeEvent(event.event_id, event.event_type, lost)
+    return DisputeEvent(event.event_id, event.event_type, report)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """A payment connector's webhook delivery (Stripe): verified against the payment connector account, and a dispute
-lost on a payment a recovery collected applied once on the payment's intent (`payment.dispute-lost`).
+on a payment a recovery collected applied once on the payment's intent (`payment.dispute-lost` when lost,
+`payment.dispute-updated` when opened, challenged, won or cancelled).
 
 The door is `POST /v2/webhooks/{merchant_id}/{profile_id}/{connector_account_id}` (http/payment_webhooks.py). A
 delivery is applied once by two keys: Stripe's event id (recorded among the intent's applied ids) and our dispute
@@ -23,7 +24,7 @@ from recovery_intake.domain.deliveries import (
     sealed_api_key,
     sealed_webhook_secret,
 )
-from recovery_intake.domain.payment_disputes import LostDispute, charged_attempt, dispute_event
+from recovery_intake.domain.payment_disputes import DisputeReport, charged_attempt, dispute_event
 from recovery_intake.domain.stripe_events import verified_stripe_event
 from recovery_runtime.bus import AlreadyApplied
 from recovery_runtime.secrets import SecretBox
@@ -65,11 +66,11 @@ class PaymentEvents:
             event = dispute_event(
                 verified_stripe_event(headers.get("stripe-signature"), payload, secret, self._clock.now())
             )
-            if event.lost is None:
+            if event.dispute is None:
                 log.info("payment_event.ignored", event_type=event.event_type, event_id=event.event_id)
                 outcome = "ignored"
                 return outcome, None
-            outcome, payment_id = await self._dispute_lost(merchant_id, profile_id, account, event.event_id, event.lost)
+            outcome, payment_id = await self._dispute(merchant_id, profile_id, account, event.event_id, event.dispute)
             return outcome, payment_id
         except EventRefused as refused:
             outcome = f"refused_{refused.kind.value}"
@@ -89,8 +90,8 @@ class PaymentEvents:
         found = await self._accounts.get(merchant_id, account_id)
         return check_webhook_account(found, account_id, profile_id, ConnectorName.STRIPE.value, PAYMENT_PROCESSOR)
 
-    async def _dispute_lost(
-        self, merchant_id: str, profile_id: str, account: Document, event_id: str, lost: LostDispute
+    async def _dispute(
+        self, merchant_id: str, profile_id: str, account: Document, event_id: str, told: DisputeReport
     ) -> tuple[str, str | None]:
         """The dispute applied on the payment its PaymentIntent was charged for (read at Stripe with the account's
         key: the event's object is not trusted for whose payment it is). Ignored, as not ours: a PaymentIntent Stripe
@@ -98,14 +99,14 @@ class PaymentEvents:
         profile does not have, or one this recovery did not collect with that PaymentIntent (`Intent.collected_by`:
         our succeeded payment is what counts, not the PaymentIntent's status, which a dispute leaves `succeeded`)."""
         api_key = self._box.open(sealed_api_key(account))
-        payment_intent = await self._stripe.payment_intent(api_key, lost.connector_transaction_id)
+        payment_intent = await self._stripe.payment_intent(api_key, told.connector_transaction_id)
         charged = charged_attempt(payment_intent) if payment_intent is not None else None
         found = await self._intents.get(merchant_id, charged.payment_id, profile_id) if charged else None
-        if charged is None or found is None or not found.collected_by(lost.connector_transaction_id):
+        if charged is None or found is None or not found.collected_by(told.connector_transaction_id):
             log.info(
                 "payment_event.dispute_not_ours",
-                dispute=lost.connector_dispute_id,
-                payment_intent=lost.connector_transaction_id,
+                dispute=told.connector_dispute_id,
+                payment_intent=told.connector_transaction_id,
                 payment_id=charged.payment_id if charged else None,
             )
             return "ignored", None
@@ -117,11 +118,11 @@ class PaymentEvents:
             intent = await self._intents.by_reference(merchant_id, reference, tx, applying=applied)
             if intent is None:
                 raise RuntimeError(f"intent {reference!r} vanished")  # intents are never removed
-            change = intent.dispute_lost(
-                lost, attempt_id=attempt_id, merchant_connector_id=account["_id"], now=self._clock.now()
+            change = intent.dispute_told(
+                told, attempt_id=attempt_id, merchant_connector_id=account["_id"], now=self._clock.now()
             )
-            if not change.messages:
-                return False  # the same dispute, told again by another event
+            if change.intent is intent:
+                return False  # nothing further than the intent keeps: told again, or by an older event
             await self._intents.save(change, tx, applied=applied)
             return True
 
@@ -130,5 +131,10 @@ class PaymentEvents:
         except AlreadyApplied:
             changed = False
         outcome = "applied" if changed else "duplicate"
-        log.info(f"payment_event.dispute_{outcome}", payment_id=found.payment_id, dispute=lost.connector_dispute_id)
+        log.info(
+            f"payment_event.dispute_{outcome}",
+            payment_id=found.payment_id,
+            dispute=told.connector_dispute_id,
+            dispute_status=told.status.value,
+        )
         return outcome, found.payment_id

@@ -1,7 +1,8 @@
 """The webhook event aggregate: one initial event per (primary object, event type), its delivery's state and the
 transitions that move it on, each returning the new state and the messages to emit. The primary object is the
-payment attempt (payment_succeeded, payment_failed), the payment (payment_cancelled) or the dispute (dispute_lost),
-as Hyperswitch's; every event belongs to a payment, within which it is numbered and delivered in order."""
+payment attempt (payment_succeeded, payment_failed), the payment (payment_cancelled) or the dispute
+(dispute_opened, ..., dispute_lost), as Hyperswitch's; every event belongs to a payment, within which it is
+numbered and delivered in order."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from recovery_contracts.disputes import DisputeObject
 from recovery_contracts.payments import PaymentObject
 from recovery_contracts.webhooks import WebhookContentType
 
-# What a webhook's `content.object` is: the payment, or a dispute lost on it.
+# What a webhook's `content.object` is: the payment, or a dispute on it.
 ContentObject = PaymentObject | DisputeObject
 
 
@@ -26,8 +26,13 @@ RAISED_TYPES: dict[str, RaisedType] = {
     EventType.PAYMENT_SUCCEEDED: _PAYMENT,
     EventType.PAYMENT_FAILED: _PAYMENT,
     EventType.PAYMENT_CANCELLED: _PAYMENT,
-    # Hyperswitch's incoming dispute flow: class `disputes`, object `dispute_details`, the dispute id its object id.
+    # Hyperswitch's incoming dispute flow: class `disputes`, object `dispute_details`, the dispute id its object id,
+    # one type per status the payment connector reports (docs/webhooks.md, "Which events are sent").
+    EventType.DISPUTE_OPENED: _DISPUTE,
+    EventType.DISPUTE_CHALLENGED: _DISPUTE,
+    EventType.DISPUTE_WON: _DISPUTE,
     EventType.DISPUTE_LOST: _DISPUTE,
+    EventType.DISPUTE_CANCELLED: _DISPUTE,
 }
 
 

@@ -1,5 +1,6 @@
-"""`payment.succeeded`, `payment.failed`, `payment.cancelled` and `payment.dispute-lost`: one initial webhook event
-per (primary object and event type: the payment attempt, the payment for a cancel, the dispute for a lost dispute),
+"""`payment.succeeded`, `payment.failed`, `payment.cancelled`, `payment.dispute-lost` and `payment.dispute-updated`:
+one initial webhook event per (primary object and event type: the payment attempt, the payment for a cancel, the
+dispute for a dispute's status),
 claimed, then delivered; a duplicate message delivers nothing twice; a type the profile switched off raises
 nothing."""
 
@@ -9,11 +10,18 @@ from typing import Any
 
 import structlog
 
+from recovery_contracts.disputes import DisputeObject
 from recovery_contracts.envelope import Envelope
-from recovery_contracts.messages import PaymentCancelled, PaymentDisputeLost, PaymentFailed, PaymentSucceeded
+from recovery_contracts.messages import (
+    PaymentCancelled,
+    PaymentDisputeLost,
+    PaymentDisputeUpdated,
+    PaymentFailed,
+    PaymentSucceeded,
+)
 from recovery_dispatcher import metrics
 from recovery_dispatcher.domain.event import Claim, DuplicateEvent, WebhookEvent
-from recovery_dispatcher.domain.event_types import ContentObject
+from recovery_dispatcher.domain.event_types import RAISED_TYPES, ContentObject
 from recovery_dispatcher.domain.ids import checked_merchant_id
 from recovery_dispatcher.domain.status import EventStatus
 from recovery_dispatcher.handlers.delivery import Delivery, DeliveryInProgress
@@ -40,13 +48,22 @@ async def payment_cancelled(delivery: Delivery, envelope: Envelope[PaymentCancel
 
 
 async def dispute_lost(delivery: Delivery, envelope: Envelope[PaymentDisputeLost], queue: ConsumerQueue) -> None:
-    # The dispute is the event's object (Hyperswitch's dispute webhooks): one `dispute_lost` per dispute.
-    message = envelope.payload
-    dispute = message.dispute
-    if dispute.payment_id != message.payment_id:
+    await _dispute_event(delivery, envelope, envelope.payload.payment_id, envelope.payload.dispute)
+
+
+async def dispute_updated(delivery: Delivery, envelope: Envelope[PaymentDisputeUpdated], queue: ConsumerQueue) -> None:
+    await _dispute_event(delivery, envelope, envelope.payload.payment_id, envelope.payload.dispute)
+
+
+async def _dispute_event(delivery: Delivery, envelope: Envelope[Any], payment_id: str, dispute: DisputeObject) -> None:
+    # The dispute is the event's object (Hyperswitch's dispute webhooks), its status the event's type
+    # (`dispute_opened`, ..., `dispute_lost`): one event per dispute and status.
+    if dispute.payment_id != payment_id:
         # The event is numbered and ordered within the dispute's payment: never within another one.
-        raise MessageRejected(f"dispute {dispute.dispute_id} is on {dispute.payment_id}, not on {message.payment_id}")
-    await raise_event(delivery, envelope, "dispute_lost", dispute.dispute_id, dispute)
+        raise MessageRejected(f"dispute {dispute.dispute_id} is on {dispute.payment_id}, not on {payment_id}")
+    if dispute.dispute_status.value not in RAISED_TYPES:
+        raise MessageRejected(f"dispute {dispute.dispute_id}: no webhook is raised for {dispute.dispute_status}")
+    await raise_event(delivery, envelope, dispute.dispute_status.value, dispute.dispute_id, dispute)
 
 
 async def raise_event(

@@ -1,12 +1,15 @@
-"""Disputes in the sandbox, as Stripe test mode has them: a dispute opened on a succeeded PaymentIntent's charge
-(`POST /_sandbox/disputes`, standing in for Stripe's disputing test cards), read (`GET /v1/disputes/{id}`) and
-closed by the merchant, which is accepting the loss (`POST /v1/disputes/{id}/close`), each sending its event
-(`charge.dispute.created`, `charge.dispute.closed`) through webhooks.py.
+"""Disputes in the sandbox, as Stripe test mode has them: a dispute (or, with `inquiry`, an inquiry) opened on a
+succeeded PaymentIntent's charge (`POST /_sandbox/disputes`, standing in for Stripe's disputing test cards), read
+(`GET /v1/disputes/{id}`), challenged by the merchant submitting evidence (`POST /v1/disputes/{id}` with
+`submit=true`), closed by the merchant, which is accepting the loss (`POST /v1/disputes/{id}/close`), and decided
+by the card network (`POST /_sandbox/disputes/{id}/decide`, standing in for the issuer), each sending its event
+(`charge.dispute.created`, `charge.dispute.updated`, `charge.dispute.closed`) through webhooks.py.
 
-Shapes follow Stripe's API reference (API version 2024-06-20): https://docs.stripe.com/api/disputes/object and
-https://docs.stripe.com/api/disputes/close ("the status of the dispute will change from needs_response to lost";
-an inquiry's, from warning_needs_response to warning_closed). Kept in the account's state (store.py), so a sandbox
-restarted with a state directory keeps its disputes.
+Shapes follow Stripe's API reference (API version 2024-06-20): https://docs.stripe.com/api/disputes/object,
+https://docs.stripe.com/api/disputes/update ("submit: whether to immediately submit evidence to the bank";
+the status becomes under_review) and https://docs.stripe.com/api/disputes/close ("the status of the dispute will
+change from needs_response to lost"; an inquiry's, from warning_needs_response to warning_closed). Kept in the
+account's state (store.py), so a sandbox restarted with a state directory keeps its disputes.
 """
 
 from __future__ import annotations
@@ -50,7 +53,17 @@ CLOSED_AS = {
     "warning_needs_response": "warning_closed",
     "warning_under_review": "warning_closed",
 }
-# The evidence a merchant may submit (all unset here: the sandbox takes none).
+# What submitting evidence makes of an open dispute: the bank reviews it.
+SUBMITTED_AS = {"needs_response": "under_review", "warning_needs_response": "warning_under_review"}
+# What the network's decision makes of a dispute not closed yet, by outcome: a dispute is won or lost; an inquiry
+# the merchant wins is closed, one it loses is escalated to a dispute (`charge.dispute.updated`, not closed).
+DECIDED_AS = {
+    "won": {"needs_response": "won", "under_review": "won"}
+    | dict.fromkeys(("warning_needs_response", "warning_under_review"), "warning_closed"),
+    "lost": {"needs_response": "lost", "under_review": "lost"}
+    | dict.fromkeys(("warning_needs_response", "warning_under_review"), "needs_response"),
+}
+# The evidence a merchant may submit (stored as given: the sandbox judges none of it).
 EVIDENCE_FIELDS = (
     "access_activity_log",
     "billing_address",
@@ -92,8 +105,9 @@ class DisputeDesk:
         self._lock = threading.RLock()
 
     def open(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """A dispute (`needs_response`) on the charge of the succeeded PaymentIntent `payment_intent`, for
-        `amount` (default: the charge's) and `reason` (default `fraudulent`); `charge.dispute.created` is sent."""
+        """A dispute (`needs_response`; with `inquiry` true, an inquiry: `warning_needs_response`) on the charge of
+        the succeeded PaymentIntent `payment_intent`, for `amount` (default: the charge's) and `reason` (default
+        `fraudulent`); `charge.dispute.created` is sent."""
         intent_id = params.get("payment_intent")
         if not intent_id:
             raise missing_param("payment_intent")
@@ -137,7 +151,9 @@ class DisputeDesk:
                 "metadata": {},
                 "payment_intent": intent["id"],
                 "reason": reason,
-                "status": "needs_response",
+                "status": "warning_needs_response"
+                if str(params.get("inquiry", "")).lower() == "true"
+                else "needs_response",
             }
             self._stripe.disputes[dispute["id"]] = dispute
             charge["disputed"] = True
@@ -152,17 +168,57 @@ class DisputeDesk:
                 raise no_such("dispute", dispute_id, param="dispute", status=404)
             return dispute
 
-    def close(self, dispute_id: str, slot: IdempotencySlot | None) -> Response:
-        """The merchant accepts the dispute: lost (an inquiry: closed); `charge.dispute.closed` is sent."""
+    def update(self, dispute_id: str, params: Mapping[str, Any], slot: IdempotencySlot | None) -> Response:
+        """The merchant's evidence (`evidence[<field>]`, kept) and, with `submit=true`, its submission: the bank
+        reviews it (`under_review`) and `charge.dispute.updated` is sent. A dispute already decided or reviewed
+        takes no more evidence (Stripe's `dispute_already_submitted` family of refusals)."""
+        evidence = params.get("evidence") or {}
+        if not isinstance(evidence, dict) or not set(evidence) <= set(EVIDENCE_FIELDS):
+            raise invalid_request("Received unknown parameter: evidence", param="evidence")
+        submit = params.get("submit") == "true"
         with self._lock:
             dispute = self.get(dispute_id)
-            closed = CLOSED_AS.get(dispute["status"])
-            if closed is None:
-                raise invalid_request(f"This dispute is already closed ({dispute['status']}).", param="dispute")
-            dispute["status"] = closed
+            if dispute["status"] not in SUBMITTED_AS:
+                raise invalid_request(f"This dispute cannot be updated: it is {dispute['status']}.", param="dispute")
+            dispute["evidence"].update(evidence)
+            if submit:
+                dispute["status"] = SUBMITTED_AS[dispute["status"]]
+                dispute["evidence_details"]["has_evidence"] = True
+                dispute["evidence_details"]["submission_count"] += 1
             answer = self._stripe._commit(200, dispute, slot)
+        if submit:
+            self._webhooks.emit("charge.dispute.updated", dispute)
+        return answer
+
+    def decide(self, dispute_id: str, outcome: str) -> dict[str, Any]:
+        """The network decides for the merchant (`won`) or the customer (`lost`): `charge.dispute.closed` is sent
+        (an inquiry lost is escalated to a dispute instead: `charge.dispute.updated`)."""
+        statuses = DECIDED_AS.get(outcome)
+        if statuses is None:
+            raise invalid_request("outcome must be won or lost", param="outcome")
+        dispute, _ = self._move(dispute_id, statuses, None)
+        escalated = dispute["status"] == "needs_response"
+        self._webhooks.emit("charge.dispute.updated" if escalated else "charge.dispute.closed", dispute)
+        return dispute
+
+    def close(self, dispute_id: str, slot: IdempotencySlot | None) -> Response:
+        """The merchant accepts the dispute: lost (an inquiry: closed); `charge.dispute.closed` is sent."""
+        dispute, answer = self._move(dispute_id, CLOSED_AS, slot)
         self._webhooks.emit("charge.dispute.closed", dispute)
         return answer
+
+    def _move(
+        self, dispute_id: str, statuses: Mapping[str, str], slot: IdempotencySlot | None
+    ) -> tuple[dict[str, Any], Response]:
+        """The dispute in the status `statuses` makes of its own (400 when it makes none: it is closed already),
+        and the answer committed for it."""
+        with self._lock:
+            dispute = self.get(dispute_id)
+            moved = statuses.get(dispute["status"])
+            if moved is None:
+                raise invalid_request(f"This dispute is already closed ({dispute['status']}).", param="dispute")
+            dispute["status"] = moved
+            return dispute, self._stripe._commit(200, dispute, slot)
 
 
 async def _params(request: Request) -> dict[str, Any]:
@@ -188,6 +244,11 @@ def add_dispute_routes(
         authenticate(request)
         return desk.get(dispute_id)
 
+    @app.post("/v1/disputes/{dispute_id}")
+    async def update_dispute(request: Request, dispute_id: str) -> JSONResponse:
+        params = await form(request)
+        return await run(request, params, lambda slot, _: desk.update(dispute_id, params, slot))
+
     @app.post("/v1/disputes/{dispute_id}/close")
     async def close_dispute(request: Request, dispute_id: str) -> JSONResponse:
         params = await form(request)  # Stripe's `expand` only: nothing to set
@@ -198,5 +259,11 @@ def add_dispute_routes(
     @app.post("/_sandbox/disputes")
     async def open_dispute(request: Request) -> dict[str, Any]:
         """The customer disputes a succeeded PaymentIntent's charge (Stripe's disputing test cards do it on
-        their own): `payment_intent`, optional `reason` (default `fraudulent`) and `amount` (default the charge's)."""
+        their own): `payment_intent`, optional `reason` (default `fraudulent`), `amount` (default the charge's) and
+        `inquiry` (`true`: an inquiry, Stripe's `warning_*` statuses)."""
         return desk.open(await _params(request))
+
+    @app.post("/_sandbox/disputes/{dispute_id}/decide")
+    async def decide_dispute(request: Request, dispute_id: str) -> dict[str, Any]:
+        """The card network decides: `outcome` `won` or `lost`."""
+        return desk.decide(dispute_id, str((await _params(request)).get("outcome", "")))
