@@ -300,6 +300,8 @@ def test_a_dispute_challenged_and_won_is_told_at_each_step_and_credits_nothing(s
     assert all(w.signature_verified for w in told)
     objects = [w.body["content"]["object"] for w in told]
     assert {o["dispute_id"] for o in objects} == {opened.body["content"]["object"]["dispute_id"]}
+    # Stripe's deadline for the merchant's evidence, as Hyperswitch's `challenge_required_by`, from the opening.
+    assert objects[0]["challenge_required_by"] == _iso_millis(dispute["evidence_details"]["due_by"])
     assert [(o["dispute_stage"], o["connector_status"]) for o in objects] == [
         ("dispute", "needs_response"),
         ("dispute", "under_review"),
@@ -330,3 +332,8 @@ def test_a_dispute_challenged_and_won_is_told_at_each_step_and_credits_nothing(s
 def _webhook_sequence(webhook: Any) -> int:
     """The `webhook-sequence` header the dispatcher numbered the delivery with (within its payment)."""
     return int(next(value for name, value in webhook.headers if name.lower() == "webhook-sequence"))
+
+
+def _iso_millis(unix_seconds: int) -> str:
+    """A Unix time as the webhook body writes times (ISO 8601 UTC, milliseconds, `Z`)."""
+    return datetime.fromtimestamp(unix_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")

@@ -299,6 +299,7 @@ def test_endpoint_rows_show_success_rate_latency_breaker_and_disabled_per_profil
 
 
 def test_payment_page_lists_the_disputes_not_lost_where_they_stand_latest_first() -> None:
+    from dataclasses import replace
     from datetime import timedelta
 
     from recovery_contracts.disputes import DisputeStage, DisputeStatus
@@ -306,8 +307,10 @@ def test_payment_page_lists_the_disputes_not_lost_where_they_stand_latest_first(
     from .test_intake_dispute_events import collected, told
 
     intent = collected()
+    inquiry = told(DisputeStatus.DISPUTE_OPENED, DisputeStage.PRE_DISPUTE, dispute_id="dp_inquiry")
+    due = inquiry.told_at + timedelta(days=7)
     for report in (
-        told(DisputeStatus.DISPUTE_OPENED, DisputeStage.PRE_DISPUTE, dispute_id="dp_inquiry"),
+        replace(inquiry, challenge_required_by=due),
         told(DisputeStatus.DISPUTE_OPENED, dispute_id="dp_won", amount=1000, at=timedelta(hours=1)),
         told(DisputeStatus.DISPUTE_WON, dispute_id="dp_won", amount=1000, at=timedelta(hours=2)),
         told(dispute_id="dp_lost", at=timedelta(hours=3)),  # the Disputes lost card's, from the read model
@@ -321,4 +324,6 @@ def test_payment_page_lists_the_disputes_not_lost_where_they_stand_latest_first(
         ("dp_inquiry", "pre dispute", "opened", True, "USD 22.50"),
     ]
     assert rows[0].since == "2026-02-24 14:00:00 UTC" and rows[0].reason == "fraudulent"
+    # Open: by when to answer; ended: no deadline shown (the won one's opening had none either).
+    assert (rows[1].answer_by, rows[0].answer_by) == ("2026-03-03 12:00:00 UTC", "")
     assert payment_view.other_disputes(None) == []

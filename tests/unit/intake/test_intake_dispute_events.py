@@ -353,3 +353,28 @@ def test_an_updated_dispute_message_carries_the_dispute_and_when_the_connector_t
     )
     assert (dispute.amount, dispute.attempt_id, dispute.merchant_connector_id) == ("2250", "12345_att_1", "mca_1")
     assert (message.merchant_id, message.profile_id, message.correlation_id) == ("merchant_1", "pro_1", "12345_pay_1")
+
+
+def test_stripes_evidence_deadline_is_hyperswitchs_challenge_required_by_and_kept() -> None:
+    due = LOST_AT + timedelta(days=7)
+    event = read_dispute(
+        closed_event(
+            status="needs_response",
+            event_type="charge.dispute.created",
+            evidence_details={"due_by": int(due.timestamp()), "has_evidence": False},
+        )
+    )
+    assert event.dispute is not None and event.dispute.challenge_required_by == due
+
+    change = collected().dispute_told(event.dispute, attempt_id="a", merchant_connector_id="m", now=LATER)
+
+    (message,) = change.messages
+    assert message.payload.dispute.challenge_required_by == due
+    assert change.intent.disputes[0].challenge_required_by == due
+    from recovery_intake.adapters.intents import _fields, intent_of
+
+    assert intent_of({"_id": change.intent.payment_id, **_fields(change.intent)}) == change.intent
+    unreadable = closed_event(evidence_details={"due_by": "soon"})
+    assert (
+        read_dispute(unreadable).dispute is not None and read_dispute(unreadable).dispute.challenge_required_by is None
+    )

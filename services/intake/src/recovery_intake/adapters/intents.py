@@ -188,6 +188,7 @@ def _fields(intent: Intent) -> Document:
                 "stage": d.stage.value,
                 "status": d.status.value,
                 "told_at": d.told_at,
+                "challenge_required_by": d.challenge_required_by,
                 "emitted": [status.value for status in d.emitted],
             }
             for d in intent.disputes
@@ -229,5 +230,6 @@ def _dispute_of(doc: Document) -> IntentDispute:
         DisputeStage(doc.get("stage", DisputeStage.DISPUTE)),
         status,
         doc["told_at"] if "told_at" in doc else doc["lost_at"],
+        doc.get("challenge_required_by"),
         tuple(DisputeStatus(s) for s in doc["emitted"]) if "emitted" in doc else (status,),
     )

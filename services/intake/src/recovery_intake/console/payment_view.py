@@ -100,6 +100,8 @@ class OtherDispute:
     status: str
     since: str
     open: bool
+    # By when the merchant must answer an open one (empty when the connector gave no deadline, or once it ended).
+    answer_by: str
 
 
 def other_disputes(intent: Intent | None) -> list[OtherDispute]:
@@ -117,6 +119,9 @@ def other_disputes(intent: Intent | None) -> list[OtherDispute]:
             status=d.status.value.removeprefix("dispute_"),
             since=timestamp(d.told_at),
             open=d.status not in DISPUTE_ENDED,
+            answer_by=timestamp(d.challenge_required_by)
+            if d.challenge_required_by is not None and d.status not in DISPUTE_ENDED
+            else "",
         )
         for d in sorted(kept, key=lambda d: (d.told_at, d.dispute_id), reverse=True)
     ]

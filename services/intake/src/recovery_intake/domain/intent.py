@@ -80,6 +80,8 @@ class IntentDispute:
     stage: DisputeStage
     status: DisputeStatus
     told_at: datetime
+    # By when the merchant must answer it at the connector, if the connector said.
+    challenge_required_by: datetime | None
     # The statuses the merchant was told of (each once, in order): its webhooks are one per dispute and status.
     emitted: tuple[DisputeStatus, ...]
 
@@ -300,6 +302,7 @@ class Intent:
             told.stage,
             told.status,
             told.told_at,
+            told.challenge_required_by,
             (*emitted, told.status) if new_status else emitted,
         )
         others = tuple(d for d in self.disputes if d.dispute_id != dispute_id)
@@ -318,6 +321,7 @@ class Intent:
             connector_status=told.connector_status,
             connector_dispute_id=told.connector_dispute_id,
             connector_reason=told.reason,
+            challenge_required_by=told.challenge_required_by,
             connector_created_at=told.connector_created_at,
             # Stripe's dispute has no update time: its last change is the one the event tells of.
             connector_updated_at=told.told_at,

@@ -54,6 +54,8 @@ class DisputeReport:
     status: DisputeStatus
     connector_created_at: datetime | None
     told_at: datetime
+    # By when the merchant must answer (Stripe's `evidence_details.due_by`): Hyperswitch's `challenge_required_by`.
+    challenge_required_by: datetime | None = None
 
     def dispute_id(self, merchant_id: str) -> str:
         """Ours, the same for every delivery of the dispute (whatever event carried it): what makes it apply once."""
@@ -109,8 +111,14 @@ def dispute_event(event: StripeEvent) -> DisputeEvent:
         status=status,
         connector_created_at=unix_time(dispute.get("created")),
         told_at=event.created,
+        challenge_required_by=_due_by(dispute.get("evidence_details")),
     )
     return DisputeEvent(event.event_id, event.event_type, report)
+
+
+def _due_by(evidence_details: Any) -> datetime | None:
+    """Stripe's deadline for the merchant's evidence, if the event gives one."""
+    return unix_time(evidence_details.get("due_by")) if isinstance(evidence_details, dict) else None
 
 
 @dataclass(frozen=True)
