@@ -1,7 +1,8 @@
 """`payment.dispute-updated` through the real consumer pipeline on in-memory adapters: a dispute's opening, review
 and ending reach the merchant as Hyperswitch's `dispute_opened`, `dispute_challenged`, `dispute_won` (or
 `dispute_cancelled`) webhooks, each once per dispute, numbered after the payment's earlier events and before its
-loss, signed over the bytes stored; a status no webhook is raised for is dead-lettered with the reason."""
+loss, signed over the bytes stored; one overtaken by the dispute's end is not sent; a status no webhook is raised for is
+dead-lettered with the reason."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime, timedelta
+
+from prometheus_client import REGISTRY
 
 from recovery_contracts.disputes import DisputeObject, DisputeStage, DisputeStatus
 from recovery_contracts.ids import idempotent_event_id
@@ -116,3 +119,40 @@ async def test_a_status_no_webhook_is_raised_for_is_dead_lettered_with_the_reaso
     [letter] = dispatcher.published.dead_letters
     assert letter.queue == UPDATED and "no webhook is raised for dispute_expired" in letter.reason
     assert dispatcher.sender.requests == [] and dispatcher.events.claims == {}
+
+
+async def test_an_opening_overtaken_by_the_disputes_end_is_not_sent_and_is_counted(dispatcher: Dispatcher) -> None:
+    paid = payment()
+    lost = dispute_lost(paid)
+    dispute, now = lost.payload.dispute, datetime.now(UTC)
+    opened = dispute_updated(paid, dispute, OPENED, now, "needs_response")
+    before = _overtaken("dispute_opened")
+    await dispatcher.send(LOST, lost)
+    # Intake published the opening first; an outbox's republish after a lost confirm brings it here after the loss.
+    await dispatcher.send(UPDATED, opened)
+
+    assert [t for t, _, _ in _sent(dispatcher)] == ["dispute_lost"]
+    assert _overtaken("dispute_opened") - before == 1
+    assert dispatcher.published.dead_letters == []
+
+
+async def test_a_review_after_a_win_is_not_sent_but_a_copy_of_an_opening_sent_before_is_a_duplicate(
+    dispatcher: Dispatcher,
+) -> None:
+    paid = payment()
+    dispute, now = dispute_lost(paid).payload.dispute, datetime.now(UTC)
+    opened = dispute_updated(paid, dispute, OPENED, now, "needs_response")
+    duplicates = consumed(UPDATED, "duplicate")
+    await dispatcher.send(UPDATED, opened)
+    await dispatcher.send(UPDATED, dispute_updated(paid, dispute, WON, now, "won"))
+    await dispatcher.send(UPDATED, dispute_updated(paid, dispute, CHALLENGED, now, "under_review"))
+    await dispatcher.send(UPDATED, opened)  # its event claimed before the win: the duplicate path, as any copy
+
+    assert [t for t, _, _ in _sent(dispatcher)] == ["dispute_opened", "dispute_won"]
+    assert consumed(UPDATED, "duplicate") - duplicates == 1
+
+
+def _overtaken(event_type: str) -> float:
+    return (
+        REGISTRY.get_sample_value("recovery_webhook_dispute_events_overtaken_total", {"event_type": event_type}) or 0.0
+    )

@@ -34,6 +34,11 @@ DELIVERIES_PARKED = Counter(
 EVENTS_NOT_RAISED = Counter(
     "recovery_webhook_events_not_raised_total", "Payment events of a type the profile switched off", ["event_type"]
 )
+DISPUTE_EVENTS_OVERTAKEN = Counter(
+    "recovery_webhook_dispute_events_overtaken_total",
+    "Dispute events not raised because one further along was raised for the dispute first",
+    ["event_type"],
+)
 
 
 # The labelled children of the per-delivery series, looked up once (`labels()` costs a lock and a dict lookup

@@ -36,6 +36,14 @@ RAISED_TYPES: dict[str, RaisedType] = {
 }
 
 
+_ENDINGS = (EventType.DISPUTE_WON, EventType.DISPUTE_LOST, EventType.DISPUTE_CANCELLED)
+# The dispute events further along than an open one: raised already, they make a late open one moot.
+FURTHER_DISPUTE_EVENTS: dict[str, tuple[str, ...]] = {
+    EventType.DISPUTE_OPENED: (EventType.DISPUTE_CHALLENGED, *_ENDINGS),
+    EventType.DISPUTE_CHALLENGED: _ENDINGS,
+}
+
+
 def raised_type(event_type: str) -> RaisedType:
     """The class and content of an event type this dispatcher raises (KeyError for any other)."""
     return RAISED_TYPES[event_type]

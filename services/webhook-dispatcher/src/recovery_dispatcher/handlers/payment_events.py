@@ -12,6 +12,7 @@ import structlog
 
 from recovery_contracts.disputes import DisputeObject
 from recovery_contracts.envelope import Envelope
+from recovery_contracts.ids import idempotent_event_id
 from recovery_contracts.messages import (
     PaymentCancelled,
     PaymentDisputeLost,
@@ -21,7 +22,7 @@ from recovery_contracts.messages import (
 )
 from recovery_dispatcher import metrics
 from recovery_dispatcher.domain.event import Claim, DuplicateEvent, WebhookEvent
-from recovery_dispatcher.domain.event_types import RAISED_TYPES, ContentObject
+from recovery_dispatcher.domain.event_types import FURTHER_DISPUTE_EVENTS, RAISED_TYPES, ContentObject
 from recovery_dispatcher.domain.ids import checked_merchant_id
 from recovery_dispatcher.domain.status import EventStatus
 from recovery_dispatcher.handlers.delivery import Delivery, DeliveryInProgress
@@ -61,9 +62,30 @@ async def _dispute_event(delivery: Delivery, envelope: Envelope[Any], payment_id
     if dispute.payment_id != payment_id:
         # The event is numbered and ordered within the dispute's payment: never within another one.
         raise MessageRejected(f"dispute {dispute.dispute_id} is on {dispute.payment_id}, not on {payment_id}")
-    if dispute.dispute_status.value not in RAISED_TYPES:
+    event_type = dispute.dispute_status.value
+    if event_type not in RAISED_TYPES:
         raise MessageRejected(f"dispute {dispute.dispute_id}: no webhook is raised for {dispute.dispute_status}")
-    await raise_event(delivery, envelope, dispute.dispute_status.value, dispute.dispute_id, dispute)
+    further = await _raised_further(delivery, payment_id, dispute.dispute_id, event_type)
+    if further is not None:
+        # Intake emits a dispute's statuses in order, but a message can be overtaken on its way (an outbox publishing
+        # it again after a lost confirm): the merchant told the dispute ended is never told it opened afterwards.
+        metrics.DISPUTE_EVENTS_OVERTAKEN.labels(event_type).inc()
+        log.info("webhook.dispute_event_overtaken", event_type=event_type, dispute=dispute.dispute_id, by=further)
+        return
+    await raise_event(delivery, envelope, event_type, dispute.dispute_id, dispute)
+
+
+async def _raised_further(delivery: Delivery, payment_id: str, dispute_id: str, event_type: str) -> str | None:
+    """The event type further along than `event_type` already raised for the dispute (claimed), if any, while
+    `event_type` itself is not (a copy of a message whose event was claimed goes on as any duplicate does: its
+    delivery may need finishing)."""
+    further_types = FURTHER_DISPUTE_EVENTS.get(event_type, ())
+    if not further_types or await delivery.events.claim_of(payment_id, idempotent_event_id(dispute_id, event_type)):
+        return None
+    for further in further_types:
+        if await delivery.events.claim_of(payment_id, idempotent_event_id(dispute_id, further)) is not None:
+            return further
+    return None
 
 
 async def raise_event(
