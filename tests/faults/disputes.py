@@ -1,8 +1,9 @@
 """Disputes lost while a fault strikes. As each recovery of the batch succeeds and is recorded at its billing
-system, its customer disputes the charge at the Stripe sandbox and the merchant accepts the loss: Stripe sends
-`charge.dispute.closed`, signed with the merchant's endpoint secret, to intake's payment connector door, delivers it
-again while it is not answered 2xx (within seconds here: Stripe's hours would outlast the test), and the harness has
-it sent once more at once (racing Stripe's own delivery) and once after the strike. A scenario opts in with
+system, its customer disputes the charge at the Stripe sandbox and the merchant accepts the loss at once: Stripe
+sends `charge.dispute.created` and `charge.dispute.closed` side by side (in either order), signed with the
+merchant's endpoint secret, to intake's payment connector door, delivers each again while it is not answered 2xx
+(within seconds here: Stripe's hours would outlast the test), and the harness has the closing sent once more at once
+(racing Stripe's own delivery) and both once after the strike. A scenario opts in with
 `losing_disputes(during)`; optionally a second merchant, billed by the Chargebee sandbox, has one invoice recovered
 in the batch, so that a lost dispute's refund record is checked where a billing system takes one (the main
 merchant's `custombilling` account takes none).
@@ -10,9 +11,14 @@ merchant's `custombilling` account takes none).
 What is checked (`Disputes.lost_once`, beside the suite's invariants, which count the `dispute_lost` webhook as one
 more expected event of the payment: one initial event, delivered 2xx, in sequence after `payment_succeeded`):
 - every recovered payment of the batch had a dispute lost on it;
-- intake applied each dispute once: at most one of Stripe's deliveries answered `applied`, every 2xx answer
-  `applied` or `duplicate`, at least one of them, the delivery after the strike `duplicate`; the intent keeps it once;
-- the merchant's `dispute_lost` names the dispute and its amount (its signature: `invariants.webhooks_signed`);
+- intake applied each dispute once: at most one of Stripe's deliveries of the closing answered `applied`, every 2xx
+  answer `applied` or `duplicate`, at least one of them, the delivery after the strike `duplicate`; the same of the
+  opening, whose delivery after the strike is `duplicate` too (its event applied already; an opening told by a
+  new event after the loss: tests/unit/intake); the intent keeps it once,
+  lost, having told the merchant `dispute_opened` then `dispute_lost`, or `dispute_lost` alone;
+- the merchant's `dispute_lost` (and `dispute_opened`, when the dispatcher raised one: the suite's invariants expect
+  it before the loss, in sequence, once) names the dispute and its amount (its signature:
+  `invariants.webhooks_signed`);
 - the refund record: none for a `custombilling` payment (its record back has no refund); for a Chargebee one, one
   record, accepted, and at the Chargebee sandbox exactly one payment recorded on the invoice and one refund of it,
   of the dispute's amount.
@@ -30,16 +36,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from fault_harness import SHORT_LADDER, FaultRun, Kind, Recovery, retrying
+from fault_harness import DISPUTE_LOST, DISPUTE_OPENED, SHORT_LADDER, FaultRun, Kind, Recovery, retrying
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from recovery_cli.billing_demo import ChargebeeScenario
+from recovery_contracts.ids import idempotent_event_id
 from support.disputes import close_dispute, listen_for_disputes
 
 During = Callable[[FaultRun], contextlib.AbstractContextManager[Any]]
 
-CLOSED = "charge.dispute.closed"
+OPENED, CLOSED = "charge.dispute.created", "charge.dispute.closed"
+# What intake may have told the merchant of a lost dispute, in order (the opening: unless the loss came first).
+TOLD = ([DISPUTE_OPENED, DISPUTE_LOST], [DISPUTE_LOST])
 CHARGEBEE = "chargebee"
 TAKEN = ("applied", "duplicate")
 # Stripe's delivery again of an event not answered 2xx: within seconds, over about four minutes.
@@ -95,8 +104,10 @@ class LostDispute:
     while_striking: bool
     in_outage: bool
     event_id: str = ""
-    # Intake's answer to the event delivered again once the strike was over.
+    opened_event_id: str = ""
+    # Intake's answers to the closing and to the opening delivered again once the strike was over.
     late_answer: str | None = None
+    late_opening_answer: str | None = None
 
 
 class Disputes:
@@ -126,10 +137,13 @@ class Disputes:
             run.merchants[CHARGEBEE].billing = CHARGEBEE
             chargebee.connect(setup, retry_ladder_seconds=SHORT_LADDER)
         for name, merchant in run.merchants.items():
-            self._doors[name] = retrying(lambda setup=merchant.setup: listen_for_disputes(run.stack, setup))
+            self._doors[name] = retrying(
+                lambda setup=merchant.setup: listen_for_disputes(run.stack, setup, (OPENED, CLOSED))
+            )
         if chargebee is not None:
             self._chargebee_invoice(chargebee)
         run.extra_settled.append(self._refunds_settled)
+        run.extra_settled.append(self._openings_counted)
         run.extra_invariants.append(self.lost_once)
         self._thread.start()
 
@@ -140,7 +154,10 @@ class Disputes:
         for sending in self._sending:
             sending.join(timeout=60)
         for dispute in self.lost:
-            dispute.late_answer = retrying(lambda dispute=dispute: self._send_again(dispute))
+            dispute.late_answer = retrying(lambda dispute=dispute: self._send_again(dispute, dispute.event_id))
+            dispute.late_opening_answer = retrying(
+                lambda dispute=dispute: self._send_again(dispute, dispute.opened_event_id)
+            )
         book = self._book()
         answers = [a for d in self.lost for a in self._answers(d, book)]
         self.run.tally.update(
@@ -216,8 +233,9 @@ class Disputes:
         door = self._doors[recovery.merchant]
         striking = self._striking or self._whole_run
         dispute = LostDispute(recovery, closed["id"], int(closed["amount"]), door, striking, in_outage)
-        events = [e for e in self._book()["events"] if e["type"] == CLOSED]
-        dispute.event_id = next(e["id"] for e in events if e["data"]["object"]["id"] == dispute.dispute_id)
+        events = [e for e in self._book()["events"] if e["data"]["object"].get("id") == dispute.dispute_id]
+        dispute.event_id = next(e["id"] for e in events if e["type"] == CLOSED)
+        dispute.opened_event_id = next(e["id"] for e in events if e["type"] == OPENED)
         recovery.disputes.append(dispute.dispute_id)
         self.lost.append(dispute)
         # Delivered once more at once, beside Stripe's own delivery: intake takes two copies at the same moment.
@@ -226,10 +244,10 @@ class Disputes:
         sending.start()
         self._sending.append(sending)
 
-    def _send_again(self, dispute: LostDispute) -> str:
+    def _send_again(self, dispute: LostDispute, event_id: str) -> str:
         """Stripe delivers the event again (a replay): intake's answer at the dispute's door, once it answers."""
-        httpx.post(f"{self.run.stack.stripe_url}/_sandbox/events/{dispute.event_id}/resend", timeout=30)
-        last = self._answers(dispute, self._book())[-1]
+        httpx.post(f"{self.run.stack.stripe_url}/_sandbox/events/{event_id}/resend", timeout=30)
+        last = self._answers(dispute, self._book(), event_id)[-1]
         assert last != NO_ANSWER and not last.startswith("HTTP 5"), f"{dispute.dispute_id}: intake answered {last}"
         return last
 
@@ -238,12 +256,12 @@ class Disputes:
     def _book(self) -> dict[str, Any]:
         return dict(httpx.get(f"{self.run.stack.stripe_url}/_sandbox/events", timeout=10).json())
 
-    def _answers(self, dispute: LostDispute, book: dict[str, Any]) -> list[str]:
-        """Intake's answers to the deliveries of the dispute's event at its door, in order: a 2xx's outcome
-        (`applied`, `duplicate`, `ignored`), else `HTTP <status>` or `no answer`."""
+    def _answers(self, dispute: LostDispute, book: dict[str, Any], event_id: str | None = None) -> list[str]:
+        """Intake's answers to the deliveries of the dispute's closing (or `event_id`) at its door, in order: a
+        2xx's outcome (`applied`, `duplicate`, `ignored`), else `HTTP <status>` or `no answer`."""
         answers = []
         for d in book["deliveries"]:
-            if d["event"] != dispute.event_id or d["url"] != dispute.door:
+            if d["event"] != (event_id or dispute.event_id) or d["url"] != dispute.door:
                 continue
             if d.get("status") is None:
                 answers.append(NO_ANSWER)
@@ -272,6 +290,38 @@ class Disputes:
             return False
         return sum(r["status"] == "accepted" for records in refunds.values() for r in records) >= expected
 
+    def _openings_counted(self) -> bool:
+        """Each disputed recovery's `disputes_opened`: its disputes the dispatcher raised a `dispute_opened` for
+        (claimed), by our dispute ids the intents keep. Read again at every look: the settling waits for them."""
+        try:
+            client, db = self.run.database()
+            with client:
+                opened, after_loss = self._opened_claims(db)
+        except PyMongoError:
+            return False
+        for d in self.lost:
+            d.recovery.disputes_opened = sum(1 for k in opened if k == (d.recovery.payment_id, d.dispute_id))
+        self.run.tally.update(
+            disputes_opened_told=sum(d.recovery.disputes_opened for d in self.lost),
+            # Openings intake took after the loss (kept, nothing emitted), and ones the dispatcher dropped.
+            disputes_opened_after_loss=after_loss,
+            disputes_opened_overtaken=sum(1 for d in self.lost) - after_loss - len(opened),
+        )
+        return True
+
+    def _opened_claims(self, db: Any) -> tuple[list[tuple[str, str]], int]:
+        """(payment, Stripe's dispute id) of each `dispute_opened` the dispatcher claimed for a lost dispute; how
+        many lost disputes the intents say were never told opened."""
+        ids = [d.recovery.payment_id for d in self.lost]
+        ours, never_opened = {}, 0
+        for intent in db["payment_intents"].find({"_id": {"$in": ids}}, {"disputes": 1}):
+            for kept in intent.get("disputes") or []:
+                key = idempotent_event_id(kept["dispute_id"], DISPUTE_OPENED)
+                ours[key] = (intent["_id"], kept["connector_dispute_id"])
+                never_opened += DISPUTE_OPENED not in (kept.get("emitted") or [])
+        claims = db["webhook_claims"].find({"payment_id": {"$in": ids}, "idempotent_event_id": {"$in": list(ours)}})
+        return [ours[c["idempotent_event_id"]] for c in claims], never_opened
+
     def _chargebee_refunds(self, invoice_id: str) -> list[list[int]]:
         """Each successful payment the Chargebee sandbox holds against the invoice (the failed one that made the
         recovery is listed too): the amounts refunded of it."""
@@ -294,7 +344,8 @@ class Disputes:
             ids = [d.recovery.payment_id for d in self.lost]
             intents = {i["_id"]: i for i in db["payment_intents"].find({"_id": {"$in": ids}}, {"disputes": 1})}
             refunds = self._refunds(db)
-        webhooks = [w for w in run.webhook_deliveries() if (w.get("json") or {}).get("event_type") == "dispute_lost"]
+        told_types = (DISPUTE_OPENED, DISPUTE_LOST)
+        webhooks = [w for w in run.webhook_deliveries() if (w.get("json") or {}).get("event_type") in told_types]
         for d in self.lost:
             found += self._applied_once(d, book, intents.get(d.recovery.payment_id) or {})
             found += self._merchant_told(d, webhooks)
@@ -313,9 +364,18 @@ class Disputes:
             found.append(f"{where}: intake's answers {answers}, expected `applied` (once at most) or `duplicate`")
         if d.late_answer != "duplicate":
             found.append(f"{where}: Stripe's delivery after the strike answered {d.late_answer!r}, expected duplicate")
+        opening = self._answers(d, book, d.opened_event_id)
+        if opening.count("applied") > 1 or not {a for a in opening if not unanswered(a)} <= set(TAKEN):
+            found.append(f"{where}: intake's answers to its opening {opening}, expected `applied` once at most")
+        if all(map(unanswered, opening)):
+            found.append(f"{where}: its opening never answered 2xx: {opening}")
+        if d.late_opening_answer != "duplicate":
+            found.append(f"{where}: its opening delivered after the loss answered {d.late_opening_answer!r}")
         kept = [k for k in intent.get("disputes") or [] if k.get("connector_dispute_id") == d.dispute_id]
         if len(kept) != 1:
             found.append(f"{where}: the intent keeps it {len(kept)} times, expected once")
+        elif (kept[0].get("status"), kept[0].get("emitted")) not in [(DISPUTE_LOST, told) for told in TOLD]:
+            found.append(f"{where}: the intent keeps it {kept[0].get('status')}, told {kept[0].get('emitted')}")
         return found
 
     def _merchant_told(self, d: LostDispute, webhooks: list[dict[str, Any]]) -> list[str]:
@@ -323,7 +383,7 @@ class Disputes:
         mine = [o for o in objects if o.get("payment_id") == d.recovery.payment_id]
         wrong = [o for o in mine if (o.get("connector_dispute_id"), o.get("amount")) != (d.dispute_id, str(d.amount))]
         if wrong:
-            return [f"{d.recovery.payment_id}: dispute_lost names {wrong}, expected {d.dispute_id} for {d.amount}"]
+            return [f"{d.recovery.payment_id}: a dispute webhook names {wrong}, expected {d.dispute_id} for {d.amount}"]
         return []
 
     def _refund_recorded(self, d: LostDispute, records: list[dict[str, Any]]) -> list[str]:

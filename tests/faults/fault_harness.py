@@ -44,7 +44,7 @@ RECORD_BACK_PATH = "/record-back"
 ENDED = ("succeeded", "failed", "cancelled")
 VISA, LOST_CARD = "pm_card_visa", "pm_card_chargeDeclinedLostCard"
 SUCCEEDED, FAILED, CANCELLED = "payment_succeeded", "payment_failed", "payment_cancelled"
-DISPUTE_LOST = "dispute_lost"
+DISPUTE_OPENED, DISPUTE_LOST = "dispute_opened", "dispute_lost"
 CUSTOMBILLING = "custombilling"
 
 
@@ -159,6 +159,9 @@ class Recovery:
     second_payment_method: str | None = None
     # Stripe's ids of the disputes lost on the recovered payment (disputes.py): a `dispute_lost` webhook each.
     disputes: list[str] = field(default_factory=list)
+    # How many of them the dispatcher raised a `dispute_opened` for (disputes.py reads its claims): one webhook each,
+    # before the loss's (an opening overtaken by the loss is not raised).
+    disputes_opened: int = 0
 
     @property
     def spec(self) -> KindSpec:
@@ -406,7 +409,8 @@ class FaultRun:
         cancellation alone; a charge in flight defers the cancel, and a paid invoice is never cancelled)."""
         if recovery.spec.status == CHARGED_OR_CANCELLED and not self.successful_charges(recovery, ledger):
             return (CANCELLED,)
-        return recovery.spec.events + (DISPUTE_LOST,) * len(recovery.disputes)
+        told = (DISPUTE_OPENED,) * recovery.disputes_opened + (DISPUTE_LOST,) * len(recovery.disputes)
+        return recovery.spec.events + told
 
     def successful_charges(
         self, recovery: Recovery, ledger: list[dict[str, Any]] | None = None
