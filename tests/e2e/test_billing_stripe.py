@@ -317,7 +317,16 @@ def test_a_dispute_challenged_and_won_is_told_at_each_step_and_credits_nothing(s
     assert notes.json()["data"] == []
     dispute_hooks = [w for w in billing.seed.received() if (w.event_type or "").startswith("dispute_")]
     assert sorted(w.event_type or "" for w in dispute_hooks) == ["dispute_challenged", "dispute_opened", "dispute_won"]
-    # The merchant's console shows it won on the Payment page (the read model keeps lost disputes only).
+    # The public timeline tells the course; no figure keeps a won dispute (none was lost, none is open).
+    path = f"{stack.intake_url}/v2/process-trackers/revenue-recovery-workflow/{payment_id}/timeline"
+    public = poll(
+        lambda: httpx.get(path, headers=setup.merchant.headers(), timeout=10).json(),
+        lambda answer: any(e["kind"] == "dispute_won" for e in answer.get("entries") or []),
+        timeout=30,
+    )
+    steps = [e["kind"] for e in public["entries"] if e["kind"].startswith("dispute_")]
+    assert steps == ["dispute_opened", "dispute_challenged", "dispute_won"] and public["disputes"] == []
+    # The merchant's console shows it won on the Payment page.
     merchant = setup.merchant
     with signed_in_console(stack.intake_url, merchant.api_key, merchant.merchant_id) as page:
         page.goto(f"{stack.intake_url}/console/payments/{payment_id}")

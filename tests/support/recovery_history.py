@@ -266,8 +266,10 @@ EXPECTED_ANALYTICS: dict[str, Any] = {
     "payments_cancelled": 1,  # E
     "recovery_rate": 0.75,  # 3 recovered of the 4 finished (E, cancelled, is neither)
     "recovered_amount": {"USD": 4750},  # 2250 + 1000 + 1500; C's EUR failed
-    "payments_disputed_lost": 0,  # no dispute lost in this history
+    "payments_disputed_lost": 0,  # no dispute lost, nor open, in this history
     "disputed_lost_amount": {},
+    "payments_disputed_open": 0,
+    "disputed_open_amount": {},
     "attempts_per_recovered_payment": 2.0,  # (2 + 1 + 3) / 3
     "time_to_recover": {"p50": 3600.0, "p90": 7200.0},  # of 600, 3600, 7200 s (nearest rank)
     "by_decline_class": {"do_not_honor": 1, "expired_card": 1, "insufficient_funds": 4},  # A1, C2, F1, F2
@@ -292,6 +294,8 @@ EXPECTED_ANALYTICS: dict[str, Any] = {
             "recovered_amount": {"USD": 3250},
             "payments_disputed_lost": 0,
             "disputed_lost_amount": {},
+            "payments_disputed_open": 0,
+            "disputed_open_amount": {},
         },
         {
             "date": "2026-01-16",
@@ -302,6 +306,8 @@ EXPECTED_ANALYTICS: dict[str, Any] = {
             "recovered_amount": {"USD": 1500},
             "payments_disputed_lost": 0,
             "disputed_lost_amount": {},
+            "payments_disputed_open": 0,
+            "disputed_open_amount": {},
         },
     ],
 }

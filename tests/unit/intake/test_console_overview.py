@@ -1,6 +1,7 @@
 """The Overview page as a signed-in merchant sees it, its figures read from a scripted analytics service on
 loopback: "Lost to disputes" (what lost disputes took back of recovered payments, per currency, and on how many)
-stands beside Recovered when a dispute was lost, and is not there when none was."""
+stands beside Recovered when a dispute was lost, and is not there when none was; "At risk in disputes" (what open
+disputes put at risk) after it while any is open."""
 
 from __future__ import annotations
 
@@ -65,3 +66,17 @@ async def test_the_overview_shows_what_lost_disputes_took_back_beside_the_recove
     # None lost: the figure is not there.
     none_lost = await overview_figures({**ANALYTICS, "payments_disputed_lost": 0, "disputed_lost_amount": {}})
     assert [label for label, _, _ in none_lost] == [label for label in labels if label != "Lost to disputes"]
+
+
+async def test_the_overview_shows_what_open_disputes_put_at_risk_after_what_lost_ones_took_back() -> None:
+    lost = {"payments_disputed_lost": 1, "disputed_lost_amount": {"USD": 2250}}
+    open_now = {"payments_disputed_open": 2, "disputed_open_amount": {"USD": 3000}}
+
+    shown = await overview_figures({**ANALYTICS, **lost, **open_now})
+
+    labels = [label for label, _, _ in shown]
+    lost_at = labels.index("Lost to disputes")
+    assert shown[lost_at + 1] == ("At risk in disputes", "USD 30.00", "open on 2 recovered payments")
+    # None open: the figure is not there, whatever was lost.
+    none_open = await overview_figures({**ANALYTICS, **lost})
+    assert "At risk in disputes" not in [label for label, _, _ in none_open]

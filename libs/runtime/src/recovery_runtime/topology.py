@@ -121,6 +121,7 @@ QUEUES: dict[str, ConsumerQueue] = {
         _q("analytics.record-back-updated", T.RECORD_BACK_UPDATED),
         _q("analytics.recovery-shadow-planned", T.RECOVERY_SHADOW_PLANNED),
         _q("analytics.dispute-lost", T.PAYMENT_DISPUTE_LOST),
+        _q("analytics.dispute-updated", T.PAYMENT_DISPUTE_UPDATED),
     )
 }
 

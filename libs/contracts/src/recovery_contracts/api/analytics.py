@@ -130,6 +130,9 @@ class Breakdown(ResponseBody):
 # its amount in `recovered_amount`), and these say what disputes took back of it.
 _DISPUTED_LOST = "recovered payments with at least one lost dispute (each counted once); they stay recovered"
 _DISPUTED_LOST_AMOUNT = "per currency, in minor units, what the lost disputes on recovered payments took back"
+# An open dispute (opened or challenged at the payment connector, not decided) puts its amount at risk.
+_DISPUTED_OPEN = "recovered payments with at least one dispute open now (each counted once)"
+_DISPUTED_OPEN_AMOUNT = "per currency, in minor units, what the open disputes on recovered payments put at risk"
 
 
 class DailyFigures(ResponseBody):
@@ -141,6 +144,8 @@ class DailyFigures(ResponseBody):
     recovered_amount: dict[str, int]
     payments_disputed_lost: int = Field(default=0, description=_DISPUTED_LOST)
     disputed_lost_amount: dict[str, int] = Field(default_factory=dict, description=_DISPUTED_LOST_AMOUNT)
+    payments_disputed_open: int = Field(default=0, description=_DISPUTED_OPEN)
+    disputed_open_amount: dict[str, int] = Field(default_factory=dict, description=_DISPUTED_OPEN_AMOUNT)
 
 
 class RecoveryAnalyticsResponse(ResponseBody):
@@ -159,6 +164,8 @@ class RecoveryAnalyticsResponse(ResponseBody):
     recovered_amount: dict[str, int] = Field(description="per currency, in minor units")
     payments_disputed_lost: int = Field(default=0, description=_DISPUTED_LOST)
     disputed_lost_amount: dict[str, int] = Field(default_factory=dict, description=_DISPUTED_LOST_AMOUNT)
+    payments_disputed_open: int = Field(default=0, description=_DISPUTED_OPEN)
+    disputed_open_amount: dict[str, int] = Field(default_factory=dict, description=_DISPUTED_OPEN_AMOUNT)
     attempts_per_recovered_payment: float | None
     time_to_recover: Percentiles
     by_decline_class: dict[str, int] = Field(description="declined attempts by decline class")

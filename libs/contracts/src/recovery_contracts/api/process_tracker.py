@@ -97,6 +97,12 @@ class TimelineEntryKind(StrEnum):
     # and each try of recording it at the billing system as a refund (not the payment's record back).
     DISPUTE_LOST = "dispute_lost"
     REFUND_RECORD = "refund_record"
+    # The steps of a dispute's course before (or instead of) a loss: opened, challenged (evidence under review), won,
+    # or an inquiry cancelled.
+    DISPUTE_OPENED = "dispute_opened"
+    DISPUTE_CHALLENGED = "dispute_challenged"
+    DISPUTE_WON = "dispute_won"
+    DISPUTE_CANCELLED = "dispute_cancelled"
 
 
 class RecoveryTimelineEntry(ResponseBody):

@@ -1,8 +1,9 @@
 """What happens to a recovered payment's money afterwards, as the read side keeps it: the record back at the billing
-system (its tries, by try number), and the disputes lost on the payment, each with its refund record's tries.
+system (its tries, by try number), the disputes lost on the payment, each with its refund record's tries, and each
+step of a dispute's course before its end (opened, challenged, won, cancelled).
 
-A lost dispute is its own fact beside the recovery: the payment stays recovered, and the figures count what
-disputes took back apart (`figures.contribution`)."""
+A dispute is its own fact beside the recovery: the payment stays recovered, and the figures count what lost
+disputes took back, and what open ones put at risk, apart (`figures.contribution`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from recovery_contracts.messages import PaymentDisputeLost
+from recovery_contracts.disputes import DisputeStatus
+from recovery_contracts.messages import PaymentDisputeLost, PaymentDisputeUpdated
+
+# A dispute in one of these statuses is open: the merchant may still answer it, and its amount is at risk.
+OPEN_STATUSES = frozenset({DisputeStatus.DISPUTE_OPENED, DisputeStatus.DISPUTE_CHALLENGED})
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,52 @@ class LostDispute:
     reason: str | None
     lost_at: datetime
     refund_record: tuple[RecordBackTry, ...] = ()
+
+
+@dataclass(frozen=True)
+class DisputeStep:
+    """A step of a dispute's course that intake told of (`payment.dispute-updated`): opened, challenged, won or
+    cancelled, at its stage, when the connector said so, and by when the merchant must answer an open one."""
+
+    dispute_id: str
+    connector: str
+    connector_dispute_id: str
+    stage: str
+    status: DisputeStatus
+    amount: int
+    currency: str
+    reason: str | None
+    at: datetime
+    challenge_required_by: datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+def dispute_step(body: PaymentDisputeUpdated) -> DisputeStep:
+    dispute = body.dispute
+    return DisputeStep(
+        dispute_id=dispute.dispute_id,
+        connector=dispute.connector,
+        connector_dispute_id=dispute.connector_dispute_id,
+        stage=dispute.dispute_stage.value,
+        status=dispute.dispute_status,
+        amount=int(dispute.amount),
+        currency=dispute.currency,
+        reason=dispute.connector_reason,
+        at=body.updated_at,
+        challenge_required_by=dispute.challenge_required_by,
+    )
+
+
+def open_disputes(steps: tuple[DisputeStep, ...], lost: tuple[LostDispute, ...]) -> tuple[DisputeStep, ...]:
+    """The disputes whose latest step (by time) is open and that were not lost: what is at risk now."""
+    latest: dict[str, DisputeStep] = {}
+    for step in steps:
+        latest[step.dispute_id] = step
+    ended = {d.dispute_id for d in lost}
+    return tuple(s for s in latest.values() if s.open and s.dispute_id not in ended)
 
 
 def by_number(tries: Tries) -> tuple[RecordBackTry, ...]:

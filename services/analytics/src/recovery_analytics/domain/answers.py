@@ -3,7 +3,7 @@ timeline. Stored with the view (so a read is one lookup) and rebuilt with it."""
 
 from __future__ import annotations
 
-from recovery_analytics.domain.after_recovery import LostDispute, RecordBackTry
+from recovery_analytics.domain.after_recovery import DisputeStep, LostDispute, RecordBackTry
 from recovery_analytics.domain.attempts import AttemptRecord
 from recovery_analytics.domain.view import PaymentView, ShadowStep, ViewStatus
 from recovery_contracts.api.analytics import (
@@ -24,6 +24,7 @@ from recovery_contracts.api.process_tracker import (
     TimelineRequest,
     TimelineShadowPlan,
 )
+from recovery_contracts.disputes import DisputeStatus
 from recovery_contracts.payments import IntentStatus, PaymentAmount, PaymentError
 from recovery_contracts.recovery import RetryAlgorithm, build_payment_object
 
@@ -143,7 +144,7 @@ def _attempt_entry(attempt: AttemptRecord) -> RecoveryTimelineEntry:
 
 def timeline(view: PaymentView) -> RecoveryTimelineResponse:
     """The payment's story from the read model: the request, each attempt, updates, webhook failures, the end, and
-    disputes lost on it afterwards."""
+    disputes on it afterwards (each step of their course, the loss with its refund record's tries)."""
     status, business = _tracker_status(view)
     entries: list[RecoveryTimelineEntry] = []
     payment = view.payment
@@ -186,6 +187,7 @@ def timeline(view: PaymentView) -> RecoveryTimelineResponse:
         entries.append(_dispute_entry(dispute))
         entries.extend(_refund_record_entry(dispute.dispute_id, t) for t in dispute.refund_record)
     entries.extend(_refund_record_entry(dispute_id, t) for dispute_id, t in view.unmatched_refund_records)
+    entries.extend(_dispute_step_entry(step) for step in view.dispute_steps if step.status in _STEP_KINDS)
     shadow_plans = [plan for step in view.shadow_steps for plan in _shadow_plans(step)]
     entries.extend(_shadow_entry(plan) for plan in shadow_plans)
     if view.ending is not None:
@@ -304,3 +306,25 @@ def _dispute_entry(dispute: LostDispute) -> RecoveryTimelineEntry:
         f"{dispute.amount} {dispute.currency} taken back, reason {dispute.reason or 'not given'}"
     )
     return RecoveryTimelineEntry(at=dispute.lost_at, kind=TimelineEntryKind.DISPUTE_LOST, detail=detail[:1024])
+
+
+# The timeline's kind of each step of a dispute's course intake tells of.
+_STEP_KINDS = {
+    DisputeStatus.DISPUTE_OPENED: TimelineEntryKind.DISPUTE_OPENED,
+    DisputeStatus.DISPUTE_CHALLENGED: TimelineEntryKind.DISPUTE_CHALLENGED,
+    DisputeStatus.DISPUTE_WON: TimelineEntryKind.DISPUTE_WON,
+    DisputeStatus.DISPUTE_CANCELLED: TimelineEntryKind.DISPUTE_CANCELLED,
+}
+
+
+def _dispute_step_entry(step: DisputeStep) -> RecoveryTimelineEntry:
+    """`dispute dsp_... opened at stripe (dp_..., dispute stage): 2250 USD disputed, reason fraudulent, answer by
+    2026-03-03T12:00:00+00:00`."""
+    detail = (
+        f"dispute {step.dispute_id} {step.status.value.removeprefix('dispute_')} at {step.connector} "
+        f"({step.connector_dispute_id}, {step.stage.replace('_', ' ')} stage): {step.amount} {step.currency} "
+        f"disputed, reason {step.reason or 'not given'}"
+    )
+    if step.open and step.challenge_required_by is not None:
+        detail += f", answer by {step.challenge_required_by.isoformat()}"
+    return RecoveryTimelineEntry(at=step.at, kind=_STEP_KINDS[step.status], detail=detail[:1024])

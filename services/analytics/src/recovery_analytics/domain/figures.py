@@ -1,10 +1,11 @@
 """Per-merchant daily figures: what one payment adds to its day, and the analytics answer summed from days.
 
-A payment counts on the UTC day it was accepted (its `created_at`), under its profile, and so do the disputes lost
-on it weeks later. Its `contribution` is a flat map of counters (`payments_recovered`, `recovered_amount.USD`,
-`disputed_lost_amount.USD`, `by_card_network.Visa.declines`...); when its view changes, its day moves by the
-difference between the new contribution and the one stored with the view (`difference`), so a day is always the
-sum of its payments' current contributions, however often and in whatever order their events came.
+A payment counts on the UTC day it was accepted (its `created_at`), under its profile, and so do the disputes on it
+weeks later. Its `contribution` is a flat map of counters (`payments_recovered`, `recovered_amount.USD`,
+`disputed_lost_amount.USD`, `disputed_open_amount.USD`, `by_card_network.Visa.declines`...); when its view changes,
+its day moves by the difference between the new contribution and the one stored with the view (`difference`), so a
+day is always the sum of its payments' current contributions, however often and in whatever order their events
+came.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def contribution(view: PaymentView) -> Counters:
         _add(counters, f"by_algorithm.{algorithm}.recovered")
         _add(counters, f"by_card_network.{key_part(recovered.card_network)}.recovered")
         _add_lost_disputes(counters, view)
+        _add_open_disputes(counters, view)
     return counters
 
 
@@ -74,6 +76,17 @@ def _add_lost_disputes(counters: Counters, view: PaymentView) -> None:
     _add(counters, "payments_disputed_lost")
     for dispute in view.disputes:
         _add(counters, f"disputed_lost_amount.{key_part(dispute.currency)}", dispute.amount)
+
+
+def _add_open_disputes(counters: Counters, view: PaymentView) -> None:
+    """A recovered payment's open disputes (opened or challenged, not ended): the payment once, and each dispute's
+    amount at risk in its currency. A dispute won, cancelled or lost later leaves them: its day moves back."""
+    at_risk = view.open_disputes
+    if not at_risk:
+        return
+    _add(counters, "payments_disputed_open")
+    for dispute in at_risk:
+        _add(counters, f"disputed_open_amount.{key_part(dispute.currency)}", dispute.amount)
 
 
 def difference(new: Mapping[str, int], old: Mapping[str, int]) -> Counters:
@@ -134,6 +147,8 @@ def summarise(
         recovered_amount=_group(total, "recovered_amount"),
         payments_disputed_lost=total.get("payments_disputed_lost", 0),
         disputed_lost_amount=_group(total, "disputed_lost_amount"),
+        payments_disputed_open=total.get("payments_disputed_open", 0),
+        disputed_open_amount=_group(total, "disputed_open_amount"),
         attempts_per_recovered_payment=(
             round(total.get("attempts_recovered", 0) / recovered, 4) if recovered else None
         ),
@@ -170,4 +185,6 @@ def _daily(day: date, counters: Counters) -> DailyFigures:
         recovered_amount=_group(counters, "recovered_amount"),
         payments_disputed_lost=counters.get("payments_disputed_lost", 0),
         disputed_lost_amount=_group(counters, "disputed_lost_amount"),
+        payments_disputed_open=counters.get("payments_disputed_open", 0),
+        disputed_open_amount=_group(counters, "disputed_open_amount"),
     )

@@ -20,7 +20,8 @@ _RANK = {
     MessageType.WEBHOOK_DELIVERY_FAILED: 5,
     MessageType.RECORD_BACK_UPDATED: 6,
     MessageType.RECOVERY_SHADOW_PLANNED: 7,
-    MessageType.PAYMENT_DISPUTE_LOST: 8,
+    MessageType.PAYMENT_DISPUTE_UPDATED: 8,
+    MessageType.PAYMENT_DISPUTE_LOST: 9,
 }
 # The events a payment's view is folded from (`webhook.endpoint-disabled` concerns a profile, not a payment).
 PAYMENT_EVENTS = frozenset(_RANK)
@@ -38,7 +39,7 @@ def payment_of(envelope: Envelope[Any]) -> str | None:
 
 
 def _order(envelope: Envelope[Any]) -> tuple[datetime, int, str]:
-    return envelope.occurred_at, _RANK.get(envelope.type, 9), envelope.message_id
+    return envelope.occurred_at, _RANK.get(envelope.type, len(_RANK)), envelope.message_id
 
 
 def in_order(events: Iterable[Envelope[Any]]) -> list[Envelope[Any]]:

@@ -4,7 +4,7 @@
 they were consumed in and however often each was delivered (duplicates are dropped by message id first). The
 events are sorted by when they happened (`occurred_at`, then the kind's place in a recovery's life, then the
 message id: `payment_events.in_order`), so a late `recovery.scheduled` still opens the story it belongs to. The
-attempts' records are in `attempts`, what happens after the recovery (record back, lost disputes) in
+attempts' records are in `attempts`, what happens after the recovery (record back, disputes) in
 `after_recovery`.
 """
 
@@ -17,10 +17,13 @@ from enum import StrEnum
 from typing import Any
 
 from recovery_analytics.domain.after_recovery import (
+    DisputeStep,
     LostDispute,
     RecordBackTry,
     by_number,
+    dispute_step,
     lost_dispute,
+    open_disputes,
     with_refund_records,
 )
 from recovery_analytics.domain.attempts import AttemptRecord, failed_attempt, succeeded_attempt, with_network
@@ -30,6 +33,7 @@ from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import (
     PaymentAttemptFailed,
     PaymentDisputeLost,
+    PaymentDisputeUpdated,
     PaymentFailed,
     PaymentSucceeded,
     RecordBackUpdated,
@@ -108,6 +112,13 @@ class PaymentView:
     disputes: tuple[LostDispute, ...] = ()
     # Refund record tries of a dispute whose `payment.dispute-lost` has not been folded yet (it may arrive late).
     unmatched_refund_records: tuple[tuple[str, RecordBackTry], ...] = ()
+    # Each step of a dispute's course before its end (`payment.dispute-updated`), by when it happened.
+    dispute_steps: tuple[DisputeStep, ...] = ()
+
+    @property
+    def open_disputes(self) -> tuple[DisputeStep, ...]:
+        """Disputes on the payment that are open now (opened or challenged, not lost): their amounts are at risk."""
+        return open_disputes(self.dispute_steps, self.disputes)
 
     @property
     def requested(self) -> bool:
@@ -152,6 +163,7 @@ def project(payment_id: str, events: Iterable[Envelope[Any]]) -> PaymentView:
     disputes: dict[str, LostDispute] = {}
     refund_records: dict[str, dict[int, RecordBackTry]] = {}
     shadow_steps: list[ShadowStep] = []
+    dispute_steps: list[DisputeStep] = []
     merchant_id = profile_id = None
     for envelope in ordered:
         merchant_id = merchant_id or envelope.merchant_id
@@ -191,6 +203,8 @@ def project(payment_id: str, events: Iterable[Envelope[Any]]) -> PaymentView:
         elif isinstance(body, PaymentDisputeLost):
             # Once per dispute, whatever message ids it came under.
             disputes.setdefault(body.dispute.dispute_id, lost_dispute(body))
+        elif isinstance(body, PaymentDisputeUpdated):
+            dispute_steps.append(dispute_step(body))
         elif isinstance(body, RecoveryShadowPlanned):
             shadow_steps.append(ShadowStep(body.at, body.active_algorithm.value, body.shadows))
     if payment is not None:
@@ -228,6 +242,7 @@ def project(payment_id: str, events: Iterable[Envelope[Any]]) -> PaymentView:
         shadow_steps=tuple(shadow_steps),
         disputes=lost,
         unmatched_refund_records=unmatched,
+        dispute_steps=tuple(dispute_steps),
     )
 
 

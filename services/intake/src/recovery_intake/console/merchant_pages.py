@@ -135,8 +135,8 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
         except OwnerUnavailable:
             workflow = None  # the page still shows what the read model knows
         shown = payment_view.payment_page(timeline, intent, await deliveries_of(merchant_id, payment_id), workflow)
-        # Intake's own intent is the truth on a cancel (the read model has it moments later) and the only record of
-        # a dispute that is open, won or cancelled (the read model folds lost ones only).
+        # Intake's own intent is the truth on a cancel (the read model has it moments later) and keeps each dispute
+        # where it stands (the read model keeps records of lost ones, the others as timeline entries).
         own = await console.ctx.stored.intents.get(merchant_id, payment_id)
         cancelled = shown.open and own is not None and own.status is IntentStatus.CANCELLED
         shown = replace(shown, other_disputes=payment_view.other_disputes(own))

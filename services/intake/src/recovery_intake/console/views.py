@@ -81,6 +81,7 @@ def overview(analytics: Document) -> Overview:
             f"{recovered} payment{'' if recovered == 1 else 's'}",
         ),
         *_lost_to_disputes(analytics),
+        *_at_risk_in_disputes(analytics),
         Figure("In progress", str(int(analytics.get("payments_in_progress") or 0)), "still being retried"),
         Figure("Failed", str(failed), "retries ended without success"),
         Figure("Payments", str(total), "accepted for recovery"),
@@ -100,6 +101,17 @@ def _lost_to_disputes(analytics: Document) -> list[Figure]:
         return []
     note = f"on {disputed} recovered payment{'' if disputed == 1 else 's'}"
     return [Figure("Lost to disputes", recovered_amounts(taken_back), note)]
+
+
+def _at_risk_in_disputes(analytics: Document) -> list[Figure]:
+    """What disputes open now on recovered payments put at risk (the merchant may still answer them at the payment
+    connector); nothing when none is open."""
+    disputed = int(analytics.get("payments_disputed_open") or 0)
+    at_risk = analytics.get("disputed_open_amount") or {}
+    if not disputed and not any(at_risk.values()):
+        return []
+    note = f"open on {disputed} recovered payment{'' if disputed == 1 else 's'}"
+    return [Figure("At risk in disputes", recovered_amounts(at_risk), note)]
 
 
 def _charts(analytics: Document, finished: int) -> dict[str, dict[str, Any]]:
