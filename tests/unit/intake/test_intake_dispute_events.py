@@ -378,3 +378,14 @@ def test_stripes_evidence_deadline_is_hyperswitchs_challenge_required_by_and_kep
     assert (
         read_dispute(unreadable).dispute is not None and read_dispute(unreadable).dispute.challenge_required_by is None
     )
+
+
+def test_two_disputes_keep_the_order_they_were_first_told_of_as_each_moves_on() -> None:
+    first, second = told(DisputeStatus.DISPUTE_OPENED), told(DisputeStatus.DISPUTE_OPENED, dispute_id="dp_2")
+
+    intent, _ = _told_in_order(first, second, told(DisputeStatus.DISPUTE_WON, at=timedelta(1)))
+
+    assert [(d.connector_dispute_id, d.status) for d in intent.disputes] == [
+        ("dp_1", DisputeStatus.DISPUTE_WON),
+        ("dp_2", DisputeStatus.DISPUTE_OPENED),
+    ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from recovery_contracts.disputes import DisputeStatus
 from recovery_intake.console.formatting import major_units, text_of, timestamp
 from recovery_intake.console.ports import Document
 from recovery_intake.console.views import Figure
@@ -108,7 +109,7 @@ def other_disputes(intent: Intent | None) -> list[OtherDispute]:
     """The intent's disputes that were not lost, latest news first."""
     if intent is None:
         return []
-    kept = [d for d in intent.disputes if d.status.value != "dispute_lost"]
+    kept = [d for d in intent.disputes if d.status is not DisputeStatus.DISPUTE_LOST]
     return [
         OtherDispute(
             dispute_id=d.dispute_id,

@@ -305,8 +305,9 @@ class Intent:
             told.challenge_required_by,
             (*emitted, told.status) if new_status else emitted,
         )
-        others = tuple(d for d in self.disputes if d.dispute_id != dispute_id)
-        changed = replace(self, disputes=(*others, now_kept), modified_at=now)
+        # In the order the disputes were first told of: a dispute moving on keeps its place.
+        disputes = tuple(now_kept if d is kept else d for d in self.disputes) if kept else (*self.disputes, now_kept)
+        changed = replace(self, disputes=disputes, modified_at=now)
         if not new_status:
             return IntentChange(changed)
         dispute = DisputeObject(
