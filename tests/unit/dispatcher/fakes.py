@@ -90,6 +90,10 @@ class InMemoryEvents:
             None,
         )
 
+    async def claimed(self, payment_id: str, idempotent_ids: list[str]) -> set[str]:
+        wanted = set(idempotent_ids)
+        return {c.idempotent_event_id for c in self.claims.values() if c.payment_id == payment_id} & wanted
+
     async def take_claim(self, claim: Claim, lease_until: datetime, owner: str) -> bool:
         current = self.claims.get(claim.key)
         if current is None or current.lease_until != claim.lease_until:

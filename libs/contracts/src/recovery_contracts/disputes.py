@@ -33,6 +33,19 @@ class DisputeStatus(StrEnum):
     DISPUTE_LOST = "dispute_lost"
 
 
+# Where a dispute stands: its open statuses in the order a dispute passes them, and its endings (final).
+OPEN_STATUSES = (DisputeStatus.DISPUTE_OPENED, DisputeStatus.DISPUTE_CHALLENGED)
+ENDED_STATUSES = frozenset(
+    {
+        DisputeStatus.DISPUTE_WON,
+        DisputeStatus.DISPUTE_LOST,
+        DisputeStatus.DISPUTE_CANCELLED,
+        DisputeStatus.DISPUTE_EXPIRED,
+        DisputeStatus.DISPUTE_ACCEPTED,
+    }
+)
+
+
 class DisputeObject(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

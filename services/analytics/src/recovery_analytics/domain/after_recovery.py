@@ -11,11 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from recovery_contracts.disputes import DisputeStatus
+from recovery_contracts.disputes import OPEN_STATUSES, DisputeStatus
 from recovery_contracts.messages import PaymentDisputeLost, PaymentDisputeUpdated
-
-# A dispute in one of these statuses is open: the merchant may still answer it, and its amount is at risk.
-OPEN_STATUSES = frozenset({DisputeStatus.DISPUTE_OPENED, DisputeStatus.DISPUTE_CHALLENGED})
 
 
 @dataclass(frozen=True)
@@ -68,6 +65,7 @@ class DisputeStep:
 
     @property
     def open(self) -> bool:
+        """The merchant may still answer it, and its amount is at risk."""
         return self.status in OPEN_STATUSES
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from recovery_contracts.disputes import ENDED_STATUSES as DISPUTE_ENDED
 from recovery_contracts.disputes import DisputeStatus
 from recovery_intake.console.formatting import major_units, text_of, timestamp
 from recovery_intake.console.ports import Document
 from recovery_intake.console.views import Figure
-from recovery_intake.domain.intent import DISPUTE_ENDED, Intent
+from recovery_intake.domain.intent import Intent
 
 # Timeline entry kinds (recovery_contracts.api.process_tracker.TimelineEntryKind) as the payment page groups them.
 PLAN_KINDS = frozenset({"retry_scheduled", "psync_scheduled", "shadow_planned"})

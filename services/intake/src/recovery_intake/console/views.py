@@ -95,23 +95,25 @@ def overview(analytics: Document) -> Overview:
 def _lost_to_disputes(analytics: Document) -> list[Figure]:
     """What lost disputes took back of recovered payments (which stay in Recovered), beside it; nothing when no
     dispute was lost."""
-    disputed = int(analytics.get("payments_disputed_lost") or 0)
-    taken_back = analytics.get("disputed_lost_amount") or {}
-    if not disputed and not any(taken_back.values()):
-        return []
-    note = f"on {disputed} recovered payment{'' if disputed == 1 else 's'}"
-    return [Figure("Lost to disputes", recovered_amounts(taken_back), note)]
+    return _dispute_figure(analytics, "lost", "Lost to disputes", "on")
 
 
 def _at_risk_in_disputes(analytics: Document) -> list[Figure]:
     """What disputes open now on recovered payments put at risk (the merchant may still answer them at the payment
     connector); nothing when none is open."""
-    disputed = int(analytics.get("payments_disputed_open") or 0)
-    at_risk = analytics.get("disputed_open_amount") or {}
-    if not disputed and not any(at_risk.values()):
+    return _dispute_figure(analytics, "open", "At risk in disputes", "open on")
+
+
+def _dispute_figure(analytics: Document, which: str, label: str, on: str) -> list[Figure]:
+    """The amounts of the `which` (`lost`, `open`) disputes on recovered payments, per currency, and on how many
+    payments; nothing when there are none."""
+    disputed = int(analytics.get(f"payments_disputed_{which}") or 0)
+    amounts = analytics.get(f"disputed_{which}_amount") or {}
+    if not disputed and not any(amounts.values()):
         return []
-    note = f"open on {disputed} recovered payment{'' if disputed == 1 else 's'}"
-    return [Figure("At risk in disputes", recovered_amounts(at_risk), note)]
+    return [
+        Figure(label, recovered_amounts(amounts), f"{on} {disputed} recovered payment{'' if disputed == 1 else 's'}")
+    ]
 
 
 def _charts(analytics: Document, finished: int) -> dict[str, dict[str, Any]]:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from recovery_contracts.api.recovery import RecoveryAction
-from recovery_contracts.disputes import DisputeObject, DisputeStage, DisputeStatus
+from recovery_contracts.disputes import ENDED_STATUSES, OPEN_STATUSES, DisputeObject, DisputeStage, DisputeStatus
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.messages import (
     CARD_DATA_BACKFILL,
@@ -43,18 +43,7 @@ KEPT_AGAINST_OUTCOME = {
 }
 # How many later requests an intent keeps in its history by default (the latest; INTENT_REQUESTS_KEPT).
 REQUESTS_KEPT = 50
-# A dispute's ending: nothing the connector tells of it afterwards changes it here.
-DISPUTE_ENDED = frozenset(
-    {
-        DisputeStatus.DISPUTE_WON,
-        DisputeStatus.DISPUTE_LOST,
-        DisputeStatus.DISPUTE_CANCELLED,
-        DisputeStatus.DISPUTE_EXPIRED,
-        DisputeStatus.DISPUTE_ACCEPTED,
-    }
-)
 _STAGE_ORDER = {DisputeStage.PRE_DISPUTE: 0, DisputeStage.DISPUTE: 1, DisputeStage.PRE_ARBITRATION: 2}
-_OPEN_ORDER = {DisputeStatus.DISPUTE_OPENED: 0, DisputeStatus.DISPUTE_CHALLENGED: 1}
 
 
 @dataclass(frozen=True)
@@ -90,9 +79,10 @@ def dispute_progress(stage: DisputeStage, status: DisputeStatus) -> tuple[int, i
     """How far a dispute has come, to compare: an ending is past every open status; an open one is further at a
     later stage (an inquiry escalated to a dispute), then when challenged. Stripe may deliver its events in any
     order, so what a later event tells is taken only when it is further than what the intent keeps."""
-    if status in DISPUTE_ENDED:
+    if status in ENDED_STATUSES:
+        # A dispute's ending: nothing the connector tells of it afterwards changes it here.
         return (1, 0, 0)
-    return (0, _STAGE_ORDER[stage], _OPEN_ORDER.get(status, 0))
+    return (0, _STAGE_ORDER[stage], OPEN_STATUSES.index(status) if status in OPEN_STATUSES else 0)
 
 
 @dataclass(frozen=True)

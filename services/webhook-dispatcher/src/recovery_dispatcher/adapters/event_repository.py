@@ -82,6 +82,10 @@ class MongoEventRepository:
         doc = await self.claims.find_one({"_id": payment_claims(payment_id), "idempotent_event_id": idempotent_id})
         return None if doc is None else claim_of(doc)
 
+    async def claimed(self, payment_id: str, idempotent_ids: list[str]) -> set[str]:
+        query = {"_id": payment_claims(payment_id), "idempotent_event_id": {"$in": idempotent_ids}}
+        return {doc["idempotent_event_id"] async for doc in self.claims.find(query, {"idempotent_event_id": 1})}
+
     async def take_claim(self, claim: Claim, lease_until: datetime, owner: str) -> bool:
         """Compare-and-set the lease of a claim whose event is not recorded (the caller checked that its holder
         is gone): only one dispatcher wins, the one that saw the current lease."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from recovery_contracts.api.events import EventClass, EventType
-from recovery_contracts.disputes import DisputeObject
+from recovery_contracts.disputes import ENDED_STATUSES, OPEN_STATUSES, DisputeObject
 from recovery_contracts.payments import PaymentObject
 from recovery_contracts.webhooks import WebhookContentType
 
@@ -36,11 +36,11 @@ RAISED_TYPES: dict[str, RaisedType] = {
 }
 
 
-_ENDINGS = (EventType.DISPUTE_WON, EventType.DISPUTE_LOST, EventType.DISPUTE_CANCELLED)
-# The dispute events further along than an open one: raised already, they make a late open one moot.
+# The dispute events further along than an open one (the open statuses after it, then the endings raised here):
+# raised already, they make a late open one moot.
 FURTHER_DISPUTE_EVENTS: dict[str, tuple[str, ...]] = {
-    EventType.DISPUTE_OPENED: (EventType.DISPUTE_CHALLENGED, *_ENDINGS),
-    EventType.DISPUTE_CHALLENGED: _ENDINGS,
+    status.value: tuple(s.value for s in (*OPEN_STATUSES[n + 1 :], *sorted(ENDED_STATUSES)) if s.value in RAISED_TYPES)
+    for n, status in enumerate(OPEN_STATUSES)
 }
 
 

@@ -80,12 +80,13 @@ async def _raised_further(delivery: Delivery, payment_id: str, dispute_id: str, 
     `event_type` itself is not (a copy of a message whose event was claimed goes on as any duplicate does: its
     delivery may need finishing)."""
     further_types = FURTHER_DISPUTE_EVENTS.get(event_type, ())
-    if not further_types or await delivery.events.claim_of(payment_id, idempotent_event_id(dispute_id, event_type)):
+    if not further_types:
         return None
-    for further in further_types:
-        if await delivery.events.claim_of(payment_id, idempotent_event_id(dispute_id, further)) is not None:
-            return further
-    return None
+    types_of = {idempotent_event_id(dispute_id, t): t for t in (event_type, *further_types)}
+    claimed = await delivery.events.claimed(payment_id, list(types_of))
+    if idempotent_event_id(dispute_id, event_type) in claimed:
+        return None
+    return next((types_of[key] for key in types_of if key in claimed), None)
 
 
 async def raise_event(
