@@ -251,6 +251,46 @@ def test_a_card_the_merchant_marks_hard_declined_is_charged_by_none_of_its_recov
     assert [c["status"] for c in scenario.charges(customer)] == ["succeeded"]
 
 
+def test_a_recovery_the_merchant_held_back_is_charged_at_once_when_the_hold_is_lifted(stack: Stack) -> None:
+    """The merchant's "not before" over the public API (`scheduled_at`): a recovery with a retry planned 4,000
+    business seconds out plans again at the held time (two business days: about three minutes of wall time here);
+    lifted (a time past), it plans again at once and is charged, once, well before the held time."""
+    recovery = planned_recovery(stack)
+    scenario, setup, customer, pm = recovery.scenario, recovery.setup, recovery.customer, recovery.pm
+    payment_id = recovery.payment_id
+    update = f"{scenario.endpoints.intake_url}/v2/recovery/data-backfill/update-token"
+    card = {"connector_customer_id": customer, "payment_processor_token": pm}
+    hold = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+
+    held = scenario.http.put(update, json={**card, "scheduled_at": hold.isoformat()}, headers=setup.headers())
+
+    assert (held.status_code, held.json()["recoveries_planned_again"]) == (200, 1), held.text
+    deadline = time.monotonic() + 30
+    while True:
+        view = tracker(scenario, setup, payment_id).json()
+        reasons = " ".join(e.get("reason") or "" for e in view["timeline"])
+        if "as the merchant asked for card" in reasons:
+            break
+        assert time.monotonic() < deadline, view
+        time.sleep(0.25)
+    due = datetime.fromisoformat(view["schedule_time_for_payment"].replace("Z", "+00:00"))
+    assert due > datetime.now(UTC) + timedelta(seconds=60), view
+    time.sleep(4.5)  # past the retry first planned: nothing is charged while the card is held back
+    assert scenario.charges(customer) == []
+
+    lifted = scenario.http.put(update, json={**card, "scheduled_at": "2020-01-01T00:00:00Z"}, headers=setup.headers())
+
+    assert (lifted.status_code, lifted.json()["recoveries_planned_again"]) == (200, 1), lifted.text
+    assert "no longer held back" in lifted.json()["message"]
+    told = scenario.wait_for_webhook(payment_id, event_type="payment_succeeded", timeout=60)
+    assert told.signature_verified
+    assert datetime.now(UTC) < due
+    assert [c["status"] for c in scenario.charges(customer)] == ["succeeded"]
+    view = wait_for_tracker(scenario, setup, payment_id, "succeeded")
+    reasons = [e.get("reason") for e in view["timeline"]]
+    assert f"the merchant's hold on card {pm} until {hold.isoformat()} lifted" in reasons, reasons
+
+
 def test_a_charge_timeout_is_settled_by_psync_with_one_charge_and_one_webhook(start_stack: Any) -> None:
     stack = start_stack(component_env={"executor": {"CONNECTOR_TIMEOUT_SECONDS": "1"}})
     scenario = seed_scenario(stack)

@@ -300,6 +300,35 @@ async def test_the_merchants_word_on_the_cards_next_try_is_kept_alone_and_expire
     assert document is not None and document["expires_at"] == hold
 
 
+async def test_a_reservation_the_merchants_word_held_back_keeps_it_and_others_are_stored_as_before(
+    isolation: Isolation, mongo: Any
+) -> None:
+    """`held_until` is stored only on a reservation the word held back (a scheduler of the release before it reads
+    every other as it did), read back as it was, and a field this release does not know is ignored."""
+    database = mongo[isolation.mongodb_database]
+    budgets = MongoCardBudgetRepository(database)
+    at = datetime.now(UTC).replace(microsecond=0)
+    hold = at + timedelta(days=5)
+    held = Reservation("12345_pay_held", 1, hold, 2250, "USD", held_until=hold)
+    free = Reservation("12345_pay_free", 1, at, 2250, "USD")
+    empty = (await budgets.read("merchant_a", [VISA]))[VISA]
+
+    async with mongo.start_session() as session, await session.start_transaction():
+        await budgets.reserve(replace(empty, reservations=(held, free), not_before=hold), Transaction(session))
+
+    document = await database[CARD_BUDGETS].find_one({"_id": card_budget_id("merchant_a", VISA)})
+    assert document is not None
+    assert [sorted(r) for r in document["reservations"]] == [
+        ["amount", "at", "attempt_number", "currency", "held_until", "outcome", "payment_id"],
+        ["amount", "at", "attempt_number", "currency", "outcome", "payment_id"],
+    ]
+    assert (await budgets.read("merchant_a", [VISA]))[VISA].reservations == (held, free)
+    await database[CARD_BUDGETS].update_one(
+        {"_id": card_budget_id("merchant_a", VISA)}, {"$set": {"reservations.1.later_field": "a later release's"}}
+    )
+    assert (await budgets.read("merchant_a", [VISA]))[VISA].reservations == (held, free)
+
+
 async def test_a_stolen_card_met_by_one_recovery_stops_the_merchants_other_planned_on_it(
     scheduler: Any, isolation: Isolation, db: Any
 ) -> None:

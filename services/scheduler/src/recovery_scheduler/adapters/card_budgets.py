@@ -18,6 +18,7 @@ from recovery_runtime.mongo import IndexSpec
 from recovery_runtime.unit_of_work import Transaction
 from recovery_scheduler.dependencies import CardBudgetChanged
 from recovery_scheduler.domain.card_budgets import CardBudget, HardDecline, Release, Reservation
+from recovery_scheduler.domain.plans import record_from, stored_fields
 
 CARD_BUDGETS = "card_budgets"
 INDEXES = [
@@ -36,7 +37,7 @@ def card_budget_document(budget: CardBudget) -> dict[str, Any]:
         "merchant_id": budget.merchant_id,
         "token": budget.token,
         "version": budget.version + 1,
-        "reservations": [asdict(r) for r in budget.reservations],
+        "reservations": [stored_fields(r) for r in budget.reservations],
         "hard_declines": [asdict(d) for d in budget.hard_declines],
         "not_before": budget.not_before,
         "expires_at": budget.expires_at,
@@ -48,7 +49,7 @@ def card_budget_from(doc: dict[str, Any]) -> CardBudget:
         merchant_id=doc["merchant_id"],
         token=doc["token"],
         version=doc["version"],
-        reservations=tuple(Reservation(**r) for r in doc.get("reservations", ())),
+        reservations=tuple(record_from(Reservation, r) for r in doc.get("reservations", ())),
         hard_declines=tuple(HardDecline(**d) for d in doc.get("hard_declines", ())),
         not_before=doc.get("not_before"),
     )

@@ -38,7 +38,8 @@ MERCHANT_MARK_LIFETIME = timedelta(days=365)
 @dataclass(frozen=True)
 class Reservation:
     """Attempt `attempt_number` of recovery `payment_id` on the card at `at` (planned business time, or the time
-    it was made), its amount, and its outcome (`planned` until the recovery records the attempt)."""
+    it was made), its amount, and its outcome (`planned` until the recovery records the attempt). `held_until`: the
+    merchant's word on the card that moved the planned attempt later (`AttemptPlan.held_until`), None if none did."""
 
     payment_id: str
     attempt_number: int
@@ -46,6 +47,7 @@ class Reservation:
     amount: int
     currency: str
     outcome: str = PLANNED
+    held_until: datetime | None = None
 
     def use_for(self, amount: int, currency: str) -> CardUse:
         """This reservation as a budget counts it for a payment of `amount` `currency`."""
@@ -172,7 +174,12 @@ class CardBudget:
         if planned is not None and planned.token == self.token:
             own.append(
                 Reservation(
-                    recovery.payment_id, planned.attempt_number, planned.planned_at, payment.amount, payment.currency
+                    recovery.payment_id,
+                    planned.attempt_number,
+                    planned.planned_at,
+                    payment.amount,
+                    payment.currency,
+                    held_until=planned.held_until,
                 )
             )
         kept = [*self.others(recovery.payment_id), *own]
@@ -235,30 +242,44 @@ class CardBudget:
     def _schedule_said(self, scheduled_at: datetime, now: datetime) -> _Word:
         """When the card may next be tried (Hyperswitch's `scheduled_at`, the token's next retry): in the future, no
         recovery of the merchant plans an attempt on it before then, and those holding one planned sooner plan again
-        now; now or past, the word is lifted for every plan made from then on (an attempt planned under it stands:
-        it is within every rule, and the planner never moves a planned attempt sooner on its own)."""
+        now; now or past, the word is lifted. Lifted or moved sooner, the recoveries whose planned attempt the word
+        held back plan again now, so that they may try the card sooner (the others' attempts stand: the word did not
+        move them)."""
         card = f"card {self.token}"
         held = self.not_before_at(now)
         if scheduled_at > now:
             if scheduled_at == held:
                 return _Word(None, f"{card} is not tried before {scheduled_at.isoformat()} already")
-            again = self._planned_between(now, scheduled_at)
+            sooner = self._planned_between(now, scheduled_at)
+            freed = self._held_past(scheduled_at)
             told = f"{card}: none of the merchant's recoveries tries it before {scheduled_at.isoformat()}"
-            if again:
-                told += f"; {len(again)} with an attempt planned on it sooner plan again now (one already due stands)"
-            return _Word(replace(self, not_before=scheduled_at), told, again)
+            if sooner:
+                told += f"; {len(sooner)} with an attempt planned on it sooner plan again now (one already due stands)"
+            if freed:
+                told += f"; {len(freed)} with an attempt held back past it plan again now (one already due stands)"
+            return _Word(replace(self, not_before=scheduled_at), told, tuple(dict.fromkeys((*sooner, *freed))))
         if held is None:
             return _Word(None, f"{card} is not held back")
-        told = (
-            f"{card} is no longer held back until {held.isoformat()}: recoveries plan on it as usual from now "
-            "(attempts planned already stand)"
-        )
-        return _Word(replace(self, not_before=None), told)
+        freed = self._held_past(now)
+        told = f"{card} is no longer held back until {held.isoformat()}: recoveries plan on it as usual from now"
+        if freed:
+            told += f"; {len(freed)} with an attempt held back to then plan again now (one already due stands)"
+        return _Word(replace(self, not_before=None), told, freed)
 
     def _planned_between(self, start: datetime, end: datetime) -> tuple[str, ...]:
         """The merchant's recoveries holding an attempt planned on the card from `start` and before `end`."""
         return tuple(
             dict.fromkeys(r.payment_id for r in self.reservations if r.outcome == PLANNED and start <= r.at < end)
+        )
+
+    def _held_past(self, floor: datetime) -> tuple[str, ...]:
+        """The merchant's recoveries holding an attempt planned on the card that its word held back past `floor`."""
+        return tuple(
+            dict.fromkeys(
+                r.payment_id
+                for r in self.reservations
+                if r.outcome == PLANNED and r.held_until is not None and r.held_until > floor
+            )
         )
 
     @property

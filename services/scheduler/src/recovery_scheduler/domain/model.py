@@ -137,12 +137,15 @@ BUSINESS_STATUS_BY_OUTCOME: dict[EndOutcome, BusinessStatus] = {
 
 @dataclass(frozen=True)
 class ScheduleAttempt:
-    """Charge `token` at `at` as this system's attempt `attempt_number` (1-based)."""
+    """Charge `token` at `at` as this system's attempt `attempt_number` (1-based). `held_until`: the merchant's word on
+    the card (its `not_before`) when that moved the attempt later than the algorithm's own time, so that lifting or
+    moving the word sooner plans it again."""
 
     at: datetime
     token: str
     attempt_number: int
     reason: str
+    held_until: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -157,7 +157,8 @@ def plan_cascading(
         )
         skipped = "".join(f"; {reason}" for reason in out_of_budget)
         why += standing.merchant_note(floor)
-        return ScheduleAttempt(at, standing.token.token, made + 1, f"cascading {step}{why}{switched}{skipped}")
+        reason = f"cascading {step}{why}{switched}{skipped}"
+        return ScheduleAttempt(at, standing.token.token, made + 1, reason, held_until=standing.held_to(floor))
     # Every usable token is out of budget at its ladder time: wait for the first budget to reset.
     wanted = max(nominal, now)
     release, standing = min(
@@ -349,7 +350,8 @@ def plan_smart(
         return end_recovery(EndOutcome.RETRIES_EXHAUSTED, "next slot falls past the retry window", made)
     switched = "" if best.standing is current else f"; switched from token {current.token.token}"
     held = best.standing.merchant_note(best.at)
-    return ScheduleAttempt(at, token, made + 1, f"smart: {best.why}{held}{switched}")
+    reason = f"smart: {best.why}{held}{switched}"
+    return ScheduleAttempt(at, token, made + 1, reason, held_until=best.standing.held_to(best.at))
 
 
 def budget_recheck(at: datetime, why_full: str, token: str) -> Recheck:

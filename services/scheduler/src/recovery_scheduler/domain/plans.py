@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .model import AwaitBillingSystem, EndRecovery, Recheck, ScheduleAttempt
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+R = TypeVar("R", bound="DataclassInstance")
 
 # A plan's details as the recovery shows them (stored and served as they are).
 Described = dict[str, object]
@@ -15,7 +20,9 @@ Described = dict[str, object]
 
 @dataclass(frozen=True)
 class AttemptPlan:
-    """Attempt `attempt_number` with `token`, planned for `planned_at` (business time), due on its timer."""
+    """Attempt `attempt_number` with `token`, planned for `planned_at` (business time), due on its timer.
+    `held_until`: the merchant's word on the card that moved it later (`ScheduleAttempt.held_until`), None if none
+    did."""
 
     kind: ClassVar[str] = "attempt"
     attempt_number: int
@@ -25,6 +32,7 @@ class AttemptPlan:
     due_at: datetime
     timer_id: str
     reason: str
+    held_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -68,16 +76,33 @@ Plan = AttemptPlan | ReplanPlan | AwaitBillingPlan | MonitoringPlan
 PLAN_KINDS: Mapping[str, type[Plan]] = {p.kind: p for p in (AttemptPlan, ReplanPlan, AwaitBillingPlan, MonitoringPlan)}
 
 
+# Fields added after records were first stored (a plan's, a card budget's reservation's): left out while None, so
+# that a scheduler of the release before them (which refuses a field it does not know) reads every record that does
+# not use them (docs/deployment.md, "Upgrading").
+ADDED_LATER = frozenset({"held_until"})
+
+
+def stored_fields(record: DataclassInstance) -> dict[str, Any]:
+    """A stored record's fields by name, in order; those added later left out while None."""
+    named = ((f.name, getattr(record, f.name)) for f in fields(record))
+    return {k: v for k, v in named if v is not None or k not in ADDED_LATER}
+
+
+def record_from(record_type: type[R], stored: Mapping[str, Any]) -> R:
+    """The record `stored_fields` gave; a field this release does not know (a later release's) is ignored."""
+    known = {f.name for f in fields(record_type)}
+    return record_type(**{k: v for k, v in stored.items() if k in known})
+
+
 def describe_plan(plan: Plan) -> Described:
     """`{"kind": ..., <its fields in order>}`: the plan as the recovery stores it and operators see it."""
-    return {"kind": plan.kind, **{f.name: getattr(plan, f.name) for f in fields(plan)}}
+    return {"kind": plan.kind, **stored_fields(plan)}
 
 
 def plan_from(described: Mapping[str, object]) -> Plan:
     """The plan `describe_plan` gave."""
     details = dict(described)
-    plan_type = PLAN_KINDS[str(details.pop("kind"))]
-    return plan_type(**details)  # type: ignore[arg-type]
+    return record_from(PLAN_KINDS[str(details.pop("kind"))], details)
 
 
 def describe_decision(decision: ScheduleAttempt | Recheck | EndRecovery | AwaitBillingSystem) -> Described:

@@ -338,7 +338,8 @@ class Recovery:
         """A re-plan timer fired: ask the planner again on the current state. With an attempt planned (the timer
         another recovery of the merchant left: it met a `never` decline on a card; or the merchant's word on the
         card), planned again at once when that attempt's card may no longer be charged, or not as soon as planned
-        (the merchant's `not_before`), and its timer is not due yet; else it stands."""
+        (the merchant's `not_before`), or sooner than planned (the word that held the attempt back is lifted or
+        moved sooner), and its timer is not due yet; else it stands."""
         if self.ended:
             return Change(self, self)
         planned = planned_attempt(self)
@@ -353,6 +354,9 @@ class Recovery:
             why = f"card {planned.token} hard-declined {declined.where} ({declined.source})"
         elif held is not None and planned.planned_at < held:
             why = f"card {planned.token} held back by the merchant until {held.isoformat()}"
+        elif planned.held_until is not None and (held is None or held < planned.held_until):
+            moved = "lifted" if held is None else f"moved to {held.isoformat()}"
+            why = f"the merchant's hold on card {planned.token} until {planned.held_until.isoformat()} {moved}"
         else:
             return Change(self, self)
         return replace(self._planned_again(why, planning), before=self)
@@ -392,6 +396,8 @@ class Recovery:
         recovery = replace(
             self, status=RecoveryStatus.SCHEDULED, business_status=None, ended_at=None, paused=False
         ).noted(now, "resume_requested", "an operator re-triggered EXECUTE")
+        # Not marked `held_until`: lifting the word does not move it (the planner, asked again, would plan a resumed
+        # recovery by its own rules, which the operator went past).
         decision = ScheduleAttempt(earliest, standing.token.token, len(self.attempts) + 1, reason)
         recovery, timer = attempt_planned(recovery, decision, planning)
         return Change(self, replace(recovery, updated_at=now), (timer,))

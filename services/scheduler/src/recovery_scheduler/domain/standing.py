@@ -54,10 +54,16 @@ class TokenStanding:
         """The merchant's word on the card's next try (`TokenState.not_before`), which every algorithm obeys."""
         return self.token.not_before
 
+    def held_to(self, at: datetime) -> datetime | None:
+        """The merchant's word when it held a try on the card back to `at` (the try would have been sooner without
+        it), else None."""
+        held = self.merchant_floor
+        return None if held is None or at > held else held
+
     def merchant_note(self, at: datetime) -> str:
         """What a reason says of the merchant's word when it held a try on the card back to `at`, else nothing."""
-        held = self.merchant_floor
-        if held is None or at > held:
+        held = self.held_to(at)
+        if held is None:
             return ""
         return f"; not before {held.isoformat()}, as the merchant asked for card {self.token.token}"
 

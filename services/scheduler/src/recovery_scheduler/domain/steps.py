@@ -124,7 +124,16 @@ def attempt_planned(recovery: Recovery, decision: ScheduleAttempt, planning: Pla
         now,
         planning.message(MessageType.EXECUTE_RETRY, command, payment),
     )
-    plan = AttemptPlan(decision.attempt_number, attempt_id, decision.token, decision.at, due, timer_id, decision.reason)
+    plan = AttemptPlan(
+        decision.attempt_number,
+        attempt_id,
+        decision.token,
+        decision.at,
+        due,
+        timer_id,
+        decision.reason,
+        decision.held_until,
+    )
     planned = replace(recovery, status=RecoveryStatus.SCHEDULED, plan=plan).noted(
         now,
         "attempt_planned",
