@@ -428,3 +428,45 @@ async def test_a_card_kept_from_an_upload_reaches_the_customers_next_recovery_th
     assert forgotten.json() == shown.json()
     assert [d["_id"]["merchant_id"] for d in db.saved_cards.find({"_id.token": "pm_later"})] == ["merchant_other"]
     assert "saved_card_customer" in {index["name"] for index in db.saved_cards.list_indexes()}
+
+
+async def test_a_merchant_that_never_uploaded_is_not_read_for_cards_and_its_first_upload_waits_out_every_cache(
+    db: Any, adb: Any
+) -> None:
+    """Whether a merchant keeps uploaded cards is its document's `cards_kept_until`, which each intake instance
+    keeps for the configuration cache's seconds, present or absent: a recovery request of a merchant that never
+    uploaded reads no card. So the merchant's first upload returns only once every instance's copy may have gone
+    (another instance, still holding "none", reads the card once it has), and an upload while cards are kept does
+    not wait; after they expired, the next one waits again."""
+    db.merchants.insert_many([{"_id": "merchant_kept"}, {"_id": "merchant_lapsed"}])
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    def instance() -> SavedCardRepository:
+        return SavedCardRepository(adb, 30.0, sleep=sleep)
+
+    one, other = instance(), instance()
+    assert await other.get("merchant_kept", "cus_1", "pm_kept") is None  # "none" now held by the other instance
+    # A card stored behind the repository's back is not read while the merchant keeps none: no read was made.
+    db.saved_cards.insert_one({"_id": {"merchant_id": "merchant_kept", "customer_id": "cus_1", "token": "pm_kept"}})
+    assert await other.get("merchant_kept", "cus_1", "pm_kept") is None
+    db.saved_cards.delete_many({})
+    now = datetime.now(UTC).replace(microsecond=0)
+    card = SavedCard("cus_1", "pm_kept", {"card_network": "Visa"}, None, now)
+
+    await one.save("merchant_kept", [card])
+
+    assert waits == [30.0]
+    assert db.merchants.find_one({"_id": "merchant_kept"})["cards_kept_until"] == now + timedelta(days=90)
+    assert await other.get("merchant_kept", "cus_1", "pm_kept") is None  # the copy the wait outlasts
+    assert await one.get("merchant_kept", "cus_1", "pm_kept") == card
+    assert await instance().get("merchant_kept", "cus_1", "pm_kept") == card
+    await one.save("merchant_kept", [card])
+    assert waits == [30.0]
+    # Cards kept until a time past: kept no more, the next upload waits again.
+    db.merchants.update_one({"_id": "merchant_lapsed"}, {"$set": {"cards_kept_until": now - timedelta(days=1)}})
+    await instance().save("merchant_lapsed", [card])
+    assert waits == [30.0, 30.0]
+    assert db.merchants.find_one({"_id": "merchant_lapsed"})["cards_kept_until"] == now + timedelta(days=90)

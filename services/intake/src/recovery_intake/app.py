@@ -167,7 +167,7 @@ def _mongodb_adapters(service: Service, settings: IntakeSettings) -> IntakeAdapt
         connector_accounts=ConnectorAccountRepository(service.db, cache_seconds),
         unit_of_work=unit_of_work,
         clock=service.clock,
-        saved_cards=saved_cards.SavedCardRepository(service.db),
+        saved_cards=saved_cards.SavedCardRepository(service.db, cache_seconds),
         payment_fences=MongoPaymentFences(service.db),
         shared_rates=MongoSharedRates(service.db, service.clock) if settings.rate_limit_shared else None,
     )

@@ -78,7 +78,8 @@ class SavedCards(Protocol):
 
     async def save(self, merchant_id: str, cards: Sequence[SavedCard]) -> None:
         """Each card's fields over what earlier uploads said (a field it does not give is kept; a history given
-        replaces the one kept), kept `SAVED_CARD_DAYS` from its `uploaded_at`; in a few writes whatever the count."""
+        replaces the one kept), kept `SAVED_CARD_DAYS` from its `uploaded_at`; in a few writes whatever the count.
+        Returns once every intake instance's `get` reads them (a recovery accepted after this reads them)."""
         ...
 
     async def of_customer(self, merchant_id: str, customer_id: str, limit: int) -> list[SavedCard]:

@@ -35,8 +35,9 @@ class IntakeSettings(ServiceSettings):
     internal_timeout_seconds: float = Field(default=20.0, gt=0)
     # How long monitoring watches a profile's recoveries before the active algorithm takes over (0: forever).
     monitoring_threshold_seconds: int = Field(default=0, ge=0)
-    # How long intake keeps API keys, profiles and connector accounts in process memory (0: always read). A
-    # change made through another intake instance (a revoked key) applies here within this time.
+    # How long intake keeps API keys, profiles, connector accounts and whether a merchant keeps uploaded card data
+    # in process memory (0: always read). A change made through another intake instance (a revoked key) applies here
+    # within this time; a merchant's first card-data upload answers only after it.
     config_cache_seconds: float = Field(default=2.0, ge=0, le=60)
     # Abuse limits. A larger body answers 413 (the data backfill's upload has its own bound, 5 MiB and 64 KiB); per
     # API key (or per client address without one) a token bucket of `rate_limit_burst` refilled at
