@@ -240,14 +240,7 @@ def test_a_lost_dispute_is_credited_out_of_band_on_the_invoice_and_shown_on_the_
 
     told = billing.seed.wait_for_webhook(payment_id, "dispute_lost")
     assert told.signature_verified and told.body["content"]["object"]["connector_dispute_id"] == dispute["id"]
-    stripe = {"Authorization": f"Bearer {SANDBOX_SECRET_KEY}"}
-    notes = poll(
-        lambda: httpx.get(
-            f"{stack.stripe_url}/v1/credit_notes", params={"invoice": invoice["id"]}, headers=stripe
-        ).json()["data"],
-        bool,
-        timeout=30,
-    )
+    notes = poll(lambda: credit_notes(stack, invoice["id"]), bool, timeout=30)
     assert [(n["amount"], n["out_of_band_amount"], n["reason"]) for n in notes] == [(2250, 2250, "fraudulent")]
     # The public timeline shows the lost dispute and its refund record's try, apart from the payment's record back.
     path = f"{stack.intake_url}/v2/process-trackers/revenue-recovery-workflow/{payment_id}/timeline"
@@ -263,8 +256,7 @@ def test_a_lost_dispute_is_credited_out_of_band_on_the_invoice_and_shown_on_the_
     # Stripe delivers the event again: nothing more is credited.
     assert redeliver(stack, "charge.dispute.closed") == [200]
     assert stripe_answers(stack, "charge.dispute.closed") == ["applied", "duplicate"]
-    again = httpx.get(f"{stack.stripe_url}/v1/credit_notes", params={"invoice": invoice["id"]}, headers=stripe)
-    assert len(again.json()["data"]) == 1
+    assert len(credit_notes(stack, invoice["id"])) == 1
 
 
 def timeline(stack: Stack, payment_id: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
@@ -286,12 +278,25 @@ def test_a_dispute_challenged_and_won_is_told_at_each_step_and_credits_nothing(s
         stack, setup.merchant, ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed")
     )
 
-    # The customer disputes the charge; the merchant submits its evidence; the network decides for the merchant.
+    # The customer disputes the charge; the merchant submits its evidence from the console's Payment page (through
+    # this system to Stripe); the network decides for the merchant.
     disputes = f"{stack.stripe_url}/_sandbox/disputes"
     dispute = httpx.post(disputes, data={"payment_intent": charged["payment_intent"]}).json()
     opened = billing.seed.wait_for_webhook(payment_id, "dispute_opened")
-    submitted = httpx.post(f"{stack.stripe_url}/v1/disputes/{dispute['id']}", data={"submit": "true"}, headers=stripe)
-    assert submitted.json()["status"] == "under_review"
+    merchant = setup.merchant
+    with signed_in_console(stack.intake_url, merchant.api_key, merchant.merchant_id) as page:
+        page.goto(f"{stack.intake_url}/console/payments/{payment_id}")
+        answer = page.locator(".dispute-answer")
+        expect(answer).to_have_count(1)
+        answer.locator("textarea[name=product_description]").fill("A yearly plan, used every week since")
+        answer.locator("input[name=customer_email_address]").fill("jenny.rosen@example.com")
+        answer.get_by_role("button", name="Submit evidence").click()
+        expect(page.locator("#other-disputes tbody tr .dispute-status")).to_have_text("challenged (open)")
+        expect(page.locator(".dispute-answer form.evidence")).to_have_count(0)
+    at_stripe = httpx.get(f"{stack.stripe_url}/v1/disputes/{dispute['id']}", headers=stripe).json()
+    assert at_stripe["status"] == "under_review"
+    assert at_stripe["evidence"]["product_description"] == "A yearly plan, used every week since"
+    assert at_stripe["evidence"]["customer_email_address"] == "jenny.rosen@example.com"
     challenged = billing.seed.wait_for_webhook(payment_id, "dispute_challenged")
     assert httpx.post(f"{disputes}/{dispute['id']}/decide", data={"outcome": "won"}).json()["status"] == "won"
     won = billing.seed.wait_for_webhook(payment_id, "dispute_won")
@@ -310,11 +315,13 @@ def test_a_dispute_challenged_and_won_is_told_at_each_step_and_credits_nothing(s
     # Numbered within the payment after its own webhook, in the order they happened.
     paid_number = _webhook_sequence(webhook)
     assert [_webhook_sequence(w) for w in told] == [paid_number + 1, paid_number + 2, paid_number + 3]
+    # Stripe's own event of the submission races the answer's application: whichever came second changed nothing
+    # (one `dispute_challenged` below).
+    assert stripe_answers(stack, "charge.dispute.updated") in (["applied"], ["duplicate"])
     # Stripe delivers the ending again: nothing more is told; a won dispute credits nothing at the billing system.
     assert redeliver(stack, "charge.dispute.closed") == [200]
     assert stripe_answers(stack, "charge.dispute.closed") == ["applied", "duplicate"]
-    notes = httpx.get(f"{stack.stripe_url}/v1/credit_notes", params={"invoice": invoice["id"]}, headers=stripe)
-    assert notes.json()["data"] == []
+    assert credit_notes(stack, invoice["id"]) == []
     dispute_hooks = [w for w in billing.seed.received() if (w.event_type or "").startswith("dispute_")]
     assert sorted(w.event_type or "" for w in dispute_hooks) == ["dispute_challenged", "dispute_opened", "dispute_won"]
     # The public timeline tells the course; no figure keeps a won dispute (none was lost, none is open).
@@ -326,8 +333,7 @@ def test_a_dispute_challenged_and_won_is_told_at_each_step_and_credits_nothing(s
     )
     steps = [e["kind"] for e in public["entries"] if e["kind"].startswith("dispute_")]
     assert steps == ["dispute_opened", "dispute_challenged", "dispute_won"] and public["disputes"] == []
-    # The merchant's console shows it won on the Payment page.
-    merchant = setup.merchant
+    # The merchant's console shows it won on the Payment page, with nothing left to answer.
     with signed_in_console(stack.intake_url, merchant.api_key, merchant.merchant_id) as page:
         page.goto(f"{stack.intake_url}/console/payments/{payment_id}")
         row = page.locator("#other-disputes tbody tr")
@@ -336,6 +342,49 @@ def test_a_dispute_challenged_and_won_is_told_at_each_step_and_credits_nothing(s
         expect(row).to_contain_text(dispute["id"])
         expect(row).to_contain_text("USD 22.50")
         expect(page.locator("#disputes")).to_have_count(0)
+        expect(page.locator(".dispute-answer")).to_have_count(0)
+
+
+def test_a_dispute_the_merchant_accepts_through_the_api_is_lost_once_and_credited_once(stack: Stack) -> None:
+    """`POST /v2/payments/{payment_id}/disputes/{dispute_id}/accept`: Stripe closes the dispute (lost); the merchant
+    is told `dispute_lost` once and the invoice credited once, though Stripe's own `charge.dispute.closed` follows."""
+    billing = scenario(stack)
+    setup, invoice, webhook = billing.run()
+    payment_id = webhook.body["content"]["object"]["id"]
+    (charged,) = [c for c in billing.seed.charges(invoice["customer"]) if c["status"] == "succeeded"]
+    listen_for_disputes(stack, setup.merchant, ("charge.dispute.created", "charge.dispute.closed"))
+    dispute = httpx.post(
+        f"{stack.stripe_url}/_sandbox/disputes", data={"payment_intent": charged["payment_intent"]}
+    ).json()
+    opened = billing.seed.wait_for_webhook(payment_id, "dispute_opened")
+    dispute_id = opened.body["content"]["object"]["dispute_id"]
+    base = f"{stack.intake_url}/v2/payments/{payment_id}/disputes/{dispute_id}"
+
+    accepted = httpx.post(f"{base}/accept", headers=setup.merchant.headers(), timeout=10)
+
+    assert accepted.status_code == 200, accepted.text
+    assert (accepted.json()["dispute_status"], accepted.json()["connector_status"]) == ("dispute_lost", "lost")
+    told = billing.seed.wait_for_webhook(payment_id, "dispute_lost")
+    assert told.signature_verified and told.body["content"]["object"]["connector_dispute_id"] == dispute["id"]
+    notes = poll(lambda: credit_notes(stack, invoice["id"]), bool, timeout=30)
+    assert [(n["amount"], n["reason"]) for n in notes] == [(2250, "fraudulent")]
+    # Stripe's event of the closing races the answer's application: exactly one of them applied the loss, and
+    # nothing more is told or credited.
+    answers = poll(lambda: stripe_answers(stack, "charge.dispute.closed"), bool, timeout=30)
+    assert answers in (["applied"], ["duplicate"]) and accepted.json()["updated"] is (answers == ["duplicate"])
+    again = httpx.post(f"{base}/accept", headers=setup.merchant.headers(), timeout=10)
+    assert again.status_code == 400 and "an ended dispute takes no answer" in again.text
+    lost = [w for w in billing.seed.received() if w.event_type == "dispute_lost"]
+    assert len(lost) == 1
+    assert len(credit_notes(stack, invoice["id"])) == 1
+
+
+def credit_notes(stack: Stack, invoice_id: str) -> list[dict[str, Any]]:
+    """The credit notes the Stripe sandbox has on the invoice."""
+    headers = {"Authorization": f"Bearer {SANDBOX_SECRET_KEY}"}
+    url = f"{stack.stripe_url}/v1/credit_notes"
+    found: list[dict[str, Any]] = httpx.get(url, params={"invoice": invoice_id}, headers=headers).json()["data"]
+    return found
 
 
 def _webhook_sequence(webhook: Any) -> int:

@@ -22,7 +22,8 @@ from recovery_runtime.service import Service
 @dataclass(frozen=True)
 class Endpoint:
     method: str
-    # A path template over {merchant}, {profile}, {key}, {mca}, {payment}, {invoice}, {event} (the owner's ids).
+    # A path template over {merchant}, {profile}, {key}, {mca}, {payment}, {invoice}, {event}, {dispute} (the owner's
+    # ids; no tenant has a dispute: a dispute id names none).
     path: str
     body: Callable[[Tenant, Tenant], Any] = lambda own, owner: None
     # Whether the path (or query) names a resource of its owner (then another merchant's id must read as
@@ -42,6 +43,7 @@ class Endpoint:
                 payment="12345_pay_" + "0" * 32,
                 invoice="invoice_nobody",
                 event="evt_" + "0" * 32,
+                dispute="dsp_" + "0" * 32,
             )
         else:
             ids = dict(
@@ -52,6 +54,7 @@ class Endpoint:
                 payment=owner.payment_id,
                 invoice=owner.reference,
                 event="evt_" + "0" * 32,
+                dispute="dsp_" + "0" * 32,
             )
         url = self.path.format(**ids)
         return f"{url}?{self.query.format(**ids)}" if self.query else url
@@ -118,6 +121,9 @@ ENDPOINTS = [
     Endpoint("POST", "/v2/payments/recovery", recovery_body),
     Endpoint("GET", "/v2/payments/{payment}"),
     Endpoint("POST", "/v2/revenue-recovery/{invoice}/cancel"),
+    # The merchant's answer to a dispute on its payment (another merchant's payment reads as none).
+    Endpoint("POST", "/v2/payments/{payment}/disputes/{dispute}/accept"),
+    Endpoint("POST", "/v2/payments/{payment}/disputes/{dispute}/evidence", lambda o, w: {"uncategorized_text": "x"}),
     Endpoint("POST", "/events/{merchant}", lambda o, w: {}),
     Endpoint("GET", "/events/{merchant}/{event}/attempts"),
     Endpoint("POST", "/events/{merchant}/{event}/retry"),
@@ -316,6 +322,8 @@ PERMITTED = {
     "POST /v2/payments/recovery": {"payments"},
     "GET /v2/payments/{payment}": {"payments", "read_only"},
     "POST /v2/revenue-recovery/{invoice}/cancel": {"payments"},
+    "POST /v2/payments/{payment}/disputes/{dispute}/accept": {"payments"},
+    "POST /v2/payments/{payment}/disputes/{dispute}/evidence": {"payments"},
     "POST /events/{merchant}": {"payments", "read_only"},
     "GET /events/{merchant}/{event}/attempts": {"payments", "read_only"},
     "POST /events/{merchant}/{event}/retry": {"payments"},

@@ -20,6 +20,7 @@ from recovery_contracts.api import (
     api_keys,
     connector_accounts,
     data_backfill,
+    disputes,
     errors,
     events,
     merchants,
@@ -50,6 +51,7 @@ HTTP_REQUESTS: tuple[type[BaseModel], ...] = (
     events.EventListConstraints,
     process_tracker.RevenueRecoveryResumeRequest,
     data_backfill.DataBackfillRecord,
+    disputes.DisputeEvidenceRequest,
 )
 HTTP_RESPONSES: tuple[type[BaseModel], ...] = (
     errors.ErrorResponse,
@@ -71,6 +73,7 @@ HTTP_RESPONSES: tuple[type[BaseModel], ...] = (
     retry_stats.RetryStatsResponse,
     data_backfill.DataBackfillResponse,
     data_backfill.SavedCardsResponse,
+    disputes.DisputeAnswerResponse,
 )
 
 

@@ -25,6 +25,7 @@ from recovery_intake.dependencies import IntakeAdapters
 from recovery_intake.handlers.api_keys import ApiKeyIssuer
 from recovery_intake.handlers.billing_events import BillingEvents, TransactionReader
 from recovery_intake.handlers.connector_accounts import ConnectorAccountSetup
+from recovery_intake.handlers.dispute_answers import DisputeAnswers
 from recovery_intake.handlers.merchants import MerchantOnboarding
 from recovery_intake.handlers.outcomes import PaymentOutcomes
 from recovery_intake.handlers.payment_events import PaymentEvents
@@ -36,6 +37,7 @@ from recovery_intake.http import (
     billing_webhooks,
     connector_accounts,
     data_backfill,
+    disputes,
     gateway,
     merchants,
     payment_webhooks,
@@ -83,6 +85,13 @@ def build_service(
         default_overlap=timedelta(seconds=settings.webhook_secret_overlap_seconds),
         retirement_interval=settings.secret_retirement_interval_seconds,
     )
+    # Billing systems' webhooks and the payment connector's (their invoices, transactions and PaymentIntents are
+    # read through the egress policy's client), and the merchant's answers to disputes, sent through it.
+    billing_http = guarded_http_client(EgressGuard(EgressPolicy.from_setting(settings.outbound_allowed_cidrs)))
+    service.on_stop(billing_http.aclose)
+    read_budget = settings.billing_api_timeout_seconds
+    stripe_payments = StripePaymentsApi(settings.stripe_api_base, billing_http, read_budget)
+    payment_events = PaymentEvents(adapters, box, stripe_payments)
     ctx = ApiContext(
         settings=settings,
         auth=Authenticator(
@@ -106,6 +115,7 @@ def build_service(
             max_keys=settings.max_api_keys_per_merchant,
         ),
         connector_accounts=ConnectorAccountSetup(adapters, box, http_allowed_hosts=http_hosts),
+        disputes=DisputeAnswers(adapters, box, stripe_payments, payment_events),
     )
     app = service.app
     app.title = "Revenue recovery API"
@@ -122,20 +132,14 @@ def build_service(
     forwarder = gateway.Forwarder(settings.internal_api_token, settings.internal_timeout_seconds)
     # Before `payments`: `/v2/payments/recovery-list` is not a payment id.
     app.include_router(recovery_views.router(ctx, forwarder))
-    for module in (merchants, profiles, api_keys, connector_accounts, payments, data_backfill):
+    for module in (merchants, profiles, api_keys, connector_accounts, payments, disputes, data_backfill):
         app.include_router(module.router(ctx))
     app.include_router(gateway.router(ctx, forwarder))
-    # Billing systems' webhooks and the payment connector's; their invoices, transactions and PaymentIntents are
-    # read through the egress policy's client.
-    billing_http = guarded_http_client(EgressGuard(EgressPolicy.from_setting(settings.outbound_allowed_cidrs)))
-    service.on_stop(billing_http.aclose)
-    read_budget = settings.billing_api_timeout_seconds
     stripe_billing = StripeBillingApi(settings.stripe_api_base, billing_http, read_budget)
     recurly = recurly or RecurlyApi(billing_http, read_budget)
     billing_events = BillingEvents(adapters, box, recovery, stripe_billing, recurly)
     app.include_router(billing_webhooks.router(billing_events))
-    stripe_payments = StripePaymentsApi(settings.stripe_api_base, billing_http, read_budget)
-    app.include_router(payment_webhooks.router(PaymentEvents(adapters, box, stripe_payments)))
+    app.include_router(payment_webhooks.router(payment_events))
     service.on_stop(forwarder.close)
     # The web console (/console/): its pages read through the same internal APIs the gateway forwards to.
     console_http = httpx.AsyncClient(timeout=settings.internal_timeout_seconds, follow_redirects=False)

@@ -23,6 +23,12 @@ BILLING_EVENTS = Counter(
     " billing system's API did not answer, deferred: a cancel waiting for a charge in flight, error)",
     ["billing_system", "door", "outcome"],
 )
+DISPUTE_ANSWERS = Counter(
+    "recovery_dispute_answers_total",
+    "The merchant's answers to disputes sent to the payment connector, by action (accept, evidence) and outcome"
+    " (answered, refused: the connector refused it, unavailable: the connector did not answer, error)",
+    ["action", "outcome"],
+)
 PAYMENT_CONNECTOR_EVENTS = Counter(
     "recovery_payment_connector_events_total",
     "Payment connectors' webhook deliveries (POST /v2/webhooks/...), by connector (stripe) and outcome (applied: a"

@@ -1,6 +1,9 @@
-"""Stripe's payments API as intake reads it: the PaymentIntent a dispute is on
+"""Stripe's payments API as intake uses it: the PaymentIntent a dispute is on
 (`GET /v1/payment_intents/{id}`, https://docs.stripe.com/api/payment_intents/retrieve), whose metadata names the
-payment and attempt the executor charged it for.
+payment and attempt the executor charged it for; and the merchant's answer to a dispute: accepting it
+(`POST /v1/disputes/{id}/close`, https://docs.stripe.com/api/disputes/close) or submitting evidence
+(`POST /v1/disputes/{id}` with `evidence[...]` and `submit=true`, https://docs.stripe.com/api/disputes/update), each
+with an idempotency key, so that an answer sent again is the same answer.
 
 Pinned to STRIPE_VERSION as every Stripe call is, through the egress policy's client, with the whole read bounded
 (`read_within`): an answer that does not come in time is a ProviderApiError, answered 503 as the billing webhooks'
@@ -15,6 +18,7 @@ import httpx
 
 from recovery_intake.adapters.stripe_billing import read_within
 from recovery_intake.domain.deliveries import ProviderApiError
+from recovery_intake.domain.payment_disputes import DisputeAnswerRefused
 from recovery_runtime.connector_apis import STRIPE_VERSION
 
 
@@ -42,3 +46,48 @@ class StripePaymentsApi:
             raise ProviderApiError(f"Stripe answered {response.status_code} for PaymentIntent {intent_id}")
         body: dict[str, Any] = response.json()
         return body
+
+    async def close_dispute(self, api_key: str, dispute_id: str, idempotency_key: str) -> dict[str, Any]:
+        """The dispute, accepted (lost; an inquiry: closed)."""
+        return await self._answer(api_key, f"{quote(dispute_id, safe='')}/close", {}, idempotency_key)
+
+    async def submit_dispute_evidence(
+        self, api_key: str, dispute_id: str, evidence: dict[str, str], idempotency_key: str
+    ) -> dict[str, Any]:
+        """The dispute with `evidence` submitted to the bank (under review)."""
+        form = {f"evidence[{name}]": value for name, value in evidence.items()} | {"submit": "true"}
+        return await self._answer(api_key, quote(dispute_id, safe=""), form, idempotency_key)
+
+    async def _answer(self, api_key: str, path: str, form: dict[str, str], idempotency_key: str) -> dict[str, Any]:
+        """Stripe's dispute after the POST; DisputeAnswerRefused with Stripe's message when it refuses (4xx),
+        ProviderApiError when it does not answer."""
+        response = await read_within(
+            "Stripe",
+            self._timeout,
+            lambda: self._http.post(
+                f"{self._base}/v1/disputes/{path}",
+                data=form,
+                headers={
+                    "Authorization": f"Bearer {api_key}",
+                    "Stripe-Version": STRIPE_VERSION,
+                    "Idempotency-Key": idempotency_key,
+                },
+                timeout=self._timeout,
+            ),
+        )
+        if 400 <= response.status_code < 500:
+            raise DisputeAnswerRefused(_stripe_message(response))
+        if response.status_code != 200:
+            raise ProviderApiError(f"Stripe answered {response.status_code} for dispute {path}")
+        body: dict[str, Any] = response.json()
+        return body
+
+
+def _stripe_message(response: httpx.Response) -> str:
+    """Stripe's error message (`error.message`), else its status."""
+    try:
+        error = response.json().get("error") or {}
+    except ValueError:
+        error = {}
+    message = error.get("message") if isinstance(error, dict) else None
+    return str(message)[:500] if message else f"Stripe answered {response.status_code}"

@@ -37,6 +37,11 @@ STAGE_AND_STATUS = {
 STRIPE = "stripe"
 
 
+class DisputeAnswerRefused(Exception):
+    """The payment connector refused the merchant's answer to a dispute (its message says why: closed already,
+    evidence submitted already, past its deadline)."""
+
+
 @dataclass(frozen=True)
 class DisputeReport:
     """What intake takes from a dispute's event: the connector's words (its ids, status and reason), the charge it

@@ -70,7 +70,9 @@ class PaymentEvents:
                 log.info("payment_event.ignored", event_type=event.event_type, event_id=event.event_id)
                 outcome = "ignored"
                 return outcome, None
-            outcome, payment_id = await self._dispute(merchant_id, profile_id, account, event.event_id, event.dispute)
+            outcome, payment_id = await self.apply_dispute(
+                merchant_id, profile_id, account, event.event_id, event.dispute
+            )
             return outcome, payment_id
         except EventRefused as refused:
             outcome = f"refused_{refused.kind.value}"
@@ -90,7 +92,7 @@ class PaymentEvents:
         found = await self._accounts.get(merchant_id, account_id)
         return check_webhook_account(found, account_id, profile_id, ConnectorName.STRIPE.value, PAYMENT_PROCESSOR)
 
-    async def _dispute(
+    async def apply_dispute(
         self, merchant_id: str, profile_id: str, account: Document, event_id: str, told: DisputeReport
     ) -> tuple[str, str | None]:
         """The dispute applied on the payment its PaymentIntent was charged for (read at Stripe with the account's

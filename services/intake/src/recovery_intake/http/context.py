@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from recovery_intake.dependencies import IntakeAdapters
 from recovery_intake.handlers.api_keys import ApiKeyIssuer
 from recovery_intake.handlers.connector_accounts import ConnectorAccountSetup
+from recovery_intake.handlers.dispute_answers import DisputeAnswers
 from recovery_intake.handlers.merchants import MerchantOnboarding
 from recovery_intake.handlers.profiles import ProfileSettings
 from recovery_intake.handlers.recovery import RecoveryIntake
@@ -28,3 +29,4 @@ class ApiContext:
     secret_rotation: SecretRotation
     api_keys: ApiKeyIssuer
     connector_accounts: ConnectorAccountSetup
+    disputes: DisputeAnswers
