@@ -90,8 +90,8 @@ class DisputeRow:
 
 @dataclass(frozen=True)
 class OtherDispute:
-    """A dispute on the recovered payment that was not lost: open (the merchant may still answer it at the payment
-    connector), won, or an inquiry cancelled. A lost one is a `DisputeRow`."""
+    """A dispute on the recovered payment that was not lost: open (the merchant may still answer it, from the page
+    or at the payment connector), won, or an inquiry cancelled. A lost one is a `DisputeRow`."""
 
     dispute_id: str
     connector_dispute_id: str
