@@ -304,7 +304,8 @@ async def test_a_reservation_the_merchants_word_held_back_keeps_it_and_others_ar
     isolation: Isolation, mongo: Any
 ) -> None:
     """`held_until` is stored only on a reservation the word held back (a scheduler of the release before it reads
-    every other as it did), read back as it was, and a field this release does not know is ignored."""
+    every other as it did), read back as it was, and a field this release does not know is ignored; the recoveries
+    that ran out of retries under the word (`held_off`) are kept beside."""
     database = mongo[isolation.mongodb_database]
     budgets = MongoCardBudgetRepository(database)
     at = datetime.now(UTC).replace(microsecond=0)
@@ -314,7 +315,10 @@ async def test_a_reservation_the_merchants_word_held_back_keeps_it_and_others_ar
     empty = (await budgets.read("merchant_a", [VISA]))[VISA]
 
     async with mongo.start_session() as session, await session.start_transaction():
-        await budgets.reserve(replace(empty, reservations=(held, free), not_before=hold), Transaction(session))
+        await budgets.reserve(
+            replace(empty, reservations=(held, free), not_before=hold, held_off=("12345_pay_ran_out",)),
+            Transaction(session),
+        )
 
     document = await database[CARD_BUDGETS].find_one({"_id": card_budget_id("merchant_a", VISA)})
     assert document is not None
@@ -322,7 +326,8 @@ async def test_a_reservation_the_merchants_word_held_back_keeps_it_and_others_ar
         ["amount", "at", "attempt_number", "currency", "held_until", "outcome", "payment_id"],
         ["amount", "at", "attempt_number", "currency", "outcome", "payment_id"],
     ]
-    assert (await budgets.read("merchant_a", [VISA]))[VISA].reservations == (held, free)
+    stored = (await budgets.read("merchant_a", [VISA]))[VISA]
+    assert (stored.reservations, stored.held_off) == ((held, free), ("12345_pay_ran_out",))
     await database[CARD_BUDGETS].update_one(
         {"_id": card_budget_id("merchant_a", VISA)}, {"$set": {"reservations.1.later_field": "a later release's"}}
     )

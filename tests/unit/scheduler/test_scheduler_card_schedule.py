@@ -3,7 +3,7 @@
 internal endpoint on in-memory repositories: none of the merchant's recoveries tries the card before it (those
 planned sooner plan again at once, and the reason says why), an operator's resume neither; a card held back past a
 recovery's retry window leaves it to the customer's other card, or ends it; a time now or past lifts the word, and
-the recoveries it held back plan again at once, as they do when it moves sooner."""
+the recoveries it held back plan again at once (one it ended reopens), as they do when it moves sooner."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from recovery_scheduler.domain.recovery import Recovery
 from recovery_scheduler.domain.status import RecoveryStatus
 from support.payments import scheduled
 
-from .builders import T0
+from .builders import T0, attempt_failed
 from .builders import merchant_payment as payment
 from .fakes import Scheduler
 from .test_recovery_aggregate import planning
@@ -72,7 +72,7 @@ async def test_no_recovery_tries_the_card_before_the_merchants_time_until_it_is_
     elsewhere_plan = scheduler.planned(elsewhere)
     lifted = (await operator.put(PATH, json=word(scheduled_at=format_ms(T0)))).json()
     assert (lifted["updated"], lifted["recoveries_planned_again"]) == (True, 3), lifted
-    assert "no longer held back" in lifted["message"] and "3 with an attempt held back" in lifted["message"]
+    assert "no longer held back" in lifted["message"] and "3 that it held back" in lifted["message"]
     assert await scheduler.loop.fire_due() == 3
     for each in (one_card, two_cards, later):
         plan = scheduler.planned(each)
@@ -108,7 +108,7 @@ async def test_a_word_moved_sooner_brings_the_attempts_it_held_back_to_the_new_t
     moved = (await operator.put(PATH, json=word(scheduled_at=format_ms(sooner)))).json()
 
     assert (moved["updated"], moved["recoveries_planned_again"]) == (True, 1), moved
-    assert "1 with an attempt held back past it plan again now" in moved["message"]
+    assert "1 that it held back (an attempt planned later, or its retries run out) plan again now" in moved["message"]
     assert await scheduler.loop.fire_due() == 1
     plan = scheduler.planned(held)
     assert sooner <= plan.planned_at < hold and plan.held_until == sooner, plan
@@ -165,3 +165,35 @@ async def test_a_card_held_back_past_the_retry_window_leaves_the_recovery_to_ano
     ended = scheduler.recovery(one_card.payment_id)
     assert ended.status is RecoveryStatus.FAILED, ended.plan
     assert "the merchant holds back every card past the retry window" in " ".join(n.reason for n in ended.history)
+    assert scheduler.card_budgets.of("merchant_test", VISA).held_off == (one_card.payment_id,)
+
+    # Lifted: the recovery that ran out of retries under the word is asked again and reopens on the card; the one
+    # that went on with the other card keeps its attempt (the word moved nothing of it).
+    other_plan = scheduler.planned(two_cards)
+    lifted = (await operator.put(PATH, json=word(scheduled_at=format_ms(T0)))).json()
+
+    assert lifted["recoveries_planned_again"] == 1, lifted
+    assert scheduler.card_budgets.of("merchant_test", VISA).held_off == ()
+    assert await scheduler.loop.fire_due() == 1
+    reopened = scheduler.recovery(one_card.payment_id)
+    assert reopened.status is RecoveryStatus.SCHEDULED and reopened.business_status is None
+    assert scheduler.planned(one_card).token == VISA and scheduler.planned(one_card).planned_at < far
+    assert [n.what for n in reopened.history][-2:] == ["reopened", "attempt_planned"]
+    assert scheduler.planned(two_cards) == other_plan
+
+
+async def test_a_recovery_that_ran_out_of_retries_for_its_own_reasons_stays_ended_when_asked_again(
+    scheduler: Scheduler,
+) -> None:
+    """Asked again (a re-plan reaching an ended recovery), one whose ladder is used up finds nothing to plan: it
+    stays failed, and nothing is written."""
+    base = payment()
+    one_step = base.model_copy(update={"retry": base.retry.model_copy(update={"ladder_seconds": (60,)})})
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(one_step))
+    await scheduler.send("scheduler.attempt-failed", attempt_failed(one_step))
+    ended = scheduler.recovery(one_step.payment_id)
+    assert ended.status is RecoveryStatus.FAILED and ended.business_status == "FAILED_DUE_TO_RETRIES_EXHAUSTED"
+
+    change = ended.replanned(replace(planning(T0 + timedelta(days=1)), card_budgets={}))
+
+    assert change.recovery is ended and not change.changed and change.timers == ()

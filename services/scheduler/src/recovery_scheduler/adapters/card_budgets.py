@@ -1,7 +1,8 @@
 """The `card_budgets` collection: one document per merchant and card (token), the reservations of the merchant's
 recoveries on that card, the `never` declines they met on it (`hard_declines`) and the merchant's word on when it
-may next be tried (`not_before`: fields a release before them neither reads nor keeps: docs/deployment.md,
-"Upgrading"); written by compare-and-set on `version`, inside the
+may next be tried (`not_before`), and the recoveries that ran out of retries while that word held the card back
+(`held_off`: fields a release before them neither reads nor keeps: docs/deployment.md, "Upgrading"); written by
+compare-and-set on `version`, inside the
 recovery's transaction."""
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def card_budget_document(budget: CardBudget) -> dict[str, Any]:
         "reservations": [stored_fields(r) for r in budget.reservations],
         "hard_declines": [asdict(d) for d in budget.hard_declines],
         "not_before": budget.not_before,
+        "held_off": list(budget.held_off),
         "expires_at": budget.expires_at,
     }
 
@@ -52,6 +54,7 @@ def card_budget_from(doc: dict[str, Any]) -> CardBudget:
         reservations=tuple(record_from(Reservation, r) for r in doc.get("reservations", ())),
         hard_declines=tuple(HardDecline(**d) for d in doc.get("hard_declines", ())),
         not_before=doc.get("not_before"),
+        held_off=tuple(doc.get("held_off") or ()),
     )
 
 

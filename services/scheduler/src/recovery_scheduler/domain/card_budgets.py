@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from .budgets import CardUse
 from .declines import DeclineClass, first_failure_codes
-from .model import AttemptOutcome
+from .model import AttemptOutcome, BusinessStatus
 from .plans import AttemptPlan
 
 if TYPE_CHECKING:
@@ -131,10 +131,17 @@ class CardBudget:
     # The merchant's word on when the card may next be tried (the token status update's `scheduled_at`): no recovery
     # of the merchant plans an attempt on it before then. None: no word.
     not_before: datetime | None = None
+    # The merchant's recoveries that ran out of retries while the word held the card back (it may have held them
+    # past their retry window): asked again when the word is lifted or moved sooner.
+    held_off: tuple[str, ...] = ()
 
     def not_before_at(self, now: datetime) -> datetime | None:
         """The merchant's `not_before` while it still holds back a try at `now`; None once it has passed."""
         return self.not_before if self.not_before is not None and self.not_before > now else None
+
+    def holding_off(self, payment_id: str) -> CardBudget:
+        """The budget noting that `payment_id` ran out of retries while the merchant's word held the card back."""
+        return self if payment_id in self.held_off else replace(self, held_off=(*self.held_off, payment_id))
 
     def others(self, payment_id: str) -> tuple[Reservation, ...]:
         """The reservations of the merchant's other recoveries (a recovery counts its own from its attempts)."""
@@ -244,27 +251,35 @@ class CardBudget:
         recovery of the merchant plans an attempt on it before then, and those holding one planned sooner plan again
         now; now or past, the word is lifted. Lifted or moved sooner, the recoveries whose planned attempt the word
         held back plan again now, so that they may try the card sooner (the others' attempts stand: the word did not
-        move them)."""
+        move them), and those that ran out of retries while it held the card back (`held_off`) are asked again."""
         card = f"card {self.token}"
         held = self.not_before_at(now)
+        if scheduled_at > now and scheduled_at == held:
+            return _Word(None, f"{card} is not tried before {scheduled_at.isoformat()} already")
+        if scheduled_at <= now and held is None:
+            return _Word(None, f"{card} is not held back")
+        eased = held is not None and (scheduled_at <= now or scheduled_at < held)
+        floor = max(scheduled_at, now)
+        freed = (*self._held_past(floor), *self.held_off) if eased else ()
+        # Recoveries held off by a word that lapsed since are past their retry window: not kept.
+        held_off = () if eased or held is None else self.held_off
         if scheduled_at > now:
-            if scheduled_at == held:
-                return _Word(None, f"{card} is not tried before {scheduled_at.isoformat()} already")
             sooner = self._planned_between(now, scheduled_at)
-            freed = self._held_past(scheduled_at)
             told = f"{card}: none of the merchant's recoveries tries it before {scheduled_at.isoformat()}"
             if sooner:
                 told += f"; {len(sooner)} with an attempt planned on it sooner plan again now (one already due stands)"
-            if freed:
-                told += f"; {len(freed)} with an attempt held back past it plan again now (one already due stands)"
-            return _Word(replace(self, not_before=scheduled_at), told, tuple(dict.fromkeys((*sooner, *freed))))
-        if held is None:
-            return _Word(None, f"{card} is not held back")
-        freed = self._held_past(now)
-        told = f"{card} is no longer held back until {held.isoformat()}: recoveries plan on it as usual from now"
+            budget = replace(self, not_before=scheduled_at, held_off=held_off)
+        else:
+            assert held is not None  # lifting no word returned above
+            sooner = ()
+            told = f"{card} is no longer held back until {held.isoformat()}: recoveries plan on it as usual from now"
+            budget = replace(self, not_before=None, held_off=held_off)
         if freed:
-            told += f"; {len(freed)} with an attempt held back to then plan again now (one already due stands)"
-        return _Word(replace(self, not_before=None), told, freed)
+            told += (
+                f"; {len(freed)} that it held back (an attempt planned later, or its retries run out) plan again now"
+                " (one already due stands)"
+            )
+        return _Word(budget, told, tuple(dict.fromkeys((*sooner, *freed))))
 
     def _planned_between(self, start: datetime, end: datetime) -> tuple[str, ...]:
         """The merchant's recoveries holding an attempt planned on the card from `start` and before `end`."""
@@ -362,7 +377,26 @@ def budget_writes(change: Change, budgets: Mapping[str, CardBudget] | None, now:
     checks: tuple[tuple[str, str], ...] = ()
     if budgets is not None:  # a change that read none (a success, an update that does not plan) meets no decline
         reserve, checks = _hard_declines_recorded(change, budgets, reserve, now)
+        reserve = _held_off_recorded(change, budgets, reserve, now)
     return BudgetWrites(reserve, release, checks)
+
+
+def _held_off_recorded(
+    change: Change, budgets: Mapping[str, CardBudget], reserve: tuple[CardBudget, ...], now: datetime
+) -> tuple[CardBudget, ...]:
+    """A recovery that ran out of retries now, while the merchant's word held one of its cards back: noted on that
+    card's budget (`held_off`), so that lifting the word, or moving it sooner, asks it again."""
+    recovery = change.recovery
+    ran_out = recovery.business_status == BusinessStatus.FAILED_DUE_TO_RETRIES_EXHAUSTED
+    if (change.before is not None and change.before.ended) or not (recovery.ended and ran_out):
+        return reserve
+    written = {b.token: b for b in reserve}
+    for token in (t.token for t in recovery.payment.tokens):
+        read = written.get(token) or budgets.get(token)
+        if read is not None and read.not_before_at(now) is not None:
+            base = read if token in written else read.with_recovery(recovery, now)
+            written[token] = base.holding_off(recovery.payment_id)
+    return tuple(written.values())
 
 
 def _hard_declines_recorded(

@@ -341,7 +341,7 @@ class Recovery:
         (the merchant's `not_before`), or sooner than planned (the word that held the attempt back is lifted or
         moved sooner), and its timer is not due yet; else it stands."""
         if self.ended:
-            return Change(self, self)
+            return self._asked_again(planning)
         planned = planned_attempt(self)
         if planned is None:
             return replace(next_step(self, planning), before=self)
@@ -360,6 +360,18 @@ class Recovery:
         else:
             return Change(self, self)
         return replace(self._planned_again(why, planning), before=self)
+
+    def _asked_again(self, planning: Planning) -> Change:
+        """An ended recovery's re-plan: the merchant lifted (or moved sooner) its word on a card while this recovery
+        had run out of retries under it (`CardBudget.held_off`). Reopened when the planner now finds an attempt
+        within its rules (the word had held every card past its retry window); else, or for any other end, it stands."""
+        if (
+            self.status is not RecoveryStatus.FAILED
+            or self.business_status != BusinessStatus.FAILED_DUE_TO_RETRIES_EXHAUSTED
+        ):
+            return Change(self, self)
+        reopened = self._reopened("the merchant's hold on a card of this payment was lifted or moved sooner", planning)
+        return Change(self, self) if reopened is None else replace(reopened, before=self)
 
     def resumed(self, at: datetime, planning: Planning) -> Change:
         """An operator re-triggers EXECUTE for a failed recovery at `at` (business time); ResumeRefused if not.
