@@ -105,14 +105,18 @@ class DisputeAnswers:
         outcome = "error"
         try:
             account = await self._payment_account(intent)
-            api_key = self._box.open(sealed_api_key(account))
+            api_key = self._box.open(_api_key(account))
             answered = await call(api_key, f"{kept.dispute_id}:{action}")
             now = self._stored.clock.now()
             told = dispute_event(_as_event(answered, kept, action, now)).dispute
             if told is None or told.connector_dispute_id != kept.connector_dispute_id:
                 raise ProviderApiError(f"Stripe's answer for dispute {kept.connector_dispute_id} is not that dispute")
             applied, _ = await self._events.apply_dispute(
-                intent.merchant_id, intent.profile_id, account, f"answer:{action}:{told.connector_status}", told
+                intent.merchant_id,
+                intent.profile_id,
+                account,
+                f"answer:{action}:{told.connector_dispute_id}:{told.connector_status}",
+                told,
             )
             outcome = "answered"
         except DisputeAnswerRefused as refused:
@@ -157,6 +161,16 @@ class DisputeAnswers:
                 message=f"the payment's connector account {account_id} is not a Stripe payment processor account",
             )
         return account
+
+
+def _api_key(account: dict[str, Any]) -> str:
+    """The account's sealed Stripe key (Rejection when it has none: nothing can be sent)."""
+    try:
+        return sealed_api_key(account)
+    except EventRefused as missing:
+        raise Rejection(
+            ApiError.PRECONDITION_FAILED, message=f"connector account {account['_id']}: {missing}"
+        ) from missing
 
 
 def _as_event(answered: dict[str, Any], kept: IntentDispute, action: str, now: datetime) -> StripeEvent:
