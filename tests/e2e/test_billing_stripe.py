@@ -359,6 +359,8 @@ def test_a_dispute_the_merchant_accepts_through_the_api_is_lost_once_and_credite
     opened = billing.seed.wait_for_webhook(payment_id, "dispute_opened")
     dispute_id = opened.body["content"]["object"]["dispute_id"]
     base = f"{stack.intake_url}/v2/payments/{payment_id}/disputes/{dispute_id}"
+    # The recovery list finds the payments with a dispute to answer (the read side, moments later).
+    assert poll(lambda: listed(stack, setup.merchant, "open"), lambda ids: payment_id in ids, timeout=30)
 
     accepted = httpx.post(f"{base}/accept", headers=setup.merchant.headers(), timeout=10)
 
@@ -372,11 +374,25 @@ def test_a_dispute_the_merchant_accepts_through_the_api_is_lost_once_and_credite
     # nothing more is told or credited.
     answers = poll(lambda: stripe_answers(stack, "charge.dispute.closed"), bool, timeout=30)
     assert answers in (["applied"], ["duplicate"]) and accepted.json()["updated"] is (answers == ["duplicate"])
+    assert poll(lambda: listed(stack, setup.merchant, "lost"), lambda ids: payment_id in ids, timeout=30)
+    assert payment_id not in listed(stack, setup.merchant, "open")
     again = httpx.post(f"{base}/accept", headers=setup.merchant.headers(), timeout=10)
     assert again.status_code == 400 and "an ended dispute takes no answer" in again.text
     lost = [w for w in billing.seed.received() if w.event_type == "dispute_lost"]
     assert len(lost) == 1
     assert len(credit_notes(stack, invoice["id"])) == 1
+
+
+def listed(stack: Stack, merchant: Any, dispute_state: str) -> list[str]:
+    """The merchant's recovered payments the public recovery list gives for `dispute_state`."""
+    answer = httpx.get(
+        f"{stack.intake_url}/v2/payments/recovery-list",
+        params={"dispute_state": dispute_state},
+        headers=merchant.headers(),
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    return [item["id"] for item in answer.json()["data"]]
 
 
 def credit_notes(stack: Stack, invoice_id: str) -> list[dict[str, Any]]:

@@ -110,6 +110,27 @@ def dispute_updated(
     return message.model_copy(update={"message_id": f"{dispute.dispute_id}:{status}"})
 
 
+# Stripe's dispute status behind each status intake reports a step of (`dispute_updated`).
+_STRIPE_STATUS = {
+    DisputeStatus.DISPUTE_OPENED: "needs_response",
+    DisputeStatus.DISPUTE_CHALLENGED: "under_review",
+    DisputeStatus.DISPUTE_WON: "won",
+    DisputeStatus.DISPUTE_CANCELLED: "warning_closed",
+}
+
+
+def dispute_told(payment: RecoveryPayment, at: datetime, *statuses: DisputeStatus) -> list[Envelope[Any]]:
+    """A new dispute on the payment as intake tells of it: each of `statuses` a day apart from `at`, a step
+    (`payment.dispute-updated`), or its loss (`payment.dispute-lost`, last: a lost dispute has ended)."""
+    lost = dispute_lost(payment, at + timedelta(days=len(statuses) - 1))
+    return [
+        lost
+        if status is DisputeStatus.DISPUTE_LOST
+        else dispute_updated(payment, lost.payload.dispute, status, at + timedelta(days=n), _STRIPE_STATUS[status])
+        for n, status in enumerate(statuses)
+    ]
+
+
 def refund_try(
     payment: RecoveryPayment,
     lost: Envelope[PaymentDisputeLost],

@@ -3,7 +3,7 @@ running analytics service on its own queue, and the refund record's tries on `re
 timeline shows the dispute and the refund's tries apart from the payment's record back; the figures count the
 payment once among those disputed and what the dispute took back, on the day the payment was accepted, beside it
 still recovered; a redelivery changes nothing, and a rebuild from the event log gives the same view, days and
-figures."""
+figures. And the list's dispute filter (`dispute_state`) on the real database, beside its record-back filter."""
 
 from __future__ import annotations
 
@@ -16,13 +16,19 @@ import pytest
 from recovery_analytics.adapters.days import MongoDailyStore
 from recovery_analytics.adapters.rebuild import rebuild
 from recovery_analytics.adapters.views import COLLECTION as VIEWS
+from recovery_analytics.adapters.views import INDEXES, MongoViewStore
+from recovery_analytics.dependencies import RecoveryQuery
+from recovery_analytics.domain.record import ViewRecord
+from recovery_analytics.domain.view import project
 from recovery_cli.stack import Stack
+from recovery_contracts.disputes import DisputeStatus
 from recovery_contracts.messages import RecordBackState
 from recovery_runtime.internal_api import MERCHANT_HEADER, TOKEN_HEADER
-from recovery_runtime.mongo import connect
+from recovery_runtime.mongo import connect, ensure_indexes
 from recovery_runtime.settings import DEVELOPMENT_INTERNAL_TOKEN
+from recovery_runtime.unit_of_work import Transaction
 from support.broker import broker_probe, eventually
-from support.disputes import dispute_lost, refund_try
+from support.disputes import dispute_lost, dispute_told, refund_try
 from support.recovery_history import MERCHANT, history
 from support.stack import StackFactory
 
@@ -115,3 +121,37 @@ async def test_the_timeline_shows_a_lost_dispute_and_its_refund_record_and_a_reb
         await client.close()
     # The projection started again on the rebuilt read model answers the same figures.
     assert await _figures(start_stack(("analytics",)), RANGE) == figures
+
+
+async def test_the_list_finds_payments_by_where_their_disputes_stand_beside_the_record_back_filter(adb: Any) -> None:
+    """The store's list on the real database, its records saved as the projection saves them: the dispute filter
+    takes several states, on the index declared for it, and applies together with the record-back filter."""
+    await ensure_indexes(adb, INDEXES)
+    stories = history()
+    stories["A"].recorded_back(1, RecordBackState.ACCEPTED, timedelta(minutes=61), status_code=200)
+    stories["B"].recorded_back(1, RecordBackState.ABANDONED, timedelta(minutes=11), status_code=500)
+    opened, won = DisputeStatus.DISPUTE_OPENED, DisputeStatus.DISPUTE_WON
+    disputes = {
+        "A": dispute_told(stories["A"].payment, stories["A"].at(LOST_AFTER), opened),
+        "B": dispute_told(stories["B"].payment, stories["B"].at(LOST_AFTER), DisputeStatus.DISPUTE_LOST),
+        "F": dispute_told(stories["F"].payment, stories["F"].at(LOST_AFTER), opened, won),
+    }
+    views = MongoViewStore(adb)
+    for letter, story in stories.items():
+        events = [*story.events, *disputes.get(letter, [])]
+        await views.save(
+            ViewRecord.of(project(story.payment.payment_id, events), 1, events), Transaction.one_document()
+        )
+
+    async def listed(**filters: Any) -> tuple[list[str], int]:
+        page = await views.page(RecoveryQuery(merchant_id=MERCHANT, **filters))
+        return [r.payment_id for r in page.records], page.total
+
+    assert await listed(dispute_states=("open",)) == (["hist_a"], 1)
+    assert await listed(dispute_states=("lost", "ended")) == (["hist_f", "hist_b"], 2)  # newest first
+    assert await listed(dispute_states=("open",), record_back_states=("abandoned",)) == ([], 0)
+    assert await listed(dispute_states=("lost",), record_back_states=("abandoned",)) == (["hist_b"], 1)
+    undisputed = await views.of_merchant(MERCHANT, "hist_c")
+    assert undisputed is not None and undisputed.dispute_state is None  # no dispute: in no filter
+    declared = (await adb[VIEWS].index_information())["merchant_dispute_created"]["key"]
+    assert declared == [("merchant_id", 1), ("dispute_state", 1), ("created_at", -1), ("_id", -1)]

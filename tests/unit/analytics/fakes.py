@@ -76,6 +76,7 @@ class InMemoryViews:
                 and (query.profile_id is None or r.profile_id == query.profile_id)
                 and (query.recovery_status is None or r.recovery_status == query.recovery_status)
                 and (not query.record_back_states or r.record_back_state in query.record_back_states)
+                and (not query.dispute_states or r.dispute_state in query.dispute_states)
                 and (query.created_from is None or r.created_at >= query.created_from)
                 and (query.created_to is None or r.created_at <= query.created_to)
             )

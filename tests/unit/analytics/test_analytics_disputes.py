@@ -1,7 +1,8 @@
 """A dispute lost on a recovered payment, on the read side: the timeline shows it (dispute id, the connector's
 dispute id, amount, currency, reason, when it was lost) and its refund record's tries as the refund's, never as the
 payment's record back; the same events in any order, and any of them twice, fold to the same view; through the
-consumer pipeline and the internal API, a redelivered dispute is stored, shown and counted once."""
+consumer pipeline and the internal API, a redelivered dispute is stored, shown and counted once; and where a
+payment's disputes stand together (`dispute_state`, the list's filter), whatever their course."""
 
 from __future__ import annotations
 
@@ -17,15 +18,18 @@ from recovery_analytics.domain.answers import timeline
 from recovery_analytics.domain.figures import difference
 from recovery_analytics.domain.record import ViewRecord
 from recovery_analytics.domain.view import project
+from recovery_contracts.disputes import DisputeStatus
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import RecordBackState, RecordBackUpdated
-from support.disputes import dispute_lost, refund_try
+from support.disputes import dispute_lost, dispute_told, refund_try
 from support.recovery_history import MERCHANT, QUEUE_OF, Story, history
 
 from .fakes import Analytics
 
 LOST_QUEUE = "analytics.dispute-lost"
 WEEKS = timedelta(weeks=6)
+OPENED, CHALLENGED = DisputeStatus.DISPUTE_OPENED, DisputeStatus.DISPUTE_CHALLENGED
+WON, CANCELLED, LOST = DisputeStatus.DISPUTE_WON, DisputeStatus.DISPUTE_CANCELLED, DisputeStatus.DISPUTE_LOST
 
 
 def disputed(story: Story) -> tuple[list[Envelope[Any]], Envelope[Any]]:
@@ -127,6 +131,39 @@ def test_refund_tries_folded_before_their_dispute_are_shown_and_join_it_once_it_
         e.detail for e in complete.entries if e.kind.value == "refund_record"
     ]
     assert len(complete.disputes[0].refund_record) == 2
+
+
+@pytest.mark.parametrize(
+    ("disputes", "state"),
+    [
+        pytest.param((), None, id="no dispute"),
+        pytest.param([(OPENED,)], "open", id="opened"),
+        pytest.param([(OPENED, CHALLENGED)], "open", id="challenged"),
+        pytest.param([(OPENED, CHALLENGED, WON)], "ended", id="won"),
+        pytest.param([(OPENED, CANCELLED)], "ended", id="cancelled"),
+        pytest.param([(LOST,)], "lost", id="lost with no step before"),
+        pytest.param([(OPENED, CHALLENGED, LOST)], "lost", id="challenged then lost"),
+        pytest.param([(LOST,), (OPENED,)], "open", id="one lost, a later one open"),
+        pytest.param([(OPENED, WON), (LOST,)], "lost", id="one won, a later one lost"),
+        pytest.param([(OPENED, WON), (OPENED, CANCELLED)], "ended", id="one won, a later one cancelled"),
+    ],
+)
+def test_dispute_state_says_where_the_payments_disputes_stand_together(
+    disputes: list[tuple[DisputeStatus, ...]], state: str | None
+) -> None:
+    """The list's `dispute_state`: open while any dispute is open (one to answer), else lost when one was lost,
+    else ended; None without a dispute. Each dispute here starts ten days after the one before."""
+    story = history()["A"]
+    told = [
+        event
+        for n, statuses in enumerate(disputes)
+        for event in dispute_told(story.payment, story.at(WEEKS + timedelta(days=10 * n)), *statuses)
+    ]
+
+    view = project(story.payment.payment_id, [*story.events, *reversed(told)])
+
+    assert view.dispute_state == state
+    assert ViewRecord.of(view, 1, []).dispute_state == state  # the stored field the list filters on
 
 
 def _refund(envelope: Envelope[Any]) -> bool:

@@ -19,11 +19,13 @@ from recovery_analytics.domain.record import ViewRecord
 from recovery_analytics.domain.view import project
 from recovery_analytics.handlers import MAX_TRIES, PARTS, DayParts, project_event
 from recovery_analytics.settings import AnalyticsSettings
-from recovery_contracts.envelope import Envelope
+from recovery_contracts.disputes import DisputeStatus
+from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import RecordBackState
 from recovery_runtime.bus import AlreadyApplied
 from recovery_runtime.internal_api import MERCHANT_HEADER, PROFILE_HEADER
 from recovery_runtime.topology import queues_of
+from support.disputes import dispute_told
 from support.recovery_history import EXPECTED_ANALYTICS, MERCHANT, QUEUE_OF, all_events, history
 
 from .fakes import Analytics
@@ -368,4 +370,36 @@ async def test_the_list_filters_by_where_the_record_back_stands_after_its_last_t
     assert listed == sorted([abandoned.payment.payment_id, blocked.payment.payment_id])
     assert attention.json()["total_count"] == 2
     assert [p["id"] for p in done.json()["data"]] == [accepted.payment.payment_id]
+    assert unknown.status_code == 422  # intake answers it 400 IR_06, as any bad parameter
+
+
+async def test_the_list_filters_by_where_the_payments_disputes_stand(
+    analytics: Analytics, internal: httpx.AsyncClient
+) -> None:
+    """The recovered payments with a dispute to answer (open), or lost, found in the list: the filter takes several
+    states, and a payment without a dispute matches none."""
+    queue = {
+        **QUEUE_OF,
+        MessageType.PAYMENT_DISPUTE_UPDATED: "analytics.dispute-updated",
+        MessageType.PAYMENT_DISPUTE_LOST: "analytics.dispute-lost",
+    }
+    stories = history()
+    weeks = timedelta(weeks=6)
+    opened = dispute_told(stories["A"].payment, stories["A"].at(weeks), DisputeStatus.DISPUTE_OPENED)
+    lost = dispute_told(stories["B"].payment, stories["B"].at(weeks), DisputeStatus.DISPUTE_LOST)
+    won = dispute_told(
+        stories["F"].payment, stories["F"].at(weeks), DisputeStatus.DISPUTE_OPENED, DisputeStatus.DISPUTE_WON
+    )
+    for event in [*all_events(stories), *opened, *lost, *won]:
+        await analytics.send(queue[event.type], event)
+    path = f"/internal/recoveries/{MERCHANT}"
+
+    to_answer = await internal.get(path, params={"dispute_state": "open"})
+    settled = await internal.get(path, params=[("dispute_state", "lost"), ("dispute_state", "ended")])
+    unknown = await internal.get(path, params={"dispute_state": "won"})
+
+    assert to_answer.status_code == 200, to_answer.text
+    assert [p["id"] for p in to_answer.json()["data"]] == ["hist_a"]
+    assert sorted(p["id"] for p in settled.json()["data"]) == ["hist_b", "hist_f"]
+    assert settled.json()["total_count"] == 2
     assert unknown.status_code == 422  # intake answers it 400 IR_06, as any bad parameter

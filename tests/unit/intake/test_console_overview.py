@@ -28,13 +28,16 @@ _FIGURE = re.compile(
 
 
 @contextmanager
-def analytics_answering(figures: dict[str, Any]) -> Iterator[str]:
-    """The analytics service's two routes the Overview reads: the figures, and the record backs waiting (none)."""
+def analytics_answering(figures: dict[str, Any], asked: list[list[tuple[str, str]]] | None = None) -> Iterator[str]:
+    """The analytics service's two routes the Overview and Recoveries pages read: the figures, and the list (empty:
+    no record back waiting, no payment), each query of the list kept in `asked` when given."""
 
     async def answer_figures(request: Request) -> JSONResponse:
         return JSONResponse(figures)
 
     async def answer_list(request: Request) -> JSONResponse:
+        if asked is not None:
+            asked.append(request.query_params.multi_items())
         return JSONResponse({"count": 0, "total_count": 0, "data": [], "next_cursor": None})
 
     routes = [

@@ -1,5 +1,6 @@
 """Intake's HTTP API on in-memory adapters (httpx over ASGI, no server): the recovery endpoint, the payment it
-answers with, bad input refused with nothing stored or published, and the profile's versioned changes."""
+answers with, bad input refused with nothing stored or published, and the profile's versioned changes; the read
+side's routes forwarded to an analytics service scripted on loopback."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from recovery_contracts.envelope import MessageType
 from recovery_intake.handlers.secret_rotation import SecretRotation
 from recovery_runtime.secrets import SecretBox
+from recovery_sandbox.serving import BackgroundServer
 
 from .fakes import MERCHANT, PROFILE, SETTINGS, Intake, changed_concurrently, http_client, intake
 from .recovery_requests import REFERENCE, recovery_body, with_token
@@ -200,6 +206,27 @@ async def test_an_owner_that_does_not_answer_is_a_503_to_retry_not_a_500(unused_
             answer = await client.get(path)
             assert "not reachable" in error_of(answer, 503, "HE_00"), path
             assert answer.headers["retry-after"] == "5"
+
+
+async def test_the_recovery_list_forwards_every_value_of_its_filters_and_refuses_an_unknown_one() -> None:
+    """The extensions `record_back_state` and `dispute_state` (repeatable) reach the read side (the analytics service,
+    scripted here on loopback) with every value; a value the API does not know is refused here, never forwarded."""
+    asked: list[list[tuple[str, str]]] = []
+
+    async def answer_list(request: Request) -> JSONResponse:
+        asked.append(sorted(request.query_params.multi_items()))
+        return JSONResponse({"count": 0, "total_count": 0, "data": [], "next_cursor": None})
+
+    filters = [("dispute_state", "lost"), ("dispute_state", "open"), ("record_back_state", "abandoned")]
+    with BackgroundServer(Starlette(routes=[Route("/internal/recoveries/{merchant}", answer_list)])) as analytics:
+        svc = intake(analytics_internal_url=analytics.url)
+        async with http_client(svc, headers=svc.headers()) as client:
+            listed = await client.get("/v2/payments/recovery-list", params=filters)
+            unknown = await client.get("/v2/payments/recovery-list", params={"dispute_state": "won"})
+
+    assert listed.status_code == 200, listed.text
+    assert asked == [filters]
+    assert "dispute_state" in error_of(unknown, 400, "IR_06")
 
 
 async def test_the_monitoring_threshold_counts_from_when_the_profile_chose_monitoring(

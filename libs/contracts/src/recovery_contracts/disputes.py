@@ -46,6 +46,15 @@ ENDED_STATUSES = frozenset(
 )
 
 
+class DisputeState(StrEnum):
+    """Where the disputes on a recovered payment stand, all taken together (the recovery list's `dispute_state`
+    filter): the first of these that holds."""
+
+    OPEN = "open"  # one is open (opened or challenged): the merchant may still answer it
+    LOST = "lost"  # none is open, and one was lost: its amount went back to the customer
+    ENDED = "ended"  # each ended otherwise (won, cancelled): nothing was taken back
+
+
 class DisputeObject(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -43,6 +43,8 @@ class RecoveryQuery:
     recovery_status: str | None = None
     # Any of these states of the record back (after its last try); empty: any, or none.
     record_back_states: tuple[str, ...] = ()
+    # Any of these states of the payment's disputes (`DisputeState`); empty: any, or none.
+    dispute_states: tuple[str, ...] = ()
     created_from: datetime | None = None
     created_to: datetime | None = None
     limit: int = 20

@@ -27,6 +27,7 @@ from recovery_analytics.domain.figures import summarise
 from recovery_analytics.domain.record import ViewRecord
 from recovery_contracts.api.analytics import RecoveryPaymentListResponse, RecoveryStatus
 from recovery_contracts.api.errors import ApiError
+from recovery_contracts.disputes import DisputeState
 from recovery_contracts.messages import RecordBackState
 from recovery_runtime.internal_api import InternalCaller, InternalScope
 
@@ -95,6 +96,7 @@ def router(adapters: AnalyticsAdapters, caller: InternalCaller, max_days: int) -
         created_to: datetime | None = None,
         profile_id: str | None = None,
         record_back_state: Annotated[list[RecordBackState] | None, Query()] = None,
+        dispute_state: Annotated[list[DisputeState] | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
         offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
         cursor: str | None = None,
@@ -111,6 +113,7 @@ def router(adapters: AnalyticsAdapters, caller: InternalCaller, max_days: int) -
             profile_id=profile_id,
             recovery_status=status.value if status is not None else None,
             record_back_states=tuple(state.value for state in record_back_state or ()),
+            dispute_states=tuple(state.value for state in dispute_state or ()),
             created_from=_aware(created_from),
             created_to=_aware(created_to),
             limit=limit,

@@ -35,6 +35,12 @@ INDEXES = [
         [("merchant_id", 1), ("record_back_state", 1), ("created_at", DESCENDING), ("_id", DESCENDING)],
         "merchant_record_back_created",
     ),
+    # The list's dispute filter (the disputes a merchant must still answer: open; or those lost).
+    IndexSpec(
+        COLLECTION,
+        [("merchant_id", 1), ("dispute_state", 1), ("created_at", DESCENDING), ("_id", DESCENDING)],
+        "merchant_dispute_created",
+    ),
 ]
 _FIELDS = [f.name for f in fields(ViewRecord) if f.name not in ("payment_id", "history")]
 # What the answers read: all but the events the view was folded from.
@@ -101,8 +107,9 @@ class MongoViewStore:
             matching["profile_id"] = query.profile_id
         if query.recovery_status is not None:
             matching["recovery_status"] = query.recovery_status
-        if query.record_back_states:
-            matching["record_back_state"] = {"$in": list(query.record_back_states)}
+        for field, states in (("record_back_state", query.record_back_states), ("dispute_state", query.dispute_states)):
+            if states:
+                matching[field] = {"$in": list(states)}
         created: dict[str, Any] = {}
         if query.created_from is not None:
             created["$gte"] = query.created_from

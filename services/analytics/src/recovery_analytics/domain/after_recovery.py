@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from recovery_contracts.disputes import OPEN_STATUSES, DisputeStatus
+from recovery_contracts.disputes import OPEN_STATUSES, DisputeState, DisputeStatus
 from recovery_contracts.messages import PaymentDisputeLost, PaymentDisputeUpdated
 
 
@@ -92,6 +92,18 @@ def open_disputes(steps: tuple[DisputeStep, ...], lost: tuple[LostDispute, ...])
         latest[step.dispute_id] = step
     ended = {d.dispute_id for d in lost}
     return tuple(s for s in latest.values() if s.open and s.dispute_id not in ended)
+
+
+def dispute_state(steps: tuple[DisputeStep, ...], lost: tuple[LostDispute, ...]) -> DisputeState | None:
+    """Where the payment's disputes stand, taken together: `open` while any is open (one the merchant must still
+    answer, whatever another dispute on the payment came to), else `lost` when one was lost, else `ended` (each was
+    won or cancelled); None when it had none. A loss is told of by `payment.dispute-lost` alone: a dispute whose
+    latest step is not open and that was not lost ended otherwise."""
+    if open_disputes(steps, lost):
+        return DisputeState.OPEN
+    if lost:
+        return DisputeState.LOST
+    return DisputeState.ENDED if steps else None
 
 
 def by_number(tries: Tries) -> tuple[RecordBackTry, ...]:

@@ -42,6 +42,8 @@ class ViewRecord:
     version: int = 0
     # Where the record back stands after its last try (the list's `record_back_state` filter); None before any.
     record_back_state: str | None = None
+    # Where the payment's disputes stand (`DisputeState`, the list's `dispute_state` filter); None without any.
+    dispute_state: str | None = None
     # The events the view was folded from, in the fold's order (view.in_order); None when it does not carry them:
     # more than EMBEDDED_MAX, a view stored before this field, or read for an answer (the API leaves it out).
     history: tuple[Envelope[Any], ...] | None = None
@@ -66,6 +68,7 @@ class ViewRecord:
             list_item=item.model_dump(mode="json") if item is not None else None,
             intent=intent.model_dump(mode="json") if intent is not None else None,
             record_back_state=view.record_back_state,
+            dispute_state=view.dispute_state,
             timeline=timeline(view).model_dump(mode="json"),
             version=version,
             history=tuple(history) if len(history) <= EMBEDDED_MAX else None,

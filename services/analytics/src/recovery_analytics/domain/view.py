@@ -21,6 +21,7 @@ from recovery_analytics.domain.after_recovery import (
     LostDispute,
     RecordBackTry,
     by_number,
+    dispute_state,
     dispute_step,
     lost_dispute,
     open_disputes,
@@ -128,6 +129,12 @@ class PaymentView:
     def record_back_state(self) -> str | None:
         """Where the record back stands after its last try (`RecordBackState`); None before any try."""
         return self.record_back[-1].state if self.record_back else None
+
+    @property
+    def dispute_state(self) -> str | None:
+        """Where the payment's disputes stand, taken together (`DisputeState`: open, lost, ended); None without any."""
+        state = dispute_state(self.dispute_steps, self.disputes)
+        return state.value if state is not None else None
 
     @property
     def seconds_to_recover(self) -> float | None:

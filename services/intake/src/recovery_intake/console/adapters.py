@@ -108,7 +108,11 @@ class HttpRecoveryReads:
                 "cursor": where.cursor,
             }
         )
-        states: dict[str, str | list[str]] = {"record_back_state": list(where.record_back)} if where.record_back else {}
+        states: dict[str, str | list[str]] = {
+            name: list(chosen)
+            for name, chosen in (("record_back_state", where.record_back), ("dispute_state", where.dispute))
+            if chosen
+        }
         answer: Document = await self._found(f"/internal/recoveries/{merchant_id}", merchant_id, {**params, **states})
         return answer
 

@@ -10,6 +10,7 @@ Thin, as every route here: read the session, ask a port, hand the answer to `vie
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
@@ -82,12 +83,9 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
         visitor = await console.required(request)
         merchant_id = console.merchant_of(visitor)
         query = request.query_params
-        status = query.get("status") or None
-        if status is not None and status not in views.RECOVERY_STATUSES:
-            raise Refused(400, f"{status!r} is not a recovery status.")
-        record_back = query.get("record_back") or None
-        if record_back is not None and record_back not in views.RECORD_BACK_FILTERS:
-            raise Refused(400, f"{record_back!r} is not a record-back filter.")
+        status = _chosen(query.get("status"), views.RECOVERY_STATUSES, "a recovery status")
+        record_back = _chosen(query.get("record_back"), views.RECORD_BACK_FILTERS, "a record-back filter")
+        dispute = _chosen(query.get("dispute"), views.DISPUTE_FILTERS, "a dispute filter")
         try:
             offset = max(0, int(query.get("offset") or 0))
         except ValueError as error:
@@ -98,6 +96,7 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
             created_to=day(query.get("created_to")),
             profile_id=query.get("profile_id") or None,
             record_back=views.RECORD_BACK_FILTERS[record_back] if record_back is not None else (),
+            dispute=views.DISPUTE_FILTERS[dispute] if dispute is not None else (),
             limit=PAGE_SIZE,
             offset=offset,
         )
@@ -113,6 +112,7 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
             filters=filters,
             statuses=views.RECOVERY_STATUSES,
             record_back_filters=views.RECORD_BACK_FILTERS,
+            dispute_filters=views.DISPUTE_FILTERS,
         )
 
     async def deliveries_of(merchant_id: str, payment_id: str) -> list[payment_view.Delivery]:
@@ -355,3 +355,11 @@ def _first_error(invalid: ValidationError) -> str:
     error = invalid.errors()[0]
     where = ".".join(str(part) for part in error.get("loc", ()))
     return f"{where}: {error['msg']}" if where else str(error["msg"])
+
+
+def _chosen(value: str | None, choices: Collection[str], what: str) -> str | None:
+    """A filter's choice from the page's query: one of `choices`, None for any (not given, or empty); else a 400 that
+    says it is not `what`."""
+    if value and value not in choices:
+        raise Refused(400, f"{value!r} is not {what}.")
+    return value or None

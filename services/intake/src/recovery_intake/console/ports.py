@@ -37,6 +37,8 @@ class RecoveryFilter:
     profile_id: str | None = None
     # The record back's states after its last try (any of them; empty: any or none).
     record_back: tuple[str, ...] = ()
+    # Where the payment's disputes stand, taken together (any of these; empty: any or none).
+    dispute: tuple[str, ...] = ()
     limit: int = 20
     offset: int = 0
     cursor: str | None = None

@@ -22,6 +22,13 @@ RECORD_BACK_FILTERS = {
     "abandoned": ("abandoned",),
     "blocked": ("blocked",),
 }
+# Its dispute filter: its choices and the states each stands for ("open": a dispute the merchant must still answer,
+# from the payment's Payment page).
+DISPUTE_FILTERS = {
+    "open": ("open",),
+    "lost": ("lost",),
+    "ended": ("ended",),
+}
 RECOVERY_STATUSES = (
     "monitoring", "queued", "scheduled", "processing", "recovered", "partially_recovered", "terminated",
     "no_picked", "pending",

@@ -21,6 +21,7 @@ from recovery_contracts.api.analytics import (
 )
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.process_tracker import RecoveryTimelineResponse
+from recovery_contracts.disputes import DisputeState
 from recovery_contracts.messages import RecordBackState
 from recovery_intake.domain.access import READ_PAYMENTS
 from recovery_intake.domain.api_keys import same_secret
@@ -67,6 +68,10 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
             list[RecordBackState] | None,
             Query(description="extension: the record back's state after its last try (repeat for several)"),
         ] = None,
+        dispute_state: Annotated[
+            list[DisputeState] | None,
+            Query(description="extension: where the payment's disputes stand, taken together (repeat for several)"),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
         offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
         cursor: str | None = None,
@@ -74,8 +79,9 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
     ) -> Response:
         """Payments in revenue recovery, newest first (Hyperswitch #9409). Filters: `status` (a RecoveryStatus),
         `created_from`, `created_to`, `profile_id`, and this system's `record_back_state` (e.g. `abandoned` and
-        `blocked`: the record backs to start again); paging: `limit` (1-100) with `offset`, or `cursor` (the
-        previous page's `next_cursor`)."""
+        `blocked`: the record backs to start again) and `dispute_state` (`open`: a dispute to answer; `lost`;
+        `ended`: each won or cancelled); paging: `limit` (1-100) with `offset`, or `cursor` (the previous page's
+        `next_cursor`)."""
         caller = await reader(request)
         return await forward(request, caller, f"/internal/recoveries/{caller.merchant_id}")
 
