@@ -74,6 +74,15 @@ class IntentDispute:
     # The statuses the merchant was told of (each once, in order): its webhooks are one per dispute and status.
     emitted: tuple[DisputeStatus, ...]
 
+    def why_not_answered(self, *, with_evidence: bool) -> str | None:
+        """Why the merchant's answer cannot be sent (None: it can): an ended dispute takes none, and evidence goes
+        once (the connector reviews one submission)."""
+        if self.status not in OPEN_STATUSES:
+            return f"dispute {self.dispute_id} is {self.status.value}: an ended dispute takes no answer"
+        if with_evidence and self.status is not DisputeStatus.DISPUTE_OPENED:
+            return f"dispute {self.dispute_id} is {self.status.value}: evidence was given"
+        return None
+
 
 def dispute_progress(stage: DisputeStage, status: DisputeStatus) -> tuple[int, int, int]:
     """How far a dispute has come, to compare: an ending is past every open status; an open one is further at a

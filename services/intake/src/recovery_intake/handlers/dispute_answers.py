@@ -17,7 +17,6 @@ import structlog
 from recovery_contracts.api.connector_accounts import ConnectorName, ConnectorType
 from recovery_contracts.api.disputes import DisputeAnswerResponse, DisputeEvidenceRequest
 from recovery_contracts.api.errors import ApiError
-from recovery_contracts.disputes import OPEN_STATUSES, DisputeStatus
 from recovery_intake import metrics
 from recovery_intake.dependencies import IntakeAdapters
 from recovery_intake.domain.deliveries import EventRefused, ProviderApiError, sealed_api_key
@@ -51,7 +50,7 @@ class DisputeAnswers:
     ) -> DisputeAnswerResponse:
         """The dispute accepted at the connector: the money stays with the customer (an inquiry is closed). Open
         disputes only, challenged or not."""
-        intent, kept = await self._open_dispute(merchant_id, profile_id, payment_id, dispute_id)
+        intent, kept = await self._dispute(merchant_id, profile_id, payment_id, dispute_id, with_evidence=False)
 
         async def close(api_key: str, key: str) -> dict[str, Any]:
             return await self._desk.close_dispute(api_key, kept.connector_dispute_id, key)
@@ -68,11 +67,7 @@ class DisputeAnswers:
     ) -> DisputeAnswerResponse:
         """The evidence submitted to the bank: the dispute is challenged (under review). A dispute challenged
         already takes no more (Stripe takes one submission)."""
-        intent, kept = await self._open_dispute(merchant_id, profile_id, payment_id, dispute_id)
-        if kept.status is not DisputeStatus.DISPUTE_OPENED:
-            raise Rejection(
-                ApiError.PRECONDITION_FAILED, message=f"dispute {dispute_id} is {kept.status.value}: evidence was given"
-            )
+        intent, kept = await self._dispute(merchant_id, profile_id, payment_id, dispute_id, with_evidence=True)
         given = evidence.given()
         digest = hashlib.sha256(json.dumps(given, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -83,20 +78,19 @@ class DisputeAnswers:
 
         return await self._answer(intent, kept, "evidence", submit)
 
-    async def _open_dispute(
-        self, merchant_id: str, profile_id: str | None, payment_id: str, dispute_id: str
+    async def _dispute(
+        self, merchant_id: str, profile_id: str | None, payment_id: str, dispute_id: str, *, with_evidence: bool
     ) -> tuple[Intent, IntentDispute]:
+        """The payment's intent and its dispute, if the answer can be sent (Rejection with the reason if not)."""
         intent = await self._stored.intents.get(merchant_id, payment_id, profile_id)
         if intent is None:
             raise Rejection(ApiError.PAYMENT_NOT_FOUND)
         kept = next((d for d in intent.disputes if d.dispute_id == dispute_id), None)
         if kept is None:
             raise Rejection(ApiError.GENERIC_NOT_FOUND, message=f"no dispute {dispute_id} on payment {payment_id}")
-        if kept.status not in OPEN_STATUSES:
-            raise Rejection(
-                ApiError.PRECONDITION_FAILED,
-                message=f"dispute {dispute_id} is {kept.status.value}: an ended dispute takes no answer",
-            )
+        refused = kept.why_not_answered(with_evidence=with_evidence)
+        if refused is not None:
+            raise Rejection(ApiError.PRECONDITION_FAILED, message=refused)
         return intent, kept
 
     async def _answer(self, intent: Intent, kept: IntentDispute, action: str, call: Call) -> DisputeAnswerResponse:
