@@ -12,6 +12,8 @@ import socket
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from recovery_contracts.disputes import DisputeStatus
 from recovery_contracts.envelope import MessageType
@@ -172,3 +174,30 @@ async def test_stripes_refusal_is_answered_with_its_words_and_stripe_not_answeri
     assert unavailable.status_code == 503 and unavailable.json()["error"]["code"] == "CE_01", unavailable.text
     assert silent.intents.intents[payment_id].disputes[0].status is DisputeStatus.DISPUTE_OPENED
     assert json.loads(unavailable.text)["error"]["message"].startswith("The payment connector could not be read")
+
+
+async def test_stripes_rate_limit_is_answered_503_to_send_again_not_as_a_refusal(
+    sandbox: BackgroundServer, svc: Intake, client: httpx.AsyncClient, stripe_api: httpx.Client
+) -> None:
+    """A Stripe answering 429 (its rate limit; a real HTTP server on loopback) has not refused the answer: 503 CE_01,
+    nothing applied, and the same request may be sent again."""
+    payment_id, dispute_id, _ = await opened(sandbox, svc, client, stripe_api)
+    limited = FastAPI()
+
+    @limited.post("/v1/disputes/{path:path}")
+    async def too_many() -> JSONResponse:
+        return JSONResponse({"error": {"type": "invalid_request_error", "message": "Too many requests"}}, 429)
+
+    server = BackgroundServer(limited).start(timeout=30.0)
+    try:
+        busy = with_webhook_secret(intake(stripe_api_base=server.url, outbound_allowed_cidrs="127.0.0.0/8"))
+        busy.intents.intents[payment_id] = svc.intents.intents[payment_id]
+        busy.intents.applied[payment_id] = []
+        async with http_client(busy) as other:
+            answer = await other.post(f"/v2/payments/{payment_id}/disputes/{dispute_id}/accept", headers=busy.headers())
+    finally:
+        server.stop()
+
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "CE_01", answer.text
+    assert "Stripe answered 429" in answer.json()["error"]["message"] and "Too many requests" in answer.text
+    assert busy.intents.intents[payment_id].disputes[0].status is DisputeStatus.DISPUTE_OPENED

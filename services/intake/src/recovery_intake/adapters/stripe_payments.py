@@ -75,6 +75,9 @@ class StripePaymentsApi:
                 timeout=self._timeout,
             ),
         )
+        if response.status_code == 429:
+            # Stripe's rate limit: not a refusal of the answer, which may be sent again (same idempotency key).
+            raise ProviderApiError(f"Stripe answered 429 for dispute {path}: {_stripe_message(response)}")
         if 400 <= response.status_code < 500:
             raise DisputeAnswerRefused(_stripe_message(response))
         if response.status_code != 200:
@@ -86,8 +89,9 @@ class StripePaymentsApi:
 def _stripe_message(response: httpx.Response) -> str:
     """Stripe's error message (`error.message`), else its status."""
     try:
-        error = response.json().get("error") or {}
+        body = response.json()
     except ValueError:
-        error = {}
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
     message = error.get("message") if isinstance(error, dict) else None
     return str(message)[:500] if message else f"Stripe answered {response.status_code}"
