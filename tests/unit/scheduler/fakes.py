@@ -30,7 +30,8 @@ from recovery_scheduler.dependencies import (
     RecoveryExists,
     SchedulerAdapters,
 )
-from recovery_scheduler.domain.card_budgets import CardBudget, Release
+from recovery_scheduler.domain.budget_writes import Release
+from recovery_scheduler.domain.card_budgets import CardBudget
 from recovery_scheduler.domain.learned_hours import LearnedHours, learned_hours
 from recovery_scheduler.domain.plans import AttemptPlan
 from recovery_scheduler.domain.recovery import Recovery

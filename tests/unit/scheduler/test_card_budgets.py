@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from recovery_scheduler.domain.budget_writes import Release, budget_writes
 from recovery_scheduler.domain.budgets import CardUse, budget_for
-from recovery_scheduler.domain.card_budgets import CardBudget, Release, Reservation, budget_writes
+from recovery_scheduler.domain.card_budgets import CardBudget, Reservation
 from recovery_scheduler.domain.planning import Change, Planning
 from recovery_scheduler.domain.recovery import Recovery
 

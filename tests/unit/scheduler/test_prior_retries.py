@@ -16,8 +16,9 @@ import pytest
 
 from recovery_contracts.messages import CARD_DATA_BACKFILL
 from recovery_contracts.recovery import PriorRetries, RecoveryPayment
+from recovery_scheduler.domain.budget_writes import Release
 from recovery_scheduler.domain.budgets import CardUse
-from recovery_scheduler.domain.card_budgets import CardBudget, Release, Reservation
+from recovery_scheduler.domain.card_budgets import CardBudget, Reservation
 from recovery_scheduler.domain.config import RetryConfig
 from recovery_scheduler.domain.model import Recheck, ScheduleAttempt, TokenState
 from recovery_scheduler.domain.planner import decide_next

@@ -13,7 +13,8 @@ from recovery_scheduler.adapters.recoveries import recovery_document, recovery_f
 from recovery_scheduler.domain.card_budgets import CardBudget, Reservation
 from recovery_scheduler.domain.planning import Planning
 from recovery_scheduler.domain.plans import AwaitBillingPlan, MonitoringPlan
-from recovery_scheduler.domain.recovery import Recovery, ResumeRefused
+from recovery_scheduler.domain.recovery import Recovery
+from recovery_scheduler.domain.resume import ResumeRefused
 from recovery_scheduler.domain.status import RecoveryStatus
 from recovery_scheduler.domain.steps import planner_view
 

@@ -12,7 +12,8 @@ from typing import Protocol
 from recovery_runtime.bus import OutgoingMessage, Publisher
 from recovery_runtime.clock import Clock
 from recovery_runtime.unit_of_work import Transaction, UnitOfWorkPort
-from recovery_scheduler.domain.card_budgets import CardBudget, Release
+from recovery_scheduler.domain.budget_writes import Release
+from recovery_scheduler.domain.card_budgets import CardBudget
 from recovery_scheduler.domain.learned_hours import LearnedHours
 from recovery_scheduler.domain.planning import DEFAULT_HORIZON, Ids
 from recovery_scheduler.domain.recovery import Recovery

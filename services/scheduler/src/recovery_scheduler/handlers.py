@@ -29,7 +29,8 @@ from recovery_scheduler import metrics
 from recovery_scheduler.dependencies import CardBudgetChanged, Dependencies, RecoveryExists
 from recovery_scheduler.domain.card_budgets import TokenStatusUpdate
 from recovery_scheduler.domain.planning import Change, Planning
-from recovery_scheduler.domain.recovery import Recovery, ResumeRefused
+from recovery_scheduler.domain.recovery import Recovery
+from recovery_scheduler.domain.resume import ResumeRefused
 from recovery_scheduler.domain.retry_stats import retry_outcomes
 from recovery_scheduler.domain.timers import Timer, card_check_timer
 from recovery_scheduler.domain.updates import may_plan

@@ -11,7 +11,8 @@ from datetime import datetime
 
 from prometheus_client import Counter
 
-from recovery_scheduler.domain.card_budgets import newly_hard_declined, planned_attempt
+from recovery_scheduler.domain.budget_writes import newly_hard_declined
+from recovery_scheduler.domain.card_budgets import planned_attempt
 from recovery_scheduler.domain.model import Algorithm
 from recovery_scheduler.domain.planning import Change
 from recovery_scheduler.domain.status import TERMINAL, RecoveryStatus

@@ -18,7 +18,8 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from recovery_runtime.mongo import IndexSpec
 from recovery_runtime.unit_of_work import Transaction
 from recovery_scheduler.dependencies import CardBudgetChanged
-from recovery_scheduler.domain.card_budgets import CardBudget, HardDecline, Release, Reservation
+from recovery_scheduler.domain.budget_writes import Release
+from recovery_scheduler.domain.card_budgets import CardBudget, HardDecline, Reservation
 from recovery_scheduler.domain.plans import record_from, stored_fields
 
 CARD_BUDGETS = "card_budgets"

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.recovery import RecoveryPayment
 
-from .card_budgets import BudgetWrites, CardBudget, budget_writes
+from .budget_writes import BudgetWrites, budget_writes
+from .card_budgets import CardBudget
 from .learned_hours import LearnedHours
 from .timers import Timer
 
@@ -101,5 +102,5 @@ class Change:
         return self.before is not self.recovery
 
     def budget_writes(self, planning: Planning | None, now: datetime) -> BudgetWrites:
-        """The reservation a newly planned attempt takes and the slots given back (`card_budgets.budget_writes`)."""
+        """The reservation a newly planned attempt takes and the slots given back (`budget_writes.budget_writes`)."""
         return budget_writes(self, planning.card_budgets if planning is not None else None, now)

@@ -16,17 +16,13 @@ from recovery_contracts.recovery import RecoveryPayment
 from .card_budgets import planned_attempt
 from .declines import DeclineClass, DeclineCodes
 from .messages import payment_cancelled
-from .model import Algorithm, AttemptOutcome, AttemptRecord, BusinessStatus, ScheduleAttempt
+from .model import Algorithm, AttemptOutcome, AttemptRecord, BusinessStatus
 from .planning import Change, Planning
 from .plans import AttemptPlan, Note, Plan
-from .standing import token_standings
+from .resume import resume_decision
 from .status import TERMINAL, RecoveryStatus
-from .steps import attempt_planned, awaiting_billing, next_step, planner_view, retry_config
+from .steps import attempt_planned, awaiting_billing, next_step
 from .updates import PRIOR_RETRIES_IMPORTED, card_changed, may_plan, plans_on, prior_retries_changed, stopping
-
-
-class ResumeRefused(Exception):
-    """An operator's resume that cannot be done; the message says why."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -265,7 +261,7 @@ class Recovery:
 
     def _planned_again(self, why: str, planning: Planning) -> Change:
         """The running recovery planned again at once: the planned timers cancelled, the replaced attempt's budget
-        slot given back (`card_budgets.budget_writes`)."""
+        slot given back (`budget_writes.budget_writes`)."""
         change = next_step(self.noted(planning.now, "planned_again", why), planning)
         return replace(change, cancels_planned_timers=True)
 
@@ -374,42 +370,12 @@ class Recovery:
         return Change(self, self) if reopened is None else replace(reopened, before=self)
 
     def resumed(self, at: datetime, planning: Planning) -> Change:
-        """An operator re-triggers EXECUTE for a failed recovery at `at` (business time); ResumeRefused if not.
-
-        The operator may go past the ladder and `max_retry_count`, never past a hard decline or a network budget:
-        those are the card networks' rules, not this system's policy.
-        """
-        if self.status is not RecoveryStatus.FAILED:
-            raise ResumeRefused(f"only a failed recovery can be resumed; this one is {self.status.value}")
+        """An operator re-triggers EXECUTE for a failed recovery at `at` (business time): the attempt
+        `resume.resume_decision` plans (ResumeRefused if it may not), on its timer."""
+        decision = resume_decision(self, at, planning)
         now = planning.now
-        # Where each token stands as the planner sees it: declines from the billing system's first failure as well
-        # as this system's attempts, and every use the networks count (the billing system's tries on the primary
-        # card, the merchant's other recoveries' reservations).
-        standings = token_standings(planner_view(self, planning), retry_config(self.payment))
-        allowed = [s for s in standings if not s.hard_declined]
-        if not allowed:
-            raise ResumeRefused("every token of this payment is hard-declined: no further charge is allowed")
-        last_token = self.attempts[-1].token if self.attempts else None
-        standing = next((s for s in allowed if s.token.token == last_token), allowed[0])
-        # A network's advice to wait after the last decline (Mastercard's MAC) is its rule too.
-        wanted, floor = max(at, now), standing.network_floor
-        reason = "resumed by an operator"
-        if floor is not None and floor > wanted:
-            wanted = floor
-            reason += f"; not before {floor.isoformat()}, as the card network advised after the last decline"
-        held = standing.merchant_floor
-        if held is not None and held > wanted:
-            wanted = held
-            reason += standing.merchant_note(held)
-        earliest = standing.budget.earliest_allowed(standing.budget_uses, wanted)
-        if earliest > wanted:
-            why_full = standing.budget.why_full(standing.budget_uses, wanted)
-            reason += f"; moved to {earliest.isoformat()} by the card network's budget ({why_full})"
         recovery = replace(
             self, status=RecoveryStatus.SCHEDULED, business_status=None, ended_at=None, paused=False
         ).noted(now, "resume_requested", "an operator re-triggered EXECUTE")
-        # Not marked `held_until`: lifting the word does not move it (the planner, asked again, would plan a resumed
-        # recovery by its own rules, which the operator went past).
-        decision = ScheduleAttempt(earliest, standing.token.token, len(self.attempts) + 1, reason)
         recovery, timer = attempt_planned(recovery, decision, planning)
         return Change(self, replace(recovery, updated_at=now), (timer,))

@@ -1,0 +1,107 @@
+"""What a change of a recovery writes to the merchant's card budgets (domain/card_budgets.py): the slot a newly
+planned attempt reserves, the slot an attempt that will not run gives back, a `never` decline the change met
+recorded on its card (and the merchant's other recoveries planned on that card to check), and a recovery that ran
+out of retries under the merchant's word noted on the card the word held back. Pure: the budgets read before
+planning and the time come in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from .card_budgets import CardBudget, hard_declines_of, planned_attempt
+from .model import BusinessStatus
+
+if TYPE_CHECKING:
+    from .planning import Change
+
+
+@dataclass(frozen=True)
+class Release:
+    """Give back the slot of attempt `attempt_number` of `payment_id` on the merchant's card `token`."""
+
+    merchant_id: str
+    token: str
+    payment_id: str
+    attempt_number: int
+
+
+@dataclass(frozen=True)
+class BudgetWrites:
+    """What a change writes to the card budgets: budgets to store by compare-and-set, slots to give back, and the
+    merchant's other recoveries to plan again at once (an attempt planned on a card this change found
+    hard-declined: `checks`, by payment id, with the card)."""
+
+    reserve: tuple[CardBudget, ...] = ()
+    release: tuple[Release, ...] = ()
+    checks: tuple[tuple[str, str], ...] = ()
+
+
+def budget_writes(change: Change, budgets: Mapping[str, CardBudget] | None, now: datetime) -> BudgetWrites:
+    """A newly planned attempt reserves its slot on the budget read before planning (`budgets`, by token); an
+    attempt planned before that will not run any more (stopped, paused, planned again) gives its slot back."""
+    recovery = change.recovery
+    before, after = planned_attempt(change.before), planned_attempt(recovery)
+    replaced = before is not None and after != before
+    reserve: tuple[CardBudget, ...] = ()
+    if after is not None and (before is None or replaced):
+        if budgets is None:
+            raise ValueError("a planned attempt reserves its slot on the card budget read before planning")
+        read = budgets.get(after.token) or CardBudget(recovery.merchant_id, after.token)
+        reserve = (read.with_recovery(recovery, now),)
+    release: tuple[Release, ...] = ()
+    # An attempt made keeps its slot (it was an authorization); the budget rewritten above already drops an
+    # attempt of its own card that will not run.
+    made = before is not None and any(a.number == before.attempt_number for a in recovery.attempts)
+    if before is not None and replaced and not made and not (reserve and reserve[0].token == before.token):
+        release = (Release(recovery.merchant_id, before.token, recovery.payment_id, before.attempt_number),)
+    checks: tuple[tuple[str, str], ...] = ()
+    if budgets is not None:  # a change that read none (a success, an update that does not plan) meets no decline
+        reserve, checks = _hard_declines_recorded(change, budgets, reserve, now)
+        reserve = _held_off_recorded(change, budgets, reserve, now)
+    return BudgetWrites(reserve, release, checks)
+
+
+def _held_off_recorded(
+    change: Change, budgets: Mapping[str, CardBudget], reserve: tuple[CardBudget, ...], now: datetime
+) -> tuple[CardBudget, ...]:
+    """A recovery that ran out of retries now, while the merchant's word held one of its cards back: noted on that
+    card's budget (`held_off`), so that lifting the word, or moving it sooner, asks it again."""
+    recovery = change.recovery
+    ran_out = recovery.business_status == BusinessStatus.FAILED_DUE_TO_RETRIES_EXHAUSTED
+    if (change.before is not None and change.before.ended) or not (recovery.ended and ran_out):
+        return reserve
+    written = {b.token: b for b in reserve}
+    for token in (t.token for t in recovery.payment.tokens):
+        read = written.get(token) or budgets.get(token)
+        if read is not None and read.not_before_at(now) is not None:
+            base = read if token in written else read.with_recovery(recovery, now)
+            written[token] = base.holding_off(recovery.payment_id)
+    return tuple(written.values())
+
+
+def _hard_declines_recorded(
+    change: Change, budgets: Mapping[str, CardBudget], reserve: tuple[CardBudget, ...], now: datetime
+) -> tuple[tuple[CardBudget, ...], tuple[tuple[str, str], ...]]:
+    """A card the change newly found hard-declined: recorded on its budget (already rewritten when the change plans
+    on it), and the merchant's other recoveries planned on it checked."""
+    recovery = change.recovery
+    checks: list[tuple[str, str]] = []
+    for token in newly_hard_declined(change):
+        read = budgets.get(token) or CardBudget(recovery.merchant_id, token)
+        if token not in {b.token for b in reserve}:
+            reserve = (*reserve, read.with_recovery(recovery, now))
+        checks.extend((other, token) for other in read.planned_elsewhere(recovery.payment_id))
+    return reserve, tuple(checks)
+
+
+def newly_hard_declined(change: Change) -> list[str]:
+    """The change's cards on which its recovery met a `never` decline it had not met before."""
+    recovery, before = change.recovery, change.before
+    return [
+        t.token
+        for t in recovery.payment.tokens
+        if hard_declines_of(recovery, t.token) != (() if before is None else hard_declines_of(before, t.token))
+    ]

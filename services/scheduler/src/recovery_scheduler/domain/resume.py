@@ -1,0 +1,56 @@
+"""An operator's resume of a failed recovery (Hyperswitch's `EXECUTE_WORKFLOW` resume): which card is charged
+when. The operator may go past the ladder and `max_retry_count`, never past a hard decline, a network's advice to
+wait, the merchant's word on the card or a network budget: those are the card networks' and the merchant's rules,
+not this system's policy. Pure: the time and the budgets come in."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from .model import ScheduleAttempt
+from .standing import token_standings
+from .status import RecoveryStatus
+from .steps import planner_view, retry_config
+
+if TYPE_CHECKING:
+    from .planning import Planning
+    from .recovery import Recovery
+
+
+class ResumeRefused(Exception):
+    """An operator's resume that cannot be done; the message says why."""
+
+
+def resume_decision(recovery: Recovery, at: datetime, planning: Planning) -> ScheduleAttempt:
+    """The attempt an operator's resume at `at` (business time) plans; ResumeRefused if the recovery may not be
+    resumed."""
+    if recovery.status is not RecoveryStatus.FAILED:
+        raise ResumeRefused(f"only a failed recovery can be resumed; this one is {recovery.status.value}")
+    now = planning.now
+    # Where each token stands as the planner sees it: declines from the billing system's first failure as well
+    # as this system's attempts, and every use the networks count (the billing system's tries on the primary
+    # card, the merchant's other recoveries' reservations).
+    standings = token_standings(planner_view(recovery, planning), retry_config(recovery.payment))
+    allowed = [s for s in standings if not s.hard_declined]
+    if not allowed:
+        raise ResumeRefused("every token of this payment is hard-declined: no further charge is allowed")
+    last_token = recovery.attempts[-1].token if recovery.attempts else None
+    standing = next((s for s in allowed if s.token.token == last_token), allowed[0])
+    # A network's advice to wait after the last decline (Mastercard's MAC) is its rule too.
+    wanted, floor = max(at, now), standing.network_floor
+    reason = "resumed by an operator"
+    if floor is not None and floor > wanted:
+        wanted = floor
+        reason += f"; not before {floor.isoformat()}, as the card network advised after the last decline"
+    held = standing.merchant_floor
+    if held is not None and held > wanted:
+        wanted = held
+        reason += standing.merchant_note(held)
+    earliest = standing.budget.earliest_allowed(standing.budget_uses, wanted)
+    if earliest > wanted:
+        why_full = standing.budget.why_full(standing.budget_uses, wanted)
+        reason += f"; moved to {earliest.isoformat()} by the card network's budget ({why_full})"
+    # Not marked `held_until`: lifting the word does not move it (the planner, asked again, would plan a resumed
+    # recovery by its own rules, which the operator went past).
+    return ScheduleAttempt(earliest, standing.token.token, len(recovery.attempts) + 1, reason)
