@@ -284,8 +284,24 @@ def test_a_dispute_challenged_and_won_is_told_at_each_step_and_credits_nothing(s
     dispute = httpx.post(disputes, data={"payment_intent": charged["payment_intent"]}).json()
     opened = billing.seed.wait_for_webhook(payment_id, "dispute_opened")
     merchant = setup.merchant
+    # The merchant's to-do list through the API: the dispute waiting for its answer, with Stripe's deadline.
+    dispute_id = opened.body["content"]["object"]["dispute_id"]
+    to_answer = {"dispute_status": "dispute_opened", "sort": "answer_by"}
+    listed = poll(
+        lambda: httpx.get(f"{stack.intake_url}/v2/disputes/list", params=to_answer, headers=merchant.headers()).json(),
+        lambda answer: bool(answer),
+        timeout=30,
+    )
+    assert [(d["dispute_id"], d["dispute_status"]) for d in listed] == [(dispute_id, "dispute_opened")]
+    assert listed[0]["challenge_required_by"] == _iso_millis(dispute["evidence_details"]["due_by"])
     with signed_in_console(stack.intake_url, merchant.api_key, merchant.merchant_id) as page:
-        page.goto(f"{stack.intake_url}/console/payments/{payment_id}")
+        # The Overview lists it to answer; its link leads to the dispute on the payment's page.
+        page.goto(f"{stack.intake_url}/console/overview")
+        waiting = page.locator("#disputes-to-answer tr.dispute-to-answer")
+        expect(waiting).to_have_count(1)
+        expect(waiting).to_have_attribute("data-dispute", dispute_id)
+        waiting.get_by_role("link", name=payment_id).click()
+        expect(page).to_have_url(f"{stack.intake_url}/console/payments/{payment_id}#dispute-{dispute_id}")
         answer = page.locator(".dispute-answer")
         expect(answer).to_have_count(1)
         answer.locator("textarea[name=product_description]").fill("A yearly plan, used every week since")
@@ -333,6 +349,11 @@ def test_a_dispute_challenged_and_won_is_told_at_each_step_and_credits_nothing(s
     )
     steps = [e["kind"] for e in public["entries"] if e["kind"].startswith("dispute_")]
     assert steps == ["dispute_opened", "dispute_challenged", "dispute_won"] and public["disputes"] == []
+    # The dispute as it stands now: won, received when it was opened; nothing left to answer.
+    one = httpx.get(f"{stack.intake_url}/v2/disputes/{dispute_id}", headers=merchant.headers(), timeout=10).json()
+    assert (one["dispute_status"], one["connector_status"]) == ("dispute_won", "won")
+    assert one["created_at"] == objects[0]["created_at"]
+    assert httpx.get(f"{stack.intake_url}/v2/disputes/list", params=to_answer, headers=merchant.headers()).json() == []
     # The merchant's console shows it won on the Payment page, with nothing left to answer.
     with signed_in_console(stack.intake_url, merchant.api_key, merchant.merchant_id) as page:
         page.goto(f"{stack.intake_url}/console/payments/{payment_id}")
@@ -343,6 +364,9 @@ def test_a_dispute_challenged_and_won_is_told_at_each_step_and_credits_nothing(s
         expect(row).to_contain_text("USD 22.50")
         expect(page.locator("#disputes")).to_have_count(0)
         expect(page.locator(".dispute-answer")).to_have_count(0)
+        page.goto(f"{stack.intake_url}/console/overview")
+        expect(page.locator("h1")).to_have_count(1)
+        expect(page.locator("#disputes-to-answer")).to_have_count(0)
 
 
 def test_a_dispute_the_merchant_accepts_through_the_api_is_lost_once_and_credited_once(stack: Stack) -> None:

@@ -3,7 +3,8 @@ running analytics service on its own queue, and the refund record's tries on `re
 timeline shows the dispute and the refund's tries apart from the payment's record back; the figures count the
 payment once among those disputed and what the dispute took back, on the day the payment was accepted, beside it
 still recovered; a redelivery changes nothing, and a rebuild from the event log gives the same view, days and
-figures. And the list's dispute filter (`dispute_state`) on the real database, beside its record-back filter."""
+figures. And the list's dispute filter (`dispute_state`) on the real database, beside its record-back filter; and
+the dispute list (`analytics_disputes`): each dispute as it stands now, the disputes to answer by deadline."""
 
 from __future__ import annotations
 
@@ -16,19 +17,20 @@ import pytest
 from recovery_analytics.adapters.days import MongoDailyStore
 from recovery_analytics.adapters.rebuild import rebuild
 from recovery_analytics.adapters.views import COLLECTION as VIEWS
-from recovery_analytics.adapters.views import INDEXES, MongoViewStore
-from recovery_analytics.dependencies import RecoveryQuery
+from recovery_analytics.adapters.views import DISPUTES, INDEXES, MongoViewStore
+from recovery_analytics.dependencies import DisputeQuery, RecoveryQuery
 from recovery_analytics.domain.record import ViewRecord
 from recovery_analytics.domain.view import project
 from recovery_cli.stack import Stack
 from recovery_contracts.disputes import DisputeStatus
 from recovery_contracts.messages import RecordBackState
+from recovery_contracts.timestamps import format_ms
 from recovery_runtime.internal_api import MERCHANT_HEADER, TOKEN_HEADER
 from recovery_runtime.mongo import connect, ensure_indexes
 from recovery_runtime.settings import DEVELOPMENT_INTERNAL_TOKEN
 from recovery_runtime.unit_of_work import Transaction
 from support.broker import broker_probe, eventually
-from support.disputes import dispute_lost, dispute_told, refund_try
+from support.disputes import dispute_lost, dispute_object, dispute_told, dispute_updated, refund_try
 from support.recovery_history import MERCHANT, history
 from support.stack import StackFactory
 
@@ -112,9 +114,12 @@ async def test_the_timeline_shows_a_lost_dispute_and_its_refund_record_and_a_reb
         assert await db["analytics_events"].count_documents({}) == len(events)  # the redelivery stored nothing
         live = await db[VIEWS].find_one({"_id": story.payment.payment_id}, {"version": 0})
         live_days = await _days(db)
+        live_dispute = await db[DISPUTES].find_one({"_id": dispute_id})
+        assert live_dispute is not None and live_dispute["dispute"]["dispute_status"] == "dispute_lost"
         stack.stop()  # a rebuild runs with the projection stopped
         await rebuild(db)
         assert await db[VIEWS].find_one({"_id": story.payment.payment_id}, {"version": 0}) == live
+        assert await db[DISPUTES].find_one({"_id": dispute_id}) == live_dispute
         assert await _days(db) == live_days
         assert live_days[date(2026, 1, 15)]["payments_disputed_lost"] == 1
     finally:
@@ -155,3 +160,67 @@ async def test_the_list_finds_payments_by_where_their_disputes_stand_beside_the_
     assert undisputed is not None and undisputed.dispute_state is None  # no dispute: in no filter
     declared = (await adb[VIEWS].index_information())["merchant_dispute_created"]["key"]
     assert declared == [("merchant_id", 1), ("dispute_state", 1), ("created_at", -1), ("_id", -1)]
+
+
+async def test_the_dispute_list_stores_each_dispute_as_it_stands_and_sorts_those_to_answer_by_deadline(
+    adb: Any,
+) -> None:
+    """The store on the real database: a dispute's document follows its payment's record (a later step replaces
+    it, in the record's transaction); newest first, or by deadline with a dispute without one first (MongoDB's
+    order of a null), on the indexes declared for them; the filters; one dispute of the merchant's profile."""
+    await ensure_indexes(adb, INDEXES)
+    stories = history()
+    views = MongoViewStore(adb)
+    opened, challenged = DisputeStatus.DISPUTE_OPENED, DisputeStatus.DISPUTE_CHALLENGED
+    told: dict[str, list[Any]] = {}
+    disputes = {}
+    for n, (letter, due) in enumerate([("A", timedelta(days=9)), ("B", timedelta(days=2)), ("F", None)]):
+        story = stories[letter]
+        at = story.at(LOST_AFTER + timedelta(days=n))
+        base = dispute_object(story.payment.payment_id, 1000, at, profile_id=story.payment.profile_id)
+        dispute = base.model_copy(
+            update={"dispute_status": opened, "challenge_required_by": at + due if due is not None else None}
+        )
+        disputes[letter] = dispute
+        told[letter] = [dispute_updated(story.payment, dispute, opened, at, "needs_response")]
+
+    async def save(letter: str, version: int) -> None:
+        story = stories[letter]
+        events = [*story.events, *told[letter]]
+        record = ViewRecord.of(project(story.payment.payment_id, events), version, events)
+        await views.save(record, Transaction.one_document())
+
+    for letter in told:
+        await save(letter, 1)
+
+    async def ids(**query: Any) -> list[str]:
+        return [d["dispute_id"] for d in await views.disputes(DisputeQuery(merchant_id=MERCHANT, **query))]
+
+    a, b, f = (disputes[k].dispute_id for k in "ABF")
+    assert await ids() == [f, b, a]
+    assert await ids(statuses=("dispute_opened",), by_answer_by=True) == [f, b, a]
+    # A: challenged (answered); a later save of its record replaces its document.
+    later = stories["A"].at(LOST_AFTER + timedelta(days=3))
+    told["A"].append(dispute_updated(stories["A"].payment, disputes["A"], challenged, later, "under_review"))
+    await save("A", 2)
+    assert await ids(statuses=("dispute_opened",), by_answer_by=True) == [f, b]
+    assert await ids(statuses=("dispute_challenged",)) == [a]
+    assert await ids(received=(("gte", disputes["B"].created_at),)) == [f, b]
+    assert await ids(received=(("gt", disputes["A"].created_at), ("lt", disputes["F"].created_at))) == [b]
+    assert await ids(connectors=("adyen",)) == [] and await ids(limit=1) == [f]
+    assert await ids(profile_id="pro_two") == []
+    assert await adb[DISPUTES].count_documents({}) == 3
+    shown = await views.dispute(MERCHANT, None, a)
+    assert shown is not None and shown["dispute_status"] == "dispute_challenged"
+    assert shown["created_at"] == format_ms(disputes["A"].created_at)  # received when first told of
+    assert (
+        await views.dispute(MERCHANT, "pro_two", a) is None and await views.dispute("merchant_other", None, a) is None
+    )
+    declared = await adb[DISPUTES].index_information()
+    assert declared["merchant_status_answer_by"]["key"] == [
+        ("merchant_id", 1),
+        ("dispute_status", 1),
+        ("answer_by", 1),
+        ("_id", 1),
+    ]
+    assert declared["merchant_received"]["key"] == [("merchant_id", 1), ("received_at", -1), ("_id", -1)]

@@ -148,6 +148,8 @@ ENDPOINTS = [
     Endpoint("GET", "/v2/payments/{payment}/get-revenue-recovery-intent"),
     Endpoint("GET", "/v2/revenue-recovery/analytics", query="merchant_id={merchant}"),
     Endpoint("GET", "/v2/process-trackers/revenue-recovery-workflow/{payment}/timeline"),
+    Endpoint("GET", "/v2/disputes/list", query="merchant_id={merchant}"),
+    Endpoint("GET", "/v2/disputes/{dispute}"),
 ]
 MERCHANT_ENDPOINTS = [e for e in ENDPOINTS if not e.admin_only]
 RESOURCE_ENDPOINTS = [e for e in MERCHANT_ENDPOINTS if e.names_resource]
@@ -208,7 +210,7 @@ def test_another_merchants_ids_read_as_ids_that_do_not_exist(system: System, end
     a, b = system.a, system.b
     if "process-trackers" in endpoint.path:
         wait_for_recovery(system, b)
-    if endpoint.method == "GET" and "{event}" not in endpoint.path:
+    if endpoint.method == "GET" and "{event}" not in endpoint.path and "{dispute}" not in endpoint.path:
         # B's resource exists where it is read (the read side catches up in its own time), so that A's answer
         # below is about a resource that is there, not one that is not yet.
         own = answered(system, endpoint.url(b), b.headers())
@@ -244,7 +246,7 @@ def test_another_merchants_ids_read_as_ids_that_do_not_exist(system: System, end
     assert system.call("GET", f"/v2/payments/{b.payment_id}", b.headers()).json()["status"] != "cancelled"
 
 
-@pytest.mark.parametrize("path", ["/v2/payments/recovery-list", "/v2/revenue-recovery/analytics"])
+@pytest.mark.parametrize("path", ["/v2/payments/recovery-list", "/v2/revenue-recovery/analytics", "/v2/disputes/list"])
 def test_the_read_side_filtered_by_another_merchants_profile_reads_as_an_unknown_profile(
     system: System, path: str
 ) -> None:
@@ -340,6 +342,8 @@ PERMITTED = {
     "GET /v2/payments/{payment}/get-revenue-recovery-intent": {"payments", "read_only"},
     "GET /v2/revenue-recovery/analytics": {"payments", "read_only"},
     "GET /v2/process-trackers/revenue-recovery-workflow/{payment}/timeline": {"payments", "read_only"},
+    "GET /v2/disputes/list": {"payments", "read_only"},
+    "GET /v2/disputes/{dispute}": {"payments", "read_only"},
 }
 SCOPES = ("payments", "read_only", "management")
 

@@ -11,10 +11,17 @@ from typing import Any
 from faststream.rabbit import RabbitBroker
 
 from recovery_analytics.app import build_service
-from recovery_analytics.dependencies import AnalyticsAdapters, ConcurrentUpdate, RecoveryPage, RecoveryQuery
+from recovery_analytics.dependencies import (
+    AnalyticsAdapters,
+    ConcurrentUpdate,
+    DisputeQuery,
+    RecoveryPage,
+    RecoveryQuery,
+)
 from recovery_analytics.domain.figures import DayFigures
 from recovery_analytics.domain.record import ViewRecord
 from recovery_analytics.settings import AnalyticsSettings
+from recovery_contracts.disputes import DisputeObject
 from recovery_contracts.envelope import Envelope
 from recovery_runtime.service import Service
 from recovery_runtime.testing import FixedClock, InMemoryUnitOfWork, RecordingPublisher, publish
@@ -50,6 +57,8 @@ class InMemoryViews:
         self.conflicts = 0
         # How many times a view was read inside a transaction (the projection's reads).
         self.reads = 0
+        # Each saved record's disputes, by dispute id: the record's merchant and profile, and the dispute.
+        self.disputes_saved: dict[str, tuple[str | None, str | None, DisputeObject]] = {}
 
     async def get(self, payment_id: str, tx: Transaction | None = None) -> ViewRecord | None:
         if tx is not None:
@@ -62,6 +71,9 @@ class InMemoryViews:
             self.conflicts = max(0, self.conflicts - 1)
             raise ConcurrentUpdate(record.payment_id)
         self.records[record.payment_id] = record
+        for answer in record.disputes:
+            dispute = DisputeObject.model_validate(answer)
+            self.disputes_saved[dispute.dispute_id] = (record.merchant_id, record.profile_id, dispute)
 
     async def of_merchant(self, merchant_id: str, payment_id: str) -> ViewRecord | None:
         record = self.records.get(payment_id)
@@ -100,6 +112,40 @@ class InMemoryViews:
             and created_from <= r.created_at < created_before
             and (profile_id is None or r.profile_id == profile_id)
         ]
+
+    async def disputes(self, query: DisputeQuery) -> list[dict[str, Any]]:
+        checks = {"eq": datetime.__eq__, "lt": datetime.__lt__, "lte": datetime.__le__}
+        checks |= {"gt": datetime.__gt__, "gte": datetime.__ge__}
+
+        def matches(merchant: str | None, profile: str | None, d: DisputeObject) -> bool:
+            return (
+                merchant == query.merchant_id
+                and (query.profile_id is None or profile == query.profile_id)
+                and (not query.statuses or d.dispute_status.value in query.statuses)
+                and (not query.stages or d.dispute_stage.value in query.stages)
+                and (not query.reasons or d.connector_reason in query.reasons)
+                and (not query.connectors or d.connector in query.connectors)
+                and all(checks[op](d.created_at, at) for op, at in query.received)
+            )
+
+        found = [d for m, p, d in self.disputes_saved.values() if matches(m, p, d)]
+        if query.by_answer_by:
+            found.sort(
+                key=lambda d: (
+                    d.challenge_required_by is not None,
+                    d.challenge_required_by or d.created_at,
+                    d.dispute_id,
+                )
+            )
+        else:
+            found.sort(key=lambda d: (d.created_at, d.dispute_id), reverse=True)
+        return [d.model_dump(mode="json") for d in found[: query.limit]]
+
+    async def dispute(self, merchant_id: str, profile_id: str | None, dispute_id: str) -> dict[str, Any] | None:
+        merchant, profile, d = self.disputes_saved.get(dispute_id, (None, None, None))
+        if d is None or merchant != merchant_id or (profile_id is not None and profile != profile_id):
+            return None
+        return d.model_dump(mode="json")
 
 
 class InMemoryDays:

@@ -229,6 +229,40 @@ async def test_the_recovery_list_forwards_every_value_of_its_filters_and_refuses
     assert "dispute_state" in error_of(unknown, 400, "IR_06")
 
 
+async def test_the_dispute_routes_forward_hyperswitchs_filters_and_the_dispute_and_refuse_what_is_wrong() -> None:
+    """`GET /v2/disputes/list` reaches the read side (scripted on loopback) with every filter as given, the dotted
+    `received_time.*` names too, and the merchant of the key in the path; `GET /v2/disputes/{id}` names the
+    dispute; an unknown status or order is refused here (never forwarded), as is an id that cannot exist."""
+    asked: list[tuple[str, list[tuple[str, str]]]] = []
+
+    async def answer(request: Request) -> JSONResponse:
+        asked.append((request.url.path, sorted(request.query_params.multi_items())))
+        return JSONResponse([] if request.url.path.endswith(MERCHANT) else {"dispute_id": "dsp_1"})
+
+    filters = [
+        ("dispute_status", "dispute_challenged"),
+        ("dispute_status", "dispute_opened"),
+        ("received_time.gte", "2026-12-01T00:00:00Z"),
+        ("sort", "answer_by"),
+    ]
+    routes = [Route("/internal/disputes/{merchant}", answer), Route("/internal/disputes/{merchant}/{dispute}", answer)]
+    with BackgroundServer(Starlette(routes=routes)) as analytics:
+        svc = intake(analytics_internal_url=analytics.url)
+        async with http_client(svc, headers=svc.headers()) as client:
+            listed = await client.get("/v2/disputes/list", params=filters)
+            one = await client.get("/v2/disputes/dsp_1")
+            unknown = await client.get("/v2/disputes/list", params={"dispute_status": "opened"})
+            unsorted = await client.get("/v2/disputes/list", params={"sort": "amount"})
+            bad_id = await client.get("/v2/disputes/dsp%2E%2E")
+
+    assert (listed.status_code, listed.json()) == (200, []), listed.text
+    assert (one.status_code, one.json()) == (200, {"dispute_id": "dsp_1"}), one.text
+    assert asked == [(f"/internal/disputes/{MERCHANT}", filters), (f"/internal/disputes/{MERCHANT}/dsp_1", [])]
+    assert "dispute_status" in error_of(unknown, 400, "IR_06")
+    assert "sort" in error_of(unsorted, 400, "IR_06")
+    assert error_of(bad_id, 404, "HE_02").strip() == "Dispute does not exist in our records"
+
+
 async def test_the_monitoring_threshold_counts_from_when_the_profile_chose_monitoring(
     svc: Intake, client: httpx.AsyncClient
 ) -> None:

@@ -63,6 +63,24 @@ class RecoveryPage:
     more: bool
 
 
+@dataclass(frozen=True)
+class DisputeQuery:
+    """`GET /v2/disputes/list`: the merchant's disputes (its profile's on a profile-level call) with these values
+    (empty: any), received (`created_at`) within `received` (`(comparison, time)` pairs, each of `eq`, `lt`,
+    `lte`, `gt`, `gte`), `limit` of them; newest first, or, `by_answer_by`, the earliest deadline to answer first
+    (one without a deadline first of all)."""
+
+    merchant_id: str
+    profile_id: str | None = None
+    statuses: tuple[str, ...] = ()
+    stages: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+    connectors: tuple[str, ...] = ()
+    received: tuple[tuple[str, datetime], ...] = ()
+    by_answer_by: bool = False
+    limit: int = 20
+
+
 class ViewStore(Protocol):
     """One record per payment (`ViewRecord`); saves are a compare-and-set on the version."""
 
@@ -83,6 +101,14 @@ class ViewStore(Protocol):
     async def seconds_to_recover(
         self, merchant_id: str, profile_id: str | None, created_from: datetime, created_before: datetime
     ) -> list[float]: ...
+
+    async def disputes(self, query: DisputeQuery) -> list[dict[str, Any]]:
+        """The disputes the query asks for, each as the dispute list answers it (a `DisputeObject` as JSON)."""
+        ...
+
+    async def dispute(self, merchant_id: str, profile_id: str | None, dispute_id: str) -> dict[str, Any] | None:
+        """The merchant's dispute (its profile's, when given) as the list answers it; None when it has none."""
+        ...
 
 
 class DailyStore(Protocol):

@@ -8,7 +8,9 @@ of nothing, as for a profile that does not exist). Paths (fixed: intake and the 
 - `GET /internal/recoveries/{merchant_id}`: Hyperswitch's recovery list;
 - `GET /internal/recoveries/{merchant_id}/{payment_id}`: Hyperswitch's revenue recovery intent;
 - `GET /internal/analytics/{merchant_id}`: the recovery figures;
-- `GET /internal/timeline/{merchant_id}/{payment_id}`: the payment's timeline.
+- `GET /internal/timeline/{merchant_id}/{payment_id}`: the payment's timeline;
+- `GET /internal/disputes/{merchant_id}`: the dispute list (Hyperswitch's `DisputeResponse`s);
+- `GET /internal/disputes/{merchant_id}/{dispute_id}`: one dispute.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
-from recovery_analytics.dependencies import AnalyticsAdapters, RecoveryPage, RecoveryQuery
+from recovery_analytics.dependencies import AnalyticsAdapters, DisputeQuery, RecoveryPage, RecoveryQuery
 from recovery_analytics.domain.figures import summarise
 from recovery_analytics.domain.record import ViewRecord
 from recovery_contracts.api.analytics import RecoveryPaymentListResponse, RecoveryStatus
+from recovery_contracts.api.disputes import DisputeListConstraints, DisputeSort
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.disputes import DisputeState
 from recovery_contracts.messages import RecordBackState
@@ -182,5 +185,35 @@ def router(adapters: AnalyticsAdapters, caller: InternalCaller, max_days: int) -
         end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
         seconds = await adapters.views.seconds_to_recover(merchant_id, profile_id, start, end)
         return summarise(merchant_id, profile_id, first, last, days, seconds).model_dump(mode="json")
+
+    @api.get("/disputes/{merchant_id}")
+    async def dispute_list(
+        merchant_id: str, asked: Annotated[DisputeListConstraints, Query()], scope: InternalScope = Depends(caller)
+    ) -> Any:
+        if scope.merchant_id != merchant_id:
+            return _error(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
+        profile_id = scope.list_profile(asked.profile_id)
+        if not scope.owns(merchant_id, profile_id):
+            # Another profile's, asked for on a profile-level call: none, as of a profile that does not exist.
+            return []
+        query = DisputeQuery(
+            merchant_id=merchant_id,
+            profile_id=profile_id,
+            statuses=tuple(s.value for s in asked.dispute_status or ()),
+            stages=tuple(s.value for s in asked.dispute_stage or ()),
+            reasons=tuple(asked.reason or ()),
+            connectors=tuple(asked.connector or ()),
+            received=asked.received(),
+            by_answer_by=asked.sort is DisputeSort.ANSWER_BY,
+            limit=asked.limit,
+        )
+        return await adapters.views.disputes(query)
+
+    @api.get("/disputes/{merchant_id}/{dispute_id}")
+    async def dispute(merchant_id: str, dispute_id: str, scope: InternalScope = Depends(caller)) -> Any:
+        found = None
+        if scope.merchant_id == merchant_id:
+            found = await adapters.views.dispute(merchant_id, scope.profile_id, dispute_id)
+        return found if found is not None else _error(ApiError.DISPUTE_NOT_FOUND)
 
     return api

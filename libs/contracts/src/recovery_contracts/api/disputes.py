@@ -5,17 +5,67 @@ customer) or challenging it with evidence (the bank reviews it).
 v1 `POST /disputes/accept/{dispute_id}` and `POST /disputes/evidence` name the dispute alone, its v2 API has no
 dispute routes, and here a dispute is kept on its payment's intent. The evidence is Hyperswitch's
 `SubmitEvidenceRequest`'s text fields, which are Stripe's evidence fields of the same names; its file fields (ids of
-files uploaded to Hyperswitch) have no counterpart here and are refused as unknown fields."""
+files uploaded to Hyperswitch) have no counterpart here and are refused as unknown fields.
+
+Finding them: `GET /v2/disputes/list` and `GET /v2/disputes/{dispute_id}` answer Hyperswitch's `DisputeResponse`
+(`recovery_contracts.disputes.DisputeObject`) from the read side, with Hyperswitch's v1 list filters and this
+system's `sort` (`DisputeSort`)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recovery_contracts.api.fields import RequestBody, ResponseBody
 from recovery_contracts.disputes import DisputeStage, DisputeStatus
 from recovery_contracts.timestamps import UtcMillis
+
+
+class DisputeSort(StrEnum):
+    """The order of `GET /v2/disputes/list` (extension `sort`)."""
+
+    RECEIVED_TIME = "received_time"  # newest first (when this system was first told of each)
+    ANSWER_BY = "answer_by"  # the earliest deadline to answer first; one without a deadline first of all
+
+
+class DisputeListConstraints(BaseModel):
+    """The query of `GET /v2/disputes/list`: Hyperswitch's v1 `DisputeListGetConstraints` (each filter repeatable
+    here: any of its values), bounds on when this system was first told of a dispute (`received_time` exactly,
+    `received_time.lt`, ...; UTC when they name no offset), `profile_id`, `limit`, and this system's `sort`. Other
+    query parameters are the route's own (the admin key's `merchant_id`)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    dispute_status: list[DisputeStatus] | None = None
+    dispute_stage: list[DisputeStage] | None = None
+    reason: list[Annotated[str, Field(max_length=255)]] | None = None
+    connector: list[Annotated[str, Field(max_length=64)]] | None = None
+    received_time: datetime | None = None
+    received_time_lt: datetime | None = Field(None, alias="received_time.lt")
+    received_time_lte: datetime | None = Field(None, alias="received_time.lte")
+    received_time_gt: datetime | None = Field(None, alias="received_time.gt")
+    received_time_gte: datetime | None = Field(None, alias="received_time.gte")
+    sort: DisputeSort = Field(
+        DisputeSort.RECEIVED_TIME,
+        description="extension: `received_time` (newest first) or `answer_by` (the earliest deadline first)",
+    )
+    profile_id: str | None = None
+    limit: int = Field(20, ge=1, le=100)
+
+    def received(self) -> tuple[tuple[str, datetime], ...]:
+        """The bounds given, as `(comparison, time)`: `eq`, `lt`, `lte`, `gt`, `gte`."""
+        given = {
+            "eq": self.received_time,
+            "lt": self.received_time_lt,
+            "lte": self.received_time_lte,
+            "gt": self.received_time_gt,
+            "gte": self.received_time_gte,
+        }
+        return tuple((op, at if at.tzinfo else at.replace(tzinfo=UTC)) for op, at in given.items() if at is not None)
+
 
 # Stripe takes at most 150,000 characters of evidence text in all; one field here at most this.
 MAX_EVIDENCE_CHARS = 20_000

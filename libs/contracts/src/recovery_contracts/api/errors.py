@@ -121,6 +121,7 @@ class ApiError(Enum):
     PAYMENT_NOT_FOUND = ErrorSpec("HE_02", 404, _IR, "Payment does not exist in our records")
     API_KEY_NOT_FOUND = ErrorSpec("HE_02", 404, _IR, "API Key does not exist in our records")
     EVENT_NOT_FOUND = ErrorSpec("HE_02", 404, _IR, "Event does not exist in our records")
+    DISPUTE_NOT_FOUND = ErrorSpec("HE_02", 404, _IR, "Dispute does not exist in our records")
     RESOURCE_ID_NOT_FOUND = ErrorSpec("HE_02", 404, _IR, "Resource ID does not exist in our records")
     CONNECTOR_ACCOUNT_DISABLED = ErrorSpec("HE_03", 400, _IR, "The selected merchant connector account is disabled")
     INCORRECT_CONNECTOR_NAME = ErrorSpec(

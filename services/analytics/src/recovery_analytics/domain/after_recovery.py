@@ -7,11 +7,11 @@ disputes took back, and what open ones put at risk, apart (`figures.contribution
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from recovery_contracts.disputes import OPEN_STATUSES, DisputeState, DisputeStatus
+from recovery_contracts.disputes import OPEN_STATUSES, DisputeObject, DisputeState, DisputeStatus
 from recovery_contracts.messages import PaymentDisputeLost, PaymentDisputeUpdated
 
 
@@ -83,6 +83,22 @@ def dispute_step(body: PaymentDisputeUpdated) -> DisputeStep:
         at=body.updated_at,
         challenge_required_by=dispute.challenge_required_by,
     )
+
+
+def current_disputes(told: Iterable[tuple[datetime, DisputeObject]]) -> tuple[DisputeObject, ...]:
+    """Each dispute on the payment as it stands now (the dispute list's, `GET /v2/disputes/list`): the object of its
+    loss when it was lost, else the one told last (`(when, object)`: a step's `updated_at`, a loss's `lost_at`),
+    received (`created_at`) when this system was first told of it; in the order they were received."""
+    latest: dict[str, tuple[tuple[bool, datetime], DisputeObject]] = {}
+    received: dict[str, datetime] = {}
+    for at, dispute in told:
+        key = dispute.dispute_id
+        rank = (dispute.dispute_status is DisputeStatus.DISPUTE_LOST, at)
+        if key not in latest or rank >= latest[key][0]:
+            latest[key] = (rank, dispute)
+        received[key] = min(received.get(key, dispute.created_at), dispute.created_at)
+    now = (d.model_copy(update={"created_at": received[k]}) for k, (_, d) in latest.items())
+    return tuple(sorted(now, key=lambda d: (d.created_at, d.dispute_id)))
 
 
 def open_disputes(steps: tuple[DisputeStep, ...], lost: tuple[LostDispute, ...]) -> tuple[DisputeStep, ...]:

@@ -44,6 +44,8 @@ class ViewRecord:
     record_back_state: str | None = None
     # Where the payment's disputes stand (`DisputeState`, the list's `dispute_state` filter); None without any.
     dispute_state: str | None = None
+    # Each dispute on the payment as it stands now, as JSON (the dispute list's `DisputeObject`s).
+    disputes: tuple[dict[str, Any], ...] = ()
     # The events the view was folded from, in the fold's order (view.in_order); None when it does not carry them:
     # more than EMBEDDED_MAX, a view stored before this field, or read for an answer (the API leaves it out).
     history: tuple[Envelope[Any], ...] | None = None
@@ -69,6 +71,7 @@ class ViewRecord:
             intent=intent.model_dump(mode="json") if intent is not None else None,
             record_back_state=view.record_back_state,
             dispute_state=view.dispute_state,
+            disputes=tuple(d.model_dump(mode="json") for d in view.dispute_objects),
             timeline=timeline(view).model_dump(mode="json"),
             version=version,
             history=tuple(history) if len(history) <= EMBEDDED_MAX else None,

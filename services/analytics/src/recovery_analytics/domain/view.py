@@ -21,6 +21,7 @@ from recovery_analytics.domain.after_recovery import (
     LostDispute,
     RecordBackTry,
     by_number,
+    current_disputes,
     dispute_state,
     dispute_step,
     lost_dispute,
@@ -30,6 +31,7 @@ from recovery_analytics.domain.after_recovery import (
 from recovery_analytics.domain.attempts import AttemptRecord, failed_attempt, succeeded_attempt, with_network
 from recovery_analytics.domain.payment_events import in_order
 from recovery_contracts.api.process_tracker import BusinessStatus
+from recovery_contracts.disputes import DisputeObject
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import (
     PaymentAttemptFailed,
@@ -115,6 +117,8 @@ class PaymentView:
     unmatched_refund_records: tuple[tuple[str, RecordBackTry], ...] = ()
     # Each step of a dispute's course before its end (`payment.dispute-updated`), by when it happened.
     dispute_steps: tuple[DisputeStep, ...] = ()
+    # Each dispute as it stands now, as the dispute list answers it (after_recovery.current_disputes).
+    dispute_objects: tuple[DisputeObject, ...] = ()
 
     @property
     def open_disputes(self) -> tuple[DisputeStep, ...]:
@@ -171,6 +175,7 @@ def project(payment_id: str, events: Iterable[Envelope[Any]]) -> PaymentView:
     refund_records: dict[str, dict[int, RecordBackTry]] = {}
     shadow_steps: list[ShadowStep] = []
     dispute_steps: list[DisputeStep] = []
+    told: list[tuple[datetime, DisputeObject]] = []
     merchant_id = profile_id = None
     for envelope in ordered:
         merchant_id = merchant_id or envelope.merchant_id
@@ -210,8 +215,10 @@ def project(payment_id: str, events: Iterable[Envelope[Any]]) -> PaymentView:
         elif isinstance(body, PaymentDisputeLost):
             # Once per dispute, whatever message ids it came under.
             disputes.setdefault(body.dispute.dispute_id, lost_dispute(body))
+            told.append((body.lost_at, body.dispute))
         elif isinstance(body, PaymentDisputeUpdated):
             dispute_steps.append(dispute_step(body))
+            told.append((body.updated_at, body.dispute))
         elif isinstance(body, RecoveryShadowPlanned):
             shadow_steps.append(ShadowStep(body.at, body.active_algorithm.value, body.shadows))
     if payment is not None:
@@ -250,6 +257,7 @@ def project(payment_id: str, events: Iterable[Envelope[Any]]) -> PaymentView:
         disputes=lost,
         unmatched_refund_records=unmatched,
         dispute_steps=tuple(dispute_steps),
+        dispute_objects=current_disputes(told),
     )
 
 

@@ -16,7 +16,9 @@ import httpx
 import structlog
 
 from recovery_contracts.api.data_backfill import UpdateTokenStatusRequest
+from recovery_contracts.api.disputes import DisputeSort
 from recovery_contracts.api.process_tracker import BusinessStatus, ProcessTrackerStatus, RevenueRecoveryTask
+from recovery_contracts.disputes import DisputeStatus
 from recovery_intake.console.ports import (
     ConsoleAdapters,
     Document,
@@ -91,7 +93,7 @@ class HttpRecoveryReads:
     async def _found(self, path: str, merchant_id: str, params: Mapping[str, str | list[str]] | None = None) -> Any:
         answer = await self._api.call("GET", path, merchant_id, params=params)
         if answer is None:
-            # The list and the figures exist for every merchant: a 404 there is a missing route, not data.
+            # The lists and the figures exist for every merchant: a 404 there is a missing route, not data.
             raise OwnerUnavailable(self._api.owner)
         return answer
 
@@ -133,6 +135,15 @@ class HttpRecoveryReads:
         answer: Document | None = await self._api.call(
             "GET", f"/internal/timeline/{merchant_id}/{payment_id}", merchant_id
         )
+        return answer
+
+    async def disputes_to_answer(self, merchant_id: str, limit: int) -> list[Document]:
+        params = {
+            "dispute_status": DisputeStatus.DISPUTE_OPENED.value,
+            "sort": DisputeSort.ANSWER_BY.value,
+            "limit": str(limit),
+        }
+        answer: list[Document] = await self._found(f"/internal/disputes/{merchant_id}", merchant_id, params)
         return answer
 
 

@@ -1,8 +1,9 @@
-"""How the console writes amounts, rates and times: minor units to major with the currency, rates as percentages."""
+"""How the console writes amounts, rates and times: minor units to major with the currency, rates as percentages,
+UTC times and how long is left until one."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 # ISO 4217 minor-unit exponents that are not 2 (every other active code has 2 decimals).
@@ -50,19 +51,40 @@ def duration(seconds: float | None) -> str:
     return " ".join(shown) or "0 s"
 
 
+def moment(value: str | datetime | None) -> datetime | None:
+    """An ISO time (as the APIs send it: `Z` or an offset; a naive one is UTC) as an aware datetime; None when there
+    is none or it is not a time."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def timestamp(value: str | datetime | None) -> str:
     """An ISO time (as the APIs send it) as `2026-12-03 14:05:09 UTC`; the value itself when it is not one."""
     if value is None or value == "":
         return "—"
-    if isinstance(value, str):
-        text = value
-        try:
-            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            return text
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    at = moment(value)
+    if at is None:
+        return str(value)
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def time_left(deadline: datetime, now: datetime) -> str:
+    """How long is left until `deadline` in its largest whole unit, rounded down (never more than is left):
+    `in 2 days`, `in 5 hours`, `in 1 minute`, `in less than a minute`; `overdue` once it has come."""
+    left = deadline - now
+    if left <= timedelta(0):
+        return "overdue"
+    seconds = int(left.total_seconds())
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60)):
+        if count := seconds // size:
+            return f"in {count} {unit}{'' if count == 1 else 's'}"
+    return "in less than a minute"
 
 
 def text_of(value: object) -> str:

@@ -1,8 +1,8 @@
-"""A merchant's pages: Overview (the analytics), Recoveries (the list), Payment (timeline, intent, workflow and
-deliveries, with a webhook's retry, the recovery's cancel and the answer to an open dispute), Webhooks (endpoints,
-their health, recent events), Retries (when the retries succeed: the scheduler's retry statistics) and Card data (the
-data backfill's upload, a customer's kept cards, which it may forget, a card's status, and the merchant's word on a
-card: hard-declined, or cleared).
+"""A merchant's pages: Overview (the analytics, and the disputes waiting for an answer), Recoveries (the list), Payment
+(timeline, intent, workflow and deliveries, with a webhook's retry, the recovery's cancel and the answer to an open
+dispute), Webhooks (endpoints, their health, recent events), Retries (when the retries succeed: the scheduler's retry
+statistics) and Card data (the data backfill's upload, a customer's kept cards, which it may forget, a card's status,
+and the merchant's word on a card: hard-declined, or cleared).
 
 Thin, as every route here: read the session, ask a port, hand the answer to `views`, render.
 """
@@ -24,7 +24,7 @@ from recovery_contracts.api.disputes import DisputeEvidenceRequest
 from recovery_contracts.payments import IntentStatus
 from recovery_intake.console import card_views, payment_view, retry_views, views, webhook_views
 from recovery_intake.console.pages import PREFIX, Console, Refused, Visitor, day, valid_id
-from recovery_intake.console.ports import ConsoleAdapters, OwnerRefused, OwnerUnavailable, RecoveryFilter
+from recovery_intake.console.ports import ConsoleAdapters, Document, OwnerRefused, OwnerUnavailable, RecoveryFilter
 from recovery_intake.domain.card_backfill import BackfillRefused
 from recovery_intake.domain.rejection import Rejection
 from recovery_intake.handlers.card_backfill import CardDataBackfill
@@ -52,6 +52,17 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
 
     # ---- merchant pages ----------------------------------------------------------------------------------
 
+    async def disputes_waiting(merchant_id: str) -> list[Document]:
+        """The Overview's disputes to answer; none (the panel left out, the rest of the page shown) when the read side
+        does not answer them or refuses the request."""
+        try:
+            return await reads.disputes_to_answer(merchant_id, views.DISPUTES_TO_ANSWER_SHOWN)
+        except OwnerUnavailable:
+            return []
+        except OwnerRefused as refused:
+            log.warning("console.disputes_to_answer_refused", merchant_id=merchant_id, reason=str(refused))
+            return []
+
     @api.get("/overview")
     @console.guarded
     async def overview(request: Request) -> Response:
@@ -60,11 +71,13 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
             return console.page(request, "choose_merchant.html", visitor, nav="overview")
         query = request.query_params
         profile_id = query.get("profile_id") or None
-        # The figures, and (whatever the period) the record backs waiting to be started again: read together.
+        # The figures, and (whatever the period) the record backs waiting to be started again and the disputes
+        # waiting for an answer: read together.
         attention = RecoveryFilter(profile_id=profile_id, record_back=views.RECORD_BACK_FILTERS["attention"], limit=1)
-        answer, waiting = await asyncio.gather(
+        answer, waiting, disputes = await asyncio.gather(
             reads.analytics(visitor.merchant_id, day(query.get("from")), day(query.get("to")), profile_id),
             reads.recoveries(visitor.merchant_id, attention),
+            disputes_waiting(visitor.merchant_id),
         )
         shown = views.overview(answer)
         return console.page(
@@ -75,6 +88,7 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
             overview=shown,
             query=query,
             record_backs_waiting=int(waiting.get("total_count") or 0),
+            disputes_to_answer=views.disputes_to_answer(disputes, console.clock.now()),
         )
 
     @api.get("/recoveries")

@@ -63,6 +63,12 @@ class RecoveryReads(Protocol):
         """`RecoveryTimelineResponse`: entries, the request, the attempts; None when there is no such payment."""
         ...
 
+    async def disputes_to_answer(self, merchant_id: str, limit: int) -> list[Document]:
+        """The disputes on the merchant's recovered payments waiting for its answer (`dispute_opened`), by when to
+        answer them (those without a deadline first, then the earliest), at most `limit`: `DisputeObject`s as
+        JSON."""
+        ...
+
 
 class Workflows(Protocol):
     """The scheduler's process tracker (what `/v2/process-trackers/revenue-recovery-workflow/{id}` answers)."""

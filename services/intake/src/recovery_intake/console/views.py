@@ -1,5 +1,5 @@
 """What the Overview and Recoveries pages show, computed from the internal APIs' answers: figures formatted, chart
-series, table rows (the Payment page's: payment_view; the Webhooks page's: webhook_views).
+series, the disputes to answer, table rows (the Payment page's: payment_view; the Webhooks page's: webhook_views).
 
 Pure functions (no I/O): the templates only lay these out, and unit tests check them against known answers.
 """
@@ -7,10 +7,19 @@ Pure functions (no I/O): the templates only lay these out, and unit tests check 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from recovery_intake.console.formatting import currency_exponent, duration, major_units, percentage, timestamp
+from recovery_intake.console.formatting import (
+    currency_exponent,
+    duration,
+    major_units,
+    moment,
+    percentage,
+    time_left,
+    timestamp,
+)
 from recovery_intake.console.ports import Document
 
 # The Recoveries page's record-back filter: its choices and the states each stands for ("attention": the record
@@ -121,6 +130,50 @@ def _dispute_figure(analytics: Document, which: str, label: str, on: str) -> lis
     return [
         Figure(label, recovered_amounts(amounts), f"{on} {disputed} recovered payment{'' if disputed == 1 else 's'}")
     ]
+
+
+# The Overview's "Disputes to answer": how many it lists, and how near a deadline makes one urgent (or past it).
+DISPUTES_TO_ANSWER_SHOWN = 5
+ANSWER_SOON = timedelta(hours=72)
+
+
+@dataclass(frozen=True)
+class DisputeToAnswer:
+    """A dispute on a recovered payment waiting for the merchant's answer, as the Overview lists it."""
+
+    payment_id: str
+    dispute_id: str
+    amount: str
+    reason: str
+    # By when to answer it, in UTC ("not given" when the connector gave no deadline), and how long is left then
+    # ("in 2 days", "overdue"; empty without a deadline).
+    answer_by: str
+    left: str
+    # Its deadline is within ANSWER_SOON, or past.
+    urgent: bool
+
+
+def disputes_to_answer(disputes: list[Document], now: datetime) -> list[DisputeToAnswer]:
+    """The Overview's "Disputes to answer" of the read side's `DisputeObject`s (as JSON) at `now`, in the order of
+    its `answer_by` sort: those without a deadline first, then the nearest deadline first; at most
+    DISPUTES_TO_ANSWER_SHOWN."""
+    dated = [(d, moment(d.get("challenge_required_by"))) for d in disputes]
+    dated.sort(key=lambda pair: (pair[1] is not None, pair[1] or datetime.min.replace(tzinfo=UTC)))
+    rows = []
+    for dispute, deadline in dated[:DISPUTES_TO_ANSWER_SHOWN]:
+        given = dispute.get("challenge_required_by")
+        rows.append(
+            DisputeToAnswer(
+                payment_id=str(dispute.get("payment_id") or ""),
+                dispute_id=str(dispute.get("dispute_id") or ""),
+                amount=major_units(int(dispute.get("amount") or 0), str(dispute.get("currency") or "")),
+                reason=str(dispute.get("connector_reason") or "—"),
+                answer_by=timestamp(given) if given else "not given",
+                left=time_left(deadline, now) if deadline is not None else "",
+                urgent=deadline is not None and deadline - now <= ANSWER_SOON,
+            )
+        )
+    return rows
 
 
 def _charts(analytics: Document, finished: int) -> dict[str, dict[str, Any]]:

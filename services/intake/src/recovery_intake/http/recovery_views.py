@@ -1,4 +1,5 @@
-"""The read side's public routes: the recovery list, the recovery intent, the analytics and the timeline.
+"""The read side's public routes: the recovery list, the recovery intent, the analytics, the timeline and the
+disputes on recovered payments.
 
 Authenticated here and answered by the analytics service (it owns the read model), as gateway.py does for the
 events and process-tracker APIs. Merchant-scoped through the API key, and profile-scoped when `x-profile-id` names
@@ -19,9 +20,10 @@ from recovery_contracts.api.analytics import (
     RecoveryStatus,
     RevenueRecoveryGetIntentResponse,
 )
+from recovery_contracts.api.disputes import DisputeListConstraints
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.process_tracker import RecoveryTimelineResponse
-from recovery_contracts.disputes import DisputeState
+from recovery_contracts.disputes import DisputeObject, DisputeState
 from recovery_contracts.messages import RecordBackState
 from recovery_intake.domain.access import READ_PAYMENTS
 from recovery_intake.domain.api_keys import same_secret
@@ -119,5 +121,26 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
         caller = await reader(request)
         payment = owner_id(payment_id, ApiError.PAYMENT_NOT_FOUND)
         return await forward(request, caller, f"/internal/timeline/{caller.merchant_id}/{payment}")
+
+    @api.get("/v2/disputes/list", tags=["Disputes"], response_model=list[DisputeObject])
+    async def dispute_list(
+        request: Request,
+        # Declared for the API's description and checked here; the analytics service reads it from the query.
+        asked: Annotated[DisputeListConstraints, Query()],
+        merchant_id: Annotated[str | None, Query(description="admin key only: the merchant to read")] = None,
+    ) -> Response:
+        """The disputes the payment connector told of on recovered payments, each as it stands now (Hyperswitch's
+        `DisputeResponse`), newest first or, `sort=answer_by`, the earliest deadline to answer
+        (`challenge_required_by`) first: `dispute_status=dispute_opened&sort=answer_by` lists those waiting for the
+        merchant's answer, the most urgent first."""
+        caller = await reader(request)
+        return await forward(request, caller, f"/internal/disputes/{caller.merchant_id}")
+
+    @api.get("/v2/disputes/{dispute_id}", tags=["Disputes"], response_model=DisputeObject)
+    async def dispute(dispute_id: str, request: Request) -> Response:
+        """One dispute on a recovered payment, as it stands now (Hyperswitch's `DisputeResponse`)."""
+        caller = await reader(request)
+        dispute = owner_id(dispute_id, ApiError.DISPUTE_NOT_FOUND)
+        return await forward(request, caller, f"/internal/disputes/{caller.merchant_id}/{dispute}")
 
     return api
