@@ -144,7 +144,8 @@ class InMemoryCardBudgets:
             self.lost += 1
             raise CardBudgetChanged(f"{budget.merchant_id}/{budget.token}")
         key = (budget.merchant_id, budget.token)
-        if not budget.reservations and not budget.hard_declines:  # as MongoDB's: one with nothing in it goes
+        # As MongoDB's: one with nothing in it (no reservation, no decline, no word on the card) goes.
+        if not budget.reservations and not budget.hard_declines and budget.not_before is None:
             tx.after_commit(lambda: self.stored.pop(key, None))
             return
         tx.after_commit(lambda: self.stored.__setitem__(key, replace(budget, version=budget.version + 1)))

@@ -3,7 +3,8 @@
 internal endpoint on in-memory repositories: none of the merchant's recoveries tries the card before it (those
 planned sooner plan again at once, and the reason says why), an operator's resume neither; a card held back past a
 recovery's retry window leaves it to the customer's other card, or ends it; a time now or past lifts the word, and
-the recoveries it held back plan again at once (one it ended reopens), as they do when it moves sooner."""
+the recoveries it held back plan again at once (one it ended reopens, one it sent to the other card comes back to the
+held card when that is the algorithm's choice again), as they do when it moves sooner."""
 
 from __future__ import annotations
 
@@ -108,7 +109,8 @@ async def test_a_word_moved_sooner_brings_the_attempts_it_held_back_to_the_new_t
     moved = (await operator.put(PATH, json=word(scheduled_at=format_ms(sooner)))).json()
 
     assert (moved["updated"], moved["recoveries_planned_again"]) == (True, 1), moved
-    assert "1 that it held back (an attempt planned later, or its retries run out) plan again now" in moved["message"]
+    told = "1 that it held back (an attempt planned later or on another card, or its retries run out) plan again now"
+    assert told in moved["message"]
     assert await scheduler.loop.fire_due() == 1
     plan = scheduler.planned(held)
     assert sooner <= plan.planned_at < hold and plan.held_until == sooner, plan
@@ -143,6 +145,7 @@ def test_both_algorithms_say_when_the_word_held_their_attempt_back_and_the_plan_
     assert isinstance(plan, AttemptPlan) and plan.planned_at >= HOLD and plan.held_until == HOLD, plan
     assert isinstance(free, AttemptPlan) and free.planned_at < HOLD and free.held_until is None, free
     assert describe_plan(plan)["held_until"] == HOLD and plan_from(describe_plan(plan)) == plan
+    assert "held_card" not in describe_plan(plan)  # its own card's word: no other card to name
     # Left out while None, so that the release before it reads the plan; a later release's field is ignored.
     assert "held_until" not in describe_plan(free) and plan_from(describe_plan(free)) == free
     assert plan_from({**describe_plan(free), "later_field": 1}) == free
@@ -165,21 +168,77 @@ async def test_a_card_held_back_past_the_retry_window_leaves_the_recovery_to_ano
     ended = scheduler.recovery(one_card.payment_id)
     assert ended.status is RecoveryStatus.FAILED, ended.plan
     assert "the merchant holds back every card past the retry window" in " ".join(n.reason for n in ended.history)
-    assert scheduler.card_budgets.of("merchant_test", VISA).held_off == (one_card.payment_id,)
 
-    # Lifted: the recovery that ran out of retries under the word is asked again and reopens on the card; the one
-    # that went on with the other card keeps its attempt (the word moved nothing of it).
-    other_plan = scheduler.planned(two_cards)
+    # The attempt the word sent to the other card is marked with it (not the other card's reservation: its own word
+    # did not move it), and the held card's budget notes the recovery.
+    assert (plan.held_until, plan.held_card) == (far, VISA)
+    assert plan_from(describe_plan(plan)) == plan and describe_plan(plan)["held_card"] == VISA
+    [reserved] = scheduler.card_budgets.of("merchant_test", OTHER).reservations
+    assert reserved.held_until is None
+    assert set(scheduler.card_budgets.of("merchant_test", VISA).held_off) == {one_card.payment_id, two_cards.payment_id}
+
+    # Lifted: the recovery that ran out of retries under the word is asked again and reopens on the card; the one it
+    # sent to the other card plans again and tries the held card first, as it would have without the word.
     lifted = (await operator.put(PATH, json=word(scheduled_at=format_ms(T0)))).json()
 
-    assert lifted["recoveries_planned_again"] == 1, lifted
+    assert lifted["recoveries_planned_again"] == 2, lifted
     assert scheduler.card_budgets.of("merchant_test", VISA).held_off == ()
-    assert await scheduler.loop.fire_due() == 1
+    assert await scheduler.loop.fire_due() == 2
     reopened = scheduler.recovery(one_card.payment_id)
     assert reopened.status is RecoveryStatus.SCHEDULED and reopened.business_status is None
     assert scheduler.planned(one_card).token == VISA and scheduler.planned(one_card).planned_at < far
     assert [n.what for n in reopened.history][-2:] == ["reopened", "attempt_planned"]
-    assert scheduler.planned(two_cards) == other_plan
+    back = scheduler.planned(two_cards)
+    assert (back.token, back.held_until, back.held_card) == (VISA, None, None), back
+    assert scheduler.recovery(two_cards.payment_id).history[-2].reason == (
+        f"the merchant's hold on card {VISA} until {far.isoformat()} lifted"
+    )
+    # The other card's slot is given back.
+    assert scheduler.card_budgets.of("merchant_test", OTHER).usage(T0).planned == 0
+
+
+async def test_smart_sent_to_the_other_card_by_the_word_comes_back_when_it_is_lifted(
+    scheduler: Scheduler, operator: httpx.AsyncClient
+) -> None:
+    """Smart tries the card with the best slot (here the customer's other card, with no decline yet): the word moves
+    that card's slot past the first card's, so the attempt goes to the first card, marked with the word. Moved
+    sooner but still past the first card's slot, the recovery plans again and stays there, marked with the new
+    time; lifted, the held card's slot is the best again and the attempt goes back to it."""
+    base = payment(tokens=(VISA, OTHER), algorithm=RetryAlgorithm.SMART)
+    # The customer's other card may be tried at once (smart's switch threshold: the billing system's failure on the
+    # first card is its one retry).
+    two_cards = base.model_copy(update={"retry": base.retry.model_copy(update={"switch_retry_threshold": 1})})
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(two_cards))
+    free = scheduler.planned(two_cards)
+    assert free.token == OTHER and free.held_card is None, free
+    hold = T0 + timedelta(days=20)
+
+    await operator.put(PATH, json=word(OTHER, scheduled_at=format_ms(hold)))
+    assert await scheduler.loop.fire_due() == 1
+
+    sent = scheduler.planned(two_cards)
+    assert (sent.token, sent.held_until, sent.held_card) == (VISA, hold, OTHER), sent
+    assert sent.planned_at < hold
+    assert scheduler.card_budgets.of("merchant_test", OTHER).held_off == (two_cards.payment_id,)
+
+    later = T0 + timedelta(days=2)
+    moved = (await operator.put(PATH, json=word(OTHER, scheduled_at=format_ms(later)))).json()
+    assert moved["recoveries_planned_again"] == 1, moved
+    assert await scheduler.loop.fire_due() == 1
+    still = scheduler.planned(two_cards)
+    assert (still.token, still.held_until, still.held_card) == (VISA, later, OTHER), still
+    assert scheduler.recovery(two_cards.payment_id).history[-2].reason == (
+        f"the merchant's hold on card {OTHER} until {hold.isoformat()} moved to {later.isoformat()}"
+    )
+
+    lifted = (await operator.put(PATH, json=word(OTHER, scheduled_at=format_ms(T0)))).json()
+    assert lifted["recoveries_planned_again"] == 1, lifted
+    assert await scheduler.loop.fire_due() == 1
+    back = scheduler.planned(two_cards)
+    assert (back.token, back.held_until, back.held_card) == (OTHER, None, None), back
+    assert scheduler.recovery(two_cards.payment_id).history[-2].reason == (
+        f"the merchant's hold on card {OTHER} until {later.isoformat()} lifted"
+    )
 
 
 async def test_a_recovery_that_ran_out_of_retries_for_its_own_reasons_stays_ended_when_asked_again(

@@ -1,8 +1,8 @@
 """What a change of a recovery writes to the merchant's card budgets (domain/card_budgets.py): the slot a newly
 planned attempt reserves, the slot an attempt that will not run gives back, a `never` decline the change met
-recorded on its card (and the merchant's other recoveries planned on that card to check), and a recovery that ran
-out of retries under the merchant's word noted on the card the word held back. Pure: the budgets read before
-planning and the time come in."""
+recorded on its card (and the merchant's other recoveries planned on that card to check), and a recovery the
+merchant's word held off a card (out of retries under it, or its attempt sent to another card) noted on that card.
+Pure: the budgets read before planning and the time come in."""
 
 from __future__ import annotations
 
@@ -67,14 +67,19 @@ def budget_writes(change: Change, budgets: Mapping[str, CardBudget] | None, now:
 def _held_off_recorded(
     change: Change, budgets: Mapping[str, CardBudget], reserve: tuple[CardBudget, ...], now: datetime
 ) -> tuple[CardBudget, ...]:
-    """A recovery that ran out of retries now, while the merchant's word held one of its cards back: noted on that
-    card's budget (`held_off`), so that lifting the word, or moving it sooner, asks it again."""
+    """A recovery the merchant's word held off a card, noted on that card's budget (`held_off`) so that lifting the
+    word, or moving it sooner, asks it again: one that ran out of retries now while the word held one of its cards
+    back, and one whose newly planned attempt the word on a card sent to another (`AttemptPlan.held_card`)."""
     recovery = change.recovery
     ran_out = recovery.business_status == BusinessStatus.FAILED_DUE_TO_RETRIES_EXHAUSTED
-    if (change.before is not None and change.before.ended) or not (recovery.ended and ran_out):
-        return reserve
+    tokens: list[str] = []
+    if (change.before is None or not change.before.ended) and recovery.ended and ran_out:
+        tokens = [t.token for t in recovery.payment.tokens]
+    planned = planned_attempt(recovery)
+    if planned is not None and planned.held_card is not None and planned != planned_attempt(change.before):
+        tokens.append(planned.held_card)
     written = {b.token: b for b in reserve}
-    for token in (t.token for t in recovery.payment.tokens):
+    for token in tokens:
         read = written.get(token) or budgets.get(token)
         if read is not None and read.not_before_at(now) is not None:
             base = read if token in written else read.with_recovery(recovery, now)

@@ -129,8 +129,9 @@ class CardBudget:
     # The merchant's word on when the card may next be tried (the token status update's `scheduled_at`): no recovery
     # of the merchant plans an attempt on it before then. None: no word.
     not_before: datetime | None = None
-    # The merchant's recoveries that ran out of retries while the word held the card back (it may have held them
-    # past their retry window): asked again when the word is lifted or moved sooner.
+    # The merchant's recoveries the word held off the card: those that ran out of retries while it held the card
+    # back (it may have held them past their retry window), and those whose planned attempt it sent to the
+    # customer's other card: asked again when the word is lifted or moved sooner.
     held_off: tuple[str, ...] = ()
 
     def not_before_at(self, now: datetime) -> datetime | None:
@@ -138,7 +139,7 @@ class CardBudget:
         return self.not_before if self.not_before is not None and self.not_before > now else None
 
     def holding_off(self, payment_id: str) -> CardBudget:
-        """The budget noting that `payment_id` ran out of retries while the merchant's word held the card back."""
+        """The budget noting that the merchant's word held `payment_id` off the card (`held_off`)."""
         return self if payment_id in self.held_off else replace(self, held_off=(*self.held_off, payment_id))
 
     def others(self, payment_id: str) -> tuple[Reservation, ...]:
@@ -184,7 +185,8 @@ class CardBudget:
                     planned.planned_at,
                     payment.amount,
                     payment.currency,
-                    held_until=planned.held_until,
+                    # The word on this card, not on the other card that sent the attempt here (its budget notes it).
+                    held_until=planned.held_until if planned.held_card is None else None,
                 )
             )
         kept = [*self.others(recovery.payment_id), *own]
@@ -249,7 +251,8 @@ class CardBudget:
         recovery of the merchant plans an attempt on it before then, and those holding one planned sooner plan again
         now; now or past, the word is lifted. Lifted or moved sooner, the recoveries whose planned attempt the word
         held back plan again now, so that they may try the card sooner (the others' attempts stand: the word did not
-        move them), and those that ran out of retries while it held the card back (`held_off`) are asked again."""
+        move them), and those it held off the card (`held_off`: out of retries, or an attempt sent to another card)
+        are asked again."""
         card = f"card {self.token}"
         held = self.not_before_at(now)
         if scheduled_at > now and scheduled_at == held:
@@ -274,7 +277,8 @@ class CardBudget:
             budget = replace(self, not_before=None, held_off=held_off)
         if freed:
             told += (
-                f"; {len(freed)} that it held back (an attempt planned later, or its retries run out) plan again now"
+                f"; {len(freed)} that it held back (an attempt planned later or on another card, or its retries run"
+                " out) plan again now"
                 " (one already due stands)"
             )
         return _Word(budget, told, tuple(dict.fromkeys((*sooner, *freed))))

@@ -138,14 +138,16 @@ BUSINESS_STATUS_BY_OUTCOME: dict[EndOutcome, BusinessStatus] = {
 @dataclass(frozen=True)
 class ScheduleAttempt:
     """Charge `token` at `at` as this system's attempt `attempt_number` (1-based). `held_until`: the merchant's word on
-    the card (its `not_before`) when that moved the attempt later than the algorithm's own time, so that lifting or
-    moving the word sooner plans it again."""
+    the card (its `not_before`) when that moved the attempt later than the algorithm's own time, or, `held_card`, the
+    word on the customer's other card that sent the attempt to this one (the algorithm would have tried that card
+    first); so that lifting or moving the word sooner plans it again."""
 
     at: datetime
     token: str
     attempt_number: int
     reason: str
     held_until: datetime | None = None
+    held_card: str | None = None
 
 
 @dataclass(frozen=True)

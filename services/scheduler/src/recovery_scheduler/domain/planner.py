@@ -158,7 +158,9 @@ def plan_cascading(
         skipped = "".join(f"; {reason}" for reason in out_of_budget)
         why += standing.merchant_note(floor)
         reason = f"cascading {step}{why}{switched}{skipped}"
-        return ScheduleAttempt(at, standing.token.token, made + 1, reason, held_until=standing.held_to(floor))
+        # A card before this one in the order that the merchant holds back past the window sent the attempt here.
+        passed = [s for s in order[: order.index(standing)] if s in held]
+        return _held(ScheduleAttempt(at, standing.token.token, made + 1, reason), standing, floor, passed[:1])
     # Every usable token is out of budget at its ladder time: wait for the first budget to reset.
     wanted = max(nominal, now)
     release, standing = min(
@@ -323,6 +325,7 @@ def plan_smart(
     end = window_end(view, config)
     slots = []
     spent = []
+    unheld = []  # where the cards the merchant's word holds back would stand without it
     for standing in standings:
         if not standing.usable:
             continue
@@ -330,12 +333,15 @@ def plan_smart(
         if cadence is not None:
             spent.append(f"token {standing.token.token} used its {cadence.max_retries} {cadence.name} retries")
             continue
-        token_floor = max([floor, *filter(None, [standing.merchant_floor])])
+        own_floor = floor
         if standing is not current:
             if gate is None:
                 continue
-            token_floor = max(token_floor, gate)
+            own_floor = max(floor, gate)
+        token_floor = max([own_floor, *filter(None, [standing.merchant_floor])])
         slot = _slot_for(standing, token_floor, view, config)
+        if token_floor > own_floor:
+            unheld.append(_slot_for(standing, own_floor, view, config))
         if slot.at <= end:
             slots.append(slot)
     if not slots:
@@ -351,7 +357,20 @@ def plan_smart(
     switched = "" if best.standing is current else f"; switched from token {current.token.token}"
     held = best.standing.merchant_note(best.at)
     reason = f"smart: {best.why}{held}{switched}"
-    return ScheduleAttempt(at, token, made + 1, reason, held_until=best.standing.held_to(best.at))
+    # A card whose slot, but for the merchant's word, would have come before this one's sent the attempt here.
+    passed = sorted((s for s in unheld if s.at <= end and s.rank < best.rank), key=lambda s: s.rank)
+    return _held(ScheduleAttempt(at, token, made + 1, reason), best.standing, best.at, [s.standing for s in passed[:1]])
+
+
+def _held(
+    attempt: ScheduleAttempt, standing: TokenStanding, at: datetime, passed: list[TokenStanding]
+) -> ScheduleAttempt:
+    """The attempt marked with the merchant's word that moved it: its own card's, when that held it back to `at`,
+    else the one on the card it `passed` over (the algorithm would have tried that card first), if any."""
+    own = standing.held_to(at)
+    if own is not None or not passed:
+        return replace(attempt, held_until=own)
+    return replace(attempt, held_until=passed[0].merchant_floor, held_card=passed[0].token.token)
 
 
 def budget_recheck(at: datetime, why_full: str, token: str) -> Recheck:

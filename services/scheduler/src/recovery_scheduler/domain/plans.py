@@ -21,8 +21,8 @@ Described = dict[str, object]
 @dataclass(frozen=True)
 class AttemptPlan:
     """Attempt `attempt_number` with `token`, planned for `planned_at` (business time), due on its timer.
-    `held_until`: the merchant's word on the card that moved it later (`ScheduleAttempt.held_until`), None if none
-    did."""
+    `held_until`: the merchant's word on the card that moved it later (`ScheduleAttempt.held_until`), or on the
+    customer's other card `held_card` that sent it to this one; None if none did."""
 
     kind: ClassVar[str] = "attempt"
     attempt_number: int
@@ -33,6 +33,7 @@ class AttemptPlan:
     timer_id: str
     reason: str
     held_until: datetime | None = None
+    held_card: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ PLAN_KINDS: Mapping[str, type[Plan]] = {p.kind: p for p in (AttemptPlan, ReplanP
 # Fields added after records were first stored (a plan's, a card budget's reservation's): left out while None, so
 # that a scheduler of the release before them (which refuses a field it does not know) reads every record that does
 # not use them (docs/deployment.md, "Upgrading").
-ADDED_LATER = frozenset({"held_until"})
+ADDED_LATER = frozenset({"held_until", "held_card"})
 
 
 def stored_fields(record: DataclassInstance) -> dict[str, Any]:

@@ -350,12 +350,22 @@ class Recovery:
             why = f"card {planned.token} hard-declined {declined.where} ({declined.source})"
         elif held is not None and planned.planned_at < held:
             why = f"card {planned.token} held back by the merchant until {held.isoformat()}"
-        elif planned.held_until is not None and (held is None or held < planned.held_until):
-            moved = "lifted" if held is None else f"moved to {held.isoformat()}"
-            why = f"the merchant's hold on card {planned.token} until {planned.held_until.isoformat()} {moved}"
+        elif planned.held_until is not None and (
+            (word := self._word_on(planned, planning)) is None or word < planned.held_until
+        ):
+            holder = planned.held_card or planned.token
+            moved = "lifted" if word is None else f"moved to {word.isoformat()}"
+            why = f"the merchant's hold on card {holder} until {planned.held_until.isoformat()} {moved}"
         else:
             return Change(self, self)
         return replace(self._planned_again(why, planning), before=self)
+
+    @staticmethod
+    def _word_on(planned: AttemptPlan, planning: Planning) -> datetime | None:
+        """The merchant's word now on the card whose word moved the planned attempt (its own, or the other card
+        that sent it here), while it holds back a try."""
+        holder = planning.budgets().get(planned.held_card or planned.token)
+        return holder.not_before_at(planning.now) if holder is not None else None
 
     def _asked_again(self, planning: Planning) -> Change:
         """An ended recovery's re-plan: the merchant lifted (or moved sooner) its word on a card while this recovery

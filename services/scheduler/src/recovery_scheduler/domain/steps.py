@@ -133,6 +133,7 @@ def attempt_planned(recovery: Recovery, decision: ScheduleAttempt, planning: Pla
         timer_id,
         decision.reason,
         decision.held_until,
+        decision.held_card,
     )
     planned = replace(recovery, status=RecoveryStatus.SCHEDULED, plan=plan).noted(
         now,
