@@ -306,6 +306,8 @@ def test_a_dispute_challenged_and_won_is_told_at_each_step_and_credits_nothing(s
         expect(answer).to_have_count(1)
         answer.locator("textarea[name=product_description]").fill("A yearly plan, used every week since")
         answer.locator("input[name=customer_email_address]").fill("jenny.rosen@example.com")
+        receipt = {"name": "receipt.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.7\n%%EOF\n"}
+        answer.locator("input[name=receipt]").set_input_files(receipt)
         answer.get_by_role("button", name="Submit evidence").click()
         expect(page.locator("#other-disputes tbody tr .dispute-status")).to_have_text("challenged (open)")
         expect(page.locator(".dispute-answer form.evidence")).to_have_count(0)
@@ -313,6 +315,9 @@ def test_a_dispute_challenged_and_won_is_told_at_each_step_and_credits_nothing(s
     assert at_stripe["status"] == "under_review"
     assert at_stripe["evidence"]["product_description"] == "A yearly plan, used every week since"
     assert at_stripe["evidence"]["customer_email_address"] == "jenny.rosen@example.com"
+    # The receipt went to Stripe's File Upload API first, and the evidence names it.
+    uploaded = httpx.get(f"{stack.stripe_url}/_sandbox/files/{at_stripe['evidence']['receipt']}").json()
+    assert (uploaded["file"]["filename"], uploaded["file"]["purpose"]) == ("receipt.pdf", "dispute_evidence")
     challenged = billing.seed.wait_for_webhook(payment_id, "dispute_challenged")
     assert httpx.post(f"{disputes}/{dispute['id']}/decide", data={"outcome": "won"}).json()["status"] == "won"
     won = billing.seed.wait_for_webhook(payment_id, "dispute_won")

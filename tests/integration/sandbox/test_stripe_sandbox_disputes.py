@@ -180,3 +180,57 @@ def test_a_state_dir_keeps_disputes_across_a_restart(tmp_path: Path, api_key: st
     assert kept.json() == opened
     assert closed.json()["status"] == "lost"
     assert again.json()["error"]["code"] == "charge_disputed"
+
+
+def upload_pdf(api: httpx.Client) -> dict[str, Any]:
+    part = {"file": ("receipt.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")}
+    return api.post("/v1/files", files=part, data={"purpose": "dispute_evidence"}).json()
+
+
+def test_file_evidence_names_an_uploaded_file_and_is_submitted_with_the_rest(
+    stripe_server: BackgroundServer, stripe_api: httpx.Client
+) -> None:
+    receipt = upload_pdf(stripe_api)
+    dispute = httpx.post(
+        stripe_server.url + "/_sandbox/disputes", data={"payment_intent": succeeded_intent(stripe_api)["id"]}
+    ).json()
+
+    submitted = stripe_api.post(
+        f"/v1/disputes/{dispute['id']}",
+        data={"evidence[receipt]": receipt["id"], "evidence[uncategorized_text]": "Delivered.", "submit": "true"},
+    )
+
+    assert submitted.status_code == 200, submitted.text
+    assert submitted.json()["status"] == "under_review"
+    evidence = stripe_api.get(f"/v1/disputes/{dispute['id']}").json()["evidence"]
+    assert (evidence["receipt"], evidence["uncategorized_text"]) == (receipt["id"], "Delivered.")
+    assert evidence["shipping_documentation"] is None
+
+
+def test_file_evidence_naming_no_file_of_the_account_is_refused_and_nothing_is_kept(
+    stripe_server: BackgroundServer, stripe_api: httpx.Client
+) -> None:
+    other_key = {"Authorization": "Bearer sk_test_sandbox_tests_0002"}
+    with httpx.Client(base_url=stripe_server.url, headers=other_key) as another_account:
+        theirs = upload_pdf(another_account)
+    dispute = httpx.post(
+        stripe_server.url + "/_sandbox/disputes", data={"payment_intent": succeeded_intent(stripe_api)["id"]}
+    ).json()
+
+    refused = [
+        stripe_api.post(
+            f"/v1/disputes/{dispute['id']}",
+            data={"evidence[uncategorized_text]": "Delivered.", f"evidence[{field}]": file_id, "submit": "true"},
+        )
+        for field, file_id in (("receipt", "file_unknown"), ("customer_communication", theirs["id"]))
+    ]
+
+    assert [r.status_code for r in refused] == [400, 400]
+    assert [(r.json()["error"]["code"], r.json()["error"]["param"], r.json()["error"]["message"]) for r in refused] == [
+        ("resource_missing", "evidence[receipt]", "No such file upload: 'file_unknown'"),
+        ("resource_missing", "evidence[customer_communication]", f"No such file upload: '{theirs['id']}'"),
+    ]
+    after = stripe_api.get(f"/v1/disputes/{dispute['id']}").json()
+    assert after["status"] == "needs_response"
+    assert after["evidence"] == dispute["evidence"]
+    assert after["evidence_details"]["submission_count"] == 0

@@ -124,6 +124,8 @@ ENDPOINTS = [
     # The merchant's answer to a dispute on its payment (another merchant's payment reads as none).
     Endpoint("POST", "/v2/payments/{payment}/disputes/{dispute}/accept"),
     Endpoint("POST", "/v2/payments/{payment}/disputes/{dispute}/evidence", lambda o, w: {"uncategorized_text": "x"}),
+    # A file for the evidence: sent without one, so an admitted call stops at the dispute (none here) or the file.
+    Endpoint("POST", "/v2/payments/{payment}/disputes/{dispute}/files"),
     Endpoint("POST", "/events/{merchant}", lambda o, w: {}),
     Endpoint("GET", "/events/{merchant}/{event}/attempts"),
     Endpoint("POST", "/events/{merchant}/{event}/retry"),
@@ -326,6 +328,7 @@ PERMITTED = {
     "POST /v2/revenue-recovery/{invoice}/cancel": {"payments"},
     "POST /v2/payments/{payment}/disputes/{dispute}/accept": {"payments"},
     "POST /v2/payments/{payment}/disputes/{dispute}/evidence": {"payments"},
+    "POST /v2/payments/{payment}/disputes/{dispute}/files": {"payments"},
     "POST /events/{merchant}": {"payments", "read_only"},
     "GET /events/{merchant}/{event}/attempts": {"payments", "read_only"},
     "POST /events/{merchant}/{event}/retry": {"payments"},

@@ -76,3 +76,32 @@ async def test_without_the_token_or_the_payments_scope_nothing_is_sent(
     assert all("payments scope" in r.text for r in refused)
     assert at_stripe(stripe_api, dispute["id"])["status"] == "needs_response"
     assert status_of(svc, payment_id) is DisputeStatus.DISPUTE_OPENED
+
+
+async def test_the_evidence_form_uploads_its_files_for_the_dispute_and_names_them_in_the_evidence(
+    sandbox: BackgroundServer, svc: Intake, client: httpx.AsyncClient, stripe_api: httpx.Client
+) -> None:
+    """Files only (no text) are evidence enough; each is uploaded for the dispute and named in its field. A file
+    Stripe would not take stops the form before anything is submitted."""
+    payment_id, dispute_id, dispute = await opened(sandbox, svc, client, stripe_api)
+    path = f"/console/payments/{payment_id}/disputes/{dispute_id}/evidence"
+    pdf = b"%PDF-1.7\n%%EOF\n"
+    async with signed_in(svc) as console:
+        token = session_token(svc, console)
+        wrong = await console.post(
+            path, data={"csrf_token": token}, files={"receipt": ("notes.txt", b"shipped", "text/plain")}
+        )
+        sent = await console.post(
+            path,
+            data={"csrf_token": token},
+            files={
+                "receipt": ("receipt.pdf", pdf, "application/pdf"),
+                "uncategorized_file": ("", b"", "application/octet-stream"),  # a file input left empty
+            },
+        )
+
+    assert wrong.status_code == 409 and "Stripe takes dispute evidence as PDF, JPEG or PNG" in wrong.text, wrong.text
+    assert sent.status_code == 303, sent.text
+    evidence = at_stripe(stripe_api, dispute["id"])["evidence"]
+    assert evidence["receipt"].startswith("file_") and evidence["uncategorized_file"] is None
+    assert status_of(svc, payment_id) is DisputeStatus.DISPUTE_CHALLENGED

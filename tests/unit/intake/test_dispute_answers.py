@@ -2,8 +2,9 @@
 evidence` and `.../accept`), on in-memory repositories with the Stripe sandbox on loopback: the evidence reaches
 Stripe and the dispute is challenged, accepting loses it, each applied on the intent at once and told once (Stripe's
 own event afterwards changes nothing); an ended dispute, a second submission, another payment's or an unknown
-dispute, a request with no evidence or a file field are refused with the reason and nothing sent; Stripe's refusal
-is answered with its words, Stripe not answering with 503."""
+dispute, a request with no evidence, a file field naming no uploaded file's id, or one Stripe has no field for are
+refused with the reason and nothing sent; Stripe's refusal is answered with its words, Stripe not answering with
+503. Files for the evidence: test_dispute_files.py."""
 
 from __future__ import annotations
 
@@ -126,14 +127,19 @@ async def test_answers_that_cannot_apply_are_refused_with_the_reason_and_nothing
     headers = svc.headers()
 
     nothing = await client.post(f"{base}/evidence", json={}, headers=headers)
-    a_file = await client.post(f"{base}/evidence", json={"receipt": "file_123"}, headers=headers)
+    not_a_file = await client.post(f"{base}/evidence", json={"receipt": "receipt.pdf"}, headers=headers)
+    no_such_field = await client.post(
+        f"{base}/evidence", json={"recurring_transaction_agreement": "file_123"}, headers=headers
+    )
     empty = await client.post(f"{base}/evidence", json={"product_description": ""}, headers=headers)
     unknown = await client.post(f"/v2/payments/{payment_id}/disputes/dsp_unknown/accept", headers=headers)
     elsewhere = await client.post(f"/v2/payments/12345_pay_other/disputes/{dispute_id}/accept", headers=headers)
     read_only = await client.post(f"{base}/accept", headers={**headers, "api-key": "snd_wrong"})
 
     assert nothing.status_code == 400 and "give at least one evidence field" in nothing.text, nothing.text
-    assert a_file.status_code == 400 and "receipt" in a_file.text, a_file.text
+    assert not_a_file.status_code == 400 and "receipt" in not_a_file.text, not_a_file.text
+    # Hyperswitch's file fields Stripe has no field for are unknown here.
+    assert no_such_field.status_code == 400 and "recurring_transaction_agreement" in no_such_field.text
     assert empty.status_code == 400 and "product_description" in empty.text, empty.text
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "IR_37", unknown.text
     assert f"no dispute dsp_unknown on payment {payment_id}" in unknown.text

@@ -42,7 +42,9 @@ def stripe_api(sandbox: BackgroundServer) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def svc(sandbox: BackgroundServer) -> Intake:
-    return with_webhook_secret(intake(stripe_api_base=sandbox.url, outbound_allowed_cidrs="127.0.0.0/8"))
+    return with_webhook_secret(
+        intake(stripe_api_base=sandbox.url, stripe_files_base=sandbox.url, outbound_allowed_cidrs="127.0.0.0/8")
+    )
 
 
 def with_webhook_secret(built: Intake) -> Intake:

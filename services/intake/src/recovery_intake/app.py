@@ -20,6 +20,7 @@ from recovery_intake.adapters.stripe_billing import StripeBillingApi
 from recovery_intake.adapters.stripe_payments import StripePaymentsApi
 from recovery_intake.console import adapters as console_adapters
 from recovery_intake.console import routes as console
+from recovery_intake.console.dispute_pages import CONSOLE_EVIDENCE, CONSOLE_EVIDENCE_BYTES
 from recovery_intake.console.merchant_pages import CARD_DATA_UPLOAD
 from recovery_intake.dependencies import IntakeAdapters
 from recovery_intake.handlers.api_keys import ApiKeyIssuer
@@ -90,7 +91,9 @@ def build_service(
     billing_http = guarded_http_client(EgressGuard(EgressPolicy.from_setting(settings.outbound_allowed_cidrs)))
     service.on_stop(billing_http.aclose)
     read_budget = settings.billing_api_timeout_seconds
-    stripe_payments = StripePaymentsApi(settings.stripe_api_base, billing_http, read_budget)
+    stripe_payments = StripePaymentsApi(
+        settings.stripe_api_base, billing_http, read_budget, files_url=settings.stripe_files_base
+    )
     payment_events = PaymentEvents(adapters, box, stripe_payments)
     ctx = ApiContext(
         settings=settings,
@@ -124,7 +127,11 @@ def build_service(
     app.add_middleware(
         AbuseLimits,
         max_body_bytes=settings.max_body_bytes,
-        body_limits={path: data_backfill.BODY_BYTES for path in (data_backfill.PATH, CARD_DATA_UPLOAD)},
+        body_limits={
+            **{path: data_backfill.BODY_BYTES for path in (data_backfill.PATH, CARD_DATA_UPLOAD)},
+            disputes.FILES: disputes.FILE_BODY_BYTES,
+            CONSOLE_EVIDENCE: CONSOLE_EVIDENCE_BYTES,
+        },
         per_second=settings.rate_limit_per_second,
         burst=settings.rate_limit_burst,
         shared=adapters.shared_rates,

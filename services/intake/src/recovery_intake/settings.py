@@ -17,6 +17,8 @@ class IntakeSettings(ServiceSettings):
     # Where Stripe's API is read from for a webhook: Stripe Billing's invoices when their event lacks what a recovery
     # needs, and the PaymentIntent a dispute is on (the payment connector's webhooks).
     stripe_api_base: str = "https://api.stripe.com"
+    # Where a file the merchant gives as a dispute's evidence is uploaded to (Stripe's File Upload API, its own host).
+    stripe_files_base: str = "https://files.stripe.com"
     # How long, in all, a billing system's or the payment connector's API may take to answer the read a webhook
     # needs (Stripe's invoice or PaymentIntent, Recurly's transaction): past it the delivery is answered 503 and the
     # sender delivers it again. At most 4.5 s, so that the answer leaves within Recurly's 5-second deadline (a later
@@ -39,9 +41,9 @@ class IntakeSettings(ServiceSettings):
     # in process memory (0: always read). A change made through another intake instance (a revoked key) applies here
     # within this time; a merchant's first card-data upload answers only after it.
     config_cache_seconds: float = Field(default=2.0, ge=0, le=60)
-    # Abuse limits. A larger body answers 413 (the data backfill's upload has its own bound, 5 MiB and 64 KiB); per
-    # API key (or per client address without one) a token bucket of `rate_limit_burst` refilled at
-    # `rate_limit_per_second` answers 429 with Retry-After (0 disables).
+    # Abuse limits. A larger body answers 413 (uploads have their own bounds: the data backfill's 5 MiB and 64 KiB, a
+    # dispute's evidence file 5,000,000 bytes and 64 KiB); per API key (or per client address without one) a token
+    # bucket of `rate_limit_burst` refilled at `rate_limit_per_second` answers 429 with Retry-After (0 disables).
     max_body_bytes: int = Field(default=262_144, ge=1024, le=16_777_216)
     rate_limit_per_second: float = Field(default=50.0, ge=0)
     rate_limit_burst: int = Field(default=100, ge=1)

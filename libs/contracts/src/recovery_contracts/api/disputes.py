@@ -4,8 +4,11 @@ customer) or challenging it with evidence (the bank reviews it).
 `POST /v2/payments/{payment_id}/disputes/{dispute_id}/accept` and `.../evidence`, this system's routes: Hyperswitch's
 v1 `POST /disputes/accept/{dispute_id}` and `POST /disputes/evidence` name the dispute alone, its v2 API has no
 dispute routes, and here a dispute is kept on its payment's intent. The evidence is Hyperswitch's
-`SubmitEvidenceRequest`'s text fields, which are Stripe's evidence fields of the same names; its file fields (ids of
-files uploaded to Hyperswitch) have no counterpart here and are refused as unknown fields.
+`SubmitEvidenceRequest`'s text fields, which are Stripe's evidence fields of the same names, and its file fields
+that Stripe has (`receipt`, `customer_communication`, ...): each the id of a file uploaded for the dispute
+(`POST /v2/payments/{payment_id}/disputes/{dispute_id}/files`, which uploads it to Stripe and answers
+`DisputeFileResponse`, Hyperswitch's `CreateFileResponse`), Stripe's file id; Hyperswitch's two file fields Stripe has
+no field for (`invoice_showing_distinct_transactions`, `recurring_transaction_agreement`) are refused as unknown.
 
 Finding them: `GET /v2/disputes/list` and `GET /v2/disputes/{dispute_id}` answer Hyperswitch's `DisputeResponse`
 (`recovery_contracts.disputes.DisputeObject`) from the read side, with Hyperswitch's v1 list filters and this
@@ -71,6 +74,12 @@ class DisputeListConstraints(BaseModel):
 MAX_EVIDENCE_CHARS = 20_000
 
 EvidenceText = Annotated[str, Field(min_length=1, max_length=MAX_EVIDENCE_CHARS)] | None
+# A file uploaded for the dispute: Stripe's file id, as the upload answered it.
+EvidenceFile = Annotated[str, Field(pattern=r"^file_[A-Za-z0-9_]{1,250}$")] | None
+# What Stripe takes as dispute evidence (its File Upload API, purpose `dispute_evidence`): these types, at most
+# 5 MB (its file upload guide; taken as 5,000,000 bytes).
+EVIDENCE_FILE_TYPES = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}
+MAX_EVIDENCE_FILE_BYTES = 5_000_000
 
 
 class DisputeEvidenceRequest(RequestBody):
@@ -92,6 +101,15 @@ class DisputeEvidenceRequest(RequestBody):
     shipping_date: EvidenceText = None
     shipping_tracking_number: EvidenceText = None
     uncategorized_text: EvidenceText = None
+    # Files (Stripe's file ids of files uploaded for the dispute).
+    cancellation_policy: EvidenceFile = None
+    customer_communication: EvidenceFile = None
+    customer_signature: EvidenceFile = None
+    receipt: EvidenceFile = None
+    refund_policy: EvidenceFile = None
+    service_documentation: EvidenceFile = None
+    shipping_documentation: EvidenceFile = None
+    uncategorized_file: EvidenceFile = None
 
     @model_validator(mode="after")
     def _some_evidence(self) -> DisputeEvidenceRequest:
@@ -102,6 +120,16 @@ class DisputeEvidenceRequest(RequestBody):
     def given(self) -> dict[str, str]:
         """The fields given, by name."""
         return {name: value for name, value in self.model_dump().items() if value is not None}
+
+
+class DisputeFileResponse(ResponseBody):
+    """A file uploaded for a dispute's evidence (Hyperswitch's `CreateFileResponse`: `file_id`, here Stripe's id, to
+    name in an evidence field), with what Stripe kept of it."""
+
+    file_id: str
+    file_name: str | None = None
+    file_size: int
+    file_type: str
 
 
 class DisputeAnswerResponse(ResponseBody):

@@ -1,8 +1,8 @@
 """A merchant's pages: Overview (the analytics, and the disputes waiting for an answer), Recoveries (the list), Payment
-(timeline, intent, workflow and deliveries, with a webhook's retry, the recovery's cancel and the answer to an open
-dispute), Webhooks (endpoints, their health, recent events), Retries (when the retries succeed: the scheduler's retry
-statistics) and Card data (the data backfill's upload, a customer's kept cards, which it may forget, a card's status,
-and the merchant's word on a card: hard-declined, or cleared).
+(timeline, intent, workflow and deliveries, with a webhook's retry and the recovery's cancel; the answer to an open
+dispute is dispute_pages'), Webhooks (endpoints, their health, recent events), Retries (when the retries succeed: the
+scheduler's retry statistics) and Card data (the data backfill's upload, a customer's kept cards, which it may forget,
+a card's status, and the merchant's word on a card: hard-declined, or cleared).
 
 Thin, as every route here: read the session, ask a port, hand the answer to `views`, render.
 """
@@ -17,16 +17,13 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from recovery_contracts.api.disputes import DisputeEvidenceRequest
 from recovery_contracts.payments import IntentStatus
 from recovery_intake.console import card_views, payment_view, retry_views, views, webhook_views
 from recovery_intake.console.pages import PREFIX, Console, Refused, Visitor, day, valid_id
 from recovery_intake.console.ports import ConsoleAdapters, Document, OwnerRefused, OwnerUnavailable, RecoveryFilter
 from recovery_intake.domain.card_backfill import BackfillRefused
-from recovery_intake.domain.rejection import Rejection
 from recovery_intake.handlers.card_backfill import CardDataBackfill
 from recovery_intake.handlers.recovery import CancelDeferred
 from recovery_intake.http import data_backfill
@@ -34,8 +31,6 @@ from recovery_intake.http import data_backfill
 log = structlog.get_logger(__name__)
 
 PAGE_SIZE = 20
-# The evidence the Payment page's form asks for (the API takes every text field of DisputeEvidenceRequest).
-EVIDENCE_FIELDS = ("product_description", "customer_name", "customer_email_address", "uncategorized_text")
 # The console's upload of card data: its path, which has the data backfill's body bound (app.py).
 CARD_DATA = "/card-data"
 CARD_DATA_UPLOAD = f"{PREFIX}{CARD_DATA}"
@@ -213,32 +208,6 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
         log.info("console.record_back_restarted", merchant_id=merchant_id, payment_id=payment_id, dispute_id=dispute_id)
         return RedirectResponse(f"{PREFIX}/payments/{payment_id}", status_code=303)
 
-    @api.post("/payments/{payment_id}/disputes/{dispute_id}/{answer}")
-    @console.guarded
-    async def answer_dispute(request: Request, payment_id: str, dispute_id: str, answer: str) -> Response:
-        """The API's answer to an open dispute from the Payment page: `accept` it, or submit `evidence` to the bank
-        (the form's text fields, the API's field names), for a merchant key with the payments scope."""
-        visitor, form = await console.checked_post(request)
-        merchant_id = console.merchant_of(visitor)
-        if visitor.session.is_admin or not visitor.can_write:
-            raise Refused(403, "Answering a dispute needs a merchant API key with the payments scope.")
-        if answer not in ("accept", "evidence") or not (valid_id(payment_id) and valid_id(dispute_id)):
-            raise Refused(404, "No such dispute.")
-        try:
-            if answer == "accept":
-                await console.ctx.disputes.accept(merchant_id, None, payment_id, dispute_id)
-            else:
-                given = {n: v.strip() for n, v in form.items() if n in EVIDENCE_FIELDS and isinstance(v, str)}
-                evidence = DisputeEvidenceRequest(**{name: value for name, value in given.items() if value})
-                await console.ctx.disputes.submit_evidence(merchant_id, None, payment_id, dispute_id, evidence)
-        except ValidationError as invalid:
-            raise Refused(400, f"Not submitted: {_first_error(invalid)}.") from invalid
-        except Rejection as refused:
-            status = refused.error.status_code if refused.error.status_code in (404, 503) else 409
-            raise Refused(status, f"Not answered: {refused.describe()}.") from refused
-        log.info("console.dispute_answered", merchant_id=merchant_id, payment_id=payment_id, answer=answer)
-        return RedirectResponse(f"{PREFIX}/payments/{payment_id}", status_code=303)
-
     @api.post("/payments/{payment_id}/webhooks/{event_id}/retry")
     @console.guarded
     async def retry_webhook(request: Request, payment_id: str, event_id: str) -> Response:
@@ -362,13 +331,6 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
         return console.page(request, "retries.html", visitor, nav="retries", retries=shown)
 
     return api
-
-
-def _first_error(invalid: ValidationError) -> str:
-    """The first of the model's complaints, in words: which field, and what is wrong with it."""
-    error = invalid.errors()[0]
-    where = ".".join(str(part) for part in error.get("loc", ()))
-    return f"{where}: {error['msg']}" if where else str(error["msg"])
 
 
 def _chosen(value: str | None, choices: Collection[str], what: str) -> str | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from recovery_contracts.api.disputes import EVIDENCE_FILE_TYPES, MAX_EVIDENCE_FILE_BYTES
 from recovery_contracts.disputes import DisputeStage, DisputeStatus
 
 from .deliveries import EventRefused, RefusalKind
@@ -35,6 +36,19 @@ STAGE_AND_STATUS = {
     "lost": (DisputeStage.DISPUTE, DisputeStatus.DISPUTE_LOST),
 }
 STRIPE = "stripe"
+
+
+def evidence_file_refusal(content_type: str | None, size: int) -> str | None:
+    """Why a file cannot be uploaded as a dispute's evidence (Stripe's rules for purpose `dispute_evidence`: PDF,
+    JPEG or PNG, at most MAX_EVIDENCE_FILE_BYTES, not empty); None when it can."""
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if kind not in EVIDENCE_FILE_TYPES:
+        return f"file: type {kind or 'not given'}; Stripe takes dispute evidence as PDF, JPEG or PNG"
+    if size == 0:
+        return "file: empty"
+    if size > MAX_EVIDENCE_FILE_BYTES:
+        return f"file: {size} bytes, over the {MAX_EVIDENCE_FILE_BYTES} Stripe takes for dispute evidence"
+    return None
 
 
 class DisputeAnswerRefused(Exception):

@@ -15,13 +15,13 @@ from typing import Any, Protocol
 import structlog
 
 from recovery_contracts.api.connector_accounts import ConnectorName, ConnectorType
-from recovery_contracts.api.disputes import DisputeAnswerResponse, DisputeEvidenceRequest
+from recovery_contracts.api.disputes import DisputeAnswerResponse, DisputeEvidenceRequest, DisputeFileResponse
 from recovery_contracts.api.errors import ApiError
 from recovery_intake import metrics
 from recovery_intake.dependencies import IntakeAdapters
 from recovery_intake.domain.deliveries import EventRefused, ProviderApiError, sealed_api_key
 from recovery_intake.domain.intent import Intent, IntentDispute
-from recovery_intake.domain.payment_disputes import DisputeAnswerRefused, dispute_event
+from recovery_intake.domain.payment_disputes import DisputeAnswerRefused, dispute_event, evidence_file_refusal
 from recovery_intake.domain.rejection import Rejection
 from recovery_intake.domain.stripe_events import StripeEvent
 from recovery_intake.handlers.payment_events import PaymentEvents
@@ -37,8 +37,14 @@ class DisputeDesk(Protocol):
         self, api_key: str, dispute_id: str, evidence: dict[str, str], idempotency_key: str
     ) -> dict[str, Any]: ...
 
+    async def upload_dispute_file(
+        self, api_key: str, file: tuple[str, bytes, str], idempotency_key: str
+    ) -> dict[str, Any]: ...
+
 
 Call = Callable[[str, str], Awaitable[dict[str, Any]]]
+# A file given as evidence: its name, its bytes and its MIME type (None: not said).
+EvidenceFile = tuple[str, bytes, str | None]
 
 
 class DisputeAnswers:
@@ -77,6 +83,52 @@ class DisputeAnswers:
             )
 
         return await self._answer(intent, kept, "evidence", submit)
+
+    async def upload_file(
+        self,
+        merchant_id: str,
+        profile_id: str | None,
+        payment_id: str,
+        dispute_id: str,
+        read_file: Callable[[], Awaitable[EvidenceFile]],
+    ) -> DisputeFileResponse:
+        """The file `read_file` gives (its name, bytes and MIME type), read once the dispute is found taking
+        evidence, uploaded to the payment connector as evidence for it, to be named in the evidence (`receipt`,
+        ...): only what Stripe takes (`evidence_file_refusal`). The same file sent again is the same upload (its
+        idempotency key)."""
+        intent, kept = await self._dispute(merchant_id, profile_id, payment_id, dispute_id, with_evidence=True)
+        name, content, content_type = await read_file()
+        refused = evidence_file_refusal(content_type, len(content))
+        if refused is not None:
+            raise Rejection(ApiError.INVALID_REQUEST_DATA, message=refused)
+        kind = (content_type or "").split(";")[0].strip().lower()
+        digest = hashlib.sha256(content).hexdigest()[:24]
+        outcome = "error"
+        try:
+            api_key = self._box.open(_api_key(await self._payment_account(intent)))
+            stored = await self._desk.upload_dispute_file(
+                api_key, (name, content, kind), f"{kept.dispute_id}:file:{digest}"
+            )
+            outcome = "answered"
+        except DisputeAnswerRefused as refusal:
+            outcome = "refused"
+            raise Rejection(ApiError.PRECONDITION_FAILED, message=f"Stripe refused: {refusal}") from refusal
+        except ProviderApiError as error:
+            outcome = "unavailable"
+            raise Rejection(ApiError.PAYMENT_CONNECTOR_UNAVAILABLE, message=str(error)) from error
+        finally:
+            metrics.DISPUTE_ANSWERS.labels("file", outcome).inc()
+        file_id = stored.get("id")
+        if not isinstance(file_id, str) or not file_id.startswith("file_"):
+            raise Rejection(ApiError.PAYMENT_CONNECTOR_UNAVAILABLE, message="Stripe's answer names no file")
+        log.info("dispute.file_uploaded", payment_id=payment_id, dispute=kept.connector_dispute_id, file=file_id)
+        size = stored.get("size")
+        return DisputeFileResponse(
+            file_id=file_id,
+            file_name=stored.get("filename") if isinstance(stored.get("filename"), str) else name,
+            file_size=size if isinstance(size, int) else len(content),
+            file_type=kind,
+        )
 
     async def _dispute(
         self, merchant_id: str, profile_id: str | None, payment_id: str, dispute_id: str, *, with_evidence: bool

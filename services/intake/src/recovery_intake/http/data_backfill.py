@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from starlette.datastructures import UploadFile as StarletteUpload
 
 from recovery_contracts.api.data_backfill import DataBackfillResponse, SavedCardsResponse
 from recovery_contracts.api.errors import ApiError
@@ -16,6 +15,7 @@ from recovery_intake.domain.card_backfill import MAX_BYTES, BackfillRefused
 from recovery_intake.handlers.card_backfill import CardDataBackfill
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
+from recovery_intake.http.uploads import file_upload_body, uploaded_file
 
 PATH = "/v2/recovery/data-backfill"
 CARDS = f"{PATH}/cards"
@@ -32,21 +32,7 @@ Customer = Annotated[
 ]
 # The body limit of this path (AbuseLimits): the file's and the multipart envelope's.
 BODY_BYTES = MAX_BYTES + 64 * 1024
-# The request body as OpenAPI describes it (the form is read after the caller is known, not by FastAPI).
-UPLOAD = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary", "description": "the CSV"}},
-                }
-            }
-        },
-    }
-}
+UPLOAD = file_upload_body("the CSV")
 
 
 def router(ctx: ApiContext) -> APIRouter:
@@ -61,11 +47,7 @@ def router(ctx: ApiContext) -> APIRouter:
         answered with their line and reason; the others are applied."""
         # The caller first: a request without a valid key learns nothing, not even what the body lacks.
         caller = await ctx.auth.merchant(request, access=WRITE_PAYMENTS)
-        form = await request.form(max_files=1, max_fields=1, max_part_size=BODY_BYTES)
-        upload = form.get("file")
-        if not isinstance(upload, StarletteUpload):
-            raise ApiProblem(ApiError.MISSING_REQUIRED_FIELD, field_name="file (a multipart/form-data field)")
-        content = await upload.read()
+        content = await (await uploaded_file(request, BODY_BYTES)).read()
         try:
             return await backfill.backfill(caller.merchant_id, content)
         except BackfillRefused as refused:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -158,10 +159,23 @@ class AbuseLimits:
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        # Paths whose bodies may be larger (an upload): their own limit.
-        self.body_limits = dict(body_limits or {})
+        # Paths whose bodies may be larger (an upload): their own limit. A path with `{...}` segments (a template:
+        # each matches one segment) is matched after the exact ones.
+        limits = dict(body_limits or {})
+        self.body_limits = {path: limit for path, limit in limits.items() if "{" not in path}
+        self._templated = [
+            (re.compile(re.sub(r"\\\{[^/]*?\\\}", "[^/]+", re.escape(path))), limit)
+            for path, limit in limits.items()
+            if "{" in path
+        ]
         self.buckets = TokenBuckets(per_second, burst) if per_second > 0 else None
         self._shared = shared
+
+    def _body_limit(self, path: str) -> int:
+        exact = self.body_limits.get(path)
+        if exact is not None:
+            return exact
+        return next((limit for pattern, limit in self._templated if pattern.fullmatch(path)), self.max_body_bytes)
 
     async def _wait(self, caller: str) -> float:
         """0 when `caller` may go on, else the seconds until it may: this process's bucket, then the shared one."""
@@ -186,7 +200,7 @@ class AbuseLimits:
             seconds = retry_after(wait)
             await _answer(send, ApiError.RATE_LIMITED, {"retry-after": str(seconds)}, retry_after=seconds)
             return
-        limit = self.body_limits.get(scope["path"], self.max_body_bytes)
+        limit = self._body_limit(scope["path"])
         declared = dict(scope.get("headers", ())).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _answer(send, ApiError.PAYLOAD_TOO_LARGE, limit=limit)

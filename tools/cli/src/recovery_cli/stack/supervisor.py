@@ -124,6 +124,9 @@ class Stack:
         stripe = self._stripe_api_base()
         if stripe is not None:
             env["STRIPE_API_BASE"] = stripe
+        if self.config.stripe_api_base is None and STRIPE_SANDBOX.name in self.config.components:
+            # The sandbox serves Stripe's File Upload API on its one address too.
+            env["STRIPE_FILES_BASE"] = self.url(STRIPE_SANDBOX.name)
         # Intake forwards the events, process-tracker and read-side APIs to the services owning that data.
         for owner, variable in (
             ("webhook-dispatcher", "DISPATCHER_INTERNAL_URL"),

@@ -19,6 +19,7 @@ from recovery_sandbox.stripe.credit_notes import add_credit_note_routes
 from recovery_sandbox.stripe.disputes import add_dispute_routes
 from recovery_sandbox.stripe.errors import StripeError, invalid_request, unrecognized_url
 from recovery_sandbox.stripe.faults import Fault, FaultMode, idempotency_error, rate_limited
+from recovery_sandbox.stripe.files import FileCabinet, add_file_routes
 from recovery_sandbox.stripe.form import FormError, decode_form, decode_pairs
 from recovery_sandbox.stripe.invoices import add_invoice_routes
 from recovery_sandbox.stripe.search import parse_query
@@ -327,12 +328,14 @@ def create_app(state_dir: Path | None = None) -> FastAPI:
         _authenticate(request)
         return state.get_charge(charge_id)
 
-    # Webhook endpoints and the events invoices, credit notes and disputes send them.
+    # Webhook endpoints and the events invoices, credit notes and disputes send them; the files dispute evidence names.
     webhooks = WebhookBook()
+    files = FileCabinet(state)
     add_webhook_routes(app, state, webhooks, run, _authenticate, _form)
     add_invoice_routes(app, state, webhooks, run, _authenticate, _form)
     add_credit_note_routes(app, state, webhooks, run, _authenticate, _form, _query, _list_body)
-    add_dispute_routes(app, state, webhooks, run, _authenticate, _form)
+    add_file_routes(app, files, run, _authenticate)
+    add_dispute_routes(app, state, webhooks, files, run, _authenticate, _form)
     # Chargebee's and Recurly's APIs beside Stripe's, in the same process (bases `<sandbox>/chargebee`, `/recurly`).
     app.mount("/chargebee", chargebee.create_app())
     app.mount("/recurly", recurly.create_app())

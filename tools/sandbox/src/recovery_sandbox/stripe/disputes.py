@@ -8,8 +8,9 @@ by the card network (`POST /_sandbox/disputes/{id}/decide`, standing in for the 
 Shapes follow Stripe's API reference (API version 2024-06-20): https://docs.stripe.com/api/disputes/object,
 https://docs.stripe.com/api/disputes/update ("submit: whether to immediately submit evidence to the bank";
 the status becomes under_review) and https://docs.stripe.com/api/disputes/close ("the status of the dispute will
-change from needs_response to lost"; an inquiry's, from warning_needs_response to warning_closed). Kept in the
-account's state (store.py), so a sandbox restarted with a state directory keeps its disputes.
+change from needs_response to lost"; an inquiry's, from warning_needs_response to warning_closed). Evidence's file
+fields (EVIDENCE_FILE_FIELDS) take the id of a dispute_evidence file the account uploaded (files.py), as Stripe's do.
+Kept in the account's state (store.py), so a sandbox restarted with a state directory keeps its disputes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from recovery_sandbox.stripe.errors import invalid_request, missing_param, no_such
+from recovery_sandbox.stripe.files import FileCabinet
 from recovery_sandbox.stripe.form import FormError, decode_form
 from recovery_sandbox.stripe.store import IdempotencySlot, StripeState, new_id, parse_int
 from recovery_sandbox.stripe.webhooks import Authenticate, Form, Response, Run, WebhookBook
@@ -63,7 +65,8 @@ DECIDED_AS = {
     "lost": {"needs_response": "lost", "under_review": "lost"}
     | dict.fromkeys(("warning_needs_response", "warning_under_review"), "needs_response"),
 }
-# The evidence a merchant may submit (stored as given: the sandbox judges none of it).
+# The evidence a merchant may submit (stored as given: the sandbox judges none of it, beyond a file field naming a
+# file the account uploaded).
 EVIDENCE_FIELDS = (
     "access_activity_log",
     "billing_address",
@@ -93,14 +96,31 @@ EVIDENCE_FIELDS = (
     "uncategorized_file",
     "uncategorized_text",
 )
+# The evidence fields that take a File id (Stripe's `evidence` shows them as file ids), the rest being text.
+EVIDENCE_FILE_FIELDS = frozenset(
+    {
+        "cancellation_policy",
+        "customer_communication",
+        "customer_signature",
+        "duplicate_charge_documentation",
+        "receipt",
+        "refund_policy",
+        "service_documentation",
+        "shipping_documentation",
+        "uncategorized_file",
+    }
+)
 # How long the merchant has to respond (Stripe's `evidence_details.due_by`; the network's deadline varies).
 RESPONSE_SECONDS = 7 * 86_400
 
 
 class DisputeDesk:
-    def __init__(self, stripe: StripeState, webhooks: WebhookBook, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, stripe: StripeState, webhooks: WebhookBook, files: FileCabinet, clock: Callable[[], float] = time.time
+    ) -> None:
         self._stripe = stripe
         self._webhooks = webhooks
+        self._files = files
         self._clock = clock
         self._lock = threading.RLock()
 
@@ -168,10 +188,13 @@ class DisputeDesk:
                 raise no_such("dispute", dispute_id, param="dispute", status=404)
             return dispute
 
-    def update(self, dispute_id: str, params: Mapping[str, Any], slot: IdempotencySlot | None) -> Response:
-        """The merchant's evidence (`evidence[<field>]`, kept) and, with `submit=true`, its submission: the bank
-        reviews it (`under_review`) and `charge.dispute.updated` is sent. A dispute already decided or reviewed
-        takes no more evidence (Stripe's `dispute_already_submitted` family of refusals)."""
+    def update(
+        self, account: str, dispute_id: str, params: Mapping[str, Any], slot: IdempotencySlot | None
+    ) -> Response:
+        """The merchant's evidence (`evidence[<field>]`, kept; a file field names one of `account`'s uploaded
+        files) and, with `submit=true`, its submission: the bank reviews it (`under_review`) and
+        `charge.dispute.updated` is sent. A dispute already decided or reviewed takes no more evidence (Stripe's
+        `dispute_already_submitted` family of refusals). Nothing is kept when any of it is refused."""
         evidence = params.get("evidence") or {}
         if not isinstance(evidence, dict) or not set(evidence) <= set(EVIDENCE_FIELDS):
             raise invalid_request("Received unknown parameter: evidence", param="evidence")
@@ -180,7 +203,7 @@ class DisputeDesk:
             dispute = self.get(dispute_id)
             if dispute["status"] not in SUBMITTED_AS:
                 raise invalid_request(f"This dispute cannot be updated: it is {dispute['status']}.", param="dispute")
-            dispute["evidence"].update(evidence)
+            dispute["evidence"].update(self._evidence(account, evidence))
             if submit:
                 dispute["status"] = SUBMITTED_AS[dispute["status"]]
                 dispute["evidence_details"]["has_evidence"] = True
@@ -189,6 +212,17 @@ class DisputeDesk:
         if submit:
             self._webhooks.emit("charge.dispute.updated", dispute)
         return answer
+
+    def _evidence(self, account: str, evidence: Mapping[str, Any]) -> dict[str, Any]:
+        """The evidence as the dispute keeps it, every file field checked before any is kept: an id of the
+        account's dispute_evidence file, or None for an empty value (Stripe's way to unset a field)."""
+        kept = dict(evidence)
+        for field in EVIDENCE_FILE_FIELDS & set(evidence):
+            file_id, param = evidence[field], f"evidence[{field}]"
+            if not isinstance(file_id, str):
+                raise invalid_request("Invalid string", param=param)
+            kept[field] = self._files.evidence(account, file_id, param=param) if file_id else None
+        return kept
 
     def decide(self, dispute_id: str, outcome: str) -> dict[str, Any]:
         """The network decides for the merchant (`won`) or the customer (`lost`): `charge.dispute.closed` is sent
@@ -235,9 +269,15 @@ async def _params(request: Request) -> dict[str, Any]:
 
 
 def add_dispute_routes(
-    app: FastAPI, state: StripeState, webhooks: WebhookBook, run: Run, authenticate: Authenticate, form: Form
+    app: FastAPI,
+    state: StripeState,
+    webhooks: WebhookBook,
+    files: FileCabinet,
+    run: Run,
+    authenticate: Authenticate,
+    form: Form,
 ) -> None:
-    desk = DisputeDesk(state, webhooks)
+    desk = DisputeDesk(state, webhooks, files)
 
     @app.get("/v1/disputes/{dispute_id}")
     async def get_dispute(request: Request, dispute_id: str) -> dict[str, Any]:
@@ -246,8 +286,9 @@ def add_dispute_routes(
 
     @app.post("/v1/disputes/{dispute_id}")
     async def update_dispute(request: Request, dispute_id: str) -> JSONResponse:
+        account = authenticate(request)  # whose files the evidence may name
         params = await form(request)
-        return await run(request, params, lambda slot, _: desk.update(dispute_id, params, slot))
+        return await run(request, params, lambda slot, _: desk.update(account, dispute_id, params, slot))
 
     @app.post("/v1/disputes/{dispute_id}/close")
     async def close_dispute(request: Request, dispute_id: str) -> JSONResponse:

@@ -31,7 +31,8 @@ def decode_pairs(pairs: list[tuple[str, str]]) -> dict[str, Any]:
             raise FormError(name)
         path = [match.group(1), *re.findall(r"\[([^\[\]]*)\]", match.group(2))]
         _assign(root, path, value)
-    return _lists_from_indexed(root)
+    decoded: dict[str, Any] = _lists_from_indexed(root)
+    return decoded
 
 
 def _assign(node: dict[str, Any], path: list[str], value: str) -> None:

@@ -1,4 +1,4 @@
-"""The sandbox's account: customers, payment methods, PaymentIntents, charges, disputes, the ledger, idempotency."""
+"""The sandbox's account: customers, payment methods, PaymentIntents, charges, disputes, files, ledger, idempotency."""
 
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ def parse_bool(params: Mapping[str, Any], name: str) -> bool:
     if raw is None:
         return False
     if raw in ("true", "false"):
-        return raw == "true"
+        return bool(raw == "true")
     raise invalid_request(f"Invalid boolean: {raw}", code="parameter_invalid_string_empty", param=name)
 
 
@@ -180,6 +180,8 @@ class StripeState:
         self.charges: dict[str, dict[str, Any]] = {}
         # Disputes on charges (disputes.py), by id.
         self.disputes: dict[str, dict[str, Any]] = {}
+        # Uploaded files (files.py), by id: the File object, its owner and its bytes' SHA-256 (never the bytes).
+        self.files: dict[str, dict[str, Any]] = {}
         self.ledger: list[dict[str, Any]] = []
         self.idempotency: dict[str, dict[str, Any]] = {}
 
@@ -193,6 +195,7 @@ class StripeState:
         self.payment_intents = saved["payment_intents"]
         self.charges = saved["charges"]
         self.disputes = saved.get("disputes", {})
+        self.files = saved.get("files", {})
         self.ledger = saved["ledger"]
         self.idempotency = saved["idempotency"]
 
@@ -207,6 +210,7 @@ class StripeState:
             "payment_intents": self.payment_intents,
             "charges": self.charges,
             "disputes": self.disputes,
+            "files": self.files,
             "ledger": self.ledger,
             "idempotency": self.idempotency,
         }
@@ -280,7 +284,7 @@ class StripeState:
         with self._lock:
             customer_id = new_id("cus_", 14)
             invoice_settings = params.get("invoice_settings") or {}
-            customer = {
+            customer: dict[str, Any] = {
                 "id": customer_id,
                 "object": "customer",
                 "address": None,
@@ -716,13 +720,13 @@ class StripeState:
             "customer": intent["customer"],
             "description": intent["description"],
             "disputed": False,
-            "failure_code": None if succeeded else decline.code,
-            "failure_message": None if succeeded else decline.message,
+            "failure_code": None if decline is None else decline.code,
+            "failure_message": None if decline is None else decline.message,
             "livemode": False,
             "metadata": intent["metadata"],
             "outcome": {
                 "network_status": "approved_by_network" if succeeded else "declined_by_network",
-                "reason": None if succeeded else decline.decline_code,
+                "reason": None if decline is None else decline.decline_code,
                 "risk_level": "normal",
                 "seller_message": "Payment complete." if succeeded else "The bank did not return any further details.",
                 "type": "authorized" if succeeded else "issuer_declined",
@@ -757,8 +761,8 @@ class StripeState:
                 "customer": intent["customer"],
                 "payment_method": pm["id"],
                 "status": charge["status"],
-                "decline_code": None if succeeded else decline.decline_code,
-                "code": None if succeeded else decline.code,
+                "decline_code": None if decline is None else decline.decline_code,
+                "code": None if decline is None else decline.code,
                 "idempotency_key": slot.key if slot is not None else None,
                 "metadata": dict(intent["metadata"]),
                 "created": now,
