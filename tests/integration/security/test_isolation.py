@@ -152,6 +152,8 @@ ENDPOINTS = [
     Endpoint("GET", "/v2/process-trackers/revenue-recovery-workflow/{payment}/timeline"),
     Endpoint("GET", "/v2/disputes/list", query="merchant_id={merchant}"),
     Endpoint("GET", "/v2/disputes/{dispute}"),
+    # The audit trail: the key's merchant's; the admin key names it.
+    Endpoint("GET", "/v2/audit-events", query="merchant_id={merchant}"),
 ]
 MERCHANT_ENDPOINTS = [e for e in ENDPOINTS if not e.admin_only]
 RESOURCE_ENDPOINTS = [e for e in MERCHANT_ENDPOINTS if e.names_resource]
@@ -347,6 +349,7 @@ PERMITTED = {
     "GET /v2/process-trackers/revenue-recovery-workflow/{payment}/timeline": {"payments", "read_only"},
     "GET /v2/disputes/list": {"payments", "read_only"},
     "GET /v2/disputes/{dispute}": {"payments", "read_only"},
+    "GET /v2/audit-events": {"read_only", "management"},
 }
 SCOPES = ("payments", "read_only", "management")
 

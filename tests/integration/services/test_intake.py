@@ -121,6 +121,26 @@ async def test_bad_input_is_refused_with_a_clear_error_and_nothing_is_stored(
         assert await broker.depth("scheduler.recovery-scheduled") == 0
 
 
+async def test_a_change_made_with_a_key_is_an_audit_entry_read_back_through_the_api(tenant: Any, intake: Any) -> None:
+    _, setup = tenant
+    created = httpx.post(
+        f"{intake.url}/v2/api-keys", json={"name": "reporting", "expiration": "never"}, headers=setup.headers()
+    )
+    listed = httpx.get(f"{intake.url}/v2/audit-events", params={"limit": 1}, headers=setup.headers())
+
+    assert created.status_code == 200, created.text
+    assert listed.status_code == 200, listed.text
+    [newest] = listed.json()["data"]
+    assert newest["key_id"] is not None and newest["key_id"].startswith("key_")
+    assert (newest["merchant_id"], newest["actor"], newest["method"], newest["route"], newest["status_code"]) == (
+        setup.merchant_id,
+        "api_key",
+        "POST",
+        "/v2/api-keys",
+        200,
+    )
+
+
 async def test_authorization_header_form_of_the_api_key_is_accepted(tenant: Any, intake: Any) -> None:
     _, setup = tenant
     headers = {**setup.headers(), "authorization": f"api-key={setup.api_key}"}

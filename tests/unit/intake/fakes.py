@@ -15,6 +15,7 @@ from recovery_contracts.payments import IntentStatus
 from recovery_intake.app import build_service
 from recovery_intake.dependencies import Document, IntakeAdapters, IntentExists, OutcomeRecorded
 from recovery_intake.domain.api_keys import hash_api_key
+from recovery_intake.domain.audit import AuditEntry
 from recovery_intake.domain.card_backfill import SAVED_CARD_DAYS, SavedCard
 from recovery_intake.domain.intent import FINAL, Intent, IntentChange
 from recovery_intake.domain.webhook_secrets import new_whsec_secret
@@ -294,6 +295,26 @@ def http_client(svc: Intake, *, address: str = "127.0.0.1", headers: dict[str, s
     return httpx.AsyncClient(transport=transport, base_url="http://intake", headers=headers)
 
 
+class FakeAuditLog:
+    """The audit trail's entries in memory, newest first as the MongoDB adapter pages them."""
+
+    def __init__(self) -> None:
+        self.entries: list[AuditEntry] = []
+
+    async def record(self, entry: AuditEntry) -> None:
+        self.entries.append(entry)
+
+    async def page(self, merchant_id: str, limit: int, after: tuple[datetime, str] | None) -> list[AuditEntry]:
+        mine = sorted(
+            (e for e in self.entries if e.actor.merchant_id == merchant_id),
+            key=lambda e: (e.at, e.entry_id),
+            reverse=True,
+        )
+        if after is not None:
+            mine = [e for e in mine if (e.at, e.entry_id) < after]
+        return mine[:limit]
+
+
 def intake(*, recurly: TransactionReader | None = None, **settings: object) -> Intake:
     """`settings`: overrides of `SETTINGS`; `recurly`: the Recurly API its webhooks' transactions are read from
     (else the real client, through the egress policy)."""
@@ -312,6 +333,7 @@ def intake(*, recurly: TransactionReader | None = None, **settings: object) -> I
         clock=clock,
         saved_cards=saved_cards,
         payment_fences=InMemoryPaymentFences(),
+        audit=FakeAuditLog(),
         publisher=publisher,
     )
     service = build_service(SETTINGS.model_copy(update=settings), adapters, recurly=recurly)

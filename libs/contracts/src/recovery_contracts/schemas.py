@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from recovery_contracts.api import (
     analytics,
     api_keys,
+    audit,
     connector_accounts,
     data_backfill,
     disputes,
@@ -52,6 +53,7 @@ HTTP_REQUESTS: tuple[type[BaseModel], ...] = (
     process_tracker.RevenueRecoveryResumeRequest,
     data_backfill.DataBackfillRecord,
     disputes.DisputeEvidenceRequest,
+    disputes.DisputeListConstraints,
 )
 HTTP_RESPONSES: tuple[type[BaseModel], ...] = (
     errors.ErrorResponse,
@@ -74,6 +76,8 @@ HTTP_RESPONSES: tuple[type[BaseModel], ...] = (
     data_backfill.DataBackfillResponse,
     data_backfill.SavedCardsResponse,
     disputes.DisputeAnswerResponse,
+    disputes.DisputeFileResponse,
+    audit.AuditEventListResponse,
 )
 
 

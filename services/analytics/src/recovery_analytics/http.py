@@ -15,9 +15,6 @@ of nothing, as for a profile that does not exist). Paths (fixed: intake and the 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -28,6 +25,7 @@ from recovery_analytics.dependencies import AnalyticsAdapters, DisputeQuery, Rec
 from recovery_analytics.domain.figures import summarise
 from recovery_analytics.domain.record import ViewRecord
 from recovery_contracts.api.analytics import RecoveryPaymentListResponse, RecoveryStatus
+from recovery_contracts.api.cursors import decode_cursor, encode_cursor
 from recovery_contracts.api.disputes import DisputeListConstraints, DisputeSort
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.disputes import DisputeState
@@ -46,20 +44,6 @@ def _error(error: ApiError, **params: Any) -> JSONResponse:
 
 def _invalid(message: str) -> JSONResponse:
     return _error(ApiError.INVALID_REQUEST_DATA, message=message)
-
-
-def encode_cursor(created_at: datetime, payment_id: str) -> str:
-    raw = json.dumps([created_at.astimezone(UTC).isoformat(), payment_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str] | None:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, payment_id = json.loads(raw)
-        return datetime.fromisoformat(at), str(payment_id)
-    except (ValueError, TypeError, binascii.Error):
-        return None
 
 
 def _aware(value: datetime | None) -> datetime | None:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import httpx
 
-from recovery_intake.adapters import configuration, intents, rate_limits, saved_cards
+from recovery_intake.adapters import audit_log, configuration, intents, rate_limits, saved_cards
 from recovery_intake.adapters.configuration import (
     ApiKeyRepository,
     ConnectorAccountRepository,
@@ -35,6 +35,7 @@ from recovery_intake.handlers.recovery import RecoveryIntake
 from recovery_intake.handlers.secret_rotation import SecretRotation
 from recovery_intake.http import (
     api_keys,
+    audit,
     billing_webhooks,
     connector_accounts,
     data_backfill,
@@ -124,6 +125,8 @@ def build_service(
     app.title = "Revenue recovery API"
     app.version = "0.1.0"
     install_error_handlers(app)
+    # Inside the abuse limits: a request they refuse never reached a route (and names no caller).
+    app.add_middleware(audit.AuditTrail, trail=adapters.audit, clock=adapters.clock)
     app.add_middleware(
         AbuseLimits,
         max_body_bytes=settings.max_body_bytes,
@@ -139,7 +142,7 @@ def build_service(
     forwarder = gateway.Forwarder(settings.internal_api_token, settings.internal_timeout_seconds)
     # Before `payments`: `/v2/payments/recovery-list` is not a payment id.
     app.include_router(recovery_views.router(ctx, forwarder))
-    for module in (merchants, profiles, api_keys, connector_accounts, payments, disputes, data_backfill):
+    for module in (merchants, profiles, api_keys, connector_accounts, payments, disputes, data_backfill, audit):
         app.include_router(module.router(ctx))
     app.include_router(gateway.router(ctx, forwarder))
     stripe_billing = StripeBillingApi(settings.stripe_api_base, billing_http, read_budget)
@@ -166,7 +169,9 @@ def build_service(
 def _mongodb_adapters(service: Service, settings: IntakeSettings) -> IntakeAdapters:
     unit_of_work = service.unit_of_work
     assert isinstance(unit_of_work, UnitOfWork)  # the service's own, on MongoDB
-    service.add_indexes(configuration.INDEXES + intents.INDEXES + rate_limits.INDEXES + saved_cards.INDEXES)
+    service.add_indexes(
+        configuration.INDEXES + intents.INDEXES + rate_limits.INDEXES + saved_cards.INDEXES + audit_log.INDEXES
+    )
     # A new intent embeds its `recovery.scheduled` (one insert, no transaction): the relay scans the intents too.
     service.add_indexes([unit_of_work.embed_outbox_in(intents.COLLECTION)])
     cache_seconds = settings.config_cache_seconds
@@ -180,5 +185,6 @@ def _mongodb_adapters(service: Service, settings: IntakeSettings) -> IntakeAdapt
         clock=service.clock,
         saved_cards=saved_cards.SavedCardRepository(service.db, cache_seconds),
         payment_fences=MongoPaymentFences(service.db),
+        audit=audit_log.MongoAuditLog(service.db, timedelta(days=settings.audit_retention_days)),
         shared_rates=MongoSharedRates(service.db, service.clock) if settings.rate_limit_shared else None,
     )

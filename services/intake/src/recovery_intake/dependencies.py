@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from recovery_contracts.payments import IntentStatus
+from recovery_intake.domain.audit import AuditEntry
 from recovery_intake.domain.card_backfill import SavedCard
 from recovery_intake.domain.intent import Intent, IntentChange
 from recovery_runtime.bus import Publisher
@@ -175,6 +176,16 @@ class SharedRates(Protocol):
         ...
 
 
+class AuditLog(Protocol):
+    """The audit trail's entries (domain/audit.py), kept for the retention the deployment sets."""
+
+    async def record(self, entry: AuditEntry) -> None: ...
+
+    async def page(self, merchant_id: str, limit: int, after: tuple[datetime, str] | None) -> list[AuditEntry]:
+        """The merchant's entries, newest first, after (`at`, `entry_id`) of the previous page's last."""
+        ...
+
+
 @dataclass(frozen=True)
 class IntakeAdapters:
     """Everything intake's handlers touch outside the process; `app.build_service` builds the real ones."""
@@ -190,6 +201,8 @@ class IntakeAdapters:
     saved_cards: SavedCards
     # The payment fences shared with the executor: a cancel is accepted only where no charge can follow it.
     payment_fences: PaymentFences
+    # What the merchant's callers did (the audit trail).
+    audit: AuditLog
     # None: the service's own (confirmed publishes to RabbitMQ).
     publisher: Publisher | None = None
     # None: the rate limits are per process only (RATE_LIMIT_SHARED=false, and the unit tests).

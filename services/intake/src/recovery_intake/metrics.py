@@ -23,6 +23,10 @@ BILLING_EVENTS = Counter(
     " billing system's API did not answer, deferred: a cancel waiting for a charge in flight, error)",
     ["billing_system", "door", "outcome"],
 )
+AUDIT_WRITE_FAILURES = Counter(
+    "recovery_audit_write_failures_total",
+    "Audit trail entries not written (the database did not take them): each is logged whole (audit.write_failed)",
+)
 DISPUTE_ANSWERS = Counter(
     "recovery_dispute_answers_total",
     "The merchant's answers to disputes sent to the payment connector, by action (accept, evidence) and outcome"

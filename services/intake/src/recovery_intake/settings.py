@@ -41,6 +41,8 @@ class IntakeSettings(ServiceSettings):
     # in process memory (0: always read). A change made through another intake instance (a revoked key) applies here
     # within this time; a merchant's first card-data upload answers only after it.
     config_cache_seconds: float = Field(default=2.0, ge=0, le=60)
+    # How long the audit trail keeps an entry (what the merchant's callers did: GET /v2/audit-events).
+    audit_retention_days: int = Field(default=400, ge=1, le=3650)
     # Abuse limits. A larger body answers 413 (uploads have their own bounds: the data backfill's 5 MiB and 64 KiB, a
     # dispute's evidence file 5,000,000 bytes and 64 KiB); per API key (or per client address without one) a token
     # bucket of `rate_limit_burst` refilled at `rate_limit_per_second` answers 429 with Retry-After (0 disables).

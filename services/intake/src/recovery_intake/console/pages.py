@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
+from recovery_contracts.api.audit import AuditActorKind
 from recovery_intake.console.ports import ConsoleAdapters, OwnerRefused, OwnerUnavailable
 from recovery_intake.console.session import (
     CSRF_FIELD,
@@ -31,7 +32,9 @@ from recovery_intake.console.session import (
     SessionSigner,
 )
 from recovery_intake.domain.access import WRITE_PAYMENTS, Access, check_access, scopes_of
+from recovery_intake.domain.audit import AuditActor
 from recovery_intake.domain.rejection import Rejection
+from recovery_intake.http.auth import act_as
 from recovery_intake.http.context import ApiContext
 
 log = structlog.get_logger(__name__)
@@ -139,7 +142,10 @@ class Console:
         visitor = await self.visitor(request)
         if visitor is None:
             raise Refused(401, "Sign in to continue.", redirect=f"{PREFIX}/sign-in")
-        if operator and not visitor.session.is_admin:
+        session = visitor.session
+        # Who a changing request acts as (the audit trail): the session's key, or the admin key's operator.
+        act_as(request, AuditActor(AuditActorKind.CONSOLE, session.merchant_id, session.key_id))
+        if operator and not session.is_admin:
             raise Refused(403, "This page is for operators (the admin key).")
         return visitor
 

@@ -23,10 +23,12 @@ from fastapi import Request
 from starlette.types import Scope
 
 from recovery_contracts.api.api_keys import ApiKeyScope
+from recovery_contracts.api.audit import AuditActorKind
 from recovery_contracts.api.errors import ApiError
 from recovery_intake.dependencies import IntakeAdapters
 from recovery_intake.domain.access import ALL_SCOPES, Access, check_access, scopes_of
 from recovery_intake.domain.api_keys import hash_api_key, same_secret
+from recovery_intake.domain.audit import AuditActor
 from recovery_intake.http.errors import ApiProblem
 
 if TYPE_CHECKING:
@@ -120,6 +122,16 @@ class Caller:
         return self.profile["_id"] if self.profile else None
 
 
+# Where a request keeps who it acted as (the ASGI scope's state, which the routes' `request.state` is): the audit
+# trail's (http/audit.py).
+ACTOR = "audit_actor"
+
+
+def act_as(request: Request, actor: AuditActor) -> None:
+    """Mark the request as acting as `actor`: a changing request so marked is an audit entry."""
+    setattr(request.state, ACTOR, actor)
+
+
 class Authenticator:
     def __init__(self, adapters: IntakeAdapters, admin_key: str, hash_secret: str, failures: AuthFailures) -> None:
         self._merchants = adapters.merchants
@@ -149,6 +161,7 @@ class Authenticator:
         credentials, key = self._presented(request)
         if not same_secret(key, self._admin_key):
             raise await self._failed(credentials, request, "not the admin key", "this endpoint needs the admin API key")
+        act_as(request, AuditActor(AuditActorKind.ADMIN_KEY, credentials.merchant_id or None))
 
     async def merchant(self, request: Request, *, access: Access, admin_allowed: bool = True) -> Caller:
         """The merchant the caller acts for: a merchant key's own, or `x-merchant-id` with the admin key."""
@@ -160,7 +173,9 @@ class Authenticator:
                 raise ApiProblem(ApiError.MISSING_REQUIRED_FIELD, field_name="x-merchant-id (header)")
             if await self._merchants.get(credentials.merchant_id) is None:
                 raise ApiProblem(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
-            return await self.with_profile(credentials, Caller(merchant_id=credentials.merchant_id, is_admin=True))
+            caller = await self.with_profile(credentials, Caller(merchant_id=credentials.merchant_id, is_admin=True))
+            act_as(request, AuditActor(AuditActorKind.ADMIN_KEY, caller.merchant_id, None, caller.profile_id))
+            return caller
         record = await self._api_keys.by_digest(hash_api_key(key, self._hash_secret))
         if record is None or record.get("revoked"):
             raise await self._failed(credentials, request, "unknown or revoked key")
@@ -170,6 +185,10 @@ class Authenticator:
         if credentials.merchant_id and credentials.merchant_id != record["merchant_id"]:
             log.info("auth.rejected", reason="merchant mismatch", key_id=record["_id"], path=request.url.path)
             raise ApiProblem(ApiError.UNAUTHORIZED, reason="x-merchant-id does not match the API key's merchant")
+        # Known from here: a refusal for want of a scope is an audit entry too.
+        act_as(
+            request, AuditActor(AuditActorKind.API_KEY, record["merchant_id"], record["_id"], credentials.profile_id)
+        )
         scopes = scopes_of(record)
         check_access(scopes, access)
         caller = Caller(record["merchant_id"], False, record["_id"], scopes=scopes, expires_at=expires)

@@ -9,6 +9,7 @@ a profile (gateway.py); the admin key may name any merchant with the `merchant_i
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -25,7 +26,7 @@ from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.process_tracker import RecoveryTimelineResponse
 from recovery_contracts.disputes import DisputeObject, DisputeState
 from recovery_contracts.messages import RecordBackState
-from recovery_intake.domain.access import READ_PAYMENTS
+from recovery_intake.domain.access import READ_PAYMENTS, Access
 from recovery_intake.domain.api_keys import same_secret
 from recovery_intake.http.auth import Caller, credentials_of
 from recovery_intake.http.context import ApiContext
@@ -35,12 +36,13 @@ from recovery_intake.http.gateway import GATEWAY_RESPONSES, Forwarder, owner_id
 TAG = "Revenue recovery (read side)"
 
 
-def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
-    api = APIRouter(responses=GATEWAY_RESPONSES)
-    analytics = ctx.settings.analytics_internal_url.rstrip("/")
+def reader_for(ctx: ApiContext, access: Access) -> Callable[[Request], Awaitable[Caller]]:
+    """Who reads, for a route of the merchant's records with `access`: the merchant of the key, or the one the admin
+    key names with the `merchant_id` query parameter (a merchant key naming another merchant reads as naming one that
+    does not exist)."""
 
     async def reader(request: Request) -> Caller:
-        """The merchant whose read model is read: the key's, or the one the admin key names."""
+        """The merchant whose records are read: the key's, or the one the admin key names."""
         named = request.query_params.get("merchant_id")
         credentials = credentials_of(request)
         key = credentials.api_key
@@ -49,11 +51,20 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
             if await ctx.stored.merchants.get(merchant_id) is None:
                 raise ApiProblem(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
             return await ctx.auth.with_profile(credentials, Caller(merchant_id=merchant_id, is_admin=True))
-        caller = await ctx.auth.merchant(request, access=READ_PAYMENTS)
+        caller = await ctx.auth.merchant(request, access=access)
         if named is not None and named != caller.merchant_id:
             # Another merchant's id reads as one that does not exist.
             raise ApiProblem(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
         return caller
+
+    return reader
+
+
+def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
+    api = APIRouter(responses=GATEWAY_RESPONSES)
+    analytics = ctx.settings.analytics_internal_url.rstrip("/")
+
+    reader = reader_for(ctx, READ_PAYMENTS)
 
     async def forward(request: Request, caller: Caller, path: str) -> Response:
         return await forwarder.forward(request, analytics, path, caller.merchant_id, caller.profile_id)

@@ -1,0 +1,59 @@
+"""The `audit_events` collection: the audit trail's entries (domain/audit.py), one document each, kept
+`AUDIT_RETENTION_DAYS` (`expires_at`, where the TTL index removes it), listed per merchant newest first."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from recovery_contracts.api.audit import AuditActorKind
+from recovery_intake.domain.audit import AuditActor, AuditEntry
+from recovery_runtime.mongo import IndexSpec
+
+COLLECTION = "audit_events"
+INDEXES = [
+    IndexSpec(COLLECTION, [("merchant_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], "audit_merchant_at"),
+    IndexSpec(COLLECTION, [("expires_at", ASCENDING)], "audit_ttl", options={"expireAfterSeconds": 0}),
+]
+
+
+def audit_document(entry: AuditEntry, retention: timedelta) -> dict[str, Any]:
+    actor = entry.actor
+    return {
+        "_id": entry.entry_id,
+        "merchant_id": actor.merchant_id,
+        "profile_id": actor.profile_id,
+        "actor": actor.kind.value,
+        "key_id": actor.key_id,
+        "method": entry.method,
+        "route": entry.route,
+        "target": dict(entry.target),
+        "status": entry.status,
+        "at": entry.at,
+        "expires_at": entry.at + retention,
+    }
+
+
+def audit_entry(doc: dict[str, Any]) -> AuditEntry:
+    actor = AuditActor(AuditActorKind(doc["actor"]), doc.get("merchant_id"), doc.get("key_id"), doc.get("profile_id"))
+    return AuditEntry(doc["_id"], doc["at"], actor, doc["method"], doc["route"], doc.get("target") or {}, doc["status"])
+
+
+class MongoAuditLog:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], retention: timedelta) -> None:
+        self._entries = db[COLLECTION]
+        self._retention = retention
+
+    async def record(self, entry: AuditEntry) -> None:
+        await self._entries.insert_one(audit_document(entry, self._retention))
+
+    async def page(self, merchant_id: str, limit: int, after: tuple[datetime, str] | None) -> list[AuditEntry]:
+        matching: dict[str, Any] = {"merchant_id": merchant_id}
+        if after is not None:
+            at, entry_id = after
+            matching["$or"] = [{"at": {"$lt": at}}, {"at": at, "_id": {"$lt": entry_id}}]
+        cursor = self._entries.find(matching).sort([("at", DESCENDING), ("_id", DESCENDING)]).limit(limit)
+        return [audit_entry(doc) for doc in await cursor.to_list(limit)]
