@@ -55,6 +55,8 @@ TAKEN = ("applied", "duplicate")
 REDELIVERY_SECONDS = [0.5, 1, 1, 2, 2, 3, 5, 5, 10, 10, 15, 20, 30, 30, 60, 60]
 # How long the harness keeps waiting for recoveries to succeed and be recorded, to dispute them.
 LOSING_SECONDS = 120.0
+# How long the strike's end waits for Stripe's own deliveries to have been taken before replaying each event.
+TAKEN_WAIT_SECONDS = 120.0
 NO_ANSWER = "no answer"
 
 
@@ -153,6 +155,7 @@ class Disputes:
         self._thread.join(timeout=LOSING_SECONDS + 60)
         for sending in self._sending:
             sending.join(timeout=60)
+        self._wait_until_taken()
         for dispute in self.lost:
             dispute.late_answer = retrying(lambda dispute=dispute: self._send_again(dispute, dispute.event_id))
             dispute.late_opening_answer = retrying(
@@ -243,6 +246,22 @@ class Disputes:
         sending = threading.Thread(target=httpx.post, args=(url,), kwargs={"timeout": 30}, daemon=True)
         sending.start()
         self._sending.append(sending)
+
+    def _wait_until_taken(self) -> None:
+        """Until intake took (2xx) each lost dispute's closing and opening from Stripe's own deliveries, at most
+        TAKEN_WAIT_SECONDS: one that was answered 5xx to the last (the database down) waits for Stripe's next
+        delivery, over a minute later at the end of its schedule. The replay after it must then be a duplicate (a
+        dispute still not taken by then is replayed anyway, and its `applied` is the violation it is)."""
+        deadline = time.monotonic() + TAKEN_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            book = self._book()
+            if all(
+                any(answer in TAKEN for answer in self._answers(d, book, event))
+                for d in self.lost
+                for event in (d.event_id, d.opened_event_id)
+            ):
+                return
+            time.sleep(0.5)
 
     def _send_again(self, dispute: LostDispute, event_id: str) -> str:
         """Stripe delivers the event again (a replay): intake's answer at the dispute's door, once it answers."""
