@@ -44,7 +44,8 @@ class ViewRecord:
     record_back_state: str | None = None
     # Where the payment's disputes stand (`DisputeState`, the list's `dispute_state` filter); None without any.
     dispute_state: str | None = None
-    # Each dispute on the payment as it stands now, as JSON (the dispute list's `DisputeObject`s).
+    # Each dispute on the payment as it stands now, as JSON (the dispute list's `DisputeObject`s): saved as
+    # documents of their own, not with the record, so a record read back has none.
     disputes: tuple[dict[str, Any], ...] = ()
     # The events the view was folded from, in the fold's order (view.in_order); None when it does not carry them:
     # more than EMBEDDED_MAX, a view stored before this field, or read for an answer (the API leaves it out).

@@ -38,10 +38,15 @@ STAGE_AND_STATUS = {
 STRIPE = "stripe"
 
 
+def evidence_file_kind(content_type: str | None) -> str:
+    """A file's MIME type as its part's `Content-Type` says it, without parameters ("" when not said)."""
+    return (content_type or "").split(";")[0].strip().lower()
+
+
 def evidence_file_refusal(content_type: str | None, size: int) -> str | None:
     """Why a file cannot be uploaded as a dispute's evidence (Stripe's rules for purpose `dispute_evidence`: PDF,
     JPEG or PNG, at most MAX_EVIDENCE_FILE_BYTES, not empty); None when it can."""
-    kind = (content_type or "").split(";")[0].strip().lower()
+    kind = evidence_file_kind(content_type)
     if kind not in EVIDENCE_FILE_TYPES:
         return f"file: type {kind or 'not given'}; Stripe takes dispute evidence as PDF, JPEG or PNG"
     if size == 0:

@@ -21,7 +21,12 @@ from recovery_intake import metrics
 from recovery_intake.dependencies import IntakeAdapters
 from recovery_intake.domain.deliveries import EventRefused, ProviderApiError, sealed_api_key
 from recovery_intake.domain.intent import Intent, IntentDispute
-from recovery_intake.domain.payment_disputes import DisputeAnswerRefused, dispute_event, evidence_file_refusal
+from recovery_intake.domain.payment_disputes import (
+    DisputeAnswerRefused,
+    dispute_event,
+    evidence_file_kind,
+    evidence_file_refusal,
+)
 from recovery_intake.domain.rejection import Rejection
 from recovery_intake.domain.stripe_events import StripeEvent
 from recovery_intake.handlers.payment_events import PaymentEvents
@@ -101,7 +106,7 @@ class DisputeAnswers:
         refused = evidence_file_refusal(content_type, len(content))
         if refused is not None:
             raise Rejection(ApiError.INVALID_REQUEST_DATA, message=refused)
-        kind = (content_type or "").split(";")[0].strip().lower()
+        kind = evidence_file_kind(content_type)
         digest = hashlib.sha256(content).hexdigest()[:24]
         outcome = "error"
         try:
