@@ -26,7 +26,7 @@ help:
 	@echo "make up / down   start / stop the stack in the background (intake on :8080; logs in .run/logs)"
 	@echo "make status      which processes of that stack run and are ready"
 	@echo "make lint        ruff check and format check, the type check, catalogues and schemas up to date"
-	@echo "make typecheck   mypy --strict on every service and both libs"
+	@echo "make typecheck   mypy --strict on every service, both libs and the tools"
 	@echo "make schemas     regenerate the JSON Schemas;  make catalogues: the API and message catalogues"
 
 install:
@@ -56,7 +56,7 @@ status:
 	$(UV) run recovery status
 
 # Every service and both libraries (the tools, whose code is CLI and sandbox glue, are not checked).
-TYPED := libs/contracts/src/recovery_contracts libs/runtime/src/recovery_runtime $(wildcard services/*/src/*)
+TYPED := libs/contracts/src/recovery_contracts libs/runtime/src/recovery_runtime $(wildcard services/*/src/*) $(wildcard tools/*/src/*)
 
 typecheck: install
 	$(UV) run mypy $(TYPED)

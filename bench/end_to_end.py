@@ -42,8 +42,8 @@ import psutil
 from harness import BENCH_DIR, RESULTS_DIR, Figure, load, percentile, run, save, table
 from pymongo import AsyncMongoClient
 
-from recovery_cli.demo import Endpoints
 from recovery_cli.load import LoadDriver, Outcome
+from recovery_cli.seed_scenario import Endpoints
 from recovery_cli.stack import SERVICES, Stack, StackConfig, with_vhost
 from recovery_cli.stack.components import EVERYTHING
 from recovery_cli.stack.vhosts import BENCH_VHOST_PREFIX, VhostUnavailable, VirtualHosts, vhost_name
@@ -320,7 +320,9 @@ async def run_config(name: str, args: argparse.Namespace, figures: list[Figure],
     what = f"{CONFIGS[name] or 'one instance each'}{', without the read side' if alone else ''}"
     print(f"  [{name}] starting the stack ({what}); logs in {run_dir / 'logs'}")
     try:
-        await asyncio.to_thread(stack.start)
+        # On this (the main) thread: its processes then die with this one, even when it is killed
+        # (a process started from a worker thread would outlive it: recovery_cli.stack.process).
+        stack.start()
         probe = Instrumented(stack)
         async with BenchLoadDriver(Endpoints.of(stack), connections=128) as driver:
             await asyncio.to_thread(driver.prepare_merchant, (1,))

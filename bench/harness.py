@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -215,6 +216,18 @@ def table(figures: list[Figure]) -> str:
 
 
 def run(main: Callable[[], Awaitable[None]]) -> None:
-    """asyncio.run with the repo's test support importable (as the webhook benchmark does)."""
+    """asyncio.run with the repo's test support importable (as the webhook benchmark does); SIGTERM cancels the
+    run as Ctrl-C does, so its `finally` blocks stop the stack and delete the virtual host it made."""
     sys.path.insert(0, str(REPO / "tests"))
-    asyncio.run(main())
+
+    async def cancellable() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        await main()
+
+    try:
+        asyncio.run(cancellable())
+    except asyncio.CancelledError:
+        print("terminated (SIGTERM): what the run had started is stopped", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGTERM) from None

@@ -237,7 +237,9 @@ async def main() -> None:
     details: dict[str, Any] = {"sizes": {}}
     arrivals = Arrivals(rabbitmq_url)
     try:
-        await asyncio.to_thread(stack.start)
+        # On this (the main) thread: its processes then die with this one, even when it is killed
+        # (a process started from a worker thread would outlive it: recovery_cli.stack.process).
+        stack.start()
         scheduler = psutil.Process(stack.process("scheduler").pid)
         processes = {"scheduler": scheduler, "benchmark": psutil.Process()}
         if config.mongodb_url is None:

@@ -22,7 +22,6 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from recovery_cli.stack import DEFAULT_RABBITMQ_URL, Stack
-from recovery_cli.stack.readiness import PORT_RANGE_VARIABLE, port_range
 from support.mongodb import SecantusServer, database_name_for, drop_database
 from support.rabbitmq import (
     TEST_VHOST_PREFIX,
@@ -35,6 +34,10 @@ from support.rabbitmq import (
 from support.stack import Isolation, StackFactory, own_isolation
 
 TESTS_DIR = Path(__file__).parent
+
+# A hung test ends its process and prints its stacks instead of stalling the run (support/watchdog.py); each
+# pytest-xdist worker chooses ports from a slice of its own, a worker started again included (support/ports.py).
+pytest_plugins = ["support.watchdog", "support.ports"]
 
 # Property tests check behaviour, not speed: hypothesis' 200 ms deadline per example fails them at random on a loaded
 # 2-core machine (two pytest-xdist workers beside running stacks). Speed targets live in bench/.
@@ -74,21 +77,6 @@ def pytest_runtest_makereport(
     if factory is not None and report.failed and report.when in ("setup", "call"):
         report.sections.append(("stack logs (last lines of each process)", factory.log_tails()))
     return report
-
-
-# ---- ports -----------------------------------------------------------------------------------------------------
-def pytest_configure(config: pytest.Config) -> None:
-    """Each pytest-xdist worker chooses the ports of the stacks it starts from a slice of its own: two workers'
-    choosers never hand out the same port (each checks a port is free by binding it, but a port chosen and not
-    yet bound by the service starting on it is free to the other worker's chooser too)."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    if not worker.startswith("gw") or PORT_RANGE_VARIABLE in os.environ:
-        return
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    low, high = port_range()
-    size = (high - low + 1) // workers
-    first = low + int(worker.removeprefix("gw")) * size
-    os.environ[PORT_RANGE_VARIABLE] = f"{first}-{first + size - 1}"
 
 
 # ---- reports of pytest-xdist workers ----------------------------------------------------------------------

@@ -14,7 +14,7 @@ import httpx
 from playwright.sync_api import expect
 
 from recovery_cli.billing_demo import ChargebeeScenario, poll
-from recovery_cli.demo import SANDBOX_SECRET_KEY, Endpoints, SeedScenario
+from recovery_cli.seed_scenario import SANDBOX_SECRET_KEY, Endpoints, SeedScenario
 from recovery_cli.stack import Stack
 from support.billing import recovered_payment
 from support.console import require_chromium, signed_in_console
@@ -185,7 +185,8 @@ def test_abandoned_refund_records_are_started_again_by_the_api_and_from_the_cons
         expect(page.locator("#disputes .refund-record-state")).to_have_text("abandoned")
         expect(page.locator("#disputes")).to_contain_text("USD 22.50")
         page.get_by_role("button", name="Start the refund record again").click()
-        page.wait_for_url(f"**/console/payments/{payments[by_console['id']]}")
+        page.wait_for_url(f"**/console/payments/{payments[by_console['id']]}?done=refund-record")
+        expect(page.locator("#done-notice")).to_contain_text("the dispute's refund record makes a new round")
 
     for invoice in (by_api, by_console):
         _, accepted = refund_record_reaches(invoice, "accepted")

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from recovery_cli.billing_demo import poll
 from recovery_cli.billing_recurly import RecurlyScenario
-from recovery_cli.demo import Endpoints, SeedScenario
+from recovery_cli.seed_scenario import Endpoints, SeedScenario
 from recovery_cli.stack import Stack
 from support.billing import recovered_payment
 from support.console import require_chromium, signed_in_console
@@ -162,7 +162,8 @@ def test_an_abandoned_mark_successful_is_started_again_by_the_api_and_from_the_c
         page.goto(f"{stack.intake_url}/console/payments/{payments[by_console['id']]}")
         expect(page.locator("#record-back-state")).to_have_text("abandoned")
         page.get_by_role("button", name="Start the record back again").click()
-        page.wait_for_url(f"**/console/payments/{payments[by_console['id']]}")
+        page.wait_for_url(f"**/console/payments/{payments[by_console['id']]}?done=record-back")
+        expect(page.locator("#done-notice")).to_contain_text("the record back to the billing system makes a new")
 
     for invoice in (by_api, by_console):
         assert recurly.wait_for_invoice(invoice["id"])["state"] == "paid"
@@ -197,5 +198,5 @@ def test_a_lost_dispute_is_refunded_externally_on_the_invoice_and_the_merchant_i
 def _credit_invoices(recurly: RecurlyScenario, invoice_id: str) -> list[dict[str, Any]]:
     """The credit invoices Recurly holds against the invoice (its related invoices)."""
     path = f"{recurly.sandbox}/invoices/{invoice_id}/related_invoices"
-    related = recurly.seed._call("GET", path, headers=recurly.api, quiet=True)["data"]
+    related = recurly.seed._call("GET", path, headers=recurly.api)["data"]
     return [i for i in related if i.get("type") == "credit"]

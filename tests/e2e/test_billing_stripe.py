@@ -17,11 +17,12 @@ import pytest
 from playwright.sync_api import expect
 
 from recovery_cli.billing_demo import BillingSetup, StripeBillingScenario, poll
-from recovery_cli.demo import SANDBOX_SECRET_KEY, Endpoints, SeedScenario
 from recovery_cli.main import main
+from recovery_cli.seed_scenario import SANDBOX_SECRET_KEY, Endpoints, SeedScenario
 from recovery_cli.stack import Stack
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.messages import BillingEventReceived
+from recovery_intake.console.payment_view import DONE_NOTICES
 from recovery_sandbox.stripe.webhooks import stripe_signature
 from support.billing import recovered_payment
 from support.broker import broker_probe
@@ -309,6 +310,7 @@ def test_a_dispute_challenged_and_won_is_told_at_each_step_and_credits_nothing(s
         receipt = {"name": "receipt.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.7\n%%EOF\n"}
         answer.locator("input[name=receipt]").set_input_files(receipt)
         answer.get_by_role("button", name="Submit evidence").click()
+        expect(page.locator("#done-notice")).to_have_text(DONE_NOTICES["evidence"])
         expect(page.locator("#other-disputes tbody tr .dispute-status")).to_have_text("challenged (open)")
         expect(page.locator(".dispute-answer form.evidence")).to_have_count(0)
     at_stripe = httpx.get(f"{stack.stripe_url}/v1/disputes/{dispute['id']}", headers=stripe).json()

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from recovery_cli.demo import MerchantSetup, SeedScenario
+from recovery_cli.seed_scenario import MerchantSetup, SeedScenario
 from recovery_cli.stack import Stack
 from recovery_intake.console.formatting import major_units, percentage
 from recovery_intake.console.views import recovered_amounts
@@ -333,6 +333,23 @@ def test_the_retry_button_delivers_the_webhook_again(browser: Browser, seeded: S
     assert after[-1].signature_verified
 
 
+def test_delivering_failed_events_again_finds_none_when_every_webhook_went_out(
+    browser: Browser, seeded: Seeded
+) -> None:
+    """The Webhooks page's recover, through intake to the running dispatcher: A's webhooks were all delivered, so
+    nothing goes again and nothing reaches the receiver."""
+    sign_in(browser, seeded, seeded.a.api_key, seeded.a.merchant_id)
+    page = browser.page
+    page.goto(console_url(seeded, "webhooks"))
+    before = len(seeded.scenario.received())
+    page.get_by_label("Failed in").select_option(label="the last 14 days")
+    page.get_by_role("button", name="Deliver again").click()
+    page.wait_for_url("**/console/webhooks?recovered=0")
+    expect(page.locator("#recovered")).to_have_text("No failed event to deliver again.")
+    time.sleep(1.0)
+    assert len(seeded.scenario.received()) == before
+
+
 def test_state_changes_need_the_csrf_token(browser: Browser, seeded: Seeded) -> None:
     sign_in(browser, seeded, seeded.a.api_key, seeded.a.merchant_id)
     page = browser.page
@@ -462,3 +479,37 @@ def test_a_merchant_cancels_a_recovery_in_progress(browser: Browser, seeded: See
     page.reload()
     expect(page.locator(".heading .status")).to_have_text("terminated")
     assert page.locator("#cancel-accepted").count() == 0
+
+    # The cancel is the audit trail's newest entry: the console's, with the session's key, linking to the payment.
+    page.get_by_role("link", name="Audit trail").click()
+    page.wait_for_url("**/console/audit")
+    newest = page.locator("tr.audit-entry").first
+    expect(newest).to_contain_text("Console, API key")
+    expect(newest).to_contain_text("Cancelled a recovery")
+    expect(newest).to_contain_text("POST /console/payments/{payment_id}/cancel")
+    expect(newest).to_contain_text("done")
+    screenshot(browser, "audit")
+    trail = httpx.get(f"{seeded.stack.intake_url}/v2/audit-events", headers=a.headers(), timeout=15).json()
+    assert trail["data"][0]["actor"] == "console" and trail["data"][0]["target"] == {"payment_id": payment_id}
+    page.get_by_label("Refused or failed only").check()
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**/console/audit?*refused=1*")
+    assert page.locator("tr.audit-entry").count() == len(
+        httpx.get(
+            f"{seeded.stack.intake_url}/v2/audit-events", params={"refused": "true"}, headers=a.headers(), timeout=15
+        ).json()["data"]
+    )
+    page.get_by_label("Refused or failed only").uncheck()
+    page.get_by_role("button", name="Filter").click()
+    page.locator("tr.audit-entry").first.get_by_role("link", name=payment_id).click()
+    page.wait_for_url(f"**/console/payments/{payment_id}")
+    # And back: the payment's own changes, its cancel alone (as the API's list of the payment's entries).
+    page.get_by_role("link", name="Who changed this payment").click()
+    page.wait_for_url(f"**/console/audit?payment_id={payment_id}")
+    expect(page.locator("#payment-trail")).to_contain_text(payment_id)
+    on_payment = httpx.get(
+        f"{seeded.stack.intake_url}/v2/audit-events", params={"payment_id": payment_id}, headers=a.headers(), timeout=15
+    ).json()["data"]
+    assert [e["route"] for e in on_payment] == ["/console/payments/{payment_id}/cancel"], on_payment
+    expect(page.locator("tr.audit-entry")).to_have_count(1)
+    expect(page.locator("tr.audit-entry")).to_contain_text("Cancelled a recovery")

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from recovery_cli.billing_demo import ChargebeeScenario, StripeBillingScenario, poll
 from recovery_cli.billing_recurly import RecurlyScenario
-from recovery_cli.demo import MerchantSetup, ScenarioOutcome, SeedScenario
+from recovery_cli.seed_scenario import MerchantSetup, ScenarioOutcome, SeedScenario
 from recovery_cli.stack.components import EVERYTHING
 from support.stack import StackFactory, resume_workflow, seed_scenario, setup_merchant
 

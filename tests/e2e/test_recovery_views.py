@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from recovery_cli.demo import Endpoints, SeedScenario
+from recovery_cli.seed_scenario import Endpoints, SeedScenario
 from recovery_cli.stack import Stack
 from support.broker import eventually
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from recovery_cli.demo import MerchantSetup, SeedScenario
+from recovery_cli.seed_scenario import MerchantSetup, SeedScenario
 from recovery_cli.stack import Stack
 from recovery_sandbox.receiver import create_app as receiver_app
 from recovery_sandbox.serving import BackgroundServer
@@ -31,7 +31,7 @@ SLOW_START_LADDER = [4000, 60, 60, 60]
 @pytest.fixture
 def billing_receiver() -> Iterator[BackgroundServer]:
     """The billing system's record-back endpoint: a real local HTTP server that answers as told."""
-    server = BackgroundServer(receiver_app(), graceful_seconds=2.0).start(timeout=30.0)
+    server = BackgroundServer(receiver_app(), graceful_seconds=2).start(timeout=30.0)
     yield server
     server.stop()
 

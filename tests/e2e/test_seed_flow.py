@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from recovery_cli.demo import Endpoints, SeedScenario
 from recovery_cli.scenario import WEBHOOK_SAMPLE, seed_body
+from recovery_cli.seed_scenario import Endpoints, SeedScenario
 from recovery_cli.stack import Stack
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from recovery_cli.demo import MerchantSetup, SeedScenario
+from recovery_cli.seed_scenario import MerchantSetup, SeedScenario
 from recovery_cli.stack import Stack
 from support.stack import attach_card, seed_scenario
 

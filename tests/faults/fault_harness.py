@@ -27,8 +27,8 @@ import httpx
 from figures import Figures
 from pymongo import MongoClient
 
-from recovery_cli.demo import MerchantSetup, ScenarioFailed
 from recovery_cli.scenario import BILLING_CONNECTOR_ACCOUNT, seed_body
+from recovery_cli.seed_scenario import MerchantSetup, ScenarioFailed
 from recovery_cli.stack import Stack
 from recovery_runtime.bus import REJECTION_HEADER
 from recovery_runtime.topology import QUEUES

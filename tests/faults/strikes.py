@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 from fault_harness import SERVICES, FaultRun, Recovery, epoch, record_payment
 from tcp_proxy import TcpProxy
 
-from recovery_cli.demo import ScenarioFailed
+from recovery_cli.seed_scenario import ScenarioFailed
 from recovery_cli.stack import free_port, secantus_url
 
 ATTEMPTS = "attempts"

@@ -7,7 +7,7 @@ import hmac
 from typing import Any
 
 from recovery_cli.billing_demo import BillingAccount
-from recovery_cli.demo import ReceivedWebhook
+from recovery_cli.seed_scenario import ReceivedWebhook
 
 
 def recovered_payment(webhook: ReceivedWebhook, setup: BillingAccount, invoice_id: str) -> dict[str, Any]:

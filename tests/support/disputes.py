@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from recovery_cli.demo import SANDBOX_SECRET_KEY, MerchantSetup
+from recovery_cli.seed_scenario import SANDBOX_SECRET_KEY, MerchantSetup
 from recovery_cli.stack import Stack
 from recovery_contracts.disputes import DisputeObject, DisputeStage, DisputeStatus
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for

@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 from recovery_cli.stack import ManagedProcess, ProcessSpec, free_port, secantus_url
-from recovery_cli.stack.supervisor import probe_for
+from recovery_cli.stack.layout import probe_for
 
 SECANTUS_START_TIMEOUT = 60.0
 

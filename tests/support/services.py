@@ -76,12 +76,19 @@ def serving() -> Iterator[Callable[[Any], BackgroundServer]]:
 
     def start(target: Any) -> BackgroundServer:
         app = target.app if isinstance(target, Service) else target
-        server = BackgroundServer(app, graceful_seconds=5.0).start(timeout=60.0)
+        server = BackgroundServer(app, graceful_seconds=5).start(timeout=60.0)
         servers.append(server)
         return server
 
     try:
         yield start
     finally:
+        # Every one stopped, even after one that does not stop (its error is raised last).
+        unstopped: list[RuntimeError] = []
         for server in reversed(servers):
-            server.stop()
+            try:
+                server.stop()
+            except RuntimeError as error:
+                unstopped.append(error)
+        if unstopped:
+            raise unstopped[0]

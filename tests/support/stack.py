@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from recovery_cli.demo import Endpoints, MerchantSetup, SeedScenario
 from recovery_cli.scenario import BILLING_CONNECTOR_ACCOUNT, RECOVERY_REQUEST, seed_body
+from recovery_cli.seed_scenario import Endpoints, MerchantSetup, SeedScenario
 from recovery_cli.stack import EVERYTHING, Stack, StackConfig
 from support.mongodb import database_name_for, drop_database
 from support.rabbitmq import VhostUnavailable, VirtualHosts, vhost_name_for

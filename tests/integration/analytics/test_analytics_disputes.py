@@ -8,6 +8,7 @@ the dispute list (`analytics_disputes`): each dispute as it stands now, the disp
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -160,6 +161,33 @@ async def test_the_list_finds_payments_by_where_their_disputes_stand_beside_the_
     assert undisputed is not None and undisputed.dispute_state is None  # no dispute: in no filter
     declared = (await adb[VIEWS].index_information())["merchant_dispute_created"]["key"]
     assert declared == [("merchant_id", 1), ("dispute_state", 1), ("created_at", -1), ("_id", -1)]
+
+
+async def test_the_lists_creation_window_takes_in_both_its_ends_on_the_index(adb: Any) -> None:
+    """`created_from` and `created_to` are both included, on the real wire protocol and the list's indexes (whose
+    `created_at` is descending before `_id`), counted and paged alike."""
+    await ensure_indexes(adb, INDEXES)
+    views = MongoViewStore(adb)
+    for story in history().values():
+        await views.save(
+            ViewRecord.of(project(story.payment.payment_id, story.events), 1, story.events),
+            Transaction.one_document(),
+        )
+    every = (await views.page(RecoveryQuery(merchant_id=MERCHANT, limit=100))).records
+    older, newer = sorted({r.created_at for r in every if r.created_at is not None})  # the stories' two days
+    made_at = {at: [r.payment_id for r in every if r.created_at == at] for at in (older, newer)}
+    assert len(made_at[older]) >= 3 and made_at[newer]
+
+    exactly = RecoveryQuery(merchant_id=MERCHANT, created_from=older, created_to=older, limit=2)
+    page = await views.page(exactly)
+    following = await views.page(replace(exactly, after=(page.records[-1].created_at, page.records[-1].payment_id)))
+    since_newer = await views.page(RecoveryQuery(merchant_id=MERCHANT, created_from=newer))
+    until_older = await views.page(RecoveryQuery(merchant_id=MERCHANT, created_to=older))
+
+    assert (page.total, page.more) == (len(made_at[older]), True)
+    assert [r.payment_id for r in page.records + following.records][:3] == made_at[older][:3]
+    assert [r.payment_id for r in since_newer.records] == made_at[newer]
+    assert until_older.total == len(made_at[older])
 
 
 async def test_the_dispute_list_stores_each_dispute_as_it_stands_and_sorts_those_to_answer_by_deadline(

@@ -531,3 +531,34 @@ def connection_allowed(
     return _direction_allows(docs, source, destination, port, protocol, "Egress") and _direction_allows(
         docs, destination, source, port, protocol, "Ingress"
     )
+
+
+# The RabbitMQ series (rabbitmq_prometheus, per-object metrics) the dashboard and the alerts may use.
+RABBITMQ_SERIES = {
+    "rabbitmq_queue_messages",
+    "rabbitmq_queue_messages_ready",
+    "rabbitmq_queue_messages_unacked",
+    "rabbitmq_queue_consumers",
+}
+
+
+def series_not_defined(names: set[str]) -> list[str]:
+    """Of `names` (recovery_* and rabbitmq_* series a query uses), those no code of the workspace defines (a
+    histogram's _bucket, _sum and _count come with it; a Counter is declared with or without _total) and those
+    RabbitMQ's plugin does not export."""
+    sources = "\n".join(
+        path.read_text()
+        for root in ("libs", "services")
+        for path in (REPO / root).rglob("*.py")
+        if ".venv" not in path.parts
+    )
+    missing = []
+    for name in sorted(names):
+        if name.startswith("rabbitmq_"):
+            if name not in RABBITMQ_SERIES:
+                missing.append(name)
+            continue
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        if not any(f'"{c}"' in sources for c in {base, base.removesuffix("_total")}):
+            missing.append(name)
+    return missing

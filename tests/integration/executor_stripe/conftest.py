@@ -75,6 +75,6 @@ def running_executor(isolation: Isolation, stripe_server: BackgroundServer) -> I
     scheduler = build_scheduler(settings_for(SchedulerSettings, isolation, timer_poll_seconds=0.05))
     with ExitStack() as running:
         for service in (executor, scheduler):
-            server = BackgroundServer(service.app, graceful_seconds=5.0).start(timeout=60.0)
+            server = BackgroundServer(service.app, graceful_seconds=5).start(timeout=60.0)
             running.callback(server.stop)
         yield

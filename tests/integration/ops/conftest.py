@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from recovery_cli.demo import ScenarioFailed
+from recovery_cli.seed_scenario import MerchantSetup, ScenarioFailed
 from recovery_cli.stack import Stack
 from support.mongodb import database_name_for, drop_database
 from support.rabbitmq import VhostUnavailable, VirtualHosts, vhost_name_for
@@ -23,6 +23,7 @@ from support.stack import Isolation, StackFactory, seed_scenario
 class SeedFlow:
     stack: Stack
     isolation: Isolation
+    setup: MerchantSetup
     payment_id: str
     # Why the flow did not reach its signed webhook, or None: a test that needs the whole flow calls
     # `require_completed()`; the others still check what the flow left on its way.
@@ -56,7 +57,7 @@ def seed_flow(
             scenario.wait_for_payment_status(setup, payment_id)
         except ScenarioFailed as error:
             failure = f"{error}\n{factory.log_tails()}"
-        yield SeedFlow(stack, isolation, payment_id, failure)
+        yield SeedFlow(stack, isolation, setup, payment_id, failure)
     finally:
         factory.stop_all()
         drop_database(mongodb_url, isolation.mongodb_database)

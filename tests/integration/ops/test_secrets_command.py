@@ -23,9 +23,9 @@ from pymongo import AsyncMongoClient, MongoClient
 from pymongo.database import Database
 
 from recovery_cli.commands.secrets import render_outcomes
-from recovery_cli.demo import Endpoints, MerchantSetup, SeedScenario
 from recovery_cli.sealed_fields import SEALED_FIELDS, Holds
 from recovery_cli.secrets_at_rest import apply_reseal, plan_reseal, stored_at, stored_values
+from recovery_cli.seed_scenario import Endpoints, MerchantSetup, SeedScenario
 from recovery_contracts.messages import ProfileUpdated
 from recovery_dispatcher.adapters.endpoint_repository import MongoEndpointRepository
 from recovery_dispatcher.app import build_service as build_dispatcher

@@ -12,7 +12,8 @@ import uvicorn
 from recovery_cli.stack.readiness import free_port
 from recovery_contracts.envelope import Envelope
 from recovery_runtime.bus import OutgoingMessage
-from recovery_runtime.service import DrainingServer, Service
+from recovery_runtime.service import Service
+from recovery_runtime.serving import DrainingServer
 from recovery_runtime.settings import ServiceSettings
 from recovery_runtime.topology import QUEUES, ConsumerQueue
 from support.broker import broker_probe, eventually

@@ -13,7 +13,7 @@ import pytest
 
 from recovery_sandbox import stripe
 from recovery_sandbox.serving import BackgroundServer
-from recovery_sandbox.stripe.store import STATE_FILE, account_of
+from recovery_sandbox.stripe.state import STATE_FILE, account_of
 
 pytestmark = pytest.mark.integration
 

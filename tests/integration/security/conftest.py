@@ -11,7 +11,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 from security_system import System, make_tenant
 
-from recovery_cli.demo import Endpoints, SeedScenario
+from recovery_cli.seed_scenario import Endpoints, SeedScenario
 from recovery_runtime.service import Service
 from recovery_sandbox.receiver import create_app as receiver_app
 from recovery_sandbox.serving import BackgroundServer

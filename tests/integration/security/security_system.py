@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from recovery_cli.demo import MerchantSetup, SeedScenario
+from recovery_cli.seed_scenario import MerchantSetup, SeedScenario
 from support.stack import recovery_body
 
 

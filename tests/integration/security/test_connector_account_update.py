@@ -10,7 +10,7 @@ import pytest
 from pymongo.database import Database
 from security_system import eventually
 
-from recovery_cli.demo import Endpoints, SeedScenario
+from recovery_cli.seed_scenario import Endpoints, SeedScenario
 from recovery_executor.app import build_service as build_executor
 from recovery_executor.settings import ExecutorSettings
 from recovery_runtime.secrets import SecretBox, is_sealed

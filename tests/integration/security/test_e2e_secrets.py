@@ -9,7 +9,7 @@ from typing import Any
 
 from pymongo import MongoClient
 
-from recovery_cli.demo import SANDBOX_SECRET_KEY, Endpoints, SeedScenario
+from recovery_cli.seed_scenario import SANDBOX_SECRET_KEY, Endpoints, SeedScenario
 from recovery_cli.stack import Stack
 from support.stack import Isolation
 

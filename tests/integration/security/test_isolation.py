@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -129,6 +130,12 @@ ENDPOINTS = [
     Endpoint("POST", "/events/{merchant}", lambda o, w: {}),
     Endpoint("GET", "/events/{merchant}/{event}/attempts"),
     Endpoint("POST", "/events/{merchant}/{event}/retry"),
+    # The merchant's failed events of the last hour delivered again (none of these tenants has any).
+    Endpoint(
+        "POST",
+        "/events/{merchant}/recover",
+        lambda o, w: {"since": (datetime.now(UTC) - timedelta(hours=1)).isoformat()},
+    ),
     Endpoint("GET", "/events/{merchant}/endpoints"),
     Endpoint("GET", "/v2/process-trackers/revenue-recovery-workflow/{payment}"),
     Endpoint("POST", "/v2/process-trackers/revenue-recovery-workflow/{payment}/resume", lambda o, w: RESUME),
@@ -334,6 +341,7 @@ PERMITTED = {
     "POST /events/{merchant}": {"payments", "read_only"},
     "GET /events/{merchant}/{event}/attempts": {"payments", "read_only"},
     "POST /events/{merchant}/{event}/retry": {"payments"},
+    "POST /events/{merchant}/recover": {"payments"},
     "GET /events/{merchant}/endpoints": {"payments", "read_only"},
     "GET /v2/process-trackers/revenue-recovery-workflow/{payment}": {"payments", "read_only"},
     "POST /v2/process-trackers/revenue-recovery-workflow/{payment}/resume": {"payments"},

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from security_system import System, eventually
 
-from recovery_cli.demo import SANDBOX_SECRET_KEY
+from recovery_cli.seed_scenario import SANDBOX_SECRET_KEY
 from recovery_runtime.secrets import is_sealed
 
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from recovery_cli.demo import Endpoints, SeedScenario
+from recovery_cli.seed_scenario import Endpoints, SeedScenario
 from recovery_contracts.api.masking import mask_secret
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.ids import idempotent_event_id, new_attempt_id

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
-from recovery_cli.demo import Endpoints, MerchantSetup, SeedScenario
+from recovery_cli.seed_scenario import Endpoints, MerchantSetup, SeedScenario
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import PaymentSucceeded, RecoveryCancelRequested, RecoveryRequested

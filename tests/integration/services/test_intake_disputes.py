@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from recovery_cli.demo import SANDBOX_SECRET_KEY, Endpoints, MerchantSetup, SeedScenario
+from recovery_cli.seed_scenario import SANDBOX_SECRET_KEY, Endpoints, MerchantSetup, SeedScenario
 from recovery_contracts.recovery import RecoveryPayment
 from recovery_intake.app import build_service
 from recovery_intake.settings import IntakeSettings

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 from pymongo import AsyncMongoClient, monitoring
 
-from recovery_cli.demo import Endpoints, SeedScenario
 from recovery_cli.scenario import RECOVERY_REQUEST, seed_body
+from recovery_cli.seed_scenario import Endpoints, SeedScenario
 from recovery_executor.app import build_service as build_executor
 from recovery_executor.settings import ExecutorSettings
 from recovery_intake.app import build_service as build_intake

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from recovery_cli.demo import Endpoints, MerchantSetup, SeedScenario
+from recovery_cli.seed_scenario import Endpoints, MerchantSetup, SeedScenario
 from recovery_contracts.ids import idempotent_event_id
 from recovery_sandbox.receiver import create_app as receiver_app
 from support.broker import BrokerProbe, broker_probe, eventually

@@ -145,6 +145,13 @@ class InMemoryEvents:
     async def update(self, before: WebhookEvent, after: WebhookEvent, session: Any) -> None:
         self.records[after.key] = after
 
+    async def reopen(self, before: WebhookEvent, after: WebhookEvent, session: Any) -> bool:
+        current = self.records.get(after.key)
+        if current is None or current.status is not EventStatus.FAILED:
+            return False
+        self.records[after.key] = after
+        return True
+
     async def record_attempts(
         self, before: WebhookEvent, after: WebhookEvent, results: Sequence[DeliveryResult], *, recorded: bool
     ) -> None:
@@ -167,8 +174,28 @@ class InMemoryEvents:
         return list(self.records.values())
 
 
-class NoQueries:
-    """The events API's reads, unused by the handlers' tests."""
+@dataclass
+class HandlerQueries:
+    """The events API's reads, unused by the handlers' tests but the recover's: the failed events of `events`."""
+
+    events: InMemoryEvents
+
+    async def failed_since(
+        self, merchant_id: str, since: datetime, until: datetime, profile_id: str | None, after: str | None, limit: int
+    ) -> list[WebhookEvent]:
+        failed = sorted(
+            (
+                e
+                for e in self.events.records.values()
+                if e.merchant_id == merchant_id
+                and e.status is EventStatus.FAILED
+                and since <= e.created_at <= until
+                and profile_id in (None, e.profile_id)
+                and (after is None or e.event_id > after)
+            ),
+            key=lambda e: e.event_id,
+        )
+        return failed[:limit]
 
     async def event_ids_of_payment(self, payment_id: str) -> list[str]:
         return []
@@ -379,7 +406,7 @@ def in_memory_dispatcher(**settings: Any) -> Dispatcher:
     )
     adapters = DispatcherAdapters(
         events=events,
-        queries=NoQueries(),
+        queries=HandlerQueries(events),
         endpoints=endpoints,
         breakers=breakers,
         sender=sender,

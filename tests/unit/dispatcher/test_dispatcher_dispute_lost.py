@@ -158,7 +158,7 @@ async def test_the_events_api_finds_it_by_class_type_dispute_and_payment(dispatc
     docs = [initial_document(e) for e in (paid_event, lost_event)]
     app = FastAPI()
     token = dispatcher.settings.internal_api_token
-    app.include_router(router(dispatcher.events, RecordQueries(docs), _no_retry, InternalCaller(token)))
+    app.include_router(router(dispatcher.events, RecordQueries(docs), _no_retry, _no_recover, InternalCaller(token)))
     headers = {TOKEN_HEADER: token, MERCHANT_HEADER: "merchant_test"}
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://dispatcher", headers=headers) as http:
@@ -192,3 +192,7 @@ async def test_the_events_api_finds_it_by_class_type_dispute_and_payment(dispatc
 
 async def _no_retry(event: Any) -> dict[str, Any]:
     raise AssertionError("no manual retry in this test")
+
+
+async def _no_recover(*asked: Any) -> Any:
+    raise AssertionError("no recover in this test")

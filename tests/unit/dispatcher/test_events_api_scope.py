@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from recovery_dispatcher.adapters.event_documents import initial_document
 from recovery_dispatcher.domain.event import WebhookEvent
 from recovery_dispatcher.domain.ids import initial_event_id
+from recovery_dispatcher.handlers.recover_failed import Recovered
 from recovery_dispatcher.http import router
 from recovery_runtime.internal_api import MERCHANT_HEADER, PROFILE_HEADER, TOKEN_HEADER, InternalCaller
 
@@ -48,6 +49,8 @@ class EventsApi:
     http: httpx.AsyncClient
     queries: RecordQueries
     retried: list[str]
+    # What each recover asked for: (merchant, profile).
+    recovered: list[tuple[str, str | None]]
     a: WebhookEvent
     b: WebhookEvent
 
@@ -65,10 +68,18 @@ async def api() -> EventsApi:
         retried.append(initial.event_id)
         return initial_document(initial)
 
+    recovered: list[tuple[str, str | None]] = []
+
+    async def recover(
+        merchant_id: str, since: datetime, until: datetime | None, profile_id: str | None, cursor: str | None
+    ) -> Recovered:
+        recovered.append((merchant_id, profile_id))
+        return Recovered([], None)
+
     app = FastAPI()
-    app.include_router(router(events, queries, retry_event, InternalCaller(TOKEN)))
+    app.include_router(router(events, queries, retry_event, recover, InternalCaller(TOKEN)))
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dispatcher")
-    return EventsApi(http, queries, retried, a, b)
+    return EventsApi(http, queries, retried, recovered, a, b)
 
 
 def listed(answer: httpx.Response) -> list[str]:
@@ -117,3 +128,22 @@ async def test_the_list_is_the_profiles_and_a_filter_on_another_profile_lists_no
     assert listed(merchant_asking_b) == [api.b.event_id]
     # The profile-level lists were read with the profile's filter; the mismatch read nothing at all.
     assert [f.get("business_profile_id") for f in api.queries.filters] == ["pro_a", "pro_a", "pro_none", None, "pro_b"]
+
+
+async def test_a_recover_is_of_the_calls_profile_and_never_of_another(api: EventsApi) -> None:
+    base = f"/internal/events/{MERCHANT}/recover"
+    since = {"since": T0.isoformat()}
+    own = await api.http.post(base, json=since, headers=AS_A)
+    named_own = await api.http.post(base, json={**since, "profile_id": "pro_a"}, headers=AS_A)
+    other = await api.http.post(base, json={**since, "profile_id": "pro_b"}, headers=AS_A)
+    merchant_wide = await api.http.post(base, json=since, headers=AS_MERCHANT)
+    narrowed = await api.http.post(base, json={**since, "profile_id": "pro_b"}, headers=AS_MERCHANT)
+    another_merchant = await api.http.post("/internal/events/merchant_other/recover", json=since, headers=AS_A)
+    no_since = await api.http.post(base, json={}, headers=AS_A)
+
+    assert [a.status_code for a in (own, named_own, other, merchant_wide, narrowed)] == [200] * 5
+    assert other.json() == {"recovered_count": 0, "event_ids": [], "next_cursor": None, "refused_profiles": {}}
+    # The profile-level call's own profile, never widened; the merchant-level call's as it asked.
+    assert api.recovered == [(MERCHANT, "pro_a"), (MERCHANT, "pro_a"), (MERCHANT, None), (MERCHANT, "pro_b")]
+    assert another_merchant.status_code == 404
+    assert no_since.status_code == 400 and "since" in no_since.text

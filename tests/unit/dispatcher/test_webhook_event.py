@@ -125,6 +125,27 @@ def test_holds_use_no_retry_and_each_has_a_timer_of_its_own() -> None:
     assert timer.payload.timer_id == f"webhook:{event.event_id}:hold2"
 
 
+def test_a_failed_event_recovered_starts_its_schedule_again_with_a_timer_of_its_own() -> None:
+    event = raised(attempted=True)
+    for _ in range(3):
+        event = after(event, classify_response(500, None)).event
+    assert event.status is EventStatus.FAILED and event.finished_at is not None
+    now = T0 + timedelta(days=1)
+
+    first = event.recovered(now)
+    again = event.recovered(now + timedelta(milliseconds=1))
+
+    reopened = first.event
+    assert (reopened.status, reopened.retry_index, reopened.next_retry_at) == (EventStatus.RETRY_SCHEDULED, 0, now)
+    assert reopened.finished_at is None and reopened.attempts == event.attempts and reopened.body == event.body
+    [timer] = first.messages
+    assert timer.payload.due_at == now and timer.payload.message["payload"]["retry_index"] == 0
+    assert timer.payload.timer_id != again.messages[0].payload.timer_id  # the scheduler keeps one timer per id
+    for not_failed in (raised(), reopened):
+        with pytest.raises(ValueError, match="not failed"):
+            not_failed.recovered(now)
+
+
 def test_disabling_the_endpoint_tells_operations_who_and_why() -> None:
     notice = raised().endpoint_disabled(url=URL, failing_since=T0, reason="410 Gone from x", now=T0)
     assert notice.type is MessageType.WEBHOOK_ENDPOINT_DISABLED

@@ -15,7 +15,7 @@ from recovery_contracts.payments import IntentStatus
 from recovery_intake.app import build_service
 from recovery_intake.dependencies import Document, IntakeAdapters, IntentExists, OutcomeRecorded
 from recovery_intake.domain.api_keys import hash_api_key
-from recovery_intake.domain.audit import AuditEntry
+from recovery_intake.domain.audit import EVERY_ENTRY, AuditEntry, AuditFilter
 from recovery_intake.domain.card_backfill import SAVED_CARD_DAYS, SavedCard
 from recovery_intake.domain.intent import FINAL, Intent, IntentChange
 from recovery_intake.domain.webhook_secrets import new_whsec_secret
@@ -304,9 +304,11 @@ class FakeAuditLog:
     async def record(self, entry: AuditEntry) -> None:
         self.entries.append(entry)
 
-    async def page(self, merchant_id: str, limit: int, after: tuple[datetime, str] | None) -> list[AuditEntry]:
+    async def page(
+        self, merchant_id: str | None, limit: int, after: tuple[datetime, str] | None, where: AuditFilter = EVERY_ENTRY
+    ) -> list[AuditEntry]:
         mine = sorted(
-            (e for e in self.entries if e.actor.merchant_id == merchant_id),
+            (e for e in self.entries if e.actor.merchant_id == merchant_id and where.matches(e)),
             key=lambda e: (e.at, e.entry_id),
             reverse=True,
         )

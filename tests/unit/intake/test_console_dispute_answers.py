@@ -47,10 +47,11 @@ async def test_a_merchant_submits_evidence_then_accepts_from_the_payment_page(
         other = await answer(svc, console, f"{base}/refund")
 
     assert nothing.status_code == 400 and "give at least one evidence field" in nothing.text, nothing.text
-    assert submitted.status_code == 303 and submitted.headers["location"] == f"/console/payments/{payment_id}"
+    assert submitted.status_code == 303
+    assert submitted.headers["location"] == f"/console/payments/{payment_id}?done=evidence"
     evidence = at_stripe(stripe_api, dispute["id"])["evidence"]
     assert (evidence["product_description"], evidence["customer_name"]) == ("A yearly plan", "Jenny Rosen")
-    assert accepted.status_code == 303
+    assert accepted.status_code == 303 and accepted.headers["location"].endswith("?done=accept")
     assert status_of(svc, payment_id) is DisputeStatus.DISPUTE_LOST
     assert again.status_code == 409 and "an ended dispute takes no answer" in again.text, again.text
     assert unknown.status_code == 404 and f"no dispute dsp_unknown on payment {payment_id}" in unknown.text

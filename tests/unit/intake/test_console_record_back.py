@@ -74,7 +74,8 @@ async def test_a_merchant_starts_an_abandoned_record_back_again_from_the_payment
     async with signed_in(svc) as client:
         answer = await restart(client, session_token(svc, client))
 
-    assert answer.status_code == 303 and answer.headers["location"] == f"/console/payments/{PAYMENT}"
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"/console/payments/{PAYMENT}?done=record-back"
     [(path, headers, body)] = executor.received
     assert path == f"/internal/record-backs/{MERCHANT}/{PAYMENT}/restart"
     assert (headers[TOKEN_HEADER], headers[MERCHANT_HEADER]) == (SETTINGS.internal_api_token, MERCHANT)

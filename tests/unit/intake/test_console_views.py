@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from recovery_intake.console import payment_view, views, webhook_views
+from recovery_intake.console.payment_view import DONE_NOTICES, done_notice
 
 ANALYTICS: dict[str, Any] = {
     "merchant_id": "merchant_1",
@@ -327,3 +328,13 @@ def test_payment_page_lists_the_disputes_not_lost_where_they_stand_latest_first(
     # Open: by when to answer; ended: no deadline shown (the won one's opening had none either).
     assert (rows[1].answer_by, rows[0].answer_by) == ("2026-03-03 12:00:00 UTC", "")
     assert payment_view.other_disputes(None) == []
+
+
+def test_the_payment_page_says_what_its_own_action_did_in_its_own_words() -> None:
+    # The redirects of the page's actions: starting the record back or a refund record again, the two answers to a
+    # dispute, a webhook's retry without htmx.
+    assert set(DONE_NOTICES) == {"record-back", "refund-record", "evidence", "accept", "webhook-retry"}
+    assert done_notice({"done": "evidence"}) == DONE_NOTICES["evidence"]
+    # Never the query's own text.
+    assert done_notice({"done": "<b>paid</b>"}) is None
+    assert done_notice({}) is None

@@ -75,8 +75,18 @@ async def test_a_later_request_for_the_invoice_updates_it(svc: Intake, client: h
         (recovery_body(payment_merchant_connector_id="mca_billing_1"), 422, "IR_06", "not a payment_processor"),
         (recovery_body(attempt_status="charged"), 422, "IR_06", "needs a failed attempt_status"),
         (recovery_body(action="invalid_action"), 400, "IR_19", "invalid_action"),
+        (recovery_body(billing_started_at="0001-01-01T00:00:00+01:00"), 400, "IR_06", "outside the calendar"),
     ],
-    ids=["malformed", "wrong-type", "unknown-field", "unknown-account", "wrong-account-kind", "not-failed", "invalid"],
+    ids=[
+        "malformed",
+        "wrong-type",
+        "unknown-field",
+        "unknown-account",
+        "wrong-account-kind",
+        "not-failed",
+        "invalid",
+        "no-utc-time",
+    ],
 )
 async def test_bad_input_is_refused_and_nothing_is_stored_or_published(
     svc: Intake, client: httpx.AsyncClient, body: Any, status: int, code: str, mention: str

@@ -119,7 +119,8 @@ async def test_the_payment_page_button_restarts_the_refund_record_of_its_dispute
             data={"csrf_token": session_token(svc, client)},
         )
 
-    assert answer.status_code == 303 and answer.headers["location"] == f"/console/payments/{PAYMENT}"
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"/console/payments/{PAYMENT}?done=refund-record"
     [(received_path, _, body)] = executor.received
     assert received_path == f"/internal/record-backs/{MERCHANT}/{PAYMENT}/restart"
     assert body["revenue_recovery_task"] == "PSYNC_WORKFLOW" and executor.queries == [{"dispute_id": DISPUTE}]

@@ -1,7 +1,8 @@
 """The merchant's word on when a card may next be tried (`scheduled_at` of
 `PUT /v2/recovery/data-backfill/update-token`, Hyperswitch's time for the token's next try), through the scheduler's
 internal endpoint on in-memory repositories: none of the merchant's recoveries tries the card before it (those
-planned sooner plan again at once, and the reason says why), an operator's resume neither; a card held back past a
+planned sooner plan again at once, and the reason says why), an operator's resume neither (and it too comes sooner
+when the word is lifted or moved, by the resume's rules); a card held back past a
 recovery's retry window leaves it to the customer's other card, or ends it; a time now or past lifts the word, and
 the recoveries it held back plan again at once (one it ended reopens, one it sent to the other card comes back to the
 held card when that is the algorithm's choice again), as they do when it moves sooner."""
@@ -17,6 +18,7 @@ import pytest
 from recovery_contracts.recovery import RetryAlgorithm
 from recovery_contracts.timestamps import format_ms
 from recovery_scheduler.domain.card_budgets import CardBudget
+from recovery_scheduler.domain.model import AttemptOutcome, AttemptRecord
 from recovery_scheduler.domain.plans import AttemptPlan, describe_plan, plan_from
 from recovery_scheduler.domain.recovery import Recovery
 from recovery_scheduler.domain.status import RecoveryStatus
@@ -129,6 +131,39 @@ def test_an_operators_resume_waits_for_the_merchants_time_too() -> None:
     planned = change.recovery.history[-1]
     assert planned.what == "attempt_planned" and planned.details["planned_at"] == HOLD
     assert f"not before {HOLD.isoformat()}, as the merchant asked for card {VISA}" in planned.reason
+
+
+def test_a_resume_the_word_held_back_comes_sooner_by_the_resumes_rules_when_the_word_is_lifted_or_moved() -> None:
+    """The operator's time, not the planner's (its ladder and jitter, which the resume went past): planned again by the
+    resume's rules, at the new word or at once, on the same card and attempt number, still marked as a resume."""
+    ran_out = Recovery.start(payment(), planning()).recovery
+    tried = tuple(AttemptRecord(n, VISA, T0 - timedelta(days=4 - n), AttemptOutcome.DECLINED) for n in (1, 2, 3))
+    failed = replace(ran_out, status=RecoveryStatus.FAILED, attempts=tried)
+    asked = T0 + timedelta(hours=1)
+    held = replace(planning(), card_budgets={VISA: CardBudget("merchant_test", VISA, 1, not_before=HOLD)})
+    resumed = failed.resumed(asked, held).recovery
+    plan = resumed.plan
+    assert isinstance(plan, AttemptPlan) and (plan.planned_at, plan.held_until, plan.resumed_at) == (HOLD, HOLD, asked)
+    assert plan_from(describe_plan(plan)) == plan  # stored and read back with the resume's time
+
+    sooner = HOLD - timedelta(days=3)
+    moved = resumed.replanned(
+        replace(planning(), card_budgets={VISA: CardBudget("merchant_test", VISA, 1, not_before=sooner)})
+    )
+    lifted = resumed.replanned(
+        replace(planning(T0 + timedelta(hours=2)), card_budgets={VISA: CardBudget("merchant_test", VISA, 1)})
+    )
+
+    for change, at, until in ((moved, sooner, sooner), (lifted, T0 + timedelta(hours=2), None)):
+        again = change.recovery
+        assert again.status is RecoveryStatus.SCHEDULED and change.cancels_planned_timers, again
+        plan = again.plan
+        assert isinstance(plan, AttemptPlan), plan
+        assert (plan.token, plan.attempt_number, plan.planned_at, plan.held_until) == (VISA, 4, at, until)
+        assert plan.resumed_at == asked and plan.reason.startswith("resumed by an operator")
+        [timer] = change.timers
+        assert timer.due_at == plan.due_at
+    assert lifted.recovery.history[-2].reason == f"the merchant's hold on card {VISA} until {HOLD.isoformat()} lifted"
 
 
 @pytest.mark.parametrize("algorithm", [RetryAlgorithm.CASCADING, RetryAlgorithm.SMART])

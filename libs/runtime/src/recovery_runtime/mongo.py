@@ -53,3 +53,13 @@ async def ensure_indexes(db: AsyncDatabase[dict[str, Any]], specs: Iterable[Inde
                     raise
             continue
         await db[spec.collection].create_index(list(spec.keys), name=spec.name, unique=spec.unique, **spec.options)
+
+
+def within(field: str, bounds: Iterable[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """The clauses of `field`'s bounds for an `$and`, one clause per bound: `(comparison, value)` pairs, each of
+    `eq`, `lt`, `lte`, `gt`, `gte` (a value that is None is no bound; no bound, no clause). MongoDB plans them on an
+    index as the one range they make. Written apart rather than as one operator document because SecantusDB, the
+    tests' stand-in, leaves out the documents equal to a `$gte` bound when it plans that document alone on a compound
+    index whose key is descending before a further key (as the audit trail's `(merchant_id, at desc, _id desc)`);
+    the `$and` form it reads right."""
+    return [{field: {f"${comparison}": value}} for comparison, value in bounds if value is not None]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
@@ -25,6 +24,7 @@ from recovery_runtime.consumer_watchdog import consumer_problem, queue_name, res
 from recovery_runtime.logging import configure_logging
 from recovery_runtime.metrics import DeadLetterDepthProbe
 from recovery_runtime.mongo import IndexSpec, connect, ensure_indexes
+from recovery_runtime.serving import STOP_MARGIN_SECONDS, DrainingServer, StopDeadline
 from recovery_runtime.settings import ServiceSettings
 from recovery_runtime.topology import check_topology, declare_topology, queues_of
 from recovery_runtime.tracing import Tracing, start_tracing
@@ -378,22 +378,4 @@ class Service:
             timeout_graceful_shutdown=int(self.settings.shutdown_grace_seconds),
             lifespan="on",
         )
-        DrainingServer(config, self).run()
-
-
-class DrainingServer(uvicorn.Server):
-    """uvicorn's server, whose shutdown (SIGTERM) also stops consuming at once instead of after the open HTTP
-    requests: uvicorn waits up to the grace period for those before its lifespan calls `Service.stop`, so the
-    consumers would keep taking messages meanwhile and a drain could last two grace periods, past compose's
-    `stop_grace_period` and Kubernetes' `terminationGracePeriodSeconds`. The two waits now overlap."""
-
-    def __init__(self, config: uvicorn.Config, service: Service) -> None:
-        super().__init__(config)
-        self._service = service
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        consuming = asyncio.ensure_future(self._service.stop_consuming())
-        try:
-            await super().shutdown(sockets)
-        finally:
-            await consuming
+        DrainingServer(config, self, StopDeadline(self.settings.shutdown_grace_seconds + STOP_MARGIN_SECONDS)).run()

@@ -124,7 +124,7 @@ def build_service(
     app = service.app
     app.title = "Revenue recovery API"
     app.version = "0.1.0"
-    install_error_handlers(app)
+    install_error_handlers(app, identify=ctx.auth.identify)
     # Inside the abuse limits: a request they refuse never reached a route (and names no caller).
     app.add_middleware(audit.AuditTrail, trail=adapters.audit, clock=adapters.clock)
     app.add_middleware(

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from recovery_contracts.payments import IntentStatus
-from recovery_intake.domain.audit import AuditEntry
+from recovery_intake.domain.audit import EVERY_ENTRY, AuditEntry, AuditFilter
 from recovery_intake.domain.card_backfill import SavedCard
 from recovery_intake.domain.intent import Intent, IntentChange
 from recovery_runtime.bus import Publisher
@@ -181,8 +181,11 @@ class AuditLog(Protocol):
 
     async def record(self, entry: AuditEntry) -> None: ...
 
-    async def page(self, merchant_id: str, limit: int, after: tuple[datetime, str] | None) -> list[AuditEntry]:
-        """The merchant's entries, newest first, after (`at`, `entry_id`) of the previous page's last."""
+    async def page(
+        self, merchant_id: str | None, limit: int, after: tuple[datetime, str] | None, where: AuditFilter = EVERY_ENTRY
+    ) -> list[AuditEntry]:
+        """The merchant's entries (None: the platform's own, of no merchant) matching `where`, newest first, after
+        (`at`, `entry_id`) of the previous page's last."""
         ...
 
 

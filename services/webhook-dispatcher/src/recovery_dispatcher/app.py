@@ -44,6 +44,7 @@ from recovery_dispatcher.handlers.payment_events import (
     payment_succeeded,
 )
 from recovery_dispatcher.handlers.profile_updated import profile_updated
+from recovery_dispatcher.handlers.recover_failed import FailedEventsRecovery
 from recovery_dispatcher.settings import DispatcherSettings
 from recovery_runtime.bus import Publisher
 from recovery_runtime.clock import Clock, TimeScale
@@ -208,7 +209,13 @@ def build_service(settings: DispatcherSettings | None = None, adapters: Dispatch
     )
     caller = InternalCaller(settings.internal_api_token)
     service.app.include_router(
-        http.router(adapters.events, adapters.queries, functools.partial(manual_retry, delivery), caller)
+        http.router(
+            adapters.events,
+            adapters.queries,
+            functools.partial(manual_retry, delivery),
+            FailedEventsRecovery(delivery, adapters.queries),
+            caller,
+        )
     )
     if adapters.endpoint_status is not None:
         service.app.include_router(http.endpoints_router(adapters.endpoint_status, caller))

@@ -55,6 +55,10 @@ class EventRepository(Protocol):
 
     async def update(self, before: WebhookEvent, after: WebhookEvent, session: Any) -> None: ...
 
+    async def reopen(self, before: WebhookEvent, after: WebhookEvent, session: Any) -> bool:
+        """Write a failed event's change if it is still failed (compare-and-set); False when it moved on."""
+        ...
+
     async def record_attempts(
         self, before: WebhookEvent, after: WebhookEvent, results: Sequence[DeliveryResult], *, recorded: bool
     ) -> None: ...
@@ -86,6 +90,13 @@ class EventQueries(Protocol):
     ) -> tuple[list[dict[str, Any]], int, bool]:
         """A page of the merchant's initial records, newest first, how many match (up to a cap), and whether any
         record follows the page."""
+        ...
+
+    async def failed_since(
+        self, merchant_id: str, since: datetime, until: datetime, profile_id: str | None, after: str | None, limit: int
+    ) -> list[WebhookEvent]:
+        """The merchant's failed initial events created in [since, until] (of one profile, when given), oldest
+        first, after the event id `after`."""
         ...
 
 

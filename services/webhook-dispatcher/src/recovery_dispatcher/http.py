@@ -26,6 +26,8 @@ from recovery_contracts.api.events import (
     EndpointLatency,
     EventListConstraints,
     EventListItemResponse,
+    EventRecoverRequest,
+    EventRecoverResponse,
     EventRetrieveResponse,
     TotalEventsResponse,
     WebhookEndpointHealth,
@@ -36,9 +38,12 @@ from recovery_dispatcher.domain.endpoint_status import EndpointStatus
 from recovery_dispatcher.domain.event import WebhookEvent
 from recovery_dispatcher.domain.ids import CLOCK_SKEW, MERCHANT_ID, created_at_of, record_key
 from recovery_dispatcher.domain.outgoing_webhook import recorded_headers
+from recovery_dispatcher.handlers.recover_failed import Recovered, RecoverRefused, RecoverRunning
 from recovery_runtime.internal_api import InternalCaller, InternalScope
 
 DEFAULT_PAGE = 10
+# The recover of a window: (merchant, since, until, profile, cursor) -> the events delivered again.
+Recover = Callable[[str, datetime, datetime | None, str | None, str | None], Awaitable[Recovered]]
 
 
 def _problem(error: ApiError, **params: Any) -> JSONResponse:
@@ -139,9 +144,11 @@ def router(
     events: EventRepository,
     queries: EventQueries,
     retry_event: Callable[[WebhookEvent], Awaitable[dict[str, Any]]],
+    recover: Recover,
     caller: InternalCaller,
 ) -> APIRouter:
-    """`retry_event`: the manual retry of an event (handlers.manual_retry), returning its attempt's record."""
+    """`retry_event`: the manual retry of an event (handlers.manual_retry), returning its attempt's record;
+    `recover`: the failed events of a window delivered again (handlers.recover_failed)."""
     api = APIRouter(prefix="/internal/events", include_in_schema=False)
 
     async def initial_event(scope: InternalScope, merchant_id: str, event_id: str) -> WebhookEvent | None:
@@ -187,6 +194,36 @@ def router(
             total_count_capped=total >= EVENTS_COUNT_CAP,
             # Only when an event follows the page: the next page starts after this page's last (oldest) one.
             next_cursor=docs[-1]["event_id"] if more and docs else None,
+        )
+        return JSONResponse(json.loads(body.model_dump_json()))
+
+    @api.post("/{merchant_id}/recover")
+    async def recover_events(
+        merchant_id: str, request: Request, scope: InternalScope = Depends(caller)
+    ) -> JSONResponse:
+        if scope.merchant_id != merchant_id or not MERCHANT_ID.fullmatch(merchant_id):
+            return _problem(ApiError.EVENT_NOT_FOUND)
+        try:
+            asked = EventRecoverRequest.model_validate_json(await request.body() or b"{}")
+        except ValidationError as error:
+            response = validation_error_response(error.errors())
+            return JSONResponse(response.model_dump(exclude_none=True), status_code=400)
+        profile_id = scope.list_profile(asked.profile_id)
+        if not scope.owns(merchant_id, profile_id):
+            # Another profile's events, asked for on a profile-level call: none, as of a profile without events.
+            return JSONResponse(json.loads(EventRecoverResponse(recovered_count=0, event_ids=[]).model_dump_json()))
+        try:
+            done = await recover(merchant_id, asked.since, asked.until, profile_id, asked.cursor)
+        except RecoverRefused as refused:
+            return _problem(ApiError.INVALID_REQUEST_DATA, message=str(refused))
+        except RecoverRunning:
+            # Hyperswitch's answer to a resource in use: send it again once the running one answered.
+            return _problem(ApiError.RESOURCE_BUSY)
+        body = EventRecoverResponse(
+            recovered_count=len(done.event_ids),
+            event_ids=done.event_ids,
+            next_cursor=done.next_cursor,
+            refused_profiles=done.refused_profiles,
         )
         return JSONResponse(json.loads(body.model_dump_json()))
 

@@ -20,6 +20,9 @@ EVENTS_FINISHED = Counter(
 )
 RETRIES_SCHEDULED = Counter("recovery_webhook_retries_scheduled_total", "Durable webhook retries scheduled", ["why"])
 ENDPOINTS_DISABLED = Counter("recovery_webhook_endpoints_disabled_total", "Endpoints disabled", ["reason"])
+EVENTS_RECOVERED = Counter(
+    "recovery_webhook_events_recovered_total", "Failed webhook events delivered again at the merchant's request"
+)
 # Opened minus closed by this process: the sum over the dispatchers is the number of open circuits (one process
 # may open a circuit that another closes).
 CIRCUITS_OPEN = Gauge("recovery_webhook_circuits_open", "Endpoint circuits this process opened less those it closed")

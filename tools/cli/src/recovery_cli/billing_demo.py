@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
-from recovery_cli.demo import Endpoints, MerchantSetup, ReceivedWebhook, ScenarioFailed, SeedScenario
+from recovery_cli.seed_scenario import Endpoints, MerchantSetup, ReceivedWebhook, ScenarioFailed, SeedScenario
 
 INVOICE_EVENTS = ["invoice.payment_failed", "invoice.paid", "invoice.voided", "invoice.marked_uncollectible"]
 
@@ -39,9 +39,10 @@ class BillingSetup(BillingAccount):
 
 
 SetupT = TypeVar("SetupT", bound=BillingAccount)
+ValueT = TypeVar("ValueT")
 
 
-def poll(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float, interval: float = 0.2) -> Any:
+def poll(read: Callable[[], ValueT], done: Callable[[ValueT], bool], timeout: float, interval: float = 0.2) -> ValueT:
     """`read()` until `done` says so or `timeout` passes; the last read."""
     deadline = time.monotonic() + timeout
     while True:
@@ -117,7 +118,7 @@ class BillingScenario(Generic[SetupT]):
         records it), with the event as `event_object`."""
         deadline = time.monotonic() + timeout
         while True:
-            found = self.seed._call("GET", f"{self.sandbox}/_sandbox/events", quiet=True)
+            found = self.seed._call("GET", f"{self.sandbox}/_sandbox/events")
             events = {e["id"]: e for e in found["events"] if self._about(e, invoice_id)}
             for record in found["deliveries"]:
                 if record["type"] == event_type and record["event"] in events:
@@ -144,7 +145,7 @@ class BillingScenario(Generic[SetupT]):
             time.sleep(0.2)
 
     def wait_for_invoice(self, invoice_id: str, status: str = "paid", timeout: float = 30.0) -> dict[str, Any]:
-        invoice: dict[str, Any] = poll(lambda: self.invoice(invoice_id), lambda i: i["status"] == status, timeout)
+        invoice = poll(lambda: self.invoice(invoice_id), lambda i: i["status"] == status, timeout)
         self.say(f"    {self.name} invoice {invoice_id}: {self._invoice_line(invoice)}")
         return invoice
 
@@ -202,7 +203,7 @@ class StripeBillingScenario(BillingScenario[BillingSetup]):
         )
         self._stripe("POST", f"/v1/invoices/{invoice['id']}/finalize", {})
         fault = {"payment_method": card, "mode": "decline", "decline_code": decline_code}
-        self.seed._call("POST", f"{self.stripe}/_sandbox/faults", json_body=fault, quiet=True)
+        self.seed._call("POST", f"{self.stripe}/_sandbox/faults", json_body=fault)
         answer = self.seed.http.post(f"{self.stripe}/v1/invoices/{invoice['id']}/pay", headers=self.auth)
         if answer.status_code != 402:
             raise ScenarioFailed(f"the invoice payment was to be declined; Stripe answered {answer.status_code}")
@@ -210,7 +211,8 @@ class StripeBillingScenario(BillingScenario[BillingSetup]):
         return self.invoice(str(invoice["id"]))
 
     def invoice(self, invoice_id: str) -> dict[str, Any]:
-        return self._stripe("GET", f"/v1/invoices/{invoice_id}", None)
+        invoice: dict[str, Any] = self._stripe("GET", f"/v1/invoices/{invoice_id}", None)
+        return invoice
 
     def _about(self, event: dict[str, Any], invoice_id: str) -> bool:
         return bool(event["data"]["object"]["id"] == invoice_id)
@@ -290,7 +292,7 @@ class ChargebeeScenario(BillingScenario[ChargebeeSetup]):
         setup = ChargebeeSetup(merchant, account, username, password)
         url = f"{self.seed.endpoints.intake_url}{setup.webhook_path}"
         hook = {"url": url, "username": username, "password": password}
-        self.seed._call("POST", f"{self.site}/_sandbox/webhook", json_body=hook, quiet=True)
+        self.seed._call("POST", f"{self.site}/_sandbox/webhook", json_body=hook)
         self.say(f"    Chargebee sends events to {url}")
         return setup
 

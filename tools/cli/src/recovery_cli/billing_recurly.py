@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from recovery_cli.billing_demo import BillingAccount, BillingScenario
-from recovery_cli.demo import MerchantSetup, ScenarioFailed, SeedScenario
+from recovery_cli.seed_scenario import MerchantSetup, ScenarioFailed, SeedScenario
 from recovery_runtime.connector_apis import RECURLY_ACCEPT
 
 RECURLY_KEY = "test_recurly_demo_key"
@@ -48,7 +48,7 @@ class RecurlyScenario(BillingScenario[RecurlySetup]):
         setup = RecurlySetup(merchant, account, secret)
         url = f"{self.seed.endpoints.intake_url}{setup.webhook_path}"
         hook = {"url": url, "secret": secret}
-        self.seed._call("POST", f"{self.sandbox}/_sandbox/webhook", json_body=hook, quiet=True)
+        self.seed._call("POST", f"{self.sandbox}/_sandbox/webhook", json_body=hook)
         self.say(f"    Recurly sends notifications to {url}")
         return setup
 
@@ -57,15 +57,15 @@ class RecurlyScenario(BillingScenario[RecurlySetup]):
         customer_id, card = self.seed.customer_with_card()
         self.say(f"==> 6. Recurly: an invoice of {amount}, its collection through Stripe declined ({status_code})")
         new = {"account_code": f"acct_{customer_id}", "currency": "USD", "amount": amount}
-        invoice = self.seed._call("POST", f"{self.sandbox}/_sandbox/invoices", json_body=new, quiet=True)
+        invoice = self.seed._call("POST", f"{self.sandbox}/_sandbox/invoices", json_body=new)
         failure = {"gateway_token": f"{customer_id}/{card}", "gateway_id": RECURLY_GATEWAY, "status_code": status_code}
         path = f"{self.sandbox}/_sandbox/invoices/{invoice['id']}/payment_failed"
-        self.seed._call("POST", path, json_body=failure, quiet=True)
+        self.seed._call("POST", path, json_body=failure)
         return {**self.invoice(str(invoice["id"])), "stripe_customer": customer_id}
 
     def invoice(self, invoice_id: str) -> dict[str, Any]:
         """The invoice as Recurly's API shows it, its `state` also as `status` (what the scenarios compare)."""
-        invoice = self.seed._call("GET", f"{self.sandbox}/invoices/{invoice_id}", headers=self.api, quiet=True)
+        invoice = self.seed._call("GET", f"{self.sandbox}/invoices/{invoice_id}", headers=self.api)
         return {**invoice, "status": invoice["state"]}
 
     def delivery(self, event_type: str, invoice_id: str, timeout: float = 20.0) -> dict[str, Any]:
@@ -74,7 +74,7 @@ class RecurlyScenario(BillingScenario[RecurlySetup]):
         deadline = time.monotonic() + timeout
         while True:
             about = self._ids_of(invoice_id)
-            found = self.seed._call("GET", f"{self.sandbox}/_sandbox/events", quiet=True)
+            found = self.seed._call("GET", f"{self.sandbox}/_sandbox/events")
             for event in found["events"]:
                 note = event["notification"]
                 if f"{note['object_type']}.{note['event_type']}" == event_type and note["id"] in about:

@@ -21,7 +21,7 @@ import aiohttp
 import httpx
 
 from recovery_cli import scenario
-from recovery_cli.demo import SANDBOX_SECRET_KEY, Endpoints, MerchantSetup, SeedScenario
+from recovery_cli.seed_scenario import SANDBOX_SECRET_KEY, Endpoints, MerchantSetup, SeedScenario
 
 
 class Outcome(StrEnum):

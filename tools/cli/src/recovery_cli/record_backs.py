@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from recovery_cli.stack import read_state
+from recovery_cli.stack.state import service_url
 from recovery_runtime.internal_api import MERCHANT_HEADER, TOKEN_HEADER
 from recovery_runtime.settings import DEVELOPMENT_INTERNAL_TOKEN
 
@@ -23,12 +23,7 @@ class RecordBackUnread(Exception):
 
 def executor_url(run_dir: Path) -> str:
     """`EXECUTOR_INTERNAL_URL`, else the executor of the stack `recovery up` runs from `run_dir`, else :8082."""
-    configured = os.environ.get("EXECUTOR_INTERNAL_URL")
-    if configured:
-        return configured
-    state = read_state(run_dir)
-    running = state.process("executor") if state is not None else None
-    return running.url if running is not None and running.url else EXECUTOR_DEFAULT_URL
+    return service_url(run_dir, "executor", "EXECUTOR_INTERNAL_URL", EXECUTOR_DEFAULT_URL)
 
 
 def internal_token() -> str:

@@ -69,7 +69,7 @@ class DelaySwitch(Countdown[InjectedDelays]):
         return 0.0 if late is None else late.seconds
 
 
-def add_injection_routes(app: FastAPI, path: str, switch: Countdown[Any]) -> None:
+def add_injection_routes(app: FastAPI, path: str, switch: Countdown[InjectedT]) -> None:
     """`POST {path}` sets what the next calls are given (`{count, status}` or `{count, seconds}`, as the switch
     takes), `GET {path}` reads what is left."""
 

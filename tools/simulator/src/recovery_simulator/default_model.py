@@ -31,6 +31,7 @@ import random
 import zlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TypedDict
 
 from recovery_simulator.codes import CUSTOMER, FIX, LATER, NEVER, TECHNICAL, decline_class
 from recovery_simulator.issuer import AttemptContext, IssuerOutcome
@@ -224,6 +225,17 @@ class TableModel:
         return IssuerOutcome.decline(code, None, mac)
 
 
-def with_rows(model: TableModel, **changes: dict[str, float]) -> tuple[ClassParameters, ...]:
+class RowChanges(TypedDict, total=False):
+    """The fields of a row `with_rows` replaces: its numbers (ClassParameters' fields of the same names)."""
+
+    recoverable: float
+    mean_days: float
+    payday_share: float
+    luck: float
+    burst_penalty: float
+    night_penalty: float
+
+
+def with_rows(model: TableModel, **changes: RowChanges) -> tuple[ClassParameters, ...]:
     """The model's table with some rows' fields replaced: `with_rows(m, insufficient_funds={"payday_share": 0.9})`."""
-    return tuple(replace(row, **changes[row.name]) if row.name in changes else row for row in model.table)  # type: ignore[arg-type]
+    return tuple(replace(row, **changes[row.name]) if row.name in changes else row for row in model.table)

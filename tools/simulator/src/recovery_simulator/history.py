@@ -173,12 +173,13 @@ def fit_model(
     rows, fits = [], []
     for row in base.table:
         items = by_row.get(row.name, [])
-        recovered = [h for h in items if h.recovered_at is not None]
+        # Each recovered payment with the moment it was recovered.
+        recovered = [(h, h.recovered_at) for h in items if h.recovered_at is not None]
         if len(items) < MIN_INVOICES_TO_FIT or row.name in ("expired", "customer"):
             rows.append(row)
             fits.append(ClassFit(row.name, len(items), len(recovered), False, row))
             continue
-        days = [(h.recovered_at - h.payment.failed_at).total_seconds() / 86400 for h in recovered]  # type: ignore[operator]
+        days = [(recovered_at - h.payment.failed_at).total_seconds() / 86400 for h, recovered_at in recovered]
         mean_days = sum(days) / len(days) if days else row.mean_days
         on_payday = attempts = approvals = approvals_on_payday = 0
         for h in items:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, PlainSerializer
 
 from recovery_contracts.api.fields import Description, Identifier, Name, RequestBody, ResponseBody
-from recovery_contracts.timestamps import UtcMillis, format_ms
+from recovery_contracts.timestamps import UtcMillis, format_ms, in_utc
 
 MAX_PAGE_SIZE = 100
 
@@ -19,9 +19,7 @@ def _expiry_ms(value: datetime | str) -> str:
 
 
 def _aware(value: datetime | str) -> datetime | str:
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+    return in_utc(value) if isinstance(value, datetime) else value
 
 
 class ApiKeyScope(StrEnum):

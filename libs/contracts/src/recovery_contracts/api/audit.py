@@ -17,7 +17,9 @@ class AuditActorKind(StrEnum):
 
 class AuditEventResponse(ResponseBody):
     event_id: str
-    merchant_id: str
+    # Null on the platform's own entries (the admin key acting for no merchant: `GET /v2/audit-events` with the
+    # admin key and no merchant).
+    merchant_id: str | None
     profile_id: str | None = None
     actor: AuditActorKind
     key_id: str | None = None

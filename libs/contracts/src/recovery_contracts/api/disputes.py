@@ -16,7 +16,7 @@ system's `sort` (`DisputeSort`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -46,11 +46,11 @@ class DisputeListConstraints(BaseModel):
     dispute_stage: list[DisputeStage] | None = None
     reason: list[Annotated[str, Field(max_length=255)]] | None = None
     connector: list[Annotated[str, Field(max_length=64)]] | None = None
-    received_time: datetime | None = None
-    received_time_lt: datetime | None = Field(None, alias="received_time.lt")
-    received_time_lte: datetime | None = Field(None, alias="received_time.lte")
-    received_time_gt: datetime | None = Field(None, alias="received_time.gt")
-    received_time_gte: datetime | None = Field(None, alias="received_time.gte")
+    received_time: UtcMillis | None = None
+    received_time_lt: UtcMillis | None = Field(None, alias="received_time.lt")
+    received_time_lte: UtcMillis | None = Field(None, alias="received_time.lte")
+    received_time_gt: UtcMillis | None = Field(None, alias="received_time.gt")
+    received_time_gte: UtcMillis | None = Field(None, alias="received_time.gte")
     sort: DisputeSort = Field(
         DisputeSort.RECEIVED_TIME,
         description="extension: `received_time` (newest first) or `answer_by` (the earliest deadline first)",
@@ -67,7 +67,7 @@ class DisputeListConstraints(BaseModel):
             "gt": self.received_time_gt,
             "gte": self.received_time_gte,
         }
-        return tuple((op, at if at.tzinfo else at.replace(tzinfo=UTC)) for op, at in given.items() if at is not None)
+        return tuple((op, at) for op, at in given.items() if at is not None)
 
 
 # Stripe takes at most 150,000 characters of evidence text in all; one field here at most this.

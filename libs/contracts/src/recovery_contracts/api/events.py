@@ -80,6 +80,31 @@ class EventListConstraints(RequestBody):
     is_delivered: Flag | None = None
 
 
+class EventRecoverRequest(RequestBody):
+    """Extension (Svix's "recover"): deliver again the merchant's events whose delivery failed (retries exceeded, or
+    refused: the endpoint disabled, gone, missing or blocked), created from `since` (at most 14 days ago) to `until`
+    (default now), oldest first, at most 200 a call; `cursor`: the previous answer's `next_cursor`."""
+
+    since: UtcMillis
+    until: UtcMillis | None = None
+    profile_id: Identifier | None = None
+    cursor: Identifier | None = None
+
+
+class EventRecoverResponse(ResponseBody):
+    """The events delivered again (each on a new round of its retry schedule from now; its `webhook-id` unchanged,
+    the receiver's idempotency key), and `next_cursor` when failed events of the window follow (null: none left)."""
+
+    recovered_count: int = Field(ge=0)
+    event_ids: list[str]
+    next_cursor: str | None = None
+    refused_profiles: dict[str, str] = Field(
+        default_factory=dict,
+        description="profile id -> why its endpoint refuses deliveries now (none, disabled, blocked): its failed "
+        "events stay failed; fix the endpoint (a profile update re-enables a disabled one) and recover again",
+    )
+
+
 class EventListItemResponse(ResponseBody):
     event_id: str
     merchant_id: str

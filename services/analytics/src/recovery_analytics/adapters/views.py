@@ -19,7 +19,7 @@ from recovery_analytics.domain.view import ViewStatus
 from recovery_contracts.disputes import DisputeObject
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import read_message
-from recovery_runtime.mongo import IndexSpec
+from recovery_runtime.mongo import IndexSpec, within
 from recovery_runtime.unit_of_work import Transaction
 
 COLLECTION = "analytics_payments"
@@ -115,7 +115,7 @@ def _dispute_filter(query: DisputeQuery) -> dict[str, Any]:
         if values:
             matching[field] = {"$in": list(values)}
     if query.received:
-        matching["$and"] = [{"received_at": {f"${op}": at}} for op, at in query.received]
+        matching["$and"] = within("received_at", query.received)
     return matching
 
 

@@ -1,5 +1,6 @@
 """The `audit_events` collection: the audit trail's entries (domain/audit.py), one document each, kept
-`AUDIT_RETENTION_DAYS` (`expires_at`, where the TTL index removes it), listed per merchant newest first."""
+`AUDIT_RETENTION_DAYS` (`expires_at`, where the TTL index removes it), listed per merchant newest first (all of
+them, or a payment's)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,26 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from recovery_contracts.api.audit import AuditActorKind
-from recovery_intake.domain.audit import AuditActor, AuditEntry
-from recovery_runtime.mongo import IndexSpec
+from recovery_intake.domain.audit import (
+    EVERY_ENTRY,
+    PAYMENT_TARGET,
+    REFUSED_FROM,
+    AuditActor,
+    AuditEntry,
+    AuditFilter,
+)
+from recovery_runtime.mongo import IndexSpec, within
 
 COLLECTION = "audit_events"
+PAYMENT_FIELD = f"target.{PAYMENT_TARGET}"
 INDEXES = [
     IndexSpec(COLLECTION, [("merchant_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], "audit_merchant_at"),
+    # A payment's changes (`payment_id`), on its own walk: a merchant's trail is long, a payment's few.
+    IndexSpec(
+        COLLECTION,
+        [("merchant_id", ASCENDING), (PAYMENT_FIELD, ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)],
+        "audit_merchant_payment",
+    ),
     IndexSpec(COLLECTION, [("expires_at", ASCENDING)], "audit_ttl", options={"expireAfterSeconds": 0}),
 ]
 
@@ -50,8 +65,22 @@ class MongoAuditLog:
     async def record(self, entry: AuditEntry) -> None:
         await self._entries.insert_one(audit_document(entry, self._retention))
 
-    async def page(self, merchant_id: str, limit: int, after: tuple[datetime, str] | None) -> list[AuditEntry]:
+    async def page(
+        self, merchant_id: str | None, limit: int, after: tuple[datetime, str] | None, where: AuditFilter = EVERY_ENTRY
+    ) -> list[AuditEntry]:
+        # On the merchant's index, newest first; the key and refused filters are applied to the entries it walks (a
+        # merchant's changes are few: a key's or the refused ones are found among them).
         matching: dict[str, Any] = {"merchant_id": merchant_id}
+        if where.key_id is not None:
+            matching["key_id"] = where.key_id
+        if where.payment_id is not None:
+            matching[PAYMENT_FIELD] = where.payment_id
+        if where.refused_only:
+            matching["status"] = {"$gte": REFUSED_FROM}
+        window = within("at", (("gte", where.created_after), ("lte", where.created_before)))
+        if window:
+            # The index's second key: the window bounds the walk itself.
+            matching["$and"] = window
         if after is not None:
             at, entry_id = after
             matching["$or"] = [{"at": {"$lt": at}}, {"at": at, "_id": {"$lt": entry_id}}]

@@ -227,6 +227,16 @@ class HttpWebhookEvents:
         answer = await self._api.call("GET", f"/internal/endpoints/{merchant_id}", merchant_id)
         return list((answer or {}).get("endpoints") or [])
 
+    async def recover(self, merchant_id: str, since: datetime) -> Document:
+        body = {"since": since.isoformat()}
+        answer: Document | None = await self._api.call(
+            "POST", f"/internal/events/{merchant_id}/recover", merchant_id, body=body
+        )
+        if answer is None:
+            # The merchant's own route: a 404 is a missing route, not data.
+            raise OwnerUnavailable(self._api.owner)
+        return answer
+
 
 class HttpRecordBacks:
     """`RecordBacks` over the executor's internal record-back routes."""

@@ -75,7 +75,7 @@ def router(console: Console) -> APIRouter:
             status = refused.error.status_code if refused.error.status_code in (404, 503) else 409
             raise Refused(status, f"Not answered: {refused.describe()}.") from refused
         log.info("console.dispute_answered", merchant_id=merchant_id, payment_id=payment_id, answer=answer)
-        return RedirectResponse(f"{PREFIX}/payments/{payment_id}", status_code=303)
+        return RedirectResponse(f"{PREFIX}/payments/{payment_id}?done={answer}", status_code=303)
 
     return api
 

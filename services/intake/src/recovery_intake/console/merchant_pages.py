@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlencode
 
 import structlog
 from fastapi import APIRouter, Request
@@ -154,7 +155,10 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
         own = await console.ctx.stored.intents.get(merchant_id, payment_id)
         cancelled = shown.open and own is not None and own.status is IntentStatus.CANCELLED
         shown = replace(shown, other_disputes=payment_view.other_disputes(own))
-        return console.page(request, "payment.html", visitor, nav="recoveries", payment=shown, cancelled=cancelled)
+        done = payment_view.done_notice(request.query_params)
+        return console.page(
+            request, "payment.html", visitor, nav="recoveries", payment=shown, cancelled=cancelled, done=done
+        )
 
     @api.post("/payments/{payment_id}/cancel")
     @console.guarded
@@ -206,7 +210,8 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
         if restarted is None:
             raise Refused(404, f"No {what} of payment {payment_id[:64]!r} for this merchant.")
         log.info("console.record_back_restarted", merchant_id=merchant_id, payment_id=payment_id, dispute_id=dispute_id)
-        return RedirectResponse(f"{PREFIX}/payments/{payment_id}", status_code=303)
+        done = "record-back" if dispute_id is None else "refund-record"
+        return RedirectResponse(f"{PREFIX}/payments/{payment_id}?done={done}", status_code=303)
 
     @api.post("/payments/{payment_id}/webhooks/{event_id}/retry")
     @console.guarded
@@ -223,7 +228,7 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
             raise Refused(404, "No such webhook event for this payment.")
         log.info("console.webhook_retried", merchant_id=merchant_id, payment_id=payment_id, event_id=event_id)
         if not request.headers.get("hx-request"):
-            return RedirectResponse(f"{PREFIX}/payments/{payment_id}", status_code=303)
+            return RedirectResponse(f"{PREFIX}/payments/{payment_id}?done=webhook-retry", status_code=303)
         after = {d.event_id: d for d in await deliveries_of(merchant_id, payment_id)}
         return console.page(request, "_delivery.html", visitor, delivery=after[event_id], payment_id=payment_id)
 
@@ -241,7 +246,26 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
             endpoints=webhook_views.endpoint_rows(await events.endpoints(merchant_id)),
             health=webhook_views.endpoint_health(listed),
             events=webhook_views.event_rows(listed[:PAGE_SIZE]),
+            recover_windows=webhook_views.RECOVER_WINDOWS,
+            recovered=webhook_views.recovered_notice(request.query_params),
         )
+
+    @api.post("/webhooks/recover")
+    @console.guarded
+    async def recover_webhooks(request: Request) -> Response:
+        """The events API's recover: the merchant's events whose delivery failed within the window chosen,
+        delivered again (a batch; pressed again, the next)."""
+        visitor, form = await console.checked_post(request)
+        merchant_id = console.merchant_of(visitor)
+        if not visitor.can_write:
+            raise Refused(403, "This API key may only read: delivering events again needs the payments scope.")
+        window = webhook_views.RECOVER_WINDOWS.get(str(form.get("within") or ""))
+        if window is None:
+            raise Refused(400, "Choose how far back to deliver failed events again.")
+        answer = await events.recover(merchant_id, console.clock.now() - window[1])
+        told = webhook_views.recover_told(answer)
+        log.info("console.webhooks_recovered", merchant_id=merchant_id, **told)
+        return RedirectResponse(f"{PREFIX}/webhooks?{urlencode(told)}", status_code=303)
 
     @api.get(CARD_DATA)
     @console.guarded

@@ -31,7 +31,7 @@ from recovery_intake.console.session import (
     ConsoleSession,
     SessionSigner,
 )
-from recovery_intake.domain.access import WRITE_PAYMENTS, Access, check_access, scopes_of
+from recovery_intake.domain.access import READ_CONFIGURATION, WRITE_PAYMENTS, Access, check_access, scopes_of
 from recovery_intake.domain.audit import AuditActor
 from recovery_intake.domain.rejection import Rejection
 from recovery_intake.http.auth import act_as
@@ -64,6 +64,8 @@ class Visitor:
     session: ConsoleSession
     csrf_token: str
     can_write: bool
+    # The audit trail: a key with the `read_only` or `management` scope, or the admin key (as on the API).
+    can_read_audit: bool = False
 
     @property
     def merchant_id(self) -> str | None:
@@ -119,7 +121,7 @@ class Console:
         if session.is_admin:
             if session.admin_mark != self.signer.admin_mark(self.ctx.settings.admin_api_key):
                 return None
-            return Visitor(session, token, can_write=True)
+            return Visitor(session, token, can_write=True, can_read_audit=True)
         if session.merchant_id is None or session.key_id is None:
             return None
         record = await self.ctx.stored.api_keys.get(session.merchant_id, session.key_id)
@@ -128,7 +130,12 @@ class Console:
         expires = record.get("expires_at")
         if expires is not None and expires <= self.clock.now():
             return None
-        return Visitor(session, token, can_write=self._permits(record, WRITE_PAYMENTS))
+        return Visitor(
+            session,
+            token,
+            can_write=self._permits(record, WRITE_PAYMENTS),
+            can_read_audit=self._permits(record, READ_CONFIGURATION),
+        )
 
     @staticmethod
     def _permits(record: dict[str, Any], access: Access) -> bool:
@@ -143,8 +150,10 @@ class Console:
         if visitor is None:
             raise Refused(401, "Sign in to continue.", redirect=f"{PREFIX}/sign-in")
         session = visitor.session
-        # Who a changing request acts as (the audit trail): the session's key, or the admin key's operator.
-        act_as(request, AuditActor(AuditActorKind.CONSOLE, session.merchant_id, session.key_id))
+        # Who a changing request acts as (the audit trail): the session's key, or the admin key's operator; an operator
+        # page acts for no merchant (the platform's own trail), whichever merchant the pages show.
+        acting_for = None if operator else session.merchant_id
+        act_as(request, AuditActor(AuditActorKind.CONSOLE, acting_for, session.key_id))
         if operator and not session.is_admin:
             raise Refused(403, "This page is for operators (the admin key).")
         return visitor

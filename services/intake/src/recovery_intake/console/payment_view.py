@@ -7,6 +7,7 @@ Pure functions (no I/O): the template only lays these out, and unit tests check 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from recovery_contracts.disputes import ENDED_STATUSES as DISPUTE_ENDED
@@ -23,6 +24,23 @@ END_KINDS = frozenset({"recovery_finished"})
 SHADOW_KINDS = {"attempt": "attempt", "replan": "plan again", "end": "end", "AwaitBillingSystem": "wait for billing"}
 # The statuses of a recovery that has ended: nothing is charged any more.
 ENDED_STATUSES = frozenset({"recovered", "partially_recovered", "terminated"})
+
+# What the Payment page says once an action of its own is done (its redirect's `done`): fixed words, never the
+# query's own text. A cancel needs none: intake's intent says it (the page's "Cancelled" notice).
+DONE_NOTICES = {
+    "record-back": "Started again: the record back to the billing system makes a new round of tries. Nothing is "
+    "charged; its state below follows.",
+    "refund-record": "Started again: the dispute's refund record makes a new round of tries; its state below follows.",
+    "evidence": "Submitted: the evidence went to Stripe for the bank. The dispute's status changes when the bank "
+    "decides.",
+    "accept": "Accepted: the dispute is closed as lost, and the disputed amount stays with the customer.",
+    "webhook-retry": "Asked: the webhook is delivered again within moments; its attempts are below.",
+}
+
+
+def done_notice(query: Mapping[str, str]) -> str | None:
+    """What the page says after one of its actions (its redirect's query), None otherwise."""
+    return DONE_NOTICES.get(query.get("done", ""))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ console shows them, it does not re-model them. Every read names the merchant it 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from recovery_contracts.api.data_backfill import UpdateTokenStatusRequest
@@ -99,6 +99,11 @@ class WebhookEvents(Protocol):
     async def endpoints(self, merchant_id: str) -> list[Document]:
         """Every endpoint (profile, URL) of the merchant with its health: breaker, disabled flag, the success
         rate and answer latency of its recent attempts."""
+        ...
+
+    async def recover(self, merchant_id: str, since: datetime) -> Document:
+        """Deliver again the merchant's events that failed since `since` (a batch: `{recovered_count, event_ids,
+        next_cursor}`)."""
         ...
 
 

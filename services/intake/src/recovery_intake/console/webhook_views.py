@@ -1,5 +1,6 @@
 """What the Webhooks page shows, computed from the events API's and the endpoint-health API's answers: delivery
-success per profile, each endpoint's breaker, latency and disabled state, the recent events.
+success per profile, each endpoint's breaker, latency and disabled state, the recent events, and the windows of
+"Deliver failed events again" with what the page says after one.
 
 Pure functions (no I/O), like `views` for the other pages.
 """
@@ -7,7 +8,9 @@ Pure functions (no I/O), like `views` for the other pages.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from recovery_intake.console.formatting import percentage, text_of, timestamp
 from recovery_intake.console.ports import Document
@@ -130,3 +133,42 @@ def event_rows(events: list[Document]) -> list[EventRow]:
         )
         for e in events
     ]
+
+
+# The Webhooks page's "Deliver failed events again": how far back (the events API's recover takes 14 days at most).
+RECOVER_WINDOWS: dict[str, tuple[str, timedelta]] = {
+    "1": ("the last hour", timedelta(hours=1)),
+    "24": ("the last day", timedelta(days=1)),
+    "72": ("the last 3 days", timedelta(days=3)),
+    "168": ("the last 7 days", timedelta(days=7)),
+    "336": ("the last 14 days", timedelta(days=14)),
+}
+
+
+def recover_told(answer: Document) -> dict[str, str]:
+    """What the page is to say of a recover's answer (its redirect's query): how many go again, whether more are
+    left, the profiles whose endpoint refused them."""
+    told = {"recovered": str(int(answer.get("recovered_count") or 0))}
+    if answer.get("next_cursor"):
+        told["more"] = "1"
+    if refused := sorted(answer.get("refused_profiles") or {}):
+        told["refused"] = ",".join(refused)
+    return told
+
+
+def recovered_notice(query: Mapping[str, str]) -> str | None:
+    """What the page says after a recover (its redirect's query), None otherwise."""
+    count = query.get("recovered")
+    if count is None or not count.isdigit():
+        return None
+    shown = {"0": "No failed event to deliver again", "1": "1 failed event will be delivered again"}.get(
+        count, f"{count} failed events will be delivered again"
+    )
+    more = " (more are left: deliver again for the next ones)" if query.get("more") else ""
+    refused = query.get("refused")
+    if not refused:
+        return f"{shown}{more}."
+    return (
+        f"{shown}{more}. Not sent: the failed events of {refused.replace(',', ', ')}, whose endpoint refuses "
+        "deliveries now (see Endpoint health: fix it, or update the profile to re-enable it, and deliver again)."
+    )

@@ -1,6 +1,7 @@
 """The audit trail over HTTP: `AuditTrail`, the ASGI middleware that records an entry for each state-changing request
-whose caller a route identified (domain/audit.py; `auth.act_as` marks the request: the authentication and the
-console do), with the status of its answer; and `GET /v2/audit-events`, the merchant's entries, newest first.
+whose caller was identified (domain/audit.py; `auth.act_as` marks the request: the authentication and the console
+do, and `Authenticator.identify` for a request the models refused before its route), with the status of its
+answer; and `GET /v2/audit-events`, the merchant's entries, newest first.
 
 The entry is written when the answer starts, before the caller has it (an answer that fails before it starts is
 written as 500): a caller that has its answer finds the entry. A write that fails (the database down) is logged with
@@ -16,14 +17,16 @@ from fastapi import APIRouter, Query, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recovery_contracts.api.audit import AuditEventListResponse, AuditEventResponse
-from recovery_contracts.api.cursors import decode_cursor, encode_cursor
 from recovery_contracts.api.errors import ApiError
 from recovery_contracts.ids import uuid7
+from recovery_contracts.timestamps import UtcMillis
 from recovery_intake import metrics
 from recovery_intake.dependencies import AuditLog
 from recovery_intake.domain.access import READ_CONFIGURATION
-from recovery_intake.domain.audit import CHANGING_METHODS, AuditActor, AuditEntry, audited
-from recovery_intake.http.auth import ACTOR
+from recovery_intake.domain.api_keys import same_secret
+from recovery_intake.domain.audit import CHANGING_METHODS, AuditActor, AuditEntry, AuditFilter, EmptyWindow, audited
+from recovery_intake.handlers.audit_trail import CursorRefused, audit_page
+from recovery_intake.http.auth import ACTOR, credentials_of
 from recovery_intake.http.context import ApiContext
 from recovery_intake.http.errors import ERROR_RESPONSES, ApiProblem
 from recovery_intake.http.recovery_views import reader_for
@@ -89,7 +92,7 @@ def answer_of(entry: AuditEntry) -> AuditEventResponse:
     actor = entry.actor
     return AuditEventResponse(
         event_id=entry.entry_id,
-        merchant_id=actor.merchant_id or "",
+        merchant_id=actor.merchant_id,
         profile_id=actor.profile_id,
         actor=actor.kind,
         key_id=actor.key_id,
@@ -105,28 +108,64 @@ def router(ctx: ApiContext) -> APIRouter:
     api = APIRouter(tags=["Audit"], responses=ERROR_RESPONSES)
     reader = reader_for(ctx, READ_CONFIGURATION)
 
+    async def trail_owner(request: Request, merchant_id: str | None) -> str | None:
+        """Whose trail is read: the merchant's (as every merchant read), or the platform's (None) for the admin key
+        naming no merchant, neither with `merchant_id` nor with `x-merchant-id`."""
+        credentials = credentials_of(request)
+        if merchant_id is None and not credentials.merchant_id and credentials.api_key is not None:
+            if same_secret(credentials.api_key, ctx.settings.admin_api_key):
+                await ctx.auth.require_admin(request)
+                return None
+        return (await reader(request)).merchant_id
+
     @api.get("/v2/audit-events", response_model=AuditEventListResponse)
     async def audit_events(
         request: Request,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
         cursor: str | None = None,
-        merchant_id: Annotated[str | None, Query(description="admin key only: the merchant to read")] = None,
+        merchant_id: Annotated[
+            str | None, Query(description="admin key only: the merchant to read (none: the platform's own entries)")
+        ] = None,
+        key_id: Annotated[
+            str | None, Query(max_length=64, description="only this key's entries (its console sessions' too)")
+        ] = None,
+        refused: Annotated[bool, Query(description="only the entries answered 400 or more")] = False,
+        payment_id: Annotated[
+            str | None, Query(max_length=128, description="only the entries on this payment (route ids naming it)")
+        ] = None,
+        created_after: Annotated[
+            UtcMillis | None, Query(description="only the entries made at or after this time (UTC if no offset)")
+        ] = None,
+        created_before: Annotated[
+            UtcMillis | None, Query(description="only the entries made at or before this time (UTC if no offset)")
+        ] = None,
     ) -> AuditEventListResponse:
         """Extension: what the merchant's callers did through the API and the console (each state-changing request
         a key, the admin key or a console session was known for, whatever its answer), newest first; `limit` 1-100,
-        `cursor` the previous page's `next_cursor`. A key with the `read_only` or `management` scope, or the admin
-        key naming the merchant with `merchant_id`."""
-        caller = await reader(request)
-        after = decode_cursor(cursor) if cursor else None
-        if cursor and after is None:
-            raise ApiProblem(ApiError.INVALID_REQUEST_DATA, message="`cursor` is not one this API gave out")
-        entries = await ctx.stored.audit.page(caller.merchant_id, limit + 1, after)
-        shown = entries[:limit]
-        last = shown[-1] if len(entries) > limit else None
+        `cursor` the previous page's `next_cursor` (with the same filters); `key_id` one key's entries, `refused`
+        the refused or failed ones, `created_after` and `created_before` (ISO 8601, both included) a window of
+        time, `payment_id` the entries on one payment (its recovery cancelled, its webhook retried, its dispute
+        answered, ...). A key with the `read_only` or `management` scope, or the admin key naming the merchant with
+        `merchant_id`; the admin key naming none reads the platform's own entries (the admin key's and the
+        operator's that acted for no merchant: creating a merchant account, the console's operator pages)."""
+        whose = await trail_owner(request, merchant_id)
+        try:
+            where = AuditFilter(
+                key_id=key_id,
+                refused_only=refused,
+                created_after=created_after,
+                created_before=created_before,
+                payment_id=payment_id,
+            )
+        except EmptyWindow as empty:
+            raise ApiProblem(ApiError.INVALID_REQUEST_DATA, message=f"no entry can match: {empty}") from empty
+        try:
+            page = await audit_page(ctx.stored.audit, whose, limit, cursor, where)
+        except CursorRefused as refused_cursor:
+            message = "`cursor` is not one this API gave out"
+            raise ApiProblem(ApiError.INVALID_REQUEST_DATA, message=message) from refused_cursor
         return AuditEventListResponse(
-            count=len(shown),
-            data=[answer_of(e) for e in shown],
-            next_cursor=encode_cursor(last.at, last.entry_id) if last is not None else None,
+            count=len(page.entries), data=[answer_of(e) for e in page.entries], next_cursor=page.next_cursor
         )
 
     return api

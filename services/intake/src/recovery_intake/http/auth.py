@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -132,6 +133,18 @@ def act_as(request: Request, actor: AuditActor) -> None:
     setattr(request.state, ACTOR, actor)
 
 
+class KeyRefusal(Enum):
+    """Why a merchant key does not authenticate a request (the value is the log's `reason`)."""
+
+    UNKNOWN = "unknown or revoked key"
+    EXPIRED = "expired key"
+    OTHER_MERCHANT = "merchant mismatch"
+
+
+def _key_actor(record: dict[str, Any], credentials: Credentials) -> AuditActor:
+    return AuditActor(AuditActorKind.API_KEY, record["merchant_id"], record["_id"], credentials.profile_id)
+
+
 class Authenticator:
     def __init__(self, adapters: IntakeAdapters, admin_key: str, hash_secret: str, failures: AuthFailures) -> None:
         self._merchants = adapters.merchants
@@ -177,22 +190,50 @@ class Authenticator:
             act_as(request, AuditActor(AuditActorKind.ADMIN_KEY, caller.merchant_id, None, caller.profile_id))
             return caller
         record = await self._api_keys.by_digest(hash_api_key(key, self._hash_secret))
-        if record is None or record.get("revoked"):
-            raise await self._failed(credentials, request, "unknown or revoked key")
-        expires = record.get("expires_at")
-        if expires is not None and expires <= self._clock.now():
-            raise await self._failed(credentials, request, "expired key", "the API key has expired")
-        if credentials.merchant_id and credentials.merchant_id != record["merchant_id"]:
-            log.info("auth.rejected", reason="merchant mismatch", key_id=record["_id"], path=request.url.path)
+        refusal = self._unusable(record, credentials)
+        if refusal is KeyRefusal.OTHER_MERCHANT:
+            assert record is not None
+            log.info("auth.rejected", reason=refusal.value, key_id=record["_id"], path=request.url.path)
             raise ApiProblem(ApiError.UNAUTHORIZED, reason="x-merchant-id does not match the API key's merchant")
+        if refusal is not None or record is None:
+            expired = refusal is KeyRefusal.EXPIRED
+            why = (refusal or KeyRefusal.UNKNOWN).value
+            raise await self._failed(credentials, request, why, "the API key has expired" if expired else None)
         # Known from here: a refusal for want of a scope is an audit entry too.
-        act_as(
-            request, AuditActor(AuditActorKind.API_KEY, record["merchant_id"], record["_id"], credentials.profile_id)
-        )
+        act_as(request, _key_actor(record, credentials))
         scopes = scopes_of(record)
         check_access(scopes, access)
-        caller = Caller(record["merchant_id"], False, record["_id"], scopes=scopes, expires_at=expires)
+        caller = Caller(record["merchant_id"], False, record["_id"], scopes=scopes, expires_at=record.get("expires_at"))
         return await self.with_profile(credentials, caller)
+
+    def _unusable(self, record: dict[str, Any] | None, credentials: Credentials) -> KeyRefusal | None:
+        """Why a key's record does not authenticate the request, or None when it does."""
+        if record is None or record.get("revoked"):
+            return KeyRefusal.UNKNOWN
+        expires = record.get("expires_at")
+        if expires is not None and expires <= self._clock.now():
+            return KeyRefusal.EXPIRED
+        if credentials.merchant_id and credentials.merchant_id != record["merchant_id"]:
+            return KeyRefusal.OTHER_MERCHANT
+        return None
+
+    async def identify(self, request: Request) -> None:
+        """Who sent a request refused before its route ran (a body or a path the models refuse), for the audit
+        trail: the admin key (for the merchant `x-merchant-id` names, when there is one), or a merchant key that
+        would authenticate it. Nothing is refused or counted here: the request's answer stays the refusal."""
+        credentials = credentials_of(request)
+        key = credentials.api_key
+        if key is None:
+            return
+        if same_secret(key, self._admin_key):
+            merchant_id = credentials.merchant_id or None
+            if merchant_id is not None and await self._merchants.get(merchant_id) is None:
+                merchant_id = None
+            act_as(request, AuditActor(AuditActorKind.ADMIN_KEY, merchant_id, None, credentials.profile_id))
+            return
+        record = await self._api_keys.by_digest(hash_api_key(key, self._hash_secret))
+        if self._unusable(record, credentials) is None and record is not None:
+            act_as(request, _key_actor(record, credentials))
 
     async def with_profile(self, credentials: Credentials, caller: Caller) -> Caller:
         """`caller` narrowed to the profile `x-profile-id` names (one of its merchant's; 404 otherwise)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import structlog
 from bson.errors import InvalidStringData
 from fastapi import FastAPI, Request
@@ -10,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recovery_contracts.api.errors import ApiError, ErrorResponse, validation_error_response
+from recovery_intake.domain.audit import CHANGING_METHODS
 from recovery_intake.domain.rejection import Rejection
 
 log = structlog.get_logger(__name__)
@@ -42,13 +45,21 @@ def rejection_response(exc: Rejection) -> JSONResponse:
     return _json(exc.error.status_code, body.model_dump(mode="json", exclude_none=True), headers)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, identify: Callable[[Request], Awaitable[None]] | None = None) -> None:
+    """`identify`: names the caller of a changing request the models refused (before its route, which would have),
+    so that the refusal is an audit entry too (`Authenticator.identify`)."""
+
     @app.exception_handler(Rejection)
     async def problem(_: Request, exc: Rejection) -> JSONResponse:
         return rejection_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if identify is not None and request.method in CHANGING_METHODS:
+            try:
+                await identify(request)
+            except Exception as error:  # the answer is the refusal still; only its audit entry is missing
+                log.warning("audit.caller_unknown", error=str(error), path=request.url.path)
         body = validation_error_response(exc.errors())
         return _json(ApiError.INVALID_REQUEST_BODY.status_code, body.model_dump(mode="json", exclude_none=True))
 

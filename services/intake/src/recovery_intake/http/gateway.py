@@ -21,6 +21,7 @@ from typing import Annotated
 import httpx
 import structlog
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel
 
 from recovery_contracts.api.data_backfill import (
     TokenStatusResponse,
@@ -28,7 +29,7 @@ from recovery_contracts.api.data_backfill import (
     UpdateTokenStatusResponse,
 )
 from recovery_contracts.api.errors import ApiError, ErrorResponse, describe_validation_errors
-from recovery_contracts.api.events import WebhookEndpointsResponse
+from recovery_contracts.api.events import EventRecoverRequest, EventRecoverResponse, WebhookEndpointsResponse
 from recovery_contracts.api.fields import EXTERNAL_REFERENCE_CHARS
 from recovery_contracts.api.process_tracker import RevenueRecoveryTask
 from recovery_contracts.api.retry_stats import RetryStatsResponse
@@ -50,13 +51,15 @@ GATEWAY_RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-# The request body as OpenAPI describes it (the owner reads and validates it).
-TOKEN_STATUS_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": UpdateTokenStatusRequest.model_json_schema()}},
-    }
-}
+
+
+def _body_of(model: type[BaseModel]) -> dict[str, object]:
+    """A forwarded route's request body as OpenAPI describes it (the owner reads and validates it)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+TOKEN_STATUS_BODY = _body_of(UpdateTokenStatusRequest)
+RECOVER_BODY = _body_of(EventRecoverRequest)
 
 
 async def _resumed_task(request: Request) -> str | None:
@@ -189,6 +192,21 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
     async def retry_event(merchant_id: str, event_id: str, request: Request) -> Response:
         caller = await merchant_of_path(request, merchant_id, WRITE_PAYMENTS)
         path = f"/internal/events/{caller.merchant_id}/{owner_id(event_id, ApiError.EVENT_NOT_FOUND)}/retry"
+        return await forwarder.forward(request, dispatcher, path, caller.merchant_id, caller.profile_id)
+
+    @api.post(
+        "/events/{merchant_id}/recover",
+        tags=["Events"],
+        response_model=EventRecoverResponse,
+        openapi_extra=RECOVER_BODY,
+    )
+    async def recover_events(merchant_id: str, request: Request) -> Response:
+        """Extension (Svix's "recover"): the merchant's events whose delivery failed, created from `since` (at most
+        14 days ago) to `until`, delivered again, oldest first, at most 200 a call (`next_cursor` for the next), each
+        on a new round of its retry schedule (docs/webhooks.md, "Delivering failed events again"). A key with the
+        `payments` scope; on a profile-level call (`x-profile-id`), that profile's events."""
+        caller = await merchant_of_path(request, merchant_id, WRITE_PAYMENTS)
+        path = f"/internal/events/{caller.merchant_id}/recover"
         return await forwarder.forward(request, dispatcher, path, caller.merchant_id, caller.profile_id)
 
     @api.get("/events/{merchant_id}/endpoints", tags=["Events"], response_model=WebhookEndpointsResponse)

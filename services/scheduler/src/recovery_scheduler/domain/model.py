@@ -140,7 +140,8 @@ class ScheduleAttempt:
     """Charge `token` at `at` as this system's attempt `attempt_number` (1-based). `held_until`: the merchant's word on
     the card (its `not_before`) when that moved the attempt later than the algorithm's own time, or, `held_card`, the
     word on the customer's other card that sent the attempt to this one (the algorithm would have tried that card
-    first); so that lifting or moving the word sooner plans it again."""
+    first); so that lifting or moving the word sooner plans it again. `resumed_at`: an operator's resume asked for
+    this attempt at that time (planned again, it is the resume's rules that apply, not the planner's)."""
 
     at: datetime
     token: str
@@ -148,6 +149,7 @@ class ScheduleAttempt:
     reason: str
     held_until: datetime | None = None
     held_card: str | None = None
+    resumed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ Described = dict[str, object]
 class AttemptPlan:
     """Attempt `attempt_number` with `token`, planned for `planned_at` (business time), due on its timer.
     `held_until`: the merchant's word on the card that moved it later (`ScheduleAttempt.held_until`), or on the
-    customer's other card `held_card` that sent it to this one; None if none did."""
+    customer's other card `held_card` that sent it to this one; None if none did. `resumed_at`: the time an
+    operator's resume asked for it (`ScheduleAttempt.resumed_at`)."""
 
     kind: ClassVar[str] = "attempt"
     attempt_number: int
@@ -34,6 +35,7 @@ class AttemptPlan:
     reason: str
     held_until: datetime | None = None
     held_card: str | None = None
+    resumed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ PLAN_KINDS: Mapping[str, type[Plan]] = {p.kind: p for p in (AttemptPlan, ReplanP
 # Fields added after records were first stored (a plan's, a card budget's reservation's): left out while None, so
 # that a scheduler of the release before them (which refuses a field it does not know) reads every record that does
 # not use them (docs/deployment.md, "Upgrading").
-ADDED_LATER = frozenset({"held_until", "held_card"})
+ADDED_LATER = frozenset({"held_until", "held_card", "resumed_at"})
 
 
 def stored_fields(record: DataclassInstance) -> dict[str, Any]:

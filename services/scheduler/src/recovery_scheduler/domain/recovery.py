@@ -16,10 +16,10 @@ from recovery_contracts.recovery import RecoveryPayment
 from .card_budgets import planned_attempt
 from .declines import DeclineClass, DeclineCodes
 from .messages import payment_cancelled
-from .model import Algorithm, AttemptOutcome, AttemptRecord, BusinessStatus
+from .model import Algorithm, AttemptOutcome, AttemptRecord, BusinessStatus, ScheduleAttempt
 from .planning import Change, Planning
 from .plans import AttemptPlan, Note, Plan
-from .resume import resume_decision
+from .resume import ResumeRefused, resume_decision, resumed_attempt
 from .status import TERMINAL, RecoveryStatus
 from .steps import attempt_planned, awaiting_billing, next_step
 from .updates import PRIOR_RETRIES_IMPORTED, card_changed, may_plan, plans_on, prior_retries_changed, stopping
@@ -259,11 +259,21 @@ class Recovery:
             and prior_retries_changed(self.payment, payment, planned.token)
         )
 
-    def _planned_again(self, why: str, planning: Planning) -> Change:
+    def _planned_again(self, why: str, planning: Planning, resumed_at: datetime | None = None) -> Change:
         """The running recovery planned again at once: the planned timers cancelled, the replaced attempt's budget
-        slot given back (`budget_writes.budget_writes`)."""
-        change = next_step(self.noted(planning.now, "planned_again", why), planning)
+        slot given back (`budget_writes.budget_writes`); an operator's resume asked at `resumed_at` by its rules."""
+        noted = self.noted(planning.now, "planned_again", why)
+        try:
+            decision = resumed_attempt(noted, resumed_at, planning) if resumed_at is not None else None
+        except ResumeRefused:
+            decision = None  # every card hard-declined since: the planner ends it
+        change = self._attempt(noted, decision, planning) if decision is not None else next_step(noted, planning)
         return replace(change, cancels_planned_timers=True)
+
+    def _attempt(self, recovery: Recovery, decision: ScheduleAttempt, planning: Planning) -> Change:
+        """This recovery, become `recovery`, with the attempt `decision` planned on its timer."""
+        planned, timer = attempt_planned(recovery, decision, planning)
+        return Change(self, replace(planned, updated_at=planning.now), (timer,))
 
     def _reopened(self, why: str, planning: Planning) -> Change | None:
         """This failed recovery planned again; None when the planner would end it the same way (nothing changes)."""
@@ -335,7 +345,8 @@ class Recovery:
         another recovery of the merchant left: it met a `never` decline on a card; or the merchant's word on the
         card), planned again at once when that attempt's card may no longer be charged, or not as soon as planned
         (the merchant's `not_before`), or sooner than planned (the word that held the attempt back is lifted or
-        moved sooner), and its timer is not due yet; else it stands."""
+        moved sooner), and its timer is not due yet (an operator's resumed attempt by the resume's rules, which the
+        operator chose over the planner's); else it stands."""
         if self.ended:
             return self._asked_again(planning)
         planned = planned_attempt(self)
@@ -358,7 +369,7 @@ class Recovery:
             why = f"the merchant's hold on card {holder} until {planned.held_until.isoformat()} {moved}"
         else:
             return Change(self, self)
-        return replace(self._planned_again(why, planning), before=self)
+        return replace(self._planned_again(why, planning, planned.resumed_at), before=self)
 
     @staticmethod
     def _word_on(planned: AttemptPlan, planning: Planning) -> datetime | None:
@@ -383,9 +394,7 @@ class Recovery:
         """An operator re-triggers EXECUTE for a failed recovery at `at` (business time): the attempt
         `resume.resume_decision` plans (ResumeRefused if it may not), on its timer."""
         decision = resume_decision(self, at, planning)
-        now = planning.now
         recovery = replace(
             self, status=RecoveryStatus.SCHEDULED, business_status=None, ended_at=None, paused=False
-        ).noted(now, "resume_requested", "an operator re-triggered EXECUTE")
-        recovery, timer = attempt_planned(recovery, decision, planning)
-        return Change(self, replace(recovery, updated_at=now), (timer,))
+        ).noted(planning.now, "resume_requested", "an operator re-triggered EXECUTE")
+        return self._attempt(recovery, decision, planning)

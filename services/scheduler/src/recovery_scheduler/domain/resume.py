@@ -1,7 +1,8 @@
 """An operator's resume of a failed recovery (Hyperswitch's `EXECUTE_WORKFLOW` resume): which card is charged
 when. The operator may go past the ladder and `max_retry_count`, never past a hard decline, a network's advice to
 wait, the merchant's word on the card or a network budget: those are the card networks' and the merchant's rules,
-not this system's policy. Pure: the time and the budgets come in."""
+not this system's policy; a resumed attempt the word held back comes sooner when the word is lifted or moved. Pure:
+the time and the budgets come in."""
 
 from __future__ import annotations
 
@@ -27,6 +28,13 @@ def resume_decision(recovery: Recovery, at: datetime, planning: Planning) -> Sch
     resumed."""
     if recovery.status is not RecoveryStatus.FAILED:
         raise ResumeRefused(f"only a failed recovery can be resumed; this one is {recovery.status.value}")
+    return resumed_attempt(recovery, at, planning)
+
+
+def resumed_attempt(recovery: Recovery, at: datetime, planning: Planning) -> ScheduleAttempt:
+    """The resume's attempt, asked for at `at`: also what a resumed attempt the merchant's word held back becomes
+    when the word is lifted or moved sooner (the resume's rules again, not the planner's, which the operator went
+    past)."""
     now = planning.now
     # Where each token stands as the planner sees it: declines from the billing system's first failure as well
     # as this system's attempts, and every use the networks count (the billing system's tries on the primary
@@ -43,14 +51,16 @@ def resume_decision(recovery: Recovery, at: datetime, planning: Planning) -> Sch
     if floor is not None and floor > wanted:
         wanted = floor
         reason += f"; not before {floor.isoformat()}, as the card network advised after the last decline"
+    # Marked `held_until` when the merchant's word moved it: lifting the word, or moving it sooner, plans it again
+    # by these rules (Recovery.replanned).
     held = standing.merchant_floor
+    held_until = None
     if held is not None and held > wanted:
-        wanted = held
+        wanted = held_until = held
         reason += standing.merchant_note(held)
     earliest = standing.budget.earliest_allowed(standing.budget_uses, wanted)
     if earliest > wanted:
         why_full = standing.budget.why_full(standing.budget_uses, wanted)
         reason += f"; moved to {earliest.isoformat()} by the card network's budget ({why_full})"
-    # Not marked `held_until`: lifting the word does not move it (the planner, asked again, would plan a resumed
-    # recovery by its own rules, which the operator went past).
-    return ScheduleAttempt(earliest, standing.token.token, len(recovery.attempts) + 1, reason)
+    attempt_number = len(recovery.attempts) + 1
+    return ScheduleAttempt(earliest, standing.token.token, attempt_number, reason, held_until, resumed_at=at)

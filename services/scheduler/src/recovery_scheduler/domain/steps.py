@@ -134,6 +134,7 @@ def attempt_planned(recovery: Recovery, decision: ScheduleAttempt, planning: Pla
         decision.reason,
         decision.held_until,
         decision.held_card,
+        decision.resumed_at,
     )
     planned = replace(recovery, status=RecoveryStatus.SCHEDULED, plan=plan).noted(
         now,

@@ -10,8 +10,11 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from recovery_contracts.api.events import EVENTS_COUNT_CAP
+from recovery_dispatcher.adapters.event_documents import event_of
 from recovery_dispatcher.adapters.event_repository import payment_claims
+from recovery_dispatcher.domain.event import WebhookEvent
 from recovery_dispatcher.domain.ids import ATTEMPTS_END, KEY_SEPARATOR, checked_merchant_id, millis, record_key
+from recovery_dispatcher.domain.status import EventStatus
 
 
 def merchant_range(merchant_id: str, after: datetime | None = None, before: datetime | None = None) -> dict[str, str]:
@@ -79,3 +82,20 @@ class MongoEventQueries:
             .to_list(None)
         )
         return docs[:limit], total, len(docs) > limit
+
+    async def failed_since(
+        self, merchant_id: str, since: datetime, until: datetime, profile_id: str | None, after: str | None, limit: int
+    ) -> list[WebhookEvent]:
+        """On the merchant's `_id` range (time-ordered), oldest first: its initial records that failed."""
+        query: dict[str, Any] = {
+            "_id": merchant_range(merchant_id, since, until),
+            "delivery_attempt": "initial_attempt",
+            "status": EventStatus.FAILED.value,
+            "created_at": {"$gte": since, "$lte": until},
+        }
+        if after is not None:
+            query["_id"]["$gt"] = record_key(merchant_id, after)
+        if profile_id is not None:
+            query["business_profile_id"] = profile_id
+        docs = await self._records.find(query).sort("_id", ASCENDING).limit(limit).to_list(None)
+        return [event_of(doc) for doc in docs]

@@ -170,6 +170,15 @@ class MongoEventRepository:
         if fields:
             await self.records.update_one({"_id": after.key}, {"$set": fields}, session=session)
 
+    async def reopen(self, before: WebhookEvent, after: WebhookEvent, session: AsyncClientSession | None) -> bool:
+        """Write a failed event's change if it is still failed (two recovers of one event: one reopens it)."""
+        result = await self.records.update_one(
+            {"_id": after.key, "status": EventStatus.FAILED.value},
+            {"$set": changed_fields(before, after)},
+            session=session,
+        )
+        return result.modified_count == 1
+
     async def record_attempts(
         self, before: WebhookEvent, after: WebhookEvent, results: Sequence[DeliveryResult], *, recorded: bool
     ) -> None:

@@ -17,7 +17,7 @@ from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.ids import idempotent_event_id
 from recovery_contracts.messages import DeliverWebhook, WebhookDeliveryFailed, WebhookEndpointDisabled, timer_for
 from recovery_dispatcher.domain.event_types import ContentObject, payment_id_of, raised_type
-from recovery_dispatcher.domain.ids import initial_event_id, record_key
+from recovery_dispatcher.domain.ids import initial_event_id, millis, record_key
 from recovery_dispatcher.domain.outgoing_webhook import build_body
 from recovery_dispatcher.domain.policy import DeliveryVerdict, RetrySchedule, next_retry_delay
 from recovery_dispatcher.domain.status import EventOutcome, EventStatus
@@ -25,6 +25,11 @@ from recovery_dispatcher.domain.status import EventOutcome, EventStatus
 TIMER_KIND = "webhook_retry"
 # A newer event of a payment waits until this long (schedule time) after the older one's next try.
 ORDERING_PAUSE = timedelta(seconds=5)
+# The events API's recover (the merchant's "deliver my failed events again"): how far back, as Svix's, and how many
+# a call takes (one transaction for them all; the answer's cursor takes the next).
+RECOVER_WINDOW = timedelta(days=14)
+RECOVER_BATCH = 200
+RECOVERED = "delivered again at the merchant's request"
 
 Payload = TypeVar("Payload", bound=BaseModel)
 
@@ -247,6 +252,15 @@ class WebhookEvent:
             return self.failed(reason, outcome=EventOutcome.RETRIES_EXCEEDED, url=url, attempts=self.attempts, now=now)
         next_index = self.retry_index + 1
         return self._scheduled(next_index, now + delay / time_scale, verdict.reason, str(next_index), self.holds)
+
+    def recovered(self, now: datetime) -> Transition:
+        """A failed event the merchant asked for again: a new round of its schedule from now, its retries counted
+        afresh; its body, `webhook-id` and place in its payment's order stay. ValueError unless it failed."""
+        if self.status is not EventStatus.FAILED:
+            raise ValueError(f"event {self.event_id} is {self.status.value}, not failed")
+        # A timer id of its own: the scheduler keeps one timer per id, and an event may be recovered again.
+        again = self._scheduled(0, now, RECOVERED, f"recover{millis(now)}", self.holds)
+        return Transition(again.event._evolve(finished_at=None), again.messages)
 
     def held(self, due: datetime, reason: str) -> Transition:
         """Parked (ordering, open circuit) until `due` without using up a retry of its schedule."""

@@ -1,1 +1,1 @@
-"""The dispatcher's handlers: one short function per message (and the events API's manual retry)."""
+"""The dispatcher's handlers: one short function per message (and the events API's manual retry and recover)."""

@@ -1,12 +1,13 @@
 """The `recovery` subcommands, one module each: `register(subcommands)` adds it; its handler returns the exit
 code.
 
-A new subcommand (timeline, dead letters, verify, catalogues, secrets, topology) is a new module here and one
+A new subcommand (timeline, audit, dead letters, verify, catalogues, secrets, topology) is a new module here and one
 line below.
 """
 
 from recovery_cli.commands import (
     analytics,
+    audit,
     catalogues,
     dead_letters,
     demo,
@@ -31,6 +32,7 @@ COMMANDS = (
     dead_letters,
     load,
     timeline,
+    audit,
     analytics,
     verify,
     catalogues,

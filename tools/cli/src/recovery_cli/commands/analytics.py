@@ -6,13 +6,13 @@ import argparse
 import asyncio
 from typing import TYPE_CHECKING
 
-from recovery_cli.commands.options import add_database, fail
+from recovery_cli.commands.options import Subcommands, add_database, fail
 
 if TYPE_CHECKING:
     from recovery_analytics.adapters.rebuild import RebuildReport
 
 
-def register(subcommands: argparse._SubParsersAction) -> None:
+def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser("analytics", help="the read model: rebuild it from its event log")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     again = actions.add_parser(

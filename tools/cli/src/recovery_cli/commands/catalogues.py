@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from recovery_cli.commands.options import Subcommands
 
-def register(subcommands: argparse._SubParsersAction) -> None:
+
+def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "catalogues",
         help="generate docs/catalogue/{openapi,asyncapi}.json and docs/configuration.md, or check them for drift",

@@ -10,7 +10,7 @@ import asyncio
 import json
 from typing import TYPE_CHECKING
 
-from recovery_cli.commands.options import broker_command, rabbitmq_url
+from recovery_cli.commands.options import Subcommands, broker_command, rabbitmq_url
 from recovery_cli.stack.infrastructure import redact
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 NOTHING_SELECTED = 2
 
 
-def register(subcommands: argparse._SubParsersAction) -> None:
+def register(subcommands: Subcommands) -> None:
     actions = broker_command(
         subcommands,
         "dead-letters",

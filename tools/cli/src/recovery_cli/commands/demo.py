@@ -6,11 +6,12 @@ import argparse
 from pathlib import Path
 
 from recovery_cli import demo
-from recovery_cli.commands.options import add_run_dir, fail, run_dir
+from recovery_cli.commands.options import Subcommands, add_run_dir, fail, run_dir
+from recovery_cli.seed_scenario import Endpoints
 from recovery_cli.stack import StackConfig, read_state
 
 
-def register(subcommands: argparse._SubParsersAction) -> None:
+def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "demo",
         help="replay the seed's scenario end to end and show the signed webhook",
@@ -75,7 +76,7 @@ def _against_running(args: argparse.Namespace, directory: Path) -> int:
     missing = [name for name in ("intake", "stripe-sandbox", "receiver") if not urls.get(name)]
     if missing:
         return fail(f"--use-running: the recorded stack has no {', '.join(missing)}")
-    endpoints = demo.Endpoints(
+    endpoints = Endpoints(
         intake_url=str(urls["intake"]),
         stripe_url=str(urls["stripe-sandbox"]),
         receiver_url=str(urls["receiver"]),

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from recovery_cli.commands.options import add_run_dir, run_dir
+from recovery_cli.commands.options import Subcommands, add_run_dir, run_dir
 from recovery_cli.stack import read_state, stop_recorded
 from recovery_cli.stack.state import clear_state, state_path
 
 
-def register(subcommands: argparse._SubParsersAction) -> None:
+def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser("down", help="stop the stack `recovery up` started")
     add_run_dir(parser)
     parser.add_argument("--grace", type=float, default=30.0, help="seconds between SIGTERM and SIGKILL (default 30)")

@@ -6,13 +6,13 @@ import argparse
 import asyncio
 from collections import Counter
 
-from recovery_cli.commands.options import add_run_dir, fail, run_dir
-from recovery_cli.demo import SANDBOX_SECRET_KEY, Endpoints
+from recovery_cli.commands.options import Subcommands, add_run_dir, fail, run_dir
 from recovery_cli.load import LoadDriver, Mix
+from recovery_cli.seed_scenario import SANDBOX_SECRET_KEY, Endpoints
 from recovery_cli.stack import DEFAULT_ADMIN_API_KEY, read_state
 
 
-def register(subcommands: argparse._SubParsersAction) -> None:
+def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "load",
         help="send recoveries to a running stack at a rate with a mix of outcomes",

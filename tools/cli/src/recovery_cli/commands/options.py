@@ -6,11 +6,15 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TypeAlias
 
 from recovery_cli.locations import RUN_DIR_VARIABLE, default_run_dir
 from recovery_cli.stack.infrastructure import DEFAULT_RABBITMQ_URL
 
 DEFAULT_MONGODB_URL = "mongodb://127.0.0.1:27017/?directConnection=true"
+
+# The subparsers of `recovery` (and of a command with actions): each command's `register` adds its parser there.
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def add_run_dir(parser: argparse.ArgumentParser) -> None:
@@ -37,13 +41,11 @@ def add_rabbitmq_url(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rabbitmq-url", default=None, help="default: $RABBITMQ_URL or the local broker")
 
 
-def broker_command(
-    subcommands: argparse._SubParsersAction, name: str, *, help: str, description: str
-) -> argparse._SubParsersAction:
+def broker_command(subcommands: Subcommands, name: str, *, help: str, description: str) -> Subcommands:
     """A command on the broker (`--rabbitmq-url`) with actions of its own; the actions' subparsers."""
     parser = subcommands.add_parser(name, help=help, description=description)
     add_rabbitmq_url(parser)
-    actions: argparse._SubParsersAction = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions: Subcommands = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     return actions
 
 

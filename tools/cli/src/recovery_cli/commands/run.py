@@ -6,10 +6,11 @@ import argparse
 import os
 import sys
 
+from recovery_cli.commands.options import Subcommands
 from recovery_cli.stack import RUNNABLE
 
 
-def register(subcommands: argparse._SubParsersAction) -> None:
+def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "run",
         help="run one service or peer in the foreground",

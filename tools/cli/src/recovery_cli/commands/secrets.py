@@ -11,7 +11,7 @@ import sys
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from recovery_cli.commands.options import add_database, add_rabbitmq_url, fail, rabbitmq_url
+from recovery_cli.commands.options import Subcommands, add_database, add_rabbitmq_url, fail, rabbitmq_url
 from recovery_cli.stack.infrastructure import redact
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ NOT_DONE = 3
 MASK_COMMAND = "recovery secrets mask-recorded-headers"
 
 
-def register(subcommands: argparse._SubParsersAction) -> None:
+def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "secrets",
         help="sealed secrets at rest: count them per master key id, re-seal them under the active key; mask the "

@@ -8,10 +8,10 @@ import json
 import sys
 from pathlib import Path
 
-from recovery_cli.commands.options import fail
+from recovery_cli.commands.options import Subcommands, fail
 
 
-def register(subcommands: argparse._SubParsersAction) -> None:
+def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "simulate",
         help="simulate (or backtest) the retry algorithms against an issuer model and compare recovery",

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from recovery_cli.commands.options import add_run_dir, run_dir
+from recovery_cli.commands.options import Subcommands, add_run_dir, run_dir
 from recovery_cli.stack import read_state
+from recovery_cli.stack.layout import probe_for
 from recovery_cli.stack.state import is_alive, state_path
-from recovery_cli.stack.supervisor import probe_for
 
 NOT_RUNNING = 3
 
 
-def register(subcommands: argparse._SubParsersAction) -> None:
+def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser("status", help="show the processes of the running stack, their readiness and logs")
     add_run_dir(parser)
     parser.set_defaults(handler=handle)

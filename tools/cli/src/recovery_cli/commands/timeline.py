@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from recovery_cli.commands.options import add_database, add_run_dir, fail, run_dir
+from recovery_cli.commands.options import Subcommands, add_database, add_run_dir, fail, run_dir
 
 NOT_FOUND = 3
 
 
-def register(subcommands: argparse._SubParsersAction) -> None:
+def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "timeline",
         help="show a payment's timeline: intent, recovery plan and history, attempts, webhook events, the record "
@@ -35,7 +36,7 @@ def handle(args: argparse.Namespace) -> int:
     from recovery_cli.record_backs import ExecutorRecordBacks, executor_url, internal_token
     from recovery_cli.timeline import load_timeline, render_json, render_text
 
-    client: MongoClient = MongoClient(
+    client: MongoClient[dict[str, Any]] = MongoClient(
         args.mongodb_url, appname="recovery-timeline", serverSelectionTimeoutMS=5000, tz_aware=True
     )
     try:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from recovery_cli.commands.options import broker_command, fail, rabbitmq_url
+from recovery_cli.commands.options import Subcommands, broker_command, fail, rabbitmq_url
 from recovery_cli.stack.infrastructure import redact
 
 SERVICES = ("intake", "scheduler", "executor", "dispatcher", "analytics")
 
 
-def register(subcommands: argparse._SubParsersAction) -> None:
+def register(subcommands: Subcommands) -> None:
     actions = broker_command(
         subcommands,
         "topology",

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 
-from recovery_cli.commands.options import add_run_dir, fail, name_value_pairs, run_dir
+from recovery_cli.commands.options import Subcommands, add_run_dir, fail, name_value_pairs, run_dir
 from recovery_cli.stack import EVERYTHING, RUNNABLE, Stack, StackConfig, StackError
 from recovery_cli.stack.infrastructure import redact
 from recovery_cli.stack.state import state_path
 
 
-def register(subcommands: argparse._SubParsersAction) -> None:
+def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "up",
         help="start RabbitMQ (if absent), the database (if MONGODB_URL is unset), the services and peers",

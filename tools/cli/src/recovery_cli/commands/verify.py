@@ -7,7 +7,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from recovery_cli.commands.options import fail
+from recovery_cli.commands.options import Subcommands, fail
 from recovery_cli.verify import verify_webhook
 
 
@@ -18,7 +18,7 @@ def _header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-def register(subcommands: argparse._SubParsersAction) -> None:
+def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "verify",
         help="verify a webhook's X-Webhook-Signature-512 (hash key) and/or Standard Webhooks signature (whsec)",

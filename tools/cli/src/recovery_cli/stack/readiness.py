@@ -112,7 +112,7 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     binding it (every socket stays open until all are chosen): a port handed out by bind-to-0 (a test's in-process
     server, a client's source port) can then never be the one chosen, and taken by it before our process binds. A
     port this process handed out before is not chosen again, and processes given ranges of their own (the test
-    suite's workers, tests/conftest.py) never choose each other's.
+    suite's workers, tests/support/ports.py) never choose each other's.
     """
     low, high = port_range()
     if len(_HANDED_OUT) > (high - low + 1) // 2:

@@ -65,6 +65,17 @@ def read_state(run_dir: Path) -> StackState | None:
     )
 
 
+def service_url(run_dir: Path, name: str, variable: str, default: str) -> str:
+    """Where a command reaches a service: `variable` when set, else the URL of `name` in the stack `recovery up`
+    runs from `run_dir`, else `default`."""
+    configured = os.environ.get(variable)
+    if configured:
+        return configured
+    state = read_state(run_dir)
+    running = state.process(name) if state is not None else None
+    return running.url if running is not None and running.url else default
+
+
 def clear_state(run_dir: Path) -> None:
     state_path(run_dir).unlink(missing_ok=True)
 

@@ -19,11 +19,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from recovery_sandbox.chargebee.errors import ChargebeeError
 from recovery_sandbox.chargebee.site import (
     IDEMPOTENCY_KEY,
     IDEMPOTENCY_REPLAYED,
     Chargebee,
-    ChargebeeError,
     PaymentFailure,
     WebhookSettings,
 )

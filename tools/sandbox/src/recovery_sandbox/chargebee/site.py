@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, Field
 
+from recovery_sandbox.chargebee.errors import ChargebeeError
 from recovery_sandbox.injected_failures import FailureSwitch
 
 # The header Chargebee names a write's idempotency key in, and the one it marks a replayed answer with.
@@ -45,29 +46,6 @@ IDEMPOTENCY_WINDOW_SECONDS = 30 * 60
 PAGE_LIMIT, PAGE_DEFAULT = 100, 10
 # The longest `reference_number` a transaction takes.
 REFERENCE_NUMBER_CHARS = 100
-
-
-class ChargebeeError(Exception):
-    def __init__(
-        self,
-        status: int,
-        api_error_code: str,
-        message: str,
-        error_type: str = "invalid_request",
-        param: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.api_error_code, self.message, self.error_type = status, api_error_code, message, error_type
-        self.param = param
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "message": self.message,
-            "type": self.error_type,
-            "api_error_code": self.api_error_code,
-            **({"param": self.param} if self.param else {}),
-            "http_status_code": self.status,
-        }
 
 
 class WebhookSettings(BaseModel):

@@ -22,8 +22,10 @@ from recovery_sandbox.stripe.faults import Fault, FaultMode, idempotency_error, 
 from recovery_sandbox.stripe.files import FileCabinet, add_file_routes
 from recovery_sandbox.stripe.form import FormError, decode_form, decode_pairs
 from recovery_sandbox.stripe.invoices import add_invoice_routes
+from recovery_sandbox.stripe.params import new_id, parse_int
 from recovery_sandbox.stripe.search import parse_query
-from recovery_sandbox.stripe.store import IdempotencySlot, StripeState, account_of, new_id, parse_int
+from recovery_sandbox.stripe.state import IdempotencySlot, account_of
+from recovery_sandbox.stripe.store import StripeState
 from recovery_sandbox.stripe.test_cards import DECLINES_BY_CODE, Decline
 from recovery_sandbox.stripe.versions import STORED_API_VERSION, answered_version, api_version
 from recovery_sandbox.stripe.webhooks import WebhookBook, add_webhook_routes

@@ -25,7 +25,8 @@ from fastapi.responses import JSONResponse
 
 from recovery_sandbox.stripe.errors import invalid_request, missing_param, no_such, unknown_param
 from recovery_sandbox.stripe.invoices import InvoiceBook
-from recovery_sandbox.stripe.store import StripeState, new_id, parse_int, parse_metadata
+from recovery_sandbox.stripe.params import new_id, parse_int, parse_metadata
+from recovery_sandbox.stripe.store import StripeState
 from recovery_sandbox.stripe.webhooks import Authenticate, Form, Response, Run, WebhookBook
 
 # Stripe's credit note reasons (the Credit Note object's `reason`).

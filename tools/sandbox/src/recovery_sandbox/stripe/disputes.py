@@ -10,7 +10,7 @@ https://docs.stripe.com/api/disputes/update ("submit: whether to immediately sub
 the status becomes under_review) and https://docs.stripe.com/api/disputes/close ("the status of the dispute will
 change from needs_response to lost"; an inquiry's, from warning_needs_response to warning_closed). Evidence's file
 fields (EVIDENCE_FILE_FIELDS) take the id of a dispute_evidence file the account uploaded (files.py), as Stripe's do.
-Kept in the account's state (store.py), so a sandbox restarted with a state directory keeps its disputes.
+Kept in the account's state (state.py), so a sandbox restarted with a state directory keeps its disputes.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from fastapi.responses import JSONResponse
 from recovery_sandbox.stripe.errors import invalid_request, missing_param, no_such
 from recovery_sandbox.stripe.files import FileCabinet
 from recovery_sandbox.stripe.form import FormError, decode_form
-from recovery_sandbox.stripe.store import IdempotencySlot, StripeState, new_id, parse_int
+from recovery_sandbox.stripe.params import new_id, parse_int
+from recovery_sandbox.stripe.state import IdempotencySlot
+from recovery_sandbox.stripe.store import StripeState
 from recovery_sandbox.stripe.webhooks import Authenticate, Form, Response, Run, WebhookBook
 
 # Stripe's dispute reasons (the Dispute object's `reason`).

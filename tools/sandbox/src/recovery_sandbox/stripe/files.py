@@ -6,7 +6,7 @@ Shapes follow Stripe's API reference: https://docs.stripe.com/api/files/object a
 https://docs.stripe.com/api/files/create; the rules for `purpose=dispute_evidence` (PDF, JPEG or PNG) follow
 https://docs.stripe.com/file-upload, with the size limit this project holds evidence to (MAX_BYTES). The type is
 the part's declared `Content-Type`; the bytes are not sniffed. Only the File object, its owner and a SHA-256 of the
-bytes are kept, in the account's state (store.py), so a state directory keeps them and never the bytes; the
+bytes are kept, in the account's state (state.py), so a state directory keeps them and never the bytes; the
 contents cannot be downloaded (`url` is null).
 """
 
@@ -24,7 +24,9 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recovery_sandbox.stripe.errors import invalid_request, missing_param, no_such
-from recovery_sandbox.stripe.store import IdempotencySlot, StripeState, new_id
+from recovery_sandbox.stripe.params import new_id
+from recovery_sandbox.stripe.state import IdempotencySlot
+from recovery_sandbox.stripe.store import StripeState
 from recovery_sandbox.stripe.webhooks import Authenticate, Response, Run
 
 # The one purpose the sandbox takes: evidence for a dispute.

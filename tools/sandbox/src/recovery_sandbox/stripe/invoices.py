@@ -23,7 +23,9 @@ from fastapi.responses import JSONResponse
 
 from recovery_sandbox.injected_failures import DelaySwitch, FailureSwitch, add_injection_routes
 from recovery_sandbox.stripe.errors import StripeError, invalid_request, missing_param, no_such
-from recovery_sandbox.stripe.store import IdempotencySlot, StripeState, new_id, parse_bool, parse_int, parse_metadata
+from recovery_sandbox.stripe.params import new_id, parse_bool, parse_int, parse_metadata
+from recovery_sandbox.stripe.state import IdempotencySlot
+from recovery_sandbox.stripe.store import StripeState
 from recovery_sandbox.stripe.test_cards import Decline
 from recovery_sandbox.stripe.versions import STORED_API_VERSION, api_version, check_expandable, invoice_as
 from recovery_sandbox.stripe.webhooks import Authenticate, Form, Response, Run, WebhookBook

@@ -25,7 +25,8 @@ from fastapi.responses import JSONResponse
 
 from recovery_sandbox.redelivery import DEFAULT_SECONDS, Schedule, add_redelivery_routes
 from recovery_sandbox.stripe.errors import missing_param, no_such
-from recovery_sandbox.stripe.store import StripeState, new_id, parse_bool, parse_metadata
+from recovery_sandbox.stripe.params import new_id, parse_bool, parse_metadata
+from recovery_sandbox.stripe.store import StripeState
 from recovery_sandbox.stripe.versions import STORED_API_VERSION
 
 Response = tuple[int, dict[str, Any]]
