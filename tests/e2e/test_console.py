@@ -513,3 +513,26 @@ def test_a_merchant_cancels_a_recovery_in_progress(browser: Browser, seeded: See
     assert [e["route"] for e in on_payment] == ["/console/payments/{payment_id}/cancel"], on_payment
     expect(page.locator("tr.audit-entry")).to_have_count(1)
     expect(page.locator("tr.audit-entry")).to_contain_text("Cancelled a recovery")
+
+    # Within days (UTC, whole days: the API's created_after and created_before): the cancel's day keeps it, the next
+    # day alone has nothing, and a first day after the last is refused in words rather than answered empty.
+    cancelled_on = datetime.fromisoformat(on_payment[0]["created_at"]).astimezone(UTC).date()
+    day_after = cancelled_on + timedelta(days=1)
+    page.get_by_role("link", name="Audit trail").click()
+    page.wait_for_url("**/console/audit")
+    page.get_by_label("From").fill(cancelled_on.isoformat())
+    page.get_by_label("To").fill(cancelled_on.isoformat())
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url(f"**/console/audit?*created_from={cancelled_on}&created_to={cancelled_on}*")
+    expect(page.locator("tr.audit-entry").first).to_contain_text("Cancelled a recovery")
+    page.get_by_label("From").fill(day_after.isoformat())
+    page.get_by_label("To").fill(day_after.isoformat())
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url(f"**/console/audit?*created_from={day_after}&created_to={day_after}*")
+    expect(page.get_by_test_id("empty-state")).to_contain_text("No entries match these filters")
+    page.get_by_label("To").fill(cancelled_on.isoformat())
+    browser.expected_statuses.add(400)
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("body")).to_contain_text(
+        f"No entry can match: the first day ({day_after}) is after the last ({cancelled_on})."
+    )

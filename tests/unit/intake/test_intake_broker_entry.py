@@ -123,8 +123,21 @@ async def test_an_invoice_stored_by_a_concurrent_request_is_updated_not_duplicat
         (requested(recovery_body(billing_merchant_connector_id="mca_unknown")), "'mca_unknown'"),
         (requested(recovery_body(attempt_status="charged")), "needs a failed attempt_status"),
         (requested(recovery_body(action="invalid_action")), "invalid_action cannot be applied"),
+        # A time with no UTC time in the calendar (MongoDB and the message's own format both hold UTC).
+        (
+            requested().model_dump_json().replace('"2024-05-29T08:10:58.000Z"', '"0001-01-01T00:00:00+01:00"').encode(),
+            "0001-01-01T00:00:00+01:00 is outside the calendar once in UTC",
+        ),
     ],
-    ids=["not-json", "no-merchant", "unknown-profile", "unknown-account", "not-failed", "invalid-action"],
+    ids=[
+        "not-json",
+        "no-merchant",
+        "unknown-profile",
+        "unknown-account",
+        "not-failed",
+        "invalid-action",
+        "no-utc-time",
+    ],
 )
 async def test_a_message_that_cannot_apply_is_dead_lettered_with_the_reason(
     svc: Intake, message: Envelope[object] | bytes, reason: str
