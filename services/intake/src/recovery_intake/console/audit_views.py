@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from recovery_contracts.api.audit import AuditActorKind
 from recovery_intake.console.formatting import timestamp
-from recovery_intake.domain.audit import REFUSED_FROM, AuditEntry
+from recovery_intake.domain.audit import PAYMENT_TARGET, REFUSED_FROM, AuditEntry
 
 # What each state-changing route does, by its method and template: the API's and the console's own (a console
 # session's entry names the console's route). A route missing here is shown as its method and template.
@@ -92,7 +92,7 @@ def audit_rows(entries: list[AuditEntry]) -> list[AuditRow]:
             action=ACTIONS.get(entry.action, entry.action),
             route=entry.action,
             target=tuple(f"{name}={value}" for name, value in entry.target.items()),
-            payment_id=entry.target.get("payment_id"),
+            payment_id=entry.target.get(PAYMENT_TARGET),
             status=entry.status,
             outcome=outcome(entry.status),
         )

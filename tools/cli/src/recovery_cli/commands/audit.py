@@ -6,7 +6,7 @@ import argparse
 import os
 from datetime import UTC, datetime
 
-from recovery_cli.commands.options import Subcommands, add_run_dir, fail, run_dir
+from recovery_cli.commands.options import Subcommands, add_run_dir, fail, positive_int, run_dir
 
 KEY_VARIABLES = ("RECOVERY_API_KEY", "ADMIN_API_KEY")
 
@@ -34,7 +34,7 @@ def register(subcommands: Subcommands) -> None:
     parser.add_argument(
         "--until", type=_last_moment, help="only entries up to this time, as --since (a date: to its end)"
     )
-    parser.add_argument("--limit", type=_positive, default=20, help="how many of the newest entries (default 20)")
+    parser.add_argument("--limit", type=positive_int, default=20, help="how many of the newest entries (default 20)")
     parser.add_argument(
         "--intake-url",
         help="default: $INTAKE_URL, else the intake of the running `recovery up` stack, else http://127.0.0.1:8080",
@@ -46,12 +46,6 @@ def register(subcommands: Subcommands) -> None:
     add_run_dir(parser)
     parser.add_argument("--json", action="store_true", help="print the entries as the API gives them")
     parser.set_defaults(handler=handle)
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
-    return int(text)
 
 
 def _moment(text: str, *, day_ends: bool = False) -> datetime:

@@ -66,6 +66,13 @@ def name_value_pairs(text: str) -> tuple[str, int]:
     return name, int(value)
 
 
+def positive_int(text: str) -> int:
+    """An argument type: a whole number of 1 or more."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    return int(text)
+
+
 def fail(message: str) -> int:
     print(message, file=sys.stderr)
     return 1

@@ -11,7 +11,14 @@ import sys
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from recovery_cli.commands.options import Subcommands, add_database, add_rabbitmq_url, fail, rabbitmq_url
+from recovery_cli.commands.options import (
+    Subcommands,
+    add_database,
+    add_rabbitmq_url,
+    fail,
+    positive_int,
+    rabbitmq_url,
+)
 from recovery_cli.stack.infrastructure import redact
 
 if TYPE_CHECKING:
@@ -72,7 +79,7 @@ def register(subcommands: Subcommands) -> None:
     )
     add_database(mask)
     mask.add_argument("--dry-run", action="store_true", help="count what would be masked, write nothing")
-    mask.add_argument("--batch-size", type=_positive, default=None, help="records read per query (default 1000)")
+    mask.add_argument("--batch-size", type=positive_int, default=None, help="records read per query (default 1000)")
     mask.set_defaults(handler=handle_mask_recorded_headers)
 
 
@@ -256,12 +263,6 @@ def _counts(counts: Counter[str], active: str) -> str:
 
 def _keys(box: SecretBox) -> str:
     return ", ".join(f"{key_id} (active)" if key_id == box.active_key_id else key_id for key_id in box.keys)
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return int(text)
 
 
 def _master_keys() -> SecretBox | None:
