@@ -16,12 +16,13 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test faults up down status lint typecheck schemas catalogues
+.PHONY: help install broker demo test faults up down status lint typecheck schemas catalogues
 
 help:
 	@echo "make install     uv and the workspace's locked dependencies (uv sync --frozen)"
 	@echo "make demo        start the stack, replay the seed's scenario, show the signed webhook, stop"
-	@echo "make test        every test: unit, integration, e2e and the fault suite; needs RabbitMQ (.ci/run starts it)"
+	@echo "make test        every test: unit, integration, e2e and the fault suite; needs RabbitMQ (make broker)"
+	@echo "make broker      this machine's RabbitMQ started (or restarted) with an open-files limit the tests can work with"
 	@echo "make faults      the fault suite: kills, restarts, duplicates, poison (docs/guarantees.md)"
 	@echo "make up / down   start / stop the stack in the background (intake on :8080; logs in .run/logs)"
 	@echo "make status      which processes of that stack run and are ready"
@@ -36,7 +37,13 @@ install:
 demo: install
 	$(UV) run recovery demo
 
-test: install
+# The local broker (RABBITMQ_URL unset or on this machine) started when absent and restarted, its data kept, when it
+# may keep fewer than 4096 files open (Debian's 1024 hangs the suite part-way; tools/local-rabbitmq says why), with
+# its management API on. Not fatal: without a broker the tests say so themselves.
+broker:
+	-@tools/local-rabbitmq ensure
+
+test: install broker
 	@status=0; $(UV) run pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure here" >&2; fi; \
 	exit $$status

@@ -27,6 +27,7 @@ from support.rabbitmq import (
     TEST_VHOST_PREFIX,
     VhostUnavailable,
     VirtualHosts,
+    open_files_problem,
     rabbitmq_reachable,
     unreachable_message,
     vhost_name_for,
@@ -146,6 +147,14 @@ def rabbitmq_url() -> str:
 @pytest.fixture(scope="session")
 def virtual_hosts(rabbitmq_url: str) -> Iterator[VirtualHosts]:
     hosts = VirtualHosts(rabbitmq_url)
+    # A broker allowed too few open files hangs the run part-way instead of failing it: said before the first test.
+    try:
+        limit = hosts.open_files_limit()
+    except VhostUnavailable:
+        limit = None  # the management API did not answer: the vhost the first test asks for says why
+    problem = open_files_problem(limit, rabbitmq_url)
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
     yield hosts
     hosts.wait_for_deletes()
 

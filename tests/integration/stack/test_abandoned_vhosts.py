@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ import aio_pika
 import pytest
 
 from recovery_cli.stack.infrastructure import with_vhost
-from recovery_cli.stack.vhosts import VirtualHosts, vhost_name
+from recovery_cli.stack.vhosts import MANAGEMENT_URL_VARIABLE, VirtualHosts, vhost_name
 
 
 @pytest.fixture
@@ -45,3 +46,20 @@ async def test_only_old_vhosts_without_connections_are_removed(virtual_hosts: Vi
     left = {vhost for vhost in virtual_hosts.listed()[0] if vhost.startswith(prefix)}
     assert [killed] == removed
     assert left == {running, just_made}
+
+
+def test_the_broker_says_how_many_files_it_may_keep_open_through_either_door(
+    virtual_hosts: VirtualHosts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The suite refuses a broker allowed too few open files (tests/conftest.py): the figure is read from the
+    management API, or, where it does not answer, from `rabbitmq-diagnostics status`; both are the broker's."""
+    through_management = virtual_hosts.open_files_limit()
+    assert through_management is not None and through_management > 0
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        monkeypatch.setenv(MANAGEMENT_URL_VARIABLE, f"http://127.0.0.1:{closed.getsockname()[1]}")
+        through_diagnostics = VirtualHosts(virtual_hosts.broker_url)
+    through_diagnostics_limit = through_diagnostics.open_files_limit()
+    assert through_diagnostics_limit is not None
+    # The file handle cache keeps some of the process's limit for itself; 4.x reports the process's own.
+    assert 0.8 * through_management <= through_diagnostics_limit <= through_management

@@ -15,6 +15,7 @@ its test's client), the vhost of a killed run has none.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -44,6 +45,22 @@ BENCH_VHOST_PREFIX = "recovery-bench-"
 # How old a vhost without connections must be before `remove_abandoned` takes it for a killed run's: longer than
 # any run takes between making its vhost and connecting to it.
 ABANDONED_AFTER_SECONDS = 600.0
+# The open files a broker must be allowed for the test suite: RabbitMQ 3.x's file handle cache gives each quorum
+# queue three, a vhost of the full topology has 68 queues, and at 1024 the sixth vhost's creation (and every queue
+# declaration and connection after it) waits for ever instead of failing (tools/local-rabbitmq says more).
+OPEN_FILES_FLOOR = 4096
+
+
+def open_files_problem(limit: int | None, broker_url: str) -> str | None:
+    """What is wrong with a broker allowed `limit` open files (None: not known), or None when nothing is."""
+    if limit is None or limit >= OPEN_FILES_FLOOR:
+        return None
+    return (
+        f"the RabbitMQ at {broker_address(broker_url)[0]} may keep only {limit} files open (under "
+        f"{OPEN_FILES_FLOOR}): with a few tests' vhosts alive at once it stops creating vhosts, queues and "
+        "connections, and tests hang. Start it with a higher open-files limit: `tools/local-rabbitmq ensure` "
+        "restarts a local one so (`make test` runs it); for another broker, raise its `ulimit -n` (about 50,000)"
+    )
 
 
 def vhost_name(prefix: str, label: str = "", *, now: float | None = None) -> str:
@@ -144,6 +161,28 @@ class VirtualHosts:
             self._rabbitmqctl("delete_user", user)
         else:
             self._management_call("DELETE", f"/api/users/{quote(user, safe='')}", None, missing_ok=True)
+
+    def open_files_limit(self) -> int | None:
+        """How many files the broker may keep open (its file handle limit), or None when it does not say."""
+        if self._ctl is None:
+            nodes = self._management_get("/api/nodes?columns=fd_total")
+            total = nodes[0].get("fd_total") if nodes else None
+            return int(total) if total is not None else None
+        diagnostics = shutil.which("rabbitmq-diagnostics")
+        if diagnostics is None:
+            return None
+        done = subprocess.run(
+            [diagnostics, "status", "--formatter", "json"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        try:
+            total = json.loads(done.stdout)["file_descriptors"]["total_limit"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        return int(total)
 
     def remove_abandoned(self, prefix: str, grace: float = ABANDONED_AFTER_SECONDS) -> list[str]:
         """Delete the vhosts of `prefix` that killed runs left (`abandoned`); the names deleted."""
