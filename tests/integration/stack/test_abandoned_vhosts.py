@@ -52,14 +52,17 @@ def test_the_broker_says_how_many_files_it_may_keep_open_through_either_door(
     virtual_hosts: VirtualHosts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The suite refuses a broker allowed too few open files (tests/conftest.py): the figure is read from the
-    management API, or, where it does not answer, from `rabbitmq-diagnostics status`; both are the broker's."""
+    management API, or, where it does not answer, from `rabbitmq-diagnostics status`; both are the broker's. Only a
+    3.x broker has the file handle cache that runs out; a 4.x one says nothing through either."""
+    version = virtual_hosts.management_overview()["rabbitmq_version"]
     through_management = virtual_hosts.open_files_limit()
-    assert through_management is not None and through_management > 0
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         monkeypatch.setenv(MANAGEMENT_URL_VARIABLE, f"http://127.0.0.1:{closed.getsockname()[1]}")
-        through_diagnostics = VirtualHosts(virtual_hosts.broker_url)
-    through_diagnostics_limit = through_diagnostics.open_files_limit()
-    assert through_diagnostics_limit is not None
-    # The file handle cache keeps some of the process's limit for itself; 4.x reports the process's own.
-    assert 0.8 * through_management <= through_diagnostics_limit <= through_management
+        through_diagnostics = VirtualHosts(virtual_hosts.broker_url).open_files_limit()
+    if not version.startswith("3."):
+        assert (through_management, through_diagnostics) == (None, None)
+        return
+    assert through_management is not None and through_diagnostics is not None
+    # The management API says the process's limit; the cache's own keeps some of it for the node (1024: 927).
+    assert 0.8 * through_management <= through_diagnostics <= through_management

@@ -23,6 +23,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -163,26 +164,39 @@ class VirtualHosts:
             self._management_call("DELETE", f"/api/users/{quote(user, safe='')}", None, missing_ok=True)
 
     def open_files_limit(self) -> int | None:
-        """How many files the broker may keep open (its file handle limit), or None when it does not say."""
+        """How many files the broker's file handle cache may keep open, or None when the broker does not say or has
+        no such cache (RabbitMQ 4.x took it out, rabbitmq-server#11436, and its management API may report 1024 there
+        whatever the limit, #12968)."""
         if self._ctl is None:
             nodes = self._management_get("/api/nodes?columns=fd_total")
-            total = nodes[0].get("fd_total") if nodes else None
-            return int(total) if total is not None else None
-        diagnostics = shutil.which("rabbitmq-diagnostics")
-        if diagnostics is None:
-            return None
-        done = subprocess.run(
-            [diagnostics, "status", "--formatter", "json"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        try:
-            total = json.loads(done.stdout)["file_descriptors"]["total_limit"]
-        except (ValueError, KeyError, TypeError):
+            version, total = (
+                self.management_overview().get("rabbitmq_version"),
+                nodes[0].get("fd_total") if nodes else None,
+            )
+        else:
+            diagnostics = shutil.which("rabbitmq-diagnostics")
+            if diagnostics is None:
+                return None
+            done = subprocess.run(
+                [diagnostics, "status", "--formatter", "json"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            try:
+                status = json.loads(done.stdout)
+                version, total = status.get("rabbitmq_version"), status["file_descriptors"]["total_limit"]
+            except (ValueError, KeyError, TypeError, AttributeError):
+                return None
+        if total is None or not str(version or "").startswith("3."):
             return None
         return int(total)
+
+    def management_overview(self) -> dict[str, Any]:
+        """The management API's overview: the broker's version (`rabbitmq_version`) among others."""
+        overview: dict[str, Any] = self._management_call("GET", "/api/overview", None).json()
+        return overview
 
     def remove_abandoned(self, prefix: str, grace: float = ABANDONED_AFTER_SECONDS) -> list[str]:
         """Delete the vhosts of `prefix` that killed runs left (`abandoned`); the names deleted."""
