@@ -12,7 +12,7 @@ export UV_FROZEN := 1
 unexport PYTHONDONTWRITEBYTECODE
 PYTEST_ARGS ?=
 # `make test` runs on two pytest-xdist workers, a file at a time each (a module's shared stack starts once, and the
-# fault suite, one file, runs on one worker while the other takes the rest). PYTEST_WORKERS=0 runs in one process.
+# fault suite's scenarios, one file, run on one worker while the other takes the rest). PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
@@ -38,8 +38,8 @@ demo: install
 	$(UV) run recovery demo
 
 # The local broker (RABBITMQ_URL unset or on this machine) started when absent and restarted, its data kept, when it
-# may keep fewer than 4096 files open (Debian's 1024 hangs the suite part-way; tools/local-rabbitmq says why), with
-# its management API on. Not fatal: without a broker the tests say so themselves.
+# may keep fewer than 4096 files open (Debian's 1024 hangs the suite part-way; tools/local-rabbitmq says why) or is not
+# well (an alarm in effect), with its management API on. Not fatal: without a broker the tests say so themselves.
 broker:
 	-@tools/local-rabbitmq ensure
 
@@ -62,7 +62,7 @@ down:
 status:
 	$(UV) run recovery status
 
-# Every service and both libraries (the tools, whose code is CLI and sandbox glue, are not checked).
+# Every service, both libraries and the tools (the CLI, the sandboxes, the simulator).
 TYPED := libs/contracts/src/recovery_contracts libs/runtime/src/recovery_runtime $(wildcard services/*/src/*) $(wildcard tools/*/src/*)
 
 typecheck: install
