@@ -30,6 +30,7 @@ from recovery_contracts.api import (
     recovery,
     retry_stats,
 )
+from recovery_contracts.disputes import DisputeObject
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.messages import envelope_model
 from recovery_contracts.webhooks import OutgoingWebhook
@@ -44,14 +45,17 @@ HTTP_REQUESTS: tuple[type[BaseModel], ...] = (
     merchants.MerchantAccountCreate,
     profiles.ProfileCreate,
     profiles.ProfileUpdate,
+    profiles.WebhookSecretRotate,
     api_keys.ApiKeyCreate,
     api_keys.ApiKeyUpdate,
     connector_accounts.ConnectorAccountCreate,
     connector_accounts.ConnectorAccountUpdate,
     recovery.RecoveryPaymentsCreate,
     events.EventListConstraints,
+    events.EventRecoverRequest,
     process_tracker.RevenueRecoveryResumeRequest,
     data_backfill.DataBackfillRecord,
+    data_backfill.UpdateTokenStatusRequest,
     disputes.DisputeEvidenceRequest,
     disputes.DisputeListConstraints,
 )
@@ -59,6 +63,7 @@ HTTP_RESPONSES: tuple[type[BaseModel], ...] = (
     errors.ErrorResponse,
     merchants.MerchantAccountResponse,
     profiles.ProfileResponse,
+    profiles.WebhookSecretRotation,
     api_keys.ApiKeyCreateResponse,
     api_keys.RetrieveApiKeyResponse,
     api_keys.RevokeApiKeyResponse,
@@ -67,6 +72,7 @@ HTTP_RESPONSES: tuple[type[BaseModel], ...] = (
     events.TotalEventsResponse,
     events.EventRetrieveResponse,
     events.WebhookEndpointsResponse,
+    events.EventRecoverResponse,
     process_tracker.RevenueRecoveryResponse,
     process_tracker.RecoveryTimelineResponse,
     analytics.RecoveryPaymentListResponse,
@@ -75,6 +81,9 @@ HTTP_RESPONSES: tuple[type[BaseModel], ...] = (
     retry_stats.RetryStatsResponse,
     data_backfill.DataBackfillResponse,
     data_backfill.SavedCardsResponse,
+    data_backfill.TokenStatusResponse,
+    data_backfill.UpdateTokenStatusResponse,
+    DisputeObject,
     disputes.DisputeAnswerResponse,
     disputes.DisputeFileResponse,
     audit.AuditEventListResponse,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import structlog
@@ -29,7 +29,14 @@ from recovery_contracts.api.data_backfill import (
     UpdateTokenStatusResponse,
 )
 from recovery_contracts.api.errors import ApiError, ErrorResponse, describe_validation_errors
-from recovery_contracts.api.events import EventRecoverRequest, EventRecoverResponse, WebhookEndpointsResponse
+from recovery_contracts.api.events import (
+    EventListConstraints,
+    EventRecoverRequest,
+    EventRecoverResponse,
+    EventRetrieveResponse,
+    TotalEventsResponse,
+    WebhookEndpointsResponse,
+)
 from recovery_contracts.api.fields import EXTERNAL_REFERENCE_CHARS
 from recovery_contracts.api.process_tracker import RevenueRecoveryTask
 from recovery_contracts.api.retry_stats import RetryStatsResponse
@@ -53,13 +60,32 @@ GATEWAY_RESPONSES: dict[int | str, dict[str, object]] = {
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-def _body_of(model: type[BaseModel]) -> dict[str, object]:
-    """A forwarded route's request body as OpenAPI describes it (the owner reads and validates it)."""
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+def _body_of(model: type[BaseModel], *, required: bool = True) -> dict[str, object]:
+    """A forwarded route's request body as OpenAPI describes it (the owner reads and validates it): the model's
+    schema with its definitions written in place, as pydantic's `#/$defs/...` references would name nothing in the
+    OpenAPI document."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def in_place(node: Any) -> Any:
+        if isinstance(node, list):
+            return [in_place(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            rest = {key: value for key, value in node.items() if key != "$ref"}
+            return {**in_place(defs[ref.removeprefix("#/$defs/")]), **in_place(rest)}
+        return {key: in_place(value) for key, value in node.items()}
+
+    content = {"application/json": {"schema": in_place(schema)}}
+    return {"requestBody": {"required": required, "content": content}}
 
 
 TOKEN_STATUS_BODY = _body_of(UpdateTokenStatusRequest)
 RECOVER_BODY = _body_of(EventRecoverRequest)
+# The list's filters travel in the body, as in Hyperswitch; none at all lists the newest events.
+LIST_BODY = _body_of(EventListConstraints, required=False)
 
 
 async def _resumed_task(request: Request) -> str | None:
@@ -175,20 +201,20 @@ def router(ctx: ApiContext, forwarder: Forwarder) -> APIRouter:
             raise ApiProblem(ApiError.MERCHANT_ACCOUNT_NOT_FOUND)
         return caller
 
-    @api.post("/events/{merchant_id}", tags=["Events"])
+    @api.post("/events/{merchant_id}", tags=["Events"], response_model=TotalEventsResponse, openapi_extra=LIST_BODY)
     async def list_events(merchant_id: str, request: Request) -> Response:
         # A read, although a POST (the filters travel in the body, as in Hyperswitch).
         caller = await merchant_of_path(request, merchant_id, READ_PAYMENTS)
         path = f"/internal/events/{caller.merchant_id}/list"
         return await forwarder.forward(request, dispatcher, path, caller.merchant_id, caller.profile_id)
 
-    @api.get("/events/{merchant_id}/{event_id}/attempts", tags=["Events"])
+    @api.get("/events/{merchant_id}/{event_id}/attempts", tags=["Events"], response_model=list[EventRetrieveResponse])
     async def list_event_attempts(merchant_id: str, event_id: str, request: Request) -> Response:
         caller = await merchant_of_path(request, merchant_id, READ_PAYMENTS)
         path = f"/internal/events/{caller.merchant_id}/{owner_id(event_id, ApiError.EVENT_NOT_FOUND)}/attempts"
         return await forwarder.forward(request, dispatcher, path, caller.merchant_id, caller.profile_id)
 
-    @api.post("/events/{merchant_id}/{event_id}/retry", tags=["Events"])
+    @api.post("/events/{merchant_id}/{event_id}/retry", tags=["Events"], response_model=EventRetrieveResponse)
     async def retry_event(merchant_id: str, event_id: str, request: Request) -> Response:
         caller = await merchant_of_path(request, merchant_id, WRITE_PAYMENTS)
         path = f"/internal/events/{caller.merchant_id}/{owner_id(event_id, ApiError.EVENT_NOT_FOUND)}/retry"
