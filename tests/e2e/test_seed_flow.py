@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 
 from recovery_cli.scenario import WEBHOOK_SAMPLE, seed_body
 from recovery_cli.seed_scenario import Endpoints, SeedScenario
 from recovery_cli.stack import Stack
+from recovery_contracts import schemas
 
 
 def shape(value: Any) -> Any:
@@ -73,7 +75,11 @@ def test_seed_scenario_delivers_one_signed_payment_succeeded_webhook(stack: Stac
     charges = scenario.charges(customer)
     assert len(charges) == 1 and charges[0]["status"] == "succeeded"
     assert payment["connector_transaction_id"] == charges[0]["payment_intent"]
-    assert scenario.wait_for_payment_status(setup, payment_id, "succeeded")["status"] == "succeeded"
+    retrieved = scenario.wait_for_payment_status(setup, payment_id, "succeeded")
+    assert retrieved["status"] == "succeeded"
+    # `GET /v2/payments/{id}` answers the object as the outcome stored it: what the checked-in schema describes.
+    jsonschema.validate(retrieved, json.loads((schemas.DEFAULT_DIR / "http/PaymentObject.json").read_text()))
+    assert retrieved["connector_transaction_id"] == payment["connector_transaction_id"]
 
 
 def test_demo_command_runs_the_scenario_and_shows_the_verified_webhook(tmp_path: Path, isolation: Any) -> None:

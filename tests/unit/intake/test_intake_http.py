@@ -4,16 +4,19 @@ side's routes forwarded to an analytics service scripted on loopback."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from recovery_contracts import schemas
 from recovery_contracts.envelope import MessageType
 from recovery_intake.handlers.secret_rotation import SecretRotation
 from recovery_runtime.secrets import SecretBox
@@ -43,6 +46,8 @@ async def test_a_recovery_is_answered_stored_and_scheduled(svc: Intake, client: 
     payment = await client.get(f"/v2/payments/{answer['id']}")
     assert payment.status_code == 200, payment.text
     assert payment.json()["status"] == "failed" and payment.json()["merchant_reference_id"] == REFERENCE
+    # Built from the request while no outcome is stored: the same checked-in schema as a stored one.
+    jsonschema.validate(payment.json(), json.loads((schemas.DEFAULT_DIR / "http/PaymentObject.json").read_text()))
 
     # The same invoice again is the same payment, not a second recovery.
     again = await client.post(RECOVERY, json=recovery_body())

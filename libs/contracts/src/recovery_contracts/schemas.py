@@ -33,6 +33,7 @@ from recovery_contracts.api import (
 from recovery_contracts.disputes import DisputeObject
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.messages import envelope_model
+from recovery_contracts.payments import PaymentObject
 from recovery_contracts.webhooks import OutgoingWebhook
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -69,6 +70,7 @@ HTTP_RESPONSES: tuple[type[BaseModel], ...] = (
     api_keys.RevokeApiKeyResponse,
     connector_accounts.ConnectorAccountResponse,
     recovery.RecoveryPaymentsResponse,
+    PaymentObject,
     events.TotalEventsResponse,
     events.EventRetrieveResponse,
     events.WebhookEndpointsResponse,

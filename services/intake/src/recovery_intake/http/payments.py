@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Request
 from recovery_contracts.api.errors import ApiError, ErrorResponse
 from recovery_contracts.api.fields import EXTERNAL_REFERENCE_CHARS
 from recovery_contracts.api.recovery import RecoveryPaymentsCreate, RecoveryPaymentsResponse
+from recovery_contracts.payments import PaymentObject
 from recovery_intake.domain.access import READ_PAYMENTS, WRITE_PAYMENTS
 from recovery_intake.domain.intent import Intent
 from recovery_intake.http.context import ApiContext
@@ -57,7 +58,13 @@ def router(ctx: ApiContext) -> APIRouter:
         intent = await ctx.recovery.cancel(caller.merchant_id, profile["_id"], merchant_reference_id)
         return _answer(intent)
 
-    @api.get("/v2/payments/{payment_id}")
+    # The object as the last outcome stored it (`PaymentObject`'s JSON), answered as stored: described, not
+    # re-validated, so that an object a newer release stored during a rolling upgrade is still answered.
+    @api.get(
+        "/v2/payments/{payment_id}",
+        response_model=None,
+        responses={200: {"model": PaymentObject, "description": "the v2 payment object"}},
+    )
     async def retrieve_payment(payment_id: str, request: Request) -> dict[str, Any]:
         caller = await ctx.auth.merchant(request, access=READ_PAYMENTS, admin_allowed=False)
         intent = await ctx.stored.intents.get(caller.merchant_id, payment_id, caller.profile_id)
