@@ -34,7 +34,7 @@ install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen
 
-demo: install
+demo: install broker
 	$(UV) run recovery demo
 
 # The local broker (RABBITMQ_URL unset or on this machine) started when absent and restarted, its data kept, when it
@@ -50,10 +50,10 @@ test: install broker
 
 # The fault suite alone (kill -9, SIGTERM, broker and database restarts, duplicates, poison, a long merchant
 # outage) on private RabbitMQ and SecantusDB nodes; part of `make test`. FAULTS_ITERATIONS=3 for the long run.
-faults: install
+faults: install broker
 	$(UV) run pytest tests/faults $(PYTEST_ARGS)
 
-up: install
+up: install broker
 	$(UV) run recovery up
 
 down:
