@@ -357,7 +357,19 @@ async def test_a_gateway_token_that_is_not_customer_slash_payment_method_is_refu
 
 
 @pytest.mark.parametrize(
-    "changes", [{"status": "success"}, {"status": "void"}, {"invoice": None}], ids=["success", "void", "no-invoice"]
+    "changes",
+    [
+        {"status": "success"},
+        {"status": "void"},
+        {"invoice": None},
+        # A `payment.failed` delivered after its invoice was paid, or closed as failed or voided: the transaction
+        # stays `declined` for good, the invoice read with it is no longer owed.
+        *(
+            {"invoice": {"id": "inv_recurly_1", "number": "1001", "state": state}}
+            for state in ("paid", "failed", "voided")
+        ),
+    ],
+    ids=["success", "void", "no-invoice", "invoice-paid", "invoice-failed", "invoice-voided"],
 )
 async def test_a_transaction_that_is_not_a_declined_invoice_payment_is_ignored(
     svc: Intake, client: httpx.AsyncClient, recurly: ScriptedRecurly, changes: dict[str, Any]

@@ -91,6 +91,14 @@ def failed_invoice(api: httpx.Client) -> dict[str, Any]:
     return api.get(f"/v1/invoices/{invoice['id']}").json()
 
 
+def settle(api: httpx.Client, invoice_id: str, how: str) -> dict[str, Any]:
+    """The invoice paid (out of band), voided or marked uncollectible at the sandbox, as Stripe answers it."""
+    path = {"paid": "pay", "void": "void", "uncollectible": "mark_uncollectible"}[how]
+    params = {"paid_out_of_band": "true"} if how == "paid" else {}
+    answer: dict[str, Any] = api.post(f"/v1/invoices/{invoice_id}/{path}", data=params).json()
+    return answer
+
+
 def event(event_type: str, invoice: dict[str, Any], event_id: str = "evt_1") -> bytes:
     body = {"id": event_id, "object": "event", "type": event_type, "data": {"object": invoice}}
     return json.dumps(body).encode()
@@ -179,6 +187,24 @@ async def test_paid_elsewhere_and_voided_stop_the_recovery(
     assert svc.intents.of_invoice(MERCHANT, voided["id"]).status == "cancelled"  # type: ignore[union-attr]
     updates = [e.payload for e in svc.publisher.envelopes(MessageType.RECOVERY_UPDATED)]
     assert len(updates) == 2
+
+
+@pytest.mark.parametrize("settled", ["paid", "void", "uncollectible"])
+async def test_a_payment_failed_delivered_after_the_invoice_settled_starts_nothing(
+    svc: Intake, client: httpx.AsyncClient, stripe_api: httpx.Client, settled: str
+) -> None:
+    # Stripe redelivers an event it got no 2xx for, after later ones: here the invoice was paid (or closed) first,
+    # its stop event found no recovery, and the late `payment_failed` re-reads an invoice with nothing left to pay.
+    invoice = failed_invoice(stripe_api)
+    assert settle(stripe_api, invoice["id"], settled)["status"] == settled
+
+    answers = [
+        await deliver(svc, client, event(f"invoice.{'paid' if settled == 'paid' else 'voided'}", invoice, "evt_a")),
+        await deliver(svc, client, event("invoice.payment_failed", invoice, "evt_b")),
+    ]
+
+    assert [(a.status_code, a.json()["outcome"]) for a in answers] == [(200, "ignored"), (200, "ignored")]
+    assert svc.intents.intents == {} and svc.publisher.published == []
 
 
 async def test_stop_events_for_an_invoice_without_recovery_and_unknown_types_are_ignored(

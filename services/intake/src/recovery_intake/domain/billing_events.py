@@ -123,6 +123,14 @@ def request_time(value: Any) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def stripe_invoice_owed(invoice: dict[str, Any]) -> bool:
+    """Whether the invoice as read still awaits payment: only an `open` one does. A `payment_failed` delivered after
+    the invoice was paid, voided or marked uncollectible (Stripe redelivers an event it got no 2xx for, and may send
+    it after a later one) finds it so when it is read, and starts nothing: there is nothing left to recover, and the
+    stop event that came first found no recovery to end."""
+    return invoice.get("status") == "open"
+
+
 def stripe_recovery_request(
     invoice: dict[str, Any], *, billing_account_id: str, payment_account_id: str
 ) -> RecoveryPaymentsCreate:
@@ -144,7 +152,8 @@ def stripe_recovery_request(
     code = outcome.get("reason") or charge.get("failure_code")
     return failed_payment_request(
         invoice_id=invoice["id"],
-        order_amount=invoice.get("amount_remaining") or invoice.get("amount_due") or 0,
+        # What is left to pay (`amount_due` less what was paid); `amount_due` only where the field is absent.
+        order_amount=_first_present(invoice, "amount_remaining", "amount_due") or 0,
         currency=str(invoice.get("currency") or "usd"),
         connector_transaction_id=charge.get("id"),
         customer_id=customer_id,
@@ -259,3 +268,8 @@ def _id_of(value: Any) -> str | None:
         found = value.get("id")
         return found if isinstance(found, str) else None
     return value if isinstance(value, str) and value else None
+
+
+def _first_present(values: dict[str, Any], *names: str) -> Any:
+    """The first of `names` that `values` holds (0 included), else None."""
+    return next((values[name] for name in names if values.get(name) is not None), None)

@@ -87,12 +87,21 @@ def parse_recurly_event(payload: bytes) -> BillingEvent:
     return BillingEvent("recurly", event_id, kind, invoice_id, action, transaction_id=transaction_id)
 
 
+# The states of an invoice Recurly still collects (its `InvoiceMini.state` in the transaction read); `paid`,
+# `failed` (its collection ended: `charge_invoice.failed` cancels a recovery) and `voided` have nothing to recover.
+OWED_INVOICE_STATES = frozenset({"pending", "processing", "past_due"})
+
+
 def declined_invoice_id(transaction: dict[str, Any]) -> str | None:
     """The invoice a declined transaction was charged for; None when the transaction is not a failure to recover
-    (any other status, or no invoice)."""
+    (any other status, no invoice, or an invoice no longer owed: a `payment.failed` delivered after the invoice was
+    paid or closed, whose transaction stays `declined` for good, starts nothing)."""
     invoice = transaction.get("invoice")
     invoice_id = invoice.get("id") if isinstance(invoice, dict) else None
     if transaction.get("status") != "declined" or not isinstance(invoice_id, str) or not invoice_id:
+        return None
+    state = invoice.get("state") if isinstance(invoice, dict) else None
+    if state is not None and state not in OWED_INVOICE_STATES:
         return None
     return invoice_id
 

@@ -27,6 +27,7 @@ from recovery_intake.domain.billing_events import (
     payment_account_for,
     stop_request,
     stripe_billing_event,
+    stripe_invoice_owed,
     stripe_recovery_request,
 )
 from recovery_intake.domain.chargebee_events import (
@@ -213,6 +214,9 @@ class BillingEvents:
         if event.action is not RecoveryAction.SCHEDULE_FAILED_PAYMENT or event.invoice_id is None:
             return event, None
         invoice = await self._stripe.invoice(self._box.open(sealed_api_key(account)), event.invoice_id)
+        if not stripe_invoice_owed(invoice):
+            log.info("billing_event.invoice_not_owed", invoice_id=event.invoice_id, status=invoice.get("status"))
+            return replace(event, action=None), None
         payment_account = payment_account_for(account, STRIPEBILLING_REFERENCE)
         request = stripe_recovery_request(invoice, billing_account_id=account_id, payment_account_id=payment_account)
         return event, request
