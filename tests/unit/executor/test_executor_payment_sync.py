@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import ExecuteRetry
 from recovery_contracts.payments import IntentStatus
 from recovery_executor.domain.attempt import AttemptStatus
+from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind
 from recovery_runtime.bus import LEASE_MARGIN_SECONDS
 from recovery_runtime.testing import consumed
 
@@ -52,6 +55,41 @@ async def test_a_sync_that_cannot_tell_yet_comes_back_later(executor: Executor) 
     assert timer.payload.due_at == executor.clock.now() + timedelta(minutes=1)
     assert len(executor.connector.charges) == 1
     assert next(iter(executor.attempts.records.values())).status is AttemptStatus.UNKNOWN
+
+
+def refused_caller(status: int) -> ChargeOutcome:
+    return ChargeOutcome(ChargeOutcomeKind.CONFIG_ERROR, http_status=status, message="Invalid API Key provided")
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_a_sync_the_connector_refuses_to_answer_keeps_the_outcome_unknown(
+    executor: Executor, status: int
+) -> None:
+    # The merchant's key was revoked or replaced after the charge timed out: the refusal says nothing of the charge,
+    # and a final error would let the next attempt charge under a new key (twice, had the first one gone through).
+    command = await unknown_attempt(executor)
+    executor.connector.sync_answers.append(refused_caller(status))
+
+    await executor.send(QUEUE, payment_sync(command))
+
+    assert next(iter(executor.attempts.records.values())).status is AttemptStatus.UNKNOWN
+    assert executor.published(MessageType.PAYMENT_ATTEMPT_FAILED) == []
+    [timer] = executor.published(MessageType.SCHEDULE_TIMER)
+    assert timer.payload.message["payload"]["sync_number"] == 2  # asked again, on the PSYNC schedule
+
+
+async def test_a_resend_the_connector_refuses_to_answer_keeps_the_outcome_unknown(executor: Executor) -> None:
+    # The search found nothing (or could not be read) and the re-send under the same key is refused for the key:
+    # the first call may still have charged, so nothing is settled.
+    command = await unknown_attempt(executor)
+    executor.connector.sync_answers.append(not_found())
+    executor.connector.charge_answers.append(refused_caller(401))
+
+    await executor.send(QUEUE, payment_sync(command))
+
+    assert len(executor.connector.charges) == 2
+    assert next(iter(executor.attempts.records.values())).status is AttemptStatus.UNKNOWN
+    assert executor.published(MessageType.PAYMENT_ATTEMPT_FAILED) == []
 
 
 async def test_a_call_the_connector_never_saw_is_sent_again_with_the_same_idempotency_key(executor: Executor) -> None:

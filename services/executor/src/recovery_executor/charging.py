@@ -99,7 +99,7 @@ async def release_fence(deps: Dependencies, attempt: Attempt, *, paid: bool) -> 
 
 async def sync(deps: Dependencies, run: AttemptRun, attempt: Attempt, sync_number: int) -> None:
     """PSYNC: ask the connector what became of the attempt before anything else; never charge blind."""
-    outcome = await run.connector.sync(attempt.charge, attempt.connector_transaction_id)
+    outcome = (await run.connector.sync(attempt.charge, attempt.connector_transaction_id)).after_an_unknown()
     log.warning("attempt.synced", outcome=outcome.kind.value, sync=sync_number)
     if outcome.kind is ChargeOutcomeKind.NOT_FOUND:
         if attempt.idempotency_expired(deps.clock.now()):
@@ -113,7 +113,7 @@ async def sync(deps: Dependencies, run: AttemptRun, attempt: Attempt, sync_numbe
             # key, cannot make a second charge: had the first call arrived meanwhile, the connector replays its
             # result.
             sent = await charge_under_lease(deps, run, attempt)
-            refusal, outcome = (sent, outcome) if isinstance(sent, str) else (None, sent)
+            refusal, outcome = (sent, outcome) if isinstance(sent, str) else (None, sent.after_an_unknown())
         if refusal is not None and sync_number >= NOT_FOUND_SYNCS_BEFORE_GIVING_UP:
             await refuse(deps, run, attempt, f"{refusal}; the connector never saw the attempt")
             return

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import httpx
 
 from recovery_contracts.messages import PAYMENT_METHOD_UNUSABLE
-from recovery_executor.domain.connector import ChargeOutcome, ChargeOutcomeKind, ChargeRequest
+from recovery_executor.domain.connector import REFUSED_CALLER, ChargeOutcome, ChargeOutcomeKind, ChargeRequest
 from recovery_runtime.connector_apis import STRIPE_VERSION
 
 log = logging.getLogger(__name__)
@@ -267,7 +267,8 @@ class StripeConnector:
             found = [pi for pi in body.get("data") or [] if _attempt_matches(pi, request)]
             if found:
                 return outcome_from_payment_intent(_most_settled(found))
-        elif status >= 500 or status in (409, 429):
+        elif status >= 500 or status in (409, 429) or status in REFUSED_CALLER:
+            # Not an answer about the attempt (a refused key included: charging.sync keeps the outcome unknown).
             return outcome_from_error(status, body)
         # An empty result, or search unavailable for the account (a 400): fall back to listing.
         if not request.customer:

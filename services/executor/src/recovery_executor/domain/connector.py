@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -70,6 +70,10 @@ class ChargeRequest:
         return cls(**parameters)
 
 
+# HTTP statuses of a connector refusing the caller itself (authentication, permission), whatever the request.
+REFUSED_CALLER = frozenset({401, 403})
+
+
 @dataclass(frozen=True)
 class ChargeOutcome:
     """What the processor said, kept in its own words (codes, statuses) for the retry rules to read."""
@@ -96,3 +100,14 @@ class ChargeOutcome:
             ChargeOutcomeKind.DECLINED,
             ChargeOutcomeKind.CONFIG_ERROR,
         )
+
+    def after_an_unknown(self) -> ChargeOutcome:
+        """What this answer says of an attempt whose outcome was unknown (PSYNC's read, or its re-send under the
+        same idempotency key). The connector refusing the caller (401, 403: a key revoked or replaced since the
+        charge) is answered before the key's stored result is looked at, so it says nothing of the charge the
+        first call may have made: the outcome stays unknown, and PSYNC asks again, rather than a final error that
+        would let the next attempt charge under a new key."""
+        if self.kind is not ChargeOutcomeKind.CONFIG_ERROR or self.http_status not in REFUSED_CALLER:
+            return self
+        said = self.message or "no message"
+        return replace(self, kind=ChargeOutcomeKind.UNKNOWN, message=f"the connector refused the caller: {said}")
