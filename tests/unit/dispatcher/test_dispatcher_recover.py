@@ -110,6 +110,10 @@ async def test_a_recovered_event_failing_again_uses_its_whole_schedule_again(dis
     again = dispatcher.events.records[failed.key]
     assert (again.status, again.retry_index) == (EventStatus.RETRY_SCHEDULED, 1)
     assert timers(dispatcher)[-1].payload.due_at == dispatcher.clock.now() + timedelta(seconds=60)
+    # The scheduler keeps one timer per id, the fired ones of the first round included: a retry of this round under
+    # the first round's id would be dropped there, and the event left waiting for ever.
+    ids = [timer.payload.timer_id for timer in timers(dispatcher)]
+    assert len(ids) == len(set(ids)), ids
 
 
 async def test_only_the_merchants_failed_events_of_the_window_of_the_profile_asked_are_recovered(

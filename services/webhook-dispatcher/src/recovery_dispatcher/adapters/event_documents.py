@@ -19,6 +19,7 @@ _STATE_FIELDS = (
     ("status_reason", "status_reason"),
     ("retry_index", "retry_index"),
     ("holds", "holds"),
+    ("rounds", "rounds"),
     ("attempts", "attempts"),
     ("next_retry_at", "next_retry_at"),
     ("lease_until", "lease_until"),
@@ -89,6 +90,7 @@ def initial_document(event: WebhookEvent) -> dict[str, Any]:
         "lease_owner": event.lease_owner,
         "retry_index": event.retry_index,
         "holds": event.holds,
+        "rounds": event.rounds,
         "request": None,
         "response": None,
     }
@@ -118,6 +120,7 @@ def event_of(doc: dict[str, Any]) -> WebhookEvent:
         status_reason=doc.get("status_reason"),
         retry_index=int(doc.get("retry_index") or 0),
         holds=int(doc.get("holds") or 0),
+        rounds=int(doc.get("rounds") or 0),
         attempts=int(doc.get("attempts") or 0),
         attempted=doc.get("request") is not None,
         notified=bool(doc.get("is_webhook_notified")),

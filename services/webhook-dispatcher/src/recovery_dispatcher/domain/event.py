@@ -86,6 +86,9 @@ class WebhookEvent:
     # Durable retries of its schedule used so far; holds (ordering, open circuit) use none.
     retry_index: int = 0
     holds: int = 0
+    # Rounds of its schedule the merchant asked for again (`recovered`): a round's retry timers are named apart from
+    # an earlier round's, which the scheduler keeps, and would otherwise take for the same timer and drop.
+    rounds: int = 0
     attempts: int = 0
     # Its first attempt is recorded (on the initial record; later ones are `automatic_retry` records).
     attempted: bool = False
@@ -251,7 +254,8 @@ class WebhookEvent:
             reason = f"RETRIES_EXCEEDED: {verdict.reason}"
             return self.failed(reason, outcome=EventOutcome.RETRIES_EXCEEDED, url=url, attempts=self.attempts, now=now)
         next_index = self.retry_index + 1
-        return self._scheduled(next_index, now + delay / time_scale, verdict.reason, str(next_index), self.holds)
+        suffix = str(next_index) if self.rounds == 0 else f"round{self.rounds}-{next_index}"
+        return self._scheduled(next_index, now + delay / time_scale, verdict.reason, suffix, self.holds)
 
     def recovered(self, now: datetime) -> Transition:
         """A failed event the merchant asked for again: a new round of its schedule from now, its retries counted
@@ -260,7 +264,7 @@ class WebhookEvent:
             raise ValueError(f"event {self.event_id} is {self.status.value}, not failed")
         # A timer id of its own: the scheduler keeps one timer per id, and an event may be recovered again.
         again = self._scheduled(0, now, RECOVERED, f"recover{millis(now)}", self.holds)
-        return Transition(again.event._evolve(finished_at=None), again.messages)
+        return Transition(again.event._evolve(finished_at=None, rounds=self.rounds + 1), again.messages)
 
     def held(self, due: datetime, reason: str) -> Transition:
         """Parked (ordering, open circuit) until `due` without using up a retry of its schedule."""
