@@ -5,6 +5,7 @@ side's routes forwarded to an analytics service scripted on loopback."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -54,6 +55,27 @@ async def test_a_recovery_is_answered_stored_and_scheduled(svc: Intake, client: 
     assert again.json()["id"] == answer["id"]
     assert len(svc.publisher.envelopes(MessageType.RECOVERY_SCHEDULED)) == 1
     assert svc.publisher.envelopes(MessageType.RECOVERY_UPDATED) == []
+
+
+@pytest.mark.parametrize("action", ["schedule_failed_payment", "cancel_invoice", "success_payment_external"])
+async def test_a_request_for_another_profiles_invoice_is_refused_and_leaves_its_recovery_alone(
+    svc: Intake, client: httpx.AsyncClient, action: str
+) -> None:
+    # The invoice reference is the merchant's (its unique key): another profile's recovery of it holds it, as when
+    # two billing systems of one merchant number their invoices alike.
+    first = (await client.post(RECOVERY, json=recovery_body())).json()
+    theirs = svc.intents.intents[first["id"]]
+    svc.intents.intents[first["id"]] = replace(
+        theirs, snapshot=theirs.snapshot.model_copy(update={"profile_id": "pro_other"})
+    )
+    svc.publisher.published.clear()
+
+    refused = await client.post(RECOVERY, json=recovery_body(action=action))
+
+    assert "another profile of this merchant" in error_of(refused, 400, "IR_38")
+    assert svc.intents.intents[first["id"]].status is theirs.status
+    assert svc.intents.intents[first["id"]].snapshot.tokens == theirs.snapshot.tokens
+    assert svc.publisher.published == []
 
 
 async def test_a_later_request_for_the_invoice_updates_it(svc: Intake, client: httpx.AsyncClient) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from recovery_contracts.api.errors import ApiError
 from recovery_contracts.api.recovery import RecoveryAction
 from recovery_contracts.disputes import ENDED_STATUSES, OPEN_STATUSES, DisputeObject, DisputeStage, DisputeStatus
 from recovery_contracts.envelope import Envelope, MessageType, envelope_for
@@ -26,6 +27,7 @@ from recovery_contracts.recovery import PaymentToken, RecoveryPayment, build_pay
 
 from .payment_disputes import DisputeReport
 from .recovery import merge_request
+from .rejection import Rejection
 
 # What an action makes of the intent (Hyperswitch's recovery actions; cancel_invoice is this system's addition).
 ACTION_STATUS = {
@@ -156,6 +158,18 @@ class Intent:
             modified_at=now,
         )
         return IntentChange(intent, (_scheduled(snapshot, now, cause),) if schedules else ())
+
+    def check_same_profile(self, profile_id: str) -> None:
+        """An invoice's reference is unique within its merchant, and its recovery is the profile's that first asked
+        for it: a request for it on another profile (two billing systems numbering invoices alike, or a caller's
+        mistake) is refused, not folded into that recovery (its cards, amount, stop or cancel)."""
+        if profile_id != self.profile_id:
+            reference = self.snapshot.merchant_reference_id
+            raise Rejection(
+                ApiError.GENERIC_DUPLICATE,
+                message=f"merchant_reference_id {reference!r} is the invoice of a recovery of another profile of "
+                "this merchant: an invoice reference is unique within a merchant",
+            )
 
     def rerequested(
         self,

@@ -143,6 +143,7 @@ class RecoveryIntake:
         if existing is None:
             await self._intents.add(new, tx)
             return new.intent
+        existing.check_same_profile(snapshot.profile_id)
         change = existing.rerequested(
             request.action,
             request.connector_transaction_id,
@@ -166,6 +167,7 @@ class RecoveryIntake:
         reference = snapshot.merchant_id, snapshot.merchant_reference_id
         existing = await self._intents.by_reference(*reference, Transaction.one_document())
         if existing is not None:
+            existing.check_same_profile(snapshot.profile_id)
             await self._fence_cancel(existing)
 
     async def _fence_cancel(self, existing: Intent) -> None:
