@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from recovery_contracts.api.currency import minor_units
 from recovery_contracts.envelope import Envelope, MessageType
 from recovery_contracts.messages import DisputeRefund, RecordBack
 from recovery_executor.domain.billing_systems import recurly_amount, recurly_refund_body
@@ -123,16 +124,28 @@ async def test_the_lost_dispute_is_a_refund_of_the_invoice_settled_outside_recur
     )  # fmt: skip
 
 
-@pytest.mark.parametrize(("amount", "sent_as"), [(2250, "22.5"), (1999, "19.99"), (1, "0.01"), (100000, "1000.0")])
-def test_the_amount_is_sent_in_recurlys_decimal_units(amount: int, sent_as: str) -> None:
-    refund = DisputeRefund(dispute_id="dp_9", amount=amount, currency="USD", lost_at=LOST_AT)
+@pytest.mark.parametrize(
+    ("amount", "currency", "sent_as"),
+    [
+        (2250, "USD", "22.5"),
+        (1999, "USD", "19.99"),
+        (1, "USD", "0.01"),
+        (100000, "USD", "1000.0"),
+        # Zero- and three-decimal currencies: a yen is its own minor unit, a Kuwaiti dinar has 1,000 fils.
+        (1000, "JPY", "1000.0"),
+        (1234, "KWD", "1.234"),
+    ],
+)
+def test_the_amount_is_sent_in_recurlys_decimal_units(amount: int, currency: str, sent_as: str) -> None:
+    refund = DisputeRefund(dispute_id="dp_9", amount=amount, currency=currency, lost_at=LOST_AT)
 
     assert json.dumps(recurly_refund_body(refund)["amount"]) == sent_as
 
 
-def test_the_amount_is_what_intake_read_from_recurly() -> None:
-    """Intake reads a Recurly amount as `round(amount * 100)`: every refund's amount reads back as itself."""
-    assert all(round(recurly_amount(minor) * 100) == minor for minor in range(1_000_000))
+@pytest.mark.parametrize("currency", ["USD", "JPY", "KWD"])
+def test_the_amount_is_what_intake_read_from_recurly(currency: str) -> None:
+    """Intake reads a Recurly amount with `minor_units`: every refund's amount reads back as itself."""
+    assert all(minor_units(recurly_amount(minor, currency), currency) == minor for minor in range(200_000))
 
 
 def test_a_description_too_long_for_recurly_names_the_dispute_and_the_notes_keep_the_reason() -> None:

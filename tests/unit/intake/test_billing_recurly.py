@@ -333,13 +333,17 @@ def test_the_card_network_from_recurlys_card_type(card_type: str, network: str |
 
 
 @pytest.mark.parametrize(
-    ("amount", "minor"), [(22.5, 2250), (19.99, 1999), (0.1, 10), (100, 10000)], ids=["22.5", "19.99", "0.1", "int"]
-)
-def test_major_units_become_minor_units(amount: float, minor: int) -> None:
-    request = recurly_recovery_request(
-        declined_transaction(amount=amount), billing_account_id=ACCOUNT, payment_account_id=PAYMENT_ACCOUNT
-    )
+    ("amount", "currency", "minor"),
+    [(22.5, "USD", 2250), (19.99, "USD", 1999), (0.1, "USD", 10), (100, "USD", 10000), (1000, "JPY", 1000),
+     (1.234, "KWD", 1234)],
+    ids=["22.5", "19.99", "0.1", "int", "yen", "dinar"],
+)  # fmt: skip
+def test_major_units_become_minor_units_of_the_currency(amount: float, currency: str, minor: int) -> None:
+    # A yen is its own minor unit: 1000 JPY charged as 100000 would be a hundred times the invoice.
+    transaction = declined_transaction(amount=amount, currency=currency)
+    request = recurly_recovery_request(transaction, billing_account_id=ACCOUNT, payment_account_id=PAYMENT_ACCOUNT)
     assert request is not None and request.amount_details.order_amount == minor
+    assert request.amount_details.currency == currency
 
 
 async def test_a_gateway_token_that_is_not_customer_slash_payment_method_is_refused_with_the_reason(

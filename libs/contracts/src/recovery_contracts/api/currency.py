@@ -1,7 +1,9 @@
-"""ISO 4217 currency codes accepted in amounts (the active codes Hyperswitch's `Currency` enum knows)."""
+"""ISO 4217 currency codes accepted in amounts (the active codes Hyperswitch's `Currency` enum knows), and how many
+decimals each one's minor unit has (amounts travel in minor units; some billing systems write major units)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 
 
@@ -166,3 +168,32 @@ class Currency(StrEnum):
     ZAR = "ZAR"
     ZMW = "ZMW"
     ZWL = "ZWL"
+
+
+# ISO 4217 minor-unit exponents that are not 2 (every other active code has 2 decimals).
+_EXPONENTS: dict[str, int] = {
+    **dict.fromkeys(
+        ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF",
+         "XOF", "XPF"),
+        0,
+    ),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLF", "UYW"), 4),
+}  # fmt: skip
+
+
+def currency_exponent(currency: str) -> int:
+    """How many decimals the currency's minor unit has (ISO 4217): JPY 0, USD 2, KWD 3."""
+    return _EXPONENTS.get(currency.upper(), 2)
+
+
+def minor_units(amount_major: int | float | Decimal, currency: str) -> int:
+    """An amount written in major units (`22.5` USD, `1000` JPY, `1.234` KWD) in the currency's minor units (2250,
+    1000, 1234), rounded half to even from its decimal text (no float error: `19.99` is 1999)."""
+    exact = Decimal(str(amount_major)).scaleb(currency_exponent(currency))
+    return int(exact.to_integral_value())
+
+
+def major_units(amount_minor: int, currency: str) -> Decimal:
+    """The inverse: minor units in major units, exactly (`2250` USD is `22.50`, `1000` JPY is `1000`)."""
+    return Decimal(int(amount_minor)).scaleb(-currency_exponent(currency))

@@ -26,6 +26,7 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
+from recovery_contracts.api.currency import major_units
 from recovery_contracts.messages import DisputeRefund
 from recovery_contracts.recovery import RecoveryPayment
 
@@ -224,10 +225,11 @@ def recurly_refusal(status_code: int, body: dict[str, Any]) -> RecordBackAnswer:
     return RecordBackAnswer(accepted=False, status_code=status_code, error=message[:500])
 
 
-def recurly_amount(amount: int) -> float:
-    """An amount in minor units as Recurly writes amounts, decimal major units: the inverse of intake's reading of a
-    Recurly transaction (`round(amount * 100)`, two-decimal currencies), so a refund names what came in."""
-    return amount / 100
+def recurly_amount(amount: int, currency: str) -> float:
+    """An amount in minor units as Recurly writes amounts, decimal major units of the currency: the inverse of
+    intake's reading of a Recurly transaction (`minor_units`), so a refund names what came in (2250 USD: 22.5;
+    1000 JPY: 1000)."""
+    return float(major_units(amount, currency))
 
 
 def recurly_refund_body(refund: DisputeRefund) -> dict[str, Any]:
@@ -238,7 +240,7 @@ def recurly_refund_body(refund: DisputeRefund) -> dict[str, Any]:
     short = note if len(note) <= RECURLY_DESCRIPTION_CHARS else f"Dispute {refund.dispute_id} lost"
     return {
         "type": "amount",
-        "amount": recurly_amount(refund.amount),
+        "amount": recurly_amount(refund.amount, refund.currency),
         "credit_customer_notes": note,
         "external_refund": {
             "payment_method": RECURLY_CHARGEBACK,

@@ -6,28 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-# ISO 4217 minor-unit exponents that are not 2 (every other active code has 2 decimals).
-_EXPONENTS: dict[str, int] = {
-    **dict.fromkeys(
-        ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF",
-         "XOF", "XPF"),
-        0,
-    ),
-    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
-    **dict.fromkeys(("CLF", "UYW"), 4),
-}  # fmt: skip
-
-
-def currency_exponent(currency: str) -> int:
-    """How many decimals the currency's minor unit has (ISO 4217): JPY 0, USD 2, KWD 3."""
-    return _EXPONENTS.get(currency.upper(), 2)
+from recovery_contracts.api.currency import currency_exponent
+from recovery_contracts.api.currency import major_units as in_major_units
 
 
 def major_units(amount_minor: int, currency: str) -> str:
     """`9000, "USD"` -> `"USD 90.00"`; `500, "JPY"` -> `"JPY 500"`; `1234567, "USD"` -> `"USD 12,345.67"`."""
-    exponent = currency_exponent(currency)
-    value = Decimal(int(amount_minor)).scaleb(-exponent)
-    return f"{currency.upper()} {value:,.{exponent}f}"
+    return f"{currency.upper()} {in_major_units(amount_minor, currency):,.{currency_exponent(currency)}f}"
 
 
 def percentage(rate: float | None) -> str:

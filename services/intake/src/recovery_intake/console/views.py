@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
+from recovery_contracts.api.currency import major_units as in_major_units
 from recovery_intake.console.formatting import (
-    currency_exponent,
     duration,
     major_units,
     moment,
@@ -61,7 +60,7 @@ class Overview:
 
 
 def _major(amount_minor: int, currency: str) -> float:
-    return float(Decimal(int(amount_minor)).scaleb(-currency_exponent(currency)))
+    return float(in_major_units(amount_minor, currency))
 
 
 def recovered_amounts(per_currency: dict[str, int]) -> str:

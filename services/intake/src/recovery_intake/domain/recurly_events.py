@@ -10,6 +10,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from recovery_contracts.api.currency import minor_units
 from recovery_contracts.api.recovery import RecoveryAction, RecoveryPaymentsCreate
 from recovery_runtime.connector_apis import RECURLY_API_BASE
 
@@ -110,7 +111,8 @@ def recurly_recovery_request(
     transaction: dict[str, Any], *, billing_account_id: str, payment_account_id: str
 ) -> RecoveryPaymentsCreate | None:
     """`schedule_failed_payment` for a declined Recurly transaction (`GET /transactions/{id}`); None when it is
-    not a failure to recover. Recurly's amounts are in major units (2-decimal currencies)."""
+        not a failure to recover. Recurly writes amounts in major units (`22.5` USD, `1000` JPY): taken in the
+    currency's minor units (2250, 1000), as every amount here is."""
     invoice_id = declined_invoice_id(transaction)
     if invoice_id is None:
         return None
@@ -120,10 +122,11 @@ def recurly_recovery_request(
     method = transaction.get("payment_method")
     card: dict[str, Any] = method if isinstance(method, dict) else {}
     customer, token = gateway_references(card.get("gateway_token"), "payment_method.gateway_token")
+    currency = str(transaction.get("currency") or "USD")
     return failed_payment_request(
         invoice_id=invoice_id,
-        order_amount=round(amount * 100),
-        currency=str(transaction.get("currency") or "USD"),
+        order_amount=minor_units(amount, currency),
+        currency=currency,
         connector_transaction_id=transaction.get("gateway_reference"),
         customer_id=customer,
         card=FailedCard(
