@@ -111,7 +111,7 @@ def recurly_recovery_request(
     transaction: dict[str, Any], *, billing_account_id: str, payment_account_id: str
 ) -> RecoveryPaymentsCreate | None:
     """`schedule_failed_payment` for a declined Recurly transaction (`GET /transactions/{id}`); None when it is
-        not a failure to recover. Recurly writes amounts in major units (`22.5` USD, `1000` JPY): taken in the
+    not a failure to recover. Recurly writes amounts in major units (`22.5` USD, `1000` JPY): taken in the
     currency's minor units (2250, 1000), as every amount here is."""
     invoice_id = declined_invoice_id(transaction)
     if invoice_id is None:
