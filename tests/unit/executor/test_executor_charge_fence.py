@@ -56,6 +56,31 @@ async def test_the_lease_is_held_during_the_call_refusing_a_cancel_and_a_success
     assert (await executor.fences.cancel(payment_id, now)).verdict is FenceVerdict.PAID
 
 
+async def test_a_fence_release_lost_after_a_success_is_made_by_the_commands_next_copy(
+    executor: Executor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The settle is written, then the release fails (the database failing over between the two writes): the
+    # command's redelivered copy finds the attempt succeeded, publishes its outcome again and releases the fence,
+    # so that a cancel meets a paid payment and not a lapsed lease.
+    command = planned()
+    payment_id = command.payload.payment.payment_id
+    release = executor.fences.release
+
+    async def lost(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("the primary stepped down")
+
+    monkeypatch.setattr(executor.fences, "release", lost)
+    await executor.send(QUEUE, command)  # handed back to the queue by the pipeline (the error logged)
+    assert executor.attempts.records and not executor.fences.fences[payment_id].paid
+    monkeypatch.setattr(executor.fences, "release", release)
+
+    await executor.send(QUEUE, command)
+
+    assert len(executor.connector.charges) == 1
+    assert (executor.fences.fences[payment_id].holder, executor.fences.fences[payment_id].paid) == (None, True)
+    assert (await executor.fences.cancel(payment_id, executor.clock.now())).verdict is FenceVerdict.PAID
+
+
 async def test_a_decline_releases_the_lease_so_the_invoice_can_be_cancelled(executor: Executor) -> None:
     executor.connector.charge_answers.append(declined())
     command = planned()

@@ -19,9 +19,9 @@ from recovery_contracts.messages import (
     RecoveryUpdated,
 )
 from recovery_executor import metrics
-from recovery_executor.charging import AttemptRun, OutcomePending, charge, charge_guard, held, sync
+from recovery_executor.charging import AttemptRun, OutcomePending, charge, charge_guard, held, release_fence, sync
 from recovery_executor.dependencies import Dependencies
-from recovery_executor.domain.attempt import Attempt, Resumption, attempt_key
+from recovery_executor.domain.attempt import Attempt, AttemptStatus, Resumption, attempt_key
 from recovery_executor.domain.dispute_refunds import (
     RefundNotRecorded,
     record_back_on_its_way,
@@ -278,9 +278,13 @@ async def connector_for(deps: Dependencies, connector_account_id: str) -> Paymen
 
 async def republish(deps: Dependencies, attempt: Attempt) -> None:
     """A finished attempt's outcome message was committed with it. Publishing the same message id again is
-    harmless (consumers de-duplicate) and covers a lost publish."""
+    harmless (consumers de-duplicate) and covers a lost publish. Its fence is released again too (a no-op once
+    done): the release follows the settle as a write of its own, and one lost (the database failing over between
+    the two, the process killed) would leave a charged payment's fence not `paid`, so that a cancel would be
+    accepted until the success reached intake."""
     if attempt.outcome_message is not None:
         await deps.publisher.publish(OutgoingMessage.of(attempt.outcome_message))
+    await release_fence(deps, attempt, paid=attempt.status is AttemptStatus.SUCCEEDED)
 
 
 # Every queue the executor consumes, and its handler (bound to the dependencies by app.py).
