@@ -196,6 +196,8 @@ SIGNATURES = {
     # Stripe's scheme, seconds and `t=`/`v1=`: not Recurly's.
     "stripe-shaped": (lambda p: "t=1768478400,v1=abc", "is not <milliseconds>,<signature>"),
     "no-signature": (lambda p: "1768478400000", "is not <milliseconds>,<signature>"),
+    # A digit that is not a number (`"²".isdigit()`): refused, not an error of the server.
+    "superscript-stamp": (lambda p: "1768478400²,abc", "is not <milliseconds>,<signature>"),
 }
 
 

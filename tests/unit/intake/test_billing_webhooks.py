@@ -16,7 +16,7 @@ import pytest
 
 from recovery_contracts.envelope import MessageType
 from recovery_intake.adapters.stripe_billing import StripeBillingApi
-from recovery_intake.domain.deliveries import ProviderApiError
+from recovery_intake.domain.deliveries import EventRefused, ProviderApiError
 from recovery_intake.domain.stripe_events import verify_stripe_signature
 from recovery_runtime.secrets import SecretBox
 from recovery_sandbox import stripe
@@ -262,6 +262,9 @@ def test_the_signature_check_takes_any_matching_v1_and_refuses_old_timestamps() 
         verify_stripe_signature(good, b"{}", SECRET, now + timedelta(seconds=301))
     with pytest.raises(Exception, match="matches"):
         verify_stripe_signature(good, b"{ }", SECRET, now)
+    # A digit that is not a number (`"²".isdigit()`): refused as a signature without its time, not a server error.
+    with pytest.raises(EventRefused, match="lacks t="):
+        verify_stripe_signature(f"t=²,{good.split(',')[1]}", b"{}", SECRET, now)
 
 
 async def test_a_stripe_that_does_not_answer_in_time_is_a_billing_api_error() -> None:

@@ -56,7 +56,7 @@ def verify_recurly_signature(
     if not header:
         raise EventRefused(RefusalKind.UNAUTHENTICATED, f"no {SIGNATURE_HEADER} header")
     stamp, *signatures = (part.strip() for part in header.split(","))
-    if not stamp.isdigit() or not signatures or not all(signatures):
+    if not (stamp.isascii() and stamp.isdigit()) or not signatures or not all(signatures):
         raise EventRefused(
             RefusalKind.UNAUTHENTICATED, f"{SIGNATURE_HEADER} is not <milliseconds>,<signature>[,<signature>...]"
         )
