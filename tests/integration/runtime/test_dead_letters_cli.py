@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aio_pika
 import pytest
 
 from recovery_cli.main import main
@@ -64,6 +65,35 @@ async def test_a_rejected_message_is_listed_shown_and_replayed_once(
         assert "nothing matched" in capsys.readouterr().out
         await asyncio.sleep(0.5)
         assert applied == [message.message_id]
+
+
+async def test_a_replay_that_would_reach_no_queue_leaves_the_message_in_the_dead_letter_queue(
+    runtime_service: Any, isolation: Isolation, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RABBITMQ_URL", isolation.rabbitmq_url)
+
+    async def handler(envelope: Envelope[Any], queue: ConsumerQueue) -> None:
+        raise MessageRejected("connector account is disabled")
+
+    message = stripe_account()
+    consumer = QUEUES[QUEUE]
+    async with runtime_service({QUEUE: handler}), broker_probe(isolation.rabbitmq_url) as probe:
+        await probe.publish(message)
+        await eventually(lambda: probe.depth(consumer.dead_letter_queue))
+        # The queue's binding gone (a release that renamed it, a deploy step not run yet): the broker returns the
+        # replayed message as unroutable, and confirms it all the same.
+        async with await aio_pika.connect(isolation.rabbitmq_url) as connection:
+            channel = await connection.channel()
+            queue = await channel.get_queue(consumer.name, ensure=False)
+            await queue.unbind(consumer.exchange.name, consumer.routing_key)
+
+        assert await cli("replay", message.message_id) != 0
+        assert "NOT replayed" in capsys.readouterr().out
+
+        async def still_dead_lettered() -> bool:
+            return await probe.depth(consumer.dead_letter_queue) == 1
+
+        await eventually(still_dead_lettered, timeout=10.0)
 
 
 async def test_replay_needs_a_selection(capsys: pytest.CaptureFixture[str]) -> None:

@@ -199,7 +199,9 @@ class DeadLetters:
     async def replay(self, selection: Selection, say: Callable[[str], None] = lambda _: None) -> ReplayReport:
         report = ReplayReport()
         async with await aio_pika.connect(self.url) as connection:
-            publisher = await connection.channel(publisher_confirms=True)
+            # on_return_raises: a message the broker returns (it would reach no queue) fails its publish; without
+            # it aio-pika confirms the returned message and the replay would take it off the dead-letter queue.
+            publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
             async with self._reading(selection, connection) as letters:
                 for letter, message in letters:
                     try:
