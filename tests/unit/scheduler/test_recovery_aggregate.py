@@ -64,6 +64,26 @@ def test_a_resume_needs_a_failed_recovery_with_a_token_that_may_still_be_charged
         failed.resumed(T0, planning())
 
 
+@pytest.mark.parametrize("action", ["cancel_invoice", "success_payment_external"])
+def test_an_invoice_the_billing_system_closed_after_the_recovery_failed_is_never_reopened(action: str) -> None:
+    # Failed, then the invoice cancelled (or paid elsewhere): the status stays failed (its end was told), and no
+    # later way of planning again (an operator's resume, a lifted hold, an updated card) may charge it.
+    failed = replace(
+        Recovery.start(payment(), planning()).recovery,
+        status=RecoveryStatus.FAILED,
+        business_status="FAILED_DUE_TO_RETRIES_EXHAUSTED",
+        plan=None,
+    )
+    closed = failed.updated(recovery_updated(payment(), action, 1).payload, planning()).recovery
+
+    assert (closed.status, closed.closed_by) == (RecoveryStatus.FAILED, action)
+    assert recovery_from(recovery_document(closed)).closed_by == action  # kept by the store
+    with pytest.raises(ResumeRefused, match=f"closed the invoice \\({action}\\)"):
+        closed.resumed(T0, planning())
+    assert closed._reopened("a card of the customer was updated", planning()) is None
+    assert failed._reopened("a card of the customer was updated", planning()) is not None
+
+
 def test_a_resume_waits_for_the_card_networks_budget() -> None:
     failed = replace(Recovery.start(payment(), planning()).recovery, status=RecoveryStatus.FAILED)
     # The merchant's other recoveries charged this Visa card 20 times in the last 30 days, the same amount:

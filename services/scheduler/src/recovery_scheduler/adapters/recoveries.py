@@ -50,6 +50,7 @@ def recovery_document(recovery: Recovery, applied: str | None = None) -> dict[st
         "ended_at": recovery.ended_at,
         "paused": recovery.paused,
         "intake_version": recovery.intake_version,
+        "closed_by": recovery.closed_by,
         "card_updated_at": dict(recovery.card_updated_at),
         "monitoring_switch_at": recovery.monitoring_switch_at,
     }
@@ -95,6 +96,7 @@ def recovery_from(doc: dict[str, Any]) -> Recovery:
         ended_at=doc.get("ended_at"),
         paused=bool(doc.get("paused")),
         intake_version=doc.get("intake_version", 0),
+        closed_by=doc.get("closed_by"),
         card_updated_at=doc.get("card_updated_at") or {},
         monitoring_switch_at=doc.get("monitoring_switch_at"),
         applied_messages=tuple(doc.get(APPLIED_FIELD, ())),

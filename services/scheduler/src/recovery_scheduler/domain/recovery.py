@@ -55,6 +55,10 @@ class Recovery:
     paused: bool = False
     # The newest `recovery.updated` version applied (intake's intent version).
     intake_version: int = 0
+    # The billing system's word that closed the invoice after the recovery had ended (`cancel_invoice`,
+    # `success_payment_external`): a recovery so closed is never reopened (a lifted hold, an updated card, an
+    # operator's resume), as the invoice has nothing left to collect.
+    closed_by: str | None = None
     # When each token's card data last changed.
     card_updated_at: Mapping[str, datetime] = field(default_factory=dict)
     # When a monitoring recovery hands over to the profile's active algorithm.
@@ -215,7 +219,12 @@ class Recovery:
         if update.tokens_added:
             added = ", ".join(update.tokens_added)
             recovery = recovery.noted(now, "tokens_added", f"the customer's saved tokens now include {added}")
-        reopens = plans_on(update) and self.status is RecoveryStatus.FAILED and bool(update.tokens_added)
+        reopens = (
+            plans_on(update)
+            and self.status is RecoveryStatus.FAILED
+            and bool(update.tokens_added)
+            and not self.closed_by
+        )
         if may_plan(update) and self._waits_for_a_card() and recovery.card_updated_at != self.card_updated_at:
             # The card the customer had to fix was updated (the account updater, the merchant's backfill): plan
             # again, if the planner now finds a token it may charge.
@@ -224,6 +233,8 @@ class Recovery:
                 return replace(again, before=self)
         if self.ended and not reopens:
             reason = f"{action} after the recovery ended ({self.status.value}): recorded"
+            if stopping(update) is not None:
+                recovery = replace(recovery, closed_by=str(action))
             change = Change(None, recovery.noted(now, "billing_system_action", reason))
         elif (stop := stopping(update)) is not None:
             change = recovery._stopped(*stop, planning)
@@ -276,7 +287,10 @@ class Recovery:
         return Change(self, replace(planned, updated_at=planning.now), (timer,))
 
     def _reopened(self, why: str, planning: Planning) -> Change | None:
-        """This failed recovery planned again; None when the planner would end it the same way (nothing changes)."""
+        """This failed recovery planned again; None when the planner would end it the same way (nothing changes),
+        or when the billing system closed its invoice since (`closed_by`)."""
+        if self.closed_by is not None:
+            return None
         reopened = replace(self, status=RecoveryStatus.SCHEDULED, business_status=None, ended_at=None)
         change = next_step(reopened.noted(planning.now, "reopened", why), planning)
         if change.recovery.ended:

@@ -28,6 +28,11 @@ def resume_decision(recovery: Recovery, at: datetime, planning: Planning) -> Sch
     resumed."""
     if recovery.status is not RecoveryStatus.FAILED:
         raise ResumeRefused(f"only a failed recovery can be resumed; this one is {recovery.status.value}")
+    if recovery.closed_by is not None:
+        raise ResumeRefused(
+            f"the billing system closed the invoice ({recovery.closed_by}) after the recovery failed: "
+            "nothing is left to collect"
+        )
     return resumed_attempt(recovery, at, planning)
 
 
