@@ -22,7 +22,15 @@ from .plans import AttemptPlan, Note, Plan
 from .resume import ResumeRefused, resume_decision, resumed_attempt
 from .status import TERMINAL, RecoveryStatus
 from .steps import attempt_planned, awaiting_billing, next_step
-from .updates import PRIOR_RETRIES_IMPORTED, card_changed, may_plan, plans_on, prior_retries_changed, stopping
+from .updates import (
+    PRIOR_RETRIES_IMPORTED,
+    card_changed,
+    may_plan,
+    plan_misses_prior_retries,
+    plans_on,
+    stopping,
+    waits_for_a_card,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,9 +63,8 @@ class Recovery:
     paused: bool = False
     # The newest `recovery.updated` version applied (intake's intent version).
     intake_version: int = 0
-    # The billing system's word that closed the invoice after the recovery had ended (`cancel_invoice`,
-    # `success_payment_external`): a recovery so closed is never reopened (a lifted hold, an updated card, an
-    # operator's resume), as the invoice has nothing left to collect.
+    # The billing system's word that closed the invoice after the recovery ended (`cancel_invoice`,
+    # `success_payment_external`): nothing left to collect, never reopened (a lifted hold, a card, a resume).
     closed_by: str | None = None
     # When each token's card data last changed.
     card_updated_at: Mapping[str, datetime] = field(default_factory=dict)
@@ -219,13 +226,9 @@ class Recovery:
         if update.tokens_added:
             added = ", ".join(update.tokens_added)
             recovery = recovery.noted(now, "tokens_added", f"the customer's saved tokens now include {added}")
-        reopens = (
-            plans_on(update)
-            and self.status is RecoveryStatus.FAILED
-            and bool(update.tokens_added)
-            and not self.closed_by
-        )
-        if may_plan(update) and self._waits_for_a_card() and recovery.card_updated_at != self.card_updated_at:
+        failed_open = self.status is RecoveryStatus.FAILED and not self.closed_by
+        reopens = plans_on(update) and failed_open and bool(update.tokens_added)
+        if may_plan(update) and waits_for_a_card(self) and recovery.card_updated_at != self.card_updated_at:
             # The card the customer had to fix was updated (the account updater, the merchant's backfill): plan
             # again, if the planner now finds a token it may charge.
             again = recovery._reopened("a card of the customer was updated", planning)
@@ -240,7 +243,7 @@ class Recovery:
             change = recovery._stopped(*stop, planning)
         elif action == RecoveryAction.PENDING_PAYMENT:
             change = recovery._paused("the billing system reports a payment in progress: waiting", planning)
-        elif may_plan(update) and self._plan_misses_prior_retries(update.payment, now):
+        elif may_plan(update) and plan_misses_prior_retries(self, update.payment, now):
             if plans_on(update):
                 recovery = recovery.noted(now, "billing_system_failure", "the billing system reports another failure")
             change = recovery._planned_again(PRIOR_RETRIES_IMPORTED, planning)
@@ -249,26 +252,6 @@ class Recovery:
         else:
             change = Change(None, recovery.noted(now, "billing_system_action", f"{action}: recorded"))
         return replace(change, before=self)
-
-    def _waits_for_a_card(self) -> bool:
-        """Ended because no token may be charged until the customer acts (an expired card, a lost one)."""
-        return (
-            self.status is RecoveryStatus.FAILED
-            and self.business_status == BusinessStatus.FAILED_DUE_TO_CUSTOMER_ACTION_REQUIRED
-        )
-
-    def _plan_misses_prior_retries(self, payment: RecoveryPayment, now: datetime) -> bool:
-        """The running recovery's planned attempt, its timer not due yet, was planned without the card's retries
-        before this system that the newer snapshot `payment` brings (an attempt already due is in flight: it
-        stands, keeping its budget slot)."""
-        planned = planned_attempt(self)
-        return (
-            planned is not None
-            and not self.ended
-            and not self.paused
-            and planned.due_at > now
-            and prior_retries_changed(self.payment, payment, planned.token)
-        )
 
     def _planned_again(self, why: str, planning: Planning, resumed_at: datetime | None = None) -> Change:
         """The running recovery planned again at once: the planned timers cancelled, the replaced attempt's budget

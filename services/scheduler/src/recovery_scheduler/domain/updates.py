@@ -4,12 +4,19 @@ in a newer snapshot (a changed card, the card's retries before this system)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from recovery_contracts.api.recovery import RecoveryAction
 from recovery_contracts.messages import CARD_DATA_BACKFILL, RecoveryUpdated
 from recovery_contracts.recovery import PaymentToken, PriorRetries, RecoveryPayment
 
+from .card_budgets import planned_attempt
+from .model import BusinessStatus
 from .status import RecoveryStatus
+
+if TYPE_CHECKING:
+    from .recovery import Recovery
 
 # Card fields whose change (a new expiry, the account updater) lifts an earlier `fix`-class block of the token.
 CARD_FIELDS = ("card_exp_month", "card_exp_year", "last_four_digits")
@@ -73,3 +80,25 @@ def prior_retries_changed(before: RecoveryPayment, after: RecoveryPayment, token
 
 def _prior_retries(payment: RecoveryPayment, token: str) -> tuple[PriorRetries, ...] | None:
     return next((t.prior_retries for t in payment.tokens if t.token == token), None)
+
+
+def waits_for_a_card(recovery: Recovery) -> bool:
+    """Ended because no token may be charged until the customer acts (an expired card, a lost one)."""
+    return (
+        recovery.status is RecoveryStatus.FAILED
+        and recovery.business_status == BusinessStatus.FAILED_DUE_TO_CUSTOMER_ACTION_REQUIRED
+    )
+
+
+def plan_misses_prior_retries(recovery: Recovery, payment: RecoveryPayment, now: datetime) -> bool:
+    """The running recovery's planned attempt, its timer not due yet, was planned without the card's retries before
+    this system that the newer snapshot `payment` brings (an attempt already due is in flight: it stands, keeping
+    its budget slot)."""
+    planned = planned_attempt(recovery)
+    return (
+        planned is not None
+        and not recovery.ended
+        and not recovery.paused
+        and planned.due_at > now
+        and prior_retries_changed(recovery.payment, payment, planned.token)
+    )
