@@ -99,7 +99,7 @@ async def release_fence(deps: Dependencies, attempt: Attempt, *, paid: bool) -> 
 
 async def sync(deps: Dependencies, run: AttemptRun, attempt: Attempt, sync_number: int) -> None:
     """PSYNC: ask the connector what became of the attempt before anything else; never charge blind."""
-    outcome = (await run.connector.sync(attempt.charge, attempt.connector_transaction_id)).after_an_unknown()
+    outcome = await run.connector.sync(attempt.charge, attempt.connector_transaction_id)
     log.warning("attempt.synced", outcome=outcome.kind.value, sync=sync_number)
     if outcome.kind is ChargeOutcomeKind.NOT_FOUND:
         if attempt.idempotency_expired(deps.clock.now()):
@@ -113,11 +113,12 @@ async def sync(deps: Dependencies, run: AttemptRun, attempt: Attempt, sync_numbe
             # key, cannot make a second charge: had the first call arrived meanwhile, the connector replays its
             # result.
             sent = await charge_under_lease(deps, run, attempt)
-            refusal, outcome = (sent, outcome) if isinstance(sent, str) else (None, sent.after_an_unknown())
+            refusal, outcome = (sent, outcome) if isinstance(sent, str) else (None, sent)
         if refusal is not None and sync_number >= NOT_FOUND_SYNCS_BEFORE_GIVING_UP:
             await refuse(deps, run, attempt, f"{refusal}; the connector never saw the attempt")
             return
-    await settle_or_watch(deps, run, attempt, outcome, sync_number)
+    # Whether from the read or the re-send: a connector refusing the caller leaves the outcome unknown.
+    await settle_or_watch(deps, run, attempt, outcome.after_an_unknown(), sync_number)
 
 
 async def settle_or_watch(

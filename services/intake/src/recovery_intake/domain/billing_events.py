@@ -150,10 +150,11 @@ def stripe_recovery_request(
     # The decline code (`outcome.reason`, e.g. insufficient_funds) is what the retry rules classify; Stripe's
     # `failure_code` (card_declined) says less.
     code = outcome.get("reason") or charge.get("failure_code")
+    remaining = invoice.get("amount_remaining")
     return failed_payment_request(
         invoice_id=invoice["id"],
         # What is left to pay (`amount_due` less what was paid); `amount_due` only where the field is absent.
-        order_amount=_first_present(invoice, "amount_remaining", "amount_due") or 0,
+        order_amount=remaining if remaining is not None else invoice.get("amount_due") or 0,
         currency=str(invoice.get("currency") or "usd"),
         connector_transaction_id=charge.get("id"),
         customer_id=customer_id,
@@ -268,8 +269,3 @@ def _id_of(value: Any) -> str | None:
         found = value.get("id")
         return found if isinstance(found, str) else None
     return value if isinstance(value, str) and value else None
-
-
-def _first_present(values: dict[str, Any], *names: str) -> Any:
-    """The first of `names` that `values` holds (0 included), else None."""
-    return next((values[name] for name in names if values.get(name) is not None), None)
