@@ -8,16 +8,17 @@ from typing import Any
 import httpx
 import pytest
 
-from recovery_contracts.envelope import Envelope, MessageType
+from recovery_contracts.envelope import Envelope, MessageType, envelope_for
 from recovery_contracts.ids import new_attempt_id
-from recovery_contracts.messages import ExecuteRetry
+from recovery_contracts.messages import ExecuteRetry, RecoveryUpdated
+from recovery_contracts.payments import IntentStatus
 from recovery_executor.app import build_service
 from recovery_executor.settings import ExecutorSettings
 from recovery_sandbox.stripe import create_app as stripe_app
 from recovery_scheduler.app import build_service as build_scheduler
 from recovery_scheduler.settings import SchedulerSettings
 from support.broker import broker_probe, eventually
-from support.payments import recovery_payment, stripe_account
+from support.payments import recovery_payment, scheduled, stripe_account
 from support.services import settings_for
 from support.stack import Isolation
 
@@ -174,4 +175,47 @@ async def test_an_outcome_left_in_its_attempt_record_is_relayed(
         relayed = await broker.take_json("dispatcher.payment-succeeded", timeout=15)
         assert relayed["message_id"] == succeeded["message_id"]
         await eventually(lambda: db.attempts.find_one({"_id": key}).get("outbox") == [])
+    assert len(ledger(stripe, customer)) == 1
+
+
+async def test_a_charge_refused_on_an_executor_behind_the_scheduler_is_planned_again_and_charged_once_it_caught_up(
+    serve: Any, isolation: Isolation, stripe: Any, db: Any
+) -> None:
+    """The executor's view of the intent says a payment is in progress (here sent to its queue alone: as when it is
+    behind on `recovery.updated` after the billing system reported a failure again), so it refuses the scheduler's
+    attempt. The refusal is told: the scheduler plans again after a wait (twice as long each time), and once the
+    executor has caught up the same attempt number is charged, once."""
+    await start_executors(serve, isolation, stripe, 1)
+    serve(build_scheduler(settings_for(SchedulerSettings, isolation, timer_poll_seconds=0.05)))
+    customer, pm = customer_with(stripe, "pm_card_visa")
+    payment = recovery_payment(tokens=(pm,), customer=customer)
+
+    def status(intent_status: IntentStatus, version: int) -> Envelope[RecoveryUpdated]:
+        update = RecoveryUpdated(payment=payment, action="x", intent_status=intent_status, version=version)
+        return envelope_for(MessageType.RECOVERY_UPDATED, update, correlation_id=payment.payment_id)
+
+    async with broker_probe(isolation.rabbitmq_url) as broker:
+        await broker.publish(stripe_account(api_key=SECRET))
+        await broker.publish_to_queue("executor.recovery-updated", status(IntentStatus.PROCESSING, 2))
+        await eventually(lambda: db.payment_states.find_one({"_id": payment.payment_id}))
+        await broker.publish(scheduled(payment))
+
+        def refusals() -> list[dict[str, Any]]:
+            recovery = db.recoveries.find_one({"_id": payment.payment_id}) or {"history": []}
+            return [n for n in recovery["history"] if n["what"] == "attempt_refused"]
+
+        await eventually(lambda: len(refusals()) >= 2, timeout=30)
+        await broker.publish_to_queue("executor.recovery-updated", status(IntentStatus.FAILED, 3))
+        await broker.take_json("dispatcher.payment-succeeded", timeout=30)
+
+    recovery = await eventually(lambda: db.recoveries.find_one({"_id": payment.payment_id, "status": "succeeded"}))
+    assert [a["number"] for a in recovery["attempts"]] == [1]
+    assert all("a payment in progress" in n["reason"] for n in refusals())
+    waits = [n["reason"] for n in recovery["history"] if n["what"] == "replan_planned"]
+    assert waits[:2] == [
+        "attempt 1 was refused by the executor: asking again in 10 minutes",
+        "attempt 1 was refused by the executor: asking again in 20 minutes",
+    ]
+    attempt = db.attempts.find_one({"payment_id": payment.payment_id})
+    assert attempt["status"] == "succeeded" and attempt["attempt_id"] == recovery["attempts"][0]["attempt_id"]
     assert len(ledger(stripe, customer)) == 1

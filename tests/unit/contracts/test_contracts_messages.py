@@ -22,6 +22,7 @@ from recovery_contracts.messages import (
     DeliverWebhook,
     ExecuteRetry,
     PaymentAttemptFailed,
+    PaymentAttemptRefused,
     PaymentCancelled,
     PaymentDisputeLost,
     PaymentDisputeUpdated,
@@ -129,6 +130,14 @@ def _payloads() -> dict[MessageType, BaseModel]:
             outcome=AttemptOutcome.DECLINED,
             decline_code="insufficient_funds",
             attempted_at=NOW,
+        ),
+        MessageType.PAYMENT_ATTEMPT_REFUSED: PaymentAttemptRefused(
+            payment_id=PAYMENT_ID,
+            attempt_id=ATTEMPT_ID,
+            attempt_number=1,
+            token=TOKEN.token,
+            reason="the invoice was cancelled",
+            refused_at=NOW,
         ),
         MessageType.PAYMENT_SUCCEEDED: PaymentSucceeded(
             payment_id=PAYMENT_ID,

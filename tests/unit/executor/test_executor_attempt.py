@@ -118,14 +118,15 @@ def test_the_claim_records_the_charge_parameters_and_no_later_step_changes_them(
     )
     taken = unknown.taken_over("executor-2", T0 + timedelta(minutes=1))
     settled, _ = taken.settled(approved(), later, command.message_id, T0 + timedelta(minutes=1))
-    refused = taken.refused("the invoice was cancelled", T0)
+    refused, _ = taken.refused("the invoice was cancelled", later, command.message_id, T0)
     assert [a.charge for a in (unknown, taken, settled, refused)] == [claimed.charge] * 4
     assert (settled.token, settled.idempotency_key) == ("pm_card_visa", f"recovery:{payment.payment_id}:attempt:1")
 
 
 def test_a_refused_attempt_planned_again_is_claimed_with_the_new_plans_parameters() -> None:
     first = planned()
-    refused = Attempt.claim(first.payload, first.message_id, "executor-1", T0).refused("paused", T0)
+    claimed = Attempt.claim(first.payload, first.message_id, "executor-1", T0)
+    refused, _ = claimed.refused("paused", first.payload, first.message_id, T0)
     again = planned(first.payload.payment.model_copy(update={"amount": 3000}))
 
     reopened = refused.reopened(again.payload, "executor-2", T0 + timedelta(days=2))

@@ -162,7 +162,15 @@ async def test_an_invoice_no_longer_chargeable_is_refused_and_a_later_plan_charg
     [attempt] = executor.attempts.records.values()
     assert attempt.status is AttemptStatus.SKIPPED
     assert attempt.skip_reason == "the billing system reports a payment in progress"
-    assert executor.publisher.published == []
+    # Told, so that the recovery does not wait for an outcome; nothing else is sent.
+    [refused] = executor.published(MessageType.PAYMENT_ATTEMPT_REFUSED)
+    assert len(executor.publisher.published) == 1 and refused.causation_id == first.message_id
+    assert (refused.payload.attempt_id, refused.payload.attempt_number, refused.payload.token) == (
+        first.payload.attempt_id,
+        1,
+        "pm_card_visa",
+    )
+    assert refused.payload.reason == "the billing system reports a payment in progress"
 
     # Resumed: the scheduler plans the same attempt number again, under a new attempt id.
     await executor.send("executor.recovery-updated", recovery_updated(payment, IntentStatus.FAILED, 3))

@@ -120,6 +120,9 @@ async def test_a_call_never_seen_for_an_invoice_no_longer_chargeable_is_refused_
     [attempt] = executor.attempts.records.values()
     assert attempt.status is AttemptStatus.SKIPPED
     assert attempt.skip_reason == "the invoice was cancelled; the connector never saw the attempt"
+    [refused] = executor.published(MessageType.PAYMENT_ATTEMPT_REFUSED)  # the recovery waits for no outcome
+    assert refused.causation_id == command.message_id
+    assert (refused.payload.attempt_id, refused.payload.reason) == (command.payload.attempt_id, attempt.skip_reason)
 
 
 async def test_a_call_never_seen_past_the_idempotency_window_goes_to_an_operator(executor: Executor) -> None:

@@ -10,6 +10,7 @@ from recovery_contracts.messages import (
     AttemptOutcome,
     DeliverWebhook,
     PaymentAttemptFailed,
+    PaymentAttemptRefused,
     PaymentSucceeded,
     RecoveryUpdated,
     ScheduleTimer,
@@ -75,6 +76,21 @@ def attempt_failed(
             attempted_at=at or T0 + timedelta(minutes=5),
         ),
     )
+
+
+def attempt_refused(
+    payment: RecoveryPayment, attempt_number: int, attempt_id: str, reason: str = "the invoice was cancelled"
+) -> Envelope[PaymentAttemptRefused]:
+    """The executor's refusal of planned attempt `attempt_number` (`attempt_id`: the plan's)."""
+    refused = PaymentAttemptRefused(
+        payment_id=payment.payment_id,
+        attempt_id=attempt_id,
+        attempt_number=attempt_number,
+        token=payment.tokens[0].token,
+        reason=reason,
+        refused_at=T0,
+    )
+    return _about(payment, MessageType.PAYMENT_ATTEMPT_REFUSED, refused)
 
 
 def payment_succeeded(payment: RecoveryPayment, attempt_number: int = 1) -> Envelope[PaymentSucceeded]:

@@ -13,10 +13,10 @@ from faststream.rabbit import TestRabbitBroker
 
 from recovery_contracts.envelope import MessageType
 from recovery_contracts.recovery import RecoveryPayment
-from recovery_scheduler.domain.model import AttemptOutcome
+from recovery_scheduler.domain.model import Attempt, AttemptOutcome
 from recovery_scheduler.domain.planning import Planning
 from recovery_scheduler.domain.plans import AttemptPlan, AwaitBillingPlan, MonitoringPlan
-from recovery_scheduler.domain.recovery import Attempt, Recovery
+from recovery_scheduler.domain.recovery import Recovery
 from recovery_scheduler.domain.status import RecoveryStatus
 from support.payments import scheduled
 

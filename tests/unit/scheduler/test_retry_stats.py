@@ -10,9 +10,9 @@ import pytest
 from recovery_contracts.payments import ErrorDetails
 from recovery_contracts.recovery import PaymentToken
 from recovery_scheduler.domain.declines import DeclineCodes
-from recovery_scheduler.domain.model import AttemptOutcome
+from recovery_scheduler.domain.model import Attempt, AttemptOutcome
 from recovery_scheduler.domain.planning import Change
-from recovery_scheduler.domain.recovery import Attempt, Recovery
+from recovery_scheduler.domain.recovery import Recovery
 from recovery_scheduler.domain.retry_stats import (
     Bucketing,
     Counts,

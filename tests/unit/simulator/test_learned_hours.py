@@ -16,10 +16,10 @@ from recovery_contracts.payments import ErrorDetails
 from recovery_contracts.recovery import PaymentToken, RetryAlgorithm
 from recovery_scheduler.domain.config import RetryConfig
 from recovery_scheduler.domain.declines import DeclineCodes
-from recovery_scheduler.domain.model import Algorithm, AttemptOutcome, Decision, RecoveryView
+from recovery_scheduler.domain.model import Algorithm, Attempt, AttemptOutcome, Decision, RecoveryView
 from recovery_scheduler.domain.planner import decide_next
 from recovery_scheduler.domain.planning import Change
-from recovery_scheduler.domain.recovery import Attempt, Recovery
+from recovery_scheduler.domain.recovery import Recovery
 from recovery_scheduler.domain.retry_stats import StatsKey, attempt_key, retry_outcomes
 from recovery_simulator import FailedPayment, generate_population, simulate
 from recovery_simulator.default_model import TableModel

@@ -25,6 +25,7 @@ class MessageType(StrEnum):
     RECOVERY_SCHEDULED = "recovery.scheduled"
     EXECUTE_RETRY = "payment.execute-retry"
     PAYMENT_ATTEMPT_FAILED = "payment.attempt-failed"
+    PAYMENT_ATTEMPT_REFUSED = "payment.attempt-refused"
     PAYMENT_SUCCEEDED = "payment.succeeded"
     PAYMENT_FAILED = "payment.failed"
     PAYMENT_CANCELLED = "payment.cancelled"

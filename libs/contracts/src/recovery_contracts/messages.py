@@ -113,6 +113,20 @@ class PaymentAttemptFailed(_Payload):
     attempted_at: datetime
 
 
+class PaymentAttemptRefused(_Payload):
+    """A planned attempt the executor refused without sending anything to the connector: the invoice may no longer
+    be charged as far as it knows (`reason`: cancelled, paid elsewhere, a payment in progress at the billing system,
+    another attempt of the payment succeeded), including an attempt whose outcome was unknown and that the connector
+    turned out never to have seen. No card network saw it; its recovery plans again later if it still runs."""
+
+    payment_id: str
+    attempt_id: str
+    attempt_number: int = Field(ge=1)
+    token: str
+    reason: str
+    refused_at: datetime
+
+
 class PaymentSucceeded(_Payload):
     payment_id: str
     attempt_id: str
@@ -417,6 +431,7 @@ PAYLOADS: dict[MessageType, type[BaseModel]] = {
     MessageType.RECOVERY_SCHEDULED: RecoveryScheduled,
     MessageType.EXECUTE_RETRY: ExecuteRetry,
     MessageType.PAYMENT_ATTEMPT_FAILED: PaymentAttemptFailed,
+    MessageType.PAYMENT_ATTEMPT_REFUSED: PaymentAttemptRefused,
     MessageType.PAYMENT_SUCCEEDED: PaymentSucceeded,
     MessageType.PAYMENT_FAILED: PaymentFailed,
     MessageType.PAYMENT_CANCELLED: PaymentCancelled,

@@ -94,6 +94,7 @@ QUEUES: dict[str, ConsumerQueue] = {
         _q("intake.payment-failed", T.PAYMENT_FAILED),
         _q("scheduler.recovery-scheduled", T.RECOVERY_SCHEDULED),
         _q("scheduler.attempt-failed", T.PAYMENT_ATTEMPT_FAILED),
+        _q("scheduler.attempt-refused", T.PAYMENT_ATTEMPT_REFUSED),
         _q("scheduler.payment-succeeded", T.PAYMENT_SUCCEEDED),
         _q("scheduler.timer-schedule", T.SCHEDULE_TIMER),
         _q("scheduler.recovery-updated", T.RECOVERY_UPDATED),

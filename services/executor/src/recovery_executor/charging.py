@@ -144,7 +144,8 @@ async def settle_or_watch(
 
 async def refuse(deps: Dependencies, run: AttemptRun, attempt: Attempt, reason: str) -> None:
     log.warning("attempt.refused", reason=reason)
-    save = _while_held(deps.attempts.save_refused, attempt.refused(reason, deps.clock.now()), [], "being refused")
+    refused, messages = attempt.refused(reason, run.command, run.cause, deps.clock.now())
+    save = _while_held(deps.attempts.save_refused, refused, messages, "being refused")
     await deps.unit_of_work.apply(save, consumed=run.consumed, consumer=run.consumer)
     await release_fence(deps, attempt, paid=False)
 

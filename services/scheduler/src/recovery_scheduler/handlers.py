@@ -16,6 +16,7 @@ from recovery_contracts.api.process_tracker import RevenueRecoveryResumeRequest,
 from recovery_contracts.envelope import Envelope
 from recovery_contracts.messages import (
     PaymentAttemptFailed,
+    PaymentAttemptRefused,
     PaymentSucceeded,
     RecoveryScheduled,
     RecoveryUpdated,
@@ -70,18 +71,37 @@ async def recovery_scheduled(deps: Dependencies, envelope: Envelope[RecoverySche
 
 async def attempt_failed(deps: Dependencies, envelope: Envelope[PaymentAttemptFailed], queue: ConsumerQueue) -> None:
     failure = envelope.payload
+    change = await _attempt_reported(deps, envelope, queue, lambda r, p: r.attempt_failed(failure, p))
+    metrics.attempt_failed(change, failure.outcome.value)
+
+
+async def attempt_refused(deps: Dependencies, envelope: Envelope[PaymentAttemptRefused], queue: ConsumerQueue) -> None:
+    """The executor refused a planned attempt without sending it: plan again later, or record it."""
+    refusal = envelope.payload
+    change = await _attempt_reported(deps, envelope, queue, lambda r, p: r.attempt_refused(refusal, p))
+    metrics.attempt_refused(change)
+
+
+async def _attempt_reported(
+    deps: Dependencies,
+    envelope: Envelope[PaymentAttemptFailed] | Envelope[PaymentAttemptRefused],
+    queue: ConsumerQueue,
+    transition: Callable[[Recovery, Planning], Change],
+) -> Change:
+    """What the executor reports of an attempt, applied to its recovery once (the inbox), planning with the
+    merchant's budgets."""
+    report = envelope.payload
 
     async def record(tx: Transaction) -> Change:
-        recovery = await deps.recoveries.get(failure.payment_id, tx)
+        recovery = await deps.recoveries.get(report.payment_id, tx)
         if recovery is None:
-            raise MessageRejected(f"no recovery {failure.payment_id} for attempt {failure.attempt_number}")
+            raise MessageRejected(f"no recovery {report.payment_id} for attempt {report.attempt_number}")
         context = await planning(deps, tx, recovery.payment, envelope)
-        change = recovery.attempt_failed(failure, context)
+        change = transition(recovery, context)
         await save(deps, change, tx, planning=context)
         return change
 
-    change = await applying(deps, record, consumed=envelope, consumer=queue.name)
-    metrics.attempt_failed(change, failure.outcome.value)
+    return await applying(deps, record, consumed=envelope, consumer=queue.name)
 
 
 async def payment_succeeded(deps: Dependencies, envelope: Envelope[PaymentSucceeded], queue: ConsumerQueue) -> None:
@@ -293,6 +313,7 @@ async def store_timers(deps: Dependencies, timers: Sequence[Timer], tx: Transact
 HANDLERS: dict[str, Callable[[Dependencies, Envelope[Any], ConsumerQueue], Awaitable[None]]] = {
     "scheduler.recovery-scheduled": recovery_scheduled,
     "scheduler.attempt-failed": attempt_failed,
+    "scheduler.attempt-refused": attempt_refused,
     "scheduler.payment-succeeded": payment_succeeded,
     "scheduler.timer-schedule": schedule_timer,
     "scheduler.recovery-updated": recovery_updated,

@@ -39,8 +39,9 @@ from recovery_runtime.internal_api import InternalCaller, InternalScope
 from recovery_scheduler import handlers
 from recovery_scheduler.dependencies import Dependencies
 from recovery_scheduler.domain.card_budgets import MERCHANT_MARK_LIFETIME, CardBudget
+from recovery_scheduler.domain.model import Attempt
 from recovery_scheduler.domain.plans import AttemptPlan, ReplanPlan, describe_plan
-from recovery_scheduler.domain.recovery import Attempt, Recovery
+from recovery_scheduler.domain.recovery import Recovery
 from recovery_scheduler.domain.retry_stats import Bucketing, Counts, RetryStats
 from recovery_scheduler.domain.timers import PSYNC_PURPOSES
 

@@ -43,6 +43,12 @@ ATTEMPTS_DROPPED = Counter(
     "recovery_attempts_dropped_for_hard_declines_total",
     "Attempts planned on a card another recovery of the merchant found hard-declined, dropped before they were due",
 )
+ATTEMPTS_REFUSED = Counter(
+    "recovery_attempts_refused_total",
+    "Planned attempts the executor refused without sending them (payment.attempt-refused), by what the recovery did: "
+    "asked the planner again later (replanned), or only recorded it (ended, or planned otherwise since)",
+    ["then"],
+)
 
 TOKEN_STATUS_UPDATES = Counter(
     "recovery_token_status_updates_total",
@@ -67,6 +73,10 @@ def attempt_failed(change: Change, outcome: str) -> None:
     DECLINES.labels(change.recovery.decline_class(change.recovery.attempts[-1]).value).inc()
     CARDS_HARD_DECLINED.inc(len(newly_hard_declined(change)))
     _count_end(algorithm, change.before.status, change.recovery.status)
+
+
+def attempt_refused(change: Change) -> None:
+    ATTEMPTS_REFUSED.labels("replanned" if change.timers else "recorded").inc()
 
 
 def replanned(change: Change) -> None:

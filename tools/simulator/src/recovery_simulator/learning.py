@@ -18,9 +18,9 @@ from recovery_contracts.payments import ErrorDetails
 from recovery_contracts.recovery import PaymentToken, RecoveryPayment, RetryAlgorithm, RetrySettings
 from recovery_scheduler.domain.declines import DeclineCodes
 from recovery_scheduler.domain.learned_hours import MIN_KEY_ATTEMPTS, HourRates, hour_rates
-from recovery_scheduler.domain.model import Algorithm, AttemptOutcome
+from recovery_scheduler.domain.model import Algorithm, Attempt, AttemptOutcome
 from recovery_scheduler.domain.planning import Change
-from recovery_scheduler.domain.recovery import Attempt, Recovery
+from recovery_scheduler.domain.recovery import Recovery
 from recovery_scheduler.domain.retry_stats import RetryOutcome, RetryStats, StatsKey, attempt_key, retry_outcomes
 from recovery_simulator.population import FailedPayment
 

@@ -19,7 +19,7 @@ from recovery_runtime.clock import TimeScale
 from .billing_systems import records_back
 from .connector import ChargeOutcome, ChargeOutcomeKind, ChargeRequest
 from .follow_up import psync_delay
-from .messages import outcome_message, psync_timer, record_back_command
+from .messages import outcome_message, psync_timer, record_back_command, refusal_message
 
 # Stripe keeps an idempotency key for 24 hours; a replay later than this could charge a second time.
 IDEMPOTENCY_WINDOW = timedelta(hours=23)
@@ -181,9 +181,13 @@ class Attempt:
             charge=charge_request(command),
         )
 
-    def refused(self, reason: str, now: datetime) -> Attempt:
-        """Nothing was (or will be) sent to the connector: the invoice may no longer be charged."""
-        return replace(self, status=AttemptStatus.SKIPPED, settled_at=now, skip_reason=reason)
+    def refused(
+        self, reason: str, command: ExecuteRetry, cause: str, now: datetime
+    ) -> tuple[Attempt, list[Envelope[Any]]]:
+        """Nothing was (or will be) sent to the connector: the invoice may no longer be charged. The refusal is
+        told (`payment.attempt-refused`), so that the recovery does not wait for an outcome."""
+        refused = replace(self, status=AttemptStatus.SKIPPED, settled_at=now, skip_reason=reason)
+        return refused, [refusal_message(command, cause, reason, now)]
 
     def outcome_unknown(
         self,

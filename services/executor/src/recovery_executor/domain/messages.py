@@ -12,6 +12,7 @@ from recovery_contracts.messages import (
     AttemptOutcome,
     ExecuteRetry,
     PaymentAttemptFailed,
+    PaymentAttemptRefused,
     PaymentSucceeded,
     PaymentSync,
     RecordBack,
@@ -54,6 +55,20 @@ def outcome_message(command: ExecuteRetry, cause: str, outcome: ChargeOutcome, n
         attempted_at=now,
     )
     return _of_attempt(MessageType.PAYMENT_ATTEMPT_FAILED, failed, command, cause)
+
+
+def refusal_message(command: ExecuteRetry, cause: str, reason: str, now: datetime) -> Envelope[Any]:
+    """`payment.attempt-refused`: nothing was sent for the attempt, so that its recovery does not wait for an
+    outcome that will never come."""
+    refused = PaymentAttemptRefused(
+        payment_id=command.payment.payment_id,
+        attempt_id=command.attempt_id,
+        attempt_number=command.attempt_number,
+        token=command.token.token,
+        reason=reason,
+        refused_at=now,
+    )
+    return _of_attempt(MessageType.PAYMENT_ATTEMPT_REFUSED, refused, command, cause)
 
 
 def _succeeded(command: ExecuteRetry, outcome: ChargeOutcome, now: datetime) -> PaymentSucceeded:

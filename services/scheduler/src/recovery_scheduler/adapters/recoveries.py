@@ -15,9 +15,9 @@ from recovery_runtime.mongo import IndexSpec
 from recovery_runtime.unit_of_work import APPLIED_FIELD, Transaction, mark_applied, not_applied, push_applied
 from recovery_scheduler.dependencies import ConcurrentUpdate, RecoveryExists
 from recovery_scheduler.domain.declines import DeclineCodes
-from recovery_scheduler.domain.model import Algorithm, AttemptOutcome
+from recovery_scheduler.domain.model import Algorithm, Attempt, AttemptOutcome
 from recovery_scheduler.domain.plans import describe_plan, note_from, plan_from
-from recovery_scheduler.domain.recovery import Attempt, Recovery
+from recovery_scheduler.domain.recovery import Recovery
 from recovery_scheduler.domain.status import RecoveryStatus
 
 RECOVERIES = "recoveries"

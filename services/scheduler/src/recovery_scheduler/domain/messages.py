@@ -26,7 +26,7 @@ from recovery_contracts.recovery import (
 from .model import Algorithm, EndRecovery
 
 if TYPE_CHECKING:
-    from .recovery import Attempt
+    from .model import Attempt
 
 
 def execute_retry(

@@ -77,6 +77,15 @@ class AttemptRecord:
     codes: DeclineCodes = NO_DECLINE_CODES
 
 
+@dataclass(frozen=True, kw_only=True)
+class Attempt(AttemptRecord):
+    """An attempt this system made, as the planner reads it, with what the recovery keeps of it besides."""
+
+    attempt_id: str
+    message: str | None = None
+    connector_transaction_id: str | None = None
+
+
 @dataclass(frozen=True)
 class RecoveryView:
     """The planner's input: one failed invoice payment and everything tried on it so far.

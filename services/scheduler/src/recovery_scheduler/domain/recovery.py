@@ -10,15 +10,16 @@ from typing import Any
 
 from recovery_contracts.api.recovery import RecoveryAction
 from recovery_contracts.envelope import Envelope, MessageType
-from recovery_contracts.messages import PaymentAttemptFailed, PaymentSucceeded, RecoveryUpdated
+from recovery_contracts.messages import PaymentAttemptFailed, PaymentAttemptRefused, PaymentSucceeded, RecoveryUpdated
 from recovery_contracts.recovery import RecoveryPayment
 
 from .card_budgets import planned_attempt
 from .declines import DeclineClass, DeclineCodes
 from .messages import payment_cancelled
-from .model import Algorithm, AttemptOutcome, AttemptRecord, BusinessStatus, ScheduleAttempt
+from .model import Algorithm, Attempt, AttemptOutcome, BusinessStatus, ScheduleAttempt
 from .planning import Change, Planning
 from .plans import AttemptPlan, Note, Plan
+from .refusals import refused_attempt
 from .resume import ResumeRefused, resume_decision, resumed_attempt
 from .status import TERMINAL, RecoveryStatus
 from .steps import attempt_planned, awaiting_billing, next_step
@@ -31,15 +32,6 @@ from .updates import (
     stopping,
     waits_for_a_card,
 )
-
-
-@dataclass(frozen=True, kw_only=True)
-class Attempt(AttemptRecord):
-    """An attempt this system made, as the planner reads it, with what the recovery keeps of it besides."""
-
-    attempt_id: str
-    message: str | None = None
-    connector_transaction_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -175,6 +167,10 @@ class Recovery:
         )
         change = Change(None, recovery) if recovery.ended else next_step(recovery, planning)
         return replace(change, before=self)
+
+    def attempt_refused(self, refusal: PaymentAttemptRefused, planning: Planning) -> Change:
+        """The executor refused an attempt without sending it (`refusals.refused_attempt`)."""
+        return refused_attempt(self, refusal, planning)
 
     def payment_succeeded(self, success: PaymentSucceeded, now: datetime) -> Change:
         """The recovery ends as succeeded, whatever it was doing: money moved."""

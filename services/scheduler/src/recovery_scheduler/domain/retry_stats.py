@@ -18,8 +18,9 @@ from .networks import normalize_card_network
 if TYPE_CHECKING:
     from recovery_contracts.recovery import RecoveryPayment
 
+    from .model import Attempt
     from .planning import Change
-    from .recovery import Attempt, Recovery
+    from .recovery import Recovery
 
 # What stands in a key's dimension when nothing better is known.
 UNKNOWN = "unknown"

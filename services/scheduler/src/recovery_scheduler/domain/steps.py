@@ -156,7 +156,7 @@ def _decided(recovery: Recovery, decision: Decision, planning: Planning, new: bo
         planned, timer = attempt_planned(recovery, decision, planning)
         return Change(None, planned, (timer,))
     if isinstance(decision, Recheck):
-        planned, timer = _replan_planned(recovery, decision.at, decision.reason, planning)
+        planned, timer = replan_planned(recovery, decision.at, decision.reason, planning)
         return Change(None, planned, (timer,))
     if isinstance(decision, AwaitBillingSystem):
         waiting = awaiting_billing(recovery, decision.reason, planning)
@@ -194,7 +194,7 @@ def _observing(recovery: Recovery, decision: Observe, planning: Planning) -> Cha
     )
 
 
-def _replan_planned(recovery: Recovery, at: datetime, reason: str, planning: Planning) -> tuple[Recovery, Timer]:
+def replan_planned(recovery: Recovery, at: datetime, reason: str, planning: Planning) -> tuple[Recovery, Timer]:
     """A re-plan at `at` (business time), never after the horizon."""
     horizon = planning.horizon_at(recovery)
     due = planning.wall_time(at)
