@@ -13,9 +13,10 @@ from recovery_scheduler.domain.budget_writes import Release, budget_writes
 from recovery_scheduler.domain.budgets import CardUse, budget_for
 from recovery_scheduler.domain.card_budgets import CardBudget, Reservation
 from recovery_scheduler.domain.planning import Change, Planning
+from recovery_scheduler.domain.plans import AttemptPlan
 from recovery_scheduler.domain.recovery import Recovery
 
-from .builders import T0, attempt_failed, payment, recovery_updated
+from .builders import T0, attempt_failed, attempt_refused, payment, recovery_updated
 from .fakes import CountingIds
 
 pytestmark = pytest.mark.unit
@@ -131,6 +132,26 @@ def test_a_stop_gives_the_planned_attempts_slot_back() -> None:
         assert change.budget_writes(None, T0).release == (
             Release("merchant_test", "pm_card_visa", started.payment_id, 1),
         ), action
+
+
+def test_a_stop_once_the_attempts_timer_fired_keeps_its_slot_unless_the_executor_sent_nothing() -> None:
+    """The executor may be charging the attempt right now: a stop or a pause does not undo that, so its slot
+    stays; a refusal (nothing sent) gives it back."""
+    started = Recovery.start(payment(), planning()).recovery
+    assert isinstance(started.plan, AttemptPlan)
+    fired = replace(planning(), now=started.plan.due_at, card_budgets=None)
+    for action in ("cancel_invoice", "success_payment_external", "pending_payment"):
+        update = recovery_updated(payment(payment_id=started.payment_id), action, version=2).payload
+
+        change = started.updated(update, fired)
+
+        assert change.recovery.plan != started.plan and change.budget_writes(None, fired.now).release == (), action
+
+    refused = attempt_refused(payment(payment_id=started.payment_id), 1, started.plan.attempt_id).payload
+    change = started.attempt_refused(refused, replace(fired, card_budgets={}))
+    assert change.budget_writes(replace(fired, card_budgets={}), fired.now).release == (
+        Release("merchant_test", "pm_card_visa", started.payment_id, 1),
+    )
 
 
 def test_an_attempt_planned_on_another_card_gives_the_first_cards_slot_back() -> None:

@@ -41,7 +41,8 @@ class BudgetWrites:
 
 def budget_writes(change: Change, budgets: Mapping[str, CardBudget] | None, now: datetime) -> BudgetWrites:
     """A newly planned attempt reserves its slot on the budget read before planning (`budgets`, by token); an
-    attempt planned before that will not run any more (stopped, paused, planned again) gives its slot back."""
+    attempt planned before that will not run any more (stopped, paused, planned again before its timer fired, or
+    refused by the executor) gives its slot back."""
     recovery = change.recovery
     before, after = planned_attempt(change.before), planned_attempt(recovery)
     replaced = before is not None and after != before
@@ -52,10 +53,14 @@ def budget_writes(change: Change, budgets: Mapping[str, CardBudget] | None, now:
         read = budgets.get(after.token) or CardBudget(recovery.merchant_id, after.token)
         reserve = (read.with_recovery(recovery, now),)
     release: tuple[Release, ...] = ()
-    # An attempt made keeps its slot (it was an authorization); the budget rewritten above already drops an
-    # attempt of its own card that will not run.
+    # An attempt made keeps its slot (it was an authorization), and so does one whose timer has fired: the executor
+    # may be charging it right now, and a pause or a stop meanwhile does not undo that (its outcome, when it comes,
+    # is recorded on the slot; a slot never reported counts as declined). Unless the executor said it sent nothing
+    # (`Change.attempt_not_sent`). The budget rewritten above already drops an attempt of its own card that will not
+    # run.
     made = before is not None and any(a.number == before.attempt_number for a in recovery.attempts)
-    if before is not None and replaced and not made and not (reserve and reserve[0].token == before.token):
+    fired = before is not None and before.due_at <= now and not change.attempt_not_sent
+    if before is not None and replaced and not (made or fired) and not (reserve and reserve[0].token == before.token):
         release = (Release(recovery.merchant_id, before.token, recovery.payment_id, before.attempt_number),)
     checks: tuple[tuple[str, str], ...] = ()
     if budgets is not None:  # a change that read none (a success, an update that does not plan) meets no decline

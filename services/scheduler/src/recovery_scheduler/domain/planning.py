@@ -92,6 +92,9 @@ class Change:
     timers: tuple[Timer, ...] = ()
     cancels_planned_timers: bool = False
     messages: tuple[Envelope[Any], ...] = ()
+    # The attempt planned before the change was refused by the executor, nothing sent: its slot is given back
+    # although its timer fired (`budget_writes`).
+    attempt_not_sent: bool = False
 
     @property
     def is_new(self) -> bool:

@@ -48,4 +48,6 @@ def refused_attempt(recovery: Recovery, refusal: PaymentAttemptRefused, planning
     noted = recovery.noted(now, REFUSED, said, attempt_number=number)
     why = f"attempt {number} was refused by the executor: asking again in {wait.total_seconds() / 60:g} minutes"
     replanned, timer = replan_planned(noted, now + wait, why, planning)
-    return Change(recovery, replace(replanned, updated_at=now), (timer,), cancels_planned_timers=True)
+    return Change(
+        recovery, replace(replanned, updated_at=now), (timer,), cancels_planned_timers=True, attempt_not_sent=True
+    )
