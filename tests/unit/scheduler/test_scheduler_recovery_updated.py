@@ -220,3 +220,28 @@ async def test_a_card_update_does_not_reopen_a_recovery_the_customer_must_authen
     assert (stored.status, stored.business_status) == (RecoveryStatus.FAILED, "FAILED_DUE_TO_CUSTOMER_ACTION_REQUIRED")
     assert stored.history[-1].reason == f"{CARD_DATA_BACKFILL} after the recovery ended (failed): recorded"
     assert len(scheduler.published(MessageType.PAYMENT_FAILED)) == 1  # told once, not again
+
+
+async def test_a_card_data_backfill_that_overtakes_its_recovery_waits_for_it_and_then_applies(
+    scheduler: Scheduler, requeues: list[int]
+) -> None:
+    """Intake sends the backfill only for an intent whose `recovery.scheduled` it sent before, but the two travel
+    on different queues: seen first, the backfill is handed back (not recorded as applied), and applies once the
+    recovery has started from the older snapshot."""
+    recovery = payment()
+    card = recovery.tokens[0]
+    renewed = recovery.model_copy(
+        update={"tokens": (card.model_copy(update={"card_exp_month": "04", "card_exp_year": "2031"}),)}
+    )
+    backfill = recovery_updated(renewed, CARD_DATA_BACKFILL, version=1)
+
+    await scheduler.send(QUEUE, backfill)
+    assert requeues == [0] and scheduler.recoveries.records == {}
+    assert scheduler.publisher.dead_letters == []
+
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+    await scheduler.send(QUEUE, backfill)  # its redelivery
+
+    stored = scheduler.recovery(recovery.payment_id)
+    assert stored.payment.tokens[0].card_exp_year == "2031" and stored.intake_version == 1
+    assert stored.history[-1].reason == f"{CARD_DATA_BACKFILL}: recorded"

@@ -23,7 +23,7 @@ from recovery_contracts.messages import (
     ScheduleTimer,
 )
 from recovery_contracts.recovery import RecoveryPayment, RetryAlgorithm
-from recovery_runtime.bus import AlreadyApplied, MessageRejected
+from recovery_runtime.bus import AlreadyApplied, MessageRejected, RetryLater
 from recovery_runtime.topology import ConsumerQueue
 from recovery_runtime.unit_of_work import Transaction, applied_key
 from recovery_scheduler import metrics
@@ -34,13 +34,19 @@ from recovery_scheduler.domain.recovery import Recovery
 from recovery_scheduler.domain.resume import ResumeRefused
 from recovery_scheduler.domain.retry_stats import retry_outcomes
 from recovery_scheduler.domain.timers import Timer, card_check_timer
-from recovery_scheduler.domain.updates import may_plan
+from recovery_scheduler.domain.updates import may_plan, needs_its_recovery
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 # Plans made again at once when the card budget they reserve on changed meanwhile (then the message is retried).
 BUDGET_TRIES = 8
+
+
+class RecoveryNotYetStarted(RetryLater):
+    """A `recovery.updated` that needs its recovery (`updates.needs_its_recovery`) came before `recovery.scheduled`:
+    handed back after the growing pause until it has come; dead-lettered at the queue's delivery limit (about two
+    and a half minutes) if it never does."""
 
 
 async def recovery_scheduled(deps: Dependencies, envelope: Envelope[RecoveryScheduled], queue: ConsumerQueue) -> None:
@@ -132,6 +138,8 @@ async def recovery_updated(deps: Dependencies, envelope: Envelope[RecoveryUpdate
 
     async def apply(tx: Transaction) -> Change | None:
         recovery = await deps.recoveries.get(update.payment.payment_id, tx)
+        if recovery is None and needs_its_recovery(update):
+            raise RecoveryNotYetStarted(f"{update.action} for recovery {update.payment.payment_id}, not started yet")
         context = await planning(deps, tx, update.payment, envelope, budgets=may_plan(update))
         change = Recovery.first_seen(update, context) if recovery is None else recovery.updated(update, context)
         if change is not None:

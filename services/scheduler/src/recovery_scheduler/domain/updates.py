@@ -67,6 +67,14 @@ def may_plan(update: RecoveryUpdated) -> bool:
     return plans_on(update) or update.action == CARD_DATA_BACKFILL
 
 
+def needs_its_recovery(update: RecoveryUpdated) -> bool:
+    """Whether `update` can only apply to a recovery already stored: the merchant's card-data backfill, which intake
+    sends only for an intent whose `recovery.scheduled` it sent before. Seen first (the two travel on different
+    queues), it waits for the recovery: taken as a recovery's first news, nothing would be stored, and the later
+    `recovery.scheduled` would start from the snapshot before the backfill."""
+    return update.action == CARD_DATA_BACKFILL
+
+
 def card_changed(old: PaymentToken, new: PaymentToken) -> bool:
     """The card data changed (`CARD_FIELDS`); its earlier retries (`prior_retries`) are not card data."""
     return any(getattr(old, name) != getattr(new, name) for name in CARD_FIELDS)
