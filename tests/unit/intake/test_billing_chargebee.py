@@ -6,6 +6,7 @@ types change nothing."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 
 from recovery_contracts.envelope import MessageType
 from recovery_runtime.secrets import SecretBox
+from recovery_sandbox.serving import BackgroundServer
 
 from .fakes import MERCHANT, PAYMENT_ACCOUNT, PROFILE, SETTINGS, Intake, http_client, intake
 
@@ -172,3 +174,82 @@ async def test_another_profiles_account_is_refused(svc: Intake, client: httpx.As
 
     assert response.status_code == 404
     assert svc.intents.intents == {}
+
+
+# -- the invoice read at the account's site before a recovery starts -------------------------------------------
+
+
+def site_of(sandbox: BackgroundServer) -> str:
+    return f"{sandbox.url}/chargebee"
+
+
+def chargebee_invoice(sandbox: BackgroundServer, amount: int = 2250) -> str:
+    """An invoice at the sandbox's Chargebee site, `payment_due`."""
+    answer = httpx.post(
+        f"{site_of(sandbox)}/api/v2/invoices",
+        data={"customer_id": "cb_cust_1", "currency_code": "USD", "charges[amount][0]": str(amount)},
+        auth=("test_chargebee_key", ""),
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["invoice"]["id"])
+
+
+def with_site(built: Intake, site: str) -> Intake:
+    account = built.connector_accounts.accounts[ACCOUNT]
+    account["feature_metadata"]["revenue_recovery"]["record_back_url"] = site
+    return built
+
+
+@pytest.fixture
+def read_svc(sandbox: BackgroundServer) -> Intake:
+    """Intake whose Chargebee account names the sandbox's site, which it may reach (loopback allowed)."""
+    return with_site(with_chargebee_account(intake(outbound_allowed_cidrs="127.0.0.0/8")), site_of(sandbox))
+
+
+async def test_a_payment_failure_reads_the_invoice_and_a_late_one_for_a_paid_or_voided_invoice_starts_nothing(
+    read_svc: Intake, sandbox: BackgroundServer
+) -> None:
+    """Chargebee retries a webhook it got no 2xx for, possibly after later events: a `payment_failed` for an invoice
+    paid or voided since (the stop having found no recovery to end) would otherwise charge the customer again."""
+    owed, paid, voided = (chargebee_invoice(sandbox) for _ in range(3))
+    auth = ("test_chargebee_key", "")
+    form = {"transaction[amount]": "2250", "transaction[payment_method]": "card", "transaction[status]": "success"}
+    assert httpx.post(f"{site_of(sandbox)}/api/v2/invoices/{paid}/record_payment", data=form, auth=auth).is_success
+    assert httpx.post(f"{site_of(sandbox)}/api/v2/invoices/{voided}/void", auth=auth).is_success
+
+    async with http_client(read_svc) as client:
+        answers = [
+            await deliver(client, event("payment_failed", invoice, f"ev_{n}"))
+            for n, invoice in enumerate((owed, paid, voided, "inv_not_at_chargebee"))
+        ]
+
+    assert [a.json()["outcome"] for a in answers] == ["applied", "ignored", "ignored", "ignored"]
+    assert set(read_svc.intents.intents) == {read_svc.intents.of_invoice(MERCHANT, owed).payment_id}  # type: ignore[union-attr]
+    assert len(read_svc.publisher.envelopes(MessageType.RECOVERY_SCHEDULED)) == 1
+
+
+async def test_a_chargebee_site_that_cannot_be_read_answers_503_with_nothing_stored(sandbox: BackgroundServer) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        unreachable = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    svc = with_site(with_chargebee_account(intake(outbound_allowed_cidrs="127.0.0.0/8")), unreachable)
+
+    async with http_client(svc) as client:
+        answer = await deliver(client, event("payment_failed", chargebee_invoice(sandbox)))
+
+    assert answer.status_code == 503 and "Chargebee unreachable" in answer.text
+    assert svc.intents.intents == {} and svc.publisher.published == []
+
+
+async def test_without_a_site_only_the_events_own_copy_of_the_invoice_is_checked(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    """An account without `record_back_url` cannot be read: the event's invoice, as it was when the payment failed,
+    is all there is to check."""
+    answers = [
+        await deliver(client, event("payment_failed", "inv_due", "ev_1")),
+        await deliver(client, event("payment_failed", "inv_paid", "ev_2", status="paid")),
+    ]
+
+    assert [a.json()["outcome"] for a in answers] == ["applied", "ignored"]
+    assert svc.intents.of_invoice(MERCHANT, "inv_paid") is None

@@ -7,6 +7,7 @@ from datetime import timedelta
 import httpx
 
 from recovery_intake.adapters import audit_log, configuration, intents, rate_limits, saved_cards
+from recovery_intake.adapters.chargebee import ChargebeeApi
 from recovery_intake.adapters.configuration import (
     ApiKeyRepository,
     ConnectorAccountRepository,
@@ -147,7 +148,8 @@ def build_service(
     app.include_router(gateway.router(ctx, forwarder))
     stripe_billing = StripeBillingApi(settings.stripe_api_base, billing_http, read_budget)
     recurly = recurly or RecurlyApi(billing_http, read_budget)
-    billing_events = BillingEvents(adapters, box, recovery, stripe_billing, recurly)
+    chargebee = ChargebeeApi(billing_http, read_budget)
+    billing_events = BillingEvents(adapters, box, recovery, stripe_billing, recurly, chargebee)
     app.include_router(billing_webhooks.router(billing_events))
     app.include_router(payment_webhooks.router(payment_events))
     service.on_stop(forwarder.close)

@@ -20,9 +20,9 @@ class IntakeSettings(ServiceSettings):
     # Where a file the merchant gives as a dispute's evidence is uploaded to (Stripe's File Upload API, its own host).
     stripe_files_base: str = "https://files.stripe.com"
     # How long, in all, a billing system's or the payment connector's API may take to answer the read a webhook
-    # needs (Stripe's invoice or PaymentIntent, Recurly's transaction): past it the delivery is answered 503 and the
-    # sender delivers it again. At most 4.5 s, so that the answer leaves within Recurly's 5-second deadline (a later
-    # one counts as failed there).
+    # needs (Stripe's invoice or PaymentIntent, Chargebee's invoice, Recurly's transaction): past it the delivery is
+    # answered 503 and the sender delivers it again. At most 4.5 s, so that the answer leaves within Recurly's
+    # 5-second deadline (a later one counts as failed there).
     billing_api_timeout_seconds: float = Field(default=3.0, gt=0, le=4.5)
     # Only from configuration: there is no API to create or read it.
     admin_api_key: str = Field(default=DEVELOPMENT_ADMIN_KEY, min_length=8, repr=False)

@@ -5,13 +5,12 @@ use). The base is the account's (domain/recurly_events.py: `recurly_api_base`). 
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from recovery_intake.adapters.stripe_billing import read_within
+from recovery_intake.adapters.stripe_billing import get_within, json_object, key_as_user
 from recovery_intake.domain.deliveries import ProviderApiError
 from recovery_runtime.connector_apis import RECURLY_ACCEPT
 
@@ -23,28 +22,14 @@ class RecurlyApi:
 
     async def transaction(self, base_url: str, api_key: str, transaction_id: str) -> dict[str, Any]:
         """The transaction, or ProviderApiError when Recurly cannot be read (the delivery is then tried again)."""
-        # The private API key is the basic auth user name, with an empty password.
-        credentials = base64.b64encode(f"{api_key}:".encode()).decode()
-        response = await read_within(
-            "Recurly",
-            self._timeout,
-            lambda: self._http.get(
-                f"{base_url.rstrip('/')}/transactions/{quote(transaction_id, safe='')}",
-                headers={"Accept": RECURLY_ACCEPT, "Authorization": f"Basic {credentials}"},
-                timeout=self._timeout,
-            ),
-        )
+        url = f"{base_url.rstrip('/')}/transactions/{quote(transaction_id, safe='')}"
+        headers = {"Accept": RECURLY_ACCEPT, "Authorization": key_as_user(api_key)}
+        response = await get_within(self._http, "Recurly", self._timeout, url, headers)
         if response.status_code != 200:
             raise ProviderApiError(
                 f"Recurly answered {response.status_code} for transaction {transaction_id}{_error_of(response)}"[:500]
             )
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise ProviderApiError(f"Recurly answered transaction {transaction_id} without a JSON object")
-        return body
+        return json_object(response, f"Recurly's transaction {transaction_id}")
 
 
 def _error_of(response: httpx.Response) -> str:

@@ -10,6 +10,7 @@ every `invoice.payment_failed` delivery would be answered 503. Through the egres
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,6 +34,30 @@ async def read_within(system: str, seconds: float, get: Callable[[], Awaitable[h
         raise ProviderApiError(f"{system} did not answer within {seconds:g} s") from late
     except (httpx.HTTPError, OSError) as error:
         raise ProviderApiError(f"{system} unreachable: {type(error).__name__}: {error}"[:500]) from error
+
+
+async def get_within(
+    http: httpx.AsyncClient, system: str, seconds: float, url: str, headers: dict[str, str]
+) -> httpx.Response:
+    """`GET url` as `read_within` bounds it."""
+    return await read_within(system, seconds, lambda: http.get(url, headers=headers, timeout=seconds))
+
+
+def key_as_user(api_key: str) -> str:
+    """`Authorization` with the private API key as the basic auth user name and an empty password (Chargebee's and
+    Recurly's APIs)."""
+    return "Basic " + base64.b64encode(f"{api_key}:".encode()).decode()
+
+
+def json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+    """The answer's JSON object; ProviderApiError (`what`: the system and the object asked for) when it is not one."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise ProviderApiError(f"{what}: the answer is not a JSON object")
+    return body
 
 
 class StripeBillingApi:

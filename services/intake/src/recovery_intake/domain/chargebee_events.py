@@ -33,6 +33,11 @@ INVOICE_STATUS_ACTIONS = {
     "paid": RecoveryAction.SUCCESS_PAYMENT_EXTERNAL,
 }
 
+# Chargebee's invoice statuses that still await payment: `payment_due` (its payment attempts are going on) and
+# `not_paid` (they are over, the invoice still open). `paid`, `voided`, and the not-yet-due `posted` and `pending`
+# start no recovery.
+OWED_STATUSES = frozenset({"payment_due", "not_paid"})
+
 _CARD_NETWORKS = {
     "visa": "Visa",
     "mastercard": "Mastercard",
@@ -41,6 +46,22 @@ _CARD_NETWORKS = {
     "diners_club": "DinersClub",
     "jcb": "JCB",
 }
+
+
+def chargebee_site(account: dict[str, Any]) -> str | None:
+    """The account's Chargebee site, where `/api/v2/...` is served: `feature_metadata.revenue_recovery.
+    record_back_url` (the record back's base too); None when it has none."""
+    recovery = (account.get("feature_metadata") or {}).get("revenue_recovery") or {}
+    site = recovery.get("record_back_url")
+    return site if isinstance(site, str) and site else None
+
+
+def chargebee_invoice_owed(invoice: dict[str, Any] | None) -> bool:
+    """Whether the invoice as read still awaits payment (`OWED_STATUSES`; None: Chargebee has no such invoice). A
+    `payment_failed` delivered after the invoice was paid or voided (Chargebee retries a webhook it got no 2xx for,
+    possibly after a later event) finds it so when it is read, and starts nothing: the stop event that came first
+    found no recovery to end."""
+    return invoice is not None and invoice.get("status") in OWED_STATUSES and not invoice.get("deleted")
 
 
 def verify_basic_auth(header: str | None, username: str, password: str) -> None:

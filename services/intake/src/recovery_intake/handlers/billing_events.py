@@ -31,7 +31,9 @@ from recovery_intake.domain.billing_events import (
     stripe_recovery_request,
 )
 from recovery_intake.domain.chargebee_events import (
+    chargebee_invoice_owed,
     chargebee_recovery_request,
+    chargebee_site,
     parse_chargebee_event,
     verify_basic_auth,
 )
@@ -70,6 +72,10 @@ class InvoiceReader(Protocol):
     async def invoice(self, api_key: str, invoice_id: str) -> dict[str, Any]: ...
 
 
+class ChargebeeInvoiceReader(Protocol):
+    async def invoice(self, site: str, api_key: str, invoice_id: str) -> dict[str, Any] | None: ...
+
+
 class TransactionReader(Protocol):
     async def transaction(self, base_url: str, api_key: str, transaction_id: str) -> dict[str, Any]: ...
 
@@ -88,6 +94,7 @@ class BillingEvents:
         recovery: RecoveryIntake,
         stripe: InvoiceReader,
         recurly: TransactionReader,
+        chargebee: ChargebeeInvoiceReader,
     ) -> None:
         self._profiles = adapters.profiles
         self._accounts = adapters.connector_accounts
@@ -98,6 +105,7 @@ class BillingEvents:
         self._recovery = recovery
         self._stripe = stripe
         self._recurly = recurly
+        self._chargebee_api = chargebee
         self._readers: dict[str, ReadEvent] = {
             "stripebilling": self._stripe_event,
             "chargebee": self._chargebee,
@@ -224,16 +232,36 @@ class BillingEvents:
     async def _chargebee(
         self, account: Document, account_id: str, payload: bytes, headers: Mapping[str, str], received_at: datetime
     ) -> tuple[BillingEvent, RecoveryPaymentsCreate | None]:
-        """The authenticated event, and the recovery request a payment failure makes (from its content)."""
+        """The authenticated event, and the recovery request a payment failure makes (from its content, with the
+        invoice as read at the account's site: an invoice no longer owed leaves the event ignored)."""
         username, password = sealed_basic_auth(account)
         verify_basic_auth(headers.get("authorization"), self._box.open(username), self._box.open(password))
         event, content = parse_chargebee_event(payload)
-        if event.action is not RecoveryAction.SCHEDULE_FAILED_PAYMENT:
+        if event.action is not RecoveryAction.SCHEDULE_FAILED_PAYMENT or event.invoice_id is None:
             return event, None
+        invoice = await self._chargebee_invoice(account, event.invoice_id, content)
+        if not chargebee_invoice_owed(invoice):
+            status = None if invoice is None else invoice.get("status")
+            log.info("billing_event.invoice_not_owed", invoice_id=event.invoice_id, status=status)
+            return replace(event, action=None), None
+        content = {**content, "invoice": invoice}
         reference = (content.get("transaction") or {}).get("gateway_account_id")
         payment_account = payment_account_for(account, reference)
         request = chargebee_recovery_request(content, billing_account_id=account_id, payment_account_id=payment_account)
         return event, request
+
+    async def _chargebee_invoice(
+        self, account: Document, invoice_id: str, content: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The invoice as Chargebee has it now, read with the account's API key at its site; an account without
+        a site (`record_back_url`) is checked on the event's own copy of the invoice only (as it was when the
+        payment failed), logged as unchecked."""
+        site = chargebee_site(account)
+        if site is None:
+            log.warning("billing_event.invoice_unchecked", invoice_id=invoice_id, reason="the account has no site")
+            return content.get("invoice") if isinstance(content.get("invoice"), dict) else None
+        api_key = self._box.open(sealed_api_key(account))
+        return await self._chargebee_api.invoice(site, api_key, invoice_id)
 
     async def _recurly_event(
         self, account: Document, account_id: str, payload: bytes, headers: Mapping[str, str], received_at: datetime
