@@ -501,6 +501,35 @@ async def test_manual_retry_makes_one_attempt_and_returns_it(
     assert [e["event_id"] for e in listed["events"]] == [record["event_id"]]
 
 
+async def test_a_manual_retry_that_succeeds_while_an_automatic_one_is_in_flight_keeps_the_event_delivered(
+    serve: Any, isolation: Isolation, db: Any
+) -> None:
+    """The automatic retry (the last one the schedule allows) is still waiting for its answer when the merchant's
+    manual retry is delivered: the automatic one's failure, settled after, must not take the event back to failed
+    (nor tell anyone it failed)."""
+    serve(build_scheduler(settings_for(SchedulerSettings, isolation, timer_poll_seconds=0.05)))  # the retry's timer
+    dispatcher = start_dispatcher(serve, isolation, webhook_total_timeout_seconds=5.0)
+    receiver = serve(receiver_app())
+    behave(receiver, {"status": 400}, {"status": 400, "sleep_seconds": 2.0}, {"status": 200})
+    event = succeeded()
+    async with broker_probe(isolation.rabbitmq_url) as broker, operational_events(isolation.rabbitmq_url) as told:
+        await broker.publish(endpoint(f"{receiver.url}/hook", schedule=(1,)))
+        await broker.publish(event)
+        record = await eventually(lambda: (r := initial_of(db, event)) and r["status"] == "delivering" and r)
+        answer = internal(dispatcher, "POST", f"/{record['event_id']}/retry")
+        assert answer.status_code == 200 and answer.json()["response"]["status_code"] == 200, answer.text
+        # The automatic retry's 400 is recorded after the manual retry's 200, then its failure settled.
+        await eventually(lambda: initial_of(db, event)["attempts"] == 2, timeout=10)
+        await asyncio.sleep(0.5)
+        assert await told.get(fail=False) is None  # no webhook.delivery-failed
+    final = initial_of(db, event)
+    assert final is not None and (final["status"], final["status_reason"]) == (
+        "delivered",
+        "delivered by a manual retry",
+    )
+    assert len(received(receiver)) == 3
+
+
 ADMIN_KEY = "test_admin_key"
 NOT_RAISED = re.compile(
     r'^recovery_webhook_events_not_raised_total\{event_type="payment_failed"\} ([0-9.eE+-]+)$', re.MULTILINE

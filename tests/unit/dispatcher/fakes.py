@@ -142,8 +142,12 @@ class InMemoryEvents:
             raise DuplicateEvent(event.idempotent_event_id)
         self.records[event.key] = event
 
-    async def update(self, before: WebhookEvent, after: WebhookEvent, session: Any) -> None:
+    async def update(self, before: WebhookEvent, after: WebhookEvent, session: Any) -> bool:
+        current = self.records.get(after.key)
+        if current is not None and current.status is EventStatus.DELIVERED:
+            return False
         self.records[after.key] = after
+        return True
 
     async def reopen(self, before: WebhookEvent, after: WebhookEvent, session: Any) -> bool:
         current = self.records.get(after.key)

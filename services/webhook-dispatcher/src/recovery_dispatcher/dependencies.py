@@ -53,7 +53,9 @@ class EventRepository(Protocol):
         """Raises DuplicateEvent when the event is recorded already."""
         ...
 
-    async def update(self, before: WebhookEvent, after: WebhookEvent, session: Any) -> None: ...
+    async def update(self, before: WebhookEvent, after: WebhookEvent, session: Any) -> bool:
+        """Write the change unless the event was delivered meanwhile (compare-and-set); False when it was."""
+        ...
 
     async def reopen(self, before: WebhookEvent, after: WebhookEvent, session: Any) -> bool:
         """Write a failed event's change if it is still failed (compare-and-set); False when it moved on."""

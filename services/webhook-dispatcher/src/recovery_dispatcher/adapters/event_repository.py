@@ -164,11 +164,17 @@ class MongoEventRepository:
         dispatcher whose claim lease had run out recorded it meanwhile."""
         await self._writer.insert(initial_document(event))
 
-    async def update(self, before: WebhookEvent, after: WebhookEvent, session: AsyncClientSession | None) -> None:
-        """Write a change of a recorded event (inside the unit of work's transaction: `session`)."""
+    async def update(self, before: WebhookEvent, after: WebhookEvent, session: AsyncClientSession | None) -> bool:
+        """Write a change of a recorded event (inside the unit of work's transaction: `session`), unless it was
+        delivered meanwhile (a merchant's manual retry while this delivery was in flight): False then, and nothing
+        written."""
         fields = changed_fields(before, after)
-        if fields:
-            await self.records.update_one({"_id": after.key}, {"$set": fields}, session=session)
+        if not fields:
+            return True
+        result = await self.records.update_one(
+            {"_id": after.key, "status": {"$ne": EventStatus.DELIVERED.value}}, {"$set": fields}, session=session
+        )
+        return result.matched_count == 1
 
     async def reopen(self, before: WebhookEvent, after: WebhookEvent, session: AsyncClientSession | None) -> bool:
         """Write a failed event's change if it is still failed (two recovers of one event: one reopens it)."""

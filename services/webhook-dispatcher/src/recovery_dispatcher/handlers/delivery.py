@@ -170,15 +170,21 @@ class Delivery:
         await self._commit(event, transition)
 
     async def _commit(self, before: WebhookEvent, transition: Transition) -> None:
-        """Store the event's change with the messages it emits, in one transaction."""
+        """Store the event's change with the messages it emits, in one transaction; neither when a merchant's
+        manual retry delivered the event while this delivery was in flight (delivered stays: no retry is
+        scheduled, no failure told)."""
         after = transition.event
 
-        async def save(tx: Transaction) -> None:
-            await self.events.update(before, after, tx.session)
+        async def save(tx: Transaction) -> bool:
+            if not await self.events.update(before, after, tx.session):
+                return False
             for message in transition.messages:
                 tx.emit(message)
+            return True
 
-        await self.unit_of_work.apply(save)
+        if not await self.unit_of_work.apply(save):
+            log.info("webhook.delivered_meanwhile", event_id=after.event_id)
+            return
         if transition.outcome is not None:
             metrics.events_finished(transition.outcome).inc()
             log.warning("webhook.failed", reason=after.status_reason)
