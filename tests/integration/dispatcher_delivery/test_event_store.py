@@ -19,6 +19,7 @@ from recovery_dispatcher.adapters.record_writer import RecordWriter
 from recovery_dispatcher.domain.event import EarlierEvent, WebhookEvent
 from recovery_dispatcher.domain.ids import created_at_of, initial_event_id, record_key
 from recovery_dispatcher.domain.ids import retry_event_id as retry_id_of
+from recovery_dispatcher.domain.status import EventStatus
 from recovery_runtime.mongo import ensure_indexes
 
 pytestmark = pytest.mark.integration
@@ -265,3 +266,22 @@ def event(payment_id: str, sequence: int) -> WebhookEvent:
         body=b"{}",
         sequence=sequence,
     )
+
+
+async def test_an_event_is_taken_only_at_the_retry_it_was_loaded_at(db: Any) -> None:
+    """A copy of `webhook.deliver` for retry 1, loaded just before another dispatcher's delivery of that retry
+    settled (retry 2 scheduled for later), cannot take retry 2 early."""
+    store = repository(db)
+    doc = initial("m1", T0, status="retry_scheduled", retry_index=1, next_retry_at=T0 + timedelta(minutes=1))
+    await db.webhook_events.insert_one(doc)
+    loaded = await store.load("m1", doc["event_id"])
+    assert loaded is not None and loaded.retry_index == 1
+    later = T0 + timedelta(minutes=30)
+    await db.webhook_events.update_one({"_id": doc["_id"]}, {"$set": {"retry_index": 2, "next_retry_at": later}})
+    now, until = T0 + timedelta(minutes=2), T0 + timedelta(minutes=3)
+
+    assert not await store.take(loaded, (EventStatus.RETRY_SCHEDULED,), now, until, "dispatcher-2")
+    current = await store.load("m1", doc["event_id"])
+    assert current is not None and await store.take(current, (EventStatus.RETRY_SCHEDULED,), now, until, "dispatcher-2")
+    taken = await db.webhook_events.find_one({"_id": doc["_id"]})
+    assert (taken["status"], taken["retry_index"], taken["lease_owner"]) == ("delivering", 2, "dispatcher-2")

@@ -116,7 +116,7 @@ class InMemoryEvents:
         owner: str,
     ) -> bool:
         current = self.records.get(event.key)
-        if current is None:
+        if current is None or current.retry_index != event.retry_index:
             return False
         expired = current.status is EventStatus.DELIVERING and (current.lease_until or now) < now
         if current.status not in from_statuses and not expired:

@@ -123,10 +123,13 @@ class MongoEventRepository:
         owner: str,
     ) -> bool:
         """Compare-and-set the recorded event into `delivering` for this owner (one dispatcher at a time): from
-        one of `from_statuses`, or from `delivering` whose lease ran out."""
+        one of `from_statuses`, or from `delivering` whose lease ran out; and only at the retry `event` was loaded
+        at. A copy of a `webhook.deliver` loaded just before another dispatcher's delivery settled (the next retry
+        then scheduled, `retry_index` moved on) would otherwise take that next retry before it is due."""
         result = await self.records.update_one(
             {
                 "_id": event.key,
+                "retry_index": event.retry_index,
                 "$or": [
                     {"status": {"$in": [status.value for status in from_statuses]}},
                     {"status": EventStatus.DELIVERING.value, "lease_until": {"$lt": now}},
