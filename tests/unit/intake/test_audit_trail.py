@@ -287,3 +287,18 @@ def test_only_changing_requests_of_known_callers_outside_the_payment_flow_are_en
     assert not audited("DELETE", None, actor)
     assert not audited("POST", "/v2/payments/recovery", actor)
     assert not audited("POST", "/events/{merchant_id}", actor)
+
+
+async def test_the_profile_a_request_named_is_kept_to_an_ids_length() -> None:
+    """`x-profile-id` is recorded as the request named it, before it is checked: a long one is cut."""
+    svc = intake()
+    async with http_client(svc) as client:
+        answer = await client.post(
+            "/v2/api-keys",
+            json={"name": "x", "expiration": "never"},
+            headers={**svc.headers(), "x-profile-id": "p" * 5000},
+        )
+
+    assert answer.status_code in (200, 404), answer.text
+    [entry] = trail(svc)
+    assert entry.actor.profile_id == "p" * 64

@@ -10,6 +10,7 @@ answer goes out as it was: the action happened, and refusing its answer would on
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import structlog
@@ -33,6 +34,9 @@ from recovery_intake.http.recovery_views import reader_for
 from recovery_runtime.clock import Clock
 
 log = structlog.get_logger(__name__)
+
+# The longest `x-profile-id` an entry keeps (an id's bound: a longer one names no profile).
+PROFILE_ID_KEPT = 64
 
 
 class AuditTrail:
@@ -69,6 +73,9 @@ class AuditTrail:
         if not audited(scope["method"], route, actor):
             return
         assert route is not None and isinstance(actor, AuditActor)
+        if actor.profile_id is not None and len(actor.profile_id) > PROFILE_ID_KEPT:
+            # As the request named it, before it was checked: kept to an id's length at most.
+            actor = replace(actor, profile_id=actor.profile_id[:PROFILE_ID_KEPT])
         target = {name: str(value)[:256] for name, value in (scope.get("path_params") or {}).items()}
         entry = AuditEntry(str(uuid7()), self._clock.now(), actor, scope["method"], route, target, status)
         try:
