@@ -344,3 +344,20 @@ async def test_only_a_management_key_changes_keys(svc: Intake, client: httpx.Asy
     response = await client.put("/v2/api-keys/key_1", json={"name": "mine now"}, headers={"api-key": reader["api_key"]})
     refused(response, 403, "IR_22", "`management`")
     assert svc.api_keys.keys["key_1"]["name"] == "first"
+
+
+async def test_the_key_list_pages_by_its_constraints_and_refuses_others(svc: Intake, client: httpx.AsyncClient) -> None:
+    """`GET /v2/api-keys/list` takes Hyperswitch's `ListApiKeyConstraints` (`limit` 1 to 100, `skip`), nothing else."""
+    for _ in range(3):
+        await mint(client, API_KEY)
+    everything = (await client.get("/v2/api-keys/list")).json()
+
+    first = await client.get("/v2/api-keys/list", params={"limit": 2})
+    rest = await client.get("/v2/api-keys/list", params={"limit": 2, "skip": 2})
+    assert [k["key_id"] for k in first.json() + rest.json()] == [k["key_id"] for k in everything]
+    assert len(first.json()) == 2
+    for params, named in (({"limit": 0}, "limit"), ({"limit": 101}, "limit"), ({"skip": -1}, "skip")):
+        answer = await client.get("/v2/api-keys/list", params=params)
+        assert answer.status_code == 400 and named in answer.text, (params, answer.text)
+    unknown = await client.get("/v2/api-keys/list", params={"offset": 1})
+    assert unknown.status_code == 400 and "offset" in unknown.text, unknown.text

@@ -12,6 +12,7 @@ from recovery_contracts.api.api_keys import (
     ApiKeyCreate,
     ApiKeyCreateResponse,
     ApiKeyUpdate,
+    ListApiKeyConstraints,
     RetrieveApiKeyResponse,
     RevokeApiKeyResponse,
 )
@@ -58,11 +59,10 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @api.get("/v2/api-keys/list", response_model=list[RetrieveApiKeyResponse], response_model_exclude_none=True)
     async def list_api_keys(
-        request: Request,
-        limit: int = Query(default=MAX_PAGE, ge=1, le=MAX_PAGE),
-        skip: int = Query(default=0, ge=0, le=1_000_000),
+        request: Request, constraints: Annotated[ListApiKeyConstraints, Query()]
     ) -> list[RetrieveApiKeyResponse]:
         caller = await ctx.auth.merchant(request, access=READ_CONFIGURATION)
+        limit, skip = constraints.limit or MAX_PAGE, constraints.skip or 0
         return [_retrieve(d) for d in await ctx.stored.api_keys.active(caller.merchant_id, limit, skip)]
 
     @api.get("/v2/api-keys/{key_id}", response_model=RetrieveApiKeyResponse, response_model_exclude_none=True)
