@@ -217,6 +217,13 @@ class InMemoryTimers:
             raise KeyError(f"duplicate timer id {timer.timer_id}")
         self.stored[timer.timer_id] = StoredTimer(timer)
 
+    async def cancel(self, timer_id: str, tx: Transaction) -> bool:
+        stored = self.stored.get(timer_id)
+        if stored is None or stored.status is not TimerStatus.PENDING:
+            return False
+        stored.status = TimerStatus.CANCELLED
+        return True
+
     async def cancel_planned(self, payment_id: str, tx: Transaction, keep: Sequence[str] = ()) -> int:
         planned = [
             t

@@ -122,36 +122,37 @@ def test_a_made_attempt_keeps_its_slot_when_nothing_follows_it() -> None:
     assert change.budget_writes(planning(), T0).release == ()
 
 
-def test_a_stop_gives_the_planned_attempts_slot_back() -> None:
+def test_a_stop_gives_the_planned_attempts_slot_back_if_its_timer_had_not_fired() -> None:
+    """The executor may be charging an attempt whose timer fired, and a stop does not undo that: the slot is given
+    back only if the change cancels the attempt's timer while still pending (`Release.timer_id`)."""
     started = Recovery.start(payment(), planning()).recovery
+    assert isinstance(started.plan, AttemptPlan)
     for action in ("cancel_invoice", "success_payment_external", "pending_payment"):
         update = recovery_updated(payment(payment_id=started.payment_id), action, version=2).payload
 
         change = started.updated(update, replace(planning(), card_budgets=None))
 
         assert change.budget_writes(None, T0).release == (
-            Release("merchant_test", "pm_card_visa", started.payment_id, 1),
+            Release("merchant_test", "pm_card_visa", started.payment_id, 1, started.plan.timer_id),
         ), action
 
 
-def test_a_stop_once_the_attempts_timer_fired_keeps_its_slot_unless_the_executor_sent_nothing() -> None:
-    """The executor may be charging the attempt right now: a stop or a pause does not undo that, so its slot
-    stays; a refusal (nothing sent) gives it back."""
+def test_an_attempt_the_executor_refused_gives_its_slot_back_whether_still_planned_or_stopped_since() -> None:
     started = Recovery.start(payment(), planning()).recovery
     assert isinstance(started.plan, AttemptPlan)
-    fired = replace(planning(), now=started.plan.due_at, card_budgets=None)
-    for action in ("cancel_invoice", "success_payment_external", "pending_payment"):
-        update = recovery_updated(payment(payment_id=started.payment_id), action, version=2).payload
+    fired = replace(planning(), now=started.plan.due_at)
+    refusal = attempt_refused(payment(payment_id=started.payment_id), 1, started.plan.attempt_id).payload
+    stop = recovery_updated(payment(payment_id=started.payment_id), "cancel_invoice", version=2).payload
+    stopped = started.updated(stop, fired).recovery
+    unconditional = (Release("merchant_test", "pm_card_visa", started.payment_id, 1),)
 
-        change = started.updated(update, fired)
+    for recovery in (started, stopped):
+        change = recovery.attempt_refused(refusal, fired)
+        assert change.budget_writes(fired, fired.now).release == unconditional, recovery.status
 
-        assert change.recovery.plan != started.plan and change.budget_writes(None, fired.now).release == (), action
-
-    refused = attempt_refused(payment(payment_id=started.payment_id), 1, started.plan.attempt_id).payload
-    change = started.attempt_refused(refused, replace(fired, card_budgets={}))
-    assert change.budget_writes(replace(fired, card_budgets={}), fired.now).release == (
-        Release("merchant_test", "pm_card_visa", started.payment_id, 1),
-    )
+    # Made meanwhile (a copy's outcome), or planned again on the same card under that number: the slot stays.
+    made = started.attempt_failed(attempt_failed(payment(payment_id=started.payment_id), 1).payload, fired).recovery
+    assert made.attempt_refused(refusal, fired).budget_writes(fired, fired.now).release == ()
 
 
 def test_an_attempt_planned_on_another_card_gives_the_first_cards_slot_back() -> None:
@@ -164,7 +165,7 @@ def test_an_attempt_planned_on_another_card_gives_the_first_cards_slot_back() ->
     writes = Change(started, moved).budget_writes(planning(), T0)
 
     assert [b.token for b in writes.reserve] == ["pm_card_amex"]
-    assert writes.release == (Release("merchant_test", "pm_card_visa", started.payment_id, 1),)
+    assert writes.release == (Release("merchant_test", "pm_card_visa", started.payment_id, 1, started.plan.timer_id),)
 
 
 def test_a_plan_without_the_budget_it_reserves_on_is_refused() -> None:

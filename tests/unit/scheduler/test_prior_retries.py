@@ -172,7 +172,8 @@ def test_a_backfill_bringing_prior_retries_plans_the_planned_attempt_again_withi
     # As any re-plan: the attempt's timer cancelled, its budget slot given back, the card data untouched.
     assert change.cancels_planned_timers and [t.timer_id for t in change.timers] == [recovery.plan.timer_id]
     writes = change.budget_writes(planning(), T0)
-    assert writes.release == (Release("merchant_test", VISA, started.payment_id, 1),) and writes.reserve == ()
+    assert writes.release == (Release("merchant_test", VISA, started.payment_id, 1, started.plan.timer_id),)
+    assert writes.reserve == ()
     assert recovery.card_updated_at == {} and recovery.intake_version == 2
 
 
@@ -189,7 +190,9 @@ def test_a_backfill_with_more_prior_retries_plans_an_attempt_on_the_card_later_a
 
     plan = change.recovery.plan
     assert isinstance(plan, ReplanPlan) and plan.at == T0 + timedelta(hours=1)
-    assert change.budget_writes(planning(now), now).release == (Release("merchant_test", VISA, started.payment_id, 1),)
+    assert change.budget_writes(planning(now), now).release == (
+        Release("merchant_test", VISA, started.payment_id, 1, first.timer_id),
+    )
     again = change.recovery.replanned(planning(T0 + timedelta(hours=1)))
     attempt = again.recovery.plan
     assert isinstance(attempt, AttemptPlan) and attempt.attempt_number == 1

@@ -17,7 +17,7 @@ from recovery_scheduler.domain.plans import AttemptPlan, ReplanPlan
 from recovery_scheduler.domain.status import RecoveryStatus
 from support.payments import scheduled
 
-from .builders import T0, attempt_failed, payment_succeeded, recovery_updated
+from .builders import T0, attempt_failed, attempt_refused, payment_succeeded, recovery_updated
 from .builders import payment as base_payment
 from .fakes import Scheduler
 
@@ -147,6 +147,42 @@ async def test_a_stopped_or_paused_recovery_gives_its_planned_attempts_slot_back
         assert recovery.payment_id not in {
             r.payment_id for r in scheduler.card_budgets.of("merchant_test", VISA).reservations
         }, action
+
+
+async def test_a_stop_after_the_attempts_timer_fired_keeps_its_slot_until_the_executor_says_it_sent_nothing(
+    scheduler: Scheduler,
+) -> None:
+    """Once the attempt's timer fired the executor may be charging it, and a stop does not undo that: the slot
+    stays. The executor's refusal (it had heard of the cancel first) gives it back; the stop's `payment.cancelled`
+    is told once."""
+    recovery = payment()
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+    planned = scheduler.planned(recovery)
+    scheduler.clock.current = planned.due_at
+    assert await scheduler.loop.fire_due() == 1
+
+    await scheduler.send("scheduler.recovery-updated", recovery_updated(recovery, "cancel_invoice", version=2))
+    assert scheduler.recovery(recovery.payment_id).status is RecoveryStatus.CANCELLED
+    assert [r.attempt_number for r in scheduler.card_budgets.of("merchant_test", VISA).reservations] == [1]
+
+    refusal = attempt_refused(recovery, 1, planned.attempt_id, "the invoice was cancelled (intake accepted the cancel)")
+    await scheduler.send("scheduler.attempt-refused", refusal)
+    assert scheduler.card_budgets.of("merchant_test", VISA).reservations == ()
+    assert len(scheduler.published(MessageType.PAYMENT_CANCELLED)) == 1
+
+
+async def test_a_stop_after_the_due_time_but_before_the_timer_fired_gives_the_slot_back(scheduler: Scheduler) -> None:
+    """The timer loop is behind (a restart, a backlog): the attempt's timer is still pending when the stop comes,
+    the stop cancels it, nothing is ever sent, so its slot is given back."""
+    recovery = payment()
+    await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
+    planned = scheduler.planned(recovery)
+    scheduler.clock.current = planned.due_at + timedelta(minutes=5)
+
+    await scheduler.send("scheduler.recovery-updated", recovery_updated(recovery, "pending_payment", version=2))
+
+    assert scheduler.timers.stored[planned.timer_id].status.value == "cancelled"
+    assert scheduler.card_budgets.of("merchant_test", VISA).reservations == ()
 
 
 async def test_a_made_attempt_keeps_its_slot_with_its_outcome(scheduler: Scheduler) -> None:

@@ -88,6 +88,10 @@ class TimerRepository(Protocol):
         """Store a timer of a recovery stored in the same transaction (no timer of it can exist: no look-up)."""
         ...
 
+    async def cancel(self, timer_id: str, tx: Transaction) -> bool:
+        """Cancel the timer if it is still pending; False when it fired (or is firing) or is not there."""
+        ...
+
     async def cancel_planned(self, payment_id: str, tx: Transaction, keep: Sequence[str] = ()) -> int:
         """Cancel the recovery's planned work still pending (`domain.timers.PLANNED_WORK`) but the timers `keep`
         names (the ones this change stores)."""

@@ -119,6 +119,14 @@ class MongoTimerRepository:
         # A duplicate key (not expected: a timer id in use without its recovery) aborts the transaction.
         await self._timers.insert_one(stored_timer(timer), session=tx.session)
 
+    async def cancel(self, timer_id: str, tx: Transaction) -> bool:
+        result = await self._timers.update_one(
+            {"_id": timer_id, "status": TimerStatus.PENDING.value},
+            {"$set": {"status": TimerStatus.CANCELLED.value}},
+            session=tx.session,
+        )
+        return result.modified_count == 1
+
     async def cancel_planned(self, payment_id: str, tx: Transaction, keep: Sequence[str] = ()) -> int:
         query: dict[str, Any] = {
             "payment_id": payment_id,

@@ -20,12 +20,17 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Release:
-    """Give back the slot of attempt `attempt_number` of `payment_id` on the merchant's card `token`."""
+    """Give back the slot of attempt `attempt_number` of `payment_id` on the merchant's card `token`; with
+    `timer_id`, only if the change cancels that timer (the attempt's) while it is still pending: once it fired, the
+    executor may be charging the attempt, and a pause or a stop does not undo that (the slot then stays, counted as
+    declined until the recovery next writes the card's budget, or given back when the executor says it sent
+    nothing)."""
 
     merchant_id: str
     token: str
     payment_id: str
     attempt_number: int
+    timer_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,8 @@ class BudgetWrites:
 
 def budget_writes(change: Change, budgets: Mapping[str, CardBudget] | None, now: datetime) -> BudgetWrites:
     """A newly planned attempt reserves its slot on the budget read before planning (`budgets`, by token); an
-    attempt planned before that will not run any more (stopped, paused, planned again before its timer fired, or
-    refused by the executor) gives its slot back."""
+    attempt planned before that will not run any more (stopped, paused, planned again) gives its slot back if its
+    timer had not fired, and an attempt the executor refused gives it back at once."""
     recovery = change.recovery
     before, after = planned_attempt(change.before), planned_attempt(recovery)
     replaced = before is not None and after != before
@@ -53,20 +58,37 @@ def budget_writes(change: Change, budgets: Mapping[str, CardBudget] | None, now:
         read = budgets.get(after.token) or CardBudget(recovery.merchant_id, after.token)
         reserve = (read.with_recovery(recovery, now),)
     release: tuple[Release, ...] = ()
-    # An attempt made keeps its slot (it was an authorization), and so does one whose timer has fired: the executor
-    # may be charging it right now, and a pause or a stop meanwhile does not undo that (its outcome, when it comes,
-    # is recorded on the slot; a slot never reported counts as declined). Unless the executor said it sent nothing
-    # (`Change.attempt_not_sent`). The budget rewritten above already drops an attempt of its own card that will not
-    # run.
+    # An attempt made keeps its slot (it was an authorization). One that will not run gives it back if its timer had
+    # not fired (`Release.timer_id`), or at once if the executor refused it (`Change.refused`). The budget rewritten
+    # above already drops an attempt of its own card that will not run.
     made = before is not None and any(a.number == before.attempt_number for a in recovery.attempts)
-    fired = before is not None and before.due_at <= now and not change.attempt_not_sent
-    if before is not None and replaced and not (made or fired) and not (reserve and reserve[0].token == before.token):
-        release = (Release(recovery.merchant_id, before.token, recovery.payment_id, before.attempt_number),)
+    if before is not None and replaced and not made and not (reserve and reserve[0].token == before.token):
+        refused = change.refused == (before.token, before.attempt_number)
+        timer = None if refused else before.timer_id
+        release = (Release(recovery.merchant_id, before.token, recovery.payment_id, before.attempt_number, timer),)
+    release += _refused_elsewhere(change, release)
     checks: tuple[tuple[str, str], ...] = ()
     if budgets is not None:  # a change that read none (a success, an update that does not plan) meets no decline
         reserve, checks = _hard_declines_recorded(change, budgets, reserve, now)
         reserve = _held_off_recorded(change, budgets, reserve, now)
     return BudgetWrites(reserve, release, checks)
+
+
+def _refused_elsewhere(change: Change, release: tuple[Release, ...]) -> tuple[Release, ...]:
+    """The slot of an attempt the executor refused (nothing sent) that the recovery no longer had planned: stopped
+    or paused after its timer fired, the slot kept then; given back now, unless the recovery has made that attempt
+    or plans the same attempt number on the same card again (its reservation is the new plan's)."""
+    if change.refused is None:
+        return ()
+    recovery, (token, number) = change.recovery, change.refused
+    planned = planned_attempt(recovery)
+    if (
+        any((r.token, r.attempt_number) == change.refused for r in release)
+        or any(a.number == number for a in recovery.attempts)
+        or (planned is not None and (planned.token, planned.attempt_number) == change.refused)
+    ):
+        return ()
+    return (Release(recovery.merchant_id, token, recovery.payment_id, number),)
 
 
 def _held_off_recorded(

@@ -92,9 +92,9 @@ class Change:
     timers: tuple[Timer, ...] = ()
     cancels_planned_timers: bool = False
     messages: tuple[Envelope[Any], ...] = ()
-    # The attempt planned before the change was refused by the executor, nothing sent: its slot is given back
+    # An attempt the executor refused, nothing sent (its card's token and its number): its slot is given back
     # although its timer fired (`budget_writes`).
-    attempt_not_sent: bool = False
+    refused: tuple[str, int] | None = None
 
     @property
     def is_new(self) -> bool:

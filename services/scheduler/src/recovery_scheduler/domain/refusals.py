@@ -35,19 +35,19 @@ REFUSED = "attempt_refused"
 
 
 def refused_attempt(recovery: Recovery, refusal: PaymentAttemptRefused, planning: Planning) -> Change:
-    """While `recovery` still has the refused attempt planned (the same attempt id): a re-plan after the wait, the
-    attempt's budget slot given back (`budget_writes`: the planned attempt is replaced and was not made). An ended
-    recovery, or one planned otherwise since (paused, stopped, planned again), only records it."""
+    """While `recovery` still has the refused attempt planned (the same attempt id): a re-plan after the wait. An
+    ended recovery, or one planned otherwise since (paused, stopped, planned again), records it. Either way the
+    attempt's budget slot is given back (`Change.refused`, `budget_writes`): no card network saw it."""
     now, number = planning.now, refusal.attempt_number
     said = f"attempt {number} refused by the executor, nothing charged: {refusal.reason}"
     planned = planned_attempt(recovery)
+    refused = (refusal.token, number)
     if recovery.ended or planned is None or planned.attempt_id != refusal.attempt_id:
-        return Change(recovery, recovery.noted(now, REFUSED, f"{said}; recorded", attempt_number=number))
+        recorded = recovery.noted(now, REFUSED, f"{said}; recorded", attempt_number=number)
+        return Change(recovery, recorded, refused=refused)
     earlier = sum(1 for n in recovery.history if n.what == REFUSED and n.details.get("attempt_number") == number)
     wait = min(REFUSED_RECHECK * 2 ** min(earlier, 10), REFUSED_RECHECK_LONGEST)
     noted = recovery.noted(now, REFUSED, said, attempt_number=number)
     why = f"attempt {number} was refused by the executor: asking again in {wait.total_seconds() / 60:g} minutes"
     replanned, timer = replan_planned(noted, now + wait, why, planning)
-    return Change(
-        recovery, replace(replanned, updated_at=now), (timer,), cancels_planned_timers=True, attempt_not_sent=True
-    )
+    return Change(recovery, replace(replanned, updated_at=now), (timer,), cancels_planned_timers=True, refused=refused)
