@@ -229,16 +229,20 @@ async def test_a_payment_failure_reads_the_invoice_and_a_late_one_for_a_paid_or_
 
 
 async def test_a_chargebee_site_that_cannot_be_read_answers_503_with_nothing_stored(sandbox: BackgroundServer) -> None:
+    """Unreachable, or answering 404 for another reason than "no such invoice" (a wrong site): never taken as an
+    invoice that is gone, which would ignore every payment failure."""
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         unreachable = f"http://127.0.0.1:{closed.getsockname()[1]}"
-    svc = with_site(with_chargebee_account(intake(outbound_allowed_cidrs="127.0.0.0/8")), unreachable)
+    invoice = chargebee_invoice(sandbox)
+    for site, said in ((unreachable, "Chargebee unreachable"), (f"{sandbox.url}/not-a-site", "Chargebee answered 404")):
+        svc = with_site(with_chargebee_account(intake(outbound_allowed_cidrs="127.0.0.0/8")), site)
 
-    async with http_client(svc) as client:
-        answer = await deliver(client, event("payment_failed", chargebee_invoice(sandbox)))
+        async with http_client(svc) as client:
+            answer = await deliver(client, event("payment_failed", invoice))
 
-    assert answer.status_code == 503 and "Chargebee unreachable" in answer.text
-    assert svc.intents.intents == {} and svc.publisher.published == []
+        assert answer.status_code == 503 and said in answer.text, answer.text
+        assert svc.intents.intents == {} and svc.publisher.published == []
 
 
 async def test_without_a_site_only_the_events_own_copy_of_the_invoice_is_checked(
@@ -253,3 +257,9 @@ async def test_without_a_site_only_the_events_own_copy_of_the_invoice_is_checked
 
     assert [a.json()["outcome"] for a in answers] == ["applied", "ignored"]
     assert svc.intents.of_invoice(MERCHANT, "inv_paid") is None
+    # An event that names its invoice only by the transaction's `linked_invoices` has no copy to check: applied.
+    linked_only = json.loads(event("payment_failed", "inv_linked", "ev_3"))
+    del linked_only["content"]["invoice"]
+    answer = await deliver(client, json.dumps(linked_only).encode())
+    assert answer.json()["outcome"] == "applied", answer.text
+    assert svc.intents.of_invoice(MERCHANT, "inv_linked") is not None

@@ -20,13 +20,14 @@ class ChargebeeApi:
         self._timeout = timeout
 
     async def invoice(self, site: str, api_key: str, invoice_id: str) -> dict[str, Any] | None:
-        """The invoice; None when Chargebee has none by that id (404: deleted, or never there); ProviderApiError
-        when Chargebee cannot be read (the delivery is then tried again)."""
+        """The invoice; None when Chargebee has none by that id (404 `resource_not_found`: deleted, or never there);
+        ProviderApiError when Chargebee cannot be read, a 404 for another reason included (a wrong site): the
+        delivery is then tried again, never taken as "no invoice"."""
         url = f"{site.rstrip('/')}/api/v2/invoices/{quote(invoice_id, safe='')}"
         response = await get_within(
             self._http, "Chargebee", self._timeout, url, {"Authorization": key_as_user(api_key)}
         )
-        if response.status_code == 404:
+        if response.status_code == 404 and _error_code(response) == "resource_not_found":
             return None
         if response.status_code != 200:
             raise ProviderApiError(
@@ -38,11 +39,23 @@ class ChargebeeApi:
         return invoice
 
 
+def _error_code(response: httpx.Response) -> str | None:
+    """Chargebee's `api_error_code` (`resource_not_found`: no such invoice; a 404 for another reason, such as an
+    unknown site, is not an answer about the invoice)."""
+    try:
+        code = response.json()["api_error_code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return code if isinstance(code, str) else None
+
+
 def _error_of(response: httpx.Response) -> str:
     """Chargebee's own words for a refusal (`{"message", "api_error_code", ...}`), when it gave them."""
     try:
-        body = response.json()
-        code, message = body["api_error_code"], body.get("message")
-    except (ValueError, KeyError, TypeError):
+        message = response.json().get("message")
+    except (ValueError, AttributeError):
+        message = None
+    code = _error_code(response)
+    if code is None:
         return ""
     return f": {code}: {message}" if message else f": {code}"

@@ -259,7 +259,9 @@ class BillingEvents:
         site = chargebee_site(account)
         if site is None:
             log.warning("billing_event.invoice_unchecked", invoice_id=invoice_id, reason="the account has no site")
-            return content.get("invoice") if isinstance(content.get("invoice"), dict) else None
+            copy = content.get("invoice")
+            # An event naming its invoice only by the transaction's `linked_invoices` has no copy to check.
+            return copy if isinstance(copy, dict) else {"id": invoice_id, "status": "payment_due"}
         api_key = self._box.open(sealed_api_key(account))
         return await self._chargebee_api.invoice(site, api_key, invoice_id)
 
