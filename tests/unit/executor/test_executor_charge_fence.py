@@ -33,7 +33,7 @@ async def test_a_cancel_accepted_before_the_charge_stops_it_though_the_projectio
     assert executor.connector.charges == []
     [attempt] = executor.attempts.records.values()
     assert attempt.status is AttemptStatus.SKIPPED
-    assert attempt.skip_reason == "the invoice was cancelled (intake accepted the cancel)"
+    assert attempt.skip_reason == "the invoice was closed (intake accepted its cancel, or its payment elsewhere)"
     assert executor.published(MessageType.PAYMENT_SUCCEEDED) == []
 
 
@@ -147,7 +147,9 @@ async def test_a_re_send_after_psync_found_nothing_is_not_made_once_the_cancel_w
     assert len(executor.connector.charges) == 1  # the first call only
     [attempt] = executor.attempts.records.values()
     assert attempt.status is AttemptStatus.SKIPPED
-    assert attempt.skip_reason.startswith("the invoice was cancelled (intake accepted the cancel)")
+    assert attempt.skip_reason.startswith(
+        "the invoice was closed (intake accepted its cancel, or its payment elsewhere)"
+    )
 
 
 async def test_an_attempt_that_cannot_take_the_lease_is_not_sent_and_left_to_psync(executor: Executor) -> None:

@@ -105,7 +105,7 @@ async def test_while_an_attempt_is_charged_the_cancel_is_refused_for_now_then_ac
 
     assert refused.status_code == 409, refused.text
     error = refused.json()["error"]
-    assert error["code"] == "IR_14" and "send the cancel again" in error["reason"]
+    assert error["code"] == "IR_14" and "send the request again" in error["reason"]
     assert updates(svc) == [] and svc.intents.intents[payment_id].requests == ()
     await fences(svc).release(payment_id, f"{payment_id}:1", paid=False)
 

@@ -62,7 +62,7 @@ async def test_a_cancel_while_an_attempt_is_charged_is_refused_for_now_and_nothi
     assert error["message"] == (
         "This Payment could not be cancelled because it has a status of processing. The expected state is failed"
     )
-    assert "being charged" in error["reason"] and "send the cancel again" in error["reason"]
+    assert "being charged" in error["reason"] and "send the request again" in error["reason"]
     intent = svc.intents.of_invoice(MERCHANT, REFERENCE)
     assert intent is not None and intent.status is IntentStatus.FAILED and intent.requests == ()
     assert svc.publisher.envelopes(MessageType.RECOVERY_UPDATED) == []
@@ -82,6 +82,29 @@ async def test_once_the_attempt_failed_the_cancel_is_accepted_and_fences_off_eve
     await assert_no_charge_can_follow(svc, payment_id, f"{payment_id}:2")
     [update] = svc.publisher.envelopes(MessageType.RECOVERY_UPDATED)
     assert not update.payload.by_merchant  # the billing system's cancel_invoice
+
+
+async def test_a_payment_elsewhere_is_fenced_as_a_cancel_is_so_the_paid_invoice_is_not_charged_again(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    """The billing system reports the invoice paid outside (`success_payment_external`): refused for now while an
+    attempt is being charged (both could land), and once accepted no attempt's charge lease is granted any more, so
+    that an attempt whose timer fires before the executor heard of the payment cannot charge the customer twice."""
+    paid_elsewhere = recovery_body(action="success_payment_external")
+    payment_id = await being_charged(svc, client)
+
+    refused = await client.post(RECOVERY, json=paid_elsewhere)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["message"] == (
+        "This Payment could not be marked paid because it has a status of processing. The expected state is failed"
+    )
+    assert svc.intents.of_invoice(MERCHANT, REFERENCE).status is IntentStatus.FAILED  # type: ignore[union-attr]
+    await fences(svc).release(payment_id, f"{payment_id}:1", paid=False)  # declined
+
+    accepted = await client.post(RECOVERY, json=paid_elsewhere)
+
+    assert accepted.status_code == 200 and accepted.json()["intent_status"] == "succeeded"
+    await assert_no_charge_can_follow(svc, payment_id, f"{payment_id}:2")
 
 
 async def test_a_cancel_after_a_success_intake_has_not_heard_of_is_refused_until_it_has(

@@ -158,12 +158,12 @@ def test_the_history_keeps_only_the_latest_requests() -> None:
 @pytest.mark.parametrize("before", [None, A.CANCEL_INVOICE, A.SUCCESS_PAYMENT_EXTERNAL, A.PENDING_PAYMENT])
 # `invalid_action` is refused before any intent is touched (`check_acceptable`).
 @pytest.mark.parametrize("action", [a for a in A if a is not A.INVALID_ACTION])
-def test_a_request_is_fenced_as_a_cancel_exactly_when_it_turns_the_invoice_cancelled(
+def test_a_request_is_fenced_exactly_when_it_closes_the_invoice_cancelled_or_paid_elsewhere(
     before: A | None, action: A
 ) -> None:
     intent = scheduled_intent()
     if before is not None:
         intent = intent.rerequested(before, None, snapshot(), T0, cause=None).intent
     after = intent.rerequested(action, None, snapshot(), LATER, cause=None).intent
-    turns_cancelled = after.status is S.CANCELLED and intent.status is not S.CANCELLED
-    assert intent.cancelled_by(action) is turns_cancelled
+    closes = after.status in (S.CANCELLED, S.SUCCEEDED) and intent.status not in (S.CANCELLED, S.SUCCEEDED)
+    assert intent.closed_by(action) is closes

@@ -165,7 +165,9 @@ async def test_a_stop_after_the_attempts_timer_fired_keeps_its_slot_until_the_ex
     assert scheduler.recovery(recovery.payment_id).status is RecoveryStatus.CANCELLED
     assert [r.attempt_number for r in scheduler.card_budgets.of("merchant_test", VISA).reservations] == [1]
 
-    refusal = attempt_refused(recovery, 1, planned.attempt_id, "the invoice was cancelled (intake accepted the cancel)")
+    refusal = attempt_refused(
+        recovery, 1, planned.attempt_id, "the invoice was closed (intake accepted its cancel, or its payment elsewhere)"
+    )
     await scheduler.send("scheduler.attempt-refused", refusal)
     assert scheduler.card_budgets.of("merchant_test", VISA).reservations == ()
     assert len(scheduler.published(MessageType.PAYMENT_CANCELLED)) == 1

@@ -16,7 +16,7 @@ NOT_CHARGEABLE = {
 
 # What the payment's fence (shared with intake) answers when it refuses a charge lease for good.
 FENCE_REFUSALS = {
-    FenceVerdict.CANCELLED: "the invoice was cancelled (intake accepted the cancel)",
+    FenceVerdict.CANCELLED: "the invoice was closed (intake accepted its cancel, or its payment elsewhere)",
     FenceVerdict.PAID: "an attempt of this payment already succeeded",
 }
 

@@ -262,10 +262,11 @@ class Intent:
             return IntentChange(changed)
         return changed._updated(merged, CARD_DATA_BACKFILL, (), now, cause)
 
-    def cancelled_by(self, action: RecoveryAction) -> bool:
-        """Whether a later request with `action` cancels the invoice (`rerequested`): the moment intake must know
-        that no charge of it can follow (the payment's fence, docs/guarantees.md)."""
-        return ACTION_STATUS.get(action) is IntentStatus.CANCELLED and self.status not in FINAL
+    def closed_by(self, action: RecoveryAction) -> bool:
+        """Whether a later request with `action` closes the open invoice (`rerequested`: cancelled, or paid
+        elsewhere): the moment intake must know that no charge of it can follow (the payment's fence,
+        docs/guarantees.md)."""
+        return ACTION_STATUS.get(action) in FINAL and self.status not in FINAL
 
     def with_outcome(self, status: IntentStatus, payment_object: dict[str, Any], now: datetime) -> Intent | None:
         """The intent after a payment outcome (`payment.succeeded`, `payment.failed`), or None when it keeps

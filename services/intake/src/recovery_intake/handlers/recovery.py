@@ -25,11 +25,12 @@ from recovery_runtime.unit_of_work import Transaction, applied_key
 
 log = structlog.get_logger(__name__)
 
-# Why a cancel is refused for now, by what the payment's fence answered: the state passes within seconds.
+# Why a cancel (or a payment elsewhere) is refused for now, by what the payment's fence answered: the state passes
+# within seconds.
 CANCEL_DEFERRED = {
     FenceVerdict.CHARGING: (
         "processing",
-        "an attempt of this payment is being charged; send the cancel again once it settles (seconds)",
+        "an attempt of this payment is being charged; send the request again once it settles (seconds)",
     ),
     FenceVerdict.PAID: (
         "succeeded",
@@ -38,14 +39,20 @@ CANCEL_DEFERRED = {
 }
 
 
-class CancelDeferred(Rejection):
-    """The cancel cannot be accepted yet (an attempt is being charged or has just succeeded): nothing is stored;
-    the HTTP caller gets a 409, a message (`recovery.requested`, `billing.event`) waits as `CancelWaiting`.
-    `wait_seconds`: how long until the lease held runs out at the latest (None: not known, PAID)."""
+# The flow a deferred request names (Hyperswitch's IR_14 wording: "could not be <flow>"), by the action closing the
+# invoice.
+CLOSING_FLOWS = {RecoveryAction.CANCEL_INVOICE: "cancelled", RecoveryAction.SUCCESS_PAYMENT_EXTERNAL: "marked paid"}
 
-    def __init__(self, verdict: FenceVerdict, wait_seconds: float | None = None) -> None:
+
+class CancelDeferred(Rejection):
+    """The cancel (or the payment elsewhere) cannot be accepted yet (an attempt is being charged or has just
+    succeeded): nothing is stored; the HTTP caller gets a 409, a message (`recovery.requested`, `billing.event`)
+    waits as `CancelWaiting`. `wait_seconds`: how long until the lease held runs out at the latest (None: not known,
+    PAID)."""
+
+    def __init__(self, verdict: FenceVerdict, wait_seconds: float | None = None, flow: str = "cancelled") -> None:
         current, reason = CANCEL_DEFERRED[verdict]
-        params = {"current_flow": "cancelled", "field_name": "status", "current_value": current, "states": "failed"}
+        params = {"current_flow": flow, "field_name": "status", "current_value": current, "states": "failed"}
         super().__init__(ApiError.PAYMENT_UNEXPECTED_STATE, reason, **params)
         self.wait_seconds = wait_seconds
 
@@ -119,7 +126,7 @@ class RecoveryIntake:
             intent = await self._unit_of_work.write(add)
         except IntentExists:
             # The invoice has an intent (an earlier or a concurrent request): fold this one in.
-            await self._fence_if_cancelling(snapshot, request)
+            await self._fence_if_closing(snapshot, request)
             intent = await self._unit_of_work.apply(
                 lambda tx: self._fold_in(tx, new, request, applied, consumed), consumed=consumed, consumer=consumer
             )
@@ -157,28 +164,29 @@ class RecoveryIntake:
         log.info("recovery.updated", action=request.action.value, status=change.intent.status, emitted=emitted)
         return change.intent
 
-    async def _fence_if_cancelling(self, snapshot: RecoveryPayment, request: RecoveryPaymentsCreate) -> None:
-        """A cancel of an open invoice leaves the tombstone on its payment's fence before the intent's transaction
-        (no other write while one is open): refused while an attempt is being charged, so that no charge can
-        follow an accepted cancel. Granted again when repeated; left behind by a transaction that then failed, it
-        only stops charges the caller wanted stopped (and sends again)."""
-        if request.action is not RecoveryAction.CANCEL_INVOICE:
+    async def _fence_if_closing(self, snapshot: RecoveryPayment, request: RecoveryPaymentsCreate) -> None:
+        """A cancel of an open invoice, or its payment elsewhere, leaves the tombstone on its payment's fence before
+        the intent's transaction (no other write while one is open): refused while an attempt is being charged, so
+        that no charge can follow an accepted cancel, nor charge an invoice already paid. Granted again when
+        repeated; left behind by a transaction that then failed, it only stops charges the caller wanted stopped
+        (and sends again)."""
+        if request.action not in CLOSING_FLOWS:
             return
         reference = snapshot.merchant_id, snapshot.merchant_reference_id
         existing = await self._intents.by_reference(*reference, Transaction.one_document())
         if existing is not None:
             existing.check_same_profile(snapshot.profile_id)
-            await self._fence_cancel(existing)
+            await self._fence_cancel(existing, request.action)
 
-    async def _fence_cancel(self, existing: Intent) -> None:
-        if not existing.cancelled_by(RecoveryAction.CANCEL_INVOICE):
+    async def _fence_cancel(self, existing: Intent, action: RecoveryAction = RecoveryAction.CANCEL_INVOICE) -> None:
+        if not existing.closed_by(action):
             return
         now = self._clock.now()
         answer = await self._fences.cancel(existing.payment_id, now)
         if answer.verdict is not FenceVerdict.GRANTED:
             log.info("recovery.cancel_deferred", payment_id=existing.payment_id, fence=answer.verdict.value)
             wait = lease_wait(answer.lease_until, now) if answer.lease_until is not None else None
-            raise CancelDeferred(answer.verdict, wait)
+            raise CancelDeferred(answer.verdict, wait, CLOSING_FLOWS[action])
 
     async def cancel(
         self,
