@@ -15,7 +15,7 @@ from recovery_runtime.bus import LEASE_MARGIN_SECONDS
 from recovery_runtime.payment_fence import FenceVerdict
 from recovery_runtime.testing import InMemoryPaymentFences, consumed, publish
 
-from .fakes import MERCHANT, Intake
+from .fakes import BILLING_ACCOUNT, MERCHANT, Intake
 from .recovery_requests import REFERENCE, recovery_body, requested
 
 RECOVERY = "/v2/payments/recovery"
@@ -150,3 +150,28 @@ async def test_a_cancel_message_while_an_attempt_is_charged_waits_for_it_not_dea
     assert consumed(queue, "retry_later") == waited + 1 and consumed(queue, "failed") == failed
     after = svc.intents.of_invoice(MERCHANT, REFERENCE)
     assert after is not None and after.status is IntentStatus.FAILED
+
+
+async def test_a_cancel_or_payment_elsewhere_of_a_known_invoice_is_taken_though_its_billing_account_was_disabled(
+    svc: Intake, client: httpx.AsyncClient
+) -> None:
+    """Closing an invoice needs only its reference: the accounts the request names are not looked at again, so a
+    billing account disabled since (or a request naming another one) cannot keep a cancel out while the payment
+    account goes on charging."""
+    for reference, action, status in (
+        ("inv_cancelled", "cancel_invoice", "cancelled"),
+        ("inv_paid_elsewhere", "success_payment_external", "succeeded"),
+    ):
+        body = recovery_body(merchant_reference_id=reference)
+        payment_id = (await client.post(RECOVERY, json=body)).json()["id"]
+        svc.connector_accounts.accounts[BILLING_ACCOUNT]["disabled"] = True
+
+        closed = await client.post(RECOVERY, json={**body, "action": action})
+
+        assert closed.status_code == 200 and closed.json()["intent_status"] == status, closed.text
+        await assert_no_charge_can_follow(svc, payment_id, f"{payment_id}:1")
+        svc.connector_accounts.accounts[BILLING_ACCOUNT]["disabled"] = False
+    # A new invoice is still checked in full: its first request names accounts that must be usable.
+    svc.connector_accounts.accounts[BILLING_ACCOUNT]["disabled"] = True
+    refused = await client.post(RECOVERY, json=recovery_body(merchant_reference_id="inv_new", action="cancel_invoice"))
+    assert refused.status_code == 400, refused.text

@@ -113,6 +113,16 @@ class RecoveryIntake:
         """The invoice's intent: created with its recovery scheduled, or the existing one with the request
         folded in. Rejection when the request cannot be applied (nothing is stored then)."""
         check_acceptable(request)
+        if request.action in CLOSING_FLOWS:
+            # Closing an invoice that has an intent needs nothing of the request but its reference: the accounts it
+            # names are not looked at again (a billing account disabled since must not keep a cancel out).
+            found = await self._intents.by_reference(
+                merchant_id, request.merchant_reference_id, Transaction.one_document()
+            )
+            if found is not None:
+                found.check_same_profile(profile["_id"])
+                closing = request.action, request.connector_transaction_id
+                return await self._close(found, *closing, by_merchant=False, consumed=consumed, consumer=consumer)
         snapshot = await self._snapshot(merchant_id, profile, request)
         new = Intent.requested(snapshot, request.action, snapshot.created_at, cause=consumed)
         applied = applied_key(consumed, str(consumer)) if consumed is not None else None
@@ -206,22 +216,44 @@ class RecoveryIntake:
             raise InvoiceUnknown()
         if found.profile_id != profile_id:
             raise Rejection(ApiError.PAYMENT_NOT_FOUND)
-        await self._fence_cancel(found)
-        now = self._clock.now()
+        cancel = RecoveryAction.CANCEL_INVOICE
+        return await self._close(found, cancel, None, by_merchant=True, consumed=consumed, consumer=consumer)
 
-        async def cancel(tx: Transaction) -> Intent:
-            existing = await self._intents.by_reference(merchant_id, merchant_reference_id, tx)
+    async def _close(
+        self,
+        found: Intent,
+        action: RecoveryAction,
+        connector_transaction_id: str | None,
+        *,
+        by_merchant: bool,
+        consumed: Envelope[Any] | None,
+        consumer: str | None,
+    ) -> Intent:
+        """The invoice's intent closed by `action` (cancelled, or paid elsewhere), its fence first; once (the
+        consumed message's id, or the intent's own record of it)."""
+        await self._fence_cancel(found, action)
+        now = self._clock.now()
+        applied = applied_key(consumed, str(consumer)) if consumed is not None else None
+
+        async def close(tx: Transaction) -> Intent:
+            reference = found.merchant_id, found.merchant_reference_id
+            existing = await self._intents.by_reference(*reference, tx, applying=applied)
             if existing is None:
                 raise Rejection(ApiError.PAYMENT_NOT_FOUND)
-            action = RecoveryAction.CANCEL_INVOICE
             change = existing.rerequested(
-                action, None, existing.snapshot, now, cause=consumed, keep=self._requests_kept, by_merchant=True
+                action,
+                connector_transaction_id,
+                existing.snapshot,
+                now,
+                cause=consumed,
+                keep=self._requests_kept,
+                by_merchant=by_merchant,
             )
             await self._intents.save(change, tx)
             return change.intent
 
-        intent = await self._unit_of_work.apply(cancel, consumed=consumed, consumer=consumer)
-        log.info("recovery.cancel_by_reference", payment_id=intent.payment_id, status=intent.status)
+        intent = await self._unit_of_work.apply(close, consumed=consumed, consumer=consumer)
+        log.info("recovery.closed", action=action.value, payment_id=intent.payment_id, status=intent.status)
         metrics.RECOVERY_REQUESTS.labels("broker" if consumed else "http", "existing").inc()
         return intent
 
