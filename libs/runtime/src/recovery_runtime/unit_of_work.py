@@ -39,14 +39,32 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
-_TRANSIENT_LABELS = ("TransientTransactionError", "UnknownTransactionCommitResult")
 _MAX_TRANSACTION_TRIES = 5
+# A commit whose result was not known (the reply lost): it may have committed, so only the commit is tried again
+# (MongoDB answers a repeated commit of a committed transaction as committed), never the work.
+_UNKNOWN_COMMIT = "UnknownTransactionCommitResult"
+_MAX_COMMIT_TRIES = 5
 
 # Messages embedded in a state document until published (`UnitOfWork.write`).
 OUTBOX_FIELD = "outbox"
 # Ids of the messages applied to a state document (`<queue>:<message id>`), the most recent APPLIED_KEEP.
 APPLIED_FIELD = "applied_messages"
 APPLIED_KEEP = 100
+
+
+async def _commit(session: AsyncClientSession) -> None:
+    """Commit the session's transaction; a commit whose result is unknown is committed again (not the work: it may
+    have committed, and running it again would find its own change, an applied message, a taken id)."""
+    for attempt in range(1, _MAX_COMMIT_TRIES + 1):
+        try:
+            await session.commit_transaction()
+            return
+        except PyMongoError as error:
+            if attempt < _MAX_COMMIT_TRIES and error.has_error_label(_UNKNOWN_COMMIT):
+                log.warning("transaction.commit_unknown", attempt=attempt, error=str(error))
+                await asyncio.sleep(0.01 * attempt)
+                continue
+            raise
 
 
 def applied_key(consumed: Envelope[Any], consumer: str) -> str:
@@ -202,7 +220,8 @@ class UnitOfWork:
         for attempt in range(1, _MAX_TRANSACTION_TRIES + 1):
             try:
                 async with self._client.start_session() as session:
-                    async with await session.start_transaction():
+                    await session.start_transaction()
+                    try:
                         tx = Transaction(session)
                         if consumed is not None and inbox:
                             await self._record_applied(consumed, consumer, session)
@@ -210,9 +229,14 @@ class UnitOfWork:
                         if tx.outgoing:
                             now = self._clock.now()
                             await self.outbox.insert_many([m.to_document(now) for m in tx.outgoing], session=session)
+                    except BaseException:
+                        if session.in_transaction:
+                            await session.abort_transaction()
+                        raise
+                    await _commit(session)
                 break
             except PyMongoError as error:
-                if attempt < _MAX_TRANSACTION_TRIES and any(error.has_error_label(x) for x in _TRANSIENT_LABELS):
+                if attempt < _MAX_TRANSACTION_TRIES and error.has_error_label("TransientTransactionError"):
                     await asyncio.sleep(0.01 * attempt)
                     continue
                 raise
