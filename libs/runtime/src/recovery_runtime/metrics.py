@@ -32,6 +32,10 @@ HANDLER_SECONDS = Histogram("recovery_handler_seconds", "Time to apply one messa
 OUTBOX_RELAYED = Counter(
     "recovery_outbox_relayed_total", "Outbox messages published by the relay after a delay (crash recovery)"
 )
+OUTBOX_UNREADABLE = Counter(
+    "recovery_outbox_unreadable_total",
+    "Outbox records the relay could not read (a message type of a newer release rolled back): left in place, skipped",
+)
 DEAD_LETTER_DEPTH = Gauge(
     "recovery_dead_letter_depth",
     "Messages waiting in a dead-letter queue of this service (ready ones, read by a passive declare)",

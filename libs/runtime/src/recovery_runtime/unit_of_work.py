@@ -322,6 +322,19 @@ def _committed(tx: Transaction) -> None:
             log.warning("unit_of_work.after_commit_failed", exc_info=True)
 
 
+def _readable(docs: list[dict[str, Any]], where: str) -> list[OutgoingMessage]:
+    """The outbox records this release can read. One it cannot (a message type of a newer release rolled back) is
+    left where it is, for the release that wrote it, and logged: it never holds up the others."""
+    messages = []
+    for doc in docs:
+        try:
+            messages.append(OutgoingMessage.from_document(doc))
+        except (KeyError, TypeError, ValueError) as error:
+            metrics.OUTBOX_UNREADABLE.inc()
+            log.error("outbox.unreadable", where=where, message_id=str(doc.get("_id")), error=str(error))
+    return messages
+
+
 class OutboxRelay:
     """Republishes outbox records that stayed unpublished (the service died between commit and publish)."""
 
@@ -337,8 +350,8 @@ class OutboxRelay:
         cutoff = self._clock.now() - self._after
         docs = await self._store.outbox.find({"created_at": {"$lt": cutoff}}).sort("created_at", 1).to_list(limit)
         relayed = 0
-        if docs:
-            messages = [OutgoingMessage.from_document(d) for d in docs]
+        messages = _readable(docs, self._store.outbox.name)
+        if messages:
             await self._store.flush(messages)
             relayed += len(messages)
         for collection in self._store.embedding:
@@ -346,9 +359,10 @@ class OutboxRelay:
                 limit
             )
             for holder in holders:
-                messages = [OutgoingMessage.from_document(m) for m in holder.get(OUTBOX_FIELD) or []]
-                await self._store.flush(messages, embedded_in=(collection.name, holder["_id"]))
-                relayed += len(messages)
+                messages = _readable(holder.get(OUTBOX_FIELD) or [], collection.name)
+                if messages:
+                    await self._store.flush(messages, embedded_in=(collection.name, holder["_id"]))
+                    relayed += len(messages)
         if relayed:
             await self._store.remove_published()
             metrics.OUTBOX_RELAYED.inc(relayed)

@@ -1,10 +1,12 @@
-"""A transaction whose commit result is unknown (the reply lost after the server committed) is committed again, not
-run again: its work ran once, it is not reported as a duplicate of itself, and its messages go out once. Against
-the MongoDB-wire server."""
+"""The unit of work's edges, against the MongoDB-wire server: a transaction whose commit result is unknown (the reply
+lost after the server committed) is committed again, not run again (its work ran once, it is not reported as a
+duplicate of itself, its messages go out once); and the outbox relay skips a record it cannot read instead of
+stopping at it."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,8 +16,9 @@ from pymongo.errors import ConnectionFailure
 
 from recovery_contracts.envelope import MessageType, envelope_for
 from recovery_contracts.messages import RecoveryCancelRequested
+from recovery_runtime.bus import OutgoingMessage
 from recovery_runtime.testing import FixedClock, RecordingPublisher
-from recovery_runtime.unit_of_work import Transaction, UnitOfWork
+from recovery_runtime.unit_of_work import OUTBOX_FIELD, OutboxRelay, Transaction, UnitOfWork
 
 pytestmark = pytest.mark.integration
 
@@ -65,3 +68,33 @@ async def test_a_commit_whose_reply_was_lost_is_committed_again_and_its_work_run
     assert await db.probe_effects.count_documents({}) == 1
     assert await db.inbox_probe.count_documents({}) == 1
     assert [m.message_id for m in publisher.published] == [consumed.message_id]
+
+
+async def test_the_relay_skips_an_outbox_record_it_cannot_read_and_relays_the_others(
+    client: AsyncMongoClient[dict[str, Any]], mongodb_database: str
+) -> None:
+    """A record of a message type this release does not know (written by a newer release, then rolled back) stays
+    where it is for that release, and neither the outbox's later records nor the embedded outboxes wait behind it."""
+    db = client[mongodb_database]
+    clock = FixedClock()
+    publisher = RecordingPublisher()
+    unit_of_work = UnitOfWork(client, db, "probe", publisher, clock)
+    unit_of_work.embed_outbox_in("probe_holders")
+    old = clock.now() - timedelta(minutes=5)
+    message = envelope_for(
+        MessageType.RECOVERY_CANCEL_REQUESTED,
+        RecoveryCancelRequested(merchant_reference_id="inv_1"),
+        merchant_id="merchant_1",
+        profile_id="pro_1",
+    )
+    readable = OutgoingMessage.of(message).to_document(old)
+    unknown = {**readable, "_id": "from-a-newer-release", "message_type": "payment.not-yet-known"}
+    embedded = {**OutgoingMessage.of(message.model_copy(update={"message_id": "embedded-1"})).to_document(old)}
+    await db.outbox_probe.insert_many([{**unknown, "created_at": old - timedelta(seconds=1)}, readable])
+    await db.probe_holders.insert_one({"_id": "holder", OUTBOX_FIELD: [embedded]})
+
+    relayed = await OutboxRelay(unit_of_work, clock, after=timedelta(seconds=30)).relay_once()
+
+    assert relayed == 2
+    assert sorted(m.message_id for m in publisher.published) == sorted([message.message_id, "embedded-1"])
+    assert await db.outbox_probe.find_one({"_id": "from-a-newer-release"}) is not None  # left for its release
