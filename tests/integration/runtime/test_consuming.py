@@ -16,7 +16,7 @@ from recovery_runtime.bus import REJECTION_HEADER, MessageRejected, OutgoingMess
 from recovery_runtime.topology import DELIVERY_LIMIT, QUEUES, ConsumerQueue
 from recovery_runtime.unit_of_work import Transaction
 from support.broker import broker_probe, eventually
-from support.payments import stripe_account
+from support.payments import recovery_payment, scheduled, stripe_account
 from support.stack import Isolation
 
 QUEUE = "executor.connector-account-updated"
@@ -178,3 +178,39 @@ async def test_messages_of_one_queue_are_handled_side_by_side_up_to_the_prefetch
             lambda: counted("recovery_messages_consumed_total", queue=QUEUE, result="applied") - before >= 3
         )
     assert sorted(inside) == sorted(m.message_id for m in messages)
+
+
+async def test_a_message_no_queue_is_bound_for_stays_in_the_outbox_and_the_others_go_out(
+    runtime_service: Any, isolation: Isolation
+) -> None:
+    """The broker returns a mandatory publish no queue is bound for (a deploy step that has not bound another
+    service's queue yet): the publish fails and the message waits in the outbox for the relay, while the messages
+    committed with it go out; once bound, the relay publishes it. Before, the return was confirmed and the
+    message lost."""
+    unbound = QUEUES[QUEUE]  # the one queue connector-account.updated goes to
+    scheduled_queue = QUEUES["scheduler.recovery-scheduled"]
+    async with (
+        runtime_service({}, outbox_relay_after_seconds=1.0) as service,
+        broker_probe(isolation.rabbitmq_url) as probe,
+    ):
+        async with await aio_pika.connect(isolation.rabbitmq_url) as connection:
+            channel = await connection.channel()
+            queue = await channel.get_queue(unbound.name, ensure=False)
+            await queue.unbind(unbound.exchange.name, unbound.routing_key)
+        routed, lost = scheduled(recovery_payment()), stripe_account("mca_unbound")
+
+        async def commit(tx: Transaction) -> None:
+            tx.emit(routed)
+            tx.emit(lost)
+
+        await service.unit_of_work.apply(commit)
+        assert (await probe.take_json(scheduled_queue.name))["message_id"] == routed.message_id
+        assert await service.db[f"outbox_{service.name}"].count_documents({"_id": lost.message_id}) == 1
+        assert await probe.depth(unbound.name) == 0
+
+        async with await aio_pika.connect(isolation.rabbitmq_url) as connection:
+            channel = await connection.channel()
+            queue = await channel.get_queue(unbound.name, ensure=False)
+            await queue.bind(unbound.exchange.name, unbound.routing_key)
+        relayed = await probe.take_json(unbound.name, timeout=20.0)
+        assert relayed["message_id"] == lost.message_id

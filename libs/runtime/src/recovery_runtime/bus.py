@@ -82,16 +82,29 @@ class OutgoingMessage:
 
 
 class Publisher:
-    """Persistent publishes, each awaited until the broker confirms it.
+    """Persistent publishes, each awaited until the broker confirms it, and `mandatory`: on a channel that raises for
+    a returned message (`on_return_raises`, the service's), a message no queue is bound for fails its publish and
+    stays in the caller's outbox, rather than being confirmed and lost (a deploy step that has not bound another
+    service's queue yet, with DECLARE_TOPOLOGY=false). A message type only undeployed services consume
+    (`routable`: the types some deployed queue takes; None: every type) is published without `mandatory`: nobody is
+    meant to read it.
 
     `duplicate_for_tests` (setting DUPLICATE_DELIVERIES_FOR_TESTS, the fault suite only) publishes every
     message twice with the same message id: the broker then delivers each one twice, as a redelivery would.
     """
 
-    def __init__(self, broker: RabbitBroker, *, timeout: float = 10.0, duplicate_for_tests: bool = False) -> None:
+    def __init__(
+        self,
+        broker: RabbitBroker,
+        *,
+        timeout: float = 10.0,
+        duplicate_for_tests: bool = False,
+        routable: frozenset[MessageType] | None = None,
+    ) -> None:
         self._broker = broker
         self._timeout = timeout
         self._copies = 2 if duplicate_for_tests else 1
+        self._routable = routable
 
     async def publish(self, message: OutgoingMessage) -> None:
         for _ in range(self._copies):
@@ -103,7 +116,7 @@ class Publisher:
                         exchange=exchange_for(message.message_type),
                         routing_key=message.message_type.value,
                         persist=True,
-                        mandatory=True,
+                        mandatory=self._routable is None or message.message_type in self._routable,
                         message_id=message.message_id,
                         correlation_id=message.correlation_id,
                         message_type=message.message_type.value,

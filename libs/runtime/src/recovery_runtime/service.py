@@ -26,7 +26,7 @@ from recovery_runtime.metrics import DeadLetterDepthProbe
 from recovery_runtime.mongo import IndexSpec, connect, ensure_indexes
 from recovery_runtime.serving import STOP_MARGIN_SECONDS, DrainingServer, StopDeadline
 from recovery_runtime.settings import ServiceSettings
-from recovery_runtime.topology import check_topology, declare_topology, queues_of
+from recovery_runtime.topology import check_topology, declare_topology, deployed_queues, queues_of
 from recovery_runtime.tracing import Tracing, start_tracing
 from recovery_runtime.unit_of_work import OutboxRelay, UnitOfWork, UnitOfWorkPort
 
@@ -103,7 +103,10 @@ class Service:
         self.broker = RabbitBroker(
             settings.rabbitmq_url,
             graceful_timeout=settings.shutdown_grace_seconds,
-            default_channel=Channel(prefetch_count=settings.prefetch_count, publisher_confirms=True),
+            # A mandatory publish the broker returns (no queue bound) raises rather than being confirmed (Publisher).
+            default_channel=Channel(
+                prefetch_count=settings.prefetch_count, publisher_confirms=True, on_return_raises=True
+            ),
             app_id=f"recovery-{name}",
             fail_fast=False,
             # Through the standard library (rendered as JSON by configure_logging); FastStream's per-message
@@ -123,6 +126,7 @@ class Service:
             self.broker,
             timeout=settings.publish_timeout_seconds,
             duplicate_for_tests=settings.duplicate_deliveries_for_tests,
+            routable=frozenset(q.message_type for q in deployed_queues(settings.absent_services)),
         )
         self._indexes: list[IndexSpec] = []
         self._loops: list[BackgroundLoop] = [

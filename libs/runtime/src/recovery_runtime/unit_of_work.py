@@ -268,12 +268,23 @@ class UnitOfWork:
         per `cleanup_delay`, at most a quarter of the relay's delay). On failure the relay publishes them later."""
         if not messages:
             return
-        try:
-            await self._publisher.publish_many(messages)
-        except Exception:
-            log.warning("outbox.publish_deferred", count=len(messages), exc_info=True)
+        # Each on its own (confirms awaited together): one that fails (the broker away, or no queue bound for it)
+        # stays for the relay without holding back the others.
+        outcomes = await asyncio.gather(*(self._publisher.publish(m) for m in messages), return_exceptions=True)
+        failed = [(m, o) for m, o in zip(messages, outcomes, strict=True) if isinstance(o, BaseException)]
+        if failed:
+            message, error = failed[0]
+            log.warning(
+                "outbox.publish_deferred",
+                count=len(failed),
+                first=message.message_type.value,
+                error=f"{type(error).__name__}: {error}",
+            )
+            if any(not isinstance(o, Exception) for _, o in failed):  # a cancellation, an exit: not ours to keep
+                raise next(o for _, o in failed if not isinstance(o, Exception))
+        ids = [m.message_id for m, o in zip(messages, outcomes, strict=True) if not isinstance(o, BaseException)]
+        if not ids:
             return
-        ids = [m.message_id for m in messages]
         if embedded_in is None:
             self._published.extend(ids)
         else:
