@@ -90,8 +90,14 @@ async def test_the_evidence_form_uploads_its_files_for_the_dispute_and_names_the
     async with signed_in(svc) as console:
         token = session_token(svc, console)
         wrong = await console.post(
-            path, data={"csrf_token": token}, files={"receipt": ("notes.txt", b"shipped", "text/plain")}
+            path,
+            data={"csrf_token": token},
+            files={
+                "receipt": ("receipt.pdf", pdf, "application/pdf"),
+                "customer_communication": ("notes.txt", b"shipped", "text/plain"),
+            },
         )
+        unanswered = at_stripe(stripe_api, dispute["id"])["evidence"]
         sent = await console.post(
             path,
             data={"csrf_token": token},
@@ -101,7 +107,9 @@ async def test_the_evidence_form_uploads_its_files_for_the_dispute_and_names_the
             },
         )
 
-    assert wrong.status_code == 409 and "Stripe takes dispute evidence as PDF, JPEG or PNG" in wrong.text, wrong.text
+    assert wrong.status_code == 400 and "Stripe takes dispute evidence as PDF, JPEG or PNG" in wrong.text, wrong.text
+    # Every file is checked before the first is uploaded: the form is refused naming the one Stripe would not take.
+    assert "customer_communication" in wrong.text and unanswered["receipt"] is None
     assert sent.status_code == 303, sent.text
     evidence = at_stripe(stripe_api, dispute["id"])["evidence"]
     assert evidence["receipt"].startswith("file_") and evidence["uncategorized_file"] is None

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import httpx
 
+from recovery_intake.console.operator_pages import replay_notice
 from recovery_intake.console.session import SESSION_COOKIE, SessionSigner
 
 from .fakes import ADMIN_KEY, API_KEY, MERCHANT, SETTINGS, Intake, http_client, intake
@@ -127,6 +128,16 @@ async def test_the_admin_key_signs_in_without_a_merchant_and_picks_one() -> None
         assert unknown.status_code == 404
         chosen = await client.post("/console/merchant", data={"merchant_id": MERCHANT, "csrf_token": token})
         assert chosen.status_code == 303
+
+
+def test_the_dead_letters_notice_names_only_a_known_queue_and_counts() -> None:
+    """Rebuilt from the replay's redirect: a crafted link's own words never reach the page's notice."""
+    crafted = {"queue": "Call us now on +1 555 0100", "replayed": "1", "failed": "0"}
+    counts = {"queue": "scheduler.attempt-failed", "replayed": "3 (and call us)", "failed": "0"}
+    replayed = {"queue": "scheduler.attempt-failed", "replayed": "3", "failed": "0"}
+
+    assert replay_notice(crafted) == {} and replay_notice(counts) == {}
+    assert replay_notice(replayed) == replayed
 
 
 async def test_a_merchant_key_cannot_reach_the_operator_pages() -> None:

@@ -120,6 +120,20 @@ async def test_the_page_names_the_profiles_whose_endpoint_refused_their_events(d
     )
 
 
+async def test_a_crafted_link_puts_no_words_of_its_own_in_the_pages_notice(dispatcher: ScriptedDispatcher) -> None:
+    """The notice after a recover is rebuilt from its redirect's query: only profile ids are named, so a link with
+    other text there shows the count alone."""
+    svc = intake(dispatcher_internal_url=dispatcher.base)
+    async with signed_in(svc) as console:
+        crafted = await console.get(
+            "/console/webhooks", params={"recovered": "0", "refused": "Your account is locked, call +1 555 0100"}
+        )
+        named = await console.get("/console/webhooks", params={"recovered": "0", "refused": "pro_a"})
+
+    assert "No failed event to deliver again." in crafted.text and "locked" not in crafted.text
+    assert "the failed events of pro_a" in named.text
+
+
 async def test_refused_without_the_token_for_a_reading_key_and_for_a_window_not_offered(
     dispatcher: ScriptedDispatcher,
 ) -> None:

@@ -17,6 +17,7 @@ from starlette.datastructures import UploadFile
 
 from recovery_contracts.api.disputes import DisputeEvidenceRequest
 from recovery_intake.console.pages import PREFIX, Console, Refused, valid_id
+from recovery_intake.domain.payment_disputes import evidence_file_refusal
 from recovery_intake.domain.rejection import Rejection
 from recovery_intake.http import disputes
 
@@ -63,6 +64,9 @@ def router(console: Console) -> APIRouter:
                 files = {n: f for n, f in form.items() if n in EVIDENCE_FILES and isinstance(f, UploadFile) and f.size}
                 if not files or given:
                     DisputeEvidenceRequest(**given)  # the text's own bounds, before any file is uploaded
+                for name, file in files.items():  # every file's type and size, before the first is uploaded
+                    if (why := evidence_file_refusal(file.content_type, file.size or 0)) is not None:
+                        raise Refused(400, f"Not submitted: {name}: {why}.")
                 for name, file in files.items():
                     read = _evidence_file(name, file)
                     uploaded = await console.ctx.disputes.upload_file(merchant_id, None, payment_id, dispute_id, read)

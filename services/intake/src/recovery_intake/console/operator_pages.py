@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -11,6 +13,19 @@ from recovery_intake.console.ports import ConsoleAdapters
 from recovery_runtime.dead_letters import dead_letter_queues
 
 log = structlog.get_logger(__name__)
+
+
+def replay_notice(query: Mapping[str, str]) -> dict[str, str]:
+    """What the page says after a replay (its redirect's query): only a known queue's name and counts, never other
+    text from the query (a crafted link would put its words in the page's own notice)."""
+    queue, replayed, failed = query.get("queue", ""), query.get("replayed", ""), query.get("failed", "")
+    try:
+        dead_letter_queues([queue])
+    except ValueError:
+        return {}
+    if not (replayed.isascii() and replayed.isdigit() and failed.isascii() and failed.isdigit()):
+        return {}
+    return {"queue": queue, "replayed": replayed, "failed": failed}
 
 
 def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
@@ -25,7 +40,12 @@ def router(console: Console, adapters: ConsoleAdapters) -> APIRouter:
         visitor = await console.required(request, operator=True)
         counts = await operations.dead_letter_counts()
         return console.page(
-            request, "dead_letters.html", visitor, nav="dead-letters", counts=counts, replayed=request.query_params
+            request,
+            "dead_letters.html",
+            visitor,
+            nav="dead-letters",
+            counts=counts,
+            replayed=replay_notice(request.query_params),
         )
 
     @api.post("/dead-letters/{queue}/replay")

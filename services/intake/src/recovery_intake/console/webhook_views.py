@@ -7,11 +7,13 @@ Pure functions (no I/O), like `views` for the other pages.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from recovery_contracts.api.fields import ID_PATTERN
 from recovery_intake.console.formatting import percentage, text_of, timestamp
 from recovery_intake.console.ports import Document
 
@@ -156,6 +158,9 @@ def recover_told(answer: Document) -> dict[str, str]:
     return told
 
 
+PROFILE_ID = re.compile(ID_PATTERN)
+
+
 def recovered_notice(query: Mapping[str, str]) -> str | None:
     """What the page says after a recover (its redirect's query), None otherwise."""
     count = query.get("recovered")
@@ -166,7 +171,8 @@ def recovered_notice(query: Mapping[str, str]) -> str | None:
     )
     more = " (more are left: deliver again for the next ones)" if query.get("more") else ""
     refused = query.get("refused")
-    if not refused:
+    # Profile ids only (a crafted link would otherwise put its own words in the page's notice).
+    if not refused or not all(len(p) <= 64 and PROFILE_ID.fullmatch(p) for p in refused.split(",")):
         return f"{shown}{more}."
     return (
         f"{shown}{more}. Not sent: the failed events of {refused.replace(',', ', ')}, whose endpoint refuses "
