@@ -57,10 +57,6 @@ def timed_out() -> ChargeOutcome:
     return ChargeOutcome(ChargeOutcomeKind.UNKNOWN, message="ReadTimeout")
 
 
-def processing() -> ChargeOutcome:
-    return ChargeOutcome(ChargeOutcomeKind.PROCESSING, connector_transaction_id="pi_processing")
-
-
 def not_found() -> ChargeOutcome:
     return ChargeOutcome(ChargeOutcomeKind.NOT_FOUND)
 

@@ -15,7 +15,7 @@ from recovery_executor.settings import ExecutorSettings
 from recovery_runtime.payment_fence import FenceVerdict, PaymentFence
 
 from .builders import payment_sync, planned
-from .fakes import Executor, approved, declined, not_found, processing, timed_out
+from .fakes import Executor, declined, not_found, timed_out
 
 QUEUE = "executor.execute-retry"
 
@@ -104,32 +104,6 @@ async def test_an_unknown_outcome_keeps_the_lease_until_a_sync_settles_it(execut
     executor.connector.sync_answers.append(declined())
     await executor.send("executor.payment-sync", payment_sync(command))
     assert (await executor.fences.cancel(payment_id, executor.clock.now())).verdict is FenceVerdict.GRANTED
-
-
-async def test_a_charge_the_connector_is_still_processing_keeps_the_lease_until_it_settles(executor: Executor) -> None:
-    """`processing` is a charge in flight however long it lasts: the lease is held on past its own length, to each
-    PSYNC's time and a lease more, so a cancel is answered 409 until the outcome is known."""
-    executor.connector.charge_answers.append(processing())
-    command = planned()
-    payment_id = command.payload.payment.payment_id
-    await executor.send(QUEUE, command)
-    [attempt] = executor.attempts.records.values()
-    assert attempt.status is AttemptStatus.UNKNOWN and attempt.next_sync_at is not None
-    assert executor.fences.fences[payment_id].lease_until == attempt.next_sync_at + timedelta(seconds=60)
-
-    executor.clock.current = attempt.next_sync_at + timedelta(seconds=59)  # past the lease's own 60 s
-    assert (await executor.fences.cancel(payment_id, executor.clock.now())).verdict is FenceVerdict.CHARGING
-    executor.connector.sync_answers.append(processing())
-    await executor.send("executor.payment-sync", payment_sync(command, sync_number=1))
-    [attempt] = executor.attempts.records.values()
-    assert attempt.next_sync_at is not None
-    executor.clock.current = attempt.next_sync_at + timedelta(seconds=59)
-    assert (await executor.fences.cancel(payment_id, executor.clock.now())).verdict is FenceVerdict.CHARGING
-
-    executor.connector.sync_answers.append(approved())
-    await executor.send("executor.payment-sync", payment_sync(command, sync_number=2))
-    assert (await executor.fences.cancel(payment_id, executor.clock.now())).verdict is FenceVerdict.PAID
-    assert len(executor.connector.charges) == 1
 
 
 async def test_a_re_send_after_psync_found_nothing_is_not_made_once_the_cancel_was_accepted(executor: Executor) -> None:

@@ -136,27 +136,10 @@ async def settle_or_watch(
     unknown, messages = attempt.outcome_unknown(
         outcome, run.command, run.consumed, run.cause, sync_number + 1, now, deps.time_scale
     )
-    if outcome.kind is ChargeOutcomeKind.PROCESSING:
-        await keep_fence_while_processing(deps, unknown, now)
     # The command is acknowledged (no redelivery loop, no dead-lettering): the PSYNC timer brings it back.
     log.warning("attempt.unknown", outcome=outcome.kind.value, message=outcome.message, next_sync=sync_number + 1)
     save = _while_held(deps.attempts.save_unknown, unknown, messages, "its outcome was unknown")
     await deps.unit_of_work.apply(save, consumed=run.consumed, consumer=run.consumer)
-
-
-async def keep_fence_while_processing(deps: Dependencies, unknown: Attempt, now: datetime) -> None:
-    """The connector took the charge and is still moving the money (`processing`: a bank debit, a card payment
-    under review): it is in flight, so the payment's charge lease is held on until the next PSYNC has looked (its
-    due time and a whole lease more), and each PSYNC that finds it processing holds it on again. A cancel is
-    answered 409 meanwhile, as during the call. An executor that dies lets the lease lapse a lease after the
-    PSYNC was due; that PSYNC, on its durable timer, takes the attempt over and holds the lease again."""
-    assert unknown.next_sync_at is not None, "an unknown attempt has its next sync"
-    until = unknown.next_sync_at + deps.charge_lease.length
-    verdict = await deps.payment_fences.hold_for_charge(unknown.payment_id, unknown.key, now, until)
-    if verdict is not FenceVerdict.GRANTED:
-        # The lease had lapsed and a cancel was accepted (or another attempt holds it): the charge cannot be taken
-        # back from here; its outcome still comes (PSYNC), and a success after the cancel is a recorded conflict.
-        log.error("attempt.processing_unfenced", verdict=verdict.value, payment_id=unknown.payment_id)
 
 
 async def refuse(deps: Dependencies, run: AttemptRun, attempt: Attempt, reason: str) -> None:
