@@ -217,14 +217,7 @@ class InMemoryTimers:
             raise KeyError(f"duplicate timer id {timer.timer_id}")
         self.stored[timer.timer_id] = StoredTimer(timer)
 
-    async def cancel(self, timer_id: str, tx: Transaction) -> bool:
-        stored = self.stored.get(timer_id)
-        if stored is None or stored.status is not TimerStatus.PENDING:
-            return False
-        stored.status = TimerStatus.CANCELLED
-        return True
-
-    async def cancel_planned(self, payment_id: str, tx: Transaction, keep: Sequence[str] = ()) -> int:
+    async def cancel_planned(self, payment_id: str, tx: Transaction, keep: Sequence[str] = ()) -> frozenset[str]:
         planned = [
             t
             for t in self.stored.values()
@@ -235,7 +228,7 @@ class InMemoryTimers:
         ]
         for t in planned:
             t.status = TimerStatus.CANCELLED
-        return len(planned)
+        return frozenset(t.timer.timer_id for t in planned)
 
     async def next_due(self, payment_id: str, purposes: Sequence[str]) -> datetime | None:
         due = [

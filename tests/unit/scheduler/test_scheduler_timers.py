@@ -127,12 +127,33 @@ async def test_a_replan_that_fails_is_backed_off_and_the_rest_of_its_batch_fires
 async def test_a_batch_whose_publish_fails_is_given_back(scheduler: Scheduler) -> None:
     await scheduler.send(QUEUE, webhook_timer(T0))
 
-    async def refused(messages: list[OutgoingMessage]) -> None:
+    async def refused(message: OutgoingMessage) -> None:
         raise ConnectionError("the broker went away")
 
-    scheduler.publisher.publish_many = refused  # type: ignore[method-assign]
+    scheduler.publisher.publish = refused  # type: ignore[method-assign]
     with pytest.raises(ConnectionError):  # the loop logs it and claims again
         await scheduler.loop.fire_due()
 
     assert scheduler.timers.completed == []
     assert scheduler.timers.stored["webhook:evt_1:1"].status.value == "pending"
+
+
+async def test_a_message_the_broker_refuses_backs_off_its_timer_alone_and_the_rest_fire(scheduler: Scheduler) -> None:
+    """No queue bound for one message (a deploy step not run yet): its timer is backed off a lease, and the others
+    of the batch fire once, rather than the whole batch being published again at every poll."""
+    await scheduler.send(QUEUE, webhook_timer(T0))
+    second = {"payload": {"initial_attempt_id": "evt_2", "retry_index": 1}}
+    await scheduler.send(QUEUE, webhook_timer(T0, "webhook:evt_2:1", **second))
+    publish = scheduler.publisher.publish
+
+    async def unroutable_evt_2(message: OutgoingMessage) -> None:
+        if b"evt_2" in message.body:
+            raise ConnectionError("NO_ROUTE")
+        await publish(message)
+
+    scheduler.publisher.publish = unroutable_evt_2  # type: ignore[method-assign]
+    assert await scheduler.loop.fire_due() == 1
+
+    assert scheduler.timers.stored["webhook:evt_1:1"].status.value == "fired"
+    assert scheduler.timers.stored["webhook:evt_2:1"].status.value == "leased"  # pending again after a lease
+    assert len(scheduler.published(MessageType.DELIVER_WEBHOOK)) == 1

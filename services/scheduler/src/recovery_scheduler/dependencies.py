@@ -88,13 +88,9 @@ class TimerRepository(Protocol):
         """Store a timer of a recovery stored in the same transaction (no timer of it can exist: no look-up)."""
         ...
 
-    async def cancel(self, timer_id: str, tx: Transaction) -> bool:
-        """Cancel the timer if it is still pending; False when it fired (or is firing) or is not there."""
-        ...
-
-    async def cancel_planned(self, payment_id: str, tx: Transaction, keep: Sequence[str] = ()) -> int:
+    async def cancel_planned(self, payment_id: str, tx: Transaction, keep: Sequence[str] = ()) -> frozenset[str]:
         """Cancel the recovery's planned work still pending (`domain.timers.PLANNED_WORK`) but the timers `keep`
-        names (the ones this change stores)."""
+        names (the ones this change stores); the ids cancelled (each had not fired)."""
         ...
 
     async def next_due(self, payment_id: str, purposes: Sequence[str]) -> datetime | None:

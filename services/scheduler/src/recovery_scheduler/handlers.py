@@ -300,11 +300,11 @@ async def save(
     )
     if change.cancels_planned_timers:
         keep = [timer.timer_id for timer in change.timers]
+        cancelled = await deps.timers.cancel_planned(change.recovery.payment_id, tx, keep)
         # A planned attempt's slot is given back only if its timer had not fired: cancelled here, still pending.
-        unfired = [r for r in writes.release if r.timer_id is not None and await deps.timers.cancel(r.timer_id, tx)]
-        await deps.timers.cancel_planned(change.recovery.payment_id, tx, keep)
-        for release in unfired:
-            await deps.card_budgets.release(release, tx)
+        for release in writes.release:
+            if release.timer_id is not None and release.timer_id in cancelled:
+                await deps.card_budgets.release(release, tx)
     # Counted once the change committed (the statistics are written apart, at most once: adapters/retry_stats.py).
     await deps.retry_stats.record(retry_outcomes(change), tx)
     for message in change.messages:

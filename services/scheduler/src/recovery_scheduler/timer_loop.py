@@ -148,15 +148,24 @@ class TimerLoop:
                 log.warning("timers.fire_failed", claim_id=claim.claim_id, exc_info=True)
 
     async def _fire(self, claim: Claim) -> int:
-        messages = [t.message for t in claim.timers if t.kind is TimerKind.MESSAGE and t.message is not None]
+        carrying = [t for t in claim.timers if t.kind is TimerKind.MESSAGE and t.message is not None]
         # Publish, then complete the claim: a crash in between republishes (consumers de-duplicate by message id).
-        try:
-            await self._publisher.publish_many(messages)
-        except Exception:
-            # The broker refused or did not confirm: give the batch back at once rather than after the lease.
+        # Each message on its own (confirms awaited together): one the broker refuses (no queue bound for it) is
+        # backed off with its timer, and the others fire, rather than the whole batch being published again.
+        outcomes = await asyncio.gather(
+            *(self._publisher.publish(t.message) for t in carrying if t.message is not None),
+            return_exceptions=True,
+        )
+        if any(not isinstance(o, Exception) for o in outcomes if isinstance(o, BaseException)):
+            raise next(o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, Exception))
+        refused = [(t, o) for t, o in zip(carrying, outcomes, strict=True) if isinstance(o, BaseException)]
+        if carrying and len(refused) == len(carrying):
+            # The broker away (nothing confirmed): the batch back at once rather than after the lease.
             await self._timers.release(claim)
-            raise
-        failed: list[str] = []
+            raise refused[0][1]
+        failed: list[str] = [t.timer_id for t, _ in refused]
+        for timer, error in refused:
+            log.warning("timers.publish_failed", timer_id=timer.timer_id, error=f"{type(error).__name__}: {error}")
         for timer in claim.timers:
             if timer.kind is TimerKind.REPLAN and timer.payment_id:
                 try:

@@ -119,15 +119,7 @@ class MongoTimerRepository:
         # A duplicate key (not expected: a timer id in use without its recovery) aborts the transaction.
         await self._timers.insert_one(stored_timer(timer), session=tx.session)
 
-    async def cancel(self, timer_id: str, tx: Transaction) -> bool:
-        result = await self._timers.update_one(
-            {"_id": timer_id, "status": TimerStatus.PENDING.value},
-            {"$set": {"status": TimerStatus.CANCELLED.value}},
-            session=tx.session,
-        )
-        return result.modified_count == 1
-
-    async def cancel_planned(self, payment_id: str, tx: Transaction, keep: Sequence[str] = ()) -> int:
+    async def cancel_planned(self, payment_id: str, tx: Transaction, keep: Sequence[str] = ()) -> frozenset[str]:
         query: dict[str, Any] = {
             "payment_id": payment_id,
             "status": TimerStatus.PENDING.value,
@@ -135,10 +127,18 @@ class MongoTimerRepository:
         }
         if keep:
             query["_id"] = {"$nin": list(keep)}
+        # Read, then one write by id (the transaction writes the collection once: docs/operations.md, "SecantusDB's
+        # livelock"); a timer the loop claims in between makes the write conflict, and the transaction runs again.
+        pending = [doc["_id"] for doc in await self._timers.find(query, {"_id": 1}, session=tx.session).to_list(None)]
+        if not pending:
+            return frozenset()
         result = await self._timers.update_many(
-            query, {"$set": {"status": TimerStatus.CANCELLED.value}}, session=tx.session
+            {"_id": {"$in": pending}, "status": TimerStatus.PENDING.value},
+            {"$set": {"status": TimerStatus.CANCELLED.value}},
+            session=tx.session,
         )
-        return result.modified_count
+        # All of them, or (should a store not conflict) none vouched for: a timer not surely cancelled may have fired.
+        return frozenset(pending) if result.modified_count == len(pending) else frozenset()
 
     async def next_due(self, payment_id: str, purposes: Sequence[str]) -> datetime | None:
         timer = await self._timers.find_one(
