@@ -155,6 +155,30 @@ def test_an_attempt_the_executor_refused_gives_its_slot_back_whether_still_plann
     assert made.attempt_refused(refusal, fired).budget_writes(fired, fired.now).release == ()
 
 
+def test_a_late_refusal_gives_back_no_slot_of_a_later_plan_of_the_same_attempt_number() -> None:
+    """A slot is the payment's and the attempt number's: a refusal of attempt 1 that comes after the recovery was
+    paused, resumed (attempt 1 planned again under another id, maybe being charged now) and paused again gives
+    nothing back; a refusal of that later plan does."""
+    shared = planning()  # one source of attempt ids
+    started = Recovery.start(payment(), shared).recovery
+    assert isinstance(started.plan, AttemptPlan)
+    now = replace(shared, now=started.plan.due_at)
+    same = payment(payment_id=started.payment_id)
+    paused = started.updated(recovery_updated(same, "pending_payment", version=2).payload, now).recovery
+    resumed = paused.updated(recovery_updated(same, "schedule_failed_payment", version=3).payload, now).recovery
+    again = resumed.plan
+    assert isinstance(again, AttemptPlan) and again.attempt_number == 1 and again.attempt_id != started.plan.attempt_id
+    later = replace(now, now=again.due_at)
+    paused_again = resumed.updated(recovery_updated(same, "pending_payment", version=4).payload, later).recovery
+
+    first = attempt_refused(same, 1, started.plan.attempt_id).payload
+    assert paused_again.attempt_refused(first, later).budget_writes(later, later.now).release == ()
+    second = attempt_refused(same, 1, again.attempt_id).payload
+    assert paused_again.attempt_refused(second, later).budget_writes(later, later.now).release == (
+        Release("merchant_test", "pm_card_visa", started.payment_id, 1),
+    )
+
+
 def test_an_attempt_planned_on_another_card_gives_the_first_cards_slot_back() -> None:
     started = Recovery.start(payment(tokens=("pm_card_visa", "pm_card_amex")), planning()).recovery
     moved = replace(

@@ -63,7 +63,7 @@ def budget_writes(change: Change, budgets: Mapping[str, CardBudget] | None, now:
     # above already drops an attempt of its own card that will not run.
     made = before is not None and any(a.number == before.attempt_number for a in recovery.attempts)
     if before is not None and replaced and not made and not (reserve and reserve[0].token == before.token):
-        refused = change.refused == (before.token, before.attempt_number)
+        refused = change.refused == (before.token, before.attempt_number, before.attempt_id)
         timer = None if refused else before.timer_id
         release = (Release(recovery.merchant_id, before.token, recovery.payment_id, before.attempt_number, timer),)
     release += _refused_elsewhere(change, release)
@@ -76,16 +76,25 @@ def budget_writes(change: Change, budgets: Mapping[str, CardBudget] | None, now:
 
 def _refused_elsewhere(change: Change, release: tuple[Release, ...]) -> tuple[Release, ...]:
     """The slot of an attempt the executor refused (nothing sent) that the recovery no longer had planned: stopped
-    or paused after its timer fired, the slot kept then; given back now, unless the recovery has made that attempt
-    or plans the same attempt number on the same card again (its reservation is the new plan's)."""
+    or paused after its timer fired, the slot kept then; given back now. Not when the recovery has made that
+    attempt number, or planned it again since (its latest `attempt_planned` names another attempt id, or none: a
+    slot is its payment's and number's, and it would be the later plan's, maybe being charged)."""
     if change.refused is None:
         return ()
-    recovery, (token, number) = change.recovery, change.refused
-    planned = planned_attempt(recovery)
+    recovery, (token, number, attempt_id) = change.recovery, change.refused
+    latest = next(
+        (
+            n
+            for n in reversed(recovery.history)
+            if n.what == "attempt_planned" and n.details.get("attempt_number") == number
+        ),
+        None,
+    )
     if (
-        any((r.token, r.attempt_number) == change.refused for r in release)
+        any((r.token, r.attempt_number) == (token, number) for r in release)
         or any(a.number == number for a in recovery.attempts)
-        or (planned is not None and (planned.token, planned.attempt_number) == change.refused)
+        or latest is None
+        or latest.details.get("attempt_id") != attempt_id
     ):
         return ()
     return (Release(recovery.merchant_id, token, recovery.payment_id, number),)

@@ -92,9 +92,9 @@ class Change:
     timers: tuple[Timer, ...] = ()
     cancels_planned_timers: bool = False
     messages: tuple[Envelope[Any], ...] = ()
-    # An attempt the executor refused, nothing sent (its card's token and its number): its slot is given back
-    # although its timer fired (`budget_writes`).
-    refused: tuple[str, int] | None = None
+    # An attempt the executor refused, nothing sent (its card's token, its number and its attempt id): its slot is
+    # given back although its timer fired (`budget_writes`).
+    refused: tuple[str, int, str] | None = None
 
     @property
     def is_new(self) -> bool:

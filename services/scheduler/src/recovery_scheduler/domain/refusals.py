@@ -41,7 +41,7 @@ def refused_attempt(recovery: Recovery, refusal: PaymentAttemptRefused, planning
     now, number = planning.now, refusal.attempt_number
     said = f"attempt {number} refused by the executor, nothing charged: {refusal.reason}"
     planned = planned_attempt(recovery)
-    refused = (refusal.token, number)
+    refused = (refusal.token, number, refusal.attempt_id)
     if recovery.ended or planned is None or planned.attempt_id != refusal.attempt_id:
         recorded = recovery.noted(now, REFUSED, f"{said}; recorded", attempt_number=number)
         return Change(recovery, recorded, refused=refused)

@@ -141,6 +141,7 @@ def attempt_planned(recovery: Recovery, decision: ScheduleAttempt, planning: Pla
         "attempt_planned",
         decision.reason,
         attempt_number=decision.attempt_number,
+        attempt_id=attempt_id,
         planned_at=decision.at,
         due_at=due,
     )
