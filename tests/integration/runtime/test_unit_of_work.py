@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import ConnectionFailure
@@ -93,8 +94,17 @@ async def test_the_relay_skips_an_outbox_record_it_cannot_read_and_relays_the_ot
     await db.outbox_probe.insert_many([{**unknown, "created_at": old - timedelta(seconds=1)}, readable])
     await db.probe_holders.insert_one({"_id": "holder", OUTBOX_FIELD: [embedded]})
 
-    relayed = await OutboxRelay(unit_of_work, clock, after=timedelta(seconds=30)).relay_once()
+    unknown_only = {
+        **OutgoingMessage.of(message).to_document(old),
+        "_id": "m2",
+        "message_type": "payment.not-yet-known",
+    }
+    await db.probe_holders.insert_one({"_id": "holder-of-unknown", OUTBOX_FIELD: [unknown_only]})
+
+    # A page of one: the unknown record, older, is not even fetched, so it cannot fill the page.
+    relayed = await OutboxRelay(unit_of_work, clock, after=timedelta(seconds=30)).relay_once(limit=1)
 
     assert relayed == 2
     assert sorted(m.message_id for m in publisher.published) == sorted([message.message_id, "embedded-1"])
     assert await db.outbox_probe.find_one({"_id": "from-a-newer-release"}) is not None  # left for its release
+    assert REGISTRY.get_sample_value("recovery_outbox_unreadable", {"outbox": "outbox_probe"}) == 1

@@ -32,9 +32,11 @@ HANDLER_SECONDS = Histogram("recovery_handler_seconds", "Time to apply one messa
 OUTBOX_RELAYED = Counter(
     "recovery_outbox_relayed_total", "Outbox messages published by the relay after a delay (crash recovery)"
 )
-OUTBOX_UNREADABLE = Counter(
-    "recovery_outbox_unreadable_total",
-    "Outbox records the relay could not read (a message type of a newer release rolled back): left in place, skipped",
+OUTBOX_UNREADABLE = Gauge(
+    "recovery_outbox_unreadable",
+    "Outbox records of a message type this release does not know (a newer release's, rolled back), older than the "
+    "relay's delay: left in place for that release, not relayed",
+    ["outbox"],
 )
 DEAD_LETTER_DEPTH = Gauge(
     "recovery_dead_letter_depth",

@@ -29,7 +29,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from recovery_contracts.envelope import Envelope
+from recovery_contracts.envelope import Envelope, MessageType
 from recovery_runtime import metrics
 from recovery_runtime.bus import AlreadyApplied, OutgoingMessage, Publisher
 from recovery_runtime.clock import Clock
@@ -333,16 +333,22 @@ def _committed(tx: Transaction) -> None:
             log.warning("unit_of_work.after_commit_failed", exc_info=True)
 
 
-def _readable(docs: list[dict[str, Any]], where: str) -> list[OutgoingMessage]:
-    """The outbox records this release can read. One it cannot (a message type of a newer release rolled back) is
-    left where it is, for the release that wrote it, and logged: it never holds up the others."""
+# What the relay can publish: a record of another message type (a newer release's, rolled back) is not fetched at
+# all, so that any number of them never fills a page and holds up the others; it stays for the release that wrote it.
+KNOWN_TYPES = [t.value for t in MessageType]
+
+
+def _readable(docs: list[dict[str, Any]], where: str, logged: set[str]) -> list[OutgoingMessage]:
+    """The records this release can read; one it cannot is left where it is and logged once (by id) per process."""
     messages = []
     for doc in docs:
         try:
             messages.append(OutgoingMessage.from_document(doc))
         except (KeyError, TypeError, ValueError) as error:
-            metrics.OUTBOX_UNREADABLE.inc()
-            log.error("outbox.unreadable", where=where, message_id=str(doc.get("_id")), error=str(error))
+            key = str(doc.get("_id"))
+            if key not in logged and len(logged) < 10_000:
+                logged.add(key)
+                log.error("outbox.unreadable", where=where, message_id=key, error=str(error))
     return messages
 
 
@@ -356,21 +362,24 @@ class OutboxRelay:
         self._clock = clock
         self._after = after
         self._interval = interval
+        self._logged: set[str] = set()  # records logged unreadable already
 
     async def relay_once(self, limit: int = 500) -> int:
         cutoff = self._clock.now() - self._after
-        docs = await self._store.outbox.find({"created_at": {"$lt": cutoff}}).sort("created_at", 1).to_list(limit)
+        due: dict[str, Any] = {"created_at": {"$lt": cutoff}, "message_type": {"$in": KNOWN_TYPES}}
+        docs = await self._store.outbox.find(due).sort("created_at", 1).to_list(limit)
         relayed = 0
-        messages = _readable(docs, self._store.outbox.name)
+        messages = _readable(docs, self._store.outbox.name, self._logged)
         if messages:
             await self._store.flush(messages)
             relayed += len(messages)
+        unknown = {"created_at": {"$lt": cutoff}, "message_type": {"$nin": KNOWN_TYPES}}
+        metrics.OUTBOX_UNREADABLE.labels(self._store.outbox.name).set(await self._store.outbox.count_documents(unknown))
         for collection in self._store.embedding:
-            holders = await collection.find({f"{OUTBOX_FIELD}.created_at": {"$lt": cutoff}}, {OUTBOX_FIELD: 1}).to_list(
-                limit
-            )
+            holders = await collection.find({OUTBOX_FIELD: {"$elemMatch": due}}, {OUTBOX_FIELD: 1}).to_list(limit)
             for holder in holders:
-                messages = _readable(holder.get(OUTBOX_FIELD) or [], collection.name)
+                old = [m for m in holder.get(OUTBOX_FIELD) or [] if m.get("message_type") in KNOWN_TYPES]
+                messages = _readable(old, collection.name, self._logged)
                 if messages:
                     await self._store.flush(messages, embedded_in=(collection.name, holder["_id"]))
                     relayed += len(messages)
