@@ -81,6 +81,30 @@ async def test_a_fence_release_lost_after_a_success_is_made_by_the_commands_next
     assert (await executor.fences.cancel(payment_id, executor.clock.now())).verdict is FenceVerdict.PAID
 
 
+async def test_a_copy_whose_republish_fails_still_makes_the_lost_fence_release(
+    executor: Executor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The repair comes before the publish: a broker that refuses the republished outcome does not skip it."""
+    command = planned()
+    payment_id = command.payload.payment.payment_id
+    release = executor.fences.release
+
+    async def lost(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("the primary stepped down")
+
+    monkeypatch.setattr(executor.fences, "release", lost)
+    await executor.send(QUEUE, command)
+    monkeypatch.setattr(executor.fences, "release", release)
+
+    async def refused(message: Any) -> None:
+        raise ConnectionError("NO_ROUTE")
+
+    monkeypatch.setattr(executor.publisher, "publish", refused)
+    await executor.send(QUEUE, command)  # handed back (the publish failed), the release made first
+
+    assert (executor.fences.fences[payment_id].holder, executor.fences.fences[payment_id].paid) == (None, True)
+
+
 async def test_a_decline_releases_the_lease_so_the_invoice_can_be_cancelled(executor: Executor) -> None:
     executor.connector.charge_answers.append(declined())
     command = planned()

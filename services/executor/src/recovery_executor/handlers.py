@@ -282,9 +282,10 @@ async def republish(deps: Dependencies, attempt: Attempt) -> None:
     done): the release follows the settle as a write of its own, and one lost (the database failing over between
     the two, the process killed) would leave a charged payment's fence not `paid`, so that a cancel would be
     accepted until the success reached intake."""
+    # The release first: a publish that fails (the broker away, a queue not bound yet) must not skip it.
+    await release_fence(deps, attempt, paid=attempt.status is AttemptStatus.SUCCEEDED)
     if attempt.outcome_message is not None:
         await deps.publisher.publish(OutgoingMessage.of(attempt.outcome_message))
-    await release_fence(deps, attempt, paid=attempt.status is AttemptStatus.SUCCEEDED)
 
 
 # Every queue the executor consumes, and its handler (bound to the dependencies by app.py).
