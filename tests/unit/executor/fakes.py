@@ -230,10 +230,12 @@ class InMemoryRecordBacks:
 
     async def save(self, progress: RecordBackProgress, tried: RecordBackTry, tx: Transaction) -> None:
         kept = self.progress.get(progress.key)
+        self.tries.setdefault(progress.key, []).append(tried)
+        if kept is not None and kept.status == RecordBackStatus.ACCEPTED and progress.status != kept.status:
+            return  # never over an accepted record (as the MongoDB store)
         if progress.billing_transaction_id is None and kept is not None:
             progress = replace(progress, billing_transaction_id=kept.billing_transaction_id)
         self.progress[progress.key] = progress
-        self.tries.setdefault(progress.key, []).append(tried)
 
     async def create(self, progress: RecordBackProgress, tx: Transaction) -> bool:
         if progress.key in self.progress:

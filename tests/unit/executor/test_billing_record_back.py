@@ -378,6 +378,32 @@ async def test_recurly_failing_is_retried_on_a_timer_under_the_same_idempotency_
     ]
 
 
+async def test_a_key_sent_before_keys_were_sealed_is_used_and_one_that_cannot_be_opened_is_a_kept_refusal(
+    executor: Executor, recurly: ScriptedRecurly
+) -> None:
+    """A plain key (an old message, a document not resealed) is used as it is, as the charge path does; one sealed
+    under a master key this executor no longer has is a refusal kept on the record and tried again on the timers,
+    not an error that leaves no record at all."""
+    plain = billing_account(RECURLY_ACCOUNT, "recurly", RECURLY_KEY)
+    await executor.send(
+        "executor.connector-account-updated",
+        plain.model_copy(update={"payload": plain.payload.model_copy(update={"api_key": RECURLY_KEY})}),
+    )
+    await executor.send(QUEUE, to_recurly(recurly.base, "12345_pay_plain"))
+    [received] = recurly.received
+    assert received.headers["authorization"] == "Basic " + base64.b64encode(f"{RECURLY_KEY}:".encode()).decode()
+
+    foreign = SecretBox({"retired": bytes(32)}, "retired")  # a master key this executor does not have
+    sealed_elsewhere = plain.payload.model_copy(update={"api_key": foreign.seal(RECURLY_KEY), "version": 2})
+    resealed = plain.model_copy(update={"payload": sealed_elsewhere, "message_id": "the-account-updated-again"})
+    await executor.send("executor.connector-account-updated", resealed)
+    await executor.send(QUEUE, to_recurly(recurly.base, "12345_pay_sealed_elsewhere"))
+
+    [tried] = executor.record_backs.tries["12345_pay_sealed_elsewhere"]
+    assert tried.outcome is RecordBackStatus.RETRYING and "cannot be opened" in (tried.error or "")
+    assert len(recurly.received) == 1 and executor.publisher.dead_letters == []
+
+
 async def test_a_recurly_refusal_is_kept_and_tried_again(executor: Executor, recurly: ScriptedRecurly) -> None:
     await with_recurly_account(executor)
     missing = {"error": {"type": "not_found", "message": f"Couldn't find Invoice with id = {RECURLY_INVOICE}"}}

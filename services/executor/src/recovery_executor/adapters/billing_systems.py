@@ -32,7 +32,7 @@ from recovery_executor.domain.billing_systems import (
 )
 from recovery_executor.domain.ports import RecordBackAnswer
 from recovery_runtime.connector_apis import RECURLY_ACCEPT, RECURLY_API_BASE, STRIPE_VERSION
-from recovery_runtime.secrets import SecretBox
+from recovery_runtime.secrets import SecretBox, SecretUnreadable
 
 from .billing_api import BillingApi, RecordBackCall, basic_auth
 from .billing_refunds import ChargebeeRefunds, RecurlyRefunds, StripeCreditNotes
@@ -90,7 +90,13 @@ class BillingSystemRecorder:
         if account is None or not account.api_key:
             # Not projected yet (connector-account.updated on its way) or no key: tried again on the timer.
             return RecordBackAnswer(accepted=False, error=f"no key for billing account {request.billing_connector_id}")
-        return self._box.open(account.api_key)
+        try:
+            # A key sent before keys were sealed (an old message, a document not resealed) is taken as it is.
+            return self._box.open_if_sealed(account.api_key)
+        except SecretUnreadable as unreadable:
+            # Sealed under a master key this executor no longer has: a refusal (kept, tried again on the timers, and
+            # visible on the record), never an exception that would leave no record at all.
+            return RecordBackAnswer(accepted=False, error=f"the billing account's key cannot be opened: {unreadable}")
 
     def _call(self, request: RecordBack, api_key: str, idempotency_key: str) -> RecordBackCall | None:
         if request.billing_connector == STRIPEBILLING:

@@ -64,12 +64,16 @@ class MongoRecordBackRepository:
             "error": tried.error,
             "outcome": tried.outcome,
         }
-        await self._records.update_one(
-            {"_id": progress.key},
-            {"$set": fields, "$push": {"tries": try_record}},
-            upsert=True,
-            session=tx.session,
-        )
+        if progress.status != RecordBackStatus.ACCEPTED:
+            # Never over an accepted record: a copy of a try whose answer came second (a 409 for the key in flight
+            # while the other got 200) keeps only its try (read in the transaction: a concurrent write conflicts).
+            stored = await self._records.find_one({"_id": progress.key}, {"status": 1}, session=tx.session)
+            if stored is not None and stored.get("status") == RecordBackStatus.ACCEPTED:
+                fields = {}
+        update: dict[str, Any] = {"$push": {"tries": try_record}}
+        if fields:
+            update["$set"] = fields
+        await self._records.update_one({"_id": progress.key}, update, upsert=True, session=tx.session)
 
     async def restart(self, restarted: RecordBackProgress, tx: Transaction) -> bool:
         """`restarted`'s status stored if the record back is still abandoned or blocked (another operator's restart,
