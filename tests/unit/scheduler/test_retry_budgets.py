@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from recovery_scheduler.domain.budgets import DEFAULT_NETWORK_BUDGETS, UNKNOWN_NETWORK_BUDGET, NetworkBudget, budget_for
+from recovery_scheduler.domain.budgets import (
+    DEFAULT_NETWORK_BUDGETS,
+    UNKNOWN_NETWORK_BUDGET,
+    CardUse,
+    NetworkBudget,
+    budget_for,
+)
+from recovery_scheduler.domain.config import RetryConfig
+from recovery_scheduler.domain.declines import DeclineCodes
+from recovery_scheduler.domain.model import Algorithm, Decision, Recheck, RecoveryView, ScheduleAttempt, TokenState
 from recovery_scheduler.domain.networks import CardNetwork, normalize_card_network
+from recovery_scheduler.domain.planner import decide_next
 
 pytestmark = pytest.mark.unit
 
@@ -79,3 +90,26 @@ def test_mastercard_counts_a_rolling_24_hours_as_well_as_the_utc_day() -> None:
     used = [late + timedelta(minutes=i) for i in range(10)]
     # After midnight the UTC day is fresh but the 24 hours are not.
     assert mc.earliest_allowed(used, datetime(2026, 5, 5, 1, tzinfo=UTC)) == used[0] + timedelta(days=1)
+
+
+def test_smart_checks_the_budget_again_after_its_jitter() -> None:
+    """Smart's slot passes the budget, then its jitter moves it on by up to minutes: far enough that other invoices'
+    attempts just past a day from the slot fall inside the rolling 24 hours. The jittered time is checked again."""
+    now = datetime(2026, 5, 4, 10, tzinfo=UTC)
+    jitter = RetryConfig(min_jitter=timedelta(minutes=5), max_jitter=timedelta(minutes=5))
+
+    def decide(others: tuple[CardUse, ...]) -> Decision:
+        card = TokenState("pm_mc", "Mastercard", other_uses=others)
+        first = DeclineCodes(error_code="processing_error")
+        recovery = RecoveryView(Algorithm.SMART, (card,), now - timedelta(hours=4), first_codes=first)
+        return decide_next(recovery, now, jitter, random.Random(1))
+
+    free = decide(())
+    assert isinstance(free, ScheduleAttempt)
+    slot = free.at - timedelta(minutes=5)
+    others = tuple(CardUse(slot + timedelta(hours=24, seconds=150)) for _ in range(10))  # a day and 2.5 min on
+
+    held = decide(others)
+
+    assert isinstance(held, Recheck), held
+    assert budget_for("mastercard").allows([u.at for u in others], held.at)

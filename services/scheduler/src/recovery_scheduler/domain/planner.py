@@ -354,6 +354,10 @@ def plan_smart(
     at = best.at + draw_jitter(config, rng)
     if at > end:
         return end_recovery(EndOutcome.RETRIES_EXHAUSTED, "next slot falls past the retry window", made)
+    # The jitter moves the slot on, maybe into a day (or past a window's edge) the budget has filled: checked again.
+    allowed = best.standing.budget.earliest_allowed(best.standing.budget_uses, at)
+    if allowed != at:
+        return budget_recheck(allowed, best.standing.budget.why_full(best.standing.budget_uses, at), token)
     switched = "" if best.standing is current else f"; switched from token {current.token.token}"
     held = best.standing.merchant_note(best.at)
     reason = f"smart: {best.why}{held}{switched}"
