@@ -94,8 +94,24 @@ def test_a_new_plan_reserves_its_slot_on_the_budget_it_read() -> None:
     assert budget.version == 4  # the compare-and-set is on the version read
     assert budget.reservations == (
         read.reservations[0],
+        # The billing system's own try on the card, at its failure: the merchant's other recoveries count it too.
+        Reservation(change.recovery.payment_id, 0, T0, 2250, "USD", "declined"),
         Reservation(change.recovery.payment_id, 1, plan.planned_at, 2250, "USD", "planned"),  # type: ignore[union-attr]
     )
+
+
+def test_another_invoices_billing_system_tries_on_the_card_count_for_this_one() -> None:
+    """Two invoices of one card, each failed four times at the billing system: each recovery counted only its own
+    four, so together they could plan past a network's limit. The first one's reservations carry its four."""
+    first = payment(billing_retry_count=4)
+    x = Recovery.start(first, planning())
+    [budget] = x.budget_writes(planning(), T0).reserve
+    assert [(r.attempt_number, r.outcome) for r in budget.reservations][:4] == [(0, "declined")] * 4
+
+    second = payment(billing_retry_count=4)
+    y = Recovery.new(second, T0)
+    others = budget.uses_for(y, T0 - timedelta(days=31))
+    assert len(others) == 5 and sum(use.at == first.transaction_created_at for use in others) == 4  # and x's plan
 
 
 def test_a_made_attempt_keeps_its_slot_with_its_outcome_and_the_next_one_reserves_beside_it() -> None:
@@ -107,6 +123,7 @@ def test_a_made_attempt_keeps_its_slot_with_its_outcome_and_the_next_one_reserve
 
     [budget] = change.budget_writes(planning(budgets), T0).reserve
     assert [(r.attempt_number, r.at, r.outcome) for r in budget.reservations] == [
+        (0, T0, "declined"),  # the billing system's try
         (1, failure.attempted_at, "declined"),
         (2, change.recovery.plan.planned_at, "planned"),  # type: ignore[union-attr]
     ]

@@ -199,7 +199,10 @@ def test_a_backfill_with_more_prior_retries_plans_an_attempt_on_the_card_later_a
     assert attempt.planned_at > T0 + timedelta(hours=1)
     assert attempt.timer_id != first.timer_id  # the same attempt number planned again: a timer id of its own
     [reserved] = again.budget_writes(planning(T0 + timedelta(hours=1)), T0).reserve
-    assert [(r.attempt_number, r.at) for r in reserved.reservations] == [(1, attempt.planned_at)]
+    assert [(r.attempt_number, r.at) for r in reserved.reservations] == [
+        (0, started.payment.transaction_created_at),  # the billing system's try
+        (1, attempt.planned_at),
+    ]
 
 
 def test_a_backfill_with_unchanged_prior_retries_leaves_the_plan_standing() -> None:
@@ -265,8 +268,11 @@ async def test_a_backfill_with_prior_retries_cancels_the_attempts_timer_and_give
     await scheduler.send("scheduler.recovery-scheduled", scheduled(recovery))
     first = scheduler.recovery(recovery.payment_id).plan
     assert isinstance(first, AttemptPlan)
-    assert [r.payment_id for r in scheduler.card_budgets.of("merchant_test", VISA).reservations] == [
-        recovery.payment_id
+    assert [
+        (r.payment_id, r.attempt_number) for r in scheduler.card_budgets.of("merchant_test", VISA).reservations
+    ] == [
+        (recovery.payment_id, 0),  # the billing system's try
+        (recovery.payment_id, 1),
     ]
 
     await scheduler.send(
@@ -280,5 +286,5 @@ async def test_a_backfill_with_prior_retries_cancels_the_attempts_timer_and_give
         first.timer_id: "cancelled",
         stored.plan.timer_id: "pending",
     }
-    assert scheduler.card_budgets.of("merchant_test", VISA).reservations == ()
+    assert [r.attempt_number for r in scheduler.card_budgets.of("merchant_test", VISA).reservations] == [0]
     assert stored.card_updated_at == {}

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 NETWORK_WINDOW = timedelta(days=30)
 BUDGET_LOOKBACK = NETWORK_WINDOW + timedelta(days=1)
 PLANNED = "planned"  # a reservation's outcome until its attempt is reported (then an AttemptOutcome value)
+DECLINED = AttemptOutcome.DECLINED.value
+# The attempt number of a reservation that stands for the billing system's own tries before the recovery (never a
+# planned attempt's: those are 1 and up, so a release never takes it).
+BILLING_TRIES = 0
 # The payment id of a hard decline the merchant marked itself (no recovery met it; no payment has an empty id, and a
 # release before the mark existed reads it as any other recovery's decline).
 MERCHANT_MARK = ""
@@ -171,7 +175,16 @@ class CardBudget:
         times and outcomes as recorded) and its planned attempt if it is on this card; reservations older than
         the lookback dropped. The version stays the one read (the write's compare-and-set)."""
         payment, since = recovery.payment, now - BUDGET_LOOKBACK
-        own = [
+        own: list[Reservation] = []
+        if payment.tokens and payment.tokens[0].token == self.token:
+            # The billing system's own tries on the invoice's card (at its last failure, as the recovery counts them
+            # itself, `standing.token_standings`): the merchant's other recoveries on the card count them too.
+            failed_at = payment.transaction_created_at or payment.created_at
+            tried = Reservation(
+                recovery.payment_id, BILLING_TRIES, failed_at, payment.amount, payment.currency, DECLINED
+            )
+            own += [tried] * max(payment.billing_retry_count, 1)
+        own += [
             Reservation(recovery.payment_id, a.number, a.at, payment.amount, payment.currency, a.outcome.value)
             for a in recovery.attempts
             if a.token == self.token
