@@ -129,6 +129,31 @@ def test_a_made_attempt_keeps_its_slot_with_its_outcome_and_the_next_one_reserve
     ]
 
 
+def test_an_attempt_reported_rewrites_its_cards_slot_with_when_it_was_made_though_the_next_plan_is_elsewhere() -> None:
+    """The slot held the planned time; the attempt was made seconds later (the timer's lateness, the connector's
+    pacing). Its card's budget is rewritten with the real time and outcome even when the next attempt goes to
+    another card, so another recovery's rolling window reads it where it is."""
+    two_cards = payment(tokens=("pm_card_visa", "pm_card_mastercard"))
+    started = Recovery.start(two_cards, planning()).recovery
+    assert isinstance(started.plan, AttemptPlan)
+    visa = budget_writes(Change(None, started), {}, T0).reserve[0]
+    made_at = started.plan.planned_at + timedelta(seconds=20)
+    failure = attempt_failed(
+        payment(payment_id=started.payment_id, tokens=("pm_card_visa", "pm_card_mastercard")),
+        1,
+        "expired_card",  # a `fix` decline: the next attempt goes to the other card
+        at=made_at,
+    ).payload
+
+    change = started.attempt_failed(failure, planning({"pm_card_visa": visa}))
+
+    assert isinstance(change.recovery.plan, AttemptPlan) and change.recovery.plan.token == "pm_card_mastercard"
+    written = {b.token: b for b in change.budget_writes(planning({"pm_card_visa": visa}), T0).reserve}
+    assert [(r.attempt_number, r.at, r.outcome) for r in written["pm_card_visa"].reservations if r.attempt_number] == [
+        (1, made_at, "declined")
+    ]
+
+
 def test_a_made_attempt_keeps_its_slot_when_nothing_follows_it() -> None:
     started = Recovery.start(payment(), planning()).recovery
     failure = attempt_failed(payment(payment_id=started.payment_id), 1, "lost_card").payload

@@ -71,7 +71,27 @@ def budget_writes(change: Change, budgets: Mapping[str, CardBudget] | None, now:
     if budgets is not None:  # a change that read none (a success, an update that does not plan) meets no decline
         reserve, checks = _hard_declines_recorded(change, budgets, reserve, now)
         reserve = _held_off_recorded(change, budgets, reserve, now)
+        reserve = _outcomes_recorded(change, budgets, reserve, now)
     return BudgetWrites(reserve, release, checks)
+
+
+def _outcomes_recorded(
+    change: Change, budgets: Mapping[str, CardBudget], reserve: tuple[CardBudget, ...], now: datetime
+) -> tuple[CardBudget, ...]:
+    """An attempt the change records (its outcome reported) on a card whose budget the change does not write
+    already: that budget rewritten, so that the attempt's slot holds when it was made and its outcome rather than
+    its planned time, seconds earlier (the timer's lateness, the connector's pacing), which another recovery's
+    rolling window would misread at its edge (the recovery ended, or planned its next attempt on another card)."""
+    recovery, before = change.recovery, change.before
+    known = {a.number for a in before.attempts} if before is not None else set()
+    written = {b.token for b in reserve}
+    for attempt in recovery.attempts:
+        read = budgets.get(attempt.token)
+        if attempt.number in known or attempt.token in written or read is None:
+            continue
+        reserve = (*reserve, read.with_recovery(recovery, now))
+        written.add(attempt.token)
+    return reserve
 
 
 def _refused_elsewhere(change: Change, release: tuple[Release, ...]) -> tuple[Release, ...]:
