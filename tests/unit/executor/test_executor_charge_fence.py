@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from recovery_contracts.envelope import MessageType
+from recovery_contracts.envelope import Envelope, MessageType
 from recovery_executor.domain.attempt import AttemptStatus
 from recovery_executor.settings import ExecutorSettings
 from recovery_runtime.payment_fence import FenceVerdict, PaymentFence
@@ -56,23 +56,30 @@ async def test_the_lease_is_held_during_the_call_refusing_a_cancel_and_a_success
     assert (await executor.fences.cancel(payment_id, now)).verdict is FenceVerdict.PAID
 
 
-async def test_a_fence_release_lost_after_a_success_is_made_by_the_commands_next_copy(
-    executor: Executor, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The settle is written, then the release fails (the database failing over between the two writes): the
-    # command's redelivered copy finds the attempt succeeded, publishes its outcome again and releases the fence,
-    # so that a cancel meets a paid payment and not a lapsed lease.
+async def settled_with_its_release_lost(executor: Executor, monkeypatch: pytest.MonkeyPatch) -> Envelope[Any]:
+    """A planned attempt charged and settled, its fence release failing once (handed back to the queue by the
+    pipeline, the error logged); the release works again afterwards. The command."""
     command = planned()
-    payment_id = command.payload.payment.payment_id
     release = executor.fences.release
 
     async def lost(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("the primary stepped down")
 
     monkeypatch.setattr(executor.fences, "release", lost)
-    await executor.send(QUEUE, command)  # handed back to the queue by the pipeline (the error logged)
-    assert executor.attempts.records and not executor.fences.fences[payment_id].paid
+    await executor.send(QUEUE, command)
     monkeypatch.setattr(executor.fences, "release", release)
+    return command
+
+
+async def test_a_fence_release_lost_after_a_success_is_made_by_the_commands_next_copy(
+    executor: Executor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The settle is written, then the release fails (the database failing over between the two writes): the
+    # command's redelivered copy finds the attempt succeeded, publishes its outcome again and releases the fence,
+    # so that a cancel meets a paid payment and not a lapsed lease.
+    command = await settled_with_its_release_lost(executor, monkeypatch)
+    payment_id = command.payload.payment.payment_id
+    assert executor.attempts.records and not executor.fences.fences[payment_id].paid
 
     await executor.send(QUEUE, command)
 
@@ -85,16 +92,8 @@ async def test_a_copy_whose_republish_fails_still_makes_the_lost_fence_release(
     executor: Executor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The repair comes before the publish: a broker that refuses the republished outcome does not skip it."""
-    command = planned()
+    command = await settled_with_its_release_lost(executor, monkeypatch)
     payment_id = command.payload.payment.payment_id
-    release = executor.fences.release
-
-    async def lost(*args: Any, **kwargs: Any) -> None:
-        raise ConnectionError("the primary stepped down")
-
-    monkeypatch.setattr(executor.fences, "release", lost)
-    await executor.send(QUEUE, command)
-    monkeypatch.setattr(executor.fences, "release", release)
 
     async def refused(message: Any) -> None:
         raise ConnectionError("NO_ROUTE")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -125,6 +125,15 @@ class Publisher:
                     self._timeout,
                 )
             metrics.MESSAGES_PUBLISHED.labels(message.message_type.value).inc()
+
+    async def publish_each(self, messages: Sequence[OutgoingMessage]) -> list[Exception | None]:
+        """Publish each message on its own, confirms awaited together: per message, the error its publish met (the
+        broker away, no queue bound for it) or None. A cancellation is raised, not returned."""
+        outcomes = await asyncio.gather(*(self.publish(m) for m in messages), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                raise outcome
+        return [o if isinstance(o, Exception) else None for o in outcomes]
 
     async def publish_many(self, messages: Iterable[OutgoingMessage]) -> None:
         # Confirms are awaited concurrently: one round trip's latency for the batch, not one per message.

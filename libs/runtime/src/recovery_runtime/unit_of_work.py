@@ -270,8 +270,8 @@ class UnitOfWork:
             return
         # Each on its own (confirms awaited together): one that fails (the broker away, or no queue bound for it)
         # stays for the relay without holding back the others.
-        outcomes = await asyncio.gather(*(self._publisher.publish(m) for m in messages), return_exceptions=True)
-        failed = [(m, o) for m, o in zip(messages, outcomes, strict=True) if isinstance(o, BaseException)]
+        outcomes = await self._publisher.publish_each(messages)
+        failed = [(m, o) for m, o in zip(messages, outcomes, strict=True) if o is not None]
         if failed:
             message, error = failed[0]
             log.warning(
@@ -280,9 +280,7 @@ class UnitOfWork:
                 first=message.message_type.value,
                 error=f"{type(error).__name__}: {error}",
             )
-            if any(not isinstance(o, Exception) for _, o in failed):  # a cancellation, an exit: not ours to keep
-                raise next(o for _, o in failed if not isinstance(o, Exception))
-        ids = [m.message_id for m, o in zip(messages, outcomes, strict=True) if not isinstance(o, BaseException)]
+        ids = [m.message_id for m, o in zip(messages, outcomes, strict=True) if o is None]
         if not ids:
             return
         if embedded_in is None:

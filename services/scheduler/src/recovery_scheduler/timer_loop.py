@@ -148,17 +148,12 @@ class TimerLoop:
                 log.warning("timers.fire_failed", claim_id=claim.claim_id, exc_info=True)
 
     async def _fire(self, claim: Claim) -> int:
-        carrying = [t for t in claim.timers if t.kind is TimerKind.MESSAGE and t.message is not None]
+        carrying = [(t, t.message) for t in claim.timers if t.kind is TimerKind.MESSAGE and t.message is not None]
         # Publish, then complete the claim: a crash in between republishes (consumers de-duplicate by message id).
-        # Each message on its own (confirms awaited together): one the broker refuses (no queue bound for it) is
-        # backed off with its timer, and the others fire, rather than the whole batch being published again.
-        outcomes = await asyncio.gather(
-            *(self._publisher.publish(t.message) for t in carrying if t.message is not None),
-            return_exceptions=True,
-        )
-        if any(not isinstance(o, Exception) for o in outcomes if isinstance(o, BaseException)):
-            raise next(o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, Exception))
-        refused = [(t, o) for t, o in zip(carrying, outcomes, strict=True) if isinstance(o, BaseException)]
+        # Each message on its own: one the broker refuses (no queue bound for it) is backed off with its timer, and
+        # the others fire, rather than the whole batch being published again.
+        outcomes = await self._publisher.publish_each([message for _, message in carrying])
+        refused = [(t, o) for (t, _), o in zip(carrying, outcomes, strict=True) if o is not None]
         if carrying and len(refused) == len(carrying):
             # The broker away (nothing confirmed): the batch back at once rather than after the lease.
             await self._timers.release(claim)

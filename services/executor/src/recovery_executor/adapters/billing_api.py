@@ -4,7 +4,6 @@ policy: final; any other error: tried again)."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -74,11 +73,6 @@ class BillingApi:
             if reason is not None:
                 return RecordBackAnswer(accepted=False, error=reason, blocked=True)
             return RecordBackAnswer(accepted=False, error=f"{type(error).__name__}: {error}"[:500])
-
-
-def basic_auth(api_key: str) -> str:
-    """HTTP basic auth with the API key as the user name and no password (Chargebee's and Recurly's)."""
-    return "Basic " + base64.b64encode(f"{api_key}:".encode()).decode()
 
 
 def json_of(response: httpx.Response) -> dict[str, Any]:

@@ -37,9 +37,9 @@ from recovery_executor.domain.billing_systems import (
 )
 from recovery_executor.domain.dispute_refunds import looks_before_recording
 from recovery_executor.domain.ports import RecordBackAnswer
-from recovery_runtime.connector_apis import RECURLY_ACCEPT, STRIPE_VERSION
+from recovery_runtime.connector_apis import RECURLY_ACCEPT, STRIPE_VERSION, key_as_user
 
-from .billing_api import BillingApi, RecordBackCall, basic_auth
+from .billing_api import BillingApi, RecordBackCall
 
 # Pages of an invoice's payments read to find the one to refund (Chargebee's largest page is 100).
 PAYMENT_PAGES = 5
@@ -62,7 +62,7 @@ class ChargebeeRefunds:
         idempotency_key: str,
         transaction_id: str | None,
     ) -> RecordBackAnswer:
-        auth = {"Authorization": basic_auth(api_key)}
+        auth = {"Authorization": key_as_user(api_key)}
         if looks_before_recording(request):
             made = await self._refund_made(site, refund.dispute_id, auth)
             if made is not None:
@@ -158,7 +158,7 @@ class RecurlyRefunds:
     async def record(
         self, base: str, request: RecordBack, refund: DisputeRefund, api_key: str, idempotency_key: str
     ) -> RecordBackAnswer:
-        auth = {"Authorization": basic_auth(api_key), "Accept": RECURLY_ACCEPT}
+        auth = {"Authorization": key_as_user(api_key), "Accept": RECURLY_ACCEPT}
         invoice = request.body.merchant_reference_id
         if looks_before_recording(request):
             made = await self._credit_invoice_made(base, invoice, refund.dispute_id, auth)

@@ -31,10 +31,10 @@ from recovery_executor.domain.billing_systems import (
     stripe_pay_answer,
 )
 from recovery_executor.domain.ports import RecordBackAnswer
-from recovery_runtime.connector_apis import RECURLY_ACCEPT, RECURLY_API_BASE, STRIPE_VERSION
+from recovery_runtime.connector_apis import RECURLY_ACCEPT, RECURLY_API_BASE, STRIPE_VERSION, key_as_user
 from recovery_runtime.secrets import SecretBox, SecretUnreadable
 
-from .billing_api import BillingApi, RecordBackCall, basic_auth
+from .billing_api import BillingApi, RecordBackCall
 from .billing_refunds import ChargebeeRefunds, RecurlyRefunds, StripeCreditNotes
 
 
@@ -121,11 +121,11 @@ def stripe_pay(base: str, request: RecordBack, api_key: str, idempotency_key: st
 def chargebee_record_payment(site: str, request: RecordBack, api_key: str, idempotency_key: str) -> RecordBackCall:
     url = f"{site.rstrip('/')}/api/v2/invoices/{request.body.merchant_reference_id}/record_payment"
     form = chargebee_record_payment_form(request.body.amount, request.body.connector_transaction_id)
-    headers = {"Authorization": basic_auth(api_key), "chargebee-idempotency-key": idempotency_key}
+    headers = {"Authorization": key_as_user(api_key), "chargebee-idempotency-key": idempotency_key}
     return RecordBackCall("POST", url, form, headers, chargebee_answer)
 
 
 def recurly_mark_successful(base: str, request: RecordBack, api_key: str, idempotency_key: str) -> RecordBackCall:
     url = f"{base.rstrip('/')}/invoices/{request.body.merchant_reference_id}/mark_successful"
-    headers = {"Authorization": basic_auth(api_key), "Accept": RECURLY_ACCEPT, "Idempotency-Key": idempotency_key}
+    headers = {"Authorization": key_as_user(api_key), "Accept": RECURLY_ACCEPT, "Idempotency-Key": idempotency_key}
     return RecordBackCall("PUT", url, None, headers, recurly_answer)

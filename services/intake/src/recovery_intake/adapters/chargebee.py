@@ -10,8 +10,9 @@ from urllib.parse import quote
 
 import httpx
 
-from recovery_intake.adapters.stripe_billing import get_within, json_object, key_as_user
+from recovery_intake.adapters.stripe_billing import get_within, json_object
 from recovery_intake.domain.deliveries import ProviderApiError
+from recovery_runtime.connector_apis import key_as_user
 
 
 class ChargebeeApi:

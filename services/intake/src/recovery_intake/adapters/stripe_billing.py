@@ -10,7 +10,6 @@ every `invoice.payment_failed` delivery would be answered 503. Through the egres
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -41,12 +40,6 @@ async def get_within(
 ) -> httpx.Response:
     """`GET url` as `read_within` bounds it."""
     return await read_within(system, seconds, lambda: http.get(url, headers=headers, timeout=seconds))
-
-
-def key_as_user(api_key: str) -> str:
-    """`Authorization` with the private API key as the basic auth user name and an empty password (Chargebee's and
-    Recurly's APIs)."""
-    return "Basic " + base64.b64encode(f"{api_key}:".encode()).decode()
 
 
 def json_object(response: httpx.Response, what: str) -> dict[str, Any]:
